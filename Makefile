@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine:
+#   make generate   -> builds .venv if needed, then writes a clip from the bundled Shapes pipeline
+#   make test       -> builds .venv if needed, then runs the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROMPT ?= a blue square moving up
+OUT ?= outputs/demo.mp4
+
+.PHONY: venv generate test test-slow samples clean
+
+# The CPU torch wheel goes in first so that nothing later resolves `torch` to a CUDA build.
+$(VENV)/.ready: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
+	touch $@
+
+venv: $(VENV)/.ready
+
+generate: $(VENV)/.ready
+	$(BIN)/vidiff generate "$(PROMPT)" -o $(OUT)
+
+# Real clips from Debian packages (opencv-doc, python3-imageio) for the I/O tests; skipped if apt is unavailable.
+samples:
+	bash tools/fetch_sample_videos.sh
+
+test: $(VENV)/.ready samples
+	$(BIN)/python -m pytest -q
+
+test-slow: $(VENV)/.ready samples
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) outputs

@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Two cores here: keep intra-op threads fixed so timings and results do not depend on the runner.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "third_party_samples"
+
+
+@pytest.fixture(scope="session")
+def sample_videos() -> Path:
+    """Folder of real clips from Debian packages (tools/fetch_sample_videos.sh); skips when absent."""
+    if not (SAMPLES / "vtest.avi").is_file():
+        pytest.skip("real sample clips not available (run `make samples`)")
+    return SAMPLES
+
+
+@pytest.fixture(autouse=True)
+def _seed_torch():
+    import torch
+
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,48 @@
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import pytest
+
+from vidiff.config import ConfigError, apply_overrides, from_dict, load_yaml, save_yaml, to_dict
+
+
+@dataclass(frozen=True)
+class Inner:
+    width: int = 8  # channels
+    kind: Literal["a", "b"] = "a"
+
+
+@dataclass(frozen=True)
+class Root:
+    lr: float = 1e-4
+    levels: tuple[int, ...] = (1, 2)
+    inner: Inner = field(default_factory=Inner)
+    name: Optional[str] = None
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = Root(lr=3e-4, levels=(4, 5, 6), inner=Inner(width=16, kind="b"), name="x")
+    save_yaml(cfg, tmp_path / "c.yaml")
+    assert load_yaml(Root, tmp_path / "c.yaml") == cfg
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match="inner.depth"):
+        from_dict(Root, {"inner": {"depth": 3}})
+
+
+def test_wrong_types_are_named():
+    with pytest.raises(ConfigError, match="inner.width"):
+        from_dict(Root, {"inner": {"width": "wide"}})
+    with pytest.raises(ConfigError, match="inner.kind"):
+        from_dict(Root, {"inner": {"kind": "c"}})
+    with pytest.raises(ConfigError, match="lr"):
+        from_dict(Root, {"lr": True})
+
+
+def test_int_is_accepted_as_float_and_overrides_parse_yaml():
+    cfg = from_dict(Root, apply_overrides({"lr": 1}, ["inner.width=32", "levels=[1,1,2]", "name=run"]))
+    assert cfg.lr == 1.0 and cfg.inner.width == 32 and cfg.levels == (1, 1, 2) and cfg.name == "run"
+    assert to_dict(cfg)["levels"] == [1, 1, 2]
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides({}, ["nonsense"])

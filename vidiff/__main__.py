@@ -1,0 +1,5 @@
+import sys
+
+from vidiff.cli import main
+
+sys.exit(main())

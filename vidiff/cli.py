@@ -1,0 +1,48 @@
+"""`vidiff ...`: the command line, a thin layer over the library.
+
+Each sub-command lives in vidiff/commands/<name>.py with `register(subparsers)` (argparse only, cheap to
+import) and a handler that imports the heavy modules when it runs. User errors (VidiffError, ConfigError)
+print one line and exit with code 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vidiff import __version__
+from vidiff.commands import data, evaluate, generation, report, train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidiff",
+        description="Video diffusion: generate clips from text, animate images, extend videos, train models.",
+    )
+    parser.add_argument("--version", action="version", version=f"vidiff {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (generation, train, data, evaluate, report):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from vidiff.config import ConfigError
+    from vidiff.errors import VidiffError
+
+    try:
+        return int(args.handler(args) or 0)
+    except (VidiffError, ConfigError) as e:
+        print(f"vidiff: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vidiff: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

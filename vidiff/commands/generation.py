@@ -1,0 +1,5 @@
+"""CLI: placeholder until its owner lands it."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,62 @@
+"""A saved model part: a folder with `config.yaml` (the typed config) and `model.safetensors` (the weights).
+
+Pipelines are folders of parts (vae/, keyframes/, interpolation/). Weights are safetensors only: nothing here
+ever unpickles.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TypeVar
+
+from vidiff.config import from_dict, to_dict
+from vidiff.errors import InputError
+
+T = TypeVar("T")
+CONFIG_NAME = "config.yaml"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_part(folder: str | Path, config, state_dict: dict) -> Path:
+    """Writes config.yaml + model.safetensors into `folder` (each written to a temporary name, then renamed)."""
+    import yaml
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    tmp = folder / (WEIGHTS_NAME + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, folder / WEIGHTS_NAME)
+    tmp = folder / (CONFIG_NAME + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    os.replace(tmp, folder / CONFIG_NAME)
+    return folder
+
+
+def load_part_config(folder: str | Path, config_cls: type[T]) -> T:
+    """Reads and validates the config of a part folder (cheap: no weights are touched)."""
+    import yaml
+
+    folder = Path(folder)
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise InputError(f"{folder}: not a model part folder (missing {CONFIG_NAME})")
+    if not (folder / WEIGHTS_NAME).is_file():
+        raise InputError(f"{folder}: missing {WEIGHTS_NAME}")
+    return from_dict(config_cls, yaml.safe_load(path.read_text()) or {}, where=str(path))
+
+
+def load_part_weights(folder: str | Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(folder) / WEIGHTS_NAME))
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
