@@ -1,5 +1,55 @@
-"""CLI: placeholder until its owner lands it."""
+"""`vidiff data shapes` (write a Shapes dataset) and `vidiff data cache` (encode a video folder to latents once)."""
+from __future__ import annotations
+
+import argparse
 
 
 def register(sub) -> None:
-    pass
+    parser = sub.add_parser("data", help="prepare data: the built-in Shapes domain, latent caches")
+    data_sub = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
+
+    shapes = data_sub.add_parser("shapes", help="write N Shapes clips (mp4 + caption + ground truth)")
+    shapes.add_argument("--out", required=True, help="output folder")
+    shapes.add_argument("--num", type=int, required=True, help="number of clips")
+    shapes.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    shapes.add_argument("--seed", type=int, default=0, help="dataset seed; clip i depends only on (seed, i)")
+    shapes.add_argument("--size", type=int, default=64, help="frame width and height, px (default 64)")
+    shapes.add_argument("--fps", type=int, default=8, help="frames per second of the mp4 files (default 8)")
+    shapes.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    shapes.set_defaults(handler=_run_shapes)
+
+    cache = data_sub.add_parser("cache", help="encode a video folder once into VAE latents + text embeddings")
+    cache.add_argument("--videos", required=True, help="folder of videos with captions (VideoFolderDataset)")
+    cache.add_argument("--vae", required=True, help="VAE part folder (config.yaml + model.safetensors)")
+    cache.add_argument("--text", default="default", help="text encoder: 'default' or a folder")
+    cache.add_argument("--frames", type=int, required=True, help="frames per clip")
+    cache.add_argument("--size", type=int, required=True, help="frame size, px (clips are resized/cropped to it)")
+    cache.add_argument("--out", required=True, help="cache folder (an interrupted run resumes here)")
+    cache.add_argument("--shard-size", type=int, default=256, help="clips per shard (default 256)")
+    cache.add_argument("--batch-size", type=int, default=8, help="clips per VAE batch (default 8)")
+    cache.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="storage dtype")
+    cache.add_argument("--sample", action="store_true", help="store a posterior sample instead of the mean")
+    cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cache.set_defaults(handler=_run_cache)
+
+
+def _run_shapes(args: argparse.Namespace) -> int:
+    from vidiff.data.shapes import generate_shapes_dataset
+
+    out = generate_shapes_dataset(args.out, args.num, frames=args.frames, size=args.size, fps=args.fps,
+                                  seed=args.seed, progress=not args.no_progress)
+    print(f"wrote {args.num} Shapes clips to {out}")
+    return 0
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    from vidiff.data.latent_cache import build_latent_cache_from_folders
+
+    out = build_latent_cache_from_folders(
+        videos=args.videos, vae=args.vae, text=args.text, frames=args.frames, size=args.size, out_dir=args.out,
+        shard_size=args.shard_size, batch_size=args.batch_size, dtype=args.dtype, sample=args.sample,
+        progress=not args.no_progress,
+    )
+    print(f"latent cache ready in {out}")
+    return 0

@@ -1,0 +1,110 @@
+"""Shapes generator: determinism, ground truth that matches the pixels, motion limits, prompts, files on disk."""
+import json
+
+import numpy as np
+import pytest
+
+from vidiff.data import shapes as S
+from vidiff.errors import InputError
+
+
+def test_same_seed_same_clip_and_independent_of_n():
+    a = list(S.iter_clip_params(5, seed=7))
+    b = list(S.iter_clip_params(50, seed=7))
+    assert a == b[:5]
+    for p, q in zip(a, b):
+        assert np.array_equal(S.render_clip(p).numpy(), S.render_clip(q).numpy())
+    # A different seed gives different clips.
+    c = list(S.iter_clip_params(5, seed=8))
+    assert [p.start for p in a] != [p.start for p in c]
+
+
+@pytest.mark.parametrize("frames", [16, 64])
+def test_object_fully_inside_and_speed_limits(frames):
+    for params in S.iter_clip_params(80, frames=frames, seed=3):
+        assert S.SIZE_RANGE[0] <= params.size <= S.SIZE_RANGE[1]
+        assert S.BACKGROUND_RANGE[0] <= params.background <= S.BACKGROUND_RANGE[1]
+        limit = S.max_speed(params.size, 64, frames)
+        assert params.speed <= min(2.0, limit) + 1e-9
+        if frames == 16:
+            assert 1.0 <= params.speed <= 2.0  # 16 frames never need lowering at 64 px
+        else:
+            assert params.speed >= limit / 2 - 1e-9  # lowered, but the range is scaled, not clipped
+        video = S.render_clip(params).numpy()  # (F, H, W, 3)
+        fg = np.any(video != params.background, axis=-1)  # (F, H, W)
+        for t, (cx, cy) in enumerate(params.centres()):
+            half = params.size / 2
+            assert 0 <= cx - half and cx + half <= 64 and 0 <= cy - half and cy + half <= 64
+            # The object never touches the border: one pixel of background all round.
+            assert not fg[t, 0].any() and not fg[t, -1].any() and not fg[t, :, 0].any() and not fg[t, :, -1].any()
+            ys, xs = np.nonzero(fg[t])
+            assert xs.max() - xs.min() + 1 == params.size and ys.max() - ys.min() + 1 == params.size
+            # The rendered bounding box is centred on the ground-truth centre (to within the pixel grid).
+            assert abs((xs.min() + xs.max()) / 2 + 0.5 - cx) <= 0.5 and abs((ys.min() + ys.max()) / 2 + 0.5 - cy) <= 0.5
+            assert abs(np.mean(xs) + 0.5 - cx) <= 0.6  # pixel centres are at j + 0.5
+
+
+def test_motion_direction_matches_ground_truth():
+    for params in S.iter_clip_params(40, seed=1):
+        (x0, y0), (x1, y1) = params.centres()[0], params.centres()[-1]
+        dx, dy = S.DIRECTION_VECTORS[params.direction]
+        assert np.isclose(x1 - x0, dx * params.speed * 15) and np.isclose(y1 - y0, dy * params.speed * 15)
+
+
+def test_render_exact_flat_colours_and_areas():
+    for params in S.iter_clip_params(60, seed=2):
+        video = S.render_clip(params).numpy()
+        colours = {tuple(c) for c in np.unique(video.reshape(-1, 3), axis=0)}
+        assert colours == {(params.background,) * 3, params.rgb}
+        area = np.all(video[0] == params.rgb, axis=-1).sum()
+        n = params.size
+        expected = {"square": n * n, "circle": np.pi * n * n / 4, "triangle": n * n / 2}[params.shape]
+        assert abs(area - expected) / expected < 0.12, (params.shape, n, area)
+
+
+def test_shape_masks_are_left_right_symmetric():
+    for shape in S.SHAPES:
+        for centre in [(20.0, 20.0), (20.3, 19.6), (21.5, 20.5)]:
+            m = S.shape_mask(shape, 17, centre, 40, 40)
+            cols = np.nonzero(m.any(0))[0]
+            box = m[:, cols.min(): cols.max() + 1]
+            assert np.array_equal(box, box[:, ::-1])
+
+
+def test_parse_prompt_every_template_and_synonyms():
+    for colour, shape, direction in S.all_combinations():
+        for template in S.CAPTION_TEMPLATES:
+            text = template.format(colour=colour, shape=shape, direction=direction)
+            assert S.parse_prompt(text) == (colour, shape, direction), text
+        assert S.parse_prompt(S.prompt_for(colour, shape, direction)) == (colour, shape, direction)
+    assert len(S.all_combinations()) == 60
+    assert S.parse_prompt("A Crimson BALL rising") == ("red", "circle", "up")
+    assert S.parse_prompt("golden pyramid falling") == ("yellow", "triangle", "down")
+    assert S.parse_prompt("a box drifting leftwards") == (None, "square", "left")
+    assert S.parse_prompt("something else entirely") == (None, None, None)
+    with pytest.raises(InputError, match="colour"):
+        S.prompt_for("purple", "circle", "up")
+
+
+def test_bad_arguments_name_the_parameter(tmp_path):
+    with pytest.raises(InputError, match="size"):
+        S.sample_clip_params(0, 0, 16, size=24)
+    with pytest.raises(InputError, match="frames"):
+        S.sample_clip_params(0, 0, 0)
+    with pytest.raises(InputError, match="num"):
+        S.generate_shapes_dataset(tmp_path, 0)
+
+
+def test_cli_writes_dataset(tmp_path):
+    from vidiff.cli import main
+
+    out = tmp_path / "shapes"
+    assert main(["data", "shapes", "--out", str(out), "--num", "3", "--frames", "8", "--seed", "5", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert [r["file_name"] for r in rows] == ["clip_000000.mp4", "clip_000001.mp4", "clip_000002.mp4"]
+    for i, row in enumerate(rows):
+        truth = json.loads((out / f"clip_{i:06d}.json").read_text())
+        params = S.sample_clip_params(5, i, 8, 64)
+        assert truth["caption"] == row["text"] == params.caption == (out / f"clip_{i:06d}.txt").read_text().strip()
+        assert truth["index"] == i and truth["seed"] == 5 and len(truth["centres"]) == 8
+        assert (out / row["file_name"]).stat().st_size > 0
