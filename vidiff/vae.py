@@ -1,0 +1,336 @@
+"""The per-frame KL autoencoder: video <-> latents, frame-sliced, loading diffusers / Stable Diffusion weights.
+
+The network is the SD / diffusers `AutoencoderKL` (vidiff/vae_blocks.py) applied to every frame independently:
+frames are folded into the batch (`'b c f h w -> (b f) c h w'`) and run `frame_chunk` images at a time, so memory
+stays bounded for long clips and the result equals a single pass. Latents handed to the rest of vidiff are
+scaled, `(z - shift_factor) * scaling_factor`, both values from the config (STYLE.md item 9).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from vidiff.config import ConfigError
+from vidiff.errors import InputError
+from vidiff.vae_blocks import Decoder, Encoder
+
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0  # clamp on the encoder's log-variance (as in LDM / diffusers)
+DIFFUSERS_SCALING_DEFAULT = 0.18215  # diffusers' default when a config.json omits scaling_factor (SD 1.x VAE)
+DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    in_channels: int = 3  # image channels read by the encoder (RGB)
+    out_channels: int = 3  # image channels written by the decoder
+    latent_channels: int = 4  # channels C of the latents (B,C,F,h,w)
+    block_out_channels: tuple[int, ...] = (128, 256, 512, 512)  # width per level; spatial factor 2**(levels-1)
+    layers_per_block: int = 2  # ResNet blocks per encoder level (the decoder uses one more)
+    norm_groups: int = 32  # GroupNorm groups; must divide every width
+    mid_attention: bool = True  # self-attention in the encoder and decoder mid blocks
+    use_quant_conv: bool = True  # 1x1 conv on the encoder's moments (False for some VAEs, e.g. diffusers Flux-style)
+    use_post_quant_conv: bool = True  # 1x1 conv on z before the decoder
+    scaling_factor: float = 1.0  # latents = (z - shift) * scale; set to ~1/std(z) of the data after training
+    shift_factor: float = 0.0  # see scaling_factor
+    frame_chunk: int = 8  # images per encoder / decoder pass (frames folded into the batch); 0 = all at once
+    sample_size: int = 64  # image size the VAE was trained at, in pixels (informational)
+
+    def __post_init__(self):
+        if not self.block_out_channels or any(w <= 0 for w in self.block_out_channels):
+            raise ConfigError(f"block_out_channels: expected positive widths, got {self.block_out_channels}")
+        for w in self.block_out_channels:
+            if self.norm_groups <= 0 or w % self.norm_groups:
+                raise ConfigError(f"norm_groups: {self.norm_groups} does not divide block_out_channels width {w}")
+        for name in ("in_channels", "out_channels", "latent_channels", "layers_per_block"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.frame_chunk < 0:
+            raise ConfigError(f"frame_chunk: must be >= 0 (0 = no slicing), got {self.frame_chunk}")
+        if self.scaling_factor == 0:
+            raise ConfigError("scaling_factor: must be non-zero")
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.block_out_channels) - 1)
+
+
+def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) per sample: summed over (C,h,w) of each frame, averaged over frames.
+
+    mean, logvar: (B,C,F,h,w) unscaled, from `encode_distribution`. Returns (B,). Averaging over frames keeps the
+    weight of the term independent of clip length (a single image is F == 1).
+    """
+    if mean.shape != logvar.shape or mean.ndim != 5:
+        raise InputError(f"kl_loss: mean and logvar must both be (B,C,F,h,w), got {tuple(mean.shape)}, "
+                         f"{tuple(logvar.shape)}")
+    kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)  # (B,C,F,h,w)
+    return kl.sum(dim=(1, 3, 4)).mean(dim=1)
+
+
+def _in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int, progress: bool,
+               desc: str) -> torch.Tensor:
+    """fn over x split along dim 0 into pieces of `chunk` (0 = one piece), concatenated back."""
+    if chunk <= 0 or x.shape[0] <= chunk:
+        return fn(x)
+    from tqdm.auto import tqdm
+
+    pieces = x.split(chunk, dim=0)
+    return torch.cat([fn(p) for p in tqdm(pieces, desc=desc, disable=not progress, leave=False)], dim=0)
+
+
+class AutoencoderKL(nn.Module):
+    """Per-frame KL autoencoder. `encode(video) -> latents` (scaled), `decode(latents) -> video`."""
+
+    def __init__(self, config: VAEConfig | None = None):
+        super().__init__()
+        self.config = config = config or VAEConfig()
+        widths = list(config.block_out_channels)
+        self.encoder = Encoder(config.in_channels, config.latent_channels, widths, config.layers_per_block,
+                               config.norm_groups, config.mid_attention)
+        self.decoder = Decoder(config.latent_channels, config.out_channels, widths, config.layers_per_block,
+                               config.norm_groups, config.mid_attention)
+        c = config.latent_channels
+        self.quant_conv = nn.Conv2d(2 * c, 2 * c, 1) if config.use_quant_conv else None
+        self.post_quant_conv = nn.Conv2d(c, c, 1) if config.use_post_quant_conv else None
+
+    @property
+    def downsample_factor(self) -> int:
+        return self.config.downsample_factor
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    # ---- per-image passes ---------------------------------------------------------------------------------
+    def _moments(self, images: torch.Tensor) -> torch.Tensor:
+        moments = self.encoder(images)  # (N, 2C, h, w)
+        return moments if self.quant_conv is None else self.quant_conv(moments)
+
+    def _decode_images(self, z: torch.Tensor) -> torch.Tensor:
+        if self.post_quant_conv is not None:
+            z = self.post_quant_conv(z)
+        return self.decoder(z)  # (N, out, H, W)
+
+    # ---- video API ----------------------------------------------------------------------------------------
+    def encode_distribution(self, video: torch.Tensor, *, frame_chunk: int | None = None,
+                            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """video (B,3,F,H,W) in [-1,1] -> (mean, logvar), each (B,C,F,h,w), unscaled (for training)."""
+        self._check_video(video)
+        b = video.shape[0]
+        images = rearrange(video.to(self._dtype), "b c f h w -> (b f) c h w")
+        chunk = self.config.frame_chunk if frame_chunk is None else frame_chunk
+        moments = _in_chunks(self._moments, images, chunk, progress, "VAE encode")  # (B*F, 2C, h, w)
+        moments = rearrange(moments, "(b f) c h w -> b c f h w", b=b)
+        mean, logvar = moments.chunk(2, dim=1)
+        return mean, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+    def encode(self, video: torch.Tensor, *, sample: bool = False, generator: torch.Generator | None = None,
+               frame_chunk: int | None = None, progress: bool = False) -> torch.Tensor:
+        """video (B,3,F,H,W) in [-1,1] -> latents (B,C,F,h,w), scaled `(z - shift) * scale`.
+
+        z is the posterior mean, or a draw from the posterior when `sample` (noise drawn once for the whole
+        clip from `generator`, so slicing does not change it).
+        """
+        mean, logvar = self.encode_distribution(video, frame_chunk=frame_chunk, progress=progress)
+        z = self._sample(mean, logvar, generator) if sample else mean
+        return (z - self.config.shift_factor) * self.config.scaling_factor
+
+    def decode(self, latents: torch.Tensor, *, frame_chunk: int | None = None,
+               progress: bool = False) -> torch.Tensor:
+        """latents (B,C,F,h,w), scaled -> video (B,3,F,H,W), roughly in [-1,1] (not clamped)."""
+        if latents.ndim != 5 or latents.shape[1] != self.config.latent_channels:
+            raise InputError(f"latents: expected (B,{self.config.latent_channels},F,h,w), "
+                             f"got {tuple(latents.shape)}")
+        z = latents.to(self._dtype) / self.config.scaling_factor + self.config.shift_factor
+        return self._decode_unscaled(z, frame_chunk, progress)
+
+    def forward(self, video: torch.Tensor, *, sample: bool = True, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: video -> (reconstruction (B,3,F,H,W), mean, logvar); see `kl_loss`."""
+        mean, logvar = self.encode_distribution(video)
+        z = self._sample(mean, logvar, generator) if sample else mean
+        return self._decode_unscaled(z, None, False), mean, logvar
+
+    def _decode_unscaled(self, z: torch.Tensor, frame_chunk: int | None, progress: bool) -> torch.Tensor:
+        b = z.shape[0]
+        z = rearrange(z, "b c f h w -> (b f) c h w")
+        chunk = self.config.frame_chunk if frame_chunk is None else frame_chunk
+        images = _in_chunks(self._decode_images, z, chunk, progress, "VAE decode")  # (B*F, 3, H, W)
+        return rearrange(images, "(b f) c h w -> b c f h w", b=b)
+
+    @staticmethod
+    def _sample(mean, logvar, generator):
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + (0.5 * logvar).exp() * noise
+
+    def _check_video(self, video: torch.Tensor) -> None:
+        c, s = self.config.in_channels, self.downsample_factor
+        if not torch.is_tensor(video) or video.ndim != 5 or video.shape[1] != c:
+            shape = tuple(video.shape) if torch.is_tensor(video) else type(video).__name__
+            raise InputError(f"video: expected a float tensor (B,{c},F,H,W), got {shape}")
+        if not video.is_floating_point():
+            raise InputError(f"video: expected floats in [-1, 1], got dtype {video.dtype} (see encode_frames)")
+        if video.shape[-1] % s or video.shape[-2] % s:
+            raise InputError(f"video: height and width must be multiples of {s}, got {tuple(video.shape[-2:])}")
+
+    # ---- uint8 edges --------------------------------------------------------------------------------------
+    def encode_frames(self, frames: torch.Tensor, **kwargs) -> torch.Tensor:
+        """frames uint8 (F,H,W,3) -> latents (1,C,F,h,w); keyword arguments go to `encode`."""
+        if not torch.is_tensor(frames) or frames.dtype != torch.uint8 or frames.ndim != 4:
+            got = f"{frames.dtype} {tuple(frames.shape)}" if torch.is_tensor(frames) else type(frames).__name__
+            raise InputError(f"frames: expected a uint8 tensor (F,H,W,3), got {got}")
+        device = next(self.parameters()).device
+        video = rearrange(frames.to(device), "f h w c -> 1 c f h w").to(self._dtype) / 127.5 - 1.0
+        return self.encode(video, **kwargs)
+
+    def decode_to_frames(self, latents: torch.Tensor, **kwargs) -> torch.Tensor:
+        """latents (B,C,F,h,w) -> frames uint8 (B,F,H,W,3) on the CPU; keyword arguments go to `decode`."""
+        video = self.decode(latents, **kwargs).float()
+        pixels = ((video.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+        return rearrange(pixels, "b c f h w -> b f h w c").cpu()
+
+    # ---- parts --------------------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        from vidiff.parts import save_part
+
+        return save_part(folder, self.config, self.state_dict())
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None) -> AutoencoderKL:
+        from vidiff.parts import load_part_config, load_part_weights
+
+        config = load_part_config(folder, VAEConfig)
+        model = cls(config)
+        _load_state(model, load_part_weights(folder), str(folder))
+        return model.to(device=device, dtype=dtype).eval()
+
+    @classmethod
+    def from_diffusers(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None,
+                       frame_chunk: int | None = None) -> AutoencoderKL:
+        """Loads a diffusers-format AutoencoderKL folder (config.json + diffusion_pytorch_model.safetensors)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"VAE folder not found: {folder}")
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            raise InputError(f"{folder}: missing config.json (not a diffusers AutoencoderKL folder)")
+        try:
+            raw = json.loads(config_path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{config_path}: not valid JSON ({e})") from None
+        config = vae_config_from_diffusers(raw, where=str(config_path))
+        if frame_chunk is not None:
+            from vidiff.config import replace
+
+            config = replace(config, frame_chunk=frame_chunk)
+        state = _read_diffusers_weights(folder)  # checks the files before building the model
+        model = cls(config)
+        _load_state(model, convert_legacy_diffusers_keys(state), str(folder))
+        return model.to(device=device, dtype=dtype).eval()
+
+
+# ---- diffusers format --------------------------------------------------------------------------------------
+_IGNORED_DIFFUSERS_KEYS = {"_class_name", "_diffusers_version", "_name_or_path", "force_upcast"}
+_MAPPED_DIFFUSERS_KEYS = {  # diffusers config.json key -> VAEConfig field
+    "in_channels": "in_channels", "out_channels": "out_channels", "latent_channels": "latent_channels",
+    "block_out_channels": "block_out_channels", "layers_per_block": "layers_per_block",
+    "norm_num_groups": "norm_groups", "mid_block_add_attention": "mid_attention",
+    "use_quant_conv": "use_quant_conv", "use_post_quant_conv": "use_post_quant_conv",
+    "scaling_factor": "scaling_factor", "shift_factor": "shift_factor", "sample_size": "sample_size",
+}
+
+
+def vae_config_from_diffusers(raw: dict, where: str = "config.json") -> VAEConfig:
+    """Maps a diffusers AutoencoderKL config.json to VAEConfig; an architecture choice we do not build raises."""
+    from vidiff.config import from_dict
+
+    if raw.get("_class_name", "AutoencoderKL") != "AutoencoderKL":
+        raise InputError(f"{where}: _class_name is {raw['_class_name']!r}; only 'AutoencoderKL' is supported")
+    unknown = sorted(set(raw) - _IGNORED_DIFFUSERS_KEYS - set(_MAPPED_DIFFUSERS_KEYS)
+                     - {"act_fn", "down_block_types", "up_block_types", "latents_mean", "latents_std"})
+    if unknown:
+        raise InputError(f"{where}: unsupported AutoencoderKL config key(s) {', '.join(unknown)}")
+    if raw.get("act_fn", "silu") != "silu":
+        raise InputError(f"{where}: act_fn {raw['act_fn']!r} is not supported (only 'silu')")
+    for key, block in (("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")):
+        bad = [t for t in raw.get(key, [block]) if t != block]
+        if bad:
+            raise InputError(f"{where}: {key} contains {bad[0]!r}; only {block!r} is supported")
+    for key in ("latents_mean", "latents_std"):
+        if raw.get(key) is not None:
+            raise InputError(f"{where}: {key} (per-channel latent statistics) is not supported; "
+                             "only scalar scaling_factor / shift_factor")
+    widths = raw.get("block_out_channels", [64])
+    for key in ("down_block_types", "up_block_types"):
+        if key in raw and len(raw[key]) != len(widths):
+            raise InputError(f"{where}: {key} has {len(raw[key])} entries but block_out_channels has {len(widths)}")
+    # Defaults are diffusers' own, so a config.json that omits a key means what it means there.
+    data = {"block_out_channels": [64], "layers_per_block": 1, "norm_groups": 32, "sample_size": 32,
+            "scaling_factor": DIFFUSERS_SCALING_DEFAULT}
+    for key, field in _MAPPED_DIFFUSERS_KEYS.items():
+        if key in raw:
+            data[field] = raw[key]
+    if data.get("shift_factor") is None:
+        data["shift_factor"] = 0.0
+    if isinstance(data["sample_size"], (list, tuple)):  # informational only; keep the larger side
+        data["sample_size"] = max(data["sample_size"])
+    try:
+        return from_dict(VAEConfig, data, where=where)
+    except ConfigError as e:
+        raise InputError(str(e)) from None
+
+
+def _read_diffusers_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    path = folder / DIFFUSERS_WEIGHTS
+    if path.is_file():
+        return load_file(str(path))
+    index = folder / (DIFFUSERS_WEIGHTS + ".index.json")
+    if index.is_file():  # sharded checkpoint: {"weight_map": {param: shard file}}
+        state = {}
+        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+            state.update(load_file(str(folder / shard)))
+        return state
+    if (folder / "diffusion_pytorch_model.bin").is_file():
+        raise InputError(f"{folder}: only diffusion_pytorch_model.bin (a pickle) is present; vidiff loads "
+                         f"safetensors only. Convert it to {DIFFUSERS_WEIGHTS} in a trusted environment")
+    raise InputError(f"{folder}: missing {DIFFUSERS_WEIGHTS}")
+
+
+_LEGACY_ATTENTION_NAMES = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+
+
+def convert_legacy_diffusers_keys(state: dict) -> dict:
+    """Renames the attention parameters of older diffusers checkpoints (`attentions.0.query.weight` ->
+    `attentions.0.to_q.weight`, `proj_attn` -> `to_out.0`) and flattens 1x1-conv attention weights to linear."""
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if len(parts) >= 4 and parts[-4] == "attentions" and parts[-2] in _LEGACY_ATTENTION_NAMES:
+            key = ".".join(parts[:-2] + [_LEGACY_ATTENTION_NAMES[parts[-2]], parts[-1]])
+        if ".attentions." in key and key.endswith(".weight") and value.ndim == 4 and "group_norm" not in key:
+            value = value[:, :, 0, 0]  # (out, in, 1, 1) conv weight -> (out, in) linear weight
+        out[key] = value
+    return out
+
+
+def _load_state(model: nn.Module, state: dict, where: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise InputError(f"{where}: weights do not match the config: missing {missing[:5]}"
+                         f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+                         f"{' ...' if len(unexpected) > 5 else ''}")
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise InputError(f"{where}: weight {key} has shape {tuple(value.shape)}, "
+                             f"the config expects {tuple(expected[key].shape)}")
+    model.load_state_dict(state, strict=True)
