@@ -1,0 +1,168 @@
+import dataclasses
+
+import pytest
+import torch
+
+from vidiff.config import ConfigError, from_dict, to_dict
+from vidiff.models import UNet3D, UNet3DConfig
+
+TINY = dict(in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
+            attention_levels=(True, True), num_head_channels=4, context_dim=12, norm_groups=4,
+            temporal_max_distance=4)
+
+
+def tiny(**changes) -> UNet3DConfig:
+    return UNet3DConfig(**{**TINY, **changes})
+
+
+def randomize(model: UNet3D, only_non_temporal: bool = False) -> UNet3D:
+    """Gives every all-zero parameter (zero-initialised projections, norm biases) random values."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if only_non_temporal and (".tconv." in name or ".tattn." in name):
+                continue
+            if not p.any():
+                p.normal_(0.0, 0.3)
+    return model
+
+
+def inputs(b=2, f=4, h=8, w=8, c=3, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, c, f, h, w, generator=g)
+    c_noise = torch.randn(b, generator=g)
+    context = torch.randn(b, 5, 12, generator=g)
+    return x, c_noise, context
+
+
+@pytest.mark.parametrize("f", [1, 4, 9])
+def test_output_shape(f):
+    model = randomize(UNet3D(tiny())).eval()
+    x, c_noise, context = inputs(f=f)
+    with torch.no_grad():
+        out = model(x, c_noise, context)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+def test_frames_interact_only_through_temporal_layers():
+    x, c_noise, context = inputs(f=4)
+    x2 = x.clone()
+    x2[:, :, 0] += torch.randn_like(x2[:, :, 0])
+    for temporal in (False, True):
+        model = randomize(UNet3D(tiny(temporal=temporal))).eval()
+        with torch.no_grad():
+            a, b = model(x, c_noise, context), model(x2, c_noise, context)
+        assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-3  # frame 0 itself always changes
+        other = (a[:, :, 1:] - b[:, :, 1:]).abs().max()
+        if temporal:
+            assert other > 1e-3
+        else:
+            assert other <= 1e-6
+
+
+def test_temporal_layers_start_as_identity():
+    full = randomize(UNet3D(tiny(temporal=True)), only_non_temporal=True).eval()
+    spatial = UNet3D(tiny(temporal=False)).eval()
+    result = spatial.load_state_dict(full.state_dict(), strict=False)
+    assert not result.missing_keys
+    assert result.unexpected_keys and all(".tconv." in k or ".tattn." in k for k in result.unexpected_keys)
+    x, c_noise, context = inputs(f=4)
+    with torch.no_grad():
+        a, b = full(x, c_noise, context), spatial(x, c_noise, context)
+    assert a.abs().max() > 1e-2
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    plain = randomize(UNet3D(tiny(use_frame_stride=True))).train()
+    ckpt = UNet3D(tiny(use_frame_stride=True, gradient_checkpointing=True)).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x, c_noise, context = inputs(f=3)
+    for model in (plain, ckpt):
+        model(x, c_noise, context, frame_stride=torch.tensor([1.0, 4.0])).square().mean().backward()
+    for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
+        assert p.grad is not None, name
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("which", ["attention_backend", "temporal_attention_backend"])
+def test_model_backends_agree(which):
+    a = randomize(UNet3D(tiny(**{which: "sdpa"}))).eval()
+    b = UNet3D(tiny(**{which: "math"})).eval()
+    b.load_state_dict(a.state_dict())
+    x, c_noise, context = inputs(f=5)
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5])
+    with torch.no_grad():
+        for m in (None, mask):
+            torch.testing.assert_close(a(x, c_noise, context, m), b(x, c_noise, context, m), atol=1e-5, rtol=1e-5)
+
+
+def test_context_mask_ignores_masked_tokens():
+    model = randomize(UNet3D(tiny())).eval()
+    x, c_noise, context = inputs(f=2)
+    mask = torch.tensor([[True, True, True, False, False], [True, False, False, False, False]])
+    garbage = context.clone()
+    garbage[~mask] = 50.0
+    with torch.no_grad():
+        a = model(x, c_noise, context, mask)
+        b = model(x, c_noise, garbage, mask)
+        c = model(x[:1], c_noise[:1], context[:1, :3])  # sample 0 with only its 3 real tokens
+        d = model(x, c_noise, context)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a[:1], c, atol=1e-5, rtol=1e-5)
+    assert (a - d).abs().max() > 1e-3
+
+
+def test_conditioning_changes_output_only_when_known_frames_given():
+    model = randomize(UNet3D(tiny(conditioning=True))).eval()
+    x, c_noise, context = inputs(f=4)
+    cond = torch.randn_like(x)
+    with torch.no_grad():
+        base = model(x, c_noise, context)
+        zero_mask = model(x, c_noise, context, cond_latents=cond, cond_mask=torch.zeros(2, 4))
+        known = model(x, c_noise, context, cond_latents=cond, cond_mask=torch.tensor([[1.0, 0, 0, 0]] * 2))
+    torch.testing.assert_close(base, zero_mask, atol=0, rtol=0)
+    assert (known - base).abs().max() > 1e-3
+
+
+def test_single_frame_with_all_conditioning_inputs():
+    model = randomize(UNet3D(tiny(conditioning=True, use_frame_stride=True, use_cond_sigma=True))).eval()
+    x, c_noise, context = inputs(f=1)
+    with torch.no_grad():
+        out = model(x, c_noise, context, cond_latents=x, cond_mask=torch.ones(2, 1),
+                    frame_stride=torch.tensor([2.0, 8.0]), cond_sigma=torch.tensor([0.0, 0.1]))
+        default = model(x, c_noise, context, cond_latents=x, cond_mask=torch.ones(2, 1))
+        explicit = model(x, c_noise, context, cond_latents=x, cond_mask=torch.ones(2, 1),
+                         frame_stride=torch.ones(2), cond_sigma=torch.zeros(2))
+    assert out.shape == x.shape
+    torch.testing.assert_close(default, explicit)  # documented defaults: stride 1, cond_sigma 0
+    assert (out - default).abs().max() > 1e-4
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = UNet3D(tiny())
+    x, c_noise, context = inputs(h=5, w=8)
+    with pytest.raises(ValueError, match="divisible by 2"):
+        model(x, c_noise, context)
+    x, c_noise, context = inputs()
+    with pytest.raises(ValueError, match="context"):
+        model(x, c_noise, context[..., :5])
+    with pytest.raises(ValueError, match="conditioning=False"):
+        model(x, c_noise, context, cond_mask=torch.ones(2, 4))
+    with pytest.raises(ValueError, match=r"x must be"):
+        model(x[:, :2], c_noise, context)
+
+
+def test_config_round_trip_and_validation():
+    cfg = tiny(conditioning=True)
+    assert from_dict(UNet3DConfig, to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError, match="block_width"):
+        from_dict(UNet3DConfig, {**to_dict(cfg), "block_width": 3})
+    with pytest.raises(ConfigError, match="attention_levels"):
+        tiny(attention_levels=(True,))
+    with pytest.raises(ConfigError, match="attention_backend"):
+        from_dict(UNet3DConfig, {**to_dict(cfg), "attention_backend": "flash9"})
+    with pytest.raises(ConfigError, match="norm_groups"):
+        tiny(norm_groups=3)
+    assert dataclasses.is_dataclass(cfg)
+    assert UNet3D(cfg).num_parameters() == sum(p.numel() for p in UNet3D(cfg).parameters())

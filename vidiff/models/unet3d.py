@@ -1,0 +1,212 @@
+"""The factorized 3D U-Net: the keyframe and interpolation networks of vidiff.
+
+A 2D U-Net (Ronneberger et al. 2015, as in LDM) applied per frame, with temporal layers interleaved
+(Ho et al. 2022 "Video Diffusion Models"; Singer et al. 2022 "Make-A-Video"): after every residual block a
+temporal convolution, and after every spatial transformer a temporal transformer. Temporal layers start as the
+identity, so the network also runs on single frames. Frames are never down-sampled; only h and w are.
+
+Input  x (B, C, F, h, w) (already scaled by c_in), c_noise (B,) the noise-level conditioning value.
+Output (B, out_channels, F, h, w), in the parameterization chosen by the Denoiser that wraps the network.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from vidiff.config import ConfigError
+from vidiff.models.embeddings import ConditioningEmbedding
+from vidiff.models.resnet import CL, Downsample, ResBlock, TemporalConv, Upsample
+from vidiff.models.transformer import SpatialTransformer, TemporalTransformer
+
+Backend = Literal["sdpa", "math", "xformers"]
+
+
+@dataclass(frozen=True)
+class UNet3DConfig:
+    in_channels: int = 4  # latent channels of x (the VAE's latent channels)
+    out_channels: int = 4  # channels of the prediction (normally = in_channels)
+    block_out_channels: tuple[int, ...] = (64, 128, 256)  # width of each resolution level, top to bottom
+    layers_per_block: int = 2  # residual blocks per level on the way down (the way up has one more)
+    attention_levels: tuple[bool, ...] = (True, True, False)  # per level: spatial + temporal transformers there
+    mid_attention: bool = True  # transformers in the middle block (at the deepest resolution)
+    num_head_channels: int = 64  # channels per attention head (heads = width // num_head_channels, at least 1)
+    context_dim: int = 384  # feature size D of the text context (B, L, D)
+    conditioning: bool = False  # input is cat(x, cond_latents * mask, mask): in_channels * 2 + 1 channels
+    temporal: bool = True  # temporal convolutions + temporal attention; False gives a per-frame 2D U-Net
+    use_frame_stride: bool = False  # add an embedding of log(frame_stride) to the noise embedding
+    use_cond_sigma: bool = False  # add an embedding of the noise level of the known frames
+    norm_groups: int = 32  # GroupNorm groups (must divide every width)
+    gradient_checkpointing: bool = False  # recompute each layer in backward (training only) to save memory
+    attention_backend: Backend = "sdpa"  # backend of spatial self- and cross-attention
+    temporal_attention_backend: Backend = "math"  # backend of attention over frames (short sequences: math wins)
+    temporal_conv_mult: int = 2  # hidden width of the temporal convolution pair, in multiples of the block width
+    temporal_max_distance: int = 32  # relative frame distances beyond this share one learned bias
+    dropout: float = 0.0  # dropout probability in residual blocks and feed-forwards
+
+    def __post_init__(self):
+        levels = len(self.block_out_channels)
+        if levels < 1:
+            raise ConfigError("block_out_channels: needs at least one level")
+        if len(self.attention_levels) != levels:
+            raise ConfigError(f"attention_levels: needs {levels} entries (one per level), "
+                              f"got {len(self.attention_levels)}")
+        for ch in self.block_out_channels:
+            if ch % self.norm_groups:
+                raise ConfigError(f"block_out_channels: width {ch} is not divisible by norm_groups={self.norm_groups}")
+            if ch % max(1, min(self.num_head_channels, ch)):
+                raise ConfigError(f"num_head_channels: {self.num_head_channels} does not divide width {ch}")
+        if self.in_channels < 1 or self.out_channels < 1 or self.layers_per_block < 1:
+            raise ConfigError("in_channels, out_channels and layers_per_block must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout: {self.dropout} is not in [0, 1)")
+
+    def heads(self, width: int) -> int:
+        return max(1, width // self.num_head_channels)
+
+
+class SpaceTimeLayer(nn.Module):
+    """ResBlock [+ TemporalConv] [+ SpatialTransformer [+ TemporalTransformer]]: one checkpointable unit."""
+
+    def __init__(self, cfg: UNet3DConfig, in_ch: int, out_ch: int, emb_dim: int, attn: bool):
+        super().__init__()
+        g = cfg.norm_groups
+        self.res = ResBlock(in_ch, out_ch, emb_dim, g, cfg.dropout)
+        self.tconv = TemporalConv(out_ch, g, cfg.temporal_conv_mult, cfg.dropout) if cfg.temporal else None
+        heads = cfg.heads(out_ch)
+        self.sattn = (SpatialTransformer(out_ch, heads, cfg.context_dim, g, cfg.attention_backend, cfg.dropout)
+                      if attn else None)
+        self.tattn = (TemporalTransformer(out_ch, heads, cfg.temporal_attention_backend, cfg.dropout,
+                                          cfg.temporal_max_distance)
+                      if attn and cfg.temporal else None)
+
+    def forward(self, x, emb, context, context_mask, num_frames: int):
+        x = self.res(x, emb, num_frames)  # ((b f), out, h, w)
+        if self.tconv is not None:
+            x = self.tconv(x, num_frames)
+        if self.sattn is not None:
+            x = self.sattn(x, context, context_mask, num_frames)
+        if self.tattn is not None:
+            x = self.tattn(x, num_frames)
+        return x
+
+
+class UNet3D(nn.Module):
+    def __init__(self, config: UNet3DConfig):
+        super().__init__()
+        if not isinstance(config, UNet3DConfig):
+            raise TypeError(f"UNet3D(config): expected a UNet3DConfig, got {type(config).__name__}")
+        self.config = cfg = config
+        chans = cfg.block_out_channels
+        emb_dim = 4 * chans[0]
+        self.embed = ConditioningEmbedding(chans[0], emb_dim, cfg.use_frame_stride, cfg.use_cond_sigma)
+        in_ch = cfg.in_channels * 2 + 1 if cfg.conditioning else cfg.in_channels
+        self.conv_in = nn.Conv2d(in_ch, chans[0], 3, padding=1)
+
+        skips = [chans[0]]
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        ch = chans[0]
+        for level, width in enumerate(chans):
+            layers = nn.ModuleList()
+            for _ in range(cfg.layers_per_block):
+                layers.append(SpaceTimeLayer(cfg, ch, width, emb_dim, cfg.attention_levels[level]))
+                ch = width
+                skips.append(ch)
+            self.down.append(layers)
+            last = level == len(chans) - 1
+            self.downsample.append(nn.Identity() if last else Downsample(ch))
+            if not last:
+                skips.append(ch)
+
+        self.mid = nn.ModuleList([SpaceTimeLayer(cfg, ch, ch, emb_dim, cfg.mid_attention),
+                                  SpaceTimeLayer(cfg, ch, ch, emb_dim, False)])
+
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for level in reversed(range(len(chans))):
+            width = chans[level]
+            layers = nn.ModuleList()
+            for _ in range(cfg.layers_per_block + 1):
+                layers.append(SpaceTimeLayer(cfg, ch + skips.pop(), width, emb_dim, cfg.attention_levels[level]))
+                ch = width
+            self.up.append(layers)
+            self.upsample.append(Upsample(ch) if level > 0 else nn.Identity())
+
+        self.norm_out = nn.GroupNorm(cfg.norm_groups, ch)
+        self.conv_out = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)  # the network starts by predicting zero
+        nn.init.zeros_(self.conv_out.bias)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def _run(self, layer, x, emb, context, context_mask, num_frames):
+        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(layer, x, emb, context, context_mask, num_frames, use_reentrant=False)
+        return layer(x, emb, context, context_mask, num_frames)
+
+    def _check_inputs(self, x, context, context_mask, cond_latents, cond_mask):
+        cfg = self.config
+        if x.ndim != 5 or x.shape[1] != cfg.in_channels:
+            raise ValueError(f"x must be (B, {cfg.in_channels}, F, h, w), got {tuple(x.shape)}")
+        b, _, f, h, w = x.shape
+        factor = 2 ** (len(cfg.block_out_channels) - 1)
+        if h % factor or w % factor:
+            raise ValueError(f"x: spatial size {h}x{w} must be divisible by {factor} "
+                             f"(2 ** (levels - 1) for {len(cfg.block_out_channels)} levels)")
+        if context is not None and (context.ndim != 3 or context.shape[0] != b or context.shape[2] != cfg.context_dim):
+            raise ValueError(f"context must be ({b}, L, {cfg.context_dim}), got {tuple(context.shape)}")
+        if context_mask is not None:
+            if context is None:
+                raise ValueError("context_mask was given without context")
+            if tuple(context_mask.shape) != tuple(context.shape[:2]):
+                raise ValueError(f"context_mask must be {tuple(context.shape[:2])}, got {tuple(context_mask.shape)}")
+        if not cfg.conditioning and (cond_latents is not None or cond_mask is not None):
+            raise ValueError("cond_latents / cond_mask given, but this model has conditioning=False")
+        if cond_latents is not None and cond_latents.shape != x.shape:
+            raise ValueError(f"cond_latents must have the shape of x {tuple(x.shape)}, got {tuple(cond_latents.shape)}")
+        if cond_mask is not None and tuple(cond_mask.shape) != (b, f):
+            raise ValueError(f"cond_mask must be ({b}, {f}), got {tuple(cond_mask.shape)}")
+
+    def forward(self, x, c_noise, context=None, context_mask=None, cond_latents=None, cond_mask=None,
+                frame_stride=None, cond_sigma=None):
+        """x (B,C,F,h,w); c_noise (B,) or a number; context (B,L,D) with context_mask (B,L) (True = a real token;
+        None = all real; no context = no cross-attention); cond_latents (B,C,F,h,w) known frames and cond_mask (B,F)
+        1 where known (missing = zeros: nothing known); frame_stride (B,) (missing = 1); cond_sigma (B,) noise
+        level of the known frames (missing = 0). Returns (B, out_channels, F, h, w)."""
+        self._check_inputs(x, context, context_mask, cond_latents, cond_mask)
+        b, _, f, h, w = x.shape
+        if self.config.conditioning:
+            mask = x.new_zeros(b, f) if cond_mask is None else cond_mask.to(x.dtype)
+            mask = mask[:, None, :, None, None].expand(b, 1, f, h, w)  # (B, 1, F, h, w)
+            known = torch.zeros_like(x) if cond_latents is None else cond_latents.to(x.dtype) * mask
+            x = torch.cat([x, known, mask], dim=1)  # (B, 2C+1, F, h, w)
+        if context_mask is not None:
+            context_mask = context_mask.bool()
+
+        emb = self.embed(c_noise, b, x.device, frame_stride, cond_sigma)  # (B, E)
+        hid = rearrange(x, "b c f h w -> (b f) c h w").contiguous(memory_format=CL)
+        hid = self.conv_in(hid)  # ((b f), C0, h, w)
+        skips = [hid]
+        for layers, down in zip(self.down, self.downsample):
+            for layer in layers:
+                hid = self._run(layer, hid, emb, context, context_mask, f)
+                skips.append(hid)
+            if not isinstance(down, nn.Identity):
+                hid = down(hid)
+                skips.append(hid)
+        for layer in self.mid:
+            hid = self._run(layer, hid, emb, context, context_mask, f)
+        for layers, up in zip(self.up, self.upsample):
+            for layer in layers:
+                hid = torch.cat([hid, skips.pop()], dim=1)  # ((b f), c + skip, h, w)
+                hid = self._run(layer, hid, emb, context, context_mask, f)
+            hid = up(hid)
+        hid = self.conv_out(F.silu(self.norm_out(hid)))  # ((b f), out, h, w)
+        return rearrange(hid, "(b f) c h w -> b c f h w", f=f).contiguous()
