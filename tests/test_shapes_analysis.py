@@ -107,3 +107,49 @@ def test_label_components_agrees_with_scipy():
 def test_bad_input():
     with pytest.raises(InputError, match="frames"):
         analyze_clip(np.zeros((4, 8, 8), np.uint8))
+
+
+def test_evaluate_folder_with_every_prompt_source(tmp_path):
+    from vidiff.eval.shapes import evaluate_shapes_folder, format_shapes_table
+
+    S.generate_shapes_dataset(tmp_path, 6, seed=2, progress=False)
+    truth = [json.loads((tmp_path / f"clip_{i:06d}.json").read_text()) for i in range(6)]
+    result = evaluate_shapes_folder(tmp_path)
+    assert result["num_clips"] == 6 and result["accuracy"]["all_correct"] == 1.0 and result["skipped"] == []
+
+    # Replace the prompt sources: a generation sidecar under both names, metadata.jsonl, and no prompt at all.
+    def other_colour(c):
+        return S.COLOURS[(S.COLOURS.index(c) + 1) % len(S.COLOURS)]
+
+    for i in range(6):
+        (tmp_path / f"clip_{i:06d}.txt").unlink()
+    t = truth
+    (tmp_path / "clip_000000.mp4.json").write_text(json.dumps({"prompt": S.prompt_for(t[0]["colour"], t[0]["shape"], t[0]["direction"])}))
+    (tmp_path / "clip_000001.json").write_text(json.dumps({"prompt": S.prompt_for(other_colour(t[1]["colour"]), t[1]["shape"], t[1]["direction"])}))
+    (tmp_path / "clip_000002.json").write_text(json.dumps({"prompt": f"a {t[2]['shape']}"}))  # names only the shape
+    (tmp_path / "clip_000005.json").write_text("{}")
+    rows = [{"file_name": "clip_000003.mp4", "text": t[3]["caption"]},
+            {"file_name": "clip_000004.mp4", "text": S.prompt_for(t[4]["colour"], t[4]["shape"], "left" if t[4]["direction"] != "left" else "right")}]
+    (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+    result = evaluate_shapes_folder(tmp_path)
+    assert result["num_clips"] == 5 and [s["file"] for s in result["skipped"]] == ["clip_000005.mp4"]
+    assert result["counts"]["colour"] == {"correct": 3, "total": 4}  # clip 2 names no colour
+    assert result["counts"]["direction"] == {"correct": 3, "total": 4}
+    assert result["counts"]["shape"] == {"correct": 5, "total": 5}
+    assert result["counts"]["all_correct"] == {"correct": 3, "total": 5}
+    assert result["accuracy"]["all_correct"] == pytest.approx(0.6)
+    table = format_shapes_table(result)
+    assert "all_correct" in table and "60.0%" in table and "clip_000001.mp4" in table
+
+
+def test_evaluate_counts_unreadable_clip_as_wrong(tmp_path):
+    from vidiff.eval.shapes import evaluate_shapes_folder
+
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    (tmp_path / "broken.txt").write_text("a red circle moving left")
+    result = evaluate_shapes_folder(tmp_path)
+    assert result["counts"]["all_correct"] == {"correct": 0, "total": 1} and "error" in result["clips"][0]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no videos"):
+        evaluate_shapes_folder(tmp_path / "empty")

@@ -1,0 +1,142 @@
+"""Shapes accuracy of a folder of clips: does each clip show what its prompt asked, judged from pixels.
+
+The prompt of `X.mp4` comes from, in order: the generation sidecar `X.mp4.json` or `X.json` (key "prompt"),
+a Shapes caption `X.txt`, or the folder's `metadata.jsonl` (`file_name` -> `text`). Accuracy of colour,
+shape and direction counts the clips whose prompt names that attribute; one_object and all_correct
+(colour & shape & direction & exactly one object in every frame) count every clip.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vidiff.errors import InputError, VideoDecodeError
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov")
+ATTRIBUTES = ("colour", "shape", "direction", "one_object", "all_correct", "steady")
+
+
+def _json_prompt(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from e
+    prompt = data.get("prompt") if isinstance(data, dict) else None
+    return prompt if isinstance(prompt, str) else None
+
+
+def _metadata_prompts(folder: Path) -> dict[str, str]:
+    path = folder / "metadata.jsonl"
+    if not path.is_file():
+        return {}
+    prompts = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}, line {n}: not valid JSON ({e})") from e
+        text = row.get("text", row.get("prompt", row.get("caption")))
+        if isinstance(row.get("file_name"), str) and isinstance(text, str):
+            prompts[row["file_name"]] = text
+    return prompts
+
+
+def find_prompt(video: Path, metadata: dict[str, str]) -> str | None:
+    """The prompt of one clip, or None when nothing beside it names one."""
+    for sidecar in (video.with_name(video.name + ".json"), video.with_suffix(".json")):
+        if (prompt := _json_prompt(sidecar)) is not None:
+            return prompt
+    caption = video.with_suffix(".txt")
+    if caption.is_file():
+        return caption.read_text().strip()
+    return metadata.get(video.name)
+
+
+def _read_frames(path: Path):
+    """uint8 (F, H, W, 3) through PyAV (temporary: replaced by vidiff.io.read_video once it lands)."""
+    import av
+    import numpy as np
+
+    try:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except (av.error.FFmpegError, ValueError) as e:
+        raise VideoDecodeError(path, str(e)) from e
+    if not frames:
+        raise VideoDecodeError(path, "no frames")
+    return np.stack(frames)
+
+
+def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
+    """Shapes accuracy of every clip in `folder` that has a prompt; returns accuracies, counts and rows."""
+    from tqdm.auto import tqdm
+
+    from vidiff.data.shapes import parse_prompt
+    from vidiff.data.shapes_analysis import analyze_clip
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    if not videos:
+        raise InputError(f"{folder}: no videos ({', '.join(VIDEO_SUFFIXES)})")
+    metadata = _metadata_prompts(folder)
+    counts = {a: {"correct": 0, "total": 0} for a in ATTRIBUTES}
+    rows, skipped = [], []
+    for video in tqdm(videos, desc="shapes eval", unit="clip", disable=not progress):
+        prompt = find_prompt(video, metadata)
+        if prompt is None:
+            skipped.append({"file": video.name, "reason": "no prompt (.json sidecar, .txt or metadata.jsonl)"})
+            continue
+        asked = dict(zip(("colour", "shape", "direction"), parse_prompt(prompt)))
+        if all(v is None for v in asked.values()):
+            skipped.append({"file": video.name, "reason": f"prompt names no colour, shape or direction: {prompt!r}"})
+            continue
+        row = {"file": video.name, "prompt": prompt, "asked": asked}
+        try:
+            analysis = analyze_clip(_read_frames(video))
+        except VideoDecodeError as e:
+            # An unreadable clip is a failed generation: it counts, and fails every attribute.
+            matches = {a: False for a in ATTRIBUTES}
+            row.update(found=None, error=str(e))
+        else:
+            matches = analysis.matches(prompt)
+            row["found"] = {
+                "colour": analysis.colour, "shape": analysis.shape, "direction": analysis.direction,
+                "objects_per_frame": analysis.objects_per_frame, "speed": analysis.speed,
+                "fit_residual": analysis.fit_residual,
+            }
+        row["matches"] = matches
+        rows.append(row)
+        for a in ATTRIBUTES:
+            if a in asked and asked[a] is None:
+                continue  # the prompt does not ask for this attribute
+            counts[a]["total"] += 1
+            counts[a]["correct"] += int(bool(matches[a]))
+    accuracy = {a: (c["correct"] / c["total"] if c["total"] else None) for a, c in counts.items()}
+    return {"folder": str(folder), "num_clips": len(rows), "accuracy": accuracy, "counts": counts,
+            "skipped": skipped, "clips": rows}
+
+
+def format_shapes_table(result: dict) -> str:
+    """A plain-text table of `evaluate_shapes_folder`'s result."""
+    lines = [f"Shapes accuracy: {result['num_clips']} clips in {result['folder']}",
+             f"{'attribute':<12} {'correct':>7} {'total':>6} {'accuracy':>9}"]
+    for a in ATTRIBUTES:
+        c, acc = result["counts"][a], result["accuracy"][a]
+        lines.append(f"{a:<12} {c['correct']:>7} {c['total']:>6} {'-' if acc is None else f'{100 * acc:.1f}%':>9}")
+    if result["skipped"]:
+        lines.append(f"skipped {len(result['skipped'])} clips without a usable prompt")
+    failed = [r for r in result["clips"] if not r["matches"]["all_correct"]]
+    for r in failed[:10]:
+        found = r["found"]
+        what = r.get("error") or (f"{found['colour']} {found['shape']} {found['direction']}, "
+                                  f"objects/frame {min(found['objects_per_frame'])}..{max(found['objects_per_frame'])}")
+        lines.append(f"  wrong: {r['file']}: asked {r['prompt']!r}, found {what}")
+    if len(failed) > 10:
+        lines.append(f"  ... and {len(failed) - 10} more")
+    return "\n".join(lines)
