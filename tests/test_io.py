@@ -1,0 +1,213 @@
+"""vidiff.io: write/read round trips, frame selection, backends agree, clear errors, atomic writes."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vidiff import io
+from vidiff.errors import InputError, VideoDecodeError
+
+
+def shapes_frames(num_frames=8, h=64, w=64, seed=0):
+    """Shapes-like clip: dark grey background, a flat red disc moving right, a flat blue square moving down."""
+    rng = np.random.default_rng(seed)
+    grey = int(rng.integers(16, 65))
+    frames = np.full((num_frames, h, w, 3), grey, np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    for i in range(num_frames):
+        disc = (yy - h // 2) ** 2 + (xx - 12 - 2 * i) ** 2 < 8**2
+        frames[i][disc] = (220, 40, 40)
+        frames[i, 4 + i : 14 + i, w - 16 : w - 6] = (50, 80, 230)
+    return frames
+
+
+def counter_frames(num_frames, h=32, w=32):
+    """Frame i is uniform grey 8*i + 4, so a decoded frame's index is its mean / 8."""
+    return np.stack([np.full((h, w, 3), 8 * i + 4, np.uint8) for i in range(num_frames)])
+
+
+def decoded_index(frames: torch.Tensor) -> list[int]:
+    return [round((f.float().mean().item() - 4) / 8) for f in frames]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".gif"])
+def test_round_trip_frame_count_and_error(tmp_path, suffix):
+    frames = shapes_frames()
+    path = io.write_video(tmp_path / f"clip{suffix}", frames, fps=8)
+    out, fps = io.read_video(path)
+    assert out.dtype == torch.uint8 and tuple(out.shape) == frames.shape
+    mae = (out.numpy().astype(np.float64) - frames).__abs__().mean()
+    limit = {".mp4": 3.0, ".webm": 4.0, ".gif": 0.0}[suffix]  # flat colours fit a GIF palette exactly
+    assert mae <= limit, f"{suffix}: mean abs error {mae:.3f}/255"
+    if suffix != ".gif":  # GIF delays are whole 1/100 s: 8 fps is stored as 12-13 cs per frame
+        assert fps == pytest.approx(8.0)
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_torch_and_numpy_inputs_write_the_same(tmp_path):
+    frames = shapes_frames(4)
+    a = io.read_video(io.write_video(tmp_path / "a.mp4", frames, 8))[0]
+    b = io.read_video(io.write_video(tmp_path / "b.mp4", torch.from_numpy(frames), 8))[0]
+    assert torch.equal(a, b)
+
+
+def test_odd_sizes_are_padded_with_edge_pixels(tmp_path):
+    frames = shapes_frames(3, h=33, w=47)
+    for suffix in (".mp4", ".gif"):
+        out, _ = io.read_video(io.write_video(tmp_path / f"odd{suffix}", frames, 8))
+        assert tuple(out.shape) == (3, 34, 48, 3)
+    padded = io.pad_to_even(frames)
+    assert np.array_equal(padded[:, 33, :47], frames[:, 32]) and np.array_equal(padded[:, :33, 47], frames[:, :, 46])
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
+    path = io.write_video(tmp_path / "keep.mp4", shapes_frames(4), 8)
+    before = path.read_bytes()
+    import av
+
+    calls = {"n": 0}
+    real = av.VideoFrame.from_ndarray
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash mid-write")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(av.VideoFrame, "from_ndarray", failing)
+    with pytest.raises(RuntimeError):
+        io.write_video(path, shapes_frames(8, seed=1), 8)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+
+
+@pytest.mark.parametrize(
+    "frames, fps, name, match",
+    [
+        (np.zeros((2, 8, 8, 3), np.float32), 8, "x.mp4", "uint8"),
+        (np.zeros((8, 8, 3), np.uint8), 8, "x.mp4", r"\(F,H,W,3\)"),
+        (np.zeros((2, 8, 8, 3), np.uint8), 0, "x.mp4", "fps"),
+        (np.zeros((2, 8, 8, 3), np.uint8), 8, "x.avi", "suffix"),
+        ([[1]], 8, "x.mp4", "frames"),
+    ],
+)
+def test_write_rejects_bad_input(tmp_path, frames, fps, name, match):
+    with pytest.raises(InputError, match=match):
+        io.write_video(tmp_path / name, frames, fps)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_selection_by_count_stride_start_and_fps(tmp_path, backend):
+    path = io.write_video(tmp_path / "count.mp4", counter_frames(24), fps=8, quality=0)
+    read = lambda **kw: decoded_index(io.read_video(path, backend=backend, **kw)[0])  # noqa: E731
+    assert read() == list(range(24))
+    assert read(num_frames=5, stride=3, start=2) == [2, 5, 8, 11, 14]
+    assert read(stride=5, start=3) == [3, 8, 13, 18, 23]
+    assert read(fps=4) == list(range(0, 24, 2))
+    assert read(num_frames=6, fps=3) == [0, 2, 5, 8, 10, 13]  # floor(k * 8/3)
+    assert read(num_frames=4, fps=16, start=1) == [1, 1, 2, 2]  # above the source rate frames repeat
+    assert io.read_video(path, num_frames=2, fps=3, backend=backend)[1] == pytest.approx(3.0)
+    assert io.read_video(path, num_frames=2, stride=4, backend=backend)[1] == pytest.approx(2.0)
+    with pytest.raises(VideoDecodeError, match="24 frames"):
+        io.read_video(path, num_frames=10, stride=3, backend=backend)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"num_frames": 0}, "num_frames"), ({"stride": 0}, "stride"), ({"start": -1}, "start"),
+     ({"fps": -2.0}, "fps"), ({"fps": 4, "stride": 2}, "stride or fps"), ({"backend": "ffmpeg"}, "backend")],
+)
+def test_read_rejects_bad_arguments(tmp_path, kwargs, name):
+    path = io.write_video(tmp_path / "c.mp4", counter_frames(4), fps=8)
+    with pytest.raises(InputError, match=name):
+        io.read_video(path, **kwargs)
+
+
+def test_missing_directory_and_non_video_paths_are_named(tmp_path):
+    with pytest.raises(VideoDecodeError, match="nope.mp4: file not found"):
+        io.read_video(tmp_path / "nope.mp4")
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(VideoDecodeError, match="dir.mp4: is a directory"):
+        io.probe_video(tmp_path / "dir.mp4")
+    (tmp_path / "text.mp4").write_text("just some words, not a video\n" * 20)
+    with pytest.raises(VideoDecodeError, match="text.mp4: cannot open container"):
+        io.read_video(tmp_path / "text.mp4")
+
+
+def test_probe_reads_metadata_and_enforces_limits(tmp_path):
+    path = io.write_video(tmp_path / "p.mp4", counter_frames(12, h=48, w=64), fps=6)
+    info = io.probe_video(path)
+    assert (info.width, info.height, info.num_frames, info.codec) == (64, 48, 12, "h264")
+    assert info.fps == pytest.approx(6.0) and info.duration == pytest.approx(2.0, abs=0.2)
+    for limits, key in [(io.VideoLimits(max_pixels=64 * 47), "max_pixels"), (io.VideoLimits(max_frames=11), "max_frames"),
+                        (io.VideoLimits(max_duration=1.0), "max_duration")]:
+        with pytest.raises(VideoDecodeError, match=key):
+            io.read_video(path, limits=limits)
+
+
+def test_read_image_png_jpeg_and_non_image(tmp_path):
+    from PIL import Image
+
+    rgb = shapes_frames(1)[0]
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    assert torch.equal(io.read_image(tmp_path / "a.png"), torch.from_numpy(rgb))
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "b.png")
+    assert torch.equal(io.read_image(tmp_path / "b.png"), torch.from_numpy(rgb))
+    Image.fromarray(rgb).save(tmp_path / "c.jpg", quality=95)
+    jpg = io.read_image(tmp_path / "c.jpg")
+    assert jpg.shape == (64, 64, 3) and (jpg.float() - torch.from_numpy(rgb).float()).abs().mean() < 3
+    (tmp_path / "d.png").write_text("not an image")
+    with pytest.raises(InputError, match="d.png: not a readable image"):
+        io.read_image(tmp_path / "d.png")
+    with pytest.raises(InputError, match="e.png: file not found"):
+        io.read_image(tmp_path / "e.png")
+
+
+def test_import_is_cheap():
+    code = "import sys, vidiff.io; sys.exit(int(any(m in sys.modules for m in ('av', 'decord', 'PIL'))))"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ---- real clips (tests/conftest.py `sample_videos`) ---------------------------------------------------
+
+REAL = ["vtest.avi", "Megamind.avi", "tree.avi", "cockatoo.mp4", "realshort.mp4"]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_decord_and_pyav_agree_on_real_clips(sample_videos, name):
+    path = sample_videos / name
+    for kw in ({"num_frames": 6, "stride": 2}, {"num_frames": 4, "stride": 3, "start": 7}):
+        if name == "Megamind.avi" and kw.get("start"):
+            continue  # decord seeks one frame early in this AVI (see io.DECORD_SUFFIXES); "auto" uses PyAV
+        a, fa = io.read_video(path, backend="decord", **kw)
+        b, fb = io.read_video(path, backend="pyav", **kw)
+        assert fa == pytest.approx(fb) and a.shape == b.shape
+        diff = (a.int() - b.int()).abs()
+        # decord and PyAV bundle different FFmpeg builds; on msmpeg4 (vtest.avi) about 1e-5 of the values
+        # differ by 1-2 levels (scattered, inside the picture). Everything else is bit-identical.
+        assert diff.max() <= 2 and (diff > 0).float().mean() < 1e-4, (name, kw)
+        if name != "vtest.avi":
+            assert torch.equal(a, b), (name, kw)
+
+
+def test_auto_backend_is_exact_after_seek_on_megamind(sample_videos):
+    path = sample_videos / "Megamind.avi"
+    ref, _ = io.read_video(path, num_frames=12, backend="pyav")
+    got, _ = io.read_video(path, num_frames=3, stride=3, start=5)  # auto
+    assert torch.equal(got, ref[[5, 8, 11]])
+
+
+@pytest.mark.parametrize("name, src_fps, target, expected", [
+    ("vtest.avi", 10.0, 4.0, [0, 2, 5, 7, 10, 12]),  # step 2.5
+    ("cockatoo.mp4", 20.0, 8.0, [0, 2, 5, 7, 10, 12]),  # step 2.5
+    ("cockatoo.mp4", 20.0, 6.0, [0, 3, 6, 10, 13, 16]),  # step 10/3
+])
+def test_fps_selection_on_real_clips(sample_videos, name, src_fps, target, expected):
+    path = sample_videos / name
+    assert io.probe_video(path).fps == pytest.approx(src_fps)
+    ref, _ = io.read_video(path, num_frames=expected[-1] + 1)
+    got, fps = io.read_video(path, num_frames=len(expected), fps=target)
+    assert fps == pytest.approx(target)
+    assert torch.equal(got, ref[expected])

@@ -1,0 +1,421 @@
+"""Video and image files at the edges of vidiff: probe, read, write.
+
+Frames are uint8 `(F,H,W,3)` RGB torch tensors. Reading uses decord when it imports (faster random access)
+and PyAV otherwise; both give the same pixels. Writing picks the format from the suffix:
+
+- `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18); one encoder
+  thread, so the same frames always give the same bytes (threaded x264 output varied within a process).
+- `.webm`: VP9 (libvpx-vp9), yuv420p, constant quality (`quality` is the CRF, default 30).
+- `.gif`: palette per frame (median cut), 1/100 s timestamps; `quality` is ignored.
+
+yuv420p needs even sizes: an odd width or height is padded by one column / row on the right / bottom,
+repeating the edge pixels, so a 63x65 clip reads back as 64x66 (all formats, for consistency).
+
+Files are written to a hidden temporary name in the target folder and renamed when complete, so an
+interrupted write never leaves a half file under the final name. `probe_video` reads container metadata
+only and refuses files over `VideoLimits` before any frame is decoded. av / decord / PIL are imported
+inside the functions so that `import vidiff.io` stays cheap. A decord reader is created per call and
+never shared across threads.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+import numpy as np
+import torch
+
+from vidiff.errors import InputError, VideoDecodeError
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["auto", "decord", "pyav"]
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
+# Containers where decord's random access is exact. On AVI with packed B-frames (Megamind.avi) decord 0.6
+# returns frame i-1 for index i after a seek, and it cannot open GIFs: "auto" uses PyAV for those.
+DECORD_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a video file may claim before it is decoded (defaults suit training data; raise them for more)."""
+
+    max_pixels: int = 4096 * 2304  # width * height of one frame (covers 4K UHD and DCI 4K)
+    max_frames: int = 100_000  # frames in the stream (about 55 min at 30 fps)
+    max_duration: float = 3600.0  # seconds
+
+
+DEFAULT_LIMITS = VideoLimits()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Container metadata of a video stream. `num_frames` is the container's count, or duration * fps."""
+
+    width: int
+    height: int
+    num_frames: int
+    fps: float
+    duration: float  # seconds
+    codec: str
+
+
+def check_file(path: str | os.PathLike) -> Path:
+    """Returns `path` as a Path if it is a readable, non-empty regular file; never opens FIFOs or devices."""
+    path = Path(path)
+    try:
+        st = os.stat(path)  # follows symlinks: a dangling link is "not found"
+    except FileNotFoundError:
+        raise VideoDecodeError(path, "file not found") from None
+    except OSError as e:
+        raise VideoDecodeError(path, f"cannot stat: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise VideoDecodeError(path, "is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "special file"
+        raise VideoDecodeError(path, f"not a regular file ({kind})")
+    if st.st_size == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise VideoDecodeError(path, "permission denied")
+    return path
+
+
+def _av_error_types() -> tuple[type[BaseException], ...]:
+    import av
+
+    return (av.error.FFmpegError, OSError, ValueError, RuntimeError, IndexError, KeyError, EOFError)
+
+
+# ---- probe --------------------------------------------------------------------------------------------
+
+
+def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> VideoInfo:
+    """Reads a video's metadata (no frame decoding) and checks it against `limits`.
+
+    Raises VideoDecodeError naming the file when it is missing, not a video, has no video stream or
+    claims more pixels, frames or seconds than the limits allow.
+    """
+    import av
+
+    limits = limits or DEFAULT_LIMITS
+    path = check_file(path)
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except _av_error_types() as e:
+        raise VideoDecodeError(path, f"cannot open container: {_short(e)}") from None
+    try:
+        if not container.streams.video:
+            raise VideoDecodeError(path, "no video stream")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width <= 0 or height <= 0:
+            raise VideoDecodeError(path, f"no frame size in header ({width}x{height})")
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        if not math.isfinite(fps) or fps <= 0:
+            raise VideoDecodeError(path, "no frame rate in header")
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1e6  # microseconds
+        else:
+            duration = 0.0
+        num_frames = int(stream.frames) if stream.frames > 0 else int(round(duration * fps))
+        codec = ctx.name or "unknown"
+    except VideoDecodeError:
+        raise
+    except _av_error_types() as e:
+        raise VideoDecodeError(path, f"bad stream header: {_short(e)}") from None
+    finally:
+        container.close()
+    if width * height > limits.max_pixels:
+        raise VideoDecodeError(path, f"frame {width}x{height} exceeds max_pixels={limits.max_pixels}")
+    if num_frames > limits.max_frames:
+        raise VideoDecodeError(path, f"{num_frames} frames exceeds max_frames={limits.max_frames}")
+    if duration > limits.max_duration:
+        raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
+    if num_frames <= 0:
+        raise VideoDecodeError(path, "header gives no frame count or duration")
+    return VideoInfo(width, height, num_frames, fps, duration, codec)
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]
+
+
+# ---- read ---------------------------------------------------------------------------------------------
+
+
+def _check_selection(num_frames, stride, start, fps) -> None:
+    if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1):
+        raise InputError(f"num_frames must be a positive integer or None, got {num_frames!r}")
+    if not isinstance(stride, int) or stride < 1:
+        raise InputError(f"stride must be a positive integer, got {stride!r}")
+    if not isinstance(start, int) or start < 0:
+        raise InputError(f"start must be a non-negative integer, got {start!r}")
+    if fps is not None:
+        if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+            raise InputError(f"fps must be a positive number or None, got {fps!r}")
+        if stride != 1:
+            raise InputError("give either stride or fps, not both")
+
+
+def frame_step(src_fps: float, stride: int = 1, fps: float | None = None) -> float:
+    """Source frames per output frame: `stride`, or `src_fps / fps` when a target fps is given."""
+    return float(stride) if fps is None else src_fps / fps
+
+
+def frame_index(k: int, start: int, step: float) -> int:
+    """Source index of output frame k: the frame shown at time k / out_fps (floor; tiny slack for rounding)."""
+    return start + int(math.floor(k * step + 1e-6))
+
+
+def select_indices(total: int, num_frames: int | None, start: int, step: float) -> list[int]:
+    """Source indices for `num_frames` outputs (all that fit when None) from `start` at `step`."""
+    if num_frames is not None:
+        return [frame_index(k, start, step) for k in range(num_frames)]
+    out, k = [], 0
+    while (i := frame_index(k, start, step)) < total:
+        out.append(i)
+        k += 1
+    return out
+
+
+def read_video(
+    path: str | os.PathLike,
+    num_frames: int | None = None,
+    stride: int = 1,
+    start: int = 0,
+    fps: float | None = None,
+    *,
+    backend: Backend = "auto",
+    num_threads: int = 0,
+    limits: VideoLimits | None = None,
+) -> tuple[torch.Tensor, float]:
+    """Decodes frames `start, start+step, ...` as uint8 `(F,H,W,3)` and returns them with their fps.
+
+    The step is `stride`, or `source_fps / fps` when a target `fps` is given (indices resampled by time,
+    so frames repeat when fps exceeds the source rate). `num_frames=None` reads every selected frame to the
+    end; asking for more frames than the file has raises VideoDecodeError. `num_threads=0` lets the
+    codec choose. The file is probed against `limits` first. `backend="auto"` picks decord for
+    DECORD_SUFFIXES (PyAV when decord fails on a file) and PyAV for everything else.
+    """
+    _check_selection(num_frames, stride, start, fps)
+    if backend not in ("auto", "decord", "pyav"):
+        raise InputError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
+    info = probe_video(path, limits)
+    step = frame_step(info.fps, stride, fps)
+    out_fps = info.fps / step
+    path = Path(path)
+    if backend == "decord" and not _decord_available():
+        raise InputError("backend='decord' was requested but decord is not installed")
+    if backend == "pyav" or (backend == "auto" and not (_decord_available() and path.suffix.lower() in DECORD_SUFFIXES)):
+        frames = _read_pyav(path, num_frames, start, step, num_threads)
+    elif backend == "decord":
+        frames = _read_decord(path, num_frames, start, step, num_threads)
+    else:
+        try:
+            frames = _read_decord(path, num_frames, start, step, num_threads)
+        except VideoDecodeError as e:  # decord 0.6 fails on some frame sizes (e.g. 48x34): PyAV decides
+            log.debug("decord could not read %s (%s); using PyAV", path, e.reason)
+            frames = _read_pyav(path, num_frames, start, step, num_threads)
+    return torch.from_numpy(frames), out_fps
+
+
+def _decord_available() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _not_enough(path, num_frames, start, step, total) -> VideoDecodeError:
+    return VideoDecodeError(
+        path, f"asked for {num_frames} frames from {start} every {step:g}, but the video has {total} frames"
+    )
+
+
+def _read_decord(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
+        total = len(reader)
+        indices = select_indices(total, num_frames, start, step)
+        if not indices or indices[-1] >= total:
+            raise _not_enough(path, num_frames, start, step, total)
+        frames = reader.get_batch(indices).asnumpy()  # (F,H,W,3)
+    except VideoDecodeError:
+        raise
+    except (decord.DECORDError, RuntimeError, ValueError, IndexError) as e:
+        raise VideoDecodeError(path, f"decode failed (decord): {_short(e)}") from None
+    return frames
+
+
+def _wanted(num_frames, start: int, step: float) -> Iterator[int]:
+    k = 0
+    while num_frames is None or k < num_frames:
+        yield frame_index(k, start, step)
+        k += 1
+
+
+def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
+    import av
+
+    frames: list[np.ndarray] = []
+    wanted = _wanted(num_frames, start, step)
+    target = next(wanted)
+    decoded = 0
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if num_threads:
+                stream.codec_context.thread_count = num_threads
+            for i, frame in enumerate(container.decode(stream)):
+                decoded = i + 1
+                if i < target:
+                    continue
+                rgb = frame.to_ndarray(format="rgb24")  # (H,W,3)
+                while target == i:  # a target fps above the source rate repeats frames
+                    frames.append(rgb)
+                    target = next(wanted, -1)
+                if target < 0:
+                    break
+    except _av_error_types() as e:
+        raise VideoDecodeError(path, f"decode failed (pyav): {_short(e)}") from None
+    if not frames or (num_frames is not None and len(frames) < num_frames):
+        raise _not_enough(path, num_frames, start, step, decoded)
+    return np.stack(frames)
+
+
+# ---- images -------------------------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
+    """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB; alpha is dropped."""
+    from PIL import Image, UnidentifiedImageError
+
+    limits = limits or DEFAULT_LIMITS
+    try:
+        path = check_file(path)
+    except VideoDecodeError as e:
+        raise InputError(f"image {e.path}: {e.reason}") from None
+    try:
+        with Image.open(path) as img:  # lazy: reads the header only
+            if img.width * img.height > limits.max_pixels:
+                raise InputError(f"image {path}: {img.width}x{img.height} exceeds max_pixels={limits.max_pixels}")
+            rgb = np.asarray(img.convert("RGB"))  # (H,W,3)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
+    return torch.from_numpy(rgb.copy())
+
+
+# ---- write --------------------------------------------------------------------------------------------
+
+
+def as_frames(frames) -> np.ndarray:
+    """Checks and converts a torch tensor / numpy array to contiguous uint8 numpy `(F,H,W,3)`."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu().numpy()
+    if not isinstance(frames, np.ndarray):
+        raise InputError(f"frames must be a uint8 torch tensor or numpy array, got {type(frames).__name__}")
+    if frames.dtype != np.uint8:
+        raise InputError(f"frames must be uint8, got {frames.dtype}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) == 0:
+        raise InputError(f"frames must have shape (F,H,W,3) with F,H,W >= 1, got {tuple(frames.shape)}")
+    return np.ascontiguousarray(frames)
+
+
+def pad_to_even(frames: np.ndarray) -> np.ndarray:
+    """Pads odd H / W by one row / column at the bottom / right, repeating the edge pixels."""
+    _, h, w, _ = frames.shape
+    if h % 2 == 0 and w % 2 == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None = None) -> Path:
+    """Writes uint8 `(F,H,W,3)` frames to .mp4 / .webm / .gif (by suffix) atomically; returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise InputError(f"video path {path}: suffix must be one of {', '.join(VIDEO_SUFFIXES)}")
+    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise InputError(f"fps must be a positive number, got {fps!r}")
+    if quality is not None and (not isinstance(quality, int) or not 0 <= quality <= 63):
+        raise InputError(f"quality (CRF) must be an integer in 0..63, got {quality!r}")
+    if not path.parent.is_dir():
+        raise InputError(f"video path {path}: folder {path.parent} does not exist")
+    frames = pad_to_even(as_frames(frames))
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
+    try:
+        if suffix == ".gif":
+            _write_gif(tmp, frames, fps)
+        else:
+            _write_yuv(tmp, frames, fps, suffix, quality)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _rate(fps: float):
+    from fractions import Fraction
+
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _write_yuv(path: Path, frames: np.ndarray, fps: float, suffix: str, quality: int | None) -> None:
+    import av
+
+    if suffix == ".mp4":
+        fmt, codec, crf, extra = "mp4", "libx264", 18 if quality is None else quality, {"preset": "medium", "threads": "1"}
+    else:
+        fmt, codec, crf, extra = "webm", "libvpx-vp9", 30 if quality is None else quality, {"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=_rate(fps), options={"crf": str(crf), **extra})
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))  # flush delayed frames
+
+
+def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
+    import av
+    from PIL import Image
+
+    with av.open(str(path), mode="w", format="gif") as container:
+        stream = container.add_stream("gif", rate=_rate(fps))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "pal8"
+        stream.codec_context.time_base = _rate(100) ** -1  # GIF delays are in 1/100 s
+        last = -1
+        for i, rgb in enumerate(frames):
+            pal_img = Image.fromarray(rgb).quantize(256, method=Image.Quantize.MEDIANCUT)
+            palette = np.zeros((256, 4), np.uint8)  # PyAV takes one row per entry as (A, R, G, B)
+            rgb_pal = np.asarray(pal_img.getpalette(), np.uint8).reshape(-1, 3)[:256]
+            palette[: len(rgb_pal), 1:] = rgb_pal
+            palette[:, 0] = 255
+            frame = av.VideoFrame.from_ndarray((np.asarray(pal_img, np.uint8), palette), format="pal8")
+            frame.pts = last = max(last + 1, round(i * 100 / fps))  # strictly increasing centiseconds
+            frame.time_base = stream.codec_context.time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
