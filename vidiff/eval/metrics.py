@@ -11,7 +11,6 @@ positions where the window fits inside the frame. RGB SSIM is the mean over the 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 from vidiff.errors import InputError
@@ -20,7 +19,7 @@ SSIM_WINDOW = 11  # taps of the Gaussian window (radius 5 = int(3.5 * 1.5 + 0.5)
 SSIM_SIGMA = 1.5  # standard deviation of the window, in pixels
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
-_CHUNK = 256  # frames per convolution call, bounds memory on long clips
+_CHUNK = 256  # frames per filtering pass, bounds memory on long clips
 
 
 def _as_frames(a, b, data_range: float | None) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -62,11 +61,20 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch
     return w / w.sum()
 
 
-def _blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian filtering of (N,1,H,W)."""
+def _valid_filter_matrix(length: int, taps: torch.Tensor) -> torch.Tensor:
+    """(length, length - k + 1) banded matrix M with (x @ M)[j] = sum_i taps[i] x[j + i] ('valid' filtering)."""
     k = taps.numel()
-    x = F.conv2d(x, taps.view(1, 1, 1, k))
-    return F.conv2d(x, taps.view(1, 1, k, 1))
+    matrix = torch.zeros(length, length - k + 1, dtype=taps.dtype)
+    for j in range(length - k + 1):
+        matrix[j : j + k, j] = taps
+    return matrix
+
+
+def _blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' Gaussian filtering of (N,1,H,W) as two banded matmuls (far faster than conv2d on CPU)."""
+    rows = _valid_filter_matrix(x.shape[-2], taps)
+    cols = _valid_filter_matrix(x.shape[-1], taps)
+    return rows.T @ x @ cols
 
 
 def ssim(
