@@ -1,0 +1,217 @@
+"""VideoPipeline: keyframe layout, pipeline.yaml, sidecars, seeding, and generation with tiny random parts."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidiff.config import ConfigError
+from vidiff.errors import InputError
+from vidiff.pipeline_config import (
+    SAMPLERS, PipelineConfig, pipeline_config_from_dict, read_pipeline_folder, write_pipeline_yaml,
+)
+from vidiff.pipeline_layout import Layout, extension_windows, interpolation_levels, resolve_layout
+from vidiff.sidecar import contact_sheet, numbered_outputs, sidecar_path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = Layout(16, 4, 5)
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("make_random_pipeline", REPO / "tools" / "make_random_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---- layout arithmetic ---------------------------------------------------------------------------------------
+def test_layout_completes_from_what_is_given():
+    assert resolve_layout(None, None, None, default=DEFAULT, max_gap=5) == DEFAULT
+    assert resolve_layout(21, None, None, default=DEFAULT, max_gap=5) == Layout(21, 5, 5)
+    assert resolve_layout(16, 6, None, default=DEFAULT, max_gap=5) == Layout(16, 6, 3)
+    assert resolve_layout(None, 3, 2, default=DEFAULT, max_gap=5) == Layout(5, 3, 2)
+    assert resolve_layout(16, None, 1, default=DEFAULT, max_gap=5) == Layout(16, 16, 1)
+
+
+def test_layout_misfit_says_which_counts_fit():
+    with pytest.raises(InputError, match=r"--frames 20 .*fit: 16, 21"):
+        resolve_layout(20, None, None, default=DEFAULT, max_gap=5)
+    with pytest.raises(InputError, match=r"--frames 16 does not fit 4 keyframes at stride 4 .* = 13"):
+        resolve_layout(16, 4, 4, default=DEFAULT, max_gap=5)
+    with pytest.raises(InputError, match="--frames must be an integer >= 2"):
+        resolve_layout(0, None, None, default=DEFAULT, max_gap=5)
+    with pytest.raises(InputError, match=r"--stride 7 .*strides that work: 1, 2, 3, 4, 5, 6, 8"):
+        resolve_layout(None, None, 7, default=DEFAULT, max_gap=5)
+
+
+def test_interpolation_levels_multiply_to_the_gap():
+    assert interpolation_levels(1, 5) == []
+    assert interpolation_levels(5, 5) == [(5, 5)]
+    assert interpolation_levels(10, 5) == [(10, 5), (2, 2)]
+    assert interpolation_levels(7, 5) is None
+    for gap in range(2, 60):
+        levels = interpolation_levels(gap, 4)
+        if levels is None:
+            continue
+        assert np.prod([n for _, n in levels]) == gap
+        assert all(n <= 4 for _, n in levels)
+        assert all(g // n == nxt for (g, n), (nxt, _) in zip(levels, levels[1:]))
+
+
+@pytest.mark.parametrize("num_input,num_new", [(1, 1), (8, 12), (16, 40), (3, 5)])
+def test_extension_windows_cover_the_new_frames(num_input, num_new):
+    windows = extension_windows(num_input, num_new, 4, 5)
+    last = num_input - 1
+    for w in windows:
+        assert w.start + (w.num_known - 1) * 5 == last  # the last known keyframe is the current last frame
+        assert w.start >= 0 and 1 <= w.num_known <= 2
+        last = w.start + 3 * 5
+    assert last >= num_input - 1 + num_new > last - 5 * (4 - windows[-1].num_known)
+
+
+# ---- pipeline.yaml -------------------------------------------------------------------------------------------
+def test_pipeline_yaml_round_trip_and_errors(tmp_path):
+    cfg = PipelineConfig(num_frames=21, num_keyframes=5)
+    write_pipeline_yaml(cfg, tmp_path)
+    for part in ("vae", "keyframes", "interpolation"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "config.yaml").write_text("{}")
+        (tmp_path / part / "model.safetensors").write_bytes(b"garbage")
+    assert read_pipeline_folder(tmp_path) == cfg
+    with pytest.raises(ConfigError, match="keyframes.stepz"):
+        pipeline_config_from_dict({"keyframes": {"stepz": 3}})
+    with pytest.raises(ConfigError, match="num_frames 17 does not fit"):
+        pipeline_config_from_dict({"num_frames": 17})
+    with pytest.raises(ConfigError, match="interpolation.steps"):
+        pipeline_config_from_dict({"interpolation": {"steps": 0}})
+    (tmp_path / "keyframes" / "model.safetensors").unlink()
+    with pytest.raises(InputError, match="part 'keyframes' is missing"):
+        read_pipeline_folder(tmp_path)
+
+
+def test_sampler_names_match_the_diffusion_module():
+    diffusion = pytest.importorskip("vidiff.diffusion")
+    assert set(SAMPLERS) == set(diffusion.SAMPLERS)
+
+
+# ---- sidecar helpers -----------------------------------------------------------------------------------------
+def test_contact_sheet_places_frames_in_a_grid():
+    frames = np.stack([np.full((4, 6, 3), i * 10, np.uint8) for i in range(5)])
+    sheet = contact_sheet(frames, columns=3, gap=1, background=255)
+    assert sheet.shape == (2 * 4 + 3, 3 * 6 + 4, 3)
+    assert (sheet[1:5, 1:7] == 0).all() and (sheet[1:5, 15:21] == 20).all()
+    assert (sheet[6:10, 8:14] == 40).all()  # frame 4: row 1, column 1
+    assert (sheet[6:10, 15:21] == 255).all()  # the empty sixth cell
+
+
+def test_output_names():
+    assert numbered_outputs("o/out.mp4", 1) == [Path("o/out.mp4")]
+    assert numbered_outputs("o/out.gif", 3)[2] == Path("o/out_002.gif")
+    assert sidecar_path("o/out.mp4") == Path("o/out.mp4.json")
+
+
+def test_derived_seeds_are_stable_and_distinct():
+    sampling = pytest.importorskip("vidiff.pipeline_sampling")
+    assert sampling.derive_seed(3, "keyframes") == sampling.derive_seed(3, "keyframes")
+    seeds = {sampling.derive_seed(s, k) for s in range(50) for k in ("keyframes", "interp", ("extend", 0))}
+    assert len(seeds) == 150 and all(0 <= s < 2**63 for s in seeds)
+
+
+# ---- generation with tiny random parts -------------------------------------------------------------------------
+class HashText:
+    """Test text encoder: a fixed random embedding per prompt (no model download, deterministic)."""
+
+    dim = 384
+    identifier = "hash-text"
+
+    def encode(self, prompts):
+        rows = [torch.randn(5, self.dim, generator=torch.Generator().manual_seed(sum(map(ord, p)) + len(p)))
+                for p in prompts]
+        return torch.stack(rows), torch.ones(len(prompts), 5, dtype=torch.bool)  # (B,5,D), (B,5)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pytest.importorskip("vidiff.models.unet3d")
+    from vidiff.pipeline import VideoPipeline
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny layers on a shared 2-core machine: one thread is the fastest
+    tool = _tool()
+    vae, kf, it = tool.random_parts(tiny=True, seed=0)
+    yield VideoPipeline(tool.pipeline_config(steps=2), vae, kf, it, HashText())
+    torch.set_num_threads(threads)
+
+
+def test_same_seed_same_frames_whatever_the_batch(pipe):
+    a, fps = pipe.text_to_video("a red circle moving left", seed=7, progress=False)
+    b, _ = pipe.text_to_video("a red circle moving left", seed=7, progress=False)
+    both, _ = pipe.text_to_video(["a red circle moving left", "a blue square moving up"], seed=[7, 8], progress=False)
+    other, _ = pipe.text_to_video("a red circle moving left", seed=8, progress=False)
+    assert a.shape == (16, 64, 64, 3) and a.dtype == torch.uint8 and fps == 8.0
+    assert torch.equal(a, b) and torch.equal(a, both[0])
+    assert both.shape == (2, 16, 64, 64, 3)
+    assert not torch.equal(a, other)
+
+
+def test_animate_keeps_the_image_as_known_first_keyframe(pipe, monkeypatch):
+    image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    decoded = []
+    decode = pipe.vae.decode_to_frames
+    monkeypatch.setattr(pipe.vae, "decode_to_frames", lambda z, **kw: decoded.append(z.clone()) or decode(z, **kw))
+    frames, _ = pipe.image_to_video(image, "a red circle moving left", seed=1, progress=False)
+    assert frames.shape == (16, 64, 64, 3) and torch.equal(frames[0], image)
+    expected = pipe.vae.encode_frames(image[None])[0, :, 0]  # (C,h,w)
+    assert torch.equal(decoded[0][0, :, 0], expected)
+    assert not torch.equal(decoded[0][0, :, 5], expected)
+
+
+def test_user_keyframes_must_sit_on_keyframe_positions(pipe):
+    image = torch.zeros(64, 64, 3, dtype=torch.uint8)
+    with pytest.raises(InputError, match=r"index 3 is not a keyframe position.*\[0, 5, 10, 15\]"):
+        pipe.text_to_video("x", keyframes={3: image}, progress=False)
+    with pytest.raises(InputError, match="keyframes\\[5\\]: image is 32x64"):
+        pipe.text_to_video("x", keyframes={5: image[:, :32]}, progress=False)
+
+
+def test_extend_keeps_the_input_and_adds_the_new_frames(pipe):
+    clip = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8))
+    out, fps = pipe.extend_video(clip, "a red circle moving left", num_frames=12, seed=2, progress=False)
+    assert out.shape == (20, 64, 64, 3) and torch.equal(out[:8], clip)
+    with pytest.raises(InputError, match="num_frames"):
+        pipe.extend_video(clip, "x", num_frames=0, progress=False)
+
+
+@pytest.mark.parametrize("stride", [5, 10])
+def test_fill_between_keeps_keyframes(pipe, stride):
+    keys = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8))
+    frames = pipe.fill_between(keys, stride, seed=4)
+    assert frames.shape == (2 * stride + 1, 64, 64, 3)
+    assert torch.equal(frames[::stride], keys)
+    assert not torch.equal(frames[1], frames[0])
+
+
+def test_bad_settings_are_input_errors(pipe):
+    for kwargs, match in [
+        (dict(steps=0), "steps"), (dict(sampler="plms"), "sampler"), (dict(guidance_scale=float("nan")), "guidance"),
+        (dict(image_guidance_scale=-1.0), "image_guidance"), (dict(num_frames=20), "--frames 20"),
+        (dict(seed=[1, 2, 3], ), "2 prompts and 3 seeds"), (dict(height=62), "height"),
+    ]:
+        prompt = ["a", "b"] if "seed" in kwargs else "a"
+        with pytest.raises(InputError, match=match):
+            pipe.text_to_video(prompt, progress=False, **kwargs)
+
+
+def test_save_and_load_round_trip(pipe, tmp_path):
+    pytest.importorskip("vidiff.text")
+    from vidiff.pipeline import VideoPipeline
+
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = VideoPipeline.from_pretrained(tmp_path / "p")
+    assert loaded.config == pipe.config
+    for a, b in zip(pipe.keyframes.net.state_dict().values(), loaded.keyframes.net.state_dict().values()):
+        assert torch.equal(a, b)
+    assert json.loads(json.dumps(loaded.request("x", 0, None, None, None, None, None, None, None, None, None, None)
+                                 .settings(loaded.config)))["num_frames"] == 16

@@ -1,0 +1,148 @@
+"""Keyframe-layout arithmetic: which frame counts fit, how gaps are filled, how a clip is extended.
+
+A clip of `num_frames` frames holds K keyframes at indices 0, S, 2S, ..., (K-1)S, so num_frames = (K-1)*S + 1.
+The interpolation part fills a gap of G frames (both ends known) in one pass when G <= max_gap; a larger gap is
+first split into n equal sub-gaps (n <= max_gap, a window of n+1 frames spaced G/n apart), then each sub-gap is
+filled the same way. Pure Python, no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vidiff.errors import InputError
+
+
+def frames_for(num_keyframes: int, keyframe_stride: int) -> int:
+    return (num_keyframes - 1) * keyframe_stride + 1
+
+
+@dataclass(frozen=True)
+class Layout:
+    num_frames: int  # frames of the final clip
+    num_keyframes: int  # K
+    keyframe_stride: int  # S: keyframe k sits at frame k * S
+
+    @property
+    def keyframe_indices(self) -> list[int]:
+        return [k * self.keyframe_stride for k in range(self.num_keyframes)]
+
+
+def interpolation_levels(gap: int, max_gap: int) -> list[tuple[int, int]] | None:
+    """[(gap, segments), ...] coarse to fine, filling `gap` with passes of at most `max_gap`; None if impossible.
+
+    Each level splits every current gap into `segments` equal parts; the next level's gap is gap // segments.
+    gap 1 needs nothing ([]); 10 with max_gap 5 -> [(10, 5), (2, 2)]; a prime larger than max_gap -> None.
+    """
+    if gap < 1:
+        return None
+    if gap == 1:
+        return []
+    if gap <= max_gap:
+        return [(gap, gap)]
+    # Most segments first: the coarse pass then sees the densest window the part was trained on.
+    for segments in range(min(max_gap, gap // 2), 1, -1):
+        if gap % segments == 0:
+            rest = interpolation_levels(gap // segments, max_gap)
+            if rest is not None:
+                return [(gap, segments)] + rest
+    return None
+
+
+def fillable_strides(max_gap: int, up_to: int) -> list[int]:
+    return [s for s in range(1, up_to + 1) if interpolation_levels(s, max_gap) is not None]
+
+
+def resolve_layout(
+    num_frames: int | None,
+    num_keyframes: int | None,
+    keyframe_stride: int | None,
+    *,
+    default: Layout,
+    max_gap: int,
+) -> Layout:
+    """Completes (frames, keyframes, stride) from what the user gave; raises InputError saying what would fit.
+
+    Given frames only, the stride stays the default and the keyframe count follows; given frames and keyframes,
+    the stride follows; given keyframes and/or stride, frames follow.
+    """
+    for name, value, low in (("frames", num_frames, 2), ("keyframes", num_keyframes, 2), ("stride", keyframe_stride, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise InputError(f"--{name} must be an integer >= {low}, got {value!r}")
+    if keyframe_stride is not None and interpolation_levels(keyframe_stride, max_gap) is None:
+        raise InputError(
+            f"--stride {keyframe_stride} cannot be filled by this interpolation model (largest gap per pass "
+            f"{max_gap}); strides that work: {', '.join(map(str, fillable_strides(max_gap, max(2 * keyframe_stride, 12))))}"
+        )
+    if num_frames is None:
+        k = num_keyframes if num_keyframes is not None else default.num_keyframes
+        s = keyframe_stride if keyframe_stride is not None else default.keyframe_stride
+        return Layout(frames_for(k, s), k, s)
+    if num_keyframes is None and keyframe_stride is None:
+        s = default.keyframe_stride
+        if (num_frames - 1) % s:
+            raise InputError(_misfit(num_frames, f"keyframe stride {s}", [frames_for(k, s) for k in _near(num_frames, s)]))
+        return Layout(num_frames, (num_frames - 1) // s + 1, s)
+    if keyframe_stride is None:
+        k = num_keyframes
+        if (num_frames - 1) % (k - 1) or interpolation_levels((num_frames - 1) // (k - 1), max_gap) is None:
+            fits = [frames_for(k, s) for s in fillable_strides(max_gap, max(2, 2 * (num_frames - 1) // (k - 1)))]
+            raise InputError(_misfit(num_frames, f"{k} keyframes", _closest(fits, num_frames)))
+        return Layout(num_frames, k, (num_frames - 1) // (k - 1))
+    s = keyframe_stride
+    if num_keyframes is None:
+        if (num_frames - 1) % s:
+            raise InputError(_misfit(num_frames, f"stride {s}", [frames_for(k, s) for k in _near(num_frames, s)]))
+        return Layout(num_frames, (num_frames - 1) // s + 1, s)
+    if frames_for(num_keyframes, s) != num_frames:
+        raise InputError(
+            f"--frames {num_frames} does not fit {num_keyframes} keyframes at stride {s} "
+            f"(frames = (keyframes - 1) * stride + 1 = {frames_for(num_keyframes, s)})"
+        )
+    return Layout(num_frames, num_keyframes, s)
+
+
+def _near(num_frames: int, stride: int) -> list[int]:
+    """Keyframe counts whose clip length is closest to num_frames from below and above."""
+    below = max(2, (num_frames - 1) // stride + 1)
+    return sorted({below, below + 1})
+
+
+def _closest(values: list[int], target: int, n: int = 3) -> list[int]:
+    return sorted(sorted(set(values), key=lambda v: (abs(v - target), v))[:n])
+
+
+def _misfit(num_frames: int, given: str, fits: list[int]) -> str:
+    return (
+        f"--frames {num_frames} does not fit the keyframe layout with {given} "
+        f"(frames = (keyframes - 1) * stride + 1); frame counts that fit: {', '.join(map(str, fits))}"
+    )
+
+
+@dataclass(frozen=True)
+class ExtensionWindow:
+    start: int  # timeline frame of this window's keyframe 0
+    num_known: int  # leading keyframes that are already known (input tail or earlier windows)
+
+
+def extension_windows(
+    num_input: int, num_new: int, num_keyframes: int, keyframe_stride: int, max_known: int = 2
+) -> list[ExtensionWindow]:
+    """Windows of K keyframes that continue a clip of `num_input` frames by at least `num_new` frames.
+
+    Each window's first keyframes are the last frames made so far, at the keyframe stride, and its last known
+    keyframe is the clip's current last frame; windows repeat (overlapping by those known keyframes) until enough
+    new frames exist. The caller trims the surplus.
+    """
+    if num_input < 1:
+        raise InputError("extend: the input clip has no frames")
+    if num_new < 1:
+        raise InputError(f"--frames must be >= 1 new frame, got {num_new}")
+    k, s = num_keyframes, keyframe_stride
+    windows = []
+    last = num_input - 1  # timeline index of the current last frame
+    while last < num_input - 1 + num_new:
+        known = max(1, min(max_known, last // s + 1, k - 1))
+        start = last - (known - 1) * s
+        windows.append(ExtensionWindow(start, known))
+        last = start + (k - 1) * s
+    return windows

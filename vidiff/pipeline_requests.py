@@ -1,0 +1,168 @@
+"""Checking and completing what a caller asks the pipeline for, before anything is sampled.
+
+`Request.build` resolves every setting (the pipeline.yaml defaults, then the caller's overrides) and raises
+InputError naming the bad parameter. Importing this module does not import torch, so the command line runs the
+same checks in well under a second, before any weights load.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from vidiff.errors import InputError
+from vidiff.pipeline_config import SAMPLERS, PipelineConfig
+from vidiff.pipeline_layout import Layout
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def prompts_and_seeds(prompt, seed) -> tuple[list[str], list[int], bool]:
+    """Broadcasts a prompt / list of prompts against a seed / list of seeds -> (prompts, seeds, batched)."""
+    batched = isinstance(prompt, (list, tuple)) or isinstance(seed, (list, tuple))
+    prompts = list(prompt) if isinstance(prompt, (list, tuple)) else [prompt]
+    seeds = list(seed) if isinstance(seed, (list, tuple)) else [seed]
+    if not prompts or not seeds:
+        raise InputError("prompt / seed: got an empty list")
+    for p in prompts:
+        if not isinstance(p, str):
+            raise InputError(f"prompt: expected a string, got {type(p).__name__} {p!r}")
+    for s in seeds:
+        if not _is_int(s) or not 0 <= s < 2**63:
+            raise InputError(f"seed: expected an integer in [0, 2**63), got {s!r}")
+    if len(prompts) == 1:
+        prompts = prompts * len(seeds)
+    elif len(seeds) == 1:
+        seeds = seeds * len(prompts)
+    elif len(prompts) != len(seeds):
+        raise InputError(f"prompt / seed: {len(prompts)} prompts and {len(seeds)} seeds; give one of either or equal counts")
+    return prompts, seeds, batched
+
+
+def check_guidance(value, name: str):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InputError(f"{name}: must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Request:
+    prompts: list[str]
+    seeds: list[int]
+    batched: bool  # lists were given: return (B,F,H,W,3) even for B == 1
+    layout: Layout
+    steps: int | None  # overrides both stages' steps
+    sampler: str | None  # overrides both stages' sampler
+    guidance_scale: float | None  # overrides the keyframe stage's text guidance
+    image_guidance_scale: float | None  # overrides the keyframe stage's image guidance
+    height: int
+    width: int
+    fps: float
+
+    @classmethod
+    def build(cls, prompts, seeds, batched, layout: Layout, config: PipelineConfig, downsample: int | None, *,
+              steps=None, sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None,
+              fps=None) -> Request:
+        if steps is not None and (not _is_int(steps) or steps < 1):
+            raise InputError(f"steps: must be an integer >= 1, got {steps!r}")
+        if sampler is not None and sampler not in SAMPLERS:
+            raise InputError(f"sampler: unknown {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        guidance_scale = check_guidance(guidance_scale, "guidance_scale")
+        image_guidance_scale = check_guidance(image_guidance_scale, "image_guidance_scale")
+        height = config.height if height is None else height
+        width = config.width if width is None else width
+        for name, value in (("height", height), ("width", width)):
+            if not _is_int(value) or value < 1:
+                raise InputError(f"{name}: must be an integer >= 1, got {value!r}")
+            if downsample and value % downsample:
+                raise InputError(f"{name}: {value} is not a multiple of the VAE's downsampling factor {downsample}")
+        fps = config.fps if fps is None else fps
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+            raise InputError(f"fps: must be a number > 0, got {fps!r}")
+        return cls(prompts, seeds, batched, layout, steps, sampler, guidance_scale, image_guidance_scale,
+                   height, width, float(fps))
+
+    def unbatch(self, frames):
+        """(B,F,H,W,3) -> (F,H,W,3) when one prompt and one seed were given."""
+        return frames if self.batched else frames[0]
+
+    def settings(self, config: PipelineConfig) -> dict:
+        """Every resolved setting, for the sidecar next to each output."""
+        kf, it = config.keyframes, config.interpolation
+        pick = lambda override, default: default if override is None else override  # noqa: E731
+        return {
+            "num_frames": self.layout.num_frames,
+            "num_keyframes": self.layout.num_keyframes,
+            "keyframe_stride": self.layout.keyframe_stride,
+            "height": self.height,
+            "width": self.width,
+            "fps": self.fps,
+            "keyframes": {
+                "steps": pick(self.steps, kf.steps),
+                "sampler": pick(self.sampler, kf.sampler),
+                "guidance_scale": pick(self.guidance_scale, kf.guidance_scale),
+                "image_guidance_scale": pick(self.image_guidance_scale, kf.image_guidance_scale),
+                "cond_sigma": kf.cond_sigma,
+            },
+            "interpolation": {
+                "steps": pick(self.steps, it.steps),
+                "sampler": pick(self.sampler, it.sampler),
+                "guidance_scale": it.guidance_scale,
+                "image_guidance_scale": it.image_guidance_scale,
+                "cond_sigma": it.cond_sigma,
+                "max_gap": it.max_gap,
+            },
+        }
+
+
+def check_frames(frames, name: str):
+    """uint8 (F,H,W,3) torch tensor or numpy array -> torch tensor; InputError naming `name` otherwise."""
+    import numpy as np
+    import torch
+
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+    if not torch.is_tensor(frames) or frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        got = f"{frames.dtype} {tuple(frames.shape)}" if hasattr(frames, "shape") else type(frames).__name__
+        raise InputError(f"{name}: expected uint8 frames (F,H,W,3), got {got}")
+    if frames.shape[0] < 1:
+        raise InputError(f"{name}: no frames")
+    return frames
+
+
+def check_image(image, name: str):
+    """uint8 (H,W,3) torch tensor or numpy array -> torch tensor."""
+    import numpy as np
+    import torch
+
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
+    if not torch.is_tensor(image) or image.dtype != torch.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        got = f"{image.dtype} {tuple(image.shape)}" if hasattr(image, "shape") else type(image).__name__
+        raise InputError(f"{name}: expected a uint8 image (H,W,3), got {got}")
+    return image
+
+
+class StepBar:
+    """One tqdm bar over every sampler step of a generation; `step` is the samplers' callback."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="sampling", unit="step", leave=False)
+
+    def step(self, _info=None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def __enter__(self) -> StepBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

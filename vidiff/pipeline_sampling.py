@@ -1,0 +1,150 @@
+"""One diffusion stage of the pipeline (keyframes or interpolation): per-sample noise, noise augmentation of the
+known frames, classifier-free guidance, and the sampler call.
+
+Reproducibility: every random draw of a batch row comes from that row's own torch.Generator, seeded from the
+user's seed and a key naming the stage and window (`derive_seed`), so a sample never depends on the batch size
+or on which other samples share its batch.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+
+from vidiff.diffusion import Denoiser, GuidedDenoiser, sample, sampling_sigmas
+from vidiff.pipeline_config import StageConfig
+
+
+def derive_seed(seed: int, *keys) -> int:
+    """A 63-bit seed that depends only on (seed, keys): independent streams for each stage and window."""
+    digest = hashlib.sha256(repr((int(seed),) + tuple(keys)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def generators(seeds: list[int], *keys) -> list[torch.Generator]:
+    """One CPU generator per batch row (CPU draws give the same noise on every device)."""
+    return [torch.Generator().manual_seed(derive_seed(s, *keys)) for s in seeds]
+
+
+def per_row_randn(shape: tuple[int, ...], gens: list[torch.Generator]) -> torch.Tensor:
+    """(len(gens), *shape) standard normal noise; row i drawn from gens[i] only."""
+    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+
+
+class RowwiseNet(torch.nn.Module):
+    """Runs the wrapped network one batch row at a time.
+
+    CPU kernels may pick a different reduction order for a different batch size, which changes the last bits of
+    a row's output; row by row, sample i is bit-identical whatever the batch (and the guidance passes) around it.
+    """
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+        self.config = net.config
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, **cond) -> torch.Tensor:
+        batch = x.shape[0]
+        c_noise = torch.as_tensor(c_noise, device=x.device).expand(batch)  # (B,)
+
+        def row(value, i):
+            if torch.is_tensor(value) and value.ndim > 0 and value.shape[0] == batch:
+                return value[i : i + 1]
+            return value
+
+        outs = [self.net(x[i : i + 1], c_noise[i : i + 1], **{k: row(v, i) for k, v in cond.items()})
+                for i in range(batch)]
+        return torch.cat(outs)  # (B,C,F,h,w)
+
+
+@dataclass
+class StageSettings:
+    """What the caller may change per call (the rest comes from the stage's StageConfig)."""
+
+    steps: int
+    sampler: str
+    text_scale: float
+    image_scale: float
+
+
+class DiffusionStage:
+    """A UNet3D wrapped by its parameterization, sampled with the settings of its StageConfig."""
+
+    def __init__(self, net: torch.nn.Module, config: StageConfig, schedule_sigmas: torch.Tensor | None = None,
+                 rowwise: bool = True):
+        self.net = net
+        self.config = config
+        wrapped = RowwiseNet(net) if rowwise else net  # rowwise: bit-identical samples whatever the batch size
+        self.denoiser = Denoiser(wrapped, parameterization=config.parameterization, sigma_data=config.sigma_data)
+        self.schedule_sigmas = schedule_sigmas  # (T,) for discrete spacings; None for karras
+        self.takes_known_frames = bool(getattr(net.config, "conditioning", False))
+
+    def settings(self, steps=None, sampler=None, text_scale=None, image_scale=None) -> StageSettings:
+        c = self.config
+        return StageSettings(
+            steps=c.steps if steps is None else steps,
+            sampler=c.sampler if sampler is None else sampler,
+            text_scale=c.guidance_scale if text_scale is None else text_scale,
+            image_scale=c.image_guidance_scale if image_scale is None else image_scale,
+        )
+
+    def sigmas(self, steps: int) -> torch.Tensor:
+        c = self.config
+        return sampling_sigmas(steps, c.spacing, c.sigma_min, c.sigma_max, c.rho, schedule_sigmas=self.schedule_sigmas)
+
+    @torch.no_grad()
+    def run(
+        self,
+        shape: tuple[int, int, int, int],
+        gens: list[torch.Generator],
+        settings: StageSettings,
+        *,
+        context: torch.Tensor,
+        context_mask: torch.Tensor,
+        null_context: torch.Tensor,
+        null_context_mask: torch.Tensor,
+        frame_stride: float,
+        known: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
+        callback=None,
+    ) -> torch.Tensor:
+        """Samples latents (B, *shape) = (B,C,F,h,w); known (B,C,F,h,w) with known_mask (B,F) are kept exactly.
+
+        Row i draws, in order, its start noise and its noise-augmentation noise from gens[i], then the sampler's
+        own draws (stochastic samplers) from the same generator.
+        """
+        param = next(self.net.parameters())
+        device, dtype = param.device, param.dtype
+        batch = len(gens)
+        sigmas = self.sigmas(settings.steps).to(device)  # (steps + 1,)
+        x = per_row_randn(shape, gens).to(device, dtype) * sigmas[0]  # (B,C,F,h,w)
+        aug = per_row_randn(shape, gens).to(device, dtype)  # (B,C,F,h,w) drawn even when unused: fixed draw order
+        cond = {
+            "context": context.to(device, dtype),
+            "context_mask": context_mask.to(device),
+            "frame_stride": torch.full((batch,), float(frame_stride), device=device),
+        }
+        has_known = known is not None and known_mask is not None and bool(known_mask.any())
+        if has_known and not self.takes_known_frames:
+            raise ValueError("this diffusion part was built without known-frame conditioning (conditioning: false)")
+        if self.takes_known_frames:
+            cond_sigma = self.config.cond_sigma
+            if has_known:
+                known = known.to(device, dtype)
+                mask = known_mask.to(device, dtype)  # (B,F)
+                mask5 = rearrange(mask, "b f -> b 1 f 1 1")
+                cond["cond_latents"] = (known + cond_sigma * aug) * mask5  # noise augmentation, as in training
+            else:
+                mask = torch.zeros(batch, shape[1], device=device, dtype=dtype)  # (B,F)
+                cond["cond_latents"] = torch.zeros((batch, *shape), device=device, dtype=dtype)
+            cond["cond_mask"] = mask
+            cond["cond_sigma"] = torch.full((batch,), float(cond_sigma), device=device)
+        guided = GuidedDenoiser(
+            self.denoiser, settings.text_scale, settings.image_scale, null_context.to(device, dtype), null_context_mask
+        )
+        out = sample(guided, x, sigmas, method=settings.sampler, generator=gens, callback=callback, **cond)
+        if has_known:  # known frames are returned exactly as given
+            out = torch.where(rearrange(known_mask.to(device) > 0, "b f -> b 1 f 1 1"), known, out)
+        return out

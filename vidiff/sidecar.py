@@ -1,0 +1,94 @@
+"""What is written next to each generated clip: a JSON sidecar (prompt, seed, settings, model checksum, version,
+elapsed time) and, on request, a contact sheet (a PNG grid of the frames)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vidiff import __version__
+
+SIDECAR_SUFFIX = ".json"
+
+
+def sidecar_path(output: str | Path) -> Path:
+    """out.mp4 -> out.mp4.json"""
+    output = Path(output)
+    return output.with_name(output.name + SIDECAR_SUFFIX)
+
+
+def contact_sheet_path(output: str | Path) -> Path:
+    """out.mp4 -> out.sheet.png"""
+    output = Path(output)
+    return output.with_name(output.stem + ".sheet.png")
+
+
+def numbered_outputs(output: str | Path, count: int) -> list[Path]:
+    """out.mp4 for one sample; out_000.mp4, out_001.mp4, ... for several."""
+    output = Path(output)
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}_{i:03d}{output.suffix}") for i in range(count)]
+
+
+def weights_checksum(model_folder: str | Path, parts: dict[str, Path]) -> dict[str, str]:
+    """sha256 of each part's model.safetensors, plus one over all of them ("pipeline")."""
+    import hashlib
+
+    from vidiff.parts import WEIGHTS_NAME, file_sha256
+
+    sums = {name: file_sha256(Path(folder) / WEIGHTS_NAME) for name, folder in sorted(parts.items())}
+    sums["pipeline"] = hashlib.sha256("".join(f"{k}:{v};" for k, v in sums.items()).encode()).hexdigest()
+    return sums
+
+
+def build_sidecar(
+    *, command: str, prompt: str, seed: int, settings: dict, model_folder: str | Path, checksums: dict[str, str],
+    elapsed_s: float, output: str | Path, inputs: dict | None = None,
+) -> dict:
+    return {
+        "command": command,
+        "prompt": prompt,
+        "seed": seed,
+        "settings": settings,
+        "inputs": inputs or {},
+        "model": {"folder": str(Path(model_folder).resolve()), "sha256": checksums},
+        "vidiff_version": __version__,
+        "elapsed_s": round(float(elapsed_s), 3),
+        "output": Path(output).name,
+    }
+
+
+def write_sidecar(output: str | Path, record: dict) -> Path:
+    """Writes out.mp4.json atomically (temporary name, then rename)."""
+    path = sidecar_path(output)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def contact_sheet(frames, columns: int = 8, gap: int = 2, background: int = 128) -> np.ndarray:
+    """uint8 (F,H,W,3) -> one uint8 image (rows*H + gaps, columns*W + gaps, 3), frames left to right, top to bottom."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"contact_sheet: expected uint8 frames (F,H,W,3), got {frames.dtype} {frames.shape}")
+    count, height, width, _ = frames.shape
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    sheet = np.full((rows * height + (rows + 1) * gap, columns * width + (columns + 1) * gap, 3), background, np.uint8)
+    for i in range(count):
+        r, c = divmod(i, columns)
+        top, left = gap + r * (height + gap), gap + c * (width + gap)
+        sheet[top : top + height, left : left + width] = frames[i]
+    return sheet
+
+
+def write_contact_sheet(output: str | Path, frames, columns: int = 8) -> Path:
+    from PIL import Image
+
+    path = contact_sheet_path(output)
+    Image.fromarray(contact_sheet(frames, columns)).save(path)
+    return path
