@@ -1,0 +1,121 @@
+"""Training-step benchmark: vidiff's UNet3D against diffusers' UNet3DConditionModel at the same widths.
+
+Times forward + backward (fp32, 2 threads) on latents (1, 4, 16, 32, 32) with a (1, 16, 384) context and reads
+the peak resident memory of each model in its own fresh subprocess (VmHWM from /proc/self/status, minus the value
+after imports, model construction and input creation). Prints both parameter counts and the vidiff / diffusers
+ratios of median step time and peak memory.
+
+    .venv/bin/python tools/bench_unet.py                 # headline row, no gradient checkpointing
+    .venv/bin/python tools/bench_unet.py --checkpointing # adds a row with checkpointing on both sides
+    .venv/bin/python tools/bench_unet.py --frames 4 --size 16 --steps 2   # a quick smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def vm_hwm_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("VmHWM not found in /proc/self/status")
+
+
+def build(which: str, checkpointing: bool):
+    if which == "diffusers":
+        from diffusers import UNet3DConditionModel
+
+        model = UNet3DConditionModel(
+            in_channels=4, out_channels=4,
+            down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+            block_out_channels=(64, 128, 256), layers_per_block=2, norm_num_groups=32,
+            cross_attention_dim=384, attention_head_dim=8,
+        )
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        return model, lambda x, t, ctx: model(x, t, encoder_hidden_states=ctx).sample
+    sys.path.insert(0, str(REPO))
+    from vidiff.models import UNet3D, UNet3DConfig
+
+    cfg = UNet3DConfig(in_channels=4, out_channels=4, block_out_channels=(64, 128, 256), layers_per_block=2,
+                       attention_levels=(True, True, False), mid_attention=True, context_dim=384,
+                       norm_groups=32, gradient_checkpointing=checkpointing)
+    model = UNet3D(cfg)
+    return model, lambda x, t, ctx: model(x, t, ctx)
+
+
+def child(args) -> None:
+    """Runs in a fresh process: one model, warm-up, timed steps; prints one JSON line."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model, step_fn = build(args.child, args.checkpointing)
+    model.train()
+    x = torch.randn(1, 4, args.frames, args.size, args.size)
+    t = torch.full((1,), 0.3) if args.child == "vidiff" else torch.full((1,), 500)
+    ctx = torch.randn(1, args.context_len, 384)
+    baseline = vm_hwm_kib()
+    times = []
+    for i in range(args.warmup + args.steps):
+        start = time.perf_counter()
+        step_fn(x, t, ctx).square().mean().backward()
+        model.zero_grad(set_to_none=True)
+        if i >= args.warmup:
+            times.append(time.perf_counter() - start)
+    peak = vm_hwm_kib() - baseline
+    params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"model": args.child, "params": params, "median_s": statistics.median(times),
+                      "times": times, "peak_mib": peak / 1024}))
+
+
+def run_child(which: str, args, checkpointing: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", which, "--frames", str(args.frames), "--size", str(args.size),
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+           "--context-len", str(args.context_len)]
+    if checkpointing:
+        cmd.append("--checkpointing")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=32, help="latent height = width")
+    p.add_argument("--context-len", type=int, default=16)
+    p.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpointing", action="store_true", help="also run a row with gradient checkpointing")
+    p.add_argument("--child", choices=["vidiff", "diffusers"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    rows = [False, True] if args.checkpointing else [False]
+    print(f"latents (1, 4, {args.frames}, {args.size}, {args.size}), context (1, {args.context_len}, 384), "
+          f"fp32, {args.threads} threads, {args.warmup} warm-up + median of {args.steps} steps")
+    for ckpt in rows:
+        res = {w: run_child(w, args, ckpt) for w in ("diffusers", "vidiff")}
+        d, v = res["diffusers"], res["vidiff"]
+        print(f"\ngradient checkpointing: {'on' if ckpt else 'off'}")
+        for r in (d, v):
+            times = ", ".join(f"{s:.2f}" for s in r["times"])
+            print(f"  {r['model']:9s} params {r['params'] / 1e6:6.2f}M  step {r['median_s']:.3f} s "
+                  f"(steps: {times})  peak +{r['peak_mib']:.0f} MiB")
+        print(f"  ratio vidiff/diffusers: params {v['params'] / d['params']:.3f}  time "
+              f"{v['median_s'] / d['median_s']:.3f}  peak memory {v['peak_mib'] / d['peak_mib']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
