@@ -1,0 +1,156 @@
+"""Latent cache: shards, resume after an interruption, exact read-back, refusal of inconsistent caches."""
+import dataclasses
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from vidiff.data.latent_cache import INDEX_NAME, LatentCacheDataset, build_latent_cache
+from vidiff.errors import InputError
+
+CAPTIONS = ["a red circle moving left", "a blue square going up", "white triangle, moving down"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyConfig:
+    latent_channels: int = 2
+    frame_chunk: int = 2
+
+
+class FakeVAE(nn.Module):
+    """Deterministic stand-in: a fixed linear map of 2x2-pooled pixels; counts the clips it encodes."""
+
+    def __init__(self, scale: float = 0.5):
+        super().__init__()
+        self.config = TinyConfig()
+        self.weight = nn.Parameter(torch.linspace(-1, 1, 6).reshape(2, 3) * scale)
+        self.clips_encoded = 0
+
+    def encode(self, video, sample=False, generator=None):
+        self.clips_encoded += video.shape[0]
+        pooled = nn.functional.avg_pool3d(video, (1, 2, 2))  # (B, 3, F, h, w)
+        latents = torch.einsum("oc,bcfhw->bofhw", self.weight, pooled)  # (B, 2, F, h, w)
+        if sample:
+            latents = latents + 0.1 * torch.randn(latents.shape, generator=generator)
+        return latents
+
+
+class FakeText:
+    """Deterministic stand-in for TextEncoder: context from the characters of the prompt."""
+
+    identifier = "fake-text;max_length=6"
+
+    def __init__(self):
+        self.prompts_encoded = []
+
+    def encode(self, prompts):
+        self.prompts_encoded += prompts
+        context = torch.zeros(len(prompts), 6, 4)
+        mask = torch.zeros(len(prompts), 6, dtype=torch.bool)
+        for i, p in enumerate(prompts):
+            words = p.split()[:6]
+            mask[i, : len(words)] = True
+            for j, w in enumerate(words):
+                context[i, j] = torch.tensor([len(w), sum(map(ord, w)) / 1000, j, i * 0 + 1.5])
+        return context, mask
+
+
+class FakeClips(torch.utils.data.Dataset):
+    """N clips of (3, 4, 8, 8) in [-1, 1], deterministic per index; raises at `fail_at` to simulate a crash."""
+
+    def __init__(self, n, fail_at=None):
+        self.n, self.fail_at = n, fail_at
+
+    def __len__(self):
+        return self.n
+
+    def describe(self):
+        return {"kind": "fake", "frames": 4, "size": 8}
+
+    def __getitem__(self, i):
+        if i == self.fail_at:
+            raise RuntimeError("simulated interruption")
+        g = torch.Generator().manual_seed(i)
+        return {"video": torch.rand(3, 4, 8, 8, generator=g) * 2 - 1, "caption": CAPTIONS[i % 3], "path": f"{i}.mp4"}
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_resume_after_interruption_gives_identical_cache(tmp_path, sample):
+    kwargs = dict(shard_size=4, batch_size=2, dtype="float32", sample=sample, seed=3, progress=False)
+    build_latent_cache(FakeClips(14), FakeVAE(), FakeText(), tmp_path / "a", **kwargs)
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        build_latent_cache(FakeClips(14, fail_at=9), FakeVAE(), FakeText(), tmp_path / "b", **kwargs)
+    partial = json.loads((tmp_path / "b" / INDEX_NAME).read_text())
+    assert [s["file"] for s in partial["shards"]] == ["shard_00000.safetensors", "shard_00001.safetensors"]
+    assert not partial["complete"]
+    with pytest.raises(InputError, match="incomplete"):
+        LatentCacheDataset(tmp_path / "b")
+
+    vae = FakeVAE()
+    build_latent_cache(FakeClips(14), vae, FakeText(), tmp_path / "b", **kwargs)
+    assert vae.clips_encoded == 14 - 8  # resumed at the first missing shard
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    assert sorted(_files(tmp_path / "a")) == [INDEX_NAME] + [f"shard_0000{i}.safetensors" for i in range(4)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_dataset_returns_exact_tensors(tmp_path, dtype):
+    clips, vae, text = FakeClips(7), FakeVAE(), FakeText()
+    build_latent_cache(clips, vae, text, tmp_path, shard_size=3, batch_size=2, dtype=dtype, progress=False)
+    ds = LatentCacheDataset(tmp_path, verify=True)
+    assert len(ds) == 7
+    from safetensors.torch import load_file
+
+    written = [load_file(str(tmp_path / f"shard_0000{s}.safetensors")) for s in range(3)]  # shards of 3, 3, 1
+    written = {k: torch.cat([w[k] for w in written]) for k in written[0]}
+    assert written["latents"].dtype == getattr(torch, dtype) and written["context_mask"].dtype == torch.bool
+    assert torch.equal(written["index"], torch.arange(7))
+    for i in range(7):
+        item = ds[i]
+        assert item["latents"].dtype == torch.float32 and item["latents"].shape == (2, 4, 4, 4)
+        # Exactly what was written ...
+        assert torch.equal(item["latents"], written["latents"][i].float())
+        assert torch.equal(item["context"], written["context"][i].float())
+        assert torch.equal(item["context_mask"], written["context_mask"][i])
+        assert item["caption"] == CAPTIONS[i % 3] and item["index"] == i
+        # ... which is the encoders' output for this clip, up to the storage dtype.
+        direct = FakeVAE().encode(clips[i]["video"][None])[0].detach()  # (C, F, h, w)
+        context, mask = FakeText().encode([CAPTIONS[i % 3]])
+        tol = 1e-6 if dtype == "float32" else 2e-3
+        torch.testing.assert_close(item["latents"], direct, atol=tol, rtol=tol)
+        torch.testing.assert_close(item["context"], context[0], atol=tol, rtol=tol)
+        assert torch.equal(item["context_mask"], mask[0])
+    assert sorted(text.prompts_encoded) == sorted(CAPTIONS)  # each caption encoded once, not once per clip
+    with pytest.raises(IndexError):
+        ds[7]
+
+
+def test_refuses_inconsistent_cache(tmp_path):
+    build_latent_cache(FakeClips(6), FakeVAE(), FakeText(), tmp_path / "a", shard_size=3, progress=False)
+    build_latent_cache(FakeClips(5), FakeVAE(), FakeText(), tmp_path / "b", shard_size=3, progress=False)
+    LatentCacheDataset(tmp_path / "a")
+    # A shard from another cache (2 clips instead of 3): size or shapes no longer match the index.
+    (tmp_path / "a" / "shard_00001.safetensors").write_bytes((tmp_path / "b" / "shard_00001.safetensors").read_bytes())
+    with pytest.raises(InputError, match="shard_00001"):
+        LatentCacheDataset(tmp_path / "a")
+    (tmp_path / "a" / "shard_00001.safetensors").unlink()
+    with pytest.raises(InputError, match="missing"):
+        LatentCacheDataset(tmp_path / "a")
+    with pytest.raises(InputError, match="not a latent cache"):
+        LatentCacheDataset(tmp_path)
+
+
+def test_resume_refuses_different_settings(tmp_path):
+    build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, shard_size=2, progress=False)
+    with pytest.raises(InputError, match="vae_weights_sha256"):
+        build_latent_cache(FakeClips(4), FakeVAE(scale=0.7), FakeText(), tmp_path, shard_size=2, progress=False)
+    with pytest.raises(InputError, match="num_clips"):
+        build_latent_cache(FakeClips(5), FakeVAE(), FakeText(), tmp_path, shard_size=2, progress=False)
+    with pytest.raises(InputError, match="dtype"):
+        build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, dtype="bfloat16", progress=False)

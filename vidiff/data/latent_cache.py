@@ -1,0 +1,298 @@
+"""Latent cache: encode every clip once with the VAE and every caption once with the text encoder.
+
+Training then reads latents and text embeddings from disk instead of running the encoders each step
+(STYLE.md item 9). Layout of a cache folder:
+
+    shard_00000.safetensors   latents (N,C,F,h,w), context (N,L,D), context_mask (N,L) bool, index (N,) int64
+    shard_00001.safetensors   ...
+    index.json                the shard list (file, start, count, bytes, sha256, captions), shapes, dtype,
+                              the VAE config and weights checksum, the text encoder identifier, the dataset
+
+index.json is rewritten atomically (temporary file + rename) after each shard, so an interrupted build
+resumes at the first missing shard and produces the same files as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from vidiff.errors import InputError
+
+INDEX_NAME = "index.json"
+FORMAT_VERSION = 1
+DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+def shard_name(i: int) -> str:
+    return f"shard_{i:05d}.safetensors"
+
+
+def weights_checksum(module) -> str:
+    """SHA-256 over the names and raw bytes of a module's state dict (any dtype, any device)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _config_dict(config) -> dict:
+    import dataclasses
+
+    from vidiff.config import to_dict
+
+    return to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def _describe(dataset) -> dict:
+    describe = getattr(dataset, "describe", None)
+    info = describe() if callable(describe) else {}
+    return {"class": type(dataset).__name__, "length": len(dataset), **info}
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _file_sha256(path: Path) -> str:
+    from vidiff.parts import file_sha256
+
+    return file_sha256(path)
+
+
+# ---- building --------------------------------------------------------------------------------------------
+
+
+def _settings(dataset, vae, text_encoder, shard_size: int, batch_size: int, dtype: str, sample: bool,
+              seed: int) -> dict:
+    """What must match for an existing partial cache to be continued."""
+    settings = {
+        "format_version": FORMAT_VERSION,
+        "num_clips": len(dataset),
+        "shard_size": shard_size,
+        # Batch boundaries decide the posterior noise when sampling; the mean does not depend on them.
+        "batch_size": batch_size if sample else None,
+        "dtype": dtype,
+        "sample": sample,
+        "seed": seed if sample else None,
+        "vae_config": _config_dict(vae.config),
+        "vae_weights_sha256": weights_checksum(vae),
+        "text_encoder": text_encoder.identifier,
+        "dataset": _describe(dataset),
+    }
+    return json.loads(json.dumps(settings))  # as index.json will hold it (tuples become lists)
+
+
+def _resume_point(out: Path, settings: dict) -> list[dict]:
+    """Shards already done (a prefix of the shard list), or [] for a fresh cache."""
+    path = out / INDEX_NAME
+    if not path.is_file():
+        if any(out.glob("shard_*.safetensors")):
+            raise InputError(f"{out}: has shard files but no {INDEX_NAME}; use an empty folder")
+        return []
+    index = json.loads(path.read_text())
+    for key, value in settings.items():
+        if index.get(key) != value:
+            raise InputError(f"{out}: existing cache was built with a different {key} "
+                             f"({index.get(key)!r} != {value!r}); use a new folder or delete it")
+    done = []
+    for shard in index["shards"]:
+        file = out / shard["file"]
+        if not file.is_file() or file.stat().st_size != shard["bytes"]:
+            break  # resume at the first missing (or half-written) shard
+        done.append(shard)
+    return done
+
+
+class _CaptionMemo:
+    """Remembers recent caption embeddings, so a caption repeated across the dataset is encoded once."""
+
+    def __init__(self, text_encoder, capacity: int = 512):
+        self.text_encoder, self.capacity = text_encoder, capacity
+        self.rows: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        missing = [c for c in dict.fromkeys(captions) if c not in self.rows]
+        fresh = {}
+        if missing:
+            context, mask = self.text_encoder.encode(missing)  # (U, L, D), (U, L)
+            fresh = {c: (context[i].cpu().clone(), mask[i].cpu().clone()) for i, c in enumerate(missing)}
+        rows = [fresh[c] if c in fresh else self.rows[c] for c in captions]
+        for c, row in fresh.items():
+            self.rows[c] = row
+        for c in captions:
+            self.rows.move_to_end(c)
+        while len(self.rows) > self.capacity:
+            self.rows.popitem(last=False)
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])  # (B, L, D), (B, L)
+
+
+def _encode_batch(items: list[dict], vae, captions_memo: _CaptionMemo, sample: bool, generator) -> tuple:
+    video = torch.stack([item["video"] for item in items])  # (B, 3, F, H, W)
+    captions = [item["caption"] for item in items]
+    with torch.no_grad():
+        latents = vae.encode(video, sample=sample, generator=generator)  # (B, C, F, h, w)
+        context, mask = captions_memo.encode(captions)  # (B, L, D), (B, L)
+    return latents, context, mask, captions
+
+
+def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_size: int = 256, batch_size: int = 8,
+                       dtype: str = "float16", sample: bool = False, seed: int = 0, progress: bool = True) -> Path:
+    """Encodes `dataset` (items {"video": (3,F,H,W) in [-1,1], "caption": str}) into a sharded cache.
+
+    The VAE mean is stored unless `sample` (then a posterior sample, seeded from `seed` and the batch start).
+    An existing cache in `out_dir` built with the same settings is continued at its first missing shard.
+    """
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    if shard_size < 1 or batch_size < 1:
+        raise InputError(f"shard_size and batch_size must be >= 1, got {shard_size} and {batch_size}")
+    n = len(dataset)
+    if n == 0:
+        raise InputError("dataset is empty: nothing to cache")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = _settings(dataset, vae, text_encoder, shard_size, batch_size, dtype, sample, seed)
+    shards = _resume_point(out, settings)
+    index = {**settings, "complete": False, "shapes": None, "shards": shards}
+    if shards:
+        index["shapes"] = json.loads((out / INDEX_NAME).read_text())["shapes"]
+    num_shards = -(-n // shard_size)
+    start_clip = sum(s["count"] for s in shards)
+    memo = _CaptionMemo(text_encoder)
+    bar = tqdm(total=n, initial=start_clip, desc="latent cache", unit="clip", disable=not progress)
+    for s in range(len(shards), num_shards):
+        lo, hi = s * shard_size, min(n, (s + 1) * shard_size)
+        parts: dict[str, list[torch.Tensor]] = {"latents": [], "context": [], "context_mask": []}
+        captions: list[str] = []
+        for b in range(lo, hi, batch_size):
+            items = [dataset[i] for i in range(b, min(hi, b + batch_size))]
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + b) if sample else None
+            latents, context, mask, batch_captions = _encode_batch(items, vae, memo, sample, generator)
+            parts["latents"].append(latents.to("cpu", DTYPES[dtype]))
+            parts["context"].append(context.to("cpu", DTYPES[dtype]))
+            parts["context_mask"].append(mask.to("cpu", torch.bool))
+            captions += batch_captions
+            bar.update(len(items))
+        tensors = {k: torch.cat(v).contiguous() for k, v in parts.items()}
+        tensors["index"] = torch.arange(lo, hi, dtype=torch.int64)
+        shapes = {k: list(v.shape[1:]) for k, v in tensors.items() if k != "index"}
+        if index["shapes"] is None:
+            index["shapes"] = shapes
+        elif index["shapes"] != shapes:
+            raise InputError(f"clips {lo}..{hi - 1} encode to {shapes}, earlier clips to {index['shapes']}: "
+                             "every clip must have the same frames and size")
+        file = out / shard_name(s)
+        tmp = file.with_name(file.name + ".tmp")
+        save_file(tensors, str(tmp))  # no metadata: its key order is not stable, and the bytes must be
+        os.replace(tmp, file)
+        shards.append({"file": file.name, "start": lo, "count": hi - lo, "bytes": file.stat().st_size,
+                       "sha256": _file_sha256(file), "captions": captions})
+        _atomic_json(out / INDEX_NAME, index)
+    bar.close()
+    index["complete"] = True
+    _atomic_json(out / INDEX_NAME, index)
+    return out
+
+
+def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, out_dir, shard_size: int = 256,
+                                    batch_size: int = 8, dtype: str = "float16", sample: bool = False,
+                                    progress: bool = True) -> Path:
+    """`vidiff data cache`: a video folder, a VAE part folder and a text encoder name or folder."""
+    from vidiff.data.video_folder import VideoFolderDataset
+    from vidiff.text import TextEncoder
+    from vidiff.vae import AutoencoderKL
+
+    dataset = VideoFolderDataset(videos, num_frames=frames, size=size)
+    vae_model = AutoencoderKL.load(vae)
+    text_encoder = TextEncoder.load(text)
+    return build_latent_cache(dataset, vae_model, text_encoder, out_dir, shard_size=shard_size,
+                              batch_size=batch_size, dtype=dtype, sample=sample, progress=progress)
+
+
+# ---- reading ---------------------------------------------------------------------------------------------
+
+
+class LatentCacheDataset(torch.utils.data.Dataset):
+    """Reads a finished cache; shards are memory-mapped, so only the rows asked for are read.
+
+    Items: {"latents": (C,F,h,w) float32, "context": (L,D) float32, "context_mask": (L,) bool,
+    "caption": str, "index": int}. `verify=True` also checks each shard's SHA-256 (reads every byte).
+    """
+
+    def __init__(self, folder: str | Path, verify: bool = False):
+        from safetensors import safe_open
+
+        self.folder = Path(folder)
+        path = self.folder / INDEX_NAME
+        if not path.is_file():
+            raise InputError(f"{self.folder}: not a latent cache (missing {INDEX_NAME})")
+        try:
+            self.index = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not valid JSON ({e})") from e
+        if self.index.get("format_version") != FORMAT_VERSION:
+            raise InputError(f"{path}: unknown format_version {self.index.get('format_version')!r}")
+        if not self.index.get("complete"):
+            raise InputError(f"{self.folder}: the cache is incomplete; run `vidiff data cache` again to finish it")
+        self.shards = self.index["shards"]
+        self.captions: list[str] = []
+        expected_start = 0
+        for shard in self.shards:
+            file = self.folder / shard["file"]
+            if not file.is_file():
+                raise InputError(f"{file}: shard listed in {INDEX_NAME} is missing")
+            if file.stat().st_size != shard["bytes"] or (verify and _file_sha256(file) != shard["sha256"]):
+                raise InputError(f"{file}: does not match {INDEX_NAME} (size or checksum); rebuild the cache")
+            if shard["start"] != expected_start or len(shard["captions"]) != shard["count"]:
+                raise InputError(f"{path}: shard list is inconsistent at {shard['file']}")
+            with safe_open(str(file), framework="pt") as f:
+                for key, shape in self.index["shapes"].items():
+                    got = list(f.get_slice(key).get_shape())
+                    if got != [shard["count"], *shape]:
+                        raise InputError(f"{file}: {key} has shape {got}, {INDEX_NAME} says {[shard['count'], *shape]}")
+            self.captions += shard["captions"]
+            expected_start += shard["count"]
+        if expected_start != self.index["num_clips"]:
+            raise InputError(f"{path}: shards hold {expected_start} clips, the index says {self.index['num_clips']}")
+        self._starts = [s["start"] for s in self.shards]
+        self._handles: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return self.index["num_clips"]
+
+    def _handle(self, s: int):
+        from safetensors import safe_open
+
+        # Opened lazily, so each DataLoader worker maps the files itself.
+        if s not in self._handles:
+            self._handles[s] = safe_open(str(self.folder / self.shards[s]["file"]), framework="pt")
+        return self._handles[s]
+
+    def __getitem__(self, i: int) -> dict:
+        import bisect
+
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for a cache of {len(self)} clips")
+        i %= len(self)
+        s = bisect.bisect_right(self._starts, i) - 1
+        row = i - self._starts[s]
+        f = self._handle(s)
+        return {
+            "latents": f.get_slice("latents")[row].float(),  # (C, F, h, w)
+            "context": f.get_slice("context")[row].float(),  # (L, D)
+            "context_mask": f.get_slice("context_mask")[row],  # (L,)
+            "caption": self.captions[i],
+            "index": i,
+        }
