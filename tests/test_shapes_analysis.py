@@ -10,11 +10,10 @@ from vidiff.data.shapes_analysis import analyze_clip, label_components
 from vidiff.errors import InputError
 
 
-def read_frames(path) -> np.ndarray:
-    import av
+def read_frames(path):
+    from vidiff.io import read_video
 
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])  # (F, H, W, 3)
+    return read_video(path)[0]  # (F, H, W, 3) uint8
 
 
 def _check_folder(folder, num):

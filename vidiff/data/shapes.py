@@ -235,23 +235,6 @@ def ground_truth(params: ShapeClipParams, fps: int) -> dict:
     }
 
 
-def _write_video(path: Path, frames, fps: int) -> None:
-    """H.264 mp4 through PyAV (temporary: replaced by vidiff.io.write_video once it lands)."""
-    import av
-
-    frames = np.asarray(frames)  # (F, H, W, 3) uint8
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    os.replace(tmp, path)
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -268,6 +251,8 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
     """Writes `num` clips as clip_XXXXXX.mp4 + .txt (caption) + .json (ground truth), and metadata.jsonl."""
     from tqdm.auto import tqdm
 
+    from vidiff.io import write_video
+
     if num < 1:
         raise InputError(f"num must be >= 1, got {num}")
     if fps < 1:
@@ -278,7 +263,7 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
     for params in tqdm(iter_clip_params(num, frames, size, seed), total=num, desc="shapes", unit="clip",
                        disable=not progress):
         stem = f"clip_{params.index:06d}"
-        _write_video(out / f"{stem}.mp4", render_clip(params), fps)
+        write_video(out / f"{stem}.mp4", render_clip(params), fps)
         (out / f"{stem}.txt").write_text(params.caption + "\n")
         (out / f"{stem}.json").write_text(json.dumps(ground_truth(params, fps), indent=1) + "\n")
         rows.append(json.dumps({"file_name": f"{stem}.mp4", "text": params.caption}))

@@ -56,27 +56,13 @@ def find_prompt(video: Path, metadata: dict[str, str]) -> str | None:
     return metadata.get(video.name)
 
 
-def _read_frames(path: Path):
-    """uint8 (F, H, W, 3) through PyAV (temporary: replaced by vidiff.io.read_video once it lands)."""
-    import av
-    import numpy as np
-
-    try:
-        with av.open(str(path)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except (av.error.FFmpegError, ValueError) as e:
-        raise VideoDecodeError(path, str(e)) from e
-    if not frames:
-        raise VideoDecodeError(path, "no frames")
-    return np.stack(frames)
-
-
 def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
     """Shapes accuracy of every clip in `folder` that has a prompt; returns accuracies, counts and rows."""
     from tqdm.auto import tqdm
 
     from vidiff.data.shapes import parse_prompt
     from vidiff.data.shapes_analysis import analyze_clip
+    from vidiff.io import read_video
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -98,7 +84,7 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
             continue
         row = {"file": video.name, "prompt": prompt, "asked": asked}
         try:
-            analysis = analyze_clip(_read_frames(video))
+            analysis = analyze_clip(read_video(video)[0])
         except VideoDecodeError as e:
             # An unreadable clip is a failed generation: it counts, and fails every attribute.
             matches = {a: False for a in ATTRIBUTES}
