@@ -13,6 +13,7 @@ from vidiff.diffusion.schedule import (
     rescale_zero_terminal_snr,
     sample_training_sigmas,
     sampling_sigmas,
+    sampling_timesteps,
     schedule_sigmas,
     sigmas_from_alphas_cumprod,
 )
@@ -176,3 +177,30 @@ def test_config_from_dict_and_validation():
         NoiseScheduleConfig(sigma_min=10.0, sigma_max=1.0)
     with pytest.raises(ConfigError, match="kind"):
         from_dict(NoiseScheduleConfig, {"kind": "sqrt"})
+
+
+# ---- equivalence with a reference implementation (diffusers is a test-only dependency; its import is slow) ----
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,ref_kind", [("linear", "linear"), ("scaled_linear", "scaled_linear"), ("cosine", "squaredcos_cap_v2")])
+@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
+@pytest.mark.parametrize("zero_snr", [False, True])
+def test_grids_match_diffusers(kind, ref_kind, spacing, zero_snr):
+    diffusers = pytest.importorskip("diffusers")
+    cfg = NoiseScheduleConfig(kind=kind, beta_start=0.0001 if kind == "linear" else 0.00085,
+                              beta_end=0.02 if kind == "linear" else 0.012, zero_terminal_snr=zero_snr)
+    ref = diffusers.DDIMScheduler(
+        beta_schedule=ref_kind, beta_start=cfg.beta_start, beta_end=cfg.beta_end,
+        timestep_spacing=spacing, rescale_betas_zero_snr=zero_snr,
+    )
+    ref.set_timesteps(20)
+    ac = ref.alphas_cumprod[ref.timesteps].double()
+    ref_sigmas = torch.cat([((1 - ac) / ac).sqrt(), torch.zeros(1, dtype=torch.float64)])
+    ours = sampling_sigmas(20, spacing, schedule_sigmas=schedule_sigmas(cfg))
+    assert torch.equal(sampling_timesteps(20, 1000, spacing), ref.timesteps.long())
+    # a zero-SNR first timestep is inf in diffusers; we clamp it to ZERO_SNR_SIGMA_MAX
+    if math.isinf(ref_sigmas[0].item()):
+        assert ours[0].item() == ZERO_SNR_SIGMA_MAX
+        ours, ref_sigmas = ours[1:], ref_sigmas[1:]
+    torch.testing.assert_close(ours, ref_sigmas.float(), rtol=1e-3, atol=1e-6)  # diffusers keeps float32 alphas

@@ -137,3 +137,26 @@ def test_bad_method_and_options():
 def test_progress_bar_runs():
     out = sample(exact_denoiser, start(4), sampling_sigmas(3), method="euler", progress=True)
     assert out.shape == (4, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("karras", [False, True])
+def test_dpmpp_2m_matches_diffusers_multistep(karras):
+    """Same grid, same start, an eps model built from the exact denoiser: our VE-form DPM-Solver++(2M) and
+    diffusers' VP-form DPMSolverMultistepScheduler land on the same samples."""
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DPMSolverMultistepScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, algorithm_type="dpmsolver++",
+        solver_order=2, use_karras_sigmas=karras, final_sigmas_type="zero",
+    )
+    sched.set_timesteps(12)
+    sigmas = sched.sigmas.float()  # (13,) VE sigmas ending in 0
+    noise = torch.randn(512, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x_vp = noise.float()
+    for i, t in enumerate(sched.timesteps):
+        s = sigmas[i]
+        x_ve = x_vp * (1 + s**2).sqrt()
+        eps = (x_ve - exact_denoiser(x_ve, s.expand(512))) / s
+        x_vp = sched.step(eps, t, x_vp).prev_sample
+    ours = sample(exact_denoiser, noise.float() * (1 + sigmas[0] ** 2).sqrt(), sigmas, method="dpmpp_2m")
+    torch.testing.assert_close(ours, x_vp, rtol=1e-4, atol=1e-4)

@@ -5,11 +5,12 @@ Variance-exploding form x = x0 + sigma * noise. With F = net(c_in * x, c_noise, 
 and the training target of F is (x0 - c_skip * x) / c_out. The scalings per parameterization
 (s = sigma, d = sigma_data, c_in = 1 / sqrt(s^2 + d^2) for all three, which is the VP input scaling when d = 1):
 
-| parameterization | c_skip           | c_out                    | target of F                         |
-| eps              | 1                | -s                       | noise                               |
-| x0               | 0                | 1                        | x0                                  |
-| v                | d^2 / (s^2 + d^2) | -s d / sqrt(s^2 + d^2)  | (x0 - c_skip x) / c_out  (k-diffusion / EDM v; the usual
-|                  |                  |                          |  = c_in (d noise - (s/d) x0); with d = 1 the usual v)  |
+  parameterization   c_skip              c_out                    target of F
+  eps                1                   -s                       noise
+  x0                 0                   1                        x0
+  v                  d^2 / (s^2 + d^2)   -s d / sqrt(s^2 + d^2)   c_in (d noise - (s / d) x0)
+The v row is the k-diffusion / EDM v preconditioning; with d = 1 its target is the usual
+v = sqrt(a) noise - sqrt(1 - a) x0 (Salimans & Ho 2022) with a = 1 / (1 + s^2).
 
 Min-SNR-gamma weighting (Hang et al. 2023) with SNR = 1 / sigma^2: the weight in x0 space is min(SNR, gamma);
 since D - x0 = c_out * (F - target), the weight on the network-target MSE is min(SNR, gamma) * c_out^2, i.e.

@@ -17,8 +17,6 @@ import torch
 from vidiff.diffusion.schedule import Generators, batch_randn
 from vidiff.errors import InputError
 
-Denoiser = Callable[..., torch.Tensor]
-
 
 def _check_inputs(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     sigmas = torch.as_tensor(sigmas)
