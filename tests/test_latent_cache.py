@@ -154,3 +154,27 @@ def test_resume_refuses_different_settings(tmp_path):
         build_latent_cache(FakeClips(5), FakeVAE(), FakeText(), tmp_path, shard_size=2, progress=False)
     with pytest.raises(InputError, match="dtype"):
         build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, dtype="bfloat16", progress=False)
+
+
+def test_tiny_real_vae_stores_the_mean_and_survives_save_load(tmp_path):
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    config = VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4, mid_attention=False,
+                       latent_channels=4, frame_chunk=3, scaling_factor=0.5, shift_factor=0.1)
+    vae = AutoencoderKL(config).eval()
+    clips = FakeClips(5)
+    # Interrupted with the model in memory, finished with the same weights loaded from a part folder.
+    with pytest.raises(RuntimeError, match="simulated"):
+        build_latent_cache(FakeClips(5, fail_at=3), vae, FakeText(), tmp_path / "c", shard_size=2,
+                           dtype="float32", progress=False)
+    vae.save(tmp_path / "vae")
+    loaded = AutoencoderKL.load(tmp_path / "vae")
+    build_latent_cache(clips, loaded, FakeText(), tmp_path / "c", shard_size=2, dtype="float32", progress=False)
+    ds = LatentCacheDataset(tmp_path / "c")
+    index = json.loads((tmp_path / "c" / INDEX_NAME).read_text())
+    assert index["vae_config"]["block_out_channels"] == [8, 16] and index["text_encoder"] == FakeText.identifier
+    for i in range(5):
+        with torch.no_grad():
+            mean = vae.encode(clips[i]["video"][None])[0]  # (4, 4, 4, 4): scaled mean, no sampling
+        assert ds[i]["latents"].shape == (4, 4, 4, 4)
+        torch.testing.assert_close(ds[i]["latents"], mean, atol=1e-5, rtol=1e-5)
