@@ -1,5 +1,202 @@
-"""CLI: placeholder until its owner lands it."""
+"""`vidiff eval shapes|fvd|interpolation|reconstruction`: print a table, optionally write JSON (`--json OUT`).
+
+Every JSON file has the same outer form, which `vidiff report` renders as a table:
+{"eval": NAME, "settings": {...}, "columns": [...], "rows": [[...], ...], "result": {...full result...}}.
+Non-finite numbers (PSNR of identical frames) are written as the strings "inf" / "-inf" / "nan".
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
 
 
 def register(sub) -> None:
-    pass
+    parser = sub.add_parser("eval", help="evaluate clips, a VAE or an interpolation model (tables + JSON)")
+    kinds = parser.add_subparsers(dest="eval_kind", metavar="KIND")
+    parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
+
+    p = kinds.add_parser("shapes", help="Shapes accuracy of a folder of generated clips (colour, shape, motion)")
+    p.add_argument("folder", help="folder of clips with prompts (sidecar JSON, captions or metadata.jsonl)")
+    _json_option(p)
+    p.set_defaults(handler=run_shapes)
+
+    p = kinds.add_parser("fvd", help="Frechet Video Distance with a TorchScript feature network you supply")
+    p.add_argument("--real", required=True, help="folder of reference clips")
+    p.add_argument("--fake", required=True, help="folder of generated clips")
+    p.add_argument("--network", required=True, help="TorchScript feature network (.pt), e.g. an exported I3D")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip fed to the network (default 16)")
+    p.add_argument("--size", type=int, default=224, help="frames are resized to SIZE x SIZE (default 224)")
+    p.add_argument("--num", type=int, default=None, help="clips per set (default: all)")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
+    p.add_argument("--layout", choices=("bcthw", "btchw", "bthwc"), default="bcthw",
+                   help="input axis order the network expects (default bcthw)")
+    p.add_argument("--range", dest="value_range", choices=("signed", "unit", "byte"), default="signed",
+                   help="input range the network expects: signed [-1,1] (default), unit [0,1], byte [0,255]")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _json_option(p)
+    p.set_defaults(handler=run_fvd)
+
+    p = kinds.add_parser("interpolation", help="PSNR/SSIM of frames filled between true keyframes, vs linear blend")
+    p.add_argument("--model", required=True, help="pipeline folder (pipeline.yaml)")
+    p.add_argument("--videos", required=True, help="folder of held-out clips")
+    p.add_argument("--stride", type=int, required=True, help="keep every STRIDE-th true frame as a keyframe")
+    p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")
+    p.add_argument("--num", type=int, default=None, help="clips to evaluate (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="clip i is filled with seed SEED + i")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
+    p.add_argument("--sampler", default=None, help="sampler name (default: the pipeline's)")
+    p.add_argument("--prompt", default="", help="text prompt for the fill (default empty)")
+    _json_option(p)
+    p.set_defaults(handler=run_interpolation)
+
+    p = kinds.add_parser("reconstruction", help="VAE round-trip PSNR/SSIM over a folder of clips")
+    p.add_argument("--vae", required=True, help="VAE part folder (config.yaml + model.safetensors)")
+    p.add_argument("--videos", required=True, help="folder of clips")
+    p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")
+    p.add_argument("--num", type=int, default=None, help="clips to evaluate (default: all)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _json_option(p)
+    p.set_defaults(handler=run_reconstruction)
+
+
+def _json_option(p) -> None:
+    p.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="also write the result as JSON to OUT")
+
+
+# ---- output ----
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "inf" if value == math.inf else f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+    return "-" if value is None else str(value)
+
+
+def format_table(columns: list[str], rows: list[list]) -> str:
+    """A plain-text table with aligned columns."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
+    for row in cells:
+        lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
+    return "\n".join(lines)
+
+
+def _json_safe(value):
+    """Replaces non-finite floats with strings so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def emit(args, name: str, settings: dict, columns: list[str], rows: list[list], result: dict, text: str | None = None):
+    """Prints the table (or `text`) and writes the JSON file when --json was given."""
+    print(text if text is not None else format_table(columns, rows))
+    if args.json_out:
+        out = Path(args.json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"eval": name, "settings": settings, "columns": columns, "rows": rows, "result": result}
+        out.write_text(json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+def _selected_files(folder: str, num: int | None, option: str = "videos"):
+    from vidiff.errors import InputError
+    from vidiff.eval.fvd import video_files
+
+    if num is not None and num < 1:
+        raise InputError(f"--num must be positive, got {num}")
+    files = video_files(folder, option)
+    return files[:num] if num is not None else files
+
+
+def _positive(name: str, value) -> None:
+    from vidiff.errors import InputError
+
+    if value is not None and value < 1:
+        raise InputError(f"--{name} must be positive, got {value}")
+
+
+# ---- handlers ----
+
+
+def run_shapes(args) -> int:
+    from vidiff.eval.shapes import evaluate_shapes_folder, format_shapes_table
+
+    result = evaluate_shapes_folder(args.folder)
+    counts = result.get("counts", {})
+    rows = [[a, counts.get(a, {}).get("correct"), counts.get(a, {}).get("total"), acc]
+            for a, acc in result.get("accuracy", {}).items()]
+    return emit(args, "shapes", {"folder": str(args.folder)}, ["attribute", "correct", "total", "accuracy"], rows,
+                result, text=format_shapes_table(result))
+
+
+def run_fvd(args) -> int:
+    from vidiff.errors import InputError
+    from vidiff.eval.fvd import FeatureProtocol, fvd, load_network, video_files
+
+    for name in ("frames", "size", "num", "batch_size"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    if args.num is not None and args.num < 2:
+        raise InputError(f"--num must be at least 2 (a covariance needs two clips), got {args.num}")
+    video_files(args.real, "real"), video_files(args.fake, "fake")  # folder errors before the network loads
+    load_network(args.network)  # and a bad network file before any video is decoded
+    protocol = FeatureProtocol(clip_length=args.frames, resolution=args.size, num_samples=args.num,
+                               layout=args.layout, value_range=args.value_range, batch_size=args.batch_size)
+    result = fvd(args.real, args.fake, args.network, protocol, device=args.device)
+    settings = {"real": str(args.real), "fake": str(args.fake), "network": str(args.network), **result["protocol"]}
+    rows = [["FVD", result["fvd"], result["num_a"], result["num_b"], result["feature_dim"]]]
+    return emit(args, "fvd", settings, ["metric", "value", "real clips", "fake clips", "feature dim"], rows, result)
+
+
+def run_interpolation(args) -> int:
+    from vidiff.eval.fvd import read_clips
+    from vidiff.eval.interpolation import evaluate_interpolation, pipeline_fill
+    from vidiff.errors import InputError
+    from vidiff.pipeline import VideoPipeline
+
+    _positive("frames", args.frames)
+    if args.stride < 2:
+        raise InputError(f"--stride must be at least 2, got {args.stride}")
+    files = _selected_files(args.videos, args.num)
+    if not (Path(args.model) / "pipeline.yaml").is_file():
+        raise InputError(f"--model: no pipeline.yaml in {args.model}")
+    pipe = VideoPipeline.from_pretrained(args.model)
+    fill = pipeline_fill(pipe, prompt=args.prompt, steps=args.steps, sampler=args.sampler)
+    clips = (frames for _, frames in read_clips(files, args.frames))
+    result = evaluate_interpolation(clips, fill, args.stride, seed=args.seed, names=[f.name for f in files])
+    settings = {"model": str(args.model), "videos": str(args.videos), "stride": args.stride, "frames": args.frames,
+                "seed": args.seed, "steps": args.steps, "sampler": args.sampler, "prompt": args.prompt}
+    return emit(args, "interpolation", settings, *interpolation_table(result), result)
+
+
+def interpolation_table(result: dict) -> tuple[list[str], list[list]]:
+    columns = ["method", "PSNR (dB)", "SSIM", "frames"] + [f"PSNR t={t}" for t in range(1, result["stride"])]
+    rows = [[label, result[key]["psnr"], result[key]["ssim"], result["num_frames"], *result[key]["psnr_by_offset"]]
+            for label, key in (("model", "model"), ("linear blend", "baseline"))]
+    return columns, rows
+
+
+def run_reconstruction(args) -> int:
+    from vidiff.eval.fvd import read_clips
+    from vidiff.eval.reconstruction import evaluate_reconstruction
+    from vidiff.errors import InputError
+    from vidiff.vae import AutoencoderKL
+
+    _positive("frames", args.frames)
+    files = _selected_files(args.videos, args.num)
+    if not (Path(args.vae) / "config.yaml").is_file():
+        raise InputError(f"--vae: no config.yaml in {args.vae}")
+    vae = AutoencoderKL.load(args.vae, device=args.device)
+    clips = (frames for _, frames in read_clips(files, args.frames))
+    result = evaluate_reconstruction(vae, clips, names=[f.name for f in files], device=args.device)
+    settings = {"vae": str(args.vae), "videos": str(args.videos), "frames": args.frames}
+    rows = [[c["name"], c["psnr"], c["ssim"], c["frames"]] for c in result["clips"]]
+    rows.append(["mean (all frames)", result["psnr"], result["ssim"], result["num_frames"]])
+    return emit(args, "reconstruction", settings, ["clip", "PSNR (dB)", "SSIM", "frames"], rows, result)

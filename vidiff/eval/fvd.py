@@ -28,6 +28,7 @@ from einops import rearrange
 from vidiff.errors import InputError
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov")
+VALUE_RANGES = ("signed", "unit", "byte")  # network input in [-1,1], [0,1] or [0,255]
 
 
 # ---- Frechet distance between Gaussians (float64, symmetric square roots) ----
@@ -111,7 +112,7 @@ class FeatureProtocol:
     resolution: int = 224  # frames are resized (bilinear, antialiased) to resolution x resolution
     num_samples: int | None = None  # clips per set; None uses every clip found
     layout: Literal["bcthw", "btchw", "bthwc"] = "bcthw"  # axis order the network expects
-    value_range: Literal["-1,1", "0,1", "0,255"] = "-1,1"  # value range the network expects
+    value_range: Literal["signed", "unit", "byte"] = "signed"  # network input range: [-1,1], [0,1] or [0,255]
     batch_size: int = 8  # clips per forward pass
 
     def __post_init__(self):
@@ -121,8 +122,8 @@ class FeatureProtocol:
             raise InputError(f"num_samples must be at least 2 (a covariance needs two clips), got {self.num_samples}")
         if self.layout not in ("bcthw", "btchw", "bthwc"):
             raise InputError(f"layout must be bcthw, btchw or bthwc, got {self.layout!r}")
-        if self.value_range not in ("-1,1", "0,1", "0,255"):
-            raise InputError(f"value_range must be '-1,1', '0,1' or '0,255', got {self.value_range!r}")
+        if self.value_range not in VALUE_RANGES:
+            raise InputError(f"value_range must be one of {', '.join(VALUE_RANGES)}, got {self.value_range!r}")
 
 
 def _prepare(clips: list[torch.Tensor], protocol: FeatureProtocol) -> torch.Tensor:
@@ -133,7 +134,7 @@ def _prepare(clips: list[torch.Tensor], protocol: FeatureProtocol) -> torch.Tens
     size = (protocol.resolution, protocol.resolution)
     if tuple(batch.shape[-2:]) != size:
         batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=True)
-    batch = {"-1,1": batch / 127.5 - 1, "0,1": batch / 255, "0,255": batch}[protocol.value_range]
+    batch = {"signed": batch / 127.5 - 1, "unit": batch / 255, "byte": batch}[protocol.value_range]
     pattern = {"bcthw": "(b t) c h w -> b c t h w", "btchw": "(b t) c h w -> b t c h w", "bthwc": "(b t) c h w -> b t h w c"}
     return rearrange(batch, pattern[protocol.layout], b=b)
 

@@ -1,0 +1,201 @@
+"""Interpolation and reconstruction scoring (with stand-in fills / VAEs) and the `vidiff eval ...` commands."""
+import json
+import math
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+
+from vidiff.cli import main
+from vidiff.errors import InputError
+from vidiff.eval.interpolation import evaluate_interpolation, linear_blend
+from vidiff.eval.metrics import psnr
+from vidiff.eval.reconstruction import evaluate_reconstruction
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+
+def _moving_clips(num=3, frames=9, size=24, seed=0) -> list[torch.Tensor]:
+    """A bright square sliding right over a grey background: smooth motion with a real interpolation error."""
+    rng = np.random.default_rng(seed)
+    clips = []
+    for _ in range(num):
+        clip = np.full((frames, size, size, 3), rng.integers(16, 65), np.uint8)
+        colour, y = rng.integers(100, 256, 3), rng.integers(2, size - 10)
+        for f in range(frames):
+            clip[f, y : y + 8, 2 + f : 10 + f] = colour
+        clips.append(torch.from_numpy(clip))
+    return clips
+
+
+# ---- interpolation ----
+
+
+def test_oracle_fill_is_perfect_and_keyframes_are_not_scored():
+    clips = _moving_clips()
+
+    def oracle(keyframes, stride, seed):
+        truth = next(c for c in clips if torch.equal(c[: 2 * stride + 1 : stride], keyframes[:3]))
+        out = truth[: (keyframes.shape[0] - 1) * stride + 1].clone()
+        out[::stride] = 0  # wrong keyframes must not count: only in-between frames are scored
+        return out
+
+    result = evaluate_interpolation(clips, oracle, stride=4)
+    assert result["model"]["psnr"] == math.inf and result["model"]["ssim"] == pytest.approx(1.0)
+    assert result["num_frames"] == 3 * 2 * 3  # 3 clips, 2 gaps of 3 in-between frames
+    assert math.isfinite(result["baseline"]["psnr"]) and result["baseline"]["ssim"] < 1.0
+
+
+def test_linear_blend_fill_equals_baseline_row():
+    result = evaluate_interpolation(_moving_clips(), linear_blend, stride=4)
+    assert result["model"] == result["baseline"]
+    assert len(result["model"]["psnr_by_offset"]) == 3
+
+
+def test_linear_blend_formula_and_hold_fill_is_worse():
+    keys = torch.tensor([0, 200], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 1, 1, 3)
+    out = linear_blend(keys, 4)
+    assert out[:, 0, 0, 0].tolist() == [0, 50, 100, 150, 200]  # (1 - t/s) * left + t/s * right
+
+    def hold(keyframes, stride, seed):  # repeat the left keyframe: a worse fill on smooth motion
+        return torch.cat([keyframes[:-1].repeat_interleave(stride, 0), keyframes[-1:]])
+
+    clips = [torch.from_numpy(np.stack([np.full((16, 16, 3), 10 * f, np.uint8) for f in range(9)]))]
+    result = evaluate_interpolation(clips, hold, stride=4)
+    assert result["baseline"]["psnr"] == math.inf  # a linear fade is exactly the linear blend
+    assert result["model"]["psnr"] < 40
+
+
+def test_interpolation_bad_input():
+    with pytest.raises(InputError, match="stride"):
+        evaluate_interpolation(_moving_clips(), linear_blend, stride=1)
+    with pytest.raises(InputError, match="too short"):
+        evaluate_interpolation(_moving_clips(frames=3), linear_blend, stride=4)
+    with pytest.raises(InputError, match="fill returned"):
+        evaluate_interpolation(_moving_clips(), lambda k, s, seed: k, stride=4)
+
+
+# ---- reconstruction ----
+
+
+class _ShiftVAE:
+    """Identity latents; decode adds `shift` pixel levels (of 255), an analytic PSNR."""
+
+    def __init__(self, shift: float):
+        self.shift = shift
+
+    def encode(self, video):
+        return video.clone()
+
+    def decode(self, latents):
+        return latents + self.shift / 127.5
+
+
+def test_reconstruction_scores_are_analytic():
+    clips = [torch.randint(10, 200, (5, 16, 16, 3), dtype=torch.uint8) for _ in range(2)]
+    assert evaluate_reconstruction(_ShiftVAE(0), clips)["psnr"] == math.inf
+    result = evaluate_reconstruction(_ShiftVAE(2), clips)
+    assert result["psnr"] == pytest.approx(10 * math.log10(255**2 / 4), abs=1e-6)
+    assert result["num_frames"] == 10 and len(result["clips"]) == 2
+
+
+# ---- the commands ----
+
+
+def _write_gifs(folder, clips):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, clip in enumerate(clips):
+        imageio.mimsave(folder / f"clip_{i:02d}.gif", list(clip.numpy()), duration=125, loop=0)
+
+
+class _Features(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 6, kernel_size=3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
+
+
+def test_eval_fvd_command(tmp_path, capsys):
+    clips = _moving_clips(num=6, frames=8, size=24)
+    _write_gifs(tmp_path / "real", clips)
+    _write_gifs(tmp_path / "fake", [c.flip(2) for c in clips])
+    net = tmp_path / "net.pt"
+    torch.jit.script(_Features()).save(str(net))
+    out = tmp_path / "eval" / "fvd.json"
+    args = ["eval", "fvd", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--network", str(net),
+            "--frames", "8", "--size", "16", "--num", "5", "--json", str(out)]
+    assert main(args) == 0
+    doc = json.loads(out.read_text())
+    assert doc["eval"] == "fvd" and doc["result"]["num_a"] == 5 and doc["result"]["fvd"] > 0
+    assert doc["settings"]["clip_length"] == 8 and doc["settings"]["resolution"] == 16
+    assert "FVD" in capsys.readouterr().out
+
+    torch.save({"w": torch.zeros(2)}, tmp_path / "pickled.pt")
+    bad = args[:7] + [str(tmp_path / "pickled.pt")] + args[8:]
+    assert main(bad) == 2
+    assert "TorchScript" in capsys.readouterr().err
+    assert main(["eval", "fvd", "--real", str(tmp_path / "nope"), "--fake", ".", "--network", str(net)]) == 2
+    assert "--real" in capsys.readouterr().err
+
+
+def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
+    import vidiff.pipeline
+
+    class FakePipe:
+        def fill_between(self, keyframes, stride, seed=0, **sampling):
+            return linear_blend(keyframes, stride)
+
+    monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(lambda cls, folder: FakePipe()))
+    _write_gifs(tmp_path / "clips", _moving_clips(num=2, frames=9))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")
+    out = tmp_path / "interp.json"
+    assert main(["eval", "interpolation", "--model", str(tmp_path / "model"), "--videos", str(tmp_path / "clips"),
+                 "--stride", "4", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["rows"][0][1:] == doc["rows"][1][1:]  # the blend as the model: identical rows
+    assert doc["columns"][:3] == ["method", "PSNR (dB)", "SSIM"]
+    assert "linear blend" in capsys.readouterr().out
+    assert main(["eval", "interpolation", "--model", str(tmp_path), "--videos", str(tmp_path / "clips"),
+                 "--stride", "4"]) == 2
+    assert "pipeline.yaml" in capsys.readouterr().err
+
+
+def test_eval_reconstruction_command_with_a_tiny_vae(tmp_path, capsys):
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4, mid_attention=False))
+    vae.save(tmp_path / "vae")
+    clips = _moving_clips(num=2, frames=4, size=16)
+    _write_gifs(tmp_path / "clips", clips)
+    out = tmp_path / "rec.json"
+    assert main(["eval", "reconstruction", "--vae", str(tmp_path / "vae"), "--videos", str(tmp_path / "clips"),
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    # Recompute the first clip's PSNR through the same VAE: the command must report exactly that.
+    from vidiff.eval.reconstruction import roundtrip
+    from vidiff.io import read_video
+
+    frames, _ = read_video(tmp_path / "clips" / "clip_00.gif")
+    expected = psnr(roundtrip(AutoencoderKL.load(tmp_path / "vae"), frames), frames)
+    assert doc["result"]["clips"][0]["psnr"] == pytest.approx(expected, abs=1e-6)
+    assert doc["rows"][-1][0] == "mean (all frames)"
+    assert main(["eval", "reconstruction", "--vae", str(tmp_path), "--videos", str(tmp_path / "clips")]) == 2
+    assert "--vae" in capsys.readouterr().err
+
+
+def test_eval_shapes_command(tmp_path, capsys):
+    from vidiff.data.shapes import generate_shapes_dataset
+
+    generate_shapes_dataset(tmp_path / "shapes", num=2, frames=8, progress=False)
+    out = tmp_path / "shapes.json"
+    assert main(["eval", "shapes", str(tmp_path / "shapes"), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["eval"] == "shapes" and doc["result"]["num_clips"] == 2
+    assert doc["columns"] == ["attribute", "correct", "total", "accuracy"]
+    assert {row[0] for row in doc["rows"]} >= {"colour", "shape", "direction"}
+    assert "Shapes accuracy" in capsys.readouterr().out
