@@ -166,3 +166,16 @@ def test_config_round_trip_and_validation():
         tiny(norm_groups=3)
     assert dataclasses.is_dataclass(cfg)
     assert UNet3D(cfg).num_parameters() == sum(p.numel() for p in UNet3D(cfg).parameters())
+
+
+def test_fused_geglu_matches_plain_autograd():
+    from vidiff.models.transformer import GEGLU, _GatedProjection
+
+    ff = GEGLU(6, mult=2).double()
+    h = torch.randn(2, 3, 24, dtype=torch.float64, requires_grad=True)
+    w = ff.proj_out.weight.detach().clone().requires_grad_()
+    b = ff.proj_out.bias.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(_GatedProjection.apply, (h, w, b))
+    x = torch.randn(4, 6, dtype=torch.float64)
+    value, gate = ff.proj_in(x).chunk(2, dim=-1)
+    torch.testing.assert_close(ff(x), ff.proj_out(value * torch.nn.functional.gelu(gate)))

@@ -15,8 +15,21 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 CL = torch.channels_last
+
+
+def _norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    return F.silu(norm(x))
+
+
+def norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
+    """SiLU(GroupNorm(x)), recomputed in backward from x (which is kept anyway) rather than storing the normalised
+    tensor too: one activation-sized tensor less per norm, for the price of re-running two elementwise passes."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return checkpoint(_norm_silu, norm, x, use_reentrant=False)
+    return _norm_silu(norm, x)
 
 
 class ResBlock(nn.Module):
@@ -34,10 +47,10 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, num_frames: int) -> torch.Tensor:
         # x: ((b f), c, h, w) channels-last; emb: (b, E)
-        h = self.conv1(F.silu(self.norm1(x)))  # ((b f), out, h, w)
+        h = self.conv1(norm_silu(self.norm1, x))  # ((b f), out, h, w)
         e = self.emb(F.silu(emb)).repeat_interleave(num_frames, dim=0)  # ((b f), out)
         h = h + e[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        h = self.conv2(self.dropout(norm_silu(self.norm2, h)))
         return self.skip(x) + h
 
 
@@ -61,8 +74,8 @@ class TemporalConv(nn.Module):
         w = x.shape[-1]
         t = rearrange(x, "(b f) c h w -> b c f (h w)", f=num_frames)  # a view in channels-last memory
         # GroupNorm here normalises each sample over (c/g, f, h, w): statistics across the whole clip
-        t = self.conv1(F.silu(self.norm1(t)))  # (b, mult*c, f, h*w)
-        t = self.conv2(self.dropout(F.silu(self.norm2(t))))  # (b, c, f, h*w)
+        t = self.conv1(norm_silu(self.norm1, t))  # (b, mult*c, f, h*w)
+        t = self.conv2(self.dropout(norm_silu(self.norm2, t)))  # (b, c, f, h*w)
         return x + rearrange(t, "b c f (h w) -> (b f) c h w", w=w)
 
 

@@ -21,8 +21,37 @@ from vidiff.models.attention import attention
 from vidiff.models.embeddings import RelativePositionBias
 
 
+class _GatedProjection(torch.autograd.Function):
+    """linear(value * gelu(gate), weight, bias) for h = [value | gate], storing only h: the gated activation
+    (half the width of h) is recomputed in backward instead of being kept, which halves the activation memory of
+    the feed-forward. Computes in h's dtype (under autocast, the dtype proj_in produced)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        value, gate = h.chunk(2, dim=-1)
+        act = value * F.gelu(gate)  # (..., inner)
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(act, weight.to(h.dtype), None if bias is None else bias.to(h.dtype))
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        h, weight = ctx.saved_tensors
+        value, gate = h.chunk(2, dim=-1)
+        gelu_gate = F.gelu(gate)
+        act = (value * gelu_gate).flatten(0, -2)  # (tokens, inner)
+        g = grad_out.to(h.dtype)
+        grad_act = g @ weight.to(h.dtype)  # (..., inner)
+        g2 = g.flatten(0, -2)  # (tokens, dim)
+        grad_w = (g2.t() @ act).to(weight.dtype)
+        grad_b = g2.sum(0).to(weight.dtype) if ctx.has_bias else None
+        grad_value = grad_act * gelu_gate
+        grad_gate = torch.ops.aten.gelu_backward(grad_act * value, gate)
+        return torch.cat([grad_value, grad_gate], dim=-1), grad_w, grad_b
+
+
 class GEGLU(nn.Module):
-    """Linear(dim -> 2*inner), value * GELU(gate), Linear(inner -> dim)."""
+    """Linear(dim -> 2*inner), value * GELU(gate), Linear(inner -> dim) (the last two fused, see above)."""
 
     def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0, zero_out: bool = False):
         super().__init__()
@@ -35,8 +64,11 @@ class GEGLU(nn.Module):
             nn.init.zeros_(self.proj_out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = self.proj_in(x).chunk(2, dim=-1)  # (..., inner) each
-        return self.proj_out(self.dropout(value * F.gelu(gate)))
+        h = self.proj_in(x)  # (..., 2 * inner)
+        if self.dropout.p > 0 and self.training:
+            value, gate = h.chunk(2, dim=-1)
+            return self.proj_out(self.dropout(value * F.gelu(gate)))
+        return _GatedProjection.apply(h, self.proj_out.weight, self.proj_out.bias)
 
 
 class SelfAttention(nn.Module):
