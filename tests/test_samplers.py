@@ -7,6 +7,15 @@ from vidiff.diffusion.samplers import sample_ddim, sample_ddpm, sample_dpmpp_2m,
 M, S = 0.5, 0.3  # data N(M, S^2)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These are small elementwise loops: one intra-op thread is much faster on a busy shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def exact_denoiser(x, sigma, **cond):
     """E[x0 | x] for x0 ~ N(M, S^2), x = x0 + sigma * noise."""
     assert sigma.shape == (x.shape[0],)

@@ -5,6 +5,7 @@ from vidiff.diffusion.samplers import SAMPLERS, sample
 from vidiff.diffusion.schedule import (
     ZERO_SNR_SIGMA_MAX,
     NoiseScheduleConfig,
+    batch_randn,
     sample_training_sigmas,
     sampling_sigmas,
     schedule_sigmas,
@@ -16,6 +17,7 @@ __all__ = [
     "NoiseScheduleConfig",
     "SAMPLERS",
     "ZERO_SNR_SIGMA_MAX",
+    "batch_randn",
     "sample",
     "sample_training_sigmas",
     "sampling_sigmas",
