@@ -169,3 +169,16 @@ def test_dpmpp_2m_matches_diffusers_multistep(karras):
         x_vp = sched.step(eps, t, x_vp).prev_sample
     ours = sample(exact_denoiser, noise.float() * (1 + sigmas[0] ** 2).sqrt(), sigmas, method="dpmpp_2m")
     torch.testing.assert_close(ours, x_vp, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_cuda_sampling_with_cpu_row_generators_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    sigmas = sampling_sigmas(10)
+    x = start(4).float()
+    gens = lambda: [torch.Generator().manual_seed(k) for k in range(4)]  # noqa: E731
+    for method in SAMPLERS:
+        cpu = sample(exact_denoiser, x, sigmas, method=method, generator=gens())
+        gpu = sample(exact_denoiser, x.cuda(), sigmas.cuda(), method=method, generator=gens())
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-5)
