@@ -1,5 +1,42 @@
-"""CLI: placeholder until its owner lands it."""
+"""`vidiff train --config FILE [--set key=value ...] [--resume auto|PATH] [--force] [--dry-run]`."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training recipe (YAML), e.g. configs/shapes-vae.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.max_steps=200 (repeatable)")
+    parser.add_argument("--resume", default=None, metavar="auto|PATH",
+                        help="continue from the newest complete checkpoint (auto) or from a checkpoint folder")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in a run folder that has checkpoints, or resume under a changed config")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="build the model on the meta device; print parameter count and memory per GPU")
+    parser.add_argument("--dry-run-batch", type=int, default=None, help="batch size for --dry-run (default: config)")
 
 
 def register(sub) -> None:
-    pass
+    parser = sub.add_parser("train", help="train a stage (vae, keyframes, interpolation) with Accelerate")
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from vidiff.training.config import load_train_config
+
+    cfg = load_train_config(args.config, args.overrides)
+    if args.dry_run:
+        from vidiff.training.dryrun import estimate, format_estimate
+
+        print(format_estimate(estimate(cfg, batch_size=args.dry_run_batch)))
+        return 0
+    from vidiff.training.loop import train
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run_dir = train(cfg, resume=args.resume, force=args.force)
+    print(f"run folder: {run_dir} (metrics.jsonl, loss.png, checkpoints/, export/)")
+    return 0

@@ -1,0 +1,189 @@
+"""Checkpoints that survive a kill at any moment, in safetensors + JSON only (nothing is ever unpickled).
+
+Writing (rank 0): files go to `checkpoints/.tmp-step_X-<random>/`, each fsynced; `manifest.json` (sha256 of
+every file, step, config hash) is written last and fsynced; the folder is renamed to `step_XXXXXXXX` and the
+parent directory fsynced. Only then are old checkpoints rotated and stale temp folders removed. A folder
+without a verifying manifest is never loaded, and only files the manifest names are ever opened.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+import torch
+
+from vidiff.errors import InputError
+from vidiff.parts import file_sha256
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+_NAME = re.compile(r"^step_(\d{8,})$")
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---- optimizer state <-> (tensors, JSON) ----------------------------------------------------------------
+
+def flatten_optimizer_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """torch optimizer state_dict -> (tensors keyed `state.<param>.<key>`, JSON-able structure)."""
+    tensors, scalars = {}, {}
+    for pid, entry in state["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{pid}.{key}"] = value.detach().contiguous().cpu()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = value
+    for name, value in meta["scalars"].items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+# ---- writing ------------------------------------------------------------------------------------------
+
+def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]],
+                    jsons: dict[str, dict], config_hash: str, keep: int) -> Path:
+    """Atomically writes checkpoint `step` under `root`: `tensors` maps a file stem to a state dict
+    (written as <stem>.safetensors), `jsons` a file stem to a JSON object. Returns the final folder."""
+    from safetensors.torch import save_file
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    tmp = root / f".tmp-{step_dir_name(step)}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    files = {}
+    for stem, sd in tensors.items():
+        path = tmp / f"{stem}.safetensors"
+        save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(path))
+        files[path.name] = path
+    for stem, obj in jsons.items():
+        path = tmp / f"{stem}.json"
+        path.write_text(json.dumps(obj, indent=1, sort_keys=True))
+        files[path.name] = path
+    for path in files.values():
+        _fsync_file(path)
+    manifest = {"format": 1, "step": step, "config_hash": config_hash,
+                "files": {name: file_sha256(p) for name, p in sorted(files.items())}}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    _fsync_file(tmp / MANIFEST)
+    _fsync_dir(tmp)
+    if final.exists():  # a checkpoint of the same step (e.g. re-saved after resume): replace it
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    rotate(root, keep)
+    return final
+
+
+def rotate(root: Path, keep: int) -> None:
+    """Keeps the `keep` newest complete checkpoints; removes older ones and every temp / broken folder."""
+    complete = [p for _, p in list_checkpoints(root) if verify(p, quick=True)]
+    for old in complete[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    for p in root.iterdir():
+        if p.name.startswith(".tmp-") or (p.is_dir() and _NAME.match(p.name) and p not in complete):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+
+def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every `step_X` folder, oldest first (complete or not)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def read_manifest(folder: Path) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{folder}: incomplete checkpoint (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+        files = manifest["files"]
+        int(manifest["step"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: unreadable manifest ({e})") from None
+    for name in files:
+        if "/" in name or name.startswith(".") or not name.endswith((".safetensors", ".json")):
+            raise InputError(f"{path}: manifest names an unexpected file {name!r}")
+    return manifest
+
+
+def verify(folder: str | Path, quick: bool = False) -> bool:
+    """True when the manifest exists and every file it names is present (and, unless quick, hashes match)."""
+    folder = Path(folder)
+    try:
+        manifest = read_manifest(folder)
+    except InputError:
+        return False
+    for name, digest in manifest["files"].items():
+        path = folder / name
+        if not path.is_file() or (not quick and file_sha256(path) != digest):
+            return False
+    return True
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The newest checkpoint whose manifest verifies (sha256 of every file); incomplete ones are skipped."""
+    for step, folder in reversed(list_checkpoints(root)):
+        if verify(folder):
+            return folder
+        log.warning("skipping incomplete or corrupt checkpoint %s", folder)
+    return None
+
+
+def load_checkpoint(folder: str | Path) -> tuple[dict, dict[str, dict[str, torch.Tensor]], dict[str, dict]]:
+    """(manifest, tensors by stem, JSON objects by stem) of a verified checkpoint. Only the files the manifest
+    names are opened, with safetensors or json: any other file in the folder is ignored."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not verify(folder):
+        raise InputError(f"{folder}: checkpoint does not verify against its {MANIFEST} (incomplete or altered)")
+    manifest = read_manifest(folder)
+    tensors, jsons = {}, {}
+    for name in manifest["files"]:
+        path = folder / name
+        try:
+            if name.endswith(".safetensors"):
+                tensors[name[: -len(".safetensors")]] = load_file(str(path))
+            else:
+                jsons[name[: -len(".json")]] = json.loads(path.read_text())
+        except (SafetensorError, ValueError, OSError) as e:
+            raise InputError(f"{path}: not a valid {path.suffix} file ({e})") from None
+    return manifest, tensors, jsons

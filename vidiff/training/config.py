@@ -1,0 +1,193 @@
+"""The typed training config: one root (`TrainConfig`) nesting one frozen dataclass per concern.
+
+Loaded from YAML with `load_train_config(path, overrides)`; unknown keys are errors naming the dotted key.
+The `model` and `diffusion.noise` sections are kept as mappings here and validated against the model's own
+config class (UNet3DConfig or VAEConfig, chosen by `stage`) by `model_config()` / `noise_config()`, so that
+this file stays importable before the model modules are.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from vidiff.config import ConfigError, apply_overrides, from_dict, to_dict
+
+Stage = Literal["vae", "keyframes", "interpolation", "toy"]
+
+
+@dataclass(frozen=True)
+class DiffusionSection:
+    parameterization: Literal["eps", "v", "x0"] = "v"  # what the network predicts
+    sigma_data: float = 1.0  # standard deviation of the (scaled) latents
+    min_snr_gamma: Optional[float] = 5.0  # min-SNR-gamma loss weighting (Hang et al. 2023); null = off
+    noise: dict[str, Any] = field(default_factory=dict)  # vidiff.diffusion NoiseScheduleConfig fields
+
+
+@dataclass(frozen=True)
+class DataSection:
+    kind: Literal["video_folder", "latent_cache", "synthetic"] = "video_folder"  # synthetic: toy stage only
+    root: str = ""  # video folder, or latent cache folder
+    num_frames: int = 16  # frames per clip read from disk (full frame rate)
+    size: int = 64  # square frame size in pixels
+    fps: Optional[float] = None  # resample clips to this frame rate; null = native
+    stride: int = 1  # read every `stride`-th frame (ignored when fps is set)
+    num_samples: int = 256  # synthetic only: dataset length
+
+
+@dataclass(frozen=True)
+class ConditioningSection:
+    # probabilities of the known-frame patterns (normalised): none / first / first_k / random_subset
+    pattern_none: float = 0.25
+    pattern_first: float = 0.35
+    pattern_first_k: float = 0.2
+    pattern_random_subset: float = 0.2
+    max_first_k: int = 2  # first_k draws k in 1..max_first_k (capped at num_model_frames - 1)
+    drop_text_prob: float = 0.1  # classifier-free guidance: replace text by the encoding of ""
+    drop_cond_prob: float = 0.1  # classifier-free guidance: forget all known frames
+    cond_noise_max_sigma: float = 0.2  # known frames get noise with sigma ~ U(0, max); that sigma is an input
+    num_keyframes: int = 4  # keyframe stage: frames the model sees
+    keyframe_stride: int = 5  # keyframe stage: full-rate frames between neighbouring keyframes
+    min_gap: int = 2  # interpolation stage: smallest gap (window = gap + 1 frames)
+    max_gap: int = 5  # interpolation stage: largest gap
+
+
+@dataclass(frozen=True)
+class OptimizerSection:
+    lr: float = 2e-4  # peak AdamW learning rate
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.01
+    eps: float = 1e-8
+    warmup_steps: int = 100  # linear warm-up from 0 over this many optimizer steps
+    cosine_decay: bool = True  # cosine decay from peak to min_lr_ratio * lr at max_steps
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0  # max global gradient norm; <= 0 disables clipping
+
+
+@dataclass(frozen=True)
+class LossSection:
+    kl_weight: float = 1e-6  # vae stage: weight of the KL term
+    l1_weight: float = 1.0  # vae stage: reconstruction L1
+    l2_weight: float = 0.0  # vae stage: reconstruction L2
+    edge_weight: float = 0.0  # vae stage: L1 on spatial finite differences (sharper edges)
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    max_steps: int = 1000  # optimizer steps (loop iterations) in the run
+    batch_size: int = 4  # samples per process per micro-step
+    grad_accum: int = 1  # micro-steps per optimizer step
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    gradient_checkpointing: bool = False
+    ema_decay: float = 0.999  # 0 disables EMA (EMA weights then equal the model)
+    seed: int = 0  # every random draw derives from (seed, epoch, step, global sample id)
+    log_every: int = 10  # steps between metrics.jsonl lines
+    checkpoint_every: int = 500  # steps between checkpoints (a final one is always written)
+    keep_checkpoints: int = 2  # newest checkpoints kept
+    preview_every: int = 0  # steps between preview GIFs; 0 = never
+    preview_prompts: tuple[str, ...] = ("a red circle moving left", "a blue square moving up")
+    preview_steps: int = 20  # sampling steps for previews
+    max_nonfinite_in_a_row: int = 5  # abort after this many skipped (inf/NaN) steps in a row
+    num_workers: int = 0  # DataLoader worker processes per rank
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: Stage = "keyframes"
+    output_dir: str = "runs/default"  # the run folder
+    model: dict[str, Any] = field(default_factory=dict)  # UNet3DConfig (latent stages) or VAEConfig (vae stage)
+    diffusion: DiffusionSection = field(default_factory=DiffusionSection)
+    data: DataSection = field(default_factory=DataSection)
+    conditioning: ConditioningSection = field(default_factory=ConditioningSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    loss: LossSection = field(default_factory=LossSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    text_encoder: str = "default"  # text encoder folder, or "default" (embedded MiniLM)
+    vae: Optional[str] = None  # frozen VAE part folder (latent stages without a latent cache; previews)
+
+    def model_config(self):
+        """The typed model config for this stage (validated: unknown keys raise, naming `model.<key>`)."""
+        if self.stage == "vae":
+            from vidiff.vae import VAEConfig as cls
+        elif self.stage == "toy":
+            from vidiff.training.toy import ToyConfig as cls
+        else:
+            from vidiff.models import UNet3DConfig as cls
+        return from_dict(cls, self.model, "model")
+
+    def noise_config(self):
+        from vidiff.diffusion import NoiseScheduleConfig
+
+        return from_dict(NoiseScheduleConfig, self.diffusion.noise, "diffusion.noise")
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Checks values the types cannot express; raises ConfigError naming the key."""
+    t, o, c, d = cfg.train, cfg.optimizer, cfg.conditioning, cfg.data
+    positive = {
+        "train.max_steps": t.max_steps, "train.batch_size": t.batch_size, "train.grad_accum": t.grad_accum,
+        "train.log_every": t.log_every, "train.checkpoint_every": t.checkpoint_every,
+        "train.keep_checkpoints": t.keep_checkpoints, "train.max_nonfinite_in_a_row": t.max_nonfinite_in_a_row,
+        "data.num_frames": d.num_frames, "data.size": d.size, "data.stride": d.stride,
+        "conditioning.num_keyframes": c.num_keyframes, "conditioning.keyframe_stride": c.keyframe_stride,
+        "conditioning.min_gap": c.min_gap,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key}: must be >= 1, got {value}")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay: must be in [0, 1), got {t.ema_decay}")
+    if o.lr <= 0:
+        raise ConfigError(f"optimizer.lr: must be > 0, got {o.lr}")
+    if c.max_gap < c.min_gap:
+        raise ConfigError(f"conditioning.max_gap ({c.max_gap}) < conditioning.min_gap ({c.min_gap})")
+    probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset)
+    if min(probs) < 0 or sum(probs) <= 0:
+        raise ConfigError("conditioning.pattern_*: probabilities must be >= 0 with a positive sum")
+    for key in ("drop_text_prob", "drop_cond_prob"):
+        if not 0.0 <= getattr(c, key) <= 1.0:
+            raise ConfigError(f"conditioning.{key}: must be in [0, 1]")
+    if cfg.stage == "keyframes" and d.kind != "latent_cache":
+        need = (c.num_keyframes - 1) * c.keyframe_stride + 1
+        if need > d.num_frames:
+            raise ConfigError(f"data.num_frames ({d.num_frames}) < {need} frames that "
+                              f"conditioning.num_keyframes at conditioning.keyframe_stride span")
+    if cfg.stage == "interpolation" and d.kind != "latent_cache" and c.max_gap + 1 > d.num_frames:
+        raise ConfigError(f"data.num_frames ({d.num_frames}) < conditioning.max_gap + 1")
+    if cfg.stage in ("keyframes", "interpolation") and d.kind == "video_folder" and not cfg.vae:
+        raise ConfigError("vae: a latent stage reading a video folder needs a frozen VAE part folder (or use "
+                          "data.kind=latent_cache)")
+    if (cfg.stage == "toy") != (d.kind == "synthetic"):
+        raise ConfigError("data.kind: 'synthetic' goes with stage 'toy' only")
+    cfg.model_config()  # validates the model section against the stage's model config
+    if cfg.stage in ("keyframes", "interpolation"):
+        cfg.noise_config()
+    return cfg
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    return validate(from_dict(TrainConfig, apply_overrides(data, overrides or [])))
+
+
+HASH_IGNORED = ("output_dir", "train.num_workers", "train.log_every", "train.preview_every")
+
+
+def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:
+    """sha256 of the settings that decide the training trajectory; keys in `ignore` (where the run lives, how
+    often it reports) may change on resume without --force."""
+    data = to_dict(cfg)
+    for key in ignore:
+        node = data
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        node.pop(last, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,47 @@
+"""Exponential moving average of model weights (fp32 shadow copy), updated after each taken optimizer step."""
+from __future__ import annotations
+
+import torch
+
+
+class EMA:
+    """Shadow weights `ema = d * ema + (1 - d) * param`, with d warmed up as min(decay, (1 + n) / (10 + n)).
+
+    n counts updates, so early EMA weights are not dominated by the random initialisation. Buffers are copied.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = float(decay)
+        self.num_updates = 0
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+    def current_decay(self) -> float:
+        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = self.current_decay()
+        params = dict(model.named_parameters())
+        for name, value in model.state_dict().items():
+            target = self.shadow[name]
+            if name in params and value.is_floating_point():
+                target.lerp_(value.detach().float(), 1.0 - d)  # ema += (1 - d) * (p - ema)
+            else:
+                target.copy_(value.detach())
+        self.num_updates += 1
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.shadow)
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], num_updates: int) -> None:
+        missing = set(self.shadow) - set(tensors)
+        if missing:
+            raise KeyError(f"EMA state is missing {sorted(missing)[:5]}")
+        for k in self.shadow:
+            self.shadow[k].copy_(tensors[k])
+        self.num_updates = int(num_updates)
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        """Loads the EMA weights into `model` (e.g. a separate copy used for previews)."""
+        model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()})

@@ -1,0 +1,249 @@
+"""The training loop: one readable function over Hugging Face Accelerate.
+
+A *stage* (stages.py for vae / keyframes / interpolation, toy.py for tests) supplies `model` (the module that
+trains), `dataset` (map-style, items are dicts), `loss(model, batch, draws, step) -> (B,)`,
+`export(folder, state_dict)`, `preview` (a callable or None) and `to(device)` for its frozen helpers.
+The loop owns everything else: data order, per-sample randomness, the optimizer, LR, EMA, the non-finite
+guard, checkpoints, metrics and previews.
+
+Data order: the run is a stream of global sample ids; id p is item perm_epoch[p % N] of epoch p // N. Each rank
+loads only its own ids (randomness.global_sample_ids), so the draws do not depend on the number of ranks, and
+the loop position is fully given by the step, which makes resume exact.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from vidiff.config import save_yaml
+from vidiff.errors import InputError, VidiffError
+from vidiff.training import checkpoint as ckpt
+from vidiff.training.config import TrainConfig, config_hash
+from vidiff.training.ema import EMA
+from vidiff.training.logging import MetricsLogger
+from vidiff.training.lr import lr_at, set_lr
+from vidiff.training.randomness import SampleDraws, derive_seed, epoch_permutation, global_sample_ids
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(VidiffError):
+    """Too many non-finite steps in a row; the last good checkpoint is left as it was."""
+
+
+# ---- data: the global sample stream, sharded by rank ---------------------------------------------------
+
+class _Indexed(torch.utils.data.Dataset):
+    """Wraps a dataset so that item (epoch, index, sample_id) carries its position; sets the epoch per item
+    (each worker owns its copy), for datasets with per-epoch clip choice."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.epoch = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict:
+        epoch, index, sample_id = key
+        if epoch != self.epoch and hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+            self.epoch = epoch
+        item = dict(self.dataset[index])
+        item["epoch"], item["sample_id"] = epoch, sample_id
+        return item
+
+
+class _StreamBatches:
+    """Batch sampler over (epoch, index, sample_id) keys: this rank's share of steps [start, stop)."""
+
+    def __init__(self, n: int, seed: int, start: int, stop: int, batch: int, accum: int, rank: int, world: int):
+        self.args = (n, seed, start, stop, batch, accum, rank, world)
+        self._perm: dict[int, torch.Tensor] = {}
+
+    def _key(self, p: int) -> tuple[int, int, int]:
+        n, seed = self.args[0], self.args[1]
+        epoch = p // n
+        if epoch not in self._perm:
+            self._perm = {epoch: epoch_permutation(seed, epoch, n)}  # keep one epoch's order in memory
+        return epoch, int(self._perm[epoch][p % n]), p
+
+    def __len__(self) -> int:
+        _, _, start, stop, _, accum, _, _ = self.args
+        return (stop - start) * accum
+
+    def __iter__(self):
+        _, _, start, stop, batch, accum, rank, world = self.args
+        for step in range(start, stop):
+            for micro in range(accum):
+                yield [self._key(p) for p in global_sample_ids(step, micro, rank, batch, accum, world)]
+
+
+def make_loader(dataset, cfg: TrainConfig, start: int, rank: int, world: int):
+    t = cfg.train
+    if len(dataset) == 0:
+        raise InputError(f"data.root: the dataset at {cfg.data.root!r} is empty")
+    sampler = _StreamBatches(len(dataset), t.seed, start, t.max_steps, t.batch_size, t.grad_accum, rank, world)
+    return torch.utils.data.DataLoader(_Indexed(dataset), batch_sampler=sampler, num_workers=t.num_workers)
+
+
+# ---- the loop --------------------------------------------------------------------------------------------
+
+def make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator
+
+    # Without CUDA, force the CPU path: under `accelerate launch --multi_gpu` this gives a gloo process group.
+    return Accelerator(mixed_precision=cfg.train.mixed_precision, gradient_accumulation_steps=cfg.train.grad_accum,
+                       cpu=not torch.cuda.is_available())
+
+
+def _find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
+    root = run_dir / "checkpoints"
+    if resume is None:
+        if ckpt.list_checkpoints(root) and not force:
+            raise InputError(f"{run_dir} already has checkpoints: pass --resume auto to continue it, or --force "
+                             "to start over")
+        return None
+    if resume == "auto":
+        return ckpt.latest_checkpoint(root)  # None: nothing complete yet, start fresh
+    folder = Path(resume)
+    if not ckpt.verify(folder):
+        raise InputError(f"--resume {resume}: not a complete checkpoint (manifest missing or not matching)")
+    return folder
+
+
+def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, stage=None) -> Path:
+    """Runs (or resumes) the stage described by `cfg`; returns the run folder. `stage` overrides the one
+    built from the config (tests)."""
+    t, o = cfg.train, cfg.optimizer
+    accelerator = make_accelerator(cfg)
+    run_dir = Path(cfg.output_dir)
+    resume_from = _find_resume(run_dir, resume, force)
+    torch.manual_seed(derive_seed(t.seed, "init"))  # weight init depends on the seed only
+    if stage is None:
+        from vidiff.training.stages import build_stage
+
+        stage = build_stage(cfg)
+    stage.to(accelerator.device)
+    model = stage.model
+    if t.gradient_checkpointing and hasattr(model, "set_gradient_checkpointing"):
+        model.set_gradient_checkpointing(True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
+    ema = EMA(model, t.ema_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw = accelerator.unwrap_model(model)
+    chash = config_hash(cfg)
+
+    state = {"step": 0, "opt_steps": 0, "ema_updates": 0, "nonfinite_in_a_row": 0}
+    if resume_from is not None:
+        manifest, tensors, jsons = ckpt.load_checkpoint(resume_from)
+        if manifest["config_hash"] != chash and not force:
+            raise InputError(f"{resume_from}: the config changed since this checkpoint was written (hash "
+                             f"{manifest['config_hash'][:12]} vs {chash[:12]}); pass --force to resume anyway")
+        raw.load_state_dict(tensors["model"])
+        optimizer.load_state_dict(ckpt.unflatten_optimizer_state(tensors["optimizer"], jsons["optimizer"]))
+        state.update(jsons["state"])
+        ema.load_state_dict(tensors["ema"], state["ema_updates"])
+        log.info("resumed from %s at step %d", resume_from, state["step"])
+    elif force and accelerator.is_main_process and (run_dir / "checkpoints").exists():
+        import shutil
+
+        shutil.rmtree(run_dir / "checkpoints")
+
+    main = accelerator.is_main_process
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, run_dir / "config.yaml")
+    accelerator.wait_for_everyone()
+    metrics = MetricsLogger(run_dir, state["step"] if resume_from else None) if main else None
+    world, rank = accelerator.num_processes, accelerator.process_index
+    global_batch = t.batch_size * t.grad_accum * world
+    loader = make_loader(stage.dataset, cfg, state["step"], rank, world)
+    batches = iter(loader)
+    bar = tqdm(total=t.max_steps, initial=state["step"], disable=not main, desc=f"train {cfg.stage}")
+    window: dict = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "grad_norm": float("nan")}
+
+    def save(step_done: int) -> None:
+        accelerator.wait_for_everyone()
+        if main:
+            opt_tensors, opt_meta = ckpt.flatten_optimizer_state(optimizer.state_dict())
+            pos = {**state, "step": step_done, "ema_updates": ema.num_updates,
+                   "epoch": step_done * global_batch // len(stage.dataset),
+                   "sample_offset": step_done * global_batch}
+            ckpt.save_checkpoint(run_dir / "checkpoints", step_done,
+                                 {"model": raw.state_dict(), "ema": ema.state_dict(), "optimizer": opt_tensors},
+                                 {"optimizer": opt_meta, "state": pos}, chash, t.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    for step in range(state["step"], t.max_steps):
+        set_lr(optimizer, lr_at(state["opt_steps"], o, t.max_steps))
+        step_losses = []
+        for _ in range(t.grad_accum):
+            batch = next(batches)
+            draws = SampleDraws(t.seed, batch["epoch"], step, batch["sample_id"])
+            batch = {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    per_sample = stage.loss(model, batch, draws, step)  # (B,)
+                accelerator.backward(per_sample.float().mean())
+                step_losses.append(accelerator.gather(per_sample.detach().float()))
+                if accelerator.sync_gradients:
+                    max_norm = o.grad_clip if o.grad_clip > 0 else math.inf
+                    grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), max_norm))
+        loss = float(torch.cat(step_losses).mean())
+        finite = math.isfinite(loss) and math.isfinite(grad_norm)
+        if finite or accelerator.scaler is not None:
+            optimizer.step()  # with fp16 the scaler itself skips an overflowing step and lowers its scale
+        optimizer.zero_grad(set_to_none=True)
+        if finite:
+            ema.update(raw)
+            state["opt_steps"] += 1
+            state["nonfinite_in_a_row"] = 0
+            window["losses"].append(loss)
+            window["grad_norm"] = grad_norm
+        else:
+            window["skipped"] += 1
+            # an fp16 overflow with a finite loss is the scaler's business; anything else counts
+            if accelerator.scaler is None or not math.isfinite(loss):
+                state["nonfinite_in_a_row"] += 1
+        window["steps"] += 1
+        step_done = step + 1
+        bar.update(1)
+        if state["nonfinite_in_a_row"] >= t.max_nonfinite_in_a_row:
+            last = ckpt.latest_checkpoint(run_dir / "checkpoints")
+            bar.close()
+            if metrics:
+                metrics.close()
+            raise TrainingDiverged(f"{state['nonfinite_in_a_row']} non-finite steps in a row (loss {loss}, grad "
+                                   f"norm {grad_norm}) at step {step}; last good checkpoint: {last or 'none'}")
+        if main and (step_done % t.log_every == 0 or step_done == t.max_steps):
+            dt = time.perf_counter() - window["t0"]
+            losses = window["losses"]
+            row = {"step": step_done, "loss": sum(losses) / len(losses) if losses else float("nan"),
+                   "lr": optimizer.param_groups[0]["lr"], "grad_norm": window["grad_norm"],
+                   "samples_per_s": window["steps"] * global_batch / max(dt, 1e-9), "skipped": window["skipped"],
+                   "opt_steps": state["opt_steps"], "epoch": step_done * global_batch // len(stage.dataset)}
+            metrics.log(row)
+            bar.set_postfix(loss=f"{row['loss']:.4g}", lr=f"{row['lr']:.2e}")
+            window = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "grad_norm": grad_norm}
+        if step_done % t.checkpoint_every == 0 or step_done == t.max_steps:
+            save(step_done)
+        if main and t.preview_every and stage.preview is not None and step_done % t.preview_every == 0:
+            ema_model = copy.deepcopy(raw)
+            ema.copy_to(ema_model)
+            stage.preview(ema_model.eval(), run_dir / "previews", step_done)
+            del ema_model
+    bar.close()
+    if t.max_steps <= state["step"]:
+        log.info("nothing to do: the run is already at step %d", state["step"])
+    if main:
+        metrics.close()
+        stage.export(run_dir / "export", ema.state_dict())
+    accelerator.wait_for_everyone()
+    return run_dir
