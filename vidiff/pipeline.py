@@ -16,7 +16,7 @@ import torch
 
 from vidiff.errors import InputError
 from vidiff.pipeline_config import (
-    PipelineConfig, part_paths, read_pipeline_folder, text_encoder_ref, write_pipeline_yaml,
+    PipelineConfig, check_safetensors_header, part_paths, read_pipeline_folder, text_encoder_ref, write_pipeline_yaml,
 )
 from vidiff.pipeline_layout import Layout, extension_windows, interpolation_levels, resolve_layout
 from vidiff.pipeline_requests import Request, StepBar, check_frames, check_image, prompts_and_seeds
@@ -49,6 +49,8 @@ class VideoPipeline:
         vae_cfg = load_part_config(paths["vae"], VAEConfig)
         net_cfgs = {name: load_part_config(paths[name], UNet3DConfig) for name in ("keyframes", "interpolation")}
         check_parts(config, vae_cfg, net_cfgs["keyframes"], net_cfgs["interpolation"], None)
+        for path in paths.values():
+            check_safetensors_header(path / "model.safetensors")
         text_encoder = TextEncoder.load(text_encoder_ref(folder, config))
         vae = _load_weights(lambda: AutoencoderKL.load(paths["vae"]), paths["vae"])
         nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
@@ -283,9 +285,11 @@ def check_parts(config: PipelineConfig, vae_cfg, keyframe_cfg, interpolation_cfg
 
 
 def _load_weights(load, folder: Path):
+    from safetensors import SafetensorError
+
     try:
         return load()
-    except (OSError, RuntimeError, ValueError) as e:
+    except (OSError, RuntimeError, ValueError, KeyError, SafetensorError) as e:
         if isinstance(e, InputError):
             raise
         raise InputError(f"{folder}/model.safetensors: cannot load weights ({str(e).splitlines()[0]})") from None

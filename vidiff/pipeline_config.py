@@ -155,6 +155,26 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     return cfg
 
 
+def check_safetensors_header(path: str | Path) -> None:
+    """Reads only the 8-byte length and the JSON header of a safetensors file; InputError if it is not one."""
+    import json
+    import struct
+
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        if not 2 <= length <= min(size - 8, 100_000_000):
+            raise InputError(f"{path}: not a safetensors file (bad header length)")
+        try:
+            header = json.loads(f.read(length))
+        except ValueError:
+            header = None
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: not a safetensors file (unreadable header)")
+
+
 def write_pipeline_yaml(cfg: PipelineConfig, folder: str | Path) -> Path:
     import yaml
 

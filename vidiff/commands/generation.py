@@ -1,5 +1,205 @@
-"""CLI: placeholder until its owner lands it."""
+"""`vidiff generate | animate | extend`: clips from text, from a still image, or continuing a video.
+
+Every argument is checked before torch is imported or any weights load (a bad one is a one-line error, exit 2).
+Each output gets a JSON sidecar next to it (out.mp4.json) and, with --contact-sheet, a PNG grid of its frames.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "shapes"
+OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 
 
 def register(sub) -> None:
-    pass
+    gen = sub.add_parser("generate", help="generate a clip from a text prompt",
+                         description="Generate a clip from a text prompt: keyframes, then interpolation, then decode.")
+    gen.add_argument("prompt", help="what the clip shows, e.g. 'a blue square moving up'")
+    _common(gen, frames_help="clip length in frames; must be (keyframes - 1) * stride + 1 (default: the model's)")
+    gen.set_defaults(handler=run_generation, task="generate")
+
+    ani = sub.add_parser("animate", help="animate a still image (it becomes the first frame)",
+                         description="Animate a still image: it is the first, known keyframe of the clip.")
+    ani.add_argument("image", help="PNG / JPEG; center-cropped and resized to the model's frame size if needed")
+    ani.add_argument("prompt", help="what happens in the clip")
+    _common(ani, frames_help="clip length in frames; must be (keyframes - 1) * stride + 1 (default: the model's)")
+    ani.set_defaults(handler=run_generation, task="animate")
+
+    ext = sub.add_parser("extend", help="continue a video clip",
+                         description="Continue a clip: its last frames become the first known keyframes; the output "
+                                     "is the input clip followed by the new frames.")
+    ext.add_argument("video", help="clip to continue (its frame size must be the model's)")
+    ext.add_argument("prompt", help="what happens next")
+    _common(ext, frames_help="number of new frames to add (required)")
+    ext.set_defaults(handler=run_generation, task="extend")
+
+
+def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
+    p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm or .gif")
+    p.add_argument("--model", default=None, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i (default 0)")
+    p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps of both stages (default: pipeline.yaml)")
+    p.add_argument("--sampler", default=None, help="dpmpp_2m, ddim, ddpm, euler or heun (default: pipeline.yaml)")
+    p.add_argument("--guidance", type=float, default=None, help="text guidance scale of the keyframe stage")
+    p.add_argument("--image-guidance", type=float, default=None, help="known-frame guidance scale of the keyframe stage")
+    p.add_argument("--frames", type=int, default=None, help=frames_help)
+    p.add_argument("--keyframes", type=int, default=None, help="number of keyframes K")
+    p.add_argument("--stride", type=int, default=None, help="frames between neighbouring keyframes")
+    p.add_argument("--fps", type=float, default=None, help="frame rate written to the file")
+    p.add_argument("--contact-sheet", action="store_true", help="also write a PNG grid of the frames (out.sheet.png)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# ---- cheap checks (no torch) ------------------------------------------------------------------------------------
+def validate(args):
+    """Checks every argument and the pipeline folder's yaml; returns (pipeline config, layout). No weights load."""
+    from vidiff.errors import InputError
+    from vidiff.pipeline_config import SAMPLERS, read_pipeline_folder
+    from vidiff.pipeline_layout import Layout, resolve_layout
+
+    output = Path(args.output)
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"-o {args.output}: the output suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")
+    if args.steps is not None and args.steps < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    if args.sampler is not None and args.sampler not in SAMPLERS:
+        raise InputError(f"--sampler {args.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
+    for flag, value in (("--guidance", args.guidance), ("--image-guidance", args.image_guidance)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise InputError(f"{flag} must be a finite number >= 0, got {value}")
+    if args.num < 1:
+        raise InputError(f"--num must be >= 1, got {args.num}")
+    if not 0 <= args.seed < 2**63 - args.num:
+        raise InputError(f"--seed must be in [0, 2**63), got {args.seed}")
+    if args.fps is not None and (not math.isfinite(args.fps) or args.fps <= 0):
+        raise InputError(f"--fps must be > 0, got {args.fps}")
+    if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise InputError(f"--device {args.device!r}: use auto, cpu, cuda or cuda:N")
+    if args.task == "animate":
+        _check_image(Path(args.image))
+    if args.task == "extend":
+        _check_file(Path(args.video), "video")
+        if args.frames is None or args.frames < 1:
+            raise InputError(f"--frames: give the number of new frames to add (>= 1), got {args.frames}")
+    config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
+    default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
+    frames = None if args.task == "extend" else args.frames
+    layout = resolve_layout(frames, args.keyframes, args.stride, default=default, max_gap=config.interpolation.max_gap)
+    return config, layout
+
+
+def _check_file(path: Path, what: str) -> None:
+    from vidiff.errors import InputError
+
+    if not path.exists():
+        raise InputError(f"{what} {path}: file not found")
+    if not path.is_file() or path.stat().st_size == 0:
+        raise InputError(f"{what} {path}: not a file, or empty")
+
+
+def _check_image(path: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    from vidiff.errors import InputError
+
+    _check_file(path, "image")
+    try:
+        with Image.open(path) as img:
+            img.verify()  # header and structure only: cheap
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"image {path}: not a readable image ({type(e).__name__})") from None
+
+
+# ---- the run ----------------------------------------------------------------------------------------------------
+def run_generation(args) -> int:
+    import time
+
+    start = time.perf_counter()
+    _, layout = validate(args)
+    import torch
+
+    from vidiff import io
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.sidecar import build_sidecar, numbered_outputs, weights_checksum, write_contact_sheet, write_sidecar
+
+    model = Path(args.model) if args.model else BUNDLED
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from vidiff.errors import InputError
+
+        raise InputError(f"--device {args.device}: CUDA is not available here")
+    inputs, source = _read_inputs(args, model)  # before the weights: a bad file fails fast
+    pipe = VideoPipeline.from_pretrained(model, device=device)
+    checksums = weights_checksum(model, {n: model / getattr(pipe.config.parts, n) for n in ("vae", "keyframes", "interpolation")})
+    outputs = numbered_outputs(args.output, args.num)
+    outputs[0].parent.mkdir(parents=True, exist_ok=True)
+    common = dict(steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance,
+                  image_guidance_scale=args.image_guidance, num_keyframes=layout.num_keyframes,
+                  keyframe_stride=layout.keyframe_stride, fps=args.fps if args.fps else inputs.get("fps"),
+                  progress=not args.quiet)
+    load_s = time.perf_counter() - start
+    for i, output in enumerate(outputs):
+        seed = args.seed + i
+        t0 = time.perf_counter()
+        if args.task == "extend":
+            frames, fps = pipe.extend_video(source, args.prompt, num_frames=args.frames, seed=seed, **common)
+        elif args.task == "animate":
+            frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.num_frames, seed=seed, **common)
+        else:
+            frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.num_frames, seed=seed, **common)
+        elapsed = time.perf_counter() - t0
+        io.write_video(output, frames, fps)
+        req = pipe.request(args.prompt, seed, None if args.task == "extend" else layout.num_frames,
+                           layout.num_keyframes, layout.keyframe_stride, args.steps, args.sampler, args.guidance,
+                           args.image_guidance, None, None, fps)
+        settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
+                    "frames_written": int(frames.shape[0])}
+        record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
+                               model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,
+                               inputs={k: v for k, v in inputs.items() if k != "fps"})
+        record["load_s"] = round(load_s, 3)
+        write_sidecar(output, record)
+        if args.contact_sheet:
+            write_contact_sheet(output, frames.numpy())
+        print(f"wrote {output} ({frames.shape[0]} frames, {fps:g} fps, seed {seed}, {elapsed:.1f} s)")
+    return 0
+
+
+def _read_inputs(args, model: Path):
+    """(sidecar record of the inputs, the input tensor) for animate / extend; ({}, None) for generate."""
+    from vidiff import io
+    from vidiff.errors import InputError
+    from vidiff.pipeline_config import read_pipeline_folder
+
+    config = read_pipeline_folder(model)
+    if args.task == "animate":
+        image = io.read_image(args.image)  # (H,W,3)
+        record = {"image": str(Path(args.image).resolve()), "image_size": [int(image.shape[1]), int(image.shape[0])]}
+        return record, _fit_image(image, config.height, config.width)
+    if args.task == "extend":
+        frames, fps = io.read_video(args.video)  # (F,H,W,3)
+        if tuple(frames.shape[1:3]) != (config.height, config.width):
+            raise InputError(f"video {args.video}: frames are {frames.shape[2]}x{frames.shape[1]}, this pipeline "
+                             f"makes {config.width}x{config.height}; resize the clip first")
+        return {"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0]), "fps": fps}, frames
+    return {}, None
+
+
+def _fit_image(image, height: int, width: int):
+    """Center-crops uint8 (H,W,3) to the target aspect ratio, then resizes (bicubic) to (height, width, 3)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    scale = min(h / height, w / width)
+    ch, cw = round(height * scale), round(width * scale)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = Image.fromarray(image[top : top + ch, left : left + cw].numpy())
+    return torch.from_numpy(np.asarray(crop.resize((width, height), Image.BICUBIC)).copy())

@@ -1,0 +1,155 @@
+"""`vidiff generate | animate | extend` end to end with a tiny random pipeline, and every argument check."""
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidiff import __version__
+from vidiff.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny layers on a shared 2-core machine: one thread is the fastest
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory, one_thread) -> Path:
+    """A tiny random pipeline written by save_pretrained (2 sampler steps per stage)."""
+    pytest.importorskip("vidiff.text")
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.text import TextEncoder
+
+    spec = importlib.util.spec_from_file_location("make_random_pipeline", REPO / "tools" / "make_random_pipeline.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    vae, kf, it = tool.random_parts(tiny=True, seed=0)
+    pipe = VideoPipeline(tool.pipeline_config(steps=2), vae, kf, it, TextEncoder.load("default"))
+    return pipe.save_pretrained(tmp_path_factory.mktemp("pipe") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def garbage_pipeline(tiny_pipeline, tmp_path_factory) -> Path:
+    """The same folder with every weights file replaced by garbage bytes."""
+    folder = tmp_path_factory.mktemp("garbage") / "pipe"
+    shutil.copytree(tiny_pipeline, folder)
+    for weights in folder.rglob("model.safetensors"):
+        weights.write_bytes(b"\x00not safetensors at all" * 10)
+    return folder
+
+
+def test_generate_writes_mp4_and_sidecar(tiny_pipeline, tmp_path):
+    from vidiff.io import read_video
+    from vidiff.parts import file_sha256
+
+    out = tmp_path / "clips" / "out.mp4"
+    rc = main(["generate", "a red circle moving left", "-o", str(out), "--model", str(tiny_pipeline),
+               "--seed", "5", "--num", "2", "--contact-sheet", "--quiet"])
+    assert rc == 0
+    for i in range(2):
+        path = out.with_name(f"out_{i:03d}.mp4")
+        frames, fps = read_video(path)
+        assert frames.shape == (16, 64, 64, 3) and fps == pytest.approx(8.0)
+        record = json.loads(path.with_name(path.name + ".json").read_text())
+        assert record["prompt"] == "a red circle moving left" and record["seed"] == 5 + i
+        assert record["command"] == "generate" and record["vidiff_version"] == __version__
+        assert record["settings"]["num_frames"] == 16 and record["settings"]["keyframe_stride"] == 5
+        assert record["settings"]["keyframes"]["steps"] == 2 and record["settings"]["keyframes"]["sampler"] == "dpmpp_2m"
+        assert record["model"]["folder"] == str(tiny_pipeline.resolve())
+        assert record["model"]["sha256"]["keyframes"] == file_sha256(tiny_pipeline / "keyframes" / "model.safetensors")
+        assert record["elapsed_s"] > 0 and record["output"] == path.name
+        assert path.with_name(f"out_{i:03d}.sheet.png").is_file()
+
+
+def test_animate_and_extend_through_the_cli(tiny_pipeline, tmp_path):
+    from PIL import Image
+
+    from vidiff.io import read_video, write_video
+
+    image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)  # other size: cropped + resized
+    Image.fromarray(image).save(tmp_path / "still.png")
+    rc = main(["animate", str(tmp_path / "still.png"), "a red circle moving left", "-o", str(tmp_path / "a.gif"),
+               "--model", str(tiny_pipeline), "--quiet"])
+    assert rc == 0
+    record = json.loads((tmp_path / "a.gif.json").read_text())
+    assert record["inputs"]["image_size"] == [128, 96] and record["command"] == "animate"
+    assert read_video(tmp_path / "a.gif")[0].shape == (16, 64, 64, 3)
+
+    clip = np.random.default_rng(1).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    write_video(tmp_path / "in.mp4", clip, 8)
+    rc = main(["extend", str(tmp_path / "in.mp4"), "a red circle moving left", "--frames", "7",
+               "-o", str(tmp_path / "e.mp4"), "--model", str(tiny_pipeline), "--quiet"])
+    assert rc == 0
+    frames, _ = read_video(tmp_path / "e.mp4")
+    assert frames.shape[0] == 13
+    assert json.loads((tmp_path / "e.mp4.json").read_text())["inputs"]["input_frames"] == 6
+
+
+def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    (tmp_path / "not_an_image.png").write_text("hello, I am text")
+    (tmp_path / "clip.mp4").write_bytes(b"x" * 100)
+    g = ["generate", "a red circle", "-o", str(tmp_path / "o.mp4")]
+    return [
+        (g + ["--guidance", "nan"], "--guidance must be a finite number"),
+        (g + ["--guidance", "-1"], "--guidance must be a finite number"),
+        (g + ["--image-guidance", "-0.5"], "--image-guidance must be a finite number"),
+        (g + ["--steps", "0"], "--steps must be >= 1"),
+        (g + ["--steps", "-4"], "--steps must be >= 1"),
+        (g + ["--sampler", "plms"], "--sampler 'plms' is unknown; choose one of dpmpp_2m"),
+        (g + ["--frames", "20"], "--frames 20 does not fit .* fit: 16, 21"),
+        (g + ["--frames", "16", "--keyframes", "5", "--stride", "5"], "does not fit 5 keyframes at stride 5"),
+        (g + ["--num", "0"], "--num must be >= 1"),
+        (["generate", "x", "-o", str(tmp_path / "o.avi")], "output suffix must be one of .mp4, .webm, .gif"),
+        (["animate", str(tmp_path / "missing.png"), "x", "-o", str(tmp_path / "o.mp4")], "missing.png: file not found"),
+        (["animate", str(tmp_path / "not_an_image.png"), "x", "-o", str(tmp_path / "o.mp4")], "not a readable image"),
+        (["extend", str(tmp_path / "missing.mp4"), "x", "--frames", "5", "-o", str(tmp_path / "o.mp4")], "file not found"),
+        (["extend", str(tmp_path / "clip.mp4"), "x", "-o", str(tmp_path / "o.mp4")], "--frames: give the number"),
+    ]
+
+
+def test_bad_arguments_fail_fast_before_weights(garbage_pipeline, tmp_path, capsys):
+    for argv, message in _bad_cases(tmp_path):
+        start = time.perf_counter()
+        rc = main(argv + ["--model", str(garbage_pipeline)])
+        elapsed = time.perf_counter() - start
+        err = capsys.readouterr().err.strip()
+        assert rc == 2, argv
+        assert err.startswith("vidiff: error: ") and "\n" not in err and "Traceback" not in err, err
+        import re
+
+        assert re.search(message, err), (message, err)
+        assert elapsed < 1.0, (argv, elapsed)
+    assert not list(tmp_path.glob("o.*"))
+
+
+def test_missing_model_folder(tmp_path, capsys):
+    assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "nope")]) == 2
+    assert "pipeline folder not found" in capsys.readouterr().err
+
+
+def test_garbage_weights_are_a_clear_error(garbage_pipeline, tmp_path, capsys):
+    rc = main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(garbage_pipeline), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.endswith("vae/model.safetensors: not a safetensors file (bad header length)") and "\n" not in err
+
+
+def test_validation_imports_no_torch(garbage_pipeline, tmp_path):
+    """In a fresh process a bad argument is reported before torch (let alone weights) is imported."""
+    code = ("import sys; from vidiff.cli import main; "
+            f"rc = main(['generate', 'x', '-o', {str(tmp_path / 'o.mp4')!r}, '--model', {str(garbage_pipeline)!r}, "
+            "'--frames', '20']); print(rc, 'torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
+    assert run.stderr.count("\n") == 1 and "--frames 20" in run.stderr
