@@ -67,15 +67,11 @@ def _json_option(p) -> None:
 # ---- output ----
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "inf" if value == math.inf else f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
-    return "-" if value is None else str(value)
-
-
 def format_table(columns: list[str], rows: list[list]) -> str:
     """A plain-text table with aligned columns."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    from vidiff.eval.report import format_value
+
+    cells = [[format_value(v) for v in row] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
     for row in cells:

@@ -1,5 +1,19 @@
-"""CLI: placeholder until its owner lands it."""
+"""`vidiff report RUN_DIR [-o FILE] [--inline]`: a static HTML page of a training run."""
+from __future__ import annotations
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("report", help="write an HTML page of a run: curves, sample clips, eval tables")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="training run folder (metrics.jsonl, previews/, eval/)")
+    p.add_argument("-o", "--output", default=None, help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("--inline", action="store_true",
+                   help="embed the images as data URIs so the page works on its own (larger file)")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from vidiff.eval.report import build_report
+
+    out = build_report(args.run_dir, args.output, inline=args.inline)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,138 @@
+"""The HTML run report: content and escaping, and a real headless Chromium load with every image checked."""
+import functools
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from vidiff.cli import main
+from vidiff.eval.report import build_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
+EVIL_PROMPT = '<img src=x onerror="document.title=\'pwned\'"> a red circle & "friends"'
+
+
+def _gif(path: Path, colour, frames=8, size=32):
+    clip = np.full((frames, size, size, 3), 30, np.uint8)
+    for f in range(frames):
+        clip[f, 10:20, 2 + 2 * f : 12 + 2 * f] = colour
+    imageio.mimsave(path, list(clip), duration=125, loop=0)
+
+
+def make_run(root: Path) -> Path:
+    """A small run folder as training writes it (no loss.png: the page must draw the curve)."""
+    run = root / "run"
+    (run / "previews").mkdir(parents=True)
+    (run / "eval").mkdir()
+    (run / "config.yaml").write_text("model:\n  channels: 32  # <b>not bold</b>\n")
+    with open(run / "metrics.jsonl", "w") as f:
+        for step in range(0, 200, 10):
+            f.write(json.dumps({"step": step, "loss": 1.0 / (1 + step / 20), "lr": 1e-4, "grad_norm": 0.5}) + "\n")
+        f.write("not json\n")
+    _gif(run / "previews" / "step_000100.gif", (220, 40, 40))
+    (run / "previews" / "step_000100.json").write_text(json.dumps({"prompts": [EVIL_PROMPT], "seeds": [7], "step": 100}))
+    _gif(run / "previews" / "step_000200.gif", (50, 80, 230))
+    (run / "previews" / "step_000200.json").write_text(json.dumps({"prompts": ["a blue square moving up"], "seeds": [3], "step": 200}))
+    (run / "eval" / "interpolation.json").write_text(json.dumps({
+        "eval": "interpolation", "settings": {"stride": 4},
+        "columns": ["method", "PSNR (dB)", "SSIM", "frames"],
+        "rows": [["model", 31.25, 0.9412, 24], ["linear blend", 27.5, 0.901, 24]], "result": {}}))
+    (run / "eval" / "shapes.json").write_text(json.dumps({"eval": "shapes", "result": {"accuracy": {"colour": 0.75}}}))
+    return run
+
+
+def test_page_content_and_escaping(tmp_path):
+    run = make_run(tmp_path)
+    html = build_report(run).read_text()
+    for section in ('id="curves"', 'id="samples"', 'id="evals"', 'id="config"'):
+        assert section in html
+    assert "data:image/png;base64," in html  # the curve drawn from metrics.jsonl
+    assert 'src="previews/step_000100.gif"' in html and 'src="previews/step_000200.gif"' in html
+    assert "<td class=\"num\">31.25</td>" in html and "linear blend" in html
+    assert "accuracy.colour" in html  # a JSON without columns/rows is shown as key/value
+    assert "skipped 1 line" in html
+    # User text is escaped, never markup.
+    assert EVIL_PROMPT not in html and "&lt;img src=x onerror=" in html and "&amp; &quot;friends&quot;" in html
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in html
+
+
+def test_links_are_relative_to_the_page_and_inline_works(tmp_path):
+    run = make_run(tmp_path)
+    imageio.imwrite(run / "loss.png", np.zeros((20, 40, 3), np.uint8))
+    out = build_report(run, tmp_path / "pages" / "r.html")
+    html = out.read_text()
+    assert 'src="../run/loss.png"' in html and 'src="../run/previews/step_000200.gif"' in html
+    inline = build_report(run, tmp_path / "inline.html", inline=True).read_text()
+    assert 'src="previews/' not in inline and 'src="../run/' not in inline
+    assert inline.count("data:image/gif;base64,") == 2
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def _serve(folder: Path):
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    return server, thread
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _chromium(url: str, profile: Path, *extra: str) -> str:
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={profile}", *extra, url]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+
+
+def _image_check(dom: str) -> dict:
+    tag = re.search(r'<div id="image-check"[^>]*>', dom)
+    assert tag, "the image check element is missing from the DOM"
+    return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', tag.group(0)))
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason="chromium not installed (tools/install_test_tools.sh)")
+def test_report_opens_in_headless_chromium_with_every_image(tmp_path):
+    run = make_run(tmp_path)
+    build_report(run)
+    build_report(run, run / "broken.html")  # a second page, shown after one clip is deleted
+    server, thread = _serve(run)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        dom = _chromium(f"{base}/report.html", tmp_path / "profile1", "--virtual-time-budget=5000", "--dump-dom")
+        check = _image_check(dom)
+        assert check["status"] == "done", check
+        assert check["total"] == "3" and check["broken"] == "0", check  # curve + two clips
+        for section in ('id="curves"', 'id="samples"', 'id="evals"'):
+            assert section in dom
+        assert "<title>vidiff run: run</title>" in dom  # the hostile prompt did not run
+        assert "a blue square moving up" in dom and "31.25" in dom
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "report.png"
+        shot.unlink(missing_ok=True)
+        _chromium(f"{base}/report.html", tmp_path / "profile2", f"--screenshot={shot}", "--window-size=1200,1600",
+                  "--virtual-time-budget=5000")
+        assert shot.is_file() and shot.stat().st_size > 10_000
+
+        # The check can fail: the same page with one clip gone reports it.
+        (run / "previews" / "step_000200.gif").unlink()
+        check = _image_check(_chromium(f"{base}/broken.html", tmp_path / "profile3", "--virtual-time-budget=5000",
+                                       "--dump-dom"))
+        assert check["broken"] == "1" and "step_000200.gif" in check["broken-src"], check
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        shutil.rmtree(tmp_path / "profile1", ignore_errors=True)

@@ -1,0 +1,274 @@
+"""A static HTML page for a training run: curves, sample clips with their prompts and seeds, eval tables.
+
+Reads a run folder as the training loop writes it: config.yaml, metrics.jsonl (one JSON object per logged step,
+with "step" and "loss", maybe "lr" and "grad_norm"), loss.png, previews/*.gif each with a .json beside it, and
+eval/*.json from `vidiff eval ... --json`. Images are linked relative to the page (or inlined as data URIs with
+`inline=True`, for a page that travels alone). Every piece of text is HTML-escaped: prompts are user input.
+A small script at the end of the page records in the DOM whether every image loaded, for automated checks.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+from html import escape
+from pathlib import Path
+from urllib.parse import quote
+
+from vidiff.errors import InputError
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 4px; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 32px; }
+table { border-collapse: collapse; margin: 8px 0 16px; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.clips { display: flex; flex-wrap: wrap; gap: 16px; } .clip { width: 260px; margin: 0; overflow-wrap: anywhere; }
+.clip img { width: 256px; image-rendering: pixelated; border: 1px solid #999; }
+.note { color: #a00; } .muted { color: #666; font-size: 90%; } pre { background: #f6f6f6; padding: 8px; }
+"""
+
+_IMAGE_CHECK = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var broken = images.filter(function (img) { return !(img.complete && img.naturalWidth > 0); });
+  var check = document.getElementById("image-check");
+  check.setAttribute("data-total", String(images.length));
+  check.setAttribute("data-broken", String(broken.length));
+  check.setAttribute("data-broken-src", broken.map(function (img) { return img.getAttribute("src"); }).join(" "));
+  check.setAttribute("data-status", "done");
+  check.textContent = broken.length ? broken.length + " image(s) did not load" : "";
+});
+"""
+
+
+def format_value(value) -> str:
+    """Short text for a table cell: 4 decimals below 10, 2 above, "inf" for +inf, "-" for None."""
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+# ---- reading the run folder ----
+
+
+def read_metrics(path: Path) -> tuple[list[dict], int]:
+    """The records of metrics.jsonl that have a numeric "step", and how many lines were skipped."""
+    records, skipped = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            skipped += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
+            records.append(record)
+        else:
+            skipped += 1
+    return records, skipped
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text()), None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return None, f"{path.name}: not readable JSON ({e})"
+
+
+def plot_curves(records: list[dict]) -> bytes:
+    """PNG of loss (and lr / grad_norm when logged) against step, drawn with matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("loss", "lr", "grad_norm") if any(isinstance(r.get(k), (int, float)) for r in records)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 2.8), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        ax.plot([p[0] for p in points], [p[1] for p in points], lw=1)
+        if key != "lr" and all(p[1] > 0 for p in points):
+            ax.set_yscale("log")
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+# ---- HTML pieces ----
+
+
+class _Page:
+    def __init__(self, run_dir: Path, out: Path, inline: bool):
+        self.run_dir, self.out, self.inline = run_dir, out, inline
+        self.parts: list[str] = []
+
+    def add(self, html: str) -> None:
+        self.parts.append(html)
+
+    def image_src(self, path: Path) -> str:
+        """A relative URL from the page to `path`, or a data URI when inlining."""
+        if self.inline:
+            kind = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg"}.get(path.suffix.lower(), "image/png")
+            return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+        rel = os.path.relpath(path.resolve(), self.out.parent.resolve())
+        return quote(Path(rel).as_posix())
+
+    def note(self, text: str) -> None:
+        self.add(f'<p class="note">{escape(text)}</p>')
+
+
+def _table(columns: list, rows: list[list]) -> str:
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for v in row:
+            numeric = isinstance(v, (int, float)) and not isinstance(v, bool) or v in ("inf", "-inf", "nan")
+            cells.append(f'<td class="num">{escape(format_value(v))}</td>' if numeric else f"<td>{escape(format_value(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
+    """Scalar leaves of nested dicts as (dotted key, value); short scalar lists joined; long lists counted."""
+    if isinstance(value, dict):
+        items = []
+        for k, v in value.items():
+            items += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return items
+    if isinstance(value, list):
+        if all(not isinstance(v, (dict, list)) for v in value) and len(value) <= 16:
+            return [(prefix, ", ".join(format_value(v) for v in value))]
+        return [(prefix, f"[{len(value)} items]")]
+    return [(prefix, value)]
+
+
+def _curves_section(page: _Page) -> None:
+    page.add('<section id="curves"><h2>Training curves</h2>')
+    loss_png, metrics = page.run_dir / "loss.png", page.run_dir / "metrics.jsonl"
+    records, skipped = read_metrics(metrics) if metrics.is_file() else ([], 0)
+    if loss_png.is_file():
+        page.add(f'<img class="curve" alt="training loss" src="{escape(page.image_src(loss_png))}">')
+    elif records:
+        data = base64.b64encode(plot_curves(records)).decode()
+        page.add(f'<img class="curve" alt="training curves" src="data:image/png;base64,{data}">')
+    else:
+        page.note("no loss.png and no usable metrics.jsonl in this run")
+    if records:
+        losses = [r["loss"] for r in records if isinstance(r.get("loss"), (int, float))]
+        rows = [["logged steps", len(records)], ["last step", records[-1]["step"]]]
+        if losses:
+            rows += [["last loss", float(losses[-1])], ["lowest loss", float(min(losses))]]
+        page.add(_table(["", "value"], rows))
+    if skipped:
+        page.note(f"metrics.jsonl: skipped {skipped} line(s) that were not JSON objects with a step")
+    page.add("</section>")
+
+
+def _sidecar(gif: Path) -> tuple[dict, str | None]:
+    for candidate in (gif.with_suffix(".json"), gif.with_name(gif.name + ".json")):
+        if candidate.is_file():
+            data, error = _read_json(candidate)
+            return (data if isinstance(data, dict) else {}), error
+    return {}, None
+
+
+def _listing(meta: dict, *keys: str) -> list:
+    for key in keys:
+        value = meta.get(key)
+        if value is not None:
+            return value if isinstance(value, list) else [value]
+    return []
+
+
+def _samples_section(page: _Page) -> None:
+    page.add('<section id="samples"><h2>Sample clips</h2>')
+    gifs = sorted((page.run_dir / "previews").glob("*.gif")) if (page.run_dir / "previews").is_dir() else []
+    entries = []
+    for gif in gifs:
+        meta, error = _sidecar(gif)
+        step = meta.get("step")
+        entries.append((step if isinstance(step, (int, float)) else -1, gif.name, gif, meta, error))
+    if not entries:
+        page.note("no previews/*.gif in this run")
+    page.add('<div class="clips">')
+    for step, name, gif, meta, error in sorted(entries, key=lambda e: (e[0], e[1])):
+        prompts, seeds = _listing(meta, "prompts", "prompt"), _listing(meta, "seeds", "seed")
+        page.add(f'<figure class="clip"><img alt="{escape(name)}" src="{escape(page.image_src(gif))}"><figcaption>')
+        page.add(f"<b>{escape(name)}</b>" + (f" &middot; step {escape(format_value(step))}" if step >= 0 else ""))
+        if prompts or seeds:
+            lines = []
+            for i in range(max(len(prompts), len(seeds))):
+                prompt = str(prompts[i]) if i < len(prompts) else ""
+                seed = format_value(seeds[i]) if i < len(seeds) else "-"
+                lines.append(f"<li>&ldquo;{escape(prompt)}&rdquo; <span class=\"muted\">seed {escape(seed)}</span></li>")
+            page.add(f"<ol>{''.join(lines)}</ol>")
+        if error:
+            page.add(f'<div class="note">{escape(error)}</div>')
+        page.add("</figcaption></figure>")
+    page.add("</div></section>")
+
+
+def _evals_section(page: _Page) -> None:
+    page.add('<section id="evals"><h2>Evaluations</h2>')
+    files = sorted((page.run_dir / "eval").glob("*.json")) if (page.run_dir / "eval").is_dir() else []
+    if not files:
+        page.note("no eval/*.json in this run (write them with `vidiff eval ... --json RUN_DIR/eval/NAME.json`)")
+    for path in files:
+        doc, error = _read_json(path)
+        if error or not isinstance(doc, dict):
+            page.note(error or f"{path.name}: expected a JSON object")
+            continue
+        title = str(doc.get("eval", path.stem))
+        page.add(f'<div class="eval" data-eval="{escape(title)}"><h3>{escape(title)} '
+                 f'<span class="muted">{escape(path.name)}</span></h3>')
+        columns, rows = doc.get("columns"), doc.get("rows")
+        if isinstance(columns, list) and isinstance(rows, list) and all(isinstance(r, list) for r in rows):
+            page.add(_table(columns, rows))
+        else:
+            page.add(_table(["key", "value"], [list(kv) for kv in _flatten(doc.get("result", doc))]))
+        if isinstance(doc.get("settings"), dict):
+            settings = ", ".join(f"{k}={format_value(v)}" for k, v in _flatten(doc["settings"]))
+            page.add(f'<p class="muted">{escape(settings)}</p>')
+        page.add("</div>")
+    page.add("</section>")
+
+
+def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, inline: bool = False) -> Path:
+    """Writes the page (default RUN_DIR/report.html) and returns its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"RUN_DIR: not a folder: {run_dir}")
+    out = Path(out) if out is not None else run_dir / "report.html"
+    if out.is_dir():
+        raise InputError(f"-o: {out} is a folder; give a file name such as report.html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page = _Page(run_dir, out, inline)
+    title = f"vidiff run: {run_dir.resolve().name}"
+    page.add(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
+             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
+             f'<p class="muted">{escape(str(run_dir.resolve()))}</p><div id="image-check" class="note"></div>')
+    _curves_section(page)
+    _samples_section(page)
+    _evals_section(page)
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        page.add('<section id="config"><h2>Config</h2><details><summary>config.yaml</summary>'
+                 f"<pre>{escape(config.read_text(errors='replace'))}</pre></details></section>")
+    page.add(f"<script>{_IMAGE_CHECK}</script></body></html>\n")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("\n".join(page.parts), encoding="utf-8")
+    tmp.replace(out)
+    return out
