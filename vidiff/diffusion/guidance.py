@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from vidiff.errors import InputError
@@ -59,7 +60,7 @@ class GuidedDenoiser(nn.Module):
         if null_context is not None:
             null_context = torch.as_tensor(null_context)
             if null_context.ndim == 2:
-                null_context = null_context.unsqueeze(0)  # (1, L, D)
+                null_context = rearrange(null_context, "l d -> 1 l d")
             if null_context.ndim != 3 or null_context.shape[0] != 1:
                 raise InputError(f"null_context: expected (L, D) or (1, L, D), got {tuple(null_context.shape)}")
             if null_context_mask is None:
