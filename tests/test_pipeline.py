@@ -215,3 +215,16 @@ def test_save_and_load_round_trip(pipe, tmp_path):
         assert torch.equal(a, b)
     assert json.loads(json.dumps(loaded.request("x", 0, None, None, None, None, None, None, None, None, None, None)
                                  .settings(loaded.config)))["num_frames"] == 16
+
+
+def test_discrete_schedule_spacing(pipe):
+    from vidiff.diffusion import NoiseScheduleConfig, schedule_sigmas
+    from vidiff.pipeline_config import StageConfig
+    from vidiff.pipeline_sampling import DiffusionStage
+
+    stage = DiffusionStage(pipe.keyframes.net, StageConfig(spacing="trailing", schedule={"kind": "linear"}))
+    sigmas = stage.sigmas(4)
+    top = schedule_sigmas(NoiseScheduleConfig(kind="linear"))[-1]
+    assert sigmas.shape == (5,) and sigmas[-1] == 0 and sigmas[0] == pytest.approx(float(top), rel=1e-5)
+    with pytest.raises(ConfigError, match="kindd"):
+        DiffusionStage(pipe.keyframes.net, StageConfig(spacing="trailing", schedule={"kindd": "linear"}))

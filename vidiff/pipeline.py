@@ -29,8 +29,8 @@ class VideoPipeline:
         self.config = config
         self.vae = vae
         self.text_encoder = text_encoder
-        self.keyframes = DiffusionStage(keyframe_net, config.keyframes)
-        self.interpolation = DiffusionStage(interpolation_net, config.interpolation)
+        self.keyframes = DiffusionStage(keyframe_net, config.keyframes, where="pipeline.yaml: keyframes")
+        self.interpolation = DiffusionStage(interpolation_net, config.interpolation, where="pipeline.yaml: interpolation")
         self.folder = Path(folder) if folder is not None else None
         check_parts(config, vae.config, keyframe_net.config, interpolation_net.config, text_encoder.dim)
 
@@ -38,6 +38,8 @@ class VideoPipeline:
     @classmethod
     def from_pretrained(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None) -> VideoPipeline:
         """Checks pipeline.yaml and every part config (cheap), then loads the text encoder and the weights."""
+        from vidiff.config import from_dict
+        from vidiff.diffusion import NoiseScheduleConfig
         from vidiff.models import UNet3D, UNet3DConfig
         from vidiff.parts import load_part_config
         from vidiff.text import TextEncoder
@@ -49,6 +51,8 @@ class VideoPipeline:
         vae_cfg = load_part_config(paths["vae"], VAEConfig)
         net_cfgs = {name: load_part_config(paths[name], UNet3DConfig) for name in ("keyframes", "interpolation")}
         check_parts(config, vae_cfg, net_cfgs["keyframes"], net_cfgs["interpolation"], None)
+        for name in ("keyframes", "interpolation"):  # the discrete schedules, if any, before any weights
+            from_dict(NoiseScheduleConfig, getattr(config, name).schedule, f"pipeline.yaml: {name}.schedule")
         for path in paths.values():
             check_safetensors_header(path / "model.safetensors")
         text_encoder = TextEncoder.load(text_encoder_ref(folder, config))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from vidiff.config import ConfigError, from_dict, to_dict
 from vidiff.errors import InputError
@@ -36,6 +36,9 @@ class StageConfig:
     guidance_scale: float = 5.0  # classifier-free guidance scale on the text (1 = off)
     image_guidance_scale: float = 1.5  # classifier-free guidance scale on the known frames (1 = off)
     cond_sigma: float = 0.02  # noise level added to known frames' latents at inference (noise augmentation)
+    # The part's discrete VP schedule as vidiff.diffusion.NoiseScheduleConfig fields (copy of the training recipe's
+    # diffusion.noise); only the trailing / leading / linspace spacings read it.
+    schedule: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -72,13 +72,17 @@ class StageSettings:
 class DiffusionStage:
     """A UNet3D wrapped by its parameterization, sampled with the settings of its StageConfig."""
 
-    def __init__(self, net: torch.nn.Module, config: StageConfig, schedule_sigmas: torch.Tensor | None = None,
-                 rowwise: bool = True):
+    def __init__(self, net: torch.nn.Module, config: StageConfig, rowwise: bool = True, where: str = "stage"):
         self.net = net
         self.config = config
+        self.schedule_sigmas = None  # (T,) sigmas of the discrete schedule, for the non-karras spacings
+        if config.spacing != "karras":
+            from vidiff.config import from_dict
+            from vidiff.diffusion import NoiseScheduleConfig, schedule_sigmas
+
+            self.schedule_sigmas = schedule_sigmas(from_dict(NoiseScheduleConfig, config.schedule, f"{where}.schedule"))
         wrapped = RowwiseNet(net) if rowwise else net  # rowwise: bit-identical samples whatever the batch size
         self.denoiser = Denoiser(wrapped, parameterization=config.parameterization, sigma_data=config.sigma_data)
-        self.schedule_sigmas = schedule_sigmas  # (T,) for discrete spacings; None for karras
         self.takes_known_frames = bool(getattr(net.config, "conditioning", False))
 
     def settings(self, steps=None, sampler=None, text_scale=None, image_scale=None) -> StageSettings:
