@@ -48,9 +48,10 @@ def test_round_trip_frame_count_and_error(tmp_path, suffix):
 
 def test_torch_and_numpy_inputs_write_the_same(tmp_path):
     frames = shapes_frames(4)
+    assert np.array_equal(io.as_frames(torch.from_numpy(frames)), frames)
     a = io.read_video(io.write_video(tmp_path / "a.mp4", frames, 8))[0]
     b = io.read_video(io.write_video(tmp_path / "b.mp4", torch.from_numpy(frames), 8))[0]
-    assert torch.equal(a, b)
+    assert (a.float() - b.float()).abs().mean() < 0.5  # x264 output is not bit-stable within one process
 
 
 def test_odd_sizes_are_padded_with_edge_pixels(tmp_path):
@@ -166,7 +167,7 @@ def test_read_image_png_jpeg_and_non_image(tmp_path):
 
 
 def test_import_is_cheap():
-    code = "import sys, vidiff.io; sys.exit(int(any(m in sys.modules for m in ('av', 'decord', 'PIL'))))"
+    code = "import sys, vidiff.io; sys.exit(int(any(m in sys.modules for m in ('av', 'decord', 'PIL', 'torch'))))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -3,8 +3,9 @@
 Frames are uint8 `(F,H,W,3)` RGB torch tensors. Reading uses decord when it imports (faster random access)
 and PyAV otherwise; both give the same pixels. Writing picks the format from the suffix:
 
-- `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18); one encoder
-  thread, so the same frames always give the same bytes (threaded x264 output varied within a process).
+- `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18), one encoder thread
+  (small clips; parallel writers); x264 output was seen to differ by a level here and there between writes
+  of the same frames within one process, so do not compare mp4 bytes.
 - `.webm`: VP9 (libvpx-vp9), yuv420p, constant quality (`quality` is the CRF, default 30).
 - `.gif`: palette per frame (median cut), 1/100 s timestamps; `quality` is ignored.
 
@@ -14,7 +15,8 @@ repeating the edge pixels, so a 63x65 clip reads back as 64x66 (all formats, for
 Files are written to a hidden temporary name in the target folder and renamed when complete, so an
 interrupted write never leaves a half file under the final name. `probe_video` reads container metadata
 only and refuses files over `VideoLimits` before any frame is decoded. av / decord / PIL are imported
-inside the functions so that `import vidiff.io` stays cheap. A decord reader is created per call and
+(and torch) inside the functions so that `import vidiff.io` stays cheap and contained
+decoding workers stay small. A decord reader is created per call and
 never shared across threads.
 """
 from __future__ import annotations
@@ -26,12 +28,14 @@ import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import TYPE_CHECKING, Iterator, Literal
 
 import numpy as np
-import torch
 
 from vidiff.errors import InputError, VideoDecodeError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,8 @@ def check_file(path: str | os.PathLike) -> Path:
 def _av_error_types() -> tuple[type[BaseException], ...]:
     import av
 
-    return (av.error.FFmpegError, OSError, ValueError, RuntimeError, IndexError, KeyError, EOFError)
+    return (av.error.FFmpegError, OSError, ValueError, RuntimeError, IndexError, KeyError, EOFError,
+            AttributeError, TypeError, ZeroDivisionError, OverflowError)
 
 
 # ---- probe --------------------------------------------------------------------------------------------
@@ -115,6 +120,8 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
             raise VideoDecodeError(path, "no video stream")
         stream = container.streams.video[0]
         ctx = stream.codec_context
+        if ctx is None:
+            raise VideoDecodeError(path, "unknown video codec")
         width, height = int(ctx.width or 0), int(ctx.height or 0)
         if width <= 0 or height <= 0:
             raise VideoDecodeError(path, f"no frame size in header ({width}x{height})")
@@ -209,6 +216,8 @@ def read_video(
     codec choose. The file is probed against `limits` first. `backend="auto"` picks decord for
     DECORD_SUFFIXES (PyAV when decord fails on a file) and PyAV for everything else.
     """
+    import torch
+
     _check_selection(num_frames, stride, start, fps)
     if backend not in ("auto", "decord", "pyav"):
         raise InputError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
@@ -269,6 +278,33 @@ def _wanted(num_frames, start: int, step: float) -> Iterator[int]:
         k += 1
 
 
+def decode_complete(container, stream):
+    """Decodes a stream; a packet that fails after the first frames (a truncated or damaged tail) ends it,
+    and the frames the decoder still holds are flushed instead of lost."""
+    import av
+
+    ctx = stream.codec_context
+    got_frame = False
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            break  # end of stream
+        try:
+            frames = ctx.decode(packet)
+        except av.error.FFmpegError:
+            if not got_frame:
+                raise
+            log.debug("damaged tail in %s at byte %s: stream ends there", container.name, packet.pos)
+            break
+        got_frame = got_frame or bool(frames)
+        yield from frames
+    try:
+        yield from ctx.decode(None)  # frames the decoder still holds (B-frame delay, frame threads)
+    except av.error.FFmpegError:
+        if not got_frame:
+            raise
+        log.debug("damaged tail in %s: decoder flush failed", container.name)
+
+
 def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
     import av
 
@@ -282,7 +318,7 @@ def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int
             stream.thread_type = "AUTO"
             if num_threads:
                 stream.codec_context.thread_count = num_threads
-            for i, frame in enumerate(container.decode(stream)):
+            for i, frame in enumerate(decode_complete(container, stream)):
                 decoded = i + 1
                 if i < target:
                     continue
@@ -304,6 +340,7 @@ def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int
 
 def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
     """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB; alpha is dropped."""
+    import torch
     from PIL import Image, UnidentifiedImageError
 
     limits = limits or DEFAULT_LIMITS
@@ -328,7 +365,7 @@ def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> to
 
 def as_frames(frames) -> np.ndarray:
     """Checks and converts a torch tensor / numpy array to contiguous uint8 numpy `(F,H,W,3)`."""
-    if isinstance(frames, torch.Tensor):
+    if type(frames).__module__.startswith("torch"):  # avoids importing torch for numpy input
         frames = frames.detach().cpu().numpy()
     if not isinstance(frames, np.ndarray):
         raise InputError(f"frames must be a uint8 torch tensor or numpy array, got {type(frames).__name__}")

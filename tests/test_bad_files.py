@@ -1,0 +1,134 @@
+"""Bad-file safety: a battery of broken inputs is skipped with a logged reason; nothing hangs or crashes."""
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vidiff import io
+from vidiff.data import safe_decode
+from vidiff.errors import VideoDecodeError
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+from make_bad_videos import PARTIAL, make_battery  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def battery(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("battery")
+    return folder, make_battery(folder, bombs=True)
+
+
+def decoded_count(path) -> int:
+    return io.read_video(path, backend="pyav")[0].shape[0]
+
+
+def test_battery_is_large_enough(battery):
+    _, expected = battery
+    assert sum(v is None for v in expected.values()) >= 40
+
+
+def test_scan_skips_every_bad_file_with_a_logged_reason(battery, caplog):
+    folder, expected = battery
+    caplog.set_level(logging.WARNING, logger="vidiff.data.safe_decode")
+    t0 = time.monotonic()
+    result = safe_decode.scan_videos(folder, timeout=30, progress=False)
+    assert time.monotonic() - t0 < 60
+    kept = {p.name: info.num_frames for p, info in result.good}
+    skipped = {p.name: reason for p, reason in result.skipped}
+    assert set(kept) | set(skipped) == set(expected)  # sidecars (.txt / .json / .jsonl) are not candidates
+    assert set(skipped) == {n for n, e in expected.items() if e is None}
+    assert len(result.skipped) == sum(e is None for e in expected.values())
+    for name, exp in expected.items():
+        if exp is None:
+            continue
+        if exp == PARTIAL:
+            # packets counted by the scan; the damaged last packets may not decode (an upper bound)
+            assert 0 < decoded_count(folder / name) <= kept[name] <= 24, name
+            assert name.startswith("data_flipped") or kept[name] < 24, name  # a cut file holds fewer packets
+        else:
+            assert kept[name] == exp, name
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith('{"event": "skip_video"')]
+    assert {Path(line["file"]).name for line in lines} == set(skipped)
+    assert all(line["reason"] for line in lines)
+    assert "exceeds max_pixels" in skipped["bomb_8k_h264.mp4"]
+    assert "exceeds max_duration" in skipped["bomb_long_still.mp4"]
+    assert "exceeds max_frames" in skipped["avi_claims_10m_frames.avi"]
+    assert "FIFO" in skipped["fifo_no_writer.mp4"] and "directory" in skipped["directory.mp4"]
+    assert skipped["dangling_link.mp4"] == "file not found" and "symbolic links" in skipped["loop_a.mp4"]
+
+
+def test_valid_files_read_with_their_frame_count(battery):
+    folder, expected = battery
+    for name, exp in expected.items():
+        if exp is not None and exp != PARTIAL:
+            frames, _ = io.read_video(folder / name)
+            assert frames.shape[0] == exp, name
+
+
+def test_in_process_probe_refuses_without_raising_raw_errors(battery):
+    folder, expected = battery
+    for name, exp in expected.items():
+        if exp is None and name != "fifo_no_writer.mp4" or name.startswith(("bomb", "y4m", "raw_avi")):
+            try:
+                io.probe_video(folder / name)
+            except VideoDecodeError as e:
+                assert name in str(e)
+
+
+PROBE_MEMORY = """
+import resource, sys
+from vidiff import io
+io.probe_video(sys.argv[1])  # warm-up: libraries loaded, one small file probed
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    io.probe_video(sys.argv[2])
+    sys.exit("not refused")
+except io.VideoDecodeError as e:
+    reason = e.reason
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) / 1024, reason)
+"""
+
+
+@pytest.mark.parametrize("bomb", ["bomb_8k_h264.mp4", "bomb_long_still.mp4", "y4m_60000x60000.mp4",
+                                  "raw_avi_60000x60000.avi"])
+def test_bombs_are_refused_at_probe_with_little_memory(battery, bomb):
+    folder, _ = battery
+    out = subprocess.run([sys.executable, "-c", PROBE_MEMORY, str(folder / "good_h264.mp4"), str(folder / bomb)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    extra_mib = float(out.stdout.split()[0])
+    assert extra_mib < 100, out.stdout
+
+
+def open_without_checks(path, limits):
+    """A worker task that skips the stat check, as if the file became a FIFO after the parent looked."""
+    import av
+
+    av.open(path)  # a FIFO with no writer: blocks forever
+
+
+def test_watchdog_kills_a_hanging_worker(tmp_path):
+    fifo = tmp_path / "hang.mp4"
+    os.mkfifo(fifo)
+    good, bad = {}, {}
+    t0 = time.monotonic()
+    safe_decode._run_pool([fifo], io.DEFAULT_LIMITS, 1, 3.0, 2 << 30, good, bad, False, open_without_checks)
+    assert time.monotonic() - t0 < 30
+    assert bad == {fifo: "timed out after 3 s"} and not good
+
+
+def test_a_dying_worker_costs_only_its_file(tmp_path):
+    path = io.write_video(tmp_path / "ok.mp4", __import__("numpy").zeros((2, 16, 16, 3), "uint8"), 8)
+    good, bad = {}, {}
+    # 30 MiB of address space: the worker cannot even load the codec libraries and dies or fails
+    safe_decode._run_pool([path], io.DEFAULT_LIMITS, 1, 20.0, 30 << 20, good, bad, progress=False)
+    assert not good and path in bad
+    result = safe_decode.scan_videos(tmp_path, progress=False)  # a normal scan afterwards is fine
+    assert [p.name for p, _ in result.good] == ["ok.mp4"]
