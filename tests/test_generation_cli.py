@@ -153,3 +153,14 @@ def test_validation_imports_no_torch(garbage_pipeline, tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
     assert run.stderr.count("\n") == 1 and "--frames 20" in run.stderr
+
+
+def test_loaded_pipeline_is_batch_invariant(tiny_pipeline):
+    """With the real text encoder: the same seed gives the same frames alone, again, and inside a batch of 2."""
+    from vidiff.pipeline import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(tiny_pipeline)
+    one, _ = pipe.text_to_video("a red circle moving left", seed=3, progress=False)
+    again, _ = pipe.text_to_video("a red circle moving left", seed=3, progress=False)
+    pair, _ = pipe.text_to_video(["a green triangle moving up", "a red circle moving left"], seed=[9, 3], progress=False)
+    assert torch.equal(one, again) and torch.equal(one, pair[1]) and not torch.equal(pair[0], pair[1])

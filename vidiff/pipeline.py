@@ -149,7 +149,10 @@ class VideoPipeline:
                              height=height, width=width, fps=fps)
 
     def _encode_text(self, req: Request):
-        context, mask = self.text_encoder.encode(req.prompts)  # (B,L,D), (B,L)
+        # One prompt per call: a batched transformer pass may round differently for another batch size.
+        rows = [self.text_encoder.encode([p]) for p in req.prompts]
+        context = torch.cat([c for c, _ in rows])  # (B,L,D)
+        mask = torch.cat([m for _, m in rows])  # (B,L)
         null_context, null_mask = self.text_encoder.encode([""])  # (1,L0,D): the dropped-text input
         return dict(context=context, context_mask=mask, null_context=null_context, null_context_mask=null_mask)
 

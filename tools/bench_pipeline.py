@@ -1,0 +1,102 @@
+"""Benchmark: sampling a 16-frame clip with a pipeline folder.
+
+Times text_to_video at the pipeline's default settings (keyframes + interpolation), and the same clip made by
+the keyframe model alone (every frame a keyframe: 16 keyframes at stride 1) at the same step count. With
+--shapes N it also writes N clips per method for Shapes prompts and reports Shapes accuracy of both
+(vidiff.eval.shapes.evaluate_shapes_folder); that number only means something for a trained pipeline.
+
+    .venv/bin/python tools/bench_pipeline.py [--model FOLDER] [--repeats 3] [--threads 2] [--shapes 0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vidiff.commands.generation import BUNDLED  # noqa: E402
+from vidiff.pipeline import VideoPipeline  # noqa: E402
+
+PROMPT = "a blue square moving up"
+
+
+def timed(fn, repeats: int) -> tuple[float, list[float]]:
+    fn()  # warm-up (allocator, kernels, text-encoder cache)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def shapes_accuracy(pipe: VideoPipeline, num: int, methods: dict, folder: Path) -> dict:
+    from vidiff.data.shapes import all_combinations, prompt_for
+    from vidiff.eval.shapes import evaluate_shapes_folder
+    from vidiff.io import write_video
+
+    combos = all_combinations()
+    out = {}
+    for name, kwargs in methods.items():
+        sub = folder / name
+        sub.mkdir(parents=True, exist_ok=True)
+        for i in range(num):
+            prompt = prompt_for(*combos[i % len(combos)])
+            frames, fps = pipe.text_to_video(prompt, seed=i, progress=False, **kwargs)
+            path = write_video(sub / f"clip_{i:03d}.mp4", frames, fps)
+            path.with_name(path.name + ".json").write_text(json.dumps({"prompt": prompt, "seed": i}))
+        out[name] = evaluate_shapes_folder(sub)["accuracy"]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Time a 16-frame clip: keyframes + interpolation vs keyframes only.")
+    parser.add_argument("--model", default=str(BUNDLED), help="pipeline folder (default: the bundled one)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (median reported)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--shapes", type=int, default=0, help="clips per method for Shapes accuracy (0: skip)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = VideoPipeline.from_pretrained(args.model, device=args.device)
+    cfg = pipe.config
+    steps = cfg.keyframes.steps
+    methods = {
+        "keyframes+interpolation": {},
+        "keyframe model only": dict(num_frames=cfg.num_frames, num_keyframes=cfg.num_frames, keyframe_stride=1,
+                                    steps=steps),
+    }
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    results = {}
+    for name, kwargs in methods.items():
+        def run(kwargs=kwargs):
+            frames, _ = pipe.text_to_video(PROMPT, seed=0, progress=False, **kwargs)
+            sync()
+            assert frames.shape[0] == cfg.num_frames
+        results[name] = timed(run, args.repeats)
+    base = results["keyframes+interpolation"][0]
+    print(f"model: {Path(args.model).resolve()}  device: {args.device}  threads: {torch.get_num_threads()}")
+    print(f"clip: {cfg.num_frames} frames {cfg.width}x{cfg.height}, {cfg.num_keyframes} keyframes at stride "
+          f"{cfg.keyframe_stride}, steps keyframes/interpolation {steps}/{cfg.interpolation.steps}, "
+          f"sampler {cfg.keyframes.sampler}")
+    for name, (median, times) in results.items():
+        print(f"{name:<26} median {median:7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})  "
+              f"ratio {median / base:.2f}")
+    if args.shapes:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, acc in shapes_accuracy(pipe, args.shapes, methods, Path(tmp)).items():
+                shown = ", ".join(f"{k} {'-' if v is None else f'{100 * v:.0f}%'}" for k, v in acc.items())
+                print(f"shapes accuracy, {name}: {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
