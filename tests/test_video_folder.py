@@ -1,0 +1,76 @@
+"""VideoFolderDataset: captions, skipping, exact epoch replay across instances and DataLoader workers."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from vidiff import io
+from vidiff.data.video_folder import VideoFolderDataset
+
+
+def counter_clip(n, offset, h=40, w=56):
+    """Frame i is uniform grey 4*(i+offset)+8, so the start can be read back."""
+    frames = np.stack([np.full((h, w, 3), 4 * (i + offset) + 8, np.uint8) for i in range(n)])
+    return frames
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    for k in range(5):
+        io.write_video(root / f"clip_{k:06d}.mp4", counter_clip(20 + k, 5 * k), fps=8, quality=0)
+        (root / f"clip_{k:06d}.json").write_text(json.dumps({"shape": "square"}))  # ground truth, not a caption
+    (root / "clip_000000.txt").write_text("a red circle moving left\n")
+    (root / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"clip_{k:06d}.mp4", "text": f"caption {k}"}) + "\n"
+                                                 for k in range(5)))
+    io.write_video(root / "short.mp4", counter_clip(3, 0), fps=8)
+    (root / "broken.mp4").write_bytes(b"not a video" * 100)
+    return root
+
+
+def test_captions_skips_and_output_format(folder):
+    ds = VideoFolderDataset(folder, num_frames=4, stride=2, size=(32, 32), scan_workers=1)
+    assert len(ds) == 5 and len(ds.skipped) == 2
+    assert {p.name for p, _ in ds.skipped} == {"short.mp4", "broken.mp4"}
+    item = ds[0]
+    assert item["caption"] == "a red circle moving left" and ds[3]["caption"] == "caption 3"
+    assert item["video"].shape == (3, 4, 32, 32) and item["video"].dtype == torch.float32
+    assert -1 <= item["video"].min() and item["video"].max() <= 1
+    # values encode the source index: consecutive clip frames are 2 source frames apart
+    grey = ((item["video"][0, :, 16, 16] + 1) * 127.5 - 8) / 4
+    assert torch.allclose(grey - grey[0], torch.tensor([0.0, 2, 4, 6]), atol=0.3)
+
+
+def starts(ds, epoch):
+    ds.set_epoch(epoch)
+    return [(item["index"], round(float(item["video"][0, 0, 0, 0]), 4)) for item in (ds[i] for i in range(len(ds)))]
+
+
+def test_epoch_replays_across_instances_and_differs_between_epochs(folder):
+    a = VideoFolderDataset(folder, num_frames=3, size=(16, 16), seed=7, scan_workers=1)
+    b = VideoFolderDataset(folder, num_frames=3, size=(16, 16), seed=7, scan_workers=1)
+    assert starts(a, 1) == starts(b, 1)
+    assert [a.clip_start(i) for i in range(5)] != [a.clip_start(i) for i in (a.set_epoch(2) or range(5))]
+
+
+def test_epoch_replays_with_dataloader_workers(folder):
+    ds = VideoFolderDataset(folder, num_frames=3, size=(16, 16), seed=3, scan_workers=1)
+    ds.set_epoch(4)
+    batches = {}
+    for workers in (0, 2):
+        loader = DataLoader(ds, batch_size=2, num_workers=workers, shuffle=False)
+        batches[workers] = torch.cat([b["video"] for b in loader])
+    assert torch.equal(batches[0], batches[2])
+
+
+def test_read_failure_is_replaced_deterministically(folder, tmp_path):
+    import shutil
+
+    root = tmp_path / "race"
+    shutil.copytree(folder, root)
+    ds = VideoFolderDataset(root, num_frames=3, size=(16, 16), scan_workers=1)
+    (root / "clip_000002.mp4").write_bytes(b"gone bad after the scan")
+    item = ds[2]
+    assert item["index"] == 3 and item["path"].endswith("clip_000003.mp4") and ds.read_failures == 1

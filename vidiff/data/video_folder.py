@@ -1,0 +1,130 @@
+"""A folder of video clips with captions, as a map-style torch Dataset.
+
+Captions come from `metadata.jsonl` / `metadata.csv` (`file_name`, `text`) or a sidecar `<clip>.txt`
+(the sidecar wins). `.json` files (e.g. Shapes ground truth) are never read as videos or captions.
+Files are scanned once in contained workers (`safe_decode.scan_videos`); bad ones are skipped and counted.
+
+Every random draw (clip start) derives from (seed, epoch, index) only, so an epoch replays exactly for any
+number of DataLoader workers. A file that fails at read time is replaced by the next index (index + 1,
+index + 2, ...), logged, never raised.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch.utils.data import Dataset
+
+from vidiff.data.safe_decode import log_skip, scan_videos
+from vidiff.errors import InputError, VideoDecodeError
+from vidiff.io import VideoLimits, frame_index, frame_step, read_video
+
+log = logging.getLogger(__name__)
+
+
+def read_captions(root: Path) -> dict[str, str]:
+    """file_name (relative to root, '/'-separated) -> caption, from metadata.jsonl or metadata.csv."""
+    captions: dict[str, str] = {}
+    jsonl, table = root / "metadata.jsonl", root / "metadata.csv"
+    if jsonl.is_file():
+        for n, line in enumerate(jsonl.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                captions[str(row["file_name"])] = str(row["text"])
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise InputError(f"{jsonl}:{n}: needs a JSON object with 'file_name' and 'text' ({e})") from None
+    if table.is_file():
+        with open(table, newline="") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"file_name", "text"} <= set(reader.fieldnames):
+                raise InputError(f"{table}: needs the columns file_name and text")
+            for row in reader:
+                captions.setdefault(row["file_name"], row["text"])
+    return captions
+
+
+class VideoFolderDataset(Dataset):
+    """Yields {"video": float (3,F,H,W) in [-1,1], "caption": str, "path": str, "index": int}.
+
+    num_frames: frames per clip; stride: source frames between clip frames, or fps: a target frame rate
+    (not both); size: (H, W) output, after resizing the shorter side and a centre crop.
+    """
+
+    def __init__(self, root, num_frames: int, stride: int = 1, fps: float | None = None,
+                 size: tuple[int, int] = (64, 64), seed: int = 0, limits: VideoLimits | None = None,
+                 scan_workers: int = 2, scan_timeout: float = 30.0, max_retries: int = 16):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(f"video folder {self.root} does not exist")
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise InputError(f"num_frames must be a positive integer, got {num_frames!r}")
+        if len(size) != 2 or min(size) < 1:
+            raise InputError(f"size must be (H, W) with positive values, got {size!r}")
+        if fps is not None and stride != 1:
+            raise InputError("give either stride or fps, not both")
+        self.num_frames, self.stride, self.fps, self.size = num_frames, stride, fps, tuple(size)
+        self.seed, self.epoch, self.max_retries = seed, 0, max_retries
+        self.limits = limits
+        scan = scan_videos(self.root, limits=limits, num_workers=scan_workers, timeout=scan_timeout, progress=False)
+        captions = read_captions(self.root)
+        self.items: list[tuple[Path, int, float, str]] = []  # (path, usable start positions, source fps, caption)
+        self.skipped: list[tuple[Path, str]] = list(scan.skipped)
+        for path, info in scan.good:
+            step = frame_step(info.fps, stride, fps)
+            span = frame_index(num_frames - 1, 0, step) + 1  # source frames one clip covers
+            if span > info.num_frames:
+                reason = f"too short: {info.num_frames} frames, a clip needs {span}"
+                log_skip(path, reason)
+                self.skipped.append((path, reason))
+                continue
+            sidecar = path.with_suffix(".txt")
+            rel = path.relative_to(self.root).as_posix()
+            caption = sidecar.read_text().strip() if sidecar.is_file() else captions.get(rel, "")
+            self.items.append((path, info.num_frames - span + 1, info.fps, caption))
+        if not self.items:
+            raise InputError(f"video folder {self.root}: no usable clips ({len(self.skipped)} skipped)")
+        self.read_failures = 0  # per process (each DataLoader worker counts its own)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def clip_start(self, index: int) -> int:
+        """The random start of clip `index` this epoch: a function of (seed, epoch, index) only."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return int(rng.integers(self.items[index][1]))
+
+    def __getitem__(self, index: int) -> dict:
+        for attempt in range(self.max_retries):
+            i = (index + attempt) % len(self.items)
+            path, _, _, caption = self.items[i]
+            try:
+                frames, _ = read_video(path, self.num_frames, self.stride, self.clip_start(i), self.fps,
+                                       limits=self.limits)
+            except VideoDecodeError as e:
+                self.read_failures += 1
+                log_skip(path, e.reason, stage="read", replaced_by=(i + 1) % len(self.items))
+                continue
+            return {"video": self.to_video(frames), "caption": caption, "path": str(path), "index": i}
+        raise VideoDecodeError(self.root, f"{self.max_retries} clips in a row failed to read from index {index}")
+
+    def to_video(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (F,H,W,3) -> float (3,F,H,W) in [-1,1]: shorter side resized, then centre crop."""
+        h, w = self.size
+        x = rearrange(frames, "f h w c -> f c h w").float()
+        scale = max(h / x.shape[2], w / x.shape[3])
+        new = (max(h, round(x.shape[2] * scale)), max(w, round(x.shape[3] * scale)))
+        x = F.interpolate(x, size=new, mode="bilinear", antialias=True, align_corners=False)  # (F,3,h',w')
+        top, left = (new[0] - h) // 2, (new[1] - w) // 2
+        x = x[:, :, top : top + h, left : left + w]
+        return rearrange(x / 127.5 - 1.0, "f c h w -> c f h w").clamp(-1, 1)
