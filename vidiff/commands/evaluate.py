@@ -142,10 +142,10 @@ def run_fvd(args) -> int:
     if args.num is not None and args.num < 2:
         raise InputError(f"--num must be at least 2 (a covariance needs two clips), got {args.num}")
     video_files(args.real, "real"), video_files(args.fake, "fake")  # folder errors before the network loads
-    load_network(args.network)  # and a bad network file before any video is decoded
+    network = load_network(args.network, args.device)  # a bad network file fails before any video is decoded
     protocol = FeatureProtocol(clip_length=args.frames, resolution=args.size, num_samples=args.num,
                                layout=args.layout, value_range=args.value_range, batch_size=args.batch_size)
-    result = fvd(args.real, args.fake, args.network, protocol, device=args.device)
+    result = fvd(args.real, args.fake, network, protocol, device=args.device)
     settings = {"real": str(args.real), "fake": str(args.fake), "network": str(args.network), **result["protocol"]}
     rows = [["FVD", result["fvd"], result["num_a"], result["num_b"], result["feature_dim"]]]
     return emit(args, "fvd", settings, ["metric", "value", "real clips", "fake clips", "feature dim"], rows, result)

@@ -206,16 +206,17 @@ def read_clips(files: Iterable[Path], num_frames: int | None = None):
 def fvd(
     set_a,
     set_b,
-    network_path: str | os.PathLike,
+    network: str | os.PathLike | torch.nn.Module,
     protocol: FeatureProtocol = FeatureProtocol(),
     network_kwargs: dict | None = None,
     device: str | torch.device = "cpu",
 ) -> dict:
     """FVD between two clip sets, each a folder of videos or an iterable of uint8 (F,H,W,3) clips.
 
-    Returns {"fvd", "num_a", "num_b", "feature_dim", "protocol"}.
+    `network` is a TorchScript file (see `load_network`) or an already loaded module. Returns {"fvd", "num_a", "num_b", "feature_dim", "protocol"}.
     """
-    network = load_network(network_path, device)
+    if not isinstance(network, torch.nn.Module):
+        network = load_network(network, device)
     features = []
     for which, clips in (("real", set_a), ("fake", set_b)):
         if isinstance(clips, (str, os.PathLike)):
