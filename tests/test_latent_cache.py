@@ -178,3 +178,22 @@ def test_tiny_real_vae_stores_the_mean_and_survives_save_load(tmp_path):
             mean = vae.encode(clips[i]["video"][None])[0]  # (4, 4, 4, 4): scaled mean, no sampling
         assert ds[i]["latents"].shape == (4, 4, 4, 4)
         torch.testing.assert_close(ds[i]["latents"], mean, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_cache_of_a_shapes_folder(tmp_path):
+    """`vidiff data cache` end to end: Shapes mp4s, a saved tiny VAE, the default text encoder (slow to load)."""
+    from vidiff.cli import main
+    from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    generate_shapes_dataset(tmp_path / "clips", 3, frames=8, size=32, progress=False)
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+    args = ["data", "cache", "--videos", str(tmp_path / "clips"), "--vae", str(tmp_path / "vae"), "--frames", "8",
+            "--size", "32", "--out", str(tmp_path / "cache"), "--shard-size", "2", "--no-progress"]
+    assert main(args) == 0
+    ds = LatentCacheDataset(tmp_path / "cache", verify=True)
+    assert len(ds) == 3 and ds[2]["latents"].shape == (4, 8, 16, 16)
+    assert ds.captions == [(tmp_path / "clips" / f"clip_00000{i}.txt").read_text().strip() for i in range(3)]
+    assert main(args) == 0  # a finished cache is left as it is

@@ -9,36 +9,12 @@ reports clips/s. The weights are random: the point is throughput, not the latent
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-
-class ShapesClips(torch.utils.data.Dataset):
-    """Clips of a Shapes folder as {"video": (3,F,H,W) in [-1,1], "caption"}, decoded with vidiff.io."""
-
-    def __init__(self, folder: Path):
-        self.rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
-        self.folder = folder
-
-    def __len__(self):
-        return len(self.rows)
-
-    def describe(self):
-        return {"folder": str(self.folder)}
-
-    def __getitem__(self, i):
-        from einops import rearrange
-
-        from vidiff.io import read_video
-
-        frames, _ = read_video(self.folder / self.rows[i]["file_name"])  # (F, H, W, 3) uint8
-        video = rearrange(frames, "f h w c -> c f h w").float() / 127.5 - 1  # (3, F, H, W)
-        return {"video": video, "caption": self.rows[i]["text"]}
 
 
 def main() -> None:
@@ -52,6 +28,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from vidiff.data.latent_cache import LatentCacheDataset, build_latent_cache
+    from vidiff.data.video_folder import VideoFolderDataset
     from vidiff.data.shapes import generate_shapes_dataset
     from vidiff.text import TextEncoder
     from vidiff.vae import AutoencoderKL, VAEConfig
@@ -66,7 +43,7 @@ def main() -> None:
         t0 = time.perf_counter()
         generate_shapes_dataset(tmp / "clips", args.num, frames=args.frames, progress=False)
         t_gen = time.perf_counter() - t0
-        dataset = ShapesClips(tmp / "clips")
+        dataset = VideoFolderDataset(tmp / "clips", num_frames=args.frames, size=(64, 64))
 
         # One batch per stage, to see where the time goes.
         t0 = time.perf_counter()

@@ -50,9 +50,17 @@ def _config_dict(config) -> dict:
     return to_dict(config) if dataclasses.is_dataclass(config) else dict(config)
 
 
+_DESCRIBING_ATTRIBUTES = ("root", "num_frames", "stride", "fps", "size", "seed")  # VideoFolderDataset's
+
+
 def _describe(dataset) -> dict:
+    """The dataset as index.json records it: its own describe() if it has one, else its main attributes."""
     describe = getattr(dataset, "describe", None)
-    info = describe() if callable(describe) else {}
+    if callable(describe):
+        info = describe()
+    else:
+        info = {a: getattr(dataset, a) for a in _DESCRIBING_ATTRIBUTES if hasattr(dataset, a)}
+        info = {a: (str(v) if isinstance(v, Path) else v) for a, v in info.items()}
     return {"class": type(dataset).__name__, "length": len(dataset), **info}
 
 
@@ -136,7 +144,8 @@ class _CaptionMemo:
 
 
 def _encode_batch(items: list[dict], vae, captions_memo: _CaptionMemo, sample: bool, generator) -> tuple:
-    video = torch.stack([item["video"] for item in items])  # (B, 3, F, H, W)
+    device = next(vae.parameters()).device
+    video = torch.stack([item["video"] for item in items]).to(device)  # (B, 3, F, H, W)
     captions = [item["caption"] for item in items]
     with torch.no_grad():
         latents = vae.encode(video, sample=sample, generator=generator)  # (B, C, F, h, w)
@@ -178,7 +187,10 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
         captions: list[str] = []
         for b in range(lo, hi, batch_size):
             items = [dataset[i] for i in range(b, min(hi, b + batch_size))]
-            generator = torch.Generator().manual_seed(seed * 1_000_003 + b) if sample else None
+            generator = None
+            if sample:
+                device = next(vae.parameters()).device
+                generator = torch.Generator(device).manual_seed(seed * 1_000_003 + b)
             latents, context, mask, batch_captions = _encode_batch(items, vae, memo, sample, generator)
             parts["latents"].append(latents.to("cpu", DTYPES[dtype]))
             parts["context"].append(context.to("cpu", DTYPES[dtype]))
@@ -214,7 +226,8 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     from vidiff.text import TextEncoder
     from vidiff.vae import AutoencoderKL
 
-    dataset = VideoFolderDataset(videos, num_frames=frames, size=size)
+    # Clip starts are those of epoch 0: the cache holds one fixed window per video.
+    dataset = VideoFolderDataset(videos, num_frames=frames, size=(size, size))
     vae_model = AutoencoderKL.load(vae)
     text_encoder = TextEncoder.load(text)
     return build_latent_cache(dataset, vae_model, text_encoder, out_dir, shard_size=shard_size,
