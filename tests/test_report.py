@@ -40,7 +40,9 @@ def make_run(root: Path) -> Path:
     _gif(run / "previews" / "step_000100.gif", (220, 40, 40))
     (run / "previews" / "step_000100.json").write_text(json.dumps({"prompts": [EVIL_PROMPT], "seeds": [7], "step": 100}))
     _gif(run / "previews" / "step_000200.gif", (50, 80, 230))
-    (run / "previews" / "step_000200.json").write_text(json.dumps({"prompts": ["a blue square moving up"], "seeds": [3], "step": 200}))
+    (run / "previews" / "step_000200.json").write_text(json.dumps(
+        {"prompts": ["a blue square moving up", "a green triangle moving left"], "seeds": [3, 4], "step": 200,
+         "sampler": "dpmpp_2m"}))
     (run / "eval" / "interpolation.json").write_text(json.dumps({
         "eval": "interpolation", "settings": {"stride": 4},
         "columns": ["method", "PSNR (dB)", "SSIM", "frames"],
@@ -59,6 +61,7 @@ def test_page_content_and_escaping(tmp_path):
     assert "<td class=\"num\">31.25</td>" in html and "linear blend" in html
     assert "accuracy.colour" in html  # a JSON without columns/rows is shown as key/value
     assert "skipped 1 line" in html
+    assert "(left to right)" in html and "sampler=dpmpp_2m" in html and "seed 4" in html
     # User text is escaped, never markup.
     assert EVIL_PROMPT not in html and "&lt;img src=x onerror=" in html and "&amp; &quot;friends&quot;" in html
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html

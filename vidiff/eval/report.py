@@ -24,8 +24,9 @@ body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1100px;
 h1 { margin-bottom: 4px; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 4px; margin-top: 32px; }
 table { border-collapse: collapse; margin: 8px 0 16px; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.clips { display: flex; flex-wrap: wrap; gap: 16px; } .clip { width: 260px; margin: 0; overflow-wrap: anywhere; }
-.clip img { width: 256px; image-rendering: pixelated; border: 1px solid #999; }
+.clips { display: flex; flex-wrap: wrap; gap: 16px; } .clip { margin: 0; max-width: 100%; }
+.clip img { height: 192px; max-width: 100%; object-fit: contain; image-rendering: pixelated; border: 1px solid #999; }
+.clip figcaption { max-width: 520px; overflow-wrap: anywhere; }
 .note { color: #a00; } .muted { color: #666; font-size: 90%; } pre { background: #f6f6f6; padding: 8px; }
 """
 
@@ -193,6 +194,9 @@ def _listing(meta: dict, *keys: str) -> list:
     return []
 
 
+_SHOWN_KEYS = ("step", "prompts", "prompt", "seeds", "seed")
+
+
 def _samples_section(page: _Page) -> None:
     page.add('<section id="samples"><h2>Sample clips</h2>')
     gifs = sorted((page.run_dir / "previews").glob("*.gif")) if (page.run_dir / "previews").is_dir() else []
@@ -214,7 +218,11 @@ def _samples_section(page: _Page) -> None:
                 prompt = str(prompts[i]) if i < len(prompts) else ""
                 seed = format_value(seeds[i]) if i < len(seeds) else "-"
                 lines.append(f"<li>&ldquo;{escape(prompt)}&rdquo; <span class=\"muted\">seed {escape(seed)}</span></li>")
-            page.add(f"<ol>{''.join(lines)}</ol>")
+            order = " <span class=\"muted\">(left to right)</span>" if len(lines) > 1 else ""
+            page.add(f"{order}<ol>{''.join(lines)}</ol>")
+        extra = [(k, v) for k, v in meta.items() if k not in _SHOWN_KEYS and not isinstance(v, (dict, list))]
+        if extra:
+            page.add(f'<div class="muted">{escape(", ".join(f"{k}={format_value(v)}" for k, v in extra))}</div>')
         if error:
             page.add(f'<div class="note">{escape(error)}</div>')
         page.add("</figcaption></figure>")
