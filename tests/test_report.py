@@ -53,6 +53,7 @@ def make_run(root: Path) -> Path:
 
 def test_page_content_and_escaping(tmp_path):
     run = make_run(tmp_path)
+    (run / "eval" / "zz_torn.json").write_text('{"eval": "fvd", "rows": [')
     html = build_report(run).read_text()
     for section in ('id="curves"', 'id="samples"', 'id="evals"', 'id="config"'):
         assert section in html
@@ -61,6 +62,7 @@ def test_page_content_and_escaping(tmp_path):
     assert "<td class=\"num\">31.25</td>" in html and "linear blend" in html
     assert "accuracy.colour" in html  # a JSON without columns/rows is shown as key/value
     assert "skipped 1 line" in html
+    assert "zz_torn.json: not readable JSON" in html  # a bad eval file is reported, not fatal
     assert "(left to right)" in html and "sampler=dpmpp_2m" in html and "seed 4" in html
     # User text is escaped, never markup.
     assert EVIL_PROMPT not in html and "&lt;img src=x onerror=" in html and "&amp; &quot;friends&quot;" in html
