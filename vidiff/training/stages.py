@@ -1,5 +1,27 @@
-"""Per-stage batch preparation and loss: vae, keyframes, interpolation (and the test-only toy stage)."""
+"""Per-stage batch preparation and loss: `vae`, `keyframes`, `interpolation` (and the test-only `toy`).
+
+Each stage offers the loop `model` (an nn.Module whose forward returns the per-sample loss (B,), so that DDP /
+FSDP see the whole computation), `dataset`, `loss(model, batch, draws, step)`, `export(folder, state)`,
+`preview` and `to(device)`. Latent stages read a latent cache when `data.kind = latent_cache`, else encode
+clips on the fly with a frozen VAE part folder (`vae`).
+
+Frame strides (what the pipeline feeds at sampling time, docs/training.md):
+- keyframes: K frames at `keyframe_stride` from a random start; frame_stride = keyframe_stride;
+- interpolation: a window of gap + 1 full-rate frames, both ends known; frame_stride = 1 (neighbouring model
+  frames are neighbouring frames of the final clip, per the contract), and the gap itself is visible to the
+  model through the window length F = gap + 1.
+"""
 from __future__ import annotations
+
+import dataclasses
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from vidiff.parts import save_part
+from vidiff.training import conditioning as cond
+from vidiff.training.randomness import SampleDraws, derive_seed
 
 
 def build_stage(cfg):
@@ -8,4 +30,182 @@ def build_stage(cfg):
         from vidiff.training.toy import ToyStage
 
         return ToyStage(cfg)
-    raise NotImplementedError(cfg.stage)
+    if cfg.stage == "vae":
+        return VAEStage(cfg)
+    return LatentDiffusionStage(cfg)
+
+
+def video_dataset(cfg):
+    from vidiff.data.video_folder import VideoFolderDataset
+
+    d = cfg.data
+    return VideoFolderDataset(d.root, num_frames=d.num_frames, stride=d.stride, fps=d.fps, size=d.size,
+                              seed=cfg.train.seed)
+
+
+# ---- vae ------------------------------------------------------------------------------------------------
+
+class VAELoss(nn.Module):
+    """Frames folded into the batch by the VAE itself: reconstruction L1/L2 (+ edge L1) + kl_weight * KL."""
+
+    def __init__(self, vae, loss_cfg):
+        super().__init__()
+        self.vae, self.w = vae, loss_cfg
+
+    def forward(self, video: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        from vidiff.vae import kl_loss
+
+        c = self.vae.config
+        mean, logvar = self.vae.encode_distribution(video)  # (B, C, F, h, w) each, unscaled
+        z = mean + (0.5 * logvar).exp() * noise  # a posterior draw with the caller's per-sample noise
+        recon = self.vae.decode((z - c.shift_factor) * c.scaling_factor).float()  # (B, 3, F, H, W)
+        err = recon - video.float()
+        loss = self.w.l1_weight * err.abs().flatten(1).mean(1)  # (B,)
+        if self.w.l2_weight:
+            loss = loss + self.w.l2_weight * err.square().flatten(1).mean(1)
+        if self.w.edge_weight:  # L1 on horizontal and vertical finite differences
+            dx = (err[..., :, 1:] - err[..., :, :-1]).abs().flatten(1).mean(1)
+            dy = (err[..., 1:, :] - err[..., :-1, :]).abs().flatten(1).mean(1)
+            loss = loss + self.w.edge_weight * (dx + dy)
+        return loss + self.w.kl_weight * kl_loss(mean.float(), logvar.float())
+
+
+class VAEStage:
+    def __init__(self, cfg, dataset=None):
+        from vidiff.vae import AutoencoderKL
+
+        self.model_cfg = cfg.model_config()
+        self.model = VAELoss(AutoencoderKL(self.model_cfg), cfg.loss)
+        self.dataset = video_dataset(cfg) if dataset is None else dataset
+        self.preview = None
+
+    def to(self, device):
+        return self
+
+    def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
+        video = batch["video"]  # (B, 3, F, H, W) in [-1, 1]
+        b, _, f, h, w = video.shape
+        s, c = self.model_cfg.downsample_factor, self.model_cfg.latent_channels
+        noise = draws.randn((c, f, h // s, w // s), "posterior", device=video.device)  # (B, C, F, h, w)
+        return model(video, noise)
+
+    def export(self, folder, state: dict) -> None:
+        save_part(folder, self.model_cfg, _strip(state, "vae."))
+
+
+# ---- keyframes / interpolation ---------------------------------------------------------------------------
+
+class DiffusionLoss(nn.Module):
+    """forward = the denoiser's per-sample training loss, so a distributed wrapper sees one forward call."""
+
+    def __init__(self, denoiser, min_snr_gamma):
+        super().__init__()
+        self.denoiser, self.min_snr_gamma = denoiser, min_snr_gamma
+
+    def forward(self, x0, sigma, noise, **cond_inputs) -> torch.Tensor:
+        return self.denoiser.loss(x0, sigma, noise=noise, min_snr_gamma=self.min_snr_gamma, **cond_inputs)
+
+
+class LatentDiffusionStage:
+    def __init__(self, cfg, dataset=None):
+        from vidiff.diffusion import Denoiser
+        from vidiff.models import UNet3D
+
+        self.cfg = cfg
+        self.model_cfg = cfg.model_config()
+        net_cfg = dataclasses.replace(self.model_cfg, gradient_checkpointing=cfg.train.gradient_checkpointing
+                                      or self.model_cfg.gradient_checkpointing)
+        denoiser = Denoiser(UNet3D(net_cfg), cfg.diffusion.parameterization, cfg.diffusion.sigma_data)
+        self.model = DiffusionLoss(denoiser, cfg.diffusion.min_snr_gamma)
+        self.noise_cfg = cfg.noise_config()
+        self._text = self._vae = self.null_text = None
+        if dataset is not None:
+            self.dataset = dataset
+        elif cfg.data.kind == "latent_cache":
+            from vidiff.data.latent_cache import LatentCacheDataset
+
+            self.dataset = LatentCacheDataset(cfg.data.root)
+        else:
+            self.dataset = video_dataset(cfg)
+        self.preview = self._preview if cfg.stage == "keyframes" and cfg.vae else None
+        self.device = torch.device("cpu")
+
+    def text_encoder(self):
+        if self._text is None:
+            from vidiff.text import TextEncoder
+
+            self._text = TextEncoder.load(self.cfg.text_encoder, device=self.device)
+        return self._text
+
+    def vae(self):
+        if self._vae is None:
+            from vidiff.vae import AutoencoderKL
+
+            self._vae = AutoencoderKL.load(self.cfg.vae, device=self.device).eval().requires_grad_(False)
+        return self._vae
+
+    def to(self, device):
+        self.device = torch.device(device)  # frozen helpers load there on first use
+        return self
+
+    # -- batch preparation --
+    def _latents_and_text(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if "latents" in batch:  # latent cache
+            return batch["latents"].float(), batch["context"].float(), batch["context_mask"].bool()
+        with torch.no_grad():
+            latents = self.vae().encode(batch["video"].to(self.device)).float()  # (B, C, F, h, w)
+        context, mask = self.text_encoder().encode(list(batch["caption"]))
+        return latents, context.to(self.device), mask.to(self.device)
+
+    def _frames(self, latents, draws: SampleDraws, step: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Picks the model frames per sample: (x0 (B,C,K,h,w), known mask (B,K), frame_stride)."""
+        c = self.cfg.conditioning
+        total = latents.shape[2]
+        if self.cfg.stage == "keyframes":
+            span = (c.num_keyframes - 1) * c.keyframe_stride + 1
+            if span > total:
+                raise ValueError(f"clips have {total} frames, fewer than the {span} that keyframes span")
+            starts = draws.randint(0, total - span, "start")
+            idx = torch.stack([s + torch.arange(c.num_keyframes) * c.keyframe_stride for s in starts])  # (B, K)
+            mask = cond.keyframe_masks(draws, c.num_keyframes, c)
+            stride = float(c.keyframe_stride)
+        else:  # one gap per step (a batch needs one window length), drawn from (seed, step)
+            g = torch.Generator().manual_seed(derive_seed(draws.seed, step, "gap"))
+            gap = int(torch.randint(c.min_gap, min(c.max_gap, total - 1) + 1, (1,), generator=g))
+            starts = draws.randint(0, total - gap - 1, "start")
+            idx = torch.stack([s + torch.arange(gap + 1) for s in starts])  # (B, gap + 1)
+            mask = cond.interpolation_masks(draws, gap + 1, c)
+            stride = 1.0
+        idx = idx.to(latents.device)
+        x0 = torch.stack([latents[i][:, idx[i]] for i in range(latents.shape[0])])  # (B, C, K, h, w)
+        return x0, mask, stride
+
+    def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
+        from vidiff.diffusion import sample_training_sigmas
+
+        latents, context, context_mask = self._latents_and_text(batch)
+        if self.null_text is None:  # the "no text" condition: the encoding of "" by the same encoder
+            self.null_text = self.text_encoder().encode([""])  # (1, L, D), (1, L)
+        device = latents.device
+        x0, mask, stride = self._frames(latents, draws, step)
+        b = x0.shape[0]
+        cond_latents, cond_sigma = cond.augment_known(x0, mask, draws, self.cfg.conditioning.cond_noise_max_sigma)
+        context, context_mask = cond.drop_text(context, context_mask, self.null_text, draws,
+                                               self.cfg.conditioning.drop_text_prob)
+        sigma = sample_training_sigmas(b, self.noise_cfg, [draws.gen(i, "sigma") for i in range(b)]).to(device)
+        noise = draws.randn(tuple(x0.shape[1:]), "noise", device=device)  # (B, C, K, h, w)
+        return model(x0, sigma, noise, context=context, context_mask=context_mask, cond_latents=cond_latents,
+                     cond_mask=mask.to(device), frame_stride=torch.full((b,), stride, device=device),
+                     cond_sigma=cond_sigma)
+
+    def export(self, folder, state: dict) -> None:
+        save_part(folder, self.model_cfg, _strip(state, "denoiser.net."))
+
+    def _preview(self, ema_model, out_dir, step: int) -> None:
+        from vidiff.training.preview import write_keyframe_preview
+
+        write_keyframe_preview(self, ema_model.denoiser, out_dir, step)
+
+
+def _strip(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
