@@ -54,7 +54,8 @@ def test_motion_direction_matches_ground_truth():
 def test_render_exact_flat_colours_and_areas():
     for params in S.iter_clip_params(60, seed=2):
         video = S.render_clip(params).numpy()
-        colours = {tuple(c) for c in np.unique(video.reshape(-1, 3), axis=0)}
+        packed = np.unique(video.reshape(-1, 3).astype(np.int64) @ np.array([1 << 16, 1 << 8, 1]))  # one int per RGB
+        colours = {((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in packed.tolist()}
         assert colours == {(params.background,) * 3, params.rgb}
         area = np.all(video[0] == params.rgb, axis=-1).sum()
         n = params.size
