@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PROMPT ?= a blue square moving up
 OUT ?= outputs/demo.mp4
 
-.PHONY: venv generate test test-slow samples clean
+.PHONY: venv generate test test-slow samples test-tools clean
 
 # The CPU torch wheel goes in first so that nothing later resolves `torch` to a CUDA build.
 $(VENV)/.ready: pyproject.toml
@@ -25,10 +25,14 @@ generate: $(VENV)/.ready
 samples:
 	bash tools/fetch_sample_videos.sh
 
-test: $(VENV)/.ready samples
+# Headless Chromium for the report page test (Debian package; skipped where apt is unavailable).
+test-tools:
+	bash tools/install_test_tools.sh
+
+test: $(VENV)/.ready samples test-tools
 	$(BIN)/python -m pytest -q
 
-test-slow: $(VENV)/.ready samples
+test-slow: $(VENV)/.ready samples test-tools
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
