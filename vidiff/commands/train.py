@@ -25,6 +25,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import os
 
     from vidiff.training.config import load_train_config
 
@@ -38,5 +39,6 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_dir = train(cfg, resume=args.resume, force=args.force)
-    print(f"run folder: {run_dir} (metrics.jsonl, loss.png, checkpoints/, export/)")
+    if os.environ.get("RANK", "0") == "0":  # one summary, also under `accelerate launch`
+        print(f"run folder: {run_dir} (metrics.jsonl, loss.png, checkpoints/, export/)")
     return 0

@@ -228,7 +228,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
             row = {"step": step_done, "loss": sum(losses) / len(losses) if losses else float("nan"),
                    "lr": optimizer.param_groups[0]["lr"], "grad_norm": window["grad_norm"],
                    "samples_per_s": window["steps"] * global_batch / max(dt, 1e-9), "skipped": window["skipped"],
-                   "opt_steps": state["opt_steps"], "epoch": step_done * global_batch // len(stage.dataset)}
+                   "opt_steps": state["opt_steps"], "epoch": step_done * global_batch // len(stage.dataset),
+                   "processes": world}
             metrics.log(row)
             bar.set_postfix(loss=f"{row['loss']:.4g}", lr=f"{row['lr']:.2e}")
             window = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "grad_norm": grad_norm}
