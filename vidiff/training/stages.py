@@ -39,7 +39,7 @@ def video_dataset(cfg):
     from vidiff.data.video_folder import VideoFolderDataset
 
     d = cfg.data
-    return VideoFolderDataset(d.root, num_frames=d.num_frames, stride=d.stride, fps=d.fps, size=d.size,
+    return VideoFolderDataset(d.root, num_frames=d.num_frames, stride=d.stride, fps=d.fps, size=(d.size, d.size),
                               seed=cfg.train.seed)
 
 

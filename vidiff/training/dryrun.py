@@ -1,0 +1,145 @@
+"""`vidiff train --dry-run`: parameter count and estimated memory per GPU, without allocating the model.
+
+The model is built on the meta device and one forward pass runs on meta tensors; a saved-tensors hook adds up
+what autograd keeps for backward (the activations). Per GPU (plain DDP: every rank holds everything):
+    weights 4P (fp32 master copy), grads 4P, AdamW moments 8P, EMA 4P, activations as measured.
+With bf16/fp16, float32 activations are counted at 2 bytes (autocast computes most of them in half precision).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+GIB = 1024**3
+
+
+@dataclass
+class MemoryEstimate:
+    parameters: int
+    weights: int  # bytes
+    grads: int
+    optimizer: int
+    ema: int
+    activations: int
+    batch_size: int
+    input_shape: tuple[int, ...]
+    mixed_precision: str
+    gradient_checkpointing: bool
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.grads + self.optimizer + self.ema + self.activations
+
+
+def _latent_factor(cfg) -> int:
+    from vidiff.errors import InputError
+    from vidiff.parts import load_part_config
+    from vidiff.vae import VAEConfig
+
+    try:
+        return load_part_config(cfg.vae, VAEConfig).downsample_factor if cfg.vae else 8
+    except InputError:  # the VAE folder is not on this machine: assume the Stable Diffusion VAE
+        return 8
+
+
+def _inputs(cfg, model_cfg, batch: int, device) -> tuple[torch.nn.Module, dict]:
+    """(module whose forward is the training forward, its keyword inputs) for one batch."""
+    if cfg.stage == "vae":
+        from vidiff.vae import AutoencoderKL
+
+        video = torch.zeros(batch, 3, cfg.data.num_frames, cfg.data.size, cfg.data.size, device=device)
+        return AutoencoderKL(model_cfg), {"video": video}
+    from vidiff.models import UNet3D
+
+    c = cfg.conditioning
+    frames = c.num_keyframes if cfg.stage == "keyframes" else c.max_gap + 1
+    h = cfg.data.size // _latent_factor(cfg)
+    x = torch.zeros(batch, model_cfg.in_channels, frames, h, h, device=device)
+    inputs = {"x": x, "c_noise": torch.zeros(batch, device=device),
+              "context": torch.zeros(batch, 77, model_cfg.context_dim, device=device),
+              "context_mask": torch.ones(batch, 77, dtype=torch.bool, device=device)}
+    if model_cfg.conditioning:
+        inputs.update(cond_latents=torch.zeros_like(x), cond_mask=torch.ones(batch, frames, device=device))
+    # frame_stride / cond_sigma stay None (their defaults): the model validates their values, which meta
+    # tensors do not have; the embeddings they feed are tiny.
+    return UNet3D(model_cfg), inputs
+
+
+class _MetaScalars:
+    """A dispatch mode under which reading a meta tensor as a Python scalar gives 0 / False: the model's input
+    checks (e.g. `(stride <= 0).any()`) then pass on shape-only tensors."""
+
+    def __new__(cls):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                aten = torch.ops.aten
+                if func in (aten._local_scalar_dense.default, aten.is_nonzero.default):
+                    if args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+                        return False if func is aten.is_nonzero.default else 0
+                return func(*args, **(kwargs or {}))
+
+        return Mode()
+
+
+def saved_activation_bytes(model: torch.nn.Module, inputs: dict, half: bool = False) -> int:
+    """Bytes autograd saves for backward in one forward pass (each tensor counted once)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        size = t.numel() * (2 if half and t.dtype == torch.float32 else t.element_size())
+        if not isinstance(t, torch.nn.Parameter):  # weights are counted separately
+            seen[id(t)] = size
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaScalars():
+        out = model(**inputs)
+    del out
+    return sum(seen.values())
+
+
+def estimate(cfg, batch_size: int | None = None) -> MemoryEstimate:
+    import dataclasses
+
+    model_cfg = cfg.model_config()
+    if cfg.stage != "vae":
+        model_cfg = dataclasses.replace(model_cfg, gradient_checkpointing=cfg.train.gradient_checkpointing)
+    batch = batch_size or cfg.train.batch_size
+    with torch.device("meta"):
+        model, inputs = _inputs(cfg, model_cfg, batch, "meta")
+    if cfg.stage == "vae":  # the training forward: encode, decode
+        vae, video = model, inputs["video"]
+        model = _VAETrainForward(vae)
+        inputs = {"video": video}
+    model.train()
+    p = sum(t.numel() for t in model.parameters())
+    act = saved_activation_bytes(model, inputs, half=cfg.train.mixed_precision != "no")
+    return MemoryEstimate(parameters=p, weights=4 * p, grads=4 * p, optimizer=8 * p,
+                          ema=4 * p if cfg.train.ema_decay > 0 else 0, activations=act, batch_size=batch,
+                          input_shape=tuple(next(iter(inputs.values())).shape),
+                          mixed_precision=cfg.train.mixed_precision,
+                          gradient_checkpointing=cfg.train.gradient_checkpointing)
+
+
+class _VAETrainForward(torch.nn.Module):
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, video):
+        mean, logvar = self.vae.encode_distribution(video)
+        return self.vae.decode(mean + logvar)
+
+
+def format_estimate(e: MemoryEstimate) -> str:
+    rows = [("weights (fp32)", e.weights), ("gradients", e.grads), ("AdamW moments", e.optimizer),
+            ("EMA copy", e.ema), ("activations", e.activations), ("total", e.total)]
+    lines = [f"parameters: {e.parameters:,} ({e.parameters / 1e6:.1f}M)",
+             f"batch per GPU: {e.batch_size}, input {e.input_shape}, mixed precision {e.mixed_precision}, "
+             f"gradient checkpointing {'on' if e.gradient_checkpointing else 'off'}",
+             "estimated memory per GPU (DDP):"]
+    lines += [f"  {name:<16} {value / GIB:8.2f} GiB" for name, value in rows]
+    lines.append("  (add ~1-2 GiB for the CUDA context, allocator slack and the frozen VAE / text encoder)")
+    return "\n".join(lines)
