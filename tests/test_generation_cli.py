@@ -94,7 +94,9 @@ def test_animate_and_extend_through_the_cli(tiny_pipeline, tmp_path):
     assert rc == 0
     frames, _ = read_video(tmp_path / "e.mp4")
     assert frames.shape[0] == 13
-    assert json.loads((tmp_path / "e.mp4.json").read_text())["inputs"]["input_frames"] == 6
+    record = json.loads((tmp_path / "e.mp4.json").read_text())
+    assert record["inputs"]["input_frames"] == 6 and record["settings"]["new_frames"] == 7
+    assert record["settings"]["frames_written"] == 13
 
 
 def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:

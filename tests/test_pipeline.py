@@ -172,6 +172,8 @@ def test_user_keyframes_must_sit_on_keyframe_positions(pipe):
     image = torch.zeros(64, 64, 3, dtype=torch.uint8)
     with pytest.raises(InputError, match=r"index 3 is not a keyframe position.*\[0, 5, 10, 15\]"):
         pipe.text_to_video("x", keyframes={3: image}, progress=False)
+    with pytest.raises(InputError, match="image: 32x64 pixels, the clip is 64x64"):
+        pipe.image_to_video(image[:, :32], "x", progress=False)
     with pytest.raises(InputError, match="keyframes\\[5\\]: image is 32x64"):
         pipe.text_to_video("x", keyframes={5: image[:, :32]}, progress=False)
 

@@ -99,6 +99,10 @@ class VideoPipeline:
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
         keyframes = dict(kwargs.pop("keyframes", None) or {})
         keyframes[0] = check_image(image, "image")
+        size = (kwargs.get("height") or self.config.height, kwargs.get("width") or self.config.width)
+        if tuple(keyframes[0].shape[:2]) != size:
+            raise InputError(f"image: {keyframes[0].shape[1]}x{keyframes[0].shape[0]} pixels, the clip is "
+                             f"{size[1]}x{size[0]} (resize it, or pass height= and width=)")
         return self.text_to_video(prompt, keyframes=keyframes, **kwargs)
 
     def extend_video(self, frames, prompt, *, num_frames: int, seed=0, steps=None, sampler=None,

@@ -158,6 +158,8 @@ def run_generation(args) -> int:
                            args.image_guidance, None, None, fps)
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
                     "frames_written": int(frames.shape[0])}
+        if args.task == "extend":
+            settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
         record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
                                model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,
                                inputs={k: v for k, v in inputs.items() if k != "fps"})
