@@ -173,8 +173,11 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
-    return validate(from_dict(TrainConfig, apply_overrides(data, overrides or [])))
+    data = apply_overrides(yaml.safe_load(path.read_text()) or {}, overrides or [])
+    train = data.get("train")
+    if isinstance(train, dict) and train.get("mixed_precision") is False:
+        train["mixed_precision"] = "no"  # YAML 1.1 reads a bare `no` as false
+    return validate(from_dict(TrainConfig, data))
 
 
 HASH_IGNORED = ("output_dir", "train.num_workers", "train.log_every", "train.preview_every")
