@@ -9,6 +9,7 @@ reports clips/s. The weights are random: the point is throughput, not the latent
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -58,10 +59,10 @@ def main() -> None:
             text.encode([f"warm-up {i}" for i in range(args.batch_size)])
             t_text = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         build_latent_cache(dataset, vae, text, tmp / "cache", batch_size=args.batch_size, dtype=args.dtype,
                            progress=False)
-        t_cache = time.perf_counter() - t0
+        t_cache, cpu_cache = time.perf_counter() - t0, time.process_time() - c0
         ds = LatentCacheDataset(tmp / "cache")
         t0 = time.perf_counter()
         for i in range(len(ds)):
@@ -79,6 +80,9 @@ def main() -> None:
           f"text (distinct prompts) {t_text:.2f} s")
     print(f"build_latent_cache: {args.num} clips in {t_cache:.1f} s = {args.num / t_cache:.2f} clips/s "
           f"({args.dtype}, cache {size_mb:.1f} MiB)")
+    # CPU seconds do not grow when other processes share the cores, so they compare across runs.
+    print(f"build_latent_cache CPU time: {cpu_cache:.1f} s = {cpu_cache / args.num:.2f} CPU-s per clip; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"LatentCacheDataset: {args.num} items in {t_read:.3f} s = {args.num / t_read:.0f} items/s")
 
 
