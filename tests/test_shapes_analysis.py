@@ -152,3 +152,23 @@ def test_evaluate_counts_unreadable_clip_as_wrong(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no videos"):
         evaluate_shapes_folder(tmp_path / "empty")
+
+
+def test_jittery_motion_is_not_steady():
+    params = S.sample_clip_params(0, 5)
+    rng = np.random.default_rng(0)
+    video = S.render_clip(params).numpy().copy()
+    frames = []
+    for t, (cx, cy) in enumerate(params.centres()):
+        # Same object, same average motion, but each frame displaced by up to 4 px across the motion.
+        dx, dy = S.DIRECTION_VECTORS[params.direction]
+        j = rng.choice([-4.0, 4.0])
+        centre = (cx + j * abs(dy), cy + j * abs(dx))
+        centre = (min(max(centre[0], 12.0), 52.0), min(max(centre[1], 12.0), 52.0))
+        frame = np.full_like(video[0], params.background)
+        frame[S.shape_mask(params.shape, params.size, centre, 64, 64)] = params.rgb
+        frames.append(frame)
+    a = analyze_clip(np.stack(frames))
+    assert a.one_object and a.direction == params.direction
+    assert a.fit_residual > 2.0 and not a.steady
+    assert analyze_clip(video).steady
