@@ -46,3 +46,11 @@ def test_int_is_accepted_as_float_and_overrides_parse_yaml():
     assert to_dict(cfg)["levels"] == [1, 1, 2]
     with pytest.raises(ConfigError, match="key=value"):
         apply_overrides({}, ["nonsense"])
+
+
+def test_yaml_reads_exponent_floats_and_keeps_no_as_a_string():
+    from vidiff.config import parse_yaml
+
+    data = parse_yaml("eps: 1e-8\nlr: 3.0E+2\nmode: no\nflag: true\nother: off\nversion: 1.5")
+    assert data == {"eps": 1e-8, "lr": 300.0, "mode": "no", "flag": True, "other": "off", "version": 1.5}
+    assert from_dict(Root, apply_overrides({}, ["lr=2e-5"])).lr == 2e-5

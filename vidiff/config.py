@@ -110,14 +110,50 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
-def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
-    """Loads `cls` from a YAML file, then applies `key.sub=value` overrides (values parsed as YAML)."""
+def parse_yaml(text: str) -> Any:
+    """Safe YAML with two YAML 1.1 surprises removed: `1e-8` is a float (not a string) and only
+    true/false are booleans (so `mixed_precision: no` stays the string "no")."""
     import yaml
 
+    return yaml.load(text, Loader=_config_loader())
+
+
+_LOADER = None
+
+
+def _config_loader():
+    global _LOADER
+    if _LOADER is None:
+        import re
+
+        import yaml
+
+        class ConfigLoader(yaml.SafeLoader):
+            pass
+
+        resolvers = {}
+        for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items():
+            kept = [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:bool"]
+            resolvers[first] = kept
+        ConfigLoader.yaml_implicit_resolvers = resolvers
+        ConfigLoader.add_implicit_resolver(
+            "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+        )
+        ConfigLoader.add_implicit_resolver(
+            "tag:yaml.org,2002:float",
+            re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+            list("-+0123456789."),
+        )
+        _LOADER = ConfigLoader
+    return _LOADER
+
+
+def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
+    """Loads `cls` from a YAML file, then applies `key.sub=value` overrides (values parsed as YAML)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = parse_yaml(path.read_text()) or {}
     return from_dict(cls, apply_overrides(data, overrides or []))
 
 
@@ -131,8 +167,6 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Returns a copy of `data` with each `a.b.c=value` applied; the value is parsed as YAML (3, 1e-4, true, [1,2])."""
     import copy
 
-    import yaml
-
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
@@ -144,7 +178,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_yaml(raw)
     return data
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vidiff.config import ConfigError, from_dict, to_dict
+from vidiff.config import ConfigError, from_dict, parse_yaml, to_dict
 from vidiff.errors import InputError
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -144,7 +144,7 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     if not path.is_file():
         raise InputError(f"--model {folder}: not a pipeline folder (missing {PIPELINE_FILE})")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     cfg = pipeline_config_from_dict(data, where=str(path))

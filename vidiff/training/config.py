@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from vidiff.config import ConfigError, apply_overrides, from_dict, to_dict
+from vidiff.config import ConfigError, apply_overrides, from_dict, parse_yaml, to_dict
 
 Stage = Literal["vae", "keyframes", "interpolation", "toy"]
 
@@ -168,15 +168,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = apply_overrides(yaml.safe_load(path.read_text()) or {}, overrides or [])
-    train = data.get("train")
-    if isinstance(train, dict) and train.get("mixed_precision") is False:
-        train["mixed_precision"] = "no"  # YAML 1.1 reads a bare `no` as false
+    data = apply_overrides(parse_yaml(path.read_text()) or {}, overrides or [])
     return validate(from_dict(TrainConfig, data))
 
 
