@@ -191,7 +191,8 @@ class AutoencoderKL(nn.Module):
 
     def decode_to_frames(self, latents: torch.Tensor, **kwargs) -> torch.Tensor:
         """latents (B,C,F,h,w) -> frames uint8 (B,F,H,W,3) on the CPU; keyword arguments go to `decode`."""
-        video = self.decode(latents, **kwargs).float()
+        with torch.no_grad():  # uint8 output: no gradient can flow, so keep no graph
+            video = self.decode(latents, **kwargs).float()
         pixels = ((video.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
         return rearrange(pixels, "b c f h w -> b f h w c").cpu()
 
