@@ -85,11 +85,20 @@ def test_legacy_attention_names_load(tmp_path):
     torch.testing.assert_close(got[0].permute(1, 0, 2, 3), want, atol=1e-4, rtol=0)
 
 
+def test_sharded_diffusers_weights_load(tmp_path):
+    ref, folder = _diffusers_folder(tmp_path)
+    (folder / "diffusion_pytorch_model.safetensors").unlink()
+    ref.save_pretrained(folder, safe_serialization=True, max_shard_size="300KB")
+    assert (folder / "diffusion_pytorch_model.safetensors.index.json").is_file()
+    vae = AutoencoderKL.from_diffusers(folder)
+    assert all(torch.equal(vae.state_dict()[k], v) for k, v in ref.state_dict().items())
+
+
 @pytest.mark.parametrize("chunk", [1, 2])
 def test_sliced_equals_unsliced(chunk):
     vae = AutoencoderKL(TINY).eval()
     _randomize(vae, seed=3)
-    video = _video(b=2, f=3)  # 6 images: chunk 2 also splits across the batch boundary
+    video = _video(b=2, f=3, size=16)  # 6 images: chunk 2 also splits across the batch boundary
     g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
     with torch.no_grad():
         full_mean, full_logvar = vae.encode_distribution(video, frame_chunk=0)
