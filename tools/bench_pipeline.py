@@ -37,6 +37,23 @@ def timed(fn, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
+@torch.no_grad()
+def forward_times(pipe: VideoPipeline, frame_counts: list[int], repeats: int, device: str) -> dict[int, float]:
+    """Seconds per keyframe-network forward of one row with F frames (what each sampler step pays per pass)."""
+    net = pipe.keyframes.net
+    f = pipe.vae.downsample_factor
+    context, mask = pipe.text_encoder.encode([PROMPT])
+    out = {}
+    for frames in frame_counts:
+        x = torch.randn(1, pipe.vae.config.latent_channels, frames, pipe.config.height // f, pipe.config.width // f,
+                        device=device)
+        cond = dict(context=context.to(device), context_mask=mask.to(device), cond_latents=torch.zeros_like(x),
+                    cond_mask=torch.zeros(1, frames, device=device), frame_stride=torch.ones(1, device=device),
+                    cond_sigma=torch.zeros(1, device=device))
+        out[frames] = timed(lambda: net(x, torch.zeros(1, device=device), **cond), repeats)[0]
+    return out
+
+
 def shapes_accuracy(pipe: VideoPipeline, num: int, methods: dict, folder: Path) -> dict:
     from vidiff.data.shapes import all_combinations, prompt_for
     from vidiff.eval.shapes import evaluate_shapes_folder
@@ -90,6 +107,9 @@ def main() -> int:
     for name, (median, times) in results.items():
         print(f"{name:<26} median {median:7.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})  "
               f"ratio {median / base:.2f}")
+    gap = cfg.keyframe_stride
+    fwd = forward_times(pipe, [cfg.num_keyframes, gap + 1, cfg.num_frames], max(3, args.repeats), args.device)
+    print("keyframe-network forward, one row: " + ", ".join(f"F={k}: {v * 1000:.0f} ms" for k, v in fwd.items()))
     if args.shapes:
         with tempfile.TemporaryDirectory() as tmp:
             for name, acc in shapes_accuracy(pipe, args.shapes, methods, Path(tmp)).items():

@@ -25,18 +25,22 @@ from vidiff.pipeline_sampling import DiffusionStage, generators
 
 class VideoPipeline:
     def __init__(self, config: PipelineConfig, vae, keyframe_net, interpolation_net, text_encoder,
-                 folder: str | Path | None = None):
+                 folder: str | Path | None = None, batch_invariant: bool = True):
+        """batch_invariant: run the networks one batch row at a time, so that a sample is bit-identical whatever
+        the batch around it; False batches the rows (faster on a GPU, same results up to rounding)."""
         self.config = config
         self.vae = vae
         self.text_encoder = text_encoder
-        self.keyframes = DiffusionStage(keyframe_net, config.keyframes, where="pipeline.yaml: keyframes")
-        self.interpolation = DiffusionStage(interpolation_net, config.interpolation, where="pipeline.yaml: interpolation")
+        self.keyframes = DiffusionStage(keyframe_net, config.keyframes, batch_invariant, "pipeline.yaml: keyframes")
+        self.interpolation = DiffusionStage(interpolation_net, config.interpolation, batch_invariant,
+                                            "pipeline.yaml: interpolation")
         self.folder = Path(folder) if folder is not None else None
         check_parts(config, vae.config, keyframe_net.config, interpolation_net.config, text_encoder.dim)
 
     # ---- folders --------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None) -> VideoPipeline:
+    def from_pretrained(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None,
+                        batch_invariant: bool = True) -> VideoPipeline:
         """Checks pipeline.yaml and every part config (cheap), then loads the text encoder and the weights."""
         from vidiff.config import from_dict
         from vidiff.diffusion import NoiseScheduleConfig
@@ -58,7 +62,7 @@ class VideoPipeline:
         text_encoder = TextEncoder.load(text_encoder_ref(folder, config))
         vae = _load_weights(lambda: AutoencoderKL.load(paths["vae"]), paths["vae"])
         nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
-        pipe = cls(config, vae, nets["keyframes"], nets["interpolation"], text_encoder, folder)
+        pipe = cls(config, vae, nets["keyframes"], nets["interpolation"], text_encoder, folder, batch_invariant)
         return pipe.to(device, dtype)
 
     def save_pretrained(self, folder: str | Path) -> Path:
