@@ -240,3 +240,36 @@ def test_batched_rows_match_rowwise_up_to_rounding(pipe):
     a, _ = pipe.text_to_video(["a red circle", "a blue square"], seed=[1, 2], progress=False)
     b, _ = fast.text_to_video(["a red circle", "a blue square"], seed=[1, 2], progress=False)
     assert (a.int() - b.int()).abs().max() <= 2
+
+
+def test_conditioning_inputs_follow_the_training_contract(pipe):
+    """keyframes: frame_stride = S, cond_sigma 0 when nothing is known; interpolation: windows of S + 1 frames with
+    both ends known, frame_stride 1, cond_sigma = the configured augmentation (docs/training.md)."""
+    seen = {"kf": [], "it": []}
+
+    def recorder(name):
+        def hook(module, args, kwargs):
+            seen[name].append({k: kwargs[k].clone() for k in ("frame_stride", "cond_sigma", "cond_mask")}
+                              | {"frames": args[0].shape[2]})
+        return hook
+
+    handles = [pipe.keyframes.net.register_forward_pre_hook(recorder("kf"), with_kwargs=True),
+               pipe.interpolation.net.register_forward_pre_hook(recorder("it"), with_kwargs=True)]
+    try:
+        pipe.text_to_video("a red circle", seed=0, progress=False)
+        kf_plain, it_plain = len(seen["kf"]), len(seen["it"])
+        pipe.image_to_video(torch.zeros(64, 64, 3, dtype=torch.uint8), "a red circle", seed=0, progress=False)
+    finally:
+        for h in handles:
+            h.remove()
+    for call in seen["kf"]:
+        assert call["frames"] == 4 and call["frame_stride"].tolist() == [5.0]
+    assert all(c["cond_sigma"].tolist() == [0.0] and not c["cond_mask"].any() for c in seen["kf"][:kf_plain])
+    animate_full = [c for c in seen["kf"][kf_plain:] if c["cond_mask"].any()]
+    assert animate_full and all(c["cond_mask"].tolist() == [[1.0, 0.0, 0.0, 0.0]] for c in animate_full)
+    assert all(c["cond_sigma"].tolist() == [pytest.approx(pipe.config.keyframes.cond_sigma)] for c in animate_full)
+    assert it_plain == 3 * pipe.config.interpolation.steps  # 3 gaps, one pass each (scales 1: no guidance passes)
+    for call in seen["it"]:
+        assert call["frames"] == 6 and call["frame_stride"].tolist() == [1.0]
+        assert call["cond_mask"].tolist() == [[1.0, 0.0, 0.0, 0.0, 0.0, 1.0]]
+        assert call["cond_sigma"].tolist() == [pytest.approx(pipe.config.interpolation.cond_sigma)]

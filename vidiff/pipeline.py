@@ -3,7 +3,8 @@
 1. the keyframe part samples K keyframe latents (known keyframes enter as cond_latents / cond_mask), with
    frame_stride = the keyframe stride;
 2. the interpolation part fills each gap between neighbouring keyframes with both ends known, frame_stride = the
-   gap between those ends, recursively for gaps larger than it was trained on (vidiff/pipeline_layout.py);
+   spacing of the window's frames (1 for a direct pass, as trained; docs/training.md), recursively for gaps larger
+   than it was trained on (vidiff/pipeline_layout.py);
 3. the VAE decodes the latents frame-sliced; known frames are returned exactly as given.
 
 A pipeline folder is pipeline.yaml + vae/ + keyframes/ + interpolation/ (vidiff/pipeline_config.py).
@@ -262,7 +263,8 @@ class VideoPipeline:
             gens = [generators([sd], key, level, t)[0] for sd, (_, t) in zip(seeds, rows)]
             row_text = {name: value[[b for b, _ in rows]] if name.startswith("context") else value
                         for name, value in text.items()}
-            out = stage.run(tuple(known.shape[1:]), gens, settings, **row_text, frame_stride=gap, known=known,
+            # frame_stride: output frames between neighbouring window frames (1 for a direct pass, as trained)
+            out = stage.run(tuple(known.shape[1:]), gens, settings, **row_text, frame_stride=step, known=known,
                             known_mask=mask, callback=bar.step).cpu().float()
             for (b, _), p, window in zip(rows, pos, out):
                 timeline[b, :, p[1:-1]] = window[:, 1:-1]

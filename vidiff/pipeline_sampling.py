@@ -144,7 +144,8 @@ class DiffusionStage:
                 mask = torch.zeros(batch, shape[1], device=device, dtype=dtype)  # (B,F)
                 cond["cond_latents"] = torch.zeros((batch, *shape), device=device, dtype=dtype)
             cond["cond_mask"] = mask
-            cond["cond_sigma"] = torch.full((batch,), float(cond_sigma), device=device)
+            # as in training: the augmentation level where something is known, 0 where nothing is
+            cond["cond_sigma"] = (mask.amax(dim=1) > 0).to(torch.float32) * float(cond_sigma)  # (B,)
         guided = GuidedDenoiser(
             self.denoiser, settings.text_scale, settings.image_scale, null_context.to(device, dtype), null_context_mask
         )
