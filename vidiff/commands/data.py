@@ -33,6 +33,14 @@ def register(sub) -> None:
     cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     cache.set_defaults(handler=_run_cache)
 
+    norm = data_sub.add_parser("vae-norm", help="set a VAE part's latent shift/scale from a video folder")
+    norm.add_argument("--vae", required=True, help="VAE part folder; its config.yaml is rewritten in place")
+    norm.add_argument("--videos", required=True, help="folder of training videos")
+    norm.add_argument("--size", type=int, required=True, help="frame size, px")
+    norm.add_argument("--frames", type=int, default=4, help="frames per clip (default 4)")
+    norm.add_argument("--num", type=int, default=256, help="clips to measure (default 256)")
+    norm.set_defaults(handler=_run_vae_norm)
+
 
 def _run_shapes(args: argparse.Namespace) -> int:
     from vidiff.data.shapes import generate_shapes_dataset
@@ -52,4 +60,18 @@ def _run_cache(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(f"latent cache ready in {out}")
+    return 0
+
+
+def _run_vae_norm(args: argparse.Namespace) -> int:
+    from vidiff.data.video_folder import VideoFolderDataset
+    from vidiff.parts import load_part_weights, save_part
+    from vidiff.training.latent_norm import normalize_vae_config
+    from vidiff.vae import AutoencoderKL
+
+    vae = AutoencoderKL.load(args.vae)
+    dataset = VideoFolderDataset(args.videos, num_frames=args.frames, size=(args.size, args.size))
+    config = normalize_vae_config(vae, dataset, args.num)
+    save_part(args.vae, config, load_part_weights(args.vae))
+    print(f"{args.vae}: shift_factor={config.shift_factor:.5f} scaling_factor={config.scaling_factor:.5f}")
     return 0

@@ -90,7 +90,14 @@ class VAEStage:
         return model(video, noise)
 
     def export(self, folder, state: dict) -> None:
-        save_part(folder, self.model_cfg, _strip(state, "vae."))
+        """Saves the EMA weights with latent shift / scale measured on the training clips (latent_norm.py)."""
+        from vidiff.training.latent_norm import normalize_vae_config
+        from vidiff.vae import AutoencoderKL
+
+        weights = _strip(state, "vae.")
+        vae = AutoencoderKL(self.model_cfg)
+        vae.load_state_dict(weights)
+        save_part(folder, normalize_vae_config(vae.eval(), self.dataset), weights)
 
 
 # ---- keyframes / interpolation ---------------------------------------------------------------------------

@@ -1,0 +1,34 @@
+import torch
+
+from vidiff.training.latent_norm import measure_latent_normalization, normalize_vae_config
+from vidiff.vae import AutoencoderKL, VAEConfig
+
+
+class Clips(torch.utils.data.Dataset):
+    def __init__(self, n=6):
+        g = torch.Generator().manual_seed(0)
+        self.videos = [torch.rand(3, 2, 16, 16, generator=g) * 2 - 1 for _ in range(n)]
+
+    def __len__(self):
+        return len(self.videos)
+
+    def __getitem__(self, i):
+        return {"video": self.videos[i]}
+
+
+def test_calibrated_latents_have_zero_mean_and_unit_std():
+    torch.manual_seed(0)
+    vae = AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                                  mid_attention=False, shift_factor=0.3, scaling_factor=7.0)).eval()
+    data = Clips()
+    shift, scale = measure_latent_normalization(vae, data, batch_size=4)
+    with torch.no_grad():
+        z = torch.cat([vae.encode_distribution(d["video"][None])[0] for d in data]).double()
+    assert abs(shift - z.mean().item()) < 1e-9
+    assert abs(scale - 1 / z.std(unbiased=False).item()) < 1e-6 * scale
+
+    vae.config = normalize_vae_config(vae, data)  # the weights stay, the latent scale changes
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(d["video"][None]) for d in data]).double()
+    assert abs(latents.mean().item()) < 1e-5
+    assert abs(latents.std(unbiased=False).item() - 1.0) < 1e-5
