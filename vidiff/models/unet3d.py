@@ -142,6 +142,8 @@ class UNet3D(nn.Module):
         self.conv_out = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # the network starts by predicting zero
         nn.init.zeros_(self.conv_out.bias)
+        # activations are channels-last; convolution weights in the same layout avoid a weight copy per call
+        self.to(memory_format=CL)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
