@@ -79,11 +79,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--batched", action="store_true",
+                        help="batch_invariant=False: batch the rows of a network call (guidance passes, gap windows)")
     parser.add_argument("--shapes", type=int, default=0, help="clips per method for Shapes accuracy (0: skip)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe = VideoPipeline.from_pretrained(args.model, device=args.device)
+    pipe = VideoPipeline.from_pretrained(args.model, device=args.device, batch_invariant=not args.batched)
     cfg = pipe.config
     steps = cfg.keyframes.steps
     methods = {
@@ -100,7 +102,8 @@ def main() -> int:
             assert frames.shape[0] == cfg.num_frames
         results[name] = timed(run, args.repeats)
     base = results["keyframes+interpolation"][0]
-    print(f"model: {Path(args.model).resolve()}  device: {args.device}  threads: {torch.get_num_threads()}")
+    print(f"model: {Path(args.model).resolve()}  device: {args.device}  threads: {torch.get_num_threads()}  "
+          f"rows: {'batched' if args.batched else 'one at a time (batch-invariant)'}")
     print(f"clip: {cfg.num_frames} frames {cfg.width}x{cfg.height}, {cfg.num_keyframes} keyframes at stride "
           f"{cfg.keyframe_stride}, steps keyframes/interpolation {steps}/{cfg.interpolation.steps}, "
           f"sampler {cfg.keyframes.sampler}")
