@@ -113,6 +113,7 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (g + ["--frames", "20"], "--frames 20 does not fit .* fit: 16, 21"),
         (g + ["--frames", "16", "--keyframes", "5", "--stride", "5"], "does not fit 5 keyframes at stride 5"),
         (g + ["--num", "0"], "--num must be >= 1"),
+        (g + ["--threads", "0"], "--threads must be >= 1"),
         (["generate", "x", "-o", str(tmp_path / "o.avi")], "output suffix must be one of .mp4, .webm, .gif"),
         (["animate", str(tmp_path / "missing.png"), "x", "-o", str(tmp_path / "o.mp4")], "missing.png: file not found"),
         (["animate", str(tmp_path / "not_an_image.png"), "x", "-o", str(tmp_path / "o.mp4")], "not a readable image"),

@@ -243,8 +243,8 @@ class VideoPipeline:
         return out
 
     def _fill(self, timeline: torch.Tensor, req: Request, gaps: list[int], key, bar) -> torch.Tensor:
-        """Fills the listed keyframe gaps of timeline (B,C,T,h,w) (keyframes at multiples of S) in place-free order:
-        coarse to fine, all windows of one level in one batch, each row with its own generator."""
+        """Returns a copy of timeline (B,C,T,h,w) (keyframes at multiples of S) with the listed keyframe gaps filled,
+        coarse level first; all windows of one level go in one call, each row with its own generator."""
         stage, s = self.interpolation, req.layout.keyframe_stride
         levels = interpolation_levels(s, self.config.interpolation.max_gap) or []
         settings = stage.settings(req.steps, req.sampler)

@@ -51,6 +51,7 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--fps", type=float, default=None, help="frame rate written to the file")
     p.add_argument("--contact-sheet", action="store_true", help="also write a PNG grid of the frames (out.sheet.png)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -79,6 +80,8 @@ def validate(args):
         raise InputError(f"--fps must be > 0, got {args.fps}")
     if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
         raise InputError(f"--device {args.device!r}: use auto, cpu, cuda or cuda:N")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.task == "animate":
         _check_image(Path(args.image))
     if args.task == "extend":
@@ -126,6 +129,8 @@ def run_generation(args) -> int:
     from vidiff.pipeline import VideoPipeline
     from vidiff.sidecar import build_sidecar, numbered_outputs, weights_checksum, write_contact_sheet, write_sidecar
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = Path(args.model) if args.model else BUNDLED
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
