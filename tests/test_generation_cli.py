@@ -167,3 +167,17 @@ def test_loaded_pipeline_is_batch_invariant(tiny_pipeline):
     again, _ = pipe.text_to_video("a red circle moving left", seed=3, progress=False)
     pair, _ = pipe.text_to_video(["a green triangle moving up", "a red circle moving left"], seed=[9, 3], progress=False)
     assert torch.equal(one, again) and torch.equal(one, pair[1]) and not torch.equal(pair[0], pair[1])
+
+
+def test_wrong_tensors_are_a_clear_error(tiny_pipeline, tmp_path):
+    """A real safetensors file with the wrong tensors: an InputError naming the file, not a traceback."""
+    from safetensors.torch import save_file
+
+    from vidiff.errors import InputError
+    from vidiff.pipeline import VideoPipeline
+
+    folder = tmp_path / "pipe"
+    shutil.copytree(tiny_pipeline, folder)
+    save_file({"conv_in.weight": torch.zeros(2, 2)}, str(folder / "interpolation" / "model.safetensors"))
+    with pytest.raises(InputError, match="interpolation/model.safetensors: cannot load weights"):
+        VideoPipeline.from_pretrained(folder)
