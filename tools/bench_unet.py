@@ -3,7 +3,10 @@
 Times forward + backward (fp32, 2 threads) on latents (1, 4, 16, 32, 32) with a (1, 16, 384) context and reads
 the peak resident memory of each model in its own fresh subprocess (VmHWM from /proc/self/status, minus the value
 after imports, model construction and input creation). Prints both parameter counts and the vidiff / diffusers
-ratios of median step time and peak memory.
+ratios of median step time and peak memory. The machine is shared, so the two models run in alternating rounds
+(diffusers, vidiff, diffusers, vidiff, ...) and the median over all timed steps of all rounds is reported, with
+the process CPU time per step beside the wall time. diffusers' UNet3DConditionModel does not support gradient
+checkpointing, so the --checkpointing row is vidiff with checkpointing against diffusers without.
 
     .venv/bin/python tools/bench_unet.py                 # headline row, no gradient checkpointing
     .venv/bin/python tools/bench_unet.py --checkpointing # adds a row with checkpointing on both sides
@@ -65,17 +68,17 @@ def child(args) -> None:
     t = torch.full((1,), 0.3) if args.child == "vidiff" else torch.full((1,), 500)
     ctx = torch.randn(1, args.context_len, 384)
     baseline = vm_hwm_kib()
-    times = []
+    times, cpu = [], []
     for i in range(args.warmup + args.steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step_fn(x, t, ctx).square().mean().backward()
         model.zero_grad(set_to_none=True)
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
     peak = vm_hwm_kib() - baseline
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"model": args.child, "params": params, "median_s": statistics.median(times),
-                      "times": times, "peak_mib": peak / 1024}))
+    print(json.dumps({"model": args.child, "params": params, "times": times, "cpu": cpu, "peak_mib": peak / 1024}))
 
 
 def run_child(which: str, args, checkpointing: bool) -> dict:
@@ -84,8 +87,19 @@ def run_child(which: str, args, checkpointing: bool) -> dict:
            "--context-len", str(args.context_len)]
     if checkpointing:
         cmd.append("--checkpointing")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"benchmark child {which} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def merge(results: list[dict]) -> dict:
+    """One summary over rounds: all timed steps pooled; the largest peak."""
+    times = [s for r in results for s in r["times"]]
+    cpu = [s for r in results for s in r["cpu"]]
+    return {"model": results[0]["model"], "params": results[0]["params"], "times": times,
+            "median_s": statistics.median(times), "cpu_s": statistics.median(cpu),
+            "peak_mib": max(r["peak_mib"] for r in results)}
 
 
 def main() -> None:
@@ -95,6 +109,7 @@ def main() -> None:
     p.add_argument("--context-len", type=int, default=16)
     p.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported)")
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=2, help="alternating fresh-process rounds per model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpointing", action="store_true", help="also run a row with gradient checkpointing")
     p.add_argument("--child", choices=["vidiff", "diffusers"], help=argparse.SUPPRESS)
@@ -102,19 +117,27 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    rows = [False, True] if args.checkpointing else [False]
     print(f"latents (1, 4, {args.frames}, {args.size}, {args.size}), context (1, {args.context_len}, 384), "
-          f"fp32, {args.threads} threads, {args.warmup} warm-up + median of {args.steps} steps")
-    for ckpt in rows:
-        res = {w: run_child(w, args, ckpt) for w in ("diffusers", "vidiff")}
-        d, v = res["diffusers"], res["vidiff"]
-        print(f"\ngradient checkpointing: {'on' if ckpt else 'off'}")
-        for r in (d, v):
+          f"fp32, {args.threads} threads, {args.rounds} rounds x ({args.warmup} warm-up + {args.steps} steps)")
+    runs = {"diffusers": [], "vidiff": [], "vidiff+ckpt": []}
+    for _ in range(args.rounds):
+        runs["diffusers"].append(run_child("diffusers", args, False))
+        runs["vidiff"].append(run_child("vidiff", args, False))
+        if args.checkpointing:
+            runs["vidiff+ckpt"].append(run_child("vidiff", args, True))
+    d = merge(runs["diffusers"])
+    rows = [("vidiff", "gradient checkpointing off on both sides")]
+    if args.checkpointing:
+        rows.append(("vidiff+ckpt", "vidiff with gradient checkpointing, diffusers without (it has none)"))
+    for key, title in rows:
+        v = merge(runs[key])
+        print(f"\n{title}")
+        for name, r in (("diffusers", d), (key, v)):
             times = ", ".join(f"{s:.2f}" for s in r["times"])
-            print(f"  {r['model']:9s} params {r['params'] / 1e6:6.2f}M  step {r['median_s']:.3f} s "
-                  f"(steps: {times})  peak +{r['peak_mib']:.0f} MiB")
-        print(f"  ratio vidiff/diffusers: params {v['params'] / d['params']:.3f}  time "
-              f"{v['median_s'] / d['median_s']:.3f}  peak memory {v['peak_mib'] / d['peak_mib']:.3f}")
+            print(f"  {name:11s} params {r['params'] / 1e6:6.2f}M  step {r['median_s']:.3f} s wall, "
+                  f"{r['cpu_s']:.3f} s CPU (steps: {times})  peak +{r['peak_mib']:.0f} MiB")
+        print(f"  ratio {key}/diffusers: params {v['params'] / d['params']:.3f}  time {v['median_s'] / d['median_s']:.3f}"
+              f" (CPU time {v['cpu_s'] / d['cpu_s']:.3f})  peak memory {v['peak_mib'] / d['peak_mib']:.3f}")
 
 
 if __name__ == "__main__":
