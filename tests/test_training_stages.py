@@ -1,3 +1,4 @@
+import dataclasses
 """The real stages on tiny models: conditioning draws, frame selection, VAE / diffusion losses through the loop."""
 import pytest
 import torch
@@ -150,6 +151,13 @@ def test_vae_stage_loss_and_training(tmp_path):
     with torch.no_grad():
         want = (vae.decode(vae.encode(video)) - video).abs().flatten(1).mean(1)
     torch.testing.assert_close(loss.detach(), want)
+    # sample_posterior: false decodes the mean, so any posterior noise gives that same loss
+    mean_stage = VAEStage(dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, sample_posterior=False)),
+                          dataset=Clips())
+    mean_stage.model.vae.load_state_dict(vae.state_dict())
+    noisy = mean_stage.model(video, torch.randn(2, 4, 2, 4, 4))
+    torch.testing.assert_close(noisy.detach(), want)
+    assert not torch.allclose(stage.model(video, torch.randn(2, 4, 2, 4, 4)).detach(), want)
     run = train(cfg, stage=stage)
     assert len(read_metrics(run / "metrics.jsonl")) == 2
     AutoencoderKL.load(run / "export")

@@ -72,6 +72,9 @@ class LossSection:
     l1_weight: float = 1.0  # vae stage: reconstruction L1
     l2_weight: float = 0.0  # vae stage: reconstruction L2
     edge_weight: float = 0.0  # vae stage: L1 on spatial finite differences (sharper edges)
+    # vae stage: decode a posterior sample (true) or the posterior mean (false). Small CPU runs learn far faster
+    # from the mean: at the start the sample noise (std ~1) swamps the still-small latent means.
+    sample_posterior: bool = True
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class VAELoss(nn.Module):
 
         c = self.vae.config
         mean, logvar = self.vae.encode_distribution(video)  # (B, C, F, h, w) each, unscaled
-        z = mean + (0.5 * logvar).exp() * noise  # a posterior draw with the caller's per-sample noise
+        z = mean + (0.5 * logvar).exp() * noise if self.w.sample_posterior else mean  # draw: caller's noise
         recon = self.vae.decode((z - c.shift_factor) * c.scaling_factor).float()  # (B, 3, F, H, W)
         err = recon - video.float()
         loss = self.w.l1_weight * err.abs().flatten(1).mean(1)  # (B,)
