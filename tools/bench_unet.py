@@ -10,6 +10,7 @@ checkpointing, so the --checkpointing row is vidiff with checkpointing against d
 
     .venv/bin/python tools/bench_unet.py                 # headline row, no gradient checkpointing
     .venv/bin/python tools/bench_unet.py --checkpointing # adds a row with checkpointing on both sides
+    .venv/bin/python tools/bench_unet.py --interleaved   # time only, both models alternating in one process
     .venv/bin/python tools/bench_unet.py --frames 4 --size 16 --steps 2   # a quick smoke run
 """
 from __future__ import annotations
@@ -81,6 +82,36 @@ def child(args) -> None:
     print(json.dumps({"model": args.child, "params": params, "times": times, "cpu": cpu, "peak_mib": peak / 1024}))
 
 
+def interleaved(args) -> None:
+    """Both models in one process, steps alternating (d, v, d, v, ...): the time ratio of each neighbouring pair
+    sees nearly the same machine load, which matters on a shared machine. No memory figure here (one process)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, args.frames, args.size, args.size)
+    ctx = torch.randn(1, args.context_len, 384)
+    models = {}
+    for which in ("diffusers", "vidiff"):
+        model, step_fn = build(which, False)
+        t = torch.full((1,), 0.3) if which == "vidiff" else torch.full((1,), 500)
+        models[which] = (model.train(), step_fn, t)
+    times = {"diffusers": [], "vidiff": []}
+    for i in range(args.warmup + args.steps):
+        for which, (model, step_fn, t) in models.items():
+            start = time.perf_counter()
+            step_fn(x, t, ctx).square().mean().backward()
+            model.zero_grad(set_to_none=True)
+            if i >= args.warmup:
+                times[which].append(time.perf_counter() - start)
+    ratios = [v / d for d, v in zip(times["diffusers"], times["vidiff"])]
+    print(f"\ninterleaved in one process ({args.warmup} warm-up + {args.steps} step pairs)")
+    for which, ts in times.items():
+        print(f"  {which:11s} steps: {', '.join(f'{s:.2f}' for s in ts)}  median {statistics.median(ts):.3f} s")
+    print(f"  per-pair time ratios vidiff/diffusers: {', '.join(f'{r:.3f}' for r in ratios)}  "
+          f"median {statistics.median(ratios):.3f}")
+
+
 def run_child(which: str, args, checkpointing: bool) -> dict:
     cmd = [sys.executable, __file__, "--child", which, "--frames", str(args.frames), "--size", str(args.size),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
@@ -112,10 +143,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="alternating fresh-process rounds per model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpointing", action="store_true", help="also run a row with gradient checkpointing")
+    p.add_argument("--interleaved", action="store_true",
+                   help="only time both models in one process with alternating steps (robust to load drift)")
     p.add_argument("--child", choices=["vidiff", "diffusers"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args)
+        return
+    if args.interleaved:
+        interleaved(args)
         return
     print(f"latents (1, 4, {args.frames}, {args.size}, {args.size}), context (1, {args.context_len}, 384), "
           f"fp32, {args.threads} threads, {args.rounds} rounds x ({args.warmup} warm-up + {args.steps} steps)")
