@@ -179,3 +179,16 @@ def test_fused_geglu_matches_plain_autograd():
     x = torch.randn(4, 6, dtype=torch.float64)
     value, gate = ff.proj_in(x).chunk(2, dim=-1)
     torch.testing.assert_close(ff(x), ff.proj_out(value * torch.nn.functional.gelu(gate)))
+
+
+def test_bf16_autocast_training_step():
+    model = randomize(UNet3D(tiny())).train()
+    x, c_noise, context = inputs(f=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, c_noise, context)
+    out.float().square().mean().backward()
+    assert out.shape == x.shape
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.no_grad():
+        full = model(x, c_noise, context)
+    assert (out.float() - full).abs().max() < 0.1 * full.abs().max()  # bf16 is close to fp32
