@@ -130,3 +130,23 @@ def test_missing_null_context_or_context():
         guided(x, sigma, cond_latents=cond["cond_latents"], cond_mask=cond["cond_mask"])
     with pytest.raises(InputError, match="null_context"):
         GuidedDenoiser(LinearToy(), text_scale=5.0, null_context=torch.zeros(2, 3, 4, 5))
+
+
+def test_unconditional_pass_sees_no_known_frames_and_zero_cond_sigma():
+    """Dropping the image zeroes cond_latents, cond_mask and cond_sigma, as training does when nothing is known."""
+    x, sigma, cond, null = make_inputs()
+    seen = []
+
+    def record(x, sigma, cond_sigma=None, **kw):
+        seen.append((kw["cond_mask"].clone(), cond_sigma.clone()))
+        return x
+
+    guided = GuidedDenoiser(record, text_scale=3.0, image_scale=2.0, null_context=null)
+    guided(x, sigma, **cond, cond_sigma=torch.tensor([0.05, 0.1]))
+    masks, sigmas = seen[0]
+    passes = masks.shape[0] // B
+    assert passes == 3
+    known = masks.reshape(passes, B, F).sum(dim=(1, 2))
+    uncond = int((known == 0).nonzero()[0])  # the one pass without known frames
+    assert torch.all(sigmas.reshape(passes, B)[uncond] == 0)
+    assert torch.all(sigmas.reshape(passes, B)[known > 0] > 0)

@@ -102,7 +102,8 @@ class GuidedDenoiser(nn.Module):
     @staticmethod
     def _no_image(cond: dict) -> dict:
         out = dict(cond)
-        for key in ("cond_latents", "cond_mask"):
+        # cond_sigma too: training feeds 0 as the known frames' noise level when no frame is known
+        for key in ("cond_latents", "cond_mask", "cond_sigma"):
             if out.get(key) is not None:
                 out[key] = torch.zeros_like(out[key])
         return out
