@@ -93,6 +93,7 @@ def run_stress(workdir: Path, kills: int, steps: int = 120, every: int = 10, see
     first, resume_step = True, 0
     while done["kills"] < kills:
         proc = _launch(cfg, ["--force"] if first else ["--resume", "auto"])
+        done["resumed"] += int(not first)  # every run after a kill resumes from the newest complete checkpoint
         first = False
         want_save = done["during_save"] < (kills + 1) // 2
         if want_save:  # the second save after the resume point, so that every round makes progress
@@ -116,7 +117,7 @@ def run_stress(workdir: Path, kills: int, steps: int = 120, every: int = 10, see
     _, err = final.communicate()
     if final.returncode != 0:
         raise AssertionError(f"final resume failed:\n{err}")
-    done["resumed"] = 1
+    done["resumed"] += 1
     leftovers = [p.name for p in root.iterdir() if p.name.startswith(".tmp-")]
     if leftovers:
         raise AssertionError(f"temp folders left after the final save: {leftovers}")
