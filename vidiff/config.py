@@ -115,7 +115,7 @@ def parse_yaml(text: str) -> Any:
     true/false are booleans (so `mixed_precision: no` stays the string "no")."""
     import yaml
 
-    return yaml.load(text, Loader=_config_loader())
+    return yaml.load(text, Loader=_config_loader())  # a yaml.SafeLoader subclass: no arbitrary objects
 
 
 _LOADER = None

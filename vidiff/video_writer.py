@@ -1,0 +1,111 @@
+"""Writing uint8 `(F,H,W,3)` frames to .mp4 (H.264), .webm (VP9) and .gif, atomically (temporary name, fsync,
+rename). Formats, quality and the even-size padding rule are described in vidiff/io.py, which re-exports
+`write_video`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from vidiff.errors import InputError
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")  # formats write_video knows, chosen by suffix
+
+
+def as_frames(frames) -> np.ndarray:
+    """Checks and converts a torch tensor / numpy array to contiguous uint8 numpy `(F,H,W,3)`."""
+    if type(frames).__module__.startswith("torch"):  # avoids importing torch for numpy input
+        frames = frames.detach().cpu().numpy()
+    if not isinstance(frames, np.ndarray):
+        raise InputError(f"frames must be a uint8 torch tensor or numpy array, got {type(frames).__name__}")
+    if frames.dtype != np.uint8:
+        raise InputError(f"frames must be uint8, got {frames.dtype}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or min(frames.shape) == 0:
+        raise InputError(f"frames must have shape (F,H,W,3) with F,H,W >= 1, got {tuple(frames.shape)}")
+    return np.ascontiguousarray(frames)
+
+
+def pad_to_even(frames: np.ndarray) -> np.ndarray:
+    """Pads odd H / W by one row / column at the bottom / right, repeating the edge pixels."""
+    _, h, w, _ = frames.shape
+    if h % 2 == 0 and w % 2 == 0:
+        return frames
+    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None = None) -> Path:
+    """Writes uint8 `(F,H,W,3)` frames to .mp4 / .webm / .gif (by suffix) atomically; returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise InputError(f"video path {path}: suffix must be one of {', '.join(VIDEO_SUFFIXES)}")
+    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
+        raise InputError(f"fps must be a positive number, got {fps!r}")
+    if quality is not None and (not isinstance(quality, int) or not 0 <= quality <= 63):
+        raise InputError(f"quality (CRF) must be an integer in 0..63, got {quality!r}")
+    if not path.parent.is_dir():
+        raise InputError(f"video path {path}: folder {path.parent} does not exist")
+    frames = pad_to_even(as_frames(frames))
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
+    try:
+        if suffix == ".gif":
+            _write_gif(tmp, frames, fps)
+        else:
+            _write_yuv(tmp, frames, fps, suffix, quality)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _rate(fps: float):
+    from fractions import Fraction
+
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _write_yuv(path: Path, frames: np.ndarray, fps: float, suffix: str, quality: int | None) -> None:
+    import av
+
+    if suffix == ".mp4":
+        fmt, codec, crf, extra = "mp4", "libx264", 18 if quality is None else quality, {"preset": "medium", "threads": "1"}
+    else:
+        fmt, codec, crf, extra = "webm", "libvpx-vp9", 30 if quality is None else quality, {"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=_rate(fps), options={"crf": str(crf), **extra})
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))  # flush delayed frames
+
+
+def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
+    import av
+    from PIL import Image
+
+    with av.open(str(path), mode="w", format="gif") as container:
+        stream = container.add_stream("gif", rate=_rate(fps))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "pal8"
+        stream.codec_context.time_base = _rate(100) ** -1  # GIF delays are in 1/100 s
+        last = -1
+        for i, rgb in enumerate(frames):
+            pal_img = Image.fromarray(rgb).quantize(256, method=Image.Quantize.MEDIANCUT)
+            palette = np.zeros((256, 4), np.uint8)  # PyAV takes one row per entry as (A, R, G, B)
+            rgb_pal = np.asarray(pal_img.getpalette(), np.uint8).reshape(-1, 3)[:256]
+            palette[: len(rgb_pal), 1:] = rgb_pal
+            palette[:, 0] = 255
+            frame = av.VideoFrame.from_ndarray((np.asarray(pal_img, np.uint8), palette), format="pal8")
+            frame.pts = last = max(last + 1, round(i * 100 / fps))  # strictly increasing centiseconds
+            frame.time_base = stream.codec_context.time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
