@@ -358,5 +358,14 @@ def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> to
     return torch.from_numpy(rgb.copy())
 
 
+# Containers the readers open (PyAV decodes them all): what folder listings for evaluation treat as videos.
+READABLE_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov")
+
+
+def list_video_files(folder: Path) -> list[Path]:
+    """Sorted video files (by READABLE_SUFFIXES) directly in `folder`; the caller checks it is a folder."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in READABLE_SUFFIXES and p.is_file())
+
+
 # Writing lives in vidiff/video_writer.py; re-exported here so `vidiff.io` stays the one entry point.
 from vidiff.video_writer import VIDEO_SUFFIXES, as_frames, pad_to_even, write_video  # noqa: E402,F401

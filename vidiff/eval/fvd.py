@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from vidiff.errors import InputError
+from vidiff.io import READABLE_SUFFIXES, list_video_files
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov")
 VALUE_RANGES = ("signed", "unit", "byte")  # network input in [-1,1], [0,1] or [0,255]
 
 
@@ -188,9 +188,9 @@ def video_files(folder: str | os.PathLike, name: str = "videos") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"--{name}: not a folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    files = list_video_files(folder)
     if not files:
-        raise InputError(f"--{name}: no video files ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
+        raise InputError(f"--{name}: no video files ({', '.join(READABLE_SUFFIXES)}) in {folder}")
     return files
 
 

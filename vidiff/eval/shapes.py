@@ -12,7 +12,6 @@ from pathlib import Path
 
 from vidiff.errors import InputError, VideoDecodeError
 
-VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov")
 ATTRIBUTES = ("colour", "shape", "direction", "one_object", "all_correct", "steady")
 
 
@@ -62,14 +61,14 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
 
     from vidiff.data.shapes import parse_prompt
     from vidiff.data.shapes_analysis import analyze_clip
-    from vidiff.io import read_video
+    from vidiff.io import READABLE_SUFFIXES, list_video_files, read_video
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
-    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    videos = list_video_files(folder)
     if not videos:
-        raise InputError(f"{folder}: no videos ({', '.join(VIDEO_SUFFIXES)})")
+        raise InputError(f"{folder}: no videos ({', '.join(READABLE_SUFFIXES)})")
     metadata = _metadata_prompts(folder)
     counts = {a: {"correct": 0, "total": 0} for a in ATTRIBUTES}
     rows, skipped = [], []
