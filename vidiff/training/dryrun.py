@@ -1,7 +1,10 @@
 """`vidiff train --dry-run`: parameter count and estimated memory per GPU, without allocating the model.
 
 The model is built on the meta device and one forward pass runs on meta tensors; a saved-tensors hook adds up
-what autograd keeps for backward (the activations). Per GPU (plain DDP: every rank holds everything):
+what autograd keeps for backward (the activations). On meta tensors scaled_dot_product_attention falls back to
+its math decomposition, which keeps the full N x M probability matrix; the fused kernels that run on CUDA and on
+CPU keep only q, k, v, the output and the row log-sum-exp, so the dry run swaps in a stand-in that saves exactly
+those. Per GPU (plain DDP: every rank holds everything):
     weights 4P (fp32 master copy), grads 4P, AdamW moments 8P, EMA 4P, activations as measured.
 With bf16/fp16, float32 activations are counted at 2 bytes (autocast computes most of them in half precision).
 """
@@ -66,6 +69,41 @@ def _inputs(cfg, model_cfg, batch: int, device) -> tuple[torch.nn.Module, dict]:
     return UNet3D(model_cfg), inputs
 
 
+class _FusedAttentionStandIn(torch.autograd.Function):
+    """Shape-only attention that saves what the fused SDPA kernels save for backward (measured on CPU: q, k, v,
+    the output, the log-sum-exp per query row, and the mask as an additive float term)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, attn_mask):
+        out = q.new_empty(*q.shape[:-1], v.shape[-1])
+        lse = q.new_empty(q.shape[:-1], dtype=torch.float32)
+        saved = [q, k, v, out, lse]
+        if attn_mask is not None:
+            saved.append(attn_mask if attn_mask.is_floating_point() else attn_mask.to(q.dtype))
+        ctx.save_for_backward(*saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # never run: the dry run only counts what forward saves
+        raise NotImplementedError
+
+
+def _fused_attention_on_meta():
+    """Patches F.scaled_dot_product_attention so that meta tensors take the stand-in above."""
+    from unittest import mock
+
+    import torch.nn.functional as F
+
+    real = F.scaled_dot_product_attention
+
+    def sdpa(q, k, v, attn_mask=None, *args, **kwargs):
+        if q.is_meta:
+            return _FusedAttentionStandIn.apply(q, k, v, attn_mask)
+        return real(q, k, v, attn_mask, *args, **kwargs)
+
+    return mock.patch.object(F, "scaled_dot_product_attention", sdpa)
+
+
 class _MetaScalars:
     """A dispatch mode under which reading a meta tensor as a Python scalar gives 0 / False: the model's input
     checks (e.g. `(stride <= 0).any()`) then pass on shape-only tensors."""
@@ -94,7 +132,7 @@ def saved_activation_bytes(model: torch.nn.Module, inputs: dict, half: bool = Fa
             seen[id(t)] = size
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaScalars():
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _MetaScalars(), _fused_attention_on_meta():
         out = model(**inputs)
     del out
     return sum(seen.values())
@@ -141,5 +179,7 @@ def format_estimate(e: MemoryEstimate) -> str:
              f"gradient checkpointing {'on' if e.gradient_checkpointing else 'off'}",
              "estimated memory per GPU (DDP):"]
     lines += [f"  {name:<16} {value / GIB:8.2f} GiB" for name, value in rows]
-    lines.append("  (add ~1-2 GiB for the CUDA context, allocator slack and the frozen VAE / text encoder)")
+    lines.append("  (backward's temporaries add about a third of the activations at the peak (measured on CPU, "
+                 "docs/training.md);\n   add ~1-2 GiB for the CUDA context, allocator slack and the frozen VAE / "
+                 "text encoder)")
     return "\n".join(lines)
