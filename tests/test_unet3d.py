@@ -192,3 +192,33 @@ def test_bf16_autocast_training_step():
     with torch.no_grad():
         full = model(x, c_noise, context)
     assert (out.float() - full).abs().max() < 0.1 * full.abs().max()  # bf16 is close to fp32
+
+
+def test_pooled_text_is_the_masked_mean_and_starts_as_a_no_op():
+    from vidiff.models.embeddings import PooledTextEmbedding
+
+    x, c_noise, context = inputs(f=3)
+    mask = torch.tensor([[True, True, True, False, False], [True, False, True, True, True]])
+    base = randomize(UNet3D(tiny())).eval()
+    pooled = UNet3D(tiny(pooled_text=True)).eval()
+    missing, unexpected = pooled.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("text_embed.") for k in missing)
+    with torch.no_grad():  # zero-initialised last layer: identical outputs to the model without the term
+        assert torch.equal(pooled(x, c_noise, context, mask), base(x, c_noise, context, mask))
+
+    emb = PooledTextEmbedding(12, 32)
+    randomize(emb)
+    by_hand = torch.stack([context[0, :3].mean(0), context[1, [0, 2, 3, 4]].mean(0)])  # masked mean
+    with torch.no_grad():
+        assert torch.allclose(emb(context, mask), emb.mlp(emb.norm(by_hand)), atol=1e-6)
+        changed = context.clone()
+        changed[0, 3:] += 5.0  # padding tokens of row 0 do not count
+        changed[1, 1] -= 5.0
+        assert torch.equal(emb(changed, mask), emb(context, mask))
+
+    randomize(pooled)
+    changed = context.clone()
+    changed[1, 2] += 1.0  # a real token moves the whole clip, through every residual block
+    with torch.no_grad():
+        a, b = pooled(x, c_noise, context, mask), pooled(x, c_noise, changed, mask)
+    assert (a[0] - b[0]).abs().max() == 0 and (a[1] - b[1]).abs().max() > 1e-3

@@ -1,5 +1,5 @@
-"""Conditioning embeddings of the U-Net: noise level, frame stride, noise level of the known frames, and the
-learned relative-position bias of temporal attention.
+"""Conditioning embeddings of the U-Net: noise level, frame stride, noise level of the known frames, the pooled
+text, and the learned relative-position bias of temporal attention.
 
 Scalars are turned into sinusoidal features (Transformer positional encoding, Vaswani et al. 2017, applied to a
 continuous value) and then an MLP. Each scalar is first mapped to a range of about [-3, 3]:
@@ -73,6 +73,29 @@ class ConditioningEmbedding(nn.Module):
             sigma = _batch_scalar(cond_sigma, batch, 0.0, "cond_sigma", device)
             emb = emb + self.cond_sigma(sigma.clamp_min(1e-3).log() / 4)
         return emb
+
+
+class PooledTextEmbedding(nn.Module):
+    """Masked mean of the text context (B, L, D) -> LayerNorm-Linear-SiLU-Linear -> (B, emb_dim), added to the
+    noise embedding (Imagen, Saharia et al. 2022). Cross-attention reaches only the attention levels; this term
+    reaches every residual block, so prompt facts that concern the whole clip (the direction of motion) steer
+    every layer. The last layer starts at zero: the term starts as a no-op."""
+
+    def __init__(self, context_dim: int, emb_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(context_dim)
+        self.mlp = nn.Sequential(nn.Linear(context_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, context: torch.Tensor, context_mask: torch.Tensor | None) -> torch.Tensor:
+        dtype = self.mlp[0].weight.dtype
+        if context_mask is None:
+            pooled = context.float().mean(dim=1)  # (B, D)
+        else:  # a row with no real token pools to zeros
+            w = context_mask.float()[:, :, None]  # (B, L, 1)
+            pooled = (context.float() * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+        return self.mlp(self.norm(pooled.to(dtype)))
 
 
 class RelativePositionBias(nn.Module):

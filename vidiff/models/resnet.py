@@ -46,9 +46,11 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, num_frames: int) -> torch.Tensor:
-        # x: ((b f), c, h, w) channels-last; emb: (b, E)
+        # x: ((b f), c, h, w) channels-last; emb: (b, E) per clip or ((b f), E) per frame
         h = self.conv1(norm_silu(self.norm1, x))  # ((b f), out, h, w)
-        e = self.emb(F.silu(emb)).repeat_interleave(num_frames, dim=0)  # ((b f), out)
+        e = self.emb(F.silu(emb))  # (b or (b f), out)
+        if e.shape[0] != x.shape[0]:
+            e = e.repeat_interleave(num_frames, dim=0)  # ((b f), out)
         h = h + e[:, :, None, None]
         h = self.conv2(self.dropout(norm_silu(self.norm2, h)))
         return self.skip(x) + h

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidiff.config import ConfigError
-from vidiff.models.embeddings import ConditioningEmbedding
+from vidiff.models.embeddings import ConditioningEmbedding, PooledTextEmbedding, ScalarEmbedding
 from vidiff.models.resnet import CL, Downsample, ResBlock, TemporalConv, Upsample
 from vidiff.models.transformer import SpatialTransformer, TemporalTransformer
 
@@ -41,6 +41,8 @@ class UNet3DConfig:
     temporal: bool = True  # temporal convolutions + temporal attention; False gives a per-frame 2D U-Net
     use_frame_stride: bool = False  # add an embedding of log(frame_stride) to the noise embedding
     use_cond_sigma: bool = False  # add an embedding of the noise level of the known frames
+    pooled_text: bool = False  # add an embedding of the mean-pooled text context to the noise embedding
+    frame_position: bool = False  # add an embedding of each frame's index in the window (per-frame embedding)
     norm_groups: int = 32  # GroupNorm groups (must divide every width)
     gradient_checkpointing: bool = False  # recompute each layer in backward (training only) to save memory
     attention_backend: Backend = "sdpa"  # backend of spatial self- and cross-attention
@@ -105,6 +107,8 @@ class UNet3D(nn.Module):
         chans = cfg.block_out_channels
         emb_dim = 4 * chans[0]
         self.embed = ConditioningEmbedding(chans[0], emb_dim, cfg.use_frame_stride, cfg.use_cond_sigma)
+        self.text_embed = PooledTextEmbedding(cfg.context_dim, emb_dim) if cfg.pooled_text else None
+        self.frame_embed = ScalarEmbedding(chans[0], emb_dim, zero_init=True) if cfg.frame_position else None
         in_ch = cfg.in_channels * 2 + 1 if cfg.conditioning else cfg.in_channels
         self.conv_in = nn.Conv2d(in_ch, chans[0], 3, padding=1)
 
@@ -193,6 +197,11 @@ class UNet3D(nn.Module):
             context_mask = context_mask.bool()
 
         emb = self.embed(c_noise, b, x.device, frame_stride, cond_sigma)  # (B, E)
+        if self.text_embed is not None and context is not None:
+            emb = emb + self.text_embed(context, context_mask)
+        if self.frame_embed is not None:  # one embedding per frame: ((b f), E)
+            index = torch.arange(f, device=x.device, dtype=torch.float32)
+            emb = (emb[:, None, :] + self.frame_embed(index)[None]).flatten(0, 1)
         hid = rearrange(x, "b c f h w -> (b f) c h w").contiguous(memory_format=CL)
         hid = self.conv_in(hid)  # ((b f), C0, h, w)
         skips = [hid]
