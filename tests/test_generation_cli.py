@@ -97,6 +97,7 @@ def test_animate_and_extend_through_the_cli(tiny_pipeline, tmp_path):
     record = json.loads((tmp_path / "e.mp4.json").read_text())
     assert record["inputs"]["input_frames"] == 6 and record["settings"]["new_frames"] == 7
     assert record["settings"]["frames_written"] == 13
+    assert record["settings"]["seam_fade"] == 4
 
 
 def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
@@ -119,6 +120,8 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["animate", str(tmp_path / "not_an_image.png"), "x", "-o", str(tmp_path / "o.mp4")], "not a readable image"),
         (["extend", str(tmp_path / "missing.mp4"), "x", "--frames", "5", "-o", str(tmp_path / "o.mp4")], "file not found"),
         (["extend", str(tmp_path / "clip.mp4"), "x", "-o", str(tmp_path / "o.mp4")], "--frames: give the number"),
+        (["extend", str(tmp_path / "clip.mp4"), "x", "--frames", "5", "--seam-fade", "-1", "-o", str(tmp_path / "o.mp4")],
+         "--seam-fade must be >= 0"),
     ]
 
 

@@ -184,6 +184,27 @@ def test_extend_keeps_the_input_and_adds_the_new_frames(pipe):
     assert out.shape == (20, 64, 64, 3) and torch.equal(out[:8], clip)
     with pytest.raises(InputError, match="num_frames"):
         pipe.extend_video(clip, "x", num_frames=0, progress=False)
+    with pytest.raises(InputError, match="seam_fade"):
+        pipe.extend_video(clip, "x", num_frames=3, seam_fade=-1, progress=False)
+    plain, _ = pipe.extend_video(clip, "a red circle moving left", num_frames=12, seed=2, seam_fade=0, progress=False)
+    assert torch.equal(plain[:8], clip) and torch.equal(plain[12:], out[12:])  # the fade is over after 4 frames
+    assert not torch.equal(plain[8:12], out[8:12])
+
+
+def test_seam_fade_makes_the_first_step_a_decoded_step():
+    from vidiff.pipeline_seam import carry_seam_residual
+
+    g = torch.Generator().manual_seed(0)
+    last = torch.randint(100, 156, (4, 5, 3), generator=g).to(torch.uint8)
+    decoded = torch.randint(100, 156, (2, 7, 4, 5, 3), generator=g).to(torch.uint8)  # last as decoded, then 6 new
+    new = carry_seam_residual(last, decoded, fade=4)
+    assert new.shape == (2, 6, 4, 5, 3)
+    # across the seam: exactly the decoded step from the last frame to the first new one
+    assert torch.equal(new[:, 0].int() - last.int(), decoded[:, 1].int() - decoded[:, 0].int())
+    half = decoded[:, 3].float() + 0.5 * (last.float() - decoded[:, 0].float())  # weight 1 - 2/4
+    assert torch.equal(new[:, 2], half.round().clamp(0, 255).to(torch.uint8))
+    assert torch.equal(new[:, 4:], decoded[:, 5:])  # weight 0 from frame `fade` on
+    assert torch.equal(carry_seam_residual(last, decoded, fade=0), decoded[:, 1:])
 
 
 @pytest.mark.parametrize("stride", [5, 10])

@@ -112,12 +112,16 @@ class VideoPipeline:
 
     def extend_video(self, frames, prompt, *, num_frames: int, seed=0, steps=None, sampler=None,
                      guidance_scale=None, image_guidance_scale=None, num_keyframes=None, keyframe_stride=None,
-                     fps=None, progress=True):
+                     fps=None, seam_fade=4, progress=True):
         """Continues uint8 (F,H,W,3) `frames` by `num_frames` new frames; returns input + new frames and fps.
 
         The clip's last frames (at the keyframe stride) are the first known keyframes of a window of K; longer
-        continuations repeat such windows, each overlapping the last by its known keyframes."""
+        continuations repeat such windows, each overlapping the last by its known keyframes. The VAE error of the
+        last input frame is faded out over the first `seam_fade` new frames (pipeline_seam.py; 0 turns it off)."""
+        from vidiff.pipeline_seam import carry_seam_residual, check_seam_fade
+
         frames = check_frames(frames, "frames")
+        seam_fade = check_seam_fade(seam_fade)
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
             raise InputError(f"num_frames: number of new frames must be an integer >= 1, got {num_frames!r}")
         req = self.request(prompt, seed, None, num_keyframes, keyframe_stride, steps, sampler, guidance_scale,
@@ -125,7 +129,9 @@ class VideoPipeline:
         windows = extension_windows(frames.shape[0], num_frames, req.layout.num_keyframes, req.layout.keyframe_stride)
         latents = self._extend(frames, windows, req, progress)  # (B,C,T,h,w)
         total = frames.shape[0] + num_frames
-        new = self._decode(latents[:, :, frames.shape[0]:total], progress)  # (B,new,H,W,3)
+        # the last input frame is decoded too: its reconstruction error is what the seam fade carries over
+        decoded = self._decode(latents[:, :, frames.shape[0] - 1:total], progress)  # (B,1+new,H,W,3)
+        new = carry_seam_residual(frames[-1], decoded, seam_fade)  # (B,new,H,W,3)
         out = torch.cat([frames[None].expand(new.shape[0], -1, -1, -1, -1), new], dim=1)  # (B,total,H,W,3)
         return req.unbatch(out), req.fps
 

@@ -33,6 +33,9 @@ def register(sub) -> None:
     ext.add_argument("video", help="clip to continue (its frame size must be the model's)")
     ext.add_argument("prompt", help="what happens next")
     _common(ext, frames_help="number of new frames to add (required)")
+    ext.add_argument("--seam-fade", type=int, default=4,
+                     help="new frames over which the VAE error of the clip's last frame fades out, so the seam "
+                          "does not jump (0: off; default 4)")
     ext.set_defaults(handler=run_generation, task="extend")
 
 
@@ -88,6 +91,8 @@ def validate(args):
         _check_file(Path(args.video), "video")
         if args.frames is None or args.frames < 1:
             raise InputError(f"--frames: give the number of new frames to add (>= 1), got {args.frames}")
+        if args.seam_fade < 0:
+            raise InputError(f"--seam-fade must be >= 0, got {args.seam_fade}")
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = None if args.task == "extend" else args.frames
@@ -151,7 +156,8 @@ def run_generation(args) -> int:
         seed = args.seed + i
         t0 = time.perf_counter()
         if args.task == "extend":
-            frames, fps = pipe.extend_video(source, args.prompt, num_frames=args.frames, seed=seed, **common)
+            frames, fps = pipe.extend_video(source, args.prompt, num_frames=args.frames, seed=seed,
+                                            seam_fade=args.seam_fade, **common)
         elif args.task == "animate":
             frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.num_frames, seed=seed, **common)
         else:
@@ -165,6 +171,7 @@ def run_generation(args) -> int:
                     "frames_written": int(frames.shape[0])}
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
+            settings["seam_fade"] = args.seam_fade
         record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
                                model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,
                                inputs={k: v for k, v in inputs.items() if k != "fps"})
