@@ -115,3 +115,24 @@ def test_resume_refuses_a_changed_config(tmp_path):
     with pytest.raises(InputError, match="--resume auto"):
         train(changed)
     train(changed, resume="auto", force=True)
+
+
+def test_fp16_on_cpu_says_it_computes_in_fp32(tmp_path):
+    """Accelerate has no fp16 autocast or GradScaler on CPU: the run warns, computes in fp32 (the same losses as
+    mixed_precision=no) and the non-finite guard still skips the injected inf step. (On CUDA the scaler skips it
+    and its state goes into the checkpoint's state JSON as `grad_scaler`.) A fresh process: Accelerate's
+    precision is fixed once per process."""
+    from vidiff.config import save_yaml
+
+    model = {"dim": 8, "width": 16, "inf_grad_steps": [3]}
+    cfg = toy(tmp_path / "fp16", mixed_precision="fp16", model=model)
+    save_yaml(cfg, tmp_path / "fp16.yaml")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "vidiff.train", "--config", str(tmp_path / "fp16.yaml")],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "fp16 needs a CUDA device" in proc.stderr
+    rows = read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
+    assert [r["skipped"] for r in rows] == [1 if s == 3 else 0 for s in range(12)] and rows[-1]["opt_steps"] == 11
+    plain = read_metrics(train(toy(tmp_path / "fp32", model=model)) / "metrics.jsonl")
+    assert [r["loss"] for r in rows] == [r["loss"] for r in plain]

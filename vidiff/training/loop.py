@@ -99,8 +99,13 @@ def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
 
     # Without CUDA, force the CPU path: under `accelerate launch --multi_gpu` this gives a gloo process group.
-    return Accelerator(mixed_precision=cfg.train.mixed_precision, gradient_accumulation_steps=cfg.train.grad_accum,
-                       cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision,
+                              gradient_accumulation_steps=cfg.train.grad_accum, cpu=not torch.cuda.is_available())
+    if cfg.train.mixed_precision == "fp16" and accelerator.scaler is None:
+        # Accelerate has no fp16 autocast or loss scaler on CPU: say so instead of training in fp32 silently
+        log.warning("train.mixed_precision=fp16 needs a CUDA device; on %s this run computes in fp32 (bf16 does "
+                    "run on CPU)", accelerator.device)
+    return accelerator
 
 
 def _find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
@@ -150,6 +155,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
         optimizer.load_state_dict(ckpt.unflatten_optimizer_state(tensors["optimizer"], jsons["optimizer"]))
         state.update(jsons["state"])
         ema.load_state_dict(tensors["ema"], state["ema_updates"])
+        if accelerator.scaler is not None and state.get("grad_scaler"):  # fp16: the loss scale goes on as it was
+            accelerator.scaler.load_state_dict(state["grad_scaler"])
         log.info("resumed from %s at step %d", resume_from, state["step"])
     elif force and accelerator.is_main_process and (run_dir / "checkpoints").exists():
         import shutil
@@ -175,7 +182,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
             opt_tensors, opt_meta = ckpt.flatten_optimizer_state(optimizer.state_dict())
             pos = {**state, "step": step_done, "ema_updates": ema.num_updates,
                    "epoch": step_done * global_batch // len(stage.dataset),
-                   "sample_offset": step_done * global_batch}
+                   "sample_offset": step_done * global_batch,
+                   "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None}
             ckpt.save_checkpoint(run_dir / "checkpoints", step_done,
                                  {"model": raw.state_dict(), "ema": ema.state_dict(), "optimizer": opt_tensors},
                                  {"optimizer": opt_meta, "state": pos}, chash, t.keep_checkpoints)
