@@ -222,3 +222,23 @@ def test_pooled_text_is_the_masked_mean_and_starts_as_a_no_op():
     with torch.no_grad():
         a, b = pooled(x, c_noise, context, mask), pooled(x, c_noise, changed, mask)
     assert (a[0] - b[0]).abs().max() == 0 and (a[1] - b[1]).abs().max() > 1e-3
+
+
+def test_coord_channels_feed_x_and_y_to_the_first_convolution():
+    x, c_noise, context = inputs(f=2, h=8, w=16)
+    model = randomize(UNet3D(tiny(coord_channels=True))).eval()
+    seen = {}
+    model.conv_in.register_forward_pre_hook(lambda m, args: seen.update(input=args[0]))
+    with torch.no_grad():
+        model(x, c_noise, context)
+    grid = seen["input"][:, -2:]  # ((b f), 2, h, w)
+    assert grid.shape == (4, 2, 8, 16)
+    assert torch.equal(grid[0, 0, 3], torch.linspace(-1, 1, 16)) and torch.equal(grid[0, 1, :, 5], torch.linspace(-1, 1, 8))
+    assert torch.equal(grid[0], grid[3])  # the same grid for every frame and sample
+    # with zero weights on the two extra channels the model is the one without them
+    plain = randomize(UNet3D(tiny())).eval()
+    state = plain.state_dict()
+    state["conv_in.weight"] = torch.cat([state["conv_in.weight"], torch.zeros(8, 2, 3, 3)], dim=1)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.allclose(model(x, c_noise, context), plain(x, c_noise, context), atol=1e-6)

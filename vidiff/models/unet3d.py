@@ -43,6 +43,7 @@ class UNet3DConfig:
     use_cond_sigma: bool = False  # add an embedding of the noise level of the known frames
     pooled_text: bool = False  # add an embedding of the mean-pooled text context to the noise embedding
     frame_position: bool = False  # add an embedding of each frame's index in the window (per-frame embedding)
+    coord_channels: bool = False  # append x and y in [-1, 1] as 2 input channels (absolute position, CoordConv)
     norm_groups: int = 32  # GroupNorm groups (must divide every width)
     gradient_checkpointing: bool = False  # recompute each layer in backward (training only) to save memory
     attention_backend: Backend = "sdpa"  # backend of spatial self- and cross-attention
@@ -110,6 +111,7 @@ class UNet3D(nn.Module):
         self.text_embed = PooledTextEmbedding(cfg.context_dim, emb_dim) if cfg.pooled_text else None
         self.frame_embed = ScalarEmbedding(chans[0], emb_dim, zero_init=True) if cfg.frame_position else None
         in_ch = cfg.in_channels * 2 + 1 if cfg.conditioning else cfg.in_channels
+        in_ch += 2 if cfg.coord_channels else 0
         self.conv_in = nn.Conv2d(in_ch, chans[0], 3, padding=1)
 
         skips = [chans[0]]
@@ -193,6 +195,13 @@ class UNet3D(nn.Module):
             mask = mask[:, None, :, None, None].expand(b, 1, f, h, w)  # (B, 1, F, h, w)
             known = torch.zeros_like(x) if cond_latents is None else cond_latents.to(x.dtype) * mask
             x = torch.cat([x, known, mask], dim=1)  # (B, 2C+1, F, h, w)
+        if self.config.coord_channels:
+            # Convolutions and attention are otherwise translation-equivariant: without absolute position the
+            # network cannot say "frame 0 starts on the left" while the noise still hides where the object is.
+            ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+            xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+            grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, h, w): x, y
+            x = torch.cat([x, grid[None, :, None].expand(b, 2, f, h, w)], dim=1)
         if context_mask is not None:
             context_mask = context_mask.bool()
 
