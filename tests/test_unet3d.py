@@ -242,3 +242,38 @@ def test_coord_channels_feed_x_and_y_to_the_first_convolution():
     model.load_state_dict(state)
     with torch.no_grad():
         assert torch.allclose(model(x, c_noise, context), plain(x, c_noise, context), atol=1e-6)
+
+
+def test_space_time_temporal_conv_reduces_to_the_frames_only_one():
+    """A 3x3x3 first kernel whose spatial taps other than the centre are zero is exactly the (3, 1) temporal
+    convolution: the space-time layout (rearranges, padding) is wired right."""
+    from vidiff.models.resnet import TemporalConv
+
+    torch.manual_seed(0)
+    block = randomize(TemporalConv(8, 4, spatial_kernel=3)).eval()
+    ref = TemporalConv(8, 4).eval()
+    folded = rearrange_frames(torch.randn(2, 8, 3, 6, 5))
+    with torch.no_grad():
+        full = block(folded, 3)
+        centre = block.conv1.weight[:, :, :, 1, 1].clone()  # (hidden, c, 3)
+        block.conv1.weight.zero_()
+        block.conv1.weight[:, :, :, 1, 1] = centre
+        state = dict(block.state_dict(), **{"conv1.weight": centre[..., None]})
+        ref.load_state_dict(state)
+        assert torch.allclose(block(folded, 3), ref(folded, 3), atol=1e-5)
+        assert not torch.allclose(full, ref(folded, 3), atol=1e-3)  # the other taps do take part
+    with pytest.raises(ConfigError, match="temporal_conv_spatial_kernel"):
+        tiny(temporal_conv_spatial_kernel=2)
+
+
+def rearrange_frames(clip):
+    from einops import rearrange
+
+    return rearrange(clip, "b c f h w -> (b f) c h w").contiguous(memory_format=torch.channels_last)
+
+
+def test_unet_with_space_time_temporal_convs_runs_and_trains():
+    model = randomize(UNet3D(tiny(temporal_conv_spatial_kernel=3, coord_channels=True)))
+    x, c_noise, context = inputs(f=3)
+    model(x, c_noise, context).square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())

@@ -49,6 +49,7 @@ class UNet3DConfig:
     attention_backend: Backend = "sdpa"  # backend of spatial self- and cross-attention
     temporal_attention_backend: Backend = "math"  # backend of attention over frames (short sequences: math wins)
     temporal_conv_mult: int = 2  # hidden width of the temporal convolution pair, in multiples of the block width
+    temporal_conv_spatial_kernel: int = 1  # 1: convolve over frames only; 3: the first of the pair is 3x3x3
     temporal_max_distance: int = 32  # relative frame distances beyond this share one learned bias
     dropout: float = 0.0  # dropout probability in residual blocks and feed-forwards
 
@@ -66,6 +67,8 @@ class UNet3DConfig:
                 raise ConfigError(f"num_head_channels: {self.num_head_channels} does not divide width {ch}")
         if self.in_channels < 1 or self.out_channels < 1 or self.layers_per_block < 1:
             raise ConfigError("in_channels, out_channels and layers_per_block must be >= 1")
+        if self.temporal_conv_spatial_kernel < 1 or self.temporal_conv_spatial_kernel % 2 == 0:
+            raise ConfigError(f"temporal_conv_spatial_kernel: must be odd and >= 1, got {self.temporal_conv_spatial_kernel}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: {self.dropout} is not in [0, 1)")
 
@@ -80,7 +83,8 @@ class SpaceTimeLayer(nn.Module):
         super().__init__()
         g = cfg.norm_groups
         self.res = ResBlock(in_ch, out_ch, emb_dim, g, cfg.dropout)
-        self.tconv = TemporalConv(out_ch, g, cfg.temporal_conv_mult, cfg.dropout) if cfg.temporal else None
+        self.tconv = (TemporalConv(out_ch, g, cfg.temporal_conv_mult, cfg.dropout, cfg.temporal_conv_spatial_kernel)
+                      if cfg.temporal else None)
         heads = cfg.heads(out_ch)
         self.sattn = (SpatialTransformer(out_ch, heads, cfg.context_dim, g, cfg.attention_backend, cfg.dropout)
                       if attn else None)
@@ -149,7 +153,9 @@ class UNet3D(nn.Module):
         nn.init.zeros_(self.conv_out.weight)  # the network starts by predicting zero
         nn.init.zeros_(self.conv_out.bias)
         # activations are channels-last; convolution weights in the same layout avoid a weight copy per call
-        self.to(memory_format=CL)
+        for module in self.modules():  # (Conv3d weights of space-time temporal convolutions stay as they are)
+            if isinstance(module, nn.Conv2d):
+                module.weight.data = module.weight.data.contiguous(memory_format=CL)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
