@@ -22,6 +22,7 @@ from vidiff.pipeline_config import (
 from vidiff.pipeline_layout import Layout, extension_windows, interpolation_levels, resolve_layout
 from vidiff.pipeline_requests import Request, StepBar, check_frames, check_image, prompts_and_seeds
 from vidiff.pipeline_sampling import DiffusionStage, generators
+from vidiff.pipeline_seam import carry_seam_residual, check_seam_fade
 
 
 class VideoPipeline:
@@ -118,8 +119,6 @@ class VideoPipeline:
         The clip's last frames (at the keyframe stride) are the first known keyframes of a window of K; longer
         continuations repeat such windows, each overlapping the last by its known keyframes. The VAE error of the
         last input frame is faded out over the first `seam_fade` new frames (pipeline_seam.py; 0 turns it off)."""
-        from vidiff.pipeline_seam import carry_seam_residual, check_seam_fade
-
         frames = check_frames(frames, "frames")
         seam_fade = check_seam_fade(seam_fade)
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
