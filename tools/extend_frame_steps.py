@@ -1,0 +1,57 @@
+"""Why the extension seam stands out: mean frame-to-frame difference (0-255 levels) of held-out Shapes clips as
+rendered, after a VAE round trip, and of the frames `extend_video` adds to them (default steps and 40 keyframe
+steps).
+
+    .venv/bin/python tools/extend_frame_steps.py [--model vidiff/bundled/shapes] [--trials 6]
+
+The seam check compares the step into the new frames with the median step of the whole output, input included.
+With `seam_fade` the seam step is a decoded-to-decoded step, so it is as large as the new part's steps; this shows
+how far those run above the input's own.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vidiff import VideoPipeline  # noqa: E402
+from vidiff.data.shapes import prompt_for, render_clip, sample_clip_params  # noqa: E402
+
+HELD_OUT_SEED = 1000
+
+
+def mean_step(frames: torch.Tensor) -> float:
+    f = frames.float()
+    return float((f[1:] - f[:-1]).abs().mean())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="vidiff/bundled/shapes")
+    p.add_argument("--trials", type=int, default=6)
+    p.add_argument("--given", type=int, default=8, help="input frames per trial (the rest of the clip is new)")
+    args = p.parse_args()
+    pipe = VideoPipeline.from_pretrained(args.model)
+    rows = {"rendered input": [], "input after VAE round trip": [], "new frames": [], "new frames, 40 keyframe steps": []}
+    for i in range(args.trials):
+        params = sample_clip_params(HELD_OUT_SEED, 500 + i)  # the extend trials of tools/eval_bundled.py
+        given = torch.as_tensor(render_clip(params))[: args.given]
+        prompt = prompt_for(params.colour, params.shape, params.direction)
+        rows["rendered input"].append(mean_step(given))
+        with torch.no_grad():
+            rows["input after VAE round trip"].append(mean_step(pipe.vae.decode_to_frames(pipe.vae.encode_frames(given))[0]))
+        for key, steps in (("new frames", None), ("new frames, 40 keyframe steps", 40)):
+            out, _ = pipe.extend_video(given, prompt, num_frames=args.given, seed=i, steps=steps, progress=False)
+            rows[key].append(mean_step(out[args.given:]))
+    for key, values in rows.items():
+        print(f"{key:32s} {np.mean(values):5.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
