@@ -19,15 +19,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from eval_bundled import HELD_OUT_SEED, frame_diffs  # noqa: E402  (a sibling script: same held-out clips)
 from vidiff import VideoPipeline  # noqa: E402
 from vidiff.data.shapes import prompt_for, render_clip, sample_clip_params  # noqa: E402
 
-HELD_OUT_SEED = 1000
-
 
 def mean_step(frames: torch.Tensor) -> float:
-    f = frames.float()
-    return float((f[1:] - f[:-1]).abs().mean())
+    return float(frame_diffs(frames).mean())
 
 
 def main() -> int:
@@ -37,14 +35,16 @@ def main() -> int:
     p.add_argument("--given", type=int, default=8, help="input frames per trial (the rest of the clip is new)")
     args = p.parse_args()
     pipe = VideoPipeline.from_pretrained(args.model)
-    rows = {"rendered input": [], "input after VAE round trip": [], "new frames": [], "new frames, 40 keyframe steps": []}
+    rows = {"rendered input": [], "input after VAE round trip": [], "new frames": [],
+            "new frames, 40 keyframe steps": []}
     for i in range(args.trials):
         params = sample_clip_params(HELD_OUT_SEED, 500 + i)  # the extend trials of tools/eval_bundled.py
         given = torch.as_tensor(render_clip(params))[: args.given]
         prompt = prompt_for(params.colour, params.shape, params.direction)
         rows["rendered input"].append(mean_step(given))
         with torch.no_grad():
-            rows["input after VAE round trip"].append(mean_step(pipe.vae.decode_to_frames(pipe.vae.encode_frames(given))[0]))
+            round_trip = pipe.vae.decode_to_frames(pipe.vae.encode_frames(given))[0]
+        rows["input after VAE round trip"].append(mean_step(round_trip))
         for key, steps in (("new frames", None), ("new frames, 40 keyframe steps", 40)):
             out, _ = pipe.extend_video(given, prompt, num_frames=args.given, seed=i, steps=steps, progress=False)
             rows[key].append(mean_step(out[args.given:]))

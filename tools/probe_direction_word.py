@@ -18,10 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from eval_bundled import HELD_OUT_SEED  # noqa: E402  (a sibling script: the same held-out seed)
 from vidiff import VideoPipeline  # noqa: E402
 from vidiff.data.shapes import render_clip, sample_clip_params  # noqa: E402
-
-HELD_OUT_SEED = 1000
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 PERPENDICULAR = {"left": "up", "right": "down", "up": "right", "down": "left"}
 
@@ -55,6 +54,7 @@ def main() -> int:
     }
     text = {name: pipe.text_encoder.encode(caps) for name, caps in captions.items()}
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    stride = torch.full((n,), float(pipe.config.keyframe_stride))
     print(f"{args.model}: x0 MSE on {n} held-out clips (relative change against the true caption)")
     for first_known in (True, False):
         mask = torch.zeros(n, k)
@@ -65,11 +65,11 @@ def main() -> int:
                 with torch.no_grad():
                     out = den(x0 + sigma * noise, torch.full((n,), sigma), context=context, context_mask=context_mask,
                               cond_latents=x0 * mask[:, None, :, None, None], cond_mask=mask,
-                              frame_stride=torch.full((n,), float(pipe.config.keyframe_stride)),
-                              cond_sigma=torch.zeros(n))
+                              frame_stride=stride, cond_sigma=torch.zeros(n))
                 loss[name] = float(((out - x0) ** 2).mean())
             rel = {name: 100 * (v / loss["true"] - 1) for name, v in loss.items() if name != "true"}
-            print(f"  first keyframe {'known  ' if first_known else 'unknown'} sigma {sigma:4g}: true {loss['true']:.4f}"
+            known = "known  " if first_known else "unknown"
+            print(f"  first keyframe {known} sigma {sigma:4g}: true {loss['true']:.4f}"
                   f"  opposite {loss['opposite']:.4f} ({rel['opposite']:+.1f}%)"
                   f"  perpendicular {loss['perpendicular']:.4f} ({rel['perpendicular']:+.1f}%)")
     return 0

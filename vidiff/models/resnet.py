@@ -6,9 +6,9 @@ convolutions see independent images, and the temporal views `b c f (h w)` and `(
 - ResBlock: GroupNorm-SiLU-Conv3x3, + projected time embedding, GroupNorm-SiLU-Dropout-Conv3x3, + skip
   (the residual block of Ho et al. 2020 / LDM), applied per frame.
 - TemporalConv: GroupNorm-SiLU-Conv over frames (kernel 3), zero-initialised, added to its input, so it starts as
-  the identity (Make-A-Video pseudo-3D convolution). Optionally the first convolution of the pair is a full
-  3 x k x k space-time kernel (`temporal_conv_spatial_kernel`). It runs as a Conv2d with kernel (3, 1) over `b c f (h w)`,
-  which on this CPU is several times faster than a (3, 1, 1) Conv3d (PERF_NOTES).
+  the identity (Make-A-Video pseudo-3D convolution). It runs as a Conv2d with kernel (3, 1) over `b c f (h w)`,
+  which on this CPU is several times faster than a (3, 1, 1) Conv3d (PERF_NOTES). Optionally the first
+  convolution of the pair is a full 3 x k x k space-time kernel (`temporal_conv_spatial_kernel`, a Conv3d).
 """
 from __future__ import annotations
 
