@@ -109,3 +109,23 @@ def test_cli_writes_dataset(tmp_path):
         assert truth["caption"] == row["text"] == params.caption == (out / f"clip_{i:06d}.txt").read_text().strip()
         assert truth["index"] == i and truth["seed"] == 5 and len(truth["centres"]) == 8
         assert (out / row["file_name"]).stat().st_size > 0
+
+
+def test_rendered_dataset_is_the_generator_without_a_codec():
+    import torch
+
+    from vidiff.config import from_dict
+    from vidiff.data.shapes_dataset import ShapesDataset
+    from vidiff.training.config import TrainConfig, validate
+    from vidiff.training.stages import video_dataset
+
+    ds = ShapesDataset(seed=3, num=5, num_frames=6, size=32)
+    item = ds[4]
+    params = S.sample_clip_params(3, 4, 6, 32)
+    want = S.render_clip(params).permute(3, 0, 1, 2).float() / 127.5 - 1.0  # exact pixels, in [-1, 1]
+    assert len(ds) == 5 and item["video"].shape == (3, 6, 32, 32)
+    assert torch.equal(item["video"], want) and item["caption"] == params.caption and item["index"] == 4
+    cfg = validate(from_dict(TrainConfig, {"stage": "vae", "model": {}, "data": {
+        "kind": "shapes", "shapes_seed": 3, "num_samples": 5, "num_frames": 6, "size": 32}}))
+    built = video_dataset(cfg)
+    assert torch.equal(built[4]["video"], want)

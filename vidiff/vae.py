@@ -2,7 +2,9 @@
 
 The network is the SD / diffusers `AutoencoderKL` (vidiff/vae_blocks.py) applied to every frame independently:
 frames are folded into the batch (`'b c f h w -> (b f) c h w'`) and run `frame_chunk` images at a time, so memory
-stays bounded for long clips and the result equals a single pass. Latents handed to the rest of vidiff are
+stays bounded for long clips and the result equals a single pass. With `temporal_decoder` the decoder also mixes
+neighbouring frames; it then runs windows of `frame_chunk` frames plus the frames each side that they depend on,
+which again equals a single pass. Latents handed to the rest of vidiff are
 scaled, `(z - shift_factor) * scaling_factor`, both values from the config (STYLE.md item 9).
 """
 from __future__ import annotations
@@ -39,6 +41,9 @@ class VAEConfig:
     scaling_factor: float = 1.0  # latents = (z - shift) * scale; set to ~1/std(z) of the data after training
     shift_factor: float = 0.0  # see scaling_factor
     frame_chunk: int = 8  # images per encoder / decoder pass (frames folded into the batch); 0 = all at once
+    # temporal layers in the decoder (Video LDM): frames of a clip decode together, with less flicker; the
+    # encoder, and so the latent space, is the per-frame one
+    temporal_decoder: bool = False
     sample_size: int = 64  # image size the VAE was trained at, in pixels (informational)
 
     def __post_init__(self):
@@ -94,7 +99,7 @@ class AutoencoderKL(nn.Module):
         self.encoder = Encoder(config.in_channels, config.latent_channels, widths, config.layers_per_block,
                                config.norm_groups, config.mid_attention)
         self.decoder = Decoder(config.latent_channels, config.out_channels, widths, config.layers_per_block,
-                               config.norm_groups, config.mid_attention)
+                               config.norm_groups, config.mid_attention, temporal=config.temporal_decoder)
         c = config.latent_channels
         self.quant_conv = nn.Conv2d(2 * c, 2 * c, 1) if config.use_quant_conv else None
         self.post_quant_conv = nn.Conv2d(c, c, 1) if config.use_post_quant_conv else None
@@ -112,10 +117,10 @@ class AutoencoderKL(nn.Module):
         moments = self.encoder(images)  # (N, 2C, h, w)
         return moments if self.quant_conv is None else self.quant_conv(moments)
 
-    def _decode_images(self, z: torch.Tensor) -> torch.Tensor:
+    def _decode_images(self, z: torch.Tensor, num_frames: int = 1) -> torch.Tensor:
         if self.post_quant_conv is not None:
             z = self.post_quant_conv(z)
-        return self.decoder(z)  # (N, out, H, W)
+        return self.decoder(z, num_frames)  # (N, out, H, W)
 
     # ---- video API ----------------------------------------------------------------------------------------
     def encode_distribution(self, video: torch.Tensor, *, frame_chunk: int | None = None,
@@ -159,10 +164,27 @@ class AutoencoderKL(nn.Module):
 
     def _decode_unscaled(self, z: torch.Tensor, frame_chunk: int | None, progress: bool) -> torch.Tensor:
         b = z.shape[0]
-        z = rearrange(z, "b c f h w -> (b f) c h w")
         chunk = self.config.frame_chunk if frame_chunk is None else frame_chunk
+        if self.decoder.temporal is not None:
+            return self._decode_clip_windows(z, chunk, progress)
+        z = rearrange(z, "b c f h w -> (b f) c h w")
         images = _in_chunks(self._decode_images, z, chunk, progress, "VAE decode")  # (B*F, 3, H, W)
         return rearrange(images, "(b f) c h w -> b c f h w", b=b)
+
+    def _decode_clip_windows(self, z: torch.Tensor, chunk: int, progress: bool) -> torch.Tensor:
+        """Temporal decoder: `chunk` frames per pass (0 = all), each pass with the `temporal_radius` frames either
+        side that its frames depend on, so the result equals one pass over the whole clip."""
+        from tqdm.auto import tqdm
+
+        b, f, r = z.shape[0], z.shape[2], self.decoder.temporal_radius
+        chunk = f if chunk <= 0 else chunk
+        pieces = []
+        for start in tqdm(range(0, f, chunk), desc="VAE decode", disable=not progress or f <= chunk, leave=False):
+            lo, hi = max(0, start - r), min(f, start + chunk + r)
+            images = self._decode_images(rearrange(z[:, :, lo:hi], "b c f h w -> (b f) c h w"), hi - lo)
+            video = rearrange(images, "(b f) c h w -> b c f h w", b=b)
+            pieces.append(video[:, :, start - lo : start - lo + min(chunk, f - start)])
+        return torch.cat(pieces, dim=2)  # (B, 3, F, H, W)
 
     @staticmethod
     def _sample(mean, logvar, generator):

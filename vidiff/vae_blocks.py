@@ -5,6 +5,9 @@ Module and parameter names follow the diffusers `AutoencoderKL` state dict (`enc
 images `(N, C, H, W)`; vidiff/vae.py folds frames into N.
 
 Architecture: Rombach et al. 2022, "High-Resolution Image Synthesis with Latent Diffusion Models", appendix G.
+The optional temporal decoder adds, after the mid block and after each up block, a zero-initialised temporal
+convolution block over the clip's frames (Blattmann et al. 2023, "Align your Latents", section 3.1.1: a decoder
+fine-tuned on video so that frames decoded one by one stop flickering). At zero it is the per-image decoder.
 """
 from __future__ import annotations
 
@@ -83,6 +86,35 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (N, C, 2H, 2W)
 
 
+class TemporalBlock(nn.Module):
+    """x + Conv_t(SiLU(GN(Conv_t(SiLU(GN(x)))))) over the frames of each clip (kernel 3, zero padding at the clip
+    ends), the second convolution zero-initialised so the block starts as the identity. GroupNorm is per frame,
+    so an output frame depends on exactly `radius` frames each side (windowed decoding is exact, and a frame's
+    decoding does not depend on the clip's length)."""
+
+    radius = 2  # two kernel-3 convolutions
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.norm1 = group_norm(channels, groups)
+        self.conv1 = nn.Conv2d(channels, channels, (3, 1), padding=(1, 0))  # over (frames, pixels): a 1D conv in time
+        self.norm2 = group_norm(channels, groups)
+        self.conv2 = nn.Conv2d(channels, channels, (3, 1), padding=(1, 0))
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        w = x.shape[-1]
+        h = self._over_time(self.conv1, F.silu(self.norm1(x)), num_frames, w)  # ((b f), c, h, w)
+        h = self._over_time(self.conv2, F.silu(self.norm2(h)), num_frames, w)
+        return x + h
+
+    @staticmethod
+    def _over_time(conv: nn.Conv2d, x: torch.Tensor, num_frames: int, w: int) -> torch.Tensor:
+        t = conv(rearrange(x, "(b f) c h w -> b c f (h w)", f=num_frames))
+        return rearrange(t, "b c f (h w) -> (b f) c h w", w=w)
+
+
 class MidBlock(nn.Module):
     """ResNet -> (optional) self-attention -> ResNet at the lowest resolution."""
 
@@ -159,9 +191,11 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Latent (N, latent, h, w) -> image (N, out, h*s, w*s); the encoder mirrored, one extra ResNet per level."""
+    """Latent (N, latent, h, w) -> image (N, out, h*s, w*s); the encoder mirrored, one extra ResNet per level.
+    With `temporal`, N is (clips x num_frames) and frames of one clip mix (see the module docstring)."""
 
-    def __init__(self, latent_channels, out_channels, widths, layers_per_block, groups, mid_attention):
+    def __init__(self, latent_channels, out_channels, widths, layers_per_block, groups, mid_attention,
+                 temporal: bool = False):
         super().__init__()
         rev = list(reversed(widths))
         self.conv_in = nn.Conv2d(latent_channels, rev[0], 3, padding=1)
@@ -174,9 +208,20 @@ class Decoder(nn.Module):
             prev = width
         self.conv_norm_out = group_norm(widths[0], groups)
         self.conv_out = nn.Conv2d(widths[0], out_channels, 3, padding=1)
+        # one temporal block after the mid block, then one after each up block (at that block's width)
+        self.temporal = nn.ModuleList([TemporalBlock(w, groups) for w in [rev[0], *rev]]) if temporal else None
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    @property
+    def temporal_radius(self) -> int:
+        """Frames on each side that one output frame depends on (0 for the per-image decoder)."""
+        return 0 if self.temporal is None else sum(block.radius for block in self.temporal)
+
+    def forward(self, z: torch.Tensor, num_frames: int = 1) -> torch.Tensor:
         x = self.mid_block(self.conv_in(z))  # (N, widths[-1], h, w)
-        for block in self.up_blocks:
+        if self.temporal is not None:
+            x = self.temporal[0](x, num_frames)
+        for i, block in enumerate(self.up_blocks):
             x = block(x)
+            if self.temporal is not None:
+                x = self.temporal[i + 1](x, num_frames)
         return self.conv_out(F.silu(self.conv_norm_out(x)))  # (N, out, H, W)

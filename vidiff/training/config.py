@@ -28,13 +28,15 @@ class DiffusionSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    kind: Literal["video_folder", "latent_cache", "synthetic"] = "video_folder"  # synthetic: toy stage only
+    # shapes: Shapes clips rendered in memory (vidiff/data/shapes_dataset.py); synthetic: toy stage only
+    kind: Literal["video_folder", "latent_cache", "shapes", "synthetic"] = "video_folder"
     root: str = ""  # video folder, or latent cache folder
     num_frames: int = 16  # frames per clip read from disk (full frame rate)
     size: int = 64  # square frame size in pixels
     fps: Optional[float] = None  # resample clips to this frame rate; null = native
     stride: int = 1  # read every `stride`-th frame (ignored when fps is set)
-    num_samples: int = 256  # synthetic only: dataset length
+    num_samples: int = 256  # synthetic and shapes: dataset length
+    shapes_seed: int = 1  # shapes: the generator seed (the bundled pipeline's clips use 1; evaluation 1000)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,11 @@ class LossSection:
     # vae stage: decode a posterior sample (true) or the posterior mean (false). Small CPU runs learn far faster
     # from the mean: at the start the sample noise (std ~1) swamps the still-small latent means.
     sample_posterior: bool = True
+    # vae stage, for a temporal decoder: L1 on the frame-to-frame change of the reconstruction error (flicker)
+    temporal_weight: float = 0.0
+    # vae stage: Gaussian noise of std ~ U(0, max) added to the scaled latents before decoding, so the decoder
+    # also renders the imperfect latents a sampler hands it (0 = off)
+    latent_noise_max: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,9 @@ class TrainSection:
     preview_steps: int = 20  # sampling steps for previews
     max_nonfinite_in_a_row: int = 5  # abort after this many skipped (inf/NaN) steps in a row
     num_workers: int = 0  # DataLoader worker processes per rank
+    # parameter-name prefixes of the model part kept fixed, e.g. [encoder, quant_conv] to fine-tune a VAE's
+    # decoder on the latent space the diffusion models were trained in
+    freeze: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,9 @@ class TrainConfig:
     train: TrainSection = field(default_factory=TrainSection)
     text_encoder: str = "default"  # text encoder folder, or "default" (embedded MiniLM)
     vae: Optional[str] = None  # frozen VAE part folder (latent stages without a latent cache; previews)
+    # part folder whose weights start the model (fine-tuning); parameters it lacks (new temporal layers) keep
+    # their initialisation. vae stage: its latent shift / scale are kept when the encoder is frozen
+    init_weights: Optional[str] = None
 
     def model_config(self):
         """The typed model config for this stage (validated: unknown keys raise, naming `model.<key>`)."""
@@ -140,6 +153,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
+    if cfg.loss.temporal_weight < 0 or cfg.loss.latent_noise_max < 0:
+        raise ConfigError("loss.temporal_weight and loss.latent_noise_max: must be >= 0")
+    if cfg.stage == "toy" and (cfg.init_weights is not None or t.freeze):
+        raise ConfigError("init_weights / train.freeze: the toy stage has no part to start from or freeze")
+    if cfg.init_weights is not None and not Path(cfg.init_weights).is_dir():
+        raise ConfigError(f"init_weights: part folder not found: {cfg.init_weights}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay: must be in [0, 1), got {t.ema_decay}")
     if o.lr <= 0:
@@ -159,9 +178,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
                               f"conditioning.num_keyframes at conditioning.keyframe_stride span")
     if cfg.stage == "interpolation" and d.kind != "latent_cache" and c.max_gap + 1 > d.num_frames:
         raise ConfigError(f"data.num_frames ({d.num_frames}) < conditioning.max_gap + 1")
-    if cfg.stage in ("keyframes", "interpolation") and d.kind == "video_folder" and not cfg.vae:
-        raise ConfigError("vae: a latent stage reading a video folder needs a frozen VAE part folder (or use "
+    if cfg.stage in ("keyframes", "interpolation") and d.kind in ("video_folder", "shapes") and not cfg.vae:
+        raise ConfigError(f"vae: a latent stage reading {d.kind} clips needs a frozen VAE part folder (or use "
                           "data.kind=latent_cache)")
+    if d.kind == "shapes" and d.num_samples < 1:
+        raise ConfigError(f"data.num_samples: must be >= 1, got {d.num_samples}")
     if (cfg.stage == "toy") != (d.kind == "synthetic"):
         raise ConfigError("data.kind: 'synthetic' goes with stage 'toy' only")
     cfg.model_config()  # validates the model section against the stage's model config

@@ -152,9 +152,14 @@ def estimate(cfg, batch_size: int | None = None) -> MemoryEstimate:
         model = _VAETrainForward(vae)
         inputs = {"video": video}
     model.train()
+    if cfg.train.freeze:  # frozen parameters keep no gradients and no optimizer moments
+        from vidiff.training.finetune import freeze_parameters
+
+        freeze_parameters(model.vae if cfg.stage == "vae" else model, cfg.train.freeze)
     p = sum(t.numel() for t in model.parameters())
+    trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     act = saved_activation_bytes(model, inputs, half=cfg.train.mixed_precision != "no")
-    return MemoryEstimate(parameters=p, weights=4 * p, grads=4 * p, optimizer=8 * p,
+    return MemoryEstimate(parameters=p, weights=4 * p, grads=4 * trainable, optimizer=8 * trainable,
                           ema=4 * p if cfg.train.ema_decay > 0 else 0, activations=act, batch_size=batch,
                           input_shape=tuple(next(iter(inputs.values())).shape),
                           mixed_precision=cfg.train.mixed_precision,

@@ -139,7 +139,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     model = stage.model
     if t.gradient_checkpointing and hasattr(model, "set_gradient_checkpointing"):
         model.set_gradient_checkpointing(True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves some out
+    optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
     ema = EMA(model, t.ema_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)

@@ -1,0 +1,50 @@
+"""Fine-tuning: start a part from saved weights (`init_weights`) and keep some of its parameters fixed
+(`train.freeze`). The case it is made for: a VAE's decoder gains temporal layers and learns them on clips while
+the encoder, and so the latent space the diffusion models were trained in, stays exactly as it was.
+"""
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+from vidiff.config import ConfigError
+from vidiff.errors import InputError
+
+log = logging.getLogger("vidiff.train")
+
+
+def load_initial_weights(module: nn.Module, weights: dict, where: str) -> list[str]:
+    """Copies `weights` into `module`. Every saved tensor must exist in the module with the same shape; module
+    parameters the file lacks (layers the new model adds) keep their initialisation. Returns their names."""
+    expected = module.state_dict()
+    unexpected = sorted(set(weights) - set(expected))
+    if unexpected:
+        raise InputError(f"init_weights {where}: weights the model does not have: {unexpected[:5]}"
+                         f"{' ...' if len(unexpected) > 5 else ''}")
+    for key, value in weights.items():
+        if value.shape != expected[key].shape:
+            raise InputError(f"init_weights {where}: {key} has shape {tuple(value.shape)}, the model "
+                             f"{tuple(expected[key].shape)}")
+    missing = sorted(set(expected) - set(weights))
+    module.load_state_dict(weights, strict=False)
+    if missing:
+        log.info("init_weights %s: %d tensors not in the file keep their initialisation (%s%s)", where,
+                 len(missing), ", ".join(missing[:3]), " ..." if len(missing) > 3 else "")
+    return missing
+
+
+def freeze_parameters(module: nn.Module, prefixes: tuple[str, ...]) -> int:
+    """Sets requires_grad=False on parameters whose name starts with one of `prefixes` (a whole name component:
+    `encoder` matches `encoder.conv_in.weight`, not `encoder2.x`). Returns how many tensors were frozen."""
+    names = [name for name, _ in module.named_parameters()]
+    for prefix in prefixes:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            raise ConfigError(f"train.freeze: {prefix!r} names no parameter of the model (top-level names: "
+                              f"{sorted({n.split('.')[0] for n in names})})")
+    frozen = 0
+    for name, p in module.named_parameters():
+        if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes):
+            p.requires_grad_(False)
+            frozen += 1
+    return frozen
