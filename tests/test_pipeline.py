@@ -191,6 +191,30 @@ def test_extend_keeps_the_input_and_adds_the_new_frames(pipe):
     assert not torch.equal(plain[8:12], out[8:12])
 
 
+def test_extend_decodes_across_the_seam_with_a_temporal_decoder(pipe):
+    """Input frame 5 is no known keyframe (those are 2 and 7): it reaches the new frames only through the decoding
+    context of a temporal decoder, and not at all through a per-frame one."""
+    import dataclasses
+
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.vae import AutoencoderKL
+
+    temporal_vae = AutoencoderKL(dataclasses.replace(pipe.vae.config, temporal_decoder=True)).eval()
+    temporal_vae.load_state_dict(pipe.vae.state_dict(), strict=False)
+    with torch.no_grad():
+        for block in temporal_vae.decoder.temporal:
+            block.conv2.weight.normal_(0.0, 0.2, generator=torch.Generator().manual_seed(3))
+    temporal = VideoPipeline(pipe.config, temporal_vae, pipe.keyframes.net, pipe.interpolation.net, HashText())
+    clip = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8))
+    edited = clip.clone()
+    edited[5] = 255 - edited[5]
+    for p, depends in ((pipe, False), (temporal, True)):
+        a, _ = p.extend_video(clip, "a red circle moving left", num_frames=6, seed=2, progress=False)
+        b, _ = p.extend_video(edited, "a red circle moving left", num_frames=6, seed=2, progress=False)
+        assert torch.equal(a[:5], b[:5]) and torch.equal(a[6:8], b[6:8])  # the input comes back as given
+        assert torch.equal(a[8:], b[8:]) != depends
+
+
 def test_seam_fade_makes_the_first_step_a_decoded_step():
     from vidiff.pipeline_seam import carry_seam_residual
 

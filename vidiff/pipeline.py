@@ -127,9 +127,13 @@ class VideoPipeline:
                            image_guidance_scale, frames.shape[1], frames.shape[2], fps)
         windows = extension_windows(frames.shape[0], num_frames, req.layout.num_keyframes, req.layout.keyframe_stride)
         latents = self._extend(frames, windows, req, progress)  # (B,C,T,h,w)
-        total = frames.shape[0] + num_frames
-        # the last input frame is decoded too: its reconstruction error is what the seam fade carries over
-        decoded = self._decode(latents[:, :, frames.shape[0] - 1:total], progress)  # (B,1+new,H,W,3)
+        n, total = frames.shape[0], frames.shape[0] + num_frames
+        # The last input frame is decoded too: its reconstruction error is what the seam fade carries over. A
+        # temporal decoder also sees the input frames its first new frames depend on, so it decodes across the
+        # seam as across any other frame.
+        context = min(n, 1 + self.vae.decoder.temporal_radius)
+        latents[:, :, n - context:n] = self.vae.encode_frames(frames[n - context:].to(self._device)).cpu().float()
+        decoded = self._decode(latents[:, :, n - context:total], progress)[:, context - 1:]  # (B,1+new,H,W,3)
         new = carry_seam_residual(frames[-1], decoded, seam_fade)  # (B,new,H,W,3)
         out = torch.cat([frames[None].expand(new.shape[0], -1, -1, -1, -1), new], dim=1)  # (B,total,H,W,3)
         return req.unbatch(out), req.fps
