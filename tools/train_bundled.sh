@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Reproduces the bundled Shapes pipeline (vidiff/bundled/shapes) from scratch with the project's own commands:
-#   bash tools/train_bundled.sh [WORK_DIR]        (default WORK_DIR: runs/bundle)
-# 1. 3000 Shapes clips (seed 1; evaluation uses other seeds)  2. the VAE  3. the latent cache
-# 4. the keyframe and interpolation models, side by side, one thread each  5. the pipeline folder.
+#   bash tools/train_bundled.sh [WORK_DIR [OUT]]   (defaults: runs/bundle, vidiff/bundled/shapes)
+# 1. 3000 Shapes clips (seed 1; evaluation uses other seeds)  2. the VAE  3. its temporal decoder (encoder frozen)
+# 4. the latent cache  5. the keyframe and interpolation models, side by side, one thread each  6. the pipeline.
 # Each training step resumes from its newest complete checkpoint if the script is run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-runs/bundle}
+OUT=${2:-vidiff/bundled/shapes}
 V=.venv/bin
 mkdir -p "$W"
-# One intra-op thread per process: on this 2-core CPU two single-threaded runs beat one two-threaded run, and
-# OpenMP threads spin badly when the cores are shared.
+# Stages that run alone take both cores; the two that run side by side take one intra-op thread each: on this
+# 2-core CPU two single-threaded runs beat one two-threaded run, and OpenMP threads spin badly when cores are shared.
 export OMP_NUM_THREADS=1
 
 [ -f "$W/shapes/metadata.jsonl" ] || $V/vidiff data shapes --out "$W/shapes" --num 3000 --frames 16 --seed 1
 
-[ -f "$W/vae/export/model.safetensors" ] || $V/vidiff train --config configs/shapes-vae.yaml \
+[ -f "$W/vae/export/model.safetensors" ] || OMP_NUM_THREADS=2 $V/vidiff train --config configs/shapes-vae.yaml \
   --set data.root="$W/shapes" --set output_dir="$W/vae" --resume auto
+
+# the decoder learns on clips; the encoder, so the latent space the cache holds, stays as trained above
+[ -f "$W/vae_temporal/export/model.safetensors" ] || OMP_NUM_THREADS=2 $V/vidiff train \
+  --config configs/shapes-vae-temporal.yaml --set init_weights="$W/vae/export" --set output_dir="$W/vae_temporal" \
+  --resume auto
 
 # resumes at the first missing shard; a finished cache returns at once
 $V/vidiff data cache --videos "$W/shapes" --vae "$W/vae/export" --frames 16 --size 64 --out "$W/latents"
@@ -30,5 +36,5 @@ $V/vidiff train --config configs/shapes-interpolation.yaml --set output_dir="$W/
 it=$!
 wait $kf $it
 
-$V/python tools/assemble_pipeline.py --vae "$W/vae/export" --keyframes-run "$W/keyframes" \
-  --interpolation-run "$W/interpolation" --out vidiff/bundled/shapes
+$V/python tools/assemble_pipeline.py --vae "$W/vae_temporal/export" --keyframes-run "$W/keyframes" \
+  --interpolation-run "$W/interpolation" --out "$OUT"
