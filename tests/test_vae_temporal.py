@@ -143,6 +143,23 @@ def test_decoder_fine_tune_keeps_the_latent_space(tmp_path):
     assert not torch.equal(trained["decoder.conv_out.weight"], started["decoder.conv_out.weight"])
 
 
+def test_normalisation_is_kept_only_with_the_whole_encoder_side_frozen(tmp_path):
+    from vidiff.training.stages import VAEStage
+
+    AutoencoderKL(PER_FRAME).save(tmp_path / "start")
+    model = {k: v for k, v in dataclasses.asdict(TEMPORAL).items() if k not in ("scaling_factor", "shift_factor")}
+
+    def stage(freeze):
+        cfg = validate(from_dict(TrainConfig, {
+            "stage": "vae", "model": model, "init_weights": str(tmp_path / "start"),
+            "data": {"kind": "video_folder", "root": "unused", "num_frames": 4, "size": 16},
+            "train": {"freeze": freeze}}))
+        return VAEStage(cfg, dataset=Clips())
+
+    assert stage(["encoder", "quant_conv"]).keep_normalization
+    assert not stage(["encoder"]).keep_normalization  # quant_conv still moves the latents
+
+
 def test_temporal_loss_is_the_frame_to_frame_change_of_the_error():
     from vidiff.training.config import LossSection
     from vidiff.training.stages import VAELoss

@@ -4,8 +4,8 @@ The network is the SD / diffusers `AutoencoderKL` (vidiff/vae_blocks.py) applied
 frames are folded into the batch (`'b c f h w -> (b f) c h w'`) and run `frame_chunk` images at a time, so memory
 stays bounded for long clips and the result equals a single pass. With `temporal_decoder` the decoder also mixes
 neighbouring frames; it then runs windows of `frame_chunk` frames plus the frames each side that they depend on,
-which again equals a single pass. Latents handed to the rest of vidiff are
-scaled, `(z - shift_factor) * scaling_factor`, both values from the config (STYLE.md item 9).
+which again equals a single pass. Latents handed to the rest of vidiff are scaled,
+`(z - shift_factor) * scaling_factor`, both values from the config (STYLE.md item 9).
 """
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ class VAEConfig:
     use_post_quant_conv: bool = True  # 1x1 conv on z before the decoder
     scaling_factor: float = 1.0  # latents = (z - shift) * scale; set to ~1/std(z) of the data after training
     shift_factor: float = 0.0  # see scaling_factor
-    frame_chunk: int = 8  # images per encoder / decoder pass (frames folded into the batch); 0 = all at once
+    # images per encoder / decoder pass (frames folded into the batch; with a temporal decoder, frames per decoder
+    # window, plus the margin they depend on); 0 = all at once
+    frame_chunk: int = 8
     # temporal layers in the decoder (Video LDM): frames of a clip decode together, with less flicker; the
     # encoder, and so the latent space, is the per-frame one
     temporal_decoder: bool = False

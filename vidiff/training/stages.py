@@ -90,9 +90,6 @@ class VAEStage:
 
         self.model_cfg = cfg.model_config()
         self.loss_cfg = cfg.loss
-        # With the encoder frozen the latent space must not move under the diffusion models trained in it: the
-        # start part's latent normalisation is kept rather than measured again on these (differently cut) clips.
-        self.keep_normalization = cfg.init_weights is not None and "encoder" in cfg.train.freeze
         vae = AutoencoderKL(self.model_cfg)
         if cfg.init_weights is not None:
             start = load_part_config(cfg.init_weights, VAEConfig)
@@ -100,6 +97,10 @@ class VAEStage:
                                                               scaling_factor=start.scaling_factor)
             load_initial_weights(vae, load_part_weights(cfg.init_weights), cfg.init_weights)
         freeze_parameters(vae, cfg.train.freeze)
+        # With the encoder side frozen the latent space must not move under the diffusion models trained in it:
+        # the start part's latent normalisation is kept rather than measured again on these (differently cut) clips.
+        encoder_side = [*vae.encoder.parameters(), *(vae.quant_conv.parameters() if vae.quant_conv else [])]
+        self.keep_normalization = cfg.init_weights is not None and not any(p.requires_grad for p in encoder_side)
         self.model = VAELoss(vae, cfg.loss)
         self.dataset = video_dataset(cfg) if dataset is None else dataset
         self.preview = None
