@@ -126,13 +126,12 @@ class VideoPipeline:
         req = self.request(prompt, seed, None, num_keyframes, keyframe_stride, steps, sampler, guidance_scale,
                            image_guidance_scale, frames.shape[1], frames.shape[2], fps)
         windows = extension_windows(frames.shape[0], num_frames, req.layout.num_keyframes, req.layout.keyframe_stride)
-        latents = self._extend(frames, windows, req, progress)  # (B,C,T,h,w)
         n, total = frames.shape[0], frames.shape[0] + num_frames
         # The last input frame is decoded too: its reconstruction error is what the seam fade carries over. A
         # temporal decoder also sees the input frames its first new frames depend on, so it decodes across the
         # seam as across any other frame.
         context = min(n, 1 + self.vae.decoder.temporal_radius)
-        latents[:, :, n - context:n] = self.vae.encode_frames(frames[n - context:].to(self._device)).cpu().float()
+        latents = self._extend(frames, windows, req, progress, context)  # (B,C,T,h,w)
         decoded = self._decode(latents[:, :, n - context:total], progress)[:, context - 1:]  # (B,1+new,H,W,3)
         new = carry_seam_residual(frames[-1], decoded, seam_fade)  # (B,new,H,W,3)
         out = torch.cat([frames[None].expand(new.shape[0], -1, -1, -1, -1), new], dim=1)  # (B,total,H,W,3)
@@ -215,7 +214,9 @@ class VideoPipeline:
             kf = self._keyframe_stage(req, shape, "keyframes", known_latents, known_mask, bar)  # (B,C,K,h,w)
             return self._fill(self._timeline(kf, req.layout), req, list(range(k - 1)), "interp", bar)
 
-    def _extend(self, frames: torch.Tensor, windows, req: Request, progress: bool) -> torch.Tensor:
+    def _extend(self, frames: torch.Tensor, windows, req: Request, progress: bool, context: int) -> torch.Tensor:
+        """The timeline of latents: the input's known keyframes and its last `context` frames (what the decoder
+        needs before the new ones) encoded, each input frame once, then the windows sampled and filled."""
         k, s = req.layout.num_keyframes, req.layout.keyframe_stride
         batch, n_in = len(req.seeds), frames.shape[0]
         end = windows[-1].start + (k - 1) * s + 1
@@ -223,6 +224,9 @@ class VideoPipeline:
         first = windows[0]
         idx = [first.start + i * s for i in range(first.num_known)]  # input frames that seed the first window
         timeline[:, :, idx] = self.vae.encode_frames(frames[idx].to(self._device)).cpu().float()
+        extra = [t for t in range(n_in - context, n_in) if t not in idx]  # the last known keyframe is frame n_in - 1
+        if extra:
+            timeline[:, :, extra] = self.vae.encode_frames(frames[extra].to(self._device)).cpu().float()
         gaps = [list(range(w.num_known - 1, k - 1)) for w in windows]
         with self._progress(req, gaps, progress) as bar:
             for w_i, w in enumerate(windows):
