@@ -68,6 +68,13 @@ def animate(pipe, trials: int) -> dict:
     return summarize(rows, "moves_as_asked")
 
 
+def seam_and_typical(frames: torch.Tensor, given: int) -> tuple[float, float]:
+    """The seam check's two sides: the difference from the last given frame to the first new one, and the median
+    of all the clip's other frame-to-frame differences."""
+    diffs = frame_diffs(frames)
+    return float(diffs[given - 1]), float(np.median(np.delete(diffs, given - 1)))
+
+
 def extend(pipe, trials: int, given: int = 8, new: int = 8) -> dict:
     rows = []
     for i in range(trials):
@@ -76,9 +83,7 @@ def extend(pipe, trials: int, given: int = 8, new: int = 8) -> dict:
         prompt = prompt_for(params.colour, params.shape, params.direction)
         frames, _ = pipe.extend_video(truth[:given], prompt, num_frames=new, seed=i, progress=False)
         a = analyze_clip(frames[given:].numpy())  # the new frames alone
-        diffs = frame_diffs(frames)
-        seam = float(diffs[given - 1])
-        typical = float(np.median(np.delete(diffs, given - 1)))
+        seam, typical = seam_and_typical(frames, given)
         keeps = a.colour == params.colour and a.shape == params.shape and a.direction == params.direction
         rows.append({"keeps_colour_shape_direction": bool(keeps and a.one_object), "seam_diff": seam,
                      "typical_diff": typical, "no_jump": seam <= typical,

@@ -12,6 +12,7 @@ decoded by the pipeline's VAE with the same seam fade: the best any generator ca
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -20,10 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval_bundled import HELD_OUT_SEED, frame_diffs  # noqa: E402  (a sibling script: same held-out clips)
+from eval_bundled import HELD_OUT_SEED, frame_diffs, seam_and_typical  # noqa: E402  (sibling: same clips, same check)
 from vidiff import VideoPipeline  # noqa: E402
 from vidiff.data.shapes import prompt_for, render_clip, sample_clip_params  # noqa: E402
 from vidiff.pipeline_seam import carry_seam_residual  # noqa: E402
+
+
+SEAM_FADE = inspect.signature(VideoPipeline.extend_video).parameters["seam_fade"].default  # the pipeline's default
 
 
 def mean_step(frames: torch.Tensor) -> float:
@@ -70,12 +74,11 @@ def oracle_seams(pipe, trials: int, given: int, through_vae: bool) -> tuple[list
         if through_vae:
             with torch.no_grad():  # the whole clip decodes together, as extend_video decodes across the seam
                 decoded = pipe.vae.decode_to_frames(pipe.vae.encode_frames(truth))  # (1,F,H,W,3)
-            new = carry_seam_residual(truth[given - 1], decoded[:, given - 1:], fade=4)[0]
+            new = carry_seam_residual(truth[given - 1], decoded[:, given - 1:], fade=SEAM_FADE)[0]
             clip = torch.cat([truth[:given], new])
-        diffs = frame_diffs(clip)
-        typical = float(np.median(np.delete(diffs, given - 1)))
-        passed.append(bool(diffs[given - 1] <= typical))
-        ratios.append(float(diffs[given - 1]) / typical)
+        seam, typical = seam_and_typical(clip, given)
+        passed.append(seam <= typical)
+        ratios.append(seam / typical)
     return passed, ratios
 
 
