@@ -37,14 +37,16 @@ def load_initial_weights(module: nn.Module, weights: dict, where: str) -> list[s
 def freeze_parameters(module: nn.Module, prefixes: tuple[str, ...]) -> int:
     """Sets requires_grad=False on parameters whose name starts with one of `prefixes` (a whole name component:
     `encoder` matches `encoder.conv_in.weight`, not `encoder2.x`). Returns how many tensors were frozen."""
-    names = [name for name, _ in module.named_parameters()]
+    params = dict(module.named_parameters())
     for prefix in prefixes:
-        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+        if not any(_under(name, prefix) for name in params):
             raise ConfigError(f"train.freeze: {prefix!r} names no parameter of the model (top-level names: "
-                              f"{sorted({n.split('.')[0] for n in names})})")
-    frozen = 0
-    for name, p in module.named_parameters():
-        if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes):
-            p.requires_grad_(False)
-            frozen += 1
-    return frozen
+                              f"{sorted({n.split('.')[0] for n in params})})")
+    frozen = [p for name, p in params.items() if any(_under(name, prefix) for prefix in prefixes)]
+    for p in frozen:
+        p.requires_grad_(False)
+    return len(frozen)
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
