@@ -1,0 +1,87 @@
+"""Hashes of the bundled pipeline's frames for 10 fixed requests, across every generation entry point.
+
+    .venv/bin/python tools/bundle_hashes.py [--write tests/data/bundle_hashes.json]
+
+The redesign of round 2 had to keep these bit-identical (frames, not file bytes); tests/test_bundle.py
+regenerates them and compares. One thread, so that no kernel changes its reduction order between runs.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+BUNDLE = Path(__file__).resolve().parents[1] / "vidiff" / "bundled" / "shapes"
+
+# (entry point, prompt, seed): 6 text-to-video, 2 animate, 1 extend, 1 fill_between
+CASES = [
+    ("t2v", "a red circle moving left", 0),
+    ("t2v", "a blue square moving up", 1),
+    ("t2v", "a green triangle moving right", 2),
+    ("t2v", "a yellow circle moving down", 3),
+    ("t2v", "a white square moving left", 4),
+    ("t2v", "a blue triangle moving down", 5),
+    ("animate", "a red square moving right", 6),
+    ("animate", "a white circle moving up", 7),
+    ("extend", "a green circle moving left", 8),
+    ("fill", "", 9),
+]
+
+
+def still(seed: int) -> torch.Tensor:
+    """A held-out rendered Shapes frame (uint8 (H,W,3)) as the input image / clip for the non-t2v cases."""
+    from vidiff.data.shapes import render_clip, sample_clip_params
+
+    params = sample_clip_params(1000, seed)
+    return render_clip(params)  # (F,H,W,3)
+
+
+def run_case(pipe, kind: str, prompt: str, seed: int) -> torch.Tensor:
+    if kind == "t2v":
+        return pipe.text_to_video(prompt, seed=seed, progress=False)[0]
+    if kind == "animate":
+        return pipe.image_to_video(still(seed)[0], prompt, seed=seed, progress=False)[0]
+    if kind == "extend":
+        return pipe.extend_video(still(seed)[:8], prompt, num_frames=8, seed=seed, progress=False)[0]
+    return pipe.fill_between(still(seed)[::5][:3], 5, seed=seed)
+
+
+def frame_hash(frames: torch.Tensor) -> str:
+    return hashlib.sha256(frames.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def compute(pipe) -> list[dict]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = []
+        for kind, prompt, seed in CASES:
+            frames = run_case(pipe, kind, prompt, seed)
+            out.append({"kind": kind, "prompt": prompt, "seed": seed, "shape": list(frames.shape),
+                        "sha256_16": frame_hash(frames)})
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", type=Path, help="write the hashes to this JSON file")
+    args = parser.parse_args()
+    from vidiff import VideoPipeline
+
+    rows = compute(VideoPipeline.from_pretrained(BUNDLE))
+    for row in rows:
+        print(row)
+    if args.write:
+        args.write.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
