@@ -9,10 +9,10 @@ import torch
 
 from vidiff.config import ConfigError
 from vidiff.errors import InputError
-from vidiff.pipeline_config import (
+from vidiff.pipeline.config import (
     SAMPLERS, PipelineConfig, pipeline_config_from_dict, read_pipeline_folder, write_pipeline_yaml,
 )
-from vidiff.pipeline_layout import Layout, extension_windows, interpolation_levels, resolve_layout
+from vidiff.pipeline.layout import Layout, extension_windows, interpolation_levels, resolve_layout
 from vidiff.sidecar import contact_sheet, numbered_outputs, sidecar_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +113,7 @@ def test_output_names():
 
 
 def test_derived_seeds_are_stable_and_distinct():
-    sampling = pytest.importorskip("vidiff.pipeline_sampling")
+    sampling = pytest.importorskip("vidiff.pipeline.stage")
     assert sampling.derive_seed(3, "keyframes") == sampling.derive_seed(3, "keyframes")
     seeds = {sampling.derive_seed(s, k) for s in range(50) for k in ("keyframes", "interp", ("extend", 0))}
     assert len(seeds) == 150 and all(0 <= s < 2**63 for s in seeds)
@@ -216,7 +216,7 @@ def test_extend_decodes_across_the_seam_with_a_temporal_decoder(pipe):
 
 
 def test_seam_fade_makes_the_first_step_a_decoded_step():
-    from vidiff.pipeline_seam import carry_seam_residual
+    from vidiff.pipeline.seam import carry_seam_residual
 
     g = torch.Generator().manual_seed(0)
     last = torch.randint(100, 156, (4, 5, 3), generator=g).to(torch.uint8)
@@ -266,8 +266,8 @@ def test_save_and_load_round_trip(pipe, tmp_path):
 
 def test_discrete_schedule_spacing(pipe):
     from vidiff.diffusion import NoiseScheduleConfig, schedule_sigmas
-    from vidiff.pipeline_config import StageConfig
-    from vidiff.pipeline_sampling import DiffusionStage
+    from vidiff.pipeline.config import StageConfig
+    from vidiff.pipeline.stage import DiffusionStage
 
     stage = DiffusionStage(pipe.keyframes.net, StageConfig(spacing="trailing", schedule={"kind": "linear"}))
     sigmas = stage.sigmas(4)

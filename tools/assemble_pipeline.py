@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidiff.parts import CONFIG_NAME, WEIGHTS_NAME  # noqa: E402
-from vidiff.pipeline_config import (  # noqa: E402
+from vidiff.pipeline.config import (  # noqa: E402
     InterpolationStageConfig, PipelineConfig, StageConfig, write_pipeline_yaml,
 )
 from vidiff.training.config import load_train_config  # noqa: E402

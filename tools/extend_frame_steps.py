@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval_bundled import HELD_OUT_SEED, frame_diffs, seam_and_typical  # noqa: E402  (sibling: same clips, same check)
 from vidiff import VideoPipeline  # noqa: E402
 from vidiff.data.shapes import prompt_for, render_clip, sample_clip_params  # noqa: E402
-from vidiff.pipeline_seam import carry_seam_residual  # noqa: E402
+from vidiff.pipeline.seam import carry_seam_residual  # noqa: E402
 
 
 SEAM_FADE = inspect.signature(VideoPipeline.extend_video).parameters["seam_fade"].default  # the pipeline's default

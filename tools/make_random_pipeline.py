@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidiff.models import UNet3D, UNet3DConfig  # noqa: E402
 from vidiff.parts import save_part  # noqa: E402
-from vidiff.pipeline_config import InterpolationStageConfig, PipelineConfig, StageConfig, write_pipeline_yaml  # noqa: E402
+from vidiff.pipeline.config import InterpolationStageConfig, PipelineConfig, StageConfig, write_pipeline_yaml  # noqa: E402
 from vidiff.vae import AutoencoderKL, VAEConfig  # noqa: E402
 
 TEXT_DIM = 384  # width of the embedded default text encoder (MiniLM-L6)

@@ -62,8 +62,8 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
 def validate(args):
     """Checks every argument and the pipeline folder's yaml; returns (pipeline config, layout). No weights load."""
     from vidiff.errors import InputError
-    from vidiff.pipeline_config import SAMPLERS, read_pipeline_folder
-    from vidiff.pipeline_layout import Layout, resolve_layout
+    from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
+    from vidiff.pipeline.layout import Layout, resolve_layout
 
     output = Path(args.output)
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -187,7 +187,7 @@ def _read_inputs(args, model: Path):
     """(sidecar record of the inputs, the input tensor) for animate / extend; ({}, None) for generate."""
     from vidiff import io
     from vidiff.errors import InputError
-    from vidiff.pipeline_config import read_pipeline_folder
+    from vidiff.pipeline.config import read_pipeline_folder
 
     config = read_pipeline_folder(model)
     if args.task == "animate":

@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 
 from vidiff.diffusion import Denoiser, GuidedDenoiser, sample, sampling_sigmas
-from vidiff.pipeline_config import StageConfig
+from vidiff.pipeline.config import StageConfig
 
 
 def derive_seed(seed: int, *keys) -> int:

@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 
 from vidiff.errors import InputError
-from vidiff.pipeline_config import SAMPLERS, PipelineConfig
-from vidiff.pipeline_layout import Layout
+from vidiff.pipeline.config import SAMPLERS, PipelineConfig
+from vidiff.pipeline.layout import Layout
 
 
 def _is_int(value) -> bool:

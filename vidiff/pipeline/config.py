@@ -93,7 +93,7 @@ def _check_stage(stage: StageConfig, where: str) -> None:
 
 def validate_pipeline_config(cfg: PipelineConfig, where: str = PIPELINE_FILE) -> PipelineConfig:
     """Cross-field checks that the typed loader cannot express; raises ConfigError naming the key."""
-    from vidiff.pipeline_layout import frames_for
+    from vidiff.pipeline.layout import frames_for
 
     if cfg.num_keyframes < 2:
         raise ConfigError(f"{where}: num_keyframes must be >= 2, got {cfg.num_keyframes}")

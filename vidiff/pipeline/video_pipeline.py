@@ -4,10 +4,10 @@
    frame_stride = the keyframe stride;
 2. the interpolation part fills each gap between neighbouring keyframes with both ends known, frame_stride = the
    spacing of the window's frames (1 for a direct pass, as trained; docs/training.md), recursively for gaps larger
-   than it was trained on (vidiff/pipeline_layout.py);
+   than it was trained on (vidiff/pipeline/layout.py);
 3. the VAE decodes the latents frame-sliced; known frames are returned exactly as given.
 
-A pipeline folder is pipeline.yaml + vae/ + keyframes/ + interpolation/ (vidiff/pipeline_config.py).
+A pipeline folder is pipeline.yaml + vae/ + keyframes/ + interpolation/ (vidiff/pipeline/config.py).
 """
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
-from vidiff.pipeline_config import (
+from vidiff.pipeline.config import (
     PipelineConfig, check_safetensors_header, part_paths, read_pipeline_folder, text_encoder_ref, write_pipeline_yaml,
 )
-from vidiff.pipeline_layout import Layout, extension_windows, interpolation_levels, resolve_layout
-from vidiff.pipeline_requests import Request, StepBar, check_frames, check_image, prompts_and_seeds
-from vidiff.pipeline_sampling import DiffusionStage, generators
-from vidiff.pipeline_seam import carry_seam_residual, check_seam_fade
+from vidiff.pipeline.layout import Layout, extension_windows, interpolation_levels, resolve_layout
+from vidiff.pipeline.request import Request, StepBar, check_frames, check_image, prompts_and_seeds
+from vidiff.pipeline.stage import DiffusionStage, generators
+from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 
 
 class VideoPipeline:
@@ -118,7 +118,7 @@ class VideoPipeline:
 
         The clip's last frames (at the keyframe stride) are the first known keyframes of a window of K; longer
         continuations repeat such windows, each overlapping the last by its known keyframes. The VAE error of the
-        last input frame is faded out over the first `seam_fade` new frames (pipeline_seam.py; 0 turns it off)."""
+        last input frame is faded out over the first `seam_fade` new frames (pipeline/seam.py; 0 turns it off)."""
         frames = check_frames(frames, "frames")
         seam_fade = check_seam_fade(seam_fade)
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
