@@ -13,8 +13,17 @@ from vidiff import __version__
 from vidiff.commands import data, evaluate, generation, report, train
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit code 2, like every other user error."""
+
+    def error(self, message: str):
+        from vidiff.output_safety import one_line
+
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vidiff",
         description="Video diffusion: generate clips from text, animate images, extend videos, train models.",
     )
@@ -37,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except (VidiffError, ConfigError) as e:
-        print(f"vidiff: error: {e}", file=sys.stderr)
+        from vidiff.output_safety import one_line
+
+        print(f"vidiff: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vidiff: interrupted", file=sys.stderr)

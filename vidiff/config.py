@@ -11,6 +11,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from vidiff.limits import MAX_VALUE_CHARS, short_repr
+
 T = TypeVar("T")
 
 
@@ -34,16 +36,16 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
                 return _check_type(value, arg, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {_short(value)}")
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+            raise ConfigError(f"{where}: {_short(value)} is not one of {list(args)}")
         return value
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {_short(value)}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
@@ -54,23 +56,23 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {_short(value)}")
         return dict(value)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {_short(value)}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {_short(value)}")
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_short(value)}")
         return value
     return value
 
@@ -80,15 +82,16 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__} {_short(data, 80)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted((set(data) - set(fields)), key=str)
     if unknown:
         prefix = f"{where}." if where else ""
+        shown = ", ".join(_short(prefix + str(k), 80).strip("'\"") for k in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise ConfigError(
-            f"unknown config key(s) {', '.join(prefix + k for k in unknown)} for {cls.__name__}; "
-            f"known keys: {', '.join(sorted(fields))}"
+            f"unknown config key(s) {shown}{more} for {cls.__name__}; known keys: {', '.join(sorted(fields))}"
         )
     kwargs = {}
     for name, value in data.items():
@@ -110,50 +113,22 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
-def parse_yaml(text: str) -> Any:
-    """Safe YAML with two YAML 1.1 surprises removed: `1e-8` is a float (not a string) and only
-    true/false are booleans (so `mixed_precision: no` stays the string "no")."""
-    import yaml
+def parse_yaml(text: str | bytes, where: str = "YAML") -> Any:
+    """Parses YAML with the project's one safe loader (vidiff/safe_yaml.py: plain data, no tags, bounded
+    aliases / size / depth, `1e-8` a float, only true/false booleans). Invalid YAML is a one-line ConfigError."""
+    from vidiff.safe_yaml import loads
 
-    return yaml.load(text, Loader=_config_loader())  # a yaml.SafeLoader subclass: no arbitrary objects
-
-
-_LOADER = None
-
-
-def _config_loader():
-    global _LOADER
-    if _LOADER is None:
-        import re
-
-        import yaml
-
-        class ConfigLoader(yaml.SafeLoader):
-            pass
-
-        resolvers = {}
-        for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items():
-            kept = [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:bool"]
-            resolvers[first] = kept
-        ConfigLoader.yaml_implicit_resolvers = resolvers
-        ConfigLoader.add_implicit_resolver(
-            "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-        )
-        ConfigLoader.add_implicit_resolver(
-            "tag:yaml.org,2002:float",
-            re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-            list("-+0123456789."),
-        )
-        _LOADER = ConfigLoader
-    return _LOADER
+    return loads(text, where)
 
 
 def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
     """Loads `cls` from a YAML file, then applies `key.sub=value` overrides (values parsed as YAML)."""
+    from vidiff.safe_yaml import load_file
+
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    data = parse_yaml(path.read_text()) or {}
+        raise ConfigError(f"config file not found: {_short(str(path))}")
+    data = load_file(path) or {}
     return from_dict(cls, apply_overrides(data, overrides or []))
 
 
@@ -167,19 +142,28 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Returns a copy of `data` with each `a.b.c=value` applied; the value is parsed as YAML (3, 1e-4, true, [1,2])."""
     import copy
 
+    if not isinstance(data, dict):
+        raise ConfigError(f"the config must be a mapping of keys to values, got {type(data).__name__}")
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
+            raise ConfigError(f"override {_short(item)} is not of the form key=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {_short(item)}: empty key")
         node = data
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = parse_yaml(raw)
+                raise ConfigError(f"override {_short(item)}: {_short(part)} is not a section")
+        node[parts[-1]] = parse_yaml(raw, where=f"--set {_short(key.strip(), 80)}")
     return data
+
+
+def _short(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """A user value quoted in an error: its repr, at most `limit` characters."""
+    return short_repr(value, limit)
 
 
 def replace(cfg: T, **changes: Any) -> T:

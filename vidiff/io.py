@@ -3,17 +3,19 @@
 Frames are uint8 `(F,H,W,3)` RGB torch tensors. Reading uses decord when it imports (faster random access)
 and PyAV otherwise; both give the same pixels. Writing picks the format from the suffix:
 
-- `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18), one encoder thread
-  (small clips; parallel writers); x264 output was seen to differ by a level here and there between writes
-  of the same frames within one process, so do not compare mp4 bytes.
+- `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18).
 - `.webm`: VP9 (libvpx-vp9), yuv420p, constant quality (`quality` is the CRF, default 30).
 - `.gif`: palette per frame (median cut), 1/100 s timestamps; `quality` is ignored.
+
+Every encoder runs on one thread (the codec context's thread count: x264's frame threads changed decoded pixels
+by up to 19 levels between runs) and the containers are written bit-exact, so the same frames give the same
+bytes. fps must lie in `video_writer.fps_limits(suffix)` (0.1..240; GIF 0.1..50) so that the file plays at it.
 
 yuv420p needs even sizes: an odd width or height is padded by one column / row on the right / bottom,
 repeating the edge pixels, so a 63x65 clip reads back as 64x66 (all formats, for consistency).
 
-Files are written to a hidden temporary name in the target folder and renamed when complete, so an
-interrupted write never leaves a half file under the final name. `probe_video` reads container metadata
+Files are written through vidiff/output_safety.py (a random hidden temporary name opened O_EXCL | O_NOFOLLOW in
+the target folder, fsync, rename), so an interrupted write never leaves a half file under the final name. `probe_video` reads container metadata
 only and refuses files over `VideoLimits` before any frame is decoded. av / decord / PIL are imported
 (and torch) inside the functions so that `import vidiff.io` stays cheap and contained
 decoding workers stay small. A decord reader is created per call and
@@ -336,26 +338,89 @@ def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int
 # ---- images -------------------------------------------------------------------------------------------
 
 
+# PIL modes whose samples are 16 bits: scaled to 8 bits (v * 255 / 65535, rounded), never clipped.
+_MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+# PIL modes that convert to RGB as they are (alpha, if any, is dropped).
+_MODES_8BIT = ("1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def _open_image(path: Path, limits: VideoLimits):
+    """An opened PIL image (header read only) within `limits`; InputError for anything else."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)  # lazy: reads the header only
+    except Image.DecompressionBombError:
+        raise InputError(f"image {path}: too many pixels (PIL decompression-bomb limit)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
+    if img.width * img.height > limits.max_pixels:
+        img.close()
+        raise InputError(f"image {path}: {img.width}x{img.height} exceeds max_pixels={limits.max_pixels}")
+    if img.mode not in _MODES_8BIT + _MODES_16BIT and not (img.mode == "I" and img.format == "PNG"):
+        mode = img.mode
+        img.close()
+        raise InputError(f"image {path}: pixel mode {mode!r} is not supported; save it as 8-bit or 16-bit RGB / grey")
+    return img
+
+
+def check_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> None:
+    """Checks a still image's header and structure without decoding it (size, pixel mode, bombs, PNG CRCs)."""
+    from PIL import UnidentifiedImageError
+
+    path = _checked_image_file(path)
+    img = _open_image(path, limits or DEFAULT_LIMITS)
+    try:
+        img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
+    finally:
+        img.close()
+
+
+def _checked_image_file(path) -> Path:
+    try:
+        return check_file(path)
+    except VideoDecodeError as e:
+        raise InputError(f"image {e.path}: {e.reason}") from None
+
+
+def image_to_rgb(img) -> np.ndarray:
+    """uint8 (H,W,3) RGB of a PIL image: 16-bit samples scaled to 8 bits (not clipped), alpha dropped."""
+    if img.mode in _MODES_16BIT or img.mode == "I":  # "I": a 16-bit PNG as older PIL versions open it
+        values = np.asarray(img).astype(np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise InputError(f"image: {img.mode} samples outside 0..65535; save it as 8-bit or 16-bit")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if img.mode in ("RGBA", "RGBa", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        return np.asarray(img.convert("RGBA"))[..., :3]
+    return np.asarray(img.convert("RGB"))
+
+
 def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
-    """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB; alpha is dropped."""
+    """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB.
+
+    16-bit images are scaled to 8 bits (65535 -> 255), alpha is dropped, palette and CMYK / YCbCr images are
+    converted; floating-point and 32-bit integer images are refused (their range is unknown).
+    """
     import torch
     from PIL import Image, UnidentifiedImageError
 
-    limits = limits or DEFAULT_LIMITS
+    path = _checked_image_file(path)
+    img = _open_image(path, limits or DEFAULT_LIMITS)
     try:
-        path = check_file(path)
-    except VideoDecodeError as e:
-        raise InputError(f"image {e.path}: {e.reason}") from None
-    try:
-        with Image.open(path) as img:  # lazy: reads the header only
-            if img.width * img.height > limits.max_pixels:
-                raise InputError(f"image {path}: {img.width}x{img.height} exceeds max_pixels={limits.max_pixels}")
-            rgb = np.asarray(img.convert("RGB"))  # (H,W,3)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, InputError):
-            raise
+        with img:
+            rgb = image_to_rgb(img)  # (H,W,3)
+    except InputError as e:
+        raise InputError(f"image {path}: {e}".replace(": image:", ":")) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
-    return torch.from_numpy(rgb.copy())
+    return torch.from_numpy(np.ascontiguousarray(rgb).copy())
 
 
 # Containers the readers open (PyAV decodes them all): what folder listings for evaluation treat as videos.

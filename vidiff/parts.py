@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
-from vidiff.config import from_dict, parse_yaml, to_dict
+from vidiff.config import from_dict, to_dict
 from vidiff.errors import InputError
 
 T = TypeVar("T")
@@ -44,7 +44,9 @@ def load_part_config(folder: str | Path, config_cls: type[T]) -> T:
         raise InputError(f"{folder}: not a model part folder (missing {CONFIG_NAME})")
     if not (folder / WEIGHTS_NAME).is_file():
         raise InputError(f"{folder}: missing {WEIGHTS_NAME}")
-    return from_dict(config_cls, parse_yaml(path.read_text()) or {}, where=str(path))
+    from vidiff.safe_yaml import load_file
+
+    return from_dict(config_cls, load_file(path) or {}, where=str(path))
 
 
 def load_part_weights(folder: str | Path) -> dict:

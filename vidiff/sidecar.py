@@ -3,7 +3,6 @@ elapsed time) and, on request, a contact sheet (a PNG grid of the frames)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -62,12 +61,10 @@ def build_sidecar(
 
 
 def write_sidecar(output: str | Path, record: dict) -> Path:
-    """Writes out.mp4.json atomically (temporary name, then rename)."""
-    path = sidecar_path(output)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Writes out.mp4.json atomically (random temporary name opened O_EXCL | O_NOFOLLOW, fsync, rename)."""
+    from vidiff.output_safety import write_text
+
+    return write_text(sidecar_path(output), json.dumps(record, indent=2, sort_keys=False) + "\n")
 
 
 def contact_sheet(frames, columns: int = 8, gap: int = 2, background: int = 128) -> np.ndarray:
@@ -87,8 +84,18 @@ def contact_sheet(frames, columns: int = 8, gap: int = 2, background: int = 128)
 
 
 def write_contact_sheet(output: str | Path, frames, columns: int = 8) -> Path:
+    """Writes out.sheet.png atomically, like every other output."""
     from PIL import Image
 
-    path = contact_sheet_path(output)
-    Image.fromarray(contact_sheet(frames, columns)).save(path)
-    return path
+    from vidiff.output_safety import atomic_write
+
+    sheet = Image.fromarray(contact_sheet(frames, columns))
+    return atomic_write(contact_sheet_path(output), lambda f: sheet.save(f, format="PNG"))
+
+
+def output_files(output: str | Path, count: int, contact_sheets: bool) -> list[Path]:
+    """Every file a generation command writes: the clips, their sidecars and (on request) contact sheets."""
+    files = []
+    for clip in numbered_outputs(output, count):
+        files += [clip, sidecar_path(clip)] + ([contact_sheet_path(clip)] if contact_sheets else [])
+    return files

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -37,32 +36,52 @@ def pad_to_even(frames: np.ndarray) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
+# Frame rates a file can carry and a player honours. GIF delays are whole 1/100 s and browsers show delays under
+# 2/100 s as 10/100 s, so a GIF tops out at 50 fps.
+FPS_MIN = 0.1
+FPS_MAX = 240.0
+FPS_MAX_GIF = 50.0
+
+
+def fps_limits(suffix: str) -> tuple[float, float]:
+    """(lowest, highest) fps `write_video` accepts for a file suffix."""
+    return FPS_MIN, FPS_MAX_GIF if suffix.lower() == ".gif" else FPS_MAX
+
+
+def check_fps(fps, suffix: str, name: str = "fps") -> float:
+    """fps as a float when it is a finite number within fps_limits(suffix); InputError naming the limit otherwise."""
+    low, high = fps_limits(suffix)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or not low <= fps <= high:
+        shown = f"{fps!r}"[:40]
+        raise InputError(f"{name} must be a number in [{low:g}, {high:g}] for {suffix or 'this'} files, got {shown}")
+    return float(fps)
+
+
 def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None = None) -> Path:
-    """Writes uint8 `(F,H,W,3)` frames to .mp4 / .webm / .gif (by suffix) atomically; returns the path."""
+    """Writes uint8 `(F,H,W,3)` frames to .mp4 / .webm / .gif (by suffix) atomically; returns the path.
+
+    The same frames give the same decoded pixels (and the same bytes) on every call: one encoder thread and
+    bit-exact container flags. The file plays at `fps` (within fps_limits of its format).
+    """
+    from vidiff.output_safety import atomic_write, check_output
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise InputError(f"video path {path}: suffix must be one of {', '.join(VIDEO_SUFFIXES)}")
-    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-        raise InputError(f"fps must be a positive number, got {fps!r}")
-    if quality is not None and (not isinstance(quality, int) or not 0 <= quality <= 63):
+    fps = check_fps(fps, suffix)
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 63):
         raise InputError(f"quality (CRF) must be an integer in 0..63, got {quality!r}")
     if not path.parent.is_dir():
         raise InputError(f"video path {path}: folder {path.parent} does not exist")
+    check_output(path, what="video path", create_folder=False)
     frames = pad_to_even(as_frames(frames))
-    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
-    try:
-        if suffix == ".gif":
-            _write_gif(tmp, frames, fps)
-        else:
-            _write_yuv(tmp, frames, fps, suffix, quality)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    if suffix == ".gif":
+        return atomic_write(path, lambda f: _write_gif(f, frames, fps))
+    return atomic_write(path, lambda f: _write_yuv(f, frames, fps, suffix, quality))
+
+
+_BITEXACT = {"fflags": "+bitexact"}  # no random segment id or version string: equal frames give equal bytes
 
 
 def _rate(fps: float):
@@ -71,28 +90,29 @@ def _rate(fps: float):
     return Fraction(fps).limit_denominator(1001)
 
 
-def _write_yuv(path: Path, frames: np.ndarray, fps: float, suffix: str, quality: int | None) -> None:
+def _write_yuv(file, frames: np.ndarray, fps: float, suffix: str, quality: int | None) -> None:
     import av
 
     if suffix == ".mp4":
-        fmt, codec, crf, extra = "mp4", "libx264", 18 if quality is None else quality, {"preset": "medium", "threads": "1"}
+        fmt, codec, crf, extra = "mp4", "libx264", 18 if quality is None else quality, {"preset": "medium"}
     else:
         fmt, codec, crf, extra = "webm", "libvpx-vp9", 30 if quality is None else quality, {"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
-    with av.open(str(path), mode="w", format=fmt) as container:
+    with av.open(file, mode="w", format=fmt, container_options=_BITEXACT) as container:
         stream = container.add_stream(codec, rate=_rate(fps), options={"crf": str(crf), **extra})
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1  # the options' "threads" is not applied; threads make x264 vary
         for rgb in frames:
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))  # flush delayed frames
 
 
-def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
+def _write_gif(file, frames: np.ndarray, fps: float) -> None:
     import av
     from PIL import Image
 
-    with av.open(str(path), mode="w", format="gif") as container:
+    with av.open(file, mode="w", format="gif", container_options=_BITEXACT) as container:
         stream = container.add_stream("gif", rate=_rate(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "pal8"

@@ -65,35 +65,56 @@ def validate(args):
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.layout import Layout, resolve_layout
 
+    from vidiff.limits import MAX_FRAMES, MAX_SAMPLES, MAX_STEPS, MAX_THREADS, check_int, short_repr
+    from vidiff.output_safety import check_output, shown
+    from vidiff.sidecar import output_files
+    from vidiff.video_writer import check_fps
+
     output = Path(args.output)
-    if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise InputError(f"-o {args.output}: the output suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")
-    if args.steps is not None and args.steps < 1:
-        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    suffix = output.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise InputError(f"-o {shown(args.output)}: the output suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")
+    try:
+        args.prompt.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(f"prompt: not valid UTF-8 text (undecodable byte at character {e.start})") from None
+    if args.steps is not None:
+        check_int(args.steps, "--steps", 1, MAX_STEPS)
     if args.sampler is not None and args.sampler not in SAMPLERS:
-        raise InputError(f"--sampler {args.sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
+        raise InputError(f"--sampler {short_repr(args.sampler)} is unknown; choose one of {', '.join(SAMPLERS)}")
     for flag, value in (("--guidance", args.guidance), ("--image-guidance", args.image_guidance)):
         if value is not None and (not math.isfinite(value) or value < 0):
             raise InputError(f"{flag} must be a finite number >= 0, got {value}")
-    if args.num < 1:
-        raise InputError(f"--num must be >= 1, got {args.num}")
+    check_int(args.num, "--num", 1, MAX_SAMPLES)
     if not 0 <= args.seed < 2**63 - args.num:
-        raise InputError(f"--seed must be in [0, 2**63), got {args.seed}")
-    if args.fps is not None and (not math.isfinite(args.fps) or args.fps <= 0):
-        raise InputError(f"--fps must be > 0, got {args.fps}")
+        raise InputError(f"--seed must be in [0, 2**63 - --num), got {short_repr(args.seed)}")
+    if args.fps is not None:
+        check_fps(args.fps, suffix, "--fps")
+    if args.frames is not None:
+        check_int(args.frames, "--frames", 1, MAX_FRAMES)
     if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise InputError(f"--device {args.device!r}: use auto, cpu, cuda or cuda:N")
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads}")
+        raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")
+    if args.threads is not None:
+        check_int(args.threads, "--threads", 1, MAX_THREADS)
+    inputs = [Path(p) for p in (getattr(args, "image", None), getattr(args, "video", None)) if p is not None]
+    for file in output_files(output, args.num, args.contact_sheet):  # before any input is read or model loads
+        check_output(file, inputs, what="-o")
+    video_fps = None
     if args.task == "animate":
         _check_image(Path(args.image))
     if args.task == "extend":
         _check_file(Path(args.video), "video")
-        if args.frames is None or args.frames < 1:
-            raise InputError(f"--frames: give the number of new frames to add (>= 1), got {args.frames}")
+        if args.frames is None:
+            raise InputError(f"--frames: give the number of new frames to add (1 to {MAX_FRAMES})")
         if args.seam_fade < 0:
             raise InputError(f"--seam-fade must be >= 0, got {args.seam_fade}")
+        from vidiff import io
+
+        video_fps = io.probe_video(args.video).fps  # header only; a bad file fails before any model loads
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
+    if args.fps is None:  # the file plays at the input clip's or the pipeline's rate: it must fit the format
+        where = f"video {shown(args.video)}" if video_fps is not None else f"{shown(args.model or BUNDLED)} pipeline.yaml"
+        check_fps(video_fps if video_fps is not None else config.fps, suffix, f"fps of {where} (give --fps)")
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = None if args.task == "extend" else args.frames
     layout = resolve_layout(frames, args.keyframes, args.stride, default=default, max_gap=config.interpolation.max_gap)
@@ -103,23 +124,20 @@ def validate(args):
 def _check_file(path: Path, what: str) -> None:
     from vidiff.errors import InputError
 
-    if not path.exists():
-        raise InputError(f"{what} {path}: file not found")
-    if not path.is_file() or path.stat().st_size == 0:
-        raise InputError(f"{what} {path}: not a file, or empty")
+    from vidiff import io
+    from vidiff.errors import VideoDecodeError
+
+    try:
+        io.check_file(path)  # regular, non-empty, readable: never opens a FIFO
+    except VideoDecodeError as e:
+        raise InputError(f"{what} {e}") from None
 
 
 def _check_image(path: Path) -> None:
-    from PIL import Image, UnidentifiedImageError
-
-    from vidiff.errors import InputError
+    from vidiff import io
 
     _check_file(path, "image")
-    try:
-        with Image.open(path) as img:
-            img.verify()  # header and structure only: cheap
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"image {path}: not a readable image ({type(e).__name__})") from None
+    io.check_image(path)  # header and structure only: size, mode, decompression bombs
 
 
 # ---- the run ----------------------------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vidiff.config import ConfigError, from_dict, parse_yaml, to_dict
+from vidiff.config import ConfigError, from_dict, to_dict
 from vidiff.errors import InputError
+from vidiff.limits import MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, short_repr
+from vidiff.video_writer import FPS_MAX, FPS_MIN
 
 PIPELINE_FILE = "pipeline.yaml"
 # The methods of vidiff.diffusion.sample; kept here so argument checks need no torch import (a test keeps them equal).
@@ -81,8 +83,11 @@ def _check_stage(stage: StageConfig, where: str) -> None:
         bad("sigma_data", f"must be > 0, got {stage.sigma_data}")
     if not 0 < stage.sigma_min < stage.sigma_max:
         bad("sigma_min", f"need 0 < sigma_min < sigma_max, got {stage.sigma_min} and {stage.sigma_max}")
-    if stage.steps < 1:
-        bad("steps", f"must be >= 1, got {stage.steps}")
+    if not 1 <= stage.steps <= MAX_STEPS:
+        bad("steps", f"must be in [1, {MAX_STEPS}], got {stage.steps}")
+    for key in ("sigma_data", "sigma_min", "sigma_max", "rho"):
+        if not math.isfinite(getattr(stage, key)):
+            bad(key, f"must be finite, got {getattr(stage, key)}")
     for key in ("guidance_scale", "image_guidance_scale"):
         value = getattr(stage, key)
         if not math.isfinite(value) or value < 0:
@@ -95,22 +100,25 @@ def validate_pipeline_config(cfg: PipelineConfig, where: str = PIPELINE_FILE) ->
     """Cross-field checks that the typed loader cannot express; raises ConfigError naming the key."""
     from vidiff.pipeline.layout import frames_for
 
-    if cfg.num_keyframes < 2:
-        raise ConfigError(f"{where}: num_keyframes must be >= 2, got {cfg.num_keyframes}")
-    if cfg.keyframe_stride < 1:
-        raise ConfigError(f"{where}: keyframe_stride must be >= 1, got {cfg.keyframe_stride}")
+    if not 2 <= cfg.num_keyframes <= MAX_KEYFRAMES:
+        raise ConfigError(f"{where}: num_keyframes must be in [2, {MAX_KEYFRAMES}], got {cfg.num_keyframes}")
+    if not 1 <= cfg.keyframe_stride <= MAX_STRIDE:
+        raise ConfigError(f"{where}: keyframe_stride must be in [1, {MAX_STRIDE}], got {cfg.keyframe_stride}")
+    if not 2 <= cfg.num_frames <= MAX_FRAMES:
+        raise ConfigError(f"{where}: num_frames must be in [2, {MAX_FRAMES}], got {cfg.num_frames}")
     if cfg.num_frames != frames_for(cfg.num_keyframes, cfg.keyframe_stride):
         raise ConfigError(
             f"{where}: num_frames {cfg.num_frames} does not fit num_keyframes {cfg.num_keyframes} at "
             f"keyframe_stride {cfg.keyframe_stride} (that layout has "
             f"{frames_for(cfg.num_keyframes, cfg.keyframe_stride)} frames)"
         )
-    if cfg.height < 1 or cfg.width < 1:
-        raise ConfigError(f"{where}: height and width must be >= 1, got {cfg.height}x{cfg.width}")
-    if not cfg.fps > 0:
-        raise ConfigError(f"{where}: fps must be > 0, got {cfg.fps}")
-    if cfg.interpolation.max_gap < 2:
-        raise ConfigError(f"{where}: interpolation.max_gap must be >= 2, got {cfg.interpolation.max_gap}")
+    for key in ("height", "width"):
+        if not 1 <= getattr(cfg, key) <= MAX_SIDE:
+            raise ConfigError(f"{where}: {key} must be in [1, {MAX_SIDE}], got {getattr(cfg, key)}")
+    if not FPS_MIN <= cfg.fps <= FPS_MAX:
+        raise ConfigError(f"{where}: fps must be in [{FPS_MIN:g}, {FPS_MAX:g}], got {cfg.fps}")
+    if not 2 <= cfg.interpolation.max_gap <= MAX_STRIDE:
+        raise ConfigError(f"{where}: interpolation.max_gap must be in [2, {MAX_STRIDE}], got {cfg.interpolation.max_gap}")
     _check_stage(cfg.keyframes, f"{where}: keyframes")
     _check_stage(cfg.interpolation, f"{where}: interpolation")
     return cfg
@@ -121,8 +129,21 @@ def pipeline_config_from_dict(data: dict, where: str = PIPELINE_FILE) -> Pipelin
 
 
 def part_paths(folder: Path, cfg: PipelineConfig) -> dict[str, Path]:
-    """{"vae": folder/vae, "keyframes": ..., "interpolation": ...} as named in pipeline.yaml."""
-    return {name: folder / getattr(cfg.parts, name) for name in ("vae", "keyframes", "interpolation")}
+    """{"vae": folder/vae, "keyframes": ..., "interpolation": ...} as named in pipeline.yaml.
+
+    Each part must stay inside the pipeline folder once symlinks are resolved: an absolute path, `..` or a link
+    that leads out is a ConfigError naming the key (`parts.vae`)."""
+    folder = Path(folder)
+    root = folder.resolve()
+    paths = {}
+    for name in ("vae", "keyframes", "interpolation"):
+        rel = getattr(cfg.parts, name)
+        path = folder / rel
+        if not rel or Path(rel).is_absolute() or not path.resolve().is_relative_to(root) or path.resolve() == root:
+            raise ConfigError(f"{folder / PIPELINE_FILE}: parts.{name} {short_repr(rel, 120)} leads outside the "
+                              "pipeline folder; part paths must be sub-folders of it")
+        paths[name] = path
+    return paths
 
 
 def text_encoder_ref(folder: Path, cfg: PipelineConfig) -> str:
@@ -135,7 +156,7 @@ def text_encoder_ref(folder: Path, cfg: PipelineConfig) -> str:
 
 def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     """Reads pipeline.yaml and checks that every part folder has its two files; touches no weights."""
-    import yaml
+    from vidiff.safe_yaml import load_file
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -143,11 +164,7 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     path = folder / PIPELINE_FILE
     if not path.is_file():
         raise InputError(f"--model {folder}: not a pipeline folder (missing {PIPELINE_FILE})")
-    try:
-        data = parse_yaml(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    cfg = pipeline_config_from_dict(data, where=str(path))
+    cfg = pipeline_config_from_dict(load_file(path) or {}, where=str(path))
     for name, part in part_paths(folder, cfg).items():
         for file in ("config.yaml", "model.safetensors"):
             if not (part / file).is_file():
@@ -170,12 +187,27 @@ def check_safetensors_header(path: str | Path) -> None:
         length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
         if not 2 <= length <= min(size - 8, 100_000_000):
             raise InputError(f"{path}: not a safetensors file (bad header length)")
+        raw = f.read(length)
+        if json_nesting(raw) > 8:  # a real header is {name: {dtype, shape: [..], data_offsets: [..]}}: depth 3
+            raise InputError(f"{path}: not a safetensors file (header nested {json_nesting(raw)} levels deep)")
         try:
-            header = json.loads(f.read(length))
-        except ValueError:
+            header = json.loads(raw)
+        except (ValueError, RecursionError):
             header = None
     if not isinstance(header, dict):
         raise InputError(f"{path}: not a safetensors file (unreadable header)")
+
+
+def json_nesting(raw: bytes) -> int:
+    """Upper bound of the bracket nesting of JSON bytes (brackets inside strings counted too), in one numpy pass,
+    so that a hostile 200k-deep header is refused before a recursive parser sees it."""
+    import numpy as np
+
+    data = np.frombuffer(raw, np.uint8)
+    step = np.zeros(256, np.int64)
+    step[[ord("{"), ord("[")]] = 1
+    step[[ord("}"), ord("]")]] = -1
+    return int(np.cumsum(step[data]).max(initial=0))
 
 
 def write_pipeline_yaml(cfg: PipelineConfig, folder: str | Path) -> Path:

@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass
 
 from vidiff.errors import InputError
+from vidiff.limits import MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, short_repr
 from vidiff.pipeline.config import SAMPLERS, PipelineConfig
+from vidiff.video_writer import FPS_MAX, FPS_MIN
 from vidiff.pipeline.layout import Layout
 
 
@@ -27,10 +29,14 @@ def prompts_and_seeds(prompt, seed) -> tuple[list[str], list[int], bool]:
         raise InputError("prompt / seed: got an empty list")
     for p in prompts:
         if not isinstance(p, str):
-            raise InputError(f"prompt: expected a string, got {type(p).__name__} {p!r}")
+            raise InputError(f"prompt: expected a string, got {type(p).__name__} {short_repr(p)}")
+        try:
+            p.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InputError(f"prompt: not valid UTF-8 text (undecodable byte at character {e.start})") from None
     for s in seeds:
         if not _is_int(s) or not 0 <= s < 2**63:
-            raise InputError(f"seed: expected an integer in [0, 2**63), got {s!r}")
+            raise InputError(f"seed: expected an integer in [0, 2**63), got {short_repr(s)}")
     if len(prompts) == 1:
         prompts = prompts * len(seeds)
     elif len(seeds) == 1:
@@ -66,8 +72,11 @@ class Request:
     def build(cls, prompts, seeds, batched, layout: Layout, config: PipelineConfig, downsample: int | None, *,
               steps=None, sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None,
               fps=None) -> Request:
-        if steps is not None and (not _is_int(steps) or steps < 1):
-            raise InputError(f"steps: must be an integer >= 1, got {steps!r}")
+        if steps is not None and (not _is_int(steps) or not 1 <= steps <= MAX_STEPS):
+            raise InputError(f"steps: must be an integer in [1, {MAX_STEPS}], got {short_repr(steps)}")
+        if layout.num_frames > MAX_FRAMES or layout.num_keyframes > MAX_KEYFRAMES or layout.keyframe_stride > MAX_STRIDE:
+            raise InputError(f"num_frames / num_keyframes / keyframe_stride: {layout.num_frames} / {layout.num_keyframes} "
+                             f"/ {layout.keyframe_stride} exceed the limits {MAX_FRAMES} / {MAX_KEYFRAMES} / {MAX_STRIDE}")
         if sampler is not None and sampler not in SAMPLERS:
             raise InputError(f"sampler: unknown {sampler!r}; choose one of {', '.join(SAMPLERS)}")
         guidance_scale = check_guidance(guidance_scale, "guidance_scale")
@@ -75,13 +84,13 @@ class Request:
         height = config.height if height is None else height
         width = config.width if width is None else width
         for name, value in (("height", height), ("width", width)):
-            if not _is_int(value) or value < 1:
-                raise InputError(f"{name}: must be an integer >= 1, got {value!r}")
+            if not _is_int(value) or not 1 <= value <= MAX_SIDE:
+                raise InputError(f"{name}: must be an integer in [1, {MAX_SIDE}], got {short_repr(value)}")
             if downsample and value % downsample:
                 raise InputError(f"{name}: {value} is not a multiple of the VAE's downsampling factor {downsample}")
         fps = config.fps if fps is None else fps
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-            raise InputError(f"fps: must be a number > 0, got {fps!r}")
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not FPS_MIN <= fps <= FPS_MAX:
+            raise InputError(f"fps: must be a number in [{FPS_MIN:g}, {FPS_MAX:g}], got {short_repr(fps)}")
         return cls(prompts, seeds, batched, layout, steps, sampler, guidance_scale, image_guidance_scale,
                    height, width, float(fps))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from vidiff.config import ConfigError, apply_overrides, from_dict, parse_yaml, to_dict
+from vidiff.config import ConfigError, apply_overrides, from_dict, to_dict
 
 Stage = Literal["vae", "keyframes", "interpolation", "toy"]
 
@@ -195,7 +195,9 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = apply_overrides(parse_yaml(path.read_text()) or {}, overrides or [])
+    from vidiff.safe_yaml import load_file
+
+    data = apply_overrides(load_file(path) or {}, overrides or [])
     return validate(from_dict(TrainConfig, data))
 
 

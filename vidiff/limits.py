@@ -1,0 +1,44 @@
+"""Upper bounds on what a caller may ask for, checked before any weights load and named in every error.
+
+They keep a typo (`--frames 5000001`, `--steps 1e20`, `height: 65536`) from turning into a multi-GB
+allocation or an hour of sampling. Each is far above what the bundled models use; raise one here if a real
+model needs more.
+"""
+from __future__ import annotations
+
+MAX_FRAMES = 1024  # frames of one generated clip, or new frames added by one `extend`
+MAX_KEYFRAMES = 256  # keyframes K sampled at once
+MAX_STRIDE = 256  # frames between neighbouring keyframes; also the interpolation part's max_gap
+MAX_STEPS = 1000  # sampler steps per stage
+MAX_SIDE = 4096  # frame height or width in pixels
+MAX_THREADS = 1024  # CPU threads for torch
+MAX_SAMPLES = 10_000  # clips per generation command (--num)
+MAX_VALUE_CHARS = 200  # characters of a user value quoted in an error message
+
+
+def check_int(value, name: str, low: int, high: int) -> int:
+    """`value` when it is an int in [low, high]; InputError naming `name` and the limit otherwise."""
+    from vidiff.errors import InputError
+
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name} must be an integer in [{low}, {high}], got {short_repr(value)}")
+    if not low <= value <= high:
+        raise InputError(f"{name} must be in [{low}, {high}], got {short_repr(value)}")
+    return value
+
+
+def short_repr(value, limit: int = MAX_VALUE_CHARS) -> str:
+    """repr(value) cut to about `limit` characters, without building the full repr of a huge value."""
+    import reprlib
+
+    class _Short(reprlib.Repr):
+        def repr_int(self, x, level):  # repr() of a 5000-digit int raises; its size is what matters
+            return builtins_repr(x) if x.bit_length() < 600 else f"<integer of {x.bit_length()} bits>"
+
+    from builtins import repr as builtins_repr
+
+    r = _Short()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 3, 8, 8, 8, 8
+    r.maxstring, r.maxother, r.maxlong = limit, limit, 60
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
