@@ -97,6 +97,7 @@ def test_incomplete_and_altered_checkpoints_are_never_picked(tmp_path):
     (tmp_path / ".tmp-step_00000004-abcd").mkdir()
     ckpt.save_checkpoint(tmp_path, 5, sd, {"state": {"step": 5}}, "h", keep=2)
     names = sorted(p.name for p in tmp_path.iterdir())
-    # temp and manifest-less folders are gone; rotation keeps the newest 2 with a manifest and all files (it does
-    # not re-hash every checkpoint on each save; the loader does)
-    assert names == ["step_00000002", "step_00000005"]
+    # temp, manifest-less and altered folders are gone; rotation keeps the newest 2 that verify in full (sizes and
+    # sha256), so the altered step 2 never counts toward keep and the good step 1 survives
+    assert names == ["step_00000001", "step_00000005"]
+    assert all(ckpt.verify(tmp_path / n) for n in names)

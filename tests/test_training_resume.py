@@ -84,6 +84,7 @@ def _plant(folder: Path, name: str, marker: Path, in_manifest: bool) -> None:
     if in_manifest:  # an attacker who also rewrites the manifest to match
         manifest = json.loads((folder / "manifest.json").read_text())
         manifest["files"][name] = ckpt.file_sha256(folder / name)
+        manifest["sizes"][name] = (folder / name).stat().st_size
         (folder / "manifest.json").write_text(json.dumps(manifest))
 
 

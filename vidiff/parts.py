@@ -6,7 +6,6 @@ ever unpickles.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,17 +20,15 @@ WEIGHTS_NAME = "model.safetensors"
 def save_part(folder: str | Path, config, state_dict: dict) -> Path:
     """Writes config.yaml + model.safetensors into `folder` (each written to a temporary name, then renamed)."""
     import yaml
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from vidiff.output_safety import write_bytes, write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    tmp = folder / (WEIGHTS_NAME + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, folder / WEIGHTS_NAME)
-    tmp = folder / (CONFIG_NAME + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    os.replace(tmp, folder / CONFIG_NAME)
+    write_bytes(folder / WEIGHTS_NAME, save(tensors))  # random O_EXCL | O_NOFOLLOW temporary, fsync, rename
+    write_text(folder / CONFIG_NAME, yaml.safe_dump(to_dict(config), sort_keys=False))
     return folder
 
 

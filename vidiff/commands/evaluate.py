@@ -92,14 +92,32 @@ def _json_safe(value):
 
 def emit(args, name: str, settings: dict, columns: list[str], rows: list[list], result: dict, text: str | None = None):
     """Prints the table (or `text`) and writes the JSON file when --json was given."""
+    from vidiff.output_safety import write_text
+
     print(text if text is not None else format_table(columns, rows))
     if args.json_out:
-        out = Path(args.json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         doc = {"eval": name, "settings": settings, "columns": columns, "rows": rows, "result": result}
-        out.write_text(json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
+        out = write_text(args.json_out, json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
         print(f"wrote {out}")
     return 0
+
+
+def check_json_out(args, *inputs) -> None:
+    """Before any work: --json must be writable and must not be one of the inputs (a file given, or a file
+    directly inside a folder given)."""
+    from vidiff.output_safety import check_output
+
+    if not args.json_out:
+        return
+    files = []
+    for item in inputs:
+        if item is None:
+            continue
+        path = Path(item)
+        files.append(path)
+        if path.is_dir():
+            files += [p for p in path.iterdir()][:100_000]
+    check_output(args.json_out, files, what="--json")
 
 
 def _selected_files(folder: str, num: int | None, option: str = "videos"):
@@ -113,10 +131,16 @@ def _selected_files(folder: str, num: int | None, option: str = "videos"):
 
 
 def _positive(name: str, value) -> None:
+    """--NAME must be positive and at most its limit (vidiff/limits.py), before anything loads."""
+    from vidiff import limits
     from vidiff.errors import InputError
 
+    high = {"frames": limits.MAX_FRAMES, "size": limits.MAX_SIDE, "stride": limits.MAX_STRIDE,
+            "steps": limits.MAX_STEPS, "batch-size": 4096, "num": 10_000_000}.get(name)
     if value is not None and value < 1:
         raise InputError(f"--{name} must be positive, got {value}")
+    if value is not None and high is not None and value > high:
+        raise InputError(f"--{name} must be at most {high}, got {value}")
 
 
 # ---- handlers ----
@@ -125,6 +149,7 @@ def _positive(name: str, value) -> None:
 def run_shapes(args) -> int:
     from vidiff.eval.shapes import evaluate_shapes_folder, format_shapes_table
 
+    check_json_out(args, args.folder)
     result = evaluate_shapes_folder(args.folder)
     counts = result.get("counts", {})
     rows = [[a, counts.get(a, {}).get("correct"), counts.get(a, {}).get("total"), acc]
@@ -139,6 +164,7 @@ def run_fvd(args) -> int:
 
     for name in ("frames", "size", "num", "batch_size"):
         _positive(name.replace("_", "-"), getattr(args, name))
+    check_json_out(args, args.real, args.fake, args.network)
     if args.num is not None and args.num < 2:
         raise InputError(f"--num must be at least 2 (a covariance needs two clips), got {args.num}")
     video_files(args.real, "real"), video_files(args.fake, "fake")  # folder errors before the network loads
@@ -157,9 +183,11 @@ def run_interpolation(args) -> int:
     from vidiff.errors import InputError
     from vidiff.pipeline import VideoPipeline
 
-    _positive("frames", args.frames)
+    for name in ("frames", "stride", "steps", "num"):
+        _positive(name, getattr(args, name))
     if args.stride < 2:
         raise InputError(f"--stride must be at least 2, got {args.stride}")
+    check_json_out(args, args.videos, args.model)
     files = _selected_files(args.videos, args.num)
     if not (Path(args.model) / "pipeline.yaml").is_file():
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
@@ -186,6 +214,8 @@ def run_reconstruction(args) -> int:
     from vidiff.vae import AutoencoderKL
 
     _positive("frames", args.frames)
+    _positive("num", args.num)
+    check_json_out(args, args.videos, args.vae)
     files = _selected_files(args.videos, args.num)
     if not (Path(args.vae) / "config.yaml").is_file():
         raise InputError(f"--vae: no config.yaml in {args.vae}")

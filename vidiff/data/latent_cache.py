@@ -65,9 +65,9 @@ def _describe(dataset) -> dict:
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    from vidiff.output_safety import write_text
+
+    write_text(path, json.dumps(data, indent=1) + "\n")  # random O_EXCL | O_NOFOLLOW temporary, fsync, rename
 
 
 def _file_sha256(path: Path) -> str:
@@ -160,8 +160,10 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
     The VAE mean is stored unless `sample` (then a posterior sample, seeded from `seed` and the batch start).
     An existing cache in `out_dir` built with the same settings is continued at its first missing shard.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_tensors
     from tqdm.auto import tqdm
+
+    from vidiff.output_safety import write_bytes
 
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
@@ -206,9 +208,9 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
             raise InputError(f"clips {lo}..{hi - 1} encode to {shapes}, earlier clips to {index['shapes']}: "
                              "every clip must have the same frames and size")
         file = out / shard_name(s)
-        tmp = file.with_name(file.name + ".tmp")
-        save_file(tensors, str(tmp))  # no metadata: its key order is not stable, and the bytes must be
-        os.replace(tmp, file)
+        data = save_tensors(tensors)  # no metadata: its key order is not stable, and the bytes must be
+        write_bytes(file, data)
+        del data
         shards.append({"file": file.name, "start": lo, "count": hi - lo, "bytes": file.stat().st_size,
                        "sha256": _file_sha256(file), "captions": captions})
         _atomic_json(out / INDEX_NAME, index)
@@ -226,6 +228,16 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     from vidiff.text import TextEncoder
     from vidiff.vae import AutoencoderKL
 
+    from vidiff.limits import MAX_FRAMES, MAX_SIDE, check_int
+    from vidiff.output_safety import check_output, shown
+
+    check_int(frames, "--frames", 1, MAX_FRAMES)
+    check_int(size, "--size", 8, MAX_SIDE)
+    check_int(shard_size, "--shard-size", 1, 1_000_000)
+    check_int(batch_size, "--batch-size", 1, 4096)
+    if os.path.lexists(out_dir) and not Path(out_dir).is_dir():
+        raise InputError(f"--out {shown(out_dir)}: exists and is not a folder")
+    check_output(Path(out_dir) / INDEX_NAME, what="--out")  # writable, before the VAE loads
     # Clip starts are those of epoch 0: the cache holds one fixed window per video.
     dataset = VideoFolderDataset(videos, num_frames=frames, size=(size, size))
     vae_model = AutoencoderKL.load(vae)

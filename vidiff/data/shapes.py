@@ -236,9 +236,13 @@ def ground_truth(params: ShapeClipParams, fps: int) -> dict:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from vidiff.output_safety import write_text
+
+    write_text(path, text)  # random O_EXCL | O_NOFOLLOW temporary, fsync, rename: a planted symlink is replaced
+
+
+MAX_DATASET_CLIPS = 1_000_000  # clips per `vidiff data shapes` call
+MAX_DATASET_SIZE = 1024  # frame side in px
 
 
 def iter_clip_params(num: int, frames: int = 16, size: int = 64, seed: int = 0) -> Iterator[ShapeClipParams]:
@@ -253,19 +257,30 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
 
     from vidiff.io import write_video
 
-    if num < 1:
-        raise InputError(f"num must be >= 1, got {num}")
-    if fps < 1:
-        raise InputError(f"fps must be >= 1, got {fps}")
+    from vidiff.limits import MAX_FRAMES, check_int
+    from vidiff.output_safety import OutputError, check_output, shown
+    from vidiff.video_writer import check_fps
+
+    check_int(num, "num", 1, MAX_DATASET_CLIPS)
+    check_int(frames, "frames", 1, MAX_FRAMES)
+    check_int(size, "size", MIN_FRAME_SIZE, MAX_DATASET_SIZE)
+    check_int(seed, "seed", 0, 2**63 - 1)
+    check_fps(fps, ".mp4")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(out) and not out.is_dir():
+        raise InputError(f"--out {shown(out)}: exists and is not a folder")
+    check_output(out / "metadata.jsonl", what="--out")  # the folder can be created and written
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"--out {shown(out)}: cannot create the folder ({e.strerror})") from None
     rows = []
     for params in tqdm(iter_clip_params(num, frames, size, seed), total=num, desc="shapes", unit="clip",
                        disable=not progress):
         stem = f"clip_{params.index:06d}"
         write_video(out / f"{stem}.mp4", render_clip(params), fps)
-        (out / f"{stem}.txt").write_text(params.caption + "\n")
-        (out / f"{stem}.json").write_text(json.dumps(ground_truth(params, fps), indent=1) + "\n")
+        _atomic_write_text(out / f"{stem}.txt", params.caption + "\n")
+        _atomic_write_text(out / f"{stem}.json", json.dumps(ground_truth(params, fps), indent=1) + "\n")
         rows.append(json.dumps({"file_name": f"{stem}.mp4", "text": params.caption}))
     _atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
     return out

@@ -57,11 +57,49 @@ def format_value(value) -> str:
 
 # ---- reading the run folder ----
 
+INLINE_MAX_BYTES = 32 << 20  # one embedded image; a preview GIF is a few hundred KB
 
-def read_metrics(path: Path) -> tuple[list[dict], int]:
+
+TEXT_MAX_BYTES = 64 << 20  # metrics.jsonl, config.yaml, one eval or preview JSON
+
+
+def read_run_file(path: Path, run_dir: Path, max_bytes: int, why: str = "") -> bytes:
+    """The bytes of a file of the run: a regular file inside the run folder (symlinks resolved) of at most
+    `max_bytes`. Opened O_NONBLOCK and checked with fstat, so a FIFO or device under that name never blocks the
+    report, and a link to a file outside the run (a system file) is never copied into the page."""
+    import stat
+
+    from vidiff.output_safety import shown
+
+    name = shown(path.relative_to(run_dir) if path.is_relative_to(run_dir) else path)
+    if not path.resolve().is_relative_to(run_dir.resolve()):
+        raise InputError(f"{why}{name} leads outside the run folder (a symlink); refusing to read it")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        raise InputError(f"{why}cannot open {name} ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{why}{name} is not a regular file (FIFO, device or folder)")
+        if st.st_size > max_bytes:
+            raise InputError(f"{why}{name} is {st.st_size} bytes, over the {max_bytes}-byte limit")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{why}{name} grew over the {max_bytes}-byte limit while read")
+    return data
+
+
+def read_inline(path: Path, run_dir: Path, max_bytes: int = INLINE_MAX_BYTES) -> bytes:
+    """The bytes of an image to embed (see read_run_file)."""
+    return read_run_file(path, run_dir, max_bytes, why="--inline: ")
+
+
+def read_metrics(path: Path, run_dir: Path | None = None) -> tuple[list[dict], int]:
     """The records of metrics.jsonl that have a numeric "step", and how many lines were skipped."""
     records, skipped = [], 0
-    for line in path.read_text(errors="replace").splitlines():
+    text = read_run_file(path, run_dir or path.parent, TEXT_MAX_BYTES).decode("utf-8", "replace")
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
@@ -76,11 +114,15 @@ def read_metrics(path: Path) -> tuple[list[dict], int]:
     return records, skipped
 
 
-def _read_json(path: Path):
+def _read_json(path: Path, run_dir: Path):
+    from vidiff.limits import short_repr
+
     try:
-        return json.loads(path.read_text()), None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return None, f"{path.name}: not readable JSON ({e})"
+        return json.loads(read_run_file(path, run_dir, TEXT_MAX_BYTES)), None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        if isinstance(e, InputError):
+            raise
+        return None, f"{short_repr(path.name)[1:-1]}: not readable JSON ({short_repr(str(e))[1:-1]})"
 
 
 def plot_curves(records: list[dict]) -> bytes:
@@ -119,10 +161,10 @@ class _Page:
         self.parts.append(html)
 
     def image_src(self, path: Path) -> str:
-        """A relative URL from the page to `path`, or a data URI when inlining."""
+        """A relative URL from the page to `path`, or a data URI when inlining (see `read_inline`)."""
         if self.inline:
             kind = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg"}.get(path.suffix.lower(), "image/png")
-            return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+            return f"data:{kind};base64,{base64.b64encode(read_inline(path, self.run_dir)).decode()}"
         rel = os.path.relpath(path.resolve(), self.out.parent.resolve())
         return quote(Path(rel).as_posix())
 
@@ -159,8 +201,8 @@ def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
 def _curves_section(page: _Page) -> None:
     page.add('<section id="curves"><h2>Training curves</h2>')
     loss_png, metrics = page.run_dir / "loss.png", page.run_dir / "metrics.jsonl"
-    records, skipped = read_metrics(metrics) if metrics.is_file() else ([], 0)
-    if loss_png.is_file():
+    records, skipped = read_metrics(metrics, page.run_dir) if os.path.lexists(metrics) else ([], 0)
+    if os.path.lexists(loss_png):
         page.add(f'<img class="curve" alt="training loss" src="{escape(page.image_src(loss_png))}">')
     elif records:
         data = base64.b64encode(plot_curves(records)).decode()
@@ -178,10 +220,10 @@ def _curves_section(page: _Page) -> None:
     page.add("</section>")
 
 
-def _sidecar(gif: Path) -> tuple[dict, str | None]:
+def _sidecar(gif: Path, run_dir: Path) -> tuple[dict, str | None]:
     for candidate in (gif.with_suffix(".json"), gif.with_name(gif.name + ".json")):
-        if candidate.is_file():
-            data, error = _read_json(candidate)
+        if os.path.lexists(candidate):
+            data, error = _read_json(candidate, run_dir)
             return (data if isinstance(data, dict) else {}), error
     return {}, None
 
@@ -202,7 +244,7 @@ def _samples_section(page: _Page) -> None:
     gifs = sorted((page.run_dir / "previews").glob("*.gif")) if (page.run_dir / "previews").is_dir() else []
     entries = []
     for gif in gifs:
-        meta, error = _sidecar(gif)
+        meta, error = _sidecar(gif, page.run_dir)
         step = meta.get("step")
         entries.append((step if isinstance(step, (int, float)) else -1, gif.name, gif, meta, error))
     if not entries:
@@ -235,7 +277,7 @@ def _evals_section(page: _Page) -> None:
     if not files:
         page.note("no eval/*.json in this run (write them with `vidiff eval ... --json RUN_DIR/eval/NAME.json`)")
     for path in files:
-        doc, error = _read_json(path)
+        doc, error = _read_json(path, page.run_dir)
         if error or not isinstance(doc, dict):
             page.note(error or f"{path.name}: expected a JSON object")
             continue
@@ -259,10 +301,16 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"RUN_DIR: not a folder: {run_dir}")
+    from vidiff.output_safety import atomic_write, check_output
+
     out = Path(out) if out is not None else run_dir / "report.html"
     if out.is_dir():
         raise InputError(f"-o: {out} is a folder; give a file name such as report.html")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    inputs = [run_dir / "config.yaml", run_dir / "metrics.jsonl", run_dir / "loss.png"]
+    for sub, pattern in (("previews", "*"), ("eval", "*.json")):
+        if (run_dir / sub).is_dir():
+            inputs += sorted((run_dir / sub).glob(pattern))
+    check_output(out, inputs, what="-o")
     page = _Page(run_dir, out, inline)
     title = f"vidiff run: {run_dir.resolve().name}"
     page.add(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
@@ -272,11 +320,10 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     _samples_section(page)
     _evals_section(page)
     config = run_dir / "config.yaml"
-    if config.is_file():
+    if os.path.lexists(config):
+        text = read_run_file(config, run_dir, TEXT_MAX_BYTES).decode("utf-8", "replace")
         page.add('<section id="config"><h2>Config</h2><details><summary>config.yaml</summary>'
-                 f"<pre>{escape(config.read_text(errors='replace'))}</pre></details></section>")
+                 f"<pre>{escape(text)}</pre></details></section>")
     page.add(f"<script>{_IMAGE_CHECK}</script></body></html>\n")
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(page.parts), encoding="utf-8")
-    tmp.replace(out)
-    return out
+    html = "\n".join(page.parts).encode("utf-8", "backslashreplace")
+    return atomic_write(out, lambda f: f.write(html))

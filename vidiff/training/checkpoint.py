@@ -7,6 +7,7 @@ without a verifying manifest is never loaded, and only files the manifest names 
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -74,14 +75,37 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> d
 def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, torch.Tensor]],
                     jsons: dict[str, dict], config_hash: str, keep: int) -> Path:
     """Atomically writes checkpoint `step` under `root`: `tensors` maps a file stem to a state dict
-    (written as <stem>.safetensors), `jsons` a file stem to a JSON object. Returns the final folder."""
-    from safetensors.torch import save_file
+    (written as <stem>.safetensors), `jsons` a file stem to a JSON object. Returns the final folder.
+    A read-only, full or vanished folder is a CheckpointWriteError (one line; older checkpoints untouched)."""
+    from safetensors import SafetensorError
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    tmp = None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".tmp-{step_dir_name(step)}-{secrets.token_hex(4)}"
+        tmp.mkdir()
+        final = _write_checkpoint(root, tmp, step, tensors, jsons, config_hash)
+    except (OSError, SafetensorError) as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        code = getattr(e, "errno", None)
+        why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
+               errno.EDQUOT: "disk quota exceeded"}.get(code) or getattr(e, "strerror", None) or str(e)[:200]
+        raise CheckpointWriteError(f"checkpoint folder {root}: cannot write checkpoint step {step} ({why}); the "
+                                   "previous checkpoints are unchanged") from None
+    rotate(root, keep)
+    return final
+
+
+class CheckpointWriteError(InputError):
+    """The checkpoint folder is read-only, full or gone: a one-line error, the older checkpoints untouched."""
+
+
+def _write_checkpoint(root: Path, tmp: Path, step: int, tensors: dict, jsons: dict, config_hash: str) -> Path:
+    from safetensors.torch import save_file
+
     final = root / step_dir_name(step)
-    tmp = root / f".tmp-{step_dir_name(step)}-{secrets.token_hex(4)}"
-    tmp.mkdir()
     files = {}
     for stem, sd in tensors.items():
         path = tmp / f"{stem}.safetensors"
@@ -94,7 +118,8 @@ def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, to
     for path in files.values():
         _fsync_file(path)
     manifest = {"format": 1, "step": step, "config_hash": config_hash,
-                "files": {name: file_sha256(p) for name, p in sorted(files.items())}}
+                "files": {name: file_sha256(p) for name, p in sorted(files.items())},
+                "sizes": {name: p.stat().st_size for name, p in sorted(files.items())}}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     _fsync_file(tmp / MANIFEST)
     _fsync_dir(tmp)
@@ -102,17 +127,52 @@ def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, to
         shutil.rmtree(final)
     os.replace(tmp, final)
     _fsync_dir(root)
-    rotate(root, keep)
+    _VERIFIED[final] = _fingerprint(final)  # hashed just now
     return final
 
 
+# folder -> (name, size, mtime_ns) of its files when it last verified in full: rotation re-hashes a checkpoint
+# only when one of its files changed since (or it was never verified in this process).
+_VERIFIED: dict[Path, tuple] = {}
+
+
+def _fingerprint(folder: Path) -> tuple:
+    try:
+        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()))
+    except OSError:
+        return ()
+
+
+def _verified_in_full(folder: Path) -> bool:
+    fingerprint = _fingerprint(folder)
+    if fingerprint and _VERIFIED.get(folder) == fingerprint:
+        return True
+    ok = verify(folder)
+    if ok:
+        _VERIFIED[folder] = fingerprint
+    return ok
+
+
 def rotate(root: Path, keep: int) -> None:
-    """Keeps the `keep` newest complete checkpoints; removes older ones and every temp / broken folder."""
-    complete = [p for _, p in list_checkpoints(root) if verify(p, quick=True)]
-    for old in complete[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+    """Keeps the `keep` newest checkpoints that verify in full (manifest, sizes, sha256); removes older ones
+    and every temp folder. A corrupt or incomplete checkpoint never counts toward `keep` and is removed, so
+    it can never push a good one out."""
+    good, bad = [], []
+    for _, folder in reversed(list_checkpoints(root)):  # newest first
+        if keep > 0 and len(good) >= keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            _VERIFIED.pop(folder, None)
+        elif _verified_in_full(folder):
+            good.append(folder)
+        else:
+            log.warning("removing corrupt or incomplete checkpoint %s (it does not verify against its manifest)",
+                        folder)
+            bad.append(folder)
+    for folder in bad:
+        shutil.rmtree(folder, ignore_errors=True)
+        _VERIFIED.pop(folder, None)
     for p in root.iterdir():
-        if p.name.startswith(".tmp-") or (p.is_dir() and _NAME.match(p.name) and p not in complete):
+        if p.name.startswith(".tmp-"):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -150,9 +210,12 @@ def verify(folder: str | Path, quick: bool = False) -> bool:
         manifest = read_manifest(folder)
     except InputError:
         return False
+    sizes = manifest.get("sizes", {})
     for name, digest in manifest["files"].items():
         path = folder / name
-        if not path.is_file() or (not quick and file_sha256(path) != digest):
+        if not path.is_file() or (name in sizes and path.stat().st_size != sizes[name]):
+            return False
+        if not quick and file_sha256(path) != digest:
             return False
     return True
 

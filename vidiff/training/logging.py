@@ -13,22 +13,26 @@ log = logging.getLogger(__name__)
 def truncate_metrics(path: Path, after_step: int) -> None:
     """Drops lines with step > after_step (a resumed run rewrites what the killed one logged past its
     checkpoint) and any torn last line."""
+    from vidiff.output_safety import write_text
+
     if not path.is_file():
         return
     kept = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
             row = json.loads(line)
         except ValueError:
             continue
-        if row.get("step", math.inf) <= after_step:
+        if isinstance(row, dict) and row.get("step", math.inf) <= after_step:
             kept.append(line)
-    path.write_text("".join(k + "\n" for k in kept))
+    # Never rewritten in place: a new file (random O_EXCL temporary, fsync) replaces the old one by rename, so a
+    # kill at any moment leaves either the whole old history or the whole new one.
+    write_text(path, "".join(k + "\n" for k in kept))
 
 
 def read_metrics(path: str | Path) -> list[dict]:
     rows = []
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_text(errors="replace").splitlines():
         try:
             rows.append(json.loads(line))
         except ValueError:
@@ -38,12 +42,20 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 class MetricsLogger:
     def __init__(self, run_dir: Path, resume_step: int | None):
+        import os
+
+        from vidiff.output_safety import OutputError, shown, write_text
+
         self.path = run_dir / "metrics.jsonl"
         if resume_step is None:
-            self.path.write_text("")
+            write_text(self.path, "")  # a fresh run: an empty file replaces (never truncates) an old one
         else:
             truncate_metrics(self.path, resume_step)
-        self.file = open(self.path, "a")
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self.file = os.fdopen(os.open(self.path, flags, 0o644), "a")  # appends only; a symlink is refused
+        except OSError as e:
+            raise OutputError(f"{shown(self.path)}: cannot open for appending ({e.strerror})") from None
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -85,7 +97,11 @@ def plot_loss(metrics_path: Path, out: Path) -> bool:
     ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
+    from vidiff.output_safety import atomic_write
+
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
     return True
