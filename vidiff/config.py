@@ -6,6 +6,7 @@ config nests them. No class paths in strings: the code that reads a config decid
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from pathlib import Path
@@ -126,9 +127,9 @@ def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None
     from vidiff.safe_yaml import load_file
 
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError(f"config file not found: {_short(str(path))}")
-    data = load_file(path) or {}
+    data = load_file(path) or {}  # a folder, FIFO or device is refused there, without blocking
     return from_dict(cls, apply_overrides(data, overrides or []))
 
 

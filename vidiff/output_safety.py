@@ -67,6 +67,11 @@ def is_our_temporary(name: str) -> bool:
     return bool(_TMP_NAME.match(name) or _LEGACY_TMP_NAME.match(name))
 
 
+def real_path(path) -> Path:
+    """The path with every symlink resolved; never raises (a symlink loop stays as far as it resolves)."""
+    return Path(os.path.realpath(path))
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -99,7 +104,7 @@ def check_output(path, inputs: Iterable = (), what: str = "-o", create_folder: b
         if item is None:
             continue
         item = Path(item)
-        if _same_file(path, item) or path.resolve() == item.resolve():
+        if _same_file(path, item) or real_path(path) == real_path(item):
             raise InputError(f"{what} {shown(path)}: is the input {shown(item)}; writing it would destroy the "
                              "input, give another output name")
     try:

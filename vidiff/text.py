@@ -55,15 +55,31 @@ def detect_kind(folder: Path) -> str:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise InputError(f"text encoder folder {folder}: missing config.json")
-    try:
-        model_type = json.loads(config_path.read_text()).get("model_type")
-    except json.JSONDecodeError as e:
-        raise InputError(f"{config_path}: not valid JSON ({e})") from None
+    model_type = _model_type(config_path)
     for kind, types in (("clip", _CLIP_TYPES), ("t5", _T5_TYPES), ("bert", _BERT_TYPES)):
         if model_type in types:
             return kind
-    raise InputError(f"{config_path}: model_type {model_type!r} is not a supported text encoder "
+    from vidiff.limits import short_repr
+
+    raise InputError(f"{config_path}: model_type {short_repr(model_type)} is not a supported text encoder "
                      f"(CLIP text, T5 encoder or BERT-like: {', '.join(sorted(_CLIP_TYPES | _T5_TYPES | _BERT_TYPES))})")
+
+
+def _model_type(config_path: Path):
+    """`model_type` of a config.json that must be a JSON object (a list, a number, bad UTF-8, a FIFO or a
+    200k-deep nesting is an InputError naming the file, never a traceback)."""
+    from vidiff.limits import short_repr
+    from vidiff.safe_yaml import read_text
+
+    try:
+        config = json.loads(read_text(config_path, str(config_path), max_bytes=16 << 20))
+    except (ValueError, RecursionError) as e:
+        if isinstance(e, InputError) or type(e).__name__ == "ConfigError":
+            raise InputError(str(e)) from None
+        raise InputError(f"{config_path}: not valid JSON ({short_repr(str(e))[1:-1]})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{config_path}: expected a JSON object with model_type, got a {type(config).__name__}")
+    return config.get("model_type")
 
 
 def _check_weights(folder: Path) -> Path:
@@ -223,7 +239,7 @@ def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str):
     import transformers
 
     classes = {"clip": transformers.CLIPTextModel, "t5": transformers.T5EncoderModel, "bert": transformers.AutoModel}
-    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    model_type = _model_type(folder / "config.json")
     if model_type == "mt5":
         classes["t5"] = transformers.MT5EncoderModel
     elif model_type == "umt5":

@@ -65,7 +65,9 @@ def validate(args):
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.layout import Layout, resolve_layout
 
-    from vidiff.limits import MAX_FRAMES, MAX_SAMPLES, MAX_STEPS, MAX_THREADS, check_int, short_repr
+    from vidiff.limits import (
+        MAX_FRAMES, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, MAX_THREADS, check_int, short_repr,
+    )
     from vidiff.output_safety import check_output, shown
     from vidiff.sidecar import output_files
     from vidiff.video_writer import check_fps
@@ -92,6 +94,10 @@ def validate(args):
         check_fps(args.fps, suffix, "--fps")
     if args.frames is not None:
         check_int(args.frames, "--frames", 1, MAX_FRAMES)
+    if args.keyframes is not None:
+        check_int(args.keyframes, "--keyframes", 2, MAX_KEYFRAMES)
+    if args.stride is not None:
+        check_int(args.stride, "--stride", 1, MAX_STRIDE)
     if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
         raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")
     if args.threads is not None:
@@ -118,6 +124,9 @@ def validate(args):
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = None if args.task == "extend" else args.frames
     layout = resolve_layout(frames, args.keyframes, args.stride, default=default, max_gap=config.interpolation.max_gap)
+    if layout.num_frames > MAX_FRAMES:
+        raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
+                         f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
     return config, layout
 
 

@@ -72,7 +72,9 @@ def read_run_file(path: Path, run_dir: Path, max_bytes: int, why: str = "") -> b
     from vidiff.output_safety import shown
 
     name = shown(path.relative_to(run_dir) if path.is_relative_to(run_dir) else path)
-    if not path.resolve().is_relative_to(run_dir.resolve()):
+    from vidiff.output_safety import real_path
+
+    if not real_path(path).is_relative_to(real_path(run_dir)):
         raise InputError(f"{why}{name} leads outside the run folder (a symlink); refusing to read it")
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
@@ -165,7 +167,7 @@ class _Page:
         if self.inline:
             kind = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg"}.get(path.suffix.lower(), "image/png")
             return f"data:{kind};base64,{base64.b64encode(read_inline(path, self.run_dir)).decode()}"
-        rel = os.path.relpath(path.resolve(), self.out.parent.resolve())
+        rel = os.path.relpath(os.path.realpath(path), os.path.realpath(self.out.parent))
         return quote(Path(rel).as_posix())
 
     def note(self, text: str) -> None:

@@ -7,6 +7,7 @@ well under a second, before torch is imported or any weights are touched.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -133,13 +134,16 @@ def part_paths(folder: Path, cfg: PipelineConfig) -> dict[str, Path]:
 
     Each part must stay inside the pipeline folder once symlinks are resolved: an absolute path, `..` or a link
     that leads out is a ConfigError naming the key (`parts.vae`)."""
+    from vidiff.output_safety import real_path
+
     folder = Path(folder)
-    root = folder.resolve()
+    root = real_path(folder)
     paths = {}
     for name in ("vae", "keyframes", "interpolation"):
         rel = getattr(cfg.parts, name)
         path = folder / rel
-        if not rel or Path(rel).is_absolute() or not path.resolve().is_relative_to(root) or path.resolve() == root:
+        resolved = real_path(path)
+        if not rel or Path(rel).is_absolute() or not resolved.is_relative_to(root) or resolved == root:
             raise ConfigError(f"{folder / PIPELINE_FILE}: parts.{name} {short_repr(rel, 120)} leads outside the "
                               "pipeline folder; part paths must be sub-folders of it")
         paths[name] = path
@@ -162,7 +166,7 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     if not folder.is_dir():
         raise InputError(f"--model {folder}: pipeline folder not found")
     path = folder / PIPELINE_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise InputError(f"--model {folder}: not a pipeline folder (missing {PIPELINE_FILE})")
     cfg = pipeline_config_from_dict(load_file(path) or {}, where=str(path))
     for name, part in part_paths(folder, cfg).items():

@@ -192,10 +192,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    import os
+
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError(f"config file not found: {path}")
-    from vidiff.safe_yaml import load_file
+    from vidiff.safe_yaml import load_file  # a folder, FIFO or device is refused there, without blocking
 
     data = apply_overrides(load_file(path) or {}, overrides or [])
     return validate(from_dict(TrainConfig, data))
