@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vidiff.diffusion import Denoiser
+from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
 
 SIGMAS = torch.tensor([0.01, 0.3, 1.0, 7.5])  # (B,)
@@ -37,7 +38,7 @@ class OracleNet(torch.nn.Module):
         self.x, self.sigma, self.d = x0 + sigma.reshape(-1, 1, 1, 1, 1) * noise, sigma, sigma_data
         self.calls = []
 
-    def forward(self, x_in, c_noise, **cond):
+    def forward(self, x_in, c_noise, cond):
         c_in = 1 / (self.sigma**2 + self.d**2).sqrt()
         torch.testing.assert_close(x_in, self.x * c_in.reshape(-1, 1, 1, 1, 1))
         torch.testing.assert_close(c_noise, self.sigma.log() / 4)
@@ -51,12 +52,15 @@ def test_exact_target_gives_exact_x0_and_zero_loss(param, sigma_data):
     x0, noise = data()
     net = OracleNet(param, x0, noise, SIGMAS, sigma_data)
     den = Denoiser(net, parameterization=param, sigma_data=sigma_data)
-    denoised = den(net.x, SIGMAS, context="c")
+    cond = Cond(context=torch.randn(4, 2, 3), frame_stride=torch.ones(4))
+    denoised = den(net.x, SIGMAS, cond)
     torch.testing.assert_close(denoised, x0, rtol=1e-5, atol=1e-5)
-    loss = den.loss(x0, SIGMAS, noise=noise, context="c")
+    loss = den.loss(x0, SIGMAS, cond, noise=noise)
     assert loss.shape == (4,)
     assert loss.max().item() < 1e-10
-    assert net.calls[0] == {"context": "c"}
+    assert net.calls == [cond, cond]  # the same Cond object reaches the net, unchanged
+    den(net.x, SIGMAS)
+    assert net.calls[-1] is None
 
 
 @pytest.mark.parametrize("param", ["eps", "v", "x0"])
@@ -64,7 +68,7 @@ def test_loss_is_mse_against_the_target(param):
     x0, noise = data(1)
     offset = torch.arange(4, dtype=torch.float32).reshape(-1, 1, 1, 1, 1)  # per-sample error 0, 1, 2, 3
     target = expected_target(param, x0, noise, SIGMAS, 1.0)
-    den = Denoiser(lambda x, c: target + offset, parameterization=param)
+    den = Denoiser(lambda x, c, cond: target + offset, parameterization=param)
     torch.testing.assert_close(den.loss(x0, SIGMAS, noise=noise), torch.tensor([0.0, 1.0, 4.0, 9.0]))
 
 
@@ -75,7 +79,7 @@ def test_v_target_equals_standard_v_prediction_at_unit_sigma_data():
     v = a.sqrt() * noise - (1 - a).sqrt() * x0
     seen = {}
 
-    def net(x, c):
+    def net(x, c, cond):
         seen["x"] = x
         return torch.zeros_like(x)
 
@@ -89,7 +93,7 @@ def test_v_target_equals_standard_v_prediction_at_unit_sigma_data():
 @pytest.mark.parametrize("param", ["eps", "v", "x0"])
 def test_min_snr_weights_match_formula(param):
     gamma = 5.0
-    den = Denoiser(lambda x, c: x, parameterization=param)
+    den = Denoiser(lambda x, c, cond: x, parameterization=param)
     sig = torch.tensor([0.1, 0.3, 1 / math.sqrt(5), 1.0, 4.0])
     snr = 1 / sig.double() ** 2
     clipped = torch.minimum(snr, torch.tensor(gamma, dtype=torch.float64))
@@ -99,7 +103,7 @@ def test_min_snr_weights_match_formula(param):
 
 def test_min_snr_weighting_multiplies_the_loss():
     x0, noise = data(3)
-    den = Denoiser(lambda x, c: torch.ones_like(x), "eps")
+    den = Denoiser(lambda x, c, cond: torch.ones_like(x), "eps")
     plain = den.loss(x0, SIGMAS, noise=noise)
     weighted = den.loss(x0, SIGMAS, noise=noise, min_snr_gamma=5.0)
     torch.testing.assert_close(weighted, plain * den.min_snr_weight(SIGMAS, 5.0))
@@ -109,7 +113,7 @@ def test_min_snr_weighting_multiplies_the_loss():
 
 def test_scalar_sigma_broadcasts_and_generators_reproduce():
     x0, _ = data(4)
-    den = Denoiser(lambda x, c: x * 0.5 + c.reshape(-1, 1, 1, 1, 1), "x0")
+    den = Denoiser(lambda x, c, cond: x * 0.5 + c.reshape(-1, 1, 1, 1, 1), "x0")
     a = den(x0, 2.0)
     b = den(x0, torch.full((4,), 2.0))
     torch.testing.assert_close(a, b)
@@ -125,10 +129,10 @@ def test_scalar_sigma_broadcasts_and_generators_reproduce():
 
 def test_bad_arguments():
     with pytest.raises(InputError, match="parameterization"):
-        Denoiser(lambda x, c: x, "score")
+        Denoiser(lambda x, c, cond: x, "score")
     with pytest.raises(InputError, match="sigma_data"):
-        Denoiser(lambda x, c: x, "v", sigma_data=0.0)
-    den = Denoiser(lambda x, c: x, "v")
+        Denoiser(lambda x, c, cond: x, "v", sigma_data=0.0)
+    den = Denoiser(lambda x, c, cond: x, "v")
     with pytest.raises(InputError, match="sigma"):
         den(torch.zeros(2, 3), torch.ones(3))
     with pytest.raises(InputError, match="noise"):
@@ -137,7 +141,7 @@ def test_bad_arguments():
 
 def test_gradients_flow_to_the_net():
     net = torch.nn.Conv3d(3, 3, 1)
-    den = Denoiser(lambda x, c: net(x), "v")
+    den = Denoiser(lambda x, c, cond: net(x), "v")
     x0, _ = data(5)
     den.loss(x0, SIGMAS).mean().backward()
     assert net.weight.grad is not None and net.weight.grad.abs().sum() > 0

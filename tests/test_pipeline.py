@@ -113,10 +113,15 @@ def test_output_names():
 
 
 def test_derived_seeds_are_stable_and_distinct():
-    sampling = pytest.importorskip("vidiff.pipeline.stage")
-    assert sampling.derive_seed(3, "keyframes") == sampling.derive_seed(3, "keyframes")
-    seeds = {sampling.derive_seed(s, k) for s in range(50) for k in ("keyframes", "interp", ("extend", 0))}
+    from vidiff.random import derive_seed
+
+    assert derive_seed(3, "keyframes") == derive_seed(3, "keyframes")
+    seeds = {derive_seed(s, k) for s in range(50) for k in ("keyframes", "interp", ("extend", 0))}
     assert len(seeds) == 150 and all(0 <= s < 2**63 for s in seeds)
+    # the stream of a key is the sha256 of its repr (what the bundled hashes were made with)
+    import hashlib
+
+    assert derive_seed(3, "keyframes") == int.from_bytes(hashlib.sha256(b"(3, 'keyframes')").digest()[:8], "little") >> 1
 
 
 # ---- generation with tiny random parts -------------------------------------------------------------------------
@@ -178,10 +183,17 @@ def test_user_keyframes_must_sit_on_keyframe_positions(pipe):
         pipe.text_to_video("x", keyframes={5: image[:, :32]}, progress=False)
 
 
-def test_extend_keeps_the_input_and_adds_the_new_frames(pipe):
+def test_extend_keeps_the_input_and_adds_the_new_frames(pipe, monkeypatch):
     clip = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8))
+    decoded = []
+    decode = pipe.vae.decode_to_frames
+    monkeypatch.setattr(pipe.vae, "decode_to_frames", lambda z, **kw: decoded.append(z.clone()) or decode(z, **kw))
     out, fps = pipe.extend_video(clip, "a red circle moving left", num_frames=12, seed=2, progress=False)
     assert out.shape == (20, 64, 64, 3) and torch.equal(out[:8], clip)
+    # before anything is pasted: the timeline decoded from the last input frame on starts with that frame's
+    # latents exactly as encoded (the known keyframe the windows were sampled around), then 12 new frames
+    assert decoded[0].shape[2] == 1 + 12
+    assert torch.equal(decoded[0][0, :, 0], pipe.vae.encode_frames(clip[[2, 7]])[0, :, 1])  # keyframes 2 and 7
     with pytest.raises(InputError, match="num_frames"):
         pipe.extend_video(clip, "x", num_frames=0, progress=False)
     with pytest.raises(InputError, match="seam_fade"):
@@ -189,6 +201,7 @@ def test_extend_keeps_the_input_and_adds_the_new_frames(pipe):
     plain, _ = pipe.extend_video(clip, "a red circle moving left", num_frames=12, seed=2, seam_fade=0, progress=False)
     assert torch.equal(plain[:8], clip) and torch.equal(plain[12:], out[12:])  # the fade is over after 4 frames
     assert not torch.equal(plain[8:12], out[8:12])
+    monkeypatch.undo()
 
 
 def test_extend_decodes_across_the_seam_with_a_temporal_decoder(pipe):
@@ -260,8 +273,7 @@ def test_save_and_load_round_trip(pipe, tmp_path):
     assert loaded.config == pipe.config
     for a, b in zip(pipe.keyframes.net.state_dict().values(), loaded.keyframes.net.state_dict().values()):
         assert torch.equal(a, b)
-    assert json.loads(json.dumps(loaded.request("x", 0, None, None, None, None, None, None, None, None, None, None)
-                                 .settings(loaded.config)))["num_frames"] == 16
+    assert json.loads(json.dumps(loaded.request("x").settings(loaded.config)))["num_frames"] == 16
 
 
 def test_discrete_schedule_spacing(pipe):
@@ -293,13 +305,14 @@ def test_conditioning_inputs_follow_the_training_contract(pipe):
     seen = {"kf": [], "it": []}
 
     def recorder(name):
-        def hook(module, args, kwargs):
-            seen[name].append({k: kwargs[k].clone() for k in ("frame_stride", "cond_sigma", "cond_mask")}
-                              | {"frames": args[0].shape[2]})
+        def hook(module, args):
+            cond = args[2]  # UNet3D.forward(x, c_noise, cond)
+            seen[name].append({"frame_stride": cond.frame_stride.clone(), "cond_sigma": cond.cond_sigma.clone(),
+                               "cond_mask": cond.known_mask.clone(), "frames": args[0].shape[2]})
         return hook
 
-    handles = [pipe.keyframes.net.register_forward_pre_hook(recorder("kf"), with_kwargs=True),
-               pipe.interpolation.net.register_forward_pre_hook(recorder("it"), with_kwargs=True)]
+    handles = [pipe.keyframes.net.register_forward_pre_hook(recorder("kf")),
+               pipe.interpolation.net.register_forward_pre_hook(recorder("it"))]
     try:
         pipe.text_to_video("a red circle", seed=0, progress=False)
         kf_plain, it_plain = len(seen["kf"]), len(seen["it"])
@@ -318,3 +331,86 @@ def test_conditioning_inputs_follow_the_training_contract(pipe):
         assert call["frames"] == 6 and call["frame_stride"].tolist() == [1.0]
         assert call["cond_mask"].tolist() == [[1.0, 0.0, 0.0, 0.0, 0.0, 1.0]]
         assert call["cond_sigma"].tolist() == [pytest.approx(pipe.config.interpolation.cond_sigma)]
+
+
+# ---- inference mode: nothing returned or stored carries an autograd graph ---------------------------------------
+def test_no_generation_entry_point_builds_a_graph(pipe, monkeypatch):
+    from vidiff.pipeline.stage import DiffusionStage
+
+    seen = []
+    run = DiffusionStage.run
+    decode = pipe.vae.decode_to_frames
+    encode = pipe.vae.encode_frames
+
+    def record(name, value):
+        seen.append((name, value.requires_grad, value.grad_fn is None, torch.is_inference_mode_enabled()))
+        return value
+
+    monkeypatch.setattr(DiffusionStage, "run", lambda self, *a, **k: record("stage", run(self, *a, **k)))
+    monkeypatch.setattr(pipe.vae, "decode_to_frames", lambda z, **kw: record("decode_in", z) is z and decode(z, **kw))
+    monkeypatch.setattr(pipe.vae, "encode_frames", lambda f: record("encode", encode(f)))
+    image = torch.zeros(64, 64, 3, dtype=torch.uint8)
+    clip = torch.zeros(6, 64, 64, 3, dtype=torch.uint8)
+    outputs = [pipe.text_to_video("a", progress=False)[0], pipe.image_to_video(image, "a", progress=False)[0],
+               pipe.extend_video(clip, "a", num_frames=5, progress=False)[0], pipe.fill_between(clip[:2], 5)]
+    names = {name for name, *_ in seen}
+    assert names == {"stage", "decode_in", "encode"}
+    for name, requires_grad, no_grad_fn, inference in seen:
+        assert not requires_grad and no_grad_fn and inference, name
+    assert all(not o.requires_grad and o.grad_fn is None for o in outputs)
+    assert any(p.requires_grad for p in pipe.keyframes.net.parameters())  # the graph was possible, and not built
+
+
+# ---- what the parts were trained on ----------------------------------------------------------------------------
+def test_requests_outside_the_trained_layout_are_refused(pipe):
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.trained import TrainedOn
+
+    trained = {"keyframes": TrainedOn("keyframes", num_frames=(4, 4), frame_strides=(5, 5),
+                                      known_patterns=("none", "first")),
+               "interpolation": TrainedOn("interpolation", num_frames=(3, 6), frame_strides=(1, 1))}
+    strict = VideoPipeline(pipe.config, pipe.vae, pipe.keyframes.net, pipe.interpolation.net, pipe.text_encoder,
+                           trained=trained)
+    a, _ = strict.text_to_video("a", seed=3, progress=False)  # the trained layout runs as before
+    assert torch.equal(a, pipe.text_to_video("a", seed=3, progress=False)[0])
+    with pytest.raises(InputError, match="7 keyframes .*trained on 4"):
+        strict.text_to_video("a", num_frames=31, progress=False)
+    with pytest.raises(InputError, match="keyframe stride 4 .*trained on stride 5.*--force-layout"):
+        strict.text_to_video("a", keyframe_stride=4, progress=False)
+    with pytest.raises(InputError, match="spaced 2 apart"):  # a recursive fill: its coarse pass is at stride 2
+        strict.fill_between(torch.zeros(2, 64, 64, 3, dtype=torch.uint8), 10)
+    with pytest.raises(InputError, match="'random_subset'"):  # user keyframes away from frame 0
+        strict.text_to_video("a", keyframes={5: torch.zeros(64, 64, 3, dtype=torch.uint8)}, progress=False)
+    with pytest.raises(InputError, match="'first_k'"):  # extension seeds windows with the last 2 keyframes
+        strict.extend_video(torch.zeros(8, 64, 64, 3, dtype=torch.uint8), "a", num_frames=3, progress=False)
+    with pytest.warns(UserWarning, match="forced"):
+        forced, _ = strict.text_to_video("a", keyframe_stride=4, force_layout=True, progress=False)
+    assert forced.shape == (13, 64, 64, 3)
+
+
+def test_bundled_parts_record_their_training(tmp_path):
+    from vidiff.pipeline.config import read_pipeline_folder
+    from vidiff.pipeline.load import read_trained_records
+    from vidiff.pipeline.trained import latent_space_id
+
+    bundle = REPO / "vidiff" / "bundled" / "shapes"
+    records = read_trained_records(bundle, read_pipeline_folder(bundle))
+    assert records["keyframes"].num_frames == (4, 4) and records["keyframes"].frame_strides == (5, 5)
+    assert records["interpolation"].frame_strides == (1, 1)
+    assert records["keyframes"].latent_space == latent_space_id(bundle / "vae")
+    # a VAE whose encoder differs is another latent space: the parts refuse it
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    weights = load_file(copy / "vae" / "model.safetensors")
+    name = next(k for k in weights if k.startswith("encoder."))
+    weights[name] = weights[name] + 1e-3
+    save_file(weights, copy / "vae" / "model.safetensors")
+    with pytest.raises(InputError, match="latent space of another VAE encoder"):
+        read_trained_records(copy, read_pipeline_folder(copy))
+    weights = load_file(copy / "vae" / "model.safetensors")
+    name = next(k for k in weights if k.startswith("decoder."))  # a decoder fine-tune keeps the latent space
+    save_file({**weights, name: weights[name] + 1e-3}, copy / "vae" / "model.safetensors")

@@ -9,7 +9,7 @@ from vidiff.training import checkpoint as ckpt
 from vidiff.training.config import OptimizerSection, TrainConfig, config_hash, validate
 from vidiff.training.ema import EMA
 from vidiff.training.lr import lr_at
-from vidiff.training.randomness import SampleDraws, global_sample_ids
+from vidiff.random import SampleDraws, global_sample_ids
 
 
 def toy_config(**over) -> TrainConfig:

@@ -8,7 +8,7 @@ from vidiff.training import conditioning as cond
 from vidiff.training.config import ConditioningSection, TrainConfig, validate
 from vidiff.training.logging import read_metrics
 from vidiff.training.loop import train
-from vidiff.training.randomness import SampleDraws
+from vidiff.random import SampleDraws
 
 TINY_UNET = {"in_channels": 4, "out_channels": 4, "block_out_channels": [16, 32], "layers_per_block": 1,
              "attention_levels": [False, True], "mid_attention": False, "num_head_channels": 16,

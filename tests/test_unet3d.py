@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vidiff.config import ConfigError, from_dict, to_dict
+from vidiff.diffusion.cond import Cond
 from vidiff.models import UNet3D, UNet3DConfig
 
 TINY = dict(in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
@@ -39,7 +40,7 @@ def test_output_shape(f):
     model = randomize(UNet3D(tiny())).eval()
     x, c_noise, context = inputs(f=f)
     with torch.no_grad():
-        out = model(x, c_noise, context)
+        out = model(x, c_noise, Cond(context=context))
     assert out.shape == x.shape
     assert torch.isfinite(out).all()
 
@@ -51,7 +52,7 @@ def test_frames_interact_only_through_temporal_layers():
     for temporal in (False, True):
         model = randomize(UNet3D(tiny(temporal=temporal))).eval()
         with torch.no_grad():
-            a, b = model(x, c_noise, context), model(x2, c_noise, context)
+            a, b = model(x, c_noise, Cond(context=context)), model(x2, c_noise, Cond(context=context))
         assert (a[:, :, 0] - b[:, :, 0]).abs().max() > 1e-3  # frame 0 itself always changes
         other = (a[:, :, 1:] - b[:, :, 1:]).abs().max()
         if temporal:
@@ -68,7 +69,7 @@ def test_temporal_layers_start_as_identity():
     assert result.unexpected_keys and all(".tconv." in k or ".tattn." in k for k in result.unexpected_keys)
     x, c_noise, context = inputs(f=4)
     with torch.no_grad():
-        a, b = full(x, c_noise, context), spatial(x, c_noise, context)
+        a, b = full(x, c_noise, Cond(context=context)), spatial(x, c_noise, Cond(context=context))
     assert a.abs().max() > 1e-2
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -79,7 +80,7 @@ def test_gradient_checkpointing_gives_same_gradients():
     ckpt.load_state_dict(plain.state_dict())
     x, c_noise, context = inputs(f=3)
     for model in (plain, ckpt):
-        model(x, c_noise, context, frame_stride=torch.tensor([1.0, 4.0])).square().mean().backward()
+        model(x, c_noise, Cond(context=context, frame_stride=torch.tensor([1.0, 4.0]))).square().mean().backward()
     for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
         assert p.grad is not None, name
         torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)
@@ -94,7 +95,8 @@ def test_model_backends_agree(which):
     mask = torch.tensor([[True, True, True, False, False], [True] * 5])
     with torch.no_grad():
         for m in (None, mask):
-            torch.testing.assert_close(a(x, c_noise, context, m), b(x, c_noise, context, m), atol=1e-5, rtol=1e-5)
+            cond = Cond(context=context, context_mask=m)
+            torch.testing.assert_close(a(x, c_noise, cond), b(x, c_noise, cond), atol=1e-5, rtol=1e-5)
 
 
 def test_context_mask_ignores_masked_tokens():
@@ -104,10 +106,10 @@ def test_context_mask_ignores_masked_tokens():
     garbage = context.clone()
     garbage[~mask] = 50.0
     with torch.no_grad():
-        a = model(x, c_noise, context, mask)
-        b = model(x, c_noise, garbage, mask)
-        c = model(x[:1], c_noise[:1], context[:1, :3])  # sample 0 with only its 3 real tokens
-        d = model(x, c_noise, context)
+        a = model(x, c_noise, Cond(context=context, context_mask=mask))
+        b = model(x, c_noise, Cond(context=garbage, context_mask=mask))
+        c = model(x[:1], c_noise[:1], Cond(context=context[:1, :3]))  # sample 0 with only its 3 real tokens
+        d = model(x, c_noise, Cond(context=context))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(a[:1], c, atol=1e-5, rtol=1e-5)
     assert (a - d).abs().max() > 1e-3
@@ -118,9 +120,9 @@ def test_conditioning_changes_output_only_when_known_frames_given():
     x, c_noise, context = inputs(f=4)
     cond = torch.randn_like(x)
     with torch.no_grad():
-        base = model(x, c_noise, context)
-        zero_mask = model(x, c_noise, context, cond_latents=cond, cond_mask=torch.zeros(2, 4))
-        known = model(x, c_noise, context, cond_latents=cond, cond_mask=torch.tensor([[1.0, 0, 0, 0]] * 2))
+        base = model(x, c_noise, Cond(context=context))
+        zero_mask = model(x, c_noise, Cond(context=context, known=cond, known_mask=torch.zeros(2, 4)))
+        known = model(x, c_noise, Cond(context=context, known=cond, known_mask=torch.tensor([[1.0, 0, 0, 0]] * 2)))
     torch.testing.assert_close(base, zero_mask, atol=0, rtol=0)
     assert (known - base).abs().max() > 1e-3
 
@@ -129,11 +131,11 @@ def test_single_frame_with_all_conditioning_inputs():
     model = randomize(UNet3D(tiny(conditioning=True, use_frame_stride=True, use_cond_sigma=True))).eval()
     x, c_noise, context = inputs(f=1)
     with torch.no_grad():
-        out = model(x, c_noise, context, cond_latents=x, cond_mask=torch.ones(2, 1),
-                    frame_stride=torch.tensor([2.0, 8.0]), cond_sigma=torch.tensor([0.0, 0.1]))
-        default = model(x, c_noise, context, cond_latents=x, cond_mask=torch.ones(2, 1))
-        explicit = model(x, c_noise, context, cond_latents=x, cond_mask=torch.ones(2, 1),
-                         frame_stride=torch.ones(2), cond_sigma=torch.zeros(2))
+        out = model(x, c_noise, Cond(context=context, known=x, known_mask=torch.ones(2, 1),
+                                     frame_stride=torch.tensor([2.0, 8.0]), cond_sigma=torch.tensor([0.0, 0.1])))
+        default = model(x, c_noise, Cond(context=context, known=x, known_mask=torch.ones(2, 1)))
+        explicit = model(x, c_noise, Cond(context=context, known=x, known_mask=torch.ones(2, 1),
+                                          frame_stride=torch.ones(2), cond_sigma=torch.zeros(2)))
     assert out.shape == x.shape
     torch.testing.assert_close(default, explicit)  # documented defaults: stride 1, cond_sigma 0
     assert (out - default).abs().max() > 1e-4
@@ -143,14 +145,23 @@ def test_bad_inputs_raise_clear_errors():
     model = UNet3D(tiny())
     x, c_noise, context = inputs(h=5, w=8)
     with pytest.raises(ValueError, match="divisible by 2"):
-        model(x, c_noise, context)
+        model(x, c_noise, Cond(context=context))
     x, c_noise, context = inputs()
     with pytest.raises(ValueError, match="context"):
-        model(x, c_noise, context[..., :5])
+        model(x, c_noise, Cond(context=context[..., :5]))
     with pytest.raises(ValueError, match="conditioning=False"):
-        model(x, c_noise, context, cond_mask=torch.ones(2, 4))
+        model(x, c_noise, Cond(context=context, known_mask=torch.ones(2, 4)))
     with pytest.raises(ValueError, match=r"x must be"):
-        model(x[:, :2], c_noise, context)
+        model(x[:, :2], c_noise, Cond(context=context))
+    with pytest.raises(ValueError, match="context_mask"):
+        model(x, c_noise, Cond(context=context, context_mask=torch.ones(2, 4, dtype=torch.bool)))
+    with pytest.raises(ValueError, match="frame_stride"):
+        model(x, c_noise, Cond(context=context, frame_stride=torch.ones(3)))
+    cmodel = UNet3D(tiny(conditioning=True))
+    with pytest.raises(ValueError, match="known"):
+        cmodel(x, c_noise, Cond(context=context, known=x[:, :, :2], known_mask=torch.ones(2, 4)))
+    with pytest.raises(ValueError, match="known_mask"):
+        cmodel(x, c_noise, Cond(context=context, known=x, known_mask=torch.ones(2, 3)))
 
 
 def test_config_round_trip_and_validation():
@@ -185,12 +196,12 @@ def test_bf16_autocast_training_step():
     model = randomize(UNet3D(tiny())).train()
     x, c_noise, context = inputs(f=2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(x, c_noise, context)
+        out = model(x, c_noise, Cond(context=context))
     out.float().square().mean().backward()
     assert out.shape == x.shape
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     with torch.no_grad():
-        full = model(x, c_noise, context)
+        full = model(x, c_noise, Cond(context=context))
     assert (out.float() - full).abs().max() < 0.1 * full.abs().max()  # bf16 is close to fp32
 
 
@@ -204,7 +215,8 @@ def test_pooled_text_is_the_masked_mean_and_starts_as_a_no_op():
     missing, unexpected = pooled.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("text_embed.") for k in missing)
     with torch.no_grad():  # zero-initialised last layer: identical outputs to the model without the term
-        assert torch.equal(pooled(x, c_noise, context, mask), base(x, c_noise, context, mask))
+        assert torch.equal(pooled(x, c_noise, Cond(context=context, context_mask=mask)),
+                           base(x, c_noise, Cond(context=context, context_mask=mask)))
 
     emb = PooledTextEmbedding(12, 32)
     randomize(emb)
@@ -220,60 +232,6 @@ def test_pooled_text_is_the_masked_mean_and_starts_as_a_no_op():
     changed = context.clone()
     changed[1, 2] += 1.0  # a real token moves the whole clip, through every residual block
     with torch.no_grad():
-        a, b = pooled(x, c_noise, context, mask), pooled(x, c_noise, changed, mask)
+        a = pooled(x, c_noise, Cond(context=context, context_mask=mask))
+        b = pooled(x, c_noise, Cond(context=changed, context_mask=mask))
     assert (a[0] - b[0]).abs().max() == 0 and (a[1] - b[1]).abs().max() > 1e-3
-
-
-def test_coord_channels_feed_x_and_y_to_the_first_convolution():
-    x, c_noise, context = inputs(f=2, h=8, w=16)
-    model = randomize(UNet3D(tiny(coord_channels=True))).eval()
-    seen = {}
-    model.conv_in.register_forward_pre_hook(lambda m, args: seen.update(input=args[0]))
-    with torch.no_grad():
-        model(x, c_noise, context)
-    grid = seen["input"][:, -2:]  # ((b f), 2, h, w)
-    assert grid.shape == (4, 2, 8, 16)
-    assert torch.equal(grid[0, 0, 3], torch.linspace(-1, 1, 16)) and torch.equal(grid[0, 1, :, 5], torch.linspace(-1, 1, 8))
-    assert torch.equal(grid[0], grid[3])  # the same grid for every frame and sample
-    # with zero weights on the two extra channels the model is the one without them
-    plain = randomize(UNet3D(tiny())).eval()
-    state = plain.state_dict()
-    state["conv_in.weight"] = torch.cat([state["conv_in.weight"], torch.zeros(8, 2, 3, 3)], dim=1)
-    model.load_state_dict(state)
-    with torch.no_grad():
-        assert torch.allclose(model(x, c_noise, context), plain(x, c_noise, context), atol=1e-6)
-
-
-def test_space_time_temporal_conv_reduces_to_the_frames_only_one():
-    """A 3x3x3 first kernel whose spatial taps other than the centre are zero is exactly the (3, 1) temporal
-    convolution: the space-time layout (rearranges, padding) is wired right."""
-    from vidiff.models.resnet import TemporalConv
-
-    torch.manual_seed(0)
-    block = randomize(TemporalConv(8, 4, spatial_kernel=3)).eval()
-    ref = TemporalConv(8, 4).eval()
-    folded = rearrange_frames(torch.randn(2, 8, 3, 6, 5))
-    with torch.no_grad():
-        full = block(folded, 3)
-        centre = block.conv1.weight[:, :, :, 1, 1].clone()  # (hidden, c, 3)
-        block.conv1.weight.zero_()
-        block.conv1.weight[:, :, :, 1, 1] = centre
-        state = dict(block.state_dict(), **{"conv1.weight": centre[..., None]})
-        ref.load_state_dict(state)
-        assert torch.allclose(block(folded, 3), ref(folded, 3), atol=1e-5)
-        assert not torch.allclose(full, ref(folded, 3), atol=1e-3)  # the other taps do take part
-    with pytest.raises(ConfigError, match="temporal_conv_spatial_kernel"):
-        tiny(temporal_conv_spatial_kernel=2)
-
-
-def rearrange_frames(clip):
-    from einops import rearrange
-
-    return rearrange(clip, "b c f h w -> (b f) c h w").contiguous(memory_format=torch.channels_last)
-
-
-def test_unet_with_space_time_temporal_convs_runs_and_trains():
-    model = randomize(UNet3D(tiny(temporal_conv_spatial_kernel=3, coord_channels=True)))
-    x, c_noise, context = inputs(f=3)
-    model(x, c_noise, context).square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())

@@ -27,9 +27,9 @@ CASES = [
     ("t2v", "a yellow circle moving down", 3),
     ("t2v", "a white square moving left", 4),
     ("t2v", "a blue triangle moving down", 5),
-    ("animate", "a red square moving right", 6),
-    ("animate", "a white circle moving up", 7),
-    ("extend", "a green circle moving left", 8),
+    ("animate", "a green triangle moving down", 6),  # the still's own colour and shape (held-out clip 6)
+    ("animate", "a green square moving left", 7),
+    ("extend", "a red circle moving down", 8),
     ("fill", "", 9),
 ]
 

@@ -36,5 +36,4 @@ $V/vidiff train --config configs/shapes-interpolation.yaml --set output_dir="$W/
 it=$!
 wait $kf $it
 
-$V/python tools/assemble_pipeline.py --vae "$W/vae_temporal/export" --keyframes-run "$W/keyframes" \
-  --interpolation-run "$W/interpolation" --out "$OUT"
+$V/vidiff export "$W/vae_temporal" "$W/keyframes" "$W/interpolation" -o "$OUT" --force

@@ -9,7 +9,8 @@ not writable.
 O_CREAT | O_EXCL | O_NOFOLLOW (a planted symlink or an existing file under that name is never followed or
 reused), calls `write(fileobj)`, fsyncs, renames it over `path` and fsyncs the folder. Renaming replaces a
 symlink at `path` itself, never the file it points to. Temporaries of our own naming older than a day (left by
-a kill -9) are removed on the next write to the same folder.
+a kill -9) are removed on the next write to the same folder, and so is every temporary whose writer died (the
+writer holds an flock on it while it writes).
 """
 from __future__ import annotations
 
@@ -143,7 +144,12 @@ def _cannot_create_in(folder: Path) -> str | None:
 
 
 def remove_stale_temporaries(folder: Path, older_than_s: float = STALE_AFTER_S, now: float | None = None) -> int:
-    """Removes regular files of our temporary naming in `folder` older than `older_than_s`; returns the count."""
+    """Removes our temporaries in `folder` that no writer holds any more; returns the count.
+
+    A writer holds an exclusive flock on its temporary until it renames it, and the kernel drops the lock
+    when the process dies, so a temporary whose lock is free (and that is over ORPHAN_AFTER_S old, which
+    covers the instant between creating and locking it) was left by a killed writer and goes at once.
+    Any temporary of our naming older than `older_than_s` goes too (also the older writers' unlocked names)."""
     now = time.time() if now is None else now
     removed = 0
     try:
@@ -156,12 +162,43 @@ def remove_stale_temporaries(folder: Path, older_than_s: float = STALE_AFTER_S, 
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode) and now - st.st_mtime > older_than_s:
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                age = now - st.st_mtime
+                if age > older_than_s or (age > ORPHAN_AFTER_S and _TMP_NAME.match(entry.name) and _orphaned(entry.path)):
                     os.unlink(entry.path)
                     removed += 1
             except OSError:
                 continue  # another writer removed or renamed it
     return removed
+
+
+ORPHAN_AFTER_S = 1.0
+
+
+def _orphaned(path: str) -> bool:
+    """True when no process holds the writer's lock on the temporary at `path`."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): only age decides
+        return False
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live writer holds it
+    finally:
+        os.close(fd)  # closing releases our probe lock
+    return True
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (ImportError, OSError):
+        pass  # no flock here: stale temporaries then go by age only
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -200,6 +237,7 @@ def open_temporary(path) -> Iterator[tuple[object, Path]]:
         tmp = folder / temporary_name(path)
         try:
             fd = os.open(tmp, flags, 0o644)
+            _lock(fd)  # held until this process closes it or dies; see remove_stale_temporaries
             break
         except FileExistsError:
             continue
@@ -234,7 +272,7 @@ def atomic_write(path, write: Callable[[object], None]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)  # while still open and locked: no cleaner can take it for an orphan
     except OSError as e:
         if tmp is not None:
             _unlink(tmp)

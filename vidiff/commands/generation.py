@@ -45,7 +45,9 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i (default 0)")
     p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps of both stages (default: pipeline.yaml)")
-    p.add_argument("--sampler", default=None, help="dpmpp_2m, ddim, ddpm, euler or heun (default: pipeline.yaml)")
+    p.add_argument("--sampler", default=None,
+                   help="sampler of both stages: dpmpp_2m, ddim, ddpm, euler, heun, euler_ancestral, dpmpp_2m_sde, "
+                        "dpmpp_sde or pc (default: pipeline.yaml)")
     p.add_argument("--guidance", type=float, default=None, help="text guidance scale of the keyframe stage")
     p.add_argument("--image-guidance", type=float, default=None, help="known-frame guidance scale of the keyframe stage")
     p.add_argument("--frames", type=int, default=None, help=frames_help)
@@ -56,6 +58,8 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force-layout", action="store_true",
+                   help="run a frame layout the model's parts were not trained on (with a warning) instead of refusing")
 
 
 # ---- cheap checks (no torch) ------------------------------------------------------------------------------------
@@ -127,7 +131,20 @@ def validate(args):
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
+    _check_trained_layout(Path(args.model) if args.model else BUNDLED, config, layout, args)
     return config, layout
+
+
+def _check_trained_layout(model: Path, config, layout, args) -> None:
+    """The layout against what the parts were trained on (their trained_on.yaml), before any weights load."""
+    from vidiff.pipeline.load import read_trained_records
+    from vidiff.pipeline.trained import check_layout
+
+    trained = read_trained_records(model, config)
+    known = {"generate": None, "animate": "first", "extend": "first_k"}[args.task]
+    num_known = min(2, layout.num_keyframes - 1) if args.task == "extend" else 0  # extension_windows' max_known
+    check_layout(layout, config.interpolation.max_gap, trained["keyframes"], trained["interpolation"], known=known,
+                 num_known=num_known, force=args.force_layout)
 
 
 def _check_file(path: Path, what: str) -> None:
@@ -177,23 +194,24 @@ def run_generation(args) -> int:
     common = dict(steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance,
                   image_guidance_scale=args.image_guidance, num_keyframes=layout.num_keyframes,
                   keyframe_stride=layout.keyframe_stride, fps=args.fps if args.fps else inputs.get("fps"),
-                  progress=not args.quiet)
+                  force_layout=args.force_layout)
     load_s = time.perf_counter() - start
     for i, output in enumerate(outputs):
         seed = args.seed + i
         t0 = time.perf_counter()
         if args.task == "extend":
             frames, fps = pipe.extend_video(source, args.prompt, num_frames=args.frames, seed=seed,
-                                            seam_fade=args.seam_fade, **common)
+                                            seam_fade=args.seam_fade, progress=not args.quiet, **common)
         elif args.task == "animate":
-            frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.num_frames, seed=seed, **common)
+            frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.num_frames, seed=seed,
+                                              progress=not args.quiet, **common)
         else:
-            frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.num_frames, seed=seed, **common)
+            frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.num_frames, seed=seed,
+                                             progress=not args.quiet, **common)
         elapsed = time.perf_counter() - t0
         io.write_video(output, frames, fps)
-        req = pipe.request(args.prompt, seed, None if args.task == "extend" else layout.num_frames,
-                           layout.num_keyframes, layout.keyframe_stride, args.steps, args.sampler, args.guidance,
-                           args.image_guidance, None, None, fps)
+        req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.num_frames,
+                           **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
                     "frames_written": int(frames.shape[0])}
         if args.task == "extend":

@@ -1,6 +1,6 @@
 """The parameterization wrapper: a bare network becomes a denoiser D(x, sigma) -> estimate of x0.
 
-Variance-exploding form x = x0 + sigma * noise. With F = net(c_in * x, c_noise, **cond) the denoised estimate is
+Variance-exploding form x = x0 + sigma * noise. With F = net(c_in * x, c_noise, cond) the denoised estimate is
     D(x, sigma) = c_skip(sigma) * x + c_out(sigma) * F,       c_noise = log(sigma) / 4,
 and the training target of F is (x0 - c_skip * x) / c_out. The scalings per parameterization
 (s = sigma, d = sigma_data, c_in = 1 / sqrt(s^2 + d^2) for all three, which is the VP input scaling when d = 1):
@@ -24,7 +24,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from vidiff.diffusion.schedule import Generators, batch_randn
+from vidiff.random import Generators, batch_randn
+from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
 
 PARAMETERIZATIONS = ("eps", "v", "x0")
@@ -46,7 +47,8 @@ def _per_row(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class Denoiser(nn.Module):
-    """Wraps `net(c_in * x, c_noise, **cond)`; owns both the denoised estimate and the training loss."""
+    """Wraps `net(c_in * x, c_noise, cond)` (cond: a Cond, passed through unchanged); owns both the denoised
+    estimate and the training loss."""
 
     def __init__(self, net: Callable[..., torch.Tensor], parameterization: str = "v", sigma_data: float = 1.0):
         super().__init__()
@@ -70,15 +72,15 @@ class Denoiser(nn.Module):
         c_out = -sigma * self.sigma_data * c_in
         return c_skip, c_out, c_in
 
-    def _run_net(self, x: torch.Tensor, sigma: torch.Tensor, cond: dict) -> torch.Tensor:
+    def _run_net(self, x: torch.Tensor, sigma: torch.Tensor, cond: Cond | None) -> torch.Tensor:
         _, _, c_in = self.scalings(sigma)
         c_noise = sigma.log() / 4  # (B,) the network never sees raw sigma
-        out = self.net(x * _per_row(c_in, x).to(x.dtype), c_noise, **cond)
+        out = self.net(x * _per_row(c_in, x).to(x.dtype), c_noise, cond)
         if out.shape != x.shape:
             raise RuntimeError(f"net returned shape {tuple(out.shape)}, expected {tuple(x.shape)}")
         return out
 
-    def forward(self, x: torch.Tensor, sigma, **cond) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma, cond: Cond | None = None) -> torch.Tensor:
         """Denoised estimate of x0 for x = x0 + sigma * noise; x (B, ...), sigma a number or (B,)."""
         sigma = sigma_batch(sigma, x)  # (B,)
         c_skip, c_out, _ = self.scalings(sigma)
@@ -97,10 +99,11 @@ class Denoiser(nn.Module):
         self,
         x0: torch.Tensor,
         sigma,
+        cond: Cond | None = None,
+        *,
         noise: torch.Tensor | None = None,
         generator: Generators = None,
         min_snr_gamma: float | None = None,
-        **cond,
     ) -> torch.Tensor:
         """Per-sample (B,) MSE of the network output against its target (eps / v / x0) at x = x0 + sigma * noise."""
         sigma = sigma_batch(sigma, x0)  # (B,)

@@ -1,10 +1,14 @@
-"""Samplers: pure functions that walk a decreasing sigma grid with a denoiser D(x, sigma, **cond) -> x0 estimate.
+"""Samplers: pure functions that walk a decreasing sigma grid with a denoiser D(x, sigma, cond) -> x0 estimate.
 
-Each takes `(denoiser, x, sigmas, *, generator=None, callback=None, progress=False, **cond)`, where x arrives as
-noise * sigmas[0] (VE form x = x0 + sigma * noise) and sigmas (N+1,) ends in 0. No hidden step state, and the
-caller's x is never changed in place. The callback receives dict(i, x, sigma, denoised) before each update.
-Stochastic samplers draw only from `generator`: one torch.Generator, or a list with one per batch row, so that
-row i gives the same result whatever the batch size.
+Each takes `(denoiser, x, sigmas, cond=None, *, generator=None, callback=None, progress=False, ...)`, where x
+arrives as noise * sigmas[0] (VE form x = x0 + sigma * noise) and sigmas (N+1,) ends in 0. No hidden step state,
+and the caller's x is never changed in place. The callback receives dict(i, x, sigma, denoised) before each
+update, with denoised = D(x, sigma). Stochastic samplers draw their noise from `noise_sampler(sigma, sigma_next)`
+when given, else from `generator`: one torch.Generator, or a list with one per batch row, so that row i gives
+the same result whatever the batch size (sampler_base.py).
+
+This file: the probability-flow ODE solvers (euler, heun, dpmpp_2m), EDM's stochastic Heun (the churn options of
+heun), DDIM and DDPM, and the dispatcher over every sampler of the package (stochastic.py, pc.py).
 """
 from __future__ import annotations
 
@@ -14,53 +18,30 @@ from typing import Callable
 
 import torch
 
-from vidiff.diffusion.schedule import Generators, batch_randn
+from vidiff.diffusion.pc import sample_pc
+from vidiff.diffusion.sampler_base import (
+    NoiseSampler,
+    ancestral_split,
+    check_inputs,
+    check_number,
+    denoise,
+    noise_source,
+    steps,
+)
+from vidiff.diffusion.stochastic import sample_dpmpp_2m_sde, sample_dpmpp_sde, sample_euler_ancestral
 from vidiff.errors import InputError
-
-
-def _check_inputs(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-    sigmas = torch.as_tensor(sigmas)
-    if sigmas.ndim != 1 or sigmas.numel() < 2:
-        raise InputError(f"sigmas: expected a 1-D grid with at least 2 values, got shape {tuple(sigmas.shape)}")
-    if not bool(torch.isfinite(sigmas).all()) or bool((sigmas < 0).any()):
-        raise InputError("sigmas: every value must be finite and >= 0 (clamp an infinite zero-SNR start first)")
-    if not bool((sigmas[:-1] >= sigmas[1:]).all()) or not sigmas[0] > 0:
-        raise InputError("sigmas: must be non-increasing and start above 0")
-    if not torch.is_tensor(x) or x.ndim < 1:
-        raise InputError("x: expected a tensor with a batch dimension")
-    return sigmas.to(device=x.device, dtype=torch.float32)
-
-
-def _steps(n: int, progress: bool):
-    if not progress:
-        return range(n)
-    from tqdm.auto import trange
-
-    return trange(n, desc="sampling", leave=False)
-
-
-def _call(denoiser: Denoiser, x: torch.Tensor, sigma: torch.Tensor, cond: dict) -> torch.Tensor:
-    return denoiser(x, sigma.expand(x.shape[0]), **cond)  # sigma (B,) as the contract asks
-
-
-def _ancestral_split(sigma: torch.Tensor, sigma_next: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Splits sigma_next into a deterministic part sigma_down and fresh noise sigma_up (down^2 + up^2 = next^2).
-    eta = 1 is the DDPM posterior variance sigma_next^2 (sigma^2 - sigma_next^2) / sigma^2; eta = 0 is DDIM."""
-    up = (eta * sigma_next * (1 - (sigma_next / sigma) ** 2).clamp(min=0).sqrt()).clamp(max=sigma_next)
-    down = (sigma_next**2 - up**2).clamp(min=0).sqrt()
-    return down, up
-
+from vidiff.random import Generators
 
 # ---------------------------------------------------------------------------------------------------------
 # Euler and Heun on the probability-flow ODE dx/dsigma = (x - D) / sigma (Karras et al. 2022, Algorithm 1)
 # ---------------------------------------------------------------------------------------------------------
 
 
-def sample_euler(denoiser, x, sigmas, *, generator=None, callback=None, progress=False, **cond):
-    sigmas = _check_inputs(x, sigmas)
-    for i in _steps(len(sigmas) - 1, progress):
+def sample_euler(denoiser, x, sigmas, cond=None, *, generator=None, callback=None, progress=False):
+    sigmas = check_inputs(x, sigmas)
+    for i in steps(len(sigmas) - 1, progress):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = _call(denoiser, x, sigma, cond)
+        denoised = denoise(denoiser, x, sigma, cond)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         d = (x - denoised) / sigma  # dx/dsigma
@@ -68,11 +49,32 @@ def sample_euler(denoiser, x, sigmas, *, generator=None, callback=None, progress
     return x
 
 
-def sample_heun(denoiser, x, sigmas, *, generator=None, callback=None, progress=False, **cond):
-    sigmas = _check_inputs(x, sigmas)
-    for i in _steps(len(sigmas) - 1, progress):
+def sample_heun(denoiser, x, sigmas, cond=None, *, generator: Generators = None, callback=None, progress=False,
+                s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0,
+                noise_sampler: NoiseSampler | None = None):
+    """Heun's method; with s_churn > 0 it is EDM's stochastic sampler (Karras et al. 2022, Algorithm 2).
+
+    Churn: at each step with s_tmin <= sigma_i <= s_tmax, gamma = min(s_churn / N, sqrt(2) - 1) (N = number of
+    steps) raises the noise level to sigma_hat = (1 + gamma) sigma_i by adding fresh noise of std
+    s_noise * sqrt(sigma_hat^2 - sigma_i^2) (drawn as noise_sampler(sigma_i, sigma_hat)), then takes the Heun
+    step from sigma_hat to sigma_{i+1}. s_noise slightly above 1 offsets the detail a denoiser removes. The
+    callback then reports the churned x and sigma_hat. With s_churn = 0 (the default) nothing is drawn and the
+    result is plain Heun, bit for bit."""
+    sigmas = check_inputs(x, sigmas)
+    s_churn = check_number(s_churn, "s_churn")
+    s_tmin = check_number(s_tmin, "s_tmin", allow_inf=True)
+    s_tmax = check_number(s_tmax, "s_tmax", allow_inf=True)
+    s_noise = check_number(s_noise, "s_noise")
+    noise = noise_source(generator, noise_sampler)
+    n = len(sigmas) - 1
+    for i in steps(n, progress):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = _call(denoiser, x, sigma, cond)
+        gamma = min(s_churn / n, math.sqrt(2) - 1) if s_churn > 0 and s_tmin <= sigma <= s_tmax else 0.0
+        if gamma > 0:
+            sigma_hat = sigma * (1 + gamma)
+            x = x + noise(sigma, sigma_hat, x) * (s_noise * (sigma_hat**2 - sigma**2).sqrt())
+            sigma = sigma_hat
+        denoised = denoise(denoiser, x, sigma, cond)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         d = (x - denoised) / sigma
@@ -80,7 +82,7 @@ def sample_heun(denoiser, x, sigmas, *, generator=None, callback=None, progress=
         if sigma_next == 0:  # last step: the correction would evaluate D at sigma 0
             x = x_euler
             continue
-        d_next = (x_euler - _call(denoiser, x_euler, sigma_next, cond)) / sigma_next
+        d_next = (x_euler - denoise(denoiser, x_euler, sigma_next, cond)) / sigma_next
         x = x + (d + d_next) / 2 * (sigma_next - sigma)  # trapezoidal rule
     return x
 
@@ -92,37 +94,41 @@ def sample_heun(denoiser, x, sigmas, *, generator=None, callback=None, progress=
 # ---------------------------------------------------------------------------------------------------------
 
 
-def sample_ddim(denoiser, x, sigmas, *, eta: float = 0.0, generator: Generators = None, callback=None, progress=False, **cond):
-    sigmas = _check_inputs(x, sigmas)
+def sample_ddim(denoiser, x, sigmas, cond=None, *, eta: float = 0.0, generator: Generators = None, callback=None,
+                progress=False, noise_sampler: NoiseSampler | None = None):
+    sigmas = check_inputs(x, sigmas)
     if not (math.isfinite(eta) and eta >= 0):
         raise InputError(f"eta: must be a finite number >= 0, got {eta!r}")
-    for i in _steps(len(sigmas) - 1, progress):
+    noise = noise_source(generator, noise_sampler)
+    for i in steps(len(sigmas) - 1, progress):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = _call(denoiser, x, sigma, cond)
+        denoised = denoise(denoiser, x, sigma, cond)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         eps = (x - denoised) / sigma  # predicted noise
-        down, up = _ancestral_split(sigma, sigma_next, eta)
+        down, up = ancestral_split(sigma, sigma_next, eta)
         x = denoised + down * eps
         if eta > 0 and sigma_next > 0:
-            x = x + up * batch_randn(x.shape, generator, dtype=x.dtype, device=x.device)
+            x = x + up * noise(sigma, sigma_next, x)
     return x
 
 
-def sample_ddpm(denoiser, x, sigmas, *, generator: Generators = None, callback=None, progress=False, **cond):
+def sample_ddpm(denoiser, x, sigmas, cond=None, *, generator: Generators = None, callback=None, progress=False,
+                noise_sampler: NoiseSampler | None = None):
     """Ancestral sampling from the posterior q(x_next | x, x0 = D): for x = x0 + sigma n and x_next =
     x0 + sigma_next n', mean = D + r^2 (x - D) and std = sigma_next sqrt(1 - r^2), r = sigma_next / sigma."""
-    sigmas = _check_inputs(x, sigmas)
-    for i in _steps(len(sigmas) - 1, progress):
+    sigmas = check_inputs(x, sigmas)
+    noise = noise_source(generator, noise_sampler)
+    for i in steps(len(sigmas) - 1, progress):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = _call(denoiser, x, sigma, cond)
+        denoised = denoise(denoiser, x, sigma, cond)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         r2 = (sigma_next / sigma) ** 2
         x = denoised + r2 * (x - denoised)  # posterior mean
         if sigma_next > 0:
             std = sigma_next * (1 - r2).clamp(min=0).sqrt()
-            x = x + std * batch_randn(x.shape, generator, dtype=x.dtype, device=x.device)
+            x = x + std * noise(sigma, sigma_next, x)
     return x
 
 
@@ -132,12 +138,12 @@ def sample_ddpm(denoiser, x, sigmas, *, generator: Generators = None, callback=N
 # ---------------------------------------------------------------------------------------------------------
 
 
-def sample_dpmpp_2m(denoiser, x, sigmas, *, generator=None, callback=None, progress=False, **cond):
-    sigmas = _check_inputs(x, sigmas)
+def sample_dpmpp_2m(denoiser, x, sigmas, cond=None, *, generator=None, callback=None, progress=False):
+    sigmas = check_inputs(x, sigmas)
     old_denoised, h_last = None, None
-    for i in _steps(len(sigmas) - 1, progress):
+    for i in steps(len(sigmas) - 1, progress):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = _call(denoiser, x, sigma, cond)
+        denoised = denoise(denoiser, x, sigma, cond)
         if callback is not None:
             callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         if sigma_next == 0:
@@ -164,21 +170,41 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "ddpm": sample_ddpm,
     "euler": sample_euler,
     "heun": sample_heun,
+    "euler_ancestral": sample_euler_ancestral,
+    "dpmpp_2m_sde": sample_dpmpp_2m_sde,
+    "dpmpp_sde": sample_dpmpp_sde,
+    "pc": sample_pc,
 }
 
 
 def _options(fn) -> set[str]:
-    """A sampler's own keyword-only options (everything else goes to the denoiser as conditioning)."""
+    """A sampler's own keyword-only options."""
     return {p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY}
 
 
-def sample(denoiser, x, sigmas, method: str = "dpmpp_2m", generator: Generators = None, callback=None, **kwargs):
-    """Runs sampler `method` (dpmpp_2m, ddim, ddpm, euler, heun); kwargs are its options (eta, progress) and
-    the conditioning passed on to the denoiser."""
+def sample(denoiser, x, sigmas, method: str = "dpmpp_2m", *, cond=None, generator: Generators = None,
+           callback=None, **options):
+    """Runs sampler `method` on denoiser(x, sigma, cond) and returns the sample x(sigma = 0).
+
+    Methods and their own options (every sampler also takes `progress`; those marked * draw noise and take
+    `noise_sampler(sigma, sigma_next) -> noise shaped like x`, which replaces the draws from `generator`):
+      dpmpp_2m          DPM-Solver++(2M), 2nd-order multistep ODE solver (the default)
+      euler             Euler on the probability-flow ODE (1st order)
+      heun              Heun on the ODE (2nd order, 2 evaluations per step); with s_churn > 0 EDM's stochastic
+                        sampler*: s_churn, s_tmin, s_tmax, s_noise
+      ddim              DDIM; eta > 0 adds noise* (eta = 1 is ddpm)
+      ddpm              ancestral sampling from the DDPM posterior*
+      euler_ancestral   Euler steps to sigma_down + fresh noise*: eta, s_noise
+      dpmpp_2m_sde      DPM-Solver++(2M) SDE*: eta, s_noise, solver_type ("midpoint" | "heun")
+      dpmpp_sde         single-step 2nd-order DPM-Solver++ SDE* (2 evaluations per step): eta, s_noise, r
+      pc                ScoreSDE predictor-corrector*: predictor ("reverse_diffusion" | "euler_maruyama"),
+                        corrector_steps, snr
+    An option the sampler does not take is an error."""
     if method not in SAMPLERS:
-        raise ValueError(f"method: unknown sampler {method!r}; valid: {', '.join(SAMPLERS)}")
+        raise InputError(f"method: unknown sampler {method!r}; valid: {', '.join(SAMPLERS)}")
     fn = SAMPLERS[method]
-    foreign = {k for k in kwargs if any(k in _options(f) for f in SAMPLERS.values())} - _options(fn)
-    if foreign:
-        raise ValueError(f"sampler {method!r} does not take option(s) {sorted(foreign)}")
-    return fn(denoiser, x, sigmas, generator=generator, callback=callback, **kwargs)
+    unknown = set(options) - _options(fn)
+    if unknown:
+        valid = sorted(_options(fn) - {"generator", "callback"})
+        raise InputError(f"sampler {method!r} does not take option(s) {sorted(unknown)}; it takes {valid}")
+    return fn(denoiser, x, sigmas, cond, generator=generator, callback=callback, **options)

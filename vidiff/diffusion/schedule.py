@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence, Union
+from typing import Literal
 
 import torch
 
 from vidiff.config import ConfigError
 from vidiff.errors import InputError
+from vidiff.random import Generators, batch_rand, batch_randn
 
 # A zero-terminal-SNR schedule has sigma = inf at its last timestep. Samplers and the loss need a finite
 # number: this is the one place that says which. At sigma = 1e4 the SNR is 1e-8 (indistinguishable from
 # pure noise) and x = noise * sigma still keeps ~1e-3 absolute precision in float32.
 ZERO_SNR_SIGMA_MAX = 1.0e4
 
-Generators = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
 @dataclass(frozen=True)
@@ -118,36 +118,6 @@ def clamp_infinite_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def batch_randn(shape: Sequence[int], generator: Generators = None, *, dtype=torch.float32, device=None) -> torch.Tensor:
-    """Standard normal noise of `shape`; `generator` is one torch.Generator, or a list with one per row."""
-    shape = tuple(shape)
-    if generator is None or isinstance(generator, torch.Generator):
-        gen_device = generator.device if generator is not None else device
-        out = torch.randn(shape, generator=generator, dtype=dtype, device=gen_device)
-        return out.to(device) if device is not None else out
-    gens = list(generator)
-    if len(gens) != shape[0]:
-        raise InputError(f"generator: got {len(gens)} generators for a batch of {shape[0]}")
-    rows = [torch.randn(shape[1:], generator=g, dtype=dtype, device=g.device).to(device) for g in gens]
-    return torch.stack(rows)
-
-
-def _batch_rand(n: int, generator: Generators, device) -> torch.Tensor:
-    """Uniform [0, 1) draws (n,), float64, one per row (per-row generators allowed)."""
-    if generator is None or isinstance(generator, torch.Generator):
-        gen_device = generator.device if generator is not None else device
-        return torch.rand(n, generator=generator, dtype=torch.float64, device=gen_device).to(device)
-    gens = list(generator)
-    if len(gens) != n:
-        raise InputError(f"generator: got {len(gens)} generators for a batch of {n}")
-    return torch.cat([torch.rand(1, generator=g, dtype=torch.float64, device=g.device).to(device) for g in gens])
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Training noise: which sigmas the loss sees (EDM log-normal, Karras et al. 2022 sec. 5; or uniform timesteps)
-# ---------------------------------------------------------------------------------------------------------
-
-
 def sample_training_sigmas(
     batch_size: int, config: NoiseScheduleConfig, generator: Generators = None, device=None
 ) -> torch.Tensor:
@@ -158,7 +128,7 @@ def sample_training_sigmas(
     if config.training_noise == "lognormal":
         normal = batch_randn((batch_size,), generator, dtype=torch.float32, device=device)  # (B,)
         return torch.exp(config.p_mean + config.p_std * normal)
-    u = _batch_rand(batch_size, generator, device)  # (B,) uniform in [0, 1)
+    u = batch_rand(batch_size, generator, device)  # (B,) uniform in [0, 1)
     sig = clamp_infinite_sigmas(schedule_sigmas(config)).to(u.device)  # (T,)
     t = (u * config.num_train_steps).long().clamp(max=config.num_train_steps - 1)  # (B,) timestep index
     return sig[t].float()

@@ -7,8 +7,7 @@ convolutions see independent images, and the temporal views `b c f (h w)` and `(
   (the residual block of Ho et al. 2020 / LDM), applied per frame.
 - TemporalConv: GroupNorm-SiLU-Conv over frames (kernel 3), zero-initialised, added to its input, so it starts as
   the identity (Make-A-Video pseudo-3D convolution). It runs as a Conv2d with kernel (3, 1) over `b c f (h w)`,
-  which on this CPU is several times faster than a (3, 1, 1) Conv3d (PERF_NOTES). Optionally the first
-  convolution of the pair is a full 3 x k x k space-time kernel (`temporal_conv_spatial_kernel`, a Conv3d).
+  which on this CPU is several times faster than a (3, 1, 1) Conv3d (PERF_NOTES).
 """
 from __future__ import annotations
 
@@ -62,16 +61,11 @@ class TemporalConv(nn.Module):
     hidden width of `mult` * channels; the second convolution is zero-initialised, so the block starts as the
     identity."""
 
-    def __init__(self, channels: int, groups: int, mult: int = 2, dropout: float = 0.0, spatial_kernel: int = 1):
+    def __init__(self, channels: int, groups: int, mult: int = 2, dropout: float = 0.0):
         super().__init__()
         hidden = channels * mult
-        self.spatial_kernel = spatial_kernel
         self.norm1 = nn.GroupNorm(groups, channels)
-        if spatial_kernel == 1:
-            self.conv1 = nn.Conv2d(channels, hidden, (3, 1), padding=(1, 0))
-        else:  # a full space-time kernel: one filter can tell "moves right" from "moves left" (motion energy)
-            k = spatial_kernel
-            self.conv1 = nn.Conv3d(channels, hidden, (3, k, k), padding=(1, k // 2, k // 2))
+        self.conv1 = nn.Conv2d(channels, hidden, (3, 1), padding=(1, 0))
         self.norm2 = nn.GroupNorm(groups, hidden)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(hidden, channels, (3, 1), padding=(1, 0))
@@ -82,11 +76,7 @@ class TemporalConv(nn.Module):
         w = x.shape[-1]
         t = rearrange(x, "(b f) c h w -> b c f (h w)", f=num_frames)  # a view in channels-last memory
         # GroupNorm here normalises each sample over (c/g, f, h, w): statistics across the whole clip
-        if self.spatial_kernel == 1:
-            t = self.conv1(norm_silu(self.norm1, t))  # (b, mult*c, f, h*w)
-        else:
-            t = rearrange(norm_silu(self.norm1, t), "b c f (h w) -> b c f h w", w=w)
-            t = rearrange(self.conv1(t), "b c f h w -> b c f (h w)")  # (b, mult*c, f, h*w)
+        t = self.conv1(norm_silu(self.norm1, t))  # (b, mult*c, f, h*w)
         t = self.conv2(self.dropout(norm_silu(self.norm2, t)))  # (b, c, f, h*w)
         return x + rearrange(t, "b c f (h w) -> (b f) c h w", w=w)
 

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidiff.config import ConfigError
+from vidiff.diffusion.cond import Cond
 from vidiff.models.embeddings import ConditioningEmbedding, PooledTextEmbedding, ScalarEmbedding
 from vidiff.models.resnet import CL, Downsample, ResBlock, TemporalConv, Upsample
 from vidiff.models.transformer import SpatialTransformer, TemporalTransformer
@@ -43,13 +44,11 @@ class UNet3DConfig:
     use_cond_sigma: bool = False  # add an embedding of the noise level of the known frames
     pooled_text: bool = False  # add an embedding of the mean-pooled text context to the noise embedding
     frame_position: bool = False  # add an embedding of each frame's index in the window (per-frame embedding)
-    coord_channels: bool = False  # append x and y in [-1, 1] as 2 input channels (absolute position, CoordConv)
     norm_groups: int = 32  # GroupNorm groups (must divide every width)
     gradient_checkpointing: bool = False  # recompute each layer in backward (training only) to save memory
     attention_backend: Backend = "sdpa"  # backend of spatial self- and cross-attention
     temporal_attention_backend: Backend = "math"  # backend of attention over frames (short sequences: math wins)
     temporal_conv_mult: int = 2  # hidden width of the temporal convolution pair, in multiples of the block width
-    temporal_conv_spatial_kernel: int = 1  # 1: convolve over frames only; 3: the first of the pair is 3x3x3
     temporal_max_distance: int = 32  # relative frame distances beyond this share one learned bias
     dropout: float = 0.0  # dropout probability in residual blocks and feed-forwards
 
@@ -67,8 +66,6 @@ class UNet3DConfig:
                 raise ConfigError(f"num_head_channels: {self.num_head_channels} does not divide width {ch}")
         if self.in_channels < 1 or self.out_channels < 1 or self.layers_per_block < 1:
             raise ConfigError("in_channels, out_channels and layers_per_block must be >= 1")
-        if self.temporal_conv_spatial_kernel < 1 or self.temporal_conv_spatial_kernel % 2 == 0:
-            raise ConfigError(f"temporal_conv_spatial_kernel: must be odd and >= 1, got {self.temporal_conv_spatial_kernel}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: {self.dropout} is not in [0, 1)")
 
@@ -83,8 +80,7 @@ class SpaceTimeLayer(nn.Module):
         super().__init__()
         g = cfg.norm_groups
         self.res = ResBlock(in_ch, out_ch, emb_dim, g, cfg.dropout)
-        self.tconv = (TemporalConv(out_ch, g, cfg.temporal_conv_mult, cfg.dropout, cfg.temporal_conv_spatial_kernel)
-                      if cfg.temporal else None)
+        self.tconv = TemporalConv(out_ch, g, cfg.temporal_conv_mult, cfg.dropout) if cfg.temporal else None
         heads = cfg.heads(out_ch)
         self.sattn = (SpatialTransformer(out_ch, heads, cfg.context_dim, g, cfg.attention_backend, cfg.dropout)
                       if attn else None)
@@ -115,7 +111,6 @@ class UNet3D(nn.Module):
         self.text_embed = PooledTextEmbedding(cfg.context_dim, emb_dim) if cfg.pooled_text else None
         self.frame_embed = ScalarEmbedding(chans[0], emb_dim, zero_init=True) if cfg.frame_position else None
         in_ch = cfg.in_channels * 2 + 1 if cfg.conditioning else cfg.in_channels
-        in_ch += 2 if cfg.coord_channels else 0
         self.conv_in = nn.Conv2d(in_ch, chans[0], 3, padding=1)
 
         skips = [chans[0]]
@@ -153,7 +148,7 @@ class UNet3D(nn.Module):
         nn.init.zeros_(self.conv_out.weight)  # the network starts by predicting zero
         nn.init.zeros_(self.conv_out.bias)
         # activations are channels-last; convolution weights in the same layout avoid a weight copy per call
-        for module in self.modules():  # (Conv3d weights of space-time temporal convolutions stay as they are)
+        for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 module.weight.data = module.weight.data.contiguous(memory_format=CL)
 
@@ -165,7 +160,7 @@ class UNet3D(nn.Module):
             return checkpoint(layer, x, emb, context, context_mask, num_frames, use_reentrant=False)
         return layer(x, emb, context, context_mask, num_frames)
 
-    def _check_inputs(self, x, context, context_mask, cond_latents, cond_mask):
+    def _check_inputs(self, x: torch.Tensor, cond: Cond) -> None:
         cfg = self.config
         if x.ndim != 5 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"x must be (B, {cfg.in_channels}, F, h, w), got {tuple(x.shape)}")
@@ -174,44 +169,39 @@ class UNet3D(nn.Module):
         if h % factor or w % factor:
             raise ValueError(f"x: spatial size {h}x{w} must be divisible by {factor} "
                              f"(2 ** (levels - 1) for {len(cfg.block_out_channels)} levels)")
-        if context is not None and (context.ndim != 3 or context.shape[0] != b or context.shape[2] != cfg.context_dim):
-            raise ValueError(f"context must be ({b}, L, {cfg.context_dim}), got {tuple(context.shape)}")
-        if context_mask is not None:
+        expected = {"context": None, "context_mask": None, "known": tuple(x.shape), "known_mask": (b, f),
+                    "frame_stride": (b,), "cond_sigma": (b,)}
+        context = cond.context
+        if context is not None and (context.ndim != 3 or context.shape[2] != cfg.context_dim):
+            raise ValueError(f"cond.context must be ({b}, L, {cfg.context_dim}), got {tuple(context.shape)}")
+        if cond.context_mask is not None:
             if context is None:
-                raise ValueError("context_mask was given without context")
-            if tuple(context_mask.shape) != tuple(context.shape[:2]):
-                raise ValueError(f"context_mask must be {tuple(context.shape[:2])}, got {tuple(context_mask.shape)}")
-        if not cfg.conditioning and (cond_latents is not None or cond_mask is not None):
-            raise ValueError("cond_latents / cond_mask given, but this model has conditioning=False")
-        if cond_latents is not None and cond_latents.shape != x.shape:
-            raise ValueError(f"cond_latents must have the shape of x {tuple(x.shape)}, got {tuple(cond_latents.shape)}")
-        if cond_mask is not None and tuple(cond_mask.shape) != (b, f):
-            raise ValueError(f"cond_mask must be ({b}, {f}), got {tuple(cond_mask.shape)}")
+                raise ValueError("cond.context_mask was given without cond.context")
+            expected["context_mask"] = tuple(context.shape[:2])
+        for name, value in cond.items().items():
+            if value.shape[0] != b or (expected[name] is not None and tuple(value.shape) != expected[name]):
+                raise ValueError(f"cond.{name} must be {expected[name] or (b, '...')}, got {tuple(value.shape)}")
+        if not cfg.conditioning and (cond.known is not None or cond.known_mask is not None):
+            raise ValueError("cond.known / cond.known_mask given, but this model has conditioning=False")
 
-    def forward(self, x, c_noise, context=None, context_mask=None, cond_latents=None, cond_mask=None,
-                frame_stride=None, cond_sigma=None):
-        """x (B,C,F,h,w); c_noise (B,) or a number; context (B,L,D) with context_mask (B,L) (True = a real token;
-        None = all real; no context = no cross-attention); cond_latents (B,C,F,h,w) known frames and cond_mask (B,F)
-        1 where known (missing = zeros: nothing known); frame_stride (B,) (missing = 1); cond_sigma (B,) noise
-        level of the known frames (missing = 0). Returns (B, out_channels, F, h, w)."""
-        self._check_inputs(x, context, context_mask, cond_latents, cond_mask)
+    def forward(self, x: torch.Tensor, c_noise, cond: Cond | None = None) -> torch.Tensor:
+        """x (B,C,F,h,w); c_noise (B,) or a number; cond (vidiff/diffusion/cond.py): context (B,L,D) with
+        context_mask (B,L) (no context = no cross-attention); known (B,C,F,h,w) with known_mask (B,F) 1 where
+        known (missing = nothing known); frame_stride (B,) (missing = 1); cond_sigma (B,) (missing = 0).
+        Returns (B, out_channels, F, h, w)."""
+        cond = Cond() if cond is None else cond
+        self._check_inputs(x, cond)
+        context, context_mask = cond.context, cond.context_mask
         b, _, f, h, w = x.shape
         if self.config.conditioning:
-            mask = x.new_zeros(b, f) if cond_mask is None else cond_mask.to(x.dtype)
+            mask = x.new_zeros(b, f) if cond.known_mask is None else cond.known_mask.to(x.dtype)
             mask = mask[:, None, :, None, None].expand(b, 1, f, h, w)  # (B, 1, F, h, w)
-            known = torch.zeros_like(x) if cond_latents is None else cond_latents.to(x.dtype) * mask
+            known = torch.zeros_like(x) if cond.known is None else cond.known.to(x.dtype) * mask
             x = torch.cat([x, known, mask], dim=1)  # (B, 2C+1, F, h, w)
-        if self.config.coord_channels:
-            # Convolutions and attention are otherwise translation-equivariant: without absolute position the
-            # network cannot say "frame 0 starts on the left" while the noise still hides where the object is.
-            ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
-            xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
-            grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, h, w): x, y
-            x = torch.cat([x, grid[None, :, None].expand(b, 2, f, h, w)], dim=1)
         if context_mask is not None:
             context_mask = context_mask.bool()
 
-        emb = self.embed(c_noise, b, x.device, frame_stride, cond_sigma)  # (B, E)
+        emb = self.embed(c_noise, b, x.device, cond.frame_stride, cond.cond_sigma)  # (B, E)
         if self.text_embed is not None and context is not None:
             emb = emb + self.text_embed(context, context_mask)
         if self.frame_embed is not None:  # one embedding per frame: ((b f), E)

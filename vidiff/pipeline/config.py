@@ -19,9 +19,9 @@ from vidiff.video_writer import FPS_MAX, FPS_MIN
 
 PIPELINE_FILE = "pipeline.yaml"
 # The methods of vidiff.diffusion.sample; kept here so argument checks need no torch import (a test keeps them equal).
-SAMPLERS = ("dpmpp_2m", "ddim", "ddpm", "euler", "heun")
+SAMPLERS = ("dpmpp_2m", "ddim", "ddpm", "euler", "heun", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde", "pc")
 SPACINGS = ("karras", "trailing", "leading", "linspace")
-Sampler = Literal["dpmpp_2m", "ddim", "ddpm", "euler", "heun"]
+Sampler = Literal["dpmpp_2m", "ddim", "ddpm", "euler", "heun", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde", "pc"]
 
 
 @dataclass(frozen=True)

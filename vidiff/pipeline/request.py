@@ -67,11 +67,12 @@ class Request:
     height: int
     width: int
     fps: float
+    force_layout: bool = False  # run a layout outside the parts' training records, with a warning
 
     @classmethod
     def build(cls, prompts, seeds, batched, layout: Layout, config: PipelineConfig, downsample: int | None, *,
               steps=None, sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None,
-              fps=None) -> Request:
+              fps=None, force_layout: bool = False) -> Request:
         if steps is not None and (not _is_int(steps) or not 1 <= steps <= MAX_STEPS):
             raise InputError(f"steps: must be an integer in [1, {MAX_STEPS}], got {short_repr(steps)}")
         if layout.num_frames > MAX_FRAMES or layout.num_keyframes > MAX_KEYFRAMES or layout.keyframe_stride > MAX_STRIDE:
@@ -91,8 +92,10 @@ class Request:
         fps = config.fps if fps is None else fps
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not FPS_MIN <= fps <= FPS_MAX:
             raise InputError(f"fps: must be a number in [{FPS_MIN:g}, {FPS_MAX:g}], got {short_repr(fps)}")
+        if not isinstance(force_layout, bool):
+            raise InputError(f"force_layout: expected True or False, got {short_repr(force_layout)}")
         return cls(prompts, seeds, batched, layout, steps, sampler, guidance_scale, image_guidance_scale,
-                   height, width, float(fps))
+                   height, width, float(fps), force_layout)
 
     def unbatch(self, frames):
         """(B,F,H,W,3) -> (F,H,W,3) when one prompt and one seed were given."""
@@ -153,6 +156,31 @@ def check_image(image, name: str):
         got = f"{image.dtype} {tuple(image.shape)}" if hasattr(image, "shape") else type(image).__name__
         raise InputError(f"{name}: expected a uint8 image (H,W,3), got {got}")
     return image
+
+
+def check_new_frames(num_frames) -> int:
+    """The number of new frames of an extension: an integer in [1, MAX_FRAMES]."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 1 <= num_frames <= MAX_FRAMES:
+        raise InputError(f"num_frames: number of new frames must be an integer in [1, {MAX_FRAMES}], "
+                         f"got {short_repr(num_frames)}")
+    return num_frames
+
+
+def check_keyframe_images(keyframes: dict, req: Request) -> dict:
+    """{frame index: uint8 (H,W,3)} after checking that every index is a keyframe position of the request's
+    layout and every image has the request's size."""
+    stride, total = req.layout.keyframe_stride, req.layout.num_frames
+    pixels = {}
+    for index, image in sorted(keyframes.items()):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total or index % stride:
+            raise InputError(f"keyframes: index {short_repr(index)} is not a keyframe position; with {total} frames "
+                             f"at stride {stride} they are {req.layout.keyframe_indices}")
+        image = check_image(image, f"keyframes[{index}]")
+        if tuple(image.shape[:2]) != (req.height, req.width):
+            raise InputError(f"keyframes[{index}]: image is {image.shape[1]}x{image.shape[0]}, the clip is "
+                             f"{req.width}x{req.height}")
+        pixels[index] = image
+    return pixels
 
 
 class StepBar:

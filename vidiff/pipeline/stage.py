@@ -1,36 +1,22 @@
 """One diffusion stage of the pipeline (keyframes or interpolation): per-sample noise, noise augmentation of the
 known frames, classifier-free guidance, and the sampler call.
 
-Reproducibility: every random draw of a batch row comes from that row's own torch.Generator, seeded from the
-user's seed and a key naming the stage and window (`derive_seed`), so a sample never depends on the batch size
+Reproducibility: every random draw of a batch row comes from that row's own torch.Generator (vidiff/random.py),
+seeded from the user's seed and a key naming the stage and window, so a sample never depends on the batch size
 or on which other samples share its batch.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from einops import rearrange
 
 from vidiff.diffusion import Denoiser, GuidedDenoiser, sample, sampling_sigmas
+from vidiff.diffusion.cond import Cond
 from vidiff.pipeline.config import StageConfig
-
-
-def derive_seed(seed: int, *keys) -> int:
-    """A 63-bit seed that depends only on (seed, keys): independent streams for each stage and window."""
-    digest = hashlib.sha256(repr((int(seed),) + tuple(keys)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def generators(seeds: list[int], *keys) -> list[torch.Generator]:
-    """One CPU generator per batch row (CPU draws give the same noise on every device)."""
-    return [torch.Generator().manual_seed(derive_seed(s, *keys)) for s in seeds]
-
-
-def per_row_randn(shape: tuple[int, ...], gens: list[torch.Generator]) -> torch.Tensor:
-    """(len(gens), *shape) standard normal noise; row i drawn from gens[i] only."""
-    return torch.stack([torch.randn(shape, generator=g) for g in gens])
+from vidiff.random import per_row_randn
 
 
 class RowwiseNet(torch.nn.Module):
@@ -45,17 +31,9 @@ class RowwiseNet(torch.nn.Module):
         self.net = net
         self.config = net.config
 
-    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, **cond) -> torch.Tensor:
-        batch = x.shape[0]
-        c_noise = torch.as_tensor(c_noise, device=x.device).expand(batch)  # (B,)
-
-        def row(value, i):
-            if torch.is_tensor(value) and value.ndim > 0 and value.shape[0] == batch:
-                return value[i : i + 1]
-            return value
-
-        outs = [self.net(x[i : i + 1], c_noise[i : i + 1], **{k: row(v, i) for k, v in cond.items()})
-                for i in range(batch)]
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: Cond) -> torch.Tensor:
+        c_noise = torch.as_tensor(c_noise, device=x.device).expand(x.shape[0])  # (B,)
+        outs = [self.net(x[i : i + 1], c_noise[i : i + 1], cond.rows(slice(i, i + 1))) for i in range(x.shape[0])]
         return torch.cat(outs)  # (B,C,F,h,w)
 
 
@@ -98,23 +76,11 @@ class DiffusionStage:
         c = self.config
         return sampling_sigmas(steps, c.spacing, c.sigma_min, c.sigma_max, c.rho, schedule_sigmas=self.schedule_sigmas)
 
-    @torch.no_grad()
-    def run(
-        self,
-        shape: tuple[int, int, int, int],
-        gens: list[torch.Generator],
-        settings: StageSettings,
-        *,
-        context: torch.Tensor,
-        context_mask: torch.Tensor,
-        null_context: torch.Tensor,
-        null_context_mask: torch.Tensor,
-        frame_stride: float,
-        known: torch.Tensor | None = None,
-        known_mask: torch.Tensor | None = None,
-        callback=None,
-    ) -> torch.Tensor:
-        """Samples latents (B, *shape) = (B,C,F,h,w); known (B,C,F,h,w) with known_mask (B,F) are kept exactly.
+    def run(self, shape: tuple[int, int, int, int], gens: list[torch.Generator], settings: StageSettings,
+            cond: Cond, null_text: tuple[torch.Tensor, torch.Tensor], callback=None) -> torch.Tensor:
+        """Samples latents (B, *shape) = (B,C,F,h,w) under `cond` (text, frame stride, and the known latents
+        (B,C,F,h,w) with known_mask (B,F), which come back exactly as given). null_text: the (1,L,D) / (1,L)
+        encoding guidance drops the text to.
 
         Row i draws, in order, its start noise and its noise-augmentation noise from gens[i], then the sampler's
         own draws (stochastic samplers) from the same generator.
@@ -125,31 +91,25 @@ class DiffusionStage:
         sigmas = self.sigmas(settings.steps).to(device)  # (steps + 1,)
         x = per_row_randn(shape, gens).to(device, dtype) * sigmas[0]  # (B,C,F,h,w)
         aug = per_row_randn(shape, gens).to(device, dtype)  # (B,C,F,h,w) drawn even when unused: fixed draw order
-        cond = {
-            "context": context.to(device, dtype),
-            "context_mask": context_mask.to(device),
-            "frame_stride": torch.full((batch,), float(frame_stride), device=device),
-        }
-        has_known = known is not None and known_mask is not None and bool(known_mask.any())
-        if has_known and not self.takes_known_frames:
+        if cond.has_known and not self.takes_known_frames:
             raise ValueError("this diffusion part was built without known-frame conditioning (conditioning: false)")
+        known, known_mask = cond.known, cond.known_mask
+        sampling = dataclasses.replace(cond, known=None, known_mask=None).to(device, dtype)
         if self.takes_known_frames:
             cond_sigma = self.config.cond_sigma
-            if has_known:
+            if cond.has_known:
                 known = known.to(device, dtype)
                 mask = known_mask.to(device, dtype)  # (B,F)
-                mask5 = rearrange(mask, "b f -> b 1 f 1 1")
-                cond["cond_latents"] = (known + cond_sigma * aug) * mask5  # noise augmentation, as in training
+                aug_known = (known + cond_sigma * aug) * rearrange(mask, "b f -> b 1 f 1 1")  # as in training
             else:
                 mask = torch.zeros(batch, shape[1], device=device, dtype=dtype)  # (B,F)
-                cond["cond_latents"] = torch.zeros((batch, *shape), device=device, dtype=dtype)
-            cond["cond_mask"] = mask
+                aug_known = torch.zeros((batch, *shape), device=device, dtype=dtype)
             # as in training: the augmentation level where something is known, 0 where nothing is
-            cond["cond_sigma"] = (mask.amax(dim=1) > 0).to(torch.float32) * float(cond_sigma)  # (B,)
-        guided = GuidedDenoiser(
-            self.denoiser, settings.text_scale, settings.image_scale, null_context.to(device, dtype), null_context_mask
-        )
-        out = sample(guided, x, sigmas, method=settings.sampler, generator=gens, callback=callback, **cond)
-        if has_known:  # known frames are returned exactly as given
+            level = (mask.amax(dim=1) > 0).to(torch.float32) * float(cond_sigma)  # (B,)
+            sampling = dataclasses.replace(sampling, known=aug_known, known_mask=mask, cond_sigma=level)
+        guided = GuidedDenoiser(self.denoiser, settings.text_scale, settings.image_scale,
+                                null_text[0].to(device, dtype), null_text[1])
+        out = sample(guided, x, sigmas, method=settings.sampler, cond=sampling, generator=gens, callback=callback)
+        if cond.has_known:  # known frames are returned exactly as given
             out = torch.where(rearrange(known_mask.to(device) > 0, "b f -> b 1 f 1 1"), known, out)
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from vidiff.training.config import ConditioningSection
-from vidiff.training.randomness import SampleDraws
+from vidiff.random import SampleDraws
 
 PATTERNS = ("none", "first", "first_k", "random_subset")
 

@@ -90,7 +90,7 @@ class TrainSection:
     batch_size: int = 4  # samples per process per micro-step
     grad_accum: int = 1  # micro-steps per optimizer step
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # U-Net stages: recompute each layer in backward (the VAE stage refuses it)
     ema_decay: float = 0.999  # 0 disables EMA (EMA weights then equal the model)
     seed: int = 0  # every random draw derives from (seed, epoch, step, global sample id)
     log_every: int = 10  # steps between metrics.jsonl lines
@@ -157,6 +157,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("loss.temporal_weight and loss.latent_noise_max: must be >= 0")
     if cfg.stage == "toy" and (cfg.init_weights is not None or t.freeze):
         raise ConfigError("init_weights / train.freeze: the toy stage has no part to start from or freeze")
+    if cfg.stage == "vae" and t.gradient_checkpointing:
+        raise ConfigError("train.gradient_checkpointing: the VAE stage does not support it (U-Net stages only)")
     if cfg.init_weights is not None and not Path(cfg.init_weights).is_dir():
         raise ConfigError(f"init_weights: part folder not found: {cfg.init_weights}")
     if not 0.0 <= t.ema_decay < 1.0:

@@ -10,9 +10,12 @@ With bf16/fp16, float32 activations are counted at 2 bytes (autocast computes mo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
+
+from vidiff.diffusion.cond import Cond
 
 GIB = 1024**3
 
@@ -59,11 +62,11 @@ def _inputs(cfg, model_cfg, batch: int, device) -> tuple[torch.nn.Module, dict]:
     frames = c.num_keyframes if cfg.stage == "keyframes" else c.max_gap + 1
     h = cfg.data.size // _latent_factor(cfg)
     x = torch.zeros(batch, model_cfg.in_channels, frames, h, h, device=device)
-    inputs = {"x": x, "c_noise": torch.zeros(batch, device=device),
-              "context": torch.zeros(batch, 77, model_cfg.context_dim, device=device),
-              "context_mask": torch.ones(batch, 77, dtype=torch.bool, device=device)}
+    cond = Cond(context=torch.zeros(batch, 77, model_cfg.context_dim, device=device),
+                context_mask=torch.ones(batch, 77, dtype=torch.bool, device=device))
     if model_cfg.conditioning:
-        inputs.update(cond_latents=torch.zeros_like(x), cond_mask=torch.ones(batch, frames, device=device))
+        cond = dataclasses.replace(cond, known=torch.zeros_like(x), known_mask=torch.ones(batch, frames, device=device))
+    inputs = {"x": x, "c_noise": torch.zeros(batch, device=device), "cond": cond}
     # frame_stride / cond_sigma stay None (their defaults): the model validates their values, which meta
     # tensors do not have; the embeddings they feed are tiny.
     return UNet3D(model_cfg), inputs
@@ -142,8 +145,10 @@ def estimate(cfg, batch_size: int | None = None) -> MemoryEstimate:
     import dataclasses
 
     model_cfg = cfg.model_config()
+    # what the stage actually runs with: the U-Net stages recompute layers when either switch is on; the VAE never
+    checkpointing = cfg.stage != "vae" and (cfg.train.gradient_checkpointing or model_cfg.gradient_checkpointing)
     if cfg.stage != "vae":
-        model_cfg = dataclasses.replace(model_cfg, gradient_checkpointing=cfg.train.gradient_checkpointing)
+        model_cfg = dataclasses.replace(model_cfg, gradient_checkpointing=checkpointing)
     batch = batch_size or cfg.train.batch_size
     with torch.device("meta"):
         model, inputs = _inputs(cfg, model_cfg, batch, "meta")
@@ -163,7 +168,7 @@ def estimate(cfg, batch_size: int | None = None) -> MemoryEstimate:
                           ema=4 * p if cfg.train.ema_decay > 0 else 0, activations=act, batch_size=batch,
                           input_shape=tuple(next(iter(inputs.values())).shape),
                           mixed_precision=cfg.train.mixed_precision,
-                          gradient_checkpointing=cfg.train.gradient_checkpointing)
+                          gradient_checkpointing=checkpointing)
 
 
 class _VAETrainForward(torch.nn.Module):

@@ -28,7 +28,7 @@ from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
 from vidiff.training.lr import lr_at, set_lr
-from vidiff.training.randomness import SampleDraws, derive_seed, epoch_permutation, global_sample_ids
+from vidiff.random import SampleDraws, derive_seed, epoch_permutation, global_sample_ids
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,6 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
         stage = build_stage(cfg)
     stage.to(accelerator.device)
     model = stage.model
-    if t.gradient_checkpointing and hasattr(model, "set_gradient_checkpointing"):
-        model.set_gradient_checkpointing(True)
     trainable = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves some out
     optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
     ema = EMA(model, t.ema_decay)
@@ -193,9 +191,11 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     for step in range(state["step"], t.max_steps):
         set_lr(optimizer, lr_at(state["opt_steps"], o, t.max_steps))
         step_losses = []
-        for _ in range(t.grad_accum):
+        for micro in range(t.grad_accum):
             batch = next(batches)
             draws = SampleDraws(t.seed, batch["epoch"], step, batch["sample_id"])
+            # Dropout draws from the global RNG: keyed to (step, micro-step, rank) so a resumed run replays it
+            torch.manual_seed(derive_seed(t.seed, step, micro, accelerator.process_index, "dropout"))
             batch = {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
             with accelerator.accumulate(model):
                 with accelerator.autocast():

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
+from vidiff.diffusion.cond import Cond
+
 
 @torch.no_grad()
 def write_keyframe_preview(stage, denoiser, out_dir: str | Path, step: int, fps: float = 2.0) -> Path:
@@ -30,9 +32,9 @@ def write_keyframe_preview(stage, denoiser, out_dir: str | Path, step: int, fps:
     nc = stage.noise_cfg
     sigmas = sampling_sigmas(cfg.train.preview_steps, "karras", nc.sigma_min, nc.sigma_max).to(device)
     b = len(prompts)
-    latents = sample(denoiser, noise * sigmas[0], sigmas, method="dpmpp_2m", context=context.to(device),
-                     context_mask=context_mask.to(device),
-                     frame_stride=torch.full((b,), float(cfg.conditioning.keyframe_stride), device=device))
+    cond = Cond(context=context.to(device), context_mask=context_mask.to(device),
+                frame_stride=torch.full((b,), float(cfg.conditioning.keyframe_stride), device=device))
+    latents = sample(denoiser, noise * sigmas[0], sigmas, method="dpmpp_2m", cond=cond)
     frames = vae.decode_to_frames(latents)  # (B, K, H, W, 3) uint8
     grid = rearrange(frames, "b f h w c -> f h (b w) c")  # prompts side by side
     out_dir = Path(out_dir)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from einops import rearrange
 from torch import nn
 
+from vidiff.diffusion.cond import Cond
 from vidiff.parts import save_part
 from vidiff.training import conditioning as cond
 from vidiff.training.finetune import freeze_parameters, load_initial_weights
-from vidiff.training.randomness import SampleDraws, derive_seed
+from vidiff.random import SampleDraws, generator
 
 
 def build_stage(cfg):
@@ -143,8 +143,8 @@ class DiffusionLoss(nn.Module):
         super().__init__()
         self.denoiser, self.min_snr_gamma = denoiser, min_snr_gamma
 
-    def forward(self, x0, sigma, noise, **cond_inputs) -> torch.Tensor:
-        return self.denoiser.loss(x0, sigma, noise=noise, min_snr_gamma=self.min_snr_gamma, **cond_inputs)
+    def forward(self, x0, sigma, noise, cond) -> torch.Tensor:
+        return self.denoiser.loss(x0, sigma, cond, noise=noise, min_snr_gamma=self.min_snr_gamma)
 
 
 class LatentDiffusionStage:
@@ -176,6 +176,7 @@ class LatentDiffusionStage:
             self.dataset = video_dataset(cfg)
         self.preview = self._preview if cfg.stage == "keyframes" and cfg.vae else None
         self.device = torch.device("cpu")
+        self.latent_size = None  # (h, w) of the training latents, once a batch has been seen
 
     def text_encoder(self):
         if self._text is None:
@@ -217,7 +218,7 @@ class LatentDiffusionStage:
             mask = cond.keyframe_masks(draws, c.num_keyframes, c)
             stride = float(c.keyframe_stride)
         else:  # one gap per step (a batch needs one window length), drawn from (seed, step)
-            g = torch.Generator().manual_seed(derive_seed(draws.seed, step, "gap"))
+            g = generator(draws.seed, step, "gap")
             gap = int(torch.randint(c.min_gap, min(c.max_gap, total - 1) + 1, (1,), generator=g))
             starts = draws.randint(0, total - gap - 1, "start")
             idx = torch.stack([s + torch.arange(gap + 1) for s in starts])  # (B, gap + 1)
@@ -236,17 +237,35 @@ class LatentDiffusionStage:
         device = latents.device
         x0, mask, stride = self._frames(latents, draws, step)
         b = x0.shape[0]
+        self.latent_size = tuple(x0.shape[-2:])  # (h, w), recorded in the exported part
         cond_latents, cond_sigma = cond.augment_known(x0, mask, draws, self.cfg.conditioning.cond_noise_max_sigma)
         context, context_mask = cond.drop_text(context, context_mask, self.null_text, draws,
                                                self.cfg.conditioning.drop_text_prob)
         sigma = sample_training_sigmas(b, self.noise_cfg, [draws.gen(i, "sigma") for i in range(b)]).to(device)
         noise = draws.randn(tuple(x0.shape[1:]), "noise", device=device)  # (B, C, K, h, w)
-        return model(x0, sigma, noise, context=context, context_mask=context_mask, cond_latents=cond_latents,
-                     cond_mask=mask.to(device), frame_stride=torch.full((b,), stride, device=device),
-                     cond_sigma=cond_sigma)
+        return model(x0, sigma, noise, Cond(context=context, context_mask=context_mask, known=cond_latents,
+                                            known_mask=mask.to(device), frame_stride=torch.full((b,), stride, device=device),
+                                            cond_sigma=cond_sigma))
 
     def export(self, folder, state: dict) -> None:
+        from vidiff.pipeline.trained import write_trained_on
+
         save_part(folder, self.model_cfg, _strip(state, "denoiser.net."))
+        write_trained_on(folder, self.trained_on())
+
+    def trained_on(self):
+        """What this part learned from (vidiff/pipeline/trained.py): the pipeline keeps requests inside it."""
+        from vidiff.pipeline.trained import PATTERNS, TrainedOn, latent_space_id
+
+        c = self.cfg.conditioning
+        common = dict(text_encoder=self.cfg.text_encoder, latent_size=self.latent_size,
+                      latent_space=latent_space_id(self.cfg.vae) if self.cfg.vae else None)
+        if self.cfg.stage == "keyframes":
+            probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset)
+            return TrainedOn("keyframes", num_frames=(c.num_keyframes,) * 2, frame_strides=(c.keyframe_stride,) * 2,
+                             known_patterns=tuple(p for p, w in zip(PATTERNS, probs) if w > 0),
+                             max_first_k=c.max_first_k if c.pattern_first_k > 0 else 0, **common)
+        return TrainedOn("interpolation", num_frames=(c.min_gap + 1, c.max_gap + 1), frame_strides=(1, 1), **common)
 
     def _preview(self, ema_model, out_dir, step: int) -> None:
         from vidiff.training.preview import write_keyframe_preview

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vidiff.parts import save_part
-from vidiff.training.randomness import SampleDraws, derive_seed
+from vidiff.random import SampleDraws, derive_seed
 
 
 @dataclass(frozen=True)

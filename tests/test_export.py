@@ -1,0 +1,51 @@
+"""`vidiff export`: a pipeline folder from three training run folders, with every setting training fixed."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vidiff.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "vidiff" / "bundled" / "shapes"
+RECIPES = {"vae": "shapes-vae-temporal.yaml", "keyframes": "shapes-keyframes.yaml",
+           "interpolation": "shapes-interpolation.yaml"}
+
+
+def _runs(tmp_path: Path) -> list[Path]:
+    """Run folders as training leaves them: the recipe as config.yaml, the bundled part as export/."""
+    runs = []
+    for stage, recipe in RECIPES.items():
+        run = tmp_path / f"run-{stage}"
+        run.mkdir()
+        text = (REPO / "configs" / recipe).read_text()  # the start VAE of the decoder fine-tune: the bundled one
+        (run / "config.yaml").write_text(text.replace("runs/shapes-vae/export", str(BUNDLE / "vae")))
+        shutil.copytree(BUNDLE / stage, run / "export")
+        runs.append(run)
+    return runs
+
+
+def test_export_rebuilds_the_bundled_pipeline_yaml(tmp_path, capsys):
+    runs = _runs(tmp_path)
+    out = tmp_path / "pipe"
+    assert main(["export", *map(str, reversed(runs)), "-o", str(out)]) == 0  # any order of the runs
+    assert (out / "pipeline.yaml").read_text() == (BUNDLE / "pipeline.yaml").read_text()
+    for part in RECIPES:
+        for name in ("config.yaml", "model.safetensors", "trained_on.yaml"):
+            assert (out / part / name).read_bytes() == (BUNDLE / part / name).read_bytes()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pipe.")]  # no temporary folder left
+    # an existing folder is kept unless --force
+    assert main(["export", *map(str, runs), "-o", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["export", *map(str, runs), "-o", str(out), "--force", "--keyframe-steps", "7"]) == 0
+    assert "steps: 7" in (out / "pipeline.yaml").read_text()
+
+
+@pytest.mark.parametrize("drop, message", [("interpolation", "no interpolation run"), (None, "second keyframes")])
+def test_export_names_what_is_missing_or_repeated(tmp_path, capsys, drop, message):
+    runs = _runs(tmp_path)
+    given = [r for r in runs if not r.name.endswith(drop)] if drop else runs + [runs[1]]
+    assert main(["export", *map(str, given), "-o", str(tmp_path / "pipe")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pipe").exists()

@@ -1,0 +1,32 @@
+"""`vidiff export RUN_DIRS... -o FOLDER`: a pipeline folder from the vae, keyframes and interpolation runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="assemble a pipeline folder from training run folders",
+                       description="Assemble a pipeline folder (pipeline.yaml + vae/ keyframes/ interpolation/) from "
+                                   "the run folders of the three stages, with every setting training fixed.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="vae, keyframes and interpolation run folders")
+    p.add_argument("-o", "--output", required=True, help="pipeline folder to write")
+    p.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    p.add_argument("--keyframe-steps", type=int, default=20, help="default sampler steps of the keyframe stage")
+    p.add_argument("--interpolation-steps", type=int, default=10, help="default sampler steps of interpolation")
+    p.add_argument("--guidance", type=float, default=4.0, help="default text guidance of the keyframe stage")
+    p.add_argument("--image-guidance", type=float, default=1.5, help="default known-frame guidance (keyframes)")
+    p.add_argument("--sigma-max", type=float, default=80.0, help="largest sampling noise level")
+    p.add_argument("--fps", type=float, default=8.0, help="default frame rate of generated clips")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from vidiff.pipeline.export import SamplingDefaults, export_pipeline
+
+    defaults = SamplingDefaults(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
+                                guidance_scale=args.guidance, image_guidance_scale=args.image_guidance,
+                                sigma_max=args.sigma_max, fps=args.fps)
+    out = export_pipeline([Path(r) for r in args.run_dirs], Path(args.output), defaults, overwrite=args.force)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")
+    return 0

@@ -1,0 +1,108 @@
+"""A pipeline folder assembled from training run folders (`vidiff export RUN_DIRS... -o FOLDER`).
+
+Each run folder holds config.yaml (the resolved training config) and export/ (the EMA weights as a part folder,
+with trained_on.yaml for the diffusion stages). Every setting that training fixed (parameterization, sigma_data,
+keyframe count and stride, largest gap, noise schedule, text encoder, frame size) is taken from the runs, so the
+pipeline samples the parts exactly as they were trained; sampling defaults (steps, guidance, fps) are options.
+The folder is written beside the target under a temporary name and renamed into place when complete.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidiff.errors import InputError
+from vidiff.pipeline.config import InterpolationStageConfig, PipelineConfig, StageConfig, write_pipeline_yaml
+
+PART_FILES = ("config.yaml", "model.safetensors", "trained_on.yaml")  # the last is optional
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    keyframe_steps: int = 20
+    interpolation_steps: int = 10
+    guidance_scale: float = 4.0  # text guidance of the keyframe stage
+    image_guidance_scale: float = 1.5  # known-frame guidance of the keyframe stage
+    sigma_max: float = 80.0
+    fps: float = 8.0
+
+
+def find_runs(run_dirs: list[Path]) -> dict:
+    """{stage: (run folder, training config)} for the vae / keyframes / interpolation runs given (any order)."""
+    from vidiff.training.config import load_train_config
+
+    runs = {}
+    for run in map(Path, run_dirs):
+        if not (run / "config.yaml").is_file():
+            raise InputError(f"{run}: not a training run folder (no config.yaml)")
+        if not (run / "export" / "model.safetensors").is_file():
+            raise InputError(f"{run}: the run has no export/ (train it to the end first)")
+        cfg = load_train_config(run / "config.yaml")
+        if cfg.stage not in ("vae", "keyframes", "interpolation"):
+            raise InputError(f"{run}: a {cfg.stage!r} run is not a pipeline part")
+        if cfg.stage in runs:
+            raise InputError(f"{run}: a second {cfg.stage} run (the first is {runs[cfg.stage][0]})")
+        runs[cfg.stage] = (run, cfg)
+    missing = {"vae", "keyframes", "interpolation"} - set(runs)
+    if missing:
+        raise InputError(f"export: no {' / '.join(sorted(missing))} run among the folders given")
+    return runs
+
+
+def _stage_settings(cfg) -> dict:
+    d = cfg.diffusion
+    return dict(parameterization=d.parameterization, sigma_data=d.sigma_data, schedule=dict(d.noise))
+
+
+def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
+    kf, it = runs["keyframes"][1], runs["interpolation"][1]
+    c = kf.conditioning
+    if kf.text_encoder != it.text_encoder:
+        raise InputError(f"export: keyframes trained with text encoder {kf.text_encoder!r}, interpolation with "
+                         f"{it.text_encoder!r}")
+    return PipelineConfig(
+        text_encoder=kf.text_encoder, num_frames=(c.num_keyframes - 1) * c.keyframe_stride + 1,
+        num_keyframes=c.num_keyframes, keyframe_stride=c.keyframe_stride, fps=defaults.fps,
+        height=kf.data.size, width=kf.data.size,
+        keyframes=StageConfig(**_stage_settings(kf), sigma_max=defaults.sigma_max, steps=defaults.keyframe_steps,
+                              guidance_scale=defaults.guidance_scale, image_guidance_scale=defaults.image_guidance_scale,
+                              cond_sigma=min(0.02, c.cond_noise_max_sigma)),
+        interpolation=InterpolationStageConfig(
+            **_stage_settings(it), sigma_max=defaults.sigma_max, steps=defaults.interpolation_steps,
+            guidance_scale=1.0, image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
+            max_gap=it.conditioning.max_gap),
+    )
+
+
+def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults = SamplingDefaults(),
+                    overwrite: bool = False) -> Path:
+    """Writes the pipeline folder `out` from the runs; returns it."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"-o {out}: already exists (--force replaces it)")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out}: exists and is not a folder")
+    runs = find_runs(run_dirs)
+    cfg = pipeline_config(runs, defaults)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for name in ("vae", "keyframes", "interpolation"):
+            src, dst = runs[name][0] / "export", tmp / name
+            dst.mkdir()
+            for file in PART_FILES:
+                if (src / file).is_file():
+                    shutil.copyfile(src / file, dst / file)
+        write_pipeline_yaml(cfg, tmp)
+        from vidiff.pipeline.load import read_trained_records
+
+        read_trained_records(tmp, cfg)  # parts trained with another text encoder or VAE encoder: refuse
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out

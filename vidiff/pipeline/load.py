@@ -1,0 +1,100 @@
+"""Loading a pipeline folder: every cheap check first (pipeline.yaml, part configs, training records, safetensors
+headers), then the text encoder and the weights. A bad folder fails with one line naming the file, before any
+weights load."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vidiff.errors import InputError
+from vidiff.pipeline.config import (
+    PipelineConfig, check_safetensors_header, part_paths, read_pipeline_folder, text_encoder_ref,
+)
+from vidiff.pipeline.trained import TrainedOn, latent_space_id, read_trained_on
+
+DIFFUSION_PARTS = ("keyframes", "interpolation")
+
+
+def read_trained_records(folder: Path, config: PipelineConfig) -> dict[str, TrainedOn | None]:
+    """Each diffusion part's training record (None where a part has none), checked against the pipeline's text
+    encoder and VAE: a part trained with another encoder or in another latent space is an error."""
+    paths = part_paths(folder, config)
+    records = {name: read_trained_on(paths[name]) for name in DIFFUSION_PARTS}
+    latent_space = None
+    for name, record in records.items():
+        if record is None:
+            continue
+        if record.text_encoder is not None and record.text_encoder != config.text_encoder:
+            raise InputError(f"{name}/trained_on.yaml: trained with text encoder {record.text_encoder!r}, "
+                             f"pipeline.yaml uses {config.text_encoder!r}")
+        if record.latent_space is not None:
+            latent_space = latent_space or latent_space_id(paths["vae"])
+            if record.latent_space != latent_space:
+                raise InputError(f"{name}/trained_on.yaml: trained in the latent space of another VAE encoder "
+                                 f"than {paths['vae']} (latent_space {record.latent_space[:12]}... != "
+                                 f"{latent_space[:12]}...)")
+    return records
+
+
+def load_pipeline(folder: str | Path, batch_invariant: bool):
+    """(config, vae, keyframe net, interpolation net, text encoder, training records) of a pipeline folder."""
+    from vidiff.config import from_dict
+    from vidiff.diffusion import NoiseScheduleConfig
+    from vidiff.models import UNet3D, UNet3DConfig
+    from vidiff.parts import load_part_config
+    from vidiff.text import TextEncoder
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    folder = Path(folder)
+    config = read_pipeline_folder(folder)
+    paths = part_paths(folder, config)
+    vae_cfg = load_part_config(paths["vae"], VAEConfig)
+    net_cfgs = {name: load_part_config(paths[name], UNet3DConfig) for name in DIFFUSION_PARTS}
+    check_parts(config, vae_cfg, net_cfgs["keyframes"], net_cfgs["interpolation"], None)
+    for name in DIFFUSION_PARTS:  # the discrete schedules, if any, before any weights
+        from_dict(NoiseScheduleConfig, getattr(config, name).schedule, f"pipeline.yaml: {name}.schedule")
+    records = read_trained_records(folder, config)
+    for path in paths.values():
+        check_safetensors_header(path / "model.safetensors")
+    text_encoder = TextEncoder.load(text_encoder_ref(folder, config))
+    vae = _load_weights(lambda: AutoencoderKL.load(paths["vae"]), paths["vae"])
+    nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
+    return config, vae, nets["keyframes"], nets["interpolation"], text_encoder, records
+
+
+def check_parts(config: PipelineConfig, vae_cfg, keyframe_cfg, interpolation_cfg, text_dim: int | None) -> None:
+    """The parts agree with each other and with pipeline.yaml; raises InputError naming the mismatch."""
+    channels = vae_cfg.latent_channels
+    factor = vae_cfg.downsample_factor
+    for name, cfg in (("keyframes", keyframe_cfg), ("interpolation", interpolation_cfg)):
+        if cfg.in_channels != channels or cfg.out_channels != channels:
+            raise InputError(f"{name}/config.yaml: in/out_channels {cfg.in_channels}/{cfg.out_channels} do not match "
+                             f"the VAE's latent_channels {channels}")
+        if text_dim is not None and cfg.context_dim != text_dim:
+            raise InputError(f"{name}/config.yaml: context_dim {cfg.context_dim} does not match the text encoder "
+                             f"width {text_dim}")
+    if not interpolation_cfg.conditioning:
+        raise InputError("interpolation/config.yaml: conditioning must be true (both ends of a gap are known)")
+    if config.height % factor or config.width % factor:
+        raise InputError(f"pipeline.yaml: height/width {config.height}x{config.width} are not multiples of the VAE's "
+                         f"downsampling factor {factor}")
+
+
+def _load_weights(load, folder: Path):
+    from safetensors import SafetensorError
+
+    try:
+        return load()
+    except (OSError, RuntimeError, ValueError, KeyError, SafetensorError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"{folder}/model.safetensors: cannot load weights ({str(e).splitlines()[0]})") from None
+
+
+def _load_net(net: torch.nn.Module, folder: Path) -> torch.nn.Module:
+    from vidiff.parts import load_part_weights
+
+    state = _load_weights(lambda: load_part_weights(folder), folder)
+    _load_weights(lambda: net.load_state_dict(state, strict=True), folder)
+    return net.eval()

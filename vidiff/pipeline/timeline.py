@@ -1,0 +1,105 @@
+"""The latent timeline of one request: keyframes sampled onto it, gaps filled between them, windows for extension.
+
+A timeline is (B, C, T, h, w) latents; keyframes sit at multiples of the keyframe stride S. `Timeline` holds
+what every stage call of one request shares (the two stages, the request, the encoded text, the progress bar),
+so the sampling steps read as the hierarchy they are:
+
+1. `keyframes`: the keyframe stage samples K latents, known keyframes given as known latents + mask;
+2. `fill`: the interpolation stage fills each listed keyframe gap, coarse level first (layout.py), every
+   window of one level in one call, each row with its own generator (vidiff/random.py);
+3. `extend`: windows of K keyframes that continue a clip, each seeded by the last frames made so far.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from vidiff.diffusion.cond import Cond
+from vidiff.pipeline.layout import ExtensionWindow, Layout, interpolation_levels
+from vidiff.pipeline.request import Request, StepBar
+from vidiff.pipeline.stage import DiffusionStage
+from vidiff.random import generators
+
+
+def encode_text(text_encoder, prompts: list[str]) -> tuple[Cond, tuple[torch.Tensor, torch.Tensor]]:
+    """(Cond with context (B,L,D) + mask (B,L), the null encoding of "" (1,L0,D) / (1,L0) that guidance drops to).
+    One prompt per call: a batched transformer pass may round differently for another batch size."""
+    rows = [text_encoder.encode([p]) for p in prompts]
+    text = Cond(context=torch.cat([c for c, _ in rows]), context_mask=torch.cat([m for _, m in rows]))
+    return text, text_encoder.encode([""])
+
+
+def place_keyframes(keyframe_latents: torch.Tensor, layout: Layout) -> torch.Tensor:
+    """(B,C,K,h,w) keyframes -> (B,C,F,h,w) with keyframes at 0, S, 2S, ... and zeros between."""
+    b, c, k, h, w = keyframe_latents.shape
+    out = keyframe_latents.new_zeros(b, c, layout.num_frames, h, w)
+    out[:, :, :: layout.keyframe_stride] = keyframe_latents
+    return out
+
+
+@dataclasses.dataclass
+class Timeline:
+    keyframe_stage: DiffusionStage | None
+    interpolation_stage: DiffusionStage
+    max_gap: int  # largest gap the interpolation stage fills in one pass
+    req: Request
+    text: Cond  # the request's text, one row per sample
+    null_text: tuple[torch.Tensor, torch.Tensor]
+    bar: StepBar
+
+    def keyframes(self, shape: tuple[int, ...], key, known: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
+        """(B,C,K,h,w) keyframe latents; `known` (B,C,K,h,w) where `known_mask` (B,K) is 1 comes back as given."""
+        req, stage = self.req, self.keyframe_stage
+        settings = stage.settings(req.steps, req.sampler, req.guidance_scale, req.image_guidance_scale)
+        cond = dataclasses.replace(self.text, known=known, known_mask=known_mask,
+                                   frame_stride=torch.full((len(req.seeds),), float(req.layout.keyframe_stride)))
+        return stage.run(shape, generators(req.seeds, key), settings, cond, self.null_text,
+                         self.bar.step).cpu().float()
+
+    def fill(self, timeline: torch.Tensor, gaps: list[int], key) -> torch.Tensor:
+        """A copy of timeline (B,C,T,h,w) with the listed keyframe gaps filled, coarse level first."""
+        stage, s = self.interpolation_stage, self.req.layout.keyframe_stride
+        settings = stage.settings(self.req.steps, self.req.sampler)
+        timeline = timeline.clone()
+        for level, (gap, segments) in enumerate(interpolation_levels(s, self.max_gap) or []):
+            step = gap // segments
+            starts = [g * s + o for g in gaps for o in range(0, s, gap)]  # every current gap of this size
+            rows = [(b, t) for b in range(timeline.shape[0]) for t in starts]
+            pos = torch.tensor([[t + i * step for i in range(segments + 1)] for _, t in rows])  # (N, segments+1)
+            known = torch.stack([timeline[b, :, p] for (b, _), p in zip(rows, pos)])  # (N,C,segments+1,h,w)
+            mask = torch.zeros(len(rows), segments + 1)
+            mask[:, [0, -1]] = 1.0
+            gens = [generators([self.req.seeds[b]], key, level, t)[0] for b, t in rows]
+            # frame_stride: output frames between neighbouring window frames (1 for a direct pass, as trained)
+            cond = dataclasses.replace(self.text.rows([b for b, _ in rows]), known=known, known_mask=mask,
+                                       frame_stride=torch.full((len(rows),), float(step)))
+            out = stage.run(tuple(known.shape[1:]), gens, settings, cond, self.null_text, self.bar.step).cpu().float()
+            for (b, _), p, window in zip(rows, pos, out):
+                timeline[b, :, p[1:-1]] = window[:, 1:-1]
+        return timeline
+
+    def extend(self, timeline: torch.Tensor, windows: list[ExtensionWindow], latent_shape) -> torch.Tensor:
+        """Samples and fills each extension window on `timeline` (B,C,T,h,w), whose first window's known
+        keyframes are already encoded; returns the completed timeline."""
+        k, s = self.req.layout.num_keyframes, self.req.layout.keyframe_stride
+        for w_i, w in enumerate(windows):
+            pos = [w.start + i * s for i in range(k)]
+            known_mask = torch.zeros(timeline.shape[0], k)
+            known_mask[:, : w.num_known] = 1.0
+            kf = self.keyframes(latent_shape, ("extend", w_i), timeline[:, :, pos], known_mask)  # (B,C,K,h,w)
+            window = timeline[:, :, w.start : pos[-1] + 1].clone()
+            window[:, :, ::s] = kf
+            timeline[:, :, w.start : pos[-1] + 1] = self.fill(window, extension_gaps(w, k), ("extend", w_i))
+        return timeline
+
+
+def extension_gaps(window: ExtensionWindow, num_keyframes: int) -> list[int]:
+    """The keyframe gaps of an extension window that are new (those between known keyframes are input)."""
+    return list(range(window.num_known - 1, num_keyframes - 1))
+
+
+def total_steps(req: Request, gap_lists: list[list[int]], keyframe_steps: int, fill_steps: int, max_gap: int) -> int:
+    """Sampler steps of a request: per window, the keyframe stage, then each fill level if it has gaps."""
+    levels = len(interpolation_levels(req.layout.keyframe_stride, max_gap) or [])
+    return sum(keyframe_steps + (fill_steps * levels if gaps else 0) for gaps in gap_lists)

@@ -1,0 +1,138 @@
+"""What a part was trained on (`trained_on.yaml` beside its config.yaml), and the check that a request stays there.
+
+A diffusion part only knows the window lengths, frame strides and known-frame patterns it saw in training; asked
+for another layout it still produces something, just not what it learned. Training writes this record when it
+exports a part (vidiff/training/stages.py); the pipeline refuses a request outside it with a one-line error
+naming the setting, before any weights load, unless the caller forces the layout (then it warns).
+
+A part folder without the record (older exports, hand-made pipelines) is not checked. Pure Python, no torch.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidiff.config import from_dict, to_dict
+from vidiff.errors import InputError
+from vidiff.pipeline.layout import Layout, interpolation_levels
+
+TRAINED_NAME = "trained_on.yaml"
+PATTERNS = ("none", "first", "first_k", "random_subset")
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    stage: str  # vae | keyframes | interpolation
+    text_encoder: str | None = None  # text encoder reference the captions were encoded with
+    latent_space: str | None = None  # sha256 of the VAE encoder side whose latents the part learned (latent_space_id)
+    latent_size: tuple[int, ...] | None = None  # (h, w) of the training latents
+    num_frames: tuple[int, ...] | None = None  # (min, max) frames of the model's window
+    frame_strides: tuple[int, ...] | None = None  # (min, max) frame_stride inputs seen
+    known_patterns: tuple[str, ...] = ()  # known-frame patterns drawn with probability > 0 (PATTERNS)
+    max_first_k: int = 0  # largest k of the first_k pattern
+
+    def __post_init__(self):
+        for name in ("num_frames", "frame_strides", "latent_size"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 2 or min(value) < 1):
+                raise InputError(f"{TRAINED_NAME}: {name} must be two integers >= 1, got {list(value)}")
+        unknown = set(self.known_patterns) - set(PATTERNS)
+        if unknown:
+            raise InputError(f"{TRAINED_NAME}: known_patterns: unknown {sorted(unknown)}; valid: {list(PATTERNS)}")
+
+
+def write_trained_on(folder: str | Path, record: TrainedOn) -> None:
+    import yaml
+
+    path = Path(folder) / TRAINED_NAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(record), sort_keys=False))
+    tmp.replace(path)
+
+
+def read_trained_on(folder: str | Path) -> TrainedOn | None:
+    path = Path(folder) / TRAINED_NAME
+    if not path.is_file():
+        return None
+    from vidiff.safe_yaml import load_file
+
+    return from_dict(TrainedOn, load_file(path) or {}, where=str(path))
+
+
+def _within(value: int, span: tuple[int, ...] | None) -> bool:
+    return span is None or span[0] <= value <= span[1]
+
+
+def _span(span) -> str:
+    return str(span[0]) if span[0] == span[1] else f"{span[0]}..{span[1]}"
+
+
+def layout_problems(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None,
+                    known: str | None = None, num_known: int = 0) -> list[str]:
+    """Why `layout` leaves what the parts were trained on ([] when it does not).
+
+    known: the known-keyframe pattern the request needs ("first" for animate, "first_k" for extend with
+    `num_known` leading keyframes, "random_subset" for user keyframes elsewhere), None for plain text to video."""
+    out = []
+    if keyframes is not None:
+        if not _within(layout.num_keyframes, keyframes.num_frames):
+            out.append(f"{layout.num_keyframes} keyframes (the keyframe part was trained on "
+                       f"{_span(keyframes.num_frames)})")
+        if not _within(layout.keyframe_stride, keyframes.frame_strides):
+            out.append(f"keyframe stride {layout.keyframe_stride} (the keyframe part was trained on stride "
+                       f"{_span(keyframes.frame_strides)})")
+        if known is not None and known not in keyframes.known_patterns:
+            out.append(f"known keyframes as '{known}' (the keyframe part was trained on "
+                       f"{list(keyframes.known_patterns) or 'no known frames'})")
+        elif known == "first_k" and num_known > max(1, keyframes.max_first_k):
+            out.append(f"{num_known} known leading keyframes (the keyframe part was trained on at most "
+                       f"{keyframes.max_first_k})")
+    if interpolation is not None:
+        for gap, segments in interpolation_levels(layout.keyframe_stride, max_gap) or []:
+            if not _within(segments + 1, interpolation.num_frames) or not _within(gap // segments,
+                                                                               interpolation.frame_strides):
+                out.append(f"a fill of {segments + 1} frames spaced {gap // segments} apart (the interpolation part "
+                           f"was trained on windows of {_span(interpolation.num_frames)} frames spaced "
+                           f"{_span(interpolation.frame_strides)} apart)")
+    return out
+
+
+def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,
+                 known: str | None = None, num_known: int = 0, force: bool = False) -> None:
+    """Raises InputError (or, with force, warns) when the request leaves the parts' training layouts."""
+    problems = layout_problems(layout, max_gap, keyframes, interpolation, known, num_known)
+    if not problems:
+        return
+    message = (f"layout {layout.num_frames} frames = {layout.num_keyframes} keyframes x stride "
+               f"{layout.keyframe_stride} needs " + "; ".join(problems))
+    if not force:
+        raise InputError(message + " (--force-layout runs it anyway)")
+    warnings.warn(message + ": running it because the layout was forced", stacklevel=2)
+
+
+def latent_space_id(vae_folder: str | Path) -> str:
+    """sha256 of what fixes a VAE's latent space: its encoder-side tensors (encoder.*, quant_conv.*) and latent
+    shift / scale. A decoder fine-tune (e.g. a temporal decoder) keeps the id, so parts trained in the old latent
+    space stay valid. Read straight from the safetensors file, without torch."""
+    import hashlib
+    import json
+    import struct
+
+    from vidiff.parts import CONFIG_NAME, WEIGHTS_NAME
+    from vidiff.safe_yaml import load_file
+
+    folder = Path(vae_folder)
+    cfg = load_file(folder / CONFIG_NAME) or {}
+    digest = hashlib.sha256(repr((float(cfg.get("scaling_factor", 1.0)), float(cfg.get("shift_factor", 0.0)))).encode())
+    with open(folder / WEIGHTS_NAME, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        if size > 100 << 20:
+            raise InputError(f"{folder / WEIGHTS_NAME}: safetensors header of {size} bytes is not plausible")
+        header = json.loads(f.read(size))
+        for name in sorted(k for k in header if k.startswith(("encoder.", "quant_conv."))):
+            start, end = header[name]["data_offsets"]
+            f.seek(8 + size + start)
+            digest.update(name.encode())
+            digest.update(f.read(end - start))
+    return digest.hexdigest()
