@@ -184,3 +184,23 @@ def test_wrong_tensors_are_a_clear_error(tiny_pipeline, tmp_path):
     save_file({"conv_in.weight": torch.zeros(2, 2)}, str(folder / "interpolation" / "model.safetensors"))
     with pytest.raises(InputError, match="interpolation/model.safetensors: cannot load weights"):
         VideoPipeline.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("flags, message", [(["--stride", "4"], "keyframe stride 4"),
+                                            (["--frames", "31"], "7 keyframes"),
+                                            (["--stride", "10"], "keyframe stride 10")])
+def test_layout_outside_the_bundled_training_exits_fast_without_torch(tmp_path, flags, message):
+    """The bundled parts were trained on 4 keyframes at stride 5 (their trained_on.yaml): other layouts are refused
+    in a fresh process, in under a second, before torch (let alone weights) is imported."""
+    import time
+
+    code = ("import sys; from vidiff.cli import main; "
+            f"rc = main(['generate', 'a red circle moving left', '-o', {str(tmp_path / 'o.mp4')!r}, *{flags!r}]); "
+            "print(rc, 'torch' in sys.modules)")
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - start
+    assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
+    assert run.stderr.count("\n") == 1 and message in run.stderr and "--force-layout" in run.stderr
+    assert elapsed < 1.0, elapsed
+    assert not (tmp_path / "o.mp4").exists()

@@ -390,7 +390,7 @@ def test_requests_outside_the_trained_layout_are_refused(pipe):
 
 def test_bundled_parts_record_their_training(tmp_path):
     from vidiff.pipeline.config import read_pipeline_folder
-    from vidiff.pipeline.load import read_trained_records
+    from vidiff.pipeline.trained import read_trained_records
     from vidiff.pipeline.trained import latent_space_id
 
     bundle = REPO / "vidiff" / "bundled" / "shapes"

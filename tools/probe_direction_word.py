@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval_bundled import HELD_OUT_SEED  # noqa: E402  (a sibling script: the same held-out seed)
 from vidiff import VideoPipeline  # noqa: E402
+from vidiff.diffusion.cond import Cond  # noqa: E402
 from vidiff.data.shapes import render_clip, sample_clip_params  # noqa: E402
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 PERPENDICULAR = {"left": "up", "right": "down", "up": "right", "down": "left"}
@@ -63,9 +64,9 @@ def main() -> int:
             loss = {}
             for name, (context, context_mask) in text.items():
                 with torch.no_grad():
-                    out = den(x0 + sigma * noise, torch.full((n,), sigma), context=context, context_mask=context_mask,
-                              cond_latents=x0 * mask[:, None, :, None, None], cond_mask=mask,
-                              frame_stride=stride, cond_sigma=torch.zeros(n))
+                    cond = Cond(context=context, context_mask=context_mask, known=x0 * mask[:, None, :, None, None],
+                                known_mask=mask, frame_stride=stride, cond_sigma=torch.zeros(n))
+                    out = den(x0 + sigma * noise, torch.full((n,), sigma), cond)
                 loss[name] = float(((out - x0) ** 2).mean())
             rel = {name: 100 * (v / loss["true"] - 1) for name, v in loss.items() if name != "true"}
             known = "known  " if first_known else "unknown"

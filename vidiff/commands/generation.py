@@ -137,7 +137,7 @@ def validate(args):
 
 def _check_trained_layout(model: Path, config, layout, args) -> None:
     """The layout against what the parts were trained on (their trained_on.yaml), before any weights load."""
-    from vidiff.pipeline.load import read_trained_records
+    from vidiff.pipeline.trained import read_trained_records
     from vidiff.pipeline.trained import check_layout
 
     trained = read_trained_records(model, config)

@@ -96,7 +96,7 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
                 if (src / file).is_file():
                     shutil.copyfile(src / file, dst / file)
         write_pipeline_yaml(cfg, tmp)
-        from vidiff.pipeline.load import read_trained_records
+        from vidiff.pipeline.trained import read_trained_records
 
         read_trained_records(tmp, cfg)  # parts trained with another text encoder or VAE encoder: refuse
         if out.exists():

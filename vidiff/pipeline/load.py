@@ -11,30 +11,9 @@ from vidiff.errors import InputError
 from vidiff.pipeline.config import (
     PipelineConfig, check_safetensors_header, part_paths, read_pipeline_folder, text_encoder_ref,
 )
-from vidiff.pipeline.trained import TrainedOn, latent_space_id, read_trained_on
+from vidiff.pipeline.trained import read_trained_records
 
 DIFFUSION_PARTS = ("keyframes", "interpolation")
-
-
-def read_trained_records(folder: Path, config: PipelineConfig) -> dict[str, TrainedOn | None]:
-    """Each diffusion part's training record (None where a part has none), checked against the pipeline's text
-    encoder and VAE: a part trained with another encoder or in another latent space is an error."""
-    paths = part_paths(folder, config)
-    records = {name: read_trained_on(paths[name]) for name in DIFFUSION_PARTS}
-    latent_space = None
-    for name, record in records.items():
-        if record is None:
-            continue
-        if record.text_encoder is not None and record.text_encoder != config.text_encoder:
-            raise InputError(f"{name}/trained_on.yaml: trained with text encoder {record.text_encoder!r}, "
-                             f"pipeline.yaml uses {config.text_encoder!r}")
-        if record.latent_space is not None:
-            latent_space = latent_space or latent_space_id(paths["vae"])
-            if record.latent_space != latent_space:
-                raise InputError(f"{name}/trained_on.yaml: trained in the latent space of another VAE encoder "
-                                 f"than {paths['vae']} (latent_space {record.latent_space[:12]}... != "
-                                 f"{latent_space[:12]}...)")
-    return records
 
 
 def load_pipeline(folder: str | Path, batch_invariant: bool):

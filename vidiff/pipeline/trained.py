@@ -60,6 +60,29 @@ def read_trained_on(folder: str | Path) -> TrainedOn | None:
     return from_dict(TrainedOn, load_file(path) or {}, where=str(path))
 
 
+def read_trained_records(folder: Path, config) -> dict[str, TrainedOn | None]:
+    """Each diffusion part's training record (None where a part has none), checked against the pipeline's text
+    encoder and VAE: a part trained with another encoder or in another latent space is an error."""
+    from vidiff.pipeline.config import part_paths
+
+    paths = part_paths(folder, config)
+    records = {name: read_trained_on(paths[name]) for name in ("keyframes", "interpolation")}
+    latent_space = None
+    for name, record in records.items():
+        if record is None:
+            continue
+        if record.text_encoder is not None and record.text_encoder != config.text_encoder:
+            raise InputError(f"{name}/trained_on.yaml: trained with text encoder {record.text_encoder!r}, "
+                             f"pipeline.yaml uses {config.text_encoder!r}")
+        if record.latent_space is not None:
+            latent_space = latent_space or latent_space_id(paths["vae"])
+            if record.latent_space != latent_space:
+                raise InputError(f"{name}/trained_on.yaml: trained in the latent space of another VAE encoder "
+                                 f"than {paths['vae']} (latent_space {record.latent_space[:12]}... != "
+                                 f"{latent_space[:12]}...)")
+    return records
+
+
 def _within(value: int, span: tuple[int, ...] | None) -> bool:
     return span is None or span[0] <= value <= span[1]
 
