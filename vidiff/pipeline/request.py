@@ -130,16 +130,22 @@ class Request:
         }
 
 
-def check_frames(frames, name: str):
-    """uint8 (F,H,W,3) torch tensor or numpy array -> torch tensor; InputError naming `name` otherwise."""
+def _uint8_tensor(value, ndim: int, name: str, expected: str):
+    """A uint8 torch tensor or numpy array with `ndim` dims and 3 channels last -> torch tensor; else InputError."""
     import numpy as np
     import torch
 
-    if isinstance(frames, np.ndarray):
-        frames = torch.from_numpy(np.ascontiguousarray(frames))
-    if not torch.is_tensor(frames) or frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        got = f"{frames.dtype} {tuple(frames.shape)}" if hasattr(frames, "shape") else type(frames).__name__
-        raise InputError(f"{name}: expected uint8 frames (F,H,W,3), got {got}")
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
+        got = f"{value.dtype} {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
+        raise InputError(f"{name}: expected {expected}, got {got}")
+    return value
+
+
+def check_frames(frames, name: str):
+    """uint8 (F,H,W,3) torch tensor or numpy array -> torch tensor; InputError naming `name` otherwise."""
+    frames = _uint8_tensor(frames, 4, name, "uint8 frames (F,H,W,3)")
     if frames.shape[0] < 1:
         raise InputError(f"{name}: no frames")
     return frames
@@ -147,15 +153,7 @@ def check_frames(frames, name: str):
 
 def check_image(image, name: str):
     """uint8 (H,W,3) torch tensor or numpy array -> torch tensor."""
-    import numpy as np
-    import torch
-
-    if isinstance(image, np.ndarray):
-        image = torch.from_numpy(np.ascontiguousarray(image))
-    if not torch.is_tensor(image) or image.dtype != torch.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-        got = f"{image.dtype} {tuple(image.shape)}" if hasattr(image, "shape") else type(image).__name__
-        raise InputError(f"{name}: expected a uint8 image (H,W,3), got {got}")
-    return image
+    return _uint8_tensor(image, 3, name, "a uint8 image (H,W,3)")
 
 
 def check_new_frames(num_frames) -> int:
