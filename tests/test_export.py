@@ -25,11 +25,24 @@ def _runs(tmp_path: Path) -> list[Path]:
     return runs
 
 
-def test_export_rebuilds_the_bundled_pipeline_yaml(tmp_path, capsys):
+def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
+    from vidiff.pipeline.config import read_pipeline_folder
+    from vidiff.training.config import load_train_config
+
     runs = _runs(tmp_path)
     out = tmp_path / "pipe"
     assert main(["export", *map(str, reversed(runs)), "-o", str(out)]) == 0  # any order of the runs
-    assert (out / "pipeline.yaml").read_text() == (BUNDLE / "pipeline.yaml").read_text()
+    cfg = read_pipeline_folder(out)
+    kf, it = (load_train_config(run / "config.yaml") for run in runs[1:])
+    c = kf.conditioning
+    assert (cfg.num_keyframes, cfg.keyframe_stride) == (c.num_keyframes, c.keyframe_stride)
+    assert cfg.num_frames == (c.num_keyframes - 1) * c.keyframe_stride + 1 and cfg.height == kf.data.size
+    assert cfg.interpolation.max_gap == it.conditioning.max_gap and cfg.text_encoder == kf.text_encoder
+    for stage, train_cfg in ((cfg.keyframes, kf), (cfg.interpolation, it)):
+        assert stage.parameterization == train_cfg.diffusion.parameterization
+        assert stage.sigma_data == train_cfg.diffusion.sigma_data
+        assert stage.schedule == dict(train_cfg.diffusion.noise)
+    assert (cfg.keyframes.steps, cfg.interpolation.steps, cfg.keyframes.guidance_scale) == (20, 10, 4.0)
     for part in RECIPES:
         for name in ("config.yaml", "model.safetensors", "trained_on.yaml"):
             assert (out / part / name).read_bytes() == (BUNDLE / part / name).read_bytes()

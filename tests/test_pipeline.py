@@ -414,3 +414,43 @@ def test_bundled_parts_record_their_training(tmp_path):
     weights = load_file(copy / "vae" / "model.safetensors")
     name = next(k for k in weights if k.startswith("decoder."))  # a decoder fine-tune keeps the latent space
     save_file({**weights, name: weights[name] + 1e-3}, copy / "vae" / "model.safetensors")
+
+
+# ---- stochastic samplers and guidance options through the pipeline ---------------------------------------------
+@pytest.mark.parametrize("options", [dict(sampler="euler_ancestral"), dict(sampler="dpmpp_2m_sde"),
+                                     dict(sampler="dpmpp_sde"), dict(sampler="heun", churn=5.0),
+                                     dict(sampler="pc", pc_steps=2, pc_snr=0.1), dict(sampler="ddpm")])
+def test_stochastic_samplers_are_batch_invariant(pipe, options):
+    """Same seed, same frames, alone or second in a batch of 2: every draw comes from the row's generators."""
+    one, _ = pipe.text_to_video("a red circle", seed=5, progress=False, steps=3, **options)
+    pair, _ = pipe.text_to_video(["a blue square", "a red circle"], seed=[9, 5], progress=False, steps=3, **options)
+    other, _ = pipe.text_to_video("a red circle", seed=6, progress=False, steps=3, **options)
+    assert torch.equal(one, pair[1]) and not torch.equal(one, other)
+
+
+def test_churn_zero_is_plain_heun_and_churn_changes_the_clip(pipe):
+    plain, _ = pipe.text_to_video("a red circle", seed=2, sampler="heun", steps=3, progress=False)
+    zero, _ = pipe.text_to_video("a red circle", seed=2, sampler="heun", churn=0.0, steps=3, progress=False)
+    churned, _ = pipe.text_to_video("a red circle", seed=2, sampler="heun", churn=5.0, steps=3, progress=False)
+    assert torch.equal(plain, zero) and not torch.equal(plain, churned)
+    with pytest.raises(InputError, match="churn: applies to the heun sampler"):
+        pipe.text_to_video("a red circle", churn=1.0, progress=False)
+
+
+def test_negative_prompt_replaces_the_unconditional_branch(pipe):
+    base, _ = pipe.text_to_video("a red circle", seed=1, progress=False)
+    empty, _ = pipe.text_to_video("a red circle", seed=1, negative_prompt="", progress=False)
+    negative, _ = pipe.text_to_video("a red circle", seed=1, negative_prompt="a blue square", progress=False)
+    assert torch.equal(base, empty)  # "" is exactly the null encoding guidance drops to
+    assert not torch.equal(base, negative)
+    rows, _ = pipe.text_to_video(["a red circle", "a red circle"], seed=[1, 1], progress=False,
+                                 negative_prompt=["", "a blue square"])
+    assert torch.equal(rows[0], base) and torch.equal(rows[1], negative)  # one negative prompt per row
+    with pytest.raises(InputError, match="negative_prompt"):
+        pipe.text_to_video("a", negative_prompt=["x", "y", "z"], progress=False)
+    with pytest.raises(InputError, match="guidance_rescale"):
+        pipe.text_to_video("a", guidance_rescale=1.5, progress=False)
+    req = pipe.request("a", negative_prompt="b", guidance_rescale=0.7, sampler="pc", pc_steps=3)
+    settings = req.settings(pipe.config)  # what the sidecar records
+    assert settings["negative_prompts"] == ["b"] and settings["keyframes"]["guidance_rescale"] == 0.7
+    assert settings["keyframes"]["pc_steps"] == 3 and settings["interpolation"]["sampler"] == "pc"

@@ -50,6 +50,14 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
                         "dpmpp_sde or pc (default: pipeline.yaml)")
     p.add_argument("--guidance", type=float, default=None, help="text guidance scale of the keyframe stage")
     p.add_argument("--image-guidance", type=float, default=None, help="known-frame guidance scale of the keyframe stage")
+    p.add_argument("--negative-prompt", default=None,
+                   help="what the keyframe stage's text guidance steers away from (instead of the empty prompt)")
+    p.add_argument("--guidance-rescale", type=float, default=None,
+                   help="guidance rescale phi in [0, 1] (Lin et al. 2024; for zero-terminal-SNR models)")
+    p.add_argument("--churn", type=float, default=None,
+                   help="EDM stochastic sampling: S_churn of the heun sampler (0 = deterministic heun)")
+    p.add_argument("--pc-steps", type=int, default=None, help="Langevin corrector steps per level (sampler pc)")
+    p.add_argument("--pc-snr", type=float, default=None, help="the corrector's signal-to-noise ratio (sampler pc)")
     p.add_argument("--frames", type=int, default=None, help=frames_help)
     p.add_argument("--keyframes", type=int, default=None, help="number of keyframes K")
     p.add_argument("--stride", type=int, default=None, help="frames between neighbouring keyframes")
@@ -132,6 +140,13 @@ def validate(args):
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
     _check_trained_layout(Path(args.model) if args.model else BUNDLED, config, layout, args)
+    from vidiff.pipeline.request import Request
+
+    # the library's own checks of every sampling setting (negative prompt, rescale, churn, corrector), torch-free
+    Request.build([args.prompt], [args.seed], False, layout, config, None, steps=args.steps, sampler=args.sampler,
+                  guidance_scale=args.guidance, image_guidance_scale=args.image_guidance, fps=args.fps,
+                  negative_prompt=args.negative_prompt, guidance_rescale=args.guidance_rescale, churn=args.churn,
+                  pc_steps=args.pc_steps, pc_snr=args.pc_snr)
     return config, layout
 
 
@@ -194,7 +209,8 @@ def run_generation(args) -> int:
     common = dict(steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance,
                   image_guidance_scale=args.image_guidance, num_keyframes=layout.num_keyframes,
                   keyframe_stride=layout.keyframe_stride, fps=args.fps if args.fps else inputs.get("fps"),
-                  force_layout=args.force_layout)
+                  force_layout=args.force_layout, negative_prompt=args.negative_prompt,
+                  guidance_rescale=args.guidance_rescale, churn=args.churn, pc_steps=args.pc_steps, pc_snr=args.pc_snr)
     load_s = time.perf_counter() - start
     for i, output in enumerate(outputs):
         seed = args.seed + i

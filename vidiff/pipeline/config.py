@@ -21,6 +21,8 @@ PIPELINE_FILE = "pipeline.yaml"
 # The methods of vidiff.diffusion.sample; kept here so argument checks need no torch import (a test keeps them equal).
 SAMPLERS = ("dpmpp_2m", "ddim", "ddpm", "euler", "heun", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde", "pc")
 SPACINGS = ("karras", "trailing", "leading", "linspace")
+MAX_CHURN = 100.0  # EDM's S_churn; past about num_steps * (sqrt(2) - 1) each step's gamma is capped anyway
+MAX_PC_STEPS = 20  # Langevin corrector steps per noise level
 Sampler = Literal["dpmpp_2m", "ddim", "ddpm", "euler", "heun", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde", "pc"]
 
 
@@ -39,6 +41,11 @@ class StageConfig:
     guidance_scale: float = 5.0  # classifier-free guidance scale on the text (1 = off)
     image_guidance_scale: float = 1.5  # classifier-free guidance scale on the known frames (1 = off)
     cond_sigma: float = 0.02  # noise level added to known frames' latents at inference (noise augmentation)
+    guidance_rescale: float = 0.0  # phi of guidance rescale (Lin et al. 2024), 0 = off; for zero-terminal-SNR parts
+    guidance_interval: tuple[float, ...] | None = None  # (lo, hi): guidance only for sigma in [lo, hi]; None = always
+    churn: float = 0.0  # EDM stochastic sampling (S_churn, Karras et al. 2022 Alg. 2); the heun sampler only
+    pc_steps: int = 1  # Langevin corrector steps per noise level (sampler "pc")
+    pc_snr: float = 0.16  # the corrector's target signal-to-noise ratio (sampler "pc")
     # The part's discrete VP schedule as vidiff.diffusion.NoiseScheduleConfig fields (copy of the training recipe's
     # diffusion.noise); only the trailing / leading / linspace spacings read it.
     schedule: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +102,19 @@ def _check_stage(stage: StageConfig, where: str) -> None:
             bad(key, f"must be a finite number >= 0, got {value}")
     if not math.isfinite(stage.cond_sigma) or stage.cond_sigma < 0:
         bad("cond_sigma", f"must be >= 0, got {stage.cond_sigma}")
+    if not 0 <= stage.guidance_rescale <= 1:
+        bad("guidance_rescale", f"must be in [0, 1], got {stage.guidance_rescale}")
+    interval = stage.guidance_interval
+    if interval is not None and (len(interval) != 2 or not 0 <= interval[0] < interval[1]):
+        bad("guidance_interval", f"must be [lo, hi] with 0 <= lo < hi, got {list(interval)}")
+    if not math.isfinite(stage.churn) or not 0 <= stage.churn <= MAX_CHURN:
+        bad("churn", f"must be in [0, {MAX_CHURN}], got {stage.churn}")
+    if stage.churn and stage.sampler != "heun":
+        bad("churn", f"applies to the heun sampler (EDM stochastic sampling), not {stage.sampler!r}")
+    if not 1 <= stage.pc_steps <= MAX_PC_STEPS:
+        bad("pc_steps", f"must be in [1, {MAX_PC_STEPS}], got {stage.pc_steps}")
+    if not math.isfinite(stage.pc_snr) or not 0 < stage.pc_snr <= 1:
+        bad("pc_snr", f"must be in (0, 1], got {stage.pc_snr}")
 
 
 def validate_pipeline_config(cfg: PipelineConfig, where: str = PIPELINE_FILE) -> PipelineConfig:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from vidiff.errors import InputError
 from vidiff.limits import MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, short_repr
-from vidiff.pipeline.config import SAMPLERS, PipelineConfig
+from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
 from vidiff.video_writer import FPS_MAX, FPS_MIN
 from vidiff.pipeline.layout import Layout
 
@@ -20,20 +20,20 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def prompts_and_seeds(prompt, seed) -> tuple[list[str], list[int], bool]:
+def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], list[int], bool]:
     """Broadcasts a prompt / list of prompts against a seed / list of seeds -> (prompts, seeds, batched)."""
     batched = isinstance(prompt, (list, tuple)) or isinstance(seed, (list, tuple))
     prompts = list(prompt) if isinstance(prompt, (list, tuple)) else [prompt]
     seeds = list(seed) if isinstance(seed, (list, tuple)) else [seed]
     if not prompts or not seeds:
-        raise InputError("prompt / seed: got an empty list")
+        raise InputError(f"{name} / seed: got an empty list")
     for p in prompts:
         if not isinstance(p, str):
-            raise InputError(f"prompt: expected a string, got {type(p).__name__} {short_repr(p)}")
+            raise InputError(f"{name}: expected a string, got {type(p).__name__} {short_repr(p)}")
         try:
             p.encode("utf-8")
         except UnicodeEncodeError as e:
-            raise InputError(f"prompt: not valid UTF-8 text (undecodable byte at character {e.start})") from None
+            raise InputError(f"{name}: not valid UTF-8 text (undecodable byte at character {e.start})") from None
     for s in seeds:
         if not _is_int(s) or not 0 <= s < 2**63:
             raise InputError(f"seed: expected an integer in [0, 2**63), got {short_repr(s)}")
@@ -44,6 +44,15 @@ def prompts_and_seeds(prompt, seed) -> tuple[list[str], list[int], bool]:
     elif len(prompts) != len(seeds):
         raise InputError(f"prompt / seed: {len(prompts)} prompts and {len(seeds)} seeds; give one of either or equal counts")
     return prompts, seeds, batched
+
+
+def check_range(value, name: str, low: float, high: float):
+    """None, or a finite number in [low, high] as a float."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise InputError(f"{name}: must be a number in [{low:g}, {high:g}], got {short_repr(value)}")
+    return float(value)
 
 
 def check_guidance(value, name: str):
@@ -68,11 +77,17 @@ class Request:
     width: int
     fps: float
     force_layout: bool = False  # run a layout outside the parts' training records, with a warning
+    negative_prompts: list[str] | None = None  # per row: what the keyframe stage's guidance steers away from
+    guidance_rescale: float | None = None  # overrides the keyframe stage's guidance rescale phi
+    churn: float | None = None  # overrides both stages' EDM churn (heun sampler)
+    pc_steps: int | None = None  # overrides both stages' corrector steps (pc sampler)
+    pc_snr: float | None = None  # overrides both stages' corrector signal-to-noise ratio (pc sampler)
 
     @classmethod
     def build(cls, prompts, seeds, batched, layout: Layout, config: PipelineConfig, downsample: int | None, *,
               steps=None, sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None,
-              fps=None, force_layout: bool = False) -> Request:
+              fps=None, force_layout: bool = False, negative_prompt=None, guidance_rescale=None, churn=None,
+              pc_steps=None, pc_snr=None) -> Request:
         if steps is not None and (not _is_int(steps) or not 1 <= steps <= MAX_STEPS):
             raise InputError(f"steps: must be an integer in [1, {MAX_STEPS}], got {short_repr(steps)}")
         if layout.num_frames > MAX_FRAMES or layout.num_keyframes > MAX_KEYFRAMES or layout.keyframe_stride > MAX_STRIDE:
@@ -94,8 +109,22 @@ class Request:
             raise InputError(f"fps: must be a number in [{FPS_MIN:g}, {FPS_MAX:g}], got {short_repr(fps)}")
         if not isinstance(force_layout, bool):
             raise InputError(f"force_layout: expected True or False, got {short_repr(force_layout)}")
+        negatives = None
+        if negative_prompt is not None:
+            negatives, _, _ = prompts_and_seeds(negative_prompt, [0] * len(prompts), "negative_prompt")
+            if len(negatives) != len(prompts):
+                raise InputError(f"negative_prompt: {len(negatives)} negative prompts for {len(prompts)} prompts")
+        guidance_rescale = check_range(guidance_rescale, "guidance_rescale", 0.0, 1.0)
+        churn = check_range(churn, "churn", 0.0, MAX_CHURN)
+        pc_snr = check_range(pc_snr, "pc_snr", 1e-6, 1.0)
+        if pc_steps is not None and (not _is_int(pc_steps) or not 1 <= pc_steps <= MAX_PC_STEPS):
+            raise InputError(f"pc_steps: must be an integer in [1, {MAX_PC_STEPS}], got {short_repr(pc_steps)}")
+        for stage in (config.keyframes, config.interpolation):
+            method = sampler or stage.sampler
+            if churn and method != "heun":
+                raise InputError(f"churn: applies to the heun sampler (EDM stochastic sampling), not {method!r}")
         return cls(prompts, seeds, batched, layout, steps, sampler, guidance_scale, image_guidance_scale,
-                   height, width, float(fps), force_layout)
+                   height, width, float(fps), force_layout, negatives, guidance_rescale, churn, pc_steps, pc_snr)
 
     def unbatch(self, frames):
         """(B,F,H,W,3) -> (F,H,W,3) when one prompt and one seed were given."""
@@ -118,6 +147,9 @@ class Request:
                 "guidance_scale": pick(self.guidance_scale, kf.guidance_scale),
                 "image_guidance_scale": pick(self.image_guidance_scale, kf.image_guidance_scale),
                 "cond_sigma": kf.cond_sigma,
+                "guidance_rescale": pick(self.guidance_rescale, kf.guidance_rescale),
+                "guidance_interval": list(kf.guidance_interval) if kf.guidance_interval else None,
+                **self._sampler_settings(kf),
             },
             "interpolation": {
                 "steps": pick(self.steps, it.steps),
@@ -126,8 +158,20 @@ class Request:
                 "image_guidance_scale": it.image_guidance_scale,
                 "cond_sigma": it.cond_sigma,
                 "max_gap": it.max_gap,
+                **self._sampler_settings(it),
             },
+            "negative_prompts": self.negative_prompts,
         }
+
+    def _sampler_settings(self, stage) -> dict:
+        """The stochastic sampler options a stage ran with (only those of its sampler)."""
+        method = self.sampler or stage.sampler
+        if method == "heun":
+            return {"churn": stage.churn if self.churn is None else self.churn}
+        if method == "pc":
+            return {"pc_steps": stage.pc_steps if self.pc_steps is None else self.pc_steps,
+                    "pc_snr": stage.pc_snr if self.pc_snr is None else self.pc_snr}
+        return {}
 
 
 def _uint8_tensor(value, ndim: int, name: str, expected: str):

@@ -15,6 +15,7 @@ from einops import rearrange
 
 from vidiff.diffusion import Denoiser, GuidedDenoiser, sample, sampling_sigmas
 from vidiff.diffusion.cond import Cond
+from vidiff.errors import InputError
 from vidiff.pipeline.config import StageConfig
 from vidiff.random import per_row_randn
 
@@ -45,6 +46,21 @@ class StageSettings:
     sampler: str
     text_scale: float
     image_scale: float
+    rescale: float = 0.0  # guidance rescale phi
+    interval: tuple[float, ...] | None = None  # guidance only for sigma in [lo, hi]
+    churn: float = 0.0  # heun: EDM S_churn
+    pc_steps: int = 1  # pc: corrector steps
+    pc_snr: float = 0.16  # pc: corrector signal-to-noise ratio
+
+    def sampler_options(self) -> dict:
+        """The chosen sampler's own options (only those it takes; defaults leave deterministic samplers exact)."""
+        if self.churn and self.sampler != "heun":
+            raise InputError(f"churn: applies to the heun sampler (EDM stochastic sampling), not {self.sampler!r}")
+        if self.sampler == "heun" and self.churn:
+            return {"s_churn": self.churn}
+        if self.sampler == "pc":
+            return {"corrector_steps": self.pc_steps, "snr": self.pc_snr}
+        return {}
 
 
 class DiffusionStage:
@@ -63,13 +79,16 @@ class DiffusionStage:
         self.denoiser = Denoiser(wrapped, parameterization=config.parameterization, sigma_data=config.sigma_data)
         self.takes_known_frames = bool(getattr(net.config, "conditioning", False))
 
-    def settings(self, steps=None, sampler=None, text_scale=None, image_scale=None) -> StageSettings:
+    def settings(self, steps=None, sampler=None, text_scale=None, image_scale=None, rescale=None, churn=None,
+                 pc_steps=None, pc_snr=None) -> StageSettings:
+        """The stage's pipeline.yaml settings with the caller's overrides (None = keep)."""
         c = self.config
+        pick = lambda override, default: default if override is None else override  # noqa: E731
         return StageSettings(
-            steps=c.steps if steps is None else steps,
-            sampler=c.sampler if sampler is None else sampler,
-            text_scale=c.guidance_scale if text_scale is None else text_scale,
-            image_scale=c.image_guidance_scale if image_scale is None else image_scale,
+            steps=pick(steps, c.steps), sampler=pick(sampler, c.sampler), text_scale=pick(text_scale, c.guidance_scale),
+            image_scale=pick(image_scale, c.image_guidance_scale), rescale=pick(rescale, c.guidance_rescale),
+            interval=c.guidance_interval, churn=pick(churn, c.churn), pc_steps=pick(pc_steps, c.pc_steps),
+            pc_snr=pick(pc_snr, c.pc_snr),
         )
 
     def sigmas(self, steps: int) -> torch.Tensor:
@@ -77,10 +96,11 @@ class DiffusionStage:
         return sampling_sigmas(steps, c.spacing, c.sigma_min, c.sigma_max, c.rho, schedule_sigmas=self.schedule_sigmas)
 
     def run(self, shape: tuple[int, int, int, int], gens: list[torch.Generator], settings: StageSettings,
-            cond: Cond, null_text: tuple[torch.Tensor, torch.Tensor], callback=None) -> torch.Tensor:
+            cond: Cond, null_text: tuple[torch.Tensor, torch.Tensor], callback=None,
+            negative_text: Cond | None = None) -> torch.Tensor:
         """Samples latents (B, *shape) = (B,C,F,h,w) under `cond` (text, frame stride, and the known latents
         (B,C,F,h,w) with known_mask (B,F), which come back exactly as given). null_text: the (1,L,D) / (1,L)
-        encoding guidance drops the text to.
+        encoding guidance drops the text to; negative_text: per-row (B,L,D) negative prompts that take its place.
 
         Row i draws, in order, its start noise and its noise-augmentation noise from gens[i], then the sampler's
         own draws (stochastic samplers) from the same generator.
@@ -107,9 +127,15 @@ class DiffusionStage:
             # as in training: the augmentation level where something is known, 0 where nothing is
             level = (mask.amax(dim=1) > 0).to(torch.float32) * float(cond_sigma)  # (B,)
             sampling = dataclasses.replace(sampling, known=aug_known, known_mask=mask, cond_sigma=level)
+        negative = {}
+        if negative_text is not None:
+            negative = dict(negative_context=negative_text.context.to(device, dtype),
+                            negative_context_mask=negative_text.context_mask)
         guided = GuidedDenoiser(self.denoiser, settings.text_scale, settings.image_scale,
-                                null_text[0].to(device, dtype), null_text[1])
-        out = sample(guided, x, sigmas, method=settings.sampler, cond=sampling, generator=gens, callback=callback)
+                                null_text[0].to(device, dtype), null_text[1], rescale=settings.rescale,
+                                interval=settings.interval, **negative)
+        out = sample(guided, x, sigmas, method=settings.sampler, cond=sampling, generator=gens, callback=callback,
+                     **settings.sampler_options())
         if cond.has_known:  # known frames are returned exactly as given
             out = torch.where(rearrange(known_mask.to(device) > 0, "b f -> b 1 f 1 1"), known, out)
         return out

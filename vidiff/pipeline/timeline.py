@@ -30,6 +30,14 @@ def encode_text(text_encoder, prompts: list[str]) -> tuple[Cond, tuple[torch.Ten
     return text, text_encoder.encode([""])
 
 
+def encode_negative(text_encoder, prompts: list[str] | None) -> Cond | None:
+    """Per-row negative prompts as one Cond (B,L,D), padded to the longest; None when there are none."""
+    if prompts is None:
+        return None
+    rows = [text_encoder.encode([p]) for p in prompts]
+    return Cond.cat([Cond(context=c, context_mask=m) for c, m in rows])
+
+
 def place_keyframes(keyframe_latents: torch.Tensor, layout: Layout) -> torch.Tensor:
     """(B,C,K,h,w) keyframes -> (B,C,F,h,w) with keyframes at 0, S, 2S, ... and zeros between."""
     b, c, k, h, w = keyframe_latents.shape
@@ -47,20 +55,23 @@ class Timeline:
     text: Cond  # the request's text, one row per sample
     null_text: tuple[torch.Tensor, torch.Tensor]
     bar: StepBar
+    negative_text: Cond | None = None  # per-row negative prompts of the keyframe stage's guidance
 
     def keyframes(self, shape: tuple[int, ...], key, known: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
         """(B,C,K,h,w) keyframe latents; `known` (B,C,K,h,w) where `known_mask` (B,K) is 1 comes back as given."""
         req, stage = self.req, self.keyframe_stage
-        settings = stage.settings(req.steps, req.sampler, req.guidance_scale, req.image_guidance_scale)
+        settings = stage.settings(req.steps, req.sampler, req.guidance_scale, req.image_guidance_scale,
+                                  req.guidance_rescale, req.churn, req.pc_steps, req.pc_snr)
         cond = dataclasses.replace(self.text, known=known, known_mask=known_mask,
                                    frame_stride=torch.full((len(req.seeds),), float(req.layout.keyframe_stride)))
-        return stage.run(shape, generators(req.seeds, key), settings, cond, self.null_text,
-                         self.bar.step).cpu().float()
+        return stage.run(shape, generators(req.seeds, key), settings, cond, self.null_text, self.bar.step,
+                         self.negative_text).cpu().float()
 
     def fill(self, timeline: torch.Tensor, gaps: list[int], key) -> torch.Tensor:
         """A copy of timeline (B,C,T,h,w) with the listed keyframe gaps filled, coarse level first."""
         stage, s = self.interpolation_stage, self.req.layout.keyframe_stride
-        settings = stage.settings(self.req.steps, self.req.sampler)
+        req = self.req
+        settings = stage.settings(req.steps, req.sampler, churn=req.churn, pc_steps=req.pc_steps, pc_snr=req.pc_snr)
         timeline = timeline.clone()
         for level, (gap, segments) in enumerate(interpolation_levels(s, self.max_gap) or []):
             step = gap // segments

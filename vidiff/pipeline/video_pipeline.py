@@ -24,7 +24,9 @@ from vidiff.pipeline.request import (
 )
 from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 from vidiff.pipeline.stage import DiffusionStage
-from vidiff.pipeline.timeline import Timeline, encode_text, extension_gaps, place_keyframes, total_steps
+from vidiff.pipeline.timeline import (
+    Timeline, encode_negative, encode_text, extension_gaps, place_keyframes, total_steps,
+)
 from vidiff.pipeline.trained import check_layout
 
 
@@ -76,7 +78,8 @@ class VideoPipeline:
         """prompt (str or list) -> (frames uint8 (F,H,W,3), or (B,F,H,W,3) for lists of prompts / seeds; fps).
 
         settings: seed, num_frames, num_keyframes, keyframe_stride, steps, sampler, guidance_scale,
-        image_guidance_scale, height, width, fps, force_layout (request.py). `keyframes` maps frame indices
+        image_guidance_scale, height, width, fps, force_layout, negative_prompt, guidance_rescale, churn, pc_steps,
+        pc_snr (request.py). `keyframes` maps frame indices
         (multiples of the keyframe stride) to uint8 (H,W,3) images that the keyframe part takes as known; they
         come back unchanged at those indices."""
         req = self.request(prompt, **settings)
@@ -163,7 +166,8 @@ class VideoPipeline:
     # ---- requests --------------------------------------------------------------------------------------------
     def request(self, prompt, *, seed=0, num_frames=None, num_keyframes=None, keyframe_stride=None, steps=None,
                 sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None, fps=None,
-                force_layout: bool = False) -> Request:
+                force_layout: bool = False, negative_prompt=None, guidance_rescale=None, churn=None, pc_steps=None,
+                pc_snr=None) -> Request:
         """Checks and completes every setting before any sampling (the CLI calls this too)."""
         cfg = self.config
         prompts, seeds, batched = prompts_and_seeds(prompt, seed)
@@ -172,7 +176,9 @@ class VideoPipeline:
                                 max_gap=cfg.interpolation.max_gap)
         return Request.build(prompts, seeds, batched, layout, cfg, self.vae.downsample_factor, steps=steps,
                              sampler=sampler, guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
-                             height=height, width=width, fps=fps, force_layout=force_layout)
+                             height=height, width=width, fps=fps, force_layout=force_layout,
+                             negative_prompt=negative_prompt, guidance_rescale=guidance_rescale, churn=churn,
+                             pc_steps=pc_steps, pc_snr=pc_snr)
 
     def _check_trained(self, req: Request, known: str | None, num_known: int = 0) -> None:
         check_layout(req.layout, self.config.interpolation.max_gap, self.trained.get("keyframes"),
@@ -193,7 +199,8 @@ class VideoPipeline:
                             self.interpolation.settings(req.steps).steps, max_gap)
         text, null_text = encode_text(self.text_encoder, req.prompts)
         return _TimelineContext(Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
-                                         StepBar(steps, enabled=progress)))
+                                         StepBar(steps, enabled=progress),
+                                         encode_negative(self.text_encoder, req.negative_prompts)))
 
     def _decode(self, latents: torch.Tensor, progress: bool) -> torch.Tensor:
         """(B,C,F,h,w) -> uint8 (B,F,H,W,3), one sample at a time, frame-sliced by the VAE's frame_chunk."""
