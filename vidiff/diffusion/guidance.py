@@ -188,8 +188,9 @@ class GuidedDenoiser(nn.Module):
         return out.to(x.dtype)
 
     def _rescaled(self, guided: torch.Tensor, conditional: torch.Tensor) -> torch.Tensor:
-        """phi * guided * std(C) / std(guided) + (1 - phi) * guided, std per sample over all its elements."""
-        std_cond = conditional.flatten(1).std(dim=1)  # (B,)
-        std_guided = guided.flatten(1).std(dim=1).clamp(min=torch.finfo(guided.dtype).tiny)  # (B,)
+        """phi * guided * std(C) / std(guided) + (1 - phi) * guided, std per sample over all its elements (one
+        row at a time, so that a row's factor never depends on the batch around it)."""
+        std_cond = torch.stack([row.std() for row in conditional.flatten(1)])  # (B,)
+        std_guided = torch.stack([row.std() for row in guided.flatten(1)]).clamp(min=torch.finfo(guided.dtype).tiny)
         factor = self.rescale * std_cond / std_guided + (1 - self.rescale)  # (B,)
         return guided * factor.reshape(-1, *([1] * (guided.ndim - 1)))

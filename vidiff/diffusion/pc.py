@@ -50,7 +50,9 @@ def langevin_correct(denoiser, x: torch.Tensor, sigma, cond=None, *, snr: float 
     whose stationary law, for small e, is p_sigma. The step size e makes the ratio of the signal (the score
     step) to the noise |e s| / |sqrt(2 e) z| equal `snr` (ScoreSDE Algorithm 4, alpha = 1 for VE). The norms are
     taken per batch row (ScoreSDE averages them over the batch, which would make a sample depend on its
-    neighbours), so rows should have many elements, as latents do. Noise: noise_sampler(sigma, sigma) per step."""
+    neighbours). Rows should therefore have many elements, as latents do (thousands): in a row of a few
+    elements |z| / |s| fluctuates wildly and the chain is heavy-tailed or diverges. Noise: noise_sampler(sigma,
+    sigma) per step."""
     snr = _check_corrector(snr, corrector_steps)
     sigma = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
     if sigma.ndim != 0 or not sigma > 0:
@@ -58,12 +60,18 @@ def langevin_correct(denoiser, x: torch.Tensor, sigma, cond=None, *, snr: float 
     return _langevin(denoiser, x, sigma, cond, snr, corrector_steps, noise_source(generator, noise_sampler))
 
 
+def _row_norms(t: torch.Tensor) -> torch.Tensor:
+    """(B,) L2 norm of each row, reduced one row at a time: a (B, N) reduction may split its work (and so round)
+    differently for another B, and row i must not depend on the batch around it."""
+    return torch.stack([row.norm() for row in t.flatten(1)])
+
+
 def _langevin(denoiser, x, sigma, cond, snr: float, corrector_steps: int, noise) -> torch.Tensor:
     for _ in range(corrector_steps):
         grad = score(denoiser, x, sigma, cond)
         z = noise(sigma, sigma, x)
-        grad_norm = grad.flatten(1).norm(dim=1).clamp(min=torch.finfo(grad.dtype).tiny)  # (B,)
-        noise_norm = z.flatten(1).norm(dim=1)  # (B,)
+        grad_norm = _row_norms(grad).clamp(min=torch.finfo(grad.dtype).tiny)  # (B,)
+        noise_norm = _row_norms(z)  # (B,)
         step = per_row(2 * (snr * noise_norm / grad_norm) ** 2, x)
         x = x + step * grad + (2 * step).sqrt() * z
     return x
