@@ -165,12 +165,16 @@ _COLOUR_WORDS = {
     "blue": "blue", "navy": "blue", "azure": "blue",
     "yellow": "yellow", "gold": "yellow", "golden": "yellow",
     "white": "white", "snow": "white",
+    # the caption grammar's words (vidiff/data/captions.py), training and held-out alike
+    "ruby": "red", "cherry": "red", "grassy": "green", "jade": "green", "sapphire": "blue", "cobalt": "blue",
+    "lemon": "yellow", "canary": "yellow", "ivory": "white", "snowy": "white", "pearl": "white", "milky": "white",
 }
 _SHAPE_WORDS = {
     "circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "ball": "circle", "dot": "circle",
     "round": "circle", "circular": "circle",
     "square": "square", "squares": "square", "box": "square", "block": "square", "cube": "square",
     "triangle": "triangle", "triangles": "triangle", "triangular": "triangle", "pyramid": "triangle",
+    "ring": "circle", "tile": "square", "wedge": "triangle",
 }
 _DIRECTION_WORDS = {
     "left": "left", "leftward": "left", "leftwards": "left", "west": "left", "westward": "left",
@@ -179,6 +183,8 @@ _DIRECTION_WORDS = {
     "climbing": "up",
     "down": "down", "downward": "down", "downwards": "down", "falling": "down", "falls": "down",
     "descending": "down", "sinking": "down", "south": "down", "dropping": "down",
+    "eastward": "right", "northward": "up", "southward": "down", "skyward": "up", "downhill": "down",
+    "top": "up", "bottom": "down",  # "toward the top"
 }
 
 
