@@ -728,6 +728,11 @@ def test_hostile_input(case: Case, assets, tmp_path):
 
 
 def test_battery_is_large_enough():
+    """Also writes the measured (case, seconds, peak KB) to $VIDIFF_BATTERY_TIMINGS when set (docs/reliability.md)."""
+    if os.environ.get("VIDIFF_BATTERY_TIMINGS"):
+        import json
+
+        Path(os.environ["VIDIFF_BATTERY_TIMINGS"]).write_text(json.dumps(TIMINGS, indent=0))
     assert len(CASES) >= 80
     categories = {c.id.split("-")[0] for c in CASES}
     assert {"output", "yaml", "bounds", "media", "text", "pipeline", "report", "victim", "eval"} <= categories
