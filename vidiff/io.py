@@ -29,11 +29,15 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from vidiff.errors import InputError, VideoDecodeError
+from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
+    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, frame_index, frame_step,
+    select_indices,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -89,13 +93,6 @@ def check_file(path: str | os.PathLike) -> Path:
     if not os.access(path, os.R_OK):
         raise VideoDecodeError(path, "permission denied")
     return path
-
-
-def _av_error_types() -> tuple[type[BaseException], ...]:
-    import av
-
-    return (av.error.FFmpegError, OSError, ValueError, RuntimeError, IndexError, KeyError, EOFError,
-            AttributeError, TypeError, ZeroDivisionError, OverflowError)
 
 
 # ---- probe --------------------------------------------------------------------------------------------
@@ -154,11 +151,6 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
     return VideoInfo(width, height, num_frames, fps, duration, codec)
 
 
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text[:200]
-
-
 # ---- read ---------------------------------------------------------------------------------------------
 
 
@@ -174,27 +166,6 @@ def _check_selection(num_frames, stride, start, fps) -> None:
             raise InputError(f"fps must be a positive number or None, got {fps!r}")
         if stride != 1:
             raise InputError("give either stride or fps, not both")
-
-
-def frame_step(src_fps: float, stride: int = 1, fps: float | None = None) -> float:
-    """Source frames per output frame: `stride`, or `src_fps / fps` when a target fps is given."""
-    return float(stride) if fps is None else src_fps / fps
-
-
-def frame_index(k: int, start: int, step: float) -> int:
-    """Source index of output frame k: the frame shown at time k / out_fps (floor; tiny slack for rounding)."""
-    return start + int(math.floor(k * step + 1e-6))
-
-
-def select_indices(total: int, num_frames: int | None, start: int, step: float) -> list[int]:
-    """Source indices for `num_frames` outputs (all that fit when None) from `start` at `step`."""
-    if num_frames is not None:
-        return [frame_index(k, start, step) for k in range(num_frames)]
-    out, k = [], 0
-    while (i := frame_index(k, start, step)) < total:
-        out.append(i)
-        k += 1
-    return out
 
 
 def read_video(
@@ -240,190 +211,6 @@ def read_video(
     return torch.from_numpy(frames), out_fps
 
 
-def _decord_available() -> bool:
-    try:
-        import decord  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _not_enough(path, num_frames, start, step, total) -> VideoDecodeError:
-    return VideoDecodeError(
-        path, f"asked for {num_frames} frames from {start} every {step:g}, but the video has {total} frames"
-    )
-
-
-def _read_decord(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
-    import decord
-
-    try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
-        total = len(reader)
-        indices = select_indices(total, num_frames, start, step)
-        if not indices or indices[-1] >= total:
-            raise _not_enough(path, num_frames, start, step, total)
-        frames = reader.get_batch(indices).asnumpy()  # (F,H,W,3)
-    except VideoDecodeError:
-        raise
-    except (decord.DECORDError, RuntimeError, ValueError, IndexError) as e:
-        raise VideoDecodeError(path, f"decode failed (decord): {_short(e)}") from None
-    return frames
-
-
-def _wanted(num_frames, start: int, step: float) -> Iterator[int]:
-    k = 0
-    while num_frames is None or k < num_frames:
-        yield frame_index(k, start, step)
-        k += 1
-
-
-def decode_complete(container, stream):
-    """Decodes a stream; a packet that fails after the first frames (a truncated or damaged tail) ends it,
-    and the frames the decoder still holds are flushed instead of lost."""
-    import av
-
-    ctx = stream.codec_context
-    got_frame = False
-    for packet in container.demux(stream):
-        if packet.size == 0:
-            break  # end of stream
-        try:
-            frames = ctx.decode(packet)
-        except av.error.FFmpegError:
-            if not got_frame:
-                raise
-            log.debug("damaged tail in %s at byte %s: stream ends there", container.name, packet.pos)
-            break
-        got_frame = got_frame or bool(frames)
-        yield from frames
-    try:
-        yield from ctx.decode(None)  # frames the decoder still holds (B-frame delay, frame threads)
-    except av.error.FFmpegError:
-        if not got_frame:
-            raise
-        log.debug("damaged tail in %s: decoder flush failed", container.name)
-
-
-def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
-    import av
-
-    frames: list[np.ndarray] = []
-    wanted = _wanted(num_frames, start, step)
-    target = next(wanted)
-    decoded = 0
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if num_threads:
-                stream.codec_context.thread_count = num_threads
-            for i, frame in enumerate(decode_complete(container, stream)):
-                decoded = i + 1
-                if i < target:
-                    continue
-                rgb = frame.to_ndarray(format="rgb24")  # (H,W,3)
-                while target == i:  # a target fps above the source rate repeats frames
-                    frames.append(rgb)
-                    target = next(wanted, -1)
-                if target < 0:
-                    break
-    except _av_error_types() as e:
-        raise VideoDecodeError(path, f"decode failed (pyav): {_short(e)}") from None
-    if not frames or (num_frames is not None and len(frames) < num_frames):
-        raise _not_enough(path, num_frames, start, step, decoded)
-    return np.stack(frames)
-
-
-# ---- images -------------------------------------------------------------------------------------------
-
-
-# PIL modes whose samples are 16 bits: scaled to 8 bits (v * 255 / 65535, rounded), never clipped.
-_MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
-# PIL modes that convert to RGB as they are (alpha, if any, is dropped).
-_MODES_8BIT = ("1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV")
-
-
-def _open_image(path: Path, limits: VideoLimits):
-    """An opened PIL image (header read only) within `limits`; InputError for anything else."""
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)  # lazy: reads the header only
-    except Image.DecompressionBombError:
-        raise InputError(f"image {path}: too many pixels (PIL decompression-bomb limit)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
-    if img.width * img.height > limits.max_pixels:
-        img.close()
-        raise InputError(f"image {path}: {img.width}x{img.height} exceeds max_pixels={limits.max_pixels}")
-    if img.mode not in _MODES_8BIT + _MODES_16BIT and not (img.mode == "I" and img.format == "PNG"):
-        mode = img.mode
-        img.close()
-        raise InputError(f"image {path}: pixel mode {mode!r} is not supported; save it as 8-bit or 16-bit RGB / grey")
-    return img
-
-
-def check_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> None:
-    """Checks a still image's header and structure without decoding it (size, pixel mode, bombs, PNG CRCs)."""
-    from PIL import UnidentifiedImageError
-
-    path = _checked_image_file(path)
-    img = _open_image(path, limits or DEFAULT_LIMITS)
-    try:
-        img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
-    finally:
-        img.close()
-
-
-def _checked_image_file(path) -> Path:
-    try:
-        return check_file(path)
-    except VideoDecodeError as e:
-        raise InputError(f"image {e.path}: {e.reason}") from None
-
-
-def image_to_rgb(img) -> np.ndarray:
-    """uint8 (H,W,3) RGB of a PIL image: 16-bit samples scaled to 8 bits (not clipped), alpha dropped."""
-    if img.mode in _MODES_16BIT or img.mode == "I":  # "I": a 16-bit PNG as older PIL versions open it
-        values = np.asarray(img).astype(np.int64)
-        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
-            raise InputError(f"image: {img.mode} samples outside 0..65535; save it as 8-bit or 16-bit")
-        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=-1)
-    if img.mode in ("RGBA", "RGBa", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        return np.asarray(img.convert("RGBA"))[..., :3]
-    return np.asarray(img.convert("RGB"))
-
-
-def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
-    """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB.
-
-    16-bit images are scaled to 8 bits (65535 -> 255), alpha is dropped, palette and CMYK / YCbCr images are
-    converted; floating-point and 32-bit integer images are refused (their range is unknown).
-    """
-    import torch
-    from PIL import Image, UnidentifiedImageError
-
-    path = _checked_image_file(path)
-    img = _open_image(path, limits or DEFAULT_LIMITS)
-    try:
-        with img:
-            rgb = image_to_rgb(img)  # (H,W,3)
-    except InputError as e:
-        raise InputError(f"image {path}: {e}".replace(": image:", ":")) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
-    return torch.from_numpy(np.ascontiguousarray(rgb).copy())
-
-
-# Containers the readers open (PyAV decodes them all): what folder listings for evaluation treat as videos.
 READABLE_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov")
 
 
@@ -434,3 +221,12 @@ def list_video_files(folder: Path) -> list[Path]:
 
 # Writing lives in vidiff/video_writer.py; re-exported here so `vidiff.io` stays the one entry point.
 from vidiff.video_writer import VIDEO_SUFFIXES, as_frames, pad_to_even, write_video  # noqa: E402,F401
+
+
+def __getattr__(name: str):
+    """read_image / check_image / image_to_rgb live in vidiff/image_io.py; `vidiff.io.read_image` stays public."""
+    if name in ("read_image", "check_image", "image_to_rgb"):
+        from vidiff import image_io
+
+        return getattr(image_io, name)
+    raise AttributeError(f"module 'vidiff.io' has no attribute {name!r}")

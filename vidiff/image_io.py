@@ -1,0 +1,102 @@
+"""Still images at the edges of vidiff (the image of `animate`): checked before decoding, read as uint8
+(H,W,3) RGB. 16-bit modes are scaled to 8 bits, never clipped; decompression bombs and oversized images are
+refused with a one-line error. Public through `vidiff.io.read_image` / `vidiff.io.check_image`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vidiff.errors import InputError, VideoDecodeError
+from vidiff.io import DEFAULT_LIMITS, VideoLimits, check_file
+from vidiff.video_decode import _short
+
+if TYPE_CHECKING:
+    import torch
+
+
+# PIL modes whose samples are 16 bits: scaled to 8 bits (v * 255 / 65535, rounded), never clipped.
+_MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+# PIL modes that convert to RGB as they are (alpha, if any, is dropped).
+_MODES_8BIT = ("1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def _open_image(path: Path, limits: VideoLimits):
+    """An opened PIL image (header read only) within `limits`; InputError for anything else."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)  # lazy: reads the header only
+    except Image.DecompressionBombError:
+        raise InputError(f"image {path}: too many pixels (PIL decompression-bomb limit)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
+    if img.width * img.height > limits.max_pixels:
+        img.close()
+        raise InputError(f"image {path}: {img.width}x{img.height} exceeds max_pixels={limits.max_pixels}")
+    if img.mode not in _MODES_8BIT + _MODES_16BIT and not (img.mode == "I" and img.format == "PNG"):
+        mode = img.mode
+        img.close()
+        raise InputError(f"image {path}: pixel mode {mode!r} is not supported; save it as 8-bit or 16-bit RGB / grey")
+    return img
+
+
+def check_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> None:
+    """Checks a still image's header and structure without decoding it (size, pixel mode, bombs, PNG CRCs)."""
+    from PIL import UnidentifiedImageError
+
+    path = _checked_image_file(path)
+    img = _open_image(path, limits or DEFAULT_LIMITS)
+    try:
+        img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
+    finally:
+        img.close()
+
+
+def _checked_image_file(path) -> Path:
+    try:
+        return check_file(path)
+    except VideoDecodeError as e:
+        raise InputError(f"image {e.path}: {e.reason}") from None
+
+
+def image_to_rgb(img) -> np.ndarray:
+    """uint8 (H,W,3) RGB of a PIL image: 16-bit samples scaled to 8 bits (not clipped), alpha dropped."""
+    if img.mode in _MODES_16BIT or img.mode == "I":  # "I": a 16-bit PNG as older PIL versions open it
+        values = np.asarray(img).astype(np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise InputError(f"image: {img.mode} samples outside 0..65535; save it as 8-bit or 16-bit")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if img.mode in ("RGBA", "RGBa", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        return np.asarray(img.convert("RGBA"))[..., :3]
+    return np.asarray(img.convert("RGB"))
+
+
+def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
+    """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB.
+
+    16-bit images are scaled to 8 bits (65535 -> 255), alpha is dropped, palette and CMYK / YCbCr images are
+    converted; floating-point and 32-bit integer images are refused (their range is unknown).
+    """
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    path = _checked_image_file(path)
+    img = _open_image(path, limits or DEFAULT_LIMITS)
+    try:
+        with img:
+            rgb = image_to_rgb(img)  # (H,W,3)
+    except InputError as e:
+        raise InputError(f"image {path}: {e}".replace(": image:", ":")) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
+    return torch.from_numpy(np.ascontiguousarray(rgb).copy())

@@ -1,0 +1,147 @@
+"""Decoding frames out of a video file: which frame indices a request selects, and the two decoder backends
+(decord for random access, PyAV for everything) that return the same pixels. vidiff/io.py chooses between them
+and checks the file first; nothing here is called on a file io.py has not probed."""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vidiff.errors import VideoDecodeError
+
+log = logging.getLogger("vidiff.io")
+
+
+def _av_error_types() -> tuple[type[BaseException], ...]:
+    import av
+
+    return (av.error.FFmpegError, OSError, ValueError, RuntimeError, IndexError, KeyError, EOFError,
+            AttributeError, TypeError, ZeroDivisionError, OverflowError)
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:200]
+
+
+# ---- which frames ----------------------------------------------------------------------------------------
+
+def frame_step(src_fps: float, stride: int = 1, fps: float | None = None) -> float:
+    """Source frames per output frame: `stride`, or `src_fps / fps` when a target fps is given."""
+    return float(stride) if fps is None else src_fps / fps
+
+
+def frame_index(k: int, start: int, step: float) -> int:
+    """Source index of output frame k: the frame shown at time k / out_fps (floor; tiny slack for rounding)."""
+    return start + int(math.floor(k * step + 1e-6))
+
+
+def select_indices(total: int, num_frames: int | None, start: int, step: float) -> list[int]:
+    """Source indices for `num_frames` outputs (all that fit when None) from `start` at `step`."""
+    if num_frames is not None:
+        return [frame_index(k, start, step) for k in range(num_frames)]
+    out, k = [], 0
+    while (i := frame_index(k, start, step)) < total:
+        out.append(i)
+        k += 1
+    return out
+
+
+# ---- backends --------------------------------------------------------------------------------------------
+
+def _decord_available() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _not_enough(path, num_frames, start, step, total) -> VideoDecodeError:
+    return VideoDecodeError(
+        path, f"asked for {num_frames} frames from {start} every {step:g}, but the video has {total} frames"
+    )
+
+
+def _read_decord(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
+        total = len(reader)
+        indices = select_indices(total, num_frames, start, step)
+        if not indices or indices[-1] >= total:
+            raise _not_enough(path, num_frames, start, step, total)
+        frames = reader.get_batch(indices).asnumpy()  # (F,H,W,3)
+    except VideoDecodeError:
+        raise
+    except (decord.DECORDError, RuntimeError, ValueError, IndexError) as e:
+        raise VideoDecodeError(path, f"decode failed (decord): {_short(e)}") from None
+    return frames
+
+
+def _wanted(num_frames, start: int, step: float) -> Iterator[int]:
+    k = 0
+    while num_frames is None or k < num_frames:
+        yield frame_index(k, start, step)
+        k += 1
+
+
+def decode_complete(container, stream):
+    """Decodes a stream; a packet that fails after the first frames (a truncated or damaged tail) ends it,
+    and the frames the decoder still holds are flushed instead of lost."""
+    import av
+
+    ctx = stream.codec_context
+    got_frame = False
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            break  # end of stream
+        try:
+            frames = ctx.decode(packet)
+        except av.error.FFmpegError:
+            if not got_frame:
+                raise
+            log.debug("damaged tail in %s at byte %s: stream ends there", container.name, packet.pos)
+            break
+        got_frame = got_frame or bool(frames)
+        yield from frames
+    try:
+        yield from ctx.decode(None)  # frames the decoder still holds (B-frame delay, frame threads)
+    except av.error.FFmpegError:
+        if not got_frame:
+            raise
+        log.debug("damaged tail in %s: decoder flush failed", container.name)
+
+
+def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
+    import av
+
+    frames: list[np.ndarray] = []
+    wanted = _wanted(num_frames, start, step)
+    target = next(wanted)
+    decoded = 0
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if num_threads:
+                stream.codec_context.thread_count = num_threads
+            for i, frame in enumerate(decode_complete(container, stream)):
+                decoded = i + 1
+                if i < target:
+                    continue
+                rgb = frame.to_ndarray(format="rgb24")  # (H,W,3)
+                while target == i:  # a target fps above the source rate repeats frames
+                    frames.append(rgb)
+                    target = next(wanted, -1)
+                if target < 0:
+                    break
+    except _av_error_types() as e:
+        raise VideoDecodeError(path, f"decode failed (pyav): {_short(e)}") from None
+    if not frames or (num_frames is not None and len(frames) < num_frames):
+        raise _not_enough(path, num_frames, start, step, decoded)
+    return np.stack(frames)
