@@ -54,6 +54,29 @@ class ConditioningSection:
     keyframe_stride: int = 5  # keyframe stage: full-rate frames between neighbouring keyframes
     min_gap: int = 2  # interpolation stage: smallest gap (window = gap + 1 frames)
     max_gap: int = 5  # interpolation stage: largest gap
+    # keyframe stage, layouts as a training input: one (K, stride) per step, drawn from (seed, step), K uniform in
+    # [min_keyframes, max_keyframes] and the stride in [min_keyframe_stride, max_keyframe_stride] (null: the fixed
+    # num_keyframes / keyframe_stride). The clips must span (max_keyframes - 1) * max_keyframe_stride + 1 frames.
+    min_keyframes: Optional[int] = None
+    max_keyframes: Optional[int] = None
+    min_keyframe_stride: Optional[int] = None
+    max_keyframe_stride: Optional[int] = None
+    default_layout_prob: float = 0.0  # share of steps at exactly (num_keyframes, keyframe_stride) instead
+    # captions the model learns from: the dataset's own ("dataset"), or for Shapes clips one caption per sample
+    # drawn from the caption grammar (vidiff/data/captions.py) for the attributes the clip's caption names
+    captions: Literal["dataset", "shapes_grammar"] = "dataset"
+
+    def keyframe_counts(self) -> tuple[int, int]:
+        """(min, max) keyframe count the keyframe stage trains on."""
+        return (self.min_keyframes or self.num_keyframes, self.max_keyframes or self.num_keyframes)
+
+    def keyframe_strides(self) -> tuple[int, int]:
+        """(min, max) keyframe stride the keyframe stage trains on."""
+        return (self.min_keyframe_stride or self.keyframe_stride, self.max_keyframe_stride or self.keyframe_stride)
+
+    def max_keyframe_span(self) -> int:
+        """Frames of the longest keyframe window: what the training clips must hold."""
+        return (self.keyframe_counts()[1] - 1) * self.keyframe_strides()[1] + 1
 
 
 @dataclass(frozen=True)
@@ -167,6 +190,17 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"optimizer.lr: must be > 0, got {o.lr}")
     if c.max_gap < c.min_gap:
         raise ConfigError(f"conditioning.max_gap ({c.max_gap}) < conditioning.min_gap ({c.min_gap})")
+    for name, value in (("min_keyframes", c.min_keyframes), ("max_keyframes", c.max_keyframes),
+                        ("min_keyframe_stride", c.min_keyframe_stride), ("max_keyframe_stride", c.max_keyframe_stride)):
+        if value is not None and value < 1:
+            raise ConfigError(f"conditioning.{name}: must be >= 1, got {value}")
+    for what, (lo, hi), fixed in (("keyframes", c.keyframe_counts(), "num_keyframes"),
+                                  ("keyframe_stride", c.keyframe_strides(), "keyframe_stride")):
+        if not lo <= getattr(c, fixed) <= hi:
+            raise ConfigError(f"conditioning.min_{what} / max_{what}: the range {lo}..{hi} must hold "
+                              f"conditioning.{fixed} ({getattr(c, fixed)}), the pipeline's default layout")
+    if not 0.0 <= c.default_layout_prob <= 1.0:
+        raise ConfigError(f"conditioning.default_layout_prob: must be in [0, 1], got {c.default_layout_prob}")
     probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset)
     if min(probs) < 0 or sum(probs) <= 0:
         raise ConfigError("conditioning.pattern_*: probabilities must be >= 0 with a positive sum")
@@ -174,10 +208,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if not 0.0 <= getattr(c, key) <= 1.0:
             raise ConfigError(f"conditioning.{key}: must be in [0, 1]")
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
-        need = (c.num_keyframes - 1) * c.keyframe_stride + 1
+        need = c.max_keyframe_span()
         if need > d.num_frames:
-            raise ConfigError(f"data.num_frames ({d.num_frames}) < {need} frames that "
-                              f"conditioning.num_keyframes at conditioning.keyframe_stride span")
+            raise ConfigError(f"data.num_frames ({d.num_frames}) < {need} frames that the largest keyframe layout "
+                              f"(conditioning.max_keyframes at conditioning.max_keyframe_stride) spans")
     if cfg.stage == "interpolation" and d.kind != "latent_cache" and c.max_gap + 1 > d.num_frames:
         raise ConfigError(f"data.num_frames ({d.num_frames}) < conditioning.max_gap + 1")
     if cfg.stage in ("keyframes", "interpolation") and d.kind in ("video_folder", "shapes") and not cfg.vae:

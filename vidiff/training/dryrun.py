@@ -59,7 +59,7 @@ def _inputs(cfg, model_cfg, batch: int, device) -> tuple[torch.nn.Module, dict]:
     from vidiff.models import UNet3D
 
     c = cfg.conditioning
-    frames = c.num_keyframes if cfg.stage == "keyframes" else c.max_gap + 1
+    frames = c.keyframe_counts()[1] if cfg.stage == "keyframes" else c.max_gap + 1  # the largest window
     h = cfg.data.size // _latent_factor(cfg)
     x = torch.zeros(batch, model_cfg.in_channels, frames, h, h, device=device)
     cond = Cond(context=torch.zeros(batch, 77, model_cfg.context_dim, device=device),

@@ -6,10 +6,15 @@ FSDP see the whole computation), `dataset`, `loss(model, batch, draws, step)`, `
 clips on the fly with a frozen VAE part folder (`vae`).
 
 Frame strides (what the pipeline feeds at sampling time, docs/training.md):
-- keyframes: K frames at `keyframe_stride` from a random start; frame_stride = keyframe_stride;
+- keyframes: K frames at stride S from a random start; frame_stride = S. One (K, S) per step (a batch needs one
+  window length), drawn from (seed, step) over the configured ranges (`keyframe_layout`);
 - interpolation: a window of gap + 1 full-rate frames, both ends known; frame_stride = 1 (neighbouring model
   frames are neighbouring frames of the final clip, per the contract), and the gap itself is visible to the
-  model through the window length F = gap + 1.
+  model through the window length F = gap + 1. One gap per step, drawn from (seed, step).
+
+Captions: with `conditioning.captions: shapes_grammar` each sample gets its own caption from the Shapes caption
+grammar (vidiff/data/captions.py), drawn from its SampleDraws and encoded on the fly by the text encoder; the
+cached embedding of the clip's stored caption is not used then.
 """
 from __future__ import annotations
 
@@ -197,26 +202,59 @@ class LatentDiffusionStage:
         return self
 
     # -- batch preparation --
-    def _latents_and_text(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _latents_and_text(self, batch, draws: SampleDraws) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        grammar = self.cfg.conditioning.captions == "shapes_grammar"
         if "latents" in batch:  # latent cache
-            return batch["latents"].float(), batch["context"].float(), batch["context_mask"].bool()
+            latents = batch["latents"].float()
+            if not grammar:
+                return latents, batch["context"].float(), batch["context_mask"].bool()
+        else:
+            with torch.no_grad():
+                latents = self.vae().encode(batch["video"].to(self.device)).float()  # (B, C, F, h, w)
+        captions = self.captions(list(batch["caption"]), draws) if grammar else list(batch["caption"])
         with torch.no_grad():
-            latents = self.vae().encode(batch["video"].to(self.device)).float()  # (B, C, F, h, w)
-        context, mask = self.text_encoder().encode(list(batch["caption"]))
+            context, mask = self.text_encoder().encode(captions)  # (B, L, D), (B, L)
         return latents, context.to(self.device), mask.to(self.device)
+
+    @staticmethod
+    def captions(stored: list[str], draws: SampleDraws) -> list[str]:
+        """One grammar caption per sample, for the (colour, shape, direction) its stored caption names."""
+        from vidiff.data.captions import draw_caption
+        from vidiff.data.shapes import parse_caption
+
+        out = []
+        for i, caption in enumerate(stored):
+            attributes = parse_caption(caption)
+            if None in attributes:
+                raise ValueError(f"conditioning.captions=shapes_grammar: caption {caption!r} does not name a "
+                                 "Shapes colour, shape and direction")
+            out.append(draw_caption(*attributes, draws.gen(i, "caption")))
+        return out
+
+    def keyframe_layout(self, seed: int, step: int) -> tuple[int, int]:
+        """(K, stride) of the keyframe stage at `step`: the default layout with probability default_layout_prob,
+        else K and the stride uniform over their ranges; drawn from (seed, step) alone, so a resume replays it."""
+        c = self.cfg.conditioning
+        g = generator(seed, step, "layout")
+        if float(torch.rand((), generator=g)) < c.default_layout_prob:
+            return c.num_keyframes, c.keyframe_stride
+        (k_lo, k_hi), (s_lo, s_hi) = c.keyframe_counts(), c.keyframe_strides()
+        k = int(torch.randint(k_lo, k_hi + 1, (1,), generator=g))
+        return k, int(torch.randint(s_lo, s_hi + 1, (1,), generator=g))
 
     def _frames(self, latents, draws: SampleDraws, step: int) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Picks the model frames per sample: (x0 (B,C,K,h,w), known mask (B,K), frame_stride)."""
         c = self.cfg.conditioning
         total = latents.shape[2]
         if self.cfg.stage == "keyframes":
-            span = (c.num_keyframes - 1) * c.keyframe_stride + 1
-            if span > total:
-                raise ValueError(f"clips have {total} frames, fewer than the {span} that keyframes span")
-            starts = draws.randint(0, total - span, "start")
-            idx = torch.stack([s + torch.arange(c.num_keyframes) * c.keyframe_stride for s in starts])  # (B, K)
-            mask = cond.keyframe_masks(draws, c.num_keyframes, c)
-            stride = float(c.keyframe_stride)
+            if c.max_keyframe_span() > total:
+                raise ValueError(f"clips have {total} frames, fewer than the {c.max_keyframe_span()} that the "
+                                 "largest keyframe layout spans")
+            k, s_k = self.keyframe_layout(draws.seed, step)
+            starts = draws.randint(0, total - (k - 1) * s_k - 1, "start")
+            idx = torch.stack([s + torch.arange(k) * s_k for s in starts])  # (B, K)
+            mask = cond.keyframe_masks(draws, k, c)
+            stride = float(s_k)
         else:  # one gap per step (a batch needs one window length), drawn from (seed, step)
             g = generator(draws.seed, step, "gap")
             gap = int(torch.randint(c.min_gap, min(c.max_gap, total - 1) + 1, (1,), generator=g))
@@ -231,7 +269,7 @@ class LatentDiffusionStage:
     def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
         from vidiff.diffusion import sample_training_sigmas
 
-        latents, context, context_mask = self._latents_and_text(batch)
+        latents, context, context_mask = self._latents_and_text(batch, draws)
         if self.null_text is None:  # the "no text" condition: the encoding of "" by the same encoder
             self.null_text = self.text_encoder().encode([""])  # (1, L, D), (1, L)
         device = latents.device
@@ -262,7 +300,7 @@ class LatentDiffusionStage:
                       latent_space=latent_space_id(self.cfg.vae) if self.cfg.vae else None)
         if self.cfg.stage == "keyframes":
             probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset)
-            return TrainedOn("keyframes", num_frames=(c.num_keyframes,) * 2, frame_strides=(c.keyframe_stride,) * 2,
+            return TrainedOn("keyframes", num_frames=c.keyframe_counts(), frame_strides=c.keyframe_strides(),
                              known_patterns=tuple(p for p, w in zip(PATTERNS, probs) if w > 0),
                              max_first_k=c.max_first_k if c.pattern_first_k > 0 else 0, **common)
         return TrainedOn("interpolation", num_frames=(c.min_gap + 1, c.max_gap + 1), frame_strides=(1, 1), **common)
