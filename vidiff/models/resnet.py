@@ -5,15 +5,12 @@ convolutions see independent images, and the temporal views `b c f (h w)` and `(
 
 - ResBlock: GroupNorm-SiLU-Conv3x3, + projected time embedding, GroupNorm-SiLU-Dropout-Conv3x3, + skip
   (the residual block of Ho et al. 2020 / LDM), applied per frame.
-- TemporalConv: GroupNorm-SiLU-Conv over frames (kernel 3), zero-initialised, added to its input, so it starts as
-  the identity (Make-A-Video pseudo-3D convolution). It runs as a Conv2d with kernel (3, 1) over `b c f (h w)`,
-  which on this CPU is several times faster than a (3, 1, 1) Conv3d (PERF_NOTES).
+- the temporal convolution between them lives in temporal_conv.py (shared with the VAE's temporal decoder).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -54,31 +51,6 @@ class ResBlock(nn.Module):
         h = h + e[:, :, None, None]
         h = self.conv2(self.dropout(norm_silu(self.norm2, h)))
         return self.skip(x) + h
-
-
-class TemporalConv(nn.Module):
-    """x + Conv_t(SiLU(GN(Conv_t(SiLU(GN(x)))))) over frames, kernel 3 (zero padding at the clip ends), with a
-    hidden width of `mult` * channels; the second convolution is zero-initialised, so the block starts as the
-    identity."""
-
-    def __init__(self, channels: int, groups: int, mult: int = 2, dropout: float = 0.0):
-        super().__init__()
-        hidden = channels * mult
-        self.norm1 = nn.GroupNorm(groups, channels)
-        self.conv1 = nn.Conv2d(channels, hidden, (3, 1), padding=(1, 0))
-        self.norm2 = nn.GroupNorm(groups, hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(hidden, channels, (3, 1), padding=(1, 0))
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        w = x.shape[-1]
-        t = rearrange(x, "(b f) c h w -> b c f (h w)", f=num_frames)  # a view in channels-last memory
-        # GroupNorm here normalises each sample over (c/g, f, h, w): statistics across the whole clip
-        t = self.conv1(norm_silu(self.norm1, t))  # (b, mult*c, f, h*w)
-        t = self.conv2(self.dropout(norm_silu(self.norm2, t)))  # (b, c, f, h*w)
-        return x + rearrange(t, "b c f (h w) -> (b f) c h w", w=w)
 
 
 class Downsample(nn.Module):

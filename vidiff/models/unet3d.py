@@ -22,7 +22,8 @@ from torch.utils.checkpoint import checkpoint
 from vidiff.config import ConfigError
 from vidiff.diffusion.cond import Cond
 from vidiff.models.embeddings import ConditioningEmbedding, PooledTextEmbedding, ScalarEmbedding
-from vidiff.models.resnet import CL, Downsample, ResBlock, TemporalConv, Upsample
+from vidiff.models.resnet import CL, Downsample, ResBlock, Upsample
+from vidiff.models.temporal_conv import TemporalConv
 from vidiff.models.transformer import SpatialTransformer, TemporalTransformer
 
 Backend = Literal["sdpa", "math", "xformers"]

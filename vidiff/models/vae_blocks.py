@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidiff.models.attention import attention
+from vidiff.models.temporal_conv import TemporalConv
+
 NORM_EPS = 1e-6  # GroupNorm epsilon used throughout the SD autoencoder
 
 
@@ -43,11 +46,18 @@ class ResnetBlock(nn.Module):
         return skip + h
 
 
-class SelfAttention(nn.Module):
-    """Single-head spatial self-attention over all H*W positions, with a residual connection (torch SDPA)."""
+def temporal_block(channels: int, groups: int) -> TemporalConv:
+    """The temporal decoder's block: the U-Net's temporal convolution at width 1x, normalised per frame."""
+    return TemporalConv(channels, groups, mult=1, frame_norm=True, eps=NORM_EPS)
 
-    def __init__(self, channels: int, groups: int):
+
+class SelfAttention(nn.Module):
+    """Single-head spatial self-attention over all H*W positions, with a residual connection, through the one
+    attention() of models/attention.py (`backend`: sdpa by default)."""
+
+    def __init__(self, channels: int, groups: int, backend: str = "sdpa"):
         super().__init__()
+        self.backend = backend
         self.group_norm = group_norm(channels, groups)
         self.to_q = nn.Linear(channels, channels)
         self.to_k = nn.Linear(channels, channels)
@@ -59,7 +69,7 @@ class SelfAttention(nn.Module):
         h_size, w_size = x.shape[-2:]
         h = rearrange(self.group_norm(x), "n c h w -> n (h w) c")
         q, k, v = (rearrange(proj(h), "n l c -> n 1 l c") for proj in (self.to_q, self.to_k, self.to_v))
-        out = F.scaled_dot_product_attention(q, k, v)  # (N, 1, H*W, C)
+        out = attention(q, k, v, backend=self.backend)  # (N, 1, H*W, C)
         out = self.to_out[0](rearrange(out, "n 1 l c -> n l c"))
         return x + rearrange(out, "n (h w) c -> n c h w", h=h_size, w=w_size)
 
@@ -84,35 +94,6 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (N, C, 2H, 2W)
-
-
-class TemporalBlock(nn.Module):
-    """x + Conv_t(SiLU(GN(Conv_t(SiLU(GN(x)))))) over the frames of each clip (kernel 3, zero padding at the clip
-    ends), the second convolution zero-initialised so the block starts as the identity. GroupNorm is per frame,
-    so an output frame depends on exactly `radius` frames each side (windowed decoding is exact, and a frame's
-    decoding does not depend on the clip's length)."""
-
-    radius = 2  # two kernel-3 convolutions
-
-    def __init__(self, channels: int, groups: int):
-        super().__init__()
-        self.norm1 = group_norm(channels, groups)
-        self.conv1 = nn.Conv2d(channels, channels, (3, 1), padding=(1, 0))  # over (frames, pixels): a 1D conv in time
-        self.norm2 = group_norm(channels, groups)
-        self.conv2 = nn.Conv2d(channels, channels, (3, 1), padding=(1, 0))
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        w = x.shape[-1]
-        h = self._over_time(self.conv1, F.silu(self.norm1(x)), num_frames, w)  # ((b f), c, h, w)
-        h = self._over_time(self.conv2, F.silu(self.norm2(h)), num_frames, w)
-        return x + h
-
-    @staticmethod
-    def _over_time(conv: nn.Conv2d, x: torch.Tensor, num_frames: int, w: int) -> torch.Tensor:
-        t = conv(rearrange(x, "(b f) c h w -> b c f (h w)", f=num_frames))
-        return rearrange(t, "b c f (h w) -> (b f) c h w", w=w)
 
 
 class MidBlock(nn.Module):
@@ -209,7 +190,7 @@ class Decoder(nn.Module):
         self.conv_norm_out = group_norm(widths[0], groups)
         self.conv_out = nn.Conv2d(widths[0], out_channels, 3, padding=1)
         # one temporal block after the mid block, then one after each up block (at that block's width)
-        self.temporal = nn.ModuleList([TemporalBlock(w, groups) for w in [rev[0], *rev]]) if temporal else None
+        self.temporal = (nn.ModuleList([temporal_block(w, groups) for w in [rev[0], *rev]]) if temporal else None)
 
     @property
     def temporal_radius(self) -> int:
