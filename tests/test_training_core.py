@@ -101,3 +101,14 @@ def test_incomplete_and_altered_checkpoints_are_never_picked(tmp_path):
     # sha256), so the altered step 2 never counts toward keep and the good step 1 survives
     assert names == ["step_00000001", "step_00000005"]
     assert all(ckpt.verify(tmp_path / n) for n in names)
+
+
+def test_every_stage_implements_the_stage_protocol():
+    from vidiff.training.stage import Stage
+    from vidiff.training.stages import LatentDiffusionStage, VAEStage
+    from vidiff.training.toy import ToyStage
+
+    for cls in (LatentDiffusionStage, VAEStage, ToyStage):
+        for name in ("to", "loss", "export"):
+            assert callable(getattr(cls, name)), (cls, name)
+    assert not isinstance(object(), Stage)

@@ -1,13 +1,12 @@
 """The training loop: one readable function over Hugging Face Accelerate.
 
-A *stage* (stages.py for vae / keyframes / interpolation, toy.py for tests) supplies `model` (the module that
-trains), `dataset` (map-style, items are dicts), `loss(model, batch, draws, step) -> (B,)`,
-`export(folder, state_dict)`, `preview` (a callable or None) and `to(device)` for its frozen helpers.
-The loop owns everything else: data order, per-sample randomness, the optimizer, LR, EMA, the non-finite
+A *stage* (the `Stage` protocol of stage.py: stages.py for vae / keyframes / interpolation, toy.py for tests)
+supplies `model`, `dataset`, `loss(model, batch, draws, step) -> (B,)`, `export(folder, state_dict)`, `preview`
+and `to(device)`. The loop owns everything else: data order, per-sample randomness, the optimizer, LR, EMA, the non-finite
 guard, checkpoints, metrics and previews.
 
 Data order: the run is a stream of global sample ids; id p is item perm_epoch[p % N] of epoch p // N. Each rank
-loads only its own ids (randomness.global_sample_ids), so the draws do not depend on the number of ranks, and
+loads only its own ids (vidiff/random.py: global_sample_ids), so the draws do not depend on the number of ranks, and
 the loop position is fully given by the step, which makes resume exact.
 """
 from __future__ import annotations
@@ -28,6 +27,7 @@ from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
 from vidiff.training.lr import lr_at, set_lr
+from vidiff.training.stage import Stage
 from vidiff.random import SampleDraws, derive_seed, epoch_permutation, global_sample_ids
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
         from vidiff.training.stages import build_stage
 
         stage = build_stage(cfg)
+    if not isinstance(stage, Stage):
+        raise TypeError(f"{type(stage).__name__} does not implement the training Stage protocol (training/stage.py)")
     stage.to(accelerator.device)
     model = stage.model
     trainable = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves some out
