@@ -179,10 +179,9 @@ def test_config_from_dict_and_validation():
         from_dict(NoiseScheduleConfig, {"kind": "sqrt"})
 
 
-# ---- equivalence with a reference implementation (diffusers is a test-only dependency; its import is slow) ----
+# ---- equivalence with a reference implementation (diffusers, a test-only dependency; about 10 s in all) ----
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind,ref_kind", [("linear", "linear"), ("scaled_linear", "scaled_linear"), ("cosine", "squaredcos_cap_v2")])
 @pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
 @pytest.mark.parametrize("zero_snr", [False, True])

@@ -360,7 +360,6 @@ def test_bad_stochastic_options():
             sample(exact_denoiser, x, sigmas, method=method, **options)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("karras", [False, True])
 def test_dpmpp_2m_matches_diffusers_multistep(karras):
     """Same grid, same start, an eps model built from the exact denoiser: our VE-form DPM-Solver++(2M) and
