@@ -150,7 +150,7 @@ def test_evaluate_counts_unreadable_clip_as_wrong(tmp_path):
     result = evaluate_shapes_folder(tmp_path)
     assert result["counts"]["all_correct"] == {"correct": 0, "total": 1} and "error" in result["clips"][0]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no videos"):
+    with pytest.raises(InputError, match="no video files"):
         evaluate_shapes_folder(tmp_path / "empty")
 
 

@@ -21,11 +21,11 @@ import torch
 from vidiff.diffusion.sampler_base import (
     NoiseSampler,
     check_inputs,
+    levels,
     check_number,
     denoise,
     noise_source,
     per_row,
-    steps,
 )
 from vidiff.diffusion.score import score
 from vidiff.errors import InputError
@@ -85,11 +85,8 @@ def sample_pc(denoiser, x, sigmas, cond=None, *, predictor: str = "reverse_diffu
         raise InputError(f"predictor: {predictor!r} is not one of {list(PREDICTORS)}")
     snr = _check_corrector(snr, corrector_steps)
     noise = noise_source(generator, noise_sampler)
-    for i in steps(len(sigmas) - 1, progress):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    for i, sigma, sigma_next in levels(sigmas, progress):
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         if sigma_next == 0:  # final denoising step
             x = denoised
             continue

@@ -52,9 +52,20 @@ def steps(n: int, progress: bool):
     return trange(n, desc="sampling", leave=False)
 
 
-def denoise(denoiser, x: torch.Tensor, sigma: torch.Tensor, cond) -> torch.Tensor:
-    """D(x, sigma, cond) with sigma (B,), as the denoiser contract asks."""
-    return denoiser(x, sigma.expand(x.shape[0]), cond)
+def levels(sigmas: torch.Tensor, progress: bool):
+    """(i, sigma, sigma_next) for each step of the grid, with a tqdm bar when progress is on."""
+    for i in steps(len(sigmas) - 1, progress):
+        yield i, sigmas[i], sigmas[i + 1]
+
+
+def denoise(denoiser, x: torch.Tensor, sigma: torch.Tensor, cond, callback=None, i: int | None = None
+            ) -> torch.Tensor:
+    """D(x, sigma, cond) with sigma (B,), as the denoiser contract asks; with a callback (step i), it first sees
+    dict(i, x, sigma, denoised), before the sampler's update."""
+    denoised = denoiser(x, sigma.expand(x.shape[0]), cond)
+    if callback is not None:
+        callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    return denoised
 
 
 def per_row(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from vidiff.diffusion.sampler_base import (
     NoiseSampler,
     ancestral_split,
     check_inputs,
+    levels,
     check_number,
     denoise,
     noise_source,
@@ -39,11 +40,8 @@ from vidiff.random import Generators
 
 def sample_euler(denoiser, x, sigmas, cond=None, *, generator=None, callback=None, progress=False):
     sigmas = check_inputs(x, sigmas)
-    for i in steps(len(sigmas) - 1, progress):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    for i, sigma, sigma_next in levels(sigmas, progress):
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         d = (x - denoised) / sigma  # dx/dsigma
         x = x + d * (sigma_next - sigma)
     return x
@@ -74,9 +72,7 @@ def sample_heun(denoiser, x, sigmas, cond=None, *, generator: Generators = None,
             sigma_hat = sigma * (1 + gamma)
             x = x + noise(sigma, sigma_hat, x) * (s_noise * (sigma_hat**2 - sigma**2).sqrt())
             sigma = sigma_hat
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         d = (x - denoised) / sigma
         x_euler = x + d * (sigma_next - sigma)
         if sigma_next == 0:  # last step: the correction would evaluate D at sigma 0
@@ -100,11 +96,8 @@ def sample_ddim(denoiser, x, sigmas, cond=None, *, eta: float = 0.0, generator: 
     if not (math.isfinite(eta) and eta >= 0):
         raise InputError(f"eta: must be a finite number >= 0, got {eta!r}")
     noise = noise_source(generator, noise_sampler)
-    for i in steps(len(sigmas) - 1, progress):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    for i, sigma, sigma_next in levels(sigmas, progress):
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         eps = (x - denoised) / sigma  # predicted noise
         down, up = ancestral_split(sigma, sigma_next, eta)
         x = denoised + down * eps
@@ -119,11 +112,8 @@ def sample_ddpm(denoiser, x, sigmas, cond=None, *, generator: Generators = None,
     x0 + sigma_next n', mean = D + r^2 (x - D) and std = sigma_next sqrt(1 - r^2), r = sigma_next / sigma."""
     sigmas = check_inputs(x, sigmas)
     noise = noise_source(generator, noise_sampler)
-    for i in steps(len(sigmas) - 1, progress):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    for i, sigma, sigma_next in levels(sigmas, progress):
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         r2 = (sigma_next / sigma) ** 2
         x = denoised + r2 * (x - denoised)  # posterior mean
         if sigma_next > 0:
@@ -141,11 +131,8 @@ def sample_ddpm(denoiser, x, sigmas, cond=None, *, generator: Generators = None,
 def sample_dpmpp_2m(denoiser, x, sigmas, cond=None, *, generator=None, callback=None, progress=False):
     sigmas = check_inputs(x, sigmas)
     old_denoised, h_last = None, None
-    for i in steps(len(sigmas) - 1, progress):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    for i, sigma, sigma_next in levels(sigmas, progress):
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         if sigma_next == 0:
             x = denoised
             continue

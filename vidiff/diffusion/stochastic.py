@@ -25,10 +25,10 @@ from vidiff.diffusion.sampler_base import (
     NoiseSampler,
     ancestral_split,
     check_inputs,
+    levels,
     check_number,
     denoise,
     noise_source,
-    steps,
 )
 from vidiff.errors import InputError
 from vidiff.random import Generators
@@ -44,11 +44,8 @@ def sample_euler_ancestral(denoiser, x, sigmas, cond=None, *, eta: float = 1.0, 
     sigmas = check_inputs(x, sigmas)
     eta, s_noise = check_number(eta, "eta"), check_number(s_noise, "s_noise")
     noise = noise_source(generator, noise_sampler)
-    for i in steps(len(sigmas) - 1, progress):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    for i, sigma, sigma_next in levels(sigmas, progress):
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         down, up = ancestral_split(sigma, sigma_next, eta)
         x = x + (x - denoised) / sigma * (down - sigma)  # Euler step to sigma_down
         if sigma_next > 0 and eta > 0:
@@ -82,11 +79,8 @@ def sample_dpmpp_2m_sde(denoiser, x, sigmas, cond=None, *, eta: float = 1.0, s_n
         raise InputError(f"solver_type: {solver_type!r} is not one of {list(SOLVER_TYPES)}")
     noise = noise_source(generator, noise_sampler)
     old_denoised, h_last = None, None
-    for i in steps(len(sigmas) - 1, progress):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    for i, sigma, sigma_next in levels(sigmas, progress):
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         if sigma_next == 0:
             x = denoised
             continue
@@ -161,11 +155,8 @@ def sample_dpmpp_sde(denoiser, x, sigmas, cond=None, *, eta: float = 1.0, s_nois
     if not 0 < r <= 1:
         raise InputError(f"r: the intermediate point's fraction of the step must be in (0, 1], got {r!r}")
     noise_pair = _brownian_pair(generator, noise_sampler)
-    for i in steps(len(sigmas) - 1, progress):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(denoiser, x, sigma, cond)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    for i, sigma, sigma_next in levels(sigmas, progress):
+        denoised = denoise(denoiser, x, sigma, cond, callback, i)
         if sigma_next == 0:
             x = denoised
             continue

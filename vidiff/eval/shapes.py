@@ -61,14 +61,11 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
 
     from vidiff.data.shapes import parse_prompt
     from vidiff.data.shapes_analysis import analyze_clip
-    from vidiff.io import READABLE_SUFFIXES, list_video_files, read_video
+    from vidiff.eval.fvd import video_files
+    from vidiff.io import read_video
 
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder")
-    videos = list_video_files(folder)
-    if not videos:
-        raise InputError(f"{folder}: no videos ({', '.join(READABLE_SUFFIXES)})")
+    videos = video_files(folder, "FOLDER")
     metadata = _metadata_prompts(folder)
     counts = {a: {"correct": 0, "total": 0} for a in ATTRIBUTES}
     rows, skipped = [], []
