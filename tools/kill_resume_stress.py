@@ -29,7 +29,7 @@ from vidiff.training.logging import read_metrics  # noqa: E402
 CONFIG = """\
 stage: toy
 output_dir: {out}
-model: {{dim: 64, width: 512, sleep_s: 0.01}}
+model: {{dim: 64, width: 512, sleep_s: 0.01, dropout: {dropout}}}
 data: {{kind: synthetic, num_samples: 200}}
 optimizer: {{lr: 0.003, warmup_steps: 10}}
 train: {{max_steps: {steps}, batch_size: 8, log_every: 1, checkpoint_every: {every}, keep_checkpoints: 2,
@@ -78,12 +78,13 @@ def _check_invariants(root: Path, every: int, metrics: Path) -> int:
     return resume_step
 
 
-def run_stress(workdir: Path, kills: int, steps: int = 120, every: int = 10, seed: int = 0, log=print) -> dict:
+def run_stress(workdir: Path, kills: int, steps: int = 120, every: int = 10, seed: int = 0, log=print,
+               dropout: float = 0.0) -> dict:
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     ref_cfg, cfg = workdir / "reference.yaml", workdir / "stress.yaml"
-    ref_cfg.write_text(CONFIG.format(out=workdir / "reference", steps=steps, every=every))
-    cfg.write_text(CONFIG.format(out=workdir / "stressed", steps=steps, every=every))
+    ref_cfg.write_text(CONFIG.format(out=workdir / "reference", steps=steps, every=every, dropout=dropout))
+    cfg.write_text(CONFIG.format(out=workdir / "stressed", steps=steps, every=every, dropout=dropout))
     root, metrics = workdir / "stressed" / "checkpoints", workdir / "stressed" / "metrics.jsonl"
     ref = _launch(ref_cfg, ["--force"])
     _, err = ref.communicate()
@@ -127,7 +128,24 @@ def run_stress(workdir: Path, kills: int, steps: int = 120, every: int = 10, see
         bad = [s for s in want if got.get(s) != want[s]][:5]
         raise AssertionError(f"logged losses differ from the uninterrupted run at steps {bad}")
     done["identical_losses"] = True
+    done["identical_weights"] = _same_weights(workdir / "reference", workdir / "stressed")
+    if not done["identical_weights"]:
+        raise AssertionError("final model / EMA weights differ from the uninterrupted run")
     return done
+
+
+def _same_weights(ref_run: Path, run: Path) -> bool:
+    """The final checkpoints' model and EMA tensors, and the exported (EMA) part, equal bit for bit."""
+    from safetensors.torch import load_file
+
+    pairs = [(ref_run / "export" / "model.safetensors", run / "export" / "model.safetensors")]
+    ref_ckpt, ckpt_dir = ckpt.latest_checkpoint(ref_run / "checkpoints"), ckpt.latest_checkpoint(run / "checkpoints")
+    pairs += [(ref_ckpt / f.name, ckpt_dir / f.name) for f in sorted(ref_ckpt.glob("*.safetensors"))]
+    for a, b in pairs:
+        ta, tb = load_file(a), load_file(b)
+        if ta.keys() != tb.keys() or any(not ta[k].equal(tb[k]) for k in ta):
+            return False
+    return len(pairs) > 1
 
 
 def main() -> int:
@@ -137,8 +155,9 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=10, help="checkpoint interval (steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout of the toy model (0.1: the issue's check)")
     args = parser.parse_args()
-    result = run_stress(args.workdir, args.kills, args.steps, args.every, args.seed)
+    result = run_stress(args.workdir, args.kills, args.steps, args.every, args.seed, dropout=args.dropout)
     print(json.dumps(result))
     return 0
 

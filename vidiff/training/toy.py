@@ -23,12 +23,14 @@ class ToyConfig:
     inf_grad_steps: tuple[int, ...] = ()  # steps whose gradients are replaced by +inf (fault injection)
     nan_loss_steps: tuple[int, ...] = ()  # steps whose loss is NaN (fault injection)
     sleep_s: float = 0.0  # extra seconds per step, so a stress test can kill at a chosen moment
+    dropout: float = 0.0  # dropout on the hidden layer (draws from the global RNG, which the loop keys per step)
 
 
 class ToyNet(nn.Module):
     def __init__(self, cfg: ToyConfig):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(cfg.dim + 1, cfg.width), nn.SiLU(), nn.Linear(cfg.width, cfg.dim))
+        self.net = nn.Sequential(nn.Linear(cfg.dim + 1, cfg.width), nn.SiLU(), nn.Dropout(cfg.dropout),
+                                 nn.Linear(cfg.width, cfg.dim))
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         h = torch.cat([x, sigma[:, None].log()], dim=1)  # (B, dim + 1)
