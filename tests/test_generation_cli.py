@@ -204,3 +204,15 @@ def test_layout_outside_the_bundled_training_exits_fast_without_torch(tmp_path, 
     assert run.stderr.count("\n") == 1 and message in run.stderr and "--force-layout" in run.stderr
     assert elapsed < 1.0, elapsed
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_generate_in_bf16_with_a_stochastic_sampler_records_its_settings(tiny_pipeline, tmp_path):
+    out = tmp_path / "bf16.mp4"
+    rc = main(["generate", "a red circle moving left", "-o", str(out), "--model", str(tiny_pipeline), "--quiet",
+               "--dtype", "bf16", "--sampler", "heun", "--churn", "3", "--negative-prompt", "a blue square",
+               "--batch-invariant", "off"])
+    assert rc == 0
+    settings = json.loads(out.with_name(out.name + ".json").read_text())["settings"]
+    assert settings["dtype"] == "bf16" and settings["batch_invariant"] is False
+    assert settings["keyframes"]["sampler"] == "heun" and settings["keyframes"]["churn"] == 3.0
+    assert settings["negative_prompts"] == ["a blue square"]

@@ -454,3 +454,29 @@ def test_negative_prompt_replaces_the_unconditional_branch(pipe):
     settings = req.settings(pipe.config)  # what the sidecar records
     assert settings["negative_prompts"] == ["b"] and settings["keyframes"]["guidance_rescale"] == 0.7
     assert settings["keyframes"]["pc_steps"] == 3 and settings["interpolation"]["sampler"] == "pc"
+
+
+def test_bf16_networks_keep_the_sampler_state_fp32(pipe):
+    """pipe.to(dtype=bfloat16): U-Nets and VAE compute in bf16, the denoised estimates the sampler combines are
+    fp32, and the frames stay close to fp32's."""
+    from vidiff.pipeline import VideoPipeline
+
+    half = VideoPipeline(pipe.config, copy_module(pipe.vae), copy_module(pipe.keyframes.net),
+                         copy_module(pipe.interpolation.net), pipe.text_encoder).to(dtype=torch.bfloat16)
+    seen = []
+    handle = half.keyframes.denoiser.register_forward_hook(lambda m, args, out: seen.append((args[0].dtype, out.dtype)))
+    try:
+        b, _ = half.text_to_video("a red circle", seed=4, progress=False)
+    finally:
+        handle.remove()
+    a, _ = pipe.text_to_video("a red circle", seed=4, progress=False)
+    assert seen and all(x == torch.float32 and out == torch.float32 for x, out in seen)
+    assert next(half.keyframes.net.parameters()).dtype == torch.bfloat16
+    mse = (a.float() - b.float()).pow(2).mean()
+    assert 0 < mse and 10 * torch.log10(255**2 / mse) > 25  # close, not equal: the networks did run in bf16
+
+
+def copy_module(module):
+    import copy
+
+    return copy.deepcopy(module)

@@ -167,6 +167,11 @@ class TextEncoder:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def to(self, device) -> TextEncoder:
+        """Moves the encoder (its dtype unchanged); encode() then returns tensors on that device."""
+        self.model.to(device)
+        return self
+
     @property
     def identifier(self) -> str:
         """Names the exact encoder and padding, for latent caches and output sidecars.

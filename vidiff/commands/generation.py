@@ -65,6 +65,12 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--contact-sheet", action="store_true", help="also write a PNG grid of the frames (out.sheet.png)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="precision of the networks (the samplers' state stays fp32; default fp32)")
+    p.add_argument("--batch-invariant", choices=("auto", "on", "off"), default="auto",
+                   help="run batch rows one at a time so a sample never depends on its batch (auto: on for the "
+                        "CPU, off on CUDA, where batched rows are faster; results then agree up to rounding)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the U-Nets (slow first call, faster after)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",
                    help="run a frame layout the model's parts were not trained on (with a warning) instead of refusing")
@@ -202,7 +208,11 @@ def run_generation(args) -> int:
 
         raise InputError(f"--device {args.device}: CUDA is not available here")
     inputs, source = _read_inputs(args, model)  # before the weights: a bad file fails fast
-    pipe = VideoPipeline.from_pretrained(model, device=device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    invariant = device == "cpu" if args.batch_invariant == "auto" else args.batch_invariant == "on"
+    pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype, batch_invariant=invariant)
+    if args.compile:
+        pipe.compile()
     checksums = weights_checksum(model, {n: model / getattr(pipe.config.parts, n) for n in ("vae", "keyframes", "interpolation")})
     outputs = numbered_outputs(args.output, args.num)
     outputs[0].parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +239,7 @@ def run_generation(args) -> int:
         req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.num_frames,
                            **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
+                    "dtype": args.dtype, "batch_invariant": invariant, "compiled": args.compile,
                     "frames_written": int(frames.shape[0])}
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window

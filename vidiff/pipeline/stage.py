@@ -38,6 +38,21 @@ class RowwiseNet(torch.nn.Module):
         return torch.cat(outs)  # (B,C,F,h,w)
 
 
+class InNetDtype(torch.nn.Module):
+    """Calls the network in its own dtype (bf16 / fp16 weights) and returns fp32, so that a sampler's state never
+    accumulates in half precision. With fp32 weights it is the identity."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: Cond) -> torch.Tensor:
+        dtype = next(self.net.parameters()).dtype
+        if dtype == x.dtype:
+            return self.net(x, c_noise, cond)
+        return self.net(x.to(dtype), c_noise, None if cond is None else cond.to(dtype=dtype)).to(x.dtype)
+
+
 @dataclass
 class StageSettings:
     """What the caller may change per call (the rest comes from the stage's StageConfig)."""
@@ -75,9 +90,13 @@ class DiffusionStage:
             from vidiff.diffusion import NoiseScheduleConfig, schedule_sigmas
 
             self.schedule_sigmas = schedule_sigmas(from_dict(NoiseScheduleConfig, config.schedule, f"{where}.schedule"))
-        wrapped = RowwiseNet(net) if rowwise else net  # rowwise: bit-identical samples whatever the batch size
+        wrapped = InNetDtype(RowwiseNet(net) if rowwise else net)  # rowwise: samples independent of the batch
         self.denoiser = Denoiser(wrapped, parameterization=config.parameterization, sigma_data=config.sigma_data)
         self.takes_known_frames = bool(getattr(net.config, "conditioning", False))
+
+    def compile(self) -> None:
+        """Compiles the network's forward with torch.compile (weights and state dict are unchanged)."""
+        self.net.forward = torch.compile(self.net.forward)
 
     def settings(self, steps=None, sampler=None, text_scale=None, image_scale=None, rescale=None, churn=None,
                  pc_steps=None, pc_snr=None) -> StageSettings:
@@ -106,7 +125,9 @@ class DiffusionStage:
         own draws (stochastic samplers) from the same generator.
         """
         param = next(self.net.parameters())
-        device, dtype = param.device, param.dtype
+        # the sampler state, sigmas, known latents and guidance arithmetic stay fp32 whatever the network's dtype;
+        # InNetDtype casts at the network's boundary
+        device, dtype = param.device, torch.float32
         batch = len(gens)
         sigmas = self.sigmas(settings.steps).to(device)  # (steps + 1,)
         x = per_row_randn(shape, gens).to(device, dtype) * sigmas[0]  # (B,C,F,h,w)

@@ -68,8 +68,20 @@ class VideoPipeline:
         return folder
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> VideoPipeline:
+        """Moves every part to `device`; the VAE and the U-Nets compute in `dtype` (bf16 / fp16 / fp32), while the
+        samplers keep their state, sigmas and guidance in fp32 (stage.py). The text encoder moves, in fp32."""
+        if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise InputError(f"dtype: {dtype} is not one of float32, bfloat16, float16")
         for module in (self.vae, self.keyframes.net, self.interpolation.net):
             module.to(device=device, dtype=dtype).eval()
+        if device is not None and hasattr(self.text_encoder, "to"):
+            self.text_encoder.to(device)
+        return self
+
+    def compile(self) -> VideoPipeline:
+        """torch.compile's the two U-Nets (the first call of each shape compiles; later calls are faster)."""
+        for stage in (self.keyframes, self.interpolation):
+            stage.compile()
         return self
 
     # ---- public generation API ------------------------------------------------------------------------------
