@@ -1,4 +1,7 @@
-"""Exponential moving average of model weights (fp32 shadow copy), updated after each taken optimizer step."""
+"""Exponential moving average of model weights (fp32 shadow copy), updated after each taken optimizer step.
+
+Under FSDP (training/sharding.py) the shadow holds DTensors laid out like the parameters (each rank its shard),
+so the update needs no communication; `state_dict()` then returns DTensors, which the loop gathers."""
 from __future__ import annotations
 
 import torch
@@ -37,8 +40,10 @@ class EMA:
         missing = set(self.shadow) - set(tensors)
         if missing:
             raise KeyError(f"EMA state is missing {sorted(missing)[:5]}")
+        from vidiff.training.sharding import like
+
         for k in self.shadow:
-            self.shadow[k].copy_(tensors[k])
+            self.shadow[k].copy_(like(tensors[k], self.shadow[k]))  # full tensors -> this rank's shard
         self.num_updates = int(num_updates)
 
     @torch.no_grad()

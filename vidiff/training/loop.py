@@ -27,6 +27,8 @@ from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
 from vidiff.training.lr import lr_at, set_lr
+from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, shard_model,
+                                      shard_optimizer_state)
 from vidiff.training.stage import Stage
 from vidiff.random import SampleDraws, derive_seed, epoch_permutation, global_sample_ids
 
@@ -128,6 +130,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     built from the config (tests)."""
     t, o = cfg.train, cfg.optimizer
     accelerator = make_accelerator(cfg)
+    check_processes(accelerator)  # before anything is written
     run_dir = Path(cfg.output_dir)
     resume_from = _find_resume(run_dir, resume, force)
     torch.manual_seed(derive_seed(t.seed, "init"))  # weight init depends on the seed only
@@ -138,27 +141,38 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     if not isinstance(stage, Stage):
         raise TypeError(f"{type(stage).__name__} does not implement the training Stage protocol (training/stage.py)")
     stage.to(accelerator.device)
-    model = stage.model
-    trainable = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves some out
-    optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
-    ema = EMA(model, t.ema_decay)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw = accelerator.unwrap_model(model)
+    model = raw = stage.model
     chash = config_hash(cfg)
-
-    state = {"step": 0, "opt_steps": 0, "ema_updates": 0, "nonfinite_in_a_row": 0}
+    manifest = tensors = jsons = None
     if resume_from is not None:
         manifest, tensors, jsons = ckpt.load_checkpoint(resume_from)
         if manifest["config_hash"] != chash and not force:
             raise InputError(f"{resume_from}: the config changed since this checkpoint was written (hash "
                              f"{manifest['config_hash'][:12]} vs {chash[:12]}); pass --force to resume anyway")
-        raw.load_state_dict(tensors["model"])
-        optimizer.load_state_dict(ckpt.unflatten_optimizer_state(tensors["optimizer"], jsons["optimizer"]))
+        raw.load_state_dict(tensors["model"])  # full weights, before any sharding
+    sharded = fsdp_requested()
+    if sharded:  # the loop's own FSDP2 path (training/sharding.py): the parameters become DTensor shards
+        model.to(accelerator.device)
+        shard_model(model, accelerator.device, accelerator.num_processes)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves some out
+    optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
+    ema = EMA(model, t.ema_decay)  # sharded like the parameters under FSDP
+    if sharded:
+        optimizer = accelerator.prepare(optimizer)
+    else:
+        model, optimizer = accelerator.prepare(model, optimizer)
+        raw = accelerator.unwrap_model(model)
+
+    state = {"step": 0, "opt_steps": 0, "ema_updates": 0, "nonfinite_in_a_row": 0}
+    if resume_from is not None:
+        opt_state = ckpt.unflatten_optimizer_state(tensors["optimizer"], jsons["optimizer"])
+        optimizer.load_state_dict(shard_optimizer_state(opt_state, optimizer))
         state.update(jsons["state"])
         ema.load_state_dict(tensors["ema"], state["ema_updates"])
         if accelerator.scaler is not None and state.get("grad_scaler"):  # fp16: the loss scale goes on as it was
             accelerator.scaler.load_state_dict(state["grad_scaler"])
         log.info("resumed from %s at step %d", resume_from, state["step"])
+        del tensors
     elif force and accelerator.is_main_process and (run_dir / "checkpoints").exists():
         import shutil
 
@@ -179,15 +193,17 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
 
     def save(step_done: int) -> None:
         accelerator.wait_for_everyone()
+        # gathered on every rank (a collective under FSDP), written by rank 0 as full safetensors
+        opt_tensors, opt_meta = ckpt.flatten_optimizer_state(optimizer.state_dict())
+        files = {"model": full_state(raw.state_dict()), "ema": full_state(ema.state_dict()),
+                 "optimizer": full_state(opt_tensors)}
         if main:
-            opt_tensors, opt_meta = ckpt.flatten_optimizer_state(optimizer.state_dict())
             pos = {**state, "step": step_done, "ema_updates": ema.num_updates,
                    "epoch": step_done * global_batch // len(stage.dataset),
                    "sample_offset": step_done * global_batch,
                    "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None}
-            ckpt.save_checkpoint(run_dir / "checkpoints", step_done,
-                                 {"model": raw.state_dict(), "ema": ema.state_dict(), "optimizer": opt_tensors},
-                                 {"optimizer": opt_meta, "state": pos}, chash, t.keep_checkpoints)
+            ckpt.save_checkpoint(run_dir / "checkpoints", step_done, files, {"optimizer": opt_meta, "state": pos},
+                                 chash, t.keep_checkpoints)
         accelerator.wait_for_everyone()
 
     for step in range(state["step"], t.max_steps):
@@ -206,7 +222,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
                 step_losses.append(accelerator.gather(per_sample.detach().float()))
                 if accelerator.sync_gradients:
                     max_norm = o.grad_clip if o.grad_clip > 0 else math.inf
-                    grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), max_norm))
+                    grad_norm = float(full_tensor(accelerator.clip_grad_norm_(model.parameters(), max_norm)))
         loss = float(torch.cat(step_losses).mean())
         finite = math.isfinite(loss) and math.isfinite(grad_norm)
         if finite or accelerator.scaler is not None:
@@ -246,7 +262,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
             window = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "grad_norm": grad_norm}
         if step_done % t.checkpoint_every == 0 or step_done == t.max_steps:
             save(step_done)
-        if main and t.preview_every and stage.preview is not None and step_done % t.preview_every == 0:
+        if main and t.preview_every and stage.preview is not None and step_done % t.preview_every == 0 \
+                and not sharded:  # under FSDP no rank holds a whole model to copy: no previews (docs/training.md)
             ema_model = copy.deepcopy(raw)
             ema.copy_to(ema_model)
             stage.preview(ema_model.eval(), run_dir / "previews", step_done)
@@ -254,8 +271,9 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     bar.close()
     if t.max_steps <= state["step"]:
         log.info("nothing to do: the run is already at step %d", state["step"])
+    ema_full = full_state(ema.state_dict())  # every rank: a collective under FSDP
     if main:
         metrics.close()
-        stage.export(run_dir / "export", ema.state_dict())
+        stage.export(run_dir / "export", ema_full)
     accelerator.wait_for_everyone()
     return run_dir
