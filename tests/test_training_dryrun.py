@@ -40,6 +40,10 @@ def test_meta_estimate_equals_real_saved_activations():
     assert sum(p.numel() for p in model.parameters()) == e.parameters
 
 
+SMALL_INTERPOLATION = ["model.block_out_channels=[32,64,64,64]", "data.size=256", "conditioning.max_gap=8",
+                       "train.gradient_checkpointing=false", "train.batch_size=1", "train.mixed_precision=no",
+                       "model.context_dim=64"]
+
 MEASURE = """
 import json, re, sys, torch
 sys.path.insert(0, {repo!r})
@@ -50,24 +54,30 @@ def kib(key):
     return int(re.search(key + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 
 cfg = load_train_config({config!r}, {overrides!r})
-model, inputs = _inputs(cfg, cfg.model_config(), 1, "cpu")
-model.train()
 before = kib("VmRSS")
 open("/proc/self/clear_refs", "w").write("5")  # resets the peak (VmHWM) to the current RSS
+model, inputs = _inputs(cfg, cfg.model_config(), cfg.train.batch_size, "cpu")
+model.train()
+ema = {{k: v.detach().clone().float() for k, v in model.state_dict().items()}}
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 model(**inputs).square().mean().backward()
+optimizer.step()  # the moments appear here
 print(json.dumps({{"peak_growth": (kib("VmHWM") - before) * 1024}}))
 """
 
 
 @pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux /proc/self/clear_refs")
-def test_estimate_matches_measured_peak_memory(tmp_path):
-    """Peak RSS growth of a real forward + backward (fresh process) against the estimate's activations + grads."""
-    config = str(REPO / "configs/gpu/keyframes-256.yaml")
+@pytest.mark.parametrize("recipe, overrides", [("keyframes-256", SMALL), ("interpolation-256", SMALL_INTERPOLATION)])
+def test_estimate_within_a_quarter_of_the_measured_peak(tmp_path, recipe, overrides):
+    """Peak RSS growth of a real training step (fresh process: model, EMA, AdamW, forward, backward, step) of a
+    scaled-down GPU recipe against the dry run's total."""
+    config = str(REPO / f"configs/gpu/{recipe}.yaml")
     script = tmp_path / "measure.py"
-    script.write_text(MEASURE.format(repo=str(REPO), config=config, overrides=SMALL))
+    script.write_text(MEASURE.format(repo=str(REPO), config=config, overrides=overrides))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
     measured = json.loads(out.stdout.strip().splitlines()[-1])["peak_growth"]
-    e = estimate(load_train_config(config, SMALL))
-    predicted = e.activations + e.grads
-    assert 0.75 * predicted < measured < 1.5 * predicted, (measured, predicted)
+    e = estimate(load_train_config(config, overrides))
+    assert e.activations > 0.5 * measured  # the case is dominated by what the estimate measures, not by constants
+    # the issue asks for 25%; 15% holds (1% and 4% measured) and fails without the backward temporaries (21%)
+    assert abs(e.total - measured) <= 0.15 * measured, (measured, e.total)

@@ -5,8 +5,12 @@ what autograd keeps for backward (the activations). On meta tensors scaled_dot_p
 its math decomposition, which keeps the full N x M probability matrix; the fused kernels that run on CUDA and on
 CPU keep only q, k, v, the output and the row log-sum-exp, so the dry run swaps in a stand-in that saves exactly
 those. Per GPU (plain DDP: every rank holds everything):
-    weights 4P (fp32 master copy), grads 4P, AdamW moments 8P, EMA 4P, activations as measured.
+    weights 4P (fp32 master copy), grads 4P, AdamW moments 8P, EMA 4P, activations as measured, and backward's
+    temporaries (gradients of activations, kernel workspaces) at a third of the activations.
 With bf16/fp16, float32 activations are counted at 2 bytes (autocast computes most of them in half precision).
+The third is measured, not derived: the peak resident-memory growth of a real training step (model, EMA, AdamW,
+forward, backward, step) of scaled-down keyframe and interpolation recipes on CPU lands within 4% of the total
+(tests/test_training_dryrun.py, docs/training.md).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import torch
 from vidiff.diffusion.cond import Cond
 
 GIB = 1024**3
+BACKWARD_SHARE = 1 / 3  # backward's temporaries against the saved activations (measured on CPU, see above)
 
 
 @dataclass
@@ -28,6 +33,7 @@ class MemoryEstimate:
     optimizer: int
     ema: int
     activations: int
+    backward: int  # backward's temporaries at the peak: BACKWARD_SHARE of the activations
     batch_size: int
     input_shape: tuple[int, ...]
     mixed_precision: str
@@ -35,7 +41,7 @@ class MemoryEstimate:
 
     @property
     def total(self) -> int:
-        return self.weights + self.grads + self.optimizer + self.ema + self.activations
+        return self.weights + self.grads + self.optimizer + self.ema + self.activations + self.backward
 
 
 def _latent_factor(cfg) -> int:
@@ -165,7 +171,8 @@ def estimate(cfg, batch_size: int | None = None) -> MemoryEstimate:
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     act = saved_activation_bytes(model, inputs, half=cfg.train.mixed_precision != "no")
     return MemoryEstimate(parameters=p, weights=4 * p, grads=4 * trainable, optimizer=8 * trainable,
-                          ema=4 * p if cfg.train.ema_decay > 0 else 0, activations=act, batch_size=batch,
+                          ema=4 * p if cfg.train.ema_decay > 0 else 0, activations=act,
+                          backward=int(act * BACKWARD_SHARE), batch_size=batch,
                           input_shape=tuple(next(iter(inputs.values())).shape),
                           mixed_precision=cfg.train.mixed_precision,
                           gradient_checkpointing=checkpointing)
@@ -183,13 +190,13 @@ class _VAETrainForward(torch.nn.Module):
 
 def format_estimate(e: MemoryEstimate) -> str:
     rows = [("weights (fp32)", e.weights), ("gradients", e.grads), ("AdamW moments", e.optimizer),
-            ("EMA copy", e.ema), ("activations", e.activations), ("total", e.total)]
+            ("EMA copy", e.ema), ("activations", e.activations), ("backward temps", e.backward),
+            ("total", e.total)]
     lines = [f"parameters: {e.parameters:,} ({e.parameters / 1e6:.1f}M)",
              f"batch per GPU: {e.batch_size}, input {e.input_shape}, mixed precision {e.mixed_precision}, "
              f"gradient checkpointing {'on' if e.gradient_checkpointing else 'off'}",
              "estimated memory per GPU (DDP):"]
     lines += [f"  {name:<16} {value / GIB:8.2f} GiB" for name, value in rows]
-    lines.append("  (backward's temporaries add about a third of the activations at the peak (measured on CPU, "
-                 "docs/training.md);\n   add ~1-2 GiB for the CUDA context, allocator slack and the frozen VAE / "
-                 "text encoder)")
+    lines.append("  (backward temps: a third of the activations, measured on CPU (docs/training.md); add ~1-2 GiB "
+                 "for the CUDA context,\n   allocator slack and the frozen VAE / text encoder)")
     return "\n".join(lines)
