@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from vidiff import __version__
-from vidiff.commands import data, evaluate, export, generation, report, train
+from vidiff.commands import data, evaluate, export, generation, interpolate, report, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vidiff {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (generation, train, data, evaluate, report, export):
+    for module in (generation, interpolate, train, data, evaluate, report, export):
         module.register(sub)
     return parser
 

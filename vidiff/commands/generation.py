@@ -136,6 +136,9 @@ def validate(args):
 
         video_fps = io.probe_video(args.video).fps  # header only; a bad file fails before any model loads
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
+    if config.parts.keyframes is None:
+        raise InputError(f"--model {shown(args.model)}: an interpolation-only pipeline (no keyframe part) cannot "
+                         f"{args.task}; it fills frames between given ones (vidiff interpolate)")
     if args.fps is None:  # the file plays at the input clip's or the pipeline's rate: it must fit the format
         where = f"video {shown(args.video)}" if video_fps is not None else f"{shown(args.model or BUNDLED)} pipeline.yaml"
         check_fps(video_fps if video_fps is not None else config.fps, suffix, f"fps of {where} (give --fps)")

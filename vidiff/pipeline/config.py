@@ -10,7 +10,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from vidiff.config import ConfigError, from_dict, to_dict
 from vidiff.errors import InputError
@@ -63,7 +63,7 @@ class PartsConfig:
     """Sub-folders of the pipeline folder holding each part."""
 
     vae: str = "vae"
-    keyframes: str = "keyframes"
+    keyframes: Optional[str] = "keyframes"  # null: an interpolation-only pipeline (fills frames between given ones)
     interpolation: str = "interpolation"
 
 
@@ -150,7 +150,8 @@ def pipeline_config_from_dict(data: dict, where: str = PIPELINE_FILE) -> Pipelin
 
 
 def part_paths(folder: Path, cfg: PipelineConfig) -> dict[str, Path]:
-    """{"vae": folder/vae, "keyframes": ..., "interpolation": ...} as named in pipeline.yaml.
+    """{"vae": folder/vae, "keyframes": ..., "interpolation": ...} as named in pipeline.yaml; an interpolation-only
+    pipeline (parts.keyframes null) has no "keyframes" entry.
 
     Each part must stay inside the pipeline folder once symlinks are resolved: an absolute path, `..` or a link
     that leads out is a ConfigError naming the key (`parts.vae`)."""
@@ -161,6 +162,8 @@ def part_paths(folder: Path, cfg: PipelineConfig) -> dict[str, Path]:
     paths = {}
     for name in ("vae", "keyframes", "interpolation"):
         rel = getattr(cfg.parts, name)
+        if rel is None and name == "keyframes":
+            continue
         path = folder / rel
         resolved = real_path(path)
         if not rel or Path(rel).is_absolute() or not resolved.is_relative_to(root) or resolved == root:

@@ -17,7 +17,8 @@ DIFFUSION_PARTS = ("keyframes", "interpolation")
 
 
 def load_pipeline(folder: str | Path, batch_invariant: bool):
-    """(config, vae, keyframe net, interpolation net, text encoder, training records) of a pipeline folder."""
+    """(config, vae, keyframe net, interpolation net, text encoder, training records) of a pipeline folder; the
+    keyframe net is None for an interpolation-only pipeline (parts.keyframes null)."""
     from vidiff.config import from_dict
     from vidiff.diffusion import NoiseScheduleConfig
     from vidiff.models import UNet3D, UNet3DConfig
@@ -29,9 +30,9 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     config = read_pipeline_folder(folder)
     paths = part_paths(folder, config)
     vae_cfg = load_part_config(paths["vae"], VAEConfig)
-    net_cfgs = {name: load_part_config(paths[name], UNet3DConfig) for name in DIFFUSION_PARTS}
-    check_parts(config, vae_cfg, net_cfgs["keyframes"], net_cfgs["interpolation"], None)
-    for name in DIFFUSION_PARTS:  # the discrete schedules, if any, before any weights
+    net_cfgs = {name: load_part_config(paths[name], UNet3DConfig) for name in DIFFUSION_PARTS if name in paths}
+    check_parts(config, vae_cfg, net_cfgs.get("keyframes"), net_cfgs["interpolation"], None)
+    for name in net_cfgs:  # the discrete schedules, if any, before any weights
         from_dict(NoiseScheduleConfig, getattr(config, name).schedule, f"pipeline.yaml: {name}.schedule")
     records = read_trained_records(folder, config)
     for path in paths.values():
@@ -39,14 +40,17 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     text_encoder = TextEncoder.load(text_encoder_ref(folder, config))
     vae = _load_weights(lambda: AutoencoderKL.load(paths["vae"]), paths["vae"])
     nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
-    return config, vae, nets["keyframes"], nets["interpolation"], text_encoder, records
+    return config, vae, nets.get("keyframes"), nets["interpolation"], text_encoder, records
 
 
 def check_parts(config: PipelineConfig, vae_cfg, keyframe_cfg, interpolation_cfg, text_dim: int | None) -> None:
-    """The parts agree with each other and with pipeline.yaml; raises InputError naming the mismatch."""
+    """The parts agree with each other and with pipeline.yaml; raises InputError naming the mismatch.
+    keyframe_cfg is None for an interpolation-only pipeline."""
     channels = vae_cfg.latent_channels
     factor = vae_cfg.downsample_factor
     for name, cfg in (("keyframes", keyframe_cfg), ("interpolation", interpolation_cfg)):
+        if cfg is None:
+            continue
         if cfg.in_channels != channels or cfg.out_channels != channels:
             raise InputError(f"{name}/config.yaml: in/out_channels {cfg.in_channels}/{cfg.out_channels} do not match "
                              f"the VAE's latent_channels {channels}")

@@ -66,7 +66,7 @@ def read_trained_records(folder: Path, config) -> dict[str, TrainedOn | None]:
     from vidiff.pipeline.config import part_paths
 
     paths = part_paths(folder, config)
-    records = {name: read_trained_on(paths[name]) for name in ("keyframes", "interpolation")}
+    records = {name: read_trained_on(paths[name]) if name in paths else None for name in ("keyframes", "interpolation")}
     latent_space = None
     for name, record in records.items():
         if record is None:

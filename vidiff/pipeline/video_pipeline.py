@@ -37,12 +37,15 @@ class VideoPipeline:
         the batch around it; False batches the rows (faster on a GPU, same results up to rounding).
         trained: each diffusion part's training record (trained.py); requests outside them are refused."""
         self.config, self.vae, self.text_encoder = config, vae, text_encoder
-        self.keyframes = DiffusionStage(keyframe_net, config.keyframes, batch_invariant, "pipeline.yaml: keyframes")
+        # keyframe_net None: an interpolation-only pipeline (parts.keyframes null); only fill_between runs
+        self.keyframes = (DiffusionStage(keyframe_net, config.keyframes, batch_invariant, "pipeline.yaml: keyframes")
+                          if keyframe_net is not None else None)
         self.interpolation = DiffusionStage(interpolation_net, config.interpolation, batch_invariant,
                                             "pipeline.yaml: interpolation")
         self.folder = Path(folder) if folder is not None else None
         self.trained = trained or {}
-        check_parts(config, vae.config, keyframe_net.config, interpolation_net.config, text_encoder.dim)
+        check_parts(config, vae.config, keyframe_net.config if keyframe_net is not None else None,
+                    interpolation_net.config, text_encoder.dim)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None,
@@ -61,6 +64,8 @@ class VideoPipeline:
         paths = part_paths(folder, self.config)
         self.vae.save(paths["vae"])
         for name, stage in (("keyframes", self.keyframes), ("interpolation", self.interpolation)):
+            if stage is None:  # interpolation-only
+                continue
             save_part(paths[name], stage.net.config, stage.net.state_dict())
             if self.trained.get(name) is not None:
                 write_trained_on(paths[name], self.trained[name])
@@ -72,7 +77,7 @@ class VideoPipeline:
         samplers keep their state, sigmas and guidance in fp32 (stage.py). The text encoder moves, in fp32."""
         if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
             raise InputError(f"dtype: {dtype} is not one of float32, bfloat16, float16")
-        for module in (self.vae, self.keyframes.net, self.interpolation.net):
+        for module in (self.vae, *self._stage_nets()):
             module.to(device=device, dtype=dtype).eval()
         if device is not None and hasattr(self.text_encoder, "to"):
             self.text_encoder.to(device)
@@ -81,8 +86,12 @@ class VideoPipeline:
     def compile(self) -> VideoPipeline:
         """torch.compile's the two U-Nets (the first call of each shape compiles; later calls are faster)."""
         for stage in (self.keyframes, self.interpolation):
-            stage.compile()
+            if stage is not None:
+                stage.compile()
         return self
+
+    def _stage_nets(self) -> list[torch.nn.Module]:
+        return [stage.net for stage in (self.keyframes, self.interpolation) if stage is not None]
 
     # ---- public generation API ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -94,6 +103,7 @@ class VideoPipeline:
         pc_snr (request.py). `keyframes` maps frame indices
         (multiples of the keyframe stride) to uint8 (H,W,3) images that the keyframe part takes as known; they
         come back unchanged at those indices."""
+        self._need_keyframe_part("text to video")
         req = self.request(prompt, **settings)
         pixels = check_keyframe_images(keyframes or {}, req)
         if pixels and not self.keyframes.takes_known_frames:
@@ -131,6 +141,7 @@ class VideoPipeline:
         The clip's last frames (at the keyframe stride) are the first known keyframes of a window of K; longer
         continuations repeat such windows, each overlapping the last by its known keyframes. The VAE error of the
         last input frame is faded out over the first `seam_fade` new frames (seam.py; 0 turns it off)."""
+        self._need_keyframe_part("extending a video")
         frames = check_frames(frames, "frames")
         seam_fade, num_frames = check_seam_fade(seam_fade), check_new_frames(num_frames)
         req = self.request(prompt, height=frames.shape[1], width=frames.shape[2], **settings)
@@ -192,14 +203,20 @@ class VideoPipeline:
                              negative_prompt=negative_prompt, guidance_rescale=guidance_rescale, churn=churn,
                              pc_steps=pc_steps, pc_snr=pc_snr)
 
+    def _need_keyframe_part(self, task: str) -> None:
+        if self.keyframes is None:
+            raise InputError(f"this pipeline is interpolation-only (no keyframe part): {task} needs a keyframe "
+                             "model; it can fill frames between given frames (fill_between, `vidiff interpolate`)")
+
     def _check_trained(self, req: Request, known: str | None, num_known: int = 0) -> None:
+        self._need_keyframe_part("this request")
         check_layout(req.layout, self.config.interpolation.max_gap, self.trained.get("keyframes"),
                      self.trained.get("interpolation"), known=known, num_known=num_known, force=req.force_layout)
 
     # ---- helpers ---------------------------------------------------------------------------------------------
     @property
     def _device(self) -> torch.device:
-        return next(self.keyframes.net.parameters()).device
+        return next(self.interpolation.net.parameters()).device
 
     def _latent_shape(self, req: Request, num_frames: int) -> tuple[int, int, int, int]:
         f = self.vae.downsample_factor

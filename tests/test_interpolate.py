@@ -1,0 +1,167 @@
+"""`vidiff interpolate` and interpolation-only pipelines: up-conversion arithmetic (chunks, padding, tiles), a
+pipeline folder without a keyframe part, and the command's checks (exit 2, one line, before weights load)."""
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vidiff.errors import InputError
+from vidiff.eval.interpolation import linear_blend
+from vidiff.pipeline.config import read_pipeline_folder
+from vidiff.pipeline.upconvert import output_length, tile_starts, upconvert
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clip(frames: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (frames, h, w, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+# ---- up-conversion over any fill --------------------------------------------------------------------------
+def test_tile_starts_cover_with_overlap():
+    assert tile_starts(100, 128, 16) == [0]
+    starts = tile_starts(300, 128, 32)
+    assert starts == [0, 96, 172]
+    assert starts[-1] + 128 == 300 and all(b - a <= 128 - 32 for a, b in zip(starts, starts[1:]))
+
+
+@pytest.mark.parametrize("tile", [512, 24])
+def test_upconvert_of_a_pixelwise_fill_equals_the_whole_clip_fill(tile):
+    """The linear blend is per pixel and per gap, so chunking, padding and tiling must not change it at all."""
+    frames = _clip(11, 37, 50)
+    seen = []
+
+    def fill(keys, stride, seed):
+        seen.append(tuple(keys.shape))
+        return linear_blend(keys, stride)
+
+    out = upconvert(fill, frames, 3, multiple=8, tile=tile, overlap=8, chunk=4, progress=False)
+    assert out.shape == (output_length(11, 3), 37, 50, 3) == (31, 37, 50, 3)
+    assert torch.equal(out[::3], frames)
+    assert torch.equal(out, linear_blend(frames, 3))
+    assert all(h % 8 == 0 and w % 8 == 0 for _, h, w, _ in seen)  # padded to the network's multiple
+    assert max(k for k, *_ in seen) == 4  # chunks of 4 input frames
+    if tile == 24:
+        assert len(seen) > 4 * 3  # several tiles per chunk
+
+
+def test_upconvert_blends_tiles_and_returns_input_frames_exactly():
+    """A fill that adds a tile-dependent offset to the in-between frames: overlaps are blended (values between
+    the two tiles' offsets), and the input frames stay exact whatever the fill does."""
+    frames = torch.full((3, 16, 40, 3), 100, dtype=torch.uint8)
+
+    def fill(keys, stride, seed):
+        out = linear_blend(keys, stride).to(torch.int16)
+        out[1:-1] += int(keys[0, 0, 0, 0]) % 7 + len(keys)  # same offset in every tile: 100 % 7 + 3 = 5
+        return out.clamp(0, 255).to(torch.uint8)
+
+    out = upconvert(fill, frames, 2, multiple=8, tile=24, overlap=8, chunk=3, progress=False)
+    assert torch.equal(out[::2], frames)
+    assert (out[1::2] == 105).all()
+
+
+# ---- interpolation-only pipeline ------------------------------------------------------------------------
+def _random_tool():
+    spec = importlib.util.spec_from_file_location("make_random_pipeline", REPO / "tools" / "make_random_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def interp_only(tmp_path_factory) -> Path:
+    """A tiny random pipeline without its keyframe part, the interpolation part trained on gaps 2..4."""
+    import shutil
+
+    folder = _random_tool().write_random_pipeline(tmp_path_factory.mktemp("pipe") / "interp", tiny=True, steps=2)
+    shutil.rmtree(folder / "keyframes")
+    cfg = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    cfg["parts"]["keyframes"] = None
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    (folder / "interpolation" / "trained_on.yaml").write_text(yaml.safe_dump(
+        {"stage": "interpolation", "text_encoder": "default", "num_frames": [3, 5], "frame_strides": [1, 1]}))
+    return folder
+
+
+def test_interpolation_only_pipeline_fills_and_refuses_text_to_video(interp_only, tmp_path):
+    from vidiff.pipeline import VideoPipeline
+
+    assert read_pipeline_folder(interp_only).parts.keyframes is None
+    torch.set_num_threads(1)
+    pipe = VideoPipeline.from_pretrained(interp_only)
+    assert pipe.keyframes is None
+    keys = _clip(3, 24, 40)  # not the pipeline's 64x64: any multiple of 8
+    out = pipe.fill_between(keys, 2, seed=1)
+    assert out.shape == (5, 24, 40, 3) and torch.equal(out[::2], keys)
+    assert torch.equal(out, pipe.fill_between(keys, 2, seed=1))
+    with pytest.raises(InputError, match="interpolation-only"):
+        pipe.text_to_video("a red circle moving left")
+    with pytest.raises(InputError, match="interpolation-only"):
+        pipe.extend_video(_clip(5, 64, 64), "more", num_frames=4)
+    with pytest.raises(InputError, match="trained on windows of 3..5 frames"):
+        pipe.fill_between(keys, 6)
+    saved = pipe.save_pretrained(tmp_path / "copy")
+    assert not (saved / "keyframes").exists() and read_pipeline_folder(saved).parts.keyframes is None
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "vidiff", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env={"OMP_NUM_THREADS": "1", "PATH": ""}, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory) -> Path:
+    from vidiff.io import write_video
+
+    path = tmp_path_factory.mktemp("video") / "in.mp4"
+    write_video(path, _clip(3, 20, 36, seed=3), fps=10)
+    return path
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--factor", "9"], "trained on windows of 3..5 frames"),
+    (["--fps", "25"], "not an integer multiple"),
+    (["--factor", "1"], "--factor"),
+    (["--factor", "2", "--tile", "8"], "--tile"),
+])
+def test_interpolate_refuses_bad_arguments_before_loading(interp_only, small_video, tmp_path, extra, message):
+    t0 = time.perf_counter()
+    proc = _cli("interpolate", small_video, "-o", tmp_path / "out.mp4", "--model", interp_only, *extra)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.mp4").exists()
+    assert time.perf_counter() - t0 < 30
+
+
+def test_interpolate_refuses_missing_input_and_output_over_input(interp_only, small_video, tmp_path):
+    proc = _cli("interpolate", tmp_path / "nope.mp4", "-o", tmp_path / "o.mp4", "--factor", "2", "--model", interp_only)
+    assert proc.returncode == 2 and "nope.mp4" in proc.stderr
+    proc = _cli("interpolate", small_video, "-o", small_video, "--factor", "2", "--model", interp_only)
+    assert proc.returncode == 2 and "-o" in proc.stderr
+
+
+def test_generate_on_an_interpolation_only_pipeline_exits_2(interp_only, tmp_path):
+    proc = _cli("generate", "a red circle moving left", "-o", tmp_path / "g.mp4", "--model", interp_only)
+    assert proc.returncode == 2 and "interpolation-only" in proc.stderr, proc.stderr
+
+
+def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_video, tmp_path):
+    from vidiff.io import read_video
+
+    out = tmp_path / "up.mp4"
+    proc = _cli("interpolate", small_video, "-o", out, "--fps", "20", "--model", interp_only, "--seed", "5",
+                "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    frames, fps = read_video(out)
+    assert frames.shape == (5, 20, 36, 3) and fps == pytest.approx(20)
+    record = json.loads(Path(str(out) + ".json").read_text())
+    assert record["command"] == "interpolate" and record["seed"] == 5
+    assert record["settings"]["factor"] == 2 and record["settings"]["frames_written"] == 5
+    assert record["input_frames_exact"] is True
+    assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}

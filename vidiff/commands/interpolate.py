@@ -1,0 +1,163 @@
+"""`vidiff interpolate VIDEO --factor N | --fps TARGET -o OUT`: frame-rate up-conversion at the clip's own size.
+
+The output has factor * (F - 1) + 1 frames, the input frames exactly at every factor-th position, written at
+fps * factor. The gaps are filled by the pipeline's interpolation part (`VideoPipeline.fill_between`), in chunks
+of input frames and overlapping spatial tiles (vidiff/pipeline/upconvert.py), so memory stays bounded. Every
+argument, the input's header and the pipeline folder are checked before torch is imported or weights load.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
+OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
+FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the clip's rate
+
+
+def register(sub) -> None:
+    p = sub.add_parser("interpolate", help="raise a clip's frame rate by filling frames between its frames",
+                       description="Frame-rate up-conversion: FACTOR - 1 new frames between every two frames of "
+                                   "VIDEO, at its own resolution; the input frames are kept exactly.")
+    p.add_argument("video", help="clip to up-convert (any size; padded to the model's multiple and cropped back)")
+    p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm or .gif (+ OUTPUT.json sidecar)")
+    rate = p.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--factor", type=int, help="output frames per input frame interval (2 = double the rate)")
+    rate.add_argument("--fps", type=float, help="target frame rate; must be an integer multiple of the clip's")
+    p.add_argument("--model", default=None,
+                   help=f"interpolation pipeline folder (default: the bundled {BUNDLED.name} pipeline)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first chunk; chunk i uses seed + i (default 0)")
+    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: pipeline.yaml)")
+    p.add_argument("--sampler", default=None, help="sampler name (default: pipeline.yaml)")
+    p.add_argument("--tile", type=int, default=384, help="largest tile side in pixels (default 384)")
+    p.add_argument("--overlap", type=int, default=32, help="pixels neighbouring tiles share (default 32)")
+    p.add_argument("--chunk", type=int, default=8, help="input frames per pass (default 8)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force-layout", action="store_true",
+                   help="run a factor the interpolation part was not trained on (with a warning) instead of refusing")
+    p.set_defaults(handler=run)
+
+
+def validate(args):
+    """Checks every argument, the input's header and the pipeline folder; returns (model folder, probe info,
+    factor, output fps). Nothing heavy is imported and no weights load."""
+    from vidiff import io
+    from vidiff.errors import InputError, VideoDecodeError
+    from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, MAX_THREADS, check_int, short_repr
+    from vidiff.output_safety import check_output, shown
+    from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
+    from vidiff.pipeline.layout import Layout, interpolation_levels
+    from vidiff.pipeline.trained import check_layout, read_trained_records
+    from vidiff.sidecar import sidecar_path
+    from vidiff.video_writer import check_fps
+
+    output = Path(args.output)
+    suffix = output.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise InputError(f"-o {shown(args.output)}: the output suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")
+    if args.factor is not None:
+        check_int(args.factor, "--factor", 2, MAX_STRIDE)
+    elif not math.isfinite(args.fps) or args.fps <= 0:
+        raise InputError(f"--fps must be a positive number, got {args.fps}")
+    if args.steps is not None:
+        check_int(args.steps, "--steps", 1, MAX_STEPS)
+    if args.sampler is not None and args.sampler not in SAMPLERS:
+        raise InputError(f"--sampler {short_repr(args.sampler)} is unknown; choose one of {', '.join(SAMPLERS)}")
+    check_int(args.tile, "--tile", 16, MAX_SIDE)
+    check_int(args.overlap, "--overlap", 0, args.tile // 2)
+    check_int(args.chunk, "--chunk", 2, 256)
+    if not 0 <= args.seed < 2**62:
+        raise InputError(f"--seed must be in [0, 2**62), got {short_repr(args.seed)}")
+    if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")
+    if args.threads is not None:
+        check_int(args.threads, "--threads", 1, MAX_THREADS)
+    video = Path(args.video)
+    for file in (output, sidecar_path(output)):
+        check_output(file, [video], what="-o")
+    try:
+        io.check_file(video)
+        info = io.probe_video(video)  # header only
+    except VideoDecodeError as e:
+        raise InputError(f"video {e}") from None
+    if info.num_frames < 2:
+        raise InputError(f"video {shown(video)}: {info.num_frames} frame(s); interpolation needs at least 2")
+    factor = args.factor
+    if factor is None:
+        factor = round(args.fps / info.fps)
+        if factor < 2 or abs(factor * info.fps - args.fps) > FPS_TOLERANCE * args.fps:
+            raise InputError(f"--fps {args.fps:g}: not an integer multiple (2x or more) of the clip's "
+                             f"{info.fps:g} fps; give --factor, or --fps {2 * info.fps:g}, {3 * info.fps:g}, ...")
+        check_int(factor, "--fps / the clip's fps", 2, MAX_STRIDE)
+    out_fps = check_fps(info.fps * factor, suffix, f"output rate {info.fps:g} x {factor} fps")
+    total = factor * (info.num_frames - 1) + 1
+    if total > MAX_FRAMES * 64:
+        raise InputError(f"video {shown(video)}: {info.num_frames} frames x {factor} make {total} frames; "
+                         f"the limit is {MAX_FRAMES * 64}")
+    model = Path(args.model) if args.model else BUNDLED
+    config = read_pipeline_folder(model)
+    trained = read_trained_records(model, config)
+    if interpolation_levels(factor, config.interpolation.max_gap) is None:
+        raise InputError(f"--factor {factor}: the pipeline fills gaps of up to {config.interpolation.max_gap} frames "
+                         f"in one pass, and {factor} does not split into such passes")
+    layout = Layout(factor + 1, 2, factor)  # one gap: what every chunk repeats
+    check_layout(layout, config.interpolation.max_gap, None, trained["interpolation"], force=args.force_layout)
+    return model, info, factor, out_fps
+
+
+def network_multiple(pipe) -> int:
+    """Pixel multiple a frame must have: the VAE factor times the U-Net's downsampling."""
+    levels = len(pipe.interpolation.net.config.block_out_channels)
+    return pipe.vae.downsample_factor * 2 ** (levels - 1)
+
+
+def run(args) -> int:
+    import time
+
+    start = time.perf_counter()
+    model, info, factor, out_fps = validate(args)
+    import torch
+
+    from vidiff import io
+    from vidiff.errors import InputError
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.upconvert import upconvert
+    from vidiff.sidecar import build_sidecar, weights_checksum, write_sidecar
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {args.device}: CUDA is not available here")
+    frames, fps = io.read_video(args.video)  # (F,H,W,3); a bad file fails before the weights load
+    pipe = VideoPipeline.from_pretrained(model, device=device)
+    parts = {"vae": model / pipe.config.parts.vae, "interpolation": model / pipe.config.parts.interpolation}
+    checksums = weights_checksum(model, parts)
+
+    def fill(keys, stride, seed):
+        return pipe.fill_between(keys, stride, seed=seed, steps=args.steps, sampler=args.sampler,
+                                 force_layout=args.force_layout)
+
+    load_s = time.perf_counter() - start
+    t0 = time.perf_counter()
+    out = upconvert(fill, frames, factor, seed=args.seed, multiple=network_multiple(pipe), tile=args.tile,
+                    overlap=args.overlap, chunk=args.chunk, progress=not args.quiet)
+    elapsed = time.perf_counter() - t0
+    io.write_video(args.output, out, fps * factor)
+    settings = {"factor": factor, "fps_in": fps, "fps_out": fps * factor, "frames_in": int(frames.shape[0]),
+                "frames_written": int(out.shape[0]), "size": [int(frames.shape[2]), int(frames.shape[1])],
+                "steps": args.steps or pipe.config.interpolation.steps,
+                "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": args.tile,
+                "overlap": args.overlap, "chunk": args.chunk, "device": device, "force_layout": args.force_layout}
+    record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
+                           checksums=checksums, elapsed_s=elapsed, output=args.output,
+                           inputs={"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0])})
+    record["load_s"] = round(load_s, 3)
+    record["s_per_output_frame"] = round(elapsed / out.shape[0], 4)
+    record["input_frames_exact"] = bool(torch.equal(out[::factor], frames))  # before the file's encoding
+    write_sidecar(args.output, record)
+    print(f"wrote {args.output} ({out.shape[0]} frames from {frames.shape[0]}, {fps * factor:g} fps, "
+          f"{elapsed:.1f} s, {elapsed / out.shape[0]:.2f} s per output frame)")
+    return 0

@@ -1,0 +1,91 @@
+"""Frame-rate up-conversion of a whole clip at its own resolution (`vidiff interpolate`), over any fill function.
+
+A clip of F frames becomes factor * (F - 1) + 1 frames with the input frames exactly at every factor-th position.
+Memory stays bounded whatever the clip:
+- in time, the clip is cut into chunks of `chunk` input frames that share their boundary frame; each gap is
+  filled from its two ends only, so the chunks join without a seam;
+- in space, frames are padded (edge pixels repeated) to a multiple of `multiple` (the VAE factor times the
+  U-Net's downsampling) and, when larger than `tile`, cut into overlapping tiles whose results are blended with
+  weights that ramp linearly across the overlap; the padding is cropped off at the end.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+Fill = Callable[[torch.Tensor, int, int], torch.Tensor]  # (keyframes uint8 (K,H,W,3), stride, seed) -> frames
+
+
+def output_length(num_frames: int, factor: int) -> int:
+    return factor * (num_frames - 1) + 1
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles of length `tile` covering [0, size), neighbours overlapping by at least `overlap`."""
+    if size <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, size - tile, step))
+    return starts + [size - tile]
+
+
+def _ramp(length: int, start: int, size: int, overlap: int) -> torch.Tensor:
+    """(length,) weights: 1 inside, rising linearly over `overlap` pixels at an edge that another tile shares."""
+    w = torch.ones(length, dtype=torch.float64)
+    if overlap <= 0:
+        return w
+    ramp = torch.arange(1, overlap + 1, dtype=torch.float64) / (overlap + 1)
+    n = min(overlap, length)
+    if start > 0:
+        w[:n] = torch.minimum(w[:n], ramp[:n])
+    if start + length < size:
+        w[-n:] = torch.minimum(w[-n:], ramp[:n].flip(0))
+    return w
+
+
+def _pad(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """uint8 (F,H,W,3) -> (F,height,width,3) with the last row / column repeated."""
+    rows = torch.arange(height).clamp(max=frames.shape[1] - 1)
+    cols = torch.arange(width).clamp(max=frames.shape[2] - 1)
+    return frames[:, rows][:, :, cols]
+
+
+def upconvert(fill: Fill, frames: torch.Tensor, factor: int, *, seed: int = 0, multiple: int = 8, tile: int = 384,
+              overlap: int = 32, chunk: int = 8, progress: bool = True) -> torch.Tensor:
+    """uint8 (F,H,W,3) -> uint8 (factor*(F-1)+1,H,W,3); the input frames come back exactly at 0, factor, 2 factor ...
+
+    fill(keyframes, factor, seed) fills the gaps of one chunk of one tile; chunk i uses seed + i."""
+    num, height, width = frames.shape[:3]
+    if num < 2:
+        raise ValueError(f"need at least 2 frames, got {num}")
+    tile = max(multiple, tile // multiple * multiple)
+    overlap = min(overlap, tile // 2)
+    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
+    th, tw = min(tile, ph), min(tile, pw)
+    tiles = [(top, left) for top in tile_starts(ph, th, overlap) for left in tile_starts(pw, tw, overlap)]
+    weights = {(top, left): _ramp(th, top, ph, overlap)[:, None] * _ramp(tw, left, pw, overlap)[None, :]
+               for top, left in tiles}  # (th, tw)
+    starts = list(range(0, num - 1, chunk - 1))
+    out = torch.empty((output_length(num, factor), height, width, 3), dtype=torch.uint8)
+    bar = tqdm(total=len(starts) * len(tiles), desc="interpolate", unit="tile", disable=not progress)
+    for c, start in enumerate(starts):
+        keys = _pad(frames[start:start + chunk], ph, pw)  # (K,ph,pw,3)
+        total = torch.zeros((output_length(keys.shape[0], factor), ph, pw, 3), dtype=torch.float64)
+        norm = torch.zeros((ph, pw), dtype=torch.float64)
+        for top, left in tiles:
+            part = fill(keys[:, top:top + th, left:left + tw].contiguous(), factor, seed + c)
+            w = weights[(top, left)]
+            total[:, top:top + th, left:left + tw] += part.to(torch.float64) * w[None, :, :, None]
+            norm[top:top + th, left:left + tw] += w
+            bar.update(1)
+        filled = (total / norm[None, :, :, None]).round().clamp(0, 255).to(torch.uint8)[:, :height, :width]
+        filled[::factor] = frames[start:start + chunk]  # exact, whatever the blending rounded
+        out[start * factor:start * factor + filled.shape[0]] = filled
+    bar.close()
+    return out
