@@ -37,11 +37,19 @@ def register(sub) -> None:
     _json_option(p)
     p.set_defaults(handler=run_fvd)
 
-    p = kinds.add_parser("interpolation", help="PSNR/SSIM of frames filled between true keyframes, vs linear blend")
-    p.add_argument("--model", required=True, help="pipeline folder (pipeline.yaml)")
+    p = kinds.add_parser("interpolation", help="PSNR/SSIM of frames filled between true keyframes, vs linear blend "
+                                               "and optical flow")
+    p.add_argument("--model", default=None, help="pipeline folder (pipeline.yaml); without it only the baselines run")
     p.add_argument("--videos", required=True, help="folder of held-out clips")
     p.add_argument("--stride", type=int, required=True, help="keep every STRIDE-th true frame as a keyframe")
     p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")
+    p.add_argument("--size", type=int, default=None,
+                   help="centre square crop of each clip, area-resized to SIZE x SIZE (default: frames as they are)")
+    p.add_argument("--windows", type=int, default=None,
+                   help="score N windows of STRIDE + 1 frames spread evenly over each clip (default: the whole "
+                        "clip, keyframes at 0, STRIDE, ...); rows per clip are then added")
+    p.add_argument("--flow", action="store_true",
+                   help="also score the optical-flow interpolator (OpenCV DIS flow both ways; needs opencv)")
     p.add_argument("--num", type=int, default=None, help="clips to evaluate (default: all)")
     p.add_argument("--seed", type=int, default=0, help="clip i is filled with seed SEED + i")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
@@ -181,29 +189,68 @@ def run_interpolation(args) -> int:
     from vidiff.eval.fvd import read_clips
     from vidiff.eval.interpolation import evaluate_interpolation, pipeline_fill
     from vidiff.errors import InputError
-    from vidiff.pipeline import VideoPipeline
 
-    for name in ("frames", "stride", "steps", "num"):
+    for name in ("frames", "stride", "steps", "num", "size", "windows"):
         _positive(name, getattr(args, name))
     if args.stride < 2:
         raise InputError(f"--stride must be at least 2, got {args.stride}")
+    if args.size is not None and args.size < 11:
+        raise InputError(f"--size must be at least 11 (the SSIM window), got {args.size}")
     check_json_out(args, args.videos, args.model)
     files = _selected_files(args.videos, args.num)
-    if not (Path(args.model) / "pipeline.yaml").is_file():
+    if args.model is not None and not (Path(args.model) / "pipeline.yaml").is_file():
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
-    pipe = VideoPipeline.from_pretrained(args.model)
-    fill = pipeline_fill(pipe, prompt=args.prompt, steps=args.steps, sampler=args.sampler)
-    clips = (frames for _, frames in read_clips(files, args.frames))
-    result = evaluate_interpolation(clips, fill, args.stride, seed=args.seed, names=[f.name for f in files])
-    settings = {"model": str(args.model), "videos": str(args.videos), "stride": args.stride, "frames": args.frames,
-                "seed": args.seed, "steps": args.steps, "sampler": args.sampler, "prompt": args.prompt}
+    others = {}
+    if args.flow:
+        from vidiff.eval.optical_flow import flow_available, flow_fill
+
+        if not flow_available():
+            raise InputError("--flow: needs OpenCV (pip install opencv-python-headless, or 'vidiff[eval]')")
+        others["flow"] = flow_fill
+    fill = None
+    if args.model is not None:
+        from vidiff.pipeline import VideoPipeline
+
+        pipe = VideoPipeline.from_pretrained(args.model)
+        fill = pipeline_fill(pipe, prompt=args.prompt, steps=args.steps, sampler=args.sampler)
+    clips, names, groups = _interpolation_clips(read_clips(files, args.frames), [f.name for f in files], args)
+    result = evaluate_interpolation(clips, fill, args.stride, seed=args.seed, names=names, others=others,
+                                    groups=groups)
+    settings = {"model": None if args.model is None else str(args.model), "videos": str(args.videos),
+                "stride": args.stride, "frames": args.frames, "size": args.size, "windows": args.windows,
+                "flow": args.flow, "seed": args.seed, "steps": args.steps, "sampler": args.sampler,
+                "prompt": args.prompt}
     return emit(args, "interpolation", settings, *interpolation_table(result), result)
+
+
+def _interpolation_clips(read, files: list[str], args):
+    """(clips, names, groups): each clip centre-cropped and resized with --size, cut into --windows windows."""
+    from vidiff.data.real_footage import center_square
+    from vidiff.eval.interpolation import spread_windows
+
+    clips, names, groups = [], [], []
+    for name, (_, frames) in zip(files, read):
+        if args.size is not None:
+            frames = center_square(frames, args.size)
+        if args.windows is None:
+            clips.append(frames), names.append(name), groups.append(name)
+            continue
+        for start, window in spread_windows(frames, args.stride, args.windows):
+            clips.append(window), names.append(f"{name}@{start}"), groups.append(name)
+    return clips, names, groups if args.windows is not None else None
+
+
+METHODS = (("model", "model"), ("linear blend", "baseline"), ("optical flow", "flow"))
 
 
 def interpolation_table(result: dict) -> tuple[list[str], list[list]]:
     columns = ["method", "PSNR (dB)", "SSIM", "frames"] + [f"PSNR t={t}" for t in range(1, result["stride"])]
     rows = [[label, result[key]["psnr"], result[key]["ssim"], result["num_frames"], *result[key]["psnr_by_offset"]]
-            for label, key in (("model", "model"), ("linear blend", "baseline"))]
+            for label, key in METHODS if key in result]
+    blank = [None] * (result["stride"] - 1)
+    for group, methods in result.get("groups", {}).items():
+        rows += [[f"{group}: {label}", methods[key]["psnr"], methods[key]["ssim"], methods[key]["frames"], *blank]
+                 for label, key in METHODS if key in methods]
     return columns, rows
 
 

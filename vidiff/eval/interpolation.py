@@ -1,9 +1,11 @@
-"""Frame interpolation quality on held-out clips, beside the linear-blend baseline.
+"""Frame interpolation quality on held-out clips, beside the linear-blend baseline (and any other fill, such as
+the optical-flow interpolator of vidiff/eval/optical_flow.py).
 
 From each true clip the frames at 0, s, 2s, ... are kept as keyframes; a `fill(keyframes, stride, seed)` callable
 (the interpolation model, or anything else) returns the full clip, and PSNR / SSIM are measured on the filled-in
 frames only, never on the given keyframes. The baseline blends the two neighbouring keyframes linearly,
-(1 - t/s) * left + t/s * right for the frame t steps after the left one.
+(1 - t/s) * left + t/s * right for the frame t steps after the left one. `spread_windows` cuts a long clip into
+a few windows of s + 1 frames spread over it, so that every clip weighs the same whatever its length.
 """
 from __future__ import annotations
 
@@ -33,23 +35,39 @@ def _split(clip: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]
     return truth, truth[::stride]
 
 
+def spread_windows(clip: torch.Tensor, stride: int, count: int) -> list[tuple[int, torch.Tensor]]:
+    """`count` windows of stride + 1 frames, (start, frames), with starts spread evenly from the first frame to
+    the last window that fits (fewer when the clip has fewer distinct starts)."""
+    last = clip.shape[0] - stride - 1
+    if last < 0:
+        raise InputError(f"{clip.shape[0]} frames is too short for stride {stride} (needs {stride + 1})")
+    starts = sorted({round(i * last / max(1, count - 1)) for i in range(count)}) if count > 1 else [0]
+    return [(s, clip[s:s + stride + 1]) for s in starts]
+
+
 def evaluate_interpolation(
     clips: Iterable[torch.Tensor],
-    fill: Fill,
+    fill: Fill | None,
     stride: int,
     seed: int = 0,
     names: Iterable[str] | None = None,
+    others: dict[str, Fill] | None = None,
+    groups: Iterable[str] | None = None,
 ) -> dict:
-    """Scores `fill` and the linear blend on the in-between frames of each uint8 clip (F,H,W,3).
+    """Scores `fill`, the linear blend and any `others` on the in-between frames of each uint8 clip (F,H,W,3).
 
     Clip i is filled with seed `seed + i`. Returns {"stride", "num_clips", "num_frames",
-    "model": {"psnr", "ssim", "psnr_by_offset"}, "baseline": {...}, "clips": [...]}; PSNR is +inf where the
-    fill reproduces the truth exactly. Means are over all in-between frames of all clips.
+    "model": {"psnr", "ssim", "psnr_by_offset"}, "baseline": {...}, **{key: {...} for key in others},
+    "clips": [...]}; "model" is left out when `fill` is None (baselines only). PSNR is +inf where a fill
+    reproduces the truth exactly. Means are over all in-between frames of all clips; with `groups` (one name
+    per clip, e.g. the source video of each window) also per group under "groups".
     """
     if stride < 2:
         raise InputError(f"--stride must be at least 2 (stride 1 leaves no frame to fill), got {stride}")
     names = list(names) if names is not None else None
-    scores = {"model": {"psnr": [], "ssim": []}, "baseline": {"psnr": [], "ssim": []}}
+    groups = list(groups) if groups is not None else None
+    fills = {**({"model": fill} if fill is not None else {}), "baseline": linear_blend, **(others or {})}
+    scores = {which: {"psnr": [], "ssim": []} for which in fills}
     offsets = []
     per_clip = []
     for i, clip in enumerate(clips):
@@ -60,15 +78,16 @@ def evaluate_interpolation(
         if clip.shape[0] < stride + 1:
             raise InputError(f"{name}: {clip.shape[0]} frames is too short for stride {stride} (needs {stride + 1})")
         truth, keyframes = _split(clip, stride)
-        filled = {"model": fill(keyframes.clone(), stride, seed + i), "baseline": linear_blend(keyframes, stride)}
-        if tuple(filled["model"].shape) != tuple(truth.shape) or filled["model"].dtype != torch.uint8:
-            raise InputError(
-                f"{name}: fill returned {filled['model'].dtype} {tuple(filled['model'].shape)}, "
-                f"expected uint8 {tuple(truth.shape)}"
-            )
+        filled = {which: f(keyframes.clone(), stride, seed + i) for which, f in fills.items()}
+        for which, frames in filled.items():
+            if tuple(frames.shape) != tuple(truth.shape) or frames.dtype != torch.uint8:
+                raise InputError(f"{name}: the {which} fill returned {frames.dtype} {tuple(frames.shape)}, "
+                                 f"expected uint8 {tuple(truth.shape)}")
         between = torch.arange(truth.shape[0]) % stride != 0
         offsets.append(torch.arange(truth.shape[0])[between] % stride)
         row = {"name": name, "frames": int(between.sum())}
+        if groups is not None:
+            row["group"] = groups[i]
         for which, frames in filled.items():
             p = psnr(frames[between], truth[between], per_frame=True)
             s = ssim(frames[between], truth[between], per_frame=True)
@@ -89,7 +108,22 @@ def evaluate_interpolation(
             "psnr_by_offset": [float(p[offsets == t].mean()) for t in range(1, stride)],
         }
     result["clips"] = per_clip
+    if groups is not None:
+        result["groups"] = _group_means(scores, per_clip)
     return result
+
+
+def _group_means(scores: dict, per_clip: list[dict]) -> dict:
+    """{group: {method: {"psnr", "ssim", "frames"}}}: means over all in-between frames of each group's clips."""
+    out: dict = {}
+    for group in dict.fromkeys(row["group"] for row in per_clip):
+        members = [i for i, row in enumerate(per_clip) if row["group"] == group]
+        out[group] = {}
+        for which, values in scores.items():
+            p = torch.cat([values["psnr"][i] for i in members])
+            s = torch.cat([values["ssim"][i] for i in members])
+            out[group][which] = {"psnr": float(p.mean()), "ssim": float(s.mean()), "frames": int(p.numel())}
+    return out
 
 
 def pipeline_fill(pipe, **sampling) -> Fill:
