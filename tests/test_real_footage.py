@@ -1,0 +1,109 @@
+"""The real-footage data of the real-interp recipe: the corpus refuses held-out clips, VAE crops are deterministic
+per (seed, epoch, index), and the window cache lists every window of every sequence with its source frames."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidiff.data.real_footage import (
+    HELD_OUT, RealFrameDataset, WindowCacheDataset, build_window_cache, camera_variants, center_square,
+    crop_resize, prepare_corpus,
+)
+from vidiff.errors import InputError
+from vidiff.io import write_video
+
+
+class _NullText:
+    identifier = "stub"
+
+    def encode(self, prompts):
+        return torch.zeros(len(prompts), 2, 4), torch.ones(len(prompts), 2, dtype=torch.bool)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real")
+    samples = root / "samples"
+    samples.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    write_video(samples / "a.mp4", torch.randint(0, 256, (23, 48, 64, 3), generator=gen, dtype=torch.uint8), fps=25)
+    write_video(samples / "b.mp4", torch.randint(0, 256, (12, 40, 40, 3), generator=gen, dtype=torch.uint8), fps=10)
+    manifest = prepare_corpus(samples, root / "corpus", short_side=32, clips=("a.mp4", "b.mp4"), stills=False)
+    return root / "corpus", manifest
+
+
+def test_prepare_refuses_held_out_clips(tmp_path):
+    for name in HELD_OUT:
+        with pytest.raises(InputError, match="held out"):
+            prepare_corpus(tmp_path, tmp_path / "c", clips=("vtest.avi", name), stills=False)
+
+
+def test_corpus_is_shrunk_to_the_short_side(corpus):
+    folder, manifest = corpus
+    clips = {c["name"]: c for c in manifest["clips"]}
+    assert clips["a.mp4"]["size"] == [32, 43] and clips["a.mp4"]["frames"] == 23
+    assert np.load(folder / "a.mp4.npy").shape == (23, 32, 43, 3)
+    assert clips["b.mp4"]["size"] == [32, 32]
+
+
+def test_crop_resize_is_an_area_mean():
+    frames = torch.arange(16, dtype=torch.uint8).view(1, 4, 4, 1).expand(1, 4, 4, 3).contiguous()
+    out = crop_resize(frames, 0, 0, 4, 2)
+    assert out[0, :, :, 0].tolist() == [[2, 4], [10, 12]]  # 2x2 means 2.5, 4.5, 10.5, 12.5 rounded half to even
+    assert center_square(torch.zeros(2, 10, 30, 3, dtype=torch.uint8), 5).shape == (2, 5, 5, 3)
+
+
+def test_vae_items_are_deterministic_per_epoch_and_index(corpus):
+    folder, _ = corpus
+    data = RealFrameDataset(folder, size=16, seed=3, length=10, still_prob=0.0)
+    item = data[4]
+    assert item["video"].shape == (3, 1, 16, 16) and -1 <= item["video"].min() and item["video"].max() <= 1
+    assert torch.equal(data[4]["video"], item["video"])
+    other = RealFrameDataset(folder, size=16, seed=3, length=10, still_prob=0.0)
+    assert torch.equal(other[4]["video"], item["video"])
+    data.set_epoch(1)
+    assert not torch.equal(data[4]["video"], item["video"])
+
+
+def test_window_cache_lists_every_window_with_its_source_frames(corpus, tmp_path):
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    folder, manifest = corpus
+    vae = AutoencoderKL(VAEConfig(block_out_channels=(8, 8), layers_per_block=1, norm_groups=4, latent_channels=2,
+                                  mid_attention=False)).eval()
+    out = build_window_cache(folder, vae, tmp_path / "w", size=16, window=5, hop=2, variants=3, seed=0,
+                             text_encoder=_NullText(), progress=False)
+    index = json.loads((out / "windows.json").read_text())
+    expected = 0
+    for seq in index["sequences"]:
+        clip = next(c for c in manifest["clips"] if c["name"] == seq["clip"])
+        assert seq["frames"] == list(range(0, clip["frames"], seq["time_stride"]))
+        assert seq["time_stride"] == 1 or clip["fps"] >= 20  # strides of 2 only for clips of 20 fps or more
+        expected += (len(seq["frames"]) - 5) // 2 + 1
+    assert len(index["sequences"]) == 6 and len(index["windows"]) == expected
+    data = WindowCacheDataset(out, seed=0, reverse_prob=0.0)
+    clip, frames = data.frame_indices(1)
+    seq = index["sequences"][index["windows"][1][0]]
+    assert clip == seq["clip"] and frames == seq["frames"][2:7]
+    item = data[1]
+    assert item["latents"].shape == (2, 5, 8, 8) and item["caption"] == ""
+    # the stored latents are the VAE's (scaled) posterior means of the variant's pixels
+    var = seq
+    pixels = torch.from_numpy(np.load(folder / f"{clip}.npy"))[frames[0]:frames[-1] + 1:var["time_stride"]]
+    pixels = crop_resize(pixels, var["top"], var["left"], var["side"], 16)
+    if var["flip"]:
+        pixels = pixels.flip(2)
+    video = pixels.permute(3, 0, 1, 2).float()[None] / 127.5 - 1
+    with torch.no_grad():
+        assert torch.allclose(item["latents"], vae.encode(video)[0].half().float(), atol=1e-3)
+    reversed_data = WindowCacheDataset(out, seed=0, reverse_prob=1.0)
+    assert torch.equal(reversed_data[1]["latents"], item["latents"].flip(1))
+
+
+def test_camera_variant_zero_is_the_centre_square():
+    clip = {"name": "x", "size": [30, 50], "fps": 30.0}
+    v = camera_variants(clip, 4, 16, seed=0)
+    assert v[0] == {"clip": "x", "variant": 0, "top": 0, "left": 10, "side": 30, "flip": False, "time_stride": 1}
+    assert all(16 <= x["side"] <= 30 and x["top"] + x["side"] <= 30 and x["left"] + x["side"] <= 50 for x in v)
+    assert camera_variants(clip, 4, 16, seed=0) == v

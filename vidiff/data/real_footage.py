@@ -1,0 +1,292 @@
+"""Real footage for the real-interp recipe (issue 18): a fixed training corpus, a VAE dataset of augmented crops,
+and a window cache that holds every window of every training clip.
+
+The corpus is fixed so that the evaluation stays honest: Debian opencv-doc's vtest.avi, Megamind.avi and
+Megamind_bugy.avi and python3-imageio's newtonscradle.gif (tools/fetch_sample_videos.sh), plus the still images
+that ship inside scikit-image (skimage/data/*.png|jpg, no download). tree.avi, cockatoo.mp4 and realshort.mp4 are
+held out: `prepare_corpus` refuses them, and nothing here reads them.
+
+    prepare_corpus(samples, out)          decodes each clip once to uint8 .npy, short side <= `short_side`
+    RealFrameDataset(corpus, size)        VAE items: one random crop of a frame or a still (scale, position, flip)
+    build_window_cache(corpus, vae, out)  per clip, `variants` fixed "cameras" (crop scale + position, flip, time
+                                          stride), each encoded once; every window of `window` frames at `hop`
+    WindowCacheDataset(out)               interpolation items: one window's latents, time-reversed at random
+
+Every random draw derives from (seed, ...) with numpy's default_rng, so a resumed run replays exactly.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from vidiff.errors import InputError
+
+log = logging.getLogger(__name__)
+
+TRAIN_CLIPS = ("vtest.avi", "Megamind.avi", "Megamind_bugy.avi", "newtonscradle.gif")
+HELD_OUT = ("tree.avi", "cockatoo.mp4", "realshort.mp4")  # evaluation only: never training, tuning or stopping
+# scikit-image's bundled sample images (files inside the installed package; grey ones become RGB)
+STILL_FILES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "retina.jpg", "ihc.png",
+               "hubble_deep_field.jpg", "motorcycle_left.png", "motorcycle_right.png", "color.png", "camera.png",
+               "brick.png", "grass.png", "gravel.png", "coins.png", "moon.png", "page.png", "text.png",
+               "clock_motion.png", "horse.png")
+MANIFEST = "manifest.json"
+CACHE_FILE = "windows.safetensors"
+CACHE_INDEX = "windows.json"
+
+
+# ---- pixels ----------------------------------------------------------------------------------------------
+
+def crop_resize(frames: torch.Tensor, top: int, left: int, side: int, size: int) -> torch.Tensor:
+    """uint8 (F,H,W,3): the square [top:top+side, left:left+side], area-resized to size x size, uint8 (F,s,s,3)."""
+    x = rearrange(frames[:, top:top + side, left:left + side], "f h w c -> f c h w").float()
+    if side != size:
+        mode = "area" if side > size else "bilinear"
+        x = F.interpolate(x, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+    return rearrange(x.round().clamp(0, 255).to(torch.uint8), "f c h w -> f h w c")
+
+
+def center_square(frames: torch.Tensor, size: int | None) -> torch.Tensor:
+    """uint8 (F,H,W,3) -> the centre square, area-resized to size x size (None: the square as it is)."""
+    h, w = frames.shape[1:3]
+    side = min(h, w)
+    return crop_resize(frames, (h - side) // 2, (w - side) // 2, side, size or side)
+
+
+def shrink(frames: torch.Tensor, short_side: int) -> torch.Tensor:
+    """uint8 (F,H,W,3) with the short side area-reduced to `short_side` (never enlarged)."""
+    h, w = frames.shape[1:3]
+    scale = short_side / min(h, w)
+    if scale >= 1:
+        return frames
+    out = []
+    for chunk in frames.split(64):  # bounded memory for long clips
+        x = rearrange(chunk, "f h w c -> f c h w").float()
+        x = F.interpolate(x, size=(round(h * scale), round(w * scale)), mode="area")
+        out.append(rearrange(x.round().clamp(0, 255).to(torch.uint8), "f c h w -> f h w c"))
+    return torch.cat(out)
+
+
+def to_video(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (F,H,W,3) -> float (3,F,H,W) in [-1,1]."""
+    return rearrange(frames, "f h w c -> c f h w").float() / 127.5 - 1.0
+
+
+# ---- corpus ----------------------------------------------------------------------------------------------
+
+def still_image_paths() -> list[Path]:
+    """The bundled scikit-image sample images that are present (the package is the test / data extra)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    return [data / name for name in STILL_FILES if (data / name).is_file()]
+
+
+def prepare_corpus(samples: str | Path, out: str | Path, short_side: int = 192, clips=TRAIN_CLIPS,
+                   stills: bool = True) -> dict:
+    """Decodes the training clips (and the still images) once into `out` as uint8 .npy with the short side
+    area-reduced to `short_side`; writes manifest.json. A held-out clip name is an error."""
+    from vidiff.image_io import read_image
+    from vidiff.io import read_video
+
+    samples, out = Path(samples), Path(out)
+    for name in clips:
+        if name in HELD_OUT:
+            raise InputError(f"{name} is held out for evaluation and must never be used for training")
+    missing = [name for name in clips if not (samples / name).is_file()]
+    if missing:
+        raise InputError(f"{samples}: missing {missing} (run bash tools/fetch_sample_videos.sh)")
+    (out / "stills").mkdir(parents=True, exist_ok=True)
+    manifest = {"short_side": short_side, "clips": [], "stills": []}
+    for name in clips:
+        frames, fps = read_video(samples / name)
+        small = shrink(frames, short_side)
+        np.save(out / f"{name}.npy", small.numpy())
+        manifest["clips"].append({"name": name, "file": f"{name}.npy", "fps": float(fps),
+                                  "frames": int(small.shape[0]), "source_size": list(frames.shape[1:3]),
+                                  "size": list(small.shape[1:3])})
+        log.info("corpus: %s %s -> %s", name, tuple(frames.shape), tuple(small.shape))
+    for path in still_image_paths() if stills else []:
+        image = torch.as_tensor(np.asarray(read_image(path)))
+        if image.ndim == 2:
+            image = image[..., None]
+        image = image[..., :3].expand(*image.shape[:2], 3) if image.shape[-1] == 1 else image[..., :3]
+        small = shrink(image[None].contiguous(), 2 * short_side)[0]  # stills: more detail per image
+        if min(small.shape[:2]) < 64:
+            continue
+        np.save(out / "stills" / f"{path.stem}.npy", small.numpy())
+        manifest["stills"].append({"name": path.name, "file": f"stills/{path.stem}.npy", "size": list(small.shape[:2])})
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def read_manifest(corpus: str | Path) -> dict:
+    path = Path(corpus) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{corpus}: not a prepared corpus (missing {MANIFEST}; run the prep step)")
+    manifest = json.loads(path.read_text())
+    for clip in manifest["clips"]:
+        if clip["name"] in HELD_OUT:
+            raise InputError(f"{path}: lists held-out clip {clip['name']}")
+    return manifest
+
+
+def _random_square(rng: np.random.Generator, h: int, w: int, size: int) -> tuple[int, int, int]:
+    """(top, left, side): side log-uniform in [size, min(h, w)] (or the whole short side if smaller)."""
+    short = min(h, w)
+    side = short if short <= size else int(round(np.exp(rng.uniform(np.log(size), np.log(short)))))
+    return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
+
+
+# ---- the VAE's data: single augmented frames -------------------------------------------------------------
+
+class RealFrameDataset(torch.utils.data.Dataset):
+    """Items {"video": float (3,1,size,size) in [-1,1], "caption": ""}: a random frame of a random clip (clips
+    weighted by their frame count), or with probability `still_prob` a still image; a square crop of random
+    scale and position, area-resized to `size`, flipped left-right half the time. Item (epoch, index) is the
+    same draw every time (seed, epoch, index)."""
+
+    def __init__(self, corpus: str | Path, size: int = 64, seed: int = 0, length: int = 4096,
+                 still_prob: float = 0.3):
+        self.corpus, self.size, self.seed, self.length, self.still_prob = Path(corpus), size, seed, length, still_prob
+        manifest = read_manifest(corpus)
+        self.clips = [np.load(self.corpus / c["file"], mmap_mode="r") for c in manifest["clips"]]
+        self.stills = [np.load(self.corpus / s["file"]) for s in manifest["stills"]]
+        counts = np.array([len(c) for c in self.clips], dtype=np.float64)
+        self.clip_p = counts / counts.sum()
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def describe(self) -> dict:
+        return {"root": str(self.corpus), "size": self.size, "seed": self.seed, "still_prob": self.still_prob}
+
+    def image(self, index: int) -> torch.Tensor:
+        """uint8 (size,size,3) of item `index` this epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.stills and rng.random() < self.still_prob:
+            source = self.stills[int(rng.integers(len(self.stills)))]
+        else:
+            clip = self.clips[int(rng.choice(len(self.clips), p=self.clip_p))]
+            source = clip[int(rng.integers(len(clip)))]
+        top, left, side = _random_square(rng, *source.shape[:2], self.size)
+        frame = crop_resize(torch.from_numpy(np.array(source))[None], top, left, side, self.size)[0]
+        return frame.flip(1) if rng.random() < 0.5 else frame
+
+    def __getitem__(self, index: int) -> dict:
+        return {"video": to_video(self.image(index)[None]), "caption": "", "index": index}
+
+
+# ---- the interpolation model's data: every window of every clip, in latents ------------------------------
+
+def camera_variants(clip: dict, variants: int, size: int, seed: int) -> list[dict]:
+    """`variants` fixed crops of one clip: square of random scale and position, a left-right flip, and for
+    clips of 20 fps or more a time stride of 1 or 2 (larger motion per frame). Variant 0 is the whole centre
+    square at stride 1."""
+    h, w = clip["size"]
+    out = []
+    for v in range(variants):
+        rng = np.random.default_rng([seed, v, *map(ord, clip["name"])])
+        if v == 0:
+            side = min(h, w)
+            top, left, flip, stride = (h - side) // 2, (w - side) // 2, False, 1
+        else:
+            top, left, side = _random_square(rng, h, w, size)
+            flip = bool(rng.random() < 0.5)
+            stride = int(rng.integers(1, 3)) if clip["fps"] >= 20 else 1
+        out.append({"clip": clip["name"], "variant": v, "top": top, "left": left, "side": side, "flip": flip,
+                    "time_stride": stride})
+    return out
+
+
+@torch.no_grad()
+def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64, window: int = 9, hop: int = 1,
+                       variants: int = 8, seed: int = 0, text_encoder=None, progress: bool = True) -> Path:
+    """Encodes each (clip, variant) sequence once with the VAE's posterior mean (scaled latents, float16) and
+    lists every window of `window` frames at `hop` with its source frame indices. Writes windows.safetensors
+    (seq_K latents (C,F,h,w), null_context, null_context_mask) and windows.json (the sequences and windows)."""
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from vidiff.text import TextEncoder
+
+    corpus, out = Path(corpus), Path(out)
+    manifest = read_manifest(corpus)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors, sequences, windows = {}, [], []
+    plan = [(c, v) for c in manifest["clips"] for v in camera_variants(c, variants, size, seed)]
+    device = next(vae.parameters()).device
+    loaded: dict[str, torch.Tensor] = {}
+    for k, (clip, var) in enumerate(tqdm(plan, desc="window cache", disable=not progress)):
+        if clip["name"] not in loaded:  # one clip in memory at a time
+            loaded = {clip["name"]: torch.from_numpy(np.load(corpus / clip["file"]))}
+        frames = loaded[clip["name"]][:: var["time_stride"]]
+        source = list(range(0, clip["frames"], var["time_stride"]))
+        if len(source) < window:
+            continue
+        pixels = crop_resize(frames, var["top"], var["left"], var["side"], size)
+        if var["flip"]:
+            pixels = pixels.flip(2)
+        latents = torch.cat([vae.encode(to_video(chunk)[None].to(device))[0].cpu()
+                             for chunk in pixels.split(32)], dim=1)  # (C, F, h, w)
+        tensors[f"seq_{k}"] = latents.to(torch.float16).contiguous()
+        sequences.append({**var, "key": f"seq_{k}", "frames": source})
+        for start in range(0, len(source) - window + 1, hop):
+            windows.append([len(sequences) - 1, start])
+    text_encoder = text_encoder or TextEncoder.load("default")
+    context, mask = text_encoder.encode([""])  # the model is told nothing: the encoding of ""
+    tensors["null_context"], tensors["null_context_mask"] = context[0].float(), mask[0].bool()
+    save_file(tensors, str(out / CACHE_FILE))
+    index = {"size": size, "window": window, "hop": hop, "variants": variants, "seed": seed,
+             "text_encoder": text_encoder.identifier, "vae_scaling_factor": vae.config.scaling_factor,
+             "vae_shift_factor": vae.config.shift_factor, "sequences": sequences, "windows": windows}
+    (out / CACHE_INDEX).write_text(json.dumps(index) + "\n")
+    return out
+
+
+class WindowCacheDataset(torch.utils.data.Dataset):
+    """Items {"latents": (C,window,h,w) float32, "context", "context_mask", "caption": "", "index"}: one window of
+    the cache, time-reversed with probability `reverse_prob` (drawn from (seed, epoch, index))."""
+
+    def __init__(self, folder: str | Path, seed: int = 0, reverse_prob: float = 0.5):
+        from safetensors.torch import load_file
+
+        self.folder = Path(folder)
+        if not (self.folder / CACHE_INDEX).is_file():
+            raise InputError(f"{folder}: not a window cache (missing {CACHE_INDEX})")
+        self.index = json.loads((self.folder / CACHE_INDEX).read_text())
+        self.tensors = load_file(str(self.folder / CACHE_FILE))
+        self.window, self.seed, self.reverse_prob, self.epoch = self.index["window"], seed, reverse_prob, 0
+
+    def __len__(self) -> int:
+        return len(self.index["windows"])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def frame_indices(self, i: int) -> tuple[str, list[int]]:
+        """(clip name, source frame indices) of window i."""
+        seq, start = self.index["windows"][i]
+        s = self.index["sequences"][seq]
+        return s["clip"], s["frames"][start:start + self.window]
+
+    def __getitem__(self, i: int) -> dict:
+        seq, start = self.index["windows"][i]
+        latents = self.tensors[self.index["sequences"][seq]["key"]][:, start:start + self.window].float()
+        if np.random.default_rng([self.seed, self.epoch, i]).random() < self.reverse_prob:
+            latents = latents.flip(1)
+        return {"latents": latents, "context": self.tensors["null_context"],
+                "context_mask": self.tensors["null_context_mask"], "caption": "", "index": i}
