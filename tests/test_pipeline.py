@@ -480,3 +480,32 @@ def copy_module(module):
     import copy
 
     return copy.deepcopy(module)
+
+
+# ---- SDEdit --------------------------------------------------------------------------------------------------
+def test_edit_video_strength_ends_and_checks(pipe):
+    clip = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
+    decoded, fps = pipe.edit_video(clip, "a blue square", strength=0.0, progress=False)
+    assert torch.equal(decoded, pipe.vae.decode_to_frames(pipe.vae.encode_frames(clip))[0]) and fps == 8.0
+    plain, _ = pipe.edit_video(clip, "a blue square", strength=1.0, seed=3, progress=False)
+    assert torch.equal(plain, pipe.text_to_video("a blue square", seed=3, progress=False)[0])
+    half, _ = pipe.edit_video(clip, "a blue square", strength=0.5, seed=3, progress=False)
+    again, _ = pipe.edit_video(clip, "a blue square", strength=0.5, seed=3, progress=False)
+    assert torch.equal(half, again) and not torch.equal(half, plain) and not torch.equal(half, decoded)
+    for bad, match in ((dict(strength=1.5), "strength"), (dict(strength=True), "strength")):
+        with pytest.raises(InputError, match=match):
+            pipe.edit_video(clip, "x", progress=False, **bad)
+    with pytest.raises(InputError, match="--frames 15"):  # 15 frames is no layout of stride 5
+        pipe.edit_video(clip[:15], "x", progress=False)
+
+
+def test_edit_strength_selects_the_sd_img2img_noise_level(pipe):
+    """strength s starts SDEdit at the sigma of timestep s * T of the VP schedule (SD's scaled_linear by default),
+    with round(s * steps) steps of the Karras grid from there."""
+    from vidiff.diffusion import NoiseScheduleConfig, schedule_sigmas
+
+    vp = schedule_sigmas(NoiseScheduleConfig())
+    grid = pipe.keyframes.sigmas(20, 0.6)
+    assert len(grid) == 12 + 1 and grid[-1] == 0
+    assert float(grid[0]) == pytest.approx(float(vp[599]), rel=1e-6) and 2.2 < float(grid[0]) < 2.4
+    assert torch.equal(pipe.keyframes.sigmas(20, 1.0), pipe.keyframes.sigmas(20))

@@ -1,4 +1,4 @@
-"""`vidiff generate | animate | extend`: clips from text, from a still image, or continuing a video.
+"""`vidiff generate | animate | extend | edit`: clips from text, from a still image, continuing or redrawing a video.
 
 Every argument is checked before torch is imported or any weights load (a bad one is a one-line error, exit 2).
 Each output gets a JSON sidecar next to it (out.mp4.json) and, with --contact-sheet, a PNG grid of its frames.
@@ -37,6 +37,17 @@ def register(sub) -> None:
                      help="new frames over which the VAE error of the clip's last frame fades out, so the seam "
                           "does not jump (0: off; default 4)")
     ext.set_defaults(handler=run_generation, task="extend")
+
+    edit = sub.add_parser("edit", help="redraw a video clip under a new prompt (SDEdit)",
+                          description="Video to video (SDEdit): the clip's latents are noised to the level --strength "
+                                      "selects and denoised under the new prompt, keyframes then in-between frames. "
+                                      "0 returns the clip as the VAE decodes it; 1 forgets it (plain generation).")
+    edit.add_argument("video", help="clip to edit (its frame size and length must fit the model's layout)")
+    edit.add_argument("prompt", help="what the clip should show")
+    _common(edit, frames_help="(not used: the clip's own length is kept)")
+    edit.add_argument("--strength", type=float, default=0.6,
+                      help="how much is redrawn, 0..1: the share of the noise schedule (as SD img2img; default 0.6)")
+    edit.set_defaults(handler=run_generation, task="edit")
 
 
 def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
@@ -86,6 +97,7 @@ def validate(args):
     from vidiff.limits import (
         MAX_FRAMES, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, MAX_THREADS, check_int, short_repr,
     )
+    from vidiff.commands.inputs import check_file, check_image
     from vidiff.output_safety import check_output, shown
     from vidiff.sidecar import output_files
     from vidiff.video_writer import check_fps
@@ -123,11 +135,11 @@ def validate(args):
     inputs = [Path(p) for p in (getattr(args, "image", None), getattr(args, "video", None)) if p is not None]
     for file in output_files(output, args.num, args.contact_sheet):  # before any input is read or model loads
         check_output(file, inputs, what="-o")
-    video_fps = None
+    video_fps, video_frames = None, None
     if args.task == "animate":
-        _check_image(Path(args.image))
+        check_image(Path(args.image))
     if args.task == "extend":
-        _check_file(Path(args.video), "video")
+        check_file(Path(args.video), "video")
         if args.frames is None:
             raise InputError(f"--frames: give the number of new frames to add (1 to {MAX_FRAMES})")
         if args.seam_fade < 0:
@@ -135,6 +147,16 @@ def validate(args):
         from vidiff import io
 
         video_fps = io.probe_video(args.video).fps  # header only; a bad file fails before any model loads
+    if args.task == "edit":
+        from vidiff import io
+        from vidiff.pipeline.request import check_strength
+
+        check_strength(args.strength)
+        check_file(Path(args.video), "video")
+        if args.frames is not None:
+            raise InputError("--frames: edit keeps the clip's own length")
+        info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
+        video_fps, video_frames = info.fps, info.num_frames
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
     if config.parts.keyframes is None:
         raise InputError(f"--model {shown(args.model)}: an interpolation-only pipeline (no keyframe part) cannot "
@@ -143,7 +165,7 @@ def validate(args):
         where = f"video {shown(args.video)}" if video_fps is not None else f"{shown(args.model or BUNDLED)} pipeline.yaml"
         check_fps(video_fps if video_fps is not None else config.fps, suffix, f"fps of {where} (give --fps)")
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
-    frames = None if args.task == "extend" else args.frames
+    frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
     layout = resolve_layout(frames, args.keyframes, args.stride, default=default, max_gap=config.interpolation.max_gap)
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
@@ -165,29 +187,10 @@ def _check_trained_layout(model: Path, config, layout, args) -> None:
     from vidiff.pipeline.trained import check_layout
 
     trained = read_trained_records(model, config)
-    known = {"generate": None, "animate": "first", "extend": "first_k"}[args.task]
+    known = {"generate": None, "edit": None, "animate": "first", "extend": "first_k"}[args.task]
     num_known = min(2, layout.num_keyframes - 1) if args.task == "extend" else 0  # extension_windows' max_known
     check_layout(layout, config.interpolation.max_gap, trained["keyframes"], trained["interpolation"], known=known,
                  num_known=num_known, force=args.force_layout)
-
-
-def _check_file(path: Path, what: str) -> None:
-    from vidiff.errors import InputError
-
-    from vidiff import io
-    from vidiff.errors import VideoDecodeError
-
-    try:
-        io.check_file(path)  # regular, non-empty, readable: never opens a FIFO
-    except VideoDecodeError as e:
-        raise InputError(f"{what} {e}") from None
-
-
-def _check_image(path: Path) -> None:
-    from vidiff import io
-
-    _check_file(path, "image")
-    io.check_image(path)  # header and structure only: size, mode, decompression bombs
 
 
 # ---- the run ----------------------------------------------------------------------------------------------------
@@ -199,6 +202,7 @@ def run_generation(args) -> int:
     import torch
 
     from vidiff import io
+    from vidiff.commands.inputs import read_inputs
     from vidiff.pipeline import VideoPipeline
     from vidiff.sidecar import build_sidecar, numbered_outputs, weights_checksum, write_contact_sheet, write_sidecar
 
@@ -210,7 +214,7 @@ def run_generation(args) -> int:
         from vidiff.errors import InputError
 
         raise InputError(f"--device {args.device}: CUDA is not available here")
-    inputs, source = _read_inputs(args, model)  # before the weights: a bad file fails fast
+    inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     invariant = device == "cpu" if args.batch_invariant == "auto" else args.batch_invariant == "on"
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype, batch_invariant=invariant)
@@ -231,6 +235,9 @@ def run_generation(args) -> int:
         if args.task == "extend":
             frames, fps = pipe.extend_video(source, args.prompt, num_frames=args.frames, seed=seed,
                                             seam_fade=args.seam_fade, progress=not args.quiet, **common)
+        elif args.task == "edit":
+            frames, fps = pipe.edit_video(source, args.prompt, strength=args.strength, seed=seed,
+                                          progress=not args.quiet, **common)
         elif args.task == "animate":
             frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.num_frames, seed=seed,
                                               progress=not args.quiet, **common)
@@ -247,6 +254,8 @@ def run_generation(args) -> int:
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
             settings["seam_fade"] = args.seam_fade
+        if args.task == "edit":
+            settings["strength"] = args.strength
         record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
                                model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,
                                inputs={k: v for k, v in inputs.items() if k != "fps"})
@@ -256,39 +265,3 @@ def run_generation(args) -> int:
             write_contact_sheet(output, frames.numpy())
         print(f"wrote {output} ({frames.shape[0]} frames, {fps:g} fps, seed {seed}, {elapsed:.1f} s)")
     return 0
-
-
-def _read_inputs(args, model: Path):
-    """(sidecar record of the inputs, the input tensor) for animate / extend; ({}, None) for generate."""
-    from vidiff import io
-    from vidiff.errors import InputError
-    from vidiff.pipeline.config import read_pipeline_folder
-
-    config = read_pipeline_folder(model)
-    if args.task == "animate":
-        image = io.read_image(args.image)  # (H,W,3)
-        record = {"image": str(Path(args.image).resolve()), "image_size": [int(image.shape[1]), int(image.shape[0])]}
-        return record, _fit_image(image, config.height, config.width)
-    if args.task == "extend":
-        frames, fps = io.read_video(args.video)  # (F,H,W,3)
-        if tuple(frames.shape[1:3]) != (config.height, config.width):
-            raise InputError(f"video {args.video}: frames are {frames.shape[2]}x{frames.shape[1]}, this pipeline "
-                             f"makes {config.width}x{config.height}; resize the clip first")
-        return {"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0]), "fps": fps}, frames
-    return {}, None
-
-
-def _fit_image(image, height: int, width: int):
-    """Center-crops uint8 (H,W,3) to the target aspect ratio, then resizes (bicubic) to (height, width, 3)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return image
-    scale = min(h / height, w / width)
-    ch, cw = round(height * scale), round(width * scale)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = Image.fromarray(image[top : top + ch, left : left + cw].numpy())
-    return torch.from_numpy(np.asarray(crop.resize((width, height), Image.BICUBIC)).copy())

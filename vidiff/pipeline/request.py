@@ -200,6 +200,13 @@ def check_image(image, name: str):
     return _uint8_tensor(image, 3, name, "a uint8 image (H,W,3)")
 
 
+def check_strength(strength) -> float:
+    """SDEdit strength: a number in [0, 1] (0 = the input decoded, 1 = plain generation)."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
+        raise InputError(f"strength: must be a number in [0, 1], got {short_repr(strength)}")
+    return float(strength)
+
+
 def check_new_frames(num_frames) -> int:
     """The number of new frames of an extension: an integer in [1, MAX_FRAMES]."""
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 1 <= num_frames <= MAX_FRAMES:

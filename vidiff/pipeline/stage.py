@@ -66,6 +66,7 @@ class StageSettings:
     churn: float = 0.0  # heun: EDM S_churn
     pc_steps: int = 1  # pc: corrector steps
     pc_snr: float = 0.16  # pc: corrector signal-to-noise ratio
+    strength: float = 1.0  # SDEdit: the share of the sampling grid run from a noised input (1 = from pure noise)
 
     def sampler_options(self) -> dict:
         """The chosen sampler's own options (only those it takes; defaults leave deterministic samplers exact)."""
@@ -110,16 +111,39 @@ class DiffusionStage:
             pc_snr=pick(pc_snr, c.pc_snr),
         )
 
-    def sigmas(self, steps: int) -> torch.Tensor:
+    def sigmas(self, steps: int, strength: float = 1.0) -> torch.Tensor:
+        """The sampling grid of `steps` steps. With strength < 1 (SDEdit, Meng et al. 2022) a grid of
+        round(strength * steps) steps from the level the input is noised to: as in Stable Diffusion's img2img,
+        strength is the fraction of the part's discrete VP schedule (by default SD's scaled_linear, 1000 steps):
+        sigma at timestep strength * T (0.6 -> 2.28). Karras spacing from there; other spacings take that grid's
+        last steps."""
         c = self.config
+        if strength < 1:
+            n = max(1, round(strength * steps))
+            if c.spacing == "karras":
+                start = float(self._vp_sigmas()[max(0, round(strength * len(self._vp_sigmas())) - 1)])
+                start = min(max(start, 1.0001 * c.sigma_min), c.sigma_max)
+                return sampling_sigmas(n, "karras", c.sigma_min, start, c.rho)
+            full = sampling_sigmas(steps, c.spacing, c.sigma_min, c.sigma_max, c.rho, schedule_sigmas=self.schedule_sigmas)
+            return full[steps - n:]
         return sampling_sigmas(steps, c.spacing, c.sigma_min, c.sigma_max, c.rho, schedule_sigmas=self.schedule_sigmas)
+
+    def _vp_sigmas(self) -> torch.Tensor:
+        """(T,) sigmas of the part's discrete VP schedule (pipeline.yaml `schedule`, SD's by default)."""
+        if self.schedule_sigmas is not None:
+            return self.schedule_sigmas
+        from vidiff.config import from_dict
+        from vidiff.diffusion import NoiseScheduleConfig, schedule_sigmas
+
+        return schedule_sigmas(from_dict(NoiseScheduleConfig, self.config.schedule, "schedule"))
 
     def run(self, shape: tuple[int, int, int, int], gens: list[torch.Generator], settings: StageSettings,
             cond: Cond, null_text: tuple[torch.Tensor, torch.Tensor], callback=None,
-            negative_text: Cond | None = None) -> torch.Tensor:
+            negative_text: Cond | None = None, init: torch.Tensor | None = None) -> torch.Tensor:
         """Samples latents (B, *shape) = (B,C,F,h,w) under `cond` (text, frame stride, and the known latents
         (B,C,F,h,w) with known_mask (B,F), which come back exactly as given). null_text: the (1,L,D) / (1,L)
-        encoding guidance drops the text to; negative_text: per-row (B,L,D) negative prompts that take its place.
+        encoding guidance drops the text to; negative_text: per-row (B,L,D) negative prompts that take its place;
+        init: (B,C,F,h,w) latents that SDEdit starts from, noised to the first level of the strength-cut grid.
 
         Row i draws, in order, its start noise and its noise-augmentation noise from gens[i], then the sampler's
         own draws (stochastic samplers) from the same generator.
@@ -129,8 +153,11 @@ class DiffusionStage:
         # InNetDtype casts at the network's boundary
         device, dtype = param.device, torch.float32
         batch = len(gens)
-        sigmas = self.sigmas(settings.steps).to(device)  # (steps + 1,)
+        strength = settings.strength if init is not None else 1.0
+        sigmas = self.sigmas(settings.steps, strength).to(device)  # (steps + 1,), or its SDEdit tail
         x = per_row_randn(shape, gens).to(device, dtype) * sigmas[0]  # (B,C,F,h,w)
+        if strength < 1:  # SDEdit: the input at the grid's first noise level
+            x = x + init.to(device, dtype)
         aug = per_row_randn(shape, gens).to(device, dtype)  # (B,C,F,h,w) drawn even when unused: fixed draw order
         if cond.has_known and not self.takes_known_frames:
             raise ValueError("this diffusion part was built without known-frame conditioning (conditioning: false)")

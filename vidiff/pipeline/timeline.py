@@ -56,22 +56,28 @@ class Timeline:
     null_text: tuple[torch.Tensor, torch.Tensor]
     bar: StepBar
     negative_text: Cond | None = None  # per-row negative prompts of the keyframe stage's guidance
+    strength: float = 1.0  # SDEdit: how much of each stage's grid runs from the noised input (edit_video)
 
-    def keyframes(self, shape: tuple[int, ...], key, known: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
-        """(B,C,K,h,w) keyframe latents; `known` (B,C,K,h,w) where `known_mask` (B,K) is 1 comes back as given."""
+    def keyframes(self, shape: tuple[int, ...], key, known: torch.Tensor, known_mask: torch.Tensor,
+                  init: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,C,K,h,w) keyframe latents; `known` (B,C,K,h,w) where `known_mask` (B,K) is 1 comes back as given;
+        `init` (B,C,K,h,w): the latents SDEdit starts from."""
         req, stage = self.req, self.keyframe_stage
         settings = stage.settings(req.steps, req.sampler, req.guidance_scale, req.image_guidance_scale,
                                   req.guidance_rescale, req.churn, req.pc_steps, req.pc_snr)
+        settings = dataclasses.replace(settings, strength=self.strength)
         cond = dataclasses.replace(self.text, known=known, known_mask=known_mask,
                                    frame_stride=torch.full((len(req.seeds),), float(req.layout.keyframe_stride)))
         return stage.run(shape, generators(req.seeds, key), settings, cond, self.null_text, self.bar.step,
-                         self.negative_text).cpu().float()
+                         self.negative_text, init).cpu().float()
 
-    def fill(self, timeline: torch.Tensor, gaps: list[int], key) -> torch.Tensor:
-        """A copy of timeline (B,C,T,h,w) with the listed keyframe gaps filled, coarse level first."""
+    def fill(self, timeline: torch.Tensor, gaps: list[int], key, init: torch.Tensor | None = None) -> torch.Tensor:
+        """A copy of timeline (B,C,T,h,w) with the listed keyframe gaps filled, coarse level first; `init`
+        (B,C,T,h,w): the latents SDEdit re-noises the in-between frames from."""
         stage, s = self.interpolation_stage, self.req.layout.keyframe_stride
         req = self.req
         settings = stage.settings(req.steps, req.sampler, churn=req.churn, pc_steps=req.pc_steps, pc_snr=req.pc_snr)
+        settings = dataclasses.replace(settings, strength=self.strength)
         timeline = timeline.clone()
         for level, (gap, segments) in enumerate(interpolation_levels(s, self.max_gap) or []):
             step = gap // segments
@@ -85,7 +91,9 @@ class Timeline:
             # frame_stride: output frames between neighbouring window frames (1 for a direct pass, as trained)
             cond = dataclasses.replace(self.text.rows([b for b, _ in rows]), known=known, known_mask=mask,
                                        frame_stride=torch.full((len(rows),), float(step)))
-            out = stage.run(tuple(known.shape[1:]), gens, settings, cond, self.null_text, self.bar.step).cpu().float()
+            start = None if init is None else torch.stack([init[b, :, p] for (b, _), p in zip(rows, pos)])
+            out = stage.run(tuple(known.shape[1:]), gens, settings, cond, self.null_text, self.bar.step,
+                            init=start).cpu().float()
             for (b, _), p, window in zip(rows, pos, out):
                 timeline[b, :, p[1:-1]] = window[:, 1:-1]
         return timeline
@@ -110,7 +118,11 @@ def extension_gaps(window: ExtensionWindow, num_keyframes: int) -> list[int]:
     return list(range(window.num_known - 1, num_keyframes - 1))
 
 
-def total_steps(req: Request, gap_lists: list[list[int]], keyframe_steps: int, fill_steps: int, max_gap: int) -> int:
+def total_steps(req: Request, gap_lists: list[list[int]], keyframe_steps: int, fill_steps: int, max_gap: int,
+                strength: float = 1.0) -> int:
     """Sampler steps of a request: per window, the keyframe stage, then each fill level if it has gaps."""
+    if strength < 1:  # SDEdit runs the tail of each grid (DiffusionStage.sigmas)
+        keyframe_steps = max(1, round(strength * keyframe_steps)) if keyframe_steps else 0
+        fill_steps = max(1, round(strength * fill_steps))
     levels = len(interpolation_levels(req.layout.keyframe_stride, max_gap) or [])
     return sum(keyframe_steps + (fill_steps * levels if gaps else 0) for gaps in gap_lists)

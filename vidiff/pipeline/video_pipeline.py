@@ -20,7 +20,8 @@ from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_ya
 from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.request import (
-    Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames, prompts_and_seeds,
+    Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames, check_strength,
+    prompts_and_seeds,
 )
 from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 from vidiff.pipeline.stage import DiffusionStage
@@ -168,6 +169,33 @@ class VideoPipeline:
         return req.unbatch(out), req.fps
 
     @torch.inference_mode()
+    def edit_video(self, frames, prompt, *, strength: float = 0.6, progress: bool = True, **settings):
+        """SDEdit (Meng et al. 2022): uint8 (F,H,W,3) `frames` -> the same clip redrawn under `prompt`, and fps.
+
+        The input's latents are noised to the level `strength` selects on each stage's grid and denoised from there:
+        its keyframes by the keyframe stage (no known frames), then every in-between frame by the interpolation
+        stage, re-noised from the input's own latents to the same level, between the edited keyframes.
+        strength 0 returns the input decoded by the VAE; 1 is plain text-to-video. F must be a layout length."""
+        frames = check_frames(frames, "frames")
+        strength = check_strength(strength)
+        req = self.request(prompt, num_frames=frames.shape[0], height=frames.shape[1], width=frames.shape[2],
+                           **settings)
+        self._check_trained(req, known=None)
+        source = self.vae.encode_frames(frames.to(self._device)).cpu().float()  # (1,C,F,h,w)
+        source = source.expand(len(req.seeds), -1, -1, -1, -1)
+        if strength == 0:
+            return req.unbatch(self._decode(source, progress)), req.fps
+        if strength == 1:  # the input is forgotten entirely: exactly text to video
+            return self.text_to_video(prompt, progress=progress, num_frames=frames.shape[0],
+                                      height=frames.shape[1], width=frames.shape[2], **settings)
+        k, s = req.layout.num_keyframes, req.layout.keyframe_stride
+        nothing = torch.zeros((len(req.seeds), *self._latent_shape(req, k))), torch.zeros(len(req.seeds), k)
+        with self._timeline(req, [list(range(k - 1))], progress, strength=strength) as timeline:
+            kf = timeline.keyframes(self._latent_shape(req, k), "edit-keyframes", *nothing, init=source[:, :, ::s])
+            latents = timeline.fill(place_keyframes(kf, req.layout), list(range(k - 1)), "edit-interp", init=source)
+        return req.unbatch(self._decode(latents, progress)), req.fps
+
+    @torch.inference_mode()
     def fill_between(self, keyframes, stride: int, seed: int = 0, *, prompt: str = "", steps=None, sampler=None,
                      progress=False, force_layout: bool = False):
         """Interpolation only: uint8 (K,H,W,3) keyframes -> ((K-1)*stride+1,H,W,3), keyframes kept at 0, stride, ..."""
@@ -222,14 +250,15 @@ class VideoPipeline:
         f = self.vae.downsample_factor
         return (self.vae.config.latent_channels, num_frames, req.height // f, req.width // f)
 
-    def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True):
+    def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True,
+                  strength: float = 1.0):
         max_gap = self.config.interpolation.max_gap
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
-                            self.interpolation.settings(req.steps).steps, max_gap)
+                            self.interpolation.settings(req.steps).steps, max_gap, strength)
         text, null_text = encode_text(self.text_encoder, req.prompts)
         return _TimelineContext(Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
                                          StepBar(steps, enabled=progress),
-                                         encode_negative(self.text_encoder, req.negative_prompts)))
+                                         encode_negative(self.text_encoder, req.negative_prompts), strength))
 
     def _decode(self, latents: torch.Tensor, progress: bool) -> torch.Tensor:
         """(B,C,F,h,w) -> uint8 (B,F,H,W,3), one sample at a time, frame-sliced by the VAE's frame_chunk."""

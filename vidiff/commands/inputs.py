@@ -1,0 +1,60 @@
+"""The input files of `vidiff animate | extend | edit`: checked cheaply before any weights load, then read and
+fitted to the pipeline's frame size."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def check_file(path: Path, what: str) -> None:
+    from vidiff.errors import InputError
+
+    from vidiff import io
+    from vidiff.errors import VideoDecodeError
+
+    try:
+        io.check_file(path)  # regular, non-empty, readable: never opens a FIFO
+    except VideoDecodeError as e:
+        raise InputError(f"{what} {e}") from None
+
+
+def check_image(path: Path) -> None:
+    from vidiff import io
+
+    check_file(path, "image")
+    io.check_image(path)  # header and structure only: size, mode, decompression bombs
+
+
+def read_inputs(args, model: Path):
+    """(sidecar record of the inputs, the input tensor) for animate / extend / edit; ({}, None) for generate."""
+    from vidiff import io
+    from vidiff.errors import InputError
+    from vidiff.pipeline.config import read_pipeline_folder
+
+    config = read_pipeline_folder(model)
+    if args.task == "animate":
+        image = io.read_image(args.image)  # (H,W,3)
+        record = {"image": str(Path(args.image).resolve()), "image_size": [int(image.shape[1]), int(image.shape[0])]}
+        return record, fit_image(image, config.height, config.width)
+    if args.task in ("extend", "edit"):
+        frames, fps = io.read_video(args.video)  # (F,H,W,3)
+        if tuple(frames.shape[1:3]) != (config.height, config.width):
+            raise InputError(f"video {args.video}: frames are {frames.shape[2]}x{frames.shape[1]}, this pipeline "
+                             f"makes {config.width}x{config.height}; resize the clip first")
+        return {"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0]), "fps": fps}, frames
+    return {}, None
+
+
+def fit_image(image, height: int, width: int):
+    """Center-crops uint8 (H,W,3) to the target aspect ratio, then resizes (bicubic) to (height, width, 3)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    scale = min(h / height, w / width)
+    ch, cw = round(height * scale), round(width * scale)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = Image.fromarray(image[top : top + ch, left : left + cw].numpy())
+    return torch.from_numpy(np.asarray(crop.resize((width, height), Image.BICUBIC)).copy())
