@@ -19,13 +19,7 @@ from __future__ import annotations
 import torch
 
 from vidiff.diffusion.sampler_base import (
-    NoiseSampler,
-    check_inputs,
-    levels,
-    check_number,
-    denoise,
-    noise_source,
-    per_row,
+    NoiseSampler, check_inputs, check_number, denoise, levels, noise_source, per_row,
 )
 from vidiff.diffusion.score import score
 from vidiff.errors import InputError

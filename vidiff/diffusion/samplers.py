@@ -20,14 +20,7 @@ import torch
 
 from vidiff.diffusion.pc import sample_pc
 from vidiff.diffusion.sampler_base import (
-    NoiseSampler,
-    ancestral_split,
-    check_inputs,
-    levels,
-    check_number,
-    denoise,
-    noise_source,
-    steps,
+    NoiseSampler, ancestral_split, check_inputs, check_number, denoise, levels, noise_source, steps,
 )
 from vidiff.diffusion.stochastic import sample_dpmpp_2m_sde, sample_dpmpp_sde, sample_euler_ancestral
 from vidiff.errors import InputError

@@ -22,13 +22,7 @@ from __future__ import annotations
 import torch
 
 from vidiff.diffusion.sampler_base import (
-    NoiseSampler,
-    ancestral_split,
-    check_inputs,
-    levels,
-    check_number,
-    denoise,
-    noise_source,
+    NoiseSampler, ancestral_split, check_inputs, check_number, denoise, levels, noise_source,
 )
 from vidiff.errors import InputError
 from vidiff.random import Generators
