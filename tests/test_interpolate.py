@@ -165,3 +165,37 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
     assert record["settings"]["factor"] == 2 and record["settings"]["frames_written"] == 5
     assert record["input_frames_exact"] is True
     assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}
+
+
+# ---- keyframe residual carry --------------------------------------------------------------------------------
+def test_carry_keyframe_residual_adds_the_ends_errors_by_closeness():
+    from vidiff.pipeline.residual import carry_keyframe_residual
+
+    decoded = torch.full((5, 2, 2, 3), 100, dtype=torch.uint8)
+    keys = torch.tensor([110, 140, 90], dtype=torch.uint8).view(3, 1, 1, 1).expand(3, 2, 2, 3).contiguous()
+    out = carry_keyframe_residual(decoded, keys, 2)
+    assert out[:, 0, 0, 0].tolist() == [110, 125, 140, 115, 90]  # errors +10, +40, -10; halves between
+    decoded[1] = 250
+    assert int(carry_keyframe_residual(decoded, keys, 2)[1, 0, 0, 0]) == 255  # clamped
+
+
+def test_fill_between_with_carry_residual(interp_only):
+    import dataclasses
+
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.residual import carry_keyframe_residual
+
+    torch.set_num_threads(1)
+    pipe = VideoPipeline.from_pretrained(interp_only)
+    keys = _clip(3, 16, 24, seed=7)
+    plain = pipe.fill_between(keys, 2, seed=2)
+    with torch.inference_mode():
+        decoded_keys = pipe.vae.decode_to_frames(pipe.vae.encode_frames(keys))[0]
+    pipe.config = dataclasses.replace(pipe.config, interpolation=dataclasses.replace(pipe.config.interpolation,
+                                                                                     carry_residual=True))
+    carried = pipe.fill_between(keys, 2, seed=2)
+    assert torch.equal(carried[::2], keys)
+    plain = plain.clone()
+    plain[::2] = decoded_keys
+    expected = carry_keyframe_residual(plain, keys, 2)
+    assert (carried.int() - expected.int()).abs().max() <= 1  # the keyframes decoded alone or in the timeline

@@ -56,6 +56,9 @@ class InterpolationStageConfig(StageConfig):
     """The interpolation part also says the largest gap it was trained to fill; larger gaps are filled recursively."""
 
     max_gap: int = 5  # largest gap (in frames of the final clip) between the two known ends filled in one pass
+    # fill_between: add the known ends' VAE round-trip error to the frames between them, weighted by closeness
+    # (vidiff/pipeline/residual.py), so detail the VAE loses comes back where the picture does not move
+    carry_residual: bool = False
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,10 @@ class VideoPipeline:
         with self._timeline(req, [gaps], progress, keyframe_stage=False) as timeline:
             latents = timeline.fill(place_keyframes(kf, req.layout), gaps, "fill")
         frames = self._decode(latents, progress)[0]  # (F,H,W,3)
+        if self.config.interpolation.carry_residual:
+            from vidiff.pipeline.residual import carry_keyframe_residual
+
+            return carry_keyframe_residual(frames, keyframes, req.layout.keyframe_stride)
         frames[:: req.layout.keyframe_stride] = keyframes
         return frames
 
