@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Extracts real video clips from Debian packages into third_party_samples/ (not committed):
-#   opencv-doc: vtest.avi, Megamind.avi, tree.avi   python3-imageio: cockatoo.mp4, realshort.mp4, newtonscradle.gif
+#   opencv-doc: vtest.avi, Megamind.avi, Megamind_bugy.avi, tree.avi
+#   python3-imageio: cockatoo.mp4, realshort.mp4, newtonscradle.gif
 # Nothing is installed: `apt-get download` + `dpkg-deb -x` into a scratch folder. Exits 0 when apt is missing,
 # so the tests that need these clips skip instead of failing on machines without Debian tooling.
 set -u
 cd "$(dirname "$0")/.."
 dest=third_party_samples
-want="vtest.avi Megamind.avi tree.avi cockatoo.mp4 realshort.mp4 newtonscradle.gif"
+want="vtest.avi Megamind.avi Megamind_bugy.avi tree.avi cockatoo.mp4 realshort.mp4 newtonscradle.gif"
 have=1
 for f in $want; do [ -s "$dest/$f" ] || have=0; done
 [ "$have" = 1 ] && exit 0

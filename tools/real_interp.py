@@ -1,0 +1,170 @@
+"""The steps of the real-interp recipe (issue 18), run in order by tools/train_real_interp.sh:
+
+    python tools/real_interp.py prep   --samples third_party_samples --out WORK/corpus
+    python tools/real_interp.py vae    --config configs/real-vae.yaml --corpus WORK/corpus --run WORK/vae
+    python tools/real_interp.py cache  --corpus WORK/corpus --vae WORK/vae/export --out WORK/windows
+    python tools/real_interp.py interp --config configs/real-interpolation.yaml --cache WORK/windows
+                                       --vae WORK/vae/export --run WORK/interpolation
+    python tools/real_interp.py export --vae WORK/vae --interp WORK/interpolation -o OUT
+
+prep decodes the training corpus only (vidiff/data/real_footage.py: TRAIN_CLIPS + scikit-image's bundled stills;
+the held-out clips are refused). vae and interp run `vidiff train`'s loop (vidiff.training.loop.train) with the
+real-footage datasets in place of the config's data section; both resume from their newest checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def prep(args) -> None:
+    from vidiff.data.real_footage import prepare_corpus
+
+    manifest = prepare_corpus(args.samples, args.out, short_side=args.short_side)
+    for clip in manifest["clips"]:
+        print(f"{clip['name']}: {clip['frames']} frames {clip['source_size']} -> {clip['size']} at {clip['fps']:g} fps")
+    print(f"{len(manifest['stills'])} still images")
+
+
+def _config(path, overrides):
+    from vidiff.training.config import load_train_config
+
+    return load_train_config(path, overrides)
+
+
+def train_vae(args) -> None:
+    from vidiff.data.real_footage import RealFrameDataset
+    from vidiff.training.loop import train
+    from vidiff.training.stages import VAEStage
+
+    cfg = _config(args.config, [f"output_dir={args.run}", *args.set])
+    dataset = RealFrameDataset(args.corpus, size=cfg.data.size, seed=cfg.train.seed,
+                               length=cfg.train.max_steps * cfg.train.batch_size)
+    train(cfg, resume="auto", stage=VAEStage(cfg, dataset=dataset))
+
+
+def cache(args) -> None:
+    import torch
+
+    from vidiff.data.real_footage import build_window_cache
+    from vidiff.vae import AutoencoderKL
+
+    vae = AutoencoderKL.load(args.vae).eval()
+    with torch.inference_mode():
+        build_window_cache(args.corpus, vae, args.out, size=args.size, window=args.window, hop=args.hop,
+                           variants=args.variants, seed=args.seed)
+
+
+def train_interp(args) -> None:
+    from vidiff.data.real_footage import WindowCacheDataset
+    from vidiff.training.loop import train
+    from vidiff.training.stages import LatentDiffusionStage
+
+    cfg = _config(args.config, [f"output_dir={args.run}", f"data.root={args.cache}", f"vae={args.vae}", *args.set])
+    dataset = WindowCacheDataset(args.cache, seed=cfg.train.seed)
+    print(f"window cache: {len(dataset)} windows")
+    train(cfg, resume="auto", stage=LatentDiffusionStage(cfg, dataset=dataset))
+
+
+def export(args) -> None:
+    out = export_interpolation_pipeline(Path(args.vae), Path(args.interp), Path(args.output), args.steps, args.fps,
+                                        carry_residual=not args.no_carry_residual)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")
+
+
+def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, steps: int, fps: float,
+                                  carry_residual: bool = True) -> Path:
+    """An interpolation-only pipeline folder (pipeline.yaml with parts.keyframes null, vae/, interpolation/) from
+    the two run folders, with every setting training fixed; written under a temporary name, then renamed.
+    carry_residual: fill_between adds the known ends' VAE error to the frames between (vidiff/pipeline/residual.py)."""
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from vidiff.pipeline.config import InterpolationStageConfig, PartsConfig, PipelineConfig, write_pipeline_yaml
+    from vidiff.pipeline.trained import read_trained_records
+    from vidiff.safe_yaml import load_file
+    from vidiff.training.config import load_train_config
+
+    it = load_train_config(interp_run / "config.yaml")
+    d = it.diffusion
+    config = PipelineConfig(
+        text_encoder=it.text_encoder, fps=fps, height=128, width=128, parts=PartsConfig(keyframes=None),
+        interpolation=InterpolationStageConfig(
+            parameterization=d.parameterization, sigma_data=d.sigma_data, schedule=dict(d.noise), steps=steps,
+            guidance_scale=1.0, image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
+            max_gap=it.conditioning.max_gap, carry_residual=carry_residual))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for name, run in (("vae", vae_run), ("interpolation", interp_run)):
+            (tmp / name).mkdir()
+            for file in ("config.yaml", "model.safetensors", "trained_on.yaml"):
+                if (run / "export" / file).is_file():
+                    shutil.copyfile(run / "export" / file, tmp / name / file)
+        # the VAE trained on single frames (frame_chunk 0); at inference it decodes 8 frames at a time
+        vae_cfg = load_file(tmp / "vae" / "config.yaml")
+        vae_cfg["frame_chunk"] = 8
+        (tmp / "vae" / "config.yaml").write_text(yaml.safe_dump(vae_cfg, sort_keys=False))
+        write_pipeline_yaml(config, tmp)
+        read_trained_records(tmp, config)  # the interpolation part was trained in this VAE's latent space
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("prep")
+    p.add_argument("--samples", default="third_party_samples")
+    p.add_argument("--out", required=True)
+    p.add_argument("--short-side", type=int, default=192)
+    p.set_defaults(func=prep)
+    for name, fn in (("vae", train_vae), ("interp", train_interp)):
+        p = sub.add_parser(name)
+        p.add_argument("--config", required=True)
+        p.add_argument("--run", required=True)
+        p.add_argument("--set", action="append", default=[])
+        if name == "vae":
+            p.add_argument("--corpus", required=True)
+        else:
+            p.add_argument("--cache", required=True)
+            p.add_argument("--vae", required=True)
+        p.set_defaults(func=fn)
+    p = sub.add_parser("cache")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--vae", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--window", type=int, default=9)
+    p.add_argument("--hop", type=int, default=1)
+    p.add_argument("--variants", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cache)
+    p = sub.add_parser("export")
+    p.add_argument("--vae", required=True, help="the VAE run folder")
+    p.add_argument("--interp", required=True, help="the interpolation run folder")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--no-carry-residual", action="store_true", help="decode the in-between frames as they are")
+    p.set_defaults(func=export)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
