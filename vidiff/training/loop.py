@@ -151,6 +151,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
                              f"{manifest['config_hash'][:12]} vs {chash[:12]}); pass --force to resume anyway")
         raw.load_state_dict(tensors["model"])  # full weights, before any sharding
     sharded = fsdp_requested()
+    if sharded and accelerator.scaler is not None:
+        raise InputError("train.mixed_precision=fp16 under FSDP: this path sets up no sharded loss scaler; use bf16")
     if sharded:  # the loop's own FSDP2 path (training/sharding.py): the parameters become DTensor shards
         model.to(accelerator.device)
         shard_model(model, accelerator.device, accelerator.num_processes)

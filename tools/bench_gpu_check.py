@@ -1,0 +1,148 @@
+"""The prepared GPU check behind tools/gpu_check.sh (docs/training.md, "The GPU check").
+
+On a CUDA machine, in one process:
+  1. train_bf16: training steps (forward, backward, AdamW; bf16 autocast, fp32 master weights and moments) of the
+     256 px keyframe recipe's U-Net (configs/gpu/keyframes-256.yaml, latents (2, 4, 16, 32, 32), context
+     (2, 77, 768)) beside diffusers' UNet3DConditionModel at the same widths (320, 640, 1280, 1280), two layers per
+     block, cross-attention 768: samples/s and peak allocated memory of each, no gradient checkpointing on either
+     (diffusers' UNet3D has none);
+  2. generate_bf16: the bundled Shapes pipeline in bf16 against fp32 on the same device (text to video, 4 prompts,
+     fixed seeds): mean PSNR of the uint8 frames, passing at >= 35 dB;
+then one summary line. Without CUDA both parts are skipped by name and the script exits 0 after a CPU sanity
+check (the recipe's --dry-run estimate). Exit status 1 when a part ran and failed its bar.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RECIPE = REPO / "configs" / "gpu" / "keyframes-256.yaml"
+BUNDLE = REPO / "vidiff" / "bundled" / "shapes"
+PROMPTS = ["a red circle moving left", "a blue square moving up", "a green triangle moving right",
+           "a white circle moving down"]
+
+
+def _vidiff_step_fn(batch: int, frames: int, device):
+    from vidiff.diffusion.cond import Cond
+    from vidiff.models import UNet3D
+    from vidiff.training.config import load_train_config
+
+    net = UNet3D(load_train_config(RECIPE).model_config()).to(device)
+    cond = Cond(context=torch.randn(batch, 77, 768, device=device),
+                context_mask=torch.ones(batch, 77, dtype=torch.bool, device=device),
+                known=torch.zeros(batch, 4, frames, 32, 32, device=device),
+                known_mask=torch.zeros(batch, frames, device=device),
+                frame_stride=torch.full((batch,), 5.0, device=device), cond_sigma=torch.zeros(batch, device=device))
+    return net, lambda x, t: net(x, t, cond)
+
+
+def _diffusers_step_fn(batch: int, frames: int, device):
+    from diffusers import UNet3DConditionModel
+
+    net = UNet3DConditionModel(
+        in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+        down_block_types=("CrossAttnDownBlock3D",) * 3 + ("DownBlock3D",),
+        up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * 3, cross_attention_dim=768,
+        attention_head_dim=64).to(device)
+    context = torch.randn(batch, 77, 768, device=device)
+    return net, lambda x, t: net(x, t * 1000, encoder_hidden_states=context).sample
+
+
+def train_bf16(which: str, steps: int, batch: int = 2, frames: int = 16) -> dict:
+    """samples/s and peak memory of bf16-autocast training steps of one model."""
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    net, forward = (_vidiff_step_fn if which == "vidiff" else _diffusers_step_fn)(batch, frames, device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-5, fused=True)
+    x = torch.randn(batch, 4, frames, 32, 32, device=device)  # (B, C, F, h, w)
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = forward(x, torch.rand(batch, device=device))
+        loss = (out.float() - x).square().mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    for _ in range(2):  # warm-up: kernels chosen, moments allocated
+        step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    out = {"params_M": sum(p.numel() for p in net.parameters()) / 1e6, "samples_per_s": batch * steps / dt,
+           "peak_GiB": torch.cuda.max_memory_allocated() / 2**30, "loss_finite": bool(torch.isfinite(loss))}
+    del net, optimizer, forward
+    torch.cuda.empty_cache()
+    return out
+
+
+def generate_bf16() -> dict:
+    from vidiff import VideoPipeline
+
+    if "dtype" not in inspect.signature(VideoPipeline.from_pretrained).parameters:
+        return {"skipped": "VideoPipeline.from_pretrained has no dtype argument in this checkout"}
+    clips = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        pipe = VideoPipeline.from_pretrained(BUNDLE, device="cuda", dtype=dtype)
+        t0 = time.perf_counter()
+        clips[name] = [pipe.text_to_video(p, seed=100 + i, progress=False)[0] for i, p in enumerate(PROMPTS)]
+        clips[name + "_s"] = (time.perf_counter() - t0) / len(PROMPTS)
+        del pipe
+    psnrs = []
+    for a, b in zip(clips["fp32"], clips["bf16"]):
+        mse = (a.float() - b.float()).square().mean().item()
+        psnrs.append(99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse))
+    return {"psnr_dB": sum(psnrs) / len(psnrs), "min_psnr_dB": min(psnrs), "fp32_s": clips["fp32_s"],
+            "bf16_s": clips["bf16_s"]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=10, help="timed training steps per model")
+    args = p.parse_args()
+    t0 = time.perf_counter()
+    if not torch.cuda.is_available():
+        from vidiff.training.config import load_train_config
+        from vidiff.training.dryrun import estimate
+
+        e = estimate(load_train_config(RECIPE))
+        print(f"gpu_check: CUDA not available: skipped train_bf16 (vidiff UNet3D vs diffusers UNet3DConditionModel, "
+              f"keyframes-256) and generate_bf16 (bundled pipeline bf16 vs fp32); CPU check: keyframes-256 dry run "
+              f"{e.parameters / 1e6:.0f}M parameters, {e.total / 2**30:.1f} GiB per GPU estimated "
+              f"({time.perf_counter() - t0:.0f} s)")
+        return 0
+    results, ok = {}, True
+    for which in ("vidiff", "diffusers"):
+        r = results[which] = train_bf16(which, args.steps)
+        print(f"train_bf16 {which}: {r['params_M']:.0f}M params, {r['samples_per_s']:.2f} samples/s, "
+              f"peak {r['peak_GiB']:.1f} GiB", flush=True)
+        ok &= r["loss_finite"]
+    g = results["generate"] = generate_bf16()
+    print(f"generate_bf16: {g}", flush=True)
+    if "skipped" not in g:
+        ok &= g["psnr_dB"] >= 35.0
+    v, d = results["vidiff"], results["diffusers"]
+    gen = (f"generation bf16 vs fp32 {g['psnr_dB']:.1f} dB (>= 35: {'pass' if g['psnr_dB'] >= 35 else 'FAIL'})"
+           if "skipped" not in g else f"generation skipped ({g['skipped']})")
+    print(f"gpu_check: {torch.cuda.get_device_name()}: train bf16 keyframes-256 vidiff {v['samples_per_s']:.2f} "
+          f"samples/s {v['peak_GiB']:.1f} GiB, diffusers UNet3D {d['samples_per_s']:.2f} samples/s "
+          f"{d['peak_GiB']:.1f} GiB ({v['samples_per_s'] / d['samples_per_s']:.2f}x); {gen}; "
+          f"{'OK' if ok else 'FAILED'} in {time.perf_counter() - t0:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
