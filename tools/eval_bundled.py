@@ -3,9 +3,15 @@ varied prompts and seeds), animate (a held-out still becomes frame 0, then the o
 extend (colour, shape and direction kept, no jump at the seam), plus the time per clip.
 
     .venv/bin/python tools/eval_bundled.py [--model vidiff/bundled/shapes] [--num 100] [--trials 50] --out DIR
+        [--paraphrase] [--layouts 16:4x5 16:6x3 31:7x5 33:9x4 --layout-num 30] [--skip t2v animate extend]
 
 Held-out stills and clips come from Shapes seed 1000 (training used seed 1). Writes the text-to-video clips
 with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them) and a summary DIR/summary.json.
+
+--paraphrase adds the same 100 attribute sets said with held-out words only (vidiff/data/captions.py HELD_OUT:
+words no training caption contains, e.g. "the ring, jade, that sails west"), into DIR/t2v_paraphrase: the honest
+figure for prompts worded unlike the training captions. --layouts adds text to video at other layouts
+(FRAMES:KxSTRIDE, frames = (K - 1) * stride + 1), --layout-num clips each, into DIR/layout_FRAMES_KxS.
 """
 from __future__ import annotations
 
@@ -21,11 +27,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidiff import VideoPipeline  # noqa: E402
+from vidiff.data.captions import heldout_prompt  # noqa: E402
 from vidiff.data.shapes import all_combinations, prompt_for, render_clip, sample_clip_params  # noqa: E402
 from vidiff.data.shapes_analysis import analyze_clip  # noqa: E402
 from vidiff.eval.metrics import psnr  # noqa: E402
 from vidiff.eval.shapes import evaluate_shapes_folder  # noqa: E402
 from vidiff.io import write_video  # noqa: E402
+from vidiff.random import generator  # noqa: E402
 
 HELD_OUT_SEED = 1000
 
@@ -36,22 +44,51 @@ def frame_diffs(frames: torch.Tensor) -> np.ndarray:
     return (f[1:] - f[:-1]).abs().mean(dim=(1, 2, 3)).numpy()
 
 
-def text_to_video(pipe, num: int, out: Path) -> dict:
+PARAPHRASE_SEED = 77  # the held-out wording of prompt i is drawn from generator(PARAPHRASE_SEED, i)
+
+
+def text_to_video(pipe, num: int, out: Path, paraphrase: bool = False, layout: tuple[int, int] | None = None
+                  ) -> dict:
+    """`num` clips over every (colour, shape, direction), seeds 10000 + i, judged from the written mp4 files by
+    the Shapes analyzer; prompts in the plain template or, with `paraphrase`, in held-out words only."""
     out.mkdir(parents=True, exist_ok=True)
     combos = all_combinations()
     times = []
+    extra = {} if layout is None else {"num_keyframes": layout[0], "keyframe_stride": layout[1]}
     for i in range(num):
         colour, shape, direction = combos[(i * 7) % len(combos)]  # every combination, in a scrambled order
-        prompt = prompt_for(colour, shape, direction)
+        if paraphrase:
+            prompt = heldout_prompt(colour, shape, direction, generator(PARAPHRASE_SEED, i))
+        else:
+            prompt = prompt_for(colour, shape, direction)
         start = time.perf_counter()
-        frames, fps = pipe.text_to_video(prompt, seed=10_000 + i, progress=False)
+        frames, fps = pipe.text_to_video(prompt, seed=10_000 + i, progress=False, **extra)
         times.append(time.perf_counter() - start)
         path = out / f"t2v_{i:03d}.mp4"
         write_video(path, frames, fps)
-        (out / f"t2v_{i:03d}.mp4.json").write_text(json.dumps({"prompt": prompt, "seed": 10_000 + i}))
+        (out / f"t2v_{i:03d}.mp4.json").write_text(json.dumps({"prompt": prompt, "seed": 10_000 + i,
+                                                               "truth": [colour, shape, direction]}))
     result = evaluate_shapes_folder(out)
     result.pop("clips", None)
     return {"seconds_per_clip_median": float(np.median(times)), "accuracy": result}
+
+
+def parse_layout(spec: str) -> tuple[int, int, int]:
+    """"31:7x5" -> (31, 7, 5), checking frames = (K - 1) * stride + 1."""
+    frames, layout = spec.split(":")
+    k, stride = (int(v) for v in layout.lower().split("x"))
+    if (k - 1) * stride + 1 != int(frames):
+        raise SystemExit(f"--layouts {spec}: {k} keyframes at stride {stride} span {(k - 1) * stride + 1} frames")
+    return int(frames), k, stride
+
+
+def layouts(pipe, specs: list[str], num: int, out: Path) -> dict:
+    table = {}
+    for spec in specs:
+        frames, k, stride = parse_layout(spec)
+        table[spec] = text_to_video(pipe, num, out / f"layout_{frames}_{k}x{stride}", layout=(k, stride))
+        print(spec, json.dumps(table[spec]["accuracy"].get("accuracy", table[spec]["accuracy"]), default=float))
+    return table
 
 
 def animate(pipe, trials: int) -> dict:
@@ -106,19 +143,26 @@ def main() -> int:
     p.add_argument("--trials", type=int, default=50, help="animate and extend trials each")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--skip", nargs="*", default=[], choices=["t2v", "animate", "extend"])
+    p.add_argument("--paraphrase", action="store_true", help="also text to video from held-out-vocabulary prompts")
+    p.add_argument("--layouts", nargs="*", default=[], help="also text to video at FRAMES:KxSTRIDE layouts")
+    p.add_argument("--layout-num", type=int, default=30, help="clips per layout")
     args = p.parse_args()
+    for spec in args.layouts:
+        parse_layout(spec)
     torch.set_num_threads(1)
     pipe = VideoPipeline.from_pretrained(args.model)
     summary = {"model": args.model}
     steps = {"t2v": lambda: text_to_video(pipe, args.num, args.out / "t2v"),
+             "paraphrase": lambda: text_to_video(pipe, args.num, args.out / "t2v_paraphrase", paraphrase=True),
+             "layouts": lambda: layouts(pipe, args.layouts, args.layout_num, args.out),
              "animate": lambda: animate(pipe, args.trials), "extend": lambda: extend(pipe, args.trials)}
     for name, run in steps.items():
-        if name in args.skip:
+        if name in args.skip or (name == "paraphrase" and not args.paraphrase) or (name == "layouts" and not args.layouts):
             continue
         start = time.perf_counter()
         summary[name] = run()
         summary[name]["seconds"] = time.perf_counter() - start
-        brief = {k: v for k, v in summary[name].items() if k != "rows"}
+        brief = {k: v for k, v in summary[name].items() if k not in ("rows", "layouts")}
         print(name, json.dumps(brief, default=float))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
