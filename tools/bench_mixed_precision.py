@@ -1,0 +1,142 @@
+"""bf16 against fp32 training of the bundled keyframe recipe's U-Net on this CPU (docs/benchmarks.md).
+
+    # step time: forward + backward + AdamW of the recipe's model (configs/shapes-keyframes.yaml), batch 8,
+    # 4 keyframes of 4x16x16 latents, fp32 and bf16 (autocast) alternating in one process
+    OMP_NUM_THREADS=2 .venv/bin/python tools/bench_mixed_precision.py time --rounds 6
+
+    # loss curves: `vidiff train` (the real loop) of the same model, mixed_precision no / bf16, on latents of
+    # Shapes clips encoded once with the bundled VAE; then the comparison of the last 100 steps
+    .venv/bin/python tools/bench_mixed_precision.py cache --out runs/bench-mp/latents
+    OMP_NUM_THREADS=1 .venv/bin/python tools/bench_mixed_precision.py curve --precision no --out runs/bench-mp/fp32 &
+    OMP_NUM_THREADS=1 .venv/bin/python tools/bench_mixed_precision.py curve --precision bf16 --out runs/bench-mp/bf16
+    .venv/bin/python tools/bench_mixed_precision.py compare runs/bench-mp/fp32 runs/bench-mp/bf16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RECIPE = REPO / "configs" / "shapes-keyframes.yaml"
+BUNDLE = REPO / "vidiff" / "bundled" / "shapes"
+
+
+def recipe_model() -> dict:
+    return yaml.safe_load(RECIPE.read_text())["model"]
+
+
+def time_steps(args) -> None:
+    from vidiff.diffusion.cond import Cond
+    from vidiff.models import UNet3D, UNet3DConfig
+
+    torch.manual_seed(0)
+    net = UNet3D(UNet3DConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe_model().items()}))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    b, k = args.batch, args.keyframes
+    x = torch.randn(b, 4, k, 16, 16)  # (B, C, K, h, w)
+    c_noise = torch.randn(b)
+    cond = Cond(context=torch.randn(b, 12, 384), context_mask=torch.ones(b, 12, dtype=torch.bool),
+                known=torch.zeros_like(x), known_mask=torch.zeros(b, k), frame_stride=torch.full((b,), 5.0),
+                cond_sigma=torch.zeros(b))
+
+    def step(dtype) -> float:
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            out = net(x, c_noise, cond)  # (B, C, K, h, w)
+        loss = (out.float() - x).square().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    times = {"fp32": [], "bf16": []}
+    for r in range(args.rounds + 1):
+        for dtype in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
+            t = [step(dtype) for _ in range(args.steps)]
+            if r > 0:  # round 0 warms up both
+                times[dtype] += t
+    fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
+    params = sum(p.numel() for p in net.parameters())
+    print(json.dumps({"params": params, "batch": b, "keyframes": k, "threads": torch.get_num_threads(),
+                      "fp32_s": round(fp32, 4), "bf16_s": round(bf16, 4), "bf16_speedup": round(fp32 / bf16, 3),
+                      "steps_each": len(times["fp32"])}))
+
+
+def build_cache(args) -> None:
+    from vidiff.data.latent_cache import build_latent_cache
+    from vidiff.data.shapes_dataset import ShapesDataset
+    from vidiff.text import TextEncoder
+    from vidiff.vae import AutoencoderKL
+
+    vae = AutoencoderKL.load(BUNDLE / "vae").eval()
+    build_latent_cache(ShapesDataset(7, args.num, 16, 64), vae, TextEncoder.load("default"), args.out,
+                       dtype="float32")
+
+
+def curve(args) -> None:
+    from vidiff.config import from_dict
+    from vidiff.training.config import TrainConfig, validate
+    from vidiff.training.loop import train
+
+    recipe = yaml.safe_load(RECIPE.read_text())
+    cfg = validate(from_dict(TrainConfig, {
+        "stage": "keyframes", "output_dir": args.out, "model": recipe["model"], "diffusion": recipe["diffusion"],
+        "data": {"kind": "latent_cache", "root": args.cache, "num_frames": 16, "size": 64},
+        "conditioning": {k: v for k, v in recipe["conditioning"].items()
+                         if k not in ("min_keyframes", "max_keyframes", "min_keyframe_stride", "max_keyframe_stride",
+                                      "default_layout_prob", "captions")},
+        "optimizer": recipe["optimizer"],
+        "train": {"max_steps": args.steps, "batch_size": args.batch, "ema_decay": 0.998, "log_every": 10,
+                  "checkpoint_every": 10 ** 6, "seed": 0, "mixed_precision": args.precision}}))
+    train(cfg, force=True)
+
+
+def compare(args) -> None:
+    from vidiff.training.logging import read_metrics
+
+    rows = [read_metrics(Path(run) / "metrics.jsonl") for run in (args.fp32, args.bf16)]
+    out = {}
+    for name, r in zip(("fp32", "bf16"), rows):
+        last = [x["loss"] for x in r if x["step"] > r[-1]["step"] - 100]
+        first = [x["loss"] for x in r if x["step"] <= 100]
+        out[name] = {"steps": r[-1]["step"], "first_100": round(sum(first) / len(first), 4),
+                     "last_100": round(sum(last) / len(last), 4),
+                     "samples_per_s_end": round(r[-1]["samples_per_s"], 2)}
+    out["last_100_rel_diff"] = round(out["bf16"]["last_100"] / out["fp32"]["last_100"] - 1, 4)
+    print(json.dumps(out))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("time")
+    t.add_argument("--rounds", type=int, default=6)
+    t.add_argument("--steps", type=int, default=2, help="steps per precision per round")
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--keyframes", type=int, default=4)
+    c = sub.add_parser("cache")
+    c.add_argument("--out", default="runs/bench-mp/latents")
+    c.add_argument("--num", type=int, default=256)
+    r = sub.add_parser("curve")
+    r.add_argument("--precision", choices=["no", "bf16"], required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--cache", default="runs/bench-mp/latents")
+    r.add_argument("--steps", type=int, default=1000)
+    r.add_argument("--batch", type=int, default=4)
+    m = sub.add_parser("compare")
+    m.add_argument("fp32")
+    m.add_argument("bf16")
+    args = p.parse_args()
+    {"time": time_steps, "cache": build_cache, "curve": curve, "compare": compare}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
