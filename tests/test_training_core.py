@@ -105,7 +105,8 @@ def test_incomplete_and_altered_checkpoints_are_never_picked(tmp_path):
 
 def test_every_stage_implements_the_stage_protocol():
     from vidiff.training.stage import Stage
-    from vidiff.training.stages import LatentDiffusionStage, VAEStage
+    from vidiff.training.stages import LatentDiffusionStage
+    from vidiff.training.vae_stage import VAEStage
     from vidiff.training.toy import ToyStage
 
     for cls in (LatentDiffusionStage, VAEStage, ToyStage):

@@ -126,7 +126,7 @@ def test_latent_stage_trains_and_exports(tmp_path, stage_name, null_text):
 
 
 def test_vae_stage_loss_and_training(tmp_path):
-    from vidiff.training.stages import VAEStage
+    from vidiff.training.vae_stage import VAEStage
     from vidiff.vae import AutoencoderKL, VAEConfig
 
     class Clips(torch.utils.data.Dataset):

@@ -116,7 +116,7 @@ class Clips(torch.utils.data.Dataset):
 
 def test_decoder_fine_tune_keeps_the_latent_space(tmp_path):
     from vidiff.training.loop import train
-    from vidiff.training.stages import VAEStage
+    from vidiff.training.vae_stage import VAEStage
 
     start = AutoencoderKL(PER_FRAME).eval()
     _randomize(start, 5)
@@ -144,7 +144,7 @@ def test_decoder_fine_tune_keeps_the_latent_space(tmp_path):
 
 
 def test_normalisation_is_kept_only_with_the_whole_encoder_side_frozen(tmp_path):
-    from vidiff.training.stages import VAEStage
+    from vidiff.training.vae_stage import VAEStage
 
     AutoencoderKL(PER_FRAME).save(tmp_path / "start")
     model = {k: v for k, v in dataclasses.asdict(TEMPORAL).items() if k not in ("scaling_factor", "shift_factor")}
@@ -162,7 +162,7 @@ def test_normalisation_is_kept_only_with_the_whole_encoder_side_frozen(tmp_path)
 
 def test_temporal_loss_is_the_frame_to_frame_change_of_the_error():
     from vidiff.training.config import LossSection
-    from vidiff.training.stages import VAELoss
+    from vidiff.training.vae_stage import VAELoss
 
     vae = AutoencoderKL(TEMPORAL).eval()
     w = LossSection(kl_weight=0.0, l1_weight=0.0, temporal_weight=1.0, sample_posterior=False)

@@ -39,7 +39,7 @@ def _config(path, overrides):
 def train_vae(args) -> None:
     from vidiff.data.real_footage import RealFrameDataset
     from vidiff.training.loop import train
-    from vidiff.training.stages import VAEStage
+    from vidiff.training.vae_stage import VAEStage
 
     cfg = _config(args.config, [f"output_dir={args.run}", *args.set])
     dataset = RealFrameDataset(args.corpus, size=cfg.data.size, seed=cfg.train.seed,
