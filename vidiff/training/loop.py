@@ -195,10 +195,10 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
 
     def save(step_done: int) -> None:
         accelerator.wait_for_everyone()
-        # gathered on every rank (a collective under FSDP), written by rank 0 as full safetensors
-        opt_tensors, opt_meta = ckpt.flatten_optimizer_state(optimizer.state_dict())
-        files = {"model": full_state(raw.state_dict()), "ema": full_state(ema.state_dict()),
-                 "optimizer": full_state(opt_tensors)}
+        if sharded or main:  # under FSDP every rank takes part in gathering; rank 0 writes full safetensors
+            opt_tensors, opt_meta = ckpt.flatten_optimizer_state(optimizer.state_dict())
+            files = {"model": full_state(raw.state_dict()), "ema": full_state(ema.state_dict()),
+                     "optimizer": full_state(opt_tensors)}
         if main:
             pos = {**state, "step": step_done, "ema_updates": ema.num_updates,
                    "epoch": step_done * global_batch // len(stage.dataset),
@@ -273,7 +273,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     bar.close()
     if t.max_steps <= state["step"]:
         log.info("nothing to do: the run is already at step %d", state["step"])
-    ema_full = full_state(ema.state_dict())  # every rank: a collective under FSDP
+    ema_full = full_state(ema.state_dict()) if sharded or main else None  # under FSDP a collective
     if main:
         metrics.close()
         stage.export(run_dir / "export", ema_full)
