@@ -146,6 +146,15 @@ def test_interpolate_refuses_missing_input_and_output_over_input(interp_only, sm
     assert proc.returncode == 2 and "-o" in proc.stderr
 
 
+def test_interpolate_without_model_says_none_is_bundled(small_video, tmp_path):
+    from vidiff.commands.interpolate import BUNDLED
+
+    if BUNDLED.is_dir():
+        pytest.skip("a bundled interpolation pipeline ships")
+    proc = _cli("interpolate", small_video, "-o", tmp_path / "o.mp4", "--factor", "2")
+    assert proc.returncode == 2 and "no interpolation pipeline is bundled" in proc.stderr
+
+
 def test_generate_on_an_interpolation_only_pipeline_exits_2(interp_only, tmp_path):
     proc = _cli("generate", "a red circle moving left", "-o", tmp_path / "g.mp4", "--model", interp_only)
     assert proc.returncode == 2 and "interpolation-only" in proc.stderr, proc.stderr

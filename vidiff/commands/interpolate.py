@@ -97,6 +97,9 @@ def validate(args):
         raise InputError(f"video {shown(video)}: {info.num_frames} frames x {factor} make {total} frames; "
                          f"the limit is {MAX_FRAMES * 64}")
     model = Path(args.model) if args.model else BUNDLED
+    if args.model is None and not model.is_dir():
+        raise InputError(f"--model: no interpolation pipeline is bundled yet ({BUNDLED.name}: docs/real_footage.md); "
+                         "give --model FOLDER")
     config = read_pipeline_folder(model)
     trained = read_trained_records(model, config)
     if interpolation_levels(factor, config.interpolation.max_gap) is None:
