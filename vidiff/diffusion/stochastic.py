@@ -75,10 +75,10 @@ def sample_dpmpp_2m_sde(denoiser, x, sigmas, cond=None, *, eta: float = 1.0, s_n
     old_denoised, h_last = None, None
     for i, sigma, sigma_next in levels(sigmas, progress):
         denoised = denoise(denoiser, x, sigma, cond, callback, i)
+        h = sigma.log() - sigma_next.log()  # step in lambda, > 0 (inf at the last step, which returns D)
         if sigma_next == 0:
             x = denoised
             continue
-        h = sigma.log() - sigma_next.log()  # step in lambda, > 0
         eta_h = eta * h
         big_h = h + eta_h  # H = (1 + eta) h
         one_minus = -torch.expm1(-big_h)  # 1 - e^{-H}

@@ -111,40 +111,45 @@ class MidBlock(nn.Module):
         return self.resnets[1](x)
 
 
-class DownBlock(nn.Module):
-    """`num_layers` ResNet blocks, then (except at the last level) a Downsample."""
+class _ResnetLevel(nn.Module):
+    """`num_layers` ResNet blocks, then (except at the last level) a resampling convolution, stored under
+    `resample_key` (diffusers' name for it, so its weights load as they are)."""
+
+    resample_key = ""
+
+    def __init__(self, in_channels: int, out_channels: int, num_layers: int, groups: int,
+                 resample: nn.Module | None):
+        super().__init__()
+        self.resnets = nn.ModuleList(
+            [ResnetBlock(in_channels if i == 0 else out_channels, out_channels, groups) for i in range(num_layers)]
+        )
+        setattr(self, self.resample_key, nn.ModuleList([resample]) if resample is not None else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for resnet in self.resnets:
+            x = resnet(x)
+        resample = getattr(self, self.resample_key)
+        return x if resample is None else resample[0](x)
+
+
+class DownBlock(_ResnetLevel):
+    """ResNet blocks, then (except at the last level) a Downsample."""
+
+    resample_key = "downsamplers"
 
     def __init__(self, in_channels: int, out_channels: int, num_layers: int, groups: int, downsample: bool):
-        super().__init__()
-        self.resnets = nn.ModuleList(
-            [ResnetBlock(in_channels if i == 0 else out_channels, out_channels, groups) for i in range(num_layers)]
-        )
-        self.downsamplers = nn.ModuleList([Downsample(out_channels)]) if downsample else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for resnet in self.resnets:
-            x = resnet(x)
-        if self.downsamplers is not None:
-            x = self.downsamplers[0](x)
-        return x
+        resample = Downsample(out_channels) if downsample else None
+        super().__init__(in_channels, out_channels, num_layers, groups, resample)
 
 
-class UpBlock(nn.Module):
-    """`num_layers` ResNet blocks, then (except at the last level) an Upsample."""
+class UpBlock(_ResnetLevel):
+    """ResNet blocks, then (except at the last level) an Upsample."""
+
+    resample_key = "upsamplers"
 
     def __init__(self, in_channels: int, out_channels: int, num_layers: int, groups: int, upsample: bool):
-        super().__init__()
-        self.resnets = nn.ModuleList(
-            [ResnetBlock(in_channels if i == 0 else out_channels, out_channels, groups) for i in range(num_layers)]
-        )
-        self.upsamplers = nn.ModuleList([Upsample(out_channels)]) if upsample else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for resnet in self.resnets:
-            x = resnet(x)
-        if self.upsamplers is not None:
-            x = self.upsamplers[0](x)
-        return x
+        resample = Upsample(out_channels) if upsample else None
+        super().__init__(in_channels, out_channels, num_layers, groups, resample)
 
 
 class Encoder(nn.Module):
