@@ -82,13 +82,10 @@ def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, st
     """An interpolation-only pipeline folder (pipeline.yaml with parts.keyframes null, vae/, interpolation/) from
     the two run folders, with every setting training fixed; written under a temporary name, then renamed.
     carry_residual: fill_between adds the known ends' VAE error to the frames between (vidiff/pipeline/residual.py)."""
-    import shutil
-    import tempfile
-
     import yaml
 
-    from vidiff.pipeline.config import InterpolationStageConfig, PartsConfig, PipelineConfig, write_pipeline_yaml
-    from vidiff.pipeline.trained import read_trained_records
+    from vidiff.pipeline.config import InterpolationStageConfig, PartsConfig, PipelineConfig
+    from vidiff.pipeline.export import write_pipeline_folder
     from vidiff.safe_yaml import load_file
     from vidiff.training.config import load_train_config
 
@@ -100,27 +97,15 @@ def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, st
             parameterization=d.parameterization, sigma_data=d.sigma_data, schedule=dict(d.noise), steps=steps,
             guidance_scale=1.0, image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
             max_gap=it.conditioning.max_gap, carry_residual=carry_residual))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        for name, run in (("vae", vae_run), ("interpolation", interp_run)):
-            (tmp / name).mkdir()
-            for file in ("config.yaml", "model.safetensors", "trained_on.yaml"):
-                if (run / "export" / file).is_file():
-                    shutil.copyfile(run / "export" / file, tmp / name / file)
+
+    def decode_eight_frames_at_a_time(tmp: Path) -> None:
         # the VAE trained on single frames (frame_chunk 0); at inference it decodes 8 frames at a time
         vae_cfg = load_file(tmp / "vae" / "config.yaml")
         vae_cfg["frame_chunk"] = 8
         (tmp / "vae" / "config.yaml").write_text(yaml.safe_dump(vae_cfg, sort_keys=False))
-        write_pipeline_yaml(config, tmp)
-        read_trained_records(tmp, config)  # the interpolation part was trained in this VAE's latent space
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
+
+    parts = {"vae": vae_run / "export", "interpolation": interp_run / "export"}
+    return write_pipeline_folder(out, parts, config, edit=decode_eight_frames_at_a_time)
 
 
 def main(argv=None) -> int:

@@ -86,18 +86,26 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
         raise InputError(f"-o {out}: exists and is not a folder")
     runs = find_runs(run_dirs)
     cfg = pipeline_config(runs, defaults)
+    return write_pipeline_folder(out, {name: runs[name][0] / "export" for name in runs}, cfg)
+
+
+def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit=None) -> Path:
+    """Copies each part folder's files into `out/<name>/` and writes pipeline.yaml, in a temporary folder beside
+    `out` renamed into place when complete (replacing `out`). `edit(tmp)` may change the copies before the check
+    that every part was trained with the pipeline's text encoder and VAE (trained_on.yaml)."""
+    from vidiff.pipeline.trained import read_trained_records
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        for name in ("vae", "keyframes", "interpolation"):
-            src, dst = runs[name][0] / "export", tmp / name
-            dst.mkdir()
+        for name, src in parts.items():
+            (tmp / name).mkdir()
             for file in PART_FILES:
                 if (src / file).is_file():
-                    shutil.copyfile(src / file, dst / file)
+                    shutil.copyfile(src / file, tmp / name / file)
+        if edit is not None:
+            edit(tmp)
         write_pipeline_yaml(cfg, tmp)
-        from vidiff.pipeline.trained import read_trained_records
-
         read_trained_records(tmp, cfg)  # parts trained with another text encoder or VAE encoder: refuse
         if out.exists():
             shutil.rmtree(out)

@@ -45,10 +45,9 @@ class TrainedOn:
 def write_trained_on(folder: str | Path, record: TrainedOn) -> None:
     import yaml
 
-    path = Path(folder) / TRAINED_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(record), sort_keys=False))
-    tmp.replace(path)
+    from vidiff.output_safety import write_text
+
+    write_text(Path(folder) / TRAINED_NAME, yaml.safe_dump(to_dict(record), sort_keys=False))
 
 
 def read_trained_on(folder: str | Path) -> TrainedOn | None:

@@ -11,6 +11,7 @@ import torch
 from einops import rearrange
 
 from vidiff.diffusion.cond import Cond
+from vidiff.output_safety import write_text
 
 
 @torch.no_grad()
@@ -42,5 +43,5 @@ def write_keyframe_preview(stage, denoiser, out_dir: str | Path, step: int, fps:
     path = write_video(out_dir / f"step_{step:08d}.gif", grid, fps)
     meta = {"step": step, "prompts": prompts, "seeds": seeds, "sampler": "dpmpp_2m",
             "steps": cfg.train.preview_steps, "weights": "ema"}
-    (out_dir / f"step_{step:08d}.json").write_text(json.dumps(meta, indent=1))
+    write_text(out_dir / f"step_{step:08d}.json", json.dumps(meta, indent=1))  # random O_EXCL temporary, rename
     return path
