@@ -13,6 +13,20 @@ SAMPLES = REPO / "third_party_samples"
 
 
 @pytest.fixture(scope="session")
+def load_tool():
+    """load_tool(name): imports the script tools/<name>.py as a module (tools/ is not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def sample_videos() -> Path:
     """Folder of real clips from Debian packages (tools/fetch_sample_videos.sh); skips when absent."""
     if not (SAMPLES / "vtest.avi").is_file():

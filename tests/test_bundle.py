@@ -1,6 +1,5 @@
 """The shipped Shapes pipeline: its frames for 10 fixed requests are bit-identical to the recorded hashes, and its
 text-to-video clips show what was asked (the Shapes analyzer), so the README's figures are guarded."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,18 +9,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("bundle_hashes", REPO / "tools" / "bundle_hashes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def generated():
+def generated(load_tool):
     from vidiff import VideoPipeline
 
-    tool = _tool()
+    tool = load_tool("bundle_hashes")
     pipe = VideoPipeline.from_pretrained(tool.BUNDLE)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the recorded hashes were made with one thread

@@ -1,5 +1,4 @@
 """`vidiff generate | animate | extend` end to end with a tiny random pipeline, and every argument check."""
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -26,15 +25,13 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny_pipeline(tmp_path_factory, one_thread) -> Path:
+def tiny_pipeline(tmp_path_factory, one_thread, load_tool) -> Path:
     """A tiny random pipeline written by save_pretrained (2 sampler steps per stage)."""
     pytest.importorskip("vidiff.text")
     from vidiff.pipeline import VideoPipeline
     from vidiff.text import TextEncoder
 
-    spec = importlib.util.spec_from_file_location("make_random_pipeline", REPO / "tools" / "make_random_pipeline.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("make_random_pipeline")
     vae, kf, it = tool.random_parts(tiny=True, seed=0)
     pipe = VideoPipeline(tool.pipeline_config(steps=2), vae, kf, it, TextEncoder.load("default"))
     return pipe.save_pretrained(tmp_path_factory.mktemp("pipe") / "tiny")

@@ -1,6 +1,5 @@
 """`vidiff interpolate` and interpolation-only pipelines: up-conversion arithmetic (chunks, padding, tiles), a
 pipeline folder without a keyframe part, and the command's checks (exit 2, one line, before weights load)."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -67,19 +66,12 @@ def test_upconvert_blends_tiles_and_returns_input_frames_exactly():
 
 
 # ---- interpolation-only pipeline ------------------------------------------------------------------------
-def _random_tool():
-    spec = importlib.util.spec_from_file_location("make_random_pipeline", REPO / "tools" / "make_random_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def interp_only(tmp_path_factory) -> Path:
+def interp_only(tmp_path_factory, load_tool) -> Path:
     """A tiny random pipeline without its keyframe part, the interpolation part trained on gaps 2..4."""
     import shutil
 
-    folder = _random_tool().write_random_pipeline(tmp_path_factory.mktemp("pipe") / "interp", tiny=True, steps=2)
+    folder = load_tool("make_random_pipeline").write_random_pipeline(tmp_path_factory.mktemp("pipe") / "interp", tiny=True, steps=2)
     shutil.rmtree(folder / "keyframes")
     cfg = yaml.safe_load((folder / "pipeline.yaml").read_text())
     cfg["parts"]["keyframes"] = None

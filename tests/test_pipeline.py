@@ -1,5 +1,4 @@
 """VideoPipeline: keyframe layout, pipeline.yaml, sidecars, seeding, and generation with tiny random parts."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,13 +16,6 @@ from vidiff.sidecar import contact_sheet, numbered_outputs, sidecar_path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = Layout(16, 4, 5)
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("make_random_pipeline", REPO / "tools" / "make_random_pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---- layout arithmetic ---------------------------------------------------------------------------------------
@@ -138,13 +130,13 @@ class HashText:
 
 
 @pytest.fixture(scope="module")
-def pipe():
+def pipe(load_tool):
     pytest.importorskip("vidiff.models.unet3d")
     from vidiff.pipeline import VideoPipeline
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny layers on a shared 2-core machine: one thread is the fastest
-    tool = _tool()
+    tool = load_tool("make_random_pipeline")
     vae, kf, it = tool.random_parts(tiny=True, seed=0)
     yield VideoPipeline(tool.pipeline_config(steps=2), vae, kf, it, HashText())
     torch.set_num_threads(threads)
