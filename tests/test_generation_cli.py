@@ -213,3 +213,51 @@ def test_generate_in_bf16_with_a_stochastic_sampler_records_its_settings(tiny_pi
     assert settings["dtype"] == "bf16" and settings["batch_invariant"] is False
     assert settings["keyframes"]["sampler"] == "heun" and settings["keyframes"]["churn"] == 3.0
     assert settings["negative_prompts"] == ["a blue square"]
+
+
+def test_region_edit_through_the_cli(tiny_pipeline, tmp_path, capsys):
+    """`vidiff edit --mask`: the mask file is checked against the clip before any weights load, the edit runs, and
+    the sidecar records the mask, the feather and the strength used (1 with a mask)."""
+    from PIL import Image
+
+    from vidiff.io import read_video, write_video
+
+    clip = np.random.default_rng(2).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
+    write_video(tmp_path / "in.mp4", clip, 8)
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[16:40, 8:32] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    Image.fromarray(mask[:32]).save(tmp_path / "short.png")
+    write_video(tmp_path / "mask8.mp4", np.zeros((8, 64, 64, 3), dtype=np.uint8), 8)
+    edit = ["edit", str(tmp_path / "in.mp4"), "a blue square moving up", "--model", str(tiny_pipeline), "--quiet"]
+    rc = main(edit + ["--mask", str(tmp_path / "mask.png"), "-o", str(tmp_path / "e.mp4")])
+    assert rc == 0
+    assert read_video(tmp_path / "e.mp4")[0].shape == (16, 64, 64, 3)
+    settings = json.loads((tmp_path / "e.mp4.json").read_text())["settings"]
+    assert settings["strength"] == 1.0 and settings["feather"] == 3 and settings["mask"].endswith("mask.png")
+    capsys.readouterr()
+    for flags, message in ((["--mask", str(tmp_path / "short.png")], "64x32 pixels, the clip is 64x64"),
+                           (["--mask", str(tmp_path / "mask8.mp4")], "8 frames, the clip has 16"),
+                           (["--mask", str(tmp_path / "none.png")], "none.png: file not found"),
+                           (["--mask", str(tmp_path / "mask.png"), "--feather", "-1"], "--feather: must be an integer"),
+                           (["--mask", str(tmp_path / "mask.png"), "--strength", "2"], r"strength: must be a number")):
+        start = time.perf_counter()
+        rc = main(edit + flags + ["-o", str(tmp_path / "bad.mp4")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and err.startswith("vidiff: error: ") and "\n" not in err and message in err, (flags, err)
+        assert time.perf_counter() - start < 1.0
+    assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_region_edit_with_the_bundled_parts_is_refused_before_weights(tmp_path):
+    """The bundled parts record no region training (trained_on.yaml), so `edit --mask` exits 2 naming it."""
+    from PIL import Image
+
+    from vidiff.io import write_video
+
+    write_video(tmp_path / "in.mp4", np.zeros((16, 64, 64, 3), dtype=np.uint8), 8)
+    Image.fromarray(np.full((64, 64), 255, dtype=np.uint8)).save(tmp_path / "m.png")
+    run = subprocess.run([sys.executable, "-m", "vidiff", "edit", str(tmp_path / "in.mp4"), "x", "--mask",
+                          str(tmp_path / "m.png"), "-o", str(tmp_path / "o.mp4")], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert run.returncode == 2 and "region" in run.stderr and run.stderr.count("\n") == 1, run.stderr

@@ -38,15 +38,24 @@ def register(sub) -> None:
                           "does not jump (0: off; default 4)")
     ext.set_defaults(handler=run_generation, task="extend")
 
-    edit = sub.add_parser("edit", help="redraw a video clip under a new prompt (SDEdit)",
+    edit = sub.add_parser("edit", help="redraw a video clip, or a region of it, under a new prompt",
                           description="Video to video (SDEdit): the clip's latents are noised to the level --strength "
                                       "selects and denoised under the new prompt, keyframes then in-between frames. "
-                                      "0 returns the clip as the VAE decodes it; 1 forgets it (plain generation).")
+                                      "0 returns the clip as the VAE decodes it; 1 forgets it (plain generation). "
+                                      "With --mask only the white region is redrawn; the rest of the clip is kept.")
     edit.add_argument("video", help="clip to edit (its frame size and length must fit the model's layout)")
     edit.add_argument("prompt", help="what the clip should show")
     _common(edit, frames_help="(not used: the clip's own length is kept)")
-    edit.add_argument("--strength", type=float, default=0.6,
-                      help="how much is redrawn, 0..1: the share of the noise schedule (as SD img2img; default 0.6)")
+    edit.add_argument("--strength", type=float, default=None,
+                      help="how much is redrawn, 0..1: the share of the noise schedule (as SD img2img; default 0.6, "
+                           "or 1 with --mask: the region from pure noise)")
+    edit.add_argument("--mask", default=None,
+                      help="region to redraw: an image (PNG, ...) used for every frame, or a video of per-frame "
+                           "masks with the clip's frame count; white = redraw, black = keep. Needs parts trained "
+                           "with region masks")
+    edit.add_argument("--feather", type=int, default=3,
+                      help="pixels over which the redrawn region blends into the kept clip (default 3); beyond "
+                           "them every pixel is the input's")
     edit.set_defaults(handler=run_generation, task="edit")
 
 
@@ -97,7 +106,7 @@ def validate(args):
     from vidiff.limits import (
         MAX_FRAMES, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, MAX_THREADS, check_int, short_repr,
     )
-    from vidiff.commands.inputs import check_file, check_image
+    from vidiff.commands.inputs import check_file, check_image, check_mask_file
     from vidiff.output_safety import check_output, shown
     from vidiff.sidecar import output_files
     from vidiff.video_writer import check_fps
@@ -151,12 +160,21 @@ def validate(args):
         from vidiff import io
         from vidiff.pipeline.request import check_strength
 
-        check_strength(args.strength)
+        if args.strength is not None:
+            check_strength(args.strength)
         check_file(Path(args.video), "video")
         if args.frames is not None:
             raise InputError("--frames: edit keeps the clip's own length")
         info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
         video_fps, video_frames = info.fps, info.num_frames
+        if args.mask is not None:
+            from vidiff.pipeline.request import check_feather
+
+            try:
+                check_feather(args.feather)
+            except InputError as e:
+                raise InputError(f"--{e}") from None
+            check_mask_file(Path(args.mask), info)
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
     if config.parts.keyframes is None:
         raise InputError(f"--model {shown(args.model)}: an interpolation-only pipeline (no keyframe part) cannot "
@@ -188,6 +206,8 @@ def _check_trained_layout(model: Path, config, layout, args) -> None:
 
     trained = read_trained_records(model, config)
     known = {"generate": None, "edit": None, "animate": "first", "extend": "first_k"}[args.task]
+    if args.task == "edit" and args.mask is not None:
+        known = "region"
     num_known = min(2, layout.num_keyframes - 1) if args.task == "extend" else 0  # extension_windows' max_known
     check_layout(layout, config.interpolation.max_gap, trained["keyframes"], trained["interpolation"], known=known,
                  num_known=num_known, force=args.force_layout)
@@ -202,7 +222,7 @@ def run_generation(args) -> int:
     import torch
 
     from vidiff import io
-    from vidiff.commands.inputs import read_inputs
+    from vidiff.commands.inputs import read_inputs, read_mask
     from vidiff.pipeline import VideoPipeline
     from vidiff.sidecar import build_sidecar, numbered_outputs, weights_checksum, write_contact_sheet, write_sidecar
 
@@ -215,6 +235,7 @@ def run_generation(args) -> int:
 
         raise InputError(f"--device {args.device}: CUDA is not available here")
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
+    mask = read_mask(args.mask, source) if args.task == "edit" and args.mask is not None else None
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     invariant = device == "cpu" if args.batch_invariant == "auto" else args.batch_invariant == "on"
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype, batch_invariant=invariant)
@@ -236,8 +257,8 @@ def run_generation(args) -> int:
             frames, fps = pipe.extend_video(source, args.prompt, num_frames=args.frames, seed=seed,
                                             seam_fade=args.seam_fade, progress=not args.quiet, **common)
         elif args.task == "edit":
-            frames, fps = pipe.edit_video(source, args.prompt, strength=args.strength, seed=seed,
-                                          progress=not args.quiet, **common)
+            frames, fps = pipe.edit_video(source, args.prompt, strength=args.strength, mask=mask,
+                                          feather=args.feather, seed=seed, progress=not args.quiet, **common)
         elif args.task == "animate":
             frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.num_frames, seed=seed,
                                               progress=not args.quiet, **common)
@@ -255,7 +276,9 @@ def run_generation(args) -> int:
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
             settings["seam_fade"] = args.seam_fade
         if args.task == "edit":
-            settings["strength"] = args.strength
+            settings["strength"] = args.strength if args.strength is not None else (1.0 if args.mask else 0.6)
+            if args.mask is not None:
+                settings.update(mask=str(Path(args.mask).resolve()), feather=args.feather)
         record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
                                model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,
                                inputs={k: v for k, v in inputs.items() if k != "fps"})

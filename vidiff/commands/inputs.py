@@ -24,6 +24,43 @@ def check_image(path: Path) -> None:
     io.check_image(path)  # header and structure only: size, mode, decompression bombs
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def check_mask_file(path: Path, clip) -> None:
+    """`vidiff edit --mask`: an image of the clip's size, or a video of its size and frame count (headers only).
+    clip: the edited video's io.VideoInfo."""
+    from vidiff import io
+    from vidiff.errors import InputError
+
+    check_file(path, "mask")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        io.check_image(path)
+        from PIL import Image
+
+        with Image.open(path) as img:
+            width, height = img.size
+        frames = None
+    else:
+        info = io.probe_video(path)
+        width, height, frames = info.width, info.height, info.num_frames
+    if (width, height) != (clip.width, clip.height):
+        raise InputError(f"--mask {path}: {width}x{height} pixels, the clip is {clip.width}x{clip.height}")
+    if frames is not None and frames != clip.num_frames:
+        raise InputError(f"--mask {path}: {frames} frames, the clip has {clip.num_frames} (or give one image for "
+                         "every frame)")
+
+
+def read_mask(path: str, frames):
+    """The --mask file as a bool (F,H,W) region mask for the clip `frames` (F,H,W,3): white = redraw."""
+    from vidiff import io
+    from vidiff.pipeline.region import check_region_mask
+
+    path = Path(path)
+    mask = io.read_image(path) if path.suffix.lower() in IMAGE_SUFFIXES else io.read_video(path)[0]
+    return check_region_mask(mask, *frames.shape[:3])
+
+
 def read_inputs(args, model: Path):
     """(sidecar record of the inputs, the input tensor) for animate / extend / edit; ({}, None) for generate."""
     from vidiff import io

@@ -8,7 +8,8 @@ Fields (None = not given; the network then sees its "nothing" input, DESIGN sect
     context       (B, L, D)     text token embeddings
     context_mask  (B, L) bool   True where a token is real
     known         (B, C, F, h, w) known latents (noise-augmented), multiplied by the mask by the network
-    known_mask    (B, F)        1 where a frame is known
+    known_mask    (B, F)        1 where a frame is known, or
+                  (B, F, h, w)  1 where a latent pixel is known (region edits: known content per pixel)
     frame_stride  (B,)          output frames between neighbouring frames of the model's window
     cond_sigma    (B,)          noise level of the known latents (0 where nothing is known)
 """
@@ -47,6 +48,11 @@ class Cond:
     def has_known(self) -> bool:
         """Whether any row knows any frame (the image pass of guidance then differs from the unconditional one)."""
         return self.known is not None and self.known_mask is not None and bool((self.known_mask != 0).any())
+
+    def known_volume(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """The known mask as a (B, 1, F, h, w) tensor for latents of `shape` (B, C, F, h, w): a per-frame mask
+        (B, F) broadcast over the pixels (an expanded view), a per-pixel one (B, F, h, w) as it is."""
+        return known_volume(self.known_mask, shape)
 
     def rows(self, index) -> Cond:
         """The batch rows `index` (an int slice, a list or a tensor of row indices) of every field."""
@@ -106,3 +112,14 @@ class Cond:
             ctx = torch.cat([ctx, ctx.new_zeros(ctx.shape[0], extra, ctx.shape[2])], dim=1)  # (B, length, D)
             mask = torch.cat([mask, mask.new_zeros(mask.shape[0], extra)], dim=1)  # (B, length)
         return dataclasses.replace(self, context=ctx, context_mask=mask)
+
+
+def known_volume(known_mask: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """(B, 1, F, h, w) view of a known mask (B, F) or (B, F, h, w) for latents of `shape` (B, C, F, h, w)."""
+    b, _, f, h, w = shape
+    if known_mask.ndim == 2 and tuple(known_mask.shape) == (b, f):
+        return known_mask[:, None, :, None, None].expand(b, 1, f, h, w)
+    if known_mask.ndim == 4 and tuple(known_mask.shape) == (b, f, h, w):
+        return known_mask[:, None]
+    raise InputError(f"cond.known_mask must be ({b}, {f}) per frame or ({b}, {f}, {h}, {w}) per latent pixel, "
+                     f"got {tuple(known_mask.shape)}")

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidiff.config import ConfigError
-from vidiff.diffusion.cond import Cond
+from vidiff.diffusion.cond import Cond, known_volume
 from vidiff.models.embeddings import ConditioningEmbedding, PooledTextEmbedding, ScalarEmbedding
 from vidiff.models.resnet import CL, Downsample, ResBlock, Upsample
 from vidiff.models.temporal_conv import TemporalConv
@@ -170,7 +170,7 @@ class UNet3D(nn.Module):
         if h % factor or w % factor:
             raise ValueError(f"x: spatial size {h}x{w} must be divisible by {factor} "
                              f"(2 ** (levels - 1) for {len(cfg.block_out_channels)} levels)")
-        expected = {"context": None, "context_mask": None, "known": tuple(x.shape), "known_mask": (b, f),
+        expected = {"context": None, "context_mask": None, "known": tuple(x.shape), "known_mask": None,
                     "frame_stride": (b,), "cond_sigma": (b,)}
         context = cond.context
         if context is not None and (context.ndim != 3 or context.shape[2] != cfg.context_dim):
@@ -182,13 +182,16 @@ class UNet3D(nn.Module):
         for name, value in cond.items().items():
             if value.shape[0] != b or (expected[name] is not None and tuple(value.shape) != expected[name]):
                 raise ValueError(f"cond.{name} must be {expected[name] or (b, '...')}, got {tuple(value.shape)}")
+        if cond.known_mask is not None and tuple(cond.known_mask.shape) not in ((b, f), (b, f, h, w)):
+            raise ValueError(f"cond.known_mask must be ({b}, {f}) or ({b}, {f}, {h}, {w}), "
+                             f"got {tuple(cond.known_mask.shape)}")
         if not cfg.conditioning and (cond.known is not None or cond.known_mask is not None):
             raise ValueError("cond.known / cond.known_mask given, but this model has conditioning=False")
 
     def forward(self, x: torch.Tensor, c_noise, cond: Cond | None = None) -> torch.Tensor:
         """x (B,C,F,h,w); c_noise (B,) or a number; cond (vidiff/diffusion/cond.py): context (B,L,D) with
-        context_mask (B,L) (no context = no cross-attention); known (B,C,F,h,w) with known_mask (B,F) 1 where
-        known (missing = nothing known); frame_stride (B,) (missing = 1); cond_sigma (B,) (missing = 0).
+        context_mask (B,L) (no context = no cross-attention); known (B,C,F,h,w) with known_mask (B,F) 1 where a
+        frame is known or (B,F,h,w) 1 where a latent pixel is (missing = nothing known); frame_stride (B,) (missing = 1); cond_sigma (B,) (missing = 0).
         Returns (B, out_channels, F, h, w)."""
         cond = Cond() if cond is None else cond
         self._check_inputs(x, cond)
@@ -196,7 +199,7 @@ class UNet3D(nn.Module):
         b, _, f, h, w = x.shape
         if self.config.conditioning:
             mask = x.new_zeros(b, f) if cond.known_mask is None else cond.known_mask.to(x.dtype)
-            mask = mask[:, None, :, None, None].expand(b, 1, f, h, w)  # (B, 1, F, h, w)
+            mask = known_volume(mask, tuple(x.shape))  # (B, 1, F, h, w)
             known = torch.zeros_like(x) if cond.known is None else cond.known.to(x.dtype) * mask
             x = torch.cat([x, known, mask], dim=1)  # (B, 2C+1, F, h, w)
         if context_mask is not None:

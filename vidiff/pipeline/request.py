@@ -207,6 +207,17 @@ def check_strength(strength) -> float:
     return float(strength)
 
 
+MAX_FEATHER = 32  # pixels of a region edit's blend band
+
+
+def check_feather(feather) -> int:
+    """Region edits: the blend band in pixels, an integer in [0, MAX_FEATHER]."""
+    if isinstance(feather, bool) or not isinstance(feather, int) or not 0 <= feather <= MAX_FEATHER:
+        raise InputError(f"feather: must be an integer number of pixels in [0, {MAX_FEATHER}], got "
+                         f"{short_repr(feather)}")
+    return feather
+
+
 def check_new_frames(num_frames) -> int:
     """The number of new frames of an extension: an integer in [1, MAX_FRAMES]."""
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 1 <= num_frames <= MAX_FRAMES:

@@ -11,10 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-from einops import rearrange
 
 from vidiff.diffusion import Denoiser, GuidedDenoiser, sample, sampling_sigmas
-from vidiff.diffusion.cond import Cond
+from vidiff.diffusion.cond import Cond, known_volume
 from vidiff.errors import InputError
 from vidiff.pipeline.config import StageConfig
 from vidiff.random import per_row_randn
@@ -141,7 +140,8 @@ class DiffusionStage:
             cond: Cond, null_text: tuple[torch.Tensor, torch.Tensor], callback=None,
             negative_text: Cond | None = None, init: torch.Tensor | None = None) -> torch.Tensor:
         """Samples latents (B, *shape) = (B,C,F,h,w) under `cond` (text, frame stride, and the known latents
-        (B,C,F,h,w) with known_mask (B,F), which come back exactly as given). null_text: the (1,L,D) / (1,L)
+        (B,C,F,h,w) with known_mask (B,F) per frame or (B,F,h,w) per latent pixel, which come back exactly as
+        given). null_text: the (1,L,D) / (1,L)
         encoding guidance drops the text to; negative_text: per-row (B,L,D) negative prompts that take its place;
         init: (B,C,F,h,w) latents that SDEdit starts from, noised to the first level of the strength-cut grid.
 
@@ -167,13 +167,13 @@ class DiffusionStage:
             cond_sigma = self.config.cond_sigma
             if cond.has_known:
                 known = known.to(device, dtype)
-                mask = known_mask.to(device, dtype)  # (B,F)
-                aug_known = (known + cond_sigma * aug) * rearrange(mask, "b f -> b 1 f 1 1")  # as in training
+                mask = known_mask.to(device, dtype)  # (B,F) or (B,F,h,w)
+                aug_known = (known + cond_sigma * aug) * known_volume(mask, (batch, *shape))  # as in training
             else:
                 mask = torch.zeros(batch, shape[1], device=device, dtype=dtype)  # (B,F)
                 aug_known = torch.zeros((batch, *shape), device=device, dtype=dtype)
             # as in training: the augmentation level where something is known, 0 where nothing is
-            level = (mask.amax(dim=1) > 0).to(torch.float32) * float(cond_sigma)  # (B,)
+            level = (mask.flatten(1).amax(dim=1) > 0).to(torch.float32) * float(cond_sigma)  # (B,)
             sampling = dataclasses.replace(sampling, known=aug_known, known_mask=mask, cond_sigma=level)
         negative = {}
         if negative_text is not None:
@@ -185,5 +185,5 @@ class DiffusionStage:
         out = sample(guided, x, sigmas, method=settings.sampler, cond=sampling, generator=gens, callback=callback,
                      **settings.sampler_options())
         if cond.has_known:  # known frames are returned exactly as given
-            out = torch.where(rearrange(known_mask.to(device) > 0, "b f -> b 1 f 1 1"), known, out)
+            out = torch.where(known_volume(known_mask.to(device), tuple(out.shape)) > 0, known, out)
         return out

@@ -71,9 +71,11 @@ class Timeline:
         return stage.run(shape, generators(req.seeds, key), settings, cond, self.null_text, self.bar.step,
                          self.negative_text, init).cpu().float()
 
-    def fill(self, timeline: torch.Tensor, gaps: list[int], key, init: torch.Tensor | None = None) -> torch.Tensor:
+    def fill(self, timeline: torch.Tensor, gaps: list[int], key, init: torch.Tensor | None = None,
+             region: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """A copy of timeline (B,C,T,h,w) with the listed keyframe gaps filled, coarse level first; `init`
-        (B,C,T,h,w): the latents SDEdit re-noises the in-between frames from."""
+        (B,C,T,h,w): the latents SDEdit re-noises the in-between frames from; `region` (source (B,C,T,h,w), keep
+        (T,h,w)): region edits, where the in-between frames are known where keep is 1 (from source)."""
         stage, s = self.interpolation_stage, self.req.layout.keyframe_stride
         req = self.req
         settings = stage.settings(req.steps, req.sampler, churn=req.churn, pc_steps=req.pc_steps, pc_snr=req.pc_snr)
@@ -87,6 +89,12 @@ class Timeline:
             known = torch.stack([timeline[b, :, p] for (b, _), p in zip(rows, pos)])  # (N,C,segments+1,h,w)
             mask = torch.zeros(len(rows), segments + 1)
             mask[:, [0, -1]] = 1.0
+            if region is not None:  # per latent pixel: both ends, and the in-between frames outside the region
+                source, keep = region
+                for n, ((b, _), p) in enumerate(zip(rows, pos)):
+                    known[n, :, 1:-1] = source[b, :, p[1:-1]]
+                mask = mask[:, :, None, None].repeat(1, 1, *known.shape[-2:])  # (N,segments+1,h,w)
+                mask[:, 1:-1] = torch.stack([keep[p[1:-1]] for p in pos])
             gens = [generators([self.req.seeds[b]], key, level, t)[0] for b, t in rows]
             # frame_stride: output frames between neighbouring window frames (1 for a direct pass, as trained)
             cond = dataclasses.replace(self.text.rows([b for b, _ in rows]), known=known, known_mask=mask,

@@ -18,7 +18,9 @@ from vidiff.errors import InputError
 from vidiff.pipeline.layout import Layout, interpolation_levels
 
 TRAINED_NAME = "trained_on.yaml"
-PATTERNS = ("none", "first", "first_k", "random_subset")
+# known-content patterns a diffusion part can be trained on: per frame (none, first, first_k, random_subset), and
+# "region": frames known outside a region of latent pixels (region edits, vidiff/training/regions.py)
+PATTERNS = ("none", "first", "first_k", "random_subset", "region")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ def layout_problems(layout: Layout, max_gap: int, keyframes: TrainedOn | None, i
     """Why `layout` leaves what the parts were trained on ([] when it does not).
 
     known: the known-keyframe pattern the request needs ("first" for animate, "first_k" for extend with
-    `num_known` leading keyframes, "random_subset" for user keyframes elsewhere), None for plain text to video."""
+    `num_known` leading keyframes, "random_subset" for user keyframes elsewhere, "region" for region edits: both
+    parts then need it), None for plain text to video."""
     out = []
     if keyframes is not None:
         if not _within(layout.num_keyframes, keyframes.num_frames):
@@ -111,6 +114,8 @@ def layout_problems(layout: Layout, max_gap: int, keyframes: TrainedOn | None, i
             out.append(f"{num_known} known leading keyframes (the keyframe part was trained on at most "
                        f"{keyframes.max_first_k})")
     if interpolation is not None:
+        if known == "region" and "region" not in interpolation.known_patterns:
+            out.append("in-between frames known outside a region (the interpolation part was trained on none)")
         for gap, segments in interpolation_levels(layout.keyframe_stride, max_gap) or []:
             if not _within(segments + 1, interpolation.num_frames) or not _within(gap // segments,
                                                                                interpolation.frame_strides):

@@ -20,7 +20,7 @@ from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_ya
 from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.request import (
-    Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames, check_strength,
+    Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames,
     prompts_and_seeds,
 )
 from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
@@ -169,31 +169,19 @@ class VideoPipeline:
         return req.unbatch(out), req.fps
 
     @torch.inference_mode()
-    def edit_video(self, frames, prompt, *, strength: float = 0.6, progress: bool = True, **settings):
-        """SDEdit (Meng et al. 2022): uint8 (F,H,W,3) `frames` -> the same clip redrawn under `prompt`, and fps.
+    def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int = 3,
+                   progress: bool = True, **settings):
+        """Redraws uint8 (F,H,W,3) `frames` under `prompt`; returns (frames, fps). editing.py says how.
 
-        The input's latents are noised to the level `strength` selects on each stage's grid and denoised from there:
-        its keyframes by the keyframe stage (no known frames), then every in-between frame by the interpolation
-        stage, re-noised from the input's own latents to the same level, between the edited keyframes.
-        strength 0 returns the input decoded by the VAE; 1 is plain text-to-video. F must be a layout length."""
-        frames = check_frames(frames, "frames")
-        strength = check_strength(strength)
-        req = self.request(prompt, num_frames=frames.shape[0], height=frames.shape[1], width=frames.shape[2],
-                           **settings)
-        self._check_trained(req, known=None)
-        source = self.vae.encode_frames(frames.to(self._device)).cpu().float()  # (1,C,F,h,w)
-        source = source.expand(len(req.seeds), -1, -1, -1, -1)
-        if strength == 0:
-            return req.unbatch(self._decode(source, progress)), req.fps
-        if strength == 1:  # the input is forgotten entirely: exactly text to video
-            return self.text_to_video(prompt, progress=progress, num_frames=frames.shape[0],
-                                      height=frames.shape[1], width=frames.shape[2], **settings)
-        k, s = req.layout.num_keyframes, req.layout.keyframe_stride
-        nothing = torch.zeros((len(req.seeds), *self._latent_shape(req, k))), torch.zeros(len(req.seeds), k)
-        with self._timeline(req, [list(range(k - 1))], progress, strength=strength) as timeline:
-            kf = timeline.keyframes(self._latent_shape(req, k), "edit-keyframes", *nothing, init=source[:, :, ::s])
-            latents = timeline.fill(place_keyframes(kf, req.layout), list(range(k - 1)), "edit-interp", init=source)
-        return req.unbatch(self._decode(latents, progress)), req.fps
+        Without `mask`: SDEdit over the whole clip; strength (default 0.6) 0 returns the input decoded by the VAE,
+        1 is plain text to video. With `mask` ((H,W) for every frame or (F,H,W), white / True = regenerate):
+        a region edit; the parts must have been trained with region masks; strength defaults to 1 (the region
+        from pure noise); beyond `feather` pixels outside the mask every output pixel is the input's.
+        F must be a layout length; settings as for text_to_video."""
+        from vidiff.pipeline.editing import edit
+
+        return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
+                    settings=settings)
 
     @torch.inference_mode()
     def fill_between(self, keyframes, stride: int, seed: int = 0, *, prompt: str = "", steps=None, sampler=None,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from vidiff.training.config import ConditioningSection
+from vidiff.diffusion.cond import known_volume
+from vidiff.pipeline.trained import PATTERNS
 from vidiff.random import SampleDraws
-
-PATTERNS = ("none", "first", "first_k", "random_subset")
+from vidiff.training.config import ConditioningSection
+from vidiff.training.regions import region_keep_mask
 
 
 def pattern_mask(pattern: str, num_frames: int, gen: torch.Generator, max_first_k: int) -> torch.Tensor:
@@ -23,28 +24,64 @@ def pattern_mask(pattern: str, num_frames: int, gen: torch.Generator, max_first_
         mask = (torch.rand(num_frames, generator=gen) < 0.5).float()
         if num_frames > 1 and bool(mask.all()):
             mask[int(torch.randint(0, num_frames, (1,), generator=gen))] = 0.0
-    elif pattern != "none":
+    elif pattern not in ("none", "region"):  # region: every frame known outside a region (per_pixel below)
         raise ValueError(f"unknown pattern {pattern!r}")
+    if pattern == "region":
+        mask[:] = 1.0
     return mask
 
 
-def keyframe_masks(draws: SampleDraws, num_frames: int, cfg: ConditioningSection) -> torch.Tensor:
-    """(B, F) known-frame masks: a pattern drawn per sample with the configured probabilities, then all
-    known frames dropped with drop_cond_prob."""
-    probs = torch.tensor([cfg.pattern_none, cfg.pattern_first, cfg.pattern_first_k, cfg.pattern_random_subset])
-    rows = []
+def keyframe_masks(draws: SampleDraws, num_frames: int, cfg: ConditioningSection,
+                   size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Known masks: (B, F) per frame, a pattern drawn per sample with the configured probabilities; when some
+    sample draws "region" (pattern_region > 0), (B, F, h, w) per latent pixel for the whole batch, that sample's
+    frames known outside a region. Then all known content dropped with drop_cond_prob."""
+    weights = [cfg.pattern_none, cfg.pattern_first, cfg.pattern_first_k, cfg.pattern_random_subset]
+    if cfg.pattern_region > 0:  # only then a fifth category, so recipes without regions draw as before
+        weights.append(cfg.pattern_region)
+    probs = torch.tensor(weights)
+    rows, regions = [], {}
     for i in range(len(draws)):
         g = draws.gen(i, "mask")
         pattern = PATTERNS[int(torch.multinomial(probs / probs.sum(), 1, generator=g))]
         rows.append(pattern_mask(pattern, num_frames, g, cfg.max_first_k))
-    return drop_rows(torch.stack(rows), draws, cfg.drop_cond_prob, "drop_cond")
+        if pattern == "region":
+            regions[i] = region_keep_mask(num_frames, *_latent_size(size), draws.gen(i, "region"))
+    return drop_rows(per_pixel(torch.stack(rows), regions, size), draws, cfg.drop_cond_prob, "drop_cond")
 
 
-def interpolation_masks(draws: SampleDraws, num_frames: int, cfg: ConditioningSection) -> torch.Tensor:
-    """(B, F) masks with both ends known (then dropped with drop_cond_prob)."""
+def interpolation_masks(draws: SampleDraws, num_frames: int, cfg: ConditioningSection,
+                        size: tuple[int, int] | None = None) -> torch.Tensor:
+    """(B, F) masks with both ends known; with pattern_region > 0, (B, F, h, w) with the frames between the ends
+    of a share pattern_region of the samples known outside a region. Then dropped with drop_cond_prob."""
     mask = torch.zeros(len(draws), num_frames)
     mask[:, 0] = mask[:, -1] = 1.0
-    return drop_rows(mask, draws, cfg.drop_cond_prob, "drop_cond")
+    regions = {}
+    if cfg.pattern_region > 0:
+        for i, hit in enumerate(draws.rand((), "region_pick") < cfg.pattern_region):
+            if hit:
+                keep = region_keep_mask(num_frames, *_latent_size(size), draws.gen(i, "region"))
+                keep[0] = keep[-1] = 1.0
+                regions[i] = keep
+    return drop_rows(per_pixel(mask, regions, size), draws, cfg.drop_cond_prob, "drop_cond")
+
+
+def _latent_size(size: tuple[int, int] | None) -> tuple[int, int]:
+    if size is None:
+        raise ValueError("region patterns need the latent size (h, w)")
+    return size
+
+
+def per_pixel(frame_mask: torch.Tensor, regions: dict[int, torch.Tensor], size) -> torch.Tensor:
+    """(B, F) frame masks as they are when no sample has a region; else (B, F, h, w) with the frame masks
+    broadcast over the pixels and each region sample's (F, h, w) keep mask in its row."""
+    if not regions:
+        return frame_mask
+    b, f = frame_mask.shape
+    out = known_volume(frame_mask, (b, 1, f, *size))[:, 0].clone()  # (B, F, h, w)
+    for i, keep in regions.items():
+        out[i] = keep
+    return out
 
 
 def drop_rows(mask: torch.Tensor, draws: SampleDraws, prob: float, purpose: str) -> torch.Tensor:
@@ -65,7 +102,8 @@ def drop_text(context: torch.Tensor, context_mask: torch.Tensor, null: tuple[tor
 
 def augment_known(latents: torch.Tensor, mask: torch.Tensor, draws: SampleDraws, max_sigma: float
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Known frames with a little noise: returns (cond_latents (B,C,F,h,w), cond_sigma (B,)).
+    """Known content with a little noise: returns (cond_latents (B,C,F,h,w), cond_sigma (B,)); mask (B,F) or
+    (B,F,h,w).
 
     cond_sigma ~ U(0, max_sigma) per sample (0 for samples with no known frame); the network gets it as an
     input, so at sampling time the same level can be given (a little noise makes the model trust a known
@@ -73,8 +111,8 @@ def augment_known(latents: torch.Tensor, mask: torch.Tensor, draws: SampleDraws,
     b = latents.shape[0]
     device = latents.device
     sigma = draws.rand((), "cond_sigma", device=device) * max_sigma  # (B,)
-    sigma = sigma * (mask.sum(dim=1) > 0).to(device)  # nothing known -> no noise level
+    sigma = sigma * (mask.flatten(1).sum(dim=1) > 0).to(device)  # nothing known -> no noise level
     noise = draws.randn(tuple(latents.shape[1:]), "cond_noise", device=device, dtype=latents.dtype)
-    m = mask.to(device=device, dtype=latents.dtype).reshape(b, 1, -1, 1, 1)  # (B, 1, F, 1, 1)
+    m = known_volume(mask.to(device=device, dtype=latents.dtype), tuple(latents.shape))  # (B, 1, F, h, w)
     cond = (latents + sigma.reshape(b, 1, 1, 1, 1).to(latents.dtype) * noise) * m  # (B, C, F, h, w)
     return cond, sigma

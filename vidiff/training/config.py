@@ -46,6 +46,9 @@ class ConditioningSection:
     pattern_first: float = 0.35
     pattern_first_k: float = 0.2
     pattern_random_subset: float = 0.2
+    # share of samples whose frames are known outside a region (box, moving box or blob of latent pixels; region
+    # edits). Keyframes: a fifth pattern beside the four above; interpolation: the frames between the two ends
+    pattern_region: float = 0.0
     max_first_k: int = 2  # first_k draws k in 1..max_first_k (capped at num_model_frames - 1)
     drop_text_prob: float = 0.1  # classifier-free guidance: replace text by the encoding of ""
     drop_cond_prob: float = 0.1  # classifier-free guidance: forget all known frames
@@ -201,9 +204,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
                               f"conditioning.{fixed} ({getattr(c, fixed)}), the pipeline's default layout")
     if not 0.0 <= c.default_layout_prob <= 1.0:
         raise ConfigError(f"conditioning.default_layout_prob: must be in [0, 1], got {c.default_layout_prob}")
-    probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset)
+    probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset, c.pattern_region)
     if min(probs) < 0 or sum(probs) <= 0:
         raise ConfigError("conditioning.pattern_*: probabilities must be >= 0 with a positive sum")
+    if cfg.stage == "interpolation" and c.pattern_region > 1:
+        raise ConfigError(f"conditioning.pattern_region: for interpolation a share in [0, 1], got {c.pattern_region}")
     for key in ("drop_text_prob", "drop_cond_prob"):
         if not 0.0 <= getattr(c, key) <= 1.0:
             raise ConfigError(f"conditioning.{key}: must be in [0, 1]")

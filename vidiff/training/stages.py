@@ -159,7 +159,7 @@ class LatentDiffusionStage:
         return k, int(torch.randint(s_lo, s_hi + 1, (1,), generator=g))
 
     def _frames(self, latents, draws: SampleDraws, step: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """Picks the model frames per sample: (x0 (B,C,K,h,w), known mask (B,K), frame_stride)."""
+        """Picks the model frames per sample: (x0 (B,C,K,h,w), known mask (B,K) or (B,K,h,w), frame_stride)."""
         c = self.cfg.conditioning
         total = latents.shape[2]
         if self.cfg.stage == "keyframes":
@@ -169,14 +169,14 @@ class LatentDiffusionStage:
             k, s_k = self.keyframe_layout(draws.seed, step)
             starts = draws.randint(0, total - (k - 1) * s_k - 1, "start")
             idx = torch.stack([s + torch.arange(k) * s_k for s in starts])  # (B, K)
-            mask = cond.keyframe_masks(draws, k, c)
+            mask = cond.keyframe_masks(draws, k, c, tuple(latents.shape[-2:]))
             stride = float(s_k)
         else:  # one gap per step (a batch needs one window length), drawn from (seed, step)
             g = generator(draws.seed, step, "gap")
             gap = int(torch.randint(c.min_gap, min(c.max_gap, total - 1) + 1, (1,), generator=g))
             starts = draws.randint(0, total - gap - 1, "start")
             idx = torch.stack([s + torch.arange(gap + 1) for s in starts])  # (B, gap + 1)
-            mask = cond.interpolation_masks(draws, gap + 1, c)
+            mask = cond.interpolation_masks(draws, gap + 1, c, tuple(latents.shape[-2:]))
             stride = 1.0
         idx = idx.to(latents.device)
         x0 = torch.stack([latents[i][:, idx[i]] for i in range(latents.shape[0])])  # (B, C, K, h, w)
@@ -215,11 +215,12 @@ class LatentDiffusionStage:
         common = dict(text_encoder=self.cfg.text_encoder, latent_size=self.latent_size,
                       latent_space=latent_space_id(self.cfg.vae) if self.cfg.vae else None)
         if self.cfg.stage == "keyframes":
-            probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset)
+            probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset, c.pattern_region)
             return TrainedOn("keyframes", num_frames=c.keyframe_counts(), frame_strides=c.keyframe_strides(),
                              known_patterns=tuple(p for p, w in zip(PATTERNS, probs) if w > 0),
                              max_first_k=c.max_first_k if c.pattern_first_k > 0 else 0, **common)
-        return TrainedOn("interpolation", num_frames=(c.min_gap + 1, c.max_gap + 1), frame_strides=(1, 1), **common)
+        return TrainedOn("interpolation", num_frames=(c.min_gap + 1, c.max_gap + 1), frame_strides=(1, 1),
+                         known_patterns=("region",) if c.pattern_region > 0 else (), **common)
 
     def _preview(self, ema_model, out_dir, step: int) -> None:
         from vidiff.training.preview import write_keyframe_preview

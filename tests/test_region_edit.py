@@ -1,0 +1,90 @@
+"""Region edits (VideoPipeline.edit_video with a mask) on tiny random parts, and the mask helpers."""
+import numpy as np
+import pytest
+import torch
+
+from test_pipeline import HashText, pipe  # noqa: F401  (the module's tiny random pipeline fixture)
+from vidiff.errors import InputError
+from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
+
+
+def box_mask(frames=16, size=64, lo=16, hi=32):
+    m = np.zeros((size, size), dtype=np.uint8)
+    m[lo:hi, lo:hi] = 255
+    return m
+
+
+def test_mask_forms_and_errors():
+    png = np.stack([box_mask()] * 3, axis=-1)  # an RGB PNG read as (H,W,3)
+    m = check_region_mask(png, 16, 64, 64)
+    assert m.shape == (16, 64, 64) and m.dtype == torch.bool and int(m[0].sum()) == 256
+    per_frame = np.zeros((16, 64, 64, 3), dtype=np.uint8)
+    per_frame[3, :8, :8] = 200
+    m = check_region_mask(per_frame, 16, 64, 64)
+    assert int(m.sum()) == 64 and bool(m[3, :8, :8].all())
+    assert int(check_region_mask(torch.full((64, 64), 0.7), 16, 64, 64).sum()) == 16 * 64 * 64
+    for bad, match in ((np.zeros((8, 64, 64), np.uint8), "8 frames, the clip has 16"),
+                       (np.zeros((32, 32), np.uint8), "32x32 pixels, the clip is 64x64"),
+                       (torch.full((64, 64), float("nan")), "NaN"), ("mask.png", "expected an array")):
+        with pytest.raises(InputError, match=match):
+            check_region_mask(bad, 16, 64, 64)
+
+
+def test_latent_keep_mask_and_feather_geometry():
+    m = check_region_mask(box_mask(), 16, 64, 64)  # pixels 16..31 = latent cells 4..7 at factor 4
+    keep = latent_keep_mask(m, 4, feather=0)
+    assert keep.shape == (16, 16, 16)
+    expected = torch.ones(16, 16)
+    expected[3:9, 3:9] = 0.0  # the cells, grown by one latent pixel
+    assert torch.equal(keep[0], expected)
+    w = feather_weights(m, 3)
+    assert bool((w[:, 16:32, 16:32] == 1).all())
+    assert w[0, 15, 20] == pytest.approx(0.75) and w[0, 13, 20] == pytest.approx(0.25) and w[0, 12, 20] == 0
+    src = torch.randint(0, 256, (16, 64, 64, 3), dtype=torch.uint8)
+    gen = torch.randint(0, 256, (2, 16, 64, 64, 3), dtype=torch.uint8)
+    out = composite(src, gen, w)
+    outside = w == 0
+    assert torch.equal(out[0][outside], src[outside]) and torch.equal(out[1][m], gen[1][m])
+
+
+def test_region_edit_keeps_outside_pixels_and_known_latents(pipe, monkeypatch):  # noqa: F811
+    clip = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
+    mask = box_mask()
+    decoded = []
+    decode = pipe._decode
+    monkeypatch.setattr(pipe, "_decode", lambda z, progress: decoded.append(z.clone()) or decode(z, progress))
+    out, fps = pipe.edit_video(clip, "a blue square", mask=mask, seed=3, progress=False)
+    again, _ = pipe.edit_video(clip, "a blue square", mask=mask, seed=3, progress=False)
+    assert out.shape == clip.shape and fps == 8.0 and torch.equal(out, again)
+    region = check_region_mask(mask, 16, 64, 64)
+    w = feather_weights(region, 3)
+    assert torch.equal(out[w == 0], clip[w == 0])  # beyond the feather band: the input, exactly
+    assert not torch.equal(out[region], clip[region])
+    # the sampled latents equal the input's wherever the latent keep mask says known, in every frame
+    source = pipe.vae.encode_frames(clip)[0]  # (C,F,h,w)
+    keep = latent_keep_mask(region, pipe.vae.downsample_factor, 3).bool()  # (F,h,w)
+    latents = decoded[0][0]
+    assert torch.equal(latents[:, keep], source[:, keep])
+    assert not torch.allclose(latents[:, ~keep], source[:, ~keep])
+    partial, _ = pipe.edit_video(clip, "a blue square", mask=mask, strength=0.5, seed=3, progress=False)
+    assert not torch.equal(partial, out) and torch.equal(partial[w == 0], clip[w == 0])
+
+
+def test_region_edit_needs_parts_trained_with_regions(pipe):  # noqa: F811
+    import dataclasses
+
+    from vidiff.pipeline.trained import TrainedOn
+
+    clip = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    kf = TrainedOn("keyframes", num_frames=(4, 4), frame_strides=(5, 5), known_patterns=("none", "first"))
+    it = TrainedOn("interpolation", num_frames=(3, 6), frame_strides=(1, 1))
+    saved = pipe.trained
+    try:
+        pipe.trained = {"keyframes": kf, "interpolation": it}
+        with pytest.raises(InputError, match="'region'"):
+            pipe.edit_video(clip, "x", mask=box_mask(), progress=False)
+        pipe.trained = {"keyframes": dataclasses.replace(kf, known_patterns=("none", "region")), "interpolation": it}
+        with pytest.raises(InputError, match="outside a region"):
+            pipe.edit_video(clip, "x", mask=box_mask(), progress=False)
+    finally:
+        pipe.trained = saved

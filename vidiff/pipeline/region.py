@@ -1,0 +1,79 @@
+"""Region edits: a user's pixel mask (white = regenerate) as known content per latent pixel, and the feathered
+composite that keeps the input's pixels outside it.
+
+- `check_region_mask`: a uint8/bool/float mask (H,W) for every frame or (F,H,W) per frame, any value > 0.5 (or
+  > 127 for uint8) meaning "regenerate"; checked against the clip's frame count and size.
+- `latent_keep_mask`: which latent pixels stay known: a latent pixel is regenerated when its cell of
+  factor x factor pixels touches the (feather-grown) mask, grown by one more latent pixel, because a latent
+  pixel's decoded footprint reaches past its own cell.
+- `feather_weights` / `composite`: output = input * (1 - w) + generated * w, with w = 1 on the mask and a smooth
+  fall to 0 over `feather` pixels outside it; beyond that band the output is the input's own pixels, exactly.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vidiff.errors import InputError
+from vidiff.pipeline.request import check_feather  # noqa: F401  (torch-free, so the CLI checks it early)
+
+def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.Tensor:
+    """-> bool (F,H,W), True where the clip is regenerated. InputError naming what does not fit."""
+    import numpy as np
+
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(np.ascontiguousarray(mask))
+    if not torch.is_tensor(mask):
+        raise InputError(f"mask: expected an array (H,W) or (F,H,W), got {type(mask).__name__}")
+    if mask.ndim == 4 and mask.shape[-1] in (1, 3):  # (F,H,W,1|3) frames of a mask video: any channel
+        mask = mask.amax(dim=-1)
+    if mask.ndim == 3 and mask.shape[-1] in (1, 3) and mask.shape[0] != num_frames:  # one (H,W,C) image
+        mask = mask.amax(dim=-1)
+    if mask.ndim == 2:
+        mask = mask[None].expand(num_frames, -1, -1)
+    if mask.ndim != 3:
+        raise InputError(f"mask: expected (H,W) for every frame or (F,H,W) per frame, got {tuple(mask.shape)}")
+    if mask.shape[0] != num_frames:
+        raise InputError(f"mask: {mask.shape[0]} frames, the clip has {num_frames} (give one mask for every frame "
+                         "or one per frame)")
+    if tuple(mask.shape[1:]) != (height, width):
+        raise InputError(f"mask: {mask.shape[2]}x{mask.shape[1]} pixels, the clip is {width}x{height}")
+    if mask.dtype == torch.bool:
+        return mask.clone()
+    if mask.dtype == torch.uint8:
+        return mask > 127
+    mask = mask.float()
+    if not bool(torch.isfinite(mask).all()):
+        raise InputError("mask: has NaN or infinite values")
+    return mask > 0.5
+
+
+def _grow(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """(F,H,W) bool grown by `radius` pixels (a square structuring element)."""
+    if radius <= 0:
+        return mask
+    return F.max_pool2d(mask[:, None].float(), 2 * radius + 1, stride=1, padding=radius)[:, 0] > 0
+
+
+def latent_keep_mask(mask: torch.Tensor, factor: int, feather: int) -> torch.Tensor:
+    """bool (F,H,W) regenerate-mask -> float (F,h,w): 1 where a latent pixel stays known, 0 where it is sampled."""
+    grown = _grow(mask, feather).float()[:, None]  # (F,1,H,W): the feather band is generated too
+    cells = F.max_pool2d(grown, factor, stride=factor)  # (F,1,h,w): 1 where a cell touches it
+    cells = F.max_pool2d(cells, 3, stride=1, padding=1)  # one latent pixel more: the decoder's reach
+    return 1.0 - cells[:, 0]
+
+
+def feather_weights(mask: torch.Tensor, feather: int) -> torch.Tensor:
+    """bool (F,H,W) -> float (F,H,W): 1 on the mask, falling linearly to 0 over `feather` pixels outside it."""
+    w = mask.float()
+    for r in range(1, feather + 1):  # distance rings of a square element: weight 1 - r / (feather + 1)
+        ring = _grow(mask, r).float() * (1.0 - r / (feather + 1))
+        w = torch.maximum(w, ring)
+    return w
+
+
+def composite(source: torch.Tensor, generated: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """uint8 (F,H,W,3) input, uint8 (B,F,H,W,3) output, float (F,H,W) weights -> uint8 (B,F,H,W,3)."""
+    w = weights[None, :, :, :, None]
+    out = source[None].float() * (1 - w) + generated.float() * w
+    return out.round().clamp(0, 255).to(torch.uint8)
