@@ -79,3 +79,16 @@ def test_vocabularies_are_disjoint_and_complete():
 def test_bad_attribute_is_refused():
     with pytest.raises(ValueError, match="colour"):
         captions.draw_caption("purple", "square", "up", torch.Generator())
+
+
+def test_plain_caption_prob_sets_the_share_of_plain_templates():
+    import torch
+
+    from vidiff.data.captions import draw_caption
+    from vidiff.data.shapes import prompt_for
+
+    plain = prompt_for("red", "circle", "left")
+    for p, lo, hi in ((1.0, 400, 400), (0.5, 160, 240), (0.0, 0, 8)):
+        g = torch.Generator().manual_seed(0)
+        hits = sum(draw_caption("red", "circle", "left", g, plain_prob=p) == plain for _ in range(400))
+        assert lo <= hits <= hi, (p, hits)

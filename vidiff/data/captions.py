@@ -99,10 +99,11 @@ def compose(colour: str, shape: str, direction: str, gen: torch.Generator, vocab
     return order.format(thing=thing, det=det, ving=ving, vs=vs, **words)
 
 
-def draw_caption(colour: str, shape: str, direction: str, gen: torch.Generator) -> str:
-    """A training caption: the plain template with probability PLAIN_PROB, else a TRAIN-vocabulary paraphrase."""
+def draw_caption(colour: str, shape: str, direction: str, gen: torch.Generator,
+                 plain_prob: float = PLAIN_PROB) -> str:
+    """A training caption: the plain template with probability `plain_prob`, else a TRAIN-vocabulary paraphrase."""
     _check(colour, shape, direction)
-    if _chance(PLAIN_PROB, gen):
+    if _chance(plain_prob, gen):
         return prompt_for(colour, shape, direction)
     return compose(colour, shape, direction, gen, TRAIN)
 

@@ -68,6 +68,7 @@ class ConditioningSection:
     # captions the model learns from: the dataset's own ("dataset"), or for Shapes clips one caption per sample
     # drawn from the caption grammar (vidiff/data/captions.py) for the attributes the clip's caption names
     captions: Literal["dataset", "shapes_grammar"] = "dataset"
+    plain_caption_prob: float = 0.2  # shapes_grammar: share of captions that are exactly the plain template
 
     def keyframe_counts(self) -> tuple[int, int]:
         """(min, max) keyframe count the keyframe stage trains on."""
@@ -209,7 +210,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("conditioning.pattern_*: probabilities must be >= 0 with a positive sum")
     if cfg.stage == "interpolation" and c.pattern_region > 1:
         raise ConfigError(f"conditioning.pattern_region: for interpolation a share in [0, 1], got {c.pattern_region}")
-    for key in ("drop_text_prob", "drop_cond_prob"):
+    for key in ("drop_text_prob", "drop_cond_prob", "plain_caption_prob"):
         if not 0.0 <= getattr(c, key) <= 1.0:
             raise ConfigError(f"conditioning.{key}: must be in [0, 1]")
     if cfg.stage == "keyframes" and d.kind != "latent_cache":

@@ -132,8 +132,7 @@ class LatentDiffusionStage:
             context, mask = self.text_encoder().encode(captions)  # (B, L, D), (B, L)
         return latents, context.to(self.device), mask.to(self.device)
 
-    @staticmethod
-    def captions(stored: list[str], draws: SampleDraws) -> list[str]:
+    def captions(self, stored: list[str], draws: SampleDraws) -> list[str]:
         """One grammar caption per sample, for the (colour, shape, direction) its stored caption names."""
         from vidiff.data.captions import draw_caption
         from vidiff.data.shapes import parse_caption
@@ -144,7 +143,7 @@ class LatentDiffusionStage:
             if None in attributes:
                 raise ValueError(f"conditioning.captions=shapes_grammar: caption {caption!r} does not name a "
                                  "Shapes colour, shape and direction")
-            out.append(draw_caption(*attributes, draws.gen(i, "caption")))
+            out.append(draw_caption(*attributes, draws.gen(i, "caption"), self.cfg.conditioning.plain_caption_prob))
         return out
 
     def keyframe_layout(self, seed: int, step: int) -> tuple[int, int]:
