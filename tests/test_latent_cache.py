@@ -197,3 +197,14 @@ def test_cli_cache_of_a_shapes_folder(tmp_path):
     assert len(ds) == 3 and ds[2]["latents"].shape == (4, 8, 16, 16)
     assert ds.captions == [(tmp_path / "clips" / f"clip_00000{i}.txt").read_text().strip() for i in range(3)]
     assert main(args) == 0  # a finished cache is left as it is
+
+
+def test_a_fifo_named_index_json_is_refused_without_blocking(tmp_path):
+    import os
+
+    from vidiff.config import ConfigError
+    from vidiff.data.latent_cache_dataset import LatentCacheDataset
+
+    os.mkfifo(tmp_path / "index.json")  # opening it for reading would block forever without a writer
+    with pytest.raises(ConfigError, match="not a regular file"):
+        LatentCacheDataset(tmp_path)

@@ -22,8 +22,10 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
+from vidiff.safe_yaml import read_text
 
 INDEX_NAME = "index.json"
+INDEX_MAX_BYTES = 256 * 2**20  # captions of millions of clips; a bigger index.json is no cache of ours
 FORMAT_VERSION = 1
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
@@ -102,11 +104,11 @@ def _settings(dataset, vae, text_encoder, shard_size: int, batch_size: int, dtyp
 def _resume_point(out: Path, settings: dict) -> list[dict]:
     """Shards already done (a prefix of the shard list), or [] for a fresh cache."""
     path = out / INDEX_NAME
-    if not path.is_file():
+    if not path.exists():
         if any(out.glob("shard_*.safetensors")):
             raise InputError(f"{out}: has shard files but no {INDEX_NAME}; use an empty folder")
         return []
-    index = json.loads(path.read_text())
+    index = json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))
     for key, value in settings.items():
         if index.get(key) != value:
             raise InputError(f"{out}: existing cache was built with a different {key} "

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from vidiff.data.latent_cache import FORMAT_VERSION, INDEX_NAME, _file_sha256
+from vidiff.data.latent_cache import FORMAT_VERSION, INDEX_MAX_BYTES, INDEX_NAME, _file_sha256
 from vidiff.errors import InputError
+from vidiff.safe_yaml import read_text
 
 
 class LatentCacheDataset(torch.utils.data.Dataset):
@@ -23,10 +24,10 @@ class LatentCacheDataset(torch.utils.data.Dataset):
 
         self.folder = Path(folder)
         path = self.folder / INDEX_NAME
-        if not path.is_file():
+        if not path.exists():
             raise InputError(f"{self.folder}: not a latent cache (missing {INDEX_NAME})")
-        try:
-            self.index = json.loads(path.read_text())
+        try:  # a regular file of bounded size: never blocks on a FIFO named index.json
+            self.index = json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))
         except json.JSONDecodeError as e:
             raise InputError(f"{path}: not valid JSON ({e})") from e
         if self.index.get("format_version") != FORMAT_VERSION:
