@@ -12,6 +12,11 @@ Fields (None = not given; the network then sees its "nothing" input, DESIGN sect
                   (B, F, h, w)  1 where a latent pixel is known (region edits: known content per pixel)
     frame_stride  (B,)          output frames between neighbouring frames of the model's window
     cond_sigma    (B,)          noise level of the known latents (0 where nothing is known)
+    control       (B, Cc, F, H, W) structure-control maps in [0, 1] at pixel resolution (H = h * the VAE's
+                                factor), one per model frame; the U-Net's attached ControlAdapter reads them
+    control_scale (B,)          weight of the control features (missing = 1; 0 = exactly no control)
+
+Guidance keeps the control in every pass (`without_text` / `without_known` leave it), as ControlNet does.
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ class Cond:
     known_mask: torch.Tensor | None = None
     frame_stride: torch.Tensor | None = None
     cond_sigma: torch.Tensor | None = None
+    control: torch.Tensor | None = None
+    control_scale: torch.Tensor | None = None
 
     def items(self) -> dict[str, torch.Tensor]:
         """The given (non-None) fields by name."""
@@ -59,10 +66,10 @@ class Cond:
         return dataclasses.replace(self, **{name: value[index] for name, value in self.items().items()})
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> Cond:
-        """Moves every field to `device`; floating fields that carry features (context, known) take `dtype`.
-        Masks, strides and noise levels keep their own dtype."""
+        """Moves every field to `device`; floating fields that carry features (context, known, control) take
+        `dtype`. Masks, strides, noise levels and the control scale keep their own dtype."""
         out = {name: value.to(device) for name, value in self.items().items()}
-        for name in ("context", "known"):
+        for name in ("context", "known", "control"):
             if dtype is not None and name in out:
                 out[name] = out[name].to(dtype)
         return dataclasses.replace(self, **out)
@@ -81,7 +88,7 @@ class Cond:
 
     def without_known(self) -> Cond:
         """Nothing known: known latents, mask and their noise level all zero (what training feeds when the known
-        frames are dropped)."""
+        frames are dropped). The control maps stay."""
         zeros = {name: torch.zeros_like(getattr(self, name)) for name in ("known", "known_mask", "cond_sigma")
                  if getattr(self, name) is not None}
         return dataclasses.replace(self, **zeros)

@@ -153,6 +153,33 @@ class UNet3D(nn.Module):
             if isinstance(module, nn.Conv2d):
                 module.weight.data = module.weight.data.contiguous(memory_format=CL)
 
+    def attach_control(self, adapter) -> None:
+        """Attaches a ControlAdapter (or None to detach). It is not a submodule: the U-Net's state dict, and so its
+        part folder, stay as they are; `.to()` moves it along (`_apply`)."""
+        if adapter is not None and tuple(adapter.config.block_out_channels) != tuple(self.config.block_out_channels):
+            raise ValueError(f"control adapter: block_out_channels {list(adapter.config.block_out_channels)} do not "
+                             f"match the U-Net's {list(self.config.block_out_channels)}")
+        object.__setattr__(self, "control_adapter", adapter)
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if getattr(self, "control_adapter", None) is not None:
+            self.control_adapter._apply(fn, *args, **kwargs)
+        return self
+
+    def _control_features(self, cond: Cond, x: torch.Tensor) -> list[torch.Tensor] | None:
+        """scale * adapter features per level, ((b f), C_l, h_l, w_l); None without control maps."""
+        if cond.control is None:
+            return None
+        adapter = getattr(self, "control_adapter", None)
+        if adapter is None:
+            raise ValueError("cond.control was given, but no control adapter is attached (UNet3D.attach_control)")
+        b, _, f, h, w = x.shape
+        adapter.check_maps(cond.control, f, h, w)
+        scale = torch.ones(b) if cond.control_scale is None else cond.control_scale
+        scale = scale.to(x.device, x.dtype).repeat_interleave(f)[:, None, None, None]  # ((b f), 1, 1, 1)
+        return [(feat.to(x.dtype) * scale).contiguous(memory_format=CL) for feat in adapter(cond.control)]
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
@@ -171,7 +198,7 @@ class UNet3D(nn.Module):
             raise ValueError(f"x: spatial size {h}x{w} must be divisible by {factor} "
                              f"(2 ** (levels - 1) for {len(cfg.block_out_channels)} levels)")
         expected = {"context": None, "context_mask": None, "known": tuple(x.shape), "known_mask": None,
-                    "frame_stride": (b,), "cond_sigma": (b,)}
+                    "frame_stride": (b,), "cond_sigma": (b,), "control": None, "control_scale": (b,)}
         context = cond.context
         if context is not None and (context.ndim != 3 or context.shape[2] != cfg.context_dim):
             raise ValueError(f"cond.context must be ({b}, L, {cfg.context_dim}), got {tuple(context.shape)}")
@@ -191,7 +218,8 @@ class UNet3D(nn.Module):
     def forward(self, x: torch.Tensor, c_noise, cond: Cond | None = None) -> torch.Tensor:
         """x (B,C,F,h,w); c_noise (B,) or a number; cond (vidiff/diffusion/cond.py): context (B,L,D) with
         context_mask (B,L) (no context = no cross-attention); known (B,C,F,h,w) with known_mask (B,F) 1 where a
-        frame is known or (B,F,h,w) 1 where a latent pixel is (missing = nothing known); frame_stride (B,) (missing = 1); cond_sigma (B,) (missing = 0).
+        frame is known or (B,F,h,w) 1 where a latent pixel is (missing = nothing known); frame_stride (B,) (missing = 1); cond_sigma (B,) (missing = 0);
+        control (B,Cc,F,H,W) maps for the attached ControlAdapter, weighted by control_scale (B,) (missing = 1).
         Returns (B, out_channels, F, h, w)."""
         cond = Cond() if cond is None else cond
         self._check_inputs(x, cond)
@@ -211,13 +239,16 @@ class UNet3D(nn.Module):
         if self.frame_embed is not None:  # one embedding per frame: ((b f), E)
             index = torch.arange(f, device=x.device, dtype=torch.float32)
             emb = (emb[:, None, :] + self.frame_embed(index)[None]).flatten(0, 1)
+        control = self._control_features(cond, x)  # per-level features (None without control maps)
         hid = rearrange(x, "b c f h w -> (b f) c h w").contiguous(memory_format=CL)
         hid = self.conv_in(hid)  # ((b f), C0, h, w)
         skips = [hid]
-        for layers, down in zip(self.down, self.downsample):
+        for level, (layers, down) in enumerate(zip(self.down, self.downsample)):
             for layer in layers:
                 hid = self._run(layer, hid, emb, context, context_mask, f)
                 skips.append(hid)
+            if control is not None:  # structure control: the adapter's feature of this level (and its skip)
+                hid = skips[-1] = hid + control[level]
             if not isinstance(down, nn.Identity):
                 hid = down(hid)
                 skips.append(hid)
