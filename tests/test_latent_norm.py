@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from vidiff.training.latent_norm import measure_latent_normalization, normalize_vae_config
@@ -32,3 +33,18 @@ def test_calibrated_latents_have_zero_mean_and_unit_std():
         latents = torch.cat([vae.encode(d["video"][None]) for d in data]).double()
     assert abs(latents.mean().item()) < 1e-5
     assert abs(latents.std(unbiased=False).item() - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize("flags, message", [(["--size", "0"], r"--size must be in \[8, 4096\], got 0"),
+                                            (["--size", "64", "--frames", "0"], r"--frames must be in \[1, 1024\]"),
+                                            (["--size", "64", "--num", "-3"], r"--num must be in \[1, 1000000\]"),
+                                            (["--size", "64", "--videos", "/nonexistent"], "--videos /nonexistent: not a folder")])
+def test_vae_norm_arguments_are_checked_before_the_vae_loads(tmp_path, capsys, flags, message):
+    import re
+
+    from vidiff.cli import main
+
+    argv = ["data", "vae-norm", "--vae", str(tmp_path), "--videos", str(tmp_path)]
+    rc = main(argv + flags)  # tmp_path holds no VAE: loading it would fail differently
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and re.search(message, err) and "\n" not in err, err

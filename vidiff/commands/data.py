@@ -69,9 +69,26 @@ def _run_vae_norm(args: argparse.Namespace) -> int:
     from vidiff.training.latent_norm import normalize_vae_config
     from vidiff.vae import AutoencoderKL
 
+    check_vae_norm_args(args)  # before the VAE loads
     vae = AutoencoderKL.load(args.vae)
     dataset = VideoFolderDataset(args.videos, num_frames=args.frames, size=(args.size, args.size))
     config = normalize_vae_config(vae, dataset, args.num)
     save_part(args.vae, config, load_part_weights(args.vae))
     print(f"{args.vae}: shift_factor={config.shift_factor:.5f} scaling_factor={config.scaling_factor:.5f}")
     return 0
+
+
+def check_vae_norm_args(args: argparse.Namespace) -> None:
+    """Ranges and folders of `vidiff data vae-norm`, checked before anything loads."""
+    from pathlib import Path
+
+    from vidiff.errors import InputError
+    from vidiff.limits import MAX_FRAMES, MAX_SIDE
+
+    for flag, value, lo, hi in (("--size", args.size, 8, MAX_SIDE), ("--frames", args.frames, 1, MAX_FRAMES),
+                                ("--num", args.num, 1, 1_000_000)):
+        if not lo <= value <= hi:
+            raise InputError(f"{flag} must be in [{lo}, {hi}], got {value}")
+    for flag, folder in (("--vae", args.vae), ("--videos", args.videos)):
+        if not Path(folder).is_dir():
+            raise InputError(f"{flag} {folder}: not a folder")
