@@ -13,6 +13,7 @@ one (frames folded into the batch, `(b f) c h w`, like the U-Net's spatial layer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from vidiff.config import ConfigError
-
-MAP_KINDS = ("silhouette", "blob")  # what a control part can be trained on (vidiff/data/control_maps.py)
+from vidiff.data.control_maps import MAP_KINDS  # the kinds of map a control part can be trained on
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,9 @@ class ControlAdapterConfig:
     block_out_channels: tuple[int, ...] = (32, 64, 64)  # must equal the U-Net's level widths
     hidden_channels: int = 32  # width of the adapter's own blocks
     norm_groups: int = 8  # GroupNorm groups (must divide hidden_channels)
-    map_kinds: tuple[str, ...] = ("silhouette", "blob")  # the kinds of map it was trained on (informational)
+    map_kinds: tuple[str, ...] = ("silhouette", "blob")  # the kinds of map it was trained on
+    # sha256 of the frozen U-Net part's model.safetensors it was trained against (the pipeline refuses another)
+    base_sha256: Optional[str] = None
 
     def __post_init__(self):
         if self.in_channels < 1 or self.downsample_factor < 1 or self.hidden_channels < 1:
