@@ -68,6 +68,14 @@ class PartsConfig:
     vae: str = "vae"
     keyframes: Optional[str] = "keyframes"  # null: an interpolation-only pipeline (fills frames between given ones)
     interpolation: str = "interpolation"
+    # optional structure-control adapters (docs/control.md), attached to the keyframe / interpolation U-Net
+    control_keyframes: Optional[str] = None
+    control_interpolation: Optional[str] = None
+
+
+CONTROL_PARTS = {"control_keyframes": "keyframes", "control_interpolation": "interpolation"}  # part -> its U-Net
+CONTROL_MAP_KINDS = ("silhouette", "blob")  # vidiff/data/control_maps.py
+MAX_CONTROL_SCALE = 5.0  # largest control_scale (pipeline/control.py, vidiff generate --control-scale)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,11 @@ class PipelineConfig:
     parts: PartsConfig = field(default_factory=PartsConfig)
     keyframes: StageConfig = field(default_factory=StageConfig)
     interpolation: InterpolationStageConfig = field(default_factory=InterpolationStageConfig)
+    control_maps: tuple[str, ...] = ()  # kinds of control map the control parts expect (silhouette, blob)
+
+    def control_parts(self) -> list[str]:
+        """The control parts named in parts (control_keyframes, control_interpolation)."""
+        return [name for name in CONTROL_PARTS if getattr(self.parts, name) is not None]
 
 
 def _check_stage(stage: StageConfig, where: str) -> None:
@@ -143,6 +156,13 @@ def validate_pipeline_config(cfg: PipelineConfig, where: str = PIPELINE_FILE) ->
         raise ConfigError(f"{where}: fps must be in [{FPS_MIN:g}, {FPS_MAX:g}], got {cfg.fps}")
     if not 2 <= cfg.interpolation.max_gap <= MAX_STRIDE:
         raise ConfigError(f"{where}: interpolation.max_gap must be in [2, {MAX_STRIDE}], got {cfg.interpolation.max_gap}")
+    bad = [k for k in cfg.control_maps if k not in CONTROL_MAP_KINDS]
+    if bad:
+        raise ConfigError(f"{where}: control_maps: {bad} unknown; valid kinds: {list(CONTROL_MAP_KINDS)}")
+    if bool(cfg.control_parts()) != bool(cfg.control_maps):
+        raise ConfigError(f"{where}: control_maps and parts.control_* go together (the maps the control parts expect)")
+    if cfg.parts.control_keyframes is not None and cfg.parts.keyframes is None:
+        raise ConfigError(f"{where}: parts.control_keyframes needs a keyframe part")
     _check_stage(cfg.keyframes, f"{where}: keyframes")
     _check_stage(cfg.interpolation, f"{where}: interpolation")
     return cfg
@@ -154,7 +174,7 @@ def pipeline_config_from_dict(data: dict, where: str = PIPELINE_FILE) -> Pipelin
 
 def part_paths(folder: Path, cfg: PipelineConfig) -> dict[str, Path]:
     """{"vae": folder/vae, "keyframes": ..., "interpolation": ...} as named in pipeline.yaml; an interpolation-only
-    pipeline (parts.keyframes null) has no "keyframes" entry.
+    pipeline (parts.keyframes null) has no "keyframes" entry; control parts are there when named.
 
     Each part must stay inside the pipeline folder once symlinks are resolved: an absolute path, `..` or a link
     that leads out is a ConfigError naming the key (`parts.vae`)."""
@@ -163,9 +183,9 @@ def part_paths(folder: Path, cfg: PipelineConfig) -> dict[str, Path]:
     folder = Path(folder)
     root = real_path(folder)
     paths = {}
-    for name in ("vae", "keyframes", "interpolation"):
+    for name in ("vae", "keyframes", "interpolation", *CONTROL_PARTS):
         rel = getattr(cfg.parts, name)
-        if rel is None and name == "keyframes":
+        if rel is None and name != "vae" and name != "interpolation":
             continue
         path = folder / rel
         resolved = real_path(path)

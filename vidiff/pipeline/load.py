@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
+from vidiff.pipeline.control import attach_control_parts, control_part_configs
 from vidiff.pipeline.config import (
     PipelineConfig, check_safetensors_header, part_paths, read_pipeline_folder, text_encoder_ref,
 )
@@ -18,7 +19,8 @@ DIFFUSION_PARTS = ("keyframes", "interpolation")
 
 def load_pipeline(folder: str | Path, batch_invariant: bool):
     """(config, vae, keyframe net, interpolation net, text encoder, training records) of a pipeline folder; the
-    keyframe net is None for an interpolation-only pipeline (parts.keyframes null)."""
+    keyframe net is None for an interpolation-only pipeline (parts.keyframes null). Control parts, if named, come
+    attached to their U-Nets (control.py)."""
     from vidiff.config import from_dict
     from vidiff.diffusion import NoiseScheduleConfig
     from vidiff.models import UNet3D, UNet3DConfig
@@ -34,12 +36,14 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     check_parts(config, vae_cfg, net_cfgs.get("keyframes"), net_cfgs["interpolation"], None)
     for name in net_cfgs:  # the discrete schedules, if any, before any weights
         from_dict(NoiseScheduleConfig, getattr(config, name).schedule, f"pipeline.yaml: {name}.schedule")
+    control_cfgs = control_part_configs(config, paths, vae_cfg, net_cfgs)
     records = read_trained_records(folder, config)
     for path in paths.values():
         check_safetensors_header(path / "model.safetensors")
     text_encoder = TextEncoder.load(text_encoder_ref(folder, config))
     vae = _load_weights(lambda: AutoencoderKL.load(paths["vae"]), paths["vae"])
     nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
+    attach_control_parts(nets, paths, control_cfgs, _load_weights)
     return config, vae, nets.get("keyframes"), nets["interpolation"], text_encoder, records
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import torch
 
 from vidiff.diffusion.cond import Cond
+from vidiff.pipeline.control import with_control
 from vidiff.pipeline.layout import ExtensionWindow, Layout, interpolation_levels
 from vidiff.pipeline.request import Request, StepBar
 from vidiff.pipeline.stage import DiffusionStage
@@ -57,6 +58,7 @@ class Timeline:
     bar: StepBar
     negative_text: Cond | None = None  # per-row negative prompts of the keyframe stage's guidance
     strength: float = 1.0  # SDEdit: how much of each stage's grid runs from the noised input (edit_video)
+    control: tuple[torch.Tensor, torch.Tensor] | None = None  # (maps (B,1,T,H,W), scale (B,)): control.py
 
     def keyframes(self, shape: tuple[int, ...], key, known: torch.Tensor, known_mask: torch.Tensor,
                   init: torch.Tensor | None = None) -> torch.Tensor:
@@ -68,6 +70,8 @@ class Timeline:
         settings = dataclasses.replace(settings, strength=self.strength)
         cond = dataclasses.replace(self.text, known=known, known_mask=known_mask,
                                    frame_stride=torch.full((len(req.seeds),), float(req.layout.keyframe_stride)))
+        rows, positions = list(range(len(req.seeds))), [i * req.layout.keyframe_stride for i in range(shape[1])]
+        cond = with_control(cond, stage, self.control, rows, [positions] * len(rows))
         return stage.run(shape, generators(req.seeds, key), settings, cond, self.null_text, self.bar.step,
                          self.negative_text, init).cpu().float()
 
@@ -99,6 +103,7 @@ class Timeline:
             # frame_stride: output frames between neighbouring window frames (1 for a direct pass, as trained)
             cond = dataclasses.replace(self.text.rows([b for b, _ in rows]), known=known, known_mask=mask,
                                        frame_stride=torch.full((len(rows),), float(step)))
+            cond = with_control(cond, stage, self.control, [b for b, _ in rows], pos.tolist())
             start = None if init is None else torch.stack([init[b, :, p] for (b, _), p in zip(rows, pos)])
             out = stage.run(tuple(known.shape[1:]), gens, settings, cond, self.null_text, self.bar.step,
                             init=start).cpu().float()

@@ -17,6 +17,7 @@ import torch
 
 from vidiff.errors import InputError
 from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_yaml
+from vidiff.pipeline.control import request_control, save_control_parts
 from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.request import (
@@ -70,6 +71,7 @@ class VideoPipeline:
             save_part(paths[name], stage.net.config, stage.net.state_dict())
             if self.trained.get(name) is not None:
                 write_trained_on(paths[name], self.trained[name])
+        save_control_parts(paths, {"keyframes": self.keyframes, "interpolation": self.interpolation})
         write_pipeline_yaml(self.config, folder)
         return folder
 
@@ -96,27 +98,31 @@ class VideoPipeline:
 
     # ---- public generation API ------------------------------------------------------------------------------
     @torch.inference_mode()
-    def text_to_video(self, prompt, *, keyframes: dict | None = None, progress: bool = True, **settings):
+    def text_to_video(self, prompt, *, keyframes: dict | None = None, control=None, control_scale: float = 1.0,
+                      progress: bool = True, **settings):
         """prompt (str or list) -> (frames uint8 (F,H,W,3), or (B,F,H,W,3) for lists of prompts / seeds; fps).
 
         settings: seed, num_frames, num_keyframes, keyframe_stride, steps, sampler, guidance_scale,
         image_guidance_scale, height, width, fps, force_layout, negative_prompt, guidance_rescale, churn, pc_steps,
         pc_snr (request.py). `keyframes` maps frame indices
         (multiples of the keyframe stride) to uint8 (H,W,3) images that the keyframe part takes as known; they
-        come back unchanged at those indices."""
+        come back unchanged at those indices. `control`: structure-control maps of the whole clip, uint8 (F,H,W) /
+        (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by control_scale (control.py)."""
         self._need_keyframe_part("text to video")
         req = self.request(prompt, **settings)
         pixels = check_keyframe_images(keyframes or {}, req)
         if pixels and not self.keyframes.takes_known_frames:
             raise InputError("this pipeline's keyframe model takes no known frames (it cannot animate or extend)")
         self._check_trained(req, known="first" if list(pixels) == [0] else "random_subset" if pixels else None)
+        control = request_control({"keyframes": self.keyframes, "interpolation": self.interpolation}, control,
+                                  control_scale, req)
         k, s, batch = req.layout.num_keyframes, req.layout.keyframe_stride, len(req.seeds)
         shape = self._latent_shape(req, k)
         known, known_mask = torch.zeros((batch, *shape)), torch.zeros(batch, k)
         for index, image in pixels.items():
             known[:, :, index // s] = self.vae.encode_frames(image[None].to(self._device))[:, :, 0].cpu().float()
             known_mask[:, index // s] = 1.0
-        with self._timeline(req, [list(range(k - 1))], progress) as timeline:
+        with self._timeline(req, [list(range(k - 1))], progress, control=control) as timeline:
             kf = timeline.keyframes(shape, "keyframes", known, known_mask)  # (B,C,K,h,w)
             latents = timeline.fill(place_keyframes(kf, req.layout), list(range(k - 1)), "interp")
         frames = self._decode(latents, progress)  # (B,F,H,W,3)
@@ -243,14 +249,15 @@ class VideoPipeline:
         return (self.vae.config.latent_channels, num_frames, req.height // f, req.width // f)
 
     def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True,
-                  strength: float = 1.0):
+                  strength: float = 1.0, control=None):
         max_gap = self.config.interpolation.max_gap
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
                             self.interpolation.settings(req.steps).steps, max_gap, strength)
         text, null_text = encode_text(self.text_encoder, req.prompts)
         return _TimelineContext(Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
                                          StepBar(steps, enabled=progress),
-                                         encode_negative(self.text_encoder, req.negative_prompts), strength))
+                                         encode_negative(self.text_encoder, req.negative_prompts), strength,
+                                         control))
 
     def _decode(self, latents: torch.Tensor, progress: bool) -> torch.Tensor:
         """(B,C,F,h,w) -> uint8 (B,F,H,W,3), one sample at a time, frame-sliced by the VAE's frame_chunk."""

@@ -1,0 +1,184 @@
+"""Structure control in the pipeline (docs/control.md): the control parts of a pipeline folder (checked, loaded
+and attached to their U-Nets) and the control maps of a request (checked, then handed to each stage).
+
+A request's maps cover the whole clip, (F, H, W) at the output's size. The keyframe stage gets the maps at the
+keyframe indices (0, S, 2S, ...), the interpolation stage the maps of each window's frames; a stage whose U-Net
+has no adapter attached samples without control. Without `control` nothing here runs, so a pipeline with
+control parts makes exactly the frames it makes without them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import torch
+
+from vidiff.diffusion.cond import Cond
+from vidiff.errors import InputError
+from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE
+
+
+# ---- parts ------------------------------------------------------------------------------------------------------
+
+def control_part_configs(config, paths: dict[str, Path], vae_cfg, net_cfgs: dict) -> dict:
+    """{control part name: ControlAdapterConfig}, each checked against its U-Net, the VAE and pipeline.yaml's
+    control_maps; cheap (configs and hashes, no weights)."""
+    from vidiff.models.control_adapter import ControlAdapterConfig
+    from vidiff.parts import file_sha256, load_part_config
+
+    out = {}
+    for name in config.control_parts():
+        cfg = load_part_config(paths[name], ControlAdapterConfig)
+        net = net_cfgs.get(CONTROL_PARTS[name])
+        where = f"{paths[name].name}/config.yaml"
+        if net is None:
+            raise InputError(f"pipeline.yaml: parts.{name} needs a {CONTROL_PARTS[name]} part")
+        if tuple(cfg.block_out_channels) != tuple(net.block_out_channels):
+            raise InputError(f"{where}: block_out_channels {list(cfg.block_out_channels)} do not match the "
+                             f"{CONTROL_PARTS[name]} U-Net's {list(net.block_out_channels)}")
+        if cfg.downsample_factor != vae_cfg.downsample_factor:
+            raise InputError(f"{where}: downsample_factor {cfg.downsample_factor} is not the VAE's "
+                             f"{vae_cfg.downsample_factor}")
+        missing = [k for k in config.control_maps if k not in cfg.map_kinds]
+        if missing:
+            raise InputError(f"{where}: trained on {list(cfg.map_kinds)} maps, pipeline.yaml control_maps asks for "
+                             f"{missing} too")
+        if cfg.base_sha256 and cfg.base_sha256 != file_sha256(paths[CONTROL_PARTS[name]] / "model.safetensors"):
+            raise InputError(f"{where}: trained against another {CONTROL_PARTS[name]} part than "
+                             f"{paths[CONTROL_PARTS[name]]} (base_sha256 differs); retrain it for this one")
+        _check_record(paths[name], paths["vae"], config.text_encoder)
+        out[name] = cfg
+    return out
+
+
+def _check_record(part: Path, vae: Path, text_encoder: str) -> None:
+    """A control part's trained_on.yaml (when present) names the pipeline's text encoder and latent space."""
+    from vidiff.pipeline.trained import latent_space_id, read_trained_on
+
+    record = read_trained_on(part)
+    if record is None:
+        return
+    if record.text_encoder is not None and record.text_encoder != text_encoder:
+        raise InputError(f"{part.name}/trained_on.yaml: trained with text encoder {record.text_encoder!r}, "
+                         f"pipeline.yaml uses {text_encoder!r}")
+    if record.latent_space is not None and record.latent_space != latent_space_id(vae):
+        raise InputError(f"{part.name}/trained_on.yaml: trained in the latent space of another VAE than {vae}")
+
+
+def install_control_parts(folder: str | Path, exports: dict[str, str | Path]) -> Path:
+    """Copies exported control parts ({"control_keyframes": run/export, ...}) into the pipeline folder (as
+    control-keyframes/, control-interpolation/) and names them in its pipeline.yaml, with control_maps the kinds
+    every part was trained on. Checks the result by loading its configs (no weights)."""
+    import shutil
+
+    from vidiff.models.control_adapter import ControlAdapterConfig
+    from vidiff.parts import load_part_config
+    from vidiff.pipeline.config import read_pipeline_folder, write_pipeline_yaml
+
+    folder = Path(folder)
+    config = read_pipeline_folder(folder)
+    kinds = None
+    parts = {}
+    for name, export in exports.items():
+        if name not in CONTROL_PARTS:
+            raise InputError(f"control part {name!r}: one of {list(CONTROL_PARTS)}")
+        cfg = load_part_config(export, ControlAdapterConfig)
+        kinds = [k for k in cfg.map_kinds if kinds is None or k in kinds]
+        target = folder / name.replace("_", "-")
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir()
+        for file in ("config.yaml", "model.safetensors", "trained_on.yaml"):
+            if (Path(export) / file).is_file():
+                shutil.copyfile(Path(export) / file, target / file)
+        parts[name] = target.name
+    if not kinds:
+        raise InputError("control parts: no map kind that every part was trained on")
+    config = dataclasses.replace(config, parts=dataclasses.replace(config.parts, **parts), control_maps=tuple(kinds))
+    write_pipeline_yaml(config, folder)
+    read_pipeline_folder(folder)
+    return folder
+
+
+def attach_control_parts(nets: dict, paths: dict[str, Path], cfgs: dict, load_weights) -> None:
+    """Loads each control part (strict) and attaches it to its U-Net. load_weights(build, folder) loads a module
+    with one-line errors (load.py)."""
+    from vidiff.models.control_adapter import ControlAdapter
+    from vidiff.parts import load_part_weights
+
+    for name, cfg in cfgs.items():
+        adapter = ControlAdapter(cfg)
+        state = load_weights(lambda: load_part_weights(paths[name]), paths[name])
+        load_weights(lambda: adapter.load_state_dict(state, strict=True), paths[name])
+        nets[CONTROL_PARTS[name]].attach_control(adapter.eval())
+
+
+def save_control_parts(folder_paths: dict[str, Path], stages: dict) -> None:
+    """Writes the attached adapters of `stages` ({"keyframes": stage, ...}) to their part folders."""
+    from vidiff.parts import save_part
+
+    for name, stage_name in CONTROL_PARTS.items():
+        adapter = adapter_of(stages.get(stage_name))
+        if adapter is not None and name in folder_paths:
+            save_part(folder_paths[name], adapter.config, adapter.state_dict())
+
+
+def adapter_of(stage):
+    """The ControlAdapter attached to a DiffusionStage's U-Net, or None."""
+    return None if stage is None else getattr(stage.net, "control_adapter", None)
+
+
+# ---- requests ---------------------------------------------------------------------------------------------------
+
+def check_control_scale(scale, what: str = "control_scale") -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
+            or not 0 <= scale <= MAX_CONTROL_SCALE:
+        raise InputError(f"{what}: must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale!r}")
+    return float(scale)
+
+
+def check_control_maps(control, num_frames: int, height: int, width: int, what: str = "control") -> torch.Tensor:
+    """float32 (F, H, W) maps in [0, 1] from uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) or float (F,H,W)."""
+    import numpy as np
+
+    from vidiff.data.control_maps import maps_from_frames
+
+    arr = control.detach().cpu().numpy() if torch.is_tensor(control) else np.asarray(control)
+    if arr.dtype == np.uint8:
+        maps = maps_from_frames(arr)
+    elif arr.dtype.kind == "f" and arr.ndim == 3:
+        if not np.isfinite(arr).all() or arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
+            raise InputError(f"{what}: float maps must be finite and in [0, 1]")
+        maps = arr.astype(np.float32)
+    else:
+        raise InputError(f"{what}: expected uint8 (F,H,W) / (F,H,W,3) or float (F,H,W) maps, got {arr.dtype} "
+                         f"{tuple(arr.shape)}")
+    if maps.shape[0] != num_frames:
+        raise InputError(f"{what}: {maps.shape[0]} frames, the clip has {num_frames}")
+    if tuple(maps.shape[1:]) != (height, width):
+        raise InputError(f"{what}: {maps.shape[2]}x{maps.shape[1]} pixels, the clip is {width}x{height}")
+    return torch.from_numpy(np.ascontiguousarray(maps))
+
+
+def request_control(stages: dict, control, control_scale, req) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(maps (B, 1, F, H, W), scale (B,)) for a request, or None without control; every check before sampling."""
+    if control is None:
+        return None
+    if all(adapter_of(s) is None for s in stages.values()):
+        raise InputError("control: this pipeline has no control parts (pipeline.yaml parts.control_keyframes / "
+                         "control_interpolation); train them with tools/train_control.sh (docs/control.md)")
+    scale = check_control_scale(control_scale)
+    maps = check_control_maps(control, req.layout.num_frames, req.height, req.width)
+    batch = len(req.seeds)
+    return maps[None, None].expand(batch, 1, *maps.shape).contiguous(), torch.full((batch,), scale)
+
+
+def with_control(cond: Cond, stage, control, rows: list[int], positions: list[list[int]]) -> Cond:
+    """`cond` plus, for each request row rows[n], the maps at timeline frames positions[n], when the request has
+    control and the stage has an adapter; else `cond` unchanged."""
+    if control is None or adapter_of(stage) is None:
+        return cond
+    maps, scale = control
+    picked = torch.stack([maps[b][:, [int(t) for t in p]] for b, p in zip(rows, positions)])  # (N, 1, F', H, W)
+    return dataclasses.replace(cond, control=picked, control_scale=scale[rows])
