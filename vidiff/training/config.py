@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 
 from vidiff.config import ConfigError, apply_overrides, from_dict, to_dict
 
-Stage = Literal["vae", "keyframes", "interpolation", "toy"]
+Stage = Literal["vae", "keyframes", "interpolation", "toy", "control"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,18 @@ class ConditioningSection:
 
 
 @dataclass(frozen=True)
+class ControlSection:
+    """stage control (vidiff/training/control_stage.py): a structure-control adapter for the frozen U-Net `base`."""
+
+    stage: Literal["keyframes", "interpolation"] = "keyframes"  # which U-Net the adapter serves
+    map_kinds: tuple[str, ...] = ("silhouette", "blob")  # drawn uniformly per sample
+    paths: tuple[str, ...] = ("axis", "straight", "diagonal", "curved", "stop_and_go")  # control_maps.PATH_KINDS
+    clip_frames: int = 16  # frames of each rendered clip (keyframes: K at the stride from it; interpolation: a window)
+    first_known_prob: float = 0.3  # keyframes: share of samples with the first keyframe known (else none)
+    direction_word_prob: float = 0.5  # axis paths: share of captions that also say the direction
+
+
+@dataclass(frozen=True)
 class OptimizerSection:
     lr: float = 2e-4  # peak AdamW learning rate
     betas: tuple[float, float] = (0.9, 0.99)
@@ -143,12 +155,14 @@ class TrainConfig:
     conditioning: ConditioningSection = field(default_factory=ConditioningSection)
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
     loss: LossSection = field(default_factory=LossSection)
+    control: ControlSection = field(default_factory=ControlSection)
     train: TrainSection = field(default_factory=TrainSection)
     text_encoder: str = "default"  # text encoder folder, or "default" (embedded MiniLM)
     vae: Optional[str] = None  # frozen VAE part folder (latent stages without a latent cache; previews)
     # part folder whose weights start the model (fine-tuning); parameters it lacks (new temporal layers) keep
     # their initialisation. vae stage: its latent shift / scale are kept when the encoder is frozen
     init_weights: Optional[str] = None
+    base: Optional[str] = None  # stage control: the frozen U-Net part folder the adapter is trained for
 
     def model_config(self):
         """The typed model config for this stage (validated: unknown keys raise, naming `model.<key>`)."""
@@ -156,6 +170,8 @@ class TrainConfig:
             from vidiff.vae import VAEConfig as cls
         elif self.stage == "toy":
             from vidiff.training.toy import ToyConfig as cls
+        elif self.stage == "control":
+            from vidiff.models.control_adapter import ControlAdapterConfig as cls
         else:
             from vidiff.models import UNet3DConfig as cls
         return from_dict(cls, self.model, "model")
@@ -227,10 +243,32 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"data.num_samples: must be >= 1, got {d.num_samples}")
     if (cfg.stage == "toy") != (d.kind == "synthetic"):
         raise ConfigError("data.kind: 'synthetic' goes with stage 'toy' only")
+    if cfg.stage == "control":
+        _validate_control(cfg)
     cfg.model_config()  # validates the model section against the stage's model config
-    if cfg.stage in ("keyframes", "interpolation"):
+    if cfg.stage in ("keyframes", "interpolation", "control"):
         cfg.noise_config()
     return cfg
+
+
+def _validate_control(cfg: TrainConfig) -> None:
+    from vidiff.data.control_maps import MAP_KINDS, PATH_KINDS
+
+    c = cfg.control
+    for key, folder in (("base", cfg.base), ("vae", cfg.vae)):
+        if not folder or not Path(folder).is_dir():
+            raise ConfigError(f"{key}: stage control needs a part folder (the frozen U-Net / VAE), got {folder!r}")
+    if not c.map_kinds or set(c.map_kinds) - set(MAP_KINDS) or not c.paths or set(c.paths) - set(PATH_KINDS):
+        raise ConfigError(f"control.map_kinds / control.paths: non-empty subsets of {MAP_KINDS} / {PATH_KINDS}")
+    set_by_base = {"block_out_channels", "downsample_factor", "map_kinds", "base_sha256"} & set(cfg.model)
+    if set_by_base:
+        raise ConfigError(f"model.{sorted(set_by_base)[0]}: set from the base part, the VAE and control.map_kinds")
+    if not (0 <= c.first_known_prob <= 1 and 0 <= c.direction_word_prob <= 1):
+        raise ConfigError("control.first_known_prob / control.direction_word_prob: must be in [0, 1]")
+    k = cfg.conditioning
+    need = (k.num_keyframes - 1) * k.keyframe_stride + 1 if c.stage == "keyframes" else k.max_gap + 1
+    if c.clip_frames < need:
+        raise ConfigError(f"control.clip_frames ({c.clip_frames}) < {need} frames the {c.stage} window spans")
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:

@@ -40,6 +40,10 @@ def build_stage(cfg):
         from vidiff.training.vae_stage import VAEStage
 
         return VAEStage(cfg)
+    if cfg.stage == "control":
+        from vidiff.training.control_stage import ControlStage
+
+        return ControlStage(cfg)
     return LatentDiffusionStage(cfg)
 
 
