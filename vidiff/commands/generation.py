@@ -9,6 +9,8 @@ import argparse
 import math
 from pathlib import Path
 
+from vidiff.commands.control_args import add_control_arguments, check_control_args, control_settings, read_control
+
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "shapes"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 
@@ -18,6 +20,7 @@ def register(sub) -> None:
                          description="Generate a clip from a text prompt: keyframes, then interpolation, then decode.")
     gen.add_argument("prompt", help="what the clip shows, e.g. 'a blue square moving up'")
     _common(gen, frames_help="clip length in frames; must be (keyframes - 1) * stride + 1 (default: the model's)")
+    add_control_arguments(gen)
     gen.set_defaults(handler=run_generation, task="generate")
 
     ani = sub.add_parser("animate", help="animate a still image (it becomes the first frame)",
@@ -141,7 +144,8 @@ def validate(args):
         raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")
     if args.threads is not None:
         check_int(args.threads, "--threads", 1, MAX_THREADS)
-    inputs = [Path(p) for p in (getattr(args, "image", None), getattr(args, "video", None)) if p is not None]
+    inputs = [Path(p) for p in (getattr(args, "image", None), getattr(args, "video", None),
+                                getattr(args, "control", None)) if p is not None]
     for file in output_files(output, args.num, args.contact_sheet):  # before any input is read or model loads
         check_output(file, inputs, what="-o")
     video_fps, video_frames = None, None
@@ -189,6 +193,7 @@ def validate(args):
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
     _check_trained_layout(Path(args.model) if args.model else BUNDLED, config, layout, args)
+    check_control_args(args, config, layout, args.model or BUNDLED)
     from vidiff.pipeline.request import Request
 
     # the library's own checks of every sampling setting (negative prompt, rescale, churn, corrector), torch-free
@@ -218,7 +223,7 @@ def run_generation(args) -> int:
     import time
 
     start = time.perf_counter()
-    _, layout = validate(args)
+    config, layout = validate(args)
     import torch
 
     from vidiff import io
@@ -236,6 +241,7 @@ def run_generation(args) -> int:
         raise InputError(f"--device {args.device}: CUDA is not available here")
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
     mask = read_mask(args.mask, source) if args.task == "edit" and args.mask is not None else None
+    control = read_control(args, config, layout)  # uint8 (F,H,W,3) maps or None
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     invariant = device == "cpu" if args.batch_invariant == "auto" else args.batch_invariant == "on"
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype, batch_invariant=invariant)
@@ -263,7 +269,8 @@ def run_generation(args) -> int:
             frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.num_frames, seed=seed,
                                               progress=not args.quiet, **common)
         else:
-            frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.num_frames, seed=seed,
+            frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.num_frames, seed=seed, control=control,
+                                             control_scale=control_settings(args).get("control_scale", 1.0),
                                              progress=not args.quiet, **common)
         elapsed = time.perf_counter() - t0
         io.write_video(output, frames, fps)
@@ -271,7 +278,7 @@ def run_generation(args) -> int:
                            **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
                     "dtype": args.dtype, "batch_invariant": invariant, "compiled": args.compile,
-                    "frames_written": int(frames.shape[0])}
+                    "frames_written": int(frames.shape[0]), **control_settings(args)}
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
             settings["seam_fade"] = args.seam_fade

@@ -1,0 +1,67 @@
+"""`vidiff generate --control MAPS.mp4 [--control-scale S]`: structure control from the command line
+(docs/control.md). Checked before torch is imported or any weights load; read (and its decoded frames checked
+again) before the weights load."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+
+def add_control_arguments(parser) -> None:
+    parser.add_argument("--control", default=None,
+                        help="control maps: a video (.mp4, .gif, ...) with the clip's frame count and frame size; "
+                             "white (any channel > 127) = on. Silhouettes give shape and position, discs (blobs) "
+                             "position only. Needs a pipeline with control parts (docs/control.md)")
+    parser.add_argument("--control-scale", type=float, default=None,
+                        help="weight of the control, 0..5 (default 1; 0 = no control)")
+
+
+def check_control_args(args, config, layout, model) -> None:
+    """Every check of --control / --control-scale that needs no torch: exit 2 with one line when one fails."""
+    from vidiff import io
+    from vidiff.commands.inputs import check_file
+    from vidiff.errors import InputError
+    from vidiff.output_safety import shown
+    from vidiff.pipeline.config import MAX_CONTROL_SCALE
+
+    control, scale = getattr(args, "control", None), getattr(args, "control_scale", None)
+    if control is None:
+        if scale is not None:
+            raise InputError("--control-scale: give --control MAPS too")
+        return
+    if scale is not None and (not math.isfinite(scale) or not 0 <= scale <= MAX_CONTROL_SCALE):
+        raise InputError(f"--control-scale must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale}")
+    if not config.control_parts():
+        raise InputError(f"--control: the pipeline {shown(model)} has no control parts (pipeline.yaml "
+                         "parts.control_keyframes / control_interpolation; tools/train_control.sh adds them)")
+    check_file(Path(control), "--control")
+    info = io.probe_video(control)  # header only
+    _check_size(control, info.num_frames, info.width, info.height, layout, config)
+
+
+def _check_size(path, frames: int, width: int, height: int, layout, config) -> None:
+    from vidiff.errors import InputError
+
+    if (width, height) != (config.width, config.height):
+        raise InputError(f"--control {path}: {width}x{height} pixels, the clip is {config.width}x{config.height}")
+    if frames != layout.num_frames:
+        raise InputError(f"--control {path}: {frames} frames, the clip has {layout.num_frames} (--frames)")
+
+
+def read_control(args, config, layout):
+    """The --control file as uint8 (F,H,W,3) frames (decoded, so the real frame count is checked), or None."""
+    if getattr(args, "control", None) is None:
+        return None
+    from vidiff import io
+
+    frames, _ = io.read_video(args.control)  # (F,H,W,3)
+    _check_size(args.control, frames.shape[0], frames.shape[2], frames.shape[1], layout, config)
+    return frames
+
+
+def control_settings(args) -> dict:
+    """What the sidecar records about control (nothing without it)."""
+    if getattr(args, "control", None) is None:
+        return {}
+    scale = 1.0 if args.control_scale is None else args.control_scale
+    return {"control": str(Path(args.control).resolve()), "control_scale": scale}
