@@ -1,0 +1,348 @@
+"""Structure control (docs/control.md): the adapter, Cond's control fields, the maps and paths, the control training
+stage, the pipeline with control parts and `vidiff generate --control`."""
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidiff.diffusion.cond import Cond
+from vidiff.errors import InputError
+from vidiff.models import UNet3D, UNet3DConfig
+from vidiff.models.control_adapter import ControlAdapter, ControlAdapterConfig
+
+TINY = dict(block_out_channels=(16, 32), layers_per_block=1, attention_levels=(False, True), num_head_channels=16,
+            norm_groups=8, conditioning=True, context_dim=8)
+
+
+def _perturb(module, scale=0.1, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen))
+    return module
+
+
+@pytest.fixture()
+def net_and_inputs():
+    torch.manual_seed(0)
+    net = _perturb(UNet3D(UNet3DConfig(**TINY)).eval(), 0.05, seed=0)
+    x = torch.randn(2, 4, 3, 8, 8)
+    cond = Cond(context=torch.randn(2, 5, 8), frame_stride=torch.tensor([1.0, 2.0]))
+    maps = (torch.rand(2, 1, 3, 32, 32) > 0.5).float()
+    return net, x, cond, maps
+
+
+def _adapter(hidden=16):
+    return ControlAdapter(ControlAdapterConfig(block_out_channels=(16, 32), hidden_channels=hidden, norm_groups=8))
+
+
+def test_zero_initialised_adapter_leaves_the_unet_output_bit_identical(net_and_inputs):
+    net, x, cond, maps = net_and_inputs
+    with torch.no_grad():
+        before = net(x, torch.ones(2), cond)
+        net.attach_control(_adapter())
+        after = net(x, torch.ones(2), dataclasses.replace(cond, control=maps))
+        no_maps = net(x, torch.ones(2), cond)
+    assert torch.equal(before, after) and torch.equal(before, no_maps)
+    assert not any(k.startswith("control") for k in net.state_dict())  # the U-Net part is unchanged
+
+
+def test_trained_adapter_changes_the_output_and_scale_zero_gives_it_back(net_and_inputs):
+    net, x, cond, maps = net_and_inputs
+    with torch.no_grad():
+        before = net(x, torch.ones(2), cond)
+        net.attach_control(_perturb(_adapter()))
+        controlled = net(x, torch.ones(2), dataclasses.replace(cond, control=maps))
+        zero = net(x, torch.ones(2), dataclasses.replace(cond, control=maps, control_scale=torch.zeros(2)))
+        mixed = net(x, torch.ones(2), dataclasses.replace(cond, control=maps, control_scale=torch.tensor([0.0, 1.0])))
+    assert (controlled - before).abs().max() > 1e-3
+    assert torch.equal(zero, before)
+    assert torch.equal(mixed[0], before[0]) and not torch.equal(mixed[1], before[1])
+
+
+def test_control_needs_an_adapter_and_maps_that_fit(net_and_inputs):
+    net, x, cond, maps = net_and_inputs
+    with pytest.raises(ValueError, match="no control adapter"):
+        net(x, torch.ones(2), dataclasses.replace(cond, control=maps))
+    net.attach_control(_adapter())
+    for bad in (maps[:, :, :2], maps[..., :16], torch.rand(2, 2, 3, 32, 32)):
+        with pytest.raises(ValueError, match="cond.control must be"):
+            net(x, torch.ones(2), dataclasses.replace(cond, control=bad))
+    with pytest.raises(ValueError, match="block_out_channels"):
+        net.attach_control(ControlAdapter(ControlAdapterConfig(block_out_channels=(16, 16), norm_groups=8)))
+
+
+def test_adapter_moves_with_the_unet_and_stays_out_of_its_state_dict(net_and_inputs):
+    net, _, _, _ = net_and_inputs
+    adapter = _adapter()
+    net.attach_control(adapter)
+    net.to(torch.float64)
+    assert adapter.conv_in.weight.dtype == torch.float64
+    assert len(adapter(torch.rand(1, 1, 2, 32, 32, dtype=torch.float64))) == 2
+
+
+def test_cond_rows_cat_and_to_keep_control():
+    maps = torch.rand(3, 1, 4, 16, 16)
+    cond = Cond(context=torch.randn(3, 5, 8), context_mask=torch.ones(3, 5, dtype=torch.bool), control=maps,
+                control_scale=torch.tensor([1.0, 0.5, 0.0]))
+    row = cond.rows(slice(1, 2))
+    assert torch.equal(row.control, maps[1:2]) and row.control_scale.tolist() == [0.5]
+    joined = Cond.cat([cond, cond.without_text(torch.zeros(1, 2, 8), torch.ones(1, 2, dtype=torch.bool))])
+    assert torch.equal(joined.control, torch.cat([maps, maps])) and joined.batch_size == 6
+    assert cond.without_known().control is maps
+    half = cond.to(dtype=torch.bfloat16)
+    assert half.control.dtype == torch.bfloat16 and half.control_scale.dtype == torch.float32
+
+
+# ---- maps and paths ---------------------------------------------------------------------------------------------
+
+def test_silhouette_centroid_follows_the_path_and_blobs_have_the_fixed_radius():
+    from vidiff.data.control_maps import BLOB_RADIUS, map_centres, render_control_clip, sample_control_clip
+
+    for seed in range(12):
+        clip = sample_control_clip(np.random.default_rng(seed), 16, 64)
+        frames, maps = render_control_clip(clip)
+        for want, got, blob in zip(clip.centres, map_centres(maps["silhouette"]), map_centres(maps["blob"])):
+            assert max(abs(got[0] - want[0]), abs(got[1] - want[1])) <= 0.5 + 1e-9, (clip.shape, want, got)
+            assert np.hypot(blob[0] - got[0], blob[1] - got[1]) < 0.35
+        area = maps["blob"].sum(axis=(1, 2))
+        assert np.all(np.abs(area - np.pi * BLOB_RADIUS**2) < 12)  # pixel discs of radius 5: 69..89 px
+        on = maps["silhouette"] > 0
+        assert np.all((frames[on] == frames[on][0]).all(-1))  # the object's pixels, one palette colour
+
+
+@pytest.mark.parametrize("kind", ["axis", "straight", "diagonal", "curved", "stop_and_go"])
+def test_paths_stay_inside_the_frame(kind):
+    from vidiff.data.control_maps import render_control_clip, sample_control_clip
+
+    for seed in range(20):
+        clip = sample_control_clip(np.random.default_rng(seed), 16, 64, path=kind)
+        _, maps = render_control_clip(clip)
+        on = maps["silhouette"] > 0
+        assert on.any(axis=(1, 2)).all()
+        assert not on[:, 0].any() and not on[:, -1].any() and not on[:, :, 0].any() and not on[:, :, -1].any()
+        steps = np.linalg.norm(np.diff(np.array(clip.centres), axis=0), axis=1)
+        if kind == "stop_and_go":
+            assert (steps < 1e-9).any() and (steps > 0.5).any()
+        if kind == "diagonal":
+            d = np.array(clip.centres[-1]) - np.array(clip.centres[0])
+            assert 0.5 < abs(d[0]) / abs(d[1]) < 2.0
+        assert (clip.direction is not None) == (kind == "axis")
+
+
+def test_maps_from_frames_threshold_any_channel():
+    from vidiff.data.control_maps import maps_from_frames
+
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    frames[0, 1, 1, 2] = 200
+    frames[1, 2, 2] = 100
+    maps = maps_from_frames(frames)
+    assert maps.dtype == np.float32 and maps.sum() == 1 and maps[0, 1, 1] == 1
+
+
+# ---- the pipeline -----------------------------------------------------------------------------------------------
+
+class HashText:
+    dim = 384
+    identifier = "hash-text"
+
+    def encode(self, prompts):
+        rows = [torch.randn(5, self.dim, generator=torch.Generator().manual_seed(sum(map(ord, p)) + len(p)))
+                for p in prompts]
+        return torch.stack(rows), torch.ones(len(prompts), 5, dtype=torch.bool)
+
+
+def _control_config(tool):
+    from vidiff.pipeline.config import PartsConfig
+
+    return dataclasses.replace(tool.pipeline_config(steps=2), control_maps=("silhouette", "blob"),
+                               parts=PartsConfig(control_keyframes="control-keyframes",
+                                                 control_interpolation="control-interpolation"))
+
+
+@pytest.fixture(scope="module")
+def pipes(load_tool):
+    """(pipeline with random adapters on both U-Nets, the same pipeline without adapters)."""
+    from vidiff.pipeline import VideoPipeline
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tool = load_tool("make_random_pipeline")
+    vae, kf, it = tool.random_parts(tiny=True, seed=0)
+    for i, net in enumerate((kf, it)):
+        cfg = ControlAdapterConfig(block_out_channels=net.config.block_out_channels, hidden_channels=16, norm_groups=8)
+        net.attach_control(_perturb(ControlAdapter(cfg), 0.2, seed=10 + i).eval())
+    with_control = VideoPipeline(_control_config(tool), vae, kf, it, HashText())
+    plain = VideoPipeline(tool.pipeline_config(steps=2), *tool.random_parts(tiny=True, seed=0), HashText())
+    yield with_control, plain, tool
+    torch.set_num_threads(threads)
+
+
+def _maps(kind="silhouette", seed=3, path="curved"):
+    from vidiff.data.control_maps import render_control_clip, sample_control_clip
+
+    return render_control_clip(sample_control_clip(np.random.default_rng(seed), 16, 64, path=path))[1][kind]
+
+
+def test_pipeline_control_is_deterministic_and_changes_the_frames(pipes):
+    pipe, plain, _ = pipes
+    maps = _maps()
+    a, _ = pipe.text_to_video("a red circle", seed=1, control=maps, progress=False)
+    b, _ = pipe.text_to_video("a red circle", seed=1, control=torch.from_numpy(maps), progress=False)
+    uint8 = (maps[..., None].repeat(3, -1) * 255).astype(np.uint8)
+    c, _ = pipe.text_to_video("a red circle", seed=1, control=uint8, progress=False)
+    other, _ = pipe.text_to_video("a red circle", seed=1, control=_maps("blob", seed=4), progress=False)
+    none, _ = pipe.text_to_video("a red circle", seed=1, progress=False)
+    assert torch.equal(a, b) and torch.equal(a, c)
+    assert not torch.equal(a, none) and not torch.equal(a, other)
+    baseline, _ = plain.text_to_video("a red circle", seed=1, progress=False)
+    zero, _ = pipe.text_to_video("a red circle", seed=1, control=maps, control_scale=0.0, progress=False)
+    assert torch.equal(none, baseline) and torch.equal(zero, baseline)
+
+
+def test_each_stage_gets_the_maps_of_its_frames(pipes, monkeypatch):
+    from vidiff.pipeline import timeline
+
+    pipe, _, _ = pipes
+    maps = _maps()
+    seen = []
+    original = timeline.with_control
+
+    def spy(cond, stage, control, rows, positions):
+        out = original(cond, stage, control, rows, positions)
+        seen.append((positions, out.control))
+        return out
+
+    monkeypatch.setattr(timeline, "with_control", spy)
+    pipe.text_to_video("a red circle", seed=0, control=maps, progress=False)
+    assert seen[0][0] == [[0, 5, 10, 15]] and torch.equal(seen[0][1][0, 0], torch.from_numpy(maps[[0, 5, 10, 15]]))
+    window = seen[1][0][0]
+    assert window == list(range(window[0], window[0] + 6))  # gaps of 5: windows of 6 frames
+    assert torch.equal(seen[1][1][0, 0], torch.from_numpy(maps[window]))
+
+
+def test_control_requests_are_checked_before_sampling(pipes):
+    pipe, plain, _ = pipes
+    maps = _maps()
+    with pytest.raises(InputError, match="no control parts"):
+        plain.text_to_video("a red circle", control=maps, progress=False)
+    for bad, match in ((maps[:15], "15 frames"), (maps[:, :32], "pixels"), (maps * 2, r"\[0, 1\]"),
+                       (np.full_like(maps, np.nan), "finite"), (maps.astype(np.int64), "expected")):
+        with pytest.raises(InputError, match=match):
+            pipe.text_to_video("a red circle", control=bad, progress=False)
+    for scale in (float("nan"), -1.0, 6.0, True):
+        with pytest.raises(InputError, match="control_scale"):
+            pipe.text_to_video("a red circle", control=maps, control_scale=scale, progress=False)
+
+
+def test_control_parts_save_and_load_with_the_pipeline(pipes, tmp_path):
+    from vidiff.pipeline import VideoPipeline
+
+    pipe, _, _ = pipes
+    folder = pipe.save_pretrained(tmp_path / "pipe")
+    assert (folder / "control-keyframes" / "model.safetensors").is_file()
+    loaded = VideoPipeline.from_pretrained(folder)
+    loaded.text_encoder = HashText()
+    maps = _maps("blob")
+    a, _ = pipe.text_to_video("a blue square", seed=2, control=maps, progress=False)
+    b, _ = loaded.text_to_video("a blue square", seed=2, control=maps, progress=False)
+    assert torch.equal(a, b)
+
+
+# ---- training ---------------------------------------------------------------------------------------------------
+
+def test_control_stage_trains_three_steps_and_exports_a_part_the_pipeline_loads(load_tool, tmp_path):
+    from vidiff.parts import load_part_config, load_part_weights
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.control import install_control_parts
+    from vidiff.training.config import load_train_config
+    from vidiff.training.loop import train
+
+    folder = load_tool("make_random_pipeline").write_random_pipeline(tmp_path / "pipe", tiny=True, steps=2)
+    repo = Path(__file__).resolve().parents[1]
+    for stage, config in (("keyframes", "shapes-control-keyframes.yaml"),
+                          ("interpolation", "shapes-control-interpolation.yaml")):
+        cfg = load_train_config(repo / "configs" / config, [
+            f"base={folder / stage}", f"vae={folder / 'vae'}", f"output_dir={tmp_path / stage}",
+            "train.max_steps=3", "train.batch_size=2", "train.log_every=1", "model.hidden_channels=8"])
+        run = train(cfg)
+        export = run / "export"
+        adapter = ControlAdapter(load_part_config(export, ControlAdapterConfig))
+        adapter.load_state_dict(load_part_weights(export), strict=True)
+        assert adapter.config.block_out_channels == (16, 32) and adapter.config.base_sha256
+        assert any(bool(p.abs().sum() > 0) for p in adapter.out.parameters())  # the zero convs moved
+    install_control_parts(folder, {"control_keyframes": tmp_path / "keyframes" / "export",
+                                   "control_interpolation": tmp_path / "interpolation" / "export"})
+    pipe = VideoPipeline.from_pretrained(folder)
+    frames, _ = pipe.text_to_video("a red circle", seed=0, control=_maps(), progress=False)
+    assert frames.shape == (16, 64, 64, 3)
+
+
+def test_control_config_is_checked(tmp_path):
+    from vidiff.config import ConfigError
+    from vidiff.training.config import load_train_config
+
+    repo = Path(__file__).resolve().parents[1]
+    bundled = repo / "vidiff" / "bundled" / "shapes"
+    base = [f"base={bundled / 'keyframes'}", f"vae={bundled / 'vae'}"]
+    for extra, match in ((["base=/nonexistent"], "base"), (["control.map_kinds=[edges]"], "map_kinds"),
+                         (["model.block_out_channels=[8]"], "set from the base"),
+                         (["control.clip_frames=10"], "clip_frames")):
+        with pytest.raises(ConfigError, match=match):
+            load_train_config(repo / "configs" / "shapes-control-keyframes.yaml", base + extra)
+
+
+# ---- the command line -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def control_folder(pipes, tmp_path_factory):
+    from vidiff import io
+
+    pipe, _, _ = pipes
+    folder = tmp_path_factory.mktemp("ctl")
+    pipe.save_pretrained(folder / "pipe")
+    uint8 = (_maps()[..., None].repeat(3, -1) * 255).astype(np.uint8)
+    io.write_video(folder / "maps.mp4", torch.from_numpy(uint8), 8)
+    io.write_video(folder / "maps15.mp4", torch.from_numpy(uint8[:15]), 8)
+    io.write_video(folder / "small.mp4", torch.from_numpy(np.ascontiguousarray(uint8[:, :32, :32])), 8)
+    return folder
+
+
+def test_cli_control_arguments_fail_fast(control_folder, tmp_path, capsys):
+    from vidiff.cli import main
+
+    f = control_folder
+    common = ["generate", "a red circle", "-o", str(tmp_path / "o.mp4"), "--model", str(f / "pipe")]
+    cases = [(["--control", str(f / "maps15.mp4")], "15 frames"), (["--control", str(f / "small.mp4")], "32x32"),
+             (["--control", str(f / "missing.mp4")], "not found"),
+             (["--control", str(f / "maps.mp4"), "--control-scale", "nan"], "--control-scale"),
+             (["--control", str(f / "maps.mp4"), "--control-scale", "5.5"], "--control-scale"),
+             (["--control-scale", "1"], "give --control"),
+             (["--control", str(f / "maps.mp4"), "--frames", "11"], "11"),
+             (["--control", str(f / "maps.mp4"), "--model", str(Path(__file__).resolve().parents[1] / "vidiff"
+                                                                / "bundled" / "shapes")], "no control parts")]
+    for extra, match in cases:
+        capsys.readouterr()
+        start = time.perf_counter()
+        rc = main(common + extra)
+        elapsed = time.perf_counter() - start
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("vidiff: error: ") and err.count("\n") == 1 and match in err, (extra, err)
+        assert elapsed < 1.0, (extra, elapsed)
+        assert not (tmp_path / "o.mp4").exists()
+
+
+def test_cli_generate_with_control_records_it(control_folder, tmp_path):
+    import json
+
+    from vidiff.cli import main
+
+    out = tmp_path / "o.mp4"
+    rc = main(["generate", "a red circle", "-o", str(out), "--model", str(control_folder / "pipe"), "--quiet",
+               "--control", str(control_folder / "maps.mp4"), "--control-scale", "0.5"])
+    assert rc == 0 and out.is_file()
+    settings = json.loads(Path(f"{out}.json").read_text())["settings"]
+    assert settings["control"] == str((control_folder / "maps.mp4").resolve()) and settings["control_scale"] == 0.5
