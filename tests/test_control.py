@@ -346,3 +346,35 @@ def test_cli_generate_with_control_records_it(control_folder, tmp_path):
     assert rc == 0 and out.is_file()
     settings = json.loads(Path(f"{out}.json").read_text())["settings"]
     assert settings["control"] == str((control_folder / "maps.mp4").resolve()) and settings["control_scale"] == 0.5
+
+
+def test_control_stage_resume_is_exact(load_tool, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from vidiff.training.control_stage import ControlStage
+
+    from vidiff.training.config import load_train_config
+    from vidiff.training.loop import train
+
+    folder = load_tool("make_random_pipeline").write_random_pipeline(tmp_path / "pipe", tiny=True, steps=2)
+    repo = Path(__file__).resolve().parents[1]
+
+    def cfg(out, steps):
+        return load_train_config(repo / "configs" / "shapes-control-interpolation.yaml", [
+            f"base={folder / 'interpolation'}", f"vae={folder / 'vae'}", f"output_dir={out}", f"train.max_steps={steps}",
+            "train.batch_size=2", "train.checkpoint_every=2", "model.hidden_channels=8", "optimizer.warmup_steps=1"])
+
+    import shutil
+
+    train(cfg(tmp_path / "straight", 4))  # checkpoints at steps 2 and 4
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed" / "export")
+    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step_00000004")
+    steps = []
+    loss = ControlStage.loss
+    monkeypatch.setattr(ControlStage, "loss", lambda self, m, b, d, step: steps.append(step) or loss(self, m, b, d, step))
+    train(cfg(tmp_path / "resumed", 4), resume="auto")
+    assert steps == [2, 3]  # resumed from the step-2 checkpoint
+    a = load_file(str(tmp_path / "straight" / "export" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "export" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
