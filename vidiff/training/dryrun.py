@@ -150,6 +150,10 @@ def saved_activation_bytes(model: torch.nn.Module, inputs: dict, half: bool = Fa
 def estimate(cfg, batch_size: int | None = None) -> MemoryEstimate:
     import dataclasses
 
+    if cfg.stage == "control":
+        from vidiff.errors import InputError
+
+        raise InputError("--dry-run: no memory estimate for stage control (a frozen U-Net plus a small adapter)")
     model_cfg = cfg.model_config()
     # what the stage actually runs with: the U-Net stages recompute layers when either switch is on; the VAE never
     checkpointing = cfg.stage != "vae" and (cfg.train.gradient_checkpointing or model_cfg.gradient_checkpointing)
