@@ -108,7 +108,6 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (g + ["--steps", "0"], r"--steps must be in \[1, 1000\], got 0"),
         (g + ["--steps", "-4"], r"--steps must be in \[1, 1000\]"),
         (g + ["--sampler", "plms"], "--sampler 'plms' is unknown; choose one of dpmpp_2m"),
-        (g + ["--frames", "20"], "--frames 20 does not fit .* fit: 16, 21"),
         (g + ["--frames", "16", "--keyframes", "5", "--stride", "5"], "does not fit 5 keyframes at stride 5"),
         (g + ["--num", "0"], r"--num must be in \[1, 10000\]"),
         (g + ["--threads", "0"], r"--threads must be in \[1, 1024\]"),
@@ -152,7 +151,7 @@ def test_validation_imports_no_torch(garbage_pipeline, tmp_path):
     """In a fresh process a bad argument is reported before torch (let alone weights) is imported."""
     code = ("import sys; from vidiff.cli import main; "
             f"rc = main(['generate', 'x', '-o', {str(tmp_path / 'o.mp4')!r}, '--model', {str(garbage_pipeline)!r}, "
-            "'--frames', '20']); print(rc, 'torch' in sys.modules)")
+            "'--frames', '20', '--keyframes', '4']); print(rc, 'torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
     assert run.stderr.count("\n") == 1 and "--frames 20" in run.stderr
@@ -261,3 +260,15 @@ def test_region_edit_with_the_bundled_parts_is_refused_before_weights(tmp_path):
                           str(tmp_path / "m.png"), "-o", str(tmp_path / "o.mp4")], capture_output=True, text=True,
                          timeout=120, cwd=REPO)
     assert run.returncode == 2 and "region" in run.stderr and run.stderr.count("\n") == 1, run.stderr
+
+
+def test_a_length_no_grid_fits_is_made_longer_and_cut(tiny_pipeline, tmp_path):
+    """--frames 20 with the default stride 5: the 21-frame grid (5 keyframes), cut to 20 frames."""
+    from vidiff.io import read_video
+
+    rc = main(["generate", "a red circle moving left", "-o", str(tmp_path / "t.mp4"), "--model", str(tiny_pipeline),
+               "--frames", "20", "--quiet"])
+    assert rc == 0
+    assert read_video(tmp_path / "t.mp4")[0].shape[0] == 20
+    settings = json.loads((tmp_path / "t.mp4.json").read_text())["settings"]
+    assert settings["num_frames"] == 20 and settings["layout_frames"] == 21 and settings["frames_written"] == 20

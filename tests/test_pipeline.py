@@ -25,11 +25,16 @@ def test_layout_completes_from_what_is_given():
     assert resolve_layout(16, 6, None, default=DEFAULT, max_gap=5) == Layout(16, 6, 3)
     assert resolve_layout(None, 3, 2, default=DEFAULT, max_gap=5) == Layout(5, 3, 2)
     assert resolve_layout(16, None, 1, default=DEFAULT, max_gap=5) == Layout(16, 16, 1)
+    # a length no grid at the default stride fits: the next longer grid, cut to the length asked
+    twenty = resolve_layout(20, None, None, default=DEFAULT, max_gap=5)
+    assert twenty == Layout(21, 5, 5, trim_to=20) and twenty.output_frames == 20
+    assert resolve_layout(17, None, None, default=DEFAULT, max_gap=5) == Layout(21, 5, 5, trim_to=17)
+    assert resolve_layout(16, None, None, default=DEFAULT, max_gap=5).output_frames == 16
 
 
 def test_layout_misfit_says_which_counts_fit():
     with pytest.raises(InputError, match=r"--frames 20 .*fit: 16, 21"):
-        resolve_layout(20, None, None, default=DEFAULT, max_gap=5)
+        resolve_layout(20, None, None, default=DEFAULT, max_gap=5, exact=True)
     with pytest.raises(InputError, match=r"--frames 16 does not fit 4 keyframes at stride 4 .* = 13"):
         resolve_layout(16, 4, 4, default=DEFAULT, max_gap=5)
     with pytest.raises(InputError, match="--frames must be an integer >= 2"):
@@ -248,7 +253,8 @@ def test_fill_between_keeps_keyframes(pipe, stride):
 def test_bad_settings_are_input_errors(pipe):
     for kwargs, match in [
         (dict(steps=0), "steps"), (dict(sampler="plms"), "sampler"), (dict(guidance_scale=float("nan")), "guidance"),
-        (dict(image_guidance_scale=-1.0), "image_guidance"), (dict(num_frames=20), "--frames 20"),
+        (dict(image_guidance_scale=-1.0), "image_guidance"),
+        (dict(num_frames=20, num_keyframes=4), "--frames 20"),
         (dict(seed=[1, 2, 3], ), "2 prompts and 3 seeds"), (dict(height=62), "height"),
     ]:
         prompt = ["a", "b"] if "seed" in kwargs else "a"
@@ -501,3 +507,12 @@ def test_edit_strength_selects_the_sd_img2img_noise_level(pipe):
     assert len(grid) == 12 + 1 and grid[-1] == 0
     assert float(grid[0]) == pytest.approx(float(vp[599]), rel=1e-6) and 2.2 < float(grid[0]) < 2.4
     assert torch.equal(pipe.keyframes.sigmas(20, 1.0), pipe.keyframes.sigmas(20))
+
+
+def test_trimmed_layout_is_the_longer_grid_cut(pipe):
+    """20 frames at stride 5: the frames are the first 20 of the 21-frame grid's clip, same seed."""
+    twenty, _ = pipe.text_to_video("a red circle moving left", num_frames=20, seed=4, progress=False)
+    grid, _ = pipe.text_to_video("a red circle moving left", num_frames=21, seed=4, progress=False)
+    assert twenty.shape[0] == 20 and torch.equal(twenty, grid[:20])
+    with pytest.raises(InputError, match="--frames 20"):  # an edited clip keeps its own length: exact grids only
+        pipe.edit_video(twenty, "a blue square", progress=False)

@@ -44,8 +44,8 @@ def _check_size(path, frames: int, width: int, height: int, layout, config) -> N
 
     if (width, height) != (config.width, config.height):
         raise InputError(f"--control {path}: {width}x{height} pixels, the clip is {config.width}x{config.height}")
-    if frames != layout.num_frames:
-        raise InputError(f"--control {path}: {frames} frames, the clip has {layout.num_frames} (--frames)")
+    if frames != layout.output_frames:
+        raise InputError(f"--control {path}: {frames} frames, the clip has {layout.output_frames} (--frames)")
 
 
 def read_control(args, config, layout):

@@ -188,7 +188,8 @@ def validate(args):
         check_fps(video_fps if video_fps is not None else config.fps, suffix, f"fps of {where} (give --fps)")
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
-    layout = resolve_layout(frames, args.keyframes, args.stride, default=default, max_gap=config.interpolation.max_gap)
+    layout = resolve_layout(frames, args.keyframes, args.stride, default=default, max_gap=config.interpolation.max_gap,
+                            exact=args.task == "edit")
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
@@ -251,8 +252,8 @@ def run_generation(args) -> int:
     outputs = numbered_outputs(args.output, args.num)
     outputs[0].parent.mkdir(parents=True, exist_ok=True)
     common = dict(steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance,
-                  image_guidance_scale=args.image_guidance, num_keyframes=layout.num_keyframes,
-                  keyframe_stride=layout.keyframe_stride, fps=args.fps if args.fps else inputs.get("fps"),
+                  image_guidance_scale=args.image_guidance, keyframe_stride=layout.keyframe_stride,
+                  num_keyframes=None if layout.trim_to else layout.num_keyframes,  # a cut grid: from the length fps=args.fps if args.fps else inputs.get("fps"),
                   force_layout=args.force_layout, negative_prompt=args.negative_prompt,
                   guidance_rescale=args.guidance_rescale, churn=args.churn, pc_steps=args.pc_steps, pc_snr=args.pc_snr)
     load_s = time.perf_counter() - start
@@ -266,15 +267,15 @@ def run_generation(args) -> int:
             frames, fps = pipe.edit_video(source, args.prompt, strength=args.strength, mask=mask,
                                           feather=args.feather, seed=seed, progress=not args.quiet, **common)
         elif args.task == "animate":
-            frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.num_frames, seed=seed,
+            frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.output_frames, seed=seed,
                                               progress=not args.quiet, **common)
         else:
-            frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.num_frames, seed=seed, control=control,
+            frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.output_frames, seed=seed, control=control,
                                              control_scale=control_settings(args).get("control_scale", 1.0),
                                              progress=not args.quiet, **common)
         elapsed = time.perf_counter() - t0
         io.write_video(output, frames, fps)
-        req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.num_frames,
+        req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.output_frames,
                            **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
                     "dtype": args.dtype, "batch_invariant": invariant, "compiled": args.compile,

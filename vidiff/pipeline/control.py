@@ -169,7 +169,9 @@ def request_control(stages: dict, control, control_scale, req) -> tuple[torch.Te
         raise InputError("control: this pipeline has no control parts (pipeline.yaml parts.control_keyframes / "
                          "control_interpolation); train them with tools/train_control.sh (docs/control.md)")
     scale = check_control_scale(control_scale)
-    maps = check_control_maps(control, req.layout.num_frames, req.height, req.width)
+    maps = check_control_maps(control, req.layout.output_frames, req.height, req.width)
+    if req.layout.trim_to is not None:  # the grid runs past the clip asked for: its last map holds there
+        maps = torch.cat([maps, maps[-1:].expand(req.layout.num_frames - maps.shape[0], -1, -1)])
     batch = len(req.seeds)
     return maps[None, None].expand(batch, 1, *maps.shape).contiguous(), torch.full((batch,), scale)
 

@@ -31,7 +31,7 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
     if strength is None:
         strength = DEFAULT_STRENGTH if region is None else DEFAULT_REGION_STRENGTH
     strength = check_strength(strength)
-    req = pipe.request(prompt, num_frames=n, height=height, width=width, **settings)
+    req = pipe.request(prompt, num_frames=n, height=height, width=width, exact_frames=True, **settings)
     pipe._check_trained(req, known=None if region is None else "region")
     if region is not None and not pipe.keyframes.takes_known_frames:
         raise ValueError("this pipeline's keyframe model takes no known frames: it cannot edit a region")

@@ -18,13 +18,19 @@ def frames_for(num_keyframes: int, keyframe_stride: int) -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    num_frames: int  # frames of the final clip
+    num_frames: int  # frames the keyframe grid spans, (K - 1) * S + 1
     num_keyframes: int  # K
     keyframe_stride: int  # S: keyframe k sits at frame k * S
+    trim_to: int | None = None  # a clip length asked for that no grid fits: the grid's clip is cut to it
 
     @property
     def keyframe_indices(self) -> list[int]:
         return [k * self.keyframe_stride for k in range(self.num_keyframes)]
+
+    @property
+    def output_frames(self) -> int:
+        """Frames of the clip the user gets."""
+        return self.num_frames if self.trim_to is None else self.trim_to
 
 
 def interpolation_levels(gap: int, max_gap: int) -> list[tuple[int, int]] | None:
@@ -59,11 +65,14 @@ def resolve_layout(
     *,
     default: Layout,
     max_gap: int,
+    exact: bool = False,
 ) -> Layout:
     """Completes (frames, keyframes, stride) from what the user gave; raises InputError saying what would fit.
 
-    Given frames only, the stride stays the default and the keyframe count follows; given frames and keyframes,
-    the stride follows; given keyframes and/or stride, frames follow.
+    Given frames only (or frames and stride), the stride stays the default (or the given one) and the keyframe
+    count follows; a length no count fits gets the next longer grid, cut to the length asked (`trim_to`), unless
+    `exact` (an edited clip keeps its own frames). Given frames and keyframes, the stride follows; given
+    keyframes and/or stride, frames follow.
     """
     for name, value, low in (("frames", num_frames, 2), ("keyframes", num_keyframes, 2), ("stride", keyframe_stride, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
@@ -80,7 +89,11 @@ def resolve_layout(
     if num_keyframes is None and keyframe_stride is None:
         s = default.keyframe_stride
         if (num_frames - 1) % s:
-            raise InputError(_misfit(num_frames, f"keyframe stride {s}", [frames_for(k, s) for k in _near(num_frames, s)]))
+            if exact:
+                raise InputError(_misfit(num_frames, f"keyframe stride {s}",
+                                         [frames_for(k, s) for k in _near(num_frames, s)]))
+            k = (num_frames - 2) // s + 2  # the fewest keyframes whose grid reaches past the last frame
+            return Layout(frames_for(k, s), k, s, trim_to=num_frames)
         return Layout(num_frames, (num_frames - 1) // s + 1, s)
     if keyframe_stride is None:
         k = num_keyframes
@@ -91,7 +104,10 @@ def resolve_layout(
     s = keyframe_stride
     if num_keyframes is None:
         if (num_frames - 1) % s:
-            raise InputError(_misfit(num_frames, f"stride {s}", [frames_for(k, s) for k in _near(num_frames, s)]))
+            if exact:
+                raise InputError(_misfit(num_frames, f"stride {s}", [frames_for(k, s) for k in _near(num_frames, s)]))
+            k = (num_frames - 2) // s + 2
+            return Layout(frames_for(k, s), k, s, trim_to=num_frames)
         return Layout(num_frames, (num_frames - 1) // s + 1, s)
     if frames_for(num_keyframes, s) != num_frames:
         raise InputError(

@@ -135,7 +135,8 @@ class Request:
         kf, it = config.keyframes, config.interpolation
         pick = lambda override, default: default if override is None else override  # noqa: E731
         return {
-            "num_frames": self.layout.num_frames,
+            "num_frames": self.layout.output_frames,
+            **({"layout_frames": self.layout.num_frames} if self.layout.trim_to is not None else {}),
             "num_keyframes": self.layout.num_keyframes,
             "keyframe_stride": self.layout.keyframe_stride,
             "height": self.height,
@@ -229,7 +230,7 @@ def check_new_frames(num_frames) -> int:
 def check_keyframe_images(keyframes: dict, req: Request) -> dict:
     """{frame index: uint8 (H,W,3)} after checking that every index is a keyframe position of the request's
     layout and every image has the request's size."""
-    stride, total = req.layout.keyframe_stride, req.layout.num_frames
+    stride, total = req.layout.keyframe_stride, req.layout.output_frames
     pixels = {}
     for index, image in sorted(keyframes.items()):
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total or index % stride:

@@ -128,7 +128,7 @@ class VideoPipeline:
         frames = self._decode(latents, progress)  # (B,F,H,W,3)
         for index, image in pixels.items():
             frames[:, index] = image
-        return req.unbatch(frames), req.fps
+        return req.unbatch(frames[:, : req.layout.output_frames]), req.fps  # a trimmed layout: cut to the ask
 
     def image_to_video(self, image, prompt, **settings):
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
@@ -216,13 +216,14 @@ class VideoPipeline:
     def request(self, prompt, *, seed=0, num_frames=None, num_keyframes=None, keyframe_stride=None, steps=None,
                 sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None, fps=None,
                 force_layout: bool = False, negative_prompt=None, guidance_rescale=None, churn=None, pc_steps=None,
-                pc_snr=None) -> Request:
-        """Checks and completes every setting before any sampling (the CLI calls this too)."""
+                pc_snr=None, exact_frames: bool = False) -> Request:
+        """Checks and completes every setting before any sampling (the CLI calls this too). A num_frames that no
+        keyframe grid fits is made on the next longer grid and cut (Layout.trim_to), unless exact_frames."""
         cfg = self.config
         prompts, seeds, batched = prompts_and_seeds(prompt, seed)
         layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
                                 default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
-                                max_gap=cfg.interpolation.max_gap)
+                                max_gap=cfg.interpolation.max_gap, exact=exact_frames)
         return Request.build(prompts, seeds, batched, layout, cfg, self.vae.downsample_factor, steps=steps,
                              sampler=sampler, guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
                              height=height, width=width, fps=fps, force_layout=force_layout,
