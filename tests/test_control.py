@@ -1,6 +1,8 @@
 """Structure control (docs/control.md): the adapter, Cond's control fields, the maps and paths, the control training
 stage, the pipeline with control parts and `vidiff generate --control`."""
 import dataclasses
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -308,6 +310,12 @@ def control_folder(pipes, tmp_path_factory):
     io.write_video(folder / "maps.mp4", torch.from_numpy(uint8), 8)
     io.write_video(folder / "maps15.mp4", torch.from_numpy(uint8[:15]), 8)
     io.write_video(folder / "small.mp4", torch.from_numpy(np.ascontiguousarray(uint8[:, :32, :32])), 8)
+    plain = folder / "plain"  # the same pipeline without its control parts
+    shutil.copytree(folder / "pipe", plain)
+    text = (plain / "pipeline.yaml").read_text()
+    for name in ("control_keyframes", "control_interpolation"):
+        text = re.sub(rf"{name}: \S+", f"{name}: null", text)
+    (plain / "pipeline.yaml").write_text(re.sub(r"control_maps:.*?(?=\n\S|\Z)", "control_maps: []", text, flags=re.S))
     return folder
 
 
@@ -322,8 +330,7 @@ def test_cli_control_arguments_fail_fast(control_folder, tmp_path, capsys):
              (["--control", str(f / "maps.mp4"), "--control-scale", "5.5"], "--control-scale"),
              (["--control-scale", "1"], "give --control"),
              (["--control", str(f / "maps.mp4"), "--frames", "11"], "11"),
-             (["--control", str(f / "maps.mp4"), "--model", str(Path(__file__).resolve().parents[1] / "vidiff"
-                                                                / "bundled" / "shapes")], "no control parts")]
+             (["--control", str(f / "maps.mp4"), "--model", str(f / "plain")], "no control parts")]
     for extra, match in cases:
         capsys.readouterr()
         start = time.perf_counter()

@@ -182,8 +182,8 @@ def test_wrong_tensors_are_a_clear_error(tiny_pipeline, tmp_path):
         VideoPipeline.from_pretrained(folder)
 
 
-@pytest.mark.parametrize("flags, message", [(["--stride", "4"], "keyframe stride 4"),
-                                            (["--frames", "31"], "7 keyframes"),
+@pytest.mark.parametrize("flags, message", [(["--stride", "2"], "keyframe stride 2"),
+                                            (["--keyframes", "12"], "12 keyframes"),
                                             (["--stride", "10"], "keyframe stride 10")])
 def test_layout_outside_the_bundled_training_exits_fast_without_torch(tmp_path, flags, message):
     """The bundled parts were trained on 4 keyframes at stride 5 (their trained_on.yaml): other layouts are refused
@@ -248,17 +248,24 @@ def test_region_edit_through_the_cli(tiny_pipeline, tmp_path, capsys):
     assert not (tmp_path / "bad.mp4").exists()
 
 
-def test_region_edit_with_the_bundled_parts_is_refused_before_weights(tmp_path):
-    """The bundled parts record no region training (trained_on.yaml), so `edit --mask` exits 2 naming it."""
+def test_region_edit_with_parts_not_trained_for_it_is_refused_before_weights(tmp_path):
+    """Parts whose trained_on.yaml lists no region training: `edit --mask` exits 2 naming it (here the bundle's
+    parts with "region" taken out of their records; the weights are never read)."""
     from PIL import Image
 
     from vidiff.io import write_video
 
+    bundled = REPO / "vidiff" / "bundled" / "shapes"
+    model = tmp_path / "pipe"
+    shutil.copytree(bundled, model, ignore=shutil.ignore_patterns("*.safetensors"))
+    for part in ("keyframes", "interpolation"):
+        record = model / part / "trained_on.yaml"
+        record.write_text(record.read_text().replace("- region\n", ""))
     write_video(tmp_path / "in.mp4", np.zeros((16, 64, 64, 3), dtype=np.uint8), 8)
     Image.fromarray(np.full((64, 64), 255, dtype=np.uint8)).save(tmp_path / "m.png")
     run = subprocess.run([sys.executable, "-m", "vidiff", "edit", str(tmp_path / "in.mp4"), "x", "--mask",
-                          str(tmp_path / "m.png"), "-o", str(tmp_path / "o.mp4")], capture_output=True, text=True,
-                         timeout=120, cwd=REPO)
+                          str(tmp_path / "m.png"), "-o", str(tmp_path / "o.mp4"), "--model", str(model)],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
     assert run.returncode == 2 and "region" in run.stderr and run.stderr.count("\n") == 1, run.stderr
 
 
