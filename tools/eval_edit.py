@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--strength", type=float, nargs="+", default=None, help="default 0.6, or 1.0 with --region")
     parser.add_argument("--region", action="store_true", help="region edits inside a box around the object's path")
     parser.add_argument("--feather", type=int, default=3)
+    parser.add_argument("--negative-source", action="store_true",
+                        help="give the input clip's own caption as the negative prompt (steers away from the old colour)")
     args = parser.parse_args()
     args.strength = args.strength or [1.0 if args.region else 0.6]
     torch.set_num_threads(1)
@@ -62,8 +64,9 @@ def main() -> None:
             clip = render_clip(params)
             colour = [c for c in COLOURS if c != params.colour][i % 4]
             mask = path_box(params) if args.region else None
+            negative = prompt_for(params.colour, params.shape, params.direction) if args.negative_source else None
             out, _ = pipe.edit_video(clip, prompt_for(colour, params.shape, params.direction), strength=strength,
-                                     seed=i, progress=False, mask=mask, feather=args.feather)
+                                     seed=i, progress=False, mask=mask, feather=args.feather, negative_prompt=negative)
             got, src = analyze_clip(out.numpy()), analyze_clip(clip.numpy())
             ok = {"new_colour": got.colour == colour, "shape_kept": got.shape == params.shape,
                   "direction_kept": got.direction == params.direction, "one_object": got.one_object}
