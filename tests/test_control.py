@@ -315,7 +315,8 @@ def control_folder(pipes, tmp_path_factory):
     text = (plain / "pipeline.yaml").read_text()
     for name in ("control_keyframes", "control_interpolation"):
         text = re.sub(rf"{name}: \S+", f"{name}: null", text)
-    (plain / "pipeline.yaml").write_text(re.sub(r"control_maps:.*?(?=\n\S|\Z)", "control_maps: []", text, flags=re.S))
+    # the kinds list, inline or as "- kind" lines, becomes empty
+    (plain / "pipeline.yaml").write_text(re.sub(r"control_maps:[^\n]*(\n- [^\n]*)*", "control_maps: []", text))
     return folder
 
 

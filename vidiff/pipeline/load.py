@@ -36,10 +36,11 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     check_parts(config, vae_cfg, net_cfgs.get("keyframes"), net_cfgs["interpolation"], None)
     for name in net_cfgs:  # the discrete schedules, if any, before any weights
         from_dict(NoiseScheduleConfig, getattr(config, name).schedule, f"pipeline.yaml: {name}.schedule")
-    control_cfgs = control_part_configs(config, paths, vae_cfg, net_cfgs)
     records = read_trained_records(folder, config)
     for path in paths.values():
         check_safetensors_header(path / "model.safetensors")
+    # after the headers: a control part's check hashes its U-Net's file, so a broken file is named as such first
+    control_cfgs = control_part_configs(config, paths, vae_cfg, net_cfgs)
     text_encoder = TextEncoder.load(text_encoder_ref(folder, config))
     vae = _load_weights(lambda: AutoencoderKL.load(paths["vae"]), paths["vae"])
     nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
