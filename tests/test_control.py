@@ -147,14 +147,7 @@ def test_maps_from_frames_threshold_any_channel():
 
 # ---- the pipeline -----------------------------------------------------------------------------------------------
 
-class HashText:
-    dim = 384
-    identifier = "hash-text"
-
-    def encode(self, prompts):
-        rows = [torch.randn(5, self.dim, generator=torch.Generator().manual_seed(sum(map(ord, p)) + len(p)))
-                for p in prompts]
-        return torch.stack(rows), torch.ones(len(prompts), 5, dtype=torch.bool)
+from test_pipeline import HashText  # noqa: E402  (the fixed random text encoder of the pipeline tests)
 
 
 def _control_config(tool):

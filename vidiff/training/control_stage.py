@@ -23,6 +23,7 @@ from torch import nn
 from vidiff.diffusion.cond import Cond
 from vidiff.random import SampleDraws, generator
 from vidiff.training import conditioning as cond
+from vidiff.training.stages import FrozenHelpers
 
 
 class ControlLoss(nn.Module):
@@ -52,7 +53,7 @@ class _Indices(torch.utils.data.Dataset):
         return {"index": index}
 
 
-class ControlStage:
+class ControlStage(FrozenHelpers):
     preview = None
 
     def __init__(self, cfg):
@@ -86,20 +87,6 @@ class ControlStage:
         self.device = torch.device(device)
         self.net.to(self.device)  # the frozen U-Net (the adapter moves with the model the loop prepares)
         return self
-
-    def text_encoder(self):
-        if self._text is None:
-            from vidiff.text import TextEncoder
-
-            self._text = TextEncoder.load(self.cfg.text_encoder, device=self.device)
-        return self._text
-
-    def vae(self):
-        if self._vae is None:
-            from vidiff.vae import AutoencoderKL
-
-            self._vae = AutoencoderKL.load(self.cfg.vae, device=self.device).eval().requires_grad_(False)
-        return self._vae
 
     # -- samples --
     def window(self, draws: SampleDraws, step: int) -> tuple[list[list[int]], torch.Tensor, float]:

@@ -72,7 +72,26 @@ class DiffusionLoss(nn.Module):
         return self.denoiser.loss(x0, sigma, cond, noise=noise, min_snr_gamma=self.min_snr_gamma)
 
 
-class LatentDiffusionStage:
+class FrozenHelpers:
+    """The frozen text encoder and VAE of a latent stage, loaded on first use on the stage's device
+    (`cfg.text_encoder`, `cfg.vae`); the stage sets `_text = _vae = None` and `device`."""
+
+    def text_encoder(self):
+        if self._text is None:
+            from vidiff.text import TextEncoder
+
+            self._text = TextEncoder.load(self.cfg.text_encoder, device=self.device)
+        return self._text
+
+    def vae(self):
+        if self._vae is None:
+            from vidiff.vae import AutoencoderKL
+
+            self._vae = AutoencoderKL.load(self.cfg.vae, device=self.device).eval().requires_grad_(False)
+        return self._vae
+
+
+class LatentDiffusionStage(FrozenHelpers):
     def __init__(self, cfg, dataset=None):
         from vidiff.diffusion import Denoiser
         from vidiff.models import UNet3D
@@ -102,20 +121,6 @@ class LatentDiffusionStage:
         self.preview = self._preview if cfg.stage == "keyframes" and cfg.vae else None
         self.device = torch.device("cpu")
         self.latent_size = None  # (h, w) of the training latents, once a batch has been seen
-
-    def text_encoder(self):
-        if self._text is None:
-            from vidiff.text import TextEncoder
-
-            self._text = TextEncoder.load(self.cfg.text_encoder, device=self.device)
-        return self._text
-
-    def vae(self):
-        if self._vae is None:
-            from vidiff.vae import AutoencoderKL
-
-            self._vae = AutoencoderKL.load(self.cfg.vae, device=self.device).eval().requires_grad_(False)
-        return self._vae
 
     def to(self, device):
         self.device = torch.device(device)  # frozen helpers load there on first use
