@@ -53,8 +53,10 @@ def build(which: str, checkpointing: bool):
     cfg = UNet3DConfig(in_channels=4, out_channels=4, block_out_channels=(64, 128, 256), layers_per_block=2,
                        attention_levels=(True, True, False), mid_attention=True, context_dim=384,
                        norm_groups=32, gradient_checkpointing=checkpointing)
+    from vidiff.diffusion.cond import Cond
+
     model = UNet3D(cfg)
-    return model, lambda x, t, ctx: model(x, t, ctx)
+    return model, lambda x, t, ctx: model(x, t, Cond(context=ctx))
 
 
 def child(args) -> None:
