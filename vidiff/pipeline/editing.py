@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from vidiff.errors import InputError
 from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
 from vidiff.pipeline.request import check_feather, check_frames, check_strength
 from vidiff.pipeline.timeline import place_keyframes
@@ -34,7 +35,7 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
     req = pipe.request(prompt, num_frames=n, height=height, width=width, exact_frames=True, **settings)
     pipe._check_trained(req, known=None if region is None else "region")
     if region is not None and not pipe.keyframes.takes_known_frames:
-        raise ValueError("this pipeline's keyframe model takes no known frames: it cannot edit a region")
+        raise InputError("this pipeline's keyframe model takes no known frames (it cannot edit a region)")
     source = pipe.vae.encode_frames(frames.to(pipe._device)).cpu().float()  # (1,C,F,h,w)
     source = source.expand(len(req.seeds), -1, -1, -1, -1)
     if region is None:

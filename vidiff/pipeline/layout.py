@@ -86,12 +86,12 @@ def resolve_layout(
         k = num_keyframes if num_keyframes is not None else default.num_keyframes
         s = keyframe_stride if keyframe_stride is not None else default.keyframe_stride
         return Layout(frames_for(k, s), k, s)
-    if num_keyframes is None and keyframe_stride is None:
-        s = default.keyframe_stride
+    if num_keyframes is None:  # frames, and the stride given or the default: the keyframe count follows
+        s = keyframe_stride if keyframe_stride is not None else default.keyframe_stride
         if (num_frames - 1) % s:
             if exact:
-                raise InputError(_misfit(num_frames, f"keyframe stride {s}",
-                                         [frames_for(k, s) for k in _near(num_frames, s)]))
+                given = f"stride {s}" if keyframe_stride is not None else f"keyframe stride {s}"
+                raise InputError(_misfit(num_frames, given, [frames_for(k, s) for k in _near(num_frames, s)]))
             k = (num_frames - 2) // s + 2  # the fewest keyframes whose grid reaches past the last frame
             return Layout(frames_for(k, s), k, s, trim_to=num_frames)
         return Layout(num_frames, (num_frames - 1) // s + 1, s)
@@ -102,13 +102,6 @@ def resolve_layout(
             raise InputError(_misfit(num_frames, f"{k} keyframes", _closest(fits, num_frames)))
         return Layout(num_frames, k, (num_frames - 1) // (k - 1))
     s = keyframe_stride
-    if num_keyframes is None:
-        if (num_frames - 1) % s:
-            if exact:
-                raise InputError(_misfit(num_frames, f"stride {s}", [frames_for(k, s) for k in _near(num_frames, s)]))
-            k = (num_frames - 2) // s + 2
-            return Layout(frames_for(k, s), k, s, trim_to=num_frames)
-        return Layout(num_frames, (num_frames - 1) // s + 1, s)
     if frames_for(num_keyframes, s) != num_frames:
         raise InputError(
             f"--frames {num_frames} does not fit {num_keyframes} keyframes at stride {s} "

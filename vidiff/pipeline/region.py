@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidiff.errors import InputError
-from vidiff.pipeline.request import check_feather  # noqa: F401  (torch-free, so the CLI checks it early)
+
 
 def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.Tensor:
     """-> bool (F,H,W), True where the clip is regenerated. InputError naming what does not fit."""
@@ -65,10 +65,10 @@ def latent_keep_mask(mask: torch.Tensor, factor: int, feather: int) -> torch.Ten
 
 def feather_weights(mask: torch.Tensor, feather: int) -> torch.Tensor:
     """bool (F,H,W) -> float (F,H,W): 1 on the mask, falling linearly to 0 over `feather` pixels outside it."""
-    w = mask.float()
-    for r in range(1, feather + 1):  # distance rings of a square element: weight 1 - r / (feather + 1)
-        ring = _grow(mask, r).float() * (1.0 - r / (feather + 1))
-        w = torch.maximum(w, ring)
+    w, grown = mask.float(), mask
+    for r in range(1, feather + 1):  # ring r of a square element (r one-pixel growths): weight 1 - r / (feather + 1)
+        grown = _grow(grown, 1)
+        w = torch.maximum(w, grown.float() * (1.0 - r / (feather + 1)))
     return w
 
 
