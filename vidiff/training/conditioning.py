@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vidiff.diffusion.cond import known_volume
+from vidiff.diffusion.cond import Cond, known_volume
 from vidiff.pipeline.trained import PATTERNS
 from vidiff.random import SampleDraws
 from vidiff.training.config import ConditioningSection
@@ -24,10 +24,10 @@ def pattern_mask(pattern: str, num_frames: int, gen: torch.Generator, max_first_
         mask = (torch.rand(num_frames, generator=gen) < 0.5).float()
         if num_frames > 1 and bool(mask.all()):
             mask[int(torch.randint(0, num_frames, (1,), generator=gen))] = 0.0
-    elif pattern not in ("none", "region"):  # region: every frame known outside a region (per_pixel below)
-        raise ValueError(f"unknown pattern {pattern!r}")
-    if pattern == "region":
+    elif pattern == "region":  # every frame, known outside a region (per_pixel below cuts the region out)
         mask[:] = 1.0
+    elif pattern != "none":
+        raise ValueError(f"unknown pattern {pattern!r}")
     return mask
 
 
@@ -116,3 +116,26 @@ def augment_known(latents: torch.Tensor, mask: torch.Tensor, draws: SampleDraws,
     m = known_volume(mask.to(device=device, dtype=latents.dtype), tuple(latents.shape))  # (B, 1, F, h, w)
     cond = (latents + sigma.reshape(b, 1, 1, 1, 1).to(latents.dtype) * noise) * m  # (B, C, F, h, w)
     return cond, sigma
+
+
+def training_inputs(x0: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor, known_mask: torch.Tensor,
+                    frame_stride: float, draws: SampleDraws, cfg: ConditioningSection, noise_cfg,
+                    null_text: tuple[torch.Tensor, torch.Tensor], *, known: bool = True, **extra
+                    ) -> tuple[torch.Tensor, torch.Tensor, Cond]:
+    """(sigma (B,), noise like x0, Cond) of one training batch of a latent diffusion stage: the text dropped to
+    the null encoding per sample, the known content (known_mask (B,F) or (B,F,h,w)) noise-augmented, a training
+    noise level and the noise per sample, all from the samples' own draws. known=False leaves the known fields out
+    (a network without known-frame conditioning); `extra` are further Cond fields (e.g. control maps)."""
+    from vidiff.diffusion import sample_training_sigmas
+
+    b, device = x0.shape[0], x0.device
+    context, context_mask = drop_text(context.to(device), context_mask.to(device), null_text, draws,
+                                      cfg.drop_text_prob)
+    fields = {}
+    if known:
+        cond_latents, cond_sigma = augment_known(x0, known_mask, draws, cfg.cond_noise_max_sigma)
+        fields = dict(known=cond_latents, known_mask=known_mask.to(device), cond_sigma=cond_sigma)
+    sigma = sample_training_sigmas(b, noise_cfg, [draws.gen(i, "sigma") for i in range(b)]).to(device)
+    noise = draws.randn(tuple(x0.shape[1:]), "noise", device=device)  # (B, C, F, h, w)
+    return sigma, noise, Cond(context=context, context_mask=context_mask,
+                              frame_stride=torch.full((b,), frame_stride, device=device), **fields, **extra)

@@ -125,9 +125,6 @@ class ControlStage(FrozenHelpers):
         return video, torch.stack(maps)[:, None], captions, mask, stride
 
     def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
-        from vidiff.diffusion import sample_training_sigmas
-
-        k = self.cfg.conditioning
         video, maps, captions, mask, stride = self.samples(draws, step)
         device = self.device
         with torch.no_grad():
@@ -135,17 +132,11 @@ class ControlStage(FrozenHelpers):
             context, context_mask = self.text_encoder().encode(captions)
             if self.null_text is None:
                 self.null_text = self.text_encoder().encode([""])
-        b = x0.shape[0]
         self.latent_size = tuple(x0.shape[-2:])
-        context, context_mask = cond.drop_text(context.to(device), context_mask.to(device), self.null_text, draws,
-                                               k.drop_text_prob)
-        known, cond_sigma = cond.augment_known(x0, mask.to(device), draws, k.cond_noise_max_sigma)
-        sigma = sample_training_sigmas(b, self.noise_cfg, [draws.gen(i, "sigma") for i in range(b)]).to(device)
-        noise = draws.randn(tuple(x0.shape[1:]), "noise", device=device)
-        known_fields = dict(known=known, known_mask=mask.to(device), cond_sigma=cond_sigma) \
-            if self.net.config.conditioning else {}
-        return model(x0, sigma, noise, Cond(context=context, context_mask=context_mask, control=maps.to(device),
-                                            frame_stride=torch.full((b,), stride, device=device), **known_fields))
+        sigma, noise, c = cond.training_inputs(x0, context, context_mask, mask, stride, draws, self.cfg.conditioning,
+                                               self.noise_cfg, self.null_text, known=self.net.config.conditioning,
+                                               control=maps.to(device))
+        return model(x0, sigma, noise, c)
 
     def export(self, folder, state: dict) -> None:
         from vidiff.parts import save_part

@@ -23,7 +23,6 @@ import dataclasses
 import torch
 from torch import nn
 
-from vidiff.diffusion.cond import Cond
 from vidiff.parts import save_part
 from vidiff.training import conditioning as cond
 from vidiff.training.finetune import freeze_parameters, load_initial_weights
@@ -191,23 +190,14 @@ class LatentDiffusionStage(FrozenHelpers):
         return x0, mask, stride
 
     def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
-        from vidiff.diffusion import sample_training_sigmas
-
         latents, context, context_mask = self._latents_and_text(batch, draws)
         if self.null_text is None:  # the "no text" condition: the encoding of "" by the same encoder
             self.null_text = self.text_encoder().encode([""])  # (1, L, D), (1, L)
-        device = latents.device
         x0, mask, stride = self._frames(latents, draws, step)
-        b = x0.shape[0]
         self.latent_size = tuple(x0.shape[-2:])  # (h, w), recorded in the exported part
-        cond_latents, cond_sigma = cond.augment_known(x0, mask, draws, self.cfg.conditioning.cond_noise_max_sigma)
-        context, context_mask = cond.drop_text(context, context_mask, self.null_text, draws,
-                                               self.cfg.conditioning.drop_text_prob)
-        sigma = sample_training_sigmas(b, self.noise_cfg, [draws.gen(i, "sigma") for i in range(b)]).to(device)
-        noise = draws.randn(tuple(x0.shape[1:]), "noise", device=device)  # (B, C, K, h, w)
-        return model(x0, sigma, noise, Cond(context=context, context_mask=context_mask, known=cond_latents,
-                                            known_mask=mask.to(device), frame_stride=torch.full((b,), stride, device=device),
-                                            cond_sigma=cond_sigma))
+        sigma, noise, c = cond.training_inputs(x0, context, context_mask, mask, stride, draws, self.cfg.conditioning,
+                                               self.noise_cfg, self.null_text)
+        return model(x0, sigma, noise, c)
 
     def export(self, folder, state: dict) -> None:
         from vidiff.pipeline.trained import write_trained_on
