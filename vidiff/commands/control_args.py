@@ -40,12 +40,10 @@ def check_control_args(args, config, layout, model) -> None:
 
 
 def _check_size(path, frames: int, width: int, height: int, layout, config) -> None:
-    from vidiff.errors import InputError
+    from vidiff.commands.inputs import check_fits_clip
 
-    if (width, height) != (config.width, config.height):
-        raise InputError(f"--control {path}: {width}x{height} pixels, the clip is {config.width}x{config.height}")
-    if frames != layout.output_frames:
-        raise InputError(f"--control {path}: {frames} frames, the clip has {layout.output_frames} (--frames)")
+    check_fits_clip("--control", path, (width, height), frames, (config.width, config.height), layout.output_frames,
+                    "(--frames)")
 
 
 def read_control(args, config, layout):

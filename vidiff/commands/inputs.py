@@ -27,11 +27,22 @@ def check_image(path: Path) -> None:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
+def check_fits_clip(flag: str, path, size: tuple[int, int], frames: int | None, clip_size: tuple[int, int],
+                    clip_frames: int, frames_hint: str) -> None:
+    """A per-frame input file (mask, control maps) against the clip: its (width, height) and, unless None, its
+    frame count; InputError naming the flag and the file otherwise."""
+    from vidiff.errors import InputError
+
+    if tuple(size) != tuple(clip_size):
+        raise InputError(f"{flag} {path}: {size[0]}x{size[1]} pixels, the clip is {clip_size[0]}x{clip_size[1]}")
+    if frames is not None and frames != clip_frames:
+        raise InputError(f"{flag} {path}: {frames} frames, the clip has {clip_frames} {frames_hint}")
+
+
 def check_mask_file(path: Path, clip) -> None:
     """`vidiff edit --mask`: an image of the clip's size, or a video of its size and frame count (headers only).
     clip: the edited video's io.VideoInfo."""
     from vidiff import io
-    from vidiff.errors import InputError
 
     check_file(path, "mask")
     if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -44,11 +55,8 @@ def check_mask_file(path: Path, clip) -> None:
     else:
         info = io.probe_video(path)
         width, height, frames = info.width, info.height, info.num_frames
-    if (width, height) != (clip.width, clip.height):
-        raise InputError(f"--mask {path}: {width}x{height} pixels, the clip is {clip.width}x{clip.height}")
-    if frames is not None and frames != clip.num_frames:
-        raise InputError(f"--mask {path}: {frames} frames, the clip has {clip.num_frames} (or give one image for "
-                         "every frame)")
+    check_fits_clip("--mask", path, (width, height), frames, (clip.width, clip.height), clip.num_frames,
+                    "(or give one image for every frame)")
 
 
 def read_mask(path: str, frames):
