@@ -23,7 +23,8 @@ from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE
 
 def control_part_configs(config, paths: dict[str, Path], vae_cfg, net_cfgs: dict) -> dict:
     """{control part name: ControlAdapterConfig}, each checked against its U-Net, the VAE and pipeline.yaml's
-    control_maps; cheap (configs and hashes, no weights)."""
+    control_maps; cheap (configs and hashes, no weights). Their trained_on.yaml records are checked with the
+    diffusion parts' (trained.read_trained_records)."""
     from vidiff.models.control_adapter import ControlAdapterConfig
     from vidiff.parts import file_sha256, load_part_config
 
@@ -47,23 +48,8 @@ def control_part_configs(config, paths: dict[str, Path], vae_cfg, net_cfgs: dict
         if cfg.base_sha256 and cfg.base_sha256 != file_sha256(paths[CONTROL_PARTS[name]] / "model.safetensors"):
             raise InputError(f"{where}: trained against another {CONTROL_PARTS[name]} part than "
                              f"{paths[CONTROL_PARTS[name]]} (base_sha256 differs); retrain it for this one")
-        _check_record(paths[name], paths["vae"], config.text_encoder)
         out[name] = cfg
     return out
-
-
-def _check_record(part: Path, vae: Path, text_encoder: str) -> None:
-    """A control part's trained_on.yaml (when present) names the pipeline's text encoder and latent space."""
-    from vidiff.pipeline.trained import latent_space_id, read_trained_on
-
-    record = read_trained_on(part)
-    if record is None:
-        return
-    if record.text_encoder is not None and record.text_encoder != text_encoder:
-        raise InputError(f"{part.name}/trained_on.yaml: trained with text encoder {record.text_encoder!r}, "
-                         f"pipeline.yaml uses {text_encoder!r}")
-    if record.latent_space is not None and record.latent_space != latent_space_id(vae):
-        raise InputError(f"{part.name}/trained_on.yaml: trained in the latent space of another VAE than {vae}")
 
 
 def install_control_parts(folder: str | Path, exports: dict[str, str | Path]) -> Path:

@@ -62,23 +62,26 @@ def read_trained_on(folder: str | Path) -> TrainedOn | None:
 
 
 def read_trained_records(folder: Path, config) -> dict[str, TrainedOn | None]:
-    """Each diffusion part's training record (None where a part has none), checked against the pipeline's text
-    encoder and VAE: a part trained with another encoder or in another latent space is an error."""
+    """Each diffusion part's training record (None where a part has none), and each named control part's, checked
+    against the pipeline's text encoder and VAE: a part trained with another encoder or in another latent space is
+    an error. The VAE's latent space is hashed once, and only when a record names one."""
     from vidiff.pipeline.config import part_paths
 
     paths = part_paths(folder, config)
-    records = {name: read_trained_on(paths[name]) if name in paths else None for name in ("keyframes", "interpolation")}
+    names = ("keyframes", "interpolation", *config.control_parts())
+    records = {name: read_trained_on(paths[name]) if name in paths else None for name in names}
     latent_space = None
     for name, record in records.items():
         if record is None:
             continue
+        label = paths[name].name if name in config.control_parts() else name  # a control part by its folder
         if record.text_encoder is not None and record.text_encoder != config.text_encoder:
-            raise InputError(f"{name}/trained_on.yaml: trained with text encoder {record.text_encoder!r}, "
+            raise InputError(f"{label}/trained_on.yaml: trained with text encoder {record.text_encoder!r}, "
                              f"pipeline.yaml uses {config.text_encoder!r}")
         if record.latent_space is not None:
             latent_space = latent_space or latent_space_id(paths["vae"])
             if record.latent_space != latent_space:
-                raise InputError(f"{name}/trained_on.yaml: trained in the latent space of another VAE encoder "
+                raise InputError(f"{label}/trained_on.yaml: trained in the latent space of another VAE encoder "
                                  f"than {paths['vae']} (latent_space {record.latent_space[:12]}... != "
                                  f"{latent_space[:12]}...)")
     return records
