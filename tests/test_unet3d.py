@@ -175,6 +175,14 @@ def test_config_round_trip_and_validation():
         from_dict(UNet3DConfig, {**to_dict(cfg), "attention_backend": "flash9"})
     with pytest.raises(ConfigError, match="norm_groups"):
         tiny(norm_groups=3)
+    # heads split only attended widths: 12 at a level without attention is fine, at an attention level it is not
+    x, c_noise, context = inputs(c=3)
+    model = UNet3D(tiny(block_out_channels=(12, 16), attention_levels=(False, True), num_head_channels=8))
+    assert model(x, c_noise, Cond(context=context)).shape == x.shape
+    with pytest.raises(ConfigError, match="does not divide width 12"):
+        tiny(block_out_channels=(12, 16), num_head_channels=8)
+    with pytest.raises(ConfigError, match="does not divide width 12"):
+        tiny(block_out_channels=(16, 12), attention_levels=(True, False), num_head_channels=8, mid_attention=True)
     assert dataclasses.is_dataclass(cfg)
     assert UNet3D(cfg).num_parameters() == sum(p.numel() for p in UNet3D(cfg).parameters())
 

@@ -50,6 +50,16 @@ def build_all():
     for name in ("diffusers", "vidiff"):
         model, fn = build(name, False)
         models[name] = (model, fn, torch.full((1,), 0.3) if name == "vidiff" else torch.full((1,), 500))
+    # the layout of vidiff's own recipes (configs/*.yaml): no attention at the top level, spatial + temporal
+    # attention at the two lower ones; widths chosen for the peer's parameter count
+    from vidiff.diffusion.cond import Cond
+    from vidiff.models import UNet3D, UNet3DConfig
+
+    cfg = UNet3DConfig(in_channels=4, out_channels=4, block_out_channels=(64, 144, 192), layers_per_block=2,
+                       attention_levels=(False, True, True), mid_attention=True, num_head_channels=48,
+                       context_dim=384, norm_groups=16)
+    own = UNet3D(cfg)
+    models["vidiff, recipe layout"] = (own, lambda x, t, ctx: own(x, t, Cond(context=ctx)), torch.full((1,), 0.3))
     model, fn = peer_model()
     models["video-diffusion-pytorch"] = (model, fn, torch.full((1,), 500))
     return models
@@ -59,7 +69,7 @@ def step_flops(name, model, fn, t, x, ctx) -> int:
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    if name == "vidiff":  # its attention backends as math, for the count only
+    if name.startswith("vidiff"):  # its attention backends as math, for the count only
         from vidiff.models import UNet3D
 
         math_cfg = dataclasses.replace(model.config, attention_backend="math", temporal_attention_backend="math")

@@ -63,6 +63,11 @@ class UNet3DConfig:
         for ch in self.block_out_channels:
             if ch % self.norm_groups:
                 raise ConfigError(f"block_out_channels: width {ch} is not divisible by norm_groups={self.norm_groups}")
+        # heads split only the widths that have attention: the attention levels and, with mid_attention, the last
+        attended = [ch for ch, attn in zip(self.block_out_channels, self.attention_levels) if attn]
+        if self.mid_attention:
+            attended.append(self.block_out_channels[-1])
+        for ch in attended:
             if ch % max(1, min(self.num_head_channels, ch)):
                 raise ConfigError(f"num_head_channels: {self.num_head_channels} does not divide width {ch}")
         if self.in_channels < 1 or self.out_channels < 1 or self.layers_per_block < 1:
