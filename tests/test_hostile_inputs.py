@@ -399,6 +399,12 @@ case("bounds-data-shapes-fps-0", "fps must be a number in [0.1, 240]")(
 case("bounds-data-cache-frames-huge", "--frames must be in [1, 1024]")(
     lambda ws, o, a: ["data", "cache", "--videos", str(ws), "--vae", str(BUNDLED / "vae"), "--frames", "10000000",
                       "--size", "64", "--out", str(ws / "c")])
+case("bounds-data-cache-hop-0", "--hop must be in [1, 1024]")(
+    lambda ws, o, a: ["data", "cache", "--videos", str(ws), "--vae", str(BUNDLED / "vae"), "--frames", "4",
+                      "--size", "64", "--out", str(ws / "c"), "--hop", "0"])
+case("bounds-data-cache-windows-0", "--windows must be in [1, 1000000]")(
+    lambda ws, o, a: ["data", "cache", "--videos", str(ws), "--vae", str(BUNDLED / "vae"), "--frames", "4",
+                      "--size", "64", "--out", str(ws / "c"), "--windows", "0"])
 case("bounds-eval-fvd-size-huge", "--size must be at most 4096")(
     lambda ws, o, a: ["eval", "fvd", "--real", str(ws), "--fake", str(ws), "--network", str(ws / "n.pt"),
                       "--size", "1000000"])

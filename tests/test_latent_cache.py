@@ -185,6 +185,7 @@ def test_cli_cache_of_a_shapes_folder(tmp_path):
     """`vidiff data cache` end to end: Shapes mp4s, a saved tiny VAE, the default text encoder (slow to load)."""
     from vidiff.cli import main
     from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.data.video_folder import VideoFolderDataset
     from vidiff.vae import AutoencoderKL, VAEConfig
 
     generate_shapes_dataset(tmp_path / "clips", 3, frames=8, size=32, progress=False)
@@ -197,6 +198,19 @@ def test_cli_cache_of_a_shapes_folder(tmp_path):
     assert len(ds) == 3 and ds[2]["latents"].shape == (4, 8, 16, 16)
     assert ds.captions == [(tmp_path / "clips" / f"clip_00000{i}.txt").read_text().strip() for i in range(3)]
     assert main(args) == 0  # a finished cache is left as it is
+    # long videos give many windows: 8-frame clips, windows of 3 at hop 2 start at 0, 2, 4
+    windowed = args[:6] + ["--frames", "3", "--size", "32", "--out", str(tmp_path / "windows"), "--hop", "2",
+                           "--no-progress"]
+    assert main(windowed) == 0
+    ds = LatentCacheDataset(tmp_path / "windows", verify=True)
+    assert len(ds) == 9 and ds[4]["latents"].shape == (4, 3, 16, 16)
+    index = json.loads((tmp_path / "windows" / "index.json").read_text())
+    assert [w[1] for w in index["dataset"]["windows"]] == [0, 2, 4] * 3
+    vae = AutoencoderKL.load(tmp_path / "vae")
+    video = VideoFolderDataset(tmp_path / "clips", num_frames=8, size=(32, 32))[1]["video"]
+    with torch.no_grad():  # window 4 is clip 1 from frame 2: the cache holds its latents
+        mean = vae.encode(video[None, :, 2:5])[0]
+    torch.testing.assert_close(ds[4]["latents"].float(), mean, atol=2e-3, rtol=1e-2)
 
 
 def test_a_fifo_named_index_json_is_refused_without_blocking(tmp_path):

@@ -74,3 +74,33 @@ def test_read_failure_is_replaced_deterministically(folder, tmp_path):
     (root / "clip_000002.mp4").write_bytes(b"gone bad after the scan")
     item = ds[2]
     assert item["index"] == 3 and item["path"].endswith("clip_000003.mp4") and ds.read_failures == 1
+
+
+def first_grey(item):
+    """The source frame index that the first frame of an item encodes (see counter_clip)."""
+    return round(float(((item["video"][0, 0, 16, 16] + 1) * 127.5 - 8) / 4))
+
+
+def test_windows_cover_each_video_back_to_back_at_a_hop_or_spread(folder):
+    from vidiff.data.video_folder import VideoWindows
+
+    ds = VideoFolderDataset(folder, num_frames=4, size=(32, 32), scan_workers=1)
+    whole = VideoWindows(ds)  # clip k has 20 + k frames: windows of 4 back to back
+    assert [s for i, s in whole.windows if i == 0] == [0, 4, 8, 12, 16]
+    assert [s for i, s in whole.windows if i == 3] == [0, 4, 8, 12, 16]  # 23 frames: 3 left over, not a window
+    assert len(whole) == sum(len(range(0, 20 + k - 3, 4)) for k in range(5))
+    for k in (0, 3, len(whole) - 1):  # the frames are those of the named source frames
+        i, start = whole.windows[k]
+        item = whole[k]
+        assert item["index"] == i and item["start"] == start and first_grey(item) == start + 5 * i
+    assert [s for i, s in VideoWindows(ds, hop=7).windows if i == 1] == [0, 7, 14]
+    spread = VideoWindows(ds, per_video=3)
+    assert [s for i, s in spread.windows if i == 4] == [0, 10, 20]  # 24 frames: starts 0..20
+    described = spread.describe()
+    assert described["windows"][:3] == [["clip_000000.mp4", 0], ["clip_000000.mp4", 8], ["clip_000000.mp4", 16]]
+    strided = VideoWindows(VideoFolderDataset(folder, num_frames=4, stride=2, size=(32, 32), scan_workers=1))
+    assert [s for i, s in strided.windows if i == 0] == [0, 7]  # a window spans 7 source frames
+    with pytest.raises(Exception, match="either a hop or windows per video"):
+        VideoWindows(ds, hop=2, per_video=2)
+    with pytest.raises(Exception, match="hop must be a positive integer"):
+        VideoWindows(ds, hop=0)

@@ -25,6 +25,11 @@ def register(sub) -> None:
     cache.add_argument("--text", default="default", help="text encoder: 'default' or a folder")
     cache.add_argument("--frames", type=int, required=True, help="frames per clip")
     cache.add_argument("--size", type=int, required=True, help="frame size, px (clips are resized/cropped to it)")
+    cache.add_argument("--stride", type=int, default=1, help="source frames between a window's frames (default 1)")
+    windows = cache.add_mutually_exclusive_group()
+    windows.add_argument("--hop", type=int, help="source frames between window starts (default: windows back to "
+                                                 "back, covering every video end to end)")
+    windows.add_argument("--windows", type=int, help="windows per video, spread evenly over it")
     cache.add_argument("--out", required=True, help="cache folder (an interrupted run resumes here)")
     cache.add_argument("--shard-size", type=int, default=256, help="clips per shard (default 256)")
     cache.add_argument("--batch-size", type=int, default=8, help="clips per VAE batch (default 8)")
@@ -57,7 +62,7 @@ def _run_cache(args: argparse.Namespace) -> int:
     out = build_latent_cache_from_folders(
         videos=args.videos, vae=args.vae, text=args.text, frames=args.frames, size=args.size, out_dir=args.out,
         shard_size=args.shard_size, batch_size=args.batch_size, dtype=args.dtype, sample=args.sample,
-        progress=not args.no_progress,
+        progress=not args.no_progress, stride=args.stride, hop=args.hop, windows=args.windows,
     )
     print(f"latent cache ready in {out}")
     return 0

@@ -224,9 +224,14 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
 
 def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, out_dir, shard_size: int = 256,
                                     batch_size: int = 8, dtype: str = "float16", sample: bool = False,
-                                    progress: bool = True) -> Path:
-    """`vidiff data cache`: a video folder, a VAE part folder and a text encoder name or folder."""
-    from vidiff.data.video_folder import VideoFolderDataset
+                                    progress: bool = True, stride: int = 1, hop: int | None = None,
+                                    windows: int | None = None) -> Path:
+    """`vidiff data cache`: a video folder, a VAE part folder and a text encoder name or folder.
+
+    Each video gives many windows of `frames` frames at `stride` (VideoWindows): every `hop` source frames, or
+    `windows` spread evenly over the video, or by default back to back, so that the cache holds all the footage.
+    """
+    from vidiff.data.video_folder import VideoFolderDataset, VideoWindows
     from vidiff.text import TextEncoder
     from vidiff.vae import AutoencoderKL
 
@@ -237,11 +242,18 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     check_int(size, "--size", 8, MAX_SIDE)
     check_int(shard_size, "--shard-size", 1, 1_000_000)
     check_int(batch_size, "--batch-size", 1, 4096)
+    check_int(stride, "--stride", 1, MAX_FRAMES)
+    if hop is not None and windows is not None:
+        raise InputError("give either --hop or --windows, not both")
+    if hop is not None:
+        check_int(hop, "--hop", 1, MAX_FRAMES)
+    if windows is not None:
+        check_int(windows, "--windows", 1, 1_000_000)
     if os.path.lexists(out_dir) and not Path(out_dir).is_dir():
         raise InputError(f"--out {shown(out_dir)}: exists and is not a folder")
     check_output(Path(out_dir) / INDEX_NAME, what="--out")  # writable, before the VAE loads
-    # Clip starts are those of epoch 0: the cache holds one fixed window per video.
-    dataset = VideoFolderDataset(videos, num_frames=frames, size=(size, size))
+    dataset = VideoWindows(VideoFolderDataset(videos, num_frames=frames, stride=stride, size=(size, size)),
+                           hop=hop, per_video=windows)
     vae_model = AutoencoderKL.load(vae)
     text_encoder = TextEncoder.load(text)
     return build_latent_cache(dataset, vae_model, text_encoder, out_dir, shard_size=shard_size,

@@ -76,6 +76,7 @@ class VideoFolderDataset(Dataset):
         scan = scan_videos(self.root, limits=limits, num_workers=scan_workers, timeout=scan_timeout, progress=False)
         captions = read_captions(self.root)
         self.items: list[tuple[Path, int, float, str]] = []  # (path, usable start positions, source fps, caption)
+        self.spans: list[int] = []  # source frames one clip of item i covers
         self.skipped: list[tuple[Path, str]] = list(scan.skipped)
         for path, info in scan.good:
             step = frame_step(info.fps, stride, fps)
@@ -89,6 +90,7 @@ class VideoFolderDataset(Dataset):
             rel = path.relative_to(self.root).as_posix()
             caption = sidecar.read_text().strip() if sidecar.is_file() else captions.get(rel, "")
             self.items.append((path, info.num_frames - span + 1, info.fps, caption))
+            self.spans.append(span)
         if not self.items:
             raise InputError(f"video folder {self.root}: no usable clips ({len(self.skipped)} skipped)")
         self.read_failures = 0  # per process (each DataLoader worker counts its own)
@@ -105,12 +107,15 @@ class VideoFolderDataset(Dataset):
         return int(rng.integers(self.items[index][1]))
 
     def __getitem__(self, index: int) -> dict:
+        return self.read_clip(index, self.clip_start)
+
+    def read_clip(self, index: int, start_of) -> dict:
+        """Item `index` from source frame start_of(i); a clip that fails to read is replaced by the next."""
         for attempt in range(self.max_retries):
             i = (index + attempt) % len(self.items)
             path, _, _, caption = self.items[i]
             try:
-                frames, _ = read_video(path, self.num_frames, self.stride, self.clip_start(i), self.fps,
-                                       limits=self.limits)
+                frames, _ = read_video(path, self.num_frames, self.stride, start_of(i), self.fps, limits=self.limits)
             except VideoDecodeError as e:
                 self.read_failures += 1
                 log_skip(path, e.reason, stage="read", replaced_by=(i + 1) % len(self.items))
@@ -128,3 +133,42 @@ class VideoFolderDataset(Dataset):
         top, left = (new[0] - h) // 2, (new[1] - w) // 2
         x = x[:, :, top : top + h, left : left + w]
         return rearrange(x / 127.5 - 1.0, "f c h w -> c f h w").clamp(-1, 1)
+
+
+class VideoWindows(Dataset):
+    """Many windows of each clip of a VideoFolderDataset, so that a latent cache of a few long videos holds all of
+    their footage: every window `hop` source frames apart (default: back to back, covering each video end to end), or
+    `per_video` windows spread evenly over each clip. Items are those of the folder, plus "start" (source frame).
+    """
+
+    def __init__(self, folder: VideoFolderDataset, hop: int | None = None, per_video: int | None = None):
+        if hop is not None and per_video is not None:
+            raise InputError("give either a hop or windows per video, not both")
+        for name, value in (("hop", hop), ("windows per video", per_video)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        self.folder, self.hop, self.per_video = folder, hop, per_video
+        self.windows: list[tuple[int, int]] = []  # (item of the folder, start in source frames)
+        for i, (_, usable, _, _) in enumerate(folder.items):
+            if per_video is not None:
+                n = min(per_video, usable)
+                starts = [round(k * (usable - 1) / (n - 1)) for k in range(n)] if n > 1 else [0]
+            else:
+                starts = list(range(0, usable, hop or folder.spans[i]))
+            self.windows += [(i, s) for s in starts]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict:
+        i, start = self.windows[index]
+        # a clip that fails to read is replaced by the next clip of the folder, from its first frame
+        item = self.folder.read_clip(i, lambda j: start if j == i else 0)
+        return {**item, "start": start if item["index"] == i else 0}
+
+    def describe(self) -> dict:
+        """For the latent cache's index.json: what the windows are and where each one starts."""
+        f = self.folder
+        return {"root": str(f.root), "num_frames": f.num_frames, "stride": f.stride, "fps": f.fps,
+                "size": list(f.size), "hop": self.hop, "per_video": self.per_video,
+                "windows": [[f.items[i][0].relative_to(f.root).as_posix(), start] for i, start in self.windows]}
