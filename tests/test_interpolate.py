@@ -166,6 +166,14 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
     assert record["settings"]["factor"] == 2 and record["settings"]["frames_written"] == 5
     assert record["input_frames_exact"] is True
     assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}
+    assert record["settings"]["dtype"] == "fp32"
+    bf16 = tmp_path / "up_bf16.mp4"  # the networks in bf16: same frame count, inputs still exact
+    proc = _cli("interpolate", small_video, "-o", bf16, "--factor", "2", "--model", interp_only, "--seed", "5",
+                "--quiet", "--dtype", "bf16")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(Path(str(bf16) + ".json").read_text())
+    assert record["settings"]["dtype"] == "bf16" and record["input_frames_exact"] is True
+    assert read_video(bf16)[0].shape == frames.shape
 
 
 # ---- keyframe residual carry --------------------------------------------------------------------------------

@@ -88,8 +88,7 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--contact-sheet", action="store_true", help="also write a PNG grid of the frames (out.sheet.png)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="precision of the networks (the samplers' state stays fp32; default fp32)")
+    add_dtype_argument(p)
     p.add_argument("--batch-invariant", choices=("auto", "on", "off"), default="auto",
                    help="run batch rows one at a time so a sample never depends on its batch (auto: on for the "
                         "CPU, off on CUDA, where batched rows are faster; results then agree up to rounding)")
@@ -243,7 +242,7 @@ def run_generation(args) -> int:
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
     mask = read_mask(args.mask, source) if args.task == "edit" and args.mask is not None else None
     control = read_control(args, config, layout)  # uint8 (F,H,W,3) maps or None
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    dtype = torch_dtype(args.dtype)
     invariant = device == "cpu" if args.batch_invariant == "auto" else args.batch_invariant == "on"
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype, batch_invariant=invariant)
     if args.compile:
@@ -296,3 +295,14 @@ def run_generation(args) -> int:
             write_contact_sheet(output, frames.numpy())
         print(f"wrote {output} ({frames.shape[0]} frames, {fps:g} fps, seed {seed}, {elapsed:.1f} s)")
     return 0
+
+
+def add_dtype_argument(p) -> None:
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="precision of the networks (the samplers' state stays fp32; default fp32)")
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]

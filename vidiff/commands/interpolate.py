@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from vidiff.commands.generation import add_dtype_argument, torch_dtype
+
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the clip's rate
@@ -34,6 +36,7 @@ def register(sub) -> None:
     p.add_argument("--chunk", type=int, default=8, help="input frames per pass (default 8)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    add_dtype_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",
                    help="run a factor the interpolation part was not trained on (with a warning) instead of refusing")
@@ -135,7 +138,7 @@ def run(args) -> int:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {args.device}: CUDA is not available here")
     frames, fps = io.read_video(args.video)  # (F,H,W,3); a bad file fails before the weights load
-    pipe = VideoPipeline.from_pretrained(model, device=device)
+    pipe = VideoPipeline.from_pretrained(model, device=device, dtype=torch_dtype(args.dtype))
     parts = {"vae": model / pipe.config.parts.vae, "interpolation": model / pipe.config.parts.interpolation}
     checksums = weights_checksum(model, parts)
 
@@ -153,7 +156,8 @@ def run(args) -> int:
                 "frames_written": int(out.shape[0]), "size": [int(frames.shape[2]), int(frames.shape[1])],
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": args.tile,
-                "overlap": args.overlap, "chunk": args.chunk, "device": device, "force_layout": args.force_layout}
+                "overlap": args.overlap, "chunk": args.chunk, "device": device, "dtype": args.dtype,
+                "force_layout": args.force_layout}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,
                            inputs={"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0])})
