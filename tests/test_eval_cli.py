@@ -184,6 +184,17 @@ def test_eval_reconstruction_command_with_a_tiny_vae(tmp_path, capsys):
     expected = psnr(roundtrip(AutoencoderKL.load(tmp_path / "vae"), frames), frames)
     assert doc["result"]["clips"][0]["psnr"] == pytest.approx(expected, abs=1e-6)
     assert doc["rows"][-1][0] == "mean (all frames)"
+    # --size: the centre square, area-resized, is what goes through the VAE
+    assert main(["eval", "reconstruction", "--vae", str(tmp_path / "vae"), "--videos", str(tmp_path / "clips"),
+                 "--size", "12", "--json", str(out)]) == 0
+    from vidiff.data.real_footage import center_square
+
+    small = center_square(frames, 12)
+    expected = psnr(roundtrip(AutoencoderKL.load(tmp_path / "vae"), small), small)
+    assert json.loads(out.read_text())["result"]["clips"][0]["psnr"] == pytest.approx(expected, abs=1e-6)
+    assert main(["eval", "reconstruction", "--vae", str(tmp_path / "vae"), "--videos", str(tmp_path / "clips"),
+                 "--size", "8"]) == 2
+    assert "--size must be at least 11" in capsys.readouterr().err
     assert main(["eval", "reconstruction", "--vae", str(tmp_path), "--videos", str(tmp_path / "clips")]) == 2
     assert "--vae" in capsys.readouterr().err
 

@@ -51,7 +51,8 @@ def score(frames: np.ndarray, maps: np.ndarray, prompt: str, tolerance: float) -
     hits = []
     for got, want in zip(analysis.centres, map_centres(maps)):
         hits.append(got is not None and want is not None and math.dist(got, want) <= tolerance)
-    return {"centre_frames": int(sum(hits)), "frames": len(hits), "colour": bool(verdict["colour"]),
+    return {"centre_frames": int(sum(hits)), "frames": len(hits), "hits": [int(h) for h in hits],
+            "colour": bool(verdict["colour"]),
             "shape": bool(verdict["shape"]), "one_object": bool(analysis.one_object),
             "colour_seen": analysis.colour, "shape_seen": analysis.shape}
 
@@ -64,7 +65,9 @@ def summarize(rows: list[dict]) -> dict:
             "centre_within_tol_pct": round(100.0 * sum(r["centre_frames"] for r in rows)
                                            / max(sum(r["frames"] for r in rows), 1), 1),
             "colour_pct": pct([r["colour"] for r in rows]), "shape_pct": pct([r["shape"] for r in rows]),
-            "one_object_pct": pct([r["one_object"] for r in rows])}
+            "one_object_pct": pct([r["one_object"] for r in rows]),
+            # % of clips whose frame f is within the tolerance: keyframes against in-between frames
+            "centre_by_frame_pct": [pct(col) for col in zip(*(r["hits"] for r in rows))]}
 
 
 def main() -> int:

@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--feather", type=int, default=3)
     parser.add_argument("--negative-source", action="store_true",
                         help="give the input clip's own caption as the negative prompt (steers away from the old colour)")
+    parser.add_argument("--guidance", type=float, default=None, help="keyframe guidance scale (default: pipeline's)")
     args = parser.parse_args()
     args.strength = args.strength or [1.0 if args.region else 0.6]
     torch.set_num_threads(1)
@@ -66,7 +67,8 @@ def main() -> None:
             mask = path_box(params) if args.region else None
             negative = prompt_for(params.colour, params.shape, params.direction) if args.negative_source else None
             out, _ = pipe.edit_video(clip, prompt_for(colour, params.shape, params.direction), strength=strength,
-                                     seed=i, progress=False, mask=mask, feather=args.feather, negative_prompt=negative)
+                                     seed=i, progress=False, mask=mask, feather=args.feather, negative_prompt=negative,
+                                     guidance_scale=args.guidance)
             got, src = analyze_clip(out.numpy()), analyze_clip(clip.numpy())
             ok = {"new_colour": got.colour == colour, "shape_kept": got.shape == params.shape,
                   "direction_kept": got.direction == params.direction, "one_object": got.one_object}

@@ -62,6 +62,8 @@ def register(sub) -> None:
     p.add_argument("--vae", required=True, help="VAE part folder (config.yaml + model.safetensors)")
     p.add_argument("--videos", required=True, help="folder of clips")
     p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")
+    p.add_argument("--size", type=int, default=None,
+                   help="centre square crop of each clip, area-resized to SIZE x SIZE (default: frames as they are)")
     p.add_argument("--num", type=int, default=None, help="clips to evaluate (default: all)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     _json_option(p)
@@ -260,16 +262,21 @@ def run_reconstruction(args) -> int:
     from vidiff.errors import InputError
     from vidiff.vae import AutoencoderKL
 
-    _positive("frames", args.frames)
-    _positive("num", args.num)
+    for name in ("frames", "num", "size"):
+        _positive(name, getattr(args, name))
+    if args.size is not None and args.size < 11:
+        raise InputError(f"--size must be at least 11 (the SSIM window), got {args.size}")
     check_json_out(args, args.videos, args.vae)
     files = _selected_files(args.videos, args.num)
     if not (Path(args.vae) / "config.yaml").is_file():
         raise InputError(f"--vae: no config.yaml in {args.vae}")
     vae = AutoencoderKL.load(args.vae, device=args.device)
-    clips = (frames for _, frames in read_clips(files, args.frames))
+    from vidiff.data.real_footage import center_square
+
+    clips = (frames if args.size is None else center_square(frames, args.size)
+             for _, frames in read_clips(files, args.frames))
     result = evaluate_reconstruction(vae, clips, names=[f.name for f in files], device=args.device)
-    settings = {"vae": str(args.vae), "videos": str(args.videos), "frames": args.frames}
+    settings = {"vae": str(args.vae), "videos": str(args.videos), "frames": args.frames, "size": args.size}
     rows = [[c["name"], c["psnr"], c["ssim"], c["frames"]] for c in result["clips"]]
     rows.append(["mean (all frames)", result["psnr"], result["ssim"], result["num_frames"]])
     return emit(args, "reconstruction", settings, ["clip", "PSNR (dB)", "SSIM", "frames"], rows, result)
