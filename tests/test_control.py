@@ -196,6 +196,12 @@ def test_pipeline_control_is_deterministic_and_changes_the_frames(pipes):
     baseline, _ = plain.text_to_video("a red circle", seed=1, progress=False)
     zero, _ = pipe.text_to_video("a red circle", seed=1, control=maps, control_scale=0.0, progress=False)
     assert torch.equal(none, baseline) and torch.equal(zero, baseline)
+    # no scale given: the pipeline's control_scale (pipeline.yaml) weights the control
+    default_two = type(pipe)(dataclasses.replace(pipe.config, control_scale=2.0), pipe.vae, pipe.keyframes.net,
+                             pipe.interpolation.net, pipe.text_encoder)
+    two, _ = pipe.text_to_video("a red circle", seed=1, control=maps, control_scale=2.0, progress=False)
+    assert torch.equal(default_two.text_to_video("a red circle", seed=1, control=maps, progress=False)[0], two)
+    assert not torch.equal(two, a)
 
 
 def test_each_stage_gets_the_maps_of_its_frames(pipes, monkeypatch):
@@ -347,6 +353,26 @@ def test_cli_generate_with_control_records_it(control_folder, tmp_path):
     assert rc == 0 and out.is_file()
     settings = json.loads(Path(f"{out}.json").read_text())["settings"]
     assert settings["control"] == str((control_folder / "maps.mp4").resolve()) and settings["control_scale"] == 0.5
+    # without --control-scale the sidecar records the pipeline's control_scale
+    out = tmp_path / "default.mp4"
+    assert main(["generate", "a red circle", "-o", str(out), "--model", str(control_folder / "pipe"), "--quiet",
+                 "--control", str(control_folder / "maps.mp4")]) == 0
+    assert json.loads(Path(f"{out}.json").read_text())["settings"]["control_scale"] == 1.0
+
+
+def test_pipeline_control_scale_is_checked():
+    from vidiff.config import ConfigError
+    from vidiff.pipeline.config import read_pipeline_folder
+
+    from vidiff.pipeline.config import pipeline_config_from_dict
+    from vidiff.safe_yaml import load_file
+
+    bundled = Path(__file__).resolve().parents[1] / "vidiff" / "bundled" / "shapes"
+    assert read_pipeline_folder(bundled).control_scale == 2.0
+    raw = load_file(bundled / "pipeline.yaml")
+    for bad in (9.0, -1, float("nan"), "2"):
+        with pytest.raises(ConfigError, match="control_scale"):
+            pipeline_config_from_dict({**raw, "control_scale": bad}, where="pipeline.yaml")
 
 
 def test_control_stage_resume_is_exact(load_tool, tmp_path, monkeypatch):

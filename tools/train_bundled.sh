@@ -68,5 +68,7 @@ it=$!
 wait $kf $it
 mark "keyframes + interpolation"
 
-$V/vidiff export "$W/vae_temporal" "$W/keyframes" "$W/interpolation" -o "$OUT" --force
+# keyframe guidance 2: the Shapes analyzer measured squares kept square and 100% plain prompts at 2, 94% at 4
+# (docs/pipeline.md, "Keyframe guidance and square corners")
+$V/vidiff export "$W/vae_temporal" "$W/keyframes" "$W/interpolation" -o "$OUT" --force --guidance 2
 mark "export"

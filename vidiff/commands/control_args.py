@@ -13,7 +13,7 @@ def add_control_arguments(parser) -> None:
                              "white (any channel > 127) = on. Silhouettes give shape and position, discs (blobs) "
                              "position only. Needs a pipeline with control parts (docs/control.md)")
     parser.add_argument("--control-scale", type=float, default=None,
-                        help="weight of the control, 0..5 (default 1; 0 = no control)")
+                        help="weight of the control, 0..5 (default: the pipeline's control_scale; 0 = no control)")
 
 
 def check_control_args(args, config, layout, model) -> None:
@@ -57,9 +57,9 @@ def read_control(args, config, layout):
     return frames
 
 
-def control_settings(args) -> dict:
-    """What the sidecar records about control (nothing without it)."""
+def control_settings(args, config) -> dict:
+    """What the sidecar records about control (nothing without it); the scale defaults to the pipeline's."""
     if getattr(args, "control", None) is None:
         return {}
-    scale = 1.0 if args.control_scale is None else args.control_scale
+    scale = config.control_scale if args.control_scale is None else args.control_scale
     return {"control": str(Path(args.control).resolve()), "control_scale": scale}

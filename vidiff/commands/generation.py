@@ -270,7 +270,7 @@ def run_generation(args) -> int:
                                               progress=not args.quiet, **common)
         else:
             frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.output_frames, seed=seed, control=control,
-                                             control_scale=control_settings(args).get("control_scale", 1.0),
+                                             control_scale=control_settings(args, pipe.config).get("control_scale"),
                                              progress=not args.quiet, **common)
         elapsed = time.perf_counter() - t0
         io.write_video(output, frames, fps)
@@ -278,7 +278,7 @@ def run_generation(args) -> int:
                            **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
                     "dtype": args.dtype, "batch_invariant": invariant, "compiled": args.compile,
-                    "frames_written": int(frames.shape[0]), **control_settings(args)}
+                    "frames_written": int(frames.shape[0]), **control_settings(args, pipe.config)}
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
             settings["seam_fade"] = args.seam_fade

@@ -93,6 +93,7 @@ class PipelineConfig:
     keyframes: StageConfig = field(default_factory=StageConfig)
     interpolation: InterpolationStageConfig = field(default_factory=InterpolationStageConfig)
     control_maps: tuple[str, ...] = ()  # kinds of control map the control parts expect (silhouette, blob)
+    control_scale: float = 1.0  # the control parts' default weight, when a request gives none (docs/control.md)
 
     def control_parts(self) -> list[str]:
         """The control parts named in parts (control_keyframes, control_interpolation)."""
@@ -159,6 +160,9 @@ def validate_pipeline_config(cfg: PipelineConfig, where: str = PIPELINE_FILE) ->
     bad = [k for k in cfg.control_maps if k not in CONTROL_MAP_KINDS]
     if bad:
         raise ConfigError(f"{where}: control_maps: {bad} unknown; valid kinds: {list(CONTROL_MAP_KINDS)}")
+    if isinstance(cfg.control_scale, bool) or not isinstance(cfg.control_scale, (int, float)) \
+            or not 0 <= cfg.control_scale <= MAX_CONTROL_SCALE:
+        raise ConfigError(f"{where}: control_scale must be in [0, {MAX_CONTROL_SCALE:g}], got {cfg.control_scale!r}")
     if bool(cfg.control_parts()) != bool(cfg.control_maps):
         raise ConfigError(f"{where}: control_maps and parts.control_* go together (the maps the control parts expect)")
     if cfg.parts.control_keyframes is not None and cfg.parts.keyframes is None:

@@ -52,10 +52,11 @@ def control_part_configs(config, paths: dict[str, Path], vae_cfg, net_cfgs: dict
     return out
 
 
-def install_control_parts(folder: str | Path, exports: dict[str, str | Path]) -> Path:
+def install_control_parts(folder: str | Path, exports: dict[str, str | Path], scale: float | None = None) -> Path:
     """Copies exported control parts ({"control_keyframes": run/export, ...}) into the pipeline folder (as
     control-keyframes/, control-interpolation/) and names them in its pipeline.yaml, with control_maps the kinds
-    every part was trained on. Checks the result by loading its configs (no weights)."""
+    every part was trained on and, when given, `scale` as its default control_scale. Checks the result by loading
+    its configs (no weights)."""
     import shutil
 
     from vidiff.models.control_adapter import ControlAdapterConfig
@@ -81,7 +82,8 @@ def install_control_parts(folder: str | Path, exports: dict[str, str | Path]) ->
         parts[name] = target.name
     if not kinds:
         raise InputError("control parts: no map kind that every part was trained on")
-    config = dataclasses.replace(config, parts=dataclasses.replace(config.parts, **parts), control_maps=tuple(kinds))
+    config = dataclasses.replace(config, parts=dataclasses.replace(config.parts, **parts), control_maps=tuple(kinds),
+                                 control_scale=config.control_scale if scale is None else check_control_scale(scale))
     write_pipeline_yaml(config, folder)
     read_pipeline_folder(folder)
     return folder

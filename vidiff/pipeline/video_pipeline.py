@@ -98,7 +98,7 @@ class VideoPipeline:
 
     # ---- public generation API ------------------------------------------------------------------------------
     @torch.inference_mode()
-    def text_to_video(self, prompt, *, keyframes: dict | None = None, control=None, control_scale: float = 1.0,
+    def text_to_video(self, prompt, *, keyframes: dict | None = None, control=None, control_scale: float | None = None,
                       progress: bool = True, **settings):
         """prompt (str or list) -> (frames uint8 (F,H,W,3), or (B,F,H,W,3) for lists of prompts / seeds; fps).
 
@@ -107,7 +107,8 @@ class VideoPipeline:
         pc_snr (request.py). `keyframes` maps frame indices
         (multiples of the keyframe stride) to uint8 (H,W,3) images that the keyframe part takes as known; they
         come back unchanged at those indices. `control`: structure-control maps of the whole clip, uint8 (F,H,W) /
-        (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by control_scale (control.py)."""
+        (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by control_scale (control.py;
+        None: pipeline.yaml's control_scale)."""
         self._need_keyframe_part("text to video")
         req = self.request(prompt, **settings)
         pixels = check_keyframe_images(keyframes or {}, req)
@@ -115,7 +116,7 @@ class VideoPipeline:
             raise InputError("this pipeline's keyframe model takes no known frames (it cannot animate or extend)")
         self._check_trained(req, known="first" if list(pixels) == [0] else "random_subset" if pixels else None)
         control = request_control({"keyframes": self.keyframes, "interpolation": self.interpolation}, control,
-                                  control_scale, req)
+                                  self.config.control_scale if control_scale is None else control_scale, req)
         k, s, batch = req.layout.num_keyframes, req.layout.keyframe_stride, len(req.seeds)
         shape = self._latent_shape(req, k)
         known, known_mask = torch.zeros((batch, *shape)), torch.zeros(batch, k)
