@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--negative-source", action="store_true",
                         help="give the input clip's own caption as the negative prompt (steers away from the old colour)")
     parser.add_argument("--guidance", type=float, default=None, help="keyframe guidance scale (default: pipeline's)")
+    parser.add_argument("--same-prompt", action="store_true",
+                        help="calibration: the clip's own caption as the prompt (nothing to change; 'new colour' "
+                             "then means the colour kept)")
     args = parser.parse_args()
     args.strength = args.strength or [1.0 if args.region else 0.6]
     torch.set_num_threads(1)
@@ -63,7 +66,7 @@ def main() -> None:
         for i in range(args.num):
             params = sample_clip_params(1000, i)
             clip = render_clip(params)
-            colour = [c for c in COLOURS if c != params.colour][i % 4]
+            colour = params.colour if args.same_prompt else [c for c in COLOURS if c != params.colour][i % 4]
             mask = path_box(params) if args.region else None
             negative = prompt_for(params.colour, params.shape, params.direction) if args.negative_source else None
             out, _ = pipe.edit_video(clip, prompt_for(colour, params.shape, params.direction), strength=strength,
