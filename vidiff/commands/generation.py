@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from vidiff.commands.control_args import add_control_arguments, check_control_args, control_settings, read_control
+from vidiff.commands.device_args import add_device_arguments, check_device_args, resolve_device, torch_dtype
 
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "shapes"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
@@ -86,9 +87,7 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--stride", type=int, default=None, help="frames between neighbouring keyframes")
     p.add_argument("--fps", type=float, default=None, help="frame rate written to the file")
     p.add_argument("--contact-sheet", action="store_true", help="also write a PNG grid of the frames (out.sheet.png)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    add_dtype_argument(p)
+    add_device_arguments(p)
     p.add_argument("--batch-invariant", choices=("auto", "on", "off"), default="auto",
                    help="run batch rows one at a time so a sample never depends on its batch (auto: on for the "
                         "CPU, off on CUDA, where batched rows are faster; results then agree up to rounding)")
@@ -106,7 +105,7 @@ def validate(args):
     from vidiff.pipeline.layout import Layout, resolve_layout
 
     from vidiff.limits import (
-        MAX_FRAMES, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, MAX_THREADS, check_int, short_repr,
+        MAX_FRAMES, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
     )
     from vidiff.commands.inputs import check_file, check_image, check_mask_file
     from vidiff.output_safety import check_output, shown
@@ -139,10 +138,7 @@ def validate(args):
         check_int(args.keyframes, "--keyframes", 2, MAX_KEYFRAMES)
     if args.stride is not None:
         check_int(args.stride, "--stride", 1, MAX_STRIDE)
-    if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")
-    if args.threads is not None:
-        check_int(args.threads, "--threads", 1, MAX_THREADS)
+    check_device_args(args)
     inputs = [Path(p) for p in (getattr(args, "image", None), getattr(args, "video", None),
                                 getattr(args, "control", None)) if p is not None]
     for file in output_files(output, args.num, args.contact_sheet):  # before any input is read or model loads
@@ -224,21 +220,14 @@ def run_generation(args) -> int:
 
     start = time.perf_counter()
     config, layout = validate(args)
-    import torch
 
     from vidiff import io
     from vidiff.commands.inputs import read_inputs, read_mask
     from vidiff.pipeline import VideoPipeline
     from vidiff.sidecar import build_sidecar, numbered_outputs, weights_checksum, write_contact_sheet, write_sidecar
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     model = Path(args.model) if args.model else BUNDLED
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from vidiff.errors import InputError
-
-        raise InputError(f"--device {args.device}: CUDA is not available here")
+    device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
     mask = read_mask(args.mask, source) if args.task == "edit" and args.mask is not None else None
     control = read_control(args, config, layout)  # uint8 (F,H,W,3) maps or None
@@ -295,14 +284,3 @@ def run_generation(args) -> int:
             write_contact_sheet(output, frames.numpy())
         print(f"wrote {output} ({frames.shape[0]} frames, {fps:g} fps, seed {seed}, {elapsed:.1f} s)")
     return 0
-
-
-def add_dtype_argument(p) -> None:
-    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="precision of the networks (the samplers' state stays fp32; default fp32)")
-
-
-def torch_dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from vidiff.commands.generation import add_dtype_argument, torch_dtype
+from vidiff.commands.device_args import add_device_arguments, check_device_args, resolve_device, torch_dtype
 
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
@@ -34,9 +34,7 @@ def register(sub) -> None:
     p.add_argument("--tile", type=int, default=384, help="largest tile side in pixels (default 384)")
     p.add_argument("--overlap", type=int, default=32, help="pixels neighbouring tiles share (default 32)")
     p.add_argument("--chunk", type=int, default=8, help="input frames per pass (default 8)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    add_dtype_argument(p)
+    add_device_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",
                    help="run a factor the interpolation part was not trained on (with a warning) instead of refusing")
@@ -48,7 +46,7 @@ def validate(args):
     factor, output fps). Nothing heavy is imported and no weights load."""
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
-    from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, MAX_THREADS, check_int, short_repr
+    from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, short_repr
     from vidiff.output_safety import check_output, shown
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.layout import Layout, interpolation_levels
@@ -73,10 +71,7 @@ def validate(args):
     check_int(args.chunk, "--chunk", 2, 256)
     if not 0 <= args.seed < 2**62:
         raise InputError(f"--seed must be in [0, 2**62), got {short_repr(args.seed)}")
-    if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")
-    if args.threads is not None:
-        check_int(args.threads, "--threads", 1, MAX_THREADS)
+    check_device_args(args)
     video = Path(args.video)
     for file in (output, sidecar_path(output)):
         check_output(file, [video], what="-o")
@@ -127,16 +122,11 @@ def run(args) -> int:
     import torch
 
     from vidiff import io
-    from vidiff.errors import InputError
     from vidiff.pipeline import VideoPipeline
     from vidiff.pipeline.upconvert import upconvert
     from vidiff.sidecar import build_sidecar, weights_checksum, write_sidecar
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {args.device}: CUDA is not available here")
+    device = resolve_device(args)
     frames, fps = io.read_video(args.video)  # (F,H,W,3); a bad file fails before the weights load
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=torch_dtype(args.dtype))
     parts = {"vae": model / pipe.config.parts.vae, "interpolation": model / pipe.config.parts.interpolation}

@@ -1,0 +1,43 @@
+"""`--device`, `--threads` and `--dtype`: where and in what precision the networks of a generation command run
+(`vidiff generate` and its siblings, `vidiff interpolate`). The checks need no torch; `resolve_device` does."""
+from __future__ import annotations
+
+DTYPES = ("fp32", "bf16", "fp16")
+
+
+def add_device_arguments(p) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--dtype", choices=DTYPES, default="fp32",
+                   help="precision of the networks (the samplers' state stays fp32; default fp32)")
+
+
+def check_device_args(args) -> None:
+    """The values alone, before torch is imported: exit 2 with one line when one is wrong."""
+    from vidiff.errors import InputError
+    from vidiff.limits import MAX_THREADS, check_int, short_repr
+
+    if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
+        raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")
+    if args.threads is not None:
+        check_int(args.threads, "--threads", 1, MAX_THREADS)
+
+
+def resolve_device(args) -> str:
+    """Sets torch's threads (--threads) and returns the device to run on; --device cuda without CUDA is an error."""
+    import torch
+
+    from vidiff.errors import InputError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {args.device}: CUDA is not available here")
+    return device
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
