@@ -3,7 +3,6 @@
 again) before the weights load."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 
@@ -22,14 +21,14 @@ def check_control_args(args, config, layout, model) -> None:
     from vidiff.commands.inputs import check_file
     from vidiff.errors import InputError
     from vidiff.output_safety import shown
-    from vidiff.pipeline.config import MAX_CONTROL_SCALE
+    from vidiff.pipeline.config import MAX_CONTROL_SCALE, control_scale_ok
 
     control, scale = getattr(args, "control", None), getattr(args, "control_scale", None)
     if control is None:
         if scale is not None:
             raise InputError("--control-scale: give --control MAPS too")
         return
-    if scale is not None and (not math.isfinite(scale) or not 0 <= scale <= MAX_CONTROL_SCALE):
+    if scale is not None and not control_scale_ok(scale):
         raise InputError(f"--control-scale must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale}")
     if not config.control_parts():
         raise InputError(f"--control: the pipeline {shown(model)} has no control parts (pipeline.yaml "

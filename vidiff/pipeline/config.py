@@ -78,6 +78,12 @@ CONTROL_MAP_KINDS = ("silhouette", "blob")  # vidiff/data/control_maps.py
 MAX_CONTROL_SCALE = 5.0  # largest control_scale (pipeline/control.py, vidiff generate --control-scale)
 
 
+def control_scale_ok(value) -> bool:
+    """A control scale is a finite number in [0, MAX_CONTROL_SCALE] (pipeline.yaml, the API and the CLI alike)."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and 0 <= value <= MAX_CONTROL_SCALE)
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Root of pipeline.yaml."""
@@ -160,8 +166,7 @@ def validate_pipeline_config(cfg: PipelineConfig, where: str = PIPELINE_FILE) ->
     bad = [k for k in cfg.control_maps if k not in CONTROL_MAP_KINDS]
     if bad:
         raise ConfigError(f"{where}: control_maps: {bad} unknown; valid kinds: {list(CONTROL_MAP_KINDS)}")
-    if isinstance(cfg.control_scale, bool) or not isinstance(cfg.control_scale, (int, float)) \
-            or not 0 <= cfg.control_scale <= MAX_CONTROL_SCALE:
+    if not control_scale_ok(cfg.control_scale):
         raise ConfigError(f"{where}: control_scale must be in [0, {MAX_CONTROL_SCALE:g}], got {cfg.control_scale!r}")
     if bool(cfg.control_parts()) != bool(cfg.control_maps):
         raise ConfigError(f"{where}: control_maps and parts.control_* go together (the maps the control parts expect)")

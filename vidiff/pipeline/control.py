@@ -9,14 +9,13 @@ control parts makes exactly the frames it makes without them.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import torch
 
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
-from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE
+from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE, control_scale_ok
 
 
 # ---- parts ------------------------------------------------------------------------------------------------------
@@ -120,8 +119,7 @@ def adapter_of(stage):
 # ---- requests ---------------------------------------------------------------------------------------------------
 
 def check_control_scale(scale, what: str = "control_scale") -> float:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
-            or not 0 <= scale <= MAX_CONTROL_SCALE:
+    if not control_scale_ok(scale):
         raise InputError(f"{what}: must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale!r}")
     return float(scale)
 
