@@ -11,7 +11,9 @@ from vidiff.errors import InputError
 from vidiff.pipeline.config import (
     SAMPLERS, PipelineConfig, pipeline_config_from_dict, read_pipeline_folder, write_pipeline_yaml,
 )
-from vidiff.pipeline.layout import Layout, extension_windows, interpolation_levels, resolve_layout
+from vidiff.pipeline.layout import (
+    Layout, anchored_positions, extension_windows, interpolation_levels, resolve_layout,
+)
 from vidiff.sidecar import contact_sheet, numbered_outputs, sidecar_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +43,37 @@ def test_layout_misfit_says_which_counts_fit():
         resolve_layout(0, None, None, default=DEFAULT, max_gap=5)
     with pytest.raises(InputError, match=r"--stride 7 .*strides that work: 1, 2, 3, 4, 5, 6, 8"):
         resolve_layout(None, None, 7, default=DEFAULT, max_gap=5)
+
+
+def test_anchored_positions_lay_the_grid_around_user_keyframes():
+    # all keyframes the user's and every stretch within one fill: nothing is generated
+    assert anchored_positions([0, 7, 15], 16, 5, 8) == [0, 7, 15]
+    # otherwise every stretch longer than the stride is split evenly, the clip's ends always keyframes
+    assert anchored_positions([7], 16, 5, 8) == [0, 4, 7, 11, 15]
+    assert anchored_positions([0, 12], 16, 5, 8) == [0, 4, 8, 12, 15]
+    assert anchored_positions([0, 15], 16, 5, 8) == [0, 5, 10, 15]
+    for anchors, frames, stride in (([2], 33, 4), ([5, 6, 30], 41, 3), ([0, 9], 10, 5)):
+        positions = anchored_positions(anchors, frames, stride, 8)
+        assert set(anchors) | {0, frames - 1} <= set(positions) and positions == sorted(set(positions))
+        assert max(b - a for a, b in zip(positions, positions[1:])) <= stride
+    with pytest.raises(InputError, match="no user keyframes"):
+        anchored_positions([], 16, 5, 8)
+
+
+def test_anchored_layouts_outside_the_training_ranges_are_named():
+    from vidiff.pipeline.trained import TrainedOn, anchored_problems
+
+    kf = TrainedOn(stage="keyframes", num_frames=(3, 9), frame_strides=(3, 5), known_patterns=("random_subset",))
+    it = TrainedOn(stage="interpolation", num_frames=(3, 9), frame_strides=(1, 1))
+    assert anchored_problems([0, 4, 7, 11, 15], [7], kf, it) == []
+    assert anchored_problems([0, 7, 15], [0, 7, 15], kf, it) == []  # no keyframe pass: only the fills count
+    assert anchored_problems([0, 9, 18], [0, 9, 18], kf, it) == [
+        "a fill of 10 frames (the interpolation part was trained on windows of 3..9 frames spaced 1 apart)"]
+    problems = anchored_problems([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [4], kf, it)
+    assert problems[0].startswith("11 keyframes") and "1.00 frames apart" in problems[1]
+    kf_first = TrainedOn(stage="keyframes", num_frames=(3, 9), frame_strides=(3, 5), known_patterns=("first",))
+    assert "known keyframes as 'random_subset'" in anchored_problems([0, 4, 7, 11, 15], [7], kf_first, it)[0]
+    assert anchored_problems([0, 4, 8, 12, 15], [0], kf_first, it) == []
 
 
 def test_interpolation_levels_multiply_to_the_gap():
@@ -170,14 +203,58 @@ def test_animate_keeps_the_image_as_known_first_keyframe(pipe, monkeypatch):
     assert not torch.equal(decoded[0][0, :, 5], expected)
 
 
-def test_user_keyframes_must_sit_on_keyframe_positions(pipe):
+def test_user_keyframe_images_are_checked(pipe):
     image = torch.zeros(64, 64, 3, dtype=torch.uint8)
-    with pytest.raises(InputError, match=r"index 3 is not a keyframe position.*\[0, 5, 10, 15\]"):
-        pipe.text_to_video("x", keyframes={3: image}, progress=False)
+    with pytest.raises(InputError, match=r"index 16 is not a frame of the clip \(0\.\.15\)"):
+        pipe.text_to_video("x", keyframes={16: image}, progress=False)
     with pytest.raises(InputError, match="image: 32x64 pixels, the clip is 64x64"):
         pipe.image_to_video(image[:, :32], "x", progress=False)
-    with pytest.raises(InputError, match="keyframes\\[5\\]: image is 32x64"):
-        pipe.text_to_video("x", keyframes={5: image[:, :32]}, progress=False)
+    with pytest.raises(InputError, match="keyframes\\[7\\]: image is 32x64"):
+        pipe.text_to_video("x", keyframes={7: image[:, :32]}, progress=False)
+
+
+def _record_stage_runs(pipe, monkeypatch):
+    """[(stage name, latent shape, frame_stride, known_mask)] of every stage call of the next request."""
+    calls = []
+    for name in ("keyframes", "interpolation"):
+        stage = getattr(pipe, name)
+        run = stage.run
+
+        def record(shape, gens, settings, cond, *rest, _name=name, _run=run, **kw):
+            calls.append((_name, tuple(shape), cond.frame_stride.tolist(), cond.known_mask.clone()))
+            return _run(shape, gens, settings, cond, *rest, **kw)
+
+        monkeypatch.setattr(stage, "run", record)
+    return calls
+
+
+def test_user_keyframes_off_the_grid_get_a_grid_laid_around_them(pipe, monkeypatch):
+    rng = np.random.default_rng(3)
+    images = {i: torch.from_numpy(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for i in (0, 7, 15)}
+    calls = _record_stage_runs(pipe, monkeypatch)
+    frames, _ = pipe.text_to_video("a red circle moving left", keyframes=images, seed=1, progress=False)
+    assert frames.shape == (16, 64, 64, 3) and all(torch.equal(frames[i], images[i]) for i in images)
+    # max_gap 5, stride 5: stretches 7 and 8 get one keyframe each, at 4 and 11; the user's are known
+    name, shape, stride, known = calls[0]
+    assert name == "keyframes" and shape[1] == 5 and stride == [3.75]
+    assert known.tolist() == [[1.0, 0.0, 1.0, 0.0, 1.0]]
+    # then the gaps 4, 3, 4, 4 of 0, 4, 7, 11, 15: one call per gap size, windows of gap + 1 frames
+    fills = [(c[1][1], len(c[3])) for c in calls[1:]]
+    assert [c[0] for c in calls[1:]] == ["interpolation"] * 2 and fills == [(5, 3), (4, 1)]
+
+
+def test_user_keyframes_close_enough_need_no_keyframe_pass(pipe, monkeypatch):
+    rng = np.random.default_rng(4)
+    images = {i: torch.from_numpy(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for i in (0, 3, 7, 11, 15)}
+    calls = _record_stage_runs(pipe, monkeypatch)
+    decoded = []
+    decode = pipe.vae.decode_to_frames
+    monkeypatch.setattr(pipe.vae, "decode_to_frames", lambda z, **kw: decoded.append(z.clone()) or decode(z, **kw))
+    frames, _ = pipe.text_to_video("a red circle moving left", keyframes=images, seed=1, progress=False)
+    assert [c[0] for c in calls] == ["interpolation"] * 2  # gaps 3 and 4: no keyframe is generated
+    assert all(torch.equal(frames[i], images[i]) for i in images)
+    for i, image in images.items():  # the timeline holds each user frame's latents exactly as encoded
+        assert torch.equal(decoded[0][0, :, i], pipe.vae.encode_frames(image[None])[0, :, 0])
 
 
 def test_extend_keeps_the_input_and_adds_the_new_frames(pipe, monkeypatch):

@@ -4,6 +4,7 @@ extend (colour, shape and direction kept, no jump at the seam), plus the time pe
 
     .venv/bin/python tools/eval_bundled.py [--model vidiff/bundled/shapes] [--num 100] [--trials 50] --out DIR
         [--paraphrase] [--layouts 16:4x5 16:6x3 31:7x5 33:9x4 --layout-num 30] [--skip t2v animate extend]
+        [--user-keyframes 16@0,7,15 16@7]
 
 Held-out stills and clips come from Shapes seed 1000 (training used seed 1). Writes the text-to-video clips
 with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them) and a summary DIR/summary.json.
@@ -12,6 +13,8 @@ with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them
 words no training caption contains, e.g. "the ring, jade, that sails west"), into DIR/t2v_paraphrase: the honest
 figure for prompts worded unlike the training captions. --layouts adds text to video at other layouts
 (FRAMES:KxSTRIDE, frames = (K - 1) * stride + 1), --layout-num clips each, into DIR/layout_FRAMES_KxS.
+--user-keyframes adds text to video with held-out frames given at any indices (FRAMES@I,J,...), --layout-num
+clips each.
 """
 from __future__ import annotations
 
@@ -91,6 +94,41 @@ def layouts(pipe, specs: list[str], num: int, out: Path) -> dict:
     return table
 
 
+def parse_user_keyframes(spec: str) -> tuple[int, list[int]]:
+    """"16@0,7,15" -> (16, [0, 7, 15]): a clip of 16 frames with user keyframes at those frame indices."""
+    frames, indices = spec.split("@")
+    frames, indices = int(frames), sorted({int(i) for i in indices.split(",")})
+    if not indices or not 0 <= indices[0] <= indices[-1] < frames:
+        raise SystemExit(f"--user-keyframes {spec}: indices must be frames of the clip (0..{frames - 1})")
+    return frames, indices
+
+
+def user_keyframes(pipe, specs: list[str], num: int) -> dict:
+    """Text to video with user keyframes at the given indices: held-out clip i (seed 1000, index 300 + i) gives
+    its rendered frames there and its plain caption; judged by the Shapes analyzer on the whole clip, with the
+    PSNR of the frames the pipeline made against the rendered clip beside it."""
+    table = {}
+    for spec in specs:
+        frames, indices = parse_user_keyframes(spec)
+        rows = []
+        for i in range(num):
+            params = sample_clip_params(HELD_OUT_SEED, 300 + i, num_frames=frames)
+            truth = torch.as_tensor(render_clip(params))
+            prompt = prompt_for(params.colour, params.shape, params.direction)
+            out, _ = pipe.text_to_video(prompt, keyframes={t: truth[t] for t in indices}, num_frames=frames, seed=i,
+                                        progress=False)
+            ok = analyze_clip(out.numpy()).matches(prompt)
+            made = [t for t in range(frames) if t not in indices]
+            rows.append({"all_correct": all(ok.values()), **{k: bool(v) for k, v in ok.items()},
+                         "given_exact": all(torch.equal(out[t], truth[t]) for t in indices),
+                         "made_psnr": float(psnr(out[made], truth[made]))})
+        table[spec] = summarize(rows, "all_correct")
+        table[spec]["made_psnr_mean"] = float(np.mean([r["made_psnr"] for r in rows]))
+        table[spec]["given_exact_rate"] = float(np.mean([r["given_exact"] for r in rows]))
+        print(spec, json.dumps({k: v for k, v in table[spec].items() if k != "rows"}, default=float))
+    return {"specs": table}
+
+
 def animate(pipe, trials: int) -> dict:
     rows = []
     for i in range(trials):
@@ -145,24 +183,31 @@ def main() -> int:
     p.add_argument("--skip", nargs="*", default=[], choices=["t2v", "animate", "extend"])
     p.add_argument("--paraphrase", action="store_true", help="also text to video from held-out-vocabulary prompts")
     p.add_argument("--layouts", nargs="*", default=[], help="also text to video at FRAMES:KxSTRIDE layouts")
-    p.add_argument("--layout-num", type=int, default=30, help="clips per layout")
+    p.add_argument("--layout-num", type=int, default=30, help="clips per layout (and per --user-keyframes spec)")
+    p.add_argument("--user-keyframes", nargs="*", default=[],
+                   help="also text to video with user keyframes, FRAMES@I,J,... (e.g. 16@0,7,15): held-out frames "
+                        "at those indices")
     args = p.parse_args()
     for spec in args.layouts:
         parse_layout(spec)
+    for spec in args.user_keyframes:
+        parse_user_keyframes(spec)
     torch.set_num_threads(1)
     pipe = VideoPipeline.from_pretrained(args.model)
     summary = {"model": args.model}
     steps = {"t2v": lambda: text_to_video(pipe, args.num, args.out / "t2v"),
              "paraphrase": lambda: text_to_video(pipe, args.num, args.out / "t2v_paraphrase", paraphrase=True),
              "layouts": lambda: layouts(pipe, args.layouts, args.layout_num, args.out),
+             "user_keyframes": lambda: user_keyframes(pipe, args.user_keyframes, args.layout_num),
              "animate": lambda: animate(pipe, args.trials), "extend": lambda: extend(pipe, args.trials)}
     for name, run in steps.items():
-        if name in args.skip or (name == "paraphrase" and not args.paraphrase) or (name == "layouts" and not args.layouts):
+        if name in args.skip or (name == "paraphrase" and not args.paraphrase) or (name == "layouts" and not args.layouts) \
+                or (name == "user_keyframes" and not args.user_keyframes):
             continue
         start = time.perf_counter()
         summary[name] = run()
         summary[name]["seconds"] = time.perf_counter() - start
-        brief = {k: v for k, v in summary[name].items() if k not in ("rows", "layouts")}
+        brief = {k: v for k, v in summary[name].items() if k not in ("rows", "layouts", "specs")}
         print(name, json.dumps(brief, default=float))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))

@@ -21,6 +21,10 @@ def register(sub) -> None:
                          description="Generate a clip from a text prompt: keyframes, then interpolation, then decode.")
     gen.add_argument("prompt", help="what the clip shows, e.g. 'a blue square moving up'")
     _common(gen, frames_help="clip length in frames; must be (keyframes - 1) * stride + 1 (default: the model's)")
+    gen.add_argument("--keyframe", action="append", default=[], metavar="INDEX=IMAGE",
+                     help="a frame the clip must show, at a frame index (0 = first); repeat for more. Off the "
+                          "keyframe grid, the grid is laid around them; center-cropped and resized like animate's "
+                          "image")
     add_control_arguments(gen)
     gen.set_defaults(handler=run_generation, task="generate")
 
@@ -139,13 +143,16 @@ def validate(args):
     if args.stride is not None:
         check_int(args.stride, "--stride", 1, MAX_STRIDE)
     check_device_args(args)
+    user_keyframes = parse_keyframe_args(getattr(args, "keyframe", []))
     inputs = [Path(p) for p in (getattr(args, "image", None), getattr(args, "video", None),
-                                getattr(args, "control", None)) if p is not None]
+                                getattr(args, "control", None), *user_keyframes.values()) if p is not None]
     for file in output_files(output, args.num, args.contact_sheet):  # before any input is read or model loads
         check_output(file, inputs, what="-o")
     video_fps, video_frames = None, None
     if args.task == "animate":
         check_image(Path(args.image))
+    for path in user_keyframes.values():
+        check_image(path)
     if args.task == "extend":
         check_file(Path(args.video), "video")
         if args.frames is None:
@@ -188,7 +195,10 @@ def validate(args):
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
-    _check_trained_layout(Path(args.model) if args.model else BUNDLED, config, layout, args)
+    for index in user_keyframes:
+        if index >= layout.output_frames:
+            raise InputError(f"--keyframe {index}=...: the clip has frames 0..{layout.output_frames - 1}")
+    _check_trained_layout(Path(args.model) if args.model else BUNDLED, config, layout, args, sorted(user_keyframes))
     check_control_args(args, config, layout, args.model or BUNDLED)
     from vidiff.pipeline.request import Request
 
@@ -200,13 +210,43 @@ def validate(args):
     return config, layout
 
 
-def _check_trained_layout(model: Path, config, layout, args) -> None:
+def parse_keyframe_args(values: list[str]) -> dict[int, Path]:
+    """--keyframe INDEX=IMAGE values -> {index: image path}; InputError naming the value that does not parse."""
+    from vidiff.errors import InputError
+    from vidiff.limits import MAX_FRAMES, short_repr
+
+    out = {}
+    for value in values:
+        index, sep, path = value.partition("=")
+        if not sep or not index.strip().isdigit() or not path:
+            raise InputError(f"--keyframe {short_repr(value)}: expected INDEX=IMAGE, e.g. 7=frame.png")
+        index = int(index)
+        if index >= MAX_FRAMES:
+            raise InputError(f"--keyframe {short_repr(value)}: frame index must be < {MAX_FRAMES}")
+        if index in out:
+            raise InputError(f"--keyframe: frame {index} is given twice")
+        out[index] = Path(path)
+    return out
+
+
+def _check_trained_layout(model: Path, config, layout, args, user_keyframes: list[int] = ()) -> None:
     """The layout against what the parts were trained on (their trained_on.yaml), before any weights load."""
-    from vidiff.pipeline.trained import read_trained_records
-    from vidiff.pipeline.trained import check_layout
+    from vidiff.pipeline.layout import anchored_positions
+    from vidiff.pipeline.trained import anchored_problems, check_layout, read_trained_records
 
     trained = read_trained_records(model, config)
+    if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
+        max_gap = config.interpolation.max_gap
+        positions = anchored_positions(list(user_keyframes), layout.output_frames,
+                                       min(layout.keyframe_stride, max_gap), max_gap)
+        problems = anchored_problems(positions, list(user_keyframes), trained["keyframes"], trained["interpolation"])
+        if problems and not args.force_layout:
+            raise InputError(f"--keyframe at {list(user_keyframes)} of {layout.output_frames} frames needs "
+                             + "; ".join(problems) + " (--force-layout runs it anyway)")
+        return
     known = {"generate": None, "edit": None, "animate": "first", "extend": "first_k"}[args.task]
+    if user_keyframes:
+        known = "first" if list(user_keyframes) == [0] else "random_subset"
     if args.task == "edit" and args.mask is not None:
         known = "region"
     num_known = min(2, layout.num_keyframes - 1) if args.task == "extend" else 0  # extension_windows' max_known
@@ -222,13 +262,14 @@ def run_generation(args) -> int:
     config, layout = validate(args)
 
     from vidiff import io
-    from vidiff.commands.inputs import read_inputs, read_mask
+    from vidiff.commands.inputs import read_inputs, read_keyframe_images, read_mask
     from vidiff.pipeline import VideoPipeline
     from vidiff.sidecar import build_sidecar, numbered_outputs, weights_checksum, write_contact_sheet, write_sidecar
 
     model = Path(args.model) if args.model else BUNDLED
     device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
+    inputs_keyframes = read_keyframe_images(parse_keyframe_args(getattr(args, "keyframe", [])), model, inputs)
     mask = read_mask(args.mask, source) if args.task == "edit" and args.mask is not None else None
     control = read_control(args, config, layout)  # uint8 (F,H,W,3) maps or None
     dtype = torch_dtype(args.dtype)
@@ -259,6 +300,7 @@ def run_generation(args) -> int:
                                               progress=not args.quiet, **common)
         else:
             frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.output_frames, seed=seed, control=control,
+                                             keyframes=inputs_keyframes,
                                              control_scale=control_settings(args, pipe.config).get("control_scale"),
                                              progress=not args.quiet, **common)
         elapsed = time.perf_counter() - t0

@@ -89,6 +89,19 @@ def read_inputs(args, model: Path):
     return {}, None
 
 
+def read_keyframe_images(paths: dict, model: Path, record: dict) -> dict | None:
+    """--keyframe images {index: path} -> {index: uint8 (H,W,3)} fitted to the pipeline's frame size (as animate's
+    image); adds their paths to the sidecar record. None when there are none."""
+    from vidiff import io
+    from vidiff.pipeline.config import read_pipeline_folder
+
+    if not paths:
+        return None
+    config = read_pipeline_folder(model)
+    record["keyframes"] = {str(i): str(Path(p).resolve()) for i, p in sorted(paths.items())}
+    return {i: fit_image(io.read_image(p), config.height, config.width) for i, p in sorted(paths.items())}
+
+
 def fit_image(image, height: int, width: int):
     """Center-crops uint8 (H,W,3) to the target aspect ratio, then resizes (bicubic) to (height, width, 3)."""
     import numpy as np

@@ -127,6 +127,29 @@ def _misfit(num_frames: int, given: str, fits: list[int]) -> str:
     )
 
 
+def anchored_positions(anchors: list[int], num_frames: int, stride: int, max_gap: int) -> list[int]:
+    """Keyframe positions around user keyframes at any frame indices (`anchors`), for a clip of num_frames.
+
+    The clip's first and last frames are keyframes, and so is every anchor. When all of them are anchors and no
+    stretch between neighbours is longer than the interpolation part fills in one pass (max_gap), that is all:
+    no keyframe is generated. Otherwise the keyframe part generates the rest, and every stretch longer than
+    `stride` gets the fewest evenly spaced keyframes (rounded to whole frames) that make its steps <= stride,
+    so the keyframe part sees spacings near those it was trained on. Anchors 0, 7, 15 of 16 frames (max_gap 8)
+    give 0, 7, 15; anchor 7 alone gives 0, 4, 7, 11, 15 at stride 5.
+    """
+    if not anchors:
+        raise InputError("keyframes: no user keyframes to lay the grid around")
+    ends = sorted({0, *anchors, num_frames - 1})
+    steps = [b - a for a, b in zip(ends, ends[1:])]
+    if set(ends) <= set(anchors) and max(steps) <= max_gap:
+        return ends
+    positions = set(ends)
+    for a, b in zip(ends, ends[1:]):
+        n = -(-(b - a) // stride)  # the fewest steps of at most `stride`
+        positions.update(a + round(i * (b - a) / n) for i in range(1, n))
+    return sorted(positions)
+
+
 @dataclass(frozen=True)
 class ExtensionWindow:
     start: int  # timeline frame of this window's keyframe 0

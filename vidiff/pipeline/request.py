@@ -228,20 +228,21 @@ def check_new_frames(num_frames) -> int:
 
 
 def check_keyframe_images(keyframes: dict, req: Request) -> dict:
-    """{frame index: uint8 (H,W,3)} after checking that every index is a keyframe position of the request's
-    layout and every image has the request's size."""
-    stride, total = req.layout.keyframe_stride, req.layout.output_frames
+    """{frame index: uint8 (H,W,3)} after checking that every index is a frame of the request's clip and every
+    image has the request's size."""
+    total = req.layout.output_frames
     pixels = {}
-    for index, image in sorted(keyframes.items()):
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total or index % stride:
-            raise InputError(f"keyframes: index {short_repr(index)} is not a keyframe position; with {total} frames "
-                             f"at stride {stride} they are {req.layout.keyframe_indices}")
+    if not isinstance(keyframes, dict):
+        raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
+    for index, image in sorted(keyframes.items(), key=lambda item: repr(item[0])):
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total:
+            raise InputError(f"keyframes: index {short_repr(index)} is not a frame of the clip (0..{total - 1})")
         image = check_image(image, f"keyframes[{index}]")
         if tuple(image.shape[:2]) != (req.height, req.width):
             raise InputError(f"keyframes[{index}]: image is {image.shape[1]}x{image.shape[0]}, the clip is "
                              f"{req.width}x{req.height}")
         pixels[index] = image
-    return pixels
+    return dict(sorted(pixels.items()))
 
 
 class StepBar:

@@ -61,55 +61,74 @@ class Timeline:
     control: tuple[torch.Tensor, torch.Tensor] | None = None  # (maps (B,1,T,H,W), scale (B,)): control.py
 
     def keyframes(self, shape: tuple[int, ...], key, known: torch.Tensor, known_mask: torch.Tensor,
-                  init: torch.Tensor | None = None) -> torch.Tensor:
+                  init: torch.Tensor | None = None, positions: list[int] | None = None) -> torch.Tensor:
         """(B,C,K,h,w) keyframe latents; `known` (B,C,K,h,w) where `known_mask` (B,K) is 1 comes back as given;
-        `init` (B,C,K,h,w): the latents SDEdit starts from."""
+        `init` (B,C,K,h,w): the latents SDEdit starts from; `positions`: the keyframes' frame indices when they
+        are not the layout's grid (user keyframes anywhere), the frame stride input then their mean spacing."""
         req, stage = self.req, self.keyframe_stage
         settings = stage.settings(req.steps, req.sampler, req.guidance_scale, req.image_guidance_scale,
                                   req.guidance_rescale, req.churn, req.pc_steps, req.pc_snr)
         settings = dataclasses.replace(settings, strength=self.strength)
+        if positions is None:
+            positions, stride = [i * req.layout.keyframe_stride for i in range(shape[1])], req.layout.keyframe_stride
+        else:
+            stride = (positions[-1] - positions[0]) / (len(positions) - 1)
         cond = dataclasses.replace(self.text, known=known, known_mask=known_mask,
-                                   frame_stride=torch.full((len(req.seeds),), float(req.layout.keyframe_stride)))
-        rows, positions = list(range(len(req.seeds))), [i * req.layout.keyframe_stride for i in range(shape[1])]
+                                   frame_stride=torch.full((len(req.seeds),), float(stride)))
+        rows = list(range(len(req.seeds)))
         cond = with_control(cond, stage, self.control, rows, [positions] * len(rows))
         return stage.run(shape, generators(req.seeds, key), settings, cond, self.null_text, self.bar.step,
                          self.negative_text, init).cpu().float()
 
     def fill(self, timeline: torch.Tensor, gaps: list[int], key, init: torch.Tensor | None = None,
              region: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """A copy of timeline (B,C,T,h,w) with the listed keyframe gaps filled, coarse level first; `init`
-        (B,C,T,h,w): the latents SDEdit re-noises the in-between frames from; `region` (source (B,C,T,h,w), keep
-        (T,h,w)): region edits, where the in-between frames are known where keep is 1 (from source)."""
-        stage, s = self.interpolation_stage, self.req.layout.keyframe_stride
-        req = self.req
+        """A copy of timeline (B,C,T,h,w) with the listed keyframe gaps of the layout's grid filled (fill_spans)."""
+        s = self.req.layout.keyframe_stride
+        return self.fill_spans(timeline, [(g * s, s) for g in gaps], key, init, region)
+
+    def fill_spans(self, timeline: torch.Tensor, spans: list[tuple[int, int]], key, init: torch.Tensor | None = None,
+                   region: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """A copy of timeline (B,C,T,h,w) with each span (start, gap) filled between its known ends, coarse level
+        first; spans of one size share each level's calls. `init` (B,C,T,h,w): the latents SDEdit re-noises the
+        in-between frames from; `region` (source (B,C,T,h,w), keep (T,h,w)): region edits, where the in-between
+        frames are known where keep is 1 (from source)."""
+        stage, req = self.interpolation_stage, self.req
         settings = stage.settings(req.steps, req.sampler, churn=req.churn, pc_steps=req.pc_steps, pc_snr=req.pc_snr)
         settings = dataclasses.replace(settings, strength=self.strength)
         timeline = timeline.clone()
-        for level, (gap, segments) in enumerate(interpolation_levels(s, self.max_gap) or []):
-            step = gap // segments
-            starts = [g * s + o for g in gaps for o in range(0, s, gap)]  # every current gap of this size
-            rows = [(b, t) for b in range(timeline.shape[0]) for t in starts]
-            pos = torch.tensor([[t + i * step for i in range(segments + 1)] for _, t in rows])  # (N, segments+1)
-            known = torch.stack([timeline[b, :, p] for (b, _), p in zip(rows, pos)])  # (N,C,segments+1,h,w)
-            mask = torch.zeros(len(rows), segments + 1)
-            mask[:, [0, -1]] = 1.0
-            if region is not None:  # per latent pixel: both ends, and the in-between frames outside the region
-                source, keep = region
-                for n, ((b, _), p) in enumerate(zip(rows, pos)):
-                    known[n, :, 1:-1] = source[b, :, p[1:-1]]
-                mask = mask[:, :, None, None].repeat(1, 1, *known.shape[-2:])  # (N,segments+1,h,w)
-                mask[:, 1:-1] = torch.stack([keep[p[1:-1]] for p in pos])
-            gens = [generators([self.req.seeds[b]], key, level, t)[0] for b, t in rows]
-            # frame_stride: output frames between neighbouring window frames (1 for a direct pass, as trained)
-            cond = dataclasses.replace(self.text.rows([b for b, _ in rows]), known=known, known_mask=mask,
-                                       frame_stride=torch.full((len(rows),), float(step)))
-            cond = with_control(cond, stage, self.control, [b for b, _ in rows], pos.tolist())
-            start = None if init is None else torch.stack([init[b, :, p] for (b, _), p in zip(rows, pos)])
-            out = stage.run(tuple(known.shape[1:]), gens, settings, cond, self.null_text, self.bar.step,
-                            init=start).cpu().float()
-            for (b, _), p, window in zip(rows, pos, out):
-                timeline[b, :, p[1:-1]] = window[:, 1:-1]
+        for size in dict.fromkeys(g for _, g in spans):  # each span size once, in order
+            starts_of_size = [t for t, g in spans if g == size]
+            for level, (gap, segments) in enumerate(interpolation_levels(size, self.max_gap) or []):
+                step = gap // segments
+                starts = [t + o for t in starts_of_size for o in range(0, size, gap)]  # every gap of this level
+                self._fill_level(timeline, starts, gap, step, segments, settings, (key, level), init, region)
         return timeline
+
+    def _fill_level(self, timeline, starts, gap, step, segments, settings, key_level, init, region) -> None:
+        """Fills, in place, the windows of segments + 1 frames `step` apart that start at `starts` in every row."""
+        stage = self.interpolation_stage
+        rows = [(b, t) for b in range(timeline.shape[0]) for t in starts]
+        pos = torch.tensor([[t + i * step for i in range(segments + 1)] for _, t in rows])  # (N, segments+1)
+        known = torch.stack([timeline[b, :, p] for (b, _), p in zip(rows, pos)])  # (N,C,segments+1,h,w)
+        mask = torch.zeros(len(rows), segments + 1)
+        mask[:, [0, -1]] = 1.0
+        if region is not None:  # per latent pixel: both ends, and the in-between frames outside the region
+            source, keep = region
+            for n, ((b, _), p) in enumerate(zip(rows, pos)):
+                known[n, :, 1:-1] = source[b, :, p[1:-1]]
+            mask = mask[:, :, None, None].repeat(1, 1, *known.shape[-2:])  # (N,segments+1,h,w)
+            mask[:, 1:-1] = torch.stack([keep[p[1:-1]] for p in pos])
+        key, level = key_level
+        gens = [generators([self.req.seeds[b]], key, level, t)[0] for b, t in rows]
+        # frame_stride: output frames between neighbouring window frames (1 for a direct pass, as trained)
+        cond = dataclasses.replace(self.text.rows([b for b, _ in rows]), known=known, known_mask=mask,
+                                   frame_stride=torch.full((len(rows),), float(step)))
+        cond = with_control(cond, stage, self.control, [b for b, _ in rows], pos.tolist())
+        start = None if init is None else torch.stack([init[b, :, p] for (b, _), p in zip(rows, pos)])
+        out = stage.run(tuple(known.shape[1:]), gens, settings, cond, self.null_text, self.bar.step,
+                        init=start).cpu().float()
+        for (b, _), p, window in zip(rows, pos, out):
+            timeline[b, :, p[1:-1]] = window[:, 1:-1]
 
     def extend(self, timeline: torch.Tensor, windows: list[ExtensionWindow], latent_shape) -> torch.Tensor:
         """Samples and fills each extension window on `timeline` (B,C,T,h,w), whose first window's known
@@ -132,10 +151,15 @@ def extension_gaps(window: ExtensionWindow, num_keyframes: int) -> list[int]:
 
 
 def total_steps(req: Request, gap_lists: list[list[int]], keyframe_steps: int, fill_steps: int, max_gap: int,
-                strength: float = 1.0) -> int:
-    """Sampler steps of a request: per window, the keyframe stage, then each fill level if it has gaps."""
+                strength: float = 1.0, spans: list[tuple[int, int]] | None = None) -> int:
+    """Sampler steps of a request: per window, the keyframe stage, then each fill level if it has gaps; with
+    `spans` (user keyframes anywhere: one window, gap_lists [[...]] or [] without a keyframe pass), one fill
+    call per level of each span size."""
     if strength < 1:  # SDEdit runs the tail of each grid (DiffusionStage.sigmas)
         keyframe_steps = max(1, round(strength * keyframe_steps)) if keyframe_steps else 0
         fill_steps = max(1, round(strength * fill_steps))
+    if spans is not None:
+        calls = sum(len(interpolation_levels(g, max_gap) or []) for g in dict.fromkeys(g for _, g in spans))
+        return keyframe_steps * len(gap_lists) + fill_steps * calls
     levels = len(interpolation_levels(req.layout.keyframe_stride, max_gap) or [])
     return sum(keyframe_steps + (fill_steps * levels if gaps else 0) for gaps in gap_lists)

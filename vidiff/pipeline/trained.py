@@ -128,6 +128,33 @@ def layout_problems(layout: Layout, max_gap: int, keyframes: TrainedOn | None, i
     return out
 
 
+def anchored_problems(positions: list[int], anchors: list[int], keyframes: TrainedOn | None,
+                      interpolation: TrainedOn | None) -> list[str]:
+    """Why keyframes at `positions` around user keyframes at `anchors` (layout.anchored_positions) leave what the
+    parts were trained on ([] when they do not): the keyframe pass, when one runs, by its keyframe count and mean
+    spacing; every fill by its window."""
+    out = []
+    if keyframes is not None and set(positions) - set(anchors):
+        k = len(positions)
+        mean = (positions[-1] - positions[0]) / (k - 1)
+        if not _within(k, keyframes.num_frames):
+            out.append(f"{k} keyframes at {positions} (the keyframe part was trained on {_span(keyframes.num_frames)})")
+        span = keyframes.frame_strides
+        if span is not None and not span[0] - 0.5 <= mean <= span[1] + 0.5:
+            out.append(f"keyframes {mean:.2f} frames apart on average at {positions} (the keyframe part was trained "
+                       f"on stride {_span(span)})")
+        known = "first" if [positions.index(a) for a in anchors] == [0] else "random_subset"
+        if known not in keyframes.known_patterns:
+            out.append(f"known keyframes as '{known}' (the keyframe part was trained on "
+                       f"{list(keyframes.known_patterns) or 'no known frames'})")
+    if interpolation is not None:
+        for gap in sorted({b - a for a, b in zip(positions, positions[1:])} - {1}):
+            if not _within(gap + 1, interpolation.num_frames) or not _within(1, interpolation.frame_strides):
+                out.append(f"a fill of {gap + 1} frames (the interpolation part was trained on windows of "
+                           f"{_span(interpolation.num_frames)} frames spaced {_span(interpolation.frame_strides)} apart)")
+    return out
+
+
 def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,
                  known: str | None = None, num_known: int = 0, force: bool = False) -> None:
     """Raises InputError (or, with force, warns) when the request leaves the parts' training layouts."""

@@ -11,6 +11,7 @@ torch.inference_mode(): no autograd graph is built and nothing returned or store
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ import torch
 from vidiff.errors import InputError
 from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import request_control, save_control_parts
-from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
+from vidiff.pipeline.layout import Layout, anchored_positions, extension_windows, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.request import (
     Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames,
@@ -29,7 +30,7 @@ from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, extension_gaps, place_keyframes, total_steps,
 )
-from vidiff.pipeline.trained import check_layout
+from vidiff.pipeline.trained import anchored_problems, check_layout
 
 
 class VideoPipeline:
@@ -104,9 +105,9 @@ class VideoPipeline:
 
         settings: seed, num_frames, num_keyframes, keyframe_stride, steps, sampler, guidance_scale,
         image_guidance_scale, height, width, fps, force_layout, negative_prompt, guidance_rescale, churn, pc_steps,
-        pc_snr (request.py). `keyframes` maps frame indices
-        (multiples of the keyframe stride) to uint8 (H,W,3) images that the keyframe part takes as known; they
-        come back unchanged at those indices. `control`: structure-control maps of the whole clip, uint8 (F,H,W) /
+        pc_snr (request.py). `keyframes` maps frame indices to uint8 (H,W,3) images, which come back unchanged at
+        those indices: on the keyframe grid (multiples of the stride) the keyframe part takes them as known;
+        elsewhere the grid is laid around them (_around_keyframes). `control`: structure-control maps of the whole clip, uint8 (F,H,W) /
         (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by control_scale (control.py;
         None: pipeline.yaml's control_scale)."""
         self._need_keyframe_part("text to video")
@@ -114,9 +115,11 @@ class VideoPipeline:
         pixels = check_keyframe_images(keyframes or {}, req)
         if pixels and not self.keyframes.takes_known_frames:
             raise InputError("this pipeline's keyframe model takes no known frames (it cannot animate or extend)")
-        self._check_trained(req, known="first" if list(pixels) == [0] else "random_subset" if pixels else None)
         control = request_control({"keyframes": self.keyframes, "interpolation": self.interpolation}, control,
                                   self.config.control_scale if control_scale is None else control_scale, req)
+        if any(index % req.layout.keyframe_stride for index in pixels):
+            return self._around_keyframes(req, pixels, control, progress)
+        self._check_trained(req, known="first" if list(pixels) == [0] else "random_subset" if pixels else None)
         k, s, batch = req.layout.num_keyframes, req.layout.keyframe_stride, len(req.seeds)
         shape = self._latent_shape(req, k)
         known, known_mask = torch.zeros((batch, *shape)), torch.zeros(batch, k)
@@ -130,6 +133,38 @@ class VideoPipeline:
         for index, image in pixels.items():
             frames[:, index] = image
         return req.unbatch(frames[:, : req.layout.output_frames]), req.fps  # a trimmed layout: cut to the ask
+
+    def _around_keyframes(self, req: Request, pixels: dict, control, progress: bool):
+        """text_to_video with user keyframes off the keyframe grid: keyframes at layout.anchored_positions (the
+        user's, the clip's ends and, where a stretch is too long, evenly spaced ones), the missing ones sampled
+        by the keyframe part in one pass with the user's known, then every stretch filled at its own gap."""
+        max_gap = self.config.interpolation.max_gap
+        total, anchors, batch = req.layout.output_frames, sorted(pixels), len(req.seeds)
+        positions = anchored_positions(anchors, total, min(req.layout.keyframe_stride, max_gap), max_gap)
+        problems = anchored_problems(positions, anchors, self.trained.get("keyframes"),
+                                     self.trained.get("interpolation"))
+        if problems:
+            message = f"keyframes at {anchors} of {total} frames need " + "; ".join(problems)
+            if not req.force_layout:
+                raise InputError(message + " (--force-layout runs it anyway)")
+            warnings.warn(message + ": running it because the layout was forced", stacklevel=3)
+        latents = torch.zeros((batch, *self._latent_shape(req, total)))  # (B,C,F,h,w)
+        for index, image in pixels.items():
+            latents[:, :, index] = self.vae.encode_frames(image[None].to(self._device))[:, :, 0].cpu().float()
+        sampled = [p for p in positions if p not in pixels]  # keyframes the keyframe part makes
+        spans = [(a, b - a) for a, b in zip(positions, positions[1:]) if b - a > 1]
+        with self._timeline(req, [[0]] if sampled else [], progress, control=control, spans=spans) as timeline:
+            if sampled:
+                known_mask = torch.zeros(batch, len(positions))
+                known_mask[:, [positions.index(a) for a in anchors]] = 1.0
+                shape = self._latent_shape(req, len(positions))
+                latents[:, :, positions] = timeline.keyframes(shape, "keyframes", latents[:, :, positions], known_mask,
+                                                              positions=positions)
+            latents = timeline.fill_spans(latents, spans, "interp")
+        frames = self._decode(latents, progress)  # (B,F,H,W,3)
+        for index, image in pixels.items():
+            frames[:, index] = image
+        return req.unbatch(frames), req.fps
 
     def image_to_video(self, image, prompt, **settings):
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
@@ -251,10 +286,10 @@ class VideoPipeline:
         return (self.vae.config.latent_channels, num_frames, req.height // f, req.width // f)
 
     def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True,
-                  strength: float = 1.0, control=None):
+                  strength: float = 1.0, control=None, spans: list[tuple[int, int]] | None = None):
         max_gap = self.config.interpolation.max_gap
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
-                            self.interpolation.settings(req.steps).steps, max_gap, strength)
+                            self.interpolation.settings(req.steps).steps, max_gap, strength, spans)
         text, null_text = encode_text(self.text_encoder, req.prompts)
         return _TimelineContext(Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
                                          StepBar(steps, enabled=progress),
