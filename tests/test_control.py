@@ -405,3 +405,131 @@ def test_control_stage_resume_is_exact(load_tool, tmp_path, monkeypatch):
     a = load_file(str(tmp_path / "straight" / "export" / "model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "export" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---- edits that keep the clip's structure ---------------------------------------------------------------------------
+
+def test_maps_read_off_a_clip_are_the_maps_it_was_rendered_from():
+    from vidiff.data.control_maps import render_control_clip, sample_control_clip
+    from vidiff.data.maps_from_video import maps_from_clip
+
+    for seed in range(40):
+        frames, maps = render_control_clip(sample_control_clip(np.random.default_rng(seed), 16, 64))
+        for kind in ("silhouette", "blob"):
+            assert np.array_equal(maps_from_clip(frames, kind), maps[kind]), (seed, kind)
+    with pytest.raises(InputError, match="kind must be one of"):
+        maps_from_clip(frames, "depth")
+    with pytest.raises(InputError, match="uint8 \\(F,H,W,3\\)"):
+        maps_from_clip(frames[..., 0], "blob")
+
+
+def test_blob_maps_give_one_disc_per_object_and_none_for_specks():
+    from vidiff.data.control_maps import disc_mask
+    from vidiff.data.maps_from_video import maps_from_clip
+
+    frame = np.full((1, 64, 64, 3), 60, np.uint8)
+    frame[0, 10:16, 10:16] = (255, 0, 0)  # a 6x6 square, centroid (13, 13)
+    frame[0, 40:50, 30:40] = (0, 0, 255)  # a 10x10 square, centroid (35, 45)
+    frame[0, 60, 2] = (255, 255, 255)  # one speck
+    frame[0, 5:8, 50:51] = (250, 250, 0)  # three pixels: below MIN_COMPONENT
+    blob = maps_from_clip(frame, "blob")[0]
+    expected = disc_mask((13.0, 13.0), 64, 64) | disc_mask((35.0, 45.0), 64, 64)  # the two centroids; no speck
+    assert np.array_equal(blob, expected.astype(np.float32))
+    silhouette = maps_from_clip(frame, "silhouette")[0]
+    assert silhouette.sum() == 36 + 100 + 1 + 3  # every foreground pixel, specks too
+
+
+def test_edit_follows_the_clips_own_structure_maps(pipes, monkeypatch):
+    from vidiff.data.control_maps import render_control_clip, sample_control_clip
+    from vidiff.pipeline import timeline
+
+    pipe, plain, _ = pipes
+    frames, maps = render_control_clip(sample_control_clip(np.random.default_rng(5), 16, 64, path="curved"))
+    clip = torch.from_numpy(frames)
+    seen = []
+    original = timeline.with_control
+    monkeypatch.setattr(timeline, "with_control", lambda cond, stage, control, rows, positions: seen.append(
+        (positions, control)) or original(cond, stage, control, rows, positions))
+    auto, _ = pipe.edit_video(clip, "a red circle", strength=0.6, seed=1, progress=False)
+    # "auto" on a pipeline with blob-trained parts: the blob maps read off the clip, at each stage's frames
+    assert seen and all(c is not None for _, c in seen)
+    assert torch.equal(seen[0][1][0][0, 0], torch.from_numpy(maps["blob"]))
+    given, _ = pipe.edit_video(clip, "a red circle", strength=0.6, seed=1, progress=False, control=maps["blob"])
+    assert torch.equal(auto, given)
+    silhouette, _ = pipe.edit_video(clip, "a red circle", strength=0.6, seed=1, progress=False, control="silhouette")
+    none, _ = pipe.edit_video(clip, "a red circle", strength=0.6, seed=1, progress=False, control=None)
+    assert not torch.equal(auto, silhouette) and not torch.equal(auto, none)
+    # a pipeline without control parts: "auto" is plain SDEdit, a kind is refused
+    base, _ = plain.edit_video(clip, "a red circle", strength=0.6, seed=1, progress=False)
+    assert torch.equal(base, plain.edit_video(clip, "a red circle", strength=0.6, seed=1, progress=False,
+                                              control=None)[0])
+    with pytest.raises(InputError, match="'blob' maps from the clip need control parts"):
+        plain.edit_video(clip, "a red circle", control="blob", progress=False)
+    # strength 1 with structure: text to video following the clip's maps
+    one, _ = pipe.edit_video(clip, "a red circle", strength=1.0, seed=1, progress=False)
+    assert torch.equal(one, pipe.text_to_video("a red circle", seed=1, control=maps["blob"], progress=False)[0])
+
+
+def test_cli_edit_structure_is_checked_and_recorded(control_folder, tmp_path, capsys):
+    import json
+
+    from vidiff import io
+    from vidiff.cli import main
+    from vidiff.data.control_maps import render_control_clip, sample_control_clip
+
+    frames, _ = render_control_clip(sample_control_clip(np.random.default_rng(6), 16, 64))
+    io.write_video(tmp_path / "in.mp4", torch.from_numpy(frames), 8)
+    common = ["edit", str(tmp_path / "in.mp4"), "a red circle", "-o", str(tmp_path / "o.mp4"), "--quiet"]
+    for extra, match in ((["--model", str(control_folder / "plain"), "--structure", "blob"], "needs control parts"),
+                         (["--model", str(control_folder / "plain"), "--control-scale", "1"], "no structure maps"),
+                         (["--model", str(control_folder / "pipe"), "--control-scale", "9"], "--control-scale")):
+        capsys.readouterr()
+        assert main(common + extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and match in err, (extra, err)
+    assert main(common + ["--model", str(control_folder / "pipe")]) == 0
+    settings = json.loads((tmp_path / "o.mp4.json").read_text())["settings"]
+    assert settings["structure"] == "blob" and settings["control_scale"] == 1.0
+    assert main(common + ["--model", str(control_folder / "pipe"), "--structure", "none"]) == 0
+    assert json.loads((tmp_path / "o.mp4.json").read_text())["settings"]["structure"] is None
+    assert main(common + ["--model", str(control_folder / "pipe"), "--mask", "foreground"]) == 0
+    settings = json.loads((tmp_path / "o.mp4.json").read_text())["settings"]
+    assert settings["mask"] == "foreground" and settings["structure"] == "blob" and settings["strength"] == 1.0
+
+
+def test_structure_edits_draw_in_between_frames_fresh_and_plain_sdedit_renoises_them(pipes, monkeypatch):
+    from vidiff.data.control_maps import render_control_clip, sample_control_clip
+
+    pipe, _, _ = pipes
+    clip = torch.from_numpy(render_control_clip(sample_control_clip(np.random.default_rng(7), 16, 64))[0])
+    for control, fill_strength, fill_init in (("auto", 1.0, False), (None, 0.6, True)):
+        calls = []
+        for name in ("keyframes", "interpolation"):
+            stage = getattr(pipe, name)
+            run = stage.run
+            monkeypatch.setattr(stage, "run", lambda shape, gens, settings, *rest, _n=name, _run=run, **kw: calls.append(
+                (_n, settings.strength, kw.get("init", rest[4] if len(rest) > 4 else None) is not None))
+                or _run(shape, gens, settings, *rest, **kw))
+        pipe.edit_video(clip, "a red circle", strength=0.6, seed=1, progress=False, control=control)
+        monkeypatch.undo()
+        assert calls[0] == ("keyframes", 0.6, True)  # the keyframes always start from the noised input
+        assert all(c == ("interpolation", fill_strength, fill_init) for c in calls[1:]), (control, calls)
+
+
+def test_foreground_mask_redraws_the_objects_and_keeps_the_background(pipes):
+    from vidiff.data.control_maps import render_control_clip, sample_control_clip
+    from vidiff.pipeline.editing import foreground_mask
+    from vidiff.pipeline.region import feather_weights
+
+    pipe, plain, _ = pipes
+    frames, maps = render_control_clip(sample_control_clip(np.random.default_rng(8), 16, 64))
+    clip = torch.from_numpy(frames)
+    mask = foreground_mask(clip)
+    grown = torch.from_numpy(maps["silhouette"])[:, None]
+    assert torch.equal(mask, torch.nn.functional.max_pool2d(grown, 5, stride=1, padding=2)[:, 0] > 0.5)
+    for p in (pipe, plain):  # with blob maps ("auto" on the control pipeline) and without
+        out, _ = p.edit_video(clip, "a red circle", mask="foreground", seed=2, progress=False)
+        outside = feather_weights(mask, 3) == 0
+        assert torch.equal(out[outside], clip[outside]) and not torch.equal(out, clip)
+    with pytest.raises(InputError, match="no frame of the clip shows anything"):
+        pipe.edit_video(torch.full((16, 64, 64, 3), 70, dtype=torch.uint8), "x", mask="foreground", progress=False)

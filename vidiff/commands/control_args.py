@@ -1,6 +1,6 @@
-"""`vidiff generate --control MAPS.mp4 [--control-scale S]`: structure control from the command line
-(docs/control.md). Checked before torch is imported or any weights load; read (and its decoded frames checked
-again) before the weights load."""
+"""`vidiff generate --control MAPS.mp4 [--control-scale S]` and `vidiff edit --structure KIND`: structure control
+from the command line (docs/control.md). Checked before torch is imported or any weights load; a maps file is read
+(and its decoded frames checked again) before the weights load."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,3 +62,48 @@ def control_settings(args, config) -> dict:
         return {}
     scale = config.control_scale if args.control_scale is None else args.control_scale
     return {"control": str(Path(args.control).resolve()), "control_scale": scale}
+
+
+STRUCTURE_CHOICES = ("auto", "none", "blob", "silhouette")
+
+
+def add_structure_arguments(parser) -> None:
+    parser.add_argument("--structure", default="auto", choices=STRUCTURE_CHOICES,
+                        help="control maps read off the input clip that the edit follows: blob (where each object "
+                             "is, in every frame; shape and colour from the prompt), silhouette (shape too), none; "
+                             "auto (default): blob when the pipeline has control parts for them, unless --mask "
+                             "gives a mask file")
+    parser.add_argument("--control-scale", type=float, default=None,
+                        help="weight of the structure maps, 0..5 (default: the pipeline's control_scale)")
+
+
+def structure_kind(args, config) -> str | None:
+    """The map kind an edit follows (None: none), checked against the pipeline; no torch."""
+    from vidiff.errors import InputError
+    from vidiff.pipeline.config import MAX_CONTROL_SCALE, control_scale_ok
+
+    kind = args.structure
+    if kind == "auto":
+        own_mask = args.mask is not None and args.mask != "foreground"
+        kind = "blob" if "blob" in config.control_maps and not own_mask else None
+    elif kind == "none":
+        kind = None
+    elif kind not in config.control_maps:
+        raise InputError(f"--structure {kind}: needs control parts trained on {kind} maps; this pipeline's take "
+                         f"{list(config.control_maps) or 'none'}")
+    if args.control_scale is not None:
+        if kind is None:
+            raise InputError("--control-scale: the edit follows no structure maps (--structure)")
+        if not control_scale_ok(args.control_scale):
+            raise InputError(f"--control-scale must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got "
+                             f"{args.control_scale}")
+    return kind
+
+
+def structure_settings(args, config) -> dict:
+    """What the sidecar records about an edit's structure maps."""
+    kind = structure_kind(args, config)
+    if kind is None:
+        return {"structure": None}
+    return {"structure": kind, "control_scale": config.control_scale if args.control_scale is None
+            else args.control_scale}

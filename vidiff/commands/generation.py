@@ -9,7 +9,10 @@ import argparse
 import math
 from pathlib import Path
 
-from vidiff.commands.control_args import add_control_arguments, check_control_args, control_settings, read_control
+from vidiff.commands.control_args import (
+    add_control_arguments, add_structure_arguments, check_control_args, control_settings, read_control,
+    structure_kind, structure_settings,
+)
 from vidiff.commands.device_args import add_device_arguments, check_device_args, resolve_device, torch_dtype
 
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "shapes"
@@ -59,11 +62,13 @@ def register(sub) -> None:
                            "or 1 with --mask: the region from pure noise)")
     edit.add_argument("--mask", default=None,
                       help="region to redraw: an image (PNG, ...) used for every frame, or a video of per-frame "
-                           "masks with the clip's frame count; white = redraw, black = keep. Needs parts trained "
+                           "masks with the clip's frame count; white = redraw, black = keep; or 'foreground': each "
+                           "frame's objects (what is not its flat background), grown by 2 px. Needs parts trained "
                            "with region masks")
     edit.add_argument("--feather", type=int, default=3,
                       help="pixels over which the redrawn region blends into the kept clip (default 3); beyond "
                            "them every pixel is the input's")
+    add_structure_arguments(edit)
     edit.set_defaults(handler=run_generation, task="edit")
 
 
@@ -180,8 +185,11 @@ def validate(args):
                 check_feather(args.feather)
             except InputError as e:
                 raise InputError(f"--{e}") from None
-            check_mask_file(Path(args.mask), info)
+            if args.mask != "foreground":
+                check_mask_file(Path(args.mask), info)
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
+    if args.task == "edit":
+        structure_kind(args, config)
     if config.parts.keyframes is None:
         raise InputError(f"--model {shown(args.model)}: an interpolation-only pipeline (no keyframe part) cannot "
                          f"{args.task}; it fills frames between given ones (vidiff interpolate)")
@@ -270,7 +278,9 @@ def run_generation(args) -> int:
     device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
     inputs_keyframes = read_keyframe_images(parse_keyframe_args(getattr(args, "keyframe", [])), model, inputs)
-    mask = read_mask(args.mask, source) if args.task == "edit" and args.mask is not None else None
+    mask = None
+    if args.task == "edit" and args.mask is not None:
+        mask = "foreground" if args.mask == "foreground" else read_mask(args.mask, source)
     control = read_control(args, config, layout)  # uint8 (F,H,W,3) maps or None
     dtype = torch_dtype(args.dtype)
     invariant = device == "cpu" if args.batch_invariant == "auto" else args.batch_invariant == "on"
@@ -294,7 +304,9 @@ def run_generation(args) -> int:
                                             seam_fade=args.seam_fade, progress=not args.quiet, **common)
         elif args.task == "edit":
             frames, fps = pipe.edit_video(source, args.prompt, strength=args.strength, mask=mask,
-                                          feather=args.feather, seed=seed, progress=not args.quiet, **common)
+                                          feather=args.feather, control=structure_kind(args, config),
+                                          control_scale=args.control_scale, seed=seed, progress=not args.quiet,
+                                          **common)
         elif args.task == "animate":
             frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.output_frames, seed=seed,
                                               progress=not args.quiet, **common)
@@ -316,7 +328,9 @@ def run_generation(args) -> int:
         if args.task == "edit":
             settings["strength"] = args.strength if args.strength is not None else (1.0 if args.mask else 0.6)
             if args.mask is not None:
-                settings.update(mask=str(Path(args.mask).resolve()), feather=args.feather)
+                settings.update(mask="foreground" if args.mask == "foreground" else str(Path(args.mask).resolve()),
+                                feather=args.feather)
+            settings.update(structure_settings(args, pipe.config))
         record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
                                model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,
                                inputs={k: v for k, v in inputs.items() if k != "fps"})

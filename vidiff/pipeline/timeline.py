@@ -58,6 +58,7 @@ class Timeline:
     bar: StepBar
     negative_text: Cond | None = None  # per-row negative prompts of the keyframe stage's guidance
     strength: float = 1.0  # SDEdit: how much of each stage's grid runs from the noised input (edit_video)
+    fill_strength: float | None = None  # the interpolation stage's, when not `strength` (edits that follow maps)
     control: tuple[torch.Tensor, torch.Tensor] | None = None  # (maps (B,1,T,H,W), scale (B,)): control.py
 
     def keyframes(self, shape: tuple[int, ...], key, known: torch.Tensor, known_mask: torch.Tensor,
@@ -94,7 +95,8 @@ class Timeline:
         frames are known where keep is 1 (from source)."""
         stage, req = self.interpolation_stage, self.req
         settings = stage.settings(req.steps, req.sampler, churn=req.churn, pc_steps=req.pc_steps, pc_snr=req.pc_snr)
-        settings = dataclasses.replace(settings, strength=self.strength)
+        strength = self.strength if self.fill_strength is None else self.fill_strength
+        settings = dataclasses.replace(settings, strength=strength)
         timeline = timeline.clone()
         for size in dict.fromkeys(g for _, g in spans):  # each span size once, in order
             starts_of_size = [t for t, g in spans if g == size]
@@ -151,13 +153,17 @@ def extension_gaps(window: ExtensionWindow, num_keyframes: int) -> list[int]:
 
 
 def total_steps(req: Request, gap_lists: list[list[int]], keyframe_steps: int, fill_steps: int, max_gap: int,
-                strength: float = 1.0, spans: list[tuple[int, int]] | None = None) -> int:
+                strength: float = 1.0, spans: list[tuple[int, int]] | None = None,
+                fill_strength: float | None = None) -> int:
     """Sampler steps of a request: per window, the keyframe stage, then each fill level if it has gaps; with
     `spans` (user keyframes anywhere: one window, gap_lists [[...]] or [] without a keyframe pass), one fill
-    call per level of each span size."""
-    if strength < 1:  # SDEdit runs the tail of each grid (DiffusionStage.sigmas)
+    call per level of each span size. SDEdit runs the tail of each grid (DiffusionStage.sigmas): `strength`
+    of it, or `fill_strength` for the fills when given."""
+    fill_strength = strength if fill_strength is None else fill_strength
+    if strength < 1:
         keyframe_steps = max(1, round(strength * keyframe_steps)) if keyframe_steps else 0
-        fill_steps = max(1, round(strength * fill_steps))
+    if fill_strength < 1:
+        fill_steps = max(1, round(fill_strength * fill_steps))
     if spans is not None:
         calls = sum(len(interpolation_levels(g, max_gap) or []) for g in dict.fromkeys(g for _, g in spans))
         return keyframe_steps * len(gap_lists) + fill_steps * calls

@@ -212,18 +212,21 @@ class VideoPipeline:
 
     @torch.inference_mode()
     def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int = 3,
-                   progress: bool = True, **settings):
+                   control="auto", control_scale: float | None = None, progress: bool = True, **settings):
         """Redraws uint8 (F,H,W,3) `frames` under `prompt`; returns (frames, fps). editing.py says how.
 
         Without `mask`: SDEdit over the whole clip; strength (default 0.6) 0 returns the input decoded by the VAE,
-        1 is plain text to video. With `mask` ((H,W) for every frame or (F,H,W), white / True = regenerate):
-        a region edit; the parts must have been trained with region masks; strength defaults to 1 (the region
-        from pure noise); beyond `feather` pixels outside the mask every output pixel is the input's.
-        F must be a layout length; settings as for text_to_video."""
+        1 is plain text to video (following the clip's structure maps when there are any). With `mask` ((H,W) for
+        every frame or (F,H,W), white / True = regenerate; or "foreground": each frame's objects, read off the clip): a region edit; the parts must have been trained with
+        region masks; strength defaults to 1 (the region from pure noise); beyond `feather` pixels outside the
+        mask every output pixel is the input's. `control`: the structure maps the edit follows: "auto" (blob maps
+        read off the clip when the pipeline has control parts for them, unless the mask is the user's), None, a map
+        kind read off the clip ("blob", "silhouette") or maps as text_to_video takes them; weighted by
+        control_scale (None: pipeline.yaml's). F must be a layout length; settings as for text_to_video."""
         from vidiff.pipeline.editing import edit
 
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
-                    settings=settings)
+                    settings=settings, control=control, control_scale=control_scale)
 
     @torch.inference_mode()
     def fill_between(self, keyframes, stride: int, seed: int = 0, *, prompt: str = "", steps=None, sampler=None,
@@ -286,15 +289,16 @@ class VideoPipeline:
         return (self.vae.config.latent_channels, num_frames, req.height // f, req.width // f)
 
     def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True,
-                  strength: float = 1.0, control=None, spans: list[tuple[int, int]] | None = None):
+                  strength: float = 1.0, control=None, spans: list[tuple[int, int]] | None = None,
+                  fill_strength: float | None = None):
         max_gap = self.config.interpolation.max_gap
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
-                            self.interpolation.settings(req.steps).steps, max_gap, strength, spans)
+                            self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength)
         text, null_text = encode_text(self.text_encoder, req.prompts)
         return _TimelineContext(Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
                                          StepBar(steps, enabled=progress),
                                          encode_negative(self.text_encoder, req.negative_prompts), strength,
-                                         control))
+                                         fill_strength, control))
 
     def _decode(self, latents: torch.Tensor, progress: bool) -> torch.Tensor:
         """(B,C,F,h,w) -> uint8 (B,F,H,W,3), one sample at a time, frame-sliced by the VAE's frame_chunk."""
