@@ -279,3 +279,46 @@ def test_a_length_no_grid_fits_is_made_longer_and_cut(tiny_pipeline, tmp_path):
     assert read_video(tmp_path / "t.mp4")[0].shape[0] == 20
     settings = json.loads((tmp_path / "t.mp4.json").read_text())["settings"]
     assert settings["num_frames"] == 20 and settings["layout_frames"] == 21 and settings["frames_written"] == 20
+
+
+def test_user_keyframes_on_the_command_line(tiny_pipeline, tmp_path, capsys):
+    """--keyframe INDEX=IMAGE: off-grid frames come back exactly at their index and the sidecar names the files;
+    bad values fail fast with one line."""
+    from PIL import Image
+
+    from vidiff.io import read_video
+
+    rng = np.random.default_rng(0)
+    still = tmp_path / "still.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(still)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    out = tmp_path / "kf.mp4"
+    assert main(["generate", "a red circle moving left", "-o", str(out), "--model", str(tiny_pipeline), "--quiet",
+                 "--keyframe", f"7={still}", "--keyframe", f"0={tmp_path / 'noise.png'}"]) == 0
+    frames, _ = read_video(out)
+    assert frames.shape[0] == 16 and (frames[7].float() - 128).abs().mean() < 4  # the grey frame, through the codec
+    record = json.loads(Path(f"{out}.json").read_text())
+    assert record["inputs"]["keyframes"] == {"0": str((tmp_path / "noise.png").resolve()), "7": str(still.resolve())}
+    cases = [(["--keyframe", f"16={still}"], "the clip has frames 0..15"),
+             (["--keyframe", "x=a.png"], "expected INDEX=IMAGE"),
+             (["--keyframe", f"3={still}", "--keyframe", f"3={still}"], "frame 3 is given twice"),
+             (["--keyframe", f"3={tmp_path / 'missing.png'}"], "not found"),
+             (["--keyframe", f"3={still}", "-o", str(still)], "-o")]
+    for extra, message in cases:
+        capsys.readouterr()
+        argv = ["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_pipeline), *extra]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (extra, err)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsys):
+    """41 frames at stride 5 is 9 keyframes, inside the bundle's 3..9; a user frame at 3 needs 10 around it."""
+    from PIL import Image
+
+    still = tmp_path / "still.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(still)
+    assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--frames", "41", "--keyframe", f"3={still}"]) == 2
+    err = capsys.readouterr().err
+    assert "10 keyframes" in err and "trained on 3..9" in err and "--force-layout" in err

@@ -239,18 +239,13 @@ def parse_keyframe_args(values: list[str]) -> dict[int, Path]:
 
 def _check_trained_layout(model: Path, config, layout, args, user_keyframes: list[int] = ()) -> None:
     """The layout against what the parts were trained on (their trained_on.yaml), before any weights load."""
-    from vidiff.pipeline.layout import anchored_positions
-    from vidiff.pipeline.trained import anchored_problems, check_layout, read_trained_records
+    from vidiff.pipeline.trained import check_anchored_layout, check_layout, read_trained_records
 
     trained = read_trained_records(model, config)
     if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
-        max_gap = config.interpolation.max_gap
-        positions = anchored_positions(list(user_keyframes), layout.output_frames,
-                                       min(layout.keyframe_stride, max_gap), max_gap)
-        problems = anchored_problems(positions, list(user_keyframes), trained["keyframes"], trained["interpolation"])
-        if problems and not args.force_layout:
-            raise InputError(f"--keyframe at {list(user_keyframes)} of {layout.output_frames} frames needs "
-                             + "; ".join(problems) + " (--force-layout runs it anyway)")
+        check_anchored_layout(list(user_keyframes), layout.output_frames, layout.keyframe_stride,
+                              config.interpolation.max_gap, trained["keyframes"], trained["interpolation"],
+                              args.force_layout)
         return
     known = {"generate": None, "edit": None, "animate": "first", "extend": "first_k"}[args.task]
     if user_keyframes:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vidiff.config import from_dict, to_dict
 from vidiff.errors import InputError
-from vidiff.pipeline.layout import Layout, interpolation_levels
+from vidiff.pipeline.layout import Layout, anchored_positions, interpolation_levels
 
 TRAINED_NAME = "trained_on.yaml"
 # known-content patterns a diffusion part can be trained on: per frame (none, first, first_k, random_subset), and
@@ -153,6 +153,21 @@ def anchored_problems(positions: list[int], anchors: list[int], keyframes: Train
                 out.append(f"a fill of {gap + 1} frames (the interpolation part was trained on windows of "
                            f"{_span(interpolation.num_frames)} frames spaced {_span(interpolation.frame_strides)} apart)")
     return out
+
+
+def check_anchored_layout(anchors: list[int], num_frames: int, stride: int, max_gap: int,
+                          keyframes: TrainedOn | None, interpolation: TrainedOn | None, force: bool = False
+                          ) -> list[int]:
+    """The keyframe positions laid around user keyframes at `anchors` (layout.anchored_positions); raises
+    InputError (or, with force, warns) when they leave the parts' training (anchored_problems)."""
+    positions = anchored_positions(anchors, num_frames, min(stride, max_gap), max_gap)
+    problems = anchored_problems(positions, anchors, keyframes, interpolation)
+    if problems:
+        message = f"keyframes at {anchors} of {num_frames} frames need " + "; ".join(problems)
+        if not force:
+            raise InputError(message + " (--force-layout runs it anyway)")
+        warnings.warn(message + ": running it because the layout was forced", stacklevel=3)
+    return positions
 
 
 def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,

@@ -11,7 +11,6 @@ torch.inference_mode(): no autograd graph is built and nothing returned or store
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ import torch
 from vidiff.errors import InputError
 from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import request_control, save_control_parts
-from vidiff.pipeline.layout import Layout, anchored_positions, extension_windows, resolve_layout
+from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.request import (
     Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames,
@@ -30,7 +29,7 @@ from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, extension_gaps, place_keyframes, total_steps,
 )
-from vidiff.pipeline.trained import anchored_problems, check_layout
+from vidiff.pipeline.trained import check_anchored_layout, check_layout
 
 
 class VideoPipeline:
@@ -138,16 +137,10 @@ class VideoPipeline:
         """text_to_video with user keyframes off the keyframe grid: keyframes at layout.anchored_positions (the
         user's, the clip's ends and, where a stretch is too long, evenly spaced ones), the missing ones sampled
         by the keyframe part in one pass with the user's known, then every stretch filled at its own gap."""
-        max_gap = self.config.interpolation.max_gap
         total, anchors, batch = req.layout.output_frames, sorted(pixels), len(req.seeds)
-        positions = anchored_positions(anchors, total, min(req.layout.keyframe_stride, max_gap), max_gap)
-        problems = anchored_problems(positions, anchors, self.trained.get("keyframes"),
-                                     self.trained.get("interpolation"))
-        if problems:
-            message = f"keyframes at {anchors} of {total} frames need " + "; ".join(problems)
-            if not req.force_layout:
-                raise InputError(message + " (--force-layout runs it anyway)")
-            warnings.warn(message + ": running it because the layout was forced", stacklevel=3)
+        positions = check_anchored_layout(anchors, total, req.layout.keyframe_stride, self.config.interpolation.max_gap,
+                                          self.trained.get("keyframes"), self.trained.get("interpolation"),
+                                          req.force_layout)
         latents = torch.zeros((batch, *self._latent_shape(req, total)))  # (B,C,F,h,w)
         for index, image in pixels.items():
             latents[:, :, index] = self.vae.encode_frames(image[None].to(self._device))[:, :, 0].cpu().float()
