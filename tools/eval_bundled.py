@@ -4,7 +4,7 @@ extend (colour, shape and direction kept, no jump at the seam), plus the time pe
 
     .venv/bin/python tools/eval_bundled.py [--model vidiff/bundled/shapes] [--num 100] [--trials 50] --out DIR
         [--paraphrase] [--layouts 16:4x5 16:6x3 31:7x5 33:9x4 --layout-num 30] [--skip t2v animate extend]
-        [--user-keyframes 16@0,7,15 16@7]
+        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64]
 
 Held-out stills and clips come from Shapes seed 1000 (training used seed 1). Writes the text-to-video clips
 with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them) and a summary DIR/summary.json.
@@ -14,7 +14,8 @@ words no training caption contains, e.g. "the ring, jade, that sails west"), int
 figure for prompts worded unlike the training captions. --layouts adds text to video at other layouts
 (FRAMES:KxSTRIDE, frames = (K - 1) * stride + 1), --layout-num clips each, into DIR/layout_FRAMES_KxS.
 --user-keyframes adds text to video with held-out frames given at any indices (FRAMES@I,J,...), --layout-num
-clips each.
+clips each. --extend-long N extends --trials held-out clips by N frames (extend_long: speed of the last 16 frames,
+a seam check a perfect generator passes, and the as-rendered and through-the-VAE oracles beside the model).
 """
 from __future__ import annotations
 
@@ -31,11 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidiff import VideoPipeline  # noqa: E402
 from vidiff.data.captions import heldout_prompt  # noqa: E402
-from vidiff.data.shapes import all_combinations, prompt_for, render_clip, sample_clip_params  # noqa: E402
+from vidiff.data.shapes import (  # noqa: E402
+    DIRECTION_VECTORS, all_combinations, prompt_for, render_clip, sample_clip_params,
+)
 from vidiff.data.shapes_analysis import analyze_clip  # noqa: E402
 from vidiff.eval.metrics import psnr  # noqa: E402
 from vidiff.eval.shapes import evaluate_shapes_folder  # noqa: E402
 from vidiff.io import write_video  # noqa: E402
+from vidiff.pipeline.seam import carry_seam_residual  # noqa: E402
 from vidiff.random import generator  # noqa: E402
 
 HELD_OUT_SEED = 1000
@@ -170,6 +174,64 @@ def extend(pipe, trials: int, given: int = 8, new: int = 8) -> dict:
     return out
 
 
+SEAM_TOLERANCE_PX = 1.0  # whole-pixel rendering makes a slow object's centroid step 0 or 1 px, never its mean
+
+
+def speed_of(centres: list, direction: str) -> float | None:
+    """Least-squares speed (px/frame) along `direction` of per-frame (x, y) centroids (None where none)."""
+    dx, dy = DIRECTION_VECTORS[direction]
+    pts = [(t, c[0] * dx + c[1] * dy) for t, c in enumerate(centres) if c is not None]
+    if len(pts) < 3:
+        return None
+    t, pos = np.array(pts, np.float64).T
+    return float(np.polyfit(t, pos, 1)[0])
+
+
+def long_extension_row(frames: torch.Tensor, params, given: int) -> dict:
+    """The 64-frame checks of one extended clip (input `given` frames, then the new ones): colour, shape, direction
+    and one object on the new frames; the speed of the last 16 frames against the clip's (params.speed); the seam
+    check: the centroid step from the last input frame to the first new one within SEAM_TOLERANCE_PX of the mean
+    step of the new frames themselves."""
+    new = analyze_clip(frames[given:].numpy())
+    keeps = (new.colour == params.colour and new.shape == params.shape and new.direction == params.direction
+             and new.one_object)
+    all_centres = analyze_clip(frames.numpy()).centres
+    speed = speed_of(all_centres[-16:], params.direction)
+    steps = [float(np.hypot(b[0] - a[0], b[1] - a[1])) for a, b in zip(all_centres[given:], all_centres[given + 1:])
+             if a is not None and b is not None]
+    a, b = all_centres[given - 1], all_centres[given]
+    seam = None if a is None or b is None else float(np.hypot(b[0] - a[0], b[1] - a[1]))
+    seam_ok = seam is not None and bool(steps) and abs(seam - float(np.mean(steps))) <= SEAM_TOLERANCE_PX
+    speed_ok = speed is not None and abs(speed - params.speed) <= 0.15 * params.speed
+    return {"keeps": bool(keeps), "speed_last16": speed, "speed_true": params.speed, "speed_ok": bool(speed_ok),
+            "seam_step": seam, "mean_new_step": float(np.mean(steps)) if steps else None, "seam_ok": bool(seam_ok)}
+
+
+def extend_long(pipe, trials: int, given: int = 8, new: int = 64) -> dict:
+    """Extension by `new` frames of held-out clips rendered `given + new` frames long (seed 1000, index 700 + i; a
+    long clip moves slowly enough to stay in the frame), judged by long_extension_row for the model and two
+    oracles: the rendered continuation itself ("as rendered") and the rendered continuation encoded and decoded
+    by the pipeline's VAE with the pipeline's seam fade ("through the VAE"), the best a latent generator returning
+    the input frames as given can do."""
+    table = {"model": [], "as rendered": [], "through the VAE": []}
+    for i in range(trials):
+        params = sample_clip_params(HELD_OUT_SEED, 700 + i, num_frames=given + new)
+        truth = torch.as_tensor(render_clip(params))
+        prompt = prompt_for(params.colour, params.shape, params.direction)
+        frames, _ = pipe.extend_video(truth[:given], prompt, num_frames=new, seed=i, progress=False)
+        with torch.inference_mode():
+            recon = pipe.vae.decode_to_frames(pipe.vae.encode_frames(truth), progress=False)  # (1,F,H,W,3)
+        vae = torch.cat([truth[:given], carry_seam_residual(truth[given - 1], recon[:, given - 1:], 4)[0]])
+        for name, clip in (("model", frames), ("as rendered", truth), ("through the VAE", vae)):
+            table[name].append(long_extension_row(clip, params, given))
+    out = {}
+    for name, rows in table.items():
+        out[name] = {k: float(np.mean([r[k] for r in rows])) for k in ("keeps", "speed_ok", "seam_ok")}
+        out[name]["trials"] = len(rows)
+        out[name]["rows"] = rows
+    return out
+
+
 def summarize(rows: list[dict], key: str) -> dict:
     return {"trials": len(rows), "rate": float(np.mean([r[key] for r in rows])), "rows": rows}
 
@@ -184,6 +246,9 @@ def main() -> int:
     p.add_argument("--paraphrase", action="store_true", help="also text to video from held-out-vocabulary prompts")
     p.add_argument("--layouts", nargs="*", default=[], help="also text to video at FRAMES:KxSTRIDE layouts")
     p.add_argument("--layout-num", type=int, default=30, help="clips per layout (and per --user-keyframes spec)")
+    p.add_argument("--extend-long", type=int, default=0, metavar="N",
+                   help="also extend --trials held-out clips by N frames (e.g. 64), with the speed and seam checks "
+                        "and the as-rendered and through-the-VAE oracles beside the model")
     p.add_argument("--user-keyframes", nargs="*", default=[],
                    help="also text to video with user keyframes, FRAMES@I,J,... (e.g. 16@0,7,15): held-out frames "
                         "at those indices")
@@ -199,15 +264,18 @@ def main() -> int:
              "paraphrase": lambda: text_to_video(pipe, args.num, args.out / "t2v_paraphrase", paraphrase=True),
              "layouts": lambda: layouts(pipe, args.layouts, args.layout_num, args.out),
              "user_keyframes": lambda: user_keyframes(pipe, args.user_keyframes, args.layout_num),
-             "animate": lambda: animate(pipe, args.trials), "extend": lambda: extend(pipe, args.trials)}
+             "animate": lambda: animate(pipe, args.trials), "extend": lambda: extend(pipe, args.trials),
+             "extend_long": lambda: extend_long(pipe, args.trials, new=args.extend_long)}
     for name, run in steps.items():
         if name in args.skip or (name == "paraphrase" and not args.paraphrase) or (name == "layouts" and not args.layouts) \
-                or (name == "user_keyframes" and not args.user_keyframes):
+                or (name == "user_keyframes" and not args.user_keyframes) \
+                or (name == "extend_long" and not args.extend_long):
             continue
         start = time.perf_counter()
         summary[name] = run()
         summary[name]["seconds"] = time.perf_counter() - start
-        brief = {k: v for k, v in summary[name].items() if k not in ("rows", "layouts", "specs")}
+        brief = {k: ({kk: vv for kk, vv in v.items() if kk != "rows"} if isinstance(v, dict) else v)
+                 for k, v in summary[name].items() if k not in ("rows", "layouts", "specs")}
         print(name, json.dumps(brief, default=float))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
