@@ -322,3 +322,17 @@ def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsy
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--frames", "41", "--keyframe", f"3={still}"]) == 2
     err = capsys.readouterr().err
     assert "10 keyframes" in err and "trained on 3..9" in err and "--force-layout" in err
+
+
+def test_fps_is_the_one_asked_for_or_the_input_clips(tiny_pipeline, tmp_path):
+    """--fps sets the written file's rate and the sidecar's; extend keeps the input clip's rate without it."""
+    from vidiff.io import read_video, write_video
+
+    out = tmp_path / "g.mp4"
+    assert main(["generate", "x", "-o", str(out), "--model", str(tiny_pipeline), "--quiet", "--fps", "12"]) == 0
+    assert read_video(out)[1] == 12.0 and json.loads(Path(f"{out}.json").read_text())["settings"]["fps"] == 12.0
+    clip = tmp_path / "in.mp4"
+    write_video(clip, torch.zeros(8, 64, 64, 3, dtype=torch.uint8), 10)
+    out = tmp_path / "e.mp4"
+    assert main(["extend", str(clip), "x", "-o", str(out), "--model", str(tiny_pipeline), "--quiet", "--frames", "3"]) == 0
+    assert read_video(out)[1] == 10.0 and json.loads(Path(f"{out}.json").read_text())["settings"]["fps"] == 10.0

@@ -287,7 +287,8 @@ def run_generation(args) -> int:
     outputs[0].parent.mkdir(parents=True, exist_ok=True)
     common = dict(steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance,
                   image_guidance_scale=args.image_guidance, keyframe_stride=layout.keyframe_stride,
-                  num_keyframes=None if layout.trim_to else layout.num_keyframes,  # a cut grid: from the length fps=args.fps if args.fps else inputs.get("fps"),
+                  num_keyframes=None if layout.trim_to else layout.num_keyframes,  # a cut grid: from the length
+                  fps=args.fps if args.fps else inputs.get("fps"),
                   force_layout=args.force_layout, negative_prompt=args.negative_prompt,
                   guidance_rescale=args.guidance_rescale, churn=args.churn, pc_steps=args.pc_steps, pc_snr=args.pc_snr)
     load_s = time.perf_counter() - start
