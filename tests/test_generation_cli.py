@@ -311,6 +311,15 @@ def test_user_keyframes_on_the_command_line(tiny_pipeline, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (extra, err)
     assert not (tmp_path / "o.mp4").exists()
+    # animate: the image is frame 0, --keyframe adds others (a last frame here)
+    out = tmp_path / "anim.mp4"
+    assert main(["animate", str(tmp_path / "noise.png"), "a red circle", "-o", str(out), "--model", str(tiny_pipeline),
+                 "--quiet", "--keyframe", f"15={still}"]) == 0
+    frames, _ = read_video(out)
+    assert (frames[15].float() - 128).abs().mean() < 4 and (frames[0].float() - 128).abs().mean() > 30
+    assert main(["animate", str(still), "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_pipeline),
+                 "--keyframe", f"0={still}"]) == 2
+    assert "frame 0 of animate is its image" in capsys.readouterr().err
 
 
 def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsys):

@@ -24,10 +24,7 @@ def register(sub) -> None:
                          description="Generate a clip from a text prompt: keyframes, then interpolation, then decode.")
     gen.add_argument("prompt", help="what the clip shows, e.g. 'a blue square moving up'")
     _common(gen, frames_help="clip length in frames; must be (keyframes - 1) * stride + 1 (default: the model's)")
-    gen.add_argument("--keyframe", action="append", default=[], metavar="INDEX=IMAGE",
-                     help="a frame the clip must show, at a frame index (0 = first); repeat for more. Off the "
-                          "keyframe grid, the grid is laid around them; center-cropped and resized like animate's "
-                          "image")
+    _keyframe_argument(gen)
     add_control_arguments(gen)
     gen.set_defaults(handler=run_generation, task="generate")
 
@@ -36,6 +33,7 @@ def register(sub) -> None:
     ani.add_argument("image", help="PNG / JPEG; center-cropped and resized to the model's frame size if needed")
     ani.add_argument("prompt", help="what happens in the clip")
     _common(ani, frames_help="clip length in frames; must be (keyframes - 1) * stride + 1 (default: the model's)")
+    _keyframe_argument(ani, "; frame 0 is the image, e.g. --keyframe 15=last.png for the last frame")
     ani.set_defaults(handler=run_generation, task="animate")
 
     ext = sub.add_parser("extend", help="continue a video clip",
@@ -70,6 +68,12 @@ def register(sub) -> None:
                            "them every pixel is the input's")
     add_structure_arguments(edit)
     edit.set_defaults(handler=run_generation, task="edit")
+
+
+def _keyframe_argument(p: argparse.ArgumentParser, extra: str = "") -> None:
+    p.add_argument("--keyframe", action="append", default=[], metavar="INDEX=IMAGE",
+                   help="a frame the clip must show, at a frame index (0 = first); repeat for more. Off the keyframe "
+                        "grid, the grid is laid around them; center-cropped and resized like animate's image" + extra)
 
 
 def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
@@ -206,6 +210,11 @@ def validate(args):
     for index in user_keyframes:
         if index >= layout.output_frames:
             raise InputError(f"--keyframe {index}=...: the clip has frames 0..{layout.output_frames - 1}")
+    if args.task == "animate":
+        if 0 in user_keyframes:
+            raise InputError("--keyframe 0=...: frame 0 of animate is its image")
+        if user_keyframes:
+            user_keyframes[0] = Path(args.image)
     _check_trained_layout(Path(args.model) if args.model else BUNDLED, config, layout, args, sorted(user_keyframes))
     check_control_args(args, config, layout, args.model or BUNDLED)
     from vidiff.pipeline.request import Request
@@ -305,7 +314,7 @@ def run_generation(args) -> int:
                                           **common)
         elif args.task == "animate":
             frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.output_frames, seed=seed,
-                                              progress=not args.quiet, **common)
+                                              keyframes=inputs_keyframes, progress=not args.quiet, **common)
         else:
             frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.output_frames, seed=seed, control=control,
                                              keyframes=inputs_keyframes,
