@@ -303,7 +303,10 @@ def test_user_keyframes_on_the_command_line(tiny_pipeline, tmp_path, capsys):
              (["--keyframe", "x=a.png"], "expected INDEX=IMAGE"),
              (["--keyframe", f"3={still}", "--keyframe", f"3={still}"], "frame 3 is given twice"),
              (["--keyframe", f"3={tmp_path / 'missing.png'}"], "not found"),
-             (["--keyframe", f"3={still}", "-o", str(still)], "-o")]
+             (["--keyframe", f"3={still}", "-o", str(still)], "-o"),
+             (["--keyframe", f"3={tmp_path / 'corrupt.png'}"], "corrupt.png"),
+             (["--keyframe", f"3={tmp_path}"], str(tmp_path.name))]
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     for extra, message in cases:
         capsys.readouterr()
         argv = ["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_pipeline), *extra]
