@@ -3,7 +3,8 @@
 A clip of `num_frames` frames holds K keyframes at indices 0, S, 2S, ..., (K-1)S, so num_frames = (K-1)*S + 1.
 The interpolation part fills a gap of G frames (both ends known) in one pass when G <= max_gap; a larger gap is
 first split into n equal sub-gaps (n <= max_gap, a window of n+1 frames spaced G/n apart), then each sub-gap is
-filled the same way. Pure Python, no torch.
+filled the same way. User keyframes off that grid get a grid laid around them (`anchored_positions`): keyframes
+then sit at uneven indices, and each stretch between two of them is filled at its own gap. Pure Python, no torch.
 """
 from __future__ import annotations
 
