@@ -533,3 +533,21 @@ def test_foreground_mask_redraws_the_objects_and_keeps_the_background(pipes):
         assert torch.equal(out[outside], clip[outside]) and not torch.equal(out, clip)
     with pytest.raises(InputError, match="no frame of the clip shows anything"):
         pipe.edit_video(torch.full((16, 64, 64, 3), 70, dtype=torch.uint8), "x", mask="foreground", progress=False)
+
+
+def test_user_keyframes_off_the_grid_get_the_maps_of_their_grid(pipes, monkeypatch):
+    from vidiff.pipeline import timeline
+
+    pipe, _, _ = pipes
+    maps = _maps()
+    image = torch.from_numpy(np.random.default_rng(9).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    seen = []
+    original = timeline.with_control
+    monkeypatch.setattr(timeline, "with_control", lambda cond, stage, control, rows, positions: seen.append(
+        positions) or original(cond, stage, control, rows, positions))
+    frames, _ = pipe.text_to_video(["a red circle", "a blue square"], seed=[1, 2], keyframes={7: image},
+                                   control=maps, progress=False)
+    assert frames.shape == (2, 16, 64, 64, 3) and torch.equal(frames[0, 7], image) and torch.equal(frames[1, 7], image)
+    assert seen[0] == [[0, 4, 7, 11, 15]] * 2  # the keyframe pass: the grid laid around frame 7, both rows
+    windows = [w for calls in seen[1:] for w in calls]
+    assert sorted({w[0] for w in windows}) == [0, 4, 7, 11] and all(w == list(range(w[0], w[-1] + 1)) for w in windows)
