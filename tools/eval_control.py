@@ -8,7 +8,8 @@ pairs; its silhouette maps and its blob maps each drive one text-to-video sample
 "a {colour} {shape}" (seed i). The Shapes analyzer (vidiff/data/shapes_analysis.py) reads each clip; per map kind:
 - centre: % of frames whose main object's centroid lies within --tolerance (2) px of the map's centroid;
 - colour / shape: % of clips whose colour / shape is the prompt's; one object: % with one object in every frame.
-The same figures at control_scale 0 (the pipeline without control) are the baseline. Writes JSON to --out.
+The same figures at control_scale 0 (the pipeline without control) are the baseline. --keyframes K --stride S
+run another layout ((K - 1) * S + 1 frames). Writes JSON to --out.
 """
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def main() -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the control_scale 0 runs")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: pipeline.yaml)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--keyframes", type=int, default=None, help="keyframe count of the layout (default: pipeline's)")
+    parser.add_argument("--stride", type=int, default=None, help="keyframe stride of the layout (default: pipeline's)")
     args = parser.parse_args()
     if not 1 <= args.num <= 10000 or not (math.isfinite(args.scale) and 0 <= args.scale <= 5):
         parser.error("--num must be in [1, 10000] and --scale in [0, 5]")
@@ -90,7 +93,9 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     pipe = VideoPipeline.from_pretrained(args.model)
-    clips = eval_clips(args.num, pipe.config.num_frames, pipe.config.height)
+    k = args.keyframes or pipe.config.num_keyframes
+    stride = args.stride or pipe.config.keyframe_stride
+    clips = eval_clips(args.num, (k - 1) * stride + 1, pipe.config.height)
     scales = [args.scale] + ([] if args.no_baseline else [0.0])
     results, t0 = {}, time.perf_counter()
     for scale in scales:
@@ -98,12 +103,14 @@ def main() -> int:
             rows = []
             for c in clips:
                 frames, _ = pipe.text_to_video(c["prompt"], seed=c["index"], control=c["maps"][kind],
-                                               control_scale=scale, steps=args.steps, progress=False)
+                                               control_scale=scale, steps=args.steps, progress=False,
+                                               num_keyframes=k, keyframe_stride=stride)
                 rows.append({"index": c["index"], "path": c["clip"].path, "prompt": c["prompt"],
                              **score(frames.numpy(), c["maps"][kind], c["prompt"], args.tolerance)})
             results[f"{kind}@{scale:g}"] = {"summary": summarize(rows), "clips": rows}
             print(f"{kind} scale {scale:g}: {results[f'{kind}@{scale:g}']['summary']}", flush=True)
     report = {"model": str(Path(args.model).resolve()), "num": args.num, "tolerance_px": args.tolerance,
+              "layout": f"{(k - 1) * stride + 1} frames = {k} x {stride}",
               "seeds": f"{SEED_BASE}+i (maps), i (sampling)", "elapsed_s": round(time.perf_counter() - t0, 1),
               "summary": {k: v["summary"] for k, v in results.items()}, "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
