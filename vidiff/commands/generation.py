@@ -51,7 +51,10 @@ def register(sub) -> None:
                           description="Video to video (SDEdit): the clip's latents are noised to the level --strength "
                                       "selects and denoised under the new prompt, keyframes then in-between frames. "
                                       "0 returns the clip as the VAE decodes it; 1 forgets it (plain generation). "
-                                      "With --mask only the white region is redrawn; the rest of the clip is kept.")
+                                      "With --mask only the white region is redrawn; the rest of the clip is kept. "
+                                      "With control parts, the edit follows blob maps read off the clip, so its "
+                                      "objects stay in place (--structure); --mask foreground redraws only the "
+                                      "objects.")
     edit.add_argument("video", help="clip to edit (its frame size and length must fit the model's layout)")
     edit.add_argument("prompt", help="what the clip should show")
     _common(edit, frames_help="(not used: the clip's own length is kept)")
