@@ -9,14 +9,14 @@ extend (colour, shape and direction kept, no jump at the seam), plus the time pe
 Held-out stills and clips come from Shapes seed 1000 (training used seed 1). Writes the text-to-video clips
 with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them) and a summary DIR/summary.json.
 
---paraphrase adds the same 100 attribute sets said with held-out words only (vidiff/data/captions.py HELD_OUT:
-words no training caption contains, e.g. "the ring, jade, that sails west"), into DIR/t2v_paraphrase: the honest
-figure for prompts worded unlike the training captions. --user-wording adds them said as people type them
-(USER_TEMPLATES below, written apart from the caption grammar), into DIR/t2v_user. --layouts adds text to video at other layouts
+--paraphrase adds the same 100 attribute sets said with held-out words only (vidiff/data/captions.py HELD_OUT: words
+no training caption contains, e.g. "the ring, jade, that sails west"), into DIR/t2v_paraphrase: the honest figure
+for prompts worded unlike the training captions. --user-wording adds them said as people type them (USER_TEMPLATES
+below, written apart from the caption grammar), into DIR/t2v_user. --layouts adds text to video at other layouts
 (FRAMES:KxSTRIDE, frames = (K - 1) * stride + 1), --layout-num clips each, into DIR/layout_FRAMES_KxS.
---user-keyframes adds text to video with held-out frames given at any indices (FRAMES@I,J,...), --layout-num
-clips each. --extend-long N extends --trials held-out clips by N frames (extend_long: speed of the last 16 frames,
-a seam check a perfect generator passes, and the as-rendered and through-the-VAE oracles beside the model).
+--user-keyframes adds text to video with held-out frames given at any indices (FRAMES@I,J,...), --layout-num clips
+each. --extend-long N extends --trials held-out clips by N frames (extend_long: speed of the last 16 frames, a seam
+check a perfect generator passes, and the as-rendered and through-the-VAE oracles beside the model).
 """
 from __future__ import annotations
 

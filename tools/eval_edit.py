@@ -6,10 +6,10 @@
     OMP_NUM_THREADS=1 .venv/bin/python tools/eval_edit.py --foreground [--num 50] [--strength 1.0]
 
 With --foreground the edit is a region edit with mask="foreground" (each frame's objects, read off the clip, grown
-by 2 px), with the same report outside the mask. With --region the edit is a region edit: the mask is the box around the object's whole path (every frame's object
-box, 2 px of margin), the same for every frame, feather 3 px. Besides the verdicts it reports the PSNR and the
-largest pixel difference against the input outside the mask's feather band, and inside the box but outside the
-object's path the background is judged by the analyzer like any clip.
+by 2 px), with the same report outside the mask. With --region the edit is a region edit: the mask is the box around
+the object's whole path (every frame's object box, 2 px of margin), the same for every frame, feather 3 px. Besides
+the verdicts it reports the PSNR and the largest pixel difference against the input outside the mask's feather band,
+and inside the box but outside the object's path the background is judged by the analyzer like any clip.
 
 Clip i is held-out Shapes clip i (seed 1000; training used seed 1); the prompt names another colour (cycling over
 the four others), the clip's own shape and direction. Judged by the Shapes analyzer: the new colour, the shape and

@@ -14,14 +14,14 @@ clip is then laid over the input with a feathered seam, so that beyond the feath
 from its background, maps_from_video.py), grown by FOREGROUND_GROW pixels. It redraws the objects and keeps the
 background exactly: with the structure maps below, each object stays where it was, in every frame.
 
-Structure (`control`): SDEdit alone keeps what the noised input still shows, and where the new prompt disagrees
-with it (another colour), the sampler may move the object to agree. With control parts, an edit can follow maps
-read off the input clip itself (maps_from_video.py): "blob" maps keep where each object is in every frame and
-leave its shape and colour to the prompt, "silhouette" maps keep the shape too. `control="auto"` (the default)
-uses blob maps when the pipeline has control parts trained on them, unless the user gives a mask of their own
-(a region edit may add an object the clip's maps do not show); None turns it off; a map kind derives that kind;
-an array is used as given (as in text_to_video). With maps, SDEdit (and a region edit at strength < 1) draws the
-in-between frames fresh between the edited keyframes, following the maps: re-noised from the input they would keep its old look (measured: 23% of
+Structure (`control`): SDEdit alone keeps what the noised input still shows, and where the new prompt disagrees with
+it (another colour), the sampler may move the object to agree. With control parts, an edit can follow maps read off
+the input clip itself (maps_from_video.py): "blob" maps keep where each object is in every frame and leave its shape
+and colour to the prompt, "silhouette" maps keep the shape too. `control="auto"` (the default) uses blob maps when
+the pipeline has control parts trained on them, unless the user gives a mask of their own (a region edit may add an
+object the clip's maps do not show); None turns it off; a map kind derives that kind; an array is used as given (as
+in text_to_video). With maps, SDEdit (and a region edit at strength < 1) draws the in-between frames fresh between
+the edited keyframes, following the maps: re-noised from the input they would keep its old look (measured: 23% of
 in-between frames took the new colour against 67% of the keyframes).
 """
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The latent timeline of one request: keyframes sampled onto it, gaps filled between them, windows for extension.
 
 A timeline is (B, C, T, h, w) latents; keyframes sit at multiples of the keyframe stride S, or, around user
-keyframes off that grid, at the indices layout.anchored_positions gives (filled span by span, `fill_spans`). `Timeline` holds
-what every stage call of one request shares (the two stages, the request, the encoded text, the progress bar),
-so the sampling steps read as the hierarchy they are:
+keyframes off that grid, at the indices layout.anchored_positions gives (filled span by span, `fill_spans`).
+`Timeline` holds what every stage call of one request shares (the two stages, the request, the encoded text, the
+progress bar), so the sampling steps read as the hierarchy they are:
 
 1. `keyframes`: the keyframe stage samples K latents, known keyframes given as known latents + mask;
 2. `fill`: the interpolation stage fills each listed keyframe gap, coarse level first (layout.py), every

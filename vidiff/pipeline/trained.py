@@ -151,7 +151,8 @@ def anchored_problems(positions: list[int], anchors: list[int], keyframes: Train
         for gap in sorted({b - a for a, b in zip(positions, positions[1:])} - {1}):
             if not _within(gap + 1, interpolation.num_frames) or not _within(1, interpolation.frame_strides):
                 out.append(f"a fill of {gap + 1} frames (the interpolation part was trained on windows of "
-                           f"{_span(interpolation.num_frames)} frames spaced {_span(interpolation.frame_strides)} apart)")
+                           f"{_span(interpolation.num_frames)} frames spaced "
+                           f"{_span(interpolation.frame_strides)} apart)")
     return out
 
 

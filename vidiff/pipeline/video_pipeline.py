@@ -106,9 +106,9 @@ class VideoPipeline:
         image_guidance_scale, height, width, fps, force_layout, negative_prompt, guidance_rescale, churn, pc_steps,
         pc_snr (request.py). `keyframes` maps frame indices to uint8 (H,W,3) images, which come back unchanged at
         those indices: on the keyframe grid (multiples of the stride) the keyframe part takes them as known;
-        elsewhere the grid is laid around them (_around_keyframes). `control`: structure-control maps of the whole clip, uint8 (F,H,W) /
-        (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by control_scale (control.py;
-        None: pipeline.yaml's control_scale)."""
+        elsewhere the grid is laid around them (_around_keyframes). `control`: structure-control maps of the whole
+        clip, uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by
+        control_scale (control.py; None: pipeline.yaml's control_scale)."""
         self._need_keyframe_part("text to video")
         req = self.request(prompt, **settings)
         pixels = check_keyframe_images(keyframes or {}, req)
@@ -210,12 +210,13 @@ class VideoPipeline:
 
         Without `mask`: SDEdit over the whole clip; strength (default 0.6) 0 returns the input decoded by the VAE,
         1 is plain text to video (following the clip's structure maps when there are any). With `mask` ((H,W) for
-        every frame or (F,H,W), white / True = regenerate; or "foreground": each frame's objects, read off the clip): a region edit; the parts must have been trained with
-        region masks; strength defaults to 1 (the region from pure noise); beyond `feather` pixels outside the
-        mask every output pixel is the input's. `control`: the structure maps the edit follows: "auto" (blob maps
-        read off the clip when the pipeline has control parts for them, unless the mask is the user's), None, a map
-        kind read off the clip ("blob", "silhouette") or maps as text_to_video takes them; weighted by
-        control_scale (None: pipeline.yaml's). F must be a layout length; settings as for text_to_video."""
+        every frame or (F,H,W), white / True = regenerate; or "foreground": each frame's objects, read off the
+        clip): a region edit; the parts must have been trained with region masks; strength defaults to 1 (the
+        region from pure noise); beyond `feather` pixels outside the mask every output pixel is the input's.
+        `control`: the structure maps the edit follows: "auto" (blob maps read off the clip when the pipeline has
+        control parts for them, unless the mask is the user's), None, a map kind read off the clip ("blob",
+        "silhouette") or maps as text_to_video takes them; weighted by control_scale (None: pipeline.yaml's).
+        F must be a layout length; settings as for text_to_video."""
         from vidiff.pipeline.editing import edit
 
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
