@@ -25,10 +25,6 @@ class Layout:
     trim_to: int | None = None  # a clip length asked for that no grid fits: the grid's clip is cut to it
 
     @property
-    def keyframe_indices(self) -> list[int]:
-        return [k * self.keyframe_stride for k in range(self.num_keyframes)]
-
-    @property
     def output_frames(self) -> int:
         """Frames of the clip the user gets."""
         return self.num_frames if self.trim_to is None else self.trim_to

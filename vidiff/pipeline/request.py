@@ -234,7 +234,7 @@ def check_keyframe_images(keyframes: dict, req: Request) -> dict:
     pixels = {}
     if not isinstance(keyframes, dict):
         raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
-    for index, image in sorted(keyframes.items(), key=lambda item: repr(item[0])):
+    for index, image in keyframes.items():
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total:
             raise InputError(f"keyframes: index {short_repr(index)} is not a frame of the clip (0..{total - 1})")
         image = check_image(image, f"keyframes[{index}]")

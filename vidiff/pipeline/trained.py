@@ -143,7 +143,7 @@ def anchored_problems(positions: list[int], anchors: list[int], keyframes: Train
         if span is not None and not span[0] - 0.5 <= mean <= span[1] + 0.5:
             out.append(f"keyframes {mean:.2f} frames apart on average at {positions} (the keyframe part was trained "
                        f"on stride {_span(span)})")
-        known = "first" if [positions.index(a) for a in anchors] == [0] else "random_subset"
+        known = user_keyframe_pattern(anchors)
         if known not in keyframes.known_patterns:
             out.append(f"known keyframes as '{known}' (the keyframe part was trained on "
                        f"{list(keyframes.known_patterns) or 'no known frames'})")
@@ -164,11 +164,23 @@ def check_anchored_layout(anchors: list[int], num_frames: int, stride: int, max_
     positions = anchored_positions(anchors, num_frames, min(stride, max_gap), max_gap)
     problems = anchored_problems(positions, anchors, keyframes, interpolation)
     if problems:
-        message = f"keyframes at {anchors} of {num_frames} frames need " + "; ".join(problems)
-        if not force:
-            raise InputError(message + " (--force-layout runs it anyway)")
-        warnings.warn(message + ": running it because the layout was forced", stacklevel=3)
+        _refuse_or_warn(f"keyframes at {anchors} of {num_frames} frames need " + "; ".join(problems), force,
+                        stacklevel=4)
     return positions
+
+
+def user_keyframe_pattern(indices) -> str | None:
+    """The known-keyframe pattern user keyframes at frame `indices` need: "first" for frame 0 alone,
+    "random_subset" for any others, None for none."""
+    indices = sorted(indices)
+    return None if not indices else "first" if indices == [0] else "random_subset"
+
+
+def _refuse_or_warn(message: str, force: bool, stacklevel: int) -> None:
+    """InputError for a request outside the parts' training, or with force (--force-layout) only a warning."""
+    if not force:
+        raise InputError(message + " (--force-layout runs it anyway)")
+    warnings.warn(message + ": running it because the layout was forced", stacklevel=stacklevel)
 
 
 def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,
@@ -177,11 +189,8 @@ def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, inte
     problems = layout_problems(layout, max_gap, keyframes, interpolation, known, num_known)
     if not problems:
         return
-    message = (f"layout {layout.num_frames} frames = {layout.num_keyframes} keyframes x stride "
-               f"{layout.keyframe_stride} needs " + "; ".join(problems))
-    if not force:
-        raise InputError(message + " (--force-layout runs it anyway)")
-    warnings.warn(message + ": running it because the layout was forced", stacklevel=2)
+    _refuse_or_warn(f"layout {layout.num_frames} frames = {layout.num_keyframes} keyframes x stride "
+                    f"{layout.keyframe_stride} needs " + "; ".join(problems), force, stacklevel=3)
 
 
 def latent_space_id(vae_folder: str | Path) -> str:

@@ -29,7 +29,7 @@ from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, extension_gaps, place_keyframes, total_steps,
 )
-from vidiff.pipeline.trained import check_anchored_layout, check_layout
+from vidiff.pipeline.trained import check_anchored_layout, check_layout, user_keyframe_pattern
 
 
 class VideoPipeline:
@@ -118,7 +118,7 @@ class VideoPipeline:
                                   self.config.control_scale if control_scale is None else control_scale, req)
         if any(index % req.layout.keyframe_stride for index in pixels):
             return self._around_keyframes(req, pixels, control, progress)
-        self._check_trained(req, known="first" if list(pixels) == [0] else "random_subset" if pixels else None)
+        self._check_trained(req, known=user_keyframe_pattern(pixels))
         k, s, batch = req.layout.num_keyframes, req.layout.keyframe_stride, len(req.seeds)
         shape = self._latent_shape(req, k)
         known, known_mask = torch.zeros((batch, *shape)), torch.zeros(batch, k)
