@@ -86,13 +86,13 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
     maps = structure_maps(pipe, frames, control, user_mask)
     scale = pipe.config.control_scale if control_scale is None else control_scale
     control = request_control({"keyframes": pipe.keyframes, "interpolation": pipe.interpolation}, maps, scale, req)
+    if region is None and strength == 1:  # the input forgotten (but for its structure maps): text to video
+        return pipe.text_to_video(prompt, progress=progress, num_frames=n, height=height, width=width,
+                                  control=maps, control_scale=scale, **settings)
     source = pipe.vae.encode_frames(frames.to(pipe._device)).cpu().float()  # (1,C,F,h,w)
     source = source.expand(len(req.seeds), -1, -1, -1, -1)
     if region is None:
-        if strength == 1 and maps is not None:  # the input forgotten but for its structure
-            return pipe.text_to_video(prompt, progress=progress, num_frames=n, height=height, width=width,
-                                      control=maps, control_scale=scale, **settings)
-        return sdedit(pipe, frames, prompt, req, source, strength, progress, settings, control)
+        return sdedit(pipe, req, source, strength, progress, control)
     weights = feather_weights(region, feather)  # (F,H,W)
     if strength == 0:  # the input as the VAE decodes it, inside the mask
         return req.unbatch(composite(frames, pipe._decode(source, progress), weights)), req.fps
@@ -111,12 +111,10 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
     return req.unbatch(composite(frames, pipe._decode(latents, progress), weights)), req.fps
 
 
-def sdedit(pipe, frames, prompt, req, source, strength: float, progress: bool, settings: dict, control=None):
+def sdedit(pipe, req, source, strength: float, progress: bool, control=None):
+    """SDEdit over the whole clip at 0 <= strength < 1 from the encoded clip `source` (B,C,F,h,w)."""
     if strength == 0:
         return req.unbatch(pipe._decode(source, progress)), req.fps
-    if strength == 1:  # the input is forgotten entirely: exactly text to video
-        return pipe.text_to_video(prompt, progress=progress, num_frames=frames.shape[0], height=frames.shape[1],
-                                  width=frames.shape[2], **settings)
     k, s = req.layout.num_keyframes, req.layout.keyframe_stride
     nothing = torch.zeros((len(req.seeds), *pipe._latent_shape(req, k))), torch.zeros(len(req.seeds), k)
     # With maps placing every frame, the in-between frames are drawn fresh between the edited keyframes rather
