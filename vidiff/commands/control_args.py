@@ -21,21 +21,29 @@ def check_control_args(args, config, layout, model) -> None:
     from vidiff.commands.inputs import check_file
     from vidiff.errors import InputError
     from vidiff.output_safety import shown
-    from vidiff.pipeline.config import MAX_CONTROL_SCALE, control_scale_ok
 
     control, scale = getattr(args, "control", None), getattr(args, "control_scale", None)
     if control is None:
         if scale is not None:
             raise InputError("--control-scale: give --control MAPS too")
         return
-    if scale is not None and not control_scale_ok(scale):
-        raise InputError(f"--control-scale must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale}")
+    if scale is not None:
+        _check_scale_arg(scale)
     if not config.control_parts():
         raise InputError(f"--control: the pipeline {shown(model)} has no control parts (pipeline.yaml "
                          "parts.control_keyframes / control_interpolation; tools/train_control.sh adds them)")
     check_file(Path(control), "--control")
     info = io.probe_video(control)  # header only
     _check_size(control, info.num_frames, info.width, info.height, layout, config)
+
+
+def _check_scale_arg(scale) -> None:
+    """--control-scale of generate and edit alike."""
+    from vidiff.errors import InputError
+    from vidiff.pipeline.config import MAX_CONTROL_SCALE, control_scale_ok
+
+    if not control_scale_ok(scale):
+        raise InputError(f"--control-scale must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale}")
 
 
 def _check_size(path, frames: int, width: int, height: int, layout, config) -> None:
@@ -80,7 +88,6 @@ def add_structure_arguments(parser) -> None:
 def structure_kind(args, config) -> str | None:
     """The map kind an edit follows (None: none), checked against the pipeline; no torch."""
     from vidiff.errors import InputError
-    from vidiff.pipeline.config import MAX_CONTROL_SCALE, control_scale_ok
 
     kind = args.structure
     if kind == "auto":
@@ -94,15 +101,12 @@ def structure_kind(args, config) -> str | None:
     if args.control_scale is not None:
         if kind is None:
             raise InputError("--control-scale: the edit follows no structure maps (--structure)")
-        if not control_scale_ok(args.control_scale):
-            raise InputError(f"--control-scale must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got "
-                             f"{args.control_scale}")
+        _check_scale_arg(args.control_scale)
     return kind
 
 
-def structure_settings(args, config) -> dict:
-    """What the sidecar records about an edit's structure maps."""
-    kind = structure_kind(args, config)
+def structure_settings(args, config, kind: str | None) -> dict:
+    """What the sidecar records about an edit's structure maps (`kind`: structure_kind's answer)."""
     if kind is None:
         return {"structure": None}
     return {"structure": kind, "control_scale": config.control_scale if args.control_scale is None

@@ -251,7 +251,9 @@ def parse_keyframe_args(values: list[str]) -> dict[int, Path]:
 
 def _check_trained_layout(model: Path, config, layout, args, user_keyframes: list[int] = ()) -> None:
     """The layout against what the parts were trained on (their trained_on.yaml), before any weights load."""
-    from vidiff.pipeline.trained import check_anchored_layout, check_layout, read_trained_records
+    from vidiff.pipeline.trained import (
+        check_anchored_layout, check_layout, read_trained_records, user_keyframe_pattern,
+    )
 
     trained = read_trained_records(model, config)
     if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
@@ -261,7 +263,7 @@ def _check_trained_layout(model: Path, config, layout, args, user_keyframes: lis
         return
     known = {"generate": None, "edit": None, "animate": "first", "extend": "first_k"}[args.task]
     if user_keyframes:
-        known = "first" if list(user_keyframes) == [0] else "random_subset"
+        known = user_keyframe_pattern(user_keyframes)
     if args.task == "edit" and args.mask is not None:
         known = "region"
     num_known = min(2, layout.num_keyframes - 1) if args.task == "extend" else 0  # extension_windows' max_known
@@ -289,6 +291,7 @@ def run_generation(args) -> int:
     if args.task == "edit" and args.mask is not None:
         mask = "foreground" if args.mask == "foreground" else read_mask(args.mask, source)
     control = read_control(args, config, layout)  # uint8 (F,H,W,3) maps or None
+    structure = structure_kind(args, config) if args.task == "edit" else None  # the map kind an edit follows
     dtype = torch_dtype(args.dtype)
     invariant = device == "cpu" if args.batch_invariant == "auto" else args.batch_invariant == "on"
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype, batch_invariant=invariant)
@@ -312,7 +315,7 @@ def run_generation(args) -> int:
                                             seam_fade=args.seam_fade, progress=not args.quiet, **common)
         elif args.task == "edit":
             frames, fps = pipe.edit_video(source, args.prompt, strength=args.strength, mask=mask,
-                                          feather=args.feather, control=structure_kind(args, config),
+                                          feather=args.feather, control=structure,
                                           control_scale=args.control_scale, seed=seed, progress=not args.quiet,
                                           **common)
         elif args.task == "animate":
@@ -321,7 +324,7 @@ def run_generation(args) -> int:
         else:
             frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.output_frames, seed=seed, control=control,
                                              keyframes=inputs_keyframes,
-                                             control_scale=control_settings(args, pipe.config).get("control_scale"),
+                                             control_scale=args.control_scale,
                                              progress=not args.quiet, **common)
         elapsed = time.perf_counter() - t0
         io.write_video(output, frames, fps)
@@ -338,7 +341,7 @@ def run_generation(args) -> int:
             if args.mask is not None:
                 settings.update(mask="foreground" if args.mask == "foreground" else str(Path(args.mask).resolve()),
                                 feather=args.feather)
-            settings.update(structure_settings(args, pipe.config))
+            settings.update(structure_settings(args, pipe.config, structure))
         record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
                                model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,
                                inputs={k: v for k, v in inputs.items() if k != "fps"})
