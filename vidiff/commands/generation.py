@@ -6,17 +6,14 @@ Each output gets a JSON sidecar next to it (out.mp4.json) and, with --contact-sh
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from vidiff.commands.control_args import (
-    add_control_arguments, add_structure_arguments, check_control_args, control_settings, read_control,
-    structure_kind, structure_settings,
+    add_control_arguments, add_structure_arguments, control_settings, read_control, structure_kind,
+    structure_settings,
 )
-from vidiff.commands.device_args import add_device_arguments, check_device_args, resolve_device, torch_dtype
-
-BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "shapes"
-OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
+from vidiff.commands.device_args import add_device_arguments, resolve_device, torch_dtype
+from vidiff.commands.generation_checks import BUNDLED, parse_keyframe_args, validate
 
 
 def register(sub) -> None:
@@ -111,164 +108,6 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",
                    help="run a frame layout the model's parts were not trained on (with a warning) instead of refusing")
-
-
-# ---- cheap checks (no torch) ------------------------------------------------------------------------------------
-def validate(args):
-    """Checks every argument and the pipeline folder's yaml; returns (pipeline config, layout). No weights load."""
-    from vidiff.errors import InputError
-    from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
-    from vidiff.pipeline.layout import Layout, resolve_layout
-
-    from vidiff.limits import (
-        MAX_FRAMES, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
-    )
-    from vidiff.commands.inputs import check_file, check_image, check_mask_file
-    from vidiff.output_safety import check_output, shown
-    from vidiff.sidecar import output_files
-    from vidiff.video_writer import check_fps
-
-    output = Path(args.output)
-    suffix = output.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise InputError(f"-o {shown(args.output)}: the output suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")
-    try:
-        args.prompt.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise InputError(f"prompt: not valid UTF-8 text (undecodable byte at character {e.start})") from None
-    if args.steps is not None:
-        check_int(args.steps, "--steps", 1, MAX_STEPS)
-    if args.sampler is not None and args.sampler not in SAMPLERS:
-        raise InputError(f"--sampler {short_repr(args.sampler)} is unknown; choose one of {', '.join(SAMPLERS)}")
-    for flag, value in (("--guidance", args.guidance), ("--image-guidance", args.image_guidance)):
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise InputError(f"{flag} must be a finite number >= 0, got {value}")
-    check_int(args.num, "--num", 1, MAX_SAMPLES)
-    if not 0 <= args.seed < 2**63 - args.num:
-        raise InputError(f"--seed must be in [0, 2**63 - --num), got {short_repr(args.seed)}")
-    if args.fps is not None:
-        check_fps(args.fps, suffix, "--fps")
-    if args.frames is not None:
-        check_int(args.frames, "--frames", 1, MAX_FRAMES)
-    if args.keyframes is not None:
-        check_int(args.keyframes, "--keyframes", 2, MAX_KEYFRAMES)
-    if args.stride is not None:
-        check_int(args.stride, "--stride", 1, MAX_STRIDE)
-    check_device_args(args)
-    user_keyframes = parse_keyframe_args(getattr(args, "keyframe", []))
-    inputs = [Path(p) for p in (getattr(args, "image", None), getattr(args, "video", None),
-                                getattr(args, "control", None), *user_keyframes.values()) if p is not None]
-    for file in output_files(output, args.num, args.contact_sheet):  # before any input is read or model loads
-        check_output(file, inputs, what="-o")
-    video_fps, video_frames = None, None
-    if args.task == "animate":
-        check_image(Path(args.image))
-    for path in user_keyframes.values():
-        check_image(path)
-    if args.task == "extend":
-        check_file(Path(args.video), "video")
-        if args.frames is None:
-            raise InputError(f"--frames: give the number of new frames to add (1 to {MAX_FRAMES})")
-        if args.seam_fade < 0:
-            raise InputError(f"--seam-fade must be >= 0, got {args.seam_fade}")
-        from vidiff import io
-
-        video_fps = io.probe_video(args.video).fps  # header only; a bad file fails before any model loads
-    if args.task == "edit":
-        from vidiff import io
-        from vidiff.pipeline.request import check_strength
-
-        if args.strength is not None:
-            check_strength(args.strength)
-        check_file(Path(args.video), "video")
-        if args.frames is not None:
-            raise InputError("--frames: edit keeps the clip's own length")
-        info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
-        video_fps, video_frames = info.fps, info.num_frames
-        if args.mask is not None:
-            from vidiff.pipeline.request import check_feather
-
-            try:
-                check_feather(args.feather)
-            except InputError as e:
-                raise InputError(f"--{e}") from None
-            if args.mask != "foreground":
-                check_mask_file(Path(args.mask), info)
-    config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
-    if args.task == "edit":
-        structure_kind(args, config)
-    if config.parts.keyframes is None:
-        raise InputError(f"--model {shown(args.model)}: an interpolation-only pipeline (no keyframe part) cannot "
-                         f"{args.task}; it fills frames between given ones (vidiff interpolate)")
-    if args.fps is None:  # the file plays at the input clip's or the pipeline's rate: it must fit the format
-        where = f"video {shown(args.video)}" if video_fps is not None else f"{shown(args.model or BUNDLED)} pipeline.yaml"
-        check_fps(video_fps if video_fps is not None else config.fps, suffix, f"fps of {where} (give --fps)")
-    default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
-    frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
-    layout = resolve_layout(frames, args.keyframes, args.stride, default=default, max_gap=config.interpolation.max_gap,
-                            exact=args.task == "edit")
-    if layout.num_frames > MAX_FRAMES:
-        raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
-                         f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
-    for index in user_keyframes:
-        if index >= layout.output_frames:
-            raise InputError(f"--keyframe {index}=...: the clip has frames 0..{layout.output_frames - 1}")
-    if args.task == "animate":
-        if 0 in user_keyframes:
-            raise InputError("--keyframe 0=...: frame 0 of animate is its image")
-        if user_keyframes:
-            user_keyframes[0] = Path(args.image)
-    _check_trained_layout(Path(args.model) if args.model else BUNDLED, config, layout, args, sorted(user_keyframes))
-    check_control_args(args, config, layout, args.model or BUNDLED)
-    from vidiff.pipeline.request import Request
-
-    # the library's own checks of every sampling setting (negative prompt, rescale, churn, corrector), torch-free
-    Request.build([args.prompt], [args.seed], False, layout, config, None, steps=args.steps, sampler=args.sampler,
-                  guidance_scale=args.guidance, image_guidance_scale=args.image_guidance, fps=args.fps,
-                  negative_prompt=args.negative_prompt, guidance_rescale=args.guidance_rescale, churn=args.churn,
-                  pc_steps=args.pc_steps, pc_snr=args.pc_snr)
-    return config, layout
-
-
-def parse_keyframe_args(values: list[str]) -> dict[int, Path]:
-    """--keyframe INDEX=IMAGE values -> {index: image path}; InputError naming the value that does not parse."""
-    from vidiff.errors import InputError
-    from vidiff.limits import MAX_FRAMES, short_repr
-
-    out = {}
-    for value in values:
-        index, sep, path = value.partition("=")
-        if not sep or not index.strip().isdigit() or not path:
-            raise InputError(f"--keyframe {short_repr(value)}: expected INDEX=IMAGE, e.g. 7=frame.png")
-        index = int(index)
-        if index >= MAX_FRAMES:
-            raise InputError(f"--keyframe {short_repr(value)}: frame index must be < {MAX_FRAMES}")
-        if index in out:
-            raise InputError(f"--keyframe: frame {index} is given twice")
-        out[index] = Path(path)
-    return out
-
-
-def _check_trained_layout(model: Path, config, layout, args, user_keyframes: list[int] = ()) -> None:
-    """The layout against what the parts were trained on (their trained_on.yaml), before any weights load."""
-    from vidiff.pipeline.trained import (
-        check_anchored_layout, check_layout, read_trained_records, user_keyframe_pattern,
-    )
-
-    trained = read_trained_records(model, config)
-    if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
-        check_anchored_layout(list(user_keyframes), layout.output_frames, layout.keyframe_stride,
-                              config.interpolation.max_gap, trained["keyframes"], trained["interpolation"],
-                              args.force_layout)
-        return
-    known = {"generate": None, "edit": None, "animate": "first", "extend": "first_k"}[args.task]
-    if user_keyframes:
-        known = user_keyframe_pattern(user_keyframes)
-    if args.task == "edit" and args.mask is not None:
-        known = "region"
-    num_known = min(2, layout.num_keyframes - 1) if args.task == "extend" else 0  # extension_windows' max_known
-    check_layout(layout, config.interpolation.max_gap, trained["keyframes"], trained["interpolation"], known=known,
-                 num_known=num_known, force=args.force_layout)
 
 
 # ---- the run ----------------------------------------------------------------------------------------------------
