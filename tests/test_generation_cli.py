@@ -234,12 +234,14 @@ def test_region_edit_through_the_cli(tiny_pipeline, tmp_path, capsys):
     assert read_video(tmp_path / "e.mp4")[0].shape == (16, 64, 64, 3)
     settings = json.loads((tmp_path / "e.mp4.json").read_text())["settings"]
     assert settings["strength"] == 1.0 and settings["feather"] == 3 and settings["mask"].endswith("mask.png")
+    assert settings["repeats"] == 2  # the default
     capsys.readouterr()
     for flags, message in ((["--mask", str(tmp_path / "short.png")], "64x32 pixels, the clip is 64x64"),
                            (["--mask", str(tmp_path / "mask8.mp4")], "8 frames, the clip has 16"),
                            (["--mask", str(tmp_path / "none.png")], "none.png: file not found"),
                            (["--mask", str(tmp_path / "mask.png"), "--feather", "-1"], "--feather: must be an integer"),
-                           (["--mask", str(tmp_path / "mask.png"), "--strength", "2"], r"strength: must be a number")):
+                           (["--mask", str(tmp_path / "mask.png"), "--strength", "2"], r"strength: must be a number"),
+                           (["--repeats", "0"], "--repeats: must be an integer in [1, 16], got 0")):
         start = time.perf_counter()
         rc = main(edit + flags + ["-o", str(tmp_path / "bad.mp4")])
         err = capsys.readouterr().err.strip()

@@ -575,6 +575,53 @@ def test_edit_video_strength_ends_and_checks(pipe):
         pipe.edit_video(clip[:15], "x", progress=False)
 
 
+def test_edit_repeats_redraw_the_keyframes_from_the_last_pass(pipe, monkeypatch):
+    """repeats R: R keyframe passes, the first from the input's keyframes, each next one from the last one's
+    output; the progress bar's total counts every step taken; the default is 2."""
+    import vidiff.pipeline.video_pipeline as vp
+    from vidiff.pipeline.timeline import Timeline
+
+    clip = torch.from_numpy(np.random.default_rng(6).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
+    calls, bars = [], []
+    keyframes = Timeline.keyframes
+
+    def recording(self, shape, key, known, known_mask, init=None, positions=None):
+        out = keyframes(self, shape, key, known, known_mask, init=init, positions=positions)
+        calls.append((init.clone(), out.clone()))
+        return out
+
+    class CountingBar:
+        def __init__(self, total, enabled):
+            self.total, self.done = total, 0
+            bars.append(self)
+
+        def step(self, _info=None):
+            self.done += 1
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(Timeline, "keyframes", recording)
+    monkeypatch.setattr(vp, "StepBar", CountingBar)
+    three, _ = pipe.edit_video(clip, "a blue square", strength=0.5, seed=2, repeats=3, progress=False)
+    source = pipe.vae.encode_frames(clip)[:, :, ::5]
+    assert len(calls) == 3 and torch.equal(calls[0][0], source)
+    assert torch.equal(calls[1][0], calls[0][1]) and torch.equal(calls[2][0], calls[1][1])
+    assert bars[-1].done == bars[-1].total > 0
+    calls.clear()
+    once, _ = pipe.edit_video(clip, "a blue square", strength=0.5, seed=2, repeats=1, progress=False)
+    assert len(calls) == 1 and bars[-1].done == bars[-1].total and not torch.equal(once, three)
+    calls.clear()
+    default, _ = pipe.edit_video(clip, "a blue square", strength=0.5, seed=2, progress=False)
+    assert len(calls) == 2 and torch.equal(calls[1][0], calls[0][1])  # two passes by default
+    for bad in (0, 2.0, True, 17):
+        with pytest.raises(InputError, match="repeats"):
+            pipe.edit_video(clip, "x", strength=0.5, repeats=bad, progress=False)
+
+
 def test_edit_strength_selects_the_sd_img2img_noise_level(pipe):
     """strength s starts SDEdit at the sigma of timestep s * T of the VP schedule (SD's scaled_linear by default),
     with round(s * steps) steps of the Karras grid from there."""

@@ -1,7 +1,7 @@
 """SDEdit and region edits on a Shapes pipeline: change only the colour of held-out clips and check what was kept.
 
     OMP_NUM_THREADS=1 .venv/bin/python tools/eval_edit.py [--model vidiff/bundled/shapes] [--num 50] [--strength 0.6]
-        [--structure auto|none|blob|silhouette]
+        [--structure auto|none|blob|silhouette] [--repeats R] [--per-clip]
     OMP_NUM_THREADS=1 .venv/bin/python tools/eval_edit.py --region [--model M] [--num 50] [--strength 1.0]
     OMP_NUM_THREADS=1 .venv/bin/python tools/eval_edit.py --foreground [--num 50] [--strength 1.0]
 
@@ -64,6 +64,10 @@ def main() -> None:
     parser.add_argument("--structure", default="auto", choices=["auto", "none", "blob", "silhouette"],
                         help="control maps read off the input clip that the edit follows (edit_video's control; "
                              "default auto, the library's default: blob maps when the pipeline has control parts)")
+    parser.add_argument("--repeats", type=int, default=1, help="edit_video's repeats (SDEdit passes over the keyframes)")
+    parser.add_argument("--sampler", default=None, help="both stages' sampler (default: the pipeline's)")
+    parser.add_argument("--per-clip", action="store_true",
+                        help="also print one line per clip: the old colour, the one asked for, what came out")
     args = parser.parse_args()
     args.strength = args.strength or [1.0 if args.region or args.foreground else 0.6]
     torch.set_num_threads(1)
@@ -82,7 +86,7 @@ def main() -> None:
             negative = prompt_for(params.colour, params.shape, params.direction) if args.negative_source else None
             out, _ = pipe.edit_video(clip, prompt_for(colour, params.shape, params.direction), strength=strength,
                                      seed=i, progress=False, mask=mask, feather=args.feather, negative_prompt=negative,
-                                     guidance_scale=args.guidance,
+                                     guidance_scale=args.guidance, repeats=args.repeats, sampler=args.sampler,
                                      control=None if args.structure == "none" else args.structure)
             got, src = analyze_clip(out.numpy()), analyze_clip(clip.numpy())
             ok = {"new_colour": got.colour == colour, "shape_kept": got.shape == params.shape,
@@ -95,6 +99,9 @@ def main() -> None:
                 outside_psnr.append(float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse))
                 outside_max = max(outside_max, int(diff.abs().max()))
             ok["all"] = all(ok.values())
+            if args.per_clip:
+                print(json.dumps({"clip": i, "old": params.colour, "asked": colour, "got": got.colour,
+                                  "shape": params.shape, "got_shape": got.shape}), flush=True)
             for k, v in ok.items():
                 counts[k] += v
             for a, b in zip(got.centres, src.centres):
@@ -105,7 +112,8 @@ def main() -> None:
         if outside_psnr:
             results[str(strength)].update(outside_psnr_min=min(outside_psnr), outside_max_abs_diff=outside_max)
         print(strength, results[str(strength)], flush=True)
-    print(json.dumps({"model": args.model, "num": args.num, "structure": args.structure, "results": results}))
+    print(json.dumps({"model": args.model, "num": args.num, "structure": args.structure, "repeats": args.repeats,
+                      "results": results}))
 
 
 if __name__ == "__main__":

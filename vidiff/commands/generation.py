@@ -58,6 +58,10 @@ def register(sub) -> None:
     edit.add_argument("--strength", type=float, default=None,
                       help="how much is redrawn, 0..1: the share of the noise schedule (as SD img2img; default 0.6, "
                            "or 1 with --mask: the region from pure noise)")
+    edit.add_argument("--repeats", type=int, default=None,
+                      help="with --strength < 1: noise and redraw the keyframes this many times, each time from the "
+                           "last (SDEdit's repeats): the prompt's changes come through more fully (default 2; 1 is "
+                           "plain SDEdit)")
     edit.add_argument("--mask", default=None,
                       help="region to redraw: an image (PNG, ...) used for every frame, or a video of per-frame "
                            "masks with the clip's frame count; white = redraw, black = keep; or 'foreground': each "
@@ -154,7 +158,7 @@ def run_generation(args) -> int:
                                             seam_fade=args.seam_fade, progress=not args.quiet, **common)
         elif args.task == "edit":
             frames, fps = pipe.edit_video(source, args.prompt, strength=args.strength, mask=mask,
-                                          feather=args.feather, control=structure,
+                                          feather=args.feather, control=structure, repeats=args.repeats,
                                           control_scale=args.control_scale, seed=seed, progress=not args.quiet,
                                           **common)
         elif args.task == "animate":
@@ -177,6 +181,9 @@ def run_generation(args) -> int:
             settings["seam_fade"] = args.seam_fade
         if args.task == "edit":
             settings["strength"] = args.strength if args.strength is not None else (1.0 if args.mask else 0.6)
+            from vidiff.pipeline.request import DEFAULT_REPEATS
+
+            settings["repeats"] = args.repeats if args.repeats is not None else DEFAULT_REPEATS
             if args.mask is not None:
                 settings.update(mask="foreground" if args.mask == "foreground" else str(Path(args.mask).resolve()),
                                 feather=args.feather)

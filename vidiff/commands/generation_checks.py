@@ -75,10 +75,15 @@ def validate(args):
         video_fps = io.probe_video(args.video).fps  # header only; a bad file fails before any model loads
     if args.task == "edit":
         from vidiff import io
-        from vidiff.pipeline.request import check_strength
+        from vidiff.pipeline.request import check_repeats, check_strength
 
         if args.strength is not None:
             check_strength(args.strength)
+        if args.repeats is not None:
+            try:
+                check_repeats(args.repeats)
+            except InputError as e:
+                raise InputError(f"--{e}") from None
         check_file(Path(args.video), "video")
         if args.frames is not None:
             raise InputError("--frames: edit keeps the clip's own length")

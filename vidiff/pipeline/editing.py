@@ -2,7 +2,10 @@
 
 SDEdit (Meng et al. 2022): the input's latents are noised to the level `strength` selects on each stage's grid and
 denoised from there: its keyframes by the keyframe stage, then every in-between frame by the interpolation stage,
-re-noised from the input's own latents to the same level, between the edited keyframes.
+re-noised from the input's own latents to the same level, between the edited keyframes. `repeats` R > 1 runs the
+keyframe pass R times, each from the last pass's keyframes noised to the same level (SDEdit's repeats): what the
+noised input still shows (a flat object's colour survives the level 0.6 selects) gives way to the prompt pass by
+pass, while the noise level, so how far anything can move, stays the strength's.
 
 Region edit (mask given): the latent pixels outside the mask stay known, per pixel (region.py): the keyframe stage
 samples the keyframes with the input's latents known outside the region, and the interpolation stage fills each
@@ -33,7 +36,7 @@ from vidiff.data.maps_from_video import maps_from_clip
 from vidiff.errors import InputError
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
-from vidiff.pipeline.request import check_feather, check_frames, check_strength
+from vidiff.pipeline.request import DEFAULT_REPEATS, check_feather, check_frames, check_repeats, check_strength
 from vidiff.pipeline.timeline import place_keyframes
 
 DEFAULT_STRENGTH = 0.6  # SDEdit over the whole clip
@@ -63,9 +66,10 @@ def structure_maps(pipe, frames: torch.Tensor, control, user_mask: bool):
 
 
 def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, settings: dict, control="auto",
-         control_scale=None):
+         control_scale=None, repeats: int | None = None):
     """The body of VideoPipeline.edit_video (checked before the VAE encodes anything)."""
     frames = check_frames(frames, "frames")
+    repeats = DEFAULT_REPEATS if repeats is None else check_repeats(repeats)
     n, height, width = frames.shape[:3]
     user_mask = mask is not None and not isinstance(mask, str)
     if isinstance(mask, str):
@@ -92,7 +96,7 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
     source = pipe.vae.encode_frames(frames.to(pipe._device)).cpu().float()  # (1,C,F,h,w)
     source = source.expand(len(req.seeds), -1, -1, -1, -1)
     if region is None:
-        return sdedit(pipe, req, source, strength, progress, control)
+        return sdedit(pipe, req, source, strength, progress, control, repeats)
     weights = feather_weights(region, feather)  # (F,H,W)
     if strength == 0:  # the input as the VAE decodes it, inside the mask
         return req.unbatch(composite(frames, pipe._decode(source, progress), weights)), req.fps
@@ -101,17 +105,28 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
     batch, gaps = len(req.seeds), list(range(k - 1))
     init = source if strength < 1 else None
     fresh = control is not None  # as in sdedit: with maps, the in-between frames are drawn fresh
+    passes = repeats if init is not None else 1
     with pipe._timeline(req, [gaps], progress, strength=strength, control=control,
-                        fill_strength=1.0 if fresh else None) as timeline:
-        kf = timeline.keyframes(pipe._latent_shape(req, k), "region-keyframes", source[:, :, ::s].clone(),
-                                keep[::s][None].expand(batch, -1, -1, -1).clone(),
-                                init=None if init is None else init[:, :, ::s])
+                        fill_strength=1.0 if fresh else None, keyframe_passes=passes) as timeline:
+        kf = edited_keyframes(timeline, pipe._latent_shape(req, k), "region-keyframes", source[:, :, ::s].clone(),
+                              keep[::s][None].expand(batch, -1, -1, -1).clone(),
+                              None if init is None else init[:, :, ::s], repeats)
         latents = timeline.fill(place_keyframes(kf, req.layout), gaps, "region-interp",
                                 init=None if fresh else init, region=(source, keep))
     return req.unbatch(composite(frames, pipe._decode(latents, progress), weights)), req.fps
 
 
-def sdedit(pipe, req, source, strength: float, progress: bool, control=None):
+def edited_keyframes(timeline, shape, key: str, known, known_mask, init, repeats: int) -> torch.Tensor:
+    """The keyframe stage's SDEdit from `init` (None: from pure noise), run `repeats` times, each pass starting from
+    the last one's keyframes (SDEdit's repeated noising and denoising, Meng et al. 2022): every pass takes the
+    keyframes further from what the input showed and towards the prompt, at the same noise level."""
+    kf = timeline.keyframes(shape, key, known, known_mask, init=init)
+    for r in range(1, repeats if init is not None else 1):
+        kf = timeline.keyframes(shape, f"{key}-{r}", known, known_mask, init=kf)
+    return kf
+
+
+def sdedit(pipe, req, source, strength: float, progress: bool, control=None, repeats: int = 1):
     """SDEdit over the whole clip at 0 <= strength < 1 from the encoded clip `source` (B,C,F,h,w)."""
     if strength == 0:
         return req.unbatch(pipe._decode(source, progress)), req.fps
@@ -121,8 +136,9 @@ def sdedit(pipe, req, source, strength: float, progress: bool, control=None):
     # than re-noised from the input, which would keep its old look (module docstring).
     fresh = control is not None
     with pipe._timeline(req, [list(range(k - 1))], progress, strength=strength, control=control,
-                        fill_strength=1.0 if fresh else None) as timeline:
-        kf = timeline.keyframes(pipe._latent_shape(req, k), "edit-keyframes", *nothing, init=source[:, :, ::s])
+                        fill_strength=1.0 if fresh else None, keyframe_passes=repeats) as timeline:
+        kf = edited_keyframes(timeline, pipe._latent_shape(req, k), "edit-keyframes", *nothing, source[:, :, ::s],
+                              repeats)
         latents = timeline.fill(place_keyframes(kf, req.layout), list(range(k - 1)), "edit-interp",
                                 init=None if fresh else source)
     return req.unbatch(pipe._decode(latents, progress)), req.fps

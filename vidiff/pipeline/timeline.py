@@ -62,6 +62,12 @@ class Timeline:
     fill_strength: float | None = None  # the interpolation stage's, when not `strength` (edits that follow maps)
     control: tuple[torch.Tensor, torch.Tensor] | None = None  # (maps (B,1,T,H,W), scale (B,)): control.py
 
+    def __enter__(self) -> Timeline:
+        return self
+
+    def __exit__(self, *exc) -> None:  # closes the progress bar however the sampling ends
+        self.bar.__exit__(*exc)
+
     def keyframes(self, shape: tuple[int, ...], key, known: torch.Tensor, known_mask: torch.Tensor,
                   init: torch.Tensor | None = None, positions: list[int] | None = None) -> torch.Tensor:
         """(B,C,K,h,w) keyframe latents; `known` (B,C,K,h,w) where `known_mask` (B,K) is 1 comes back as given;
@@ -155,14 +161,14 @@ def extension_gaps(window: ExtensionWindow, num_keyframes: int) -> list[int]:
 
 def total_steps(req: Request, gap_lists: list[list[int]], keyframe_steps: int, fill_steps: int, max_gap: int,
                 strength: float = 1.0, spans: list[tuple[int, int]] | None = None,
-                fill_strength: float | None = None) -> int:
+                fill_strength: float | None = None, keyframe_passes: int = 1) -> int:
     """Sampler steps of a request: per window, the keyframe stage, then each fill level if it has gaps; with
     `spans` (user keyframes anywhere: one window, gap_lists [[...]] or [] without a keyframe pass), one fill
     call per level of each span size. SDEdit runs the tail of each grid (DiffusionStage.sigmas): `strength`
-    of it, or `fill_strength` for the fills when given."""
+    of it, or `fill_strength` for the fills when given; `keyframe_passes` times over the keyframes (edit repeats)."""
     fill_strength = strength if fill_strength is None else fill_strength
     if strength < 1:
-        keyframe_steps = max(1, round(strength * keyframe_steps)) if keyframe_steps else 0
+        keyframe_steps = max(1, round(strength * keyframe_steps)) * keyframe_passes if keyframe_steps else 0
     if fill_strength < 1:
         fill_steps = max(1, round(fill_strength * fill_steps))
     if spans is not None:

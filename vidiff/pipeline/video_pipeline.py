@@ -205,7 +205,8 @@ class VideoPipeline:
 
     @torch.inference_mode()
     def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int = 3,
-                   control="auto", control_scale: float | None = None, progress: bool = True, **settings):
+                   control="auto", control_scale: float | None = None, repeats: int | None = None, progress: bool = True,
+                   **settings):
         """Redraws uint8 (F,H,W,3) `frames` under `prompt`; returns (frames, fps). editing.py says how.
 
         Without `mask`: SDEdit over the whole clip; strength (default 0.6) 0 returns the input decoded by the VAE,
@@ -220,7 +221,7 @@ class VideoPipeline:
         from vidiff.pipeline.editing import edit
 
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
-                    settings=settings, control=control, control_scale=control_scale)
+                    settings=settings, control=control, control_scale=control_scale, repeats=repeats)
 
     @torch.inference_mode()
     def fill_between(self, keyframes, stride: int, seed: int = 0, *, prompt: str = "", steps=None, sampler=None,
@@ -284,29 +285,18 @@ class VideoPipeline:
 
     def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True,
                   strength: float = 1.0, control=None, spans: list[tuple[int, int]] | None = None,
-                  fill_strength: float | None = None):
+                  fill_strength: float | None = None, keyframe_passes: int = 1):
         max_gap = self.config.interpolation.max_gap
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
-                            self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength)
+                            self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength,
+                            keyframe_passes)
         text, null_text = encode_text(self.text_encoder, req.prompts)
-        return _TimelineContext(Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
-                                         StepBar(steps, enabled=progress),
-                                         encode_negative(self.text_encoder, req.negative_prompts), strength,
-                                         fill_strength, control))
+        # used as `with pipe._timeline(...) as timeline`: the progress bar closes however the sampling ends
+        return Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
+                        StepBar(steps, enabled=progress), encode_negative(self.text_encoder, req.negative_prompts),
+                        strength, fill_strength, control)
 
     def _decode(self, latents: torch.Tensor, progress: bool) -> torch.Tensor:
         """(B,C,F,h,w) -> uint8 (B,F,H,W,3), one sample at a time, frame-sliced by the VAE's frame_chunk."""
         return torch.cat([self.vae.decode_to_frames(z[None].to(self._device), progress=progress) for z in latents])
 
-
-class _TimelineContext:
-    """`with` over a Timeline: closes its progress bar however the sampling ends."""
-
-    def __init__(self, timeline: Timeline):
-        self.timeline = timeline
-
-    def __enter__(self) -> Timeline:
-        return self.timeline
-
-    def __exit__(self, *exc) -> None:
-        self.timeline.bar.__exit__(*exc)
