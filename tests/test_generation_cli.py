@@ -100,8 +100,13 @@ def test_animate_and_extend_through_the_cli(tiny_pipeline, tmp_path):
 def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
     (tmp_path / "not_an_image.png").write_text("hello, I am text")
     (tmp_path / "clip.mp4").write_bytes(b"x" * 100)
+    from vidiff.io import write_video
+
+    write_video(tmp_path / "fifteen.mp4", np.zeros((15, 64, 64, 3), dtype=np.uint8), 8)
     g = ["generate", "a red circle", "-o", str(tmp_path / "o.mp4")]
     return [
+        (["edit", str(tmp_path / "fifteen.mp4"), "x", "-o", str(tmp_path / "o.mp4")],
+         "fifteen.mp4 has 15 frames, and edit keeps a clip's length: that does not fit .*frame counts that fit: 11, 16"),
         (g + ["--guidance", "nan"], "--guidance must be a finite number"),
         (g + ["--guidance", "-1"], "--guidance must be a finite number"),
         (g + ["--image-guidance", "-0.5"], "--image-guidance must be a finite number"),

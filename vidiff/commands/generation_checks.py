@@ -109,8 +109,16 @@ def validate(args):
         check_fps(video_fps if video_fps is not None else config.fps, suffix, f"fps of {where} (give --fps)")
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
-    layout = resolve_layout(frames, args.keyframes, args.stride, default=default, max_gap=config.interpolation.max_gap,
-                            exact=args.task == "edit")
+    try:
+        layout = resolve_layout(frames, args.keyframes, args.stride, default=default,
+                                max_gap=config.interpolation.max_gap, exact=args.task == "edit")
+    except InputError as e:
+        if args.task != "edit":
+            raise
+        # the user gave no --frames: say that the clip's own length is what does not fit
+        reason = str(e).replace(f"--frames {video_frames} does not fit", "that does not fit", 1)
+        raise InputError(f"video {shown(args.video)} has {video_frames} frames, and edit keeps a clip's length: "
+                         f"{reason}") from None
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
