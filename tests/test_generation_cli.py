@@ -355,3 +355,13 @@ def test_fps_is_the_one_asked_for_or_the_input_clips(tiny_pipeline, tmp_path):
     out = tmp_path / "e.mp4"
     assert main(["extend", str(clip), "x", "-o", str(out), "--model", str(tiny_pipeline), "--quiet", "--frames", "3"]) == 0
     assert read_video(out)[1] == 10.0 and json.loads(Path(f"{out}.json").read_text())["settings"]["fps"] == 10.0
+
+
+def test_a_prompt_longer_than_the_encoder_reads_is_warned_in_one_line(tiny_pipeline, tmp_path, capsys):
+    """The text encoder reads max_length tokens; a longer prompt still runs, with one `vidiff: warning:` line."""
+    out = tmp_path / "g.mp4"
+    prompt = " ".join(["a red circle moving left"] * 20)
+    assert main(["generate", prompt, "-o", str(out), "--model", str(tiny_pipeline), "--quiet", "--steps", "1"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "tokens" in line]
+    assert len(lines) == 1 and lines[0].startswith("vidiff: warning: prompt 'a red circle") and "reads the first" in lines[0]

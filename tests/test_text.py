@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import string
 import sys
+import warnings
 
 import pytest
 import torch
@@ -152,6 +153,16 @@ def test_bad_folders_are_named(tmp_path):
     (folder / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     with pytest.raises(InputError, match="model_type 'gpt2'"):
         TextEncoder.load(folder)
+
+
+def test_a_prompt_past_max_length_is_truncated_with_a_warning(default_encoder):
+    long = " ".join(["red"] * 40)  # 40 words + [CLS] + [SEP] = 42 tokens
+    with pytest.warns(UserWarning, match="42 tokens, the text encoder reads the first 32"):
+        context, mask = default_encoder.encode([long])
+    assert int(mask.sum()) == 32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default_encoder.encode(["red " * 30])  # 32 tokens exactly: no warning
 
 
 def test_bad_arguments_are_named(default_encoder):

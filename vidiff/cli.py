@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from pathlib import Path
 
 from vidiff import __version__
 from vidiff.commands import data, evaluate, export, generation, interpolate, report, train
@@ -34,6 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_show_warning = warnings.showwarning  # Python's printer, for warnings from elsewhere
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """vidiff's own warnings as one line, as its errors are; others as Python prints them."""
+    if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
+        from vidiff.output_safety import one_line
+
+        print(f"vidiff: warning: {one_line(str(message))}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -44,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     from vidiff.errors import VidiffError
 
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():  # restores the warning printer when the command ends
+            warnings.showwarning = _print_warning
+            return int(args.handler(args) or 0)
     except (VidiffError, ConfigError) as e:
         from vidiff.output_safety import one_line
 

@@ -10,6 +10,7 @@ transformers is imported inside functions so `import vidiff` stays cheap.
 from __future__ import annotations
 
 import json
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +218,10 @@ class TextEncoder:
         return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
 
     def _run(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        for prompt, ids in zip(prompts, self.tokenizer(prompts, truncation=False, verbose=False)["input_ids"]):
+            if len(ids) > self.max_length:  # said once per prompt: encodings are cached
+                warnings.warn(f"prompt {prompt[:40]!r}...: {len(ids)} tokens, the text encoder reads the first "
+                              f"{self.max_length}; the rest is ignored", stacklevel=4)
         tokens = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.max_length,
                                 return_tensors="pt")
         input_ids = tokens["input_ids"].to(self.device)  # (B, L)
