@@ -50,6 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(Path(__file__).resolve().parents[1] / "vidiff" / "bundled" / "shapes"))
     parser.add_argument("--num", type=int, default=50)
+    parser.add_argument("--first", type=int, default=0, help="first clip index (a fresh set to confirm a choice on)")
     parser.add_argument("--strength", type=float, nargs="+", default=None, help="default 0.6, or 1.0 with --region")
     parser.add_argument("--region", action="store_true", help="region edits inside a box around the object's path")
     parser.add_argument("--feather", type=int, default=3)
@@ -76,7 +77,7 @@ def main() -> None:
     for strength in args.strength:
         counts = {"new_colour": 0, "shape_kept": 0, "direction_kept": 0, "one_object": 0, "all": 0}
         near, frames_total, outside_psnr, outside_max = 0, 0, [], 0
-        for i in range(args.num):
+        for i in range(args.first, args.first + args.num):
             params = sample_clip_params(1000, i)
             clip = render_clip(params)
             colour = params.colour if args.same_prompt else [c for c in COLOURS if c != params.colour][i % 4]
@@ -112,7 +113,8 @@ def main() -> None:
         if outside_psnr:
             results[str(strength)].update(outside_psnr_min=min(outside_psnr), outside_max_abs_diff=outside_max)
         print(strength, results[str(strength)], flush=True)
-    print(json.dumps({"model": args.model, "num": args.num, "structure": args.structure, "repeats": args.repeats,
+    print(json.dumps({"model": args.model, "first": args.first, "num": args.num, "structure": args.structure,
+                      "repeats": args.repeats,
                       "results": results}))
 
 

@@ -78,9 +78,9 @@ STRUCTURE_CHOICES = ("auto", "none", "blob", "silhouette")
 def add_structure_arguments(parser) -> None:
     parser.add_argument("--structure", default="auto", choices=STRUCTURE_CHOICES,
                         help="control maps read off the input clip that the edit follows: blob (where each object "
-                             "is, in every frame; shape and colour from the prompt), silhouette (shape too), none; "
-                             "auto (default): blob when the pipeline has control parts for them, unless --mask "
-                             "gives a mask file")
+                             "is, in every frame; shape and colour from the prompt), silhouette (shape too: for a "
+                             "colour-only change, with --repeats 6), none; auto (default): blob when the pipeline "
+                             "has control parts for them, unless --mask gives a mask file")
     parser.add_argument("--control-scale", type=float, default=None,
                         help="weight of the structure maps, 0..5 (default: the pipeline's control_scale)")
 
