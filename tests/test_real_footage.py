@@ -66,6 +66,29 @@ def test_vae_items_are_deterministic_per_epoch_and_index(corpus):
     assert not torch.equal(data[4]["video"], item["video"])
 
 
+def test_clip_items_are_consecutive_frames_under_one_crop(tmp_path):
+    # frame t of each clip is flat grey 8 t, so an item's frames tell which source frames they were cut from
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for name, fps in (("fast.mp4", 25), ("slow.mp4", 10)):
+        ramp = (torch.arange(20, dtype=torch.uint8) * 8).view(20, 1, 1, 1).expand(20, 40, 48, 3).contiguous()
+        write_video(samples / name, ramp, fps=fps)
+    prepare_corpus(samples, tmp_path / "corpus", short_side=32, clips=("fast.mp4", "slow.mp4"), stills=False)
+    data = RealFrameDataset(tmp_path / "corpus", size=16, seed=0, length=40, still_prob=0.0, num_frames=5)
+    steps = set()
+    for i in range(40):
+        video = data[i]["video"]  # (3,5,16,16) in [-1,1]
+        assert video.shape == (3, 5, 16, 16)
+        levels = (video + 1) * 127.5
+        assert float((levels - levels.mean(dim=(0, 2, 3), keepdim=True)).abs().max()) <= 2  # each frame flat
+        step = levels.mean(dim=(0, 2, 3)).diff() / 8  # source frames between neighbouring item frames
+        assert torch.allclose(step, step.round(), atol=0.3) and len(set(step.round().tolist())) == 1
+        steps.add(int(step[0].round()))
+    assert steps == {1, 2}  # every second frame sometimes (the 25 fps clip), never more
+    with pytest.raises(InputError, match="shorter than num_frames"):
+        RealFrameDataset(tmp_path / "corpus", num_frames=21)
+
+
 def test_window_cache_lists_every_window_with_its_source_frames(corpus, tmp_path):
     from vidiff.vae import AutoencoderKL, VAEConfig
 

@@ -2,10 +2,12 @@
 
     python tools/real_interp.py prep   --samples third_party_samples --out WORK/corpus
     python tools/real_interp.py vae    --config configs/real-vae.yaml --corpus WORK/corpus --run WORK/vae
+    python tools/real_interp.py vae    --config configs/real-vae-temporal.yaml --corpus WORK/corpus --run WORK/vae_temporal
+                                       --set init_weights=WORK/vae/export
     python tools/real_interp.py cache  --corpus WORK/corpus --vae WORK/vae/export --out WORK/windows
     python tools/real_interp.py interp --config configs/real-interpolation.yaml --cache WORK/windows
                                        --vae WORK/vae/export --run WORK/interpolation
-    python tools/real_interp.py export --vae WORK/vae --interp WORK/interpolation -o OUT
+    python tools/real_interp.py export --vae WORK/vae_temporal --interp WORK/interpolation -o OUT
 
 prep decodes the training corpus only (vidiff/data/real_footage.py: TRAIN_CLIPS + scikit-image's bundled stills;
 the held-out clips are refused). vae and interp run `vidiff train`'s loop (vidiff.training.loop.train) with the
@@ -43,7 +45,7 @@ def train_vae(args) -> None:
 
     cfg = _config(args.config, [f"output_dir={args.run}", *args.set])
     dataset = RealFrameDataset(args.corpus, size=cfg.data.size, seed=cfg.train.seed,
-                               length=cfg.train.max_steps * cfg.train.batch_size)
+                               length=cfg.train.max_steps * cfg.train.batch_size, num_frames=cfg.data.num_frames)
     train(cfg, resume="auto", stage=VAEStage(cfg, dataset=dataset))
 
 
@@ -99,7 +101,7 @@ def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, st
             max_gap=it.conditioning.max_gap, carry_residual=carry_residual))
 
     def decode_eight_frames_at_a_time(tmp: Path) -> None:
-        # the VAE trained on single frames (frame_chunk 0); at inference it decodes 8 frames at a time
+        # 8 frames at a time: the temporal decoder trained on 8-frame windows, and memory stays bounded
         vae_cfg = load_file(tmp / "vae" / "config.yaml")
         vae_cfg["frame_chunk"] = 8
         (tmp / "vae" / "config.yaml").write_text(yaml.safe_dump(vae_cfg, sort_keys=False))

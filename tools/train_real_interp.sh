@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The real-interp pipeline (issue 18) from scratch, with the project's own code, on ONE thread:
+# The real-interp pipeline (issue 18) from scratch, with the project's own code, one thread per job:
 #   bash tools/train_real_interp.sh [WORK [OUT]]   (defaults: runs/real-interp, vidiff/bundled/real-interp)
 # 1. the training corpus: vtest.avi, Megamind.avi, Megamind_bugy.avi, newtonscradle.gif (tools/fetch_sample_videos.sh)
 #    and scikit-image's bundled stills, decoded once (short side 192); tree.avi, cockatoo.mp4 and realshort.mp4 are
 #    held out and never read  2. the VAE (configs/real-vae.yaml) on augmented 64x64 crops  3. the window cache: every
 #    9-frame window of each clip under 8 fixed crops / flips / time strides, encoded once  4. the interpolation model
-#    (configs/real-interpolation.yaml), gaps 2..8  5. an interpolation-only pipeline folder (vae + interpolation).
+#    (configs/real-interpolation.yaml), gaps 2..8, and beside it, on the second core, the VAE's temporal decoder
+#    (configs/real-vae-temporal.yaml: encoder frozen, so the cache's latents stay valid)  5. an interpolation-only
+#    pipeline folder (the VAE with its temporal decoder + interpolation).
 # Each training step resumes from its newest complete checkpoint if the script is run again; finished steps are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,13 @@ mark "corpus"
 [ -f "$W/vae/export/model.safetensors" ] || $PY tools/real_interp.py vae --config configs/real-vae.yaml \
   --corpus "$W/corpus" --run "$W/vae" > "$W/vae.log" 2>&1
 mark "vae"
+# the temporal decoder learns beside the cache and the interpolation model (it needs only the per-frame VAE)
+vt=
+if [ ! -f "$W/vae_temporal/export/model.safetensors" ]; then
+  $PY tools/real_interp.py vae --config configs/real-vae-temporal.yaml --corpus "$W/corpus" --run "$W/vae_temporal" \
+    --set init_weights="$W/vae/export" > "$W/vae_temporal.log" 2>&1 &
+  vt=$!
+fi
 [ -f "$W/windows/windows.json" ] || $PY tools/real_interp.py cache --corpus "$W/corpus" --vae "$W/vae/export" \
   --out "$W/windows" --size 64 --window 9 --hop 1 --variants 8 > "$W/cache.log" 2>&1
 mark "window cache"
@@ -30,5 +39,7 @@ mark "window cache"
   --config configs/real-interpolation.yaml --cache "$W/windows" --vae "$W/vae/export" --run "$W/interpolation" \
   > "$W/interpolation.log" 2>&1
 mark "interpolation"
-$PY tools/real_interp.py export --vae "$W/vae" --interp "$W/interpolation" -o "$OUT"
+[ -z "$vt" ] || wait "$vt"
+mark "vae temporal decoder"
+$PY tools/real_interp.py export --vae "$W/vae_temporal" --interp "$W/interpolation" -o "$OUT"
 mark "export"

@@ -7,7 +7,7 @@ that ship inside scikit-image (skimage/data/*.png|jpg, no download). tree.avi, c
 held out: `prepare_corpus` refuses them, and nothing here reads them.
 
     prepare_corpus(samples, out)          decodes each clip once to uint8 .npy, short side <= `short_side`
-    RealFrameDataset(corpus, size)        VAE items: one random crop of a frame or a still (scale, position, flip)
+    RealFrameDataset(corpus, size)        VAE items: one random crop of a frame (or of F frames) or a still
     build_window_cache(corpus, vae, out)  per clip, `variants` fixed "cameras" (crop scale + position, flip, time
                                           stride), each encoded once; every window of `window` frames at `hop`
     WindowCacheDataset(out)               interpolation items: one window's latents, time-reversed at random
@@ -150,17 +150,24 @@ def _random_square(rng: np.random.Generator, h: int, w: int, size: int) -> tuple
 # ---- the VAE's data: single augmented frames -------------------------------------------------------------
 
 class RealFrameDataset(torch.utils.data.Dataset):
-    """Items {"video": float (3,1,size,size) in [-1,1], "caption": ""}: a random frame of a random clip (clips
-    weighted by their frame count), or with probability `still_prob` a still image; a square crop of random
-    scale and position, area-resized to `size`, flipped left-right half the time. Item (epoch, index) is the
-    same draw every time (seed, epoch, index)."""
+    """Items {"video": float (3,num_frames,size,size) in [-1,1], "caption": ""}: `num_frames` consecutive frames
+    of a random clip (clips weighted by their frame count; for clips of 20 fps or more every second frame half the
+    time), or with probability `still_prob` a still image held for `num_frames` frames; one square crop of random
+    scale and position for all of them, area-resized to `size`, flipped left-right half the time. num_frames 1
+    feeds the per-frame VAE, more its temporal decoder. Item (epoch, index) is the same draw every time (seed,
+    epoch, index)."""
 
     def __init__(self, corpus: str | Path, size: int = 64, seed: int = 0, length: int = 4096,
-                 still_prob: float = 0.3):
-        self.corpus, self.size, self.seed, self.length, self.still_prob = Path(corpus), size, seed, length, still_prob
+                 still_prob: float = 0.3, num_frames: int = 1):
+        self.corpus, self.size, self.seed, self.length = Path(corpus), size, seed, length
+        self.still_prob, self.num_frames = still_prob, num_frames
         manifest = read_manifest(corpus)
         self.clips = [np.load(self.corpus / c["file"], mmap_mode="r") for c in manifest["clips"]]
+        self.clip_fps = [float(c["fps"]) for c in manifest["clips"]]
         self.stills = [np.load(self.corpus / s["file"]) for s in manifest["stills"]]
+        short = [len(c) for c in self.clips if len(c) < num_frames]
+        if short:
+            raise InputError(f"{corpus}: a clip of {short[0]} frames is shorter than num_frames {num_frames}")
         counts = np.array([len(c) for c in self.clips], dtype=np.float64)
         self.clip_p = counts / counts.sum()
         self.epoch = 0
@@ -172,22 +179,32 @@ class RealFrameDataset(torch.utils.data.Dataset):
         self.epoch = int(epoch)
 
     def describe(self) -> dict:
-        return {"root": str(self.corpus), "size": self.size, "seed": self.seed, "still_prob": self.still_prob}
+        return {"root": str(self.corpus), "size": self.size, "seed": self.seed, "still_prob": self.still_prob,
+                "num_frames": self.num_frames}
+
+    def frames(self, index: int) -> torch.Tensor:
+        """uint8 (num_frames,size,size,3) of item `index` this epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        n = self.num_frames
+        if self.stills and rng.random() < self.still_prob:
+            source = self.stills[int(rng.integers(len(self.stills)))][None].repeat(n, axis=0)
+        else:
+            c = int(rng.choice(len(self.clips), p=self.clip_p))
+            clip = self.clips[c]
+            # the time stride is drawn for clips only (n > 1), so that per-frame items draw as they always did
+            step = 2 if n > 1 and self.clip_fps[c] >= 20 and len(clip) >= 2 * n - 1 and rng.random() < 0.5 else 1
+            start = int(rng.integers(len(clip) - step * (n - 1)))
+            source = clip[start: start + step * (n - 1) + 1: step]
+        top, left, side = _random_square(rng, *source.shape[1:3], self.size)
+        frames = crop_resize(torch.from_numpy(np.array(source)), top, left, side, self.size)
+        return frames.flip(2) if rng.random() < 0.5 else frames
 
     def image(self, index: int) -> torch.Tensor:
-        """uint8 (size,size,3) of item `index` this epoch."""
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        if self.stills and rng.random() < self.still_prob:
-            source = self.stills[int(rng.integers(len(self.stills)))]
-        else:
-            clip = self.clips[int(rng.choice(len(self.clips), p=self.clip_p))]
-            source = clip[int(rng.integers(len(clip)))]
-        top, left, side = _random_square(rng, *source.shape[:2], self.size)
-        frame = crop_resize(torch.from_numpy(np.array(source))[None], top, left, side, self.size)[0]
-        return frame.flip(1) if rng.random() < 0.5 else frame
+        """uint8 (size,size,3): the first frame of item `index` this epoch."""
+        return self.frames(index)[0]
 
     def __getitem__(self, index: int) -> dict:
-        return {"video": to_video(self.image(index)[None]), "caption": "", "index": index}
+        return {"video": to_video(self.frames(index)), "caption": "", "index": index}
 
 
 # ---- the interpolation model's data: every window of every clip, in latents ------------------------------
