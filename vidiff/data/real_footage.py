@@ -147,7 +147,7 @@ def _random_square(rng: np.random.Generator, h: int, w: int, size: int) -> tuple
     return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
 
 
-# ---- the VAE's data: single augmented frames -------------------------------------------------------------
+# ---- the VAE's data: augmented frames, or windows of them ------------------------------------------------
 
 class RealFrameDataset(torch.utils.data.Dataset):
     """Items {"video": float (3,num_frames,size,size) in [-1,1], "caption": ""}: `num_frames` consecutive frames
@@ -198,10 +198,6 @@ class RealFrameDataset(torch.utils.data.Dataset):
         top, left, side = _random_square(rng, *source.shape[1:3], self.size)
         frames = crop_resize(torch.from_numpy(np.array(source)), top, left, side, self.size)
         return frames.flip(2) if rng.random() < 0.5 else frames
-
-    def image(self, index: int) -> torch.Tensor:
-        """uint8 (size,size,3): the first frame of item `index` this epoch."""
-        return self.frames(index)[0]
 
     def __getitem__(self, index: int) -> dict:
         return {"video": to_video(self.frames(index)), "caption": "", "index": index}
