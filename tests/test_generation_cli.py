@@ -189,6 +189,9 @@ def test_wrong_tensors_are_a_clear_error(tiny_pipeline, tmp_path):
 
 @pytest.mark.parametrize("flags, message", [(["--stride", "2"], "keyframe stride 2"),
                                             (["--keyframes", "12"], "12 keyframes"),
+                                            (["--frames", "48"], "the longest clip in one pass is 41 frames (9 "
+                                                                 "keyframes at stride 5), and extend_video (vidiff "
+                                                                 "extend) makes longer ones"),
                                             (["--stride", "10"], "keyframe stride 10")])
 def test_layout_outside_the_bundled_training_exits_fast_without_torch(tmp_path, flags, message):
     """The bundled parts were trained on 4 keyframes at stride 5 (their trained_on.yaml): other layouts are refused

@@ -105,8 +105,13 @@ def layout_problems(layout: Layout, max_gap: int, keyframes: TrainedOn | None, i
     out = []
     if keyframes is not None:
         if not _within(layout.num_keyframes, keyframes.num_frames):
+            longest = ""
+            if keyframes.num_frames and keyframes.frame_strides and layout.num_keyframes > keyframes.num_frames[1]:
+                most, stride = keyframes.num_frames[1], keyframes.frame_strides[1]
+                longest = (f"; the longest clip in one pass is {(most - 1) * stride + 1} frames ({most} keyframes at "
+                           f"stride {stride}), and extend_video (vidiff extend) makes longer ones")
             out.append(f"{layout.num_keyframes} keyframes (the keyframe part was trained on "
-                       f"{_span(keyframes.num_frames)})")
+                       f"{_span(keyframes.num_frames)}{longest})")
         if not _within(layout.keyframe_stride, keyframes.frame_strides):
             out.append(f"keyframe stride {layout.keyframe_stride} (the keyframe part was trained on stride "
                        f"{_span(keyframes.frame_strides)})")
