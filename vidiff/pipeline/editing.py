@@ -110,18 +110,18 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
                         fill_strength=1.0 if fresh else None, keyframe_passes=passes) as timeline:
         kf = edited_keyframes(timeline, pipe._latent_shape(req, k), "region-keyframes", source[:, :, ::s].clone(),
                               keep[::s][None].expand(batch, -1, -1, -1).clone(),
-                              None if init is None else init[:, :, ::s], repeats)
+                              None if init is None else init[:, :, ::s], passes)
         latents = timeline.fill(place_keyframes(kf, req.layout), gaps, "region-interp",
                                 init=None if fresh else init, region=(source, keep))
     return req.unbatch(composite(frames, pipe._decode(latents, progress), weights)), req.fps
 
 
-def edited_keyframes(timeline, shape, key: str, known, known_mask, init, repeats: int) -> torch.Tensor:
-    """The keyframe stage's SDEdit from `init` (None: from pure noise), run `repeats` times, each pass starting from
-    the last one's keyframes (SDEdit's repeated noising and denoising, Meng et al. 2022): every pass takes the
-    keyframes further from what the input showed and towards the prompt, at the same noise level."""
+def edited_keyframes(timeline, shape, key: str, known, known_mask, init, passes: int) -> torch.Tensor:
+    """The keyframe stage's SDEdit from `init` (None, with passes 1: from pure noise), run `passes` times, each pass
+    starting from the last one's keyframes (SDEdit's repeated noising and denoising, Meng et al. 2022): every pass
+    takes the keyframes further from what the input showed and towards the prompt, at the same noise level."""
     kf = timeline.keyframes(shape, key, known, known_mask, init=init)
-    for r in range(1, repeats if init is not None else 1):
+    for r in range(1, passes):
         kf = timeline.keyframes(shape, f"{key}-{r}", known, known_mask, init=kf)
     return kf
 
