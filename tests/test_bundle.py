@@ -1,5 +1,6 @@
-"""The shipped Shapes pipeline: its frames for 10 fixed requests are bit-identical to the recorded hashes, and its
-text-to-video clips show what was asked (the Shapes analyzer), so the README's figures are guarded."""
+"""The shipped Shapes pipeline: its frames for 10 fixed requests are bit-identical to the hashes recorded on this
+platform (CPU model and torch build: tools/bundle_hashes.py), and its text-to-video clips show what was asked (the
+Shapes analyzer, on any platform), so the README's figures are guarded."""
 import json
 from pathlib import Path
 
@@ -25,11 +26,33 @@ def generated(load_tool):
 
 def test_bundled_frames_are_bit_identical_to_the_recorded_hashes(generated):
     tool, results = generated
-    recorded = json.loads((REPO / "tests" / "data" / "bundle_hashes.json").read_text())
-    assert [(r["kind"], r["prompt"], r["seed"]) for r in recorded] == [case for case, _ in results]
-    for row, (case, frames) in zip(recorded, results):
-        assert list(frames.shape) == row["shape"], case
-        assert tool.frame_hash(frames) == row["sha256_16"], case
+    sets = json.loads((REPO / "tests" / "data" / "bundle_hashes.json").read_text())
+    hashes = [tool.frame_hash(frames) for _, frames in results]
+    for recorded in (s["frames"] for s in sets):
+        assert [(r["kind"], r["prompt"], r["seed"]) for r in recorded] == [case for case, _ in results]
+        assert [r["shape"] for r in recorded] == [list(frames.shape) for _, frames in results]
+    if any(hashes == [r["sha256_16"] for r in s["frames"]] for s in sets):
+        return
+    here = tool.platform()
+    mine = [s["frames"] for s in sets if s["platform"] == here]
+    if not mine:  # other kernels give other low bits: bit identity can only be asked of a platform on record
+        pytest.skip(f"no frame hashes recorded for this platform ({here}); the analyzer test below still runs")
+    differ = [case for case, got, row in zip(tool.CASES, hashes, mine[0]) if got != row["sha256_16"]]
+    pytest.fail(f"frames differ from the hashes recorded on this platform ({here}) for {differ}")
+
+
+def test_frames_are_the_same_when_a_request_runs_again(generated):
+    from vidiff import VideoPipeline
+
+    tool, results = generated
+    pipe = VideoPipeline.from_pretrained(tool.BUNDLE)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for i in (0, 9):  # a text-to-video and a fill_between request
+            assert torch.equal(tool.run_case(pipe, *tool.CASES[i]), results[i][1]), tool.CASES[i]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_bundled_clips_show_what_was_asked(generated):

@@ -4,12 +4,18 @@
 
 The redesign of round 2 had to keep these bit-identical (frames, not file bytes); tests/test_bundle.py
 regenerates them and compares. One thread, so that no kernel changes its reduction order between runs.
+
+Bit identity holds on one CPU with one torch build, not across them: oneDNN / MKL pick other kernels on other
+CPUs (the same commit gives other frames on an AMD EPYC without AMX than on the Intel machine with AMX the first
+set came from). So the file holds one set of hashes per platform (`platform()`: CPU model,
+torch's CPU capability, AMX, torch version); --write adds or replaces this machine's set and keeps the others.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import platform as _platform
 import sys
 from pathlib import Path
 
@@ -52,6 +58,18 @@ def run_case(pipe, kind: str, prompt: str, seed: int) -> torch.Tensor:
     return pipe.fill_between(still(seed)[::5][:3], 5, seed=seed)
 
 
+def platform() -> str:
+    """What decides the low bits of the frames: CPU model, AMX, torch's CPU capability and torch's version."""
+    model, amx = _platform.processor() or "unknown CPU", False
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), model)
+        amx = " amx_tile" in info
+    except OSError:
+        pass
+    return f"{model} / {torch.backends.cpu.get_cpu_capability()}{' + AMX' if amx else ''} / torch {torch.__version__}"
+
+
 def frame_hash(frames: torch.Tensor) -> str:
     return hashlib.sha256(frames.contiguous().numpy().tobytes()).hexdigest()[:16]
 
@@ -80,7 +98,11 @@ def main() -> None:
     for row in rows:
         print(row)
     if args.write:
-        args.write.write_text(json.dumps(rows, indent=1) + "\n")
+        sets = json.loads(args.write.read_text()) if args.write.is_file() else []
+        here = platform()
+        sets = [s for s in sets if s["platform"] != here] + [{"platform": here, "frames": rows}]
+        args.write.write_text(json.dumps(sets, indent=1) + "\n")
+        print(f"{args.write}: {len(sets)} platform(s); this one is {here!r}")
 
 
 if __name__ == "__main__":
