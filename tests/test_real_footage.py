@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidiff.data.real_footage import (
-    HELD_OUT, RealFrameDataset, WindowCacheDataset, build_window_cache, camera_variants, center_square,
-    crop_resize, prepare_corpus,
-)
+from vidiff.data.real_footage import HELD_OUT, RealFrameDataset, center_square, crop_resize, prepare_corpus
+from vidiff.data.real_windows import WindowCacheDataset, build_window_cache, camera_variants
 from vidiff.errors import InputError
 from vidiff.io import write_video
 

@@ -52,7 +52,7 @@ def train_vae(args) -> None:
 def cache(args) -> None:
     import torch
 
-    from vidiff.data.real_footage import build_window_cache
+    from vidiff.data.real_windows import build_window_cache
     from vidiff.vae import AutoencoderKL
 
     vae = AutoencoderKL.load(args.vae).eval()
@@ -62,7 +62,7 @@ def cache(args) -> None:
 
 
 def train_interp(args) -> None:
-    from vidiff.data.real_footage import WindowCacheDataset
+    from vidiff.data.real_windows import WindowCacheDataset
     from vidiff.training.loop import train
     from vidiff.training.stages import LatentDiffusionStage
 
@@ -96,7 +96,8 @@ def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, st
     config = PipelineConfig(
         text_encoder=it.text_encoder, fps=fps, height=128, width=128, parts=PartsConfig(keyframes=None),
         interpolation=InterpolationStageConfig(
-            parameterization=d.parameterization, sigma_data=d.sigma_data, schedule=dict(d.noise), steps=steps,
+            parameterization=d.parameterization, sigma_data=d.sigma_data, anchor=d.anchor, schedule=dict(d.noise),
+            steps=steps,
             guidance_scale=1.0, image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
             max_gap=it.conditioning.max_gap, carry_residual=carry_residual))
 
