@@ -12,13 +12,15 @@ RECIPES = {"vae": "shapes-vae-temporal.yaml", "keyframes": "shapes-keyframes.yam
            "interpolation": "shapes-interpolation.yaml"}
 
 
-def _runs(tmp_path: Path) -> list[Path]:
+def _runs(tmp_path: Path, interpolation_anchor: str | None = None) -> list[Path]:
     """Run folders as training leaves them: the recipe as config.yaml, the bundled part as export/."""
     runs = []
     for stage, recipe in RECIPES.items():
         run = tmp_path / f"run-{stage}"
         run.mkdir()
         text = (REPO / "configs" / recipe).read_text()  # the start VAE of the decoder fine-tune: the bundled one
+        if stage == "interpolation" and interpolation_anchor:
+            text = text.replace("diffusion: {", f"diffusion: {{anchor: {interpolation_anchor}, ")
         (run / "config.yaml").write_text(text.replace("runs/shapes-vae/export", str(BUNDLE / "vae")))
         shutil.copytree(BUNDLE / stage, run / "export")
         runs.append(run)
@@ -29,7 +31,7 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     from vidiff.pipeline.config import read_pipeline_folder
     from vidiff.training.config import load_train_config
 
-    runs = _runs(tmp_path)
+    runs = _runs(tmp_path, interpolation_anchor="known_blend")
     out = tmp_path / "pipe"
     assert main(["export", *map(str, reversed(runs)), "-o", str(out)]) == 0  # any order of the runs
     cfg = read_pipeline_folder(out)
@@ -41,7 +43,9 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     for stage, train_cfg in ((cfg.keyframes, kf), (cfg.interpolation, it)):
         assert stage.parameterization == train_cfg.diffusion.parameterization
         assert stage.sigma_data == train_cfg.diffusion.sigma_data
+        assert stage.anchor == train_cfg.diffusion.anchor
         assert stage.schedule == dict(train_cfg.diffusion.noise)
+    assert (cfg.keyframes.anchor, cfg.interpolation.anchor) == ("none", "known_blend")
     assert (cfg.keyframes.steps, cfg.interpolation.steps, cfg.keyframes.guidance_scale) == (20, 10, 4.0)
     for part in RECIPES:
         for name in ("config.yaml", "model.safetensors", "trained_on.yaml"):

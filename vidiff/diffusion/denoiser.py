@@ -12,6 +12,10 @@ and the training target of F is (x0 - c_skip * x) / c_out. The scalings per para
 The v row is the k-diffusion / EDM v preconditioning; with d = 1 its target is the usual
 v = sqrt(a) noise - sqrt(1 - a) x0 (Salimans & Ho 2022) with a = 1 / (1 + s^2).
 
+With anchor="known_blend" the part denoises around the blend A of its known frames (vidiff/diffusion/anchor.py):
+D(x, sigma) = A + D_net(x - A, sigma), and training's x0 is replaced by x0 - A, so the network learns the residual
+from the blend. The sampler is unchanged: it sees D as for any part.
+
 Min-SNR-gamma weighting (Hang et al. 2023) with SNR = 1 / sigma^2: the weight in x0 space is min(SNR, gamma);
 since D - x0 = c_out * (F - target), the weight on the network-target MSE is min(SNR, gamma) * c_out^2, i.e.
     eps: min(SNR, gamma) / SNR,    x0: min(SNR, gamma),    v (d = 1): min(SNR, gamma) / (SNR + 1).
@@ -25,6 +29,7 @@ import torch
 from torch import nn
 
 from vidiff.random import Generators, batch_randn
+from vidiff.diffusion.anchor import ANCHORS, anchor_of
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
 
@@ -50,15 +55,22 @@ class Denoiser(nn.Module):
     """Wraps `net(c_in * x, c_noise, cond)` (cond: a Cond, passed through unchanged); owns both the denoised
     estimate and the training loss."""
 
-    def __init__(self, net: Callable[..., torch.Tensor], parameterization: str = "v", sigma_data: float = 1.0):
+    def __init__(self, net: Callable[..., torch.Tensor], parameterization: str = "v", sigma_data: float = 1.0,
+                 anchor: str = "none"):
         super().__init__()
         if parameterization not in PARAMETERIZATIONS:
             raise InputError(f"parameterization: {parameterization!r} is not one of {list(PARAMETERIZATIONS)}")
+        if anchor not in ANCHORS:
+            raise InputError(f"anchor: {anchor!r} is not one of {list(ANCHORS)}")
         if not (isinstance(sigma_data, (int, float)) and math.isfinite(sigma_data) and sigma_data > 0):
             raise InputError(f"sigma_data: must be a finite number > 0, got {sigma_data!r}")
         self.net = net
         self.parameterization = parameterization
         self.sigma_data = float(sigma_data)
+        self.anchor = anchor
+
+    def _anchor(self, x: torch.Tensor, cond: Cond | None) -> torch.Tensor | None:
+        return anchor_of(cond, x) if self.anchor == "known_blend" else None
 
     def scalings(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(c_skip, c_out, c_in), each shaped like sigma (B,)."""
@@ -83,9 +95,13 @@ class Denoiser(nn.Module):
     def forward(self, x: torch.Tensor, sigma, cond: Cond | None = None) -> torch.Tensor:
         """Denoised estimate of x0 for x = x0 + sigma * noise; x (B, ...), sigma a number or (B,)."""
         sigma = sigma_batch(sigma, x)  # (B,)
+        anchor = self._anchor(x, cond)
+        if anchor is not None:
+            x = x - anchor
         c_skip, c_out, _ = self.scalings(sigma)
         out = self._run_net(x, sigma, cond)  # (B, C, F, H, W)
-        return (_per_row(c_skip, x) * x + _per_row(c_out, x) * out).to(x.dtype)
+        denoised = _per_row(c_skip, x) * x + _per_row(c_out, x) * out
+        return (denoised if anchor is None else denoised + anchor).to(x.dtype)
 
     def min_snr_weight(self, sigma: torch.Tensor, gamma: float) -> torch.Tensor:
         """Weight (B,) on the network-target MSE: min(SNR, gamma) * c_out^2 with SNR = 1 / sigma^2."""
@@ -105,8 +121,12 @@ class Denoiser(nn.Module):
         generator: Generators = None,
         min_snr_gamma: float | None = None,
     ) -> torch.Tensor:
-        """Per-sample (B,) MSE of the network output against its target (eps / v / x0) at x = x0 + sigma * noise."""
+        """Per-sample (B,) MSE of the network output against its target (eps / v / x0) at x = x0 + sigma * noise
+        (with an anchor: at x0 - anchor, the residual the network learns)."""
         sigma = sigma_batch(sigma, x0)  # (B,)
+        anchor = self._anchor(x0, cond)
+        if anchor is not None:
+            x0 = x0 - anchor
         if noise is None:
             noise = batch_randn(x0.shape, generator, dtype=x0.dtype, device=x0.device)
         elif noise.shape != x0.shape:

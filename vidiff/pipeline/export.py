@@ -53,7 +53,7 @@ def find_runs(run_dirs: list[Path]) -> dict:
 
 def _stage_settings(cfg) -> dict:
     d = cfg.diffusion
-    return dict(parameterization=d.parameterization, sigma_data=d.sigma_data, schedule=dict(d.noise))
+    return dict(parameterization=d.parameterization, sigma_data=d.sigma_data, anchor=d.anchor, schedule=dict(d.noise))
 
 
 def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:

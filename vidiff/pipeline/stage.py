@@ -91,7 +91,8 @@ class DiffusionStage:
 
             self.schedule_sigmas = schedule_sigmas(from_dict(NoiseScheduleConfig, config.schedule, f"{where}.schedule"))
         wrapped = InNetDtype(RowwiseNet(net) if rowwise else net)  # rowwise: samples independent of the batch
-        self.denoiser = Denoiser(wrapped, parameterization=config.parameterization, sigma_data=config.sigma_data)
+        self.denoiser = Denoiser(wrapped, parameterization=config.parameterization, sigma_data=config.sigma_data,
+                                 anchor=config.anchor)
         self.takes_known_frames = bool(getattr(net.config, "conditioning", False))
 
     def compile(self) -> None:

@@ -75,7 +75,7 @@ class ControlStage(FrozenHelpers):
             "model")
         adapter = ControlAdapter(self.adapter_cfg)
         net.attach_control(adapter)
-        denoiser = Denoiser(net, cfg.diffusion.parameterization, cfg.diffusion.sigma_data)
+        denoiser = Denoiser(net, cfg.diffusion.parameterization, cfg.diffusion.sigma_data, cfg.diffusion.anchor)
         self.model = ControlLoss(adapter, denoiser, cfg.diffusion.min_snr_gamma)
         self.noise_cfg = cfg.noise_config()
         self.dataset = _Indices(cfg.data.num_samples)

@@ -105,7 +105,7 @@ class LatentDiffusionStage(FrozenHelpers):
 
             load_initial_weights(net, load_part_weights(cfg.init_weights), cfg.init_weights)
         freeze_parameters(net, cfg.train.freeze)
-        denoiser = Denoiser(net, cfg.diffusion.parameterization, cfg.diffusion.sigma_data)
+        denoiser = Denoiser(net, cfg.diffusion.parameterization, cfg.diffusion.sigma_data, cfg.diffusion.anchor)
         self.model = DiffusionLoss(denoiser, cfg.diffusion.min_snr_gamma)
         self.noise_cfg = cfg.noise_config()
         self._text = self._vae = self.null_text = None
