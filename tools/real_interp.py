@@ -46,7 +46,7 @@ def train_vae(args) -> None:
     cfg = _config(args.config, [f"output_dir={args.run}", *args.set])
     dataset = RealFrameDataset(args.corpus, size=cfg.data.size, seed=cfg.train.seed,
                                length=cfg.train.max_steps * cfg.train.batch_size, num_frames=cfg.data.num_frames)
-    train(cfg, resume="auto", stage=VAEStage(cfg, dataset=dataset))
+    train(cfg, resume="auto", force=args.force, stage=VAEStage(cfg, dataset=dataset))
 
 
 def cache(args) -> None:
@@ -69,18 +69,18 @@ def train_interp(args) -> None:
     cfg = _config(args.config, [f"output_dir={args.run}", f"data.root={args.cache}", f"vae={args.vae}", *args.set])
     dataset = WindowCacheDataset(args.cache, seed=cfg.train.seed)
     print(f"window cache: {len(dataset)} windows")
-    train(cfg, resume="auto", stage=LatentDiffusionStage(cfg, dataset=dataset))
+    train(cfg, resume="auto", force=args.force, stage=LatentDiffusionStage(cfg, dataset=dataset))
 
 
 def export(args) -> None:
     out = export_interpolation_pipeline(Path(args.vae), Path(args.interp), Path(args.output), args.steps, args.fps,
-                                        carry_residual=not args.no_carry_residual)
+                                        carry_residual=not args.no_carry_residual, sampler=args.sampler)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")
 
 
 def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, steps: int, fps: float,
-                                  carry_residual: bool = True) -> Path:
+                                  carry_residual: bool = True, sampler: str = "dpmpp_2m") -> Path:
     """An interpolation-only pipeline folder (pipeline.yaml with parts.keyframes null, vae/, interpolation/) from
     the two run folders, with every setting training fixed; written under a temporary name, then renamed.
     carry_residual: fill_between adds the known ends' VAE error to the frames between (vidiff/pipeline/residual.py)."""
@@ -97,9 +97,9 @@ def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, st
         text_encoder=it.text_encoder, fps=fps, height=128, width=128, parts=PartsConfig(keyframes=None),
         interpolation=InterpolationStageConfig(
             parameterization=d.parameterization, sigma_data=d.sigma_data, anchor=d.anchor, schedule=dict(d.noise),
-            steps=steps,
-            guidance_scale=1.0, image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
-            max_gap=it.conditioning.max_gap, carry_residual=carry_residual))
+            steps=steps, sampler=sampler, guidance_scale=1.0, image_guidance_scale=1.0,
+            cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma), max_gap=it.conditioning.max_gap,
+            carry_residual=carry_residual))
 
     def decode_eight_frames_at_a_time(tmp: Path) -> None:
         # 8 frames at a time: the temporal decoder trained on 8-frame windows, and memory stays bounded
@@ -124,6 +124,8 @@ def main(argv=None) -> int:
         p.add_argument("--config", required=True)
         p.add_argument("--run", required=True)
         p.add_argument("--set", action="append", default=[])
+        p.add_argument("--force", action="store_true",
+                       help="resume even though the config changed (e.g. train.max_steps raised)")
         if name == "vae":
             p.add_argument("--corpus", required=True)
         else:
@@ -145,6 +147,7 @@ def main(argv=None) -> int:
     p.add_argument("--interp", required=True, help="the interpolation run folder")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--sampler", default="dpmpp_2m")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--no-carry-residual", action="store_true", help="decode the in-between frames as they are")
     p.set_defaults(func=export)

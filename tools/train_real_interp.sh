@@ -5,9 +5,11 @@
 #    and scikit-image's bundled stills, decoded once (short side 192); tree.avi, cockatoo.mp4 and realshort.mp4 are
 #    held out and never read  2. the VAE (configs/real-vae.yaml) on augmented 64x64 crops  3. the window cache: every
 #    9-frame window of each clip under 8 fixed crops / flips / time strides, encoded once  4. the interpolation model
-#    (configs/real-interpolation.yaml), gaps 2..8, and beside it, on the second core, the VAE's temporal decoder
-#    (configs/real-vae-temporal.yaml: encoder frozen, so the cache's latents stay valid)  5. an interpolation-only
-#    pipeline folder (the VAE with its temporal decoder + interpolation).
+#    (configs/real-interpolation.yaml: the residual from the blend of the two ends), gaps 2..8, and beside it, on the
+#    second core, the VAE's temporal decoder (configs/real-vae-temporal.yaml: encoder frozen, so the cache's latents
+#    stay valid)  5. an interpolation-only pipeline folder (the VAE with its temporal decoder + interpolation),
+#    sampling one Euler step from the largest noise level: the model's estimate of the mean in-between frame, which
+#    scored best on training clips (docs/real_footage.md).
 # Each training step resumes from its newest complete checkpoint if the script is run again; finished steps are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +43,5 @@ mark "window cache"
 mark "interpolation"
 [ -z "$vt" ] || wait "$vt"
 mark "vae temporal decoder"
-$PY tools/real_interp.py export --vae "$W/vae_temporal" --interp "$W/interpolation" -o "$OUT"
+$PY tools/real_interp.py export --vae "$W/vae_temporal" --interp "$W/interpolation" -o "$OUT" --steps 1 --sampler euler
 mark "export"
