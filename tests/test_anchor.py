@@ -57,7 +57,8 @@ def test_an_anchored_denoiser_is_the_blend_plus_the_plain_denoiser_of_the_residu
     plain, anchored = Denoiser(net, "v"), Denoiser(net, "v", anchor="known_blend")
     torch.testing.assert_close(anchored(x, 0.7, cond), blend + plain(x - blend, 0.7, cond))
     noise = torch.randn(x0.shape, generator=g)
-    torch.testing.assert_close(anchored.loss(x0, 0.7, cond, noise=noise), plain.loss(x0 - blend, 0.7, cond, noise=noise))
+    torch.testing.assert_close(anchored.loss(x0, 0.7, cond, noise=noise),
+                               plain.loss(x0 - blend, 0.7, cond, noise=noise))
     # a guidance pass without the known frames has no anchor: the plain denoiser
     torch.testing.assert_close(anchored(x, 0.7, cond.without_known()), plain(x, 0.7, cond.without_known()))
 

@@ -12,20 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def generated(load_tool):
+    """(tool, pipeline, [(case, frames)]) for the tool's 10 cases, on one thread as the recorded hashes were made."""
     from vidiff import VideoPipeline
 
     tool = load_tool("bundle_hashes")
     pipe = VideoPipeline.from_pretrained(tool.BUNDLE)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the recorded hashes were made with one thread
-    try:
-        return tool, [(case, tool.run_case(pipe, *case)) for case in tool.CASES]
-    finally:
-        torch.set_num_threads(threads)
+    with tool.one_thread():
+        return tool, pipe, [(case, tool.run_case(pipe, *case)) for case in tool.CASES]
 
 
 def test_bundled_frames_are_bit_identical_to_the_recorded_hashes(generated):
-    tool, results = generated
+    tool, _, results = generated
     sets = json.loads((REPO / "tests" / "data" / "bundle_hashes.json").read_text())
     hashes = [tool.frame_hash(frames) for _, frames in results]
     for recorded in (s["frames"] for s in sets):
@@ -42,23 +39,16 @@ def test_bundled_frames_are_bit_identical_to_the_recorded_hashes(generated):
 
 
 def test_frames_are_the_same_when_a_request_runs_again(generated):
-    from vidiff import VideoPipeline
-
-    tool, results = generated
-    pipe = VideoPipeline.from_pretrained(tool.BUNDLE)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    tool, pipe, results = generated
+    with tool.one_thread():
         for i in (0, 9):  # a text-to-video and a fill_between request
             assert torch.equal(tool.run_case(pipe, *tool.CASES[i]), results[i][1]), tool.CASES[i]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_bundled_clips_show_what_was_asked(generated):
     from vidiff.data.shapes_analysis import analyze_clip
 
-    _, results = generated
+    _, _, results = generated
     for (kind, prompt, seed), frames in results:
         if kind not in ("t2v", "animate"):
             continue

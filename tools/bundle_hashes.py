@@ -13,6 +13,7 @@ torch's CPU capability, AMX, torch version); --write adds or replaces this machi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import platform as _platform
@@ -74,18 +75,25 @@ def frame_hash(frames: torch.Tensor) -> str:
     return hashlib.sha256(frames.contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def compute(pipe) -> list[dict]:
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread inside the block (the hashes are made so), the caller's count restored after."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        out = []
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def compute(pipe) -> list[dict]:
+    out = []
+    with one_thread():
         for kind, prompt, seed in CASES:
             frames = run_case(pipe, kind, prompt, seed)
             out.append({"kind": kind, "prompt": prompt, "seed": seed, "shape": list(frames.shape),
                         "sha256_16": frame_hash(frames)})
-        return out
-    finally:
-        torch.set_num_threads(threads)
+    return out
 
 
 def main() -> None:

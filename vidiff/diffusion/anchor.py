@@ -41,6 +41,6 @@ def known_blend(known: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
 def anchor_of(cond: Cond | None, like: torch.Tensor) -> torch.Tensor | None:
     """The known-frame blend for latents shaped like `like` (B,C,F,h,w), or None when cond knows nothing (no
     known field; or every mask zero, as in a guidance pass without the known frames)."""
-    if cond is None or cond.known is None or cond.known_mask is None or not bool((cond.known_mask != 0).any()):
+    if cond is None or not cond.has_known:
         return None
     return known_blend(cond.known.to(like.dtype), cond.known_mask).to(like.dtype)
