@@ -13,7 +13,7 @@ import yaml
 from vidiff.errors import InputError
 from vidiff.eval.interpolation import linear_blend
 from vidiff.pipeline.config import read_pipeline_folder
-from vidiff.pipeline.upconvert import output_length, tile_starts, upconvert
+from vidiff.pipeline.upconvert import output_length, plan_passes, tile_starts, upconvert
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,6 +63,32 @@ def test_upconvert_blends_tiles_and_returns_input_frames_exactly():
     out = upconvert(fill, frames, 2, multiple=8, tile=24, overlap=8, chunk=3, progress=False)
     assert torch.equal(out[::2], frames)
     assert (out[1::2] == 105).all()
+
+
+def test_plan_passes_fits_the_budget_with_the_least_decoding():
+    """The real-footage VAE's shape: a temporal decoder of radius 8 that decodes 8 frames per pass, 2688 bytes per
+    pixel and frame. At 320x240 a 1.5 GiB budget fits one gap (5 frames) of the whole frame, not two; more budget
+    buys the longest chunk that still decodes in one pass (21 frames), never one that needs context passes."""
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    vae = AutoencoderKL(VAEConfig(block_out_channels=(48, 96, 128), norm_groups=16, latent_channels=16,
+                                  mid_attention=False, frame_chunk=8, temporal_decoder=True))
+    assert vae.decoder.temporal_radius == 8
+
+    def plan(budget_gib, factor=4, h=240, w=320, **kw):
+        return plan_passes(factor, h, w, multiple=8, budget=int(budget_gib * 2**30),
+                           decode_windows=vae.decode_windows, decode_bytes=vae.decode_bytes, **kw)
+
+    assert plan(1.5) == (2, 384)  # 5 x 76800 px x 2688 B = 0.96 GiB; 9 frames would be 1.73
+    assert plan(4.5) == (6, 384)  # 21 frames in one pass (4.04 GiB), not 7 or 8 (25+ frames: passes with context)
+    chunk, tile = plan(1.5, h=720, w=1280)  # one gap of a 720p frame needs 11.5 GiB: the tile shrinks
+    assert chunk == 2 and tile % 8 == 0 and vae.decode_bytes(5, tile, tile) <= 1.5 * 2**30
+    assert vae.decode_bytes(5, tile + 8, tile + 8) > 1.5 * 2**30
+    assert plan(1.5, chunks=[8])[0] == 8 and plan(1.5, chunks=[8])[1] < 384  # a given chunk is kept: tiles shrink
+    per_frame = AutoencoderKL(VAEConfig(block_out_channels=(48, 96, 128), norm_groups=16, latent_channels=16,
+                                        mid_attention=False, frame_chunk=8))
+    assert plan_passes(4, 240, 320, multiple=8, budget=2**30, decode_windows=per_frame.decode_windows,
+                       decode_bytes=per_frame.decode_bytes) == (8, 384)  # no context: the longest chunk
 
 
 # ---- interpolation-only pipeline ------------------------------------------------------------------------
@@ -121,6 +147,8 @@ def small_video(tmp_path_factory) -> Path:
     (["--fps", "25"], "not an integer multiple"),
     (["--factor", "1"], "--factor"),
     (["--factor", "2", "--tile", "8"], "--tile"),
+    (["--factor", "2", "--decode-memory", "nan"], "--decode-memory"),
+    (["--factor", "2", "--chunk", "1"], "--chunk"),
 ])
 def test_interpolate_refuses_bad_arguments_before_loading(interp_only, small_video, tmp_path, extra, message):
     t0 = time.perf_counter()
@@ -167,6 +195,7 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
     assert record["input_frames_exact"] is True
     assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}
     assert record["settings"]["dtype"] == "fp32"
+    assert record["settings"]["chunk"] == 8 and record["settings"]["tile"] == 384  # tiny: everything fits
     bf16 = tmp_path / "up_bf16.mp4"  # the networks in bf16: same frame count, inputs still exact
     proc = _cli("interpolate", small_video, "-o", bf16, "--factor", "2", "--model", interp_only, "--seed", "5",
                 "--quiet", "--dtype", "bf16")

@@ -58,11 +58,30 @@ def test_receptive_field_is_the_temporal_radius():
 def test_windowed_decode_equals_one_pass(chunk):
     vae = AutoencoderKL(TEMPORAL).eval()
     _randomize(vae, 3)
-    z = _latents(f=15)  # longer than the radius on both sides of a middle window
+    z = _latents(f=20)  # longer than one window (chunk + 2 x radius 6), so every chunk runs in several passes
+    assert len(vae.decode_windows(20, chunk)) > 1
     with torch.no_grad():
         whole = vae.decode(z, frame_chunk=0)
         windows = vae.decode(z, frame_chunk=chunk)
     torch.testing.assert_close(windows, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_decode_windows_carry_the_radius_and_a_short_clip_is_one_pass(monkeypatch):
+    vae = AutoencoderKL(TEMPORAL).eval()  # radius 6
+    assert vae.decode_windows(30, 8) == [(0, 14, 0), (2, 22, 8), (10, 30, 16), (18, 30, 24)]
+    assert vae.decode_windows(20, 8) == [(0, 20, 0)]  # 20 <= 8 + 2 x 6: every pass would read every frame
+    assert vae.decode_windows(21, 8)[0] == (0, 14, 0) and vae.decode_windows(5, 0) == [(0, 5, 0)]
+    per_frame = AutoencoderKL(PER_FRAME)
+    assert per_frame.decode_windows(20, 8) == [(0, 8, 0), (8, 16, 8), (16, 20, 16)]
+    calls = []
+    decode_images = vae._decode_images
+    monkeypatch.setattr(vae, "_decode_images", lambda z, n: calls.append(n) or decode_images(z, n))
+    with torch.no_grad():
+        vae.decode(_latents(f=20), frame_chunk=8)
+    assert calls == [20]  # once, not three passes of 14, 20 and 12 frames
+    # the memory estimate: linear in frames and pixels, 7 floats per channel of the finest upsampled level
+    assert vae.decode_bytes(3, 10, 20) == 3 * vae.decode_bytes(1, 10, 20) == 3 * 7 * 32 * 4 * 200
+    assert per_frame.decode_bytes(1, 10, 20) == 4 * 32 * 4 * 200
 
 
 def test_temporal_decoder_save_load_round_trip(tmp_path):

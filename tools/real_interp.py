@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("prep")
     p.add_argument("--samples", default="third_party_samples")
     p.add_argument("--out", required=True)
-    p.add_argument("--short-side", type=int, default=192)
+    p.add_argument("--short-side", type=int, default=576)
     p.set_defaults(func=prep)
     for name, fn in (("vae", train_vae), ("interp", train_interp)):
         p = sub.add_parser(name)

@@ -15,6 +15,7 @@ from vidiff.commands.device_args import add_device_arguments, check_device_args,
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the clip's rate
+MAX_TILE = 384  # largest automatic tile side: the U-Net's attention grows with the square of the tile's area
 
 
 def register(sub) -> None:
@@ -31,9 +32,14 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the first chunk; chunk i uses seed + i (default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None, help="sampler name (default: pipeline.yaml)")
-    p.add_argument("--tile", type=int, default=384, help="largest tile side in pixels (default 384)")
+    p.add_argument("--tile", type=int, default=None,
+                   help=f"largest tile side in pixels (default: the largest up to {MAX_TILE} that fits --decode-memory)")
     p.add_argument("--overlap", type=int, default=32, help="pixels neighbouring tiles share (default 32)")
-    p.add_argument("--chunk", type=int, default=8, help="input frames per pass (default 8)")
+    p.add_argument("--chunk", type=int, default=None,
+                   help="input frames per pass (default: what fits --decode-memory with the least decoding)")
+    p.add_argument("--decode-memory", type=float, default=1.5, metavar="GIB",
+                   help="working memory one VAE decode pass may take, in GiB; sets --chunk and --tile when they "
+                        "are not given (default 1.5)")
     add_device_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",
@@ -66,9 +72,13 @@ def validate(args):
         check_int(args.steps, "--steps", 1, MAX_STEPS)
     if args.sampler is not None and args.sampler not in SAMPLERS:
         raise InputError(f"--sampler {short_repr(args.sampler)} is unknown; choose one of {', '.join(SAMPLERS)}")
-    check_int(args.tile, "--tile", 16, MAX_SIDE)
-    check_int(args.overlap, "--overlap", 0, args.tile // 2)
-    check_int(args.chunk, "--chunk", 2, 256)
+    if args.tile is not None:
+        check_int(args.tile, "--tile", 16, MAX_SIDE)
+    check_int(args.overlap, "--overlap", 0, (args.tile or MAX_TILE) // 2)
+    if args.chunk is not None:
+        check_int(args.chunk, "--chunk", 2, 256)
+    if not math.isfinite(args.decode_memory) or not 0.05 <= args.decode_memory <= 1024:
+        raise InputError(f"--decode-memory must be a number of GiB in [0.05, 1024], got {args.decode_memory}")
     if not 0 <= args.seed < 2**62:
         raise InputError(f"--seed must be in [0, 2**62), got {short_repr(args.seed)}")
     check_device_args(args)
@@ -123,7 +133,7 @@ def run(args) -> int:
 
     from vidiff import io
     from vidiff.pipeline import VideoPipeline
-    from vidiff.pipeline.upconvert import upconvert
+    from vidiff.pipeline.upconvert import plan_passes, upconvert
     from vidiff.sidecar import build_sidecar, weights_checksum, write_sidecar
 
     device = resolve_device(args)
@@ -136,17 +146,23 @@ def run(args) -> int:
         return pipe.fill_between(keys, stride, seed=seed, steps=args.steps, sampler=args.sampler,
                                  force_layout=args.force_layout)
 
+    multiple = network_multiple(pipe)
+    chunk, tile = plan_passes(factor, frames.shape[1], frames.shape[2], multiple=multiple,
+                              budget=int(args.decode_memory * 2**30), decode_windows=pipe.vae.decode_windows,
+                              decode_bytes=pipe.vae.decode_bytes, max_tile=args.tile or MAX_TILE,
+                              chunks=[args.chunk] if args.chunk else range(2, 9))
+    tile = args.tile or tile  # a given tile is kept as given
     load_s = time.perf_counter() - start
     t0 = time.perf_counter()
-    out = upconvert(fill, frames, factor, seed=args.seed, multiple=network_multiple(pipe), tile=args.tile,
-                    overlap=args.overlap, chunk=args.chunk, progress=not args.quiet)
+    out = upconvert(fill, frames, factor, seed=args.seed, multiple=multiple, tile=tile,
+                    overlap=args.overlap, chunk=chunk, progress=not args.quiet)
     elapsed = time.perf_counter() - t0
     io.write_video(args.output, out, fps * factor)
     settings = {"factor": factor, "fps_in": fps, "fps_out": fps * factor, "frames_in": int(frames.shape[0]),
                 "frames_written": int(out.shape[0]), "size": [int(frames.shape[2]), int(frames.shape[1])],
                 "steps": args.steps or pipe.config.interpolation.steps,
-                "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": args.tile,
-                "overlap": args.overlap, "chunk": args.chunk, "device": device, "dtype": args.dtype,
+                "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": tile,
+                "overlap": args.overlap, "chunk": chunk, "decode_memory_gib": args.decode_memory, "device": device, "dtype": args.dtype,
                 "force_layout": args.force_layout}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,

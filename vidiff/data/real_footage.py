@@ -86,7 +86,7 @@ def still_image_paths() -> list[Path]:
     return [data / name for name in STILL_FILES if (data / name).is_file()]
 
 
-def prepare_corpus(samples: str | Path, out: str | Path, short_side: int = 192, clips=TRAIN_CLIPS,
+def prepare_corpus(samples: str | Path, out: str | Path, short_side: int = 576, clips=TRAIN_CLIPS,
                    stills: bool = True) -> dict:
     """Decodes the training clips (and the still images) once into `out` as uint8 .npy with the short side
     area-reduced to `short_side`; writes manifest.json. A held-out clip name is an error."""

@@ -7,6 +7,9 @@ Memory stays bounded whatever the clip:
 - in space, frames are padded (edge pixels repeated) to a multiple of `multiple` (the VAE factor times the
   U-Net's downsampling) and, when larger than `tile`, cut into overlapping tiles whose results are blended with
   weights that ramp linearly across the overlap; the padding is cropped off at the end.
+`plan_passes` picks the chunk and tile from a memory budget and the VAE's decode passes: the VAE decode is the
+largest working set (a temporal decoder holds its context frames too), and a chunk whose frames fit one decoder
+pass avoids decoding context frames twice.
 """
 from __future__ import annotations
 
@@ -54,6 +57,38 @@ def _pad(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     rows = torch.arange(height).clamp(max=frames.shape[1] - 1)
     cols = torch.arange(width).clamp(max=frames.shape[2] - 1)
     return frames[:, rows][:, :, cols]
+
+
+def plan_passes(factor: int, height: int, width: int, *, multiple: int, budget: int,
+                decode_windows: Callable[[int], list], decode_bytes: Callable[[int, int, int], int],
+                max_tile: int = 384, chunks=range(2, 9)) -> tuple[int, int]:
+    """(chunk, tile) for `upconvert`: of `chunks` (input frames per pass), the one whose decode passes fit `budget`
+    bytes at the largest tile and decode the fewest frames per output frame (ties: the longer chunk, fewer
+    passes); when none fits, the shortest chunk and the largest tile that fits (never below `multiple`).
+
+    decode_windows(F) -> [(lo, hi, start), ...] and decode_bytes(F, H, W) -> bytes describe the VAE
+    (AutoencoderKL.decode_windows / decode_bytes)."""
+    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
+    tile = max(multiple, max_tile // multiple * multiple)
+
+    def peak(frames: int, side: int) -> int:
+        widest = max(hi - lo for lo, hi, _ in decode_windows(frames))
+        return decode_bytes(widest, min(side, ph), min(side, pw))
+
+    best = None
+    for chunk in sorted(chunks):
+        frames = factor * (chunk - 1) + 1
+        if peak(frames, tile) > budget:
+            continue
+        cost = sum(hi - lo for lo, hi, _ in decode_windows(frames)) / (frames - 1)
+        if best is None or cost <= best[0] + 1e-9:
+            best = (cost, chunk)
+    if best is not None:
+        return best[1], tile
+    chunk = min(chunks)
+    while tile > multiple and peak(factor * (chunk - 1) + 1, tile) > budget:
+        tile -= multiple
+    return chunk, tile
 
 
 def upconvert(fill: Fill, frames: torch.Tensor, factor: int, *, seed: int = 0, multiple: int = 8, tile: int = 384,
