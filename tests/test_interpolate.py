@@ -13,7 +13,7 @@ import yaml
 from vidiff.errors import InputError
 from vidiff.eval.interpolation import linear_blend
 from vidiff.pipeline.config import read_pipeline_folder
-from vidiff.pipeline.upconvert import output_length, plan_passes, tile_starts, upconvert
+from vidiff.pipeline.upconvert import output_length, plan_passes, tile_starts, upconvert, upconvert_frames
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -237,3 +237,45 @@ def test_fill_between_with_carry_residual(interp_only):
     plain[::2] = decoded_keys
     expected = carry_keyframe_residual(plain, keys, 2)
     assert (carried.int() - expected.int()).abs().max() <= 1  # the keyframes decoded alone or in the timeline
+
+
+def test_upconvert_frames_reads_its_input_one_chunk_ahead():
+    """Streaming: the first output frame comes after at most two chunks of input were read, whatever the length."""
+    clip = _clip(40, 16, 16)
+    pulled = []
+
+    def source():
+        for i, frame in enumerate(clip):
+            pulled.append(i)
+            yield frame
+
+    def fill(keys, stride, seed):
+        return linear_blend(keys, stride)
+
+    stream = upconvert_frames(fill, source(), 3, multiple=8, chunk=4, progress=False)
+    first = next(stream)
+    assert torch.equal(first, clip[0]) and len(pulled) == 4 + 3
+    rest = torch.stack([first, *stream])
+    assert torch.equal(rest, upconvert(fill, clip, 3, multiple=8, chunk=4, progress=False))
+    assert rest.shape[0] == output_length(40, 3)
+
+
+def test_interpolate_streams_a_clip_longer_than_a_chunk_as_the_in_memory_upconvert(interp_only, tmp_path):
+    """The command reads and writes chunk by chunk; its file is the one the whole-clip upconvert gives."""
+    from vidiff.io import read_video, write_video
+    from vidiff.pipeline import VideoPipeline
+
+    source = write_video(tmp_path / "seven.mp4", _clip(7, 24, 40, seed=4), fps=10)
+    out = tmp_path / "up.mp4"
+    proc = _cli("interpolate", source, "-o", out, "--factor", "2", "--chunk", "3", "--model", interp_only,
+                "--seed", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(Path(str(out) + ".json").read_text())
+    assert record["settings"]["chunk"] == 3 and record["input_frames_exact"] is True
+    assert record["settings"]["frames_in"] == 7 and record["settings"]["frames_written"] == 13
+    torch.set_num_threads(1)
+    pipe = VideoPipeline.from_pretrained(interp_only)
+    frames, _ = read_video(source)
+    whole = upconvert(lambda k, s, seed: pipe.fill_between(k, s, seed=seed), frames, 2, seed=2, chunk=3,
+                      multiple=8, tile=record["settings"]["tile"], progress=False)
+    assert out.read_bytes() == write_video(tmp_path / "whole.mp4", whole, 20).read_bytes()

@@ -212,3 +212,43 @@ def test_fps_selection_on_real_clips(sample_videos, name, src_fps, target, expec
     got, fps = io.read_video(path, num_frames=len(expected), fps=target)
     assert fps == pytest.approx(target)
     assert torch.equal(got, ref[expected])
+
+
+# ---- streaming: frames read and written one at a time ------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_streamed_write_gives_the_same_bytes_and_streamed_read_the_same_frames(tmp_path, suffix):
+    frames = shapes_frames(9, h=34, w=48)  # even-padding applies per frame too
+    whole = io.write_video(tmp_path / f"whole{suffix}", frames, 8)
+    streamed = io.write_video_frames(tmp_path / f"streamed{suffix}", (torch.from_numpy(f) for f in frames), 8)
+    assert streamed.read_bytes() == whole.read_bytes()
+    read, _ = io.read_video(whole, backend="pyav")
+    assert np.array_equal(np.stack(list(io.iter_video(whole))), read.numpy())
+
+
+def test_streamed_write_failing_midway_or_changing_size_leaves_the_old_file(tmp_path):
+    path = io.write_video(tmp_path / "keep.mp4", shapes_frames(4), 8)
+    before = path.read_bytes()
+
+    def failing():
+        yield from shapes_frames(3)
+        raise RuntimeError("simulated failure of the producer")
+
+    with pytest.raises(RuntimeError, match="producer"):
+        io.write_video_frames(path, failing(), 8)
+    sizes = [np.zeros((16, 16, 3), np.uint8), np.zeros((16, 18, 3), np.uint8)]
+    with pytest.raises(InputError, match="frame size changed from 16x16 to 18x16"):
+        io.write_video_frames(path, iter(sizes), 8)
+    with pytest.raises(InputError, match="no frames"):
+        io.write_video_frames(path, iter([]), 8)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+
+
+def test_iter_video_decodes_lazily_and_checks_the_header_first(tmp_path, monkeypatch):
+    path = io.write_video(tmp_path / "c.mp4", counter_frames(12), 8)
+    frames = io.iter_video(path)
+    assert decoded_index(torch.from_numpy(np.stack([next(frames) for _ in range(3)]))) == [0, 1, 2]
+    with pytest.raises(VideoDecodeError, match="max_frames=5"):
+        io.iter_video(path, limits=io.VideoLimits(max_frames=5))  # the header's count, before any decoding
+    with pytest.raises(VideoDecodeError, match="no video stream|cannot open"):
+        (tmp_path / "x.mp4").write_bytes(b"not a video at all" * 10)
+        io.iter_video(tmp_path / "x.mp4")

@@ -29,13 +29,14 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Iterator, Literal
 
 import numpy as np
 
 from vidiff.errors import InputError, VideoDecodeError
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
     _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, frame_index, frame_step,
+    iter_pyav,
     select_indices,
 )
 
@@ -211,6 +212,16 @@ def read_video(
     return torch.from_numpy(frames), out_fps
 
 
+def iter_video(path: str | os.PathLike, *, num_threads: int = 0,
+               limits: VideoLimits | None = None) -> Iterator[np.ndarray]:
+    """Every frame of `path` as uint8 numpy `(H,W,3)`, decoded one at a time (PyAV), so a clip of any length
+    reads in the memory of one frame. The file is probed against `limits` now; a frame of another size than the
+    header's, more frames than `limits.max_frames` or a damaged stream raise VideoDecodeError while iterating."""
+    limits = limits or DEFAULT_LIMITS
+    info = probe_video(path, limits)
+    return iter_pyav(Path(path), info.width, info.height, limits.max_frames, num_threads)
+
+
 READABLE_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov")
 
 
@@ -220,7 +231,7 @@ def list_video_files(folder: Path) -> list[Path]:
 
 
 # Writing lives in vidiff/video_writer.py; re-exported here so `vidiff.io` stays the one entry point.
-from vidiff.video_writer import VIDEO_SUFFIXES, as_frames, pad_to_even, write_video  # noqa: E402,F401
+from vidiff.video_writer import VIDEO_SUFFIXES, as_frames, pad_to_even, write_video, write_video_frames  # noqa: E402,F401
 
 
 def __getattr__(name: str):

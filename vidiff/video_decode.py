@@ -117,6 +117,32 @@ def decode_complete(container, stream):
         log.debug("damaged tail in %s: decoder flush failed", container.name)
 
 
+def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0) -> Iterator[np.ndarray]:
+    """Every frame of the first video stream as uint8 (H,W,3), decoded when it is asked for. A frame of another
+    size than the header's width x height, more than `max_frames` frames, or no frame at all: VideoDecodeError."""
+    import av
+
+    count = 0
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if num_threads:
+                stream.codec_context.thread_count = num_threads
+            for frame in decode_complete(container, stream):
+                if (frame.width, frame.height) != (width, height):
+                    raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
+                                                 f"{width}x{height}")
+                count += 1
+                if count > max_frames:
+                    raise VideoDecodeError(path, f"more than max_frames={max_frames} frames")
+                yield frame.to_ndarray(format="rgb24")
+    except _av_error_types() as e:
+        raise VideoDecodeError(path, f"decode failed (pyav) after {count} frames: {_short(e)}") from None
+    if count == 0:
+        raise VideoDecodeError(path, "no frame could be decoded")
+
+
 def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
     import av
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -63,6 +64,13 @@ def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None
     The same frames give the same decoded pixels (and the same bytes) on every call: one encoder thread and
     bit-exact container flags. The file plays at `fps` (within fps_limits of its format).
     """
+    return write_video_frames(path, iter(as_frames(frames)), fps, quality)
+
+
+def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, quality: int | None = None) -> Path:
+    """`write_video` for frames that arrive one at a time (uint8 `(H,W,3)` each, all one size), encoded as they
+    come, so a clip of any length is written in the memory of one frame. An error from the iterable, or a frame
+    of another size, leaves no file (and an existing file as it was)."""
     from vidiff.output_safety import atomic_write, check_output
 
     path = Path(path)
@@ -75,10 +83,25 @@ def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None
     if not path.parent.is_dir():
         raise InputError(f"video path {path}: folder {path.parent} does not exist")
     check_output(path, what="video path", create_folder=False)
-    frames = pad_to_even(as_frames(frames))
     if suffix == ".gif":
-        return atomic_write(path, lambda f: _write_gif(f, frames, fps))
-    return atomic_write(path, lambda f: _write_yuv(f, frames, fps, suffix, quality))
+        return atomic_write(path, lambda f: _write_gif(f, _even_frames(frames), fps))
+    return atomic_write(path, lambda f: _write_yuv(f, _even_frames(frames), fps, suffix, quality))
+
+
+def _even_frames(frames: Iterable) -> Iterator[np.ndarray]:
+    """Each frame checked (uint8 (H,W,3), the first frame's size) and padded to even sides; at least one."""
+    size = None
+    for frame in frames:
+        frame = as_frames(frame[None] if getattr(frame, "ndim", 0) == 3 else frame)
+        if frame.shape[0] != 1:
+            raise InputError(f"frames must come one at a time as (H,W,3), got {tuple(frame.shape)}")
+        if size is None:
+            size = frame.shape[1:3]
+        elif frame.shape[1:3] != size:
+            raise InputError(f"frame size changed from {size[1]}x{size[0]} to {frame.shape[2]}x{frame.shape[1]}")
+        yield pad_to_even(frame)[0]
+    if size is None:
+        raise InputError("no frames to write")
 
 
 _BITEXACT = {"fflags": "+bitexact"}  # no random segment id or version string: equal frames give equal bytes
@@ -90,8 +113,13 @@ def _rate(fps: float):
     return Fraction(fps).limit_denominator(1001)
 
 
-def _write_yuv(file, frames: np.ndarray, fps: float, suffix: str, quality: int | None) -> None:
+def _write_yuv(file, frames: Iterator[np.ndarray], fps: float, suffix: str, quality: int | None) -> None:
+    import itertools
+
     import av
+
+    first = next(frames)
+    frames = itertools.chain([first], frames)
 
     if suffix == ".mp4":
         # aq-mode=0: with adaptive quantization on, x264 gave different bytes for the same frames in about 1 of
@@ -102,7 +130,7 @@ def _write_yuv(file, frames: np.ndarray, fps: float, suffix: str, quality: int |
         fmt, codec, crf, extra = "webm", "libvpx-vp9", 30 if quality is None else quality, {"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
     with av.open(file, mode="w", format=fmt, container_options=_BITEXACT) as container:
         stream = container.add_stream(codec, rate=_rate(fps), options={"crf": str(crf), **extra})
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.width, stream.height = first.shape[1], first.shape[0]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1  # the options' "threads" is not applied; threads make x264 vary
         for rgb in frames:
@@ -113,13 +141,18 @@ def _write_yuv(file, frames: np.ndarray, fps: float, suffix: str, quality: int |
         container.mux(stream.encode(None))  # flush delayed frames
 
 
-def _write_gif(file, frames: np.ndarray, fps: float) -> None:
+def _write_gif(file, frames: Iterator[np.ndarray], fps: float) -> None:
+    import itertools
+
     import av
     from PIL import Image
 
+    first = next(frames)
+    frames = itertools.chain([first], frames)
+
     with av.open(file, mode="w", format="gif", container_options=_BITEXACT) as container:
         stream = container.add_stream("gif", rate=_rate(fps))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.width, stream.height = first.shape[1], first.shape[0]
         stream.pix_fmt = "pal8"
         stream.codec_context.time_base = _rate(100) ** -1  # GIF delays are in 1/100 s
         last = -1

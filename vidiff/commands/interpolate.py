@@ -125,19 +125,30 @@ def network_multiple(pipe) -> int:
 
 
 def run(args) -> int:
+    import itertools
     import time
+    from collections import deque
 
     start = time.perf_counter()
     model, info, factor, out_fps = validate(args)
     import torch
 
     from vidiff import io
+    from vidiff.errors import InputError, VideoDecodeError
     from vidiff.pipeline import VideoPipeline
-    from vidiff.pipeline.upconvert import plan_passes, upconvert
+    from vidiff.pipeline.upconvert import plan_passes, upconvert_frames
     from vidiff.sidecar import build_sidecar, weights_checksum, write_sidecar
+    from vidiff.video_writer import write_video_frames
 
     device = resolve_device(args)
-    frames, fps = io.read_video(args.video)  # (F,H,W,3); a bad file fails before the weights load
+    frames = io.iter_video(args.video)  # read as needed: a clip of any length stays in the memory of one chunk
+    try:
+        first = list(itertools.islice(frames, 2))  # a file with no decodable frames fails before the weights load
+    except VideoDecodeError as e:
+        raise InputError(f"video {e}") from None
+    if len(first) < 2:
+        raise InputError(f"video {args.video}: {len(first)} frame(s) decoded; interpolation needs at least 2")
+    frames = itertools.chain(first, frames)
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=torch_dtype(args.dtype))
     parts = {"vae": model / pipe.config.parts.vae, "interpolation": model / pipe.config.parts.interpolation}
     checksums = weights_checksum(model, parts)
@@ -147,30 +158,51 @@ def run(args) -> int:
                                  force_layout=args.force_layout)
 
     multiple = network_multiple(pipe)
-    chunk, tile = plan_passes(factor, frames.shape[1], frames.shape[2], multiple=multiple,
+    chunk, tile = plan_passes(factor, info.height, info.width, multiple=multiple,
                               budget=int(args.decode_memory * 2**30), decode_windows=pipe.vae.decode_windows,
                               decode_bytes=pipe.vae.decode_bytes, max_tile=args.tile or MAX_TILE,
                               chunks=[args.chunk] if args.chunk else range(2, 9))
     tile = args.tile or tile  # a given tile is kept as given
     load_s = time.perf_counter() - start
     t0 = time.perf_counter()
-    out = upconvert(fill, frames, factor, seed=args.seed, multiple=multiple, tile=tile,
-                    overlap=args.overlap, chunk=chunk, progress=not args.quiet)
+    inputs = deque()  # input frames read but not yet written: at most one chunk
+    count = {"in": 0, "out": 0, "exact": True}
+
+    def read():
+        for frame in frames:
+            frame = torch.from_numpy(frame)
+            inputs.append(frame)
+            count["in"] += 1
+            yield frame
+
+    def written():
+        for frame in upconvert_frames(fill, read(), factor, seed=args.seed, multiple=multiple, tile=tile,
+                                      overlap=args.overlap, chunk=chunk, progress=not args.quiet,
+                                      total=info.num_frames):
+            if count["out"] % factor == 0:  # an input frame's position: it must come back exactly
+                count["exact"] &= bool(torch.equal(frame, inputs.popleft()))
+            count["out"] += 1
+            yield frame
+
+    io_fps = info.fps
+    try:
+        write_video_frames(args.output, written(), io_fps * factor)
+    except VideoDecodeError as e:
+        raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
-    io.write_video(args.output, out, fps * factor)
-    settings = {"factor": factor, "fps_in": fps, "fps_out": fps * factor, "frames_in": int(frames.shape[0]),
-                "frames_written": int(out.shape[0]), "size": [int(frames.shape[2]), int(frames.shape[1])],
+    settings = {"factor": factor, "fps_in": io_fps, "fps_out": io_fps * factor, "frames_in": count["in"],
+                "frames_written": count["out"], "size": [info.width, info.height],
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": tile,
-                "overlap": args.overlap, "chunk": chunk, "decode_memory_gib": args.decode_memory, "device": device, "dtype": args.dtype,
-                "force_layout": args.force_layout}
+                "overlap": args.overlap, "chunk": chunk, "decode_memory_gib": args.decode_memory,
+                "device": device, "dtype": args.dtype, "force_layout": args.force_layout}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,
-                           inputs={"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0])})
+                           inputs={"video": str(Path(args.video).resolve()), "input_frames": count["in"]})
     record["load_s"] = round(load_s, 3)
-    record["s_per_output_frame"] = round(elapsed / out.shape[0], 4)
-    record["input_frames_exact"] = bool(torch.equal(out[::factor], frames))  # before the file's encoding
+    record["s_per_output_frame"] = round(elapsed / count["out"], 4)
+    record["input_frames_exact"] = count["exact"]  # compared before the file's encoding
     write_sidecar(args.output, record)
-    print(f"wrote {args.output} ({out.shape[0]} frames from {frames.shape[0]}, {fps * factor:g} fps, "
-          f"{elapsed:.1f} s, {elapsed / out.shape[0]:.2f} s per output frame)")
+    print(f"wrote {args.output} ({count['out']} frames from {count['in']}, {io_fps * factor:g} fps, "
+          f"{elapsed:.1f} s, {elapsed / count['out']:.2f} s per output frame)")
     return 0

@@ -13,7 +13,8 @@ pass avoids decoding context frames twice.
 """
 from __future__ import annotations
 
-from typing import Callable
+import itertools
+from typing import Callable, Iterable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -91,14 +92,18 @@ def plan_passes(factor: int, height: int, width: int, *, multiple: int, budget: 
     return chunk, tile
 
 
-def upconvert(fill: Fill, frames: torch.Tensor, factor: int, *, seed: int = 0, multiple: int = 8, tile: int = 384,
-              overlap: int = 32, chunk: int = 8, progress: bool = True) -> torch.Tensor:
-    """uint8 (F,H,W,3) -> uint8 (factor*(F-1)+1,H,W,3); the input frames come back exactly at 0, factor, 2 factor ...
-
-    fill(keyframes, factor, seed) fills the gaps of one chunk of one tile; chunk i uses seed + i."""
-    num, height, width = frames.shape[:3]
-    if num < 2:
-        raise ValueError(f"need at least 2 frames, got {num}")
+def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *, seed: int = 0, multiple: int = 8,
+                     tile: int = 384, overlap: int = 32, chunk: int = 8, progress: bool = True,
+                     total: int | None = None) -> Iterator[torch.Tensor]:
+    """Input frames (uint8 (H,W,3) each, one size) -> output frames, one at a time: factor - 1 new frames between
+    every two, the input frames exactly at 0, factor, 2 factor ... Frames are read and returned chunk by chunk,
+    so a clip of any length runs in the memory of one chunk. fill(keyframes, factor, seed) fills the gaps of one
+    chunk of one tile; chunk i uses seed + i. `total`: the input's frame count if known, for the progress bar."""
+    frames = iter(frames)
+    keys = list(itertools.islice(frames, chunk))
+    if len(keys) < 2:
+        raise ValueError(f"need at least 2 frames, got {len(keys)}")
+    height, width = keys[0].shape[:2]
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 2)
     ph, pw = _round_up(height, multiple), _round_up(width, multiple)
@@ -106,21 +111,35 @@ def upconvert(fill: Fill, frames: torch.Tensor, factor: int, *, seed: int = 0, m
     tiles = [(top, left) for top in tile_starts(ph, th, overlap) for left in tile_starts(pw, tw, overlap)]
     weights = {(top, left): _ramp(th, top, ph, overlap)[:, None] * _ramp(tw, left, pw, overlap)[None, :]
                for top, left in tiles}  # (th, tw)
-    starts = list(range(0, num - 1, chunk - 1))
-    out = torch.empty((output_length(num, factor), height, width, 3), dtype=torch.uint8)
-    bar = tqdm(total=len(starts) * len(tiles), desc="interpolate", unit="tile", disable=not progress)
-    for c, start in enumerate(starts):
-        keys = _pad(frames[start:start + chunk], ph, pw)  # (K,ph,pw,3)
-        total = torch.zeros((output_length(keys.shape[0], factor), ph, pw, 3), dtype=torch.float64)
+    bar = tqdm(total=total, desc="interpolate", unit="frame", disable=not progress)
+    bar.update(1)
+    c = 0
+    while True:
+        if any(k.shape != keys[0].shape for k in keys):
+            raise ValueError(f"frame size changed within the clip: {tuple(keys[0].shape)} and then another")
+        given = torch.stack(keys)  # (K,H,W,3)
+        padded = _pad(given, ph, pw)
+        total_w = torch.zeros((output_length(len(keys), factor), ph, pw, 3), dtype=torch.float64)
         norm = torch.zeros((ph, pw), dtype=torch.float64)
         for top, left in tiles:
-            part = fill(keys[:, top:top + th, left:left + tw].contiguous(), factor, seed + c)
+            part = fill(padded[:, top:top + th, left:left + tw].contiguous(), factor, seed + c)
             w = weights[(top, left)]
-            total[:, top:top + th, left:left + tw] += part.to(torch.float64) * w[None, :, :, None]
+            total_w[:, top:top + th, left:left + tw] += part.to(torch.float64) * w[None, :, :, None]
             norm[top:top + th, left:left + tw] += w
-            bar.update(1)
-        filled = (total / norm[None, :, :, None]).round().clamp(0, 255).to(torch.uint8)[:, :height, :width]
-        filled[::factor] = frames[start:start + chunk]  # exact, whatever the blending rounded
-        out[start * factor:start * factor + filled.shape[0]] = filled
+        filled = (total_w / norm[None, :, :, None]).round().clamp(0, 255).to(torch.uint8)[:, :height, :width]
+        filled[::factor] = given  # exact, whatever the blending rounded
+        more = list(itertools.islice(frames, chunk - 1))
+        bar.update(len(keys) - 1)
+        yield from (filled if not more else filled[:-1])  # the last frame starts the next chunk
+        if not more:
+            break
+        keys, c = [keys[-1], *more], c + 1
     bar.close()
-    return out
+
+
+def upconvert(fill: Fill, frames: torch.Tensor, factor: int, **options) -> torch.Tensor:
+    """uint8 (F,H,W,3) -> uint8 (factor*(F-1)+1,H,W,3): `upconvert_frames` over a whole clip held in memory."""
+    num = frames.shape[0]
+    if num < 2:
+        raise ValueError(f"need at least 2 frames, got {num}")
+    return torch.stack(list(upconvert_frames(fill, iter(frames), factor, total=num, **options)))
