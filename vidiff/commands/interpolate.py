@@ -2,8 +2,10 @@
 
 The output has factor * (F - 1) + 1 frames, the input frames exactly at every factor-th position, written at
 fps * factor. The gaps are filled by the pipeline's interpolation part (`VideoPipeline.fill_between`), in chunks
-of input frames and overlapping spatial tiles (vidiff/pipeline/upconvert.py), so memory stays bounded. Every
-argument, the input's header and the pipeline folder are checked before torch is imported or weights load.
+of input frames and overlapping spatial tiles (vidiff/pipeline/upconvert.py); frames are decoded, filled and
+encoded chunk by chunk, and the chunk and tile follow from --decode-memory and the VAE's decode passes, so memory
+stays bounded whatever the clip's length and size. Every argument, the input's header and the pipeline folder are
+checked before torch is imported or weights load, and the first two frames are decoded before the weights load.
 """
 from __future__ import annotations
 
