@@ -1,4 +1,5 @@
-"""Benchmark: VAE decode of a long clip, frame-sliced vs all frames in one pass (time and peak memory).
+"""Benchmark: VAE decode of a long clip, frame-sliced vs all frames in one pass (time and peak memory), beside
+the estimate `AutoencoderKL.decode_bytes` gives for the widest pass (what `vidiff interpolate` plans with).
 
 Each setting runs in a fresh subprocess so peak memory is its own: on CPU the peak resident set (VmHWM from
 /proc/self/status, reset through /proc/self/clear_refs after the model is built and warmed up), on CUDA
@@ -7,6 +8,8 @@ Each worker also saves a strided subsample of its output so the parent can check
 the result.
 
     .venv/bin/python tools/bench_vae_decode.py --widths 128,256,512,512 --chunks 0,8
+    .venv/bin/python tools/bench_vae_decode.py --widths 48,96,128 --layers 1 --groups 16 --temporal --frames 24 \
+        --size 256 --chunks 8 --threads 1        # the real-footage VAE with its temporal decoder
 """
 from __future__ import annotations
 
@@ -45,7 +48,8 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     widths = tuple(int(w) for w in args.widths.split(","))
-    config = VAEConfig(block_out_channels=widths, layers_per_block=args.layers, norm_groups=args.groups)
+    config = VAEConfig(block_out_channels=widths, layers_per_block=args.layers, norm_groups=args.groups,
+                       mid_attention=not args.temporal, temporal_decoder=args.temporal)
     device = torch.device(args.device)
     vae = AutoencoderKL(config).to(device).eval()
     h = args.size // config.downsample_factor
@@ -74,7 +78,9 @@ def worker(args) -> None:
 
     save_file({"sub": video[:, :, :, ::16, ::16].float().cpu().contiguous()}, args.sample_out)
     params = sum(p.numel() for p in vae.parameters())
-    print(json.dumps({"chunk": args.chunk, "seconds": seconds, "cpu_seconds": cpu_seconds, "base_bytes": base, "peak_bytes": peak,
+    widest = max(hi - lo for lo, hi, _ in vae.decode_windows(args.frames, args.chunk))
+    estimate = vae.decode_bytes(widest, args.size, args.size)
+    print(json.dumps({"chunk": args.chunk, "estimate_bytes": estimate, "seconds": seconds, "cpu_seconds": cpu_seconds, "base_bytes": base, "peak_bytes": peak,
                       "peak_reset": reset, "params": params, "shape": list(video.shape)}))
 
 
@@ -86,6 +92,7 @@ def main(argv=None) -> int:
     p.add_argument("--layers", type=int, default=2, help="layers_per_block (SD: 2)")
     p.add_argument("--groups", type=int, default=32, help="GroupNorm groups")
     p.add_argument("--chunks", default="0,8", help="frame_chunk values to compare; 0 = all frames in one pass")
+    p.add_argument("--temporal", action="store_true", help="with the temporal decoder (and no mid attention)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (CPU)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -106,7 +113,7 @@ def main(argv=None) -> int:
             cmd = [sys.executable, __file__, "--worker", "--chunk", str(chunk), "--sample-out", out,
                    "--frames", str(args.frames), "--size", str(args.size), "--widths", args.widths,
                    "--layers", str(args.layers), "--groups", str(args.groups), "--device", args.device,
-                   "--threads", str(args.threads)]
+                   "--threads", str(args.threads)] + (["--temporal"] if args.temporal else [])
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
             run = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if run.returncode:
@@ -123,13 +130,14 @@ def main(argv=None) -> int:
           f"{args.threads} threads; torch {torch.__version__}; {platform.processor() or platform.machine()}")
     print(f"max abs difference between settings (strided subsample): {diff:.2e}")
     print("| frame_chunk | wall time (s) | CPU time (s) | wall s / frame | memory before decode (MiB) | peak (MiB) "
-          "| peak - before (MiB) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| peak - before (MiB) | decode_bytes estimate (MiB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         label = "all (unsliced)" if r["chunk"] == 0 else str(r["chunk"])
         note = "" if r["peak_reset"] else " (peak not reset: includes start-up)"
         print(f"| {label} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['seconds'] / args.frames:.2f} | {r['base_bytes'] * mib:.0f} | "
-              f"{r['peak_bytes'] * mib:.0f}{note} | {(r['peak_bytes'] - r['base_bytes']) * mib:.0f} |")
+              f"{r['peak_bytes'] * mib:.0f}{note} | {(r['peak_bytes'] - r['base_bytes']) * mib:.0f} | "
+              f"{r['estimate_bytes'] * mib:.0f} |")
     return 0
 
 
