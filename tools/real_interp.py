@@ -74,16 +74,19 @@ def train_interp(args) -> None:
 
 def export(args) -> None:
     out = export_interpolation_pipeline(Path(args.vae), Path(args.interp), Path(args.output), args.steps, args.fps,
-                                        carry_residual=not args.no_carry_residual, sampler=args.sampler)
+                                        carry_residual=not args.no_carry_residual, sampler=args.sampler,
+                                        half=args.half)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")
 
 
 def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, steps: int, fps: float,
-                                  carry_residual: bool = True, sampler: str = "dpmpp_2m") -> Path:
+                                  carry_residual: bool = True, sampler: str = "dpmpp_2m", half: bool = False) -> Path:
     """An interpolation-only pipeline folder (pipeline.yaml with parts.keyframes null, vae/, interpolation/) from
     the two run folders, with every setting training fixed; written under a temporary name, then renamed.
-    carry_residual: fill_between adds the known ends' VAE error to the frames between (vidiff/pipeline/residual.py)."""
+    carry_residual: fill_between adds the known ends' VAE error to the frames between (vidiff/pipeline/residual.py).
+    half: weights stored in float16 (loaded back into float32), except the VAE's encoder side, whose exact bytes
+    name the latent space the interpolation part learned (trained_on.yaml)."""
     import yaml
 
     from vidiff.pipeline.config import InterpolationStageConfig, PartsConfig, PipelineConfig
@@ -106,9 +109,29 @@ def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, st
         vae_cfg = load_file(tmp / "vae" / "config.yaml")
         vae_cfg["frame_chunk"] = 8
         (tmp / "vae" / "config.yaml").write_text(yaml.safe_dump(vae_cfg, sort_keys=False))
+        if half:
+            store_in_half(tmp / "vae" / "model.safetensors", keep=("encoder.", "quant_conv."))
+            store_in_half(tmp / "interpolation" / "model.safetensors")
 
     parts = {"vae": vae_run / "export", "interpolation": interp_run / "export"}
     return write_pipeline_folder(out, parts, config, edit=decode_eight_frames_at_a_time)
+
+
+def store_in_half(path: Path, keep: tuple[str, ...] = ()) -> None:
+    """Rewrites a safetensors file with its float32 tensors in float16, except names starting with `keep`."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    for name, t in tensors.items():
+        if t.dtype == torch.float32 and not name.startswith(keep):
+            if t.abs().max() > torch.finfo(torch.float16).max:
+                raise ValueError(f"{path}: {name} does not fit float16")
+            tensors[name] = t.half()
+    save_file(tensors, str(path), metadata=metadata)
 
 
 def main(argv=None) -> int:
@@ -148,6 +171,8 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--sampler", default="dpmpp_2m")
+    p.add_argument("--half", action="store_true", help="store the weights in float16 (the VAE encoder side stays "
+                                                       "float32: it names the latent space)")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--no-carry-residual", action="store_true", help="decode the in-between frames as they are")
     p.set_defaults(func=export)
