@@ -9,7 +9,7 @@
 #    second core, the VAE's temporal decoder (configs/real-vae-temporal.yaml: encoder frozen, so the cache's latents
 #    stay valid)  5. an interpolation-only pipeline folder (the VAE with its temporal decoder + interpolation),
 #    sampling one Euler step from the largest noise level: the model's estimate of the mean in-between frame, which
-#    scored best on training clips (docs/real_footage.md).
+#    scored best on training clips (docs/real_footage.md); weights stored in float16 except the VAE's encoder side.
 # Each training step resumes from its newest complete checkpoint if the script is run again; finished steps are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,5 +43,6 @@ mark "window cache"
 mark "interpolation"
 [ -z "$vt" ] || wait "$vt"
 mark "vae temporal decoder"
-$PY tools/real_interp.py export --vae "$W/vae_temporal" --interp "$W/interpolation" -o "$OUT" --steps 1 --sampler euler
+$PY tools/real_interp.py export --vae "$W/vae_temporal" --interp "$W/interpolation" -o "$OUT" --steps 1 --sampler euler \
+  --half
 mark "export"

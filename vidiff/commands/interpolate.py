@@ -186,13 +186,13 @@ def run(args) -> int:
             count["out"] += 1
             yield frame
 
-    io_fps = info.fps
+    fps = info.fps
     try:
-        write_video_frames(args.output, written(), io_fps * factor)
+        write_video_frames(args.output, written(), fps * factor)
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
-    settings = {"factor": factor, "fps_in": io_fps, "fps_out": io_fps * factor, "frames_in": count["in"],
+    settings = {"factor": factor, "fps_in": fps, "fps_out": fps * factor, "frames_in": count["in"],
                 "frames_written": count["out"], "size": [info.width, info.height],
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": tile,
@@ -205,6 +205,6 @@ def run(args) -> int:
     record["s_per_output_frame"] = round(elapsed / count["out"], 4)
     record["input_frames_exact"] = count["exact"]  # compared before the file's encoding
     write_sidecar(args.output, record)
-    print(f"wrote {args.output} ({count['out']} frames from {count['in']}, {io_fps * factor:g} fps, "
+    print(f"wrote {args.output} ({count['out']} frames from {count['in']}, {fps * factor:g} fps, "
           f"{elapsed:.1f} s, {elapsed / count['out']:.2f} s per output frame)")
     return 0
