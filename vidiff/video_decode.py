@@ -117,26 +117,31 @@ def decode_complete(container, stream):
         log.debug("damaged tail in %s: decoder flush failed", container.name)
 
 
+def _av_frames(path: Path, num_threads: int):
+    """PyAV frames of the first video stream in order, a damaged tail ending them (decode_complete)."""
+    import av
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if num_threads:
+            stream.codec_context.thread_count = num_threads
+        yield from decode_complete(container, stream)
+
+
 def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0) -> Iterator[np.ndarray]:
     """Every frame of the first video stream as uint8 (H,W,3), decoded when it is asked for. A frame of another
     size than the header's width x height, more than `max_frames` frames, or no frame at all: VideoDecodeError."""
-    import av
-
     count = 0
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if num_threads:
-                stream.codec_context.thread_count = num_threads
-            for frame in decode_complete(container, stream):
-                if (frame.width, frame.height) != (width, height):
-                    raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
-                                                 f"{width}x{height}")
-                count += 1
-                if count > max_frames:
-                    raise VideoDecodeError(path, f"more than max_frames={max_frames} frames")
-                yield frame.to_ndarray(format="rgb24")
+        for frame in _av_frames(path, num_threads):
+            if (frame.width, frame.height) != (width, height):
+                raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
+                                             f"{width}x{height}")
+            count += 1
+            if count > max_frames:
+                raise VideoDecodeError(path, f"more than max_frames={max_frames} frames")
+            yield frame.to_ndarray(format="rgb24")
     except _av_error_types() as e:
         raise VideoDecodeError(path, f"decode failed (pyav) after {count} frames: {_short(e)}") from None
     if count == 0:
@@ -144,28 +149,21 @@ def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads:
 
 
 def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
-    import av
-
     frames: list[np.ndarray] = []
     wanted = _wanted(num_frames, start, step)
     target = next(wanted)
     decoded = 0
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if num_threads:
-                stream.codec_context.thread_count = num_threads
-            for i, frame in enumerate(decode_complete(container, stream)):
-                decoded = i + 1
-                if i < target:
-                    continue
-                rgb = frame.to_ndarray(format="rgb24")  # (H,W,3)
-                while target == i:  # a target fps above the source rate repeats frames
-                    frames.append(rgb)
-                    target = next(wanted, -1)
-                if target < 0:
-                    break
+        for i, frame in enumerate(_av_frames(path, num_threads)):
+            decoded = i + 1
+            if i < target:
+                continue
+            rgb = frame.to_ndarray(format="rgb24")  # (H,W,3)
+            while target == i:  # a target fps above the source rate repeats frames
+                frames.append(rgb)
+                target = next(wanted, -1)
+            if target < 0:
+                break
     except _av_error_types() as e:
         raise VideoDecodeError(path, f"decode failed (pyav): {_short(e)}") from None
     if not frames or (num_frames is not None and len(frames) < num_frames):
