@@ -231,7 +231,9 @@ def list_video_files(folder: Path) -> list[Path]:
 
 
 # Writing lives in vidiff/video_writer.py; re-exported here so `vidiff.io` stays the one entry point.
-from vidiff.video_writer import VIDEO_SUFFIXES, as_frames, pad_to_even, write_video, write_video_frames  # noqa: E402,F401
+from vidiff.video_writer import (  # noqa: E402,F401
+    VIDEO_SUFFIXES, as_frames, pad_to_even, write_video, write_video_frames,
+)
 
 
 def __getattr__(name: str):

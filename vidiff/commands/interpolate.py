@@ -35,7 +35,8 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None, help="sampler name (default: pipeline.yaml)")
     p.add_argument("--tile", type=int, default=None,
-                   help=f"largest tile side in pixels (default: the largest up to {MAX_TILE} that fits --decode-memory)")
+                   help=f"largest tile side in pixels (default: the largest up to {MAX_TILE} that fits "
+                        "--decode-memory)")
     p.add_argument("--overlap", type=int, default=32, help="pixels neighbouring tiles share (default 32)")
     p.add_argument("--chunk", type=int, default=None,
                    help="input frames per pass (default: what fits --decode-memory with the least decoding)")

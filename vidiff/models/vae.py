@@ -4,8 +4,8 @@ The network is the SD / diffusers `AutoencoderKL` (vidiff/vae_blocks.py) applied
 frames are folded into the batch (`'b c f h w -> (b f) c h w'`) and run `frame_chunk` images at a time, so memory
 stays bounded for long clips and the result equals a single pass. With `temporal_decoder` the decoder also mixes
 neighbouring frames; it then runs windows of `frame_chunk` frames plus the frames each side that they depend on,
-which again equals a single pass (a clip no longer than one such window runs as one pass). Latents handed to the rest of vidiff are scaled,
-`(z - shift_factor) * scaling_factor`, both values from the config (STYLE.md item 9).
+which again equals a single pass (a clip no longer than one such window runs as one pass). Latents handed to the
+rest of vidiff are scaled, `(z - shift_factor) * scaling_factor`, both values from the config (STYLE.md item 9).
 """
 from __future__ import annotations
 
