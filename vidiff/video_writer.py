@@ -4,6 +4,7 @@ rename). Formats, quality and the even-size padding rule are described in vidiff
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from pathlib import Path
@@ -83,9 +84,12 @@ def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, qu
     if not path.parent.is_dir():
         raise InputError(f"video path {path}: folder {path.parent} does not exist")
     check_output(path, what="video path", create_folder=False)
+    frames = _even_frames(frames)
+    first = next(frames)  # its size opens the stream; no frame at all fails before a temporary file exists
+    frames = itertools.chain([first], frames)
     if suffix == ".gif":
-        return atomic_write(path, lambda f: _write_gif(f, _even_frames(frames), fps))
-    return atomic_write(path, lambda f: _write_yuv(f, _even_frames(frames), fps, suffix, quality))
+        return atomic_write(path, lambda f: _write_gif(f, frames, first.shape[:2], fps))
+    return atomic_write(path, lambda f: _write_yuv(f, frames, first.shape[:2], fps, suffix, quality))
 
 
 def _even_frames(frames: Iterable) -> Iterator[np.ndarray]:
@@ -113,13 +117,9 @@ def _rate(fps: float):
     return Fraction(fps).limit_denominator(1001)
 
 
-def _write_yuv(file, frames: Iterator[np.ndarray], fps: float, suffix: str, quality: int | None) -> None:
-    import itertools
-
+def _write_yuv(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float, suffix: str,
+               quality: int | None) -> None:
     import av
-
-    first = next(frames)
-    frames = itertools.chain([first], frames)
 
     if suffix == ".mp4":
         # aq-mode=0: with adaptive quantization on, x264 gave different bytes for the same frames in about 1 of
@@ -130,7 +130,7 @@ def _write_yuv(file, frames: Iterator[np.ndarray], fps: float, suffix: str, qual
         fmt, codec, crf, extra = "webm", "libvpx-vp9", 30 if quality is None else quality, {"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
     with av.open(file, mode="w", format=fmt, container_options=_BITEXACT) as container:
         stream = container.add_stream(codec, rate=_rate(fps), options={"crf": str(crf), **extra})
-        stream.width, stream.height = first.shape[1], first.shape[0]
+        stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1  # the options' "threads" is not applied; threads make x264 vary
         for rgb in frames:
@@ -141,18 +141,13 @@ def _write_yuv(file, frames: Iterator[np.ndarray], fps: float, suffix: str, qual
         container.mux(stream.encode(None))  # flush delayed frames
 
 
-def _write_gif(file, frames: Iterator[np.ndarray], fps: float) -> None:
-    import itertools
-
+def _write_gif(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float) -> None:
     import av
     from PIL import Image
 
-    first = next(frames)
-    frames = itertools.chain([first], frames)
-
     with av.open(file, mode="w", format="gif", container_options=_BITEXACT) as container:
         stream = container.add_stream("gif", rate=_rate(fps))
-        stream.width, stream.height = first.shape[1], first.shape[0]
+        stream.height, stream.width = size
         stream.pix_fmt = "pal8"
         stream.codec_context.time_base = _rate(100) ** -1  # GIF delays are in 1/100 s
         last = -1

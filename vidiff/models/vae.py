@@ -178,7 +178,8 @@ class AutoencoderKL(nn.Module):
 
     def decode_windows(self, num_frames: int, frame_chunk: int | None = None) -> list[tuple[int, int, int]]:
         """How `decode` splits a clip of `num_frames` frames: (lo, hi, start) per pass, frames [lo, hi) go through
-        the decoder together and frames [start, start + chunk) of them are kept. A temporal decoder's pass carries
+        the decoder together and it keeps the frames from `start` up to the next pass's start (the clip's end for
+        the last pass). A temporal decoder's pass carries
         `temporal_radius` frames of context each side; a clip that no pass could leave any frame of runs as one."""
         chunk = self.config.frame_chunk if frame_chunk is None else frame_chunk
         r = self.decoder.temporal_radius
@@ -200,12 +201,13 @@ class AutoencoderKL(nn.Module):
 
         b, f = z.shape[0], z.shape[2]
         windows = self.decode_windows(f, chunk)
-        size = windows[0][1] if len(windows) == 1 else chunk
+        stops = [start for _, _, start in windows[1:]] + [f]  # a pass keeps its frames up to the next pass's start
         pieces = []
-        for lo, hi, start in tqdm(windows, desc="VAE decode", disable=not progress or len(windows) == 1, leave=False):
+        for (lo, hi, start), stop in tqdm(list(zip(windows, stops)), desc="VAE decode",
+                                          disable=not progress or len(windows) == 1, leave=False):
             images = self._decode_images(rearrange(z[:, :, lo:hi], "b c f h w -> (b f) c h w"), hi - lo)
             video = rearrange(images, "(b f) c h w -> b c f h w", b=b)
-            pieces.append(video[:, :, start - lo : start - lo + min(size, f - start)])
+            pieces.append(video[:, :, start - lo : stop - lo])
         return torch.cat(pieces, dim=2)  # (B, 3, F, H, W)
 
     @staticmethod

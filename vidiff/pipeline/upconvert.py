@@ -139,7 +139,4 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
 
 def upconvert(fill: Fill, frames: torch.Tensor, factor: int, **options) -> torch.Tensor:
     """uint8 (F,H,W,3) -> uint8 (factor*(F-1)+1,H,W,3): `upconvert_frames` over a whole clip held in memory."""
-    num = frames.shape[0]
-    if num < 2:
-        raise ValueError(f"need at least 2 frames, got {num}")
-    return torch.stack(list(upconvert_frames(fill, iter(frames), factor, total=num, **options)))
+    return torch.stack(list(upconvert_frames(fill, iter(frames), factor, total=frames.shape[0], **options)))
