@@ -37,7 +37,21 @@ def resolve_device(args) -> str:
     return device
 
 
-def torch_dtype(name: str):
+def torch_dtype(name: str, device: str = "cuda"):
+    """The torch dtype for `--dtype name` on `device`: on a CPU without native half-precision kernels, float32 with
+    a warning (vidiff/cpu_precision.py)."""
     import torch
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    if device == "cpu":
+        from vidiff.cpu_precision import cpu_dtype
+
+        dtype = cpu_dtype(dtype, f"--dtype {name}")
+    return dtype
+
+
+def dtype_name(dtype) -> str:
+    """The `--dtype` name of a torch dtype, as sidecars record it."""
+    import torch
+
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]

@@ -12,7 +12,7 @@ from vidiff.commands.control_args import (
     add_control_arguments, add_structure_arguments, control_settings, read_control, structure_kind,
     structure_settings,
 )
-from vidiff.commands.device_args import add_device_arguments, resolve_device, torch_dtype
+from vidiff.commands.device_args import add_device_arguments, dtype_name, resolve_device, torch_dtype
 from vidiff.commands.generation_checks import BUNDLED, parse_keyframe_args, validate
 
 
@@ -135,7 +135,7 @@ def run_generation(args) -> int:
         mask = "foreground" if args.mask == "foreground" else read_mask(args.mask, source)
     control = read_control(args, config, layout)  # uint8 (F,H,W,3) maps or None
     structure = structure_kind(args, config) if args.task == "edit" else None  # the map kind an edit follows
-    dtype = torch_dtype(args.dtype)
+    dtype = torch_dtype(args.dtype, device)
     invariant = device == "cpu" if args.batch_invariant == "auto" else args.batch_invariant == "on"
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype, batch_invariant=invariant)
     if args.compile:
@@ -174,7 +174,7 @@ def run_generation(args) -> int:
         req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.output_frames,
                            **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
-                    "dtype": args.dtype, "batch_invariant": invariant, "compiled": args.compile,
+                    "dtype": dtype_name(dtype), "batch_invariant": invariant, "compiled": args.compile,
                     "frames_written": int(frames.shape[0]), **control_settings(args, pipe.config)}
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window

@@ -12,7 +12,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from vidiff.commands.device_args import add_device_arguments, check_device_args, resolve_device, torch_dtype
+from vidiff.commands.device_args import (
+    add_device_arguments,
+    check_device_args,
+    dtype_name,
+    resolve_device,
+    torch_dtype,
+)
 
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
@@ -152,7 +158,8 @@ def run(args) -> int:
     if len(first) < 2:
         raise InputError(f"video {args.video}: {len(first)} frame(s) decoded; interpolation needs at least 2")
     frames = itertools.chain(first, frames)
-    pipe = VideoPipeline.from_pretrained(model, device=device, dtype=torch_dtype(args.dtype))
+    dtype = torch_dtype(args.dtype, device)
+    pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype)
     parts = {"vae": model / pipe.config.parts.vae, "interpolation": model / pipe.config.parts.interpolation}
     checksums = weights_checksum(model, parts)
 
@@ -198,7 +205,7 @@ def run(args) -> int:
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": tile,
                 "overlap": args.overlap, "chunk": chunk, "decode_memory_gib": args.decode_memory,
-                "device": device, "dtype": args.dtype, "force_layout": args.force_layout}
+                "device": device, "dtype": dtype_name(dtype), "force_layout": args.force_layout}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,
                            inputs={"video": str(Path(args.video).resolve()), "input_frames": count["in"]})

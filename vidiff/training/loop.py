@@ -100,8 +100,14 @@ def make_loader(dataset, cfg: TrainConfig, start: int, rank: int, world: int):
 def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
 
+    precision = cfg.train.mixed_precision
+    if precision == "bf16" and not torch.cuda.is_available():
+        from vidiff.cpu_precision import cpu_dtype
+
+        # a shipped config's bf16 is for CPUs with bf16 kernels (AMX, AVX-512); emulated it runs ~60x slower
+        precision = "bf16" if cpu_dtype(torch.bfloat16, "train.mixed_precision=bf16") == torch.bfloat16 else "no"
     # Without CUDA, force the CPU path: under `accelerate launch --multi_gpu` this gives a gloo process group.
-    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision,
+    accelerator = Accelerator(mixed_precision=precision,
                               gradient_accumulation_steps=cfg.train.grad_accum, cpu=not torch.cuda.is_available())
     if cfg.train.mixed_precision == "fp16" and accelerator.scaler is None:
         # Accelerate has no fp16 autocast or loss scaler on CPU: say so instead of training in fp32 silently

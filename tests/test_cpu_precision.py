@@ -1,0 +1,69 @@
+"""Half precision on a CPU without native kernels falls back to fp32 with a warning (vidiff/cpu_precision.py)."""
+import logging
+
+import pytest
+import torch
+
+from vidiff import cpu_precision
+from vidiff.commands.device_args import dtype_name, torch_dtype
+from vidiff.config import from_dict
+from vidiff.training.config import TrainConfig, validate
+from vidiff.training.loop import make_accelerator
+
+
+@pytest.fixture
+def no_half_kernels(monkeypatch):
+    monkeypatch.setattr(cpu_precision, "cpu_has_fast", lambda dtype: dtype == torch.float32)
+
+
+@pytest.fixture
+def half_kernels(monkeypatch):
+    monkeypatch.setattr(cpu_precision, "cpu_has_fast", lambda dtype: True)
+
+
+def test_the_probe_is_onednns_own_answer():
+    assert cpu_precision.cpu_has_fast(torch.float32) is True
+    assert cpu_precision.cpu_has_fast(torch.bfloat16) is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert cpu_precision.cpu_has_fast(torch.float16) is bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+
+
+def test_dtype_falls_back_to_fp32_only_on_the_cpu_and_only_without_kernels(no_half_kernels, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert torch_dtype("bf16", "cpu") == torch.float32
+        assert torch_dtype("fp16", "cpu") == torch.float32
+    assert "--dtype bf16" in caplog.text and "--dtype fp16" in caplog.text and "float32 instead" in caplog.text
+    assert torch_dtype("bf16", "cuda") == torch.bfloat16  # a GPU has its own kernels
+    assert torch_dtype("fp32", "cpu") == torch.float32
+    assert dtype_name(torch_dtype("bf16", "cpu")) == "fp32"  # what the sidecar records: the dtype that ran
+
+
+def test_dtype_is_kept_where_the_cpu_has_kernels(half_kernels, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert torch_dtype("bf16", "cpu") == torch.bfloat16
+    assert caplog.text == ""
+
+
+def _accelerator(precision):
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # each test builds its own
+    cfg = validate(from_dict(TrainConfig, {"stage": "toy", "model": {"dim": 4, "width": 8},
+                                           "data": {"kind": "synthetic", "num_samples": 10},
+                                           "train": {"mixed_precision": precision}}))
+    try:
+        return make_accelerator(cfg).mixed_precision
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback is for CPU training")
+def test_bf16_training_config_trains_in_fp32_without_kernels(no_half_kernels, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert _accelerator("bf16") == "no"
+    assert "train.mixed_precision=bf16" in caplog.text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback is for CPU training")
+def test_bf16_training_config_keeps_bf16_with_kernels(half_kernels):
+    assert _accelerator("bf16") == "bf16"
+    assert _accelerator("no") == "no"

@@ -1,0 +1,34 @@
+"""Half precision on the CPU pays only where oneDNN has kernels for it (AVX-512 or AMX). On a CPU without them it
+is emulated: on an AVX2-only AMD EPYC (2 threads, tools/bench_cpu_half.py), a bf16 conv2d took 85x the fp32 time
+and a 1024^2 bf16 matmul 186x; a training step of the real-footage VAE under bf16 autocast took 58 s against
+1.7 s in fp32 (one thread). So a shipped config's `mixed_precision: bf16` and a command's `--dtype bf16|fp16` fall
+back to fp32 there, with a warning, instead of running for days."""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def cpu_has_fast(dtype) -> bool:
+    """Whether this CPU computes in `dtype` (torch.bfloat16 / torch.float16) with native kernels."""
+    import torch
+
+    probe = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}.get(dtype)
+    if probe is None:
+        return True
+    try:
+        return bool(getattr(torch.ops.mkldnn, probe)())
+    except (AttributeError, RuntimeError):  # a torch without the probe: leave the user's choice alone
+        return True
+
+
+def cpu_dtype(dtype, what: str):
+    """`dtype`, or torch.float32 with a warning naming `what` asked for it where this CPU would emulate it."""
+    import torch
+
+    if cpu_has_fast(dtype):
+        return dtype
+    log.warning("%s: this CPU has no native %s kernels (no AVX-512 / AMX), where it runs tens of times slower than "
+                "float32; computing in float32 instead", what, str(dtype).removeprefix("torch."))
+    return torch.float32
