@@ -2,11 +2,13 @@
 
 Each sub-command lives in vidiff/commands/<name>.py with `register(subparsers)` (argparse only, cheap to
 import) and a handler that imports the heavy modules when it runs. User errors (VidiffError, ConfigError)
-print one line and exit with code 2; no traceback.
+print one line and exit with code 2; no traceback. Ctrl-C exits 130 and SIGTERM 143, each after the command's
+cleanup (no half-written output or temporary file is left).
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -49,6 +51,24 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
         _show_warning(message, category, filename, lineno, file, line)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is, so that its cleanup runs (a half-written output's temporary file is
+    removed) as for Ctrl-C; the default action would end the process on the spot."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def _catch_sigterm():
+    """Installs the SIGTERM handler (main thread only); returns the one it replaced, or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -58,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from vidiff.config import ConfigError
     from vidiff.errors import VidiffError
 
+    previous = _catch_sigterm()
     try:
         with warnings.catch_warnings():  # restores the warning printer when the command ends
             warnings.showwarning = _print_warning
@@ -70,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vidiff: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("vidiff: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""SIGTERM (what `kill`, a job scheduler or a container stop sends) ends a command the way Ctrl-C does: exit 143
+after the command's own cleanup, so a streamed output being written leaves no temporary file and the old output
+stays as it was."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidiff.output_safety import is_our_temporary
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "TQDM_DISABLE": "1", "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pipe") / "tiny"
+    subprocess.run([sys.executable, str(REPO / "tools" / "make_random_pipeline.py"), str(folder), "--tiny",
+                    "--steps", "2"], check=True, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return folder
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if is_our_temporary(p.name)]
+
+
+def test_sigterm_while_streaming_leaves_the_old_output_and_no_temporary(tiny_pipeline, tmp_path):
+    from vidiff.io import write_video
+
+    g = torch.Generator().manual_seed(0)
+    source = write_video(tmp_path / "in.mp4", (torch.rand(160, 48, 64, 3, generator=g) * 255).to(torch.uint8), 10)
+    out = tmp_path / "out" / "up.mp4"
+    out.parent.mkdir()
+    out.write_bytes(b"the old output")
+    run = subprocess.Popen([sys.executable, "-m", "vidiff", "interpolate", str(source), "-o", str(out), "--factor",
+                            "2", "--chunk", "2", "--model", str(tiny_pipeline), "--quiet"], cwd=REPO, env=_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _temporaries(out.parent) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the streamed output's temporary exists from the first written frame to the rename
+    assert _temporaries(out.parent), "the command ended before it started writing"
+    time.sleep(0.5)  # well inside the writing: 160 input frames take several seconds
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 128 + signal.SIGTERM, err
+    assert "vidiff: terminated" in err and "Traceback" not in err
+    assert _temporaries(out.parent) == []
+    assert out.read_bytes() == b"the old output"
+    assert not Path(str(out) + ".json").exists()  # no sidecar for a file that was not written
+
+
+def test_main_restores_the_previous_sigterm_handler():
+    from vidiff.cli import main
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["interpolate", "/nonexistent/clip.mp4", "-o", "/tmp/x.mp4", "--factor", "2"]) == 2
+    assert signal.getsignal(signal.SIGTERM) is before
