@@ -210,7 +210,10 @@ def test_layout_outside_the_bundled_training_exits_fast_without_torch(tmp_path, 
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_generate_in_bf16_with_a_stochastic_sampler_records_its_settings(tiny_pipeline, tmp_path):
+def test_generate_in_bf16_with_a_stochastic_sampler_records_its_settings(tiny_pipeline, tmp_path, monkeypatch):
+    from vidiff import cpu_precision
+
+    monkeypatch.setattr(cpu_precision, "cpu_has_fast", lambda dtype: True)  # bf16 even where the CPU emulates it
     out = tmp_path / "bf16.mp4"
     rc = main(["generate", "a red circle moving left", "-o", str(out), "--model", str(tiny_pipeline), "--quiet",
                "--dtype", "bf16", "--sampler", "heun", "--churn", "3", "--negative-prompt", "a blue square",
