@@ -1,0 +1,117 @@
+"""`vidiff interpolate`: its checks (exit 2, one line, before weights load), the bundled real-footage pipeline as
+its default, the written clip and sidecar, and streaming that gives the file the in-memory up-conversion gives."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_interpolate import _clip, interp_only  # noqa: F401  (the tiny interpolation-only pipeline fixture)
+from vidiff.cpu_precision import cpu_has_fast
+from vidiff.pipeline.upconvert import upconvert
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "vidiff", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env={"OMP_NUM_THREADS": "1", "PATH": ""}, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory) -> Path:
+    from vidiff.io import write_video
+
+    path = tmp_path_factory.mktemp("video") / "in.mp4"
+    write_video(path, _clip(3, 20, 36, seed=3), fps=10)
+    return path
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--factor", "9"], "trained on windows of 3..5 frames"),
+    (["--fps", "25"], "not an integer multiple"),
+    (["--factor", "1"], "--factor"),
+    (["--factor", "2", "--tile", "8"], "--tile"),
+    (["--factor", "2", "--decode-memory", "nan"], "--decode-memory"),
+    (["--factor", "2", "--chunk", "1"], "--chunk"),
+])
+def test_interpolate_refuses_bad_arguments_before_loading(interp_only, small_video, tmp_path, extra, message):
+    t0 = time.perf_counter()
+    proc = _cli("interpolate", small_video, "-o", tmp_path / "out.mp4", "--model", interp_only, *extra)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out.mp4").exists()
+    assert time.perf_counter() - t0 < 30
+
+
+def test_interpolate_refuses_missing_input_and_output_over_input(interp_only, small_video, tmp_path):
+    proc = _cli("interpolate", tmp_path / "nope.mp4", "-o", tmp_path / "o.mp4", "--factor", "2", "--model", interp_only)
+    assert proc.returncode == 2 and "nope.mp4" in proc.stderr
+    proc = _cli("interpolate", small_video, "-o", small_video, "--factor", "2", "--model", interp_only)
+    assert proc.returncode == 2 and "-o" in proc.stderr
+
+
+def test_interpolate_without_model_uses_the_bundled_real_footage_pipeline(small_video, tmp_path):
+    from vidiff.commands.interpolate import BUNDLED
+
+    out = tmp_path / "o.mp4"
+    proc = _cli("interpolate", small_video, "-o", out, "--factor", "2", "--quiet")  # 20x36: padded to 24x40
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(Path(str(out) + ".json").read_text())
+    assert Path(record["model"]["folder"]).resolve() == BUNDLED.resolve(), record["model"]
+    assert record["input_frames_exact"] is True and record["settings"]["frames_written"] == 5
+
+
+def test_generate_on_an_interpolation_only_pipeline_exits_2(interp_only, tmp_path):
+    proc = _cli("generate", "a red circle moving left", "-o", tmp_path / "g.mp4", "--model", interp_only)
+    assert proc.returncode == 2 and "interpolation-only" in proc.stderr, proc.stderr
+
+
+def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_video, tmp_path):
+    from vidiff.io import read_video
+
+    out = tmp_path / "up.mp4"
+    proc = _cli("interpolate", small_video, "-o", out, "--fps", "20", "--model", interp_only, "--seed", "5",
+                "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    frames, fps = read_video(out)
+    assert frames.shape == (5, 20, 36, 3) and fps == pytest.approx(20)
+    record = json.loads(Path(str(out) + ".json").read_text())
+    assert record["command"] == "interpolate" and record["seed"] == 5
+    assert record["settings"]["factor"] == 2 and record["settings"]["frames_written"] == 5
+    assert record["input_frames_exact"] is True
+    assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}
+    assert record["settings"]["dtype"] == "fp32"
+    assert record["settings"]["chunk"] == 8 and record["settings"]["tile"] == 384  # tiny: everything fits
+    bf16 = tmp_path / "up_bf16.mp4"  # the networks in bf16: same frame count, inputs still exact
+    proc = _cli("interpolate", small_video, "-o", bf16, "--factor", "2", "--model", interp_only, "--seed", "5",
+                "--quiet", "--dtype", "bf16")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(Path(str(bf16) + ".json").read_text())
+    expected = "bf16" if cpu_has_fast(torch.bfloat16) else "fp32"  # emulated bf16 falls back (cpu_precision.py)
+    assert record["settings"]["dtype"] == expected and record["input_frames_exact"] is True
+    assert read_video(bf16)[0].shape == frames.shape
+
+
+def test_interpolate_streams_a_clip_longer_than_a_chunk_as_the_in_memory_upconvert(interp_only, tmp_path):
+    """The command reads and writes chunk by chunk; its file is the one the whole-clip upconvert gives."""
+    from vidiff.io import read_video, write_video
+    from vidiff.pipeline import VideoPipeline
+
+    source = write_video(tmp_path / "seven.mp4", _clip(7, 24, 40, seed=4), fps=10)
+    out = tmp_path / "up.gif"  # GIF: deterministic bytes for the same frames (x264 very rarely is not)
+    proc = _cli("interpolate", source, "-o", out, "--factor", "2", "--chunk", "3", "--model", interp_only,
+                "--seed", "2", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(Path(str(out) + ".json").read_text())
+    assert record["settings"]["chunk"] == 3 and record["input_frames_exact"] is True
+    assert record["settings"]["frames_in"] == 7 and record["settings"]["frames_written"] == 13
+    torch.set_num_threads(1)
+    pipe = VideoPipeline.from_pretrained(interp_only)
+    frames, _ = read_video(source)
+    whole = upconvert(lambda k, s, seed: pipe.fill_between(k, s, seed=seed), frames, 2, seed=2, chunk=3,
+                      multiple=8, tile=record["settings"]["tile"], progress=False)
+    assert out.read_bytes() == write_video(tmp_path / "whole.gif", whole, 20).read_bytes()
