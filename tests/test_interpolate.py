@@ -61,24 +61,26 @@ def test_upconvert_blends_tiles_and_returns_input_frames_exactly():
 
 
 def test_plan_passes_fits_the_budget_with_the_least_decoding():
-    """The real-footage VAE's shape: a temporal decoder of radius 8 that decodes 8 frames per pass, 2688 bytes per
-    pixel and frame. At 320x240 a 1.5 GiB budget fits one gap (5 frames) of the whole frame, not two; more budget
-    buys the longest chunk that still decodes in one pass (21 frames), never one that needs context passes."""
+    """The real-footage VAE's shape as loaded for inference: a temporal decoder of radius 8 that decodes 8 frames
+    per pass, 4 x (2.65 x 48 + 3.3 x 96) = 1776 bytes per pixel and frame. At 320x240 a 1.5 GiB budget fits two
+    gaps (9 frames) of the whole frame, not three; more budget buys the longest chunk that still decodes in one pass
+    (21 frames), never one that needs context passes."""
+    from vidiff.models.vae import for_inference
     from vidiff.vae import AutoencoderKL, VAEConfig
 
-    vae = AutoencoderKL(VAEConfig(block_out_channels=(48, 96, 128), norm_groups=16, latent_channels=16,
-                                  mid_attention=False, frame_chunk=8, temporal_decoder=True))
+    vae = for_inference(AutoencoderKL(VAEConfig(block_out_channels=(48, 96, 128), norm_groups=16, latent_channels=16,
+                                                mid_attention=False, frame_chunk=8, temporal_decoder=True)))
     assert vae.decoder.temporal_radius == 8
 
     def plan(budget_gib, factor=4, h=240, w=320, **kw):
         return plan_passes(factor, h, w, multiple=8, budget=int(budget_gib * 2**30),
                            decode_windows=vae.decode_windows, decode_bytes=vae.decode_bytes, **kw)
 
-    assert plan(1.5) == (2, 384)  # 5 x 76800 px x 2688 B = 0.96 GiB; 9 frames would be 1.73
-    assert plan(4.5) == (6, 384)  # 21 frames in one pass (4.04 GiB), not 7 or 8 (25+ frames: passes with context)
-    chunk, tile = plan(1.5, h=720, w=1280)  # one gap of a 720p frame needs 11.5 GiB: the tile shrinks
-    assert chunk == 2 and tile % 8 == 0 and vae.decode_bytes(5, tile, tile) <= 1.5 * 2**30
-    assert vae.decode_bytes(5, tile + 8, tile + 8) > 1.5 * 2**30
+    assert plan(1.5) == (3, 384)  # 9 x 76800 px x 1776 B = 1.14 GiB; 13 frames would be 1.65
+    assert plan(4.5) == (6, 384)  # 21 frames in one pass (2.67 GiB), not 7 or 8 (25+ frames: passes with context)
+    assert plan(1.5, h=720, w=1280) == (2, 384)  # one gap of 720p (7.6 GiB) in tiles of 384: 1.22 GiB
+    chunk, tile = plan(1.0, h=720, w=1280)  # under 1 GiB even a 384 tile does not fit: the tile shrinks
+    assert (chunk, tile) == (2, 344) and vae.decode_bytes(5, tile, tile) <= 2**30 < vae.decode_bytes(5, 352, 352)
     assert plan(1.5, chunks=[8])[0] == 8 and plan(1.5, chunks=[8])[1] < 384  # a given chunk is kept: tiles shrink
     per_frame = AutoencoderKL(VAEConfig(block_out_channels=(48, 96, 128), norm_groups=16, latent_channels=16,
                                         mid_attention=False, frame_chunk=8))
@@ -92,7 +94,8 @@ def interp_only(tmp_path_factory, load_tool) -> Path:
     """A tiny random pipeline without its keyframe part, the interpolation part trained on gaps 2..4."""
     import shutil
 
-    folder = load_tool("make_random_pipeline").write_random_pipeline(tmp_path_factory.mktemp("pipe") / "interp", tiny=True, steps=2)
+    make = load_tool("make_random_pipeline")
+    folder = make.write_random_pipeline(tmp_path_factory.mktemp("pipe") / "interp", tiny=True, steps=2)
     shutil.rmtree(folder / "keyframes")
     cfg = yaml.safe_load((folder / "pipeline.yaml").read_text())
     cfg["parts"]["keyframes"] = None

@@ -10,6 +10,7 @@ the result.
     .venv/bin/python tools/bench_vae_decode.py --widths 128,256,512,512 --chunks 0,8
     .venv/bin/python tools/bench_vae_decode.py --widths 48,96,128 --layers 1 --groups 16 --temporal --frames 24 \
         --size 256 --chunks 8 --threads 1        # the real-footage VAE with its temporal decoder
+    add --layouts channels_last,default to compare the weights' layouts (channels_last: what loading gives)
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def _reset_peak_rss() -> bool:
 def worker(args) -> None:
     import torch
 
+    from vidiff.models.vae import for_inference
     from vidiff.vae import AutoencoderKL, VAEConfig
 
     torch.set_num_threads(args.threads)
@@ -51,7 +53,9 @@ def worker(args) -> None:
     config = VAEConfig(block_out_channels=widths, layers_per_block=args.layers, norm_groups=args.groups,
                        mid_attention=not args.temporal, temporal_decoder=args.temporal)
     device = torch.device(args.device)
-    vae = AutoencoderKL(config).to(device).eval()
+    vae = AutoencoderKL(config)
+    # channels_last: the weights' layout AutoencoderKL.load gives (models/vae.py for_inference); default: NCHW
+    vae = for_inference(vae, device) if args.layout == "channels_last" else vae.to(device).eval()
     h = args.size // config.downsample_factor
     latents = torch.randn(1, config.latent_channels, args.frames, h, h, generator=torch.Generator().manual_seed(1))
     latents = latents.to(device)
@@ -80,8 +84,9 @@ def worker(args) -> None:
     params = sum(p.numel() for p in vae.parameters())
     widest = max(hi - lo for lo, hi, _ in vae.decode_windows(args.frames, args.chunk))
     estimate = vae.decode_bytes(widest, args.size, args.size)
-    print(json.dumps({"chunk": args.chunk, "estimate_bytes": estimate, "seconds": seconds, "cpu_seconds": cpu_seconds, "base_bytes": base, "peak_bytes": peak,
-                      "peak_reset": reset, "params": params, "shape": list(video.shape)}))
+    print(json.dumps({"chunk": args.chunk, "estimate_bytes": estimate, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                      "base_bytes": base, "peak_bytes": peak, "peak_reset": reset, "params": params,
+                      "shape": list(video.shape)}))
 
 
 def main(argv=None) -> int:
@@ -96,7 +101,10 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (CPU)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--layouts", default="channels_last",
+                   help="weight layouts to compare: channels_last (what loading gives), default (NCHW)")
     p.add_argument("--chunk", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--layout", default="channels_last", help=argparse.SUPPRESS)
     p.add_argument("--sample-out", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -108,9 +116,9 @@ def main(argv=None) -> int:
 
     results, samples = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for chunk in (int(c) for c in args.chunks.split(",")):
-            out = str(Path(tmp) / f"chunk{chunk}.safetensors")
-            cmd = [sys.executable, __file__, "--worker", "--chunk", str(chunk), "--sample-out", out,
+        for chunk, layout in ((int(c), lay) for c in args.chunks.split(",") for lay in args.layouts.split(",")):
+            out = str(Path(tmp) / f"chunk{chunk}-{layout}.safetensors")
+            cmd = [sys.executable, __file__, "--worker", "--chunk", str(chunk), "--layout", layout, "--sample-out", out,
                    "--frames", str(args.frames), "--size", str(args.size), "--widths", args.widths,
                    "--layers", str(args.layers), "--groups", str(args.groups), "--device", args.device,
                    "--threads", str(args.threads)] + (["--temporal"] if args.temporal else [])
@@ -119,8 +127,8 @@ def main(argv=None) -> int:
             if run.returncode:
                 sys.stderr.write(run.stderr)
                 return run.returncode
-            results.append(json.loads(run.stdout.strip().splitlines()[-1]))
-            samples[chunk] = load_file(out)["sub"]
+            results.append({**json.loads(run.stdout.strip().splitlines()[-1]), "layout": layout})
+            samples[chunk, layout] = load_file(out)["sub"]
     first = next(iter(samples.values()))
     diff = max((s - first).abs().max().item() for s in samples.values())
 
@@ -129,15 +137,16 @@ def main(argv=None) -> int:
           f"layers_per_block {args.layers}, {results[0]['params'] / 1e6:.1f}M params; device {args.device}, "
           f"{args.threads} threads; torch {torch.__version__}; {platform.processor() or platform.machine()}")
     print(f"max abs difference between settings (strided subsample): {diff:.2e}")
-    print("| frame_chunk | wall time (s) | CPU time (s) | wall s / frame | memory before decode (MiB) | peak (MiB) "
-          "| peak - before (MiB) | decode_bytes estimate (MiB) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| frame_chunk | weights | wall time (s) | CPU time (s) | wall s / frame | memory before decode (MiB) "
+          "| peak (MiB) | peak - before (MiB) | decode_bytes estimate (MiB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         label = "all (unsliced)" if r["chunk"] == 0 else str(r["chunk"])
         note = "" if r["peak_reset"] else " (peak not reset: includes start-up)"
-        print(f"| {label} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['seconds'] / args.frames:.2f} | {r['base_bytes'] * mib:.0f} | "
-              f"{r['peak_bytes'] * mib:.0f}{note} | {(r['peak_bytes'] - r['base_bytes']) * mib:.0f} | "
-              f"{r['estimate_bytes'] * mib:.0f} |")
+        grown = (r["peak_bytes"] - r["base_bytes"]) * mib
+        print(f"| {label} | {r['layout']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} "
+              f"| {r['seconds'] / args.frames:.2f} | {r['base_bytes'] * mib:.0f} | {r['peak_bytes'] * mib:.0f}{note} "
+              f"| {grown:.0f} | {r['estimate_bytes'] * mib:.0f} |")
     return 0
 
 

@@ -9,6 +9,8 @@ Bit identity holds on one CPU with one torch build, not across them: oneDNN / MK
 CPUs (the same commit gives other frames on an AMD EPYC without AMX than on the Intel machine with AMX the first
 set came from). So the file holds one set of hashes per platform (`platform()`: CPU model,
 torch's CPU capability, AMX, torch version); --write adds or replaces this machine's set and keeps the others.
+Loading the VAE with channels-last weights (2026-12-02, vidiff/models/vae.py for_inference) moved the low bits
+on every platform, so the sets recorded before it were dropped; the AVX2 EPYC's was recorded after it.
 """
 from __future__ import annotations
 

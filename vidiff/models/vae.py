@@ -24,10 +24,13 @@ from vidiff.models.vae_blocks import Decoder, Encoder
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0  # clamp on the encoder's log-variance (as in LDM / diffusers)
 DIFFUSERS_SCALING_DEFAULT = 0.18215  # diffusers' default when a config.json omits scaling_factor (SD 1.x VAE)
 DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
-# Working memory of one decode pass, in floats per output pixel and frame, as a multiple of the channel count that is
-# upsampled into the finest level (block_out_channels[1]), per-image and temporal decoder. Measured on CPU in fp32
-# (peak RSS) for widths 32/64/64, 64/64/128/128 and 48/96/128: 3.6-3.7 and 6.1-6.5; rounded up.
-DECODE_FLOATS_PER_CHANNEL = {False: 4.0, True: 7.0}
+# Working memory of one decode pass, in floats per output pixel and frame: A x block_out_channels[0] (the finest
+# level's width) + B x block_out_channels[1] (the width upsampled into it), by (temporal decoder, channels-last
+# weights). Fitted to the peak RSS of fp32 decodes of 8 frames of 256x256 in one pass for widths 32/64/64,
+# 64/64/128/128 and 48/96/128 (tools/bench_vae_decode.py, AVX2 EPYC, 2 threads; docs/benchmarks.md), every fit
+# within 4% of its measurements, then raised 15%.
+DECODE_FLOATS = {(False, True): (5.0, 1.25), (True, True): (2.65, 3.3),
+                 (False, False): (5.5, 1.3), (True, False): (1.6, 5.9)}
 
 
 @dataclass(frozen=True)
@@ -189,11 +192,12 @@ class AutoencoderKL(nn.Module):
 
     def decode_bytes(self, num_frames: int, height: int, width: int) -> int:
         """Estimated working memory (bytes) of one decoder pass over `num_frames` frames of height x width pixels
-        (DECODE_FLOATS_PER_CHANNEL), for choosing passes and tiles that fit a memory budget."""
+        (DECODE_FLOATS), for choosing passes and tiles that fit a memory budget."""
         widths = self.config.block_out_channels
-        channels = widths[1] if len(widths) > 1 else widths[0]
-        floats = DECODE_FLOATS_PER_CHANNEL[self.decoder.temporal is not None] * channels
-        return int(floats * self._dtype.itemsize * num_frames * height * width)
+        finest, upsampled = widths[0], widths[1] if len(widths) > 1 else widths[0]
+        channels_last = self.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+        a, b = DECODE_FLOATS[self.decoder.temporal is not None, channels_last]
+        return int((a * finest + b * upsampled) * self._dtype.itemsize * num_frames * height * width)
 
     def _decode_clip_windows(self, z: torch.Tensor, chunk: int, progress: bool) -> torch.Tensor:
         """Temporal decoder: the passes of `decode_windows`, so the result equals one pass over the whole clip."""
@@ -255,7 +259,7 @@ class AutoencoderKL(nn.Module):
         config = load_part_config(folder, VAEConfig)
         model = cls(config)
         load_state(model, load_part_weights(folder), str(folder))
-        return model.to(device=device, dtype=dtype).eval()
+        return for_inference(model, device, dtype)
 
     @classmethod
     def from_diffusers(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None,
@@ -263,7 +267,15 @@ class AutoencoderKL(nn.Module):
         """Loads a diffusers-format AutoencoderKL folder (config.json + diffusion_pytorch_model.safetensors)."""
         from vidiff.models.vae_diffusers import load_diffusers_vae
 
-        return load_diffusers_vae(cls, folder, frame_chunk).to(device=device, dtype=dtype).eval()
+        return for_inference(load_diffusers_vae(cls, folder, frame_chunk), device, dtype)
+
+
+def for_inference(model: AutoencoderKL, device=None, dtype: torch.dtype | None = None) -> AutoencoderKL:
+    """A loaded VAE in eval mode with its convolution weights channels-last, so that the convolutions run in that
+    layout: on the CPU oneDNN then skips its reorders, and a decode of 9 frames of 240x320 took 0.70x the time, an
+    encode 0.76x (AVX2 EPYC, 2 threads; 0.73x for 64x64 frames; docs/benchmarks.md). Training keeps the default
+    layout, which was as fast for its 64x64 crops with the backward pass."""
+    return model.to(device=device, dtype=dtype).to(memory_format=torch.channels_last).eval()
 
 
 def load_state(model: nn.Module, state: dict, where: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
+from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import request_control, save_control_parts
 from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
@@ -38,7 +39,7 @@ class VideoPipeline:
         """batch_invariant: run the networks one batch row at a time, so that a sample is bit-identical whatever
         the batch around it; False batches the rows (faster on a GPU, same results up to rounding).
         trained: each diffusion part's training record (trained.py); requests outside them are refused."""
-        self.config, self.vae, self.text_encoder = config, vae, text_encoder
+        self.config, self.vae, self.text_encoder = config, for_inference(vae), text_encoder  # as loading gives it
         # keyframe_net None: an interpolation-only pipeline (parts.keyframes null); only fill_between runs
         self.keyframes = (DiffusionStage(keyframe_net, config.keyframes, batch_invariant, "pipeline.yaml: keyframes")
                           if keyframe_net is not None else None)
