@@ -1,6 +1,6 @@
 """SIGTERM (what `kill`, a job scheduler or a container stop sends) ends a command the way Ctrl-C does: exit 143
 after the command's own cleanup, so a streamed output being written leaves no temporary file and the old output
-stays as it was."""
+stays as it was; a training stopped so resumes to the same weights (`slow`)."""
 from __future__ import annotations
 
 import os
@@ -67,3 +67,34 @@ def test_main_restores_the_previous_sigterm_handler():
     before = signal.getsignal(signal.SIGTERM)
     assert main(["interpolate", "/nonexistent/clip.mp4", "-o", "/tmp/x.mp4", "--factor", "2"]) == 2
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.slow
+def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    """`vidiff train` stopped by SIGTERM after its first checkpoint exits 143; `--resume auto` then finishes with
+    weights bit-identical to a run never stopped (`slow`: three short trainings, about 45 s)."""
+    from safetensors.torch import load_file
+
+    def train(run: Path, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vidiff", "train", "--config", "configs/shapes-vae.yaml",
+             "--set", "data.kind=shapes", "--set", "data.num_samples=32", "--set", "train.max_steps=40", "--set", "train.checkpoint_every=4",
+             "--set", "train.batch_size=2", "--set", f"output_dir={run}", *extra],
+            cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    reference = train(tmp_path / "reference")
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()
+    stopped = train(tmp_path / "stopped")
+    checkpoints = tmp_path / "stopped" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not (checkpoints.is_dir() and any(checkpoints.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stopped.send_signal(signal.SIGTERM)
+    _, err = stopped.communicate(timeout=60)
+    assert stopped.returncode == 128 + signal.SIGTERM, err
+    assert not (tmp_path / "stopped" / "export").exists()  # it did stop before the end
+    resumed = train(tmp_path / "stopped", "--resume", "auto")
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    a = load_file(tmp_path / "reference" / "export" / "model.safetensors")
+    b = load_file(tmp_path / "stopped" / "export" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
