@@ -3,7 +3,6 @@ after the command's own cleanup, so a streamed output being written leaves no te
 stays as it was; a training stopped so resumes to the same weights (`slow`)."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,23 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from test_generation_safety import _env, tiny_pipeline  # noqa: F401  (the tiny random pipeline fixture)
 from vidiff.output_safety import is_our_temporary
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "TQDM_DISABLE": "1", "PYTHONPATH": str(REPO)}
-
-
-@pytest.fixture(scope="module")
-def tiny_pipeline(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("pipe") / "tiny"
-    subprocess.run([sys.executable, str(REPO / "tools" / "make_random_pipeline.py"), str(folder), "--tiny",
-                    "--steps", "2"], check=True, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    return folder
 
 
 def _temporaries(folder: Path) -> list[str]:
