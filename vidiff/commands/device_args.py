@@ -37,7 +37,7 @@ def resolve_device(args) -> str:
     return device
 
 
-def torch_dtype(name: str, device: str = "cuda"):
+def torch_dtype(name: str, device: str):
     """The torch dtype for `--dtype name` on `device`: on a CPU without native half-precision kernels, float32 with
     a warning (vidiff/cpu_precision.py)."""
     import torch
