@@ -31,7 +31,7 @@ def small_video(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--factor", "9"], "trained on windows of 3..5 frames"),
+    (["--factor", "5"], "trained on windows of 3..5 frames"),  # prime: no split into trained gaps
     (["--fps", "25"], "not an integer multiple"),
     (["--factor", "1"], "--factor"),
     (["--factor", "2", "--tile", "8"], "--tile"),
@@ -115,3 +115,30 @@ def test_interpolate_streams_a_clip_longer_than_a_chunk_as_the_in_memory_upconve
     whole = upconvert(lambda k, s, seed: pipe.fill_between(k, s, seed=seed), frames, 2, seed=2, chunk=3,
                       multiple=8, tile=record["settings"]["tile"], progress=False)
     assert out.read_bytes() == write_video(tmp_path / "whole.gif", whole, 20).read_bytes()
+
+
+def test_a_factor_beyond_the_trained_gaps_runs_as_passes_within_them(interp_only, small_video, tmp_path):
+    """The tiny part was trained on gaps 2..4: --factor 16 runs as 4 x 4, 6 as 2 x 3 (the most even split of the
+    fewest passes), each pass up-converting the last one's frames; 5 (prime) and 7 are refused before loading."""
+    from vidiff.commands.interpolate import up_conversion_passes
+    from vidiff.errors import InputError
+    from vidiff.pipeline.config import read_pipeline_folder
+    from vidiff.pipeline.trained import read_trained_records
+
+    config = read_pipeline_folder(interp_only)
+    trained = read_trained_records(interp_only, config)["interpolation"]
+    max_gap = config.interpolation.max_gap
+    assert up_conversion_passes(4, max_gap, trained) == [4]
+    assert up_conversion_passes(16, max_gap, trained) == [4, 4]
+    assert up_conversion_passes(6, max_gap, trained) == [2, 3]
+    assert up_conversion_passes(8, max_gap, trained) == [2, 4]
+    assert up_conversion_passes(32, max_gap, trained) == [2, 4, 4]
+    for factor in (5, 7, 10):
+        with pytest.raises(InputError, match="--factor|trained on"):
+            up_conversion_passes(factor, max_gap, trained)
+    out = tmp_path / "x6.mp4"
+    proc = _cli("interpolate", small_video, "-o", out, "--factor", "6", "--model", interp_only, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(Path(str(out) + ".json").read_text())
+    assert [p["factor"] for p in record["settings"]["passes"]] == [2, 3]
+    assert record["settings"]["frames_written"] == 6 * (3 - 1) + 1 and record["input_frames_exact"] is True

@@ -24,6 +24,7 @@ BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the clip's rate
 MAX_TILE = 384  # largest automatic tile side: the U-Net's attention grows with the square of the tile's area
+PASS_SEED_STEP = 1 << 32  # pass i's chunk j uses seed + i * PASS_SEED_STEP + j: no two chunks share noise
 
 
 def register(sub) -> None:
@@ -33,7 +34,9 @@ def register(sub) -> None:
     p.add_argument("video", help="clip to up-convert (any size; padded to the model's multiple and cropped back)")
     p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm or .gif (+ OUTPUT.json sidecar)")
     rate = p.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--factor", type=int, help="output frames per input frame interval (2 = double the rate)")
+    rate.add_argument("--factor", type=int, help="output frames per input frame interval (2 = double the rate); a "
+                                                 "factor past the pipeline's trained gaps runs as passes within "
+                                                 "them (16 = 4 x 4)")
     rate.add_argument("--fps", type=float, help="target frame rate; must be an integer multiple of the clip's")
     p.add_argument("--model", default=None,
                    help=f"interpolation pipeline folder (default: the bundled {BUNDLED.name} pipeline)")
@@ -64,8 +67,7 @@ def validate(args):
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, short_repr
     from vidiff.output_safety import check_output, shown
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
-    from vidiff.pipeline.layout import Layout, interpolation_levels
-    from vidiff.pipeline.trained import check_layout, read_trained_records
+    from vidiff.pipeline.trained import read_trained_records
     from vidiff.sidecar import sidecar_path
     from vidiff.video_writer import check_fps
 
@@ -119,12 +121,49 @@ def validate(args):
                          "give --model FOLDER")
     config = read_pipeline_folder(model)
     trained = read_trained_records(model, config)
-    if interpolation_levels(factor, config.interpolation.max_gap) is None:
-        raise InputError(f"--factor {factor}: the pipeline fills gaps of up to {config.interpolation.max_gap} frames "
-                         f"in one pass, and {factor} does not split into such passes")
-    layout = Layout(factor + 1, 2, factor)  # one gap: what every chunk repeats
-    check_layout(layout, config.interpolation.max_gap, None, trained["interpolation"], force=args.force_layout)
-    return model, info, factor, out_fps
+    passes = up_conversion_passes(factor, config.interpolation.max_gap, trained["interpolation"], args.force_layout)
+    return model, info, factor, passes, out_fps
+
+
+def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False) -> list[int]:
+    """The factors of the passes that up-convert by `factor`: [factor] when one pass of that gap is within the
+    interpolation part's trained layouts; otherwise the fewest passes, then the most even split (16 -> 4 x 4,
+    24 -> 4 x 6), whose gaps each are, every pass up-converting the previous pass's frames as running the command
+    on its own output would. With `force`, or when no split fits, one pass, checked as before (InputError)."""
+    from vidiff.errors import InputError
+    from vidiff.pipeline.layout import Layout, interpolation_levels
+    from vidiff.pipeline.trained import check_layout
+
+    def one_pass(f: int, force: bool = False) -> None:
+        if interpolation_levels(f, max_gap) is None:
+            raise InputError(f"--factor {factor}: the pipeline fills gaps of up to {max_gap} frames in one pass, "
+                             f"and {factor} does not split into such passes")
+        check_layout(Layout(f + 1, 2, f), max_gap, None, trained, force=force)  # one gap: what every chunk repeats
+
+    def fits(f: int) -> bool:
+        try:
+            one_pass(f)
+        except InputError:
+            return False
+        return True
+
+    if force or fits(factor):
+        one_pass(factor, force)
+        return [factor]
+    for count in (2, 3):
+        splits = [s for s in _ordered_factorizations(factor, count) if all(fits(f) for f in s)]
+        if splits:
+            return list(min(splits, key=lambda s: (max(s), s)))
+    one_pass(factor)  # raises the single pass's reason
+    return [factor]
+
+
+def _ordered_factorizations(n: int, count: int) -> list[tuple[int, ...]]:
+    """Every (f1, ..., f_count) with each f >= 2 and their product n."""
+    if count == 1:
+        return [(n,)] if n >= 2 else []
+    return [(f, *rest) for f in range(2, n // 2 + 1) if n % f == 0
+            for rest in _ordered_factorizations(n // f, count - 1)]
 
 
 def network_multiple(pipe) -> int:
@@ -139,7 +178,7 @@ def run(args) -> int:
     from collections import deque
 
     start = time.perf_counter()
-    model, info, factor, out_fps = validate(args)
+    model, info, factor, passes, out_fps = validate(args)
     import torch
 
     from vidiff import io
@@ -168,11 +207,13 @@ def run(args) -> int:
                                  force_layout=args.force_layout)
 
     multiple = network_multiple(pipe)
-    chunk, tile = plan_passes(factor, info.height, info.width, multiple=multiple,
-                              budget=int(args.decode_memory * 2**30), decode_windows=pipe.vae.decode_windows,
-                              decode_bytes=pipe.vae.decode_bytes, max_tile=args.tile or MAX_TILE,
-                              chunks=[args.chunk] if args.chunk else range(2, 9))
-    tile = args.tile or tile  # a given tile is kept as given
+    plans = []  # (factor, chunk, tile) of each pass
+    for f in passes:
+        chunk, tile = plan_passes(f, info.height, info.width, multiple=multiple,
+                                  budget=int(args.decode_memory * 2**30), decode_windows=pipe.vae.decode_windows,
+                                  decode_bytes=pipe.vae.decode_bytes, max_tile=args.tile or MAX_TILE,
+                                  chunks=[args.chunk] if args.chunk else range(2, 9))
+        plans.append((f, chunk, args.tile or tile))  # a given tile is kept as given
     load_s = time.perf_counter() - start
     t0 = time.perf_counter()
     inputs = deque()  # input frames read but not yet written: at most one chunk
@@ -186,9 +227,13 @@ def run(args) -> int:
             yield frame
 
     def written():
-        for frame in upconvert_frames(fill, read(), factor, seed=args.seed, multiple=multiple, tile=tile,
-                                      overlap=args.overlap, chunk=chunk, progress=not args.quiet,
-                                      total=info.num_frames):
+        stream, total = read(), info.num_frames
+        for i, (f, chunk, tile) in enumerate(plans):  # each pass reads the previous one's frames as they come
+            stream = upconvert_frames(fill, stream, f, seed=args.seed + i * PASS_SEED_STEP, multiple=multiple,
+                                      tile=tile, overlap=args.overlap, chunk=chunk, progress=not args.quiet,
+                                      total=total)
+            total = f * (total - 1) + 1
+        for frame in stream:
             if count["out"] % factor == 0:  # an input frame's position: it must come back exactly
                 count["exact"] &= bool(torch.equal(frame, inputs.popleft()))
             count["out"] += 1
@@ -203,8 +248,9 @@ def run(args) -> int:
     settings = {"factor": factor, "fps_in": fps, "fps_out": fps * factor, "frames_in": count["in"],
                 "frames_written": count["out"], "size": [info.width, info.height],
                 "steps": args.steps or pipe.config.interpolation.steps,
-                "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": tile,
-                "overlap": args.overlap, "chunk": chunk, "decode_memory_gib": args.decode_memory,
+                "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": plans[0][2],
+                "overlap": args.overlap, "chunk": plans[0][1], "decode_memory_gib": args.decode_memory,
+                "passes": [{"factor": f, "chunk": c, "tile": t} for f, c, t in plans],
                 "device": device, "dtype": dtype_name(dtype), "force_layout": args.force_layout}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,
