@@ -102,3 +102,19 @@ def test_eval_cli_baselines_with_size_and_windows(tmp_path):
     assert doc["result"]["num_clips"] == 3 and doc["result"]["num_frames"] == 9
     assert [c["name"] for c in doc["result"]["clips"]] == ["pan.mp4@0", "pan.mp4@8", "pan.mp4@15"]
     assert doc["result"]["flow"]["psnr"] > doc["result"]["baseline"]["psnr"]
+
+
+def test_passes_fill_chains_its_gaps_like_the_command():
+    """A gap of 16 filled as 4 x 4 blends: within one level of the direct blend (each pass rounds to uint8), the
+    keyframes exact; a stride the passes do not make is refused."""
+    from vidiff.errors import InputError
+    from vidiff.eval.interpolation import passes_fill
+
+    keys = torch.tensor([[0, 160], [250, 3]], dtype=torch.uint8).view(2, 1, 2, 1).expand(2, 1, 2, 3).contiguous()
+    seeds = []
+    fill = passes_fill(lambda k, s, seed: seeds.append(seed) or linear_blend(k, s), [4, 4], seed_step=100)
+    out = fill(keys, 16, 7)
+    assert out.shape == (17, 1, 2, 3) and torch.equal(out[::16], keys) and seeds == [7, 107]
+    assert (out.int() - linear_blend(keys, 16).int()).abs().max() <= 1
+    with pytest.raises(InputError, match="stride 8"):
+        fill(keys, 8, 0)

@@ -213,14 +213,22 @@ def run_interpolation(args) -> int:
     if args.model is not None:
         from vidiff.pipeline import VideoPipeline
 
+        from vidiff.commands.interpolate import PASS_SEED_STEP, up_conversion_passes
+        from vidiff.eval.interpolation import passes_fill
+
         pipe = VideoPipeline.from_pretrained(args.model)
         fill = pipeline_fill(pipe, prompt=args.prompt, steps=args.steps, sampler=args.sampler)
+        # a stride past the trained gaps is filled as `vidiff interpolate` fills it: in passes within them
+        passes = up_conversion_passes(args.stride, pipe.config.interpolation.max_gap, pipe.trained.get("interpolation"))
+        if len(passes) > 1:
+            fill = passes_fill(fill, passes, PASS_SEED_STEP)
     clips, names, groups = _interpolation_clips(read_clips(files, args.frames), [f.name for f in files], args)
     result = evaluate_interpolation(clips, fill, args.stride, seed=args.seed, names=names, others=others,
                                     groups=groups)
     settings = {"model": None if args.model is None else str(args.model), "videos": str(args.videos),
                 "stride": args.stride, "frames": args.frames, "size": args.size, "windows": args.windows,
                 "flow": args.flow, "seed": args.seed, "steps": args.steps, "sampler": args.sampler,
+                "passes": passes if args.model is not None else None,
                 "prompt": args.prompt}
     return emit(args, "interpolation", settings, *interpolation_table(result), result)
 

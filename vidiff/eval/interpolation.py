@@ -9,6 +9,8 @@ a few windows of s + 1 frames spread over it, so that every clip weighs the same
 """
 from __future__ import annotations
 
+import math
+
 from typing import Callable, Iterable
 
 import torch
@@ -124,6 +126,21 @@ def _group_means(scores: dict, per_clip: list[dict]) -> dict:
             s = torch.cat([values["ssim"][i] for i in members])
             out[group][which] = {"psnr": float(p.mean()), "ssim": float(s.mean()), "frames": int(p.numel())}
     return out
+
+
+def passes_fill(fill: Fill, passes: list[int], seed_step: int) -> Fill:
+    """A fill of gap prod(passes) made as `vidiff interpolate` makes it: pass i fills gaps of passes[i] between
+    the frames of the pass before (seed + i * seed_step)."""
+
+    def run(keyframes: torch.Tensor, stride: int, seed: int) -> torch.Tensor:
+        if math.prod(passes) != stride:
+            raise InputError(f"passes {passes} do not make stride {stride}")
+        frames = keyframes
+        for i, gap in enumerate(passes):
+            frames = fill(frames, gap, seed + i * seed_step)
+        return frames
+
+    return run
 
 
 def pipeline_fill(pipe, **sampling) -> Fill:
