@@ -1,6 +1,7 @@
 """Interpolation and reconstruction scoring (with stand-in fills / VAEs) and the `vidiff eval ...` commands."""
 import json
 import math
+from types import SimpleNamespace
 
 import imageio.v2 as imageio
 import numpy as np
@@ -145,6 +146,9 @@ def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
     import vidiff.pipeline
 
     class FakePipe:
+        config = SimpleNamespace(interpolation=SimpleNamespace(max_gap=8))  # one pass up to gap 8
+        trained = {}
+
         def fill_between(self, keyframes, stride, seed=0, **sampling):
             return linear_blend(keyframes, stride)
 
