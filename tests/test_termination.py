@@ -64,7 +64,8 @@ def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp
     def train(run: Path, *extra: str) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "vidiff", "train", "--config", "configs/shapes-vae.yaml",
-             "--set", "data.kind=shapes", "--set", "data.num_samples=32", "--set", "train.max_steps=40", "--set", "train.checkpoint_every=4",
+             "--set", "data.kind=shapes", "--set", "data.num_samples=32", "--set", "train.max_steps=40",
+             "--set", "train.checkpoint_every=4",
              "--set", "train.batch_size=2", "--set", f"output_dir={run}", *extra],
             cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
