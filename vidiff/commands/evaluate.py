@@ -209,7 +209,7 @@ def run_interpolation(args) -> int:
         if not flow_available():
             raise InputError("--flow: needs OpenCV (pip install opencv-python-headless, or 'vidiff[eval]')")
         others["flow"] = flow_fill
-    fill = None
+    fill = passes = None
     if args.model is not None:
         from vidiff.pipeline import VideoPipeline
 
@@ -219,7 +219,8 @@ def run_interpolation(args) -> int:
         pipe = VideoPipeline.from_pretrained(args.model)
         fill = pipeline_fill(pipe, prompt=args.prompt, steps=args.steps, sampler=args.sampler)
         # a stride past the trained gaps is filled as `vidiff interpolate` fills it: in passes within them
-        passes = up_conversion_passes(args.stride, pipe.config.interpolation.max_gap, pipe.trained.get("interpolation"))
+        passes = up_conversion_passes(args.stride, pipe.config.interpolation.max_gap, pipe.trained.get("interpolation"),
+                                      name="--stride")
         if len(passes) > 1:
             fill = passes_fill(fill, passes, PASS_SEED_STEP)
     clips, names, groups = _interpolation_clips(read_clips(files, args.frames), [f.name for f in files], args)
@@ -228,7 +229,7 @@ def run_interpolation(args) -> int:
     settings = {"model": None if args.model is None else str(args.model), "videos": str(args.videos),
                 "stride": args.stride, "frames": args.frames, "size": args.size, "windows": args.windows,
                 "flow": args.flow, "seed": args.seed, "steps": args.steps, "sampler": args.sampler,
-                "passes": passes if args.model is not None else None,
+                "passes": passes,
                 "prompt": args.prompt}
     return emit(args, "interpolation", settings, *interpolation_table(result), result)
 

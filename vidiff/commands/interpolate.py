@@ -61,7 +61,7 @@ def register(sub) -> None:
 
 def validate(args):
     """Checks every argument, the input's header and the pipeline folder; returns (model folder, probe info,
-    factor, output fps). Nothing heavy is imported and no weights load."""
+    factor, the factors of its passes, output fps). Nothing heavy is imported and no weights load."""
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, short_repr
@@ -125,36 +125,31 @@ def validate(args):
     return model, info, factor, passes, out_fps
 
 
-def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False) -> list[int]:
+def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False, name: str = "--factor") -> list[int]:
     """The factors of the passes that up-convert by `factor`: [factor] when one pass of that gap is within the
     interpolation part's trained layouts; otherwise the fewest passes, then the most even split (16 -> 4 x 4,
     24 -> 4 x 6), whose gaps each are, every pass up-converting the previous pass's frames as running the command
-    on its own output would. With `force`, or when no split fits, one pass, checked as before (InputError)."""
+    on its own output would. With `force`, or when no split fits, one pass, checked as before (InputError naming
+    `name`, the option that asked for the factor)."""
     from vidiff.errors import InputError
     from vidiff.pipeline.layout import Layout, interpolation_levels
-    from vidiff.pipeline.trained import check_layout
+    from vidiff.pipeline.trained import check_layout, layout_problems
 
-    def one_pass(f: int, force: bool = False) -> None:
-        if interpolation_levels(f, max_gap) is None:
-            raise InputError(f"--factor {factor}: the pipeline fills gaps of up to {max_gap} frames in one pass, "
-                             f"and {factor} does not split into such passes")
-        check_layout(Layout(f + 1, 2, f), max_gap, None, trained, force=force)  # one gap: what every chunk repeats
+    def gap(f: int) -> Layout:
+        return Layout(f + 1, 2, f)  # one gap: what every chunk repeats
 
     def fits(f: int) -> bool:
-        try:
-            one_pass(f)
-        except InputError:
-            return False
-        return True
+        return interpolation_levels(f, max_gap) is not None and not layout_problems(gap(f), max_gap, None, trained)
 
-    if force or fits(factor):
-        one_pass(factor, force)
-        return [factor]
-    for count in (2, 3):
-        splits = [s for s in _ordered_factorizations(factor, count) if all(fits(f) for f in s)]
-        if splits:
-            return list(min(splits, key=lambda s: (max(s), s)))
-    one_pass(factor)  # raises the single pass's reason
+    if not (force or fits(factor)):
+        for count in (2, 3):
+            splits = [s for s in _ordered_factorizations(factor, count) if all(fits(f) for f in s)]
+            if splits:
+                return list(min(splits, key=lambda s: (max(s), s)))
+    if interpolation_levels(factor, max_gap) is None:
+        raise InputError(f"{name} {factor}: the pipeline fills gaps of up to {max_gap} frames in one pass, and "
+                         f"{factor} does not split into such passes")
+    check_layout(gap(factor), max_gap, None, trained, force=force)  # refuses (or with force warns) what fits() did not
     return [factor]
 
 
@@ -239,13 +234,12 @@ def run(args) -> int:
             count["out"] += 1
             yield frame
 
-    fps = info.fps
     try:
-        write_video_frames(args.output, written(), fps * factor)
+        write_video_frames(args.output, written(), out_fps)
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
-    settings = {"factor": factor, "fps_in": fps, "fps_out": fps * factor, "frames_in": count["in"],
+    settings = {"factor": factor, "fps_in": info.fps, "fps_out": out_fps, "frames_in": count["in"],
                 "frames_written": count["out"], "size": [info.width, info.height],
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": plans[0][2],
@@ -259,6 +253,6 @@ def run(args) -> int:
     record["s_per_output_frame"] = round(elapsed / count["out"], 4)
     record["input_frames_exact"] = count["exact"]  # compared before the file's encoding
     write_sidecar(args.output, record)
-    print(f"wrote {args.output} ({count['out']} frames from {count['in']}, {fps * factor:g} fps, "
+    print(f"wrote {args.output} ({count['out']} frames from {count['in']}, {out_fps:g} fps, "
           f"{elapsed:.1f} s, {elapsed / count['out']:.2f} s per output frame)")
     return 0
