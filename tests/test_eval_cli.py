@@ -99,6 +99,8 @@ def test_reconstruction_scores_are_analytic():
     result = evaluate_reconstruction(_ShiftVAE(2), clips)
     assert result["psnr"] == pytest.approx(10 * math.log10(255**2 / 4), abs=1e-6)
     assert result["num_frames"] == 10 and len(result["clips"]) == 2
+    with pytest.raises(InputError, match="empty: expected uint8 frames"):
+        evaluate_reconstruction(_ShiftVAE(0), [torch.zeros(0, 16, 16, 3, dtype=torch.uint8)], names=["empty"])
 
 
 # ---- the commands ----

@@ -197,6 +197,11 @@ def test_bad_inputs_are_named():
         vae.decode(torch.zeros(1, 3, 1, 8, 8))
     with pytest.raises(InputError, match="frames"):
         vae.encode_frames(torch.zeros(2, 32, 32, 3))  # float, not uint8
+    # an empty clip is named, not a ZeroDivisionError deep in a temporal decoder's rearrange
+    with pytest.raises(InputError, match="no frames"):
+        vae.encode(torch.zeros(1, 3, 0, 32, 32))
+    with pytest.raises(InputError, match="no empty axis"):
+        vae.decode(torch.zeros(1, TINY.latent_channels, 0, 8, 8))
 
 
 def test_uint8_edges():

@@ -157,8 +157,8 @@ class AutoencoderKL(nn.Module):
     def decode(self, latents: torch.Tensor, *, frame_chunk: int | None = None,
                progress: bool = False) -> torch.Tensor:
         """latents (B,C,F,h,w), scaled -> video (B,3,F,H,W), roughly in [-1,1] (not clamped)."""
-        if latents.ndim != 5 or latents.shape[1] != self.config.latent_channels:
-            raise InputError(f"latents: expected (B,{self.config.latent_channels},F,h,w), "
+        if latents.ndim != 5 or latents.shape[1] != self.config.latent_channels or 0 in latents.shape:
+            raise InputError(f"latents: expected (B,{self.config.latent_channels},F,h,w) with no empty axis, "
                              f"got {tuple(latents.shape)}")
         z = latents.to(self._dtype) / self.config.scaling_factor + self.config.shift_factor
         return self._decode_unscaled(z, frame_chunk, progress)
@@ -226,6 +226,8 @@ class AutoencoderKL(nn.Module):
             raise InputError(f"video: expected a float tensor (B,{c},F,H,W), got {shape}")
         if not video.is_floating_point():
             raise InputError(f"video: expected floats in [-1, 1], got dtype {video.dtype} (see encode_frames)")
+        if video.shape[2] == 0 or video.shape[0] == 0:
+            raise InputError(f"video: no frames to encode, got {tuple(video.shape)}")
         if video.shape[-1] % s or video.shape[-2] % s:
             raise InputError(f"video: height and width must be multiples of {s}, got {tuple(video.shape[-2:])}")
 
