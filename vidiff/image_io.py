@@ -3,7 +3,9 @@
 refused with a one-line error. Public through `vidiff.io.read_image` / `vidiff.io.check_image`."""
 from __future__ import annotations
 
+import logging
 import os
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,10 @@ from vidiff.video_decode import _short
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger("vidiff.io")
+# what PIL raises on a malformed EXIF block
+_EXIF_ERRORS = (SyntaxError, ValueError, TypeError, KeyError, OSError, struct.error)
 
 
 # PIL modes whose samples are 16 bits: scaled to 8 bits (v * 255 / 65535, rounded), never clipped.
@@ -81,11 +87,34 @@ def image_to_rgb(img) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+def _upright(img):
+    """The image as it is meant to be seen: cameras store photos as shot and tag the turn in EXIF Orientation.
+    A malformed EXIF block leaves the pixels as stored."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(img)
+    except _EXIF_ERRORS:
+        log.warning("image %s: unreadable EXIF orientation; using the pixels as stored", img.filename)
+        return img
+
+
+def image_size(path: str | os.PathLike, limits: VideoLimits | None = None) -> tuple[int, int]:
+    """(width, height) of the image as read_image returns it (EXIF Orientation 5-8 swap them), header only."""
+    img = _open_image(_checked_image_file(path), limits or DEFAULT_LIMITS)
+    with img:
+        try:
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
+        except _EXIF_ERRORS:
+            turned = False  # read_image keeps such an image as stored too
+        return (img.height, img.width) if turned else (img.width, img.height)
+
+
 def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
     """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB.
 
     16-bit images are scaled to 8 bits (65535 -> 255), alpha is dropped, palette and CMYK / YCbCr images are
-    converted; floating-point and 32-bit integer images are refused (their range is unknown).
+    converted, an EXIF Orientation tag is applied (phone photos come upright); floating-point and 32-bit integer images are refused (their range is unknown).
     """
     import torch
     from PIL import Image, UnidentifiedImageError
@@ -94,7 +123,7 @@ def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> to
     img = _open_image(path, limits or DEFAULT_LIMITS)
     try:
         with img:
-            rgb = image_to_rgb(img)  # (H,W,3)
+            rgb = image_to_rgb(_upright(img))  # (H,W,3)
     except InputError as e:
         raise InputError(f"image {path}: {e}".replace(": image:", ":")) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:

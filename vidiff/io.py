@@ -16,7 +16,8 @@ repeating the edge pixels, so a 63x65 clip reads back as 64x66 (all formats, for
 
 Files are written through vidiff/output_safety.py (a random hidden temporary name opened O_EXCL | O_NOFOLLOW in
 the target folder, fsync, rename), so an interrupted write never leaves a half file under the final name. `probe_video` reads container metadata
-only and refuses files over `VideoLimits` before any frame is decoded. av / decord / PIL are imported
+and refuses files over `VideoLimits` before any frame is decoded; then it decodes the first frame for its display
+rotation (phone clips are stored sideways), which both readers apply. av / decord / PIL are imported
 (and torch) inside the functions so that `import vidiff.io` stays cheap and contained
 decoding workers stay small. A decord reader is created per call and
 never shared across threads.
@@ -35,8 +36,8 @@ import numpy as np
 
 from vidiff.errors import InputError, VideoDecodeError
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
-    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, frame_index, frame_step,
-    iter_pyav,
+    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, display_rotation,
+    frame_index, frame_step, iter_pyav,
     select_indices,
 )
 
@@ -65,7 +66,9 @@ DEFAULT_LIMITS = VideoLimits()
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Container metadata of a video stream. `num_frames` is the container's count, or duration * fps."""
+    """Container metadata of a video stream. `num_frames` is the container's count, or duration * fps. width
+    and height are the upright frame's: a clip stored sideways with a display rotation (`rotation` degrees
+    counter-clockwise, as phones write portrait video) is read turned upright."""
 
     width: int
     height: int
@@ -73,6 +76,7 @@ class VideoInfo:
     fps: float
     duration: float  # seconds
     codec: str
+    rotation: int = 0
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -149,7 +153,10 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
-    return VideoInfo(width, height, num_frames, fps, duration, codec)
+    rotation = display_rotation(path)  # a frame's side data: one frame decoded, within the limits just checked
+    if rotation % 180:
+        width, height = height, width
+    return VideoInfo(width, height, num_frames, fps, duration, codec, rotation)
 
 
 # ---- read ---------------------------------------------------------------------------------------------
@@ -237,8 +244,8 @@ from vidiff.video_writer import (  # noqa: E402,F401
 
 
 def __getattr__(name: str):
-    """read_image / check_image / image_to_rgb live in vidiff/image_io.py; `vidiff.io.read_image` stays public."""
-    if name in ("read_image", "check_image", "image_to_rgb"):
+    """read_image / check_image / image_to_rgb / image_size live in vidiff/image_io.py; `vidiff.io.read_image` stays public."""
+    if name in ("read_image", "check_image", "image_to_rgb", "image_size"):
         from vidiff import image_io
 
         return getattr(image_io, name)

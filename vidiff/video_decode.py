@@ -117,6 +117,30 @@ def decode_complete(container, stream):
         log.debug("damaged tail in %s: decoder flush failed", container.name)
 
 
+def quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that show a PyAV frame upright, from its display matrix: phones store
+    portrait video sideways and tag it to be turned. decord turns frames the same way (flips are ignored by
+    both). PyAV before 14 has no `rotation`: frames as stored."""
+    return round(getattr(frame, "rotation", 0) / 90) % 4
+
+
+def upright_rgb(frame) -> np.ndarray:
+    """A PyAV frame as uint8 (H,W,3) RGB, turned upright (quarter_turns)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    k = quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def display_rotation(path: Path) -> int:
+    """Degrees (0, 90, 180, 270) the first frame of `path` is turned to show it upright; 0 when it does not
+    decode (the read that follows reports that)."""
+    try:
+        frame = next(_av_frames(path, 1), None)
+    except _av_error_types():
+        return 0
+    return 0 if frame is None else 90 * quarter_turns(frame)
+
+
 def _av_frames(path: Path, num_threads: int):
     """PyAV frames of the first video stream in order, a damaged tail ending them (decode_complete)."""
     import av
@@ -135,13 +159,14 @@ def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads:
     count = 0
     try:
         for frame in _av_frames(path, num_threads):
-            if (frame.width, frame.height) != (width, height):
-                raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
+            shown = (frame.height, frame.width) if quarter_turns(frame) % 2 else (frame.width, frame.height)
+            if shown != (width, height):  # checked before converting: a frame may claim any size
+                raise VideoDecodeError(path, f"frame {count} is {shown[0]}x{shown[1]} upright, the header says "
                                              f"{width}x{height}")
             count += 1
             if count > max_frames:
                 raise VideoDecodeError(path, f"more than max_frames={max_frames} frames")
-            yield frame.to_ndarray(format="rgb24")
+            yield upright_rgb(frame)
     except _av_error_types() as e:
         raise VideoDecodeError(path, f"decode failed (pyav) after {count} frames: {_short(e)}") from None
     if count == 0:
@@ -158,7 +183,7 @@ def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int
             decoded = i + 1
             if i < target:
                 continue
-            rgb = frame.to_ndarray(format="rgb24")  # (H,W,3)
+            rgb = upright_rgb(frame)  # (H,W,3)
             while target == i:  # a target fps above the source rate repeats frames
                 frames.append(rgb)
                 target = next(wanted, -1)

@@ -47,10 +47,7 @@ def check_mask_file(path: Path, clip) -> None:
     check_file(path, "mask")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         io.check_image(path)
-        from PIL import Image
-
-        with Image.open(path) as img:
-            width, height = img.size
+        width, height = io.image_size(path)  # upright, as read_mask reads it
         frames = None
     else:
         info = io.probe_video(path)

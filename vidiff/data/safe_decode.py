@@ -22,6 +22,7 @@ import logging
 import multiprocessing as mp
 import os
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -84,7 +85,7 @@ def check_video(path: str, limits: VideoLimits) -> VideoInfo:
         raise VideoDecodeError(path, "no video packets")
     if not first_ok:
         raise VideoDecodeError(path, "first frame does not decode")
-    return VideoInfo(info.width, info.height, packets, info.fps, info.duration, info.codec)
+    return dataclasses.replace(info, num_frames=packets)
 
 
 def _worker_main(conn, memory_limit: int, check=check_video) -> None:
@@ -104,7 +105,7 @@ def _worker_main(conn, memory_limit: int, check=check_video) -> None:
         path, limits = task
         try:
             info = check(path, VideoLimits(*limits))
-            conn.send(("ok", (info.width, info.height, info.num_frames, info.fps, info.duration, info.codec)))
+            conn.send(("ok", dataclasses.astuple(info)))
         except VideoDecodeError as e:
             conn.send(("bad", e.reason))
         except MemoryError:
