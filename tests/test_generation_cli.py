@@ -141,6 +141,20 @@ def test_bad_arguments_fail_fast_before_weights(garbage_pipeline, tmp_path, caps
     assert not list(tmp_path.glob("o.*"))
 
 
+@pytest.mark.parametrize("task", ["extend", "edit"])
+def test_a_clip_of_the_wrong_size_is_refused_from_its_header(garbage_pipeline, tmp_path, capsys, monkeypatch, task):
+    """Its frames are never decoded: a 768x576 clip was read whole (2 GB) before its size was compared."""
+    from vidiff import io
+
+    io.write_video(tmp_path / "big.mp4", np.zeros((16, 48, 80, 3), dtype=np.uint8), 8)
+    monkeypatch.setattr(io, "read_video", lambda *a, **k: pytest.fail("decoded a clip of the wrong size"))
+    frames = ["--frames", "5"] if task == "extend" else []
+    rc = main([task, str(tmp_path / "big.mp4"), "x", *frames, "-o", str(tmp_path / "o.mp4"),
+               "--model", str(garbage_pipeline)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "frames are 80x48, this pipeline makes 64x64; resize the clip first" in err, err
+
+
 def test_missing_model_folder(tmp_path, capsys):
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "nope")]) == 2
     assert "pipeline folder not found" in capsys.readouterr().err

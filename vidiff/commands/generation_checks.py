@@ -59,7 +59,7 @@ def validate(args):
                                 getattr(args, "control", None), *user_keyframes.values()) if p is not None]
     for file in output_files(output, args.num, args.contact_sheet):  # before any input is read or model loads
         check_output(file, inputs, what="-o")
-    video_fps, video_frames = None, None
+    video_fps, video_frames, video_info = None, None, None
     if args.task == "animate":
         check_image(Path(args.image))
     for path in user_keyframes.values():
@@ -72,7 +72,8 @@ def validate(args):
             raise InputError(f"--seam-fade must be >= 0, got {args.seam_fade}")
         from vidiff import io
 
-        video_fps = io.probe_video(args.video).fps  # header only; a bad file fails before any model loads
+        video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
+        video_fps = video_info.fps
     if args.task == "edit":
         from vidiff import io
         from vidiff.pipeline.request import check_repeats, check_strength
@@ -87,7 +88,7 @@ def validate(args):
         check_file(Path(args.video), "video")
         if args.frames is not None:
             raise InputError("--frames: edit keeps the clip's own length")
-        info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
+        info = video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
         video_fps, video_frames = info.fps, info.num_frames
         if args.mask is not None:
             from vidiff.pipeline.request import check_feather
@@ -101,6 +102,10 @@ def validate(args):
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
     if args.task == "edit":
         structure_kind(args, config)
+    if video_info is not None and (video_info.height, video_info.width) != (config.height, config.width):
+        # from the header: a clip of the wrong size is refused before it is decoded (a 768x576 one took 2 GB)
+        raise InputError(f"video {shown(args.video)}: frames are {video_info.width}x{video_info.height}, this "
+                         f"pipeline makes {config.width}x{config.height}; resize the clip first")
     if config.parts.keyframes is None:
         raise InputError(f"--model {shown(args.model)}: an interpolation-only pipeline (no keyframe part) cannot "
                          f"{args.task}; it fills frames between given ones (vidiff interpolate)")
