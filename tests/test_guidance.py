@@ -119,7 +119,7 @@ def test_guided_denoiser_runs_inside_a_sampler():
 
 
 @pytest.mark.parametrize("name", ["text_scale", "image_scale"])
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.5])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.5, 1e20])  # 1e20: finite, but decoded all black
 def test_bad_scales_raise(name, bad):
     _, _, _, null = make_inputs()
     with pytest.raises(InputError, match=name):

@@ -371,6 +371,11 @@ case("bounds-num-huge", "--num must be in [1, 10000]")(lambda ws, o, a: gen("--n
 case("bounds-seed-negative", "--seed must be in")(lambda ws, o, a: gen("--seed", "-1", "-o", str(ws / "o.mp4")))
 case("bounds-seed-2-64", "--seed must be in")(lambda ws, o, a: gen("--seed", str(2**64), "-o", str(ws / "o.mp4")))
 case("bounds-guidance-inf", "--guidance must be a finite number")(lambda ws, o, a: gen("--guidance", "inf", "-o", str(ws / "o.mp4")))
+# finite, yet the guided step overflowed and every frame was written black with exit code 0
+case("bounds-guidance-1e20", "--guidance must be a finite number in [0, 100]")(
+    lambda ws, o, a: gen("--guidance", "1e20", "-o", str(ws / "o.mp4")))
+case("bounds-image-guidance-1e20", "--image-guidance must be a finite number in [0, 100]")(
+    lambda ws, o, a: gen("--image-guidance", "1e20", "-o", str(ws / "o.mp4")))
 case("bounds-keyframes-huge", "--keyframes must be in [2, 256]")(
     lambda ws, o, a: gen("--keyframes", "100000", "--stride", "1", "-o", str(ws / "o.mp4")))
 case("bounds-layout-too-long", "the limit is 1024")(
@@ -384,6 +389,8 @@ case("bounds-pipeline-stride-1e9", "keyframe_stride must be in [1, 256]")(
     pipeline_with((BUNDLED / "pipeline.yaml").read_text().replace("keyframe_stride: 5", "keyframe_stride: 1000000000")))
 case("bounds-pipeline-steps-1e9", "steps: must be in [1, 1000]")(
     pipeline_with((BUNDLED / "pipeline.yaml").read_text().replace("steps: 20", "steps: 1000000000")))
+case("bounds-pipeline-guidance-1e20", "keyframes.guidance_scale: must be a finite number in [0, 100]")(
+    pipeline_with((BUNDLED / "pipeline.yaml").read_text().replace("guidance_scale: 2.0", "guidance_scale: 1.0e+20")))
 case("bounds-pipeline-fps-0", "fps must be in [0.1, 240]")(
     pipeline_with((BUNDLED / "pipeline.yaml").read_text().replace("fps: 8.0", "fps: 0.0")))
 case("bounds-pipeline-max-gap-huge", "max_gap must be in [2, 256]")(

@@ -14,6 +14,7 @@ MAX_SIDE = 4096  # frame height or width in pixels
 MAX_THREADS = 1024  # CPU threads for torch
 MAX_SAMPLES = 10_000  # clips per generation command (--num)
 MAX_EDIT_REPEATS = 16  # SDEdit passes over the keyframes (edit_video repeats)
+MAX_GUIDANCE = 100.0  # guidance scales; past about 1e16 the guided step overflows and every frame decodes black
 MAX_VALUE_CHARS = 200  # characters of a user value quoted in an error message
 
 

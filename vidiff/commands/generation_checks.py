@@ -3,7 +3,6 @@ every argument, the input files' headers and the pipeline folder's yaml (a bad o
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from vidiff.commands.control_args import check_control_args, structure_kind
@@ -20,7 +19,7 @@ def validate(args):
     from vidiff.pipeline.layout import Layout, resolve_layout
 
     from vidiff.limits import (
-        MAX_FRAMES, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
+        MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
     )
     from vidiff.commands.inputs import check_file, check_image, check_mask_file
     from vidiff.output_safety import check_output, shown
@@ -40,8 +39,8 @@ def validate(args):
     if args.sampler is not None and args.sampler not in SAMPLERS:
         raise InputError(f"--sampler {short_repr(args.sampler)} is unknown; choose one of {', '.join(SAMPLERS)}")
     for flag, value in (("--guidance", args.guidance), ("--image-guidance", args.image_guidance)):
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise InputError(f"{flag} must be a finite number >= 0, got {value}")
+        if value is not None and not 0 <= value <= MAX_GUIDANCE:  # NaN fails too; 1e20 decoded all black
+            raise InputError(f"{flag} must be a finite number in [0, {MAX_GUIDANCE:g}], got {value}")
     check_int(args.num, "--num", 1, MAX_SAMPLES)
     if not 0 <= args.seed < 2**63 - args.num:
         raise InputError(f"--seed must be in [0, 2**63 - --num), got {short_repr(args.seed)}")

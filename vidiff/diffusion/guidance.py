@@ -44,11 +44,12 @@ from torch import nn
 
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
+from vidiff.limits import MAX_GUIDANCE
 
 
 def _check_scale(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InputError(f"{name}: must be a finite number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_GUIDANCE:
+        raise InputError(f"{name}: must be a finite number in [0, {MAX_GUIDANCE:g}], got {value!r}")
     return float(value)
 
 

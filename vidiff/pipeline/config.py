@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional
 
 from vidiff.config import ConfigError, from_dict, to_dict
 from vidiff.errors import InputError
-from vidiff.limits import MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, short_repr
+from vidiff.limits import MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, short_repr
 from vidiff.video_writer import FPS_MAX, FPS_MIN
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -122,8 +122,8 @@ def _check_stage(stage: StageConfig, where: str) -> None:
             bad(key, f"must be finite, got {getattr(stage, key)}")
     for key in ("guidance_scale", "image_guidance_scale"):
         value = getattr(stage, key)
-        if not math.isfinite(value) or value < 0:
-            bad(key, f"must be a finite number >= 0, got {value}")
+        if not 0 <= value <= MAX_GUIDANCE:  # NaN fails too
+            bad(key, f"must be a finite number in [0, {MAX_GUIDANCE:g}], got {value}")
     if not math.isfinite(stage.cond_sigma) or stage.cond_sigma < 0:
         bad("cond_sigma", f"must be >= 0, got {stage.cond_sigma}")
     if not 0 <= stage.guidance_rescale <= 1:
