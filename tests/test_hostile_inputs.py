@@ -358,6 +358,9 @@ def _(ws, o, a):
 # -- bounds, checked before any weights load, with the limit in the message --
 
 case("bounds-frames-5000001", "--frames must be in [1, 1024]")(lambda ws, o, a: gen("--frames", "5000001", "-o", str(ws / "o.mp4")))
+# within [1, 1024], but off the stride-5 grid: sampled as 1026 and cut; the error named --keyframes, never given
+case("bounds-frames-1024-off-the-grid", "--frames 1024 at keyframe stride 5 is sampled as 1026 frames")(
+    lambda ws, o, a: gen("--frames", "1024", "-o", str(ws / "o.mp4")))
 case("bounds-extend-frames-1000000", "--frames must be in [1, 1024]")(
     lambda ws, o, a: ["extend", clip(ws, a), "p", "--frames", "1000000", "-o", str(ws / "o.mp4")])
 case("bounds-steps-1e20", "invalid int value")(lambda ws, o, a: gen("--steps", "1e20", "-o", str(ws / "o.mp4")))

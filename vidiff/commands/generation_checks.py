@@ -123,6 +123,11 @@ def validate(args):
         reason = str(e).replace(f"--frames {video_frames} does not fit", "that does not fit", 1)
         raise InputError(f"video {shown(args.video)} has {video_frames} frames, and edit keeps a clip's length: "
                          f"{reason}") from None
+    if layout.num_frames > MAX_FRAMES and layout.trim_to:  # the user gave --frames, not --keyframes
+        longest = (MAX_FRAMES - 1) // layout.keyframe_stride * layout.keyframe_stride + 1
+        raise InputError(f"--frames {layout.trim_to} at keyframe stride {layout.keyframe_stride} is sampled as "
+                         f"{layout.num_frames} frames and cut; the limit is {MAX_FRAMES}: give --frames {longest} "
+                         f"or fewer")
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
