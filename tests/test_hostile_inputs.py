@@ -573,6 +573,25 @@ def _(ws, o, a):
     return gen("--model", str(folder), "-o", str(ws / "o.mp4"))
 
 
+def cut_weights(part: str, keep):
+    """The pipeline with `part`'s weights file replaced by its first keep(size) bytes."""
+    def build(ws, o, a):
+        folder = make_pipeline(ws, a)
+        data = (a / "weights" / part / "model.safetensors").read_bytes()
+        os.unlink(folder / part / "model.safetensors")
+        (folder / part / "model.safetensors").write_bytes(data[:keep(len(data))])
+        return gen("--model", str(folder), "-o", str(ws / "o.mp4"))
+    return build
+
+
+# the VAE's file is hashed (latent_space_id) before the weights load: an empty one was a struct.error traceback,
+# a cut one "trained in the latent space of another VAE"; a cut keyframes file "trained against another base"
+case("pipeline-vae-weights-empty", "not a safetensors file (bad header length)")(cut_weights("vae", lambda n: 0))
+case("pipeline-vae-weights-truncated", "truncated or damaged safetensors file")(cut_weights("vae", lambda n: n // 2))
+case("pipeline-keyframes-weights-truncated", "truncated or damaged safetensors file")(
+    cut_weights("keyframes", lambda n: n - 1000))
+
+
 @case("pipeline-text-encoder-config-is-a-list", "expected a JSON object")
 def _(ws, o, a):
     text = (BUNDLED / "pipeline.yaml").read_text().replace("text_encoder: default", "text_encoder: te")

@@ -215,7 +215,8 @@ def text_encoder_ref(folder: Path, cfg: PipelineConfig) -> str:
 
 
 def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
-    """Reads pipeline.yaml and checks that every part folder has its two files; touches no weights."""
+    """Reads pipeline.yaml and checks that every part folder has its two files and that the weights file is a whole
+    safetensors file (its header only); touches no weights."""
     from vidiff.safe_yaml import load_file
 
     folder = Path(folder)
@@ -229,6 +230,8 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
         for file in ("config.yaml", "model.safetensors"):
             if not (part / file).is_file():
                 raise InputError(f"{folder}: part {name!r} is missing {part / file}")
+        # before any check that hashes the file: a truncated one otherwise reads as "another VAE / base part"
+        check_safetensors_header(part / "model.safetensors")
     ref = text_encoder_ref(folder, cfg)
     if ref != "default" and not Path(ref).exists():
         raise InputError(f"{path}: text_encoder folder {ref} not found")
@@ -236,7 +239,8 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
 
 
 def check_safetensors_header(path: str | Path) -> None:
-    """Reads only the 8-byte length and the JSON header of a safetensors file; InputError if it is not one."""
+    """Reads only the 8-byte length and the JSON header of a safetensors file; InputError if it is not one, or if
+    its tensors' data does not end where the file does (a truncated or appended-to file)."""
     import json
     import struct
 
@@ -256,6 +260,15 @@ def check_safetensors_header(path: str | Path) -> None:
             header = None
     if not isinstance(header, dict):
         raise InputError(f"{path}: not a safetensors file (unreadable header)")
+    ends = [entry.get("data_offsets") for name, entry in header.items() if name != "__metadata__"
+            and isinstance(entry, dict)]
+    if len(ends) != len(header) - ("__metadata__" in header) or not all(
+            isinstance(e, list) and len(e) == 2 and all(type(v) is int for v in e) for e in ends):
+        raise InputError(f"{path}: not a safetensors file (a tensor entry has no data_offsets)")
+    data = max((e[1] for e in ends), default=0)
+    if data != size - 8 - length:
+        raise InputError(f"{path}: truncated or damaged safetensors file (its tensors take {data} bytes after the "
+                         f"header, the file holds {size - 8 - length})")
 
 
 def json_nesting(raw: bytes) -> int:

@@ -207,9 +207,11 @@ def latent_space_id(vae_folder: str | Path) -> str:
     import struct
 
     from vidiff.parts import CONFIG_NAME, WEIGHTS_NAME
+    from vidiff.pipeline.config import check_safetensors_header
     from vidiff.safe_yaml import load_file
 
     folder = Path(vae_folder)
+    check_safetensors_header(folder / WEIGHTS_NAME)  # an empty, garbage or cut file: one line, not a traceback
     cfg = load_file(folder / CONFIG_NAME) or {}
     digest = hashlib.sha256(repr((float(cfg.get("scaling_factor", 1.0)), float(cfg.get("shift_factor", 0.0)))).encode())
     with open(folder / WEIGHTS_NAME, "rb") as f:
