@@ -339,6 +339,18 @@ def test_bad_settings_are_input_errors(pipe):
             pipe.text_to_video(prompt, progress=False, **kwargs)
 
 
+def test_numpy_scalars_are_the_numbers_they_hold(pipe):
+    """np.random's np.int64 seed and an np.float32 scale were refused ("must be a finite number in [0, 100], got
+    np.float32(2.0)"); they request exactly what the Python numbers do."""
+    plain = pipe.request("a", seed=3, num_frames=16, steps=2, guidance_scale=2.0, fps=8.0)
+    numpy = pipe.request("a", seed=np.int64(3), num_frames=np.int32(16), steps=np.int64(2),
+                         guidance_scale=np.float32(2.0), fps=np.float32(8.0))
+    assert numpy == plain and type(numpy.seeds[0]) is int and type(numpy.guidance_scale) is float
+    assert pipe.request("a", seed=[np.int64(1), np.int64(2)]).seeds == [1, 2]
+    with pytest.raises(InputError, match="seed"):
+        pipe.request("a", seed=np.float64(1.5))
+
+
 def test_save_and_load_round_trip(pipe, tmp_path):
     pytest.importorskip("vidiff.text")
     from vidiff.pipeline import VideoPipeline

@@ -21,11 +21,23 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def plain_number(value):
+    """A numpy scalar (np.int64 from np.random, np.float32) as the Python int / float it holds; anything else as
+    it is. The checks take Python numbers only, and refused np.float32(2.0) as "not a finite number in [0, 100]"."""
+    import numbers
+
+    if isinstance(value, (bool, int, float)) or type(value).__module__ != "numpy":
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value) if isinstance(value, numbers.Real) else value
+
+
 def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], list[int], bool]:
     """Broadcasts a prompt / list of prompts against a seed / list of seeds -> (prompts, seeds, batched)."""
     batched = isinstance(prompt, (list, tuple)) or isinstance(seed, (list, tuple))
     prompts = list(prompt) if isinstance(prompt, (list, tuple)) else [prompt]
-    seeds = list(seed) if isinstance(seed, (list, tuple)) else [seed]
+    seeds = [plain_number(s) for s in (seed if isinstance(seed, (list, tuple)) else [seed])]
     if not prompts or not seeds:
         raise InputError(f"{name} / seed: got an empty list")
     for p in prompts:

@@ -22,7 +22,7 @@ from vidiff.pipeline.control import request_control, save_control_parts
 from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.request import (
-    Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames,
+    Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames, plain_number,
     prompts_and_seeds,
 )
 from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
@@ -180,7 +180,7 @@ class VideoPipeline:
         last input frame is faded out over the first `seam_fade` new frames (seam.py; 0 turns it off)."""
         self._need_keyframe_part("extending a video")
         frames = check_frames(frames, "frames")
-        seam_fade, num_frames = check_seam_fade(seam_fade), check_new_frames(num_frames)
+        seam_fade, num_frames = check_seam_fade(plain_number(seam_fade)), check_new_frames(plain_number(num_frames))
         req = self.request(prompt, height=frames.shape[1], width=frames.shape[2], **settings)
         k, s = req.layout.num_keyframes, req.layout.keyframe_stride
         windows = extension_windows(frames.shape[0], num_frames, k, s)
@@ -255,6 +255,10 @@ class VideoPipeline:
         """Checks and completes every setting before any sampling (the CLI calls this too). A num_frames that no
         keyframe grid fits is made on the next longer grid and cut (Layout.trim_to), unless exact_frames."""
         cfg = self.config
+        num_frames, num_keyframes, keyframe_stride, steps, height, width = map(
+            plain_number, (num_frames, num_keyframes, keyframe_stride, steps, height, width))
+        guidance_scale, image_guidance_scale, fps, guidance_rescale, churn, pc_steps, pc_snr = map(
+            plain_number, (guidance_scale, image_guidance_scale, fps, guidance_rescale, churn, pc_steps, pc_snr))
         prompts, seeds, batched = prompts_and_seeds(prompt, seed)
         layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
                                 default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
