@@ -216,3 +216,16 @@ def test_eval_shapes_command(tmp_path, capsys):
     assert doc["columns"] == ["attribute", "correct", "total", "accuracy"]
     assert {row[0] for row in doc["rows"]} >= {"colour", "shape", "direction"}
     assert "Shapes accuracy" in capsys.readouterr().out
+
+
+def test_eval_shapes_with_no_usable_prompt_is_an_error(tmp_path, capsys):
+    """Clips without prompts (or corrupt ones with none) printed a table of zeros and exited 0."""
+    from vidiff.io import write_video
+
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips" / "a.mp4", np.zeros((4, 32, 32, 3), np.uint8), 8)
+    (tmp_path / "clips" / "b.mp4").write_text("not a video")
+    assert main(["eval", "shapes", str(tmp_path / "clips"), "--json", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert "none of its 2 video files has a usable prompt" in err and "a.mp4: no prompt" in err, err
+    assert not (tmp_path / "r.json").exists()

@@ -161,6 +161,12 @@ def run_shapes(args) -> int:
 
     check_json_out(args, args.folder)
     result = evaluate_shapes_folder(args.folder)
+    if not result["num_clips"]:  # a table of zeros and exit 0 read as an evaluation that ran
+        from vidiff.errors import InputError
+
+        first = result["skipped"][0]
+        raise InputError(f"FOLDER {args.folder}: none of its {len(result['skipped'])} video files has a usable "
+                         f"prompt, so nothing was scored ({first['file']}: {first['reason']})")
     counts = result.get("counts", {})
     rows = [[a, counts.get(a, {}).get("correct"), counts.get(a, {}).get("total"), acc]
             for a, acc in result.get("accuracy", {}).items()]
