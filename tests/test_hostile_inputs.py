@@ -196,6 +196,11 @@ case("output-animate-contact-sheet-onto-input", "is the input")(
     lambda ws, o, a: ["animate", image(ws, a, "out.sheet.png"), "p", "--contact-sheet", "-o", str(ws / "out.mp4")])
 case("output-is-a-folder", "is a folder")(
     lambda ws, o, a: gen("-o", str(ws / "dir.mp4")) if (ws / "dir.mp4").mkdir() is None else None)
+# a trailing slash names a folder not made yet; Path() dropped it and a file dir.mp4 was written
+case("output-ends-with-a-slash", "ends with /, so it names a folder")(
+    lambda ws, o, a: gen("-o", str(ws / "new.mp4") + "/"))
+case("output-interpolate-ends-with-a-slash", "ends with /, so it names a folder")(
+    lambda ws, o, a: ["interpolate", clip(ws, a), "--factor", "2", "-o", str(ws / "new.mp4") + "/"])
 
 
 @case("output-symlink-to-a-folder", "is a folder")

@@ -60,6 +60,9 @@ def test_check_output_refuses_folders_fifos_long_names_and_unwritable_places(tmp
     with pytest.raises(InputError, match="does not exist"):
         check_output(tmp_path / "missing" / "x.mp4", create_folder=False)
     assert check_output(tmp_path / "missing" / "x.mp4") and not (tmp_path / "missing").exists()
+    # "-o out.mp4/" names a folder that does not exist yet; Path() would drop the slash and write a file
+    with pytest.raises(InputError, match="ends with /, so it names a folder"):
+        check_output(f"{tmp_path}/new.mp4/")
 
 
 def test_a_255_byte_name_writes_and_its_temporary_stays_short(tmp_path):

@@ -86,6 +86,13 @@ def _nearest_existing(folder: Path) -> Path:
     return folder
 
 
+def output_path(raw, what: str = "-o") -> Path:
+    """A user's output path as a Path; "out.mp4/" names a folder, which Path() would turn into the file out.mp4."""
+    if isinstance(raw, (str, bytes)) and os.fsdecode(raw).endswith(os.sep):
+        raise InputError(f"{what} {shown(raw)}: ends with {os.sep}, so it names a folder; give a file name")
+    return Path(raw)
+
+
 def check_output(path, inputs: Iterable = (), what: str = "-o", create_folder: bool = True) -> Path:
     """Checks that `path` can be written atomically without touching any of `inputs`; returns it as a Path.
 
@@ -93,7 +100,7 @@ def check_output(path, inputs: Iterable = (), what: str = "-o", create_folder: b
     longer than NAME_MAX bytes, or when its folder does not exist (`create_folder=False`) or cannot be written.
     Nothing is created.
     """
-    path = Path(path)
+    path = output_path(path, what)
     if not path.name or path.name in (".", ".."):
         raise InputError(f"{what} {shown(path)}: give a file name, not a folder")
     name_bytes = len(os.fsencode(path.name))

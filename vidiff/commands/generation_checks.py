@@ -22,11 +22,11 @@ def validate(args):
         MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
     )
     from vidiff.commands.inputs import check_file, check_image, check_mask_file
-    from vidiff.output_safety import check_output, shown
+    from vidiff.output_safety import check_output, output_path, shown
     from vidiff.sidecar import output_files
     from vidiff.video_writer import check_fps
 
-    output = Path(args.output)
+    output = output_path(args.output)
     suffix = output.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise InputError(f"-o {shown(args.output)}: the output suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")

@@ -65,13 +65,13 @@ def validate(args):
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, short_repr
-    from vidiff.output_safety import check_output, shown
+    from vidiff.output_safety import check_output, output_path, shown
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records
     from vidiff.sidecar import sidecar_path
     from vidiff.video_writer import check_fps
 
-    output = Path(args.output)
+    output = output_path(args.output)
     suffix = output.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise InputError(f"-o {shown(args.output)}: the output suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")
