@@ -309,3 +309,21 @@ def test_clips_tagged_with_a_display_rotation_read_upright(tmp_path, k):
     assert np.array_equal(np.stack(list(io.iter_video(tmp_path / "turned.mp4"))), want)
     corner = {1: (-1, 0), 2: (-1, -1), 3: (0, -1)}[k]  # where the stored top-left block is shown
     assert want[0][corner].min() > 200 and want[0][0, 0].max() < 50
+
+
+def test_a_clip_cut_short_reads_its_start_and_says_so(tmp_path, caplog):
+    import av
+
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:  # index first, as streamed
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for f in shapes_frames(40):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+    data = whole.read_bytes()
+    cut.write_bytes(data[: 2 * len(data) // 3])  # a partial download
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        frames = list(io.iter_video(cut, num_threads=1))
+    assert 1 <= len(frames) < 40
+    assert f"{cut} is damaged at byte" in caplog.text and f"using the {len(frames)} frames" in caplog.text

@@ -92,29 +92,34 @@ def _wanted(num_frames, start: int, step: float) -> Iterator[int]:
 
 def decode_complete(container, stream):
     """Decodes a stream; a packet that fails after the first frames (a truncated or damaged tail) ends it,
-    and the frames the decoder still holds are flushed instead of lost."""
+    and the frames the decoder still holds are flushed instead of lost. A damaged stream is logged as a
+    warning with the frames kept: a user should know the clip was cut short (a partial download, a full disk)."""
     import av
 
     ctx = stream.codec_context
-    got_frame = False
+    count, damaged_at = 0, None
     for packet in container.demux(stream):
         if packet.size == 0:
             break  # end of stream
         try:
             frames = ctx.decode(packet)
         except av.error.FFmpegError:
-            if not got_frame:
+            if not count:
                 raise
-            log.debug("damaged tail in %s at byte %s: stream ends there", container.name, packet.pos)
+            damaged_at = f"byte {packet.pos}"
             break
-        got_frame = got_frame or bool(frames)
+        count += len(frames)
         yield from frames
     try:
-        yield from ctx.decode(None)  # frames the decoder still holds (B-frame delay, frame threads)
+        for frame in ctx.decode(None):  # frames the decoder still holds (B-frame delay, frame threads)
+            count += 1
+            yield frame
     except av.error.FFmpegError:
-        if not got_frame:
+        if not count:
             raise
-        log.debug("damaged tail in %s: decoder flush failed", container.name)
+        damaged_at = damaged_at or "its end"
+    if damaged_at:
+        log.warning("%s is damaged at %s: using the %d frames before it", container.name, damaged_at, count)
 
 
 def quarter_turns(frame) -> int:
