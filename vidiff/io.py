@@ -1,7 +1,8 @@
 """Video and image files at the edges of vidiff: probe, read, write.
 
 Frames are uint8 `(F,H,W,3)` RGB torch tensors. Reading uses decord when it imports (faster random access)
-and PyAV otherwise; both give the same pixels. Writing picks the format from the suffix:
+and PyAV otherwise; both give the same pixels for 8-bit sources (on 10-bit 4:2:0 they upsample chroma
+differently: up to 47 levels apart at sharp colour edges, measured on x264 / x265 yuv420p10le). Writing picks the format from the suffix:
 
 - `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18).
 - `.webm`: VP9 (libvpx-vp9), yuv420p, constant quality (`quality` is the CRF, default 30).
