@@ -66,6 +66,19 @@ def test_injected_inf_gradients_skip_exactly_those_steps(tmp_path):
     assert all(float(v) == 9 for k, v in tensors["optimizer"].items() if k.endswith(".step"))
 
 
+def test_resume_between_metrics_lines_logs_what_the_uninterrupted_run_logged(tmp_path):
+    """checkpoint_every 4, log_every 3: the line at step 9 of a run resumed from step 8 averages the losses of
+    steps 8 and 9 and counts the skipped step 7, as the uninterrupted run's does (it had step 9's loss alone)."""
+    model = {"dim": 8, "width": 16, "inf_grad_steps": [6]}
+    ref = train(toy(tmp_path / "ref", log_every=3, keep_checkpoints=3, model=model))
+    resumed = train(toy(tmp_path / "resumed", log_every=3, keep_checkpoints=3, model=model),
+                    resume=str(ref / "checkpoints" / ckpt.step_dir_name(8)))
+    timeless = lambda rows: [{k: v for k, v in r.items() if k != "samples_per_s"} for r in rows]  # noqa: E731
+    want = [r for r in read_metrics(ref / "metrics.jsonl") if r["step"] > 8]
+    assert want[0]["step"] == 9 and want[0]["skipped"] == 1
+    assert timeless(read_metrics(resumed / "metrics.jsonl")) == timeless(want)
+
+
 def test_nonfinite_in_a_row_aborts_with_last_good_checkpoint(tmp_path):
     cfg = toy(tmp_path, max_nonfinite_in_a_row=3, model={"dim": 8, "width": 16, "nan_loss_steps": [5, 6, 7, 8]})
     with pytest.raises(TrainingDiverged, match="3 non-finite steps in a row.*step_00000004"):

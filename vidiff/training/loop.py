@@ -172,10 +172,12 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
         raw = accelerator.unwrap_model(model)
 
     state = {"step": 0, "opt_steps": 0, "ema_updates": 0, "nonfinite_in_a_row": 0}
+    logged = None
     if resume_from is not None:
         opt_state = ckpt.unflatten_optimizer_state(tensors["optimizer"], jsons["optimizer"])
         optimizer.load_state_dict(shard_optimizer_state(opt_state, optimizer))
         state.update(jsons["state"])
+        logged = state.pop("log_window", None)  # None: a checkpoint from before the window was saved
         ema.load_state_dict(tensors["ema"], state["ema_updates"])
         if accelerator.scaler is not None and state.get("grad_scaler"):  # fp16: the loss scale goes on as it was
             accelerator.scaler.load_state_dict(state["grad_scaler"])
@@ -198,6 +200,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     batches = iter(loader)
     bar = tqdm(total=t.max_steps, initial=state["step"], disable=not main, desc=f"train {cfg.stage}")
     window: dict = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "grad_norm": float("nan")}
+    if logged:  # the steps since the last metrics line before the checkpoint: a resumed row averages the same steps
+        window.update(losses=list(logged["losses"]), skipped=logged["skipped"], grad_norm=logged["grad_norm"])
 
     def save(step_done: int) -> None:
         accelerator.wait_for_everyone()
@@ -209,7 +213,10 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
             pos = {**state, "step": step_done, "ema_updates": ema.num_updates,
                    "epoch": step_done * global_batch // len(stage.dataset),
                    "sample_offset": step_done * global_batch,
-                   "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None}
+                   "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+                   # checkpoint_every need not be a multiple of log_every: the next metrics line also covers
+                   # the steps logged since the last one (Python floats round-trip through JSON exactly)
+                   "log_window": {k: window[k] for k in ("losses", "skipped", "grad_norm")}}
             ckpt.save_checkpoint(run_dir / "checkpoints", step_done, files, {"optimizer": opt_meta, "state": pos},
                                  chash, t.keep_checkpoints)
         accelerator.wait_for_everyone()
