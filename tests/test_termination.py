@@ -85,3 +85,24 @@ def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp
     a = load_file(tmp_path / "reference" / "export" / "model.safetensors")
     b = load_file(tmp_path / "stopped" / "export" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("stop", ["Terminated", "KeyboardInterrupt"])
+def test_sigterm_or_ctrl_c_during_a_checkpoint_write_leaves_no_temp_folder(tmp_path, monkeypatch, stop):
+    """SIGTERM (cli.Terminated) or Ctrl-C while a checkpoint's files are fsynced: the half-written
+    `.tmp-step_X-*` folder is removed on the way out, and the older checkpoint stays as it was."""
+    from vidiff.cli import Terminated
+    from vidiff.training import checkpoint as ckpt
+
+    exc = {"Terminated": Terminated, "KeyboardInterrupt": KeyboardInterrupt}[stop]
+    root = tmp_path / "checkpoints"
+    weights = {"model": {"w": torch.ones(4)}}
+    old = ckpt.save_checkpoint(root, 4, weights, {"state": {"step": 4}}, "hash", keep=2)
+
+    def interrupted(path):
+        raise exc
+
+    monkeypatch.setattr(ckpt, "_fsync_file", interrupted)
+    with pytest.raises(exc):
+        ckpt.save_checkpoint(root, 8, weights, {"state": {"step": 8}}, "hash", keep=2)
+    assert sorted(p.name for p in root.iterdir()) == [old.name] and ckpt.verify(old)

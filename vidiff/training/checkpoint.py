@@ -94,6 +94,10 @@ def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, to
                errno.EDQUOT: "disk quota exceeded"}.get(code) or getattr(e, "strerror", None) or str(e)[:200]
         raise CheckpointWriteError(f"checkpoint folder {root}: cannot write checkpoint step {step} ({why}); the "
                                    "previous checkpoints are unchanged") from None
+    except BaseException:  # Ctrl-C or SIGTERM (cli.Terminated) mid-write: the half folder goes too
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     rotate(root, keep)
     return final
 
