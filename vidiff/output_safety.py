@@ -240,23 +240,29 @@ def open_temporary(path) -> Iterator[tuple[object, Path]]:
         raise OutputError(f"{shown(path)}: cannot create folder {shown(folder)} ({_describe(e)})") from None
     remove_stale_temporaries(folder)
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(8):
-        tmp = folder / temporary_name(path)
-        try:
-            fd = os.open(tmp, flags, 0o644)
-            _lock(fd)  # held until this process closes it or dies; see remove_stale_temporaries
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise OutputError(f"{shown(path)}: cannot write in {shown(folder)} ({_describe(e)})") from None
-    else:
-        raise OutputError(f"{shown(path)}: no free temporary name in {shown(folder)}")
+    tmp = None
     try:
+        for _ in range(8):
+            # named before it exists: Ctrl-C or SIGTERM right after os.open (before the lock) still removes it
+            tmp = folder / temporary_name(path)
+            try:
+                fd = os.open(tmp, flags, 0o644)
+                break
+            except FileExistsError:
+                tmp = None  # someone else's
+                continue
+            except OSError as e:
+                tmp = None
+                raise OutputError(f"{shown(path)}: cannot write in {shown(folder)} ({_describe(e)})") from None
+        else:
+            tmp = None
+            raise OutputError(f"{shown(path)}: no free temporary name in {shown(folder)}")
+        _lock(fd)  # held until this process closes it or dies; see remove_stale_temporaries
         with os.fdopen(fd, "w+b") as f:
             yield f, tmp
     except BaseException:
-        _unlink(tmp)
+        if tmp is not None:
+            _unlink(tmp)
         raise
 
 
