@@ -129,3 +129,21 @@ def test_rendered_dataset_is_the_generator_without_a_codec():
         "kind": "shapes", "shapes_seed": 3, "num_samples": 5, "num_frames": 6, "size": 32}}))
     built = video_dataset(cfg)
     assert torch.equal(built[4]["video"], want)
+
+
+def test_a_run_stopped_between_files_never_leaves_a_clip_without_its_caption(tmp_path, monkeypatch):
+    """`vidiff data shapes` killed between a clip's files: every mp4 there has its caption and ground truth (a
+    kill -9 after clip_000058.mp4 left it without them, so a video folder read it with an empty caption)."""
+    write = S._atomic_write_text
+
+    def stop_at_clip_2(path, text):
+        if path.name == "clip_000002.txt":
+            raise KeyboardInterrupt
+        write(path, text)
+
+    monkeypatch.setattr(S, "_atomic_write_text", stop_at_clip_2)
+    with pytest.raises(KeyboardInterrupt):
+        S.generate_shapes_dataset(tmp_path, 4, frames=4, size=32, progress=False)
+    videos = sorted(p.stem for p in tmp_path.glob("*.mp4"))
+    assert videos == ["clip_000000", "clip_000001"]
+    assert all((tmp_path / f"{v}.txt").is_file() and (tmp_path / f"{v}.json").is_file() for v in videos)

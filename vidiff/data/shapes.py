@@ -284,9 +284,11 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
     for params in tqdm(iter_clip_params(num, frames, size, seed), total=num, desc="shapes", unit="clip",
                        disable=not progress):
         stem = f"clip_{params.index:06d}"
-        write_video(out / f"{stem}.mp4", render_clip(params), fps)
+        # caption and ground truth first: a run killed between files never leaves a video (which a video folder
+        # reads as a clip) without its caption
         _atomic_write_text(out / f"{stem}.txt", params.caption + "\n")
         _atomic_write_text(out / f"{stem}.json", json.dumps(ground_truth(params, fps), indent=1) + "\n")
+        write_video(out / f"{stem}.mp4", render_clip(params), fps)
         rows.append(json.dumps({"file_name": f"{stem}.mp4", "text": params.caption}))
     _atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
     return out
