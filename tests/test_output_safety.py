@@ -420,3 +420,16 @@ def test_hashes_of_victims_behind_every_temporary_name(tmp_path):
     build_report(run)
     truncate_metrics(run / "metrics.jsonl", 1)
     assert hashlib.sha256(victim.read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="needs Linux's O_TMPFILE")
+def test_the_write_probe_leaves_no_name_even_if_interrupted(tmp_path, monkeypatch):
+    from vidiff import output_safety
+
+    def interrupted(*args, **kwargs):  # a Ctrl-C landing on the probe's cleanup line
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output_safety, "_unlink", interrupted)
+    monkeypatch.setattr(os, "unlink", interrupted)
+    assert output_safety._cannot_create_in(tmp_path) is None
+    assert os.listdir(tmp_path) == []  # the probe was an unnamed file: nothing to clean up

@@ -140,8 +140,15 @@ def check_output(path, inputs: Iterable = (), what: str = "-o", create_folder: b
 def _cannot_create_in(folder: Path) -> str | None:
     """None when a file can be created in `folder` (tried: a temporary file is created and removed at once;
     permission bits alone say nothing for root or on read-only mounts), else the reason."""
+    if hasattr(os, "O_TMPFILE"):  # Linux: an unnamed file, so a Ctrl-C at any instant leaves nothing behind
+        try:
+            os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), 0o600))
+            return None
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):  # EISDIR: a kernel without it
+                return _describe(e)
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    probe = folder / f".probe.{secrets.token_hex(8)}.{TMP_TAG}"
+    probe = folder / f".probe.{secrets.token_hex(8)}.{TMP_TAG}"  # a named probe; remove_stale_temporaries sweeps it
     try:
         os.close(os.open(probe, flags, 0o600))
     except OSError as e:
