@@ -3,6 +3,7 @@ and a kill -9 at any moment leaves the old file or a complete new one, never a p
 after the next successful write (the second test is `slow`: run with -m slow)."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -88,3 +89,26 @@ def test_kill_9_at_random_moments_never_leaves_a_partial_file(tiny_pipeline, tmp
     assert run.wait(timeout=120) == 0 and out.read_bytes() == new
     assert not [p.name for p in tmp_path.iterdir() if is_our_temporary(p.name)]
     print(f"kill -9 outcomes over 20 trials: {outcomes} (one run {duration:.1f} s)")
+
+
+def test_stopped_between_the_clip_and_its_sidecar_leaves_no_sidecar_of_the_old_clip(tiny_pipeline, tmp_path,
+                                                                                      monkeypatch):
+    """Ctrl-C after out.mp4 is replaced but before its sidecar is written: the old out.mp4.json and out.sheet.png
+    (which describe the clip just replaced) are gone, not left next to the new clip."""
+    from vidiff import sidecar
+    from vidiff.cli import main
+
+    out = tmp_path / "out.mp4"
+    args = ["generate", PROMPT, "--model", str(tiny_pipeline), "-o", str(out), "--quiet", "--contact-sheet"]
+    assert main(args + ["--seed", "7"]) == 0
+    old = out.read_bytes()
+    assert json.loads(sidecar.sidecar_path(out).read_text())["seed"] == 7
+
+    def interrupted(output, record):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sidecar, "write_sidecar", interrupted)
+    assert main(args + ["--seed", "3"]) == 130
+    assert out.read_bytes() != old  # the new clip is in place
+    assert not sidecar.sidecar_path(out).exists() and not sidecar.contact_sheet_path(out).exists()
+    assert not [p.name for p in tmp_path.iterdir() if is_our_temporary(p.name)]

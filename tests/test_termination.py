@@ -3,6 +3,7 @@ after the command's own cleanup, so a streamed output being written leaves no te
 stays as it was; a training stopped so resumes to the same weights (`slow`)."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -106,3 +107,27 @@ def test_sigterm_or_ctrl_c_during_a_checkpoint_write_leaves_no_temp_folder(tmp_p
     with pytest.raises(exc):
         ckpt.save_checkpoint(root, 8, weights, {"state": {"step": 8}}, "hash", keep=2)
     assert sorted(p.name for p in root.iterdir()) == [old.name] and ckpt.verify(old)
+
+
+def test_sigterm_between_the_clip_and_its_sidecar_leaves_no_sidecar_of_the_old_clip(tiny_pipeline, tmp_path,
+                                                                                     monkeypatch):
+    """SIGTERM after up.mp4 is replaced but before its sidecar is written: the old up.mp4.json (the previous
+    run's seed and settings) is gone rather than left describing the new clip."""
+    from vidiff import sidecar
+    from vidiff.cli import Terminated, main
+    from vidiff.io import write_video
+
+    g = torch.Generator().manual_seed(0)
+    source = write_video(tmp_path / "in.mp4", (torch.rand(3, 48, 64, 3, generator=g) * 255).to(torch.uint8), 10)
+    out = tmp_path / "up.mp4"
+    args = ["interpolate", str(source), "-o", str(out), "--factor", "2", "--model", str(tiny_pipeline), "--quiet"]
+    assert main(args + ["--seed", "1"]) == 0
+    assert json.loads(sidecar.sidecar_path(out).read_text())["seed"] == 1
+
+    def terminated(output, record):
+        raise Terminated
+
+    monkeypatch.setattr(sidecar, "write_sidecar", terminated)
+    assert main(args + ["--seed", "2"]) == 128 + signal.SIGTERM
+    assert out.exists() and not sidecar.sidecar_path(out).exists()
+    assert _temporaries(tmp_path) == []

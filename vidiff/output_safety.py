@@ -280,9 +280,11 @@ def _unlink(tmp: Path) -> None:
         pass
 
 
-def atomic_write(path, write: Callable[[object], None]) -> Path:
+def atomic_write(path, write: Callable[[object], None], before_replace: Callable[[], None] | None = None) -> Path:
     """Writes `path` atomically: `write(f)` fills a fresh temporary file (binary, seekable), then fsync and
-    rename over `path`. On any error the temporary file is removed and `path` keeps its old content."""
+    rename over `path`. On any error the temporary file is removed and `path` keeps its old content.
+    `before_replace()` runs after the fsync, just before the rename (to remove files that describe the old
+    `path`, such as its sidecar, while the old file is still in place)."""
     path = Path(path)
     if os.path.isdir(path):
         raise OutputError(f"{shown(path)}: is a folder; give a file name")
@@ -292,6 +294,8 @@ def atomic_write(path, write: Callable[[object], None]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+            if before_replace is not None:
+                before_replace()
             os.replace(tmp, path)  # while still open and locked: no cleaner can take it for an orphan
     except OSError as e:
         if tmp is not None:

@@ -67,6 +67,22 @@ def write_sidecar(output: str | Path, record: dict) -> Path:
     return write_text(sidecar_path(output), json.dumps(record, indent=2, sort_keys=False) + "\n")
 
 
+def remove_descriptions(output: str | Path) -> None:
+    """Removes output's sidecar and contact sheet (and syncs the folder): they describe the clip about to be
+    replaced, and a stop before the new ones are written must not leave them next to the new clip."""
+    import os
+
+    from vidiff.output_safety import _fsync_dir
+
+    output = Path(output)
+    for path in (sidecar_path(output), contact_sheet_path(output)):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    _fsync_dir(output.parent if str(output.parent) else Path("."))
+
+
 def contact_sheet(frames, columns: int = 8, gap: int = 2, background: int = 128) -> np.ndarray:
     """uint8 (F,H,W,3) -> one uint8 image (rows*H + gaps, columns*W + gaps, 3), frames left to right, top to bottom."""
     frames = np.asarray(frames)

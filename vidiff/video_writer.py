@@ -59,19 +59,21 @@ def check_fps(fps, suffix: str, name: str = "fps") -> float:
     return float(fps)
 
 
-def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None = None) -> Path:
+def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None = None,
+                before_replace=None) -> Path:
     """Writes uint8 `(F,H,W,3)` frames to .mp4 / .webm / .gif (by suffix) atomically; returns the path.
 
     The same frames give the same decoded pixels (and the same bytes) on every call: one encoder thread and
     bit-exact container flags. The file plays at `fps` (within fps_limits of its format).
     """
-    return write_video_frames(path, iter(as_frames(frames)), fps, quality)
+    return write_video_frames(path, iter(as_frames(frames)), fps, quality, before_replace)
 
 
-def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, quality: int | None = None) -> Path:
+def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, quality: int | None = None,
+                       before_replace=None) -> Path:
     """`write_video` for frames that arrive one at a time (uint8 `(H,W,3)` each, all one size), encoded as they
     come, so a clip of any length is written in the memory of one frame. An error from the iterable, or a frame
-    of another size, leaves no file (and an existing file as it was)."""
+    of another size, leaves no file (and an existing file as it was). `before_replace` is atomic_write's."""
     from vidiff.output_safety import atomic_write, check_output
 
     path = Path(path)
@@ -88,8 +90,9 @@ def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, qu
     first = next(frames)  # its size opens the stream; no frame at all fails before a temporary file exists
     frames = itertools.chain([first], frames)
     if suffix == ".gif":
-        return atomic_write(path, lambda f: _write_gif(f, frames, first.shape[:2], fps))
-    return atomic_write(path, lambda f: _write_yuv(f, frames, first.shape[:2], fps, suffix, quality))
+        return atomic_write(path, lambda f: _write_gif(f, frames, first.shape[:2], fps), before_replace)
+    return atomic_write(path, lambda f: _write_yuv(f, frames, first.shape[:2], fps, suffix, quality),
+                        before_replace)
 
 
 def _even_frames(frames: Iterable) -> Iterator[np.ndarray]:

@@ -124,7 +124,14 @@ def run_generation(args) -> int:
     from vidiff import io
     from vidiff.commands.inputs import read_inputs, read_keyframe_images, read_mask
     from vidiff.pipeline import VideoPipeline
-    from vidiff.sidecar import build_sidecar, numbered_outputs, weights_checksum, write_contact_sheet, write_sidecar
+    from vidiff.sidecar import (
+        build_sidecar,
+        numbered_outputs,
+        remove_descriptions,
+        weights_checksum,
+        write_contact_sheet,
+        write_sidecar,
+    )
 
     model = Path(args.model) if args.model else BUNDLED
     device = resolve_device(args)
@@ -170,7 +177,9 @@ def run_generation(args) -> int:
                                              control_scale=args.control_scale,
                                              progress=not args.quiet, **common)
         elapsed = time.perf_counter() - t0
-        io.write_video(output, frames, fps)
+        # the old sidecar and sheet go just before the old clip: a stop from there to write_sidecar leaves the
+        # new clip alone rather than with the description of the one it replaced
+        io.write_video(output, frames, fps, before_replace=lambda: remove_descriptions(output))
         req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.output_frames,
                            **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,

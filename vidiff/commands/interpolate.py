@@ -180,7 +180,7 @@ def run(args) -> int:
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.pipeline import VideoPipeline
     from vidiff.pipeline.upconvert import plan_passes, upconvert_frames
-    from vidiff.sidecar import build_sidecar, weights_checksum, write_sidecar
+    from vidiff.sidecar import build_sidecar, remove_descriptions, weights_checksum, write_sidecar
     from vidiff.video_writer import write_video_frames
 
     device = resolve_device(args)
@@ -235,7 +235,8 @@ def run(args) -> int:
             yield frame
 
     try:
-        write_video_frames(args.output, written(), out_fps)
+        # the old sidecar goes just before the old clip, so that it never describes the new one
+        write_video_frames(args.output, written(), out_fps, before_replace=lambda: remove_descriptions(args.output))
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
