@@ -114,7 +114,8 @@ def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> to
     """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB.
 
     16-bit images are scaled to 8 bits (65535 -> 255), alpha is dropped, palette and CMYK / YCbCr images are
-    converted, an EXIF Orientation tag is applied (phone photos come upright); floating-point and 32-bit integer images are refused (their range is unknown).
+    converted, an EXIF Orientation tag is applied (phone photos come upright); floating-point and 32-bit
+    integer images are refused (their range is unknown).
     """
     import torch
     from PIL import Image, UnidentifiedImageError

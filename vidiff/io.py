@@ -2,7 +2,8 @@
 
 Frames are uint8 `(F,H,W,3)` RGB torch tensors. Reading uses decord when it imports (faster random access)
 and PyAV otherwise; both give the same pixels for 8-bit sources (on 10-bit 4:2:0 they upsample chroma
-differently: up to 47 levels apart at sharp colour edges, measured on x264 / x265 yuv420p10le). Writing picks the format from the suffix:
+differently: up to 47 levels apart at sharp colour edges, measured on x264 / x265 yuv420p10le). Writing picks
+the format from the suffix:
 
 - `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18).
 - `.webm`: VP9 (libvpx-vp9), yuv420p, constant quality (`quality` is the CRF, default 30).
@@ -245,7 +246,8 @@ from vidiff.video_writer import (  # noqa: E402,F401
 
 
 def __getattr__(name: str):
-    """read_image / check_image / image_to_rgb / image_size live in vidiff/image_io.py; `vidiff.io.read_image` stays public."""
+    """read_image / check_image / image_to_rgb / image_size live in vidiff/image_io.py; `vidiff.io.read_image`
+    stays public."""
     if name in ("read_image", "check_image", "image_to_rgb", "image_size"):
         from vidiff import image_io
 

@@ -49,7 +49,8 @@ def evaluate_reconstruction(
         name = names[i] if names else f"clip {i}"
         clip = torch.as_tensor(clip)
         if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[-1] != 3 or clip.shape[0] == 0:
-            raise InputError(f"{name}: expected uint8 frames (F,H,W,3) with F >= 1, got {clip.dtype} {tuple(clip.shape)}")
+            raise InputError(f"{name}: expected uint8 frames (F,H,W,3) with F >= 1, got {clip.dtype} "
+                             f"{tuple(clip.shape)}")
         restored = roundtrip(vae, clip, device)
         if restored.shape != clip.shape:
             raise InputError(f"{name}: the VAE returned {tuple(restored.shape)} frames for {tuple(clip.shape)}")
