@@ -1,0 +1,125 @@
+"""Inputs as cameras, phones and encoders write them: codecs and pixel formats, display rotation and EXIF
+orientation, files cut short. Both readers (decord, PyAV) and the streaming reader must agree on them."""
+import math
+
+import numpy as np
+import pytest
+
+from vidiff import io
+from test_io import shapes_frames  # noqa: E402  (the Shapes-like clip of the io tests)
+
+
+def _gradient_clip(num_frames=12, h=64, w=96):
+    """Smooth colour ramps and a white block moving right: every codec here keeps it above 29 dB."""
+    yy, xx = np.mgrid[:h, :w]
+    frames = np.zeros((num_frames, h, w, 3), np.uint8)
+    for i in range(num_frames):
+        frames[i, ..., 0] = (xx * 2 + 8 * i) % 256
+        frames[i, ..., 1] = (yy * 3) % 256
+        frames[i, ..., 2] = 128
+        frames[i, 20:40, 10 + 3 * i : 30 + 3 * i] = 255
+    return frames
+
+
+# (container suffix, encoder, pixel format): what users' files hold beyond the H.264 / VP9 / GIF vidiff writes
+FORMATS = [(".avi", "mjpeg", "yuvj420p"), (".avi", "mpeg4", "yuv420p"), (".webm", "libvpx", "yuv420p"),
+           (".webm", "libvpx-vp9", "yuva420p"), (".mov", "prores", "yuv422p10le"), (".mov", "png", "rgba"),
+           (".mkv", "ffv1", "bgr0"), (".mkv", "libx265", "yuv420p"), (".mp4", "libx264", "yuv444p")]
+
+
+@pytest.mark.parametrize("suffix, codec, pix_fmt", FORMATS)
+def test_other_codecs_and_pixel_formats_read_back(tmp_path, suffix, codec, pix_fmt):
+    import av
+
+    try:
+        av.codec.Codec(codec, "w")
+    except Exception:
+        pytest.skip(f"this FFmpeg build has no {codec} encoder")
+    src = _gradient_clip()
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, pix_fmt
+        stream.codec_context.thread_count = 1
+        if codec == "libx265":
+            stream.options = {"x265-params": "log-level=error"}
+        for f in src:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format=pix_fmt)))
+        container.mux(stream.encode())
+    info = io.probe_video(path)
+    assert (info.width, info.height, info.num_frames, info.fps) == (96, 64, 12, 10.0)
+    auto, _ = io.read_video(path)
+    pyav, _ = io.read_video(path, backend="pyav")
+    assert np.array_equal(np.stack(list(io.iter_video(path))), pyav.numpy())
+    assert np.array_equal(auto.numpy(), pyav.numpy())  # 8-bit 4:2:0 / 4:2:2 / 4:4:4 / RGB: the readers agree
+    mse = ((auto.numpy().astype(float) - src) ** 2).mean()
+    assert 10 * math.log10(255**2 / max(mse, 1e-12)) > 27, codec  # a wrong range or channel order: < 20 dB
+
+
+@pytest.mark.parametrize("orientation, turns", [(3, 2), (6, -1), (8, 1)])
+def test_read_image_applies_the_exif_orientation(tmp_path, orientation, turns):
+    from PIL import Image
+
+    rgb = shapes_frames(1, h=32, w=48)[0]
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # 6: shown turned 90 degrees clockwise, as a phone held upright writes it
+    Image.fromarray(rgb).save(tmp_path / "photo.png", exif=exif)
+    got = io.read_image(tmp_path / "photo.png").numpy()
+    assert np.array_equal(got, np.rot90(rgb, turns))  # np.rot90 turns counter-clockwise
+    assert io.image_size(tmp_path / "photo.png") == got.shape[1::-1]  # (width, height) from the header
+
+
+def _write_turned(path, quarter_turns, frames):
+    """An H.264 mp4 of `frames` tagged to be shown turned `quarter_turns` x 90 degrees counter-clockwise."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.thread_count = 1
+        if quarter_turns:
+            stream.set_display_rotation(90 * quarter_turns)
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_clips_tagged_with_a_display_rotation_read_upright(tmp_path, k):
+    import av
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+    frames = np.zeros((4, 64, 96, 3), np.uint8)  # decord 0.6 fails on some turned sizes (80x48): auto uses PyAV
+    frames[:, :12, :16] = 255  # a white block at the stored top-left corner
+    _write_turned(tmp_path / "plain.mp4", 0, frames)
+    _write_turned(tmp_path / "turned.mp4", k, frames)
+    info = io.probe_video(tmp_path / "turned.mp4")
+    assert (info.rotation, info.width, info.height) == (90 * k, *((64, 96) if k % 2 else (96, 64)))
+    stored, _ = io.read_video(tmp_path / "plain.mp4", backend="pyav")
+    want = np.rot90(stored.numpy(), k, axes=(1, 2))  # the same encoded pixels, turned counter-clockwise
+    backends = ["auto", "pyav", "decord"] if io._decord_available() else ["auto", "pyav"]
+    for backend in backends:
+        got, _ = io.read_video(tmp_path / "turned.mp4", backend=backend)
+        assert np.array_equal(got.numpy(), want), backend
+    assert np.array_equal(np.stack(list(io.iter_video(tmp_path / "turned.mp4"))), want)
+    corner = {1: (-1, 0), 2: (-1, -1), 3: (0, -1)}[k]  # where the stored top-left block is shown
+    assert want[0][corner].min() > 200 and want[0][0, 0].max() < 50
+
+
+def test_a_clip_cut_short_reads_its_start_and_says_so(tmp_path, caplog):
+    import av
+
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:  # index first, as streamed
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for f in shapes_frames(40):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+    data = whole.read_bytes()
+    cut.write_bytes(data[: 2 * len(data) // 3])  # a partial download
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        frames = list(io.iter_video(cut, num_threads=1))
+    assert 1 <= len(frames) < 40
+    assert f"{cut} is damaged at byte" in caplog.text and f"using the {len(frames)} frames" in caplog.text
