@@ -51,7 +51,7 @@ def test_other_codecs_and_pixel_formats_read_back(tmp_path, suffix, codec, pix_f
     auto, _ = io.read_video(path)
     pyav, _ = io.read_video(path, backend="pyav")
     assert np.array_equal(np.stack(list(io.iter_video(path))), pyav.numpy())
-    assert np.array_equal(auto.numpy(), pyav.numpy())  # 8-bit 4:2:0 / 4:2:2 / 4:4:4 / RGB: the readers agree
+    assert np.array_equal(auto.numpy(), pyav.numpy())  # the readers agree here (not on 10-bit 4:2:0: vidiff/io.py)
     mse = ((auto.numpy().astype(float) - src) ** 2).mean()
     assert 10 * math.log10(255**2 / max(mse, 1e-12)) > 27, codec  # a wrong range or channel order: < 20 dB
 
