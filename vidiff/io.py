@@ -30,7 +30,7 @@ import logging
 import math
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal
 
@@ -106,11 +106,22 @@ def check_file(path: str | os.PathLike) -> Path:
 
 
 def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> VideoInfo:
-    """Reads a video's metadata (no frame decoding) and checks it against `limits`.
+    """Reads a video's metadata, checks it against `limits`, then decodes its first frame for the display
+    rotation, so that width and height are the upright frame's (as both readers return the frames).
 
     Raises VideoDecodeError naming the file when it is missing, not a video, has no video stream or
     claims more pixels, frames or seconds than the limits allow.
     """
+    info = _probe_header(path, limits)
+    rotation = display_rotation(Path(path))  # a frame's side data: one frame decoded, within the limits checked
+    turned = rotation % 180 != 0
+    return replace(info, width=info.height if turned else info.width,
+                               height=info.width if turned else info.height, rotation=rotation)
+
+
+def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoInfo:
+    """probe_video without the first frame: the container's metadata as stored (rotation 0, frames as stored).
+    The readers use it, since they turn each frame themselves and the limits do not depend on the turn."""
     import av
 
     limits = limits or DEFAULT_LIMITS
@@ -155,10 +166,7 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
-    rotation = display_rotation(path)  # a frame's side data: one frame decoded, within the limits just checked
-    if rotation % 180:
-        width, height = height, width
-    return VideoInfo(width, height, num_frames, fps, duration, codec, rotation)
+    return VideoInfo(width, height, num_frames, fps, duration, codec)
 
 
 # ---- read ---------------------------------------------------------------------------------------------
@@ -202,7 +210,7 @@ def read_video(
     _check_selection(num_frames, stride, start, fps)
     if backend not in ("auto", "decord", "pyav"):
         raise InputError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
-    info = probe_video(path, limits)
+    info = _probe_header(path, limits)
     step = frame_step(info.fps, stride, fps)
     out_fps = info.fps / step
     path = Path(path)
@@ -227,7 +235,7 @@ def iter_video(path: str | os.PathLike, *, num_threads: int = 0,
     reads in the memory of one frame. The file is probed against `limits` now; a frame of another size than the
     header's, more frames than `limits.max_frames` or a damaged stream raise VideoDecodeError while iterating."""
     limits = limits or DEFAULT_LIMITS
-    info = probe_video(path, limits)
+    info = _probe_header(path, limits)  # the frames' stored size: iter_pyav checks it before turning them
     return iter_pyav(Path(path), info.width, info.height, limits.max_frames, num_threads)
 
 

@@ -159,14 +159,14 @@ def _av_frames(path: Path, num_threads: int):
 
 
 def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream as uint8 (H,W,3), decoded when it is asked for. A frame of another
-    size than the header's width x height, more than `max_frames` frames, or no frame at all: VideoDecodeError."""
+    """Every frame of the first video stream as uint8 (H,W,3), turned upright, decoded when it is asked for. A
+    frame of another stored size than the header's width x height, more than `max_frames` frames, or no frame at
+    all: VideoDecodeError."""
     count = 0
     try:
         for frame in _av_frames(path, num_threads):
-            shown = (frame.height, frame.width) if quarter_turns(frame) % 2 else (frame.width, frame.height)
-            if shown != (width, height):  # checked before converting: a frame may claim any size
-                raise VideoDecodeError(path, f"frame {count} is {shown[0]}x{shown[1]} upright, the header says "
+            if (frame.width, frame.height) != (width, height):  # before converting: a frame may claim any size
+                raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
                                              f"{width}x{height}")
             count += 1
             if count > max_frames:

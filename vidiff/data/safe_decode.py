@@ -22,8 +22,7 @@ import logging
 import multiprocessing as mp
 import os
 import time
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -85,7 +84,7 @@ def check_video(path: str, limits: VideoLimits) -> VideoInfo:
         raise VideoDecodeError(path, "no video packets")
     if not first_ok:
         raise VideoDecodeError(path, "first frame does not decode")
-    return dataclasses.replace(info, num_frames=packets)
+    return replace(info, num_frames=packets)
 
 
 def _worker_main(conn, memory_limit: int, check=check_video) -> None:
@@ -105,7 +104,7 @@ def _worker_main(conn, memory_limit: int, check=check_video) -> None:
         path, limits = task
         try:
             info = check(path, VideoLimits(*limits))
-            conn.send(("ok", dataclasses.astuple(info)))
+            conn.send(("ok", astuple(info)))
         except VideoDecodeError as e:
             conn.send(("bad", e.reason))
         except MemoryError:
