@@ -28,6 +28,8 @@ from vidiff.errors import InputError, VidiffError
 
 NAME_MAX = 255  # bytes in one path component (ext4, xfs, btrfs, APFS, NTFS)
 TMP_TAG = "vidiff-tmp"
+# a new file, never through a planted symlink, not inherited by child processes
+NEW_FILE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 STALE_AFTER_S = 24 * 3600.0
 # .<up to 40 chars of the name>.<16 hex>.vidiff-tmp<suffix>, and the older writers' .<stem>.<8 hex>.tmp<suffix>
 _TMP_NAME = re.compile(r"^\..{0,255}\.[0-9a-f]{16}\." + TMP_TAG + r"(\.[A-Za-z0-9]{1,8})?$", re.S)
@@ -147,10 +149,9 @@ def _cannot_create_in(folder: Path) -> str | None:
         except OSError as e:
             if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):  # EISDIR: a kernel without it
                 return _describe(e)
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     probe = folder / f".probe.{secrets.token_hex(8)}.{TMP_TAG}"  # a named probe; remove_stale_temporaries sweeps it
     try:
-        os.close(os.open(probe, flags, 0o600))
+        os.close(os.open(probe, NEW_FILE_FLAGS, 0o600))
     except OSError as e:
         return _describe(e)
     _unlink(probe)
@@ -246,23 +247,19 @@ def open_temporary(path) -> Iterator[tuple[object, Path]]:
     except OSError as e:
         raise OutputError(f"{shown(path)}: cannot create folder {shown(folder)} ({_describe(e)})") from None
     remove_stale_temporaries(folder)
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     tmp = None
     try:
         for _ in range(8):
             # named before it exists: Ctrl-C or SIGTERM right after os.open (before the lock) still removes it
             tmp = folder / temporary_name(path)
             try:
-                fd = os.open(tmp, flags, 0o644)
+                fd = os.open(tmp, NEW_FILE_FLAGS, 0o644)
                 break
             except FileExistsError:
-                tmp = None  # someone else's
-                continue
-            except OSError as e:
-                tmp = None
+                tmp = None  # someone else's: never removed
+            except OSError as e:  # nothing was created; removing the name finds nothing
                 raise OutputError(f"{shown(path)}: cannot write in {shown(folder)} ({_describe(e)})") from None
         else:
-            tmp = None
             raise OutputError(f"{shown(path)}: no free temporary name in {shown(folder)}")
         _lock(fd)  # held until this process closes it or dies; see remove_stale_temporaries
         with os.fdopen(fd, "w+b") as f:
