@@ -257,12 +257,11 @@ def check_safetensors_header(path: str | Path) -> None:
             header = None
     if not isinstance(header, dict):
         raise InputError(f"{path}: not a safetensors file (unreadable header)")
-    ends = [entry.get("data_offsets") for name, entry in header.items() if name != "__metadata__"
-            and isinstance(entry, dict)]
-    if len(ends) != len(header) - ("__metadata__" in header) or not all(
-            isinstance(e, list) and len(e) == 2 and all(type(v) is int for v in e) for e in ends):
+    offsets = [entry.get("data_offsets") if isinstance(entry, dict) else None
+               for name, entry in header.items() if name != "__metadata__"]
+    if not all(isinstance(o, list) and len(o) == 2 and all(type(v) is int for v in o) for o in offsets):
         raise InputError(f"{path}: not a safetensors file (a tensor entry has no data_offsets)")
-    data = max((e[1] for e in ends), default=0)
+    data = max((o[1] for o in offsets), default=0)
     if data != size - 8 - length:
         raise InputError(f"{path}: truncated or damaged safetensors file (its tensors take {data} bytes after the "
                          f"header, the file holds {size - 8 - length})")
