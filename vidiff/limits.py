@@ -29,6 +29,15 @@ def check_int(value, name: str, low: int, high: int) -> int:
     return value
 
 
+def check_scale(value, name: str) -> float:
+    """`value` as a float when it is a number in [0, MAX_GUIDANCE] (a guidance scale); InputError naming `name`."""
+    from vidiff.errors import InputError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_GUIDANCE:
+        raise InputError(f"{name}: must be a finite number in [0, {MAX_GUIDANCE:g}], got {value!r}")  # NaN too
+    return float(value)
+
+
 def short_repr(value, limit: int = MAX_VALUE_CHARS) -> str:
     """repr(value) cut to about `limit` characters, without building the full repr of a huge value."""
     import reprlib

@@ -44,13 +44,7 @@ from torch import nn
 
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
-from vidiff.limits import MAX_GUIDANCE
-
-
-def _check_scale(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_GUIDANCE:
-        raise InputError(f"{name}: must be a finite number in [0, {MAX_GUIDANCE:g}], got {value!r}")
-    return float(value)
+from vidiff.limits import check_scale
 
 
 def _text_encoding(context, mask, name: str, per_row: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,8 +87,8 @@ class GuidedDenoiser(nn.Module):
     ):
         super().__init__()
         self.denoiser = denoiser
-        self.text_scale = _check_scale(text_scale, "text_scale")
-        self.image_scale = _check_scale(image_scale, "image_scale")
+        self.text_scale = check_scale(text_scale, "text_scale")
+        self.image_scale = check_scale(image_scale, "image_scale")
         if null_context is not None:
             null_context, null_context_mask = _text_encoding(null_context, null_context_mask, "null_context", False)
         elif null_context_mask is not None:
@@ -110,7 +104,7 @@ class GuidedDenoiser(nn.Module):
         self.register_buffer("negative_context_mask", negative_context_mask, persistent=False)
         if self.text_scale != 1.0 and null_context is None and negative_context is None:
             raise InputError(f"null_context: text_scale={self.text_scale} needs the null (dropped-text) context")
-        self.rescale = _check_scale(rescale, "rescale")
+        self.rescale = check_scale(rescale, "rescale")
         if self.rescale > 1:
             raise InputError(f"rescale: the guidance rescale phi must be in [0, 1], got {rescale!r}")
         if interval is not None:

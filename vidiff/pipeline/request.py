@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from vidiff.errors import InputError
 from vidiff.limits import (
-    MAX_EDIT_REPEATS, MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, short_repr,
+    MAX_EDIT_REPEATS, MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_scale, short_repr,
 )
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
 from vidiff.video_writer import FPS_MAX, FPS_MIN
@@ -69,11 +69,7 @@ def check_range(value, name: str, low: float, high: float):
 
 
 def check_guidance(value, name: str):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_GUIDANCE:
-        raise InputError(f"{name}: must be a finite number in [0, {MAX_GUIDANCE:g}], got {value!r}")
-    return float(value)
+    return None if value is None else check_scale(value, name)
 
 
 @dataclass(frozen=True)
