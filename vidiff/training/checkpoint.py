@@ -86,18 +86,16 @@ def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, to
         tmp = root / f".tmp-{step_dir_name(step)}-{secrets.token_hex(4)}"
         tmp.mkdir()
         final = _write_checkpoint(root, tmp, step, tensors, jsons, config_hash)
-    except (OSError, SafetensorError) as e:
+    except BaseException as e:  # a write error, or Ctrl-C / SIGTERM (cli.Terminated) mid-write: the half folder goes
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, (OSError, SafetensorError)):
+            raise
         code = getattr(e, "errno", None)
         why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
                errno.EDQUOT: "disk quota exceeded"}.get(code) or getattr(e, "strerror", None) or str(e)[:200]
         raise CheckpointWriteError(f"checkpoint folder {root}: cannot write checkpoint step {step} ({why}); the "
                                    "previous checkpoints are unchanged") from None
-    except BaseException:  # Ctrl-C or SIGTERM (cli.Terminated) mid-write: the half folder goes too
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
     rotate(root, keep)
     return final
 
