@@ -58,7 +58,7 @@ def cache(args) -> None:
     vae = AutoencoderKL.load(args.vae).eval()
     with torch.inference_mode():
         build_window_cache(args.corpus, vae, args.out, size=args.size, window=args.window, hop=args.hop,
-                           variants=args.variants, seed=args.seed)
+                           variants=args.variants, seed=args.seed, pixels=args.pixels)
 
 
 def train_interp(args) -> None:
@@ -164,6 +164,8 @@ def main(argv=None) -> int:
     p.add_argument("--hop", type=int, default=1)
     p.add_argument("--variants", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pixels", action="store_true", help="also store the window frames (64 px crops), which a "
+                   "model trained with the flow anchor needs")
     p.set_defaults(func=cache)
     p = sub.add_parser("export")
     p.add_argument("--vae", required=True, help="the VAE run folder")

@@ -5,8 +5,9 @@
 #    (tools/fetch_sample_videos.sh) and scikit-image's bundled stills, decoded once (short side up to 576);
 #    tree.avi, cockatoo.mp4 and realshort.mp4 are held out and never read  2. the VAE (configs/real-vae.yaml) on
 #    augmented 64x64 crops  3. the window cache: every 9-frame window of each clip under 8 fixed crops / flips /
-#    time strides, encoded once  4. the interpolation model (configs/real-interpolation.yaml: the residual from the
-#    blend of the two ends), gaps 2..8, and beside it, on the second core, the VAE's temporal decoder
+#    time strides, encoded once, with their 64 px frames  4. the interpolation model (configs/real-interpolation.yaml:
+#    the residual from the flow anchor, the two ends warped along optical flow and encoded), gaps 2..8, and beside
+#    it, on the second core, the VAE's temporal decoder
 #    (configs/real-vae-temporal.yaml: encoder frozen, so the cache's latents stay valid)  5. an interpolation-only
 #    pipeline folder (the VAE with its temporal decoder + interpolation), sampling one Euler step from the largest
 #    noise level: the model's estimate of the mean in-between frame, which scored best on training clips
@@ -38,7 +39,7 @@ if [ ! -f "$W/vae_temporal/export/model.safetensors" ]; then
   vt=$!
 fi
 [ -f "$W/windows/windows.json" ] || $PY tools/real_interp.py cache --corpus "$W/corpus" --vae "$W/vae/export" \
-  --out "$W/windows" --size 64 --window 9 --hop 1 --variants 8 > "$W/cache.log" 2>&1
+  --out "$W/windows" --size 64 --window 9 --hop 1 --variants 8 --pixels > "$W/cache.log" 2>&1
 mark "window cache"
 [ -f "$W/interpolation/export/model.safetensors" ] || $PY tools/real_interp.py interp \
   --config configs/real-interpolation.yaml --cache "$W/windows" --vae "$W/vae/export" --run "$W/interpolation" \

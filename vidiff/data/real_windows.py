@@ -3,7 +3,8 @@
     build_window_cache(corpus, vae, out)  per clip of a prepared corpus (vidiff/data/real_footage.py), `variants`
                                           fixed "cameras" (crop scale + position, flip, time stride), each encoded
                                           once; every window of `window` frames at `hop`, with its source frames
-    WindowCacheDataset(out)               items: one window's latents, time-reversed at random
+    WindowCacheDataset(out)               items: one window's latents (and its pixels, for the flow anchor),
+                                          time-reversed at random
 
 Every random draw derives from (seed, ...) with numpy's default_rng, so a rebuilt cache and a resumed run replay
 exactly.
@@ -45,10 +46,13 @@ def camera_variants(clip: dict, variants: int, size: int, seed: int) -> list[dic
 
 @torch.no_grad()
 def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64, window: int = 9, hop: int = 1,
-                       variants: int = 8, seed: int = 0, text_encoder=None, progress: bool = True) -> Path:
+                       variants: int = 8, seed: int = 0, text_encoder=None, progress: bool = True,
+                       pixels: bool = False) -> Path:
     """Encodes each (clip, variant) sequence once with the VAE's posterior mean (scaled latents, float16) and
     lists every window of `window` frames at `hop` with its source frame indices. Writes windows.safetensors
-    (seq_K latents (C,F,h,w), null_context, null_context_mask) and windows.json (the sequences and windows)."""
+    (seq_K latents (C,F,h,w), with `pixels` also pix_K uint8 (F,size,size,3), the frames encoded: a part trained
+    with the flow anchor computes flow on them; null_context, null_context_mask) and windows.json (the sequences
+    and windows)."""
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
@@ -68,12 +72,14 @@ def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64,
         source = list(range(0, clip["frames"], var["time_stride"]))
         if len(source) < window:
             continue
-        pixels = crop_resize(frames, var["top"], var["left"], var["side"], size)
+        crops = crop_resize(frames, var["top"], var["left"], var["side"], size)
         if var["flip"]:
-            pixels = pixels.flip(2)
+            crops = crops.flip(2)
         latents = torch.cat([vae.encode(to_video(chunk)[None].to(device))[0].cpu()
-                             for chunk in pixels.split(32)], dim=1)  # (C, F, h, w)
+                             for chunk in crops.split(32)], dim=1)  # (C, F, h, w)
         tensors[f"seq_{k}"] = latents.to(torch.float16).contiguous()
+        if pixels:
+            tensors[f"pix_{k}"] = crops.contiguous()
         sequences.append({**var, "key": f"seq_{k}", "frames": source})
         for start in range(0, len(source) - window + 1, hop):
             windows.append([len(sequences) - 1, start])
@@ -81,7 +87,7 @@ def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64,
     context, mask = text_encoder.encode([""])  # the model is told nothing: the encoding of ""
     tensors["null_context"], tensors["null_context_mask"] = context[0].float(), mask[0].bool()
     save_file(tensors, str(out / CACHE_FILE))
-    index = {"size": size, "window": window, "hop": hop, "variants": variants, "seed": seed,
+    index = {"size": size, "window": window, "hop": hop, "variants": variants, "seed": seed, "pixels": pixels,
              "text_encoder": text_encoder.identifier, "vae_scaling_factor": vae.config.scaling_factor,
              "vae_shift_factor": vae.config.shift_factor, "sequences": sequences, "windows": windows}
     (out / CACHE_INDEX).write_text(json.dumps(index) + "\n")
@@ -89,8 +95,9 @@ def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64,
 
 
 class WindowCacheDataset(torch.utils.data.Dataset):
-    """Items {"latents": (C,window,h,w) float32, "context", "context_mask", "caption": "", "index"}: one window of
-    the cache, time-reversed with probability `reverse_prob` (drawn from (seed, epoch, index))."""
+    """Items {"latents": (C,window,h,w) float32, "context", "context_mask", "caption": "", "index"} (and "pixels"
+    uint8 (window,size,size,3) when the cache has them): one window of the cache, time-reversed with probability
+    `reverse_prob` (drawn from (seed, epoch, index))."""
 
     def __init__(self, folder: str | Path, seed: int = 0, reverse_prob: float = 0.5):
         from safetensors.torch import load_file
@@ -116,8 +123,13 @@ class WindowCacheDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         seq, start = self.index["windows"][i]
-        latents = self.tensors[self.index["sequences"][seq]["key"]][:, start:start + self.window].float()
+        key = self.index["sequences"][seq]["key"]
+        latents = self.tensors[key][:, start:start + self.window].float()
+        pixels = self.tensors.get("pix" + key[3:])
+        pixels = None if pixels is None else pixels[start:start + self.window]
         if np.random.default_rng([self.seed, self.epoch, i]).random() < self.reverse_prob:
             latents = latents.flip(1)
-        return {"latents": latents, "context": self.tensors["null_context"],
+            pixels = None if pixels is None else pixels.flip(0)
+        item = {"latents": latents, "context": self.tensors["null_context"],
                 "context_mask": self.tensors["null_context_mask"], "caption": "", "index": i}
+        return item if pixels is None else {**item, "pixels": pixels}

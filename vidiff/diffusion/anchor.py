@@ -1,5 +1,9 @@
-"""The known-frame blend: a per-pixel linear blend in time of the known latents, the anchor a diffusion part can
-denoise around (`Denoiser(anchor="known_blend")`).
+"""Anchors a diffusion part can denoise around (`Denoiser(anchor=...)`):
+
+- "known_blend": a per-pixel linear blend in time of the known latents, computed here from the Cond;
+- "known_flow": the two known ends warped along optical flow to each in-between time (vidiff/optical_flow.py)
+  and encoded by the VAE. Flow needs pixels, which the denoiser never sees, so the caller computes it (training:
+  vidiff/training/flow_anchor.py; sampling: the pipeline's fill_between) and passes it as `cond.anchor`.
 
 A part trained with the anchor learns the residual x0 - anchor instead of x0: where the picture does not move,
 or moves little, that residual is near zero, so the network spends its capacity on motion and an untrained or
@@ -16,8 +20,9 @@ from __future__ import annotations
 import torch
 
 from vidiff.diffusion.cond import Cond, known_volume
+from vidiff.errors import InputError
 
-ANCHORS = ("none", "known_blend")
+ANCHORS = ("none", "known_blend", "known_flow")
 
 
 def known_blend(known: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
@@ -38,9 +43,15 @@ def known_blend(known: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
     return blend * (has_before | has_after)[:, None].to(known.dtype)
 
 
-def anchor_of(cond: Cond | None, like: torch.Tensor) -> torch.Tensor | None:
-    """The known-frame blend for latents shaped like `like` (B,C,F,h,w), or None when cond knows nothing (no
+def anchor_of(cond: Cond | None, like: torch.Tensor, kind: str = "known_blend") -> torch.Tensor | None:
+    """The anchor of `kind` for latents shaped like `like` (B,C,F,h,w), or None when cond knows nothing (no
     known field; or every mask zero, as in a guidance pass without the known frames)."""
-    if cond is None or not cond.has_known:
+    if kind == "none" or cond is None or not cond.has_known:
         return None
+    if kind == "known_flow":
+        if cond.anchor is None or tuple(cond.anchor.shape) != tuple(like.shape):
+            got = "none" if cond.anchor is None else tuple(cond.anchor.shape)
+            raise InputError(f"this part denoises around the flow anchor (anchor: known_flow), which the caller "
+                             f"computes from pixel frames: cond.anchor must be {tuple(like.shape)}, got {got}")
+        return cond.anchor.to(like.dtype)
     return known_blend(cond.known.to(like.dtype), cond.known_mask).to(like.dtype)

@@ -15,6 +15,9 @@ Fields (None = not given; the network then sees its "nothing" input, DESIGN sect
     control       (B, Cc, F, H, W) structure-control maps in [0, 1] at pixel resolution (H = h * the VAE's
                                 factor), one per model frame; the U-Net's attached ControlAdapter reads them
     control_scale (B,)          weight of the control features (missing = 1; 0 = exactly no control)
+    anchor        (B, C, F, h, w) latents a part trained with `anchor: known_flow` denoises around: the known
+                                ends warped along optical flow to each in-between time, encoded (the caller
+                                computes them from pixels: vidiff/diffusion/anchor.py)
 
 Guidance keeps the control in every pass (`without_text` / `without_known` leave it), as ControlNet does.
 """
@@ -38,6 +41,7 @@ class Cond:
     cond_sigma: torch.Tensor | None = None
     control: torch.Tensor | None = None
     control_scale: torch.Tensor | None = None
+    anchor: torch.Tensor | None = None
 
     def items(self) -> dict[str, torch.Tensor]:
         """The given (non-None) fields by name."""
@@ -69,7 +73,7 @@ class Cond:
         """Moves every field to `device`; floating fields that carry features (context, known, control) take
         `dtype`. Masks, strides, noise levels and the control scale keep their own dtype."""
         out = {name: value.to(device) for name, value in self.items().items()}
-        for name in ("context", "known", "control"):
+        for name in ("context", "known", "control", "anchor"):
             if dtype is not None and name in out:
                 out[name] = out[name].to(dtype)
         return dataclasses.replace(self, **out)
@@ -87,9 +91,9 @@ class Cond:
                                    context_mask=null_mask.to(self.context.device).expand(batch, -1))
 
     def without_known(self) -> Cond:
-        """Nothing known: known latents, mask and their noise level all zero (what training feeds when the known
-        frames are dropped). The control maps stay."""
-        zeros = {name: torch.zeros_like(getattr(self, name)) for name in ("known", "known_mask", "cond_sigma")
+        """Nothing known: known latents, mask, their noise level and the flow anchor made from them all zero (what
+        training feeds when the known frames are dropped). The control maps stay."""
+        zeros = {name: torch.zeros_like(getattr(self, name)) for name in ("known", "known_mask", "cond_sigma", "anchor")
                  if getattr(self, name) is not None}
         return dataclasses.replace(self, **zeros)
 

@@ -14,7 +14,8 @@ v = sqrt(a) noise - sqrt(1 - a) x0 (Salimans & Ho 2022) with a = 1 / (1 + s^2).
 
 With anchor="known_blend" the part denoises around the blend A of its known frames (vidiff/diffusion/anchor.py):
 D(x, sigma) = A + D_net(x - A, sigma), and training's x0 is replaced by x0 - A, so the network learns the residual
-from the blend. The sampler is unchanged: it sees D as for any part.
+from the blend. With anchor="known_flow" A is the flow anchor the caller passes in cond.anchor. The sampler is
+unchanged: it sees D as for any part.
 
 Min-SNR-gamma weighting (Hang et al. 2023) with SNR = 1 / sigma^2: the weight in x0 space is min(SNR, gamma);
 since D - x0 = c_out * (F - target), the weight on the network-target MSE is min(SNR, gamma) * c_out^2, i.e.
@@ -70,7 +71,7 @@ class Denoiser(nn.Module):
         self.anchor = anchor
 
     def _anchor(self, x: torch.Tensor, cond: Cond | None) -> torch.Tensor | None:
-        return anchor_of(cond, x) if self.anchor == "known_blend" else None
+        return anchor_of(cond, x, self.anchor)
 
     def scalings(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(c_skip, c_out, c_in), each shaped like sigma (B,)."""

@@ -40,6 +40,7 @@ class UNet3DConfig:
     num_head_channels: int = 64  # channels per attention head (heads = width // num_head_channels, at least 1)
     context_dim: int = 384  # feature size D of the text context (B, L, D)
     conditioning: bool = False  # input is cat(x, cond_latents * mask, mask): in_channels * 2 + 1 channels
+    anchor_input: bool = False  # input also has cond.anchor (a flow anchor, anchor.py): + in_channels channels
     temporal: bool = True  # temporal convolutions + temporal attention; False gives a per-frame 2D U-Net
     use_frame_stride: bool = False  # add an embedding of log(frame_stride) to the noise embedding
     use_cond_sigma: bool = False  # add an embedding of the noise level of the known frames
@@ -116,7 +117,7 @@ class UNet3D(nn.Module):
         self.embed = ConditioningEmbedding(chans[0], emb_dim, cfg.use_frame_stride, cfg.use_cond_sigma)
         self.text_embed = PooledTextEmbedding(cfg.context_dim, emb_dim) if cfg.pooled_text else None
         self.frame_embed = ScalarEmbedding(chans[0], emb_dim, zero_init=True) if cfg.frame_position else None
-        in_ch = cfg.in_channels * 2 + 1 if cfg.conditioning else cfg.in_channels
+        in_ch = (cfg.in_channels * 2 + 1 if cfg.conditioning else cfg.in_channels) + cfg.anchor_input * cfg.in_channels
         self.conv_in = nn.Conv2d(in_ch, chans[0], 3, padding=1)
 
         skips = [chans[0]]
@@ -203,7 +204,8 @@ class UNet3D(nn.Module):
             raise ValueError(f"x: spatial size {h}x{w} must be divisible by {factor} "
                              f"(2 ** (levels - 1) for {len(cfg.block_out_channels)} levels)")
         expected = {"context": None, "context_mask": None, "known": tuple(x.shape), "known_mask": None,
-                    "frame_stride": (b,), "cond_sigma": (b,), "control": None, "control_scale": (b,)}
+                    "frame_stride": (b,), "cond_sigma": (b,), "control": None, "control_scale": (b,),
+                    "anchor": tuple(x.shape)}
         context = cond.context
         if context is not None and (context.ndim != 3 or context.shape[2] != cfg.context_dim):
             raise ValueError(f"cond.context must be ({b}, L, {cfg.context_dim}), got {tuple(context.shape)}")
@@ -235,6 +237,9 @@ class UNet3D(nn.Module):
             mask = known_volume(mask, tuple(x.shape))  # (B, 1, F, h, w)
             known = torch.zeros_like(x) if cond.known is None else cond.known.to(x.dtype) * mask
             x = torch.cat([x, known, mask], dim=1)  # (B, 2C+1, F, h, w)
+        if self.config.anchor_input:  # what the part denoises around: where the flow put the content
+            anchor = torch.zeros_like(x[:, : self.config.in_channels]) if cond.anchor is None else cond.anchor
+            x = torch.cat([x, anchor.to(x.dtype)], dim=1)
         if context_mask is not None:
             context_mask = context_mask.bool()
 

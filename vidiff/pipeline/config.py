@@ -32,7 +32,7 @@ class StageConfig:
 
     parameterization: Literal["eps", "v", "x0"] = "v"  # what the network predicts (fixed by its training)
     sigma_data: float = 1.0  # std of the (scaled) latents the part was trained on
-    anchor: Literal["none", "known_blend"] = "none"  # what the part denoises around (fixed by its training)
+    anchor: Literal["none", "known_blend", "known_flow"] = "none"  # what the part denoises around (fixed by its training)
     sigma_min: float = 0.002  # smallest nonzero sampling noise level
     sigma_max: float = 80.0  # first sampling noise level; the start noise is randn * sigma_max
     spacing: Literal["karras", "trailing", "leading", "linspace"] = "karras"  # sampling grid between the two

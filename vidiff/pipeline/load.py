@@ -64,6 +64,21 @@ def check_parts(config: PipelineConfig, vae_cfg, keyframe_cfg, interpolation_cfg
                              f"width {text_dim}")
     if not interpolation_cfg.conditioning:
         raise InputError("interpolation/config.yaml: conditioning must be true (both ends of a gap are known)")
+    if config.interpolation.anchor == "known_flow":
+        from vidiff.optical_flow import flow_available
+
+        if keyframe_cfg is not None:
+            raise InputError("pipeline.yaml: interpolation.anchor known_flow fills between given pixel frames only "
+                             "(optical flow needs pixels), so it cannot fill between a keyframe part's latents: "
+                             "use it in an interpolation-only pipeline (parts.keyframes: null)")
+
+        if not flow_available():
+            raise InputError("this pipeline's interpolation part denoises around optical flow (pipeline.yaml: "
+                             "interpolation.anchor known_flow), which needs OpenCV: pip install "
+                             "opencv-python-headless (or 'vidiff[flow]')")
+    if interpolation_cfg.anchor_input and config.interpolation.anchor != "known_flow":
+        raise InputError("interpolation/config.yaml: anchor_input is true, but pipeline.yaml's interpolation.anchor "
+                         f"is {config.interpolation.anchor!r}: the part reads the flow anchor (known_flow)")
     if config.height % factor or config.width % factor:
         raise InputError(f"pipeline.yaml: height/width {config.height}x{config.width} are not multiples of the VAE's "
                          f"downsampling factor {factor}")

@@ -16,6 +16,8 @@ import dataclasses
 
 import torch
 
+from vidiff.errors import InputError
+
 from vidiff.diffusion.cond import Cond
 from vidiff.pipeline.control import with_control
 from vidiff.pipeline.layout import ExtensionWindow, Layout, interpolation_levels
@@ -61,6 +63,7 @@ class Timeline:
     strength: float = 1.0  # SDEdit: how much of each stage's grid runs from the noised input (edit_video)
     fill_strength: float | None = None  # the interpolation stage's, when not `strength` (edits that follow maps)
     control: tuple[torch.Tensor, torch.Tensor] | None = None  # (maps (B,1,T,H,W), scale (B,)): control.py
+    flow_anchor: torch.Tensor | None = None  # (B,C,T,h,w) for a part with anchor known_flow (optical_flow.py)
 
     def __enter__(self) -> Timeline:
         return self
@@ -133,6 +136,13 @@ class Timeline:
         cond = dataclasses.replace(self.text.rows([b for b, _ in rows]), known=known, known_mask=mask,
                                    frame_stride=torch.full((len(rows),), float(step)))
         cond = with_control(cond, stage, self.control, [b for b, _ in rows], pos.tolist())
+        if stage.config.anchor == "known_flow":  # each window's slice of the timeline's flow anchor
+            if self.flow_anchor is None:
+                raise InputError("this interpolation part denoises around optical flow between known pixel frames "
+                                 "(anchor: known_flow): it can fill between given frames (fill_between, `vidiff "
+                                 "interpolate`), not between generated keyframes")
+            cond = dataclasses.replace(cond, anchor=torch.stack([self.flow_anchor[b, :, p] for (b, _), p in
+                                                                 zip(rows, pos)]))
         start = None if init is None else torch.stack([init[b, :, p] for (b, _), p in zip(rows, pos)])
         out = stage.run(tuple(known.shape[1:]), gens, settings, cond, self.null_text, self.bar.step,
                         init=start).cpu().float()

@@ -237,13 +237,19 @@ class VideoPipeline:
                      force=force_layout)
         kf = self.vae.encode_frames(keyframes.to(self._device)).cpu().float()  # (1,C,K,h,w)
         gaps = list(range(kf.shape[2] - 1))
+        flows = None
         with self._timeline(req, [gaps], progress, keyframe_stage=False) as timeline:
+            if self.config.interpolation.anchor == "known_flow":
+                from vidiff.optical_flow import flow_anchor
+
+                timeline.flow_anchor, flows = flow_anchor(self.vae, keyframes, req.layout.keyframe_stride)
+                timeline.flow_anchor = timeline.flow_anchor.cpu()
             latents = timeline.fill(place_keyframes(kf, req.layout), gaps, "fill")
         frames = self._decode(latents, progress)[0]  # (F,H,W,3)
         if self.config.interpolation.carry_residual:
             from vidiff.pipeline.residual import carry_keyframe_residual
 
-            return carry_keyframe_residual(frames, keyframes, req.layout.keyframe_stride)
+            return carry_keyframe_residual(frames, keyframes, req.layout.keyframe_stride, flows)
         frames[:: req.layout.keyframe_stride] = keyframes
         return frames
 

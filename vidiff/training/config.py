@@ -23,7 +23,7 @@ class DiffusionSection:
     parameterization: Literal["eps", "v", "x0"] = "v"  # what the network predicts
     sigma_data: float = 1.0  # standard deviation of the (scaled) latents
     min_snr_gamma: Optional[float] = 5.0  # min-SNR-gamma loss weighting (Hang et al. 2023); null = off
-    anchor: Literal["none", "known_blend"] = "none"  # known_blend: learn x0 - blend of known frames (anchor.py)
+    anchor: Literal["none", "known_blend", "known_flow"] = "none"  # known_blend: learn x0 - blend of known frames (anchor.py)
     noise: dict[str, Any] = field(default_factory=dict)  # vidiff.diffusion NoiseScheduleConfig fields
 
 

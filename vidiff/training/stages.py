@@ -165,8 +165,9 @@ class LatentDiffusionStage(FrozenHelpers):
         k = int(torch.randint(k_lo, k_hi + 1, (1,), generator=g))
         return k, int(torch.randint(s_lo, s_hi + 1, (1,), generator=g))
 
-    def _frames(self, latents, draws: SampleDraws, step: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """Picks the model frames per sample: (x0 (B,C,K,h,w), known mask (B,K) or (B,K,h,w), frame_stride)."""
+    def _frames(self, latents, draws: SampleDraws, step: int) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
+        """Picks the model frames per sample: (x0 (B,C,K,h,w), known mask (B,K) or (B,K,h,w), frame_stride,
+        their indices in the clip (B,K))."""
         c = self.cfg.conditioning
         total = latents.shape[2]
         if self.cfg.stage == "keyframes":
@@ -187,17 +188,30 @@ class LatentDiffusionStage(FrozenHelpers):
             stride = 1.0
         idx = idx.to(latents.device)
         x0 = torch.stack([latents[i][:, idx[i]] for i in range(latents.shape[0])])  # (B, C, K, h, w)
-        return x0, mask, stride
+        return x0, mask, stride, idx
 
     def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
         latents, context, context_mask = self._latents_and_text(batch, draws)
         if self.null_text is None:  # the "no text" condition: the encoding of "" by the same encoder
             self.null_text = self.text_encoder().encode([""])  # (1, L, D), (1, L)
-        x0, mask, stride = self._frames(latents, draws, step)
+        x0, mask, stride, idx = self._frames(latents, draws, step)
         self.latent_size = tuple(x0.shape[-2:])  # (h, w), recorded in the exported part
+        extra = {"anchor": self._flow_anchor(batch, idx, x0)} if self.cfg.diffusion.anchor == "known_flow" else {}
         sigma, noise, c = cond.training_inputs(x0, context, context_mask, mask, stride, draws, self.cfg.conditioning,
-                                               self.noise_cfg, self.null_text)
+                                               self.noise_cfg, self.null_text, **extra)
         return model(x0, sigma, noise, c)
+
+    def _flow_anchor(self, batch, idx: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """(B,C,K,h,w) the flow anchor of each sample's window, from its two end frames in pixels (the interpolation
+        stage's windows: both ends known), encoded by the frozen VAE, as fill_between computes it."""
+        from vidiff.optical_flow import flow_anchor
+
+        if "pixels" not in batch:
+            raise ValueError("diffusion.anchor: known_flow needs the window pixels: build the window cache with "
+                             "pixels (tools/real_interp.py cache --pixels)")
+        gap = idx.shape[1] - 1
+        ends = [batch["pixels"][i][idx[i, [0, -1]].cpu()] for i in range(idx.shape[0])]  # (2,H,W,3) each
+        return torch.cat([flow_anchor(self.vae(), e, gap)[0] for e in ends]).to(x0)
 
     def export(self, folder, state: dict) -> None:
         from vidiff.pipeline.trained import write_trained_on
