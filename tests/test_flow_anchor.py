@@ -202,3 +202,31 @@ def test_the_training_stage_anchors_each_window_on_its_own_ends(tmp_path, monkey
             torch.testing.assert_close(out[i], want)
     with pytest.raises(ValueError, match="pixels"):
         stage._flow_anchor({}, idx, x0)
+
+
+def test_an_anchored_part_starts_sampling_from_its_anchor_plus_noise(flow_pipe, monkeypatch):
+    """The part learned x0 - anchor, so the sampler's first x is anchor + sigma_max * noise, not the noise alone
+    (which, at a sigma_max near the data's scale, would hand the network -anchor as part of its input)."""
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.timeline import encode_text
+    from vidiff.random import per_row_randn
+
+    pipe = VideoPipeline.from_pretrained(flow_pipe)
+    stage = pipe.interpolation
+    captured = {}
+
+    def fake_sample(guided, x, sigmas, **kw):
+        captured.update(x=x.clone(), sigma=float(sigmas[0]))
+        return x
+
+    monkeypatch.setattr("vidiff.pipeline.stage.sample", fake_sample)
+    text, null_text = encode_text(pipe.text_encoder, [""])
+    g = torch.Generator().manual_seed(5)
+    c = pipe.vae.config.latent_channels
+    shape = (c, 5, 4, 6)
+    anchor, known = torch.randn(1, *shape, generator=g), torch.randn(1, *shape, generator=g)
+    mask = torch.tensor([[1.0, 0, 0, 0, 1]])
+    cond = dataclasses.replace(text, known=known * mask[:, None, :, None, None], known_mask=mask, anchor=anchor)
+    stage.run(shape, [torch.Generator().manual_seed(3)], stage.settings(), cond, null_text)
+    noise = per_row_randn(shape, [torch.Generator().manual_seed(3)]) * captured["sigma"]
+    torch.testing.assert_close(captured["x"], noise + anchor)

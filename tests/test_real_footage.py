@@ -128,3 +128,27 @@ def test_camera_variant_zero_is_the_centre_square():
     assert v[0] == {"clip": "x", "variant": 0, "top": 0, "left": 10, "side": 30, "flip": False, "time_stride": 1}
     assert all(16 <= x["side"] <= 30 and x["top"] + x["side"] <= 30 and x["left"] + x["side"] <= 50 for x in v)
     assert camera_variants(clip, 4, 16, seed=0) == v
+
+
+def test_window_cache_with_pixels_keeps_the_frames_each_window_encodes(corpus, tmp_path):
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    folder, _ = corpus
+    vae = AutoencoderKL(VAEConfig(block_out_channels=(8, 8), layers_per_block=1, norm_groups=4, latent_channels=2,
+                                  mid_attention=False)).eval()
+    out = build_window_cache(folder, vae, tmp_path / "w", size=16, window=5, hop=2, variants=2, seed=0,
+                             text_encoder=_NullText(), progress=False, pixels=True)
+    data = WindowCacheDataset(out, seed=0, reverse_prob=0.0)
+    clip, frames = data.frame_indices(3)
+    seq = data.index["sequences"][data.index["windows"][3][0]]
+    pixels = torch.from_numpy(np.load(folder / f"{clip}.npy"))[frames[0]:frames[-1] + 1:seq["time_stride"]]
+    pixels = crop_resize(pixels, seq["top"], seq["left"], seq["side"], 16)
+    if seq["flip"]:
+        pixels = pixels.flip(2)
+    item = data[3]
+    assert item["pixels"].dtype == torch.uint8 and torch.equal(item["pixels"], pixels)
+    reversed_item = WindowCacheDataset(out, seed=0, reverse_prob=1.0)[3]
+    assert torch.equal(reversed_item["pixels"], pixels.flip(0))  # reversed with its latents
+    assert "pixels" not in WindowCacheDataset(build_window_cache(
+        folder, vae, tmp_path / "w2", size=16, window=5, hop=2, variants=1, seed=0, text_encoder=_NullText(),
+        progress=False))[0]

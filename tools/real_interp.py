@@ -7,7 +7,10 @@
     python tools/real_interp.py cache  --corpus WORK/corpus --vae WORK/vae/export --out WORK/windows
     python tools/real_interp.py interp --config configs/real-interpolation.yaml --cache WORK/windows
                                        --vae WORK/vae/export --run WORK/interpolation
-    python tools/real_interp.py export --vae WORK/vae_temporal --interp WORK/interpolation -o OUT
+    python tools/real_interp.py interp --config configs/real-interpolation.yaml --cache WORK/windows
+                                       --vae WORK/vae/export --run WORK/interpolation_mean
+                                       --set init_weights=WORK/interpolation/export (+ the mean phase's --set)
+    python tools/real_interp.py export --vae WORK/vae_temporal --interp WORK/interpolation_mean -o OUT
 
 prep decodes the training corpus only (vidiff/data/real_footage.py: TRAIN_CLIPS + scikit-image's bundled stills;
 the held-out clips are refused). vae and interp run `vidiff train`'s loop (vidiff.training.loop.train) with the
@@ -75,18 +78,20 @@ def train_interp(args) -> None:
 def export(args) -> None:
     out = export_interpolation_pipeline(Path(args.vae), Path(args.interp), Path(args.output), args.steps, args.fps,
                                         carry_residual=not args.no_carry_residual, sampler=args.sampler,
-                                        half=args.half)
+                                        half=args.half, sigma_max=args.sigma_max)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")
 
 
 def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, steps: int, fps: float,
-                                  carry_residual: bool = True, sampler: str = "dpmpp_2m", half: bool = False) -> Path:
+                                  carry_residual: bool = True, sampler: str = "dpmpp_2m", half: bool = False,
+                                  sigma_max: float = 80.0) -> Path:
     """An interpolation-only pipeline folder (pipeline.yaml with parts.keyframes null, vae/, interpolation/) from
     the two run folders, with every setting training fixed; written under a temporary name, then renamed.
     carry_residual: fill_between adds the known ends' VAE error to the frames between (vidiff/pipeline/residual.py).
     half: weights stored in float16 (loaded back into float32), except the VAE's encoder side, whose exact bytes
-    name the latent space the interpolation part learned (trained_on.yaml)."""
+    name the latent space the interpolation part learned (trained_on.yaml). sigma_max: the top of the sampling
+    grid (one Euler step from there gives the part's estimate of the mean in-between frame)."""
     import yaml
 
     from vidiff.pipeline.config import InterpolationStageConfig, PartsConfig, PipelineConfig
@@ -100,7 +105,7 @@ def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, st
         text_encoder=it.text_encoder, fps=fps, height=128, width=128, parts=PartsConfig(keyframes=None),
         interpolation=InterpolationStageConfig(
             parameterization=d.parameterization, sigma_data=d.sigma_data, anchor=d.anchor, schedule=dict(d.noise),
-            steps=steps, sampler=sampler, guidance_scale=1.0, image_guidance_scale=1.0,
+            steps=steps, sampler=sampler, sigma_max=sigma_max, guidance_scale=1.0, image_guidance_scale=1.0,
             cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma), max_gap=it.conditioning.max_gap,
             carry_residual=carry_residual))
 
@@ -176,6 +181,7 @@ def main(argv=None) -> int:
     p.add_argument("--half", action="store_true", help="store the weights in float16 (the VAE encoder side stays "
                                                        "float32: it names the latent space)")
     p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--sigma-max", type=float, default=80.0, help="top of the sampling grid")
     p.add_argument("--no-carry-residual", action="store_true", help="decode the in-between frames as they are")
     p.set_defaults(func=export)
     args = parser.parse_args(argv)

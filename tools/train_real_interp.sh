@@ -9,8 +9,9 @@
 #    the residual from the flow anchor, the two ends warped along optical flow and encoded), gaps 2..8, and beside
 #    it, on the second core, the VAE's temporal decoder
 #    (configs/real-vae-temporal.yaml: encoder frozen, so the cache's latents stay valid)  5. an interpolation-only
-#    pipeline folder (the VAE with its temporal decoder + interpolation), sampling one Euler step from the largest
-#    noise level: the model's estimate of the mean in-between frame, which scored best on training clips
+#    pipeline folder (the VAE with its temporal decoder + interpolation), sampling one Euler step from sigma 10
+#    (after a mean phase of the interpolation model at noise levels around 9): the model's estimate of the mean
+#    in-between frame, which scored best on training clips
 #    (docs/real_footage.md); weights stored in float16 except the VAE's encoder side.
 # Each training step resumes from its newest complete checkpoint if the script is run again; finished steps are skipped.
 set -euo pipefail
@@ -45,8 +46,17 @@ mark "window cache"
   --config configs/real-interpolation.yaml --cache "$W/windows" --vae "$W/vae/export" --run "$W/interpolation" \
   > "$W/interpolation.log" 2>&1
 mark "interpolation"
+# the mean phase: the pipeline samples one Euler step, i.e. asks the part only for its estimate of the mean
+# in-between frame at a high noise level, where the first phase's noise levels (centred on 0.15) rarely went; 600
+# more steps with the levels centred on 9 (docs/real_footage.md)
+[ -f "$W/interpolation_mean/export/model.safetensors" ] || $PY tools/real_interp.py interp \
+  --config configs/real-interpolation.yaml --cache "$W/windows" --vae "$W/vae/export" --run "$W/interpolation_mean" \
+  --set init_weights="$W/interpolation/export" --set diffusion.noise.p_mean=2.2 --set diffusion.noise.p_std=0.6 \
+  --set train.max_steps=600 --set optimizer.lr=5.0e-4 --set optimizer.warmup_steps=20 \
+  > "$W/interpolation_mean.log" 2>&1
+mark "interpolation, mean phase"
 [ -z "$vt" ] || wait "$vt"
 mark "vae temporal decoder"
-$PY tools/real_interp.py export --vae "$W/vae_temporal" --interp "$W/interpolation" -o "$OUT" --steps 1 --sampler euler \
-  --half
+$PY tools/real_interp.py export --vae "$W/vae_temporal" --interp "$W/interpolation_mean" -o "$OUT" --steps 1 \
+  --sampler euler --sigma-max 10 --half
 mark "export"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from vidiff.diffusion import Denoiser, GuidedDenoiser, sample, sampling_sigmas
+from vidiff.diffusion.anchor import anchor_of
 from vidiff.diffusion.cond import Cond, known_volume
 from vidiff.errors import InputError
 from vidiff.pipeline.config import StageConfig
@@ -176,6 +177,10 @@ class DiffusionStage:
             # as in training: the augmentation level where something is known, 0 where nothing is
             level = (mask.flatten(1).amax(dim=1) > 0).to(torch.float32) * float(cond_sigma)  # (B,)
             sampling = dataclasses.replace(sampling, known=aug_known, known_mask=mask, cond_sigma=level)
+        if strength == 1 and self.config.anchor != "none":
+            # an anchored part learned x0 - anchor: its prior at the top of the grid is the anchor plus noise
+            anchor = anchor_of(sampling, x, self.config.anchor)
+            x = x if anchor is None else x + anchor
         negative = {}
         if negative_text is not None:
             negative = dict(negative_context=negative_text.context.to(device, dtype),
