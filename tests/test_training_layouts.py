@@ -52,7 +52,7 @@ def test_keyframe_frames_follow_the_drawn_layout(tmp_path):
     seen = set()
     for step in range(40):
         d = SampleDraws(0, [0] * 6, step, list(range(6)))
-        x0, mask, stride = stage._frames(lat, d, step)
+        x0, mask, stride, _ = stage._frames(lat, d, step)
         k, s = stage.keyframe_layout(0, step)
         ids = x0[:, 0, :, 0, 0]  # (B, K) picked frame indices
         assert x0.shape[2] == k and stride == float(s) and mask.shape == (6, k)
@@ -67,9 +67,10 @@ def test_interpolation_gaps_cover_the_range(tmp_path):
     lat = frame_index_latents(2, 41)
     gaps = set()
     for step in range(200):
-        x0, mask, stride = stage._frames(lat, SampleDraws(0, [0, 0], step, [0, 1]), step)
+        x0, mask, stride, idx = stage._frames(lat, SampleDraws(0, [0, 0], step, [0, 1]), step)
         ids = x0[:, 0, :, 0, 0]
         assert stride == 1.0 and bool(((ids[:, 1:] - ids[:, :-1]) == 1).all())
+        assert torch.equal(idx.to(ids.dtype), ids)  # the indices the flow anchor reads the window's pixels at
         gaps.add(x0.shape[2] - 1)
     assert gaps == set(range(2, 9))
 

@@ -97,8 +97,9 @@ def test_frame_selection(tmp_path, stage_name, null_text):
     stage = LatentDiffusionStage(latent_cfg(tmp_path, stage_name), dataset=LatentClips(frames=16))
     lat = torch.stack([LatentClips(frames=16)[i]["latents"] for i in range(8)])
     for step in range(5):
-        x0, mask, stride = stage._frames(lat, draws(8, step), step)
+        x0, mask, stride, idx = stage._frames(lat, draws(8, step), step)
         frame_ids = (x0[:, 0, :, 0, 0] * 8).round()  # (B, F) picked frame indices
+        assert torch.equal(idx.to(frame_ids.dtype), frame_ids)
         steps = frame_ids[:, 1:] - frame_ids[:, :-1]
         if stage_name == "keyframes":
             assert x0.shape[2] == 4 and bool((steps == 5).all()) and stride == 5.0
