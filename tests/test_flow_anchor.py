@@ -230,3 +230,19 @@ def test_an_anchored_part_starts_sampling_from_its_anchor_plus_noise(flow_pipe, 
     stage.run(shape, [torch.Generator().manual_seed(3)], stage.settings(), cond, null_text)
     noise = per_row_randn(shape, [torch.Generator().manual_seed(3)]) * captured["sigma"]
     torch.testing.assert_close(captured["x"], noise + anchor)
+
+
+def test_frames_of_any_size_are_filled_padded_and_cut_back(flow_pipe):
+    """DIS refuses frames under 12 px and the U-Net needs multiples of frame_multiple: both are padded inside."""
+    from vidiff.optical_flow import dis_flow
+    from vidiff.pipeline import VideoPipeline
+
+    still = _moving(1, 1, 6, 9)[0].numpy()
+    flow = dis_flow(still, still)
+    assert flow.shape == (6, 9, 2) and np.abs(flow).max() < 0.5
+    torch.set_num_threads(1)
+    pipe = VideoPipeline.from_pretrained(flow_pipe)
+    for h, w in [(4, 6), (8, 12), (pipe.frame_multiple + 3, 2 * pipe.frame_multiple)]:
+        keys = _moving(5, 1, h, w)[::4]
+        out = pipe.fill_between(keys, 4, seed=0)
+        assert out.shape == (5, h, w, 3) and torch.equal(out[::4], keys)

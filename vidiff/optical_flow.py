@@ -38,12 +38,18 @@ def flow_available() -> bool:
     return importlib.util.find_spec("cv2") is not None
 
 
+DIS_MIN_SIDE = 12  # OpenCV's DIS refuses smaller frames; they are flowed with their edges repeated out to it
+
+
 def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Float32 (H,W,2) flow (dx, dy) from uint8 RGB frame a to b: a(y, x) ~ b(y + dy, x + dx)."""
     cv2 = _cv2()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    gray_a, gray_b = (cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY) for x in (a, b))
-    return dis.calc(gray_a, gray_b, None)
+    h, w = a.shape[:2]
+    pad = ((0, max(0, DIS_MIN_SIDE - h)), (0, max(0, DIS_MIN_SIDE - w)), (0, 0))
+    gray_a, gray_b = (cv2.cvtColor(np.ascontiguousarray(np.pad(x, pad, mode="edge")), cv2.COLOR_RGB2GRAY)
+                      for x in (a, b))
+    return dis.calc(gray_a, gray_b, None)[:h, :w]
 
 
 def backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

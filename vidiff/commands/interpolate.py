@@ -161,12 +161,6 @@ def _ordered_factorizations(n: int, count: int) -> list[tuple[int, ...]]:
             for rest in _ordered_factorizations(n // f, count - 1)]
 
 
-def network_multiple(pipe) -> int:
-    """Pixel multiple a frame must have: the VAE factor times the U-Net's downsampling."""
-    levels = len(pipe.interpolation.net.config.block_out_channels)
-    return pipe.vae.downsample_factor * 2 ** (levels - 1)
-
-
 def run(args) -> int:
     import itertools
     import time
@@ -201,7 +195,7 @@ def run(args) -> int:
         return pipe.fill_between(keys, stride, seed=seed, steps=args.steps, sampler=args.sampler,
                                  force_layout=args.force_layout)
 
-    multiple = network_multiple(pipe)
+    multiple = pipe.frame_multiple
     plans = []  # (factor, chunk, tile) of each pass
     for f in passes:
         chunk, tile = plan_passes(f, info.height, info.width, multiple=multiple,

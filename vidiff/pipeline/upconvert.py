@@ -26,7 +26,7 @@ def output_length(num_frames: int, factor: int) -> int:
     return factor * (num_frames - 1) + 1
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
@@ -53,7 +53,7 @@ def _ramp(length: int, start: int, size: int, overlap: int) -> torch.Tensor:
     return w
 
 
-def _pad(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def pad_edges(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """uint8 (F,H,W,3) -> (F,height,width,3) with the last row / column repeated."""
     rows = torch.arange(height).clamp(max=frames.shape[1] - 1)
     cols = torch.arange(width).clamp(max=frames.shape[2] - 1)
@@ -69,7 +69,7 @@ def plan_passes(factor: int, height: int, width: int, *, multiple: int, budget: 
 
     decode_windows(F) -> [(lo, hi, start), ...] and decode_bytes(F, H, W) -> bytes describe the VAE
     (AutoencoderKL.decode_windows / decode_bytes)."""
-    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
+    ph, pw = round_up(height, multiple), round_up(width, multiple)
     tile = max(multiple, max_tile // multiple * multiple)
 
     def peak(frames: int, side: int) -> int:
@@ -106,7 +106,7 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
     height, width = keys[0].shape[:2]
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 2)
-    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
+    ph, pw = round_up(height, multiple), round_up(width, multiple)
     th, tw = min(tile, ph), min(tile, pw)
     tiles = [(top, left) for top in tile_starts(ph, th, overlap) for left in tile_starts(pw, tw, overlap)]
     weights = {(top, left): _ramp(th, top, ph, overlap)[:, None] * _ramp(tw, left, pw, overlap)[None, :]
@@ -118,7 +118,7 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
         if any(k.shape != keys[0].shape for k in keys):
             raise ValueError(f"frame size changed within the clip: {tuple(keys[0].shape)} and then another")
         given = torch.stack(keys)  # (K,H,W,3)
-        padded = _pad(given, ph, pw)
+        padded = pad_edges(given, ph, pw)
         total_w = torch.zeros((output_length(len(keys), factor), ph, pw, 3), dtype=torch.float64)
         norm = torch.zeros((ph, pw), dtype=torch.float64)
         for top, left in tiles:

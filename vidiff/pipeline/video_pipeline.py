@@ -31,6 +31,7 @@ from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, extension_gaps, place_keyframes, total_steps,
 )
 from vidiff.pipeline.trained import check_anchored_layout, check_layout, user_keyframe_pattern
+from vidiff.pipeline.upconvert import pad_edges, round_up
 
 
 class VideoPipeline:
@@ -227,10 +228,17 @@ class VideoPipeline:
     @torch.inference_mode()
     def fill_between(self, keyframes, stride: int, seed: int = 0, *, prompt: str = "", steps=None, sampler=None,
                      progress=False, force_layout: bool = False):
-        """Interpolation only: uint8 (K,H,W,3) keyframes -> ((K-1)*stride+1,H,W,3), keyframes kept at 0, stride, ..."""
+        """Interpolation only: uint8 (K,H,W,3) keyframes -> ((K-1)*stride+1,H,W,3), keyframes kept at 0, stride, ...
+        Frames of any size: they are filled with their last row / column repeated out to `frame_multiple`, and cut
+        back."""
         keyframes = check_frames(keyframes, "keyframes")
         if keyframes.shape[0] < 2:
             raise InputError(f"keyframes: need at least 2 frames, got {keyframes.shape[0]}")
+        h, w = keyframes.shape[1:3]
+        ph, pw = round_up(h, self.frame_multiple), round_up(w, self.frame_multiple)
+        if (ph, pw) != (h, w):
+            return self.fill_between(pad_edges(keyframes, ph, pw), stride, seed, prompt=prompt, steps=steps,
+                                     sampler=sampler, progress=progress, force_layout=force_layout)[:, :h, :w]
         req = self.request(prompt, seed=seed, num_keyframes=keyframes.shape[0], keyframe_stride=stride, steps=steps,
                            sampler=sampler, height=keyframes.shape[1], width=keyframes.shape[2])
         check_layout(req.layout, self.config.interpolation.max_gap, None, self.trained.get("interpolation"),
@@ -286,6 +294,12 @@ class VideoPipeline:
                      self.trained.get("interpolation"), known=known, num_known=num_known, force=req.force_layout)
 
     # ---- helpers ---------------------------------------------------------------------------------------------
+    @property
+    def frame_multiple(self) -> int:
+        """Pixel multiple a frame's height and width must have for the interpolation part: the VAE's factor times
+        the U-Net's downsampling."""
+        return self.vae.downsample_factor * 2 ** (len(self.interpolation.net.config.block_out_channels) - 1)
+
     @property
     def _device(self) -> torch.device:
         return next(self.interpolation.net.parameters()).device
