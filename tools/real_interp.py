@@ -71,6 +71,9 @@ def train_interp(args) -> None:
 
     cfg = _config(args.config, [f"output_dir={args.run}", f"data.root={args.cache}", f"vae={args.vae}", *args.set])
     dataset = WindowCacheDataset(args.cache, seed=cfg.train.seed)
+    if cfg.diffusion.anchor == "known_flow" and not dataset.index.get("pixels"):
+        raise SystemExit(f"{args.cache}: diffusion.anchor known_flow computes optical flow on the windows' frames, "
+                         "and this cache has none: rebuild it with `tools/real_interp.py cache ... --pixels`")
     print(f"window cache: {len(dataset)} windows")
     train(cfg, resume="auto", force=args.force, stage=LatentDiffusionStage(cfg, dataset=dataset))
 
