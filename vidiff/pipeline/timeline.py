@@ -16,9 +16,8 @@ import dataclasses
 
 import torch
 
-from vidiff.errors import InputError
-
 from vidiff.diffusion.cond import Cond
+from vidiff.errors import InputError
 from vidiff.pipeline.control import with_control
 from vidiff.pipeline.layout import ExtensionWindow, Layout, interpolation_levels
 from vidiff.pipeline.request import Request, StepBar
