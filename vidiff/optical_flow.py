@@ -74,12 +74,6 @@ def warp_blend(left: np.ndarray, right: np.ndarray, f01: np.ndarray, f10: np.nda
     return (1 - t) * backward_warp(left, ft0) + t * backward_warp(right, ft1)
 
 
-def flow_between(left: np.ndarray, right: np.ndarray, times) -> list[np.ndarray]:
-    """uint8 (H,W,3) frames at each t in `times` (0 < t < 1) between `left` (t = 0) and `right` (t = 1)."""
-    f01, f10 = dis_flow(left, right), dis_flow(right, left)
-    return [np.clip(np.rint(warp_blend(left, right, f01, f10, t)), 0, 255).astype(np.uint8) for t in times]
-
-
 def flow_timeline(keyframes: torch.Tensor, stride: int) -> tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray]]]:
     """uint8 keyframes (K,H,W,3) -> (uint8 frames ((K-1)*stride+1,H,W,3), the keyframes at 0, stride, ... and
     every frame between interpolated along the flow; [(F_0->1, F_1->0)] per gap, float32 (H,W,2) each)."""

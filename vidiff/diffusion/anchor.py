@@ -2,8 +2,9 @@
 
 - "known_blend": a per-pixel linear blend in time of the known latents, computed here from the Cond;
 - "known_flow": the two known ends warped along optical flow to each in-between time (vidiff/optical_flow.py)
-  and encoded by the VAE. Flow needs pixels, which the denoiser never sees, so the caller computes it (training:
-  vidiff/training/flow_anchor.py; sampling: the pipeline's fill_between) and passes it as `cond.anchor`.
+  and encoded by the VAE (vidiff.optical_flow.flow_anchor). Flow needs pixels, which the denoiser never sees, so
+  the caller computes it (training: LatentDiffusionStage._flow_anchor in vidiff/training/stages.py; sampling: the
+  pipeline's fill_between) and passes it as `cond.anchor`.
 
 A part trained with the anchor learns the residual x0 - anchor instead of x0: where the picture does not move,
 or moves little, that residual is near zero, so the network spends its capacity on motion and an untrained or

@@ -71,7 +71,6 @@ def check_parts(config: PipelineConfig, vae_cfg, keyframe_cfg, interpolation_cfg
             raise InputError("pipeline.yaml: interpolation.anchor known_flow fills between given pixel frames only "
                              "(optical flow needs pixels), so it cannot fill between a keyframe part's latents: "
                              "use it in an interpolation-only pipeline (parts.keyframes: null)")
-
         if not flow_available():
             raise InputError("this pipeline's interpolation part denoises around optical flow (pipeline.yaml: "
                              "interpolation.anchor known_flow), which needs OpenCV: pip install "

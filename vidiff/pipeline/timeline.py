@@ -17,7 +17,6 @@ import dataclasses
 import torch
 
 from vidiff.diffusion.cond import Cond
-from vidiff.errors import InputError
 from vidiff.pipeline.control import with_control
 from vidiff.pipeline.layout import ExtensionWindow, Layout, interpolation_levels
 from vidiff.pipeline.request import Request, StepBar
@@ -135,11 +134,7 @@ class Timeline:
         cond = dataclasses.replace(self.text.rows([b for b, _ in rows]), known=known, known_mask=mask,
                                    frame_stride=torch.full((len(rows),), float(step)))
         cond = with_control(cond, stage, self.control, [b for b, _ in rows], pos.tolist())
-        if stage.config.anchor == "known_flow":  # each window's slice of the timeline's flow anchor
-            if self.flow_anchor is None:
-                raise InputError("this interpolation part denoises around optical flow between known pixel frames "
-                                 "(anchor: known_flow): it can fill between given frames (fill_between, `vidiff "
-                                 "interpolate`), not between generated keyframes")
+        if self.flow_anchor is not None:  # each window's slice (a known_flow part without it: anchor_of refuses)
             cond = dataclasses.replace(cond, anchor=torch.stack([self.flow_anchor[b, :, p] for (b, _), p in
                                                                  zip(rows, pos)]))
         start = None if init is None else torch.stack([init[b, :, p] for (b, _), p in zip(rows, pos)])

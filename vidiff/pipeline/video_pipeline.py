@@ -250,8 +250,8 @@ class VideoPipeline:
             if self.config.interpolation.anchor == "known_flow":
                 from vidiff.optical_flow import flow_anchor
 
-                timeline.flow_anchor, flows = flow_anchor(self.vae, keyframes, req.layout.keyframe_stride)
-                timeline.flow_anchor = timeline.flow_anchor.cpu()
+                anchor, flows = flow_anchor(self.vae, keyframes, req.layout.keyframe_stride)
+                timeline.flow_anchor = anchor.cpu()
             latents = timeline.fill(place_keyframes(kf, req.layout), gaps, "fill")
         frames = self._decode(latents, progress)[0]  # (F,H,W,3)
         if self.config.interpolation.carry_residual:
