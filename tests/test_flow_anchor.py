@@ -110,27 +110,7 @@ def test_a_unet_with_anchor_input_reads_the_anchor():
     torch.testing.assert_close(out_none, out_zero)  # no anchor reads as zeros
 
 
-# ---- fill_between with a flow-anchored part ------------------------------------------------------------
-@pytest.fixture(scope="module")
-def flow_pipe(tmp_path_factory, load_tool):
-    """A tiny random interpolation-only pipeline whose interpolation part reads and denoises around the flow
-    anchor; its network predicts zero (the U-Net's zero start), so the fill is the anchor itself."""
-    from vidiff.parts import load_part_config, save_part
-    from vidiff.models import UNet3D, UNet3DConfig
-
-    make = load_tool("make_random_pipeline")
-    folder = make.write_random_pipeline(tmp_path_factory.mktemp("pipe") / "flow", tiny=True, steps=1)
-    shutil.rmtree(folder / "keyframes")
-    cfg = yaml.safe_load((folder / "pipeline.yaml").read_text())
-    cfg["parts"]["keyframes"] = None
-    cfg["interpolation"].update(anchor="known_flow", sampler="euler", steps=1, carry_residual=True, sigma_data=0.3)
-    (folder / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
-    part = folder / "interpolation"
-    net_cfg = dataclasses.replace(load_part_config(part, UNet3DConfig), anchor_input=True)
-    save_part(part, net_cfg, UNet3D(net_cfg).state_dict())
-    return folder
-
-
+# ---- fill_between with a flow-anchored part (the flow_pipe fixture: tests/conftest.py) ----------------------
 def test_fill_between_of_a_part_that_predicts_zero_is_the_flow_anchor_decoded(flow_pipe):
     from vidiff.optical_flow import flow_anchor
     from vidiff.pipeline import VideoPipeline

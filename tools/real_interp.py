@@ -67,7 +67,7 @@ def cache(args) -> None:
 def train_interp(args) -> None:
     from vidiff.data.real_windows import WindowCacheDataset
     from vidiff.training.loop import train
-    from vidiff.training.stages import LatentDiffusionStage
+    from vidiff.training.stages import latent_stage
 
     cfg = _config(args.config, [f"output_dir={args.run}", f"data.root={args.cache}", f"vae={args.vae}", *args.set])
     dataset = WindowCacheDataset(args.cache, seed=cfg.train.seed)
@@ -75,7 +75,7 @@ def train_interp(args) -> None:
         raise SystemExit(f"{args.cache}: diffusion.anchor known_flow computes optical flow on the windows' frames, "
                          "and this cache has none: rebuild it with `tools/real_interp.py cache ... --pixels`")
     print(f"window cache: {len(dataset)} windows")
-    train(cfg, resume="auto", force=args.force, stage=LatentDiffusionStage(cfg, dataset=dataset))
+    train(cfg, resume="auto", force=args.force, stage=latent_stage(cfg, dataset=dataset))
 
 
 def export(args) -> None:

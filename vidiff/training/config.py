@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -125,6 +126,16 @@ class LossSection:
 
 
 @dataclass(frozen=True)
+class DecodedLossSection:
+    """Interpolation with `diffusion.anchor: known_flow`: learn from the frames the pipeline returns instead of
+    from latents (vidiff/training/decoded_loss.py)."""
+    enabled: bool = False
+    sigma: float = 10.0  # the noise level the pipeline's single Euler step starts from (its sigma_max)
+    vae: Optional[str] = None  # the VAE part whose decoder the pipeline decodes with; null = `vae`
+    carry: bool = True  # add the keyframe residual carried along the flow, as fill_between does (carry_residual)
+
+
+@dataclass(frozen=True)
 class TrainSection:
     max_steps: int = 1000  # optimizer steps (loop iterations) in the run
     batch_size: int = 4  # samples per process per micro-step
@@ -156,6 +167,7 @@ class TrainConfig:
     conditioning: ConditioningSection = field(default_factory=ConditioningSection)
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
     loss: LossSection = field(default_factory=LossSection)
+    decoded_loss: DecodedLossSection = field(default_factory=DecodedLossSection)
     control: ControlSection = field(default_factory=ControlSection)
     train: TrainSection = field(default_factory=TrainSection)
     text_encoder: str = "default"  # text encoder folder, or "default" (embedded MiniLM)
@@ -246,10 +258,24 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("data.kind: 'synthetic' goes with stage 'toy' only")
     if cfg.stage == "control":
         _validate_control(cfg)
+    if cfg.decoded_loss.enabled:
+        _validate_decoded_loss(cfg)
     cfg.model_config()  # validates the model section against the stage's model config
     if cfg.stage in ("keyframes", "interpolation", "control"):
         cfg.noise_config()
     return cfg
+
+
+def _validate_decoded_loss(cfg: TrainConfig) -> None:
+    e = cfg.decoded_loss
+    if cfg.stage != "interpolation" or cfg.diffusion.anchor != "known_flow":
+        raise ConfigError("decoded_loss.enabled: only for stage interpolation with diffusion.anchor: known_flow "
+                          f"(got stage {cfg.stage!r}, anchor {cfg.diffusion.anchor!r})")
+    if not (math.isfinite(e.sigma) and e.sigma > 0):
+        raise ConfigError(f"decoded_loss.sigma: must be a finite number > 0, got {e.sigma}")
+    folder = e.vae or cfg.vae
+    if not folder or not Path(folder).is_dir():
+        raise ConfigError(f"decoded_loss.vae (or vae): the VAE part folder to decode with was not found: {folder}")
 
 
 def _validate_control(cfg: TrainConfig) -> None:
@@ -291,6 +317,8 @@ def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str
     """sha256 of the settings that decide the training trajectory; keys in `ignore` (where the run lives, how
     often it reports) may change on resume without --force."""
     data = to_dict(cfg)
+    if cfg.decoded_loss == DecodedLossSection():  # runs from before the section existed keep their hash
+        data.pop("decoded_loss")
     for key in ignore:
         node = data
         *parents, last = key.split(".")

@@ -43,7 +43,16 @@ def build_stage(cfg):
         from vidiff.training.control_stage import ControlStage
 
         return ControlStage(cfg)
-    return LatentDiffusionStage(cfg)
+    return latent_stage(cfg)
+
+
+def latent_stage(cfg, dataset=None):
+    """The keyframe / interpolation stage: the latent loss, or the decoded loss (decoded_loss.enabled)."""
+    if cfg.decoded_loss.enabled:
+        from vidiff.training.decoded_loss import DecodedLossStage
+
+        return DecodedLossStage(cfg, dataset)
+    return LatentDiffusionStage(cfg, dataset)
 
 
 def video_dataset(cfg):
@@ -201,9 +210,10 @@ class LatentDiffusionStage(FrozenHelpers):
                                                self.noise_cfg, self.null_text, **extra)
         return model(x0, sigma, noise, c)
 
-    def _flow_anchor(self, batch, idx: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    def _flow_anchor(self, batch, idx: torch.Tensor, x0: torch.Tensor, with_flows: bool = False):
         """(B,C,K,h,w) the flow anchor of each sample's window, from its two end frames in pixels (the interpolation
-        stage's windows: both ends known), encoded by the frozen VAE, as fill_between computes it."""
+        stage's windows: both ends known), encoded by the frozen VAE, as fill_between computes it; with_flows:
+        also each sample's (F_0->1, F_1->0)."""
         from vidiff.optical_flow import flow_anchor
 
         if "pixels" not in batch:
@@ -211,7 +221,9 @@ class LatentDiffusionStage(FrozenHelpers):
                              "pixels (tools/real_interp.py cache --pixels)")
         gap = idx.shape[1] - 1
         ends = [batch["pixels"][i][idx[i, [0, -1]].cpu()] for i in range(idx.shape[0])]  # (2,H,W,3) each
-        return torch.cat([flow_anchor(self.vae(), e, gap)[0] for e in ends]).to(x0)
+        anchors, flows = zip(*(flow_anchor(self.vae(), e, gap) for e in ends))
+        anchor = torch.cat(anchors).to(x0)
+        return (anchor, [f[0] for f in flows]) if with_flows else anchor
 
     def export(self, folder, state: dict) -> None:
         from vidiff.pipeline.trained import write_trained_on
