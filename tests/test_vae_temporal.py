@@ -206,3 +206,17 @@ def test_config_errors_name_the_key(tmp_path):
         validate(from_dict(TrainConfig, {**base, "init_weights": str(tmp_path / "nowhere")}))
     with pytest.raises(ConfigError, match="temporal_weight"):
         validate(from_dict(TrainConfig, {**base, "loss": {"temporal_weight": -1.0}}))
+
+
+def test_in_place_activations_change_no_value_and_keep_the_graph_valid():
+    """Without a graph the decoder's SiLUs run in place (resnet.silu_fresh), and its residual adds always do: the
+    result must be the recorded pass's, bit for bit, and the recorded pass must still differentiate (autograd
+    refuses a backward through a tensor that an in-place op changed after it was saved)."""
+    vae = AutoencoderKL(dataclasses.replace(TEMPORAL, mid_attention=True)).eval()
+    _randomize(vae, 3)
+    z = _latents(5).requires_grad_(True)
+    recorded = vae.decode(z)
+    recorded.square().sum().backward()
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+    with torch.inference_mode():
+        assert torch.equal(vae.decode(z.detach()), recorded.detach())

@@ -17,8 +17,14 @@ from torch.utils.checkpoint import checkpoint
 CL = torch.channels_last
 
 
+def silu_fresh(x: torch.Tensor) -> torch.Tensor:
+    """SiLU of a tensor that nothing else holds (a norm's output): in place when no graph is being recorded, which
+    saves an activation-sized allocation per call (decoding 9 frames at 240x320 on one thread: 10% faster)."""
+    return F.silu(x, inplace=not torch.is_grad_enabled())
+
+
 def _norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
-    return F.silu(norm(x))
+    return silu_fresh(norm(x))
 
 
 def norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:

@@ -14,11 +14,10 @@ Video is frames-folded, `(b f) c h w`. Each convolution runs as a Conv2d with ke
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vidiff.models.resnet import norm_silu
+from vidiff.models.resnet import norm_silu, silu_fresh
 
 
 class TemporalConv(nn.Module):
@@ -40,9 +39,9 @@ class TemporalConv(nn.Module):
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         w = x.shape[-1]
         if self.frame_norm:  # normalise each frame, ((b f), c, h, w), then convolve over time
-            h = self._over_time(self.conv1, F.silu(self.norm1(x)), num_frames, w)
-            h = self._over_time(self.conv2, self.dropout(F.silu(self.norm2(h))), num_frames, w)
-            return x + h
+            h = self._over_time(self.conv1, silu_fresh(self.norm1(x)), num_frames, w)
+            h = self._over_time(self.conv2, self.dropout(silu_fresh(self.norm2(h))), num_frames, w)
+            return h.add_(x)  # in place: nothing keeps the conv output
         t = rearrange(x, "(b f) c h w -> b c f (h w)", f=num_frames)  # a view in channels-last memory
         t = self.conv1(norm_silu(self.norm1, t))  # (b, mult*c, f, h*w)
         t = self.conv2(self.dropout(norm_silu(self.norm2, t)))  # (b, c, f, h*w)

@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from vidiff.models.attention import attention
+from vidiff.models.resnet import silu_fresh
 from vidiff.models.temporal_conv import TemporalConv
 
 NORM_EPS = 1e-6  # GroupNorm epsilon used throughout the SD autoencoder
@@ -40,10 +41,10 @@ class ResnetBlock(nn.Module):
         self.conv_shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))  # (N, out, H, W)
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv1(silu_fresh(self.norm1(x)))  # (N, out, H, W)
+        h = self.conv2(silu_fresh(self.norm2(h)))
         skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
-        return skip + h
+        return h.add_(skip)  # in place: nothing keeps the conv output (its backward needs only its input)
 
 
 def temporal_block(channels: int, groups: int) -> TemporalConv:
@@ -173,7 +174,7 @@ class Encoder(nn.Module):
         for block in self.down_blocks:
             x = block(x)
         x = self.mid_block(x)  # (N, widths[-1], h, w)
-        return self.conv_out(F.silu(self.conv_norm_out(x)))  # (N, 2*latent, h, w)
+        return self.conv_out(silu_fresh(self.conv_norm_out(x)))  # (N, 2*latent, h, w)
 
 
 class Decoder(nn.Module):
@@ -210,4 +211,4 @@ class Decoder(nn.Module):
             x = block(x)
             if self.temporal is not None:
                 x = self.temporal[i + 1](x, num_frames)
-        return self.conv_out(F.silu(self.conv_norm_out(x)))  # (N, out, H, W)
+        return self.conv_out(silu_fresh(self.conv_norm_out(x)))  # (N, out, H, W)

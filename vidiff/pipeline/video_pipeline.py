@@ -243,15 +243,18 @@ class VideoPipeline:
                            sampler=sampler, height=keyframes.shape[1], width=keyframes.shape[2])
         check_layout(req.layout, self.config.interpolation.max_gap, None, self.trained.get("interpolation"),
                      force=force_layout)
-        kf = self.vae.encode_frames(keyframes.to(self._device)).cpu().float()  # (1,C,K,h,w)
-        gaps = list(range(kf.shape[2] - 1))
-        flows = None
-        with self._timeline(req, [gaps], progress, keyframe_stage=False) as timeline:
-            if self.config.interpolation.anchor == "known_flow":
-                from vidiff.optical_flow import flow_anchor
+        anchor = flows = None
+        if self.config.interpolation.anchor == "known_flow":
+            from vidiff.optical_flow import flow_anchor
 
-                anchor, flows = flow_anchor(self.vae, keyframes, req.layout.keyframe_stride)
-                timeline.flow_anchor = anchor.cpu()
+            anchor, flows = flow_anchor(self.vae, keyframes, req.layout.keyframe_stride)
+            # the flow timeline holds the keyframes as given and the encoder is per frame: their latents are there
+            kf = anchor[:, :, :: req.layout.keyframe_stride].cpu().float()  # (1,C,K,h,w)
+        else:
+            kf = self.vae.encode_frames(keyframes.to(self._device)).cpu().float()
+        gaps = list(range(kf.shape[2] - 1))
+        with self._timeline(req, [gaps], progress, keyframe_stage=False) as timeline:
+            timeline.flow_anchor = None if anchor is None else anchor.cpu()
             latents = timeline.fill(place_keyframes(kf, req.layout), gaps, "fill")
         frames = self._decode(latents, progress)[0]  # (F,H,W,3)
         if self.config.interpolation.carry_residual:
