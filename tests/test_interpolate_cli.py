@@ -142,3 +142,26 @@ def test_a_factor_beyond_the_trained_gaps_runs_as_passes_within_them(interp_only
     record = json.loads(Path(str(out) + ".json").read_text())
     assert [p["factor"] for p in record["settings"]["passes"]] == [2, 3]
     assert record["settings"]["frames_written"] == 6 * (3 - 1) + 1 and record["input_frames_exact"] is True
+
+
+def _validated(*argv):
+    """`vidiff interpolate ARGV` parsed and checked (interpolate.validate: headers only, no weights); the args."""
+    from vidiff.cli import build_parser
+    from vidiff.commands.interpolate import validate
+
+    args = build_parser().parse_args(["interpolate", *map(str, argv)])
+    validate(args)
+    return args
+
+
+def test_a_small_tile_given_alone_takes_half_of_it_as_overlap(interp_only, small_video, tmp_path):
+    """--tile below 64 used to be refused for the default --overlap 32, which the user never gave."""
+    from vidiff.errors import InputError
+
+    common = [small_video, "-o", tmp_path / "o.mp4", "--factor", "2", "--model", interp_only]
+    assert _validated(*common, "--tile", "16").overlap == 8
+    assert _validated(*common, "--tile", "100").overlap == 32
+    assert _validated(*common).overlap == 32
+    assert _validated(*common, "--tile", "16", "--overlap", "3").overlap == 3
+    with pytest.raises(InputError, match=r"--overlap must be in \[0, 8\], got 9"):
+        _validated(*common, "--tile", "16", "--overlap", "9")

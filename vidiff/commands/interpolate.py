@@ -25,6 +25,7 @@ OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the clip's rate
 MAX_TILE = 384  # largest automatic tile side: the U-Net's attention grows with the square of the tile's area
 PASS_SEED_STEP = 1 << 32  # pass i's chunk j uses seed + i * PASS_SEED_STEP + j: no two chunks share noise
+OVERLAP = 32  # default --overlap, cut to half the tile for a smaller --tile
 
 
 def register(sub) -> None:
@@ -46,7 +47,9 @@ def register(sub) -> None:
     p.add_argument("--tile", type=int, default=None,
                    help=f"largest tile side in pixels (default: the largest up to {MAX_TILE} that fits "
                         "--decode-memory)")
-    p.add_argument("--overlap", type=int, default=32, help="pixels neighbouring tiles share (default 32)")
+    p.add_argument("--overlap", type=int, default=None,
+                   help=f"pixels neighbouring tiles share, at most half of --tile (default {OVERLAP}, or half of "
+                        "--tile when that is less)")
     p.add_argument("--chunk", type=int, default=None,
                    help="input frames per pass (default: what fits --decode-memory with the least decoding)")
     p.add_argument("--decode-memory", type=float, default=1.5, metavar="GIB",
@@ -85,6 +88,8 @@ def validate(args):
         raise InputError(f"--sampler {short_repr(args.sampler)} is unknown; choose one of {', '.join(SAMPLERS)}")
     if args.tile is not None:
         check_int(args.tile, "--tile", 16, MAX_SIDE)
+    if args.overlap is None:  # the default must not refuse a small --tile that the user gave alone
+        args.overlap = min(OVERLAP, (args.tile or MAX_TILE) // 2)
     check_int(args.overlap, "--overlap", 0, (args.tile or MAX_TILE) // 2)
     if args.chunk is not None:
         check_int(args.chunk, "--chunk", 2, 256)
