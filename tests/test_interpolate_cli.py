@@ -165,3 +165,16 @@ def test_a_small_tile_given_alone_takes_half_of_it_as_overlap(interp_only, small
     assert _validated(*common, "--tile", "16", "--overlap", "3").overlap == 3
     with pytest.raises(InputError, match=r"--overlap must be in \[0, 8\], got 9"):
         _validated(*common, "--tile", "16", "--overlap", "9")
+
+
+def test_an_output_in_a_folder_not_made_yet_is_written_there(interp_only, small_video, tmp_path, capsys):
+    """The checks let such an -o through (its folder can be made, as for generate); the writer used to refuse it
+    after the weights had loaded ("video path ...: folder ... does not exist")."""
+    from vidiff.cli import main
+    from vidiff.io import read_video
+
+    torch.set_num_threads(1)
+    out = tmp_path / "new" / "deeper" / "up.mp4"
+    assert main(["interpolate", str(small_video), "-o", str(out), "--factor", "2", "--model", str(interp_only),
+                 "--quiet"]) == 0, capsys.readouterr().err
+    assert read_video(out)[0].shape[0] == 5 and Path(str(out) + ".json").is_file()

@@ -233,6 +233,7 @@ def run(args) -> int:
             count["out"] += 1
             yield frame
 
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # validate checked it can be made, as generate's
     try:
         # the old sidecar goes just before the old clip, so that it never describes the new one
         write_video_frames(args.output, written(), out_fps, before_replace=lambda: remove_descriptions(args.output))
