@@ -73,6 +73,17 @@ def test_spread_windows_cover_the_clip_evenly():
     assert [s for s, _ in spread_windows(clip, 4, 1)] == [0]
 
 
+def test_spread_windows_past_the_clip_length_return_every_start_at_once():
+    """`eval interpolation --windows 100000000` counted through every window it asked for (a hang) to keep the
+    clip's few distinct starts; it now stops at the clip's length."""
+    import time
+
+    clip = torch.zeros(7, 2, 2, 3, dtype=torch.uint8)
+    t0 = time.perf_counter()
+    assert [s for s, _ in spread_windows(clip, 4, 10**8)] == [0, 1, 2]
+    assert time.perf_counter() - t0 < 1
+
+
 def test_group_means_are_means_over_the_group_frames():
     a, b = moving_clip(5, 1.0, 0.0, seed=1), moving_clip(5, 3.0, 0.0, seed=2)
     result = evaluate_interpolation([a, b, a], None, 4, names=["a1", "b", "a2"], groups=["a", "b", "a"])

@@ -43,6 +43,7 @@ def spread_windows(clip: torch.Tensor, stride: int, count: int) -> list[tuple[in
     last = clip.shape[0] - stride - 1
     if last < 0:
         raise InputError(f"{clip.shape[0]} frames is too short for stride {stride} (needs {stride + 1})")
+    count = min(count, last + 1)  # more would repeat starts: a huge --windows counts to the clip's length only
     starts = sorted({round(i * last / max(1, count - 1)) for i in range(count)}) if count > 1 else [0]
     return [(s, clip[s:s + stride + 1]) for s in starts]
 
