@@ -170,6 +170,31 @@ def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
     assert "pipeline.yaml" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra,message", [
+    (["--seed", "-1"], "--seed must be in [0, 2**62), got -1"),
+    (["--seed", str(2**63)], "--seed must be in [0, 2**62)"),
+    (["--sampler", "nope"], "--sampler 'nope' is unknown"),
+])
+def test_eval_interpolation_refuses_a_bad_seed_or_sampler_before_loading(tmp_path, monkeypatch, capsys, extra,
+                                                                         message):
+    """They used to reach the sampler after the pipeline had loaded and every clip was read ("seed: expected an
+    integer ..."), and without --model a bad one was silently ignored."""
+    import vidiff.pipeline
+
+    def no_load(cls, folder):
+        raise AssertionError("the pipeline loaded")
+
+    monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(no_load))
+    _write_gifs(tmp_path / "clips", _moving_clips(num=1, frames=5))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")
+    for model in ([], ["--model", str(tmp_path / "model")]):
+        assert main(["eval", "interpolation", *model, "--videos", str(tmp_path / "clips"), "--stride", "2",
+                     *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_eval_reconstruction_command_with_a_tiny_vae(tmp_path, capsys):
     from vidiff.vae import AutoencoderKL, VAEConfig
 

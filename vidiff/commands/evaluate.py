@@ -153,6 +153,19 @@ def _positive(name: str, value) -> None:
         raise InputError(f"--{name} must be at most {high}, got {value}")
 
 
+def _check_seed_and_sampler(args) -> None:
+    """--seed and --sampler of `eval interpolation`, as `vidiff interpolate` checks them: before the clips are
+    read or the pipeline loads (clip i's passes use seed + i + pass * 2**32, so the seed stays under 2**62)."""
+    from vidiff.errors import InputError
+    from vidiff.limits import short_repr
+    from vidiff.pipeline.config import SAMPLERS
+
+    if not 0 <= args.seed < 2**62:
+        raise InputError(f"--seed must be in [0, 2**62), got {short_repr(args.seed)}")
+    if args.sampler is not None and args.sampler not in SAMPLERS:
+        raise InputError(f"--sampler {short_repr(args.sampler)} is unknown; choose one of {', '.join(SAMPLERS)}")
+
+
 # ---- handlers ----
 
 
@@ -204,6 +217,7 @@ def run_interpolation(args) -> int:
         raise InputError(f"--stride must be at least 2, got {args.stride}")
     if args.size is not None and args.size < 11:
         raise InputError(f"--size must be at least 11 (the SSIM window), got {args.size}")
+    _check_seed_and_sampler(args)
     check_json_out(args, args.videos, args.model)
     files = _selected_files(args.videos, args.num)
     if args.model is not None and not (Path(args.model) / "pipeline.yaml").is_file():
