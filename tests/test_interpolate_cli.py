@@ -178,3 +178,27 @@ def test_an_output_in_a_folder_not_made_yet_is_written_there(interp_only, small_
     assert main(["interpolate", str(small_video), "-o", str(out), "--factor", "2", "--model", str(interp_only),
                  "--quiet"]) == 0, capsys.readouterr().err
     assert read_video(out)[0].shape[0] == 5 and Path(str(out) + ".json").is_file()
+
+
+def test_eval_interpolation_refuses_an_untrained_stride_without_offering_force_layout(interp_only, small_video,
+                                                                                       capsys):
+    """`eval interpolation --stride 5` on a part trained on gaps 2..4 named neither --stride nor a way out that the
+    command has: it suggested --force-layout, which only generate and interpolate take."""
+    from vidiff.cli import main
+    from vidiff.commands.interpolate import up_conversion_passes
+    from vidiff.errors import InputError
+    from vidiff.pipeline.config import read_pipeline_folder
+    from vidiff.pipeline.trained import read_trained_records
+
+    config = read_pipeline_folder(interp_only)
+    trained = read_trained_records(interp_only, config)["interpolation"]
+    with pytest.raises(InputError, match="--force-layout"):  # interpolate's refusal keeps its hint
+        up_conversion_passes(5, config.interpolation.max_gap, trained)
+    with pytest.raises(InputError, match=r"^--stride 5: one pass needs .*trained on windows of 3\.\.5") as e:
+        up_conversion_passes(5, config.interpolation.max_gap, trained, name="--stride", can_force=False)
+    assert "force" not in str(e.value)
+    torch.set_num_threads(1)
+    assert main(["eval", "interpolation", "--model", str(interp_only), "--videos", str(small_video.parent),
+                 "--stride", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--stride 5" in err and "force" not in err and len(err.strip().splitlines()) == 1, err

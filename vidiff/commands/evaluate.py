@@ -240,7 +240,7 @@ def run_interpolation(args) -> int:
         fill = pipeline_fill(pipe, prompt=args.prompt, steps=args.steps, sampler=args.sampler)
         # a stride past the trained gaps is filled as `vidiff interpolate` fills it: in passes within them
         passes = up_conversion_passes(args.stride, pipe.config.interpolation.max_gap, pipe.trained.get("interpolation"),
-                                      name="--stride")
+                                      name="--stride", can_force=False)  # eval has no --force-layout
         if len(passes) > 1:
             fill = passes_fill(fill, passes, PASS_SEED_STEP)
     clips, names, groups = _interpolation_clips(read_clips(files, args.frames), [f.name for f in files], args)

@@ -130,12 +130,14 @@ def validate(args):
     return model, info, factor, passes, out_fps
 
 
-def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False, name: str = "--factor") -> list[int]:
+def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False, name: str = "--factor",
+                         can_force: bool = True) -> list[int]:
     """The factors of the passes that up-convert by `factor`: [factor] when one pass of that gap is within the
     interpolation part's trained layouts; otherwise the fewest passes, then the most even split (16 -> 4 x 4,
     24 -> 4 x 6), whose gaps each are, every pass up-converting the previous pass's frames as running the command
     on its own output would. With `force`, or when no split fits, one pass, checked as before (InputError naming
-    `name`, the option that asked for the factor)."""
+    `name`, the option that asked for the factor). `can_force`: whether the command has --force-layout, which
+    the refusal then suggests."""
     from vidiff.errors import InputError
     from vidiff.pipeline.layout import Layout, interpolation_levels
     from vidiff.pipeline.trained import check_layout, layout_problems
@@ -154,6 +156,10 @@ def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False
     if interpolation_levels(factor, max_gap) is None:
         raise InputError(f"{name} {factor}: the pipeline fills gaps of up to {max_gap} frames in one pass, and "
                          f"{factor} does not split into such passes")
+    problems = [] if force or can_force else layout_problems(gap(factor), max_gap, None, trained)
+    if problems:  # check_layout's refusal would suggest a --force-layout the command does not have
+        raise InputError(f"{name} {factor}: one pass needs {'; '.join(problems)}, and {factor} does not split "
+                         "into passes that it was trained on")
     check_layout(gap(factor), max_gap, None, trained, force=force)  # refuses (or with force warns) what fits() did not
     return [factor]
 
