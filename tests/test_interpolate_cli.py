@@ -202,3 +202,29 @@ def test_eval_interpolation_refuses_an_untrained_stride_without_offering_force_l
                  "--stride", "5"]) == 2
     err = capsys.readouterr().err
     assert "--stride 5" in err and "force" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("device", ["cuda:x", "cuda:", "cuda:-1", "cuda:1.5", "cuda:0 "])
+def test_a_malformed_cuda_device_is_refused_by_the_checks(interp_only, small_video, tmp_path, device):
+    """Anything after "cuda:" used to pass; on a CUDA machine torch then failed with a traceback ("Invalid device
+    string") as the weights loaded."""
+    from vidiff.errors import InputError
+
+    with pytest.raises(InputError, match="use auto, cpu, cuda or cuda:N"):
+        _validated(small_video, "-o", tmp_path / "o.mp4", "--factor", "2", "--model", interp_only, "--device", device)
+
+
+def test_a_cuda_device_past_the_machines_count_is_refused_before_loading(monkeypatch):
+    """cuda:3 on a machine with one GPU: torch's "invalid device ordinal" traceback mid-load before; now one line."""
+    from types import SimpleNamespace
+
+    from vidiff.commands.device_args import resolve_device
+    from vidiff.errors import InputError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    args = SimpleNamespace(device="cuda:3", threads=None)
+    with pytest.raises(InputError, match=r"--device cuda:3: this machine has 1 CUDA device\(s\), cuda:0 to cuda:0"):
+        resolve_device(args)
+    assert resolve_device(SimpleNamespace(device="cuda:0", threads=None)) == "cuda:0"
+    assert resolve_device(SimpleNamespace(device="cuda", threads=None)) == "cuda"

@@ -2,6 +2,8 @@
 (`vidiff generate` and its siblings, `vidiff interpolate`). The checks need no torch; `resolve_device` does."""
 from __future__ import annotations
 
+import re
+
 DTYPES = ("fp32", "bf16", "fp16")
 
 
@@ -17,8 +19,8 @@ def check_device_args(args) -> None:
     from vidiff.errors import InputError
     from vidiff.limits import MAX_THREADS, check_int, short_repr
 
-    if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
-        raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")
+    if args.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:(0|[1-9][0-9]{0,3})", args.device):
+        raise InputError(f"--device {short_repr(args.device)}: use auto, cpu, cuda or cuda:N")  # torch: a traceback
     if args.threads is not None:
         check_int(args.threads, "--threads", 1, MAX_THREADS)
 
@@ -34,6 +36,9 @@ def resolve_device(args) -> str:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {args.device}: CUDA is not available here")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():  # else torch fails mid-load
+        raise InputError(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
