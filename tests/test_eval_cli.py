@@ -77,6 +77,19 @@ def test_interpolation_bad_input():
         evaluate_interpolation(_moving_clips(), lambda k, s, seed: k, stride=4)
 
 
+def test_interpolation_names_the_clip_whose_frames_are_under_the_ssim_window():
+    """A 7x5 clip in --videos: the refusal came from ssim after every fill had run, naming no clip (and giving the
+    size as height x width)."""
+    def fill(keyframes, stride, seed):
+        raise AssertionError("filled a clip that cannot be scored")
+
+    clips = [_moving_clips(num=1, frames=5)[0], torch.zeros(5, 5, 7, 3, dtype=torch.uint8)]
+    with pytest.raises(InputError, match=r"^small\.gif: frames of 7x5 are smaller than the 11x11 SSIM window"):
+        evaluate_interpolation(clips[1:], fill, stride=2, names=["small.gif"])
+    result = evaluate_interpolation(clips[:1], linear_blend, stride=2, names=["ok.gif"])
+    assert result["num_clips"] == 1
+
+
 # ---- reconstruction ----
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import torch
 
 from vidiff.errors import InputError
-from vidiff.eval.metrics import psnr, ssim
+from vidiff.eval.metrics import SSIM_WINDOW, psnr, ssim
 
 Fill = Callable[[torch.Tensor, int, int], torch.Tensor]  # (keyframes (K,H,W,3) uint8, stride, seed) -> frames
 
@@ -80,6 +80,9 @@ def evaluate_interpolation(
             raise InputError(f"{name}: expected uint8 frames (F,H,W,3), got {clip.dtype} {tuple(clip.shape)}")
         if clip.shape[0] < stride + 1:
             raise InputError(f"{name}: {clip.shape[0]} frames is too short for stride {stride} (needs {stride + 1})")
+        if min(clip.shape[1:3]) < SSIM_WINDOW:  # before the fills run; ssim's own refusal names no clip
+            raise InputError(f"{name}: frames of {clip.shape[2]}x{clip.shape[1]} are smaller than the "
+                             f"{SSIM_WINDOW}x{SSIM_WINDOW} SSIM window (--size {SSIM_WINDOW} or more resizes them)")
         truth, keyframes = _split(clip, stride)
         filled = {which: f(keyframes.clone(), stride, seed + i) for which, f in fills.items()}
         for which, frames in filled.items():
