@@ -272,6 +272,9 @@ def test_safe_yaml_files_must_be_regular_utf8_and_small(tmp_path):
         load_file(tmp_path / "a.yaml")
     with pytest.raises(ConfigError, match="not a regular file"):
         load_file(tmp_path / "f.yaml")
+    (tmp_path / "dir.yaml").mkdir()  # os.fdopen raised IsADirectoryError: [Errno 21] Is a directory: 3
+    with pytest.raises(ConfigError, match="dir.yaml: a folder"):
+        load_file(tmp_path / "dir.yaml")
     with pytest.raises(ConfigError, match="larger than the"):
         load_file(tmp_path / "big.yaml")
     assert load_file(tmp_path / "bom.yaml") == {"a": 1}

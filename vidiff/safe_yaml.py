@@ -173,11 +173,12 @@ def read_text(path: str | os.PathLike, what: str | None = None, max_bytes: int =
         raise ConfigError(f"{label}: file not found") from None
     except OSError as e:
         raise ConfigError(f"{label}: cannot open ({e.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # before fdopen: it refuses a folder with IsADirectoryError naming the fd
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ConfigError(f"{label}: {kind}")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            raise ConfigError(f"{label}: {kind}")
         if st.st_size > max_bytes:
             raise ConfigError(f"{label}: {st.st_size} bytes, larger than the {max_bytes}-byte limit for a config")
         try:
