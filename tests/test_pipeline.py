@@ -213,6 +213,24 @@ def test_user_keyframe_images_are_checked(pipe):
         pipe.text_to_video("x", keyframes={7: image[:, :32]}, progress=False)
 
 
+def test_tensors_on_the_meta_device_are_refused_before_encoding(pipe):
+    # they have a shape but no values: torch failed with NotImplementedError once the VAE encoded them
+    meta = lambda *shape: torch.empty(*shape, dtype=torch.uint8, device="meta")  # noqa: E731
+    with pytest.raises(InputError, match="image: a tensor on the meta device has no data"):
+        pipe.image_to_video(meta(64, 64, 3), "x", progress=False)
+    with pytest.raises(InputError, match="keyframes\\[5\\]: a tensor on the meta device"):
+        pipe.text_to_video("x", keyframes={5: meta(64, 64, 3)}, progress=False)
+    with pytest.raises(InputError, match="frames: a tensor on the meta device"):
+        pipe.extend_video(meta(6, 64, 64, 3), "x", num_frames=5, progress=False)
+    with pytest.raises(InputError, match="frames: a tensor on the meta device"):
+        pipe.edit_video(meta(16, 64, 64, 3), "x", progress=False)
+    with pytest.raises(InputError, match="keyframes: a tensor on the meta device"):
+        pipe.fill_between(meta(3, 64, 64, 3), 5)
+    frames = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    with pytest.raises(InputError, match="mask: a tensor on the meta device"):
+        pipe.edit_video(frames, "x", mask=torch.empty(64, 64, device="meta"), progress=False)
+
+
 def _record_stage_runs(pipe, monkeypatch):
     """[(stage name, latent shape, frame_stride, known_mask)] of every stage call of the next request."""
     calls = []

@@ -15,6 +15,7 @@ import torch
 
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
+from vidiff.pipeline.request import check_has_data
 from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE, control_scale_ok
 
 
@@ -130,6 +131,8 @@ def check_control_maps(control, num_frames: int, height: int, width: int, what: 
 
     from vidiff.data.control_maps import maps_from_frames
 
+    if torch.is_tensor(control):
+        check_has_data(control, what)
     arr = control.detach().cpu().numpy() if torch.is_tensor(control) else np.asarray(control)
     if arr.dtype == np.uint8:
         maps = maps_from_frames(arr)

@@ -194,7 +194,15 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
     if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
         got = f"{value.dtype} {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
         raise InputError(f"{name}: expected {expected}, got {got}")
+    check_has_data(value, name)
     return value
+
+
+def check_has_data(tensor, name: str) -> None:
+    """A tensor on the meta device has a shape but no values: refused naming `name`, before torch fails to copy
+    it (NotImplementedError) once the VAE encodes it."""
+    if tensor.device.type == "meta":
+        raise InputError(f"{name}: a tensor on the meta device has no data (give its values, on the CPU or a GPU)")
 
 
 def check_frames(frames, name: str):
