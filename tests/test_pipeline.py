@@ -213,6 +213,17 @@ def test_user_keyframe_images_are_checked(pipe):
         pipe.text_to_video("x", keyframes={7: image[:, :32]}, progress=False)
 
 
+def test_arrays_of_objects_or_strings_are_refused_naming_the_argument(pipe):
+    # torch.from_numpy raised TypeError "can't convert np.ndarray of type numpy.object_"
+    with pytest.raises(InputError, match=r"image: expected a uint8 image \(H,W,3\), got object \(64, 64, 3\)"):
+        pipe.image_to_video(np.full((64, 64, 3), None, dtype=object), "x", progress=False)
+    with pytest.raises(InputError, match="frames: expected uint8 frames .*got <U1"):
+        pipe.extend_video(np.full((6, 64, 64, 3), "a"), "x", num_frames=5, progress=False)
+    frames = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    with pytest.raises(InputError, match="mask: expected a bool, uint8 or float array, got object"):
+        pipe.edit_video(frames, "x", mask=np.full((64, 64), True, dtype=object), progress=False)
+
+
 def test_tensors_on_the_meta_device_are_refused_before_encoding(pipe):
     # they have a shape but no values: torch failed with NotImplementedError once the VAE encoded them
     meta = lambda *shape: torch.empty(*shape, dtype=torch.uint8, device="meta")  # noqa: E731

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidiff.errors import InputError
-from vidiff.pipeline.request import check_has_data
+from vidiff.pipeline.request import NUMERIC_KINDS, check_has_data
 
 
 def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.Tensor:
@@ -23,6 +23,8 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     import numpy as np
 
     if isinstance(mask, np.ndarray):
+        if mask.dtype.kind not in NUMERIC_KINDS:
+            raise InputError(f"mask: expected a bool, uint8 or float array, got {mask.dtype} {mask.shape}")
         mask = torch.from_numpy(np.ascontiguousarray(mask))
     if not torch.is_tensor(mask):
         raise InputError(f"mask: expected an array (H,W) or (F,H,W), got {type(mask).__name__}")

@@ -184,12 +184,15 @@ class Request:
         return {}
 
 
+NUMERIC_KINDS = "biufc"  # numpy dtype kinds torch.from_numpy takes; it raised TypeError on object and str arrays
+
+
 def _uint8_tensor(value, ndim: int, name: str, expected: str):
     """A uint8 torch tensor or numpy array with `ndim` dims and 3 channels last -> torch tensor; else InputError."""
     import numpy as np
     import torch
 
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
         value = torch.from_numpy(np.ascontiguousarray(value))
     if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
         got = f"{value.dtype} {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
