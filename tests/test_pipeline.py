@@ -213,6 +213,26 @@ def test_user_keyframe_images_are_checked(pipe):
         pipe.text_to_video("x", keyframes={7: image[:, :32]}, progress=False)
 
 
+def test_numpy_scalars_are_taken_as_the_numbers_they_hold(pipe):
+    # strength / repeats / feather / control_scale / a keyframe index from numpy were refused with messages that
+    # contradicted themselves: "strength: must be a number in [0, 1], got np.float32(0.0)"
+    from vidiff.pipeline.control import check_control_scale
+
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
+    a, _ = pipe.edit_video(frames, "x", strength=np.float32(0.0), repeats=np.int64(2), progress=False)
+    b, _ = pipe.edit_video(frames, "x", strength=0.0, repeats=2, progress=False)
+    assert torch.equal(a, b)
+    mask = np.zeros((64, 64), bool)
+    mask[16:32, 16:32] = True
+    a, _ = pipe.edit_video(frames, "x", mask=mask, strength=np.float32(0.0), feather=np.int64(2), progress=False)
+    b, _ = pipe.edit_video(frames, "x", mask=mask, strength=0.0, feather=2, progress=False)
+    assert torch.equal(a, b)
+    assert check_control_scale(np.float32(0.5)) == 0.5
+    a, _ = pipe.text_to_video("x", keyframes={np.int64(5): frames[0]}, seed=3, progress=False)
+    b, _ = pipe.text_to_video("x", keyframes={5: frames[0]}, seed=3, progress=False)
+    assert torch.equal(a, b) and torch.equal(a[5], frames[0])
+
+
 def test_arrays_of_objects_or_strings_are_refused_naming_the_argument(pipe):
     # torch.from_numpy raised TypeError "can't convert np.ndarray of type numpy.object_"
     with pytest.raises(InputError, match=r"image: expected a uint8 image \(H,W,3\), got object \(64, 64, 3\)"):

@@ -15,7 +15,7 @@ import torch
 
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
-from vidiff.pipeline.request import check_has_data
+from vidiff.pipeline.request import check_has_data, plain_number
 from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE, control_scale_ok
 
 
@@ -120,6 +120,7 @@ def adapter_of(stage):
 # ---- requests ---------------------------------------------------------------------------------------------------
 
 def check_control_scale(scale, what: str = "control_scale") -> float:
+    scale = plain_number(scale)
     if not control_scale_ok(scale):
         raise InputError(f"{what}: must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale!r}")
     return float(scale)

@@ -228,6 +228,7 @@ DEFAULT_REPEATS = 2
 
 def check_repeats(repeats) -> int:
     """SDEdit repeats: an int in [1, MAX_EDIT_REPEATS] (how many times the keyframes are noised and redrawn)."""
+    repeats = plain_number(repeats)
     if not _is_int(repeats) or not 1 <= repeats <= MAX_EDIT_REPEATS:
         raise InputError(f"repeats: must be an integer in [1, {MAX_EDIT_REPEATS}], got {short_repr(repeats)}")
     return repeats
@@ -235,6 +236,7 @@ def check_repeats(repeats) -> int:
 
 def check_strength(strength) -> float:
     """SDEdit strength: a number in [0, 1] (0 = the input decoded, 1 = plain generation)."""
+    strength = plain_number(strength)
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
         raise InputError(f"strength: must be a number in [0, 1], got {short_repr(strength)}")
     return float(strength)
@@ -245,6 +247,7 @@ MAX_FEATHER = 32  # pixels of a region edit's blend band
 
 def check_feather(feather) -> int:
     """Region edits: the blend band in pixels, an integer in [0, MAX_FEATHER]."""
+    feather = plain_number(feather)
     if isinstance(feather, bool) or not isinstance(feather, int) or not 0 <= feather <= MAX_FEATHER:
         raise InputError(f"feather: must be an integer number of pixels in [0, {MAX_FEATHER}], got "
                          f"{short_repr(feather)}")
@@ -267,6 +270,7 @@ def check_keyframe_images(keyframes: dict, req: Request) -> dict:
     if not isinstance(keyframes, dict):
         raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
     for index, image in keyframes.items():
+        index = plain_number(index)  # np.int64(5) was refused as "not a frame of the clip (0..15)"
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total:
             raise InputError(f"keyframes: index {short_repr(index)} is not a frame of the clip (0..{total - 1})")
         image = check_image(image, f"keyframes[{index}]")
