@@ -585,6 +585,8 @@ def test_negative_prompt_replaces_the_unconditional_branch(pipe):
     assert torch.equal(rows[0], base) and torch.equal(rows[1], negative)  # one negative prompt per row
     with pytest.raises(InputError, match="negative_prompt"):
         pipe.text_to_video("a", negative_prompt=["x", "y", "z"], progress=False)
+    with pytest.raises(InputError, match="^negative_prompt: 3 negative prompts for 2 prompts"):  # was "prompt / seed"
+        pipe.request(["a", "b"], negative_prompt=["x", "y", "z"])
     with pytest.raises(InputError, match="guidance_rescale"):
         pipe.text_to_video("a", guidance_rescale=1.5, progress=False)
     req = pipe.request("a", negative_prompt="b", guidance_rescale=0.7, sampler="pc", pc_steps=3)

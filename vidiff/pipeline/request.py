@@ -120,6 +120,10 @@ class Request:
             raise InputError(f"force_layout: expected True or False, got {short_repr(force_layout)}")
         negatives = None
         if negative_prompt is not None:
+            if isinstance(negative_prompt, (list, tuple)) and len(negative_prompt) not in (1, len(prompts)):
+                # prompts_and_seeds would name "prompt / seed" and call the negative prompts prompts
+                raise InputError(f"negative_prompt: {len(negative_prompt)} negative prompts for {len(prompts)} "
+                                 "prompts; give one for all or one per prompt")
             negatives, _, _ = prompts_and_seeds(negative_prompt, [0] * len(prompts), "negative_prompt")
             if len(negatives) != len(prompts):
                 raise InputError(f"negative_prompt: {len(negatives)} negative prompts for {len(prompts)} prompts")
