@@ -209,6 +209,10 @@ def test_user_keyframe_images_are_checked(pipe):
         pipe.text_to_video("x", keyframes={16: image}, progress=False)
     with pytest.raises(InputError, match="image: 32x64 pixels, the clip is 64x64"):
         pipe.image_to_video(image[:, :32], "x", progress=False)
+    with pytest.raises(InputError, match="^height: must be an integer .*got '64'"):  # was "image: 64x64 ..., the clip is 64x64"
+        pipe.image_to_video(image, "x", height="64", progress=False)
+    with pytest.raises(InputError, match="^width: must be an integer .*got 0"):
+        pipe.image_to_video(image, "x", width=0, progress=False)
     with pytest.raises(InputError, match="keyframes\\[7\\]: image is 32x64"):
         pipe.text_to_video("x", keyframes={7: image[:, :32]}, progress=False)
 

@@ -165,8 +165,11 @@ class VideoPipeline:
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
         keyframes = dict(settings.pop("keyframes", None) or {})
         keyframes[0] = check_image(image, "image")
-        size = (settings.get("height") or self.config.height, settings.get("width") or self.config.width)
-        if tuple(keyframes[0].shape[:2]) != size:
+        height, width = (plain_number(settings.get(name)) for name in ("height", "width"))
+        size = (self.config.height if height is None else height, self.config.width if width is None else width)
+        # a height or width that is no positive integer is request()'s to refuse: compared here, height="64" read
+        # as "image: 64x64 pixels, the clip is 64x64"
+        if all(type(v) is int and v >= 1 for v in size) and tuple(keyframes[0].shape[:2]) != size:
             raise InputError(f"image: {keyframes[0].shape[1]}x{keyframes[0].shape[0]} pixels, the clip is "
                              f"{size[1]}x{size[0]} (resize it, or pass height= and width=)")
         return self.text_to_video(prompt, keyframes=keyframes, **settings)
