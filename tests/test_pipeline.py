@@ -215,6 +215,8 @@ def test_user_keyframe_images_are_checked(pipe):
         pipe.image_to_video(image, "x", width=0, progress=False)
     with pytest.raises(InputError, match="keyframes\\[7\\]: image is 32x64"):
         pipe.text_to_video("x", keyframes={7: image[:, :32]}, progress=False)
+    with pytest.raises(InputError, match="^keyframes: expected a dict of frame index -> image, got list"):
+        pipe.image_to_video(image, "x", keyframes=[image], progress=False)
 
 
 def test_numpy_scalars_are_taken_as_the_numbers_they_hold(pipe):

@@ -163,7 +163,10 @@ class VideoPipeline:
 
     def image_to_video(self, image, prompt, **settings):
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
-        keyframes = dict(settings.pop("keyframes", None) or {})
+        keyframes = settings.pop("keyframes", None) or {}
+        if not isinstance(keyframes, dict):  # dict() of a list of images raised "dictionary update sequence ..."
+            raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
+        keyframes = dict(keyframes)
         keyframes[0] = check_image(image, "image")
         height, width = (plain_number(settings.get(name)) for name in ("height", "width"))
         size = (self.config.height if height is None else height, self.config.width if width is None else width)
