@@ -382,6 +382,15 @@ def test_fill_between_keeps_keyframes(pipe, stride):
     assert not torch.equal(frames[1], frames[0])
 
 
+def test_fill_between_refuses_lists_of_seeds_or_prompts(pipe):
+    # it filled a row per seed and returned the first only, as if one seed had been given
+    keys = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
+    with pytest.raises(InputError, match="^seed: fill_between fills one clip, give one seed"):
+        pipe.fill_between(keys, 5, [1, 2])
+    with pytest.raises(InputError, match="^prompt: fill_between fills one clip, give one prompt"):
+        pipe.fill_between(keys, 5, prompt=["a", "b"])
+
+
 def test_bad_settings_are_input_errors(pipe):
     for kwargs, match in [
         (dict(steps=0), "steps"), (dict(sampler="plms"), "sampler"), (dict(guidance_scale=float("nan")), "guidance"),

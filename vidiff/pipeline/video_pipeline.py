@@ -237,6 +237,9 @@ class VideoPipeline:
         """Interpolation only: uint8 (K,H,W,3) keyframes -> ((K-1)*stride+1,H,W,3), keyframes kept at 0, stride, ...
         Frames of any size: they are filled with their last row / column repeated out to `frame_multiple`, and cut
         back."""
+        for name, value in (("seed", seed), ("prompt", prompt)):
+            if isinstance(value, (list, tuple)):  # a batched request: every row was sampled and all but the first lost
+                raise InputError(f"{name}: fill_between fills one clip, give one {name} (got a list of {len(value)})")
         keyframes = check_frames(keyframes, "keyframes")
         if keyframes.shape[0] < 2:
             raise InputError(f"keyframes: need at least 2 frames, got {keyframes.shape[0]}")
