@@ -382,6 +382,13 @@ def test_fill_between_keeps_keyframes(pipe, stride):
     assert not torch.equal(frames[1], frames[0])
 
 
+def test_to_names_a_dtype_given_as_a_string(pipe):
+    with pytest.raises(InputError, match="^dtype: expected torch.float32, torch.bfloat16 or torch.float16, got str 'float16'"):
+        pipe.to(dtype="float16")
+    with pytest.raises(InputError, match="got torch.int8"):
+        pipe.to(dtype=torch.int8)
+
+
 def test_fill_between_refuses_lists_of_seeds_or_prompts(pipe):
     # it filled a row per seed and returned the first only, as if one seed had been given
     keys = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)

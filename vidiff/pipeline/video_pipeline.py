@@ -81,7 +81,9 @@ class VideoPipeline:
         """Moves every part to `device`; the VAE and the U-Nets compute in `dtype` (bf16 / fp16 / fp32), while the
         samplers keep their state, sigmas and guidance in fp32 (stage.py). The text encoder moves, in fp32."""
         if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
-            raise InputError(f"dtype: {dtype} is not one of float32, bfloat16, float16")
+            # a string printed as the name it is not: "dtype: float16 is not one of float32, bfloat16, float16"
+            got = dtype if isinstance(dtype, torch.dtype) else f"{type(dtype).__name__} {dtype!r}"
+            raise InputError(f"dtype: expected torch.float32, torch.bfloat16 or torch.float16, got {got}")
         for module in (self.vae, *self._stage_nets()):
             module.to(device=device, dtype=dtype).eval()
         if device is not None and hasattr(self.text_encoder, "to"):
