@@ -15,8 +15,8 @@ import torch
 
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
-from vidiff.pipeline.request import check_has_data, plain_number
 from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE, control_scale_ok
+from vidiff.pipeline.request import check_has_data, plain_number
 
 
 # ---- parts ------------------------------------------------------------------------------------------------------
