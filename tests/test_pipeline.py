@@ -389,6 +389,27 @@ def test_to_names_a_dtype_given_as_a_string(pipe):
         pipe.to(dtype=torch.int8)
 
 
+def test_a_device_the_parts_cannot_run_on_is_refused_before_the_weights_load(pipe, monkeypatch):
+    from vidiff.pipeline import VideoPipeline
+
+    # torch raised its own RuntimeError ("Expected one of cpu, cuda, ...") or AssertionError, after the load
+    folder = pipe.folder
+    monkeypatch.setattr("vidiff.pipeline.video_pipeline.load_pipeline", lambda *a: pytest.fail("weights loaded"))
+    for device, message in (("banana", "^device: 'banana' is not a device"), ("meta", "^device: meta holds"),
+                            (3.5, "is not a device")):
+        with pytest.raises(InputError, match=message):
+            VideoPipeline.from_pretrained(folder, device=device)
+        with pytest.raises(InputError, match=message):
+            pipe.to(device)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="^device: cuda:9: CUDA is not available here"):
+            VideoPipeline.from_pretrained(folder, device="cuda:9")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(InputError, match=r"^device: cuda:9: this machine has 1 CUDA device\(s\), cuda:0 to cuda:0"):
+        VideoPipeline.from_pretrained(folder, device="cuda:9")
+
+
 def test_fill_between_refuses_lists_of_seeds_or_prompts(pipe):
     # it filled a row per seed and returned the first only, as if one seed had been given
     keys = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)

@@ -21,6 +21,7 @@ from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_ya
 from vidiff.pipeline.control import request_control, save_control_parts
 from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
+from vidiff.pipeline.placement import check_placement
 from vidiff.pipeline.request import (
     Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames, plain_number,
     prompts_and_seeds,
@@ -55,6 +56,7 @@ class VideoPipeline:
     def from_pretrained(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None,
                         batch_invariant: bool = True) -> VideoPipeline:
         """Checks pipeline.yaml, every part config and training record (cheap), then loads the weights."""
+        check_placement(device, dtype)
         config, vae, keyframe_net, interpolation_net, text, trained = load_pipeline(folder, batch_invariant)
         pipe = cls(config, vae, keyframe_net, interpolation_net, text, folder, batch_invariant, trained)
         return pipe.to(device, dtype)
@@ -80,10 +82,7 @@ class VideoPipeline:
     def to(self, device=None, dtype: torch.dtype | None = None) -> VideoPipeline:
         """Moves every part to `device`; the VAE and the U-Nets compute in `dtype` (bf16 / fp16 / fp32), while the
         samplers keep their state, sigmas and guidance in fp32 (stage.py). The text encoder moves, in fp32."""
-        if dtype is not None and dtype not in (torch.float32, torch.bfloat16, torch.float16):
-            # a string printed as the name it is not: "dtype: float16 is not one of float32, bfloat16, float16"
-            got = dtype if isinstance(dtype, torch.dtype) else f"{type(dtype).__name__} {dtype!r}"
-            raise InputError(f"dtype: expected torch.float32, torch.bfloat16 or torch.float16, got {got}")
+        check_placement(device, dtype)
         for module in (self.vae, *self._stage_nets()):
             module.to(device=device, dtype=dtype).eval()
         if device is not None and hasattr(self.text_encoder, "to"):

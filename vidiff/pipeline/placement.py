@@ -1,0 +1,32 @@
+"""Where and in what precision a pipeline runs: `device` and `dtype` of `VideoPipeline.from_pretrained` / `.to`,
+checked before any weights load or move (torch would fail later, with its own traceback)."""
+from __future__ import annotations
+
+import torch
+
+from vidiff.errors import InputError
+from vidiff.limits import short_repr
+
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def check_placement(device, dtype) -> None:
+    """InputError naming `device` or `dtype` when the parts could not run there (None: keep as is)."""
+    if dtype is not None and dtype not in DTYPES:
+        # a string printed as the name it is not: "dtype: float16 is not one of float32, bfloat16, float16"
+        got = dtype if isinstance(dtype, torch.dtype) else f"{type(dtype).__name__} {dtype!r}"
+        raise InputError(f"dtype: expected torch.float32, torch.bfloat16 or torch.float16, got {got}")
+    if device is None:
+        return
+    try:
+        where = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"device: {short_repr(device)} is not a device (cpu, cuda, cuda:N, ...)") from None
+    if where.type == "meta":
+        raise InputError("device: meta holds shapes but no values; the pipeline can neither sample nor save there")
+    if where.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"device: {where}: CUDA is not available here")
+        if (where.index or 0) >= count:
+            raise InputError(f"device: {where}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
