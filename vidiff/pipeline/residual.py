@@ -20,7 +20,7 @@ def carry_keyframe_residual(frames: torch.Tensor, keyframes: torch.Tensor, strid
     [(F_0->1, F_1->0)] per gap (vidiff.optical_flow.flow_timeline) to carry the errors along the motion."""
     error = keyframes.to(torch.float64) - frames[::stride].to(torch.float64)  # (K,H,W,3)
     if flows is not None:
-        carried = torch.from_numpy(_carry_along_flow(error.float().numpy(), flows, stride)).to(torch.float64)
+        carried = torch.from_numpy(carry_along_flow(error.float().numpy(), flows, stride)).to(torch.float64)
     else:
         t = torch.arange(stride, dtype=torch.float64).view(1, stride, 1, 1, 1) / stride
         carried = ((1 - t) * error[:-1, None] + t * error[1:, None]).flatten(0, 1)  # ((K-1)*stride,H,W,3)
@@ -31,7 +31,7 @@ def carry_keyframe_residual(frames: torch.Tensor, keyframes: torch.Tensor, strid
     return out
 
 
-def _carry_along_flow(error, flows, stride: int):
+def carry_along_flow(error, flows, stride: int):
     """float32 ((K-1)*stride,H,W,3): per gap, the left end's error, then each in-between frame's errors of both
     ends warped to its time along the flow and blended by it."""
     import numpy as np

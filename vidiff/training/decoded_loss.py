@@ -78,13 +78,13 @@ def crop_box(crop: tuple[int, int, int], latent_hw: tuple[int, int], factor: int
 def carried_error(end_errors: torch.Tensor, flows, gap: int) -> torch.Tensor:
     """end_errors (B,3,2,H,W) truth - decoded at the two ends -> (B,3,gap+1,H,W): per sample, the errors carried
     along the flow to each in-between frame as fill_between's carry does (zero at the ends)."""
-    from vidiff.pipeline.residual import _carry_along_flow
+    from vidiff.pipeline.residual import carry_along_flow
 
     b, _, _, h, w = end_errors.shape
     out = end_errors.new_zeros(b, 3, gap + 1, h, w)
     for i, pair in enumerate(flows):
         error = end_errors[i].permute(1, 2, 3, 0).cpu().numpy()  # (2,H,W,3)
-        carried = _carry_along_flow(error, [pair], gap)[1:]  # (gap-1,H,W,3); [0] is the left end's own error
+        carried = carry_along_flow(error, [pair], gap)[1:]  # (gap-1,H,W,3); [0] is the left end's own error
         out[i, :, 1:-1] = torch.from_numpy(carried).permute(3, 0, 1, 2).to(out)
     return out
 
