@@ -608,7 +608,7 @@ def _(ws, o, a):
     return gen("--model", str(folder), "-o", str(ws / "o.mp4"))
 
 
-case("pipeline-missing-folder", "pipeline folder not found")(lambda ws, o, a: gen("--model", str(ws / "nope"), "-o", str(ws / "o.mp4")))
+case("pipeline-missing-folder", "nope not found")(lambda ws, o, a: gen("--model", str(ws / "nope"), "-o", str(ws / "o.mp4")))
 case("pipeline-missing-yaml", "missing pipeline.yaml")(lambda ws, o, a: gen("--model", str(ws), "-o", str(ws / "o.mp4")))
 
 

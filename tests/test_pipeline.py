@@ -12,7 +12,7 @@ from vidiff.pipeline.config import (
     SAMPLERS, PipelineConfig, pipeline_config_from_dict, read_pipeline_folder, write_pipeline_yaml,
 )
 from vidiff.pipeline.layout import (
-    Layout, anchored_positions, extension_windows, interpolation_levels, resolve_layout,
+    CLI_NAMES, Layout, anchored_positions, extension_windows, interpolation_levels, resolve_layout,
 )
 from vidiff.sidecar import contact_sheet, numbered_outputs, sidecar_path
 
@@ -35,13 +35,18 @@ def test_layout_completes_from_what_is_given():
 
 
 def test_layout_misfit_says_which_counts_fit():
-    with pytest.raises(InputError, match=r"--frames 20 .*fit: 16, 21"):
+    # named as the Python API's arguments by default, as the command line's flags when the CLI asks
+    with pytest.raises(InputError, match=r"^num_frames 20 .*fit: 16, 21"):
         resolve_layout(20, None, None, default=DEFAULT, max_gap=5, exact=True)
-    with pytest.raises(InputError, match=r"--frames 16 does not fit 4 keyframes at stride 4 .* = 13"):
+    with pytest.raises(InputError, match=r"^--frames 20 .*fit: 16, 21"):
+        resolve_layout(20, None, None, default=DEFAULT, max_gap=5, exact=True, names=CLI_NAMES)
+    with pytest.raises(InputError, match=r"^num_frames 16 does not fit 4 keyframes at stride 4 .* = 13"):
         resolve_layout(16, 4, 4, default=DEFAULT, max_gap=5)
-    with pytest.raises(InputError, match="--frames must be an integer >= 2"):
+    with pytest.raises(InputError, match="^num_frames must be an integer >= 2"):
         resolve_layout(0, None, None, default=DEFAULT, max_gap=5)
-    with pytest.raises(InputError, match=r"--stride 7 .*strides that work: 1, 2, 3, 4, 5, 6, 8"):
+    with pytest.raises(InputError, match="^--keyframes must be an integer >= 2"):
+        resolve_layout(None, 1, None, default=DEFAULT, max_gap=5, names=CLI_NAMES)
+    with pytest.raises(InputError, match=r"^keyframe_stride 7 .*strides that work: 1, 2, 3, 4, 5, 6, 8"):
         resolve_layout(None, None, 7, default=DEFAULT, max_gap=5)
 
 
@@ -423,7 +428,7 @@ def test_bad_settings_are_input_errors(pipe):
     for kwargs, match in [
         (dict(steps=0), "steps"), (dict(sampler="plms"), "sampler"), (dict(guidance_scale=float("nan")), "guidance"),
         (dict(image_guidance_scale=-1.0), "image_guidance"),
-        (dict(num_frames=20, num_keyframes=4), "--frames 20"),
+        (dict(num_frames=20, num_keyframes=4), "^num_frames 20 "),
         (dict(seed=[1, 2, 3], ), "2 prompts and 3 seeds"), (dict(height=62), "height"),
     ]:
         prompt = ["a", "b"] if "seed" in kwargs else "a"
@@ -677,7 +682,7 @@ def test_edit_video_strength_ends_and_checks(pipe):
     for bad, match in ((dict(strength=1.5), "strength"), (dict(strength=True), "strength")):
         with pytest.raises(InputError, match=match):
             pipe.edit_video(clip, "x", progress=False, **bad)
-    with pytest.raises(InputError, match="--frames 15"):  # 15 frames is no layout of stride 5
+    with pytest.raises(InputError, match="^frames: the clip has 15 frames.*fit: 11, 16"):  # no layout of stride 5
         pipe.edit_video(clip[:15], "x", progress=False)
 
 
@@ -745,5 +750,5 @@ def test_trimmed_layout_is_the_longer_grid_cut(pipe):
     twenty, _ = pipe.text_to_video("a red circle moving left", num_frames=20, seed=4, progress=False)
     grid, _ = pipe.text_to_video("a red circle moving left", num_frames=21, seed=4, progress=False)
     assert twenty.shape[0] == 20 and torch.equal(twenty, grid[:20])
-    with pytest.raises(InputError, match="--frames 20"):  # an edited clip keeps its own length: exact grids only
+    with pytest.raises(InputError, match="^frames: the clip has 20 frames"):  # an edit keeps its length: exact grids
         pipe.edit_video(twenty, "a blue square", progress=False)

@@ -16,7 +16,7 @@ def validate(args):
     """Checks every argument and the pipeline folder's yaml; returns (pipeline config, layout). No weights load."""
     from vidiff.errors import InputError
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
-    from vidiff.pipeline.layout import Layout, resolve_layout
+    from vidiff.pipeline.layout import CLI_NAMES, Layout, resolve_layout
 
     from vidiff.limits import (
         MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
@@ -115,7 +115,7 @@ def validate(args):
     frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
     try:
         layout = resolve_layout(frames, args.keyframes, args.stride, default=default,
-                                max_gap=config.interpolation.max_gap, exact=args.task == "edit")
+                                max_gap=config.interpolation.max_gap, exact=args.task == "edit", names=CLI_NAMES)
     except InputError as e:
         if args.task != "edit":
             raise

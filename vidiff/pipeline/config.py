@@ -220,10 +220,10 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"--model {folder}: pipeline folder not found")
+        raise InputError(f"pipeline folder {folder} not found")
     path = folder / PIPELINE_FILE
     if not os.path.lexists(path):
-        raise InputError(f"--model {folder}: not a pipeline folder (missing {PIPELINE_FILE})")
+        raise InputError(f"{folder} is not a pipeline folder (missing {PIPELINE_FILE})")
     cfg = pipeline_config_from_dict(load_file(path) or {}, where=str(path))
     for name, part in part_paths(folder, cfg).items():
         for file in ("config.yaml", "model.safetensors"):

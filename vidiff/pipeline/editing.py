@@ -83,7 +83,14 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
     if strength is None:
         strength = DEFAULT_STRENGTH if region is None else DEFAULT_REGION_STRENGTH
     strength = check_strength(strength)
-    req = pipe.request(prompt, num_frames=n, height=height, width=width, exact_frames=True, **settings)
+    try:
+        req = pipe.request(prompt, num_frames=n, height=height, width=width, exact_frames=True, **settings)
+    except InputError as e:  # the user gave a clip, not num_frames: say that its length is what does not fit
+        misfit = f"num_frames {n} does not fit"
+        if not str(e).startswith(misfit):
+            raise
+        raise InputError(f"frames: the clip has {n} frames, and an edit keeps a clip's length: that does not fit"
+                         f"{str(e)[len(misfit):]}") from None
     pipe._check_trained(req, known=None if region is None else "region")
     if region is not None and not pipe.keyframes.takes_known_frames:
         raise InputError("this pipeline's keyframe model takes no known frames (it cannot edit a region)")

@@ -8,7 +8,9 @@ then sit at uneven indices, and each stretch between two of them is filled at it
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from vidiff.errors import InputError
 
@@ -55,6 +57,11 @@ def fillable_strides(max_gap: int, up_to: int) -> list[int]:
     return [s for s in range(1, up_to + 1) if interpolation_levels(s, max_gap) is not None]
 
 
+# How errors name the three layout settings: the Python API's keyword arguments, or the command line's flags.
+API_NAMES = MappingProxyType({"frames": "num_frames", "keyframes": "num_keyframes", "stride": "keyframe_stride"})
+CLI_NAMES = MappingProxyType({"frames": "--frames", "keyframes": "--keyframes", "stride": "--stride"})
+
+
 def resolve_layout(
     num_frames: int | None,
     num_keyframes: int | None,
@@ -63,20 +70,21 @@ def resolve_layout(
     default: Layout,
     max_gap: int,
     exact: bool = False,
+    names: Mapping[str, str] = API_NAMES,
 ) -> Layout:
     """Completes (frames, keyframes, stride) from what the user gave; raises InputError saying what would fit.
 
     Given frames only (or frames and stride), the stride stays the default (or the given one) and the keyframe
     count follows; a length no count fits gets the next longer grid, cut to the length asked (`trim_to`), unless
     `exact` (an edited clip keeps its own frames). Given frames and keyframes, the stride follows; given
-    keyframes and/or stride, frames follow.
+    keyframes and/or stride, frames follow. `names`: how errors name the settings (API_NAMES or CLI_NAMES).
     """
     for name, value, low in (("frames", num_frames, 2), ("keyframes", num_keyframes, 2), ("stride", keyframe_stride, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-            raise InputError(f"--{name} must be an integer >= {low}, got {value!r}")
+            raise InputError(f"{names[name]} must be an integer >= {low}, got {value!r}")
     if keyframe_stride is not None and interpolation_levels(keyframe_stride, max_gap) is None:
         raise InputError(
-            f"--stride {keyframe_stride} cannot be filled by this interpolation model (largest gap per pass "
+            f"{names['stride']} {keyframe_stride} cannot be filled by this interpolation model (largest gap per pass "
             f"{max_gap}); strides that work: {', '.join(map(str, fillable_strides(max_gap, max(2 * keyframe_stride, 12))))}"
         )
     if num_frames is None:
@@ -88,7 +96,7 @@ def resolve_layout(
         if (num_frames - 1) % s:
             if exact:
                 given = f"stride {s}" if keyframe_stride is not None else f"keyframe stride {s}"
-                raise InputError(_misfit(num_frames, given, [frames_for(k, s) for k in _near(num_frames, s)]))
+                raise InputError(_misfit(names, num_frames, given, [frames_for(k, s) for k in _near(num_frames, s)]))
             k = (num_frames - 2) // s + 2  # the fewest keyframes whose grid reaches past the last frame
             return Layout(frames_for(k, s), k, s, trim_to=num_frames)
         return Layout(num_frames, (num_frames - 1) // s + 1, s)
@@ -96,12 +104,12 @@ def resolve_layout(
         k = num_keyframes
         if (num_frames - 1) % (k - 1) or interpolation_levels((num_frames - 1) // (k - 1), max_gap) is None:
             fits = [frames_for(k, s) for s in fillable_strides(max_gap, max(2, 2 * (num_frames - 1) // (k - 1)))]
-            raise InputError(_misfit(num_frames, f"{k} keyframes", _closest(fits, num_frames)))
+            raise InputError(_misfit(names, num_frames, f"{k} keyframes", _closest(fits, num_frames)))
         return Layout(num_frames, k, (num_frames - 1) // (k - 1))
     s = keyframe_stride
     if frames_for(num_keyframes, s) != num_frames:
         raise InputError(
-            f"--frames {num_frames} does not fit {num_keyframes} keyframes at stride {s} "
+            f"{names['frames']} {num_frames} does not fit {num_keyframes} keyframes at stride {s} "
             f"(frames = (keyframes - 1) * stride + 1 = {frames_for(num_keyframes, s)})"
         )
     return Layout(num_frames, num_keyframes, s)
@@ -117,9 +125,9 @@ def _closest(values: list[int], target: int, n: int = 3) -> list[int]:
     return sorted(sorted(set(values), key=lambda v: (abs(v - target), v))[:n])
 
 
-def _misfit(num_frames: int, given: str, fits: list[int]) -> str:
+def _misfit(names: Mapping[str, str], num_frames: int, given: str, fits: list[int]) -> str:
     return (
-        f"--frames {num_frames} does not fit the keyframe layout with {given} "
+        f"{names['frames']} {num_frames} does not fit the keyframe layout with {given} "
         f"(frames = (keyframes - 1) * stride + 1); frame counts that fit: {', '.join(map(str, fits))}"
     )
 
