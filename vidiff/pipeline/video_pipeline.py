@@ -6,7 +6,8 @@
 3. the VAE decodes the latents; known frames are returned exactly as given.
 
 This file only orchestrates: requests are checked in request.py (and against what the parts were trained on,
-trained.py), sampling lives in timeline.py and stage.py, loading in load.py. Every entry point runs under
+trained.py), sampling lives in timeline.py and stage.py, loading in load.py; the bodies of extend_video,
+edit_video and fill_between are extension.py, editing.py and filling.py. Every entry point runs under
 torch.inference_mode(): no autograd graph is built and nothing returned or stored carries one.
 """
 from __future__ import annotations
@@ -19,20 +20,17 @@ from vidiff.errors import InputError
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import request_control, save_control_parts
-from vidiff.pipeline.layout import Layout, extension_windows, resolve_layout
+from vidiff.pipeline.layout import Layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
 from vidiff.pipeline.request import (
-    Request, StepBar, check_frames, check_image, check_keyframe_images, check_new_frames, plain_number,
-    prompts_and_seeds,
+    Request, StepBar, check_image, check_keyframe_images, plain_number, prompts_and_seeds,
 )
-from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
-    Timeline, encode_negative, encode_text, extension_gaps, place_keyframes, total_steps,
+    Timeline, encode_negative, encode_text, place_keyframes, total_steps,
 )
 from vidiff.pipeline.trained import check_anchored_layout, check_layout, user_keyframe_pattern
-from vidiff.pipeline.upconvert import pad_edges, round_up
 
 
 class VideoPipeline:
@@ -186,31 +184,10 @@ class VideoPipeline:
         The clip's last frames (at the keyframe stride) are the first known keyframes of a window of K; longer
         continuations repeat such windows, each overlapping the last by its known keyframes. The VAE error of the
         last input frame is faded out over the first `seam_fade` new frames (seam.py; 0 turns it off)."""
-        self._need_keyframe_part("extending a video")
-        frames = check_frames(frames, "frames")
-        seam_fade, num_frames = check_seam_fade(plain_number(seam_fade)), check_new_frames(plain_number(num_frames))
-        req = self.request(prompt, height=frames.shape[1], width=frames.shape[2], **settings)
-        k, s = req.layout.num_keyframes, req.layout.keyframe_stride
-        windows = extension_windows(frames.shape[0], num_frames, k, s)
-        self._check_trained(req, known="first_k", num_known=max(w.num_known for w in windows))
-        n, total = frames.shape[0], frames.shape[0] + num_frames
-        # The last input frame is decoded too: its reconstruction error is what the seam fade carries over. A
-        # temporal decoder also sees the input frames its first new frames depend on, so it decodes across the
-        # seam as across any other frame. Each input frame is encoded once.
-        context = min(n, 1 + self.vae.decoder.temporal_radius)
-        end = windows[-1].start + (k - 1) * s + 1
-        latents = torch.zeros((len(req.seeds), *self._latent_shape(req, end)))  # (B,C,T,h,w)
-        known = [windows[0].start + i * s for i in range(windows[0].num_known)]  # seed the first window
-        extra = [t for t in range(n - context, n) if t not in known]  # what the decoder needs before the new frames
-        for idx in (known, extra):
-            if idx:
-                latents[:, :, idx] = self.vae.encode_frames(frames[idx].to(self._device)).cpu().float()
-        with self._timeline(req, [extension_gaps(w, k) for w in windows], progress) as timeline:
-            latents = timeline.extend(latents, windows, self._latent_shape(req, k))
-        decoded = self._decode(latents[:, :, n - context:total], progress)[:, context - 1:]  # (B,1+new,H,W,3)
-        new = carry_seam_residual(frames[-1], decoded, seam_fade)  # (B,new,H,W,3)
-        out = torch.cat([frames[None].expand(new.shape[0], -1, -1, -1, -1), new], dim=1)  # (B,total,H,W,3)
-        return req.unbatch(out), req.fps
+        from vidiff.pipeline.extension import extend
+
+        return extend(self, frames, prompt, num_frames=num_frames, seam_fade=seam_fade, progress=progress,
+                      settings=settings)
 
     @torch.inference_mode()
     def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int = 3,
@@ -238,41 +215,10 @@ class VideoPipeline:
         """Interpolation only: uint8 (K,H,W,3) keyframes -> ((K-1)*stride+1,H,W,3), keyframes kept at 0, stride, ...
         Frames of any size: they are filled with their last row / column repeated out to `frame_multiple`, and cut
         back."""
-        for name, value in (("seed", seed), ("prompt", prompt)):
-            if isinstance(value, (list, tuple)):  # a batched request: every row was sampled and all but the first lost
-                raise InputError(f"{name}: fill_between fills one clip, give one {name} (got a list of {len(value)})")
-        keyframes = check_frames(keyframes, "keyframes")
-        if keyframes.shape[0] < 2:
-            raise InputError(f"keyframes: need at least 2 frames, got {keyframes.shape[0]}")
-        h, w = keyframes.shape[1:3]
-        ph, pw = round_up(h, self.frame_multiple), round_up(w, self.frame_multiple)
-        if (ph, pw) != (h, w):
-            return self.fill_between(pad_edges(keyframes, ph, pw), stride, seed, prompt=prompt, steps=steps,
-                                     sampler=sampler, progress=progress, force_layout=force_layout)[:, :h, :w]
-        req = self.request(prompt, seed=seed, num_keyframes=keyframes.shape[0], keyframe_stride=stride, steps=steps,
-                           sampler=sampler, height=keyframes.shape[1], width=keyframes.shape[2])
-        check_layout(req.layout, self.config.interpolation.max_gap, None, self.trained.get("interpolation"),
-                     force=force_layout)
-        anchor = flows = None
-        if self.config.interpolation.anchor == "known_flow":
-            from vidiff.optical_flow import flow_anchor
+        from vidiff.pipeline.filling import fill
 
-            anchor, flows = flow_anchor(self.vae, keyframes, req.layout.keyframe_stride)
-            # the flow timeline holds the keyframes as given and the encoder is per frame: their latents are there
-            kf = anchor[:, :, :: req.layout.keyframe_stride].cpu().float()  # (1,C,K,h,w)
-        else:
-            kf = self.vae.encode_frames(keyframes.to(self._device)).cpu().float()
-        gaps = list(range(kf.shape[2] - 1))
-        with self._timeline(req, [gaps], progress, keyframe_stage=False) as timeline:
-            timeline.flow_anchor = None if anchor is None else anchor.cpu()
-            latents = timeline.fill(place_keyframes(kf, req.layout), gaps, "fill")
-        frames = self._decode(latents, progress)[0]  # (F,H,W,3)
-        if self.config.interpolation.carry_residual:
-            from vidiff.pipeline.residual import carry_keyframe_residual
-
-            return carry_keyframe_residual(frames, keyframes, req.layout.keyframe_stride, flows)
-        frames[:: req.layout.keyframe_stride] = keyframes
-        return frames
+        return fill(self, keyframes, stride, seed, prompt=prompt, steps=steps, sampler=sampler, progress=progress,
+                    force_layout=force_layout)
 
     # ---- requests --------------------------------------------------------------------------------------------
     def request(self, prompt, *, seed=0, num_frames=None, num_keyframes=None, keyframe_stride=None, steps=None,

@@ -1,0 +1,42 @@
+"""Video extension (VideoPipeline.extend_video): the clip's last frames, at the keyframe stride, are the first known
+keyframes of a window of K; longer continuations repeat such windows (layout.extension_windows), each overlapping
+the last by its known keyframes. The VAE error of the last input frame is faded out over the first new frames
+(seam.py), so the seam shows no step in sharpness.
+"""
+from __future__ import annotations
+
+import torch
+
+from vidiff.pipeline.layout import extension_windows
+from vidiff.pipeline.request import check_frames, check_new_frames, plain_number
+from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
+from vidiff.pipeline.timeline import extension_gaps
+
+
+def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, settings: dict):
+    """The body of VideoPipeline.extend_video: input + new frames (B,F+N,H,W,3) unbatched, and the fps."""
+    pipe._need_keyframe_part("extending a video")
+    frames = check_frames(frames, "frames")
+    seam_fade, num_frames = check_seam_fade(plain_number(seam_fade)), check_new_frames(plain_number(num_frames))
+    req = pipe.request(prompt, height=frames.shape[1], width=frames.shape[2], **settings)
+    k, s = req.layout.num_keyframes, req.layout.keyframe_stride
+    windows = extension_windows(frames.shape[0], num_frames, k, s)
+    pipe._check_trained(req, known="first_k", num_known=max(w.num_known for w in windows))
+    n, total = frames.shape[0], frames.shape[0] + num_frames
+    # The last input frame is decoded too: its reconstruction error is what the seam fade carries over. A
+    # temporal decoder also sees the input frames its first new frames depend on, so it decodes across the
+    # seam as across any other frame. Each input frame is encoded once.
+    context = min(n, 1 + pipe.vae.decoder.temporal_radius)
+    end = windows[-1].start + (k - 1) * s + 1
+    latents = torch.zeros((len(req.seeds), *pipe._latent_shape(req, end)))  # (B,C,T,h,w)
+    known = [windows[0].start + i * s for i in range(windows[0].num_known)]  # seed the first window
+    extra = [t for t in range(n - context, n) if t not in known]  # what the decoder needs before the new frames
+    for idx in (known, extra):
+        if idx:
+            latents[:, :, idx] = pipe.vae.encode_frames(frames[idx].to(pipe._device)).cpu().float()
+    with pipe._timeline(req, [extension_gaps(w, k) for w in windows], progress) as timeline:
+        latents = timeline.extend(latents, windows, pipe._latent_shape(req, k))
+    decoded = pipe._decode(latents[:, :, n - context:total], progress)[:, context - 1:]  # (B,1+new,H,W,3)
+    new = carry_seam_residual(frames[-1], decoded, seam_fade)  # (B,new,H,W,3)
+    out = torch.cat([frames[None].expand(new.shape[0], -1, -1, -1, -1), new], dim=1)  # (B,total,H,W,3)
+    return req.unbatch(out), req.fps
