@@ -141,3 +141,25 @@ def test_a_dying_worker_costs_only_its_file(tmp_path):
     assert not good and path in bad
     result = safe_decode.scan_videos(tmp_path, progress=False)  # a normal scan afterwards is fine
     assert [p.name for p, _ in result.good] == ["ok.mp4"]
+
+
+def test_ctrl_c_to_the_process_group_leaves_the_scan_workers_to_the_parent(tmp_path, capfd):
+    """A terminal's Ctrl-C reaches every process of the group: a scan worker used to die printing a
+    KeyboardInterrupt traceback of its own (two beside the CLI's one line, `vidiff data cache` interrupted while it
+    scanned). It now carries on; the parent, whose Ctrl-C it is, ends the workers."""
+    import multiprocessing as mp
+    import signal
+
+    path = io.write_video(tmp_path / "ok.mp4", __import__("numpy").zeros((2, 16, 16, 3), "uint8"), 8)
+    limits = io.DEFAULT_LIMITS
+    worker = safe_decode._Worker(mp.get_context("spawn"), 0, safe_decode.check_video)
+    try:
+        worker.conn.send((str(path), (limits.max_pixels, limits.max_frames, limits.max_duration)))
+        os.kill(worker.proc.pid, signal.SIGINT)  # while it starts up or probes the clip
+        assert worker.conn.recv()[0] == "ok"
+        worker.conn.send(None)
+        worker.proc.join(10)
+        assert worker.proc.exitcode == 0
+    finally:
+        worker.kill()
+    assert "KeyboardInterrupt" not in capfd.readouterr().err

@@ -21,6 +21,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import time
 from dataclasses import astuple, dataclass, field, replace
 from multiprocessing.connection import wait
@@ -120,7 +121,14 @@ class _Worker:
     def __init__(self, ctx, memory_limit: int, check):
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, memory_limit, check), daemon=True)
-        self.proc.start()
+        # Ctrl-C reaches the whole process group: the parent stops the scan (its `finally` ends the workers) and
+        # prints one line, so a worker starts with SIGINT blocked (the mask survives the spawn's exec) instead of
+        # printing a KeyboardInterrupt traceback of its own; a Ctrl-C meanwhile reaches the parent on unblocking
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()
         self.path: Path | None = None
         self.deadline = 0.0
