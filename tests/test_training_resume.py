@@ -183,6 +183,20 @@ def test_an_export_stopped_halfway_leaves_no_export_folder(tmp_path, monkeypatch
     assert got.keys() == want.keys() and all(got[k].equal(want[k]) for k in want)
 
 
+def test_resume_from_a_truncated_checkpoint_names_the_file_and_the_way_out(tmp_path):
+    """A checkpoint copied or written only in part: the refusal names the file that does not match (it named only
+    the folder) and says --resume auto takes the newest complete checkpoint."""
+    run = train(toy(tmp_path, max_steps=4))
+    folder = run / "checkpoints" / ckpt.step_dir_name(4)
+    weights = folder / "model.safetensors"
+    size = weights.stat().st_size
+    os.truncate(weights, size // 2)
+    with pytest.raises(InputError) as e:
+        train(toy(tmp_path, max_steps=4), resume=str(folder))
+    assert f"{weights} holds {size // 2} bytes, manifest.json says {size}" in str(e.value)
+    assert "--resume auto takes the newest complete one" in str(e.value)
+
+
 def test_fp16_on_cpu_says_it_computes_in_fp32(tmp_path):
     """Accelerate has no fp16 autocast or GradScaler on CPU: the run warns, computes in fp32 (the same losses as
     mixed_precision=no) and the non-finite guard still skips the injected inf step. (On CUDA the scaler skips it

@@ -207,19 +207,26 @@ def read_manifest(folder: Path) -> dict:
 
 def verify(folder: str | Path, quick: bool = False) -> bool:
     """True when the manifest exists and every file it names is present (and, unless quick, hashes match)."""
+    return what_is_wrong(folder, quick) is None
+
+
+def what_is_wrong(folder: str | Path, quick: bool = False) -> str | None:
+    """Why `folder` is not a complete checkpoint, naming the file (None when it verifies)."""
     folder = Path(folder)
     try:
         manifest = read_manifest(folder)
-    except InputError:
-        return False
+    except InputError as e:
+        return str(e)
     sizes = manifest.get("sizes", {})
     for name, digest in manifest["files"].items():
         path = folder / name
-        if not path.is_file() or (name in sizes and path.stat().st_size != sizes[name]):
-            return False
+        if not path.is_file():
+            return f"{path} is missing"
+        if name in sizes and path.stat().st_size != sizes[name]:
+            return f"{path} holds {path.stat().st_size} bytes, {MANIFEST} says {sizes[name]}"
         if not quick and file_sha256(path) != digest:
-            return False
-    return True
+            return f"{path} does not match the sha256 in {MANIFEST}"
+    return None
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

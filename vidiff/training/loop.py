@@ -128,8 +128,10 @@ def _find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
     if resume == "auto":
         return ckpt.latest_checkpoint(root)  # None: nothing complete yet, start fresh
     folder = Path(resume)
-    if not ckpt.verify(folder):
-        raise InputError(f"--resume {resume}: not a complete checkpoint (manifest missing or not matching)")
+    wrong = ckpt.what_is_wrong(folder)
+    if wrong is not None:
+        raise InputError(f"--resume {resume}: not a complete checkpoint ({wrong}); --resume auto takes the newest "
+                         "complete one")
     return folder
 
 
