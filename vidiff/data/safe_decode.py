@@ -24,6 +24,7 @@ import os
 import signal
 import time
 from dataclasses import astuple, dataclass, field, replace
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -123,7 +124,10 @@ class _Worker:
         self.proc = ctx.Process(target=_worker_main, args=(child, memory_limit, check), daemon=True)
         # Ctrl-C reaches the whole process group: the parent stops the scan (its `finally` ends the workers) and
         # prints one line, so a worker starts with SIGINT blocked (the mask survives the spawn's exec) instead of
-        # printing a KeyboardInterrupt traceback of its own; a Ctrl-C meanwhile reaches the parent on unblocking
+        # printing a KeyboardInterrupt traceback of its own; a Ctrl-C meanwhile reaches the parent on unblocking.
+        # The first start of a spawn also starts multiprocessing's resource tracker, which unblocks SIGINT after
+        # it: started here first, or the first worker would not inherit the mask.
+        resource_tracker.ensure_running()
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             self.proc.start()
