@@ -126,7 +126,7 @@ def _write_checkpoint(root: Path, tmp: Path, step: int, tensors: dict, jsons: di
     _fsync_file(tmp / MANIFEST)
     _fsync_dir(tmp)
     if final.exists():  # a checkpoint of the same step (e.g. re-saved after resume): replace it
-        shutil.rmtree(final)
+        _remove(final)
     os.replace(tmp, final)
     _fsync_dir(root)
     _VERIFIED[final] = _fingerprint(final)  # hashed just now
@@ -155,6 +155,17 @@ def _verified_in_full(folder: Path) -> bool:
     return ok
 
 
+def _remove(folder: Path) -> None:
+    """Renames a checkpoint to a temp name, then removes it: a kill while its files go never leaves a part of it
+    under its step_X name (rotation then took it for a corrupt checkpoint, and said so)."""
+    doomed = folder.with_name(f".tmp-removed-{folder.name}-{secrets.token_hex(4)}")
+    try:
+        folder.rename(doomed)
+    except OSError:
+        doomed = folder
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def rotate(root: Path, keep: int) -> None:
     """Keeps the `keep` newest checkpoints that verify in full (manifest, sizes, sha256); removes older ones
     and every temp folder. A corrupt or incomplete checkpoint never counts toward `keep` and is removed, so
@@ -162,7 +173,7 @@ def rotate(root: Path, keep: int) -> None:
     good, bad = [], []
     for _, folder in reversed(list_checkpoints(root)):  # newest first
         if keep > 0 and len(good) >= keep:
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove(folder)
             _VERIFIED.pop(folder, None)
         elif _verified_in_full(folder):
             good.append(folder)
@@ -171,7 +182,7 @@ def rotate(root: Path, keep: int) -> None:
                         folder)
             bad.append(folder)
     for folder in bad:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(folder)
         _VERIFIED.pop(folder, None)
     for p in root.iterdir():
         if p.name.startswith(".tmp-"):
