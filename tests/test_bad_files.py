@@ -173,3 +173,18 @@ def test_ctrl_c_to_the_process_group_leaves_the_scan_workers_to_the_parent(tmp_p
                          env=env, timeout=60)
     assert run.stdout.split() == ["ok", "0", "ok", "0"], run.stderr
     assert "KeyboardInterrupt" not in run.stderr
+
+
+def test_a_worker_whose_parent_is_gone_ends_without_a_traceback(tmp_path, capfd):
+    """kill -9 of a command while it scans: the orphaned worker's answer met a closed pipe and it printed a
+    BrokenPipeError traceback onto the terminal. It now ends quietly."""
+    import multiprocessing as mp
+
+    path = io.write_video(tmp_path / "ok.mp4", __import__("numpy").zeros((2, 16, 16, 3), "uint8"), 8)
+    limits = io.DEFAULT_LIMITS
+    worker = safe_decode._Worker(mp.get_context("spawn"), 0, safe_decode.check_video)
+    worker.conn.send((str(path), (limits.max_pixels, limits.max_frames, limits.max_duration)))
+    worker.conn.close()  # as the parent's death closes it
+    worker.proc.join(30)
+    assert worker.proc.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err

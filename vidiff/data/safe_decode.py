@@ -105,14 +105,17 @@ def _worker_main(conn, memory_limit: int, check=check_video) -> None:
             return
         path, limits = task
         try:
-            info = check(path, VideoLimits(*limits))
-            conn.send(("ok", astuple(info)))
+            reply = ("ok", astuple(check(path, VideoLimits(*limits))))
         except VideoDecodeError as e:
-            conn.send(("bad", e.reason))
+            reply = ("bad", e.reason)
         except MemoryError:
-            conn.send(("bad", f"out of memory (worker limit {memory_limit >> 20} MiB)"))
+            reply = ("bad", f"out of memory (worker limit {memory_limit >> 20} MiB)")
         except Exception as e:  # noqa: BLE001 - any other failure of a hostile file is a skip reason
-            conn.send(("bad", f"{type(e).__name__}: {str(e)[:200]}"))
+            reply = ("bad", f"{type(e).__name__}: {str(e)[:200]}")
+        try:
+            conn.send(reply)
+        except OSError:  # the parent is gone (killed): nobody waits for the answer, and no traceback is due
+            return
 
 
 # ---- parent side --------------------------------------------------------------------------------------
