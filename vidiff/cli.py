@@ -75,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    return run_command(args.handler, args)
+
+
+def run_command(handler, args: argparse.Namespace) -> int:
+    """Runs a command's handler: user errors, Ctrl-C and SIGTERM as one line each (exit 2, 130, 143). Also the
+    entry point of `accelerate launch -m vidiff.train`."""
     from vidiff.config import ConfigError
     from vidiff.errors import VidiffError
 
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # restores the warning printer when the command ends
             warnings.showwarning = _print_warning
-            return int(args.handler(args) or 0)
+            return int(handler(args) or 0)
     except (VidiffError, ConfigError) as e:
         from vidiff.output_safety import one_line
 
