@@ -151,4 +151,11 @@ def test_ctrl_c_under_the_accelerate_entry_point_is_one_line(tmp_path, monkeypat
     assert main(["--config", str(config)]) == 130
     err = capsys.readouterr().err
     assert err.count("vidiff: interrupted") == 1 and "Traceback" not in err
+    import gc
+
+    gc.collect()  # the loop's progress bar, if still open, draws itself again when collected
+    err += capsys.readouterr().err
+    # a line of its own, and the last: the bar was closed first (the line used to follow the bar's text, and the
+    # bar was drawn again below it)
+    assert err.endswith("\nvidiff: interrupted\n") or err == "vidiff: interrupted\n", err
     assert signal.getsignal(signal.SIGTERM) is before

@@ -78,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(args.handler, args)
 
 
+def _close_progress_bars() -> None:
+    """Closes the progress bars a stop left open: the one line then starts a line of its own, and no bar is drawn
+    again below it when the bar is collected."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
 def run_command(handler, args: argparse.Namespace) -> int:
     """Runs a command's handler: user errors, Ctrl-C and SIGTERM as one line each (exit 2, 130, 143). Also the
     entry point of `accelerate launch -m vidiff.train`."""
@@ -95,9 +103,11 @@ def run_command(handler, args: argparse.Namespace) -> int:
         print(f"vidiff: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("vidiff: interrupted", file=sys.stderr)
         return 130
     except Terminated:
+        _close_progress_bars()
         print("vidiff: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
