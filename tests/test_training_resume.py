@@ -197,6 +197,26 @@ def test_resume_from_a_truncated_checkpoint_names_the_file_and_the_way_out(tmp_p
     assert "--resume auto takes the newest complete one" in str(e.value)
 
 
+def test_force_stopped_while_it_clears_the_checkpoints_leaves_none_in_part(tmp_path, monkeypatch):
+    """--force removed checkpoints/ in place: a stop after a file of a checkpoint left the rest as step_X, which
+    a later --resume auto skipped as corrupt (with a warning). Each goes under a temp name first."""
+    import shutil
+
+    run = train(toy(tmp_path, keep_checkpoints=3))
+    rmtree = shutil.rmtree
+
+    def stopped_after_one_file(folder, *args, **kwargs):
+        next(Path(folder).rglob("*.safetensors")).unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", stopped_after_one_file)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy(tmp_path, keep_checkpoints=3), force=True)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    left = ckpt.list_checkpoints(run / "checkpoints")
+    assert len(left) == 2 and all(ckpt.verify(folder) for _, folder in left)
+
+
 def test_fp16_on_cpu_says_it_computes_in_fp32(tmp_path):
     """Accelerate has no fp16 autocast or GradScaler on CPU: the run warns, computes in fp32 (the same losses as
     mixed_precision=no) and the non-finite guard still skips the injected inf step. (On CUDA the scaler skips it

@@ -126,7 +126,7 @@ def _write_checkpoint(root: Path, tmp: Path, step: int, tensors: dict, jsons: di
     _fsync_file(tmp / MANIFEST)
     _fsync_dir(tmp)
     if final.exists():  # a checkpoint of the same step (e.g. re-saved after resume): replace it
-        _remove(final)
+        remove_checkpoint(final)
     os.replace(tmp, final)
     _fsync_dir(root)
     _VERIFIED[final] = _fingerprint(final)  # hashed just now
@@ -155,9 +155,10 @@ def _verified_in_full(folder: Path) -> bool:
     return ok
 
 
-def _remove(folder: Path) -> None:
+def remove_checkpoint(folder: Path) -> None:
     """Renames a checkpoint to a temp name, then removes it: a kill while its files go never leaves a part of it
-    under its step_X name (rotation then took it for a corrupt checkpoint, and said so)."""
+    under its step_X name (rotation then took it for a corrupt checkpoint, and said so; a resume skipped it with a
+    warning)."""
     doomed = folder.with_name(f".tmp-removed-{folder.name}-{secrets.token_hex(4)}")
     try:
         folder.rename(doomed)
@@ -173,7 +174,7 @@ def rotate(root: Path, keep: int) -> None:
     good, bad = [], []
     for _, folder in reversed(list_checkpoints(root)):  # newest first
         if keep > 0 and len(good) >= keep:
-            _remove(folder)
+            remove_checkpoint(folder)
             _VERIFIED.pop(folder, None)
         elif _verified_in_full(folder):
             good.append(folder)
@@ -182,7 +183,7 @@ def rotate(root: Path, keep: int) -> None:
                         folder)
             bad.append(folder)
     for folder in bad:
-        _remove(folder)
+        remove_checkpoint(folder)
         _VERIFIED.pop(folder, None)
     for p in root.iterdir():
         if p.name.startswith(".tmp-"):

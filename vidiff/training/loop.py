@@ -216,6 +216,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
         log.info("resumed from %s at step %d", resume_from, state["step"])
         del tensors
     elif force and accelerator.is_main_process and (run_dir / "checkpoints").exists():
+        for _, folder in ckpt.list_checkpoints(run_dir / "checkpoints"):  # one by one, under temp names
+            ckpt.remove_checkpoint(folder)
         shutil.rmtree(run_dir / "checkpoints")
 
     main = accelerator.is_main_process
