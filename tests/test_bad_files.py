@@ -141,3 +141,50 @@ def test_a_dying_worker_costs_only_its_file(tmp_path):
     assert not good and path in bad
     result = safe_decode.scan_videos(tmp_path, progress=False)  # a normal scan afterwards is fine
     assert [p.name for p, _ in result.good] == ["ok.mp4"]
+
+
+_CTRL_C_SCRIPT = """
+import multiprocessing as mp, os, signal, sys
+from vidiff import io
+from vidiff.data import safe_decode
+
+if __name__ == "__main__":
+    path, limits = sys.argv[1], io.DEFAULT_LIMITS
+    workers = [safe_decode._Worker(mp.get_context("spawn"), 0, safe_decode.check_video) for _ in range(2)]
+    for w in workers:
+        w.conn.send((path, (limits.max_pixels, limits.max_frames, limits.max_duration)))
+        os.kill(w.proc.pid, signal.SIGINT)  # while it starts up or probes the clip
+    for w in workers:
+        print(w.conn.recv()[0])
+        w.conn.send(None)
+        w.proc.join(10)
+        print(w.proc.exitcode)
+"""
+
+
+def test_ctrl_c_to_the_process_group_leaves_the_scan_workers_to_the_parent(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group: a scan worker used to die printing a
+    KeyboardInterrupt traceback of its own (two beside the CLI's one line, `vidiff data cache` interrupted while it
+    scanned). Both workers, the first included (whose start also starts multiprocessing's resource tracker), now
+    carry on; the parent, whose Ctrl-C it is, ends them. A fresh process, so that no tracker runs yet."""
+    path = io.write_video(tmp_path / "ok.mp4", __import__("numpy").zeros((2, 16, 16, 3), "uint8"), 8)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run = subprocess.run([sys.executable, "-c", _CTRL_C_SCRIPT, str(path)], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert run.stdout.split() == ["ok", "0", "ok", "0"], run.stderr
+    assert "KeyboardInterrupt" not in run.stderr
+
+
+def test_a_worker_whose_parent_is_gone_ends_without_a_traceback(tmp_path, capfd):
+    """kill -9 of a command while it scans: the orphaned worker's answer met a closed pipe and it printed a
+    BrokenPipeError traceback onto the terminal. It now ends quietly."""
+    import multiprocessing as mp
+
+    path = io.write_video(tmp_path / "ok.mp4", __import__("numpy").zeros((2, 16, 16, 3), "uint8"), 8)
+    limits = io.DEFAULT_LIMITS
+    worker = safe_decode._Worker(mp.get_context("spawn"), 0, safe_decode.check_video)
+    worker.conn.send((str(path), (limits.max_pixels, limits.max_frames, limits.max_duration)))
+    worker.conn.close()  # as the parent's death closes it
+    worker.proc.join(30)
+    assert worker.proc.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err

@@ -66,3 +66,29 @@ def test_export_names_what_is_missing_or_repeated(tmp_path, capsys, drop, messag
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "pipe").exists()
+
+
+def test_a_stop_while_the_old_folder_goes_leaves_a_whole_pipeline(tmp_path, monkeypatch):
+    """--force over an existing pipeline, stopped while the old folder is removed: the old folder was removed in
+    place, and a stop after its first files left the rest under its name, loading without keyframes/trained_on.yaml
+    (so without the checks of its training ranges). Now the old one is set aside first."""
+    from vidiff.pipeline import export
+    from vidiff.pipeline.config import read_pipeline_folder
+
+    runs, out = _runs(tmp_path), tmp_path / "pipe"
+    assert main(["export", *map(str, runs), "-o", str(out)]) == 0
+    rmtree = shutil.rmtree
+
+    def stopped_removing(folder, *args, **kwargs):
+        if (Path(folder) / "pipeline.yaml").exists():  # a pipeline folder: its first file goes, then Ctrl-C
+            (Path(folder) / "keyframes" / "trained_on.yaml").unlink()
+            raise KeyboardInterrupt
+        rmtree(folder, *args, **kwargs)
+
+    monkeypatch.setattr(export.shutil, "rmtree", stopped_removing)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_pipeline(runs, out, export.SamplingDefaults(keyframe_steps=7), overwrite=True)
+    assert read_pipeline_folder(out).keyframes.steps == 7  # the new folder, whole
+    for part in RECIPES:
+        for name in ("config.yaml", "model.safetensors", "trained_on.yaml"):
+            assert (out / part / name).read_bytes() == (BUNDLE / part / name).read_bytes()

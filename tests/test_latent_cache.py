@@ -99,6 +99,31 @@ def test_resume_after_interruption_gives_identical_cache(tmp_path, sample):
     assert sorted(_files(tmp_path / "a")) == [INDEX_NAME] + [f"shard_0000{i}.safetensors" for i in range(4)]
 
 
+def test_a_build_stopped_right_after_its_first_shard_resumes(tmp_path, monkeypatch):
+    """Ctrl-C (or a kill) after shard_00000 is written but before index.json lists it: the next run continues
+    and gives the uninterrupted cache (it used to refuse the folder: 'has shard files but no index.json')."""
+    import vidiff.output_safety as output_safety
+
+    kwargs = dict(shard_size=4, batch_size=2, dtype="float32", progress=False)
+    build_latent_cache(FakeClips(10), FakeVAE(), FakeText(), tmp_path / "a", **kwargs)
+    write_bytes = output_safety.write_bytes
+
+    def stopped_after_a_shard(path, data):
+        write_bytes(path, data)
+        if path.name.startswith("shard_"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(output_safety, "write_bytes", stopped_after_a_shard)
+    with pytest.raises(KeyboardInterrupt):
+        build_latent_cache(FakeClips(10), FakeVAE(), FakeText(), tmp_path / "b", **kwargs)
+    monkeypatch.setattr(output_safety, "write_bytes", write_bytes)
+    assert json.loads((tmp_path / "b" / INDEX_NAME).read_text())["shards"] == []
+    vae = FakeVAE()
+    build_latent_cache(FakeClips(10), vae, FakeText(), tmp_path / "b", **kwargs)
+    assert vae.clips_encoded == 10  # the unlisted shard is encoded again
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_dataset_returns_exact_tensors(tmp_path, dtype):
     clips, vae, text = FakeClips(7), FakeVAE(), FakeText()

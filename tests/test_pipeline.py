@@ -460,6 +460,32 @@ def test_save_and_load_round_trip(pipe, tmp_path):
     assert json.loads(json.dumps(loaded.request("x").settings(loaded.config)))["num_frames"] == 16
 
 
+def test_a_save_stopped_halfway_does_not_load(pipe, tmp_path, load_tool, monkeypatch):
+    """Ctrl-C while save_pretrained overwrites a pipeline folder, after the VAE: the folder used to load, the new
+    VAE under the old U-Nets and pipeline.yaml; now it has no pipeline.yaml until the save ends."""
+    from vidiff import parts
+    from vidiff.pipeline import VideoPipeline
+
+    pipe.save_pretrained(tmp_path / "p")
+    vae, kf, it = load_tool("make_random_pipeline").random_parts(tiny=True, seed=1)
+    other = VideoPipeline(pipe.config, vae, kf, it, HashText())
+    save_part = parts.save_part
+
+    def stopped_after_the_vae(folder, *args):
+        if Path(folder).name != pipe.config.parts.vae:
+            raise KeyboardInterrupt
+        return save_part(folder, *args)
+
+    monkeypatch.setattr(parts, "save_part", stopped_after_the_vae)
+    with pytest.raises(KeyboardInterrupt):
+        other.save_pretrained(tmp_path / "p")
+    with pytest.raises(InputError, match="missing pipeline.yaml"):
+        VideoPipeline.from_pretrained(tmp_path / "p")
+    monkeypatch.setattr(parts, "save_part", save_part)
+    other.save_pretrained(tmp_path / "p")  # the next save completes it
+    assert (tmp_path / "p" / "pipeline.yaml").is_file()
+
+
 def test_discrete_schedule_spacing(pipe):
     from vidiff.diffusion import NoiseScheduleConfig, schedule_sigmas
     from vidiff.pipeline.config import StageConfig

@@ -131,3 +131,31 @@ def test_sigterm_between_the_clip_and_its_sidecar_leaves_no_sidecar_of_the_old_c
     assert main(args + ["--seed", "2"]) == 128 + signal.SIGTERM
     assert out.exists() and not sidecar.sidecar_path(out).exists()
     assert _temporaries(tmp_path) == []
+
+
+def test_ctrl_c_under_the_accelerate_entry_point_is_one_line(tmp_path, monkeypatch, capsys):
+    """`accelerate launch -m vidiff.train` (vidiff/train.py) printed a KeyboardInterrupt traceback on Ctrl-C
+    and left SIGTERM to its default action (no cleanup); it now ends as `vidiff train` does."""
+    from vidiff.train import main
+    from vidiff.training.toy import ToyStage
+
+    config = tmp_path / "toy.yaml"
+    config.write_text(f"stage: toy\noutput_dir: {tmp_path / 'run'}\nmodel: {{dim: 8, width: 16}}\n"
+                      "data: {kind: synthetic, num_samples: 20}\ntrain: {max_steps: 8, batch_size: 2}\n")
+
+    def interrupted(self, model, batch, draws, step):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ToyStage, "loss", interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["--config", str(config)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("vidiff: interrupted") == 1 and "Traceback" not in err
+    import gc
+
+    gc.collect()  # the loop's progress bar, if still open, draws itself again when collected
+    err += capsys.readouterr().err
+    # a line of its own, and the last: the bar was closed first (the line used to follow the bar's text, and the
+    # bar was drawn again below it)
+    assert err.endswith("\nvidiff: interrupted\n") or err == "vidiff: interrupted\n", err
+    assert signal.getsignal(signal.SIGTERM) is before

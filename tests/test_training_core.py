@@ -1,5 +1,6 @@
 """Training building blocks: config, LR schedule, EMA, per-sample randomness, checkpoint files."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,6 +102,31 @@ def test_incomplete_and_altered_checkpoints_are_never_picked(tmp_path):
     # sha256), so the altered step 2 never counts toward keep and the good step 1 survives
     assert names == ["step_00000001", "step_00000005"]
     assert all(ckpt.verify(tmp_path / n) for n in names)
+
+
+def test_a_kill_while_rotation_removes_a_checkpoint_leaves_no_part_of_it_under_its_name(tmp_path, monkeypatch):
+    """Rotation removed an old checkpoint in place: a kill after its first file left the rest as step_X, which no
+    longer verified (the kill sweep's invariant) and which the next rotation removed warning of a corrupt
+    checkpoint. It is renamed to a temp name first."""
+    import shutil
+
+    sd = {"model": {"w": torch.arange(4.0)}, "ema": {"w": torch.ones(4)}}
+    for step in (1, 2):
+        ckpt.save_checkpoint(tmp_path, step, sd, {"state": {"step": step}}, "h", keep=2)
+    rmtree = shutil.rmtree
+
+    def killed_after_one_file(folder, *args, **kwargs):
+        next(Path(folder).glob("*.safetensors")).unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.shutil, "rmtree", killed_after_one_file)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(tmp_path, 3, sd, {"state": {"step": 3}}, "h", keep=2)  # rotation removes step 1
+    monkeypatch.setattr(ckpt.shutil, "rmtree", rmtree)
+    assert [step for step, _ in ckpt.list_checkpoints(tmp_path)] == [2, 3]
+    assert all(ckpt.verify(folder) for _, folder in ckpt.list_checkpoints(tmp_path))
+    ckpt.save_checkpoint(tmp_path, 4, sd, {"state": {"step": 4}}, "h", keep=2)  # the next save clears the rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000003", "step_00000004"]
 
 
 def test_every_stage_implements_the_stage_protocol():

@@ -134,6 +134,89 @@ def test_resume_refuses_a_changed_config(tmp_path):
     train(changed, resume="auto", force=True)
 
 
+def _stopped(method, when):
+    """`method` of the toy stage, raising KeyboardInterrupt (Ctrl-C) as soon as `when(*args)` holds."""
+    def stopped(self, *args):
+        if when(*args):
+            raise KeyboardInterrupt
+        return method(self, *args)
+    return stopped
+
+
+def test_a_restarted_run_stopped_early_leaves_no_export_of_the_old_weights(tmp_path, monkeypatch):
+    """`--force` under a changed config, stopped at step 3: the finished run's export/ used to stay beside the new
+    config.yaml, and `vidiff export` took the old weights for a finished run of the new settings."""
+    from vidiff.training.toy import ToyStage
+
+    run = train(toy(tmp_path, max_steps=4))
+    assert (run / "export" / "model.safetensors").is_file()
+    monkeypatch.setattr(ToyStage, "loss", _stopped(ToyStage.loss, lambda model, batch, draws, step: step == 3))
+    with pytest.raises(KeyboardInterrupt):
+        train(toy(tmp_path, max_steps=8, batch_size=2), force=True)
+    assert sorted(p.name for p in run.iterdir() if "export" in p.name) == []
+
+
+def test_an_export_stopped_halfway_leaves_no_export_folder(tmp_path, monkeypatch):
+    """Stopped after model.safetensors, before config.yaml (save_part's order), of a run whose folder held an
+    older export/: export/ used to hold the new weights with the old config.yaml. `--resume auto` then exports the
+    weights the uninterrupted run exports."""
+    from safetensors.torch import load_file, save_file
+
+    from vidiff import parts
+
+    ref = train(toy(tmp_path / "ref"))
+    run = train(toy(tmp_path, max_steps=4))
+    save_part = parts.save_part
+
+    def stopped_after_the_weights(folder, config, state_dict):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        save_file(state_dict, str(Path(folder) / parts.WEIGHTS_NAME))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vidiff.training.toy.save_part", stopped_after_the_weights)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy(tmp_path), force=True)
+    assert sorted(p.name for p in run.iterdir() if "export" in p.name) == []
+    monkeypatch.setattr("vidiff.training.toy.save_part", save_part)
+    train(toy(tmp_path), resume="auto")
+    got, want = load_file(run / "export" / "model.safetensors"), load_file(ref / "export" / "model.safetensors")
+    assert got.keys() == want.keys() and all(got[k].equal(want[k]) for k in want)
+
+
+def test_resume_from_a_truncated_checkpoint_names_the_file_and_the_way_out(tmp_path):
+    """A checkpoint copied or written only in part: the refusal names the file that does not match (it named only
+    the folder) and says --resume auto takes the newest complete checkpoint."""
+    run = train(toy(tmp_path, max_steps=4))
+    folder = run / "checkpoints" / ckpt.step_dir_name(4)
+    weights = folder / "model.safetensors"
+    size = weights.stat().st_size
+    os.truncate(weights, size // 2)
+    with pytest.raises(InputError) as e:
+        train(toy(tmp_path, max_steps=4), resume=str(folder))
+    assert f"{weights} holds {size // 2} bytes, manifest.json says {size}" in str(e.value)
+    assert "--resume auto takes the newest complete one" in str(e.value)
+
+
+def test_force_stopped_while_it_clears_the_checkpoints_leaves_none_in_part(tmp_path, monkeypatch):
+    """--force removed checkpoints/ in place: a stop after a file of a checkpoint left the rest as step_X, which
+    a later --resume auto skipped as corrupt (with a warning). Each goes under a temp name first."""
+    import shutil
+
+    run = train(toy(tmp_path, keep_checkpoints=3))
+    rmtree = shutil.rmtree
+
+    def stopped_after_one_file(folder, *args, **kwargs):
+        next(Path(folder).rglob("*.safetensors")).unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", stopped_after_one_file)
+    with pytest.raises(KeyboardInterrupt):
+        train(toy(tmp_path, keep_checkpoints=3), force=True)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    left = ckpt.list_checkpoints(run / "checkpoints")
+    assert len(left) == 2 and all(ckpt.verify(folder) for _, folder in left)
+
+
 def test_fp16_on_cpu_says_it_computes_in_fp32(tmp_path):
     """Accelerate has no fp16 autocast or GradScaler on CPU: the run warns, computes in fp32 (the same losses as
     mixed_precision=no) and the non-finite guard still skips the injected inf step. (On CUDA the scaler skips it

@@ -75,6 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    return run_command(args.handler, args)
+
+
+def _close_progress_bars() -> None:
+    """Closes the progress bars a stop left open: the one line then starts a line of its own, and no bar is drawn
+    again below it when the bar is collected."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
+def run_command(handler, args: argparse.Namespace) -> int:
+    """Runs a command's handler: user errors, Ctrl-C and SIGTERM as one line each (exit 2, 130, 143). Also the
+    entry point of `accelerate launch -m vidiff.train`."""
     from vidiff.config import ConfigError
     from vidiff.errors import VidiffError
 
@@ -82,16 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # restores the warning printer when the command ends
             warnings.showwarning = _print_warning
-            return int(args.handler(args) or 0)
+            return int(handler(args) or 0)
     except (VidiffError, ConfigError) as e:
         from vidiff.output_safety import one_line
 
         print(f"vidiff: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("vidiff: interrupted", file=sys.stderr)
         return 130
     except Terminated:
+        _close_progress_bars()
         print("vidiff: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:

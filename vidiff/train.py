@@ -6,18 +6,12 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vidiff.cli import run_command
     from vidiff.commands.train import add_arguments, run
-    from vidiff.config import ConfigError
-    from vidiff.errors import VidiffError
 
     parser = argparse.ArgumentParser(prog="python -m vidiff.train", description="Train a vidiff stage.")
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (VidiffError, ConfigError) as e:
-        print(f"vidiff: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(run, parser.parse_args(argv))  # errors, Ctrl-C and SIGTERM as `vidiff train` has them
 
 
 if __name__ == "__main__":

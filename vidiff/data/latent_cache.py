@@ -8,8 +8,8 @@ Training then reads latents and text embeddings from disk instead of running the
     index.json                the shard list (file, start, count, bytes, sha256, captions), shapes, dtype,
                               the VAE config and weights checksum, the text encoder identifier, the dataset
 
-index.json is rewritten atomically (temporary file + rename) after each shard, so an interrupted build
-resumes at the first missing shard and produces the same files as an uninterrupted one.
+index.json is written atomically (temporary file + rename) before the first shard and after each one, so an
+interrupted build resumes at the first missing shard and produces the same files as an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -181,6 +181,9 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
     index = {**settings, "complete": False, "shapes": None, "shards": shards}
     if shards:
         index["shapes"] = json.loads((out / INDEX_NAME).read_text())["shapes"]
+    # Before the first shard: a build stopped after writing a shard but before listing it still has an index
+    # whose settings let the next run continue (and rewrite that shard)
+    _atomic_json(out / INDEX_NAME, index)
     num_shards = -(-n // shard_size)
     start_clip = sum(s["count"] for s in shards)
     memo = _CaptionMemo(text_encoder)

@@ -21,8 +21,10 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import signal
 import time
 from dataclasses import astuple, dataclass, field, replace
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -103,14 +105,17 @@ def _worker_main(conn, memory_limit: int, check=check_video) -> None:
             return
         path, limits = task
         try:
-            info = check(path, VideoLimits(*limits))
-            conn.send(("ok", astuple(info)))
+            reply = ("ok", astuple(check(path, VideoLimits(*limits))))
         except VideoDecodeError as e:
-            conn.send(("bad", e.reason))
+            reply = ("bad", e.reason)
         except MemoryError:
-            conn.send(("bad", f"out of memory (worker limit {memory_limit >> 20} MiB)"))
+            reply = ("bad", f"out of memory (worker limit {memory_limit >> 20} MiB)")
         except Exception as e:  # noqa: BLE001 - any other failure of a hostile file is a skip reason
-            conn.send(("bad", f"{type(e).__name__}: {str(e)[:200]}"))
+            reply = ("bad", f"{type(e).__name__}: {str(e)[:200]}")
+        try:
+            conn.send(reply)
+        except OSError:  # the parent is gone (killed): nobody waits for the answer, and no traceback is due
+            return
 
 
 # ---- parent side --------------------------------------------------------------------------------------
@@ -120,7 +125,17 @@ class _Worker:
     def __init__(self, ctx, memory_limit: int, check):
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, memory_limit, check), daemon=True)
-        self.proc.start()
+        # Ctrl-C reaches the whole process group: the parent stops the scan (its `finally` ends the workers) and
+        # prints one line, so a worker starts with SIGINT blocked (the mask survives the spawn's exec) instead of
+        # printing a KeyboardInterrupt traceback of its own; a Ctrl-C meanwhile reaches the parent on unblocking.
+        # The first start of a spawn also starts multiprocessing's resource tracker, which unblocks SIGINT after
+        # it: started here first, or the first worker would not inherit the mask.
+        resource_tracker.ensure_running()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()
         self.path: Path | None = None
         self.deadline = 0.0

@@ -97,6 +97,7 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = None
     try:
         for name, src in parts.items():
             (tmp / name).mkdir()
@@ -107,10 +108,15 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
             edit(tmp)
         write_pipeline_yaml(cfg, tmp)
         read_trained_records(tmp, cfg)  # parts trained with another text encoder or VAE encoder: refuse
-        if out.exists():
-            shutil.rmtree(out)
+        if out.exists():  # set aside, then removed: a stop mid-removal left part of the old folder under its name
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            out.rename(old)
         tmp.rename(out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+        if old is not None and not out.exists():  # the new folder did not take its place: the old one goes back
+            old.rename(out)
+        elif old is not None:
+            shutil.rmtree(old)
     return out

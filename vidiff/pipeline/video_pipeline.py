@@ -18,7 +18,7 @@ import torch
 
 from vidiff.errors import InputError
 from vidiff.models.vae import for_inference
-from vidiff.pipeline.config import PipelineConfig, part_paths, write_pipeline_yaml
+from vidiff.pipeline.config import PIPELINE_FILE, PipelineConfig, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import request_control, save_control_parts
 from vidiff.pipeline.layout import Layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
@@ -65,6 +65,9 @@ class VideoPipeline:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        # pipeline.yaml goes first and is written last: a save stopped halfway leaves a folder from_pretrained
+        # refuses, never the old pipeline.yaml over some new parts and some old ones
+        (folder / PIPELINE_FILE).unlink(missing_ok=True)
         paths = part_paths(folder, self.config)
         self.vae.save(paths["vae"])
         for name, stage in (("keyframes", self.keyframes), ("interpolation", self.interpolation)):

@@ -126,7 +126,7 @@ def _write_checkpoint(root: Path, tmp: Path, step: int, tensors: dict, jsons: di
     _fsync_file(tmp / MANIFEST)
     _fsync_dir(tmp)
     if final.exists():  # a checkpoint of the same step (e.g. re-saved after resume): replace it
-        shutil.rmtree(final)
+        remove_checkpoint(final)
     os.replace(tmp, final)
     _fsync_dir(root)
     _VERIFIED[final] = _fingerprint(final)  # hashed just now
@@ -155,6 +155,18 @@ def _verified_in_full(folder: Path) -> bool:
     return ok
 
 
+def remove_checkpoint(folder: Path) -> None:
+    """Renames a checkpoint to a temp name, then removes it: a kill while its files go never leaves a part of it
+    under its step_X name (rotation then took it for a corrupt checkpoint, and said so; a resume skipped it with a
+    warning)."""
+    doomed = folder.with_name(f".tmp-removed-{folder.name}-{secrets.token_hex(4)}")
+    try:
+        folder.rename(doomed)
+    except OSError:
+        doomed = folder
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def rotate(root: Path, keep: int) -> None:
     """Keeps the `keep` newest checkpoints that verify in full (manifest, sizes, sha256); removes older ones
     and every temp folder. A corrupt or incomplete checkpoint never counts toward `keep` and is removed, so
@@ -162,7 +174,7 @@ def rotate(root: Path, keep: int) -> None:
     good, bad = [], []
     for _, folder in reversed(list_checkpoints(root)):  # newest first
         if keep > 0 and len(good) >= keep:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_checkpoint(folder)
             _VERIFIED.pop(folder, None)
         elif _verified_in_full(folder):
             good.append(folder)
@@ -171,7 +183,7 @@ def rotate(root: Path, keep: int) -> None:
                         folder)
             bad.append(folder)
     for folder in bad:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_checkpoint(folder)
         _VERIFIED.pop(folder, None)
     for p in root.iterdir():
         if p.name.startswith(".tmp-"):
@@ -207,19 +219,26 @@ def read_manifest(folder: Path) -> dict:
 
 def verify(folder: str | Path, quick: bool = False) -> bool:
     """True when the manifest exists and every file it names is present (and, unless quick, hashes match)."""
+    return what_is_wrong(folder, quick) is None
+
+
+def what_is_wrong(folder: str | Path, quick: bool = False) -> str | None:
+    """Why `folder` is not a complete checkpoint, naming the file (None when it verifies)."""
     folder = Path(folder)
     try:
         manifest = read_manifest(folder)
-    except InputError:
-        return False
+    except InputError as e:
+        return str(e)
     sizes = manifest.get("sizes", {})
     for name, digest in manifest["files"].items():
         path = folder / name
-        if not path.is_file() or (name in sizes and path.stat().st_size != sizes[name]):
-            return False
+        if not path.is_file():
+            return f"{path} is missing"
+        if name in sizes and path.stat().st_size != sizes[name]:
+            return f"{path} holds {path.stat().st_size} bytes, {MANIFEST} says {sizes[name]}"
         if not quick and file_sha256(path) != digest:
-            return False
-    return True
+            return f"{path} does not match the sha256 in {MANIFEST}"
+    return None
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -126,9 +128,39 @@ def _find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
     if resume == "auto":
         return ckpt.latest_checkpoint(root)  # None: nothing complete yet, start fresh
     folder = Path(resume)
-    if not ckpt.verify(folder):
-        raise InputError(f"--resume {resume}: not a complete checkpoint (manifest missing or not matching)")
+    wrong = ckpt.what_is_wrong(folder)
+    if wrong is not None:
+        raise InputError(f"--resume {resume}: not a complete checkpoint ({wrong}); --resume auto takes the newest "
+                         "complete one")
     return folder
+
+
+# ---- export/: whole or absent -----------------------------------------------------------------------------
+
+def _set_export_aside(run_dir: Path) -> None:
+    """Renames export/ to a hidden name (removed later): a stop while a folder is being removed would leave a part
+    of it, and `vidiff export` takes any export/ for a finished run's weights."""
+    if (run_dir / "export").exists():
+        (run_dir / "export").rename(run_dir / f".export-old-{secrets.token_hex(4)}")
+
+
+def _remove_hidden_exports(run_dir: Path) -> None:
+    for p in run_dir.glob(".export-*"):  # set aside, or left by a stopped export
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _write_export(run_dir: Path, stage, state_dict: dict) -> None:
+    """stage.export into a hidden folder that takes the name export/ once complete (weights, config.yaml and
+    trained_on.yaml), so a stop at any instant leaves the old export/, none, or the whole new one."""
+    tmp = run_dir / f".export-{secrets.token_hex(4)}"
+    try:
+        stage.export(tmp, state_dict)
+    except BaseException:  # an error, or Ctrl-C / SIGTERM (cli.Terminated) mid-export: the half folder goes
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _set_export_aside(run_dir)
+    tmp.rename(run_dir / "export")
+    _remove_hidden_exports(run_dir)
 
 
 def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, stage=None) -> Path:
@@ -184,13 +216,16 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
         log.info("resumed from %s at step %d", resume_from, state["step"])
         del tensors
     elif force and accelerator.is_main_process and (run_dir / "checkpoints").exists():
-        import shutil
-
+        for _, folder in ckpt.list_checkpoints(run_dir / "checkpoints"):  # one by one, under temp names
+            ckpt.remove_checkpoint(folder)
         shutil.rmtree(run_dir / "checkpoints")
 
     main = accelerator.is_main_process
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if state["step"] < t.max_steps:  # an old export/ is not what this run's config.yaml describes
+            _set_export_aside(run_dir)
+            _remove_hidden_exports(run_dir)
         save_yaml(cfg, run_dir / "config.yaml")
     accelerator.wait_for_everyone()
     metrics = MetricsLogger(run_dir, state["step"] if resume_from else None) if main else None
@@ -289,6 +324,6 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     ema_full = full_state(ema.state_dict()) if sharded or main else None  # under FSDP a collective
     if main:
         metrics.close()
-        stage.export(run_dir / "export", ema_full)
+        _write_export(run_dir, stage, ema_full)
     accelerator.wait_for_everyone()
     return run_dir
