@@ -123,3 +123,31 @@ def test_a_clip_cut_short_reads_its_start_and_says_so(tmp_path, caplog):
         frames = list(io.iter_video(cut, num_threads=1))
     assert 1 <= len(frames) < 40
     assert f"{cut} is damaged at byte" in caplog.text and f"using the {len(frames)} frames" in caplog.text
+
+
+def _write_timed(path, times_ms):
+    """An H.264 clip (mp4 or mkv by the suffix) with a frame at each of `times_ms`."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for t, rgb in zip(times_ms, shapes_frames(len(times_ms), h=32, w=32)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def test_a_variable_frame_rate_is_said_when_the_frames_are_read(tmp_path, caplog):
+    """A phone's clip that stalls (two frames 100 ms apart in a 30 fps clip) was read as evenly spaced frames at
+    its mean rate without a word; an even clip (mkv rounds 33.3 ms to 33 / 34) says nothing."""
+    _write_timed(tmp_path / "phone.mp4", [0, 33, 67, 100, 200, 300, 333, 367])
+    _write_timed(tmp_path / "even.mkv", [round(i * 1000 / 30) for i in range(8)])
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert len(list(io.iter_video(tmp_path / "even.mkv"))) == 8
+        assert caplog.text == ""
+        assert len(list(io.iter_video(tmp_path / "phone.mp4"))) == 8
+    assert f"{tmp_path / 'phone.mp4'} has a variable frame rate (frames 33 to 100 ms apart)" in caplog.text
