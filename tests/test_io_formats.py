@@ -151,3 +151,25 @@ def test_a_variable_frame_rate_is_said_when_the_frames_are_read(tmp_path, caplog
         assert caplog.text == ""
         assert len(list(io.iter_video(tmp_path / "phone.mp4"))) == 8
     assert f"{tmp_path / 'phone.mp4'} has a variable frame rate (frames 33 to 100 ms apart)" in caplog.text
+
+
+def test_a_live_webm_without_duration_is_counted_and_a_raw_stream_still_refused(tmp_path):
+    """A WebM written live (a browser's MediaRecorder) has no duration and no frame count in its header; it was
+    refused as 'header gives no frame count or duration'. A raw .h264 stream, whose rate FFmpeg guesses, still is."""
+    import av
+
+    src = shapes_frames(5, h=32, w=48)
+    for name, options in (("screen.webm", {"live": "1"}), ("camera.h264", {})):
+        with av.open(str(tmp_path / name), "w", options=options) as container:
+            stream = container.add_stream("libvpx-vp9" if name.endswith("webm") else "libx264", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+            for f in src:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+            container.mux(stream.encode())
+    info = io.probe_video(tmp_path / "screen.webm")
+    assert (info.num_frames, info.fps, info.width, info.height) == (5, 30.0, 48, 32)
+    assert info.duration == pytest.approx(5 / 30)
+    frames, fps = io.read_video(tmp_path / "screen.webm")
+    assert frames.shape == (5, 32, 48, 3) and fps == 30.0
+    with pytest.raises(io.VideoDecodeError, match="camera.h264: header gives no frame count or duration"):
+        io.probe_video(tmp_path / "camera.h264")

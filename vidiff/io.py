@@ -52,6 +52,7 @@ Backend = Literal["auto", "decord", "pyav"]
 # Containers where decord's random access is exact. On AVI with packed B-frames (Megamind.avi) decord 0.6
 # returns frame i-1 for index i after a seek, and it cannot open GIFs: "auto" uses PyAV for those.
 DECORD_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+NO_TIMESTAMPS = 0x80  # AVFMT_NOTIMESTAMPS: a raw stream (.h264, .mjpeg), whose frame rate FFmpeg only guesses
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,10 @@ DEFAULT_LIMITS = VideoLimits()
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Container metadata of a video stream. `num_frames` is the container's count, or duration * fps. width
-    and height are the upright frame's: a clip stored sideways with a display rotation (`rotation` degrees
-    counter-clockwise, as phones write portrait video) is read turned upright."""
+    """Container metadata of a video stream. `num_frames` is the container's count, or duration * fps, or its
+    packets counted where the header has neither (a live WebM, an APNG). width and height are the upright
+    frame's: a clip stored sideways with a display rotation (`rotation` degrees counter-clockwise, as phones
+    write portrait video) is read turned upright."""
 
     width: int
     height: int
@@ -151,6 +153,11 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         else:
             duration = 0.0
         num_frames = int(stream.frames) if stream.frames > 0 else int(round(duration * fps))
+        if num_frames <= 0 and not container.format.flags & NO_TIMESTAMPS:
+            # a live WebM (a browser's MediaRecorder) or an APNG stores neither: its packets are counted, unread
+            num_frames = sum(1 for _, packet in zip(range(limits.max_frames + 1), container.demux(stream))
+                             if packet.size)
+            duration = num_frames / fps
         codec = ctx.name or "unknown"
     except VideoDecodeError:
         raise
