@@ -173,3 +173,28 @@ def test_a_live_webm_without_duration_is_counted_and_a_raw_stream_still_refused(
     assert frames.shape == (5, 32, 48, 3) and fps == 30.0
     with pytest.raises(io.VideoDecodeError, match="camera.h264: header gives no frame count or duration"):
         io.probe_video(tmp_path / "camera.h264")
+
+
+def test_an_audio_file_with_album_art_has_no_video_stream(tmp_path):
+    """An .m4a whose only video stream is its cover picture (attached_pic) was probed as a video of 90000 fps
+    and tens of thousands of frames; `vidiff interpolate` refused it for its output rate, extend for its fps."""
+    import av
+
+    path = tmp_path / "song.m4a"
+    with av.open(str(path), "w", format="mp4") as container:
+        audio = container.add_stream("aac", rate=44100)
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        image = av.VideoFrame.from_ndarray(shapes_frames(1, h=32, w=32)[0], format="rgb24").reformat(format="yuvj420p")
+        for packet in [*cover.encode(image), *cover.encode(None)]:
+            container.mux(packet)
+        for k in range(10):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 44100, 1024 * k
+            container.mux(audio.encode(samples))
+        container.mux(audio.encode(None))
+    with pytest.raises(io.VideoDecodeError, match=r"song.m4a: no video stream \(only a cover picture\)"):
+        io.probe_video(path)
+    with pytest.raises(io.VideoDecodeError, match="no video stream"):
+        io.read_video(path)

@@ -40,7 +40,7 @@ from vidiff.errors import InputError, VideoDecodeError
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
     _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, display_rotation,
     frame_index, frame_step, iter_pyav,
-    select_indices,
+    select_indices, video_stream,
 )
 
 if TYPE_CHECKING:
@@ -133,9 +133,10 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
     except _av_error_types() as e:
         raise VideoDecodeError(path, f"cannot open container: {_short(e)}") from None
     try:
-        if not container.streams.video:
-            raise VideoDecodeError(path, "no video stream")
-        stream = container.streams.video[0]
+        stream = video_stream(container)
+        if stream is None:
+            cover = " (only a cover picture)" if container.streams.video else ""
+            raise VideoDecodeError(path, f"no video stream{cover}")
         ctx = stream.codec_context
         if ctx is None:
             raise VideoDecodeError(path, "unknown video codec")

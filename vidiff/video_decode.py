@@ -146,12 +146,22 @@ def display_rotation(path: Path) -> int:
     return 0 if frame is None else 90 * quarter_turns(frame)
 
 
+ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC
+
+
+def video_stream(container):
+    """The first video stream that is not a cover picture (attached_pic: an audio file's album art, one still
+    image with the container's 90 kHz clock as its rate), or None."""
+    return next((s for s in container.streams.video if not int(getattr(s, "disposition", 0)) & ATTACHED_PIC), None)
+
+
 def _av_frames(path: Path, num_threads: int):
-    """PyAV frames of the first video stream in order, a damaged tail ending them (decode_complete)."""
+    """PyAV frames of the first video stream (video_stream) in order, a damaged tail ending them
+    (decode_complete)."""
     import av
 
     with av.open(str(path), metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         stream.thread_type = "AUTO"
         if num_threads:
             stream.codec_context.thread_count = num_threads
