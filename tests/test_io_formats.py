@@ -198,3 +198,25 @@ def test_an_audio_file_with_album_art_has_no_video_stream(tmp_path):
         io.probe_video(path)
     with pytest.raises(io.VideoDecodeError, match="no video stream"):
         io.read_video(path)
+
+
+@pytest.mark.parametrize("trc, name", [(16, "PQ"), (18, "HLG"), (1, "")])
+def test_an_hdr_clip_is_said_to_be_read_without_tone_mapping(tmp_path, caplog, trc, name):
+    """A clip tagged with an HDR transfer (PQ: HDR10; HLG: phones' HDR video) is decoded to its stored code values,
+    which look flat and pale as SDR; that happened without a word."""
+    import av
+
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        ctx = stream.codec_context
+        ctx.color_primaries, ctx.colorspace, ctx.color_trc = (9, 9, trc) if name else (1, 1, 1)
+        for f in shapes_frames(2, h=32, w=32):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        info = io.probe_video(path)
+    assert info.hdr == name
+    assert (f"{path} is HDR ({name} transfer): its colours are read as stored, without tone mapping" in caplog.text
+            if name else caplog.text == "")

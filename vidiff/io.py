@@ -52,6 +52,7 @@ Backend = Literal["auto", "decord", "pyav"]
 # Containers where decord's random access is exact. On AVI with packed B-frames (Megamind.avi) decord 0.6
 # returns frame i-1 for index i after a seek, and it cannot open GIFs: "auto" uses PyAV for those.
 DECORD_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # AVCOL_TRC_SMPTE2084 (HDR10), AVCOL_TRC_ARIB_STD_B67 (phones' HDR video)
 NO_TIMESTAMPS = 0x80  # AVFMT_NOTIMESTAMPS: a raw stream (.h264, .mjpeg), whose frame rate FFmpeg only guesses
 
 
@@ -81,6 +82,7 @@ class VideoInfo:
     duration: float  # seconds
     codec: str
     rotation: int = 0
+    hdr: str = ""  # "PQ" or "HLG" when the stream is tagged with an HDR transfer: read as stored, not tone-mapped
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -115,6 +117,9 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
     claims more pixels, frames or seconds than the limits allow.
     """
     info = _probe_header(path, limits)
+    if info.hdr:
+        log.warning("%s is HDR (%s transfer): its colours are read as stored, without tone mapping, so they look "
+                    "flatter and paler than a player shows them", path, info.hdr)
     rotation = display_rotation(Path(path))  # a frame's side data: one frame decoded, within the limits checked
     turned = rotation % 180 != 0
     return replace(info, width=info.height if turned else info.width,
@@ -160,6 +165,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
                              if packet.size)
             duration = num_frames / fps
         codec = ctx.name or "unknown"
+        hdr = HDR_TRANSFERS.get(int(getattr(ctx, "color_trc", 0) or 0), "")
     except VideoDecodeError:
         raise
     except _av_error_types() as e:
@@ -174,7 +180,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
-    return VideoInfo(width, height, num_frames, fps, duration, codec)
+    return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr)
 
 
 # ---- read ---------------------------------------------------------------------------------------------
