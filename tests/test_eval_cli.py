@@ -267,3 +267,13 @@ def test_eval_shapes_with_no_usable_prompt_is_an_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "none of its 2 video files has a usable prompt" in err and "a.mp4: no prompt" in err, err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_eval_interpolation_names_the_clip_too_short_for_its_windows(tmp_path, capsys):
+    """With --windows a clip shorter than stride + 1 frames was refused as '2 frames is too short for stride 2',
+    naming no clip of the folder."""
+    clips = _moving_clips(num=2, frames=9)
+    _write_gifs(tmp_path / "clips", [clips[0], clips[1][:2]])  # clip_01.gif: 2 frames
+    assert main(["eval", "interpolation", "--videos", str(tmp_path / "clips"), "--stride", "2",
+                 "--windows", "2"]) == 2
+    assert "clip_01.gif: 2 frames is too short for stride 2 (needs 3)" in capsys.readouterr().err

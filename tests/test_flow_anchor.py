@@ -3,6 +3,7 @@ part denoises around and reads as an input; the keyframe errors carried along th
 and fill_between computing the anchor the same way."""
 import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,3 +227,25 @@ def test_frames_of_any_size_are_filled_padded_and_cut_back(flow_pipe):
         keys = _moving(5, 1, h, w)[::4]
         out = pipe.fill_between(keys, 4, seed=0)
         assert out.shape == (5, h, w, 3) and torch.equal(out[::4], keys)
+
+
+
+def test_flow_on_wide_frames_under_16_px_tall_measures_the_shift():
+    """OpenCV's DIS killed the process (SIGSEGV) on frames 12..15 px tall and 40+ wide, as dis_flow padded a 64x1
+    clip to 12 px: run in a child so that a crash fails this test instead of the session."""
+    import subprocess
+    import sys
+
+    sizes = [(4, 64), (12, 64), (15, 200)]  # 4: a 64x1 clip as the pipeline pads it
+    code = ("import numpy as np; from vidiff.optical_flow import dis_flow; from test_flow_anchor import _moving\n"
+            f"for h, w in {sizes}:\n"
+            "    a, b = _moving(2, 2, h, w).numpy(); f = dis_flow(a, b)\n"
+            "    print(f.shape == (h, w, 2), float(np.median(f[:, 8:-8, 0])))")
+    here = Path(__file__).resolve().parent
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"OMP_NUM_THREADS": "1", "PYTHONPATH": f"{here.parent}:{here}"})
+    assert proc.returncode == 0, proc.stderr[-500:]
+    for line in proc.stdout.splitlines():  # the picture moves 2 px left: a(y, x) ~ b(y, x - 2)
+        shape_ok, dx = line.split()
+        assert shape_ok == "True" and float(dx) == pytest.approx(-2.0, abs=0.3)
+    assert len(proc.stdout.splitlines()) == len(sizes)

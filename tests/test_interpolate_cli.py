@@ -228,3 +228,33 @@ def test_a_cuda_device_past_the_machines_count_is_refused_before_loading(monkeyp
         resolve_device(args)
     assert resolve_device(SimpleNamespace(device="cuda:0", threads=None)) == "cuda:0"
     assert resolve_device(SimpleNamespace(device="cuda", threads=None)) == "cuda"
+
+
+def test_a_clip_whose_header_estimates_one_frame_is_up_converted_from_its_frames(interp_only, tmp_path, capsys):
+    """MPEG-PS stores no frame count; FFmpeg estimates a short clip's duration from the bitrate, and 3 frames read
+    as 1 in the header: the command refused it as '1 frame(s); interpolation needs at least 2'."""
+    import av
+
+    from vidiff.cli import main
+    from vidiff.io import probe_video, read_video
+
+    clip = tmp_path / "camcorder.mpg"
+    with av.open(str(clip), "w", format="mpeg") as container:
+        stream = container.add_stream("mpeg2video", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for frame in _clip(3, 32, 32, seed=4).numpy():
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    assert probe_video(clip).num_frames == 1  # the header's estimate
+    out = tmp_path / "up.mp4"
+    assert main(["interpolate", str(clip), "-o", str(out), "--factor", "2", "--model", str(interp_only),
+                 "--quiet"]) == 0, capsys.readouterr().err
+    frames, fps = read_video(out)
+    assert frames.shape == (5, 32, 32, 3) and fps == pytest.approx(20)
+    assert json.loads(Path(str(out) + ".json").read_text())["input_frames_exact"] is True
+    one = tmp_path / "one.mp4"  # a clip of one frame is still refused before the weights load
+    from vidiff.io import write_video
+
+    write_video(one, _clip(1, 32, 32), fps=10)
+    assert main(["interpolate", str(one), "-o", str(tmp_path / "o.mp4"), "--factor", "2", "--model", "nope"]) == 2
+    assert "one.mp4: 1 frame(s); interpolation needs at least 2" in capsys.readouterr().err

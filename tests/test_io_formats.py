@@ -123,3 +123,100 @@ def test_a_clip_cut_short_reads_its_start_and_says_so(tmp_path, caplog):
         frames = list(io.iter_video(cut, num_threads=1))
     assert 1 <= len(frames) < 40
     assert f"{cut} is damaged at byte" in caplog.text and f"using the {len(frames)} frames" in caplog.text
+
+
+def _write_timed(path, times_ms):
+    """An H.264 clip (mp4 or mkv by the suffix) with a frame at each of `times_ms`."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for t, rgb in zip(times_ms, shapes_frames(len(times_ms), h=32, w=32)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def test_a_variable_frame_rate_is_said_when_the_frames_are_read(tmp_path, caplog):
+    """A phone's clip that stalls (two frames 100 ms apart in a 30 fps clip) was read as evenly spaced frames at
+    its mean rate without a word; an even clip (mkv rounds 33.3 ms to 33 / 34) says nothing."""
+    _write_timed(tmp_path / "phone.mp4", [0, 33, 67, 100, 200, 300, 333, 367])
+    _write_timed(tmp_path / "even.mkv", [round(i * 1000 / 30) for i in range(8)])
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert len(list(io.iter_video(tmp_path / "even.mkv"))) == 8
+        assert caplog.text == ""
+        assert len(list(io.iter_video(tmp_path / "phone.mp4"))) == 8
+    assert f"{tmp_path / 'phone.mp4'} has a variable frame rate (frames 33 to 100 ms apart)" in caplog.text
+
+
+def test_a_live_webm_without_duration_is_counted_and_a_raw_stream_still_refused(tmp_path):
+    """A WebM written live (a browser's MediaRecorder) has no duration and no frame count in its header; it was
+    refused as 'header gives no frame count or duration'. A raw .h264 stream, whose rate FFmpeg guesses, still is."""
+    import av
+
+    src = shapes_frames(5, h=32, w=48)
+    for name, options in (("screen.webm", {"live": "1"}), ("camera.h264", {})):
+        with av.open(str(tmp_path / name), "w", options=options) as container:
+            stream = container.add_stream("libvpx-vp9" if name.endswith("webm") else "libx264", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+            for f in src:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+            container.mux(stream.encode())
+    info = io.probe_video(tmp_path / "screen.webm")
+    assert (info.num_frames, info.fps, info.width, info.height) == (5, 30.0, 48, 32)
+    assert info.duration == pytest.approx(5 / 30)
+    frames, fps = io.read_video(tmp_path / "screen.webm")
+    assert frames.shape == (5, 32, 48, 3) and fps == 30.0
+    with pytest.raises(io.VideoDecodeError, match="camera.h264: header gives no frame count or duration"):
+        io.probe_video(tmp_path / "camera.h264")
+
+
+def test_an_audio_file_with_album_art_has_no_video_stream(tmp_path):
+    """An .m4a whose only video stream is its cover picture (attached_pic) was probed as a video of 90000 fps
+    and tens of thousands of frames; `vidiff interpolate` refused it for its output rate, extend for its fps."""
+    import av
+
+    path = tmp_path / "song.m4a"
+    with av.open(str(path), "w", format="mp4") as container:
+        audio = container.add_stream("aac", rate=44100)
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        image = av.VideoFrame.from_ndarray(shapes_frames(1, h=32, w=32)[0], format="rgb24").reformat(format="yuvj420p")
+        for packet in [*cover.encode(image), *cover.encode(None)]:
+            container.mux(packet)
+        for k in range(10):
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 44100, 1024 * k
+            container.mux(audio.encode(samples))
+        container.mux(audio.encode(None))
+    with pytest.raises(io.VideoDecodeError, match=r"song.m4a: no video stream \(only a cover picture\)"):
+        io.probe_video(path)
+    with pytest.raises(io.VideoDecodeError, match="no video stream"):
+        io.read_video(path)
+
+
+@pytest.mark.parametrize("trc, name", [(16, "PQ"), (18, "HLG"), (1, "")])
+def test_an_hdr_clip_is_said_to_be_read_without_tone_mapping(tmp_path, caplog, trc, name):
+    """A clip tagged with an HDR transfer (PQ: HDR10; HLG: phones' HDR video) is decoded to its stored code values,
+    which look flat and pale as SDR; that happened without a word."""
+    import av
+
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        ctx = stream.codec_context
+        ctx.color_primaries, ctx.colorspace, ctx.color_trc = (9, 9, trc) if name else (1, 1, 1)
+        for f in shapes_frames(2, h=32, w=32):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        info = io.probe_video(path)
+    assert info.hdr == name
+    assert (f"{path} is HDR ({name} transfer): its colours are read as stored, without tone mapping" in caplog.text
+            if name else caplog.text == "")

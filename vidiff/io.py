@@ -40,7 +40,7 @@ from vidiff.errors import InputError, VideoDecodeError
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
     _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, display_rotation,
     frame_index, frame_step, iter_pyav,
-    select_indices,
+    select_indices, video_stream,
 )
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ Backend = Literal["auto", "decord", "pyav"]
 # Containers where decord's random access is exact. On AVI with packed B-frames (Megamind.avi) decord 0.6
 # returns frame i-1 for index i after a seek, and it cannot open GIFs: "auto" uses PyAV for those.
 DECORD_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # AVCOL_TRC_SMPTE2084 (HDR10), AVCOL_TRC_ARIB_STD_B67 (phones' HDR video)
+NO_TIMESTAMPS = 0x80  # AVFMT_NOTIMESTAMPS: a raw stream (.h264, .mjpeg), whose frame rate FFmpeg only guesses
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,10 @@ DEFAULT_LIMITS = VideoLimits()
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Container metadata of a video stream. `num_frames` is the container's count, or duration * fps. width
-    and height are the upright frame's: a clip stored sideways with a display rotation (`rotation` degrees
-    counter-clockwise, as phones write portrait video) is read turned upright."""
+    """Container metadata of a video stream. `num_frames` is the container's count, or duration * fps, or its
+    packets counted where the header has neither (a live WebM, an APNG). width and height are the upright
+    frame's: a clip stored sideways with a display rotation (`rotation` degrees counter-clockwise, as phones
+    write portrait video) is read turned upright."""
 
     width: int
     height: int
@@ -79,6 +82,7 @@ class VideoInfo:
     duration: float  # seconds
     codec: str
     rotation: int = 0
+    hdr: str = ""  # "PQ" or "HLG" when the stream is tagged with an HDR transfer: read as stored, not tone-mapped
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -113,6 +117,9 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
     claims more pixels, frames or seconds than the limits allow.
     """
     info = _probe_header(path, limits)
+    if info.hdr:
+        log.warning("%s is HDR (%s transfer): its colours are read as stored, without tone mapping, so they look "
+                    "flatter and paler than a player shows them", path, info.hdr)
     rotation = display_rotation(Path(path))  # a frame's side data: one frame decoded, within the limits checked
     turned = rotation % 180 != 0
     return replace(info, width=info.height if turned else info.width,
@@ -131,9 +138,10 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
     except _av_error_types() as e:
         raise VideoDecodeError(path, f"cannot open container: {_short(e)}") from None
     try:
-        if not container.streams.video:
-            raise VideoDecodeError(path, "no video stream")
-        stream = container.streams.video[0]
+        stream = video_stream(container)
+        if stream is None:
+            cover = " (only a cover picture)" if container.streams.video else ""
+            raise VideoDecodeError(path, f"no video stream{cover}")
         ctx = stream.codec_context
         if ctx is None:
             raise VideoDecodeError(path, "unknown video codec")
@@ -151,7 +159,13 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         else:
             duration = 0.0
         num_frames = int(stream.frames) if stream.frames > 0 else int(round(duration * fps))
+        if num_frames <= 0 and not container.format.flags & NO_TIMESTAMPS:
+            # a live WebM (a browser's MediaRecorder) or an APNG stores neither: its packets are counted, unread
+            num_frames = sum(1 for _, packet in zip(range(limits.max_frames + 1), container.demux(stream))
+                             if packet.size)
+            duration = num_frames / fps
         codec = ctx.name or "unknown"
+        hdr = HDR_TRANSFERS.get(int(getattr(ctx, "color_trc", 0) or 0), "")
     except VideoDecodeError:
         raise
     except _av_error_types() as e:
@@ -166,7 +180,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
-    return VideoInfo(width, height, num_frames, fps, duration, codec)
+    return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr)
 
 
 # ---- read ---------------------------------------------------------------------------------------------

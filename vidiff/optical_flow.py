@@ -38,7 +38,10 @@ def flow_available() -> bool:
     return importlib.util.find_spec("cv2") is not None
 
 
-DIS_MIN_SIDE = 12  # OpenCV's DIS refuses smaller frames; they are flowed with their edges repeated out to it
+# OpenCV's DIS refuses frames under 12 px, and OpenCV 5.1 kills the process (SIGSEGV) on frames 12..15 px tall and
+# 40 px or more wide (a 64x1 clip, padded); no frame with both sides 16..4096 did. Smaller frames are flowed with
+# their edges repeated out to it.
+DIS_MIN_SIDE = 16
 
 
 def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -146,23 +146,38 @@ def display_rotation(path: Path) -> int:
     return 0 if frame is None else 90 * quarter_turns(frame)
 
 
+ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC
+
+
+def video_stream(container):
+    """The first video stream that is not a cover picture (attached_pic: an audio file's album art, one still
+    image with the container's 90 kHz clock as its rate), or None."""
+    return next((s for s in container.streams.video if not int(getattr(s, "disposition", 0)) & ATTACHED_PIC), None)
+
+
 def _av_frames(path: Path, num_threads: int):
-    """PyAV frames of the first video stream in order, a damaged tail ending them (decode_complete)."""
+    """PyAV frames of the first video stream (video_stream) in order, a damaged tail ending them
+    (decode_complete)."""
     import av
 
     with av.open(str(path), metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         stream.thread_type = "AUTO"
         if num_threads:
             stream.codec_context.thread_count = num_threads
         yield from decode_complete(container, stream)
 
 
+VFR_RATIO = 1.5  # frames this much further apart than the closest two: a variable frame rate (timestamps round)
+
+
 def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0) -> Iterator[np.ndarray]:
     """Every frame of the first video stream as uint8 (H,W,3), turned upright, decoded when it is asked for. A
     frame of another stored size than the header's width x height, more than `max_frames` frames, or no frame at
-    all: VideoDecodeError."""
-    count = 0
+    all: VideoDecodeError. Frames are returned evenly spaced; when their timestamps rise unevenly (a variable
+    frame rate, as phones record in low light, or dropped frames) a warning says so after the last frame.
+    Timestamps that go back (AVI with packed B-frames stores decoding order) say nothing and are ignored."""
+    count, last, base, gaps, ordered = 0, None, None, [math.inf, 0], True
     try:
         for frame in _av_frames(path, num_threads):
             if (frame.width, frame.height) != (width, height):  # before converting: a frame may claim any size
@@ -171,11 +186,20 @@ def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads:
             count += 1
             if count > max_frames:
                 raise VideoDecodeError(path, f"more than max_frames={max_frames} frames")
+            if frame.pts is not None:
+                base = frame.time_base or base  # frame threads leave it on the first frame only
+                if last is not None:
+                    ordered &= frame.pts > last
+                    gaps = [min(gaps[0], frame.pts - last), max(gaps[1], frame.pts - last)]
+                last = frame.pts
             yield upright_rgb(frame)
     except _av_error_types() as e:
         raise VideoDecodeError(path, f"decode failed (pyav) after {count} frames: {_short(e)}") from None
     if count == 0:
         raise VideoDecodeError(path, "no frame could be decoded")
+    if ordered and base and gaps[1] > VFR_RATIO * gaps[0]:
+        log.warning("%s has a variable frame rate (frames %.0f to %.0f ms apart): its frames were read as evenly "
+                    "spaced", path, 1000 * gaps[0] * base, 1000 * gaps[1] * base)
 
 
 def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:

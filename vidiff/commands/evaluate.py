@@ -266,7 +266,7 @@ def _interpolation_clips(read, files: list[str], args):
         if args.windows is None:
             clips.append(frames), names.append(name), groups.append(name)
             continue
-        for start, window in spread_windows(frames, args.stride, args.windows):
+        for start, window in spread_windows(frames, args.stride, args.windows, name):
             clips.append(window), names.append(f"{name}@{start}"), groups.append(name)
     return clips, names, groups if args.windows is not None else None
 

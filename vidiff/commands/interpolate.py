@@ -9,6 +9,7 @@ checked before torch is imported or weights load, and the first two frames are d
 """
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -106,8 +107,13 @@ def validate(args):
         info = io.probe_video(video)  # header only
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
-    if info.num_frames < 2:
-        raise InputError(f"video {shown(video)}: {info.num_frames} frame(s); interpolation needs at least 2")
+    if info.num_frames < 2:  # a count from the duration can be short (MPEG-PS estimates it from the bitrate)
+        try:
+            decoded = sum(1 for _ in itertools.islice(io.iter_video(video), 2))
+        except VideoDecodeError as e:
+            raise InputError(f"video {e}") from None
+        if decoded < 2:
+            raise InputError(f"video {shown(video)}: {decoded} frame(s); interpolation needs at least 2")
     factor = args.factor
     if factor is None:
         factor = round(args.fps / info.fps)

@@ -57,14 +57,14 @@ def check_video(path: str, limits: VideoLimits) -> VideoInfo:
     """Probe + count packets + decode the first frame. Runs inside a worker; raises VideoDecodeError."""
     import av
 
-    from vidiff.io import _av_error_types, _short, probe_video
+    from vidiff.io import _av_error_types, _short, probe_video, video_stream
 
     info = probe_video(path, limits)
     packets = 0
     first_ok = False
     try:
         with av.open(path, metadata_errors="ignore") as container:
-            stream = container.streams.video[0]
+            stream = video_stream(container)  # the one probe_video checked
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue  # end-of-stream flush packet, or a dropped frame
@@ -75,7 +75,7 @@ def check_video(path: str, limits: VideoLimits) -> VideoInfo:
                     first_ok = bool(stream.codec_context.decode(packet))
         if not first_ok and packets:  # decoders with delay return the first frame at the flush
             with av.open(path, metadata_errors="ignore") as container:
-                first_ok = next(iter(container.decode(video=0)), None) is not None
+                first_ok = next(iter(container.decode(video_stream(container))), None) is not None
     except VideoDecodeError:
         raise
     except _av_error_types() as e:

@@ -37,12 +37,12 @@ def _split(clip: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]
     return truth, truth[::stride]
 
 
-def spread_windows(clip: torch.Tensor, stride: int, count: int) -> list[tuple[int, torch.Tensor]]:
+def spread_windows(clip: torch.Tensor, stride: int, count: int, name: str = "clip") -> list[tuple[int, torch.Tensor]]:
     """`count` windows of stride + 1 frames, (start, frames), with starts spread evenly from the first frame to
-    the last window that fits (fewer when the clip has fewer distinct starts)."""
+    the last window that fits (fewer when the clip has fewer distinct starts). `name` names the clip in errors."""
     last = clip.shape[0] - stride - 1
     if last < 0:
-        raise InputError(f"{clip.shape[0]} frames is too short for stride {stride} (needs {stride + 1})")
+        raise InputError(f"{name}: {clip.shape[0]} frames is too short for stride {stride} (needs {stride + 1})")
     count = min(count, last + 1)  # more would repeat starts: a huge --windows counts to the clip's length only
     starts = sorted({round(i * last / max(1, count - 1)) for i in range(count)}) if count > 1 else [0]
     return [(s, clip[s:s + stride + 1]) for s in starts]
