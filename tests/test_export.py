@@ -54,8 +54,12 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     # an existing folder is kept unless --force
     assert main(["export", *map(str, runs), "-o", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["export", *map(str, runs), "-o", str(out), "--force", "--keyframe-steps", "7"]) == 0
+    assert (cfg.keyframes.sampler, cfg.interpolation.sampler) == ("dpmpp_2m", "dpmpp_2m")
+    assert main(["export", *map(str, runs), "-o", str(out), "--force", "--keyframe-steps", "7",
+                 "--interpolation-sampler", "euler_ancestral"]) == 0
     assert "steps: 7" in (out / "pipeline.yaml").read_text()
+    again = read_pipeline_folder(out)
+    assert (again.keyframes.sampler, again.interpolation.sampler) == ("dpmpp_2m", "euler_ancestral")
 
 
 @pytest.mark.parametrize("drop, message", [("interpolation", "no interpolation run"), (None, "second keyframes")])

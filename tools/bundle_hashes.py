@@ -10,7 +10,9 @@ CPUs (the same commit gives other frames on an AMD EPYC without AMX than on the 
 set came from). So the file holds one set of hashes per platform (`platform()`: CPU model,
 torch's CPU capability, AMX, torch version); --write adds or replaces this machine's set and keeps the others.
 Loading the VAE with channels-last weights (2026-12-02, vidiff/models/vae.py for_inference) moved the low bits
-on every platform, so the sets recorded before it were dropped; the AVX2 EPYC's was recorded after it.
+on every platform, so the sets recorded before it were dropped; the AVX2 EPYC's was recorded after it. The fills'
+sampler became euler_ancestral (2026-12-02 evening), which changed every filled frame: the AVX2 set was dropped and
+the AVX-512 EPYC's (with bf16 kernels) recorded.
 """
 from __future__ import annotations
 

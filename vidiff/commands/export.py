@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidiff.pipeline.config import SAMPLERS
+
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="assemble a pipeline folder from training run folders",
@@ -17,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--image-guidance", type=float, default=1.5, help="default known-frame guidance (keyframes)")
     p.add_argument("--sigma-max", type=float, default=80.0, help="largest sampling noise level")
     p.add_argument("--fps", type=float, default=8.0, help="default frame rate of generated clips")
+    p.add_argument("--keyframe-sampler", choices=SAMPLERS, default="dpmpp_2m", help="default keyframe sampler")
+    p.add_argument("--interpolation-sampler", choices=SAMPLERS, default="dpmpp_2m",
+                   help="default sampler of the fills")
     p.set_defaults(handler=run)
 
 
@@ -25,7 +30,8 @@ def run(args) -> int:
 
     defaults = SamplingDefaults(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
                                 guidance_scale=args.guidance, image_guidance_scale=args.image_guidance,
-                                sigma_max=args.sigma_max, fps=args.fps)
+                                sigma_max=args.sigma_max, fps=args.fps, keyframe_sampler=args.keyframe_sampler,
+                                interpolation_sampler=args.interpolation_sampler)
     out = export_pipeline([Path(r) for r in args.run_dirs], Path(args.output), defaults, overwrite=args.force)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")

@@ -27,6 +27,8 @@ class SamplingDefaults:
     image_guidance_scale: float = 1.5  # known-frame guidance of the keyframe stage
     sigma_max: float = 80.0
     fps: float = 8.0
+    keyframe_sampler: str = "dpmpp_2m"
+    interpolation_sampler: str = "dpmpp_2m"
 
 
 def find_runs(run_dirs: list[Path]) -> dict:
@@ -68,11 +70,11 @@ def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
         height=kf.data.size, width=kf.data.size,
         keyframes=StageConfig(**_stage_settings(kf), sigma_max=defaults.sigma_max, steps=defaults.keyframe_steps,
                               guidance_scale=defaults.guidance_scale, image_guidance_scale=defaults.image_guidance_scale,
-                              cond_sigma=min(0.02, c.cond_noise_max_sigma)),
+                              cond_sigma=min(0.02, c.cond_noise_max_sigma), sampler=defaults.keyframe_sampler),
         interpolation=InterpolationStageConfig(
             **_stage_settings(it), sigma_max=defaults.sigma_max, steps=defaults.interpolation_steps,
             guidance_scale=1.0, image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
-            max_gap=it.conditioning.max_gap),
+            max_gap=it.conditioning.max_gap, sampler=defaults.interpolation_sampler),
     )
 
 
