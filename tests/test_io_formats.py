@@ -220,3 +220,37 @@ def test_an_hdr_clip_is_said_to_be_read_without_tone_mapping(tmp_path, caplog, t
     assert info.hdr == name
     assert (f"{path} is HDR ({name} transfer): its colours are read as stored, without tone mapping" in caplog.text
             if name else caplog.text == "")
+
+
+def _write_mpeg_ps(path, frames, fps=25):
+    import av
+
+    with av.open(str(path), "w", format="mpeg") as container:
+        stream = container.add_stream("mpeg1video", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def test_an_mpeg_ps_clip_is_edited_at_its_decoded_length_and_listed_in_folders(tmp_path, capsys):
+    """MPEG-PS (.mpg, as camcorders write) stores no frame count, and FFmpeg guesses one from the bitrate: `vidiff
+    edit` on a 31-frame .mpg was refused as '--frames 31 does not fit ...' or 'has 1 frames', a --frames never
+    given, because edit took its length from the header. And a folder of such clips was skipped by eval and data
+    commands without a word (.mpg, .m4v, .ts, .flv, .3gp were not in READABLE_SUFFIXES)."""
+    from vidiff.cli import main
+
+    clip = tmp_path / "camcorder.mpg"
+    _write_mpeg_ps(clip, _gradient_clip(31, 64, 64))
+    info = io.probe_video(clip)
+    assert info.estimated and info.num_frames != 31  # the header's guess
+    assert io.read_video(clip)[0].shape[0] == 31
+    out = tmp_path / "edited.mp4"
+    assert main(["edit", str(clip), "a red square moving up", "-o", str(out), "--quiet", "--steps", "2"]) == 0, \
+        capsys.readouterr().err
+    assert io.read_video(out)[0].shape[0] == 31
+    for name in ("b.m4v", "c.ts", "d.flv", "e.3gp", "f.mpeg"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in io.list_video_files(tmp_path)] == [
+        "b.m4v", "c.ts", "camcorder.mpg", "d.flv", "e.3gp", "edited.mp4", "f.mpeg"]

@@ -83,6 +83,7 @@ class VideoInfo:
     codec: str
     rotation: int = 0
     hdr: str = ""  # "PQ" or "HLG" when the stream is tagged with an HDR transfer: read as stored, not tone-mapped
+    estimated: bool = False  # num_frames is duration x fps (no stored count): MPEG-PS guesses it from the bitrate
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -159,11 +160,12 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         else:
             duration = 0.0
         num_frames = int(stream.frames) if stream.frames > 0 else int(round(duration * fps))
+        estimated = stream.frames <= 0
         if num_frames <= 0 and not container.format.flags & NO_TIMESTAMPS:
             # a live WebM (a browser's MediaRecorder) or an APNG stores neither: its packets are counted, unread
             num_frames = sum(1 for _, packet in zip(range(limits.max_frames + 1), container.demux(stream))
                              if packet.size)
-            duration = num_frames / fps
+            duration, estimated = num_frames / fps, False
         codec = ctx.name or "unknown"
         hdr = HDR_TRANSFERS.get(int(getattr(ctx, "color_trc", 0) or 0), "")
     except VideoDecodeError:
@@ -180,7 +182,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
-    return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr)
+    return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated)
 
 
 # ---- read ---------------------------------------------------------------------------------------------
@@ -253,7 +255,8 @@ def iter_video(path: str | os.PathLike, *, num_threads: int = 0,
     return iter_pyav(Path(path), info.width, info.height, limits.max_frames, num_threads)
 
 
-READABLE_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov")
+# Containers a folder of clips is read from; each was read and up-converted in the format sweeps (docs/reliability.md)
+READABLE_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".3gp")
 
 
 def list_video_files(folder: Path) -> list[Path]:

@@ -14,7 +14,7 @@ OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 
 def validate(args):
     """Checks every argument and the pipeline folder's yaml; returns (pipeline config, layout). No weights load."""
-    from vidiff.errors import InputError
+    from vidiff.errors import InputError, VideoDecodeError
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.layout import CLI_NAMES, Layout, resolve_layout
 
@@ -89,6 +89,11 @@ def validate(args):
             raise InputError("--frames: edit keeps the clip's own length")
         info = video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
         video_fps, video_frames = info.fps, info.num_frames
+        if info.estimated:  # no stored count (MPEG-PS guesses from the bitrate): the length edit keeps is counted
+            try:
+                video_frames = sum(1 for _ in io.iter_video(args.video))
+            except VideoDecodeError as e:
+                raise InputError(f"video {e}") from None
         if args.mask is not None:
             from vidiff.pipeline.request import check_feather
 

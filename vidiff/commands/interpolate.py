@@ -121,7 +121,8 @@ def validate(args):
             raise InputError(f"--fps {args.fps:g}: not an integer multiple (2x or more) of the clip's "
                              f"{info.fps:g} fps; give --factor, or --fps {2 * info.fps:g}, {3 * info.fps:g}, ...")
         check_int(factor, "--fps / the clip's fps", 2, MAX_STRIDE)
-    out_fps = check_fps(info.fps * factor, suffix, f"output rate {info.fps:g} x {factor} fps")
+    out_fps = check_fps(info.fps * factor, suffix,
+                        f"video {shown(video)} plays at {info.fps:g} fps; the output rate {info.fps:g} x {factor}")
     total = factor * (info.num_frames - 1) + 1
     if total > MAX_FRAMES * 64:
         raise InputError(f"video {shown(video)}: {info.num_frames} frames x {factor} make {total} frames; "
