@@ -96,3 +96,26 @@ def test_a_stop_while_the_old_folder_goes_leaves_a_whole_pipeline(tmp_path, monk
     for part in RECIPES:
         for name in ("config.yaml", "model.safetensors", "trained_on.yaml"):
             assert (out / part / name).read_bytes() == (BUNDLE / part / name).read_bytes()
+
+
+def test_folders_a_killed_export_left_go_on_the_next_one_once_a_day_old(tmp_path):
+    """A SIGKILL mid-export left its hidden `.pipe.*.tmp` folder (or the old pipeline set aside as `.pipe.*.old`)
+    beside the output for good. The next export removes those over a day old; a younger one may be another export
+    still running, and a `.old` whose pipeline folder is missing is the only copy of that pipeline: both stay."""
+    import os
+    import time
+
+    from vidiff.pipeline.export import remove_stale_exports
+
+    out = tmp_path / "pipe"
+    day_old = time.time() - 2 * 24 * 3600
+    folders = {name: tmp_path / name for name in (".pipe.a1.tmp", ".pipe.b2.tmp", ".pipe.c3.old", ".other.d4.tmp")}
+    for name, folder in folders.items():
+        (folder / "vae").mkdir(parents=True)
+        if name != ".pipe.b2.tmp":
+            os.utime(folder, (day_old, day_old))
+    assert remove_stale_exports(out) == [folders[".pipe.a1.tmp"]]  # no pipe/: its .old is kept
+    out.mkdir()
+    assert remove_stale_exports(out) == [folders[".pipe.c3.old"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.d4.tmp", ".pipe.b2.tmp", "pipe"]
+    assert remove_stale_exports(out, older_than_s=0) == [folders[".pipe.b2.tmp"]]

@@ -91,6 +91,27 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
     return write_pipeline_folder(out, {name: runs[name][0] / "export" for name in runs}, cfg)
 
 
+def remove_stale_exports(out: Path, older_than_s: float | None = None) -> list[Path]:
+    """Removes the hidden folders a killed export of `out` left beside it (`.NAME.*.tmp`, and `.NAME.*.old` while
+    `out` itself exists: without it, that folder is the only copy of the old pipeline) once they are older than a
+    day, as output_safety does with its temporaries; a younger one may be another export's, still running."""
+    import time
+
+    from vidiff.output_safety import STALE_AFTER_S
+
+    limit = STALE_AFTER_S if older_than_s is None else older_than_s
+    gone = []
+    for suffix in (".tmp", ".old") if out.exists() else (".tmp",):
+        for folder in out.parent.glob(f".{out.name}.*{suffix}"):
+            try:
+                if folder.is_dir() and not folder.is_symlink() and time.time() - folder.stat().st_mtime > limit:
+                    shutil.rmtree(folder)
+                    gone.append(folder)
+            except OSError:  # gone meanwhile, or not ours to remove: the export goes on
+                continue
+    return gone
+
+
 def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit=None) -> Path:
     """Copies each part folder's files into `out/<name>/` and writes pipeline.yaml, in a temporary folder beside
     `out` renamed into place when complete (replacing `out`). `edit(tmp)` may change the copies before the check
@@ -98,6 +119,7 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
     from vidiff.pipeline.trained import read_trained_records
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_exports(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     old = None
     try:
