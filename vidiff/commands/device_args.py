@@ -29,16 +29,12 @@ def resolve_device(args) -> str:
     """Sets torch's threads (--threads) and returns the device to run on; --device cuda without CUDA is an error."""
     import torch
 
-    from vidiff.errors import InputError
+    from vidiff.pipeline.placement import check_placement
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {args.device}: CUDA is not available here")
-    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():  # else torch fails mid-load
-        raise InputError(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    check_placement(device, None, device_label=f"--device {args.device}")  # as from_pretrained will, naming the flag
     return device
 
 

@@ -10,8 +10,9 @@ from vidiff.limits import short_repr
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def check_placement(device, dtype) -> None:
-    """InputError naming `device` or `dtype` when the parts could not run there (None: keep as is)."""
+def check_placement(device, dtype, device_label: str | None = None) -> None:
+    """InputError naming `device` or `dtype` when the parts could not run there (None: keep as is). `device_label`
+    names the device in CUDA errors (default "device: <device>"; the CLI's "--device <as given>")."""
     if dtype is not None and dtype not in DTYPES:
         # a string printed as the name it is not: "dtype: float16 is not one of float32, bfloat16, float16"
         got = dtype if isinstance(dtype, torch.dtype) else f"{type(dtype).__name__} {dtype!r}"
@@ -25,8 +26,9 @@ def check_placement(device, dtype) -> None:
     if where.type == "meta":
         raise InputError("device: meta holds shapes but no values; the pipeline can neither sample nor save there")
     if where.type == "cuda":
+        label = device_label or f"device: {where}"
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise InputError(f"device: {where}: CUDA is not available here")
+            raise InputError(f"{label}: CUDA is not available here")
         if (where.index or 0) >= count:
-            raise InputError(f"device: {where}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise InputError(f"{label}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
