@@ -26,6 +26,7 @@ never shared across threads.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -253,6 +254,12 @@ def iter_video(path: str | os.PathLike, *, num_threads: int = 0,
     limits = limits or DEFAULT_LIMITS
     info = _probe_header(path, limits)  # the frames' stored size: iter_pyav checks it before turning them
     return iter_pyav(Path(path), info.width, info.height, limits.max_frames, num_threads)
+
+
+def count_frames(path: str | os.PathLike, at_most: int | None = None) -> int:
+    """The frames of `path` counted by decoding them (stopping at `at_most`), for a header whose count is only an
+    estimate (VideoInfo.estimated: MPEG-PS guesses it from the bitrate). VideoDecodeError as iter_video raises it."""
+    return sum(1 for _ in itertools.islice(iter_video(path), at_most))
 
 
 # Containers a folder of clips is read from; each was read and up-converted in the format sweeps (docs/reliability.md)

@@ -91,7 +91,7 @@ def validate(args):
         video_fps, video_frames = info.fps, info.num_frames
         if info.estimated:  # no stored count (MPEG-PS guesses from the bitrate): the length edit keeps is counted
             try:
-                video_frames = sum(1 for _ in io.iter_video(args.video))
+                video_frames = io.count_frames(args.video)
             except VideoDecodeError as e:
                 raise InputError(f"video {e}") from None
         if args.mask is not None:

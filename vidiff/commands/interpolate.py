@@ -9,7 +9,6 @@ checked before torch is imported or weights load, and the first two frames are d
 """
 from __future__ import annotations
 
-import itertools
 import math
 from pathlib import Path
 
@@ -109,7 +108,7 @@ def validate(args):
         raise InputError(f"video {e}") from None
     if info.num_frames < 2:  # a count from the duration can be short (MPEG-PS estimates it from the bitrate)
         try:
-            decoded = sum(1 for _ in itertools.islice(io.iter_video(video), 2))
+            decoded = io.count_frames(video, at_most=2)
         except VideoDecodeError as e:
             raise InputError(f"video {e}") from None
         if decoded < 2:
