@@ -97,9 +97,8 @@ class DecodedLossStage(LatentDiffusionStage):
         from vidiff.vae import AutoencoderKL
 
         super().__init__(cfg, dataset)
-        vae = AutoencoderKL.load(cfg.decoded_loss.vae or cfg.vae).eval().requires_grad_(False)
-        self.model = DecodedLoss(self.model.denoiser, vae.to(memory_format=torch.channels_last),
-                                 cfg.decoded_loss.carry)
+        vae = AutoencoderKL.load(cfg.decoded_loss.vae or cfg.vae).requires_grad_(False)  # eval, channels-last
+        self.model = DecodedLoss(self.model.denoiser, vae, cfg.decoded_loss.carry)
 
     def loss(self, model, batch, draws, step: int) -> torch.Tensor:
         from vidiff.random import generator

@@ -95,7 +95,7 @@ class FrozenHelpers:
         if self._vae is None:
             from vidiff.vae import AutoencoderKL
 
-            self._vae = AutoencoderKL.load(self.cfg.vae, device=self.device).eval().requires_grad_(False)
+            self._vae = AutoencoderKL.load(self.cfg.vae, device=self.device).requires_grad_(False)  # in eval mode
         return self._vae
 
 
