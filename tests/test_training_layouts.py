@@ -135,3 +135,50 @@ def test_dataset_captions_keep_the_cached_embeddings(tmp_path):
              "context_mask": torch.ones(2, 7, dtype=torch.bool), "caption": ["a", "b"]}
     _, context, _ = stage._latents_and_text(batch, SampleDraws(0, [0, 0], 0, [0, 1]))
     assert torch.equal(context, batch["context"]) and stage._text.seen == []
+
+
+@pytest.mark.parametrize("stage_name", ["keyframes", "interpolation"])
+def test_frame_budget_keeps_the_first_samples_of_long_windows(tmp_path, stage_name):
+    from vidiff.training.stages import LatentDiffusionStage
+
+    cfg = cfg_for(tmp_path, stage_name)
+    cfg = validate(from_dict(TrainConfig, {**_as_dict(cfg), "train": {"max_steps": 3, "batch_size": 8,
+                                                                     "max_batch_frames": 20}}))
+    stage = LatentDiffusionStage(cfg, dataset=[])
+    b = 8
+    batch = {"latents": frame_index_latents(b, 41), "caption": [f"c{i}" for i in range(b)],
+             "sample_id": torch.arange(b), "epoch": torch.zeros(b, dtype=torch.long)}
+    kept = set()
+    for step in range(60):
+        draws = SampleDraws(0, [0] * b, step, list(range(10, 10 + b)))
+        length = stage.window_length(0, step, 41)
+        out, d = stage._within_frame_budget(batch, draws, step)
+        keep = min(b, max(1, 20 // length))
+        assert len(d) == keep and d.sample_ids == list(range(10, 10 + keep))
+        assert out["latents"].shape[0] == keep and out["caption"] == batch["caption"][:keep]
+        assert torch.equal(out["sample_id"], batch["sample_id"][:keep])
+        # a kept sample's draws are the ones it had in the full batch
+        assert torch.equal(d.randn((3,), "noise"), draws.randn((3,), "noise")[:keep])
+        x0, *_ = stage._frames(out["latents"], d, step)
+        assert x0.shape[:3] == (keep, 4, length) and keep * length <= max(20, length)
+        kept.add(keep)
+    assert len(kept) > 2  # short windows keep more samples than long ones
+
+
+def test_frame_budget_off_and_validated(tmp_path):
+    from vidiff.training.stages import LatentDiffusionStage
+
+    stage = LatentDiffusionStage(cfg_for(tmp_path, "keyframes"), dataset=[])
+    batch = {"latents": frame_index_latents(2, 41)}
+    draws = SampleDraws(0, [0, 0], 5, [0, 1])
+    assert stage._within_frame_budget(batch, draws, 5) == (batch, draws)
+    with pytest.raises(ConfigError, match="train.max_batch_frames"):
+        validate(from_dict(TrainConfig, {**_as_dict(cfg_for(tmp_path, "keyframes")),
+                                         "train": {"max_batch_frames": 0}}))
+
+
+def _as_dict(cfg) -> dict:
+    import dataclasses
+
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k in ("stage", "output_dir", "model", "data",
+                                                                      "conditioning")}

@@ -142,6 +142,9 @@ class TrainSection:
     grad_accum: int = 1  # micro-steps per optimizer step
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = False  # U-Net stages: recompute each layer in backward (the VAE stage refuses it)
+    # latent stages: at most this many model frames per micro-step (samples x window length); a step whose drawn
+    # window is long trains on fewer samples, so the cost of a step stays about that of the short windows. None: off
+    max_batch_frames: Optional[int] = None
     ema_decay: float = 0.999  # 0 disables EMA (EMA weights then equal the model)
     seed: int = 0  # every random draw derives from (seed, epoch, step, global sample id)
     log_every: int = 10  # steps between metrics.jsonl lines
@@ -213,6 +216,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("loss.temporal_weight and loss.latent_noise_max: must be >= 0")
     if cfg.stage == "toy" and (cfg.init_weights is not None or t.freeze):
         raise ConfigError("init_weights / train.freeze: the toy stage has no part to start from or freeze")
+    if t.max_batch_frames is not None and t.max_batch_frames < 1:
+        raise ConfigError(f"train.max_batch_frames: must be >= 1 or null, got {t.max_batch_frames}")
+    if t.max_batch_frames is not None and cfg.stage not in ("keyframes", "interpolation"):
+        raise ConfigError("train.max_batch_frames: only the keyframe and interpolation stages draw window lengths")
     if cfg.stage == "vae" and t.gradient_checkpointing:
         raise ConfigError("train.gradient_checkpointing: the VAE stage does not support it (U-Net stages only)")
     if cfg.init_weights is not None and not Path(cfg.init_weights).is_dir():

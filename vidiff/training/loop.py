@@ -234,7 +234,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     loader = make_loader(stage.dataset, cfg, state["step"], rank, world)
     batches = iter(loader)
     bar = tqdm(total=t.max_steps, initial=state["step"], disable=not main, desc=f"train {cfg.stage}")
-    window: dict = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "grad_norm": float("nan")}
+    window: dict = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "samples": 0,
+                    "grad_norm": float("nan")}
     if logged:  # the steps since the last metrics line before the checkpoint: a resumed row averages the same steps
         window.update(losses=list(logged["losses"]), skipped=logged["skipped"], grad_norm=logged["grad_norm"])
 
@@ -273,7 +274,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
                 if accelerator.sync_gradients:
                     max_norm = o.grad_clip if o.grad_clip > 0 else math.inf
                     grad_norm = float(full_tensor(accelerator.clip_grad_norm_(model.parameters(), max_norm)))
-        loss = float(torch.cat(step_losses).mean())
+        trained = torch.cat(step_losses)  # every rank's samples (fewer than the batch under train.max_batch_frames)
+        loss = float(trained.mean())
         finite = math.isfinite(loss) and math.isfinite(grad_norm)
         if finite or accelerator.scaler is not None:
             optimizer.step()  # with fp16 the scaler itself skips an overflowing step and lowers its scale
@@ -290,6 +292,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
             if accelerator.scaler is None or not math.isfinite(loss):
                 state["nonfinite_in_a_row"] += 1
         window["steps"] += 1
+        window["samples"] += trained.numel()
         step_done = step + 1
         bar.update(1)
         if state["nonfinite_in_a_row"] >= t.max_nonfinite_in_a_row:
@@ -304,12 +307,13 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
             losses = window["losses"]
             row = {"step": step_done, "loss": sum(losses) / len(losses) if losses else float("nan"),
                    "lr": optimizer.param_groups[0]["lr"], "grad_norm": window["grad_norm"],
-                   "samples_per_s": window["steps"] * global_batch / max(dt, 1e-9), "skipped": window["skipped"],
+                   "samples_per_s": window["samples"] / max(dt, 1e-9), "skipped": window["skipped"],
                    "opt_steps": state["opt_steps"], "epoch": step_done * global_batch // len(stage.dataset),
                    "processes": world}
             metrics.log(row)
             bar.set_postfix(loss=f"{row['loss']:.4g}", lr=f"{row['lr']:.2e}")
-            window = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "grad_norm": grad_norm}
+            window = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "samples": 0,
+                      "grad_norm": grad_norm}
         if step_done % t.checkpoint_every == 0 or step_done == t.max_steps:
             save(step_done)
         if main and t.preview_every and stage.preview is not None and step_done % t.preview_every == 0 \

@@ -174,6 +174,33 @@ class LatentDiffusionStage(FrozenHelpers):
         k = int(torch.randint(k_lo, k_hi + 1, (1,), generator=g))
         return k, int(torch.randint(s_lo, s_hi + 1, (1,), generator=g))
 
+    def interpolation_gap(self, seed: int, step: int, total: int) -> int:
+        """The interpolation stage's gap at `step` (one per step: a batch needs one window length)."""
+        c = self.cfg.conditioning
+        g = generator(seed, step, "gap")
+        return int(torch.randint(c.min_gap, min(c.max_gap, total - 1) + 1, (1,), generator=g))
+
+    def window_length(self, seed: int, step: int, total: int) -> int:
+        """Model frames per sample at `step`: K keyframes, or gap + 1 for an interpolation window."""
+        if self.cfg.stage == "keyframes":
+            return self.keyframe_layout(seed, step)[0]
+        return self.interpolation_gap(seed, step, total) + 1
+
+    def _within_frame_budget(self, batch: dict, draws: SampleDraws, step: int) -> tuple[dict, SampleDraws]:
+        """The batch's first max(1, train.max_batch_frames // window length) samples (all of them when the budget
+        is off or holds them): long windows train on fewer samples, so a step costs about the same whatever the
+        layout drawn. Every rank draws the same length at a step, so ranks keep equal batches."""
+        budget = self.cfg.train.max_batch_frames
+        n = len(draws)
+        if budget is None:
+            return batch, draws
+        total = (batch["latents"] if "latents" in batch else batch["video"]).shape[2]
+        keep = max(1, budget // self.window_length(draws.seed, step, total))
+        if keep >= n:
+            return batch, draws
+        return {k: (v[:keep] if isinstance(v, (list, tuple, torch.Tensor)) and len(v) == n else v)
+                for k, v in batch.items()}, draws.head(keep)
+
     def _frames(self, latents, draws: SampleDraws, step: int) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
         """Picks the model frames per sample: (x0 (B,C,K,h,w), known mask (B,K) or (B,K,h,w), frame_stride,
         their indices in the clip (B,K))."""
@@ -189,8 +216,7 @@ class LatentDiffusionStage(FrozenHelpers):
             mask = cond.keyframe_masks(draws, k, c, tuple(latents.shape[-2:]))
             stride = float(s_k)
         else:  # one gap per step (a batch needs one window length), drawn from (seed, step)
-            g = generator(draws.seed, step, "gap")
-            gap = int(torch.randint(c.min_gap, min(c.max_gap, total - 1) + 1, (1,), generator=g))
+            gap = self.interpolation_gap(draws.seed, step, total)
             starts = draws.randint(0, total - gap - 1, "start")
             idx = torch.stack([s + torch.arange(gap + 1) for s in starts])  # (B, gap + 1)
             mask = cond.interpolation_masks(draws, gap + 1, c, tuple(latents.shape[-2:]))
@@ -200,6 +226,7 @@ class LatentDiffusionStage(FrozenHelpers):
         return x0, mask, stride, idx
 
     def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
+        batch, draws = self._within_frame_budget(batch, draws, step)
         latents, context, context_mask = self._latents_and_text(batch, draws)
         if self.null_text is None:  # the "no text" condition: the encoding of "" by the same encoder
             self.null_text = self.text_encoder().encode([""])  # (1, L, D), (1, L)
