@@ -326,6 +326,8 @@ def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str
     data = to_dict(cfg)
     if cfg.decoded_loss == DecodedLossSection():  # runs from before the section existed keep their hash
         data.pop("decoded_loss")
+    if cfg.train.max_batch_frames is None:  # likewise for runs from before the key existed
+        data["train"].pop("max_batch_frames")
     for key in ignore:
         node = data
         *parents, last = key.split(".")

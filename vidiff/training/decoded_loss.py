@@ -103,6 +103,7 @@ class DecodedLossStage(LatentDiffusionStage):
     def loss(self, model, batch, draws, step: int) -> torch.Tensor:
         from vidiff.random import generator
 
+        batch, draws = self._within_frame_budget(batch, draws, step)
         latents, context, context_mask = self._latents_and_text(batch, draws)
         if self.null_text is None:
             self.null_text = self.text_encoder().encode([""])
