@@ -33,7 +33,7 @@ mark "data"
 
 lr=${FT_LR:-3.0e-4}
 common=(--set data.root="$LATENTS" --set data.num_frames=$frames --set vae="$FROM/vae"
-        --set optimizer.lr="$lr" --set optimizer.warmup_steps=50 --resume auto)
+        --set optimizer.lr="$lr" --set optimizer.warmup_steps=50 --set train.max_batch_frames=null --resume auto)
 if [ -n "${GENERAL:-}" ]; then
   kf_extra=(--set conditioning.default_layout_prob=0.4 --set conditioning.plain_caption_prob=0.5)
   it_extra=(--set conditioning.plain_caption_prob=0.5)
