@@ -182,18 +182,3 @@ def _as_dict(cfg) -> dict:
 
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k in ("stage", "output_dir", "model", "data",
                                                                       "conditioning")}
-
-
-def test_proportional_gap_sampling_draws_long_gaps_more_often(tmp_path):
-    uniform = stage_for(tmp_path, "interpolation")
-    prop = stage_for(tmp_path, "interpolation", gap_sampling="proportional")
-    n = 7000
-    counts = {g: 0 for g in range(2, 9)}
-    for step in range(n):
-        counts[prop.interpolation_gap(0, step, 41)] += 1
-    assert [prop.interpolation_gap(0, s, 41) for s in range(50)] == [prop.interpolation_gap(0, s, 41) for s in range(50)]
-    for g, c in counts.items():  # P(gap) = gap / 35 over 2..8
-        assert abs(c / n - g / 35) < 0.015, (g, c / n)
-    u = [uniform.interpolation_gap(0, s, 41) for s in range(n)]
-    assert abs(u.count(8) / n - 1 / 7) < 0.015
-    assert max(prop.interpolation_gap(0, s, 6) for s in range(200)) == 5  # clipped to the clip, as uniform is

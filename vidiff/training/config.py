@@ -59,9 +59,6 @@ class ConditioningSection:
     keyframe_stride: int = 5  # keyframe stage: full-rate frames between neighbouring keyframes
     min_gap: int = 2  # interpolation stage: smallest gap (window = gap + 1 frames)
     max_gap: int = 5  # interpolation stage: largest gap
-    # how the step's gap is drawn: "uniform" over min_gap..max_gap, or "proportional" to the gap (long gaps, the
-    # hard ones, more often: at 2..8, gap 8 in 23% of steps and gap 2 in 6%)
-    gap_sampling: Literal["uniform", "proportional"] = "uniform"
     # keyframe stage, layouts as a training input: one (K, stride) per step, drawn from (seed, step), K uniform in
     # [min_keyframes, max_keyframes] and the stride in [min_keyframe_stride, max_keyframe_stride] (null: the fixed
     # num_keyframes / keyframe_stride). The clips must span (max_keyframes - 1) * max_keyframe_stride + 1 frames.
@@ -329,10 +326,8 @@ def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str
     data = to_dict(cfg)
     if cfg.decoded_loss == DecodedLossSection():  # runs from before the section existed keep their hash
         data.pop("decoded_loss")
-    if cfg.train.max_batch_frames is None:  # likewise for runs from before these keys existed
+    if cfg.train.max_batch_frames is None:  # likewise for runs from before the key existed
         data["train"].pop("max_batch_frames")
-    if cfg.conditioning.gap_sampling == "uniform":
-        data["conditioning"].pop("gap_sampling")
     for key in ignore:
         node = data
         *parents, last = key.split(".")

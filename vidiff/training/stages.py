@@ -178,11 +178,7 @@ class LatentDiffusionStage(FrozenHelpers):
         """The interpolation stage's gap at `step` (one per step: a batch needs one window length)."""
         c = self.cfg.conditioning
         g = generator(seed, step, "gap")
-        hi = min(c.max_gap, total - 1)
-        if c.gap_sampling == "proportional":
-            gaps = torch.arange(c.min_gap, hi + 1)
-            return int(gaps[torch.multinomial(gaps.double(), 1, generator=g)])
-        return int(torch.randint(c.min_gap, hi + 1, (1,), generator=g))
+        return int(torch.randint(c.min_gap, min(c.max_gap, total - 1) + 1, (1,), generator=g))
 
     def window_length(self, seed: int, step: int, total: int) -> int:
         """Model frames per sample at `step`: K keyframes, or gap + 1 for an interpolation window."""
