@@ -78,8 +78,15 @@ kf=$!
   fi
 ) &
 it=$!
-wait $kf  # one wait per job: `wait A B` returns B's status alone, so a failed A would pass unnoticed
-wait $it
+# wait for both before judging (`wait A B` returns B's status alone; exiting at A's would orphan B), as
+# tools/train_control.sh does
+status=0
+wait $kf || status=$?
+wait $it || status=$?
+if [ $status -ne 0 ]; then
+  echo "train_bundled: a training run failed (see $W/keyframes.log, interpolation.log, vae_temporal.log)" >&2
+  exit $status
+fi
 mark "keyframes + interpolation + temporal decoder"
 
 # keyframe guidance 2: the Shapes analyzer measured squares kept square and 100% plain prompts at 2, 94% at 4

@@ -191,9 +191,9 @@ class LatentDiffusionStage(FrozenHelpers):
         is off or holds them): long windows train on fewer samples, so a step costs about the same whatever the
         layout drawn. Every rank draws the same length at a step, so ranks keep equal batches."""
         budget = self.cfg.train.max_batch_frames
-        n = len(draws)
         if budget is None:
             return batch, draws
+        n = len(draws)
         total = (batch["latents"] if "latents" in batch else batch["video"]).shape[2]
         keep = max(1, budget // self.window_length(draws.seed, step, total))
         if keep >= n:
