@@ -44,6 +44,26 @@ def test_object_fully_inside_and_speed_limits(frames):
             assert abs(np.mean(xs) + 0.5 - cx) <= 0.6  # pixel centres are at j + 0.5
 
 
+def test_min_speed_scale_slows_clips_within_its_range_and_keeps_the_rest():
+    base = list(S.iter_clip_params(60, frames=41, seed=1))
+    slow = list(S.iter_clip_params(60, frames=41, seed=1, min_speed_scale=0.3))
+    ratios = np.array([q.speed / p.speed for p, q in zip(base, slow)])
+    assert ratios.min() >= 0.3 - 1e-9 and ratios.max() <= 1.0 + 1e-9
+    assert ratios.min() < 0.45 and ratios.max() > 0.85  # drawn over the range, not pinned to an end
+    # what is drawn before the speed is the seed's; the start leaves room for the slower travel, in the frame
+    assert [(p.shape, p.colour, p.direction, p.size) for p in base] == [(q.shape, q.colour, q.direction, q.size)
+                                                                       for q in slow]
+    for q in slow:
+        (x0, y0), (x1, y1) = q.centres()[0], q.centres()[-1]
+        half = q.size / 2
+        assert min(x0, x1, y0, y1) - half >= 0 and max(x0, x1, y0, y1) + half <= 64
+    # the default draws nothing extra: the same clips as ever
+    assert list(S.iter_clip_params(5, frames=41, seed=1, min_speed_scale=1.0)) == base[:5]
+    for bad in (0, -0.5, 1.5, float("nan"), True):
+        with pytest.raises(InputError, match="min_speed_scale"):
+            S.sample_clip_params(1, 0, 41, min_speed_scale=bad)
+
+
 def test_motion_direction_matches_ground_truth():
     for params in S.iter_clip_params(40, seed=1):
         (x0, y0), (x1, y1) = params.centres()[0], params.centres()[-1]

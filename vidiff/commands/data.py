@@ -16,6 +16,9 @@ def register(sub) -> None:
     shapes.add_argument("--seed", type=int, default=0, help="dataset seed; clip i depends only on (seed, i)")
     shapes.add_argument("--size", type=int, default=64, help="frame width and height, px (default 64)")
     shapes.add_argument("--fps", type=int, default=8, help="frames per second of the mp4 files (default 8)")
+    shapes.add_argument("--min-speed-scale", type=float, default=1.0, metavar="F",
+                        help="scale each clip's speed by a factor drawn in [F, 1], so slow clips are in the data "
+                             "too (default 1: the speeds of the seed as always)")
     shapes.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     shapes.set_defaults(handler=_run_shapes)
 
@@ -51,7 +54,8 @@ def _run_shapes(args: argparse.Namespace) -> int:
     from vidiff.data.shapes import generate_shapes_dataset
 
     out = generate_shapes_dataset(args.out, args.num, frames=args.frames, size=args.size, fps=args.fps,
-                                  seed=args.seed, progress=not args.no_progress)
+                                  seed=args.seed, progress=not args.no_progress,
+                                  min_speed_scale=args.min_speed_scale)
     print(f"wrote {args.num} Shapes clips to {out}")
     return 0
 

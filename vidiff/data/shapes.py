@@ -92,8 +92,20 @@ def max_speed(size: int, frame_size: int, num_frames: int) -> float:
     return room / max(num_frames - 1, 1)
 
 
-def sample_clip_params(seed: int, index: int, num_frames: int = 16, size: int = 64) -> ShapeClipParams:
-    """Draws the parameters of clip `index` (pure: the same inputs always give the same clip)."""
+def check_min_speed_scale(value: float) -> float:
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1):
+        raise InputError(f"min_speed_scale must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def sample_clip_params(seed: int, index: int, num_frames: int = 16, size: int = 64,
+                       min_speed_scale: float = 1.0) -> ShapeClipParams:
+    """Draws the parameters of clip `index` (pure: the same inputs always give the same clip).
+
+    min_speed_scale < 1 multiplies the speed by a factor drawn uniformly in [min_speed_scale, 1], so that a
+    dataset also holds slow clips (a model that extends a slow clip must have seen such speeds); at 1 nothing
+    extra is drawn and every clip is the one the same (seed, index) always gave."""
+    min_speed_scale = check_min_speed_scale(min_speed_scale)
     if num_frames < 1:
         raise InputError(f"frames must be >= 1, got {num_frames}")
     if size < MIN_FRAME_SIZE:
@@ -107,6 +119,8 @@ def sample_clip_params(seed: int, index: int, num_frames: int = 16, size: int = 
     # Long clips scale the whole 1..2 range down so that the travel still fits: speeds stay varied.
     drawn = float(rng.uniform(*SPEED_RANGE))
     speed = drawn * min(1.0, max_speed(obj, size, num_frames) / SPEED_RANGE[1])
+    if min_speed_scale < 1.0:
+        speed *= float(rng.uniform(min_speed_scale, 1.0))
     travel = speed * (num_frames - 1)
     lo, hi = MARGIN + obj / 2, size - MARGIN - obj / 2  # allowed range of the centre on each axis
     dx, dy = DIRECTION_VECTORS[direction]
@@ -251,13 +265,14 @@ MAX_DATASET_CLIPS = 1_000_000  # clips per `vidiff data shapes` call
 MAX_DATASET_SIZE = 1024  # frame side in px
 
 
-def iter_clip_params(num: int, frames: int = 16, size: int = 64, seed: int = 0) -> Iterator[ShapeClipParams]:
+def iter_clip_params(num: int, frames: int = 16, size: int = 64, seed: int = 0,
+                     min_speed_scale: float = 1.0) -> Iterator[ShapeClipParams]:
     for index in range(num):
-        yield sample_clip_params(seed, index, frames, size)
+        yield sample_clip_params(seed, index, frames, size, min_speed_scale)
 
 
 def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, size: int = 64, fps: int = 8,
-                            seed: int = 0, progress: bool = True) -> Path:
+                            seed: int = 0, progress: bool = True, min_speed_scale: float = 1.0) -> Path:
     """Writes `num` clips as clip_XXXXXX.mp4 + .txt (caption) + .json (ground truth), and metadata.jsonl."""
     from tqdm.auto import tqdm
 
@@ -272,6 +287,7 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
     check_int(size, "size", MIN_FRAME_SIZE, MAX_DATASET_SIZE)
     check_int(seed, "seed", 0, 2**63 - 1)
     check_fps(fps, ".mp4")
+    min_speed_scale = check_min_speed_scale(min_speed_scale)
     out = Path(out_dir)
     if os.path.lexists(out) and not out.is_dir():
         raise InputError(f"--out {shown(out)}: exists and is not a folder")
@@ -281,7 +297,7 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
     except OSError as e:
         raise OutputError(f"--out {shown(out)}: cannot create the folder ({e.strerror})") from None
     rows = []
-    for params in tqdm(iter_clip_params(num, frames, size, seed), total=num, desc="shapes", unit="clip",
+    for params in tqdm(iter_clip_params(num, frames, size, seed, min_speed_scale), total=num, desc="shapes", unit="clip",
                        disable=not progress):
         stem = f"clip_{params.index:06d}"
         # caption and ground truth first: a run killed between files never leaves a video (which a video folder
