@@ -282,6 +282,29 @@ def test_control_stage_trains_three_steps_and_exports_a_part_the_pipeline_loads(
     assert frames.shape == (16, 64, 64, 3)
 
 
+def test_control_stage_starts_from_init_weights(load_tool, tmp_path):
+    """An adapter for a fine-tuned base can start from the adapter of the base it came from."""
+    from vidiff.parts import load_part_weights, save_part
+    from vidiff.training.config import load_train_config
+    from vidiff.training.control_stage import ControlStage
+
+    folder = load_tool("make_random_pipeline").write_random_pipeline(tmp_path / "pipe", tiny=True, steps=2)
+    repo = Path(__file__).resolve().parents[1]
+    args = [f"base={folder / 'keyframes'}", f"vae={folder / 'vae'}", f"output_dir={tmp_path / 'run'}",
+            "model.hidden_channels=8"]
+    cfg = load_train_config(repo / "configs" / "shapes-control-keyframes.yaml", args)
+    trained = ControlStage(cfg).model.adapter
+    _perturb(trained, seed=5)  # as if trained: every weight non-zero and not the initialisation
+    save_part(tmp_path / "old", trained.config, trained.state_dict())
+    cfg = load_train_config(repo / "configs" / "shapes-control-keyframes.yaml",
+                            args + [f"init_weights={tmp_path / 'old'}"])
+    started = ControlStage(cfg).model.adapter.state_dict()
+    saved = load_part_weights(tmp_path / "old")
+    assert started.keys() == saved.keys() and all(torch.equal(started[k], saved[k]) for k in saved)
+    fresh = ControlStage(load_train_config(repo / "configs" / "shapes-control-keyframes.yaml", args))
+    assert not all(torch.equal(fresh.model.adapter.state_dict()[k], saved[k]) for k in saved)
+
+
 def test_control_config_is_checked(tmp_path):
     from vidiff.config import ConfigError
     from vidiff.training.config import load_train_config

@@ -74,6 +74,10 @@ class ControlStage(FrozenHelpers):
             "map_kinds": list(cfg.control.map_kinds), "base_sha256": file_sha256(f"{cfg.base}/model.safetensors")},
             "model")
         adapter = ControlAdapter(self.adapter_cfg)
+        if cfg.init_weights is not None:  # e.g. the adapter of a base this one was fine-tuned from
+            from vidiff.training.finetune import load_initial_weights
+
+            load_initial_weights(adapter, load_part_weights(cfg.init_weights), cfg.init_weights)
         net.attach_control(adapter)
         denoiser = Denoiser(net, cfg.diffusion.parameterization, cfg.diffusion.sigma_data, cfg.diffusion.anchor)
         self.model = ControlLoss(adapter, denoiser, cfg.diffusion.min_snr_gamma)
