@@ -131,6 +131,21 @@ def test_cli_writes_dataset(tmp_path):
         assert (out / row["file_name"]).stat().st_size > 0
 
 
+def test_cli_min_speed_scale_reaches_the_clips_and_a_bad_one_exits_2(tmp_path, capsys):
+    from vidiff.cli import main
+
+    out = tmp_path / "slow"
+    assert main(["data", "shapes", "--out", str(out), "--num", "2", "--frames", "8", "--seed", "5",
+                 "--min-speed-scale", "0.3", "--no-progress"]) == 0
+    for i in range(2):
+        truth = json.loads((out / f"clip_{i:06d}.json").read_text())
+        assert truth["speed"] == pytest.approx(S.sample_clip_params(5, i, 8, 64, min_speed_scale=0.3).speed)
+        assert truth["speed"] != pytest.approx(S.sample_clip_params(5, i, 8, 64).speed)
+    assert main(["data", "shapes", "--out", str(tmp_path / "bad"), "--num", "2", "--min-speed-scale", "0"]) == 2
+    assert "min_speed_scale" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before anything is written
+
+
 def test_rendered_dataset_is_the_generator_without_a_codec():
     import torch
 
