@@ -181,6 +181,19 @@ def test_resume_refuses_different_settings(tmp_path):
         build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, dtype="bfloat16", progress=False)
 
 
+def test_a_refused_resume_names_the_setting_in_one_short_line():
+    from vidiff.data.latent_cache import _difference
+
+    windows = [[f"clip_{i:06d}.mp4", 0] for i in range(2000)]
+    cached = {"class": "VideoWindows", "root": "runs/a/shapes", "windows": windows}
+    message = _difference("dataset", cached, {**cached, "root": "runs/b/shapes"})
+    assert message == "dataset.root: 'runs/a/shapes' in the cache, 'runs/b/shapes' now"
+    message = _difference("dataset", cached, {**cached, "windows": windows[:-1]})
+    assert message.startswith("dataset.windows: [['clip_000000.mp4', 0]") and len(message) < 200
+    assert _difference("dataset", cached, {**cached, "stride": 2}) == "dataset.stride: None in the cache, 2 now"
+    assert _difference("num_clips", 4, 5) == "num_clips: 4 in the cache, 5 now"
+
+
 def test_tiny_real_vae_stores_the_mean_and_survives_save_load(tmp_path):
     from vidiff.vae import AutoencoderKL, VAEConfig
 
@@ -206,7 +219,7 @@ def test_tiny_real_vae_stores_the_mean_and_survives_save_load(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_cache_of_a_shapes_folder(tmp_path):
+def test_cli_cache_of_a_shapes_folder(tmp_path, capsys):
     """`vidiff data cache` end to end: Shapes mp4s, a saved tiny VAE, the default text encoder (slow to load)."""
     from vidiff.cli import main
     from vidiff.data.shapes import generate_shapes_dataset
@@ -236,6 +249,15 @@ def test_cli_cache_of_a_shapes_folder(tmp_path):
     with torch.no_grad():  # window 4 is clip 1 from frame 2: the cache holds its latents
         mean = vae.encode(video[None, :, 2:5])[0]
     torch.testing.assert_close(ds[4]["latents"].float(), mean, atol=2e-3, rtol=1e-2)
+    # the same clips from another folder: refused, naming the one setting that differs, in a line and not the
+    # dataset's whole window list
+    import shutil
+
+    shutil.copytree(tmp_path / "clips", tmp_path / "moved")
+    capsys.readouterr()
+    assert main(args[:2] + ["--videos", str(tmp_path / "moved")] + args[4:]) == 2
+    message = capsys.readouterr().err
+    assert "dataset.root:" in message and "moved" in message and len(message) < 400, message
 
 
 def test_a_fifo_named_index_json_is_refused_without_blocking(tmp_path):

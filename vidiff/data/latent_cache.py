@@ -101,6 +101,21 @@ def _settings(dataset, vae, text_encoder, shard_size: int, batch_size: int, dtyp
     return json.loads(json.dumps(settings))  # as index.json will hold it (tuples become lists)
 
 
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _difference(key: str, cached, wanted) -> str:
+    """The first differing entry of two settings, e.g. "dataset.root: 'a' in the cache, 'b' now": a dataset's
+    description lists every window, which is no message to print whole."""
+    if isinstance(cached, dict) and isinstance(wanted, dict):
+        for sub in list(cached) + [k for k in wanted if k not in cached]:
+            if cached.get(sub) != wanted.get(sub):
+                return _difference(f"{key}.{sub}", cached.get(sub), wanted.get(sub))
+    return f"{key}: {_short(cached)} in the cache, {_short(wanted)} now"
+
+
 def _resume_point(out: Path, settings: dict) -> list[dict]:
     """Shards already done (a prefix of the shard list), or [] for a fresh cache."""
     path = out / INDEX_NAME
@@ -112,7 +127,7 @@ def _resume_point(out: Path, settings: dict) -> list[dict]:
     for key, value in settings.items():
         if index.get(key) != value:
             raise InputError(f"{out}: existing cache was built with a different {key} "
-                             f"({index.get(key)!r} != {value!r}); use a new folder or delete it")
+                             f"({_difference(key, index.get(key), value)}); use a new folder or delete it")
     done = []
     for shard in index["shards"]:
         file = out / shard["file"]
