@@ -12,7 +12,8 @@ torch's CPU capability, AMX, torch version); --write adds or replaces this machi
 Loading the VAE with channels-last weights (2026-12-02, vidiff/models/vae.py for_inference) moved the low bits
 on every platform, so the sets recorded before it were dropped; the AVX2 EPYC's was recorded after it. The fills'
 sampler became euler_ancestral (2026-12-02 evening), which changed every filled frame: the AVX2 set was dropped and
-the AVX-512 EPYC's (with bf16 kernels) recorded.
+the AVX-512 EPYC's (with bf16 kernels) recorded. The keyframe part and its control adapter were fine-tuned for
+extension speed (2026-12-03, tools/finetune_speed.sh), which changed every frame: that set was recorded again.
 """
 from __future__ import annotations
 
