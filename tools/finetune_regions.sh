@@ -13,6 +13,7 @@
 # plain template, PLAIN_PROB), so one run serves region edits, wordings and layouts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tools/wait_jobs.sh
 W=${1:-runs/regions}
 OUT=${2:-$W/pipeline}
 FROM=${3:-vidiff/bundled/shapes}
@@ -51,13 +52,7 @@ $V/vidiff train --config configs/shapes-interpolation.yaml --set output_dir="$W/
   --set init_weights="$FROM/interpolation" --set train.max_steps="${IT_STEPS:-1200}" \
   --set conditioning.pattern_region=0.3 "${it_extra[@]}" > "$W/interpolation.log" 2>&1 &
 it=$!
-status=0  # wait for both, then judge: `wait A B` returns B's status alone
-wait $kf || status=$?
-wait $it || status=$?
-if [ $status -ne 0 ]; then
-  echo "finetune_regions: a training run failed (see $W/keyframes.log, $W/interpolation.log)" >&2
-  exit $status
-fi
+wait_jobs "finetune_regions: a training run failed (see $W/keyframes.log, $W/interpolation.log)" $kf $it
 mark "keyframes + interpolation"
 
 # a run folder around FROM's VAE part, so that `vidiff export` takes it like a trained one

@@ -14,6 +14,7 @@
 # FORCE=1 lets the two diffusion runs resume although their settings changed (e.g. fewer steps on a busy machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tools/wait_jobs.sh
 W=${1:-runs/bundle}
 OUT=${2:-vidiff/bundled/shapes}
 V=.venv/bin
@@ -78,15 +79,7 @@ kf=$!
   fi
 ) &
 it=$!
-# wait for both before judging (`wait A B` returns B's status alone; exiting at A's would orphan B), as
-# tools/train_control.sh does
-status=0
-wait $kf || status=$?
-wait $it || status=$?
-if [ $status -ne 0 ]; then
-  echo "train_bundled: a training run failed (see $W/keyframes.log, interpolation.log, vae_temporal.log)" >&2
-  exit $status
-fi
+wait_jobs "train_bundled: a training run failed (see $W/keyframes.log, interpolation.log, vae_temporal.log)" $kf $it
 mark "keyframes + interpolation + temporal decoder"
 
 # keyframe guidance 2: the Shapes analyzer measured squares kept square and 100% plain prompts at 2, 94% at 4

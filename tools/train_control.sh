@@ -11,6 +11,7 @@
 #   CONTROL_SCALE  the pipeline's default control scale (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tools/wait_jobs.sh
 if [ $# -ne 2 ]; then
   echo "usage: bash tools/train_control.sh PIPELINE_FOLDER WORK_DIR" >&2
   exit 2
@@ -35,13 +36,7 @@ kf=$!
 $V/vidiff train --config configs/shapes-control-interpolation.yaml --set base="$P/interpolation" \
   --set output_dir="$W/control-interpolation" "${common[@]}" "${it_extra[@]}" > "$W/control-interpolation.log" 2>&1 &
 it=$!
-status=0
-wait $kf || status=$?
-wait $it || status=$?
-if [ $status -ne 0 ]; then
-  echo "train_control: a training run failed (see $W/control-*.log)" >&2
-  exit $status
-fi
+wait_jobs "train_control: a training run failed (see $W/control-*.log)" $kf $it
 echo "[train_control] adapters trained in $(( $(date +%s) - t0 )) s"
 # default control scale 2: on 50 held-out diagonal / curved clips the centre lands within 2 px in 99% (silhouette)
 # and 95% (blob) of frames at 2, 95% / 82% at 1 (docs/control.md)
