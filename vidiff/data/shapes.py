@@ -297,8 +297,8 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
     except OSError as e:
         raise OutputError(f"--out {shown(out)}: cannot create the folder ({e.strerror})") from None
     rows = []
-    for params in tqdm(iter_clip_params(num, frames, size, seed, min_speed_scale), total=num, desc="shapes", unit="clip",
-                       disable=not progress):
+    clips = iter_clip_params(num, frames, size, seed, min_speed_scale)
+    for params in tqdm(clips, total=num, desc="shapes", unit="clip", disable=not progress):
         stem = f"clip_{params.index:06d}"
         # caption and ground truth first: a run killed between files never leaves a video (which a video folder
         # reads as a clip) without its caption

@@ -23,6 +23,7 @@ from torch import nn
 from vidiff.diffusion.cond import Cond
 from vidiff.random import SampleDraws, generator
 from vidiff.training import conditioning as cond
+from vidiff.training.finetune import load_initial_weights
 from vidiff.training.stages import FrozenHelpers
 
 
@@ -75,8 +76,6 @@ class ControlStage(FrozenHelpers):
             "model")
         adapter = ControlAdapter(self.adapter_cfg)
         if cfg.init_weights is not None:  # e.g. the adapter of a base this one was fine-tuned from
-            from vidiff.training.finetune import load_initial_weights
-
             load_initial_weights(adapter, load_part_weights(cfg.init_weights), cfg.init_weights)
         net.attach_control(adapter)
         denoiser = Denoiser(net, cfg.diffusion.parameterization, cfg.diffusion.sigma_data, cfg.diffusion.anchor)
