@@ -94,7 +94,7 @@ def test_animate_and_extend_through_the_cli(tiny_pipeline, tmp_path):
     record = json.loads((tmp_path / "e.mp4.json").read_text())
     assert record["inputs"]["input_frames"] == 6 and record["settings"]["new_frames"] == 7
     assert record["settings"]["frames_written"] == 13
-    assert record["settings"]["seam_fade"] == 4
+    assert record["settings"]["seam_fade"] == 4 and record["settings"]["strength"] == 1.0  # pipeline.yaml's
 
 
 def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
@@ -123,6 +123,8 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["extend", str(tmp_path / "clip.mp4"), "x", "-o", str(tmp_path / "o.mp4")], "--frames: give the number"),
         (["extend", str(tmp_path / "clip.mp4"), "x", "--frames", "5", "--seam-fade", "-1", "-o", str(tmp_path / "o.mp4")],
          "--seam-fade must be >= 0"),
+        (["extend", str(tmp_path / "clip.mp4"), "x", "--frames", "5", "--strength", "2", "-o", str(tmp_path / "o.mp4")],
+         r"--strength: must be a number in \[0, 1\], got 2.0"),
     ]
 
 

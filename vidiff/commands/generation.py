@@ -42,6 +42,10 @@ def register(sub) -> None:
     ext.add_argument("--seam-fade", type=int, default=4,
                      help="new frames over which the VAE error of the clip's last frame fades out, so the seam "
                           "does not jump (0: off; default 4)")
+    ext.add_argument("--strength", type=float, default=None,
+                     help="0..1: each new keyframe starts (SDEdit) from the clip's last frame moved on at the clip's "
+                          "own measured velocity, noised to this share of the schedule, so the clip keeps its "
+                          "speed; 1 draws them from noise (default: the pipeline's extension_strength)")
     ext.set_defaults(handler=run_generation, task="extend")
 
     edit = sub.add_parser("edit", help="redraw a video clip, or a region of it, under a new prompt",
@@ -162,7 +166,8 @@ def run_generation(args) -> int:
         t0 = time.perf_counter()
         if args.task == "extend":
             frames, fps = pipe.extend_video(source, args.prompt, num_frames=args.frames, seed=seed,
-                                            seam_fade=args.seam_fade, progress=not args.quiet, **common)
+                                            seam_fade=args.seam_fade, strength=args.strength,
+                                            progress=not args.quiet, **common)
         elif args.task == "edit":
             frames, fps = pipe.edit_video(source, args.prompt, strength=args.strength, mask=mask,
                                           feather=args.feather, control=structure, repeats=args.repeats,
@@ -188,6 +193,7 @@ def run_generation(args) -> int:
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
             settings["seam_fade"] = args.seam_fade
+            settings["strength"] = pipe.config.extension_strength if args.strength is None else args.strength
         if args.task == "edit":
             settings["strength"] = args.strength if args.strength is not None else (1.0 if args.mask else 0.6)
             from vidiff.pipeline.request import DEFAULT_REPEATS

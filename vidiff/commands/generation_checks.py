@@ -69,6 +69,13 @@ def validate(args):
             raise InputError(f"--frames: give the number of new frames to add (1 to {MAX_FRAMES})")
         if args.seam_fade < 0:
             raise InputError(f"--seam-fade must be >= 0, got {args.seam_fade}")
+        if args.strength is not None:
+            from vidiff.pipeline.request import check_strength
+
+            try:
+                check_strength(args.strength)
+            except InputError as e:
+                raise InputError(f"--{e}") from None
         from vidiff import io
 
         video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads

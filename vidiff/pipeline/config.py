@@ -101,6 +101,9 @@ class PipelineConfig:
     interpolation: InterpolationStageConfig = field(default_factory=InterpolationStageConfig)
     control_maps: tuple[str, ...] = ()  # kinds of control map the control parts expect (silhouette, blob)
     control_scale: float = 1.0  # the control parts' default weight, when a request gives none (docs/control.md)
+    # extend_video: SDEdit strength of each new keyframe from the clip's last frame moved on at the clip's measured
+    # velocity (1 = from noise; pipeline/extension.py)
+    extension_strength: float = 1.0
 
     def control_parts(self) -> list[str]:
         """The control parts named in parts (control_keyframes, control_interpolation)."""
@@ -145,6 +148,8 @@ def validate_pipeline_config(cfg: PipelineConfig, where: str = PIPELINE_FILE) ->
     """Cross-field checks that the typed loader cannot express; raises ConfigError naming the key."""
     from vidiff.pipeline.layout import frames_for
 
+    if not 0 <= cfg.extension_strength <= 1:  # NaN fails too
+        raise ConfigError(f"{where}: extension_strength must be in [0, 1], got {cfg.extension_strength}")
     if not 2 <= cfg.num_keyframes <= MAX_KEYFRAMES:
         raise ConfigError(f"{where}: num_keyframes must be in [2, {MAX_KEYFRAMES}], got {cfg.num_keyframes}")
     if not 1 <= cfg.keyframe_stride <= MAX_STRIDE:

@@ -2,22 +2,29 @@
 keyframes of a window of K; longer continuations repeat such windows (layout.extension_windows), each overlapping
 the last by its known keyframes. The VAE error of the last input frame is faded out over the first new frames
 (seam.py), so the seam shows no step in sharpness.
+
+With strength < 1 the new keyframes do not start from noise: each starts (SDEdit, Meng et al. 2022) from the clip's
+last frame moved on at the clip's own measured velocity to that keyframe's time (vidiff/motion.py). The keyframe part
+alone does not read the speed from two known keyframes that differ by less than a latent pixel; the start carries
+it, and every window starts from the same straight path, so the speed does not drift from window to window.
 """
 from __future__ import annotations
 
 import torch
 
+from vidiff.motion import carry_forward, clip_velocity
 from vidiff.pipeline.layout import extension_windows
-from vidiff.pipeline.request import check_frames, check_new_frames, plain_number
+from vidiff.pipeline.request import check_frames, check_new_frames, check_strength, plain_number
 from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 from vidiff.pipeline.timeline import extension_gaps
 
 
-def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, settings: dict):
+def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, settings: dict, strength=None):
     """The body of VideoPipeline.extend_video: input + new frames (B,F+N,H,W,3) unbatched, and the fps."""
     pipe._need_keyframe_part("extending a video")
     frames = check_frames(frames, "frames")
     seam_fade, num_frames = check_seam_fade(plain_number(seam_fade)), check_new_frames(plain_number(num_frames))
+    strength = pipe.config.extension_strength if strength is None else check_strength(plain_number(strength))
     req = pipe.request(prompt, height=frames.shape[1], width=frames.shape[2], **settings)
     k, s = req.layout.num_keyframes, req.layout.keyframe_stride
     windows = extension_windows(frames.shape[0], num_frames, k, s)
@@ -34,8 +41,17 @@ def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, setti
     for idx in (known, extra):
         if idx:
             latents[:, :, idx] = pipe.vae.encode_frames(frames[idx].to(pipe._device)).cpu().float()
-    with pipe._timeline(req, [extension_gaps(w, k) for w in windows], progress) as timeline:
-        latents = timeline.extend(latents, windows, pipe._latent_shape(req, k))
+    prior = None
+    if strength < 1 and n >= 2:  # SDEdit from the last frame moved on at the clip's own velocity (one frame: none)
+        new_keys = sorted({w.start + i * s for w in windows for i in range(w.num_known, k)})
+        moved = carry_forward(frames[-1], clip_velocity(frames), [t - (n - 1) for t in new_keys])
+        prior = torch.zeros_like(latents)
+        prior[:, :, new_keys] = pipe.vae.encode_frames(moved.to(pipe._device)).cpu().float()
+    else:
+        strength = 1.0
+    with pipe._timeline(req, [extension_gaps(w, k) for w in windows], progress, strength=strength,
+                        fill_strength=1.0) as timeline:
+        latents = timeline.extend(latents, windows, pipe._latent_shape(req, k), prior)
     decoded = pipe._decode(latents[:, :, n - context:total], progress)[:, context - 1:]  # (B,1+new,H,W,3)
     new = carry_seam_residual(frames[-1], decoded, seam_fade)  # (B,new,H,W,3)
     out = torch.cat([frames[None].expand(new.shape[0], -1, -1, -1, -1), new], dim=1)  # (B,total,H,W,3)

@@ -143,15 +143,21 @@ class Timeline:
         for (b, _), p, window in zip(rows, pos, out):
             timeline[b, :, p[1:-1]] = window[:, 1:-1]
 
-    def extend(self, timeline: torch.Tensor, windows: list[ExtensionWindow], latent_shape) -> torch.Tensor:
+    def extend(self, timeline: torch.Tensor, windows: list[ExtensionWindow], latent_shape,
+               prior: torch.Tensor | None = None) -> torch.Tensor:
         """Samples and fills each extension window on `timeline` (B,C,T,h,w), whose first window's known
-        keyframes are already encoded; returns the completed timeline."""
+        keyframes are already encoded; returns the completed timeline. `prior` (B,C,T,h,w): latents the new
+        keyframes start from (SDEdit at the timeline's strength) instead of noise."""
         k, s = self.req.layout.num_keyframes, self.req.layout.keyframe_stride
         for w_i, w in enumerate(windows):
             pos = [w.start + i * s for i in range(k)]
             known_mask = torch.zeros(timeline.shape[0], k)
             known_mask[:, : w.num_known] = 1.0
-            kf = self.keyframes(latent_shape, ("extend", w_i), timeline[:, :, pos], known_mask)  # (B,C,K,h,w)
+            init = None
+            if prior is not None:
+                init = prior[:, :, pos].clone()
+                init[:, :, : w.num_known] = timeline[:, :, pos[: w.num_known]]
+            kf = self.keyframes(latent_shape, ("extend", w_i), timeline[:, :, pos], known_mask, init)  # (B,C,K,h,w)
             window = timeline[:, :, w.start : pos[-1] + 1].clone()
             window[:, :, ::s] = kf
             timeline[:, :, w.start : pos[-1] + 1] = self.fill(window, extension_gaps(w, k), ("extend", w_i))

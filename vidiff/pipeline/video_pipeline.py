@@ -181,16 +181,19 @@ class VideoPipeline:
 
     @torch.inference_mode()
     def extend_video(self, frames, prompt, *, num_frames: int, seam_fade: int = 4, progress: bool = True,
-                     **settings):
+                     strength: float | None = None, **settings):
         """Continues uint8 (F,H,W,3) `frames` by `num_frames` new frames; returns input + new frames and fps.
 
         The clip's last frames (at the keyframe stride) are the first known keyframes of a window of K; longer
         continuations repeat such windows, each overlapping the last by its known keyframes. The VAE error of the
-        last input frame is faded out over the first `seam_fade` new frames (seam.py; 0 turns it off)."""
+        last input frame is faded out over the first `seam_fade` new frames (seam.py; 0 turns it off).
+        `strength` < 1: each new keyframe starts (SDEdit) from the clip's last frame moved on at the clip's own
+        measured velocity (vidiff/motion.py), so the continuation keeps the clip's speed; 1 samples them from noise.
+        None: pipeline.yaml's `extension_strength`."""
         from vidiff.pipeline.extension import extend
 
         return extend(self, frames, prompt, num_frames=num_frames, seam_fade=seam_fade, progress=progress,
-                      settings=settings)
+                      settings=settings, strength=strength)
 
     @torch.inference_mode()
     def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int = 3,
