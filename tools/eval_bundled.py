@@ -4,7 +4,7 @@ extend (colour, shape and direction kept, no jump at the seam), plus the time pe
 
     .venv/bin/python tools/eval_bundled.py [--model vidiff/bundled/shapes] [--num 100] [--trials 50] --out DIR
         [--paraphrase] [--layouts 16:4x5 16:6x3 31:7x5 33:9x4 --layout-num 30] [--skip t2v animate extend]
-        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64] [--user-wording]
+        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64 [--extend-given 8]] [--user-wording]
 
 Held-out stills and clips come from Shapes seed 1000 (training used seed 1). Writes the text-to-video clips
 with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them) and a summary DIR/summary.json.
@@ -16,11 +16,12 @@ below, written apart from the caption grammar), into DIR/t2v_user. --layouts add
 (FRAMES:KxSTRIDE, frames = (K - 1) * stride + 1), --layout-num clips each, into DIR/layout_FRAMES_KxS.
 --user-keyframes adds text to video with held-out frames given at any indices (FRAMES@I,J,...), --layout-num clips
 each. --extend-long N extends --trials held-out clips by N frames (extend_long: speed of the last 16 frames, a seam
-check a perfect generator passes, and the as-rendered and through-the-VAE oracles beside the model).
+check a perfect generator passes, and three oracles beside the model) of clips given --extend-given frames.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -40,6 +41,7 @@ from vidiff.data.shapes_analysis import analyze_clip  # noqa: E402
 from vidiff.eval.metrics import psnr  # noqa: E402
 from vidiff.eval.shapes import evaluate_shapes_folder  # noqa: E402
 from vidiff.io import write_video  # noqa: E402
+from vidiff.motion import clip_velocity  # noqa: E402
 from vidiff.pipeline.seam import carry_seam_residual  # noqa: E402
 from vidiff.random import generator  # noqa: E402
 
@@ -239,24 +241,32 @@ def long_extension_row(frames: torch.Tensor, params, given: int) -> dict:
             "seam_step": seam, "mean_new_step": float(np.mean(steps)) if steps else None, "seam_ok": bool(seam_ok)}
 
 
-def extend_long(pipe, trials: int, given: int = 8, new: int = 64, first: int = 700) -> dict:
+def extend_long(pipe, trials: int, given: int = 8, new: int = 64, first: int = 700, strength: float | None = None
+                ) -> dict:
     """Extension by `new` frames of held-out clips rendered `given + new` frames long (seed 1000, index first + i; a
-    long clip moves slowly enough to stay in the frame), judged by long_extension_row for the model and two
-    oracles: the rendered continuation itself ("as rendered") and the rendered continuation encoded and decoded
-    by the pipeline's VAE with the pipeline's seam fade ("through the VAE"), the best a latent generator returning
-    the input frames as given can do."""
-    table = {"model": [], "as rendered": [], "through the VAE": []}
+    long clip moves slowly enough to stay in the frame), judged by long_extension_row for the model and three
+    oracles: the rendered continuation itself ("as rendered"); the rendered continuation encoded and decoded by the
+    pipeline's VAE with the pipeline's seam fade ("through the VAE"), the best a latent generator returning the
+    input frames as given can do; and the clip rendered at the speed the `given` frames show ("speed read from the
+    input", vidiff/motion.py): what a generator that continues exactly the visible motion scores. The objects are
+    drawn at whole pixels, so a few slow frames do not pin the speed down; that row is the ceiling of the speed check
+    for a generator that only sees the input."""
+    table = {"model": [], "as rendered": [], "through the VAE": [], "speed read from the input": []}
     for i in range(trials):
         params = sample_clip_params(HELD_OUT_SEED, first + i, num_frames=given + new)
         truth = torch.as_tensor(render_clip(params))
         prompt = prompt_for(params.colour, params.shape, params.direction)
-        frames, _ = pipe.extend_video(truth[:given], prompt, num_frames=new, seed=i, progress=False)
+        extra = {} if strength is None else {"strength": strength}
+        frames, _ = pipe.extend_video(truth[:given], prompt, num_frames=new, seed=i, progress=False, **extra)
         with torch.inference_mode():
             recon = pipe.vae.decode_to_frames(pipe.vae.encode_frames(truth), progress=False)  # (1,F,H,W,3)
         vae = torch.cat([truth[:given], carry_seam_residual(truth[given - 1], recon[:, given - 1:], 4)[0]])
-        for name, clip in (("model", frames), ("as rendered", truth), ("through the VAE", vae)):
+        speed = float(clip_velocity(truth[:given]).norm())  # the speed extend_video reads off the input
+        read = torch.as_tensor(render_clip(dataclasses.replace(params, speed=speed)))
+        for name, clip in (("model", frames), ("as rendered", truth), ("through the VAE", vae),
+                           ("speed read from the input", read)):
             table[name].append(long_extension_row(clip, params, given))
-    out = {}
+    out = {"given": given}
     for name, rows in table.items():
         out[name] = {k: float(np.mean([r[k] for r in rows])) for k in ("keeps", "speed_ok", "seam_ok")}
         out[name]["trials"] = len(rows)
@@ -283,6 +293,10 @@ def main() -> int:
     p.add_argument("--extend-long", type=int, default=0, metavar="N",
                    help="also extend --trials held-out clips by N frames (e.g. 64), with the speed and seam checks "
                         "and the as-rendered and through-the-VAE oracles beside the model")
+    p.add_argument("--extend-given", type=int, default=8, metavar="G",
+                   help="input frames of each --extend-long trial (default 8; 16 = a clip of the pipeline's length)")
+    p.add_argument("--extend-strength", type=float, default=None, metavar="S",
+                   help="extend_video's strength for --extend-long (default: the pipeline's)")
     p.add_argument("--extend-first", type=int, default=700, metavar="I",
                    help="first held-out clip of --extend-long (default 700, the reported set; 900+ for tuning)")
     p.add_argument("--user-keyframes", nargs="*", default=[],
@@ -302,8 +316,8 @@ def main() -> int:
              "layouts": lambda: layouts(pipe, args.layouts, args.layout_num, args.out),
              "user_keyframes": lambda: user_keyframes(pipe, args.user_keyframes, args.layout_num),
              "animate": lambda: animate(pipe, args.trials), "extend": lambda: extend(pipe, args.trials),
-             "extend_long": lambda: extend_long(pipe, args.trials, new=args.extend_long,
-                                                     first=args.extend_first)}
+             "extend_long": lambda: extend_long(pipe, args.trials, given=args.extend_given, new=args.extend_long,
+                                                first=args.extend_first, strength=args.extend_strength)}
     for name, run in steps.items():
         if name in args.skip or (name == "paraphrase" and not args.paraphrase) or (name == "layouts" and not args.layouts) \
                 or (name == "user_keyframes" and not args.user_keyframes) \
