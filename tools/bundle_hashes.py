@@ -14,6 +14,8 @@ on every platform, so the sets recorded before it were dropped; the AVX2 EPYC's 
 sampler became euler_ancestral (2026-12-02 evening), which changed every filled frame: the AVX2 set was dropped and
 the AVX-512 EPYC's (with bf16 kernels) recorded. The keyframe part and its control adapter were fine-tuned for
 extension speed (2026-12-03, tools/finetune_speed.sh), which changed every frame: that set was recorded again.
+The bundle's extensions then started from the clip's motion (`extension_strength: 0.2`, 2026-12-03 afternoon),
+which changed the extend case's frames only: recorded again.
 """
 from __future__ import annotations
 
