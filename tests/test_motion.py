@@ -133,3 +133,25 @@ def test_extension_strength_in_pipeline_yaml_is_checked():
     for bad in (1.5, -0.1, float("nan")):
         with pytest.raises(ConfigError, match="extension_strength"):
             validate_pipeline_config(PipelineConfig(extension_strength=bad))
+
+
+def test_cli_extend_records_the_strength_it_used(load_tool, tmp_path):
+    import dataclasses
+    import json
+
+    from vidiff.cli import main
+    from vidiff.io import write_video
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.text import TextEncoder
+
+    tool = load_tool("make_random_pipeline")
+    vae, kf, it = tool.random_parts(tiny=True, seed=0)
+    config = dataclasses.replace(tool.pipeline_config(steps=1), extension_strength=0.5)
+    folder = VideoPipeline(config, vae, kf, it, TextEncoder.load("default")).save_pretrained(tmp_path / "pipe")
+    clip = _square_clip(6, 1.0).numpy()
+    for frames, expected in ((6, 0.5), (1, 1.0)):  # one frame shows no motion: extended from noise
+        write_video(tmp_path / f"in{frames}.mp4", clip[:frames], 8)
+        out = tmp_path / f"e{frames}.mp4"
+        assert main(["extend", str(tmp_path / f"in{frames}.mp4"), "a red square moving right", "--frames", "4",
+                     "-o", str(out), "--model", str(folder), "--quiet"]) == 0
+        assert json.loads(out.with_name(out.name + ".json").read_text())["settings"]["strength"] == expected

@@ -193,7 +193,8 @@ def run_generation(args) -> int:
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
             settings["seam_fade"] = args.seam_fade
-            settings["strength"] = pipe.config.extension_strength if args.strength is None else args.strength
+            strength = pipe.config.extension_strength if args.strength is None else args.strength
+            settings["strength"] = strength if len(source) >= 2 else 1.0  # one frame shows no motion: from noise
         if args.task == "edit":
             settings["strength"] = args.strength if args.strength is not None else (1.0 if args.mask else 0.6)
             from vidiff.pipeline.request import DEFAULT_REPEATS
