@@ -256,8 +256,7 @@ def extend_long(pipe, trials: int, given: int = 8, new: int = 64, first: int = 7
         params = sample_clip_params(HELD_OUT_SEED, first + i, num_frames=given + new)
         truth = torch.as_tensor(render_clip(params))
         prompt = prompt_for(params.colour, params.shape, params.direction)
-        extra = {} if strength is None else {"strength": strength}
-        frames, _ = pipe.extend_video(truth[:given], prompt, num_frames=new, seed=i, progress=False, **extra)
+        frames, _ = pipe.extend_video(truth[:given], prompt, num_frames=new, seed=i, progress=False, strength=strength)
         with torch.inference_mode():
             recon = pipe.vae.decode_to_frames(pipe.vae.encode_frames(truth), progress=False)  # (1,F,H,W,3)
         vae = torch.cat([truth[:given], carry_seam_residual(truth[given - 1], recon[:, given - 1:], 4)[0]])

@@ -193,8 +193,9 @@ def run_generation(args) -> int:
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
             settings["seam_fade"] = args.seam_fade
-            strength = pipe.config.extension_strength if args.strength is None else args.strength
-            settings["strength"] = strength if len(source) >= 2 else 1.0  # one frame shows no motion: from noise
+            from vidiff.pipeline.extension import extension_strength
+
+            settings["strength"] = extension_strength(pipe.config, args.strength, len(source))
         if args.task == "edit":
             settings["strength"] = args.strength if args.strength is not None else (1.0 if args.mask else 0.6)
             from vidiff.pipeline.request import DEFAULT_REPEATS

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
+from vidiff.limits import short_repr
 from vidiff.safe_yaml import read_text
 
 INDEX_NAME = "index.json"
@@ -101,11 +102,6 @@ def _settings(dataset, vae, text_encoder, shard_size: int, batch_size: int, dtyp
     return json.loads(json.dumps(settings))  # as index.json will hold it (tuples become lists)
 
 
-def _short(value, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 def _difference(key: str, cached, wanted) -> str:
     """The first differing entry of two settings, e.g. "dataset.root: 'a' in the cache, 'b' now": a dataset's
     description lists every window, which is no message to print whole."""
@@ -113,7 +109,7 @@ def _difference(key: str, cached, wanted) -> str:
         for sub in list(cached) + [k for k in wanted if k not in cached]:
             if cached.get(sub) != wanted.get(sub):
                 return _difference(f"{key}.{sub}", cached.get(sub), wanted.get(sub))
-    return f"{key}: {_short(cached)} in the cache, {_short(wanted)} now"
+    return f"{key}: {short_repr(cached, 80)} in the cache, {short_repr(wanted, 80)} now"
 
 
 def _resume_point(out: Path, settings: dict) -> list[dict]:

@@ -19,12 +19,19 @@ from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 from vidiff.pipeline.timeline import extension_gaps
 
 
+def extension_strength(config, strength, num_input: int) -> float:
+    """The strength an extension runs at: the caller's (checked) or pipeline.yaml's, and 1 (from noise) for a clip
+    of one frame, which shows no motion. The CLI's sidecar records this value."""
+    strength = config.extension_strength if strength is None else check_strength(strength)
+    return strength if num_input >= 2 else 1.0
+
+
 def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, settings: dict, strength=None):
     """The body of VideoPipeline.extend_video: input + new frames (B,F+N,H,W,3) unbatched, and the fps."""
     pipe._need_keyframe_part("extending a video")
     frames = check_frames(frames, "frames")
     seam_fade, num_frames = check_seam_fade(plain_number(seam_fade)), check_new_frames(plain_number(num_frames))
-    strength = pipe.config.extension_strength if strength is None else check_strength(plain_number(strength))
+    strength = extension_strength(pipe.config, strength, len(frames))
     req = pipe.request(prompt, height=frames.shape[1], width=frames.shape[2], **settings)
     k, s = req.layout.num_keyframes, req.layout.keyframe_stride
     windows = extension_windows(frames.shape[0], num_frames, k, s)
@@ -42,13 +49,11 @@ def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, setti
         if idx:
             latents[:, :, idx] = pipe.vae.encode_frames(frames[idx].to(pipe._device)).cpu().float()
     prior = None
-    if strength < 1 and n >= 2:  # SDEdit from the last frame moved on at the clip's own velocity (one frame: none)
+    if strength < 1:  # SDEdit from the last frame moved on at the clip's own velocity
         new_keys = sorted({w.start + i * s for w in windows for i in range(w.num_known, k)})
         moved = carry_forward(frames[-1], clip_velocity(frames), [t - (n - 1) for t in new_keys])
         prior = torch.zeros_like(latents)
         prior[:, :, new_keys] = pipe.vae.encode_frames(moved.to(pipe._device)).cpu().float()
-    else:
-        strength = 1.0
     with pipe._timeline(req, [extension_gaps(w, k) for w in windows], progress, strength=strength,
                         fill_strength=1.0) as timeline:
         latents = timeline.extend(latents, windows, pipe._latent_shape(req, k), prior)
