@@ -8,6 +8,7 @@ cleanup (no half-written output or temporary file is left).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import warnings
@@ -86,6 +87,23 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+def _stdout_is_closed() -> bool:
+    """Whether stdout's reader has gone (a pipe's write end reports an error once its read end is closed); if
+    so, stdout is pointed at /dev/null so that the interpreter's last flush at exit does not fail again."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        closed = any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real file behind stdout, or no poll on this platform
+        return False
+    if closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return closed
+
+
 def run_command(handler, args: argparse.Namespace) -> int:
     """Runs a command's handler: user errors, Ctrl-C and SIGTERM as one line each (exit 2, 130, 143). Also the
     entry point of `accelerate launch -m vidiff.train`."""
@@ -110,6 +128,11 @@ def run_command(handler, args: argparse.Namespace) -> int:
         _close_progress_bars()
         print("vidiff: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        if not _stdout_is_closed():
+            raise
+        # the reader of stdout stopped (`vidiff eval shapes DIR | head`): it had what it wanted; no traceback
+        return 128 + signal.SIGPIPE
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
