@@ -4,15 +4,15 @@ extend (colour, shape and direction kept, no jump at the seam), plus the time pe
 
     .venv/bin/python tools/eval_bundled.py [--model vidiff/bundled/shapes] [--num 100] [--trials 50] --out DIR
         [--paraphrase] [--layouts 16:4x5 16:6x3 31:7x5 33:9x4 --layout-num 30] [--skip t2v animate extend]
-        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64 [--extend-given 8]] [--user-wording]
+        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64 [--extend-given 8]] [--user-wording [a|b]]
 
 Held-out stills and clips come from Shapes seed 1000 (training used seed 1). Writes the text-to-video clips
 with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them) and a summary DIR/summary.json.
 
 --paraphrase adds the same 100 attribute sets said with held-out words only (vidiff/data/captions.py HELD_OUT: words
 no training caption contains, e.g. "the ring, jade, that sails west"), into DIR/t2v_paraphrase: the honest figure
-for prompts worded unlike the training captions. --user-wording adds them said as people type them (USER_TEMPLATES
-below, written apart from the caption grammar), into DIR/t2v_user. --layouts adds text to video at other layouts
+for prompts worded unlike the training captions. --user-wording [a|b] adds them said as people type them (tools/user_wordings.py,
+written apart from the caption grammar), into DIR/t2v_user or DIR/t2v_user_b. --layouts adds text to video at other layouts
 (FRAMES:KxSTRIDE, frames = (K - 1) * stride + 1), --layout-num clips each, into DIR/layout_FRAMES_KxS.
 --user-keyframes adds text to video with held-out frames given at any indices (FRAMES@I,J,...), --layout-num clips
 each. --extend-long N extends --trials held-out clips by N frames (extend_long: speed of the last 16 frames, a seam
@@ -44,6 +44,7 @@ from vidiff.io import write_video  # noqa: E402
 from vidiff.motion import clip_velocity  # noqa: E402
 from vidiff.pipeline.seam import carry_seam_residual  # noqa: E402
 from vidiff.random import generator  # noqa: E402
+from user_wordings import SEEDS as USER_SEEDS, user_prompt  # noqa: E402
 
 HELD_OUT_SEED = 1000
 
@@ -55,41 +56,12 @@ def frame_diffs(frames: torch.Tensor) -> np.ndarray:
 
 
 PARAPHRASE_SEED = 77  # the held-out wording of prompt i is drawn from generator(PARAPHRASE_SEED, i)
-USER_SEED = 78  # the user-style wording of prompt i is drawn from generator(USER_SEED, i)
-
-# Prompts as people type them, written by hand apart from the caption grammar (vidiff/data/captions.py): plain
-# colour names, everyday nouns and verbs, capitals, full stops, "towards", filler words. Some words are in the
-# training vocabulary, some (rolls, is moving, towards, across the screen, video of) are not.
-USER_TEMPLATES = (
-    "A {colour} {shape} moves {dir}.",
-    "{colour} {shape} going {dir}",
-    "a {shape} that is {colour}, moving {dir}",
-    "There is a {colour} {shape} and it moves {dir}.",
-    "a {colour} {shape} slowly moving {dir}",
-    "The {colour} {shape} is moving {dir} across the screen.",
-    "a {colour} {shape} rolls {dir}",
-    "{Colour} {shape}, {dir}",
-    "video of a {colour} {shape} moving {dir}",
-    "a {colour} {shape} travels {dir} over a grey background",
-)
-USER_SHAPES = {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)}
-USER_DIRECTIONS = {"left": ("left", "to the left", "leftwards"), "right": ("right", "to the right", "rightwards"),
-                   "up": ("up", "upwards", "towards the top"), "down": ("down", "downwards", "towards the bottom")}
-
-
-def user_prompt(colour: str, shape: str, direction: str, gen: torch.Generator) -> str:
-    """One user-style prompt for (colour, shape, direction), its template and words drawn from `gen`."""
-    pick = lambda options: options[int(torch.randint(len(options), (1,), generator=gen))]  # noqa: E731
-    template = pick(USER_TEMPLATES)
-    return template.format(colour=colour, Colour=colour.capitalize(), shape=pick(USER_SHAPES[shape]),
-                           dir=pick(USER_DIRECTIONS[direction]))
-
 
 def text_to_video(pipe, num: int, out: Path, paraphrase: bool = False, layout: tuple[int, int] | None = None,
-                  user: bool = False) -> dict:
+                  user: str | None = None) -> dict:
     """`num` clips over every (colour, shape, direction), seeds 10000 + i, judged from the written mp4 files by
     the Shapes analyzer; prompts in the plain template or, with `paraphrase`, in held-out words only, or, with
-    `user`, in the user-style wordings above."""
+    `user`, in that set of user-style wordings (tools/user_wordings.py)."""
     out.mkdir(parents=True, exist_ok=True)
     combos = all_combinations()
     times = []
@@ -99,7 +71,7 @@ def text_to_video(pipe, num: int, out: Path, paraphrase: bool = False, layout: t
         if paraphrase:
             prompt = heldout_prompt(colour, shape, direction, generator(PARAPHRASE_SEED, i))
         elif user:
-            prompt = user_prompt(colour, shape, direction, generator(USER_SEED, i))
+            prompt = user_prompt(colour, shape, direction, generator(USER_SEEDS[user], i), user)
         else:
             prompt = prompt_for(colour, shape, direction)
         start = time.perf_counter()
@@ -285,8 +257,9 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--skip", nargs="*", default=[], choices=["t2v", "animate", "extend"])
     p.add_argument("--paraphrase", action="store_true", help="also text to video from held-out-vocabulary prompts")
-    p.add_argument("--user-wording", action="store_true",
-                   help="also text to video from user-style prompts (USER_TEMPLATES), into DIR/t2v_user")
+    p.add_argument("--user-wording", nargs="?", const="a", choices=sorted(USER_SEEDS), default=None,
+                   help="also text to video from a set of user-style prompts (tools/user_wordings.py; default set a)"
+                        " into DIR/t2v_user (set a) or DIR/t2v_user_b")
     p.add_argument("--layouts", nargs="*", default=[], help="also text to video at FRAMES:KxSTRIDE layouts")
     p.add_argument("--layout-num", type=int, default=30, help="clips per layout (and per --user-keyframes spec)")
     p.add_argument("--extend-long", type=int, default=0, metavar="N",
@@ -311,7 +284,9 @@ def main() -> int:
     summary = {"model": args.model}
     steps = {"t2v": lambda: text_to_video(pipe, args.num, args.out / "t2v"),
              "paraphrase": lambda: text_to_video(pipe, args.num, args.out / "t2v_paraphrase", paraphrase=True),
-             "user_wording": lambda: text_to_video(pipe, args.num, args.out / "t2v_user", user=True),
+             "user_wording": lambda: text_to_video(
+                 pipe, args.num, args.out / ("t2v_user" if args.user_wording == "a" else f"t2v_user_{args.user_wording}"),
+                 user=args.user_wording),
              "layouts": lambda: layouts(pipe, args.layouts, args.layout_num, args.out),
              "user_keyframes": lambda: user_keyframes(pipe, args.user_keyframes, args.layout_num),
              "animate": lambda: animate(pipe, args.trials), "extend": lambda: extend(pipe, args.trials),

@@ -1,0 +1,85 @@
+"""Prompts for the Shapes pipeline as people type them, written by hand apart from the caption grammar
+(vidiff/data/captions.py), for tools/eval_bundled.py --user-wording.
+
+Set "a" (2026-12-02): plain colour names, everyday nouns and verbs, capitals, full stops, "towards", filler words.
+Set "b" (2026-12-03, written before it was first measured): the motion said as a path or by the verb alone
+("from left to right", "falling", "rising up the screen"), US spellings ("gray", "colored"), imperatives and
+scene words. A path names both ends ("from right to left" holds "right"), which the training captions did not do
+until the caption fine-tune of 2026-12-03 (set b found that gap: 12 of its 30 path prompts right).
+Set "c" (2026-12-03, written after set b's figure and before the fine-tune was measured, so never used to tune it):
+other sentences, paths with and without "from" ("goes right to left"), a start alone ("comes in from the left and
+moves right"), a verb alone ("falls slowly").
+No set is used to train; words in them may or may not be in the training vocabulary.
+"""
+from __future__ import annotations
+
+import torch
+
+SEEDS = {"a": 78, "b": 79, "c": 80}  # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
+
+TEMPLATES = {
+    "a": (
+        "A {colour} {shape} moves {dir}.",
+        "{colour} {shape} going {dir}",
+        "a {shape} that is {colour}, moving {dir}",
+        "There is a {colour} {shape} and it moves {dir}.",
+        "a {colour} {shape} slowly moving {dir}",
+        "The {colour} {shape} is moving {dir} across the screen.",
+        "a {colour} {shape} rolls {dir}",
+        "{Colour} {shape}, {dir}",
+        "video of a {colour} {shape} moving {dir}",
+        "a {colour} {shape} travels {dir} over a grey background",
+    ),
+    "b": (
+        "a {colour} {shape} {move}",
+        "A {colour} {shape} {move}.",
+        "Show a {colour} {shape} {move}",
+        "{Shape} in {colour}, {move}",
+        "a small {colour} {shape} {move} on a gray background",
+        "Animation: {colour} {shape} {move}",
+        "a {colour} colored {shape} {move}",
+        "one {colour} {shape} {move}, nothing else in the scene",
+    ),
+    "c": (
+        "a {colour} {shape} {move}",
+        "A {colour} {shape} that {move}.",
+        "Generate a video where a {colour} {shape} {move}.",
+        "The {shape} is {colour} and it {move}",
+        "{colour} {shape} {move} on a dark background",
+        "a single {colour} {shape} which {move}",
+    ),
+}
+SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
+          "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
+          "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)}}
+# set a: a direction completing "moves ..."; set b: the whole motion, often a path or a verb that implies it
+DIRECTIONS = {
+    "a": {"left": ("left", "to the left", "leftwards"), "right": ("right", "to the right", "rightwards"),
+          "up": ("up", "upwards", "towards the top"), "down": ("down", "downwards", "towards the bottom")},
+    "b": {"left": ("moving from right to left", "moves from the right side to the left side",
+                   "traveling leftwards across the frame", "slides over to the left", "heading left"),
+          "right": ("moving from left to right", "moves from the left side to the right side",
+                    "traveling rightwards across the frame", "slides over to the right", "heading right"),
+          "up": ("rising", "moving from the bottom to the top", "climbing up the screen",
+                 "floats up to the top", "going upward"),
+          "down": ("falling", "moving from top to bottom", "dropping down the screen", "sinks to the bottom",
+                   "going downward")},
+    "c": {"left": ("goes right to left", "moves across the screen from right to left",
+                   "comes in from the right and moves left", "moves to the left", "heads toward the left"),
+          "right": ("goes left to right", "moves across the screen from left to right",
+                    "comes in from the left and moves right", "moves to the right", "heads toward the right"),
+          "up": ("goes bottom to top", "moves up from the bottom of the screen", "floats upward",
+                 "moves to the top", "rises slowly"),
+          "down": ("goes top to bottom", "moves down from the top of the screen", "drops downward",
+                   "moves to the bottom", "falls slowly")},
+}
+
+
+def user_prompt(colour: str, shape: str, direction: str, gen: torch.Generator, wording: str = "a") -> str:
+    """One prompt of set `wording` for (colour, shape, direction), its template and words drawn from `gen`."""
+    pick = lambda options: options[int(torch.randint(len(options), (1,), generator=gen))]  # noqa: E731
+    template = pick(TEMPLATES[wording])
+    noun = pick(SHAPES[wording][shape])
+    motion = pick(DIRECTIONS[wording][direction])
+    return template.format(colour=colour, Colour=colour.capitalize(), shape=noun, Shape=noun.capitalize(),
+                           dir=motion, move=motion)
