@@ -1,6 +1,7 @@
 """The Shapes caption grammar (vidiff/data/captions.py): deterministic per seed, every caption names exactly its
 attributes, held-out words never reach training captions, and the prompt parser reads every word it uses."""
 import itertools
+import re
 
 import pytest
 import torch
@@ -36,7 +37,8 @@ def test_every_training_caption_names_exactly_its_attributes():
     tables = (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS))
     for truth, caption in _training_draws(3000):
         assert parse_caption(caption) == truth, caption
-        words = caption.replace(",", " ").split()
+        # a path names its start too ("from right to left"): drop that part before looking for other values
+        words = re.sub(r"\bfrom (the )?\w+( edge)? to\b", "to", caption).replace(",", " ").split()
         for (_, table), value in zip(tables, truth):
             named = {table[w] for w in words if w in table}
             assert named == {value}, (caption, named)  # no word of another value of the same attribute
@@ -74,6 +76,22 @@ def test_vocabularies_are_disjoint_and_complete():
     train = {p for g in itertools.chain(captions.TRAIN.colours.values(), captions.TRAIN.shapes.values(),
                                         captions.TRAIN.directions.values(), captions.TRAIN.verbs) for p in g}
     assert not train & captions.heldout_phrases()
+
+
+def test_training_captions_say_every_direction_also_as_a_path():
+    paths = [c for _, c in _training_draws(3000) if " from " in f" {c} "]
+    assert 0.05 < len(paths) / 3000 < 0.4
+    assert {parse_caption(c)[2] for c in paths} == set(DIRECTIONS)
+
+
+@pytest.mark.parametrize("prompt, direction", [
+    ("a red circle moving from right to left", "left"), ("moves from the left side to the right side", "right"),
+    ("a box going left to right", "right"), ("from the bottom to the top", "up"), ("goes top to bottom", "down"),
+    ("a ball coming in from the left", "right"), ("moves up from the bottom of the screen", "up"),
+    ("a square moving to the left", "left"), ("toward the right edge", "right"), ("a dot falling", "down"),
+])
+def test_a_direction_word_that_names_the_start_means_the_opposite_way(prompt, direction):
+    assert parse_prompt(prompt)[2] == direction
 
 
 def test_bad_attribute_is_refused():

@@ -36,16 +36,24 @@ class Vocabulary:
     verbs: tuple[tuple[str, str], ...]  # (gerund, third person): ("moving", "moves")
 
 
+def _paths(start: str, end: str) -> tuple[str, ...]:
+    """The motion as a path that names both ends ("from right to left"): the first direction word a caption
+    holds is then where the object starts, not where it goes, which users write and plain captions never teach."""
+    return (f"from {start} to {end}", f"from the {start} to the {end}", f"from the {start} edge to the {end}")
+
+
 TRAIN = Vocabulary(
     colours={"red": ("red", "crimson", "ruby", "cherry"), "green": ("green", "emerald", "lime", "grassy"),
              "blue": ("blue", "azure", "navy", "sapphire"), "yellow": ("yellow", "golden", "lemon", "canary"),
              "white": ("white", "ivory", "snowy", "pearl")},
     shapes={"circle": ("circle", "disc", "ball", "dot"), "square": ("square", "box", "tile"),
             "triangle": ("triangle", "wedge")},
-    directions={"left": ("left", "leftward", "to the left", "westward", "toward the left edge"),
-                "right": ("right", "rightward", "to the right", "eastward", "toward the right edge"),
-                "up": ("up", "upward", "upwards", "toward the top", "northward"),
-                "down": ("down", "downward", "downwards", "toward the bottom", "southward")},
+    directions={"left": ("left", "leftward", "to the left", "westward", "toward the left edge",
+                         *_paths("right", "left")),
+                "right": ("right", "rightward", "to the right", "eastward", "toward the right edge",
+                          *_paths("left", "right")),
+                "up": ("up", "upward", "upwards", "toward the top", "northward", *_paths("bottom", "top")),
+                "down": ("down", "downward", "downwards", "toward the bottom", "southward", *_paths("top", "bottom"))},
     verbs=(("moving", "moves"), ("sliding", "slides"), ("drifting", "drifts"), ("gliding", "glides"),
            ("travelling", "travels"), ("heading", "heads"), ("going", "goes"), ("floating", "floats"),
            ("shifting", "shifts")),

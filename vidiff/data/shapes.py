@@ -205,14 +205,32 @@ _DIRECTION_WORDS = {
 def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
     """(colour, shape, direction) named in a prompt or caption; None for an attribute not named.
 
-    The first word naming an attribute wins ("a red square moving up" -> ("red", "square", "up")).
+    The first word naming an attribute wins ("a red square moving up" -> ("red", "square", "up")); a direction
+    word after "from" or "from the", or before "to (the)" and another direction, names where the motion starts,
+    so it means the opposite direction ("moving from left to right", "going left to right" and "coming in from
+    the left" -> "right").
     """
     found: dict[str, str | None] = {"colour": None, "shape": None, "direction": None}
-    for word in re.findall(r"[a-z]+", text.lower()):
+    words = re.findall(r"[a-z]+", text.lower())
+    for i, word in enumerate(words):
         for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
             if found[key] is None and word in table:
                 found[key] = table[word]
+                if key == "direction" and _names_the_origin(words, i):
+                    found[key] = _OPPOSITE[found[key]]
     return found["colour"], found["shape"], found["direction"]
+
+
+_OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+
+
+def _names_the_origin(words: list[str], i: int) -> bool:
+    """Whether words[i] is where the motion starts: "from (the) left ...", "left to right", "top to the bottom"."""
+    after_from = (i >= 1 and words[i - 1] == "from") or (i >= 2 and words[i - 2:i] == ["from", "the"])
+    rest = words[i + 1:i + 4]
+    to_another = rest[:1] == ["to"] and any(_DIRECTION_WORDS.get(w) not in (None, _DIRECTION_WORDS[words[i]])
+                                            for w in rest[1:3])
+    return after_from or to_another
 
 
 parse_caption = parse_prompt  # the name used in docs/architecture.md
