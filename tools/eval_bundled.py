@@ -4,15 +4,15 @@ extend (colour, shape and direction kept, no jump at the seam), plus the time pe
 
     .venv/bin/python tools/eval_bundled.py [--model vidiff/bundled/shapes] [--num 100] [--trials 50] --out DIR
         [--paraphrase] [--layouts 16:4x5 16:6x3 31:7x5 33:9x4 --layout-num 30] [--skip t2v animate extend]
-        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64 [--extend-given 8]] [--user-wording [a|b]]
+        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64 [--extend-given 8]] [--user-wording [a b c]]
 
 Held-out stills and clips come from Shapes seed 1000 (training used seed 1). Writes the text-to-video clips
 with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them) and a summary DIR/summary.json.
 
 --paraphrase adds the same 100 attribute sets said with held-out words only (vidiff/data/captions.py HELD_OUT: words
 no training caption contains, e.g. "the ring, jade, that sails west"), into DIR/t2v_paraphrase: the honest figure
-for prompts worded unlike the training captions. --user-wording [a|b] adds them said as people type them (tools/user_wordings.py,
-written apart from the caption grammar), into DIR/t2v_user or DIR/t2v_user_b. --layouts adds text to video at other layouts
+for prompts worded unlike the training captions. --user-wording [SET ...] adds them said as people type them (tools/user_wordings.py,
+written apart from the caption grammar), into DIR/t2v_user (set a) or DIR/t2v_user_SET. --layouts adds text to video at other layouts
 (FRAMES:KxSTRIDE, frames = (K - 1) * stride + 1), --layout-num clips each, into DIR/layout_FRAMES_KxS.
 --user-keyframes adds text to video with held-out frames given at any indices (FRAMES@I,J,...), --layout-num clips
 each. --extend-long N extends --trials held-out clips by N frames (extend_long: speed of the last 16 frames, a seam
@@ -257,9 +257,9 @@ def main() -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--skip", nargs="*", default=[], choices=["t2v", "animate", "extend"])
     p.add_argument("--paraphrase", action="store_true", help="also text to video from held-out-vocabulary prompts")
-    p.add_argument("--user-wording", nargs="?", const="a", choices=sorted(USER_SEEDS), default=None,
-                   help="also text to video from a set of user-style prompts (tools/user_wordings.py; default set a)"
-                        " into DIR/t2v_user (set a) or DIR/t2v_user_b")
+    p.add_argument("--user-wording", nargs="*", choices=sorted(USER_SEEDS), default=None, metavar="SET",
+                   help="also text to video from these sets of user-style prompts (tools/user_wordings.py: a, b, c;"
+                        " the flag alone: a) into DIR/t2v_user (set a) or DIR/t2v_user_SET")
     p.add_argument("--layouts", nargs="*", default=[], help="also text to video at FRAMES:KxSTRIDE layouts")
     p.add_argument("--layout-num", type=int, default=30, help="clips per layout (and per --user-keyframes spec)")
     p.add_argument("--extend-long", type=int, default=0, metavar="N",
@@ -284,9 +284,8 @@ def main() -> int:
     summary = {"model": args.model}
     steps = {"t2v": lambda: text_to_video(pipe, args.num, args.out / "t2v"),
              "paraphrase": lambda: text_to_video(pipe, args.num, args.out / "t2v_paraphrase", paraphrase=True),
-             "user_wording": lambda: text_to_video(
-                 pipe, args.num, args.out / ("t2v_user" if args.user_wording == "a" else f"t2v_user_{args.user_wording}"),
-                 user=args.user_wording),
+             "user_wording": lambda: {s: text_to_video(pipe, args.num, args.out / ("t2v_user" if s == "a" else f"t2v_user_{s}"),
+                                                       user=s) for s in (args.user_wording or ["a"])},
              "layouts": lambda: layouts(pipe, args.layouts, args.layout_num, args.out),
              "user_keyframes": lambda: user_keyframes(pipe, args.user_keyframes, args.layout_num),
              "animate": lambda: animate(pipe, args.trials), "extend": lambda: extend(pipe, args.trials),
@@ -296,7 +295,7 @@ def main() -> int:
         if name in args.skip or (name == "paraphrase" and not args.paraphrase) or (name == "layouts" and not args.layouts) \
                 or (name == "user_keyframes" and not args.user_keyframes) \
                 or (name == "extend_long" and not args.extend_long) \
-                or (name == "user_wording" and not args.user_wording):
+                or (name == "user_wording" and args.user_wording is None):
             continue
         start = time.perf_counter()
         summary[name] = run()

@@ -8,6 +8,9 @@
 #    a. 1500 steps with the first keyframes known (k = 1 or 2) in 28% of samples and the first alone in 24%;
 #    b. 2500 steps with the first keyframes known (k = 1 or 2, as extend_video's windows know them) in 46% of
 #       samples, so that the motion between known keyframes, not the prior, sets the speed.
+#    A_STEPS=0 skips phase a (phase b then starts from FROM's keyframes); B_STEPS sets phase b's length and B_SETS
+#    adds `--set` overrides to it ("KEY=VALUE KEY=VALUE"). The caption fine-tune of 2026-12-03 (paths such as "from
+#    left to right" in the grammar) is documented with its commands in docs/pipeline.md.
 # 3. the keyframe control adapter, tied to the keyframe part's weights, from FROM's adapter: 300 steps at lr 3e-4.
 # 4. OUT: FROM with the new keyframes/ and control-keyframes/ (VAE, interpolation part and its adapter unchanged).
 # Each run resumes from its newest checkpoint when the script is run again. OUT must not be FROM: it is replaced
@@ -37,14 +40,20 @@ mark "data"
 common=(--set data.root="$W/latents" --set vae="$FROM/vae" --set optimizer.lr=3.0e-4 --set optimizer.warmup_steps=50
         --set train.preview_every=0 --resume auto)
 [ -n "${FORCE:-}" ] && common+=(--force)
-$V/vidiff train --config configs/shapes-keyframes.yaml --set output_dir="$W/keyframes-a" "${common[@]}" \
-  --set init_weights="$FROM/keyframes" --set train.max_steps=1500 --set conditioning.pattern_first=0.3 \
-  --set conditioning.pattern_first_k=0.35 > "$W/keyframes-a.log" 2>&1
-mark "keyframes, phase a"
+b_init="$FROM/keyframes"
+b_sets=()
+for kv in ${B_SETS:-}; do b_sets+=(--set "$kv"); done
+if [ "${A_STEPS:-1500}" != 0 ]; then
+  $V/vidiff train --config configs/shapes-keyframes.yaml --set output_dir="$W/keyframes-a" "${common[@]}" \
+    --set init_weights="$FROM/keyframes" --set train.max_steps="${A_STEPS:-1500}" \
+    --set conditioning.pattern_first=0.3 --set conditioning.pattern_first_k=0.35 > "$W/keyframes-a.log" 2>&1
+  mark "keyframes, phase a"
+  b_init="$W/keyframes-a/export"
+fi
 $V/vidiff train --config configs/shapes-keyframes.yaml --set output_dir="$W/keyframes-b" "${common[@]}" \
-  --set init_weights="$W/keyframes-a/export" --set train.max_steps=2500 --set train.seed=1 \
+  --set init_weights="$b_init" --set train.max_steps="${B_STEPS:-2500}" --set train.seed=1 \
   --set conditioning.pattern_none=0.15 --set conditioning.pattern_first=0.25 --set conditioning.pattern_first_k=0.6 \
-  --set conditioning.pattern_region=0.2 > "$W/keyframes-b.log" 2>&1
+  --set conditioning.pattern_region=0.2 "${b_sets[@]}" > "$W/keyframes-b.log" 2>&1
 mark "keyframes, phase b"
 $V/vidiff train --config configs/shapes-control-keyframes.yaml --set base="$W/keyframes-b/export" \
   --set vae="$FROM/vae" --set init_weights="$FROM/control-keyframes" --set output_dir="$W/control-keyframes" \
