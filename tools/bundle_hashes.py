@@ -15,7 +15,9 @@ sampler became euler_ancestral (2026-12-02 evening), which changed every filled 
 the AVX-512 EPYC's (with bf16 kernels) recorded. The keyframe part and its control adapter were fine-tuned for
 extension speed (2026-12-03, tools/finetune_speed.sh), which changed every frame: that set was recorded again.
 The bundle's extensions then started from the clip's motion (`extension_strength: 0.2`, 2026-12-03 afternoon),
-which changed the extend case's frames only: recorded again.
+which changed the extend case's frames only: recorded again. The keyframe part and its control adapter were
+fine-tuned on captions that say the motion as a path ("from right to left", 2026-12-03 evening), which changed every
+frame but the fill's: recorded again.
 """
 from __future__ import annotations
 
