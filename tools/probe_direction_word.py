@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval_bundled import HELD_OUT_SEED  # noqa: E402  (a sibling script: the same held-out seed)
 from vidiff import VideoPipeline  # noqa: E402
 from vidiff.diffusion.cond import Cond  # noqa: E402
-from vidiff.data.shapes import render_clip, sample_clip_params  # noqa: E402
-OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+from vidiff.data.shapes import OPPOSITE_DIRECTION as OPPOSITE, render_clip, sample_clip_params  # noqa: E402
 PERPENDICULAR = {"left": "up", "right": "down", "up": "right", "down": "left"}
 
 

@@ -217,11 +217,11 @@ def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
             if found[key] is None and word in table:
                 found[key] = table[word]
                 if key == "direction" and _names_the_origin(words, i):
-                    found[key] = _OPPOSITE[found[key]]
+                    found[key] = OPPOSITE_DIRECTION[found[key]]
     return found["colour"], found["shape"], found["direction"]
 
 
-_OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+OPPOSITE_DIRECTION = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
 
 def _names_the_origin(words: list[str], i: int) -> bool:
