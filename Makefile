@@ -29,8 +29,10 @@ samples:
 test-tools:
 	bash tools/install_test_tools.sh
 
+# Two workers, one file each at a time: most tests run on one thread (tests/conftest.py), so the second core
+# would otherwise sit idle; whole files per worker keep module fixtures built once.
 test: $(VENV)/.ready samples test-tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-slow: $(VENV)/.ready samples test-tools
 	$(BIN)/python -m pytest -q -m slow

@@ -27,6 +27,20 @@ def load_tool():
 
 
 @pytest.fixture(scope="session")
+def free_port():
+    """free_port(): a TCP port nothing listens on now, for `accelerate launch --main_process_port`, so that two
+    launches in parallel test workers do not both take the default 29500."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return pick
+
+
+@pytest.fixture(scope="session")
 def sample_videos() -> Path:
     """Folder of real clips from Debian packages (tools/fetch_sample_videos.sh); skips when absent."""
     if not (SAMPLES / "vtest.avi").is_file():

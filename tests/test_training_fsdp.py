@@ -103,10 +103,10 @@ def _write_config(path: Path, out: Path, cache: Path) -> Path:
     return path
 
 
-def _launch(args: list[str], cfg: Path, extra: list[str] = (), **kw):
+def _launch(args: list[str], cfg: Path, extra: list[str] = (), *, port: int, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [str(accelerate), "launch", *args, "-m", "vidiff.train", "--config", str(cfg), *extra]
+    cmd = [str(accelerate), "launch", *args, "--main_process_port", str(port), "-m", "vidiff.train", "--config", str(cfg), *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, **kw)
 
@@ -144,7 +144,7 @@ def _weights(folder: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_fsdp_matches_ddp_and_resumes_exactly(tmp_path):
+def test_fsdp_matches_ddp_and_resumes_exactly(tmp_path, free_port):
     from vidiff.data.latent_cache import build_latent_cache
     from vidiff.text import TextEncoder
 
@@ -155,11 +155,11 @@ def test_fsdp_matches_ddp_and_resumes_exactly(tmp_path):
            "--dynamo_backend", "no"]
     runs = {name: _write_config(tmp_path / f"{name}.yaml", tmp_path / name, cache) for name in
             ("ddp", "fsdp", "killed")}
-    out = _finish(_launch(ddp, runs["ddp"]))
-    out = _finish(_launch(fsdp, runs["fsdp"]))
+    out = _finish(_launch(ddp, runs["ddp"], port=free_port()))
+    out = _finish(_launch(fsdp, runs["fsdp"], port=free_port()))
     assert "FSDP2 over 2 processes" in out and "0 groups" not in out, out[-2000:]
 
-    killed = _launch(fsdp, runs["killed"])
+    killed = _launch(fsdp, runs["killed"], port=free_port())
     mark = tmp_path / "killed" / "checkpoints" / f"step_{KILL_AT:08d}" / "manifest.json"
     deadline = time.time() + 600
     while not mark.exists() and killed.poll() is None and time.time() < deadline:
@@ -168,7 +168,7 @@ def test_fsdp_matches_ddp_and_resumes_exactly(tmp_path):
     killed.communicate()
     logged = read_metrics(tmp_path / "killed" / "metrics.jsonl")
     assert KILL_AT <= logged[-1]["step"] < STEPS, "the run ended before it could be killed"
-    out = _finish(_launch(fsdp, runs["killed"], ["--resume", "auto"]))
+    out = _finish(_launch(fsdp, runs["killed"], ["--resume", "auto"], port=free_port()))
     assert f"step_{KILL_AT:08d} at step {KILL_AT}" in out, out[-2000:]
 
     d, f, k = (read_metrics(tmp_path / n / "metrics.jsonl") for n in ("ddp", "fsdp", "killed"))

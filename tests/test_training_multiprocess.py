@@ -20,7 +20,7 @@ def _config(path: Path, out: Path, batch: int) -> Path:
     return path
 
 
-def test_two_processes_match_one(tmp_path):
+def test_two_processes_match_one(tmp_path, free_port):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     one = _config(tmp_path / "one.yaml", tmp_path / "one", batch=4)
     two = _config(tmp_path / "two.yaml", tmp_path / "two", batch=2)
@@ -28,6 +28,7 @@ def test_two_processes_match_one(tmp_path):
                    capture_output=True)
     accelerate = Path(sys.executable).parent / "accelerate"
     proc = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--main_process_port", str(free_port()),
                            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "vidiff.train", "--config",
                            str(two)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
