@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from vidiff.data.shapes_prompt import OPPOSITE_DIRECTION, parse_caption, parse_prompt  # noqa: F401 (re-exported)
 from vidiff.errors import InputError
 
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -172,69 +172,6 @@ def render_clip(params: ShapeClipParams):
 
 
 # ---- prompts ---------------------------------------------------------------------------------------------
-
-_COLOUR_WORDS = {
-    "red": "red", "crimson": "red", "scarlet": "red",
-    "green": "green", "lime": "green", "emerald": "green",
-    "blue": "blue", "navy": "blue", "azure": "blue",
-    "yellow": "yellow", "gold": "yellow", "golden": "yellow",
-    "white": "white", "snow": "white",
-    # the caption grammar's words (vidiff/data/captions.py), training and held-out alike
-    "ruby": "red", "cherry": "red", "grassy": "green", "jade": "green", "sapphire": "blue", "cobalt": "blue",
-    "lemon": "yellow", "canary": "yellow", "ivory": "white", "snowy": "white", "pearl": "white", "milky": "white",
-}
-_SHAPE_WORDS = {
-    "circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "ball": "circle", "dot": "circle",
-    "round": "circle", "circular": "circle",
-    "square": "square", "squares": "square", "box": "square", "block": "square", "cube": "square",
-    "triangle": "triangle", "triangles": "triangle", "triangular": "triangle", "pyramid": "triangle",
-    "ring": "circle", "tile": "square", "wedge": "triangle",
-}
-_DIRECTION_WORDS = {
-    "left": "left", "leftward": "left", "leftwards": "left", "west": "left", "westward": "left",
-    "right": "right", "rightward": "right", "rightwards": "right", "east": "right", "eastward": "right",
-    "up": "up", "upward": "up", "upwards": "up", "rising": "up", "rises": "up", "ascending": "up", "north": "up",
-    "climbing": "up",
-    "down": "down", "downward": "down", "downwards": "down", "falling": "down", "falls": "down",
-    "descending": "down", "sinking": "down", "south": "down", "dropping": "down",
-    "eastward": "right", "northward": "up", "southward": "down", "skyward": "up", "downhill": "down",
-    "top": "up", "bottom": "down",  # "toward the top"
-}
-
-
-def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
-    """(colour, shape, direction) named in a prompt or caption; None for an attribute not named.
-
-    The first word naming an attribute wins ("a red square moving up" -> ("red", "square", "up")); a direction
-    word after "from" or "from the", or before "to (the)" and another direction, names where the motion starts,
-    so it means the opposite direction ("moving from left to right", "going left to right" and "coming in from
-    the left" -> "right").
-    """
-    found: dict[str, str | None] = {"colour": None, "shape": None, "direction": None}
-    words = re.findall(r"[a-z]+", text.lower())
-    for i, word in enumerate(words):
-        for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
-            if found[key] is None and word in table:
-                found[key] = table[word]
-                if key == "direction" and _names_the_origin(words, i):
-                    found[key] = OPPOSITE_DIRECTION[found[key]]
-    return found["colour"], found["shape"], found["direction"]
-
-
-OPPOSITE_DIRECTION = {"left": "right", "right": "left", "up": "down", "down": "up"}
-
-
-def _names_the_origin(words: list[str], i: int) -> bool:
-    """Whether words[i] is where the motion starts: "from (the) left ...", "left to right", "top to the bottom"."""
-    after_from = (i >= 1 and words[i - 1] == "from") or (i >= 2 and words[i - 2:i] == ["from", "the"])
-    rest = words[i + 1:i + 4]
-    to_another = rest[:1] == ["to"] and any(_DIRECTION_WORDS.get(w) not in (None, _DIRECTION_WORDS[words[i]])
-                                            for w in rest[1:3])
-    return after_from or to_another
-
-
-parse_caption = parse_prompt  # the name used in docs/architecture.md
-
 
 def all_combinations() -> list[tuple[str, str, str]]:
     """Every (colour, shape, direction): 5 * 3 * 4 = 60 evaluation prompts."""

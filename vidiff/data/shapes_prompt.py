@@ -1,0 +1,86 @@
+"""Reading a Shapes prompt back into (colour, shape, direction): how `vidiff eval shapes` and the analyzer know
+what a prompt asked for, and how training tells which attributes a caption names.
+
+It reads words, not sentences: the first word naming an attribute wins, with one rule for the direction. People
+often name where the motion starts rather than where it goes ("from left to right", "enters from the top",
+"starts on the right and ends on the left"); a direction word in such a place means the opposite direction.
+"""
+from __future__ import annotations
+
+import re
+
+OPPOSITE_DIRECTION = {"left": "right", "right": "left", "up": "down", "down": "up"}
+
+_COLOUR_WORDS = {
+    "red": "red", "crimson": "red", "scarlet": "red",
+    "green": "green", "lime": "green", "emerald": "green",
+    "blue": "blue", "navy": "blue", "azure": "blue",
+    "yellow": "yellow", "gold": "yellow", "golden": "yellow",
+    "white": "white", "snow": "white",
+    # the caption grammar's words (vidiff/data/captions.py), training and held-out alike
+    "ruby": "red", "cherry": "red", "grassy": "green", "jade": "green", "sapphire": "blue", "cobalt": "blue",
+    "lemon": "yellow", "canary": "yellow", "ivory": "white", "snowy": "white", "pearl": "white", "milky": "white",
+}
+_SHAPE_WORDS = {
+    "circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "ball": "circle", "dot": "circle",
+    "round": "circle", "circular": "circle",
+    "square": "square", "squares": "square", "box": "square", "block": "square", "cube": "square",
+    "triangle": "triangle", "triangles": "triangle", "triangular": "triangle", "pyramid": "triangle",
+    "ring": "circle", "tile": "square", "wedge": "triangle",
+}
+_DIRECTION_WORDS = {
+    "left": "left", "leftward": "left", "leftwards": "left", "west": "left", "westward": "left",
+    "right": "right", "rightward": "right", "rightwards": "right", "east": "right", "eastward": "right",
+    "up": "up", "upward": "up", "upwards": "up", "north": "up", "northward": "up", "skyward": "up",
+    "down": "down", "downward": "down", "downwards": "down", "south": "down", "southward": "down",
+    "downhill": "down",
+    "top": "up", "bottom": "down",  # "toward the top"
+}
+# verbs that carry the direction themselves, in the forms a prompt uses ("rises", "rising", "rise")
+_DIRECTION_WORDS.update(dict.fromkeys(
+    ("rise", "rises", "rising", "ascend", "ascends", "ascending", "climb", "climbs", "climbing"), "up"))
+_DIRECTION_WORDS.update(dict.fromkeys(
+    ("fall", "falls", "falling", "descend", "descends", "descending", "sink", "sinks", "sinking",
+     "drop", "drops", "dropping"), "down"))
+
+# words after which a direction is where the motion starts: "from (the) left", "starts on the right",
+# "enters at the top", "beginning in the bottom ..."
+_ORIGIN_VERBS = {"start", "starts", "starting", "begin", "begins", "beginning", "enter", "enters", "entering"}
+_PLACE_WORDS = {"on", "at", "in", "from"}
+
+
+def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
+    """(colour, shape, direction) named in a prompt or caption; None for an attribute not named.
+
+    The first word naming an attribute wins ("a red square moving up" -> ("red", "square", "up")). A direction
+    word that names where the motion starts means the opposite direction: after "from (the)", after a start verb
+    ("starts on the left", "enters at the top"), or before "to (the)" and another direction ("left to right",
+    "left-to-right"). So "moving from left to right", "coming in from the left" and "starts on the left and ends
+    on the right" all read "right".
+    """
+    found: dict[str, str | None] = {"colour": None, "shape": None, "direction": None}
+    words = re.findall(r"[a-z]+", text.lower())
+    for i, word in enumerate(words):
+        for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
+            if found[key] is None and word in table:
+                found[key] = table[word]
+                if key == "direction" and _names_the_origin(words, i):
+                    found[key] = OPPOSITE_DIRECTION[found[key]]
+    return found["colour"], found["shape"], found["direction"]
+
+
+parse_caption = parse_prompt  # the name used in docs/architecture.md
+
+
+def _names_the_origin(words: list[str], i: int) -> bool:
+    """Whether words[i] is where the motion starts: "from (the) left ...", "starts on the left", "left to right"."""
+    before = words[max(0, i - 3):i]
+    if before[-1:] == ["the"]:
+        before = before[:-1]
+    after_from = before[-1:] == ["from"]
+    after_start = (len(before) >= 2 and before[-1] in _PLACE_WORDS and before[-2] in _ORIGIN_VERBS) \
+        or before[-1:] in (["starts"], ["starting"])
+    rest = words[i + 1:i + 4]
+    to_another = rest[:1] == ["to"] and any(_DIRECTION_WORDS.get(w) not in (None, _DIRECTION_WORDS[words[i]])
+                                            for w in rest[1:3])
+    return after_from or after_start or to_another
