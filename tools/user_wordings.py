@@ -9,13 +9,17 @@ until the caption fine-tune of 2026-12-03 (set b found that gap: 12 of its 30 pa
 Set "c" (2026-12-03, written after set b's figure and before the fine-tune was measured, so never used to tune it):
 other sentences, paths with and without "from" ("goes right to left"), a start alone ("comes in from the left and
 moves right"), a verb alone ("falls slowly").
+Set "d" (2026-12-03, evening, written before any part was measured on it and before the caption fine-tune of that
+evening, so never used to tune it): requests ("a video of", "I want", "Make a clip where"), no article, hyphenated
+paths ("right-to-left"), a start and an end in two clauses ("starts on the right and ends on the left"), "enters
+from", "ascends" / "descends".
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
 
 import torch
 
-SEEDS = {"a": 78, "b": 79, "c": 80}  # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
+SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81}  # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
 
 TEMPLATES = {
     "a": (
@@ -48,10 +52,19 @@ TEMPLATES = {
         "{colour} {shape} {move} on a dark background",
         "a single {colour} {shape} which {move}",
     ),
+    "d": (
+        "a video of a {colour} {shape} that {move}",
+        "Make a clip where the {colour} {shape} {move}.",
+        "{colour} {shape} {move}",
+        "I want a {colour} {shape} that {move}",
+        "Short animation: one {colour} {shape} {move}, plain background.",
+        "the {shape} ({colour}) {move}",
+    ),
 }
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
-          "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)}}
+          "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
+          "d": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)}}
 # set a: a direction completing "moves ..."; sets b and c: the whole motion, often a path or a verb that implies it
 DIRECTIONS = {
     "a": {"left": ("left", "to the left", "leftwards"), "right": ("right", "to the right", "rightwards"),
@@ -72,6 +85,14 @@ DIRECTIONS = {
                  "moves to the top", "rises slowly"),
           "down": ("goes top to bottom", "moves down from the top of the screen", "drops downward",
                    "moves to the bottom", "falls slowly")},
+    "d": {"left": ("moves right-to-left", "enters from the right and heads left", "drifts off to the left",
+                   "travels across to the left", "starts on the right and ends on the left"),
+          "right": ("moves left-to-right", "enters from the left and heads right", "drifts off to the right",
+                    "travels across to the right", "starts on the left and ends on the right"),
+          "up": ("moves bottom-to-top", "enters from the bottom and heads up", "drifts up", "ascends",
+                 "starts at the bottom and ends at the top"),
+          "down": ("moves top-to-bottom", "enters from the top and heads down", "drifts down", "descends",
+                   "starts at the top and ends at the bottom")},
 }
 
 
