@@ -117,3 +117,13 @@ def test_plain_caption_prob_sets_the_share_of_plain_templates():
         g = torch.Generator().manual_seed(0)
         hits = sum(draw_caption("red", "circle", "left", g, plain_prob=p) == plain for _ in range(400))
         assert lo <= hits <= hi, (p, hits)
+
+
+def test_heldout_prompts_stay_the_ones_every_figure_was_measured_on():
+    """Grammar extras for training (adverbs, requests, start clauses) must not change a held-out draw: these four
+    are what the grammar of 2026-12-01 .. 2026-12-03 drew."""
+    expected = ["one ring in scarlet sailing west", "a jade ring on a dark grey background, cruising to the right side",
+                "the ring, cobalt, that cruises north", "one gold ring cruises south"]
+    drawn = [captions.heldout_prompt(*all_combinations()[i * 13], torch.Generator().manual_seed(1000 + i))
+             for i in range(4)]
+    assert drawn == expected
