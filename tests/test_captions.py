@@ -37,14 +37,11 @@ def test_every_training_caption_names_exactly_its_attributes():
     tables = (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS))
     for truth, caption in _training_draws(3000):
         assert parse_caption(caption) == truth, caption
-        # a path or a start clause names where the motion starts too ("from right to left", "in from the right",
-        # "starts on the right and"): drop that part before looking for other values
-        caption = re.sub(r"\b(starts (on|at) the|(comes in|enters) from the) \w+ and\b", "", caption)
-        words = re.sub(r"\bfrom (the )?\w+( edge)?( to)?\b", "", caption).replace(",", " ").split()
+        # a path names its start too ("from right to left"): drop that part before looking for other values
+        words = re.sub(r"\bfrom (the )?\w+( edge)? to\b", "to", caption).replace(",", " ").split()
         for (_, table), value in zip(tables, truth):
             named = {table[w] for w in words if w in table}
-            # no word of another value of the same attribute (a start alone leaves no direction word after the cut)
-            assert named == {value} or (table is _DIRECTION_WORDS and not named), (caption, named)
+            assert named == {value}, (caption, named)  # no word of another value of the same attribute
 
 
 def test_heldout_words_never_appear_in_training_captions():
@@ -83,7 +80,7 @@ def test_vocabularies_are_disjoint_and_complete():
 
 def test_training_captions_say_every_direction_also_as_a_path():
     paths = [c for _, c in _training_draws(3000) if " from " in f" {c} "]
-    assert 0.05 < len(paths) / 3000 < 0.5
+    assert 0.05 < len(paths) / 3000 < 0.4
     assert {parse_caption(c)[2] for c in paths} == set(DIRECTIONS)
 
 
@@ -120,8 +117,8 @@ def test_plain_caption_prob_sets_the_share_of_plain_templates():
 
 
 def test_heldout_prompts_stay_the_ones_every_figure_was_measured_on():
-    """Grammar extras for training (adverbs, requests, start clauses) must not change a held-out draw: these four
-    are what the grammar of 2026-12-01 .. 2026-12-03 drew."""
+    """A change to the grammar for training must not change a held-out draw (one did on 2026-12-03, evening, and
+    was caught only by its figure): these four are what the grammar has drawn since 2026-12-01."""
     expected = ["one ring in scarlet sailing west", "a jade ring on a dark grey background, cruising to the right side",
                 "the ring, cobalt, that cruises north", "one gold ring cruises south"]
     drawn = [captions.heldout_prompt(*all_combinations()[i * 13], torch.Generator().manual_seed(1000 + i))

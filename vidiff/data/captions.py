@@ -3,9 +3,7 @@
 The bundled pipeline used to learn from five fixed templates, so its text pathway had never seen a colour
 synonym or another noun for a shape ("a scarlet disc" became some other colour, every "box" a circle). Here
 each attribute has several words, the motion several verbs and direction phrasings, and a caption may carry an
-adjective, an adverb, a background phrase, a request ("a video of ..."), another article and another word order.
-A direction may be said by where the motion goes ("to the left"), by both ends ("from right to left") or by its
-start alone ("in from the right", "enters from the right and goes left"), as people write it.
+adjective, a background phrase, another article and another word order.
 
 The vocabulary is split once, by hand: TRAIN words may appear in training captions, HELD_OUT words never do.
 Prompts made only from held-out words (`heldout_prompt`) measure how far the model generalizes through the text
@@ -36,20 +34,12 @@ class Vocabulary:
     shapes: dict[str, tuple[str, ...]]  # shape -> nouns
     directions: dict[str, tuple[str, ...]]  # direction -> phrases completing "moving ..."
     verbs: tuple[tuple[str, str], ...]  # (gerund, third person): ("moving", "moves")
-    # adverbs, requests and a start clause of its own (added 2026-12-03, evening); False keeps the draws, and so
-    # the held-out prompts every figure since 2026-12-01 was measured on, exactly as they were
-    phrasing_extras: bool = False
 
 
 def _paths(start: str, end: str) -> tuple[str, ...]:
     """The motion as a path that names both ends ("from right to left"): the first direction word a caption
     holds is then where the object starts, not where it goes, which users write and plain captions never teach."""
     return (f"from {start} to {end}", f"from the {start} to the {end}", f"from the {start} edge to the {end}")
-
-
-def _from(start: str) -> tuple[str, ...]:
-    """The motion named by its start alone ("moving in from the right"), as people write it."""
-    return (f"in from the {start}", f"from the {start}")
 
 
 TRAIN = Vocabulary(
@@ -59,17 +49,14 @@ TRAIN = Vocabulary(
     shapes={"circle": ("circle", "disc", "ball", "dot"), "square": ("square", "box", "tile"),
             "triangle": ("triangle", "wedge")},
     directions={"left": ("left", "leftward", "to the left", "westward", "toward the left edge",
-                         *_paths("right", "left"), *_from("right")),
+                         *_paths("right", "left")),
                 "right": ("right", "rightward", "to the right", "eastward", "toward the right edge",
-                          *_paths("left", "right"), *_from("left")),
-                "up": ("up", "upward", "upwards", "toward the top", "northward", *_paths("bottom", "top"),
-                       *_from("bottom")),
-                "down": ("down", "downward", "downwards", "toward the bottom", "southward", *_paths("top", "bottom"),
-                         *_from("top"))},
+                          *_paths("left", "right")),
+                "up": ("up", "upward", "upwards", "toward the top", "northward", *_paths("bottom", "top")),
+                "down": ("down", "downward", "downwards", "toward the bottom", "southward", *_paths("top", "bottom"))},
     verbs=(("moving", "moves"), ("sliding", "slides"), ("drifting", "drifts"), ("gliding", "glides"),
            ("travelling", "travels"), ("heading", "heads"), ("going", "goes"), ("floating", "floats"),
            ("shifting", "shifts")),
-    phrasing_extras=True,
 )
 
 # Never in a training caption. One or two per value, chosen as words a user would naturally write.
@@ -86,12 +73,6 @@ ADJECTIVES = ("small", "little", "bright", "solid", "flat", "tiny", "plain")
 BACKGROUNDS = ("on a dark grey background", "on a grey background", "over a dark background",
                "against a dark backdrop", "on dark grey")
 ARTICLES = ("a", "the", "one")
-ADVERBS = ("slowly", "steadily", "smoothly", "quickly")  # after the verb: "moves slowly left"
-REQUESTS = ("a video of ", "a clip of ", "an animation of ", "show ")  # before a caption that opens with the object
-# Where the motion starts, for the orders that say it in a clause of its own; {start} is the opposite direction.
-STARTS = ("starts on the {start} and", "starts at the {start} and", "comes in from the {start} and",
-          "enters from the {start} and")
-_START_OF = {"left": "right", "right": "left", "up": "bottom", "down": "top"}
 
 # Word orders. {thing}: "[article] [adjective] colour shape" (or "shape, colour," in the orders marked so).
 _ORDERS = (
@@ -104,7 +85,6 @@ _ORDERS = (
     "{thing} {bg}, {ving} {dir}",
     "{thing} {ving} {dir} {bg}",
 )
-_START_ORDERS = ("{thing} {begins} {vs} {dir}",)  # with phrasing_extras only
 
 
 def _pick(options, gen: torch.Generator):
@@ -122,22 +102,9 @@ def compose(colour: str, shape: str, direction: str, gen: torch.Generator, vocab
     words = dict(colour=_pick(vocab.colours[colour], gen), shape=_pick(vocab.shapes[shape], gen),
                  dir=_pick(vocab.directions[direction], gen), bg=_pick(BACKGROUNDS, gen))
     ving, vs = _pick(vocab.verbs, gen)
-    if not vocab.phrasing_extras:
-        order = _pick(_ORDERS, gen)
-        return order.format(thing=f"{det}{adj}{words['colour']} {words['shape']}", det=det, ving=ving, vs=vs,
-                            **words)
-    if _chance(0.15, gen):
-        adverb = _pick(ADVERBS, gen)
-        ving, vs = f"{ving} {adverb}", f"{vs} {adverb}"
-    begins = _pick(STARTS, gen).format(start=_START_OF[direction])
-    order = _pick(_ORDERS + _START_ORDERS, gen)
-    if "{begins}" in order:  # the start has its own clause: the motion then says only where it goes
-        words["dir"] = _pick([p for p in vocab.directions[direction] if "from" not in p.split()], gen)
+    order = _pick(_ORDERS, gen)
     thing = f"{det}{adj}{words['colour']} {words['shape']}"
-    caption = order.format(thing=thing, det=det, ving=ving, vs=vs, begins=begins, **words)
-    if order.startswith(("{thing}", "{det}")) and _chance(0.15, gen):
-        caption = _pick(REQUESTS, gen) + caption
-    return caption
+    return order.format(thing=thing, det=det, ving=ving, vs=vs, **words)
 
 
 def draw_caption(colour: str, shape: str, direction: str, gen: torch.Generator,
