@@ -387,3 +387,24 @@ def test_a_prompt_longer_than_the_encoder_reads_is_warned_in_one_line(tiny_pipel
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "tokens" in line]
     assert len(lines) == 1 and lines[0].startswith("vidiff: warning: prompt 'a red circle") and "reads the first" in lines[0]
+
+
+def test_a_shapes_pipeline_warns_when_the_prompt_leaves_attributes_to_chance(tiny_pipeline, tmp_path, capsys):
+    """pipeline.yaml's prompt_vocabulary: shapes -> one warning line naming what the prompt does not say; a
+    pipeline without it (open text) says nothing."""
+    shapes = tmp_path / "shapes-pipe"
+    shutil.copytree(tiny_pipeline, shapes)
+    with open(shapes / "pipeline.yaml", "a") as f:
+        f.write("prompt_vocabulary: shapes\n")
+    for model, prompt, expected in ((shapes, "a cat walking", "found no colour, shape or direction"),
+                                    (shapes, "a red circle moving left", None),
+                                    (tiny_pipeline, "a cat walking", None)):
+        capsys.readouterr()
+        assert main(["generate", prompt, "-o", str(tmp_path / "g.mp4"), "--model", str(model), "--quiet",
+                     "--steps", "1"]) == 0
+        warned = [line for line in capsys.readouterr().err.splitlines() if "Shapes pipeline" in line]
+        if expected is None:
+            assert warned == [], (model, prompt)
+        else:
+            assert len(warned) == 1 and warned[0].startswith("vidiff: warning: this Shapes pipeline") \
+                and expected in warned[0], warned

@@ -6,6 +6,7 @@ Each output gets a JSON sidecar next to it (out.mp4.json) and, with --contact-sh
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from vidiff.commands.control_args import (
@@ -138,6 +139,12 @@ def run_generation(args) -> int:
     )
 
     model = Path(args.model) if args.model else BUNDLED
+    if args.task == "generate" and config.prompt_vocabulary == "shapes":
+        from vidiff.data.shapes_prompt import unnamed_attributes_note
+
+        note = unnamed_attributes_note(args.prompt)
+        if note:
+            warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
     inputs_keyframes = read_keyframe_images(parse_keyframe_args(getattr(args, "keyframe", [])), model, inputs)

@@ -84,3 +84,19 @@ def _names_the_origin(words: list[str], i: int) -> bool:
     to_another = rest[:1] == ["to"] and any(_DIRECTION_WORDS.get(w) not in (None, _DIRECTION_WORDS[words[i]])
                                             for w in rest[1:3])
     return after_from or after_start or to_another
+
+
+def unnamed_attributes_note(prompt: str) -> str | None:
+    """A one-line warning for a Shapes pipeline's user when `prompt` names no colour, shape or direction it knows
+    ("a cat walking" -> all three are drawn at random), naming the words that would set them; None if it names all."""
+    from vidiff.data.shapes import COLOURS, DIRECTIONS, SHAPES
+
+    named = dict(zip(("colour", "shape", "direction"), parse_prompt(prompt)))
+    missing = [key for key, value in named.items() if value is None]
+    if not missing:
+        return None
+    words = {"colour": COLOURS, "shape": SHAPES, "direction": DIRECTIONS}
+    told = "; ".join(f"{key}: {', '.join(words[key])}" for key in missing)
+    listed = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} or {missing[-1]}"
+    return (f"this Shapes pipeline found no {listed} it knows in the prompt, so "
+            f"{'that is' if len(missing) == 1 else 'those are'} left to chance ({told})")

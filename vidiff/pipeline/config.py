@@ -76,6 +76,7 @@ class PartsConfig:
 
 CONTROL_PARTS = {"control_keyframes": "keyframes", "control_interpolation": "interpolation"}  # part -> its U-Net
 CONTROL_MAP_KINDS = ("silhouette", "blob")  # vidiff/data/control_maps.py
+PROMPT_VOCABULARIES = (None, "shapes")  # vidiff/data/shapes_prompt.py
 MAX_CONTROL_SCALE = 5.0  # largest control_scale (pipeline/control.py, vidiff generate --control-scale)
 
 
@@ -104,6 +105,9 @@ class PipelineConfig:
     # extend_video: SDEdit strength of each new keyframe from the clip's last frame moved on at the clip's measured
     # velocity (1 = from noise; pipeline/extension.py)
     extension_strength: float = 1.0
+    # "shapes": the keyframe part knows only the Shapes words (colours, shapes, directions), so `vidiff generate`
+    # notes which of them a prompt leaves to chance; None for a pipeline trained on open text
+    prompt_vocabulary: str | None = None
 
     def control_parts(self) -> list[str]:
         """The control parts named in parts (control_keyframes, control_interpolation)."""
@@ -169,6 +173,9 @@ def validate_pipeline_config(cfg: PipelineConfig, where: str = PIPELINE_FILE) ->
         raise ConfigError(f"{where}: fps must be in [{FPS_MIN:g}, {FPS_MAX:g}], got {cfg.fps}")
     if not 2 <= cfg.interpolation.max_gap <= MAX_STRIDE:
         raise ConfigError(f"{where}: interpolation.max_gap must be in [2, {MAX_STRIDE}], got {cfg.interpolation.max_gap}")
+    if cfg.prompt_vocabulary not in PROMPT_VOCABULARIES:
+        raise ConfigError(f"{where}: prompt_vocabulary: {short_repr(cfg.prompt_vocabulary)} unknown; valid: "
+                          f"{list(PROMPT_VOCABULARIES)}")
     bad = [k for k in cfg.control_maps if k not in CONTROL_MAP_KINDS]
     if bad:
         raise ConfigError(f"{where}: control_maps: {bad} unknown; valid kinds: {list(CONTROL_MAP_KINDS)}")

@@ -1,0 +1,22 @@
+"""The note a Shapes pipeline gives for a prompt that leaves colour, shape or direction to chance."""
+import pytest
+
+from vidiff.config import ConfigError
+from vidiff.data.shapes_prompt import unnamed_attributes_note
+from vidiff.pipeline.config import pipeline_config_from_dict
+
+
+def test_the_note_names_what_the_prompt_leaves_to_chance():
+    note = unnamed_attributes_note("a cat walking on the beach")
+    assert note.startswith("this Shapes pipeline found no colour, shape or direction it knows")
+    assert "colour: red, green, blue, yellow, white" in note and "direction: left, right, up, down" in note
+    note = unnamed_attributes_note("A red circle.")
+    assert "found no direction it knows" in note and "that is left to chance" in note and "shape:" not in note
+    assert unnamed_attributes_note("a red circle moving left") is None
+    assert unnamed_attributes_note("the ring, jade, that sails west") is None  # held-out words are read too
+
+
+def test_an_unknown_prompt_vocabulary_is_refused():
+    assert pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml").prompt_vocabulary == "shapes"
+    with pytest.raises(ConfigError, match="prompt_vocabulary: 'klingon' unknown"):
+        pipeline_config_from_dict({"prompt_vocabulary": "klingon"}, where="p.yaml")
