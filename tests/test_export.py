@@ -47,6 +47,7 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
         assert stage.schedule == dict(train_cfg.diffusion.noise)
     assert (cfg.keyframes.anchor, cfg.interpolation.anchor) == ("none", "known_blend")
     assert (cfg.keyframes.steps, cfg.interpolation.steps, cfg.keyframes.guidance_scale) == (20, 10, 4.0)
+    assert c.captions == "shapes_grammar" and cfg.prompt_vocabulary == "shapes"  # the recipe's captions say so
     for part in RECIPES:
         for name in ("config.yaml", "model.safetensors", "trained_on.yaml"):
             assert (out / part / name).read_bytes() == (BUNDLE / part / name).read_bytes()
@@ -60,6 +61,11 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     assert "steps: 7" in (out / "pipeline.yaml").read_text()
     again = read_pipeline_folder(out)
     assert (again.keyframes.sampler, again.interpolation.sampler) == ("dpmpp_2m", "euler_ancestral")
+    # keyframes trained on the dataset's own captions: no vocabulary is assumed
+    (runs[1] / "config.yaml").write_text((runs[1] / "config.yaml").read_text().replace("captions: shapes_grammar",
+                                                                                         "captions: dataset"))
+    assert main(["export", *map(str, runs), "-o", str(out), "--force"]) == 0
+    assert read_pipeline_folder(out).prompt_vocabulary is None
 
 
 @pytest.mark.parametrize("drop, message", [("interpolation", "no interpolation run"), (None, "second keyframes")])

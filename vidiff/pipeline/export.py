@@ -75,6 +75,8 @@ def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
             **_stage_settings(it), sigma_max=defaults.sigma_max, steps=defaults.interpolation_steps,
             guidance_scale=1.0, image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
             max_gap=it.conditioning.max_gap, sampler=defaults.interpolation_sampler),
+        # trained on the Shapes caption grammar: the keyframe part reads only Shapes words (vidiff generate warns)
+        prompt_vocabulary="shapes" if c.captions == "shapes_grammar" else None,
     )
 
 
