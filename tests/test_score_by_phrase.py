@@ -17,7 +17,7 @@ def test_counts_each_prompt_under_its_longest_phrase(load_tool):
     assert dict(total) == {"moves left slowly": 1, "moves left": 2, "to the right": 1}
     assert (right["moves left slowly"], right["moves left"], right["to the right"]) == (1, 0, 1)
     right, _ = tool.tally(rows, phrases, "direction")
-    assert right["moves left"] == 1  # the box's direction was right, its colour was not
+    assert right["moves left"] == 1  # the box: direction right, the clip not all correct
 
 
 def test_a_prompt_outside_the_set_is_an_error(load_tool):

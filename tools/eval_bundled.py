@@ -258,8 +258,9 @@ def main() -> int:
     p.add_argument("--skip", nargs="*", default=[], choices=["t2v", "animate", "extend"])
     p.add_argument("--paraphrase", action="store_true", help="also text to video from held-out-vocabulary prompts")
     p.add_argument("--user-wording", nargs="*", choices=sorted(USER_SEEDS), default=None, metavar="SET",
-                   help="also text to video from these sets of user-style prompts (tools/user_wordings.py: a, b, c;"
-                        " the flag alone: a) into DIR/t2v_user (set a) or DIR/t2v_user_SET")
+                   help="also text to video from these sets of user-style prompts (tools/user_wordings.py: "
+                        f"{', '.join(sorted(USER_SEEDS))}; the flag alone: a) into DIR/t2v_user (set a) or "
+                        "DIR/t2v_user_SET")
     p.add_argument("--layouts", nargs="*", default=[], help="also text to video at FRAMES:KxSTRIDE layouts")
     p.add_argument("--layout-num", type=int, default=30, help="clips per layout (and per --user-keyframes spec)")
     p.add_argument("--extend-long", type=int, default=0, metavar="N",

@@ -65,7 +65,8 @@ SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "tria
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "d": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)}}
-# set a: a direction completing "moves ..."; sets b and c: the whole motion, often a path or a verb that implies it
+# set a: a direction completing "moves ..."; sets b, c and d: the whole motion, often a path or a verb that
+# implies it
 DIRECTIONS = {
     "a": {"left": ("left", "to the left", "leftwards"), "right": ("right", "to the right", "rightwards"),
           "up": ("up", "upwards", "towards the top"), "down": ("down", "downwards", "towards the bottom")},
