@@ -33,6 +33,8 @@ def test_unknown_and_bad_keys_are_named():
 def test_config_hash_ignores_only_reporting_keys():
     a = toy_config()
     assert config_hash(a) == config_hash(toy_config(output_dir="elsewhere", train={"log_every": 7}))
+    # a speed-for-memory switch with the same values: a run may resume with it changed (another machine)
+    assert config_hash(a) == config_hash(toy_config(train={"activation_recompute": False}))
     assert config_hash(a) != config_hash(toy_config(optimizer={"lr": 1e-3}))
 
 

@@ -84,3 +84,11 @@ def test_estimate_within_a_quarter_of_the_measured_peak(tmp_path, recipe, overri
     assert e.activations > 0.5 * measured  # the case is dominated by what the estimate measures, not by constants
     # the issue asks for 25%; 15% holds (1% and 4% measured) and fails without the backward temporaries (21%)
     assert abs(e.total - measured) <= 0.15 * measured, (measured, e.total)
+
+
+def test_activation_recompute_switch_reaches_the_estimate():
+    on = estimate(load_train_config(REPO / "configs/shapes-keyframes.yaml", ["train.activation_recompute=true"]))
+    off = estimate(load_train_config(REPO / "configs/shapes-keyframes.yaml", ["train.activation_recompute=false"]))
+    # the normalised tensors and GEGLU gates are kept for backward once the blocks stop recomputing them
+    assert off.activations > 1.2 * on.activations
+    assert (off.weights, off.optimizer) == (on.weights, on.optimizer)

@@ -243,3 +243,38 @@ def test_pooled_text_is_the_masked_mean_and_starts_as_a_no_op():
         a = pooled(x, c_noise, Cond(context=context, context_mask=mask))
         b = pooled(x, c_noise, Cond(context=changed, context_mask=mask))
     assert (a[0] - b[0]).abs().max() == 0 and (a[1] - b[1]).abs().max() > 1e-3
+
+
+def _saved_bytes_and_grads(model, x, c_noise, context):
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    model.zero_grad(set_to_none=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x, c_noise, Cond(context=context))
+    out.square().mean().backward()
+    return out.detach(), sum(saved), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_activation_recompute_trades_memory_not_values():
+    from vidiff.models.recompute import set_activation_recompute
+    from vidiff.models.resnet import ResBlock
+    from vidiff.models.temporal_conv import TemporalConv
+    from vidiff.models.transformer import GEGLU
+
+    model = randomize(UNet3D(tiny())).train()
+    x, c_noise, context = inputs(f=4)
+    blocks = sum(isinstance(m, (ResBlock, TemporalConv, GEGLU)) for m in model.modules())
+    assert set_activation_recompute(model, True) == blocks > 0
+    out_on, bytes_on, grads_on = _saved_bytes_and_grads(model, x, c_noise, context)
+    assert set_activation_recompute(model, False) == blocks
+    assert not any(m.recompute_activations for m in model.modules() if isinstance(m, (ResBlock, GEGLU)))
+    out_off, bytes_off, grads_off = _saved_bytes_and_grads(model, x, c_noise, context)
+    torch.testing.assert_close(out_on, out_off, atol=0, rtol=0)  # the forward is the same computation
+    assert grads_on.keys() == grads_off.keys()
+    for name in grads_on:  # the fused GEGLU backward sums in another order than autograd's
+        torch.testing.assert_close(grads_on[name], grads_off[name], atol=1e-6, rtol=1e-5, msg=name)
+    assert bytes_off > 1.2 * bytes_on  # what the recompute saves: the normalised tensors and the GEGLU gates

@@ -27,16 +27,19 @@ def _norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
     return silu_fresh(norm(x))
 
 
-def norm_silu(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
-    """SiLU(GroupNorm(x)), recomputed in backward from x (which is kept anyway) rather than storing the normalised
-    tensor too: one activation-sized tensor less per norm, for the price of re-running two elementwise passes."""
-    if torch.is_grad_enabled() and x.requires_grad:
+def norm_silu(norm: nn.GroupNorm, x: torch.Tensor, recompute: bool = True) -> torch.Tensor:
+    """SiLU(GroupNorm(x)); with `recompute`, recomputed in backward from x (which is kept anyway) rather than
+    storing the normalised tensor too: one activation-sized tensor less per norm, for the price of re-running two
+    elementwise passes (the same values either way; models/recompute.py switches it per model)."""
+    if recompute and torch.is_grad_enabled() and x.requires_grad:
         return checkpoint(_norm_silu, norm, x, use_reentrant=False)
     return _norm_silu(norm, x)
 
 
 class ResBlock(nn.Module):
     """Per-frame residual block with an additive embedding; in_ch -> out_ch."""
+
+    recompute_activations = True  # norm_silu's memory-for-time trade (models/recompute.py)
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, groups: int, dropout: float = 0.0):
         super().__init__()
@@ -50,12 +53,12 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, num_frames: int) -> torch.Tensor:
         # x: ((b f), c, h, w) channels-last; emb: (b, E) per clip or ((b f), E) per frame
-        h = self.conv1(norm_silu(self.norm1, x))  # ((b f), out, h, w)
+        h = self.conv1(norm_silu(self.norm1, x, self.recompute_activations))  # ((b f), out, h, w)
         e = self.emb(F.silu(emb))  # (b or (b f), out)
         if e.shape[0] != x.shape[0]:
             e = e.repeat_interleave(num_frames, dim=0)  # ((b f), out)
         h = h + e[:, :, None, None]
-        h = self.conv2(self.dropout(norm_silu(self.norm2, h)))
+        h = self.conv2(self.dropout(norm_silu(self.norm2, h, self.recompute_activations)))
         return self.skip(x) + h
 
 

@@ -21,6 +21,7 @@ from vidiff.models.resnet import norm_silu, silu_fresh
 
 
 class TemporalConv(nn.Module):
+    recompute_activations = True  # norm_silu's memory-for-time trade (models/recompute.py)
     radius = 2  # frames each side an output frame depends on (two kernel-3 convolutions), with the frame norm
 
     def __init__(self, channels: int, groups: int, mult: int = 2, dropout: float = 0.0, frame_norm: bool = False,
@@ -43,8 +44,8 @@ class TemporalConv(nn.Module):
             h = self._over_time(self.conv2, self.dropout(silu_fresh(self.norm2(h))), num_frames, w)
             return h.add_(x)  # in place: nothing keeps the conv output
         t = rearrange(x, "(b f) c h w -> b c f (h w)", f=num_frames)  # a view in channels-last memory
-        t = self.conv1(norm_silu(self.norm1, t))  # (b, mult*c, f, h*w)
-        t = self.conv2(self.dropout(norm_silu(self.norm2, t)))  # (b, c, f, h*w)
+        t = self.conv1(norm_silu(self.norm1, t, self.recompute_activations))  # (b, mult*c, f, h*w)
+        t = self.conv2(self.dropout(norm_silu(self.norm2, t, self.recompute_activations)))  # (b, c, f, h*w)
         return x + rearrange(t, "b c f (h w) -> (b f) c h w", w=w)
 
     @staticmethod

@@ -51,7 +51,10 @@ class _GatedProjection(torch.autograd.Function):
 
 
 class GEGLU(nn.Module):
-    """Linear(dim -> 2*inner), value * GELU(gate), Linear(inner -> dim) (the last two fused, see above)."""
+    """Linear(dim -> 2*inner), value * GELU(gate), Linear(inner -> dim) (the last two fused, see above, unless
+    `recompute_activations` is switched off: then autograd keeps the gated activation)."""
+
+    recompute_activations = True  # models/recompute.py
 
     def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0, zero_out: bool = False):
         super().__init__()
@@ -65,7 +68,7 @@ class GEGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.proj_in(x)  # (..., 2 * inner)
-        if self.dropout.p > 0 and self.training:
+        if (self.dropout.p > 0 and self.training) or not self.recompute_activations:
             value, gate = h.chunk(2, dim=-1)
             return self.proj_out(self.dropout(value * F.gelu(gate)))
         return _GatedProjection.apply(h, self.proj_out.weight, self.proj_out.bias)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from vidiff.diffusion.cond import Cond
+from vidiff.models.recompute import set_activation_recompute
 
 GIB = 1024**3
 BACKWARD_SHARE = 1 / 3  # backward's temporaries against the saved activations (measured on CPU, see above)
@@ -167,6 +168,7 @@ def estimate(cfg, batch_size: int | None = None) -> MemoryEstimate:
         model = _VAETrainForward(vae)
         inputs = {"video": video}
     model.train()
+    set_activation_recompute(model, cfg.train.activation_recompute)
     if cfg.train.freeze:  # frozen parameters keep no gradients and no optimizer moments
         from vidiff.training.finetune import freeze_parameters
 

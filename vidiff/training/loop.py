@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from vidiff.config import save_yaml
 from vidiff.errors import InputError, VidiffError
+from vidiff.models.recompute import set_activation_recompute
 from vidiff.training import checkpoint as ckpt
 from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
@@ -180,6 +181,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
         raise TypeError(f"{type(stage).__name__} does not implement the training Stage protocol (training/stage.py)")
     stage.to(accelerator.device)
     model = raw = stage.model
+    set_activation_recompute(model, t.activation_recompute)
     chash = config_hash(cfg)
     manifest = tensors = jsons = None
     if resume_from is not None:
