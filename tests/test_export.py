@@ -57,10 +57,15 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert (cfg.keyframes.sampler, cfg.interpolation.sampler) == ("dpmpp_2m", "dpmpp_2m")
     assert main(["export", *map(str, runs), "-o", str(out), "--force", "--keyframe-steps", "7",
-                 "--interpolation-sampler", "euler_ancestral"]) == 0
+                 "--interpolation-sampler", "euler_ancestral", "--extension-strength", "0.2"]) == 0
     assert "steps: 7" in (out / "pipeline.yaml").read_text()
     again = read_pipeline_folder(out)
     assert (again.keyframes.sampler, again.interpolation.sampler) == ("dpmpp_2m", "euler_ancestral")
+    assert (cfg.extension_strength, again.extension_strength) == (1.0, 0.2)
+    # a strength outside [0, 1] is refused, naming the key, and the folder written before stays
+    assert main(["export", *map(str, runs), "-o", str(out), "--force", "--extension-strength", "nan"]) == 2
+    assert "extension_strength" in capsys.readouterr().err
+    assert read_pipeline_folder(out).extension_strength == 0.2
     # keyframes trained on the dataset's own captions: no vocabulary is assumed
     (runs[1] / "config.yaml").write_text((runs[1] / "config.yaml").read_text().replace("captions: shapes_grammar",
                                                                                          "captions: dataset"))

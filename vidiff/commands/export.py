@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--keyframe-sampler", choices=SAMPLERS, default="dpmpp_2m", help="default keyframe sampler")
     p.add_argument("--interpolation-sampler", choices=SAMPLERS, default="dpmpp_2m",
                    help="default sampler of the fills")
+    p.add_argument("--extension-strength", type=float, default=1.0,
+                   help="default strength of `vidiff extend`: how far the new window's copy of the last frames is "
+                        "re-noised (0..1; 1 draws it from noise)")
     p.set_defaults(handler=run)
 
 
@@ -31,7 +34,8 @@ def run(args) -> int:
     defaults = SamplingDefaults(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
                                 guidance_scale=args.guidance, image_guidance_scale=args.image_guidance,
                                 sigma_max=args.sigma_max, fps=args.fps, keyframe_sampler=args.keyframe_sampler,
-                                interpolation_sampler=args.interpolation_sampler)
+                                interpolation_sampler=args.interpolation_sampler,
+                                extension_strength=args.extension_strength)
     out = export_pipeline([Path(r) for r in args.run_dirs], Path(args.output), defaults, overwrite=args.force)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")

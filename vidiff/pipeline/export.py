@@ -29,6 +29,7 @@ class SamplingDefaults:
     fps: float = 8.0
     keyframe_sampler: str = "dpmpp_2m"
     interpolation_sampler: str = "dpmpp_2m"
+    extension_strength: float = 1.0  # how far `extend` re-noises its copy of the last frames (1: from noise)
 
 
 def find_runs(run_dirs: list[Path]) -> dict:
@@ -77,6 +78,7 @@ def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
             max_gap=it.conditioning.max_gap, sampler=defaults.interpolation_sampler),
         # trained on the Shapes caption grammar: the keyframe part reads only Shapes words (vidiff generate warns)
         prompt_vocabulary="shapes" if c.captions == "shapes_grammar" else None,
+        extension_strength=defaults.extension_strength,
     )
 
 
