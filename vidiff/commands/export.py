@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidiff.pipeline.config import SAMPLERS
+from vidiff.pipeline.config import SAMPLERS, PipelineConfig
 
 
 def register(sub) -> None:
@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--keyframe-sampler", choices=SAMPLERS, default="dpmpp_2m", help="default keyframe sampler")
     p.add_argument("--interpolation-sampler", choices=SAMPLERS, default="dpmpp_2m",
                    help="default sampler of the fills")
-    p.add_argument("--extension-strength", type=float, default=1.0,
+    p.add_argument("--extension-strength", type=float, default=PipelineConfig.extension_strength,
                    help="default strength of `vidiff extend`: how far the new window's copy of the last frames is "
                         "re-noised (0..1; 1 draws it from noise)")
     p.set_defaults(handler=run)

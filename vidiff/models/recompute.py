@@ -3,7 +3,7 @@
 ResBlock and TemporalConv recompute GroupNorm+SiLU in backward from its input, and GEGLU recomputes its gated
 activation, instead of keeping those tensors for backward: less activation memory (what a GPU run of a large model
 is short of), for more work per step. A small model on a CPU has memory to spare and the work is the cost: the
-Shapes recipes' U-Net steps run 5-15% faster with it off (docs/training.md). The values are the same either way.
+Shapes recipes' training steps run 10-16% faster with it off (docs/training.md). The values are the same either way.
 Not to be confused with `gradient_checkpointing`, which recomputes whole layers.
 """
 from __future__ import annotations

@@ -29,7 +29,7 @@ class SamplingDefaults:
     fps: float = 8.0
     keyframe_sampler: str = "dpmpp_2m"
     interpolation_sampler: str = "dpmpp_2m"
-    extension_strength: float = 1.0  # how far `extend` re-noises its copy of the last frames (1: from noise)
+    extension_strength: float = PipelineConfig.extension_strength  # how far `extend` re-noises (1: from noise)
 
 
 def find_runs(run_dirs: list[Path]) -> dict:

@@ -143,7 +143,7 @@ class TrainSection:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     gradient_checkpointing: bool = False  # U-Net stages: recompute each layer in backward (the VAE stage refuses it)
     # blocks recompute GroupNorm+SiLU and the GEGLU gate in backward (less memory); false on a CPU with memory to
-    # spare makes steps 5-15% faster, same values (vidiff/models/recompute.py)
+    # spare makes the Shapes recipes' steps 10-16% faster, same values (vidiff/models/recompute.py)
     activation_recompute: bool = True
     # latent stages: at most this many model frames per micro-step (samples x window length); a step whose drawn
     # window is long trains on fewer samples, so the cost of a step stays about that of the short windows. None: off
