@@ -84,6 +84,24 @@ def test_training_captions_say_every_direction_also_as_a_path():
     assert {parse_caption(c)[2] for c in paths} == set(DIRECTIONS)
 
 
+def test_captions_without_paths_name_only_the_goal_and_keep_every_other_draw():
+    combos = all_combinations()
+    with_paths, without = [], []
+    for i in range(600):
+        colour, shape, direction = combos[i % len(combos)]
+        with_paths.append(captions.draw_caption(colour, shape, direction, _gen(7, i, "caption"), 0.0))
+        without.append(captions.draw_caption(colour, shape, direction, _gen(7, i, "caption"), 0.0, paths=False))
+    assert not [c for c in without if " from " in f" {c} "]
+    assert [parse_caption(c) for c in without] == [parse_caption(c) for c in with_paths]
+    phrases = sorted({p for ps in captions.TRAIN.directions.values() for p in ps}, key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, phrases)) + r")\b")
+    # only the direction phrase is drawn from other options: article, adjective, colour, shape, verb and word
+    # order stay those of the caption with paths
+    assert [pattern.sub("~", c) for c in without] == [pattern.sub("~", c) for c in with_paths]
+    assert sum(a != b for a, b in zip(with_paths, without)) > 0.3 * 600
+    assert all(not captions.is_path(p) for ps in captions.TRAIN_NO_PATHS.directions.values() for p in ps)
+
+
 @pytest.mark.parametrize("prompt, direction", [
     ("a red circle moving from right to left", "left"), ("moves from the left side to the right side", "right"),
     ("a box going left to right", "right"), ("from the bottom to the top", "up"), ("goes top to bottom", "down"),

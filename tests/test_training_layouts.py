@@ -90,6 +90,8 @@ def test_layout_ranges_are_validated(tmp_path):
         cfg_for(tmp_path, "keyframes", {**RANGES, "max_keyframe_stride": 0})
     with pytest.raises(ConfigError, match="default_layout_prob"):
         cfg_for(tmp_path, "keyframes", {**RANGES, "default_layout_prob": 1.5})
+    with pytest.raises(ConfigError, match="path_captions_from_step: must be >= 0"):
+        cfg_for(tmp_path, "keyframes", {**RANGES, "path_captions_from_step": -1})
     with pytest.raises(ConfigError, match=r"data.num_frames \(33\) < 41"):  # 9 keyframes at stride 5 span 41
         cfg_for(tmp_path, "keyframes", data={"kind": "shapes", "num_frames": 33}, conditioning=RANGES)
     with pytest.raises(ValueError, match="41"):
@@ -126,6 +128,19 @@ def test_grammar_captions_are_drawn_per_sample_and_encoded_on_the_fly(tmp_path):
     assert stage.captions(stored, SampleDraws(0, [0] * 12, 4, list(range(12)))) != drawn
     with pytest.raises(ValueError, match="does not name"):
         stage.captions(["a purple thing"], d)
+
+
+def test_path_captions_start_at_their_step(tmp_path):
+    stage = stage_for(tmp_path, captions="shapes_grammar", plain_caption_prob=0.0, path_captions_from_step=100)
+    stored = ["a red circle moving left", "the white triangle slides up", "a square, blue, moving down"] * 20
+
+    def paths_at(step):
+        drawn = stage.captions(stored, SampleDraws(0, [0] * 60, step, list(range(60))))
+        assert [parse_caption(c) for c in drawn] == [parse_caption(c) for c in stored]
+        return sum(" from " in f" {c} " for c in drawn)
+
+    assert paths_at(0) == paths_at(99) == 0
+    assert paths_at(100) > 5 and paths_at(2000) > 5
 
 
 def test_dataset_captions_keep_the_cached_embeddings(tmp_path):

@@ -42,6 +42,10 @@ def _paths(start: str, end: str) -> tuple[str, ...]:
     return (f"from {start} to {end}", f"from the {start} to the {end}", f"from the {start} edge to the {end}")
 
 
+def is_path(phrase: str) -> bool:
+    return phrase.startswith("from ")
+
+
 TRAIN = Vocabulary(
     colours={"red": ("red", "crimson", "ruby", "cherry"), "green": ("green", "emerald", "lime", "grassy"),
              "blue": ("blue", "azure", "navy", "sapphire"), "yellow": ("yellow", "golden", "lemon", "canary"),
@@ -58,6 +62,12 @@ TRAIN = Vocabulary(
            ("travelling", "travels"), ("heading", "heads"), ("going", "goes"), ("floating", "floats"),
            ("shifting", "shifts")),
 )
+
+# The training vocabulary before paths are taught: a model learning the direction words from nothing learns
+# their sign from captions that name only the goal (conditioning.path_captions_from_step, docs/training.md).
+TRAIN_NO_PATHS = Vocabulary(
+    colours=TRAIN.colours, shapes=TRAIN.shapes, verbs=TRAIN.verbs,
+    directions={d: tuple(p for p in phrases if not is_path(p)) for d, phrases in TRAIN.directions.items()})
 
 # Never in a training caption. One or two per value, chosen as words a user would naturally write.
 HELD_OUT = Vocabulary(
@@ -108,12 +118,13 @@ def compose(colour: str, shape: str, direction: str, gen: torch.Generator, vocab
 
 
 def draw_caption(colour: str, shape: str, direction: str, gen: torch.Generator,
-                 plain_prob: float = PLAIN_PROB) -> str:
-    """A training caption: the plain template with probability `plain_prob`, else a TRAIN-vocabulary paraphrase."""
+                 plain_prob: float = PLAIN_PROB, paths: bool = True) -> str:
+    """A training caption: the plain template with probability `plain_prob`, else a TRAIN-vocabulary paraphrase
+    (without the motion said as a path when `paths` is False)."""
     _check(colour, shape, direction)
     if _chance(plain_prob, gen):
         return prompt_for(colour, shape, direction)
-    return compose(colour, shape, direction, gen, TRAIN)
+    return compose(colour, shape, direction, gen, TRAIN if paths else TRAIN_NO_PATHS)
 
 
 def heldout_prompt(colour: str, shape: str, direction: str, gen: torch.Generator) -> str:

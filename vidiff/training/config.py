@@ -71,6 +71,9 @@ class ConditioningSection:
     # drawn from the caption grammar (vidiff/data/captions.py) for the attributes the clip's caption names
     captions: Literal["dataset", "shapes_grammar"] = "dataset"
     plain_caption_prob: float = 0.2  # shapes_grammar: share of captions that are exactly the plain template
+    # shapes_grammar: the first step whose captions may say the motion as a path ("from left to right"); before it
+    # they name only where the object goes, so a model learning from nothing first learns the sign of each word
+    path_captions_from_step: int = 0
 
     def keyframe_counts(self) -> tuple[int, int]:
         """(min, max) keyframe count the keyframe stage trains on."""
@@ -252,6 +255,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key in ("drop_text_prob", "drop_cond_prob", "plain_caption_prob"):
         if not 0.0 <= getattr(c, key) <= 1.0:
             raise ConfigError(f"conditioning.{key}: must be in [0, 1]")
+    if c.path_captions_from_step < 0:
+        raise ConfigError(f"conditioning.path_captions_from_step: must be >= 0, got {c.path_captions_from_step}")
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
         need = c.max_keyframe_span()
         if need > d.num_frames:

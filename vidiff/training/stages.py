@@ -154,13 +154,15 @@ class LatentDiffusionStage(FrozenHelpers):
         from vidiff.data.captions import draw_caption
         from vidiff.data.shapes import parse_caption
 
+        c = self.cfg.conditioning
+        paths = draws.step >= c.path_captions_from_step
         out = []
         for i, caption in enumerate(stored):
             attributes = parse_caption(caption)
             if None in attributes:
                 raise ValueError(f"conditioning.captions=shapes_grammar: caption {caption!r} does not name a "
                                  "Shapes colour, shape and direction")
-            out.append(draw_caption(*attributes, draws.gen(i, "caption"), self.cfg.conditioning.plain_caption_prob))
+            out.append(draw_caption(*attributes, draws.gen(i, "caption"), c.plain_caption_prob, paths))
         return out
 
     def keyframe_layout(self, seed: int, step: int) -> tuple[int, int]:
