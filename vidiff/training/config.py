@@ -336,6 +336,8 @@ def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str
         data.pop("decoded_loss")
     if cfg.train.max_batch_frames is None:  # likewise for runs from before the key existed
         data["train"].pop("max_batch_frames")
+    if cfg.conditioning.path_captions_from_step == 0:  # likewise
+        data["conditioning"].pop("path_captions_from_step")
     for key in ignore:
         node = data
         *parents, last = key.split(".")
