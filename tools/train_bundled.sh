@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the bundled Shapes pipeline (vidiff/bundled/shapes) with the project's own commands:
 #   bash tools/train_bundled.sh [WORK_DIR [OUT]]   (defaults: runs/bundle, vidiff/bundled/shapes)
-# 1. 2000 Shapes clips of 41 frames (seed 1; evaluation uses other seeds)  2. the VAE (per-frame)  3. the latent
-# cache (its encoder)  4. on one core the keyframe model; on the other the interpolation model, then the VAE's
-# temporal decoder (encoder frozen, so the cached latent space stays valid)  5. the pipeline.
+# 1. 2000 Shapes clips of 41 frames (seed 1; evaluation uses other seeds)  2. the VAE (per-frame)  3. on one core
+# the latent cache (its encoder), then the keyframe model; on the other the VAE's temporal decoder (encoder
+# frozen, so the cached latent space stays valid), then the interpolation model  4. the pipeline.
 # Layouts, grammar captions and region masks are training inputs (configs/shapes-keyframes.yaml, -interpolation.yaml).
 # Each training step resumes from its newest complete checkpoint if the script is run again.
 #
@@ -51,10 +51,6 @@ else
 fi
 mark "vae"
 
-# resumes at the first missing shard; a finished cache returns at once
-OMP_NUM_THREADS=2 $V/vidiff data cache --videos "$W/shapes" --vae "$VAE_ENC" --frames 41 --size 64 --out "$W/latents"
-mark "latent cache"
-
 common=(--set data.root="$W/latents" --set vae="$VAE_ENC" --resume auto)
 [ -n "${FORCE:-}" ] && common+=(--force)
 kf_extra=() it_extra=()
@@ -65,22 +61,38 @@ if [ -n "${INIT_FROM:-}" ]; then
   it_extra=(--set init_weights="$INIT_FROM/interpolation" --set train.max_steps="${IT_STEPS:-1200}"
             --set optimizer.lr="$lr" --set optimizer.warmup_steps=50)
 fi
-$V/vidiff train --config configs/shapes-keyframes.yaml --set output_dir="$W/keyframes" "${common[@]}" \
-  --set train.preview_every=0 "${kf_extra[@]}" > "$W/keyframes.log" 2>&1 &
-kf=$!
-# the keyframe model is the longest run: the other core trains interpolation, then the temporal decoder
+# Two lanes, one core each. Lane A: the latent cache (the encoder), then the keyframe model. Lane B: the temporal
+# decoder (it needs the VAE, not the cache), then the interpolation model once the cache is there. The cache and
+# the decoder are the two short jobs, the keyframe and interpolation models the two long ones, so each lane ends
+# about when the other does (docs/training.md, "The current recipe from scratch").
+cache_done="$W/.latent_cache_done"
+rm -f "$cache_done"
 (
-  $V/vidiff train --config configs/shapes-interpolation.yaml --set output_dir="$W/interpolation" "${common[@]}" \
-    "${it_extra[@]}" > "$W/interpolation.log" 2>&1
-  echo "[train_bundled] interpolation at $(( $(date +%s) - t0 )) s"
+  # resumes at the first missing shard; a finished cache returns at once
+  $V/vidiff data cache --videos "$W/shapes" --vae "$VAE_ENC" --frames 41 --size 64 --out "$W/latents" \
+    > "$W/latent_cache.log" 2>&1
+  touch "$cache_done"
+  echo "[train_bundled] latent cache at $(( $(date +%s) - t0 )) s"
+  $V/vidiff train --config configs/shapes-keyframes.yaml --set output_dir="$W/keyframes" "${common[@]}" \
+    --set train.preview_every=0 "${kf_extra[@]}" > "$W/keyframes.log" 2>&1
+  echo "[train_bundled] keyframes at $(( $(date +%s) - t0 )) s"
+) &
+lane_a=$!
+(
   if [ ${#tdec_cmd[@]} -gt 0 ]; then
     "${tdec_cmd[@]}" > "$W/vae_temporal.log" 2>&1
     echo "[train_bundled] temporal decoder at $(( $(date +%s) - t0 )) s"
   fi
+  while [ ! -f "$cache_done" ] && kill -0 $lane_a 2>/dev/null; do sleep 2; done
+  [ -f "$cache_done" ] || exit 1  # lane A failed before the cache was complete
+  $V/vidiff train --config configs/shapes-interpolation.yaml --set output_dir="$W/interpolation" "${common[@]}" \
+    "${it_extra[@]}" > "$W/interpolation.log" 2>&1
+  echo "[train_bundled] interpolation at $(( $(date +%s) - t0 )) s"
 ) &
-it=$!
-wait_jobs "train_bundled: a training run failed (see $W/keyframes.log, interpolation.log, vae_temporal.log)" $kf $it
-mark "keyframes + interpolation + temporal decoder"
+lane_b=$!
+wait_jobs "train_bundled: a step failed (see $W/latent_cache.log, keyframes.log, vae_temporal.log, interpolation.log)" \
+  $lane_a $lane_b
+mark "latent cache + keyframes | temporal decoder + interpolation"
 
 # keyframe guidance 2: the Shapes analyzer measured squares kept square and 100% plain prompts at 2, 94% at 4
 # (docs/pipeline.md, "Keyframe guidance and square corners"); fills by euler_ancestral: 4.3-5.5 dB over the blend
