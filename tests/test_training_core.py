@@ -36,7 +36,9 @@ def test_config_hash_ignores_only_reporting_keys():
     # a speed-for-memory switch with the same values: a run may resume with it changed (another machine)
     assert config_hash(a) == config_hash(toy_config(train={"activation_recompute": False}))
     assert config_hash(a) != config_hash(toy_config(optimizer={"lr": 1e-3}))
-    assert config_hash(a) != config_hash(toy_config(conditioning={"path_captions_from_step": 100}))
+    grammar = {"captions": "shapes_grammar"}
+    assert config_hash(toy_config(conditioning=grammar)) != config_hash(
+        toy_config(conditioning={**grammar, "path_captions_from_step": 100}))
 
 
 def test_lr_warmup_then_cosine_to_floor():

@@ -257,6 +257,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"conditioning.{key}: must be in [0, 1]")
     if c.path_captions_from_step < 0:
         raise ConfigError(f"conditioning.path_captions_from_step: must be >= 0, got {c.path_captions_from_step}")
+    if c.path_captions_from_step and c.captions != "shapes_grammar":
+        raise ConfigError("conditioning.path_captions_from_step: only the Shapes caption grammar says paths; it needs "
+                          f"conditioning.captions: shapes_grammar (got {c.captions!r})")
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
         need = c.max_keyframe_span()
         if need > d.num_frames:
