@@ -38,6 +38,9 @@ def test_wrong_types_are_named():
         from_dict(Root, {"inner": {"kind": "c"}})
     with pytest.raises(ConfigError, match="lr"):
         from_dict(Root, {"lr": True})
+    for bad in (float("inf"), float("-inf"), float("nan")):  # YAML's .inf / -.inf / .nan
+        with pytest.raises(ConfigError, match="lr: expected a finite number"):
+            from_dict(Root, {"lr": bad})
 
 
 def test_int_is_accepted_as_float_and_overrides_parse_yaml():

@@ -345,6 +345,19 @@ case("yaml-train-invalid", "not valid YAML")(train_config("stage: [toy\n"))
 case("yaml-train-not-utf8", "not UTF-8 text")(train_config(b"stage: toy\noutput_dir: \xc3\x28\n"))
 case("yaml-train-deep", "nested deeper than")(train_config(DEEP))
 case("yaml-train-a-scalar", "must be a mapping")(train_config("42\n"))
+# YAML's .inf and .nan passed where --set refuses them; AdamW's own checks ended in a traceback
+for key, value in (("optimizer.lr", ".inf"), ("optimizer.lr", ".nan"), ("loss.kl_weight", ".nan"),
+                   ("loss.l1_weight", "-.inf")):
+    section, name = key.split(".")
+    case(f"yaml-train-{section}-{name}-{value.strip('.-')}", f"{key}: expected a finite number")(
+        train_config(TOY + f"{section}: {{{name}: {value}}}\n"))
+for key, value, expect in (("eps", "-1.0e-8", "optimizer.eps must be > 0"),
+                           ("weight_decay", "-0.1", "optimizer.weight_decay and optimizer.warmup_steps >= 0"),
+                           ("warmup_steps", "-5", "optimizer.weight_decay and optimizer.warmup_steps >= 0"),
+                           ("betas", "[0.9, 1.5]", "optimizer.betas[1]: must be in [0, 1)"),
+                           ("min_lr_ratio", "2.0", "optimizer.min_lr_ratio: must be in [0, 1]")):
+    case(f"yaml-train-optimizer-{key}-out-of-range", expect)(train_config(TOY + f"optimizer: {{{key}: {value}}}\n"))
+case("yaml-train-loss-weight-negative", "loss.edge_weight: must be >= 0")(train_config(TOY + "loss: {edge_weight: -1.0}\n"))
 case("yaml-train-missing", "config file not found")(lambda ws, o, a: ["train", "--config", str(ws / "nope.yaml")])
 case("yaml-set-alias-bomb", "expands to more than")(train_config(TOY, "--set", "train.max_steps=" + BOMB.replace("\n", "\n")))
 case("yaml-set-python-tag", "is not allowed")(train_config(TOY, "--set", "train.seed=!!python/name:os.system"))
@@ -737,6 +750,11 @@ def export_run(config_text: str | bytes):
 if _has_export():  # `vidiff export` arrived with the round-2 redesign
     case("export-onto-an-existing-folder", "already exists")(
         lambda ws, o, a: ["export", str(ws), "-o", str(make_pipeline(ws, a))])
+    # --force replaced the output folder even when it was one of the inputs (the run itself, or its export)
+    for name, target in (("run", lambda run: run), ("its-export", lambda run: run / "export"),
+                         ("a-parent", lambda run: run.parent)):
+        case(f"export-force-onto-{name}", "the input")(
+            lambda ws, o, a, target=target: export_run(TOY)(ws, o, a)[:2] + ["-o", str(target(ws / "run")), "--force"])
     case("export-run-config-alias-bomb", "expands to more than")(export_run(BOMB))
     case("export-run-config-python-tag", "is not allowed")(export_run(PYTHON_TAG))
     case("export-run-config-not-utf8", "not UTF-8 text")(export_run(b"stage: vae\nnote: \xff\n"))

@@ -6,6 +6,7 @@ config nests them. No class paths in strings: the code that reads a config decid
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -62,6 +63,8 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {_short(value)}")
+        if not math.isfinite(value):  # YAML's .inf / .nan: no setting of ours means anything at infinity
+            raise ConfigError(f"{where}: expected a finite number, got {value}")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):

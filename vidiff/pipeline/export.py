@@ -86,6 +86,7 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
                     overwrite: bool = False) -> Path:
     """Writes the pipeline folder `out` from the runs; returns it."""
     out = Path(out)
+    refuse_output_over_inputs(out, [*run_dirs, *(Path(d) / "export" for d in run_dirs)])  # before any run is read
     if out.exists() and not overwrite:
         raise InputError(f"-o {out}: already exists (--force replaces it)")
     if out.exists() and not out.is_dir():
@@ -93,6 +94,20 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
     runs = find_runs(run_dirs)
     cfg = pipeline_config(runs, defaults)
     return write_pipeline_folder(out, {name: runs[name][0] / "export" for name in runs}, cfg)
+
+
+def refuse_output_over_inputs(out: Path, inputs) -> None:
+    """InputError when the folder `out` is one of `inputs` or holds one: replacing it (--force) would delete the
+    input before or while it is read. Checked on resolved paths, so a symlink or `..` changes nothing."""
+    from vidiff.output_safety import real_path, shown
+
+    target = real_path(out)
+    for item in inputs:
+        source = real_path(item)
+        if source == target or target in source.parents:
+            held = "is" if source == target else "holds"
+            raise InputError(f"-o {shown(out)}: {held} the input {shown(item)}; writing the pipeline there would "
+                             "delete it (--force too), give another folder")
 
 
 def remove_stale_exports(out: Path, older_than_s: float | None = None) -> list[Path]:
@@ -122,6 +137,7 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
     that every part was trained with the pipeline's text encoder and VAE (trained_on.yaml)."""
     from vidiff.pipeline.trained import read_trained_records
 
+    refuse_output_over_inputs(out, parts.values())
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_exports(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))

@@ -218,8 +218,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
-    if cfg.loss.temporal_weight < 0 or cfg.loss.latent_noise_max < 0:
-        raise ConfigError("loss.temporal_weight and loss.latent_noise_max: must be >= 0")
+    for key in ("kl_weight", "l1_weight", "l2_weight", "edge_weight", "temporal_weight", "latent_noise_max"):
+        if getattr(cfg.loss, key) < 0:
+            raise ConfigError(f"loss.{key}: must be >= 0, got {getattr(cfg.loss, key)}")
     if cfg.stage == "toy" and (cfg.init_weights is not None or t.freeze):
         raise ConfigError("init_weights / train.freeze: the toy stage has no part to start from or freeze")
     if t.max_batch_frames is not None and t.max_batch_frames < 1:
@@ -234,6 +235,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"train.ema_decay: must be in [0, 1), got {t.ema_decay}")
     if o.lr <= 0:
         raise ConfigError(f"optimizer.lr: must be > 0, got {o.lr}")
+    if o.eps <= 0 or o.weight_decay < 0 or o.warmup_steps < 0:
+        raise ConfigError("optimizer.eps must be > 0, optimizer.weight_decay and optimizer.warmup_steps >= 0; got "
+                          f"{o.eps}, {o.weight_decay}, {o.warmup_steps}")
+    for i, beta in enumerate(o.betas):
+        if not 0.0 <= beta < 1.0:
+            raise ConfigError(f"optimizer.betas[{i}]: must be in [0, 1), got {beta}")
+    if not 0.0 <= o.min_lr_ratio <= 1.0:
+        raise ConfigError(f"optimizer.min_lr_ratio: must be in [0, 1], got {o.min_lr_ratio}")
     if c.max_gap < c.min_gap:
         raise ConfigError(f"conditioning.max_gap ({c.max_gap}) < conditioning.min_gap ({c.min_gap})")
     for name, value in (("min_keyframes", c.min_keyframes), ("max_keyframes", c.max_keyframes),
