@@ -269,3 +269,33 @@ def test_a_fifo_named_index_json_is_refused_without_blocking(tmp_path):
     os.mkfifo(tmp_path / "index.json")  # opening it for reading would block forever without a writer
     with pytest.raises(ConfigError, match="not a regular file"):
         LatentCacheDataset(tmp_path)
+
+
+def test_an_error_before_the_first_shard_leaves_no_index(tmp_path):
+    """A build that fails on its first clip left a fresh index.json, so the rerun with corrected settings was
+    refused ('existing cache was built with a different ...'); a failure after a shard keeps it (resumable)."""
+    kwargs = dict(shard_size=4, batch_size=2, dtype="float32", progress=False)
+    with pytest.raises(RuntimeError, match="simulated"):
+        build_latent_cache(FakeClips(10, fail_at=1), FakeVAE(), FakeText(), tmp_path / "c", **kwargs)
+    assert list((tmp_path / "c").iterdir()) == []
+    build_latent_cache(FakeClips(6), FakeVAE(), FakeText(), tmp_path / "c", **{**kwargs, "shard_size": 3})
+    assert LatentCacheDataset(tmp_path / "c").__len__() == 6
+
+
+def test_cli_refuses_a_size_off_the_vae_grid_before_loading_it(tmp_path, capsys, monkeypatch):
+    from vidiff.cli import main
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+    (tmp_path / "clips").mkdir()
+
+    def no_load(*a, **k):
+        raise AssertionError("the VAE's weights were loaded")
+
+    monkeypatch.setattr(AutoencoderKL, "load", no_load)
+    args = ["data", "cache", "--videos", str(tmp_path / "clips"), "--vae", str(tmp_path / "vae"), "--frames", "8",
+            "--size", "63", "--out", str(tmp_path / "cache"), "--no-progress"]
+    assert main(args) == 2
+    assert "--size 63: must be a multiple of the VAE's downsampling factor 4 (e.g. 60)" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()

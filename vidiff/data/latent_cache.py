@@ -173,11 +173,6 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
     The VAE mean is stored unless `sample` (then a posterior sample, seeded from `seed` and the batch start).
     An existing cache in `out_dir` built with the same settings is continued at its first missing shard.
     """
-    from safetensors.torch import save as save_tensors
-    from tqdm.auto import tqdm
-
-    from vidiff.output_safety import write_bytes
-
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
     if shard_size < 1 or batch_size < 1:
@@ -189,12 +184,35 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings(dataset, vae, text_encoder, shard_size, batch_size, dtype, sample, seed)
     shards = _resume_point(out, settings)
+    fresh = not (out / INDEX_NAME).exists()
     index = {**settings, "complete": False, "shapes": None, "shards": shards}
     if shards:
         index["shapes"] = json.loads((out / INDEX_NAME).read_text())["shapes"]
     # Before the first shard: a build stopped after writing a shard but before listing it still has an index
     # whose settings let the next run continue (and rewrite that shard)
     _atomic_json(out / INDEX_NAME, index)
+    try:
+        _encode_shards(dataset, vae, text_encoder, out, index, shard_size, batch_size, dtype, sample, seed, progress)
+    except Exception:
+        # an error (not a stop) before any shard was written: the fresh index would only make the next run with
+        # other settings refuse this folder
+        if fresh and not index["shards"] and not any(out.glob("shard_*.safetensors")):
+            (out / INDEX_NAME).unlink(missing_ok=True)
+        raise
+    index["complete"] = True
+    _atomic_json(out / INDEX_NAME, index)
+    return out
+
+
+def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_size: int, batch_size: int, dtype: str,
+                   sample: bool, seed: int, progress: bool) -> None:
+    """Encodes the shards after those `index` lists, appending each to it and rewriting index.json."""
+    from safetensors.torch import save as save_tensors
+    from tqdm.auto import tqdm
+
+    from vidiff.output_safety import write_bytes
+
+    n, shards = len(dataset), index["shards"]
     num_shards = -(-n // shard_size)
     start_clip = sum(s["count"] for s in shards)
     memo = _CaptionMemo(text_encoder)
@@ -231,9 +249,6 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
                        "sha256": _file_sha256(file), "captions": captions})
         _atomic_json(out / INDEX_NAME, index)
     bar.close()
-    index["complete"] = True
-    _atomic_json(out / INDEX_NAME, index)
-    return out
 
 
 def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, out_dir, shard_size: int = 256,
@@ -266,6 +281,13 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     if os.path.lexists(out_dir) and not Path(out_dir).is_dir():
         raise InputError(f"--out {shown(out_dir)}: exists and is not a folder")
     check_output(Path(out_dir) / INDEX_NAME, what="--out")  # writable, before the VAE loads
+    from vidiff.models.vae import VAEConfig
+    from vidiff.parts import load_part_config
+
+    factor = load_part_config(vae, VAEConfig).downsample_factor  # its config only: the weights load below
+    if size % factor:
+        raise InputError(f"--size {size}: must be a multiple of the VAE's downsampling factor {factor} "
+                         f"(e.g. {size // factor * factor or factor})")
     dataset = VideoWindows(VideoFolderDataset(videos, num_frames=frames, stride=stride, size=(size, size)),
                            hop=hop, per_video=windows)
     vae_model = AutoencoderKL.load(vae)
