@@ -258,3 +258,37 @@ def test_a_clip_whose_header_estimates_one_frame_is_up_converted_from_its_frames
     write_video(one, _clip(1, 32, 32), fps=10)
     assert main(["interpolate", str(one), "-o", str(tmp_path / "o.mp4"), "--factor", "2", "--model", "nope"]) == 2
     assert "one.mp4: 1 frame(s); interpolation needs at least 2" in capsys.readouterr().err
+
+
+def test_an_odd_sized_clip_and_a_fractional_rate_are_said_and_recorded_as_written(interp_only, tmp_path):
+    """A 35x21 clip (a GIF: vidiff's own writers pad to even sides) is written 36x22, and `--fps 20` on a 10.01 fps
+    clip gives 20.02 fps: both are warned, and the sidecar's size is the file's, beside the input's."""
+    from PIL import Image
+
+    from vidiff.io import read_video, write_video
+
+    odd = tmp_path / "odd.gif"
+    images = [Image.fromarray(f) for f in _clip(3, 21, 35, seed=4).numpy()]
+    images[0].save(odd, save_all=True, append_images=images[1:], duration=100, loop=0)
+    out = tmp_path / "up.mp4"
+    proc = _cli("interpolate", odd, "-o", out, "--factor", "2", "--model", interp_only, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "is 35x21: the output is stored as 36x22" in proc.stderr and "plays at" not in proc.stderr
+    assert read_video(out)[0].shape[1:3] == (22, 36)
+    settings = json.loads(Path(str(out) + ".json").read_text())["settings"]
+    assert settings["size"] == [36, 22] and settings["input_size"] == [35, 21]
+
+    clip = tmp_path / "rate.mp4"
+    write_video(clip, _clip(3, 20, 36, seed=4), fps=10.01)
+    proc = _cli("interpolate", clip, "-o", tmp_path / "up2.mp4", "--fps", "20", "--model", interp_only, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "the output plays at 20.02 fps, 2 x the clip's 10.01" in proc.stderr and "stored as" not in proc.stderr
+    assert read_video(tmp_path / "up2.mp4")[1] == pytest.approx(20.02, abs=1e-3)
+
+
+def test_the_cpu_time_note_speaks_only_for_long_runs():
+    from vidiff.commands.interpolate import cpu_time_note
+
+    assert cpu_time_note(320, 240, 141) is None  # ~2 s a frame: under 10 minutes
+    note = cpu_time_note(1920, 1080, 49)
+    assert note.startswith("1920x1080 frames on the CPU: about 172 s per output frame") and "~2.3 h" in note

@@ -10,6 +10,7 @@ checked before torch is imported or weights load, and the first two frames are d
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 from vidiff.commands.device_args import (
@@ -26,6 +27,30 @@ FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the cl
 MAX_TILE = 384  # largest automatic tile side: the U-Net's attention grows with the square of the tile's area
 PASS_SEED_STEP = 1 << 32  # pass i's chunk j uses seed + i * PASS_SEED_STEP + j: no two chunks share noise
 OVERLAP = 32  # default --overlap, cut to half the tile for a smaller --tile
+
+
+# Seconds per output frame on a 2-core CPU at the bundled pipeline's settings (one sampling step), measured at
+# 320x240 (1.87 s), 720x528 (10.2 s) and 1920x1080 (173 s; docs/real_footage.md): about A * pixels * (1 + pixels / B),
+# the second factor for the tiles' overlap and the decoder's working set outgrowing the caches
+CPU_S_PER_PIXEL, CPU_PIXELS_SCALE = 2.7e-5, 1e6
+SLOW_WARNING_S = 600.0  # an estimate above this is said before the weights load
+
+
+def cpu_time_note(width: int, height: int, frames: int) -> str | None:
+    """A warning with the expected wall time on a CPU when it exceeds SLOW_WARNING_S, else None."""
+    pixels = width * height
+    per_frame = CPU_S_PER_PIXEL * pixels * (1 + pixels / CPU_PIXELS_SCALE)
+    total = per_frame * frames
+    if total <= SLOW_WARNING_S:
+        return None
+    span = f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.0f} min"
+    return (f"{width}x{height} frames on the CPU: about {per_frame:.0f} s per output frame at least ({frames} frames, "
+            f"~{span} on 2 cores; more sampling steps take longer); a GPU (--device cuda) or a smaller clip is faster")
+
+
+def written_size(width: int, height: int) -> tuple[int, int]:
+    """The frame size the written file holds: odd sides padded by one (vidiff/io.py)."""
+    return width + width % 2, height + height % 2
 
 
 def register(sub) -> None:
@@ -122,6 +147,14 @@ def validate(args):
         check_int(factor, "--fps / the clip's fps", 2, MAX_STRIDE)
     out_fps = check_fps(info.fps * factor, suffix,
                         f"video {shown(video)} plays at {info.fps:g} fps; the output rate {info.fps:g} x {factor}")
+    if args.fps is not None and abs(out_fps - args.fps) > 1e-4 * args.fps:  # e.g. --fps 60 on a 29.97 fps clip
+        warnings.warn(f"--fps {args.fps:g}: the output plays at {out_fps:g} fps, {factor} x the clip's {info.fps:g} "
+                      "(every input frame is kept at its own time)", stacklevel=1)
+    if info.width % 2 or info.height % 2:
+        stored = written_size(info.width, info.height)
+        warnings.warn(f"video {shown(video)} is {info.width}x{info.height}: the output is stored as "
+                      f"{stored[0]}x{stored[1]} (the encoders need even sides; the last row / column is repeated)",
+                      stacklevel=1)
     total = factor * (info.num_frames - 1) + 1
     if total > MAX_FRAMES * 64:
         raise InputError(f"video {shown(video)}: {info.num_frames} frames x {factor} make {total} frames; "
@@ -195,6 +228,10 @@ def run(args) -> int:
     from vidiff.video_writer import write_video_frames
 
     device = resolve_device(args)
+    if device == "cpu":
+        note = cpu_time_note(info.width, info.height, factor * (info.num_frames - 1) + 1)
+        if note:
+            warnings.warn(note, stacklevel=1)
     frames = io.iter_video(args.video)  # read as needed: a clip of any length stays in the memory of one chunk
     try:
         first = list(itertools.islice(frames, 2))  # a file with no decodable frames fails before the weights load
@@ -253,7 +290,8 @@ def run(args) -> int:
         raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
     settings = {"factor": factor, "fps_in": info.fps, "fps_out": out_fps, "frames_in": count["in"],
-                "frames_written": count["out"], "size": [info.width, info.height],
+                "frames_written": count["out"], "size": list(written_size(info.width, info.height)),
+                "input_size": [info.width, info.height],
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": plans[0][2],
                 "overlap": args.overlap, "chunk": plans[0][1], "decode_memory_gib": args.decode_memory,
