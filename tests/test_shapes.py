@@ -116,7 +116,7 @@ def test_bad_arguments_name_the_parameter(tmp_path):
         S.generate_shapes_dataset(tmp_path, 0)
 
 
-def test_cli_writes_dataset(tmp_path):
+def test_cli_writes_dataset(tmp_path, capsys):
     from vidiff.cli import main
 
     out = tmp_path / "shapes"
@@ -129,6 +129,12 @@ def test_cli_writes_dataset(tmp_path):
         assert truth["caption"] == row["text"] == params.caption == (out / f"clip_{i:06d}.txt").read_text().strip()
         assert truth["index"] == i and truth["seed"] == 5 and len(truth["centres"]) == 8
         assert (out / row["file_name"]).stat().st_size > 0
+    # a smaller run into the same folder leaves no clip of the larger one behind (a video folder reads them all)
+    (out / "notes.txt").write_text("mine")
+    assert main(["data", "shapes", "--out", str(out), "--num", "1", "--frames", "8", "--no-progress"]) == 0
+    assert "removed 2 clip(s) numbered 1 and up" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["clip_000000.json", "clip_000000.mp4", "clip_000000.txt",
+                                                      "metadata.jsonl", "notes.txt"]
 
 
 def test_cli_min_speed_scale_reaches_the_clips_and_a_bad_one_exits_2(tmp_path, capsys):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -261,5 +263,24 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
         _atomic_write_text(out / f"{stem}.json", json.dumps(ground_truth(params, fps), indent=1) + "\n")
         write_video(out / f"{stem}.mp4", render_clip(params), fps)
         rows.append(json.dumps({"file_name": f"{stem}.mp4", "text": params.caption}))
+    stale = remove_clips_from(out, num)
+    if stale:
+        warnings.warn(f"--out {shown(out)}: removed {stale} clip(s) numbered {num} and up, left by an earlier, larger "
+                      "run (a video folder reads every clip in it)", stacklevel=1)
     _atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
     return out
+
+
+_CLIP_FILE = re.compile(r"clip_(\d{6,})\.(mp4|txt|json)")
+
+
+def remove_clips_from(folder: Path, first: int) -> int:
+    """Removes the clip files of our naming (clip_NNNNNN.mp4 / .txt / .json) numbered `first` and up; returns how
+    many clips had files there. Anything else in the folder is left alone."""
+    clips = set()
+    for path in folder.iterdir():
+        match = _CLIP_FILE.fullmatch(path.name)
+        if match and int(match.group(1)) >= first and not path.is_dir():
+            path.unlink()
+            clips.add(match.group(1))
+    return len(clips)
