@@ -2,7 +2,7 @@
 import pytest
 
 from vidiff.config import ConfigError
-from vidiff.data.shapes_prompt import unnamed_attributes_note
+from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
 from vidiff.pipeline.config import pipeline_config_from_dict
 
 
@@ -14,6 +14,18 @@ def test_the_note_names_what_the_prompt_leaves_to_chance():
     assert "found no direction it knows" in note and "that is left to chance" in note and "shape:" not in note
     assert unnamed_attributes_note("a red circle moving left") is None
     assert unnamed_attributes_note("the ring, jade, that sails west") is None  # held-out words are read too
+
+
+def test_the_note_for_prompts_one_clip_cannot_hold():
+    assert ambiguous_prompt_note("a red ball and a blue square moving up") == (
+        "the prompt names 2 colours (red, blue); 2 shapes (circle, square): this Shapes pipeline draws one object "
+        "and takes the first of each (colour red, shape circle)")
+    assert ambiguous_prompt_note("two red circles moving left").startswith("the prompt names more than one object")
+    assert "2 directions (up, down)" in ambiguous_prompt_note("a green triangle moving up and down")
+    # one direction said as a path, or twice, is no contradiction; nor is a synonym of the same colour
+    for prompt in ("a blue square moving from left to right", "a box that starts at the top and sinks to the bottom",
+                   "a crimson red disc drifting west, leftward", "a red circle moving left"):
+        assert ambiguous_prompt_note(prompt) is None, prompt
 
 
 def test_an_unknown_prompt_vocabulary_is_refused():

@@ -140,11 +140,11 @@ def run_generation(args) -> int:
 
     model = Path(args.model) if args.model else BUNDLED
     if args.task == "generate" and config.prompt_vocabulary == "shapes":
-        from vidiff.data.shapes_prompt import unnamed_attributes_note
+        from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
 
-        note = unnamed_attributes_note(args.prompt)
-        if note:
-            warnings.warn(note, stacklevel=1)
+        for note in (unnamed_attributes_note(args.prompt), ambiguous_prompt_note(args.prompt)):
+            if note:
+                warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
     inputs_keyframes = read_keyframe_images(parse_keyframe_args(getattr(args, "keyframe", [])), model, inputs)

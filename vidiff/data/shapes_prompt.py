@@ -100,3 +100,32 @@ def unnamed_attributes_note(prompt: str) -> str | None:
     listed = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} or {missing[-1]}"
     return (f"this Shapes pipeline found no {listed} it knows in the prompt, so "
             f"{'that is' if len(missing) == 1 else 'those are'} left to chance ({told})")
+
+
+_COUNT_WORDS = {"two", "three", "four", "five", "several", "many", "multiple", "pair", "both", "couple"}
+
+
+def ambiguous_prompt_note(prompt: str) -> str | None:
+    """A one-line warning when `prompt` asks for what one Shapes clip cannot hold: more than one object ("two
+    circles", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the pipeline draws
+    one object and reads the first word of each kind. None when the prompt is unambiguous."""
+    words = re.findall(r"[a-z]+", prompt.lower())
+    named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
+    for i, word in enumerate(words):
+        for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
+            if word in table:
+                value = table[word]
+                if key == "direction" and _names_the_origin(words, i):
+                    value = OPPOSITE_DIRECTION[value]
+                if value not in named[key]:
+                    named[key].append(value)
+    problems = [f"{len(values)} {key}s ({', '.join(values)})" for key, values in named.items() if len(values) > 1]
+    counted = [w for w in words if w in _COUNT_WORDS]
+    if counted:
+        problems.insert(0, f"more than one object ({counted[0]!r})")
+    if not problems:
+        return None
+    first = dict(zip(("colour", "shape", "direction"), parse_prompt(prompt)))
+    took = ", ".join(f"{key} {value}" for key, value in first.items() if value and len(named[key]) > 1)
+    return (f"the prompt names {'; '.join(problems)}: this Shapes pipeline draws one object"
+            + (f" and takes the first of each ({took})" if took else ""))
