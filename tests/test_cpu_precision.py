@@ -1,5 +1,5 @@
 """Half precision on a CPU without native kernels falls back to fp32 with a warning (vidiff/cpu_precision.py)."""
-import logging
+import warnings
 
 import pytest
 import torch
@@ -27,20 +27,23 @@ def test_the_probe_is_onednns_own_answer():
     assert cpu_precision.cpu_has_fast(torch.float16) is bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
 
 
-def test_dtype_falls_back_to_fp32_only_on_the_cpu_and_only_without_kernels(no_half_kernels, caplog):
-    with caplog.at_level(logging.WARNING):
+def test_dtype_falls_back_to_fp32_only_on_the_cpu_and_only_without_kernels(no_half_kernels):
+    with pytest.warns(UserWarning) as said:
         assert torch_dtype("bf16", "cpu") == torch.float32
         assert torch_dtype("fp16", "cpu") == torch.float32
-    assert "--dtype bf16" in caplog.text and "--dtype fp16" in caplog.text and "float32 instead" in caplog.text
+    text = " ".join(str(w.message) for w in said)
+    assert "--dtype bf16: this CPU has no native bfloat16 kernels (oneDNN needs AVX512-BF16 or AMX-BF16)" in text
+    assert "--dtype fp16: this CPU has no native float16 kernels (oneDNN needs AVX512-FP16 or AMX-FP16)" in text
+    assert "float32 instead" in text
     assert torch_dtype("bf16", "cuda") == torch.bfloat16  # a GPU has its own kernels
     assert torch_dtype("fp32", "cpu") == torch.float32
     assert dtype_name(torch_dtype("bf16", "cpu")) == "fp32"  # what the sidecar records: the dtype that ran
 
 
-def test_dtype_is_kept_where_the_cpu_has_kernels(half_kernels, caplog):
-    with caplog.at_level(logging.WARNING):
+def test_dtype_is_kept_where_the_cpu_has_kernels(half_kernels):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         assert torch_dtype("bf16", "cpu") == torch.bfloat16
-    assert caplog.text == ""
 
 
 def _accelerator(precision):
@@ -57,10 +60,9 @@ def _accelerator(precision):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback is for CPU training")
-def test_bf16_training_config_trains_in_fp32_without_kernels(no_half_kernels, caplog):
-    with caplog.at_level(logging.WARNING):
+def test_bf16_training_config_trains_in_fp32_without_kernels(no_half_kernels):
+    with pytest.warns(UserWarning, match="train.mixed_precision=bf16"):
         assert _accelerator("bf16") == "no"
-    assert "train.mixed_precision=bf16" in caplog.text
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback is for CPU training")

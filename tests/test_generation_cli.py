@@ -159,7 +159,7 @@ def test_a_clip_of_the_wrong_size_is_refused_from_its_header(garbage_pipeline, t
 
 def test_missing_model_folder(tmp_path, capsys):
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "nope")]) == 2
-    assert f"pipeline folder {tmp_path / 'nope'} not found" in capsys.readouterr().err
+    assert f"pipeline folder {tmp_path / 'nope'}: not found" in capsys.readouterr().err
 
 
 def test_garbage_weights_are_a_clear_error(garbage_pipeline, tmp_path, capsys):

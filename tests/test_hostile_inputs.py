@@ -358,6 +358,7 @@ for key, value, expect in (("eps", "-1.0e-8", "optimizer.eps must be > 0"),
                            ("min_lr_ratio", "2.0", "optimizer.min_lr_ratio: must be in [0, 1]")):
     case(f"yaml-train-optimizer-{key}-out-of-range", expect)(train_config(TOY + f"optimizer: {{{key}: {value}}}\n"))
 case("yaml-train-loss-weight-negative", "loss.edge_weight: must be >= 0")(train_config(TOY + "loss: {edge_weight: -1.0}\n"))
+case("yaml-train-empty", "the config is empty")(train_config(""))
 case("yaml-train-missing", "config file not found")(lambda ws, o, a: ["train", "--config", str(ws / "nope.yaml")])
 case("yaml-set-alias-bomb", "expands to more than")(train_config(TOY, "--set", "train.max_steps=" + BOMB.replace("\n", "\n")))
 case("yaml-set-python-tag", "is not allowed")(train_config(TOY, "--set", "train.seed=!!python/name:os.system"))
@@ -375,7 +376,12 @@ def _(ws, o, a):
 
 # -- bounds, checked before any weights load, with the limit in the message --
 
-case("bounds-frames-5000001", "--frames must be in [1, 1024]")(lambda ws, o, a: gen("--frames", "5000001", "-o", str(ws / "o.mp4")))
+case("bounds-frames-5000001", "--frames must be in [2, 1024]")(lambda ws, o, a: gen("--frames", "5000001", "-o", str(ws / "o.mp4")))
+case("bounds-frames-1", "--frames must be in [2, 1024]")(lambda ws, o, a: gen("--frames", "1", "-o", str(ws / "o.mp4")))
+# the grid for 2 frames has 2 keyframes, fewer than trained: the message said "layout 6 frames" and nothing more
+case("bounds-frames-2", "(cut to 2) = 2 keyframes x stride 5 needs 2 keyframes (the keyframe part was trained on 3..9; "
+                        "the shortest clip at stride 5 is 11 frames (3 keyframes))")(
+    lambda ws, o, a: gen("--frames", "2", "-o", str(ws / "o.mp4")))
 # within [1, 1024], but off the stride-5 grid: sampled as 1026 and cut; the error named --keyframes, never given
 case("bounds-frames-1024-off-the-grid", "--frames 1024 at keyframe stride 5 is sampled as 1026 frames")(
     lambda ws, o, a: gen("--frames", "1024", "-o", str(ws / "o.mp4")))
@@ -401,6 +407,8 @@ case("bounds-keyframes-huge", "--keyframes must be in [2, 256]")(
     lambda ws, o, a: gen("--keyframes", "100000", "--stride", "1", "-o", str(ws / "o.mp4")))
 case("bounds-layout-too-long", "the limit is 1024")(
     lambda ws, o, a: gen("--keyframes", "250", "--stride", "5", "-o", str(ws / "o.mp4")))
+case("bounds-edit-feather-negative", "--feather: must be an integer number of pixels in [0,")(  # was after the load
+    lambda ws, o, a: ["edit", clip(ws, a), "a red circle moving left", "--feather", "-1", "-o", str(ws / "o.mp4")])
 case("bounds-stride-1e9", "--stride must be in [1, 256]")(lambda ws, o, a: gen("--stride", "1000000000", "-o", str(ws / "o.mp4")))
 case("bounds-pipeline-height-65536", "height must be in [1, 4096]")(
     pipeline_with((BUNDLED / "pipeline.yaml").read_text().replace("height: 64", "height: 65536")))
@@ -621,7 +629,13 @@ def _(ws, o, a):
     return gen("--model", str(folder), "-o", str(ws / "o.mp4"))
 
 
-case("pipeline-missing-folder", "nope not found")(lambda ws, o, a: gen("--model", str(ws / "nope"), "-o", str(ws / "o.mp4")))
+case("pipeline-missing-folder", "nope: not found")(lambda ws, o, a: gen("--model", str(ws / "nope"), "-o", str(ws / "o.mp4")))
+
+
+@case("pipeline-model-is-a-file", "m.safetensors: is a file, not a folder")
+def _(ws, o, a):
+    (ws / "m.safetensors").write_bytes(b"x")
+    return gen("--model", str(ws / "m.safetensors"), "-o", str(ws / "o.mp4"))
 case("pipeline-missing-yaml", "missing pipeline.yaml")(lambda ws, o, a: gen("--model", str(ws), "-o", str(ws / "o.mp4")))
 
 

@@ -8,6 +8,7 @@ cleanup (no half-written output or temporary file is left).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -50,6 +51,18 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
         print(f"vidiff: warning: {one_line(str(message))}", file=sys.stderr)
     else:
         _show_warning(message, category, filename, lineno, file, line)
+
+
+class _LogWarnings(logging.Handler):
+    """vidiff's logged warnings (a damaged or HDR clip, a variable frame rate) as `vidiff: warning: ...` lines, like
+    its warnings; silent where the command set up a log of its own (`vidiff train`), which then prints them."""
+
+    def emit(self, record) -> None:
+        if logging.getLogger().handlers:
+            return
+        from vidiff.output_safety import one_line
+
+        print(f"vidiff: warning: {one_line(record.getMessage())}", file=sys.stderr)
 
 
 class Terminated(BaseException):
@@ -111,6 +124,8 @@ def run_command(handler, args: argparse.Namespace) -> int:
     from vidiff.errors import VidiffError
 
     previous = _catch_sigterm()
+    logger, printer = logging.getLogger("vidiff"), _LogWarnings(logging.WARNING)
+    logger.addHandler(printer)
     try:
         with warnings.catch_warnings():  # restores the warning printer when the command ends
             warnings.showwarning = _print_warning
@@ -134,6 +149,7 @@ def run_command(handler, args: argparse.Namespace) -> int:
         # the reader of stdout stopped (`vidiff eval shapes DIR | head`): it had what it wanted; no traceback
         return 128 + signal.SIGPIPE
     finally:
+        logger.removeHandler(printer)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

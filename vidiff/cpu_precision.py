@@ -5,9 +5,10 @@ and a 1024^2 bf16 matmul 186x; a training step of the real-footage VAE under bf1
 back to fp32 there, with a warning, instead of running for days."""
 from __future__ import annotations
 
-import logging
+import warnings
 
-log = logging.getLogger(__name__)
+# the instruction-set extensions oneDNN needs for native kernels, per dtype
+NEEDS = {"bfloat16": "AVX512-BF16 or AMX-BF16", "float16": "AVX512-FP16 or AMX-FP16"}
 
 
 def cpu_has_fast(dtype) -> bool:
@@ -29,6 +30,7 @@ def cpu_dtype(dtype, what: str):
 
     if cpu_has_fast(dtype):
         return dtype
-    log.warning("%s: this CPU has no native %s kernels (no AVX-512 / AMX), where it runs tens of times slower than "
-                "float32; computing in float32 instead", what, str(dtype).removeprefix("torch."))
+    name = str(dtype).removeprefix("torch.")
+    warnings.warn(f"{what}: this CPU has no native {name} kernels (oneDNN needs {NEEDS.get(name, 'AMX')}), so {name} "
+                  "would run tens of times slower than float32; computing in float32 instead", stacklevel=1)
     return torch.float32

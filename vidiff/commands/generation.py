@@ -17,11 +17,15 @@ from vidiff.commands.device_args import add_device_arguments, dtype_name, resolv
 from vidiff.commands.generation_checks import BUNDLED, parse_keyframe_args, validate
 
 
+FRAMES_HELP = ("clip length in frames, 2 to 1024; a length off the keyframe grid ((keyframes - 1) * stride + 1) is "
+               "sampled on the next longer grid and cut (default: the model's)")
+
+
 def register(sub) -> None:
     gen = sub.add_parser("generate", help="generate a clip from a text prompt",
                          description="Generate a clip from a text prompt: keyframes, then interpolation, then decode.")
     gen.add_argument("prompt", help="what the clip shows, e.g. 'a blue square moving up'")
-    _common(gen, frames_help="clip length in frames; must be (keyframes - 1) * stride + 1 (default: the model's)")
+    _common(gen, frames_help=FRAMES_HELP)
     _keyframe_argument(gen)
     add_control_arguments(gen)
     gen.set_defaults(handler=run_generation, task="generate")
@@ -30,7 +34,7 @@ def register(sub) -> None:
                          description="Animate a still image: it is the first, known keyframe of the clip.")
     ani.add_argument("image", help="PNG / JPEG; center-cropped and resized to the model's frame size if needed")
     ani.add_argument("prompt", help="what happens in the clip")
-    _common(ani, frames_help="clip length in frames; must be (keyframes - 1) * stride + 1 (default: the model's)")
+    _common(ani, frames_help=FRAMES_HELP)
     _keyframe_argument(ani, "; frame 0 is the image, e.g. --keyframe 15=last.png for the last frame")
     ani.set_defaults(handler=run_generation, task="animate")
 

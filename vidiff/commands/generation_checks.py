@@ -47,7 +47,7 @@ def validate(args):
     if args.fps is not None:
         check_fps(args.fps, suffix, "--fps")
     if args.frames is not None:
-        check_int(args.frames, "--frames", 1, MAX_FRAMES)
+        check_int(args.frames, "--frames", 1 if args.task == "extend" else 2, MAX_FRAMES)  # extend: new frames
     if args.keyframes is not None:
         check_int(args.keyframes, "--keyframes", 2, MAX_KEYFRAMES)
     if args.stride is not None:
@@ -101,13 +101,13 @@ def validate(args):
                 video_frames = io.count_frames(args.video)
             except VideoDecodeError as e:
                 raise InputError(f"video {e}") from None
-        if args.mask is not None:
-            from vidiff.pipeline.request import check_feather
+        from vidiff.pipeline.request import check_feather
 
-            try:
-                check_feather(args.feather)
-            except InputError as e:
-                raise InputError(f"--{e}") from None
+        try:  # with or without --mask: the library checks it whenever it is given
+            check_feather(args.feather)
+        except InputError as e:
+            raise InputError(f"--{e}") from None
+        if args.mask is not None:
             if args.mask != "foreground":
                 check_mask_file(Path(args.mask), info)
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)

@@ -232,7 +232,7 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"pipeline folder {folder} not found")
+        raise InputError(f"pipeline folder {folder}: " + ("is a file, not a folder" if os.path.lexists(folder) else "not found"))
     path = folder / PIPELINE_FILE
     if not os.path.lexists(path):
         raise InputError(f"{folder} is not a pipeline folder (missing {PIPELINE_FILE})")

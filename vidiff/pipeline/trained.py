@@ -110,6 +110,10 @@ def layout_problems(layout: Layout, max_gap: int, keyframes: TrainedOn | None, i
                 most, stride = keyframes.num_frames[1], keyframes.frame_strides[1]
                 longest = (f"; the longest clip in one pass is {(most - 1) * stride + 1} frames ({most} keyframes at "
                            f"stride {stride}), and extend_video (vidiff extend) makes longer ones")
+            elif keyframes.num_frames and layout.num_keyframes < keyframes.num_frames[0]:
+                fewest, stride = keyframes.num_frames[0], layout.keyframe_stride
+                longest = (f"; the shortest clip at stride {stride} is {(fewest - 1) * stride + 1} frames ({fewest} "
+                           "keyframes)")
             out.append(f"{layout.num_keyframes} keyframes (the keyframe part was trained on "
                        f"{_span(keyframes.num_frames)}{longest})")
         if not _within(layout.keyframe_stride, keyframes.frame_strides):
@@ -194,7 +198,8 @@ def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, inte
     problems = layout_problems(layout, max_gap, keyframes, interpolation, known, num_known)
     if not problems:
         return
-    _refuse_or_warn(f"layout {layout.num_frames} frames = {layout.num_keyframes} keyframes x stride "
+    cut = f" (cut to {layout.trim_to})" if layout.trim_to else ""
+    _refuse_or_warn(f"layout {layout.num_frames} frames{cut} = {layout.num_keyframes} keyframes x stride "
                     f"{layout.keyframe_stride} needs " + "; ".join(problems), force, stacklevel=3)
 
 

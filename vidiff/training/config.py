@@ -333,7 +333,10 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
         raise ConfigError(f"config file not found: {path}")
     from vidiff.safe_yaml import load_file  # a folder, FIFO or device is refused there, without blocking
 
-    data = apply_overrides(load_file(path) or {}, overrides or [])
+    data = load_file(path)
+    if data is None or data == {}:  # empty: every key would be its default, and the first check to fail says little
+        raise ConfigError(f"{path}: the config is empty; start from one in configs/ (e.g. configs/shapes-vae.yaml)")
+    data = apply_overrides(data, overrides or [])
     return validate(from_dict(TrainConfig, data))
 
 
