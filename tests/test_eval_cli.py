@@ -269,6 +269,21 @@ def test_eval_shapes_with_no_usable_prompt_is_an_error(tmp_path, capsys):
     assert not (tmp_path / "r.json").exists()
 
 
+def test_eval_shapes_says_an_undecodable_clip_apart_from_wrong_ones(tmp_path, capsys):
+    """A clip that does not decode counts as a failure on every attribute, said as unreadable (it read as
+    'wrong: asked ..., found <the decoder's error>')."""
+    from vidiff.data.shapes import generate_shapes_dataset
+
+    generate_shapes_dataset(tmp_path / "clips", 1, frames=8, progress=False)
+    (tmp_path / "clips" / "b.mp4").write_text("not a video")
+    (tmp_path / "clips" / "b.txt").write_text("a red circle moving left\n")
+    assert main(["eval", "shapes", str(tmp_path / "clips")]) == 0
+    out = capsys.readouterr().out
+    assert "1 clip(s) could not be decoded and count as wrong on every attribute" in out
+    assert "  unreadable: b.mp4:" in out and "wrong: b.mp4" not in out
+    assert "colour             1      2     50.0%" in out  # the Shapes clip is read right, b.mp4 fails
+
+
 def test_eval_interpolation_names_the_clip_too_short_for_its_windows(tmp_path, capsys):
     """With --windows a clip shorter than stride + 1 frames was refused as '2 frames is too short for stride 2',
     naming no clip of the folder."""

@@ -175,7 +175,7 @@ def test_resume_refuses_different_settings(tmp_path):
     build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, shard_size=2, progress=False)
     with pytest.raises(InputError, match="vae_weights_sha256"):
         build_latent_cache(FakeClips(4), FakeVAE(scale=0.7), FakeText(), tmp_path, shard_size=2, progress=False)
-    with pytest.raises(InputError, match="num_clips"):
+    with pytest.raises(InputError, match=r"dataset.length: 4 in the cache, 5 now"):  # the dataset's own count
         build_latent_cache(FakeClips(5), FakeVAE(), FakeText(), tmp_path, shard_size=2, progress=False)
     with pytest.raises(InputError, match="dtype"):
         build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, dtype="bfloat16", progress=False)
@@ -187,10 +187,13 @@ def test_a_refused_resume_names_the_setting_in_one_short_line():
     windows = [[f"clip_{i:06d}.mp4", 0] for i in range(2000)]
     cached = {"class": "VideoWindows", "root": "runs/a/shapes", "windows": windows}
     message = _difference("dataset", cached, {**cached, "root": "runs/b/shapes"})
-    assert message == "dataset.root: 'runs/a/shapes' in the cache, 'runs/b/shapes' now"
+    assert message == "dataset.root (--videos): 'runs/a/shapes' in the cache, 'runs/b/shapes' now"
     message = _difference("dataset", cached, {**cached, "windows": windows[:-1]})
     assert message.startswith("dataset.windows: [['clip_000000.mp4', 0]") and len(message) < 200
-    assert _difference("dataset", cached, {**cached, "stride": 2}) == "dataset.stride: None in the cache, 2 now"
+    assert _difference("dataset", cached, {**cached, "stride": 2}) == "dataset.stride (--stride): None in the cache, 2 now"
+    # a setting is named before the counts that follow from it (the window list, the clip count)
+    assert _difference("dataset", {**cached, "num_frames": 4}, {**cached, "num_frames": 6, "windows": windows[:9]}) \
+        == "dataset.num_frames (--frames): 4 in the cache, 6 now"
     assert _difference("num_clips", 4, 5) == "num_clips: 4 in the cache, 5 now"
 
 

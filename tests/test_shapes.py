@@ -133,6 +133,12 @@ def test_cli_writes_dataset(tmp_path, capsys):
     (out / "notes.txt").write_text("mine")
     assert main(["data", "shapes", "--out", str(out), "--num", "1", "--frames", "8", "--no-progress"]) == 0
     assert "removed 2 clip(s) numbered 1 and up" in capsys.readouterr().err
+    # a rate that is no whole number (was refused: 'invalid int value')
+    assert main(["data", "shapes", "--out", str(out), "--num", "1", "--frames", "8", "--fps", "7.5", "--no-progress"]) == 0
+    from vidiff.io import probe_video
+
+    assert probe_video(out / "clip_000000.mp4").fps == 7.5
+    assert json.loads((out / "clip_000000.json").read_text())["fps"] == 7.5
     assert sorted(p.name for p in out.iterdir()) == ["clip_000000.json", "clip_000000.mp4", "clip_000000.txt",
                                                       "metadata.jsonl", "notes.txt"]
 

@@ -15,7 +15,7 @@ def register(sub) -> None:
     shapes.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     shapes.add_argument("--seed", type=int, default=0, help="dataset seed; clip i depends only on (seed, i)")
     shapes.add_argument("--size", type=int, default=64, help="frame width and height, px (default 64)")
-    shapes.add_argument("--fps", type=int, default=8, help="frames per second of the mp4 files (default 8)")
+    shapes.add_argument("--fps", type=float, default=8, help="frames per second of the mp4 files (default 8)")
     shapes.add_argument("--min-speed-scale", type=float, default=1.0, metavar="F",
                         help="scale each clip's speed by a factor drawn in [F, 1], so slow clips are in the data "
                              "too (default 1: the speeds of the seed as always)")

@@ -102,14 +102,30 @@ def _settings(dataset, vae, text_encoder, shard_size: int, batch_size: int, dtyp
     return json.loads(json.dumps(settings))  # as index.json will hold it (tuples become lists)
 
 
+# counts that follow from other settings: a difference in them is named only when no setting differs
+_DERIVED = ("num_clips", "length", "windows")
+# the `vidiff data cache` option behind a setting, named beside it
+_FLAGS = {"dataset.root": "--videos", "dataset.num_frames": "--frames", "dataset.size": "--size",
+          "dataset.stride": "--stride", "dataset.hop": "--hop", "dataset.per_video": "--windows",
+          "shard_size": "--shard-size", "batch_size": "--batch-size", "dtype": "--dtype", "sample": "--sample",
+          "vae_config": "--vae", "vae_weights_sha256": "--vae", "text_encoder": "--text"}
+
+
+def _setting_order(keys) -> list:
+    keys = list(keys)
+    return [k for k in keys if k not in _DERIVED] + [k for k in keys if k in _DERIVED]
+
+
 def _difference(key: str, cached, wanted) -> str:
-    """The first differing entry of two settings, e.g. "dataset.root: 'a' in the cache, 'b' now": a dataset's
-    description lists every window, which is no message to print whole."""
+    """The first differing entry of two settings, e.g. "dataset.root (--videos): 'a' in the cache, 'b' now": a
+    dataset's description lists every window, which is no message to print whole."""
     if isinstance(cached, dict) and isinstance(wanted, dict):
-        for sub in list(cached) + [k for k in wanted if k not in cached]:
+        for sub in _setting_order(list(cached) + [k for k in wanted if k not in cached]):
             if cached.get(sub) != wanted.get(sub):
                 return _difference(f"{key}.{sub}", cached.get(sub), wanted.get(sub))
-    return f"{key}: {short_repr(cached, 80)} in the cache, {short_repr(wanted, 80)} now"
+    flag = next((f for k, f in _FLAGS.items() if key == k or key.startswith(k + ".")), None)
+    named = f"{key} ({flag})" if flag else key
+    return f"{named}: {short_repr(cached, 80)} in the cache, {short_repr(wanted, 80)} now"
 
 
 def _resume_point(out: Path, settings: dict) -> list[dict]:
@@ -120,7 +136,8 @@ def _resume_point(out: Path, settings: dict) -> list[dict]:
             raise InputError(f"{out}: has shard files but no {INDEX_NAME}; use an empty folder")
         return []
     index = json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))
-    for key, value in settings.items():
+    for key in _setting_order(settings):
+        value = settings[key]
         if index.get(key) != value:
             raise InputError(f"{out}: existing cache was built with a different {key} "
                              f"({_difference(key, index.get(key), value)}); use a new folder or delete it")

@@ -191,7 +191,7 @@ def prompt_for(colour: str, shape: str, direction: str) -> str:
 # ---- dataset on disk -------------------------------------------------------------------------------------
 
 
-def ground_truth(params: ShapeClipParams, fps: int) -> dict:
+def ground_truth(params: ShapeClipParams, fps: float) -> dict:
     """The JSON sidecar of one clip."""
     return {
         "shape": params.shape,
@@ -228,7 +228,7 @@ def iter_clip_params(num: int, frames: int = 16, size: int = 64, seed: int = 0,
         yield sample_clip_params(seed, index, frames, size, min_speed_scale)
 
 
-def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, size: int = 64, fps: int = 8,
+def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, size: int = 64, fps: float = 8,
                             seed: int = 0, progress: bool = True, min_speed_scale: float = 1.0) -> Path:
     """Writes `num` clips as clip_XXXXXX.mp4 + .txt (caption) + .json (ground truth), and metadata.jsonl."""
     from tqdm.auto import tqdm

@@ -92,7 +92,7 @@ class VideoFolderDataset(Dataset):
             self.items.append((path, info.num_frames - span + 1, info.fps, caption))
             self.spans.append(span)
         if not self.items:
-            raise InputError(f"video folder {self.root}: no usable clips ({len(self.skipped)} skipped)")
+            raise InputError(f"video folder {self.root}: no usable clips" + _skip_summary(self.skipped))
         self.read_failures = 0  # per process (each DataLoader worker counts its own)
 
     def __len__(self) -> int:
@@ -172,3 +172,16 @@ class VideoWindows(Dataset):
         return {"root": str(f.root), "num_frames": f.num_frames, "stride": f.stride, "fps": f.fps,
                 "size": list(f.size), "hop": self.hop, "per_video": self.per_video,
                 "windows": [[f.items[i][0].relative_to(f.root).as_posix(), start] for i, start in self.windows]}
+
+
+def _skip_summary(skipped: list[tuple[Path, str]]) -> str:
+    """Why the clips were skipped, for the one-line error: the count and the commonest reason with an example."""
+    if not skipped:
+        return " (no video files found)"
+    from collections import Counter
+
+    # "too short: 41 frames, a clip needs 100" -> "too short" counted together
+    kinds = Counter(reason.split(":")[0] for _, reason in skipped)
+    kind, count = kinds.most_common(1)[0]
+    path, reason = next((p, r) for p, r in skipped if r.split(":")[0] == kind)
+    return f" ({len(skipped)} skipped; {count} of them {kind}, e.g. {path.name}: {reason[:160]})"

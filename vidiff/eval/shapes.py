@@ -113,11 +113,17 @@ def format_shapes_table(result: dict) -> str:
         lines.append(f"{a:<12} {c['correct']:>7} {c['total']:>6} {'-' if acc is None else f'{100 * acc:.1f}%':>9}")
     if result["skipped"]:
         lines.append(f"skipped {len(result['skipped'])} clips without a usable prompt")
+    unreadable = [r for r in result["clips"] if r.get("error")]
+    if unreadable:  # scored as failures, and said apart from clips the analyzer read
+        lines.append(f"{len(unreadable)} clip(s) could not be decoded and count as wrong on every attribute")
     failed = [r for r in result["clips"] if not r["matches"]["all_correct"]]
     for r in failed[:10]:
         found = r["found"]
-        what = r.get("error") or (f"{found['colour']} {found['shape']} {found['direction']}, "
-                                  f"objects/frame {min(found['objects_per_frame'])}..{max(found['objects_per_frame'])}")
+        if r.get("error"):
+            lines.append(f"  unreadable: {r['file']}: {r['error']}")
+            continue
+        what = (f"{found['colour']} {found['shape']} {found['direction']}, "
+                f"objects/frame {min(found['objects_per_frame'])}..{max(found['objects_per_frame'])}")
         lines.append(f"  wrong: {r['file']}: asked {r['prompt']!r}, found {what}")
     if len(failed) > 10:
         lines.append(f"  ... and {len(failed) - 10} more")
