@@ -29,6 +29,17 @@ def test_gpu_recipe_dry_run_prints_figures():
     assert "AdamW moments" in format_estimate(e)
 
 
+def test_dry_run_says_which_folders_the_run_would_stop_on(tmp_path, capsys):
+    from vidiff.cli import main
+
+    (tmp_path / "vae").mkdir()
+    args = ["train", "--config", str(REPO / "configs/shapes-interpolation.yaml"), "--dry-run",
+            "--set", f"data.root={tmp_path / 'nope'}", "--set", f"vae={tmp_path / 'vae'}"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"data.root: {tmp_path / 'nope'} does not exist here" in err and "vae:" not in err
+
+
 def test_meta_estimate_equals_real_saved_activations():
     cfg = load_train_config(REPO / "configs/gpu/keyframes-256.yaml", SMALL)
     e = estimate(cfg)

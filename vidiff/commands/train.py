@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import warnings
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +25,14 @@ def register(sub) -> None:
     parser.set_defaults(handler=run)
 
 
+def missing_folders(cfg) -> list[tuple[str, str]]:
+    """(key, path) of the folders the config reads that are not on this machine."""
+    folders = [("data.root", cfg.data.root if cfg.data.kind in ("video_folder", "latent_cache") else None),
+               ("vae", cfg.vae), ("init_weights", cfg.init_weights), ("base", cfg.base),
+               ("text_encoder", None if cfg.text_encoder == "default" else cfg.text_encoder)]
+    return [(key, folder) for key, folder in folders if folder and not Path(folder).is_dir()]
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     import os
@@ -34,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         from vidiff.training.dryrun import estimate, format_estimate
 
         print(format_estimate(estimate(cfg, batch_size=args.dry_run_batch)))
+        for key, folder in missing_folders(cfg):  # the run would stop on them; a plan may be for another machine
+            warnings.warn(f"{key}: {folder} does not exist here; the run would stop on it", stacklevel=1)
         return 0
     from vidiff.training.loop import train
 
