@@ -283,6 +283,7 @@ def test_an_odd_sized_clip_and_a_fractional_rate_are_said_and_recorded_as_writte
     proc = _cli("interpolate", clip, "-o", tmp_path / "up2.mp4", "--fps", "20", "--model", interp_only, "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "the output plays at 20.02 fps, 2 x the clip's 10.01" in proc.stderr and "stored as" not in proc.stderr
+    assert "audio track" not in proc.stderr  # vidiff's own clips are silent
     assert read_video(tmp_path / "up2.mp4")[1] == pytest.approx(20.02, abs=1e-3)
 
 
@@ -292,3 +293,27 @@ def test_the_cpu_time_note_speaks_only_for_long_runs():
     assert cpu_time_note(320, 240, 141) is None  # ~2 s a frame: under 10 minutes
     note = cpu_time_note(1920, 1080, 49)
     assert note.startswith("1920x1080 frames on the CPU: about 172 s per output frame") and "~2.3 h" in note
+
+
+def test_a_clip_with_sound_is_told_its_audio_is_not_carried(interp_only, tmp_path):
+    import av
+    import numpy as np
+
+    from vidiff.io import probe_video
+
+    path = tmp_path / "sound.mp4"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 36, 20, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        for frame in _clip(3, 20, 36, seed=2).numpy():
+            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(video.encode())
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.float32), format="fltp", layout="mono")
+        samples.sample_rate = 16000
+        container.mux(audio.encode(samples))
+        container.mux(audio.encode())
+    assert probe_video(path).audio
+    proc = _cli("interpolate", path, "-o", tmp_path / "up.mp4", "--factor", "2", "--model", interp_only, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert f"video {path} has an audio track; the output holds the video only" in proc.stderr

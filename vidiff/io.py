@@ -85,6 +85,7 @@ class VideoInfo:
     rotation: int = 0
     hdr: str = ""  # "PQ" or "HLG" when the stream is tagged with an HDR transfer: read as stored, not tone-mapped
     estimated: bool = False  # num_frames is duration x fps (no stored count): MPEG-PS guesses it from the bitrate
+    audio: bool = False  # the file also holds an audio stream (vidiff writes video only)
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -169,6 +170,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
             duration, estimated = num_frames / fps, False
         codec = ctx.name or "unknown"
         hdr = HDR_TRANSFERS.get(int(getattr(ctx, "color_trc", 0) or 0), "")
+        audio = bool(container.streams.audio)
     except VideoDecodeError:
         raise
     except _av_error_types() as e:
@@ -183,7 +185,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
-    return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated)
+    return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio)
 
 
 # ---- read ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def validate(args):
     from vidiff.limits import (
         MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
     )
-    from vidiff.commands.inputs import check_file, check_image, check_mask_file
+    from vidiff.commands.inputs import check_file, check_image, check_mask_file, warn_if_audio
     from vidiff.output_safety import check_output, output_path, shown
     from vidiff.sidecar import output_files
     from vidiff.video_writer import check_fps
@@ -80,6 +80,7 @@ def validate(args):
 
         video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
         video_fps = video_info.fps
+        warn_if_audio(video_info, args.video)
     if args.task == "edit":
         from vidiff import io
         from vidiff.pipeline.request import check_repeats, check_strength
@@ -95,6 +96,7 @@ def validate(args):
         if args.frames is not None:
             raise InputError("--frames: edit keeps the clip's own length")
         info = video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
+        warn_if_audio(info, args.video)
         video_fps, video_frames = info.fps, info.num_frames
         if info.estimated:  # no stored count (MPEG-PS guesses from the bitrate): the length edit keeps is counted
             try:

@@ -17,6 +17,16 @@ def check_file(path: Path, what: str) -> None:
         raise InputError(f"{what} {e}") from None
 
 
+def warn_if_audio(info, path) -> None:
+    """vidiff writes video only: a user's clip with sound is told so before the work starts."""
+    if info.audio:
+        import warnings
+
+        from vidiff.output_safety import shown
+
+        warnings.warn(f"video {shown(path)} has an audio track; the output holds the video only", stacklevel=2)
+
+
 def check_image(path: Path) -> None:
     from vidiff import io
 

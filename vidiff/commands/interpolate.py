@@ -91,6 +91,7 @@ def validate(args):
     """Checks every argument, the input's header and the pipeline folder; returns (model folder, probe info,
     factor, the factors of its passes, output fps). Nothing heavy is imported and no weights load."""
     from vidiff import io
+    from vidiff.commands.inputs import warn_if_audio
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, short_repr
     from vidiff.output_safety import check_output, output_path, shown
@@ -150,6 +151,7 @@ def validate(args):
     if args.fps is not None and abs(out_fps - args.fps) > 1e-4 * args.fps:  # e.g. --fps 60 on a 29.97 fps clip
         warnings.warn(f"--fps {args.fps:g}: the output plays at {out_fps:g} fps, {factor} x the clip's {info.fps:g} "
                       "(every input frame is kept at its own time)", stacklevel=1)
+    warn_if_audio(info, video)
     if info.width % 2 or info.height % 2:
         stored = written_size(info.width, info.height)
         warnings.warn(f"video {shown(video)} is {info.width}x{info.height}: the output is stored as "
