@@ -205,9 +205,9 @@ def test_wrong_tensors_are_a_clear_error(tiny_pipeline, tmp_path):
 
 @pytest.mark.parametrize("flags, message", [(["--stride", "2"], "keyframe stride 2"),
                                             (["--keyframes", "12"], "12 keyframes"),
-                                            (["--frames", "48"], "the longest clip in one pass is 41 frames (9 "
-                                                                 "keyframes at stride 5), and extend_video (vidiff "
-                                                                 "extend) makes longer ones"),
+                                            (["--keyframes", "11"], "the longest clip in one pass is 41 frames (9 "
+                                                                    "keyframes at stride 5), and extend_video (vidiff "
+                                                                    "extend) makes longer ones"),
                                             (["--stride", "10"], "keyframe stride 10")])
 def test_layout_outside_the_bundled_training_exits_fast_without_torch(tmp_path, flags, message):
     """The bundled parts were trained on 4 keyframes at stride 5 (their trained_on.yaml): other layouts are refused
@@ -408,3 +408,27 @@ def test_a_shapes_pipeline_warns_when_the_prompt_leaves_attributes_to_chance(tin
         else:
             assert len(warned) == 1 and warned[0].startswith("vidiff: warning: this Shapes pipeline") \
                 and expected in warned[0], warned
+
+
+def test_a_length_past_one_pass_is_made_by_extension_windows(tiny_pipeline, tmp_path, capsys):
+    """--frames past the keyframe part's longest trained pass: that pass, then extension windows (as `vidiff
+    extend`), instead of a refusal; the clip starts with the one-pass clip of the same seed, frame for frame."""
+    from vidiff.io import read_video
+    from vidiff.pipeline.trained import TrainedOn, write_trained_on
+
+    model = tmp_path / "pipe"
+    shutil.copytree(tiny_pipeline, model)
+    write_trained_on(model / "keyframes", TrainedOn(stage="keyframes", num_frames=(3, 4), frame_strides=(5, 5),
+                                                    known_patterns=("none", "first", "first_k"), max_first_k=2))
+    args = ["generate", "a red circle moving left", "--model", str(model), "--quiet", "--seed", "3"]
+    assert main([*args, "--frames", "30", "-o", str(tmp_path / "long.gif")]) == 0
+    assert "--frames 30: longer than one pass of this pipeline (16 frames, 4 keyframes at stride 5); the other 14" \
+        in capsys.readouterr().err
+    assert main([*args, "--frames", "16", "-o", str(tmp_path / "short.gif")]) == 0
+    long, short = read_video(tmp_path / "long.gif")[0], read_video(tmp_path / "short.gif")[0]
+    assert long.shape[0] == 30 and torch.equal(long[:16], short)
+    settings = json.loads((tmp_path / "long.gif.json").read_text())["settings"]
+    assert settings["extended_by"] == 14 and settings["frames_written"] == 30 and settings["num_frames"] == 16
+    # an explicit keyframe count past the trained ones is still refused (the user asked for that layout)
+    assert main([*args, "--keyframes", "6", "-o", str(tmp_path / "k.gif")]) == 2
+

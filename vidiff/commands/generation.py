@@ -128,7 +128,7 @@ def run_generation(args) -> int:
     import time
 
     start = time.perf_counter()
-    config, layout = validate(args)
+    config, layout, extend_by = validate(args)  # extend_by: a --frames longer than one pass
 
     from vidiff import io
     from vidiff.commands.inputs import read_inputs, read_keyframe_images, read_mask
@@ -192,6 +192,9 @@ def run_generation(args) -> int:
                                              keyframes=inputs_keyframes,
                                              control_scale=args.control_scale,
                                              progress=not args.quiet, **common)
+        if extend_by:  # windows of the pipeline's keyframe count at the same stride, each from the clip so far
+            frames, fps = pipe.extend_video(frames, args.prompt, num_frames=extend_by, seed=seed,
+                                            progress=not args.quiet, **{**common, "num_keyframes": None, "fps": fps})
         elapsed = time.perf_counter() - t0
         # the old sidecar and sheet go just before the old clip: a stop from there to write_sidecar leaves the
         # new clip alone rather than with the description of the one it replaced
@@ -201,6 +204,8 @@ def run_generation(args) -> int:
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
                     "dtype": dtype_name(dtype), "batch_invariant": invariant, "compiled": args.compile,
                     "frames_written": int(frames.shape[0]), **control_settings(args, pipe.config)}
+        if extend_by:
+            settings["extended_by"] = extend_by  # num_frames above is the first pass; the rest by extend_video
         if args.task == "extend":
             settings["new_frames"] = args.frames  # num_frames above is the length of one extension window
             settings["seam_fade"] = args.seam_fade

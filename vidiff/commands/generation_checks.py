@@ -145,6 +145,10 @@ def validate(args):
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
+    extend_by = 0
+    if args.task in ("generate", "animate") and args.frames is not None and args.keyframes is None \
+            and not args.force_layout and not user_keyframes and getattr(args, "control", None) is None:
+        layout, extend_by = split_long_layout(Path(args.model) if args.model else BUNDLED, config, layout)
     for index in user_keyframes:
         if index >= layout.output_frames:
             raise InputError(f"--keyframe {index}=...: the clip has frames 0..{layout.output_frames - 1}")
@@ -162,7 +166,32 @@ def validate(args):
                   guidance_scale=args.guidance, image_guidance_scale=args.image_guidance, fps=args.fps,
                   negative_prompt=args.negative_prompt, guidance_rescale=args.guidance_rescale, churn=args.churn,
                   pc_steps=args.pc_steps, pc_snr=args.pc_snr)
-    return config, layout
+    return config, layout, extend_by
+
+
+def split_long_layout(model: Path, config, layout):
+    """(first pass, frames to add by extension) for a --frames longer than the keyframe part makes in one pass:
+    the longest trained pass at the asked stride, then extension windows (as `vidiff extend`) up to the length
+    asked, instead of a refusal. (layout, 0) when one pass fits or the stride is outside the trained ones (the
+    layout check then says why)."""
+    import warnings
+
+    from vidiff.pipeline.layout import Layout, frames_for
+    from vidiff.pipeline.trained import read_trained_records
+
+    trained = read_trained_records(model, config)["keyframes"]
+    if trained is None or not trained.num_frames:
+        return layout, 0
+    most, stride = trained.num_frames[1], layout.keyframe_stride
+    strides = trained.frame_strides
+    if layout.num_keyframes <= most or (strides and not strides[0] <= stride <= strides[1]):
+        return layout, 0
+    first = Layout(frames_for(most, stride), most, stride)
+    total = layout.output_frames
+    warnings.warn(f"--frames {total}: longer than one pass of this pipeline ({first.num_frames} frames, {most} "
+                  f"keyframes at stride {stride}); the other {total - first.num_frames} frames are made by extension "
+                  "windows, as vidiff extend makes them", stacklevel=2)
+    return first, total - first.num_frames
 
 
 def parse_keyframe_args(values: list[str]) -> dict[int, Path]:
