@@ -75,6 +75,27 @@ def test_interpolation_gaps_cover_the_range(tmp_path):
     assert gaps == set(range(2, 9))
 
 
+def test_proportional_gap_weighting_draws_gap_g_with_probability_g_over_the_sum(tmp_path):
+    from vidiff.training.config import config_hash
+
+    stage = stage_for(tmp_path, "interpolation", gap_weighting="proportional")
+    n = 7000
+    counts = torch.bincount(torch.tensor([stage.interpolation_gap(0, step, 41) for step in range(n)]), minlength=9)
+    expected = torch.arange(9, dtype=torch.float64) / sum(range(2, 9))  # gaps 2..8 sum to 35
+    expected[:2] = 0
+    sd = (expected * (1 - expected) / n).sqrt()
+    assert bool(((counts / n - expected).abs() <= 4 * sd + 1e-12).all()), counts  # 4 standard errors
+    assert counts[8] > 3 * counts[2]  # uniform draws would give about equal counts
+    assert stage.interpolation_gap(0, 5, 41) == stage.interpolation_gap(0, 5, 41)  # from (seed, step): a resume replays it
+    assert stage.interpolation_gap(0, 5, 4) <= 3  # capped by the clip like the uniform draw
+    uniform = stage_for(tmp_path, "interpolation")
+    assert config_hash(stage.cfg) != config_hash(uniform.cfg)
+    with pytest.raises(ConfigError, match="gap_weighting: only the interpolation stage"):
+        cfg_for(tmp_path, "keyframes", {**RANGES, "gap_weighting": "proportional"})
+    with pytest.raises(ConfigError, match="gap_weighting"):
+        cfg_for(tmp_path, "interpolation", {**RANGES, "gap_weighting": "long"})
+
+
 def test_trained_on_records_the_ranges(tmp_path):
     kf, it = stage_for(tmp_path).trained_on(), stage_for(tmp_path, "interpolation").trained_on()
     assert kf.num_frames == (3, 9) and kf.frame_strides == (3, 5)

@@ -59,6 +59,9 @@ class ConditioningSection:
     keyframe_stride: int = 5  # keyframe stage: full-rate frames between neighbouring keyframes
     min_gap: int = 2  # interpolation stage: smallest gap (window = gap + 1 frames)
     max_gap: int = 5  # interpolation stage: largest gap
+    # interpolation stage: how a step's gap is drawn from min_gap..max_gap: "uniform", or "proportional" (gap g with
+    # probability proportional to g: the long gaps, the hardest to fill, get more of the steps)
+    gap_weighting: Literal["uniform", "proportional"] = "uniform"
     # keyframe stage, layouts as a training input: one (K, stride) per step, drawn from (seed, step), K uniform in
     # [min_keyframes, max_keyframes] and the stride in [min_keyframe_stride, max_keyframe_stride] (null: the fixed
     # num_keyframes / keyframe_stride). The clips must span (max_keyframes - 1) * max_keyframe_stride + 1 frames.
@@ -264,6 +267,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key in ("drop_text_prob", "drop_cond_prob", "plain_caption_prob"):
         if not 0.0 <= getattr(c, key) <= 1.0:
             raise ConfigError(f"conditioning.{key}: must be in [0, 1]")
+    if c.gap_weighting != "uniform" and cfg.stage != "interpolation":
+        raise ConfigError(f"conditioning.gap_weighting: only the interpolation stage draws gaps (stage is {cfg.stage!r})")
     if c.path_captions_from_step < 0:
         raise ConfigError(f"conditioning.path_captions_from_step: must be >= 0, got {c.path_captions_from_step}")
     if c.path_captions_from_step and c.captions != "shapes_grammar":
@@ -351,8 +356,9 @@ def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str
         data.pop("decoded_loss")
     if cfg.train.max_batch_frames is None:  # likewise for runs from before the key existed
         data["train"].pop("max_batch_frames")
-    if cfg.conditioning.path_captions_from_step == 0:  # likewise
-        data["conditioning"].pop("path_captions_from_step")
+    for key, default in (("path_captions_from_step", 0), ("gap_weighting", "uniform")):  # likewise
+        if getattr(cfg.conditioning, key) == default:
+            data["conditioning"].pop(key)
     for key in ignore:
         node = data
         *parents, last = key.split(".")

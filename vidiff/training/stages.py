@@ -180,7 +180,11 @@ class LatentDiffusionStage(FrozenHelpers):
         """The interpolation stage's gap at `step` (one per step: a batch needs one window length)."""
         c = self.cfg.conditioning
         g = generator(seed, step, "gap")
-        return int(torch.randint(c.min_gap, min(c.max_gap, total - 1) + 1, (1,), generator=g))
+        hi = min(c.max_gap, total - 1)
+        if c.gap_weighting == "uniform":
+            return int(torch.randint(c.min_gap, hi + 1, (1,), generator=g))
+        gaps = torch.arange(c.min_gap, hi + 1, dtype=torch.float64)
+        return int(gaps[torch.multinomial(gaps, 1, generator=g)])
 
     def window_length(self, seed: int, step: int, total: int) -> int:
         """Model frames per sample at `step`: K keyframes, or gap + 1 for an interpolation window."""
