@@ -58,15 +58,24 @@ def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
     "left-to-right"). So "moving from left to right", "coming in from the left" and "starts on the left and ends
     on the right" all read "right".
     """
-    found: dict[str, str | None] = {"colour": None, "shape": None, "direction": None}
+    named = _named_values(text)
+    return tuple(values[0] if values else None for values in named.values())
+
+
+def _named_values(text: str) -> dict[str, list[str]]:
+    """Every distinct colour, shape and direction the words of `text` name, in the order they first appear (a
+    direction word that names where the motion starts read as the opposite direction)."""
+    named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
     words = re.findall(r"[a-z]+", text.lower())
     for i, word in enumerate(words):
         for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
-            if found[key] is None and word in table:
-                found[key] = table[word]
+            if word in table:
+                value = table[word]
                 if key == "direction" and _names_the_origin(words, i):
-                    found[key] = OPPOSITE_DIRECTION[found[key]]
-    return found["colour"], found["shape"], found["direction"]
+                    value = OPPOSITE_DIRECTION[value]
+                if value not in named[key]:
+                    named[key].append(value)
+    return named
 
 
 parse_caption = parse_prompt  # the name used in docs/architecture.md
@@ -109,23 +118,13 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     """A one-line warning when `prompt` asks for what one Shapes clip cannot hold: more than one object ("two
     circles", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the pipeline draws
     one object and reads the first word of each kind. None when the prompt is unambiguous."""
-    words = re.findall(r"[a-z]+", prompt.lower())
-    named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
-    for i, word in enumerate(words):
-        for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
-            if word in table:
-                value = table[word]
-                if key == "direction" and _names_the_origin(words, i):
-                    value = OPPOSITE_DIRECTION[value]
-                if value not in named[key]:
-                    named[key].append(value)
+    named = _named_values(prompt)
     problems = [f"{len(values)} {key}s ({', '.join(values)})" for key, values in named.items() if len(values) > 1]
-    counted = [w for w in words if w in _COUNT_WORDS]
+    counted = [w for w in re.findall(r"[a-z]+", prompt.lower()) if w in _COUNT_WORDS]
     if counted:
         problems.insert(0, f"more than one object ({counted[0]!r})")
     if not problems:
         return None
-    first = dict(zip(("colour", "shape", "direction"), parse_prompt(prompt)))
-    took = ", ".join(f"{key} {value}" for key, value in first.items() if value and len(named[key]) > 1)
+    took = ", ".join(f"{key} {values[0]}" for key, values in named.items() if len(values) > 1)
     return (f"the prompt names {'; '.join(problems)}: this Shapes pipeline draws one object"
             + (f" and takes the first of each ({took})" if took else ""))
