@@ -145,10 +145,14 @@ def validate(args):
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
+    from vidiff.pipeline.trained import read_trained_records
+
+    # once: it hashes the VAE's encoder tensors when a record names its latent space
+    trained = read_trained_records(Path(args.model) if args.model else BUNDLED, config)
     extend_by = 0
     if args.task in ("generate", "animate") and args.frames is not None and args.keyframes is None \
             and not args.force_layout and not user_keyframes and getattr(args, "control", None) is None:
-        layout, extend_by = split_long_layout(Path(args.model) if args.model else BUNDLED, config, layout)
+        layout, extend_by = split_long_layout(trained["keyframes"], layout)
     for index in user_keyframes:
         if index >= layout.output_frames:
             raise InputError(f"--keyframe {index}=...: the clip has frames 0..{layout.output_frames - 1}")
@@ -157,7 +161,7 @@ def validate(args):
             raise InputError("--keyframe 0=...: frame 0 of animate is its image")
         if user_keyframes:
             user_keyframes[0] = Path(args.image)
-    _check_trained_layout(Path(args.model) if args.model else BUNDLED, config, layout, args, sorted(user_keyframes))
+    _check_trained_layout(trained, config, layout, args, sorted(user_keyframes))
     check_control_args(args, config, layout, args.model or BUNDLED)
     from vidiff.pipeline.request import Request
 
@@ -169,17 +173,15 @@ def validate(args):
     return config, layout, extend_by
 
 
-def split_long_layout(model: Path, config, layout):
+def split_long_layout(trained, layout):
     """(first pass, frames to add by extension) for a --frames longer than the keyframe part makes in one pass:
     the longest trained pass at the asked stride, then extension windows (as `vidiff extend`) up to the length
-    asked, instead of a refusal. (layout, 0) when one pass fits or the stride is outside the trained ones (the
-    layout check then says why)."""
+    asked, instead of a refusal. `trained`: the keyframe part's record (None without one). (layout, 0) when one
+    pass fits or the stride is outside the trained ones (the layout check then says why)."""
     import warnings
 
     from vidiff.pipeline.layout import Layout, frames_for
-    from vidiff.pipeline.trained import read_trained_records
 
-    trained = read_trained_records(model, config)["keyframes"]
     if trained is None or not trained.num_frames:
         return layout, 0
     most, stride = trained.num_frames[1], layout.keyframe_stride
@@ -213,13 +215,10 @@ def parse_keyframe_args(values: list[str]) -> dict[int, Path]:
     return out
 
 
-def _check_trained_layout(model: Path, config, layout, args, user_keyframes: list[int] = ()) -> None:
-    """The layout against what the parts were trained on (their trained_on.yaml), before any weights load."""
-    from vidiff.pipeline.trained import (
-        check_anchored_layout, check_layout, read_trained_records, user_keyframe_pattern,
-    )
+def _check_trained_layout(trained: dict, config, layout, args, user_keyframes: list[int] = ()) -> None:
+    """The layout against what the parts were trained on (`trained`: read_trained_records), before any weights load."""
+    from vidiff.pipeline.trained import check_anchored_layout, check_layout, user_keyframe_pattern
 
-    trained = read_trained_records(model, config)
     if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
         check_anchored_layout(list(user_keyframes), layout.output_frames, layout.keyframe_stride,
                               config.interpolation.max_gap, trained["keyframes"], trained["interpolation"],
