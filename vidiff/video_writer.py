@@ -30,12 +30,18 @@ def as_frames(frames) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
+def written_size(width: int, height: int) -> tuple[int, int]:
+    """The frame size a file written by vidiff holds for frames of `width` x `height`: odd sides padded by one."""
+    return width + width % 2, height + height % 2
+
+
 def pad_to_even(frames: np.ndarray) -> np.ndarray:
-    """Pads odd H / W by one row / column at the bottom / right, repeating the edge pixels."""
+    """Pads odd H / W by one row / column at the bottom / right, repeating the edge pixels (`written_size`)."""
     _, h, w, _ = frames.shape
-    if h % 2 == 0 and w % 2 == 0:
+    width, height = written_size(w, h)
+    if (height, width) == (h, w):
         return frames
-    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return np.pad(frames, ((0, 0), (0, height - h), (0, width - w), (0, 0)), mode="edge")
 
 
 # Frame rates a file can carry and a player honours. GIF delays are whole 1/100 s and browsers show delays under

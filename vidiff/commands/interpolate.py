@@ -48,11 +48,6 @@ def cpu_time_note(width: int, height: int, frames: int) -> str | None:
             f"~{span} on 2 cores; more sampling steps take longer); a GPU (--device cuda) or a smaller clip is faster")
 
 
-def written_size(width: int, height: int) -> tuple[int, int]:
-    """The frame size the written file holds: odd sides padded by one (vidiff/io.py)."""
-    return width + width % 2, height + height % 2
-
-
 def register(sub) -> None:
     p = sub.add_parser("interpolate", help="raise a clip's frame rate by filling frames between its frames",
                        description="Frame-rate up-conversion: FACTOR - 1 new frames between every two frames of "
@@ -98,7 +93,7 @@ def validate(args):
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records
     from vidiff.sidecar import sidecar_path
-    from vidiff.video_writer import check_fps
+    from vidiff.video_writer import check_fps, written_size
 
     output = output_path(args.output)
     suffix = output.suffix.lower()
@@ -225,13 +220,13 @@ def run(args) -> int:
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.pipeline import VideoPipeline
-    from vidiff.pipeline.upconvert import plan_passes, upconvert_frames
+    from vidiff.pipeline.upconvert import output_length, plan_passes, upconvert_frames
     from vidiff.sidecar import build_sidecar, remove_descriptions, weights_checksum, write_sidecar
-    from vidiff.video_writer import write_video_frames
+    from vidiff.video_writer import write_video_frames, written_size
 
     device = resolve_device(args)
     if device == "cpu":
-        note = cpu_time_note(info.width, info.height, factor * (info.num_frames - 1) + 1)
+        note = cpu_time_note(info.width, info.height, output_length(info.num_frames, factor))
         if note:
             warnings.warn(note, stacklevel=1)
     frames = io.iter_video(args.video)  # read as needed: a clip of any length stays in the memory of one chunk
