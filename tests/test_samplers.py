@@ -392,4 +392,8 @@ def test_cuda_sampling_with_cpu_row_generators_matches_cpu():
     for method, options in [(m, {}) for m in SAMPLERS] + STOCHASTIC:
         cpu = sample(exact_denoiser, x, sigmas, method=method, generator=gens(), **options)
         gpu = sample(exact_denoiser, x.cuda(), sigmas.cuda(), method=method, generator=gens(), **options)
-        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-5, msg=f"{method} {options}")
+        # pc's Langevin step is 2 (snr |z| / |score|)^2 per row: a last-bit change in a row norm (CUDA reduces in
+        # another order) moves its result ~100 times more than the other samplers' (measured on the CPU: a 1e-7
+        # relative change of x moves pc by 1.9e-5, the others by <= 1.1e-6)
+        tol = dict(rtol=1e-3, atol=1e-3) if method == "pc" else dict(rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(gpu.cpu(), cpu, **tol, msg=lambda m: f"{method} {options}: {m}")

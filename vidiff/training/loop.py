@@ -193,8 +193,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     sharded = fsdp_requested()
     if sharded and accelerator.scaler is not None:
         raise InputError("train.mixed_precision=fp16 under FSDP: this path sets up no sharded loss scaler; use bf16")
+    model.to(accelerator.device)  # before the EMA copies the weights: its shadow must live where they do
     if sharded:  # the loop's own FSDP2 path (training/sharding.py): the parameters become DTensor shards
-        model.to(accelerator.device)
         shard_model(model, accelerator.device, accelerator.num_processes)
     trainable = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves some out
     optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
