@@ -191,3 +191,30 @@ def test_fsdp_matches_ddp_and_resumes_exactly(tmp_path, free_port):
     print(f"FSDP vs DDP, {STEPS} steps: max loss difference {max(abs(a['loss'] - b['loss']) for a, b in zip(d, f)):.3g}, "
           f"max exported difference {max((exported['fsdp'][n] - r).abs().max().item() for n, r in exported['ddp'].items()):.3g}; "
           f"killed after step {logged[-1]['step']}, resumed from {KILL_AT}: losses of steps {KILL_AT + 1}-{STEPS} equal")
+
+
+def test_a_self_sharded_model_is_not_handed_to_accelerate(monkeypatch):
+    """On GPUs `accelerate launch` with fsdp.yaml puts Accelerate in FSDP2 mode, whose prepare() refuses an
+    optimizer without its model (seen on an H200: "When using FSDP2, a model and optimizer must be passed
+    together"); on CPU the same launch is MULTI_CPU and accepted it, so CPU runs never saw the refusal. Here
+    Accelerate's rule is applied on CPU."""
+    from accelerate import Accelerator
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    from vidiff.training.loop import prepare_for_accelerate
+
+    accelerator = Accelerator(cpu=True)
+    real_prepare = accelerator.prepare
+
+    def fsdp2_prepare(*objects):
+        if not any(isinstance(o, torch.nn.Module) for o in objects):
+            raise ValueError("When using FSDP2, a model and optimizer must be passed together")
+        return real_prepare(*objects)
+
+    monkeypatch.setattr(accelerator, "prepare", fsdp2_prepare)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    same, wrapped = prepare_for_accelerate(accelerator, model, optimizer, sharded=True)
+    assert same is model and isinstance(wrapped, AcceleratedOptimizer) and wrapped.optimizer is optimizer
+    prepared, wrapped = prepare_for_accelerate(accelerator, model, torch.optim.AdamW(model.parameters()), False)
+    assert isinstance(wrapped, AcceleratedOptimizer) and accelerator.unwrap_model(prepared) is model

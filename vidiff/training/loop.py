@@ -119,6 +119,15 @@ def make_accelerator(cfg: TrainConfig):
     return accelerator
 
 
+def prepare_for_accelerate(accelerator, model, optimizer, sharded: bool):
+    """(model, optimizer) through Accelerate. A model this loop sharded itself is not handed over; its optimizer
+    is wrapped alone with prepare_optimizer: on GPUs Accelerate's FSDP2 mode refuses prepare(optimizer) without
+    its model (it would shard the model again), while on CPU the same launch is plain MULTI_CPU and accepts it."""
+    if sharded:
+        return model, accelerator.prepare_optimizer(optimizer)
+    return accelerator.prepare(model, optimizer)
+
+
 def _find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
     root = run_dir / "checkpoints"
     if resume is None:
@@ -199,11 +208,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     trainable = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves some out
     optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
     ema = EMA(model, t.ema_decay)  # sharded like the parameters under FSDP
-    if sharded:
-        optimizer = accelerator.prepare(optimizer)
-    else:
-        model, optimizer = accelerator.prepare(model, optimizer)
-        raw = accelerator.unwrap_model(model)
+    model, optimizer = prepare_for_accelerate(accelerator, model, optimizer, sharded)
+    raw = raw if sharded else accelerator.unwrap_model(model)
 
     state = {"step": 0, "opt_steps": 0, "ema_updates": 0, "nonfinite_in_a_row": 0}
     logged = None
