@@ -267,3 +267,13 @@ def test_guided_rows_do_not_depend_on_the_batch():
     full = GuidedDenoiser(LinearToy(), negative_context=neg, **kw)(x, sigma, cond)
     alone = GuidedDenoiser(LinearToy(), negative_context=neg[1:], **kw)(x[1:], sigma[1:], cond.rows(slice(1, 2)))
     assert torch.equal(full[1:], alone)
+
+
+def test_text_masks_follow_their_context_to_its_device():
+    """A context on a GPU with no mask (or a CPU mask) got a CPU mask, which met the context in the U-Net. The meta
+    device stands in for a GPU here: the masks must land where the contexts are."""
+    from vidiff.diffusion.guidance import _text_encoding
+
+    for mask in (None, torch.ones(1, 5, dtype=torch.bool)):
+        context, got = _text_encoding(torch.zeros(1, 5, 8, device="meta"), mask, "null_context", False)
+        assert context.device.type == "meta" and got.device.type == "meta" and got.dtype == torch.bool

@@ -57,7 +57,7 @@ def _text_encoding(context, mask, name: str, per_row: bool) -> tuple[torch.Tenso
         raise InputError(f"{name}: expected {expected}, got {tuple(context.shape)}")
     if mask is None:
         mask = torch.ones(context.shape[:2], dtype=torch.bool)
-    mask = torch.as_tensor(mask).bool()
+    mask = torch.as_tensor(mask).bool().to(context.device)  # the context may be on a GPU; the mask goes with it
     mask = mask.reshape(1, -1) if mask.ndim == 1 else mask  # (N, L)
     if tuple(mask.shape) != tuple(context.shape[:2]):
         raise InputError(f"{name}_mask: shape {tuple(mask.shape)}, expected {tuple(context.shape[:2])} for {name}")
