@@ -78,6 +78,27 @@ def test_bf16_pipeline_runs_on_cuda_near_fp32(tiny_pipeline):
     assert psnr(out[torch.bfloat16], out[torch.float32]) > 25.0
 
 
+def test_frames_given_on_the_gpu_are_taken_like_cpu_frames(tiny_pipeline):
+    """User frames, images and masks may be CUDA tensors (the API says so): extend, edit (masked), fill and animate
+    give what the same CPU inputs give (they met CPU-held frames in a subtraction, a cat or .numpy())."""
+    from vidiff import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(tiny_pipeline, device="cuda")
+    clip = pipe.text_to_video("a red circle moving left", seed=1, progress=False)[0]  # CPU uint8 (16,64,64,3)
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[16:48, 16:48] = True
+    calls = {
+        "extend": lambda f, m: pipe.extend_video(f[-8:], "a red circle", num_frames=4, seed=2, progress=False)[0],
+        "edit": lambda f, m: pipe.edit_video(f, "a blue circle", mask=m, seed=2, progress=False)[0],
+        "fill": lambda f, m: pipe.fill_between(f[[0, 5, 10]], 5, seed=2),
+        "animate": lambda f, m: pipe.image_to_video(f[0], "a red circle", seed=2, progress=False)[0],
+    }
+    for name, call in calls.items():
+        on_cpu, on_gpu = call(clip, mask), call(clip.cuda(), mask.cuda())
+        # the same computation on the same GPU; only run-to-run rounding of CUDA kernels may differ
+        assert on_gpu.device.type == "cpu" and on_gpu.shape == on_cpu.shape and psnr(on_gpu, on_cpu) > 40.0, name
+
+
 @pytest.mark.parametrize("backend", ["sdpa", "math", "xformers"])
 def test_attention_backend_in_bf16_matches_fp32_reference(backend):
     from vidiff.models.attention import AttentionBackendError, attention

@@ -87,6 +87,19 @@ def test_cache_is_lru_and_not_aliased():
     assert calls == [["", "x"], ["y"], ["x"]]
 
 
+def test_cached_prompts_move_with_the_encoder():
+    """A pipeline moved after it had generated kept its cached encodings on the old device, and a batch of a
+    cached and a new prompt stacked two devices. The meta device stands in for a GPU."""
+    enc = TextEncoder.load("default")
+    enc.encode(["a red circle moving left"])
+    enc.to("meta")
+    # BERT cannot run on meta tensors (it reads a value): the new prompt's row is made where the model now is
+    enc._run = lambda prompts: (torch.zeros(len(prompts), enc.max_length, enc.dim, device="meta"),
+                                torch.ones(len(prompts), enc.max_length, dtype=torch.bool, device="meta"))
+    context, mask = enc.encode(["a red circle moving left", "a blue square moving up"])
+    assert context.device.type == "meta" and mask.device.type == "meta" and context.shape[0] == 2
+
+
 def test_default_loads_offline_in_a_fresh_process():
     """Offline, with an empty Hugging Face home; `import vidiff.text` alone does not import transformers; the load
     draws no transformers progress bar, and leaves transformers' bar setting as it was."""

@@ -79,8 +79,9 @@ def warp_blend(left: np.ndarray, right: np.ndarray, f01: np.ndarray, f10: np.nda
 
 def flow_timeline(keyframes: torch.Tensor, stride: int) -> tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray]]]:
     """uint8 keyframes (K,H,W,3) -> (uint8 frames ((K-1)*stride+1,H,W,3), the keyframes at 0, stride, ... and
-    every frame between interpolated along the flow; [(F_0->1, F_1->0)] per gap, float32 (H,W,2) each)."""
-    keys = keyframes.numpy()
+    every frame between interpolated along the flow; [(F_0->1, F_1->0)] per gap, float32 (H,W,2) each). The
+    keyframes may be on a GPU (a training batch is); the flow runs on the CPU (OpenCV)."""
+    keys = keyframes.cpu().numpy()
     frames, flows = [], []
     for left, right in zip(keys[:-1], keys[1:]):
         f01, f10 = dis_flow(left, right), dis_flow(right, left)

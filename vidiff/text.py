@@ -169,8 +169,10 @@ class TextEncoder:
         return next(self.model.parameters()).device
 
     def to(self, device) -> TextEncoder:
-        """Moves the encoder (its dtype unchanged); encode() then returns tensors on that device."""
+        """Moves the encoder (its dtype unchanged); encode() then returns tensors on that device, the cached prompts'
+        too (a batch of one cached and one new prompt would otherwise stack two devices)."""
         self.model.to(device)
+        self._cache = OrderedDict((p, (c.to(device), m.to(device))) for p, (c, m) in self._cache.items())
         return self
 
     @property

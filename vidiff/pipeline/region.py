@@ -29,6 +29,7 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     if not torch.is_tensor(mask):
         raise InputError(f"mask: expected an array (H,W) or (F,H,W), got {type(mask).__name__}")
     check_has_data(mask, "mask")
+    mask = mask.cpu()  # given on a GPU: composited with the CPU-held frames
     if mask.ndim == 4 and mask.shape[-1] in (1, 3):  # (F,H,W,1|3) frames of a mask video: any channel
         mask = mask.amax(dim=-1)
     if mask.ndim == 3 and mask.shape[-1] in (1, 3) and mask.shape[0] != num_frames:  # one (H,W,C) image

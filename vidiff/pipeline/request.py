@@ -202,7 +202,7 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
         got = f"{value.dtype} {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
         raise InputError(f"{name}: expected {expected}, got {got}")
     check_has_data(value, name)
-    return value
+    return value.cpu()  # given on a GPU: the pipeline keeps frames on the CPU and moves what a network reads
 
 
 def check_has_data(tensor, name: str) -> None:
