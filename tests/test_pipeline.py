@@ -778,3 +778,63 @@ def test_trimmed_layout_is_the_longer_grid_cut(pipe):
     assert twenty.shape[0] == 20 and torch.equal(twenty, grid[:20])
     with pytest.raises(InputError, match="^frames: the clip has 20 frames"):  # an edit keeps its length: exact grids
         pipe.edit_video(twenty, "a blue square", progress=False)
+
+
+def test_returned_frames_can_be_written_in_place(pipe):
+    """They were inference tensors: `out[0, :4] = 0` (letterboxing) raised outside inference mode."""
+    out, _ = pipe.text_to_video("a red circle moving left", seed=1, progress=False)
+    out[0, :4] = 0
+    filled = pipe.fill_between(out[[0, 5]], 5, seed=1)
+    filled += 1
+    assert out[0, :4].max() == 0
+
+
+def test_a_side_the_unets_cannot_halve_is_named(pipe):
+    # 60 passed the VAE's factor 4 and failed inside the U-Net ("x: spatial size 15x15 must be divisible by 4")
+    assert pipe.size_multiple == 8  # VAE factor 4 x the tiny U-Nets' one halving
+    with pytest.raises(InputError, match=r"^height: 60 is not a multiple of 8 .*e\.g\. 56"):
+        pipe.text_to_video("a red circle", height=60, progress=False)
+
+
+def test_save_pretrained_refuses_paths_that_are_no_folder(pipe, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for bad, message in (("", "expected a folder path"), (None, "expected a folder path")):
+        with pytest.raises(InputError, match=message):
+            pipe.save_pretrained(bad)
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        pipe.save_pretrained(tmp_path / "a_file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written into the cwd
+
+
+def test_devices_this_torch_lacks_are_refused_before_loading(pipe, monkeypatch):
+    import vidiff.pipeline.video_pipeline as vp
+
+    monkeypatch.setattr(vp, "load_pipeline", lambda *a: pytest.fail("weights loaded"))
+    for device in ("mps", "xpu"):
+        backend = torch.backends.mps if device == "mps" else getattr(torch, device, None)
+        if getattr(backend, "is_available", lambda: False)():
+            continue
+        with pytest.raises(InputError, match=f"^device: {device}: this PyTorch build has no {device} device"):
+            vp.VideoPipeline.from_pretrained("x", device=device)
+
+
+def test_a_save_that_would_not_load_leaves_the_folder_as_it_was(tmp_path):
+    """Saved over the folder it came from after a cast to bfloat16 and back, the pipeline replaced its own weights
+    with rounded ones that its parts' records refuse: the folder no longer loaded."""
+    import shutil
+
+    from vidiff.pipeline import VideoPipeline
+
+    folder = tmp_path / "shapes"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "vidiff/bundled/shapes", folder)
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    pipe = VideoPipeline.from_pretrained(folder)
+    pipe.vae.to(torch.bfloat16)
+    with pytest.raises(InputError, match="the parts compute in torch.bfloat16"):
+        pipe.save_pretrained(folder)
+    pipe.vae.to(torch.float32)  # rounded now
+    with pytest.raises(InputError, match="encoder weights differ from those the parts were trained with"):
+        pipe.save_pretrained(folder)
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    VideoPipeline.from_pretrained(folder)  # still loads

@@ -25,6 +25,11 @@ def check_placement(device, dtype, device_label: str | None = None) -> None:
         raise InputError(f"device: {short_repr(device)} is not a device (cpu, cuda, cuda:N, ...)") from None
     if where.type == "meta":
         raise InputError("device: meta holds shapes but no values; the pipeline can neither sample nor save there")
+    if where.type not in ("cpu", "cuda"):  # mps, xpu, ...: torch fails there only once the weights have loaded
+        backend = torch.backends.mps if where.type == "mps" else getattr(torch, where.type, None)
+        if not getattr(backend, "is_available", lambda: False)():
+            raise InputError(f"{device_label or f'device: {where}'}: this PyTorch build has no {where.type} device "
+                             f"here (it has cpu{', cuda' if torch.cuda.is_available() else ''})")
     if where.type == "cuda":
         label = device_label or f"device: {where}"
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -112,7 +112,8 @@ class Request:
             if not _is_int(value) or not 1 <= value <= MAX_SIDE:
                 raise InputError(f"{name}: must be an integer in [1, {MAX_SIDE}], got {short_repr(value)}")
             if downsample and value % downsample:
-                raise InputError(f"{name}: {value} is not a multiple of the VAE's downsampling factor {downsample}")
+                raise InputError(f"{name}: {value} is not a multiple of {downsample} (the VAE's factor times the "
+                                 f"U-Nets' downsampling), e.g. {max(downsample, value // downsample * downsample)}")
         fps = config.fps if fps is None else fps
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not FPS_MIN <= fps <= FPS_MAX:
             raise InputError(f"fps: must be a number in [{FPS_MIN:g}, {FPS_MAX:g}], got {short_repr(fps)}")

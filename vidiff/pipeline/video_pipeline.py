@@ -8,7 +8,8 @@
 This file only orchestrates: requests are checked in request.py (and against what the parts were trained on,
 trained.py), sampling lives in timeline.py and stage.py, loading in load.py; the bodies of extend_video,
 edit_video and fill_between are extension.py, editing.py and filling.py. Every entry point runs under
-torch.inference_mode(): no autograd graph is built and nothing returned or stored carries one.
+torch.no_grad(): no autograd graph is built and nothing returned or stored carries one. Not inference_mode: its
+tensors refuse in-place writes outside it, and users letterbox or normalise the frames they get back.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
+from vidiff.limits import short_repr
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PIPELINE_FILE, PipelineConfig, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import request_control, save_control_parts
@@ -63,7 +65,12 @@ class VideoPipeline:
         from vidiff.parts import save_part
         from vidiff.pipeline.trained import write_trained_on
 
+        if not isinstance(folder, (str, Path)) or not str(folder):  # "" wrote a whole pipeline into the cwd
+            raise InputError(f"save_pretrained: expected a folder path, got {short_repr(folder)}")
+        self._check_savable()
         folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"save_pretrained: {folder} is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         # pipeline.yaml goes first and is written last: a save stopped halfway leaves a folder from_pretrained
         # refuses, never the old pipeline.yaml over some new parts and some old ones
@@ -79,6 +86,28 @@ class VideoPipeline:
         save_control_parts(paths, {"keyframes": self.keyframes, "interpolation": self.interpolation})
         write_pipeline_yaml(self.config, folder)
         return folder
+
+    def _check_savable(self) -> None:
+        """Refuses, before anything is written, a save whose folder would not load: half-precision parts, or a VAE
+        whose encoder is no longer the one the parts were trained with (a cast to bf16 and back rounds it, and
+        the parts' records name the encoder's exact weights). Saving over the folder it came from lost it."""
+        import tempfile
+
+        from vidiff.pipeline.trained import latent_space_id
+
+        low = {p.dtype for m in (self.vae, *self._stage_nets()) for p in m.parameters()} - {torch.float32}
+        if low:
+            raise InputError(f"save_pretrained: the parts compute in {', '.join(sorted(map(str, low)))}; a saved "
+                             "pipeline holds float32 weights: load it again without dtype and save that one")
+        recorded = {r.latent_space for r in self.trained.values() if r is not None and r.latent_space}
+        if recorded:
+            with tempfile.TemporaryDirectory() as tmp:
+                self.vae.save(Path(tmp) / "vae")
+                now = latent_space_id(Path(tmp) / "vae")
+            if now not in recorded:
+                raise InputError("save_pretrained: the VAE's encoder weights differ from those the parts were "
+                                 "trained with (a cast to bfloat16 / float16 and back rounds them), so the saved "
+                                 "folder would not load; save a pipeline loaded in float32 and never cast")
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> VideoPipeline:
         """Moves every part to `device`; the VAE and the U-Nets compute in `dtype` (bf16 / fp16 / fp32), while the
@@ -101,7 +130,7 @@ class VideoPipeline:
         return [stage.net for stage in (self.keyframes, self.interpolation) if stage is not None]
 
     # ---- public generation API ------------------------------------------------------------------------------
-    @torch.inference_mode()
+    @torch.no_grad()
     def text_to_video(self, prompt, *, keyframes: dict | None = None, control=None, control_scale: float | None = None,
                       progress: bool = True, **settings):
         """prompt (str or list) -> (frames uint8 (F,H,W,3), or (B,F,H,W,3) for lists of prompts / seeds; fps).
@@ -179,7 +208,7 @@ class VideoPipeline:
                              f"{size[1]}x{size[0]} (resize it, or pass height= and width=)")
         return self.text_to_video(prompt, keyframes=keyframes, **settings)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def extend_video(self, frames, prompt, *, num_frames: int, seam_fade: int = 4, progress: bool = True,
                      strength: float | None = None, **settings):
         """Continues uint8 (F,H,W,3) `frames` by `num_frames` new frames; returns input + new frames and fps.
@@ -195,7 +224,7 @@ class VideoPipeline:
         return extend(self, frames, prompt, num_frames=num_frames, seam_fade=seam_fade, progress=progress,
                       settings=settings, strength=strength)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int = 3,
                    control="auto", control_scale: float | None = None, repeats: int | None = None, progress: bool = True,
                    **settings):
@@ -215,7 +244,7 @@ class VideoPipeline:
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
                     settings=settings, control=control, control_scale=control_scale, repeats=repeats)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def fill_between(self, keyframes, stride: int, seed: int = 0, *, prompt: str = "", steps=None, sampler=None,
                      progress=False, force_layout: bool = False):
         """Interpolation only: uint8 (K,H,W,3) keyframes -> ((K-1)*stride+1,H,W,3), keyframes kept at 0, stride, ...
@@ -242,7 +271,7 @@ class VideoPipeline:
         layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
                                 default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
                                 max_gap=cfg.interpolation.max_gap, exact=exact_frames)
-        return Request.build(prompts, seeds, batched, layout, cfg, self.vae.downsample_factor, steps=steps,
+        return Request.build(prompts, seeds, batched, layout, cfg, self.size_multiple, steps=steps,
                              sampler=sampler, guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
                              height=height, width=width, fps=fps, force_layout=force_layout,
                              negative_prompt=negative_prompt, guidance_rescale=guidance_rescale, churn=churn,
@@ -264,6 +293,13 @@ class VideoPipeline:
         """Pixel multiple a frame's height and width must have for the interpolation part: the VAE's factor times
         the U-Net's downsampling."""
         return self.vae.downsample_factor * 2 ** (len(self.interpolation.net.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Pixel multiple a generated clip's height and width must have: the VAE's factor times the deepest
+        U-Net's downsampling (a 60 px side passed the VAE's 4 and failed inside a U-Net that halves twice)."""
+        levels = max(len(s.net.config.block_out_channels) for s in (self.keyframes, self.interpolation) if s is not None)
+        return self.vae.downsample_factor * 2 ** (levels - 1)
 
     @property
     def _device(self) -> torch.device:
