@@ -236,3 +236,22 @@ def test_fp16_on_cpu_says_it_computes_in_fp32(tmp_path):
     assert [r["skipped"] for r in rows] == [1 if s == 3 else 0 for s in range(12)] and rows[-1]["opt_steps"] == 11
     plain = read_metrics(train(toy(tmp_path / "fp32", model=model)) / "metrics.jsonl")
     assert [r["loss"] for r in rows] == [r["loss"] for r in plain]
+
+
+def test_a_users_folder_with_its_own_export_or_config_is_not_overwritten(tmp_path):
+    """train() into a folder holding export/my_video.mp4 and the user's config.yaml removed the one and replaced
+    the other, without a word."""
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    (run / "export" / "my_video.mp4").write_bytes(b"mine")
+    with pytest.raises(InputError, match=r"export/ holds files no run writes \(my_video.mp4\)"):
+        train(toy(tmp_path))
+    (run / "export" / "my_video.mp4").unlink()
+    (run / "config.yaml").write_text("my: own config\n")
+    with pytest.raises(InputError, match="config.yaml is not a training config a run wrote"):
+        train(toy(tmp_path), force=True)
+    assert (run / "config.yaml").read_text() == "my: own config\n" and not (run / "metrics.jsonl").exists()
+    (run / "config.yaml").unlink()
+    train(toy(tmp_path))  # its own folder again: a second run over a finished one is refused as before
+    with pytest.raises(InputError, match="already has checkpoints"):
+        train(toy(tmp_path))

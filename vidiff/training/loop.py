@@ -128,6 +128,32 @@ def prepare_for_accelerate(accelerator, model, optimizer, sharded: bool):
     return accelerator.prepare(model, optimizer)
 
 
+_EXPORT_FILES = {"config.yaml", "model.safetensors", "trained_on.yaml"}  # what an export/ holds (a part)
+
+
+def refuse_foreign_output(run_dir: Path) -> None:
+    """A run writes config.yaml and replaces export/ in its output_dir: refused (--force too) when they are not a
+    run's, e.g. a user's folder that has its own config.yaml or export/ (both were silently replaced)."""
+    from vidiff.safe_yaml import load_file
+
+    export = run_dir / "export"
+    if export.is_symlink() or (export.exists() and not export.is_dir()):
+        raise InputError(f"output_dir {run_dir}: export is not a folder a run wrote; choose another output_dir")
+    foreign = sorted(p.name for p in export.iterdir() if p.name not in _EXPORT_FILES) if export.is_dir() else []
+    if foreign:
+        raise InputError(f"output_dir {run_dir}: export/ holds files no run writes ({', '.join(foreign[:3])}), and "
+                         "a run replaces export/; choose another output_dir")
+    config = run_dir / "config.yaml"
+    if config.exists():
+        try:
+            data = load_file(config)
+        except Exception:  # noqa: BLE001 - any unreadable file is not a run's config
+            data = None
+        if not isinstance(data, dict) or "stage" not in data:
+            raise InputError(f"output_dir {run_dir}: config.yaml is not a training config a run wrote, and a run "
+                             "replaces it; choose another output_dir")
+
+
 def _find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
     root = run_dir / "checkpoints"
     if resume is None:
@@ -180,6 +206,9 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     accelerator = make_accelerator(cfg)
     check_processes(accelerator)  # before anything is written
     run_dir = Path(cfg.output_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"output_dir {run_dir}: is a file, not a folder")
+    refuse_foreign_output(run_dir)
     resume_from = _find_resume(run_dir, resume, force)
     torch.manual_seed(derive_seed(t.seed, "init"))  # weight init depends on the seed only
     if stage is None:
