@@ -553,7 +553,7 @@ def test_no_generation_entry_point_builds_a_graph(pipe, monkeypatch):
     encode = pipe.vae.encode_frames
 
     def record(name, value):
-        seen.append((name, value.requires_grad, value.grad_fn is None, torch.is_inference_mode_enabled()))
+        seen.append((name, value.requires_grad, value.grad_fn is None, not torch.is_grad_enabled()))
         return value
 
     monkeypatch.setattr(DiffusionStage, "run", lambda self, *a, **k: record("stage", run(self, *a, **k)))
@@ -565,8 +565,8 @@ def test_no_generation_entry_point_builds_a_graph(pipe, monkeypatch):
                pipe.extend_video(clip, "a", num_frames=5, progress=False)[0], pipe.fill_between(clip[:2], 5)]
     names = {name for name, *_ in seen}
     assert names == {"stage", "decode_in", "encode"}
-    for name, requires_grad, no_grad_fn, inference in seen:
-        assert not requires_grad and no_grad_fn and inference, name
+    for name, requires_grad, no_grad_fn, grad_off in seen:
+        assert not requires_grad and no_grad_fn and grad_off, name
     assert all(not o.requires_grad and o.grad_fn is None for o in outputs)
     assert any(p.requires_grad for p in pipe.keyframes.net.parameters())  # the graph was possible, and not built
 
@@ -838,3 +838,17 @@ def test_a_save_that_would_not_load_leaves_the_folder_as_it_was(tmp_path):
         pipe.save_pretrained(folder)
     assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
     VideoPipeline.from_pretrained(folder)  # still loads
+
+
+def test_settings_a_method_does_not_take_are_named(pipe):
+    clip = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    for call, message in [
+        (lambda: pipe.text_to_video("a", num_frame=20, progress=False), "^num_frame: not a setting of text_to_video"),
+        (lambda: pipe.extend_video(clip, "a", num_frames=4, height=32, progress=False),
+         "^height: extend_video takes it from the frames"),
+        (lambda: pipe.extend_video(clip, "a", num_frames=4, keyframes={0: clip[0]}, progress=False),
+         "^keyframes: not a setting of extend_video"),
+        (lambda: pipe.edit_video(clip, "a", num_frames=16, progress=False), "^num_frames: edit_video takes it"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            call()

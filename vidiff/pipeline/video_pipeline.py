@@ -143,6 +143,7 @@ class VideoPipeline:
         clip, uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by
         control_scale (control.py; None: pipeline.yaml's control_scale)."""
         self._need_keyframe_part("text to video")
+        self._check_settings(settings, "text_to_video")
         req = self.request(prompt, **settings)
         pixels = check_keyframe_images(keyframes or {}, req)
         if pixels and not self.keyframes.takes_known_frames:
@@ -221,6 +222,7 @@ class VideoPipeline:
         None: pipeline.yaml's `extension_strength`."""
         from vidiff.pipeline.extension import extend
 
+        self._check_settings(settings, "extend_video", fixed=("height", "width"))
         return extend(self, frames, prompt, num_frames=num_frames, seam_fade=seam_fade, progress=progress,
                       settings=settings, strength=strength)
 
@@ -241,6 +243,7 @@ class VideoPipeline:
         F must be a layout length; settings as for text_to_video."""
         from vidiff.pipeline.editing import edit
 
+        self._check_settings(settings, "edit_video", fixed=("num_frames", "height", "width", "exact_frames"))
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
                     settings=settings, control=control, control_scale=control_scale, repeats=repeats)
 
@@ -256,6 +259,18 @@ class VideoPipeline:
                     force_layout=force_layout)
 
     # ---- requests --------------------------------------------------------------------------------------------
+    def _check_settings(self, settings: dict, method: str, fixed: tuple[str, ...] = ()) -> None:
+        """A setting `method` does not take, or takes from its input frames, is named (both ended in a TypeError
+        naming the internal request())."""
+        import inspect
+
+        allowed = [name for name in inspect.signature(self.request).parameters if name not in ("prompt", *fixed)]
+        for key in settings:
+            if key in fixed:
+                raise InputError(f"{key}: {method} takes it from the frames it is given; leave it out")
+            if key not in allowed:
+                raise InputError(f"{key}: not a setting of {method}; it takes {', '.join(allowed)}")
+
     def request(self, prompt, *, seed=0, num_frames=None, num_keyframes=None, keyframe_stride=None, steps=None,
                 sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None, fps=None,
                 force_layout: bool = False, negative_prompt=None, guidance_rescale=None, churn=None, pc_steps=None,
