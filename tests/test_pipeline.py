@@ -852,3 +852,17 @@ def test_settings_a_method_does_not_take_are_named(pipe):
     ]:
         with pytest.raises(InputError, match=message):
             call()
+
+
+def test_animate_refuses_a_second_frame_0(pipe):
+    image = torch.zeros(64, 64, 3, dtype=torch.uint8)
+    with pytest.raises(InputError, match="^keyframes: frame 0 is the image being animated"):
+        pipe.image_to_video(image, "a", keyframes={0: image + 1, 10: image}, progress=False)
+
+
+def test_vae_load_checks_device_and_dtype_first(tmp_path):
+    from vidiff.vae import AutoencoderKL
+
+    for kwargs, message in [(dict(dtype="bf16"), "^dtype: expected"), (dict(device="banana"), "^device: 'banana'")]:
+        with pytest.raises(InputError, match=message):
+            AutoencoderKL.load(tmp_path / "absent", **kwargs)  # refused before the folder is even read

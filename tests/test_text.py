@@ -187,3 +187,13 @@ def test_bad_arguments_are_named(default_encoder):
         TextEncoder.load("default", max_length=1000)
     with pytest.raises(InputError, match="kind"):
         TextEncoder.load("default", kind="clip")
+
+
+def test_load_arguments_are_checked_before_the_weights():
+    for kwargs, message in [(dict(dtype="bf16"), "^dtype: expected torch.float32"),
+                            (dict(device="banana"), "^device: 'banana' is not a device"),
+                            (dict(max_length="32"), "^max_length: must be a positive integer, got '32'"),
+                            (dict(max_length=2.5), "^max_length: must be a positive integer"),
+                            (dict(max_length=True), "^max_length: must be a positive integer, got True")]:
+        with pytest.raises(InputError, match=message):
+            TextEncoder.load("default", **kwargs)

@@ -135,8 +135,15 @@ class TextEncoder:
 
     @classmethod
     def from_config(cls, config: TextEncoderConfig, device=None, dtype: torch.dtype | None = None) -> TextEncoder:
-        if config.max_length is not None and config.max_length <= 0:
-            raise InputError(f"max_length: must be positive, got {config.max_length}")
+        import numbers
+
+        from vidiff.pipeline.placement import check_placement
+
+        check_placement(device, dtype)  # "bf16" or "mps" failed inside torch once the weights had loaded
+        length = config.max_length
+        if length is not None and (isinstance(length, bool) or not isinstance(length, numbers.Integral) or length <= 0):
+            # True padded to 1 token silently, "32" and 2.5 failed in a comparison or the tokenizer
+            raise InputError(f"max_length: must be a positive integer, got {length!r}")
         if config.cache_size < 0:
             raise InputError(f"cache_size: must be >= 0, got {config.cache_size}")
         is_default = config.path == "default"

@@ -257,7 +257,9 @@ class AutoencoderKL(nn.Module):
     @classmethod
     def load(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None) -> AutoencoderKL:
         from vidiff.parts import load_part_config, load_part_weights
+        from vidiff.pipeline.placement import check_placement
 
+        check_placement(device, dtype)  # "bf16" or "mps" failed inside torch once the weights had loaded
         config = load_part_config(folder, VAEConfig)
         model = cls(config)
         load_state(model, load_part_weights(folder), str(folder))

@@ -199,6 +199,8 @@ class VideoPipeline:
         if not isinstance(keyframes, dict):  # dict() of a list of images raised "dictionary update sequence ..."
             raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
         keyframes = dict(keyframes)
+        if 0 in keyframes:  # it was dropped for `image` without a word
+            raise InputError("keyframes: frame 0 is the image being animated; give it as `image`, not in keyframes")
         keyframes[0] = check_image(image, "image")
         height, width = (plain_number(settings.get(name)) for name in ("height", "width"))
         size = (self.config.height if height is None else height, self.config.width if width is None else width)
