@@ -13,8 +13,9 @@ On a CUDA machine, in one process:
 then one summary line. A GPU machine without the default text encoder's package (88 MB, more than a small transfer
 carries) is given the prompts' embeddings computed beforehand with the real encoder:
   python tools/bench_gpu_check.py --write-text-embeddings FILE      # here, where the package is installed
-  python tools/bench_gpu_check.py --text-embeddings FILE            # there: the encoder is replaced by that table Without CUDA both parts are skipped by name and the script exits 0 after a CPU sanity
-check (the recipe's --dry-run estimate). Exit status 1 when a part ran and failed its bar.
+  python tools/bench_gpu_check.py --text-embeddings FILE            # there: the encoder is replaced by that table
+Without CUDA every part is skipped by name and the script exits 0 after a CPU sanity check (the recipe's --dry-run
+estimate). Exit status 1 when a part ran and failed its bar.
 """
 from __future__ import annotations
 

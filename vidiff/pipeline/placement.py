@@ -12,7 +12,7 @@ DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 def check_placement(device, dtype, device_label: str | None = None) -> None:
     """InputError naming `device` or `dtype` when the parts could not run there (None: keep as is). `device_label`
-    names the device in CUDA errors (default "device: <device>"; the CLI's "--device <as given>")."""
+    names the device in its errors (default "device: <device>"; the CLI's "--device <as given>")."""
     if dtype is not None and dtype not in DTYPES:
         # a string printed as the name it is not: "dtype: float16 is not one of float32, bfloat16, float16"
         got = dtype if isinstance(dtype, torch.dtype) else f"{type(dtype).__name__} {dtype!r}"
@@ -25,13 +25,13 @@ def check_placement(device, dtype, device_label: str | None = None) -> None:
         raise InputError(f"device: {short_repr(device)} is not a device (cpu, cuda, cuda:N, ...)") from None
     if where.type == "meta":
         raise InputError("device: meta holds shapes but no values; the pipeline can neither sample nor save there")
+    label = device_label or f"device: {where}"
     if where.type not in ("cpu", "cuda"):  # mps, xpu, ...: torch fails there only once the weights have loaded
         backend = torch.backends.mps if where.type == "mps" else getattr(torch, where.type, None)
         if not getattr(backend, "is_available", lambda: False)():
-            raise InputError(f"{device_label or f'device: {where}'}: this PyTorch build has no {where.type} device "
-                             f"here (it has cpu{', cuda' if torch.cuda.is_available() else ''})")
+            raise InputError(f"{label}: this PyTorch build has no {where.type} device here (it has "
+                             f"cpu{', cuda' if torch.cuda.is_available() else ''})")
     if where.type == "cuda":
-        label = device_label or f"device: {where}"
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise InputError(f"{label}: CUDA is not available here")

@@ -307,15 +307,18 @@ class VideoPipeline:
     # ---- helpers ---------------------------------------------------------------------------------------------
     @property
     def frame_multiple(self) -> int:
-        """Pixel multiple a frame's height and width must have for the interpolation part: the VAE's factor times
-        the U-Net's downsampling."""
-        return self.vae.downsample_factor * 2 ** (len(self.interpolation.net.config.block_out_channels) - 1)
+        """Pixel multiple a frame's height and width must have for the interpolation part."""
+        return self._pixel_multiple([self.interpolation.net])
 
     @property
     def size_multiple(self) -> int:
-        """Pixel multiple a generated clip's height and width must have: the VAE's factor times the deepest
-        U-Net's downsampling (a 60 px side passed the VAE's 4 and failed inside a U-Net that halves twice)."""
-        levels = max(len(s.net.config.block_out_channels) for s in (self.keyframes, self.interpolation) if s is not None)
+        """Pixel multiple a generated clip's height and width must have, for both parts (a 60 px side passed the
+        VAE's 4 and failed inside a U-Net that halves twice)."""
+        return self._pixel_multiple(self._stage_nets())
+
+    def _pixel_multiple(self, nets) -> int:
+        """The VAE's factor times the deepest of `nets`' downsampling."""
+        levels = max(len(net.config.block_out_channels) for net in nets)
         return self.vae.downsample_factor * 2 ** (levels - 1)
 
     @property
