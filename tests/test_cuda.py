@@ -183,3 +183,64 @@ def test_fsdp_launch_on_one_gpu_trains_and_exports(tiny_latents, text_folder, tm
 
     weights = load_file(tmp_path / "run" / "export" / "model.safetensors")
     assert weights and all(torch.isfinite(w).all() for w in weights.values())
+
+
+def _moving(frames: int, step: int, size: int) -> torch.Tensor:
+    """uint8 (frames,size,size,3): a smooth picture moving `step` px left per frame."""
+    x = torch.arange(size + step * (frames - 1), dtype=torch.float64)
+    y = torch.arange(size, dtype=torch.float64)[:, None]
+    pic = torch.stack([128 + 90 * torch.sin(x / 5 + y / 7), 128 + 80 * torch.cos(y / 4 - x / 9),
+                       128 + 60 * torch.sin((x + y) / 6)], dim=-1)
+    return torch.stack([pic[:, i * step:i * step + size] for i in range(frames)]).round().to(torch.uint8)
+
+
+@pytest.mark.parametrize("decoded", [False, True])
+def test_flow_anchored_interpolation_scores_cuda_batches_like_cpu_batches(flow_pipe, text_folder, decoded):
+    """`diffusion.anchor: known_flow` (configs/real-interpolation.yaml) computes optical flow on the batch's pixel
+    frames, which the loop hands over on the GPU: the stage's loss there is the CPU's for the same draws."""
+    import dataclasses as dc
+
+    pytest.importorskip("cv2")
+
+    from vidiff.models import UNet3DConfig
+    from vidiff.parts import load_part_config
+    from vidiff.random import SampleDraws
+    from vidiff.training.config import TrainConfig, from_dict, validate
+    from vidiff.training.stages import latent_stage
+    from vidiff.vae import AutoencoderKL
+
+    net = dc.asdict(load_part_config(flow_pipe / "interpolation", UNet3DConfig))
+    cfg = validate(from_dict(TrainConfig, {
+        "stage": "interpolation", "data": {"kind": "latent_cache", "root": "x"}, "model": net,
+        "diffusion": {"anchor": "known_flow", "sigma_data": 0.3}, "vae": str(flow_pipe / "vae"),
+        "text_encoder": str(text_folder), "init_weights": str(flow_pipe / "interpolation"), "decoded_loss": {"enabled": decoded},
+        "conditioning": {"min_gap": 2, "max_gap": 4, "drop_cond_prob": 0.0, "drop_text_prob": 0.0}}))
+    vae = AutoencoderKL.load(flow_pipe / "vae").eval()
+    pixels = torch.stack([_moving(5, 1, 32), _moving(5, 2, 32)])  # (2,5,32,32,3)
+    with torch.no_grad():
+        latents = torch.cat([vae.encode_frames(p) for p in pixels])
+    losses = {}
+    for device in ("cpu", "cuda"):
+        stage = latent_stage(cfg, dataset=[]).to(device)
+        stage.model.to(device)
+        context, mask = stage.text_encoder().encode(["", ""])
+        batch = {"latents": latents.to(device), "pixels": pixels.to(device), "context": context.to(device),
+                 "context_mask": mask.to(device), "caption": ["", ""]}
+        loss = stage.loss(stage.model, batch, SampleDraws(0, [0, 0], 3, [0, 1]), 3)
+        loss.sum().backward()
+        losses[device] = loss.detach().cpu()
+    assert torch.isfinite(losses["cuda"]).all() and (losses["cuda"] > 0).all()
+    torch.testing.assert_close(losses["cuda"], losses["cpu"], rtol=1e-2, atol=1e-4)
+
+
+def test_prompt_cache_follows_the_pipeline_to_the_gpu(tiny_pipeline):
+    """A prompt encoded on the CPU, then the pipeline moved: a batch of that prompt and a new one runs on CUDA."""
+    from vidiff import VideoPipeline
+
+    prompts = ["a red circle moving left", "a blue square moving up"]
+    on_cpu = VideoPipeline.from_pretrained(tiny_pipeline).text_to_video(prompts, seed=3, progress=False)[0]
+    pipe = VideoPipeline.from_pretrained(tiny_pipeline)
+    pipe.text_to_video(prompts[0], seed=3, progress=False)  # prompts[0] cached on the CPU, prompts[1] new
+    pipe.to("cuda")
+    on_gpu = pipe.text_to_video(prompts, seed=3, progress=False)[0]
+    assert on_gpu.shape == on_cpu.shape and psnr(on_gpu, on_cpu) > 40.0
