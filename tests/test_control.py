@@ -145,6 +145,20 @@ def test_maps_from_frames_threshold_any_channel():
     assert maps.dtype == np.float32 and maps.sum() == 1 and maps[0, 1, 1] == 1
 
 
+def test_maps_from_rgba_frames_read_colour_and_treat_transparent_pixels_as_off():
+    """An opaque alpha channel (255 everywhere) is not a colour: it turned every pixel on."""
+    from vidiff.data.control_maps import maps_from_frames
+
+    rgba = np.zeros((2, 4, 4, 4), np.uint8)
+    rgba[..., 3] = 255  # opaque black: off
+    rgba[0, 1, 1, 0] = 220  # opaque red: on
+    rgba[1, 2, 2] = (255, 255, 255, 0)  # transparent white: off
+    rgba[1, 3, 3] = (0, 200, 0, 128)  # half-opaque green: on
+    maps = maps_from_frames(rgba)
+    assert maps.sum() == 2 and maps[0, 1, 1] == 1 and maps[1, 3, 3] == 1
+    np.testing.assert_array_equal(maps_from_frames(rgba[..., :3]) * (rgba[..., 3] > 127), maps)
+
+
 # ---- the pipeline -----------------------------------------------------------------------------------------------
 
 from test_pipeline import HashText  # noqa: E402  (the fixed random text encoder of the pipeline tests)

@@ -189,9 +189,15 @@ def map_centres(maps: np.ndarray) -> list[tuple[float, float] | None]:
 
 
 def maps_from_frames(frames) -> np.ndarray:
-    """float32 (F, H, W) maps from uint8 (F, H, W) or (F, H, W, 3) frames: any channel > 127 is "on"."""
+    """float32 (F, H, W) maps from uint8 (F, H, W), (F, H, W, 1 | 3) or RGBA (F, H, W, 4) frames: any colour channel
+    > 127 is "on"; with alpha, a transparent pixel (alpha <= 127) is "off" whatever its colour."""
     arr = np.asarray(frames)
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4)):
-        raise InputError(f"control: expected uint8 (F,H,W) or (F,H,W,3) frames, got {arr.dtype} {arr.shape}")
-    on = arr > 127
-    return (on.any(axis=-1) if arr.ndim == 4 else on).astype(np.float32)
+        raise InputError(f"control: expected uint8 (F,H,W), (F,H,W,3) or (F,H,W,4) frames, got {arr.dtype} "
+                         f"{arr.shape}")
+    if arr.ndim == 3:
+        return (arr > 127).astype(np.float32)
+    on = (arr[..., :3] > 127).any(axis=-1)  # an opaque alpha is not a colour: it would turn every pixel on
+    if arr.shape[-1] == 4:
+        on &= arr[..., 3] > 127
+    return on.astype(np.float32)

@@ -127,7 +127,8 @@ def check_control_scale(scale, what: str = "control_scale") -> float:
 
 
 def check_control_maps(control, num_frames: int, height: int, width: int, what: str = "control") -> torch.Tensor:
-    """float32 (F, H, W) maps in [0, 1] from uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) or float (F,H,W)."""
+    """float32 (F, H, W) maps in [0, 1] from uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) / (F,H,W,4) (RGBA:
+    transparent = off) or float (F,H,W)."""
     import numpy as np
 
     from vidiff.data.control_maps import maps_from_frames
@@ -142,8 +143,8 @@ def check_control_maps(control, num_frames: int, height: int, width: int, what: 
             raise InputError(f"{what}: float maps must be finite and in [0, 1]")
         maps = arr.astype(np.float32)
     else:
-        raise InputError(f"{what}: expected uint8 (F,H,W) / (F,H,W,3) or float (F,H,W) maps, got {arr.dtype} "
-                         f"{tuple(arr.shape)}")
+        raise InputError(f"{what}: expected uint8 (F,H,W) / (F,H,W,3) / (F,H,W,4) or float (F,H,W) maps, got "
+                         f"{arr.dtype} {tuple(arr.shape)}")
     if maps.shape[0] != num_frames:
         raise InputError(f"{what}: {maps.shape[0]} frames, the clip has {num_frames}")
     if tuple(maps.shape[1:]) != (height, width):
