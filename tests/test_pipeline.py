@@ -622,9 +622,27 @@ def test_bundled_parts_record_their_training(tmp_path):
     save_file(weights, copy / "vae" / "model.safetensors")
     with pytest.raises(InputError, match="latent space of another VAE encoder"):
         read_trained_records(copy, read_pipeline_folder(copy))
-    weights = load_file(copy / "vae" / "model.safetensors")
+    weights = load_file(bundle / "vae" / "model.safetensors")
     name = next(k for k in weights if k.startswith("decoder."))  # a decoder fine-tune keeps the latent space
     save_file({**weights, name: weights[name] + 1e-3}, copy / "vae" / "model.safetensors")
+    assert read_trained_records(copy, read_pipeline_folder(copy)) == records
+
+
+def test_save_pretrained_writes_every_parts_training_record(tmp_path):
+    """The bundled pipeline saved to a new folder carries each part's trained_on.yaml, the VAE's and the control
+    parts' too (they were left out); the copy loads with the same records."""
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.config import read_pipeline_folder
+    from vidiff.pipeline.trained import TRAINED_NAME, read_trained_on, read_trained_records
+
+    bundle = REPO / "vidiff" / "bundled" / "shapes"
+    copy = VideoPipeline.from_pretrained(bundle).save_pretrained(tmp_path / "copy")
+    parts = sorted(p.parent.name for p in bundle.glob(f"*/{TRAINED_NAME}"))
+    assert parts == ["control-interpolation", "control-keyframes", "interpolation", "keyframes", "vae"]
+    for part in parts:
+        assert read_trained_on(copy / part) == read_trained_on(bundle / part), part
+    assert read_trained_records(copy, read_pipeline_folder(copy)) == read_trained_records(
+        bundle, read_pipeline_folder(bundle))
 
 
 # ---- stochastic samplers and guidance options through the pipeline ---------------------------------------------

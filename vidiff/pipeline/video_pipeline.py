@@ -63,7 +63,7 @@ class VideoPipeline:
 
     def save_pretrained(self, folder: str | Path) -> Path:
         from vidiff.parts import save_part
-        from vidiff.pipeline.trained import write_trained_on
+        from vidiff.pipeline.trained import TrainedOn, latent_space_id, write_trained_on
 
         if not isinstance(folder, (str, Path)) or not str(folder):  # "" wrote a whole pipeline into the cwd
             raise InputError(f"save_pretrained: expected a folder path, got {short_repr(folder)}")
@@ -77,13 +77,14 @@ class VideoPipeline:
         (folder / PIPELINE_FILE).unlink(missing_ok=True)
         paths = part_paths(folder, self.config)
         self.vae.save(paths["vae"])
+        write_trained_on(paths["vae"], TrainedOn("vae", latent_space=latent_space_id(paths["vae"])))
         for name, stage in (("keyframes", self.keyframes), ("interpolation", self.interpolation)):
-            if stage is None:  # interpolation-only
-                continue
-            save_part(paths[name], stage.net.config, stage.net.state_dict())
-            if self.trained.get(name) is not None:
-                write_trained_on(paths[name], self.trained[name])
+            if stage is not None:  # None: interpolation-only
+                save_part(paths[name], stage.net.config, stage.net.state_dict())
         save_control_parts(paths, {"keyframes": self.keyframes, "interpolation": self.interpolation})
+        for name, record in self.trained.items():  # the diffusion and control parts' records go with them
+            if record is not None and name in paths and (paths[name] / "model.safetensors").is_file():
+                write_trained_on(paths[name], record)
         write_pipeline_yaml(self.config, folder)
         return folder
 
