@@ -115,10 +115,19 @@ def test_selection_by_count_stride_start_and_fps(tmp_path, backend):
         io.read_video(path, num_frames=10, stride=3, backend=backend)
 
 
+def test_numpy_scalars_select_and_write_like_python_numbers(tmp_path):
+    """np.int64 / np.float32 from numpy arithmetic were refused as "must be a positive integer"."""
+    path = io.write_video(tmp_path / "np.mp4", counter_frames(24), fps=np.float32(8.0), quality=np.int64(0))
+    frames, fps = io.read_video(path, num_frames=np.int64(5), stride=np.int32(3), start=np.int64(2))
+    assert decoded_index(frames) == [2, 5, 8, 11, 14] and fps == pytest.approx(8 / 3)
+    assert decoded_index(io.read_video(path, num_frames=np.int64(6), fps=np.float64(3.0))[0]) == [0, 2, 5, 8, 10, 13]
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"num_frames": 0}, "num_frames"), ({"stride": 0}, "stride"), ({"start": -1}, "start"),
-     ({"fps": -2.0}, "fps"), ({"fps": 4, "stride": 2}, "stride or fps"), ({"backend": "ffmpeg"}, "backend")],
+     ({"fps": -2.0}, "fps"), ({"fps": 4, "stride": 2}, "stride or fps"), ({"backend": "ffmpeg"}, "backend"),
+     ({"num_frames": True}, "num_frames"), ({"stride": np.float32(2.0)}, "stride"), ({"fps": True}, "fps")],
 )
 def test_read_rejects_bad_arguments(tmp_path, kwargs, name):
     path = io.write_video(tmp_path / "c.mp4", counter_frames(4), fps=8)

@@ -18,10 +18,23 @@ MAX_GUIDANCE = 100.0  # guidance scales; past about 1e16 the guided step overflo
 MAX_VALUE_CHARS = 200  # characters of a user value quoted in an error message
 
 
+def plain_number(value):
+    """A numpy scalar (np.int64 from np.random, np.float32) as the Python int / float it holds; anything else as
+    it is. The checks take Python numbers only, and refused np.float32(2.0) as "not a finite number in [0, 100]"."""
+    import numbers
+
+    if isinstance(value, (bool, int, float)) or type(value).__module__ != "numpy":
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value) if isinstance(value, numbers.Real) else value
+
+
 def check_int(value, name: str, low: int, high: int) -> int:
     """`value` when it is an int in [low, high]; InputError naming `name` and the limit otherwise."""
     from vidiff.errors import InputError
 
+    value = plain_number(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputError(f"{name} must be an integer in [{low}, {high}], got {short_repr(value)}")
     if not low <= value <= high:
@@ -33,6 +46,7 @@ def check_scale(value, name: str) -> float:
     """`value` as a float when it is a number in [0, MAX_GUIDANCE] (a guidance scale); InputError naming `name`."""
     from vidiff.errors import InputError
 
+    value = plain_number(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_GUIDANCE:
         raise InputError(f"{name}: must be a finite number in [0, {MAX_GUIDANCE:g}], got {value!r}")  # NaN too
     return float(value)

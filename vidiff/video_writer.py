@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from vidiff.errors import InputError
+from vidiff.limits import plain_number
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")  # formats write_video knows, chosen by suffix
 
@@ -59,6 +60,7 @@ def fps_limits(suffix: str) -> tuple[float, float]:
 def check_fps(fps, suffix: str, name: str = "fps") -> float:
     """fps as a float when it is a finite number within fps_limits(suffix); InputError naming the limit otherwise."""
     low, high = fps_limits(suffix)
+    fps = plain_number(fps)
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or not low <= fps <= high:
         shown = f"{fps!r}"[:40]
         raise InputError(f"{name} must be a number in [{low:g}, {high:g}] for {suffix or 'this'} files, got {shown}")
@@ -88,7 +90,7 @@ def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, qu
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise InputError(f"video path {path}: suffix must be one of {', '.join(VIDEO_SUFFIXES)}")
-    fps = check_fps(fps, suffix)
+    fps, quality = check_fps(fps, suffix), plain_number(quality)
     if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 63):
         raise InputError(f"quality (CRF) must be an integer in 0..63, got {quality!r}")
     if not path.parent.is_dir():

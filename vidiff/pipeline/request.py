@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from vidiff.errors import InputError
 from vidiff.limits import (
-    MAX_EDIT_REPEATS, MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_scale, short_repr,
+    MAX_EDIT_REPEATS, MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_scale, plain_number,
+    short_repr,
 )
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
 from vidiff.video_writer import FPS_MAX, FPS_MIN
@@ -19,18 +20,6 @@ from vidiff.pipeline.layout import Layout
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def plain_number(value):
-    """A numpy scalar (np.int64 from np.random, np.float32) as the Python int / float it holds; anything else as
-    it is. The checks take Python numbers only, and refused np.float32(2.0) as "not a finite number in [0, 100]"."""
-    import numbers
-
-    if isinstance(value, (bool, int, float)) or type(value).__module__ != "numpy":
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    return float(value) if isinstance(value, numbers.Real) else value
 
 
 def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], list[int], bool]:
