@@ -628,6 +628,23 @@ def test_bundled_parts_record_their_training(tmp_path):
     assert read_trained_records(copy, read_pipeline_folder(copy)) == records
 
 
+def test_a_part_of_another_kind_is_named_as_such_before_its_weights_load(monkeypatch):
+    """AutoencoderKL.load of a U-Net or control folder listed every config key as unknown; a part's own config
+    with a wrong value still gets the config error that names the key."""
+    from vidiff.models import UNet3DConfig
+    from vidiff.parts import load_part_config
+    from vidiff.vae import AutoencoderKL
+
+    bundle = REPO / "vidiff" / "bundled" / "shapes"
+    monkeypatch.setattr("vidiff.parts.load_part_weights", lambda *a: pytest.fail("weights loaded"))
+    with pytest.raises(InputError, match=r"keyframes: holds a U-Net \(keyframes / interpolation\) part, not a VAE"):
+        AutoencoderKL.load(bundle / "keyframes")
+    with pytest.raises(InputError, match="control-keyframes: holds a control adapter part, not a VAE part"):
+        AutoencoderKL.load(bundle / "control-keyframes")
+    with pytest.raises(InputError, match="vae: holds a VAE part, not a U-Net"):
+        load_part_config(bundle / "vae", UNet3DConfig)
+
+
 def test_save_pretrained_writes_every_parts_training_record(tmp_path):
     """The bundled pipeline saved to a new folder carries each part's trained_on.yaml, the VAE's and the control
     parts' too (they were left out); the copy loads with the same records."""

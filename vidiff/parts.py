@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import TypeVar
 
-from vidiff.config import from_dict, to_dict
+from vidiff.config import ConfigError, from_dict, to_dict
 from vidiff.errors import InputError
 
 T = TypeVar("T")
@@ -43,7 +43,35 @@ def load_part_config(folder: str | Path, config_cls: type[T]) -> T:
         raise InputError(f"{folder}: missing {WEIGHTS_NAME}")
     from vidiff.safe_yaml import load_file
 
-    return from_dict(config_cls, load_file(path) or {}, where=str(path))
+    data = load_file(path) or {}
+    try:
+        return from_dict(config_cls, data, where=str(path))
+    except ConfigError:
+        kind = _part_kind(data)
+        if kind is not None and kind != config_cls.__name__:  # a whole list of "unknown keys" hid this
+            want = _KIND_NAMES.get(config_cls.__name__, config_cls.__name__)
+            raise InputError(f"{folder}: holds a {_KIND_NAMES[kind]} part, not a {want} part") from None
+        raise
+
+
+_KIND_NAMES = {"VAEConfig": "VAE", "UNet3DConfig": "U-Net (keyframes / interpolation)",
+               "ControlAdapterConfig": "control adapter"}
+
+
+def _part_kind(data) -> str | None:
+    """The name of the part config class whose fields hold every key of `data`, or None."""
+    import dataclasses
+
+    from vidiff.models.control_adapter import ControlAdapterConfig
+    from vidiff.models.unet3d import UNet3DConfig
+    from vidiff.models.vae import VAEConfig
+
+    if not isinstance(data, dict) or not data:
+        return None
+    for cls in (VAEConfig, UNet3DConfig, ControlAdapterConfig):
+        if set(data) <= {f.name for f in dataclasses.fields(cls)}:
+            return cls.__name__
+    return None
 
 
 def load_part_weights(folder: str | Path) -> dict:
