@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import secrets
 import shutil
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from vidiff.config import save_yaml
 from vidiff.errors import InputError, VidiffError
 from vidiff.models.recompute import set_activation_recompute
 from vidiff.training import checkpoint as ckpt
+from vidiff.training import run_folder
 from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
@@ -128,77 +128,6 @@ def prepare_for_accelerate(accelerator, model, optimizer, sharded: bool):
     return accelerator.prepare(model, optimizer)
 
 
-_EXPORT_FILES = {"config.yaml", "model.safetensors", "trained_on.yaml"}  # what an export/ holds (a part)
-
-
-def refuse_foreign_output(run_dir: Path) -> None:
-    """A run writes config.yaml and replaces export/ in its output_dir: refused (--force too) when they are not a
-    run's, e.g. a user's folder that has its own config.yaml or export/ (both were silently replaced)."""
-    from vidiff.safe_yaml import load_file
-
-    export = run_dir / "export"
-    if export.is_symlink() or (export.exists() and not export.is_dir()):
-        raise InputError(f"output_dir {run_dir}: export is not a folder a run wrote; choose another output_dir")
-    foreign = sorted(p.name for p in export.iterdir() if p.name not in _EXPORT_FILES) if export.is_dir() else []
-    if foreign:
-        raise InputError(f"output_dir {run_dir}: export/ holds files no run writes ({', '.join(foreign[:3])}), and "
-                         "a run replaces export/; choose another output_dir")
-    config = run_dir / "config.yaml"
-    if config.exists():
-        try:
-            data = load_file(config)
-        except Exception:  # noqa: BLE001 - any unreadable file is not a run's config
-            data = None
-        if not isinstance(data, dict) or "stage" not in data:
-            raise InputError(f"output_dir {run_dir}: config.yaml is not a training config a run wrote, and a run "
-                             "replaces it; choose another output_dir")
-
-
-def _find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
-    root = run_dir / "checkpoints"
-    if resume is None:
-        if ckpt.list_checkpoints(root) and not force:
-            raise InputError(f"{run_dir} already has checkpoints: pass --resume auto to continue it, or --force "
-                             "to start over")
-        return None
-    if resume == "auto":
-        return ckpt.latest_checkpoint(root)  # None: nothing complete yet, start fresh
-    folder = Path(resume)
-    wrong = ckpt.what_is_wrong(folder)
-    if wrong is not None:
-        raise InputError(f"--resume {resume}: not a complete checkpoint ({wrong}); --resume auto takes the newest "
-                         "complete one")
-    return folder
-
-
-# ---- export/: whole or absent -----------------------------------------------------------------------------
-
-def _set_export_aside(run_dir: Path) -> None:
-    """Renames export/ to a hidden name (removed later): a stop while a folder is being removed would leave a part
-    of it, and `vidiff export` takes any export/ for a finished run's weights."""
-    if (run_dir / "export").exists():
-        (run_dir / "export").rename(run_dir / f".export-old-{secrets.token_hex(4)}")
-
-
-def _remove_hidden_exports(run_dir: Path) -> None:
-    for p in run_dir.glob(".export-*"):  # set aside, or left by a stopped export
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def _write_export(run_dir: Path, stage, state_dict: dict) -> None:
-    """stage.export into a hidden folder that takes the name export/ once complete (weights, config.yaml and
-    trained_on.yaml), so a stop at any instant leaves the old export/, none, or the whole new one."""
-    tmp = run_dir / f".export-{secrets.token_hex(4)}"
-    try:
-        stage.export(tmp, state_dict)
-    except BaseException:  # an error, or Ctrl-C / SIGTERM (cli.Terminated) mid-export: the half folder goes
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _set_export_aside(run_dir)
-    tmp.rename(run_dir / "export")
-    _remove_hidden_exports(run_dir)
-
-
 def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, stage=None) -> Path:
     """Runs (or resumes) the stage described by `cfg`; returns the run folder. `stage` overrides the one
     built from the config (tests)."""
@@ -208,8 +137,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     run_dir = Path(cfg.output_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"output_dir {run_dir}: is a file, not a folder")
-    refuse_foreign_output(run_dir)
-    resume_from = _find_resume(run_dir, resume, force)
+    run_folder.refuse_foreign_output(run_dir)
+    resume_from = run_folder.find_resume(run_dir, resume, force)
     torch.manual_seed(derive_seed(t.seed, "init"))  # weight init depends on the seed only
     if stage is None:
         from vidiff.training.stages import build_stage
@@ -261,8 +190,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if state["step"] < t.max_steps:  # an old export/ is not what this run's config.yaml describes
-            _set_export_aside(run_dir)
-            _remove_hidden_exports(run_dir)
+            run_folder.set_export_aside(run_dir)
+            run_folder.remove_hidden_exports(run_dir)
         save_yaml(cfg, run_dir / "config.yaml")
     accelerator.wait_for_everyone()
     metrics = MetricsLogger(run_dir, state["step"] if resume_from else None) if main else None
@@ -365,6 +294,6 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     ema_full = full_state(ema.state_dict()) if sharded or main else None  # under FSDP a collective
     if main:
         metrics.close()
-        _write_export(run_dir, stage, ema_full)
+        run_folder.write_export(run_dir, stage, ema_full)
     accelerator.wait_for_everyone()
     return run_dir
