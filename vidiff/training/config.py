@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from vidiff.config import ConfigError, apply_overrides, from_dict, to_dict
+from vidiff.training.config_checks import validate  # noqa: F401  (public here: from vidiff.training.config import validate)
 
 Stage = Literal["vae", "keyframes", "interpolation", "toy", "control"]
 
@@ -205,129 +205,6 @@ class TrainConfig:
         from vidiff.diffusion import NoiseScheduleConfig
 
         return from_dict(NoiseScheduleConfig, self.diffusion.noise, "diffusion.noise")
-
-
-def validate(cfg: TrainConfig) -> TrainConfig:
-    """Checks values the types cannot express; raises ConfigError naming the key."""
-    t, o, c, d = cfg.train, cfg.optimizer, cfg.conditioning, cfg.data
-    positive = {
-        "train.max_steps": t.max_steps, "train.batch_size": t.batch_size, "train.grad_accum": t.grad_accum,
-        "train.log_every": t.log_every, "train.checkpoint_every": t.checkpoint_every,
-        "train.keep_checkpoints": t.keep_checkpoints, "train.max_nonfinite_in_a_row": t.max_nonfinite_in_a_row,
-        "data.num_frames": d.num_frames, "data.size": d.size, "data.stride": d.stride,
-        "conditioning.num_keyframes": c.num_keyframes, "conditioning.keyframe_stride": c.keyframe_stride,
-        "conditioning.min_gap": c.min_gap,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{key}: must be >= 1, got {value}")
-    for key in ("kl_weight", "l1_weight", "l2_weight", "edge_weight", "temporal_weight", "latent_noise_max"):
-        if getattr(cfg.loss, key) < 0:
-            raise ConfigError(f"loss.{key}: must be >= 0, got {getattr(cfg.loss, key)}")
-    if cfg.stage == "toy" and (cfg.init_weights is not None or t.freeze):
-        raise ConfigError("init_weights / train.freeze: the toy stage has no part to start from or freeze")
-    if t.max_batch_frames is not None and t.max_batch_frames < 1:
-        raise ConfigError(f"train.max_batch_frames: must be >= 1 or null, got {t.max_batch_frames}")
-    if t.max_batch_frames is not None and cfg.stage not in ("keyframes", "interpolation"):
-        raise ConfigError("train.max_batch_frames: only the keyframe and interpolation stages draw window lengths")
-    if cfg.stage == "vae" and t.gradient_checkpointing:
-        raise ConfigError("train.gradient_checkpointing: the VAE stage does not support it (U-Net stages only)")
-    if cfg.init_weights is not None and not Path(cfg.init_weights).is_dir():
-        raise ConfigError(f"init_weights: part folder not found: {cfg.init_weights}")
-    if not 0.0 <= t.ema_decay < 1.0:
-        raise ConfigError(f"train.ema_decay: must be in [0, 1), got {t.ema_decay}")
-    if o.lr <= 0:
-        raise ConfigError(f"optimizer.lr: must be > 0, got {o.lr}")
-    if o.eps <= 0 or o.weight_decay < 0 or o.warmup_steps < 0:
-        raise ConfigError("optimizer.eps must be > 0, optimizer.weight_decay and optimizer.warmup_steps >= 0; got "
-                          f"{o.eps}, {o.weight_decay}, {o.warmup_steps}")
-    for i, beta in enumerate(o.betas):
-        if not 0.0 <= beta < 1.0:
-            raise ConfigError(f"optimizer.betas[{i}]: must be in [0, 1), got {beta}")
-    if not 0.0 <= o.min_lr_ratio <= 1.0:
-        raise ConfigError(f"optimizer.min_lr_ratio: must be in [0, 1], got {o.min_lr_ratio}")
-    if c.max_gap < c.min_gap:
-        raise ConfigError(f"conditioning.max_gap ({c.max_gap}) < conditioning.min_gap ({c.min_gap})")
-    for name, value in (("min_keyframes", c.min_keyframes), ("max_keyframes", c.max_keyframes),
-                        ("min_keyframe_stride", c.min_keyframe_stride), ("max_keyframe_stride", c.max_keyframe_stride)):
-        if value is not None and value < 1:
-            raise ConfigError(f"conditioning.{name}: must be >= 1, got {value}")
-    for what, (lo, hi), fixed in (("keyframes", c.keyframe_counts(), "num_keyframes"),
-                                  ("keyframe_stride", c.keyframe_strides(), "keyframe_stride")):
-        if not lo <= getattr(c, fixed) <= hi:
-            raise ConfigError(f"conditioning.min_{what} / max_{what}: the range {lo}..{hi} must hold "
-                              f"conditioning.{fixed} ({getattr(c, fixed)}), the pipeline's default layout")
-    if not 0.0 <= c.default_layout_prob <= 1.0:
-        raise ConfigError(f"conditioning.default_layout_prob: must be in [0, 1], got {c.default_layout_prob}")
-    probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset, c.pattern_region)
-    if min(probs) < 0 or sum(probs) <= 0:
-        raise ConfigError("conditioning.pattern_*: probabilities must be >= 0 with a positive sum")
-    if cfg.stage == "interpolation" and c.pattern_region > 1:
-        raise ConfigError(f"conditioning.pattern_region: for interpolation a share in [0, 1], got {c.pattern_region}")
-    for key in ("drop_text_prob", "drop_cond_prob", "plain_caption_prob"):
-        if not 0.0 <= getattr(c, key) <= 1.0:
-            raise ConfigError(f"conditioning.{key}: must be in [0, 1]")
-    if c.gap_weighting != "uniform" and cfg.stage != "interpolation":
-        raise ConfigError(f"conditioning.gap_weighting: only the interpolation stage draws gaps (stage is {cfg.stage!r})")
-    if c.path_captions_from_step < 0:
-        raise ConfigError(f"conditioning.path_captions_from_step: must be >= 0, got {c.path_captions_from_step}")
-    if c.path_captions_from_step and c.captions != "shapes_grammar":
-        raise ConfigError("conditioning.path_captions_from_step: only the Shapes caption grammar says paths; it needs "
-                          f"conditioning.captions: shapes_grammar (got {c.captions!r})")
-    if cfg.stage == "keyframes" and d.kind != "latent_cache":
-        need = c.max_keyframe_span()
-        if need > d.num_frames:
-            raise ConfigError(f"data.num_frames ({d.num_frames}) < {need} frames that the largest keyframe layout "
-                              f"(conditioning.max_keyframes at conditioning.max_keyframe_stride) spans")
-    if cfg.stage == "interpolation" and d.kind != "latent_cache" and c.max_gap + 1 > d.num_frames:
-        raise ConfigError(f"data.num_frames ({d.num_frames}) < conditioning.max_gap + 1")
-    if cfg.stage in ("keyframes", "interpolation") and d.kind in ("video_folder", "shapes") and not cfg.vae:
-        raise ConfigError(f"vae: a latent stage reading {d.kind} clips needs a frozen VAE part folder (or use "
-                          "data.kind=latent_cache)")
-    if d.kind == "shapes" and d.num_samples < 1:
-        raise ConfigError(f"data.num_samples: must be >= 1, got {d.num_samples}")
-    if (cfg.stage == "toy") != (d.kind == "synthetic"):
-        raise ConfigError("data.kind: 'synthetic' goes with stage 'toy' only")
-    if cfg.stage == "control":
-        _validate_control(cfg)
-    if cfg.decoded_loss.enabled:
-        _validate_decoded_loss(cfg)
-    cfg.model_config()  # validates the model section against the stage's model config
-    if cfg.stage in ("keyframes", "interpolation", "control"):
-        cfg.noise_config()
-    return cfg
-
-
-def _validate_decoded_loss(cfg: TrainConfig) -> None:
-    e = cfg.decoded_loss
-    if cfg.stage != "interpolation" or cfg.diffusion.anchor != "known_flow":
-        raise ConfigError("decoded_loss.enabled: only for stage interpolation with diffusion.anchor: known_flow "
-                          f"(got stage {cfg.stage!r}, anchor {cfg.diffusion.anchor!r})")
-    if not (math.isfinite(e.sigma) and e.sigma > 0):
-        raise ConfigError(f"decoded_loss.sigma: must be a finite number > 0, got {e.sigma}")
-    folder = e.vae or cfg.vae
-    if not folder or not Path(folder).is_dir():
-        raise ConfigError(f"decoded_loss.vae (or vae): the VAE part folder to decode with was not found: {folder}")
-
-
-def _validate_control(cfg: TrainConfig) -> None:
-    from vidiff.data.control_maps import MAP_KINDS, PATH_KINDS
-
-    c = cfg.control
-    for key, folder in (("base", cfg.base), ("vae", cfg.vae)):
-        if not folder or not Path(folder).is_dir():
-            raise ConfigError(f"{key}: stage control needs a part folder (the frozen U-Net / VAE), got {folder!r}")
-    if not c.map_kinds or set(c.map_kinds) - set(MAP_KINDS) or not c.paths or set(c.paths) - set(PATH_KINDS):
-        raise ConfigError(f"control.map_kinds / control.paths: non-empty subsets of {MAP_KINDS} / {PATH_KINDS}")
-    set_by_base = {"block_out_channels", "downsample_factor", "map_kinds", "base_sha256"} & set(cfg.model)
-    if set_by_base:
-        raise ConfigError(f"model.{sorted(set_by_base)[0]}: set from the base part, the VAE and control.map_kinds")
-    if not (0 <= c.first_known_prob <= 1 and 0 <= c.direction_word_prob <= 1):
-        raise ConfigError("control.first_known_prob / control.direction_word_prob: must be in [0, 1]")
-    k = cfg.conditioning
-    need = (k.num_keyframes - 1) * k.keyframe_stride + 1 if c.stage == "keyframes" else k.max_gap + 1
-    if c.clip_frames < need:
-        raise ConfigError(f"control.clip_frames ({c.clip_frames}) < {need} frames the {c.stage} window spans")
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
