@@ -6,7 +6,7 @@
 3. the VAE decodes the latents; known frames are returned exactly as given.
 
 This file only orchestrates: requests are checked in request.py (and against what the parts were trained on,
-trained.py), sampling lives in timeline.py and stage.py, loading in load.py; the bodies of extend_video,
+trained.py), sampling lives in timeline.py and stage.py, loading in load.py, saving in save.py; the bodies of extend_video,
 edit_video and fill_between are extension.py, editing.py and filling.py. Every entry point runs under
 torch.no_grad(): no autograd graph is built and nothing returned or stored carries one. Not inference_mode: its
 tensors refuse in-place writes outside it, and users letterbox or normalise the frames they get back.
@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
-from vidiff.limits import short_repr
 from vidiff.models.vae import for_inference
-from vidiff.pipeline.config import PIPELINE_FILE, PipelineConfig, part_paths, write_pipeline_yaml
-from vidiff.pipeline.control import request_control, save_control_parts
+from vidiff.pipeline.config import PipelineConfig
+from vidiff.pipeline.control import request_control
 from vidiff.pipeline.layout import Layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
@@ -62,53 +61,10 @@ class VideoPipeline:
         return pipe.to(device, dtype)
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        from vidiff.parts import save_part
-        from vidiff.pipeline.trained import TrainedOn, latent_space_id, write_trained_on
+        """Writes pipeline.yaml and every part (float32 weights, each part's training record) into `folder`."""
+        from vidiff.pipeline.save import save_pipeline
 
-        if not isinstance(folder, (str, Path)) or not str(folder):  # "" wrote a whole pipeline into the cwd
-            raise InputError(f"save_pretrained: expected a folder path, got {short_repr(folder)}")
-        self._check_savable()
-        folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise InputError(f"save_pretrained: {folder} is a file, not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        # pipeline.yaml goes first and is written last: a save stopped halfway leaves a folder from_pretrained
-        # refuses, never the old pipeline.yaml over some new parts and some old ones
-        (folder / PIPELINE_FILE).unlink(missing_ok=True)
-        paths = part_paths(folder, self.config)
-        self.vae.save(paths["vae"])
-        write_trained_on(paths["vae"], TrainedOn("vae", latent_space=latent_space_id(paths["vae"])))
-        for name, stage in (("keyframes", self.keyframes), ("interpolation", self.interpolation)):
-            if stage is not None:  # None: interpolation-only
-                save_part(paths[name], stage.net.config, stage.net.state_dict())
-        save_control_parts(paths, {"keyframes": self.keyframes, "interpolation": self.interpolation})
-        for name, record in self.trained.items():  # the diffusion and control parts' records go with them
-            if record is not None and name in paths and (paths[name] / "model.safetensors").is_file():
-                write_trained_on(paths[name], record)
-        write_pipeline_yaml(self.config, folder)
-        return folder
-
-    def _check_savable(self) -> None:
-        """Refuses, before anything is written, a save whose folder would not load: half-precision parts, or a VAE
-        whose encoder is no longer the one the parts were trained with (a cast to bf16 and back rounds it, and
-        the parts' records name the encoder's exact weights). Saving over the folder it came from lost it."""
-        import tempfile
-
-        from vidiff.pipeline.trained import latent_space_id
-
-        low = {p.dtype for m in (self.vae, *self._stage_nets()) for p in m.parameters()} - {torch.float32}
-        if low:
-            raise InputError(f"save_pretrained: the parts compute in {', '.join(sorted(map(str, low)))}; a saved "
-                             "pipeline holds float32 weights: load it again without dtype and save that one")
-        recorded = {r.latent_space for r in self.trained.values() if r is not None and r.latent_space}
-        if recorded:
-            with tempfile.TemporaryDirectory() as tmp:
-                self.vae.save(Path(tmp) / "vae")
-                now = latent_space_id(Path(tmp) / "vae")
-            if now not in recorded:
-                raise InputError("save_pretrained: the VAE's encoder weights differ from those the parts were "
-                                 "trained with (a cast to bfloat16 / float16 and back rounds them), so the saved "
-                                 "folder would not load; save a pipeline loaded in float32 and never cast")
+        return save_pipeline(self, folder)
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> VideoPipeline:
         """Moves every part to `device`; the VAE and the U-Nets compute in `dtype` (bf16 / fp16 / fp32), while the

@@ -1,0 +1,63 @@
+"""VideoPipeline.save_pretrained: a pipeline folder that from_pretrained loads again, or nothing new at all.
+
+Refused before anything is written: a folder that would not load (half-precision parts; a VAE whose encoder is no
+longer the one the parts were trained with). pipeline.yaml is removed first and written last, so a save stopped
+halfway leaves a folder from_pretrained refuses, never an old pipeline.yaml over some new parts and some old ones.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vidiff.errors import InputError
+from vidiff.limits import short_repr
+from vidiff.pipeline.config import PIPELINE_FILE, part_paths, write_pipeline_yaml
+from vidiff.pipeline.control import save_control_parts
+from vidiff.pipeline.trained import TrainedOn, latent_space_id, write_trained_on
+
+
+def save_pipeline(pipe, folder: str | Path) -> Path:
+    from vidiff.parts import save_part
+
+    if not isinstance(folder, (str, Path)) or not str(folder):  # "" wrote a whole pipeline into the cwd
+        raise InputError(f"save_pretrained: expected a folder path, got {short_repr(folder)}")
+    check_savable(pipe)
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"save_pretrained: {folder} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / PIPELINE_FILE).unlink(missing_ok=True)
+    paths = part_paths(folder, pipe.config)
+    pipe.vae.save(paths["vae"])
+    write_trained_on(paths["vae"], TrainedOn("vae", latent_space=latent_space_id(paths["vae"])))
+    stages = {"keyframes": pipe.keyframes, "interpolation": pipe.interpolation}
+    for name, stage in stages.items():
+        if stage is not None:  # None: interpolation-only
+            save_part(paths[name], stage.net.config, stage.net.state_dict())
+    save_control_parts(paths, stages)
+    for name, record in pipe.trained.items():  # the diffusion and control parts' records go with them
+        if record is not None and name in paths and (paths[name] / "model.safetensors").is_file():
+            write_trained_on(paths[name], record)
+    write_pipeline_yaml(pipe.config, folder)
+    return folder
+
+
+def check_savable(pipe) -> None:
+    """Half-precision parts, or a VAE encoder that no longer hashes to what the parts' records name (a cast to bf16
+    and back rounds it): such a save would not load, and saving over the folder a pipeline came from lost it."""
+    import tempfile
+
+    low = {p.dtype for m in (pipe.vae, *pipe._stage_nets()) for p in m.parameters()} - {torch.float32}
+    if low:
+        raise InputError(f"save_pretrained: the parts compute in {', '.join(sorted(map(str, low)))}; a saved "
+                         "pipeline holds float32 weights: load it again without dtype and save that one")
+    recorded = {r.latent_space for r in pipe.trained.values() if r is not None and r.latent_space}
+    if recorded:
+        with tempfile.TemporaryDirectory() as tmp:
+            pipe.vae.save(Path(tmp) / "vae")
+            now = latent_space_id(Path(tmp) / "vae")
+        if now not in recorded:
+            raise InputError("save_pretrained: the VAE's encoder weights differ from those the parts were "
+                             "trained with (a cast to bfloat16 / float16 and back rounds them), so the saved "
+                             "folder would not load; save a pipeline loaded in float32 and never cast")
