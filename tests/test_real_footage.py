@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vidiff.data.real_footage import HELD_OUT, RealFrameDataset, center_square, crop_resize, prepare_corpus
+from vidiff.data.real_footage import (
+    HELD_OUT, RealFrameDataset, center_square, crop_resize, prepare_corpus, read_manifest,
+)
 from vidiff.data.real_windows import WindowCacheDataset, build_window_cache, camera_variants
 from vidiff.errors import InputError
 from vidiff.io import write_video
@@ -152,3 +154,36 @@ def test_window_cache_with_pixels_keeps_the_frames_each_window_encodes(corpus, t
     assert "pixels" not in WindowCacheDataset(build_window_cache(
         folder, vae, tmp_path / "w2", size=16, window=5, hop=2, variants=1, seed=0, text_encoder=_NullText(),
         progress=False))[0]
+
+
+def test_a_rerun_stopped_halfway_leaves_no_corpus_or_cache_to_read(corpus, tmp_path, monkeypatch):
+    """Rewriting a corpus or a window cache in place and stopping before the end left the old manifest / index
+    over new arrays; now the folder is refused by name until a run completes."""
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    folder, _ = corpus
+    vae = AutoencoderKL(VAEConfig(block_out_channels=(8, 8), layers_per_block=1, norm_groups=4, latent_channels=2,
+                                  mid_attention=False)).eval()
+    out = build_window_cache(folder, vae, tmp_path / "w", size=16, window=5, hop=2, variants=1, seed=0,
+                             text_encoder=_NullText(), progress=False)
+    assert len(WindowCacheDataset(out)) > 0
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("safetensors.torch.save_file", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        build_window_cache(folder, vae, out, size=16, window=5, hop=1, variants=1, seed=0, text_encoder=_NullText(),
+                           progress=False)
+    with pytest.raises(InputError, match="not a window cache"):
+        WindowCacheDataset(out)
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    write_video(samples / "a.mp4", torch.zeros(6, 32, 32, 3, dtype=torch.uint8), fps=10)
+    prepare_corpus(samples, tmp_path / "c", short_side=16, clips=("a.mp4",), stills=False)
+    monkeypatch.setattr("numpy.save", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_corpus(samples, tmp_path / "c", short_side=24, clips=("a.mp4",), stills=False)
+    with pytest.raises(InputError, match="not a prepared corpus"):
+        read_manifest(tmp_path / "c")

@@ -137,9 +137,12 @@ def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None
 
 
 def save_yaml(cfg: Any, path: str | Path) -> None:
+    """Atomically: a run stopped while writing its config.yaml kept a truncated one, which its resume refused."""
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from vidiff.output_safety import write_text
+
+    write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -92,6 +92,7 @@ def prepare_corpus(samples: str | Path, out: str | Path, short_side: int = 576, 
     area-reduced to `short_side`; writes manifest.json. A held-out clip name is an error."""
     from vidiff.image_io import read_image
     from vidiff.io import read_video
+    from vidiff.output_safety import write_text
 
     samples, out = Path(samples), Path(out)
     for name in clips:
@@ -101,6 +102,9 @@ def prepare_corpus(samples: str | Path, out: str | Path, short_side: int = 576, 
     if missing:
         raise InputError(f"{samples}: missing {missing} (run bash tools/fetch_sample_videos.sh)")
     (out / "stills").mkdir(parents=True, exist_ok=True)
+    # the manifest is what makes `out` a corpus: gone while the arrays are rewritten, written whole at the end, so
+    # a stop halfway through a rerun never leaves the old manifest over some new arrays
+    (out / MANIFEST).unlink(missing_ok=True)
     manifest = {"short_side": short_side, "clips": [], "stills": []}
     for name in clips:
         frames, fps = read_video(samples / name)
@@ -120,7 +124,7 @@ def prepare_corpus(samples: str | Path, out: str | Path, short_side: int = 576, 
             continue
         np.save(out / "stills" / f"{path.stem}.npy", small.numpy())
         manifest["stills"].append({"name": path.name, "file": f"stills/{path.stem}.npy", "size": list(small.shape[:2])})
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 

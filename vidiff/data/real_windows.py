@@ -58,9 +58,14 @@ def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64,
 
     from vidiff.text import TextEncoder
 
+    from vidiff.output_safety import write_text
+
     corpus, out = Path(corpus), Path(out)
     manifest = read_manifest(corpus)
     out.mkdir(parents=True, exist_ok=True)
+    # the index is what makes `out` a cache: gone while the tensors are rewritten, written whole at the end, so a
+    # stop halfway through a rerun never leaves the old index over new tensors
+    (out / CACHE_INDEX).unlink(missing_ok=True)
     tensors, sequences, windows = {}, [], []
     plan = [(c, v) for c in manifest["clips"] for v in camera_variants(c, variants, size, seed)]
     device = next(vae.parameters()).device
@@ -90,7 +95,7 @@ def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64,
     index = {"size": size, "window": window, "hop": hop, "variants": variants, "seed": seed, "pixels": pixels,
              "text_encoder": text_encoder.identifier, "vae_scaling_factor": vae.config.scaling_factor,
              "vae_shift_factor": vae.config.shift_factor, "sequences": sequences, "windows": windows}
-    (out / CACHE_INDEX).write_text(json.dumps(index) + "\n")
+    write_text(out / CACHE_INDEX, json.dumps(index) + "\n")
     return out
 
 

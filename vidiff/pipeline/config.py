@@ -294,6 +294,8 @@ def json_nesting(raw: bytes) -> int:
 def write_pipeline_yaml(cfg: PipelineConfig, folder: str | Path) -> Path:
     import yaml
 
-    path = Path(folder) / PIPELINE_FILE
-    path.write_text(yaml.safe_dump(to_dict(validate_pipeline_config(cfg)), sort_keys=False))
-    return path
+    from vidiff.output_safety import write_text
+
+    # atomically, as the save's last step: a stop mid-write leaves no pipeline.yaml (refused by name), not half of one
+    return write_text(Path(folder) / PIPELINE_FILE, yaml.safe_dump(to_dict(validate_pipeline_config(cfg)),
+                                                                   sort_keys=False))
