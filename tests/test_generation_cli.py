@@ -431,4 +431,11 @@ def test_a_length_past_one_pass_is_made_by_extension_windows(tiny_pipeline, tmp_
     assert settings["extended_by"] == 14 and settings["frames_written"] == 30 and settings["num_frames"] == 16
     # an explicit keyframe count past the trained ones is still refused (the user asked for that layout)
     assert main([*args, "--keyframes", "6", "-o", str(tmp_path / "k.gif")]) == 2
+    # and a length short of the fewest trained keyframes (3 here) is cut from the shortest trained grid (11 frames)
+    assert main([*args, "--frames", "7", "-o", str(tmp_path / "seven.gif")]) == 0
+    assert main([*args, "--frames", "11", "-o", str(tmp_path / "eleven.gif")]) == 0
+    seven, eleven = read_video(tmp_path / "seven.gif")[0], read_video(tmp_path / "eleven.gif")[0]
+    settings = json.loads((tmp_path / "seven.gif.json").read_text())["settings"]
+    assert seven.shape[0] == 7 and settings["layout_frames"] == 11 and settings["frames_written"] == 7
+    assert (seven.float() - eleven[:7].float()).abs().mean() < 2.0  # the same frames; GIF palettes differ by clip
 

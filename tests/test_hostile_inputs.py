@@ -378,10 +378,11 @@ def _(ws, o, a):
 
 case("bounds-frames-5000001", "--frames must be in [2, 1024]")(lambda ws, o, a: gen("--frames", "5000001", "-o", str(ws / "o.mp4")))
 case("bounds-frames-1", "--frames must be in [2, 1024]")(lambda ws, o, a: gen("--frames", "1", "-o", str(ws / "o.mp4")))
-# the grid for 2 frames has 2 keyframes, fewer than trained: the message said "layout 6 frames" and nothing more
-case("bounds-frames-2", "(cut to 2) = 2 keyframes x stride 5 needs 2 keyframes (the keyframe part was trained on 3..9; "
-                        "the shortest clip at stride 5 is 11 frames (3 keyframes))")(
-    lambda ws, o, a: gen("--frames", "2", "-o", str(ws / "o.mp4")))
+# 2 keyframes asked for, fewer than trained: the message said "layout 6 frames" and nothing more (--frames 2 alone
+# is made on the shortest trained grid and cut)
+case("bounds-keyframes-2", "= 2 keyframes x stride 5 needs 2 keyframes (the keyframe part was trained on 3..9; "
+                           "the shortest clip at stride 5 is 11 frames (3 keyframes))")(
+    lambda ws, o, a: gen("--keyframes", "2", "-o", str(ws / "o.mp4")))
 # within [1, 1024], but off the stride-5 grid: sampled as 1026 and cut; the error named --keyframes, never given
 case("bounds-frames-1024-off-the-grid", "--frames 1024 at keyframe stride 5 is sampled as 1026 frames")(
     lambda ws, o, a: gen("--frames", "1024", "-o", str(ws / "o.mp4")))

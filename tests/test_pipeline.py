@@ -598,6 +598,30 @@ def test_requests_outside_the_trained_layout_are_refused(pipe):
     assert forced.shape == (13, 64, 64, 3)
 
 
+def test_a_clip_shorter_than_the_fewest_trained_keyframes_is_cut_from_the_shortest_trained_grid(pipe):
+    """num_frames 2..15 at stride 5 has 2-3 keyframes where the part was trained on 4: the 16-frame grid of the same
+    stride is made and cut (it was refused); the frames are that clip's first ones. Explicit counts stay refused."""
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.layout import Layout, lift_short_layout
+    from vidiff.pipeline.trained import TrainedOn
+
+    assert lift_short_layout(Layout(6, 2, 5, trim_to=5), 4) == Layout(16, 4, 5, trim_to=5)
+    assert lift_short_layout(Layout(6, 2, 5), 3) == Layout(11, 3, 5, trim_to=6)
+    assert lift_short_layout(Layout(11, 3, 5), 3) == Layout(11, 3, 5) and lift_short_layout(Layout(6, 2, 5), None) \
+        == Layout(6, 2, 5)
+    trained = {"keyframes": TrainedOn("keyframes", num_frames=(4, 4), frame_strides=(5, 5), known_patterns=("none",)),
+               "interpolation": TrainedOn("interpolation", num_frames=(3, 6), frame_strides=(1, 1))}
+    strict = VideoPipeline(pipe.config, pipe.vae, pipe.keyframes.net, pipe.interpolation.net, pipe.text_encoder,
+                           trained=trained)
+    assert strict.request("a", num_frames=7).layout == Layout(16, 4, 5, trim_to=7)
+    whole, _ = strict.text_to_video("a", seed=3, progress=False)
+    for n in (2, 7, 11):
+        short, _ = strict.text_to_video("a", num_frames=n, seed=3, progress=False)
+        assert torch.equal(short, whole[:n]), n
+    with pytest.raises(InputError, match="2 keyframes .*trained on 4"):
+        strict.text_to_video("a", num_frames=6, num_keyframes=2, progress=False)
+
+
 def test_bundled_parts_record_their_training(tmp_path):
     from vidiff.pipeline.config import read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records

@@ -145,7 +145,8 @@ def validate(args):
     if layout.num_frames > MAX_FRAMES:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
-    from vidiff.pipeline.trained import read_trained_records
+    from vidiff.pipeline.layout import lift_short_layout
+    from vidiff.pipeline.trained import fewest_trained_keyframes, read_trained_records
 
     # once: it hashes the VAE's encoder tensors when a record names its latent space
     trained = read_trained_records(Path(args.model) if args.model else BUNDLED, config)
@@ -153,6 +154,7 @@ def validate(args):
     if args.task in ("generate", "animate") and args.frames is not None and args.keyframes is None \
             and not args.force_layout and not user_keyframes and getattr(args, "control", None) is None:
         layout, extend_by = split_long_layout(trained["keyframes"], layout)
+        layout = lift_short_layout(layout, fewest_trained_keyframes(trained["keyframes"]))
     for index in user_keyframes:
         if index >= layout.output_frames:
             raise InputError(f"--keyframe {index}=...: the clip has frames 0..{layout.output_frames - 1}")

@@ -32,6 +32,16 @@ class Layout:
         return self.num_frames if self.trim_to is None else self.trim_to
 
 
+def lift_short_layout(layout: Layout, fewest_keyframes: int | None) -> Layout:
+    """A clip shorter than the fewest keyframes the keyframe part was trained on: made on that many keyframes at
+    the same stride and cut to the length asked (`--frames 5` at stride 5 was refused as "needs 2 keyframes").
+    Unchanged when the part has no record or the layout already has enough keyframes."""
+    if fewest_keyframes is None or layout.num_keyframes >= fewest_keyframes:
+        return layout
+    s = layout.keyframe_stride
+    return Layout(frames_for(fewest_keyframes, s), fewest_keyframes, s, trim_to=layout.output_frames)
+
+
 def interpolation_levels(gap: int, max_gap: int) -> list[tuple[int, int]] | None:
     """[(gap, segments), ...] coarse to fine, filling `gap` with passes of at most `max_gap`; None if impossible.
 

@@ -192,6 +192,11 @@ def _refuse_or_warn(message: str, force: bool, stacklevel: int) -> None:
     warnings.warn(message + ": running it because the layout was forced", stacklevel=stacklevel)
 
 
+def fewest_trained_keyframes(keyframes: TrainedOn | None) -> int | None:
+    """The fewest keyframes the keyframe part was trained on (None without a record of it)."""
+    return keyframes.num_frames[0] if keyframes is not None and keyframes.num_frames else None
+
+
 def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,
                  known: str | None = None, num_known: int = 0, force: bool = False) -> None:
     """Raises InputError (or, with force, warns) when the request leaves the parts' training layouts."""

@@ -21,7 +21,7 @@ from vidiff.errors import InputError
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
-from vidiff.pipeline.layout import Layout, resolve_layout
+from vidiff.pipeline.layout import Layout, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
 from vidiff.pipeline.request import (
@@ -31,7 +31,9 @@ from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
 )
-from vidiff.pipeline.trained import check_anchored_layout, check_layout, user_keyframe_pattern
+from vidiff.pipeline.trained import (
+    check_anchored_layout, check_layout, fewest_trained_keyframes, user_keyframe_pattern,
+)
 
 
 class VideoPipeline:
@@ -245,6 +247,8 @@ class VideoPipeline:
         layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
                                 default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
                                 max_gap=cfg.interpolation.max_gap, exact=exact_frames)
+        if num_frames is not None and num_keyframes is None and not (exact_frames or force_layout):
+            layout = lift_short_layout(layout, fewest_trained_keyframes(self.trained.get("keyframes")))
         return Request.build(prompts, seeds, batched, layout, cfg, self.size_multiple, steps=steps,
                              sampler=sampler, guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
                              height=height, width=width, fps=fps, force_layout=force_layout,
