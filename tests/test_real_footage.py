@@ -1,6 +1,7 @@
 """The real-footage data of the real-interp recipe: the corpus refuses held-out clips, VAE crops are deterministic
 per (seed, epoch, index), and the window cache lists every window of every sequence with its source frames."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,39 @@ def test_a_rerun_stopped_halfway_leaves_no_corpus_or_cache_to_read(corpus, tmp_p
         prepare_corpus(samples, tmp_path / "c", short_side=24, clips=("a.mp4",), stills=False)
     with pytest.raises(InputError, match="not a prepared corpus"):
         read_manifest(tmp_path / "c")
+
+
+def test_the_real_recipe_trains_through_vidiff_train(corpus, tmp_path):
+    """configs/real-vae.yaml and real-interpolation.yaml, scaled down, run by `vidiff train` on a prepared corpus
+    (data.kind real_corpus) and a window cache (window_cache), as tools/real_interp.py runs them."""
+    pytest.importorskip("cv2")  # the flow anchor
+    from vidiff.cli import main
+    from vidiff.data.real_windows import build_window_cache
+    from vidiff.training.logging import read_metrics
+    from vidiff.vae import AutoencoderKL
+
+    folder, _ = corpus
+    repo = Path(__file__).resolve().parents[1]
+    small = ["train.max_steps=4", "train.log_every=2", "train.checkpoint_every=4", "train.mixed_precision=no",
+             "train.batch_size=2", "data.size=16"]
+    vae_args = ["model.block_out_channels=[8,16,16]", "model.norm_groups=4", "model.latent_channels=4"]
+    assert main(["train", "--config", str(repo / "configs/real-vae.yaml"), *[f"--set={o}" for o in [
+        *small, *vae_args, f"data.root={folder}", f"output_dir={tmp_path / 'vae'}"]]]) == 0
+    vae = AutoencoderKL.load(tmp_path / "vae" / "export").eval()
+    with torch.no_grad():
+        cache = build_window_cache(folder, vae, tmp_path / "windows", size=16, window=9, hop=4, variants=1, seed=0,
+                                   pixels=True, progress=False)
+    it_args = ["model.in_channels=4", "model.out_channels=4", "model.block_out_channels=[16,32]",
+               "model.num_head_channels=16", "model.norm_groups=8"]
+    assert main(["train", "--config", str(repo / "configs/real-interpolation.yaml"), *[f"--set={o}" for o in [
+        *small, *it_args, f"data.root={cache}", f"vae={tmp_path / 'vae' / 'export'}",
+        f"output_dir={tmp_path / 'it'}"]]]) == 0
+    rows = read_metrics(tmp_path / "it" / "metrics.jsonl")
+    assert rows[-1]["step"] == 4 and all(np.isfinite(r["loss"]) for r in rows)
+    assert (tmp_path / "it" / "export" / "model.safetensors").is_file()
+    # a cache without pixels cannot feed the flow anchor: refused by name before training
+    no_pixels = build_window_cache(folder, vae, tmp_path / "w2", size=16, window=9, hop=4, variants=1, seed=0,
+                                   text_encoder=_NullText(), progress=False)
+    assert main(["train", "--config", str(repo / "configs/real-interpolation.yaml"), *[f"--set={o}" for o in [
+        *small, *it_args, f"data.root={no_pixels}", f"vae={tmp_path / 'vae' / 'export'}",
+        f"output_dir={tmp_path / 'it2'}"]]]) == 2

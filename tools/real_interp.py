@@ -14,7 +14,8 @@
 
 prep decodes the training corpus only (vidiff/data/real_footage.py: TRAIN_CLIPS + scikit-image's bundled stills;
 the held-out clips are refused). vae and interp run `vidiff train`'s loop (vidiff.training.loop.train) with the
-real-footage datasets in place of the config's data section; both resume from their newest checkpoint.
+config's data section pointed at the corpus (data.kind real_corpus) or the window cache (window_cache), as
+`vidiff train` would; both resume from their newest checkpoint.
 """
 from __future__ import annotations
 
@@ -42,14 +43,11 @@ def _config(path, overrides):
 
 
 def train_vae(args) -> None:
-    from vidiff.data.real_footage import RealFrameDataset
     from vidiff.training.loop import train
-    from vidiff.training.vae_stage import VAEStage
 
-    cfg = _config(args.config, [f"output_dir={args.run}", *args.set])
-    dataset = RealFrameDataset(args.corpus, size=cfg.data.size, seed=cfg.train.seed,
-                               length=cfg.train.max_steps * cfg.train.batch_size, num_frames=cfg.data.num_frames)
-    train(cfg, resume="auto", force=args.force, stage=VAEStage(cfg, dataset=dataset))
+    # `vidiff train --config CONFIG --set data.root=CORPUS --set output_dir=RUN --resume auto` does the same
+    train(_config(args.config, [f"output_dir={args.run}", f"data.root={args.corpus}", *args.set]), resume="auto",
+          force=args.force)
 
 
 def cache(args) -> None:
@@ -65,17 +63,11 @@ def cache(args) -> None:
 
 
 def train_interp(args) -> None:
-    from vidiff.data.real_windows import WindowCacheDataset
     from vidiff.training.loop import train
-    from vidiff.training.stages import latent_stage
 
-    cfg = _config(args.config, [f"output_dir={args.run}", f"data.root={args.cache}", f"vae={args.vae}", *args.set])
-    dataset = WindowCacheDataset(args.cache, seed=cfg.train.seed)
-    if cfg.diffusion.anchor == "known_flow" and not dataset.index.get("pixels"):
-        raise SystemExit(f"{args.cache}: diffusion.anchor known_flow computes optical flow on the windows' frames, "
-                         "and this cache has none: rebuild it with `tools/real_interp.py cache ... --pixels`")
-    print(f"window cache: {len(dataset)} windows")
-    train(cfg, resume="auto", force=args.force, stage=latent_stage(cfg, dataset=dataset))
+    # `vidiff train --config CONFIG --set data.root=CACHE --set vae=VAE --set output_dir=RUN --resume auto`
+    train(_config(args.config, [f"output_dir={args.run}", f"data.root={args.cache}", f"vae={args.vae}", *args.set]),
+          resume="auto", force=args.force)
 
 
 def export(args) -> None:

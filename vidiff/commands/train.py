@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 def missing_folders(cfg) -> list[tuple[str, str]]:
     """(key, path) of the folders the config reads that are not on this machine."""
-    folders = [("data.root", cfg.data.root if cfg.data.kind in ("video_folder", "latent_cache") else None),
+    folders = [("data.root", cfg.data.root if cfg.data.kind not in ("shapes", "synthetic") else None),
                ("vae", cfg.vae), ("init_weights", cfg.init_weights), ("base", cfg.base),
                ("text_encoder", None if cfg.text_encoder == "default" else cfg.text_encoder)]
     return [(key, folder) for key, folder in folders if folder and not Path(folder).is_dir()]

@@ -30,9 +30,12 @@ class DiffusionSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    # shapes: Shapes clips rendered in memory (vidiff/data/shapes_dataset.py); synthetic: toy stage only
-    kind: Literal["video_folder", "latent_cache", "shapes", "synthetic"] = "video_folder"
-    root: str = ""  # video folder, or latent cache folder
+    # shapes: Shapes clips rendered in memory (vidiff/data/shapes_dataset.py); synthetic: toy stage only;
+    # real_corpus: a prepared real-footage corpus (`tools/real_interp.py prep`), random crops for the VAE stage;
+    # window_cache: windows of real footage encoded under crops / flips / time strides (`tools/real_interp.py
+    # cache`), for the interpolation stage (vidiff/data/real_footage.py, real_windows.py)
+    kind: Literal["video_folder", "latent_cache", "shapes", "synthetic", "real_corpus", "window_cache"] = "video_folder"
+    root: str = ""  # the folder of that kind (unused by shapes and synthetic)
     num_frames: int = 16  # frames per clip read from disk (full frame rate)
     size: int = 64  # square frame size in pixels
     fps: Optional[float] = None  # resample clips to this frame rate; null = native

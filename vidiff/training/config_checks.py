@@ -80,12 +80,20 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if c.path_captions_from_step and c.captions != "shapes_grammar":
         raise ConfigError("conditioning.path_captions_from_step: only the Shapes caption grammar says paths; it needs "
                           f"conditioning.captions: shapes_grammar (got {c.captions!r})")
+    if d.kind == "real_corpus" and cfg.stage != "vae":
+        raise ConfigError("data.kind: real_corpus feeds the VAE stage (crops of frames); the interpolation stage "
+                          "reads a window_cache built from the corpus")
+    if d.kind == "window_cache" and cfg.stage != "interpolation":
+        raise ConfigError(f"data.kind: window_cache feeds the interpolation stage only (stage is {cfg.stage!r})")
+    if d.kind == "window_cache" and cfg.diffusion.anchor == "known_flow" and not cfg.vae:
+        raise ConfigError("vae: the flow anchor (diffusion.anchor: known_flow) encodes the warped window ends with "
+                          "the frozen VAE the window cache was built with; give its part folder")
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
         need = c.max_keyframe_span()
         if need > d.num_frames:
             raise ConfigError(f"data.num_frames ({d.num_frames}) < {need} frames that the largest keyframe layout "
                               f"(conditioning.max_keyframes at conditioning.max_keyframe_stride) spans")
-    if cfg.stage == "interpolation" and d.kind != "latent_cache" and c.max_gap + 1 > d.num_frames:
+    if cfg.stage == "interpolation" and d.kind not in ("latent_cache", "window_cache") and c.max_gap + 1 > d.num_frames:
         raise ConfigError(f"data.num_frames ({d.num_frames}) < conditioning.max_gap + 1")
     if cfg.stage in ("keyframes", "interpolation") and d.kind in ("video_folder", "shapes") and not cfg.vae:
         raise ConfigError(f"vae: a latent stage reading {d.kind} clips needs a frozen VAE part folder (or use "

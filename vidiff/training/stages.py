@@ -23,6 +23,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from vidiff.errors import InputError
 from vidiff.parts import save_part
 from vidiff.training import conditioning as cond
 from vidiff.training.finetune import freeze_parameters, load_initial_weights
@@ -55,8 +56,25 @@ def latent_stage(cfg, dataset=None):
     return LatentDiffusionStage(cfg, dataset)
 
 
+def window_cache_dataset(cfg):
+    """The real-footage window cache at data.root; refused when the flow anchor needs pixels it does not hold."""
+    from vidiff.data.real_windows import WindowCacheDataset
+
+    dataset = WindowCacheDataset(cfg.data.root, seed=cfg.train.seed)
+    if cfg.diffusion.anchor == "known_flow" and not dataset.index.get("pixels"):
+        raise InputError(f"data.root {cfg.data.root}: diffusion.anchor known_flow computes optical flow on the "
+                         "windows' frames, and this cache holds none: rebuild it with `tools/real_interp.py cache "
+                         "... --pixels`")
+    return dataset
+
+
 def video_dataset(cfg):
     d = cfg.data
+    if d.kind == "real_corpus":  # random crops; as many items as the run draws (one epoch)
+        from vidiff.data.real_footage import RealFrameDataset
+
+        return RealFrameDataset(d.root, size=d.size, seed=cfg.train.seed, num_frames=d.num_frames,
+                                length=cfg.train.max_steps * cfg.train.batch_size * cfg.train.grad_accum)
     if d.kind == "shapes":
         from vidiff.data.shapes_dataset import ShapesDataset
 
@@ -124,6 +142,8 @@ class LatentDiffusionStage(FrozenHelpers):
             from vidiff.data.latent_cache import LatentCacheDataset
 
             self.dataset = LatentCacheDataset(cfg.data.root)
+        elif cfg.data.kind == "window_cache":
+            self.dataset = window_cache_dataset(cfg)
         else:
             self.dataset = video_dataset(cfg)
         self.preview = self._preview if cfg.stage == "keyframes" and cfg.vae else None
