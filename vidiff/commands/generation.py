@@ -17,8 +17,9 @@ from vidiff.commands.device_args import add_device_arguments, dtype_name, resolv
 from vidiff.commands.generation_checks import BUNDLED, parse_keyframe_args, validate
 
 
-FRAMES_HELP = ("clip length in frames, 2 to 1024; a length off the keyframe grid ((keyframes - 1) * stride + 1) is "
-               "sampled on the next longer grid and cut (default: the model's)")
+FRAMES_HELP = ("clip length in frames, 2 to 1024; a length off the keyframe grid ((keyframes - 1) * stride + 1), or "
+               "shorter than the fewest trained keyframes span, is sampled on the next longer grid and cut; one longer "
+               "than a pass is continued by extension windows (default: the model's)")
 
 
 def register(sub) -> None:
