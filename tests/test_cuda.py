@@ -187,7 +187,8 @@ def test_fsdp_launch_on_one_gpu_trains_and_exports(tiny_latents, text_folder, tm
 
 
 def _moving(frames: int, step: int, size: int) -> torch.Tensor:
-    """uint8 (frames,size,size,3): a smooth picture moving `step` px left per frame."""
+    """uint8 (frames,size,size,3): a smooth picture moving `step` px left per frame (test_decoded_loss.py has the same
+    picture, but that module needs OpenCV to import, which a bare GPU machine lacks)."""
     x = torch.arange(size + step * (frames - 1), dtype=torch.float64)
     y = torch.arange(size, dtype=torch.float64)[:, None]
     pic = torch.stack([128 + 90 * torch.sin(x / 5 + y / 7), 128 + 80 * torch.cos(y / 4 - x / 9),

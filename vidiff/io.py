@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Iterator, Literal
 import numpy as np
 
 from vidiff.errors import InputError, VideoDecodeError
-from vidiff.limits import plain_number
+from vidiff.limits import is_int, plain_number
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
     _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, display_rotation,
     frame_index, frame_step, iter_pyav,
@@ -192,18 +192,14 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
 # ---- read ---------------------------------------------------------------------------------------------
 
 
-def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python, not a count
-
-
 def _check_selection(num_frames, stride, start, fps) -> tuple:
     """(num_frames, stride, start, fps) as Python numbers (np.int64 from numpy arithmetic reads like an int)."""
     num_frames, stride, start, fps = (plain_number(v) for v in (num_frames, stride, start, fps))
-    if num_frames is not None and (not _is_count(num_frames) or num_frames < 1):
+    if num_frames is not None and (not is_int(num_frames) or num_frames < 1):
         raise InputError(f"num_frames must be a positive integer or None, got {num_frames!r}")
-    if not _is_count(stride) or stride < 1:
+    if not is_int(stride) or stride < 1:
         raise InputError(f"stride must be a positive integer, got {stride!r}")
-    if not _is_count(start) or start < 0:
+    if not is_int(start) or start < 0:
         raise InputError(f"start must be a non-negative integer, got {start!r}")
     if fps is not None:
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:

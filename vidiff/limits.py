@@ -30,12 +30,17 @@ def plain_number(value):
     return float(value) if isinstance(value, numbers.Real) else value
 
 
+def is_int(value) -> bool:
+    """An int that is not a bool (True is an int to Python, not a count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_int(value, name: str, low: int, high: int) -> int:
     """`value` when it is an int in [low, high]; InputError naming `name` and the limit otherwise."""
     from vidiff.errors import InputError
 
     value = plain_number(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise InputError(f"{name} must be an integer in [{low}, {high}], got {short_repr(value)}")
     if not low <= value <= high:
         raise InputError(f"{name} must be in [{low}, {high}], got {short_repr(value)}")

@@ -15,6 +15,8 @@ from vidiff.errors import InputError
 T = TypeVar("T")
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "model.safetensors"
+TRAINED_NAME = "trained_on.yaml"  # what the part was trained on (vidiff/pipeline/trained.py); optional
+PART_FILES = (CONFIG_NAME, WEIGHTS_NAME, TRAINED_NAME)
 
 
 def save_part(folder: str | Path, config, state_dict: dict) -> Path:

@@ -56,9 +56,8 @@ def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64,
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
-    from vidiff.text import TextEncoder
-
     from vidiff.output_safety import write_text
+    from vidiff.text import TextEncoder
 
     corpus, out = Path(corpus), Path(out)
     manifest = read_manifest(corpus)

@@ -15,8 +15,10 @@ import torch
 
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
+from vidiff.limits import plain_number
+from vidiff.parts import PART_FILES
 from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE, control_scale_ok
-from vidiff.pipeline.request import check_has_data, plain_number
+from vidiff.pipeline.request import check_has_data
 
 
 # ---- parts ------------------------------------------------------------------------------------------------------
@@ -76,7 +78,7 @@ def install_control_parts(folder: str | Path, exports: dict[str, str | Path], sc
         if target.exists():
             shutil.rmtree(target)
         target.mkdir()
-        for file in ("config.yaml", "model.safetensors", "trained_on.yaml"):
+        for file in PART_FILES:
             if (Path(export) / file).is_file():
                 shutil.copyfile(Path(export) / file, target / file)
         parts[name] = target.name

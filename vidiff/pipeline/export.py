@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidiff.errors import InputError
+from vidiff.parts import PART_FILES
 from vidiff.pipeline.config import InterpolationStageConfig, PipelineConfig, StageConfig, write_pipeline_yaml
 
-PART_FILES = ("config.yaml", "model.safetensors", "trained_on.yaml")  # the last is optional
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,12 @@ from dataclasses import dataclass
 
 from vidiff.errors import InputError
 from vidiff.limits import (
-    MAX_EDIT_REPEATS, MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_scale, plain_number,
-    short_repr,
+    MAX_EDIT_REPEATS, MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_scale, is_int,
+    plain_number, short_repr,
 )
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
 from vidiff.video_writer import FPS_MAX, FPS_MIN
 from vidiff.pipeline.layout import Layout
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], list[int], bool]:
@@ -37,7 +33,7 @@ def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], li
         except UnicodeEncodeError as e:
             raise InputError(f"{name}: not valid UTF-8 text (undecodable byte at character {e.start})") from None
     for s in seeds:
-        if not _is_int(s) or not 0 <= s < 2**63:
+        if not is_int(s) or not 0 <= s < 2**63:
             raise InputError(f"seed: expected an integer in [0, 2**63), got {short_repr(s)}")
     if len(prompts) == 1:
         prompts = prompts * len(seeds)
@@ -86,7 +82,7 @@ class Request:
               steps=None, sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None,
               fps=None, force_layout: bool = False, negative_prompt=None, guidance_rescale=None, churn=None,
               pc_steps=None, pc_snr=None) -> Request:
-        if steps is not None and (not _is_int(steps) or not 1 <= steps <= MAX_STEPS):
+        if steps is not None and (not is_int(steps) or not 1 <= steps <= MAX_STEPS):
             raise InputError(f"steps: must be an integer in [1, {MAX_STEPS}], got {short_repr(steps)}")
         if layout.num_frames > MAX_FRAMES or layout.num_keyframes > MAX_KEYFRAMES or layout.keyframe_stride > MAX_STRIDE:
             raise InputError(f"num_frames / num_keyframes / keyframe_stride: {layout.num_frames} / {layout.num_keyframes} "
@@ -98,7 +94,7 @@ class Request:
         height = config.height if height is None else height
         width = config.width if width is None else width
         for name, value in (("height", height), ("width", width)):
-            if not _is_int(value) or not 1 <= value <= MAX_SIDE:
+            if not is_int(value) or not 1 <= value <= MAX_SIDE:
                 raise InputError(f"{name}: must be an integer in [1, {MAX_SIDE}], got {short_repr(value)}")
             if downsample and value % downsample:
                 raise InputError(f"{name}: {value} is not a multiple of {downsample} (the VAE's factor times the "
@@ -120,7 +116,7 @@ class Request:
         guidance_rescale = check_range(guidance_rescale, "guidance_rescale", 0.0, 1.0)
         churn = check_range(churn, "churn", 0.0, MAX_CHURN)
         pc_snr = check_range(pc_snr, "pc_snr", 1e-6, 1.0)
-        if pc_steps is not None and (not _is_int(pc_steps) or not 1 <= pc_steps <= MAX_PC_STEPS):
+        if pc_steps is not None and (not is_int(pc_steps) or not 1 <= pc_steps <= MAX_PC_STEPS):
             raise InputError(f"pc_steps: must be an integer in [1, {MAX_PC_STEPS}], got {short_repr(pc_steps)}")
         for stage in (config.keyframes, config.interpolation):
             method = sampler or stage.sampler
@@ -223,7 +219,7 @@ DEFAULT_REPEATS = 2
 def check_repeats(repeats) -> int:
     """SDEdit repeats: an int in [1, MAX_EDIT_REPEATS] (how many times the keyframes are noised and redrawn)."""
     repeats = plain_number(repeats)
-    if not _is_int(repeats) or not 1 <= repeats <= MAX_EDIT_REPEATS:
+    if not is_int(repeats) or not 1 <= repeats <= MAX_EDIT_REPEATS:
         raise InputError(f"repeats: must be an integer in [1, {MAX_EDIT_REPEATS}], got {short_repr(repeats)}")
     return repeats
 

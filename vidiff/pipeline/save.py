@@ -18,7 +18,7 @@ from vidiff.pipeline.trained import TrainedOn, latent_space_id, write_trained_on
 
 
 def save_pipeline(pipe, folder: str | Path) -> Path:
-    from vidiff.parts import save_part
+    from vidiff.parts import WEIGHTS_NAME, save_part
 
     if not isinstance(folder, (str, Path)) or not str(folder):  # "" wrote a whole pipeline into the cwd
         raise InputError(f"save_pretrained: expected a folder path, got {short_repr(folder)}")
@@ -37,7 +37,7 @@ def save_pipeline(pipe, folder: str | Path) -> Path:
             save_part(paths[name], stage.net.config, stage.net.state_dict())
     save_control_parts(paths, stages)
     for name, record in pipe.trained.items():  # the diffusion and control parts' records go with them
-        if record is not None and name in paths and (paths[name] / "model.safetensors").is_file():
+        if record is not None and name in paths and (paths[name] / WEIGHTS_NAME).is_file():
             write_trained_on(paths[name], record)
     write_pipeline_yaml(pipe.config, folder)
     return folder

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from vidiff.config import from_dict, to_dict
 from vidiff.errors import InputError
+from vidiff.parts import TRAINED_NAME
 from vidiff.pipeline.layout import Layout, anchored_positions, interpolation_levels
 
-TRAINED_NAME = "trained_on.yaml"
 # known-content patterns a diffusion part can be trained on: per frame (none, first, first_k, random_subset), and
 # "region": frames known outside a region of latent pixels (region edits, vidiff/training/regions.py)
 PATTERNS = ("none", "first", "first_k", "random_subset", "region")

@@ -18,15 +18,14 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
+from vidiff.limits import plain_number
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.layout import Layout, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
-from vidiff.pipeline.request import (
-    Request, StepBar, check_image, check_keyframe_images, plain_number, prompts_and_seeds,
-)
+from vidiff.pipeline.request import Request, StepBar, check_image, check_keyframe_images, prompts_and_seeds
 from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,

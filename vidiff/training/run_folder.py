@@ -11,9 +11,8 @@ import shutil
 from pathlib import Path
 
 from vidiff.errors import InputError
+from vidiff.parts import PART_FILES
 from vidiff.training import checkpoint as ckpt
-
-_EXPORT_FILES = {"config.yaml", "model.safetensors", "trained_on.yaml"}  # what an export/ holds (a part)
 
 
 def refuse_foreign_output(run_dir: Path) -> None:
@@ -24,7 +23,7 @@ def refuse_foreign_output(run_dir: Path) -> None:
     export = run_dir / "export"
     if export.is_symlink() or (export.exists() and not export.is_dir()):
         raise InputError(f"output_dir {run_dir}: export is not a folder a run wrote; choose another output_dir")
-    foreign = sorted(p.name for p in export.iterdir() if p.name not in _EXPORT_FILES) if export.is_dir() else []
+    foreign = sorted(p.name for p in export.iterdir() if p.name not in PART_FILES) if export.is_dir() else []
     if foreign:
         raise InputError(f"output_dir {run_dir}: export/ holds files no run writes ({', '.join(foreign[:3])}), and "
                          "a run replaces export/; choose another output_dir")
