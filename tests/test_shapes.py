@@ -194,3 +194,11 @@ def test_a_run_stopped_between_files_never_leaves_a_clip_without_its_caption(tmp
     videos = sorted(p.stem for p in tmp_path.glob("*.mp4"))
     assert videos == ["clip_000000", "clip_000001"]
     assert all((tmp_path / f"{v}.txt").is_file() and (tmp_path / f"{v}.json").is_file() for v in videos)
+    # and the stopped run's folder is not read as a whole dataset (a cache of its 2 clips said complete: true)
+    from vidiff.data.video_folder import VideoFolderDataset
+
+    with pytest.raises(InputError, match="did not finish .*run the same command again"):
+        VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))
+    monkeypatch.setattr(S, "_atomic_write_text", write)
+    S.generate_shapes_dataset(tmp_path, 4, frames=4, size=32, progress=False)
+    assert len(VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))) == 4

@@ -4,6 +4,7 @@ import os
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,84 @@ def test_a_users_folder_with_its_own_export_or_config_is_not_overwritten(tmp_pat
     train(toy(tmp_path))  # its own folder again: a second run over a finished one is refused as before
     with pytest.raises(InputError, match="already has checkpoints"):
         train(toy(tmp_path))
+
+
+def test_changed_config_names_the_keys_and_bookkeeping_may_change(tmp_path):
+    """The refusal says which keys changed; when and how many checkpoints are kept do not change the run, so they
+    may change on resume without --force (and the run resumes)."""
+    train(toy(tmp_path, max_steps=4))
+    cfg = toy(tmp_path, max_steps=4)
+    changed = replace(cfg, optimizer=replace(cfg.optimizer, lr=0.02))
+    with pytest.raises(InputError, match=r"changed: optimizer\.lr\)") as e:
+        train(changed, resume="auto")
+    assert "hash" not in str(e.value)
+    more = toy(tmp_path, max_steps=8, checkpoint_every=2, keep_checkpoints=5)
+    with pytest.raises(InputError, match=r"changed: train\.max_steps\)"):  # bookkeeping keys are not listed
+        train(more, resume="auto")
+    run = train(toy(tmp_path, max_steps=4, checkpoint_every=2, keep_checkpoints=5), resume="auto")
+    assert [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")] == [4]  # resumed at 4: nothing to do
+
+
+def test_a_second_trainer_in_the_same_folder_is_refused(tmp_path):
+    """Two trainers in one output_dir rotated each other's checkpoints away: the second is refused while the first
+    holds the folder's lock (taken here by another process), and the folder is usable once it is released."""
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(run / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'4242'); print('held', flush=True)\n"
+                               "sys.stdin.readline()\n"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=r"another training run \(pid 4242\) is using this folder"):
+            train(toy(tmp_path))
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing of the refused run was written
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert (train(toy(tmp_path)) / "export" / "model.safetensors").exists()
+
+
+def test_a_run_refused_before_writing_leaves_no_folder(tmp_path):
+    cfg = toy(tmp_path)
+    with pytest.raises(InputError, match="ftw"):
+        train(cfg, stage=_Refusing())
+    assert not (tmp_path / "run").exists()
+
+
+class _Refusing:  # a stage whose construction fails, as a dataset that refuses its files does
+    def __getattr__(self, name):
+        raise InputError("ftw")
+
+
+def test_a_finished_run_without_checkpoints_is_not_replaced(tmp_path):
+    """Checkpoints deleted after a run finished (to save space): a new start would have replaced export/ and
+    metrics.jsonl without a word; it is refused unless --force."""
+    run = train(toy(tmp_path, max_steps=4))
+    weights = (run / "export" / "model.safetensors").read_bytes()
+    for _, folder in ckpt.list_checkpoints(run / "checkpoints"):
+        ckpt.remove_checkpoint(folder)
+    for resume in (None, "auto"):
+        with pytest.raises(InputError, match="holds a finished run"):
+            train(toy(tmp_path, max_steps=4, seed=5), resume=resume)
+    assert (run / "export" / "model.safetensors").read_bytes() == weights
+    train(toy(tmp_path, max_steps=4, seed=5), force=True)
+    assert (run / "export" / "model.safetensors").read_bytes() != weights
+
+
+def test_rolling_back_to_an_earlier_checkpoint_is_refused_while_later_ones_are_there(tmp_path):
+    run = train(toy(tmp_path, max_steps=12, keep_checkpoints=3))
+    steps = dict(ckpt.list_checkpoints(run / "checkpoints"))
+    assert sorted(steps) == [4, 8, 12]
+    with pytest.raises(InputError, match=r"later checkpoints \(step_0*8, step_0*12\)"):
+        train(toy(tmp_path, max_steps=12, keep_checkpoints=3), resume=str(steps[4]))
+    with pytest.raises(InputError, match="does not exist"):
+        train(toy(tmp_path, max_steps=12), resume=str(tmp_path / "nowhere"))
+    train(toy(tmp_path, max_steps=12, keep_checkpoints=3), resume=str(steps[12]))  # the newest: nothing later
+
+
+def test_a_checkpoint_of_another_model_is_refused_in_one_line(tmp_path):
+    run = train(toy(tmp_path, max_steps=4))
+    other = replace(toy(tmp_path, max_steps=4, model={"dim": 8, "width": 32}), output_dir=str(tmp_path / "other"))
+    with pytest.raises(InputError, match=r"do not fit this stage's model \(.*of another shape"):
+        train(other, resume=str(ckpt.latest_checkpoint(run / "checkpoints")), force=True)

@@ -253,6 +253,9 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"--out {shown(out)}: cannot create the folder ({e.strerror})") from None
+    # present until metadata.jsonl is written: a stopped run's folder (some clips, maybe an earlier run's others) is
+    # refused by the video folder reader instead of being read as a whole dataset
+    _atomic_write_text(out / UNFINISHED_NAME, f"vidiff data shapes --num {num} --frames {frames} --seed {seed}\n")
     rows = []
     clips = iter_clip_params(num, frames, size, seed, min_speed_scale)
     for params in tqdm(clips, total=num, desc="shapes", unit="clip", disable=not progress):
@@ -268,7 +271,20 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
         warnings.warn(f"--out {shown(out)}: removed {stale} clip(s) numbered {num} and up, left by an earlier, larger "
                       "run (a video folder reads every clip in it)", stacklevel=1)
     _atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
+    (out / UNFINISHED_NAME).unlink()
     return out
+
+
+UNFINISHED_NAME = ".shapes-unfinished"
+
+
+def refuse_unfinished(folder: Path) -> None:
+    """A folder that a `vidiff data shapes` run was writing when it stopped holds only some of its clips."""
+    from vidiff.output_safety import shown
+
+    if os.path.lexists(folder / UNFINISHED_NAME):
+        raise InputError(f"{shown(folder)}: a `vidiff data shapes` run writing this folder did not finish (it "
+                         f"holds some of the clips; {UNFINISHED_NAME} is there): run the same command again")
 
 
 _CLIP_FILE = re.compile(r"clip_(\d{6,})\.(mp4|txt|json)")

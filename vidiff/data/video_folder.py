@@ -64,6 +64,9 @@ class VideoFolderDataset(Dataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"video folder {self.root} does not exist")
+        from vidiff.data.shapes import refuse_unfinished
+
+        refuse_unfinished(self.root)
         if not isinstance(num_frames, int) or num_frames < 1:
             raise InputError(f"num_frames must be a positive integer, got {num_frames!r}")
         if len(size) != 2 or min(size) < 1:

@@ -27,6 +27,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
+    for key, value, hi in (("train.seed", t.seed, 2**63 - 1), ("train.num_workers", t.num_workers, 256),
+                           ("train.preview_every", t.preview_every, None), ("train.preview_steps", t.preview_steps, None)):
+        if value < 0 or (hi is not None and value > hi):
+            raise ConfigError(f"{key}: must be in 0..{hi}, got {value}" if hi else f"{key}: must be >= 0, got {value}")
     for key in ("kl_weight", "l1_weight", "l2_weight", "edge_weight", "temporal_weight", "latent_noise_max"):
         if getattr(cfg.loss, key) < 0:
             raise ConfigError(f"loss.{key}: must be >= 0, got {getattr(cfg.loss, key)}")
@@ -88,6 +92,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if d.kind == "window_cache" and cfg.diffusion.anchor == "known_flow" and not cfg.vae:
         raise ConfigError("vae: the flow anchor (diffusion.anchor: known_flow) encodes the warped window ends with "
                           "the frozen VAE the window cache was built with; give its part folder")
+    if d.kind == "latent_cache" and cfg.stage in ("keyframes", "interpolation"):
+        _check_cache_frames(cfg)
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
         need = c.max_keyframe_span()
         if need > d.num_frames:
@@ -110,6 +116,30 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.stage in ("keyframes", "interpolation", "control"):
         cfg.noise_config()
     return cfg
+
+
+def _check_cache_frames(cfg: TrainConfig) -> None:
+    """The cache's clip length against the layouts the stage draws, read from its index before any weights load
+    (the stage found it out at its first step). A cache that cannot be read is the dataset's to refuse."""
+    import json
+
+    from vidiff.data.latent_cache import INDEX_MAX_BYTES, INDEX_NAME
+
+    index = Path(cfg.data.root) / INDEX_NAME
+    try:
+        if index.stat().st_size > INDEX_MAX_BYTES:
+            return
+        frames = int(json.loads(index.read_text())["shapes"]["latents"][1])
+    except Exception:  # noqa: BLE001 - missing or malformed: LatentCacheDataset says what is wrong with it
+        return
+    c = cfg.conditioning
+    if cfg.stage == "keyframes" and c.max_keyframe_span() > frames:
+        raise ConfigError(f"data.root: the latent cache's clips have {frames} frames, fewer than the "
+                          f"{c.max_keyframe_span()} that the largest keyframe layout spans (conditioning.max_keyframes "
+                          "at conditioning.max_keyframe_stride); lower them or cache longer clips (--frames)")
+    if cfg.stage == "interpolation" and c.min_gap + 1 > frames:
+        raise ConfigError(f"data.root: the latent cache's clips have {frames} frames, fewer than "
+                          f"conditioning.min_gap + 1 ({c.min_gap + 1})")
 
 
 def _validate_decoded_loss(cfg: TrainConfig) -> None:

@@ -137,6 +137,21 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     run_dir = Path(cfg.output_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"output_dir {run_dir}: is a file, not a folder")
+    created = not run_dir.exists()
+    lock = run_folder.lock_for_all_ranks(accelerator, run_dir)
+    try:
+        return _train_in(run_dir, cfg, accelerator, resume, force, stage)
+    except BaseException:
+        if created and accelerator.is_main_process:  # refused before anything was written: no empty folder left
+            run_folder.remove_if_unused(run_dir)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, force: bool, stage) -> Path:
+    t, o = cfg.train, cfg.optimizer
     run_folder.refuse_foreign_output(run_dir)
     resume_from = run_folder.find_resume(run_dir, resume, force)
     torch.manual_seed(derive_seed(t.seed, "init"))  # weight init depends on the seed only
@@ -153,10 +168,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     manifest = tensors = jsons = None
     if resume_from is not None:
         manifest, tensors, jsons = ckpt.load_checkpoint(resume_from)
-        if manifest["config_hash"] != chash and not force:
-            raise InputError(f"{resume_from}: the config changed since this checkpoint was written (hash "
-                             f"{manifest['config_hash'][:12]} vs {chash[:12]}); pass --force to resume anyway")
-        raw.load_state_dict(tensors["model"])  # full weights, before any sharding
+        run_folder.check_same_config(run_dir, resume_from, manifest["config_hash"], cfg, force)
+        ckpt.load_model_weights(raw, tensors["model"], resume_from)  # full weights, before any sharding
     sharded = fsdp_requested()
     if sharded and accelerator.scaler is not None:
         raise InputError("train.mixed_precision=fp16 under FSDP: this path sets up no sharded loss scaler; use bf16")

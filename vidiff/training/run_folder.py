@@ -2,17 +2,22 @@
 which is replaced whole or not at all.
 
     output_dir/config.yaml, metrics.jsonl, loss.png, previews/, checkpoints/step_*/, export/ (config.yaml,
-    model.safetensors, trained_on.yaml), and hidden .export-* folders only while an export is being swapped in.
+    model.safetensors, trained_on.yaml), .lock (held by the run training there), and hidden .export-* folders only
+    while an export is being swapped in.
 """
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import shutil
 from pathlib import Path
 
 from vidiff.errors import InputError
-from vidiff.parts import PART_FILES
+from vidiff.parts import PART_FILES, WEIGHTS_NAME
 from vidiff.training import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
 
 
 def refuse_foreign_output(run_dir: Path) -> None:
@@ -44,15 +49,169 @@ def find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
         if ckpt.list_checkpoints(root) and not force:
             raise InputError(f"{run_dir} already has checkpoints: pass --resume auto to continue it, or --force "
                              "to start over")
+        _refuse_finished_without_checkpoints(run_dir, force)
         return None
     if resume == "auto":
-        return ckpt.latest_checkpoint(root)  # None: nothing complete yet, start fresh
+        found = ckpt.latest_checkpoint(root)
+        if found is None:  # nothing complete yet: start fresh, unless that would replace a finished run's export
+            _refuse_finished_without_checkpoints(run_dir, force)
+        return found
     folder = Path(resume)
+    if not os.path.lexists(folder):
+        raise InputError(f"--resume {resume}: does not exist (--resume auto takes the newest complete checkpoint "
+                         "of output_dir)")
     wrong = ckpt.what_is_wrong(folder)
     if wrong is not None:
         raise InputError(f"--resume {resume}: not a complete checkpoint ({wrong}); --resume auto takes the newest "
                          "complete one")
+    _refuse_later_checkpoints(root, folder)
     return folder
+
+
+def _refuse_finished_without_checkpoints(run_dir: Path, force: bool) -> None:
+    """A fresh start replaces export/, config.yaml and metrics.jsonl: with no checkpoint left to resume (deleted to
+    save space), a finished run's weights would go without a word."""
+    if not force and (run_dir / "export" / WEIGHTS_NAME).exists():
+        raise InputError(f"output_dir {run_dir}: holds a finished run (export/) and no checkpoint to resume from; "
+                         "starting over would replace it: choose another output_dir, or pass --force")
+
+
+def _refuse_later_checkpoints(root: Path, folder: Path) -> None:
+    """Rolling back to an earlier checkpoint in a folder that has later ones would leave them the newest: each new
+    checkpoint is pruned at once (keep_checkpoints keeps the highest steps) and --resume auto goes back to them."""
+    step = int(ckpt.read_manifest(folder)["step"])
+    later = [p for s, p in ckpt.list_checkpoints(root) if s > step and p.resolve() != folder.resolve()]
+    if later:
+        names = ", ".join(p.name for p in later[:3]) + (" ..." if len(later) > 3 else "")
+        raise InputError(f"--resume {folder}: output_dir already holds later checkpoints ({names}) of another "
+                         "course of this run; move them out of checkpoints/ or choose another output_dir")
+
+
+# ---- the config a checkpoint was written under ------------------------------------------------------------
+
+# When checkpoints are written and how many are kept: a resumed run with other values follows the same trajectory.
+BOOKKEEPING_KEYS = ("train.checkpoint_every", "train.keep_checkpoints")
+
+
+def check_same_config(run_dir: Path, resume_from: Path, written_hash: str, cfg, force: bool) -> None:
+    """Refuses to resume under another config than the checkpoint's (unless --force), naming the keys that changed
+    where the run folder's config.yaml is the one the checkpoint was written under."""
+    from vidiff.training.config import HASH_IGNORED, config_hash
+
+    if force or written_hash == config_hash(cfg):
+        return
+    before = _config_that_wrote(run_dir / "config.yaml", written_hash)
+    if before is None:
+        detail = f"hash {written_hash[:12]} vs {config_hash(cfg)[:12]}"
+    else:
+        changed = _changed_keys(before, cfg, HASH_IGNORED)
+        ignore = HASH_IGNORED + BOOKKEEPING_KEYS
+        if config_hash(before, ignore) == config_hash(cfg, ignore):
+            log.info("resuming with other %s (they do not change the run)", ", ".join(changed))
+            return
+        shown = [k for k in changed if k not in BOOKKEEPING_KEYS]
+        detail = "changed: " + ", ".join(shown[:6]) + (" ..." if len(shown) > 6 else "")
+    raise InputError(f"{resume_from}: the config changed since this checkpoint was written ({detail}); pass --force "
+                     "to resume anyway")
+
+
+def _config_that_wrote(path: Path, written_hash: str):
+    """The run folder's config.yaml as a TrainConfig when its hash is the checkpoint's, else None."""
+    from vidiff.config import from_dict
+    from vidiff.safe_yaml import load_file
+    from vidiff.training.config import TrainConfig, config_hash
+
+    try:
+        before = from_dict(TrainConfig, load_file(path))
+    except Exception:  # noqa: BLE001 - missing or unreadable: the message falls back to the hashes
+        return None
+    return before if config_hash(before) == written_hash else None
+
+
+def _changed_keys(before, after, ignore: tuple[str, ...]) -> list[str]:
+    from vidiff.config import to_dict
+
+    def flat(node, prefix=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from flat(v, f"{prefix}{k}.")
+        else:
+            yield prefix[:-1], node
+
+    a, b = dict(flat(to_dict(before))), dict(flat(to_dict(after)))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in ignore)
+
+
+# ---- one trainer per folder -------------------------------------------------------------------------------
+
+LOCK_NAME = ".lock"
+
+
+class RunFolderLock:
+    """An exclusive lock on output_dir for the life of a run: two trainers in one folder rotated each other's
+    checkpoints away and replaced each other's metrics.jsonl and export/. The lock is the kernel's (flock), so a
+    killed trainer never leaves it held; the file itself stays and is harmless."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir, self._fd = run_dir, None
+
+    def acquire(self) -> "RunFolderLock":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            return self
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise InputError(f"output_dir {self.run_dir}: cannot create the run folder's lock file ({e.strerror})") \
+                from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise InputError(f"output_dir {self.run_dir}: another training run (pid {holder}) is using this folder; "
+                             "wait for it to end or choose another output_dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
+def lock_for_all_ranks(accelerator, run_dir: Path) -> RunFolderLock | None:
+    """The main process takes the folder's lock; every rank raises its refusal, so none waits at a barrier for a
+    main process that stopped."""
+    lock, refusal = None, None
+    if accelerator.is_main_process:
+        try:
+            lock = RunFolderLock(run_dir).acquire()
+        except InputError as e:
+            refusal = str(e)
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        refusal = broadcast_object_list([refusal])[0]
+    if refusal is not None:
+        if lock is not None:
+            lock.release()
+        raise InputError(refusal)
+    return lock
+
+
+def remove_if_unused(run_dir: Path) -> None:
+    """Removes a run folder this run created that holds nothing but its lock file (a run refused early)."""
+    try:
+        if {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:
+            (run_dir / LOCK_NAME).unlink(missing_ok=True)
+            run_dir.rmdir()
+    except OSError:
+        pass
 
 
 # ---- export/: whole or absent -----------------------------------------------------------------------------
