@@ -144,3 +144,24 @@ def test_every_stage_implements_the_stage_protocol():
         for name in ("to", "loss", "export"):
             assert callable(getattr(cls, name)), (cls, name)
     assert not isinstance(object(), Stage)
+
+
+def test_ranges_and_a_too_short_latent_cache_are_refused_before_anything_loads(tmp_path):
+    """train.seed -1 was a traceback deep in the sampler, num_workers -1 one in the DataLoader; a 17-frame latent
+    cache under layouts spanning 41 frames was found out at the first step, after the VAE and text encoder loaded."""
+    import json
+
+    from vidiff.training.config import load_train_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+
+    for key, value in (("train.seed", -1), ("train.num_workers", -1), ("train.preview_every", -5)):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            load_train_config(configs / "shapes-vae.yaml", [f"{key}={value}"])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "index.json").write_text(json.dumps({"shapes": {"latents": [4, 17, 16, 16]}}))
+    over = [f"data.root={cache}"]
+    with pytest.raises(ConfigError, match="clips have 17 frames, fewer than the 41"):
+        load_train_config(configs / "shapes-keyframes.yaml", over)
+    load_train_config(configs / "shapes-keyframes.yaml", over + ["conditioning.max_keyframes=4"])  # spans 16
