@@ -110,6 +110,14 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (g + ["--guidance", "nan"], "--guidance must be a finite number"),
         (g + ["--guidance", "-1"], "--guidance must be a finite number"),
         (g + ["--image-guidance", "-0.5"], "--image-guidance must be a finite number"),
+        # settings that were taken and changed nothing (the sidecar said they were applied)
+        (g + ["--image-guidance", "3"], "--image-guidance: guides the keyframes toward known frames, and this "
+                                        "generate has none"),
+        (g + ["--sampler", "ddim", "--pc-steps", "5"], "pc_steps / pc_snr: apply to the pc sampler .*not 'ddim'"),
+        (["edit", str(tmp_path / "fifteen.mp4"), "x", "--feather", "7", "-o", str(tmp_path / "o.mp4")],
+         "--feather: blends a redrawn region into the kept clip; without --mask"),
+        (["edit", str(tmp_path / "fifteen.mp4"), "x", "--strength", "1", "--repeats", "4", "-o", str(tmp_path / "o.mp4")],
+         "--repeats: at --strength 1"),
         (g + ["--steps", "0"], r"--steps must be in \[1, 1000\], got 0"),
         (g + ["--steps", "-4"], r"--steps must be in \[1, 1000\]"),
         (g + ["--sampler", "plms"], "--sampler 'plms' is unknown; choose one of dpmpp_2m"),
@@ -261,7 +269,7 @@ def test_region_edit_through_the_cli(tiny_pipeline, tmp_path, capsys):
     assert read_video(tmp_path / "e.mp4")[0].shape == (16, 64, 64, 3)
     settings = json.loads((tmp_path / "e.mp4.json").read_text())["settings"]
     assert settings["strength"] == 1.0 and settings["feather"] == 3 and settings["mask"].endswith("mask.png")
-    assert settings["repeats"] == 2  # the default
+    assert settings["repeats"] == 1  # at strength 1 one pass is all there is (the sidecar said 2)
     capsys.readouterr()
     for flags, message in ((["--mask", str(tmp_path / "short.png")], "64x32 pixels, the clip is 64x64"),
                            (["--mask", str(tmp_path / "mask8.mp4")], "8 frames, the clip has 16"),
@@ -394,8 +402,9 @@ def test_a_shapes_pipeline_warns_when_the_prompt_leaves_attributes_to_chance(tin
     pipeline without it (open text) says nothing."""
     shapes = tmp_path / "shapes-pipe"
     shutil.copytree(tiny_pipeline, shapes)
-    with open(shapes / "pipeline.yaml", "a") as f:
-        f.write("prompt_vocabulary: shapes\n")
+    text = (shapes / "pipeline.yaml").read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("prompt_vocabulary:")]  # once: no duplicates
+    (shapes / "pipeline.yaml").write_text("\n".join(lines + ["prompt_vocabulary: shapes"]) + "\n")
     for model, prompt, expected in ((shapes, "a cat walking", "found no colour, shape or direction"),
                                     (shapes, "a red circle moving left", None),
                                     (tiny_pipeline, "a cat walking", None)):
@@ -439,3 +448,12 @@ def test_a_length_past_one_pass_is_made_by_extension_windows(tiny_pipeline, tmp_
     assert seven.shape[0] == 7 and settings["layout_frames"] == 11 and settings["frames_written"] == 7
     assert (seven.float() - eleven[:7].float()).abs().mean() < 2.0  # the same frames; GIF palettes differ by clip
 
+
+
+def test_options_are_not_taken_by_prefix(tmp_path, capsys):
+    """`extend --keyframe 6` was read as --keyframes 6 (extend has no --keyframe), `generate --frame 5` as --frames."""
+    for argv, unknown in ((["extend", "c.mp4", "x", "--frames", "5", "--keyframe", "6"], "--keyframe 6"),
+                          (["generate", "x", "--frame", "5"], "--frame 5")):
+        with pytest.raises(SystemExit) as e:
+            main(argv + ["-o", str(tmp_path / "o.mp4")])
+        assert e.value.code == 2 and f"unrecognized arguments: {unknown}" in capsys.readouterr().err

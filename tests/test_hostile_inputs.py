@@ -325,6 +325,29 @@ def part_config(part: str, text: str):
     return build
 
 
+case("yaml-pipeline-duplicate-key", "appears twice")(pipeline_with((BUNDLED / "pipeline.yaml").read_text() + "height: 48\n"))
+
+
+def part_config_edit(part: str, key: str, value: str):
+    """The bundled part's config.yaml with one key set: sizes a file can carry (a zero divided, a huge one built
+    for minutes or allocated tens of GiB, after the text encoder had loaded)."""
+    import yaml
+
+    config = yaml.safe_load((BUNDLED / part / "config.yaml").read_text())
+    config[key] = yaml.safe_load(value)
+    return part_config(part, yaml.safe_dump(config))
+
+
+case("part-config-zero-heads", "num_head_channels: must be in 1..")(part_config_edit("keyframes", "num_head_channels", "0"))
+case("part-config-zero-groups", "norm_groups: must be in 1..")(part_config_edit("interpolation", "norm_groups", "0"))
+case("part-config-huge-depth", "layers_per_block: must be in 1..32")(
+    part_config_edit("keyframes", "layers_per_block", "100000"))
+case("part-config-huge-width", "block_out_channels: width 65536")(
+    part_config_edit("keyframes", "block_out_channels", "[65536, 65536, 65536]"))
+case("part-config-negative-distance", "temporal_max_distance")(
+    part_config_edit("keyframes", "temporal_max_distance", "-1"))
+case("part-config-vae-huge-depth", "layers_per_block: must be in 1..32")(
+    part_config_edit("vae", "layers_per_block", "100000"))
 case("yaml-part-config-invalid", "not valid YAML")(part_config("vae", "x: [1\n"))
 case("yaml-part-config-python-tag", "is not allowed")(part_config("keyframes", PYTHON_TAG))
 case("yaml-part-config-alias-bomb", "expands to more than")(part_config("interpolation", BOMB))
@@ -408,7 +431,8 @@ case("bounds-keyframes-huge", "--keyframes must be in [2, 256]")(
     lambda ws, o, a: gen("--keyframes", "100000", "--stride", "1", "-o", str(ws / "o.mp4")))
 case("bounds-layout-too-long", "the limit is 1024")(
     lambda ws, o, a: gen("--keyframes", "250", "--stride", "5", "-o", str(ws / "o.mp4")))
-case("bounds-edit-feather-negative", "--feather: must be an integer number of pixels in [0,")(  # was after the load
+case("bounds-edit-feather-negative", "--feather: blends a redrawn region")(  # was after the load; -1 with --mask:
+    # tests/test_generation_cli.py
     lambda ws, o, a: ["edit", clip(ws, a), "a red circle moving left", "--feather", "-1", "-o", str(ws / "o.mp4")])
 case("bounds-stride-1e9", "--stride must be in [1, 256]")(lambda ws, o, a: gen("--stride", "1000000000", "-o", str(ws / "o.mp4")))
 case("bounds-pipeline-height-65536", "height must be in [1, 4096]")(
@@ -740,6 +764,36 @@ def _(ws, o, a):
 # -- eval and export --
 
 case("eval-shapes-missing-folder", "nope")(lambda ws, o, a: ["eval", "shapes", str(ws / "nope")])
+NESTED_JSON = "[" * 100_000 + "]" * 100_000
+
+
+@case("eval-shapes-sidecar-nested-json", "nested too deeply")
+def _(ws, o, a):
+    clip(ws, a, "a.mp4")
+    (ws / "a.mp4.json").write_text(NESTED_JSON)
+    return ["eval", "shapes", str(ws)]
+
+
+@case("report-metrics-nested-json", "nested too deeply")
+def _(ws, o, a):
+    run = run_dir(ws)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(NESTED_JSON + "\n")
+    return ["report", str(run), "-o", str(ws / "page.html")]
+
+
+@case("train-output-dir-holds-a-users-files", "not a training run's (loss.png, metrics.jsonl)")
+def _(ws, o, a):
+    (ws / "run").mkdir()
+    (ws / "run" / "metrics.jsonl").write_text('{"my": "log"}\n')
+    (ws / "run" / "loss.png").write_bytes(b"mine")
+    return train_config(TOY)(ws, o, a)
+
+
+@case("train-model-huge-depth", "model.layers_per_block: must be in 1..32")
+def _(ws, o, a):
+    return ["train", "--config", str(REPO / "configs" / "shapes-vae.yaml"), "--set", "model.layers_per_block=100000",
+            "--set", f"output_dir={ws / 'r'}"]
 case("eval-fvd-num-1", "--num must be at least 2")(
     lambda ws, o, a: ["eval", "fvd", "--real", str(ws), "--fake", str(ws), "--network", str(ws / "n.pt"), "--num", "1"])
 case("eval-reconstruction-frames-0", "--frames must be positive")(

@@ -925,3 +925,25 @@ def test_vae_load_checks_device_and_dtype_first(tmp_path):
     for kwargs, message in [(dict(dtype="bf16"), "^dtype: expected"), (dict(device="banana"), "^device: 'banana'")]:
         with pytest.raises(InputError, match=message):
             AutoencoderKL.load(tmp_path / "absent", **kwargs)  # refused before the folder is even read
+
+
+def test_fill_between_takes_sizes_the_interpolation_part_pads_to():
+    """Frames are padded to the interpolation part's multiple, and the request checked them against both parts'
+    (the bundled pipeline: 8 and 16): 63x65 frames were refused as 'width: 72 is not a multiple of 16'."""
+    from vidiff.pipeline import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(Path(__file__).resolve().parents[1] / "vidiff" / "bundled" / "shapes")
+    assert pipe.frame_multiple < pipe.size_multiple
+    keys = torch.full((2, 63, 65, 3), 90, dtype=torch.uint8)
+    out = pipe.fill_between(keys, 2, seed=0, steps=1)
+    assert out.shape == (3, 63, 65, 3) and torch.equal(out[::2], keys)
+
+
+def test_edit_settings_that_would_change_nothing_are_refused(pipe):
+    clip = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    with pytest.raises(InputError, match="^feather: blends a redrawn region"):
+        pipe.edit_video(clip, "a", feather=5, progress=False)
+    with pytest.raises(InputError, match="^repeats: at strength 1"):
+        pipe.edit_video(clip, "a", strength=1.0, repeats=3, progress=False)
+    with pytest.raises(InputError, match="^pc_steps / pc_snr: apply to the pc sampler"):
+        pipe.request("a", sampler="ddim", pc_snr=0.2)

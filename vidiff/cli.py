@@ -20,7 +20,13 @@ from vidiff.commands import data, evaluate, export, generation, interpolate, rep
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line on stderr and exit code 2, like every other user error."""
+    """argparse whose usage errors are one line on stderr and exit code 2, like every other user error. Options
+    are not taken by prefix: `extend --keyframe 6` was read as --keyframes 6 (extend has no --keyframe), and
+    `generate --frame 5` as --frames 5."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         from vidiff.output_safety import one_line
@@ -134,6 +140,11 @@ def run_command(handler, args: argparse.Namespace) -> int:
         from vidiff.output_safety import one_line
 
         print(f"vidiff: error: {one_line(str(e))}", file=sys.stderr)
+        return 2
+    except RecursionError:  # a JSON / metrics / sidecar file nested thousands of levels deep: refused, not a crash
+        _close_progress_bars()
+        print("vidiff: error: an input file is nested too deeply to read (e.g. JSON with thousands of levels of "
+              "brackets); nothing was written after it was met", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         _close_progress_bars()

@@ -15,6 +15,9 @@ MAX_THREADS = 1024  # CPU threads for torch
 MAX_SAMPLES = 10_000  # clips per generation command (--num)
 MAX_EDIT_REPEATS = 16  # SDEdit passes over the keyframes (edit_video repeats)
 MAX_GUIDANCE = 100.0  # guidance scales; past about 1e16 the guided step overflows and every frame decodes black
+MAX_WIDTH = 8192  # channels of a model level, attention head or context feature in a part's config
+MAX_LAYERS_PER_LEVEL = 32  # residual blocks per U-Net / VAE level
+MAX_LEVELS = 8  # resolution levels of a U-Net or VAE
 MAX_VALUE_CHARS = 200  # characters of a user value quoted in an error message
 
 

@@ -61,6 +61,18 @@ def _loader_class():
             finally:
                 self._depth -= 1
 
+        def construct_mapping(self, node, deep=False):
+            # `height: 64` then `height: 48` kept the last without a word; a merge key (<<) may still be overridden
+            seen = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise _Refused(f"key {short_repr(key, 60)} appears twice in one mapping", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
         def construct_document(self, node):
             _check_expansion(node)
             return super().construct_document(node)

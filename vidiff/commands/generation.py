@@ -17,7 +17,8 @@ from vidiff.commands.device_args import add_device_arguments, dtype_name, resolv
 from vidiff.commands.generation_checks import BUNDLED, parse_keyframe_args, validate
 
 
-FRAMES_HELP = ("clip length in frames, 2 to 1024; a length off the keyframe grid ((keyframes - 1) * stride + 1), or "
+FRAMES_HELP = ("clip length in frames, 2 to 1024 (its grid, the next longer one, must fit in 1024 too: 1021 at stride 5); "
+               "a length off the keyframe grid ((keyframes - 1) * stride + 1), or "
                "shorter than the fewest trained keyframes span, is sampled on the next longer grid and cut; one longer "
                "than a pass is continued by extension windows (default: the model's)")
 
@@ -77,9 +78,9 @@ def register(sub) -> None:
                            "masks with the clip's frame count; white = redraw, black = keep; or 'foreground': each "
                            "frame's objects (what is not its flat background), grown by 2 px. Needs parts trained "
                            "with region masks")
-    edit.add_argument("--feather", type=int, default=3,
-                      help="pixels over which the redrawn region blends into the kept clip (default 3); beyond "
-                           "them every pixel is the input's")
+    edit.add_argument("--feather", type=int, default=None,
+                      help="with --mask: pixels over which the redrawn region blends into the kept clip (default "
+                           "3); beyond them every pixel is the input's")
     add_structure_arguments(edit)
     edit.set_defaults(handler=run_generation, task="edit")
 
@@ -147,7 +148,8 @@ def run_generation(args) -> int:
     if args.task == "generate" and config.prompt_vocabulary == "shapes":
         from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
 
-        for note in (unnamed_attributes_note(args.prompt), ambiguous_prompt_note(args.prompt)):
+        by_maps = ("direction",) if getattr(args, "control", None) is not None else ()  # the maps move it
+        for note in (unnamed_attributes_note(args.prompt, by_maps), ambiguous_prompt_note(args.prompt)):
             if note:
                 warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
@@ -215,12 +217,13 @@ def run_generation(args) -> int:
             settings["strength"] = extension_strength(pipe.config, args.strength, len(source))
         if args.task == "edit":
             settings["strength"] = args.strength if args.strength is not None else (1.0 if args.mask else 0.6)
-            from vidiff.pipeline.request import DEFAULT_REPEATS
+            from vidiff.pipeline.request import DEFAULT_FEATHER, DEFAULT_REPEATS
 
-            settings["repeats"] = args.repeats if args.repeats is not None else DEFAULT_REPEATS
+            # at strength 1 one pass is all there is (repeats given there are refused)
+            settings["repeats"] = 1 if settings["strength"] == 1 else (args.repeats or DEFAULT_REPEATS)
             if args.mask is not None:
                 settings.update(mask="foreground" if args.mask == "foreground" else str(Path(args.mask).resolve()),
-                                feather=args.feather)
+                                feather=DEFAULT_FEATHER if args.feather is None else args.feather)
             settings.update(structure_settings(args, pipe.config, structure))
         record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
                                model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,

@@ -105,10 +105,18 @@ def validate(args):
                 raise InputError(f"video {e}") from None
         from vidiff.pipeline.request import check_feather
 
-        try:  # with or without --mask: the library checks it whenever it is given
-            check_feather(args.feather)
-        except InputError as e:
-            raise InputError(f"--{e}") from None
+        if args.feather is not None:
+            if args.mask is None:
+                raise InputError("--feather: blends a redrawn region into the kept clip; without --mask the whole "
+                                 "clip is redrawn")
+            try:
+                check_feather(args.feather)
+            except InputError as e:
+                raise InputError(f"--{e}") from None
+        strength = args.strength if args.strength is not None else (1.0 if args.mask is not None else 0.6)
+        if args.repeats is not None and strength == 1:
+            raise InputError("--repeats: at --strength 1 (the default with --mask) the keyframes are drawn from pure "
+                             "noise, so a second pass starts where the first did; give --strength below 1")
         if args.mask is not None:
             if args.mask != "foreground":
                 check_mask_file(Path(args.mask), info)
@@ -164,7 +172,8 @@ def validate(args):
         if user_keyframes:
             user_keyframes[0] = Path(args.image)
     _check_trained_layout(trained, config, layout, args, sorted(user_keyframes))
-    check_control_args(args, config, layout, args.model or BUNDLED)
+    if args.task != "edit":  # an edit's --control-scale weighs its --structure maps (structure_kind checked it)
+        check_control_args(args, config, layout, args.model or BUNDLED)
     from vidiff.pipeline.request import Request
 
     # the library's own checks of every sampling setting (negative prompt, rescale, churn, corrector), torch-free
@@ -172,6 +181,11 @@ def validate(args):
                   guidance_scale=args.guidance, image_guidance_scale=args.image_guidance, fps=args.fps,
                   negative_prompt=args.negative_prompt, guidance_rescale=args.guidance_rescale, churn=args.churn,
                   pc_steps=args.pc_steps, pc_snr=args.pc_snr)
+    if args.image_guidance is not None and ((args.task == "generate" and not user_keyframes)
+                                            or (args.task == "edit" and args.mask is None)):
+        # it weighs the known frames against none; the clip came out the same, and the sidecar said it was applied
+        raise InputError(f"--image-guidance: guides the keyframes toward known frames, and this {args.task} has "
+                         "none (they come from --keyframe, animate's image, extend's clip or an edit's --mask)")
     return config, layout, extend_by
 
 

@@ -95,13 +95,14 @@ def _names_the_origin(words: list[str], i: int) -> bool:
     return after_from or after_start or to_another
 
 
-def unnamed_attributes_note(prompt: str) -> str | None:
+def unnamed_attributes_note(prompt: str, set_otherwise: tuple[str, ...] = ()) -> str | None:
     """A one-line warning for a Shapes pipeline's user when `prompt` names no colour, shape or direction it knows
-    ("a cat walking" -> all three are drawn at random), naming the words that would set them; None if it names all."""
+    ("a cat walking" -> all three are drawn at random), naming the words that would set them; None if it names all.
+    `set_otherwise`: attributes something else sets (control maps set the motion)."""
     from vidiff.data.shapes import COLOURS, DIRECTIONS, SHAPES
 
     named = dict(zip(("colour", "shape", "direction"), parse_prompt(prompt)))
-    missing = [key for key, value in named.items() if value is None]
+    missing = [key for key, value in named.items() if value is None and key not in set_otherwise]
     if not missing:
         return None
     words = {"colour": COLOURS, "shape": SHAPES, "direction": DIRECTIONS}
@@ -114,13 +115,25 @@ def unnamed_attributes_note(prompt: str) -> str | None:
 _COUNT_WORDS = {"two", "three", "four", "five", "several", "many", "multiple", "pair", "both", "couple"}
 
 
+def _digit_counts(prompt: str) -> list[str]:
+    """Counts said in digits before a shape noun ("2 red circles", "3 boxes"); not "in 2 seconds"."""
+    found = []
+    for m in re.finditer(r"\b(\d+)\s+((?:[a-z-]+\s+){0,2}[a-z-]+)", prompt.lower()):
+        if int(m.group(1)) < 2:
+            continue
+        words = m.group(2).split()
+        if any(_named_values(v)["shape"] for w in words for v in (w, w[:-1], w[:-2]) if v):
+            found.append(m.group(1))
+    return found
+
+
 def ambiguous_prompt_note(prompt: str) -> str | None:
     """A one-line warning when `prompt` asks for what one Shapes clip cannot hold: more than one object ("two
     circles", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the pipeline draws
     one object and reads the first word of each kind. None when the prompt is unambiguous."""
     named = _named_values(prompt)
     problems = [f"{len(values)} {key}s ({', '.join(values)})" for key, values in named.items() if len(values) > 1]
-    counted = [w for w in re.findall(r"[a-z]+", prompt.lower()) if w in _COUNT_WORDS]
+    counted = [w for w in re.findall(r"[a-z]+", prompt.lower()) if w in _COUNT_WORDS] + _digit_counts(prompt)
     if counted:
         problems.insert(0, f"more than one object ({counted[0]!r})")
     if not problems:

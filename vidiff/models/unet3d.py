@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidiff.config import ConfigError
+from vidiff.limits import MAX_LAYERS_PER_LEVEL, MAX_LEVELS, MAX_WIDTH
 from vidiff.diffusion.cond import Cond, known_volume
 from vidiff.models.embeddings import ConditioningEmbedding, PooledTextEmbedding, ScalarEmbedding
 from vidiff.models.resnet import CL, Downsample, ResBlock, Upsample
@@ -61,7 +62,22 @@ class UNet3DConfig:
         if len(self.attention_levels) != levels:
             raise ConfigError(f"attention_levels: needs {levels} entries (one per level), "
                               f"got {len(self.attention_levels)}")
+        # sizes a config file can carry: zero divided, negatives crashed deep in torch, huge ones allocated tens
+        # of GiB or built for minutes before any weights were read (MAX_* in vidiff/limits.py)
+        for key, value, hi in (("norm_groups", self.norm_groups, MAX_WIDTH), ("num_head_channels", self.num_head_channels,
+                               MAX_WIDTH), ("layers_per_block", self.layers_per_block, MAX_LAYERS_PER_LEVEL),
+                               ("in_channels", self.in_channels, MAX_WIDTH), ("out_channels", self.out_channels, MAX_WIDTH),
+                               ("context_dim", self.context_dim, MAX_WIDTH), ("temporal_conv_mult", self.temporal_conv_mult,
+                               16)):
+            if not 1 <= value <= hi:
+                raise ConfigError(f"{key}: must be in 1..{hi}, got {value}")
+        if not 0 <= self.temporal_max_distance <= 4096:
+            raise ConfigError(f"temporal_max_distance: must be in 0..4096, got {self.temporal_max_distance}")
+        if levels > MAX_LEVELS:
+            raise ConfigError(f"block_out_channels: at most {MAX_LEVELS} levels, got {levels}")
         for ch in self.block_out_channels:
+            if not 1 <= ch <= MAX_WIDTH:
+                raise ConfigError(f"block_out_channels: width {ch} is not in 1..{MAX_WIDTH}")
             if ch % self.norm_groups:
                 raise ConfigError(f"block_out_channels: width {ch} is not divisible by norm_groups={self.norm_groups}")
         # heads split only the widths that have attention: the attention levels and, with mid_attention, the last
@@ -71,8 +87,6 @@ class UNet3DConfig:
         for ch in attended:
             if ch % max(1, min(self.num_head_channels, ch)):
                 raise ConfigError(f"num_head_channels: {self.num_head_channels} does not divide width {ch}")
-        if self.in_channels < 1 or self.out_channels < 1 or self.layers_per_block < 1:
-            raise ConfigError("in_channels, out_channels and layers_per_block must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: {self.dropout} is not in [0, 1)")
 

@@ -18,6 +18,7 @@ from einops import rearrange
 from torch import nn
 
 from vidiff.config import ConfigError
+from vidiff.limits import MAX_LAYERS_PER_LEVEL, MAX_LEVELS, MAX_WIDTH
 from vidiff.errors import InputError
 from vidiff.models.vae_blocks import Decoder, Encoder
 
@@ -55,14 +56,17 @@ class VAEConfig:
     sample_size: int = 64  # image size the VAE was trained at, in pixels (informational)
 
     def __post_init__(self):
-        if not self.block_out_channels or any(w <= 0 for w in self.block_out_channels):
-            raise ConfigError(f"block_out_channels: expected positive widths, got {self.block_out_channels}")
+        if not self.block_out_channels or any(not 1 <= w <= MAX_WIDTH for w in self.block_out_channels):
+            raise ConfigError(f"block_out_channels: expected widths in 1..{MAX_WIDTH}, got {self.block_out_channels}")
+        if len(self.block_out_channels) > MAX_LEVELS:
+            raise ConfigError(f"block_out_channels: at most {MAX_LEVELS} levels, got {len(self.block_out_channels)}")
         for w in self.block_out_channels:
             if self.norm_groups <= 0 or w % self.norm_groups:
                 raise ConfigError(f"norm_groups: {self.norm_groups} does not divide block_out_channels width {w}")
-        for name in ("in_channels", "out_channels", "latent_channels", "layers_per_block"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        for name, hi in (("in_channels", MAX_WIDTH), ("out_channels", MAX_WIDTH), ("latent_channels", MAX_WIDTH),
+                         ("layers_per_block", MAX_LAYERS_PER_LEVEL)):
+            if not 1 <= getattr(self, name) <= hi:  # a huge size allocated tens of GiB before any weights were read
+                raise ConfigError(f"{name}: must be in 1..{hi}, got {getattr(self, name)}")
         if self.frame_chunk < 0:
             raise ConfigError(f"frame_chunk: must be >= 0 (0 = no slicing), got {self.frame_chunk}")
         if self.scaling_factor == 0:

@@ -36,7 +36,7 @@ from vidiff.data.maps_from_video import maps_from_clip
 from vidiff.errors import InputError
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
-from vidiff.pipeline.request import DEFAULT_REPEATS, check_feather, check_frames, check_repeats, check_strength
+from vidiff.pipeline.request import DEFAULT_FEATHER, DEFAULT_REPEATS, check_feather, check_frames, check_repeats, check_strength
 from vidiff.pipeline.timeline import place_keyframes
 
 DEFAULT_STRENGTH = 0.6  # SDEdit over the whole clip
@@ -65,10 +65,11 @@ def structure_maps(pipe, frames: torch.Tensor, control, user_mask: bool):
     return control
 
 
-def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, settings: dict, control="auto",
+def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress: bool, settings: dict, control="auto",
          control_scale=None, repeats: int | None = None):
     """The body of VideoPipeline.edit_video (checked before the VAE encodes anything)."""
     frames = check_frames(frames, "frames")
+    given_repeats = repeats
     repeats = DEFAULT_REPEATS if repeats is None else check_repeats(repeats)
     n, height, width = frames.shape[:3]
     user_mask = mask is not None and not isinstance(mask, str)
@@ -79,10 +80,16 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int, progress: bool, 
         if not mask.any():
             raise InputError("mask 'foreground': no frame of the clip shows anything apart from its background")
     region = None if mask is None else check_region_mask(mask, n, height, width)
-    feather = check_feather(feather)
+    if feather is not None and region is None:  # it was taken and did nothing
+        raise InputError("feather: blends a redrawn region into the kept clip; without a mask the whole clip is "
+                         "redrawn (give a mask, or leave feather out)")
+    feather = check_feather(DEFAULT_FEATHER if feather is None else feather)
     if strength is None:
         strength = DEFAULT_STRENGTH if region is None else DEFAULT_REGION_STRENGTH
     strength = check_strength(strength)
+    if given_repeats is not None and strength == 1:
+        raise InputError("repeats: at strength 1 (the default with a mask) the keyframes are drawn from pure noise, "
+                         "so a second pass starts where the first did; give strength < 1 to repeat")
     try:
         req = pipe.request(prompt, num_frames=n, height=height, width=width, exact_frames=True, **settings)
     except InputError as e:  # the user gave a clip, not num_frames: say that its length is what does not fit

@@ -29,7 +29,8 @@ def fill(pipe, keyframes, stride: int, seed: int = 0, *, prompt: str, steps, sam
         return fill(pipe, pad_edges(keyframes, ph, pw), stride, seed, prompt=prompt, steps=steps, sampler=sampler,
                     progress=progress, force_layout=force_layout)[:, :h, :w]
     req = pipe.request(prompt, seed=seed, num_keyframes=keyframes.shape[0], keyframe_stride=stride, steps=steps,
-                       sampler=sampler, height=keyframes.shape[1], width=keyframes.shape[2])
+                       sampler=sampler, height=keyframes.shape[1], width=keyframes.shape[2],
+                       pixel_multiple=pipe.frame_multiple)
     check_layout(req.layout, pipe.config.interpolation.max_gap, None, pipe.trained.get("interpolation"),
                  force=force_layout)
     anchor = flows = None

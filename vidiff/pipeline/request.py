@@ -122,6 +122,8 @@ class Request:
             method = sampler or stage.sampler
             if churn and method != "heun":
                 raise InputError(f"churn: applies to the heun sampler (EDM stochastic sampling), not {method!r}")
+            if (pc_steps is not None or pc_snr is not None) and method != "pc":  # they were taken and did nothing
+                raise InputError(f"pc_steps / pc_snr: apply to the pc sampler (predictor-corrector), not {method!r}")
         return cls(prompts, seeds, batched, layout, steps, sampler, guidance_scale, image_guidance_scale,
                    height, width, float(fps), force_layout, negatives, guidance_rescale, churn, pc_steps, pc_snr)
 
@@ -233,6 +235,9 @@ def check_strength(strength) -> float:
 
 
 MAX_FEATHER = 32  # pixels of a region edit's blend band
+
+
+DEFAULT_FEATHER = 3  # px over which a redrawn region blends into the kept clip
 
 
 def check_feather(feather) -> int:

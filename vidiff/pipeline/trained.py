@@ -188,7 +188,7 @@ def user_keyframe_pattern(indices) -> str | None:
 def _refuse_or_warn(message: str, force: bool, stacklevel: int) -> None:
     """InputError for a request outside the parts' training, or with force (--force-layout) only a warning."""
     if not force:
-        raise InputError(message + " (--force-layout runs it anyway)")
+        raise InputError(message + " (force_layout=True, or --force-layout, runs it anyway)")
     warnings.warn(message + ": running it because the layout was forced", stacklevel=stacklevel)
 
 

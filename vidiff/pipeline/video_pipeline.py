@@ -187,7 +187,7 @@ class VideoPipeline:
                       settings=settings, strength=strength)
 
     @torch.no_grad()
-    def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int = 3,
+    def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int | None = None,
                    control="auto", control_scale: float | None = None, repeats: int | None = None, progress: bool = True,
                    **settings):
         """Redraws uint8 (F,H,W,3) `frames` under `prompt`; returns (frames, fps). editing.py says how.
@@ -196,7 +196,8 @@ class VideoPipeline:
         1 is plain text to video (following the clip's structure maps when there are any). With `mask` ((H,W) for
         every frame or (F,H,W), white / True = regenerate; or "foreground": each frame's objects, read off the
         clip): a region edit; the parts must have been trained with region masks; strength defaults to 1 (the
-        region from pure noise); beyond `feather` pixels outside the mask every output pixel is the input's.
+        region from pure noise); beyond `feather` pixels (default 3; with a mask only) outside the mask every
+        output pixel is the input's. `repeats` (strength < 1 only): keyframe passes, each from the last.
         `control`: the structure maps the edit follows: "auto" (blob maps read off the clip when the pipeline has
         control parts for them, unless the mask is the user's), None, a map kind read off the clip ("blob",
         "silhouette") or maps as text_to_video takes them; weighted by control_scale (None: pipeline.yaml's).
@@ -234,9 +235,11 @@ class VideoPipeline:
     def request(self, prompt, *, seed=0, num_frames=None, num_keyframes=None, keyframe_stride=None, steps=None,
                 sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None, fps=None,
                 force_layout: bool = False, negative_prompt=None, guidance_rescale=None, churn=None, pc_steps=None,
-                pc_snr=None, exact_frames: bool = False) -> Request:
+                pc_snr=None, exact_frames: bool = False, pixel_multiple: int | None = None) -> Request:
         """Checks and completes every setting before any sampling (the CLI calls this too). A num_frames that no
-        keyframe grid fits is made on the next longer grid and cut (Layout.trim_to), unless exact_frames."""
+        keyframe grid fits is made on the next longer grid and cut (Layout.trim_to), unless exact_frames.
+        pixel_multiple: what height and width must be multiples of (default: both parts'; fill_between's frames
+        meet the interpolation part only)."""
         cfg = self.config
         num_frames, num_keyframes, keyframe_stride, steps, height, width = map(
             plain_number, (num_frames, num_keyframes, keyframe_stride, steps, height, width))
@@ -248,7 +251,7 @@ class VideoPipeline:
                                 max_gap=cfg.interpolation.max_gap, exact=exact_frames)
         if num_frames is not None and num_keyframes is None and not (exact_frames or force_layout):
             layout = lift_short_layout(layout, fewest_trained_keyframes(self.trained.get("keyframes")))
-        return Request.build(prompts, seeds, batched, layout, cfg, self.size_multiple, steps=steps,
+        return Request.build(prompts, seeds, batched, layout, cfg, pixel_multiple or self.size_multiple, steps=steps,
                              sampler=sampler, guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
                              height=height, width=width, fps=fps, force_layout=force_layout,
                              negative_prompt=negative_prompt, guidance_rescale=guidance_rescale, churn=churn,

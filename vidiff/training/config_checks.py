@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidiff.config import ConfigError
+from vidiff.limits import MAX_FRAMES, MAX_SIDE
 
 if TYPE_CHECKING:
     from vidiff.training.config import TrainConfig
@@ -27,6 +28,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
+    # a batch or frame far past memory hung (a DataLoader filling a batch of 10**8 from 8 clips) or asked for
+    # hundreds of GiB at the first step
+    for key, value, hi in (("train.batch_size", t.batch_size, 65536), ("data.size", d.size, MAX_SIDE),
+                           ("data.num_frames", d.num_frames, MAX_FRAMES)):
+        if value > hi:
+            raise ConfigError(f"{key}: must be at most {hi}, got {value}")
     for key, value, hi in (("train.seed", t.seed, 2**63 - 1), ("train.num_workers", t.num_workers, 256),
                            ("train.preview_every", t.preview_every, None), ("train.preview_steps", t.preview_steps, None)):
         if value < 0 or (hi is not None and value > hi):
@@ -112,7 +119,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _validate_control(cfg)
     if cfg.decoded_loss.enabled:
         _validate_decoded_loss(cfg)
-    cfg.model_config()  # validates the model section against the stage's model config
+    try:
+        cfg.model_config()  # validates the model section against the stage's model config
+    except ConfigError as e:  # its messages start with the key: name the section it sits in
+        raise ConfigError(f"model.{e}") from None
     if cfg.stage in ("keyframes", "interpolation", "control"):
         cfg.noise_config()
     return cfg

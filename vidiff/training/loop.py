@@ -137,6 +137,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     run_dir = Path(cfg.output_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"output_dir {run_dir}: is a file, not a folder")
+    run_folder.refuse_foreign_output(run_dir)  # before the lock file: a user's folder is left as it was
     created = not run_dir.exists()
     lock = run_folder.lock_for_all_ranks(accelerator, run_dir)
     try:
@@ -152,7 +153,6 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
 
 def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, force: bool, stage) -> Path:
     t, o = cfg.train, cfg.optimizer
-    run_folder.refuse_foreign_output(run_dir)
     resume_from = run_folder.find_resume(run_dir, resume, force)
     torch.manual_seed(derive_seed(t.seed, "init"))  # weight init depends on the seed only
     if stage is None:

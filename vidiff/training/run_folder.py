@@ -33,6 +33,12 @@ def refuse_foreign_output(run_dir: Path) -> None:
         raise InputError(f"output_dir {run_dir}: export/ holds files no run writes ({', '.join(foreign[:3])}), and "
                          "a run replaces export/; choose another output_dir")
     config = run_dir / "config.yaml"
+    if run_dir.is_dir() and not config.exists():  # config.yaml is a run's first file: the rest is someone else's
+        others = sorted(p.name for p in run_dir.iterdir() if not _written_before_config(p))
+        if others:
+            raise InputError(f"output_dir {run_dir}: holds files that are not a training run's "
+                             f"({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}), and a run writes "
+                             "metrics.jsonl, loss.png and export/ there; choose a new or empty folder")
     if config.exists():
         try:
             data = load_file(config)
@@ -41,6 +47,15 @@ def refuse_foreign_output(run_dir: Path) -> None:
         if not isinstance(data, dict) or "stage" not in data:
             raise InputError(f"output_dir {run_dir}: config.yaml is not a training config a run wrote, and a run "
                              "replaces it; choose another output_dir")
+
+
+def _written_before_config(path: Path) -> bool:
+    """What a run folder may hold before its config.yaml: the lock, export/ (its files were checked), hidden exports
+    being swapped, and checkpoints/ of step folders."""
+    if path.name in (LOCK_NAME, "export") or path.name.startswith(".export-"):
+        return True
+    return (path.name == "checkpoints" and path.is_dir() and not path.is_symlink()
+            and all(p.name.startswith(("step_", ".tmp-")) for p in path.iterdir()))
 
 
 def find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
