@@ -348,6 +348,14 @@ case("part-config-negative-distance", "temporal_max_distance")(
     part_config_edit("keyframes", "temporal_max_distance", "-1"))
 case("part-config-vae-huge-depth", "layers_per_block: must be in 1..32")(
     part_config_edit("vae", "layers_per_block", "100000"))
+@case("part-trained-on-fifo", "not a regular file")  # was taken for no record: the layout checks were skipped
+def _(ws, o, a):
+    folder = make_pipeline(ws, a)
+    os.unlink(folder / "keyframes" / "trained_on.yaml")
+    os.mkfifo(folder / "keyframes" / "trained_on.yaml")
+    return gen("--model", str(folder), "-o", str(ws / "o.mp4"))
+
+
 case("yaml-part-config-invalid", "not valid YAML")(part_config("vae", "x: [1\n"))
 case("yaml-part-config-python-tag", "is not allowed")(part_config("keyframes", PYTHON_TAG))
 case("yaml-part-config-alias-bomb", "expands to more than")(part_config("interpolation", BOMB))
@@ -434,6 +442,8 @@ case("bounds-layout-too-long", "the limit is 1024")(
 case("bounds-edit-feather-negative", "--feather: blends a redrawn region")(  # was after the load; -1 with --mask:
     # tests/test_generation_cli.py
     lambda ws, o, a: ["edit", clip(ws, a), "a red circle moving left", "--feather", "-1", "-o", str(ws / "o.mp4")])
+case("bounds-pipeline-rho-0", "keyframes.rho: must be > 0")(  # was found by the sampler, after the weights loaded
+    pipeline_with((BUNDLED / "pipeline.yaml").read_text().replace("rho: 7.0", "rho: 0.0", 1)))
 case("bounds-stride-1e9", "--stride must be in [1, 256]")(lambda ws, o, a: gen("--stride", "1000000000", "-o", str(ws / "o.mp4")))
 case("bounds-pipeline-height-65536", "height must be in [1, 4096]")(
     pipeline_with((BUNDLED / "pipeline.yaml").read_text().replace("height: 64", "height: 65536")))

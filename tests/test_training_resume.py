@@ -337,3 +337,22 @@ def test_a_checkpoint_of_another_model_is_refused_in_one_line(tmp_path):
     other = replace(toy(tmp_path, max_steps=4, model={"dim": 8, "width": 32}), output_dir=str(tmp_path / "other"))
     with pytest.raises(InputError, match=r"do not fit this stage's model \(.*of another shape"):
         train(other, resume=str(ckpt.latest_checkpoint(run / "checkpoints")), force=True)
+
+
+def test_a_state_record_edited_with_its_hash_is_refused_in_one_line(tmp_path):
+    """The manifest's hashes say the files are the ones written, not that their values make sense: a state.json
+    edited together with its hash (step as a string, a negative step) gave a TypeError / numpy traceback."""
+    import hashlib
+
+    run = train(toy(tmp_path, max_steps=4))
+    folder = ckpt.latest_checkpoint(run / "checkpoints")
+    state = json.loads((folder / "state.json").read_text())
+    for bad in ({**state, "step": "2"}, {**state, "step": -5}, [1]):
+        data = json.dumps(bad).encode()
+        (folder / "state.json").write_bytes(data)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["files"]["state.json"] = hashlib.sha256(data).hexdigest()
+        manifest["sizes"]["state.json"] = len(data)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(InputError, match="training state cannot be restored"):
+            train(toy(tmp_path, max_steps=8), resume=str(folder), force=True)

@@ -127,6 +127,8 @@ def _check_stage(stage: StageConfig, where: str) -> None:
     for key in ("sigma_data", "sigma_min", "sigma_max", "rho"):
         if not math.isfinite(getattr(stage, key)):
             bad(key, f"must be finite, got {getattr(stage, key)}")
+    if stage.rho <= 0:  # the Karras grid's exponent: found out by the sampler, after every weight had loaded
+        bad("rho", f"must be > 0, got {stage.rho}")
     for key in ("guidance_scale", "image_guidance_scale"):
         value = getattr(stage, key)
         if not 0 <= value <= MAX_GUIDANCE:  # NaN fails too

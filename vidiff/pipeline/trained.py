@@ -53,12 +53,17 @@ def write_trained_on(folder: str | Path, record: TrainedOn) -> None:
 
 
 def read_trained_on(folder: str | Path) -> TrainedOn | None:
+    import os
+
     path = Path(folder) / TRAINED_NAME
-    if not path.is_file():
-        return None
+    if not os.path.lexists(path):
+        return None  # a part from before the records: no layout checks
     from vidiff.safe_yaml import load_file
 
-    return from_dict(TrainedOn, load_file(path) or {}, where=str(path))
+    data = load_file(path)  # a FIFO, folder or dangling link is refused there (it was taken for no record at all)
+    if not isinstance(data, dict) or "stage" not in data:
+        raise InputError(f"{path}: not a training record (it names no stage); delete it to run the part unchecked")
+    return from_dict(TrainedOn, data, where=str(path))
 
 
 def read_trained_records(folder: Path, config) -> dict[str, TrainedOn | None]:

@@ -185,13 +185,22 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
     state = {"step": 0, "opt_steps": 0, "ema_updates": 0, "nonfinite_in_a_row": 0}
     logged = None
     if resume_from is not None:
-        opt_state = ckpt.unflatten_optimizer_state(tensors["optimizer"], jsons["optimizer"])
-        optimizer.load_state_dict(shard_optimizer_state(opt_state, optimizer))
-        state.update(jsons["state"])
-        logged = state.pop("log_window", None)  # None: a checkpoint from before the window was saved
-        ema.load_state_dict(tensors["ema"], state["ema_updates"])
-        if accelerator.scaler is not None and state.get("grad_scaler"):  # fp16: the loss scale goes on as it was
-            accelerator.scaler.load_state_dict(state["grad_scaler"])
+        try:  # the hashes only say the files are the ones written: a record edited with them is refused in a line
+            opt_state = ckpt.unflatten_optimizer_state(tensors["optimizer"], jsons["optimizer"])
+            optimizer.load_state_dict(shard_optimizer_state(opt_state, optimizer))
+            if not isinstance(jsons["state"], dict):
+                raise TypeError("state.json is not a mapping")
+            state.update(jsons["state"])
+            for key in ("step", "opt_steps", "ema_updates", "nonfinite_in_a_row"):
+                if not isinstance(state[key], int) or isinstance(state[key], bool) or state[key] < 0:
+                    raise ValueError(f"state.json {key}: expected an integer >= 0, got {str(state[key])[:40]}")
+            logged = state.pop("log_window", None)  # None: a checkpoint from before the window was saved
+            ema.load_state_dict(tensors["ema"], state["ema_updates"])
+            if accelerator.scaler is not None and state.get("grad_scaler"):  # fp16: the loss scale goes on as it was
+                accelerator.scaler.load_state_dict(state["grad_scaler"])
+        except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as e:
+            raise InputError(f"{resume_from}: its optimizer or training state cannot be restored "
+                             f"({type(e).__name__}: {str(e)[:200]})") from None
         log.info("resumed from %s at step %d", resume_from, state["step"])
         del tensors
     elif force and accelerator.is_main_process and (run_dir / "checkpoints").exists():
