@@ -239,6 +239,20 @@ def test_16_bit_images_are_scaled_not_clipped(tmp_path):
 def test_safe_yaml_keeps_config_scalars():
     assert parse_yaml("a: 1e-8\nb: no\nc: [1, 2]\nd: true\n") == {"a": 1e-8, "b": "no", "c": [1, 2], "d": True}
     assert parse_yaml("x: &a [1, 2]\ny: *a\n") == {"x": [1, 2], "y": [1, 2]}  # a few aliases are fine
+    # YAML 1.1's base-60 and leading-zero octal stay text (1:00 was 60 steps, 010 was 8); the usual numbers do not
+    assert parse_yaml("a: 1:00\nb: 010\nc: 0x1F\nd: -2.5\ne: 1_000\nf: .inf\ng: 1.0e-3\nh: 190:20:30.15\n") == {
+        "a": "1:00", "b": "010", "c": 31, "d": -2.5, "e": 1000, "f": float("inf"), "g": 1e-3, "h": "190:20:30.15"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: 1\nb: 2\na: 3\n", "key 'a' appears twice in one mapping"),
+])
+def test_safe_yaml_refuses_a_duplicated_key(text, message):
+    from vidiff.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        parse_yaml(text)
+    assert parse_yaml("base: &b {x: 1}\nm:\n  <<: *b\n  x: 2\n")["m"] == {"x": 2}  # a merge may be overridden
 
 
 @pytest.mark.parametrize("text, message", [

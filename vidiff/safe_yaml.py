@@ -77,10 +77,23 @@ def _loader_class():
             _check_expansion(node)
             return super().construct_document(node)
 
+    # YAML 1.1's own bool, int and float forms go; those below come back without its base-60 numbers
+    # (`--set train.max_steps=1:00` trained 60 steps) and leading-zero octal (`010` was 8)
+    retyped = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
     resolvers = {}
     for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items():
-        resolvers[first] = [(tag, rx) for tag, rx in entries if tag != "tag:yaml.org,2002:bool"]
+        resolvers[first] = [(tag, rx) for tag, rx in entries if tag not in retyped]
     SafeConfigLoader.yaml_implicit_resolvers = resolvers
+    SafeConfigLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?0b[0-1_]+)$"),
+        list("-+0123456789"),
+    )
+    SafeConfigLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+                   r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+        list("-+0123456789."),
+    )
     SafeConfigLoader.add_implicit_resolver(
         "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
     )
