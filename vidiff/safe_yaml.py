@@ -7,8 +7,9 @@ A `yaml.SafeLoader` subclass (plain data only) that also refuses what makes a sm
   followed (the "billion laughs" bomb), an alias that refers to its own ancestor, nesting deeper than MAX_DEPTH;
 - files that are not UTF-8, not regular files (a FIFO would block), or larger than MAX_BYTES.
 
-Two YAML 1.1 surprises are removed: `1e-8` is a float (not a string), and only true/false are booleans (so
-`mixed_precision: no` stays the string "no"). Every refusal is a ConfigError with a one-line message that names
+YAML 1.1 surprises are removed: `1e-8` is a float (not a string); only true/false are booleans (so
+`mixed_precision: no` stays the string "no"); `1:00` (base 60) and `010` (octal) stay strings; a key given twice in
+one mapping is refused (the last one won). Every refusal is a ConfigError with a one-line message that names
 the file (or `--set` item) and quotes at most ~200 characters of it.
 """
 from __future__ import annotations
