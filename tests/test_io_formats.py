@@ -1,6 +1,7 @@
 """Inputs as cameras, phones and encoders write them: codecs and pixel formats, display rotation and EXIF
 orientation, files cut short. Both readers (decord, PyAV) and the streaming reader must agree on them."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -254,3 +255,21 @@ def test_an_mpeg_ps_clip_is_edited_at_its_decoded_length_and_listed_in_folders(t
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in io.list_video_files(tmp_path)] == [
         "b.m4v", "c.ts", "camcorder.mpg", "d.flv", "e.3gp", "edited.mp4", "f.mpeg"]
+
+
+def test_an_animated_still_says_its_first_frame_is_used(tmp_path):
+    """An animated GIF or PNG given as animate's image was cut to frame 0 without a word."""
+    from PIL import Image
+
+    from vidiff.image_io import read_image
+
+    frames = [Image.new("RGB", (8, 8), (40 * i, 0, 0)) for i in range(3)]
+    for name in ("a.gif", "a.png"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100)
+        with pytest.warns(UserWarning, match="animated image of 3 frames; its first frame is used"):
+            image = read_image(tmp_path / name)
+        assert image.shape == (8, 8, 3) and int(image[0, 0, 0]) == 0
+    frames[0].save(tmp_path / "still.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(tmp_path / "still.png")

@@ -124,6 +124,12 @@ def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> to
     img = _open_image(path, limits or DEFAULT_LIMITS)
     try:
         with img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:  # an animated GIF / PNG / WebP: said, since the rest of it is dropped
+                import warnings
+
+                warnings.warn(f"image {path}: an animated image of {frames} frames; its first frame is used",
+                              stacklevel=2)
             rgb = image_to_rgb(_upright(img))  # (H,W,3)
     except InputError as e:
         raise InputError(f"image {path}: {e}".replace(": image:", ":")) from None
