@@ -1,0 +1,68 @@
+"""The data order of a run: a stream of global sample ids, where id p is item perm_epoch[p % N] of epoch p // N.
+Each rank loads only its own ids (vidiff/random.py: global_sample_ids), so the draws do not depend on the number
+of ranks, and the position in the stream is given by the step alone, which makes resume exact."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from vidiff.errors import InputError
+from vidiff.random import epoch_permutation, global_sample_ids
+
+if TYPE_CHECKING:
+    from vidiff.training.config import TrainConfig
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """Wraps a dataset so that item (epoch, index, sample_id) carries its position; sets the epoch per item
+    (each worker owns its copy), for datasets with per-epoch clip choice."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.epoch = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict:
+        epoch, index, sample_id = key
+        if epoch != self.epoch and hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+            self.epoch = epoch
+        item = dict(self.dataset[index])
+        item["epoch"], item["sample_id"] = epoch, sample_id
+        return item
+
+
+class _StreamBatches:
+    """Batch sampler over (epoch, index, sample_id) keys: this rank's share of steps [start, stop)."""
+
+    def __init__(self, n: int, seed: int, start: int, stop: int, batch: int, accum: int, rank: int, world: int):
+        self.args = (n, seed, start, stop, batch, accum, rank, world)
+        self._perm: dict[int, torch.Tensor] = {}
+
+    def _key(self, p: int) -> tuple[int, int, int]:
+        n, seed = self.args[0], self.args[1]
+        epoch = p // n
+        if epoch not in self._perm:
+            self._perm = {epoch: epoch_permutation(seed, epoch, n)}  # keep one epoch's order in memory
+        return epoch, int(self._perm[epoch][p % n]), p
+
+    def __len__(self) -> int:
+        _, _, start, stop, _, accum, _, _ = self.args
+        return (stop - start) * accum
+
+    def __iter__(self):
+        _, _, start, stop, batch, accum, rank, world = self.args
+        for step in range(start, stop):
+            for micro in range(accum):
+                yield [self._key(p) for p in global_sample_ids(step, micro, rank, batch, accum, world)]
+
+
+def make_loader(dataset, cfg: TrainConfig, start: int, rank: int, world: int):
+    t = cfg.train
+    if len(dataset) == 0:
+        raise InputError(f"data.root: the dataset at {cfg.data.root!r} is empty")
+    sampler = _StreamBatches(len(dataset), t.seed, start, t.max_steps, t.batch_size, t.grad_accum, rank, world)
+    return torch.utils.data.DataLoader(_Indexed(dataset), batch_sampler=sampler, num_workers=t.num_workers)
