@@ -133,3 +133,18 @@ def test_folders_a_killed_export_left_go_on_the_next_one_once_a_day_old(tmp_path
     assert remove_stale_exports(out) == [folders[".pipe.c3.old"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.d4.tmp", ".pipe.b2.tmp", "pipe"]
     assert remove_stale_exports(out, older_than_s=0) == [folders[".pipe.b2.tmp"]]
+
+
+def test_damaged_weights_are_refused_before_the_old_folder_is_touched(tmp_path, capsys):
+    """A run's export/model.safetensors cut or overwritten: the export said it wrote the pipeline (exit 0), and with
+    --force the folder it replaced was gone; the pipeline then failed to load."""
+    runs, out = _runs(tmp_path), tmp_path / "pipe"
+    out.mkdir()
+    (out / "file.txt").write_text("keep")
+    weights = runs[-1] / "export" / "model.safetensors"
+    for damaged in (b"garbage\n", weights.read_bytes()[:-100]):
+        weights.write_bytes(damaged)
+        assert main(["export", *map(str, runs), "-o", str(out), "--force"]) == 2
+        assert "model.safetensors is not a readable safetensors file" in capsys.readouterr().err
+        assert [p.name for p in out.iterdir()] == ["file.txt"]
+    assert not list(tmp_path.glob(".pipe.*"))  # no temporary left beside it

@@ -112,3 +112,13 @@ def test_refuses_non_torchscript(tmp_path, network_file):
     with pytest.raises(InputError, match="not found"):
         load_network(tmp_path / "missing.pt")
     assert isinstance(load_network(network_file), torch.jit.ScriptModule)
+
+
+def test_clips_of_two_sizes_are_resized_each_and_batching_changes_nothing(network_file):
+    """A folder of clips of two sizes stacked them before the resize (a RuntimeError traceback); batched or one by
+    one, the features are the same."""
+    network = load_network(network_file)
+    clips = _clips(3, frames=8, size=24) + _clips(3, frames=8, size=20, seed=5)
+    together = extract_features(clips, network, FeatureProtocol(clip_length=8, resolution=16, batch_size=6))
+    alone = extract_features(clips, network, FeatureProtocol(clip_length=8, resolution=16, batch_size=1))
+    assert together.shape == (6, 16) and torch.allclose(together, alone, atol=1e-5)

@@ -51,10 +51,10 @@ def register(sub) -> None:
     p.add_argument("--flow", action="store_true",
                    help="also score the optical-flow interpolator (OpenCV DIS flow both ways; needs opencv)")
     p.add_argument("--num", type=int, default=None, help="clips to evaluate (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="clip i is filled with seed SEED + i")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
-    p.add_argument("--sampler", default=None, help="sampler name (default: the pipeline's)")
-    p.add_argument("--prompt", default="", help="text prompt for the fill (default empty)")
+    p.add_argument("--seed", type=int, default=None, help="with --model: clip i is filled with seed SEED + i (default 0)")
+    p.add_argument("--steps", type=int, default=None, help="with --model: sampling steps (default: the pipeline's)")
+    p.add_argument("--sampler", default=None, help="with --model: sampler name (default: the pipeline's)")
+    p.add_argument("--prompt", default=None, help="with --model: text prompt for the fill (default empty)")
     _json_option(p)
     p.set_defaults(handler=run_interpolation)
 
@@ -211,6 +211,13 @@ def run_interpolation(args) -> int:
     from vidiff.eval.interpolation import evaluate_interpolation, pipeline_fill
     from vidiff.errors import InputError
 
+    if args.model is None:  # the baselines draw nothing: these were taken, recorded as settings, and unused
+        given = [f"--{name}" for name in ("seed", "steps", "sampler", "prompt") if getattr(args, name) is not None]
+        if given:
+            raise InputError(f"{' / '.join(given)}: set how the model's fills are sampled; without --model only the "
+                             "baselines run")
+    args.seed = 0 if args.seed is None else args.seed
+    args.prompt = "" if args.prompt is None else args.prompt
     for name in ("frames", "stride", "steps", "num", "size", "windows"):
         _positive(name, getattr(args, name))
     if args.stride < 2:

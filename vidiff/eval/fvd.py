@@ -127,13 +127,17 @@ class FeatureProtocol:
 
 
 def _prepare(clips: list[torch.Tensor], protocol: FeatureProtocol) -> torch.Tensor:
-    """uint8 clips (F,H,W,3) -> the network's input batch."""
-    batch = torch.stack([clip[: protocol.clip_length] for clip in clips]).float()  # (B,T,H,W,3) in 0..255
-    b = batch.shape[0]
-    batch = rearrange(batch, "b t h w c -> (b t) c h w")
+    """uint8 clips (F,H,W,3), of any sizes, -> the network's input batch; each clip is resized on its own (clips of
+    two sizes in one batch were stacked first and failed, so the result hung on --batch-size)."""
     size = (protocol.resolution, protocol.resolution)
-    if tuple(batch.shape[-2:]) != size:
-        batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=True)
+    resized = []
+    for clip in clips:
+        frames = rearrange(clip[: protocol.clip_length].float(), "t h w c -> t c h w")  # 0..255
+        if tuple(frames.shape[-2:]) != size:
+            frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
+        resized.append(frames)
+    b = len(resized)
+    batch = torch.cat(resized)  # ((b t) c h w)
     batch = {"signed": batch / 127.5 - 1, "unit": batch / 255, "byte": batch}[protocol.value_range]
     pattern = {"bcthw": "(b t) c h w -> b c t h w", "btchw": "(b t) c h w -> b t c h w", "bthwc": "(b t) c h w -> b t h w c"}
     return rearrange(batch, pattern[protocol.layout], b=b)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidiff.errors import InputError
-from vidiff.parts import PART_FILES
+from vidiff.parts import PART_FILES, WEIGHTS_NAME
 from vidiff.pipeline.config import InterpolationStageConfig, PipelineConfig, StageConfig, write_pipeline_yaml
 
 
@@ -131,6 +131,22 @@ def remove_stale_exports(out: Path, older_than_s: float | None = None) -> list[P
     return gone
 
 
+def _check_weights_file(path: Path, source: Path) -> None:
+    """A part's weights must be a readable safetensors file before the pipeline replaces anything: a damaged one was
+    copied, the export said it was written, and `--force` had already set the old folder aside for it."""
+    from safetensors import SafetensorError, safe_open
+
+    from vidiff.output_safety import shown
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            if not list(f.keys()):
+                raise InputError(f"{shown(source)}: {WEIGHTS_NAME} holds no tensors")
+    except (SafetensorError, OSError) as e:
+        raise InputError(f"{shown(source)}: {WEIGHTS_NAME} is not a readable safetensors file ({str(e)[:120]}); "
+                         "nothing was exported") from None
+
+
 def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit=None) -> Path:
     """Copies each part folder's files into `out/<name>/` and writes pipeline.yaml, in a temporary folder beside
     `out` renamed into place when complete (replacing `out`). `edit(tmp)` may change the copies before the check
@@ -150,6 +166,8 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
                     shutil.copyfile(src / file, tmp / name / file)
         if edit is not None:
             edit(tmp)
+        for name in parts:
+            _check_weights_file(tmp / name / WEIGHTS_NAME, parts[name])
         write_pipeline_yaml(cfg, tmp)
         read_trained_records(tmp, cfg)  # parts trained with another text encoder or VAE encoder: refuse
         if out.exists():  # set aside, then removed: a stop mid-removal left part of the old folder under its name
