@@ -86,6 +86,12 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
     assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}
     assert record["settings"]["dtype"] == "fp32"
     assert record["settings"]["chunk"] == 8 and record["settings"]["tile"] == 384  # tiny: everything fits
+    # the sidecar says the tiling that ran: --tile 20 runs as 16 (a multiple of 8), --overlap 10 as half of that
+    proc = _cli("interpolate", small_video, "-o", tmp_path / "t.mp4", "--factor", "2", "--model", interp_only,
+                "--tile", "20", "--overlap", "10", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    tiled = json.loads(Path(str(tmp_path / "t.mp4") + ".json").read_text())["settings"]
+    assert (tiled["tile"], tiled["overlap"], tiled["passes"][0]["tile"]) == (16, 8, 16)
     bf16 = tmp_path / "up_bf16.mp4"  # the networks in bf16: same frame count, inputs still exact
     proc = _cli("interpolate", small_video, "-o", bf16, "--factor", "2", "--model", interp_only, "--seed", "5",
                 "--quiet", "--dtype", "bf16")

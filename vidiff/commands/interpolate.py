@@ -220,7 +220,7 @@ def run(args) -> int:
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.pipeline import VideoPipeline
-    from vidiff.pipeline.upconvert import output_length, plan_passes, upconvert_frames
+    from vidiff.pipeline.upconvert import effective_tiling, output_length, plan_passes, upconvert_frames
     from vidiff.sidecar import build_sidecar, remove_descriptions, weights_checksum, write_sidecar
     from vidiff.video_writer import write_video_frames, written_size
 
@@ -290,9 +290,13 @@ def run(args) -> int:
                 "frames_written": count["out"], "size": list(written_size(info.width, info.height)),
                 "input_size": [info.width, info.height],
                 "steps": args.steps or pipe.config.interpolation.steps,
-                "sampler": args.sampler or pipe.config.interpolation.sampler, "tile": plans[0][2],
-                "overlap": args.overlap, "chunk": plans[0][1], "decode_memory_gib": args.decode_memory,
-                "passes": [{"factor": f, "chunk": c, "tile": t} for f, c, t in plans],
+                "sampler": args.sampler or pipe.config.interpolation.sampler,
+                # as the tiler used them (a --tile 17 ran as 16, an --overlap past half the tile as half)
+                "tile": effective_tiling(plans[0][2], args.overlap, multiple)[0],
+                "overlap": effective_tiling(plans[0][2], args.overlap, multiple)[1], "chunk": plans[0][1],
+                "decode_memory_gib": args.decode_memory,
+                "passes": [{"factor": f, "chunk": c, "tile": effective_tiling(t, args.overlap, multiple)[0]}
+                           for f, c, t in plans],
                 "device": device, "dtype": dtype_name(dtype), "force_layout": args.force_layout}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,

@@ -30,6 +30,12 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+def effective_tiling(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
+    """(tile, overlap) as the tiler uses them: the tile a multiple of the part's, the overlap at most half of it."""
+    tile = max(multiple, tile // multiple * multiple)
+    return tile, min(overlap, tile // 2)
+
+
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Starts of tiles of length `tile` covering [0, size), neighbours overlapping by at least `overlap`."""
     if size <= tile:
@@ -104,8 +110,7 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
     if len(keys) < 2:
         raise ValueError(f"need at least 2 frames, got {len(keys)}")
     height, width = keys[0].shape[:2]
-    tile = max(multiple, tile // multiple * multiple)
-    overlap = min(overlap, tile // 2)
+    tile, overlap = effective_tiling(tile, overlap, multiple)
     ph, pw = round_up(height, multiple), round_up(width, multiple)
     th, tw = min(tile, ph), min(tile, pw)
     tiles = [(top, left) for top in tile_starts(ph, th, overlap) for left in tile_starts(pw, tw, overlap)]
