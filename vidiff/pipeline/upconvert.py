@@ -126,15 +126,18 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
         padded = pad_edges(given, ph, pw)
         total_w = torch.zeros((output_length(len(keys), factor), ph, pw, 3), dtype=torch.float64)
         norm = torch.zeros((ph, pw), dtype=torch.float64)
-        for top, left in tiles:
+        step = len(keys) - 1  # input frames this chunk moves the bar on, shared out over its tiles
+        for i, (top, left) in enumerate(tiles):
             part = fill(padded[:, top:top + th, left:left + tw].contiguous(), factor, seed + c)
             w = weights[(top, left)]
             total_w[:, top:top + th, left:left + tw] += part.to(torch.float64) * w[None, :, :, None]
             norm[top:top + th, left:left + tw] += w
+            if len(tiles) > 1:  # a large frame's chunk takes minutes: the bar moves per tile, not once per chunk
+                bar.set_postfix_str(f"tile {i + 1}/{len(tiles)}", refresh=False)
+            bar.update((i + 1) * step // len(tiles) - i * step // len(tiles))
         filled = (total_w / norm[None, :, :, None]).round().clamp(0, 255).to(torch.uint8)[:, :height, :width]
         filled[::factor] = given  # exact, whatever the blending rounded
         more = list(itertools.islice(frames, chunk - 1))
-        bar.update(len(keys) - 1)
         yield from (filled if not more else filled[:-1])  # the last frame starts the next chunk
         if not more:
             break
