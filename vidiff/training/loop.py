@@ -29,9 +29,9 @@ from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
 from vidiff.training.lr import lr_at, set_lr
+from vidiff.training.sample_stream import make_loader
 from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, shard_model,
                                       shard_optimizer_state)
-from vidiff.training.sample_stream import make_loader
 from vidiff.training.stage import Stage
 from vidiff.random import SampleDraws, derive_seed
 
