@@ -216,14 +216,15 @@ def run_generation(args) -> int:
 
             settings["strength"] = extension_strength(pipe.config, args.strength, len(source))
         if args.task == "edit":
-            settings["strength"] = args.strength if args.strength is not None else (1.0 if args.mask else 0.6)
-            from vidiff.pipeline.request import DEFAULT_FEATHER, DEFAULT_REPEATS
+            from vidiff.pipeline.request import check_edit_options
 
-            # at strength 1 one pass is all there is (repeats given there are refused)
-            settings["repeats"] = 1 if settings["strength"] == 1 else (args.repeats or DEFAULT_REPEATS)
+            # what ran: the defaults filled in, one keyframe pass at strength 1
+            strength, feather, passes = check_edit_options(args.strength, args.feather, args.repeats,
+                                                           masked=args.mask is not None)
+            settings.update(strength=strength, repeats=passes)
             if args.mask is not None:
                 settings.update(mask="foreground" if args.mask == "foreground" else str(Path(args.mask).resolve()),
-                                feather=DEFAULT_FEATHER if args.feather is None else args.feather)
+                                feather=feather)
             settings.update(structure_settings(args, pipe.config, structure))
         record = build_sidecar(command=args.task, prompt=args.prompt, seed=seed, settings=settings,
                                model_folder=model, checksums=checksums, elapsed_s=elapsed, output=output,

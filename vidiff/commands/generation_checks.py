@@ -103,20 +103,12 @@ def validate(args):
                 video_frames = io.count_frames(args.video)
             except VideoDecodeError as e:
                 raise InputError(f"video {e}") from None
-        from vidiff.pipeline.request import check_feather
+        from vidiff.pipeline.request import check_edit_options
 
-        if args.feather is not None:
-            if args.mask is None:
-                raise InputError("--feather: blends a redrawn region into the kept clip; without --mask the whole "
-                                 "clip is redrawn")
-            try:
-                check_feather(args.feather)
-            except InputError as e:
-                raise InputError(f"--{e}") from None
-        strength = args.strength if args.strength is not None else (1.0 if args.mask is not None else 0.6)
-        if args.repeats is not None and strength == 1:
-            raise InputError("--repeats: at --strength 1 (the default with --mask) the keyframes are drawn from pure "
-                             "noise, so a second pass starts where the first did; give --strength below 1")
+        try:  # the library's own checks, before any weights load
+            check_edit_options(args.strength, args.feather, args.repeats, masked=args.mask is not None)
+        except InputError as e:
+            raise InputError(f"--{e}") from None
         if args.mask is not None:
             if args.mask != "foreground":
                 check_mask_file(Path(args.mask), info)

@@ -36,11 +36,9 @@ from vidiff.data.maps_from_video import maps_from_clip
 from vidiff.errors import InputError
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
-from vidiff.pipeline.request import DEFAULT_FEATHER, DEFAULT_REPEATS, check_feather, check_frames, check_repeats, check_strength
+from vidiff.pipeline.request import check_edit_options, check_frames
 from vidiff.pipeline.timeline import place_keyframes
 
-DEFAULT_STRENGTH = 0.6  # SDEdit over the whole clip
-DEFAULT_REGION_STRENGTH = 1.0  # inside a mask: regenerate
 FOREGROUND_GROW = 2  # pixels around each frame's foreground that mask="foreground" redraws too
 
 
@@ -69,8 +67,6 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
          control_scale=None, repeats: int | None = None):
     """The body of VideoPipeline.edit_video (checked before the VAE encodes anything)."""
     frames = check_frames(frames, "frames")
-    given_repeats = repeats
-    repeats = DEFAULT_REPEATS if repeats is None else check_repeats(repeats)
     n, height, width = frames.shape[:3]
     user_mask = mask is not None and not isinstance(mask, str)
     if isinstance(mask, str):
@@ -80,16 +76,7 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
         if not mask.any():
             raise InputError("mask 'foreground': no frame of the clip shows anything apart from its background")
     region = None if mask is None else check_region_mask(mask, n, height, width)
-    if feather is not None and region is None:  # it was taken and did nothing
-        raise InputError("feather: blends a redrawn region into the kept clip; without a mask the whole clip is "
-                         "redrawn (give a mask, or leave feather out)")
-    feather = check_feather(DEFAULT_FEATHER if feather is None else feather)
-    if strength is None:
-        strength = DEFAULT_STRENGTH if region is None else DEFAULT_REGION_STRENGTH
-    strength = check_strength(strength)
-    if given_repeats is not None and strength == 1:
-        raise InputError("repeats: at strength 1 (the default with a mask) the keyframes are drawn from pure noise, "
-                         "so a second pass starts where the first did; give strength < 1 to repeat")
+    strength, feather, repeats = check_edit_options(strength, feather, repeats, masked=region is not None)
     try:
         req = pipe.request(prompt, num_frames=n, height=height, width=width, exact_frames=True, **settings)
     except InputError as e:  # the user gave a clip, not num_frames: say that its length is what does not fit
@@ -119,12 +106,11 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
     batch, gaps = len(req.seeds), list(range(k - 1))
     init = source if strength < 1 else None
     fresh = control is not None  # as in sdedit: with maps, the in-between frames are drawn fresh
-    passes = repeats if init is not None else 1
     with pipe._timeline(req, [gaps], progress, strength=strength, control=control,
-                        fill_strength=1.0 if fresh else None, keyframe_passes=passes) as timeline:
+                        fill_strength=1.0 if fresh else None, keyframe_passes=repeats) as timeline:  # 1 at strength 1
         kf = edited_keyframes(timeline, pipe._latent_shape(req, k), "region-keyframes", source[:, :, ::s].clone(),
                               keep[::s][None].expand(batch, -1, -1, -1).clone(),
-                              None if init is None else init[:, :, ::s], passes)
+                              None if init is None else init[:, :, ::s], repeats)
         latents = timeline.fill(place_keyframes(kf, req.layout), gaps, "region-interp",
                                 init=None if fresh else init, region=(source, keep))
     return req.unbatch(composite(frames, pipe._decode(latents, progress), weights)), req.fps

@@ -249,6 +249,29 @@ def check_feather(feather) -> int:
     return feather
 
 
+DEFAULT_STRENGTH = 0.6  # an edit's SDEdit strength over the whole clip
+DEFAULT_REGION_STRENGTH = 1.0  # inside a mask: regenerate
+
+
+def check_edit_options(strength, feather, repeats, masked: bool) -> tuple[float, int, int]:
+    """An edit's (strength, feather, keyframe passes) with their defaults, for the library and the CLI alike. A
+    feather without a mask and repeats at strength 1 are refused: both were taken and changed nothing."""
+    if repeats is not None:
+        repeats = check_repeats(repeats)
+    if feather is not None and not masked:
+        raise InputError("feather: blends a redrawn region into the kept clip; without a mask the whole clip is "
+                         "redrawn (give a mask, or leave feather out)")
+    feather = check_feather(DEFAULT_FEATHER if feather is None else feather)
+    if strength is None:
+        strength = DEFAULT_REGION_STRENGTH if masked else DEFAULT_STRENGTH
+    strength = check_strength(strength)
+    if repeats is not None and strength == 1:
+        raise InputError("repeats: at strength 1 (the default with a mask) the keyframes are drawn from pure noise, "
+                         "so a second pass starts where the first did; give strength < 1 to repeat")
+    passes = 1 if strength == 1 else (DEFAULT_REPEATS if repeats is None else repeats)
+    return strength, feather, passes
+
+
 def check_new_frames(num_frames) -> int:
     """The number of new frames of an extension: an integer in [1, MAX_FRAMES]."""
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 1 <= num_frames <= MAX_FRAMES:
