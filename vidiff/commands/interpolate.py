@@ -286,15 +286,14 @@ def run(args) -> int:
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
+    # as the tiler used them (a --tile 17 ran as 16, an --overlap past half the tile as half)
+    tile, overlap = effective_tiling(plans[0][2], args.overlap, multiple)
     settings = {"factor": factor, "fps_in": info.fps, "fps_out": out_fps, "frames_in": count["in"],
                 "frames_written": count["out"], "size": list(written_size(info.width, info.height)),
                 "input_size": [info.width, info.height],
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler,
-                # as the tiler used them (a --tile 17 ran as 16, an --overlap past half the tile as half)
-                "tile": effective_tiling(plans[0][2], args.overlap, multiple)[0],
-                "overlap": effective_tiling(plans[0][2], args.overlap, multiple)[1], "chunk": plans[0][1],
-                "decode_memory_gib": args.decode_memory,
+                "tile": tile, "overlap": overlap, "chunk": plans[0][1], "decode_memory_gib": args.decode_memory,
                 "passes": [{"factor": f, "chunk": c, "tile": effective_tiling(t, args.overlap, multiple)[0]}
                            for f, c, t in plans],
                 "device": device, "dtype": dtype_name(dtype), "force_layout": args.force_layout}
