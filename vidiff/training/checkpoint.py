@@ -275,9 +275,9 @@ def load_checkpoint(folder: str | Path) -> tuple[dict, dict[str, dict[str, torch
 
 def load_model_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], folder: Path) -> None:
     """The checkpoint's weights into `model`; a checkpoint of another stage or model size is refused in one line."""
-    own = model.state_dict()
-    missing, unexpected = sorted(own.keys() - weights.keys()), sorted(weights.keys() - own.keys())
-    resized = sorted(k for k in own.keys() & weights.keys() if own[k].shape != weights[k].shape)
+    from vidiff.training.finetune import weights_mismatch
+
+    missing, unexpected, resized = weights_mismatch(model.state_dict(), weights)
     if missing or unexpected or resized:
         parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in (("missing", missing), ("unexpected", unexpected),
                                                                   ("of another shape", resized)) if v]

@@ -14,19 +14,25 @@ from vidiff.errors import InputError
 log = logging.getLogger("vidiff.train")
 
 
+def weights_mismatch(expected: dict, weights: dict) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, resized) tensor names of `weights` against a module's state dict `expected`."""
+    missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
+    resized = sorted(k for k in expected.keys() & weights.keys() if expected[k].shape != weights[k].shape)
+    return missing, unexpected, resized
+
+
 def load_initial_weights(module: nn.Module, weights: dict, where: str) -> list[str]:
     """Copies `weights` into `module`. Every saved tensor must exist in the module with the same shape; module
     parameters the file lacks (layers the new model adds) keep their initialisation. Returns their names."""
     expected = module.state_dict()
-    unexpected = sorted(set(weights) - set(expected))
+    missing, unexpected, resized = weights_mismatch(expected, weights)
     if unexpected:
         raise InputError(f"init_weights {where}: weights the model does not have: {unexpected[:5]}"
                          f"{' ...' if len(unexpected) > 5 else ''}")
-    for key, value in weights.items():
-        if value.shape != expected[key].shape:
-            raise InputError(f"init_weights {where}: {key} has shape {tuple(value.shape)}, the model "
-                             f"{tuple(expected[key].shape)}")
-    missing = sorted(set(expected) - set(weights))
+    if resized:
+        key = resized[0]
+        raise InputError(f"init_weights {where}: {key} has shape {tuple(weights[key].shape)}, the model "
+                         f"{tuple(expected[key].shape)}")
     module.load_state_dict(weights, strict=False)
     if missing:
         log.info("init_weights %s: %d tensors not in the file keep their initialisation (%s%s)", where,
