@@ -165,3 +165,13 @@ def test_ranges_and_a_too_short_latent_cache_are_refused_before_anything_loads(t
     with pytest.raises(ConfigError, match="clips have 17 frames, fewer than the 41"):
         load_train_config(configs / "shapes-keyframes.yaml", over)
     load_train_config(configs / "shapes-keyframes.yaml", over + ["conditioning.max_keyframes=4"])  # spans 16
+    # the index is read as the dataset reads it: a FIFO in its place returns at once (it blocked the config load)
+    import os
+    import subprocess
+    import sys
+
+    (cache / "index.json").unlink()
+    os.mkfifo(cache / "index.json")
+    code = ("from vidiff.training.config import load_train_config as load; "
+            f"load({str(configs / 'shapes-keyframes.yaml')!r}, ['data.root={cache}'])")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

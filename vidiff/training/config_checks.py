@@ -134,12 +134,11 @@ def _check_cache_frames(cfg: TrainConfig) -> None:
     import json
 
     from vidiff.data.latent_cache import INDEX_MAX_BYTES, INDEX_NAME
+    from vidiff.safe_yaml import read_text
 
     index = Path(cfg.data.root) / INDEX_NAME
-    try:
-        if index.stat().st_size > INDEX_MAX_BYTES:
-            return
-        frames = int(json.loads(index.read_text())["shapes"]["latents"][1])
+    try:  # the dataset's own bounded reader: a FIFO named index.json blocked here, a huge one was read whole
+        frames = int(json.loads(read_text(index, str(index), max_bytes=INDEX_MAX_BYTES))["shapes"]["latents"][1])
     except Exception:  # noqa: BLE001 - missing or malformed: LatentCacheDataset says what is wrong with it
         return
     c = cfg.conditioning
