@@ -91,6 +91,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if c.path_captions_from_step and c.captions != "shapes_grammar":
         raise ConfigError("conditioning.path_captions_from_step: only the Shapes caption grammar says paths; it needs "
                           f"conditioning.captions: shapes_grammar (got {c.captions!r})")
+    if c.direction_pairs and (cfg.stage != "keyframes" or c.captions != "shapes_grammar"):
+        raise ConfigError("conditioning.direction_pairs: pairs clips with their time reversal and the opposite "
+                          "direction word, which only the keyframe stage with conditioning.captions: shapes_grammar "
+                          f"knows (stage {cfg.stage!r}, captions {c.captions!r})")
     if d.kind == "real_corpus" and cfg.stage != "vae":
         raise ConfigError("data.kind: real_corpus feeds the VAE stage (crops of frames); the interpolation stage "
                           "reads a window_cache built from the corpus")

@@ -7,7 +7,7 @@ clips on the fly with a frozen VAE part folder (`vae`).
 
 Frame strides (what the pipeline feeds at sampling time, docs/training.md):
 - keyframes: K frames at stride S from a random start; frame_stride = S. One (K, S) per step (a batch needs one
-  window length), drawn from (seed, step) over the configured ranges (`keyframe_layout`);
+  window length), drawn from (seed, step) over the configured ranges (windows.py: `keyframe_layout`);
 - interpolation: a window of gap + 1 full-rate frames, both ends known; frame_stride = 1 (neighbouring model
   frames are neighbouring frames of the final clip, per the contract), and the gap itself is visible to the
   model through the window length F = gap + 1. One gap per step, drawn from (seed, step).
@@ -26,8 +26,10 @@ from torch import nn
 from vidiff.errors import InputError
 from vidiff.parts import save_part
 from vidiff.training import conditioning as cond
+from vidiff.training.direction_pairs import pair_batch
 from vidiff.training.finetune import freeze_parameters, load_initial_weights
-from vidiff.random import SampleDraws, generator
+from vidiff.random import SampleDraws
+from vidiff.training.windows import TrainingWindows
 
 
 def build_stage(cfg):
@@ -117,7 +119,7 @@ class FrozenHelpers:
         return self._vae
 
 
-class LatentDiffusionStage(FrozenHelpers):
+class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
     def __init__(self, cfg, dataset=None):
         from vidiff.diffusion import Denoiser
         from vidiff.models import UNet3D
@@ -185,78 +187,15 @@ class LatentDiffusionStage(FrozenHelpers):
             out.append(draw_caption(*attributes, draws.gen(i, "caption"), c.plain_caption_prob, paths))
         return out
 
-    def keyframe_layout(self, seed: int, step: int) -> tuple[int, int]:
-        """(K, stride) of the keyframe stage at `step`: the default layout with probability default_layout_prob,
-        else K and the stride uniform over their ranges; drawn from (seed, step) alone, so a resume replays it."""
-        c = self.cfg.conditioning
-        g = generator(seed, step, "layout")
-        if float(torch.rand((), generator=g)) < c.default_layout_prob:
-            return c.num_keyframes, c.keyframe_stride
-        (k_lo, k_hi), (s_lo, s_hi) = c.keyframe_counts(), c.keyframe_strides()
-        k = int(torch.randint(k_lo, k_hi + 1, (1,), generator=g))
-        return k, int(torch.randint(s_lo, s_hi + 1, (1,), generator=g))
-
-    def interpolation_gap(self, seed: int, step: int, total: int) -> int:
-        """The interpolation stage's gap at `step` (one per step: a batch needs one window length)."""
-        c = self.cfg.conditioning
-        g = generator(seed, step, "gap")
-        hi = min(c.max_gap, total - 1)
-        if c.gap_weighting == "uniform":
-            return int(torch.randint(c.min_gap, hi + 1, (1,), generator=g))
-        gaps = torch.arange(c.min_gap, hi + 1, dtype=torch.float64)
-        return int(gaps[torch.multinomial(gaps, 1, generator=g)])
-
-    def window_length(self, seed: int, step: int, total: int) -> int:
-        """Model frames per sample at `step`: K keyframes, or gap + 1 for an interpolation window."""
-        if self.cfg.stage == "keyframes":
-            return self.keyframe_layout(seed, step)[0]
-        return self.interpolation_gap(seed, step, total) + 1
-
-    def _within_frame_budget(self, batch: dict, draws: SampleDraws, step: int) -> tuple[dict, SampleDraws]:
-        """The batch's first max(1, train.max_batch_frames // window length) samples (all of them when the budget
-        is off or holds them): long windows train on fewer samples, so a step costs about the same whatever the
-        layout drawn. Every rank draws the same length at a step, so ranks keep equal batches."""
-        budget = self.cfg.train.max_batch_frames
-        if budget is None:
-            return batch, draws
-        n = len(draws)
-        total = (batch["latents"] if "latents" in batch else batch["video"]).shape[2]
-        keep = max(1, budget // self.window_length(draws.seed, step, total))
-        if keep >= n:
-            return batch, draws
-        return {k: (v[:keep] if isinstance(v, (list, tuple, torch.Tensor)) and len(v) == n else v)
-                for k, v in batch.items()}, draws.head(keep)
-
-    def _frames(self, latents, draws: SampleDraws, step: int) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
-        """Picks the model frames per sample: (x0 (B,C,K,h,w), known mask (B,K) or (B,K,h,w), frame_stride,
-        their indices in the clip (B,K))."""
-        c = self.cfg.conditioning
-        total = latents.shape[2]
-        if self.cfg.stage == "keyframes":
-            if c.max_keyframe_span() > total:
-                raise ValueError(f"clips have {total} frames, fewer than the {c.max_keyframe_span()} that the "
-                                 "largest keyframe layout spans")
-            k, s_k = self.keyframe_layout(draws.seed, step)
-            starts = draws.randint(0, total - (k - 1) * s_k - 1, "start")
-            idx = torch.stack([s + torch.arange(k) * s_k for s in starts])  # (B, K)
-            mask = cond.keyframe_masks(draws, k, c, tuple(latents.shape[-2:]))
-            stride = float(s_k)
-        else:  # one gap per step (a batch needs one window length), drawn from (seed, step)
-            gap = self.interpolation_gap(draws.seed, step, total)
-            starts = draws.randint(0, total - gap - 1, "start")
-            idx = torch.stack([s + torch.arange(gap + 1) for s in starts])  # (B, gap + 1)
-            mask = cond.interpolation_masks(draws, gap + 1, c, tuple(latents.shape[-2:]))
-            stride = 1.0
-        idx = idx.to(latents.device)
-        x0 = torch.stack([latents[i][:, idx[i]] for i in range(latents.shape[0])])  # (B, C, K, h, w)
-        return x0, mask, stride, idx
-
     def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
         batch, draws = self._within_frame_budget(batch, draws, step)
+        partner = None
+        if self.cfg.conditioning.direction_pairs:
+            batch, draws, partner = pair_batch(batch, draws)
         latents, context, context_mask = self._latents_and_text(batch, draws)
         if self.null_text is None:  # the "no text" condition: the encoding of "" by the same encoder
             self.null_text = self.text_encoder().encode([""])  # (1, L, D), (1, L)
-        x0, mask, stride, idx = self._frames(latents, draws, step)
+        x0, mask, stride, idx = self._frames(latents, draws, step, partner)
         self.latent_size = tuple(x0.shape[-2:])  # (h, w), recorded in the exported part
         extra = {"anchor": self._flow_anchor(batch, idx, x0)} if self.cfg.diffusion.anchor == "known_flow" else {}
         sigma, noise, c = cond.training_inputs(x0, context, context_mask, mask, stride, draws, self.cfg.conditioning,
