@@ -339,6 +339,8 @@ def test_user_keyframes_on_the_command_line(tiny_pipeline, tmp_path, capsys):
     cases = [(["--keyframe", f"16={still}"], "the clip has frames 0..15"),
              (["--keyframe", "x=a.png"], "expected INDEX=IMAGE"),
              (["--keyframe", f"3={still}", "--keyframe", f"3={still}"], "frame 3 is given twice"),
+             (["--keyframe", f"-1={still}", "--keyframe", f"15={still}"], "frame 15 is given twice"),
+             (["--keyframe", f"-17={still}"], "the clip has 16 frames, so -1 to -16"),
              (["--keyframe", f"3={tmp_path / 'missing.png'}"], "not found"),
              (["--keyframe", f"3={still}", "-o", str(still)], "-o"),
              (["--keyframe", f"3={tmp_path / 'corrupt.png'}"], "corrupt.png"),
@@ -351,12 +353,13 @@ def test_user_keyframes_on_the_command_line(tiny_pipeline, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (extra, err)
     assert not (tmp_path / "o.mp4").exists()
-    # animate: the image is frame 0, --keyframe adds others (a last frame here)
+    # animate: the image is frame 0, --keyframe adds others (the last frame here, counted from the end)
     out = tmp_path / "anim.mp4"
     assert main(["animate", str(tmp_path / "noise.png"), "a red circle", "-o", str(out), "--model", str(tiny_pipeline),
-                 "--quiet", "--keyframe", f"15={still}"]) == 0
+                 "--quiet", "--keyframe", f"-1={still}"]) == 0
     frames, _ = read_video(out)
     assert (frames[15].float() - 128).abs().mean() < 4 and (frames[0].float() - 128).abs().mean() > 30
+    assert json.loads(Path(f"{out}.json").read_text())["inputs"]["keyframes"] == {"15": str(still.resolve())}
     assert main(["animate", str(still), "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_pipeline),
                  "--keyframe", f"0={still}"]) == 2
     assert "frame 0 of animate is its image" in capsys.readouterr().err
@@ -457,3 +460,12 @@ def test_options_are_not_taken_by_prefix(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             main(argv + ["-o", str(tmp_path / "o.mp4")])
         assert e.value.code == 2 and f"unrecognized arguments: {unknown}" in capsys.readouterr().err
+
+
+def test_a_negative_keyframe_index_is_a_value_not_an_option():
+    from vidiff.cli import join_negative_values
+
+    assert join_negative_values(["generate", "x", "--keyframe", "-1=a.png", "--seed", "-3"]) == \
+        ["generate", "x", "--keyframe=-1=a.png", "--seed", "-3"]
+    assert join_negative_values(["--keyframe", "--seed"]) == ["--keyframe", "--seed"]  # argparse names it missing
+    assert join_negative_values(["--keyframe"]) == ["--keyframe"]

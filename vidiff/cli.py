@@ -89,9 +89,29 @@ def _catch_sigterm():
     return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
+# Options whose value may start with "-" followed by a digit ("--keyframe -1=last.png"): argparse takes such a
+# token for an option unless it is a plain number, so it is joined to its option first.
+NEGATIVE_VALUE_OPTIONS = ("--keyframe",)
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """["--keyframe", "-1=a.png"] -> ["--keyframe=-1=a.png"]; every other token unchanged."""
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if token in NEGATIVE_VALUE_OPTIONS and len(nxt) > 1 and nxt[0] == "-" and nxt[1].isdigit():
+            out.append(f"{token}={nxt}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -87,7 +87,7 @@ def register(sub) -> None:
 
 def _keyframe_argument(p: argparse.ArgumentParser, extra: str = "") -> None:
     p.add_argument("--keyframe", action="append", default=[], metavar="INDEX=IMAGE",
-                   help="a frame the clip must show, at a frame index (0 = first); repeat for more. Off the keyframe "
+                   help="a frame the clip must show, at a frame index (0 = first, -1 = last); repeat for more. Off the keyframe "
                         "grid, the grid is laid around them; center-cropped and resized like animate's image" + extra)
 
 
@@ -154,7 +154,8 @@ def run_generation(args) -> int:
                 warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
-    inputs_keyframes = read_keyframe_images(parse_keyframe_args(getattr(args, "keyframe", [])), model, inputs)
+    inputs_keyframes = read_keyframe_images(parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames),
+                                           model, inputs)
     mask = None
     if args.task == "edit" and args.mask is not None:
         mask = "foreground" if args.mask == "foreground" else read_mask(args.mask, source)

@@ -155,6 +155,7 @@ def validate(args):
             and not args.force_layout and not user_keyframes and getattr(args, "control", None) is None:
         layout, extend_by = split_long_layout(trained["keyframes"], layout)
         layout = lift_short_layout(layout, fewest_trained_keyframes(trained["keyframes"]))
+    user_keyframes = parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames)  # -1: the last
     for index in user_keyframes:
         if index >= layout.output_frames:
             raise InputError(f"--keyframe {index}=...: the clip has frames 0..{layout.output_frames - 1}")
@@ -204,19 +205,28 @@ def split_long_layout(trained, layout):
     return first, total - first.num_frames
 
 
-def parse_keyframe_args(values: list[str]) -> dict[int, Path]:
-    """--keyframe INDEX=IMAGE values -> {index: image path}; InputError naming the value that does not parse."""
+def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dict[int, Path]:
+    """--keyframe INDEX=IMAGE values -> {index: image path}; InputError naming the value that does not parse.
+    A negative INDEX counts from the end of the clip (-1: its last frame): resolved when `num_frames` is given,
+    else kept negative."""
     from vidiff.errors import InputError
     from vidiff.limits import MAX_FRAMES, short_repr
 
     out = {}
     for value in values:
         index, sep, path = value.partition("=")
-        if not sep or not index.strip().isdigit() or not path:
-            raise InputError(f"--keyframe {short_repr(value)}: expected INDEX=IMAGE, e.g. 7=frame.png")
+        index = index.strip()
+        if not sep or not index.removeprefix("-").isdigit() or not path:
+            raise InputError(f"--keyframe {short_repr(value)}: expected INDEX=IMAGE, e.g. 7=frame.png (-1=last.png "
+                             "for the last frame)")
         index = int(index)
-        if index >= MAX_FRAMES:
+        if abs(index) >= MAX_FRAMES:
             raise InputError(f"--keyframe {short_repr(value)}: frame index must be < {MAX_FRAMES}")
+        if index < 0 and num_frames is not None:
+            if index + num_frames < 0:
+                raise InputError(f"--keyframe {short_repr(value)}: the clip has {num_frames} frames, so -1 to "
+                                 f"-{num_frames} from its end")
+            index += num_frames
         if index in out:
             raise InputError(f"--keyframe: frame {index} is given twice")
         out[index] = Path(path)
