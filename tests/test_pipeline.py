@@ -210,8 +210,12 @@ def test_animate_keeps_the_image_as_known_first_keyframe(pipe, monkeypatch):
 
 def test_user_keyframe_images_are_checked(pipe):
     image = torch.zeros(64, 64, 3, dtype=torch.uint8)
-    with pytest.raises(InputError, match=r"index 16 is not a frame of the clip \(0\.\.15\)"):
+    with pytest.raises(InputError, match=r"index 16 is not a frame of the clip \(0\.\.15, or -1\.\.-16 from its end\)"):
         pipe.text_to_video("x", keyframes={16: image}, progress=False)
+    with pytest.raises(InputError, match=r"index -17 is not a frame of the clip"):
+        pipe.text_to_video("x", keyframes={-17: image}, progress=False)
+    with pytest.raises(InputError, match=r"keyframes: frame 15 is given twice"):
+        pipe.text_to_video("x", keyframes={15: image, -1: image}, progress=False)
     with pytest.raises(InputError, match="image: 32x64 pixels, the clip is 64x64"):
         pipe.image_to_video(image[:, :32], "x", progress=False)
     with pytest.raises(InputError, match="^height: must be an integer .*got '64'"):  # was "image: 64x64 ..., the clip is 64x64"
@@ -301,6 +305,10 @@ def test_user_keyframes_off_the_grid_get_a_grid_laid_around_them(pipe, monkeypat
     # then the gaps 4, 3, 4, 4 of 0, 4, 7, 11, 15: one call per gap size, windows of gap + 1 frames
     fills = [(c[1][1], len(c[3])) for c in calls[1:]]
     assert [c[0] for c in calls[1:]] == ["interpolation"] * 2 and fills == [(5, 3), (4, 1)]
+    # a negative index counts from the end: -1 is frame 15, the same clip
+    from_end, _ = pipe.text_to_video("a red circle moving left", keyframes={0: images[0], 7: images[7], -1: images[15]},
+                                     seed=1, progress=False)
+    assert torch.equal(from_end, frames)
 
 
 def test_user_keyframes_close_enough_need_no_keyframe_pass(pipe, monkeypatch):

@@ -217,7 +217,7 @@ def run_generation(args) -> int:
 
             settings["strength"] = extension_strength(pipe.config, args.strength, len(source))
         if args.task == "edit":
-            from vidiff.pipeline.request import check_edit_options
+            from vidiff.pipeline.input_checks import check_edit_options
 
             # what ran: the defaults filled in, one keyframe pass at strength 1
             strength, feather, passes = check_edit_options(args.strength, args.feather, args.repeats,

@@ -70,7 +70,7 @@ def validate(args):
         if args.seam_fade < 0:
             raise InputError(f"--seam-fade must be >= 0, got {args.seam_fade}")
         if args.strength is not None:
-            from vidiff.pipeline.request import check_strength
+            from vidiff.pipeline.input_checks import check_strength
 
             try:
                 check_strength(args.strength)
@@ -83,7 +83,7 @@ def validate(args):
         warn_if_audio(video_info, args.video)
     if args.task == "edit":
         from vidiff import io
-        from vidiff.pipeline.request import check_repeats, check_strength
+        from vidiff.pipeline.input_checks import check_repeats, check_strength
 
         if args.strength is not None:
             check_strength(args.strength)
@@ -103,7 +103,7 @@ def validate(args):
                 video_frames = io.count_frames(args.video)
             except VideoDecodeError as e:
                 raise InputError(f"video {e}") from None
-        from vidiff.pipeline.request import check_edit_options
+        from vidiff.pipeline.input_checks import check_edit_options
 
         try:  # the library's own checks, before any weights load
             check_edit_options(args.strength, args.feather, args.repeats, masked=args.mask is not None)

@@ -18,7 +18,7 @@ from vidiff.errors import InputError
 from vidiff.limits import plain_number
 from vidiff.parts import PART_FILES
 from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE, control_scale_ok
-from vidiff.pipeline.request import check_has_data
+from vidiff.pipeline.input_checks import check_has_data
 
 
 # ---- parts ------------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from vidiff.data.maps_from_video import maps_from_clip
 from vidiff.errors import InputError
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
-from vidiff.pipeline.request import check_edit_options, check_frames
+from vidiff.pipeline.input_checks import check_edit_options, check_frames
 from vidiff.pipeline.timeline import place_keyframes
 
 FOREGROUND_GROW = 2  # pixels around each frame's foreground that mask="foreground" redraws too

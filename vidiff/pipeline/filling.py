@@ -8,7 +8,7 @@ the keyframes' VAE errors are carried into the frames between (residual.py), alo
 from __future__ import annotations
 
 from vidiff.errors import InputError
-from vidiff.pipeline.request import check_frames
+from vidiff.pipeline.input_checks import check_frames
 from vidiff.pipeline.timeline import place_keyframes
 from vidiff.pipeline.trained import check_layout
 from vidiff.pipeline.upconvert import pad_edges, round_up

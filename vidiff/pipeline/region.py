@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidiff.errors import InputError
-from vidiff.pipeline.request import NUMERIC_KINDS, check_has_data
+from vidiff.pipeline.input_checks import NUMERIC_KINDS, check_has_data
 
 
 def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.Tensor:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from vidiff.errors import InputError
 from vidiff.limits import (
-    MAX_EDIT_REPEATS, MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_scale, is_int,
+    MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_scale, is_int,
     plain_number, short_repr,
 )
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
 from vidiff.video_writer import FPS_MAX, FPS_MIN
+from vidiff.pipeline.input_checks import check_image
 from vidiff.pipeline.layout import Layout
 
 
@@ -176,122 +177,22 @@ class Request:
         return {}
 
 
-NUMERIC_KINDS = "biufc"  # numpy dtype kinds torch.from_numpy takes; it raised TypeError on object and str arrays
-
-
-def _uint8_tensor(value, ndim: int, name: str, expected: str):
-    """A uint8 torch tensor or numpy array with `ndim` dims and 3 channels last -> torch tensor; else InputError."""
-    import numpy as np
-    import torch
-
-    if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
-        value = torch.from_numpy(np.ascontiguousarray(value))
-    if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
-        got = f"{value.dtype} {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
-        raise InputError(f"{name}: expected {expected}, got {got}")
-    check_has_data(value, name)
-    return value.cpu()  # given on a GPU: the pipeline keeps frames on the CPU and moves what a network reads
-
-
-def check_has_data(tensor, name: str) -> None:
-    """A tensor on the meta device has a shape but no values: refused naming `name`, before torch fails to copy
-    it (NotImplementedError) once the VAE encodes it."""
-    if tensor.device.type == "meta":
-        raise InputError(f"{name}: a tensor on the meta device has no data (give its values, on the CPU or a GPU)")
-
-
-def check_frames(frames, name: str):
-    """uint8 (F,H,W,3) torch tensor or numpy array -> torch tensor; InputError naming `name` otherwise."""
-    frames = _uint8_tensor(frames, 4, name, "uint8 frames (F,H,W,3)")
-    if frames.shape[0] < 1:
-        raise InputError(f"{name}: no frames")
-    return frames
-
-
-def check_image(image, name: str):
-    """uint8 (H,W,3) torch tensor or numpy array -> torch tensor."""
-    return _uint8_tensor(image, 3, name, "a uint8 image (H,W,3)")
-
-
-# edit_video's keyframe passes at strength < 1: 2 gave the new colour in 78% of 50 Shapes edits at strength 0.6,
-# against 50% for 1 (docs/pipeline.md, "Editing: measured")
-DEFAULT_REPEATS = 2
-
-
-def check_repeats(repeats) -> int:
-    """SDEdit repeats: an int in [1, MAX_EDIT_REPEATS] (how many times the keyframes are noised and redrawn)."""
-    repeats = plain_number(repeats)
-    if not is_int(repeats) or not 1 <= repeats <= MAX_EDIT_REPEATS:
-        raise InputError(f"repeats: must be an integer in [1, {MAX_EDIT_REPEATS}], got {short_repr(repeats)}")
-    return repeats
-
-
-def check_strength(strength) -> float:
-    """SDEdit strength: a number in [0, 1] (0 = the input decoded, 1 = plain generation)."""
-    strength = plain_number(strength)
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
-        raise InputError(f"strength: must be a number in [0, 1], got {short_repr(strength)}")
-    return float(strength)
-
-
-MAX_FEATHER = 32  # pixels of a region edit's blend band
-
-
-DEFAULT_FEATHER = 3  # px over which a redrawn region blends into the kept clip
-
-
-def check_feather(feather) -> int:
-    """Region edits: the blend band in pixels, an integer in [0, MAX_FEATHER]."""
-    feather = plain_number(feather)
-    if isinstance(feather, bool) or not isinstance(feather, int) or not 0 <= feather <= MAX_FEATHER:
-        raise InputError(f"feather: must be an integer number of pixels in [0, {MAX_FEATHER}], got "
-                         f"{short_repr(feather)}")
-    return feather
-
-
-DEFAULT_STRENGTH = 0.6  # an edit's SDEdit strength over the whole clip
-DEFAULT_REGION_STRENGTH = 1.0  # inside a mask: regenerate
-
-
-def check_edit_options(strength, feather, repeats, masked: bool) -> tuple[float, int, int]:
-    """An edit's (strength, feather, keyframe passes) with their defaults, for the library and the CLI alike. A
-    feather without a mask and repeats at strength 1 are refused: both were taken and changed nothing."""
-    if repeats is not None:
-        repeats = check_repeats(repeats)
-    if feather is not None and not masked:
-        raise InputError("feather: blends a redrawn region into the kept clip; without a mask the whole clip is "
-                         "redrawn (give a mask, or leave feather out)")
-    feather = check_feather(DEFAULT_FEATHER if feather is None else feather)
-    if strength is None:
-        strength = DEFAULT_REGION_STRENGTH if masked else DEFAULT_STRENGTH
-    strength = check_strength(strength)
-    if repeats is not None and strength == 1:
-        raise InputError("repeats: at strength 1 (the default with a mask) the keyframes are drawn from pure noise, "
-                         "so a second pass starts where the first did; give strength < 1 to repeat")
-    passes = 1 if strength == 1 else (DEFAULT_REPEATS if repeats is None else repeats)
-    return strength, feather, passes
-
-
-def check_new_frames(num_frames) -> int:
-    """The number of new frames of an extension: an integer in [1, MAX_FRAMES]."""
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or not 1 <= num_frames <= MAX_FRAMES:
-        raise InputError(f"num_frames: number of new frames must be an integer in [1, {MAX_FRAMES}], "
-                         f"got {short_repr(num_frames)}")
-    return num_frames
-
-
 def check_keyframe_images(keyframes: dict, req: Request) -> dict:
-    """{frame index: uint8 (H,W,3)} after checking that every index is a frame of the request's clip and every
-    image has the request's size."""
+    """{frame index: uint8 (H,W,3)} after checking that every index is a frame of the request's clip (a negative one
+    counts from its end: -1 is the last frame) and every image has the request's size."""
     total = req.layout.output_frames
     pixels = {}
     if not isinstance(keyframes, dict):
         raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
     for index, image in keyframes.items():
         index = plain_number(index)  # np.int64(5) was refused as "not a frame of the clip (0..15)"
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total:
-            raise InputError(f"keyframes: index {short_repr(index)} is not a frame of the clip (0..{total - 1})")
+        if isinstance(index, bool) or not isinstance(index, int) or not -total <= index < total:
+            raise InputError(f"keyframes: index {short_repr(index)} is not a frame of the clip (0..{total - 1}, or "
+                             f"-1..-{total} from its end)")
         image = check_image(image, f"keyframes[{index}]")
+        index %= total
+        if index in pixels:
+            raise InputError(f"keyframes: frame {index} is given twice")
         if tuple(image.shape[:2]) != (req.height, req.width):
             raise InputError(f"keyframes[{index}]: image is {image.shape[1]}x{image.shape[0]}, the clip is "
                              f"{req.width}x{req.height}")

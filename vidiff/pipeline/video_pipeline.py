@@ -25,7 +25,8 @@ from vidiff.pipeline.control import request_control
 from vidiff.pipeline.layout import Layout, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
-from vidiff.pipeline.request import Request, StepBar, check_image, check_keyframe_images, prompts_and_seeds
+from vidiff.pipeline.input_checks import check_image
+from vidiff.pipeline.request import Request, StepBar, check_keyframe_images, prompts_and_seeds
 from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
