@@ -148,3 +148,29 @@ def test_damaged_weights_are_refused_before_the_old_folder_is_touched(tmp_path, 
         assert "model.safetensors is not a readable safetensors file" in capsys.readouterr().err
         assert [p.name for p in out.iterdir()] == ["file.txt"]
     assert not list(tmp_path.glob(".pipe.*"))  # no temporary left beside it
+
+
+def test_without_a_keyframes_run_export_writes_an_interpolation_only_pipeline(tmp_path, capsys):
+    import torch
+
+    from vidiff.errors import InputError
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.config import read_pipeline_folder
+    from vidiff.training.config import load_train_config
+
+    runs = [r for r in _runs(tmp_path) if not r.name.endswith("keyframes")]
+    out = tmp_path / "fill"
+    assert main(["export", *map(str, runs), "-o", str(out), "--interpolation-steps", "4"]) == 0
+    cfg = read_pipeline_folder(out)
+    it = load_train_config(runs[1] / "config.yaml")
+    assert cfg.parts.keyframes is None and not (out / "keyframes").exists()
+    assert cfg.interpolation.max_gap == it.conditioning.max_gap and cfg.interpolation.steps == 4
+    assert cfg.interpolation.sigma_data == it.diffusion.sigma_data and cfg.height == it.data.size
+    for name in ("config.yaml", "model.safetensors", "trained_on.yaml"):
+        assert (out / "interpolation" / name).read_bytes() == (BUNDLE / "interpolation" / name).read_bytes()
+    pipe = VideoPipeline.from_pretrained(out)
+    ends = torch.from_numpy(__import__("numpy").random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype="uint8"))
+    filled = pipe.fill_between(ends, stride=4)
+    assert filled.shape == (5, 64, 64, 3) and torch.equal(filled[0], ends[0]) and torch.equal(filled[4], ends[1])
+    with pytest.raises(InputError, match="interpolation-only"):
+        pipe.text_to_video("a red circle moving left", progress=False)

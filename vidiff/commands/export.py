@@ -1,4 +1,5 @@
-"""`vidiff export RUN_DIRS... -o FOLDER`: a pipeline folder from the vae, keyframes and interpolation runs."""
+"""`vidiff export RUN_DIRS... -o FOLDER`: a pipeline folder from the vae, keyframes and interpolation runs (or an
+interpolation-only one from the vae and interpolation runs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,10 @@ from vidiff.pipeline.config import SAMPLERS, PipelineConfig
 def register(sub) -> None:
     p = sub.add_parser("export", help="assemble a pipeline folder from training run folders",
                        description="Assemble a pipeline folder (pipeline.yaml + vae/ keyframes/ interpolation/) from "
-                                   "the run folders of the three stages, with every setting training fixed.")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="vae, keyframes and interpolation run folders")
+                                   "the run folders of the three stages, with every setting training fixed. Without "
+                                   "a keyframes run: an interpolation-only pipeline (vidiff interpolate).")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="vae, keyframes and interpolation run folders (keyframes optional)")
     p.add_argument("-o", "--output", required=True, help="pipeline folder to write")
     p.add_argument("--force", action="store_true", help="replace the folder if it exists")
     p.add_argument("--keyframe-steps", type=int, default=20, help="default sampler steps of the keyframe stage")

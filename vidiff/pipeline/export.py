@@ -15,8 +15,9 @@ from pathlib import Path
 
 from vidiff.errors import InputError
 from vidiff.parts import PART_FILES, WEIGHTS_NAME
-from vidiff.pipeline.config import InterpolationStageConfig, PipelineConfig, StageConfig, write_pipeline_yaml
-
+from vidiff.pipeline.config import (
+    InterpolationStageConfig, PartsConfig, PipelineConfig, StageConfig, write_pipeline_yaml,
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,10 @@ def find_runs(run_dirs: list[Path]) -> dict:
         if cfg.stage in runs:
             raise InputError(f"{run}: a second {cfg.stage} run (the first is {runs[cfg.stage][0]})")
         runs[cfg.stage] = (run, cfg)
-    missing = {"vae", "keyframes", "interpolation"} - set(runs)
+    missing = {"vae", "interpolation"} - set(runs)  # without a keyframe run: an interpolation-only pipeline
     if missing:
-        raise InputError(f"export: no {' / '.join(sorted(missing))} run among the folders given")
+        raise InputError(f"export: no {' / '.join(sorted(missing))} run among the folders given (a pipeline needs "
+                         "a vae and an interpolation run; a keyframes run adds text to video)")
     return runs
 
 
@@ -59,8 +61,19 @@ def _stage_settings(cfg) -> dict:
     return dict(parameterization=d.parameterization, sigma_data=d.sigma_data, anchor=d.anchor, schedule=dict(d.noise))
 
 
+def _interpolation_settings(it, defaults: SamplingDefaults) -> InterpolationStageConfig:
+    return InterpolationStageConfig(
+        **_stage_settings(it), sigma_max=defaults.sigma_max, steps=defaults.interpolation_steps, guidance_scale=1.0,
+        image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
+        max_gap=it.conditioning.max_gap, sampler=defaults.interpolation_sampler)
+
+
 def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
-    kf, it = runs["keyframes"][1], runs["interpolation"][1]
+    it = runs["interpolation"][1]
+    if "keyframes" not in runs:  # fills frames between given ones (vidiff interpolate, fill_between); no text to video
+        return PipelineConfig(text_encoder=it.text_encoder, fps=defaults.fps, height=it.data.size, width=it.data.size,
+                              parts=PartsConfig(keyframes=None), interpolation=_interpolation_settings(it, defaults))
+    kf = runs["keyframes"][1]
     c = kf.conditioning
     if kf.text_encoder != it.text_encoder:
         raise InputError(f"export: keyframes trained with text encoder {kf.text_encoder!r}, interpolation with "
@@ -72,10 +85,7 @@ def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
         keyframes=StageConfig(**_stage_settings(kf), sigma_max=defaults.sigma_max, steps=defaults.keyframe_steps,
                               guidance_scale=defaults.guidance_scale, image_guidance_scale=defaults.image_guidance_scale,
                               cond_sigma=min(0.02, c.cond_noise_max_sigma), sampler=defaults.keyframe_sampler),
-        interpolation=InterpolationStageConfig(
-            **_stage_settings(it), sigma_max=defaults.sigma_max, steps=defaults.interpolation_steps,
-            guidance_scale=1.0, image_guidance_scale=1.0, cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma),
-            max_gap=it.conditioning.max_gap, sampler=defaults.interpolation_sampler),
+        interpolation=_interpolation_settings(it, defaults),
         # trained on the Shapes caption grammar: the keyframe part reads only Shapes words (vidiff generate warns)
         prompt_vocabulary="shapes" if c.captions == "shapes_grammar" else None,
         extension_strength=defaults.extension_strength,
