@@ -1,4 +1,4 @@
-"""Direction pairs (conditioning.direction_pairs): half a keyframe batch is the other half played backwards with
+"""Direction pairs (conditioning.direction_pairs_from_step): half a keyframe batch is the other half played backwards with
 the opposite direction word, sharing its draws and, where the layout leaves room, its first keyframe."""
 import pytest
 import torch
@@ -40,7 +40,7 @@ def test_partner_starts_share_the_first_keyframe_when_the_clip_has_room():
 
 
 def test_a_paired_stage_trains_on_the_same_first_frame_in_both_directions(tmp_path):
-    stage = stage_for(tmp_path, captions="shapes_grammar", direction_pairs=True)
+    stage = stage_for(tmp_path, captions="shapes_grammar", direction_pairs_from_step=0)
     lat = frame_index_latents(6, 41)
     shared = 0
     for step in range(30):
@@ -61,8 +61,13 @@ def test_a_paired_stage_trains_on_the_same_first_frame_in_both_directions(tmp_pa
     assert shared > 0
 
 
-def test_direction_pairs_need_the_keyframe_stage_and_the_grammar(tmp_path):
-    with pytest.raises(ConfigError, match="direction_pairs"):
-        cfg_for(tmp_path, "keyframes", {**RANGES, "direction_pairs": True})
-    with pytest.raises(ConfigError, match="direction_pairs"):
-        cfg_for(tmp_path, "interpolation", {**RANGES, "captions": "shapes_grammar", "direction_pairs": True})
+def test_direction_pairs_start_at_their_step_and_need_the_keyframe_stage_and_the_grammar(tmp_path):
+    stage = stage_for(tmp_path, captions="shapes_grammar", direction_pairs_from_step=4000)
+    assert [stage.direction_pairs_at(s) for s in (0, 3999, 4000, 9000)] == [False, False, True, True]
+    assert not stage_for(tmp_path, captions="shapes_grammar").direction_pairs_at(10**6)  # null: never
+    with pytest.raises(ConfigError, match="direction_pairs_from_step"):
+        cfg_for(tmp_path, "keyframes", {**RANGES, "direction_pairs_from_step": 0})
+    with pytest.raises(ConfigError, match="direction_pairs_from_step"):
+        cfg_for(tmp_path, "interpolation", {**RANGES, "captions": "shapes_grammar", "direction_pairs_from_step": 0})
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        cfg_for(tmp_path, "keyframes", {**RANGES, "captions": "shapes_grammar", "direction_pairs_from_step": -1})

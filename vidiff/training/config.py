@@ -80,9 +80,10 @@ class ConditioningSection:
     # shapes_grammar: the first step whose captions may say the motion as a path ("from left to right"); before it
     # they name only where the object goes, so a model learning from nothing first learns the sign of each word
     path_captions_from_step: int = 0
-    # keyframe stage, shapes_grammar: half of each batch is the other half played backwards with the opposite
-    # direction in its caption, sharing its draws and first keyframe (vidiff/training/direction_pairs.py)
-    direction_pairs: bool = False
+    # keyframe stage, shapes_grammar: from this step on (null: never) half of each batch is the other half played
+    # backwards with the opposite direction in its caption, sharing its draws and first keyframe
+    # (vidiff/training/direction_pairs.py)
+    direction_pairs_from_step: Optional[int] = None
 
     def keyframe_counts(self) -> tuple[int, int]:
         """(min, max) keyframe count the keyframe stage trains on."""
@@ -239,7 +240,8 @@ def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str
         data.pop("decoded_loss")
     if cfg.train.max_batch_frames is None:  # likewise for runs from before the key existed
         data["train"].pop("max_batch_frames")
-    for key, default in (("path_captions_from_step", 0), ("gap_weighting", "uniform"), ("direction_pairs", False)):
+    for key, default in (("path_captions_from_step", 0), ("gap_weighting", "uniform"),
+                         ("direction_pairs_from_step", None)):  # likewise
         if getattr(cfg.conditioning, key) == default:
             data["conditioning"].pop(key)
     for key in ignore:

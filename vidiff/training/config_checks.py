@@ -91,8 +91,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if c.path_captions_from_step and c.captions != "shapes_grammar":
         raise ConfigError("conditioning.path_captions_from_step: only the Shapes caption grammar says paths; it needs "
                           f"conditioning.captions: shapes_grammar (got {c.captions!r})")
-    if c.direction_pairs and (cfg.stage != "keyframes" or c.captions != "shapes_grammar"):
-        raise ConfigError("conditioning.direction_pairs: pairs clips with their time reversal and the opposite "
+    if c.direction_pairs_from_step is not None and c.direction_pairs_from_step < 0:
+        raise ConfigError(f"conditioning.direction_pairs_from_step: must be >= 0 (or null: never), got "
+                          f"{c.direction_pairs_from_step}")
+    if c.direction_pairs_from_step is not None and (cfg.stage != "keyframes" or c.captions != "shapes_grammar"):
+        raise ConfigError("conditioning.direction_pairs_from_step: pairs clips with their time reversal and the opposite "
                           "direction word, which only the keyframe stage with conditioning.captions: shapes_grammar "
                           f"knows (stage {cfg.stage!r}, captions {c.captions!r})")
     if d.kind == "real_corpus" and cfg.stage != "vae":

@@ -1,5 +1,5 @@
-"""Direction pairs for the Shapes keyframe stage (`conditioning.direction_pairs`): half of each batch is the other
-half played backwards, its caption saying the opposite direction.
+"""Direction pairs for the Shapes keyframe stage (`conditioning.direction_pairs_from_step`): from that step on,
+half of each batch is the other half played backwards, its caption saying the opposite direction.
 
 A Shapes object moves in a straight line at a constant speed, so a clip reversed in time is a true clip of the
 opposite direction, and with a per-frame encoder its latents are the reversed latents. A partner shares its
@@ -38,7 +38,7 @@ def pair_batch(batch: dict, draws: SampleDraws) -> tuple[dict, SampleDraws, torc
     for i in range(m, n):
         colour, shape, direction = parse_caption(captions[i])
         if None in (colour, shape, direction):
-            raise ValueError(f"conditioning.direction_pairs: caption {captions[i]!r} does not name a Shapes colour, "
+            raise ValueError(f"conditioning.direction_pairs_from_step: caption {captions[i]!r} does not name a Shapes colour, "
                              "shape and direction")
         captions[i] = prompt_for(colour, shape, OPPOSITE_DIRECTION[direction])
     out["caption"] = captions

@@ -190,7 +190,7 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
     def loss(self, model, batch, draws: SampleDraws, step: int) -> torch.Tensor:
         batch, draws = self._within_frame_budget(batch, draws, step)
         partner = None
-        if self.cfg.conditioning.direction_pairs:
+        if self.direction_pairs_at(step):
             batch, draws, partner = pair_batch(batch, draws)
         latents, context, context_mask = self._latents_and_text(batch, draws)
         if self.null_text is None:  # the "no text" condition: the encoding of "" by the same encoder
@@ -201,6 +201,11 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
         sigma, noise, c = cond.training_inputs(x0, context, context_mask, mask, stride, draws, self.cfg.conditioning,
                                                self.noise_cfg, self.null_text, **extra)
         return model(x0, sigma, noise, c)
+
+    def direction_pairs_at(self, step: int) -> bool:
+        """Whether the batch at `step` is made of direction pairs (conditioning.direction_pairs_from_step)."""
+        start = self.cfg.conditioning.direction_pairs_from_step
+        return start is not None and step >= start
 
     def _flow_anchor(self, batch, idx: torch.Tensor, x0: torch.Tensor, with_flows: bool = False):
         """(B,C,K,h,w) the flow anchor of each sample's window, from its two end frames in pixels (the interpolation
