@@ -67,11 +67,13 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     assert "extension_strength" in capsys.readouterr().err
     assert read_pipeline_folder(out).extension_strength == 0.2
     # keyframes trained on the dataset's own captions: no vocabulary is assumed
-    # (the recipe's path_captions_from_step goes too: only the grammar says paths, so it is refused without it)
+    # (the recipe's path_captions_from_step and direction_pairs_from_step go too: only the grammar says paths and
+    # directions, so both are refused without it)
     text = (runs[1] / "config.yaml").read_text()
-    assert "path_captions_from_step: 4000" in text
+    assert "path_captions_from_step: 4000, direction_pairs_from_step: 4000" in text
     (runs[1] / "config.yaml").write_text(text.replace("captions: shapes_grammar", "captions: dataset")
-                                         .replace("path_captions_from_step: 4000", "path_captions_from_step: 0"))
+                                         .replace("path_captions_from_step: 4000, direction_pairs_from_step: 4000",
+                                                  "path_captions_from_step: 0"))
     assert main(["export", *map(str, runs), "-o", str(out), "--force"]) == 0
     assert read_pipeline_folder(out).prompt_vocabulary is None
 

@@ -60,18 +60,26 @@ def main() -> int:
         mask = torch.zeros(n, k)
         mask[:, 0] = float(first_known)
         for sigma in args.sigmas:
-            loss = {}
+            loss, per_clip = {}, {}
             for name, (context, context_mask) in text.items():
                 with torch.no_grad():
                     cond = Cond(context=context, context_mask=context_mask, known=x0 * mask[:, None, :, None, None],
                                 known_mask=mask, frame_stride=stride, cond_sigma=torch.zeros(n))
                     out = den(x0 + sigma * noise, torch.full((n,), sigma), cond)
-                loss[name] = float(((out - x0) ** 2).mean())
+                per_clip[name] = ((out - x0) ** 2).flatten(1).mean(1)  # (N,)
+                loss[name] = float(per_clip[name].mean())
             rel = {name: 100 * (v / loss["true"] - 1) for name, v in loss.items() if name != "true"}
             known = "known  " if first_known else "unknown"
             print(f"  first keyframe {known} sigma {sigma:4g}: true {loss['true']:.4f}"
                   f"  opposite {loss['opposite']:.4f} ({rel['opposite']:+.1f}%)"
                   f"  perpendicular {loss['perpendicular']:.4f} ({rel['perpendicular']:+.1f}%)")
+            # the opposite word's cost per true direction: a sign learned for one axis end only shows here
+            by_dir = []
+            for d in ("left", "right", "up", "down"):
+                rows = torch.tensor([q.direction == d for q in params])
+                cost = 100 * (float(per_clip["opposite"][rows].mean()) / float(per_clip["true"][rows].mean()) - 1)
+                by_dir.append(f"{d} {cost:+.1f}%")
+            print("      opposite word, by true direction: " + ", ".join(by_dir))
     return 0
 
 
