@@ -87,22 +87,20 @@ def export_interpolation_pipeline(vae_run: Path, interp_run: Path, out: Path, st
     half: weights stored in float16 (loaded back into float32), except the VAE's encoder side, whose exact bytes
     name the latent space the interpolation part learned (trained_on.yaml). sigma_max: the top of the sampling
     grid (one Euler step from there gives the part's estimate of the mean in-between frame)."""
+    import dataclasses
+
     import yaml
 
-    from vidiff.pipeline.config import InterpolationStageConfig, PartsConfig, PipelineConfig
-    from vidiff.pipeline.export import write_pipeline_folder
+    from vidiff.pipeline.export import SamplingDefaults, pipeline_config, write_pipeline_folder
     from vidiff.safe_yaml import load_file
     from vidiff.training.config import load_train_config
 
+    # the interpolation-only pipeline `vidiff export` writes, at the 128 px the held-out clips are measured at
     it = load_train_config(interp_run / "config.yaml")
-    d = it.diffusion
-    config = PipelineConfig(
-        text_encoder=it.text_encoder, fps=fps, height=128, width=128, parts=PartsConfig(keyframes=None),
-        interpolation=InterpolationStageConfig(
-            parameterization=d.parameterization, sigma_data=d.sigma_data, anchor=d.anchor, schedule=dict(d.noise),
-            steps=steps, sampler=sampler, sigma_max=sigma_max, guidance_scale=1.0, image_guidance_scale=1.0,
-            cond_sigma=min(0.02, it.conditioning.cond_noise_max_sigma), max_gap=it.conditioning.max_gap,
-            carry_residual=carry_residual))
+    config = pipeline_config({"interpolation": (interp_run, it)}, SamplingDefaults(
+        interpolation_steps=steps, interpolation_sampler=sampler, sigma_max=sigma_max, fps=fps))
+    config = dataclasses.replace(config, height=128, width=128,
+                                 interpolation=dataclasses.replace(config.interpolation, carry_residual=carry_residual))
 
     def decode_eight_frames_at_a_time(tmp: Path) -> None:
         # 8 frames at a time: the temporal decoder trained on 8-frame windows, and memory stays bounded
