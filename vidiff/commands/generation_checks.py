@@ -83,15 +83,12 @@ def validate(args):
         warn_if_audio(video_info, args.video)
     if args.task == "edit":
         from vidiff import io
-        from vidiff.pipeline.input_checks import check_repeats, check_strength
+        from vidiff.pipeline.input_checks import check_edit_options
 
-        if args.strength is not None:
-            check_strength(args.strength)
-        if args.repeats is not None:
-            try:
-                check_repeats(args.repeats)
-            except InputError as e:
-                raise InputError(f"--{e}") from None
+        try:  # the library's own checks of strength, repeats and feather, before the clip is read
+            check_edit_options(args.strength, args.feather, args.repeats, masked=args.mask is not None)
+        except InputError as e:
+            raise InputError(f"--{e}") from None
         check_file(Path(args.video), "video")
         if args.frames is not None:
             raise InputError("--frames: edit keeps the clip's own length")
@@ -103,12 +100,6 @@ def validate(args):
                 video_frames = io.count_frames(args.video)
             except VideoDecodeError as e:
                 raise InputError(f"video {e}") from None
-        from vidiff.pipeline.input_checks import check_edit_options
-
-        try:  # the library's own checks, before any weights load
-            check_edit_options(args.strength, args.feather, args.repeats, masked=args.mask is not None)
-        except InputError as e:
-            raise InputError(f"--{e}") from None
         if args.mask is not None:
             if args.mask != "foreground":
                 check_mask_file(Path(args.mask), info)
