@@ -92,9 +92,10 @@ class SampleDraws:
     def __len__(self) -> int:
         return len(self.sample_ids)
 
-    def head(self, n: int) -> "SampleDraws":
-        """The draws of the batch's first n samples (each sample's draws are its own, so they are unchanged)."""
-        return SampleDraws(self.seed, self.epochs[:n], self.step, self.sample_ids[:n])
+    def rows(self, rows: list[int]) -> "SampleDraws":
+        """The draws of the batch's samples `rows`, in that order, repeats allowed (each sample's draws are its
+        own, so they are unchanged)."""
+        return SampleDraws(self.seed, [self.epochs[r] for r in rows], self.step, [self.sample_ids[r] for r in rows])
 
     def gen(self, i: int, purpose: str) -> torch.Generator:
         return sample_generator(self.seed, self.epochs[i], self.step, self.sample_ids[i], purpose)

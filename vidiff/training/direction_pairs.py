@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from vidiff.random import SampleDraws
+from vidiff.training.sample_stream import take_rows
 
 
 def pair_batch(batch: dict, draws: SampleDraws) -> tuple[dict, SampleDraws, torch.Tensor]:
@@ -23,17 +24,9 @@ def pair_batch(batch: dict, draws: SampleDraws) -> tuple[dict, SampleDraws, torc
     m = (n + 1) // 2
     rows = list(range(m)) + list(range(n - m))
     partner = torch.tensor([False] * m + [True] * (n - m))
-    out = {}
-    for key, value in batch.items():
-        if isinstance(value, torch.Tensor) and value.shape[:1] == (n,):
-            out[key] = value[rows]
-        elif isinstance(value, (list, tuple)) and len(value) == n:
-            out[key] = [value[r] for r in rows]
-        else:
-            out[key] = value
+    out = take_rows(batch, n, rows)
     clips = "latents" if "latents" in out else "video"
-    out[clips] = out[clips].clone()
-    out[clips][m:] = out[clips][m:].flip(2)  # (B, C, F, h, w): time is dim 2
+    out[clips][m:] = out[clips][m:].flip(2)  # (B, C, F, h, w): time is dim 2; take_rows copied the rows
     captions = list(out["caption"])
     for i in range(m, n):
         colour, shape, direction = parse_caption(captions[i])
@@ -42,8 +35,7 @@ def pair_batch(batch: dict, draws: SampleDraws) -> tuple[dict, SampleDraws, torc
                              "shape and direction")
         captions[i] = prompt_for(colour, shape, OPPOSITE_DIRECTION[direction])
     out["caption"] = captions
-    paired = SampleDraws(draws.seed, [draws.epochs[r] for r in rows], draws.step, [draws.sample_ids[r] for r in rows])
-    return out, paired, partner
+    return out, draws.rows(rows), partner
 
 
 def start_range(total: int, span: int, paired: bool) -> tuple[int, int]:

@@ -60,6 +60,20 @@ class _StreamBatches:
                 yield [self._key(p) for p in global_sample_ids(step, micro, rank, batch, accum, world)]
 
 
+def take_rows(batch: dict, n: int, rows: list[int]) -> dict:
+    """The samples `rows` of a loader batch of n samples, in that order: every tensor or list with one entry per
+    sample is indexed; other entries (a value for the whole batch) are kept."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == n:
+            out[key] = value[rows]
+        elif isinstance(value, (list, tuple)) and len(value) == n:
+            out[key] = [value[r] for r in rows]
+        else:
+            out[key] = value
+    return out
+
+
 def make_loader(dataset, cfg: TrainConfig, start: int, rank: int, world: int):
     t = cfg.train
     if len(dataset) == 0:

@@ -8,6 +8,7 @@ import torch
 from vidiff.random import SampleDraws, generator
 from vidiff.training import conditioning as cond
 from vidiff.training.direction_pairs import partner_starts, start_range
+from vidiff.training.sample_stream import take_rows
 
 
 class TrainingWindows:
@@ -50,8 +51,7 @@ class TrainingWindows:
         keep = max(1, budget // self.window_length(draws.seed, step, total))
         if keep >= n:
             return batch, draws
-        return {k: (v[:keep] if isinstance(v, (list, tuple, torch.Tensor)) and len(v) == n else v)
-                for k, v in batch.items()}, draws.head(keep)
+        return take_rows(batch, n, list(range(keep))), draws.rows(list(range(keep)))
 
     def _frames(self, latents, draws: SampleDraws, step: int, partner: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
