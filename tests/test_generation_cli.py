@@ -336,11 +336,11 @@ def test_user_keyframes_on_the_command_line(tiny_pipeline, tmp_path, capsys):
     assert frames.shape[0] == 16 and (frames[7].float() - 128).abs().mean() < 4  # the grey frame, through the codec
     record = json.loads(Path(f"{out}.json").read_text())
     assert record["inputs"]["keyframes"] == {"0": str((tmp_path / "noise.png").resolve()), "7": str(still.resolve())}
-    cases = [(["--keyframe", f"16={still}"], "the clip has frames 0..15"),
+    cases = [(["--keyframe", f"16={still}"], "index 16 is not a frame of the clip of 16 frames (0..15, or"),
              (["--keyframe", "x=a.png"], "expected INDEX=IMAGE"),
              (["--keyframe", f"3={still}", "--keyframe", f"3={still}"], "frame 3 is given twice"),
              (["--keyframe", f"-1={still}", "--keyframe", f"15={still}"], "frame 15 is given twice"),
-             (["--keyframe", f"-17={still}"], "the clip has 16 frames, so -1 to -16"),
+             (["--keyframe", f"-17={still}"], "index -17 is not a frame of the clip of 16 frames (0..15, or -1..-16"),
              (["--keyframe", f"3={tmp_path / 'missing.png'}"], "not found"),
              (["--keyframe", f"3={still}", "-o", str(still)], "-o"),
              (["--keyframe", f"3={tmp_path / 'corrupt.png'}"], "corrupt.png"),

@@ -210,10 +210,12 @@ def test_animate_keeps_the_image_as_known_first_keyframe(pipe, monkeypatch):
 
 def test_user_keyframe_images_are_checked(pipe):
     image = torch.zeros(64, 64, 3, dtype=torch.uint8)
-    with pytest.raises(InputError, match=r"index 16 is not a frame of the clip \(0\.\.15, or -1\.\.-16 from its end\)"):
+    with pytest.raises(InputError, match=r"keyframes: index 16 is not a frame of the clip of 16 frames \(0\.\.15, or -1\.\.-16 from its end\)"):
         pipe.text_to_video("x", keyframes={16: image}, progress=False)
     with pytest.raises(InputError, match=r"index -17 is not a frame of the clip"):
         pipe.text_to_video("x", keyframes={-17: image}, progress=False)
+    with pytest.raises(InputError, match=r"keyframes: index 1.5 is not a frame index"):
+        pipe.text_to_video("x", keyframes={1.5: image}, progress=False)
     with pytest.raises(InputError, match=r"keyframes: frame 15 is given twice"):
         pipe.text_to_video("x", keyframes={15: image, -1: image}, progress=False)
     with pytest.raises(InputError, match="image: 32x64 pixels, the clip is 64x64"):

@@ -14,7 +14,7 @@ from vidiff.commands.control_args import (
     structure_settings,
 )
 from vidiff.commands.device_args import add_device_arguments, dtype_name, resolve_device, torch_dtype
-from vidiff.commands.generation_checks import BUNDLED, parse_keyframe_args, validate
+from vidiff.commands.generation_checks import BUNDLED, validate
 
 
 FRAMES_HELP = ("clip length in frames, 2 to 1024 (its grid, the next longer one, must fit in 1024 too: 1021 at stride 5); "
@@ -130,7 +130,7 @@ def run_generation(args) -> int:
     import time
 
     start = time.perf_counter()
-    config, layout, extend_by = validate(args)  # extend_by: a --frames longer than one pass
+    config, layout, extend_by, keyframe_paths = validate(args)  # extend_by: a --frames longer than one pass
 
     from vidiff import io
     from vidiff.commands.inputs import read_inputs, read_keyframe_images, read_mask
@@ -154,8 +154,7 @@ def run_generation(args) -> int:
                 warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
-    inputs_keyframes = read_keyframe_images(parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames),
-                                           model, inputs)
+    inputs_keyframes = read_keyframe_images(keyframe_paths, model, inputs)
     mask = None
     if args.task == "edit" and args.mask is not None:
         mask = "foreground" if args.mask == "foreground" else read_mask(args.mask, source)

@@ -4,6 +4,7 @@ every argument, the input files' headers and the pipeline folder's yaml (a bad o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from vidiff.commands.control_args import check_control_args, structure_kind
 from vidiff.commands.device_args import check_device_args
@@ -12,8 +13,18 @@ BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "shapes"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 
 
-def validate(args):
-    """Checks every argument and the pipeline folder's yaml; returns (pipeline config, layout). No weights load."""
+class CheckedRun(NamedTuple):
+    """What `validate` found: the pipeline's config, the clip's layout, the frames to add by extension windows
+    (a --frames longer than one pass) and the --keyframe images by frame index (resolved: -1 is the last)."""
+
+    config: object
+    layout: object
+    extend_by: int
+    keyframes: dict
+
+
+def validate(args) -> CheckedRun:
+    """Checks every argument and the pipeline folder's yaml, before any weights load."""
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.layout import CLI_NAMES, Layout, resolve_layout
@@ -146,10 +157,8 @@ def validate(args):
             and not args.force_layout and not user_keyframes and getattr(args, "control", None) is None:
         layout, extend_by = split_long_layout(trained["keyframes"], layout)
         layout = lift_short_layout(layout, fewest_trained_keyframes(trained["keyframes"]))
-    user_keyframes = parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames)  # -1: the last
-    for index in user_keyframes:
-        if index >= layout.output_frames:
-            raise InputError(f"--keyframe {index}=...: the clip has frames 0..{layout.output_frames - 1}")
+    keyframe_paths = parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames)  # -1: the last
+    user_keyframes = dict(keyframe_paths)
     if args.task == "animate":
         if 0 in user_keyframes:
             raise InputError("--keyframe 0=...: frame 0 of animate is its image")
@@ -170,7 +179,7 @@ def validate(args):
         # it weighs the known frames against none; the clip came out the same, and the sidecar said it was applied
         raise InputError(f"--image-guidance: guides the keyframes toward known frames, and this {args.task} has "
                          "none (they come from --keyframe, animate's image, extend's clip or an edit's --mask)")
-    return config, layout, extend_by
+    return CheckedRun(config, layout, extend_by, keyframe_paths)
 
 
 def split_long_layout(trained, layout):
@@ -198,10 +207,11 @@ def split_long_layout(trained, layout):
 
 def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dict[int, Path]:
     """--keyframe INDEX=IMAGE values -> {index: image path}; InputError naming the value that does not parse.
-    A negative INDEX counts from the end of the clip (-1: its last frame): resolved when `num_frames` is given,
-    else kept negative."""
+    A negative INDEX counts from the end of the clip (-1: its last frame): with `num_frames` every index is checked
+    against the clip and resolved, without it (before the layout is known) kept as given."""
     from vidiff.errors import InputError
     from vidiff.limits import MAX_FRAMES, short_repr
+    from vidiff.pipeline.input_checks import frame_of_clip
 
     out = {}
     for value in values:
@@ -213,11 +223,8 @@ def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dic
         index = int(index)
         if abs(index) >= MAX_FRAMES:
             raise InputError(f"--keyframe {short_repr(value)}: frame index must be < {MAX_FRAMES}")
-        if index < 0 and num_frames is not None:
-            if index + num_frames < 0:
-                raise InputError(f"--keyframe {short_repr(value)}: the clip has {num_frames} frames, so -1 to "
-                                 f"-{num_frames} from its end")
-            index += num_frames
+        if num_frames is not None:
+            index = frame_of_clip(index, num_frames, f"--keyframe {short_repr(value)}: index {index}")
         if index in out:
             raise InputError(f"--keyframe: frame {index} is given twice")
         out[index] = Path(path)

@@ -48,6 +48,15 @@ def check_image(image, name: str):
 DEFAULT_REPEATS = 2
 
 
+def frame_of_clip(index: int, total: int, name: str) -> int:
+    """`index` as a frame of a clip of `total` frames: 0..total-1 as given, -1..-total counted from its end (-1: the
+    last frame); InputError naming `name` otherwise. The library's keyframes and the CLI's --keyframe share it."""
+    if not -total <= index < total:
+        raise InputError(f"{name} is not a frame of the clip of {total} frames (0..{total - 1}, or -1..-{total} "
+                         "from its end)")
+    return index % total
+
+
 def check_repeats(repeats) -> int:
     """SDEdit repeats: an int in [1, MAX_EDIT_REPEATS] (how many times the keyframes are noised and redrawn)."""
     repeats = plain_number(repeats)

@@ -15,7 +15,7 @@ from vidiff.limits import (
 )
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
 from vidiff.video_writer import FPS_MAX, FPS_MIN
-from vidiff.pipeline.input_checks import check_image
+from vidiff.pipeline.input_checks import check_image, frame_of_clip
 from vidiff.pipeline.layout import Layout
 
 
@@ -186,11 +186,11 @@ def check_keyframe_images(keyframes: dict, req: Request) -> dict:
         raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
     for index, image in keyframes.items():
         index = plain_number(index)  # np.int64(5) was refused as "not a frame of the clip (0..15)"
-        if isinstance(index, bool) or not isinstance(index, int) or not -total <= index < total:
-            raise InputError(f"keyframes: index {short_repr(index)} is not a frame of the clip (0..{total - 1}, or "
-                             f"-1..-{total} from its end)")
-        image = check_image(image, f"keyframes[{index}]")
-        index %= total
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise InputError(f"keyframes: index {short_repr(index)} is not a frame index (an int)")
+        frame = frame_of_clip(index, total, f"keyframes: index {index}")
+        image = check_image(image, f"keyframes[{index}]")  # named as given: keyframes[-1]
+        index = frame
         if index in pixels:
             raise InputError(f"keyframes: frame {index} is given twice")
         if tuple(image.shape[:2]) != (req.height, req.width):
