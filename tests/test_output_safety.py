@@ -328,7 +328,7 @@ def test_part_paths_must_stay_inside_the_pipeline_folder(tmp_path):
 def test_a_deeply_nested_safetensors_header_is_refused_before_parsing(tmp_path):
     import struct
 
-    from vidiff.pipeline.config import check_safetensors_header, json_nesting
+    from vidiff.parts import check_safetensors_header, json_nesting
 
     header = b"[" * 200_000 + b"]" * 200_000
     (tmp_path / "m.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)

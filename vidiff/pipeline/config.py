@@ -249,50 +249,6 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     return cfg
 
 
-def check_safetensors_header(path: str | Path) -> None:
-    """Reads only the 8-byte length and the JSON header of a safetensors file; InputError if it is not one, or if
-    its tensors' data does not end where the file does (a truncated or appended-to file)."""
-    import json
-    import struct
-
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
-        if not 2 <= length <= min(size - 8, 100_000_000):
-            raise InputError(f"{path}: not a safetensors file (bad header length)")
-        raw = f.read(length)
-        if json_nesting(raw) > 8:  # a real header is {name: {dtype, shape: [..], data_offsets: [..]}}: depth 3
-            raise InputError(f"{path}: not a safetensors file (header nested {json_nesting(raw)} levels deep)")
-        try:
-            header = json.loads(raw)
-        except (ValueError, RecursionError):
-            header = None
-    if not isinstance(header, dict):
-        raise InputError(f"{path}: not a safetensors file (unreadable header)")
-    offsets = [entry.get("data_offsets") if isinstance(entry, dict) else None
-               for name, entry in header.items() if name != "__metadata__"]
-    if not all(isinstance(o, list) and len(o) == 2 and all(type(v) is int for v in o) for o in offsets):
-        raise InputError(f"{path}: not a safetensors file (a tensor entry has no data_offsets)")
-    data = max((o[1] for o in offsets), default=0)
-    if data != size - 8 - length:
-        raise InputError(f"{path}: truncated or damaged safetensors file (its tensors take {data} bytes after the "
-                         f"header, the file holds {size - 8 - length})")
-
-
-def json_nesting(raw: bytes) -> int:
-    """Upper bound of the bracket nesting of JSON bytes (brackets inside strings counted too), in one numpy pass,
-    so that a hostile 200k-deep header is refused before a recursive parser sees it."""
-    import numpy as np
-
-    data = np.frombuffer(raw, np.uint8)
-    step = np.zeros(256, np.int64)
-    step[[ord("{"), ord("[")]] = 1
-    step[[ord("}"), ord("]")]] = -1
-    return int(np.cumsum(step[data]).max(initial=0))
-
-
 def write_pipeline_yaml(cfg: PipelineConfig, folder: str | Path) -> Path:
     import yaml
 

@@ -9,9 +9,8 @@ import torch
 
 from vidiff.errors import InputError
 from vidiff.pipeline.control import attach_control_parts, control_part_configs
-from vidiff.pipeline.config import (
-    PipelineConfig, check_safetensors_header, part_paths, read_pipeline_folder, text_encoder_ref,
-)
+from vidiff.parts import check_safetensors_header
+from vidiff.pipeline.config import PipelineConfig, part_paths, read_pipeline_folder, text_encoder_ref
 from vidiff.pipeline.trained import read_trained_records
 
 DIFFUSION_PARTS = ("keyframes", "interpolation")
