@@ -23,6 +23,7 @@ import torch
 
 from vidiff.errors import InputError
 from vidiff.limits import short_repr
+from vidiff.parts import file_sha256
 from vidiff.safe_yaml import read_text
 
 INDEX_NAME = "index.json"
@@ -71,12 +72,6 @@ def _atomic_json(path: Path, data: dict) -> None:
     from vidiff.output_safety import write_text
 
     write_text(path, json.dumps(data, indent=1) + "\n")  # random O_EXCL | O_NOFOLLOW temporary, fsync, rename
-
-
-def _file_sha256(path: Path) -> str:
-    from vidiff.parts import file_sha256
-
-    return file_sha256(path)
 
 
 # ---- building --------------------------------------------------------------------------------------------
@@ -263,7 +258,7 @@ def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_siz
         write_bytes(file, data)
         del data
         shards.append({"file": file.name, "start": lo, "count": hi - lo, "bytes": file.stat().st_size,
-                       "sha256": _file_sha256(file), "captions": captions})
+                       "sha256": file_sha256(file), "captions": captions})
         _atomic_json(out / INDEX_NAME, index)
     bar.close()
 

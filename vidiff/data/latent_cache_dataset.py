@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from vidiff.data.latent_cache import FORMAT_VERSION, INDEX_MAX_BYTES, INDEX_NAME, _file_sha256
+from vidiff.data.latent_cache import FORMAT_VERSION, INDEX_MAX_BYTES, INDEX_NAME
+from vidiff.parts import file_sha256
 from vidiff.errors import InputError
 from vidiff.safe_yaml import read_text
 
@@ -41,7 +42,7 @@ class LatentCacheDataset(torch.utils.data.Dataset):
             file = self.folder / shard["file"]
             if not file.is_file():
                 raise InputError(f"{file}: shard listed in {INDEX_NAME} is missing")
-            if file.stat().st_size != shard["bytes"] or (verify and _file_sha256(file) != shard["sha256"]):
+            if file.stat().st_size != shard["bytes"] or (verify and file_sha256(file) != shard["sha256"]):
                 raise InputError(f"{file}: does not match {INDEX_NAME} (size or checksum); rebuild the cache")
             if shard["start"] != expected_start or len(shard["captions"]) != shard["count"]:
                 raise InputError(f"{path}: shard list is inconsistent at {shard['file']}")
