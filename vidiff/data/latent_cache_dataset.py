@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from vidiff.data.latent_cache import FORMAT_VERSION, INDEX_MAX_BYTES, INDEX_NAME
-from vidiff.parts import file_sha256
 from vidiff.errors import InputError
+from vidiff.parts import file_sha256
 from vidiff.safe_yaml import read_text
 
 

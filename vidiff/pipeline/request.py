@@ -190,13 +190,12 @@ def check_keyframe_images(keyframes: dict, req: Request) -> dict:
             raise InputError(f"keyframes: index {short_repr(index)} is not a frame index (an int)")
         frame = frame_of_clip(index, total, f"keyframes: index {index}")
         image = check_image(image, f"keyframes[{index}]")  # named as given: keyframes[-1]
-        index = frame
-        if index in pixels:
-            raise InputError(f"keyframes: frame {index} is given twice")
+        if frame in pixels:
+            raise InputError(f"keyframes: frame {frame} is given twice")
         if tuple(image.shape[:2]) != (req.height, req.width):
-            raise InputError(f"keyframes[{index}]: image is {image.shape[1]}x{image.shape[0]}, the clip is "
+            raise InputError(f"keyframes[{frame}]: image is {image.shape[1]}x{image.shape[0]}, the clip is "
                              f"{req.width}x{req.height}")
-        pixels[index] = image
+        pixels[frame] = image
     return dict(sorted(pixels.items()))
 
 

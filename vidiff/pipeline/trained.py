@@ -221,8 +221,7 @@ def latent_space_id(vae_folder: str | Path) -> str:
     import json
     import struct
 
-    from vidiff.parts import CONFIG_NAME, WEIGHTS_NAME
-    from vidiff.parts import check_safetensors_header
+    from vidiff.parts import CONFIG_NAME, WEIGHTS_NAME, check_safetensors_header
     from vidiff.safe_yaml import load_file
 
     folder = Path(vae_folder)
