@@ -278,3 +278,17 @@ def test_activation_recompute_trades_memory_not_values():
     for name in grads_on:  # the fused GEGLU backward sums in another order than autograd's
         torch.testing.assert_close(grads_on[name], grads_off[name], atol=1e-6, rtol=1e-5, msg=name)
     assert bytes_off > 1.2 * bytes_on  # what the recompute saves: the normalised tensors and the GEGLU gates
+
+
+@pytest.mark.slow
+def test_the_conditioned_forward_compiles_without_graph_breaks():
+    """`--compile`: the frame-stride check, a data-dependent branch, is skipped under torch.compile, where it was a
+    graph break (and a page of dynamo warnings on every `generate --compile`)."""
+    model = randomize(UNet3D(tiny(conditioning=True, use_frame_stride=True, use_cond_sigma=True))).eval()
+    x, c_noise, context = inputs()
+    cond = Cond(context=context, known=x, known_mask=torch.ones(2, 4), frame_stride=torch.tensor([2.0, 5.0]),
+                cond_sigma=torch.tensor([0.0, 0.1]))
+    torch._dynamo.reset()
+    with torch.no_grad():
+        explained = torch._dynamo.explain(model.forward)(x, c_noise, cond)
+    assert explained.graph_break_count == 0, explained.break_reasons

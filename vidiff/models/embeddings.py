@@ -66,7 +66,9 @@ class ConditioningEmbedding(nn.Module):
         emb = self.noise(_batch_scalar(c_noise, batch, 0.0, "c_noise", device))  # (B, E)
         if self.frame_stride is not None:
             stride = _batch_scalar(frame_stride, batch, 1.0, "frame_stride", device)
-            if bool((stride <= 0).any()):
+            # a data-dependent check is a graph break under torch.compile; there the pipeline's layout checks,
+            # made before sampling, stand for it
+            if not torch.compiler.is_compiling() and bool((stride <= 0).any()):
                 raise ValueError("frame_stride must be > 0")
             emb = emb + self.frame_stride(stride.log())
         if self.cond_sigma is not None:
