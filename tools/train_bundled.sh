@@ -63,8 +63,9 @@ if [ -n "${INIT_FROM:-}" ]; then
 fi
 # Two lanes, one core each. Lane A: the latent cache (the encoder), then the keyframe model. Lane B: the temporal
 # decoder (it needs the VAE, not the cache), then the interpolation model once the cache is there. The cache and
-# the decoder are the two short jobs, the keyframe and interpolation models the two long ones, so each lane ends
-# about when the other does (docs/training.md, "The current recipe from scratch").
+# the decoder are the two short jobs, the keyframe and interpolation models the two long ones. Since the keyframe
+# model takes 8400 steps (6500 before) its lane is the longer one: by an estimated 11 minutes on the machine where
+# the two used to end together, by about a minute on the slow one of 2026-12-05 (docs/training.md).
 cache_done="$W/.latent_cache_done"
 rm -f "$cache_done"
 (
