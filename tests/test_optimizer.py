@@ -49,6 +49,8 @@ def test_align_keeps_values_and_takes_the_parameter_layout():
 def test_implementation_choice():
     plain = [torch.zeros(3)]
     assert adamw_implementation(plain, sharded=False, loss_scaling=False) == {"fused": True, "foreach": False}
+    weights = list(torch.nn.Conv2d(2, 4, 3).parameters())  # what the loop passes: Parameters
+    assert adamw_implementation(weights, sharded=False, loss_scaling=False)["fused"]
     for kwargs in ({"sharded": True, "loss_scaling": False}, {"sharded": False, "loss_scaling": True}):
         assert adamw_implementation(plain, **kwargs) == {"fused": False, "foreach": True}
     assert adamw_implementation([torch.zeros(3, dtype=torch.float64)], sharded=False, loss_scaling=False)["foreach"]

@@ -15,8 +15,9 @@ import torch
 def adamw_implementation(params: list[torch.Tensor], *, sharded: bool, loss_scaling: bool) -> dict[str, bool]:
     """The AdamW flags for these parameters: fused for plain fp32 tensors on CPU or CUDA, else foreach (FSDP's
     DTensor shards, an fp16 loss scaler, other devices or dtypes: the paths torch has long supported there)."""
-    plain = all(type(p) is torch.Tensor and p.dtype == torch.float32 and p.device.type in ("cpu", "cuda")
-                for p in params)
+    # a model's weights are Parameters; a Parameter of an FSDP shard is a DTensor, which this leaves out
+    plain = all(type(p) in (torch.Tensor, torch.nn.Parameter) and p.dtype == torch.float32
+                and p.device.type in ("cpu", "cuda") for p in params)
     if plain and not sharded and not loss_scaling:
         return {"fused": True, "foreach": False}
     return {"fused": False, "foreach": True}
