@@ -28,8 +28,8 @@ from vidiff.training import run_folder
 from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
-from vidiff.training.optimizer import adamw_implementation, align_gradients, keep_implementation
 from vidiff.training.lr import lr_at, set_lr
+from vidiff.training.optimizer import adamw_implementation, align_gradients, keep_implementation
 from vidiff.training.sample_stream import make_loader
 from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, shard_model,
                                       shard_optimizer_state)
