@@ -13,13 +13,18 @@ Set "d" (2026-12-03, evening, written before any part was measured on it and bef
 evening, so never used to tune it): requests ("a video of", "I want", "Make a clip where"), no article, hyphenated
 paths ("right-to-left"), a start and an end in two clauses ("starts on the right and ends on the left"), "enters
 from", "ascends" / "descends".
+Set "e" (2026-12-05, written before any part was measured on it): colour words with modifiers and near names
+("bright red", "navy blue", "gold"), solid-shape nouns ("sphere", "orb", "cube", "block"), verbs that say how it
+moves ("rolls", "glides", "sinks"), "of the frame", "up the screen". The same day "sphere", "orb" and "cube"
+entered the training grammar, so this set measures what a user meets, not held-out generalization.
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
 
 import torch
 
-SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81}  # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
+# the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
+SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82}
 
 TEMPLATES = {
     "a": (
@@ -60,11 +65,25 @@ TEMPLATES = {
         "Short animation: one {colour} {shape} {move}, plain background.",
         "the {shape} ({colour}) {move}",
     ),
+    "e": (
+        "a {colour} {shape} that {move}",
+        "{Colour} {shape} {move} against a black background.",
+        "Please generate a {colour} {shape} which {move}.",
+        "an animation where a {colour} {shape} {move}",
+        "simple clip: a {colour} {shape} {move}",
+        "the {colour} {shape} {move}, nothing else moves",
+    ),
 }
+# set e says the colour in several ways too: {colour} is drawn from COLOURS_E
+COLOURS_E = {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
+             "blue": ("blue", "dark blue", "navy blue", "royal blue"), "yellow": ("yellow", "golden", "gold"),
+             "white": ("white", "pure white", "snow white")}
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
-          "d": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)}}
+          "d": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
+          "e": {"circle": ("sphere", "orb", "ball", "circle"), "square": ("cube", "block", "square"),
+                "triangle": ("triangle", "pyramid")}}
 # set a: a direction completing "moves ..."; sets b, c and d: the whole motion, often a path or a verb that
 # implies it
 DIRECTIONS = {
@@ -94,6 +113,14 @@ DIRECTIONS = {
                  "starts at the bottom and ends at the top"),
           "down": ("moves top-to-bottom", "enters from the top and heads down", "drifts down", "descends",
                    "starts at the top and ends at the bottom")},
+    "e": {"left": ("rolls to the left", "glides from the right to the left", "moves toward the left edge of the frame",
+                   "slides left slowly", "travels leftward"),
+          "right": ("rolls to the right", "glides from the left to the right",
+                    "moves toward the right edge of the frame", "slides right slowly", "travels rightward"),
+          "up": ("rises to the top of the frame", "floats up", "travels from the bottom to the top",
+                 "goes up the screen", "moves upward"),
+          "down": ("sinks to the bottom of the frame", "drops down", "travels from the top to the bottom",
+                   "goes down the screen", "moves downward")},
 }
 
 
@@ -103,5 +130,7 @@ def user_prompt(colour: str, shape: str, direction: str, gen: torch.Generator, w
     template = pick(TEMPLATES[wording])
     noun = pick(SHAPES[wording][shape])
     motion = pick(DIRECTIONS[wording][direction])
+    if wording == "e":
+        colour = pick(COLOURS_E[colour])
     return template.format(colour=colour, Colour=colour.capitalize(), shape=noun, Shape=noun.capitalize(),
                            dir=motion, move=motion)

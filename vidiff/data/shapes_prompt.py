@@ -23,7 +23,8 @@ _COLOUR_WORDS = {
 }
 _SHAPE_WORDS = {
     "circle": "circle", "circles": "circle", "disc": "circle", "disk": "circle", "ball": "circle", "dot": "circle",
-    "round": "circle", "circular": "circle",
+    "round": "circle", "circular": "circle", "sphere": "circle", "spheres": "circle", "orb": "circle",
+    "cubes": "square",
     "square": "square", "squares": "square", "box": "square", "block": "square", "cube": "square",
     "triangle": "triangle", "triangles": "triangle", "triangular": "triangle", "pyramid": "triangle",
     "ring": "circle", "tile": "square", "wedge": "triangle",
