@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0, help="first clip index (a fresh set to confirm a choice on)")
     parser.add_argument("--strength", type=float, nargs="+", default=None, help="default 0.6, or 1.0 with --region")
     parser.add_argument("--region", action="store_true", help="region edits inside a box around the object's path")
-    parser.add_argument("--feather", type=int, default=3)
+    parser.add_argument("--feather", type=int, default=3, help="px, the mask's feather (with --region or --foreground)")
     parser.add_argument("--negative-source", action="store_true",
                         help="give the input clip's own caption as the negative prompt (steers away from the old colour)")
     parser.add_argument("--guidance", type=float, default=None, help="keyframe guidance scale (default: pipeline's)")
@@ -86,7 +86,8 @@ def main() -> None:
                 mask = "foreground"
             negative = prompt_for(params.colour, params.shape, params.direction) if args.negative_source else None
             out, _ = pipe.edit_video(clip, prompt_for(colour, params.shape, params.direction), strength=strength,
-                                     seed=i, progress=False, mask=mask, feather=args.feather, negative_prompt=negative,
+                                     seed=i, progress=False, mask=mask, negative_prompt=negative,
+                                     feather=None if mask is None else args.feather,
                                      guidance_scale=args.guidance, repeats=args.repeats, sampler=args.sampler,
                                      control=None if args.structure == "none" else args.structure)
             got, src = analyze_clip(out.numpy()), analyze_clip(clip.numpy())
