@@ -11,6 +11,7 @@ from vidiff.errors import InputError
 from vidiff.pipeline.config import (
     SAMPLERS, PipelineConfig, pipeline_config_from_dict, read_pipeline_folder, write_pipeline_yaml,
 )
+from vidiff.pipeline.input_checks import DEFAULT_FEATHER, check_edit_options
 from vidiff.pipeline.layout import (
     CLI_NAMES, Layout, anchored_positions, extension_windows, interpolation_levels, resolve_layout,
 )
@@ -955,5 +956,8 @@ def test_edit_settings_that_would_change_nothing_are_refused(pipe):
         pipe.edit_video(clip, "a", feather=5, progress=False)
     with pytest.raises(InputError, match="^repeats: at strength 1"):
         pipe.edit_video(clip, "a", strength=1.0, repeats=3, progress=False)
+    # one pass is what strength 1 runs, so saying so is not refused
+    assert check_edit_options(1.0, None, 1, masked=True) == (1.0, DEFAULT_FEATHER, 1)
+    assert check_edit_options(None, 2, 1, masked=True) == (1.0, 2, 1)
     with pytest.raises(InputError, match="^pc_steps / pc_snr: apply to the pc sampler"):
         pipe.request("a", sampler="ddim", pc_snr=0.2)

@@ -94,7 +94,7 @@ DEFAULT_REGION_STRENGTH = 1.0  # inside a mask: regenerate
 
 def check_edit_options(strength, feather, repeats, masked: bool) -> tuple[float, int, int]:
     """An edit's (strength, feather, keyframe passes) with their defaults, for the library and the CLI alike. A
-    feather without a mask and repeats at strength 1 are refused: both were taken and changed nothing."""
+    feather without a mask and more than one pass at strength 1 are refused: both were taken and changed nothing."""
     if repeats is not None:
         repeats = check_repeats(repeats)
     if feather is not None and not masked:
@@ -104,7 +104,7 @@ def check_edit_options(strength, feather, repeats, masked: bool) -> tuple[float,
     if strength is None:
         strength = DEFAULT_REGION_STRENGTH if masked else DEFAULT_STRENGTH
     strength = check_strength(strength)
-    if repeats is not None and strength == 1:
+    if repeats is not None and repeats > 1 and strength == 1:  # repeats=1 says the one pass there is
         raise InputError("repeats: at strength 1 (the default with a mask) the keyframes are drawn from pure noise, "
                          "so a second pass starts where the first did; give strength < 1 to repeat")
     passes = 1 if strength == 1 else (DEFAULT_REPEATS if repeats is None else repeats)
