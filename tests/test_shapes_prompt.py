@@ -2,6 +2,7 @@
 import pytest
 
 from vidiff.config import ConfigError
+from vidiff.data.captions import HELD_OUT, TRAIN, untrained_words_note
 from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
 from vidiff.pipeline.config import pipeline_config_from_dict
 
@@ -26,6 +27,24 @@ def test_the_note_for_prompts_one_clip_cannot_hold():
     for prompt in ("a blue square moving from left to right", "a box that starts at the top and sinks to the bottom",
                    "a crimson red disc drifting west, leftward", "a red circle moving left"):
         assert ambiguous_prompt_note(prompt) is None, prompt
+
+
+def test_the_note_for_colour_and_shape_words_no_training_caption_uses():
+    assert untrained_words_note("a red cube moving left") == (
+        "'cube' (square) is not a word this Shapes pipeline was trained with, so the clip may show another shape; "
+        "trained words: square, box, tile (square)")
+    note = untrained_words_note("Please generate a scarlet orb which drops down.")
+    assert note.startswith("'scarlet' (red) and 'orb' (circle) are not words") and "another colour and shape" in note
+    # every held-out colour and shape word is told; a trained word beside it (or its plural) is enough
+    for value, words in (*HELD_OUT.colours.items(), *HELD_OUT.shapes.items()):
+        for word in words:
+            assert f"{word!r} ({value})" in untrained_words_note(f"the {word} thing"), word
+    for prompt in ("snow white ball moving up", "a navy blue box", "red squares moving up", "a crimson red disc",
+                   "a cat walking", "a red circle moving west"):  # directions are not checked
+        assert untrained_words_note(prompt) is None, prompt
+    for value, words in (*TRAIN.colours.items(), *TRAIN.shapes.items()):
+        for word in words:
+            assert untrained_words_note(f"the {word} thing") is None, word
 
 
 def test_an_unknown_prompt_vocabulary_is_refused():

@@ -140,6 +140,33 @@ def heldout_phrases() -> set[str]:
     return {p for group in groups for p in group}
 
 
+def untrained_words_note(prompt: str) -> str | None:
+    """A one-line warning for a Shapes pipeline's user when the prompt names its colour or shape only by words no
+    training caption uses: "a red cube" came out as a circle or a triangle in 13 of 13 clips, "scarlet" as another
+    colour in 4 of 5 (docs/pipeline.md, "Solid-shape words taught by a fine-tune"); with the words trained for that
+    value. None when every named colour and shape has a trained word. Directions are not checked: direction words
+    and verbs outside the grammar were read right (tools/probe_unseen_words.py)."""
+    from vidiff.data.shapes_prompt import attribute_words
+
+    untrained, keys, told = [], [], []
+    for key, trained in (("colour", TRAIN.colours), ("shape", TRAIN.shapes)):
+        words = attribute_words(prompt, key)
+        if not words:
+            continue
+        value = words[0][1]  # the reader's: the first word naming this attribute
+        said = [w for w, v in words if v == value]
+        if any(w in trained[value] or w.removesuffix("s") in trained[value] for w in said):
+            continue
+        untrained += [f"{w!r} ({value})" for w in dict.fromkeys(said)]
+        keys.append(key)
+        told.append(f"{', '.join(trained[value])} ({value})")
+    if not untrained:
+        return None
+    return (f"{' and '.join(untrained)} {'is not a word' if len(untrained) == 1 else 'are not words'} this Shapes "
+            f"pipeline was trained with, so the clip may show another {' and '.join(keys)}; trained words: "
+            f"{'; '.join(told)}")
+
+
 def contains_phrase(caption: str, phrase: str) -> bool:
     """Whether `phrase` occurs in `caption` as whole words."""
     return re.search(r"\b" + re.escape(phrase) + r"\b", caption) is not None

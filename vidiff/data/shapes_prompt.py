@@ -82,6 +82,12 @@ def _named_values(text: str) -> dict[str, list[str]]:
 parse_caption = parse_prompt  # the name used in docs/architecture.md
 
 
+def attribute_words(text: str, key: str) -> list[tuple[str, str]]:
+    """(word, value) for each word of `text` that names a colour (`key` "colour") or a shape ("shape"), in order."""
+    table = {"colour": _COLOUR_WORDS, "shape": _SHAPE_WORDS}[key]
+    return [(w, table[w]) for w in re.findall(r"[a-z]+", text.lower()) if w in table]
+
+
 def _names_the_origin(words: list[str], i: int) -> bool:
     """Whether words[i] is where the motion starts: "from (the) left ...", "starts on the left", "left to right"."""
     before = words[max(0, i - 3):i]
