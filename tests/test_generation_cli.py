@@ -421,6 +421,16 @@ def test_a_shapes_pipeline_warns_when_the_prompt_leaves_attributes_to_chance(tin
             assert warned == [], (model, prompt)
         else:
             assert len(warned) == 1 and warned[0].startswith("vidiff: warning: ") and expected in warned[0], warned
+    # an edit's prompt sets the new colour: its words are told too; what it leaves out the clip keeps (no note)
+    for prompt, expected in (("a scarlet circle", "'scarlet' (red) is not a word"), ("a red circle", None)):
+        capsys.readouterr()
+        assert main(["edit", str(tmp_path / "g.mp4"), prompt, "-o", str(tmp_path / "e.mp4"), "--model", str(shapes),
+                     "--quiet", "--steps", "1"]) == 0
+        warned = [line for line in capsys.readouterr().err.splitlines() if "Shapes pipeline" in line]
+        if expected is None:
+            assert warned == []
+        else:
+            assert len(warned) == 1 and warned[0].startswith(f"vidiff: warning: {expected}"), warned
 
 
 def test_a_length_past_one_pass_is_made_by_extension_windows(tiny_pipeline, tmp_path, capsys):
