@@ -188,3 +188,19 @@ def test_a_worker_whose_parent_is_gone_ends_without_a_traceback(tmp_path, capfd)
     worker.proc.join(30)
     assert worker.proc.exitcode == 0
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_worker_whose_parent_died_with_an_answer_unread_ends_without_a_traceback(tmp_path, capfd):
+    """A second Ctrl-C ends the command at once, its last answer unread: the worker's next wait for a task met a
+    reset connection (ConnectionResetError, not EOFError) and printed a traceback. It now ends quietly."""
+    import multiprocessing as mp
+
+    path = io.write_video(tmp_path / "ok.mp4", __import__("numpy").zeros((2, 16, 16, 3), "uint8"), 8)
+    limits = io.DEFAULT_LIMITS
+    worker = safe_decode._Worker(mp.get_context("spawn"), 0, safe_decode.check_video)
+    worker.conn.send((str(path), (limits.max_pixels, limits.max_frames, limits.max_duration)))
+    assert worker.conn.poll(60)  # the answer has arrived; it stays unread
+    worker.conn.close()
+    worker.proc.join(30)
+    assert worker.proc.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err

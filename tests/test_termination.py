@@ -56,6 +56,63 @@ def test_main_restores_the_previous_sigterm_handler():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+_SECOND_CTRL_C = """
+import os, signal, sys, time
+from vidiff.cli import run_command
+
+def command(args):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C
+        time.sleep(10)
+    finally:
+        if sys.argv[1] == "cleanup":  # the second, while the command's own exit path runs
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10)
+
+rc = run_command(command, None)
+if sys.argv[1] == "after":  # the second, after the command ended (as in the interpreter's exit)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(10)
+sys.exit(rc)
+"""
+
+
+@pytest.mark.parametrize("when", ["cleanup", "after", "none"])
+def test_a_second_ctrl_c_ends_the_command_at_once_with_one_line(when):
+    """A second Ctrl-C landing in a command's exit path (a finally block, the loader's workers being stopped, the
+    interpreter's exit) printed a KeyboardInterrupt traceback; it now ends the process at once, exit 130, with the
+    one line said once."""
+    run = subprocess.run([sys.executable, "-c", _SECOND_CTRL_C, when], capture_output=True, text=True, timeout=60,
+                         cwd=REPO)
+    assert run.returncode == 130, run.stderr
+    assert "Traceback" not in run.stderr and run.stderr.count("vidiff: interrupted") == 1, run.stderr
+
+
+_LOADER_WORKER = """
+import signal, sys
+from vidiff.training.sample_stream import quiet_worker
+
+quiet_worker(0)
+assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+for error in (ConnectionResetError(104, "Connection reset by peer"), BrokenPipeError(32, "Broken pipe"),
+              ValueError("a real fault")):
+    try:
+        raise error
+    except Exception:
+        sys.excepthook(*sys.exc_info())
+"""
+
+
+def test_a_loader_worker_leaves_ctrl_c_to_the_main_process_and_reports_only_real_faults():
+    """A training loader's workers: Ctrl-C is the main process's to handle (it stops them), and a batch whose
+    hand-over the interrupted main process cut short (multiprocessing's fd-sharing thread met a reset connection
+    and printed a traceback) is not reported; any other error still is."""
+    run = subprocess.run([sys.executable, "-c", _LOADER_WORKER], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("Traceback") == 1 and "ValueError: a real fault" in run.stderr
+    assert "ConnectionResetError" not in run.stderr and "BrokenPipeError" not in run.stderr
+
+
 @pytest.mark.slow
 def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp_path):
     """`vidiff train` stopped by SIGTERM after its first checkpoint exits 143; `--resume auto` then finishes with

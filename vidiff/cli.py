@@ -80,6 +80,33 @@ def _raise_terminated(signum, frame):
     raise Terminated
 
 
+_interrupt_told = False  # whether "vidiff: interrupted" is printed already
+
+
+def _exit_at_once(signum, frame) -> None:
+    if not _interrupt_told:
+        os.write(2, b"\nvidiff: interrupted\n")
+    os._exit(130)
+
+
+def _first_interrupt(signum, frame) -> None:
+    signal.signal(signal.SIGINT, _exit_at_once)  # kept to the end of the process: its whole exit path is covered
+    raise KeyboardInterrupt
+
+
+def _catch_second_interrupt():
+    """The first Ctrl-C raises KeyboardInterrupt as usual (the command ends: bars closed, one line, exit 130); from
+    then on another Ctrl-C exits at once with that line, so it cannot land a traceback in the middle of the exit
+    path (a finally block, the loader's workers being stopped). Main thread only, and only over Python's default
+    handler (an ignored SIGINT, as in a background job, stays ignored); returns the handler it replaced, or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None
+    return signal.signal(signal.SIGINT, _first_interrupt)
+
+
 def _catch_sigterm():
     """Installs the SIGTERM handler (main thread only); returns the one it replaced, or None."""
     import threading
@@ -150,6 +177,7 @@ def run_command(handler, args: argparse.Namespace) -> int:
     from vidiff.errors import VidiffError
 
     previous = _catch_sigterm()
+    previous_interrupt = _catch_second_interrupt()
     logger, printer = logging.getLogger("vidiff"), _LogWarnings(logging.WARNING)
     logger.addHandler(printer)
     try:
@@ -167,8 +195,10 @@ def run_command(handler, args: argparse.Namespace) -> int:
               "brackets); nothing was written after it was met", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        global _interrupt_told
         _close_progress_bars()
         print("vidiff: interrupted", file=sys.stderr)
+        _interrupt_told = True
         return 130
     except Terminated:
         _close_progress_bars()
@@ -183,6 +213,8 @@ def run_command(handler, args: argparse.Namespace) -> int:
         logger.removeHandler(printer)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_interrupt is not None and signal.getsignal(signal.SIGINT) is _first_interrupt:
+            signal.signal(signal.SIGINT, previous_interrupt)  # not interrupted: an in-process caller gets its own back
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def _worker_main(conn, memory_limit: int, check=check_video) -> None:
     while True:
         try:
             task = conn.recv()
-        except EOFError:
+        except (EOFError, ConnectionResetError):  # the parent closed its end, or died (kill -9, a second Ctrl-C)
             return
         if task is None:
             return

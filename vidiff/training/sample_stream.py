@@ -79,4 +79,21 @@ def make_loader(dataset, cfg: TrainConfig, start: int, rank: int, world: int):
     if len(dataset) == 0:
         raise InputError(f"data.root: the dataset at {cfg.data.root!r} is empty")
     sampler = _StreamBatches(len(dataset), t.seed, start, t.max_steps, t.batch_size, t.grad_accum, rank, world)
-    return torch.utils.data.DataLoader(_Indexed(dataset), batch_sampler=sampler, num_workers=t.num_workers)
+    return torch.utils.data.DataLoader(_Indexed(dataset), batch_sampler=sampler, num_workers=t.num_workers,
+                                       worker_init_fn=quiet_worker if t.num_workers else None)
+
+
+def quiet_worker(worker_id: int) -> None:
+    """A loader worker leaves Ctrl-C to the main process, which stops the workers when the command ends; and a
+    batch the main process stopped receiving (interrupted mid-transfer) is not reported as a traceback."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    hook = sys.excepthook
+
+    def quiet(kind, value, tb):
+        if not issubclass(kind, (ConnectionResetError, BrokenPipeError, EOFError)):
+            hook(kind, value, tb)
+
+    sys.excepthook = quiet  # multiprocessing's fd-sharing thread reports through it
