@@ -15,8 +15,9 @@ paths ("right-to-left"), a start and an end in two clauses ("starts on the right
 from", "ascends" / "descends".
 Set "e" (2026-12-05, written before any part was measured on it): colour words with modifiers and near names
 ("bright red", "navy blue", "gold"), solid-shape nouns ("sphere", "orb", "cube", "block"), verbs that say how it
-moves ("rolls", "glides", "sinks"), "of the frame", "up the screen". The same day "sphere", "orb" and "cube"
-entered the training grammar, so this set measures what a user meets, not held-out generalization.
+moves ("rolls", "glides", "sinks"), "of the frame", "up the screen". Some of its words are held out ("scarlet",
+"block", "pyramid"), and "sphere", "orb" and "cube" were put in the training grammar for a fine-tune that day and
+taken out again (docs/pipeline.md), so this set measures what a user meets, not held-out generalization.
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
@@ -74,17 +75,17 @@ TEMPLATES = {
         "the {colour} {shape} {move}, nothing else moves",
     ),
 }
-# set e says the colour in several ways too: {colour} is drawn from COLOURS_E
-COLOURS_E = {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
-             "blue": ("blue", "dark blue", "navy blue", "royal blue"), "yellow": ("yellow", "golden", "gold"),
-             "white": ("white", "pure white", "snow white")}
+# the sets that say a colour in several ways draw {colour} from here; the others say its plain name
+COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
+                 "blue": ("blue", "dark blue", "navy blue", "royal blue"), "yellow": ("yellow", "golden", "gold"),
+                 "white": ("white", "pure white", "snow white")}}
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "d": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "e": {"circle": ("sphere", "orb", "ball", "circle"), "square": ("cube", "block", "square"),
                 "triangle": ("triangle", "pyramid")}}
-# set a: a direction completing "moves ..."; sets b, c and d: the whole motion, often a path or a verb that
+# set a: a direction completing "moves ..."; sets b to e: the whole motion, often a path or a verb that
 # implies it
 DIRECTIONS = {
     "a": {"left": ("left", "to the left", "leftwards"), "right": ("right", "to the right", "rightwards"),
@@ -130,7 +131,7 @@ def user_prompt(colour: str, shape: str, direction: str, gen: torch.Generator, w
     template = pick(TEMPLATES[wording])
     noun = pick(SHAPES[wording][shape])
     motion = pick(DIRECTIONS[wording][direction])
-    if wording == "e":
-        colour = pick(COLOURS_E[colour])
+    if wording in COLOURS:  # drawn last, so the sets without it keep their draws
+        colour = pick(COLOURS[wording][colour])
     return template.format(colour=colour, Colour=colour.capitalize(), shape=noun, Shape=noun.capitalize(),
                            dir=motion, move=motion)
