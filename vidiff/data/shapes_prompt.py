@@ -50,6 +50,11 @@ _ORIGIN_VERBS = {"start", "starts", "starting", "begin", "begins", "beginning", 
 _PLACE_WORDS = {"on", "at", "in", "from"}
 
 
+def _words(text: str) -> list[str]:
+    """The words of a prompt as the reader sees them: lower-case letter runs ("Right-to-left." -> right, to, left)."""
+    return re.findall(r"[a-z]+", text.lower())
+
+
 def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
     """(colour, shape, direction) named in a prompt or caption; None for an attribute not named.
 
@@ -67,7 +72,7 @@ def _named_values(text: str) -> dict[str, list[str]]:
     """Every distinct colour, shape and direction the words of `text` name, in the order they first appear (a
     direction word that names where the motion starts read as the opposite direction)."""
     named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
-    words = re.findall(r"[a-z]+", text.lower())
+    words = _words(text)
     for i, word in enumerate(words):
         for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
             if word in table:
@@ -85,7 +90,7 @@ parse_caption = parse_prompt  # the name used in docs/architecture.md
 def attribute_words(text: str, key: str) -> list[tuple[str, str]]:
     """(word, value) for each word of `text` that names a colour (`key` "colour") or a shape ("shape"), in order."""
     table = {"colour": _COLOUR_WORDS, "shape": _SHAPE_WORDS}[key]
-    return [(w, table[w]) for w in re.findall(r"[a-z]+", text.lower()) if w in table]
+    return [(w, table[w]) for w in _words(text) if w in table]
 
 
 def _names_the_origin(words: list[str], i: int) -> bool:
@@ -140,7 +145,7 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     one object and reads the first word of each kind. None when the prompt is unambiguous."""
     named = _named_values(prompt)
     problems = [f"{len(values)} {key}s ({', '.join(values)})" for key, values in named.items() if len(values) > 1]
-    counted = [w for w in re.findall(r"[a-z]+", prompt.lower()) if w in _COUNT_WORDS] + _digit_counts(prompt)
+    counted = [w for w in _words(prompt) if w in _COUNT_WORDS] + _digit_counts(prompt)
     if counted:
         problems.insert(0, f"more than one object ({counted[0]!r})")
     if not problems:
