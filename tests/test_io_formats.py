@@ -152,6 +152,10 @@ def test_a_variable_frame_rate_is_said_when_the_frames_are_read(tmp_path, caplog
         assert caplog.text == ""
         assert len(list(io.iter_video(tmp_path / "phone.mp4"))) == 8
     assert f"{tmp_path / 'phone.mp4'} has a variable frame rate (frames 33 to 100 ms apart)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vidiff.io"):  # the whole-clip read of extend and edit says it too
+        assert io.read_video(tmp_path / "phone.mp4")[0].shape[0] == 8
+    assert "has a variable frame rate" in caplog.text
 
 
 def test_a_live_webm_without_duration_is_counted_and_a_raw_stream_still_refused(tmp_path):

@@ -1,9 +1,9 @@
 """Video and image files at the edges of vidiff: probe, read, write.
 
-Frames are uint8 `(F,H,W,3)` RGB torch tensors. Reading uses decord when it imports (faster random access)
-and PyAV otherwise; both give the same pixels for 8-bit sources (on 10-bit 4:2:0 they upsample chroma
-differently: up to 47 levels apart at sharp colour edges, measured on x264 / x265 yuv420p10le). Writing picks
-the format from the suffix:
+Frames are uint8 `(F,H,W,3)` RGB torch tensors. A window of a clip is read with decord when it imports (faster
+random access), a whole clip with PyAV (read_video says when); both give the same pixels for 8-bit sources (on
+10-bit 4:2:0 they upsample chroma differently: up to 47 levels apart at sharp colour edges, measured on x264 /
+x265 yuv420p10le). Writing picks the format from the suffix:
 
 - `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18).
 - `.webm`: VP9 (libvpx-vp9), yuv420p, constant quality (`quality` is the CRF, default 30).
@@ -41,8 +41,7 @@ from vidiff.errors import InputError, VideoDecodeError
 from vidiff.limits import is_int, plain_number
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
     _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, display_rotation,
-    frame_index, frame_step, iter_pyav,
-    select_indices, video_stream,
+    frame_index, frame_step, iter_pyav, moving_streams, select_indices, video_stream,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +86,7 @@ class VideoInfo:
     hdr: str = ""  # "PQ" or "HLG" when the stream is tagged with an HDR transfer: read as stored, not tone-mapped
     estimated: bool = False  # num_frames is duration x fps (no stored count): MPEG-PS guesses it from the bitrate
     audio: bool = False  # the file also holds an audio stream (vidiff writes video only)
+    video_streams: int = 1  # video streams other than cover pictures; vidiff reads the first (video_stream)
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -172,6 +172,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         codec = ctx.name or "unknown"
         hdr = HDR_TRANSFERS.get(int(getattr(ctx, "color_trc", 0) or 0), "")
         audio = bool(container.streams.audio)
+        video_streams = len(moving_streams(container))
     except VideoDecodeError:
         raise
     except _av_error_types() as e:
@@ -186,7 +187,8 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
-    return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio)
+    return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio,
+                     video_streams=video_streams)
 
 
 # ---- read ---------------------------------------------------------------------------------------------
@@ -225,22 +227,38 @@ def read_video(
     The step is `stride`, or `source_fps / fps` when a target `fps` is given (indices resampled by time,
     so frames repeat when fps exceeds the source rate). `num_frames=None` reads every selected frame to the
     end; asking for more frames than the file has raises VideoDecodeError. `num_threads=0` lets the
-    codec choose. The file is probed against `limits` first. `backend="auto"` picks decord for
-    DECORD_SUFFIXES (PyAV when decord fails on a file) and PyAV for everything else.
+    codec choose. The file is probed against `limits` first, and no more than `limits.max_frames` frames are
+    decoded whatever its header claims.
+
+    `backend="auto"` reads a window (`num_frames` given) of a DECORD_SUFFIXES file with one video stream with
+    decord, whose seeking pays there (PyAV when decord fails on a file), and everything else with PyAV, which
+    reads to the end as fast, honours MP4 edit lists (frames a trim hid stay hidden), refuses a stream whose frame
+    size changes part-way (decord rescales such frames without a word) and warns of a variable frame rate.
     """
     import torch
 
     num_frames, stride, start, fps = _check_selection(num_frames, stride, start, fps)
     if backend not in ("auto", "decord", "pyav"):
         raise InputError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
+    limits = limits or DEFAULT_LIMITS
     info = _probe_header(path, limits)
     step = frame_step(info.fps, stride, fps)
     out_fps = info.fps / step
     path = Path(path)
     if backend == "decord" and not _decord_available():
         raise InputError("backend='decord' was requested but decord is not installed")
-    if backend == "pyav" or (backend == "auto" and not (_decord_available() and path.suffix.lower() in DECORD_SUFFIXES)):
-        frames = _read_pyav(path, num_frames, start, step, num_threads)
+    if backend == "decord" and info.video_streams > 1:  # decord takes FFmpeg's "best" stream, not the first
+        raise InputError(f"backend='decord': {path} has {info.video_streams} video streams and decord may read "
+                         "another than the first; use backend='pyav'")
+
+    def pyav():
+        return _read_pyav(path, num_frames, start, step, num_threads, info.width, info.height, limits.max_frames)
+
+    use_decord = backend == "decord" or (
+        backend == "auto" and num_frames is not None and info.video_streams == 1
+        and path.suffix.lower() in DECORD_SUFFIXES and _decord_available())
+    if not use_decord:
+        frames = pyav()
     elif backend == "decord":
         frames = _read_decord(path, num_frames, start, step, num_threads)
     else:
@@ -248,7 +266,7 @@ def read_video(
             frames = _read_decord(path, num_frames, start, step, num_threads)
         except VideoDecodeError as e:  # decord 0.6 fails on some frame sizes (e.g. 48x34): PyAV decides
             log.debug("decord could not read %s (%s); using PyAV", path, e.reason)
-            frames = _read_pyav(path, num_frames, start, step, num_threads)
+            frames = pyav()
     return torch.from_numpy(frames), out_fps
 
 

@@ -149,10 +149,15 @@ def display_rotation(path: Path) -> int:
 ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC
 
 
+def moving_streams(container) -> list:
+    """The video streams that are not cover pictures (attached_pic: an audio file's album art, one still image with
+    the container's 90 kHz clock as its rate)."""
+    return [s for s in container.streams.video if not int(getattr(s, "disposition", 0)) & ATTACHED_PIC]
+
+
 def video_stream(container):
-    """The first video stream that is not a cover picture (attached_pic: an audio file's album art, one still
-    image with the container's 90 kHz clock as its rate), or None."""
-    return next((s for s in container.streams.video if not int(getattr(s, "disposition", 0)) & ATTACHED_PIC), None)
+    """The stream vidiff reads: the first of moving_streams, or None."""
+    return next(iter(moving_streams(container)), None)
 
 
 def _av_frames(path: Path, num_threads: int):
@@ -171,44 +176,57 @@ def _av_frames(path: Path, num_threads: int):
 VFR_RATIO = 1.5  # frames this much further apart than the closest two: a variable frame rate (timestamps round)
 
 
-def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream as uint8 (H,W,3), turned upright, decoded when it is asked for. A
-    frame of another stored size than the header's width x height, more than `max_frames` frames, or no frame at
-    all: VideoDecodeError. Frames are returned evenly spaced; when their timestamps rise unevenly (a variable
-    frame rate, as phones record in low light, or dropped frames) a warning says so after the last frame.
-    Timestamps that go back (AVI with packed B-frames stores decoding order) say nothing and are ignored."""
+def checked_frames(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0):
+    """PyAV frames of the first video stream (video_stream) in order, each checked before it is converted: a frame
+    of another stored size than the header's width x height (a stream that changes size part-way, as joined
+    recordings do) or more than `max_frames` frames (a header that undercounts) raise VideoDecodeError. When the
+    stream is read to its end and its timestamps rose unevenly (a variable frame rate, as phones record in low
+    light, or dropped frames) a warning says the frames were read as evenly spaced. Timestamps that go back (AVI
+    with packed B-frames stores decoding order) say nothing and are ignored."""
     count, last, base, gaps, ordered = 0, None, None, [math.inf, 0], True
-    try:
-        for frame in _av_frames(path, num_threads):
-            if (frame.width, frame.height) != (width, height):  # before converting: a frame may claim any size
-                raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
-                                             f"{width}x{height}")
-            count += 1
-            if count > max_frames:
-                raise VideoDecodeError(path, f"more than max_frames={max_frames} frames")
-            if frame.pts is not None:
-                base = frame.time_base or base  # frame threads leave it on the first frame only
-                if last is not None:
-                    ordered &= frame.pts > last
-                    gaps = [min(gaps[0], frame.pts - last), max(gaps[1], frame.pts - last)]
-                last = frame.pts
-            yield upright_rgb(frame)
-    except _av_error_types() as e:
-        raise VideoDecodeError(path, f"decode failed (pyav) after {count} frames: {_short(e)}") from None
-    if count == 0:
-        raise VideoDecodeError(path, "no frame could be decoded")
+    for frame in _av_frames(path, num_threads):
+        if (frame.width, frame.height) != (width, height):  # before converting: a frame may claim any size
+            raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
+                                         f"{width}x{height}")
+        count += 1
+        if count > max_frames:
+            raise VideoDecodeError(path, f"more than max_frames={max_frames} frames")
+        if frame.pts is not None:
+            base = frame.time_base or base  # frame threads leave it on the first frame only
+            if last is not None:
+                ordered &= frame.pts > last
+                gaps = [min(gaps[0], frame.pts - last), max(gaps[1], frame.pts - last)]
+            last = frame.pts
+        yield frame
     if ordered and base and gaps[1] > VFR_RATIO * gaps[0]:
         log.warning("%s has a variable frame rate (frames %.0f to %.0f ms apart): its frames were read as evenly "
                     "spaced", path, 1000 * gaps[0] * base, 1000 * gaps[1] * base)
 
 
-def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
+def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0) -> Iterator[np.ndarray]:
+    """Every frame of the first video stream as uint8 (H,W,3), turned upright, decoded when it is asked for
+    (checked_frames' checks and warning). No frame at all: VideoDecodeError."""
+    count = 0
+    try:
+        for frame in checked_frames(path, width, height, max_frames, num_threads):
+            count += 1
+            yield upright_rgb(frame)
+    except _av_error_types() as e:
+        raise VideoDecodeError(path, f"decode failed (pyav) after {count} frames: {_short(e)}") from None
+    if count == 0:
+        raise VideoDecodeError(path, "no frame could be decoded")
+
+
+def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int, width: int, height: int,
+               max_frames: int) -> np.ndarray:
+    """The selected frames (select_indices) as uint8 (F,H,W,3); each decoded frame is checked (checked_frames),
+    so a stream that changes size or runs past `max_frames` fails here in one VideoDecodeError."""
     frames: list[np.ndarray] = []
     wanted = _wanted(num_frames, start, step)
     target = next(wanted)
     decoded = 0
     try:
-        for i, frame in enumerate(_av_frames(path, num_threads)):
+        for i, frame in enumerate(checked_frames(path, width, height, max_frames, num_threads)):
             decoded = i + 1
             if i < target:
                 continue

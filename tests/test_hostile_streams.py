@@ -1,0 +1,182 @@
+"""Streams that are not what their header says: a frame size that changes part-way, two video streams, an MP4
+edit list that hides frames, a header that undercounts. Every reader and every command must read the same frames
+from them, or refuse them in one line before any weights load (the bundled pipeline's, whose loading the tests refuse)."""
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidiff import io
+from vidiff.cli import main
+
+
+@pytest.fixture
+def no_weights(monkeypatch):
+    """The bundled pipeline's weights must not load: each test's error has to come first."""
+    from vidiff.pipeline import VideoPipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the bad clip was refused")
+
+    monkeypatch.setattr(VideoPipeline, "from_pretrained", refuse)
+
+
+def _square(i: int, size: int) -> np.ndarray:
+    frame = np.full((size, size, 3), 40, np.uint8)
+    frame[size // 2 - 4 : size // 2 + 4, 2 * i : 2 * i + 8] = (220, 40, 40)
+    return frame
+
+
+def _h264_segment(size: int, frames: int = 8) -> bytes:
+    import io as pyio
+
+    import av
+
+    buffer = pyio.BytesIO()
+    with av.open(buffer, "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=8, options={"bframes": "0"})
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(_square(i, size), format="rgb24")))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def _size_changing_clip(path: Path) -> Path:
+    """8 frames at 64x64, then 8 at 32x32 in one H.264 stream (joined recordings), muxed into `path`."""
+    import av
+
+    raw = path.with_suffix(".h264")
+    raw.write_bytes(_h264_segment(64) + _h264_segment(32))
+    with av.open(str(raw)) as source, av.open(str(path), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        tick = Fraction(1, 8) if path.suffix == ".avi" else Fraction(1, 1000)  # AVI takes its rate from it
+        stream.time_base = tick
+        for n, packet in enumerate(p for p in source.demux(source.streams.video[0]) if p.size):
+            packet.stream, packet.time_base = stream, tick
+            packet.pts = packet.dts = round(n / 8 / tick)  # 8 fps
+            out.mux(packet)
+    raw.unlink()
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mkv"])
+def test_a_stream_that_changes_size_is_refused_by_every_reader(tmp_path, suffix):
+    """The PyAV reader stacked frames of two sizes (a traceback from seven commands); decord rescaled the 32x32
+    frames to 64x64 without a word. A whole clip is now read by PyAV, which checks every frame's size."""
+    path = _size_changing_clip(tmp_path / f"joined{suffix}")
+    for backend in ("auto", "pyav"):
+        with pytest.raises(io.VideoDecodeError, match="frame 8 is 32x32, the header says 64x64"):
+            io.read_video(path, backend=backend)
+    assert io.read_video(path, num_frames=8)[0].shape == (8, 64, 64, 3)  # a window before the change reads
+
+
+@pytest.mark.parametrize("task", ["extend", "edit"])
+def test_commands_refuse_a_stream_that_changes_size_in_one_line(no_weights, tmp_path, capsys, task):
+    path = _size_changing_clip(tmp_path / "joined.avi")
+    frames = ["--frames", "4"] if task == "extend" else []
+    rc = main([task, str(path), "a red square moving right", *frames, "-o", str(tmp_path / "o.mp4"),
+               "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "frame 8 is 32x32, the header says 64x64" in err, err
+    assert not list(tmp_path.glob("o.*"))
+
+
+def test_two_video_streams_read_as_the_first_by_both_readers(tmp_path):
+    """decord took FFmpeg's 'best' stream (here the second, 30 frames of noise) where probe and PyAV took the first
+    (16 frames of a red square): extend continued the noise."""
+    import av
+
+    path = tmp_path / "two.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        first, second = (container.add_stream("libx264", rate=8) for _ in range(2))
+        for stream in (first, second):
+            stream.width = stream.height = 64
+            stream.pix_fmt = "yuv420p"
+        for i in range(30):
+            if i < 16:
+                container.mux(first.encode(av.VideoFrame.from_ndarray(_square(i, 64), format="rgb24")))
+            noise = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+            container.mux(second.encode(av.VideoFrame.from_ndarray(noise, format="rgb24")))
+        container.mux(first.encode(None))
+        container.mux(second.encode(None))
+    info = io.probe_video(path)
+    assert (info.num_frames, info.video_streams) == (16, 2)
+    whole, _ = io.read_video(path)
+    window, _ = io.read_video(path, num_frames=8, start=4)  # a window: decord's kind of read
+    assert whole.shape[0] == 16
+    assert np.array_equal(window.numpy(), whole[4:12].numpy())
+    red = whole[5].numpy()[28:36, 14:18]
+    assert red[..., 0].mean() > 180 and red[..., 1].mean() < 90  # the square, not noise
+    if io._decord_available():
+        with pytest.raises(io.InputError, match="2 video streams"):
+            io.read_video(path, num_frames=8, backend="decord")
+
+
+def _edit_list_clip(path: Path) -> Path:
+    """16 frames whose first 2 have negative timestamps, so the MP4 edit list hides them (a trimmed clip)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8, options={"bframes": "0"})
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 8)
+        for i in range(16):
+            frame = av.VideoFrame.from_ndarray(_square(i, 64), format="rgb24")
+            frame.pts, frame.time_base = i - 2, Fraction(1, 8)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_frames_an_edit_list_hides_stay_hidden(no_weights, tmp_path, capsys):
+    """The header counts 16 frames, players show 14. decord showed the 2 hidden ones (extend and edit wrote them),
+    and edit laid out 16 frames from the header, loaded the weights, then met 14."""
+    path = _edit_list_clip(tmp_path / "trimmed.mp4")
+    assert io.probe_video(path).num_frames == 16  # what the header says
+    frames, _ = io.read_video(path)
+    assert frames.shape[0] == 14
+    assert frames[0, 28:36, 4:12, 0].float().mean() > 180  # the first shown frame has the square at x = 4
+    rc = main(["edit", str(path), "a blue square moving right", "-o", str(tmp_path / "o.mp4"),
+               "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "has 14 frames, and edit keeps a clip's length" in err, err
+
+
+def _undercounting_avi(path: Path, frames: int, claimed: int) -> Path:
+    """An AVI of `frames` flat frames whose two frame counts (avih, strh) say `claimed`."""
+    import av
+
+    with av.open(str(path), "w", format="avi") as container:
+        stream = container.add_stream("libx264", rate=8, options={"preset": "ultrafast", "bframes": "0"})
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 40, np.uint8), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, data.index(b"avih") + 8 + 16, claimed)  # dwTotalFrames
+    struct.pack_into("<I", data, data.index(b"strh") + 8 + 32, claimed)  # dwLength
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_header_that_undercounts_is_stopped_at_the_frame_limit(no_weights, tmp_path, capsys):
+    """A 4 MB AVI of 120000 frames whose header said 16 was decoded whole (3.3 GiB, minutes) before edit refused
+    it; a reader now stops at its limit, and the commands at theirs (1024 frames)."""
+    path = _undercounting_avi(tmp_path / "long.avi", 1100, 16)
+    assert io.probe_video(path).num_frames == 16
+    with pytest.raises(io.VideoDecodeError, match="more than max_frames=1000 frames"):
+        io.read_video(path, limits=io.VideoLimits(max_frames=1000))
+    for task, extra in (("edit", []), ("extend", ["--frames", "4"])):
+        rc = main([task, str(path), "a red square moving right", *extra, "-o", str(tmp_path / "o.mp4"),
+                   "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 2 and "1024" in err and err.count("\n") == 1, (task, err)
