@@ -233,6 +233,20 @@ def test_16_bit_images_are_scaled_not_clipped(tmp_path):
         io.read_image(tmp_path / "f.tiff")
 
 
+def test_a_16_bit_pgm_reads_like_a_16_bit_png(tmp_path):
+    """PIL opens a 16-bit PGM as mode "I", which was refused with "save it as ... 16-bit grey" (it was); a TIFF's
+    "I" holds 32-bit samples and stays refused."""
+    from PIL import Image
+
+    grey = np.array([[0, 257, 32768, 65535]], np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g16.pgm")
+    rgb = io.read_image(tmp_path / "g16.pgm").numpy()
+    assert rgb[0, :, 0].tolist() == [0, 1, 128, 255] and (rgb == rgb[..., :1]).all()
+    Image.fromarray(np.array([[0, 70000]], np.int32)).save(tmp_path / "i32.tiff")
+    with pytest.raises(InputError, match="pixel mode 'I' is not supported"):
+        io.read_image(tmp_path / "i32.tiff")
+
+
 # ---- YAML --------------------------------------------------------------------------------------------------------
 
 

@@ -30,6 +30,34 @@ def test_mask_forms_and_errors():
             check_region_mask(bad, 16, 64, 64)
 
 
+def test_an_image_mask_on_a_clip_with_as_many_frames_as_rows():
+    """A 64x64 RGB mask image on a 64-frame clip was read as 64 masks of 64x3 pixels and refused ("3x64 pixels")."""
+    m = check_region_mask(np.stack([box_mask()] * 3, axis=-1), 64, 64, 64)
+    assert m.shape == (64, 64, 64) and int(m[0].sum()) == 256 and bool((m == m[:1]).all())
+
+
+def test_the_mask_file_of_the_cli(tmp_path):
+    """`vidiff edit --mask`: a transparent pixel is "keep" whatever its colour (an alpha-only drawing redrew the
+    whole frame), as in control maps; a mask that selects nothing is refused (the edit returned the clip as it was
+    after running the model); one image on a clip with as many frames as rows."""
+    from PIL import Image
+
+    from vidiff.commands.inputs import read_mask
+
+    clip = torch.zeros(64, 64, 64, 3, dtype=torch.uint8)
+    drawn = np.zeros((64, 64, 4), np.uint8)
+    drawn[..., :3] = 255  # white everywhere, opaque only in the box: what an alpha-only drawing tool saves
+    drawn[16:32, 16:32, 3] = 255
+    Image.fromarray(drawn, "RGBA").save(tmp_path / "alpha.png")
+    m = read_mask(str(tmp_path / "alpha.png"), clip)
+    assert m.shape == (64, 64, 64) and int(m[0].sum()) == 256 and bool(m[0, 16:32, 16:32].all())
+    Image.fromarray(box_mask()).save(tmp_path / "grey.png")
+    assert torch.equal(read_mask(str(tmp_path / "grey.png"), clip), m)
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "black.png")
+    with pytest.raises(InputError, match="no pixel is white"):
+        read_mask(str(tmp_path / "black.png"), clip)
+
+
 def test_latent_keep_mask_and_feather_geometry():
     m = check_region_mask(box_mask(), 16, 64, 64)  # pixels 16..31 = latent cells 4..7 at factor 4
     keep = latent_keep_mask(m, 4, feather=0)

@@ -26,6 +26,8 @@ _EXIF_ERRORS = (SyntaxError, ValueError, TypeError, KeyError, OSError, struct.er
 # PIL modes whose samples are 16 bits: scaled to 8 bits (v * 255 / 65535, rounded), never clipped.
 _MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 # PIL modes that convert to RGB as they are (alpha, if any, is dropped).
+# formats whose "I" mode holds at most 16-bit samples (PIL opens a 16-bit PNG / PGM as "I"; a TIFF's "I" is 32-bit)
+_FORMATS_16BIT_AS_I = ("PNG", "PPM")
 _MODES_8BIT = ("1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV")
 
 
@@ -46,7 +48,7 @@ def _open_image(path: Path, limits: VideoLimits):
     if img.width * img.height > limits.max_pixels:
         img.close()
         raise InputError(f"image {path}: {img.width}x{img.height} exceeds max_pixels={limits.max_pixels}")
-    if img.mode not in _MODES_8BIT + _MODES_16BIT and not (img.mode == "I" and img.format == "PNG"):
+    if img.mode not in _MODES_8BIT + _MODES_16BIT and not (img.mode == "I" and img.format in _FORMATS_16BIT_AS_I):
         mode = img.mode
         img.close()
         raise InputError(f"image {path}: pixel mode {mode!r} is not supported; save it as 8-bit or 16-bit RGB / grey")
@@ -117,6 +119,24 @@ def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> to
     converted, an EXIF Orientation tag is applied (phone photos come upright); floating-point and 32-bit
     integer images are refused (their range is unknown).
     """
+    return _read(path, limits, image_to_rgb)
+
+
+def read_image_rgba(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
+    """read_image with the alpha channel kept: uint8 `(H,W,4)`, alpha 255 where the image has none (masks, where a
+    transparent pixel means "off")."""
+    return _read(path, limits, image_to_rgba)
+
+
+def image_to_rgba(img) -> np.ndarray:
+    """uint8 (H,W,4) of a PIL image: image_to_rgb's colours and the image's own alpha (255 without one)."""
+    if img.mode in ("RGBA", "RGBa", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        return np.asarray(img.convert("RGBA"))
+    rgb = image_to_rgb(img)
+    return np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+
+
+def _read(path, limits: VideoLimits | None, convert) -> torch.Tensor:
     import torch
     from PIL import Image, UnidentifiedImageError
 
@@ -129,10 +149,10 @@ def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> to
                 import warnings
 
                 warnings.warn(f"image {path}: an animated image of {frames} frames; its first frame is used",
-                              stacklevel=2)
-            rgb = image_to_rgb(_upright(img))  # (H,W,3)
+                              stacklevel=3)
+            pixels = convert(_upright(img))  # (H,W,C)
     except InputError as e:
         raise InputError(f"image {path}: {e}".replace(": image:", ":")) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
-    return torch.from_numpy(np.ascontiguousarray(rgb).copy())
+    return torch.from_numpy(np.ascontiguousarray(pixels).copy())

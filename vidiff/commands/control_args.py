@@ -57,9 +57,9 @@ def read_control(args, config, layout):
     """The --control file as uint8 (F,H,W,3) frames (decoded, so the real frame count is checked), or None."""
     if getattr(args, "control", None) is None:
         return None
-    from vidiff import io
+    from vidiff.commands.inputs import read_clip
 
-    frames, _ = io.read_video(args.control)  # (F,H,W,3)
+    frames, _ = read_clip(args.control)  # (F,H,W,3)
     _check_size(args.control, frames.shape[0], frames.shape[2], frames.shape[1], layout, config)
     return frames
 

@@ -25,14 +25,16 @@ class CheckedRun(NamedTuple):
 
 def validate(args) -> CheckedRun:
     """Checks every argument and the pipeline folder's yaml, before any weights load."""
-    from vidiff.errors import InputError, VideoDecodeError
+    from dataclasses import replace
+
+    from vidiff.errors import InputError
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.layout import CLI_NAMES, Layout, resolve_layout
 
     from vidiff.limits import (
         MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
     )
-    from vidiff.commands.inputs import check_file, check_image, check_mask_file, warn_if_audio
+    from vidiff.commands.inputs import check_file, check_image, check_mask_file, count_clip_frames, warn_if_audio
     from vidiff.output_safety import check_output, output_path, shown
     from vidiff.sidecar import output_files
     from vidiff.video_writer import check_fps
@@ -105,15 +107,7 @@ def validate(args) -> CheckedRun:
             raise InputError("--frames: edit keeps the clip's own length")
         info = video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
         warn_if_audio(info, args.video)
-        video_fps, video_frames = info.fps, info.num_frames
-        if info.estimated:  # no stored count (MPEG-PS guesses from the bitrate): the length edit keeps is counted
-            try:
-                video_frames = io.count_frames(args.video)
-            except VideoDecodeError as e:
-                raise InputError(f"video {e}") from None
-        if args.mask is not None:
-            if args.mask != "foreground":
-                check_mask_file(Path(args.mask), info)
+        video_fps = info.fps
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
     if args.task == "edit":
         structure_kind(args, config)
@@ -121,6 +115,17 @@ def validate(args) -> CheckedRun:
         # from the header: a clip of the wrong size is refused before it is decoded (a 768x576 one took 2 GB)
         raise InputError(f"video {shown(args.video)}: frames are {video_info.width}x{video_info.height}, this "
                          f"pipeline makes {config.width}x{config.height}; resize the clip first")
+    if video_info is not None and video_info.num_frames > MAX_FRAMES and not video_info.estimated:
+        raise InputError(f"video {shown(args.video)}: {video_info.num_frames} frames; the limit is {MAX_FRAMES} (cut "
+                         "the clip first)")
+    if args.task == "extend" and video_info.estimated:  # duration x fps only: counted (bounded) instead
+        count_clip_frames(args.video)
+    if args.task == "edit":
+        # the length an edit keeps, decoded: a header's count can be an estimate (MPEG-PS), count frames an MP4
+        # edit list hides, or undercount; a frame of another size fails here too, before any weights load
+        video_frames = count_clip_frames(args.video)
+        if args.mask is not None and args.mask != "foreground":
+            check_mask_file(Path(args.mask), replace(video_info, num_frames=video_frames))
     if config.parts.keyframes is None:
         raise InputError(f"--model {shown(args.model)}: an interpolation-only pipeline (no keyframe part) cannot "
                          f"{args.task}; it fills frames between given ones (vidiff interpolate)")

@@ -17,6 +17,34 @@ def check_file(path: Path, what: str) -> None:
         raise InputError(f"{what} {e}") from None
 
 
+def read_clip(path) -> tuple:
+    """A user's clip (extend, edit, --mask, --control) as (uint8 (F,H,W,3), fps), decoded whole with at most
+    limits.MAX_FRAMES frames whatever its header says (a header that undercounts is refused while decoding, not
+    after holding every frame)."""
+    from vidiff import io
+    from vidiff.limits import MAX_FRAMES
+
+    return io.read_video(path, limits=io.VideoLimits(max_frames=MAX_FRAMES))
+
+
+def count_clip_frames(path, what: str = "video") -> int:
+    """The frames of a user's clip counted by decoding them (the length an edit keeps: a header's count can be an
+    estimate, include frames an MP4 edit list hides, or undercount); InputError past limits.MAX_FRAMES or when a
+    frame does not decode at the header's size."""
+    from vidiff import io
+    from vidiff.errors import InputError, VideoDecodeError
+    from vidiff.limits import MAX_FRAMES
+
+    try:
+        count = io.count_frames(path, at_most=MAX_FRAMES + 1)
+    except VideoDecodeError as e:
+        raise InputError(f"{what} {e}") from None
+    if count > MAX_FRAMES:
+        raise InputError(f"{what} {path}: more than {MAX_FRAMES} frames; the limit is {MAX_FRAMES} (cut the clip "
+                         "first)")
+    return count
+
+
 def warn_if_audio(info, path) -> None:
     """vidiff writes video only: a user's clip with sound is told so before the work starts."""
     if info.audio:
@@ -67,13 +95,29 @@ def check_mask_file(path: Path, clip) -> None:
 
 
 def read_mask(path: str, frames):
-    """The --mask file as a bool (F,H,W) region mask for the clip `frames` (F,H,W,3): white = redraw."""
+    """The --mask file as a bool (F,H,W) region mask for the clip `frames` (F,H,W,3): any colour channel > 127 is
+    "redraw"; in an image with alpha a transparent pixel (alpha <= 127) is "keep" whatever its colour, as in
+    control maps. One image is every frame's mask (passed on as (H,W), so no side of it is taken for a frame
+    count); a mask that selects nothing is refused (the edit would return the clip unchanged)."""
+    import torch
+
     from vidiff import io
+    from vidiff.errors import InputError
     from vidiff.pipeline.region import check_region_mask
 
     path = Path(path)
-    mask = io.read_image(path) if path.suffix.lower() in IMAGE_SUFFIXES else io.read_video(path)[0]
-    return check_region_mask(mask, *frames.shape[:3])
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        from vidiff.data.control_maps import maps_from_frames
+        from vidiff.image_io import read_image_rgba
+
+        mask = torch.from_numpy(maps_from_frames(read_image_rgba(path)[None].numpy())[0] > 0.5)  # (H,W)
+    else:
+        mask = read_clip(path)[0]
+    region = check_region_mask(mask, *frames.shape[:3])
+    if not bool(region.any()):
+        raise InputError(f"--mask {path}: no pixel is white (> 127), so nothing would be redrawn; white marks the "
+                         "region to redraw")
+    return region
 
 
 def read_inputs(args, model: Path):
@@ -88,7 +132,7 @@ def read_inputs(args, model: Path):
         record = {"image": str(Path(args.image).resolve()), "image_size": [int(image.shape[1]), int(image.shape[0])]}
         return record, fit_image(image, config.height, config.width)
     if args.task in ("extend", "edit"):
-        frames, fps = io.read_video(args.video)  # (F,H,W,3)
+        frames, fps = read_clip(args.video)  # (F,H,W,3)
         if tuple(frames.shape[1:3]) != (config.height, config.width):
             raise InputError(f"video {args.video}: frames are {frames.shape[2]}x{frames.shape[1]}, this pipeline "
                              f"makes {config.width}x{config.height}; resize the clip first")

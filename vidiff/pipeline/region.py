@@ -32,7 +32,8 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     mask = mask.cpu()  # given on a GPU: composited with the CPU-held frames
     if mask.ndim == 4 and mask.shape[-1] in (1, 3):  # (F,H,W,1|3) frames of a mask video: any channel
         mask = mask.amax(dim=-1)
-    if mask.ndim == 3 and mask.shape[-1] in (1, 3) and mask.shape[0] != num_frames:  # one (H,W,C) image
+    if mask.ndim == 3 and mask.shape[-1] in (1, 3) and tuple(mask.shape[:2]) == (height, width) \
+            and tuple(mask.shape[1:]) != (height, width):  # one (H,W,C) image, even when H equals the frame count
         mask = mask.amax(dim=-1)
     if mask.ndim == 2:
         mask = mask[None].expand(num_frames, -1, -1)
