@@ -376,6 +376,18 @@ def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsy
     assert "10 keyframes" in err and "trained on 3..9" in err and "--force-layout" in err
 
 
+def test_a_forced_layout_is_warned_of_once(tmp_path):
+    """The CLI's check and the library both warned of a forced layout: the same line twice on stderr. (The bundled
+    parts were trained on 3..9 keyframes at stride 3..5.)"""
+    code = ("import sys; from vidiff.cli import main; "
+            f"sys.exit(main(['generate', 'a red circle moving left', '-o', {str(tmp_path / 'o.mp4')!r}, "
+            "'--keyframes', '2', '--stride', '5', '--steps', '1', '--force-layout', '--quiet', '--threads', '1']))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    warned = [line for line in run.stderr.splitlines() if "running it because the layout was forced" in line]
+    assert len(warned) == 1, run.stderr
+
+
 def test_fps_is_the_one_asked_for_or_the_input_clips(tiny_pipeline, tmp_path):
     """--fps sets the written file's rate and the sidecar's; extend keeps the input clip's rate without it."""
     from vidiff.io import read_video, write_video

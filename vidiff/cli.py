@@ -49,12 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
 _show_warning = warnings.showwarning  # Python's printer, for warnings from elsewhere
 
 
+_warned: set[str] = set()  # the warning lines said in this command: the CLI's checks and the library both warn of
+# some things (a forced layout), and a run of --num N samples meets the same thing N times; each is said once
+
+
+def _say_warning(text: str) -> None:
+    from vidiff.output_safety import one_line
+
+    line = f"vidiff: warning: {one_line(text)}"
+    if line not in _warned:
+        _warned.add(line)
+        print(line, file=sys.stderr)
+
+
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """vidiff's own warnings as one line, as its errors are; others as Python prints them."""
     if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
-        from vidiff.output_safety import one_line
-
-        print(f"vidiff: warning: {one_line(str(message))}", file=sys.stderr)
+        _say_warning(str(message))
     else:
         _show_warning(message, category, filename, lineno, file, line)
 
@@ -66,9 +77,7 @@ class _LogWarnings(logging.Handler):
     def emit(self, record) -> None:
         if logging.getLogger().handlers:
             return
-        from vidiff.output_safety import one_line
-
-        print(f"vidiff: warning: {one_line(record.getMessage())}", file=sys.stderr)
+        _say_warning(record.getMessage())
 
 
 class Terminated(BaseException):
@@ -180,6 +189,7 @@ def run_command(handler, args: argparse.Namespace) -> int:
     previous_interrupt = _catch_second_interrupt()
     logger, printer = logging.getLogger("vidiff"), _LogWarnings(logging.WARNING)
     logger.addHandler(printer)
+    _warned.clear()
     try:
         with warnings.catch_warnings():  # restores the warning printer when the command ends
             warnings.showwarning = _print_warning
