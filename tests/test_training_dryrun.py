@@ -40,6 +40,16 @@ def test_dry_run_says_which_folders_the_run_would_stop_on(tmp_path, capsys):
     assert f"data.root: {tmp_path / 'nope'} does not exist here" in err and "vae:" not in err
 
 
+@pytest.mark.parametrize("batch", ["-3", "0", "100000"])
+def test_dry_run_batch_outside_its_range_is_one_line(capsys, batch):
+    """-3 was a traceback (a tensor of negative size), 0 silently meant the config's batch."""
+    from vidiff.cli import main
+
+    assert main(["train", "--config", str(REPO / "configs/shapes-vae.yaml"), "--dry-run", "--dry-run-batch", batch]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--dry-run-batch must be in [1, 65536], got {batch}" in err, err
+
+
 def test_meta_estimate_equals_real_saved_activations():
     cfg = load_train_config(REPO / "configs/gpu/keyframes-256.yaml", SMALL)
     e = estimate(cfg)

@@ -13,6 +13,7 @@ MAX_STEPS = 1000  # sampler steps per stage
 MAX_SIDE = 4096  # frame height or width in pixels
 MAX_THREADS = 1024  # CPU threads for torch
 MAX_SAMPLES = 10_000  # clips per generation command (--num)
+MAX_BATCH = 65_536  # train.batch_size (and --dry-run-batch): past it a DataLoader filling one batch hung
 MAX_EDIT_REPEATS = 16  # SDEdit passes over the keyframes (edit_video repeats)
 MAX_GUIDANCE = 100.0  # guidance scales; past about 1e16 the guided step overflows and every frame decodes black
 MAX_WIDTH = 8192  # channels of a model level, attention head or context feature in a part's config

@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     from vidiff.training.config import load_train_config
 
+    if args.dry_run_batch is not None:
+        from vidiff.limits import MAX_BATCH, check_int
+
+        check_int(args.dry_run_batch, "--dry-run-batch", 1, MAX_BATCH)  # 0 read as "the config's", -3 a traceback
     cfg = load_train_config(args.config, args.overrides)
     if args.dry_run:
         from vidiff.training.dryrun import estimate, format_estimate

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidiff.config import ConfigError
-from vidiff.limits import MAX_FRAMES, MAX_SIDE
+from vidiff.limits import MAX_BATCH, MAX_FRAMES, MAX_SIDE
 
 if TYPE_CHECKING:
     from vidiff.training.config import TrainConfig
@@ -30,7 +30,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
     # a batch or frame far past memory hung (a DataLoader filling a batch of 10**8 from 8 clips) or asked for
     # hundreds of GiB at the first step
-    for key, value, hi in (("train.batch_size", t.batch_size, 65536), ("data.size", d.size, MAX_SIDE),
+    for key, value, hi in (("train.batch_size", t.batch_size, MAX_BATCH), ("data.size", d.size, MAX_SIDE),
                            ("data.num_frames", d.num_frames, MAX_FRAMES)):
         if value > hi:
             raise ConfigError(f"{key}: must be at most {hi}, got {value}")
