@@ -100,6 +100,14 @@ def test_protocol_resizes_and_counts(network_file):
         extract_features(clips, network, FeatureProtocol(clip_length=13, resolution=16))
 
 
+def test_non_finite_features_are_refused_in_one_error():
+    """A network that returns NaN reached the covariance's eigen-solver: LinAlgError and a traceback."""
+    clips = _clips(6)
+    with pytest.raises(InputError, match=r"NaN or infinite features for clips 0\.\.3"):
+        extract_features(clips, lambda x: torch.where(torch.arange(len(x))[:, None] > 0, float("nan"), 0.0)
+                         .expand(len(x), 4), FeatureProtocol(clip_length=8, resolution=16, batch_size=4))
+
+
 def test_refuses_non_torchscript(tmp_path, network_file):
     pickled = tmp_path / "state.pt"
     torch.save(_TinyFeatures().state_dict(), pickled)

@@ -160,6 +160,9 @@ def extract_features(
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != len(pending):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise InputError(f"feature network must return (B, D) features, got {shape} for B={len(pending)}")
+        if not bool(torch.isfinite(out).all()):  # the covariance's eigen-solver fails on them with a traceback
+            raise InputError(f"feature network returned NaN or infinite features for clips {count - len(pending)}.."
+                             f"{count - 1}")
         features.append(out.double().cpu())
         pending.clear()
 
