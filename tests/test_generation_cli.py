@@ -376,6 +376,14 @@ def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsy
     assert "10 keyframes" in err and "trained on 3..9" in err and "--force-layout" in err
 
 
+def test_a_negative_prompt_without_text_guidance_is_refused(garbage_pipeline, tmp_path, capsys):
+    """--negative-prompt at --guidance 1 changed nothing, and the sidecar recorded it as applied."""
+    rc = main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(garbage_pipeline), "--guidance", "1",
+               "--negative-prompt", "a blue square"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--negative-prompt: replaces the empty prompt of text guidance, which is off here" in err
+
+
 def test_a_forced_layout_is_warned_of_once(tmp_path):
     """The CLI's check and the library both warned of a forced layout: the same line twice on stderr. (The bundled
     parts were trained on 3..9 keyframes at stride 3..5.)"""

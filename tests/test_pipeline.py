@@ -737,6 +737,9 @@ def test_negative_prompt_replaces_the_unconditional_branch(pipe):
     settings = req.settings(pipe.config)  # what the sidecar records
     assert settings["negative_prompts"] == ["b"] and settings["keyframes"]["guidance_rescale"] == 0.7
     assert settings["keyframes"]["pc_steps"] == 3 and settings["interpolation"]["sampler"] == "pc"
+    # guidance 1 without known frames runs the conditional pass only: a negative prompt was taken and unused
+    with pytest.raises(InputError, match="negative_prompt: .*guidance_scale 1 = off"):
+        pipe.text_to_video("a red circle", negative_prompt="a blue square", guidance_scale=1.0, progress=False)
 
 
 def test_bf16_networks_keep_the_sampler_state_fp32(pipe):

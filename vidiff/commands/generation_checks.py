@@ -179,6 +179,13 @@ def validate(args) -> CheckedRun:
                   guidance_scale=args.guidance, image_guidance_scale=args.image_guidance, fps=args.fps,
                   negative_prompt=args.negative_prompt, guidance_rescale=args.guidance_rescale, churn=args.churn,
                   pc_steps=args.pc_steps, pc_snr=args.pc_snr)
+    knows_frames = args.task in ("animate", "extend") or bool(user_keyframes) or (args.task == "edit" and args.mask)
+    if args.negative_prompt is not None:
+        text = config.keyframes.guidance_scale if args.guidance is None else args.guidance
+        image = config.keyframes.image_guidance_scale if args.image_guidance is None else args.image_guidance
+        if text == 1 and (not knows_frames or image == 1):  # taken, unused, and the sidecar said applied
+            raise InputError(f"--negative-prompt: replaces the empty prompt of text guidance, which is off here "
+                             f"(--guidance {text:g}); give a --guidance other than 1, or no negative prompt")
     if args.image_guidance is not None and ((args.task == "generate" and not user_keyframes)
                                             or (args.task == "edit" and args.mask is None)):
         # it weighs the known frames against none; the clip came out the same, and the sidecar said it was applied

@@ -188,6 +188,10 @@ class DiffusionStage:
         guided = GuidedDenoiser(self.denoiser, settings.text_scale, settings.image_scale,
                                 null_text[0].to(device, dtype), null_text[1], rescale=settings.rescale,
                                 interval=settings.interval, **negative)
+        if negative and list(guided.weights(sampling.has_known)) == ["full"]:  # taken, unused, recorded as applied
+            raise InputError(f"negative_prompt: takes the place of the empty prompt in guidance, and this stage "
+                             f"runs without it (guidance_scale {settings.text_scale:g} = off, and no image guidance "
+                             "on known frames); give a guidance_scale other than 1 or no negative prompt")
         out = sample(guided, x, sigmas, method=settings.sampler, cond=sampling, generator=gens, callback=callback,
                      **settings.sampler_options())
         if cond.has_known:  # known frames are returned exactly as given
