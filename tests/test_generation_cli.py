@@ -384,6 +384,25 @@ def test_a_negative_prompt_without_text_guidance_is_refused(garbage_pipeline, tm
     assert rc == 2 and "--negative-prompt: replaces the empty prompt of text guidance, which is off here" in err
 
 
+def test_an_empty_model_path_and_an_empty_pipeline_yaml_are_refused(tiny_pipeline, tmp_path, capsys):
+    """--model "" ran the bundled pipeline; an emptied pipeline.yaml ran with built-in defaults (guidance 5, another
+    sampler) in place of the folder's own settings."""
+    from vidiff.errors import InputError
+    from vidiff.pipeline import VideoPipeline
+
+    with pytest.raises(SystemExit) as stop:
+        main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", ""])
+    assert stop.value.code == 2 and "--model: empty folder path" in capsys.readouterr().err
+    folder = tmp_path / "pipe"
+    shutil.copytree(tiny_pipeline, folder)
+    (folder / "pipeline.yaml").write_bytes(b"")
+    assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(folder)]) == 2
+    assert f"{folder / 'pipeline.yaml'}: is empty" in capsys.readouterr().err
+    for bad in (None, ""):
+        with pytest.raises(InputError, match="from_pretrained: expected a pipeline folder path"):
+            VideoPipeline.from_pretrained(bad)
+
+
 def test_a_forced_layout_is_warned_of_once(tmp_path):
     """The CLI's check and the library both warned of a forced layout: the same line twice on stderr. (The bundled
     parts were trained on 3..9 keyframes at stride 3..5.)"""

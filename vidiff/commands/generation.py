@@ -9,6 +9,7 @@ import argparse
 import warnings
 from pathlib import Path
 
+from vidiff.commands import folder_argument
 from vidiff.commands.control_args import (
     add_control_arguments, add_structure_arguments, control_settings, read_control, structure_kind,
     structure_settings,
@@ -93,7 +94,7 @@ def _keyframe_argument(p: argparse.ArgumentParser, extra: str = "") -> None:
 
 def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm or .gif")
-    p.add_argument("--model", default=None, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
+    p.add_argument("--model", default=None, type=folder_argument, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i (default 0)")
     p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps of both stages (default: pipeline.yaml)")

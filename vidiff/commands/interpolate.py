@@ -13,6 +13,7 @@ import math
 import warnings
 from pathlib import Path
 
+from vidiff.commands import folder_argument
 from vidiff.commands.device_args import (
     add_device_arguments,
     check_device_args,
@@ -59,7 +60,7 @@ def register(sub) -> None:
                                                  "factor past the pipeline's trained gaps runs as passes within "
                                                  "them (16 = 4 x 4)")
     rate.add_argument("--fps", type=float, help="target frame rate; must be an integer multiple of the clip's")
-    p.add_argument("--model", default=None,
+    p.add_argument("--model", default=None, type=folder_argument,
                    help=f"interpolation pipeline folder (default: the bundled {BUNDLED.name} pipeline)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first chunk; chunk i uses seed + i (default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: pipeline.yaml)")

@@ -238,7 +238,11 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     path = folder / PIPELINE_FILE
     if not os.path.lexists(path):
         raise InputError(f"{folder} is not a pipeline folder (missing {PIPELINE_FILE})")
-    cfg = pipeline_config_from_dict(load_file(path) or {}, where=str(path))
+    data = load_file(path)
+    if data is None:  # a truncated save or an emptied file: the defaults would run in its place without a word
+        raise InputError(f"{path}: is empty; a pipeline folder needs its pipeline.yaml (save_pretrained or vidiff "
+                         "export writes it)")
+    cfg = pipeline_config_from_dict(data, where=str(path))
     for name, part in part_paths(folder, cfg).items():
         for file in ("config.yaml", "model.safetensors"):
             if not (part / file).is_file():

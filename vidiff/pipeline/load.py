@@ -3,11 +3,13 @@ headers), then the text encoder and the weights. A bad folder fails with one lin
 weights load."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 
 from vidiff.errors import InputError
+from vidiff.limits import short_repr
 from vidiff.pipeline.control import attach_control_parts, control_part_configs
 from vidiff.parts import check_safetensors_header
 from vidiff.pipeline.config import PipelineConfig, part_paths, read_pipeline_folder, text_encoder_ref
@@ -27,6 +29,8 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     from vidiff.text import TextEncoder
     from vidiff.vae import AutoencoderKL, VAEConfig
 
+    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):  # None: a pathlib TypeError before
+        raise InputError(f"from_pretrained: expected a pipeline folder path, got {short_repr(folder)}")
     folder = Path(folder)
     config = read_pipeline_folder(folder)
     paths = part_paths(folder, config)
