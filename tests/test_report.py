@@ -69,6 +69,15 @@ def test_page_content_and_escaping(tmp_path):
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html
 
 
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
+    """An empty folder or a dataset folder got an empty report.html written into it."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "clip.mp4").write_bytes(b"x")
+    assert main(["report", str(tmp_path / "data")]) == 2
+    assert "not a training run folder (none of config.yaml, metrics.jsonl, previews, eval)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["clip.mp4"]
+
+
 def test_links_are_relative_to_the_page_and_inline_works(tmp_path):
     run = make_run(tmp_path)
     imageio.imwrite(run / "loss.png", np.zeros((20, 40, 3), np.uint8))

@@ -203,11 +203,16 @@ def _evals_section(page: _Page) -> None:
     page.add("</section>")
 
 
+RUN_FILES = ("config.yaml", "metrics.jsonl", "previews", "eval")  # what a page is made of
+
+
 def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, inline: bool = False) -> Path:
     """Writes the page (default RUN_DIR/report.html) and returns its path."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"RUN_DIR: not a folder: {run_dir}")
+    if not any(os.path.lexists(run_dir / name) for name in RUN_FILES):  # an empty page written into any folder
+        raise InputError(f"RUN_DIR {run_dir}: not a training run folder (none of {', '.join(RUN_FILES)})")
     from vidiff.output_safety import atomic_write, check_output
 
     out = Path(out) if out is not None else run_dir / "report.html"
