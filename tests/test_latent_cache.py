@@ -302,3 +302,17 @@ def test_cli_refuses_a_size_off_the_vae_grid_before_loading_it(tmp_path, capsys,
     assert main(args) == 2
     assert "--size 63: must be a multiple of the VAE's downsampling factor 4 (e.g. 60)" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
+
+
+def test_cli_refuses_a_cache_written_into_its_own_video_folder(tmp_path, capsys):
+    """--out equal to --videos wrote index.json and the shards among the clips it read."""
+    from vidiff.cli import main
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "clips")
+    args = ["data", "cache", "--videos", str(tmp_path / "clips"), "--vae", str(tmp_path / "vae"), "--frames", "8",
+            "--size", "64", "--out", str(tmp_path / "link"), "--no-progress"]
+    assert main(args) == 2
+    assert f"--out {tmp_path / 'link'}: is the --videos folder" in capsys.readouterr().err
+    assert list((tmp_path / "clips").iterdir()) == []

@@ -277,7 +277,7 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     from vidiff.vae import AutoencoderKL
 
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, check_int
-    from vidiff.output_safety import check_output, shown
+    from vidiff.output_safety import check_output, real_path, shown
 
     check_int(frames, "--frames", 1, MAX_FRAMES)
     check_int(size, "--size", 8, MAX_SIDE)
@@ -292,6 +292,9 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
         check_int(windows, "--windows", 1, 1_000_000)
     if os.path.lexists(out_dir) and not Path(out_dir).is_dir():
         raise InputError(f"--out {shown(out_dir)}: exists and is not a folder")
+    for flag, folder in (("--videos", videos), ("--vae", vae)):  # shards and index.json among the inputs
+        if real_path(out_dir) == real_path(folder):
+            raise InputError(f"--out {shown(out_dir)}: is the {flag} folder; give the cache a folder of its own")
     check_output(Path(out_dir) / INDEX_NAME, what="--out")  # writable, before the VAE loads
     from vidiff.models.vae import VAEConfig
     from vidiff.parts import load_part_config
