@@ -165,6 +165,19 @@ def test_a_clip_of_the_wrong_size_is_refused_from_its_header(garbage_pipeline, t
     assert rc == 2 and "frames are 80x48, this pipeline makes 64x64; resize the clip first" in err, err
 
 
+@pytest.mark.parametrize("task", ["extend", "edit"])
+def test_a_still_image_given_as_the_video_is_refused(garbage_pipeline, tmp_path, capsys, task):
+    """FFmpeg opens a PNG as a one-frame video at 25 fps: extend wrote a 25 fps clip from it."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "still.png")
+    frames = ["--frames", "4"] if task == "extend" else []
+    rc = main([task, str(tmp_path / "still.png"), "x", *frames, "-o", str(tmp_path / "o.mp4"),
+               "--model", str(garbage_pipeline)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is a still image, not a video; `vidiff animate IMAGE PROMPT`" in err, err
+
+
 def test_missing_model_folder(tmp_path, capsys):
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "nope")]) == 2
     assert f"pipeline folder {tmp_path / 'nope'}: not found" in capsys.readouterr().err

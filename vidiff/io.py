@@ -87,6 +87,7 @@ class VideoInfo:
     estimated: bool = False  # num_frames is duration x fps (no stored count): MPEG-PS guesses it from the bitrate
     audio: bool = False  # the file also holds an audio stream (vidiff writes video only)
     video_streams: int = 1  # video streams other than cover pictures; vidiff reads the first (video_stream)
+    still: bool = False  # a still image (PNG, JPEG, ...) opened by FFmpeg's image demuxers: one frame at 25 fps
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -173,6 +174,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         hdr = HDR_TRANSFERS.get(int(getattr(ctx, "color_trc", 0) or 0), "")
         audio = bool(container.streams.audio)
         video_streams = len(moving_streams(container))
+        still = container.format.name == "image2" or container.format.name.endswith("_pipe")
     except VideoDecodeError:
         raise
     except _av_error_types() as e:
@@ -188,7 +190,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
     return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio,
-                     video_streams=video_streams)
+                     video_streams=video_streams, still=still)
 
 
 # ---- read ---------------------------------------------------------------------------------------------

@@ -111,6 +111,9 @@ def validate(args) -> CheckedRun:
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
     if args.task == "edit":
         structure_kind(args, config)
+    if video_info is not None and video_info.still:  # read as one frame at FFmpeg's 25 fps for images
+        raise InputError(f"video {shown(args.video)}: is a still image, not a video; `vidiff animate IMAGE PROMPT` "
+                         "makes a clip from one")
     if video_info is not None and (video_info.height, video_info.width) != (config.height, config.width):
         # from the header: a clip of the wrong size is refused before it is decoded (a 768x576 one took 2 GB)
         raise InputError(f"video {shown(args.video)}: frames are {video_info.width}x{video_info.height}, this "
