@@ -220,7 +220,14 @@ def test_wrong_tensors_are_a_clear_error(tiny_pipeline, tmp_path):
     folder = tmp_path / "pipe"
     shutil.copytree(tiny_pipeline, folder)
     save_file({"conv_in.weight": torch.zeros(2, 2)}, str(folder / "interpolation" / "model.safetensors"))
-    with pytest.raises(InputError, match="interpolation/model.safetensors: cannot load weights"):
+    with pytest.raises(InputError, match=r"interpolation/model.safetensors: does not fit interpolation/config.yaml's "
+                                         r"model \(\d+ missing \(e.g. .*\); 1 of another shape \(e.g. conv_in.weight: "
+                                         r"\(2, 2\) in the file"):
+        VideoPipeline.from_pretrained(folder)
+    # another part's weights: the message named only the first line of torch's ("Error(s) in loading state_dict")
+    shutil.copy(tiny_pipeline / "vae" / "model.safetensors", folder / "interpolation" / "model.safetensors")
+    with pytest.raises(InputError, match=r"does not fit interpolation/config.yaml's model .* unexpected \(e.g. "
+                                         r"decoder\."):
         VideoPipeline.from_pretrained(folder)
 
 

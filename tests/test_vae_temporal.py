@@ -98,7 +98,7 @@ def test_temporal_decoder_save_load_round_trip(tmp_path):
     assert all(torch.equal(v, saved[k]) for k, v in loaded.state_dict().items())  # the weights exactly
     with torch.no_grad():  # loading gives channels-last weights (for_inference): the same sums in another order
         torch.testing.assert_close(loaded.decode(z), vae.decode(z), atol=1e-5, rtol=1e-5)
-    with pytest.raises(InputError, match="missing"):  # a per-frame config cannot take these weights silently
+    with pytest.raises(InputError, match="24 unexpected"):  # a per-frame config cannot take these weights silently
         AutoencoderKL.load(_with_config(tmp_path, vae, PER_FRAME))
 
 

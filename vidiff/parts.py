@@ -90,9 +90,10 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def check_safetensors_header(path: str | Path) -> None:
+def check_safetensors_header(path: str | Path) -> dict[str, tuple[int, ...]]:
     """Reads only the 8-byte length and the JSON header of a safetensors file; InputError if it is not one, or if
-    its tensors' data does not end where the file does (a truncated or appended-to file)."""
+    its tensors' data does not end where the file does (a truncated or appended-to file). Returns each tensor's
+    shape by name, for weights_mismatch before any weights load."""
     import json
     import struct
 
@@ -120,6 +121,25 @@ def check_safetensors_header(path: str | Path) -> None:
     if data != size - 8 - length:
         raise InputError(f"{path}: truncated or damaged safetensors file (its tensors take {data} bytes after the "
                          f"header, the file holds {size - 8 - length})")
+    return {name: tuple(entry.get("shape") or ()) for name, entry in header.items() if name != "__metadata__"}
+
+
+def weights_mismatch(expected: dict, found: dict) -> str:
+    """How the weights `found` ({name: shape or tensor}) miss a model's `expected` ones: "" when every name and shape
+    fits, else e.g. "3 missing (e.g. a.weight); 1 of another shape (b.bias: (4, 8) in the file, (8, 8) in the
+    model)", short enough for a one-line error."""
+    def shape(v):
+        return tuple(v.shape) if hasattr(v, "shape") else tuple(v)
+
+    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    resized = sorted(k for k in expected.keys() & found.keys() if shape(expected[k]) != shape(found[k]))
+    parts = [f"{len(names)} {what} (e.g. {names[0]})" for what, names in (("missing", missing),
+                                                                         ("unexpected", unexpected)) if names]
+    if resized:
+        key = resized[0]
+        parts.append(f"{len(resized)} of another shape (e.g. {key}: {shape(found[key])} in the file, "
+                     f"{shape(expected[key])} in the model)")
+    return "; ".join(parts)
 
 
 def json_nesting(raw: bytes) -> int:

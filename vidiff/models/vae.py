@@ -288,15 +288,9 @@ def for_inference(model: AutoencoderKL, device=None, dtype: torch.dtype | None =
 
 def load_state(model: nn.Module, state: dict, where: str) -> None:
     """Loads `state` into `model` strictly, naming missing / unexpected / misshapen tensors (InputError)."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise InputError(f"{where}: weights do not match the config: missing {missing[:5]}"
-                         f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                         f"{' ...' if len(unexpected) > 5 else ''}")
-    for key, value in state.items():
-        if value.shape != expected[key].shape:
-            raise InputError(f"{where}: weight {key} has shape {tuple(value.shape)}, "
-                             f"the config expects {tuple(expected[key].shape)}")
+    from vidiff.parts import weights_mismatch
+
+    why = weights_mismatch(model.state_dict(), state)
+    if why:
+        raise InputError(f"{where}: weights do not match the config ({why})")
     model.load_state_dict(state, strict=True)

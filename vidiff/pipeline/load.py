@@ -11,7 +11,7 @@ import torch
 from vidiff.errors import InputError
 from vidiff.limits import short_repr
 from vidiff.pipeline.control import attach_control_parts, control_part_configs
-from vidiff.parts import check_safetensors_header
+from vidiff.parts import check_safetensors_header, weights_mismatch
 from vidiff.pipeline.config import PipelineConfig, part_paths, read_pipeline_folder, text_encoder_ref
 from vidiff.pipeline.trained import read_trained_records
 
@@ -40,8 +40,13 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     for name in net_cfgs:  # the discrete schedules, if any, before any weights
         from_dict(NoiseScheduleConfig, getattr(config, name).schedule, f"pipeline.yaml: {name}.schedule")
     records = read_trained_records(folder, config)
-    for path in paths.values():
-        check_safetensors_header(path / "model.safetensors")
+    shapes = {name: check_safetensors_header(path / "model.safetensors") for name, path in paths.items()}
+    with torch.device("meta"):  # the models' tensor names and shapes, no memory: each file must fit its config
+        models = {"vae": AutoencoderKL(vae_cfg), **{name: UNet3D(cfg) for name, cfg in net_cfgs.items()}}
+    for name, model in models.items():  # before the control parts, whose check would blame themselves
+        why = weights_mismatch(model.state_dict(), shapes[name])
+        if why:
+            raise InputError(f"{paths[name] / 'model.safetensors'}: does not fit {name}/config.yaml's model ({why})")
     # after the headers: a control part's check hashes its U-Net's file, so a broken file is named as such first
     control_cfgs = control_part_configs(config, paths, vae_cfg, net_cfgs)
     text_encoder = TextEncoder.load(text_encoder_ref(folder, config))

@@ -275,12 +275,10 @@ def load_checkpoint(folder: str | Path) -> tuple[dict, dict[str, dict[str, torch
 
 def load_model_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], folder: Path) -> None:
     """The checkpoint's weights into `model`; a checkpoint of another stage or model size is refused in one line."""
-    from vidiff.training.finetune import weights_mismatch
+    from vidiff.parts import weights_mismatch
 
-    missing, unexpected, resized = weights_mismatch(model.state_dict(), weights)
-    if missing or unexpected or resized:
-        parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in (("missing", missing), ("unexpected", unexpected),
-                                                                  ("of another shape", resized)) if v]
-        raise InputError(f"{folder}: its weights do not fit this stage's model ({'; '.join(parts)}): a checkpoint "
-                         "of another stage or model config")
+    why = weights_mismatch(model.state_dict(), weights)
+    if why:
+        raise InputError(f"{folder}: its weights do not fit this stage's model ({why}): a checkpoint of another stage "
+                         "or model config")
     model.load_state_dict(weights)

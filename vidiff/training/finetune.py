@@ -14,7 +14,7 @@ from vidiff.errors import InputError
 log = logging.getLogger("vidiff.train")
 
 
-def weights_mismatch(expected: dict, weights: dict) -> tuple[list[str], list[str], list[str]]:
+def mismatched_names(expected: dict, weights: dict) -> tuple[list[str], list[str], list[str]]:
     """(missing, unexpected, resized) tensor names of `weights` against a module's state dict `expected`."""
     missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
     resized = sorted(k for k in expected.keys() & weights.keys() if expected[k].shape != weights[k].shape)
@@ -25,7 +25,7 @@ def load_initial_weights(module: nn.Module, weights: dict, where: str) -> list[s
     """Copies `weights` into `module`. Every saved tensor must exist in the module with the same shape; module
     parameters the file lacks (layers the new model adds) keep their initialisation. Returns their names."""
     expected = module.state_dict()
-    missing, unexpected, resized = weights_mismatch(expected, weights)
+    missing, unexpected, resized = mismatched_names(expected, weights)
     if unexpected:
         raise InputError(f"init_weights {where}: weights the model does not have: {unexpected[:5]}"
                          f"{' ...' if len(unexpected) > 5 else ''}")
