@@ -657,6 +657,22 @@ def test_bundled_parts_record_their_training(tmp_path):
     save_file(weights, copy / "vae" / "model.safetensors")
     with pytest.raises(InputError, match="latent space of another VAE encoder"):
         read_trained_records(copy, read_pipeline_folder(copy))
+    # exported beside such a VAE: the message names the folders given, not the hidden copy being written
+    import dataclasses
+
+    from vidiff.pipeline.config import CONTROL_PARTS
+    from vidiff.pipeline.export import write_pipeline_folder
+
+    cfg = read_pipeline_folder(bundle)
+    cfg = dataclasses.replace(cfg, control_maps=(),
+                              parts=dataclasses.replace(cfg.parts, **{name: None for name in CONTROL_PARTS}))
+    parts = {"vae": copy / "vae", "keyframes": bundle / "keyframes", "interpolation": bundle / "interpolation"}
+    with pytest.raises(InputError) as refused:
+        write_pipeline_folder(tmp_path / "exported", parts, cfg)
+    message = str(refused.value)
+    assert message.startswith(f"{bundle / 'keyframes'}/trained_on.yaml: trained in the latent space of another VAE "
+                              f"encoder than {copy / 'vae'} "), message
+    assert ".tmp" not in message and not (tmp_path / "exported").exists()
     weights = load_file(bundle / "vae" / "model.safetensors")
     name = next(k for k in weights if k.startswith("decoder."))  # a decoder fine-tune keeps the latent space
     save_file({**weights, name: weights[name] + 1e-3}, copy / "vae" / "model.safetensors")

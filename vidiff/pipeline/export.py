@@ -179,7 +179,17 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
         for name in parts:
             _check_weights_file(tmp / name / WEIGHTS_NAME, parts[name])
         write_pipeline_yaml(cfg, tmp)
-        read_trained_records(tmp, cfg)  # parts trained with another text encoder or VAE encoder: refuse
+        try:  # parts trained with another text encoder or VAE encoder: refuse
+            read_trained_records(tmp, cfg)
+        except InputError as e:  # named by the folders the user gave, not the hidden copy being written
+            from vidiff.output_safety import shown
+
+            message = str(e)
+            for name, src in parts.items():
+                message = message.replace(str(tmp / name), shown(src))
+                if message.startswith(f"{name}/"):
+                    message = shown(src) + message[len(name):]
+            raise InputError(message) from None
         if out.exists():  # set aside, then removed: a stop mid-removal left part of the old folder under its name
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
             out.rename(old)
