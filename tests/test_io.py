@@ -1,6 +1,7 @@
 """vidiff.io: write/read round trips, frame selection, backends agree, clear errors, atomic writes."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,9 +42,20 @@ def test_round_trip_frame_count_and_error(tmp_path, suffix):
     mae = (out.numpy().astype(np.float64) - frames).__abs__().mean()
     limit = {".mp4": 3.0, ".webm": 4.0, ".gif": 0.0}[suffix]  # flat colours fit a GIF palette exactly
     assert mae <= limit, f"{suffix}: mean abs error {mae:.3f}/255"
-    if suffix != ".gif":  # GIF delays are whole 1/100 s: 8 fps is stored as 12-13 cs per frame
-        assert fps == pytest.approx(8.0)
+    assert fps == pytest.approx(8.0)  # a GIF too: its 12 / 13 cs delays were read as 8.33 fps
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_a_gif_reads_back_at_the_rate_it_was_written():
+    """GIF delays are whole 1/100 s, so most rates are stored as alternating delays; FFmpeg's rate reads the
+    shortest (8 fps as 8.33, 30 as 33.3), and the simplest rate within the rounding is the one written."""
+    import tempfile
+
+    frames = shapes_frames(16, h=16, w=16)
+    with tempfile.TemporaryDirectory() as folder:
+        for fps in (8, 12, 30, 7.5, 3.3, 0.5, 50):
+            path = io.write_video(Path(folder) / f"{fps}.gif", frames, fps=fps)
+            assert io.probe_video(path).fps == pytest.approx(fps), fps
 
 
 def test_torch_and_numpy_inputs_write_the_same(tmp_path):
