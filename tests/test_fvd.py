@@ -130,3 +130,18 @@ def test_clips_of_two_sizes_are_resized_each_and_batching_changes_nothing(networ
     together = extract_features(clips, network, FeatureProtocol(clip_length=8, resolution=16, batch_size=6))
     alone = extract_features(clips, network, FeatureProtocol(clip_length=8, resolution=16, batch_size=1))
     assert together.shape == (6, 16) and torch.allclose(together, alone, atol=1e-5)
+
+
+def test_eval_fvd_on_a_device_this_machine_lacks_says_so(network_file, tmp_path, capsys):
+    """--device cuda on a CPU machine was reported as a TorchScript file that could not be loaded."""
+    import torch
+
+    from vidiff.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for name in ("real", "fake"):
+        (tmp_path / name).mkdir()
+    rc = main(["eval", "fvd", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--network",
+               str(network_file), "--device", "cuda"])
+    assert rc == 2 and "--device cuda: CUDA is not available here" in capsys.readouterr().err

@@ -178,6 +178,16 @@ def test_a_still_image_given_as_the_video_is_refused(garbage_pipeline, tmp_path,
     assert rc == 2 and "is a still image, not a video; `vidiff animate IMAGE PROMPT`" in err, err
 
 
+def test_an_edit_of_a_one_frame_clip_does_not_name_frames(garbage_pipeline, tmp_path, capsys):
+    """It said "--frames must be an integer >= 2", an option edit refuses."""
+    from vidiff import io
+
+    io.write_video(tmp_path / "one.mp4", np.zeros((1, 64, 64, 3), np.uint8), 8)
+    rc = main(["edit", str(tmp_path / "one.mp4"), "x", "-o", str(tmp_path / "o.mp4"), "--model", str(garbage_pipeline)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "has 1 frame; edit redraws clips of 2 frames or more" in err and "--frames" not in err, err
+
+
 def test_missing_model_folder(tmp_path, capsys):
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "nope")]) == 2
     assert f"pipeline folder {tmp_path / 'nope'}: not found" in capsys.readouterr().err

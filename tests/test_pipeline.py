@@ -734,6 +734,16 @@ def test_churn_zero_is_plain_heun_and_churn_changes_the_clip(pipe):
         pipe.text_to_video("a red circle", churn=1.0, progress=False)
 
 
+def test_flags_are_true_or_false(pipe):
+    """progress="no" and batch_invariant="no" were taken by truth value (as True); force_layout="yes" was refused."""
+    from vidiff.pipeline import VideoPipeline
+
+    with pytest.raises(InputError, match="progress: expected True or False, got 'no'"):
+        pipe.text_to_video("a", progress="no")
+    with pytest.raises(InputError, match="batch_invariant: expected True or False"):
+        VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes", batch_invariant="no")
+
+
 def test_negative_prompt_replaces_the_unconditional_branch(pipe):
     base, _ = pipe.text_to_video("a red circle", seed=1, progress=False)
     empty, _ = pipe.text_to_video("a red circle", seed=1, negative_prompt="", progress=False)

@@ -25,7 +25,8 @@ def test_mask_forms_and_errors():
     assert int(check_region_mask(torch.full((64, 64), 0.7), 16, 64, 64).sum()) == 16 * 64 * 64
     for bad, match in ((np.zeros((8, 64, 64), np.uint8), "8 frames, the clip has 16"),
                        (np.zeros((32, 32), np.uint8), "32x32 pixels, the clip is 64x64"),
-                       (torch.full((64, 64), float("nan")), "NaN"), ("mask.png", "expected an array")):
+                       (torch.full((64, 64), float("nan")), "NaN"), ("mask.png", "expected an array"),
+                       (torch.full((64, 64), 2.0), r"float values must lie in \[0, 1\]")):
         with pytest.raises(InputError, match=match):
             check_region_mask(bad, 16, 64, 64)
 

@@ -113,3 +113,13 @@ def test_activation_recompute_switch_reaches_the_estimate():
     # the normalised tensors and GEGLU gates are kept for backward once the blocks stop recomputing them
     assert off.activations > 1.2 * on.activations
     assert (off.weights, off.optimizer) == (on.weights, on.optimizer)
+
+
+def test_a_misspelled_model_key_is_named_once(capsys):
+    """It read "model.unknown config key(s) model.latent_channel": the section was prefixed twice."""
+    from vidiff.cli import main
+
+    assert main(["train", "--config", str(REPO / "configs/shapes-vae.yaml"), "--dry-run",
+                 "--set", "model.latent_channel=4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vidiff: error: unknown config key(s) model.latent_channel for VAEConfig"), err

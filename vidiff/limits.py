@@ -51,6 +51,15 @@ def check_int(value, name: str, low: int, high: int) -> int:
     return value
 
 
+def check_flag(value, name: str) -> bool:
+    """`value` when it is True or False; InputError otherwise ("no" and 0.0 were taken by truth value)."""
+    from vidiff.errors import InputError
+
+    if not isinstance(value, bool):
+        raise InputError(f"{name}: expected True or False, got {short_repr(value)}")
+    return value
+
+
 def check_scale(value, name: str) -> float:
     """`value` as a float when it is a number in [0, MAX_GUIDANCE] (a guidance scale); InputError naming `name`."""
     from vidiff.errors import InputError

@@ -193,6 +193,7 @@ def run_fvd(args) -> int:
     from vidiff.errors import InputError
     from vidiff.eval.fvd import FeatureProtocol, fvd, load_network, video_files
 
+    check_eval_device(args.device)
     for name in ("frames", "size", "num", "batch_size"):
         _positive(name.replace("_", "-"), getattr(args, name))
     check_json_out(args, args.real, args.fake, args.network)
@@ -300,6 +301,7 @@ def run_reconstruction(args) -> int:
     from vidiff.errors import InputError
     from vidiff.vae import AutoencoderKL
 
+    check_eval_device(args.device)
     for name in ("frames", "num", "size"):
         _positive(name, getattr(args, name))
     if args.size is not None and args.size < 11:
@@ -318,3 +320,11 @@ def run_reconstruction(args) -> int:
     rows = [[c["name"], c["psnr"], c["ssim"], c["frames"]] for c in result["clips"]]
     rows.append(["mean (all frames)", result["psnr"], result["ssim"], result["num_frames"]])
     return emit(args, "reconstruction", settings, ["clip", "PSNR (dB)", "SSIM", "frames"], rows, result)
+
+
+def check_eval_device(device: str) -> None:
+    """--device of the eval commands, before a network loads ("cuda" on a CPU machine was reported as a TorchScript
+    file that could not be loaded)."""
+    from vidiff.pipeline.placement import check_placement
+
+    check_placement(device, None, device_label=f"--device {device}")

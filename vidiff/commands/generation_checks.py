@@ -127,6 +127,9 @@ def validate(args) -> CheckedRun:
         # the length an edit keeps, decoded: a header's count can be an estimate (MPEG-PS), count frames an MP4
         # edit list hides, or undercount; a frame of another size fails here too, before any weights load
         video_frames = count_clip_frames(args.video)
+        if video_frames < 2:  # resolve_layout would name --frames, which edit refuses
+            raise InputError(f"video {shown(args.video)}: has 1 frame; edit redraws clips of 2 frames or more (a "
+                             "still image: vidiff animate)")
         if args.mask is not None and args.mask != "foreground":
             check_mask_file(Path(args.mask), replace(video_info, num_frames=video_frames))
     if config.parts.keyframes is None:

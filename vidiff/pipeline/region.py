@@ -51,6 +51,9 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     mask = mask.float()
     if not bool(torch.isfinite(mask).all()):
         raise InputError("mask: has NaN or infinite values")
+    if bool((mask < 0).any() | (mask > 1).any()):  # 0..255 given as floats would redraw every pixel above 0.5
+        raise InputError(f"mask: float values must lie in [0, 1] (white = 1), got {float(mask.min()):g}.."
+                         f"{float(mask.max()):g}; give uint8 for 0..255")
     return mask > 0.5
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from vidiff.errors import InputError
 from vidiff.limits import (
-    MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_scale, is_int,
+    MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_flag, check_scale, is_int,
     plain_number, short_repr,
 )
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
@@ -103,8 +103,7 @@ class Request:
         fps = config.fps if fps is None else fps
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not FPS_MIN <= fps <= FPS_MAX:
             raise InputError(f"fps: must be a number in [{FPS_MIN:g}, {FPS_MAX:g}], got {short_repr(fps)}")
-        if not isinstance(force_layout, bool):
-            raise InputError(f"force_layout: expected True or False, got {short_repr(force_layout)}")
+        check_flag(force_layout, "force_layout")
         negatives = None
         if negative_prompt is not None:
             if isinstance(negative_prompt, (list, tuple)) and len(negative_prompt) not in (1, len(prompts)):

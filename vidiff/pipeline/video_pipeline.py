@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
-from vidiff.limits import plain_number
+from vidiff.limits import check_flag, plain_number
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
@@ -42,6 +42,7 @@ class VideoPipeline:
         """batch_invariant: run the networks one batch row at a time, so that a sample is bit-identical whatever
         the batch around it; False batches the rows (faster on a GPU, same results up to rounding).
         trained: each diffusion part's training record (trained.py); requests outside them are refused."""
+        check_flag(batch_invariant, "batch_invariant")
         self.config, self.vae, self.text_encoder = config, for_inference(vae), text_encoder  # as loading gives it
         # keyframe_net None: an interpolation-only pipeline (parts.keyframes null); only fill_between runs
         self.keyframes = (DiffusionStage(keyframe_net, config.keyframes, batch_invariant, "pipeline.yaml: keyframes")
@@ -58,6 +59,7 @@ class VideoPipeline:
                         batch_invariant: bool = True) -> VideoPipeline:
         """Checks pipeline.yaml, every part config and training record (cheap), then loads the weights."""
         check_placement(device, dtype)
+        check_flag(batch_invariant, "batch_invariant")
         config, vae, keyframe_net, interpolation_net, text, trained = load_pipeline(folder, batch_invariant)
         pipe = cls(config, vae, keyframe_net, interpolation_net, text, folder, batch_invariant, trained)
         return pipe.to(device, dtype)
@@ -296,6 +298,7 @@ class VideoPipeline:
     def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True,
                   strength: float = 1.0, control=None, spans: list[tuple[int, int]] | None = None,
                   fill_strength: float | None = None, keyframe_passes: int = 1):
+        check_flag(progress, "progress")
         max_gap = self.config.interpolation.max_gap
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
                             self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength,

@@ -128,8 +128,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _validate_decoded_loss(cfg)
     try:
         cfg.model_config()  # validates the model section against the stage's model config
-    except ConfigError as e:  # its messages start with the key: name the section it sits in
-        raise ConfigError(f"model.{e}") from None
+    except ConfigError as e:  # name the section the key sits in, unless from_dict already did ("model.x")
+        raise ConfigError(str(e) if "model." in str(e) else f"model.{e}") from None
     if cfg.stage in ("keyframes", "interpolation", "control"):
         cfg.noise_config()
     return cfg
