@@ -1,5 +1,7 @@
 """VideoPipeline: keyframe layout, pipeline.yaml, sidecars, seeding, and generation with tiny random parts."""
+import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -607,6 +609,14 @@ def test_requests_outside_the_trained_layout_are_refused(pipe):
     with pytest.warns(UserWarning, match="forced"):
         forced, _ = strict.text_to_video("a", keyframe_stride=4, force_layout=True, progress=False)
     assert forced.shape == (13, 64, 64, 3)
+    sized = VideoPipeline(pipe.config, pipe.vae, pipe.keyframes.net, pipe.interpolation.net, pipe.text_encoder,
+                          trained={**trained, "keyframes": dataclasses.replace(trained["keyframes"],
+                                                                               latent_size=(16, 16))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the trained size says nothing
+        sized.text_to_video("a", steps=1, progress=False)
+    with pytest.warns(UserWarning, match="height x width 32x32: the keyframe part was trained on 64x64 frames"):
+        sized.text_to_video("a", steps=1, height=32, width=32, progress=False)
 
 
 def test_a_clip_shorter_than_the_fewest_trained_keyframes_is_cut_from_the_shortest_trained_grid(pipe):

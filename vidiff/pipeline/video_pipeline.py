@@ -269,6 +269,14 @@ class VideoPipeline:
         self._need_keyframe_part("this request")
         check_layout(req.layout, self.config.interpolation.max_gap, self.trained.get("keyframes"),
                      self.trained.get("interpolation"), known=known, num_known=num_known, force=req.force_layout)
+        record, f = self.trained.get("keyframes"), self.vae.downsample_factor
+        if record is not None and record.latent_size and (req.height // f, req.width // f) != record.latent_size:
+            # convolutions run at any size, but the layout of a scene was learned at one: said, not refused
+            import warnings
+
+            h, w = record.latent_size
+            warnings.warn(f"height x width {req.height}x{req.width}: the keyframe part was trained on {h * f}x{w * f} "
+                          f"frames (latents {h}x{w}), so the clip may not look as at that size", stacklevel=3)
 
     # ---- helpers ---------------------------------------------------------------------------------------------
     @property
