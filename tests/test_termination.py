@@ -88,6 +88,44 @@ def test_a_second_ctrl_c_ends_the_command_at_once_with_one_line(when):
     assert "Traceback" not in run.stderr and run.stderr.count("vidiff: interrupted") == 1, run.stderr
 
 
+_CONSOLE = """
+import importlib.abc, os, signal, sys, time
+
+when, name = sys.argv[1:3]
+
+
+class StopDuringImports(importlib.abc.MetaPathFinder):
+    def find_spec(self, module, path, target=None):
+        if module == "vidiff.commands" and when == "imports":  # among the CLI's first imports
+            os.kill(os.getpid(), getattr(signal, name))
+            time.sleep(5)
+        return None
+
+sys.meta_path.insert(0, StopDuringImports())
+from vidiff.console import main
+
+sys.argv = ["vidiff", "report", os.devnull + "-nothing-here"]  # a command that ends at once (exit 2)
+rc = main()
+if when == "exit":  # a signal still arriving after the command ended, during the interpreter's exit
+    os.kill(os.getpid(), getattr(signal, name))
+    time.sleep(5)
+sys.exit(rc)
+"""
+
+
+@pytest.mark.parametrize("when", ["imports", "exit"])
+@pytest.mark.parametrize("name, code, line", [("SIGINT", 130, "vidiff: interrupted"),
+                                              ("SIGTERM", 143, "vidiff: terminated")])
+def test_the_console_command_is_covered_from_its_first_import_to_its_exit(when, name, code, line):
+    """The `vidiff` command installed its handlers after importing the CLI (numpy and the sub-commands): a Ctrl-C
+    in the first 0.05-0.25 s printed a traceback (or numpy's "Importing the numpy C-extensions failed"), SIGTERM
+    killed it without its line; one after the command ended surfaced in an atexit callback."""
+    run = subprocess.run([sys.executable, "-c", _CONSOLE, when, name], capture_output=True, text=True, timeout=60,
+                         cwd=REPO)
+    assert run.returncode == code, run.stderr
+    assert "Traceback" not in run.stderr and run.stderr.strip().endswith(line), run.stderr
+
+
 _LOADER_WORKER = """
 import signal, sys
 from vidiff.training.sample_stream import quiet_worker

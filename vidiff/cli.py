@@ -110,8 +110,10 @@ def _catch_second_interrupt():
     handler (an ignored SIGINT, as in a background job, stays ignored); returns the handler it replaced, or None."""
     import threading
 
+    from vidiff.console import stop_at_once
+
     if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            signal.getsignal(signal.SIGINT) not in (signal.default_int_handler, stop_at_once):
         return None
     return signal.signal(signal.SIGINT, _first_interrupt)
 
