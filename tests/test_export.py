@@ -137,6 +137,43 @@ def test_folders_a_killed_export_left_go_on_the_next_one_once_a_day_old(tmp_path
     assert remove_stale_exports(out, older_than_s=0) == [folders[".pipe.b2.tmp"]]
 
 
+def test_an_export_removes_what_a_killed_export_left_whatever_its_age(tmp_path):
+    """Exports in one folder take turns (a flock on the folder), so whatever one finds there was left by a killed
+    one: a SIGKILL mid-copy left `.pipe.*.tmp`, a Ctrl-C just after the swap `.pipe.*.old` (22 MiB each), kept a
+    day by the age rule alone."""
+    runs = _runs(tmp_path)
+    out = tmp_path / "pipe"
+    assert main(["export", *map(str, runs), "-o", str(out)]) == 0
+    for name in (".pipe.killed.tmp", ".pipe.stopped.old"):
+        shutil.copytree(out, tmp_path / name)  # fresh: minutes old at most
+    assert main(["export", *map(str, runs), "-o", str(out), "--force"]) == 0
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".pipe.")]
+
+
+def test_a_stop_during_the_swap_leaves_no_old_pipeline_behind(tmp_path, monkeypatch):
+    """A Ctrl-C landing while the old pipeline (set aside) was being removed stopped the removal half-way; now the
+    swap and the removal finish first, then the Ctrl-C acts."""
+    import os
+    import signal
+
+    from vidiff.pipeline import export
+
+    runs = _runs(tmp_path)
+    out = tmp_path / "pipe"
+    assert main(["export", *map(str, runs), "-o", str(out)]) == 0
+    real_rmtree = shutil.rmtree
+
+    def interrupted_rmtree(path, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C as the removal starts
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(export.shutil, "rmtree", interrupted_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_pipeline(runs, out, overwrite=True)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".pipe.")]
+    assert (out / "pipeline.yaml").is_file()
+
+
 def test_damaged_weights_are_refused_before_the_old_folder_is_touched(tmp_path, capsys):
     """A run's export/model.safetensors cut or overwritten: the export said it wrote the pipeline (exit 0), and with
     --force the folder it replaced was gone; the pipeline then failed to load."""

@@ -8,8 +8,10 @@ The folder is written beside the target under a temporary name and renamed into 
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +125,8 @@ def refuse_output_over_inputs(out: Path, inputs) -> None:
 def remove_stale_exports(out: Path, older_than_s: float | None = None) -> list[Path]:
     """Removes the hidden folders a killed export of `out` left beside it (`.NAME.*.tmp`, and `.NAME.*.old` while
     `out` itself exists: without it, that folder is the only copy of the old pipeline) once they are older than a
-    day, as output_safety does with its temporaries; a younger one may be another export's, still running."""
+    day, as output_safety does with its temporaries; a younger one may be another export's, still running (an
+    export holds _export_lock, under which it removes them whatever their age: `older_than_s` < 0)."""
     import time
 
     from vidiff.output_safety import STALE_AFTER_S
@@ -161,11 +164,18 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
     """Copies each part folder's files into `out/<name>/` and writes pipeline.yaml, in a temporary folder beside
     `out` renamed into place when complete (replacing `out`). `edit(tmp)` may change the copies before the check
     that every part was trained with the pipeline's text encoder and VAE (trained_on.yaml)."""
-    from vidiff.pipeline.trained import read_trained_records
-
     refuse_output_over_inputs(out, parts.values())
     out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_exports(out)
+    with _export_lock(out.parent):
+        # no other export in this folder runs while the lock is held: whatever an export left is a killed one's
+        remove_stale_exports(out, older_than_s=-1.0)
+        _write_locked(out, parts, cfg, edit)
+    return out
+
+
+def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) -> None:
+    from vidiff.pipeline.trained import read_trained_records
+
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     old = None
     try:
@@ -190,15 +200,56 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
                 if message.startswith(f"{name}/"):
                     message = shown(src) + message[len(name):]
             raise InputError(message) from None
-        if out.exists():  # set aside, then removed: a stop mid-removal left part of the old folder under its name
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            out.rename(old)
-        tmp.rename(out)
+        with _signals_held():  # the swap: a stop between its two renames would leave no folder under the name
+            if out.exists():  # set aside, then removed: a stop mid-removal left part of the old folder under its name
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+                out.rename(old)
+            tmp.rename(out)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        if old is not None and not out.exists():  # the new folder did not take its place: the old one goes back
-            old.rename(out)
-        elif old is not None:
-            shutil.rmtree(old)
-    return out
+        with _signals_held():  # a Ctrl-C inside rmtree left the old pipeline (or the copy) as a hidden folder
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            if old is not None and not out.exists():  # the new folder did not take its place: the old one goes back
+                old.rename(out)
+            elif old is not None:
+                shutil.rmtree(old)
+
+
+@contextmanager
+def _export_lock(folder: Path):
+    """An exclusive flock on `folder` for one export (waited for if another export in it is running); the kernel
+    drops it when the process dies, so a killed export never blocks the next. No flock (Windows): no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM wait until the block ends, then act as usual (main thread only). The Python-level handlers
+    are swapped for ones that note the signal: a thread mask would not do, since another thread (torch's) takes a
+    process-directed signal and the main thread still runs the handler at its next bytecode."""
+    import signal
+    import threading
+
+    names = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    before = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in names}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])  # handled now, by the handler that was in place
