@@ -14,7 +14,7 @@ from vidiff.errors import InputError
 from vidiff.limits import short_repr
 from vidiff.pipeline.config import PIPELINE_FILE, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import save_control_parts
-from vidiff.pipeline.trained import TrainedOn, latent_space_id, write_trained_on
+from vidiff.pipeline.trained import TrainedOn, latent_space_id, latent_space_id_of, write_trained_on
 
 
 def save_pipeline(pipe, folder: str | Path) -> Path:
@@ -46,18 +46,12 @@ def save_pipeline(pipe, folder: str | Path) -> Path:
 def check_savable(pipe) -> None:
     """Half-precision parts, or a VAE encoder that no longer hashes to what the parts' records name (a cast to bf16
     and back rounds it): such a save would not load, and saving over the folder a pipeline came from lost it."""
-    import tempfile
-
     low = {p.dtype for m in (pipe.vae, *pipe._stage_nets()) for p in m.parameters()} - {torch.float32}
     if low:
         raise InputError(f"save_pretrained: the parts compute in {', '.join(sorted(map(str, low)))}; a saved "
                          "pipeline holds float32 weights: load it again without dtype and save that one")
     recorded = {r.latent_space for r in pipe.trained.values() if r is not None and r.latent_space}
-    if recorded:
-        with tempfile.TemporaryDirectory() as tmp:
-            pipe.vae.save(Path(tmp) / "vae")
-            now = latent_space_id(Path(tmp) / "vae")
-        if now not in recorded:
-            raise InputError("save_pretrained: the VAE's encoder weights differ from those the parts were "
-                             "trained with (a cast to bfloat16 / float16 and back rounds them), so the saved "
-                             "folder would not load; save a pipeline loaded in float32 and never cast")
+    if recorded and latent_space_id_of(pipe.vae) not in recorded:  # hashed in memory: no temporary folder to leave
+        raise InputError("save_pretrained: the VAE's encoder weights differ from those the parts were trained with "
+                         "(a cast to bfloat16 / float16 and back rounds them), so the saved folder would not load; "
+                         "save a pipeline loaded in float32 and never cast")

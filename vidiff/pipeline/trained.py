@@ -213,6 +213,25 @@ def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, inte
                     f"{layout.keyframe_stride} needs " + "; ".join(problems), force, stacklevel=3)
 
 
+def latent_space_id_of(vae) -> str:
+    """latent_space_id of a VAE in memory, as its saved folder would hash (float32 weights, as saving writes them):
+    safetensors stores each tensor's raw little-endian bytes, which are the tensor's own here."""
+    import hashlib
+    import sys
+
+    import torch
+
+    cfg = vae.config
+    digest = hashlib.sha256(repr((float(cfg.scaling_factor), float(cfg.shift_factor))).encode())
+    state = vae.state_dict()
+    for name in sorted(k for k in state if k.startswith(("encoder.", "quant_conv."))):
+        tensor = state[name].detach().to("cpu", torch.float32).contiguous()
+        data = tensor.numpy()
+        digest.update(name.encode())
+        digest.update((data if sys.byteorder == "little" else data.byteswap()).tobytes())
+    return digest.hexdigest()
+
+
 def latent_space_id(vae_folder: str | Path) -> str:
     """sha256 of what fixes a VAE's latent space: its encoder-side tensors (encoder.*, quant_conv.*) and latent
     shift / scale. A decoder fine-tune (e.g. a temporal decoder) keeps the id, so parts trained in the old latent
