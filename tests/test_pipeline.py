@@ -654,6 +654,10 @@ def test_bundled_parts_record_their_training(tmp_path):
     assert "region" in records["keyframes"].known_patterns and "region" in records["interpolation"].known_patterns
     assert records["interpolation"].frame_strides == (1, 1)
     assert records["keyframes"].latent_space == latent_space_id(bundle / "vae")
+    from vidiff.pipeline.trained import latent_space_id_of
+    from vidiff.vae import AutoencoderKL
+
+    assert latent_space_id_of(AutoencoderKL.load(bundle / "vae")) == records["keyframes"].latent_space  # in memory
     # a VAE whose encoder differs is another latent space: the parts refuse it
     import shutil
 
