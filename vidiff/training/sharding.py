@@ -107,16 +107,23 @@ def full_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def like(full: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """`full` in the layout of `target`: this rank's shard when target is a DTensor of the same shape."""
-    if is_sharded(target) and tuple(full.shape) == tuple(target.shape):
+    """`full` in the layout of `target`: this rank's shard when target is a DTensor of the same shape, else its
+    memory layout (a checkpoint stores AdamW's moments contiguous, a channels-last conv weight is not, and the
+    fused AdamW walks a parameter and its moments as flat memory: restored contiguous, a resumed run's second
+    step mixed up elements and its losses left the uninterrupted run's)."""
+    if tuple(full.shape) != tuple(target.shape):
+        return full
+    if is_sharded(target):
         from torch.distributed.tensor import distribute_tensor
 
         return distribute_tensor(full.to(target.device, target.dtype), target.device_mesh, target.placements)
+    if full.stride() != target.stride():
+        return torch.empty_like(target, dtype=full.dtype, device=full.device).copy_(full)
     return full
 
 
 def shard_optimizer_state(state: dict, optimizer: torch.optim.Optimizer) -> dict:
-    """A full (gathered) optimizer state dict laid out like the optimizer's (sharded) parameters."""
+    """A full (gathered) optimizer state dict laid out like the optimizer's parameters (sharded, or their strides)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     per_param = {pid: {key: (like(v, params[pid]) if torch.is_tensor(v) else v) for key, v in entry.items()}
                  for pid, entry in state["state"].items()}
