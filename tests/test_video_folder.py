@@ -104,3 +104,44 @@ def test_windows_cover_each_video_back_to_back_at_a_hop_or_spread(folder):
         VideoWindows(ds, hop=2, per_video=2)
     with pytest.raises(Exception, match="hop must be a positive integer"):
         VideoWindows(ds, hop=0)
+
+
+def test_captions_as_users_save_them(tmp_path, caplog):
+    """A Latin-1 caption was a UnicodeDecodeError traceback naming no file; a UTF-8 byte-order mark stayed in the
+    caption (or hid a csv's first column name, "needs the columns file_name and text"); a metadata row naming no
+    clip and clips without a caption trained without a word; .mpg / .ts / .flv / .3gp clips were left out."""
+    from vidiff.config import ConfigError
+
+    import av
+
+    for name in ("a.mp4", "b.mp4", "d.mp4"):
+        io.write_video(tmp_path / name, counter_clip(8, 0), fps=8)
+
+    with av.open(str(tmp_path / "c.mpg"), "w", format="mpeg") as container:  # an MPEG-PS clip, as DVDs and cameras
+        stream = container.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 56, 40, "yuv420p"
+        for frame in counter_clip(8, 0):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    (tmp_path / "a.txt").write_bytes("\ufeffun cacatoès blanc\n".encode("utf-8"))  # Notepad's UTF-8, with a BOM
+    (tmp_path / "metadata.csv").write_bytes("\ufefffile_name,text\nb.mp4,two\nc.mpg,three\nghost.mp4,none\n"
+                                            .encode("utf-8"))  # Excel's "CSV UTF-8"
+    with caplog.at_level("WARNING", logger="vidiff"):
+        ds = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32), scan_workers=1)
+    captions = {p.name: c for p, _, _, c in ds.items}
+    assert captions == {"a.mp4": "un cacatoès blanc", "b.mp4": "two", "c.mpg": "three", "d.mp4": ""}
+    assert "name 1 clip(s) not in the folder or not readable, e.g. ghost.mp4" in caplog.text
+    assert "1 of 4 clips have no caption" in caplog.text
+    (tmp_path / "a.txt").write_bytes("un cacatoès".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"a.txt: not UTF-8 text \(byte 0xe8"):
+        VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32), scan_workers=1)
+    (tmp_path / "a.txt").write_text("a white cockatoo")
+    from vidiff.data.video_folder import VideoWindows
+
+    def digest():
+        return VideoWindows(VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32), scan_workers=1)).describe()[
+            "captions_sha256"]
+
+    before = digest()  # the latent cache's index records it: a fixed caption is no longer kept from the old cache
+    (tmp_path / "a.txt").write_text("a white cockatoo, fixed")
+    assert digest() != before

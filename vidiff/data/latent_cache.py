@@ -102,6 +102,7 @@ _DERIVED = ("num_clips", "length", "windows")
 # the `vidiff data cache` option behind a setting, named beside it
 _FLAGS = {"dataset.root": "--videos", "dataset.num_frames": "--frames", "dataset.size": "--size",
           "dataset.stride": "--stride", "dataset.hop": "--hop", "dataset.per_video": "--windows",
+          "dataset.captions_sha256": "a caption of --videos changed",
           "shard_size": "--shard-size", "batch_size": "--batch-size", "dtype": "--dtype", "sample": "--sample",
           "vae_config": "--vae", "vae_weights_sha256": "--vae", "text_encoder": "--text"}
 

@@ -31,12 +31,14 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vidiff.errors import InputError, VideoDecodeError
-from vidiff.io import DEFAULT_LIMITS, VideoInfo, VideoLimits, check_file
+from vidiff.io import DEFAULT_LIMITS, READABLE_SUFFIXES, VideoInfo, VideoLimits, check_file
 
 log = logging.getLogger(__name__)
 
-# What a scan treats as a video (case-insensitive); sidecars (.txt, .json, .jsonl, .csv) are never candidates.
-SCAN_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif")
+# What a scan treats as a video (case-insensitive): every container the readers were checked on, as the video
+# folders of the other commands (.mpg / .ts / .flv / .3gp clips were left out of training without a word);
+# sidecars (.txt, .json, .jsonl, .csv) are never candidates.
+SCAN_SUFFIXES = READABLE_SUFFIXES
 
 
 @dataclass

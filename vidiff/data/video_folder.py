@@ -11,6 +11,7 @@ index + 2, ...), logged, never raised.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from pathlib import Path
@@ -28,12 +29,24 @@ from vidiff.io import VideoLimits, frame_index, frame_step, read_video
 log = logging.getLogger(__name__)
 
 
+CAPTION_MAX_BYTES = 64 << 20  # a metadata file; a sidecar caption is far smaller
+
+
+def read_caption_text(path: Path) -> str:
+    """A caption file's text: UTF-8, with the byte-order mark Windows editors and Excel's "CSV UTF-8" put first
+    dropped (it was kept in the caption, or hid the csv's first column name). Anything else is refused in one line
+    naming the file (a Latin-1 caption was a UnicodeDecodeError traceback naming none)."""
+    from vidiff.safe_yaml import read_text
+
+    return read_text(path, str(path), max_bytes=CAPTION_MAX_BYTES)
+
+
 def read_captions(root: Path) -> dict[str, str]:
     """file_name (relative to root, '/'-separated) -> caption, from metadata.jsonl or metadata.csv."""
     captions: dict[str, str] = {}
     jsonl, table = root / "metadata.jsonl", root / "metadata.csv"
     if jsonl.is_file():
-        for n, line in enumerate(jsonl.read_text().splitlines(), 1):
+        for n, line in enumerate(read_caption_text(jsonl).splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -42,13 +55,24 @@ def read_captions(root: Path) -> dict[str, str]:
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise InputError(f"{jsonl}:{n}: needs a JSON object with 'file_name' and 'text' ({e})") from None
     if table.is_file():
-        with open(table, newline="") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"file_name", "text"} <= set(reader.fieldnames):
-                raise InputError(f"{table}: needs the columns file_name and text")
-            for row in reader:
-                captions.setdefault(row["file_name"], row["text"])
+        reader = csv.DictReader(io.StringIO(read_caption_text(table), newline=""))
+        if not reader.fieldnames or not {"file_name", "text"} <= set(reader.fieldnames):
+            raise InputError(f"{table}: needs the columns file_name and text (it has {reader.fieldnames})")
+        for row in reader:
+            captions.setdefault(row["file_name"], row["text"])
     return captions
+
+
+def _say_caption_gaps(root: Path, captions: dict[str, str], used: set[str], uncaptioned: int, clips: int) -> None:
+    """Metadata rows that name no clip of the folder (a typo, a clip not copied) and clips without a caption are
+    said, once per dataset: both trained silently before."""
+    ghosts = sorted(set(captions) - used)
+    if ghosts:
+        log.warning("%s: the captions name %d clip(s) not in the folder or not readable, e.g. %s", root, len(ghosts),
+                    ghosts[0])
+    if uncaptioned:
+        log.warning("%s: %d of %d clips have no caption (no <clip>.txt, no metadata row, or an empty one): they "
+                    "train with the empty prompt", root, uncaptioned, clips)
 
 
 class VideoFolderDataset(Dataset):
@@ -91,11 +115,13 @@ class VideoFolderDataset(Dataset):
                 continue
             sidecar = path.with_suffix(".txt")
             rel = path.relative_to(self.root).as_posix()
-            caption = sidecar.read_text().strip() if sidecar.is_file() else captions.get(rel, "")
+            caption = read_caption_text(sidecar).strip() if sidecar.is_file() else captions.get(rel, "").strip()
             self.items.append((path, info.num_frames - span + 1, info.fps, caption))
             self.spans.append(span)
         if not self.items:
             raise InputError(f"video folder {self.root}: no usable clips" + _skip_summary(self.skipped))
+        named = {p.relative_to(self.root).as_posix() for p, _ in [*scan.good, *scan.skipped]}
+        _say_caption_gaps(self.root, captions, named, sum(1 for item in self.items if not item[3]), len(self.items))
         self.read_failures = 0  # per process (each DataLoader worker counts its own)
 
     def __len__(self) -> int:
@@ -172,8 +198,12 @@ class VideoWindows(Dataset):
     def describe(self) -> dict:
         """For the latent cache's index.json: what the windows are and where each one starts."""
         f = self.folder
+        import hashlib
+
+        # the captions too: a cache built before a caption was fixed was continued (or kept) with the old one
+        captions = hashlib.sha256(json.dumps([item[3] for item in f.items]).encode()).hexdigest()
         return {"root": str(f.root), "num_frames": f.num_frames, "stride": f.stride, "fps": f.fps,
-                "size": list(f.size), "hop": self.hop, "per_video": self.per_video,
+                "size": list(f.size), "hop": self.hop, "per_video": self.per_video, "captions_sha256": captions,
                 "windows": [[f.items[i][0].relative_to(f.root).as_posix(), start] for i, start in self.windows]}
 
 
