@@ -71,3 +71,13 @@ def test_direction_pairs_start_at_their_step_and_need_the_keyframe_stage_and_the
         cfg_for(tmp_path, "interpolation", {**RANGES, "captions": "shapes_grammar", "direction_pairs_from_step": 0})
     with pytest.raises(ConfigError, match="must be >= 0"):
         cfg_for(tmp_path, "keyframes", {**RANGES, "captions": "shapes_grammar", "direction_pairs_from_step": -1})
+
+
+def test_grammar_captions_of_a_caption_the_grammar_cannot_read_is_a_user_error(tmp_path):
+    """A Shapes recipe reused on one's own captions stopped at its first step with a ValueError traceback."""
+    from vidiff.errors import InputError
+
+    stage = stage_for(tmp_path, captions="shapes_grammar")
+    assert len(stage.captions(["a red circle moving left"], SampleDraws(0, [0], 0, [0]))) == 1
+    with pytest.raises(InputError, match="set conditioning.captions=dataset"):
+        stage.captions(["a cartoon character talking"], SampleDraws(0, [0], 0, [0]))

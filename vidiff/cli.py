@@ -199,6 +199,7 @@ def run_command(handler, args: argparse.Namespace) -> int:
     except (VidiffError, ConfigError) as e:
         from vidiff.output_safety import one_line
 
+        _close_progress_bars()  # the line starts a line of its own, and no bar is drawn again below it
         print(f"vidiff: error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except RecursionError:  # a JSON / metrics / sidecar file nested thousands of levels deep: refused, not a crash

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from vidiff.errors import InputError
+from vidiff.limits import short_repr
 from vidiff.parts import save_part
 from vidiff.training import conditioning as cond
 from vidiff.training.direction_pairs import pair_batch
@@ -182,8 +183,9 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
         for i, caption in enumerate(stored):
             attributes = parse_caption(caption)
             if None in attributes:
-                raise ValueError(f"conditioning.captions=shapes_grammar: caption {caption!r} does not name a "
-                                 "Shapes colour, shape and direction")
+                raise InputError(f"conditioning.captions=shapes_grammar: caption {short_repr(caption, 80)} does not "
+                                 "name a Shapes colour, shape and direction; for your own captions set "
+                                 "conditioning.captions=dataset (docs/training.md, 'Your own videos')")
             out.append(draw_caption(*attributes, draws.gen(i, "caption"), c.plain_caption_prob, paths))
         return out
 
