@@ -213,3 +213,15 @@ def test_without_a_keyframes_run_export_writes_an_interpolation_only_pipeline(tm
     assert filled.shape == (5, 64, 64, 3) and torch.equal(filled[0], ends[0]) and torch.equal(filled[4], ends[1])
     with pytest.raises(InputError, match="interpolation-only"):
         pipe.text_to_video("a red circle moving left", progress=False)
+
+
+def test_a_vae_part_folder_stands_for_the_vae_run(tmp_path):
+    """Caches and runs are built on a VAE part such as the bundled one; export took run folders only and called the
+    part "a run with no export/ (train it to the end first)"."""
+    from vidiff.pipeline.config import read_pipeline_folder
+
+    runs = _runs(tmp_path)
+    out = tmp_path / "pipe"
+    assert main(["export", str(BUNDLE / "vae"), *map(str, runs[1:]), "-o", str(out)]) == 0
+    assert (out / "vae" / "model.safetensors").read_bytes() == (BUNDLE / "vae" / "model.safetensors").read_bytes()
+    assert read_pipeline_folder(out).parts.keyframes == "keyframes"

@@ -13,7 +13,8 @@ def register(sub) -> None:
                                    "the run folders of the three stages, with every setting training fixed. Without "
                                    "a keyframes run: an interpolation-only pipeline (vidiff interpolate).")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                   help="vae, keyframes and interpolation run folders (keyframes optional)")
+                   help="vae, keyframes and interpolation run folders (keyframes optional); the vae may also be a VAE "
+                        "part folder as it is, e.g. vidiff/bundled/shapes/vae")
     p.add_argument("-o", "--output", required=True, help="pipeline folder to write")
     p.add_argument("--force", action="store_true", help="replace the folder if it exists")
     p.add_argument("--keyframe-steps", type=int, default=20, help="default sampler steps of the keyframe stage")

@@ -36,26 +36,47 @@ class SamplingDefaults:
 
 
 def find_runs(run_dirs: list[Path]) -> dict:
-    """{stage: (run folder, training config)} for the vae / keyframes / interpolation runs given (any order)."""
+    """{stage: (part folder, training config)} for the vae / keyframes / interpolation runs given (any order): a
+    run's part is its export/. The VAE may also be a part folder as it is (e.g. vidiff/bundled/shapes/vae, which
+    latent caches and runs are built on): nothing of its training goes into pipeline.yaml (config None)."""
     from vidiff.training.config import load_train_config
 
     runs = {}
     for run in map(Path, run_dirs):
-        if not (run / "config.yaml").is_file():
-            raise InputError(f"{run}: not a training run folder (no config.yaml)")
-        if not (run / "export" / "model.safetensors").is_file():
-            raise InputError(f"{run}: the run has no export/ (train it to the end first)")
-        cfg = load_train_config(run / "config.yaml")
-        if cfg.stage not in ("vae", "keyframes", "interpolation"):
-            raise InputError(f"{run}: a {cfg.stage!r} run is not a pipeline part")
-        if cfg.stage in runs:
-            raise InputError(f"{run}: a second {cfg.stage} run (the first is {runs[cfg.stage][0]})")
-        runs[cfg.stage] = (run, cfg)
+        if _is_vae_part(run):
+            stage, part, cfg = "vae", run, None
+        else:
+            if not (run / "config.yaml").is_file():
+                raise InputError(f"{run}: not a training run folder (no config.yaml)")
+            if not (run / "export" / "model.safetensors").is_file():
+                raise InputError(f"{run}: the run has no export/ (train it to the end first)")
+            cfg = load_train_config(run / "config.yaml")
+            stage, part = cfg.stage, run / "export"
+        if stage not in ("vae", "keyframes", "interpolation"):
+            raise InputError(f"{run}: a {stage!r} run is not a pipeline part")
+        if stage in runs:
+            raise InputError(f"{run}: a second {stage} run (the first is {runs[stage][0]})")
+        runs[stage] = (part, cfg)
     missing = {"vae", "interpolation"} - set(runs)  # without a keyframe run: an interpolation-only pipeline
     if missing:
         raise InputError(f"export: no {' / '.join(sorted(missing))} run among the folders given (a pipeline needs "
                          "a vae and an interpolation run; a keyframes run adds text to video)")
     return runs
+
+
+def _is_vae_part(folder: Path) -> bool:
+    """A saved VAE part (config.yaml of a VAEConfig beside model.safetensors), not a training run folder."""
+    from vidiff.config import ConfigError
+    from vidiff.models.vae import VAEConfig
+    from vidiff.parts import load_part_config
+
+    if not (folder / WEIGHTS_NAME).is_file() or (folder / "export").exists():
+        return False
+    try:
+        load_part_config(folder, VAEConfig)
+    except (ConfigError, InputError):
+        return False
+    return True
 
 
 def _stage_settings(cfg) -> dict:
@@ -105,7 +126,7 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
         raise InputError(f"-o {out}: exists and is not a folder")
     runs = find_runs(run_dirs)
     cfg = pipeline_config(runs, defaults)
-    return write_pipeline_folder(out, {name: runs[name][0] / "export" for name in runs}, cfg)
+    return write_pipeline_folder(out, {name: runs[name][0] for name in runs}, cfg)
 
 
 def refuse_output_over_inputs(out: Path, inputs) -> None:
