@@ -123,3 +123,23 @@ def test_a_misspelled_model_key_is_named_once(capsys):
                  "--set", "model.latent_channel=4"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("vidiff: error: unknown config key(s) model.latent_channel for VAEConfig"), err
+
+
+def test_dry_run_takes_the_latent_size_from_the_cache_or_the_vae(tmp_path, capsys):
+    """It took data.size over the VAE's factor whatever the cache held (a 32 px cache's 8 x 8 latents as 16 x 16),
+    and a factor of 8 without a word when the VAE folder was not there (the Shapes recipe's 16 x 16 as 8 x 8)."""
+    import json
+
+    from vidiff.cli import main
+
+    base = ["train", "--config", str(REPO / "configs/shapes-keyframes.yaml"), "--dry-run"]
+    assert main([*base, "--set", f"vae={REPO / 'vidiff/bundled/shapes/vae'}"]) == 0
+    assert "input (8, 4, 9, 16, 16)" in capsys.readouterr().out
+    (tmp_path / "index.json").write_text(json.dumps({"shapes": {"latents": [4, 41, 12, 12]}}))
+    assert main([*base, "--set", f"vae={REPO / 'vidiff/bundled/shapes/vae'}", "--set", f"data.root={tmp_path}"]) == 0
+    assert "input (8, 4, 9, 12, 12)" in capsys.readouterr().out
+    (tmp_path / "index.json").write_text(json.dumps({"shapes": {"latents": [4, 41, 6, 6]}}))  # a traceback before
+    assert main([*base, "--set", f"data.root={tmp_path}"]) == 2
+    assert "latents are 6x6, and the model's 3 levels" in capsys.readouterr().err
+    assert main([*base, "--set", f"vae={tmp_path / 'nope'}"]) == 0
+    assert "latents assumed data.size / 8 (8 x 8)" in capsys.readouterr().err

@@ -145,9 +145,16 @@ def _check_cache_frames(cfg: TrainConfig) -> None:
 
     index = Path(cfg.data.root) / INDEX_NAME
     try:  # the dataset's own bounded reader: a FIFO named index.json blocked here, a huge one was read whole
-        frames = int(json.loads(read_text(index, str(index), max_bytes=INDEX_MAX_BYTES))["shapes"]["latents"][1])
+        shape = json.loads(read_text(index, str(index), max_bytes=INDEX_MAX_BYTES))["shapes"]["latents"]
+        frames, h, w = (int(v) for v in shape[1:4])
     except Exception:  # noqa: BLE001 - missing or malformed: LatentCacheDataset says what is wrong with it
         return
+    levels = len(getattr(cfg.model_config(), "block_out_channels", ()) or ())
+    multiple = 2 ** max(levels - 1, 0)
+    if h % multiple or w % multiple:  # the U-Net's first forward raised it as a ValueError traceback
+        raise ConfigError(f"data.root: the latent cache's latents are {h}x{w}, and the model's {levels} levels "
+                          f"(model.block_out_channels) need sides that are multiples of {multiple}; cache another "
+                          "--size or use fewer levels")
     c = cfg.conditioning
     if cfg.stage == "keyframes" and c.max_keyframe_span() > frames:
         raise ConfigError(f"data.root: the latent cache's clips have {frames} frames, fewer than the "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -45,15 +46,33 @@ class MemoryEstimate:
         return self.weights + self.grads + self.optimizer + self.ema + self.activations + self.backward
 
 
-def _latent_factor(cfg) -> int:
+def _latent_side(cfg) -> tuple[int, int]:
+    """(h, w) of the training latents: a latent cache's own (its index.json), else data.size over the VAE's factor;
+    without the VAE folder on this machine the Stable Diffusion VAE's 8 is assumed, and said."""
+    import json
+    import warnings
+
     from vidiff.errors import InputError
     from vidiff.parts import load_part_config
     from vidiff.vae import VAEConfig
 
+    if cfg.data.kind == "latent_cache":
+        from vidiff.data.latent_cache import INDEX_MAX_BYTES, INDEX_NAME
+        from vidiff.safe_yaml import read_text
+
+        index = Path(cfg.data.root) / INDEX_NAME
+        try:  # a 32 px cache has 8 x 8 latents whatever data.size says
+            h, w = json.loads(read_text(index, str(index), max_bytes=INDEX_MAX_BYTES))["shapes"]["latents"][-2:]
+            return int(h), int(w)
+        except Exception:  # noqa: BLE001 - not on this machine, or unreadable: from data.size as below
+            pass
     try:
-        return load_part_config(cfg.vae, VAEConfig).downsample_factor if cfg.vae else 8
-    except InputError:  # the VAE folder is not on this machine: assume the Stable Diffusion VAE
-        return 8
+        factor = load_part_config(cfg.vae, VAEConfig).downsample_factor if cfg.vae else 8
+    except InputError:
+        warnings.warn(f"--dry-run: vae {cfg.vae} is not readable here; latents assumed data.size / 8 "
+                      f"({cfg.data.size // 8} x {cfg.data.size // 8})", stacklevel=2)
+        factor = 8
+    return cfg.data.size // factor, cfg.data.size // factor
 
 
 def _inputs(cfg, model_cfg, batch: int, device) -> tuple[torch.nn.Module, dict]:
@@ -67,8 +86,8 @@ def _inputs(cfg, model_cfg, batch: int, device) -> tuple[torch.nn.Module, dict]:
 
     c = cfg.conditioning
     frames = c.keyframe_counts()[1] if cfg.stage == "keyframes" else c.max_gap + 1  # the largest window
-    h = cfg.data.size // _latent_factor(cfg)
-    x = torch.zeros(batch, model_cfg.in_channels, frames, h, h, device=device)
+    h, w = _latent_side(cfg)
+    x = torch.zeros(batch, model_cfg.in_channels, frames, h, w, device=device)
     cond = Cond(context=torch.zeros(batch, 77, model_cfg.context_dim, device=device),
                 context_mask=torch.ones(batch, 77, dtype=torch.bool, device=device))
     if model_cfg.conditioning:
