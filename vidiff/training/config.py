@@ -39,7 +39,7 @@ class DataSection:
     num_frames: int = 16  # frames per clip read from disk (full frame rate)
     size: int = 64  # square frame size in pixels
     fps: Optional[float] = None  # resample clips to this frame rate; null = native
-    stride: int = 1  # read every `stride`-th frame (ignored when fps is set)
+    stride: int = 1  # read every `stride`-th frame (give stride or fps, not both)
     num_samples: int = 256  # synthetic and shapes: dataset length
     shapes_seed: int = 1  # shapes: the generator seed (the bundled pipeline's clips use 1; evaluation 1000)
 
