@@ -41,7 +41,7 @@ from vidiff.errors import InputError, VideoDecodeError
 from vidiff.limits import is_int, plain_number
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
     _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, display_rotation,
-    frame_index, frame_step, iter_pyav, moving_streams, select_indices, video_stream,
+    frame_index, frame_step, gif_rate, iter_pyav, moving_streams, select_indices, video_stream,
 )
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         if ctx.name == "gif":  # FFmpeg's rate reads alternating 12 / 13 cs delays (8 fps) as 8.33
-            fps = _gif_rate(container, stream, limits.max_frames) or fps
+            fps = gif_rate(container, stream, limits.max_frames) or fps
         if not math.isfinite(fps) or fps <= 0:
             raise VideoDecodeError(path, "no frame rate in header")
         if stream.duration is not None and stream.time_base:
@@ -193,27 +193,6 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         raise VideoDecodeError(path, "header gives no frame count or duration")
     return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio,
                      video_streams=video_streams, still=still)
-
-
-def _gif_rate(container, stream, max_frames: int) -> float | None:
-    """The frame rate of a GIF from its frames' timestamps: GIF delays are whole 1/100 s, so a writer rounds each
-    frame's time (8 fps: delays of 12 and 13 cs), and the rate is the simplest fraction within that rounding of
-    (frames - 1) / (last - first timestamp). None for a single frame or no timestamps. Demuxed, not decoded."""
-    from fractions import Fraction
-
-    stamps = [packet.pts for _, packet in zip(range(max_frames + 1), container.demux(stream))
-              if packet.size and packet.pts is not None]
-    container.seek(0)
-    if len(stamps) < 2 or stamps[-1] <= stamps[0] or not stream.time_base:
-        return None
-    span = float((stamps[-1] - stamps[0]) * stream.time_base)  # seconds
-    measured = (len(stamps) - 1) / span
-    tolerance = measured * 0.01 / span  # one centisecond of rounding over the span
-    for denominator in range(1, 1002):
-        guess = Fraction(round(measured * denominator), denominator)
-        if guess > 0 and abs(float(guess) - measured) <= tolerance:
-            return float(guess)
-    return measured
 
 
 # ---- read ---------------------------------------------------------------------------------------------

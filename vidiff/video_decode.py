@@ -50,6 +50,27 @@ def select_indices(total: int, num_frames: int | None, start: int, step: float) 
     return out
 
 
+def gif_rate(container, stream, max_frames: int) -> float | None:
+    """The frame rate of a GIF from its frames' timestamps: GIF delays are whole 1/100 s, so a writer rounds each
+    frame's time (8 fps: delays of 12 and 13 cs), and the rate is the simplest fraction within that rounding of
+    (frames - 1) / (last - first timestamp). None for a single frame or no timestamps. Demuxed, not decoded."""
+    from fractions import Fraction
+
+    stamps = [packet.pts for _, packet in zip(range(max_frames + 1), container.demux(stream))
+              if packet.size and packet.pts is not None]
+    container.seek(0)
+    if len(stamps) < 2 or stamps[-1] <= stamps[0] or not stream.time_base:
+        return None
+    span = float((stamps[-1] - stamps[0]) * stream.time_base)  # seconds
+    measured = (len(stamps) - 1) / span
+    tolerance = measured * 0.01 / span  # one centisecond of rounding over the span
+    for denominator in range(1, 1002):
+        guess = Fraction(round(measured * denominator), denominator)
+        if guess > 0 and abs(float(guess) - measured) <= tolerance:
+            return float(guess)
+    return measured
+
+
 # ---- backends --------------------------------------------------------------------------------------------
 
 def _decord_available() -> bool:
