@@ -244,8 +244,9 @@ def test_wrong_tensors_are_a_clear_error(tiny_pipeline, tmp_path):
 @pytest.mark.parametrize("flags, message", [(["--stride", "2"], "keyframe stride 2"),
                                             (["--keyframes", "12"], "12 keyframes"),
                                             (["--keyframes", "11"], "the longest clip in one pass is 41 frames (9 "
-                                                                    "keyframes at stride 5), and extend_video (vidiff "
-                                                                    "extend) makes longer ones"),
+                                                                    "keyframes at stride 5); a longer clip asked by "
+                                                                    "its length alone (num_frames, --frames) is "
+                                                                    "continued by extension windows"),
                                             (["--stride", "10"], "keyframe stride 10")])
 def test_layout_outside_the_bundled_training_exits_fast_without_torch(tmp_path, flags, message):
     """The bundled parts were trained on 4 keyframes at stride 5 (their trained_on.yaml): other layouts are refused

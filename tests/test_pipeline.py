@@ -597,6 +597,9 @@ def test_requests_outside_the_trained_layout_are_refused(pipe):
     a, _ = strict.text_to_video("a", seed=3, progress=False)  # the trained layout runs as before
     assert torch.equal(a, pipe.text_to_video("a", seed=3, progress=False)[0])
     with pytest.raises(InputError, match="7 keyframes .*trained on 4"):
+        strict.text_to_video("a", num_frames=31, num_keyframes=7, progress=False)
+    with pytest.warns(UserWarning, match="31 frames: longer than one pass"), \
+            pytest.raises(InputError, match="'first_k'"):  # continued by extension, which this part cannot do
         strict.text_to_video("a", num_frames=31, progress=False)
     with pytest.raises(InputError, match="keyframe stride 4 .*trained on stride 5.*--force-layout"):
         strict.text_to_video("a", keyframe_stride=4, progress=False)
@@ -617,6 +620,30 @@ def test_requests_outside_the_trained_layout_are_refused(pipe):
         sized.text_to_video("a", steps=1, progress=False)
     with pytest.warns(UserWarning, match="height x width 32x32: the keyframe part was trained on 64x64 frames"):
         sized.text_to_video("a", steps=1, height=32, width=32, progress=False)
+
+
+def test_a_clip_longer_than_one_pass_is_continued_by_extension_windows(pipe):
+    """text_to_video(num_frames=31) on parts trained on 4 keyframes was refused where `vidiff generate --frames 31`
+    made the clip: the longest trained pass, then extend_video windows, in Python too (rows of a batch alike)."""
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.trained import TrainedOn
+
+    trained = {"keyframes": TrainedOn("keyframes", num_frames=(4, 4), frame_strides=(5, 5),
+                                      known_patterns=("none", "first", "first_k"), max_first_k=2),
+               "interpolation": TrainedOn("interpolation", num_frames=(3, 6), frame_strides=(1, 1))}
+    strict = VideoPipeline(pipe.config, pipe.vae, pipe.keyframes.net, pipe.interpolation.net, pipe.text_encoder,
+                           trained=trained)
+    with pytest.warns(UserWarning, match="31 frames: longer than one pass"):
+        long, fps = strict.text_to_video("a red circle", num_frames=31, seed=3, steps=2, progress=False)
+    first, _ = strict.text_to_video("a red circle", seed=3, steps=2, progress=False)
+    assert long.shape == (31, 64, 64, 3) and fps == pipe.config.fps
+    assert torch.equal(long[:16], first)  # the first pass, kept as extend_video keeps its input
+    same, _ = strict.extend_video(first, "a red circle", num_frames=15, seed=3, steps=2, progress=False)
+    assert torch.equal(long, same)
+    with pytest.warns(UserWarning, match="longer than one pass"):
+        rows, _ = strict.text_to_video(["a red circle", "a blue square"], seed=[3, 4], num_frames=31, steps=2,
+                                       progress=False)
+    assert rows.shape == (2, 31, 64, 64, 3) and torch.equal(rows[0], long)
 
 
 def test_a_clip_shorter_than_the_fewest_trained_keyframes_is_cut_from_the_shortest_trained_grid(pipe):

@@ -159,7 +159,7 @@ def validate(args) -> CheckedRun:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
     from vidiff.pipeline.layout import lift_short_layout
-    from vidiff.pipeline.trained import fewest_trained_keyframes, read_trained_records
+    from vidiff.pipeline.trained import fewest_trained_keyframes, read_trained_records, split_long_layout
 
     # once: it hashes the VAE's encoder tensors when a record names its latent space
     trained = read_trained_records(Path(args.model) if args.model else BUNDLED, config)
@@ -198,29 +198,6 @@ def validate(args) -> CheckedRun:
         raise InputError(f"--image-guidance: guides the keyframes toward known frames, and this {args.task} has "
                          "none (they come from --keyframe, animate's image, extend's clip or an edit's --mask)")
     return CheckedRun(config, layout, extend_by, keyframe_paths)
-
-
-def split_long_layout(trained, layout):
-    """(first pass, frames to add by extension) for a --frames longer than the keyframe part makes in one pass:
-    the longest trained pass at the asked stride, then extension windows (as `vidiff extend`) up to the length
-    asked, instead of a refusal. `trained`: the keyframe part's record (None without one). (layout, 0) when one
-    pass fits or the stride is outside the trained ones (the layout check then says why)."""
-    import warnings
-
-    from vidiff.pipeline.layout import Layout, frames_for
-
-    if trained is None or not trained.num_frames:
-        return layout, 0
-    most, stride = trained.num_frames[1], layout.keyframe_stride
-    strides = trained.frame_strides
-    if layout.num_keyframes <= most or (strides and not strides[0] <= stride <= strides[1]):
-        return layout, 0
-    first = Layout(frames_for(most, stride), most, stride)
-    total = layout.output_frames
-    warnings.warn(f"--frames {total}: longer than one pass of this pipeline ({first.num_frames} frames, {most} "
-                  f"keyframes at stride {stride}); the other {total - first.num_frames} frames are made by extension "
-                  "windows, as vidiff extend makes them", stacklevel=2)
-    return first, total - first.num_frames
 
 
 def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dict[int, Path]:

@@ -114,7 +114,8 @@ def layout_problems(layout: Layout, max_gap: int, keyframes: TrainedOn | None, i
             if keyframes.num_frames and keyframes.frame_strides and layout.num_keyframes > keyframes.num_frames[1]:
                 most, stride = keyframes.num_frames[1], keyframes.frame_strides[1]
                 longest = (f"; the longest clip in one pass is {(most - 1) * stride + 1} frames ({most} keyframes at "
-                           f"stride {stride}), and extend_video (vidiff extend) makes longer ones")
+                           f"stride {stride}); a longer clip asked by its length alone (num_frames, --frames) "
+                           "is continued by extension windows")
             elif keyframes.num_frames and layout.num_keyframes < keyframes.num_frames[0]:
                 fewest, stride = keyframes.num_frames[0], layout.keyframe_stride
                 longest = (f"; the shortest clip at stride {stride} is {(fewest - 1) * stride + 1} frames ({fewest} "
@@ -200,6 +201,29 @@ def _refuse_or_warn(message: str, force: bool, stacklevel: int) -> None:
 def fewest_trained_keyframes(keyframes: TrainedOn | None) -> int | None:
     """The fewest keyframes the keyframe part was trained on (None without a record of it)."""
     return keyframes.num_frames[0] if keyframes is not None and keyframes.num_frames else None
+
+
+def split_long_layout(trained: TrainedOn | None, layout: Layout) -> tuple[Layout, int]:
+    """(first pass, frames to add by extension) for a clip longer than the keyframe part makes in one pass:
+    the longest trained pass at the asked stride, then extension windows (as `vidiff extend`) up to the length
+    asked, instead of a refusal. `trained`: the keyframe part's record (None without one). (layout, 0) when one
+    pass fits or the stride is outside the trained ones (the layout check then says why)."""
+    import warnings
+
+    from vidiff.pipeline.layout import frames_for
+
+    if trained is None or not trained.num_frames:
+        return layout, 0
+    most, stride = trained.num_frames[1], layout.keyframe_stride
+    strides = trained.frame_strides
+    if layout.num_keyframes <= most or (strides and not strides[0] <= stride <= strides[1]):
+        return layout, 0
+    first = Layout(frames_for(most, stride), most, stride)
+    total = layout.output_frames
+    warnings.warn(f"{total} frames: longer than one pass of this pipeline ({first.num_frames} frames, {most} "
+                  f"keyframes at stride {stride}); the other {total - first.num_frames} frames are made by extension "
+                  "windows, as vidiff extend makes them", stacklevel=2)
+    return first, total - first.num_frames
 
 
 def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,

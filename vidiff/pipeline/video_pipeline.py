@@ -32,7 +32,7 @@ from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
 )
 from vidiff.pipeline.trained import (
-    check_anchored_layout, check_layout, fewest_trained_keyframes, user_keyframe_pattern,
+    check_anchored_layout, check_layout, fewest_trained_keyframes, split_long_layout, user_keyframe_pattern,
 )
 
 
@@ -106,6 +106,11 @@ class VideoPipeline:
         self._need_keyframe_part("text to video")
         self._check_settings(settings, "text_to_video")
         req = self.request(prompt, **settings)
+        if settings.get("num_frames") is not None and settings.get("num_keyframes") is None and not keyframes \
+                and control is None and not req.force_layout:  # longer than one pass: continued as `vidiff generate`
+            first, extend_by = split_long_layout(self.trained.get("keyframes"), req.layout)
+            if extend_by:
+                return self._long_clip(prompt, first, extend_by, progress, settings)
         pixels = check_keyframe_images(keyframes or {}, req)
         if pixels and not self.keyframes.takes_known_frames:
             raise InputError("this pipeline's keyframe model takes no known frames (it cannot animate or extend)")
@@ -127,6 +132,23 @@ class VideoPipeline:
         for index, image in pixels.items():
             frames[:, index] = image
         return req.unbatch(frames[:, : req.layout.output_frames]), req.fps  # a trimmed layout: cut to the ask
+
+    def _long_clip(self, prompt, first, extend_by: int, progress: bool, settings: dict):
+        """text_to_video past the longest trained pass: that pass, then extend_video windows on each clip (the
+        same frames `vidiff generate --frames` writes)."""
+        head = {**settings, "num_frames": first.num_frames, "num_keyframes": first.num_keyframes,
+                "keyframe_stride": first.keyframe_stride}
+        frames, fps = self.text_to_video(prompt, progress=progress, **head)
+        req = self.request(prompt, **head)
+        tail = {k: v for k, v in settings.items() if k not in ("num_frames", "num_keyframes", "height", "width",
+                                                                 "seed", "negative_prompt")}
+        clips = []
+        for i, clip in enumerate(frames if req.batched else frames[None]):
+            negative = req.negative_prompts[i] if req.negative_prompts else None
+            longer, _ = self.extend_video(clip, req.prompts[i], num_frames=extend_by, seed=req.seeds[i],
+                                          negative_prompt=negative, progress=progress, **tail)
+            clips.append(longer)
+        return (torch.stack(clips) if req.batched else clips[0]), fps
 
     def _around_keyframes(self, req: Request, pixels: dict, control, progress: bool):
         """text_to_video with user keyframes off the keyframe grid: keyframes at layout.anchored_positions (the
