@@ -783,6 +783,19 @@ def test_flags_are_true_or_false(pipe):
         pipe.text_to_video("a", progress="no")
     with pytest.raises(InputError, match="batch_invariant: expected True or False"):
         VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes", batch_invariant="no")
+    frames = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    with pytest.raises(InputError, match="progress: expected True or False"):  # strength 0 returned before the check
+        pipe.edit_video(frames, "a", strength=0.0, progress="no")
+    with pytest.raises(InputError, match="force_layout: expected True or False"):  # "no" forced an untrained layout
+        pipe.fill_between(frames[:2], 4, force_layout="no")
+    for internal in ("pixel_multiple", "exact_frames"):  # request()'s own: pixel_multiple=4 failed mid-sampling
+        with pytest.raises(InputError, match=f"{internal}: not a setting of text_to_video"):
+            pipe.text_to_video("a", progress=False, **{internal: 4})
+    read_only = np.zeros((2, 64, 64, 3), np.uint8)
+    read_only.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warned "The given NumPy array is not writable"
+        assert pipe.fill_between(read_only, 2, steps=1).shape == (3, 64, 64, 3)
 
 
 def test_negative_prompt_replaces_the_unconditional_branch(pipe):

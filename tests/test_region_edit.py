@@ -31,6 +31,19 @@ def test_mask_forms_and_errors():
             check_region_mask(bad, 16, 64, 64)
 
 
+def test_integer_masks_are_0_1_or_0_255_and_an_empty_one_is_refused():
+    """A 0/1 mask stored as uint8 was read as 0..255 and selected nothing: the whole sampling ran and returned the
+    clip unchanged. 0/1 integers now select where 1, 0..255 where > 127; a mask that selects nothing is refused."""
+    ones = box_mask() // 255  # 0/1 uint8
+    assert int(check_region_mask(ones, 16, 64, 64)[0].sum()) == 256
+    assert torch.equal(check_region_mask(ones.astype(np.int64), 16, 64, 64), check_region_mask(box_mask(), 16, 64, 64))
+    for empty in (np.zeros((64, 64), np.uint8), np.zeros((64, 64), bool), torch.full((64, 64), 0.2)):
+        with pytest.raises(InputError, match="selects no pixel"):
+            check_region_mask(empty, 16, 64, 64)
+    with pytest.raises(InputError, match="integer values must lie in 0..255"):
+        check_region_mask(np.full((64, 64), 300, np.int64), 16, 64, 64)
+
+
 def test_an_image_mask_on_a_clip_with_as_many_frames_as_rows():
     """A 64x64 RGB mask image on a 64-frame clip was read as 64 masks of 64x3 pixels and refused ("3x64 pixels")."""
     m = check_region_mask(np.stack([box_mask()] * 3, axis=-1), 64, 64, 64)

@@ -105,19 +105,19 @@ def read_mask(path: str, frames):
     from vidiff.errors import InputError
     from vidiff.pipeline.region import check_region_mask
 
+    from vidiff.data.control_maps import maps_from_frames
+
     path = Path(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        from vidiff.data.control_maps import maps_from_frames
         from vidiff.image_io import read_image_rgba
 
         mask = torch.from_numpy(maps_from_frames(read_image_rgba(path)[None].numpy())[0] > 0.5)  # (H,W)
     else:
-        mask = read_clip(path)[0]
-    region = check_region_mask(mask, *frames.shape[:3])
-    if not bool(region.any()):
+        mask = torch.from_numpy(maps_from_frames(read_clip(path)[0].numpy()) > 0.5)  # (F,H,W): > 127 in any channel
+    if not bool(mask.any()):
         raise InputError(f"--mask {path}: no pixel is white (> 127), so nothing would be redrawn; white marks the "
                          "region to redraw")
-    return region
+    return check_region_mask(mask, *frames.shape[:3])
 
 
 def read_inputs(args, model: Path):

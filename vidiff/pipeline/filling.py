@@ -8,6 +8,7 @@ the keyframes' VAE errors are carried into the frames between (residual.py), alo
 from __future__ import annotations
 
 from vidiff.errors import InputError
+from vidiff.limits import check_flag
 from vidiff.pipeline.input_checks import check_frames
 from vidiff.pipeline.timeline import place_keyframes
 from vidiff.pipeline.trained import check_layout
@@ -17,6 +18,8 @@ from vidiff.pipeline.upconvert import pad_edges, round_up
 def fill(pipe, keyframes, stride: int, seed: int = 0, *, prompt: str, steps, sampler, progress: bool,
          force_layout: bool):
     """The body of VideoPipeline.fill_between: uint8 ((K-1)*stride+1,H,W,3), the keyframes kept as given."""
+    check_flag(force_layout, "force_layout")  # "no" was taken as True: an untrained layout ran with a warning
+    check_flag(progress, "progress")
     for name, value in (("seed", seed), ("prompt", prompt)):
         if isinstance(value, (list, tuple)):  # a batched request: every row was sampled and all but the first lost
             raise InputError(f"{name}: fill_between fills one clip, give one {name} (got a list of {len(value)})")

@@ -15,7 +15,7 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
     import torch
 
     if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
-        value = torch.from_numpy(np.ascontiguousarray(value))
+        value = torch.from_numpy(np.array(value, copy=True))  # a copy: a read-only array made torch warn
     if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
         got = f"{value.dtype} {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
         raise InputError(f"{name}: expected {expected}, got {got}")

@@ -25,7 +25,7 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     if isinstance(mask, np.ndarray):
         if mask.dtype.kind not in NUMERIC_KINDS:
             raise InputError(f"mask: expected a bool, uint8 or float array, got {mask.dtype} {mask.shape}")
-        mask = torch.from_numpy(np.ascontiguousarray(mask))
+        mask = torch.from_numpy(np.array(mask, copy=True))  # a copy: a read-only array made torch warn
     if not torch.is_tensor(mask):
         raise InputError(f"mask: expected an array (H,W) or (F,H,W), got {type(mask).__name__}")
     check_has_data(mask, "mask")
@@ -45,16 +45,27 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     if tuple(mask.shape[1:]) != (height, width):
         raise InputError(f"mask: {mask.shape[2]}x{mask.shape[1]} pixels, the clip is {width}x{height}")
     if mask.dtype == torch.bool:
-        return mask.clone()
-    if mask.dtype == torch.uint8:
-        return mask > 127
+        return _selects_some(mask.clone())
+    if not mask.dtype.is_floating_point and not mask.dtype.is_complex:  # integers: 0/1, or 0..255 as an image
+        low, high = int(mask.min()), int(mask.max())
+        if low < 0 or high > 255:
+            raise InputError(f"mask: integer values must lie in 0..255 (or 0/1), got {low}..{high}")
+        # a 0/1 mask stored as uint8 read as 0..255 selected nothing: the edit ran and returned the clip unchanged
+        return _selects_some(mask > (0 if high <= 1 else 127))
     mask = mask.float()
     if not bool(torch.isfinite(mask).all()):
         raise InputError("mask: has NaN or infinite values")
     if bool((mask < 0).any() | (mask > 1).any()):  # 0..255 given as floats would redraw every pixel above 0.5
         raise InputError(f"mask: float values must lie in [0, 1] (white = 1), got {float(mask.min()):g}.."
                          f"{float(mask.max()):g}; give uint8 for 0..255")
-    return mask > 0.5
+    return _selects_some(mask > 0.5)
+
+
+def _selects_some(mask: torch.Tensor) -> torch.Tensor:
+    if not bool(mask.any()):  # the whole sampling ran and the clip came back as it was
+        raise InputError("mask: selects no pixel, so nothing would be redrawn (True, 1, > 127 of 0..255 or > 0.5 of "
+                         "0..1 marks the region to redraw)")
+    return mask
 
 
 def _grow(mask: torch.Tensor, radius: int) -> torch.Tensor:

@@ -104,6 +104,7 @@ class VideoPipeline:
         clip, uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by
         control_scale (control.py; None: pipeline.yaml's control_scale)."""
         self._need_keyframe_part("text to video")
+        check_flag(progress, "progress")
         self._check_settings(settings, "text_to_video")
         req = self.request(prompt, **settings)
         if settings.get("num_frames") is not None and settings.get("num_keyframes") is None and not keyframes \
@@ -207,6 +208,7 @@ class VideoPipeline:
         None: pipeline.yaml's `extension_strength`."""
         from vidiff.pipeline.extension import extend
 
+        check_flag(progress, "progress")
         self._check_settings(settings, "extend_video", fixed=("height", "width"))
         return extend(self, frames, prompt, num_frames=num_frames, seam_fade=seam_fade, progress=progress,
                       settings=settings, strength=strength)
@@ -229,6 +231,7 @@ class VideoPipeline:
         F must be a layout length; settings as for text_to_video."""
         from vidiff.pipeline.editing import edit
 
+        check_flag(progress, "progress")  # strength 0 returns before any sampling, where it was checked
         self._check_settings(settings, "edit_video", fixed=("num_frames", "height", "width", "exact_frames"))
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
                     settings=settings, control=control, control_scale=control_scale, repeats=repeats)
@@ -250,9 +253,10 @@ class VideoPipeline:
         naming the internal request())."""
         import inspect
 
-        allowed = [name for name in inspect.signature(self.request).parameters if name not in ("prompt", *fixed)]
+        internal = ("prompt", "exact_frames", "pixel_multiple")  # request()'s own callers set these
+        allowed = [name for name in inspect.signature(self.request).parameters if name not in (*internal, *fixed)]
         for key in settings:
-            if key in fixed:
+            if key in fixed and key not in ("exact_frames", "pixel_multiple"):
                 raise InputError(f"{key}: {method} takes it from the frames it is given; leave it out")
             if key not in allowed:
                 raise InputError(f"{key}: not a setting of {method}; it takes {', '.join(allowed)}")
