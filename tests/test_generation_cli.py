@@ -515,7 +515,7 @@ def test_a_length_past_one_pass_is_made_by_extension_windows(tiny_pipeline, tmp_
                                                     known_patterns=("none", "first", "first_k"), max_first_k=2))
     args = ["generate", "a red circle moving left", "--model", str(model), "--quiet", "--seed", "3"]
     assert main([*args, "--frames", "30", "-o", str(tmp_path / "long.gif")]) == 0
-    assert "--frames 30: longer than one pass of this pipeline (16 frames, 4 keyframes at stride 5); the other 14" \
+    assert "30 frames: longer than one pass of this pipeline (16 frames, 4 keyframes at stride 5); the other 14" \
         in capsys.readouterr().err
     assert main([*args, "--frames", "16", "-o", str(tmp_path / "short.gif")]) == 0
     long, short = read_video(tmp_path / "long.gif")[0], read_video(tmp_path / "short.gif")[0]
