@@ -101,11 +101,9 @@ def read_mask(path: str, frames):
     count); a mask that selects nothing is refused (the edit would return the clip unchanged)."""
     import torch
 
-    from vidiff import io
+    from vidiff.data.control_maps import maps_from_frames
     from vidiff.errors import InputError
     from vidiff.pipeline.region import check_region_mask
-
-    from vidiff.data.control_maps import maps_from_frames
 
     path = Path(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
