@@ -124,21 +124,29 @@ def check_safetensors_header(path: str | Path) -> dict[str, tuple[int, ...]]:
     return {name: tuple(entry.get("shape") or ()) for name, entry in header.items() if name != "__metadata__"}
 
 
-def weights_mismatch(expected: dict, found: dict) -> str:
-    """How the weights `found` ({name: shape or tensor}) miss a model's `expected` ones: "" when every name and shape
-    fits, else e.g. "3 missing (e.g. a.weight); 1 of another shape (b.bias: (4, 8) in the file, (8, 8) in the
-    model)", short enough for a one-line error."""
-    def shape(v):
-        return tuple(v.shape) if hasattr(v, "shape") else tuple(v)
+def _shape(value) -> tuple[int, ...]:
+    return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
 
+
+def mismatched_names(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, resized) tensor names of `found` against a model's `expected` ({name: tensor or
+    shape}, e.g. a state dict, or the shapes check_safetensors_header reads)."""
     missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
-    resized = sorted(k for k in expected.keys() & found.keys() if shape(expected[k]) != shape(found[k]))
+    resized = sorted(k for k in expected.keys() & found.keys() if _shape(expected[k]) != _shape(found[k]))
+    return missing, unexpected, resized
+
+
+def weights_mismatch(expected: dict, found: dict) -> str:
+    """How the weights `found` miss a model's `expected` ones (mismatched_names): "" when every name and shape fits,
+    else e.g. "3 missing (e.g. a.weight); 1 of another shape (b.bias: (4, 8) in the file, (8, 8) in the model)",
+    short enough for a one-line error."""
+    missing, unexpected, resized = mismatched_names(expected, found)
     parts = [f"{len(names)} {what} (e.g. {names[0]})" for what, names in (("missing", missing),
                                                                          ("unexpected", unexpected)) if names]
     if resized:
         key = resized[0]
-        parts.append(f"{len(resized)} of another shape (e.g. {key}: {shape(found[key])} in the file, "
-                     f"{shape(expected[key])} in the model)")
+        parts.append(f"{len(resized)} of another shape (e.g. {key}: {_shape(found[key])} in the file, "
+                     f"{_shape(expected[key])} in the model)")
     return "; ".join(parts)
 
 

@@ -10,15 +10,9 @@ from torch import nn
 
 from vidiff.config import ConfigError
 from vidiff.errors import InputError
+from vidiff.parts import mismatched_names
 
 log = logging.getLogger("vidiff.train")
-
-
-def mismatched_names(expected: dict, weights: dict) -> tuple[list[str], list[str], list[str]]:
-    """(missing, unexpected, resized) tensor names of `weights` against a module's state dict `expected`."""
-    missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
-    resized = sorted(k for k in expected.keys() & weights.keys() if expected[k].shape != weights[k].shape)
-    return missing, unexpected, resized
 
 
 def load_initial_weights(module: nn.Module, weights: dict, where: str) -> list[str]:
