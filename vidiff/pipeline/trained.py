@@ -237,30 +237,38 @@ def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, inte
                     f"{layout.keyframe_stride} needs " + "; ".join(problems), force, stacklevel=3)
 
 
+def _hash_latent_space(scaling: float, shift: float, names, data_of) -> str:
+    """The latent-space id: sha256 of (scaling, shift), then of each encoder-side tensor's name and raw bytes
+    (`data_of(name)`) in name order; one definition for a saved folder and a VAE in memory."""
+    import hashlib
+
+    digest = hashlib.sha256(repr((float(scaling), float(shift))).encode())
+    for name in sorted(k for k in names if k.startswith(("encoder.", "quant_conv."))):
+        digest.update(name.encode())
+        digest.update(data_of(name))
+    return digest.hexdigest()
+
+
 def latent_space_id_of(vae) -> str:
     """latent_space_id of a VAE in memory, as its saved folder would hash (float32 weights, as saving writes them):
     safetensors stores each tensor's raw little-endian bytes, which are the tensor's own here."""
-    import hashlib
     import sys
 
     import torch
 
-    cfg = vae.config
-    digest = hashlib.sha256(repr((float(cfg.scaling_factor), float(cfg.shift_factor))).encode())
     state = vae.state_dict()
-    for name in sorted(k for k in state if k.startswith(("encoder.", "quant_conv."))):
-        tensor = state[name].detach().to("cpu", torch.float32).contiguous()
-        data = tensor.numpy()
-        digest.update(name.encode())
-        digest.update((data if sys.byteorder == "little" else data.byteswap()).tobytes())
-    return digest.hexdigest()
+
+    def data_of(name: str) -> bytes:
+        data = state[name].detach().to("cpu", torch.float32).contiguous().numpy()
+        return (data if sys.byteorder == "little" else data.byteswap()).tobytes()
+
+    return _hash_latent_space(vae.config.scaling_factor, vae.config.shift_factor, state, data_of)
 
 
 def latent_space_id(vae_folder: str | Path) -> str:
     """sha256 of what fixes a VAE's latent space: its encoder-side tensors (encoder.*, quant_conv.*) and latent
     shift / scale. A decoder fine-tune (e.g. a temporal decoder) keeps the id, so parts trained in the old latent
     space stay valid. Read straight from the safetensors file, without torch."""
-    import hashlib
     import json
     import struct
 
@@ -270,15 +278,16 @@ def latent_space_id(vae_folder: str | Path) -> str:
     folder = Path(vae_folder)
     check_safetensors_header(folder / WEIGHTS_NAME)  # an empty, garbage or cut file: one line, not a traceback
     cfg = load_file(folder / CONFIG_NAME) or {}
-    digest = hashlib.sha256(repr((float(cfg.get("scaling_factor", 1.0)), float(cfg.get("shift_factor", 0.0)))).encode())
     with open(folder / WEIGHTS_NAME, "rb") as f:
         (size,) = struct.unpack("<Q", f.read(8))
         if size > 100 << 20:
             raise InputError(f"{folder / WEIGHTS_NAME}: safetensors header of {size} bytes is not plausible")
         header = json.loads(f.read(size))
-        for name in sorted(k for k in header if k.startswith(("encoder.", "quant_conv."))):
+
+        def data_of(name: str) -> bytes:
             start, end = header[name]["data_offsets"]
             f.seek(8 + size + start)
-            digest.update(name.encode())
-            digest.update(f.read(end - start))
-    return digest.hexdigest()
+            return f.read(end - start)
+
+        return _hash_latent_space(cfg.get("scaling_factor", 1.0), cfg.get("shift_factor", 0.0),
+                                  [k for k in header if k != "__metadata__"], data_of)
