@@ -32,6 +32,18 @@ FORMAT_VERSION = 1
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
+def cached_latent_shape(folder: str | Path) -> tuple[int, ...] | None:
+    """The per-clip latent shape (C, F, h, w) the cache in `folder` records in its index.json (read with the
+    bounded reader: a FIFO or a huge file named index.json is no hang), or None when there is none to read (the
+    dataset says what is wrong with a broken one when it opens it)."""
+    path = Path(folder) / INDEX_NAME
+    try:
+        shape = json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))["shapes"]["latents"]
+        return tuple(int(v) for v in shape)
+    except Exception:  # noqa: BLE001 - missing, unreadable or malformed
+        return None
+
+
 def shard_name(i: int) -> str:
     return f"shard_{i:05d}.safetensors"
 

@@ -138,17 +138,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 def _check_cache_frames(cfg: TrainConfig) -> None:
     """The cache's clip length against the layouts the stage draws, read from its index before any weights load
     (the stage found it out at its first step). A cache that cannot be read is the dataset's to refuse."""
-    import json
+    from vidiff.data.latent_cache import cached_latent_shape
 
-    from vidiff.data.latent_cache import INDEX_MAX_BYTES, INDEX_NAME
-    from vidiff.safe_yaml import read_text
-
-    index = Path(cfg.data.root) / INDEX_NAME
-    try:  # the dataset's own bounded reader: a FIFO named index.json blocked here, a huge one was read whole
-        shape = json.loads(read_text(index, str(index), max_bytes=INDEX_MAX_BYTES))["shapes"]["latents"]
-        frames, h, w = (int(v) for v in shape[1:4])
-    except Exception:  # noqa: BLE001 - missing or malformed: LatentCacheDataset says what is wrong with it
+    shape = cached_latent_shape(cfg.data.root)  # bounded: a FIFO named index.json blocked here once
+    if shape is None or len(shape) != 4:  # missing or malformed: LatentCacheDataset says what is wrong with it
         return
+    frames, h, w = shape[1:]
     levels = len(getattr(cfg.model_config(), "block_out_channels", ()) or ())
     multiple = 2 ** max(levels - 1, 0)
     if h % multiple or w % multiple:  # the U-Net's first forward raised it as a ValueError traceback

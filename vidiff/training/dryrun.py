@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -49,7 +48,6 @@ class MemoryEstimate:
 def _latent_side(cfg) -> tuple[int, int]:
     """(h, w) of the training latents: a latent cache's own (its index.json), else data.size over the VAE's factor;
     without the VAE folder on this machine the Stable Diffusion VAE's 8 is assumed, and said."""
-    import json
     import warnings
 
     from vidiff.errors import InputError
@@ -57,15 +55,11 @@ def _latent_side(cfg) -> tuple[int, int]:
     from vidiff.vae import VAEConfig
 
     if cfg.data.kind == "latent_cache":
-        from vidiff.data.latent_cache import INDEX_MAX_BYTES, INDEX_NAME
-        from vidiff.safe_yaml import read_text
+        from vidiff.data.latent_cache import cached_latent_shape
 
-        index = Path(cfg.data.root) / INDEX_NAME
-        try:  # a 32 px cache has 8 x 8 latents whatever data.size says
-            h, w = json.loads(read_text(index, str(index), max_bytes=INDEX_MAX_BYTES))["shapes"]["latents"][-2:]
-            return int(h), int(w)
-        except Exception:  # noqa: BLE001 - not on this machine, or unreadable: from data.size as below
-            pass
+        shape = cached_latent_shape(cfg.data.root)  # a 32 px cache has 8 x 8 latents whatever data.size says
+        if shape is not None and len(shape) >= 2:  # else not on this machine, or unreadable: from data.size below
+            return shape[-2], shape[-1]
     try:
         factor = load_part_config(cfg.vae, VAEConfig).downsample_factor if cfg.vae else 8
     except InputError:
