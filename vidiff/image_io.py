@@ -84,9 +84,14 @@ def image_to_rgb(img) -> np.ndarray:
             raise InputError(f"image: {img.mode} samples outside 0..65535; save it as 8-bit or 16-bit")
         grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=-1)
-    if img.mode in ("RGBA", "RGBa", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if _has_alpha(img):
         return np.asarray(img.convert("RGBA"))[..., :3]
     return np.asarray(img.convert("RGB"))
+
+
+def _has_alpha(img) -> bool:
+    """Whether a PIL image carries transparency (an alpha band, or a palette with a transparent entry)."""
+    return img.mode in ("RGBA", "RGBa", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
 
 
 def _upright(img):
@@ -130,7 +135,7 @@ def read_image_rgba(path: str | os.PathLike, limits: VideoLimits | None = None) 
 
 def image_to_rgba(img) -> np.ndarray:
     """uint8 (H,W,4) of a PIL image: image_to_rgb's colours and the image's own alpha (255 without one)."""
-    if img.mode in ("RGBA", "RGBa", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+    if _has_alpha(img):
         return np.asarray(img.convert("RGBA"))
     rgb = image_to_rgb(img)
     return np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=-1)
