@@ -274,20 +274,21 @@ def read_video(
     return torch.from_numpy(frames), out_fps
 
 
-def iter_video(path: str | os.PathLike, *, num_threads: int = 0,
-               limits: VideoLimits | None = None) -> Iterator[np.ndarray]:
+def iter_video(path: str | os.PathLike, *, num_threads: int = 0, limits: VideoLimits | None = None,
+               convert: bool = True) -> Iterator:
     """Every frame of `path` as uint8 numpy `(H,W,3)`, decoded one at a time (PyAV), so a clip of any length
     reads in the memory of one frame. The file is probed against `limits` now; a frame of another size than the
-    header's, more frames than `limits.max_frames` or a damaged stream raise VideoDecodeError while iterating."""
+    header's, more frames than `limits.max_frames` or a damaged stream raise VideoDecodeError while iterating.
+    `convert=False` yields PyAV's frames as decoded, with the same checks (for counting them)."""
     limits = limits or DEFAULT_LIMITS
     info = _probe_header(path, limits)  # the frames' stored size: iter_pyav checks it before turning them
-    return iter_pyav(Path(path), info.width, info.height, limits.max_frames, num_threads)
+    return iter_pyav(Path(path), info.width, info.height, limits.max_frames, num_threads, convert=convert)
 
 
 def count_frames(path: str | os.PathLike, at_most: int | None = None) -> int:
     """The frames of `path` counted by decoding them (stopping at `at_most`), for a header whose count is only an
     estimate (VideoInfo.estimated: MPEG-PS guesses it from the bitrate). VideoDecodeError as iter_video raises it."""
-    return sum(1 for _ in itertools.islice(iter_video(path), at_most))
+    return sum(1 for _ in itertools.islice(iter_video(path, convert=False), at_most))  # no RGB copy to count
 
 
 # Containers a folder of clips is read from; each was read and up-converted in the format sweeps (docs/reliability.md)

@@ -224,14 +224,16 @@ def checked_frames(path: Path, width: int, height: int, max_frames: int, num_thr
                     "spaced", path, 1000 * gaps[0] * base, 1000 * gaps[1] * base)
 
 
-def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0) -> Iterator[np.ndarray]:
+def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0,
+              convert: bool = True) -> Iterator:
     """Every frame of the first video stream as uint8 (H,W,3), turned upright, decoded when it is asked for
-    (checked_frames' checks and warning). No frame at all: VideoDecodeError."""
+    (checked_frames' checks and warning). No frame at all: VideoDecodeError. `convert=False` yields the PyAV frames
+    as decoded (counting them needs no RGB copy, most of a small frame's cost)."""
     count = 0
     try:
         for frame in checked_frames(path, width, height, max_frames, num_threads):
             count += 1
-            yield upright_rgb(frame)
+            yield upright_rgb(frame) if convert else frame
     except _av_error_types() as e:
         raise VideoDecodeError(path, f"decode failed (pyav) after {count} frames: {_short(e)}") from None
     if count == 0:
