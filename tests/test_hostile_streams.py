@@ -1,6 +1,7 @@
 """Streams that are not what their header says: a frame size that changes part-way, two video streams, an MP4
 edit list that hides frames, a header that undercounts. Every reader and every command must read the same frames
-from them, or refuse them in one line before any weights load (the bundled pipeline's, whose loading the tests refuse)."""
+from them, or refuse them in one line before any weights load (the bundled pipeline's, whose loading the tests
+refuse)."""
 import struct
 from fractions import Fraction
 from pathlib import Path

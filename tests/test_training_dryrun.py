@@ -45,7 +45,8 @@ def test_dry_run_batch_outside_its_range_is_one_line(capsys, batch):
     """-3 was a traceback (a tensor of negative size), 0 silently meant the config's batch."""
     from vidiff.cli import main
 
-    assert main(["train", "--config", str(REPO / "configs/shapes-vae.yaml"), "--dry-run", "--dry-run-batch", batch]) == 2
+    args = ["train", "--config", str(REPO / "configs/shapes-vae.yaml"), "--dry-run", "--dry-run-batch", batch]
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--dry-run-batch must be in [1, 65536], got {batch}" in err, err
 

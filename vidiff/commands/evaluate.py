@@ -41,7 +41,8 @@ def register(sub) -> None:
 
     p = kinds.add_parser("interpolation", help="PSNR/SSIM of frames filled between true keyframes, vs linear blend "
                                                "and optical flow")
-    p.add_argument("--model", default=None, type=folder_argument, help="pipeline folder (pipeline.yaml); without it only the baselines run")
+    p.add_argument("--model", default=None, type=folder_argument,
+                   help="pipeline folder (pipeline.yaml); without it only the baselines run")
     p.add_argument("--videos", required=True, help="folder of held-out clips")
     p.add_argument("--stride", type=int, required=True, help="keep every STRIDE-th true frame as a keyframe")
     p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")

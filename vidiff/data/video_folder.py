@@ -197,9 +197,9 @@ class VideoWindows(Dataset):
 
     def describe(self) -> dict:
         """For the latent cache's index.json: what the windows are and where each one starts."""
-        f = self.folder
         import hashlib
 
+        f = self.folder
         # the captions too: a cache built before a caption was fixed was continued (or kept) with the old one
         captions = hashlib.sha256(json.dumps([item[3] for item in f.items]).encode()).hexdigest()
         return {"root": str(f.root), "num_frames": f.num_frames, "stride": f.stride, "fps": f.fps,

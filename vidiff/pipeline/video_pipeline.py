@@ -36,6 +36,11 @@ from vidiff.pipeline.trained import (
 )
 
 
+# request()'s own keywords that the pipeline's code sets (an edit's exact length, fill_between's pixel multiple):
+# no setting of the public methods (pixel_multiple=4 failed mid-sampling)
+INTERNAL_SETTINGS = ("exact_frames", "pixel_multiple")
+
+
 class VideoPipeline:
     def __init__(self, config: PipelineConfig, vae, keyframe_net, interpolation_net, text_encoder,
                  folder: str | Path | None = None, batch_invariant: bool = True, trained: dict | None = None):
@@ -253,10 +258,10 @@ class VideoPipeline:
         naming the internal request())."""
         import inspect
 
-        internal = ("prompt", "exact_frames", "pixel_multiple")  # request()'s own callers set these
-        allowed = [name for name in inspect.signature(self.request).parameters if name not in (*internal, *fixed)]
+        allowed = [name for name in inspect.signature(self.request).parameters
+                   if name not in ("prompt", *INTERNAL_SETTINGS, *fixed)]
         for key in settings:
-            if key in fixed and key not in ("exact_frames", "pixel_multiple"):
+            if key in fixed and key not in INTERNAL_SETTINGS:
                 raise InputError(f"{key}: {method} takes it from the frames it is given; leave it out")
             if key not in allowed:
                 raise InputError(f"{key}: not a setting of {method}; it takes {', '.join(allowed)}")
@@ -332,7 +337,6 @@ class VideoPipeline:
     def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True,
                   strength: float = 1.0, control=None, spans: list[tuple[int, int]] | None = None,
                   fill_strength: float | None = None, keyframe_passes: int = 1):
-        check_flag(progress, "progress")
         max_gap = self.config.interpolation.max_gap
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
                             self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength,
