@@ -62,3 +62,21 @@ def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, setti
     new = carry_seam_residual(frames[-1], decoded, seam_fade)  # (B,new,H,W,3)
     out = torch.cat([frames[None].expand(new.shape[0], -1, -1, -1, -1), new], dim=1)  # (B,total,H,W,3)
     return req.unbatch(out), req.fps
+
+
+def long_clip(pipe, prompt, first, extend_by: int, progress: bool, settings: dict):
+    """text_to_video past the longest trained pass (`first`, split_long_layout): that pass, then `extend_by` frames
+    of extension windows on each clip, the same frames `vidiff generate --frames` writes."""
+    head = {**settings, "num_frames": first.num_frames, "num_keyframes": first.num_keyframes,
+            "keyframe_stride": first.keyframe_stride}
+    frames, fps = pipe.text_to_video(prompt, progress=progress, **head)
+    req = pipe.request(prompt, **head)
+    tail = {k: v for k, v in settings.items() if k not in ("num_frames", "num_keyframes", "height", "width", "seed",
+                                                             "negative_prompt")}
+    clips = []
+    for i, clip in enumerate(frames if req.batched else frames[None]):
+        negative = req.negative_prompts[i] if req.negative_prompts else None
+        longer, _ = pipe.extend_video(clip, req.prompts[i], num_frames=extend_by, seed=req.seeds[i],
+                                      negative_prompt=negative, progress=progress, **tail)
+        clips.append(longer)
+    return (torch.stack(clips) if req.batched else clips[0]), fps

@@ -226,6 +226,18 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout) -> tuple[Layout
     return first, total - first.num_frames
 
 
+def warn_untrained_size(keyframes: TrainedOn | None, height: int, width: int, factor: int) -> None:
+    """A keyframe pass at another frame size than its part's recorded latent_size is warned of, not refused: the
+    convolutions run at any size, but the layout of a scene was learned at one (it ran silently)."""
+    if keyframes is None or not keyframes.latent_size or (height // factor, width // factor) == keyframes.latent_size:
+        return
+    import warnings
+
+    h, w = keyframes.latent_size
+    warnings.warn(f"height x width {height}x{width}: the keyframe part was trained on {h * factor}x{w * factor} "
+                  f"frames (latents {h}x{w}), so the clip may not look as at that size", stacklevel=4)
+
+
 def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,
                  known: str | None = None, num_known: int = 0, force: bool = False) -> None:
     """Raises InputError (or, with force, warns) when the request leaves the parts' training layouts."""

@@ -33,6 +33,7 @@ from vidiff.pipeline.timeline import (
 )
 from vidiff.pipeline.trained import (
     check_anchored_layout, check_layout, fewest_trained_keyframes, split_long_layout, user_keyframe_pattern,
+    warn_untrained_size,
 )
 
 
@@ -116,7 +117,9 @@ class VideoPipeline:
                 and control is None and not req.force_layout:  # longer than one pass: continued as `vidiff generate`
             first, extend_by = split_long_layout(self.trained.get("keyframes"), req.layout)
             if extend_by:
-                return self._long_clip(prompt, first, extend_by, progress, settings)
+                from vidiff.pipeline.extension import long_clip
+
+                return long_clip(self, prompt, first, extend_by, progress, settings)
         pixels = check_keyframe_images(keyframes or {}, req)
         if pixels and not self.keyframes.takes_known_frames:
             raise InputError("this pipeline's keyframe model takes no known frames (it cannot animate or extend)")
@@ -138,23 +141,6 @@ class VideoPipeline:
         for index, image in pixels.items():
             frames[:, index] = image
         return req.unbatch(frames[:, : req.layout.output_frames]), req.fps  # a trimmed layout: cut to the ask
-
-    def _long_clip(self, prompt, first, extend_by: int, progress: bool, settings: dict):
-        """text_to_video past the longest trained pass: that pass, then extend_video windows on each clip (the
-        same frames `vidiff generate --frames` writes)."""
-        head = {**settings, "num_frames": first.num_frames, "num_keyframes": first.num_keyframes,
-                "keyframe_stride": first.keyframe_stride}
-        frames, fps = self.text_to_video(prompt, progress=progress, **head)
-        req = self.request(prompt, **head)
-        tail = {k: v for k, v in settings.items() if k not in ("num_frames", "num_keyframes", "height", "width",
-                                                                 "seed", "negative_prompt")}
-        clips = []
-        for i, clip in enumerate(frames if req.batched else frames[None]):
-            negative = req.negative_prompts[i] if req.negative_prompts else None
-            longer, _ = self.extend_video(clip, req.prompts[i], num_frames=extend_by, seed=req.seeds[i],
-                                          negative_prompt=negative, progress=progress, **tail)
-            clips.append(longer)
-        return (torch.stack(clips) if req.batched else clips[0]), fps
 
     def _around_keyframes(self, req: Request, pixels: dict, control, progress: bool):
         """text_to_video with user keyframes off the keyframe grid: keyframes at layout.anchored_positions (the
@@ -300,14 +286,7 @@ class VideoPipeline:
         self._need_keyframe_part("this request")
         check_layout(req.layout, self.config.interpolation.max_gap, self.trained.get("keyframes"),
                      self.trained.get("interpolation"), known=known, num_known=num_known, force=req.force_layout)
-        record, f = self.trained.get("keyframes"), self.vae.downsample_factor
-        if record is not None and record.latent_size and (req.height // f, req.width // f) != record.latent_size:
-            # convolutions run at any size, but the layout of a scene was learned at one: said, not refused
-            import warnings
-
-            h, w = record.latent_size
-            warnings.warn(f"height x width {req.height}x{req.width}: the keyframe part was trained on {h * f}x{w * f} "
-                          f"frames (latents {h}x{w}), so the clip may not look as at that size", stacklevel=3)
+        warn_untrained_size(self.trained.get("keyframes"), req.height, req.width, self.vae.downsample_factor)
 
     # ---- helpers ---------------------------------------------------------------------------------------------
     @property
