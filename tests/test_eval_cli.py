@@ -246,7 +246,7 @@ def test_eval_reconstruction_command_with_a_tiny_vae(tmp_path, capsys):
 
 
 def test_eval_shapes_command(tmp_path, capsys):
-    from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.data.shapes_folder import generate_shapes_dataset
 
     generate_shapes_dataset(tmp_path / "shapes", num=2, frames=8, progress=False)
     out = tmp_path / "shapes.json"
@@ -274,7 +274,7 @@ def test_eval_shapes_with_no_usable_prompt_is_an_error(tmp_path, capsys):
 def test_eval_shapes_says_an_undecodable_clip_apart_from_wrong_ones(tmp_path, capsys):
     """A clip that does not decode counts as a failure on every attribute, said as unreadable (it read as
     'wrong: asked ..., found <the decoder's error>')."""
-    from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.data.shapes_folder import generate_shapes_dataset
 
     generate_shapes_dataset(tmp_path / "clips", 1, frames=8, progress=False)
     (tmp_path / "clips" / "b.mp4").write_text("not a video")

@@ -225,7 +225,7 @@ def test_tiny_real_vae_stores_the_mean_and_survives_save_load(tmp_path):
 def test_cli_cache_of_a_shapes_folder(tmp_path, capsys):
     """`vidiff data cache` end to end: Shapes mp4s, a saved tiny VAE, the default text encoder (slow to load)."""
     from vidiff.cli import main
-    from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.data.shapes_folder import generate_shapes_dataset
     from vidiff.data.video_folder import VideoFolderDataset
     from vidiff.vae import AutoencoderKL, VAEConfig
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from vidiff.data import shapes as S
+from vidiff.data import shapes as S, shapes_folder
 from vidiff.errors import InputError
 
 
@@ -113,7 +113,7 @@ def test_bad_arguments_name_the_parameter(tmp_path):
     with pytest.raises(InputError, match="frames"):
         S.sample_clip_params(0, 0, 0)
     with pytest.raises(InputError, match="num"):
-        S.generate_shapes_dataset(tmp_path, 0)
+        shapes_folder.generate_shapes_dataset(tmp_path, 0)
 
 
 def test_cli_writes_dataset(tmp_path, capsys):
@@ -181,16 +181,16 @@ def test_rendered_dataset_is_the_generator_without_a_codec():
 def test_a_run_stopped_between_files_never_leaves_a_clip_without_its_caption(tmp_path, monkeypatch):
     """`vidiff data shapes` killed between a clip's files: every mp4 there has its caption and ground truth (a
     kill -9 after clip_000058.mp4 left it without them, so a video folder read it with an empty caption)."""
-    write = S._atomic_write_text
+    write = shapes_folder._atomic_write_text
 
     def stop_at_clip_2(path, text):
         if path.name == "clip_000002.txt":
             raise KeyboardInterrupt
         write(path, text)
 
-    monkeypatch.setattr(S, "_atomic_write_text", stop_at_clip_2)
+    monkeypatch.setattr(shapes_folder, "_atomic_write_text", stop_at_clip_2)
     with pytest.raises(KeyboardInterrupt):
-        S.generate_shapes_dataset(tmp_path, 4, frames=4, size=32, progress=False)
+        shapes_folder.generate_shapes_dataset(tmp_path, 4, frames=4, size=32, progress=False)
     videos = sorted(p.stem for p in tmp_path.glob("*.mp4"))
     assert videos == ["clip_000000", "clip_000001"]
     assert all((tmp_path / f"{v}.txt").is_file() and (tmp_path / f"{v}.json").is_file() for v in videos)
@@ -199,6 +199,6 @@ def test_a_run_stopped_between_files_never_leaves_a_clip_without_its_caption(tmp
 
     with pytest.raises(InputError, match="did not finish .*run the same command again"):
         VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))
-    monkeypatch.setattr(S, "_atomic_write_text", write)
-    S.generate_shapes_dataset(tmp_path, 4, frames=4, size=32, progress=False)
+    monkeypatch.setattr(shapes_folder, "_atomic_write_text", write)
+    shapes_folder.generate_shapes_dataset(tmp_path, 4, frames=4, size=32, progress=False)
     assert len(VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))) == 4

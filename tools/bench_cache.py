@@ -30,7 +30,7 @@ def main() -> None:
 
     from vidiff.data.latent_cache import LatentCacheDataset, build_latent_cache
     from vidiff.data.video_folder import VideoFolderDataset
-    from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.data.shapes_folder import generate_shapes_dataset
     from vidiff.text import TextEncoder
     from vidiff.vae import AutoencoderKL, VAEConfig
 

@@ -51,7 +51,7 @@ def register(sub) -> None:
 
 
 def _run_shapes(args: argparse.Namespace) -> int:
-    from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.data.shapes_folder import generate_shapes_dataset
 
     out = generate_shapes_dataset(args.out, args.num, frames=args.frames, size=args.size, fps=args.fps,
                                   seed=args.seed, progress=not args.no_progress,

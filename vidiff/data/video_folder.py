@@ -88,7 +88,7 @@ class VideoFolderDataset(Dataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"video folder {self.root} does not exist")
-        from vidiff.data.shapes import refuse_unfinished
+        from vidiff.data.shapes_folder import refuse_unfinished
 
         refuse_unfinished(self.root)
         if not isinstance(num_frames, int) or num_frames < 1:
