@@ -175,3 +175,17 @@ def test_ranges_and_a_too_short_latent_cache_are_refused_before_anything_loads(t
     code = ("from vidiff.training.config import load_train_config as load; "
             f"load({str(configs / 'shapes-keyframes.yaml')!r}, ['data.root={cache}'])")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_data_kind_the_stage_does_not_read_is_refused(tmp_path):
+    """The vae stage read `data.kind: latent_cache` as a video folder (it trained on data.root's clips), and the
+    control stage ignored `data.kind` and `data.root` altogether (it renders Shapes clips)."""
+    from vidiff.training.config import load_train_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with pytest.raises(ConfigError, match="data.kind: the vae stage reads video_folder or shapes or real_corpus "
+                                          "data, not latent_cache"):
+        load_train_config(configs / "shapes-vae.yaml", ["data.kind=latent_cache"])
+    with pytest.raises(ConfigError, match="data.kind: the control stage reads shapes data, not video_folder"):
+        load_train_config(configs / "shapes-control-keyframes.yaml", ["data.kind=video_folder", f"data.root={tmp_path}"])
+    assert load_train_config(configs / "shapes-vae.yaml", ["data.kind=shapes"]).data.kind == "shapes"

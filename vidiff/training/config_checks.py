@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from vidiff.training.config import TrainConfig
 
 
+# the data kinds each stage reads (the control stage renders its own Shapes clips; toy draws synthetic vectors)
+STAGE_DATA = {"vae": ("video_folder", "shapes", "real_corpus"), "keyframes": ("latent_cache", "video_folder", "shapes"),
+              "interpolation": ("latent_cache", "window_cache", "video_folder", "shapes"), "control": ("shapes",),
+              "toy": ("synthetic",)}
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Checks values the types cannot express; raises ConfigError naming the key."""
     t, o, c, d = cfg.train, cfg.optimizer, cfg.conditioning, cfg.data
@@ -106,6 +112,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if d.kind == "window_cache" and cfg.diffusion.anchor == "known_flow" and not cfg.vae:
         raise ConfigError("vae: the flow anchor (diffusion.anchor: known_flow) encodes the warped window ends with "
                           "the frozen VAE the window cache was built with; give its part folder")
+    if d.kind not in STAGE_DATA[cfg.stage]:  # any other kind was read as a video folder, or not read at all
+        raise ConfigError(f"data.kind: the {cfg.stage} stage reads {' or '.join(STAGE_DATA[cfg.stage])} data, "
+                          f"not {d.kind}")
     if d.kind == "latent_cache" and cfg.stage in ("keyframes", "interpolation"):
         _check_cache_frames(cfg)
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
