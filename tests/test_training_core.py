@@ -189,3 +189,22 @@ def test_a_data_kind_the_stage_does_not_read_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="data.kind: the control stage reads shapes data, not video_folder"):
         load_train_config(configs / "shapes-control-keyframes.yaml", ["data.kind=video_folder", f"data.root={tmp_path}"])
     assert load_train_config(configs / "shapes-vae.yaml", ["data.kind=shapes"]).data.kind == "shapes"
+
+
+def test_data_fps_is_checked_with_the_config(tmp_path):
+    """data.fps 0 was a ZeroDivisionError traceback at the first clip, -3 an error from inside a DataLoader worker
+    after the run folder was made; an fps beside the recipe's stride said "give either stride or fps" without the
+    keys."""
+    from vidiff.data.video_folder import VideoFolderDataset
+    from vidiff.errors import InputError
+    from vidiff.training.config import load_train_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for fps in (0, -3):
+        with pytest.raises(ConfigError, match=f"data.fps: must be a frame rate > 0 or null .*got {float(fps)}"):
+            load_train_config(configs / "shapes-vae.yaml", [f"data.fps={fps}", "data.stride=1"])
+    with pytest.raises(ConfigError, match="data.fps / data.stride: give one of them .*set data.stride=1"):
+        load_train_config(configs / "shapes-vae.yaml", ["data.fps=8"])
+    assert load_train_config(configs / "shapes-vae.yaml", ["data.fps=8", "data.stride=1"]).data.fps == 8.0
+    with pytest.raises(InputError, match="fps must be a positive number or None, got 0"):
+        VideoFolderDataset(tmp_path, num_frames=2, fps=0)

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,8 @@ class VideoFolderDataset(Dataset):
             raise InputError(f"num_frames must be a positive integer, got {num_frames!r}")
         if len(size) != 2 or min(size) < 1:
             raise InputError(f"size must be (H, W) with positive values, got {size!r}")
+        if fps is not None and not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps < math.inf):
+            raise InputError(f"fps must be a positive number or None, got {fps!r}")
         if fps is not None and stride != 1:
             raise InputError("give either stride or fps, not both")
         self.num_frames, self.stride, self.fps, self.size = num_frames, stride, fps, tuple(size)

@@ -44,6 +44,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
                            ("train.preview_every", t.preview_every, None), ("train.preview_steps", t.preview_steps, None)):
         if value < 0 or (hi is not None and value > hi):
             raise ConfigError(f"{key}: must be in 0..{hi}, got {value}" if hi else f"{key}: must be >= 0, got {value}")
+    if d.fps is not None and not d.fps > 0:  # 0 divided by zero at the first clip, -3 failed in a loader worker
+        raise ConfigError(f"data.fps: must be a frame rate > 0 or null (read at the clips' own rate), got {d.fps}")
+    if d.fps is not None and d.stride != 1:
+        raise ConfigError(f"data.fps / data.stride: give one of them (data.fps {d.fps} resamples in time, data.stride "
+                          f"{d.stride} takes every {d.stride}th frame); set data.stride=1 to read at an fps")
     for key in ("kl_weight", "l1_weight", "l2_weight", "edge_weight", "temporal_weight", "latent_noise_max"):
         if getattr(cfg.loss, key) < 0:
             raise ConfigError(f"loss.{key}: must be >= 0, got {getattr(cfg.loss, key)}")
