@@ -208,3 +208,21 @@ def test_data_fps_is_checked_with_the_config(tmp_path):
     assert load_train_config(configs / "shapes-vae.yaml", ["data.fps=8", "data.stride=1"]).data.fps == 8.0
     with pytest.raises(InputError, match="fps must be a positive number or None, got 0"):
         VideoFolderDataset(tmp_path, num_frames=2, fps=0)
+
+
+def test_own_captions_on_the_keyframe_recipe_name_every_grammar_key_at_once():
+    """docs/training.md said `--set conditioning.captions=dataset` turns a Shapes recipe to your own captions; on the
+    keyframe recipe that was refused for path_captions_from_step, and once that was set, for
+    direction_pairs_from_step: one try per key. One error now names both, with the --set values that clear them."""
+    from vidiff.training.config import load_train_config
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "shapes-keyframes.yaml"
+    with pytest.raises(ConfigError) as e:
+        load_train_config(recipe, ["conditioning.captions=dataset"])
+    assert str(e.value).startswith("conditioning.path_captions_from_step and conditioning.direction_pairs_from_step "
+                                   "need the Shapes caption grammar")
+    assert str(e.value).endswith("--set conditioning.path_captions_from_step=0 "
+                                 "--set conditioning.direction_pairs_from_step=null")
+    cfg = load_train_config(recipe, ["conditioning.captions=dataset", "conditioning.path_captions_from_step=0",
+                                     "conditioning.direction_pairs_from_step=null"])
+    assert (cfg.conditioning.captions, cfg.conditioning.direction_pairs_from_step) == ("dataset", None)

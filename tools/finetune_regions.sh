@@ -41,7 +41,8 @@ if [ -n "${GENERAL:-}" ]; then
 else  # the settings the bundled models were trained with: dataset captions, 4 x 5 only, gaps 2..5
   kf_extra=(--set conditioning.captions=dataset --set conditioning.min_keyframes=null
             --set conditioning.max_keyframes=null --set conditioning.min_keyframe_stride=null
-            --set conditioning.max_keyframe_stride=null --set conditioning.default_layout_prob=0.0)
+            --set conditioning.max_keyframe_stride=null --set conditioning.default_layout_prob=0.0
+            --set conditioning.path_captions_from_step=0 --set conditioning.direction_pairs_from_step=null)
   it_extra=(--set conditioning.captions=dataset --set conditioning.max_gap=5)
 fi
 $V/vidiff train --config configs/shapes-keyframes.yaml --set output_dir="$W/keyframes" "${common[@]}" \

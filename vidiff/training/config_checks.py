@@ -99,9 +99,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"conditioning.gap_weighting: only the interpolation stage draws gaps (stage is {cfg.stage!r})")
     if c.path_captions_from_step < 0:
         raise ConfigError(f"conditioning.path_captions_from_step: must be >= 0, got {c.path_captions_from_step}")
-    if c.path_captions_from_step and c.captions != "shapes_grammar":
-        raise ConfigError("conditioning.path_captions_from_step: only the Shapes caption grammar says paths; it needs "
-                          f"conditioning.captions: shapes_grammar (got {c.captions!r})")
+    grammar_only = [(key, off) for key, off in (("path_captions_from_step", 0), ("direction_pairs_from_step", None))
+                    if getattr(c, key) != off]
+    if grammar_only and c.captions != "shapes_grammar":  # all at once: the keyframe recipe sets both
+        raise ConfigError(" and ".join(f"conditioning.{key}" for key, _ in grammar_only)
+                          + (" need" if len(grammar_only) > 1 else " needs") + " the Shapes caption "
+                          f"grammar (only it says paths and directions), and conditioning.captions is {c.captions!r}; "
+                          "for your own captions also give " + " ".join(
+                              f"--set conditioning.{key}={'null' if off is None else off}" for key, off in grammar_only))
     if c.direction_pairs_from_step is not None and c.direction_pairs_from_step < 0:
         raise ConfigError(f"conditioning.direction_pairs_from_step: must be >= 0 (or null: never), got "
                           f"{c.direction_pairs_from_step}")
