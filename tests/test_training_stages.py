@@ -186,3 +186,26 @@ def test_real_stage_overfits_one_batch(tmp_path, stage_name, null_text):
         losses.append(loss.item())
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first / 10, (first, last)
+
+
+def test_an_export_written_by_a_resume_at_the_end_records_the_latent_size(tmp_path, null_text):
+    """A run killed after its last checkpoint but before export/ was in place (or whose export/ was deleted) is
+    finished by `--resume auto`, which runs no step: the stage never saw a batch, and trained_on.yaml said
+    `latent_size: null`, so the pipeline no longer warned of keyframes at a size the part was not trained at."""
+    import shutil
+
+    from vidiff.pipeline.trained import read_trained_on
+    from vidiff.training.stages import LatentDiffusionStage
+
+    cfg = latent_cfg(tmp_path, "keyframes")
+    stage = LatentDiffusionStage(cfg, dataset=LatentClips())
+    stage.null_text = null_text
+    run = train(cfg, stage=stage)
+    assert read_trained_on(run / "export").latent_size == (4, 4)
+    first = (run / "export" / "trained_on.yaml").read_text()
+    shutil.rmtree(run / "export")
+    stage = LatentDiffusionStage(cfg, dataset=LatentClips())
+    stage.null_text = null_text
+    train(cfg, resume="auto", stage=stage)
+    assert read_trained_on(run / "export").latent_size == (4, 4)
+    assert (run / "export" / "trained_on.yaml").read_text() == first

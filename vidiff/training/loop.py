@@ -143,6 +143,9 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
                 if not isinstance(state[key], int) or isinstance(state[key], bool) or state[key] < 0:
                     raise ValueError(f"state.json {key}: expected an integer >= 0, got {str(state[key])[:40]}")
             logged = state.pop("log_window", None)  # None: a checkpoint from before the window was saved
+            size = state.pop("latent_size", None)  # a run resumed at its end sees no batch to read it from
+            if size is not None and hasattr(stage, "latent_size"):
+                stage.latent_size = tuple(int(v) for v in size)
             ema.load_state_dict(tensors["ema"], state["ema_updates"])
             if accelerator.scaler is not None and state.get("grad_scaler"):  # fp16: the loss scale goes on as it was
                 accelerator.scaler.load_state_dict(state["grad_scaler"])
@@ -188,7 +191,9 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
                    "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
                    # checkpoint_every need not be a multiple of log_every: the next metrics line also covers
                    # the steps logged since the last one (Python floats round-trip through JSON exactly)
-                   "log_window": {k: window[k] for k in ("losses", "skipped", "grad_norm")}}
+                   "log_window": {k: window[k] for k in ("losses", "skipped", "grad_norm")},
+                   # the training latents' (h, w) that the export records (trained_on.yaml), for a resume at the end
+                   "latent_size": getattr(stage, "latent_size", None)}
             ckpt.save_checkpoint(run_dir / "checkpoints", step_done, files, {"optimizer": opt_meta, "state": pos},
                                  chash, t.keep_checkpoints)
         accelerator.wait_for_everyone()
