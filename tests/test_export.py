@@ -225,3 +225,15 @@ def test_a_vae_part_folder_stands_for_the_vae_run(tmp_path):
     assert main(["export", str(BUNDLE / "vae"), *map(str, runs[1:]), "-o", str(out)]) == 0
     assert (out / "vae" / "model.safetensors").read_bytes() == (BUNDLE / "vae" / "model.safetensors").read_bytes()
     assert read_pipeline_folder(out).parts.keyframes == "keyframes"
+
+
+def test_a_run_without_export_is_told_how_to_write_it(tmp_path, capsys):
+    """A finished run killed before its export/ was in place (or whose export/ was deleted) was told "train it to
+    the end first", though it was at its end; the error now gives the command that writes the export."""
+    runs = _runs(tmp_path)
+    shutil.rmtree(runs[1] / "export")
+    assert main(["export", *map(str, runs), "-o", str(tmp_path / "pipe")]) == 2
+    err = capsys.readouterr().err
+    assert f"{runs[1]}: the run has no export/; `vidiff train --config {runs[1] / 'config.yaml'} --set " \
+           f"output_dir={runs[1]} --resume auto` trains it to the end and writes it" in err
+    assert not (tmp_path / "pipe").exists()

@@ -49,7 +49,10 @@ def find_runs(run_dirs: list[Path]) -> dict:
             if not (run / "config.yaml").is_file():
                 raise InputError(f"{run}: not a training run folder (no config.yaml)")
             if not (run / "export" / "model.safetensors").is_file():
-                raise InputError(f"{run}: the run has no export/ (train it to the end first)")
+                # a finished run killed before its export was in place, or whose export/ was deleted, has none either
+                raise InputError(f"{run}: the run has no export/; `vidiff train --config {run / 'config.yaml'} --set "
+                                 f"output_dir={run} --resume auto` trains it to the end and writes it (at once "
+                                 "when the run is already at its last step)")
             cfg = load_train_config(run / "config.yaml")
             stage, part = cfg.stage, run / "export"
         if stage not in ("vae", "keyframes", "interpolation"):
