@@ -38,3 +38,36 @@ def test_two_processes_match_one(tmp_path, free_port):
     for ra, rb in zip(a, b):
         assert abs(ra["loss"] - rb["loss"]) <= 1e-5 * max(1.0, abs(ra["loss"])), (ra, rb)
         assert abs(ra["grad_norm"] - rb["grad_norm"]) <= 1e-4 * max(1.0, ra["grad_norm"])
+
+
+def test_a_run_of_two_processes_is_not_resumed_by_one_at_half_the_batch(tmp_path, free_port):
+    """`vidiff train --resume auto` (one process) on a run that two processes trained went on at half the global
+    batch without a word (same config hash, other losses); it is refused now, naming both batches, and with
+    --force at a batch that restores the global one it logs the two processes' losses."""
+    import shutil
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    two = _config(tmp_path / "two.yaml", tmp_path / "two", batch=2)
+    accelerate = Path(sys.executable).parent / "accelerate"
+    proc = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend",
+                           "no", "-m", "vidiff.train", "--config", str(two)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "two"
+    full = read_metrics(run / "metrics.jsonl")
+    shutil.rmtree(run / "checkpoints" / "step_00000020")  # as if the run had been stopped after step 10's checkpoint
+    shutil.rmtree(run / "export")
+    resume = [sys.executable, "-m", "vidiff.train", "--config", str(two), "--resume", "auto"]
+    proc = subprocess.run(resume, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    assert "its run trained on 4 samples a step (train.batch_size x train.grad_accum x processes), this launch on " \
+           "2 (2 x 1 x 1): launch it with as many processes as before" in proc.stderr
+    assert read_metrics(run / "metrics.jsonl") == full  # nothing written
+    proc = subprocess.run([*resume, "--set", "train.batch_size=4", "--force"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in again] == list(range(1, 21))
+    for ra, rb in zip(full, again):
+        assert abs(ra["loss"] - rb["loss"]) <= 1e-5 * max(1.0, abs(ra["loss"])), (ra, rb)

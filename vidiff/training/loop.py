@@ -152,6 +152,14 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
         except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as e:
             raise InputError(f"{resume_from}: its optimizer or training state cannot be restored "
                              f"({type(e).__name__}: {str(e)[:200]})") from None
+        # the samples a step (train.batch_size x grad_accum x processes) decide the run as the config does: a
+        # 2-process run resumed by one process went on at half the batch, its config hash unchanged
+        per_step, offset = t.batch_size * t.grad_accum * accelerator.num_processes, state.get("sample_offset")
+        if not force and state["step"] and isinstance(offset, int) and offset != state["step"] * per_step:
+            raise InputError(f"{resume_from}: its run trained on {offset // state['step']} samples a step "
+                             f"(train.batch_size x train.grad_accum x processes), this launch on {per_step} "
+                             f"({t.batch_size} x {t.grad_accum} x {accelerator.num_processes}): launch it with as many "
+                             "processes as before, or pass --force to go on anyway")
         log.info("resumed from %s at step %d", resume_from, state["step"])
         del tensors
     elif force and accelerator.is_main_process and (run_dir / "checkpoints").exists():
