@@ -356,3 +356,25 @@ def test_a_state_record_edited_with_its_hash_is_refused_in_one_line(tmp_path):
         (folder / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(InputError, match="training state cannot be restored"):
             train(toy(tmp_path, max_steps=8), resume=str(folder), force=True)
+
+
+def test_a_launcher_mixed_precision_the_config_overrides_is_warned_of(tmp_path, monkeypatch, caplog):
+    """`accelerate launch --config_file configs/accelerate/ddp.yaml` (mixed_precision: bf16) with a config at
+    train.mixed_precision no trained in fp32 without a word: the loop's Accelerator(mixed_precision=...) overrides
+    the launcher's. The run now says which one decides and how to ask for the other."""
+    import logging
+
+    from vidiff.training.loop import make_accelerator
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    monkeypatch.delenv("RANK", raising=False)
+    with caplog.at_level(logging.WARNING, logger="vidiff.training.loop"):
+        make_accelerator(toy(tmp_path))
+    assert "the launcher's mixed precision bf16 (accelerate config or --mixed_precision) is not used: the training " \
+           "config's train.mixed_precision decides (no); to train in bf16, --set train.mixed_precision=bf16" \
+           in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # what the launcher sets when nothing was asked
+    with caplog.at_level(logging.WARNING, logger="vidiff.training.loop"):
+        make_accelerator(toy(tmp_path))
+    assert "launcher" not in caplog.text

@@ -46,9 +46,17 @@ class TrainingDiverged(VidiffError):
 # ---- the loop --------------------------------------------------------------------------------------------
 
 def make_accelerator(cfg: TrainConfig):
+    import os
+
     from accelerate import Accelerator
 
     precision = cfg.train.mixed_precision
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()  # accelerate config / --mixed_precision
+    if launcher not in ("no", precision) and os.environ.get("RANK", "0") == "0":
+        # Accelerator(mixed_precision=...) overrides the launcher's: say so rather than run in another precision
+        log.warning("the launcher's mixed precision %s (accelerate config or --mixed_precision) is not used: the "
+                    "training config's train.mixed_precision decides (%s); to train in %s, --set "
+                    "train.mixed_precision=%s", launcher, precision, launcher, launcher)
     if precision == "bf16" and not torch.cuda.is_available():
         from vidiff.cpu_precision import cpu_dtype
 
