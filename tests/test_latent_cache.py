@@ -316,3 +316,34 @@ def test_cli_refuses_a_cache_written_into_its_own_video_folder(tmp_path, capsys)
     assert main(args) == 2
     assert f"--out {tmp_path / 'link'}: is the --videos folder" in capsys.readouterr().err
     assert list((tmp_path / "clips").iterdir()) == []
+
+
+def test_a_training_vae_other_than_the_caches_is_refused(tmp_path):
+    """A keyframe / interpolation run on a latent cache with `vae:` naming another VAE than `vidiff data cache
+    --vae` trained on one VAE's latents and recorded the other's latent space in trained_on.yaml, so the pipeline
+    paired the part with a VAE whose latents it never saw, without a word. The cache records its VAE's latent space
+    and the config load refuses another one."""
+    from vidiff.cli import main
+    from vidiff.config import ConfigError
+    from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.pipeline.trained import latent_space_id
+    from vidiff.training.config import load_train_config
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    generate_shapes_dataset(tmp_path / "clips", 2, frames=8, size=32, progress=False)
+    for i, name in enumerate(("vae", "other")):
+        torch.manual_seed(i)
+        AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                                mid_attention=False)).save(tmp_path / name)
+    assert main(["data", "cache", "--videos", str(tmp_path / "clips"), "--vae", str(tmp_path / "vae"), "--frames", "8",
+                 "--size", "32", "--out", str(tmp_path / "cache"), "--no-progress"]) == 0
+    index = json.loads((tmp_path / "cache" / "index.json").read_text())
+    assert index["latent_space"] == latent_space_id(tmp_path / "vae") != latent_space_id(tmp_path / "other")
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "shapes-interpolation.yaml"
+    over = [f"data.root={tmp_path / 'cache'}"]
+    with pytest.raises(ConfigError, match=f"vae: {tmp_path / 'other'} is not the VAE the latent cache data.root "
+                                          f"{tmp_path / 'cache'} was encoded with"):
+        load_train_config(recipe, over + [f"vae={tmp_path / 'other'}"])
+    assert load_train_config(recipe, over + [f"vae={tmp_path / 'vae'}"]).vae == str(tmp_path / "vae")

@@ -36,12 +36,25 @@ def cached_latent_shape(folder: str | Path) -> tuple[int, ...] | None:
     """The per-clip latent shape (C, F, h, w) the cache in `folder` records in its index.json (read with the
     bounded reader: a FIFO or a huge file named index.json is no hang), or None when there is none to read (the
     dataset says what is wrong with a broken one when it opens it)."""
-    path = Path(folder) / INDEX_NAME
     try:
-        shape = json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))["shapes"]["latents"]
-        return tuple(int(v) for v in shape)
+        return tuple(int(v) for v in _cached_index(folder)["shapes"]["latents"])
     except Exception:  # noqa: BLE001 - missing, unreadable or malformed
         return None
+
+
+def cached_latent_space(folder: str | Path) -> str | None:
+    """The latent_space_id of the VAE the cache in `folder` was encoded with, or None (not recorded: a cache from
+    before the record, or one built by build_latent_cache without it; or no readable index)."""
+    try:
+        space = _cached_index(folder).get("latent_space")
+    except Exception:  # noqa: BLE001 - as cached_latent_shape
+        return None
+    return space if isinstance(space, str) else None
+
+
+def _cached_index(folder: str | Path) -> dict:
+    path = Path(folder) / INDEX_NAME
+    return json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))
 
 
 def shard_name(i: int) -> str:
@@ -192,11 +205,14 @@ def _encode_batch(items: list[dict], vae, captions_memo: _CaptionMemo, sample: b
 
 
 def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_size: int = 256, batch_size: int = 8,
-                       dtype: str = "float16", sample: bool = False, seed: int = 0, progress: bool = True) -> Path:
+                       dtype: str = "float16", sample: bool = False, seed: int = 0, progress: bool = True,
+                       latent_space: str | None = None) -> Path:
     """Encodes `dataset` (items {"video": (3,F,H,W) in [-1,1], "caption": str}) into a sharded cache.
 
     The VAE mean is stored unless `sample` (then a posterior sample, seeded from `seed` and the batch start).
     An existing cache in `out_dir` built with the same settings is continued at its first missing shard.
+    `latent_space`: the VAE's `latent_space_id`, recorded in index.json so that a training run can check that its
+    `vae` is the one the latents came from.
     """
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
@@ -210,7 +226,7 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
     settings = _settings(dataset, vae, text_encoder, shard_size, batch_size, dtype, sample, seed)
     shards = _resume_point(out, settings)
     fresh = not (out / INDEX_NAME).exists()
-    index = {**settings, "complete": False, "shapes": None, "shards": shards}
+    index = {**settings, "latent_space": latent_space, "complete": False, "shapes": None, "shards": shards}
     if shards:
         index["shapes"] = json.loads((out / INDEX_NAME).read_text())["shapes"]
     # Before the first shard: a build stopped after writing a shard but before listing it still has an index
@@ -320,8 +336,11 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
                            hop=hop, per_video=windows)
     vae_model = AutoencoderKL.load(vae)
     text_encoder = TextEncoder.load(text)
+    from vidiff.pipeline.trained import latent_space_id
+
     return build_latent_cache(dataset, vae_model, text_encoder, out_dir, shard_size=shard_size,
-                              batch_size=batch_size, dtype=dtype, sample=sample, progress=progress)
+                              batch_size=batch_size, dtype=dtype, sample=sample, progress=progress,
+                              latent_space=latent_space_id(vae))
 
 
 def __getattr__(name: str):

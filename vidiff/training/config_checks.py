@@ -127,6 +127,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
                           f"not {d.kind}")
     if d.kind == "latent_cache" and cfg.stage in ("keyframes", "interpolation"):
         _check_cache_frames(cfg)
+        _check_cache_vae(cfg)
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
         need = c.max_keyframe_span()
         if need > d.num_frames:
@@ -177,6 +178,22 @@ def _check_cache_frames(cfg: TrainConfig) -> None:
     if cfg.stage == "interpolation" and c.min_gap + 1 > frames:
         raise ConfigError(f"data.root: the latent cache's clips have {frames} frames, fewer than "
                           f"conditioning.min_gap + 1 ({c.min_gap + 1})")
+
+
+def _check_cache_vae(cfg: TrainConfig) -> None:
+    """`vae` (what the exported part records as its latent space, and what previews decode with) against the VAE
+    the latent cache was encoded with: another one trained the part on one VAE's latents and paired it with another
+    VAE's, without a word."""
+    from vidiff.data.latent_cache import cached_latent_space
+    from vidiff.pipeline.trained import latent_space_id
+
+    cached = cached_latent_space(cfg.data.root)
+    if cached is None or not cfg.vae or not Path(cfg.vae).is_dir():  # not recorded, or checked where it runs
+        return
+    if latent_space_id(cfg.vae) != cached:
+        raise ConfigError(f"vae: {cfg.vae} is not the VAE the latent cache data.root {cfg.data.root} was encoded with "
+                          "(another encoder or latent shift / scale); give the `--vae` of its `vidiff data cache`, or "
+                          "cache again with this one")
 
 
 def _validate_decoded_loss(cfg: TrainConfig) -> None:
