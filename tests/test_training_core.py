@@ -226,3 +226,19 @@ def test_own_captions_on_the_keyframe_recipe_name_every_grammar_key_at_once():
     cfg = load_train_config(recipe, ["conditioning.captions=dataset", "conditioning.path_captions_from_step=0",
                                      "conditioning.direction_pairs_from_step=null"])
     assert (cfg.conditioning.captions, cfg.conditioning.direction_pairs_from_step) == ("dataset", None)
+
+
+def test_preview_settings_are_checked_with_the_config():
+    """With train.preview_every set, an empty train.preview_prompts ended the keyframe run at its first preview in a
+    torch.stack RuntimeError traceback, and train.preview_steps 0 in an error naming the sampler's num_steps, both
+    after training had started."""
+    from vidiff.training.config import load_train_config
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "shapes-keyframes.yaml"
+    with pytest.raises(ConfigError, match=r"train.preview_prompts: empty, with train.preview_every 1000"):
+        load_train_config(recipe, ["train.preview_prompts=[]"])
+    for steps in (0, 5000):
+        with pytest.raises(ConfigError, match=rf"train.preview_steps: must be in 1..1000 .*got {steps}"):
+            load_train_config(recipe, [f"train.preview_steps={steps}"])
+    cfg = load_train_config(recipe, ["train.preview_prompts=[]", "train.preview_steps=0", "train.preview_every=0"])
+    assert (cfg.train.preview_prompts, cfg.train.preview_every) == ((), 0)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidiff.config import ConfigError
-from vidiff.limits import MAX_BATCH, MAX_FRAMES, MAX_SIDE
+from vidiff.limits import MAX_BATCH, MAX_FRAMES, MAX_SIDE, MAX_STEPS
 
 if TYPE_CHECKING:
     from vidiff.training.config import TrainConfig
@@ -54,6 +54,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"loss.{key}: must be >= 0, got {getattr(cfg.loss, key)}")
     if cfg.stage == "toy" and (cfg.init_weights is not None or t.freeze):
         raise ConfigError("init_weights / train.freeze: the toy stage has no part to start from or freeze")
+    if t.preview_every and cfg.stage == "keyframes":  # the keyframe stage draws previews; found at the first one
+        if not t.preview_prompts:  # a RuntimeError traceback from torch.stack
+            raise ConfigError(f"train.preview_prompts: empty, with train.preview_every {t.preview_every}; give "
+                              "prompts, or train.preview_every=0 for no previews")
+        if not 1 <= t.preview_steps <= MAX_STEPS:  # was refused naming the sampler's num_steps
+            raise ConfigError(f"train.preview_steps: must be in 1..{MAX_STEPS} with train.preview_every "
+                              f"{t.preview_every}, got {t.preview_steps}")
     if t.max_batch_frames is not None and t.max_batch_frames < 1:
         raise ConfigError(f"train.max_batch_frames: must be >= 1 or null, got {t.max_batch_frames}")
     if t.max_batch_frames is not None and cfg.stage not in ("keyframes", "interpolation"):
