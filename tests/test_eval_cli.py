@@ -184,8 +184,8 @@ def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--seed", "-1"], "--seed must be in [0, 2**62), got -1"),
-    (["--seed", str(2**63)], "--seed must be in [0, 2**62)"),
+    (["--seed", "-1"], "--seed must be in [0, 2**63), got -1"),
+    (["--seed", str(2**63)], "--seed must be in [0, 2**63)"),
     (["--sampler", "nope"], "--sampler 'nope' is unknown"),
 ])
 def test_eval_interpolation_refuses_a_bad_seed_or_sampler_before_loading(tmp_path, monkeypatch, capsys, extra,

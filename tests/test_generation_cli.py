@@ -550,3 +550,19 @@ def test_a_negative_keyframe_index_is_a_value_not_an_option():
         ["generate", "x", "--keyframe=-1=a.png", "--seed", "-3"]
     assert join_negative_values(["--keyframe", "--seed"]) == ["--keyframe", "--seed"]  # argparse names it missing
     assert join_negative_values(["--keyframe"]) == ["--keyframe"]
+
+
+def test_every_seed_below_2_63_works_and_later_samples_wrap(tiny_pipeline, tmp_path, capsys):
+    """One rule for seeds: [0, 2**63), as the Python API takes them. `--seed 2**63 - 1` was refused (the limit was
+    2**63 - --num, one under the API's); sample i's seed + i now wraps to 0 at 2**63."""
+    from vidiff.io import read_video
+
+    top = 2**63 - 1
+    args = ["generate", "a red circle moving left", "--model", str(tiny_pipeline), "--quiet"]
+    assert main(args + ["-o", str(tmp_path / "w.gif"), "--seed", str(top), "--num", "2"]) == 0
+    assert main(args + ["-o", str(tmp_path / "zero.gif"), "--seed", "0"]) == 0
+    seeds = [json.loads((tmp_path / f"w_{i:03d}.gif.json").read_text())["seed"] for i in range(2)]
+    assert seeds == [top, 0]
+    assert np.array_equal(read_video(tmp_path / "w_001.gif")[0], read_video(tmp_path / "zero.gif")[0])
+    assert main(args + ["-o", str(tmp_path / "x.gif"), "--seed", str(2**63)]) == 2
+    assert "--seed must be in [0, 2**63), got 9223372036854775808" in capsys.readouterr().err

@@ -186,6 +186,22 @@ def test_fill_between_with_carry_residual(interp_only):
     assert (carried.int() - expected.int()).abs().max() <= 1  # the keyframes decoded alone or in the timeline
 
 
+def test_chunk_seeds_wrap_around_at_2_63():
+    """Chunk i is filled with seed + i, wrapping to 0 at 2**63: every seed in [0, 2**63) works, as in generate and
+    the Python API (`vidiff interpolate --seed` stopped at 2**62, `generate --seed` at 2**63 - --num)."""
+    seeds = []
+
+    def fill(keys, stride, seed):
+        seeds.append(seed)
+        return linear_blend(keys, stride)
+
+    upconvert(fill, _clip(7, 16, 16), 2, seed=2**63 - 2, multiple=8, chunk=3, progress=False)
+    assert seeds == [2**63 - 2, 2**63 - 1, 0]
+    seeds.clear()
+    upconvert(fill, _clip(7, 16, 16), 2, seed=5, multiple=8, chunk=3, progress=False)
+    assert seeds == [5, 6, 7]  # seeds below the wrap as before
+
+
 def test_upconvert_frames_reads_its_input_one_chunk_ahead():
     """Streaming: the first output frame comes after at most two chunks of input were read, whatever the length."""
     clip = _clip(40, 16, 16)

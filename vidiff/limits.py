@@ -20,6 +20,7 @@ MAX_WIDTH = 8192  # channels of a model level, attention head or context feature
 MAX_LAYERS_PER_LEVEL = 32  # residual blocks per U-Net / VAE level
 MAX_LEVELS = 8  # resolution levels of a U-Net or VAE
 MAX_VALUE_CHARS = 200  # characters of a user value quoted in an error message
+SEED_LIMIT = 2**63  # every seed is an integer in [0, 2**63): each command's --seed, the Python API, train.seed
 
 
 def plain_number(value):
@@ -49,6 +50,25 @@ def check_int(value, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InputError(f"{name} must be in [{low}, {high}], got {short_repr(value)}")
     return value
+
+
+def check_seed(value, name: str) -> int:
+    """`value` when it is an int in [0, SEED_LIMIT); InputError naming `name` otherwise. One rule for every seed a
+    user gives (generate's was below 2**63 - --num, interpolate's below 2**62, the Python API's below 2**63)."""
+    from vidiff.errors import InputError
+
+    value = plain_number(value)
+    if not is_int(value):
+        raise InputError(f"{name} must be an integer in [0, 2**63), got {short_repr(value)}")
+    if not 0 <= value < SEED_LIMIT:
+        raise InputError(f"{name} must be in [0, 2**63), got {short_repr(value)}")
+    return value
+
+
+def offset_seed(seed: int, offset: int) -> int:
+    """The seed of a run's further clip, chunk or pass (`generate --num`: seed + i), wrapping around at SEED_LIMIT,
+    so every seed in range works whatever the number of clips or chunks."""
+    return (seed + offset) % SEED_LIMIT
 
 
 def check_flag(value, name: str) -> bool:

@@ -158,13 +158,12 @@ def _positive(name: str, value) -> None:
 
 def _check_seed_and_sampler(args) -> None:
     """--seed and --sampler of `eval interpolation`, as `vidiff interpolate` checks them: before the clips are
-    read or the pipeline loads (clip i's passes use seed + i + pass * 2**32, so the seed stays under 2**62)."""
+    read or the pipeline loads (clip i's passes use seed + i + pass * 2**32, wrapping around at 2**63)."""
     from vidiff.errors import InputError
-    from vidiff.limits import short_repr
+    from vidiff.limits import check_seed, short_repr
     from vidiff.pipeline.config import SAMPLERS
 
-    if not 0 <= args.seed < 2**62:
-        raise InputError(f"--seed must be in [0, 2**62), got {short_repr(args.seed)}")
+    check_seed(args.seed, "--seed")
     if args.sampler is not None and args.sampler not in SAMPLERS:
         raise InputError(f"--sampler {short_repr(args.sampler)} is unknown; choose one of {', '.join(SAMPLERS)}")
 

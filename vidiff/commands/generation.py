@@ -95,7 +95,8 @@ def _keyframe_argument(p: argparse.ArgumentParser, extra: str = "") -> None:
 def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm or .gif")
     p.add_argument("--model", default=None, type=folder_argument, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the first sample, 0 to 2**63 - 1; sample i uses seed + i, wrapping to 0 at 2**63 (default 0)")
     p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps of both stages (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None,
@@ -134,6 +135,7 @@ def run_generation(args) -> int:
     config, layout, extend_by, keyframe_paths = validate(args)  # extend_by: a --frames longer than one pass
 
     from vidiff import io
+    from vidiff.limits import offset_seed
     from vidiff.commands.inputs import read_inputs, read_keyframe_images, read_mask
     from vidiff.pipeline import VideoPipeline
     from vidiff.sidecar import (
@@ -181,7 +183,7 @@ def run_generation(args) -> int:
                   guidance_rescale=args.guidance_rescale, churn=args.churn, pc_steps=args.pc_steps, pc_snr=args.pc_snr)
     load_s = time.perf_counter() - start
     for i, output in enumerate(outputs):
-        seed = args.seed + i
+        seed = offset_seed(args.seed, i)
         t0 = time.perf_counter()
         if args.task == "extend":
             frames, fps = pipe.extend_video(source, args.prompt, num_frames=args.frames, seed=seed,

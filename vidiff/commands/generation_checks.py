@@ -32,7 +32,7 @@ def validate(args) -> CheckedRun:
     from vidiff.pipeline.layout import CLI_NAMES, Layout, resolve_layout
 
     from vidiff.limits import (
-        MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, short_repr,
+        MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr,
     )
     from vidiff.commands.inputs import check_file, check_image, check_mask_file, count_clip_frames, warn_if_audio
     from vidiff.output_safety import check_output, output_path, shown
@@ -55,8 +55,7 @@ def validate(args) -> CheckedRun:
         if value is not None and not 0 <= value <= MAX_GUIDANCE:  # NaN fails too; 1e20 decoded all black
             raise InputError(f"{flag} must be a finite number in [0, {MAX_GUIDANCE:g}], got {value}")
     check_int(args.num, "--num", 1, MAX_SAMPLES)
-    if not 0 <= args.seed < 2**63 - args.num:
-        raise InputError(f"--seed must be in [0, 2**63 - --num), got {short_repr(args.seed)}")
+    check_seed(args.seed, "--seed")  # sample i's seed + i wraps around at 2**63
     if args.fps is not None:
         check_fps(args.fps, suffix, "--fps")
     if args.frames is not None:

@@ -26,7 +26,7 @@ BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the clip's rate
 MAX_TILE = 384  # largest automatic tile side: the U-Net's attention grows with the square of the tile's area
-PASS_SEED_STEP = 1 << 32  # pass i's chunk j uses seed + i * PASS_SEED_STEP + j: no two chunks share noise
+PASS_SEED_STEP = 1 << 32  # pass i's chunk j uses seed + i * PASS_SEED_STEP + j (mod 2**63): no two chunks share noise
 OVERLAP = 32  # default --overlap, cut to half the tile for a smaller --tile
 
 
@@ -62,7 +62,8 @@ def register(sub) -> None:
     rate.add_argument("--fps", type=float, help="target frame rate; must be an integer multiple of the clip's")
     p.add_argument("--model", default=None, type=folder_argument,
                    help=f"interpolation pipeline folder (default: the bundled {BUNDLED.name} pipeline)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first chunk; chunk i uses seed + i (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first chunk, 0 to 2**63 - 1; chunk i uses seed + i "
+                                                           "(default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None, help="sampler name (default: pipeline.yaml)")
     p.add_argument("--tile", type=int, default=None,
@@ -89,7 +90,7 @@ def validate(args):
     from vidiff import io
     from vidiff.commands.inputs import warn_if_audio
     from vidiff.errors import InputError, VideoDecodeError
-    from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, short_repr
+    from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr
     from vidiff.output_safety import check_output, output_path, shown
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records
@@ -117,8 +118,7 @@ def validate(args):
         check_int(args.chunk, "--chunk", 2, 256)
     if not math.isfinite(args.decode_memory) or not 0.05 <= args.decode_memory <= 1024:
         raise InputError(f"--decode-memory must be a number of GiB in [0.05, 1024], got {args.decode_memory}")
-    if not 0 <= args.seed < 2**62:
-        raise InputError(f"--seed must be in [0, 2**62), got {short_repr(args.seed)}")
+    check_seed(args.seed, "--seed")  # pass i's chunk j: seed + i * PASS_SEED_STEP + j, wrapping around at 2**63
     check_device_args(args)
     video = Path(args.video)
     for file in (output, sidecar_path(output)):
@@ -220,6 +220,7 @@ def run(args) -> int:
 
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
+    from vidiff.limits import offset_seed
     from vidiff.pipeline import VideoPipeline
     from vidiff.pipeline.upconvert import effective_tiling, output_length, plan_passes, upconvert_frames
     from vidiff.sidecar import build_sidecar, remove_descriptions, weights_checksum, write_sidecar
@@ -270,8 +271,8 @@ def run(args) -> int:
     def written():
         stream, total = read(), info.num_frames
         for i, (f, chunk, tile) in enumerate(plans):  # each pass reads the previous one's frames as they come
-            stream = upconvert_frames(fill, stream, f, seed=args.seed + i * PASS_SEED_STEP, multiple=multiple,
-                                      tile=tile, overlap=args.overlap, chunk=chunk, progress=not args.quiet,
+            stream = upconvert_frames(fill, stream, f, seed=offset_seed(args.seed, i * PASS_SEED_STEP),
+                                      multiple=multiple, tile=tile, overlap=args.overlap, chunk=chunk, progress=not args.quiet,
                                       total=total)
             total = f * (total - 1) + 1
         for frame in stream:

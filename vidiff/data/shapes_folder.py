@@ -31,14 +31,14 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
 
     from vidiff.io import write_video
 
-    from vidiff.limits import MAX_FRAMES, check_int
+    from vidiff.limits import MAX_FRAMES, check_int, check_seed
     from vidiff.output_safety import OutputError, check_output, shown
     from vidiff.video_writer import check_fps
 
     check_int(num, "num", 1, MAX_DATASET_CLIPS)
     check_int(frames, "frames", 1, MAX_FRAMES)
     check_int(size, "size", MIN_FRAME_SIZE, MAX_DATASET_SIZE)
-    check_int(seed, "seed", 0, 2**63 - 1)
+    check_seed(seed, "seed")
     check_fps(fps, ".mp4")
     min_speed_scale = check_min_speed_scale(min_speed_scale)
     out = Path(out_dir)

@@ -17,6 +17,7 @@ import torch
 
 from vidiff.errors import InputError
 from vidiff.eval.metrics import SSIM_WINDOW, psnr, ssim
+from vidiff.limits import offset_seed
 
 Fill = Callable[[torch.Tensor, int, int], torch.Tensor]  # (keyframes (K,H,W,3) uint8, stride, seed) -> frames
 
@@ -84,7 +85,7 @@ def evaluate_interpolation(
             raise InputError(f"{name}: frames of {clip.shape[2]}x{clip.shape[1]} are smaller than the "
                              f"{SSIM_WINDOW}x{SSIM_WINDOW} SSIM window (--size {SSIM_WINDOW} or more resizes them)")
         truth, keyframes = _split(clip, stride)
-        filled = {which: f(keyframes.clone(), stride, seed + i) for which, f in fills.items()}
+        filled = {which: f(keyframes.clone(), stride, offset_seed(seed, i)) for which, f in fills.items()}
         for which, frames in filled.items():
             if tuple(frames.shape) != tuple(truth.shape) or frames.dtype != torch.uint8:
                 raise InputError(f"{name}: the {which} fill returned {frames.dtype} {tuple(frames.shape)}, "
@@ -141,7 +142,7 @@ def passes_fill(fill: Fill, passes: list[int], seed_step: int) -> Fill:
             raise InputError(f"passes {passes} do not make stride {stride}")
         frames = keyframes
         for i, gap in enumerate(passes):
-            frames = fill(frames, gap, seed + i * seed_step)
+            frames = fill(frames, gap, offset_seed(seed, i * seed_step))
         return frames
 
     return run

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from vidiff.errors import InputError
 from vidiff.limits import (
-    MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_flag, check_scale, is_int,
+    MAX_FRAMES, MAX_KEYFRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_flag, check_scale, check_seed, is_int,
     plain_number, short_repr,
 )
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
@@ -34,8 +34,7 @@ def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], li
         except UnicodeEncodeError as e:
             raise InputError(f"{name}: not valid UTF-8 text (undecodable byte at character {e.start})") from None
     for s in seeds:
-        if not is_int(s) or not 0 <= s < 2**63:
-            raise InputError(f"seed: expected an integer in [0, 2**63), got {short_repr(s)}")
+        check_seed(s, "seed")
     if len(prompts) == 1:
         prompts = prompts * len(seeds)
     elif len(seeds) == 1:

@@ -19,6 +19,8 @@ from typing import Callable, Iterable, Iterator
 import torch
 from tqdm.auto import tqdm
 
+from vidiff.limits import offset_seed
+
 Fill = Callable[[torch.Tensor, int, int], torch.Tensor]  # (keyframes uint8 (K,H,W,3), stride, seed) -> frames
 
 
@@ -128,7 +130,7 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
         norm = torch.zeros((ph, pw), dtype=torch.float64)
         step = len(keys) - 1  # input frames this chunk moves the bar on, shared out over its tiles
         for i, (top, left) in enumerate(tiles):
-            part = fill(padded[:, top:top + th, left:left + tw].contiguous(), factor, seed + c)
+            part = fill(padded[:, top:top + th, left:left + tw].contiguous(), factor, offset_seed(seed, c))
             w = weights[(top, left)]
             total_w[:, top:top + th, left:left + tw] += part.to(torch.float64) * w[None, :, :, None]
             norm[top:top + th, left:left + tw] += w
