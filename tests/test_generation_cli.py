@@ -12,6 +12,7 @@ import torch
 
 from vidiff import __version__
 from vidiff.cli import main
+from vidiff.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -532,6 +533,46 @@ def test_a_length_past_one_pass_is_made_by_extension_windows(tiny_pipeline, tmp_
     assert seven.shape[0] == 7 and settings["layout_frames"] == 11 and settings["frames_written"] == 7
     assert (seven.float() - eleven[:7].float()).abs().mean() < 2.0  # the same frames; GIF palettes differ by clip
 
+
+
+def test_keyframes_and_control_with_a_length_past_one_pass_or_short_of_the_fewest(tiny_pipeline, tmp_path, capsys):
+    """--frames past one pass with --keyframe (and image_to_video(num_frames=...) in Python, where `vidiff animate`
+    worked) was refused as "needs 14 keyframes ... --force-layout"; keyframes in the first pass are made there now,
+    later ones and control maps are refused naming them. A length short of the fewest trained keyframes with
+    --keyframe was refused on the command line where text_to_video made it."""
+    from PIL import Image
+
+    from vidiff.io import read_video, write_video
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.trained import TrainedOn, write_trained_on
+
+    model = tmp_path / "pipe"
+    shutil.copytree(tiny_pipeline, model)
+    write_trained_on(model / "keyframes", TrainedOn(stage="keyframes", num_frames=(3, 4), frame_strides=(5, 5),
+                                                    known_patterns=("none", "first", "first_k"), max_first_k=2))
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    write_video(tmp_path / "maps.mp4", np.zeros((30, 64, 64, 3), np.uint8), 8)
+    args = ["generate", "a red circle moving left", "--model", str(model), "--quiet"]
+    assert main([*args, "--frames", "30", "--keyframe", f"0={tmp_path / 'grey.png'}", "-o", str(tmp_path / "a.gif")]) == 0
+    frames = read_video(tmp_path / "a.gif")[0]
+    assert frames.shape[0] == 30 and (frames[0].float() - 128).abs().mean() < 4
+    capsys.readouterr()
+    for extra, message in (
+            (["--keyframe", f"-1={tmp_path / 'grey.png'}"], "30 frames: longer than one pass of this pipeline (16 "
+             "frames, 4 keyframes at stride 5); the frames after it are made by extension windows, which take no "
+             "known frames (a keyframe at frame 29): give at most 16 frames, or keyframes before frame 16"),
+            (["--control", str(tmp_path / "maps.mp4")], "which take no control maps: give at most 16 frames")):
+        assert main([*args, "--frames", "30", *extra, "-o", str(tmp_path / "b.gif")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main([*args, "--frames", "6", "--keyframe", f"0={tmp_path / 'grey.png'}", "-o", str(tmp_path / "c.gif")]) == 0
+    assert read_video(tmp_path / "c.gif")[0].shape[0] == 6
+    pipe = VideoPipeline.from_pretrained(model)
+    clip, _ = pipe.image_to_video(grey, "a red circle moving left", num_frames=30, progress=False)
+    assert clip.shape[0] == 30 and torch.equal(clip[0], torch.from_numpy(grey))
+    with pytest.raises(InputError, match="which take no known frames \\(a keyframe at frame 20\\)"):
+        pipe.text_to_video("x", num_frames=30, keyframes={20: grey}, progress=False)
 
 
 def test_options_are_not_taken_by_prefix(tmp_path, capsys):

@@ -163,11 +163,12 @@ def validate(args) -> CheckedRun:
     # once: it hashes the VAE's encoder tensors when a record names its latent space
     trained = read_trained_records(Path(args.model) if args.model else BUNDLED, config)
     extend_by = 0
-    if args.task in ("generate", "animate") and args.frames is not None and args.keyframes is None \
-            and not args.force_layout and not user_keyframes and getattr(args, "control", None) is None:
-        layout, extend_by = split_long_layout(trained["keyframes"], layout)
-        layout = lift_short_layout(layout, fewest_trained_keyframes(trained["keyframes"]))
     keyframe_paths = parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames)  # -1: the last
+    if args.task in ("generate", "animate") and args.frames is not None and args.keyframes is None \
+            and not args.force_layout:  # as text_to_video: the keyframes in the first pass, no control maps
+        layout, extend_by = split_long_layout(trained["keyframes"], layout, keyframe_paths,
+                                              getattr(args, "control", None) is not None)
+        layout = lift_short_layout(layout, fewest_trained_keyframes(trained["keyframes"]))
     user_keyframes = dict(keyframe_paths)
     if args.task == "animate":
         if 0 in user_keyframes:

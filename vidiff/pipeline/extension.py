@@ -64,12 +64,13 @@ def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, setti
     return req.unbatch(out), req.fps
 
 
-def long_clip(pipe, prompt, first, extend_by: int, progress: bool, settings: dict):
-    """text_to_video past the longest trained pass (`first`, split_long_layout): that pass, then `extend_by` frames
-    of extension windows on each clip, the same frames `vidiff generate --frames` writes."""
+def long_clip(pipe, prompt, first, extend_by: int, progress: bool, settings: dict, keyframes: dict):
+    """text_to_video past the longest trained pass (`first`, split_long_layout): that pass, with the user's
+    `keyframes` (all in it), then `extend_by` frames of extension windows on each clip, the same frames `vidiff
+    generate --frames` writes."""
     head = {**settings, "num_frames": first.num_frames, "num_keyframes": first.num_keyframes,
             "keyframe_stride": first.keyframe_stride}
-    frames, fps = pipe.text_to_video(prompt, progress=progress, **head)
+    frames, fps = pipe.text_to_video(prompt, keyframes=keyframes, progress=progress, **head)
     req = pipe.request(prompt, **head)
     tail = {k: v for k, v in settings.items() if k not in ("num_frames", "num_keyframes", "height", "width", "seed",
                                                              "negative_prompt")}

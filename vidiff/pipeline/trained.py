@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from vidiff.config import from_dict, to_dict
 from vidiff.errors import InputError
@@ -203,11 +204,14 @@ def fewest_trained_keyframes(keyframes: TrainedOn | None) -> int | None:
     return keyframes.num_frames[0] if keyframes is not None and keyframes.num_frames else None
 
 
-def split_long_layout(trained: TrainedOn | None, layout: Layout) -> tuple[Layout, int]:
+def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iterable[int] = (),
+                      control: bool = False) -> tuple[Layout, int]:
     """(first pass, frames to add by extension) for a clip longer than the keyframe part makes in one pass:
     the longest trained pass at the asked stride, then extension windows (as `vidiff extend`) up to the length
     asked, instead of a refusal. `trained`: the keyframe part's record (None without one). (layout, 0) when one
-    pass fits or the stride is outside the trained ones (the layout check then says why)."""
+    pass fits or the stride is outside the trained ones (the layout check then says why).
+    `keyframes`: the frame indices (from 0) the clip must show; they must lie in the first pass, and `control`
+    maps cannot be given: extension windows take neither (it was refused as a layout of 14 keyframes)."""
     import warnings
 
     from vidiff.pipeline.layout import frames_for
@@ -220,6 +224,13 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout) -> tuple[Layout
         return layout, 0
     first = Layout(frames_for(most, stride), most, stride)
     total = layout.output_frames
+    beyond = [index for index in keyframes if index >= first.num_frames]
+    if control or beyond:
+        what = "control maps" if control else f"known frames (a keyframe at frame {min(beyond)})"
+        raise InputError(f"{total} frames: longer than one pass of this pipeline ({first.num_frames} frames, {most} "
+                         f"keyframes at stride {stride}); the frames after it are made by extension windows, which "
+                         f"take no {what}: give at most {first.num_frames} frames"
+                         + ("" if control else f", or keyframes before frame {first.num_frames}"))
     warnings.warn(f"{total} frames: longer than one pass of this pipeline ({first.num_frames} frames, {most} "
                   f"keyframes at stride {stride}); the other {total - first.num_frames} frames are made by extension "
                   "windows, as vidiff extend makes them", stacklevel=2)

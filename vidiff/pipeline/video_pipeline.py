@@ -113,14 +113,14 @@ class VideoPipeline:
         check_flag(progress, "progress")
         self._check_settings(settings, "text_to_video")
         req = self.request(prompt, **settings)
-        if settings.get("num_frames") is not None and settings.get("num_keyframes") is None and not keyframes \
-                and control is None and not req.force_layout:  # longer than one pass: continued as `vidiff generate`
-            first, extend_by = split_long_layout(self.trained.get("keyframes"), req.layout)
+        pixels = check_keyframe_images(keyframes or {}, req)
+        if settings.get("num_frames") is not None and settings.get("num_keyframes") is None and not req.force_layout:
+            # longer than one pass: continued as `vidiff generate` continues it (the keyframes in the first pass)
+            first, extend_by = split_long_layout(self.trained.get("keyframes"), req.layout, pixels, control is not None)
             if extend_by:
                 from vidiff.pipeline.extension import long_clip
 
-                return long_clip(self, prompt, first, extend_by, progress, settings)
-        pixels = check_keyframe_images(keyframes or {}, req)
+                return long_clip(self, prompt, first, extend_by, progress, settings, pixels)
         if pixels and not self.keyframes.takes_known_frames:
             raise InputError("this pipeline's keyframe model takes no known frames (it cannot animate or extend)")
         control = request_control({"keyframes": self.keyframes, "interpolation": self.interpolation}, control,
