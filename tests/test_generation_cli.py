@@ -114,7 +114,13 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         # settings that were taken and changed nothing (the sidecar said they were applied)
         (g + ["--image-guidance", "3"], "--image-guidance: guides the keyframes toward known frames, and this "
                                         "generate has none"),
-        (g + ["--sampler", "ddim", "--pc-steps", "5"], "pc_steps / pc_snr: apply to the pc sampler .*not 'ddim'"),
+        (g + ["--sampler", "ddim", "--pc-steps", "5"], "--pc-steps / --pc-snr: apply to the pc sampler .*not 'ddim'"),
+        # the library's checks, named by the flags given (they said guidance_rescale:, churn:, pc_snr:)
+        (g + ["--guidance-rescale", "nan"], r"error: --guidance-rescale: must be a number in \[0, 1\], got nan"),
+        (g + ["--churn", "-1", "--sampler", "heun"], r"error: --churn: must be a number in \[0, 100\], got -1"),
+        (g + ["--churn", "1"], "error: --churn: applies to the heun sampler"),
+        (g + ["--sampler", "pc", "--pc-snr", "0"], r"error: --pc-snr: must be a number in \[1e-06, 1\], got 0"),
+        (g + ["--sampler", "pc", "--pc-steps", "0"], r"error: --pc-steps: must be an integer in \[1, 20\], got 0"),
         (["edit", str(tmp_path / "fifteen.mp4"), "x", "--feather", "7", "-o", str(tmp_path / "o.mp4")],
          "--feather: blends a redrawn region into the kept clip; without a mask"),
         (["edit", str(tmp_path / "fifteen.mp4"), "x", "--strength", "1", "--repeats", "4", "-o", str(tmp_path / "o.mp4")],

@@ -11,6 +11,9 @@ from vidiff.commands.device_args import check_device_args
 
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "shapes"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
+# Request.build's keywords whose errors the command line reports under the flag the user typed
+SAMPLING_FLAGS = {"guidance_rescale": "--guidance-rescale", "churn": "--churn", "pc_steps": "--pc-steps",
+                  "pc_snr": "--pc-snr", "negative_prompt": "--negative-prompt"}
 
 
 class CheckedRun(NamedTuple):
@@ -181,10 +184,17 @@ def validate(args) -> CheckedRun:
     from vidiff.pipeline.request import Request
 
     # the library's own checks of every sampling setting (negative prompt, rescale, churn, corrector), torch-free
-    Request.build([args.prompt], [args.seed], False, layout, config, None, steps=args.steps, sampler=args.sampler,
-                  guidance_scale=args.guidance, image_guidance_scale=args.image_guidance, fps=args.fps,
-                  negative_prompt=args.negative_prompt, guidance_rescale=args.guidance_rescale, churn=args.churn,
-                  pc_steps=args.pc_steps, pc_snr=args.pc_snr)
+    try:
+        Request.build([args.prompt], [args.seed], False, layout, config, None, steps=args.steps, sampler=args.sampler,
+                      guidance_scale=args.guidance, image_guidance_scale=args.image_guidance, fps=args.fps,
+                      negative_prompt=args.negative_prompt, guidance_rescale=args.guidance_rescale, churn=args.churn,
+                      pc_steps=args.pc_steps, pc_snr=args.pc_snr)
+    except InputError as e:  # named by the library's keywords ("pc_steps / pc_snr: ..."): say the flags given
+        names, sep, reason = str(e).partition(": ")
+        keywords = names.split(" / ")
+        if sep and all(k in SAMPLING_FLAGS for k in keywords):
+            raise InputError(" / ".join(SAMPLING_FLAGS[k] for k in keywords) + sep + reason) from None
+        raise
     knows_frames = args.task in ("animate", "extend") or bool(user_keyframes) or (args.task == "edit" and args.mask)
     if args.negative_prompt is not None:
         text = config.keyframes.guidance_scale if args.guidance is None else args.guidance
