@@ -137,7 +137,9 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["extend", str(tmp_path / "missing.mp4"), "x", "--frames", "5", "-o", str(tmp_path / "o.mp4")], "file not found"),
         (["extend", str(tmp_path / "clip.mp4"), "x", "-o", str(tmp_path / "o.mp4")], "--frames: give the number"),
         (["extend", str(tmp_path / "clip.mp4"), "x", "--frames", "5", "--seam-fade", "-1", "-o", str(tmp_path / "o.mp4")],
-         "--seam-fade must be >= 0"),
+         r"--seam-fade must be in \[0, 1024\], got -1"),
+        (["extend", str(tmp_path / "clip.mp4"), "x", "--frames", "5", "--seam-fade", str(10**20), "-o",
+          str(tmp_path / "o.mp4")], r"--seam-fade must be in \[0, 1024\]"),  # an OverflowError after sampling
         (["extend", str(tmp_path / "clip.mp4"), "x", "--frames", "5", "--strength", "2", "-o", str(tmp_path / "o.mp4")],
          r"--strength: must be a number in \[0, 1\], got 2.0"),
     ]

@@ -345,6 +345,8 @@ def test_extend_keeps_the_input_and_adds_the_new_frames(pipe, monkeypatch):
         pipe.extend_video(clip, "x", num_frames=0, progress=False)
     with pytest.raises(InputError, match="seam_fade"):
         pipe.extend_video(clip, "x", num_frames=3, seam_fade=-1, progress=False)
+    with pytest.raises(InputError, match=r"seam_fade: .* in \[0, 1024\], got 100000000000000000000"):
+        pipe.extend_video(clip, "x", num_frames=3, seam_fade=10**20, progress=False)  # OverflowError after sampling
     plain, _ = pipe.extend_video(clip, "a red circle moving left", num_frames=12, seed=2, seam_fade=0, progress=False)
     assert torch.equal(plain[:8], clip) and torch.equal(plain[12:], out[12:])  # the fade is over after 4 frames
     assert not torch.equal(plain[8:12], out[8:12])

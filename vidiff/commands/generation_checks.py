@@ -82,8 +82,7 @@ def validate(args) -> CheckedRun:
         check_file(Path(args.video), "video")
         if args.frames is None:
             raise InputError(f"--frames: give the number of new frames to add (1 to {MAX_FRAMES})")
-        if args.seam_fade < 0:
-            raise InputError(f"--seam-fade must be >= 0, got {args.seam_fade}")
+        check_int(args.seam_fade, "--seam-fade", 0, MAX_FRAMES)
         if args.strength is not None:
             from vidiff.pipeline.input_checks import check_strength
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import torch
 
 from vidiff.errors import InputError
+from vidiff.limits import MAX_FRAMES, short_repr
 
 
 def check_seam_fade(fade) -> int:
-    if isinstance(fade, bool) or not isinstance(fade, int) or fade < 0:
-        raise InputError(f"seam_fade: number of frames must be an integer >= 0, got {fade!r}")
+    """Frames over which the seam residual fades out: an integer in [0, MAX_FRAMES] (an extension adds at most
+    MAX_FRAMES; a fade of 10**20 frames ended in an OverflowError after the whole sampling)."""
+    if isinstance(fade, bool) or not isinstance(fade, int) or not 0 <= fade <= MAX_FRAMES:
+        raise InputError(f"seam_fade: number of frames must be an integer in [0, {MAX_FRAMES}], got {short_repr(fade)}")
     return fade
 
 
