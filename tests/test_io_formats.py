@@ -277,3 +277,23 @@ def test_an_animated_still_says_its_first_frame_is_used(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_image(tmp_path / "still.png")
+
+
+def test_a_png_whose_pixels_do_not_decode_is_not_blamed_on_its_exif(tmp_path, caplog):
+    """A PNG whose header declares 4000x2000 but whose data holds a few bytes: the EXIF lookup decoded the pixels,
+    failed, and a warning said 'unreadable EXIF orientation' before the real error."""
+    import logging
+    import struct
+    import zlib
+
+    from vidiff.errors import InputError
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 4000, 2000, 8, 2, 0, 0, 0)
+    (tmp_path / "short.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                         + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    with caplog.at_level(logging.WARNING, logger="vidiff.io"), pytest.raises(InputError, match="not a readable image"):
+        io.read_image(tmp_path / "short.png")
+    assert "EXIF" not in caplog.text

@@ -155,6 +155,7 @@ def _read(path, limits: VideoLimits | None, convert) -> torch.Tensor:
 
                 warnings.warn(f"image {path}: an animated image of {frames} frames; its first frame is used",
                               stacklevel=3)
+            img.load()  # pixels that do not decode are said as such, not as the unreadable EXIF they hide
             pixels = convert(_upright(img))  # (H,W,C)
     except InputError as e:
         raise InputError(f"image {path}: {e}".replace(": image:", ":")) from None
