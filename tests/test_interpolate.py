@@ -221,3 +221,19 @@ def test_upconvert_frames_reads_its_input_one_chunk_ahead():
     rest = torch.stack([first, *stream])
     assert torch.equal(rest, upconvert(fill, clip, 3, multiple=8, chunk=4, progress=False))
     assert rest.shape[0] == output_length(40, 3)
+
+
+def test_the_progress_bar_shows_every_tile_of_a_large_frame(capsys):
+    """A 1080p chunk is 18 tiles of about a minute each; the 'tile i/N' note was set without a refresh, so it showed
+    only when the frame count moved (4 of 18 tiles, fewer under tqdm's dynamic miniters): minutes of a still bar."""
+    import time
+
+    frames = _clip(2, 16, 40)
+
+    def fill(keys, stride, seed):
+        time.sleep(0.12)  # past tqdm's mininterval, as every tile of a large frame is
+        return linear_blend(keys, stride)
+
+    upconvert(fill, frames, 2, multiple=8, tile=8, overlap=0, chunk=2, progress=True)
+    shown = capsys.readouterr().err
+    assert all(f"tile {i}/10" in shown for i in range(1, 11)), shown

@@ -137,6 +137,8 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
             if len(tiles) > 1:  # a large frame's chunk takes minutes: the bar moves per tile, not once per chunk
                 bar.set_postfix_str(f"tile {i + 1}/{len(tiles)}", refresh=False)
             bar.update((i + 1) * step // len(tiles) - i * step // len(tiles))
+            if len(tiles) > 1:
+                bar.refresh()  # update() shows nothing while the count stands still or within tqdm's intervals
         filled = (total_w / norm[None, :, :, None]).round().clamp(0, 255).to(torch.uint8)[:, :height, :width]
         filled[::factor] = given  # exact, whatever the blending rounded
         more = list(itertools.islice(frames, chunk - 1))
