@@ -245,6 +245,29 @@ def test_eval_reconstruction_command_with_a_tiny_vae(tmp_path, capsys):
     assert "--vae" in capsys.readouterr().err
 
 
+def test_eval_reconstruction_refuses_frames_the_vae_cannot_take_before_it_loads(tmp_path, monkeypatch, capsys):
+    """A 17x16 clip after a good one was scored only after the VAE loaded and the earlier clips ran, and the error
+    named no clip ("video: height and width must be multiples of 2"); --size 13 failed the same way."""
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    torch.manual_seed(0)
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")  # downsampling factor 2
+    clips = _moving_clips(num=1, frames=4, size=16)
+    _write_gifs(tmp_path / "clips", clips + [torch.cat([clips[0], clips[0][:, :, :1]], dim=2)])  # 16x16, 17x16
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the VAE loaded")
+
+    monkeypatch.setattr(AutoencoderKL, "load", no_load)
+    base = ["eval", "reconstruction", "--vae", str(tmp_path / "vae"), "--videos", str(tmp_path / "clips")]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "clip_01.gif: frames of 17x16" in err and "multiples of the VAE's factor 2" in err and "--size" in err
+    assert main(base + ["--size", "13"]) == 2
+    assert "--size 13: must be a multiple of the VAE's downsampling factor 2 (e.g. 12)" in capsys.readouterr().err
+
+
 def test_eval_shapes_command(tmp_path, capsys):
     from vidiff.data.shapes_folder import generate_shapes_dataset
 

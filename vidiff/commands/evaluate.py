@@ -310,6 +310,15 @@ def run_reconstruction(args) -> int:
     files = _selected_files(args.videos, args.num)
     if not (Path(args.vae) / "config.yaml").is_file():
         raise InputError(f"--vae: no config.yaml in {args.vae}")
+    from vidiff.models.vae import VAEConfig
+    from vidiff.parts import load_part_config
+
+    factor = load_part_config(args.vae, VAEConfig).downsample_factor  # its config only: the weights load below
+    if args.size is not None and args.size % factor:
+        raise InputError(f"--size {args.size}: must be a multiple of the VAE's downsampling factor {factor} "
+                         f"(e.g. {max(args.size // factor * factor, -(-11 // factor) * factor)})")
+    if args.size is None:
+        _check_frame_sizes(files, factor)
     vae = AutoencoderKL.load(args.vae, device=args.device)
     from vidiff.data.real_footage import center_square
 
@@ -320,6 +329,27 @@ def run_reconstruction(args) -> int:
     rows = [[c["name"], c["psnr"], c["ssim"], c["frames"]] for c in result["clips"]]
     rows.append(["mean (all frames)", result["psnr"], result["ssim"], result["num_frames"]])
     return emit(args, "reconstruction", settings, ["clip", "PSNR (dB)", "SSIM", "frames"], rows, result)
+
+
+def _check_frame_sizes(files, multiple: int) -> None:
+    """Each clip's frames (from its header, upright) at least the SSIM window and, for a VAE round trip, a multiple
+    of its factor; checked before anything loads, naming the clip and --size (a clip late in the folder failed
+    after the earlier ones were scored, naming no clip)."""
+    from vidiff import io
+    from vidiff.errors import InputError, VideoDecodeError
+    from vidiff.eval.metrics import SSIM_WINDOW
+
+    for path in files:
+        try:
+            info = io.probe_video(path)
+        except VideoDecodeError as e:
+            raise InputError(f"--videos: {e}") from None
+        if min(info.width, info.height) < SSIM_WINDOW or info.width % multiple or info.height % multiple:
+            need = f"at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (the SSIM window)"
+            if multiple > 1:
+                need += f" and sides that are multiples of the VAE's factor {multiple}"
+            raise InputError(f"{path.name}: frames of {info.width}x{info.height}; the scores need {need}: --size "
+                             "N scores the centre square resized to N x N")
 
 
 def check_eval_device(device: str) -> None:
