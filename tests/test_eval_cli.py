@@ -183,6 +183,25 @@ def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
     assert "pipeline.yaml" in capsys.readouterr().err
 
 
+def test_eval_interpolation_names_a_small_clip_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """A 7x5 clip after a 320x240 one: the model loaded and filled the first clip (10 s with the bundled
+    real-footage pipeline and 9 frames, minutes for whole clips) before the small one was refused."""
+    import vidiff.pipeline
+
+    def no_load(cls, folder):
+        raise AssertionError("the pipeline loaded")
+
+    monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(no_load))
+    _write_gifs(tmp_path / "clips", [_moving_clips(num=1, frames=5)[0], torch.zeros(5, 5, 7, 3, dtype=torch.uint8)])
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")
+    assert main(["eval", "interpolation", "--model", str(tmp_path / "model"), "--videos", str(tmp_path / "clips"),
+                 "--stride", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "clip_01.gif: frames of 7x5; the scores need at least 11x11 pixels (the SSIM window)" in err
+    assert "--size N" in err
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--seed", "-1"], "--seed must be in [0, 2**63), got -1"),
     (["--seed", str(2**63)], "--seed must be in [0, 2**63)"),

@@ -230,6 +230,8 @@ def run_interpolation(args) -> int:
     _check_seed_and_sampler(args)
     check_json_out(args, args.videos, args.model)
     files = _selected_files(args.videos, args.num)
+    if args.size is None:
+        _check_frame_sizes(files, 1)  # a small clip late in the folder is named before the model fills the others
     if args.model is not None and not (Path(args.model) / "pipeline.yaml").is_file():
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
     others = {}
