@@ -107,7 +107,9 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
     g = ["generate", "a red circle", "-o", str(tmp_path / "o.mp4")]
     return [
         (["edit", str(tmp_path / "fifteen.mp4"), "x", "-o", str(tmp_path / "o.mp4")],
-         "fifteen.mp4 has 15 frames, and edit keeps a clip's length: that does not fit .*frame counts that fit: 11, 16"),
+         "fifteen.mp4 has 15 frames, and edit keeps a clip's length: that does not fit .*clip lengths that fit at "
+         "stride 5: 11, 16"),
+
         (g + ["--guidance", "nan"], "--guidance must be a finite number"),
         (g + ["--guidance", "-1"], "--guidance must be a finite number"),
         (g + ["--image-guidance", "-0.5"], "--image-guidance must be a finite number"),
@@ -158,6 +160,21 @@ def test_bad_arguments_fail_fast_before_weights(garbage_pipeline, tmp_path, caps
         assert re.search(message, err), (message, err)
         assert elapsed < 1.0, (argv, elapsed)
     assert not list(tmp_path.glob("o.*"))
+
+
+def test_edit_of_a_misfit_length_offers_what_the_bundled_pipeline_was_trained_on(tmp_path, capsys):
+    """A 7-frame clip was offered "frame counts that fit: 6, 11", and a 6-frame clip is then refused (2 keyframes;
+    the Shapes keyframe part was trained on 3..9); 7 frames are 3 keyframes at --stride 3, which was not said."""
+    from vidiff.io import write_video
+
+    write_video(tmp_path / "seven.mp4", np.zeros((7, 64, 64, 3), dtype=np.uint8), 8)
+    assert main(["edit", str(tmp_path / "seven.mp4"), "x", "-o", str(tmp_path / "o.mp4")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("seven.mp4 has 7 frames, and edit keeps a clip's length: that does not fit the keyframe "
+                        "layout with keyframe stride 5 (frames = (keyframes - 1) * stride + 1); --stride 3 fits it; "
+                        "clip lengths that fit at stride 5: 11"), err
+    assert main(["edit", str(tmp_path / "seven.mp4"), "x", "--stride", "3", "--steps", "1", "--quiet",
+                 "-o", str(tmp_path / "o.mp4")]) == 0
 
 
 @pytest.mark.parametrize("task", ["extend", "edit"])
