@@ -183,6 +183,11 @@ def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
     assert "pipeline.yaml" in capsys.readouterr().err
 
 
+def _clip_of(frames, height, width):
+    return torch.randint(0, 256, (frames, height, width, 3), generator=torch.Generator().manual_seed(0),
+                         dtype=torch.uint8)  # frames that differ: a GIF writer merges equal ones
+
+
 def test_eval_interpolation_names_a_small_clip_before_the_model_loads(tmp_path, monkeypatch, capsys):
     """A 7x5 clip after a 320x240 one: the model loaded and filled the first clip (10 s with the bundled
     real-footage pipeline and 9 frames, minutes for whole clips) before the small one was refused."""
@@ -192,7 +197,7 @@ def test_eval_interpolation_names_a_small_clip_before_the_model_loads(tmp_path, 
         raise AssertionError("the pipeline loaded")
 
     monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(no_load))
-    _write_gifs(tmp_path / "clips", [_moving_clips(num=1, frames=5)[0], torch.zeros(5, 5, 7, 3, dtype=torch.uint8)])
+    _write_gifs(tmp_path / "clips", [_moving_clips(num=1, frames=5)[0], _clip_of(5, 5, 7)])
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")
     assert main(["eval", "interpolation", "--model", str(tmp_path / "model"), "--videos", str(tmp_path / "clips"),
@@ -200,6 +205,28 @@ def test_eval_interpolation_names_a_small_clip_before_the_model_loads(tmp_path, 
     err = capsys.readouterr().err
     assert "clip_01.gif: frames of 7x5; the scores need at least 11x11 pixels (the SSIM window)" in err
     assert "--size N" in err
+
+
+def test_eval_interpolation_names_a_short_clip_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """A 2-frame clip after a 9-frame one at --stride 2, or a --frames past a clip's length: refused only after the
+    model loaded and filled the clips before it (3 s for 9 frames of realshort.mp4 with the bundled pipeline)."""
+    import vidiff.pipeline
+
+    def no_load(cls, folder):
+        raise AssertionError("the pipeline loaded")
+
+    monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(no_load))
+    _write_gifs(tmp_path / "clips", [_moving_clips(num=1, frames=9)[0], _clip_of(2, 16, 16)])
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")
+    base = ["eval", "interpolation", "--model", str(tmp_path / "model"), "--videos", str(tmp_path / "clips")]
+    assert main(base + ["--stride", "2"]) == 2
+    assert "clip_01.gif: 2 frames is too short for stride 2 (needs 3)" in capsys.readouterr().err
+    assert main(base + ["--stride", "4", "--frames", "3"]) == 2
+    assert "--frames 3: too few for --stride 4 (needs 5)" in capsys.readouterr().err
+    (tmp_path / "clips" / "clip_01.gif").unlink()
+    assert main(base + ["--stride", "2", "--frames", "10"]) == 2
+    assert "clip_00.gif: 9 frames is too short for --frames 10 (needs 10)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra,message", [

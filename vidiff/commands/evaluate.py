@@ -230,8 +230,11 @@ def run_interpolation(args) -> int:
     _check_seed_and_sampler(args)
     check_json_out(args, args.videos, args.model)
     files = _selected_files(args.videos, args.num)
-    if args.size is None:
-        _check_frame_sizes(files, 1)  # a small clip late in the folder is named before the model fills the others
+    # a small or short clip late in the folder is named before the model fills the others
+    if args.frames is not None and args.frames < args.stride + 1:
+        raise InputError(f"--frames {args.frames}: too few for --stride {args.stride} (needs {args.stride + 1})")
+    _check_frame_sizes(files, 1, check_size=args.size is None, frames_needed=args.frames or args.stride + 1,
+                       needed_by=f"--frames {args.frames}" if args.frames else f"stride {args.stride}")
     if args.model is not None and not (Path(args.model) / "pipeline.yaml").is_file():
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
     others = {}
@@ -333,10 +336,13 @@ def run_reconstruction(args) -> int:
     return emit(args, "reconstruction", settings, ["clip", "PSNR (dB)", "SSIM", "frames"], rows, result)
 
 
-def _check_frame_sizes(files, multiple: int) -> None:
+def _check_frame_sizes(files, multiple: int, check_size: bool = True, frames_needed: int = 0,
+                       needed_by: str = "") -> None:
     """Each clip's frames (from its header, upright) at least the SSIM window and, for a VAE round trip, a multiple
-    of its factor; checked before anything loads, naming the clip and --size (a clip late in the folder failed
-    after the earlier ones were scored, naming no clip)."""
+    of its factor (unless not `check_size`: --size resizes them), and at least `frames_needed` frames (what the
+    option `needed_by` asks; counted by decoding where the header has fewer); checked before anything loads,
+    naming the clip (a clip late in the
+    folder failed after the earlier ones were scored, its size naming no clip)."""
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.eval.metrics import SSIM_WINDOW
@@ -344,8 +350,13 @@ def _check_frame_sizes(files, multiple: int) -> None:
     for path in files:
         try:
             info = io.probe_video(path)
+            count = info.num_frames if info.num_frames >= frames_needed else io.count_frames(path, frames_needed)
         except VideoDecodeError as e:
             raise InputError(f"--videos: {e}") from None
+        if count < frames_needed:
+            raise InputError(f"{path.name}: {count} frames is too short for {needed_by} (needs {frames_needed})")
+        if not check_size:
+            continue
         if min(info.width, info.height) < SSIM_WINDOW or info.width % multiple or info.height % multiple:
             need = f"at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (the SSIM window)"
             if multiple > 1:
