@@ -397,6 +397,37 @@ def test_cli_generate_with_control_records_it(control_folder, tmp_path):
     assert json.loads(Path(f"{out}.json").read_text())["settings"]["control_scale"] == 1.0
 
 
+def test_cli_animate_follows_control_maps_as_image_to_video_does(pipes, control_folder, tmp_path):
+    """image_to_video takes maps (text to video with frame 0 known, which the keyframe adapter trains on); `vidiff
+    animate` had no --control, so the command line could not do what the library does."""
+    import json
+
+    from vidiff import io
+    from vidiff.cli import main
+    from PIL import Image
+
+    pipe = pipes[0]
+    maps, _ = io.read_video(control_folder / "maps.mp4")
+    image = torch.from_numpy(np.full((64, 64, 3), 40, np.uint8))
+    image[20:36, 20:36] = torch.tensor([220, 40, 40], dtype=torch.uint8)
+    Image.fromarray(image.numpy()).save(tmp_path / "still.png")
+    out = tmp_path / "a.mp4"
+    rc = main(["animate", str(tmp_path / "still.png"), "a red square", "-o", str(out), "--model",
+               str(control_folder / "pipe"), "--quiet", "--control", str(control_folder / "maps.mp4"),
+               "--control-scale", "0.5"])
+    assert rc == 0
+    settings = json.loads(Path(f"{out}.json").read_text())["settings"]
+    assert settings["control"] == str((control_folder / "maps.mp4").resolve()) and settings["control_scale"] == 0.5
+    got, _ = io.read_video(out)
+    with_maps, _ = pipe.image_to_video(image, "a red square", control=maps, control_scale=0.5, seed=0, progress=False)
+    without, _ = pipe.image_to_video(image, "a red square", seed=0, progress=False)
+    assert not torch.equal(with_maps, without)
+    err_with = (got.float() - with_maps.float()).abs().mean().item()
+    err_without = (got.float() - without.float()).abs().mean().item()
+    # the random-weight frames are noise, which the mp4 codec rounds coarsely: the file is the controlled clip's
+    assert err_without > 2 * err_with, (err_with, err_without)
+
+
 def test_pipeline_control_scale_is_checked():
     from vidiff.config import ConfigError
     from vidiff.pipeline.config import read_pipeline_folder

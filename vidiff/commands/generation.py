@@ -39,6 +39,7 @@ def register(sub) -> None:
     ani.add_argument("prompt", help="what happens in the clip")
     _common(ani, frames_help=FRAMES_HELP)
     _keyframe_argument(ani, "; frame 0 is the image, e.g. --keyframe 15=last.png for the last frame")
+    add_control_arguments(ani)
     ani.set_defaults(handler=run_generation, task="animate")
 
     ext = sub.add_parser("extend", help="continue a video clip",
@@ -196,7 +197,8 @@ def run_generation(args) -> int:
                                           **common)
         elif args.task == "animate":
             frames, fps = pipe.image_to_video(source, args.prompt, num_frames=layout.output_frames, seed=seed,
-                                              keyframes=inputs_keyframes, progress=not args.quiet, **common)
+                                              keyframes=inputs_keyframes, control=control,
+                                              control_scale=args.control_scale, progress=not args.quiet, **common)
         else:
             frames, fps = pipe.text_to_video(args.prompt, num_frames=layout.output_frames, seed=seed, control=control,
                                              keyframes=inputs_keyframes,
