@@ -33,3 +33,36 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     assert writer.wait(timeout=60) == 141, stderr
     assert first == b"line 0\n"
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def _options(parser, name="vidiff"):
+    """(command, argparse action) for every option of every (sub-)command."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _options(sub, f"{name} {sub_name}")
+        else:
+            yield name, action
+
+
+def test_every_option_with_a_default_shows_it_in_its_help():
+    """`--help` is where a user looks a default up: an option that has one says it, with its value (export's
+    sampling defaults, --device auto, --batch-invariant auto, cache --dtype float16, ... said nothing)."""
+    import argparse
+    import re
+
+    from vidiff.cli import build_parser
+
+    missing = []
+    for command, action in _options(build_parser()):
+        default = action.default
+        if default is None or default is False or default == [] or default == argparse.SUPPRESS:
+            continue
+        shown = re.escape(f"{default:g}" if isinstance(default, float) else str(default))
+        help_text = " ".join((action.help or "").split())
+        if not re.search(rf"default:? {shown}\b|\b{shown}\W* \(default\)", help_text):
+            missing.append(f"{command} {action.option_strings[-1]} (default {shown}): {help_text!r}")
+    assert not missing, "\n".join(missing)
+

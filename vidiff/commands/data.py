@@ -13,7 +13,8 @@ def register(sub) -> None:
     shapes.add_argument("--out", required=True, help="output folder")
     shapes.add_argument("--num", type=int, required=True, help="number of clips")
     shapes.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    shapes.add_argument("--seed", type=int, default=0, help="dataset seed; clip i depends only on (seed, i)")
+    shapes.add_argument("--seed", type=int, default=0,
+                        help="dataset seed; clip i depends only on (seed, i) (default 0)")
     shapes.add_argument("--size", type=int, default=64, help="frame width and height, px (default 64)")
     shapes.add_argument("--fps", type=float, default=8, help="frames per second of the mp4 files (default 8)")
     shapes.add_argument("--min-speed-scale", type=float, default=1.0, metavar="F",
@@ -25,7 +26,9 @@ def register(sub) -> None:
     cache = data_sub.add_parser("cache", help="encode a video folder once into VAE latents + text embeddings")
     cache.add_argument("--videos", required=True, help="folder of videos with captions (VideoFolderDataset)")
     cache.add_argument("--vae", required=True, help="VAE part folder (config.yaml + model.safetensors)")
-    cache.add_argument("--text", default="default", help="text encoder: 'default' or a folder")
+    cache.add_argument("--text", default="default",
+                       help="text encoder whose caption embeddings are stored: a folder, or 'default' (default: "
+                            "default, the embedded MiniLM)")
     cache.add_argument("--frames", type=int, required=True, help="frames per clip")
     cache.add_argument("--size", type=int, required=True, help="frame size, px (clips are resized/cropped to it)")
     cache.add_argument("--stride", type=int, default=1, help="source frames between a window's frames (default 1)")
@@ -36,7 +39,8 @@ def register(sub) -> None:
     cache.add_argument("--out", required=True, help="cache folder (an interrupted run resumes here)")
     cache.add_argument("--shard-size", type=int, default=256, help="clips per shard (default 256)")
     cache.add_argument("--batch-size", type=int, default=8, help="clips per VAE batch (default 8)")
-    cache.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="storage dtype")
+    cache.add_argument("--dtype", choices=("float16", "float32"), default="float16",
+                       help="storage dtype of the latents (default float16)")
     cache.add_argument("--sample", action="store_true", help="store a posterior sample instead of the mean")
     cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     cache.set_defaults(handler=_run_cache)

@@ -8,7 +8,7 @@ DTYPES = ("fp32", "bf16", "fp16")
 
 
 def add_device_arguments(p) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--dtype", choices=DTYPES, default="fp32",
                    help="precision of the networks (the samplers' state stays fp32; default fp32)")

@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--layout", choices=("bcthw", "btchw", "bthwc"), default="bcthw",
                    help="input axis order the network expects (default bcthw)")
     p.add_argument("--range", dest="value_range", choices=("signed", "unit", "byte"), default="signed",
-                   help="input range the network expects: signed [-1,1] (default), unit [0,1], byte [0,255]")
+                   help="input range the network expects: signed [-1,1], unit [0,1] or byte [0,255] (default signed)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     _json_option(p)
     p.set_defaults(handler=run_fvd)

@@ -11,24 +11,28 @@ def register(sub) -> None:
     p = sub.add_parser("export", help="assemble a pipeline folder from training run folders",
                        description="Assemble a pipeline folder (pipeline.yaml + vae/ keyframes/ interpolation/) from "
                                    "the run folders of the three stages, with every setting training fixed. Without "
-                                   "a keyframes run: an interpolation-only pipeline (vidiff interpolate).")
+                                   "a keyframes run: an interpolation-only pipeline (vidiff interpolate). The options "
+                                   "set the sampling defaults written to pipeline.yaml.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                    help="vae, keyframes and interpolation run folders (keyframes optional); the vae may also be a VAE "
                         "part folder as it is, e.g. vidiff/bundled/shapes/vae")
     p.add_argument("-o", "--output", required=True, help="pipeline folder to write")
     p.add_argument("--force", action="store_true", help="replace the folder if it exists")
-    p.add_argument("--keyframe-steps", type=int, default=20, help="default sampler steps of the keyframe stage")
-    p.add_argument("--interpolation-steps", type=int, default=10, help="default sampler steps of interpolation")
-    p.add_argument("--guidance", type=float, default=4.0, help="default text guidance of the keyframe stage")
-    p.add_argument("--image-guidance", type=float, default=1.5, help="default known-frame guidance (keyframes)")
-    p.add_argument("--sigma-max", type=float, default=80.0, help="largest sampling noise level")
-    p.add_argument("--fps", type=float, default=8.0, help="default frame rate of generated clips")
-    p.add_argument("--keyframe-sampler", choices=SAMPLERS, default="dpmpp_2m", help="default keyframe sampler")
+    # the sampling settings pipeline.yaml gets, which generation uses when a request names none
+    p.add_argument("--keyframe-steps", type=int, default=20, help="sampler steps of the keyframe stage (default 20)")
+    p.add_argument("--interpolation-steps", type=int, default=10, help="sampler steps of the fills (default 10)")
+    p.add_argument("--guidance", type=float, default=4.0, help="text guidance of the keyframe stage (default 4)")
+    p.add_argument("--image-guidance", type=float, default=1.5,
+                   help="known-frame guidance of the keyframe stage (default 1.5)")
+    p.add_argument("--sigma-max", type=float, default=80.0, help="largest sampling noise level (default 80)")
+    p.add_argument("--fps", type=float, default=8.0, help="frame rate of generated clips (default 8)")
+    p.add_argument("--keyframe-sampler", choices=SAMPLERS, default="dpmpp_2m",
+                   help="sampler of the keyframe stage (default dpmpp_2m)")
     p.add_argument("--interpolation-sampler", choices=SAMPLERS, default="dpmpp_2m",
-                   help="default sampler of the fills")
+                   help="sampler of the fills (default dpmpp_2m)")
     p.add_argument("--extension-strength", type=float, default=PipelineConfig.extension_strength,
-                   help="default strength of `vidiff extend`: how far the new window's copy of the last frames is "
-                        "re-noised (0..1; 1 draws it from noise)")
+                   help="strength of `vidiff extend`: how far the new window's copy of the last frames is "
+                        "re-noised (0..1; 1 draws it from noise; default 1)")
     p.set_defaults(handler=run)
 
 

@@ -98,7 +98,7 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--model", default=None, type=folder_argument, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the first sample, 0 to 2**63 - 1; sample i uses seed + i, wrapping to 0 at 2**63 (default 0)")
-    p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...)")
+    p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...; default 1)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps of both stages (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None,
                    help="sampler of both stages: dpmpp_2m, ddim, ddpm, euler, heun, euler_ancestral, dpmpp_2m_sde, "
@@ -120,8 +120,8 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--contact-sheet", action="store_true", help="also write a PNG grid of the frames (out.sheet.png)")
     add_device_arguments(p)
     p.add_argument("--batch-invariant", choices=("auto", "on", "off"), default="auto",
-                   help="run batch rows one at a time so a sample never depends on its batch (auto: on for the "
-                        "CPU, off on CUDA, where batched rows are faster; results then agree up to rounding)")
+                   help="run batch rows one at a time so a sample never depends on its batch (default auto: on for "
+                        "the CPU, off on CUDA, where batched rows are faster; results then agree up to rounding)")
     p.add_argument("--compile", action="store_true", help="torch.compile the U-Nets (slow first call, faster after)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",
