@@ -66,3 +66,18 @@ def test_every_option_with_a_default_shows_it_in_its_help():
             missing.append(f"{command} {action.option_strings[-1]} (default {shown}): {help_text!r}")
     assert not missing, "\n".join(missing)
 
+
+def test_edit_frames_help_says_what_edit_does_with_it(capsys, tmp_path):
+    """edit's --frames was 'not used' in --help and refused when given."""
+    import torch
+
+    from vidiff import io
+    from vidiff.cli import build_parser, main
+
+    edit = build_parser()._subparsers._group_actions[0].choices["edit"]
+    frames = next(a for a in edit._actions if "--frames" in a.option_strings)
+    assert "refused" in frames.help and "not used" not in frames.help
+    io.write_video(tmp_path / "clip.mp4", torch.zeros(16, 64, 64, 3, dtype=torch.uint8), 8)
+    clip = str(tmp_path / "clip.mp4")
+    assert main(["edit", clip, "a red circle", "-o", str(tmp_path / "o.mp4"), "--frames", "5"]) == 2
+    assert "--frames: edit keeps the clip's own length" in capsys.readouterr().err

@@ -67,7 +67,7 @@ def register(sub) -> None:
                                       "objects.")
     edit.add_argument("video", help="clip to edit (its frame size and length must fit the model's layout)")
     edit.add_argument("prompt", help="what the clip should show")
-    _common(edit, frames_help="(not used: the clip's own length is kept)")
+    _common(edit, frames_help="refused: an edit keeps the clip's own length")
     edit.add_argument("--strength", type=float, default=None,
                       help="how much is redrawn, 0..1: the share of the noise schedule (as SD img2img; default 0.6, "
                            "or 1 with --mask: the region from pure noise)")
