@@ -81,3 +81,16 @@ def test_edit_frames_help_says_what_edit_does_with_it(capsys, tmp_path):
     clip = str(tmp_path / "clip.mp4")
     assert main(["edit", clip, "a red circle", "-o", str(tmp_path / "o.mp4"), "--frames", "5"]) == 2
     assert "--frames: edit keeps the clip's own length" in capsys.readouterr().err
+
+
+def test_generation_options_that_default_to_the_pipeline_say_so():
+    """--guidance, --churn, --keyframes, --fps, ... of generate / animate / extend / edit take pipeline.yaml's value
+    when not given (extend and edit: the clip's frame rate); their help said nothing of it."""
+    from vidiff.cli import build_parser
+
+    options = {"--steps", "--sampler", "--guidance", "--image-guidance", "--guidance-rescale", "--churn",
+               "--pc-steps", "--pc-snr", "--keyframes", "--stride", "--fps"}
+    for command, action in _options(build_parser()):
+        if command.split()[-1] in ("generate", "animate", "extend", "edit") and options & set(action.option_strings):
+            assert "(default: pipeline.yaml" in action.help or "; default: pipeline.yaml)" in action.help, \
+                (command, action.option_strings, action.help)

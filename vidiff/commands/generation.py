@@ -103,20 +103,29 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--sampler", default=None,
                    help="sampler of both stages: dpmpp_2m, ddim, ddpm, euler, heun, euler_ancestral, dpmpp_2m_sde, "
                         "dpmpp_sde or pc (default: pipeline.yaml)")
-    p.add_argument("--guidance", type=float, default=None, help="text guidance scale of the keyframe stage")
-    p.add_argument("--image-guidance", type=float, default=None, help="known-frame guidance scale of the keyframe stage")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="text guidance scale of the keyframe stage (default: pipeline.yaml)")
+    p.add_argument("--image-guidance", type=float, default=None,
+                   help="known-frame guidance scale of the keyframe stage (default: pipeline.yaml)")
     p.add_argument("--negative-prompt", default=None,
                    help="what the keyframe stage's text guidance steers away from (instead of the empty prompt)")
     p.add_argument("--guidance-rescale", type=float, default=None,
-                   help="guidance rescale phi in [0, 1] (Lin et al. 2024; for zero-terminal-SNR models)")
+                   help="guidance rescale phi in [0, 1] (Lin et al. 2024; for zero-terminal-SNR models; default: "
+                        "pipeline.yaml)")
     p.add_argument("--churn", type=float, default=None,
-                   help="EDM stochastic sampling: S_churn of the heun sampler (0 = deterministic heun)")
-    p.add_argument("--pc-steps", type=int, default=None, help="Langevin corrector steps per level (sampler pc)")
-    p.add_argument("--pc-snr", type=float, default=None, help="the corrector's signal-to-noise ratio (sampler pc)")
+                   help="EDM stochastic sampling: S_churn of the heun sampler (0 = deterministic heun; default: "
+                        "pipeline.yaml)")
+    p.add_argument("--pc-steps", type=int, default=None,
+                   help="Langevin corrector steps per level (sampler pc; default: pipeline.yaml)")
+    p.add_argument("--pc-snr", type=float, default=None,
+                   help="the corrector's signal-to-noise ratio (sampler pc; default: pipeline.yaml)")
     p.add_argument("--frames", type=int, default=None, help=frames_help)
-    p.add_argument("--keyframes", type=int, default=None, help="number of keyframes K")
-    p.add_argument("--stride", type=int, default=None, help="frames between neighbouring keyframes")
-    p.add_argument("--fps", type=float, default=None, help="frame rate written to the file")
+    p.add_argument("--keyframes", type=int, default=None,
+                   help="number of keyframes K (default: pipeline.yaml, or what --frames needs)")
+    p.add_argument("--stride", type=int, default=None,
+                   help="frames between neighbouring keyframes (default: pipeline.yaml)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate written to the file (default: pipeline.yaml; extend and edit: the clip's)")
     p.add_argument("--contact-sheet", action="store_true", help="also write a PNG grid of the frames (out.sheet.png)")
     add_device_arguments(p)
     p.add_argument("--batch-invariant", choices=("auto", "on", "off"), default="auto",
