@@ -61,8 +61,8 @@ mkdir -p "$W/vae/export"
 cp "$FROM"/vae/config.yaml "$FROM"/vae/model.safetensors "$W/vae/export/"
 [ -f "$FROM/vae/trained_on.yaml" ] && cp "$FROM/vae/trained_on.yaml" "$W/vae/export/"
 sed 's#^init_weights: .*#init_weights: null#' configs/shapes-vae-temporal.yaml > "$W/vae/config.yaml"
-# keyframe guidance 2 (docs/pipeline.md, "Keyframe guidance and square corners"); fills by euler_ancestral
-# (docs/pipeline.md, "The fills' sampler")
+# keyframe guidance 2 (docs/shapes_measured.md, "Keyframe guidance and square corners"); fills by euler_ancestral
+# (docs/shapes_measured.md, "The fills' sampler")
 $V/vidiff export "$W/vae" "$W/keyframes" "$W/interpolation" -o "$OUT" --force --guidance 2 \
   --interpolation-sampler euler_ancestral
 mark "export"

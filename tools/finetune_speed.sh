@@ -10,7 +10,7 @@
 #       samples, so that the motion between known keyframes, not the prior, sets the speed.
 #    A_STEPS=0 skips phase a (phase b then starts from FROM's keyframes); B_STEPS sets phase b's length and B_SETS
 #    adds `--set` overrides to it ("KEY=VALUE KEY=VALUE"). The caption fine-tune of 2026-12-03 (paths such as "from
-#    left to right" in the grammar) is documented with its commands in docs/pipeline.md.
+#    left to right" in the grammar) is documented with its commands in docs/shapes_measured.md.
 # 3. the keyframe control adapter, tied to the keyframe part's weights, from FROM's adapter: 300 steps at lr 3e-4.
 # 4. OUT: FROM with the new keyframes/ and control-keyframes/ (VAE, interpolation part and its adapter unchanged).
 # Each run resumes from its newest checkpoint when the script is run again. OUT must not be FROM: it is replaced

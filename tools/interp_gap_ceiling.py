@@ -5,7 +5,7 @@ the model with the keyframe residual carried (pipeline.yaml interpolation.carry_
         [--gaps 2 4 6 8] [--steps N] [--sampler S] [--image-guidance W] [--first I]
 
 Clip i is held-out Shapes clip FIRST + i (seed 1000, 16 frames; FIRST defaults to 0, and the figures of
-docs/pipeline.md use clips 0..49: choose settings on another range, e.g. --first 100). At gap G the keyframes are
+docs/shapes_measured.md use clips 0..49: choose settings on another range, e.g. --first 100). At gap G the keyframes are
 frames 0, G, 2G, ... up to the last multiple of G in the clip, and the frames between them are scored (PSNR, dB, mean over frames):
 - blend: the linear blend of the two neighbouring keyframes;
 - model: `fill_between` from the true keyframes (seed i), the keyframes pasted back;

@@ -1,5 +1,5 @@
 """Shapes accuracy of a text-to-video folder, per direction phrase of the prompt set that made it: which wordings
-the model misses (docs/pipeline.md, "A start said on its own").
+the model misses (docs/shapes_measured.md, "A start said on its own").
 
     .venv/bin/python tools/score_by_phrase.py FOLDER (--user-set a|b|c|d | --held-out) [--attribute direction]
 

@@ -96,9 +96,9 @@ wait_jobs "train_bundled: a step failed (see $W/latent_cache.log, keyframes.log,
 mark "latent cache + keyframes | temporal decoder + interpolation"
 
 # keyframe guidance 2: the Shapes analyzer measured squares kept square and 100% plain prompts at 2, 94% at 4
-# (docs/pipeline.md, "Keyframe guidance and square corners"); fills by euler_ancestral: 4.3-5.5 dB over the blend
-# at gaps 2-8, dpmpp_2m 3.4 at gap 2 (docs/pipeline.md, "The fills' sampler"); extensions start each new keyframe
-# from the clip's last frame moved on at its speed, at strength 0.2, as the bundle does (docs/pipeline.md,
+# (docs/shapes_measured.md, "Keyframe guidance and square corners"); fills by euler_ancestral: 4.3-5.5 dB over the blend
+# at gaps 2-8, dpmpp_2m 3.4 at gap 2 (docs/shapes_measured.md, "The fills' sampler"); extensions start each new keyframe
+# from the clip's last frame moved on at its speed, at strength 0.2, as the bundle does (docs/shapes_measured.md,
 # "Extensions that keep the clip's speed")
 $V/vidiff export "$W/vae_temporal" "$W/keyframes" "$W/interpolation" -o "$OUT" --force --guidance 2 \
   --interpolation-sampler euler_ancestral --extension-strength 0.2

@@ -17,7 +17,7 @@ Set "e" (2026-12-05, written before any part was measured on it): colour words w
 ("bright red", "navy blue", "gold"), solid-shape nouns ("sphere", "orb", "cube", "block"), verbs that say how it
 moves ("rolls", "glides", "sinks"), "of the frame", "up the screen". Some of its words are held out ("scarlet",
 "block", "pyramid"), and "sphere", "orb" and "cube" were put in the training grammar for a fine-tune that day and
-taken out again (docs/pipeline.md), so this set measures what a user meets, not held-out generalization.
+taken out again (docs/shapes_measured.md), so this set measures what a user meets, not held-out generalization.
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 extend_video uses it to start each new keyframe from the clip's last frame moved on at the clip's own velocity
 (pipeline/extension.py): the keyframe part does not read a slow clip's speed from two known keyframes that differ
 by less than one latent pixel, and a clip-wide speed given to it as a conditioning input was not learned in the
-fine-tuning a CPU allows (docs/pipeline.md).
+fine-tuning a CPU allows (docs/shapes_measured.md).
 
 The measure is one global Lucas-Kanade translation per pair of neighbouring frames (the least-squares solution of
 I_x u + I_y v + I_t = 0 over every pixel and channel) on Gaussian-blurred frames with exact derivative-of-Gaussian

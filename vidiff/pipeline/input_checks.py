@@ -44,7 +44,7 @@ def check_image(image, name: str):
 
 
 # edit_video's keyframe passes at strength < 1: 2 gave the new colour in 78% of 50 Shapes edits at strength 0.6,
-# against 50% for 1 (docs/pipeline.md, "Editing: measured")
+# against 50% for 1 (docs/shapes_measured.md, "Editing: measured")
 DEFAULT_REPEATS = 2
 
 
