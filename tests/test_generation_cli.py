@@ -517,6 +517,20 @@ def test_a_shapes_pipeline_warns_when_the_prompt_leaves_attributes_to_chance(tin
             assert warned == [], (model, prompt)
         else:
             assert len(warned) == 1 and warned[0].startswith("vidiff: warning: ") and expected in warned[0], warned
+    # animate: the image sets the colour and shape, the prompt alone the motion, left to chance when it names none
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64, 3), 40, np.uint8)).save(tmp_path / "still.png")
+    for prompt, expected in (("a red circle", "found no direction it knows"), ("a cat walking", "found no direction"),
+                             ("a red circle moving left", None), ("a cube moving left", None)):
+        capsys.readouterr()
+        assert main(["animate", str(tmp_path / "still.png"), prompt, "-o", str(tmp_path / "a.mp4"), "--model",
+                     str(shapes), "--quiet", "--steps", "1"]) == 0
+        warned = [line for line in capsys.readouterr().err.splitlines() if "Shapes pipeline" in line]
+        if expected is None:
+            assert warned == [], (prompt, warned)
+        else:
+            assert len(warned) == 1 and expected in warned[0] and "colour" not in warned[0], warned
     # an edit's prompt sets the new colour: its words are told too; what it leaves out the clip keeps (no note)
     for prompt, expected in (("a scarlet circle", "'scarlet' (red) is not a word"), ("a red circle", None)):
         capsys.readouterr()

@@ -158,13 +158,16 @@ def run_generation(args) -> int:
     )
 
     model = Path(args.model) if args.model else BUNDLED
-    if args.task in ("generate", "edit") and config.prompt_vocabulary == "shapes":
+    if args.task in ("generate", "edit", "animate") and config.prompt_vocabulary == "shapes":
         from vidiff.data.captions import untrained_words_note
         from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
 
-        notes = [untrained_words_note(args.prompt)]  # an edit's prompt sets the new colour and shape too
+        by_maps = ("direction",) if getattr(args, "control", None) is not None else ()  # the maps move it
+        if args.task == "animate":  # the image sets the colour and shape; only the prompt says where it goes
+            notes = [unnamed_attributes_note(args.prompt, ("colour", "shape") + by_maps)]
+        else:
+            notes = [untrained_words_note(args.prompt)]  # an edit's prompt sets the new colour and shape too
         if args.task == "generate":  # an edit keeps what its prompt leaves out from the clip
-            by_maps = ("direction",) if getattr(args, "control", None) is not None else ()  # the maps move it
             notes += [unnamed_attributes_note(args.prompt, by_maps), ambiguous_prompt_note(args.prompt)]
         for note in notes:
             if note:
