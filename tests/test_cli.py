@@ -8,6 +8,21 @@ def test_help_lists_commands():
     assert "usage: vidiff" in out
 
 
+def test_top_level_help_lists_the_common_generation_options():
+    """DESIGN: `vidiff --help` lists the common options (--model --seed --steps --sampler --guidance
+    --negative-prompt --device --dtype --threads); it listed only the commands. Each named option must exist."""
+    from vidiff.cli import build_parser
+
+    parser = build_parser()
+    text = " ".join(parser.format_help().split())
+    common = ("--model", "--seed", "--steps", "--sampler", "--guidance", "--negative-prompt", "--device", "--dtype",
+              "--threads")
+    assert all(option in text for option in common), text
+    for command in ("generate", "animate", "extend", "edit"):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        assert set(common) <= {o for a in sub._actions for o in a.option_strings}, command
+
+
 def test_import_is_cheap():
     """`import vidiff` must not pull torch / transformers (under 2 s on this CPU; we check the modules, not the clock)."""
     code = "import sys, vidiff, vidiff.cli; print(sorted(m for m in ('torch','transformers','av','decord','accelerate') if m in sys.modules))"

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="vidiff",
         description="Video diffusion: generate clips from text, animate images, extend videos, train models.",
+        epilog="Common options of generate, animate, extend and edit: --model --seed --steps --sampler --guidance "
+               "--negative-prompt --device --dtype --threads (interpolate: all but --guidance and "
+               "--negative-prompt). `vidiff COMMAND --help` lists every option of a command.",
     )
     parser.add_argument("--version", action="version", version=f"vidiff {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
