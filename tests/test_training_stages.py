@@ -209,3 +209,16 @@ def test_an_export_written_by_a_resume_at_the_end_records_the_latent_size(tmp_pa
     train(cfg, resume="auto", stage=stage)
     assert read_trained_on(run / "export").latent_size == (4, 4)
     assert (run / "export" / "trained_on.yaml").read_text() == first
+
+
+def test_a_missing_vae_stops_a_latent_cache_run_before_its_first_step(tmp_path, null_text):
+    """Read from a latent cache, a latent stage touched its `vae` first at the export, after the whole training:
+    a folder that is not there (configs/shapes-one-stage.yaml run outside the repository) was a FileNotFoundError
+    traceback at the end and no export. It is now one line before the first step, and nothing is trained."""
+    from vidiff.errors import InputError
+    from vidiff.training.stages import LatentDiffusionStage
+
+    cfg = latent_cfg(tmp_path, "keyframes", vae=str(tmp_path / "no-such-vae"))
+    with pytest.raises(InputError, match=r"VAE part folder .*no-such-vae: model.safetensors not found"):
+        LatentDiffusionStage(cfg, dataset=LatentClips())
+    assert not (tmp_path / "keyframes").exists()

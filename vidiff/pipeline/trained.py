@@ -299,6 +299,8 @@ def latent_space_id(vae_folder: str | Path) -> str:
     from vidiff.safe_yaml import load_file
 
     folder = Path(vae_folder)
+    if not (folder / WEIGHTS_NAME).is_file():  # a missing folder or file: one line too
+        raise InputError(f"VAE part folder {folder}: {WEIGHTS_NAME} not found")
     check_safetensors_header(folder / WEIGHTS_NAME)  # an empty, garbage or cut file: one line, not a traceback
     cfg = load_file(folder / CONFIG_NAME) or {}
     with open(folder / WEIGHTS_NAME, "rb") as f:

@@ -26,6 +26,7 @@ from torch import nn
 from vidiff.errors import InputError
 from vidiff.limits import short_repr
 from vidiff.parts import save_part
+from vidiff.pipeline.trained import latent_space_id
 from vidiff.training import conditioning as cond
 from vidiff.training.direction_pairs import pair_batch
 from vidiff.training.finetune import freeze_parameters, load_initial_weights
@@ -150,6 +151,9 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
         else:
             self.dataset = video_dataset(cfg)
         self.preview = self._preview if cfg.stage == "keyframes" and cfg.vae else None
+        # the export records the VAE's latent space: read now, so a missing or damaged `vae` stops the run before
+        # its first step (read from a latent cache, the VAE was first touched at the export, after the training)
+        self.latent_space = latent_space_id(cfg.vae) if cfg.vae else None
         self.device = torch.device("cpu")
         self.latent_size = None  # (h, w) of the training latents, once a batch has been seen
 
@@ -232,11 +236,10 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
 
     def trained_on(self):
         """What this part learned from (vidiff/pipeline/trained.py): the pipeline keeps requests inside it."""
-        from vidiff.pipeline.trained import PATTERNS, TrainedOn, latent_space_id
+        from vidiff.pipeline.trained import PATTERNS, TrainedOn
 
         c = self.cfg.conditioning
-        common = dict(text_encoder=self.cfg.text_encoder, latent_size=self.latent_size,
-                      latent_space=latent_space_id(self.cfg.vae) if self.cfg.vae else None)
+        common = dict(text_encoder=self.cfg.text_encoder, latent_size=self.latent_size, latent_space=self.latent_space)
         if self.cfg.stage == "keyframes":
             probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset, c.pattern_region)
             return TrainedOn("keyframes", num_frames=c.keyframe_counts(), frame_strides=c.keyframe_strides(),
