@@ -159,6 +159,8 @@ def test_eval_fvd_command(tmp_path, capsys):
 
 def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
     import vidiff.pipeline
+    import vidiff.pipeline.config
+    import vidiff.pipeline.trained
 
     class FakePipe:
         config = SimpleNamespace(interpolation=SimpleNamespace(max_gap=8))  # one pass up to gap 8
@@ -168,6 +170,9 @@ def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
             return linear_blend(keyframes, stride)
 
     monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(lambda cls, folder: FakePipe()))
+    # the stride is checked against the folder's records before the weights load: the fake folder's are FakePipe's
+    monkeypatch.setattr(vidiff.pipeline.config, "read_pipeline_folder", lambda folder: FakePipe.config)
+    monkeypatch.setattr(vidiff.pipeline.trained, "read_trained_records", lambda folder, config: {"interpolation": None})
     _write_gifs(tmp_path / "clips", _moving_clips(num=2, frames=9))
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")

@@ -186,7 +186,7 @@ def test_an_output_in_a_folder_not_made_yet_is_written_there(interp_only, small_
     assert read_video(out)[0].shape[0] == 5 and Path(str(out) + ".json").is_file()
 
 
-def test_eval_interpolation_refuses_an_untrained_stride_without_offering_force_layout(interp_only, small_video,
+def test_eval_interpolation_refuses_an_untrained_stride_without_offering_force_layout(interp_only, tmp_path,
                                                                                        capsys):
     """`eval interpolation --stride 5` on a part trained on gaps 2..4 named neither --stride nor a way out that the
     command has: it suggested --force-layout, which only generate and interpolate take."""
@@ -204,7 +204,11 @@ def test_eval_interpolation_refuses_an_untrained_stride_without_offering_force_l
         up_conversion_passes(5, config.interpolation.max_gap, trained, name="--stride", can_force=False)
     assert "force" not in str(e.value)
     torch.set_num_threads(1)
-    assert main(["eval", "interpolation", "--model", str(interp_only), "--videos", str(small_video.parent),
+    from vidiff.io import write_video
+
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips" / "long.mp4", _clip(6, 20, 36, seed=3), fps=10)  # long enough for stride 5
+    assert main(["eval", "interpolation", "--model", str(interp_only), "--videos", str(tmp_path / "clips"),
                  "--stride", "5"]) == 2
     err = capsys.readouterr().err
     assert "--stride 5" in err and "force" not in err and len(err.strip().splitlines()) == 1, err

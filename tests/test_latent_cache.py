@@ -325,7 +325,7 @@ def test_a_training_vae_other_than_the_caches_is_refused(tmp_path):
     and the config load refuses another one."""
     from vidiff.cli import main
     from vidiff.config import ConfigError
-    from vidiff.data.shapes import generate_shapes_dataset
+    from vidiff.data.shapes_folder import generate_shapes_dataset
     from vidiff.pipeline.trained import latent_space_id
     from vidiff.training.config import load_train_config
     from vidiff.vae import AutoencoderKL, VAEConfig

@@ -237,6 +237,17 @@ def run_interpolation(args) -> int:
                        needed_by=f"--frames {args.frames}" if args.frames else f"stride {args.stride}")
     if args.model is not None and not (Path(args.model) / "pipeline.yaml").is_file():
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
+    passes = None
+    if args.model is not None:  # the stride against the part's training record, before any weight loads
+        from vidiff.commands.interpolate import up_conversion_passes
+        from vidiff.pipeline.config import read_pipeline_folder
+        from vidiff.pipeline.trained import read_trained_records
+
+        config = read_pipeline_folder(args.model)
+        # a stride past the trained gaps is filled as `vidiff interpolate` fills it: in passes within them
+        passes = up_conversion_passes(args.stride, config.interpolation.max_gap,
+                                      read_trained_records(Path(args.model), config)["interpolation"],
+                                      name="--stride", can_force=False)  # eval has no --force-layout
     others = {}
     if args.flow:
         from vidiff.eval.optical_flow import flow_available, flow_fill
@@ -244,18 +255,15 @@ def run_interpolation(args) -> int:
         if not flow_available():
             raise InputError("--flow: needs OpenCV (pip install opencv-python-headless, or 'vidiff[eval]')")
         others["flow"] = flow_fill
-    fill = passes = None
+    fill = None
     if args.model is not None:
         from vidiff.pipeline import VideoPipeline
 
-        from vidiff.commands.interpolate import PASS_SEED_STEP, up_conversion_passes
+        from vidiff.commands.interpolate import PASS_SEED_STEP
         from vidiff.eval.interpolation import passes_fill
 
         pipe = VideoPipeline.from_pretrained(args.model)
         fill = pipeline_fill(pipe, prompt=args.prompt, steps=args.steps, sampler=args.sampler)
-        # a stride past the trained gaps is filled as `vidiff interpolate` fills it: in passes within them
-        passes = up_conversion_passes(args.stride, pipe.config.interpolation.max_gap, pipe.trained.get("interpolation"),
-                                      name="--stride", can_force=False)  # eval has no --force-layout
         if len(passes) > 1:
             fill = passes_fill(fill, passes, PASS_SEED_STEP)
     clips, names, groups = _interpolation_clips(read_clips(files, args.frames), [f.name for f in files], args)
