@@ -242,3 +242,23 @@ def test_preview_settings_are_checked_with_the_config():
             load_train_config(recipe, [f"train.preview_steps={steps}"])
     cfg = load_train_config(recipe, ["train.preview_prompts=[]", "train.preview_steps=0", "train.preview_every=0"])
     assert (cfg.train.preview_prompts, cfg.train.preview_every) == ((), 0)
+
+
+def test_a_frame_size_off_the_vae_grid_is_refused_with_the_config(tmp_path):
+    """data.size 62 with a factor-4 VAE was refused at the first step as "video: height and width must be multiples
+    of 4", after config.yaml and metrics.jsonl were written (and, in a latent stage, the VAE and text encoder had
+    loaded), naming no key."""
+    from vidiff.training.config import load_train_config
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with pytest.raises(ConfigError, match=r"data.size: 62 is not a multiple of the VAE's \(model.block_out_channels\) "
+                                          r"downsampling factor 4 \(e.g. 60\)"):
+        load_train_config(configs / "shapes-vae.yaml", ["data.size=62"])
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+    over = ["data.kind=shapes", f"vae={tmp_path / 'vae'}"]
+    with pytest.raises(ConfigError, match=f"data.size: 62 is not a multiple of vae {tmp_path / 'vae'}'s downsampling "
+                                          "factor 4"):
+        load_train_config(configs / "shapes-interpolation.yaml", over + ["data.size=62"])
+    assert load_train_config(configs / "shapes-interpolation.yaml", over + ["data.size=60"]).data.size == 60

@@ -159,7 +159,26 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(str(e) if "model." in str(e) else f"model.{e}") from None
     if cfg.stage in ("keyframes", "interpolation", "control"):
         cfg.noise_config()
+    _check_frame_size(cfg)
     return cfg
+
+
+def _check_frame_size(cfg: TrainConfig) -> None:
+    """data.size against the downsampling factor of the VAE the frames go through (the first step refused it as
+    "video: height and width must be multiples of 4", after the run folder was written and the models loaded)."""
+    from vidiff.models.vae import VAEConfig
+    from vidiff.parts import load_part_config
+
+    d = cfg.data
+    if cfg.stage == "vae":
+        factor, what = cfg.model_config().downsample_factor, "the VAE's (model.block_out_channels)"
+    elif d.kind in ("video_folder", "shapes") and cfg.stage != "toy" and cfg.vae and Path(cfg.vae).is_dir():
+        factor, what = load_part_config(cfg.vae, VAEConfig).downsample_factor, f"vae {cfg.vae}'s"
+    else:  # latents cached (their size is checked against the model above), or a VAE folder not on this machine
+        return
+    if d.size % factor:
+        raise ConfigError(f"data.size: {d.size} is not a multiple of {what} downsampling factor {factor} (e.g. "
+                          f"{d.size // factor * factor or factor})")
 
 
 def _check_cache_frames(cfg: TrainConfig) -> None:
