@@ -113,7 +113,7 @@ def test_layout_ranges_are_validated(tmp_path):
         cfg_for(tmp_path, "keyframes", {**RANGES, "default_layout_prob": 1.5})
     with pytest.raises(ConfigError, match="path_captions_from_step: must be >= 0"):
         cfg_for(tmp_path, "keyframes", {**RANGES, "path_captions_from_step": -1})
-    with pytest.raises(ConfigError, match="path_captions_from_step: only the Shapes caption grammar"):
+    with pytest.raises(ConfigError, match="conditioning.path_captions_from_step needs the Shapes caption grammar"):
         cfg_for(tmp_path, "keyframes", {**RANGES, "path_captions_from_step": 100})
     with pytest.raises(ConfigError, match=r"data.num_frames \(33\) < 41"):  # 9 keyframes at stride 5 span 41
         cfg_for(tmp_path, "keyframes", data={"kind": "shapes", "num_frames": 33}, conditioning=RANGES)
