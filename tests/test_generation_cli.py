@@ -614,6 +614,12 @@ def test_keyframes_and_control_with_a_length_past_one_pass_or_short_of_the_fewes
         pipe.text_to_video("x", num_frames=30, keyframes={20: grey}, progress=False)
 
 
+def test_a_misfit_suggests_lengths_the_bundle_was_trained_on(tmp_path, capsys):
+    """It suggested 16, 19, 22 for --frames 20 --keyframes 4, and 19 and 22 (strides 6, 7) were then refused."""
+    assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--frames", "20", "--keyframes", "4"]) == 2
+    assert capsys.readouterr().err.strip().endswith("frame counts that fit: 10, 13, 16")
+
+
 def test_options_are_not_taken_by_prefix(tmp_path, capsys):
     """`extend --keyframe 6` was read as --keyframes 6 (extend has no --keyframe), `generate --frame 5` as --frames."""
     for argv, unknown in ((["extend", "c.mp4", "x", "--frames", "5", "--keyframe", "6"], "--keyframe 6"),

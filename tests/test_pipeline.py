@@ -53,6 +53,18 @@ def test_layout_misfit_says_which_counts_fit():
         resolve_layout(None, None, 7, default=DEFAULT, max_gap=5)
 
 
+def test_layout_misfit_suggests_only_trained_strides():
+    """--frames 20 --keyframes 4 suggested 19 and 22 (strides 6 and 7), which a part trained on strides 3..5 then
+    refused; with the part's recorded strides only counts at those strides are suggested."""
+    with pytest.raises(InputError, match=r"fit: 16, 19, 22$"):
+        resolve_layout(20, 4, None, default=DEFAULT, max_gap=8)  # no record: every fillable stride
+    for frames, fits in ((20, "10, 13, 16"), (2, "10, 13, 16"), (33, "10, 13, 16")):
+        with pytest.raises(InputError, match=f"fit: {fits}$"):
+            resolve_layout(frames, 4, None, default=DEFAULT, max_gap=8, strides=(3, 5))
+    with pytest.raises(InputError, match=r"fit: 25, 33, 41$"):
+        resolve_layout(80, 9, None, default=DEFAULT, max_gap=8, strides=(3, 5))
+
+
 def test_anchored_positions_lay_the_grid_around_user_keyframes():
     # all keyframes the user's and every stretch within one fill: nothing is generated
     assert anchored_positions([0, 7, 15], 16, 5, 8) == [0, 7, 15]

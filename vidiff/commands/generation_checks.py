@@ -139,13 +139,18 @@ def validate(args) -> CheckedRun:
     if args.fps is None:  # the file plays at the input clip's or the pipeline's rate: it must fit the format
         where = f"video {shown(args.video)}" if video_fps is not None else f"{shown(args.model or BUNDLED)} pipeline.yaml"
         check_fps(video_fps if video_fps is not None else config.fps, suffix, f"fps of {where} (give --fps)")
+    from vidiff.pipeline.trained import read_trained_records
+
+    # once: it hashes the VAE's encoder tensors when a record names its latent space
+    trained = read_trained_records(Path(args.model) if args.model else BUNDLED, config)
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
     from vidiff.pipeline.trained import read_trained_records
 
     try:
         layout = resolve_layout(frames, args.keyframes, args.stride, default=default,
-                                max_gap=config.interpolation.max_gap, exact=args.task == "edit", names=CLI_NAMES)
+                                max_gap=config.interpolation.max_gap, exact=args.task == "edit", names=CLI_NAMES,
+                                strides=getattr(trained["keyframes"], "frame_strides", None))
     except InputError as e:
         if args.task != "edit":
             raise
@@ -167,8 +172,6 @@ def validate(args) -> CheckedRun:
     from vidiff.pipeline.layout import lift_short_layout
     from vidiff.pipeline.trained import fewest_trained_keyframes, split_long_layout
 
-    # once: it hashes the VAE's encoder tensors when a record names its latent space
-    trained = read_trained_records(Path(args.model) if args.model else BUNDLED, config)
     extend_by = 0
     keyframe_paths = parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames)  # -1: the last
     if args.task in ("generate", "animate") and args.frames is not None and args.keyframes is None \

@@ -81,6 +81,7 @@ def resolve_layout(
     max_gap: int,
     exact: bool = False,
     names: Mapping[str, str] = API_NAMES,
+    strides: tuple[int, ...] | None = None,
 ) -> Layout:
     """Completes (frames, keyframes, stride) from what the user gave; raises InputError saying what would fit.
 
@@ -88,6 +89,8 @@ def resolve_layout(
     count follows; a length no count fits gets the next longer grid, cut to the length asked (`trim_to`), unless
     `exact` (an edited clip keeps its own frames). Given frames and keyframes, the stride follows; given
     keyframes and/or stride, frames follow. `names`: how errors name the settings (API_NAMES or CLI_NAMES).
+    `strides`: the (min, max) keyframe stride the keyframe part was trained on, if recorded: the frame counts a
+    refusal suggests keep to it (`--frames 20 --keyframes 4` suggested 19 and 22, strides 6 and 7, then refused).
     """
     for name, value, low in (("frames", num_frames, 2), ("keyframes", num_keyframes, 2), ("stride", keyframe_stride, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
@@ -113,7 +116,9 @@ def resolve_layout(
     if keyframe_stride is None:
         k = num_keyframes
         if (num_frames - 1) % (k - 1) or interpolation_levels((num_frames - 1) // (k - 1), max_gap) is None:
-            fits = [frames_for(k, s) for s in fillable_strides(max_gap, max(2, 2 * (num_frames - 1) // (k - 1)))]
+            fillable = fillable_strides(max_gap, max(2, 2 * (num_frames - 1) // (k - 1), *(strides or ())))
+            trained = [s for s in fillable if strides and strides[0] <= s <= strides[-1]]
+            fits = [frames_for(k, s) for s in trained or fillable]
             raise InputError(_misfit(names, num_frames, f"{k} keyframes", _closest(fits, num_frames)))
         return Layout(num_frames, k, (num_frames - 1) // (k - 1))
     s = keyframe_stride

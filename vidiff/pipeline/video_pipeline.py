@@ -268,7 +268,8 @@ class VideoPipeline:
         prompts, seeds, batched = prompts_and_seeds(prompt, seed)
         layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
                                 default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
-                                max_gap=cfg.interpolation.max_gap, exact=exact_frames)
+                                max_gap=cfg.interpolation.max_gap, exact=exact_frames,
+                                strides=getattr(self.trained.get("keyframes"), "frame_strides", None))
         if num_frames is not None and num_keyframes is None and not (exact_frames or force_layout):
             layout = lift_short_layout(layout, fewest_trained_keyframes(self.trained.get("keyframes")))
         return Request.build(prompts, seeds, batched, layout, cfg, pixel_multiple or self.size_multiple, steps=steps,
