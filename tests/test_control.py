@@ -251,6 +251,14 @@ def test_control_requests_are_checked_before_sampling(pipes):
     for scale in (float("nan"), -1.0, 6.0, True):
         with pytest.raises(InputError, match="control_scale"):
             pipe.text_to_video("a red circle", control=maps, control_scale=scale, progress=False)
+    # a scale without maps weighed nothing and was taken (NaN too); the command line refuses --control-scale alone
+    clip = np.zeros((16, 64, 64, 3), np.uint8)
+    for call in (lambda s: pipe.text_to_video("a red circle", control_scale=s, progress=False),
+                 lambda s: plain.text_to_video("a red circle", control_scale=s, progress=False),
+                 lambda s: pipe.edit_video(clip, "a red circle", control=None, control_scale=s, progress=False)):
+        for scale in (2.0, float("nan")):
+            with pytest.raises(InputError, match="control_scale: weighs control maps, and this request has none"):
+                call(scale)
 
 
 def test_control_parts_save_and_load_with_the_pipeline(pipes, tmp_path):

@@ -15,7 +15,7 @@ import torch
 
 from vidiff.diffusion.cond import Cond
 from vidiff.errors import InputError
-from vidiff.limits import plain_number
+from vidiff.limits import plain_number, short_repr
 from vidiff.parts import PART_FILES
 from vidiff.pipeline.config import CONTROL_PARTS, MAX_CONTROL_SCALE, control_scale_ok
 from vidiff.pipeline.input_checks import check_has_data
@@ -154,14 +154,20 @@ def check_control_maps(control, num_frames: int, height: int, width: int, what: 
     return torch.from_numpy(np.ascontiguousarray(maps))
 
 
-def request_control(stages: dict, control, control_scale, req) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(maps (B, 1, F, H, W), scale (B,)) for a request, or None without control; every check before sampling."""
+def request_control(stages: dict, control, control_scale, req,
+                    default_scale: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(maps (B, 1, F, H, W), scale (B,)) for a request, or None without control; every check before sampling.
+    control_scale: the caller's (None: `default_scale`, pipeline.yaml's); without maps it is refused, as the
+    command line refuses --control-scale without --control (it was taken, even NaN, and weighed nothing)."""
     if control is None:
+        if control_scale is not None:
+            raise InputError(f"control_scale: weighs control maps, and this request has none (got "
+                             f"{short_repr(control_scale)}; give control maps too, or leave control_scale out)")
         return None
     if all(adapter_of(s) is None for s in stages.values()):
         raise InputError("control: this pipeline has no control parts (pipeline.yaml parts.control_keyframes / "
                          "control_interpolation); train them with tools/train_control.sh (docs/control.md)")
-    scale = check_control_scale(control_scale)
+    scale = check_control_scale(default_scale if control_scale is None else control_scale)
     maps = check_control_maps(control, req.layout.output_frames, req.height, req.width)
     if req.layout.trim_to is not None:  # the grid runs past the clip asked for: its last map holds there
         maps = torch.cat([maps, maps[-1:].expand(req.layout.num_frames - maps.shape[0], -1, -1)])

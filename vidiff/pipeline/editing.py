@@ -89,11 +89,11 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
     if region is not None and not pipe.keyframes.takes_known_frames:
         raise InputError("this pipeline's keyframe model takes no known frames (it cannot edit a region)")
     maps = structure_maps(pipe, frames, control, user_mask)
-    scale = pipe.config.control_scale if control_scale is None else control_scale
-    control = request_control({"keyframes": pipe.keyframes, "interpolation": pipe.interpolation}, maps, scale, req)
+    control = request_control({"keyframes": pipe.keyframes, "interpolation": pipe.interpolation}, maps,
+                              control_scale, req, pipe.config.control_scale)
     if region is None and strength == 1:  # the input forgotten (but for its structure maps): text to video
         return pipe.text_to_video(prompt, progress=progress, num_frames=n, height=height, width=width,
-                                  control=maps, control_scale=scale, **settings)
+                                  control=maps, control_scale=control_scale, **settings)
     source = pipe.vae.encode_frames(frames.to(pipe._device)).cpu().float()  # (1,C,F,h,w)
     source = source.expand(len(req.seeds), -1, -1, -1, -1)
     if region is None:

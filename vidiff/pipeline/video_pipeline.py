@@ -124,7 +124,7 @@ class VideoPipeline:
         if pixels and not self.keyframes.takes_known_frames:
             raise InputError("this pipeline's keyframe model takes no known frames (it cannot animate or extend)")
         control = request_control({"keyframes": self.keyframes, "interpolation": self.interpolation}, control,
-                                  self.config.control_scale if control_scale is None else control_scale, req)
+                                  control_scale, req, self.config.control_scale)
         if any(index % req.layout.keyframe_stride for index in pixels):
             return self._around_keyframes(req, pixels, control, progress)
         self._check_trained(req, known=user_keyframe_pattern(pixels))
