@@ -159,6 +159,11 @@ def test_contact_sheet_places_frames_in_a_grid():
 def test_output_names():
     assert numbered_outputs("o/out.mp4", 1) == [Path("o/out.mp4")]
     assert numbered_outputs("o/out.gif", 3)[2] == Path("o/out_002.gif")
+    assert numbered_outputs("o/out.gif", 1000)[-1] == Path("o/out_999.gif")
+    # past 1000 every name gets the digits of the last, so names sort as the samples do (out_1000 sat between
+    # out_100 and out_101)
+    many = numbered_outputs("out.mp4", 1001)
+    assert many[0] == Path("out_0000.mp4") and many[-1] == Path("out_1000.mp4") and sorted(many) == many
     assert sidecar_path("o/out.mp4") == Path("o/out.mp4.json")
 
 

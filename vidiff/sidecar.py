@@ -25,11 +25,13 @@ def contact_sheet_path(output: str | Path) -> Path:
 
 
 def numbered_outputs(output: str | Path, count: int) -> list[Path]:
-    """out.mp4 for one sample; out_000.mp4, out_001.mp4, ... for several."""
+    """out.mp4 for one sample; out_000.mp4, out_001.mp4, ... for several, with as many digits as the last number
+    needs (--num 1001: out_0000 ... out_1000; out_1000 was listed between out_100 and out_101)."""
     output = Path(output)
     if count == 1:
         return [output]
-    return [output.with_name(f"{output.stem}_{i:03d}{output.suffix}") for i in range(count)]
+    width = max(3, len(str(count - 1)))
+    return [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(count)]
 
 
 def weights_checksum(model_folder: str | Path, parts: dict[str, Path]) -> dict[str, str]:
