@@ -298,10 +298,12 @@ def test_generate_in_bf16_with_a_stochastic_sampler_records_its_settings(tiny_pi
     out = tmp_path / "bf16.mp4"
     rc = main(["generate", "a red circle moving left", "-o", str(out), "--model", str(tiny_pipeline), "--quiet",
                "--dtype", "bf16", "--sampler", "heun", "--churn", "3", "--negative-prompt", "a blue square",
-               "--batch-invariant", "off"])
+               "--batch-invariant", "off", "--threads", "1"])
     assert rc == 0
     settings = json.loads(out.with_name(out.name + ".json").read_text())["settings"]
     assert settings["dtype"] == "bf16" and settings["batch_invariant"] is False
+    # the thread count (the same seed gives the same frames at the same count) and --force-layout were not recorded
+    assert settings["threads"] == 1 and settings["force_layout"] is False
     assert settings["keyframes"]["sampler"] == "heun" and settings["keyframes"]["churn"] == 3.0
     assert settings["negative_prompts"] == ["a blue square"]
 

@@ -75,7 +75,7 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
 
     out = tmp_path / "up.mp4"
     proc = _cli("interpolate", small_video, "-o", out, "--fps", "20", "--model", interp_only, "--seed", "5",
-                "--quiet")
+                "--quiet", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     frames, fps = read_video(out)
     assert frames.shape == (5, 20, 36, 3) and fps == pytest.approx(20)
@@ -84,7 +84,7 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
     assert record["settings"]["factor"] == 2 and record["settings"]["frames_written"] == 5
     assert record["input_frames_exact"] is True
     assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}
-    assert record["settings"]["dtype"] == "fp32"
+    assert record["settings"]["dtype"] == "fp32" and record["settings"]["threads"] == 1
     assert record["settings"]["chunk"] == 8 and record["settings"]["tile"] == 384  # tiny: everything fits
     # the sidecar says the tiling that ran: --tile 20 runs as 16 (a multiple of 8), --overlap 10 as half of that
     proc = _cli("interpolate", small_video, "-o", tmp_path / "t.mp4", "--factor", "2", "--model", interp_only,

@@ -144,6 +144,8 @@ def run_generation(args) -> int:
     start = time.perf_counter()
     config, layout, extend_by, keyframe_paths = validate(args)  # extend_by: a --frames longer than one pass
 
+    import torch
+
     from vidiff import io
     from vidiff.limits import offset_seed
     from vidiff.commands.inputs import read_inputs, read_keyframe_images, read_mask
@@ -226,7 +228,8 @@ def run_generation(args) -> int:
         req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.output_frames,
                            **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
-                    "dtype": dtype_name(dtype), "batch_invariant": invariant, "compiled": args.compile,
+                    "dtype": dtype_name(dtype), "threads": torch.get_num_threads(), "batch_invariant": invariant,
+                    "compiled": args.compile, "force_layout": args.force_layout,
                     "frames_written": int(frames.shape[0]), **control_settings(args, pipe.config)}
         if extend_by:
             settings["extended_by"] = extend_by  # num_frames above is the first pass; the rest by extend_video

@@ -298,7 +298,8 @@ def run(args) -> int:
                 "tile": tile, "overlap": overlap, "chunk": plans[0][1], "decode_memory_gib": args.decode_memory,
                 "passes": [{"factor": f, "chunk": c, "tile": effective_tiling(t, args.overlap, multiple)[0]}
                            for f, c, t in plans],
-                "device": device, "dtype": dtype_name(dtype), "force_layout": args.force_layout}
+                "device": device, "dtype": dtype_name(dtype), "threads": torch.get_num_threads(),
+                "force_layout": args.force_layout}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,
                            inputs={"video": str(Path(args.video).resolve()), "input_frames": count["in"]})
