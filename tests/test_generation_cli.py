@@ -622,6 +622,36 @@ def test_a_misfit_suggests_lengths_the_bundle_was_trained_on(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith("frame counts that fit: 10, 13, 16")
 
 
+def test_the_python_api_warns_of_a_shapes_prompt_as_the_command_line_does(tiny_pipeline, tmp_path):
+    """`vidiff generate "a cat walking"` warned that colour, shape and direction are left to chance, and `vidiff edit
+    ... "a scarlet circle"` that 'scarlet' is no trained word; text_to_video and edit_video said nothing."""
+    import warnings
+
+    from vidiff.pipeline import VideoPipeline
+
+    shapes = tmp_path / "shapes-pipe"
+    shutil.copytree(tiny_pipeline, shapes)
+    lines = [line for line in (shapes / "pipeline.yaml").read_text().splitlines()
+             if not line.startswith("prompt_vocabulary:")]
+    (shapes / "pipeline.yaml").write_text("\n".join(lines + ["prompt_vocabulary: shapes"]) + "\n")
+    pipe = VideoPipeline.from_pretrained(shapes)
+
+    def said(call) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        return [str(w.message) for w in caught if "Shapes pipeline" in str(w.message)]
+
+    run = dict(steps=1, progress=False)
+    notes = said(lambda: pipe.text_to_video(["a cat walking", "a red circle moving left"], seed=[0, 1], **run))
+    assert len(notes) == 1 and "found no colour, shape or direction" in notes[0], notes
+    assert said(lambda: pipe.text_to_video("a red circle moving left", **run)) == []
+    clip, _ = pipe.text_to_video("a red circle moving left", **run)
+    notes = said(lambda: pipe.edit_video(clip, "a scarlet circle", **run))
+    assert len(notes) == 1 and "'scarlet' (red) is not a word" in notes[0], notes
+    assert said(lambda: pipe.image_to_video(clip[0], "moving up", **run)) == []  # the image sets colour and shape
+
+
 def test_options_are_not_taken_by_prefix(tmp_path, capsys):
     """`extend --keyframe 6` was read as --keyframes 6 (extend has no --keyframe), `generate --frame 5` as --frames."""
     for argv, unknown in ((["extend", "c.mp4", "x", "--frames", "5", "--keyframe", "6"], "--keyframe 6"),

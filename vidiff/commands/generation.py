@@ -160,20 +160,12 @@ def run_generation(args) -> int:
     )
 
     model = Path(args.model) if args.model else BUNDLED
-    if args.task in ("generate", "edit", "animate") and config.prompt_vocabulary == "shapes":
-        from vidiff.data.captions import untrained_words_note
-        from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
+    if args.task in ("generate", "edit", "animate"):  # before the weights load; the library says the same (said once)
+        from vidiff.pipeline.request import prompt_notes
 
-        by_maps = ("direction",) if getattr(args, "control", None) is not None else ()  # the maps move it
-        if args.task == "animate":  # the image sets the colour and shape; only the prompt says where it goes
-            notes = [unnamed_attributes_note(args.prompt, ("colour", "shape") + by_maps)]
-        else:
-            notes = [untrained_words_note(args.prompt)]  # an edit's prompt sets the new colour and shape too
-        if args.task == "generate":  # an edit keeps what its prompt leaves out from the clip
-            notes += [unnamed_attributes_note(args.prompt, by_maps), ambiguous_prompt_note(args.prompt)]
-        for note in notes:
-            if note:
-                warnings.warn(note, stacklevel=1)
+        for note in prompt_notes(config, args.prompt, edit=args.task == "edit", animate=args.task == "animate",
+                                 by_maps=getattr(args, "control", None) is not None):
+            warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
     inputs_keyframes = read_keyframe_images(keyframe_paths, model, inputs)

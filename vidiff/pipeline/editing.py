@@ -92,7 +92,7 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
     control = request_control({"keyframes": pipe.keyframes, "interpolation": pipe.interpolation}, maps,
                               control_scale, req, pipe.config.control_scale)
     if region is None and strength == 1:  # the input forgotten (but for its structure maps): text to video
-        return pipe.text_to_video(prompt, progress=progress, num_frames=n, height=height, width=width,
+        return pipe._text_to_video(prompt, progress=progress, num_frames=n, height=height, width=width,
                                   control=maps, control_scale=control_scale, **settings)
     source = pipe.vae.encode_frames(frames.to(pipe._device)).cpu().float()  # (1,C,F,h,w)
     source = source.expand(len(req.seeds), -1, -1, -1, -1)

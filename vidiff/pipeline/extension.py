@@ -70,7 +70,7 @@ def long_clip(pipe, prompt, first, extend_by: int, progress: bool, settings: dic
     generate --frames` writes."""
     head = {**settings, "num_frames": first.num_frames, "num_keyframes": first.num_keyframes,
             "keyframe_stride": first.keyframe_stride}
-    frames, fps = pipe.text_to_video(prompt, keyframes=keyframes, progress=progress, **head)
+    frames, fps = pipe._text_to_video(prompt, keyframes=keyframes, progress=progress, **head)
     req = pipe.request(prompt, **head)
     tail = {k: v for k, v in settings.items() if k not in ("num_frames", "num_keyframes", "height", "width", "seed",
                                                              "negative_prompt")}

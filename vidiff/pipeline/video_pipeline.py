@@ -26,7 +26,9 @@ from vidiff.pipeline.layout import Layout, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
 from vidiff.pipeline.input_checks import check_image
-from vidiff.pipeline.request import Request, StepBar, check_keyframe_images, prompts_and_seeds
+from vidiff.pipeline.request import (
+    Request, StepBar, check_keyframe_images, prompts_and_seeds, warn_prompt_notes,
+)
 from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
@@ -97,10 +99,10 @@ class VideoPipeline:
         return [stage.net for stage in (self.keyframes, self.interpolation) if stage is not None]
 
     # ---- public generation API ------------------------------------------------------------------------------
-    @torch.no_grad()
     def text_to_video(self, prompt, *, keyframes: dict | None = None, control=None, control_scale: float | None = None,
                       progress: bool = True, **settings):
         """prompt (str or list) -> (frames uint8 (F,H,W,3), or (B,F,H,W,3) for lists of prompts / seeds; fps).
+        A Shapes pipeline warns of what a prompt leaves to chance, as `vidiff generate` does (request.prompt_notes).
 
         settings: seed, num_frames, num_keyframes, keyframe_stride, steps, sampler, guidance_scale,
         image_guidance_scale, height, width, fps, force_layout, negative_prompt, guidance_rescale, churn, pc_steps,
@@ -109,6 +111,14 @@ class VideoPipeline:
         elsewhere the grid is laid around them (_around_keyframes). `control`: structure-control maps of the whole
         clip, uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by
         control_scale (control.py; None: pipeline.yaml's control_scale)."""
+        warn_prompt_notes(self.config, prompt, by_maps=control is not None)
+        return self._text_to_video(prompt, keyframes=keyframes, control=control, control_scale=control_scale,
+                                   progress=progress, **settings)
+
+    @torch.no_grad()
+    def _text_to_video(self, prompt, *, keyframes: dict | None = None, control=None,
+                       control_scale: float | None = None, progress: bool = True, **settings):
+        """text_to_video without the prompt notes (animate, an edit at strength 1, a long clip's first pass)."""
         self._need_keyframe_part("text to video")
         check_flag(progress, "progress")
         self._check_settings(settings, "text_to_video")
@@ -184,7 +194,7 @@ class VideoPipeline:
         if all(type(v) is int and v >= 1 for v in size) and tuple(keyframes[0].shape[:2]) != size:
             raise InputError(f"image: {keyframes[0].shape[1]}x{keyframes[0].shape[0]} pixels, the clip is "
                              f"{size[1]}x{size[0]} (resize it, or pass height= and width=)")
-        return self.text_to_video(prompt, keyframes=keyframes, **settings)
+        return self._text_to_video(prompt, keyframes=keyframes, **settings)
 
     @torch.no_grad()
     def extend_video(self, frames, prompt, *, num_frames: int, seam_fade: int = 4, progress: bool = True,
@@ -223,6 +233,7 @@ class VideoPipeline:
         from vidiff.pipeline.editing import edit
 
         check_flag(progress, "progress")  # strength 0 returns before any sampling, where it was checked
+        warn_prompt_notes(self.config, prompt, edit=True)
         self._check_settings(settings, "edit_video", fixed=("num_frames", "height", "width", "exact_frames"))
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
                     settings=settings, control=control, control_scale=control_scale, repeats=repeats)
