@@ -319,6 +319,24 @@ def test_eval_reconstruction_refuses_frames_the_vae_cannot_take_before_it_loads(
     assert "--size 13: must be a multiple of the VAE's downsampling factor 2 (e.g. 12)" in capsys.readouterr().err
 
 
+def test_eval_reconstruction_names_a_clip_shorter_than_frames_before_the_vae_loads(tmp_path, monkeypatch, capsys):
+    """--frames 6 over a 6-frame and a 4-frame clip: the VAE loaded and ran the first clip before the second was
+    refused as 'asked for 6 frames from 0 every 1, but the video has 4 frames'."""
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+    _write_gifs(tmp_path / "clips", [_clip_of(6, 16, 16), _clip_of(4, 16, 16)])
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the VAE loaded")
+
+    monkeypatch.setattr(AutoencoderKL, "load", no_load)
+    assert main(["eval", "reconstruction", "--vae", str(tmp_path / "vae"), "--videos", str(tmp_path / "clips"),
+                 "--frames", "6"]) == 2
+    assert "clip_01.gif: 4 frames is too short for --frames 6 (needs 6)" in capsys.readouterr().err
+
+
 def test_eval_shapes_command(tmp_path, capsys):
     from vidiff.data.shapes_folder import generate_shapes_dataset
 

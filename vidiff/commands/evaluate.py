@@ -330,8 +330,8 @@ def run_reconstruction(args) -> int:
     if args.size is not None and args.size % factor:
         raise InputError(f"--size {args.size}: must be a multiple of the VAE's downsampling factor {factor} "
                          f"(e.g. {max(args.size // factor * factor, -(-11 // factor) * factor)})")
-    if args.size is None:
-        _check_frame_sizes(files, factor)
+    _check_frame_sizes(files, factor, check_size=args.size is None, frames_needed=args.frames or 1,
+                       needed_by=f"--frames {args.frames}")
     vae = AutoencoderKL.load(args.vae, device=args.device)
     from vidiff.data.real_footage import center_square
 
