@@ -327,3 +327,33 @@ def test_a_clip_with_sound_is_told_its_audio_is_not_carried(interp_only, tmp_pat
     proc = _cli("interpolate", path, "-o", tmp_path / "up.mp4", "--factor", "2", "--model", interp_only, "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert f"video {path} has an audio track; the output holds the video only" in proc.stderr
+
+
+def test_an_anamorphic_clip_keeps_its_pixel_shape(interp_only, tmp_path):
+    """A clip of 36x20 stored pixels that are 4/3 as wide as tall (anamorphic DVD / HDV video, shown 48x20) was
+    written with square pixels: the up-converted clip showed the picture squeezed to 36x20, without a word."""
+    from fractions import Fraction
+
+    import av
+
+    from vidiff.io import probe_video
+
+    path = tmp_path / "wide.mp4"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 36, 20, "yuv420p"
+        video.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for frame in _clip(3, 20, 36, seed=2).numpy():
+            container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(video.encode())
+    assert probe_video(path).sample_aspect == Fraction(4, 3)
+    out = tmp_path / "up.mp4"
+    proc = _cli("interpolate", path, "-o", out, "--factor", "2", "--model", interp_only, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+    assert probe_video(out).sample_aspect == Fraction(4, 3)
+    assert json.loads(Path(str(out) + ".json").read_text())["settings"]["sample_aspect"] == "4/3"
+    proc = _cli("interpolate", path, "-o", tmp_path / "up.webm", "--factor", "2", "--model", interp_only, "--quiet")
+    assert proc.returncode == 0 and "has non-square pixels (width / height 4/3): a .webm output shows them square" \
+        in proc.stderr, proc.stderr

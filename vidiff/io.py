@@ -32,6 +32,7 @@ import math
 import os
 import stat
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal
 
@@ -88,6 +89,9 @@ class VideoInfo:
     audio: bool = False  # the file also holds an audio stream (vidiff writes video only)
     video_streams: int = 1  # video streams other than cover pictures; vidiff reads the first (video_stream)
     still: bool = False  # a still image (PNG, JPEG, ...) opened by FFmpeg's image demuxers: one frame at 25 fps
+    # pixels' width / height where they are not square (anamorphic DVD / HDV video is shown wider than stored), of
+    # the upright frame; None for square pixels or none stated
+    sample_aspect: Fraction | None = None
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -127,8 +131,10 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
                     "flatter and paler than a player shows them", path, info.hdr)
     rotation = display_rotation(Path(path))  # a frame's side data: one frame decoded, within the limits checked
     turned = rotation % 180 != 0
+    sar = info.sample_aspect
     return replace(info, width=info.height if turned else info.width,
-                               height=info.width if turned else info.height, rotation=rotation)
+                               height=info.width if turned else info.height, rotation=rotation,
+                   sample_aspect=1 / sar if turned and sar else sar)
 
 
 def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoInfo:
@@ -177,6 +183,8 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         audio = bool(container.streams.audio)
         video_streams = len(moving_streams(container))
         still = container.format.name == "image2" or container.format.name.endswith("_pipe")
+        sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio  # None (or 0/1) when the file states none
+        sample_aspect = Fraction(sar) if sar and sar > 0 and sar != 1 else None
     except VideoDecodeError:
         raise
     except _av_error_types() as e:
@@ -192,7 +200,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
     return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio,
-                     video_streams=video_streams, still=still)
+                     video_streams=video_streams, still=still, sample_aspect=sample_aspect)
 
 
 # ---- read ---------------------------------------------------------------------------------------------

@@ -80,10 +80,12 @@ def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None
 
 
 def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, quality: int | None = None,
-                       before_replace=None) -> Path:
+                       before_replace=None, sample_aspect=None) -> Path:
     """`write_video` for frames that arrive one at a time (uint8 `(H,W,3)` each, all one size), encoded as they
     come, so a clip of any length is written in the memory of one frame. An error from the iterable, or a frame
-    of another size, leaves no file (and an existing file as it was). `before_replace` is atomic_write's."""
+    of another size, leaves no file (and an existing file as it was). `before_replace` is atomic_write's.
+    `sample_aspect`: the pixels' width / height (a Fraction; an anamorphic source's, so that the file shows the
+    picture as wide as it did), stored in .mp4 only: .webm and .gif files here show square pixels."""
     from vidiff.output_safety import atomic_write, check_output
 
     path = Path(path)
@@ -101,8 +103,8 @@ def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, qu
     frames = itertools.chain([first], frames)
     if suffix == ".gif":
         return atomic_write(path, lambda f: _write_gif(f, frames, first.shape[:2], fps), before_replace)
-    return atomic_write(path, lambda f: _write_yuv(f, frames, first.shape[:2], fps, suffix, quality),
-                        before_replace)
+    return atomic_write(path, lambda f: _write_yuv(f, frames, first.shape[:2], fps, suffix, quality,
+                                                   sample_aspect), before_replace)
 
 
 def _even_frames(frames: Iterable) -> Iterator[np.ndarray]:
@@ -131,7 +133,7 @@ def _rate(fps: float):
 
 
 def _write_yuv(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float, suffix: str,
-               quality: int | None) -> None:
+               quality: int | None, sample_aspect=None) -> None:
     import av
 
     if suffix == ".mp4":
@@ -146,6 +148,8 @@ def _write_yuv(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: f
         stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1  # the options' "threads" is not applied; threads make x264 vary
+        if sample_aspect is not None and suffix == ".mp4":  # FFmpeg's WebM muxer here drops it
+            stream.codec_context.sample_aspect_ratio = _rate(sample_aspect)
         for rgb in frames:
             # Converted here rather than inside encode(): in 30 repeated encodes, the implicit conversion path gave
             # two different outputs and the explicit one gave one (the rest of the variation was x264's AQ, above).

@@ -148,6 +148,10 @@ def validate(args):
         warnings.warn(f"--fps {args.fps:g}: the output plays at {out_fps:g} fps, {factor} x the clip's {info.fps:g} "
                       "(every input frame is kept at its own time)", stacklevel=1)
     warn_if_audio(info, video)
+    if info.sample_aspect is not None and suffix != ".mp4":
+        warnings.warn(f"video {shown(video)} has non-square pixels (width / height {info.sample_aspect}): a "
+                      f"{suffix} output shows them square, so the picture looks narrower or wider than the clip; "
+                      ".mp4 keeps the shape", stacklevel=1)
     if info.width % 2 or info.height % 2:
         stored = written_size(info.width, info.height)
         warnings.warn(f"video {shown(video)} is {info.width}x{info.height}: the output is stored as "
@@ -284,7 +288,8 @@ def run(args) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # validate checked it can be made, as generate's
     try:
         # the old sidecar goes just before the old clip, so that it never describes the new one
-        write_video_frames(args.output, written(), out_fps, before_replace=lambda: remove_descriptions(args.output))
+        write_video_frames(args.output, written(), out_fps, before_replace=lambda: remove_descriptions(args.output),
+                           sample_aspect=info.sample_aspect)
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
@@ -293,6 +298,7 @@ def run(args) -> int:
     settings = {"factor": factor, "fps_in": info.fps, "fps_out": out_fps, "frames_in": count["in"],
                 "frames_written": count["out"], "size": list(written_size(info.width, info.height)),
                 "input_size": [info.width, info.height],
+                "sample_aspect": None if info.sample_aspect is None else str(info.sample_aspect),
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler,
                 "tile": tile, "overlap": overlap, "chunk": plans[0][1], "decode_memory_gib": args.decode_memory,
