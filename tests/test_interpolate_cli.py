@@ -357,3 +357,19 @@ def test_an_anamorphic_clip_keeps_its_pixel_shape(interp_only, tmp_path):
     proc = _cli("interpolate", path, "-o", tmp_path / "up.webm", "--factor", "2", "--model", interp_only, "--quiet")
     assert proc.returncode == 0 and "has non-square pixels (width / height 4/3): a .webm output shows them square" \
         in proc.stderr, proc.stderr
+
+
+def test_a_given_tile_past_the_decode_memory_is_said(tmp_path):
+    """--tile and --chunk are kept as given, and a given tile outgrowing --decode-memory ran without a word (a
+    1080p clip at --tile 2048: about 10 GiB per decode pass against the 1.5 GiB budget)."""
+    from vidiff.io import write_video
+
+    clip = tmp_path / "in.mp4"
+    write_video(clip, _clip(2, 240, 320, seed=5), fps=10)
+    proc = _cli("interpolate", clip, "-o", tmp_path / "big.mp4", "--factor", "2", "--tile", "384",
+                "--decode-memory", "0.05", "--quiet")  # the bundled pipeline: one 320x240 tile of 3 frames
+    assert proc.returncode == 0, proc.stderr
+    assert "--tile 384: a VAE decode pass of 320x240 frames takes about" in proc.stderr
+    assert "over --decode-memory 0.05 GiB; left out, the tile and chunk are chosen to fit it" in proc.stderr
+    proc = _cli("interpolate", clip, "-o", tmp_path / "fits.mp4", "--factor", "2", "--tile", "384", "--quiet")
+    assert proc.returncode == 0 and "--decode-memory" not in proc.stderr, proc.stderr

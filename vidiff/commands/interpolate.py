@@ -226,7 +226,14 @@ def run(args) -> int:
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.limits import offset_seed
     from vidiff.pipeline import VideoPipeline
-    from vidiff.pipeline.upconvert import effective_tiling, output_length, plan_passes, upconvert_frames
+    from vidiff.pipeline.upconvert import (
+        decode_peak,
+        effective_tiling,
+        output_length,
+        plan_passes,
+        round_up,
+        upconvert_frames,
+    )
     from vidiff.sidecar import build_sidecar, remove_descriptions, weights_checksum, write_sidecar
     from vidiff.video_writer import write_video_frames, written_size
 
@@ -260,6 +267,14 @@ def run(args) -> int:
                                   decode_bytes=pipe.vae.decode_bytes, max_tile=args.tile or MAX_TILE,
                                   chunks=[args.chunk] if args.chunk else range(2, 9))
         plans.append((f, chunk, args.tile or tile))  # a given tile is kept as given
+        if args.tile or args.chunk:  # the budget chose neither: say when what was given outgrows it
+            peak = decode_peak(output_length(chunk, f), args.tile or tile, round_up(info.height, multiple),
+                               round_up(info.width, multiple), pipe.vae.decode_windows, pipe.vae.decode_bytes)
+            if peak > args.decode_memory * 2**30:
+                given = " ".join(f"--{n} {v}" for n, v in (("tile", args.tile), ("chunk", args.chunk)) if v)
+                warnings.warn(f"{given}: a VAE decode pass of {info.width}x{info.height} frames takes about "
+                              f"{peak / 2**30:.1f} GiB, over --decode-memory {args.decode_memory:g} GiB; left out, "
+                              "the tile and chunk are chosen to fit it", stacklevel=1)
     load_s = time.perf_counter() - start
     t0 = time.perf_counter()
     inputs = deque()  # input frames read but not yet written: at most one chunk

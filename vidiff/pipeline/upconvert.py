@@ -68,6 +68,14 @@ def pad_edges(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return frames[:, rows][:, :, cols]
 
 
+def decode_peak(frames: int, tile: int, height: int, width: int, decode_windows: Callable[[int], list],
+                decode_bytes: Callable[[int, int, int], int]) -> int:
+    """Bytes of the widest VAE decode pass of a chunk of `frames` output frames in tiles of `tile` pixels, for
+    frames padded to height x width (plan_passes' measure of a chunk and tile against the budget)."""
+    widest = max(hi - lo for lo, hi, _ in decode_windows(frames))
+    return decode_bytes(widest, min(tile, height), min(tile, width))
+
+
 def plan_passes(factor: int, height: int, width: int, *, multiple: int, budget: int,
                 decode_windows: Callable[[int], list], decode_bytes: Callable[[int, int, int], int],
                 max_tile: int = 384, chunks=range(2, 9)) -> tuple[int, int]:
@@ -81,8 +89,7 @@ def plan_passes(factor: int, height: int, width: int, *, multiple: int, budget: 
     tile = max(multiple, max_tile // multiple * multiple)
 
     def peak(frames: int, side: int) -> int:
-        widest = max(hi - lo for lo, hi, _ in decode_windows(frames))
-        return decode_bytes(widest, min(side, ph), min(side, pw))
+        return decode_peak(frames, side, ph, pw, decode_windows, decode_bytes)
 
     best = None
     for chunk in sorted(chunks):
