@@ -297,3 +297,15 @@ def test_a_png_whose_pixels_do_not_decode_is_not_blamed_on_its_exif(tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="vidiff.io"), pytest.raises(InputError, match="not a readable image"):
         io.read_image(tmp_path / "short.png")
     assert "EXIF" not in caplog.text
+
+
+def test_an_animated_webp_given_as_a_video_is_named_as_such(tmp_path):
+    """FFmpeg here cannot decode an animated WebP; the refusal said 'no frame size in header (0x0)'."""
+    from PIL import Image
+
+    from vidiff.errors import VideoDecodeError
+
+    frames = [Image.new("RGB", (16, 16), (60 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(VideoDecodeError, match="an animated WebP, which this FFmpeg cannot decode; convert it"):
+        io.probe_video(tmp_path / "a.webp")

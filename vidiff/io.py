@@ -158,6 +158,9 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
             raise VideoDecodeError(path, "unknown video codec")
         width, height = int(ctx.width or 0), int(ctx.height or 0)
         if width <= 0 or height <= 0:
+            if ctx.name == "webp":  # FFmpeg's WebP decoder takes still images only
+                raise VideoDecodeError(path, "an animated WebP, which this FFmpeg cannot decode; convert it to a "
+                                             "GIF or MP4 first")
             raise VideoDecodeError(path, f"no frame size in header ({width}x{height})")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
