@@ -378,3 +378,11 @@ def test_a_launcher_mixed_precision_the_config_overrides_is_warned_of(tmp_path, 
     with caplog.at_level(logging.WARNING, logger="vidiff.training.loop"):
         make_accelerator(toy(tmp_path))
     assert "launcher" not in caplog.text
+
+
+def test_previews_asked_of_a_stage_that_draws_none_are_warned(tmp_path):
+    """train.preview_every on a stage without previews (vae, interpolation, toy; keyframes without a vae) wrote no
+    previews/ and said nothing."""
+    with pytest.warns(UserWarning, match=r"train.preview_every 2: this run writes no previews \(the toy stage"):
+        run = train(toy(tmp_path, max_steps=2, preview_every=2))
+    assert not (run / "previews").exists()

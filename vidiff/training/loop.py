@@ -15,6 +15,7 @@ import logging
 import math
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -176,6 +177,11 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
         shutil.rmtree(run_dir / "checkpoints")
 
     main = accelerator.is_main_process
+    if main and t.preview_every and (stage.preview is None or sharded):  # else train.preview_every did nothing, unsaid
+        why = ("under FSDP no rank holds a whole model to draw with" if stage.preview is not None else
+               "only the keyframe stage with a vae draws them" if cfg.stage == "keyframes" else
+               f"the {cfg.stage} stage draws none; only the keyframe stage with a vae does")
+        warnings.warn(f"train.preview_every {t.preview_every}: this run writes no previews ({why})", stacklevel=1)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if state["step"] < t.max_steps:  # an old export/ is not what this run's config.yaml describes
