@@ -222,3 +222,15 @@ def test_a_missing_vae_stops_a_latent_cache_run_before_its_first_step(tmp_path, 
     with pytest.raises(InputError, match=r"VAE part folder .*no-such-vae: model.safetensors not found"):
         LatentDiffusionStage(cfg, dataset=LatentClips())
     assert not (tmp_path / "keyframes").exists()
+
+
+def test_a_data_root_that_is_no_latent_cache_is_named_as_data_root(tmp_path):
+    """`nope: not a latent cache (missing index.json)` did not say which setting pointed at the folder."""
+    from vidiff.errors import InputError
+    from vidiff.training.stages import LatentDiffusionStage
+
+    (tmp_path / "nope").mkdir()
+    cfg = latent_cfg(tmp_path, "keyframes", data={"kind": "latent_cache", "root": str(tmp_path / "nope"),
+                                                  "num_frames": 16})
+    with pytest.raises(InputError, match=r"^data.root: .*nope: not a latent cache \(missing index.json\)"):
+        LatentDiffusionStage(cfg)

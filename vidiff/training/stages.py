@@ -145,7 +145,10 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
         elif cfg.data.kind == "latent_cache":
             from vidiff.data.latent_cache import LatentCacheDataset
 
-            self.dataset = LatentCacheDataset(cfg.data.root)
+            try:
+                self.dataset = LatentCacheDataset(cfg.data.root)
+            except InputError as e:  # the folder's name alone did not say which setting pointed there
+                raise InputError(f"data.root: {e}") from None
         elif cfg.data.kind == "window_cache":
             self.dataset = window_cache_dataset(cfg)
         else:
