@@ -76,7 +76,8 @@ def main() -> int:
     parser.add_argument("--model", required=True, help="pipeline folder with control parts")
     parser.add_argument("--num", type=int, default=50, help="control clips (each scored with both map kinds)")
     parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--scale", type=float, default=1.0, help="control scale (default 1)")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="control scale (default: the pipeline's control_scale, as vidiff generate --control uses)")
     parser.add_argument("--tolerance", type=float, default=2.0, help="px between object and map centroids")
     parser.add_argument("--kinds", nargs="+", default=["silhouette", "blob"], choices=["silhouette", "blob"])
     parser.add_argument("--no-baseline", action="store_true", help="skip the control_scale 0 runs")
@@ -85,7 +86,7 @@ def main() -> int:
     parser.add_argument("--keyframes", type=int, default=None, help="keyframe count of the layout (default: pipeline's)")
     parser.add_argument("--stride", type=int, default=None, help="keyframe stride of the layout (default: pipeline's)")
     args = parser.parse_args()
-    if not 1 <= args.num <= 10000 or not (math.isfinite(args.scale) and 0 <= args.scale <= 5):
+    if not 1 <= args.num <= 10000 or not (args.scale is None or math.isfinite(args.scale) and 0 <= args.scale <= 5):
         parser.error("--num must be in [1, 10000] and --scale in [0, 5]")
     import torch
 
@@ -93,6 +94,8 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     pipe = VideoPipeline.from_pretrained(args.model)
+    if args.scale is None:  # what a user of the pipeline gets (the bundled Shapes pipeline: 2)
+        args.scale = pipe.config.control_scale
     k = args.keyframes or pipe.config.num_keyframes
     stride = args.stride or pipe.config.keyframe_stride
     clips = eval_clips(args.num, (k - 1) * stride + 1, pipe.config.height)
