@@ -2,6 +2,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 
 def test_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "vidiff", "--help"], capture_output=True, text=True, check=True).stdout
@@ -109,3 +111,18 @@ def test_generation_options_that_default_to_the_pipeline_say_so():
         if command.split()[-1] in ("generate", "animate", "extend", "edit") and options & set(action.option_strings):
             assert "(default: pipeline.yaml" in action.help or "; default: pipeline.yaml)" in action.help, \
                 (command, action.option_strings, action.help)
+
+
+def test_more_threads_than_cores_are_warned(monkeypatch):
+    """--threads 1024 on a 2-core machine ran about 20x slower than --threads 2, without a word."""
+    import argparse
+    import warnings
+
+    from vidiff.commands import device_args
+
+    monkeypatch.setattr(device_args, "usable_cores", lambda: 2)
+    with pytest.warns(UserWarning, match=r"--threads 3: more than the 2 CPU core\(s\).*try --threads 2"):
+        device_args.check_device_args(argparse.Namespace(device="cpu", threads=3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        device_args.check_device_args(argparse.Namespace(device="cpu", threads=2))
