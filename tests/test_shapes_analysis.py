@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from vidiff.data import shapes as S
+from vidiff.data import shapes as S, shapes_folder
 from vidiff.data.shapes_analysis import analyze_clip, label_components
 from vidiff.errors import InputError
 
@@ -17,7 +17,7 @@ def read_frames(path):
 
 
 def _check_folder(folder, num):
-    S.generate_shapes_dataset(folder, num, seed=123, progress=False)
+    shapes_folder.generate_shapes_dataset(folder, num, seed=123, progress=False)
     wrong = []
     for i in range(num):
         truth = json.loads((folder / f"clip_{i:06d}.json").read_text())
@@ -111,7 +111,7 @@ def test_bad_input():
 def test_evaluate_folder_with_every_prompt_source(tmp_path):
     from vidiff.eval.shapes import evaluate_shapes_folder, format_shapes_table
 
-    S.generate_shapes_dataset(tmp_path, 6, seed=2, progress=False)
+    shapes_folder.generate_shapes_dataset(tmp_path, 6, seed=2, progress=False)
     truth = [json.loads((tmp_path / f"clip_{i:06d}.json").read_text()) for i in range(6)]
     result = evaluate_shapes_folder(tmp_path)
     assert result["num_clips"] == 6 and result["accuracy"]["all_correct"] == 1.0 and result["skipped"] == []
