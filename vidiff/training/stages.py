@@ -110,7 +110,10 @@ class FrozenHelpers:
         if self._text is None:
             from vidiff.text import TextEncoder
 
-            self._text = TextEncoder.load(self.cfg.text_encoder, device=self.device)
+            # no prompt cache: the encoder runs on a batch's longest prompt, so a caption's embedding differs (in
+            # float rounding) with the batch it was first encoded in, and a cached one made a step depend on the
+            # steps before it, which a resumed run had not seen (its weights drifted from the uninterrupted run's)
+            self._text = TextEncoder.load(self.cfg.text_encoder, device=self.device, cache_size=0)
         return self._text
 
     def vae(self):
