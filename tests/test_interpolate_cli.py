@@ -373,3 +373,25 @@ def test_a_given_tile_past_the_decode_memory_is_said(tmp_path):
     assert "over --decode-memory 0.05 GiB; left out, the tile and chunk are chosen to fit it" in proc.stderr
     proc = _cli("interpolate", clip, "-o", tmp_path / "fits.mp4", "--factor", "2", "--tile", "384", "--quiet")
     assert proc.returncode == 0 and "--decode-memory" not in proc.stderr, proc.stderr
+
+
+def test_slow_motion_writes_the_frames_at_the_clips_rate(interp_only, small_video, tmp_path, capsys):
+    """Slow motion was impossible: an output rate past the format's limit (10 fps x 6 = 60 fps for a GIF, 24 fps x
+    16 = 384 for an .mp4) was refused without a way out; --slow-motion writes the frames at the clip's own rate."""
+    from vidiff.cli import main
+    from vidiff.io import read_video
+
+    torch.set_num_threads(1)
+    out = tmp_path / "slow.gif"
+    common = [str(small_video), "-o", str(out), "--factor", "6", "--model", str(interp_only), "--quiet"]
+    assert main(["interpolate", *common]) == 2
+    err = capsys.readouterr().err
+    assert "in [0.1, 50] for .gif files, got 60.0; --slow-motion writes the frames at the clip's 10 fps" in err, err
+    assert main(["interpolate", *common, "--slow-motion"]) == 0, capsys.readouterr().err
+    frames, fps = read_video(out)
+    assert frames.shape[0] == 6 * (3 - 1) + 1 and fps == pytest.approx(10)
+    settings = json.loads(Path(str(out) + ".json").read_text())["settings"]
+    assert settings["slow_motion"] is True and settings["fps_out"] == pytest.approx(10)
+    assert main(["interpolate", str(small_video), "-o", str(tmp_path / "f.mp4"), "--fps", "20", "--slow-motion",
+                 "--model", str(interp_only)]) == 2
+    assert "--slow-motion writes at the clip's 10 fps; give --factor instead of --fps 20" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """`vidiff interpolate VIDEO --factor N | --fps TARGET -o OUT`: frame-rate up-conversion at the clip's own size.
 
 The output has factor * (F - 1) + 1 frames, the input frames exactly at every factor-th position, written at
-fps * factor. The gaps are filled by the pipeline's interpolation part (`VideoPipeline.fill_between`), in chunks
+fps * factor (with --slow-motion at fps, so that the clip plays factor times longer). The gaps are filled by the pipeline's interpolation part (`VideoPipeline.fill_between`), in chunks
 of input frames and overlapping spatial tiles (vidiff/pipeline/upconvert.py); frames are decoded, filled and
 encoded chunk by chunk, and the chunk and tile follow from --decode-memory and the VAE's decode passes, so memory
 stays bounded whatever the clip's length and size. Every argument, the input's header and the pipeline folder are
@@ -60,6 +60,9 @@ def register(sub) -> None:
                                                  "factor past the pipeline's trained gaps runs as passes within "
                                                  "them (16 = 4 x 4)")
     rate.add_argument("--fps", type=float, help="target frame rate; must be an integer multiple of the clip's")
+    p.add_argument("--slow-motion", action="store_true",
+                   help="write the frames at the clip's own fps, so that it plays FACTOR times longer (slow "
+                        "motion; with --factor), instead of at fps x FACTOR")
     p.add_argument("--model", default=None, type=folder_argument,
                    help=f"interpolation pipeline folder (default: the bundled {BUNDLED.name} pipeline)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first chunk, 0 to 2**63 - 1; chunk i uses seed + i "
@@ -95,7 +98,7 @@ def validate(args):
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records
     from vidiff.sidecar import sidecar_path
-    from vidiff.video_writer import check_fps, written_size
+    from vidiff.video_writer import check_fps, fps_limits, written_size
 
     output = output_path(args.output)
     suffix = output.suffix.lower()
@@ -142,8 +145,20 @@ def validate(args):
             raise InputError(f"--fps {args.fps:g}: not an integer multiple (2x or more) of the clip's "
                              f"{info.fps:g} fps; give --factor, or --fps {2 * info.fps:g}, {3 * info.fps:g}, ...")
         check_int(factor, "--fps / the clip's fps", 2, MAX_STRIDE)
-    out_fps = check_fps(info.fps * factor, suffix,
-                        f"video {shown(video)} plays at {info.fps:g} fps; the output rate {info.fps:g} x {factor}")
+    if args.slow_motion:
+        if args.fps is not None:
+            raise InputError(f"--slow-motion writes at the clip's {info.fps:g} fps; give --factor instead of "
+                             f"--fps {args.fps:g}")
+        out_fps = check_fps(info.fps, suffix, f"video {shown(video)} plays at {info.fps:g} fps; the output rate")
+    else:
+        try:
+            out_fps = check_fps(info.fps * factor, suffix, f"video {shown(video)} plays at {info.fps:g} fps; the "
+                                                           f"output rate {info.fps:g} x {factor}")
+        except InputError as e:
+            if info.fps * factor <= fps_limits(suffix)[1] or args.fps is not None:
+                raise
+            raise InputError(f"{e}; --slow-motion writes the frames at the clip's {info.fps:g} fps (slow motion)") \
+                from None
     if args.fps is not None and abs(out_fps - args.fps) > 1e-4 * args.fps:  # e.g. --fps 60 on a 29.97 fps clip
         warnings.warn(f"--fps {args.fps:g}: the output plays at {out_fps:g} fps, {factor} x the clip's {info.fps:g} "
                       "(every input frame is kept at its own time)", stacklevel=1)
@@ -320,7 +335,7 @@ def run(args) -> int:
                 "passes": [{"factor": f, "chunk": c, "tile": effective_tiling(t, args.overlap, multiple)[0]}
                            for f, c, t in plans],
                 "device": device, "dtype": dtype_name(dtype), "threads": torch.get_num_threads(),
-                "force_layout": args.force_layout}
+                "force_layout": args.force_layout, "slow_motion": args.slow_motion}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,
                            inputs={"video": str(Path(args.video).resolve()), "input_frames": count["in"]})
