@@ -237,3 +237,13 @@ def test_the_progress_bar_shows_every_tile_of_a_large_frame(capsys):
     upconvert(fill, frames, 2, multiple=8, tile=8, overlap=0, chunk=2, progress=True)
     shown = capsys.readouterr().err
     assert all(f"tile {i}/10" in shown for i in range(1, 11)), shown
+
+
+def test_the_progress_bar_counts_output_frames_under_its_label(capsys):
+    """The bar counted input frames (0/795 on a 795-frame clip while 1589 frames were written) and every pass of a
+    --factor 16 was labelled alike; it counts the output frames now, under the label it is given."""
+    out = list(upconvert_frames(lambda k, s, seed: linear_blend(k, s), iter(_clip(5, 16, 16)), 2,
+                                                  multiple=8, chunk=3, total=5, desc="pass 1/2"))
+    assert len(out) == 9
+    shown = capsys.readouterr().err
+    assert "pass 1/2: 100%" in shown and "9/9" in shown and "/5 " not in shown, shown

@@ -395,3 +395,12 @@ def test_slow_motion_writes_the_frames_at_the_clips_rate(interp_only, small_vide
     assert main(["interpolate", str(small_video), "-o", str(tmp_path / "f.mp4"), "--fps", "20", "--slow-motion",
                  "--model", str(interp_only)]) == 2
     assert "--slow-motion writes at the clip's 10 fps; give --factor instead of --fps 20" in capsys.readouterr().err
+
+
+def test_each_pass_has_its_own_progress_bar_label(interp_only, small_video, tmp_path):
+    """--factor 16 runs as 4 x 4: both bars were labelled 'interpolate' and counted input frames (2/2, then 8/8)."""
+    proc = _cli("interpolate", small_video, "-o", tmp_path / "x16.mp4", "--factor", "16", "--model", interp_only,
+                "--slow-motion")
+    assert proc.returncode == 0, proc.stderr
+    assert "pass 1/2: 100%" in proc.stderr and "9/9" in proc.stderr, proc.stderr
+    assert "pass 2/2: 100%" in proc.stderr and "33/33" in proc.stderr, proc.stderr

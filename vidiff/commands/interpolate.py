@@ -307,7 +307,7 @@ def run(args) -> int:
         for i, (f, chunk, tile) in enumerate(plans):  # each pass reads the previous one's frames as they come
             stream = upconvert_frames(fill, stream, f, seed=offset_seed(args.seed, i * PASS_SEED_STEP),
                                       multiple=multiple, tile=tile, overlap=args.overlap, chunk=chunk, progress=not args.quiet,
-                                      total=total)
+                                      total=total, desc=f"pass {i + 1}/{len(plans)}" if len(plans) > 1 else "interpolate")
             total = f * (total - 1) + 1
         for frame in stream:
             if count["out"] % factor == 0:  # an input frame's position: it must come back exactly

@@ -109,11 +109,12 @@ def plan_passes(factor: int, height: int, width: int, *, multiple: int, budget: 
 
 def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *, seed: int = 0, multiple: int = 8,
                      tile: int = 384, overlap: int = 32, chunk: int = 8, progress: bool = True,
-                     total: int | None = None) -> Iterator[torch.Tensor]:
+                     total: int | None = None, desc: str = "interpolate") -> Iterator[torch.Tensor]:
     """Input frames (uint8 (H,W,3) each, one size) -> output frames, one at a time: factor - 1 new frames between
     every two, the input frames exactly at 0, factor, 2 factor ... Frames are read and returned chunk by chunk,
     so a clip of any length runs in the memory of one chunk. fill(keyframes, factor, seed) fills the gaps of one
-    chunk of one tile; chunk i uses seed + i. `total`: the input's frame count if known, for the progress bar."""
+    chunk of one tile; chunk i uses seed + i. The progress bar, labelled `desc`, counts output frames; `total`: the
+    input's frame count if known, from which the bar's total follows."""
     frames = iter(frames)
     keys = list(itertools.islice(frames, chunk))
     if len(keys) < 2:
@@ -125,7 +126,8 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
     tiles = [(top, left) for top in tile_starts(ph, th, overlap) for left in tile_starts(pw, tw, overlap)]
     weights = {(top, left): _ramp(th, top, ph, overlap)[:, None] * _ramp(tw, left, pw, overlap)[None, :]
                for top, left in tiles}  # (th, tw)
-    bar = tqdm(total=total, desc="interpolate", unit="frame", disable=not progress)
+    bar = tqdm(total=None if total is None else output_length(total, factor), desc=desc, unit="frame",
+               disable=not progress)
     bar.update(1)
     c = 0
     while True:
@@ -135,7 +137,7 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
         padded = pad_edges(given, ph, pw)
         total_w = torch.zeros((output_length(len(keys), factor), ph, pw, 3), dtype=torch.float64)
         norm = torch.zeros((ph, pw), dtype=torch.float64)
-        step = len(keys) - 1  # input frames this chunk moves the bar on, shared out over its tiles
+        step = (len(keys) - 1) * factor  # output frames this chunk moves the bar on, shared out over its tiles
         for i, (top, left) in enumerate(tiles):
             part = fill(padded[:, top:top + th, left:left + tw].contiguous(), factor, offset_seed(seed, c))
             w = weights[(top, left)]
