@@ -684,3 +684,21 @@ def test_every_seed_below_2_63_works_and_later_samples_wrap(tiny_pipeline, tmp_p
     assert np.array_equal(read_video(tmp_path / "w_001.gif")[0], read_video(tmp_path / "zero.gif")[0])
     assert main(args + ["-o", str(tmp_path / "x.gif"), "--seed", str(2**63)]) == 2
     assert "--seed must be in [0, 2**63), got 9223372036854775808" in capsys.readouterr().err
+
+
+def test_a_centre_crop_that_keeps_little_of_the_image_is_warned():
+    """A 1x4000 image animated at 64x64 kept one pixel of it without a word; under a quarter of the area kept is
+    said, naming the sizes; a crop of a 4:3 photo to a square (75% kept) is not."""
+    import warnings
+
+    from vidiff.commands.inputs import fit_image
+
+    with pytest.warns(UserWarning, match=r"^image 1x4000\.png is 1x4000: the centre crop to the model's 64x64 shape "
+                                         r"keeps 1x1 \(0\.025% of it\)"):
+        out = fit_image(torch.zeros((4000, 1, 3), dtype=torch.uint8), 64, 64, "image 1x4000.png")
+    assert out.shape == (64, 64, 3)
+    with pytest.warns(UserWarning, match=r"--keyframe 0=wide\.png is 1000x100: .* keeps 100x100 \(10% of it\)"):
+        fit_image(torch.zeros((100, 1000, 3), dtype=torch.uint8), 64, 64, "--keyframe 0=wide.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fit_image(torch.zeros((480, 640, 3), dtype=torch.uint8), 64, 64).shape == (64, 64, 3)

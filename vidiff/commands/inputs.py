@@ -128,7 +128,7 @@ def read_inputs(args, model: Path):
     if args.task == "animate":
         image = io.read_image(args.image)  # (H,W,3)
         record = {"image": str(Path(args.image).resolve()), "image_size": [int(image.shape[1]), int(image.shape[0])]}
-        return record, fit_image(image, config.height, config.width)
+        return record, fit_image(image, config.height, config.width, f"image {args.image}")
     if args.task in ("extend", "edit"):
         frames, fps = read_clip(args.video)  # (F,H,W,3)
         if tuple(frames.shape[1:3]) != (config.height, config.width):
@@ -148,11 +148,15 @@ def read_keyframe_images(paths: dict, model: Path, record: dict) -> dict | None:
         return None
     config = read_pipeline_folder(model)
     record["keyframes"] = {str(i): str(Path(p).resolve()) for i, p in sorted(paths.items())}
-    return {i: fit_image(io.read_image(p), config.height, config.width) for i, p in sorted(paths.items())}
+    return {i: fit_image(io.read_image(p), config.height, config.width, f"--keyframe {i}={p}")
+            for i, p in sorted(paths.items())}
 
 
-def fit_image(image, height: int, width: int):
-    """Center-crops uint8 (H,W,3) to the target aspect ratio, then resizes (bicubic) to (height, width, 3)."""
+def fit_image(image, height: int, width: int, name: str = "image"):
+    """Center-crops uint8 (H,W,3) to the target aspect ratio, then resizes (bicubic) to (height, width, 3); warns,
+    naming the image as `name`, when the crop keeps under a quarter of its area."""
+    import warnings
+
     import numpy as np
     import torch
     from PIL import Image
@@ -161,7 +165,11 @@ def fit_image(image, height: int, width: int):
     if (h, w) == (height, width):
         return image
     scale = min(h / height, w / width)
-    ch, cw = round(height * scale), round(width * scale)
+    ch, cw = max(1, round(height * scale)), max(1, round(width * scale))
+    if ch * cw * 4 < h * w:
+        warnings.warn(f"{name} is {w}x{h}: the centre crop to the model's {width}x{height} shape keeps {cw}x{ch} "
+                      f"({100 * ch * cw / (h * w):.2g}% of it); crop or pad the image to that shape first to choose "
+                      "what is kept", stacklevel=1)
     top, left = (h - ch) // 2, (w - cw) // 2
     crop = Image.fromarray(image[top : top + ch, left : left + cw].numpy())
     return torch.from_numpy(np.asarray(crop.resize((width, height), Image.BICUBIC)).copy())
