@@ -85,7 +85,11 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
     assert record["input_frames_exact"] is True
     assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}
     assert record["settings"]["dtype"] == "fp32" and record["settings"]["threads"] == 1
-    assert record["settings"]["chunk"] == 8 and record["settings"]["tile"] == 384  # tiny: everything fits
+    # what ran, not the plan (chunk 8, tile 384): the 3 frames as one chunk, one tile of the 20x36 frame padded to
+    # 24x40, its overlap at most half of that tile
+    settings = record["settings"]
+    assert (settings["chunk"], settings["tile"], settings["overlap"]) == (3, 40, 20)
+    assert settings["passes"] == [{"factor": 2, "chunk": 3, "tile": 40}]
     # the sidecar says the tiling that ran: --tile 20 runs as 16 (a multiple of 8), --overlap 10 as half of that
     proc = _cli("interpolate", small_video, "-o", tmp_path / "t.mp4", "--factor", "2", "--model", interp_only,
                 "--tile", "20", "--overlap", "10", "--quiet")

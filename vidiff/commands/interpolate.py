@@ -243,10 +243,10 @@ def run(args) -> int:
     from vidiff.pipeline import VideoPipeline
     from vidiff.pipeline.upconvert import (
         decode_peak,
-        effective_tiling,
         output_length,
         plan_passes,
         round_up,
+        tiling_ran,
         upconvert_frames,
     )
     from vidiff.sidecar import build_sidecar, remove_descriptions, weights_checksum, write_sidecar
@@ -323,17 +323,22 @@ def run(args) -> int:
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
-    # as the tiler used them (a --tile 17 ran as 16, an --overlap past half the tile as half)
-    tile, overlap = effective_tiling(plans[0][2], args.overlap, multiple)
+    # as they ran: a --tile 17 as 16, an --overlap past half the tile as half, a tile or chunk past the frame's size
+    # or the pass's frame count as that size / count (a 64x48 clip of 2 frames: tile 64, chunk 2)
+    ran, pass_frames = [], count["in"]
+    for f, chunk, tile in plans:
+        tile, overlap = tiling_ran(tile, args.overlap, multiple, info.height, info.width)
+        ran.append({"factor": f, "chunk": min(chunk, pass_frames), "tile": tile, "overlap": overlap})
+        pass_frames = output_length(pass_frames, f)
     settings = {"factor": factor, "fps_in": info.fps, "fps_out": out_fps, "frames_in": count["in"],
                 "frames_written": count["out"], "size": list(written_size(info.width, info.height)),
                 "input_size": [info.width, info.height],
                 "sample_aspect": None if info.sample_aspect is None else str(info.sample_aspect),
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler,
-                "tile": tile, "overlap": overlap, "chunk": plans[0][1], "decode_memory_gib": args.decode_memory,
-                "passes": [{"factor": f, "chunk": c, "tile": effective_tiling(t, args.overlap, multiple)[0]}
-                           for f, c, t in plans],
+                "tile": ran[0]["tile"], "overlap": ran[0]["overlap"], "chunk": ran[0]["chunk"],
+                "decode_memory_gib": args.decode_memory,
+                "passes": [{k: r[k] for k in ("factor", "chunk", "tile")} for r in ran],
                 "device": device, "dtype": dtype_name(dtype), "threads": torch.get_num_threads(),
                 "force_layout": args.force_layout, "slow_motion": args.slow_motion}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,

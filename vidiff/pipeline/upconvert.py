@@ -38,6 +38,16 @@ def effective_tiling(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
     return tile, min(overlap, tile // 2)
 
 
+def tiling_ran(tile: int, overlap: int, multiple: int, height: int, width: int) -> tuple[int, int]:
+    """(tile, overlap) as they ran on height x width frames: `effective_tiling`, the tile no larger than the padded
+    frame's longer side (a 64x48 clip runs as one 64x48 tile whatever --tile planned), the overlap at most half
+    of that. Given back as --tile and --overlap, they tile the frame the same way."""
+    tile, overlap = effective_tiling(tile, overlap, multiple)
+    ph, pw = round_up(height, multiple), round_up(width, multiple)
+    side = max(min(tile, ph), min(tile, pw))
+    return side, min(overlap, side // 2)
+
+
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Starts of tiles of length `tile` covering [0, size), neighbours overlapping by at least `overlap`."""
     if size <= tile:
