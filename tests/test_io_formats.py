@@ -142,6 +142,35 @@ def _write_timed(path, times_ms):
         container.mux(stream.encode())
 
 
+def test_timestamps_that_go_back_are_said_once(tmp_path, caplog):
+    """A clip whose stored frames are timed 0, 67, 33, 100, 133 ms plays them in another order than they are stored;
+    it was read in stored order without a word."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(tmp_path / "back.mkv"), "w") as container:  # intra-only: the packets' times are the frames'
+        stream = container.add_stream("ffv1", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv444p"
+        packets = [p for rgb in shapes_frames(5, h=32, w=32)
+                   for p in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24"))] + list(stream.encode())
+        for i, (packet, t) in enumerate(zip(packets, [0, 67, 33, 100, 133])):
+            packet.time_base, packet.pts, packet.dts = Fraction(1, 1000), t, i
+            container.mux(packet)
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert len(list(io.iter_video(tmp_path / "back.mkv"))) == 5
+    assert caplog.text.count("timestamps that go back") == 1
+    assert f"{tmp_path / 'back.mkv'} has timestamps that go back (frame 2 at 33 ms after 67 ms): its frames were " \
+           "read in stored order, not the order they play in" in caplog.text
+
+
+def test_an_avi_with_packed_b_frames_says_nothing_of_its_timestamps(caplog, sample_videos):
+    """Megamind.avi: the times FFmpeg gives go back 88 times while the frames come in their order (AVI stores no
+    presentation times)."""
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert io.count_frames(sample_videos / "Megamind.avi") == 270
+    assert caplog.text == ""
+
+
 def test_a_variable_frame_rate_is_said_when_the_frames_are_read(tmp_path, caplog):
     """A phone's clip that stalls (two frames 100 ms apart in a 30 fps clip) was read as evenly spaced frames at
     its mean rate without a word; an even clip (mkv rounds 33.3 ms to 33 / 34) says nothing."""

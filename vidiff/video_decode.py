@@ -181,12 +181,14 @@ def video_stream(container):
     return next(iter(moving_streams(container)), None)
 
 
-def _av_frames(path: Path, num_threads: int):
+def _av_frames(path: Path, num_threads: int, container_info: dict | None = None):
     """PyAV frames of the first video stream (video_stream) in order, a damaged tail ending them
-    (decode_complete)."""
+    (decode_complete). `container_info`, when given, gets the container's format name as "format"."""
     import av
 
     with av.open(str(path), metadata_errors="ignore") as container:
+        if container_info is not None:
+            container_info["format"] = container.format.name
         stream = video_stream(container)
         stream.thread_type = "AUTO"
         if num_threads:
@@ -202,10 +204,12 @@ def checked_frames(path: Path, width: int, height: int, max_frames: int, num_thr
     of another stored size than the header's width x height (a stream that changes size part-way, as joined
     recordings do) or more than `max_frames` frames (a header that undercounts) raise VideoDecodeError. When the
     stream is read to its end and its timestamps rose unevenly (a variable frame rate, as phones record in low
-    light, or dropped frames) a warning says the frames were read as evenly spaced. Timestamps that go back (AVI
-    with packed B-frames stores decoding order) say nothing and are ignored."""
-    count, last, base, gaps, ordered = 0, None, None, [math.inf, 0], True
-    for frame in _av_frames(path, num_threads):
+    light, or dropped frames) a warning says the frames were read as evenly spaced. Timestamps that go back are
+    warned of once (the frames are read in stored order, which is then not the order they play in), except in an
+    AVI: it stores no presentation times, and with packed B-frames the times FFmpeg gives go back while the frames
+    come in their order."""
+    count, last, base, gaps, ordered, container = 0, None, None, [math.inf, 0], True, {}
+    for frame in _av_frames(path, num_threads, container):
         if (frame.width, frame.height) != (width, height):  # before converting: a frame may claim any size
             raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
                                          f"{width}x{height}")
@@ -215,6 +219,10 @@ def checked_frames(path: Path, width: int, height: int, max_frames: int, num_thr
         if frame.pts is not None:
             base = frame.time_base or base  # frame threads leave it on the first frame only
             if last is not None:
+                if ordered and frame.pts < last and container.get("format") != "avi":
+                    log.warning("%s has timestamps that go back (frame %d at %.0f ms after %.0f ms): its frames "
+                                "were read in stored order, not the order they play in", path, count - 1,
+                                1000 * frame.pts * (base or 0), 1000 * last * (base or 0))
                 ordered &= frame.pts > last
                 gaps = [min(gaps[0], frame.pts - last), max(gaps[1], frame.pts - last)]
             last = frame.pts
