@@ -247,3 +247,26 @@ def test_the_progress_bar_counts_output_frames_under_its_label(capsys):
     assert len(out) == 9
     shown = capsys.readouterr().err
     assert "pass 1/2: 100%" in shown and "9/9" in shown and "/5 " not in shown, shown
+
+
+def test_plan_passes_counts_the_blend_of_the_chunk():
+    """upconvert_frames holds a chunk's blend in float64 RGB (24 bytes per pixel and output frame) while its tiles
+    decode; the plan left it out, so a 4K clip at --factor 2 took a chunk of 3 (5 frames: 0.93 GiB of blend beside
+    a 1.22 GiB decode pass, against a 1.5 GiB budget; 3.5 GiB peak with the blend's temporaries)."""
+    from vidiff.models.vae import for_inference
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    vae = for_inference(AutoencoderKL(VAEConfig(block_out_channels=(48, 96, 128), norm_groups=16, latent_channels=16,
+                                                mid_attention=False, frame_chunk=8, temporal_decoder=True)))
+    budget = int(1.5 * 2**30)
+    chunk, tile = plan_passes(2, 2160, 3840, multiple=16, budget=budget, decode_windows=vae.decode_windows,
+                              decode_bytes=vae.decode_bytes)
+    assert (chunk, tile) == (2, 384)
+    from vidiff.pipeline.upconvert import accumulation_bytes
+
+    assert accumulation_bytes(5, 2160, 3840) == 5 * 2160 * 3840 * 24
+    frames = output_length(chunk, 2)
+    assert vae.decode_bytes(frames, 384, 384) + accumulation_bytes(frames, 2160, 3840) <= budget
+    assert vae.decode_bytes(5, 384, 384) + accumulation_bytes(5, 2160, 3840) > budget  # chunk 3 did not fit
+    assert plan_passes(2, 240, 320, multiple=8, budget=budget, decode_windows=vae.decode_windows,
+                       decode_bytes=vae.decode_bytes) == (6, 384)  # a small frame's blend changes nothing

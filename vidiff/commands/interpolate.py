@@ -78,8 +78,9 @@ def register(sub) -> None:
     p.add_argument("--chunk", type=int, default=None,
                    help="input frames per pass (default: what fits --decode-memory with the least decoding)")
     p.add_argument("--decode-memory", type=float, default=1.5, metavar="GIB",
-                   help="working memory one VAE decode pass may take, in GiB; sets --chunk and --tile when they "
-                        "are not given (default 1.5)")
+                   help="working memory one VAE decode pass may take with the chunk's blend of its tiles (24 "
+                        "bytes per pixel of each output frame), in GiB; sets --chunk and --tile when they are not "
+                        "given (default 1.5)")
     add_device_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",
