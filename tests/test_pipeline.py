@@ -65,6 +65,18 @@ def test_layout_misfit_suggests_only_trained_strides():
         resolve_layout(80, 9, None, default=DEFAULT, max_gap=8, strides=(3, 5))
 
 
+def test_unfillable_stride_suggests_only_trained_strides():
+    """--stride 11 listed strides 1..10, 12, ... while the keyframe part takes only 3..5 (each then refused as
+    untrained); with the part's recorded strides only those are suggested, and every fillable one without."""
+    with pytest.raises(InputError, match=r"^--stride 11 .*strides that work: 3, 4, 5 \(the fillable strides the "
+                                         r"keyframe part was trained on\)$"):
+        resolve_layout(None, None, 11, default=DEFAULT, max_gap=8, names=CLI_NAMES, strides=(3, 5))
+    with pytest.raises(InputError, match=r"strides that work: 6, 8, 9, 10, 12 \(the fillable"):
+        resolve_layout(None, None, 7, default=DEFAULT, max_gap=5, strides=(6, 14))
+    with pytest.raises(InputError, match=r"strides that work: 1, 2, .*, 21$"):
+        resolve_layout(None, None, 11, default=DEFAULT, max_gap=8)  # no record
+
+
 def test_anchored_positions_lay_the_grid_around_user_keyframes():
     # all keyframes the user's and every stretch within one fill: nothing is generated
     assert anchored_positions([0, 7, 15], 16, 5, 8) == [0, 7, 15]

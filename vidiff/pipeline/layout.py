@@ -89,16 +89,20 @@ def resolve_layout(
     count follows; a length no count fits gets the next longer grid, cut to the length asked (`trim_to`), unless
     `exact` (an edited clip keeps its own frames). Given frames and keyframes, the stride follows; given
     keyframes and/or stride, frames follow. `names`: how errors name the settings (API_NAMES or CLI_NAMES).
-    `strides`: the (min, max) keyframe stride the keyframe part was trained on, if recorded: the frame counts a
-    refusal suggests keep to it (`--frames 20 --keyframes 4` suggested 19 and 22, strides 6 and 7, then refused).
+    `strides`: the (min, max) keyframe stride the keyframe part was trained on, if recorded: the frame counts and
+    strides a refusal suggests keep to it (`--frames 20 --keyframes 4` suggested 19 and 22, strides 6 and 7, then
+    refused; `--stride 11` suggested strides 1 to 21 to a part trained on 3..5).
     """
     for name, value, low in (("frames", num_frames, 2), ("keyframes", num_keyframes, 2), ("stride", keyframe_stride, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise InputError(f"{names[name]} must be an integer >= {low}, got {value!r}")
     if keyframe_stride is not None and interpolation_levels(keyframe_stride, max_gap) is None:
+        fillable = fillable_strides(max_gap, max(2 * keyframe_stride, 12, *(strides or ())))
+        trained = [s for s in fillable if strides and strides[0] <= s <= strides[-1]]
         raise InputError(
             f"{names['stride']} {keyframe_stride} cannot be filled by this interpolation model (largest gap per pass "
-            f"{max_gap}); strides that work: {', '.join(map(str, fillable_strides(max_gap, max(2 * keyframe_stride, 12))))}"
+            f"{max_gap}); strides that work: {', '.join(map(str, trained or fillable))}"
+            + (" (the fillable strides the keyframe part was trained on)" if trained else "")
         )
     if num_frames is None:
         k = num_keyframes if num_keyframes is not None else default.num_keyframes
