@@ -177,6 +177,21 @@ def test_edit_of_a_misfit_length_offers_what_the_bundled_pipeline_was_trained_on
                  "-o", str(tmp_path / "o.mp4")]) == 0
 
 
+def test_edit_of_a_clip_shorter_than_every_trained_layout_says_so(tmp_path, capsys):
+    """A 2-frame clip was offered "clip lengths that fit at stride 5: 11" (before that 6, 11, and 6 frames is 2
+    keyframes, refused as untrained); no --stride makes it fit, so it is called too short, with the shortest
+    length the bundled parts take."""
+    from vidiff.io import write_video
+
+    write_video(tmp_path / "two.mp4", np.zeros((2, 64, 64, 3), dtype=np.uint8), 8)
+    for stride in ([], ["--stride", "3"]):
+        assert main(["edit", str(tmp_path / "two.mp4"), "x", "-o", str(tmp_path / "o.mp4"), *stride]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("two.mp4 has 2 frames: too short for this pipeline, which edits clips of 7 frames or "
+                            "more (3 keyframes at stride 3, the shortest layout its parts were trained on)"), err
+    assert not (tmp_path / "o.mp4").exists()
+
+
 @pytest.mark.parametrize("task", ["extend", "edit"])
 def test_a_clip_of_the_wrong_size_is_refused_from_its_header(garbage_pipeline, tmp_path, capsys, monkeypatch, task):
     """Its frames are never decoded: a 768x576 clip was read whole (2 GB) before its size was compared."""

@@ -217,6 +217,29 @@ def pipe(load_tool):
     torch.set_num_threads(threads)
 
 
+def test_edit_of_a_short_or_misfit_clip_offers_only_trained_layouts(pipe):
+    """A 2-frame clip was offered "frame counts that fit: 6, 11" by edit_video, and 6 frames (2 keyframes) is then
+    refused by the layout check: a clip shorter than every trained grid is now called too short, with the shortest
+    length the parts take, and a misfit length is offered only the lengths and strides within the records."""
+    from vidiff.pipeline.trained import TrainedOn
+
+    kf = TrainedOn("keyframes", num_frames=(3, 9), frame_strides=(3, 5), known_patterns=("none", "first"))
+    it = TrainedOn("interpolation", num_frames=(3, 9), frame_strides=(1, 1))
+    saved = pipe.trained
+    try:
+        pipe.trained = {"keyframes": kf, "interpolation": it}
+        for n in (2, 6):
+            with pytest.raises(InputError, match=rf"^frames: the clip has {n} frames: too short for this pipeline, "
+                                                 r"which edits clips of 7 frames or more \(3 keyframes at stride 3,"):
+                pipe.edit_video(torch.zeros(n, 64, 64, 3, dtype=torch.uint8), "x", progress=False)
+        with pytest.raises(InputError, match=r"stride 5 .*clip lengths that fit at stride 5: 11$"):
+            pipe.edit_video(torch.zeros(8, 64, 64, 3, dtype=torch.uint8), "x", progress=False)
+        with pytest.raises(InputError, match=r"keyframe_stride=3 fits it; clip lengths that fit at stride 5: 11$"):
+            pipe.edit_video(torch.zeros(7, 64, 64, 3, dtype=torch.uint8), "x", progress=False)
+    finally:
+        pipe.trained = saved
+
+
 def test_same_seed_same_frames_whatever_the_batch(pipe):
     a, fps = pipe.text_to_video("a red circle moving left", seed=7, progress=False)
     b, _ = pipe.text_to_video("a red circle moving left", seed=7, progress=False)

@@ -145,8 +145,11 @@ def validate(args) -> CheckedRun:
     trained = read_trained_records(Path(args.model) if args.model else BUNDLED, config)
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
-    from vidiff.pipeline.trained import read_trained_records
+    if args.task == "edit" and not args.force_layout:  # shorter than every trained grid: no --stride helps
+        from vidiff.pipeline.trained import check_edit_length
 
+        check_edit_length(video_frames, f"video {shown(args.video)}", config.interpolation.max_gap,
+                          trained["keyframes"], trained["interpolation"])
     try:
         layout = resolve_layout(frames, args.keyframes, args.stride, default=default,
                                 max_gap=config.interpolation.max_gap, exact=args.task == "edit", names=CLI_NAMES,
@@ -154,11 +157,13 @@ def validate(args) -> CheckedRun:
     except InputError as e:
         if args.task != "edit":
             raise
+        from vidiff.pipeline.trained import edit_misfit
+
         # the user gave no --frames: say that the clip's own length is what does not fit
         reason = str(e).replace(f"--frames {video_frames} does not fit", "that does not fit", 1)
         if args.keyframes is None:  # the lengths and strides the parts were trained on, not every grid
-            reason = _edit_misfit(video_frames, args.stride or default.keyframe_stride, config,
-                                  read_trained_records(Path(args.model) if args.model else BUNDLED, config))
+            reason = edit_misfit(video_frames, args.stride or default.keyframe_stride, config.interpolation.max_gap,
+                                 trained["keyframes"], trained["interpolation"], CLI_NAMES)
         raise InputError(f"video {shown(args.video)} has {video_frames} frames, and edit keeps a clip's length: "
                          f"{reason}") from None
     if layout.num_frames > MAX_FRAMES and layout.trim_to:  # the user gave --frames, not --keyframes
@@ -240,34 +245,6 @@ def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dic
         if index in out:
             raise InputError(f"--keyframe: frame {index} is given twice")
         out[index] = Path(path)
-    return out
-
-
-def _edit_misfit(frames: int, stride: int, config, trained: dict) -> str:
-    """Why a clip of `frames` frames is no keyframe grid at `stride`, with the --stride values that make it one and
-    the clip lengths at `stride` that the parts were trained on (a 4-frame clip was offered 6 frames, which the
-    layout check then refused as 2 keyframes)."""
-    from vidiff.limits import MAX_KEYFRAMES
-    from vidiff.pipeline.layout import Layout, frames_for, interpolation_levels
-    from vidiff.pipeline.trained import layout_problems
-
-    max_gap = config.interpolation.max_gap
-
-    def fits(k: int, s: int) -> bool:
-        layout = Layout(frames_for(k, s), k, s)
-        return interpolation_levels(s, max_gap) is not None and not layout_problems(
-            layout, max_gap, trained["keyframes"], trained["interpolation"])
-
-    strides = [s for s in range(2, frames) if (frames - 1) % s == 0 and fits((frames - 1) // s + 1, s)]
-    lengths = [frames_for(k, stride) for k in range(2, MAX_KEYFRAMES + 1) if fits(k, stride)]
-    near = sorted([m for m in lengths if m < frames][-1:] + [m for m in lengths if m > frames][:1])
-    out = f"that does not fit the keyframe layout with keyframe stride {stride} (frames = (keyframes - 1) * stride + 1)"
-    if strides:
-        out += f"; {' or '.join(f'--stride {s}' for s in strides)} fits it"
-    if near:
-        out += f"; clip lengths that fit at stride {stride}: {', '.join(map(str, near))}"
-    else:
-        out += f"; no clip length at stride {stride} is within the layouts the pipeline was trained on"
     return out
 
 

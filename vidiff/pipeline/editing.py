@@ -34,10 +34,12 @@ import torch.nn.functional as F
 
 from vidiff.data.maps_from_video import maps_from_clip
 from vidiff.errors import InputError
+from vidiff.limits import plain_number
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
 from vidiff.pipeline.input_checks import check_edit_options, check_frames
 from vidiff.pipeline.timeline import place_keyframes
+from vidiff.pipeline.trained import check_edit_length, edit_misfit
 
 FOREGROUND_GROW = 2  # pixels around each frame's foreground that mask="foreground" redraws too
 
@@ -77,14 +79,22 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
             raise InputError("mask 'foreground': no frame of the clip shows anything apart from its background")
     region = None if mask is None else check_region_mask(mask, n, height, width)
     strength, feather, repeats = check_edit_options(strength, feather, repeats, masked=region is not None)
+    keyframes, interpolation = pipe.trained.get("keyframes"), pipe.trained.get("interpolation")
+    max_gap = pipe.config.interpolation.max_gap
+    if not settings.get("force_layout"):  # shorter than every trained grid: no keyframe_stride helps
+        check_edit_length(n, "frames: the clip", max_gap, keyframes, interpolation)
     try:
         req = pipe.request(prompt, num_frames=n, height=height, width=width, exact_frames=True, **settings)
     except InputError as e:  # the user gave a clip, not num_frames: say that its length is what does not fit
         misfit = f"num_frames {n} does not fit"
         if not str(e).startswith(misfit):
             raise
+        reason = str(e)[len(misfit):]
+        if settings.get("num_keyframes") is None:  # the lengths and strides the parts were trained on, as the CLI
+            stride = plain_number(settings.get("keyframe_stride")) or pipe.config.keyframe_stride
+            reason = edit_misfit(n, stride, max_gap, keyframes, interpolation)[len("that does not fit"):]
         raise InputError(f"frames: the clip has {n} frames, and an edit keeps a clip's length: that does not fit"
-                         f"{str(e)[len(misfit):]}") from None
+                         f"{reason}") from None
     pipe._check_trained(req, known=None if region is None else "region")
     if region is not None and not pipe.keyframes.takes_known_frames:
         raise InputError("this pipeline's keyframe model takes no known frames (it cannot edit a region)")

@@ -17,7 +17,7 @@ from typing import Iterable
 from vidiff.config import from_dict, to_dict
 from vidiff.errors import InputError
 from vidiff.parts import TRAINED_NAME
-from vidiff.pipeline.layout import Layout, anchored_positions, interpolation_levels
+from vidiff.pipeline.layout import API_NAMES, Layout, anchored_positions, frames_for, interpolation_levels
 
 # known-content patterns a diffusion part can be trained on: per frame (none, first, first_k, random_subset), and
 # "region": frames known outside a region of latent pixels (region edits, vidiff/training/regions.py)
@@ -235,6 +235,60 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iter
                   f"keyframes at stride {stride}); the other {total - first.num_frames} frames are made by extension "
                   "windows, as vidiff extend makes them", stacklevel=2)
     return first, total - first.num_frames
+
+
+def shortest_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None
+                            ) -> Layout | None:
+    """The shortest keyframe grid within the parts' training records: the fewest trained keyframes at the smallest
+    trained stride that passes layout_problems (None without a record of the keyframe part's counts and strides)."""
+    if keyframes is None or not keyframes.num_frames or not keyframes.frame_strides:
+        return None
+    k = keyframes.num_frames[0]
+    for s in range(keyframes.frame_strides[0], keyframes.frame_strides[1] + 1):
+        layout = Layout(frames_for(k, s), k, s)
+        if interpolation_levels(s, max_gap) is not None and not layout_problems(layout, max_gap, keyframes,
+                                                                                interpolation):
+            return layout
+    return None
+
+
+def check_edit_length(frames: int, what: str, max_gap: int, keyframes: TrainedOn | None,
+                      interpolation: TrainedOn | None) -> None:
+    """An edit keeps its clip's length: a clip shorter than every grid the parts were trained on is refused as too
+    short, with the shortest length the pipeline takes (a 2-frame clip was offered 6 frames, 2 keyframes, which the
+    layout check then refused)."""
+    shortest = shortest_trained_layout(max_gap, keyframes, interpolation)
+    if shortest is not None and frames < shortest.num_frames:
+        raise InputError(f"{what} has {frames} frames: too short for this pipeline, which edits clips of "
+                         f"{shortest.num_frames} frames or more ({shortest.num_keyframes} keyframes at stride "
+                         f"{shortest.keyframe_stride}, the shortest layout its parts were trained on)")
+
+
+def edit_misfit(frames: int, stride: int, max_gap: int, keyframes: TrainedOn | None,
+                interpolation: TrainedOn | None, names=API_NAMES) -> str:
+    """Why a clip of `frames` frames is no keyframe grid at `stride`, with the stride values that make it one and
+    the clip lengths at `stride` that the parts were trained on (a 4-frame clip was offered 6 frames, which the
+    layout check then refused as 2 keyframes). `names`: layout.API_NAMES or CLI_NAMES."""
+    from vidiff.limits import MAX_KEYFRAMES
+
+    def fits(k: int, s: int) -> bool:
+        layout = Layout(frames_for(k, s), k, s)
+        return interpolation_levels(s, max_gap) is not None and not layout_problems(layout, max_gap, keyframes,
+                                                                                    interpolation)
+
+    strides = [s for s in range(2, frames) if (frames - 1) % s == 0 and fits((frames - 1) // s + 1, s)]
+    lengths = [frames_for(k, stride) for k in range(2, MAX_KEYFRAMES + 1) if fits(k, stride)]
+    near = sorted([m for m in lengths if m < frames][-1:] + [m for m in lengths if m > frames][:1])
+    out = f"that does not fit the keyframe layout with keyframe stride {stride} (frames = (keyframes - 1) * stride + 1)"
+    if strides:
+        given = (lambda s: f"{names['stride']} {s}") if names["stride"].startswith("-") else (
+            lambda s: f"{names['stride']}={s}")
+        out += f"; {' or '.join(map(given, strides))} fits it"
+    if near:
+        out += f"; clip lengths that fit at stride {stride}: {', '.join(map(str, near))}"
+    else:
+        out += f"; no clip length at stride {stride} is within the layouts the pipeline was trained on"
+    return out
 
 
 def warn_untrained_size(keyframes: TrainedOn | None, height: int, width: int, factor: int) -> None:
