@@ -624,6 +624,13 @@ def test_keyframes_and_control_with_a_length_past_one_pass_or_short_of_the_fewes
         assert message in err and err.count("\n") == 1, err
     assert main([*args, "--frames", "6", "--keyframe", f"0={tmp_path / 'grey.png'}", "-o", str(tmp_path / "c.gif")]) == 0
     assert read_video(tmp_path / "c.gif")[0].shape[0] == 6
+    # off the grid too (it laid 2 keyframes over the 2 frames asked and refused them as untrained)
+    write_trained_on(model / "keyframes", TrainedOn(stage="keyframes", num_frames=(3, 4), frame_strides=(3, 5),
+                                                    known_patterns=("none", "first", "first_k", "random_subset"),
+                                                    max_first_k=2))
+    assert main([*args, "--frames", "2", "--keyframe", f"1={tmp_path / 'grey.png'}", "-o", str(tmp_path / "d.gif")]) == 0
+    frames = read_video(tmp_path / "d.gif")[0]
+    assert frames.shape[0] == 2 and (frames[1].float() - 128).abs().mean() < 4
     pipe = VideoPipeline.from_pretrained(model)
     clip, _ = pipe.image_to_video(grey, "a red circle moving left", num_frames=30, progress=False)
     assert clip.shape[0] == 30 and torch.equal(clip[0], torch.from_numpy(grey))

@@ -724,6 +724,27 @@ def test_a_clip_shorter_than_the_fewest_trained_keyframes_is_cut_from_the_shorte
         strict.text_to_video("a", num_frames=6, num_keyframes=2, progress=False)
 
 
+def test_a_short_clip_with_an_off_grid_keyframe_is_laid_on_the_lifted_grid(pipe):
+    """num_frames=2 with keyframes={0: img} was lifted to the shortest trained grid and cut, but keyframes={1: img}
+    (off the grid) laid its keyframes over the 2 frames alone (2 keyframes, 1 apart) and was refused as untrained;
+    the off-grid path now lays them over the lifted grid too and cuts the clip to the length asked."""
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.layout import Layout, anchored_span
+    from vidiff.pipeline.trained import TrainedOn
+
+    assert anchored_span(Layout(11, 3, 5, trim_to=2)) == 11 and anchored_span(Layout(11, 3, 5, trim_to=6)) == 11
+    assert anchored_span(Layout(21, 5, 5, trim_to=20)) == 20 and anchored_span(Layout(16, 4, 5)) == 16
+    trained = {"keyframes": TrainedOn("keyframes", num_frames=(3, 9), frame_strides=(3, 5),
+                                      known_patterns=("none", "first", "random_subset")),
+               "interpolation": TrainedOn("interpolation", num_frames=(3, 9), frame_strides=(1, 1))}
+    strict = VideoPipeline(pipe.config, pipe.vae, pipe.keyframes.net, pipe.interpolation.net, pipe.text_encoder,
+                           trained=trained)
+    image = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    for n, index in ((2, 1), (2, -1), (4, 2)):
+        clip, _ = strict.text_to_video("a", num_frames=n, keyframes={index: image}, seed=3, progress=False)
+        assert clip.shape == (n, 64, 64, 3) and torch.equal(clip[index], image), (n, index)
+
+
 def test_bundled_parts_record_their_training(tmp_path):
     from vidiff.pipeline.config import read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records

@@ -250,10 +250,11 @@ def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dic
 
 def _check_trained_layout(trained: dict, config, layout, args, user_keyframes: list[int] = ()) -> None:
     """The layout against what the parts were trained on (`trained`: read_trained_records), before any weights load."""
+    from vidiff.pipeline.layout import anchored_span
     from vidiff.pipeline.trained import check_anchored_layout, check_layout, user_keyframe_pattern
 
     if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
-        check_anchored_layout(list(user_keyframes), layout.output_frames, layout.keyframe_stride,
+        check_anchored_layout(list(user_keyframes), anchored_span(layout), layout.keyframe_stride,
                               config.interpolation.max_gap, trained["keyframes"], trained["interpolation"],
                               args.force_layout)
         return

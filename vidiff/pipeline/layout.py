@@ -42,6 +42,16 @@ def lift_short_layout(layout: Layout, fewest_keyframes: int | None) -> Layout:
     return Layout(frames_for(fewest_keyframes, s), fewest_keyframes, s, trim_to=layout.output_frames)
 
 
+def anchored_span(layout: Layout) -> int:
+    """Frames the keyframes around off-grid user keyframes are laid over (anchored_positions): the clip's, or a
+    short clip's lifted grid (lift_short_layout), cut to the clip afterwards as the on-grid path cuts it (`--frames
+    2 --keyframe 1=a.png` was laid over 2 frames, 2 keyframes, and refused as untrained)."""
+    if layout.trim_to is None:
+        return layout.num_frames
+    cut = (layout.trim_to - 2) // layout.keyframe_stride + 2  # the keyframes resolve_layout gives a cut length
+    return layout.num_frames if layout.num_keyframes > cut else layout.trim_to
+
+
 def interpolation_levels(gap: int, max_gap: int) -> list[tuple[int, int]] | None:
     """[(gap, segments), ...] coarse to fine, filling `gap` with passes of at most `max_gap`; None if impossible.
 

@@ -22,7 +22,7 @@ from vidiff.limits import check_flag, plain_number
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
-from vidiff.pipeline.layout import Layout, lift_short_layout, resolve_layout
+from vidiff.pipeline.layout import Layout, anchored_span, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
 from vidiff.pipeline.input_checks import check_image
@@ -156,7 +156,7 @@ class VideoPipeline:
         """text_to_video with user keyframes off the keyframe grid: keyframes at layout.anchored_positions (the
         user's, the clip's ends and, where a stretch is too long, evenly spaced ones), the missing ones sampled
         by the keyframe part in one pass with the user's known, then every stretch filled at its own gap."""
-        total, anchors, batch = req.layout.output_frames, sorted(pixels), len(req.seeds)
+        total, anchors, batch = anchored_span(req.layout), sorted(pixels), len(req.seeds)  # a short clip: lifted
         positions = check_anchored_layout(anchors, total, req.layout.keyframe_stride, self.config.interpolation.max_gap,
                                           self.trained.get("keyframes"), self.trained.get("interpolation"),
                                           req.force_layout)
@@ -176,7 +176,7 @@ class VideoPipeline:
         frames = self._decode(latents, progress)  # (B,F,H,W,3)
         for index, image in pixels.items():
             frames[:, index] = image
-        return req.unbatch(frames), req.fps
+        return req.unbatch(frames[:, : req.layout.output_frames]), req.fps  # a lifted short clip: cut to the ask
 
     def image_to_video(self, image, prompt, **settings):
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
