@@ -515,6 +515,19 @@ def test_numpy_scalars_are_the_numbers_they_hold(pipe):
         pipe.request("a", seed=np.float64(1.5))
 
 
+def test_0_dim_torch_tensors_are_the_numbers_they_hold(pipe):
+    """guidance_scale=torch.tensor(3.0) and steps=torch.tensor(2) were refused ("must be an integer in [1, 1000],
+    got tensor(2)") where np.float32 / np.int64 were taken; a 0-dim tensor now requests what its number does, and
+    a tensor of 1 element or a bool one is still refused."""
+    plain = pipe.request("a", seed=3, num_frames=16, steps=2, guidance_scale=3.0, fps=8.0)
+    tensors = pipe.request("a", seed=torch.tensor(3), num_frames=torch.tensor(16), steps=torch.tensor(2),
+                           guidance_scale=torch.tensor(3.0), fps=torch.tensor(8.0))
+    assert tensors == plain and type(tensors.steps) is int and type(tensors.guidance_scale) is float
+    for bad in (torch.tensor([2]), torch.tensor(True), torch.tensor(2.5)):
+        with pytest.raises(InputError, match="^steps"):
+            pipe.request("a", steps=bad)
+
+
 def test_save_and_load_round_trip(pipe, tmp_path):
     pytest.importorskip("vidiff.text")
     from vidiff.pipeline import VideoPipeline

@@ -24,10 +24,13 @@ SEED_LIMIT = 2**63  # every seed is an integer in [0, 2**63): each command's --s
 
 
 def plain_number(value):
-    """A numpy scalar (np.int64 from np.random, np.float32) as the Python int / float it holds; anything else as
-    it is. The checks take Python numbers only, and refused np.float32(2.0) as "not a finite number in [0, 100]"."""
+    """A numpy scalar (np.int64 from np.random, np.float32) or a 0-dim torch tensor (torch.tensor(3.0)) as the
+    Python int / float it holds; anything else as it is. The checks take Python numbers only, and refused
+    np.float32(2.0) as "not a finite number in [0, 100]" (and torch.tensor(3.0) until it was taken here too)."""
     import numbers
 
+    if type(value).__module__ == "torch" and getattr(value, "ndim", None) == 0 and not value.is_complex():
+        value = value.item()  # a bool tensor gives a bool, which the checks refuse as they refuse True
     if isinstance(value, (bool, int, float)) or type(value).__module__ != "numpy":
         return value
     if isinstance(value, numbers.Integral):
