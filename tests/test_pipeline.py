@@ -1090,6 +1090,10 @@ def test_settings_a_method_does_not_take_are_named(pipe):
         (lambda: pipe.extend_video(clip, "a", num_frames=4, keyframes={0: clip[0]}, progress=False),
          "^keyframes: not a setting of extend_video"),
         (lambda: pipe.edit_video(clip, "a", num_frames=16, progress=False), "^num_frames: edit_video takes it"),
+        # fill_between raised Python's TypeError ("got an unexpected keyword argument 'negative_prompt'")
+        (lambda: pipe.fill_between(clip[:2].numpy(), 5, negative_prompt="x"),
+         "^negative_prompt: not a setting of fill_between; it takes seed, prompt, steps, sampler, progress, "
+         "force_layout$"),
     ]:
         with pytest.raises(InputError, match=message):
             call()

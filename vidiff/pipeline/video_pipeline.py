@@ -240,11 +240,19 @@ class VideoPipeline:
 
     @torch.no_grad()
     def fill_between(self, keyframes, stride: int, seed: int = 0, *, prompt: str = "", steps=None, sampler=None,
-                     progress=False, force_layout: bool = False):
+                     progress=False, force_layout: bool = False, **unknown):
         """Interpolation only: uint8 (K,H,W,3) keyframes -> ((K-1)*stride+1,H,W,3), keyframes kept at 0, stride, ...
         Frames of any size: they are filled with their last row / column repeated out to `frame_multiple`, and cut
-        back."""
+        back. A setting it does not take is an InputError naming those it takes, as the other methods answer (it
+        was Python's TypeError)."""
+        import inspect
+
         from vidiff.pipeline.filling import fill
+
+        if unknown:
+            takes = [name for name, p in inspect.signature(self.fill_between).parameters.items()
+                     if p.kind is not p.VAR_KEYWORD and name not in ("keyframes", "stride")]
+            raise InputError(f"{next(iter(unknown))}: not a setting of fill_between; it takes {', '.join(takes)}")
 
         return fill(self, keyframes, stride, seed, prompt=prompt, steps=steps, sampler=sampler, progress=progress,
                     force_layout=force_layout)
