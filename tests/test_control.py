@@ -159,6 +159,21 @@ def test_maps_from_rgba_frames_read_colour_and_treat_transparent_pixels_as_off()
     np.testing.assert_array_equal(maps_from_frames(rgba[..., :3]) * (rgba[..., 3] > 127), maps)
 
 
+def test_bool_control_maps_are_taken_as_on_and_off():
+    """control=np.zeros((16,64,64), bool) was refused ("expected uint8 ... or float (F,H,W) maps, got bool") while
+    edit masks take bool; True is on, as 255 in a uint8 map, and a bool map of other rank is still refused."""
+    from vidiff.pipeline.control import check_control_maps
+
+    on = np.zeros((2, 8, 8), bool)
+    on[0, 2:4, 3:5] = True
+    maps = check_control_maps(on, 2, 8, 8)
+    assert maps.dtype == torch.float32
+    assert torch.equal(maps, check_control_maps(on.astype(np.uint8) * 255, 2, 8, 8)) and maps.sum() == 4
+    assert torch.equal(check_control_maps(torch.from_numpy(on), 2, 8, 8), maps)
+    with pytest.raises(InputError, match=r"float or bool \(F,H,W\) maps, got bool \(2, 8, 8, 3\)"):
+        check_control_maps(np.zeros((2, 8, 8, 3), bool), 2, 8, 8)
+
+
 # ---- the pipeline -----------------------------------------------------------------------------------------------
 
 from test_pipeline import HashText  # noqa: E402  (the fixed random text encoder of the pipeline tests)

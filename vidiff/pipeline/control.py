@@ -130,7 +130,7 @@ def check_control_scale(scale, what: str = "control_scale") -> float:
 
 def check_control_maps(control, num_frames: int, height: int, width: int, what: str = "control") -> torch.Tensor:
     """float32 (F, H, W) maps in [0, 1] from uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) / (F,H,W,4) (RGBA:
-    transparent = off) or float (F,H,W)."""
+    transparent = off), float (F,H,W) or bool (F,H,W) (True = on, as edit masks take it; it was refused)."""
     import numpy as np
 
     from vidiff.data.control_maps import maps_from_frames
@@ -144,8 +144,10 @@ def check_control_maps(control, num_frames: int, height: int, width: int, what: 
         if not np.isfinite(arr).all() or arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
             raise InputError(f"{what}: float maps must be finite and in [0, 1]")
         maps = arr.astype(np.float32)
+    elif arr.dtype == bool and arr.ndim == 3:
+        maps = arr.astype(np.float32)
     else:
-        raise InputError(f"{what}: expected uint8 (F,H,W) / (F,H,W,3) / (F,H,W,4) or float (F,H,W) maps, got "
+        raise InputError(f"{what}: expected uint8 (F,H,W) / (F,H,W,3) / (F,H,W,4), float or bool (F,H,W) maps, got "
                          f"{arr.dtype} {tuple(arr.shape)}")
     if maps.shape[0] != num_frames:
         raise InputError(f"{what}: {maps.shape[0]} frames, the clip has {num_frames}")

@@ -109,7 +109,7 @@ class VideoPipeline:
         pc_snr (request.py). `keyframes` maps frame indices to uint8 (H,W,3) images, which come back unchanged at
         those indices: on the keyframe grid (multiples of the stride) the keyframe part takes them as known;
         elsewhere the grid is laid around them (_around_keyframes). `control`: structure-control maps of the whole
-        clip, uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) or float (F,H,W) in [0, 1], weighted by
+        clip, uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on), float (F,H,W) in [0, 1] or bool, weighted by
         control_scale (control.py; None: pipeline.yaml's control_scale)."""
         warn_prompt_notes(self.config, prompt, by_maps=control is not None)
         return self._text_to_video(prompt, keyframes=keyframes, control=control, control_scale=control_scale,
