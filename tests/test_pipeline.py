@@ -949,7 +949,7 @@ def test_edit_video_strength_ends_and_checks(pipe):
     for bad, match in ((dict(strength=1.5), "strength"), (dict(strength=True), "strength")):
         with pytest.raises(InputError, match=match):
             pipe.edit_video(clip, "x", progress=False, **bad)
-    with pytest.raises(InputError, match="^frames: the clip has 15 frames.*fit at stride 5: 11, 16"):  # none at stride 5
+    with pytest.raises(InputError, match="^frames: the clip has 15 frames.*fit at stride 5: 11, 16"):
         pipe.edit_video(clip[:15], "x", progress=False)
 
 
