@@ -93,7 +93,8 @@ def test_anchored_positions_lay_the_grid_around_user_keyframes():
 
 
 def test_anchored_layouts_outside_the_training_ranges_are_named():
-    from vidiff.pipeline.trained import TrainedOn, anchored_problems
+    from vidiff.pipeline.trained import TrainedOn
+    from vidiff.pipeline.trained_layouts import anchored_problems
 
     kf = TrainedOn(stage="keyframes", num_frames=(3, 9), frame_strides=(3, 5), known_patterns=("random_subset",))
     it = TrainedOn(stage="interpolation", num_frames=(3, 9), frame_strides=(1, 1))

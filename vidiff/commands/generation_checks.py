@@ -146,7 +146,7 @@ def validate(args) -> CheckedRun:
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
     if args.task == "edit" and not args.force_layout:  # shorter than every trained grid: no --stride helps
-        from vidiff.pipeline.trained import check_edit_length
+        from vidiff.pipeline.trained_layouts import check_edit_length
 
         check_edit_length(video_frames, f"video {shown(args.video)}", config.interpolation.max_gap,
                           trained["keyframes"], trained["interpolation"])
@@ -157,7 +157,7 @@ def validate(args) -> CheckedRun:
     except InputError as e:
         if args.task != "edit":
             raise
-        from vidiff.pipeline.trained import edit_misfit
+        from vidiff.pipeline.trained_layouts import edit_misfit
 
         # the user gave no --frames: say that the clip's own length is what does not fit
         reason = str(e).replace(f"--frames {video_frames} does not fit", "that does not fit", 1)
@@ -175,7 +175,7 @@ def validate(args) -> CheckedRun:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
     from vidiff.pipeline.layout import lift_short_layout
-    from vidiff.pipeline.trained import fewest_trained_keyframes, split_long_layout
+    from vidiff.pipeline.trained_layouts import fewest_trained_keyframes, split_long_layout
 
     extend_by = 0
     keyframe_paths = parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames)  # -1: the last
@@ -251,7 +251,7 @@ def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dic
 def _check_trained_layout(trained: dict, config, layout, args, user_keyframes: list[int] = ()) -> None:
     """The layout against what the parts were trained on (`trained`: read_trained_records), before any weights load."""
     from vidiff.pipeline.layout import anchored_span
-    from vidiff.pipeline.trained import check_anchored_layout, check_layout, user_keyframe_pattern
+    from vidiff.pipeline.trained_layouts import check_anchored_layout, check_layout, user_keyframe_pattern
 
     if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
         check_anchored_layout(list(user_keyframes), anchored_span(layout), layout.keyframe_stride,

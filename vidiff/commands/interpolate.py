@@ -202,7 +202,7 @@ def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False
     the refusal then suggests."""
     from vidiff.errors import InputError
     from vidiff.pipeline.layout import Layout, interpolation_levels
-    from vidiff.pipeline.trained import check_layout, layout_problems
+    from vidiff.pipeline.trained_layouts import check_layout, layout_problems
 
     def gap(f: int) -> Layout:
         return Layout(f + 1, 2, f)  # one gap: what every chunk repeats

@@ -39,7 +39,7 @@ from vidiff.pipeline.control import request_control
 from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
 from vidiff.pipeline.input_checks import check_edit_options, check_frames
 from vidiff.pipeline.timeline import place_keyframes
-from vidiff.pipeline.trained import check_edit_length, edit_misfit
+from vidiff.pipeline.trained_layouts import check_edit_length, edit_misfit
 
 FOREGROUND_GROW = 2  # pixels around each frame's foreground that mask="foreground" redraws too
 

@@ -11,7 +11,7 @@ from vidiff.errors import InputError
 from vidiff.limits import check_flag
 from vidiff.pipeline.input_checks import check_frames
 from vidiff.pipeline.timeline import place_keyframes
-from vidiff.pipeline.trained import check_layout
+from vidiff.pipeline.trained_layouts import check_layout
 from vidiff.pipeline.upconvert import pad_edges, round_up
 
 

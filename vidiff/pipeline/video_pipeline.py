@@ -33,7 +33,7 @@ from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
 )
-from vidiff.pipeline.trained import (
+from vidiff.pipeline.trained_layouts import (
     check_anchored_layout, check_layout, fewest_trained_keyframes, split_long_layout, user_keyframe_pattern,
     warn_untrained_size,
 )
