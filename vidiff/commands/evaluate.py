@@ -6,11 +6,10 @@ Non-finite numbers (PSNR of identical frames) are written as the strings "inf" /
 """
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 from vidiff.commands import folder_argument
+from vidiff.commands.eval_output import check_json_out, emit
 
 
 def register(sub) -> None:
@@ -75,62 +74,6 @@ def register(sub) -> None:
 
 def _json_option(p) -> None:
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="also write the result as JSON to OUT")
-
-
-# ---- output ----
-
-
-def format_table(columns: list[str], rows: list[list]) -> str:
-    """A plain-text table with aligned columns."""
-    from vidiff.eval.report import format_value
-
-    cells = [[format_value(v) for v in row] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
-    for row in cells:
-        lines.append("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
-    return "\n".join(lines)
-
-
-def _json_safe(value):
-    """Replaces non-finite floats with strings so the file is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def emit(args, name: str, settings: dict, columns: list[str], rows: list[list], result: dict, text: str | None = None):
-    """Prints the table (or `text`) and writes the JSON file when --json was given."""
-    from vidiff.output_safety import write_text
-
-    print(text if text is not None else format_table(columns, rows))
-    if args.json_out:
-        doc = {"eval": name, "settings": settings, "columns": columns, "rows": rows, "result": result}
-        out = write_text(args.json_out, json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
-        print(f"wrote {out}")
-    return 0
-
-
-def check_json_out(args, *inputs) -> None:
-    """Before any work: --json must be writable and must not be one of the inputs (a file given, or a file
-    directly inside a folder given)."""
-    from vidiff.output_safety import check_output
-
-    if not args.json_out:
-        return
-    files = []
-    for item in inputs:
-        if item is None:
-            continue
-        path = Path(item)
-        files.append(path)
-        if path.is_dir():
-            files += [p for p in path.iterdir()][:100_000]
-    check_output(args.json_out, files, what="--json")
 
 
 def _selected_files(folder: str, num: int | None, option: str = "videos"):
