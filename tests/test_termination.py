@@ -126,6 +126,51 @@ def test_the_console_command_is_covered_from_its_first_import_to_its_exit(when, 
     assert "Traceback" not in run.stderr and run.stderr.strip().endswith(line), run.stderr
 
 
+_STOP_IN_AN_IMPORT = """
+import sys, time
+from pathlib import Path
+from vidiff.cli import run_command
+
+folder = Path(sys.argv[2])
+(folder / "module_being_imported.py").write_text('''
+import os, signal, sys, time
+
+class Field:
+    def __set_name__(self, owner, name):  # runs inside the class statement, as dataclasses' and torch's code does
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        time.sleep(0.5)
+
+class Record:
+    field = Field()
+
+print("imported to the end", flush=True)
+''')
+sys.path.insert(0, str(folder))
+
+
+def command(args):
+    import module_being_imported  # noqa: F401
+    time.sleep(10)
+
+
+sys.exit(run_command(command, None))
+"""
+
+
+@pytest.mark.parametrize("name, code, line", [("SIGINT", 130, "vidiff: interrupted"),
+                                              ("SIGTERM", 143, "vidiff: terminated")])
+def test_a_stop_during_an_import_is_taken_when_the_import_is_done(name, code, line, tmp_path):
+    """A Ctrl-C or SIGTERM that landed while a module was being imported raised in the middle of its code: inside
+    torch's start-up it aborted the process (pybind11's `terminate called ...`, 1 of 30 SIGTERMs at 0.2-1.6 s into
+    `vidiff eval fvd`), inside a class statement Python 3.11 turned it into a RuntimeError traceback. It is now
+    taken just after the import: one line, exit 130 / 143."""
+    run = subprocess.run([sys.executable, "-c", _STOP_IN_AN_IMPORT, name, str(tmp_path)], capture_output=True,
+                         text=True, timeout=60, cwd=REPO)
+    assert run.returncode == code, run.stderr
+    assert run.stderr.strip() == line, run.stderr
+    assert run.stdout.strip() == "imported to the end"
+
+
 _LOADER_WORKER = """
 import signal, sys
 from vidiff.training.sample_stream import quiet_worker

@@ -89,7 +89,42 @@ class Terminated(BaseException):
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated
+    if not _put_off_in_an_import(signum, frame):
+        raise Terminated
+
+
+_PUT_OFF_AT_MOST_S = 5.0  # an import stuck longer than this (waiting on a lock, say) is interrupted where it is
+_put_off_since: dict[int, float] = {}  # signal number -> when a stop that landed in an import was first put off
+_resend_pending: set[int] = set()
+
+
+def _put_off_in_an_import(signum, frame) -> bool:
+    """A stop that lands while a module is being imported (torch alone takes 1-2 s of a command's start) is put off
+    until the import is done, by sending the signal again 20 ms later; returns whether it was put off. Raised in
+    the middle of a module's code, the exception met code that cannot pass it on: torch's C++ start-up calling
+    back into Python aborted the process (`terminate called after throwing an instance of
+    'pybind11::error_already_set'`, exit 134 with a stack of 80 lines), and Python 3.11 turned it into a
+    RuntimeError traceback inside a class definition's `__set_name__` (exit 1)."""
+    import threading
+    import time
+
+    while frame is not None and not frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+        frame = frame.f_back
+    now = time.monotonic()
+    if frame is None or now - _put_off_since.setdefault(signum, now) > _PUT_OFF_AT_MOST_S:
+        _put_off_since.pop(signum, None)
+        return False
+    if signum not in _resend_pending:  # a second press before the resend adds nothing
+        _resend_pending.add(signum)
+
+        def resend() -> None:
+            _resend_pending.discard(signum)
+            os.kill(os.getpid(), signum)
+
+        timer = threading.Timer(0.02, resend)
+        timer.daemon = True
+        timer.start()
+    return True
 
 
 _interrupt_told = False  # whether "vidiff: interrupted" is printed already
@@ -102,6 +137,8 @@ def _exit_at_once(signum, frame) -> None:
 
 
 def _first_interrupt(signum, frame) -> None:
+    if _put_off_in_an_import(signum, frame):
+        return
     signal.signal(signal.SIGINT, _exit_at_once)  # kept to the end of the process: its whole exit path is covered
     raise KeyboardInterrupt
 
