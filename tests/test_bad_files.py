@@ -175,6 +175,42 @@ def test_ctrl_c_to_the_process_group_leaves_the_scan_workers_to_the_parent(tmp_p
     assert "KeyboardInterrupt" not in run.stderr
 
 
+_SIGTERM_IN_START_SCRIPT = """
+import multiprocessing as mp, os, signal, sys
+from multiprocessing import util
+from vidiff import io
+from vidiff.cli import run_command
+from vidiff.data import safe_decode
+
+spawn = util.spawnv_passfds
+
+
+def spawn_then_sigterm(path, args, passfds):
+    pid = spawn(path, args, passfds)
+    if "spawn_main" in str(args):  # a worker (not the resource tracker): after its exec, before it is sent
+        os.kill(os.getpid(), signal.SIGTERM)  # what to run
+    return pid
+
+
+util.spawnv_passfds = spawn_then_sigterm
+if __name__ == "__main__":
+    sys.exit(run_command(lambda args: safe_decode.scan_videos(sys.argv[1], progress=False), None))
+"""
+
+
+def test_sigterm_while_a_scan_worker_starts_leaves_no_traceback(tmp_path):
+    """SIGTERM to a command's process group (a job scheduler, `kill -- -PGID`) while a scan worker started: the
+    parent stopped between the worker's exec and sending it what to run, and the worker printed an `EOFError: Ran
+    out of input` traceback under the parent's one line (1 of 6 such signals, 1 s into `vidiff data cache`). The
+    start is now whole; the worker ends quietly with its parent."""
+    io.write_video(tmp_path / "ok.mp4", __import__("numpy").zeros((2, 16, 16, 3), "uint8"), 8)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    run = subprocess.run([sys.executable, "-c", _SIGTERM_IN_START_SCRIPT, str(tmp_path)], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert run.returncode == 143, run.stderr
+    assert run.stderr.strip() == "vidiff: terminated", run.stderr
+
+
 def test_a_worker_whose_parent_is_gone_ends_without_a_traceback(tmp_path, capfd):
     """kill -9 of a command while it scans: the orphaned worker's answer met a closed pipe and it printed a
     BrokenPipeError traceback onto the terminal. It now ends quietly."""

@@ -94,6 +94,7 @@ def check_video(path: str, limits: VideoLimits) -> VideoInfo:
 def _worker_main(conn, memory_limit: int, check=check_video) -> None:
     import resource
 
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by the parent while it started us
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
@@ -131,9 +132,11 @@ class _Worker:
         # prints one line, so a worker starts with SIGINT blocked (the mask survives the spawn's exec) instead of
         # printing a KeyboardInterrupt traceback of its own; a Ctrl-C meanwhile reaches the parent on unblocking.
         # The first start of a spawn also starts multiprocessing's resource tracker, which unblocks SIGINT after
-        # it: started here first, or the first worker would not inherit the mask.
+        # it: started here first, or the first worker would not inherit the mask. SIGTERM waits out the start too
+        # (the worker unblocks it): raised between the worker's exec and the hand-over of what it runs, the worker
+        # printed an `EOFError: Ran out of input` traceback.
         resource_tracker.ensure_running()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             self.proc.start()
         finally:
