@@ -99,6 +99,27 @@ def test_resume_after_interruption_gives_identical_cache(tmp_path, sample):
     assert sorted(_files(tmp_path / "a")) == [INDEX_NAME] + [f"shard_0000{i}.safetensors" for i in range(4)]
 
 
+class BatchRoundingText(FakeText):
+    """Like the real encoder, which runs a batch at its longest prompt: a prompt's numbers carry (here, visibly)
+    the batch it was encoded in."""
+
+    def encode(self, prompts):
+        context, mask = super().encode(prompts)
+        return context + 1e-3 * max(len(p) for p in prompts), mask
+
+
+def test_a_resumed_build_encodes_captions_as_the_uninterrupted_one(tmp_path):
+    """A memo of caption embeddings kept across batches made a resumed build differ: the uninterrupted build took
+    a repeated caption from the memo (encoded beside an earlier batch's captions), the resumed process, its memo
+    empty, encoded it again beside other captions (the real encoder: about 1e-6 apart, kept by float32 storage)."""
+    kwargs = dict(shard_size=4, batch_size=2, dtype="float32", sample=False, seed=3, progress=False)
+    build_latent_cache(FakeClips(14), FakeVAE(), BatchRoundingText(), tmp_path / "a", **kwargs)
+    with pytest.raises(RuntimeError, match="simulated"):
+        build_latent_cache(FakeClips(14, fail_at=9), FakeVAE(), BatchRoundingText(), tmp_path / "b", **kwargs)
+    build_latent_cache(FakeClips(14), FakeVAE(), BatchRoundingText(), tmp_path / "b", **kwargs)
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
 def test_a_build_stopped_right_after_its_first_shard_resumes(tmp_path, monkeypatch):
     """Ctrl-C (or a kill) after shard_00000 is written but before index.json lists it: the next run continues
     and gives the uninterrupted cache (it used to refuse the folder: 'has shard files but no index.json')."""
@@ -151,7 +172,8 @@ def test_dataset_returns_exact_tensors(tmp_path, dtype):
         torch.testing.assert_close(item["latents"], direct, atol=tol, rtol=tol)
         torch.testing.assert_close(item["context"], context[0], atol=tol, rtol=tol)
         assert torch.equal(item["context_mask"], mask[0])
-    assert sorted(text.prompts_encoded) == sorted(CAPTIONS)  # each caption encoded once, not once per clip
+    # each clip's caption encoded with its batch (a memo across batches made resumed builds differ, below)
+    assert sorted(text.prompts_encoded) == sorted(CAPTIONS[i % 3] for i in range(7))
     with pytest.raises(IndexError):
         ds[7]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -171,36 +170,16 @@ def _resume_point(out: Path, settings: dict) -> list[dict]:
     return done
 
 
-class _CaptionMemo:
-    """Remembers recent caption embeddings, so a caption repeated across the dataset is encoded once."""
-
-    def __init__(self, text_encoder, capacity: int = 512):
-        self.text_encoder, self.capacity = text_encoder, capacity
-        self.rows: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-
-    def encode(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        missing = [c for c in dict.fromkeys(captions) if c not in self.rows]
-        fresh = {}
-        if missing:
-            context, mask = self.text_encoder.encode(missing)  # (U, L, D), (U, L)
-            fresh = {c: (context[i].cpu().clone(), mask[i].cpu().clone()) for i, c in enumerate(missing)}
-        rows = [fresh[c] if c in fresh else self.rows[c] for c in captions]
-        for c, row in fresh.items():
-            self.rows[c] = row
-        for c in captions:
-            self.rows.move_to_end(c)
-        while len(self.rows) > self.capacity:
-            self.rows.popitem(last=False)
-        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])  # (B, L, D), (B, L)
-
-
-def _encode_batch(items: list[dict], vae, captions_memo: _CaptionMemo, sample: bool, generator) -> tuple:
+def _encode_batch(items: list[dict], vae, text_encoder, sample: bool, generator) -> tuple:
+    """A batch's latents and caption embeddings. The captions are encoded with their batch every time, never taken
+    from an earlier batch: the encoder runs a batch at its longest caption, so an embedding carries its batch's
+    rounding, and a resumed build (the same batches from its first missing shard) must give the same bytes."""
     device = next(vae.parameters()).device
     video = torch.stack([item["video"] for item in items]).to(device)  # (B, 3, F, H, W)
     captions = [item["caption"] for item in items]
     with torch.no_grad():
         latents = vae.encode(video, sample=sample, generator=generator)  # (B, C, F, h, w)
-        context, mask = captions_memo.encode(captions)  # (B, L, D), (B, L)
+        context, mask = text_encoder.encode(captions)  # (B, L, D), (B, L)
     return latents, context, mask, captions
 
 
@@ -256,7 +235,6 @@ def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_siz
     n, shards = len(dataset), index["shards"]
     num_shards = -(-n // shard_size)
     start_clip = sum(s["count"] for s in shards)
-    memo = _CaptionMemo(text_encoder)
     bar = tqdm(total=n, initial=start_clip, desc="latent cache", unit="clip", disable=not progress)
     for s in range(len(shards), num_shards):
         lo, hi = s * shard_size, min(n, (s + 1) * shard_size)
@@ -268,7 +246,7 @@ def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_siz
             if sample:
                 device = next(vae.parameters()).device
                 generator = torch.Generator(device).manual_seed(seed * 1_000_003 + b)
-            latents, context, mask, batch_captions = _encode_batch(items, vae, memo, sample, generator)
+            latents, context, mask, batch_captions = _encode_batch(items, vae, text_encoder, sample, generator)
             parts["latents"].append(latents.to("cpu", DTYPES[dtype]))
             parts["context"].append(context.to("cpu", DTYPES[dtype]))
             parts["context_mask"].append(mask.to("cpu", torch.bool))
@@ -335,7 +313,7 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     dataset = VideoWindows(VideoFolderDataset(videos, num_frames=frames, stride=stride, size=(size, size)),
                            hop=hop, per_video=windows)
     vae_model = AutoencoderKL.load(vae)
-    text_encoder = TextEncoder.load(text)
+    text_encoder = TextEncoder.load(text, cache_size=0)  # each batch encoded with its captions (_encode_batch)
     from vidiff.pipeline.trained import latent_space_id
 
     return build_latent_cache(dataset, vae_model, text_encoder, out_dir, shard_size=shard_size,
