@@ -193,15 +193,20 @@ def _clip_of(frames, height, width):
                          dtype=torch.uint8)  # frames that differ: a GIF writer merges equal ones
 
 
-def test_eval_interpolation_names_a_small_clip_before_the_model_loads(tmp_path, monkeypatch, capsys):
-    """A 7x5 clip after a 320x240 one: the model loaded and filled the first clip (10 s with the bundled
-    real-footage pipeline and 9 frames, minutes for whole clips) before the small one was refused."""
+def _refuse_to_load(monkeypatch):
+    """Any pipeline load fails the test: the checks under test must come before it."""
     import vidiff.pipeline
 
     def no_load(cls, folder):
         raise AssertionError("the pipeline loaded")
 
     monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(no_load))
+
+
+def test_eval_interpolation_names_a_small_clip_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """A 7x5 clip after a 320x240 one: the model loaded and filled the first clip (10 s with the bundled
+    real-footage pipeline and 9 frames, minutes for whole clips) before the small one was refused."""
+    _refuse_to_load(monkeypatch)
     _write_gifs(tmp_path / "clips", [_moving_clips(num=1, frames=5)[0], _clip_of(5, 5, 7)])
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")
@@ -215,12 +220,7 @@ def test_eval_interpolation_names_a_small_clip_before_the_model_loads(tmp_path, 
 def test_eval_interpolation_names_a_short_clip_before_the_model_loads(tmp_path, monkeypatch, capsys):
     """A 2-frame clip after a 9-frame one at --stride 2, or a --frames past a clip's length: refused only after the
     model loaded and filled the clips before it (310 s after realshort.mp4 with the bundled pipeline; 4 s now)."""
-    import vidiff.pipeline
-
-    def no_load(cls, folder):
-        raise AssertionError("the pipeline loaded")
-
-    monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(no_load))
+    _refuse_to_load(monkeypatch)
     _write_gifs(tmp_path / "clips", [_moving_clips(num=1, frames=9)[0], _clip_of(2, 16, 16)])
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")
@@ -243,12 +243,7 @@ def test_eval_interpolation_refuses_a_bad_seed_or_sampler_before_loading(tmp_pat
                                                                          message):
     """They used to reach the sampler after the pipeline had loaded and every clip was read ("seed: expected an
     integer ..."), and without --model a bad one was silently ignored."""
-    import vidiff.pipeline
-
-    def no_load(cls, folder):
-        raise AssertionError("the pipeline loaded")
-
-    monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(no_load))
+    _refuse_to_load(monkeypatch)
     _write_gifs(tmp_path / "clips", _moving_clips(num=1, frames=5))
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "pipeline.yaml").write_text("{}\n")
