@@ -1085,7 +1085,9 @@ def test_a_save_that_would_not_load_leaves_the_folder_as_it_was(tmp_path):
 def test_settings_a_method_does_not_take_are_named(pipe):
     clip = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
     for call, message in [
-        (lambda: pipe.text_to_video("a", num_frame=20, progress=False), "^num_frame: not a setting of text_to_video"),
+        # the list named request()'s keywords only, not text_to_video's own keyframes / control / progress
+        (lambda: pipe.text_to_video("a", num_frame=20, progress=False),
+         "^num_frame: not a setting of text_to_video; it takes keyframes, control, control_scale, progress, seed, "),
         (lambda: pipe.extend_video(clip, "a", num_frames=4, height=32, progress=False),
          "^height: extend_video takes it from the frames"),
         (lambda: pipe.extend_video(clip, "a", num_frames=4, keyframes={0: clip[0]}, progress=False),

@@ -265,11 +265,14 @@ class VideoPipeline:
 
         allowed = [name for name in inspect.signature(self.request).parameters
                    if name not in ("prompt", *INTERNAL_SETTINGS, *fixed)]
+        own = [q.name for q in inspect.signature(getattr(self, method)).parameters.values()
+               if q.kind is inspect.Parameter.KEYWORD_ONLY]  # keyframes=, control=, progress=, ...: named too
         for key in settings:
             if key in fixed and key not in INTERNAL_SETTINGS:
                 raise InputError(f"{key}: {method} takes it from the frames it is given; leave it out")
             if key not in allowed:
-                raise InputError(f"{key}: not a setting of {method}; it takes {', '.join(allowed)}")
+                raise InputError(f"{key}: not a setting of {method}; it takes "
+                                 f"{', '.join(dict.fromkeys(own + allowed))}")
 
     def request(self, prompt, *, seed=0, num_frames=None, num_keyframes=None, keyframe_stride=None, steps=None,
                 sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None, fps=None,
