@@ -270,3 +270,20 @@ def test_plan_passes_counts_the_blend_of_the_chunk():
     assert vae.decode_bytes(5, 384, 384) + accumulation_bytes(5, 2160, 3840) > budget  # chunk 3 did not fit
     assert plan_passes(2, 240, 320, multiple=8, budget=budget, decode_windows=vae.decode_windows,
                        decode_bytes=vae.decode_bytes) == (6, 384)  # a small frame's blend changes nothing
+
+
+def test_a_pass_over_the_decode_budget_even_at_its_shortest_chunk_is_said():
+    """4K at --factor 8: the blend of the shortest chunk's tiles alone is 1.67 GiB, over the 1.5 GiB default, and
+    the plan cannot shrink it with the tile; it ran without a word."""
+    from types import SimpleNamespace
+
+    from vidiff.commands.interpolate import over_budget_note
+    from vidiff.pipeline.upconvert import plan_passes
+
+    vae = SimpleNamespace(decode_windows=lambda frames: [(0, frames, 0)],
+                          decode_bytes=lambda frames, h, w: frames * h * w * 4)
+    chunk, tile = plan_passes(8, 2160, 3840, multiple=8, budget=int(1.5 * 2**30), decode_windows=vae.decode_windows,
+                              decode_bytes=vae.decode_bytes)
+    note = over_budget_note(3840, 2160, 8, chunk, tile, 8, 1.5, vae)
+    assert note is not None and "3840x2160 frames at --factor 8" in note and "over --decode-memory 1.5 GiB" in note
+    assert over_budget_note(320, 240, 2, 8, 320, 8, 1.5, vae) is None  # a small clip fits

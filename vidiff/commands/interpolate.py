@@ -54,6 +54,23 @@ def cpu_time_note(width: int, height: int, frames: int, speedup: float = 1.0) ->
             f"~{span} on 2 cores; more sampling steps take longer); a GPU (--device cuda) or a smaller clip is faster")
 
 
+def over_budget_note(width: int, height: int, factor: int, chunk: int, tile: int, multiple: int,
+                     decode_memory: float, vae) -> str | None:
+    """A warning when the planned pass still needs more than --decode-memory: the blend of the shortest chunk's
+    tiles (24 bytes per pixel of each output frame) does not shrink with the tile (4K at --factor 8: 1.67 GiB)."""
+    from vidiff.pipeline.upconvert import accumulation_bytes, decode_peak, output_length, round_up
+
+    ph, pw = round_up(height, multiple), round_up(width, multiple)
+    frames = output_length(chunk, factor)
+    need = decode_peak(frames, tile, ph, pw, vae.decode_windows, vae.decode_bytes) + accumulation_bytes(frames, ph, pw)
+    if need <= decode_memory * 2**30:
+        return None
+    return (f"{width}x{height} frames at --factor {factor}: the shortest chunk ({chunk} input frames) takes about "
+            f"{need / 2**30:.1f} GiB with the blend of its tiles, over --decode-memory {decode_memory:g} GiB; it runs "
+            "so (the blend holds 24 bytes per pixel of each output frame); a smaller factor per run, applied again "
+            "to its output, stays inside")
+
+
 def register(sub) -> None:
     p = sub.add_parser("interpolate", help="raise a clip's frame rate by filling frames between its frames",
                        description="Frame-rate up-conversion: FACTOR - 1 new frames between every two frames of "
@@ -297,6 +314,10 @@ def run(args) -> int:
                 warnings.warn(f"{given}: a VAE decode pass of {info.width}x{info.height} frames takes about "
                               f"{peak / 2**30:.1f} GiB, over --decode-memory {args.decode_memory:g} GiB; left out, "
                               "the tile and chunk are chosen to fit it", stacklevel=1)
+        else:  # the plan's shortest chunk can still outgrow the budget: its blend does not shrink with the tile
+            note = over_budget_note(info.width, info.height, f, chunk, tile, multiple, args.decode_memory, pipe.vae)
+            if note:
+                warnings.warn(note, stacklevel=1)
     load_s = time.perf_counter() - start
     t0 = time.perf_counter()
     inputs = deque()  # input frames read but not yet written: at most one chunk
