@@ -163,6 +163,28 @@ def test_timestamps_that_go_back_are_said_once(tmp_path, caplog):
            "read in stored order, not the order they play in" in caplog.text
 
 
+def test_two_frames_with_one_timestamp_are_said_once(tmp_path, caplog):
+    """Frames timed 0, 33, 33, 67, 100 ms: both frames at 33 ms were read as evenly spaced frames, without a word
+    (the equal times also kept the variable-frame-rate check quiet)."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(tmp_path / "same.mkv"), "w") as container:
+        stream = container.add_stream("ffv1", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv444p"
+        packets = [p for rgb in shapes_frames(5, h=32, w=32)
+                   for p in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24"))] + list(stream.encode())
+        for i, (packet, t) in enumerate(zip(packets, [0, 33, 33, 67, 100])):
+            packet.time_base, packet.pts, packet.dts = Fraction(1, 1000), t, i
+            container.mux(packet)
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        frames = list(io.iter_video(tmp_path / "same.mkv"))
+    if len(frames) != 5:  # a demuxer that drops the repeated time leaves nothing to say
+        pytest.skip(f"this FFmpeg gave {len(frames)} frames")
+    assert caplog.text.count("the same timestamp") == 1
+    assert "has frames with the same timestamp (frames 1 and 2 at 33 ms): both were read" in caplog.text
+
+
 def test_an_avi_with_packed_b_frames_says_nothing_of_its_timestamps(caplog, sample_videos):
     """Megamind.avi: the times FFmpeg gives go back 88 times while the frames come in their order (AVI stores no
     presentation times)."""
