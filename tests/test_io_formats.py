@@ -142,20 +142,25 @@ def _write_timed(path, times_ms):
         container.mux(stream.encode())
 
 
-def test_timestamps_that_go_back_are_said_once(tmp_path, caplog):
-    """A clip whose stored frames are timed 0, 67, 33, 100, 133 ms plays them in another order than they are stored;
-    it was read in stored order without a word."""
+def _ffv1_timed(path, times_ms):
+    """An intra-only (FFV1) clip of len(times_ms) frames whose packets carry these presentation times, in this order."""
     import av
     from fractions import Fraction
 
-    with av.open(str(tmp_path / "back.mkv"), "w") as container:  # intra-only: the packets' times are the frames'
+    with av.open(str(path), "w") as container:  # intra-only: the packets' times are the frames'
         stream = container.add_stream("ffv1", rate=30)
         stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv444p"
-        packets = [p for rgb in shapes_frames(5, h=32, w=32)
+        packets = [p for rgb in shapes_frames(len(times_ms), h=32, w=32)
                    for p in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24"))] + list(stream.encode())
-        for i, (packet, t) in enumerate(zip(packets, [0, 67, 33, 100, 133])):
+        for i, (packet, t) in enumerate(zip(packets, times_ms)):
             packet.time_base, packet.pts, packet.dts = Fraction(1, 1000), t, i
             container.mux(packet)
+
+
+def test_timestamps_that_go_back_are_said_once(tmp_path, caplog):
+    """A clip whose stored frames are timed 0, 67, 33, 100, 133 ms plays them in another order than they are stored;
+    it was read in stored order without a word."""
+    _ffv1_timed(tmp_path / "back.mkv", [0, 67, 33, 100, 133])
     with caplog.at_level("WARNING", logger="vidiff.io"):
         assert len(list(io.iter_video(tmp_path / "back.mkv"))) == 5
     assert caplog.text.count("timestamps that go back") == 1
@@ -166,17 +171,7 @@ def test_timestamps_that_go_back_are_said_once(tmp_path, caplog):
 def test_two_frames_with_one_timestamp_are_said_once(tmp_path, caplog):
     """Frames timed 0, 33, 33, 67, 100 ms: both frames at 33 ms were read as evenly spaced frames, without a word
     (the equal times also kept the variable-frame-rate check quiet)."""
-    import av
-    from fractions import Fraction
-
-    with av.open(str(tmp_path / "same.mkv"), "w") as container:
-        stream = container.add_stream("ffv1", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv444p"
-        packets = [p for rgb in shapes_frames(5, h=32, w=32)
-                   for p in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24"))] + list(stream.encode())
-        for i, (packet, t) in enumerate(zip(packets, [0, 33, 33, 67, 100])):
-            packet.time_base, packet.pts, packet.dts = Fraction(1, 1000), t, i
-            container.mux(packet)
+    _ffv1_timed(tmp_path / "same.mkv", [0, 33, 33, 67, 100])
     with caplog.at_level("WARNING", logger="vidiff.io"):
         frames = list(io.iter_video(tmp_path / "same.mkv"))
     if len(frames) != 5:  # a demuxer that drops the repeated time leaves nothing to say
