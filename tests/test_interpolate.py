@@ -277,7 +277,7 @@ def test_a_pass_over_the_decode_budget_even_at_its_shortest_chunk_is_said():
     the plan cannot shrink it with the tile; it ran without a word."""
     from types import SimpleNamespace
 
-    from vidiff.commands.interpolate import over_budget_note
+    from vidiff.commands.interpolate_plan import over_budget_note
     from vidiff.pipeline.upconvert import plan_passes
 
     vae = SimpleNamespace(decode_windows=lambda frames: [(0, frames, 0)],

@@ -132,7 +132,7 @@ def test_interpolate_streams_a_clip_longer_than_a_chunk_as_the_in_memory_upconve
 def test_a_factor_beyond_the_trained_gaps_runs_as_passes_within_them(interp_only, small_video, tmp_path):
     """The tiny part was trained on gaps 2..4: --factor 16 runs as 4 x 4, 6 as 2 x 3 (the most even split of the
     fewest passes), each pass up-converting the last one's frames; 5 (prime) and 7 are refused before loading."""
-    from vidiff.commands.interpolate import up_conversion_passes
+    from vidiff.commands.interpolate_plan import up_conversion_passes
     from vidiff.errors import InputError
     from vidiff.pipeline.config import read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records
@@ -197,7 +197,7 @@ def test_eval_interpolation_refuses_an_untrained_stride_without_offering_force_l
     """`eval interpolation --stride 5` on a part trained on gaps 2..4 named neither --stride nor a way out that the
     command has: it suggested --force-layout, which only generate and interpolate take."""
     from vidiff.cli import main
-    from vidiff.commands.interpolate import up_conversion_passes
+    from vidiff.commands.interpolate_plan import up_conversion_passes
     from vidiff.errors import InputError
     from vidiff.pipeline.config import read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records
@@ -304,7 +304,7 @@ def test_an_odd_sized_clip_and_a_fractional_rate_are_said_and_recorded_as_writte
 
 
 def test_the_cpu_time_note_speaks_only_for_long_runs():
-    from vidiff.commands.interpolate import cpu_time_note
+    from vidiff.commands.interpolate_plan import cpu_time_note
 
     assert cpu_time_note(320, 240, 141) is None  # ~2 s a frame: under 10 minutes
     note = cpu_time_note(1920, 1080, 49)

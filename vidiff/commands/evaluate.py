@@ -182,7 +182,7 @@ def run_interpolation(args) -> int:
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
     passes = None
     if args.model is not None:  # the stride against the part's training record, before any weight loads
-        from vidiff.commands.interpolate import up_conversion_passes
+        from vidiff.commands.interpolate_plan import up_conversion_passes
         from vidiff.pipeline.config import read_pipeline_folder
         from vidiff.pipeline.trained import read_trained_records
 
@@ -202,7 +202,7 @@ def run_interpolation(args) -> int:
     if args.model is not None:
         from vidiff.pipeline import VideoPipeline
 
-        from vidiff.commands.interpolate import PASS_SEED_STEP
+        from vidiff.commands.interpolate_plan import PASS_SEED_STEP
         from vidiff.eval.interpolation import passes_fill
 
         pipe = VideoPipeline.from_pretrained(args.model)
