@@ -245,28 +245,24 @@ class VideoPipeline:
         Frames of any size: they are filled with their last row / column repeated out to `frame_multiple`, and cut
         back. A setting it does not take is an InputError naming those it takes, as the other methods answer (it
         was Python's TypeError)."""
-        import inspect
-
         from vidiff.pipeline.filling import fill
 
-        if unknown:
-            takes = [name for name, p in inspect.signature(self.fill_between).parameters.items()
-                     if p.kind is not p.VAR_KEYWORD and name not in ("keyframes", "stride")]
-            raise InputError(f"{next(iter(unknown))}: not a setting of fill_between; it takes {', '.join(takes)}")
-
+        self._check_settings(unknown, "fill_between", request_settings=False)
         return fill(self, keyframes, stride, seed, prompt=prompt, steps=steps, sampler=sampler, progress=progress,
                     force_layout=force_layout)
 
     # ---- requests --------------------------------------------------------------------------------------------
-    def _check_settings(self, settings: dict, method: str, fixed: tuple[str, ...] = ()) -> None:
-        """A setting `method` does not take, or takes from its input frames, is named (both ended in a TypeError
-        naming the internal request())."""
+    def _check_settings(self, settings: dict, method: str, fixed: tuple[str, ...] = (),
+                        request_settings: bool = True) -> None:
+        """A setting `method` does not take, or takes from its input frames, is named with those it takes: its own
+        keywords (with a default, or keyword-only) and, with `request_settings`, request()'s that it passes on (both
+        ended in a TypeError naming the internal request(), fill_between's in Python's own)."""
         import inspect
 
         allowed = [name for name in inspect.signature(self.request).parameters
-                   if name not in ("prompt", *INTERNAL_SETTINGS, *fixed)]
+                   if request_settings and name not in ("prompt", *INTERNAL_SETTINGS, *fixed)]
         own = [q.name for q in inspect.signature(getattr(self, method)).parameters.values()
-               if q.kind is inspect.Parameter.KEYWORD_ONLY]  # keyframes=, control=, progress=, ...: named too
+               if q.kind is not q.VAR_KEYWORD and (q.kind is q.KEYWORD_ONLY or q.default is not q.empty)]
         for key in settings:
             if key in fixed and key not in INTERNAL_SETTINGS:
                 raise InputError(f"{key}: {method} takes it from the frames it is given; leave it out")
