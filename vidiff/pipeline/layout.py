@@ -82,6 +82,11 @@ API_NAMES = MappingProxyType({"frames": "num_frames", "keyframes": "num_keyframe
 CLI_NAMES = MappingProxyType({"frames": "--frames", "keyframes": "--keyframes", "stride": "--stride"})
 
 
+def _within_strides(candidates: list[int], strides: tuple[int, ...] | None) -> list[int]:
+    """The `candidates` inside the (min, max) keyframe strides a part was trained on; [] without a record."""
+    return [s for s in candidates if strides and strides[0] <= s <= strides[-1]]
+
+
 def resolve_layout(
     num_frames: int | None,
     num_keyframes: int | None,
@@ -108,7 +113,7 @@ def resolve_layout(
             raise InputError(f"{names[name]} must be an integer >= {low}, got {value!r}")
     if keyframe_stride is not None and interpolation_levels(keyframe_stride, max_gap) is None:
         fillable = fillable_strides(max_gap, max(2 * keyframe_stride, 12, *(strides or ())))
-        trained = [s for s in fillable if strides and strides[0] <= s <= strides[-1]]
+        trained = _within_strides(fillable, strides)
         raise InputError(
             f"{names['stride']} {keyframe_stride} cannot be filled by this interpolation model (largest gap per pass "
             f"{max_gap}); strides that work: {', '.join(map(str, trained or fillable))}"
@@ -131,8 +136,7 @@ def resolve_layout(
         k = num_keyframes
         if (num_frames - 1) % (k - 1) or interpolation_levels((num_frames - 1) // (k - 1), max_gap) is None:
             fillable = fillable_strides(max_gap, max(2, 2 * (num_frames - 1) // (k - 1), *(strides or ())))
-            trained = [s for s in fillable if strides and strides[0] <= s <= strides[-1]]
-            fits = [frames_for(k, s) for s in trained or fillable]
+            fits = [frames_for(k, s) for s in _within_strides(fillable, strides) or fillable]
             raise InputError(_misfit(names, num_frames, f"{k} keyframes", _closest(fits, num_frames)))
         return Layout(num_frames, k, (num_frames - 1) // (k - 1))
     s = keyframe_stride
