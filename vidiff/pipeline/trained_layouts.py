@@ -132,10 +132,6 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iter
     pass fits or the stride is outside the trained ones (the layout check then says why).
     `keyframes`: the frame indices (from 0) the clip must show; they must lie in the first pass, and `control`
     maps cannot be given: extension windows take neither (it was refused as a layout of 14 keyframes)."""
-    import warnings
-
-    from vidiff.pipeline.layout import frames_for
-
     if trained is None or not trained.num_frames:
         return layout, 0
     most, stride = trained.num_frames[1], layout.keyframe_stride
@@ -165,11 +161,16 @@ def shortest_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpola
         return None
     k = keyframes.num_frames[0]
     for s in range(keyframes.frame_strides[0], keyframes.frame_strides[1] + 1):
-        layout = Layout(frames_for(k, s), k, s)
-        if interpolation_levels(s, max_gap) is not None and not layout_problems(layout, max_gap, keyframes,
-                                                                                interpolation):
-            return layout
+        if _within_records(k, s, max_gap, keyframes, interpolation):
+            return Layout(frames_for(k, s), k, s)
     return None
+
+
+def _within_records(k: int, s: int, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None
+                    ) -> bool:
+    """Whether k keyframes at stride s can be filled and lie inside the parts' training records."""
+    return interpolation_levels(s, max_gap) is not None and not layout_problems(
+        Layout(frames_for(k, s), k, s), max_gap, keyframes, interpolation)
 
 
 def check_edit_length(frames: int, what: str, max_gap: int, keyframes: TrainedOn | None,
@@ -192,9 +193,7 @@ def edit_misfit(frames: int, stride: int, max_gap: int, keyframes: TrainedOn | N
     from vidiff.limits import MAX_KEYFRAMES
 
     def fits(k: int, s: int) -> bool:
-        layout = Layout(frames_for(k, s), k, s)
-        return interpolation_levels(s, max_gap) is not None and not layout_problems(layout, max_gap, keyframes,
-                                                                                    interpolation)
+        return _within_records(k, s, max_gap, keyframes, interpolation)
 
     strides = [s for s in range(2, frames) if (frames - 1) % s == 0 and fits((frames - 1) // s + 1, s)]
     lengths = [frames_for(k, stride) for k in range(2, MAX_KEYFRAMES + 1) if fits(k, stride)]
@@ -216,8 +215,6 @@ def warn_untrained_size(keyframes: TrainedOn | None, height: int, width: int, fa
     convolutions run at any size, but the layout of a scene was learned at one (it ran silently)."""
     if keyframes is None or not keyframes.latent_size or (height // factor, width // factor) == keyframes.latent_size:
         return
-    import warnings
-
     h, w = keyframes.latent_size
     warnings.warn(f"height x width {height}x{width}: the keyframe part was trained on {h * factor}x{w * factor} "
                   f"frames (latents {h}x{w}), so the clip may not look as at that size", stacklevel=4)
