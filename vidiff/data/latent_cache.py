@@ -31,29 +31,36 @@ FORMAT_VERSION = 1
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
-def cached_latent_shape(folder: str | Path) -> tuple[int, ...] | None:
-    """The per-clip latent shape (C, F, h, w) the cache in `folder` records in its index.json (read with the
-    bounded reader: a FIFO or a huge file named index.json is no hang), or None when there is none to read (the
-    dataset says what is wrong with a broken one when it opens it)."""
+def cache_index(folder: str | Path) -> dict | None:
+    """The index.json of the cache in `folder`, read with the bounded reader (a FIFO or a huge file named index.json
+    is no hang), or None when there is none to read (the dataset says what is wrong with a broken one when it opens
+    it). One read serves every check made of it before training."""
+    path = Path(folder) / INDEX_NAME
     try:
-        return tuple(int(v) for v in _cached_index(folder)["shapes"]["latents"])
+        index = json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))
     except Exception:  # noqa: BLE001 - missing, unreadable or malformed
         return None
+    return index if isinstance(index, dict) else None
 
 
-def cached_latent_space(folder: str | Path) -> str | None:
-    """The latent_space_id of the VAE the cache in `folder` was encoded with, or None (not recorded: a cache from
-    before the record, or one built by build_latent_cache without it; or no readable index)."""
+def latent_shape_of(index: dict | None) -> tuple[int, ...] | None:
+    """The per-clip latent shape (C, F, h, w) a cache's index records, or None."""
     try:
-        space = _cached_index(folder).get("latent_space")
-    except Exception:  # noqa: BLE001 - as cached_latent_shape
+        return tuple(int(v) for v in index["shapes"]["latents"])
+    except Exception:  # noqa: BLE001 - no index, or no readable shape in it
         return None
+
+
+def latent_space_of(index: dict | None) -> str | None:
+    """The latent_space_id of the VAE a cache's index says it was encoded with, or None (not recorded: a cache from
+    before the record, or one built by build_latent_cache without it)."""
+    space = index.get("latent_space") if index is not None else None
     return space if isinstance(space, str) else None
 
 
-def _cached_index(folder: str | Path) -> dict:
-    path = Path(folder) / INDEX_NAME
-    return json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))
+def cached_latent_shape(folder: str | Path) -> tuple[int, ...] | None:
+    """latent_shape_of the cache in `folder` (None when there is none to read)."""
+    return latent_shape_of(cache_index(folder))
 
 
 def shard_name(i: int) -> str:

@@ -133,8 +133,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"data.kind: the {cfg.stage} stage reads {' or '.join(STAGE_DATA[cfg.stage])} data, "
                           f"not {d.kind}")
     if d.kind == "latent_cache" and cfg.stage in ("keyframes", "interpolation"):
-        _check_cache_frames(cfg)
-        _check_cache_vae(cfg)
+        from vidiff.data.latent_cache import cache_index, latent_shape_of, latent_space_of
+
+        index = cache_index(d.root)  # once: an index lists every clip's caption, and can be large
+        _check_cache_frames(cfg, latent_shape_of(index))
+        _check_cache_vae(cfg, latent_space_of(index))
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
         need = c.max_keyframe_span()
         if need > d.num_frames:
@@ -181,12 +184,10 @@ def _check_frame_size(cfg: TrainConfig) -> None:
                           f"{d.size // factor * factor or factor})")
 
 
-def _check_cache_frames(cfg: TrainConfig) -> None:
-    """The cache's clip length against the layouts the stage draws, read from its index before any weights load
-    (the stage found it out at its first step). A cache that cannot be read is the dataset's to refuse."""
-    from vidiff.data.latent_cache import cached_latent_shape
-
-    shape = cached_latent_shape(cfg.data.root)  # bounded: a FIFO named index.json blocked here once
+def _check_cache_frames(cfg: TrainConfig, shape: tuple[int, ...] | None) -> None:
+    """The cache's clip length against the layouts the stage draws, read from its index (`shape`, the latents'
+    (C, F, h, w)) before any weights load (the stage found it out at its first step). A cache that cannot be read
+    is the dataset's to refuse."""
     if shape is None or len(shape) != 4:  # missing or malformed: LatentCacheDataset says what is wrong with it
         return
     frames, h, w = shape[1:]
@@ -206,14 +207,12 @@ def _check_cache_frames(cfg: TrainConfig) -> None:
                           f"conditioning.min_gap + 1 ({c.min_gap + 1})")
 
 
-def _check_cache_vae(cfg: TrainConfig) -> None:
+def _check_cache_vae(cfg: TrainConfig, cached: str | None) -> None:
     """`vae` (what the exported part records as its latent space, and what previews decode with) against the VAE
-    the latent cache was encoded with: another one trained the part on one VAE's latents and paired it with another
-    VAE's, without a word."""
-    from vidiff.data.latent_cache import cached_latent_space
+    the latent cache was encoded with (`cached`, its index's record): another one trained the part on one VAE's
+    latents and paired it with another VAE's, without a word."""
     from vidiff.pipeline.trained import latent_space_id
 
-    cached = cached_latent_space(cfg.data.root)
     if cached is None or not cfg.vae or not Path(cfg.vae).is_dir():  # not recorded, or checked where it runs
         return
     if latent_space_id(cfg.vae) != cached:
