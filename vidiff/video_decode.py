@@ -206,8 +206,8 @@ def checked_frames(path: Path, width: int, height: int, max_frames: int, num_thr
     stream is read to its end and its timestamps rose unevenly (a variable frame rate, as phones record in low
     light, or dropped frames) a warning says the frames were read as evenly spaced. Timestamps that go back are
     warned of once (the frames are read in stored order, which is then not the order they play in), and so are two
-    frames with one timestamp (both are read), except in an AVI: it stores no presentation times, and with packed B-frames the times FFmpeg gives go back while the frames
-    come in their order."""
+    frames with one timestamp (both are read), except in an AVI: it stores no presentation times, and with packed
+    B-frames the times FFmpeg gives go back while the frames come in their order."""
     count, last, base, gaps, ordered, container = 0, None, None, [math.inf, 0], True, {}
     for frame in _av_frames(path, num_threads, container):
         if (frame.width, frame.height) != (width, height):  # before converting: a frame may claim any size
@@ -219,14 +219,15 @@ def checked_frames(path: Path, width: int, height: int, max_frames: int, num_thr
         if frame.pts is not None:
             base = frame.time_base or base  # frame threads leave it on the first frame only
             if last is not None:
-                if ordered and frame.pts < last and container.get("format") != "avi":
-                    log.warning("%s has timestamps that go back (frame %d at %.0f ms after %.0f ms): its frames "
-                                "were read in stored order, not the order they play in", path, count - 1,
-                                1000 * frame.pts * (base or 0), 1000 * last * (base or 0))
-                elif ordered and frame.pts == last and container.get("format") != "avi":
-                    log.warning("%s has frames with the same timestamp (frames %d and %d at %.0f ms): both were "
-                                "read, one after the other, as if evenly spaced", path, count - 2, count - 1,
-                                1000 * last * (base or 0))
+                if ordered and frame.pts <= last and container.get("format") != "avi":  # said once: then unordered
+                    if frame.pts < last:
+                        log.warning("%s has timestamps that go back (frame %d at %.0f ms after %.0f ms): its frames "
+                                    "were read in stored order, not the order they play in", path, count - 1,
+                                    1000 * frame.pts * (base or 0), 1000 * last * (base or 0))
+                    else:
+                        log.warning("%s has frames with the same timestamp (frames %d and %d at %.0f ms): both were "
+                                    "read, one after the other, as if evenly spaced", path, count - 2, count - 1,
+                                    1000 * last * (base or 0))
                 ordered &= frame.pts > last
                 gaps = [min(gaps[0], frame.pts - last), max(gaps[1], frame.pts - last)]
             last = frame.pts
