@@ -163,8 +163,7 @@ def run_generation(args) -> int:
     if args.task in ("generate", "edit", "animate"):  # before the weights load; the library says the same (said once)
         from vidiff.pipeline.request import prompt_notes
 
-        for note in prompt_notes(config, args.prompt, edit=args.task == "edit", animate=args.task == "animate",
-                                 by_maps=getattr(args, "control", None) is not None):
+        for note in prompt_notes(config, args.prompt, args.task, by_maps=getattr(args, "control", None) is not None):
             warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
     inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast

@@ -44,35 +44,35 @@ def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], li
     return prompts, seeds, batched
 
 
-def prompt_notes(config: PipelineConfig, prompt: str, edit: bool = False, by_maps: bool = False,
-                 animate: bool = False) -> list[str]:
-    """A Shapes pipeline's one-line notes on `prompt` (pipeline.yaml prompt_vocabulary: shapes): colour or shape
-    words no training caption uses and, for a generation, what it leaves to chance or asks beyond one clip
-    (vidiff/data/shapes_prompt.py); an edit keeps from its clip what the prompt leaves out, and an animated image
-    sets the colour and shape, so only a missing direction is said. `by_maps`: control maps set the motion. The CLI
-    says them before the weights load; text_to_video and edit_video warn them too."""
+def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by_maps: bool = False) -> list[str]:
+    """A Shapes pipeline's one-line notes on `prompt` (pipeline.yaml prompt_vocabulary: shapes) for `task`
+    ("generate", "edit" or "animate"): colour or shape words no training caption uses and, for a generation, what
+    it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py); an edit keeps from its clip what the
+    prompt leaves out, and an animated image sets the colour and shape, so only a missing direction is said.
+    `by_maps`: control maps set the motion. The CLI says them before the weights load; text_to_video and edit_video
+    warn them too."""
     if config.prompt_vocabulary != "shapes":
         return []
     from vidiff.data.captions import untrained_words_note
     from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
 
     by_maps_known = ("direction",) if by_maps else ()
-    if animate:
+    if task == "animate":
         notes = [unnamed_attributes_note(prompt, ("colour", "shape") + by_maps_known)]
     else:
         notes = [untrained_words_note(prompt)]
-    if not (edit or animate):
+    if task == "generate":
         notes += [unnamed_attributes_note(prompt, by_maps_known), ambiguous_prompt_note(prompt)]
     return [note for note in notes if note]
 
 
-def warn_prompt_notes(config: PipelineConfig, prompt, edit: bool = False, by_maps: bool = False) -> None:
+def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by_maps: bool = False) -> None:
     """prompt_notes of each distinct prompt (a str or a list) as warnings, said at the caller's call."""
     import warnings
 
     for text in dict.fromkeys(prompt if isinstance(prompt, (list, tuple)) else [prompt]):
         if isinstance(text, str):  # anything else is request()'s to refuse
-            for note in prompt_notes(config, text, edit, by_maps):
+            for note in prompt_notes(config, text, task, by_maps):
                 warnings.warn(note, stacklevel=3)
 
 

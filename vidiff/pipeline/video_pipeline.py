@@ -233,7 +233,7 @@ class VideoPipeline:
         from vidiff.pipeline.editing import edit
 
         check_flag(progress, "progress")  # strength 0 returns before any sampling, where it was checked
-        warn_prompt_notes(self.config, prompt, edit=True)
+        warn_prompt_notes(self.config, prompt, task="edit")
         self._check_settings(settings, "edit_video", fixed=("num_frames", "height", "width", "exact_frames"))
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
                     settings=settings, control=control, control_scale=control_scale, repeats=repeats)
