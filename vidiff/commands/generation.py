@@ -97,7 +97,8 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm or .gif")
     p.add_argument("--model", default=None, type=folder_argument, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed of the first sample, 0 to 2**63 - 1; sample i uses seed + i, wrapping to 0 at 2**63 (default 0)")
+                   help="seed of the first sample, 0 to 2**63 - 1; sample i uses seed + i, wrapping to 0 at 2**63 "
+                        "(default 0)")
     p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...; default 1)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps of both stages (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None,

@@ -143,8 +143,8 @@ def heldout_phrases() -> set[str]:
 def untrained_words_note(prompt: str) -> str | None:
     """A one-line warning for a Shapes pipeline's user when the prompt names its colour or shape only by words no
     training caption uses: "a red cube" came out as a circle or a triangle in 13 of 13 clips, "scarlet" as another
-    colour in 4 of 5 (docs/shapes_measured.md, "Solid-shape words taught by a fine-tune"); with the words trained for that
-    value. None when every named colour and shape has a trained word. Directions are not checked: direction words
+    colour in 4 of 5 (docs/shapes_measured.md, "Solid-shape words taught by a fine-tune"); with the words trained
+    for that value. None when every named colour and shape has a trained word. Directions are not checked: direction words
     and verbs outside the grammar were read right (tools/probe_unseen_words.py)."""
     from vidiff.data.shapes_prompt import attribute_words
 

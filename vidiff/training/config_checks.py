@@ -106,14 +106,17 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"conditioning.gap_weighting: only the interpolation stage draws gaps (stage is {cfg.stage!r})")
     if c.path_captions_from_step < 0:
         raise ConfigError(f"conditioning.path_captions_from_step: must be >= 0, got {c.path_captions_from_step}")
-    grammar_only = [(key, off) for key, off in (("path_captions_from_step", 0), ("direction_pairs_from_step", None))
-                    if getattr(c, key) != off]
-    if grammar_only and c.captions != "shapes_grammar":  # all at once: the keyframe recipe sets both
-        raise ConfigError(" and ".join(f"conditioning.{key}" for key, _ in grammar_only)
-                          + (" need" if len(grammar_only) > 1 else " needs") + " the Shapes caption "
-                          f"grammar (only it says paths and directions), and conditioning.captions is {c.captions!r}; "
-                          "for your own captions also give " + " ".join(
-                              f"--set conditioning.{key}={'null' if off is None else off}" for key, off in grammar_only))
+    # the keys only the grammar's captions serve, and the value that turns each off: named all at once (the
+    # keyframe recipe sets both)
+    grammar_only = {key: off for key, off in (("path_captions_from_step", 0), ("direction_pairs_from_step", None))
+                    if getattr(c, key) != off}
+    if grammar_only and c.captions != "shapes_grammar":
+        keys = " and ".join(f"conditioning.{key}" for key in grammar_only)
+        verb = "need" if len(grammar_only) > 1 else "needs"
+        sets = " ".join(f"--set conditioning.{key}={'null' if off is None else off}"
+                        for key, off in grammar_only.items())
+        raise ConfigError(f"{keys} {verb} the Shapes caption grammar (only it says paths and directions), and "
+                          f"conditioning.captions is {c.captions!r}; for your own captions also give {sets}")
     if c.direction_pairs_from_step is not None and c.direction_pairs_from_step < 0:
         raise ConfigError(f"conditioning.direction_pairs_from_step: must be >= 0 (or null: never), got "
                           f"{c.direction_pairs_from_step}")
