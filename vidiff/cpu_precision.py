@@ -55,4 +55,3 @@ def cpu_bf16_pays() -> bool:
     import torch
 
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags()) and cpu_has_fast(torch.bfloat16)
-

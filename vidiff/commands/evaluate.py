@@ -292,8 +292,7 @@ def _check_frame_sizes(files, multiple: int, check_size: bool = True, frames_nee
     """Each clip's frames (from its header, upright) at least the SSIM window and, for a VAE round trip, a multiple
     of its factor (unless not `check_size`: --size resizes them), and at least `frames_needed` frames (what the
     option `needed_by` asks; counted by decoding where the header has fewer); checked before anything loads,
-    naming the clip (a clip late in the
-    folder failed after the earlier ones were scored, its size naming no clip)."""
+    naming the clip (a clip late in the folder failed after the earlier ones were scored, its size naming no clip)."""
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.eval.metrics import SSIM_WINDOW

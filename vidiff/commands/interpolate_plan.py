@@ -11,8 +11,6 @@ PASS_SEED_STEP = 1 << 32  # pass i's chunk j uses seed + i * PASS_SEED_STEP + j 
 # the second factor for the tiles' overlap and the decoder's working set outgrowing the caches
 CPU_S_PER_PIXEL, CPU_PIXELS_SCALE = 2.7e-5, 1e6
 SLOW_WARNING_S = 600.0  # an estimate above this is said before the weights load
-
-
 BF16_SPEEDUP = 2.4  # the fill in bf16 on an AMX CPU, against fp32 (320x240 and 768x576; docs/benchmarks.md)
 
 
