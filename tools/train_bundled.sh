@@ -64,8 +64,8 @@ fi
 # Two lanes, one core each. Lane A: the latent cache (the encoder), then the keyframe model. Lane B: the temporal
 # decoder (it needs the VAE, not the cache), then the interpolation model once the cache is there. The cache and
 # the decoder are the two short jobs, the keyframe and interpolation models the two long ones. Since the keyframe
-# model takes 8400 steps (6500 before) its lane is the longer one: by an estimated 11 minutes on the machine where
-# the two used to end together, by about a minute on the slow one of 2026-12-05 (docs/training.md).
+# model takes 8400 steps (6500 before) its lane is the longer one: by 7.6 minutes on a 2-core Xeon, where the
+# whole recipe took 78 minutes (docs/training.md, "The recipe at 8400 keyframe steps from an empty folder").
 cache_done="$W/.latent_cache_done"
 rm -f "$cache_done"
 (
