@@ -24,7 +24,7 @@ from vidiff.data.real_footage import center_square  # noqa: E402
 from vidiff.eval.interpolation import spread_windows  # noqa: E402
 from vidiff.eval.metrics import psnr  # noqa: E402
 from vidiff.io import read_video  # noqa: E402
-from vidiff.optical_flow import backward_warp, flows_to_time  # noqa: E402
+from vidiff.optical_flow import backward_warp, flows_to_time, warp_blend  # noqa: E402
 
 TRAINING_CLIPS = ("vtest.avi", "Megamind.avi", "newtonscradle.gif")
 
@@ -41,11 +41,6 @@ def dis(a: np.ndarray, b: np.ndarray, refine: int | None = None, finest: int | N
     return d.calc(gray[0], gray[1], None)
 
 
-def blend(left, right, f01, f10, t):
-    ft0, ft1 = flows_to_time(f01, f10, t)
-    return (1 - t) * backward_warp(left, ft0) + t * backward_warp(right, ft1)
-
-
 def visibility_blend(left, right, f01, f10, t, sigma: float):
     ft0, ft1 = flows_to_time(f01, f10, t)
     # an end's pixel is trusted where its flow and the other end's flow, followed back, cancel
@@ -58,11 +53,11 @@ def visibility_blend(left, right, f01, f10, t, sigma: float):
 
 
 VARIANTS = {
-    "baseline (DIS medium)": (blend, {}),
+    "baseline (DIS medium)": (warp_blend, {}),
     "visibility, sigma 1": (lambda *a: visibility_blend(*a, sigma=1.0), {}),
     "visibility, sigma 3": (lambda *a: visibility_blend(*a, sigma=3.0), {}),
-    "DIS, 10 refinement iterations": (blend, {"refine": 10}),
-    "DIS, finest scale 0": (blend, {"finest": 0}),
+    "DIS, 10 refinement iterations": (warp_blend, {"refine": 10}),
+    "DIS, finest scale 0": (warp_blend, {"finest": 0}),
 }
 
 
