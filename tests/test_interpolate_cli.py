@@ -276,6 +276,26 @@ def test_a_clip_whose_header_estimates_one_frame_is_up_converted_from_its_frames
     assert "one.mp4: 1 frame(s); interpolation needs at least 2" in capsys.readouterr().err
 
 
+def test_a_clip_of_sparse_frames_is_up_converted_at_their_own_rate(interp_only, tmp_path, capsys):
+    """tree.avi of opencv-doc states 444 frames at 15 fps and holds 68 over its 29.5 s; up-converted at twice the
+    header's rate the output played 6.5 times too fast. Its frames' own mean rate is what the factor multiplies."""
+    from test_io_formats import sparse_avi
+
+    from vidiff.cli import main
+    from vidiff.io import probe_video
+
+    clip, out = tmp_path / "sparse.avi", tmp_path / "up.mp4"
+    sparse_avi(clip, [0, 6, 13, 19, 26, 32, 39, 45], size=32)
+    assert main(["interpolate", str(clip), "-o", str(out), "--factor", "2", "--model", str(interp_only),
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "its 8 frames span 3.4 s, 2.33 fps on average, where its header says 15 fps (46 frames)" in err
+    written = probe_video(out)
+    assert written.num_frames == 15 and written.fps == pytest.approx(14 / 3, rel=1e-3)
+    record = json.loads(Path(str(out) + ".json").read_text())
+    assert record["settings"]["fps_in"] == pytest.approx(7 / 3) and record["input_frames_exact"] is True
+
+
 def test_an_odd_sized_clip_and_a_fractional_rate_are_said_and_recorded_as_written(interp_only, tmp_path):
     """A 35x21 clip (a GIF: vidiff's own writers pad to even sides) is written 36x22, and `--fps 20` on a 10.01 fps
     clip gives 20.02 fps: both are warned, and the sidecar's size is the file's, beside the input's."""

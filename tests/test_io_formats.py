@@ -126,6 +126,73 @@ def test_a_clip_cut_short_reads_its_start_and_says_so(tmp_path, caplog):
     assert f"{cut} is damaged at byte" in caplog.text and f"using the {len(frames)} frames" in caplog.text
 
 
+def _faststart_clip(path, frames: int, rate: int = 8):
+    """An H.264 mp4 with its index first (as streamed): a cut copy still states every frame."""
+    import av
+
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for f in shapes_frames(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_a_clip_cut_between_packets_reads_its_start_and_says_so(tmp_path, caplog):
+    """Cut where a packet starts, the demuxer ends the stream without an error ("partial file"), so no packet
+    fails to decode: the frames used to come back as if the clip were whole. The timestamps fall short of the
+    header's 5 s, and that is said."""
+    import av
+
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    _faststart_clip(whole, 40)
+    with av.open(str(whole)) as container:
+        starts = [p.pos for p in container.demux(container.streams.video[0]) if p.size]
+    cut.write_bytes(whole.read_bytes()[: starts[20]])  # packets 0..19 whole
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert len(list(io.iter_video(whole, num_threads=1))) == 40
+    assert "cut short" not in caplog.text
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        frames = list(io.iter_video(cut, num_threads=1))
+    assert 10 <= len(frames) <= 20 and "damaged at byte" not in caplog.text
+    assert f"{cut} looks cut short or damaged: its frames end at" in caplog.text
+    assert "of the 5.0 s its header states" in caplog.text and f"the {len(frames)} frames it has were read" in caplog.text
+
+
+def sparse_avi(path, slots, size: int = 64):
+    """An MPEG-4 AVI at 15 fps holding frames only at the frame slots `slots` (its index skips the others, as
+    opencv-doc's tree.avi does): the header counts every slot."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=15)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 15)
+        for i, slot in enumerate(slots):
+            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = slot, Fraction(1, 15)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_sparse_frames_are_told_from_a_cut_short_clip(tmp_path, caplog):
+    from vidiff.frame_timing import demuxed_timing, is_sparse, missing_tail
+
+    clip = tmp_path / "sparse.avi"
+    sparse_avi(clip, [0, 6, 13, 19, 26, 32, 39, 45])
+    assert io.probe_video(clip).num_frames == 46  # the header's slots
+    timing, header = demuxed_timing(clip, 1000)
+    assert timing.frames == 8 and timing.mean_fps == pytest.approx(7 / 3) and header.fps == pytest.approx(15)
+    assert is_sparse(timing, header) and missing_tail(timing, header) is None
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert len(list(io.iter_video(clip))) == 8
+    assert "cut short" not in caplog.text
+
+
 def _write_timed(path, times_ms):
     """An H.264 clip (mp4 or mkv by the suffix) with a frame at each of `times_ms`."""
     import av

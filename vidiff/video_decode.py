@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from vidiff.errors import VideoDecodeError
+from vidiff.frame_timing import FrameTiming, header_of, missing_tail
 
 log = logging.getLogger("vidiff.io")
 
@@ -111,10 +112,11 @@ def _wanted(num_frames, start: int, step: float) -> Iterator[int]:
         k += 1
 
 
-def decode_complete(container, stream):
+def decode_complete(container, stream, report: dict | None = None):
     """Decodes a stream; a packet that fails after the first frames (a truncated or damaged tail) ends it,
     and the frames the decoder still holds are flushed instead of lost. A damaged stream is logged as a
-    warning with the frames kept: a user should know the clip was cut short (a partial download, a full disk)."""
+    warning with the frames kept: a user should know the clip was cut short (a partial download, a full disk).
+    `report`, when given, gets "damaged": True then (so that the end of the stream is not warned of twice)."""
     import av
 
     ctx = stream.codec_context
@@ -141,6 +143,8 @@ def decode_complete(container, stream):
         damaged_at = damaged_at or "its end"
     if damaged_at:
         log.warning("%s is damaged at %s: using the %d frames before it", container.name, damaged_at, count)
+        if report is not None:
+            report["damaged"] = True
 
 
 def quarter_turns(frame) -> int:
@@ -183,17 +187,19 @@ def video_stream(container):
 
 def _av_frames(path: Path, num_threads: int, container_info: dict | None = None):
     """PyAV frames of the first video stream (video_stream) in order, a damaged tail ending them
-    (decode_complete). `container_info`, when given, gets the container's format name as "format"."""
+    (decode_complete). `container_info`, when given, gets the container's format name as "format", what its header
+    states as "header" (frame_timing.Header) and "damaged" when decode_complete warned of a damaged tail."""
     import av
 
     with av.open(str(path), metadata_errors="ignore") as container:
+        stream = video_stream(container)
         if container_info is not None:
             container_info["format"] = container.format.name
-        stream = video_stream(container)
+            container_info["header"] = header_of(container, stream)
         stream.thread_type = "AUTO"
         if num_threads:
             stream.codec_context.thread_count = num_threads
-        yield from decode_complete(container, stream)
+        yield from decode_complete(container, stream, container_info)
 
 
 VFR_RATIO = 1.5  # frames this much further apart than the closest two: a variable frame rate (timestamps round)
@@ -207,8 +213,10 @@ def checked_frames(path: Path, width: int, height: int, max_frames: int, num_thr
     light, or dropped frames) a warning says the frames were read as evenly spaced. Timestamps that go back are
     warned of once (the frames are read in stored order, which is then not the order they play in), and so are two
     frames with one timestamp (both are read), except in an AVI: it stores no presentation times, and with packed
-    B-frames the times FFmpeg gives go back while the frames come in their order."""
+    B-frames the times FFmpeg gives go back while the frames come in their order. Frames that end well before the
+    header says they do (a cut-short file whose demuxer stops without an error) are warned of too."""
     count, last, base, gaps, ordered, container = 0, None, None, [math.inf, 0], True, {}
+    lowest = highest = None
     for frame in _av_frames(path, num_threads, container):
         if (frame.width, frame.height) != (width, height):  # before converting: a frame may claim any size
             raise VideoDecodeError(path, f"frame {count} is {frame.width}x{frame.height}, the header says "
@@ -218,6 +226,8 @@ def checked_frames(path: Path, width: int, height: int, max_frames: int, num_thr
             raise VideoDecodeError(path, f"more than max_frames={max_frames} frames")
         if frame.pts is not None:
             base = frame.time_base or base  # frame threads leave it on the first frame only
+            lowest = frame.pts if lowest is None else min(lowest, frame.pts)
+            highest = frame.pts if highest is None else max(highest, frame.pts)
             if last is not None:
                 if ordered and frame.pts <= last and container.get("format") != "avi":  # said once: then unordered
                     if frame.pts < last:
@@ -235,6 +245,10 @@ def checked_frames(path: Path, width: int, height: int, max_frames: int, num_thr
     if ordered and base and gaps[1] > VFR_RATIO * gaps[0]:
         log.warning("%s has a variable frame rate (frames %.0f to %.0f ms apart): its frames were read as evenly "
                     "spaced", path, 1000 * gaps[0] * base, 1000 * gaps[1] * base)
+    if base and lowest is not None and not container.get("damaged"):
+        short = missing_tail(FrameTiming(count, float(lowest * base), float(highest * base)), container["header"])
+        if short:
+            log.warning("%s looks cut short or damaged: %s; the %d frames it has were read", path, short, count)
 
 
 def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads: int = 0,

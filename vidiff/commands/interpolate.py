@@ -120,6 +120,7 @@ def validate(args):
         info = io.probe_video(video)  # header only
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
+    info = _timed_frames(video, info)
     if info.num_frames < 2:  # a count from the duration can be short (MPEG-PS estimates it from the bitrate)
         try:
             decoded = io.count_frames(video, at_most=2)
@@ -173,6 +174,33 @@ def validate(args):
     trained = read_trained_records(model, config)
     passes = up_conversion_passes(factor, config.interpolation.max_gap, trained["interpolation"], args.force_layout)
     return model, info, factor, passes, out_fps
+
+
+def _timed_frames(video: Path, info):
+    """The probe's info with the frames there are and, where they are far sparser than the header says (an AVI
+    whose index skips frame slots), their own mean rate, which the output's rate multiplies: at the header's rate
+    such a clip's frames would play several times too fast. From the packets' timestamps, nothing decoded."""
+    from dataclasses import replace
+
+    from vidiff import io
+    from vidiff.frame_timing import demuxed_timing, is_sparse, missing_tail
+    from vidiff.output_safety import shown
+
+    measured = demuxed_timing(video, io.DEFAULT_LIMITS.max_frames)
+    if measured is None:
+        return info
+    timing, header = measured
+    header = replace(header, fps=info.fps)  # a GIF's rate is read from its delays (io.gif_rate), not FFmpeg's guess
+    if is_sparse(timing, header):
+        rate = timing.mean_fps
+        warnings.warn(f"video {shown(video)}: its {timing.frames} frames span {timing.covered:.1f} s, {rate:.3g} fps "
+                      f"on average, where its header says {info.fps:g} fps ({header.frames or info.num_frames} "
+                      "frames): they are taken at their own rate, so that the output lasts as long as the clip",
+                      stacklevel=2)
+        return replace(info, fps=rate, num_frames=timing.frames)
+    if missing_tail(timing, header):  # warned of as the frames are decoded; the count and estimates follow them
+        return replace(info, num_frames=timing.frames)
+    return info
 
 
 def run(args) -> int:
