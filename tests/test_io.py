@@ -187,6 +187,27 @@ def test_read_image_png_jpeg_and_non_image(tmp_path):
         io.read_image(tmp_path / "e.png")
 
 
+def test_a_phone_photo_is_read_and_a_larger_still_than_any_phone_is_refused(tmp_path):
+    """A 12 MP phone photo (4032x3024) was refused by the video frame limit (9.4 MP) in `animate` and --keyframe;
+    stills have their own limit (2**27 pixels) and a header claiming more is refused before decoding."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.new("RGB", (4032, 3024), (200, 40, 30)).save(tmp_path / "phone.jpg", quality=90)
+    photo = io.read_image(tmp_path / "phone.jpg")
+    assert photo.shape == (3024, 4032, 3) and (photo[1500, 2000].int() - torch.tensor([200, 40, 30])).abs().max() < 4
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 12_000, 12_000, 8, 2, 0, 0, 0)  # 144 MP: past the limit, under PIL's bomb error
+    (tmp_path / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    with pytest.raises(InputError, match=r"big.png: 12000x12000 exceeds max_pixels=134217728; downscale it first"):
+        io.check_image(tmp_path / "big.png")
+
+
 def test_import_is_cheap():
     code = "import sys, vidiff.io; sys.exit(int(any(m in sys.modules for m in ('av', 'decord', 'PIL', 'torch'))))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vidiff.errors import InputError, VideoDecodeError
-from vidiff.io import DEFAULT_LIMITS, VideoLimits, check_file
+from vidiff.io import VideoLimits, check_file
 from vidiff.video_decode import _short
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ _MODES_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 # formats whose "I" mode holds at most 16-bit samples (PIL opens a 16-bit PNG / PGM as "I"; a TIFF's "I" is 32-bit)
 _FORMATS_16BIT_AS_I = ("PNG", "PPM")
 _MODES_8BIT = ("1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+# A still may be far larger than a video frame: phones take 12-200 megapixel photos (4032x3024, 8064x6048). 2**27
+# pixels (134 MP, 384 MiB as RGB) keeps a 108 MP photo and stays under PIL's own decompression-bomb error (179 MP).
+IMAGE_LIMITS = VideoLimits(max_pixels=2**27)
 
 
 def _open_image(path: Path, limits: VideoLimits):
@@ -47,7 +50,8 @@ def _open_image(path: Path, limits: VideoLimits):
         raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
     if img.width * img.height > limits.max_pixels:
         img.close()
-        raise InputError(f"image {path}: {img.width}x{img.height} exceeds max_pixels={limits.max_pixels}")
+        raise InputError(f"image {path}: {img.width}x{img.height} exceeds max_pixels={limits.max_pixels}; "
+                         "downscale it first")
     if img.mode not in _MODES_8BIT + _MODES_16BIT and not (img.mode == "I" and img.format in _FORMATS_16BIT_AS_I):
         mode = img.mode
         img.close()
@@ -60,7 +64,7 @@ def check_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> N
     from PIL import UnidentifiedImageError
 
     path = _checked_image_file(path)
-    img = _open_image(path, limits or DEFAULT_LIMITS)
+    img = _open_image(path, limits or IMAGE_LIMITS)
     try:
         img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -108,7 +112,7 @@ def _upright(img):
 
 def image_size(path: str | os.PathLike, limits: VideoLimits | None = None) -> tuple[int, int]:
     """(width, height) of the image as read_image returns it (EXIF Orientation 5-8 swap them), header only."""
-    img = _open_image(_checked_image_file(path), limits or DEFAULT_LIMITS)
+    img = _open_image(_checked_image_file(path), limits or IMAGE_LIMITS)
     with img:
         try:
             turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
@@ -146,7 +150,7 @@ def _read(path, limits: VideoLimits | None, convert) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     path = _checked_image_file(path)
-    img = _open_image(path, limits or DEFAULT_LIMITS)
+    img = _open_image(path, limits or IMAGE_LIMITS)
     try:
         with img:
             frames = getattr(img, "n_frames", 1)
