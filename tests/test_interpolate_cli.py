@@ -297,8 +297,9 @@ def test_a_clip_of_sparse_frames_is_up_converted_at_their_own_rate(interp_only, 
 
 
 def test_an_odd_sized_clip_and_a_fractional_rate_are_said_and_recorded_as_written(interp_only, tmp_path):
-    """A 35x21 clip (a GIF: vidiff's own writers pad to even sides) is written 36x22, and `--fps 20` on a 10.01 fps
-    clip gives 20.02 fps: both are warned, and the sidecar's size is the file's, beside the input's."""
+    """A 35x21 clip (a GIF saved by PIL, so its odd size is the input's) is written 36x22 to an .mp4 and 35x21 to
+    a .gif, and `--fps 20` on a 10.01 fps clip gives 20.02 fps: the padding and the rate are warned, and the
+    sidecar's size is the file's, beside the input's."""
     from PIL import Image
 
     from vidiff.io import read_video, write_video
@@ -309,10 +310,15 @@ def test_an_odd_sized_clip_and_a_fractional_rate_are_said_and_recorded_as_writte
     out = tmp_path / "up.mp4"
     proc = _cli("interpolate", odd, "-o", out, "--factor", "2", "--model", interp_only, "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert "is 35x21: the output is stored as 36x22" in proc.stderr and "plays at" not in proc.stderr
+    assert "is 35x21: the .mp4 output is stored as 36x22" in proc.stderr and "plays at" not in proc.stderr
     assert read_video(out)[0].shape[1:3] == (22, 36)
     settings = json.loads(Path(str(out) + ".json").read_text())["settings"]
     assert settings["size"] == [36, 22] and settings["input_size"] == [35, 21]
+    gif = tmp_path / "up.gif"  # GIF has no even-side rule: the size is kept, and nothing is said
+    proc = _cli("interpolate", odd, "-o", gif, "--factor", "2", "--model", interp_only, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "stored as" not in proc.stderr and read_video(gif)[0].shape[1:3] == (21, 35)
+    assert json.loads(Path(str(gif) + ".json").read_text())["settings"]["size"] == [35, 21]
 
     clip = tmp_path / "rate.mp4"
     write_video(clip, _clip(3, 20, 36, seed=4), fps=10.01)

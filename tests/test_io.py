@@ -66,11 +66,17 @@ def test_torch_and_numpy_inputs_write_the_same(tmp_path):
     assert (a.float() - b.float()).abs().mean() < 0.5  # x264 output is not bit-stable within one process
 
 
-def test_odd_sizes_are_padded_with_edge_pixels(tmp_path):
+def test_odd_sizes_are_padded_with_edge_pixels_in_mp4_and_webm_and_kept_in_gif(tmp_path):
     frames = shapes_frames(3, h=33, w=47)
-    for suffix in (".mp4", ".gif"):
+    from vidiff.video_writer import written_size
+
+    for suffix in (".mp4", ".webm"):
         out, _ = io.read_video(io.write_video(tmp_path / f"odd{suffix}", frames, 8))
-        assert tuple(out.shape) == (3, 34, 48, 3)
+        assert tuple(out.shape) == (3, 34, 48, 3) and written_size(47, 33, suffix) == (48, 34)
+    odd = shapes_frames(3, h=31, w=97)  # GIF has no even-side rule: 97x31 stays 97x31
+    out, _ = io.read_video(io.write_video(tmp_path / "odd.gif", odd, 8))
+    assert tuple(out.shape) == (3, 31, 97, 3) and written_size(97, 31, ".gif") == (97, 31)
+    assert (out.float() - torch.from_numpy(odd).float()).abs().mean() < 1  # the frames, not shifted or scaled
     padded = io.pad_to_even(frames)
     assert np.array_equal(padded[:, 33, :47], frames[:, 32]) and np.array_equal(padded[:, :33, 47], frames[:, :, 46])
 

@@ -13,8 +13,9 @@ Every encoder runs on one thread (the codec context's thread count: x264's frame
 by up to 19 levels between runs) and the containers are written bit-exact, so the same frames give the same
 bytes. fps must lie in `video_writer.fps_limits(suffix)` (0.1..240; GIF 0.1..50) so that the file plays at it.
 
-yuv420p needs even sizes: an odd width or height is padded by one column / row on the right / bottom,
-repeating the edge pixels, so a 63x65 clip reads back as 64x66 (all formats, for consistency).
+.mp4 and .webm (yuv420p) are written at even sizes: an odd width or height is padded by one column / row on the
+right / bottom, repeating the edge pixels, so a 63x65 clip reads back as 64x66 (why .webm too:
+video_writer.EVEN_SIDED_SUFFIXES). A .gif keeps the frames' size.
 
 Files are written through vidiff/output_safety.py (a random hidden temporary name opened O_EXCL | O_NOFOLLOW in
 the target folder, fsync, rename), so an interrupted write never leaves a half file under the final name. `probe_video` reads container metadata

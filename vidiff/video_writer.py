@@ -1,6 +1,6 @@
 """Writing uint8 `(F,H,W,3)` frames to .mp4 (H.264), .webm (VP9) and .gif, atomically (temporary name, fsync,
-rename). Formats, quality and the even-size padding rule are described in vidiff/io.py, which re-exports
-`write_video`.
+rename). Formats, quality and the even-size padding rule (.mp4 / .webm) are described in vidiff/io.py, which
+re-exports `write_video`.
 """
 from __future__ import annotations
 
@@ -31,15 +31,25 @@ def as_frames(frames) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
-def written_size(width: int, height: int) -> tuple[int, int]:
-    """The frame size a file written by vidiff holds for frames of `width` x `height`: odd sides padded by one."""
+# Formats whose odd sides are padded to even ones. x264 refuses odd yuv420p sizes. libvpx-vp9 takes them, but the
+# odd-sized files were worse: a 97x31 .webm read back through decord and through PyAV differed by 3.3 levels on
+# average (up to 38; its padded twin read identically), and swscale's RGB -> yuv420p at odd widths put chroma off
+# its pixel (a 1 px green line on grey came back 102 levels off, 67 at even widths). GIF keeps any size.
+EVEN_SIDED_SUFFIXES = (".mp4", ".webm")
+
+
+def written_size(width: int, height: int, suffix: str) -> tuple[int, int]:
+    """The frame size a `suffix` file written by vidiff holds for frames of `width` x `height`: odd sides padded by
+    one in .mp4 / .webm (EVEN_SIDED_SUFFIXES), kept in .gif."""
+    if suffix.lower() not in EVEN_SIDED_SUFFIXES:
+        return width, height
     return width + width % 2, height + height % 2
 
 
 def pad_to_even(frames: np.ndarray) -> np.ndarray:
-    """Pads odd H / W by one row / column at the bottom / right, repeating the edge pixels (`written_size`)."""
+    """Pads odd H / W by one row / column at the bottom / right, repeating the edge pixels (what .mp4 / .webm hold)."""
     _, h, w, _ = frames.shape
-    width, height = written_size(w, h)
+    height, width = h + h % 2, w + w % 2
     if (height, width) == (h, w):
         return frames
     return np.pad(frames, ((0, 0), (0, height - h), (0, width - w), (0, 0)), mode="edge")
@@ -98,7 +108,7 @@ def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, qu
     if not path.parent.is_dir():
         raise InputError(f"video path {path}: folder {path.parent} does not exist")
     check_output(path, what="video path", create_folder=False)
-    frames = _even_frames(frames)
+    frames = _checked_frames(frames, pad=suffix in EVEN_SIDED_SUFFIXES)
     first = next(frames)  # its size opens the stream; no frame at all fails before a temporary file exists
     frames = itertools.chain([first], frames)
     if suffix == ".gif":
@@ -107,8 +117,8 @@ def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, qu
                                                    sample_aspect), before_replace)
 
 
-def _even_frames(frames: Iterable) -> Iterator[np.ndarray]:
-    """Each frame checked (uint8 (H,W,3), the first frame's size) and padded to even sides; at least one."""
+def _checked_frames(frames: Iterable, pad: bool) -> Iterator[np.ndarray]:
+    """Each frame checked (uint8 (H,W,3), the first frame's size) and, if `pad`, padded to even sides; at least one."""
     size = None
     for frame in frames:
         frame = as_frames(frame[None] if getattr(frame, "ndim", 0) == 3 else frame)
@@ -118,7 +128,7 @@ def _even_frames(frames: Iterable) -> Iterator[np.ndarray]:
             size = frame.shape[1:3]
         elif frame.shape[1:3] != size:
             raise InputError(f"frame size changed from {size[1]}x{size[0]} to {frame.shape[2]}x{frame.shape[1]}")
-        yield pad_to_even(frame)[0]
+        yield (pad_to_even(frame) if pad else frame)[0]
     if size is None:
         raise InputError("no frames to write")
 

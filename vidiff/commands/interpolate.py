@@ -157,11 +157,11 @@ def validate(args):
         warnings.warn(f"video {shown(video)} has non-square pixels (width / height {info.sample_aspect}): a "
                       f"{suffix} output shows them square, so the picture looks narrower or wider than the clip; "
                       ".mp4 keeps the shape", stacklevel=1)
-    if info.width % 2 or info.height % 2:
-        stored = written_size(info.width, info.height)
-        warnings.warn(f"video {shown(video)} is {info.width}x{info.height}: the output is stored as "
-                      f"{stored[0]}x{stored[1]} (the encoders need even sides; the last row / column is repeated)",
-                      stacklevel=1)
+    stored = written_size(info.width, info.height, suffix)
+    if stored != (info.width, info.height):
+        warnings.warn(f"video {shown(video)} is {info.width}x{info.height}: the {suffix} output is stored as "
+                      f"{stored[0]}x{stored[1]} (even sides for yuv420p; the last row / column is repeated; a "
+                      ".gif keeps the size)", stacklevel=1)
     total = factor * (info.num_frames - 1) + 1
     if total > MAX_FRAMES * 64:
         raise InputError(f"video {shown(video)}: {info.num_frames} frames x {factor} make {total} frames; "
@@ -311,9 +311,9 @@ def run(args) -> int:
         tile, overlap = tiling_ran(tile, args.overlap, multiple, info.height, info.width)
         ran.append({"factor": f, "chunk": min(chunk, pass_frames), "tile": tile, "overlap": overlap})
         pass_frames = output_length(pass_frames, f)
+    size = written_size(info.width, info.height, Path(args.output).suffix)  # the file's: .mp4 / .webm pad odd sides
     settings = {"factor": factor, "fps_in": info.fps, "fps_out": out_fps, "frames_in": count["in"],
-                "frames_written": count["out"], "size": list(written_size(info.width, info.height)),
-                "input_size": [info.width, info.height],
+                "frames_written": count["out"], "size": list(size), "input_size": [info.width, info.height],
                 "sample_aspect": None if info.sample_aspect is None else str(info.sample_aspect),
                 "steps": args.steps or pipe.config.interpolation.steps,
                 "sampler": args.sampler or pipe.config.interpolation.sampler,
