@@ -180,7 +180,7 @@ def test_edit_of_a_misfit_length_offers_what_the_bundled_pipeline_was_trained_on
 def test_edit_of_a_clip_shorter_than_every_trained_layout_says_so(tmp_path, capsys):
     """A 2-frame clip was offered "clip lengths that fit at stride 5: 11" (before that 6, 11, and 6 frames is 2
     keyframes, refused as untrained); no --stride makes it fit, so it is called too short, with the shortest
-    length the bundled parts take."""
+    length the bundled parts take. A 1-frame clip gets the same minimum (it was told 2 frames)."""
     from vidiff.io import write_video
 
     write_video(tmp_path / "two.mp4", np.zeros((2, 64, 64, 3), dtype=np.uint8), 8)
@@ -189,6 +189,12 @@ def test_edit_of_a_clip_shorter_than_every_trained_layout_says_so(tmp_path, caps
         err = capsys.readouterr().err.strip()
         assert err.endswith("two.mp4 has 2 frames: too short for this pipeline, which edits clips of 7 frames or "
                             "more (3 keyframes at stride 3, the shortest layout its parts were trained on)"), err
+    write_video(tmp_path / "one.mp4", np.zeros((1, 64, 64, 3), dtype=np.uint8), 8)
+    assert main(["edit", str(tmp_path / "one.mp4"), "x", "-o", str(tmp_path / "o.mp4")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("one.mp4 has 1 frame: too short for this pipeline, which edits clips of 7 frames or more (3 "
+                        "keyframes at stride 3, the shortest layout its parts were trained on); for a still image: "
+                        "vidiff animate"), err
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -220,13 +226,16 @@ def test_a_still_image_given_as_the_video_is_refused(garbage_pipeline, tmp_path,
 
 
 def test_an_edit_of_a_one_frame_clip_does_not_name_frames(garbage_pipeline, tmp_path, capsys):
-    """It said "--frames must be an integer >= 2", an option edit refuses."""
+    """It said "--frames must be an integer >= 2", an option edit refuses. With --force-layout no trained grid
+    sets the minimum: 2 frames (2 keyframes at stride 1)."""
     from vidiff import io
 
     io.write_video(tmp_path / "one.mp4", np.zeros((1, 64, 64, 3), np.uint8), 8)
-    rc = main(["edit", str(tmp_path / "one.mp4"), "x", "-o", str(tmp_path / "o.mp4"), "--model", str(garbage_pipeline)])
+    rc = main(["edit", str(tmp_path / "one.mp4"), "x", "-o", str(tmp_path / "o.mp4"), "--model", str(garbage_pipeline),
+               "--force-layout"])
     err = capsys.readouterr().err
-    assert rc == 2 and "has 1 frame; edit redraws clips of 2 frames or more" in err and "--frames" not in err, err
+    assert rc == 2 and "has 1 frame: too short; an edit redraws clips of 2 frames or more" in err, err
+    assert "--frames" not in err
 
 
 def test_missing_model_folder(tmp_path, capsys):

@@ -128,11 +128,6 @@ def validate(args) -> CheckedRun:
         # the length an edit keeps, decoded: a header's count can be an estimate (MPEG-PS), count frames an MP4
         # edit list hides, or undercount; a frame of another size fails here too, before any weights load
         video_frames = count_clip_frames(args.video)
-        if video_frames < 2:  # resolve_layout would name --frames, which edit refuses
-            raise InputError(f"video {shown(args.video)}: has 1 frame; edit redraws clips of 2 frames or more (a "
-                             "still image: vidiff animate)")
-        if args.mask is not None and args.mask != "foreground":
-            check_mask_file(Path(args.mask), replace(video_info, num_frames=video_frames))
     if config.parts.keyframes is None:
         raise InputError(f"--model {shown(args.model)}: an interpolation-only pipeline (no keyframe part) cannot "
                          f"{args.task}; it fills frames between given ones (vidiff interpolate)")
@@ -145,11 +140,16 @@ def validate(args) -> CheckedRun:
     trained = read_trained_records(Path(args.model) if args.model else BUNDLED, config)
     default = Layout(config.num_frames, config.num_keyframes, config.keyframe_stride)
     frames = {"extend": None, "edit": video_frames}.get(args.task, args.frames)
-    if args.task == "edit" and not args.force_layout:  # shorter than every trained grid: no --stride helps
+    if args.task == "edit":  # shorter than every trained grid (2 frames if forced): no --stride helps
         from vidiff.pipeline.trained_layouts import check_edit_length
 
-        check_edit_length(video_frames, f"video {shown(args.video)}", config.interpolation.max_gap,
-                          trained["keyframes"], trained["interpolation"])
+        try:
+            check_edit_length(video_frames, f"video {shown(args.video)}", config.interpolation.max_gap,
+                              None if args.force_layout else trained["keyframes"], trained["interpolation"])
+        except InputError as e:
+            raise InputError(f"{e}{'; for a still image: vidiff animate' if video_frames == 1 else ''}") from None
+        if args.mask is not None and args.mask != "foreground":
+            check_mask_file(Path(args.mask), replace(video_info, num_frames=video_frames))
     try:
         layout = resolve_layout(frames, args.keyframes, args.stride, default=default,
                                 max_gap=config.interpolation.max_gap, exact=args.task == "edit", names=CLI_NAMES,

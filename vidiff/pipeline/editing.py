@@ -81,8 +81,9 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
     strength, feather, repeats = check_edit_options(strength, feather, repeats, masked=region is not None)
     keyframes, interpolation = pipe.trained.get("keyframes"), pipe.trained.get("interpolation")
     max_gap = pipe.config.interpolation.max_gap
-    if not settings.get("force_layout"):  # shorter than every trained grid: no keyframe_stride helps
-        check_edit_length(n, "frames: the clip", max_gap, keyframes, interpolation)
+    # shorter than every trained grid (2 frames when forced): no keyframe_stride helps
+    check_edit_length(n, "frames: the clip", max_gap, None if settings.get("force_layout") else keyframes,
+                      interpolation)
     try:
         req = pipe.request(prompt, num_frames=n, height=height, width=width, exact_frames=True, **settings)
     except InputError as e:  # the user gave a clip, not num_frames: say that its length is what does not fit

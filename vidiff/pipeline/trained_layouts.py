@@ -177,12 +177,16 @@ def check_edit_length(frames: int, what: str, max_gap: int, keyframes: TrainedOn
                       interpolation: TrainedOn | None) -> None:
     """An edit keeps its clip's length: a clip shorter than every grid the parts were trained on is refused as too
     short, with the shortest length the pipeline takes (a 2-frame clip was offered 6 frames, 2 keyframes, which the
-    layout check then refused)."""
+    layout check then refused). Without a record (or `keyframes` None: a forced layout) the shortest grid is 2
+    frames. One check for every short clip: a 1-frame one was told 2 frames, and at 2 frames then 7."""
     shortest = shortest_trained_layout(max_gap, keyframes, interpolation)
+    counted = f"{frames} frame{'' if frames == 1 else 's'}"
     if shortest is not None and frames < shortest.num_frames:
-        raise InputError(f"{what} has {frames} frames: too short for this pipeline, which edits clips of "
+        raise InputError(f"{what} has {counted}: too short for this pipeline, which edits clips of "
                          f"{shortest.num_frames} frames or more ({shortest.num_keyframes} keyframes at stride "
                          f"{shortest.keyframe_stride}, the shortest layout its parts were trained on)")
+    if frames < 2:  # 2 keyframes at stride 1; the layout check would name num_frames, which an edit does not take
+        raise InputError(f"{what} has {counted}: too short; an edit redraws clips of 2 frames or more")
 
 
 def edit_misfit(frames: int, stride: int, max_gap: int, keyframes: TrainedOn | None,
