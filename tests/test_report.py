@@ -78,6 +78,24 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["clip.mp4"]
 
 
+def test_output_must_be_an_html_page(tmp_path, capsys):
+    """`-o victim.mp4` replaced the clip with HTML (exit 0); a file of the run that is not an input went the same way."""
+    run = make_run(tmp_path)
+    victim, notes = tmp_path / "victim.mp4", run / "notes.txt"
+    victim.write_bytes(b"a video")
+    notes.write_text("my notes")
+    for target in (victim, notes, tmp_path / "page"):
+        assert main(["report", str(run), "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"-o {target}: the output suffix must be one of .html, .htm" in err
+    assert victim.read_bytes() == b"a video" and notes.read_text() == "my notes"
+    assert not (tmp_path / "page").exists()
+    page = tmp_path / "page.HTM"
+    page.write_text("an old report")
+    assert main(["report", str(run), "-o", str(page)]) == 0  # re-writing a page stays allowed
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
 def test_links_are_relative_to_the_page_and_inline_works(tmp_path):
     run = make_run(tmp_path)
     imageio.imwrite(run / "loss.png", np.zeros((20, 40, 3), np.uint8))

@@ -204,16 +204,17 @@ def _evals_section(page: _Page) -> None:
 
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "previews", "eval")  # what a page is made of
+REPORT_SUFFIXES = (".html", ".htm")  # -o: a page only, so a typo never replaces a clip or a run file with HTML
 
 
 def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, inline: bool = False) -> Path:
-    """Writes the page (default RUN_DIR/report.html) and returns its path."""
+    """Writes the page (default RUN_DIR/report.html; `out` must end in .html or .htm) and returns its path."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"RUN_DIR: not a folder: {run_dir}")
     if not any(os.path.lexists(run_dir / name) for name in RUN_FILES):  # an empty page written into any folder
         raise InputError(f"RUN_DIR {run_dir}: not a training run folder (none of {', '.join(RUN_FILES)})")
-    from vidiff.output_safety import atomic_write, check_output
+    from vidiff.output_safety import atomic_write, check_output, shown
 
     out = Path(out) if out is not None else run_dir / "report.html"
     if out.is_dir():
@@ -223,6 +224,9 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         if (run_dir / sub).is_dir():
             inputs += sorted((run_dir / sub).glob(pattern))
     check_output(out, inputs, what="-o")
+    if out.suffix.lower() not in REPORT_SUFFIXES:
+        raise InputError(f"-o {shown(out)}: the output suffix must be one of {', '.join(REPORT_SUFFIXES)} (the "
+                         "report is an HTML page)")
     page = _Page(run_dir, out, inline)
     title = f"vidiff run: {run_dir.resolve().name}"
     page.add(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
