@@ -64,7 +64,7 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     assert (cfg.extension_strength, again.extension_strength) == (1.0, 0.2)
     # a strength outside [0, 1] is refused, naming the key, and the folder written before stays
     assert main(["export", *map(str, runs), "-o", str(out), "--force", "--extension-strength", "nan"]) == 2
-    assert "extension_strength" in capsys.readouterr().err
+    assert "--extension-strength must be in [0, 1], got nan" in capsys.readouterr().err
     assert read_pipeline_folder(out).extension_strength == 0.2
     # keyframes trained on the dataset's own captions: no vocabulary is assumed
     # (the recipe's path_captions_from_step and direction_pairs_from_step go too: only the grammar says paths and
@@ -76,6 +76,30 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
                                                   "path_captions_from_step: 0"))
     assert main(["export", *map(str, runs), "-o", str(out), "--force"]) == 0
     assert read_pipeline_folder(out).prompt_vocabulary is None
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--fps", "0", "--fps must be in [0.1, 240], got 0"), ("--keyframe-steps", "0", "--keyframe-steps must be in [1, "),
+    ("--interpolation-steps", "1000000", "--interpolation-steps must be in [1, "),
+    ("--guidance", "nan", "--guidance must be a finite number in [0, "),
+    ("--image-guidance", "-1", "--image-guidance must be a finite number in [0, "),
+    ("--sigma-max", "0.001", "--sigma-max: need 0 < sigma_min < sigma_max"),
+    ("--sigma-max", "inf", "--sigma-max must be finite"),
+    ("--extension-strength", "5", "--extension-strength must be in [0, 1], got 5")])
+def test_sampling_options_are_checked_first_under_their_own_names(tmp_path, capsys, flag, value, message):
+    """They were checked once pipeline.yaml was built, after the runs were read: `--fps 0` said
+    "pipeline.yaml: fps must be in [0.1, 240]", naming a file the user never wrote."""
+    from dataclasses import fields
+
+    from vidiff.commands.export import FLAGS
+    from vidiff.pipeline.export import DEFAULT_KEYS, SamplingDefaults
+
+    assert set(FLAGS) == set(DEFAULT_KEYS) == {f.name for f in fields(SamplingDefaults)}  # every option is checked
+    missing = [str(tmp_path / f"run{i}") for i in range(3)]  # no run is read before the options are checked
+    assert main(["export", *missing, "-o", str(tmp_path / "pipe"), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "pipeline.yaml" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pipe").exists()
 
 
 @pytest.mark.parametrize("drop, message", [("interpolation", "no interpolation run"), (None, "second keyframes")])

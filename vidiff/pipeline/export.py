@@ -9,6 +9,7 @@ The folder is written beside the target under a temporary name and renamed into 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 from vidiff.errors import InputError
 from vidiff.parts import PART_FILES, WEIGHTS_NAME
 from vidiff.pipeline.config import (
-    InterpolationStageConfig, PartsConfig, PipelineConfig, StageConfig, write_pipeline_yaml,
+    InterpolationStageConfig, PartsConfig, PipelineConfig, StageConfig, validate_pipeline_config, write_pipeline_yaml,
 )
 
 
@@ -33,6 +34,38 @@ class SamplingDefaults:
     keyframe_sampler: str = "dpmpp_2m"
     interpolation_sampler: str = "dpmpp_2m"
     extension_strength: float = PipelineConfig.extension_strength  # how far `extend` re-noises (1: from noise)
+
+
+# SamplingDefaults field -> the pipeline.yaml keys pipeline_config sets from it
+DEFAULT_KEYS = {"keyframe_steps": ("keyframes.steps",), "interpolation_steps": ("interpolation.steps",),
+                "guidance_scale": ("keyframes.guidance_scale",),
+                "image_guidance_scale": ("keyframes.image_guidance_scale",),
+                "sigma_max": ("keyframes.sigma_max", "interpolation.sigma_max"), "fps": ("fps",),
+                "keyframe_sampler": ("keyframes.sampler",), "interpolation_sampler": ("interpolation.sampler",),
+                "extension_strength": ("extension_strength",)}
+
+
+def check_sampling_defaults(defaults: SamplingDefaults, names: dict[str, str] | None = None) -> SamplingDefaults:
+    """Each default through pipeline.yaml's own checks (validate_pipeline_config), one at a time and before any
+    run is read: InputError naming the field, or `names[field]` (the option a user typed), and the reason. Found
+    only at the end, the error named pipeline.yaml, a file the user never wrote."""
+    from dataclasses import replace
+
+    from vidiff.config import ConfigError
+
+    for name, keys in DEFAULT_KEYS.items():
+        cfg = PipelineConfig()
+        for key in keys:  # "keyframes.steps": replaced inside the stage
+            stage, _, leaf = key.rpartition(".")
+            value = {leaf: getattr(defaults, name)}
+            cfg = replace(cfg, **({stage: replace(getattr(cfg, stage), **value)} if stage else value))
+        try:
+            validate_pipeline_config(cfg, where="")
+        except ConfigError as e:  # ": keyframes.steps: must be in [1, 1000], got 0" or ": fps must be in ..."
+            reason = re.sub(r"^[\w.]+:? ", "", str(e).removeprefix(": "), count=1)  # the key this value went to
+            label = (names or {}).get(name, name)
+            raise InputError(f"{label} {reason}" if reason.startswith("must") else f"{label}: {reason}") from None
+    return defaults
 
 
 def find_runs(run_dirs: list[Path]) -> dict:
@@ -122,6 +155,7 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
                     overwrite: bool = False) -> Path:
     """Writes the pipeline folder `out` from the runs; returns it."""
     out = Path(out)
+    check_sampling_defaults(defaults)
     refuse_output_over_inputs(out, [*run_dirs, *(Path(d) / "export" for d in run_dirs)])  # before any run is read
     if out.exists() and not overwrite:
         raise InputError(f"-o {out}: already exists (--force replaces it)")
