@@ -381,3 +381,21 @@ def test_eval_interpolation_names_the_clip_too_short_for_its_windows(tmp_path, c
     assert main(["eval", "interpolation", "--videos", str(tmp_path / "clips"), "--stride", "2",
                  "--windows", "2"]) == 2
     assert "clip_01.gif: 2 frames is too short for stride 2 (needs 3)" in capsys.readouterr().err
+
+
+def test_every_folder_option_says_missing_or_a_file(tmp_path, capsys):
+    """A missing folder was "not a folder" (FOLDER, --real, --videos) or lacked a file in it ("--vae: no config.yaml
+    in nope", "--model: no pipeline.yaml in nope"); a file given for a folder was told the same."""
+    _write_gifs(tmp_path / "clips", _moving_clips(num=2, frames=8, size=24))
+    clips, file = str(tmp_path / "clips"), tmp_path / "note.txt"
+    file.write_text("x")
+    for path, message in ((tmp_path / "nope", "no such folder"), (file, "is a file, not a folder")):
+        for argv, name in ((["eval", "shapes", str(path)], "FOLDER"),
+                           (["eval", "fvd", "--real", str(path), "--fake", clips, "--network", str(file)], "--real"),
+                           (["eval", "reconstruction", "--vae", str(path), "--videos", clips], "--vae"),
+                           (["eval", "reconstruction", "--vae", clips, "--videos", str(path)], "--videos"),
+                           (["eval", "interpolation", "--model", str(path), "--videos", clips, "--stride", "2"],
+                            "--model")):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert f"{name} {path}: {message}" in err and len(err.strip().splitlines()) == 1, err

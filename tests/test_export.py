@@ -102,6 +102,17 @@ def test_sampling_options_are_checked_first_under_their_own_names(tmp_path, caps
     assert not (tmp_path / "pipe").exists()
 
 
+def test_a_missing_run_folder_or_a_file_is_named_as_such(tmp_path, capsys):
+    """Both were told "not a training run folder (no config.yaml)", as an existing folder that is not a run is."""
+    runs = _runs(tmp_path)
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    for given, message in ((tmp_path / "nope", "no such folder"), (tmp_path / "clip.mp4", "is a file, not a folder")):
+        assert main(["export", str(runs[0]), str(given), str(runs[2]), "-o", str(tmp_path / "pipe")]) == 2
+        err = capsys.readouterr().err
+        assert f"RUN_DIR {given}: {message}" in err and "training run" not in err
+    assert not (tmp_path / "pipe").exists()
+
+
 @pytest.mark.parametrize("drop, message", [("interpolation", "no interpolation run"), (None, "second keyframes")])
 def test_export_names_what_is_missing_or_repeated(tmp_path, capsys, drop, message):
     runs = _runs(tmp_path)

@@ -240,7 +240,7 @@ def test_an_edit_of_a_one_frame_clip_does_not_name_frames(garbage_pipeline, tmp_
 
 def test_missing_model_folder(tmp_path, capsys):
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(tmp_path / "nope")]) == 2
-    assert f"pipeline folder {tmp_path / 'nope'}: not found" in capsys.readouterr().err
+    assert f"pipeline folder {tmp_path / 'nope'}: no such folder" in capsys.readouterr().err
 
 
 def test_garbage_weights_are_a_clear_error(garbage_pipeline, tmp_path, capsys):

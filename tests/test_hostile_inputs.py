@@ -664,7 +664,7 @@ def _(ws, o, a):
     return gen("--model", str(folder), "-o", str(ws / "o.mp4"))
 
 
-case("pipeline-missing-folder", "nope: not found")(lambda ws, o, a: gen("--model", str(ws / "nope"), "-o", str(ws / "o.mp4")))
+case("pipeline-missing-folder", "nope: no such folder")(lambda ws, o, a: gen("--model", str(ws / "nope"), "-o", str(ws / "o.mp4")))
 
 
 @case("pipeline-model-is-a-file", "m.safetensors: is a file, not a folder")
@@ -735,8 +735,8 @@ def _(ws, o, a):
     return ["report", str(run), "-o", str(ws / "page.html")]
 
 
-case("report-run-dir-missing", "not a folder")(lambda ws, o, a: ["report", str(ws / "nope")])
-case("report-run-dir-is-a-file", "not a folder")(lambda ws, o, a: ["report", image(ws, a)])
+case("report-run-dir-missing", "nope: no such folder")(lambda ws, o, a: ["report", str(ws / "nope")])
+case("report-run-dir-is-a-file", "is a file, not a folder")(lambda ws, o, a: ["report", image(ws, a)])
 
 
 # -- symlinks planted at the names vidiff writes: the victim outside stays untouched --

@@ -326,6 +326,24 @@ def test_cli_refuses_a_size_off_the_vae_grid_before_loading_it(tmp_path, capsys,
     assert not (tmp_path / "cache").exists()
 
 
+def test_cli_names_a_missing_folder_or_a_file_given_for_one(tmp_path, capsys):
+    """--videos FILE said "video folder FILE does not exist", --vae MISSING "not a model part folder"."""
+    from vidiff.cli import main
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    for videos, vae, message in (("clip.mp4", "clips", "--videos {}: is a file, not a folder"),
+                                 ("nope", "clips", "--videos {}: no such folder"),
+                                 ("clips", "nope", "--vae {}: no such folder"),
+                                 ("clips", "clip.mp4", "--vae {}: is a file, not a folder")):
+        args = ["data", "cache", "--videos", str(tmp_path / videos), "--vae", str(tmp_path / vae), "--frames", "8",
+                "--size", "64", "--out", str(tmp_path / "cache"), "--no-progress"]
+        assert main(args) == 2
+        bad = videos if message.startswith("--videos") else vae
+        assert message.format(tmp_path / bad) in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
 def test_cli_refuses_a_cache_written_into_its_own_video_folder(tmp_path, capsys):
     """--out equal to --videos wrote index.json and the shards among the clips it read."""
     from vidiff.cli import main

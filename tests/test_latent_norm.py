@@ -38,7 +38,8 @@ def test_calibrated_latents_have_zero_mean_and_unit_std():
 @pytest.mark.parametrize("flags, message", [(["--size", "0"], r"--size must be in \[8, 4096\], got 0"),
                                             (["--size", "64", "--frames", "0"], r"--frames must be in \[1, 1024\]"),
                                             (["--size", "64", "--num", "-3"], r"--num must be in \[1, 1000000\]"),
-                                            (["--size", "64", "--videos", "/nonexistent"], "--videos /nonexistent: not a folder")])
+                                            (["--size", "64", "--videos", "/nonexistent"], "--videos /nonexistent: no such folder"),
+                                            (["--size", "64", "--vae", __file__], r"--vae \S+\.py: is a file, not a folder")])
 def test_vae_norm_arguments_are_checked_before_the_vae_loads(tmp_path, capsys, flags, message):
     import re
 

@@ -96,6 +96,15 @@ def test_output_must_be_an_html_page(tmp_path, capsys):
     assert page.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_a_missing_run_folder_or_a_file_is_named_as_such(tmp_path, capsys):
+    """Both were told "RUN_DIR: not a folder", the same as a folder that is not a run."""
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert f"RUN_DIR {tmp_path / 'nope'}: no such folder" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "clip.mp4")]) == 2
+    assert f"RUN_DIR {tmp_path / 'clip.mp4'}: is a file, not a folder" in capsys.readouterr().err
+
+
 def test_links_are_relative_to_the_page_and_inline_works(tmp_path):
     run = make_run(tmp_path)
     imageio.imwrite(run / "loss.png", np.zeros((20, 40, 3), np.uint8))

@@ -327,8 +327,10 @@ def test_rolling_back_to_an_earlier_checkpoint_is_refused_while_later_ones_are_t
     assert sorted(steps) == [4, 8, 12]
     with pytest.raises(InputError, match=r"later checkpoints \(step_0*8, step_0*12\)"):
         train(toy(tmp_path, max_steps=12, keep_checkpoints=3), resume=str(steps[4]))
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(InputError, match="nowhere: no such folder"):
         train(toy(tmp_path, max_steps=12), resume=str(tmp_path / "nowhere"))
+    with pytest.raises(InputError, match="metrics.jsonl: is a file, not a folder"):  # was "not a complete checkpoint"
+        train(toy(tmp_path, max_steps=12), resume=str(run / "metrics.jsonl"))
     train(toy(tmp_path, max_steps=12, keep_checkpoints=3), resume=str(steps[12]))  # the newest: nothing later
 
 

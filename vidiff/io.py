@@ -116,6 +116,25 @@ def check_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_folder(path: str | os.PathLike, what: str) -> Path:
+    """Returns `path` as a Path if it is a folder (through symlinks); InputError naming `what` (the option or
+    argument: "--videos", "RUN_DIR") and what is there instead: nothing ("no such folder"), a file, or a FIFO /
+    device; one rule for every folder a command takes."""
+    from vidiff.output_safety import shown
+
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectoryError: a file on the way (clip.mp4/x)
+        raise InputError(f"{what} {shown(path)}: no such folder") from None
+    except OSError as e:
+        raise InputError(f"{what} {shown(path)}: cannot read it ({e.strerror})") from None
+    if stat.S_ISREG(st.st_mode):
+        raise InputError(f"{what} {shown(path)}: is a file, not a folder")
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{what} {shown(path)}: is not a folder (FIFO, device or socket)")
+    return Path(path)
+
+
 # ---- probe --------------------------------------------------------------------------------------------
 
 

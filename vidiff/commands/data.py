@@ -93,9 +93,8 @@ def _run_vae_norm(args: argparse.Namespace) -> int:
 
 def check_vae_norm_args(args: argparse.Namespace) -> None:
     """Ranges and folders of `vidiff data vae-norm`, checked before anything loads."""
-    from pathlib import Path
-
     from vidiff.errors import InputError
+    from vidiff.io import check_folder
     from vidiff.limits import MAX_FRAMES, MAX_SIDE
 
     for flag, value, lo, hi in (("--size", args.size, 8, MAX_SIDE), ("--frames", args.frames, 1, MAX_FRAMES),
@@ -103,5 +102,4 @@ def check_vae_norm_args(args: argparse.Namespace) -> None:
         if not lo <= value <= hi:
             raise InputError(f"{flag} must be in [{lo}, {hi}], got {value}")
     for flag, folder in (("--vae", args.vae), ("--videos", args.videos)):
-        if not Path(folder).is_dir():
-            raise InputError(f"{flag} {folder}: not a folder")
+        check_folder(folder, flag)

@@ -156,6 +156,7 @@ def run_interpolation(args) -> int:
     from vidiff.eval.fvd import read_clips
     from vidiff.eval.interpolation import evaluate_interpolation, pipeline_fill
     from vidiff.errors import InputError
+    from vidiff.io import check_folder
 
     if args.model is None:  # the baselines draw nothing: these were taken, recorded as settings, and unused
         given = [f"--{name}" for name in ("seed", "steps", "sampler", "prompt") if getattr(args, name) is not None]
@@ -178,7 +179,7 @@ def run_interpolation(args) -> int:
         raise InputError(f"--frames {args.frames}: too few for --stride {args.stride} (needs {args.stride + 1})")
     _check_frame_sizes(files, 1, check_size=args.size is None, frames_needed=args.frames or args.stride + 1,
                        needed_by=f"--frames {args.frames}" if args.frames else f"stride {args.stride}")
-    if args.model is not None and not (Path(args.model) / "pipeline.yaml").is_file():
+    if args.model is not None and not (check_folder(args.model, "--model") / "pipeline.yaml").is_file():
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
     passes = None
     if args.model is not None:  # the stride against the part's training record, before any weight loads
@@ -255,6 +256,7 @@ def run_reconstruction(args) -> int:
     from vidiff.eval.fvd import read_clips
     from vidiff.eval.reconstruction import evaluate_reconstruction
     from vidiff.errors import InputError
+    from vidiff.io import check_folder
     from vidiff.vae import AutoencoderKL
 
     check_eval_device(args.device)
@@ -264,7 +266,7 @@ def run_reconstruction(args) -> int:
         raise InputError(f"--size must be at least 11 (the SSIM window), got {args.size}")
     check_json_out(args, args.videos, args.vae)
     files = _selected_files(args.videos, args.num)
-    if not (Path(args.vae) / "config.yaml").is_file():
+    if not (check_folder(args.vae, "--vae") / "config.yaml").is_file():
         raise InputError(f"--vae: no config.yaml in {args.vae}")
     from vidiff.models.vae import VAEConfig
     from vidiff.parts import load_part_config

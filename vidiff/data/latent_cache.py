@@ -290,6 +290,7 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     from vidiff.text import TextEncoder
     from vidiff.vae import AutoencoderKL
 
+    from vidiff.io import check_folder
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, check_int
     from vidiff.output_safety import check_output, real_path, shown
 
@@ -307,6 +308,7 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     if os.path.lexists(out_dir) and not Path(out_dir).is_dir():
         raise InputError(f"--out {shown(out_dir)}: exists and is not a folder")
     for flag, folder in (("--videos", videos), ("--vae", vae)):  # shards and index.json among the inputs
+        check_folder(folder, flag)
         if real_path(out_dir) == real_path(folder):
             raise InputError(f"--out {shown(out_dir)}: is the {flag} folder; give the cache a folder of its own")
     check_output(Path(out_dir) / INDEX_NAME, what="--out")  # writable, before the VAE loads

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from vidiff.errors import InputError, VideoDecodeError
-from vidiff.io import DEFAULT_LIMITS, READABLE_SUFFIXES, VideoInfo, VideoLimits, check_file
+from vidiff.errors import VideoDecodeError
+from vidiff.io import DEFAULT_LIMITS, READABLE_SUFFIXES, VideoInfo, VideoLimits, check_file, check_folder
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,7 @@ def scan_videos(
     limits = limits or DEFAULT_LIMITS
     folder = Path(folder)
     if paths is None:
-        if not folder.is_dir():
-            raise InputError(f"video folder {folder} does not exist or is not a folder")
+        check_folder(folder, "video folder")
         candidates = find_candidates(folder, tuple(s.lower() for s in suffixes))
     else:
         candidates = sorted(Path(p) for p in paths)

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from vidiff.data.safe_decode import log_skip, scan_videos
 from vidiff.errors import InputError, VideoDecodeError
-from vidiff.io import VideoLimits, frame_index, frame_step, read_video
+from vidiff.io import VideoLimits, check_folder, frame_index, frame_step, read_video
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,7 @@ class VideoFolderDataset(Dataset):
     def __init__(self, root, num_frames: int, stride: int = 1, fps: float | None = None,
                  size: tuple[int, int] = (64, 64), seed: int = 0, limits: VideoLimits | None = None,
                  scan_workers: int = 2, scan_timeout: float = 30.0, max_retries: int = 16):
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise InputError(f"video folder {self.root} does not exist")
+        self.root = check_folder(root, "video folder")
         from vidiff.data.shapes_folder import refuse_unfinished
 
         refuse_unfinished(self.root)

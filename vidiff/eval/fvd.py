@@ -192,10 +192,10 @@ def extract_features(
 
 def video_files(folder: str | os.PathLike, name: str = "videos") -> list[Path]:
     """Sorted video files directly in `folder`; `name` is the CLI option reported in errors."""
-    folder = Path(folder)
+    from vidiff.io import check_folder
+
     label = name if name.isupper() else f"--{name}"  # an option, or a positional argument such as FOLDER
-    if not folder.is_dir():
-        raise InputError(f"{label}: not a folder: {folder}")
+    folder = check_folder(folder, label)
     files = list_video_files(folder)
     if not files:
         raise InputError(f"{label}: no video files ({', '.join(READABLE_SUFFIXES)}) in {folder}")

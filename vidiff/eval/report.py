@@ -209,9 +209,9 @@ REPORT_SUFFIXES = (".html", ".htm")  # -o: a page only, so a typo never replaces
 
 def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, inline: bool = False) -> Path:
     """Writes the page (default RUN_DIR/report.html; `out` must end in .html or .htm) and returns its path."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(f"RUN_DIR: not a folder: {run_dir}")
+    from vidiff.io import check_folder
+
+    run_dir = check_folder(run_dir, "RUN_DIR")
     if not any(os.path.lexists(run_dir / name) for name in RUN_FILES):  # an empty page written into any folder
         raise InputError(f"RUN_DIR {run_dir}: not a training run folder (none of {', '.join(RUN_FILES)})")
     from vidiff.output_safety import atomic_write, check_output, shown

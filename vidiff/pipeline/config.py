@@ -230,11 +230,10 @@ def text_encoder_ref(folder: Path, cfg: PipelineConfig) -> str:
 
 def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     """Reads pipeline.yaml and checks that every part folder has its two files; touches no weights."""
+    from vidiff.io import check_folder
     from vidiff.safe_yaml import load_file
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"pipeline folder {folder}: " + ("is a file, not a folder" if os.path.lexists(folder) else "not found"))
+    folder = check_folder(folder, "pipeline folder")
     path = folder / PIPELINE_FILE
     if not os.path.lexists(path):
         raise InputError(f"{folder} is not a pipeline folder (missing {PIPELINE_FILE})")

@@ -72,10 +72,11 @@ def find_runs(run_dirs: list[Path]) -> dict:
     """{stage: (part folder, training config)} for the vae / keyframes / interpolation runs given (any order): a
     run's part is its export/. The VAE may also be a part folder as it is (e.g. vidiff/bundled/shapes/vae, which
     latent caches and runs are built on): nothing of its training goes into pipeline.yaml (config None)."""
+    from vidiff.io import check_folder
     from vidiff.training.config import load_train_config
 
     runs = {}
-    for run in map(Path, run_dirs):
+    for run in (check_folder(run, "RUN_DIR") for run in run_dirs):
         if _is_vae_part(run):
             stage, part, cfg = "vae", run, None
         else:

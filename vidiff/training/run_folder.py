@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from vidiff.errors import InputError
+from vidiff.io import check_folder
 from vidiff.parts import PART_FILES, WEIGHTS_NAME
 from vidiff.training import checkpoint as ckpt
 
@@ -71,10 +72,10 @@ def find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
         if found is None:  # nothing complete yet: start fresh, unless that would replace a finished run's export
             _refuse_finished_without_checkpoints(run_dir, force)
         return found
-    folder = Path(resume)
-    if not os.path.lexists(folder):
-        raise InputError(f"--resume {resume}: does not exist (--resume auto takes the newest complete checkpoint "
-                         "of output_dir)")
+    try:
+        folder = check_folder(resume, "--resume")
+    except InputError as e:
+        raise InputError(f"{e} (--resume auto takes the newest complete checkpoint of output_dir)") from None
     wrong = ckpt.what_is_wrong(folder)
     if wrong is not None:
         raise InputError(f"--resume {resume}: not a complete checkpoint ({wrong}); --resume auto takes the newest "
