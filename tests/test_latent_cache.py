@@ -387,3 +387,37 @@ def test_a_training_vae_other_than_the_caches_is_refused(tmp_path):
                                           f"{tmp_path / 'cache'} was encoded with"):
         load_train_config(recipe, over + [f"vae={tmp_path / 'other'}"])
     assert load_train_config(recipe, over + [f"vae={tmp_path / 'vae'}"]).vae == str(tmp_path / "vae")
+
+
+def test_a_window_that_cannot_be_read_is_listed_with_the_clip_in_its_place(tmp_path, caplog):
+    """A clip cut inside a packet counts more packets than frames decode, so windows are planned past its end; each
+    such window holds the next clip's first window (the video-folder dataset's replacement), and index.json said it
+    held the cut clip's: it lists the stand-ins now, and the build says so."""
+    import av
+    from test_io_formats import _faststart_clip
+
+    from vidiff.data.video_folder import VideoFolderDataset, VideoWindows
+    from vidiff.io import count_frames
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    _faststart_clip(tmp_path / "whole.mp4", 40)
+    with av.open(str(tmp_path / "whole.mp4")) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+    cut = packets[20][0] + packets[20][1] // 2  # inside packet 20: 21 packets, fewer frames decode
+    (clips / "a_cut.mp4").write_bytes((tmp_path / "whole.mp4").read_bytes()[:cut])
+    _faststart_clip(clips / "b_whole.mp4", 8)
+    (clips / "a_cut.txt").write_text("a red circle moving left")
+    (clips / "b_whole.txt").write_text("a blue square going up")
+    windows = VideoWindows(VideoFolderDataset(clips, num_frames=4, size=(8, 8), scan_workers=1))
+    decoded = count_frames(clips / "a_cut.mp4")
+    past_the_end = {str(j) for j, (i, start) in enumerate(windows.windows) if i == 0 and start + 4 > decoded}
+    assert past_the_end, (windows.windows, decoded)
+    with caplog.at_level("WARNING"):
+        build_latent_cache(windows, FakeVAE(), FakeText(), tmp_path / "cache", shard_size=4, progress=False)
+    index = json.loads((tmp_path / "cache" / INDEX_NAME).read_text())
+    replaced = {k: v for shard in index["shards"] for k, v in shard.get("replaced", {}).items()}
+    assert set(replaced) == past_the_end and all(v == ["b_whole.mp4", 0] for v in replaced.values())
+    captions = LatentCacheDataset(tmp_path / "cache").captions
+    assert [captions[int(k)] for k in replaced] == ["a blue square going up"] * len(replaced)
+    assert f"{len(replaced)} window(s) could not be read and hold another clip's window" in caplog.text

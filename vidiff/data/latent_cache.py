@@ -5,7 +5,8 @@ Training then reads latents and text embeddings from disk instead of running the
 
     shard_00000.safetensors   latents (N,C,F,h,w), context (N,L,D), context_mask (N,L) bool, index (N,) int64
     shard_00001.safetensors   ...
-    index.json                the shard list (file, start, count, bytes, sha256, captions), shapes, dtype,
+    index.json                the shard list (file, start, count, bytes, sha256, captions; "replaced": the
+                              clips that stand in for windows that could not be read), shapes, dtype,
                               the VAE config and weights checksum, the text encoder identifier, the dataset
 
 index.json is written atomically (temporary file + rename) before the first shard and after each one, so an
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from vidiff.safe_yaml import read_text
 INDEX_NAME = "index.json"
 INDEX_MAX_BYTES = 256 * 2**20  # captions of millions of clips; a bigger index.json is no cache of ours
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
@@ -231,6 +234,19 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
     return out
 
 
+def _stand_in(dataset, number: int, item: dict) -> list | None:
+    """[file, start frame] of the window that item `number` of a video-folder dataset holds when its own could not
+    be read (a clip cut short of its header: the dataset gives the next clip in its place), else None."""
+    if "index" not in item or "path" not in item:
+        return None
+    windows = getattr(dataset, "windows", None)
+    planned = tuple(windows[number]) if windows is not None else (number, item.get("start"))
+    if (item["index"], item.get("start")) == planned:
+        return None
+    root = getattr(dataset, "root", None) or dataset.folder.root
+    return [Path(item["path"]).relative_to(root).as_posix(), int(item.get("start") or 0)]
+
+
 def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_size: int, batch_size: int, dtype: str,
                    sample: bool, seed: int, progress: bool) -> None:
     """Encodes the shards after those `index` lists, appending each to it and rewriting index.json."""
@@ -242,13 +258,18 @@ def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_siz
     n, shards = len(dataset), index["shards"]
     num_shards = -(-n // shard_size)
     start_clip = sum(s["count"] for s in shards)
+    stand_ins = 0
     bar = tqdm(total=n, initial=start_clip, desc="latent cache", unit="clip", disable=not progress)
     for s in range(len(shards), num_shards):
         lo, hi = s * shard_size, min(n, (s + 1) * shard_size)
         parts: dict[str, list[torch.Tensor]] = {"latents": [], "context": [], "context_mask": []}
         captions: list[str] = []
+        replaced: dict[str, list] = {}  # clip number -> [file, start] of the window it holds instead of its own
         for b in range(lo, hi, batch_size):
             items = [dataset[i] for i in range(b, min(hi, b + batch_size))]
+            for i, item in enumerate(items, b):
+                if (source := _stand_in(dataset, i, item)) is not None:
+                    replaced[str(i)] = source
             generator = None
             if sample:
                 device = next(vae.parameters()).device
@@ -272,9 +293,15 @@ def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_siz
         write_bytes(file, data)
         del data
         shards.append({"file": file.name, "start": lo, "count": hi - lo, "bytes": file.stat().st_size,
-                       "sha256": file_sha256(file), "captions": captions})
+                       "sha256": file_sha256(file), "captions": captions, **({"replaced": replaced} if replaced else {})})
         _atomic_json(out / INDEX_NAME, index)
+        stand_ins += len(replaced)
     bar.close()
+    if stand_ins:
+        number, (file, start) = next((k, v) for shard in shards for k, v in shard.get("replaced", {}).items())
+        log.warning("%s: %d window(s) could not be read and hold another clip's window in their place, with its "
+                    "caption (index.json lists them under their shard's \"replaced\"); e.g. clip %s holds %s from "
+                    "frame %d", out, stand_ins, number, file, start)
 
 
 def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, out_dir, shard_size: int = 256,
