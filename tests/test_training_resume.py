@@ -267,11 +267,29 @@ def test_changed_config_names_the_keys_and_bookkeeping_may_change(tmp_path):
     with pytest.raises(InputError, match=r"changed: optimizer\.lr\)") as e:
         train(changed, resume="auto")
     assert "hash" not in str(e.value)
-    more = toy(tmp_path, max_steps=8, checkpoint_every=2, keep_checkpoints=5)
-    with pytest.raises(InputError, match=r"changed: train\.max_steps\)"):  # bookkeeping keys are not listed
-        train(more, resume="auto")
+    longer = replace(changed, train=replace(changed.train, max_steps=8))
+    with pytest.raises(InputError, match=r"changed: optimizer\.lr, train\.max_steps\)"):
+        train(longer, resume="auto")
     run = train(toy(tmp_path, max_steps=4, checkpoint_every=2, keep_checkpoints=5), resume="auto")
     assert [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")] == [4]  # resumed at 4: nothing to do
+
+
+def test_a_run_is_trained_longer_without_force_and_told_of_its_schedule(tmp_path):
+    """Raising train.max_steps is how a run is trained longer; it needed --force, which also let any other change
+    through. It resumes now, with a warning, and the learning rate follows the schedule over the new length."""
+    from vidiff.training.lr import lr_at
+
+    train(toy(tmp_path, max_steps=4))
+    more = toy(tmp_path, max_steps=8, checkpoint_every=2, keep_checkpoints=5)
+    with pytest.warns(UserWarning, match=r"train\.max_steps 4 -> 8: resuming at step 4 and training to 8"):
+        run = train(more, resume="auto")
+    assert [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")][-1] == 8
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    late = [r for r in rows if r["step"] > 4]
+    # the LR of a step comes from the optimizer steps taken before it (no step here is skipped)
+    assert late and all(r["lr"] == pytest.approx(lr_at(r["opt_steps"] - 1, more.optimizer, 8)) for r in late)
+    with pytest.raises(InputError, match=r"train\.max_steps 6: the checkpoint step_0+8 is at step 8 already"):
+        train(toy(tmp_path, max_steps=6, checkpoint_every=2, keep_checkpoints=5), resume="auto")
 
 
 def test_a_second_trainer_in_the_same_folder_is_refused(tmp_path):

@@ -109,9 +109,29 @@ def _refuse_later_checkpoints(root: Path, folder: Path) -> None:
 BOOKKEEPING_KEYS = ("train.checkpoint_every", "train.keep_checkpoints")
 
 
+# How long the run is: "train it longer" (or stop it sooner) is resumed without --force, and said.
+LENGTH_KEYS = ("train.max_steps",)
+
+
+def _train_longer(resume_from: Path, before: int, now: int) -> None:
+    """A run resumed with another train.max_steps: refused when the checkpoint is already past it, else warned that
+    the learning-rate schedule (warm-up, cosine decay to the floor at max_steps) is laid over the new length from the
+    checkpoint's step on, so the run is not the one a fresh start at that length trains."""
+    import warnings
+
+    step = int(ckpt.read_manifest(resume_from)["step"])
+    if now <= step:
+        raise InputError(f"train.max_steps {now}: the checkpoint {resume_from.name} is at step {step} already; give "
+                         f"more steps than {step}")
+    warnings.warn(f"train.max_steps {before} -> {now}: resuming at step {step} and training to {now}; the learning "
+                  f"rate from here follows the schedule over {now} steps, so this is not the run a fresh start with "
+                  f"{now} steps would train", stacklevel=2)
+
+
 def check_same_config(run_dir: Path, resume_from: Path, written_hash: str, cfg, force: bool) -> None:
     """Refuses to resume under another config than the checkpoint's (unless --force), naming the keys that changed
-    where the run folder's config.yaml is the one the checkpoint was written under."""
+    where the run folder's config.yaml is the one the checkpoint was written under. Another train.max_steps alone is
+    resumed with a warning (_train_longer)."""
     from vidiff.training.config import HASH_IGNORED, config_hash
 
     if force or written_hash == config_hash(cfg):
@@ -124,6 +144,9 @@ def check_same_config(run_dir: Path, resume_from: Path, written_hash: str, cfg, 
         ignore = HASH_IGNORED + BOOKKEEPING_KEYS
         if config_hash(before, ignore) == config_hash(cfg, ignore):
             log.info("resuming with other %s (they do not change the run)", ", ".join(changed))
+            return
+        if config_hash(before, ignore + LENGTH_KEYS) == config_hash(cfg, ignore + LENGTH_KEYS):
+            _train_longer(resume_from, before.train.max_steps, cfg.train.max_steps)
             return
         shown = [k for k in changed if k not in BOOKKEEPING_KEYS]
         detail = "changed: " + ", ".join(shown[:6]) + (" ..." if len(shown) > 6 else "")
