@@ -98,6 +98,35 @@ def test_animate_and_extend_through_the_cli(tiny_pipeline, tmp_path):
     assert record["settings"]["seam_fade"] == 4 and record["settings"]["strength"] == 1.0  # pipeline.yaml's
 
 
+def test_extend_and_edit_keep_an_anamorphic_clips_pixel_shape(tiny_pipeline, tmp_path, capsys):
+    """A clip whose pixels are 4/3 as wide as tall (anamorphic DVD / HDV video) was extended or edited into square
+    pixels: the output showed the picture squeezed, without a word (interpolate kept the shape already)."""
+    from fractions import Fraction
+
+    import av
+
+    from vidiff.io import probe_video
+
+    clip = tmp_path / "wide.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for frame in np.random.default_rng(3).integers(0, 256, (11, 64, 64, 3), dtype=np.uint8):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    assert probe_video(clip).sample_aspect == Fraction(4, 3)
+    for task, out, extra in (("extend", "e.mp4", ["--frames", "5"]), ("edit", "d.mp4", [])):
+        assert main([task, str(clip), "a red circle moving left", "-o", str(tmp_path / out), *extra,
+                     "--model", str(tiny_pipeline), "--quiet"]) == 0
+        assert probe_video(tmp_path / out).sample_aspect == Fraction(4, 3), task
+        assert json.loads((tmp_path / f"{out}.json").read_text())["inputs"]["sample_aspect"] == "4/3"
+    capsys.readouterr()
+    assert main(["edit", str(clip), "a red circle moving left", "-o", str(tmp_path / "d.gif"),
+                 "--model", str(tiny_pipeline), "--quiet"]) == 0
+    assert "has non-square pixels (width / height 4/3): a .gif output shows them square" in capsys.readouterr().err
+
+
 def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
     (tmp_path / "not_an_image.png").write_text("hello, I am text")
     (tmp_path / "clip.mp4").write_bytes(b"x" * 100)

@@ -78,15 +78,15 @@ def check_fps(fps, suffix: str, name: str = "fps") -> float:
 
 
 def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None = None,
-                before_replace=None) -> Path:
+                before_replace=None, sample_aspect=None) -> Path:
     """Writes uint8 `(F,H,W,3)` frames to .mp4 / .webm / .gif (by suffix) atomically; returns the path.
 
     One encoder thread and bit-exact container flags, so the same frames nearly always give the same bytes; not
     always for mp4: x264 (PyAV 18.1's FFmpeg, libavcodec 62) gave other bytes for the same YUV frames, one
     thread, in 1 of 8 encodes of high-entropy frames that arrived at uneven times (GIF is exact). The file plays
-    at `fps` (within fps_limits of its format).
+    at `fps` (within fps_limits of its format); `sample_aspect` as write_video_frames takes it.
     """
-    return write_video_frames(path, iter(as_frames(frames)), fps, quality, before_replace)
+    return write_video_frames(path, iter(as_frames(frames)), fps, quality, before_replace, sample_aspect)
 
 
 def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, quality: int | None = None,

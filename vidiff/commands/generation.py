@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from fractions import Fraction
 from pathlib import Path
 
 from vidiff.commands import folder_argument
@@ -216,7 +217,8 @@ def run_generation(args) -> int:
         elapsed = time.perf_counter() - t0
         # the old sidecar and sheet go just before the old clip: a stop from there to write_sidecar leaves the
         # new clip alone rather than with the description of the one it replaced
-        io.write_video(output, frames, fps, before_replace=lambda: remove_descriptions(output))
+        io.write_video(output, frames, fps, before_replace=lambda: remove_descriptions(output),
+                       sample_aspect=Fraction(inputs["sample_aspect"]) if "sample_aspect" in inputs else None)
         req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.output_frames,
                            **{**common, "fps": fps})
         settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,

@@ -37,7 +37,9 @@ def validate(args) -> CheckedRun:
     from vidiff.limits import (
         MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr,
     )
-    from vidiff.commands.inputs import check_file, check_image, check_mask_file, count_clip_frames, warn_if_audio
+    from vidiff.commands.inputs import (
+        check_file, check_image, check_mask_file, count_clip_frames, warn_if_anamorphic, warn_if_audio,
+    )
     from vidiff.output_safety import check_output, output_path, shown
     from vidiff.sidecar import output_files
     from vidiff.video_writer import check_fps
@@ -95,6 +97,7 @@ def validate(args) -> CheckedRun:
         video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
         video_fps = video_info.fps
         warn_if_audio(video_info, args.video)
+        warn_if_anamorphic(video_info, args.video, suffix)
     if args.task == "edit":
         from vidiff import io
         from vidiff.pipeline.input_checks import check_edit_options
@@ -108,6 +111,7 @@ def validate(args) -> CheckedRun:
             raise InputError("--frames: edit keeps the clip's own length")
         info = video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
         warn_if_audio(info, args.video)
+        warn_if_anamorphic(info, args.video, suffix)
         video_fps = info.fps
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
     if args.task == "edit":

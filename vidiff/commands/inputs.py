@@ -55,6 +55,19 @@ def warn_if_audio(info, path) -> None:
         warnings.warn(f"video {shown(path)} has an audio track; the output holds the video only", stacklevel=2)
 
 
+def warn_if_anamorphic(info, path, suffix: str) -> None:
+    """A clip with non-square pixels keeps their shape in an .mp4 output (the writer stores the ratio); a .webm or
+    .gif shows them square, so the user is told before the work starts."""
+    if info.sample_aspect is not None and suffix != ".mp4":
+        import warnings
+
+        from vidiff.output_safety import shown
+
+        warnings.warn(f"video {shown(path)} has non-square pixels (width / height {info.sample_aspect}): a "
+                      f"{suffix} output shows them square, so the picture looks narrower or wider than the clip; "
+                      ".mp4 keeps the shape", stacklevel=2)
+
+
 def check_image(path: Path) -> None:
     from vidiff import io
 
@@ -134,7 +147,11 @@ def read_inputs(args, model: Path):
         if tuple(frames.shape[1:3]) != (config.height, config.width):
             raise InputError(f"video {args.video}: frames are {frames.shape[2]}x{frames.shape[1]}, this pipeline "
                              f"makes {config.width}x{config.height}; resize the clip first")
-        return {"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0]), "fps": fps}, frames
+        record = {"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0]), "fps": fps}
+        sample_aspect = io.probe_video(args.video).sample_aspect  # the output keeps the clip's pixel shape
+        if sample_aspect is not None:
+            record["sample_aspect"] = str(sample_aspect)
+        return record, frames
     return {}, None
 
 

@@ -80,7 +80,7 @@ def validate(args):
     """Checks every argument, the input's header and the pipeline folder; returns (model folder, probe info,
     factor, the factors of its passes, output fps). Nothing heavy is imported and no weights load."""
     from vidiff import io
-    from vidiff.commands.inputs import warn_if_audio
+    from vidiff.commands.inputs import warn_if_anamorphic, warn_if_audio
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr
     from vidiff.output_safety import check_output, output_path, shown
@@ -153,10 +153,7 @@ def validate(args):
         warnings.warn(f"--fps {args.fps:g}: the output plays at {out_fps:g} fps, {factor} x the clip's {info.fps:g} "
                       "(every input frame is kept at its own time)", stacklevel=1)
     warn_if_audio(info, video)
-    if info.sample_aspect is not None and suffix != ".mp4":
-        warnings.warn(f"video {shown(video)} has non-square pixels (width / height {info.sample_aspect}): a "
-                      f"{suffix} output shows them square, so the picture looks narrower or wider than the clip; "
-                      ".mp4 keeps the shape", stacklevel=1)
+    warn_if_anamorphic(info, video, suffix)
     stored = written_size(info.width, info.height, suffix)
     if stored != (info.width, info.height):
         warnings.warn(f"video {shown(video)} is {info.width}x{info.height}: the {suffix} output is stored as "
