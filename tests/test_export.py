@@ -272,3 +272,31 @@ def test_a_run_without_export_is_told_how_to_write_it(tmp_path, capsys):
     assert f"{runs[1]}: the run has no export/; `vidiff train --config {runs[1] / 'config.yaml'} --set " \
            f"output_dir={runs[1]} --resume auto` trains it to the end and writes it" in err
     assert not (tmp_path / "pipe").exists()
+
+
+def test_a_text_encoder_given_relative_to_training_is_named_absolute_in_the_pipeline(tmp_path, monkeypatch):
+    """Trained with `text_encoder: te` (a folder beside where training ran), the export wrote `te` into pipeline.yaml,
+    where paths are the pipeline folder's: the pipeline could not load, and naming the folder absolutely was then
+    refused by the parts' records ("trained with text encoder 'te'")."""
+    import shutil
+    from types import SimpleNamespace
+
+    from test_text import _tiny_bert
+
+    from vidiff.errors import InputError
+    from vidiff.pipeline.export import _text_encoder
+    from vidiff.pipeline.trained import encoder_reference, same_text_encoder
+
+    _tiny_bert(tmp_path / "te", 0)
+    _tiny_bert(tmp_path / "other", 1)
+    monkeypatch.chdir(tmp_path)
+    assert _text_encoder(SimpleNamespace(text_encoder="te")) == str(tmp_path / "te") == encoder_reference("te")
+    assert _text_encoder(SimpleNamespace(text_encoder="default")) == "default"
+    with pytest.raises(InputError, match="the runs' text_encoder gone is not a folder here"):
+        _text_encoder(SimpleNamespace(text_encoder="gone"))
+    shutil.copytree(tmp_path / "te", tmp_path / "pipe" / "te")  # shipped inside the pipeline folder
+    assert same_text_encoder(str(tmp_path / "te"), str(tmp_path / "pipe" / "te"))  # the same weights
+    assert not same_text_encoder(str(tmp_path / "te"), str(tmp_path / "other"))
+    assert not same_text_encoder(str(tmp_path / "te"), "default")
+    assert same_text_encoder("/elsewhere/te", str(tmp_path / "pipe" / "te"))  # recorded on another machine
+    assert same_text_encoder("te", str(tmp_path / "pipe" / "te"))  # a part recorded before the paths were absolute

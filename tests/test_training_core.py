@@ -262,3 +262,32 @@ def test_a_frame_size_off_the_vae_grid_is_refused_with_the_config(tmp_path):
                                           "factor 4"):
         load_train_config(configs / "shapes-interpolation.yaml", over + ["data.size=62"])
     assert load_train_config(configs / "shapes-interpolation.yaml", over + ["data.size=60"]).data.size == 60
+
+
+def test_a_cache_of_another_text_encoder_or_width_is_refused_with_the_config(tmp_path):
+    """A cache encoded with one text encoder trained under another of the same width without a word (the part
+    recorded the configured one); another width, or a model.context_dim off the encoder's, was a size-mismatch
+    traceback at the first step."""
+    import json
+
+    from test_text import _tiny_bert
+
+    from vidiff.text import TextEncoder
+    from vidiff.training.config import load_train_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    a, b = _tiny_bert(tmp_path / "a", 0), _tiny_bert(tmp_path / "b", 1)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "index.json").write_text(json.dumps({"shapes": {"latents": [4, 41, 16, 16], "context": [77, 32]},
+                                                  "text_encoder": TextEncoder.load(a).identifier}))
+    own = [f"data.root={cache}", "conditioning.captions=dataset", "conditioning.path_captions_from_step=0",
+           "conditioning.direction_pairs_from_step=null", "model.context_dim=32"]
+    load_train_config(configs / "shapes-keyframes.yaml", own + [f"text_encoder={a}"])
+    with pytest.raises(ConfigError, match=r"text_encoder: .*/b is not the encoder the latent cache data\.root"):
+        load_train_config(configs / "shapes-keyframes.yaml", own + [f"text_encoder={b}"])
+    with pytest.raises(ConfigError, match=r"model\.context_dim: 384, but the latent cache .* holds 32-wide"):
+        load_train_config(configs / "shapes-keyframes.yaml", own[:-1] + [f"text_encoder={a}"])
+    # the recipe's grammar captions are encoded afresh: the encoder's own width must match the model's
+    with pytest.raises(ConfigError, match=r"model\.context_dim: 384, but the text encoder .*/a gives 32-wide"):
+        load_train_config(configs / "shapes-interpolation.yaml", [f"text_encoder={a}"])

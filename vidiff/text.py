@@ -112,6 +112,45 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
+def _weights_digest(folder: Path) -> str:
+    """"sha256=..." of a folder's safetensors weights (each shard's first 16 hex digits): names the encoder
+    wherever the folder lives."""
+    from vidiff.parts import file_sha256
+
+    weights = _check_weights(folder)
+    files = [weights] if weights.suffix == ".safetensors" else [weights] + sorted(
+        folder / f for f in set(json.loads(weights.read_text())["weight_map"].values()))
+    return "sha256=" + "+".join(file_sha256(f)[:16] for f in files)
+
+
+def same_weights(identifier: str, path: str | Path) -> bool | None:
+    """Whether the encoder a TextEncoder.identifier names (as a latent cache records it) is the one at `path`
+    ("default" or a folder), by its weights, not where they live; None when the identifier is not one of ours.
+    Reads the folder's weights to hash them, loads nothing."""
+    source = identifier.split(";kind=")[0]
+    if source.startswith("default:"):
+        return str(path) == "default"
+    if ":sha256=" not in source:
+        return None
+    if str(path) == "default":
+        return False
+    return source.rsplit(":", 1)[1] == _weights_digest(Path(path).expanduser())
+
+
+def config_width(path: str | Path) -> int | None:
+    """The context width D an encoder folder's config.json states (d_model for T5, hidden_size otherwise, as
+    TextEncoder.dim reads the loaded model), without loading it; "default" is MiniLM's 384. None when unstated."""
+    if str(path) == "default":
+        path = default_model_folder()
+    config_path = Path(path).expanduser() / "config.json"
+    if not config_path.is_file():
+        return None
+    _model_type(config_path)  # a malformed config.json is an InputError naming it
+    config = json.loads(config_path.read_text())
+    width = config.get("d_model") or config.get("hidden_size") or (config.get("text_config") or {}).get("hidden_size")
+    return int(width) if isinstance(width, int) and not isinstance(width, bool) else None
+
+
 class TextEncoder:
     """Frozen text encoder. `encode(prompts) -> (context (B,L,D) float32, context_mask (B,L) bool)`."""
 
@@ -192,13 +231,7 @@ class TextEncoder:
             if self.config.path == "default":
                 source = f"default:{DEFAULT_PACKAGE}=={_package_version(DEFAULT_PACKAGE)}"
             else:
-                from vidiff.parts import file_sha256
-
-                weights = _check_weights(self.folder)
-                files = [weights] if weights.suffix == ".safetensors" else [weights] + sorted(
-                    self.folder / f for f in set(json.loads(weights.read_text())["weight_map"].values()))
-                digest = "+".join(file_sha256(f)[:16] for f in files)
-                source = f"{self.folder.resolve()}:sha256={digest}"
+                source = f"{self.folder.resolve()}:{_weights_digest(self.folder)}"
             self._identifier = f"{source};kind={self.kind};max_length={self.max_length}"
         return self._identifier
 

@@ -128,18 +128,35 @@ def _interpolation_settings(it, defaults: SamplingDefaults) -> InterpolationStag
         max_gap=it.conditioning.max_gap, sampler=defaults.interpolation_sampler)
 
 
+def _text_encoder(run_config) -> str:
+    """The run's text encoder as pipeline.yaml must name it: "default", or the folder as an absolute path (the run's
+    config names it relative to where training ran, and pipeline.yaml's relative paths are the pipeline folder's);
+    a folder that is not there is refused now, not when the pipeline is first loaded."""
+    from vidiff.pipeline.trained import encoder_reference
+
+    ref = encoder_reference(run_config.text_encoder)
+    if ref != "default" and not Path(ref).is_dir():
+        raise InputError(f"export: the runs' text_encoder {run_config.text_encoder} is not a folder here ({ref}); "
+                         "run export from where the training ran, or copy the encoder there")
+    return ref
+
+
 def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
+    from vidiff.pipeline.trained import same_text_encoder
+
     it = runs["interpolation"][1]
     if "keyframes" not in runs:  # fills frames between given ones (vidiff interpolate, fill_between); no text to video
-        return PipelineConfig(text_encoder=it.text_encoder, fps=defaults.fps, height=it.data.size, width=it.data.size,
-                              parts=PartsConfig(keyframes=None), interpolation=_interpolation_settings(it, defaults))
+        return PipelineConfig(text_encoder=_text_encoder(it), fps=defaults.fps, height=it.data.size,
+                              width=it.data.size, parts=PartsConfig(keyframes=None),
+                              interpolation=_interpolation_settings(it, defaults))
     kf = runs["keyframes"][1]
     c = kf.conditioning
-    if kf.text_encoder != it.text_encoder:
+    text_encoder = _text_encoder(kf)
+    if not same_text_encoder(_text_encoder(it), text_encoder):
         raise InputError(f"export: keyframes trained with text encoder {kf.text_encoder!r}, interpolation with "
                          f"{it.text_encoder!r}")
     return PipelineConfig(
-        text_encoder=kf.text_encoder, num_frames=(c.num_keyframes - 1) * c.keyframe_stride + 1,
+        text_encoder=text_encoder, num_frames=(c.num_keyframes - 1) * c.keyframe_stride + 1,
         num_keyframes=c.num_keyframes, keyframe_stride=c.keyframe_stride, fps=defaults.fps,
         height=kf.data.size, width=kf.data.size,
         keyframes=StageConfig(**_stage_settings(kf), sigma_max=defaults.sigma_max, steps=defaults.keyframe_steps,

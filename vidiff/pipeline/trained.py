@@ -62,11 +62,34 @@ def read_trained_on(folder: str | Path) -> TrainedOn | None:
     return from_dict(TrainedOn, data, where=str(path))
 
 
+def encoder_reference(text_encoder: str) -> str:
+    """How a part records the text encoder it was trained with: "default", or the folder as an absolute path (a
+    relative one is relative to where training ran, and means nothing beside the exported part)."""
+    return text_encoder if text_encoder == "default" else str(Path(text_encoder).expanduser().resolve())
+
+
+def same_text_encoder(recorded: str, ref: str) -> bool:
+    """Whether a part's recorded encoder is the pipeline's (`ref`: "default" or its folder resolved against the
+    pipeline folder): the same reference, the same folder, or, both folders there, the same weights (an encoder
+    copied into the pipeline folder, as a pipeline is shipped). Parts recorded before the paths were absolute
+    hold the path as training was given it."""
+    if recorded == ref or "default" in (recorded, ref):
+        return recorded == ref
+    a, b = Path(recorded).expanduser(), Path(ref)
+    if a.resolve() == b.resolve():
+        return True
+    if not (a.is_dir() and b.is_dir()):  # trained elsewhere (another machine), or recorded relative to training:
+        return a.name == b.name  # the folder shipped beside the pipeline under its name cannot be compared
+    from vidiff.text import _weights_digest
+
+    return _weights_digest(a) == _weights_digest(b)
+
+
 def read_trained_records(folder: Path, config) -> dict[str, TrainedOn | None]:
     """Each diffusion part's training record (None where a part has none), and each named control part's, checked
     against the pipeline's text encoder and VAE: a part trained with another encoder or in another latent space is
     an error. The VAE's latent space is hashed once, and only when a record names one."""
-    from vidiff.pipeline.config import part_paths
+    from vidiff.pipeline.config import part_paths, text_encoder_ref
 
     paths = part_paths(folder, config)
     names = ("keyframes", "interpolation", *config.control_parts())
@@ -76,7 +99,8 @@ def read_trained_records(folder: Path, config) -> dict[str, TrainedOn | None]:
         if record is None:
             continue
         label = paths[name].name if name in config.control_parts() else name  # a control part by its folder
-        if record.text_encoder is not None and record.text_encoder != config.text_encoder:
+        if record.text_encoder is not None and not same_text_encoder(record.text_encoder,
+                                                                     text_encoder_ref(folder, config)):
             raise InputError(f"{label}/trained_on.yaml: trained with text encoder {record.text_encoder!r}, "
                              f"pipeline.yaml uses {config.text_encoder!r}")
         if record.latent_space is not None:

@@ -141,6 +141,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         index = cache_index(d.root)  # once: an index lists every clip's caption, and can be large
         _check_cache_frames(cfg, latent_shape_of(index))
         _check_cache_vae(cfg, latent_space_of(index))
+        _check_cache_text(cfg, index)
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
         need = c.max_keyframe_span()
         if need > d.num_frames:
@@ -166,7 +167,48 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.stage in ("keyframes", "interpolation", "control"):
         cfg.noise_config()
     _check_frame_size(cfg)
+    if cfg.stage in ("keyframes", "interpolation", "control"):
+        _check_text_width(cfg)
     return cfg
+
+
+def _check_text_width(cfg: TrainConfig) -> None:
+    """The text encoder's width against the model's model.context_dim: another one failed at the first step, after
+    the model was built, in a size-mismatch traceback. Read from the encoder's config.json, nothing loaded."""
+    from vidiff.text import config_width
+
+    if cfg.text_encoder != "default" and not Path(cfg.text_encoder).expanduser().is_dir():
+        return  # said where it is loaded
+    width, dim = config_width(cfg.text_encoder), getattr(cfg.model_config(), "context_dim", None)
+    if width is not None and dim is not None and width != dim:
+        raise ConfigError(f"model.context_dim: {dim}, but the text encoder {cfg.text_encoder} gives {width}-wide "
+                          f"context; set model.context_dim={width} (or give a {dim}-wide text_encoder)")
+
+
+def _check_cache_text(cfg: TrainConfig, index: dict | None) -> None:
+    """A latent cache's stored caption embeddings (read by conditioning.captions: dataset) against `text_encoder`:
+    another encoder of the same width trained on the cached embeddings while the part recorded the configured one,
+    without a word; another width failed at the first step in a traceback."""
+    from vidiff.text import same_weights
+
+    if cfg.conditioning.captions != "dataset" or not isinstance(index, dict):
+        return  # shapes_grammar encodes every caption afresh with text_encoder
+    try:
+        width = int(index["shapes"]["context"][-1])
+    except Exception:  # noqa: BLE001 - an index without shapes (no shard yet): refused where it is read
+        width = None
+    dim = getattr(cfg.model_config(), "context_dim", None)
+    if width is not None and dim is not None and width != dim:
+        raise ConfigError(f"model.context_dim: {dim}, but the latent cache data.root {cfg.data.root} holds "
+                          f"{width}-wide caption embeddings (text encoder {index.get('text_encoder')}); set "
+                          f"model.context_dim={width} and text_encoder to that encoder, or cache again")
+    recorded = index.get("text_encoder")
+    if (isinstance(recorded, str) and (cfg.text_encoder == "default" or Path(cfg.text_encoder).expanduser().is_dir())
+            and same_weights(recorded, cfg.text_encoder) is False):
+        raise ConfigError(f"text_encoder: {cfg.text_encoder} is not the encoder the latent cache data.root "
+                          f"{cfg.data.root} stored its caption embeddings with ({recorded.split(';kind=')[0]}); the "
+                          "part would learn from one encoder's embeddings and be paired with another's: give that "
+                          "encoder, or cache again with `vidiff data cache --text`")
 
 
 def _check_frame_size(cfg: TrainConfig) -> None:

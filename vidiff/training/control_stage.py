@@ -143,7 +143,7 @@ class ControlStage(FrozenHelpers):
 
     def export(self, folder, state: dict) -> None:
         from vidiff.parts import save_part
-        from vidiff.pipeline.trained import TrainedOn, latent_space_id, write_trained_on
+        from vidiff.pipeline.trained import TrainedOn, encoder_reference, latent_space_id, write_trained_on
 
         k, c = self.cfg.conditioning, self.cfg.control
         save_part(folder, self.adapter_cfg, {n[len("adapter."):]: v for n, v in state.items()
@@ -151,6 +151,6 @@ class ControlStage(FrozenHelpers):
         frames = (k.num_keyframes,) * 2 if c.stage == "keyframes" else (k.min_gap + 1, k.max_gap + 1)
         strides = (k.keyframe_stride,) * 2 if c.stage == "keyframes" else (1, 1)
         patterns = (("none", "first") if c.first_known_prob > 0 else ("none",)) if c.stage == "keyframes" else ()
-        write_trained_on(folder, TrainedOn(f"control_{c.stage}", text_encoder=self.cfg.text_encoder,
+        write_trained_on(folder, TrainedOn(f"control_{c.stage}", text_encoder=encoder_reference(self.cfg.text_encoder),
                                            latent_space=latent_space_id(self.cfg.vae), latent_size=self.latent_size,
                                            num_frames=frames, frame_strides=strides, known_patterns=patterns))

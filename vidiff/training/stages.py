@@ -242,10 +242,11 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
 
     def trained_on(self):
         """What this part learned from (vidiff/pipeline/trained.py): the pipeline keeps requests inside it."""
-        from vidiff.pipeline.trained import PATTERNS, TrainedOn
+        from vidiff.pipeline.trained import PATTERNS, TrainedOn, encoder_reference
 
         c = self.cfg.conditioning
-        common = dict(text_encoder=self.cfg.text_encoder, latent_size=self.latent_size, latent_space=self.latent_space)
+        common = dict(text_encoder=encoder_reference(self.cfg.text_encoder), latent_size=self.latent_size,
+                      latent_space=self.latent_space)
         if self.cfg.stage == "keyframes":
             probs = (c.pattern_none, c.pattern_first, c.pattern_first_k, c.pattern_random_subset, c.pattern_region)
             return TrainedOn("keyframes", num_frames=c.keyframe_counts(), frame_strides=c.keyframe_strides(),
