@@ -291,6 +291,31 @@ def test_eval_reconstruction_command_with_a_tiny_vae(tmp_path, capsys):
     assert "--vae" in capsys.readouterr().err
 
 
+def test_eval_reads_the_clips_of_subfolders_as_training_does(tmp_path):
+    """`eval reconstruction / interpolation --videos` scored the top-level clips only, while `data cache` and `train`
+    read subfolders too: a folder laid out in subfolders was scored on a part of it without a word."""
+    from vidiff.data.safe_decode import scan_videos
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+    clips = _moving_clips(num=2, frames=5, size=16)
+    for folder in ("clips", "clips/sub", "clips/sub/deeper", "clips/.hidden"):  # a hidden folder: a temporary copy
+        _write_gifs(tmp_path / folder, clips[:1])
+    _write_gifs(tmp_path / "clips" / "sub", clips)
+    (tmp_path / "clips" / ".clip_09.gif").write_bytes(b"")  # a hidden file: a write in progress
+    expected = ["clip_00.gif", "sub/clip_00.gif", "sub/clip_01.gif", "sub/deeper/clip_00.gif"]
+    scanned = scan_videos(tmp_path / "clips", num_workers=1, progress=False)
+    assert [p.relative_to(tmp_path / "clips").as_posix() for p, _ in scanned.good] == expected  # what training reads
+    out = tmp_path / "rec.json"
+    assert main(["eval", "reconstruction", "--vae", str(tmp_path / "vae"), "--videos", str(tmp_path / "clips"),
+                 "--json", str(out)]) == 0
+    assert [c["name"] for c in json.loads(out.read_text())["result"]["clips"]] == expected
+    assert main(["eval", "interpolation", "--videos", str(tmp_path / "clips"), "--stride", "2", "--windows", "1",
+                 "--json", str(out)]) == 0
+    assert list(json.loads(out.read_text())["result"]["groups"]) == expected
+
+
 def test_eval_reconstruction_refuses_frames_the_vae_cannot_take_before_it_loads(tmp_path, monkeypatch, capsys):
     """A 17x16 clip after a good one was scored only after the VAE loaded and the earlier clips ran, and the error
     named no clip ("video: height and width must be multiples of 2"); --size 13 failed the same way."""

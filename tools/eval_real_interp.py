@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidiff.data.real_footage import center_square  # noqa: E402
-from vidiff.eval.fvd import read_clips, video_files  # noqa: E402
+from vidiff.eval.fvd import clip_names, read_clips, video_files  # noqa: E402
 from vidiff.eval.interpolation import linear_blend, spread_windows  # noqa: E402
 from vidiff.eval.metrics import psnr, ssim  # noqa: E402
 
@@ -62,7 +62,8 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     files = video_files(args.videos, "videos")
-    clips = {path.name: center_square(frames, args.size) for path, frames in read_clips(files)}
+    clips = {name: center_square(frames, args.size)
+             for name, (_, frames) in zip(clip_names(files, args.videos), read_clips(files))}
     ceiling = {}
     kinds = ("vae", "vae+carry", "model raw")
     for stride in args.strides:

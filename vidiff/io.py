@@ -326,9 +326,22 @@ def count_frames(path: str | os.PathLike, at_most: int | None = None) -> int:
 READABLE_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".3gp")
 
 
-def list_video_files(folder: Path) -> list[Path]:
-    """Sorted video files (by READABLE_SUFFIXES) directly in `folder`; the caller checks it is a folder."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in READABLE_SUFFIXES and p.is_file())
+def list_video_files(folder: Path, suffixes: tuple[str, ...] = READABLE_SUFFIXES) -> list[Path]:
+    """Paths under `folder` with a video suffix (lower-case `suffixes`, matched case-insensitively), sorted by path,
+    for every command that reads a folder of clips (training scans them, eval reads them: eval saw the top level
+    only). Subfolders are walked, not through symlinks; hidden names (temporary writes) are ignored, files and
+    folders. Of any file type (a FIFO or a folder named x.mp4 is returned, so that the caller says it is not a
+    clip); the caller checks `folder` is a folder."""
+    out, stack = [], [folder]
+    while stack:
+        for entry in sorted(os.scandir(stack.pop()), key=lambda e: e.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.name.lower().endswith(suffixes):
+                out.append(Path(entry.path))
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    return sorted(out)
 
 
 # Writing lives in vidiff/video_writer.py; re-exported here so `vidiff.io` stays the one entry point.

@@ -153,7 +153,7 @@ def run_fvd(args) -> int:
 
 
 def run_interpolation(args) -> int:
-    from vidiff.eval.fvd import read_clips
+    from vidiff.eval.fvd import clip_names, read_clips
     from vidiff.eval.interpolation import evaluate_interpolation, pipeline_fill
     from vidiff.errors import InputError
     from vidiff.io import check_folder
@@ -177,7 +177,8 @@ def run_interpolation(args) -> int:
     # a small or short clip late in the folder is named before the model fills the others
     if args.frames is not None and args.frames < args.stride + 1:
         raise InputError(f"--frames {args.frames}: too few for --stride {args.stride} (needs {args.stride + 1})")
-    _check_frame_sizes(files, 1, check_size=args.size is None, frames_needed=args.frames or args.stride + 1,
+    _check_frame_sizes(files, args.videos, 1, check_size=args.size is None,
+                       frames_needed=args.frames or args.stride + 1,
                        needed_by=f"--frames {args.frames}" if args.frames else f"stride {args.stride}")
     if args.model is not None and not (check_folder(args.model, "--model") / "pipeline.yaml").is_file():
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
@@ -210,7 +211,7 @@ def run_interpolation(args) -> int:
         fill = pipeline_fill(pipe, prompt=args.prompt, steps=args.steps, sampler=args.sampler)
         if len(passes) > 1:
             fill = passes_fill(fill, passes, PASS_SEED_STEP)
-    clips, names, groups = _interpolation_clips(read_clips(files, args.frames), [f.name for f in files], args)
+    clips, names, groups = _interpolation_clips(read_clips(files, args.frames), clip_names(files, args.videos), args)
     result = evaluate_interpolation(clips, fill, args.stride, seed=args.seed, names=names, others=others,
                                     groups=groups)
     settings = {"model": None if args.model is None else str(args.model), "videos": str(args.videos),
@@ -253,7 +254,7 @@ def interpolation_table(result: dict) -> tuple[list[str], list[list]]:
 
 
 def run_reconstruction(args) -> int:
-    from vidiff.eval.fvd import read_clips
+    from vidiff.eval.fvd import clip_names, read_clips
     from vidiff.eval.reconstruction import evaluate_reconstruction
     from vidiff.errors import InputError
     from vidiff.io import check_folder
@@ -275,45 +276,47 @@ def run_reconstruction(args) -> int:
     if args.size is not None and args.size % factor:
         raise InputError(f"--size {args.size}: must be a multiple of the VAE's downsampling factor {factor} "
                          f"(e.g. {max(args.size // factor * factor, -(-11 // factor) * factor)})")
-    _check_frame_sizes(files, factor, check_size=args.size is None, frames_needed=args.frames or 1,
+    _check_frame_sizes(files, args.videos, factor, check_size=args.size is None, frames_needed=args.frames or 1,
                        needed_by=f"--frames {args.frames}")
     vae = AutoencoderKL.load(args.vae, device=args.device)
     from vidiff.data.real_footage import center_square
 
     clips = (frames if args.size is None else center_square(frames, args.size)
              for _, frames in read_clips(files, args.frames))
-    result = evaluate_reconstruction(vae, clips, names=[f.name for f in files], device=args.device)
+    result = evaluate_reconstruction(vae, clips, names=clip_names(files, args.videos), device=args.device)
     settings = {"vae": str(args.vae), "videos": str(args.videos), "frames": args.frames, "size": args.size}
     rows = [[c["name"], c["psnr"], c["ssim"], c["frames"]] for c in result["clips"]]
     rows.append(["mean (all frames)", result["psnr"], result["ssim"], result["num_frames"]])
     return emit(args, "reconstruction", settings, ["clip", "PSNR (dB)", "SSIM", "frames"], rows, result)
 
 
-def _check_frame_sizes(files, multiple: int, check_size: bool = True, frames_needed: int = 0,
+def _check_frame_sizes(files, folder, multiple: int, check_size: bool = True, frames_needed: int = 0,
                        needed_by: str = "") -> None:
     """Each clip's frames (from its header, upright) at least the SSIM window and, for a VAE round trip, a multiple
     of its factor (unless not `check_size`: --size resizes them), and at least `frames_needed` frames (what the
     option `needed_by` asks; counted by decoding where the header has fewer); checked before anything loads,
-    naming the clip (a clip late in the folder failed after the earlier ones were scored, its size naming no clip)."""
+    naming the clip by its path in `folder` (a clip late in the folder failed after the earlier ones were scored, its
+    size naming no clip)."""
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
+    from vidiff.eval.fvd import clip_names
     from vidiff.eval.metrics import SSIM_WINDOW
 
-    for path in files:
+    for path, name in zip(files, clip_names(files, folder)):
         try:
             info = io.probe_video(path)
             count = info.num_frames if info.num_frames >= frames_needed else io.count_frames(path, frames_needed)
         except VideoDecodeError as e:
             raise InputError(f"--videos: {e}") from None
         if count < frames_needed:
-            raise InputError(f"{path.name}: {count} frames is too short for {needed_by} (needs {frames_needed})")
+            raise InputError(f"{name}: {count} frames is too short for {needed_by} (needs {frames_needed})")
         if not check_size:
             continue
         if min(info.width, info.height) < SSIM_WINDOW or info.width % multiple or info.height % multiple:
             need = f"at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (the SSIM window)"
             if multiple > 1:
                 need += f" and sides that are multiples of the VAE's factor {multiple}"
-            raise InputError(f"{path.name}: frames of {info.width}x{info.height}; the scores need {need}: --size "
+            raise InputError(f"{name}: frames of {info.width}x{info.height}; the scores need {need}: --size "
                              "N scores the centre square resized to N x N")
 
 

@@ -31,7 +31,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vidiff.errors import VideoDecodeError
-from vidiff.io import DEFAULT_LIMITS, READABLE_SUFFIXES, VideoInfo, VideoLimits, check_file, check_folder
+from vidiff.io import (
+    DEFAULT_LIMITS, READABLE_SUFFIXES, VideoInfo, VideoLimits, check_file, check_folder, list_video_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,21 +153,6 @@ class _Worker:
         self.conn.close()
 
 
-def find_candidates(folder: Path, suffixes=SCAN_SUFFIXES) -> list[Path]:
-    """Paths under `folder` with a video suffix, of any file type (FIFOs and directories included, so they
-    are reported); other directories are walked; hidden names (temporary writes) are ignored."""
-    out, stack = [], [folder]
-    while stack:
-        for entry in sorted(os.scandir(stack.pop()), key=lambda e: e.name):
-            if entry.name.startswith("."):
-                continue
-            if entry.name.lower().endswith(suffixes):
-                out.append(Path(entry.path))
-            elif entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-    return sorted(out)
-
-
 def scan_videos(
     folder: str | os.PathLike,
     *,
@@ -186,7 +173,7 @@ def scan_videos(
     folder = Path(folder)
     if paths is None:
         check_folder(folder, "video folder")
-        candidates = find_candidates(folder, tuple(s.lower() for s in suffixes))
+        candidates = list_video_files(folder, tuple(s.lower() for s in suffixes))
     else:
         candidates = sorted(Path(p) for p in paths)
     result = ScanResult()

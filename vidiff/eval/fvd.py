@@ -191,7 +191,8 @@ def extract_features(
 
 
 def video_files(folder: str | os.PathLike, name: str = "videos") -> list[Path]:
-    """Sorted video files directly in `folder`; `name` is the CLI option reported in errors."""
+    """The video files under `folder`, subfolders included, as training reads them (`vidiff.io.list_video_files`);
+    `name` is the CLI option reported in errors."""
     from vidiff.io import check_folder
 
     label = name if name.isupper() else f"--{name}"  # an option, or a positional argument such as FOLDER
@@ -200,6 +201,11 @@ def video_files(folder: str | os.PathLike, name: str = "videos") -> list[Path]:
     if not files:
         raise InputError(f"{label}: no video files ({', '.join(READABLE_SUFFIXES)}) in {folder}")
     return files
+
+
+def clip_names(files: Iterable[Path], folder: str | os.PathLike) -> list[str]:
+    """Each of `video_files(folder)` by its path in `folder`, '/'-separated: sub/a.mp4 is told from a.mp4."""
+    return [Path(f).relative_to(folder).as_posix() for f in files]
 
 
 def read_clips(files: Iterable[Path], num_frames: int | None = None):

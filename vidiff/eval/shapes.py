@@ -1,9 +1,9 @@
 """Shapes accuracy of a folder of clips: does each clip show what its prompt asked, judged from pixels.
 
 The prompt of `X.mp4` comes from, in order: the generation sidecar `X.mp4.json` or `X.json` (key "prompt"),
-a Shapes caption `X.txt`, or the folder's `metadata.jsonl` (`file_name` -> `text`). Accuracy of colour,
-shape and direction counts the clips whose prompt names that attribute; one_object and all_correct
-(colour & shape & direction & exactly one object in every frame) count every clip.
+a Shapes caption `X.txt`, or the folder's `metadata.jsonl` (`file_name`, the clip's path in the folder -> `text`;
+subfolders are read). Accuracy of colour, shape and direction counts the clips whose prompt names that attribute;
+one_object and all_correct (colour & shape & direction & exactly one object in every frame) count every clip.
 """
 from __future__ import annotations
 
@@ -44,15 +44,16 @@ def _metadata_prompts(folder: Path) -> dict[str, str]:
     return prompts
 
 
-def find_prompt(video: Path, metadata: dict[str, str]) -> str | None:
-    """The prompt of one clip, or None when nothing beside it names one."""
+def find_prompt(video: Path, metadata: dict[str, str], name: str) -> str | None:
+    """The prompt of one clip (`name`: its path in the folder, as metadata.jsonl names it), or None when nothing
+    beside it names one."""
     for sidecar in (video.with_name(video.name + ".json"), video.with_suffix(".json")):
         if (prompt := _json_prompt(sidecar)) is not None:
             return prompt
     caption = video.with_suffix(".txt")
     if caption.is_file():
         return caption.read_text().strip()
-    return metadata.get(video.name)
+    return metadata.get(name)
 
 
 def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
@@ -61,7 +62,7 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
 
     from vidiff.data.shapes import parse_prompt
     from vidiff.data.shapes_analysis import analyze_clip
-    from vidiff.eval.fvd import video_files
+    from vidiff.eval.fvd import clip_names, video_files
     from vidiff.io import read_video
 
     folder = Path(folder)
@@ -69,16 +70,17 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
     metadata = _metadata_prompts(folder)
     counts = {a: {"correct": 0, "total": 0} for a in ATTRIBUTES}
     rows, skipped = [], []
-    for video in tqdm(videos, desc="shapes eval", unit="clip", disable=not progress):
-        prompt = find_prompt(video, metadata)
+    for video, name in tqdm(list(zip(videos, clip_names(videos, folder))), desc="shapes eval", unit="clip",
+                            disable=not progress):
+        prompt = find_prompt(video, metadata, name)
         if prompt is None:
-            skipped.append({"file": video.name, "reason": "no prompt (.json sidecar, .txt or metadata.jsonl)"})
+            skipped.append({"file": name, "reason": "no prompt (.json sidecar, .txt or metadata.jsonl)"})
             continue
         asked = dict(zip(("colour", "shape", "direction"), parse_prompt(prompt)))
         if all(v is None for v in asked.values()):
-            skipped.append({"file": video.name, "reason": f"prompt names no colour, shape or direction: {prompt!r}"})
+            skipped.append({"file": name, "reason": f"prompt names no colour, shape or direction: {prompt!r}"})
             continue
-        row = {"file": video.name, "prompt": prompt, "asked": asked}
+        row = {"file": name, "prompt": prompt, "asked": asked}
         try:
             analysis = analyze_clip(read_video(video)[0])
         except VideoDecodeError as e:
