@@ -145,3 +145,27 @@ def test_captions_as_users_save_them(tmp_path, caplog):
     before = digest()  # the latent cache's index records it: a fixed caption is no longer kept from the old cache
     (tmp_path / "a.txt").write_text("a white cockatoo, fixed")
     assert digest() != before
+
+
+def test_metadata_file_names_written_as_paths_are_matched(tmp_path, caplog):
+    """file_name "./a.mp4" or a Windows "sub\\b.mp4" named no clip: the clip trained with the empty caption and the
+    warning called the row a clip not in the folder. The case is matched as written."""
+    from vidiff.data.video_folder import read_captions
+    from vidiff.errors import InputError
+
+    for name in ("a.mp4", "sub/b.mp4", "sub/c.mp4", "D.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        io.write_video(tmp_path / name, counter_clip(8, 0), fps=8)
+    rows = [("./a.mp4", "dot"), ("sub\\b.mp4", "backslash"), ("sub//c.mp4", "double"), ("d.mp4", "lower case")]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f, "text": t}) + "\n" for f, t in rows))
+    with caplog.at_level("WARNING", logger="vidiff"):
+        ds = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32), scan_workers=1)
+    captions = {p.relative_to(tmp_path).as_posix(): c for p, _, _, c in ds.items}
+    assert captions == {"a.mp4": "dot", "sub/b.mp4": "backslash", "sub/c.mp4": "double", "D.mp4": ""}
+    assert "name 1 clip(s) not in the folder or not readable, e.g. d.mp4" in caplog.text
+    (tmp_path / "metadata.jsonl").unlink()
+    (tmp_path / "metadata.csv").write_text("file_name,text\n.\\a.mp4,csv\n")
+    assert read_captions(tmp_path) == {"a.mp4": "csv"}
+    (tmp_path / "metadata.csv").write_text("file_name,text\na.mp4,csv\nsub/b.mp4\n")  # a row of one cell
+    with pytest.raises(InputError, match=r"metadata.csv:3: needs a file_name and a text"):
+        read_captions(tmp_path)

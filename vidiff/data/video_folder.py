@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,18 @@ def read_caption_text(path: Path) -> str:
     return read_text(path, str(path), max_bytes=CAPTION_MAX_BYTES)
 
 
+def clip_key(file_name: str) -> str:
+    """A metadata row's file_name written as the clips are keyed, by their path in the folder ('sub/a.mp4'):
+    "./a.mp4", a Windows "sub\\a.mp4" or "sub//a.mp4" named no clip, which trained with the empty caption. The case
+    is kept (names are matched as the folder spells them)."""
+    name = re.sub(r"/+", "/", file_name.replace("\\", "/"))
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
 def read_captions(root: Path) -> dict[str, str]:
-    """file_name (relative to root, '/'-separated) -> caption, from metadata.jsonl or metadata.csv."""
+    """file_name (relative to root, '/'-separated, see `clip_key`) -> caption, from metadata.jsonl or metadata.csv."""
     captions: dict[str, str] = {}
     jsonl, table = root / "metadata.jsonl", root / "metadata.csv"
     if jsonl.is_file():
@@ -52,7 +63,7 @@ def read_captions(root: Path) -> dict[str, str]:
                 continue
             try:
                 row = json.loads(line)
-                captions[str(row["file_name"])] = str(row["text"])
+                captions[clip_key(str(row["file_name"]))] = str(row["text"])
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise InputError(f"{jsonl}:{n}: needs a JSON object with 'file_name' and 'text' ({e})") from None
     if table.is_file():
@@ -60,7 +71,9 @@ def read_captions(root: Path) -> dict[str, str]:
         if not reader.fieldnames or not {"file_name", "text"} <= set(reader.fieldnames):
             raise InputError(f"{table}: needs the columns file_name and text (it has {reader.fieldnames})")
         for row in reader:
-            captions.setdefault(row["file_name"], row["text"])
+            if row["file_name"] is None or row["text"] is None:  # a short row: csv fills the missing cells with None
+                raise InputError(f"{table}:{reader.line_num}: needs a file_name and a text")
+            captions.setdefault(clip_key(row["file_name"]), row["text"])
     return captions
 
 
