@@ -169,3 +169,24 @@ def test_metadata_file_names_written_as_paths_are_matched(tmp_path, caplog):
     (tmp_path / "metadata.csv").write_text("file_name,text\na.mp4,csv\nsub/b.mp4\n")  # a row of one cell
     with pytest.raises(InputError, match=r"metadata.csv:3: needs a file_name and a text"):
         read_captions(tmp_path)
+
+
+def test_a_clip_named_on_two_metadata_lines_is_said(tmp_path, caplog):
+    """Two metadata.jsonl rows for one clip: the last won without a word (in metadata.csv the first did). Now the
+    last wins in both, said once naming the file and its lines, "./a.mp4" and "a.mp4" being one clip."""
+    from vidiff.data.video_folder import read_captions
+
+    rows = [("a.mp4", "first"), ("b.mp4", "b"), ("./a.mp4", "second"), ("c.mp4", "c1"), ("c.mp4", "c2")]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f, "text": t}) + "\n" for f, t in rows))
+    with caplog.at_level("WARNING", logger="vidiff"):
+        assert read_captions(tmp_path) == {"a.mp4": "second", "b.mp4": "b", "c.mp4": "c2"}
+    assert len(caplog.records) == 1
+    assert ("metadata.jsonl: 2 clip(s) named on more than one line, each captioned by its last: a.mp4 (lines 1, 3); "
+            "c.mp4 (lines 4, 5)") in caplog.text
+    (tmp_path / "metadata.jsonl").unlink()
+    (tmp_path / "metadata.csv").write_text("file_name,text\na.mp4,first\nb.mp4,b\na.mp4,second\n")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vidiff"):
+        assert read_captions(tmp_path) == {"a.mp4": "second", "b.mp4": "b"}
+    assert "metadata.csv: 1 clip(s) named on more than one line, each captioned by its last: a.mp4 (lines 2, 4)" \
+        in caplog.text

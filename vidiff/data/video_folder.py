@@ -55,26 +55,49 @@ def clip_key(file_name: str) -> str:
 
 def read_captions(root: Path) -> dict[str, str]:
     """file_name (relative to root, '/'-separated, see `clip_key`) -> caption, from metadata.jsonl or metadata.csv."""
-    captions: dict[str, str] = {}
     jsonl, table = root / "metadata.jsonl", root / "metadata.csv"
-    if jsonl.is_file():
-        for n, line in enumerate(read_caption_text(jsonl).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                captions[clip_key(str(row["file_name"]))] = str(row["text"])
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise InputError(f"{jsonl}:{n}: needs a JSON object with 'file_name' and 'text' ({e})") from None
+    captions = _read_metadata(jsonl, _jsonl_rows(jsonl)) if jsonl.is_file() else {}
     if table.is_file():
-        reader = csv.DictReader(io.StringIO(read_caption_text(table), newline=""))
-        if not reader.fieldnames or not {"file_name", "text"} <= set(reader.fieldnames):
-            raise InputError(f"{table}: needs the columns file_name and text (it has {reader.fieldnames})")
-        for row in reader:
-            if row["file_name"] is None or row["text"] is None:  # a short row: csv fills the missing cells with None
-                raise InputError(f"{table}:{reader.line_num}: needs a file_name and a text")
-            captions.setdefault(clip_key(row["file_name"]), row["text"])
+        extra = _read_metadata(table, _csv_rows(table))
+        captions = {**extra, **captions}
     return captions
+
+
+def _read_metadata(path: Path, rows) -> dict[str, str]:
+    """One metadata file's captions from its (line, file_name, text) rows. A clip named on several lines takes the
+    last one's text, said once naming the lines (the later rows silently won)."""
+    captions: dict[str, str] = {}
+    lines: dict[str, list[int]] = {}
+    for n, name, text in rows:
+        key = clip_key(name)
+        captions[key] = text
+        lines.setdefault(key, []).append(n)
+    repeated = [f"{key} (lines {', '.join(map(str, ns))})" for key, ns in lines.items() if len(ns) > 1]
+    if repeated:
+        log.warning("%s: %d clip(s) named on more than one line, each captioned by its last: %s%s", path,
+                    len(repeated), "; ".join(repeated[:3]), "; ..." if len(repeated) > 3 else "")
+    return captions
+
+
+def _jsonl_rows(path: Path):
+    for n, line in enumerate(read_caption_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            yield n, str(row["file_name"]), str(row["text"])
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise InputError(f"{path}:{n}: needs a JSON object with 'file_name' and 'text' ({e})") from None
+
+
+def _csv_rows(path: Path):
+    reader = csv.DictReader(io.StringIO(read_caption_text(path), newline=""))
+    if not reader.fieldnames or not {"file_name", "text"} <= set(reader.fieldnames):
+        raise InputError(f"{path}: needs the columns file_name and text (it has {reader.fieldnames})")
+    for row in reader:
+        if row["file_name"] is None or row["text"] is None:  # a short row: csv fills the missing cells with None
+            raise InputError(f"{path}:{reader.line_num}: needs a file_name and a text")
+        yield reader.line_num, row["file_name"], row["text"]
 
 
 def _say_caption_gaps(root: Path, captions: dict[str, str], used: set[str], uncaptioned: int, clips: int) -> None:
