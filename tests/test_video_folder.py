@@ -190,3 +190,16 @@ def test_a_clip_named_on_two_metadata_lines_is_said(tmp_path, caplog):
         assert read_captions(tmp_path) == {"a.mp4": "second", "b.mp4": "b"}
     assert "metadata.csv: 1 clip(s) named on more than one line, each captioned by its last: a.mp4 (lines 2, 4)" \
         in caplog.text
+
+
+def test_metadata_jsonl_and_csv_together_are_said(tmp_path, caplog):
+    """With both metadata files the csv captioned only the clips the jsonl lacks, without a word."""
+    from vidiff.data.video_folder import read_captions
+
+    (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "a.mp4", "text": "jsonl a"}) + "\n")
+    (tmp_path / "metadata.csv").write_text("file_name,text\na.mp4,csv a\nb.mp4,csv b\nc.mp4,csv c\n")
+    with caplog.at_level("WARNING", logger="vidiff"):
+        assert read_captions(tmp_path) == {"a.mp4": "jsonl a", "b.mp4": "csv b", "c.mp4": "csv c"}
+    assert len(caplog.records) == 1
+    assert ("both metadata.jsonl and metadata.csv are here: metadata.jsonl wins for a clip both name (1), "
+            "metadata.csv captions only the 2 clip(s) metadata.jsonl does not name") in caplog.text

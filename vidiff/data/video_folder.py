@@ -1,7 +1,7 @@
 """A folder of video clips with captions, as a map-style torch Dataset.
 
-Captions come from `metadata.jsonl` / `metadata.csv` (`file_name`, `text`) or a sidecar `<clip>.txt`
-(the sidecar wins). `.json` files (e.g. Shapes ground truth) are never read as videos or captions.
+Captions come from `metadata.jsonl` / `metadata.csv` (`file_name`, `text`; with both, the jsonl wins) or a sidecar
+`<clip>.txt` (the sidecar wins). `.json` files (e.g. Shapes ground truth) are never read as videos or captions.
 Files are scanned once in contained workers (`safe_decode.scan_videos`); bad ones are skipped and counted.
 
 Every random draw (clip start) derives from (seed, epoch, index) only, so an epoch replays exactly for any
@@ -59,6 +59,10 @@ def read_captions(root: Path) -> dict[str, str]:
     captions = _read_metadata(jsonl, _jsonl_rows(jsonl)) if jsonl.is_file() else {}
     if table.is_file():
         extra = _read_metadata(table, _csv_rows(table))
+        if jsonl.is_file():  # the csv filled the clips the jsonl lacks, without a word
+            log.warning("%s: both metadata.jsonl and metadata.csv are here: metadata.jsonl wins for a clip both name "
+                        "(%d), metadata.csv captions only the %d clip(s) metadata.jsonl does not name", root,
+                        len(extra.keys() & captions.keys()), len(extra.keys() - captions.keys()))
         captions = {**extra, **captions}
     return captions
 
