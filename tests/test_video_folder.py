@@ -203,3 +203,16 @@ def test_metadata_jsonl_and_csv_together_are_said(tmp_path, caplog):
     assert len(caplog.records) == 1
     assert ("both metadata.jsonl and metadata.csv are here: metadata.jsonl wins for a clip both name (1), "
             "metadata.csv captions only the 2 clip(s) metadata.jsonl does not name") in caplog.text
+
+
+def test_a_sidecar_caption_saved_with_windows_line_ends(tmp_path):
+    r"""A `<clip>.txt` saved with CRLF line ends (Notepad) kept "\r" in the caption: "one\r\ntwo". A jsonl text is a
+    JSON string written on purpose, and is kept as given."""
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        io.write_video(tmp_path / name, counter_clip(8, 0), fps=8)
+    (tmp_path / "a.txt").write_bytes(b"a red circle\r\nmoving left\r\n")
+    (tmp_path / "b.txt").write_bytes(b"old mac\rline ends\r")
+    (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": "c.mp4", "text": "kept\r\nas given"}) + "\n")
+    ds = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32), scan_workers=1)
+    assert {p.name: c for p, _, _, c in ds.items} == {"a.mp4": "a red circle\nmoving left",
+                                                      "b.mp4": "old mac\nline ends", "c.mp4": "kept\r\nas given"}

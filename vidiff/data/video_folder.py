@@ -43,6 +43,13 @@ def read_caption_text(path: Path) -> str:
     return read_text(path, str(path), max_bytes=CAPTION_MAX_BYTES)
 
 
+def read_sidecar_caption(path: Path) -> str:
+    """A `<clip>.txt` caption, its Windows (CRLF) and old Mac (CR) line ends read as "\\n", as text mode reads a file
+    (Notepad's "\\r" stayed in the caption). The metadata files' texts are kept as written: csv reads a row's line
+    end itself, and a jsonl text is a JSON string whose "\\r" was written on purpose."""
+    return re.sub(r"\r\n?", "\n", read_caption_text(path)).strip()
+
+
 def clip_key(file_name: str) -> str:
     """A metadata row's file_name written as the clips are keyed, by their path in the folder ('sub/a.mp4'):
     "./a.mp4", a Windows "sub\\a.mp4" or "sub//a.mp4" named no clip, which trained with the empty caption. The case
@@ -156,7 +163,7 @@ class VideoFolderDataset(Dataset):
                 continue
             sidecar = path.with_suffix(".txt")
             rel = path.relative_to(self.root).as_posix()
-            caption = read_caption_text(sidecar).strip() if sidecar.is_file() else captions.get(rel, "").strip()
+            caption = read_sidecar_caption(sidecar) if sidecar.is_file() else captions.get(rel, "").strip()
             self.items.append((path, info.num_frames - span + 1, info.fps, caption))
             self.spans.append(span)
         if not self.items:
