@@ -211,7 +211,16 @@ def test_a_refused_resume_names_the_setting_in_one_short_line():
     message = _difference("dataset", cached, {**cached, "root": "runs/b/shapes"})
     assert message == "dataset.root (--videos): 'runs/a/shapes' in the cache, 'runs/b/shapes' now"
     message = _difference("dataset", cached, {**cached, "windows": windows[:-1]})
-    assert message.startswith("dataset.windows: [['clip_000000.mp4', 0]") and len(message) < 200
+    assert message.startswith("dataset.windows (where each window of --videos starts;") and len(message) < 250
+    assert message.endswith(": 2000 in the cache, 1999 now; the first that differs, window 1999: "
+                            "['clip_001999.mp4', 0] in the cache, none now")
+    # a cache of back-to-back windows from before each video's tail got a window: the list's first 80 characters
+    # are the same, and its length was named first ("dataset.length: 2 in the cache, 3 now", saying nothing)
+    before = {**cached, "length": 2, "windows": [["a.mp4", 0], ["b.mp4", 0]]}
+    message = _difference("dataset", before, {**cached, "length": 3, "windows": [["a.mp4", 0], ["a.mp4", 25],
+                                                                                  ["b.mp4", 0]]})
+    assert message.endswith("then one ending at each video's last frame): 2 in the cache, 3 now; the first that "
+                            "differs, window 1: ['b.mp4', 0] in the cache, ['a.mp4', 25] now")
     assert _difference("dataset", cached, {**cached, "stride": 2}) == "dataset.stride (--stride): None in the cache, 2 now"
     # a setting is named before the counts that follow from it (the window list, the clip count)
     assert _difference("dataset", {**cached, "num_frames": 4}, {**cached, "num_frames": 6, "windows": windows[:9]}) \

@@ -87,8 +87,9 @@ def test_windows_cover_each_video_back_to_back_at_a_hop_or_spread(folder):
     ds = VideoFolderDataset(folder, num_frames=4, size=(32, 32), scan_workers=1)
     whole = VideoWindows(ds)  # clip k has 20 + k frames: windows of 4 back to back
     assert [s for i, s in whole.windows if i == 0] == [0, 4, 8, 12, 16]
-    assert [s for i, s in whole.windows if i == 3] == [0, 4, 8, 12, 16]  # 23 frames: 3 left over, not a window
-    assert len(whole) == sum(len(range(0, 20 + k - 3, 4)) for k in range(5))
+    # 23 frames: the 3 left over (20-22) were never cached; a last window, overlapping, ends at frame 22
+    assert [s for i, s in whole.windows if i == 3] == [0, 4, 8, 12, 16, 19]
+    assert len(whole) == 5 + 4 * 6  # clip 0 ends on a window; clips 1-4 each get the last one
     for k in (0, 3, len(whole) - 1):  # the frames are those of the named source frames
         i, start = whole.windows[k]
         item = whole[k]
@@ -99,7 +100,7 @@ def test_windows_cover_each_video_back_to_back_at_a_hop_or_spread(folder):
     described = spread.describe()
     assert described["windows"][:3] == [["clip_000000.mp4", 0], ["clip_000000.mp4", 8], ["clip_000000.mp4", 16]]
     strided = VideoWindows(VideoFolderDataset(folder, num_frames=4, stride=2, size=(32, 32), scan_workers=1))
-    assert [s for i, s in strided.windows if i == 0] == [0, 7]  # a window spans 7 source frames
+    assert [s for i, s in strided.windows if i == 0] == [0, 7, 13]  # a window spans 7 source frames, 13-19 last
     with pytest.raises(Exception, match="either a hop or windows per video"):
         VideoWindows(ds, hop=2, per_video=2)
     with pytest.raises(Exception, match="hop must be a positive integer"):

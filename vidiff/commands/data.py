@@ -34,7 +34,8 @@ def register(sub) -> None:
     cache.add_argument("--stride", type=int, default=1, help="source frames between a window's frames (default 1)")
     windows = cache.add_mutually_exclusive_group()
     windows.add_argument("--hop", type=int, help="source frames between window starts (default: windows back to "
-                                                 "back, covering every video end to end)")
+                                                 "back, then one ending at each video's last frame, covering every "
+                                                 "video end to end)")
     windows.add_argument("--windows", type=int, help="windows per video, spread evenly over it")
     cache.add_argument("--out", required=True, help="cache folder (an interrupted run resumes here)")
     cache.add_argument("--shard-size", type=int, default=256, help="clips per shard (default 256)")

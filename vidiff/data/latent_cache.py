@@ -131,19 +131,22 @@ def _settings(dataset, vae, text_encoder, shard_size: int, batch_size: int, dtyp
     return json.loads(json.dumps(settings))  # as index.json will hold it (tuples become lists)
 
 
-# counts that follow from other settings: a difference in them is named only when no setting differs
-_DERIVED = ("num_clips", "length", "windows")
+# what follows from other settings: a difference in it is named only when no setting differs, the window list
+# first (it says which window differs; the counts only that one does)
+_DERIVED = ("windows", "length", "num_clips")
 # the `vidiff data cache` option behind a setting, named beside it
 _FLAGS = {"dataset.root": "--videos", "dataset.num_frames": "--frames", "dataset.size": "--size",
           "dataset.stride": "--stride", "dataset.hop": "--hop", "dataset.per_video": "--windows",
           "dataset.captions_sha256": "a caption of --videos changed",
+          "dataset.windows": "where each window of --videos starts; by default back to back, then one ending at "
+                             "each video's last frame",
           "shard_size": "--shard-size", "batch_size": "--batch-size", "dtype": "--dtype", "sample": "--sample",
           "vae_config": "--vae", "vae_weights_sha256": "--vae", "text_encoder": "--text"}
 
 
 def _setting_order(keys) -> list:
     keys = list(keys)
-    return [k for k in keys if k not in _DERIVED] + [k for k in keys if k in _DERIVED]
+    return [k for k in keys if k not in _DERIVED] + [k for k in _DERIVED if k in keys]
 
 
 def _difference(key: str, cached, wanted) -> str:
@@ -155,6 +158,12 @@ def _difference(key: str, cached, wanted) -> str:
                 return _difference(f"{key}.{sub}", cached.get(sub), wanted.get(sub))
     flag = next((f for k, f in _FLAGS.items() if key == k or key.startswith(k + ".")), None)
     named = f"{key} ({flag})" if flag else key
+    if key == "dataset.windows" and isinstance(cached, list) and isinstance(wanted, list):
+        # the lists' first 80 characters are the same when only a video's last windows differ
+        k = next((k for k, (a, b) in enumerate(zip(cached, wanted)) if a != b), min(len(cached), len(wanted)))
+        first = [short_repr(w[k], 80) if k < len(w) else "none" for w in (cached, wanted)]
+        return (f"{named}: {len(cached)} in the cache, {len(wanted)} now; the first that differs, window {k}: "
+                f"{first[0]} in the cache, {first[1]} now")
     return f"{named}: {short_repr(cached, 80)} in the cache, {short_repr(wanted, 80)} now"
 
 

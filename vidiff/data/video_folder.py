@@ -214,8 +214,9 @@ class VideoFolderDataset(Dataset):
 
 class VideoWindows(Dataset):
     """Many windows of each clip of a VideoFolderDataset, so that a latent cache of a few long videos holds all of
-    their footage: every window `hop` source frames apart (default: back to back, covering each video end to end), or
-    `per_video` windows spread evenly over each clip. Items are those of the folder, plus "start" (source frame).
+    their footage: every window `hop` source frames apart, or `per_video` windows spread evenly over each clip, or by
+    default back to back and then one last window ending at the clip's last frame, overlapping the one before, when
+    they leave a tail (covering each video end to end). Items are those of the folder, plus "start" (source frame).
     """
 
     def __init__(self, folder: VideoFolderDataset, hop: int | None = None, per_video: int | None = None):
@@ -232,6 +233,8 @@ class VideoWindows(Dataset):
                 starts = [round(k * (usable - 1) / (n - 1)) for k in range(n)] if n > 1 else [0]
             else:
                 starts = list(range(0, usable, hop or folder.spans[i]))
+                if hop is None and starts[-1] != usable - 1:  # a tail: one more window, ending at the end
+                    starts.append(usable - 1)
             self.windows += [(i, s) for s in starts]
 
     def __len__(self) -> int:
