@@ -294,6 +294,54 @@ def test_cli_cache_of_a_shapes_folder(tmp_path, capsys):
     assert "dataset.root:" in message and "moved" in message and len(message) < 400, message
 
 
+def test_cli_cache_resamples_clips_at_several_rates_to_fps(tmp_path, capsys, caplog, monkeypatch):
+    """`vidiff data cache` had no --fps: clips at 16 and 8 fps were cached at their own rates without a word."""
+    from test_video_folder import counter_clip
+
+    from vidiff import io
+    from vidiff.cli import main
+    from vidiff.data.latent_cache import build_latent_cache_from_folders
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    (tmp_path / "clips").mkdir()
+    for name, fps in (("fast.mp4", 16), ("slow.mp4", 8)):
+        io.write_video(tmp_path / "clips" / name, counter_clip(16, 0), fps=fps)
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+    args = ["data", "cache", "--videos", str(tmp_path / "clips"), "--vae", str(tmp_path / "vae"), "--frames", "4",
+            "--size", "32", "--no-progress"]
+    with caplog.at_level("WARNING", logger="vidiff"):
+        assert main(args + ["--out", str(tmp_path / "native")]) == 0
+    assert "frame rates differ (8 to 16 fps)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vidiff"):
+        assert main(args + ["--out", str(tmp_path / "at8"), "--fps", "8"]) == 0
+    assert "frame rates differ" not in caplog.text
+    index = json.loads((tmp_path / "at8" / INDEX_NAME).read_text())
+    assert index["dataset"]["fps"] == 8
+    # the 16 fps clip read every other frame: a window spans 7 source frames, the last one ends at frame 15
+    assert index["dataset"]["windows"] == [["fast.mp4", 0], ["fast.mp4", 7], ["fast.mp4", 9], ["slow.mp4", 0],
+                                           ["slow.mp4", 4], ["slow.mp4", 8], ["slow.mp4", 12]]
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "at8"), "--fps", "12"]) == 2  # resumed at another rate: refused
+    assert "dataset.fps (--fps): 8.0 in the cache, 12.0 now" in capsys.readouterr().err
+
+    def no_load(*a, **k):
+        raise AssertionError("the VAE's weights were loaded")
+
+    monkeypatch.setattr(AutoencoderKL, "load", no_load)
+    for extra, message in ((["--fps", "0"], "--fps must be a frame rate > 0, got 0.0"),
+                           (["--fps", "nan"], "--fps must be a frame rate > 0, got nan")):
+        assert main(args + ["--out", str(tmp_path / "bad")] + extra) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --fps not allowed with --stride
+        main(args + ["--out", str(tmp_path / "bad"), "--fps", "8", "--stride", "2"])
+    with pytest.raises(InputError, match="give either --stride or --fps, not both"):
+        build_latent_cache_from_folders(tmp_path / "clips", tmp_path / "vae", "default", 4, 32, tmp_path / "bad",
+                                        stride=2, fps=8)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_fifo_named_index_json_is_refused_without_blocking(tmp_path):
     import os
 

@@ -76,6 +76,25 @@ def test_read_failure_is_replaced_deterministically(folder, tmp_path):
     assert item["index"] == 3 and item["path"].endswith("clip_000003.mp4") and ds.read_failures == 1
 
 
+def test_clips_at_several_frame_rates_are_warned_once_unless_resampled(tmp_path, caplog):
+    """Clips at 30, 12 and 8 fps were read (cached, trained) each at its own rate without a word: a window of 16
+    frames was half a second of one and two seconds of another."""
+    mixed, same = tmp_path / "mixed", tmp_path / "same"
+    for root, rates in ((mixed, (30, 12, 8)), (same, (30, 30000 / 1001))):
+        root.mkdir()
+        for k, fps in enumerate(rates):
+            io.write_video(root / f"clip_{k}.mp4", counter_clip(24, 0), fps=fps)
+    with caplog.at_level("WARNING", logger="vidiff"):
+        VideoFolderDataset(mixed, num_frames=4, size=(32, 32), scan_workers=1)
+    assert caplog.text.count("frame rates differ") == 1 and "(8 to 30 fps)" in caplog.text
+    assert "give --fps (`vidiff data cache`) or data.fps (a training config)" in caplog.text
+    for root, kwargs in ((mixed, {"fps": 8}), (mixed, {"stride": 2}), (same, {})):  # 29.97 and 30: one rate
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="vidiff"):
+            VideoFolderDataset(root, num_frames=4, size=(32, 32), scan_workers=1, **kwargs)
+        assert "frame rates differ" not in caplog.text, kwargs
+
+
 def first_grey(item):
     """The source frame index that the first frame of an item encodes (see counter_clip)."""
     return round(float(((item["video"][0, 0, 16, 16] + 1) * 127.5 - 8) / 4))

@@ -31,7 +31,10 @@ def register(sub) -> None:
                             "default, the embedded MiniLM)")
     cache.add_argument("--frames", type=int, required=True, help="frames per clip")
     cache.add_argument("--size", type=int, required=True, help="frame size, px (clips are resized/cropped to it)")
-    cache.add_argument("--stride", type=int, default=1, help="source frames between a window's frames (default 1)")
+    rate = cache.add_mutually_exclusive_group()
+    rate.add_argument("--stride", type=int, default=1, help="source frames between a window's frames (default 1)")
+    rate.add_argument("--fps", type=float, help="resample every video to this frame rate (default: each read at "
+                                                "its own; warned when they differ)")
     windows = cache.add_mutually_exclusive_group()
     windows.add_argument("--hop", type=int, help="source frames between window starts (default: windows back to "
                                                  "back, then one ending at each video's last frame, covering every "
@@ -71,7 +74,7 @@ def _run_cache(args: argparse.Namespace) -> int:
     out = build_latent_cache_from_folders(
         videos=args.videos, vae=args.vae, text=args.text, frames=args.frames, size=args.size, out_dir=args.out,
         shard_size=args.shard_size, batch_size=args.batch_size, dtype=args.dtype, sample=args.sample,
-        progress=not args.no_progress, stride=args.stride, hop=args.hop, windows=args.windows,
+        progress=not args.no_progress, stride=args.stride, fps=args.fps, hop=args.hop, windows=args.windows,
     )
     print(f"latent cache ready in {out}")
     return 0

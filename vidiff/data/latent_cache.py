@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -136,7 +137,8 @@ def _settings(dataset, vae, text_encoder, shard_size: int, batch_size: int, dtyp
 _DERIVED = ("windows", "length", "num_clips")
 # the `vidiff data cache` option behind a setting, named beside it
 _FLAGS = {"dataset.root": "--videos", "dataset.num_frames": "--frames", "dataset.size": "--size",
-          "dataset.stride": "--stride", "dataset.hop": "--hop", "dataset.per_video": "--windows",
+          "dataset.stride": "--stride", "dataset.fps": "--fps", "dataset.hop": "--hop",
+          "dataset.per_video": "--windows",
           "dataset.captions_sha256": "a caption of --videos changed",
           "dataset.windows": "where each window of --videos starts; by default back to back, then one ending at "
                              "each video's last frame",
@@ -316,11 +318,12 @@ def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_siz
 def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, out_dir, shard_size: int = 256,
                                     batch_size: int = 8, dtype: str = "float16", sample: bool = False,
                                     progress: bool = True, stride: int = 1, hop: int | None = None,
-                                    windows: int | None = None) -> Path:
+                                    windows: int | None = None, fps: float | None = None) -> Path:
     """`vidiff data cache`: a video folder, a VAE part folder and a text encoder name or folder.
 
-    Each video gives many windows of `frames` frames at `stride` (VideoWindows): every `hop` source frames, or
-    `windows` spread evenly over the video, or by default back to back, so that the cache holds all the footage.
+    Each video gives many windows of `frames` frames at `stride`, or resampled to `fps` (VideoWindows): every `hop`
+    source frames, or `windows` spread evenly over the video, or by default back to back, so that the cache holds all
+    the footage.
     """
     from vidiff.data.video_folder import VideoFolderDataset, VideoWindows
     from vidiff.text import TextEncoder
@@ -335,6 +338,11 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     check_int(shard_size, "--shard-size", 1, 1_000_000)
     check_int(batch_size, "--batch-size", 1, 4096)
     check_int(stride, "--stride", 1, MAX_FRAMES)
+    if fps is not None and (not isinstance(fps, (int, float)) or isinstance(fps, bool) or not 0 < fps < math.inf):
+        raise InputError(f"--fps must be a frame rate > 0, got {short_repr(fps)}")
+    if fps is not None and stride != 1:
+        raise InputError("give either --stride or --fps, not both (--fps resamples in time, --stride takes every "
+                         "stride-th frame)")
     if hop is not None and windows is not None:
         raise InputError("give either --hop or --windows, not both")
     if hop is not None:
@@ -355,7 +363,7 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     if size % factor:
         raise InputError(f"--size {size}: must be a multiple of the VAE's downsampling factor {factor} "
                          f"(e.g. {size // factor * factor or factor})")
-    dataset = VideoWindows(VideoFolderDataset(videos, num_frames=frames, stride=stride, size=(size, size)),
+    dataset = VideoWindows(VideoFolderDataset(videos, num_frames=frames, stride=stride, fps=fps, size=(size, size)),
                            hop=hop, per_video=windows)
     vae_model = AutoencoderKL.load(vae)
     text_encoder = TextEncoder.load(text, cache_size=0)  # each batch encoded with its captions (_encode_batch)

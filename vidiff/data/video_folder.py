@@ -168,6 +168,8 @@ class VideoFolderDataset(Dataset):
             self.spans.append(span)
         if not self.items:
             raise InputError(f"video folder {self.root}: no usable clips" + _skip_summary(self.skipped))
+        if fps is None and stride == 1:
+            _say_mixed_rates(self.root, [item[2] for item in self.items])
         named = {p.relative_to(self.root).as_posix() for p, _ in [*scan.good, *scan.skipped]}
         _say_caption_gaps(self.root, captions, named, sum(1 for item in self.items if not item[3]), len(self.items))
         self.read_failures = 0  # per process (each DataLoader worker counts its own)
@@ -269,3 +271,13 @@ def _skip_summary(skipped: list[tuple[Path, str]]) -> str:
     kind, count = kinds.most_common(1)[0]
     path, reason = next((p, r) for p, r in skipped if r.split(":")[0] == kind)
     return f" ({len(skipped)} skipped; {count} of them {kind}, e.g. {path.name}: {reason[:160]})"
+
+
+def _say_mixed_rates(root: Path, rates: list[float]) -> None:
+    """Clips at several frame rates read at their own: a window of F frames then spans another length of time in
+    each, and the motion per frame differs (they were cached and trained so without a word)."""
+    low, high = min(rates), max(rates)
+    if high > low * 1.01:  # 29.97 and 30 fps are the same motion
+        log.warning("%s: the clips' frame rates differ (%.4g to %.4g fps) and each is read at its own; give --fps "
+                    "(`vidiff data cache`) or data.fps (a training config) to resample them to one rate", root, low,
+                    high)
