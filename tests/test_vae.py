@@ -152,6 +152,54 @@ def test_bin_only_folder_is_refused(tmp_path):
         AutoencoderKL.from_diffusers(tmp_path / "nowhere")
 
 
+def test_a_diffusers_folder_given_for_a_part_says_how_to_convert_it(tmp_path, capsys, monkeypatch):
+    """A diffusers VAE folder given as `--vae` (data cache, data vae-norm, eval reconstruction) or as a training
+    run's `vae:` was "not a model part folder (missing config.yaml)"; it is named, with the command that converts
+    it (the conversion is the user's to run: nothing is converted silently)."""
+    import shlex
+    import subprocess
+    import sys
+
+    from vidiff.cli import main
+    from vidiff.pipeline.trained import latent_space_id
+
+    _, folder = _diffusers_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    given = folder.name  # as a user types it, relative
+    said = "diffusers_vae: a diffusers VAE folder (config.json), not a vidiff part folder (config.yaml + " \
+           "model.safetensors); convert it once and give the new folder: python -c "
+    for call in (lambda: AutoencoderKL.load(given), lambda: latent_space_id(given)):  # the part loads, `vae:`
+        with pytest.raises(InputError) as caught:
+            call()
+        assert str(caught.value).startswith(said)
+    from vidiff import io
+
+    (tmp_path / "clips").mkdir()
+    io.write_video(tmp_path / "clips" / "a.mp4", torch.zeros(8, 32, 32, 3, dtype=torch.uint8).numpy(), fps=8)
+    for argv in (["data", "cache", "--videos", "clips", "--vae", given, "--frames", "4", "--size", "32",
+                  "--out", "cache"],
+                 ["data", "vae-norm", "--vae", given, "--videos", "clips", "--size", "32"],
+                 ["eval", "reconstruction", "--vae", given, "--videos", "clips"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "cache").exists() and not (folder / "config.yaml").exists()
+    command = shlex.split(err.strip().split("give the new folder: ")[1])
+    assert command[:2] == ["python", "-c"]
+    subprocess.run([sys.executable, "-c", command[2]], check=True, cwd=tmp_path)  # the command as said works
+    converted = AutoencoderKL.load(tmp_path / "diffusers_vae-vidiff")
+    video = _video()
+    with torch.no_grad():
+        torch.testing.assert_close(converted.encode(video), AutoencoderKL.from_diffusers(folder).encode(video))
+    (folder / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
+    with pytest.raises(InputError, match="a diffusers 'UNet2DConditionModel' folder \\(config.json\\), not a vidiff "
+                                         "part folder"):
+        AutoencoderKL.load(folder)
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))  # a transformers folder: no class named
+    with pytest.raises(InputError, match="diffusers_vae: not a model part folder \\(missing config.yaml\\)"):
+        AutoencoderKL.load(folder)
+
+
 @pytest.mark.parametrize("key, value, pattern", [
     ("down_block_types", ["DownEncoderBlock2D", "AttnDownEncoderBlock2D"], "down_block_types"),
     ("act_fn", "gelu", "act_fn"),

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from vidiff.config import ConfigError, from_dict, to_dict
 from vidiff.errors import InputError
+from vidiff.limits import short_repr
 
 T = TypeVar("T")
 CONFIG_NAME = "config.yaml"
@@ -39,6 +40,7 @@ def load_part_config(folder: str | Path, config_cls: type[T]) -> T:
 
     folder = Path(folder)
     path = folder / CONFIG_NAME
+    refuse_diffusers_folder(folder)
     if not path.is_file():
         raise InputError(f"{folder}: not a model part folder (missing {CONFIG_NAME})")
     if not (folder / WEIGHTS_NAME).is_file():
@@ -54,6 +56,34 @@ def load_part_config(folder: str | Path, config_cls: type[T]) -> T:
             want = _KIND_NAMES.get(config_cls.__name__, config_cls.__name__)
             raise InputError(f"{folder}: holds a {_KIND_NAMES[kind]} part, not a {want} part") from None
         raise
+
+
+def refuse_diffusers_folder(folder: Path) -> None:
+    """InputError when `folder` is a diffusers model folder (config.json, no config.yaml) given for a part folder:
+    for a diffusers AutoencoderKL (a Stable Diffusion VAE, as save_pretrained writes it), with the command that
+    converts it (it was "not a model part folder (missing config.yaml)", and the conversion is not done silently)."""
+    import json
+    import shlex
+
+    config = folder / "config.json"
+    if (folder / CONFIG_NAME).exists() or not config.is_file():
+        return
+    from vidiff.safe_yaml import read_text
+
+    try:
+        kind = json.loads(read_text(config, str(config), max_bytes=1 << 20)).get("_class_name")
+    except (ConfigError, ValueError, AttributeError):  # not JSON, or not an object: the plain message below
+        return
+    if not isinstance(kind, str):  # not diffusers' (a transformers text encoder has no _class_name)
+        return
+    if kind != "AutoencoderKL":
+        raise InputError(f"{folder}: a diffusers {short_repr(kind, 40)} folder (config.json), not a vidiff part "
+                         f"folder ({CONFIG_NAME} + {WEIGHTS_NAME})")
+    whole = folder.resolve() if folder.name in ("", "..") else folder
+    code = (f"from vidiff.vae import AutoencoderKL; AutoencoderKL.from_diffusers({json.dumps(str(folder))})"
+            f".save({json.dumps(str(whole.parent / (whole.name + '-vidiff')))})")
+    raise InputError(f"{folder}: a diffusers VAE folder (config.json), not a vidiff part folder ({CONFIG_NAME} + "
+                     f"{WEIGHTS_NAME}); convert it once and give the new folder: python -c {shlex.quote(code)}")
 
 
 _KIND_NAMES = {"VAEConfig": "VAE", "UNet3DConfig": "U-Net (keyframes / interpolation)",

@@ -267,10 +267,13 @@ def run_reconstruction(args) -> int:
         raise InputError(f"--size must be at least 11 (the SSIM window), got {args.size}")
     check_json_out(args, args.videos, args.vae)
     files = _selected_files(args.videos, args.num)
-    if not (check_folder(args.vae, "--vae") / "config.yaml").is_file():
-        raise InputError(f"--vae: no config.yaml in {args.vae}")
     from vidiff.models.vae import VAEConfig
-    from vidiff.parts import load_part_config
+    from vidiff.parts import load_part_config, refuse_diffusers_folder
+
+    vae_folder = check_folder(args.vae, "--vae")
+    refuse_diffusers_folder(vae_folder)  # before "no config.yaml", which it explains
+    if not (vae_folder / "config.yaml").is_file():
+        raise InputError(f"--vae: no config.yaml in {args.vae}")
 
     factor = load_part_config(args.vae, VAEConfig).downsample_factor  # its config only: the weights load below
     if args.size is not None and args.size % factor:
