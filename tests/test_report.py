@@ -69,6 +69,25 @@ def test_page_content_and_escaping(tmp_path):
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html
 
 
+def test_a_page_without_matplotlib_says_so_and_a_runs_summary_names_what_is_there(tmp_path, monkeypatch):
+    """matplotlib is an extra ('vidiff[plots]'): without it `vidiff report` ended in a ModuleNotFoundError traceback
+    and wrote no page, and `vidiff train` said it had written loss.png."""
+    import vidiff.commands.train as train_command
+    import vidiff.eval.report as report
+
+    run = make_run(tmp_path)
+    monkeypatch.setattr(report, "find_spec", lambda name: None)
+    html = build_report(run).read_text()
+    assert "no curves: matplotlib is not installed (pip install &#x27;vidiff[plots]&#x27; draws them)" in html
+    assert "data:image/png;base64," not in html and "last loss" in html  # the numbers are still there
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert train_command.run_summary(run) == ("metrics.jsonl, previews/, no loss.png: matplotlib is not installed, "
+                                              "pip install 'vidiff[plots]' draws it")
+    monkeypatch.undo()
+    (run / "loss.png").write_bytes(b"png")
+    assert train_command.run_summary(run) == "metrics.jsonl, loss.png, previews/"
+
+
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
     """An empty folder or a dataset folder got an empty report.html written into it."""
     (tmp_path / "data").mkdir()

@@ -56,5 +56,18 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_dir = train(cfg, resume=args.resume, force=args.force)
     if os.environ.get("RANK", "0") == "0":  # one summary, also under `accelerate launch`
-        print(f"run folder: {run_dir} (metrics.jsonl, loss.png, checkpoints/, export/)")
+        print(f"run folder: {run_dir} ({run_summary(run_dir)})")
     return 0
+
+
+def run_summary(run_dir) -> str:
+    """What the run folder holds of what a run writes ("loss.png" was named where matplotlib, an extra, was not
+    there to draw it)."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    names = [n for n in ("metrics.jsonl", "loss.png", "previews/", "checkpoints/", "export/")
+             if (Path(run_dir) / n.rstrip("/")).exists()]
+    if not (Path(run_dir) / "loss.png").exists() and find_spec("matplotlib") is None:
+        names.append("no loss.png: matplotlib is not installed, pip install 'vidiff[plots]' draws it")
+    return ", ".join(names)

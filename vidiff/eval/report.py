@@ -12,6 +12,7 @@ import base64
 import math
 import os
 from html import escape
+from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import quote
 
@@ -111,6 +112,8 @@ def _curves_section(page: _Page) -> None:
     records, skipped = read_metrics(metrics, page.run_dir) if os.path.lexists(metrics) else ([], 0)
     if os.path.lexists(loss_png):
         page.add(f'<img class="curve" alt="training loss" src="{escape(page.image_src(loss_png))}">')
+    elif records and find_spec("matplotlib") is None:  # an extra: the numbers below are all the page can show
+        page.note("no curves: matplotlib is not installed (pip install 'vidiff[plots]' draws them)")
     elif records:
         data = base64.b64encode(plot_curves(records)).decode()
         page.add(f'<img class="curve" alt="training curves" src="data:image/png;base64,{data}">')
