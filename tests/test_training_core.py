@@ -291,3 +291,46 @@ def test_a_cache_of_another_text_encoder_or_width_is_refused_with_the_config(tmp
     # the recipe's grammar captions are encoded afresh: the encoder's own width must match the model's
     with pytest.raises(ConfigError, match=r"model\.context_dim: 384, but the text encoder .*/a gives 32-wide"):
         load_train_config(configs / "shapes-interpolation.yaml", [f"text_encoder={a}"])
+
+
+def test_processes_launched_for_gpus_on_a_cpu_are_told_so(monkeypatch):
+    """configs/accelerate/ddp.yaml (8 processes, use_cpu: false) ran as 8 CPU processes on a 2-core machine without
+    a word; CPU processes asked for as such, no more than the cores, are not warned of."""
+    import os
+
+    from vidiff.training.loop import cpu_processes_note
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "False")
+    note = cpu_processes_note(cores + 6, cuda=False)
+    assert note.startswith(f"no GPU here: the {cores + 6} processes train on the CPU (the launch was for GPUs")
+    assert f"{cores + 6} processes share {cores} CPU cores" in note
+    assert cpu_processes_note(8, cuda=True) is None and cpu_processes_note(1, cuda=False) is None
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    assert cpu_processes_note(cores, cuda=False) is None
+    assert "share" in cpu_processes_note(cores + 1, cuda=False)
+
+
+def test_warnings_are_said_by_the_main_process_only(monkeypatch, capsys):
+    """Under `accelerate launch` every process met the same checks and each said them (two copies at 2 processes)."""
+    from vidiff import cli
+
+    cli._warned.clear()
+    monkeypatch.setenv("RANK", "1")
+    cli._say_warning("train.max_steps 6 -> 9")
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    cli._say_warning("train.max_steps 6 -> 9")
+    assert capsys.readouterr().err == "vidiff: warning: train.max_steps 6 -> 9\n"
+
+
+def test_a_docs_recipe_missing_from_where_train_runs_says_where_recipes_live(tmp_path, monkeypatch):
+    """`vidiff train --config configs/shapes-vae.yaml` from a pip install (no configs/ folder) said only "config
+    file not found", though every doc names the recipes so."""
+    from vidiff.training.config import load_train_config
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"configs/shapes-vae\.yaml \(the recipes in configs/ come with a clone"):
+        load_train_config("configs/shapes-vae.yaml")
+    with pytest.raises(ConfigError, match=r"^config file not found: mine\.yaml$"):
+        load_train_config("mine.yaml")

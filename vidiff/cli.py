@@ -59,6 +59,8 @@ _warned: set[str] = set()  # the warning lines said in this command: the CLI's c
 def _say_warning(text: str) -> None:
     from vidiff.output_safety import one_line
 
+    if os.environ.get("RANK", "0") != "0":  # under `accelerate launch` every process meets the same checks: the
+        return  # main one says them (each process's errors are still its own)
     line = f"vidiff: warning: {one_line(text)}"
     if line not in _warned:
         _warned.add(line)

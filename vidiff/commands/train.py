@@ -53,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from vidiff.training.loop import train
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    main_process = os.environ.get("RANK", "0") == "0"  # the others' progress lines would repeat the main one's
+    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     run_dir = train(cfg, resume=args.resume, force=args.force)
-    if os.environ.get("RANK", "0") == "0":  # one summary, also under `accelerate launch`
+    if main_process:  # one summary, also under `accelerate launch`
         print(f"run folder: {run_dir} ({run_summary(run_dir)})")
     return 0
 

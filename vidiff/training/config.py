@@ -219,7 +219,11 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
 
     path = Path(path)
     if not os.path.lexists(path):
-        raise ConfigError(f"config file not found: {path}")
+        hint = ""
+        if path.parts and path.parts[0] == "configs":  # the docs' recipes: a pip install has no configs/ folder
+            hint = (" (the recipes in configs/ come with a clone of the vidiff repository and are read from its root; "
+                    "an installed package holds the bundled pipelines, not the training configs)")
+        raise ConfigError(f"config file not found: {path}{hint}")
     from vidiff.safe_yaml import load_file  # a folder, FIFO or device is refused there, without blocking
 
     data = load_file(path)

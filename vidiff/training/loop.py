@@ -66,11 +66,31 @@ def make_accelerator(cfg: TrainConfig):
     # Without CUDA, force the CPU path: under `accelerate launch --multi_gpu` this gives a gloo process group.
     accelerator = Accelerator(mixed_precision=precision,
                               gradient_accumulation_steps=cfg.train.grad_accum, cpu=not torch.cuda.is_available())
-    if cfg.train.mixed_precision == "fp16" and accelerator.scaler is None:
+    if cfg.train.mixed_precision == "fp16" and accelerator.scaler is None and accelerator.is_main_process:
         # Accelerate has no fp16 autocast or loss scaler on CPU: say so instead of training in fp32 silently
         log.warning("train.mixed_precision=fp16 needs a CUDA device; on %s this run computes in fp32 (bf16 does "
                     "run on CPU)", accelerator.device)
+    note = cpu_processes_note(accelerator.num_processes, torch.cuda.is_available())
+    if note and accelerator.is_main_process:
+        log.warning(note)
     return accelerator
+
+
+def cpu_processes_note(processes: int, cuda: bool) -> str | None:
+    """Processes launched for GPUs that found none train on the CPU: configs/accelerate/ddp.yaml's 8 ran as 8 CPU
+    processes on a 2-core machine without a word. None where nothing is worth saying."""
+    import os
+
+    if processes < 2 or cuda:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for_gpus = os.environ.get("ACCELERATE_USE_CPU", "").lower() == "false"  # --multi_gpu, or a config's use_cpu: false
+    if not for_gpus and processes <= cores:
+        return None
+    why = " (the launch was for GPUs: --multi_gpu or an accelerate config with use_cpu: false)" if for_gpus else ""
+    crowd = (f"; {processes} processes share {cores} CPU cores, so each step is slower than with {cores} or fewer"
+             if processes > cores else "")
+    return f"no GPU here: the {processes} processes train on the CPU{why}{crowd}"
 
 
 def prepare_for_accelerate(accelerator, model, optimizer, sharded: bool):
