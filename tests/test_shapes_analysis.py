@@ -127,7 +127,7 @@ def test_evaluate_folder_with_every_prompt_source(tmp_path):
     (tmp_path / "clip_000001.json").write_text(json.dumps({"prompt": S.prompt_for(other_colour(t[1]["colour"]), t[1]["shape"], t[1]["direction"])}))
     (tmp_path / "clip_000002.json").write_text(json.dumps({"prompt": f"a {t[2]['shape']}"}))  # names only the shape
     (tmp_path / "clip_000005.json").write_text("{}")
-    rows = [{"file_name": "clip_000003.mp4", "text": t[3]["caption"]},
+    rows = [{"file_name": "./clip_000003.mp4", "text": t[3]["caption"]},  # named as training names it
             {"file_name": "clip_000004.mp4", "text": S.prompt_for(t[4]["colour"], t[4]["shape"], "left" if t[4]["direction"] != "left" else "right")}]
     (tmp_path / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 

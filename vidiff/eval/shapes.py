@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vidiff.data.video_folder import clip_key, read_sidecar_caption
 from vidiff.errors import InputError, VideoDecodeError
 
 ATTRIBUTES = ("colour", "shape", "direction", "one_object", "all_correct", "steady")
@@ -40,7 +41,7 @@ def _metadata_prompts(folder: Path) -> dict[str, str]:
             raise InputError(f"{path}, line {n}: not valid JSON ({e})") from e
         text = row.get("text", row.get("prompt", row.get("caption")))
         if isinstance(row.get("file_name"), str) and isinstance(text, str):
-            prompts[row["file_name"]] = text
+            prompts[clip_key(row["file_name"])] = text  # "./a.mp4" or "sub\\a.mp4" names its clip, as in training
     return prompts
 
 
@@ -52,7 +53,7 @@ def find_prompt(video: Path, metadata: dict[str, str], name: str) -> str | None:
             return prompt
     caption = video.with_suffix(".txt")
     if caption.is_file():
-        return caption.read_text().strip()
+        return read_sidecar_caption(caption)  # as training reads it (a BOM, CRLF line ends)
     return metadata.get(name)
 
 
