@@ -296,6 +296,24 @@ def test_a_clip_of_sparse_frames_is_up_converted_at_their_own_rate(interp_only, 
     assert record["settings"]["fps_in"] == pytest.approx(7 / 3) and record["input_frames_exact"] is True
 
 
+def test_a_clip_cut_short_is_said_before_the_work(interp_only, tmp_path):
+    """A partial download decodes its first frames without an error; interpolate says so before it starts (the
+    decoder says it again when it reaches the cut) and up-converts the frames there are."""
+    import av
+    from test_io_formats import _faststart_clip
+
+    whole, cut, out = tmp_path / "whole.mp4", tmp_path / "cut.mp4", tmp_path / "up.mp4"
+    _faststart_clip(whole, 40)
+    with av.open(str(whole)) as container:
+        starts = [p.pos for p in container.demux(container.streams.video[0]) if p.size]
+    cut.write_bytes(whole.read_bytes()[: starts[20]])
+    proc = _cli("interpolate", cut, "-o", out, "--factor", "2", "--model", interp_only, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stderr.index(f"video {cut} looks cut short or damaged: its frames end at")
+    assert "of the 5.0 s its header states; up-converting the frames it has" in proc.stderr
+    assert first < proc.stderr.index(f"{cut} looks cut short or damaged: its frames end at", first + 1)
+
+
 def test_an_odd_sized_clip_and_a_fractional_rate_are_said_and_recorded_as_written(interp_only, tmp_path):
     """A 35x21 clip (a GIF saved by PIL, so its odd size is the input's) is written 36x22 to an .mp4 and 35x21 to
     a .gif, and `--fps 20` on a 10.01 fps clip gives 20.02 fps: the padding and the rate are warned, and the

@@ -195,7 +195,10 @@ def _timed_frames(video: Path, info):
                       "frames): they are taken at their own rate, so that the output lasts as long as the clip",
                       stacklevel=2)
         return replace(info, fps=rate, num_frames=timing.frames)
-    if missing_tail(timing, header):  # warned of as the frames are decoded; the count and estimates follow them
+    short = missing_tail(timing, header)
+    if short:  # said now, before the work, not only once the decoding reaches the cut
+        warnings.warn(f"video {shown(video)} looks cut short or damaged: {short}; up-converting the frames it has",
+                      stacklevel=2)
         return replace(info, num_frames=timing.frames)
     return info
 
