@@ -116,6 +116,34 @@ def test_reconstruction_scores_are_analytic():
         evaluate_reconstruction(_ShiftVAE(0), [torch.zeros(0, 16, 16, 3, dtype=torch.uint8)], names=["empty"])
 
 
+def test_reconstruction_runs_a_clip_in_the_vaes_passes_as_one_whole_pass_would():
+    """A clip went through the VAE in one call, its float frames, latents and output held whole: memory grew with
+    its length (118 MB a frame at 320x240). The encoder now sees frame_chunk frames, the decoder one of its passes,
+    and the frames come back as one whole pass gives them (up to float rounding: at most 1 level in few pixels)."""
+    from vidiff.eval.reconstruction import frames_to_video, roundtrip, video_to_frames
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4, mid_attention=False,
+                                  frame_chunk=2, temporal_decoder=True)).eval()
+    clip = _moving_clips(num=1, frames=20, size=16)[0]
+    with torch.no_grad():
+        whole = video_to_frames(vae.decode(vae.encode(frames_to_video(clip), frame_chunk=0), frame_chunk=0))
+    seen = {"encode": [], "decode": []}
+    for name in seen:
+        def spy(x, _call=getattr(vae, name), _name=name, **kw):
+            seen[_name].append(x.shape[2])
+            return _call(x, **kw)
+        setattr(vae, name, spy)
+    restored = roundtrip(vae, clip)
+    radius = vae.decoder.temporal_radius
+    assert radius > 0 and max(seen["encode"]) <= 2 and max(seen["decode"]) <= 2 + 2 * radius < clip.shape[0]
+    diff = (restored.int() - whole.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01
+    result = evaluate_reconstruction(vae, [clip])
+    assert result["psnr"] == pytest.approx(float(psnr(whole, clip)), abs=0.05)
+
+
 # ---- the commands ----
 
 
@@ -162,14 +190,22 @@ def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
     import vidiff.pipeline.config
     import vidiff.pipeline.trained
 
+    calls = []
+
     class FakePipe:
         config = SimpleNamespace(interpolation=SimpleNamespace(max_gap=8))  # one pass up to gap 8
         trained = {}
+        frame_multiple = 1
+        # a decode pass of 256 MiB a frame: within `vidiff interpolate`'s 1.5 GiB, chunks of 2 keyframes at stride 4
+        vae = SimpleNamespace(decode_windows=lambda f: [(0, f, 0)], decode_bytes=lambda f, h, w: f << 28)
 
         def fill_between(self, keyframes, stride, seed=0, **sampling):
+            calls.append((keyframes.shape[0], seed))
             return linear_blend(keyframes, stride)
 
-    monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained", classmethod(lambda cls, folder: FakePipe()))
+    loaded = {}
+    monkeypatch.setattr(vidiff.pipeline.VideoPipeline, "from_pretrained",
+                        classmethod(lambda cls, folder, **placement: loaded.update(placement) or FakePipe()))
     # the stride is checked against the folder's records before the weights load: the fake folder's are FakePipe's
     monkeypatch.setattr(vidiff.pipeline.config, "read_pipeline_folder", lambda folder: FakePipe.config)
     monkeypatch.setattr(vidiff.pipeline.trained, "read_trained_records", lambda folder, config: {"interpolation": None})
@@ -182,7 +218,20 @@ def test_eval_interpolation_command(tmp_path, monkeypatch, capsys):
     doc = json.loads(out.read_text())
     assert doc["rows"][0][1:] == doc["rows"][1][1:]  # the blend as the model: identical rows
     assert doc["columns"][:3] == ["method", "PSNR (dB)", "SSIM"]
-    assert "linear blend" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "linear blend" in captured.out
+    # each clip (keyframes 0, 4, 8) filled a chunk at a time as `vidiff interpolate` fills it, not in one pass
+    assert calls == [(2, 0), (2, 1), (2, 1), (2, 2)]
+    assert "eval interpolation" in captured.err  # the progress bar, on stderr
+    # fp32 by default, so that the scores compare with the documented ones; what ran is recorded
+    assert loaded["dtype"] == torch.float32 and doc["settings"]["dtype"] == "fp32"
+    assert doc["settings"]["device"] == loaded["device"]
+    assert main(["eval", "interpolation", "--model", str(tmp_path / "model"), "--videos", str(tmp_path / "clips"),
+                 "--stride", "4", "--no-progress", "--dtype", "auto", "--json", str(out)]) == 0
+    assert "eval interpolation" not in capsys.readouterr().err
+    from vidiff.commands.device_args import auto_dtype, dtype_name
+
+    assert json.loads(out.read_text())["settings"]["dtype"] == dtype_name(auto_dtype(loaded["device"]))
     assert main(["eval", "interpolation", "--model", str(tmp_path), "--videos", str(tmp_path / "clips"),
                  "--stride", "4"]) == 2
     assert "pipeline.yaml" in capsys.readouterr().err
@@ -268,6 +317,8 @@ def test_eval_reconstruction_command_with_a_tiny_vae(tmp_path, capsys):
     assert main(["eval", "reconstruction", "--vae", str(tmp_path / "vae"), "--videos", str(tmp_path / "clips"),
                  "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
+    assert doc["settings"]["dtype"] == "fp32"  # the default, whatever `vidiff interpolate`'s auto would pick
+    assert "eval reconstruction" in capsys.readouterr().err  # the progress bar
     # Recompute the first clip's PSNR through the same VAE: the command must report exactly that.
     from vidiff.eval.reconstruction import roundtrip
     from vidiff.io import read_video

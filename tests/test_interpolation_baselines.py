@@ -129,3 +129,27 @@ def test_passes_fill_chains_its_gaps_like_the_command():
     assert (out.int() - linear_blend(keys, 16).int()).abs().max() <= 1
     with pytest.raises(InputError, match="stride 8"):
         fill(keys, 8, 0)
+
+
+def test_chunked_fill_is_the_fill_itself_within_one_chunk_and_bounded_past_it():
+    """`eval interpolation` filled a whole clip in one call (3.6 GB for 33 frames of 320x240); chunked as `vidiff
+    interpolate` fills, a clip of one chunk is filled exactly as before and a longer one a chunk at a time."""
+    from vidiff.eval.interpolation import chunked_fill
+
+    calls = []
+
+    def noisy(keyframes, stride, seed):  # a fill that depends on its seed, as a sampler does
+        calls.append((keyframes.shape[0], seed))
+        noise = torch.randint(0, 3, (stride * (keyframes.shape[0] - 1) + 1, *keyframes.shape[1:]),
+                              generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+        return linear_blend(keyframes, stride) // 2 + noise
+
+    fill = chunked_fill(noisy, lambda stride, h, w: (3, 384), multiple=8, overlap=32)
+    keys = torch.randint(0, 256, (3, 24, 32, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    short = fill(keys, 4, 7)
+    expected = noisy(keys, 4, 7)
+    expected[::4] = keys
+    assert torch.equal(short, expected) and calls[0] == (3, 7)
+    calls.clear()
+    longer = torch.cat([keys, keys.flip(0)[1:]])  # 5 keyframes: chunks [0, 2], [2, 4] with seeds 7, 8
+    assert fill(longer, 4, 7).shape == (17, 24, 32, 3) and calls == [(3, 7), (3, 8)]

@@ -7,13 +7,16 @@ import re
 DTYPES = ("fp32", "bf16", "fp16")
 
 
-def add_device_arguments(p, dtype: str = "fp32") -> None:
-    """`dtype`: the --dtype default; "auto" (offered only then) is bf16 where the device computes it natively."""
+def add_device_arguments(p, dtype: str = "fp32", auto: bool = False, note: str = "") -> None:
+    """`dtype`: the --dtype default; "auto" (offered when it is the default or with `auto`) is bf16 where the device
+    computes it natively. `note`: said after the --dtype help (what another precision changes)."""
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    auto = ": bf16 on a GPU or on a CPU with AMX-BF16 or AVX512-BF16, else fp32" if dtype == "auto" else ""
-    p.add_argument("--dtype", choices=DTYPES + (("auto",) if dtype == "auto" else ()), default=dtype,
-                   help=f"precision of the networks (the samplers' state stays fp32; default {dtype}{auto})")
+    auto = auto or dtype == "auto"
+    said = ": bf16 on a GPU or on a CPU with AMX-BF16 or AVX512-BF16, else fp32" if auto else ""
+    said = f"; auto{said}" if auto and dtype != "auto" else said
+    p.add_argument("--dtype", choices=DTYPES + (("auto",) if auto else ()), default=dtype,
+                   help=f"precision of the networks (the samplers' state stays fp32; default {dtype}{said}){note}")
 
 
 def check_device_args(args) -> None:

@@ -35,6 +35,7 @@ OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the clip's rate
 MAX_TILE = 384  # largest automatic tile side: the U-Net's attention grows with the square of the tile's area
 OVERLAP = 32  # default --overlap, cut to half the tile for a smaller --tile
+DECODE_MEMORY_GIB = 1.5  # default --decode-memory (`eval interpolation` plans its chunks with it too)
 
 
 def register(sub) -> None:
@@ -65,10 +66,10 @@ def register(sub) -> None:
                         "--tile when that is less)")
     p.add_argument("--chunk", type=int, default=None,
                    help="input frames per pass (default: what fits --decode-memory with the least decoding)")
-    p.add_argument("--decode-memory", type=float, default=1.5, metavar="GIB",
+    p.add_argument("--decode-memory", type=float, default=DECODE_MEMORY_GIB, metavar="GIB",
                    help="working memory one VAE decode pass may take with the chunk's blend of its tiles (24 "
                         "bytes per pixel of each output frame), in GiB; sets --chunk and --tile when they are not "
-                        "given (default 1.5)")
+                        f"given (default {DECODE_MEMORY_GIB:g})")
     add_device_arguments(p, dtype="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force-layout", action="store_true",

@@ -129,12 +129,13 @@ def plan_passes(factor: int, height: int, width: int, *, multiple: int, budget: 
 
 def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *, seed: int = 0, multiple: int = 8,
                      tile: int = 384, overlap: int = 32, chunk: int = 8, progress: bool = True,
-                     total: int | None = None, desc: str = "interpolate") -> Iterator[torch.Tensor]:
+                     total: int | None = None, desc: str = "interpolate", leave: bool = True
+                     ) -> Iterator[torch.Tensor]:
     """Input frames (uint8 (H,W,3) each, one size) -> output frames, one at a time: factor - 1 new frames between
     every two, the input frames exactly at 0, factor, 2 factor ... Frames are read and returned chunk by chunk,
     so a clip of any length runs in the memory of one chunk. fill(keyframes, factor, seed) fills the gaps of one
     chunk of one tile; chunk i uses seed + i. The progress bar, labelled `desc`, counts output frames; `total`: the
-    input's frame count if known, from which the bar's total follows."""
+    input's frame count if known, from which the bar's total follows; `leave`: the bar stays when done."""
     frames = iter(frames)
     keys = list(itertools.islice(frames, chunk))
     if len(keys) < 2:
@@ -147,7 +148,7 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
     weights = {(top, left): _ramp(th, top, ph, overlap)[:, None] * _ramp(tw, left, pw, overlap)[None, :]
                for top, left in tiles}  # (th, tw)
     bar = tqdm(total=None if total is None else output_length(total, factor), desc=desc, unit="frame",
-               disable=not progress)
+               disable=not progress, leave=leave)
     bar.update(1)
     c = 0
     while True:
