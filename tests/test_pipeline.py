@@ -1140,3 +1140,18 @@ def test_edit_settings_that_would_change_nothing_are_refused(pipe):
     assert check_edit_options(None, 2, 1, masked=True) == (1.0, 2, 1)
     with pytest.raises(InputError, match="^pc_steps / pc_snr: apply to the pc sampler"):
         pipe.request("a", sampler="ddim", pc_snr=0.2)
+
+
+def test_fill_between_names_the_strides_its_interpolation_part_fills():
+    """fill_between of an unfillable stride listed the keyframe part's trained strides (3, 4, 5), a part it does not
+    use: strides 2, 6, 7 and 8 fill, as the interpolation part was trained on windows of 3..9 frames."""
+    from vidiff.pipeline import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes")
+    clip = np.zeros((3, 64, 64, 3), np.uint8)
+    with pytest.raises(InputError, match=r"keyframe_stride 13 cannot be filled .* strides that work: 2, 3, 4, 5, 6, "
+                                         r"7, 8 \(the fillable strides the interpolation part was trained on\)"):
+        pipe.fill_between(clip, stride=13)
+    assert pipe.fill_between(clip, stride=7, steps=1).shape == (15, 64, 64, 3)
+    with pytest.raises(InputError, match=r"strides that work: 3, 4, 5 \(the fillable strides the keyframe part"):
+        pipe.text_to_video("a red circle moving left", keyframe_stride=13)

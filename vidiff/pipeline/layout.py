@@ -97,6 +97,7 @@ def resolve_layout(
     exact: bool = False,
     names: Mapping[str, str] = API_NAMES,
     strides: tuple[int, ...] | None = None,
+    strides_of: str = "the keyframe part",
 ) -> Layout:
     """Completes (frames, keyframes, stride) from what the user gave; raises InputError saying what would fit.
 
@@ -104,7 +105,7 @@ def resolve_layout(
     count follows; a length no count fits gets the next longer grid, cut to the length asked (`trim_to`), unless
     `exact` (an edited clip keeps its own frames). Given frames and keyframes, the stride follows; given
     keyframes and/or stride, frames follow. `names`: how errors name the settings (API_NAMES or CLI_NAMES).
-    `strides`: the (min, max) keyframe stride the keyframe part was trained on, if recorded: the frame counts and
+    `strides`: the (min, max) keyframe stride the part `strides_of` was trained on, if recorded: the frame counts and
     strides a refusal suggests keep to it (`--frames 20 --keyframes 4` suggested 19 and 22, strides 6 and 7, then
     refused; `--stride 11` suggested strides 1 to 21 to a part trained on 3..5).
     """
@@ -117,7 +118,7 @@ def resolve_layout(
         raise InputError(
             f"{names['stride']} {keyframe_stride} cannot be filled by this interpolation model (largest gap per pass "
             f"{max_gap}); strides that work: {', '.join(map(str, trained or fillable))}"
-            + (" (the fillable strides the keyframe part was trained on)" if trained else "")
+            + (f" (the fillable strides {strides_of} was trained on)" if trained else "")
         )
     if num_frames is None:
         k = num_keyframes if num_keyframes is not None else default.num_keyframes

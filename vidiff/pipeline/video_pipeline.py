@@ -284,10 +284,16 @@ class VideoPipeline:
         guidance_scale, image_guidance_scale, fps, guidance_rescale, churn, pc_steps, pc_snr = map(
             plain_number, (guidance_scale, image_guidance_scale, fps, guidance_rescale, churn, pc_steps, pc_snr))
         prompts, seeds, batched = prompts_and_seeds(prompt, seed)
+        if pixel_multiple is None:
+            strides, strides_of = getattr(self.trained.get("keyframes"), "frame_strides", None), "the keyframe part"
+        else:  # fill_between: the interpolation part alone fills one pass of each stride it was trained on
+            windows = getattr(self.trained.get("interpolation"), "num_frames", None)
+            strides = None if windows is None else (min(windows) - 1, max(windows) - 1)
+            strides_of = "the interpolation part"
         layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
                                 default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
-                                max_gap=cfg.interpolation.max_gap, exact=exact_frames,
-                                strides=getattr(self.trained.get("keyframes"), "frame_strides", None))
+                                max_gap=cfg.interpolation.max_gap, exact=exact_frames, strides=strides,
+                                strides_of=strides_of)
         if num_frames is not None and num_keyframes is None and not (exact_frames or force_layout):
             layout = lift_short_layout(layout, fewest_trained_keyframes(self.trained.get("keyframes")))
         return Request.build(prompts, seeds, batched, layout, cfg, pixel_multiple or self.size_multiple, steps=steps,
