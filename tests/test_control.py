@@ -384,7 +384,9 @@ def test_cli_control_arguments_fail_fast(control_folder, tmp_path, capsys):
 
     f = control_folder
     common = ["generate", "a red circle", "-o", str(tmp_path / "o.mp4"), "--model", str(f / "pipe")]
-    cases = [(["--control", str(f / "maps15.mp4")], "15 frames"), (["--control", str(f / "small.mp4")], "32x32"),
+    cases = [(["--control", str(f / "maps15.mp4")], "15 frames, the clip has 16 (from --frames, or --keyframes and "
+                                                    "--stride; --frames 15 makes a clip as long as the maps)"),
+             (["--control", str(f / "small.mp4")], "32x32"),
              (["--control", str(f / "missing.mp4")], "not found"),
              (["--control", str(f / "maps.mp4"), "--control-scale", "nan"], "--control-scale"),
              (["--control", str(f / "maps.mp4"), "--control-scale", "5.5"], "--control-scale"),

@@ -309,9 +309,9 @@ def test_numpy_scalars_are_taken_as_the_numbers_they_hold(pipe):
 
 def test_arrays_of_objects_or_strings_are_refused_naming_the_argument(pipe):
     # torch.from_numpy raised TypeError "can't convert np.ndarray of type numpy.object_"
-    with pytest.raises(InputError, match=r"image: expected a uint8 image \(H,W,3\), got object \(64, 64, 3\)"):
+    with pytest.raises(InputError, match=r"image: expected a uint8 image \(H,W,3\), got numpy object \(64, 64, 3\)"):
         pipe.image_to_video(np.full((64, 64, 3), None, dtype=object), "x", progress=False)
-    with pytest.raises(InputError, match="frames: expected uint8 frames .*got <U1"):
+    with pytest.raises(InputError, match="frames: expected uint8 frames .*got numpy <U1"):
         pipe.extend_video(np.full((6, 64, 64, 3), "a"), "x", num_frames=5, progress=False)
     frames = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
     with pytest.raises(InputError, match="mask: expected a bool, uint8 or float array, got object"):
@@ -1155,3 +1155,11 @@ def test_fill_between_names_the_strides_its_interpolation_part_fills():
     assert pipe.fill_between(clip, stride=7, steps=1).shape == (15, 64, 64, 3)
     with pytest.raises(InputError, match=r"strides that work: 3, 4, 5 \(the fillable strides the keyframe part"):
         pipe.text_to_video("a red circle moving left", keyframe_stride=13)
+
+
+def test_a_float_numpy_image_is_named_as_given_with_the_conversion(pipe):
+    """A float numpy image in [0, 1] was refused as "got torch.float32": the library's own conversion, not the
+    user's array."""
+    with pytest.raises(InputError, match=r"image: expected a uint8 image \(H,W,3\), got numpy float32 \(64, 64, 3\) "
+                                         r"\(floats in \[0, 1\]: \(x \* 255\)\.round\(\) as uint8\)"):
+        pipe.image_to_video(np.zeros((64, 64, 3), np.float32), "x", progress=False)

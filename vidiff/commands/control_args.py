@@ -49,8 +49,9 @@ def _check_scale_arg(scale) -> None:
 def _check_size(path, frames: int, width: int, height: int, layout, config) -> None:
     from vidiff.commands.inputs import check_fits_clip
 
+    # the clip's length may come from --keyframes and --stride, not --frames: both named, and the length that fits
     check_fits_clip("--control", path, (width, height), frames, (config.width, config.height), layout.output_frames,
-                    "(--frames)")
+                    f"(from --frames, or --keyframes and --stride; --frames {frames} makes a clip as long as the maps)")
 
 
 def read_control(args, config, layout):

@@ -87,7 +87,8 @@ def check_fits_clip(flag: str, path, size: tuple[int, int], frames: int | None, 
     if tuple(size) != tuple(clip_size):
         raise InputError(f"{flag} {path}: {size[0]}x{size[1]} pixels, the clip is {clip_size[0]}x{clip_size[1]}")
     if frames is not None and frames != clip_frames:
-        raise InputError(f"{flag} {path}: {frames} frames, the clip has {clip_frames} {frames_hint}")
+        raise InputError(f"{flag} {path}: {frames} frame{'s' if frames != 1 else ''}, the clip has {clip_frames} "
+                         f"{frames_hint}")
 
 
 def check_mask_file(path: Path, clip) -> None:

@@ -14,11 +14,14 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
     import numpy as np
     import torch
 
+    # said as given: a numpy float32 array was named "torch.float32" once converted
+    given = (f"{'numpy ' if isinstance(value, np.ndarray) else ''}{value.dtype} {tuple(value.shape)}"
+             if hasattr(value, "shape") and hasattr(value, "dtype") else type(value).__name__)
     if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
         value = torch.from_numpy(np.array(value, copy=True))  # a copy: a read-only array made torch warn
     if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
-        got = f"{value.dtype} {tuple(value.shape)}" if hasattr(value, "shape") else type(value).__name__
-        raise InputError(f"{name}: expected {expected}, got {got}")
+        hint = " (floats in [0, 1]: (x * 255).round() as uint8)" if "float" in given.split(" (")[0] else ""
+        raise InputError(f"{name}: expected {expected}, got {given}{hint}")
     check_has_data(value, name)
     return value.cpu()  # given on a GPU: the pipeline keeps frames on the CPU and moves what a network reads
 

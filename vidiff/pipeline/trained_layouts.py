@@ -148,8 +148,9 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iter
                          f"take no {what}: give at most {first.num_frames} frames"
                          + ("" if control else f", or keyframes before frame {first.num_frames}"))
     warnings.warn(f"{total} frames: longer than one pass of this pipeline ({first.num_frames} frames, {most} "
-                  f"keyframes at stride {stride}); the other {total - first.num_frames} frames are made by extension "
-                  "windows, as vidiff extend makes them", stacklevel=2)
+                  f"keyframes at stride {stride}); the other {total - first.num_frames} "
+                  f"frame{'s are' if total - first.num_frames > 1 else ' is'} made by extension windows, as vidiff "
+                  "extend makes them", stacklevel=2)
     return first, total - first.num_frames
 
 
