@@ -762,3 +762,20 @@ def test_a_centre_crop_that_keeps_little_of_the_image_is_warned():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fit_image(torch.zeros((480, 640, 3), dtype=torch.uint8), 64, 64).shape == (64, 64, 3)
+
+
+def test_the_sidecar_records_the_keyframe_layout_that_ran(tmp_path):
+    """A keyframe off the grid gets keyframes laid around it; the sidecar said only the grid (5 keyframes at stride
+    5 over 21 frames), which neither ran nor could be given back."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (200, 200, 40)).save(tmp_path / "yel.png")
+    for index, want in ((9, [0, 4, 9, 14, 19]), (10, [0, 5, 10, 15, 20])):
+        out = tmp_path / f"k{index}.mp4"
+        assert main(["generate", "a green triangle moving right", "-o", str(out), "--steps", "1", "--frames", "20",
+                     "--keyframe", f"{index}={tmp_path / 'yel.png'}", "--quiet"]) == 0
+        settings = json.loads((tmp_path / f"k{index}.mp4.json").read_text())["settings"]
+        assert settings["keyframe_positions"] == want and settings["num_frames"] == 20
+    assert main(["generate", "a green triangle moving right", "-o", str(tmp_path / "p.mp4"), "--steps", "1",
+                 "--quiet"]) == 0
+    assert "keyframe_positions" not in json.loads((tmp_path / "p.mp4.json").read_text())["settings"]

@@ -22,7 +22,7 @@ from vidiff.limits import check_flag, plain_number
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
-from vidiff.pipeline.layout import Layout, anchored_span, lift_short_layout, resolve_layout
+from vidiff.pipeline.layout import Layout, anchored_positions, anchored_span, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
 from vidiff.pipeline.input_checks import check_image
@@ -177,6 +177,17 @@ class VideoPipeline:
         for index, image in pixels.items():
             frames[:, index] = image
         return req.unbatch(frames[:, : req.layout.output_frames]), req.fps  # a lifted short clip: cut to the ask
+
+    def keyframe_positions(self, req: Request, keyframes: dict) -> list[int]:
+        """The frames the keyframe stage makes or takes for `req` with user `keyframes` ({index: image}): the grid,
+        or, with one off it, the layout laid around them (as _around_keyframes runs it). For a clip's record: the
+        request's grid alone did not say which layout ran."""
+        pixels = check_keyframe_images(keyframes or {}, req)
+        if not any(index % req.layout.keyframe_stride for index in pixels):
+            return list(range(0, req.layout.num_frames, req.layout.keyframe_stride))
+        max_gap = self.config.interpolation.max_gap  # as check_anchored_layout lays them, without its checks
+        return anchored_positions(sorted(pixels), anchored_span(req.layout), min(req.layout.keyframe_stride, max_gap),
+                                  max_gap)
 
     def image_to_video(self, image, prompt, **settings):
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
