@@ -227,7 +227,7 @@ def run_generation(args) -> int:
                     "frames_written": int(frames.shape[0]), **control_settings(args, pipe.config)}
         if inputs_keyframes and args.task in ("generate", "animate") and not extend_by:
             # the layout that ran: keyframes off the grid get one laid around them, which the grid above does not say
-            known = dict(inputs_keyframes, **({0: source} if args.task == "animate" else {}))
+            known = {**inputs_keyframes, **({0: source} if args.task == "animate" else {})}
             settings["keyframe_positions"] = pipe.keyframe_positions(req, known)
         if extend_by:
             settings["extended_by"] = extend_by  # num_frames above is the first pass; the rest by extend_video
