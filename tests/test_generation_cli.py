@@ -486,6 +486,11 @@ def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsy
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--frames", "41", "--keyframe", f"3={still}"]) == 2
     err = capsys.readouterr().err
     assert "10 keyframes" in err and "trained on 3..9" in err and "--force-layout" in err
+    # it offered only --force-layout; what it offers now runs inside the training
+    assert ("fits: keyframes on the stride's grid at [5] or a clip of 39 frames with the keyframes where they are"
+            in err), err
+    for extra in (["--frames", "41", "--keyframe", f"5={still}"], ["--frames", "39", "--keyframe", f"3={still}"]):
+        assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--steps", "1", "--quiet", *extra]) == 0, extra
 
 
 def test_a_negative_prompt_without_text_guidance_is_refused(garbage_pipeline, tmp_path, capsys):

@@ -97,12 +97,30 @@ def check_anchored_layout(anchors: list[int], num_frames: int, stride: int, max_
                           ) -> list[int]:
     """The keyframe positions laid around user keyframes at `anchors` (layout.anchored_positions); raises
     InputError (or, with force, warns) when they leave the parts' training (anchored_problems)."""
+    def problems_at(frames: int, wanted: list[int]) -> list[str]:
+        laid = anchored_positions(wanted, frames, min(stride, max_gap), max_gap)
+        return anchored_problems(laid, wanted, keyframes, interpolation)
+
     positions = anchored_positions(anchors, num_frames, min(stride, max_gap), max_gap)
     problems = anchored_problems(positions, anchors, keyframes, interpolation)
     if problems:
-        _refuse_or_warn(f"keyframes at {anchors} of {num_frames} frames need " + "; ".join(problems), force,
+        _refuse_or_warn(f"keyframes at {anchors} of {num_frames} frames need " + "; ".join(problems)
+                        + (_what_fits(anchors, num_frames, stride, problems_at) if not force else ""), force,
                         stacklevel=4)
     return positions
+
+
+def _what_fits(anchors: list[int], num_frames: int, stride: int, problems_at) -> str:
+    """What the refusal of off-grid keyframes can offer instead (it offered only force_layout): the nearest grid
+    positions, when they are free and fit, and the longest shorter clip that takes the keyframes where they are."""
+    offers = []
+    grid = [min(round(a / stride) * stride, (num_frames - 1) // stride * stride) for a in anchors]
+    if len(set(grid)) == len(grid) and not problems_at(num_frames, sorted(set(grid))):
+        offers.append(f"keyframes on the stride's grid at {sorted(set(grid))}")
+    shorter = next((n for n in range(num_frames - 1, max(anchors), -1) if not problems_at(n, anchors)), None)
+    if shorter is not None:
+        offers.append(f"a clip of {shorter} frames with the keyframes where they are")
+    return f"; fits: {' or '.join(offers)}" if offers else ""
 
 
 def user_keyframe_pattern(indices) -> str | None:
