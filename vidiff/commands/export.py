@@ -43,15 +43,15 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from vidiff.pipeline.export import SamplingDefaults, check_sampling_defaults, export_pipeline
+    from vidiff.pipeline.export import SamplingDefaults, export_pipeline
 
     defaults = SamplingDefaults(keyframe_steps=args.keyframe_steps, interpolation_steps=args.interpolation_steps,
                                 guidance_scale=args.guidance, image_guidance_scale=args.image_guidance,
                                 sigma_max=args.sigma_max, fps=args.fps, keyframe_sampler=args.keyframe_sampler,
                                 interpolation_sampler=args.interpolation_sampler,
                                 extension_strength=args.extension_strength)
-    check_sampling_defaults(defaults, FLAGS)  # before any run folder is read
-    out = export_pipeline([Path(r) for r in args.run_dirs], Path(args.output), defaults, overwrite=args.force)
+    out = export_pipeline([Path(r) for r in args.run_dirs], Path(args.output), defaults, overwrite=args.force,
+                          names=FLAGS)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")
     return 0

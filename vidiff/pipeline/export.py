@@ -170,10 +170,11 @@ def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
 
 
 def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults = SamplingDefaults(),
-                    overwrite: bool = False) -> Path:
-    """Writes the pipeline folder `out` from the runs; returns it."""
+                    overwrite: bool = False, names: dict[str, str] | None = None) -> Path:
+    """Writes the pipeline folder `out` from the runs; returns it. `names`: how an error names each default (the
+    command's options), as check_sampling_defaults takes them."""
     out = Path(out)
-    check_sampling_defaults(defaults)
+    check_sampling_defaults(defaults, names)  # first: before any run folder is read
     refuse_output_over_inputs(out, [*run_dirs, *(Path(d) / "export" for d in run_dirs)])  # before any run is read
     if out.exists() and not overwrite:
         raise InputError(f"-o {out}: already exists (--force replaces it)")
