@@ -47,6 +47,13 @@ def usable_cores() -> int | None:
         return os.cpu_count()
 
 
+def device_record(device: str, dtype) -> dict:
+    """Where and in what precision the networks ran, as a sidecar or an eval's JSON records it."""
+    import torch
+
+    return {"device": device, "dtype": dtype_name(dtype), "threads": torch.get_num_threads()}
+
+
 def resolve_device(args) -> str:
     """Sets torch's threads (--threads) and returns the device to run on; --device cuda without CUDA is an error."""
     import torch

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidiff.commands import folder_argument
-from vidiff.commands.device_args import add_device_arguments, check_device_args
+from vidiff.commands.device_args import add_device_arguments, check_device_args, device_record
 from vidiff.commands.eval_output import check_json_out, emit
 
 # what --dtype auto / bf16 changes, measured once on realshort.mp4 (320x240) at stride 4 (docs/evaluation.md); fp32
@@ -95,15 +95,6 @@ def _device_and_dtype(args) -> tuple[str, object]:
 
     device = resolve_device(args)
     return device, torch_dtype(args.dtype, device)
-
-
-def _device_settings(device: str, dtype) -> dict:
-    """What the JSON records of where and in what precision the networks ran."""
-    import torch
-
-    from vidiff.commands.device_args import dtype_name
-
-    return {"device": device, "dtype": dtype_name(dtype), "threads": torch.get_num_threads()}
 
 
 def _selected_files(folder: str, num: int | None, option: str = "videos"):
@@ -261,7 +252,7 @@ def run_interpolation(args) -> int:
                 "flow": args.flow, "seed": args.seed, "steps": args.steps, "sampler": args.sampler,
                 "passes": passes,
                 "prompt": args.prompt,
-                **(_device_settings(device, dtype) if args.model is not None else {})}
+                **(device_record(device, dtype) if args.model is not None else {})}
     return emit(args, "interpolation", settings, *interpolation_table(result), result)
 
 
@@ -334,7 +325,7 @@ def run_reconstruction(args) -> int:
                                      progress=not args.no_progress,
                                      total_frames=sum(min(c, args.frames or c) for c in counts))
     settings = {"vae": str(args.vae), "videos": str(args.videos), "frames": args.frames, "size": args.size,
-                **_device_settings(device, dtype)}
+                **device_record(device, dtype)}
     rows = [[c["name"], c["psnr"], c["ssim"], c["frames"]] for c in result["clips"]]
     rows.append(["mean (all frames)", result["psnr"], result["ssim"], result["num_frames"]])
     return emit(args, "reconstruction", settings, ["clip", "PSNR (dB)", "SSIM", "frames"], rows, result)

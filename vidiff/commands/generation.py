@@ -15,7 +15,7 @@ from vidiff.commands.control_args import (
     add_control_arguments, add_structure_arguments, control_settings, read_control, structure_kind,
     structure_settings,
 )
-from vidiff.commands.device_args import add_device_arguments, dtype_name, resolve_device, torch_dtype
+from vidiff.commands.device_args import add_device_arguments, device_record, resolve_device, torch_dtype
 from vidiff.commands.generation_checks import BUNDLED, validate
 
 
@@ -146,8 +146,6 @@ def run_generation(args) -> int:
     start = time.perf_counter()
     config, layout, extend_by, keyframe_paths = validate(args)  # extend_by: a --frames longer than one pass
 
-    import torch
-
     from vidiff import io
     from vidiff.limits import offset_seed
     from vidiff.commands.inputs import read_inputs, read_keyframe_images, read_mask
@@ -221,8 +219,8 @@ def run_generation(args) -> int:
                        sample_aspect=Fraction(inputs["sample_aspect"]) if "sample_aspect" in inputs else None)
         req = pipe.request(args.prompt, seed=seed, num_frames=None if args.task == "extend" else layout.output_frames,
                            **{**common, "fps": fps})
-        settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier, "device": device,
-                    "dtype": dtype_name(dtype), "threads": torch.get_num_threads(), "batch_invariant": invariant,
+        settings = {**req.settings(pipe.config), "text_encoder": pipe.text_encoder.identifier,
+                    **device_record(device, dtype), "batch_invariant": invariant,
                     "compiled": args.compile, "force_layout": args.force_layout,
                     "frames_written": int(frames.shape[0]), **control_settings(args, pipe.config)}
         if inputs_keyframes and args.task in ("generate", "animate") and not extend_by:

@@ -25,7 +25,7 @@ from vidiff.commands.interpolate_plan import (
 from vidiff.commands.device_args import (
     add_device_arguments,
     check_device_args,
-    dtype_name,
+    device_record,
     resolve_device,
     torch_dtype,
 )
@@ -321,8 +321,7 @@ def run(args) -> int:
                 "tile": ran[0]["tile"], "overlap": ran[0]["overlap"], "chunk": ran[0]["chunk"],
                 "decode_memory_gib": args.decode_memory,
                 "passes": [{k: r[k] for k in ("factor", "chunk", "tile")} for r in ran],
-                "device": device, "dtype": dtype_name(dtype), "threads": torch.get_num_threads(),
-                "force_layout": args.force_layout, "slow_motion": args.slow_motion}
+                **device_record(device, dtype), "force_layout": args.force_layout, "slow_motion": args.slow_motion}
     record = build_sidecar(command="interpolate", prompt="", seed=args.seed, settings=settings, model_folder=model,
                            checksums=checksums, elapsed_s=elapsed, output=args.output,
                            inputs={"video": str(Path(args.video).resolve()), "input_frames": count["in"]})
