@@ -92,16 +92,22 @@ def anchored_problems(positions: list[int], anchors: list[int], keyframes: Train
     return out
 
 
+def lay_keyframes_around(anchors: list[int], num_frames: int, stride: int, max_gap: int) -> list[int]:
+    """layout.anchored_positions at the keyframe stride, but no wider than one interpolation pass fills (max_gap):
+    the layout text_to_video runs around off-grid user keyframes, and what its records and refusals describe."""
+    return anchored_positions(anchors, num_frames, min(stride, max_gap), max_gap)
+
+
 def check_anchored_layout(anchors: list[int], num_frames: int, stride: int, max_gap: int,
                           keyframes: TrainedOn | None, interpolation: TrainedOn | None, force: bool = False
                           ) -> list[int]:
-    """The keyframe positions laid around user keyframes at `anchors` (layout.anchored_positions); raises
-    InputError (or, with force, warns) when they leave the parts' training (anchored_problems)."""
+    """The keyframe positions laid around user keyframes at `anchors` (lay_keyframes_around); raises InputError
+    (or, with force, warns) when they leave the parts' training (anchored_problems)."""
     def problems_at(frames: int, wanted: list[int]) -> list[str]:
-        laid = anchored_positions(wanted, frames, min(stride, max_gap), max_gap)
-        return anchored_problems(laid, wanted, keyframes, interpolation)
+        return anchored_problems(lay_keyframes_around(wanted, frames, stride, max_gap), wanted, keyframes,
+                                 interpolation)
 
-    positions = anchored_positions(anchors, num_frames, min(stride, max_gap), max_gap)
+    positions = lay_keyframes_around(anchors, num_frames, stride, max_gap)
     problems = anchored_problems(positions, anchors, keyframes, interpolation)
     if problems:
         _refuse_or_warn(f"keyframes at {anchors} of {num_frames} frames need " + "; ".join(problems)

@@ -22,7 +22,7 @@ from vidiff.limits import check_flag, plain_number
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
-from vidiff.pipeline.layout import Layout, anchored_positions, anchored_span, lift_short_layout, resolve_layout
+from vidiff.pipeline.layout import Layout, anchored_span, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
 from vidiff.pipeline.input_checks import check_image
@@ -34,8 +34,8 @@ from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
 )
 from vidiff.pipeline.trained_layouts import (
-    check_anchored_layout, check_layout, fewest_trained_keyframes, split_long_layout, user_keyframe_pattern,
-    warn_untrained_size,
+    check_anchored_layout, check_layout, fewest_trained_keyframes, lay_keyframes_around, split_long_layout,
+    user_keyframe_pattern, warn_untrained_size,
 )
 
 
@@ -185,9 +185,8 @@ class VideoPipeline:
         pixels = check_keyframe_images(keyframes or {}, req)
         if not any(index % req.layout.keyframe_stride for index in pixels):
             return list(range(0, req.layout.num_frames, req.layout.keyframe_stride))
-        max_gap = self.config.interpolation.max_gap  # as check_anchored_layout lays them, without its checks
-        return anchored_positions(sorted(pixels), anchored_span(req.layout), min(req.layout.keyframe_stride, max_gap),
-                                  max_gap)
+        return lay_keyframes_around(sorted(pixels), anchored_span(req.layout), req.layout.keyframe_stride,
+                                    self.config.interpolation.max_gap)  # as _around_keyframes lays them, unchecked
 
     def image_to_video(self, image, prompt, **settings):
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
