@@ -67,8 +67,13 @@ def detect_kind(folder: Path) -> str:
 
 
 def _model_type(config_path: Path):
-    """`model_type` of a config.json that must be a JSON object (a list, a number, bad UTF-8, a FIFO or a
-    200k-deep nesting is an InputError naming the file, never a traceback)."""
+    """`model_type` of a config.json (_config_json)."""
+    return _config_json(config_path).get("model_type")
+
+
+def _config_json(config_path: Path) -> dict:
+    """A config.json, which must be a JSON object (a list, a number, bad UTF-8, a FIFO or a 200k-deep nesting is an
+    InputError naming the file, never a traceback)."""
     from vidiff.limits import short_repr
     from vidiff.safe_yaml import read_text
 
@@ -80,7 +85,7 @@ def _model_type(config_path: Path):
         raise InputError(f"{config_path}: not valid JSON ({short_repr(str(e))[1:-1]})") from None
     if not isinstance(config, dict):
         raise InputError(f"{config_path}: expected a JSON object with model_type, got a {type(config).__name__}")
-    return config.get("model_type")
+    return config
 
 
 def _check_weights(folder: Path) -> Path:
@@ -145,8 +150,7 @@ def config_width(path: str | Path) -> int | None:
     config_path = Path(path).expanduser() / "config.json"
     if not config_path.is_file():
         return None
-    _model_type(config_path)  # a malformed config.json is an InputError naming it
-    config = json.loads(config_path.read_text())
+    config = _config_json(config_path)  # a malformed one is an InputError naming it
     width = config.get("d_model") or config.get("hidden_size") or (config.get("text_config") or {}).get("hidden_size")
     return int(width) if isinstance(width, int) and not isinstance(width, bool) else None
 
