@@ -177,12 +177,17 @@ def _check_text_width(cfg: TrainConfig) -> None:
     the model was built, in a size-mismatch traceback. Read from the encoder's config.json, nothing loaded."""
     from vidiff.text import config_width
 
-    if cfg.text_encoder != "default" and not Path(cfg.text_encoder).expanduser().is_dir():
+    if not _encoder_here(cfg):
         return  # said where it is loaded
     width, dim = config_width(cfg.text_encoder), getattr(cfg.model_config(), "context_dim", None)
     if width is not None and dim is not None and width != dim:
         raise ConfigError(f"model.context_dim: {dim}, but the text encoder {cfg.text_encoder} gives {width}-wide "
                           f"context; set model.context_dim={width} (or give a {dim}-wide text_encoder)")
+
+
+def _encoder_here(cfg: TrainConfig) -> bool:
+    """`text_encoder` can be read now (the default, or a folder that exists); a missing one is said where it loads."""
+    return cfg.text_encoder == "default" or Path(cfg.text_encoder).expanduser().is_dir()
 
 
 def _check_cache_text(cfg: TrainConfig, index: dict | None) -> None:
@@ -203,8 +208,7 @@ def _check_cache_text(cfg: TrainConfig, index: dict | None) -> None:
                           f"{width}-wide caption embeddings (text encoder {index.get('text_encoder')}); set "
                           f"model.context_dim={width} and text_encoder to that encoder, or cache again")
     recorded = index.get("text_encoder")
-    if (isinstance(recorded, str) and (cfg.text_encoder == "default" or Path(cfg.text_encoder).expanduser().is_dir())
-            and same_weights(recorded, cfg.text_encoder) is False):
+    if isinstance(recorded, str) and _encoder_here(cfg) and same_weights(recorded, cfg.text_encoder) is False:
         raise ConfigError(f"text_encoder: {cfg.text_encoder} is not the encoder the latent cache data.root "
                           f"{cfg.data.root} stored its caption embeddings with ({recorded.split(';kind=')[0]}); the "
                           "part would learn from one encoder's embeddings and be paired with another's: give that "
