@@ -57,8 +57,13 @@ def header_of(container, stream) -> Header:
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None and not container.streams.audio:
         duration = container.duration / 1e6  # microseconds
+    return Header(frames=max(int(stream.frames or 0), 0), fps=stated_fps(stream), duration=duration)
+
+
+def stated_fps(stream) -> float:
+    """The frame rate a PyAV stream states (its average, else FFmpeg's guess, else its base rate); 0.0 for none."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return Header(frames=max(int(stream.frames or 0), 0), fps=float(rate) if rate else 0.0, duration=duration)
+    return float(rate) if rate else 0.0
 
 
 def is_sparse(timing: FrameTiming, header: Header) -> bool:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Iterator, Literal
 import numpy as np
 
 from vidiff.errors import InputError, VideoDecodeError
+from vidiff.frame_timing import stated_fps
 from vidiff.limits import is_int, plain_number
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
     _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, display_rotation,
@@ -182,8 +183,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
                 raise VideoDecodeError(path, "an animated WebP, which this FFmpeg cannot decode; convert it to a "
                                              "GIF or MP4 first")
             raise VideoDecodeError(path, f"no frame size in header ({width}x{height})")
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else 0.0
+        fps = stated_fps(stream)
         if ctx.name == "gif":  # FFmpeg's rate reads alternating 12 / 13 cs delays (8 fps) as 8.33
             fps = gif_rate(container, stream, limits.max_frames) or fps
         if not math.isfinite(fps) or fps <= 0:
