@@ -55,3 +55,13 @@ def cpu_bf16_pays() -> bool:
     import torch
 
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags()) and cpu_has_fast(torch.bfloat16)
+
+
+def usable_cores() -> int | None:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()

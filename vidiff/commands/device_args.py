@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from vidiff.cpu_precision import usable_cores
+
 DTYPES = ("fp32", "bf16", "fp16")
 
 
@@ -35,16 +37,6 @@ def check_device_args(args) -> None:
             warnings.warn(f"--threads {args.threads}: more than the {cores} CPU core(s) this process may use; "
                           f"threads past that wait on each other and slow the run (try --threads {cores})",
                           stacklevel=1)
-
-
-def usable_cores() -> int | None:
-    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count()
 
 
 def device_record(device: str, dtype) -> dict:

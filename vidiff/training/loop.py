@@ -83,7 +83,9 @@ def cpu_processes_note(processes: int, cuda: bool) -> str | None:
 
     if processes < 2 or cuda:
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    from vidiff.cpu_precision import usable_cores
+
+    cores = usable_cores() or 1
     for_gpus = os.environ.get("ACCELERATE_USE_CPU", "").lower() == "false"  # --multi_gpu, or a config's use_cpu: false
     if not for_gpus and processes <= cores:
         return None
