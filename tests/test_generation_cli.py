@@ -501,6 +501,16 @@ def test_a_negative_prompt_without_text_guidance_is_refused(garbage_pipeline, tm
     assert rc == 2 and "--negative-prompt: replaces the empty prompt of text guidance, which is off here" in err
 
 
+def test_a_guidance_rescale_without_guidance_is_refused(garbage_pipeline, tmp_path, capsys):
+    """--guidance-rescale at --guidance 1 changed nothing (the conditional pass alone runs), and the sidecar
+    recorded it; refused before the (garbage) weights load."""
+    rc = main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--model", str(garbage_pipeline), "--guidance", "1",
+               "--guidance-rescale", "0.7"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--guidance-rescale: rescales text guidance, which is off here (--guidance 1)" in err
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_an_empty_model_path_and_an_empty_pipeline_yaml_are_refused(tiny_pipeline, tmp_path, capsys):
     """--model "" ran the bundled pipeline; an emptied pipeline.yaml ran with built-in defaults (guidance 5, another
     sampler) in place of the folder's own settings."""

@@ -912,6 +912,23 @@ def test_negative_prompt_replaces_the_unconditional_branch(pipe):
         pipe.text_to_video("a red circle", negative_prompt="a blue square", guidance_scale=1.0, progress=False)
 
 
+def test_guidance_rescale_without_guidance_is_refused(pipe):
+    """At guidance_scale 1 with nothing known the stage runs the conditional pass alone, so a guidance_rescale gave
+    the same frames as none while the sidecar recorded it."""
+    with pytest.raises(InputError, match="guidance_rescale: .*guidance_scale 1 = off"):
+        pipe.text_to_video("a red circle", guidance_rescale=0.7, guidance_scale=1.0, steps=2, progress=False)
+    plain, _ = pipe.text_to_video("a red circle", guidance_scale=1.0, steps=2, progress=False)
+    off, _ = pipe.text_to_video("a red circle", guidance_rescale=0.0, guidance_scale=1.0, steps=2, progress=False)
+    assert torch.equal(plain, off)  # phi 0 is "off", which is what runs
+    # known frames: image guidance still runs at text guidance 1, and the rescale acts on it
+    image = plain[0]
+    a, _ = pipe.image_to_video(image, "a red circle", guidance_scale=1.0, image_guidance_scale=3.0, steps=2,
+                               progress=False)
+    b, _ = pipe.image_to_video(image, "a red circle", guidance_scale=1.0, image_guidance_scale=3.0, steps=2,
+                               guidance_rescale=0.7, progress=False)
+    assert not torch.equal(a, b)
+
+
 def test_bf16_networks_keep_the_sampler_state_fp32(pipe):
     """pipe.to(dtype=bfloat16): U-Nets and VAE compute in bf16, the denoised estimates the sampler combines are
     fp32, and the frames stay close to fp32's."""

@@ -212,12 +212,15 @@ def validate(args) -> CheckedRun:
             raise InputError(" / ".join(SAMPLING_FLAGS[k] for k in keywords) + sep + reason) from None
         raise
     knows_frames = args.task in ("animate", "extend") or bool(user_keyframes) or (args.task == "edit" and args.mask)
-    if args.negative_prompt is not None:
-        text = config.keyframes.guidance_scale if args.guidance is None else args.guidance
-        image = config.keyframes.image_guidance_scale if args.image_guidance is None else args.image_guidance
-        if text == 1 and (not knows_frames or image == 1):  # taken, unused, and the sidecar said applied
+    text = config.keyframes.guidance_scale if args.guidance is None else args.guidance
+    image = config.keyframes.image_guidance_scale if args.image_guidance is None else args.image_guidance
+    if text == 1 and (not knows_frames or image == 1):  # no guidance: what changes only it is taken, unused, and
+        if args.negative_prompt is not None:  # the sidecar said applied
             raise InputError(f"--negative-prompt: replaces the empty prompt of text guidance, which is off here "
                              f"(--guidance {text:g}); give a --guidance other than 1, or no negative prompt")
+        if args.guidance_rescale:
+            raise InputError(f"--guidance-rescale: rescales text guidance, which is off here (--guidance {text:g}); "
+                             "give a --guidance other than 1, or no --guidance-rescale")
     if args.image_guidance is not None and ((args.task == "generate" and not user_keyframes)
                                             or (args.task == "edit" and args.mask is None)):
         # it weighs the known frames against none; the clip came out the same, and the sidecar said it was applied

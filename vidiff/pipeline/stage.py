@@ -140,12 +140,14 @@ class DiffusionStage:
 
     def run(self, shape: tuple[int, int, int, int], gens: list[torch.Generator], settings: StageSettings,
             cond: Cond, null_text: tuple[torch.Tensor, torch.Tensor], callback=None,
-            negative_text: Cond | None = None, init: torch.Tensor | None = None) -> torch.Tensor:
+            negative_text: Cond | None = None, init: torch.Tensor | None = None,
+            rescale_given: bool = False) -> torch.Tensor:
         """Samples latents (B, *shape) = (B,C,F,h,w) under `cond` (text, frame stride, and the known latents
         (B,C,F,h,w) with known_mask (B,F) per frame or (B,F,h,w) per latent pixel, which come back exactly as
         given). null_text: the (1,L,D) / (1,L)
         encoding guidance drops the text to; negative_text: per-row (B,L,D) negative prompts that take its place;
-        init: (B,C,F,h,w) latents that SDEdit starts from, noised to the first level of the strength-cut grid.
+        init: (B,C,F,h,w) latents that SDEdit starts from, noised to the first level of the strength-cut grid;
+        rescale_given: settings.rescale is the caller's, not the part's pipeline.yaml (refused when unused).
 
         Row i draws, in order, its start noise and its noise-augmentation noise from gens[i], then the sampler's
         own draws (stochastic samplers) from the same generator.
@@ -188,10 +190,16 @@ class DiffusionStage:
         guided = GuidedDenoiser(self.denoiser, settings.text_scale, settings.image_scale,
                                 null_text[0].to(device, dtype), null_text[1], rescale=settings.rescale,
                                 interval=settings.interval, **negative)
-        if negative and list(guided.weights(sampling.has_known)) == ["full"]:  # taken, unused, recorded as applied
-            raise InputError(f"negative_prompt: takes the place of the empty prompt in guidance, and this stage "
-                             f"runs without it (guidance_scale {settings.text_scale:g} = off, and no image guidance "
-                             "on known frames); give a guidance_scale other than 1 or no negative prompt")
+        if list(guided.weights(sampling.has_known)) == ["full"]:  # the conditional pass alone: no guidance
+            # what only changes guidance was taken, unused, and recorded as applied
+            if negative:
+                raise InputError(f"negative_prompt: takes the place of the empty prompt in guidance, and this stage "
+                                 f"runs without it (guidance_scale {settings.text_scale:g} = off, and no image "
+                                 "guidance on known frames); give a guidance_scale other than 1 or no negative prompt")
+            if rescale_given and settings.rescale > 0:
+                raise InputError(f"guidance_rescale: rescales the guided estimate, and this stage runs without "
+                                 f"guidance (guidance_scale {settings.text_scale:g} = off, and no image guidance on "
+                                 "known frames); give a guidance_scale other than 1 or no guidance_rescale")
         out = sample(guided, x, sigmas, method=settings.sampler, cond=sampling, generator=gens, callback=callback,
                      **settings.sampler_options())
         if cond.has_known:  # known frames are returned exactly as given

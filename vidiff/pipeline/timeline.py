@@ -87,7 +87,7 @@ class Timeline:
         rows = list(range(len(req.seeds)))
         cond = with_control(cond, stage, self.control, rows, [positions] * len(rows))
         return stage.run(shape, generators(req.seeds, key), settings, cond, self.null_text, self.bar.step,
-                         self.negative_text, init).cpu().float()
+                         self.negative_text, init, rescale_given=req.guidance_rescale is not None).cpu().float()
 
     def fill(self, timeline: torch.Tensor, gaps: list[int], key, init: torch.Tensor | None = None,
              region: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
