@@ -404,6 +404,29 @@ def test_cli_control_arguments_fail_fast(control_folder, tmp_path, capsys):
         assert not (tmp_path / "o.mp4").exists()
 
 
+def test_cli_control_of_a_length_no_clip_takes_offers_no_frames(tmp_path, capsys):
+    """The refusal of maps of another length offered `--frames N` for any N: `--frames 1` (a control image) is
+    refused by --frames' range, and `--frames 64` on the bundle by extension windows, which take no maps."""
+    from PIL import Image
+
+    from vidiff import io
+    from vidiff.cli import main
+
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "one.png")
+    io.write_video(tmp_path / "long.mp4", torch.zeros(64, 64, 64, 3, dtype=torch.uint8), 8)
+    for maps, count in (("one.png", "1 frame"), ("long.mp4", "64 frames")):
+        capsys.readouterr()
+        rc = main(["generate", "a red circle", "-o", str(tmp_path / "o.mp4"), "--control", str(tmp_path / maps)])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"{count}, the clip has 16" in err, err
+        assert "--frames 1 " not in err and "--frames 64 " not in err, err
+        assert "control maps for 2 to 41 frames fit this pipeline" in err, err  # the bundle: 9 keyframes at stride 5
+    # a length a clip can have is still offered
+    io.write_video(tmp_path / "twenty.mp4", torch.zeros(20, 64, 64, 3, dtype=torch.uint8), 8)
+    assert main(["generate", "a red circle", "-o", str(tmp_path / "o.mp4"), "--control", str(tmp_path / "twenty.mp4")]) == 2
+    assert "--frames 20 makes a clip as long as the maps" in capsys.readouterr().err
+
+
 def test_cli_generate_with_control_records_it(control_folder, tmp_path):
     import json
 

@@ -15,8 +15,9 @@ def add_control_arguments(parser) -> None:
                         help="weight of the control, 0..5 (default: the pipeline's control_scale; 0 = no control)")
 
 
-def check_control_args(args, config, layout, model) -> None:
-    """Every check of --control / --control-scale that needs no torch: exit 2 with one line when one fails."""
+def check_control_args(args, config, layout, model, longest: int | None = None) -> None:
+    """Every check of --control / --control-scale that needs no torch: exit 2 with one line when one fails.
+    longest: the most frames a clip with control maps may have (one pass of the keyframe part), None: the limit."""
     from vidiff import io
     from vidiff.commands.inputs import check_file
     from vidiff.errors import InputError
@@ -34,7 +35,7 @@ def check_control_args(args, config, layout, model) -> None:
                          "parts.control_keyframes / control_interpolation; tools/train_control.sh adds them)")
     check_file(Path(control), "--control")
     info = io.probe_video(control)  # header only
-    _check_size(control, info.num_frames, info.width, info.height, layout, config)
+    _check_size(control, info.num_frames, info.width, info.height, layout, config, longest)
 
 
 def _check_scale_arg(scale) -> None:
@@ -46,12 +47,17 @@ def _check_scale_arg(scale) -> None:
         raise InputError(f"--control-scale must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale}")
 
 
-def _check_size(path, frames: int, width: int, height: int, layout, config) -> None:
+def _check_size(path, frames: int, width: int, height: int, layout, config, longest: int | None = None) -> None:
     from vidiff.commands.inputs import check_fits_clip
+    from vidiff.limits import MAX_FRAMES
 
     # the clip's length may come from --keyframes and --stride, not --frames: both named, and the length that fits
+    # (a --frames the command takes with maps: 1 frame is no clip, and extension windows past a pass take no maps)
+    most = MAX_FRAMES if longest is None else longest
+    fits = (f"--frames {frames} makes a clip as long as the maps" if 2 <= frames <= most else
+            f"control maps for 2 to {most} frames fit this pipeline, one per frame of the clip")
     check_fits_clip("--control", path, (width, height), frames, (config.width, config.height), layout.output_frames,
-                    f"(from --frames, or --keyframes and --stride; --frames {frames} makes a clip as long as the maps)")
+                    f"(from --frames, or --keyframes and --stride; {fits})")
 
 
 def read_control(args, config, layout):

@@ -179,7 +179,7 @@ def validate(args) -> CheckedRun:
         raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
                          f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
     from vidiff.pipeline.layout import lift_short_layout
-    from vidiff.pipeline.trained_layouts import fewest_trained_keyframes, split_long_layout
+    from vidiff.pipeline.trained_layouts import fewest_trained_keyframes, longest_pass_frames, split_long_layout
 
     extend_by = 0
     keyframe_paths = parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames)  # -1: the last
@@ -196,7 +196,8 @@ def validate(args) -> CheckedRun:
             user_keyframes[0] = Path(args.image)
     _check_trained_layout(trained, config, layout, args, sorted(user_keyframes))
     if args.task != "edit":  # an edit's --control-scale weighs its --structure maps (structure_kind checked it)
-        check_control_args(args, config, layout, args.model or BUNDLED)
+        longest = None if args.force_layout else longest_pass_frames(trained["keyframes"], layout.keyframe_stride)
+        check_control_args(args, config, layout, args.model or BUNDLED, longest)
     from vidiff.pipeline.request import Request
 
     # the library's own checks of every sampling setting (negative prompt, rescale, churn, corrector), torch-free

@@ -148,6 +148,14 @@ def fewest_trained_keyframes(keyframes: TrainedOn | None) -> int | None:
     return keyframes.num_frames[0] if keyframes is not None and keyframes.num_frames else None
 
 
+def longest_pass_frames(trained: TrainedOn | None, stride: int) -> int | None:
+    """The frames one pass of the keyframe part makes at most at `stride` (its most trained keyframes), or None
+    without a record of its keyframe counts."""
+    if trained is None or not trained.num_frames:
+        return None
+    return frames_for(trained.num_frames[1], stride)
+
+
 def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iterable[int] = (),
                       control: bool = False) -> tuple[Layout, int]:
     """(first pass, frames to add by extension) for a clip longer than the keyframe part makes in one pass:
@@ -162,7 +170,7 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iter
     strides = trained.frame_strides
     if layout.num_keyframes <= most or (strides and not strides[0] <= stride <= strides[1]):
         return layout, 0
-    first = Layout(frames_for(most, stride), most, stride)
+    first = Layout(longest_pass_frames(trained, stride), most, stride)
     total = layout.output_frames
     beyond = [index for index in keyframes if index >= first.num_frames]
     if control or beyond:
