@@ -84,6 +84,28 @@ def test_every_option_with_a_default_shows_it_in_its_help():
     assert not missing, "\n".join(missing)
 
 
+def test_every_command_help_says_what_the_command_does():
+    """`vidiff train --help`, `vidiff report --help`, `vidiff data cache --help`, `vidiff eval fvd --help`, ... began
+    with the usage and the options: the line `vidiff --help` shows for the command was not on its own page."""
+    import argparse
+
+    from vidiff.cli import build_parser
+
+    def pages(parser, name="vidiff"):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield f"{name} {sub_name}", sub
+                    yield from pages(sub, f"{name} {sub_name}")
+
+    found = dict(pages(build_parser()))
+    assert {"vidiff train", "vidiff report", "vidiff data cache", "vidiff eval fvd", "vidiff generate"} <= set(found)
+    bare = [name for name, sub in found.items() if not (sub.description or "").strip()]
+    assert not bare, bare
+    cache = " ".join(found["vidiff data cache"].format_help().split())
+    assert "Encode a video folder once into VAE latents + text embeddings." in cache
+
+
 def test_edit_frames_help_says_what_edit_does_with_it(capsys, tmp_path):
     """edit's --frames was 'not used' in --help and refused when given."""
     import torch

@@ -46,7 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (generation, interpolate, train, data, evaluate, report, export):
         module.register(sub)
+    _describe_commands(parser)
     return parser
+
+
+def _describe_commands(parser: argparse.ArgumentParser) -> None:
+    """A command registered with a `help` line only (`vidiff train`, `data cache`, `eval fvd`, ...) says it at the
+    top of its own --help too, as the ones with a description do."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            lines = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, command in action.choices.items():
+                if command.description is None and lines.get(name):
+                    command.description = lines[name][0].upper() + lines[name][1:] + "."
+                _describe_commands(command)
 
 
 _show_warning = warnings.showwarning  # Python's printer, for warnings from elsewhere

@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.max_steps=200 (repeatable)")
     parser.add_argument("--resume", default=None, metavar="auto|PATH",
-                        help="continue from the newest complete checkpoint (auto) or from a checkpoint folder")
+                        help="continue from the newest complete checkpoint (auto) or from a checkpoint folder (default: a "
+                             "fresh run, refused where the run folder has checkpoints)")
     parser.add_argument("--force", action="store_true",
                         help="start over in a run folder that has checkpoints, or resume under a changed config")
     parser.add_argument("--dry-run", action="store_true",
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("train", help="train a stage (vae, keyframes, interpolation) with Accelerate")
+    parser = sub.add_parser("train", help="train a stage (vae, keyframes, interpolation, control) with Accelerate")
     add_arguments(parser)
     parser.set_defaults(handler=run)
 
