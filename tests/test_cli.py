@@ -106,6 +106,19 @@ def test_every_command_help_says_what_the_command_does():
     assert "Encode a video folder once into VAE latents + text embeddings." in cache
 
 
+def test_every_sampler_option_names_the_samplers():
+    """`vidiff interpolate --help` and `eval interpolation --help` said "sampler name" and left the names to the
+    error a wrong one gets; generate's list was typed out apart from the one the checks use."""
+    from vidiff.cli import build_parser
+    from vidiff.pipeline.config import SAMPLERS
+
+    helps = {command: " ".join(action.help.split()) for command, action in _options(build_parser())
+             if "--sampler" in action.option_strings}
+    assert {"vidiff generate", "vidiff interpolate", "vidiff eval interpolation"} <= set(helps), helps
+    for command, text in helps.items():
+        assert all(name in text.replace(",", " ").split() for name in SAMPLERS), (command, text)
+
+
 def test_edit_frames_help_says_what_edit_does_with_it(capsys, tmp_path):
     """edit's --frames was 'not used' in --help and refused when given."""
     import torch

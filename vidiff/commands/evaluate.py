@@ -11,6 +11,7 @@ from pathlib import Path
 from vidiff.commands import folder_argument
 from vidiff.commands.device_args import add_device_arguments, check_device_args, device_record
 from vidiff.commands.eval_output import check_json_out, emit
+from vidiff.pipeline.config import SAMPLERS
 
 # what --dtype auto / bf16 changes, measured once on realshort.mp4 (320x240) at stride 4 (docs/evaluation.md); fp32
 # stays the default so that scores compare with the documented ones
@@ -61,7 +62,8 @@ def register(sub) -> None:
     p.add_argument("--num", type=int, default=None, help="clips to evaluate (default: all)")
     p.add_argument("--seed", type=int, default=None, help="with --model: clip i is filled with seed SEED + i (default 0)")
     p.add_argument("--steps", type=int, default=None, help="with --model: sampling steps (default: the pipeline's)")
-    p.add_argument("--sampler", default=None, help="with --model: sampler name (default: the pipeline's)")
+    p.add_argument("--sampler", default=None,
+                   help=f"with --model: {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} (default: the pipeline's)")
     p.add_argument("--prompt", default=None, help="with --model: text prompt for the fill (default empty)")
     add_device_arguments(p, auto=True, note=DTYPE_NOTE)
     _progress_option(p)
@@ -125,7 +127,6 @@ def _check_seed_and_sampler(args) -> None:
     read or the pipeline loads (clip i's passes use seed + i + pass * 2**32, wrapping around at 2**63)."""
     from vidiff.errors import InputError
     from vidiff.limits import check_seed, short_repr
-    from vidiff.pipeline.config import SAMPLERS
 
     check_seed(args.seed, "--seed")
     if args.sampler is not None and args.sampler not in SAMPLERS:

@@ -17,6 +17,7 @@ from vidiff.commands.control_args import (
 )
 from vidiff.commands.device_args import add_device_arguments, device_record, resolve_device, torch_dtype
 from vidiff.commands.generation_checks import BUNDLED, validate
+from vidiff.pipeline.config import SAMPLERS
 
 
 FRAMES_HELP = ("clip length in frames, 2 to 1024 (its grid, the next longer one, must fit in 1024 too: 1021 at stride 5); "
@@ -103,8 +104,7 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...; default 1)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps of both stages (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None,
-                   help="sampler of both stages: dpmpp_2m, ddim, ddpm, euler, heun, euler_ancestral, dpmpp_2m_sde, "
-                        "dpmpp_sde or pc (default: pipeline.yaml)")
+                   help=f"sampler of both stages: {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} (default: pipeline.yaml)")
     p.add_argument("--guidance", type=float, default=None,
                    help="text guidance scale of the keyframe stage (default: pipeline.yaml)")
     p.add_argument("--image-guidance", type=float, default=None,

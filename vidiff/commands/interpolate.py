@@ -29,6 +29,7 @@ from vidiff.commands.device_args import (
     resolve_device,
     torch_dtype,
 )
+from vidiff.pipeline.config import SAMPLERS
 
 BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
@@ -57,7 +58,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the first chunk, 0 to 2**63 - 1; chunk i uses seed + i "
                                                            "(default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampler steps (default: pipeline.yaml)")
-    p.add_argument("--sampler", default=None, help="sampler name (default: pipeline.yaml)")
+    p.add_argument("--sampler", default=None,
+                   help=f"sampler: {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} (default: pipeline.yaml)")
     p.add_argument("--tile", type=int, default=None,
                    help=f"largest tile side in pixels (default: the largest up to {MAX_TILE} that fits "
                         "--decode-memory)")
@@ -85,7 +87,7 @@ def validate(args):
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr
     from vidiff.output_safety import check_output, output_path, shown
-    from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
+    from vidiff.pipeline.config import read_pipeline_folder
     from vidiff.pipeline.trained import read_trained_records
     from vidiff.sidecar import sidecar_path
     from vidiff.video_writer import check_fps, fps_limits, written_size
