@@ -119,6 +119,26 @@ def test_every_sampler_option_names_the_samplers():
         assert all(name in text.replace(",", " ").split() for name in SAMPLERS), (command, text)
 
 
+def test_an_empty_output_path_is_refused(tmp_path, monkeypatch, capsys):
+    """An empty -o / --out / --json ("" from an unset shell variable) was the working folder: `data shapes --out ""`
+    wrote its clips there and removed clip files numbered past --num, `data cache --out ""` its shards, and
+    `eval shapes --json ""` wrote nothing without a word."""
+    from vidiff.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip_000005.mp4").write_bytes(b"a user's own file")
+    commands = [["data", "shapes", "--out", "", "--num", "1", "--no-progress"],
+                ["data", "cache", "--videos", "v", "--vae", "v", "--frames", "4", "--size", "64", "--out", " "],
+                ["eval", "shapes", "v", "--json", ""], ["report", "run", "-o", ""], ["export", "a", "b", "-o", ""],
+                ["generate", "a red circle", "-o", ""], ["interpolate", "v.mp4", "--factor", "2", "-o", ""]]
+    for argv in commands:
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and "empty path; give the file or folder to write" in err, (argv, err)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip_000005.mp4"]
+
+
 def test_edit_frames_help_says_what_edit_does_with_it(capsys, tmp_path):
     """edit's --frames was 'not used' in --help and refused when given."""
     import torch

@@ -213,15 +213,43 @@ def test_damaged_weights_are_refused_before_the_old_folder_is_touched(tmp_path, 
     """A run's export/model.safetensors cut or overwritten: the export said it wrote the pipeline (exit 0), and with
     --force the folder it replaced was gone; the pipeline then failed to load."""
     runs, out = _runs(tmp_path), tmp_path / "pipe"
-    out.mkdir()
-    (out / "file.txt").write_text("keep")
+    assert main(["export", *map(str, runs), "-o", str(out)]) == 0  # the pipeline --force would replace
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     weights = runs[-1] / "export" / "model.safetensors"
     for damaged in (b"garbage\n", weights.read_bytes()[:-100]):
         weights.write_bytes(damaged)
         assert main(["export", *map(str, runs), "-o", str(out), "--force"]) == 2
         assert "model.safetensors is not a readable safetensors file" in capsys.readouterr().err
-        assert [p.name for p in out.iterdir()] == ["file.txt"]
+        assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not list(tmp_path.glob(".pipe.*"))  # no temporary left beside it
+
+
+def test_force_replaces_a_pipeline_folder_only(tmp_path, capsys, monkeypatch):
+    """--force renamed whatever folder -o named away and deleted it: a user's folder with everything in it; `-o .`
+    (or `-o ""`) inside a pipeline folder ended in a traceback from renaming the working folder."""
+    runs = _runs(tmp_path)
+    mine = tmp_path / "videos"
+    mine.mkdir()
+    (mine / "holiday.mp4").write_bytes(b"not to be lost")
+    for extra in ([], ["--force"]):
+        assert main(["export", *map(str, runs), "-o", str(mine), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "holds what a pipeline folder does not (holiday.mp4), so it is kept (--force too)" in err, err
+        assert [p.name for p in mine.iterdir()] == ["holiday.mp4"]
+    out = tmp_path / "pipe"
+    assert main(["export", *map(str, runs), "-o", str(out)]) == 0
+    monkeypatch.chdir(out)
+    for name in (".", str(out)):
+        assert main(["export", *map(str, runs), "-o", name, "--force"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is the working folder or holds it" in err, err
+    assert (out / "pipeline.yaml").is_file()
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", *map(str, runs), "-o", str(empty), "--force"]) == 0  # nothing in it to lose
+    assert main(["export", *map(str, runs), "-o", str(out), "--force"]) == 0  # an earlier pipeline: replaced
+    assert (out / "pipeline.yaml").is_file()
 
 
 def test_without_a_keyframes_run_export_writes_an_interpolation_only_pipeline(tmp_path, capsys):

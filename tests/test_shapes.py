@@ -116,6 +116,19 @@ def test_bad_arguments_name_the_parameter(tmp_path):
         shapes_folder.generate_shapes_dataset(tmp_path, 0)
 
 
+def test_an_empty_folder_path_is_refused(tmp_path, monkeypatch):
+    """generate_shapes_dataset("") wrote into the working folder and removed its clip files numbered past num."""
+    from vidiff.data import shapes_folder
+    from vidiff.errors import InputError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clip_000003.mp4").write_bytes(b"a user's own file")
+    for empty in ("", " ", None):
+        with pytest.raises(InputError, match="^out_dir: expected a folder path"):
+            shapes_folder.generate_shapes_dataset(empty, 1, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip_000003.mp4"]
+
+
 def test_cli_writes_dataset(tmp_path, capsys):
     from vidiff.cli import main
 

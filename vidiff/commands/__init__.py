@@ -9,3 +9,14 @@ def folder_argument(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("empty folder path; give a pipeline folder, or leave the option out")
     return value
+
+
+def output_argument(value: str) -> str:
+    """argparse type of what a command writes (-o, --out, --json): an empty one ("" from an unset shell variable)
+    is the working folder, where `data shapes --out ""` wrote its clips (removing clip files numbered past --num)
+    and `data cache --out ""` its shards, and `eval --json ""` wrote nothing without a word."""
+    import argparse
+
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty path; give the file or folder to write")
+    return value

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from vidiff.commands import output_argument
+
 
 def register(sub) -> None:
     parser = sub.add_parser("data", help="prepare data: the built-in Shapes domain, latent caches")
@@ -10,7 +12,7 @@ def register(sub) -> None:
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
 
     shapes = data_sub.add_parser("shapes", help="write N Shapes clips (mp4 + caption + ground truth)")
-    shapes.add_argument("--out", required=True, help="output folder")
+    shapes.add_argument("--out", required=True, type=output_argument, help="output folder")
     shapes.add_argument("--num", type=int, required=True, help="number of clips")
     shapes.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     shapes.add_argument("--seed", type=int, default=0,
@@ -40,7 +42,8 @@ def register(sub) -> None:
                                                  "back, then one ending at each video's last frame, covering every "
                                                  "video end to end)")
     windows.add_argument("--windows", type=int, help="windows per video, spread evenly over it")
-    cache.add_argument("--out", required=True, help="cache folder (an interrupted run resumes here)")
+    cache.add_argument("--out", required=True, type=output_argument,
+                       help="cache folder (an interrupted run resumes here)")
     cache.add_argument("--shard-size", type=int, default=256, help="clips per shard (default 256)")
     cache.add_argument("--batch-size", type=int, default=8, help="clips per VAE batch (default 8)")
     cache.add_argument("--dtype", choices=("float16", "float32"), default="float16",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidiff.commands import folder_argument
+from vidiff.commands import folder_argument, output_argument
 from vidiff.commands.device_args import add_device_arguments, check_device_args, device_record
 from vidiff.commands.eval_output import check_json_out, emit
 from vidiff.pipeline.config import SAMPLERS
@@ -84,7 +84,8 @@ def register(sub) -> None:
 
 
 def _json_option(p) -> None:
-    p.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="also write the result as JSON to OUT")
+    p.add_argument("--json", dest="json_out", default=None, metavar="OUT", type=output_argument,
+                   help="also write the result as JSON to OUT")
 
 
 def _progress_option(p) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidiff.commands import output_argument
+
 from vidiff.pipeline.config import SAMPLERS, PipelineConfig
 
 # SamplingDefaults field -> the option that sets it (its errors name the option)
@@ -22,8 +24,10 @@ def register(sub) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                    help="vae, keyframes and interpolation run folders (keyframes optional); the vae may also be a VAE "
                         "part folder as it is, e.g. vidiff/bundled/shapes/vae")
-    p.add_argument("-o", "--output", required=True, help="pipeline folder to write")
-    p.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    p.add_argument("-o", "--output", required=True, type=output_argument, help="pipeline folder to write")
+    p.add_argument("--force", action="store_true",
+                   help="replace the folder if it exists and is an earlier pipeline folder (or empty); a folder "
+                        "holding anything else is kept")
     # the sampling settings pipeline.yaml gets, which generation uses when a request names none
     p.add_argument("--keyframe-steps", type=int, default=20, help="sampler steps of the keyframe stage (default 20)")
     p.add_argument("--interpolation-steps", type=int, default=10, help="sampler steps of the fills (default 10)")

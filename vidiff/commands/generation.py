@@ -10,7 +10,7 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
-from vidiff.commands import folder_argument
+from vidiff.commands import folder_argument, output_argument
 from vidiff.commands.control_args import (
     add_control_arguments, add_structure_arguments, control_settings, read_control, structure_kind,
     structure_settings,
@@ -96,7 +96,7 @@ def _keyframe_argument(p: argparse.ArgumentParser, extra: str = "") -> None:
 
 
 def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
-    p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm or .gif")
+    p.add_argument("-o", "--output", required=True, type=output_argument, help="output file: .mp4, .webm or .gif")
     p.add_argument("--model", default=None, type=folder_argument, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the first sample, 0 to 2**63 - 1; sample i uses seed + i, wrapping to 0 at 2**63 "

@@ -14,7 +14,7 @@ import math
 import warnings
 from pathlib import Path
 
-from vidiff.commands import folder_argument
+from vidiff.commands import folder_argument, output_argument
 from vidiff.commands.interpolate_plan import (
     BF16_SPEEDUP,
     PASS_SEED_STEP,
@@ -44,7 +44,8 @@ def register(sub) -> None:
                        description="Frame-rate up-conversion: FACTOR - 1 new frames between every two frames of "
                                    "VIDEO, at its own resolution; the input frames are kept exactly.")
     p.add_argument("video", help="clip to up-convert (any size; padded to the model's multiple and cropped back)")
-    p.add_argument("-o", "--output", required=True, help="output file: .mp4, .webm or .gif (+ OUTPUT.json sidecar)")
+    p.add_argument("-o", "--output", required=True, type=output_argument,
+                   help="output file: .mp4, .webm or .gif (+ OUTPUT.json sidecar)")
     rate = p.add_mutually_exclusive_group(required=True)
     rate.add_argument("--factor", type=int, help="output frames per input frame interval (2 = double the rate); a "
                                                  "factor past the pipeline's trained gaps runs as passes within "

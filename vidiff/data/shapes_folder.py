@@ -31,10 +31,12 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
 
     from vidiff.io import write_video
 
-    from vidiff.limits import MAX_FRAMES, check_int, check_seed
+    from vidiff.limits import MAX_FRAMES, check_int, check_seed, short_repr
     from vidiff.output_safety import OutputError, check_output, shown
     from vidiff.video_writer import check_fps
 
+    if not isinstance(out_dir, (str, Path)) or not str(out_dir).strip():  # "" wrote into the working folder and
+        raise InputError(f"out_dir: expected a folder path, got {short_repr(out_dir)}")  # removed clips past num
     check_int(num, "num", 1, MAX_DATASET_CLIPS)
     check_int(frames, "frames", 1, MAX_FRAMES)
     check_int(size, "size", MIN_FRAME_SIZE, MAX_DATASET_SIZE)

@@ -19,8 +19,13 @@ from pathlib import Path
 from vidiff.errors import InputError
 from vidiff.parts import PART_FILES, WEIGHTS_NAME
 from vidiff.pipeline.config import (
-    InterpolationStageConfig, PartsConfig, PipelineConfig, StageConfig, validate_pipeline_config, write_pipeline_yaml,
+    PIPELINE_FILE, InterpolationStageConfig, PartsConfig, PipelineConfig, StageConfig, validate_pipeline_config,
+    write_pipeline_yaml,
 )
+
+# what a pipeline folder holds (its part folders as export and save_pretrained name them): a folder holding anything
+# else is no pipeline, and --force does not replace it
+PIPELINE_ENTRIES = {PIPELINE_FILE, "vae", "keyframes", "interpolation", "control-keyframes", "control-interpolation"}
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,7 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
     out = Path(out)
     check_sampling_defaults(defaults, names)  # first: before any run folder is read
     refuse_output_over_inputs(out, [*run_dirs, *(Path(d) / "export" for d in run_dirs)])  # before any run is read
+    refuse_replacing_other_folders(out)
     if out.exists() and not overwrite:
         raise InputError(f"-o {out}: already exists (--force replaces it)")
     if out.exists() and not out.is_dir():
@@ -183,6 +189,24 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
     runs = find_runs(run_dirs)
     cfg = pipeline_config(runs, defaults)
     return write_pipeline_folder(out, {name: runs[name][0] for name in runs}, cfg)
+
+
+def refuse_replacing_other_folders(out: Path) -> None:
+    """InputError when the existing folder `out` is not a pipeline folder (nor empty), or is the working folder or
+    holds it: --force renamed whatever folder -o named away and deleted it, a user's own folder with everything in
+    it (`-o .` and `-o ""` ended in a traceback from the rename)."""
+    from vidiff.output_safety import real_path, shown
+
+    if not out.is_dir():
+        return
+    target, here = real_path(out), real_path(Path.cwd())
+    if target == here or target in here.parents:
+        raise InputError(f"-o {shown(out)}: is the working folder or holds it; give the pipeline folder's own name")
+    others = sorted(p.name for p in out.iterdir() if p.name not in PIPELINE_ENTRIES)
+    if others:
+        raise InputError(f"-o {shown(out)}: exists and holds what a pipeline folder does not ({shown(others[0])}"
+                         f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}), so it is kept (--force "
+                         "too); give a new folder, or an earlier pipeline folder to replace")
 
 
 def refuse_output_over_inputs(out: Path, inputs) -> None:
@@ -242,6 +266,7 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
     `out` renamed into place when complete (replacing `out`). `edit(tmp)` may change the copies before the check
     that every part was trained with the pipeline's text encoder and VAE (trained_on.yaml)."""
     refuse_output_over_inputs(out, parts.values())
+    refuse_replacing_other_folders(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _export_lock(out.parent):
         # no other export in this folder runs while the lock is held: whatever an export left is a killed one's
