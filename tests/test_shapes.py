@@ -116,6 +116,19 @@ def test_bad_arguments_name_the_parameter(tmp_path):
         shapes_folder.generate_shapes_dataset(tmp_path, 0)
 
 
+def test_cli_errors_name_the_flags(tmp_path, capsys):
+    """`vidiff data shapes --size 30` said "size must be in [32, 1024]": the library's argument, not the flag."""
+    from vidiff.cli import main
+
+    for flag, value in (("--num", "0"), ("--frames", "5000"), ("--size", "30"), ("--seed", "-1"), ("--fps", "0"),
+                        ("--min-speed-scale", "0")):
+        argv = ["data", "shapes", "--out", str(tmp_path / "d"), "--num", "2", "--no-progress", flag, value]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"vidiff: error: {flag} must be "), (flag, err)
+    assert not (tmp_path / "d").exists()
+
+
 def test_an_empty_folder_path_is_refused(tmp_path, monkeypatch):
     """generate_shapes_dataset("") wrote into the working folder and removed its clip files numbered past num."""
     from vidiff.data import shapes_folder
@@ -167,7 +180,7 @@ def test_cli_min_speed_scale_reaches_the_clips_and_a_bad_one_exits_2(tmp_path, c
         assert truth["speed"] == pytest.approx(S.sample_clip_params(5, i, 8, 64, min_speed_scale=0.3).speed)
         assert truth["speed"] != pytest.approx(S.sample_clip_params(5, i, 8, 64).speed)
     assert main(["data", "shapes", "--out", str(tmp_path / "bad"), "--num", "2", "--min-speed-scale", "0"]) == 2
-    assert "min_speed_scale" in capsys.readouterr().err
+    assert "--min-speed-scale must be" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # refused before anything is written
 
 

@@ -61,12 +61,24 @@ def register(sub) -> None:
     norm.set_defaults(handler=_run_vae_norm)
 
 
+# generate_shapes_dataset's arguments whose errors the command reports under the flag the user typed
+SHAPES_FLAGS = {"num": "--num", "frames": "--frames", "size": "--size", "seed": "--seed", "fps": "--fps",
+                "min_speed_scale": "--min-speed-scale"}
+
+
 def _run_shapes(args: argparse.Namespace) -> int:
     from vidiff.data.shapes_folder import generate_shapes_dataset
+    from vidiff.errors import InputError
 
-    out = generate_shapes_dataset(args.out, args.num, frames=args.frames, size=args.size, fps=args.fps,
-                                  seed=args.seed, progress=not args.no_progress,
-                                  min_speed_scale=args.min_speed_scale)
+    try:
+        out = generate_shapes_dataset(args.out, args.num, frames=args.frames, size=args.size, fps=args.fps,
+                                      seed=args.seed, progress=not args.no_progress,
+                                      min_speed_scale=args.min_speed_scale)
+    except InputError as e:  # "size must be in [32, 1024], got 30": say --size, which the user typed
+        name, sep, reason = str(e).partition(" ")
+        if name in SHAPES_FLAGS:
+            raise InputError(SHAPES_FLAGS[name] + sep + reason) from None
+        raise
     print(f"wrote {args.num} Shapes clips to {out}")
     return 0
 
