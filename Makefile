@@ -9,10 +9,13 @@ OUT ?= outputs/demo.mp4
 
 .PHONY: venv generate test test-slow samples test-tools clean
 
-# The CPU torch wheel goes in first so that nothing later resolves `torch` to a CUDA build.
+# The CPU torch wheel goes in first so that nothing later resolves `torch` to a CUDA build. This workplace's pip
+# finds the CPU wheel on its own disk; elsewhere PyPI's Linux wheel is the CUDA one, and
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu asks PyTorch's CPU index for it instead.
+TORCH_INDEX ?=
 $(VENV)/.ready: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
 	touch $@
 
