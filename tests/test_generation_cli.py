@@ -127,6 +127,46 @@ def test_extend_and_edit_keep_an_anamorphic_clips_pixel_shape(tiny_pipeline, tmp
     assert "has non-square pixels (width / height 4/3): a .gif output shows them square" in capsys.readouterr().err
 
 
+def test_extend_and_edit_play_a_clip_of_sparse_frames_at_their_own_rate(tiny_pipeline, tmp_path, capsys):
+    """An AVI whose index skips frame slots (opencv-doc's tree.avi: 444 slots at 15 fps, 68 frames) was extended or
+    edited at the header's rate, so the output played 6.5 times too fast without a word (interpolate took the
+    frames' own rate already); a variable-rate MKV whose header states its timebase's 1000 fps was refused
+    ("fps ... must be a number in [0.1, 240]"), and with --fps its estimated 2626 frames were refused as over the
+    1024-frame limit though it holds 11."""
+    from fractions import Fraction
+
+    import av
+    from test_io_formats import sparse_avi
+
+    from vidiff.io import probe_video
+
+    sparse = tmp_path / "sparse.avi"
+    sparse_avi(sparse, [round(6.5 * i) for i in range(11)])  # 11 frames over slots 0..65 of 15 fps: 2.31 fps
+    for task, out, extra, frames in (("extend", "e.mp4", ["--frames", "5"], 16), ("edit", "d.mp4", [], 11)):
+        assert main([task, str(sparse), "a red circle moving left", "-o", str(tmp_path / out), *extra,
+                     "--model", str(tiny_pipeline), "--quiet"]) == 0
+        written = probe_video(tmp_path / out)
+        assert written.num_frames == frames and written.fps == pytest.approx(150 / 65, rel=1e-3), task
+        assert json.loads((tmp_path / f"{out}.json").read_text())["settings"]["fps"] == pytest.approx(150 / 65)
+        assert "its 11 frames span 4.8 s, 2.31 fps on average, where its header says 15 fps" in capsys.readouterr().err
+
+    vfr = tmp_path / "screen.mkv"  # a frame every 125 ms, stated at 1000 fps
+    with av.open(str(vfr), "w") as container:
+        stream = container.add_stream("libx264", rate=1000)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for i, rgb in enumerate(np.random.default_rng(4).integers(0, 256, (11, 64, 64, 3), dtype=np.uint8)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = 125 * i, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    assert probe_video(vfr).fps == pytest.approx(1000) and probe_video(vfr).estimated
+    assert main(["extend", str(vfr), "a red circle moving left", "-o", str(tmp_path / "v.mp4"), "--frames", "5",
+                 "--model", str(tiny_pipeline), "--quiet"]) == 0
+    written = probe_video(tmp_path / "v.mp4")
+    assert written.num_frames == 16 and written.fps == pytest.approx(8, rel=1e-3)
+
+
 def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
     (tmp_path / "not_an_image.png").write_text("hello, I am text")
     (tmp_path / "clip.mp4").write_bytes(b"x" * 100)

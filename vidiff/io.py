@@ -216,7 +216,8 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         container.close()
     if width * height > limits.max_pixels:
         raise VideoDecodeError(path, f"frame {width}x{height} exceeds max_pixels={limits.max_pixels}")
-    if num_frames > limits.max_frames:
+    if num_frames > limits.max_frames and not estimated:  # an estimate is no claim: a rate stated as a timebase's
+        # (1000 fps in a variable-rate MKV) makes one of thousands for 16 frames; decoding stops at the limit anyway
         raise VideoDecodeError(path, f"{num_frames} frames exceeds max_frames={limits.max_frames}")
     if duration > limits.max_duration:
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")

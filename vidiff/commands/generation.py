@@ -144,7 +144,7 @@ def run_generation(args) -> int:
     import time
 
     start = time.perf_counter()
-    config, layout, extend_by, keyframe_paths = validate(args)  # extend_by: a --frames longer than one pass
+    config, layout, extend_by, keyframe_paths, video_fps = validate(args)  # extend_by: a --frames longer than one pass
 
     from vidiff import io
     from vidiff.limits import offset_seed
@@ -166,7 +166,7 @@ def run_generation(args) -> int:
         for note in prompt_notes(config, args.prompt, args.task, by_maps=getattr(args, "control", None) is not None):
             warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
-    inputs, source = read_inputs(args, model)  # before the weights: a bad file fails fast
+    inputs, source = read_inputs(args, model, video_fps)  # before the weights: a bad file fails fast
     inputs_keyframes = read_keyframe_images(keyframe_paths, model, inputs)
     mask = None
     if args.task == "edit" and args.mask is not None:

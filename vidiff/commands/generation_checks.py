@@ -18,12 +18,14 @@ SAMPLING_FLAGS = {"guidance_rescale": "--guidance-rescale", "churn": "--churn", 
 
 class CheckedRun(NamedTuple):
     """What `validate` found: the pipeline's config, the clip's layout, the frames to add by extension windows
-    (a --frames longer than one pass) and the --keyframe images by frame index (resolved: -1 is the last)."""
+    (a --frames longer than one pass), the --keyframe images by frame index (resolved: -1 is the last) and the
+    input clip's frame rate (extend, edit: its frames' own where they are far sparser than its header says)."""
 
     config: object
     layout: object
     extend_by: int
     keyframes: dict
+    video_fps: float | None
 
 
 def validate(args) -> CheckedRun:
@@ -38,7 +40,8 @@ def validate(args) -> CheckedRun:
         MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr,
     )
     from vidiff.commands.inputs import (
-        check_file, check_image, check_mask_file, count_clip_frames, warn_if_anamorphic, warn_if_audio,
+        at_own_rate, check_file, check_image, check_mask_file, clip_timing, count_clip_frames, warn_if_anamorphic,
+        warn_if_audio,
     )
     from vidiff.output_safety import check_output, output_path, shown
     from vidiff.sidecar import output_files
@@ -113,6 +116,11 @@ def validate(args) -> CheckedRun:
         warn_if_audio(info, args.video)
         warn_if_anamorphic(info, args.video, suffix)
         video_fps = info.fps
+    if video_info is not None:  # the rate the output plays at: a header's can be far off its frames' (tree.avi)
+        measured = clip_timing(args.video, video_info)
+        if measured is not None:
+            video_info = at_own_rate(args.video, video_info, *measured, "the output plays at the clip's speed")
+            video_fps = video_info.fps
     config = read_pipeline_folder(Path(args.model) if args.model else BUNDLED)
     if args.task == "edit":
         structure_kind(args, config)
@@ -227,7 +235,7 @@ def validate(args) -> CheckedRun:
         # it weighs the known frames against none; the clip came out the same, and the sidecar said it was applied
         raise InputError(f"--image-guidance: guides the keyframes toward known frames, and this {args.task} has "
                          "none (they come from --keyframe, animate's image, extend's clip or an edit's --mask)")
-    return CheckedRun(config, layout, extend_by, keyframe_paths)
+    return CheckedRun(config, layout, extend_by, keyframe_paths, video_fps)
 
 
 def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dict[int, Path]:

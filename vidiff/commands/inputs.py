@@ -55,6 +55,42 @@ def warn_if_audio(info, path) -> None:
         warnings.warn(f"video {shown(path)} has an audio track; the output holds the video only", stacklevel=2)
 
 
+def clip_timing(path, info):
+    """(FrameTiming, Header) of the clip's packets (vidiff/frame_timing.py), the header's rate being the probe's (a
+    GIF's from its delays, not FFmpeg's guess); None where the packets carry no timestamps. Nothing decoded."""
+    from dataclasses import replace
+
+    from vidiff import io
+    from vidiff.frame_timing import demuxed_timing
+
+    measured = demuxed_timing(path, io.DEFAULT_LIMITS.max_frames)
+    if measured is None:
+        return None
+    timing, header = measured
+    return timing, replace(header, fps=info.fps)
+
+
+def at_own_rate(path, info, timing, header, so_that: str):
+    """`info` with the frames' own mean rate and count where they are far sparser than the header says (an AVI whose
+    index skips frame slots; a header whose rate is a timebase's, 1000 fps), warned; else `info` itself. At the
+    header's rate such a clip's frames play several times too fast; `so_that` says what the own rate keeps right."""
+    from dataclasses import replace
+
+    from vidiff.frame_timing import is_sparse
+
+    if not is_sparse(timing, header):
+        return info
+    import warnings
+
+    from vidiff.output_safety import shown
+
+    rate = timing.mean_fps
+    warnings.warn(f"video {shown(path)}: its {timing.frames} frames span {timing.covered:.1f} s, {rate:.3g} fps on "
+                  f"average, where its header says {info.fps:g} fps ({header.frames or info.num_frames} frames): they "
+                  f"are taken at their own rate, so that {so_that}", stacklevel=3)
+    return replace(info, fps=rate, num_frames=timing.frames)
+
+
 def warn_if_anamorphic(info, path, suffix: str) -> None:
     """A clip with non-square pixels keeps their shape in an .mp4 output (the writer stores the ratio); a .webm or
     .gif shows them square, so the user is told before the work starts."""
@@ -132,8 +168,10 @@ def read_mask(path: str, frames):
     return check_region_mask(mask, *frames.shape[:3])
 
 
-def read_inputs(args, model: Path):
-    """(sidecar record of the inputs, the input tensor) for animate / extend / edit; ({}, None) for generate."""
+def read_inputs(args, model: Path, video_fps: float | None = None):
+    """(sidecar record of the inputs, the input tensor) for animate / extend / edit; ({}, None) for generate.
+    `video_fps`: the clip's rate as the checks found it (its frames' own where its header's is far off), else the
+    header's."""
     from vidiff import io
     from vidiff.errors import InputError
     from vidiff.pipeline.config import read_pipeline_folder
@@ -148,7 +186,8 @@ def read_inputs(args, model: Path):
         if tuple(frames.shape[1:3]) != (config.height, config.width):
             raise InputError(f"video {args.video}: frames are {frames.shape[2]}x{frames.shape[1]}, this pipeline "
                              f"makes {config.width}x{config.height}; resize the clip first")
-        record = {"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0]), "fps": fps}
+        record = {"video": str(Path(args.video).resolve()), "input_frames": int(frames.shape[0]),
+                  "fps": video_fps or fps}
         sample_aspect = io.probe_video(args.video).sample_aspect  # the output keeps the clip's pixel shape
         if sample_aspect is not None:
             record["sample_aspect"] = str(sample_aspect)

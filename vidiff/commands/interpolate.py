@@ -178,32 +178,26 @@ def validate(args):
 
 
 def _timed_frames(video: Path, info):
-    """The probe's info with the frames there are and, where they are far sparser than the header says (an AVI
-    whose index skips frame slots), their own mean rate, which the output's rate multiplies: at the header's rate
-    such a clip's frames would play several times too fast. From the packets' timestamps, nothing decoded."""
+    """The probe's info with the frames there are and, where they are far sparser than the header says, their own
+    mean rate, which the output's rate multiplies (inputs.at_own_rate). From the packets' timestamps, nothing
+    decoded."""
     from dataclasses import replace
 
-    from vidiff import io
-    from vidiff.frame_timing import demuxed_timing, is_sparse, missing_tail
+    from vidiff.commands.inputs import at_own_rate, clip_timing
+    from vidiff.frame_timing import missing_tail
     from vidiff.output_safety import shown
 
-    measured = demuxed_timing(video, io.DEFAULT_LIMITS.max_frames)
+    measured = clip_timing(video, info)
     if measured is None:
         return info
-    timing, header = measured
-    header = replace(header, fps=info.fps)  # a GIF's rate is read from its delays (io.gif_rate), not FFmpeg's guess
-    if is_sparse(timing, header):
-        rate = timing.mean_fps
-        warnings.warn(f"video {shown(video)}: its {timing.frames} frames span {timing.covered:.1f} s, {rate:.3g} fps "
-                      f"on average, where its header says {info.fps:g} fps ({header.frames or info.num_frames} "
-                      "frames): they are taken at their own rate, so that the output lasts as long as the clip",
-                      stacklevel=2)
-        return replace(info, fps=rate, num_frames=timing.frames)
-    short = missing_tail(timing, header)
+    timed = at_own_rate(video, info, *measured, "the output lasts as long as the clip")
+    if timed is not info:
+        return timed
+    short = missing_tail(*measured)
     if short:  # said now, before the work, not only once the decoding reaches the cut
         warnings.warn(f"video {shown(video)} looks cut short or damaged: {short}; up-converting the frames it has",
                       stacklevel=2)
-        return replace(info, num_frames=timing.frames)
+        return replace(info, num_frames=measured[0].frames)
     return info
 
 
