@@ -240,3 +240,20 @@ def test_a_sidecar_caption_saved_with_windows_line_ends(tmp_path):
     ds = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32), scan_workers=1)
     assert {p.name: c for p, _, _, c in ds.items} == {"a.mp4": "a red circle\nmoving left",
                                                       "b.mp4": "old mac\nline ends", "c.mp4": "kept\r\nas given"}
+
+
+def test_a_clip_of_sparse_frames_is_resampled_at_their_own_rate(tmp_path):
+    """An AVI whose index skips frame slots (opencv-doc's tree.avi: 444 slots at 15 fps, 68 frames) was resampled to
+    a --fps at the header's rate: at 14/3 fps a window took every third or fourth of its frames, 3.2 times the time
+    it says it spans (a cache or training run learnt motion that fast), and this one of 8 frames was skipped as too
+    short ("a clip needs 10"), as a variable-rate MKV stating 1000 fps was. Its frames' own mean rate (7/3 fps here)
+    is the rate now: each frame is read twice."""
+    from test_io_formats import sparse_avi
+
+    root = tmp_path / "clips"
+    root.mkdir()
+    sparse_avi(root / "sparse.avi", [0, 6, 13, 19, 26, 32, 39, 45], size=32)  # frame i is grey 20 * i
+    ds = VideoFolderDataset(root, num_frames=4, fps=14 / 3, size=(32, 32), scan_workers=1)
+    assert ds.items[0][2] == pytest.approx(7 / 3)
+    greys = ((ds.read_clip(0, lambda i: 0)["video"] + 1) * 127.5).mean(dim=(0, 2, 3))
+    assert greys.tolist() == pytest.approx([0, 0, 20, 20], abs=3)

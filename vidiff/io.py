@@ -257,6 +257,7 @@ def read_video(
     backend: Backend = "auto",
     num_threads: int = 0,
     limits: VideoLimits | None = None,
+    source_fps: float | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Decodes frames `start, start+step, ...` as uint8 `(F,H,W,3)` and returns them with their fps.
 
@@ -264,7 +265,8 @@ def read_video(
     so frames repeat when fps exceeds the source rate). `num_frames=None` reads every selected frame to the
     end; asking for more frames than the file has raises VideoDecodeError. `num_threads=0` lets the
     codec choose. The file is probed against `limits` first, and no more than `limits.max_frames` frames are
-    decoded whatever its header claims.
+    decoded whatever its header claims. `source_fps`: the clip's rate where the caller measured it from its frames'
+    timestamps (a header's can be far off them: an AVI whose index skips frame slots); default the header's.
 
     `backend="auto"` reads a window (`num_frames` given) of a DECORD_SUFFIXES file with one video stream with
     decord, whose seeking pays there (PyAV when decord fails on a file), and everything else with PyAV, which
@@ -278,6 +280,11 @@ def read_video(
         raise InputError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
     limits = limits or DEFAULT_LIMITS
     info = _probe_header(path, limits)
+    if source_fps is not None:
+        source_fps = plain_number(source_fps)
+        if isinstance(source_fps, bool) or not isinstance(source_fps, (int, float)) or not 0 < source_fps < math.inf:
+            raise InputError(f"source_fps must be a positive number or None, got {source_fps!r}")
+        info = replace(info, fps=float(source_fps))
     step = frame_step(info.fps, stride, fps)
     out_fps = info.fps / step
     path = Path(path)

@@ -66,13 +66,19 @@ def check_video(path: str, limits: VideoLimits) -> VideoInfo:
     info = probe_video(path, limits)
     packets = 0
     first_ok = False
+    lowest = highest = base = None  # the packets' earliest and latest times, in the stream's time_base
     try:
         with av.open(path, metadata_errors="ignore") as container:
             stream = video_stream(container)  # the one probe_video checked
+            base = stream.time_base
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue  # end-of-stream flush packet, or a dropped frame
                 packets += 1
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is not None:
+                    lowest = stamp if lowest is None else min(lowest, stamp)
+                    highest = stamp if highest is None else max(highest, stamp)
                 if packets > limits.max_frames:
                     raise VideoDecodeError(path, f"more than max_frames={limits.max_frames} packets")
                 if not first_ok:
@@ -90,7 +96,20 @@ def check_video(path: str, limits: VideoLimits) -> VideoInfo:
         raise VideoDecodeError(path, "no video packets")
     if not first_ok:
         raise VideoDecodeError(path, "first frame does not decode")
-    return replace(info, num_frames=packets)
+    return replace(info, num_frames=packets, fps=_own_rate(info, packets, lowest, highest, base))
+
+
+def _own_rate(info: VideoInfo, packets: int, lowest, highest, base) -> float:
+    """The clip's rate: its frames' own mean rate where they are far sparser than its header says (an AVI whose
+    index skips frame slots, as tree.avi's; a variable-rate MKV stating its timebase's 1000 fps), else the
+    header's. Read at the header's rate, such a clip's windows resampled to a --fps span several times the time."""
+    from vidiff.frame_timing import FrameTiming, Header, is_sparse
+
+    if lowest is None or not base:
+        return info.fps
+    timing = FrameTiming(packets, float(lowest * base), float(highest * base))
+    header = Header(0 if info.estimated else info.num_frames, info.fps, info.duration)
+    return timing.mean_fps if is_sparse(timing, header) else info.fps
 
 
 def _worker_main(conn, memory_limit: int, check=check_video) -> None:

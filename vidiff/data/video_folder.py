@@ -194,7 +194,8 @@ class VideoFolderDataset(Dataset):
             i = (index + attempt) % len(self.items)
             path, _, _, caption = self.items[i]
             try:
-                frames, _ = read_video(path, self.num_frames, self.stride, start_of(i), self.fps, limits=self.limits)
+                frames, _ = read_video(path, self.num_frames, self.stride, start_of(i), self.fps, limits=self.limits,
+                                       source_fps=self.items[i][2])  # the scan's: the frames' own where it differs
             except VideoDecodeError as e:
                 self.read_failures += 1
                 log_skip(path, e.reason, stage="read", replaced_by=(i + 1) % len(self.items))
