@@ -454,3 +454,38 @@ def test_each_pass_has_its_own_progress_bar_label(interp_only, small_video, tmp_
     assert proc.returncode == 0, proc.stderr
     assert "pass 1/2: 100%" in proc.stderr and "9/9" in proc.stderr, proc.stderr
     assert "pass 2/2: 100%" in proc.stderr and "33/33" in proc.stderr, proc.stderr
+
+
+def test_the_output_states_its_colour_matrix_as_the_clip_does(interp_only, tmp_path):
+    """A phone clip states BT.709 (vidiff reads it so); its up-conversion was converted with BT.601 and stated
+    nothing, and players guess BT.709 for an unstated HD stream: the output's greens showed 27 levels darker than
+    the clip's. Now the output states BT.601; a clip that states no matrix gets an output that states none either,
+    so that a player shows both with the matrix it guesses."""
+    import av
+    import numpy as np
+
+    from vidiff.cli import main
+
+    green = np.zeros((3, 32, 32, 3), np.uint8)
+    green[:] = (30, 200, 60)
+    for name, matrix in (("phone.mp4", 1), ("plain.mp4", None)):  # 1: AVCOL_SPC_BT709
+        with av.open(str(tmp_path / name), "w") as container:
+            stream = container.add_stream("libx264", rate=8)
+            stream.width = stream.height = 32
+            stream.pix_fmt = "yuv420p"
+            if matrix:
+                stream.codec_context.colorspace, stream.codec_context.color_range = matrix, 1
+            for rgb in green:
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame = frame.reformat(format="yuv420p", dst_colorspace=matrix or 5, dst_color_range=1)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+        out = tmp_path / f"up_{name}"
+        assert main(["interpolate", str(tmp_path / name), "-o", str(out), "--factor", "2", "--model",
+                     str(interp_only), "--quiet"]) == 0
+        with av.open(str(out)) as container:
+            frame = next(container.decode(video=0))
+            assert int(frame.colorspace) == (6 if matrix else 2), name  # BT.601 (SMPTE 170M), or unstated
+            shown = frame.reformat(format="rgb24", src_colorspace=int(frame.colorspace)).to_ndarray()
+        if matrix:  # shown with the matrix it states: the clip's colour (BT.709 would give about 15, 173, 55)
+            assert np.abs(shown.astype(int) - (30, 200, 60)).max() <= 4

@@ -306,3 +306,25 @@ def test_iter_video_decodes_lazily_and_checks_the_header_first(tmp_path, monkeyp
     with pytest.raises(VideoDecodeError, match="no video stream|cannot open"):
         (tmp_path / "x.mp4").write_bytes(b"not a video at all" * 10)
         io.iter_video(tmp_path / "x.mp4")
+
+
+def test_written_clips_state_the_colour_matrix_their_frames_were_converted_with(tmp_path):
+    """Frames were converted to YUV with BT.601 and written untagged; players guess BT.709 for an untagged HD
+    stream (mpv, VLC, browsers), so a phone clip (tagged BT.709, which vidiff reads right) up-converted to 1280x720
+    showed its greens 27 levels darker (30, 200, 60 as 15, 173, 55). The file states what was used now."""
+    import av
+
+    frames = np.zeros((2, 64, 96, 3), np.uint8)
+    frames[:, :, :48] = (30, 200, 60)
+    frames[:, :, 48:] = (220, 30, 30)
+    for suffix in (".mp4", ".webm"):
+        path = io.write_video(tmp_path / f"c{suffix}", frames, 8)
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            frame = next(container.decode(stream))
+            assert (frame.colorspace, frame.color_range) == (6, 1), suffix  # SMPTE 170M (BT.601), limited range
+            assert (stream.codec_context.color_primaries, stream.codec_context.color_trc) == (1, 1)  # sRGB's: BT.709
+            rgb = frame.reformat(format="rgb24", src_colorspace=frame.colorspace,
+                                 src_color_range=frame.color_range).to_ndarray()
+        assert np.abs(rgb[:, 8:40].astype(int) - (30, 200, 60)).max() <= 3, suffix
+        assert np.abs(rgb[:, 56:88].astype(int) - (220, 30, 30)).max() <= 3, suffix

@@ -3,7 +3,8 @@
 Frames are uint8 `(F,H,W,3)` RGB torch tensors. A window of a clip is read with decord when it imports (faster
 random access), a whole clip with PyAV (read_video says when); both give the same pixels for 8-bit sources (on
 10-bit 4:2:0 they upsample chroma differently: up to 47 levels apart at sharp colour edges, measured on x264 /
-x265 yuv420p10le). Writing picks the format from the suffix:
+x265 yuv420p10le). Writing picks the format from the suffix (.mp4 and .webm are converted with BT.601 into limited
+range and tagged so, with sRGB's primaries, so that players do not guess another matrix):
 
 - `.mp4`: H.264 (libx264), yuv420p, constant quality (`quality` is the CRF, default 18).
 - `.webm`: VP9 (libvpx-vp9), yuv420p, constant quality (`quality` is the CRF, default 30).
@@ -94,6 +95,9 @@ class VideoInfo:
     # pixels' width / height where they are not square (anamorphic DVD / HDV video is shown wider than stored), of
     # the upright frame; None for square pixels or none stated
     sample_aspect: Fraction | None = None
+    # a YUV stream that states no colour matrix: read as BT.601 (FFmpeg's default), where players guess BT.709 for HD
+    # sizes; an up-conversion then states none either, so that players show it as they show the clip
+    unstated_matrix: bool = False
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -208,6 +212,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         still = container.format.name == "image2" or container.format.name.endswith("_pipe")
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio  # None (or 0/1) when the file states none
         sample_aspect = Fraction(sar) if sar and sar > 0 and sar != 1 else None
+        unstated_matrix = str(ctx.pix_fmt or "").startswith("yuv") and int(ctx.colorspace) == 2  # AVCOL_SPC_UNSPECIFIED
     except VideoDecodeError:
         raise
     except _av_error_types() as e:
@@ -224,7 +229,8 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
     return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio,
-                     video_streams=video_streams, still=still, sample_aspect=sample_aspect)
+                     video_streams=video_streams, still=still, sample_aspect=sample_aspect,
+                     unstated_matrix=unstated_matrix)
 
 
 # ---- read ---------------------------------------------------------------------------------------------

@@ -90,12 +90,14 @@ def write_video(path: str | os.PathLike, frames, fps: float, quality: int | None
 
 
 def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, quality: int | None = None,
-                       before_replace=None, sample_aspect=None) -> Path:
+                       before_replace=None, sample_aspect=None, state_matrix: bool = True) -> Path:
     """`write_video` for frames that arrive one at a time (uint8 `(H,W,3)` each, all one size), encoded as they
     come, so a clip of any length is written in the memory of one frame. An error from the iterable, or a frame
     of another size, leaves no file (and an existing file as it was). `before_replace` is atomic_write's.
     `sample_aspect`: the pixels' width / height (a Fraction; an anamorphic source's, so that the file shows the
-    picture as wide as it did), stored in .mp4 only: .webm and .gif files here show square pixels."""
+    picture as wide as it did), stored in .mp4 only: .webm and .gif files here show square pixels.
+    `state_matrix=False` leaves the colour matrix (BT.601) unstated in an .mp4 / .webm: for frames of a clip that
+    states none (VideoInfo.unstated_matrix), which a player then shows with the matrix it guesses for both."""
     from vidiff.output_safety import atomic_write, check_output
 
     path = Path(path)
@@ -114,7 +116,7 @@ def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, qu
     if suffix == ".gif":
         return atomic_write(path, lambda f: _write_gif(f, frames, first.shape[:2], fps), before_replace)
     return atomic_write(path, lambda f: _write_yuv(f, frames, first.shape[:2], fps, suffix, quality,
-                                                   sample_aspect), before_replace)
+                                                   sample_aspect, state_matrix), before_replace)
 
 
 def _checked_frames(frames: Iterable, pad: bool) -> Iterator[np.ndarray]:
@@ -133,6 +135,11 @@ def _checked_frames(frames: Iterable, pad: bool) -> Iterator[np.ndarray]:
         raise InputError("no frames to write")
 
 
+# What .mp4 / .webm frames are converted with and tagged as (FFmpeg's AVColorSpace / AVColorRange /
+# AVColorPrimaries / AVColorTransferCharacteristic numbers): BT.601 (SMPTE 170M) in limited range, swscale's
+# default conversion; the RGB is sRGB, whose primaries are BT.709's.
+YUV_MATRIX, YUV_RANGE, SRGB_PRIMARIES, SRGB_TRANSFER = 6, 1, 1, 1
+
 _BITEXACT = {"fflags": "+bitexact"}  # no random segment id or version string: equal frames give equal bytes
 
 
@@ -143,7 +150,7 @@ def _rate(fps: float):
 
 
 def _write_yuv(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float, suffix: str,
-               quality: int | None, sample_aspect=None) -> None:
+               quality: int | None, sample_aspect=None, state_matrix: bool = True) -> None:
     import av
 
     if suffix == ".mp4":
@@ -158,12 +165,19 @@ def _write_yuv(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: f
         stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1  # the options' "threads" is not applied; threads make x264 vary
+        # The frames are sRGB, converted below with swscale's BT.601 matrix into limited range: say so. Untagged, a
+        # player guesses BT.709 for HD sizes (mpv, VLC, browsers) and showed a phone clip's greens 27 levels darker.
+        if state_matrix:
+            ctx = stream.codec_context
+            ctx.colorspace, ctx.color_range = YUV_MATRIX, YUV_RANGE
+            ctx.color_primaries, ctx.color_trc = SRGB_PRIMARIES, SRGB_TRANSFER
         if sample_aspect is not None and suffix == ".mp4":  # FFmpeg's WebM muxer here drops it
             stream.codec_context.sample_aspect_ratio = _rate(sample_aspect)
         for rgb in frames:
             # Converted here rather than inside encode(): in 30 repeated encodes, the implicit conversion path gave
             # two different outputs and the explicit one gave one (the rest of the variation was x264's AQ, above).
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=YUV_MATRIX, dst_color_range=YUV_RANGE)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))  # flush delayed frames
 

@@ -298,7 +298,7 @@ def run(args) -> int:
     try:
         # the old sidecar goes just before the old clip, so that it never describes the new one
         write_video_frames(args.output, written(), out_fps, before_replace=lambda: remove_descriptions(args.output),
-                           sample_aspect=info.sample_aspect)
+                           sample_aspect=info.sample_aspect, state_matrix=not info.unstated_matrix)
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
     elapsed = time.perf_counter() - t0
