@@ -422,3 +422,22 @@ def test_an_animated_webp_given_as_a_video_is_named_as_such(tmp_path):
     frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:], duration=100)
     with pytest.raises(VideoDecodeError, match="an animated WebP, which this FFmpeg cannot decode; convert it"):
         io.probe_video(tmp_path / "a.webp")
+
+
+def test_a_folder_of_camcorder_mts_clips_is_read(tmp_path):
+    """AVCHD camcorders write MPEG-TS with 192-byte packets as 00001.MTS (.m2ts on a disc): `interpolate` read one,
+    but a folder of them was "no video files" for `eval` and "no usable clips" for `data cache`."""
+    import av
+
+    clip = tmp_path / "00001.MTS"
+    with av.open(str(clip), "w", format="mpegts", options={"mpegts_m2ts_mode": "1"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for rgb in shapes_frames(12, h=32, w=32):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    assert clip.read_bytes()[4] == 0x47  # a 4-byte timestamp before each TS packet's sync byte: M2TS
+    (tmp_path / "00002.m2ts").write_bytes(clip.read_bytes())
+    assert [p.name for p in io.list_video_files(tmp_path)] == ["00001.MTS", "00002.m2ts"]
+    assert io.read_video(clip)[0].shape == (12, 32, 32, 3)

@@ -336,8 +336,10 @@ def count_frames(path: str | os.PathLike, at_most: int | None = None) -> int:
     return sum(1 for _ in itertools.islice(iter_video(path, convert=False), at_most))  # no RGB copy to count
 
 
-# Containers a folder of clips is read from; each was read and up-converted in the format sweeps (docs/reliability.md)
-READABLE_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".3gp")
+# Containers a folder of clips is read from; each was read and up-converted in the format sweeps (docs/reliability.md).
+# .mts / .m2ts: AVCHD camcorders' MPEG-TS with 192-byte packets (CAM00001.MTS)
+READABLE_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+                     ".flv", ".3gp")
 
 
 def list_video_files(folder: Path, suffixes: tuple[str, ...] = READABLE_SUFFIXES) -> list[Path]:
