@@ -51,3 +51,25 @@ def test_an_unknown_prompt_vocabulary_is_refused():
     assert pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml").prompt_vocabulary == "shapes"
     with pytest.raises(ConfigError, match="prompt_vocabulary: 'klingon' unknown"):
         pipeline_config_from_dict({"prompt_vocabulary": "klingon"}, where="p.yaml")
+
+
+def test_the_note_for_a_negated_colour_shape_or_direction():
+    """"a circle moving left, not red" came out red in 4 of 4 clips, and "a square that is not moving up" moved up,
+    without a word: the reader takes 'red' and 'up' as asked."""
+    from vidiff.data.shapes_prompt import negated_words_note
+    from vidiff.pipeline.request import prompt_notes
+
+    assert negated_words_note("a circle moving left, not red") == (
+        "the prompt says 'not red': this Shapes pipeline reads the words and not the negation, so the clip will "
+        "likely have them (colour red); say what it should show instead")
+    note = negated_words_note("a blue box that isn\u2019t moving up, without any green")
+    assert "\"isn't moving up\", 'without any green'" in note and "(direction up, colour green)" in note
+    assert "(shape square)" in negated_words_note("No squares: a red circle moving up")
+    assert "'non-red'" in negated_words_note("a non-red circle going left")
+    # a negation of something else, or one a comma or another word cuts off, is no note
+    for prompt in ("a red circle with no trail moving left", "a red circle that does not stop, moving left",
+                   "a red circle moving left without stopping", "a knot of red moving left", "a red circle moving up"):
+        assert negated_words_note(prompt) is None, prompt
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    for task in ("generate", "edit", "animate"):  # the model reads the word as asked in every task
+        assert any("not the negation" in n for n in prompt_notes(shapes, "a circle moving left, not red", task)), task

@@ -139,6 +139,39 @@ def _digit_counts(prompt: str) -> list[str]:
     return found
 
 
+# A negation ("not red", "isn't moving up", "no squares"), and the words that may stand between it and the word it
+# negates; anything else (a comma, "but", "stop") ends its reach, so "does not stop, moving left" negates nothing.
+_NEGATIONS = {"not", "no", "never", "without", "nor", "neither", "non"}  # and every "...n't"
+_NEGATED_FILLER = {"-", "a", "an", "the", "any", "be", "is", "are", "in", "to", "toward", "towards", "coloured",
+                   "colored", "move", "moves", "moving", "go", "goes", "going", "head", "heads", "heading", "travel",
+                   "travels", "travelling", "traveling", "drift", "drifts", "drifting", "slide", "slides", "sliding"}
+
+
+def negated_words_note(prompt: str) -> str | None:
+    """A one-line warning when `prompt` negates a colour, shape or direction ("a circle, not red", "a square that
+    isn't moving up"): a Shapes pipeline reads the words, not the negation, so the clip shows what they name (4 of 4
+    clips of "a circle moving left, not red" came out red). None when nothing is negated."""
+    # words with their "n't", and punctuation, which ends a negation's reach
+    words = re.findall(r"[a-z]+(?:'t)?|[^a-z\s]", prompt.lower().replace("\u2019", "'"))
+    said, named = [], {}
+    for i, word in enumerate(words):
+        if word not in _NEGATIONS and not word.endswith("n't"):
+            continue
+        for j in range(i + 1, min(i + 5, len(words))):
+            found = {key: values[0] for key, values in _named_values(words[j]).items() if values}
+            if found:
+                said.append(" ".join(words[i:j + 1]).replace(" - ", "-"))
+                named.update({key: value for key, value in found.items() if key not in named})
+                break
+            if words[j] not in _NEGATED_FILLER:
+                break
+    if not said:
+        return None
+    return (f"the prompt says {', '.join(repr(s) for s in dict.fromkeys(said))}: this Shapes pipeline reads the "
+            f"words and not the negation, so the clip will likely have them "
+            f"({', '.join(f'{key} {value}' for key, value in named.items())}); say what it should show instead")
+
+
 def ambiguous_prompt_note(prompt: str) -> str | None:
     """A one-line warning when `prompt` asks for what one Shapes clip cannot hold: more than one object ("two
     circles", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the pipeline draws

@@ -54,7 +54,7 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     if config.prompt_vocabulary != "shapes":
         return []
     from vidiff.data.captions import untrained_words_note
-    from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
+    from vidiff.data.shapes_prompt import ambiguous_prompt_note, negated_words_note, unnamed_attributes_note
 
     by_maps_known = ("direction",) if by_maps else ()
     if task == "animate":
@@ -63,6 +63,7 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
         notes = [untrained_words_note(prompt)]
     if task == "generate":
         notes += [unnamed_attributes_note(prompt, by_maps_known), ambiguous_prompt_note(prompt)]
+    notes.append(negated_words_note(prompt))  # in every task: the model reads a negated word as asked
     return [note for note in notes if note]
 
 
