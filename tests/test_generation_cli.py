@@ -551,6 +551,20 @@ def test_a_guidance_rescale_without_guidance_is_refused(garbage_pipeline, tmp_pa
     assert not (tmp_path / "o.mp4").exists()
 
 
+def test_text_guidance_0_with_a_negative_prompt_is_refused_and_without_it_warned(garbage_pipeline, tmp_path, capsys):
+    """--guidance 0 --negative-prompt "a blue square moving up" drew blue squares moving up for the prompt "a red
+    circle moving left" (4 of 4), and --guidance 0 alone ignored the prompt, both without a word."""
+    base = ["generate", "a red circle moving left", "-o", str(tmp_path / "o.mp4"), "--model", str(garbage_pipeline),
+            "--guidance", "0"]
+    assert main([*base, "--negative-prompt", "a blue square moving up"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("vidiff: error: --negative-prompt: at text guidance 0 the keyframes follow the negative prompt "
+                   "and not the prompt (guidance keeps only its side without the prompt, where the negative prompt "
+                   "stands); give a --guidance above 0, or no negative prompt")
+    assert main(base) == 2  # the garbage weights fail to load, after the checks
+    assert "vidiff: warning: text guidance 0 samples the keyframes without the prompt" in capsys.readouterr().err
+
+
 def test_an_empty_model_path_and_an_empty_pipeline_yaml_are_refused(tiny_pipeline, tmp_path, capsys):
     """--model "" ran the bundled pipeline; an emptied pipeline.yaml ran with built-in defaults (guidance 5, another
     sampler) in place of the folder's own settings."""

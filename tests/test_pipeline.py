@@ -929,6 +929,30 @@ def test_guidance_rescale_without_guidance_is_refused(pipe):
     assert not torch.equal(a, b)
 
 
+def test_text_guidance_0_is_warned_and_refused_with_a_negative_prompt(pipe):
+    """At guidance 0 the keyframes are sampled without the prompt (random colours, shapes and directions, without a
+    word), and with a negative prompt they follow it: the bundle drew "a blue square moving up" for the prompt "a
+    red circle moving left" with that negative prompt, 4 clips of 4."""
+    import warnings
+
+    run = dict(seed=1, guidance_scale=0.0, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        red, _ = pipe.text_to_video("a red circle", **run)
+    assert [str(w.message) for w in caught if "text guidance 0" in str(w.message)] == [
+        "text guidance 0 samples the keyframes without the prompt (guidance keeps only its side without it), so the "
+        "prompt sets nothing they show; guidance 1 follows the prompt without guidance"]
+    with pytest.warns(UserWarning, match="text guidance 0"):
+        blue, _ = pipe.text_to_video("a blue square", **run)
+    assert torch.equal(red[0], blue[0])  # the keyframes (frame 0 among them) do not depend on the prompt
+    with pytest.raises(InputError, match="^negative_prompt: at text guidance 0 the keyframes follow the negative"):
+        pipe.text_to_video("a red circle", negative_prompt="a blue square", **run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a little guidance is no warning, and takes a negative prompt
+        pipe.text_to_video("a red circle", negative_prompt="a blue square", seed=1, guidance_scale=0.5, steps=1,
+                           progress=False)
+
+
 def test_bf16_networks_keep_the_sampler_state_fp32(pipe):
     """pipe.to(dtype=bfloat16): U-Nets and VAE compute in bf16, the denoised estimates the sampler combines are
     fp32, and the frames stay close to fp32's."""

@@ -222,6 +222,10 @@ def validate(args) -> CheckedRun:
         raise
     knows_frames = args.task in ("animate", "extend") or bool(user_keyframes) or (args.task == "edit" and args.mask)
     text = config.keyframes.guidance_scale if args.guidance is None else args.guidance
+    if text == 0 and config.keyframes.guidance_interval is None:  # the library says the same when it samples
+        from vidiff.pipeline.request import check_zero_text_guidance
+
+        check_zero_text_guidance(args.negative_prompt is not None, "--negative-prompt", "--guidance")
     image = config.keyframes.image_guidance_scale if args.image_guidance is None else args.image_guidance
     if text == 1 and (not knows_frames or image == 1):  # no guidance: what changes only it is taken, unused, and
         if args.negative_prompt is not None:  # the sidecar said applied

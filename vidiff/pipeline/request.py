@@ -77,6 +77,24 @@ def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by
                 warnings.warn(note, stacklevel=3)
 
 
+def check_zero_text_guidance(negative: bool, negative_name: str = "negative_prompt",
+                             guidance_name: str = "guidance_scale") -> None:
+    """For keyframes sampled at text guidance 0 (no guidance_interval): guidance keeps only its side without the
+    prompt, so the prompt sets nothing they show (4 clips of "a red circle moving left" came out in random colours,
+    shapes and directions) and a negative prompt, standing on that side, is what they follow (4 of 4 clips drew the
+    negative "a blue square moving up"). Refused with a negative prompt, warned without; the words are the command
+    line's and the library's alike, so the CLI says the warning once."""
+    if negative:
+        raise InputError(f"{negative_name}: at text guidance 0 the keyframes follow the negative prompt and not the "
+                         f"prompt (guidance keeps only its side without the prompt, where the negative prompt stands); "
+                         f"give a {guidance_name} above 0, or no negative prompt")
+    import warnings
+
+    warnings.warn("text guidance 0 samples the keyframes without the prompt (guidance keeps only its side without "
+                  "it), so the prompt sets nothing they show; guidance 1 follows the prompt without guidance",
+                  stacklevel=3)
+
+
 def check_range(value, name: str, low: float, high: float):
     """None, or a finite number in [low, high] as a float."""
     if value is None:

@@ -17,6 +17,7 @@ from vidiff.diffusion.anchor import anchor_of
 from vidiff.diffusion.cond import Cond, known_volume
 from vidiff.errors import InputError
 from vidiff.pipeline.config import StageConfig
+from vidiff.pipeline.request import check_zero_text_guidance
 from vidiff.random import per_row_randn
 
 
@@ -190,6 +191,8 @@ class DiffusionStage:
         guided = GuidedDenoiser(self.denoiser, settings.text_scale, settings.image_scale,
                                 null_text[0].to(device, dtype), null_text[1], rescale=settings.rescale,
                                 interval=settings.interval, **negative)
+        if "full" not in guided.weights(sampling.has_known) and settings.interval is None:  # the prompt unused
+            check_zero_text_guidance(bool(negative))
         if list(guided.weights(sampling.has_known)) == ["full"]:  # the conditional pass alone: no guidance
             # what only changes guidance was taken, unused, and recorded as applied
             if negative:
