@@ -542,6 +542,20 @@ def test_save_and_load_round_trip(pipe, tmp_path):
     assert json.loads(json.dumps(loaded.request("x").settings(loaded.config)))["num_frames"] == 16
 
 
+def test_a_pipeline_folder_under_home_is_saved_and_loaded_there(pipe, tmp_path, monkeypatch):
+    """save_pretrained("~/my-pipe") wrote a folder named "~" into the working directory (which `rm -r ~` then
+    removes the wrong way), and from_pretrained("~/my-pipe") did not look in the home folder."""
+    from vidiff.pipeline import VideoPipeline
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    assert pipe.save_pretrained("~/my-pipe") == home / "my-pipe"
+    assert (home / "my-pipe" / "pipeline.yaml").is_file() and list(cwd.iterdir()) == []
+    assert VideoPipeline.from_pretrained("~/my-pipe").config == pipe.config
+
+
 def test_a_save_stopped_halfway_does_not_load(pipe, tmp_path, load_tool, monkeypatch):
     """Ctrl-C while save_pretrained overwrites a pipeline folder, after the VAE: the folder used to load, the new
     VAE under the old U-Nets and pipeline.yaml; now it has no pipeline.yaml until the save ends."""

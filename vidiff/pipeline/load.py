@@ -31,7 +31,7 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
 
     if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):  # None: a pathlib TypeError before
         raise InputError(f"from_pretrained: expected a pipeline folder path, got {short_repr(folder)}")
-    folder = Path(folder)
+    folder = Path(folder).expanduser()  # as save_pretrained writes "~/my-pipe", and a text_encoder folder is read
     config = read_pipeline_folder(folder)
     paths = part_paths(folder, config)
     vae_cfg = load_part_config(paths["vae"], VAEConfig)

@@ -23,7 +23,7 @@ def save_pipeline(pipe, folder: str | Path) -> Path:
     if not isinstance(folder, (str, Path)) or not str(folder):  # "" wrote a whole pipeline into the cwd
         raise InputError(f"save_pretrained: expected a folder path, got {short_repr(folder)}")
     check_savable(pipe)
-    folder = Path(folder)
+    folder = Path(folder).expanduser()  # "~/my-pipe" made a folder named "~" in the working directory
     if folder.exists() and not folder.is_dir():
         raise InputError(f"save_pretrained: {folder} is a file, not a folder")
     folder.mkdir(parents=True, exist_ok=True)
