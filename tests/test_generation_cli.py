@@ -779,6 +779,9 @@ def test_the_python_api_warns_of_a_shapes_prompt_as_the_command_line_does(tiny_p
     notes = said(lambda: pipe.edit_video(clip, "a scarlet circle", **run))
     assert len(notes) == 1 and "'scarlet' (red) is not a word" in notes[0], notes
     assert said(lambda: pipe.image_to_video(clip[0], "moving up", **run)) == []  # the image sets colour and shape
+    # `vidiff animate still.png "a red circle"` said the direction is left to chance; image_to_video said nothing
+    notes = said(lambda: pipe.image_to_video(clip[0], "a red circle", **run))
+    assert len(notes) == 1 and "found no direction it knows" in notes[0], notes
 
 
 def test_options_are_not_taken_by_prefix(tmp_path, capsys):

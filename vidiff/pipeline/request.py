@@ -49,8 +49,8 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     ("generate", "edit" or "animate"): colour or shape words no training caption uses and, for a generation, what
     it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py); an edit keeps from its clip what the
     prompt leaves out, and an animated image sets the colour and shape, so only a missing direction is said.
-    `by_maps`: control maps set the motion. The CLI says them before the weights load; text_to_video and edit_video
-    warn them too."""
+    `by_maps`: control maps set the motion. The CLI says them before the weights load; text_to_video,
+    image_to_video and edit_video warn them too."""
     if config.prompt_vocabulary != "shapes":
         return []
     from vidiff.data.captions import untrained_words_note

@@ -197,6 +197,7 @@ class VideoPipeline:
         if 0 in keyframes:  # it was dropped for `image` without a word
             raise InputError("keyframes: frame 0 is the image being animated; give it as `image`, not in keyframes")
         keyframes[0] = check_image(image, "image")
+        warn_prompt_notes(self.config, prompt, task="animate", by_maps=settings.get("control") is not None)
         height, width = (plain_number(settings.get(name)) for name in ("height", "width"))
         size = (self.config.height if height is None else height, self.config.width if width is None else width)
         # a height or width that is no positive integer is request()'s to refuse: compared here, height="64" read
