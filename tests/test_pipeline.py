@@ -667,6 +667,19 @@ def test_no_generation_entry_point_builds_a_graph(pipe, monkeypatch):
     assert any(p.requires_grad for p in pipe.keyframes.net.parameters())  # the graph was possible, and not built
 
 
+def test_a_length_past_the_frame_limit_is_named_as_given(pipe):
+    """text_to_video(num_frames=1024) (within the 1024-frame limit, laid on the 1026-frame grid) said "num_frames /
+    num_keyframes / keyframe_stride: 1026 / 206 / 5 exceed the limits 1024 / 256 / 256", values never given; the
+    command line said what fits."""
+    with pytest.raises(InputError) as e:
+        pipe.request("a", num_frames=1024, keyframe_stride=5)
+    assert str(e.value) == ("num_frames 1024 at keyframe stride 5 is sampled as 1026 frames and cut; the limit is 1024: "
+                            "give num_frames 1021 or fewer")
+    assert pipe.request("a", num_frames=1021, keyframe_stride=5).layout.num_frames == 1021
+    with pytest.raises(InputError, match="^num_keyframes 256 at stride 5 make a clip of 1276 frames; the limit is 1024$"):
+        pipe.request("a", num_keyframes=256, keyframe_stride=5)
+
+
 # ---- what the parts were trained on ----------------------------------------------------------------------------
 def test_requests_outside_the_trained_layout_are_refused(pipe):
     from vidiff.pipeline import VideoPipeline

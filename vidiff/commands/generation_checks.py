@@ -34,7 +34,7 @@ def validate(args) -> CheckedRun:
 
     from vidiff.errors import InputError
     from vidiff.pipeline.config import SAMPLERS, read_pipeline_folder
-    from vidiff.pipeline.layout import CLI_NAMES, Layout, resolve_layout
+    from vidiff.pipeline.layout import CLI_NAMES, Layout, check_layout_limit, resolve_layout
 
     from vidiff.limits import (
         MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr,
@@ -178,14 +178,7 @@ def validate(args) -> CheckedRun:
                                  trained["keyframes"], trained["interpolation"], CLI_NAMES)
         raise InputError(f"video {shown(args.video)} has {video_frames} frames, and edit keeps a clip's length: "
                          f"{reason}") from None
-    if layout.num_frames > MAX_FRAMES and layout.trim_to:  # the user gave --frames, not --keyframes
-        longest = (MAX_FRAMES - 1) // layout.keyframe_stride * layout.keyframe_stride + 1
-        raise InputError(f"--frames {layout.trim_to} at keyframe stride {layout.keyframe_stride} is sampled as "
-                         f"{layout.num_frames} frames and cut; the limit is {MAX_FRAMES}: give --frames {longest} "
-                         f"or fewer")
-    if layout.num_frames > MAX_FRAMES:
-        raise InputError(f"--keyframes {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
-                         f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
+    check_layout_limit(layout, CLI_NAMES)
     from vidiff.pipeline.layout import lift_short_layout
     from vidiff.pipeline.trained_layouts import fewest_trained_keyframes, longest_pass_frames, split_long_layout
 

@@ -82,6 +82,22 @@ API_NAMES = MappingProxyType({"frames": "num_frames", "keyframes": "num_keyframe
 CLI_NAMES = MappingProxyType({"frames": "--frames", "keyframes": "--keyframes", "stride": "--stride"})
 
 
+def check_layout_limit(layout: Layout, names: Mapping[str, str] = API_NAMES) -> None:
+    """InputError when the grid `layout` samples outgrows the frame limit; a length the user gave (cut from the next
+    longer grid) is named as given, with the longest that fits, not as the grid they never asked for."""
+    from vidiff.limits import MAX_FRAMES
+
+    if layout.num_frames <= MAX_FRAMES:
+        return
+    if layout.trim_to:
+        longest = (MAX_FRAMES - 1) // layout.keyframe_stride * layout.keyframe_stride + 1
+        raise InputError(f"{names['frames']} {layout.trim_to} at keyframe stride {layout.keyframe_stride} is sampled "
+                         f"as {layout.num_frames} frames and cut; the limit is {MAX_FRAMES}: give {names['frames']} "
+                         f"{longest} or fewer")
+    raise InputError(f"{names['keyframes']} {layout.num_keyframes} at stride {layout.keyframe_stride} make a clip of "
+                     f"{layout.num_frames} frames; the limit is {MAX_FRAMES}")
+
+
 def _within_strides(candidates: list[int], strides: tuple[int, ...] | None) -> list[int]:
     """The `candidates` inside the (min, max) keyframe strides a part was trained on; [] without a record."""
     return [s for s in candidates if strides and strides[0] <= s <= strides[-1]]

@@ -16,7 +16,7 @@ from vidiff.limits import (
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
 from vidiff.video_writer import FPS_MAX, FPS_MIN
 from vidiff.pipeline.input_checks import check_image, frame_of_clip
-from vidiff.pipeline.layout import Layout
+from vidiff.pipeline.layout import Layout, check_layout_limit
 
 
 def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], list[int], bool]:
@@ -135,6 +135,7 @@ class Request:
               pc_steps=None, pc_snr=None) -> Request:
         if steps is not None and (not is_int(steps) or not 1 <= steps <= MAX_STEPS):
             raise InputError(f"steps: must be an integer in [1, {MAX_STEPS}], got {short_repr(steps)}")
+        check_layout_limit(layout)  # a length cut from a longer grid is named as the caller gave it
         if layout.num_frames > MAX_FRAMES or layout.num_keyframes > MAX_KEYFRAMES or layout.keyframe_stride > MAX_STRIDE:
             raise InputError(f"num_frames / num_keyframes / keyframe_stride: {layout.num_frames} / {layout.num_keyframes} "
                              f"/ {layout.keyframe_stride} exceed the limits {MAX_FRAMES} / {MAX_KEYFRAMES} / {MAX_STRIDE}")
