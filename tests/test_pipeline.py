@@ -1231,3 +1231,20 @@ def test_a_float_numpy_image_is_named_as_given_with_the_conversion(pipe):
     with pytest.raises(InputError, match=r"image: expected a uint8 image \(H,W,3\), got numpy float32 \(64, 64, 3\) "
                                          r"\(floats in \[0, 1\]: \(x \* 255\)\.round\(\) as uint8\)"):
         pipe.image_to_video(np.zeros((64, 64, 3), np.float32), "x", progress=False)
+
+
+def test_a_pil_image_and_channels_first_arrays_are_told_how_to_give_them(pipe):
+    """A PIL image was "got Image" and a (3,H,W) / (F,3,H,W) array "got torch.uint8 (3, 64, 64)", without the
+    conversion that makes them what the methods take."""
+    from PIL import Image
+
+    with pytest.raises(InputError, match=r"got Image \(a PIL image: give np\.asarray\(image\.convert\('RGB'\)\)\)$"):
+        pipe.image_to_video(Image.new("RGB", (64, 64)), "x", progress=False)
+    with pytest.raises(InputError, match=r"got torch\.uint8 \(3, 64, 64\) \(channels first: move them last, "
+                                         r"x\.permute\(1, 2, 0\) or np\.moveaxis\(x, -3, -1\)\)$"):
+        pipe.image_to_video(torch.zeros(3, 64, 64, dtype=torch.uint8), "x", progress=False)
+    with pytest.raises(InputError, match=r"^frames: .*got numpy uint8 \(16, 3, 64, 64\) .*x\.permute\(0, 2, 3, 1\)"):
+        pipe.extend_video(np.zeros((16, 3, 64, 64), np.uint8), "x", num_frames=1, progress=False)
+    # the hint follows the array: an (H,W,3) image is taken as it is
+    assert pipe.image_to_video(np.asarray(Image.new("RGB", (64, 64))), "x", steps=1, progress=False)[0].shape[1:] \
+        == (64, 64, 3)

@@ -21,6 +21,11 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
         value = torch.from_numpy(np.array(value, copy=True))  # a copy: a read-only array made torch warn
     if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
         hint = " (floats in [0, 1]: (x * 255).round() as uint8)" if "float" in given.split(" (")[0] else ""
+        if hasattr(value, "getbands"):  # a PIL image: its pixels as the array taken
+            hint = " (a PIL image: give np.asarray(image.convert('RGB')))"
+        elif getattr(value, "ndim", 0) == ndim and value.shape[-3] == 3 != value.shape[-1]:
+            hint += (" (channels first: move them last, x.permute(" + ("1, 2, 0" if ndim == 3 else "0, 2, 3, 1")
+                     + ") or np.moveaxis(x, -3, -1))")
         raise InputError(f"{name}: expected {expected}, got {given}{hint}")
     check_has_data(value, name)
     return value.cpu()  # given on a GPU: the pipeline keeps frames on the CPU and moves what a network reads
