@@ -793,6 +793,25 @@ def test_options_are_not_taken_by_prefix(tmp_path, capsys):
         assert e.value.code == 2 and f"unrecognized arguments: {unknown}" in capsys.readouterr().err
 
 
+def test_a_prompt_or_value_that_starts_with_a_dash_is_told_how_to_give_it(tmp_path, capsys):
+    """`vidiff generate "-red" -o out.mp4` said "the following arguments are required: prompt" (one was given), and
+    `--negative-prompt "-blue"` "expected one argument"; neither said why or what works."""
+    out = str(tmp_path / "o.mp4")
+    for argv, told in ((["generate", "-red", "-o", out], "the following arguments are required: prompt; '-red'"),
+                       (["generate", "a red circle", "--negative-prompt", "-blue", "-o", out],
+                        "argument --negative-prompt: expected one argument; '-blue'")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and told in err and err.count("\n") == 1, err
+        assert "starts with '-', so it was read as an option" in err and "`... -o out.mp4 -- " in err
+    with pytest.raises(SystemExit):  # a misspelled option is no prompt
+        main(["generate", "a red circle", "-o", out, "--bogus"])
+    assert "starts with" not in capsys.readouterr().err
+    assert main(["generate", "-o", out, "--steps", "0", "--", "-red"]) == 2  # after --, the prompt: --steps refused
+    assert "--steps" in capsys.readouterr().err
+
+
 def test_a_negative_keyframe_index_is_a_value_not_an_option():
     from vidiff.cli import join_negative_values
 

@@ -31,7 +31,36 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         from vidiff.output_safety import one_line
 
-        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+        hint = _dash_token_hint(self)
+        self.exit(2, f"{self.prog}: error: {one_line(message)}{hint} (see {self.prog} --help)\n")
+
+
+_ARGV: list[str] = []  # the tokens main() parses, for an error to point at the one it could not place
+
+
+def _dash_token_hint(parser: argparse.ArgumentParser) -> str:
+    """Where a token that starts with '-' and is no option (a prompt "-red", --negative-prompt "-blurry") made the
+    error ("the following arguments are required: prompt", "expected one argument"): how to give it instead. A
+    misspelled long option ("--bogus") is no such token."""
+    known = {option for p in _all_parsers(parser) for option in p._option_string_actions}
+    for token in _ARGV[:_ARGV.index("--")] if "--" in _ARGV else _ARGV:
+        # argparse itself takes "-5" and "-a red circle" (a space) as values
+        if (len(token) > 1 and token[0] == "-" and token[1] != "-" and token.split("=")[0] not in known
+                and " " not in token and not token[1:].replace(".", "", 1).isdigit()):
+            return (f"; {token!r} starts with '-', so it was read as an option: give a prompt that starts with '-' "
+                    f"after the options and `--` (`... -o out.mp4 -- {token}`), and such an option value after `=` "
+                    f"(`--negative-prompt={token}`)")
+    return ""
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """`parser` and every sub-command parser under it."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _all_parsers(sub)
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +233,8 @@ def join_negative_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    _ARGV[:] = join_negative_values(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(_ARGV)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
