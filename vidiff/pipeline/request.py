@@ -69,12 +69,12 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
 
 def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by_maps: bool = False) -> None:
     """prompt_notes of each distinct prompt (a str or a list) as warnings, said at the caller's call."""
-    import warnings
+    from vidiff.caller_warning import warn_at_caller
 
     for text in dict.fromkeys(prompt if isinstance(prompt, (list, tuple)) else [prompt]):
         if isinstance(text, str):  # anything else is request()'s to refuse
             for note in prompt_notes(config, text, task, by_maps):
-                warnings.warn(note, stacklevel=3)
+                warn_at_caller(note)
 
 
 def check_zero_text_guidance(negative: bool, negative_name: str = "negative_prompt",
@@ -88,11 +88,10 @@ def check_zero_text_guidance(negative: bool, negative_name: str = "negative_prom
         raise InputError(f"{negative_name}: at text guidance 0 the keyframes follow the negative prompt and not the "
                          f"prompt (guidance keeps only its side without the prompt, where the negative prompt stands); "
                          f"give a {guidance_name} above 0, or no negative prompt")
-    import warnings
+    from vidiff.caller_warning import warn_at_caller
 
-    warnings.warn("text guidance 0 samples the keyframes without the prompt (guidance keeps only its side without "
-                  "it), so the prompt sets nothing they show; guidance 1 follows the prompt without guidance",
-                  stacklevel=3)
+    warn_at_caller("text guidance 0 samples the keyframes without the prompt (guidance keeps only its side without "
+                   "it), so the prompt sets nothing they show; guidance 1 follows the prompt without guidance")
 
 
 def check_range(value, name: str, low: float, high: float):

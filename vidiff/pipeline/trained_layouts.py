@@ -5,9 +5,9 @@ allow. A part folder without a record (older exports, hand-made pipelines) is no
 """
 from __future__ import annotations
 
-import warnings
 from typing import Iterable
 
+from vidiff.caller_warning import warn_at_caller
 from vidiff.errors import InputError
 from vidiff.pipeline.layout import API_NAMES, Layout, anchored_positions, frames_for, interpolation_levels
 from vidiff.pipeline.trained import TrainedOn
@@ -111,8 +111,7 @@ def check_anchored_layout(anchors: list[int], num_frames: int, stride: int, max_
     problems = anchored_problems(positions, anchors, keyframes, interpolation)
     if problems:
         _refuse_or_warn(f"keyframes at {anchors} of {num_frames} frames need " + "; ".join(problems)
-                        + (_what_fits(anchors, num_frames, stride, problems_at) if not force else ""), force,
-                        stacklevel=4)
+                        + (_what_fits(anchors, num_frames, stride, problems_at) if not force else ""), force)
     return positions
 
 
@@ -136,11 +135,11 @@ def user_keyframe_pattern(indices) -> str | None:
     return None if not indices else "first" if indices == [0] else "random_subset"
 
 
-def _refuse_or_warn(message: str, force: bool, stacklevel: int) -> None:
+def _refuse_or_warn(message: str, force: bool) -> None:
     """InputError for a request outside the parts' training, or with force (--force-layout) only a warning."""
     if not force:
         raise InputError(message + " (force_layout=True, or --force-layout, runs it anyway)")
-    warnings.warn(message + ": running it because the layout was forced", stacklevel=stacklevel)
+    warn_at_caller(message + ": running it because the layout was forced")
 
 
 def fewest_trained_keyframes(keyframes: TrainedOn | None) -> int | None:
@@ -179,10 +178,10 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iter
                          f"keyframes at stride {stride}); the frames after it are made by extension windows, which "
                          f"take no {what}: give at most {first.num_frames} frames"
                          + ("" if control else f", or keyframes before frame {first.num_frames}"))
-    warnings.warn(f"{total} frames: longer than one pass of this pipeline ({first.num_frames} frames, {most} "
-                  f"keyframes at stride {stride}); the other {total - first.num_frames} "
-                  f"frame{'s are' if total - first.num_frames > 1 else ' is'} made by extension windows, as vidiff "
-                  "extend makes them", stacklevel=2)
+    warn_at_caller(f"{total} frames: longer than one pass of this pipeline ({first.num_frames} frames, {most} "
+                   f"keyframes at stride {stride}); the other {total - first.num_frames} "
+                   f"frame{'s are' if total - first.num_frames > 1 else ' is'} made by extension windows, as vidiff "
+                   "extend makes them")
     return first, total - first.num_frames
 
 
@@ -253,8 +252,8 @@ def warn_untrained_size(keyframes: TrainedOn | None, height: int, width: int, fa
     if keyframes is None or not keyframes.latent_size or (height // factor, width // factor) == keyframes.latent_size:
         return
     h, w = keyframes.latent_size
-    warnings.warn(f"height x width {height}x{width}: the keyframe part was trained on {h * factor}x{w * factor} "
-                  f"frames (latents {h}x{w}), so the clip may not look as at that size", stacklevel=4)
+    warn_at_caller(f"height x width {height}x{width}: the keyframe part was trained on {h * factor}x{w * factor} "
+                   f"frames (latents {h}x{w}), so the clip may not look as at that size")
 
 
 def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,
@@ -265,4 +264,4 @@ def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, inte
         return
     cut = f" (cut to {layout.trim_to})" if layout.trim_to else ""
     _refuse_or_warn(f"layout {layout.num_frames} frames{cut} = {layout.num_keyframes} keyframes x stride "
-                    f"{layout.keyframe_stride} needs " + "; ".join(problems), force, stacklevel=3)
+                    f"{layout.keyframe_stride} needs " + "; ".join(problems), force)
