@@ -1107,6 +1107,21 @@ def test_a_side_the_unets_cannot_halve_is_named(pipe):
         pipe.text_to_video("a red circle", height=60, progress=False)
 
 
+def test_a_part_folder_or_the_pipeline_yaml_given_for_the_pipeline_names_its_folder():
+    """from_pretrained(".../shapes/keyframes") said only "is not a pipeline folder (missing pipeline.yaml)", and
+    ".../shapes/pipeline.yaml" "is a file, not a folder": neither named the folder that loads."""
+    from vidiff.pipeline import VideoPipeline
+
+    bundle = REPO / "vidiff" / "bundled" / "shapes"
+    with pytest.raises(InputError, match=f"^{bundle / 'vae'} is not a pipeline folder \\(missing pipeline.yaml\\); "
+                                         f"it is inside the pipeline folder {bundle}, give that$"):
+        VideoPipeline.from_pretrained(bundle / "vae")
+    with pytest.raises(InputError, match=f"is its pipeline.yaml; give the folder that holds it, {bundle}$"):
+        VideoPipeline.from_pretrained(bundle / "pipeline.yaml")
+    with pytest.raises(InputError, match="is not a pipeline folder \\(missing pipeline.yaml\\)$"):
+        VideoPipeline.from_pretrained(REPO / "docs")  # no pipeline around it: nothing more to say
+
+
 def test_save_pretrained_refuses_paths_that_are_no_folder(pipe, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for bad, message in (("", "expected a folder path"), (None, "expected a folder path")):

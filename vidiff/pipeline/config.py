@@ -233,10 +233,18 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     from vidiff.io import check_folder
     from vidiff.safe_yaml import load_file
 
+    given = Path(folder)
+    if given.name == PIPELINE_FILE and given.is_file():  # the file, not its folder
+        raise InputError(f"pipeline folder {given}: is its {PIPELINE_FILE}; give the folder that holds it, "
+                         f"{given.parent}")
     folder = check_folder(folder, "pipeline folder")
     path = folder / PIPELINE_FILE
     if not os.path.lexists(path):
-        raise InputError(f"{folder} is not a pipeline folder (missing {PIPELINE_FILE})")
+        # a part folder (keyframes/, vae/) of a pipeline: name the pipeline folder around it
+        around = folder.resolve().parent
+        inside = f"; it is inside the pipeline folder {around}, give that" if os.path.isfile(around / PIPELINE_FILE) \
+            else ""
+        raise InputError(f"{folder} is not a pipeline folder (missing {PIPELINE_FILE}){inside}")
     data = load_file(path)
     if data is None:  # a truncated save or an emptied file: the defaults would run in its place without a word
         raise InputError(f"{path}: is empty; a pipeline folder needs its pipeline.yaml (save_pretrained or vidiff "
