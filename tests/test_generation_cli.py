@@ -745,6 +745,25 @@ def test_keyframes_and_control_with_a_length_past_one_pass_or_short_of_the_fewes
         pipe.text_to_video("x", num_frames=30, keyframes={20: grey}, progress=False)
 
 
+def test_a_misfit_with_keyframes_says_what_frames_alone_make(tmp_path, capsys):
+    """--frames 64 --keyframes 12 offered "frame counts that fit: 34, 45, 56", each then refused (12 keyframes are
+    past the bundle's 3..9), and --frames 200 --keyframes 9 offered 25, 33, 41 without a word that --frames 200
+    alone makes the clip (a pass, then extension windows)."""
+    out = str(tmp_path / "o.mp4")
+    assert main(["generate", "x", "-o", out, "--frames", "64", "--keyframes", "12"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "vidiff: error: --keyframes 12: the keyframe part was trained on 3..9 keyframes (--force-layout runs more or "
+        "fewer); without --keyframes, 64 frames are made as a pass of 41 and extension windows")
+    assert main(["generate", "x", "-o", out, "--frames", "20", "--keyframes", "2"]) == 2
+    assert "without --keyframes, 20 frames are made on a trained grid" in capsys.readouterr().err
+    assert main(["generate", "x", "-o", out, "--frames", "200", "--keyframes", "9"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "frame counts that fit: 25, 33, 41; or without --keyframes, 200 frames are made as a pass of 41 and "
+        "extension windows")
+    assert main(["generate", "x", "-o", out, "--frames", "20", "--keyframes", "4"]) == 2  # within one pass: as before
+    assert capsys.readouterr().err.strip().endswith("frame counts that fit: 10, 13, 16")
+
+
 def test_a_misfit_suggests_lengths_the_bundle_was_trained_on(tmp_path, capsys):
     """It suggested 16, 19, 22 for --frames 20 --keyframes 4, and 19 and 22 (strides 6, 7) were then refused."""
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--frames", "20", "--keyframes", "4"]) == 2
