@@ -752,8 +752,9 @@ def test_a_misfit_with_keyframes_says_what_frames_alone_make(tmp_path, capsys):
     out = str(tmp_path / "o.mp4")
     assert main(["generate", "x", "-o", out, "--frames", "64", "--keyframes", "12"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "vidiff: error: --keyframes 12: the keyframe part was trained on 3..9 keyframes (--force-layout runs more or "
-        "fewer); without --keyframes, 64 frames are made as a pass of 41 and extension windows")
+        "vidiff: error: --keyframes 12: the keyframe part was trained on 3..9 keyframes (force_layout=True, or "
+        "--force-layout, runs more or fewer); without --keyframes, 64 frames are made as a pass of 41 and extension "
+        "windows")
     assert main(["generate", "x", "-o", out, "--frames", "20", "--keyframes", "2"]) == 2
     assert "without --keyframes, 20 frames are made on a trained grid" in capsys.readouterr().err
     assert main(["generate", "x", "-o", out, "--frames", "200", "--keyframes", "9"]) == 2

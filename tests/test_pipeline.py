@@ -667,6 +667,26 @@ def test_no_generation_entry_point_builds_a_graph(pipe, monkeypatch):
     assert any(p.requires_grad for p in pipe.keyframes.net.parameters())  # the graph was possible, and not built
 
 
+def test_a_length_with_a_keyframe_count_that_misfits_says_what_the_length_alone_makes():
+    """text_to_video(num_frames=64, num_keyframes=12) offered "frame counts that fit: 34, 45, 56", each refused in
+    turn (the bundle's keyframe part takes 3..9), and num_frames=200 with 9 keyframes did not say that the length
+    alone is made (one pass, then extension windows), as `vidiff generate --frames 200` makes it."""
+    from vidiff.pipeline import VideoPipeline
+
+    shapes = VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes")
+    with pytest.raises(InputError) as e:
+        shapes.request("a", num_frames=64, num_keyframes=12)
+    assert str(e.value) == ("num_keyframes 12: the keyframe part was trained on 3..9 keyframes (force_layout=True, "
+                            "or --force-layout, runs more or fewer); without num_keyframes, 64 frames are made as a "
+                            "pass of 41 and extension windows")
+    with pytest.raises(InputError, match="fit: 25, 33, 41; or without num_keyframes, 200 frames are made as a pass"):
+        shapes.request("a", num_frames=200, num_keyframes=9)
+    with pytest.raises(InputError, match="counts that fit: 10, 13, 16$"):  # within one pass: the counts alone
+        shapes.request("a", num_frames=20, num_keyframes=4)
+    with pytest.raises(InputError, match="^keyframe_stride"):  # a stride that is no count is what is said
+        shapes.request("a", num_frames=64, num_keyframes=12, keyframe_stride=0)
+
+
 def test_a_length_past_the_frame_limit_is_named_as_given(pipe):
     """text_to_video(num_frames=1024) (within the 1024-frame limit, laid on the 1026-frame grid) said "num_frames /
     num_keyframes / keyframe_stride: 1026 / 206 / 5 exceed the limits 1024 / 256 / 256", values never given; the

@@ -167,20 +167,11 @@ def validate(args) -> CheckedRun:
                                 max_gap=config.interpolation.max_gap, exact=args.task == "edit", names=CLI_NAMES,
                                 strides=getattr(trained["keyframes"], "frame_strides", None))
     except InputError as e:
-        record = trained["keyframes"]
-        if args.task in ("generate", "animate") and args.keyframes is not None and frames is not None \
-                and record is not None and record.num_frames:
-            # --frames alone makes any length (a trained grid, cut, or one pass then extension windows): say so,
-            # and offer no counts of a keyframe number the part was not trained on (each was refused in turn)
-            fewest, most = record.num_frames
-            longest = (most - 1) * (args.stride or default.keyframe_stride) + 1
-            alone = (f"without --keyframes, {frames} frames are made "
-                     + (f"as a pass of {longest} and extension windows" if frames > longest else "on a trained grid"))
-            if not fewest <= args.keyframes <= most and not args.force_layout:
-                raise InputError(f"--keyframes {args.keyframes}: the keyframe part was trained on {fewest}..{most} "
-                                 f"keyframes (--force-layout runs more or fewer); {alone}") from None
-            if frames > longest:
-                raise InputError(f"{e}; or {alone}") from None
+        if args.task in ("generate", "animate") and args.keyframes is not None and frames is not None:
+            from vidiff.pipeline.trained_layouts import keyframes_misfit
+
+            raise keyframes_misfit(e, frames, args.keyframes, args.stride or default.keyframe_stride,
+                                   trained["keyframes"], args.force_layout, CLI_NAMES) from None
         if args.task != "edit":
             raise
         from vidiff.pipeline.trained_layouts import edit_misfit

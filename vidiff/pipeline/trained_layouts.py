@@ -185,6 +185,24 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iter
     return first, total - first.num_frames
 
 
+def keyframes_misfit(error: InputError, frames: int, keyframes: int, stride: int, record: TrainedOn | None,
+                     force: bool, names=API_NAMES) -> InputError:
+    """The refusal of a length given with a keyframe count that no grid fits (`error`, resolve_layout's), told
+    what the length alone makes: any length is made without the count (a trained grid, cut, or one pass and then
+    extension windows). A count outside the part's record is refused as such, not offered frame counts that are
+    each refused in turn (64 frames with 12 keyframes offered 34, 45, 56)."""
+    if record is None or not record.num_frames:
+        return error
+    fewest, most = record.num_frames
+    longest = frames_for(most, stride)
+    alone = (f"without {names['keyframes']}, {frames} frames are made "
+             + (f"as a pass of {longest} and extension windows" if frames > longest else "on a trained grid"))
+    if not fewest <= keyframes <= most and not force:
+        return InputError(f"{names['keyframes']} {keyframes}: the keyframe part was trained on {fewest}..{most} "
+                          f"keyframes (force_layout=True, or --force-layout, runs more or fewer); {alone}")
+    return InputError(f"{error}; or {alone}") if frames > longest else error
+
+
 def shortest_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None
                             ) -> Layout | None:
     """The shortest keyframe grid within the parts' training records: the fewest trained keyframes at the smallest

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
-from vidiff.limits import check_flag, plain_number
+from vidiff.limits import check_flag, is_int, plain_number
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
@@ -34,8 +34,8 @@ from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
 )
 from vidiff.pipeline.trained_layouts import (
-    check_anchored_layout, check_layout, fewest_trained_keyframes, lay_keyframes_around, split_long_layout,
-    user_keyframe_pattern, warn_untrained_size,
+    check_anchored_layout, check_layout, fewest_trained_keyframes, keyframes_misfit, lay_keyframes_around,
+    split_long_layout, user_keyframe_pattern, warn_untrained_size,
 )
 
 
@@ -301,10 +301,17 @@ class VideoPipeline:
             windows = getattr(self.trained.get("interpolation"), "num_frames", None)
             strides = None if windows is None else (min(windows) - 1, max(windows) - 1)
             strides_of = "the interpolation part"
-        layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
-                                default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
-                                max_gap=cfg.interpolation.max_gap, exact=exact_frames, strides=strides,
-                                strides_of=strides_of)
+        try:
+            layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
+                                    default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
+                                    max_gap=cfg.interpolation.max_gap, exact=exact_frames, strides=strides,
+                                    strides_of=strides_of)
+        except InputError as e:  # a length with a count: say what the length alone makes
+            given = (num_frames, num_keyframes, 1 if keyframe_stride is None else keyframe_stride)
+            if exact_frames or pixel_multiple is not None or not all(is_int(v) and v >= 1 for v in given):
+                raise  # a value that is no count is what the error names
+            raise keyframes_misfit(e, num_frames, num_keyframes, keyframe_stride or cfg.keyframe_stride,
+                                   self.trained.get("keyframes"), force_layout) from None
         if num_frames is not None and num_keyframes is None and not (exact_frames or force_layout):
             layout = lift_short_layout(layout, fewest_trained_keyframes(self.trained.get("keyframes")))
         return Request.build(prompts, seeds, batched, layout, cfg, pixel_multiple or self.size_multiple, steps=steps,
