@@ -228,3 +228,27 @@ def test_a_run_stopped_between_files_never_leaves_a_clip_without_its_caption(tmp
     monkeypatch.setattr(shapes_folder, "_atomic_write_text", write)
     shapes_folder.generate_shapes_dataset(tmp_path, 4, frames=4, size=32, progress=False)
     assert len(VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))) == 4
+
+
+def test_a_second_run_writing_the_same_folder_is_refused_and_the_first_finishes(tmp_path, monkeypatch):
+    """Two `vidiff data shapes --out X` at once (here: the second starts while the first writes its clip 1) mixed
+    the two seeds' clips under one metadata.jsonl, and the first to end removed .shapes-unfinished while the other
+    still wrote; the other then ended in a FileNotFoundError traceback. The second is refused now."""
+    from vidiff.data.video_folder import VideoFolderDataset
+
+    render, refusals, started = shapes_folder.render_clip, [], []
+
+    def second_run_meanwhile(params):
+        if params.index == 1 and not started:
+            started.append(params.index)
+            with pytest.raises(InputError, match=r"another `vidiff data shapes` .* is writing this folder") as e:
+                shapes_folder.generate_shapes_dataset(tmp_path, 3, frames=4, size=32, seed=9, progress=False)
+            refusals.append(str(e.value))
+        return render(params)
+
+    monkeypatch.setattr(shapes_folder, "render_clip", second_run_meanwhile)
+    shapes_folder.generate_shapes_dataset(tmp_path, 3, frames=4, size=32, seed=1, progress=False)
+    assert len(refusals) == 1
+    captions = [p.caption for p in shapes_folder.iter_clip_params(3, 4, 32, 1, 1.0)]
+    assert [(tmp_path / f"clip_{i:06d}.txt").read_text() for i in range(3)] == [c + "\n" for c in captions]
+    assert len(VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))) == 3  # finished: the marker is gone

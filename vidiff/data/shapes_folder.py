@@ -51,25 +51,29 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"--out {shown(out)}: cannot create the folder ({e.strerror})") from None
-    # present until metadata.jsonl is written: a stopped run's folder (some clips, maybe an earlier run's others) is
-    # refused by the video folder reader instead of being read as a whole dataset
-    _atomic_write_text(out / UNFINISHED_NAME, f"vidiff data shapes --num {num} --frames {frames} --seed {seed}\n")
-    rows = []
-    clips = iter_clip_params(num, frames, size, seed, min_speed_scale)
-    for params in tqdm(clips, total=num, desc="shapes", unit="clip", disable=not progress):
-        stem = f"clip_{params.index:06d}"
-        # caption and ground truth first: a run killed between files never leaves a video (which a video folder
-        # reads as a clip) without its caption
-        _atomic_write_text(out / f"{stem}.txt", params.caption + "\n")
-        _atomic_write_text(out / f"{stem}.json", json.dumps(ground_truth(params, fps), indent=1) + "\n")
-        write_video(out / f"{stem}.mp4", render_clip(params), fps)
-        rows.append(json.dumps({"file_name": f"{stem}.mp4", "text": params.caption}))
-    stale = remove_clips_from(out, num)
-    if stale:
-        warnings.warn(f"--out {shown(out)}: removed {stale} clip(s) numbered {num} and up, left by an earlier, larger "
-                      "run (a video folder reads every clip in it)", stacklevel=1)
-    _atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
-    (out / UNFINISHED_NAME).unlink()
+    from vidiff.folder_lock import folder_lock
+
+    with folder_lock(out, busy=f"--out {shown(out)}: another `vidiff data shapes` (or other vidiff command) is "
+                               "writing this folder; wait for it to end or choose another folder"):
+        # present until metadata.jsonl is written: a stopped run's folder (some clips, maybe an earlier run's others)
+        # is refused by the video folder reader instead of being read as a whole dataset
+        _atomic_write_text(out / UNFINISHED_NAME, f"vidiff data shapes --num {num} --frames {frames} --seed {seed}\n")
+        rows = []
+        clips = iter_clip_params(num, frames, size, seed, min_speed_scale)
+        for params in tqdm(clips, total=num, desc="shapes", unit="clip", disable=not progress):
+            stem = f"clip_{params.index:06d}"
+            # caption and ground truth first: a run killed between files never leaves a video (which a video folder
+            # reads as a clip) without its caption
+            _atomic_write_text(out / f"{stem}.txt", params.caption + "\n")
+            _atomic_write_text(out / f"{stem}.json", json.dumps(ground_truth(params, fps), indent=1) + "\n")
+            write_video(out / f"{stem}.mp4", render_clip(params), fps)
+            rows.append(json.dumps({"file_name": f"{stem}.mp4", "text": params.caption}))
+        stale = remove_clips_from(out, num)
+        if stale:
+            warnings.warn(f"--out {shown(out)}: removed {stale} clip(s) numbered {num} and up, left by an earlier, "
+                          "larger run (a video folder reads every clip in it)", stacklevel=1)
+        _atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
+        (out / UNFINISHED_NAME).unlink()
     return out
 
 

@@ -8,7 +8,6 @@ The folder is written beside the target under a temporary name and renamed into 
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -227,7 +226,8 @@ def remove_stale_exports(out: Path, older_than_s: float | None = None) -> list[P
     """Removes the hidden folders a killed export of `out` left beside it (`.NAME.*.tmp`, and `.NAME.*.old` while
     `out` itself exists: without it, that folder is the only copy of the old pipeline) once they are older than a
     day, as output_safety does with its temporaries; a younger one may be another export's, still running (an
-    export holds _export_lock, under which it removes them whatever their age: `older_than_s` < 0)."""
+    export holds the folder's lock, vidiff/folder_lock.py, under which it removes them whatever their age:
+    `older_than_s` < 0)."""
     import time
 
     from vidiff.output_safety import STALE_AFTER_S
@@ -268,7 +268,9 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
     refuse_output_over_inputs(out, parts.values())
     refuse_replacing_other_folders(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _export_lock(out.parent):
+    from vidiff.folder_lock import folder_lock
+
+    with folder_lock(out.parent):  # exports in one folder take turns
         # no other export in this folder runs while the lock is held: whatever an export left is a killed one's
         remove_stale_exports(out, older_than_s=-1.0)
         _write_locked(out, parts, cfg, edit)
@@ -315,23 +317,6 @@ def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) 
                 old.rename(out)
             elif old is not None:
                 shutil.rmtree(old)
-
-
-@contextmanager
-def _export_lock(folder: Path):
-    """An exclusive flock on `folder` for one export (waited for if another export in it is running); the kernel
-    drops it when the process dies, so a killed export never blocks the next. No flock (Windows): no lock."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 @contextmanager

@@ -1,0 +1,36 @@
+"""One writer at a time in a folder: an exclusive kernel lock (flock) on the folder itself, held for a block.
+
+The lock is taken on a descriptor of the folder, so no lock file is left behind, and the kernel drops it when the
+process dies, so a killed writer never blocks the next one. `vidiff export` waits for its turn in the folder it
+writes beside; `vidiff data shapes` refuses a folder another one is writing (two runs at once interleaved their
+clips, and the first to finish declared the folder complete while the other still wrote). Without flock (Windows)
+there is no lock, as before.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from vidiff.errors import InputError
+
+
+@contextmanager
+def folder_lock(folder: Path, busy: str | None = None) -> Iterator[None]:
+    """Holds the lock on the existing folder `folder` for the block. `busy`: the refusal raised at once (an
+    InputError) when another process holds it; None waits for it instead."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy is not None else 0))
+        except BlockingIOError:
+            raise InputError(busy) from None
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
