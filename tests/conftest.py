@@ -79,3 +79,24 @@ def flow_pipe(tmp_path_factory, load_tool):
     net_cfg = dataclasses.replace(load_part_config(part, UNet3DConfig), anchor_input=True)
     save_part(part, net_cfg, UNet3D(net_cfg).state_dict())
     return folder
+
+
+@pytest.fixture
+def file_size_limit():
+    """file_size_limit(nbytes): a context manager under which this process cannot write a file past nbytes (the
+    soft RLIMIT_FSIZE, `ulimit -f`; Python ignores SIGXFSZ, so a write past it fails with EFBIG as on a full disk).
+    Skips where there is no such limit."""
+    from contextlib import contextmanager
+
+    resource = pytest.importorskip("resource")
+
+    @contextmanager
+    def limited(nbytes: int):
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    return limited

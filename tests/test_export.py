@@ -328,3 +328,23 @@ def test_a_text_encoder_given_relative_to_training_is_named_absolute_in_the_pipe
     assert not same_text_encoder(str(tmp_path / "te"), "default")
     assert same_text_encoder("/elsewhere/te", str(tmp_path / "pipe" / "te"))  # recorded on another machine
     assert same_text_encoder("te", str(tmp_path / "pipe" / "te"))  # a part recorded before the paths were absolute
+
+
+def test_a_full_disk_during_export_is_one_line_and_keeps_the_old_pipeline(tmp_path, capsys, file_size_limit):
+    """`vidiff export --force` on a disk that fills while the parts are copied (here the file-size limit, `ulimit
+    -f`): an OSError traceback naming the hidden copy; now one line naming the file, the old pipeline as it was and
+    no hidden folder left."""
+    runs = _runs(tmp_path)
+    out = tmp_path / "pipe"
+    assert main(["export", *map(str, runs), "-o", str(out)]) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    limit = 2 * (BUNDLE / "vae" / "model.safetensors").stat().st_size  # the VAE fits, the keyframes part does not
+    assert (BUNDLE / "keyframes" / "model.safetensors").stat().st_size > limit
+    with file_size_limit(limit):
+        code = main(["export", *map(str, runs), "-o", str(out), "--force"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"{out / 'keyframes' / 'model.safetensors'}: cannot write (file too large: over the file-size limit" in err
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pipe.")]

@@ -370,6 +370,29 @@ def test_metrics_are_never_rewritten_in_place(tmp_path, monkeypatch):
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
 
 
+def test_a_full_disk_while_logging_metrics_is_one_line_and_leaves_no_torn_line(tmp_path, file_size_limit):
+    """metrics.jsonl grows by a line per logged step; a disk that filled there (here the file-size limit) ended
+    training in an OSError traceback and left the half line it had written."""
+    from vidiff.training.logging import MetricsLogger, read_metrics
+
+    logger = MetricsLogger(tmp_path, None)
+    row = {"step": 1, "loss": 0.5, "note": "x" * 200}
+    line_bytes = len(json.dumps(row)) + 1
+    with file_size_limit(3 * line_bytes + line_bytes // 2):
+        for step in (1, 2, 3):
+            logger.log({**row, "step": step})
+        with pytest.raises(OutputError, match=r"metrics\.jsonl: cannot log step 4 \(file too large: over the "
+                                              r"file-size limit") as e:
+            logger.log({**row, "step": 4})
+    assert "\n" not in str(e.value)
+    text = (tmp_path / "metrics.jsonl").read_text()
+    assert text.endswith("}\n") and [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
+    assert len(text) == 3 * line_bytes
+    logger.log({**row, "step": 4})  # room again: logging goes on
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 4]
+    logger.close()
+
+
 def test_a_full_checkpoint_folder_is_one_line_and_leaves_the_old_ones(tmp_path, monkeypatch):
     import safetensors.torch
     import torch

@@ -148,12 +148,12 @@ def _cannot_create_in(folder: Path) -> str | None:
             return None
         except OSError as e:
             if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):  # EISDIR: a kernel without it
-                return _describe(e)
+                return describe_write_error(e)
     probe = folder / f".probe.{secrets.token_hex(8)}.{TMP_TAG}"  # a named probe; remove_stale_temporaries sweeps it
     try:
         os.close(os.open(probe, NEW_FILE_FLAGS, 0o600))
     except OSError as e:
-        return _describe(e)
+        return describe_write_error(e)
     _unlink(probe)
     return None
 
@@ -229,12 +229,18 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _describe(e: OSError) -> str:
-    if e.errno == errno.ENOSPC:
-        return "no space left on the device"
-    if e.errno == errno.EDQUOT:
-        return "disk quota exceeded"
-    return e.strerror or type(e).__name__
+# a write that failed for want of room: the reason is said in words, and the CLI names the file in one line
+FULL_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EFBIG: "file too large: over the file-size limit (ulimit -f) or the file system's largest file"}
+
+
+def describe_write_error(e: OSError) -> str:
+    """Why a write failed, in words (a full disk, a quota, the file-size limit, a read-only file system)."""
+    if e.errno in FULL_ERRNOS:
+        return FULL_ERRNOS[e.errno]
+    if e.errno == errno.EROFS:
+        return "read-only file system"
+    return e.strerror or str(e)[:200] or type(e).__name__
 
 
 @contextmanager
@@ -245,7 +251,7 @@ def open_temporary(path) -> Iterator[tuple[object, Path]]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"{shown(path)}: cannot create folder {shown(folder)} ({_describe(e)})") from None
+        raise OutputError(f"{shown(path)}: cannot create folder {shown(folder)} ({describe_write_error(e)})") from None
     remove_stale_temporaries(folder)
     tmp = None
     try:
@@ -258,7 +264,8 @@ def open_temporary(path) -> Iterator[tuple[object, Path]]:
             except FileExistsError:
                 tmp = None  # someone else's: never removed
             except OSError as e:  # nothing was created; removing the name finds nothing
-                raise OutputError(f"{shown(path)}: cannot write in {shown(folder)} ({_describe(e)})") from None
+                why = describe_write_error(e)
+                raise OutputError(f"{shown(path)}: cannot write in {shown(folder)} ({why})") from None
         else:
             raise OutputError(f"{shown(path)}: no free temporary name in {shown(folder)}")
         _lock(fd)  # held until this process closes it or dies; see remove_stale_temporaries
@@ -297,7 +304,7 @@ def atomic_write(path, write: Callable[[object], None], before_replace: Callable
     except OSError as e:
         if tmp is not None:
             _unlink(tmp)
-        raise OutputError(f"{shown(path)}: write failed ({_describe(e)})") from None
+        raise OutputError(f"{shown(path)}: write failed ({describe_write_error(e)})") from None
     except BaseException:
         if tmp is not None:
             _unlink(tmp)

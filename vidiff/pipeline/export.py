@@ -287,7 +287,7 @@ def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) 
             (tmp / name).mkdir()
             for file in PART_FILES:
                 if (src / file).is_file():
-                    shutil.copyfile(src / file, tmp / name / file)
+                    _copy(src / file, tmp / name / file, out / name / file)
         if edit is not None:
             edit(tmp)
         for name in parts:
@@ -317,6 +317,19 @@ def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) 
                 old.rename(out)
             elif old is not None:
                 shutil.rmtree(old)
+
+
+def _copy(src: Path, dst: Path, named: Path) -> None:
+    """Copies a part's file into the hidden copy of the pipeline; a full disk (or a file-size limit) is one line naming
+    the file as it would be in the pipeline, not a traceback naming the hidden copy."""
+    from vidiff.output_safety import OutputError, describe_write_error, shown
+
+    try:
+        shutil.copyfile(src, dst)
+    except OSError as e:
+        if e.filename2 is None and str(e.filename) == str(src):  # the part's own file could not be opened
+            raise InputError(f"{shown(src)}: cannot read ({e.strerror})") from None
+        raise OutputError(f"{shown(named)}: cannot write ({describe_write_error(e)}); nothing was exported") from None
 
 
 @contextmanager

@@ -7,7 +7,6 @@ without a verifying manifest is never loaded, and only files the manifest names 
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -91,9 +90,9 @@ def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, to
             shutil.rmtree(tmp, ignore_errors=True)
         if not isinstance(e, (OSError, SafetensorError)):
             raise
-        code = getattr(e, "errno", None)
-        why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
-               errno.EDQUOT: "disk quota exceeded"}.get(code) or getattr(e, "strerror", None) or str(e)[:200]
+        from vidiff.output_safety import describe_write_error
+
+        why = describe_write_error(e) if isinstance(e, OSError) else str(e)[:200]
         raise CheckpointWriteError(f"checkpoint folder {root}: cannot write checkpoint step {step} ({why}); the "
                                    "previous checkpoints are unchanged") from None
     rotate(root, keep)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 class MetricsLogger:
     def __init__(self, run_dir: Path, resume_step: int | None):
-        import os
-
         from vidiff.output_safety import OutputError, shown, write_text
 
         self.path = run_dir / "metrics.jsonl"
@@ -53,7 +52,7 @@ class MetricsLogger:
             truncate_metrics(self.path, resume_step)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.file = os.fdopen(os.open(self.path, flags, 0o644), "a")  # appends only; a symlink is refused
+            self.fd = os.open(self.path, flags, 0o644)  # appends only; a symlink is refused
         except OSError as e:
             raise OutputError(f"{shown(self.path)}: cannot open for appending ({e.strerror})") from None
         self.tb = None
@@ -65,15 +64,32 @@ class MetricsLogger:
             pass
 
     def log(self, row: dict) -> None:
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
+        """Appends the row as one line. A full disk (or the file-size limit) is one line naming the file, and the
+        part of the line that was written is cut off again (it was a traceback, and a torn last line)."""
+        from vidiff.output_safety import OutputError, describe_write_error, shown
+
+        line, size = memoryview((json.dumps(row) + "\n").encode()), None
+        try:
+            size = os.fstat(self.fd).st_size
+            while line:
+                line = line[os.write(self.fd, line):]
+        except OSError as e:
+            if size is not None:
+                try:
+                    os.ftruncate(self.fd, size)
+                except OSError:
+                    pass  # a torn last line is skipped when the metrics are read
+            raise OutputError(f"{shown(self.path)}: cannot log step {row.get('step')} ({describe_write_error(e)}); "
+                              "training stopped there (--resume auto continues from the last checkpoint)") from None
         if self.tb is not None:
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self.tb.add_scalar(f"train/{key}", value, row["step"])
 
     def close(self) -> None:
-        self.file.close()
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
         if self.tb is not None:
             self.tb.close()
         plot_loss(self.path, self.path.parent / "loss.png")
