@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import time
@@ -181,3 +182,29 @@ def test_more_threads_than_cores_are_warned(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         device_args.check_device_args(argparse.Namespace(device="cpu", threads=2))
+
+
+@pytest.mark.parametrize("errno_name", ["ENOSPC", "EDQUOT", "EFBIG"])
+def test_a_full_disk_anywhere_is_one_line_naming_the_file(capsys, errno_name):
+    """A write that vidiff does not wrap itself (a folder, a lock file, a library's own file) on a full disk: a
+    traceback before; one line naming the file written (a copy's destination, not its source), exit 2."""
+    import argparse
+    import errno
+
+    from vidiff.cli import run_command
+
+    def full(args):
+        raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), "/runs/a/model.safetensors",
+                      None, "/pipe/.pipe.x.tmp/vae/model.safetensors")
+
+    assert run_command(full, argparse.Namespace()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vidiff: error: /pipe/.pipe.x.tmp/vae/model.safetensors: cannot write (")
+    assert err.count("\n") == 1
+    assert {"ENOSPC": "no space left", "EDQUOT": "disk quota", "EFBIG": "file-size limit"}[errno_name] in err
+
+    def denied(args):
+        raise PermissionError(errno.EACCES, "Permission denied", "/x")
+
+    with pytest.raises(PermissionError):  # any other OSError is no user's doing to name: still a traceback
+        run_command(denied, argparse.Namespace())

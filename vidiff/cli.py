@@ -267,8 +267,8 @@ def _stdout_is_closed() -> bool:
 
 
 def run_command(handler, args: argparse.Namespace) -> int:
-    """Runs a command's handler: user errors, Ctrl-C and SIGTERM as one line each (exit 2, 130, 143). Also the
-    entry point of `accelerate launch -m vidiff.train`."""
+    """Runs a command's handler: user errors, a full disk, Ctrl-C and SIGTERM as one line each (exit 2, 2, 130,
+    143). Also the entry point of `accelerate launch -m vidiff.train`."""
     from vidiff.config import ConfigError
     from vidiff.errors import VidiffError
 
@@ -307,6 +307,16 @@ def run_command(handler, args: argparse.Namespace) -> int:
             raise
         # the reader of stdout stopped (`vidiff eval shapes DIR | head`): it had what it wanted; no traceback
         return 128 + signal.SIGPIPE
+    except OSError as e:  # a full disk met by a write vidiff does not wrap itself (a folder, a lock, a library's file)
+        from vidiff.output_safety import FULL_ERRNOS, describe_write_error, one_line, shown
+
+        if e.errno not in FULL_ERRNOS:
+            raise
+        _close_progress_bars()
+        named = e.filename if e.filename2 is None else e.filename2  # a copy's or rename's second path is written
+        where = f"{shown(named)}: " if named is not None else ""
+        print(f"vidiff: error: {one_line(where + 'cannot write (' + describe_write_error(e) + ')')}", file=sys.stderr)
+        return 2
     finally:
         logger.removeHandler(printer)
         if previous is not None:
