@@ -348,3 +348,23 @@ def test_a_full_disk_during_export_is_one_line_and_keeps_the_old_pipeline(tmp_pa
     assert f"{out / 'keyframes' / 'model.safetensors'}: cannot write (file too large: over the file-size limit" in err
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pipe.")]
+
+
+def test_two_exports_to_one_new_folder_at_once_replace_nothing_without_force(tmp_path, capsys, monkeypatch):
+    """Two `vidiff export -o X` (no --force) started together both found no X, took turns under the folder lock, and
+    the second replaced the first's pipeline, both saying "wrote pipeline". The second is refused now."""
+    import vidiff.pipeline.export as export
+
+    runs, out, find_runs = _runs(tmp_path), tmp_path / "pipe", export.find_runs
+    other = []
+
+    def another_export_meanwhile(run_dirs):  # after this export found no `out`, before it takes the lock
+        if not other:
+            other.append("started")
+            other.append(main(["export", *map(str, runs), "-o", str(out), "--keyframe-steps", "5"]))
+        return find_runs(run_dirs)
+
+    monkeypatch.setattr(export, "find_runs", another_export_meanwhile)
+    assert main(["export", *map(str, runs), "-o", str(out), "--keyframe-steps", "7"]) == 2
+    assert other == ["started", 0] and f"-o {out}: already exists (--force replaces it)" in capsys.readouterr().err
+    assert "  steps: 5\n" in (out / "pipeline.yaml").read_text()

@@ -180,14 +180,18 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
     out = Path(out)
     check_sampling_defaults(defaults, names)  # first: before any run folder is read
     refuse_output_over_inputs(out, [*run_dirs, *(Path(d) / "export" for d in run_dirs)])  # before any run is read
+    _refuse_existing(out, overwrite)
     refuse_replacing_other_folders(out)
+    runs = find_runs(run_dirs)
+    cfg = pipeline_config(runs, defaults)
+    return write_pipeline_folder(out, {name: runs[name][0] for name in runs}, cfg, overwrite=overwrite)
+
+
+def _refuse_existing(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise InputError(f"-o {out}: already exists (--force replaces it)")
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out}: exists and is not a folder")
-    runs = find_runs(run_dirs)
-    cfg = pipeline_config(runs, defaults)
-    return write_pipeline_folder(out, {name: runs[name][0] for name in runs}, cfg)
 
 
 def refuse_replacing_other_folders(out: Path) -> None:
@@ -261,10 +265,11 @@ def _check_weights_file(path: Path, source: Path) -> None:
                          "nothing was exported") from None
 
 
-def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit=None) -> Path:
+def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit=None,
+                          overwrite: bool = True) -> Path:
     """Copies each part folder's files into `out/<name>/` and writes pipeline.yaml, in a temporary folder beside
-    `out` renamed into place when complete (replacing `out`). `edit(tmp)` may change the copies before the check
-    that every part was trained with the pipeline's text encoder and VAE (trained_on.yaml)."""
+    `out` renamed into place when complete (replacing `out`, unless not `overwrite`). `edit(tmp)` may change the
+    copies before the check that every part was trained with the pipeline's text encoder and VAE (trained_on.yaml)."""
     refuse_output_over_inputs(out, parts.values())
     refuse_replacing_other_folders(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,6 +278,7 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
     with folder_lock(out.parent):  # exports in one folder take turns
         # no other export in this folder runs while the lock is held: whatever an export left is a killed one's
         remove_stale_exports(out, older_than_s=-1.0)
+        _refuse_existing(out, overwrite)  # again: an export that held the lock before this one may have written it
         _write_locked(out, parts, cfg, edit)
     return out
 
