@@ -368,3 +368,19 @@ def test_two_exports_to_one_new_folder_at_once_replace_nothing_without_force(tmp
     assert main(["export", *map(str, runs), "-o", str(out), "--keyframe-steps", "7"]) == 2
     assert other == ["started", 0] and f"-o {out}: already exists (--force replaces it)" in capsys.readouterr().err
     assert "  steps: 5\n" in (out / "pipeline.yaml").read_text()
+
+
+def test_an_exported_pipeline_is_as_readable_as_any_new_folder(tmp_path):
+    """The pipeline folder kept the mode of its hidden staging copy (mkdtemp's 0700): under the usual umask 022,
+    other users of a shared models folder could not open it. It gets a new folder's mode now."""
+    import os
+    import stat
+
+    runs, out = _runs(tmp_path), tmp_path / "pipe"
+    mask = os.umask(0o022)
+    try:
+        assert main(["export", *map(str, runs), "-o", str(out)]) == 0
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert all(stat.S_IMODE(p.stat().st_mode) & 0o004 for p in out.rglob("*"))  # every part file readable by others

@@ -8,6 +8,7 @@ The folder is written beside the target under a temporary name and renamed into 
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -287,6 +288,8 @@ def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) 
     from vidiff.pipeline.trained import read_trained_records
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    # mkdtemp makes it 0700, which the renamed pipeline kept: other users of a shared folder could not read it
+    tmp.chmod(0o777 & ~_umask())
     old = None
     try:
         for name, src in parts.items():
@@ -323,6 +326,12 @@ def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) 
                 old.rename(out)
             elif old is not None:
                 shutil.rmtree(old)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _copy(src: Path, dst: Path, named: Path) -> None:
