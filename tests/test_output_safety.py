@@ -412,6 +412,22 @@ def test_a_full_checkpoint_folder_is_one_line_and_leaves_the_old_ones(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000001"] and ckpt.verify(tmp_path / "step_00000001")
 
 
+def test_a_checkpoint_past_the_file_size_limit_says_why_in_words(tmp_path, file_size_limit):
+    """safetensors' own writer reports a full disk as "Error while serializing: I/O error: File too large (os error
+    27)"; the line says it as the other writes do, and the older checkpoint stays."""
+    import torch
+
+    from vidiff.training import checkpoint as ckpt
+
+    small = {"model": {"w": torch.arange(4.0)}}
+    ckpt.save_checkpoint(tmp_path, 1, small, {"state": {"step": 1}}, "h", keep=2)
+    with file_size_limit(64 * 1024):
+        with pytest.raises(ckpt.CheckpointWriteError, match=r"cannot write checkpoint step 2 \(file too large: over "
+                                                            r"the file-size limit \(ulimit -f\)"):
+            ckpt.save_checkpoint(tmp_path, 2, {"model": {"w": torch.zeros(65536)}}, {"state": {"step": 2}}, "h", keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000001"] and ckpt.verify(tmp_path / "step_00000001")
+
+
 def test_a_corrupt_newest_checkpoint_never_counts_toward_keep(tmp_path):
     import torch
 

@@ -92,7 +92,10 @@ def save_checkpoint(root: str | Path, step: int, tensors: dict[str, dict[str, to
             raise
         from vidiff.output_safety import describe_write_error
 
-        why = describe_write_error(e) if isinstance(e, OSError) else str(e)[:200]
+        if not isinstance(e, OSError):  # safetensors' Rust writer says "I/O error: File too large (os error 27)"
+            code = re.search(r"\(os error (\d+)\)", str(e))
+            e = OSError(int(code.group(1)), str(e)[:200]) if code else OSError(None, str(e)[:200])
+        why = describe_write_error(e)
         raise CheckpointWriteError(f"checkpoint folder {root}: cannot write checkpoint step {step} ({why}); the "
                                    "previous checkpoints are unchanged") from None
     rotate(root, keep)
