@@ -252,3 +252,17 @@ def test_a_second_run_writing_the_same_folder_is_refused_and_the_first_finishes(
     captions = [p.caption for p in shapes_folder.iter_clip_params(3, 4, 32, 1, 1.0)]
     assert [(tmp_path / f"clip_{i:06d}.txt").read_text() for i in range(3)] == [c + "\n" for c in captions]
     assert len(VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))) == 3  # finished: the marker is gone
+
+
+def test_a_file_system_that_does_not_lock_folders_still_gets_the_dataset(tmp_path, monkeypatch):
+    """flock on a folder fails on some NFS mounts (EBADF / ENOLCK): the run goes on without the lock, as where there
+    is no flock at all, instead of ending in an OSError traceback."""
+    import errno
+    import fcntl
+
+    def no_folder_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_folder_locks)
+    shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=4, size=32, progress=False)
+    assert (tmp_path / "metadata.jsonl").is_file() and not (tmp_path / shapes_folder.UNFINISHED_NAME).exists()

@@ -25,12 +25,18 @@ def folder_lock(folder: Path, busy: str | None = None) -> Iterator[None]:
     except ImportError:
         yield
         return
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # a folder that can be written but not listed (mode -wx): no lock, as without flock
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy is not None else 0))
         except BlockingIOError:
             raise InputError(busy) from None
+        except OSError:  # a file system that does not lock folders (some NFS mounts): no lock, as without flock
+            pass
         yield
     finally:
         os.close(fd)  # closing drops the lock
