@@ -3,8 +3,8 @@
 The lock is taken on a descriptor of the folder, so no lock file is left behind, and the kernel drops it when the
 process dies, so a killed writer never blocks the next one. `vidiff export` waits for its turn in the folder it
 writes beside; `vidiff data shapes` refuses a folder another one is writing (two runs at once interleaved their
-clips, and the first to finish declared the folder complete while the other still wrote). Without flock (Windows)
-there is no lock, as before.
+clips, and the first to finish declared the folder complete while the other still wrote). Without flock (Windows),
+or on a file system that does not lock folders, there is no lock, as before.
 """
 from __future__ import annotations
 
