@@ -181,8 +181,8 @@ def export_pipeline(run_dirs: list[Path], out: Path, defaults: SamplingDefaults 
     out = Path(out)
     check_sampling_defaults(defaults, names)  # first: before any run folder is read
     refuse_output_over_inputs(out, [*run_dirs, *(Path(d) / "export" for d in run_dirs)])  # before any run is read
+    refuse_replacing_other_folders(out)  # first: --force would not replace such a folder either
     _refuse_existing(out, overwrite)
-    refuse_replacing_other_folders(out)
     runs = find_runs(run_dirs)
     cfg = pipeline_config(runs, defaults)
     return write_pipeline_folder(out, {name: runs[name][0] for name in runs}, cfg, overwrite=overwrite)
