@@ -126,6 +126,18 @@ def test_interpolation_only_pipeline_fills_and_refuses_text_to_video(interp_only
     assert not (saved / "keyframes").exists() and read_pipeline_folder(saved).parts.keyframes is None
 
 
+def test_interpolation_only_pipeline_says_so_before_checking_the_inputs(interp_only):
+    """An image of another size was told to be resized, a clip of a non-layout length that its length does not fit,
+    and the edit's refusal named "this request": each must say first that the pipeline has no keyframe part."""
+    from vidiff.pipeline import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(interp_only)
+    with pytest.raises(InputError, match=r"interpolation-only .*: animating an image needs a keyframe model"):
+        pipe.image_to_video(_clip(1, 24, 40)[0], "a red circle moving left")
+    with pytest.raises(InputError, match=r"interpolation-only .*: editing a video needs a keyframe model"):
+        pipe.edit_video(_clip(2, 24, 40), "a blue circle moving left")
+
+
 def test_bundled_real_footage_pipeline_follows_a_moving_picture():
     """The shipped real-interp pipeline denoises around its ends warped along optical flow (docs/real_footage.md):
     on a textured picture moving 2 px per frame its in-between frames follow the motion (28 dB against the truth

@@ -190,6 +190,8 @@ class VideoPipeline:
 
     def image_to_video(self, image, prompt, **settings):
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
+        # first: an interpolation-only pipeline said "resize the image" to an image of another size
+        self._need_keyframe_part("animating an image")
         keyframes = settings.pop("keyframes", None) or {}
         if not isinstance(keyframes, dict):  # dict() of a list of images raised "dictionary update sequence ..."
             raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
@@ -243,6 +245,8 @@ class VideoPipeline:
         F must be a layout length; settings as for text_to_video."""
         from vidiff.pipeline.editing import edit
 
+        # first: an interpolation-only pipeline refused a clip's length and named "this request"
+        self._need_keyframe_part("editing a video")
         check_flag(progress, "progress")  # strength 0 returns before any sampling, where it was checked
         warn_prompt_notes(self.config, prompt, task="edit")
         self._check_settings(settings, "edit_video", fixed=("num_frames", "height", "width", "exact_frames"))
