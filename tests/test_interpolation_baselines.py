@@ -94,6 +94,20 @@ def test_group_means_are_means_over_the_group_frames():
     assert result["baseline"]["psnr"] == pytest.approx(overall, abs=1e-9)
 
 
+@pytest.mark.parametrize("stride, seed, said", [("4", 0, "stride must be an integer in [2, 256], got '4'"),
+                                                 (4.0, 0, "stride must be an integer in [2, 256], got 4.0"),
+                                                 (1, 0, "stride must be in [2, 256], got 1"),
+                                                 (4, -1, "seed must be in [0, 2**63), got -1")])
+def test_evaluate_interpolation_from_python_names_a_bad_stride_or_seed(stride, seed, said):
+    """A stride given as "4" or 4.0 failed inside as a TypeError, and a negative seed reached the fills."""
+    from vidiff.errors import InputError
+
+    clip = torch.zeros(9, 16, 16, 3, dtype=torch.uint8)
+    with pytest.raises(InputError) as e:
+        evaluate_interpolation([clip], linear_blend, stride, seed=seed)
+    assert str(e.value) == said
+
+
 def test_eval_cli_baselines_with_size_and_windows(tmp_path):
     from vidiff.io import write_video
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from vidiff.errors import InputError
 from vidiff.eval.metrics import SSIM_WINDOW, psnr, ssim
-from vidiff.limits import offset_seed
+from vidiff.limits import MAX_STRIDE, check_int, check_seed, offset_seed
 
 Fill = Callable[[torch.Tensor, int, int], torch.Tensor]  # (keyframes (K,H,W,3) uint8, stride, seed) -> frames
 
@@ -70,8 +70,9 @@ def evaluate_interpolation(
     reproduces the truth exactly. Means are over all in-between frames of all clips; with `groups` (one name
     per clip, e.g. the source video of each window) also per group under "groups".
     """
-    if stride < 2:
-        raise InputError(f"--stride must be at least 2 (stride 1 leaves no frame to fill), got {stride}")
+    # checked here too for Python callers: stride "4" or 4.0 failed inside as a TypeError, seed -1 in the fill
+    stride = check_int(stride, "stride", 2, MAX_STRIDE)  # 1 leaves no frame to fill
+    seed = check_seed(seed, "seed")
     names = list(names) if names is not None else None
     groups = list(groups) if groups is not None else None
     fills = {**({"model": fill} if fill is not None else {}), "baseline": linear_blend, **(others or {})}
