@@ -138,6 +138,18 @@ def test_interpolation_only_pipeline_says_so_before_checking_the_inputs(interp_o
         pipe.edit_video(_clip(2, 24, 40), "a blue circle moving left")
 
 
+@pytest.mark.parametrize("height, width", [(0, 16), (8, 4097)])
+def test_fill_between_names_the_keyframes_of_a_size_it_cannot_fill(interp_only, height, width):
+    """The size check was the request's, of height= and width= that fill_between does not take: "width: must be an
+    integer in [1, 4096], got 4104" for a 4097 px frame (the padded width)."""
+    from vidiff.pipeline import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(interp_only)
+    with pytest.raises(InputError) as e:
+        pipe.fill_between(torch.zeros(2, height, width, 3, dtype=torch.uint8), 2)
+    assert str(e.value).startswith(f"keyframes: frames of {width}x{height} pixels; each side must be 1 to 4096")
+
+
 def test_bundled_real_footage_pipeline_follows_a_moving_picture():
     """The shipped real-interp pipeline denoises around its ends warped along optical flow (docs/real_footage.md):
     on a textured picture moving 2 px per frame its in-between frames follow the motion (28 dB against the truth

@@ -8,7 +8,7 @@ the keyframes' VAE errors are carried into the frames between (residual.py), alo
 from __future__ import annotations
 
 from vidiff.errors import InputError
-from vidiff.limits import check_flag
+from vidiff.limits import MAX_SIDE, check_flag
 from vidiff.pipeline.input_checks import check_frames
 from vidiff.pipeline.timeline import place_keyframes
 from vidiff.pipeline.trained_layouts import check_layout
@@ -27,6 +27,9 @@ def fill(pipe, keyframes, stride: int, seed: int = 0, *, prompt: str, steps, sam
     if keyframes.shape[0] < 2:
         raise InputError(f"keyframes: need at least 2 frames, got {keyframes.shape[0]}")
     h, w = keyframes.shape[1:3]
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):  # named as given: it was "width: ..., got 4104", the padding's
+        raise InputError(f"keyframes: frames of {w}x{h} pixels; each side must be 1 to {MAX_SIDE} "
+                         "(`vidiff interpolate` tiles larger frames)")
     ph, pw = round_up(h, pipe.frame_multiple), round_up(w, pipe.frame_multiple)
     if (ph, pw) != (h, w):
         return fill(pipe, pad_edges(keyframes, ph, pw), stride, seed, prompt=prompt, steps=steps, sampler=sampler,
