@@ -1268,6 +1268,20 @@ def test_a_float_numpy_image_is_named_as_given_with_the_conversion(pipe):
         pipe.image_to_video(np.zeros((64, 64, 3), np.float32), "x", progress=False)
 
 
+@pytest.mark.parametrize("low, high, said", [(0.0, 1.0, r"\(floats in \[0, 1\]: \(x \* 255\)\.round\(\) as uint8\)"),
+                                             (-1.0, 1.0, r"\(floats in \[-1, 1\]: \(\(x \+ 1\) \* 127\.5\)\.round\(\)"),
+                                             (0.0, 255.0, r"\(floats in \[0, 255\]: x\.round\(\) as uint8\)")])
+def test_float_frames_are_told_the_conversion_of_their_own_range(low, high, said):
+    """Float frames in [-1, 1] or [0, 255] were told the [0, 1] recipe, (x * 255).round() as uint8, which wraps
+    negative values around and overflows the rest: silently wrong frames for a user who followed it."""
+    from vidiff.pipeline.input_checks import check_frames
+
+    frames = torch.linspace(low, high, 2 * 8 * 8 * 3).reshape(2, 8, 8, 3)
+    with pytest.raises(InputError, match=r"^keyframes: expected uint8 frames \(F,H,W,3\), got torch\.float32 "
+                                         r"\(2, 8, 8, 3\) " + said):
+        check_frames(frames, "keyframes")
+
+
 def test_a_pil_image_and_channels_first_arrays_are_told_how_to_give_them(pipe):
     """A PIL image was "got Image" and a (3,H,W) / (F,3,H,W) array "got torch.uint8 (3, 64, 64)", without the
     conversion that makes them what the methods take."""

@@ -20,7 +20,7 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
     if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
         value = torch.from_numpy(np.array(value, copy=True))  # a copy: a read-only array made torch warn
     if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
-        hint = " (floats in [0, 1]: (x * 255).round() as uint8)" if "float" in given.split(" (")[0] else ""
+        hint = _float_hint(value) if "float" in given.split(" (")[0] else ""
         if hasattr(value, "getbands"):  # a PIL image: its pixels as the array taken
             hint = " (a PIL image: give np.asarray(image.convert('RGB')))"
         elif getattr(value, "ndim", 0) == ndim and value.shape[-3] == 3 != value.shape[-1]:
@@ -29,6 +29,19 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
         raise InputError(f"{name}: expected {expected}, got {given}{hint}")
     check_has_data(value, name)
     return value.cpu()  # given on a GPU: the pipeline keeps frames on the CPU and moves what a network reads
+
+
+def _float_hint(value) -> str:
+    """How to make uint8 of float frames, by their range: the [0, 1] recipe, the only one said until then, wraps
+    the negative half of frames in [-1, 1] around in uint8 and overflows frames in [0, 255]."""
+    import torch
+
+    if torch.is_tensor(value) and value.device.type != "meta" and value.numel() > 0:
+        if float(value.min()) < 0:
+            return " (floats in [-1, 1]: ((x + 1) * 127.5).round() as uint8)"
+        if float(value.max()) > 1:
+            return " (floats in [0, 255]: x.round() as uint8)"
+    return " (floats in [0, 1]: (x * 255).round() as uint8)"
 
 
 def check_has_data(tensor, name: str) -> None:
