@@ -150,6 +150,24 @@ def test_fill_between_names_the_keyframes_of_a_size_it_cannot_fill(interp_only, 
     assert str(e.value).startswith(f"keyframes: frames of {width}x{height} pixels; each side must be 1 to 4096")
 
 
+@pytest.mark.parametrize("stride, count, said", [
+    (None, 3, "stride must be an integer >= 1, got None"),  # was filled at pipeline.yaml's keyframe stride
+    (0, 3, "stride must be an integer >= 1, got 0"),
+    ("2", 3, "stride must be an integer >= 1, got '2'"),
+    (7, 3, "stride 7 cannot be filled by this interpolation model (largest gap per pass 5); strides that work: 2, 3, "
+           "4 (the fillable strides the interpolation part was trained on)"),
+    (2, 300, "frames / keyframes / stride: 599 / 300 / 2 exceed the limits 1024 / 256 / 256")])
+def test_fill_between_names_its_own_arguments_in_a_layout_refusal(interp_only, stride, count, said):
+    """fill_between(keyframes, stride) was refused in request()'s names: "keyframe_stride must be an integer >= 1",
+    "num_frames / num_keyframes / keyframe_stride: ...", settings it does not take; stride=None ran at stride 5."""
+    from vidiff.pipeline import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(interp_only)
+    with pytest.raises(InputError) as e:
+        pipe.fill_between(torch.zeros(count, 8, 8, 3, dtype=torch.uint8), stride)
+    assert str(e.value) == said
+
+
 def test_bundled_real_footage_pipeline_follows_a_moving_picture():
     """The shipped real-interp pipeline denoises around its ends warped along optical flow (docs/real_footage.md):
     on a textured picture moving 2 px per frame its in-between frames follow the motion (28 dB against the truth

@@ -1252,7 +1252,7 @@ def test_fill_between_names_the_strides_its_interpolation_part_fills():
 
     pipe = VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes")
     clip = np.zeros((3, 64, 64, 3), np.uint8)
-    with pytest.raises(InputError, match=r"keyframe_stride 13 cannot be filled .* strides that work: 2, 3, 4, 5, 6, "
+    with pytest.raises(InputError, match=r"^stride 13 cannot be filled .* strides that work: 2, 3, 4, 5, 6, "
                                          r"7, 8 \(the fillable strides the interpolation part was trained on\)"):
         pipe.fill_between(clip, stride=13)
     assert pipe.fill_between(clip, stride=7, steps=1).shape == (15, 64, 64, 3)

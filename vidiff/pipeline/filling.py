@@ -10,6 +10,7 @@ from __future__ import annotations
 from vidiff.errors import InputError
 from vidiff.limits import MAX_SIDE, check_flag
 from vidiff.pipeline.input_checks import check_frames
+from vidiff.pipeline.layout import FILL_NAMES
 from vidiff.pipeline.timeline import place_keyframes
 from vidiff.pipeline.trained_layouts import check_layout
 from vidiff.pipeline.upconvert import pad_edges, round_up
@@ -34,9 +35,11 @@ def fill(pipe, keyframes, stride: int, seed: int = 0, *, prompt: str, steps, sam
     if (ph, pw) != (h, w):
         return fill(pipe, pad_edges(keyframes, ph, pw), stride, seed, prompt=prompt, steps=steps, sampler=sampler,
                     progress=progress, force_layout=force_layout)[:, :h, :w]
+    if stride is None:  # request() reads None as pipeline.yaml's keyframe stride, which fill_between has no use for
+        raise InputError("stride must be an integer >= 1, got None")
     req = pipe.request(prompt, seed=seed, num_keyframes=keyframes.shape[0], keyframe_stride=stride, steps=steps,
                        sampler=sampler, height=keyframes.shape[1], width=keyframes.shape[2],
-                       pixel_multiple=pipe.frame_multiple)
+                       pixel_multiple=pipe.frame_multiple, names=FILL_NAMES)
     check_layout(req.layout, pipe.config.interpolation.max_gap, None, pipe.trained.get("interpolation"),
                  force=force_layout)
     anchor = flows = None

@@ -80,6 +80,8 @@ def fillable_strides(max_gap: int, up_to: int) -> list[int]:
 # How errors name the three layout settings: the Python API's keyword arguments, or the command line's flags.
 API_NAMES = MappingProxyType({"frames": "num_frames", "keyframes": "num_keyframes", "stride": "keyframe_stride"})
 CLI_NAMES = MappingProxyType({"frames": "--frames", "keyframes": "--keyframes", "stride": "--stride"})
+# fill_between's: its arguments are the keyframes themselves and `stride` (keyframe_stride was a name it does not take)
+FILL_NAMES = MappingProxyType({"frames": "frames", "keyframes": "keyframes", "stride": "stride"})
 
 
 def check_layout_limit(layout: Layout, names: Mapping[str, str] = API_NAMES) -> None:

@@ -7,6 +7,7 @@ same checks in well under a second, before any weights load.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from vidiff.errors import InputError
 from vidiff.limits import (
@@ -16,7 +17,7 @@ from vidiff.limits import (
 from vidiff.pipeline.config import MAX_CHURN, MAX_PC_STEPS, SAMPLERS, PipelineConfig
 from vidiff.video_writer import FPS_MAX, FPS_MIN
 from vidiff.pipeline.input_checks import check_image, frame_of_clip
-from vidiff.pipeline.layout import Layout, check_layout_limit
+from vidiff.pipeline.layout import API_NAMES, Layout, check_layout_limit
 
 
 def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], list[int], bool]:
@@ -131,13 +132,14 @@ class Request:
     def build(cls, prompts, seeds, batched, layout: Layout, config: PipelineConfig, downsample: int | None, *,
               steps=None, sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None,
               fps=None, force_layout: bool = False, negative_prompt=None, guidance_rescale=None, churn=None,
-              pc_steps=None, pc_snr=None) -> Request:
+              pc_steps=None, pc_snr=None, names: Mapping[str, str] = API_NAMES) -> Request:
         if steps is not None and (not is_int(steps) or not 1 <= steps <= MAX_STEPS):
             raise InputError(f"steps: must be an integer in [1, {MAX_STEPS}], got {short_repr(steps)}")
-        check_layout_limit(layout)  # a length cut from a longer grid is named as the caller gave it
+        check_layout_limit(layout, names)  # a length cut from a longer grid is named as the caller gave it
         if layout.num_frames > MAX_FRAMES or layout.num_keyframes > MAX_KEYFRAMES or layout.keyframe_stride > MAX_STRIDE:
-            raise InputError(f"num_frames / num_keyframes / keyframe_stride: {layout.num_frames} / {layout.num_keyframes} "
-                             f"/ {layout.keyframe_stride} exceed the limits {MAX_FRAMES} / {MAX_KEYFRAMES} / {MAX_STRIDE}")
+            raise InputError(f"{names['frames']} / {names['keyframes']} / {names['stride']}: {layout.num_frames} / "
+                             f"{layout.num_keyframes} / {layout.keyframe_stride} exceed the limits {MAX_FRAMES} / "
+                             f"{MAX_KEYFRAMES} / {MAX_STRIDE}")
         if sampler is not None and sampler not in SAMPLERS:
             raise InputError(f"sampler: unknown {sampler!r}; choose one of {', '.join(SAMPLERS)}")
         guidance_scale = check_guidance(guidance_scale, "guidance_scale")

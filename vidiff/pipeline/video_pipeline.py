@@ -14,6 +14,7 @@ tensors refuse in-place writes outside it, and users letterbox or normalise the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
@@ -22,7 +23,7 @@ from vidiff.limits import check_flag, is_int, plain_number
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
-from vidiff.pipeline.layout import Layout, anchored_span, lift_short_layout, resolve_layout
+from vidiff.pipeline.layout import API_NAMES, Layout, anchored_span, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement
 from vidiff.pipeline.input_checks import check_image
@@ -39,9 +40,10 @@ from vidiff.pipeline.trained_layouts import (
 )
 
 
-# request()'s own keywords that the pipeline's code sets (an edit's exact length, fill_between's pixel multiple):
+# request()'s own keywords that the pipeline's code sets (an edit's exact length, fill_between's pixel multiple and
+# the names its errors give the layout):
 # no setting of the public methods (pixel_multiple=4 failed mid-sampling)
-INTERNAL_SETTINGS = ("exact_frames", "pixel_multiple")
+INTERNAL_SETTINGS = ("exact_frames", "pixel_multiple", "names")
 
 
 class VideoPipeline:
@@ -288,11 +290,12 @@ class VideoPipeline:
     def request(self, prompt, *, seed=0, num_frames=None, num_keyframes=None, keyframe_stride=None, steps=None,
                 sampler=None, guidance_scale=None, image_guidance_scale=None, height=None, width=None, fps=None,
                 force_layout: bool = False, negative_prompt=None, guidance_rescale=None, churn=None, pc_steps=None,
-                pc_snr=None, exact_frames: bool = False, pixel_multiple: int | None = None) -> Request:
+                pc_snr=None, exact_frames: bool = False, pixel_multiple: int | None = None,
+                names: Mapping[str, str] = API_NAMES) -> Request:
         """Checks and completes every setting before any sampling (the CLI calls this too). A num_frames that no
         keyframe grid fits is made on the next longer grid and cut (Layout.trim_to), unless exact_frames.
         pixel_multiple: what height and width must be multiples of (default: both parts'; fill_between's frames
-        meet the interpolation part only)."""
+        meet the interpolation part only). names: how errors name the layout's settings (layout.API_NAMES)."""
         cfg = self.config
         num_frames, num_keyframes, keyframe_stride, steps, height, width = map(
             plain_number, (num_frames, num_keyframes, keyframe_stride, steps, height, width))
@@ -309,7 +312,7 @@ class VideoPipeline:
             layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
                                     default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
                                     max_gap=cfg.interpolation.max_gap, exact=exact_frames, strides=strides,
-                                    strides_of=strides_of)
+                                    strides_of=strides_of, names=names)
         except InputError as e:  # a length with a count: say what the length alone makes
             given = (num_frames, num_keyframes, 1 if keyframe_stride is None else keyframe_stride)
             if exact_frames or pixel_multiple is not None or not all(is_int(v) and v >= 1 for v in given):
@@ -322,7 +325,7 @@ class VideoPipeline:
                              sampler=sampler, guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
                              height=height, width=width, fps=fps, force_layout=force_layout,
                              negative_prompt=negative_prompt, guidance_rescale=guidance_rescale, churn=churn,
-                             pc_steps=pc_steps, pc_snr=pc_snr)
+                             pc_steps=pc_steps, pc_snr=pc_snr, names=names)
 
     def _need_keyframe_part(self, task: str) -> None:
         if self.keyframes is None:
