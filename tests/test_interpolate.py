@@ -45,6 +45,17 @@ def test_upconvert_of_a_pixelwise_fill_equals_the_whole_clip_fill(tile):
         assert len(seen) > 4 * 3  # several tiles per chunk
 
 
+@pytest.mark.parametrize("factor, said", [(0, "factor must be in [1, 256], got 0"),
+                                          (-1, "factor must be in [1, 256], got -1"),
+                                          (2.0, "factor must be an integer in [1, 256], got 2.0")])
+def test_upconvert_from_python_names_a_bad_factor(factor, said):
+    """upconvert is how docs/pipeline.md up-converts from Python: factor 0 failed as "slice step cannot be zero",
+    -1 and 2.0 as torch's errors about zeros()."""
+    with pytest.raises(InputError) as e:
+        upconvert(linear_blend, _clip(3, 8, 8), factor, progress=False)
+    assert str(e.value) == said
+
+
 def test_upconvert_blends_tiles_and_returns_input_frames_exactly():
     """A fill that adds a tile-dependent offset to the in-between frames: overlaps are blended (values between
     the two tiles' offsets), and the input frames stay exact whatever the fill does."""

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from vidiff.limits import offset_seed
+from vidiff.limits import MAX_STRIDE, check_int, offset_seed
 
 Fill = Callable[[torch.Tensor, int, int], torch.Tensor]  # (keyframes uint8 (K,H,W,3), stride, seed) -> frames
 
@@ -136,6 +136,8 @@ def upconvert_frames(fill: Fill, frames: Iterable[torch.Tensor], factor: int, *,
     so a clip of any length runs in the memory of one chunk. fill(keyframes, factor, seed) fills the gaps of one
     chunk of one tile; chunk i uses seed + i. The progress bar, labelled `desc`, counts output frames; `total`: the
     input's frame count if known, from which the bar's total follows; `leave`: the bar stays when done."""
+    # a Python caller's factor (docs/pipeline.md): 0 was "slice step cannot be zero", -1 and 2.0 torch's errors
+    factor = check_int(factor, "factor", 1, MAX_STRIDE)
     frames = iter(frames)
     keys = list(itertools.islice(frames, chunk))
     if len(keys) < 2:
