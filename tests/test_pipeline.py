@@ -1142,6 +1142,21 @@ def test_a_part_folder_or_the_pipeline_yaml_given_for_the_pipeline_names_its_fol
         VideoPipeline.from_pretrained(REPO / "docs")  # no pipeline around it: nothing more to say
 
 
+def test_the_docs_bundled_path_from_another_folder_names_the_installed_bundle(tmp_path, monkeypatch):
+    """from_pretrained("vidiff/bundled/real-interp"), as docs/pipeline.md writes it, in a notebook outside the
+    repository said only "no such folder"; it now names the installed bundle and how to reach it from anywhere."""
+    from vidiff.pipeline import VideoPipeline
+
+    monkeypatch.chdir(tmp_path)
+    bundle = (REPO / "vidiff" / "bundled" / "real-interp").resolve()
+    with pytest.raises(InputError) as e:
+        VideoPipeline.from_pretrained("vidiff/bundled/real-interp")
+    assert str(e.value) == (f"pipeline folder vidiff/bundled/real-interp: no such folder here ({tmp_path}); the "
+                            f'bundled one is importlib.resources.files("vidiff") / "bundled" / "real-interp": {bundle}')
+    with pytest.raises(InputError, match="^pipeline folder vidiff/bundled/nope: no such folder$"):
+        VideoPipeline.from_pretrained("vidiff/bundled/nope")  # no such bundle: nothing more to say
+
+
 def test_save_pretrained_refuses_paths_that_are_no_folder(pipe, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for bad, message in (("", "expected a folder path"), (None, "expected a folder path")):
