@@ -2,6 +2,7 @@ import dataclasses
 """The real stages on tiny models: conditioning draws, frame selection, VAE / diffusion losses through the loop."""
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from vidiff.config import from_dict
 from vidiff.training import conditioning as cond
@@ -222,6 +223,38 @@ def test_a_missing_vae_stops_a_latent_cache_run_before_its_first_step(tmp_path, 
     with pytest.raises(InputError, match=r"VAE part folder .*no-such-vae: model.safetensors not found"):
         LatentDiffusionStage(cfg, dataset=LatentClips())
     assert not (tmp_path / "keyframes").exists()
+
+
+def test_init_weights_of_another_model_or_a_run_folder_is_named_in_one_line(tmp_path):
+    """A part of other widths was named by a tensor the model lacks ("weights the model does not have:
+    ['down.1.0.res.skip.bias', ...]"), a run folder was a FileNotFoundError traceback once the model was built."""
+    from vidiff.errors import InputError
+    from vidiff.models import UNet3D, UNet3DConfig
+    from vidiff.parts import save_part
+    from vidiff.training.stages import LatentDiffusionStage
+
+    part = from_dict(UNet3DConfig, TINY_UNET)
+    save_part(tmp_path / "run" / "export", part, UNet3D(part).state_dict())
+    (tmp_path / "run" / "config.yaml").write_text("stage: keyframes\n")  # a run folder: the training config
+    export = str(tmp_path / "run" / "export")
+
+    def stage(**model):
+        return LatentDiffusionStage(latent_cfg(tmp_path, "keyframes", model={**TINY_UNET, **model},
+                                               init_weights=export), dataset=LatentClips())
+
+    with pytest.raises(InputError) as e:
+        stage(block_out_channels=[16, 16], pooled_text=True)
+    # the widths, not pooled_text: it only adds layers, which keep their initialisation
+    assert str(e.value) == (f"init_weights {export}: a part of another model, its weights cannot start this one "
+                            "(block_out_channels: [16, 32] in the part, [16, 16] in this run)")
+    with pytest.raises(InputError, match=r"num_head_channels: 16 in the part, 8 in this run\)$"):
+        stage(num_head_channels=8)
+    started = stage(pooled_text=True).model.denoiser.net.state_dict()
+    assert torch.equal(started["conv_in.weight"], load_file(f"{export}/model.safetensors")["conv_in.weight"])
+    with pytest.raises(InputError, match=r"run: a training run folder, not a part folder; its exported part is "
+                                         r".*run/export$"):
+        LatentDiffusionStage(latent_cfg(tmp_path, "keyframes", init_weights=str(tmp_path / "run")),
+                             dataset=LatentClips())
 
 
 def test_a_data_root_that_is_no_latent_cache_is_named_as_data_root(tmp_path):

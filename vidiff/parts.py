@@ -41,6 +41,7 @@ def load_part_config(folder: str | Path, config_cls: type[T]) -> T:
     folder = Path(folder)
     path = folder / CONFIG_NAME
     refuse_diffusers_folder(folder)
+    refuse_run_folder(folder)
     if not path.is_file():
         raise InputError(f"{folder}: not a model part folder (missing {CONFIG_NAME})")
     if not (folder / WEIGHTS_NAME).is_file():
@@ -84,6 +85,16 @@ def refuse_diffusers_folder(folder: Path) -> None:
             f".save({json.dumps(str(whole.parent / (whole.name + '-vidiff')))})")
     raise InputError(f"{folder}: a diffusers VAE folder (config.json), not a vidiff part folder ({CONFIG_NAME} + "
                      f"{WEIGHTS_NAME}); convert it once and give the new folder: python -c {shlex.quote(code)}")
+
+
+def refuse_run_folder(folder: Path) -> None:
+    """InputError when `folder` is a training run folder given for a part folder, naming its export/: its config.yaml
+    is the training config and it holds no weights of its own (`init_weights: runs/x` was a FileNotFoundError
+    traceback once the model was built, `--vae runs/x` "missing model.safetensors")."""
+    folder = Path(folder)
+    if not (folder / WEIGHTS_NAME).exists() and (folder / "export" / WEIGHTS_NAME).is_file():
+        raise InputError(f"{folder}: a training run folder, not a part folder; its exported part is "
+                         f"{folder / 'export'}")
 
 
 _KIND_NAMES = {"VAEConfig": "VAE", "UNet3DConfig": "U-Net (keyframes / interpolation)",

@@ -23,7 +23,7 @@ from torch import nn
 from vidiff.diffusion.cond import Cond
 from vidiff.random import SampleDraws, generator
 from vidiff.training import conditioning as cond
-from vidiff.training.finetune import load_initial_weights
+from vidiff.training.finetune import load_start_part
 from vidiff.training.stages import FrozenHelpers
 
 
@@ -76,7 +76,7 @@ class ControlStage(FrozenHelpers):
             "model")
         adapter = ControlAdapter(self.adapter_cfg)
         if cfg.init_weights is not None:  # e.g. the adapter of a base this one was fine-tuned from
-            load_initial_weights(adapter, load_part_weights(cfg.init_weights), cfg.init_weights)
+            load_start_part(adapter, cfg.init_weights, ControlAdapterConfig)
         net.attach_control(adapter)
         denoiser = Denoiser(net, cfg.diffusion.parameterization, cfg.diffusion.sigma_data, cfg.diffusion.anchor)
         self.model = ControlLoss(adapter, denoiser, cfg.diffusion.min_snr_gamma)

@@ -29,7 +29,7 @@ from vidiff.parts import save_part
 from vidiff.pipeline.trained import latent_space_id
 from vidiff.training import conditioning as cond
 from vidiff.training.direction_pairs import pair_batch
-from vidiff.training.finetune import freeze_parameters, load_initial_weights
+from vidiff.training.finetune import freeze_parameters, load_start_part
 from vidiff.random import SampleDraws
 from vidiff.training.windows import TrainingWindows
 
@@ -127,7 +127,7 @@ class FrozenHelpers:
 class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
     def __init__(self, cfg, dataset=None):
         from vidiff.diffusion import Denoiser
-        from vidiff.models import UNet3D
+        from vidiff.models import UNet3D, UNet3DConfig
 
         self.cfg = cfg
         self.model_cfg = cfg.model_config()
@@ -135,9 +135,7 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
                                       or self.model_cfg.gradient_checkpointing)
         net = UNet3D(net_cfg)
         if cfg.init_weights is not None:
-            from vidiff.parts import load_part_weights
-
-            load_initial_weights(net, load_part_weights(cfg.init_weights), cfg.init_weights)
+            load_start_part(net, cfg.init_weights, UNet3DConfig)
         freeze_parameters(net, cfg.train.freeze)
         denoiser = Denoiser(net, cfg.diffusion.parameterization, cfg.diffusion.sigma_data, cfg.diffusion.anchor)
         self.model = DiffusionLoss(denoiser, cfg.diffusion.min_snr_gamma)

@@ -10,7 +10,7 @@ from torch import nn
 
 from vidiff.parts import save_part
 from vidiff.random import SampleDraws
-from vidiff.training.finetune import freeze_parameters, load_initial_weights
+from vidiff.training.finetune import freeze_parameters, load_start_part
 from vidiff.training.stages import _strip, video_dataset
 
 
@@ -49,17 +49,15 @@ class VAELoss(nn.Module):
 
 class VAEStage:
     def __init__(self, cfg, dataset=None):
-        from vidiff.parts import load_part_config, load_part_weights
         from vidiff.vae import AutoencoderKL, VAEConfig
 
         self.model_cfg = cfg.model_config()
         self.loss_cfg = cfg.loss
         vae = AutoencoderKL(self.model_cfg)
         if cfg.init_weights is not None:
-            start = load_part_config(cfg.init_weights, VAEConfig)
+            start, _ = load_start_part(vae, cfg.init_weights, VAEConfig)
             self.model_cfg = vae.config = dataclasses.replace(self.model_cfg, shift_factor=start.shift_factor,
                                                               scaling_factor=start.scaling_factor)
-            load_initial_weights(vae, load_part_weights(cfg.init_weights), cfg.init_weights)
         freeze_parameters(vae, cfg.train.freeze)
         # With the encoder side frozen the latent space must not move under the diffusion models trained in it:
         # the start part's latent normalisation is kept rather than measured again on these (differently cut) clips.
