@@ -33,6 +33,10 @@ def test_world_size_mismatch_is_refused_with_both_numbers():
     assert "WORLD_SIZE=2" in msg and "set up 1" in msg and "--multi_gpu" in msg and "\n" not in msg
     check_processes(_accelerator(2, "DistributedType.MULTI_CPU"), {"WORLD_SIZE": "2"})  # agree: no error
     check_processes(_accelerator(1), {})  # no launcher: one process
+    cpu_launch = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    with pytest.raises(InputError, match="started one process, whatever --num_processes asked"):
+        check_processes(_accelerator(1), cpu_launch)  # `accelerate launch --num_processes 2 --cpu`
+    check_processes(_accelerator(1), {"ACCELERATE_USE_CPU": "True"})  # `accelerate launch --cpu`: one, as asked
     with pytest.raises(InputError, match="DeepSpeed"):
         check_processes(_accelerator(2, "DistributedType.DEEPSPEED"), {"WORLD_SIZE": "2"})
     with pytest.raises(InputError, match="DeepSpeed"):  # on CPU Accelerate ignores the request and sets up DDP

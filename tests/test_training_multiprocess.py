@@ -71,3 +71,23 @@ def test_a_run_of_two_processes_is_not_resumed_by_one_at_half_the_batch(tmp_path
     assert [r["step"] for r in again] == list(range(1, 21))
     for ra, rb in zip(full, again):
         assert abs(ra["loss"] - rb["loss"]) <= 1e-5 * max(1.0, abs(ra["loss"])), (ra, rb)
+
+
+def test_a_cpu_launch_of_two_processes_is_refused_before_anything_is_written(tmp_path):
+    """`accelerate launch --num_processes 2 --cpu` runs the script once (Accelerate's simple launcher): the run
+    trained alone at half the global batch asked for, without a word."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env.pop("MASTER_ADDR", None)
+    config = _config(tmp_path / "two.yaml", tmp_path / "two", batch=2)
+    accelerate = Path(sys.executable).parent / "accelerate"
+    launch = [str(accelerate), "launch", "--cpu", "--num_machines", "1", "--mixed_precision", "no",
+              "--dynamo_backend", "no", "-m", "vidiff.train", "--config", str(config)]
+    proc = subprocess.run(launch[:2] + ["--num_processes", "2"] + launch[2:], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "vidiff: error: `accelerate launch --cpu` started one process, whatever --num_processes asked" \
+        in proc.stderr
+    assert not (tmp_path / "two").exists()
+    proc = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)  # one process, as asked
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["processes"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl")] == [1] * 20

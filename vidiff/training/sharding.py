@@ -39,6 +39,13 @@ def check_processes(accelerator, env=None) -> None:
             f"{accelerator.num_processes} ({accelerator.distributed_type}): each would train alone into the same "
             "run folder. On CPU launch with `accelerate launch --multi_gpu --num_processes N` (DDP, gloo) or "
             "configs/accelerate/fsdp.yaml; on GPUs check that every process sees a CUDA device")
+    # `accelerate launch --cpu` runs the script once with Accelerate's simple launcher whatever --num_processes
+    # says; with more than one asked it sets MASTER_ADDR and no WORLD_SIZE, and the run trained alone, unsaid
+    if (accelerator.num_processes == 1 and "WORLD_SIZE" not in env and "MASTER_ADDR" in env
+            and _flag(env, "ACCELERATE_USE_CPU")):
+        raise InputError("`accelerate launch --cpu` started one process, whatever --num_processes asked (Accelerate "
+                         "runs a --cpu launch once); for N processes on CPU launch `accelerate launch --multi_gpu "
+                         "--num_processes N` without --cpu (DDP, gloo), for one drop --num_processes")
     if str(accelerator.distributed_type).endswith("DEEPSPEED") or _flag(env, "ACCELERATE_USE_DEEPSPEED"):
         raise InputError("DeepSpeed is not supported by `vidiff train` (docs/training.md, 'DeepSpeed'): use "
                          "configs/accelerate/fsdp.yaml for sharded training or configs/accelerate/ddp.yaml")
