@@ -178,6 +178,24 @@ def test_dataset_returns_exact_tensors(tmp_path, dtype):
         ds[7]
 
 
+def test_the_contents_digest_tells_a_cache_built_again_with_other_clips(tmp_path):
+    """A training checkpoint records it (training/sample_stream.py: check_same_data): a cache built again in the same
+    folder with a clip more, or another caption, was resumed on without a word."""
+    kwargs = dict(shard_size=4, batch_size=2, dtype="float32", progress=False)
+
+    def digest(name, clips):
+        build_latent_cache(clips, FakeVAE(), FakeText(), tmp_path / name, **kwargs)
+        return LatentCacheDataset(tmp_path / name).contents_sha256()
+
+    class Recaptioned(FakeClips):
+        def __getitem__(self, i):
+            return {**super().__getitem__(i), **({"caption": "a green circle"} if i == 5 else {})}
+
+    same = digest("a", FakeClips(6))
+    assert digest("b", FakeClips(6)) == same
+    assert len({same, digest("c", FakeClips(7)), digest("d", Recaptioned(6))}) == 3
+
+
 def test_refuses_inconsistent_cache(tmp_path):
     build_latent_cache(FakeClips(6), FakeVAE(), FakeText(), tmp_path / "a", shard_size=3, progress=False)
     build_latent_cache(FakeClips(5), FakeVAE(), FakeText(), tmp_path / "b", shard_size=3, progress=False)

@@ -406,3 +406,46 @@ def test_previews_asked_of_a_stage_that_draws_none_are_warned(tmp_path):
     with pytest.warns(UserWarning, match=r"train.preview_every 2: this run writes no previews \(the toy stage"):
         run = train(toy(tmp_path, max_steps=2, preview_every=2))
     assert not (run / "previews").exists()
+
+
+def test_a_resume_on_changed_clips_is_refused_naming_the_change(tmp_path, caplog):
+    """A clip added to (or removed from, or recaptioned in) the video folder between runs: `--resume auto` went on
+    without a word, drawing other samples at every step than the run it continued (the order is a permutation of
+    the clips). Refused now without --force, before anything is written; the same clips resume as before."""
+    import numpy as np
+
+    from vidiff import io
+    from vidiff.training.vae_stage import VAEStage
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for k in range(3):
+        io.write_video(clips / f"c{k}.mp4", np.full((6, 16, 16, 3), 40 * k + 20, np.uint8), fps=8)
+        (clips / f"c{k}.txt").write_text(f"clip {k}")
+
+    def run(steps, **kw):
+        cfg = validate(from_dict(TrainConfig, {
+            "stage": "vae", "output_dir": str(tmp_path / "run"),
+            "model": {"latent_channels": 4, "block_out_channels": [8, 8], "layers_per_block": 1, "norm_groups": 4,
+                      "mid_attention": False},
+            "data": {"kind": "video_folder", "root": str(clips), "num_frames": 2, "size": 16},
+            "train": {"max_steps": steps, "batch_size": 2, "log_every": 1, "checkpoint_every": 2, "num_workers": 0}}))
+        return train(cfg, stage=VAEStage(cfg), **kw)
+
+    folder = run(2)
+    written = {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    (clips / "sub").mkdir()
+    io.write_video(clips / "sub" / "c3.mp4", np.full((6, 16, 16, 3), 200, np.uint8), fps=8)
+    with pytest.raises(InputError, match=r"^data.root: the data changed since .*step_00000002 was written \(3 clips "
+                                         r"then, 4 now\): .*pass --force to go on with the data as it is$"):
+        run(4, resume="auto")
+    (clips / "sub" / "c3.mp4").unlink()
+    (clips / "c1.txt").write_text("clip one")
+    with pytest.raises(InputError, match=r"\(as many clips, 3, but other files or captions\)"):
+        run(4, resume="auto")
+    assert {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} == written  # nothing written
+    with caplog.at_level("WARNING", logger="vidiff"):
+        run(4, resume="auto", force=True)
+    assert "going on with it as it is (--force)" in caplog.text
+    run(6, resume="auto")  # the step-4 checkpoint recorded the clips it went on with
+    assert [r["step"] for r in read_metrics(folder / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]

@@ -61,6 +61,13 @@ class LatentCacheDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.index["num_clips"]
 
+    def contents_sha256(self) -> str:
+        """The shards' checksums, from the index: a checkpoint records it, so that a run resumed on a cache built
+        again in its folder is told (training/sample_stream.py: check_same_data)."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps([s["sha256"] for s in self.shards]).encode()).hexdigest()
+
     def _handle(self, s: int):
         from safetensors import safe_open
 

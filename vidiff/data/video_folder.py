@@ -180,6 +180,14 @@ class VideoFolderDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def contents_sha256(self) -> str:
+        """Which clips the folder gives, with their captions: a checkpoint records it, so that a run resumed after
+        clips were added, removed or recaptioned is told (training/sample_stream.py: check_same_data)."""
+        import hashlib
+
+        clips = [[path.relative_to(self.root).as_posix(), caption] for path, _, _, caption in self.items]
+        return hashlib.sha256(json.dumps(clips).encode()).hexdigest()
+
     def clip_start(self, index: int) -> int:
         """The random start of clip `index` this epoch: a function of (seed, epoch, index) only."""
         rng = np.random.default_rng([self.seed, self.epoch, index])

@@ -31,7 +31,7 @@ from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
 from vidiff.training.lr import lr_at, set_lr
 from vidiff.training.optimizer import adamw_implementation, align_gradients, keep_implementation
-from vidiff.training.sample_stream import make_loader
+from vidiff.training.sample_stream import check_same_data, data_record, make_loader
 from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, shard_model,
                                       shard_optimizer_state)
 from vidiff.training.stage import Stage
@@ -191,6 +191,7 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
                              f"(train.batch_size x train.grad_accum x processes), this launch on {per_step} "
                              f"({t.batch_size} x {t.grad_accum} x {accelerator.num_processes}): launch it with as many "
                              "processes as before, or pass --force to go on anyway")
+        check_same_data(resume_from, state.pop("data", None), stage.dataset, force)
         log.info("resumed from %s at step %d", resume_from, state["step"])
         del tensors
     elif force and accelerator.is_main_process and (run_dir / "checkpoints").exists():
@@ -232,6 +233,7 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
             pos = {**state, "step": step_done, "ema_updates": ema.num_updates,
                    "epoch": step_done * global_batch // len(stage.dataset),
                    "sample_offset": step_done * global_batch,
+                   "data": data_record(stage.dataset),  # a resume on changed data is refused, naming it
                    "grad_scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
                    # checkpoint_every need not be a multiple of log_every: the next metrics line also covers
                    # the steps logged since the last one (Python floats round-trip through JSON exactly)

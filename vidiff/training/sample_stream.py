@@ -3,12 +3,15 @@ Each rank loads only its own ids (vidiff/random.py: global_sample_ids), so the d
 of ranks, and the position in the stream is given by the step alone, which makes resume exact."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import torch
 
 from vidiff.errors import InputError
 from vidiff.random import epoch_permutation, global_sample_ids
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from vidiff.training.config import TrainConfig
@@ -81,6 +84,31 @@ def make_loader(dataset, cfg: TrainConfig, start: int, rank: int, world: int):
     sampler = _StreamBatches(len(dataset), t.seed, start, t.max_steps, t.batch_size, t.grad_accum, rank, world)
     return torch.utils.data.DataLoader(_Indexed(dataset), batch_sampler=sampler, num_workers=t.num_workers,
                                        worker_init_fn=quiet_worker if t.num_workers else None)
+
+
+def data_record(dataset) -> dict | None:
+    """What a checkpoint records of the data its run read: the number of clips and a digest of which they are (a
+    video folder's clips and captions, a latent cache's shards), from the dataset's `contents_sha256`; None for
+    data drawn from the config alone (Shapes, crops of a corpus), which the config hash covers."""
+    digest = getattr(dataset, "contents_sha256", None)
+    return {"clips": len(dataset), "sha256": digest()} if callable(digest) else None
+
+
+def check_same_data(checkpoint, recorded, dataset, force: bool) -> None:
+    """A resume on data that changed since the checkpoint (clips added, removed, replaced or recaptioned) draws other
+    samples at every step than the run it continues, as a changed config would: refused without --force, naming the
+    change (it went on without a word). A checkpoint from before the record is not checked."""
+    now = data_record(dataset)
+    if not isinstance(recorded, dict) or now is None or recorded == now:
+        return
+    change = (f"{recorded.get('clips')} clips then, {now['clips']} now" if recorded.get("clips") != now["clips"] else
+              f"as many clips, {now['clips']}, but other files or captions")
+    if force:
+        log.warning("data.root: the data changed since %s was written (%s): going on with it as it is (--force)",
+                    checkpoint, change)
+        return
+    raise InputError(f"data.root: the data changed since {checkpoint} was written ({change}): the run would go on "
+                     "drawing other samples than it was; pass --force to go on with the data as it is")
 
 
 def quiet_worker(worker_id: int) -> None:
