@@ -229,6 +229,14 @@ def test_a_refused_resume_names_the_setting_in_one_short_line():
     message = _difference("dataset", cached, {**cached, "root": "runs/b/shapes"})
     assert message == "dataset.root (--videos): 'runs/a/shapes' in the cache, 'runs/b/shapes' now"
     message = _difference("dataset", cached, {**cached, "windows": windows[:-1]})
+    # a clip more changes the captions' digest too: the windows say what changed, the captions only that one did
+    message = _difference("dataset", {**cached, "captions_sha256": "a"}, {**cached, "windows": windows + [
+        ["sub/new.mp4", 0]], "captions_sha256": "b"})
+    assert message.endswith("2000 in the cache, 2001 now; the first that differs, window 2000: none in the cache, "
+                            "['sub/new.mp4', 0] now")
+    assert _difference("dataset", {**cached, "captions_sha256": "a"}, {**cached, "captions_sha256": "b"}) == \
+        "dataset.captions_sha256 (a caption of --videos changed): 'a' in the cache, 'b' now"
+    message = _difference("dataset", cached, {**cached, "windows": windows[:-1]})
     assert message.startswith("dataset.windows (where each window of --videos starts;") and len(message) < 250
     assert message.endswith(": 2000 in the cache, 1999 now; the first that differs, window 1999: "
                             "['clip_001999.mp4', 0] in the cache, none now")

@@ -133,8 +133,9 @@ def _settings(dataset, vae, text_encoder, shard_size: int, batch_size: int, dtyp
 
 
 # what follows from other settings: a difference in it is named only when no setting differs, the window list
-# first (it says which window differs; the counts only that one does)
-_DERIVED = ("windows", "length", "num_clips")
+# first (it says which window differs; the counts only that one does), then the captions, which are listed per
+# clip: a clip added to --videos was named as "a caption of --videos changed"
+_DERIVED = ("windows", "captions_sha256", "length", "num_clips")
 # the `vidiff data cache` option behind a setting, named beside it
 _FLAGS = {"dataset.root": "--videos", "dataset.num_frames": "--frames", "dataset.size": "--size",
           "dataset.stride": "--stride", "dataset.fps": "--fps", "dataset.hop": "--hop",
