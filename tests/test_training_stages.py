@@ -304,3 +304,25 @@ def test_grammar_captions_resume_to_the_same_weights(tmp_path):
     want, got = (load_file(folder / "checkpoints" / "step_00000006" / "model.safetensors") for folder in (run, resumed))
     assert want.keys() == got.keys()
     assert [k for k in want if not torch.equal(want[k], got[k])] == []
+
+
+def test_stored_captions_the_grammar_cannot_read_stop_the_run_before_its_first_step(tmp_path):
+    """A latent cache of Shapes clips and one clip of the user's own: with conditioning.captions=shapes_grammar the
+    run stopped at the step that first drew that clip (minutes in on a large cache); the stored captions are read
+    when the stage is built now."""
+    from vidiff.errors import InputError
+    from vidiff.training.stages import LatentDiffusionStage
+
+    class Stored(CaptionedClips):  # lists its captions, as a latent cache and a video folder do
+        def __init__(self, extra):
+            super().__init__(n=len(self.CAPTIONS) * 2 + len(extra))
+            self.captions = [self[i]["caption"] for i in range(len(self.CAPTIONS) * 2)] + list(extra)
+
+    cfg = latent_cfg(tmp_path, "interpolation", conditioning={"min_gap": 2, "max_gap": 5, "captions": "shapes_grammar"})
+    with pytest.raises(InputError) as e:
+        LatentDiffusionStage(cfg, dataset=Stored(["a white cockatoo", "", "a white cockatoo"]))
+    assert str(e.value) == ("conditioning.captions=shapes_grammar: 3 of 11 captions of data.root name no Shapes "
+                            "colour, shape and direction (e.g. 'a white cockatoo'); for your own captions set "
+                            "conditioning.captions=dataset (docs/training.md, 'Your own videos')")
+    LatentDiffusionStage(cfg, dataset=Stored(["a green triangle moving up"]))
+    LatentDiffusionStage(latent_cfg(tmp_path, "interpolation"), dataset=Stored(["a white cockatoo"]))  # its own

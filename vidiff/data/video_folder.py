@@ -177,6 +177,11 @@ class VideoFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def captions(self) -> list[str]:
+        """Each clip's caption, in item order (as a latent cache lists them)."""
+        return [caption for _, _, _, caption in self.items]
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 

@@ -124,6 +124,24 @@ class FrozenHelpers:
         return self._vae
 
 
+OWN_CAPTIONS = "for your own captions set conditioning.captions=dataset (docs/training.md, 'Your own videos')"
+
+
+def check_grammar_captions(dataset) -> None:
+    """conditioning.captions=shapes_grammar reads a colour, shape and direction in every stored caption. The captions
+    a dataset lists (a latent cache's, a video folder's) are read before the first step: one the grammar cannot read
+    stopped the run at the step that first drew it, minutes in on a large cache."""
+    from vidiff.data.shapes import parse_caption
+
+    stored = getattr(dataset, "captions", None)
+    bad = {c for c in dict.fromkeys(stored or ()) if None in parse_caption(c)}
+    if bad:
+        first = next(c for c in stored if c in bad)
+        raise InputError(f"conditioning.captions=shapes_grammar: {sum(c in bad for c in stored)} of {len(stored)} "
+                         f"captions of data.root name no Shapes colour, shape and direction (e.g. "
+                         f"{short_repr(first, 80)}); {OWN_CAPTIONS}")
+
+
 class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
     def __init__(self, cfg, dataset=None):
         from vidiff.diffusion import Denoiser
@@ -154,6 +172,8 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
             self.dataset = window_cache_dataset(cfg)
         else:
             self.dataset = video_dataset(cfg)
+        if cfg.conditioning.captions == "shapes_grammar":
+            check_grammar_captions(self.dataset)
         self.preview = self._preview if cfg.stage == "keyframes" and cfg.vae else None
         # the export records the VAE's latent space: read now, so a missing or damaged `vae` stops the run before
         # its first step (read from a latent cache, the VAE was first touched at the export, after the training)
@@ -192,8 +212,7 @@ class LatentDiffusionStage(FrozenHelpers, TrainingWindows):
             attributes = parse_caption(caption)
             if None in attributes:
                 raise InputError(f"conditioning.captions=shapes_grammar: caption {short_repr(caption, 80)} does not "
-                                 "name a Shapes colour, shape and direction; for your own captions set "
-                                 "conditioning.captions=dataset (docs/training.md, 'Your own videos')")
+                                 f"name a Shapes colour, shape and direction; {OWN_CAPTIONS}")
             out.append(draw_caption(*attributes, draws.gen(i, "caption"), c.plain_caption_prob, paths))
         return out
 
