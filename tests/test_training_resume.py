@@ -449,3 +449,19 @@ def test_a_resume_on_changed_clips_is_refused_naming_the_change(tmp_path, caplog
     assert "going on with it as it is (--force)" in caplog.text
     run(6, resume="auto")  # the step-4 checkpoint recorded the clips it went on with
     assert [r["step"] for r in read_metrics(folder / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_checkpoint_of_another_run_folder_names_the_keys_that_changed(tmp_path):
+    """`--resume PATH` to another run folder's checkpoint (a branch into a new output_dir) read only the new folder's
+    config.yaml, which it has none of: the refusal named two hashes, and a longer train.max_steps was refused too."""
+    first = train(toy(tmp_path))
+    cfg = toy(tmp_path / "branch")
+    checkpoint = first / "checkpoints" / "step_00000008"
+    other = replace(cfg, optimizer=replace(cfg.optimizer, lr=0.02))
+    with pytest.raises(InputError, match=r"step_00000008: the config changed since this checkpoint was written "
+                                         r"\(changed: optimizer.lr\); pass --force"):
+        train(other, resume=str(checkpoint))
+    longer = replace(cfg, train=replace(cfg.train, max_steps=16))
+    with pytest.warns(UserWarning, match="train.max_steps 12 -> 16: resuming at step 8"):
+        branch = train(longer, resume=str(checkpoint))
+    assert [r["step"] for r in read_metrics(branch / "metrics.jsonl")] == list(range(9, 17))

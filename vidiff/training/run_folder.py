@@ -130,13 +130,16 @@ def _train_longer(resume_from: Path, before: int, now: int) -> None:
 
 def check_same_config(run_dir: Path, resume_from: Path, written_hash: str, cfg, force: bool) -> None:
     """Refuses to resume under another config than the checkpoint's (unless --force), naming the keys that changed
-    where the run folder's config.yaml is the one the checkpoint was written under. Another train.max_steps alone is
+    where the run folder's config.yaml, or that of the checkpoint's own run folder, is the one it was written under. Another train.max_steps alone is
     resumed with a warning (_train_longer)."""
     from vidiff.training.config import HASH_IGNORED, config_hash
 
     if force or written_hash == config_hash(cfg):
         return
-    before = _config_that_wrote(run_dir / "config.yaml", written_hash)
+    # a checkpoint of another run folder (--resume PATH, e.g. a branch of an earlier run into a new output_dir) was
+    # written under that folder's config.yaml: the keys that changed were not named, only two hashes
+    before = (_config_that_wrote(run_dir / "config.yaml", written_hash)
+              or _config_that_wrote(resume_from.parent.parent / "config.yaml", written_hash))
     if before is None:
         detail = f"hash {written_hash[:12]} vs {config_hash(cfg)[:12]}"
     else:
