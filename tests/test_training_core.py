@@ -165,6 +165,13 @@ def test_ranges_and_a_too_short_latent_cache_are_refused_before_anything_loads(t
     with pytest.raises(ConfigError, match="clips have 17 frames, fewer than the 41"):
         load_train_config(configs / "shapes-keyframes.yaml", over)
     load_train_config(configs / "shapes-keyframes.yaml", over + ["conditioning.max_keyframes=4"])  # spans 16
+    # a cache of 8-frame clips under gaps up to 8: gap 8 was never drawn, yet the part recorded it as trained
+    (cache / "index.json").write_text(json.dumps({"shapes": {"latents": [4, 8, 16, 16]}}))
+    with pytest.raises(ConfigError, match=r"clips have 8 frames, fewer than the 9 of the largest window "
+                                          r"\(conditioning.max_gap \+ 1\); lower conditioning.max_gap"):
+        load_train_config(configs / "shapes-interpolation.yaml", over)
+    load_train_config(configs / "shapes-interpolation.yaml", over + ["conditioning.max_gap=7"])
+    (cache / "index.json").write_text(json.dumps({"shapes": {"latents": [4, 17, 16, 16]}}))
     # the index is read as the dataset reads it: a FIFO in its place returns at once (it blocked the config load)
     import os
     import subprocess

@@ -251,9 +251,12 @@ def _check_cache_frames(cfg: TrainConfig, shape: tuple[int, ...] | None) -> None
         raise ConfigError(f"data.root: the latent cache's clips have {frames} frames, fewer than the "
                           f"{c.max_keyframe_span()} that the largest keyframe layout spans (conditioning.max_keyframes "
                           "at conditioning.max_keyframe_stride); lower them or cache longer clips (--frames)")
-    if cfg.stage == "interpolation" and c.min_gap + 1 > frames:
-        raise ConfigError(f"data.root: the latent cache's clips have {frames} frames, fewer than "
-                          f"conditioning.min_gap + 1 ({c.min_gap + 1})")
+    # the gaps past the clips were never drawn (windows.py keeps them within the clip), while the exported part
+    # recorded them as trained (trained_on.yaml: num_frames up to max_gap + 1) and the pipeline filled them
+    if cfg.stage == "interpolation" and c.max_gap + 1 > frames:
+        raise ConfigError(f"data.root: the latent cache's clips have {frames} frames, fewer than the "
+                          f"{c.max_gap + 1} of the largest window (conditioning.max_gap + 1); lower conditioning.max_gap "
+                          "or cache longer clips (--frames)")
 
 
 def _check_cache_vae(cfg: TrainConfig, cached: str | None) -> None:
