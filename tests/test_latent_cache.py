@@ -465,7 +465,7 @@ def test_a_training_vae_other_than_the_caches_is_refused(tmp_path):
     from pathlib import Path
 
     recipe = Path(__file__).resolve().parents[1] / "configs" / "shapes-interpolation.yaml"
-    over = [f"data.root={tmp_path / 'cache'}"]
+    over = [f"data.root={tmp_path / 'cache'}", "data.size=32", "conditioning.max_gap=7"]  # 8 frames of 32 px
     with pytest.raises(ConfigError, match=f"vae: {tmp_path / 'other'} is not the VAE the latent cache data.root "
                                           f"{tmp_path / 'cache'} was encoded with"):
         load_train_config(recipe, over + [f"vae={tmp_path / 'other'}"])

@@ -184,6 +184,25 @@ def test_ranges_and_a_too_short_latent_cache_are_refused_before_anything_loads(t
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_a_data_size_other_than_the_latent_caches_is_refused(tmp_path):
+    """A run on a latent cache reads no frames: data.size 32 on a cache of 64 px clips trained the part on 16x16
+    latents, and the export wrote height / width 32 to pipeline.yaml, which then generated at 8x8 latents."""
+    import json
+
+    from vidiff.training.config import load_train_config
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "shapes-keyframes.yaml"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for size in ([64, 64], 64):  # `vidiff data cache --size 64`, and a ShapesDataset's own size
+        (cache / "index.json").write_text(json.dumps({"shapes": {"latents": [4, 41, 16, 16]},
+                                                      "dataset": {"size": size}}))
+        with pytest.raises(ConfigError, match=r"^data.size: 32, but the latent cache data.root holds 64x64 frames "
+                                              r"\(`vidiff data cache --size 64`\); set data.size=64$"):
+            load_train_config(config, [f"data.root={cache}", "data.size=32"])
+        assert load_train_config(config, [f"data.root={cache}"]).data.size == 64
+
+
 def test_a_data_kind_the_stage_does_not_read_is_refused(tmp_path):
     """The vae stage read `data.kind: latent_cache` as a video folder (it trained on data.root's clips), and the
     control stage ignored `data.kind` and `data.root` altogether (it renders Shapes clips)."""

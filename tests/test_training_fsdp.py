@@ -99,7 +99,7 @@ class _PoolVAE(torch.nn.Module):
 def _write_config(path: Path, out: Path, cache: Path) -> Path:
     path.write_text(yaml.safe_dump({
         "stage": "keyframes", "output_dir": str(out), "model": TINY_UNET,
-        "data": {"kind": "latent_cache", "root": str(cache), "num_frames": 8},
+        "data": {"kind": "latent_cache", "root": str(cache), "num_frames": 8, "size": 16},
         "conditioning": {"num_keyframes": 4, "keyframe_stride": 2},
         "optimizer": {"lr": 2e-3, "warmup_steps": 3},
         "train": {"max_steps": STEPS, "batch_size": 2, "log_every": 1, "checkpoint_every": KILL_AT,

@@ -140,6 +140,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
         index = cache_index(d.root)  # once: an index lists every clip's caption, and can be large
         _check_cache_frames(cfg, latent_shape_of(index))
+        _check_cache_size(cfg, index)
         _check_cache_vae(cfg, latent_space_of(index))
         _check_cache_text(cfg, index)
     if cfg.stage == "keyframes" and d.kind != "latent_cache":
@@ -231,6 +232,17 @@ def _check_frame_size(cfg: TrainConfig) -> None:
     if d.size % factor:
         raise ConfigError(f"data.size: {d.size} is not a multiple of {what} downsampling factor {factor} (e.g. "
                           f"{d.size // factor * factor or factor})")
+
+
+def _check_cache_size(cfg: TrainConfig, index: dict | None) -> None:
+    """data.size against the frame size a latent cache was encoded at (`vidiff data cache --size`, in its index): a
+    run on a cache reads no frames, so data.size went only to the exported pipeline.yaml as its height and width, and
+    32 set on a cache of 64 px clips made the pipeline generate at a size its part never saw (warned at each call)."""
+    size = (index.get("dataset") or {}).get("size") if isinstance(index, dict) else None
+    size = [size, size] if isinstance(size, int) else size
+    if isinstance(size, list) and len(size) == 2 and size[0] == size[1] and size[0] != cfg.data.size:
+        raise ConfigError(f"data.size: {cfg.data.size}, but the latent cache data.root holds {size[0]}x{size[1]} "
+                          f"frames (`vidiff data cache --size {size[0]}`); set data.size={size[0]}")
 
 
 def _check_cache_frames(cfg: TrainConfig, shape: tuple[int, ...] | None) -> None:
