@@ -328,3 +328,39 @@ def test_written_clips_state_the_colour_matrix_their_frames_were_converted_with(
                                  src_color_range=frame.color_range).to_ndarray()
         assert np.abs(rgb[:, 8:40].astype(int) - (30, 200, 60)).max() <= 3, suffix
         assert np.abs(rgb[:, 56:88].astype(int) - (220, 30, 30)).max() <= 3, suffix
+
+
+def test_a_path_under_home_is_read_and_written_there(tmp_path, monkeypatch, capsys):
+    """write_video("~/x.gif", ...) said "folder ~ does not exist" and read_video("~/clip.mp4") looked for a folder
+    named "~" in the working directory; "~" is the home folder for every reader and writer, as from_pretrained
+    takes it, and so for a "~/..." quoted on the command line."""
+    from PIL import Image
+
+    from vidiff.cli import main
+    from vidiff.eval.fvd import clip_names, load_network, video_files
+    from vidiff.output_safety import check_output
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    (home / "clips").mkdir(parents=True), cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    frames = shapes_frames(num_frames=4, h=32, w=32)
+    assert io.write_video("~/clips/x.gif", frames, fps=8) == home / "clips" / "x.gif"
+    assert io.read_video("~/clips/x.gif")[0].shape == (4, 32, 32, 3)
+    assert io.read_video("~/clips/x.gif", num_frames=2, start=1)[0].shape == (2, 32, 32, 3)
+    assert io.probe_video("~/clips/x.gif").num_frames == 4
+    assert io.count_frames("~/clips/x.gif") == 4
+    Image.fromarray(frames[0]).save(home / "a.png")
+    assert io.read_image("~/a.png").shape == (32, 32, 3) and io.image_size("~/a.png") == (32, 32)
+    io.check_image("~/a.png")
+    assert io.check_folder("~/clips", "X") == home / "clips"
+    assert io.list_video_files(Path("~")) == [home / "clips" / "x.gif"]
+    files = video_files("~", "FOLDER")
+    assert clip_names(files, "~") == ["clips/x.gif"]
+    assert check_output("~/out.mp4") == home / "out.mp4"
+    with pytest.raises(InputError, match=f"{home}/net.pt"):  # looked up in the home folder, not found there
+        load_network("~/net.pt")
+    (home / "clips" / "x.txt").write_text("a red circle moving right")
+    assert main(["eval", "shapes", "~/clips"]) == 0
+    assert ["colour", "1", "1", "100.0%"] in [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert list(cwd.iterdir()) == []

@@ -101,8 +101,10 @@ class VideoInfo:
 
 
 def check_file(path: str | os.PathLike) -> Path:
-    """Returns `path` as a Path if it is a readable, non-empty regular file; never opens FIFOs or devices."""
-    path = Path(path)
+    """Returns `path` as a Path if it is a readable, non-empty regular file; never opens FIFOs or devices. A
+    leading "~" is the user's home folder here and in every function of this module that takes a path, as
+    VideoPipeline.from_pretrained reads it ("~/clip.mp4" looked for a folder named "~")."""
+    path = Path(path).expanduser()
     try:
         st = os.stat(path)  # follows symlinks: a dangling link is "not found"
     except FileNotFoundError:
@@ -127,6 +129,7 @@ def check_folder(path: str | os.PathLike, what: str) -> Path:
     device; one rule for every folder a command takes."""
     from vidiff.output_safety import shown
 
+    path = Path(path).expanduser()
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):  # NotADirectoryError: a file on the way (clip.mp4/x)
@@ -137,7 +140,7 @@ def check_folder(path: str | os.PathLike, what: str) -> Path:
         raise InputError(f"{what} {shown(path)}: is a file, not a folder")
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(f"{what} {shown(path)}: is not a folder (FIFO, device or socket)")
-    return Path(path)
+    return path
 
 
 # ---- probe --------------------------------------------------------------------------------------------
@@ -150,11 +153,12 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
     Raises VideoDecodeError naming the file when it is missing, not a video, has no video stream or
     claims more pixels, frames or seconds than the limits allow.
     """
+    path = Path(path).expanduser()
     info = _probe_header(path, limits)
     if info.hdr:
         log.warning("%s is HDR (%s transfer): its colours are read as stored, without tone mapping, so they look "
                     "flatter and paler than a player shows them", path, info.hdr)
-    rotation = display_rotation(Path(path))  # a frame's side data: one frame decoded, within the limits checked
+    rotation = display_rotation(path)  # a frame's side data: one frame decoded, within the limits checked
     turned = rotation % 180 != 0
     sar = info.sample_aspect
     return replace(info, width=info.height if turned else info.width,
@@ -282,6 +286,7 @@ def read_video(
     import torch
 
     num_frames, stride, start, fps = _check_selection(num_frames, stride, start, fps)
+    path = Path(path).expanduser()
     if backend not in ("auto", "decord", "pyav"):
         raise InputError(f"backend must be 'auto', 'decord' or 'pyav', got {backend!r}")
     limits = limits or DEFAULT_LIMITS
@@ -293,7 +298,6 @@ def read_video(
         info = replace(info, fps=float(source_fps))
     step = frame_step(info.fps, stride, fps)
     out_fps = info.fps / step
-    path = Path(path)
     if backend == "decord" and not _decord_available():
         raise InputError("backend='decord' was requested but decord is not installed")
     if backend == "decord" and info.video_streams > 1:  # decord takes FFmpeg's "best" stream, not the first
@@ -326,8 +330,9 @@ def iter_video(path: str | os.PathLike, *, num_threads: int = 0, limits: VideoLi
     header's, more frames than `limits.max_frames` or a damaged stream raise VideoDecodeError while iterating.
     `convert=False` yields PyAV's frames as decoded, with the same checks (for counting them)."""
     limits = limits or DEFAULT_LIMITS
+    path = Path(path).expanduser()
     info = _probe_header(path, limits)  # the frames' stored size: iter_pyav checks it before turning them
-    return iter_pyav(Path(path), info.width, info.height, limits.max_frames, num_threads, convert=convert)
+    return iter_pyav(path, info.width, info.height, limits.max_frames, num_threads, convert=convert)
 
 
 def count_frames(path: str | os.PathLike, at_most: int | None = None) -> int:
@@ -348,7 +353,7 @@ def list_video_files(folder: Path, suffixes: tuple[str, ...] = READABLE_SUFFIXES
     only). Subfolders are walked, not through symlinks; hidden names (temporary writes) are ignored, files and
     folders. Of any file type (a FIFO or a folder named x.mp4 is returned, so that the caller says it is not a
     clip); the caller checks `folder` is a folder."""
-    out, stack = [], [folder]
+    out, stack = [], [Path(folder).expanduser()]
     while stack:
         for entry in sorted(os.scandir(stack.pop()), key=lambda e: e.name):
             if entry.name.startswith("."):

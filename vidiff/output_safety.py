@@ -89,10 +89,11 @@ def _nearest_existing(folder: Path) -> Path:
 
 
 def output_path(raw, what: str = "-o") -> Path:
-    """A user's output path as a Path; "out.mp4/" names a folder, which Path() would turn into the file out.mp4."""
+    """A user's output path as a Path ("~" the home folder, as the readers take it; also a "~/x.mp4" quoted on
+    the command line); "out.mp4/" names a folder, which Path() would turn into the file out.mp4."""
     if isinstance(raw, (str, bytes)) and os.fsdecode(raw).endswith(os.sep):
         raise InputError(f"{what} {shown(raw)}: ends with {os.sep}, so it names a folder; give a file name")
-    return Path(raw)
+    return Path(raw).expanduser()
 
 
 def check_output(path, inputs: Iterable = (), what: str = "-o", create_folder: bool = True) -> Path:
@@ -113,7 +114,7 @@ def check_output(path, inputs: Iterable = (), what: str = "-o", create_folder: b
     for item in inputs:
         if item is None:
             continue
-        item = Path(item)
+        item = Path(item).expanduser()
         if _same_file(path, item) or real_path(path) == real_path(item):
             raise InputError(f"{what} {shown(path)}: is the input {shown(item)}; writing it would destroy the "
                              "input, give another output name")

@@ -100,7 +100,7 @@ def write_video_frames(path: str | os.PathLike, frames: Iterable, fps: float, qu
     states none (VideoInfo.unstated_matrix), which a player then shows with the matrix it guesses for both."""
     from vidiff.output_safety import atomic_write, check_output
 
-    path = Path(path)
+    path = Path(path).expanduser()  # "~/x.gif" said "folder ~ does not exist"; io.check_file reads "~" so too
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise InputError(f"video path {path}: suffix must be one of {', '.join(VIDEO_SUFFIXES)}")

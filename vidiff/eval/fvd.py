@@ -81,7 +81,7 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     serialized TorchScript source) and `<name>/constants.pkl`; a torch.save file has neither. The check runs
     before torch.jit.load, which only rebuilds TorchScript types and never runs Python's unpickler.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"--network: feature network file not found: {path}")
     if not zipfile.is_zipfile(path):
@@ -205,7 +205,7 @@ def video_files(folder: str | os.PathLike, name: str = "videos") -> list[Path]:
 
 def clip_names(files: Iterable[Path], folder: str | os.PathLike) -> list[str]:
     """Each of `video_files(folder)` by its path in `folder`, '/'-separated: sub/a.mp4 is told from a.mp4."""
-    return [Path(f).relative_to(folder).as_posix() for f in files]
+    return [Path(f).relative_to(Path(folder).expanduser()).as_posix() for f in files]  # video_files expands "~"
 
 
 def read_clips(files: Iterable[Path], num_frames: int | None = None):
