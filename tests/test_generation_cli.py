@@ -890,3 +890,28 @@ def test_the_sidecar_records_the_keyframe_layout_that_ran(tmp_path):
     assert main(["generate", "a green triangle moving right", "-o", str(tmp_path / "p.mp4"), "--steps", "1",
                  "--quiet"]) == 0
     assert "keyframe_positions" not in json.loads((tmp_path / "p.mp4.json").read_text())["settings"]
+
+
+@pytest.mark.parametrize("argv, told", [
+    (["interpolate", "-dash.mp4", "-o", "o.mp4", "--factor", "2"], "`./-dash.mp4`"),
+    (["extend", "-dash.mp4", "a red circle", "-o", "o.mp4"], "`./-dash.mp4`"),
+    (["edit", "-dash.mp4", "a red circle", "-o", "o.mp4"], "`./-dash.mp4`"),
+    (["animate", "-still.png", "a red circle", "-o", "o.mp4"], "`./-still.png`"),
+    (["eval", "shapes", "-clips"], "`./-clips`"),
+    (["report", "-run"], "`./-run`"),
+    (["export", "-run", "-o", "p"], "`./-run`"),
+    (["interpolate", "a.mp4", "-o", "-out.mp4"], "(`--output=-out.mp4`), or a file as `-o ./-out.mp4`"),
+    (["edit", "a.mp4", "x", "--mask", "-m.png", "-o", "o.mp4"], "(`--mask=-m.png`), or a file as `--mask ./-m.png`"),
+    (["data", "cache", "--videos", "-v", "--vae", "x", "--out", "y"], "or a file as `--videos ./-v`"),
+    (["generate", "x", "--sampler", "-q", "-o", "o.mp4"], "after `=` (`--sampler=-q`) (see"),
+    (["extend", "a.mp4", "-red", "-o", "o.mp4"], "`... -o out.mp4 -- -red`"),
+])
+def test_a_file_or_value_that_starts_with_a_dash_is_told_how_to_give_it(argv, told, capsys):
+    """`vidiff interpolate -dash.mp4 ...` said "the following arguments are required: video" and `-o -out.mp4`
+    "expected one argument", each with the hint for a prompt (`--negative-prompt=-dash.mp4`), which is no way to
+    name a file: a file is named ./-dash.mp4 in every command, an option's value given after `=`."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "starts with '-', so it was read as an option" in err and told in err, err
+    assert err.count("\n") == 1 and (" -- -red" in told) == ("give a prompt" in err), err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import warnings
@@ -31,26 +32,49 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         from vidiff.output_safety import one_line
 
-        hint = _dash_token_hint(self)
+        hint = _dash_token_hint(self, message)
         self.exit(2, f"{self.prog}: error: {one_line(message)}{hint} (see {self.prog} --help)\n")
 
 
 _ARGV: list[str] = []  # the tokens main() parses, for an error to point at the one it could not place
 
 
-def _dash_token_hint(parser: argparse.ArgumentParser) -> str:
-    """Where a token that starts with '-' and is no option (a prompt "-red", --negative-prompt "-blurry") made the
-    error ("the following arguments are required: prompt", "expected one argument"): how to give it instead. A
-    misspelled long option ("--bogus") is no such token."""
+def _dash_token_hint(parser: argparse.ArgumentParser, message: str) -> str:
+    """Where a token that starts with '-' and is no option (a prompt "-red", a file "-dash.mp4", --negative-prompt
+    "-blurry", -o "-out.mp4") made the error ("the following arguments are required: video", "expected one
+    argument"): how to give it instead, a prompt after `--`, a file as ./-dash.mp4. A misspelled long option
+    ("--bogus") is no such token."""
     known = {option for p in _all_parsers(parser) for option in p._option_string_actions}
     for token in _ARGV[:_ARGV.index("--")] if "--" in _ARGV else _ARGV:
         # argparse itself takes "-5" and "-a red circle" (a space) as values
         if (len(token) > 1 and token[0] == "-" and token[1] != "-" and token.split("=")[0] not in known
                 and " " not in token and not token[1:].replace(".", "", 1).isdigit()):
-            return (f"; {token!r} starts with '-', so it was read as an option: give a prompt that starts with '-' "
-                    f"after the options and `--` (`... -o out.mp4 -- {token}`), and such an option value after `=` "
-                    f"(`--negative-prompt={token}`)")
+            return f"; {token!r} starts with '-', so it was read as an option: " + _how_to_give(parser, message, token)
     return ""
+
+
+def _how_to_give(parser: argparse.ArgumentParser, message: str, token: str) -> str:
+    """The way to give `token` as the value the parse error met it in place of: the option named in "argument
+    -o/--output: expected one argument", else one of the parser's positional arguments."""
+    option = re.match(r"argument (\S+): expected one argument", message)
+    action = parser._option_string_actions.get(option.group(1).split("/")[-1]) if option else None
+    if action is not None and "prompt" not in action.dest:
+        long_name = action.option_strings[-1]
+        as_file = f", or a file as `{action.option_strings[0]} ./{token}`" if _takes_a_path(action) else ""
+        return f"give such a value after `=` (`{long_name}={token}`){as_file}"
+    positionals = [a for a in parser._actions if not a.option_strings and a.nargs != argparse.PARSER]
+    prompts = [a for a in positionals if a.dest == "prompt"]
+    if option is None and positionals and (not prompts or (len(prompts) < len(positionals) and
+                                                           Path(token).suffix and "/" not in token[:2])):
+        return f"name a file or folder that starts with '-' as `./{token}` (or give it after the options and `--`)"
+    return (f"give a prompt that starts with '-' after the options and `--` (`... -o out.mp4 -- {token}`), and such "
+            f"an option value after `=` (`--negative-prompt={token}`)")
+
+
+def _takes_a_path(action: argparse.Action) -> bool:
+    """Whether an option's value is a file or folder: not a prompt, a number, a choice or a name (--sampler)."""
+    return (not action.choices and action.type not in (int, float) and "prompt" not in action.dest
+            and action.dest not in ("device", "sampler"))
 
 
 def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
