@@ -289,8 +289,10 @@ def test_a_live_webm_without_duration_is_counted_and_a_raw_stream_still_refused(
     assert info.duration == pytest.approx(5 / 30)
     frames, fps = io.read_video(tmp_path / "screen.webm")
     assert frames.shape == (5, 32, 48, 3) and fps == 30.0
-    with pytest.raises(io.VideoDecodeError, match="camera.h264: header gives no frame count or duration"):
+    with pytest.raises(io.VideoDecodeError, match="camera.h264: header gives no frame count or duration") as e:
         io.probe_video(tmp_path / "camera.h264")
+    # it said no more: what to do is said, with the file's own name
+    assert "a raw h264 stream" in str(e.value) and "`ffmpeg -r 30 -i camera.h264 -c copy camera.mp4`" in str(e.value)
 
 
 def test_an_audio_file_with_album_art_has_no_video_stream(tmp_path):

@@ -204,7 +204,8 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
             duration = 0.0
         num_frames = int(stream.frames) if stream.frames > 0 else int(round(duration * fps))
         estimated = stream.frames <= 0
-        if num_frames <= 0 and not container.format.flags & NO_TIMESTAMPS:
+        raw = bool(container.format.flags & NO_TIMESTAMPS)
+        if num_frames <= 0 and not raw:
             # a live WebM (a browser's MediaRecorder) or an APNG stores neither: its packets are counted, unread
             num_frames = sum(1 for _, packet in zip(range(limits.max_frames + 1), container.demux(stream))
                              if packet.size)
@@ -230,6 +231,13 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         raise VideoDecodeError(path, f"{num_frames} frames exceeds max_frames={limits.max_frames}")
     if duration > limits.max_duration:
         raise VideoDecodeError(path, f"duration {duration:.1f} s exceeds max_duration={limits.max_duration}")
+    if num_frames <= 0 and raw:  # refused, since the rate FFmpeg guesses (25) would set the clip's timing
+        import shlex
+
+        out = f"{path.stem}.mp4" if path.suffix.lower() != ".mp4" else f"{path.stem}-30fps.mp4"  # not over itself
+        raise VideoDecodeError(path, f"header gives no frame count or duration: a raw {codec} stream, without a "
+                                     "container to state its frame rate; put it into one with its rate, e.g. "
+                                     f"`ffmpeg -r 30 -i {shlex.quote(path.name)} -c copy {shlex.quote(out)}` for 30 fps")
     if num_frames <= 0:
         raise VideoDecodeError(path, "header gives no frame count or duration")
     return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio,
