@@ -915,3 +915,16 @@ def test_a_file_or_value_that_starts_with_a_dash_is_told_how_to_give_it(argv, to
     err = capsys.readouterr().err
     assert e.value.code == 2 and "starts with '-', so it was read as an option" in err and told in err, err
     assert err.count("\n") == 1 and (" -- -red" in told) == ("give a prompt" in err), err
+
+
+@pytest.mark.parametrize("argv", [["interpolate", "--factor", "2"], ["extend", "a red circle", "--frames", "4"],
+                                  ["edit", "a red circle"]])
+def test_a_clip_that_does_not_open_is_said_alike_by_every_command(argv, tmp_path, capsys):
+    """A text file named text.mp4: extend and edit said `s/text.mp4: cannot open container: [Errno 1094995529]
+    Invalid data found when processing input: 's/text.mp4'` (no "video", FFmpeg's errno, the name twice), where
+    interpolate said "video s/text.mp4: ..."; one wording now, without the noise."""
+    clip = tmp_path / "text.mp4"
+    clip.write_text("hello\n")
+    assert main([argv[0], str(clip), *argv[1:], "-o", str(tmp_path / "o.mp4")]) == 2
+    assert capsys.readouterr().err == (f"vidiff: error: video {clip}: cannot open container: Invalid data found when "
+                                       "processing input\n")

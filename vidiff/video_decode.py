@@ -24,6 +24,11 @@ def _av_error_types() -> tuple[type[BaseException], ...]:
 
 
 def _short(e: BaseException) -> str:
+    """The reason of a decoding error, in words: an OSError's (PyAV's FFmpegError's) without its errno and the file
+    name it repeats ("[Errno 1094995529] Invalid data found when processing input: 's/text.mp4'")."""
+    reason = getattr(e, "strerror", None)
+    if isinstance(reason, str) and reason.strip():
+        return reason.strip().splitlines()[0][:200]
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return text[:200]
 

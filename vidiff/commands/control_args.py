@@ -18,8 +18,7 @@ def add_control_arguments(parser) -> None:
 def check_control_args(args, config, layout, model, longest: int | None = None) -> None:
     """Every check of --control / --control-scale that needs no torch: exit 2 with one line when one fails.
     longest: the most frames a clip with control maps may have (one pass of the keyframe part), None: the limit."""
-    from vidiff import io
-    from vidiff.commands.inputs import check_file
+    from vidiff.commands.inputs import check_file, probe_clip
     from vidiff.errors import InputError
     from vidiff.output_safety import shown
 
@@ -34,7 +33,7 @@ def check_control_args(args, config, layout, model, longest: int | None = None) 
         raise InputError(f"--control: the pipeline {shown(model)} has no control parts (pipeline.yaml "
                          "parts.control_keyframes / control_interpolation; tools/train_control.sh adds them)")
     check_file(Path(control), "--control")
-    info = io.probe_video(control)  # header only
+    info = probe_clip(control, "--control")  # header only
     _check_size(control, info.num_frames, info.width, info.height, layout, config, longest)
 
 

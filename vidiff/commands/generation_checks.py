@@ -40,8 +40,8 @@ def validate(args) -> CheckedRun:
         MAX_FRAMES, MAX_GUIDANCE, MAX_KEYFRAMES, MAX_SAMPLES, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr,
     )
     from vidiff.commands.inputs import (
-        at_own_rate, check_file, check_image, check_mask_file, clip_timing, count_clip_frames, warn_if_anamorphic,
-        warn_if_audio,
+        at_own_rate, check_file, check_image, check_mask_file, clip_timing, count_clip_frames, probe_clip,
+        warn_if_anamorphic, warn_if_audio,
     )
     from vidiff.output_safety import check_output, output_path, shown
     from vidiff.sidecar import output_files
@@ -95,14 +95,11 @@ def validate(args) -> CheckedRun:
                 check_strength(args.strength)
             except InputError as e:
                 raise InputError(f"--{e}") from None
-        from vidiff import io
-
-        video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
+        video_info = probe_clip(args.video)  # header only; a bad file fails before any model loads
         video_fps = video_info.fps
         warn_if_audio(video_info, args.video)
         warn_if_anamorphic(video_info, args.video, suffix)
     if args.task == "edit":
-        from vidiff import io
         from vidiff.pipeline.input_checks import check_edit_options
 
         try:  # the library's own checks of strength, repeats and feather, before the clip is read
@@ -112,7 +109,7 @@ def validate(args) -> CheckedRun:
         check_file(Path(args.video), "video")
         if args.frames is not None:
             raise InputError("--frames: edit keeps the clip's own length")
-        info = video_info = io.probe_video(args.video)  # header only; a bad file fails before any model loads
+        info = video_info = probe_clip(args.video)  # header only; a bad file fails before any model loads
         warn_if_audio(info, args.video)
         warn_if_anamorphic(info, args.video, suffix)
         video_fps = info.fps

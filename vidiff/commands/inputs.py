@@ -17,6 +17,18 @@ def check_file(path: Path, what: str) -> None:
         raise InputError(f"{what} {e}") from None
 
 
+def probe_clip(path, what: str = "video"):
+    """A user's clip's header (io.probe_video, which checks the file first); a file that is no clip it can read is
+    an InputError `{what} PATH: reason`, in interpolate, extend, edit, --mask and --control alike."""
+    from vidiff import io
+    from vidiff.errors import InputError, VideoDecodeError
+
+    try:
+        return io.probe_video(path)
+    except VideoDecodeError as e:
+        raise InputError(f"{what} {e}") from None
+
+
 def read_clip(path) -> tuple:
     """A user's clip (extend, edit, --mask, --control) as (uint8 (F,H,W,3), fps), decoded whole with at most
     limits.MAX_FRAMES frames whatever its header says (a header that undercounts is refused while decoding, not
@@ -138,7 +150,7 @@ def check_mask_file(path: Path, clip) -> None:
         width, height = io.image_size(path)  # upright, as read_mask reads it
         frames = None
     else:
-        info = io.probe_video(path)
+        info = probe_clip(path, "mask")
         width, height, frames = info.width, info.height, info.num_frames
     check_fits_clip("--mask", path, (width, height), frames, (clip.width, clip.height), clip.num_frames,
                     "(or give one image for every frame)")

@@ -84,7 +84,7 @@ def validate(args):
     """Checks every argument, the input's header and the pipeline folder; returns (model folder, probe info,
     factor, the factors of its passes, output fps). Nothing heavy is imported and no weights load."""
     from vidiff import io
-    from vidiff.commands.inputs import warn_if_anamorphic, warn_if_audio
+    from vidiff.commands.inputs import probe_clip, warn_if_anamorphic, warn_if_audio
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_STRIDE, check_int, check_seed, short_repr
     from vidiff.output_safety import check_output, output_path, shown
@@ -119,11 +119,7 @@ def validate(args):
     video = Path(args.video)
     for file in (output, sidecar_path(output)):
         check_output(file, [video], what="-o")
-    try:
-        io.check_file(video)
-        info = io.probe_video(video)  # header only
-    except VideoDecodeError as e:
-        raise InputError(f"video {e}") from None
+    info = probe_clip(video)  # header only
     info = _timed_frames(video, info)
     if info.num_frames < 2:  # a count from the duration can be short (MPEG-PS estimates it from the bitrate)
         try:
