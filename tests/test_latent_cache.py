@@ -424,6 +424,12 @@ def test_cli_names_a_missing_folder_or_a_file_given_for_one(tmp_path, capsys):
         assert main(args) == 2
         bad = videos if message.startswith("--videos") else vae
         assert message.format(tmp_path / bad) in capsys.readouterr().err
+    # --text said "text encoder folder not found: nope", naming no option, and only after the VAE had loaded
+    for text, message in (("nope", "--text {}: no such folder"), ("clip.mp4", "--text {}: is a file, not a folder")):
+        args = ["data", "cache", "--videos", str(tmp_path / "clips"), "--vae", str(tmp_path / "clips"), "--text",
+                str(tmp_path / text), "--frames", "8", "--size", "64", "--out", str(tmp_path / "cache"), "--no-progress"]
+        assert main(args) == 2
+        assert capsys.readouterr().err == f"vidiff: error: {message.format(tmp_path / text)}\n"
     assert not (tmp_path / "cache").exists()
 
 

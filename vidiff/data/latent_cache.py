@@ -356,6 +356,8 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
         check_folder(folder, flag)
         if real_path(out_dir) == real_path(folder):
             raise InputError(f"--out {shown(out_dir)}: is the {flag} folder; give the cache a folder of its own")
+    if text != "default":  # TextEncoder.load's "text encoder folder not found: nowhere" did not say --text
+        check_folder(text, "--text")
     check_output(Path(out_dir) / INDEX_NAME, what="--out")  # writable, before the VAE loads
     from vidiff.models.vae import VAEConfig
     from vidiff.parts import load_part_config
