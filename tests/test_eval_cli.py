@@ -418,7 +418,7 @@ def test_eval_shapes_command(tmp_path, capsys):
     assert doc["eval"] == "shapes" and doc["result"]["num_clips"] == 2
     assert doc["columns"] == ["attribute", "correct", "total", "accuracy"]
     assert {row[0] for row in doc["rows"]} >= {"colour", "shape", "direction"}
-    assert "Shapes accuracy" in capsys.readouterr().out
+    assert f"Shapes accuracy: 2 clips in {tmp_path / 'shapes'}\n" in capsys.readouterr().out
 
 
 def test_eval_shapes_with_no_usable_prompt_is_an_error(tmp_path, capsys):
@@ -444,7 +444,7 @@ def test_eval_shapes_says_an_undecodable_clip_apart_from_wrong_ones(tmp_path, ca
     (tmp_path / "clips" / "b.txt").write_text("a red circle moving left\n")
     assert main(["eval", "shapes", str(tmp_path / "clips")]) == 0
     out = capsys.readouterr().out
-    assert "1 clip(s) could not be decoded and count as wrong on every attribute" in out
+    assert "1 clip could not be decoded and counts as wrong on every attribute" in out
     assert "  unreadable: b.mp4:" in out and "wrong: b.mp4" not in out
     assert "colour             1      2     50.0%" in out  # the Shapes clip is read right, b.mp4 fails
 
@@ -475,3 +475,14 @@ def test_every_folder_option_says_missing_or_a_file(tmp_path, capsys):
             assert main(argv) == 2, argv
             err = capsys.readouterr().err
             assert f"{name} {path}: {message}" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_shapes_table_counts_one_clip_in_the_singular():
+    """`vidiff eval shapes` on one clip printed "Shapes accuracy: 1 clips in ..."."""
+    from vidiff.eval.shapes import ATTRIBUTES, format_shapes_table
+
+    counts = {a: {"correct": 1, "total": 1} for a in ATTRIBUTES}
+    result = {"folder": "out", "num_clips": 1, "accuracy": {a: 1.0 for a in ATTRIBUTES}, "counts": counts,
+              "skipped": ["b.mp4"], "clips": []}
+    lines = format_shapes_table(result).splitlines()
+    assert lines[0] == "Shapes accuracy: 1 clip in out" and "skipped 1 clip without a usable prompt" in lines

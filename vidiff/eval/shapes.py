@@ -107,18 +107,24 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
             "skipped": skipped, "clips": rows}
 
 
+def _clips(count: int) -> str:
+    """'1 clip', '2 clips' (the table's header said '1 clips')."""
+    return f"{count} clip{'' if count == 1 else 's'}"
+
+
 def format_shapes_table(result: dict) -> str:
     """A plain-text table of `evaluate_shapes_folder`'s result."""
-    lines = [f"Shapes accuracy: {result['num_clips']} clips in {result['folder']}",
+    lines = [f"Shapes accuracy: {_clips(result['num_clips'])} in {result['folder']}",
              f"{'attribute':<12} {'correct':>7} {'total':>6} {'accuracy':>9}"]
     for a in ATTRIBUTES:
         c, acc = result["counts"][a], result["accuracy"][a]
         lines.append(f"{a:<12} {c['correct']:>7} {c['total']:>6} {'-' if acc is None else f'{100 * acc:.1f}%':>9}")
     if result["skipped"]:
-        lines.append(f"skipped {len(result['skipped'])} clips without a usable prompt")
+        lines.append(f"skipped {_clips(len(result['skipped']))} without a usable prompt")
     unreadable = [r for r in result["clips"] if r.get("error")]
     if unreadable:  # scored as failures, and said apart from clips the analyzer read
-        lines.append(f"{len(unreadable)} clip(s) could not be decoded and count as wrong on every attribute")
+        lines.append(f"{_clips(len(unreadable))} could not be decoded and count{'s' if len(unreadable) == 1 else ''} as "
+                     "wrong on every attribute")
     failed = [r for r in result["clips"] if not r["matches"]["all_correct"]]
     for r in failed[:10]:
         found = r["found"]
