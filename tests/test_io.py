@@ -1,4 +1,5 @@
 """vidiff.io: write/read round trips, frame selection, backends agree, clear errors, atomic writes."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,17 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
 def test_write_rejects_bad_input(tmp_path, frames, fps, name, match):
     with pytest.raises(InputError, match=match):
         io.write_video(tmp_path / name, frames, fps)
+
+
+@pytest.mark.parametrize("fps, shown", [(30.02 * 11, "330.22"), (240.00001, "240.00001"), (50.1, "50.1"),
+                                         (0.05, "0.05"), (300, "300"), (60.0, "60.0"), (float("inf"), "inf")])
+def test_a_refused_frame_rate_is_shown_short_and_never_as_one_within_the_limits(fps, shown):
+    """`vidiff interpolate --factor 11` on a 30.02 fps clip said "got 330.2201467645097"; rounded, a rate just past
+    the limit (240.00001) must not read as the limit itself."""
+    from vidiff.video_writer import check_fps
+
+    with pytest.raises(InputError, match=rf"\]( for \.\w+ files)?, got {re.escape(shown)}$"):
+        check_fps(fps, ".gif" if fps in (50.1, 60.0) else ".mp4")
 
 
 @pytest.mark.parametrize("backend", ["pyav", "decord"])

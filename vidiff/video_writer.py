@@ -73,6 +73,9 @@ def check_fps(fps, suffix: str, name: str = "fps") -> float:
     fps = plain_number(fps)
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or not low <= fps <= high:
         shown = f"{fps!r}"[:40]
+        rounded = float(f"{fps:.6g}") if isinstance(fps, float) and math.isfinite(fps) else fps
+        if rounded != fps and not low <= rounded <= high:  # never rounded into the limits (240.00001)
+            shown = f"{fps:.6g}"  # a rate made by multiplying (30.02 x 11) said 330.2201467645097
         raise InputError(f"{name} must be a number in [{low:g}, {high:g}] for {suffix or 'this'} files, got {shown}")
     return float(fps)
 
