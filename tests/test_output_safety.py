@@ -503,3 +503,13 @@ def test_the_write_probe_leaves_no_name_even_if_interrupted(tmp_path, monkeypatc
     monkeypatch.setattr(os, "unlink", interrupted)
     assert output_safety._cannot_create_in(tmp_path) is None
     assert os.listdir(tmp_path) == []  # the probe was an unnamed file: nothing to clean up
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_that_exists_but_makes_no_files_is_said_so():
+    """`-o /proc/x.mp4` said "cannot write in folder /proc (No such file or directory)" of a folder that exists."""
+    from vidiff.output_safety import check_output
+
+    with pytest.raises(InputError) as e:
+        check_output("/proc/x.mp4")
+    assert str(e.value) == "-o /proc/x.mp4: cannot write in folder /proc (the folder takes no new files)"

@@ -154,6 +154,8 @@ def _cannot_create_in(folder: Path) -> str | None:
     try:
         os.close(os.open(probe, NEW_FILE_FLAGS, 0o600))
     except OSError as e:
+        if e.errno == errno.ENOENT:  # a folder that exists and makes no files (/proc) said "No such file or directory"
+            return "the folder takes no new files"
         return describe_write_error(e)
     _unlink(probe)
     return None
