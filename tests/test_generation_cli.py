@@ -763,6 +763,19 @@ def test_a_misfit_with_keyframes_says_what_frames_alone_make(tmp_path, capsys):
         "extension windows")
     assert main(["generate", "x", "-o", out, "--frames", "20", "--keyframes", "4"]) == 2  # within one pass: as before
     assert capsys.readouterr().err.strip().endswith("frame counts that fit: 10, 13, 16")
+    # a grid that fits the length, at a stride the parts never saw (64 = 4 x 21): the stride alone was said
+    import PIL.Image
+
+    for command in (["generate", "x"], ["animate", str(tmp_path / "a.png"), "x"]):
+        PIL.Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+        assert main([*command, "-o", out, "--frames", "64", "--keyframes", "4"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("vidiff: error: layout 64 frames = 4 keyframes x stride 21 needs keyframe stride 21")
+        assert err.endswith("; or without --keyframes, 64 frames are made as a pass of 41 and extension windows")
+    assert main(["generate", "x", "-o", out, "--frames", "29", "--keyframes", "3"]) == 2  # 3 x stride 14
+    assert capsys.readouterr().err.strip().endswith("; or without --keyframes, 29 frames are made on a trained grid")
+    assert main(["generate", "x", "-o", out, "--frames", "64", "--keyframes", "4", "--stride", "21"]) == 2
+    assert "without --keyframes" not in capsys.readouterr().err  # the stride was asked: no other length is offered
 
 
 def test_a_misfit_suggests_lengths_the_bundle_was_trained_on(tmp_path, capsys):

@@ -685,6 +685,11 @@ def test_a_length_with_a_keyframe_count_that_misfits_says_what_the_length_alone_
         shapes.request("a", num_frames=20, num_keyframes=4)
     with pytest.raises(InputError, match="^keyframe_stride"):  # a stride that is no count is what is said
         shapes.request("a", num_frames=64, num_keyframes=12, keyframe_stride=0)
+    with pytest.raises(InputError) as e:  # a grid that fits the length at an untrained stride (64 = 4 x 21)
+        shapes.request("a", num_frames=64, num_keyframes=4)
+    assert str(e.value).startswith("layout 64 frames = 4 keyframes x stride 21 needs keyframe stride 21")
+    assert str(e.value).endswith("; or without num_keyframes, 64 frames are made as a pass of 41 and extension windows")
+    assert shapes.request("a", num_frames=64, num_keyframes=4, force_layout=True).layout.keyframe_stride == 21
 
 
 def test_a_length_past_the_frame_limit_is_named_as_given(pipe):
@@ -712,8 +717,9 @@ def test_requests_outside_the_trained_layout_are_refused(pipe):
                            trained=trained)
     a, _ = strict.text_to_video("a", seed=3, progress=False)  # the trained layout runs as before
     assert torch.equal(a, pipe.text_to_video("a", seed=3, progress=False)[0])
-    with pytest.raises(InputError, match="7 keyframes .*trained on 4"):
-        strict.text_to_video("a", num_frames=31, num_keyframes=7, progress=False)
+    with pytest.raises(InputError, match="num_keyframes 7: the keyframe part was trained on 4..4 keyframes [^;]*$"):
+        strict.text_to_video("a", num_frames=31, num_keyframes=7, progress=False)  # no 'without num_keyframes': the
+        # length alone is refused below (this part takes no leading known keyframes, which extension windows need)
     with pytest.warns(UserWarning, match="31 frames: longer than one pass"), \
             pytest.raises(InputError, match="'first_k'"):  # continued by extension, which this part cannot do
         strict.text_to_video("a", num_frames=31, progress=False)
@@ -782,7 +788,8 @@ def test_a_clip_shorter_than_the_fewest_trained_keyframes_is_cut_from_the_shorte
     for n in (2, 7, 11):
         short, _ = strict.text_to_video("a", num_frames=n, seed=3, progress=False)
         assert torch.equal(short, whole[:n]), n
-    with pytest.raises(InputError, match="2 keyframes .*trained on 4"):
+    with pytest.raises(InputError, match="num_keyframes 2: the keyframe part was trained on 4..4 keyframes .*; without "
+                                         "num_keyframes, 6 frames are made on a trained grid$"):
         strict.text_to_video("a", num_frames=6, num_keyframes=2, progress=False)
 
 

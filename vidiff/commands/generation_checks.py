@@ -265,8 +265,11 @@ def parse_keyframe_args(values: list[str], num_frames: int | None = None) -> dic
 
 def _check_trained_layout(trained: dict, config, layout, args, user_keyframes: list[int] = ()) -> None:
     """The layout against what the parts were trained on (`trained`: read_trained_records), before any weights load."""
-    from vidiff.pipeline.layout import anchored_span
-    from vidiff.pipeline.trained_layouts import check_anchored_layout, check_layout, user_keyframe_pattern
+    from vidiff.pipeline.layout import CLI_NAMES, anchored_span
+    from vidiff.errors import InputError
+    from vidiff.pipeline.trained_layouts import (
+        check_anchored_layout, check_layout, keyframes_misfit, user_keyframe_pattern,
+    )
 
     if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
         check_anchored_layout(list(user_keyframes), anchored_span(layout), layout.keyframe_stride,
@@ -279,5 +282,12 @@ def _check_trained_layout(trained: dict, config, layout, args, user_keyframes: l
     if args.task == "edit" and args.mask is not None:
         known = "region"
     num_known = min(2, layout.num_keyframes - 1) if args.task == "extend" else 0  # extension_windows' max_known
-    check_layout(layout, config.interpolation.max_gap, trained["keyframes"], trained["interpolation"], known=known,
-                 num_known=num_known, force=args.force_layout)
+    try:
+        check_layout(layout, config.interpolation.max_gap, trained["keyframes"], trained["interpolation"],
+                     known=known, num_known=num_known, force=args.force_layout)
+    except InputError as e:  # a grid laid from --frames with --keyframes (64 = 4 x stride 21): --frames alone fits
+        if args.task not in ("generate", "animate") or None in (args.frames, args.keyframes) or args.stride \
+                or user_keyframes:
+            raise
+        raise keyframes_misfit(e, args.frames, args.keyframes, config.keyframe_stride, trained["keyframes"],
+                               args.force_layout, CLI_NAMES, offers_lengths=False) from None

@@ -186,21 +186,25 @@ def split_long_layout(trained: TrainedOn | None, layout: Layout, keyframes: Iter
 
 
 def keyframes_misfit(error: InputError, frames: int, keyframes: int, stride: int, record: TrainedOn | None,
-                     force: bool, names=API_NAMES) -> InputError:
+                     force: bool, names=API_NAMES, offers_lengths: bool = True) -> InputError:
     """The refusal of a length given with a keyframe count that no grid fits (`error`, resolve_layout's), told
     what the length alone makes: any length is made without the count (a trained grid, cut, or one pass and then
     extension windows). A count outside the part's record is refused as such, not offered frame counts that are
-    each refused in turn (64 frames with 12 keyframes offered 34, 45, 56)."""
+    each refused in turn (64 frames with 12 keyframes offered 34, 45, 56). `offers_lengths=False`: `error` is
+    check_layout's, of a grid that fits the length but not the parts' records (64 frames as 4 keyframes at
+    stride 21), which offers nothing, so the length alone is offered whatever it is."""
     if record is None or not record.num_frames:
         return error
     fewest, most = record.num_frames
     longest = frames_for(most, stride)
+    made = frames <= longest or "first_k" in record.known_patterns  # extension windows start from known keyframes
     alone = (f"without {names['keyframes']}, {frames} frames are made "
              + (f"as a pass of {longest} and extension windows" if frames > longest else "on a trained grid"))
     if not fewest <= keyframes <= most and not force:
         return InputError(f"{names['keyframes']} {keyframes}: the keyframe part was trained on {fewest}..{most} "
-                          f"keyframes (force_layout=True, or --force-layout, runs more or fewer); {alone}")
-    return InputError(f"{error}; or {alone}") if frames > longest else error
+                          f"keyframes (force_layout=True, or --force-layout, runs more or fewer)"
+                          + (f"; {alone}" if made else ""))
+    return InputError(f"{error}; or {alone}") if made and (frames > longest or not offers_lengths) else error
 
 
 def shortest_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None
