@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,44 @@ def test_a_full_disk_anywhere_is_one_line_naming_the_file(capsys, errno_name):
 
     with pytest.raises(PermissionError):  # any other OSError is no user's doing to name: still a traceback
         run_command(denied, argparse.Namespace())
+
+
+def test_a_quoted_home_path_is_the_home_folder_in_every_command(tmp_path, monkeypatch, capsys):
+    """A "~/..." quoted on the command line (the shell leaves it as it is) named a folder called "~": `generate
+    --model "~/pipe"` read pipeline.yaml from the home folder but its training records and weights from "./~/pipe"
+    (no layout check, then a FileNotFoundError traceback), `data shapes --out "~/shp"` made "./~/shp", and `train
+    --config "~/r.yaml"` was not found."""
+    from vidiff.cli import build_parser, main
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    parser = build_parser()
+    for argv, dest in ((["generate", "x", "--model", "~/p", "--control", "~/c.mp4", "-o", "~/o.mp4"],
+                        ("model", "control", "output")),
+                       (["extend", "~/c.mp4", "x", "-o", "o.mp4"], ("video",)),
+                       (["edit", "~/c.mp4", "x", "--mask", "~/m.png", "-o", "o.mp4"], ("video", "mask")),
+                       (["animate", "~/a.png", "x", "-o", "o.mp4"], ("image",)),
+                       (["interpolate", "~/c.mp4", "--factor", "2", "-o", "o.mp4"], ("video",)),
+                       (["data", "cache", "--videos", "~/v", "--vae", "~/vae", "--text", "~/t", "--frames", "8",
+                         "--size", "64", "--out", "~/c"], ("videos", "vae", "text", "out")),
+                       (["eval", "fvd", "--real", "~/r", "--fake", "~/f", "--network", "~/n.pt"],
+                        ("real", "fake", "network")),
+                       (["eval", "shapes", "~/s"], ("folder",)), (["report", "~/run"], ("run_dir",)),
+                       (["export", "~/run", "-o", "~/p"], ("run_dirs", "output")),
+                       (["train", "--config", "~/r.yaml", "--resume", "~/run"], ("config", "resume"))):
+        args = parser.parse_args(argv)
+        for name in dest:
+            value = getattr(args, name)
+            assert all(str(v).startswith(str(home)) for v in (value if isinstance(value, list) else [value])), \
+                (argv, name, value)
+    assert parser.parse_args(["data", "cache", "--videos", "v", "--vae", "v", "--frames", "8", "--size", "64",
+                              "--out", "c"]).text == "default"
+    (home / "pipe").symlink_to(Path(__file__).resolve().parents[1] / "vidiff" / "bundled" / "shapes")
+    assert main(["generate", "x", "--model", "~/pipe", "--frames", "64", "--keyframes", "4", "-o", "~/o.mp4"]) == 2
+    assert "x stride 21 needs keyframe stride 21 (the keyframe part was trained on stride 3..5)" in \
+        capsys.readouterr().err  # the pipeline's training records were read from the home folder
+    assert main(["train", "--config", "~/r.yaml"]) == 2
+    assert f"config file not found: {home}/r.yaml" in capsys.readouterr().err
+    assert list(cwd.iterdir()) == []

@@ -129,7 +129,7 @@ def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None
     """Loads `cls` from a YAML file, then applies `key.sub=value` overrides (values parsed as YAML)."""
     from vidiff.safe_yaml import load_file
 
-    path = Path(path)
+    path = Path(path).expanduser()  # "~/recipe.yaml", as the other readers take "~"
     if not os.path.lexists(path):
         raise ConfigError(f"config file not found: {_short(str(path))}")
     data = load_file(path) or {}  # a folder, FIFO or device is refused there, without blocking

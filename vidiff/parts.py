@@ -27,7 +27,7 @@ def save_part(folder: str | Path, config, state_dict: dict) -> Path:
 
     from vidiff.output_safety import write_bytes, write_text
 
-    folder = Path(folder)
+    folder = Path(folder).expanduser()  # "~/vae", as save_pretrained writes "~/my-pipe"
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     write_bytes(folder / WEIGHTS_NAME, save(tensors))  # random O_EXCL | O_NOFOLLOW temporary, fsync, rename
@@ -38,7 +38,7 @@ def save_part(folder: str | Path, config, state_dict: dict) -> Path:
 def load_part_config(folder: str | Path, config_cls: type[T]) -> T:
     """Reads and validates the config of a part folder (cheap: no weights are touched)."""
 
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     path = folder / CONFIG_NAME
     refuse_diffusers_folder(folder)
     refuse_run_folder(folder)
@@ -120,7 +120,7 @@ def _part_kind(data) -> str | None:
 def load_part_weights(folder: str | Path) -> dict:
     from safetensors.torch import load_file
 
-    return load_file(str(Path(folder) / WEIGHTS_NAME))
+    return load_file(str(Path(folder).expanduser() / WEIGHTS_NAME))
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -8,7 +8,7 @@ def folder_argument(value: str) -> str:
 
     if not value.strip():
         raise argparse.ArgumentTypeError("empty folder path; give a pipeline folder, or leave the option out")
-    return value
+    return path_argument(value)
 
 
 def output_argument(value: str) -> str:
@@ -19,4 +19,13 @@ def output_argument(value: str) -> str:
 
     if not value.strip():
         raise argparse.ArgumentTypeError("empty path; give the file or folder to write")
-    return value
+    return path_argument(value)
+
+
+def path_argument(value: str) -> str:
+    """argparse type of a file or folder: a leading "~" is the home folder, as the shell reads it unquoted and the
+    library reads it (`--model "~/pipe"` read pipeline.yaml from the home folder and then its weights from a
+    folder named "~")."""
+    import os
+
+    return os.path.expanduser(value)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidiff.commands import path_argument
+
 
 def add_control_arguments(parser) -> None:
-    parser.add_argument("--control", default=None,
+    parser.add_argument("--control", type=path_argument, default=None,
                         help="control maps: a video (.mp4, .gif, ...) with the clip's frame count and frame size; "
                              "white (any channel > 127) = on. Silhouettes give shape and position, discs (blobs) "
                              "position only. Needs a pipeline with control parts (docs/control.md)")

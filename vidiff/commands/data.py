@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidiff.commands import output_argument
+from vidiff.commands import output_argument, path_argument
 
 
 def register(sub) -> None:
@@ -26,9 +26,11 @@ def register(sub) -> None:
     shapes.set_defaults(handler=_run_shapes)
 
     cache = data_sub.add_parser("cache", help="encode a video folder once into VAE latents + text embeddings")
-    cache.add_argument("--videos", required=True, help="folder of videos with captions (VideoFolderDataset)")
-    cache.add_argument("--vae", required=True, help="VAE part folder (config.yaml + model.safetensors)")
-    cache.add_argument("--text", default="default",
+    cache.add_argument("--videos", type=path_argument, required=True,
+                       help="folder of videos with captions (VideoFolderDataset)")
+    cache.add_argument("--vae", type=path_argument, required=True,
+                       help="VAE part folder (config.yaml + model.safetensors)")
+    cache.add_argument("--text", type=path_argument, default="default",
                        help="text encoder whose caption embeddings are stored: a folder, or 'default' (default: "
                             "default, the embedded MiniLM)")
     cache.add_argument("--frames", type=int, required=True, help="frames per clip")
@@ -53,8 +55,9 @@ def register(sub) -> None:
     cache.set_defaults(handler=_run_cache)
 
     norm = data_sub.add_parser("vae-norm", help="set a VAE part's latent shift/scale from a video folder")
-    norm.add_argument("--vae", required=True, help="VAE part folder; its config.yaml is rewritten in place")
-    norm.add_argument("--videos", required=True, help="folder of training videos")
+    norm.add_argument("--vae", type=path_argument, required=True,
+                      help="VAE part folder; its config.yaml is rewritten in place")
+    norm.add_argument("--videos", type=path_argument, required=True, help="folder of training videos")
     norm.add_argument("--size", type=int, required=True, help="frame size, px")
     norm.add_argument("--frames", type=int, default=4, help="frames per clip (default 4)")
     norm.add_argument("--num", type=int, default=256, help="clips to measure (default 256)")

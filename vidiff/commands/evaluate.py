@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidiff.commands import folder_argument, output_argument
+from vidiff.commands import folder_argument, output_argument, path_argument
 from vidiff.commands.device_args import add_device_arguments, check_device_args, device_record
 from vidiff.commands.eval_output import check_json_out, emit
 from vidiff.pipeline.config import SAMPLERS
@@ -25,14 +25,16 @@ def register(sub) -> None:
     parser.set_defaults(handler=lambda args: (parser.print_help(), 2)[1])
 
     p = kinds.add_parser("shapes", help="Shapes accuracy of a folder of generated clips (colour, shape, motion)")
-    p.add_argument("folder", help="folder of clips with prompts (sidecar JSON, captions or metadata.jsonl)")
+    p.add_argument("folder", type=path_argument,
+                   help="folder of clips with prompts (sidecar JSON, captions or metadata.jsonl)")
     _json_option(p)
     p.set_defaults(handler=run_shapes)
 
     p = kinds.add_parser("fvd", help="Frechet Video Distance with a TorchScript feature network you supply")
-    p.add_argument("--real", required=True, help="folder of reference clips")
-    p.add_argument("--fake", required=True, help="folder of generated clips")
-    p.add_argument("--network", required=True, help="TorchScript feature network (.pt), e.g. an exported I3D")
+    p.add_argument("--real", type=path_argument, required=True, help="folder of reference clips")
+    p.add_argument("--fake", type=path_argument, required=True, help="folder of generated clips")
+    p.add_argument("--network", type=path_argument, required=True,
+                   help="TorchScript feature network (.pt), e.g. an exported I3D")
     p.add_argument("--frames", type=int, default=16, help="frames per clip fed to the network (default 16)")
     p.add_argument("--size", type=int, default=224, help="frames are resized to SIZE x SIZE (default 224)")
     p.add_argument("--num", type=int, default=None, help="clips per set (default: all)")
@@ -49,7 +51,7 @@ def register(sub) -> None:
                                                "and optical flow")
     p.add_argument("--model", default=None, type=folder_argument,
                    help="pipeline folder (pipeline.yaml); without it only the baselines run")
-    p.add_argument("--videos", required=True, help="folder of held-out clips")
+    p.add_argument("--videos", type=path_argument, required=True, help="folder of held-out clips")
     p.add_argument("--stride", type=int, required=True, help="keep every STRIDE-th true frame as a keyframe")
     p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")
     p.add_argument("--size", type=int, default=None,
@@ -71,8 +73,8 @@ def register(sub) -> None:
     p.set_defaults(handler=run_interpolation)
 
     p = kinds.add_parser("reconstruction", help="VAE round-trip PSNR/SSIM over a folder of clips")
-    p.add_argument("--vae", required=True, help="VAE part folder (config.yaml + model.safetensors)")
-    p.add_argument("--videos", required=True, help="folder of clips")
+    p.add_argument("--vae", type=path_argument, required=True, help="VAE part folder (config.yaml + model.safetensors)")
+    p.add_argument("--videos", type=path_argument, required=True, help="folder of clips")
     p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")
     p.add_argument("--size", type=int, default=None,
                    help="centre square crop of each clip, area-resized to SIZE x SIZE (default: frames as they are)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidiff.commands import output_argument
+from vidiff.commands import output_argument, path_argument
 
 from vidiff.pipeline.config import SAMPLERS, PipelineConfig
 
@@ -21,7 +21,7 @@ def register(sub) -> None:
                                    "the run folders of the three stages, with every setting training fixed. Without "
                                    "a keyframes run: an interpolation-only pipeline (vidiff interpolate). The options "
                                    "set the sampling defaults written to pipeline.yaml.")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+    p.add_argument("run_dirs", type=path_argument, nargs="+", metavar="RUN_DIR",
                    help="vae, keyframes and interpolation run folders (keyframes optional); the vae may also be a VAE "
                         "part folder as it is, e.g. vidiff/bundled/shapes/vae")
     p.add_argument("-o", "--output", required=True, type=output_argument, help="pipeline folder to write")

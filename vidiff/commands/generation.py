@@ -10,7 +10,7 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
-from vidiff.commands import folder_argument, output_argument
+from vidiff.commands import folder_argument, output_argument, path_argument
 from vidiff.commands.control_args import (
     add_control_arguments, add_structure_arguments, control_settings, read_control, structure_kind,
     structure_settings,
@@ -37,7 +37,8 @@ def register(sub) -> None:
 
     ani = sub.add_parser("animate", help="animate a still image (it becomes the first frame)",
                          description="Animate a still image: it is the first, known keyframe of the clip.")
-    ani.add_argument("image", help="PNG / JPEG; center-cropped and resized to the model's frame size if needed")
+    ani.add_argument("image", type=path_argument,
+                     help="PNG / JPEG; center-cropped and resized to the model's frame size if needed")
     ani.add_argument("prompt", help="what happens in the clip")
     _common(ani, frames_help=FRAMES_HELP)
     _keyframe_argument(ani, "; frame 0 is the image, e.g. --keyframe 15=last.png for the last frame")
@@ -47,7 +48,7 @@ def register(sub) -> None:
     ext = sub.add_parser("extend", help="continue a video clip",
                          description="Continue a clip: its last frames become the first known keyframes; the output "
                                      "is the input clip followed by the new frames.")
-    ext.add_argument("video", help="clip to continue (its frame size must be the model's)")
+    ext.add_argument("video", type=path_argument, help="clip to continue (its frame size must be the model's)")
     ext.add_argument("prompt", help="what happens next")
     _common(ext, frames_help="number of new frames to add (required)")
     ext.add_argument("--seam-fade", type=int, default=4,
@@ -67,7 +68,8 @@ def register(sub) -> None:
                                       "With control parts, the edit follows blob maps read off the clip, so its "
                                       "objects stay in place (--structure); --mask foreground redraws only the "
                                       "objects.")
-    edit.add_argument("video", help="clip to edit (its frame size and length must fit the model's layout)")
+    edit.add_argument("video", type=path_argument,
+                      help="clip to edit (its frame size and length must fit the model's layout)")
     edit.add_argument("prompt", help="what the clip should show")
     _common(edit, frames_help="refused: an edit keeps the clip's own length")
     edit.add_argument("--strength", type=float, default=None,
@@ -77,7 +79,7 @@ def register(sub) -> None:
                       help="with --strength < 1: noise and redraw the keyframes this many times, each time from the "
                            "last (SDEdit's repeats): the prompt's changes come through more fully (default 2; 1 is "
                            "plain SDEdit)")
-    edit.add_argument("--mask", default=None,
+    edit.add_argument("--mask", type=path_argument, default=None,
                       help="region to redraw: an image (PNG, ...) used for every frame, or a video of per-frame "
                            "masks with the clip's frame count; white = redraw, black = keep; or 'foreground': each "
                            "frame's objects (what is not its flat background), grown by 2 px. Needs parts trained "

@@ -14,7 +14,7 @@ import math
 import warnings
 from pathlib import Path
 
-from vidiff.commands import folder_argument, output_argument
+from vidiff.commands import folder_argument, output_argument, path_argument
 from vidiff.commands.interpolate_plan import (
     BF16_SPEEDUP,
     PASS_SEED_STEP,
@@ -43,7 +43,8 @@ def register(sub) -> None:
     p = sub.add_parser("interpolate", help="raise a clip's frame rate by filling frames between its frames",
                        description="Frame-rate up-conversion: FACTOR - 1 new frames between every two frames of "
                                    "VIDEO, at its own resolution; the input frames are kept exactly.")
-    p.add_argument("video", help="clip to up-convert (any size; padded to the model's multiple and cropped back)")
+    p.add_argument("video", type=path_argument,
+                   help="clip to up-convert (any size; padded to the model's multiple and cropped back)")
     p.add_argument("-o", "--output", required=True, type=output_argument,
                    help="output file: .mp4, .webm or .gif (+ OUTPUT.json sidecar)")
     rate = p.add_mutually_exclusive_group(required=True)

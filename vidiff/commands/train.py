@@ -5,12 +5,15 @@ import argparse
 import warnings
 from pathlib import Path
 
+from vidiff.commands import path_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="training recipe (YAML), e.g. configs/shapes-vae.yaml")
+    parser.add_argument("--config", type=path_argument, required=True,
+                        help="training recipe (YAML), e.g. configs/shapes-vae.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.max_steps=200 (repeatable)")
-    parser.add_argument("--resume", default=None, metavar="auto|PATH",
+    parser.add_argument("--resume", type=path_argument, default=None, metavar="auto|PATH",
                         help="continue from the newest complete checkpoint (auto) or from a checkpoint folder (default: a "
                              "fresh run, refused where the run folder has checkpoints)")
     parser.add_argument("--force", action="store_true",

@@ -217,7 +217,7 @@ class TrainConfig:
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     import os
 
-    path = Path(path)
+    path = Path(path).expanduser()  # "~/recipe.yaml", as the other readers take "~"
     if not os.path.lexists(path):
         hint = ""
         if path.parts and path.parts[0] == "configs":  # the docs' recipes: a pip install has no configs/ folder
