@@ -171,6 +171,25 @@ def test_captions_as_users_save_them(tmp_path, caplog):
     assert digest() != before
 
 
+def test_a_metadata_csv_saved_as_unicode_text_names_utf16(tmp_path):
+    """Excel's "Unicode Text" (UTF-16 with a byte-order mark) was refused as "not UTF-8 text (byte 0xff at offset
+    0)", naming neither the encoding nor the way out; Excel's "CSV UTF-8" (a UTF-8 byte-order mark) is read."""
+    from vidiff.config import ConfigError
+    from vidiff.data.video_folder import read_captions
+
+    table = "file_name,text\na.mp4,a red circle\nb.mp4,a blue square\n"
+    for encoding in ("utf-16", "utf-16-be", "utf-32"):  # "utf-16" writes the little-endian mark, as Windows does
+        data = table.encode(encoding)
+        (tmp_path / "metadata.csv").write_bytes(data if data[:2] in (b"\xff\xfe", b"\x00\x00")
+                                                else b"\xfe\xff" + data)
+        name = "UTF-32" if encoding == "utf-32" else "UTF-16"
+        with pytest.raises(ConfigError, match=rf"metadata.csv: {name} text, not UTF-8; save it again as UTF-8 "
+                                              r'\(Excel: "CSV UTF-8"'):
+            read_captions(tmp_path)
+    (tmp_path / "metadata.csv").write_bytes(b"\xef\xbb\xbf" + table.encode())
+    assert read_captions(tmp_path) == {"a.mp4": "a red circle", "b.mp4": "a blue square"}
+
+
 def test_metadata_file_names_written_as_paths_are_matched(tmp_path, caplog):
     """file_name "./a.mp4" or a Windows "sub\\b.mp4" named no clip: the clip trained with the empty caption and the
     warning called the row a clip not in the folder. The case is matched as written."""

@@ -180,11 +180,24 @@ def loads(text: str | bytes, where: str = "YAML") -> Any:
 
 
 def decode_utf8(data: bytes, where: str) -> str:
+    wide = _wide_unicode(data)
+    if wide:  # Excel's "Unicode Text" and Notepad's "UTF-16": refused as "byte 0xff at offset 0", naming no encoding
+        raise ConfigError(f"{where}: {wide} text, not UTF-8; save it again as UTF-8 (Excel: \"CSV UTF-8\"; an "
+                          f"editor: encoding UTF-8; or iconv -f {wide} -t UTF-8)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{where}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def _wide_unicode(data: bytes) -> str | None:
+    """"UTF-16" or "UTF-32" where the bytes start with that byte-order mark (as Windows writes them), else None."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    return None
 
 
 def read_text(path: str | os.PathLike, what: str | None = None, max_bytes: int = MAX_BYTES) -> str:
