@@ -51,6 +51,31 @@ def test_int_is_accepted_as_float_and_overrides_parse_yaml():
         apply_overrides({}, ["nonsense"])
 
 
+def test_a_whole_float_is_an_integer_setting_and_a_fraction_is_refused(tmp_path):
+    """YAML reads 1e3 and 1000.0 as floats: `--set train.max_steps=1e3` (and the same in the file) was refused as
+    "expected an integer, got 1000.0". A whole float is the integer; 1.5, inf and nan are refused naming the key."""
+    from vidiff.training.config import load_train_config
+
+    cfg = from_dict(Root, {"inner": {"width": 1e3}, "levels": [2.0, 3]})
+    assert cfg.inner.width == 1000 and type(cfg.inner.width) is int and cfg.levels == (2, 3)
+    assert type(cfg.levels[0]) is int and to_dict(cfg)["inner"]["width"] == 1000
+    for bad, shown in ((1.5, "1.5"), (float("inf"), "inf"), (float("nan"), "nan")):
+        with pytest.raises(ConfigError, match=rf"^inner.width: expected a whole number, got {shown}$"):
+            from_dict(Root, {"inner": {"width": bad}})
+    with pytest.raises(ConfigError, match=r"^levels\[1\]: expected a whole number, got 2.5$"):
+        from_dict(Root, {"levels": [1, 2.5]})
+    (tmp_path / "toy.yaml").write_text("stage: toy\noutput_dir: run\nmodel: {dim: 4, width: 8}\n"
+                                      "data: {kind: synthetic, num_samples: 1.0e+1}\ntrain: {max_steps: 1e3}\n")
+    cfg = load_train_config(tmp_path / "toy.yaml")
+    assert (cfg.train.max_steps, cfg.data.num_samples) == (1000, 10) and type(cfg.train.max_steps) is int
+    assert load_train_config(tmp_path / "toy.yaml", ["train.max_steps=2e3"]).train.max_steps == 2000
+    assert load_train_config(tmp_path / "toy.yaml", ["conditioning.max_keyframes=null"]).conditioning.max_keyframes is None
+    with pytest.raises(ConfigError, match=r"^train.max_steps: expected a whole number, got 1.5$"):
+        load_train_config(tmp_path / "toy.yaml", ["train.max_steps=1.5"])
+    with pytest.raises(ConfigError, match=r"^train.seed: expected an integer, got 'x'$"):
+        load_train_config(tmp_path / "toy.yaml", ["train.seed=x"])
+
+
 def test_yaml_reads_exponent_floats_and_keeps_no_as_a_string():
     from vidiff.config import parse_yaml
 
