@@ -250,3 +250,35 @@ def test_a_quoted_home_path_is_the_home_folder_in_every_command(tmp_path, monkey
     assert main(["train", "--config", "~/r.yaml"]) == 2
     assert f"config file not found: {home}/r.yaml" in capsys.readouterr().err
     assert list(cwd.iterdir()) == []
+
+
+def test_a_home_path_inside_a_training_recipe_is_the_home_folder(tmp_path, monkeypatch):
+    """Paths written "~/..." in a recipe were taken as they stand: `output_dir: ~/run` trained into "./~/run", then
+    stopped on a FileNotFoundError traceback when the export (whose writer reads "~") was moved into place, and
+    `vae: ~/vae` was refused as "model.safetensors not found"."""
+    from vidiff.config import ConfigError
+    from vidiff.training.config import load_train_config
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    cfg = load_train_config(configs / "shapes-keyframes.yaml", ["data.root=~/d", "vae=~/v", "text_encoder=~/t",
+                                                                "output_dir=~/o"])
+    assert (cfg.data.root, cfg.vae, cfg.text_encoder, cfg.output_dir) == tuple(f"{home}/{n}" for n in "dvto")
+    assert load_train_config(configs / "shapes-keyframes.yaml").text_encoder == "default"
+    for recipe, sets, said in (("shapes-keyframes", ["init_weights=~/i"], "part folder not found: {}/i"),
+                               ("shapes-control-keyframes", ["base=~/b"], "got '{}/b'"),
+                               ("real-interpolation", ["decoded_loss.enabled=true", "decoded_loss.vae=~/dv"],
+                                "was not found: {}/dv")):
+        with pytest.raises(ConfigError, match=said.format(home)):
+            load_train_config(configs / f"{recipe}.yaml", sets)
+    (home / "r.yaml").write_text("stage: toy\noutput_dir: ~/run\nmodel: {dim: 4, width: 8}\n"
+                                 "data: {kind: synthetic, num_samples: 4}\n"
+                                 "train: {max_steps: 2, batch_size: 2, log_every: 1, checkpoint_every: 2}\n")
+    from vidiff.cli import main
+
+    assert main(["train", "--config", "~/r.yaml"]) == 0
+    assert (home / "run" / "export" / "model.safetensors").is_file()
+    assert list(cwd.iterdir()) == []

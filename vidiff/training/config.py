@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -215,8 +216,6 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    import os
-
     path = Path(path).expanduser()  # "~/recipe.yaml", as the other readers take "~"
     if not os.path.lexists(path):
         hint = ""
@@ -230,7 +229,22 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     if data is None or data == {}:  # empty: every key would be its default, and the first check to fail says little
         raise ConfigError(f"{path}: the config is empty; start from one in configs/ (e.g. configs/shapes-vae.yaml)")
     data = apply_overrides(data, overrides or [])
-    return validate(from_dict(TrainConfig, data))
+    return validate(_home_expanded(from_dict(TrainConfig, data)))
+
+
+def _home_expanded(cfg: TrainConfig) -> TrainConfig:
+    """The recipe's paths with a leading "~" read as the home folder, as the CLI and the library's readers take it:
+    `output_dir: ~/runs/x` trained into a folder "./~" and then stopped on a traceback at the export, which the part
+    writer wrote to the home folder; `vae: ~/vae` was refused as "~/vae: model.safetensors not found"."""
+    from dataclasses import replace
+
+    def home(path: str | None) -> str | None:
+        return path and os.path.expanduser(path)
+
+    return replace(cfg, output_dir=home(cfg.output_dir), text_encoder=home(cfg.text_encoder), vae=home(cfg.vae),
+                   init_weights=home(cfg.init_weights), base=home(cfg.base),
+                   data=replace(cfg.data, root=home(cfg.data.root)),
+                   decoded_loss=replace(cfg.decoded_loss, vae=home(cfg.decoded_loss.vae)))
 
 
 HASH_IGNORED = ("output_dir", "train.num_workers", "train.log_every", "train.preview_every", "train.activation_recompute")
