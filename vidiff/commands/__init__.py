@@ -4,21 +4,22 @@
 def folder_argument(value: str) -> str:
     """argparse type of a --model folder: an empty one ("" from an unset shell variable) was read as "no --model"
     and ran the bundled pipeline without a word."""
-    import argparse
-
-    if not value.strip():
-        raise argparse.ArgumentTypeError("empty folder path; give a pipeline folder, or leave the option out")
-    return path_argument(value)
+    return _non_empty_path(value, "empty folder path; give a pipeline folder, or leave the option out")
 
 
 def output_argument(value: str) -> str:
     """argparse type of what a command writes (-o, --out, --json): an empty one ("" from an unset shell variable)
     is the working folder, where `data shapes --out ""` wrote its clips (removing clip files numbered past --num)
     and `data cache --out ""` its shards, and `eval --json ""` wrote nothing without a word."""
+    return _non_empty_path(value, "empty path; give the file or folder to write")
+
+
+def _non_empty_path(value: str, refusal: str) -> str:
+    """`path_argument(value)`, or argparse's error `refusal` when the value is empty or blank."""
     import argparse
 
     if not value.strip():
-        raise argparse.ArgumentTypeError("empty path; give the file or folder to write")
+        raise argparse.ArgumentTypeError(refusal)
     return path_argument(value)
 
 
