@@ -379,7 +379,8 @@ def test_layout_outside_the_bundled_training_exits_fast_without_torch(tmp_path, 
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     elapsed = time.perf_counter() - start
     assert run.stdout.split() == ["2", "False"], run.stdout + run.stderr
-    assert run.stderr.count("\n") == 1 and message in run.stderr and "--force-layout" in run.stderr
+    assert run.stderr.count("\n") == 1 and message in run.stderr and "(--force-layout runs it anyway)" in run.stderr
+    assert "force_layout=True" not in run.stderr  # the Python keyword was named beside the flag
     assert elapsed < 1.0, elapsed
     assert not (tmp_path / "o.mp4").exists()
 
@@ -525,7 +526,8 @@ def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsy
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(still)
     assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--frames", "41", "--keyframe", f"3={still}"]) == 2
     err = capsys.readouterr().err
-    assert "10 keyframes" in err and "trained on 3..9" in err and "--force-layout" in err
+    assert "10 keyframes" in err and "trained on 3..9" in err and "(--force-layout runs it anyway)" in err
+    assert "force_layout=True" not in err  # the Python keyword was named beside the flag
     # it offered only --force-layout; what it offers now runs inside the training
     assert ("fits: keyframes on the stride's grid at [5] or a clip of 39 frames with the keyframes where they are"
             in err), err
@@ -752,9 +754,8 @@ def test_a_misfit_with_keyframes_says_what_frames_alone_make(tmp_path, capsys):
     out = str(tmp_path / "o.mp4")
     assert main(["generate", "x", "-o", out, "--frames", "64", "--keyframes", "12"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "vidiff: error: --keyframes 12: the keyframe part was trained on 3..9 keyframes (force_layout=True, or "
-        "--force-layout, runs more or fewer); without --keyframes, 64 frames are made as a pass of 41 and extension "
-        "windows")
+        "vidiff: error: --keyframes 12: the keyframe part was trained on 3..9 keyframes (--force-layout runs more or "
+        "fewer); without --keyframes, 64 frames are made as a pass of 41 and extension windows")
     assert main(["generate", "x", "-o", out, "--frames", "20", "--keyframes", "2"]) == 2
     assert "without --keyframes, 20 frames are made on a trained grid" in capsys.readouterr().err
     assert main(["generate", "x", "-o", out, "--frames", "200", "--keyframes", "9"]) == 2

@@ -204,8 +204,9 @@ def test_eval_interpolation_refuses_an_untrained_stride_without_offering_force_l
 
     config = read_pipeline_folder(interp_only)
     trained = read_trained_records(interp_only, config)["interpolation"]
-    with pytest.raises(InputError, match="--force-layout"):  # interpolate's refusal keeps its hint
-        up_conversion_passes(5, config.interpolation.max_gap, trained)
+    with pytest.raises(InputError, match=r"\(--force-layout runs it anyway\)$") as e:  # interpolate's refusal keeps
+        up_conversion_passes(5, config.interpolation.max_gap, trained)  # its hint, the flag alone (force_layout=True
+    assert "force_layout" not in str(e.value)  # was named beside it)
     with pytest.raises(InputError, match=r"^--stride 5: one pass needs .*trained on windows of 3\.\.5") as e:
         up_conversion_passes(5, config.interpolation.max_gap, trained, name="--stride", can_force=False)
     assert "force" not in str(e.value)

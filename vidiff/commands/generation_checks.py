@@ -274,7 +274,7 @@ def _check_trained_layout(trained: dict, config, layout, args, user_keyframes: l
     if any(index % layout.keyframe_stride for index in user_keyframes):  # the grid is laid around them
         check_anchored_layout(list(user_keyframes), anchored_span(layout), layout.keyframe_stride,
                               config.interpolation.max_gap, trained["keyframes"], trained["interpolation"],
-                              args.force_layout)
+                              args.force_layout, CLI_NAMES)
         return
     known = {"generate": None, "edit": None, "animate": "first", "extend": "first_k"}[args.task]
     if user_keyframes:
@@ -284,7 +284,7 @@ def _check_trained_layout(trained: dict, config, layout, args, user_keyframes: l
     num_known = min(2, layout.num_keyframes - 1) if args.task == "extend" else 0  # extension_windows' max_known
     try:
         check_layout(layout, config.interpolation.max_gap, trained["keyframes"], trained["interpolation"],
-                     known=known, num_known=num_known, force=args.force_layout)
+                     known=known, num_known=num_known, force=args.force_layout, names=CLI_NAMES)
     except InputError as e:  # a grid laid from --frames with --keyframes (64 = 4 x stride 21): --frames alone fits
         if args.task not in ("generate", "animate") or None in (args.frames, args.keyframes) or args.stride \
                 or user_keyframes:

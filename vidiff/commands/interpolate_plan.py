@@ -53,7 +53,7 @@ def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False
     `name`, the option that asked for the factor). `can_force`: whether the command has --force-layout, which
     the refusal then suggests."""
     from vidiff.errors import InputError
-    from vidiff.pipeline.layout import Layout, interpolation_levels
+    from vidiff.pipeline.layout import CLI_NAMES, Layout, interpolation_levels
     from vidiff.pipeline.trained_layouts import check_layout, layout_problems
 
     def gap(f: int) -> Layout:
@@ -74,7 +74,7 @@ def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False
     if problems:  # check_layout's refusal would suggest a --force-layout the command does not have
         raise InputError(f"{name} {factor}: one pass needs {'; '.join(problems)}, and {factor} does not split "
                          "into passes that it was trained on")
-    check_layout(gap(factor), max_gap, None, trained, force=force)  # refuses (or with force warns) what fits() did not
+    check_layout(gap(factor), max_gap, None, trained, force=force, names=CLI_NAMES)  # refuses (or with force warns) what fits() did not
     return [factor]
 
 

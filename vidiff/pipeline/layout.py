@@ -77,11 +77,15 @@ def fillable_strides(max_gap: int, up_to: int) -> list[int]:
     return [s for s in range(1, up_to + 1) if interpolation_levels(s, max_gap) is not None]
 
 
-# How errors name the three layout settings: the Python API's keyword arguments, or the command line's flags.
-API_NAMES = MappingProxyType({"frames": "num_frames", "keyframes": "num_keyframes", "stride": "keyframe_stride"})
-CLI_NAMES = MappingProxyType({"frames": "--frames", "keyframes": "--keyframes", "stride": "--stride"})
+# How errors name the three layout settings and the way past the training records: the Python API's keyword
+# arguments, or the command line's flags (a refusal on the command line named force_layout=True beside the flag).
+API_NAMES = MappingProxyType({"frames": "num_frames", "keyframes": "num_keyframes", "stride": "keyframe_stride",
+                              "force": "force_layout=True"})
+CLI_NAMES = MappingProxyType({"frames": "--frames", "keyframes": "--keyframes", "stride": "--stride",
+                              "force": "--force-layout"})
 # fill_between's: its arguments are the keyframes themselves and `stride` (keyframe_stride was a name it does not take)
-FILL_NAMES = MappingProxyType({"frames": "frames", "keyframes": "keyframes", "stride": "stride"})
+FILL_NAMES = MappingProxyType({"frames": "frames", "keyframes": "keyframes", "stride": "stride",
+                               "force": "force_layout=True"})
 
 
 def check_layout_limit(layout: Layout, names: Mapping[str, str] = API_NAMES) -> None:

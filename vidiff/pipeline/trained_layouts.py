@@ -5,7 +5,7 @@ allow. A part folder without a record (older exports, hand-made pipelines) is no
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from vidiff.caller_warning import warn_at_caller
 from vidiff.errors import InputError
@@ -99,10 +99,11 @@ def lay_keyframes_around(anchors: list[int], num_frames: int, stride: int, max_g
 
 
 def check_anchored_layout(anchors: list[int], num_frames: int, stride: int, max_gap: int,
-                          keyframes: TrainedOn | None, interpolation: TrainedOn | None, force: bool = False
-                          ) -> list[int]:
+                          keyframes: TrainedOn | None, interpolation: TrainedOn | None, force: bool = False,
+                          names: Mapping[str, str] = API_NAMES) -> list[int]:
     """The keyframe positions laid around user keyframes at `anchors` (lay_keyframes_around); raises InputError
-    (or, with force, warns) when they leave the parts' training (anchored_problems)."""
+    (or, with force, warns) when they leave the parts' training (anchored_problems). `names`: layout.API_NAMES or
+    CLI_NAMES, for the way past the refusal."""
     def problems_at(frames: int, wanted: list[int]) -> list[str]:
         return anchored_problems(lay_keyframes_around(wanted, frames, stride, max_gap), wanted, keyframes,
                                  interpolation)
@@ -111,7 +112,7 @@ def check_anchored_layout(anchors: list[int], num_frames: int, stride: int, max_
     problems = anchored_problems(positions, anchors, keyframes, interpolation)
     if problems:
         _refuse_or_warn(f"keyframes at {anchors} of {num_frames} frames need " + "; ".join(problems)
-                        + (_what_fits(anchors, num_frames, stride, problems_at) if not force else ""), force)
+                        + (_what_fits(anchors, num_frames, stride, problems_at) if not force else ""), force, names)
     return positions
 
 
@@ -135,10 +136,11 @@ def user_keyframe_pattern(indices) -> str | None:
     return None if not indices else "first" if indices == [0] else "random_subset"
 
 
-def _refuse_or_warn(message: str, force: bool) -> None:
-    """InputError for a request outside the parts' training, or with force (--force-layout) only a warning."""
+def _refuse_or_warn(message: str, force: bool, names: Mapping[str, str]) -> None:
+    """InputError for a request outside the parts' training, saying how to force it (`names["force"]`), or with
+    force only a warning."""
     if not force:
-        raise InputError(message + " (force_layout=True, or --force-layout, runs it anyway)")
+        raise InputError(f"{message} ({names['force']} runs it anyway)")
     warn_at_caller(message + ": running it because the layout was forced")
 
 
@@ -202,7 +204,7 @@ def keyframes_misfit(error: InputError, frames: int, keyframes: int, stride: int
              + (f"as a pass of {longest} and extension windows" if frames > longest else "on a trained grid"))
     if not fewest <= keyframes <= most and not force:
         return InputError(f"{names['keyframes']} {keyframes}: the keyframe part was trained on {fewest}..{most} "
-                          f"keyframes (force_layout=True, or --force-layout, runs more or fewer)"
+                          f"keyframes ({names['force']} runs more or fewer)"
                           + (f"; {alone}" if made else ""))
     return InputError(f"{error}; or {alone}") if made and (frames > longest or not offers_lengths) else error
 
@@ -279,11 +281,13 @@ def warn_untrained_size(keyframes: TrainedOn | None, height: int, width: int, fa
 
 
 def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None, *,
-                 known: str | None = None, num_known: int = 0, force: bool = False) -> None:
-    """Raises InputError (or, with force, warns) when the request leaves the parts' training layouts."""
+                 known: str | None = None, num_known: int = 0, force: bool = False,
+                 names: Mapping[str, str] = API_NAMES) -> None:
+    """Raises InputError (or, with force, warns) when the request leaves the parts' training layouts. `names`:
+    layout.API_NAMES or CLI_NAMES, for the way past the refusal."""
     problems = layout_problems(layout, max_gap, keyframes, interpolation, known, num_known)
     if not problems:
         return
     cut = f" (cut to {layout.trim_to})" if layout.trim_to else ""
     _refuse_or_warn(f"layout {layout.num_frames} frames{cut} = {layout.num_keyframes} keyframes x stride "
-                    f"{layout.keyframe_stride} needs " + "; ".join(problems), force)
+                    f"{layout.keyframe_stride} needs " + "; ".join(problems), force, names)

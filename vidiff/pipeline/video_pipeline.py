@@ -318,15 +318,15 @@ class VideoPipeline:
             if exact_frames or pixel_multiple is not None or not all(is_int(v) and v >= 1 for v in given):
                 raise  # a value that is no count is what the error names
             raise keyframes_misfit(e, num_frames, num_keyframes, keyframe_stride or cfg.keyframe_stride,
-                                   self.trained.get("keyframes"), force_layout) from None
+                                   self.trained.get("keyframes"), force_layout, names) from None
         if None not in (num_frames, num_keyframes) and keyframe_stride is None and pixel_multiple is None \
                 and not (exact_frames or force_layout):  # a grid that fits the length, not the parts (64 = 4 x 21)
             try:
                 check_layout(layout, cfg.interpolation.max_gap, self.trained.get("keyframes"),
-                             self.trained.get("interpolation"))
+                             self.trained.get("interpolation"), names=names)
             except InputError as e:
-                raise keyframes_misfit(e, num_frames, num_keyframes, cfg.keyframe_stride,
-                                       self.trained.get("keyframes"), force_layout, offers_lengths=False) from None
+                raise keyframes_misfit(e, num_frames, num_keyframes, cfg.keyframe_stride, self.trained.get("keyframes"),
+                                       force_layout, names, offers_lengths=False) from None
         if num_frames is not None and num_keyframes is None and not (exact_frames or force_layout):
             layout = lift_short_layout(layout, fewest_trained_keyframes(self.trained.get("keyframes")))
         return Request.build(prompts, seeds, batched, layout, cfg, pixel_multiple or self.size_multiple, steps=steps,
