@@ -319,6 +319,39 @@ def test_a_cache_of_another_text_encoder_or_width_is_refused_with_the_config(tmp
         load_train_config(configs / "shapes-interpolation.yaml", [f"text_encoder={a}"])
 
 
+def test_a_u_net_that_cannot_take_what_its_latent_stage_feeds_is_refused_with_the_config(tmp_path):
+    """model.conditioning: false (the U-Net's default) in a latent stage, model.in_channels off the VAE's or the latent
+    cache's channels, and model.out_channels off in_channels were each a traceback at the first step, after the
+    models loaded and the run folder was written."""
+    import json
+
+    from vidiff.training.config import load_train_config
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    for recipe in ("shapes-keyframes", "shapes-interpolation"):
+        with pytest.raises(ConfigError, match=r"^model.conditioning: the (keyframes|interpolation) stage feeds the "
+                                              r"U-Net known frames, which it takes only with model.conditioning: true"):
+            load_train_config(configs / f"{recipe}.yaml", ["model.conditioning=false"])
+    with pytest.raises(ConfigError, match=r"^model.out_channels: 3, but the U-Net predicts latents of its "
+                                          r"model.in_channels \(4\); set them equal$"):
+        load_train_config(configs / "shapes-interpolation.yaml", ["model.out_channels=3"])
+    AutoencoderKL(VAEConfig(latent_channels=8, block_out_channels=(8, 16, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+    over = ["data.kind=shapes", f"vae={tmp_path / 'vae'}"]
+    with pytest.raises(ConfigError, match=rf"^model.in_channels: 4, but the VAE {tmp_path / 'vae'} gives latents of 8 "
+                                          r"channels; set model.in_channels=8 and model.out_channels=8$"):
+        load_train_config(configs / "shapes-interpolation.yaml", over)
+    assert load_train_config(configs / "shapes-interpolation.yaml",
+                             over + ["model.in_channels=8", "model.out_channels=8"]).vae == str(tmp_path / "vae")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "index.json").write_text(json.dumps({"shapes": {"latents": [8, 41, 16, 16], "context": [32, 384]}}))
+    with pytest.raises(ConfigError, match=r"^model.in_channels: 4, but the latent cache data.root .*/cache gives "
+                                          r"latents of 8 channels"):
+        load_train_config(configs / "shapes-keyframes.yaml", [f"data.root={cache}"])
+
+
 def test_processes_launched_for_gpus_on_a_cpu_are_told_so(monkeypatch):
     """configs/accelerate/ddp.yaml (8 processes, use_cpu: false) ran as 8 CPU processes on a 2-core machine without
     a word; CPU processes asked for as such, no more than the cores, are not warned of."""

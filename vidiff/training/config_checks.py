@@ -135,11 +135,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if d.kind not in STAGE_DATA[cfg.stage]:  # any other kind was read as a video folder, or not read at all
         raise ConfigError(f"data.kind: the {cfg.stage} stage reads {' or '.join(STAGE_DATA[cfg.stage])} data, "
                           f"not {d.kind}")
+    shape = None
     if d.kind == "latent_cache" and cfg.stage in ("keyframes", "interpolation"):
         from vidiff.data.latent_cache import cache_index, latent_shape_of, latent_space_of
 
         index = cache_index(d.root)  # once: an index lists every clip's caption, and can be large
-        _check_cache_frames(cfg, latent_shape_of(index))
+        shape = latent_shape_of(index)
+        _check_cache_frames(cfg, shape)
         _check_cache_size(cfg, index)
         _check_cache_vae(cfg, latent_space_of(index))
         _check_cache_text(cfg, index)
@@ -167,10 +169,38 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(str(e) if "model." in str(e) else f"model.{e}") from None
     if cfg.stage in ("keyframes", "interpolation", "control"):
         cfg.noise_config()
+    if cfg.stage in ("keyframes", "interpolation"):
+        _check_latent_model(cfg, shape)
     _check_frame_size(cfg)
     if cfg.stage in ("keyframes", "interpolation", "control"):
         _check_text_width(cfg)
     return cfg
+
+
+def _check_latent_model(cfg: TrainConfig, cached: tuple[int, ...] | None) -> None:
+    """The U-Net's inputs and outputs against what a latent stage feeds it: known frames, and latents of the cache's
+    (`cached`: its (C, F, h, w)) or the VAE's channels. Each failed at the first step, after the models loaded and
+    the run folder was written, in a traceback ("this model has conditioning=False", "x must be (B, 8, F, h, w)",
+    "net returned shape (2, 3, 4, 16, 16)")."""
+    from vidiff.models.vae import VAEConfig
+    from vidiff.parts import load_part_config
+
+    model = cfg.model_config()
+    if not model.conditioning:
+        raise ConfigError(f"model.conditioning: the {cfg.stage} stage feeds the U-Net known frames, which it takes "
+                          "only with model.conditioning: true")
+    if model.out_channels != model.in_channels:
+        raise ConfigError(f"model.out_channels: {model.out_channels}, but the U-Net predicts latents of its "
+                          f"model.in_channels ({model.in_channels}); set them equal")
+    if cached is not None and len(cached) == 4:
+        channels, source = cached[0], f"the latent cache data.root {cfg.data.root}"
+    elif cfg.data.kind in ("video_folder", "shapes") and cfg.vae and Path(cfg.vae).is_dir():
+        channels, source = load_part_config(cfg.vae, VAEConfig).latent_channels, f"the VAE {cfg.vae}"
+    else:  # a window cache, or a VAE not on this machine: said where it is read
+        return
+    if model.in_channels != channels:
+        raise ConfigError(f"model.in_channels: {model.in_channels}, but {source} gives latents of {channels} "
+                          f"channels; set model.in_channels={channels} and model.out_channels={channels}")
 
 
 def _check_text_width(cfg: TrainConfig) -> None:
