@@ -274,6 +274,24 @@ def test_changed_config_names_the_keys_and_bookkeeping_may_change(tmp_path):
     assert [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")] == [4]  # resumed at 4: nothing to do
 
 
+def test_a_run_that_recorded_a_home_path_as_written_resumes(tmp_path, monkeypatch):
+    """A run whose config.yaml holds "~/clips" as written (before recipes read "~" as the home folder) was refused on
+    resume as "changed: data.root", the recipe's path now being read as the home folder's."""
+    from vidiff.training.config import home_expanded
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg = toy(tmp_path, max_steps=4)
+    old = replace(cfg, data=replace(cfg.data, root="~/clips"))
+    train(old)
+    now = home_expanded(replace(old, train=replace(old.train, max_steps=6, checkpoint_every=2)))
+    assert now.data.root == str(tmp_path / "home" / "clips")
+    with pytest.warns(UserWarning, match=r"train\.max_steps 4 -> 6"):
+        run = train(now, resume="auto")
+    assert [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")][-1] == 6
+    with pytest.raises(InputError, match=r"changed: data\.root\)"):  # another folder is still a change
+        train(replace(now, data=replace(now.data, root=str(tmp_path / "clips"))), resume="auto")
+
+
 def test_a_run_is_trained_longer_without_force_and_told_of_its_schedule(tmp_path):
     """Raising train.max_steps is how a run is trained longer; it needed --force, which also let any other change
     through. It resumes now, with a warning, and the learning rate follows the schedule over the new length."""

@@ -229,10 +229,10 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     if data is None or data == {}:  # empty: every key would be its default, and the first check to fail says little
         raise ConfigError(f"{path}: the config is empty; start from one in configs/ (e.g. configs/shapes-vae.yaml)")
     data = apply_overrides(data, overrides or [])
-    return validate(_home_expanded(from_dict(TrainConfig, data)))
+    return validate(home_expanded(from_dict(TrainConfig, data)))
 
 
-def _home_expanded(cfg: TrainConfig) -> TrainConfig:
+def home_expanded(cfg: TrainConfig) -> TrainConfig:
     """The recipe's paths with a leading "~" read as the home folder, as the CLI and the library's readers take it:
     `output_dir: ~/runs/x` trained into a folder "./~" and then stopped on a traceback at the export, which the part
     writer wrote to the home folder; `vae: ~/vae` was refused as "~/vae: model.safetensors not found"."""

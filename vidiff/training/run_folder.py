@@ -158,16 +158,18 @@ def check_same_config(run_dir: Path, resume_from: Path, written_hash: str, cfg, 
 
 
 def _config_that_wrote(path: Path, written_hash: str):
-    """The run folder's config.yaml as a TrainConfig when its hash is the checkpoint's, else None."""
+    """The run folder's config.yaml as a TrainConfig when its hash is the checkpoint's, else None. Its paths are read
+    as load_train_config reads them: a run that wrote "~/clips" as it stood was refused on resume as "changed:
+    data.root" once the recipe's "~/clips" was read as the home folder."""
     from vidiff.config import from_dict
     from vidiff.safe_yaml import load_file
-    from vidiff.training.config import TrainConfig, config_hash
+    from vidiff.training.config import TrainConfig, config_hash, home_expanded
 
     try:
         before = from_dict(TrainConfig, load_file(path))
     except Exception:  # noqa: BLE001 - missing or unreadable: the message falls back to the hashes
         return None
-    return before if config_hash(before) == written_hash else None
+    return home_expanded(before) if config_hash(before) == written_hash else None
 
 
 def _changed_keys(before, after, ignore: tuple[str, ...]) -> list[str]:
