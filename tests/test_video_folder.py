@@ -190,6 +190,24 @@ def test_a_metadata_csv_saved_as_unicode_text_names_utf16(tmp_path):
     assert read_captions(tmp_path) == {"a.mp4": "a red circle", "b.mp4": "a blue square"}
 
 
+def test_a_metadata_csv_separated_by_tabs_or_semicolons_is_read(tmp_path):
+    """Excel's "Unicode Text" separates its columns with tabs (saved again as UTF-8, `iconv -f UTF-16 -t UTF-8`, it
+    stays so), and its "CSV" with semicolons where the decimal mark is a comma: both were refused as "needs the
+    columns file_name and text (it has ['file_name\\ttext'])". A comma inside a caption stays in it."""
+    from vidiff.data.video_folder import read_captions
+    from vidiff.errors import InputError
+
+    want = {"a.mp4": "a red circle, moving left", "b.mp4": "a blue; square"}
+    for table in ('file_name\ttext\r\na.mp4\ta red circle, moving left\r\nb.mp4\t"a blue; square"\r\n',
+                  '"file_name";"text"\na.mp4;a red circle, moving left\nb.mp4;"a blue; square"\n',
+                  'file_name,text\na.mp4,"a red circle, moving left"\nb.mp4,a blue; square\n'):
+        (tmp_path / "metadata.csv").write_text(table)
+        assert read_captions(tmp_path) == want, table
+    (tmp_path / "metadata.csv").write_text("name\tcaption\na.mp4\tx\n")
+    with pytest.raises(InputError, match=r"needs the columns file_name and text \(it has \['name\\tcaption'\]\)"):
+        read_captions(tmp_path)
+
+
 def test_metadata_file_names_written_as_paths_are_matched(tmp_path, caplog):
     """file_name "./a.mp4" or a Windows "sub\\b.mp4" named no clip: the clip trained with the empty caption and the
     warning called the row a clip not in the folder. The case is matched as written."""

@@ -102,13 +102,24 @@ def _jsonl_rows(path: Path):
 
 
 def _csv_rows(path: Path):
-    reader = csv.DictReader(io.StringIO(read_caption_text(path), newline=""))
+    text = read_caption_text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_csv_delimiter(text.split("\n", 1)[0]))
     if not reader.fieldnames or not {"file_name", "text"} <= set(reader.fieldnames):
         raise InputError(f"{path}: needs the columns file_name and text (it has {reader.fieldnames})")
     for row in reader:
         if row["file_name"] is None or row["text"] is None:  # a short row: csv fills the missing cells with None
             raise InputError(f"{path}:{reader.line_num}: needs a file_name and a text")
         yield reader.line_num, row["file_name"], row["text"]
+
+
+def _csv_delimiter(header: str) -> str:
+    """The delimiter that splits the header line into file_name and text: Excel separates with tabs in "Unicode
+    Text" (its UTF-16, saved again as UTF-8) and with semicolons in "CSV" where the decimal mark is a comma; both
+    were "needs the columns file_name and text (it has ['file_name\\ttext'])". A comma otherwise."""
+    for delimiter in (",", "\t", ";"):
+        if {"file_name", "text"} <= {cell.strip().strip('"') for cell in header.split(delimiter)}:
+            return delimiter
+    return ","
 
 
 def _say_caption_gaps(root: Path, captions: dict[str, str], used: set[str], uncaptioned: int, clips: int) -> None:
