@@ -35,6 +35,33 @@ def test_calibrated_latents_have_zero_mean_and_unit_std():
     assert abs(latents.std(unbiased=False).item() - 1.0) < 1e-5
 
 
+class EpochClips(Clips):
+    """Cuts each clip per epoch, as VideoFolderDataset draws a window of each video from (seed, epoch, index)."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        return {"video": self.videos[i] * (1 + self.epoch) / 4}
+
+
+def test_the_latent_scale_is_measured_at_epoch_0_whatever_epoch_training_left(tmp_path):
+    """A VAE run's export measured the clips at the epoch training had left its dataset at (train.num_workers 0): a
+    `--resume auto` with nothing left to train exported the same weights with another shift / scale, and the parts
+    trained on the first export were refused beside it ("trained in the latent space of another VAE")."""
+    torch.manual_seed(0)
+    vae = AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                                  mid_attention=False)).eval()
+    data = EpochClips()
+    first, clip = measure_latent_normalization(vae, data, batch_size=4), data[0]["video"]
+    data.set_epoch(3)  # where the training loop left it
+    assert not torch.equal(data[0]["video"], clip)  # epoch 3 cuts other clips
+    assert measure_latent_normalization(vae, data, batch_size=4) == first
+    assert data.epoch == 3  # the dataset is left as it was found
+
+
 @pytest.mark.parametrize("flags, message", [(["--size", "0"], r"--size must be in \[8, 4096\], got 0"),
                                             (["--size", "64", "--frames", "0"], r"--frames must be in \[1, 1024\]"),
                                             (["--size", "64", "--num", "-3"], r"--num must be in \[1, 1000000\]"),
