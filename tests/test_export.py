@@ -290,6 +290,21 @@ def test_a_vae_part_folder_stands_for_the_vae_run(tmp_path):
     assert read_pipeline_folder(out).parts.keyframes == "keyframes"
 
 
+def test_a_fine_tuned_run_is_exported_without_its_start_part(tmp_path, capsys, monkeypatch):
+    """Export read each run's config.yaml as `vidiff train` reads a recipe, checking the folders it names: a decoder
+    fine-tune exported away from where it trained, or after its start part was deleted, was refused as
+    "init_weights: part folder not found: runs/shapes-vae/export", a folder export has no use for."""
+    runs = _runs(tmp_path)
+    (runs[0] / "config.yaml").write_text((REPO / "configs" / RECIPES["vae"]).read_text())  # as trained
+    monkeypatch.chdir(tmp_path)  # no runs/shapes-vae/export here
+    assert main(["export", *map(str, runs), "-o", str(tmp_path / "pipe")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "pipe" / "vae" / "model.safetensors").is_file()
+    (runs[1] / "config.yaml").write_text("stage: keyframes\ntrain: {max_step: 3}\n")  # a run's config, edited
+    assert main(["export", *map(str, runs), "-o", str(tmp_path / "pipe2")]) == 2
+    assert capsys.readouterr().err.startswith(f"vidiff: error: {runs[1] / 'config.yaml'}: unknown config key(s) "
+                                              "train.max_step for TrainSection")
+
+
 def test_a_run_without_export_is_told_how_to_write_it(tmp_path, capsys):
     """A finished run killed before its export/ was in place (or whose export/ was deleted) was told "train it to
     the end first", though it was at its end; the error now gives the command that writes the export."""

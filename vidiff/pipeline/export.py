@@ -78,7 +78,7 @@ def find_runs(run_dirs: list[Path]) -> dict:
     run's part is its export/. The VAE may also be a part folder as it is (e.g. vidiff/bundled/shapes/vae, which
     latent caches and runs are built on): nothing of its training goes into pipeline.yaml (config None)."""
     from vidiff.io import check_folder
-    from vidiff.training.config import load_train_config
+    from vidiff.training.config import load_run_config
 
     runs = {}
     for run in (check_folder(run, "RUN_DIR") for run in run_dirs):
@@ -92,7 +92,7 @@ def find_runs(run_dirs: list[Path]) -> dict:
                 raise InputError(f"{run}: the run has no export/; `vidiff train --config {run / 'config.yaml'} --set "
                                  f"output_dir={run} --resume auto` trains it to the end and writes it (at once "
                                  "when the run is already at its last step)")
-            cfg = load_train_config(run / "config.yaml")
+            cfg = load_run_config(run / "config.yaml")
             stage, part = cfg.stage, run / "export"
         if stage not in ("vae", "keyframes", "interpolation"):
             raise InputError(f"{run}: a {stage!r} run is not a pipeline part")

@@ -232,6 +232,22 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     return validate(home_expanded(from_dict(TrainConfig, data)))
 
 
+def load_run_config(path: str | Path) -> TrainConfig:
+    """The config a run folder's config.yaml records, typed and its paths read as `load_train_config` reads them,
+    but not checked against the folders it names: export and resume read no start part, latent cache or base part,
+    and those may have moved since (`vidiff export` of a fine-tuned run was refused as "init_weights: part folder not
+    found" when run away from where the training ran, or after the start part was deleted)."""
+    from vidiff.safe_yaml import load_file
+
+    data = load_file(path)
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{path}: not a run's config (a mapping of keys to values)")
+    try:
+        return home_expanded(from_dict(TrainConfig, data))
+    except ConfigError as e:  # export reads several runs: say whose
+        raise ConfigError(f"{path}: {e}") from None
+
+
 def home_expanded(cfg: TrainConfig) -> TrainConfig:
     """The recipe's paths with a leading "~" read as the home folder, as the CLI and the library's readers take it:
     `output_dir: ~/runs/x` trained into a folder "./~" and then stopped on a traceback at the export, which the part

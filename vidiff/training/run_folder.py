@@ -166,7 +166,7 @@ def _config_that_wrote(path: Path, written_hash: str):
     from vidiff.training.config import TrainConfig, config_hash, home_expanded
 
     try:
-        before = from_dict(TrainConfig, load_file(path))
+        before = from_dict(TrainConfig, load_file(path))  # as written: the checkpoint hashed it so
     except Exception:  # noqa: BLE001 - missing or unreadable: the message falls back to the hashes
         return None
     return home_expanded(before) if config_hash(before) == written_hash else None
