@@ -74,7 +74,8 @@ def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False
     if problems:  # check_layout's refusal would suggest a --force-layout the command does not have
         raise InputError(f"{name} {factor}: one pass needs {'; '.join(problems)}, and {factor} does not split "
                          "into passes that it was trained on")
-    check_layout(gap(factor), max_gap, None, trained, force=force, names=CLI_NAMES)  # refuses (or with force warns) what fits() did not
+    # refuses (or with force warns) what fits() did not
+    check_layout(gap(factor), max_gap, None, trained, force=force, names=CLI_NAMES)
     return [factor]
 
 
