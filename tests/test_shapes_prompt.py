@@ -47,6 +47,23 @@ def test_the_note_for_colour_and_shape_words_no_training_caption_uses():
             assert untrained_words_note(f"the {word} thing") is None, word
 
 
+def test_no_caption_of_the_grammar_reads_as_negated():
+    """The negation words must not fire on ordinary prompts: every training and held-out caption form."""
+    import itertools
+
+    import torch
+
+    from vidiff.data.captions import draw_caption, heldout_prompt
+    from vidiff.data.shapes import COLOURS, DIRECTIONS, SHAPES, prompt_for
+    from vidiff.data.shapes_prompt import negated_words_note
+
+    gen = torch.Generator().manual_seed(0)
+    for c, s, d in itertools.product(COLOURS, SHAPES, DIRECTIONS):
+        for _ in range(20):
+            for prompt in (draw_caption(c, s, d, gen), heldout_prompt(c, s, d, gen), prompt_for(c, s, d)):
+                assert negated_words_note(prompt) is None, prompt
+
+
 def test_an_unknown_prompt_vocabulary_is_refused():
     assert pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml").prompt_vocabulary == "shapes"
     with pytest.raises(ConfigError, match="prompt_vocabulary: 'klingon' unknown"):
@@ -69,6 +86,21 @@ def test_the_note_for_a_negated_colour_shape_or_direction():
     # a negation of something else, or one a comma or another word cuts off, is no note
     for prompt in ("a red circle with no trail moving left", "a red circle that does not stop, moving left",
                    "a red circle moving left without stopping", "a knot of red moving left", "a red circle moving up"):
+        assert negated_words_note(prompt) is None, prompt
+    # every common way to say it: contractions with any apostrophe or none, and the two-word negations
+    for prompt, said in (("Don't make it red", "don't make it red"), ("Don\u2019t make it red", "don't make it red"),
+                         ("Don\u2018t make it red", "don't make it red"), ("Don`t make it red", "don't make it red"),
+                         ("dont make it red", "dont make it red"), ("it doesn't move up", "doesn't move up"),
+                         ("a square that aren't blue", "aren't blue"), ("a box that won\u2019t go up", "won't go up"),
+                         ("a ball that can't be red", "can't be red"), ("a ball that cannot be red", "cannot be red"),
+                         ("a circle in any colour except red", "except red"), ("anything but blue", "anything but blue"),
+                         ("a circle, other than red", "other than red"), ("a square instead of a circle",
+                                                                          "instead of a circle"),
+                         ("a blue disc, rather than red", "rather than red"), ("never blue", "never blue"),
+                         ("no green please", "no green"), ("a circle that is not really red", "not really red")):
+        assert f"says {said!r}:" in (negated_words_note(prompt) or ""), prompt
+    for prompt in ("nothing but red circles moving up", "a note: red circle moving north", "a red circle moving north",
+                   "a red circle moving left, instead of stopping"):
         assert negated_words_note(prompt) is None, prompt
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
     for task in ("generate", "edit", "animate"):  # the model reads the word as asked in every task

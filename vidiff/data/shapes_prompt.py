@@ -139,28 +139,40 @@ def _digit_counts(prompt: str) -> list[str]:
     return found
 
 
-# A negation ("not red", "isn't moving up", "no squares"), and the words that may stand between it and the word it
-# negates; anything else (a comma, "but", "stop") ends its reach, so "does not stop, moving left" negates nothing.
-_NEGATIONS = {"not", "no", "never", "without", "nor", "neither", "non"}  # and every "...n't"
+# A negation ("not red", "isn't moving up", "no squares", "anything but red"), and the words that may stand between
+# it and the word it negates; anything else (a comma, "but", "stop") ends its reach, so "does not stop, moving left"
+# negates nothing. "nothing" is not one: "nothing but red" asks for red.
+_NEGATIONS = {"not", "no", "never", "without", "nor", "neither", "non", "cannot", "except", "excluding", "avoid",
+              "avoiding",
+              # and every "...n't", with or without its apostrophe ("dont make it red")
+              "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "cant", "shouldnt", "mustnt"}
+_NEGATION_PAIRS = {("anything", "but"), ("everything", "but"), ("other", "than"), ("rather", "than"),
+                   ("instead", "of"), ("apart", "from")}
 _NEGATED_FILLER = {"-", "a", "an", "the", "any", "be", "is", "are", "in", "to", "toward", "towards", "coloured",
                    "colored", "move", "moves", "moving", "go", "goes", "going", "head", "heads", "heading", "travel",
-                   "travels", "travelling", "traveling", "drift", "drifts", "drifting", "slide", "slides", "sliding"}
+                   "travels", "travelling", "traveling", "drift", "drifts", "drifting", "slide", "slides", "sliding",
+                   "make", "makes", "made", "it", "its", "colour", "color", "for", "one", "single", "really", "very",
+                   "too", "use", "show", "want", "have", "has", "being", "shade", "of"}
+# every apostrophe a keyboard or an editor writes in "don't"
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\u2032`\u00b4", "'"))
 
 
 def negated_words_note(prompt: str) -> str | None:
     """A one-line warning when `prompt` negates a colour, shape or direction ("a circle, not red", "a square that
-    isn't moving up"): a Shapes pipeline reads the words, not the negation, so the clip shows what they name (4 of 4
-    clips of "a circle moving left, not red" came out red). None when nothing is negated."""
+    isn't moving up", "don't make it red", "anything but blue"): a Shapes pipeline reads the words, not the
+    negation, so the clip shows what they name (4 of 4 clips of "a circle moving left, not red" came out red).
+    None when nothing is negated."""
     # words with their "n't", and punctuation, which ends a negation's reach
-    words = re.findall(r"[a-z]+(?:'t)?|[^a-z\s]", prompt.lower().replace("\u2019", "'"))
+    words = re.findall(r"[a-z]+(?:'t)?|[^a-z\s]", prompt.lower().translate(_APOSTROPHES))
     said, named = [], {}
     for i, word in enumerate(words):
-        if word not in _NEGATIONS and not word.endswith("n't"):
+        pair = i > 0 and (words[i - 1], word) in _NEGATION_PAIRS
+        if word not in _NEGATIONS and not word.endswith("n't") and not pair:
             continue
         for j in range(i + 1, min(i + 5, len(words))):
             found = {key: values[0] for key, values in _named_values(words[j]).items() if values}
             if found:
-                said.append(" ".join(words[i:j + 1]).replace(" - ", "-"))
+                said.append(" ".join(words[i - pair:j + 1]).replace(" - ", "-"))
                 named.update({key: value for key, value in found.items() if key not in named})
                 break
             if words[j] not in _NEGATED_FILLER:
