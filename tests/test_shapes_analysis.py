@@ -172,3 +172,17 @@ def test_jittery_motion_is_not_steady():
     assert a.one_object and a.direction == params.direction
     assert a.fit_residual > 2.0 and not a.steady
     assert analyze_clip(video).steady
+
+
+def test_evaluate_skips_a_negated_prompt(tmp_path):
+    """"a circle moving left, not red" beside a red circle was scored as asking for red: colour right."""
+    from vidiff.eval.shapes import evaluate_shapes_folder, format_shapes_table
+
+    shapes_folder.generate_shapes_dataset(tmp_path, 2, seed=2, progress=False)
+    t = json.loads((tmp_path / "clip_000000.json").read_text())
+    (tmp_path / "clip_000000.txt").write_text(f"a {t['shape']} moving {t['direction']}, not {t['colour']}")
+    result = evaluate_shapes_folder(tmp_path)
+    assert result["num_clips"] == 1 and [s["file"] for s in result["skipped"]] == ["clip_000000.mp4"]
+    assert "negates a colour, shape or direction" in result["skipped"][0]["reason"]
+    assert result["counts"]["colour"] == {"correct": 1, "total": 1}
+    assert "of which 1 negates a colour, shape or direction" in format_shapes_table(result)

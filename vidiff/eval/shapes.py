@@ -3,7 +3,9 @@
 The prompt of `X.mp4` comes from, in order: the generation sidecar `X.mp4.json` or `X.json` (key "prompt"),
 a Shapes caption `X.txt`, or the folder's `metadata.jsonl` (`file_name`, the clip's path in the folder -> `text`;
 subfolders are read). Accuracy of colour, shape and direction counts the clips whose prompt names that attribute;
-one_object and all_correct (colour & shape & direction & exactly one object in every frame) count every clip.
+one_object and all_correct (colour & shape & direction & exactly one object in every frame) count every clip. A clip
+whose prompt negates one ("a circle, not red": `negated_words_note`) is skipped, said in the table: the words read
+as asked would score "not red" as red.
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
 
     from vidiff.data.shapes import parse_prompt
     from vidiff.data.shapes_analysis import analyze_clip
+    from vidiff.data.shapes_prompt import negated_words_note
     from vidiff.eval.fvd import clip_names, video_files
     from vidiff.io import read_video
 
@@ -80,6 +83,10 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
         asked = dict(zip(("colour", "shape", "direction"), parse_prompt(prompt)))
         if all(v is None for v in asked.values()):
             skipped.append({"file": name, "reason": f"prompt names no colour, shape or direction: {prompt!r}"})
+            continue
+        if negated_words_note(prompt):  # "a circle, not red" would be scored as asking for red
+            skipped.append({"file": name, "reason": f"prompt negates a colour, shape or direction, which this "
+                                                    f"score cannot judge: {prompt!r}"})
             continue
         row = {"file": name, "prompt": prompt, "asked": asked}
         try:
@@ -121,6 +128,10 @@ def format_shapes_table(result: dict) -> str:
         lines.append(f"{a:<12} {c['correct']:>7} {c['total']:>6} {'-' if acc is None else f'{100 * acc:.1f}%':>9}")
     if result["skipped"]:
         lines.append(f"skipped {_clips(len(result['skipped']))} without a usable prompt")
+        negated = [s for s in result["skipped"] if isinstance(s, dict) and "negates" in s["reason"]]
+        if negated:
+            lines.append(f"  of which {len(negated)} negate{'s' if len(negated) == 1 else ''} a colour, shape or "
+                         f"direction (\"not red\"), which this score cannot judge; e.g. {negated[0]['file']}")
     unreadable = [r for r in result["clips"] if r.get("error")]
     if unreadable:  # scored as failures, and said apart from clips the analyzer read
         lines.append(f"{_clips(len(unreadable))} could not be decoded and count{'s' if len(unreadable) == 1 else ''} as "
