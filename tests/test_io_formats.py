@@ -443,3 +443,73 @@ def test_a_folder_of_camcorder_mts_clips_is_read(tmp_path):
     (tmp_path / "00002.m2ts").write_bytes(clip.read_bytes())
     assert [p.name for p in io.list_video_files(tmp_path)] == ["00001.MTS", "00002.m2ts"]
     assert io.read_video(clip)[0].shape == (12, 32, 32, 3)
+
+
+def _half_transparent():
+    """uint8 (32,32,4): left half opaque blue, right half transparent with red stored under it."""
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[:, :16] = (0, 0, 255, 255)
+    rgba[:, 16:] = (255, 0, 0, 0)
+    return rgba
+
+
+def test_an_image_with_transparency_is_said_with_what_its_transparent_pixels_show(tmp_path):
+    """An RGBA PNG given to `animate` lost its alpha without a word: the transparent half showed the red stored
+    under it. The warning names what the read pixels show; an opaque RGBA image says nothing."""
+    from PIL import Image
+
+    Image.fromarray(_half_transparent(), "RGBA").save(tmp_path / "cut.png")
+    with pytest.warns(UserWarning, match=r"cut.png has transparency \(50% of its pixels are not opaque\): the alpha "
+                                         r"is dropped.* \(here mostly rgb\(255, 0, 0\)\)"):
+        image = io.read_image(tmp_path / "cut.png").numpy()
+    assert image.shape == (32, 32, 3) and (image[:, 16:] == (255, 0, 0)).all() and (image[:, :16] == (0, 0, 255)).all()
+    opaque = _half_transparent()
+    opaque[..., 3] = 255
+    Image.fromarray(opaque, "RGBA").save(tmp_path / "opaque.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        io.read_image(tmp_path / "opaque.png")
+
+
+@pytest.mark.parametrize("name, codec, pix_fmt", [("cut.mov", "qtrle", "argb"), ("cut_png.mov", "png", "rgba"),
+                                                  ("cut.webm", "libvpx-vp9", "yuva420p")])
+def test_a_clip_with_transparency_is_said_with_what_its_transparent_pixels_show(tmp_path, caplog, name, codec,
+                                                                                pix_fmt):
+    """An RGBA MOV (qtrle, png) or a VP9 WebM with alpha given to extend / edit / interpolate lost its alpha without
+    a word: the transparent pixels showed the red stored under them, not black."""
+    import av
+
+    path = tmp_path / name
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, pix_fmt
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(_half_transparent(), format="rgba")))
+        container.mux(stream.encode())
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        io.probe_video(path)
+    if codec == "libvpx-vp9":
+        assert f"{path} has a VP9 alpha layer (transparency), which is not decoded" in caplog.text
+    else:
+        assert (f"{path} has transparency (50% of its first frame's pixels are not opaque): the alpha is dropped, not "
+                "composited over a background, so those pixels show the colour stored under them (here mostly "
+                "rgb(255, 0, 0))") in caplog.text
+    frames = io.read_video(path)[0].numpy()
+    assert (np.abs(frames[:, :, 20:].astype(int) - (255, 0, 0)) <= 3).all()  # what the warning says they show
+
+
+def test_an_opaque_clip_with_an_alpha_channel_says_nothing(tmp_path, caplog):
+    """A screen recording in qtrle argb, or any GIF (FFmpeg decodes them as bgra), is opaque: no warning."""
+    import av
+
+    path = tmp_path / "opaque.mov"
+    opaque = _half_transparent()
+    opaque[..., 3] = 255
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("qtrle", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "argb"
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(opaque, format="rgba")))
+        container.mux(stream.encode())
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        io.probe_video(path)
+    assert caplog.text == ""

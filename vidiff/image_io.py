@@ -124,11 +124,19 @@ def image_size(path: str | os.PathLike, limits: VideoLimits | None = None) -> tu
 def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
     """Reads a PNG / JPEG (or any still format PIL knows) as uint8 `(H,W,3)` RGB.
 
-    16-bit images are scaled to 8 bits (65535 -> 255), alpha is dropped, palette and CMYK / YCbCr images are
+    16-bit images are scaled to 8 bits (65535 -> 255), alpha is dropped (warned of where a pixel is not opaque:
+    it shows the colour stored under it), palette and CMYK / YCbCr images are
     converted, an EXIF Orientation tag is applied (phone photos come upright); floating-point and 32-bit
     integer images are refused (their range is unknown).
     """
-    return _read(path, limits, image_to_rgb)
+    from vidiff.caller_warning import warn_at_caller
+    from vidiff.transparency import transparency_note
+
+    rgba = _read(path, limits, image_to_rgba)  # image_to_rgb's colours, and the alpha to say what is dropped
+    note = transparency_note(rgba.numpy())
+    if note:
+        warn_at_caller(f"image {path} {note}")
+    return rgba[..., :3].contiguous()
 
 
 def read_image_rgba(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:

@@ -44,7 +44,7 @@ from vidiff.errors import InputError, VideoDecodeError
 from vidiff.frame_timing import stated_fps
 from vidiff.limits import is_int, plain_number
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
-    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, display_rotation,
+    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, first_frame_facts,
     frame_index, frame_step, gif_rate, iter_pyav, moving_streams, select_indices, video_stream,
 )
 
@@ -148,7 +148,8 @@ def check_folder(path: str | os.PathLike, what: str) -> Path:
 
 def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> VideoInfo:
     """Reads a video's metadata, checks it against `limits`, then decodes its first frame for the display
-    rotation, so that width and height are the upright frame's (as both readers return the frames).
+    rotation, so that width and height are the upright frame's (as both readers return the frames). An HDR
+    transfer and transparency (vidiff.transparency) are warned of.
 
     Raises VideoDecodeError naming the file when it is missing, not a video, has no video stream or
     claims more pixels, frames or seconds than the limits allow.
@@ -158,7 +159,9 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
     if info.hdr:
         log.warning("%s is HDR (%s transfer): its colours are read as stored, without tone mapping, so they look "
                     "flatter and paler than a player shows them", path, info.hdr)
-    rotation = display_rotation(path)  # a frame's side data: one frame decoded, within the limits checked
+    rotation, see_through = first_frame_facts(path)  # one frame decoded, within the limits checked
+    if see_through:
+        log.warning("%s %s", path, see_through)
     turned = rotation % 180 != 0
     sar = info.sample_aspect
     return replace(info, width=info.height if turned else info.width,

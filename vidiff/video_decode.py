@@ -166,14 +166,26 @@ def upright_rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
-def display_rotation(path: Path) -> int:
-    """Degrees (0, 90, 180, 270) the first frame of `path` is turned to show it upright; 0 when it does not
-    decode (the read that follows reports that)."""
+def first_frame_facts(path: Path) -> tuple[int, str | None]:
+    """What the first frame of `path` shows beyond its pixels: the degrees (0, 90, 180, 270) it is turned to show
+    it upright, and a note when it has transparency, which the readers drop (vidiff.transparency); (0, None) when it
+    does not decode (the read that follows reports that)."""
+    from vidiff.transparency import alpha_layer_note, transparency_note
+
+    info: dict = {}
     try:
-        frame = next(_av_frames(path, 1), None)
+        frame = next(_av_frames(path, 1, info), None)
+        if frame is None:
+            return 0, None
+        if info["alpha_layer"]:  # FFmpeg's VP8 / VP9 decoders give the colour layer only
+            note = alpha_layer_note(info["alpha_layer"])
+        elif any(c.is_alpha for c in frame.format.components):  # argb, rgba, yuva420p, a GIF's bgra: look
+            note = transparency_note(frame.to_ndarray(format="rgba"), "its first frame's pixels")
+        else:
+            note = None
     except _av_error_types():
-        return 0
-    return 0 if frame is None else 90 * quarter_turns(frame)
+        return 0, None
+    return 90 * quarter_turns(frame), note
 
 
 ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC
@@ -193,7 +205,8 @@ def video_stream(container):
 def _av_frames(path: Path, num_threads: int, container_info: dict | None = None):
     """PyAV frames of the first video stream (video_stream) in order, a damaged tail ending them
     (decode_complete). `container_info`, when given, gets the container's format name as "format", what its header
-    states as "header" (frame_timing.Header) and "damaged" when decode_complete warned of a damaged tail."""
+    states as "header" (frame_timing.Header), the codec of a VP8 / VP9 alpha layer as "alpha_layer" ("" for none)
+    and "damaged" when decode_complete warned of a damaged tail."""
     import av
 
     with av.open(str(path), metadata_errors="ignore") as container:
@@ -201,6 +214,9 @@ def _av_frames(path: Path, num_threads: int, container_info: dict | None = None)
         if container_info is not None:
             container_info["format"] = container.format.name
             container_info["header"] = header_of(container, stream)
+            # WebM's tag for a VP8 / VP9 alpha layer, stored beside the colour layer
+            tagged = stream.metadata.get("alpha_mode") == "1"
+            container_info["alpha_layer"] = stream.codec_context.name if tagged else ""
         stream.thread_type = "AUTO"
         if num_threads:
             stream.codec_context.thread_count = num_threads
