@@ -179,6 +179,21 @@ def test_fill_between_names_its_own_arguments_in_a_layout_refusal(interp_only, s
     assert str(e.value) == said
 
 
+def test_fill_between_past_the_trained_gaps_names_the_passes_that_reach_it(interp_only):
+    """fill_between(keyframes, 16) was refused offering only force_layout (an untrained layout), not the passes of
+    trained gaps that `vidiff interpolate --factor 16` runs; the call it names fills the stride, keyframes kept."""
+    from vidiff.pipeline import VideoPipeline
+
+    pipe = VideoPipeline.from_pretrained(interp_only)
+    keyframes = torch.randint(0, 256, (2, 8, 8, 3), dtype=torch.uint8)
+    with pytest.raises(InputError) as e:
+        pipe.fill_between(keyframes, 16)
+    assert str(e.value).endswith("runs it anyway); or fill it in passes of trained gaps (4 x 4), as `vidiff "
+                                 "interpolate --factor 16` does: fill_between(fill_between(keyframes, 4), 4)")
+    frames = pipe.fill_between(pipe.fill_between(keyframes, 4), 4)
+    assert frames.shape == (17, 8, 8, 3) and torch.equal(frames[::16], keyframes)
+
+
 def test_bundled_real_footage_pipeline_follows_a_moving_picture():
     """The shipped real-interp pipeline denoises around its ends warped along optical flow (docs/real_footage.md):
     on a textured picture moving 2 px per frame its in-between frames follow the motion (28 dB against the truth

@@ -4,6 +4,8 @@ memory budget). vidiff/commands/interpolate.py runs the command; vidiff/pipeline
 """
 from __future__ import annotations
 
+from vidiff.pipeline.trained_layouts import up_conversion_passes  # noqa: F401  (the command's, moved for fill_between)
+
 PASS_SEED_STEP = 1 << 32  # pass i's chunk j uses seed + i * PASS_SEED_STEP + j (mod 2**63): no two chunks share noise
 
 # Seconds per output frame on a 2-core CPU at the bundled pipeline's settings (one sampling step), measured at
@@ -42,46 +44,3 @@ def over_budget_note(width: int, height: int, factor: int, chunk: int, tile: int
             f"{need / 2**30:.1f} GiB with the blend of its tiles, over --decode-memory {decode_memory:g} GiB; it runs "
             "so (the blend holds 24 bytes per pixel of each output frame); a smaller factor per run, applied again "
             "to its output, stays inside")
-
-
-def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False, name: str = "--factor",
-                         can_force: bool = True) -> list[int]:
-    """The factors of the passes that up-convert by `factor`: [factor] when one pass of that gap is within the
-    interpolation part's trained layouts; otherwise the fewest passes, then the most even split (16 -> 4 x 4,
-    24 -> 4 x 6), whose gaps each are, every pass up-converting the previous pass's frames as running the command
-    on its own output would. With `force`, or when no split fits, one pass, checked as before (InputError naming
-    `name`, the option that asked for the factor). `can_force`: whether the command has --force-layout, which
-    the refusal then suggests."""
-    from vidiff.errors import InputError
-    from vidiff.pipeline.layout import CLI_NAMES, Layout, interpolation_levels
-    from vidiff.pipeline.trained_layouts import check_layout, layout_problems
-
-    def gap(f: int) -> Layout:
-        return Layout(f + 1, 2, f)  # one gap: what every chunk repeats
-
-    def fits(f: int) -> bool:
-        return interpolation_levels(f, max_gap) is not None and not layout_problems(gap(f), max_gap, None, trained)
-
-    if not (force or fits(factor)):
-        for count in (2, 3):
-            splits = [s for s in _ordered_factorizations(factor, count) if all(fits(f) for f in s)]
-            if splits:
-                return list(min(splits, key=lambda s: (max(s), s)))
-    if interpolation_levels(factor, max_gap) is None:
-        raise InputError(f"{name} {factor}: the pipeline fills gaps of up to {max_gap} frames in one pass, and "
-                         f"{factor} does not split into such passes")
-    problems = [] if force or can_force else layout_problems(gap(factor), max_gap, None, trained)
-    if problems:  # check_layout's refusal would suggest a --force-layout the command does not have
-        raise InputError(f"{name} {factor}: one pass needs {'; '.join(problems)}, and {factor} does not split "
-                         "into passes that it was trained on")
-    # refuses (or with force warns) what fits() did not
-    check_layout(gap(factor), max_gap, None, trained, force=force, names=CLI_NAMES)
-    return [factor]
-
-
-def _ordered_factorizations(n: int, count: int) -> list[tuple[int, ...]]:
-    """Every (f1, ..., f_count) with each f >= 2 and their product n."""
-    if count == 1:
-        return [(n,)] if n >= 2 else []
-    return [(f, *rest) for f in range(2, n // 2 + 1) if n % f == 0
-            for rest in _ordered_factorizations(n // f, count - 1)]

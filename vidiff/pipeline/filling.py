@@ -12,7 +12,7 @@ from vidiff.limits import MAX_SIDE, check_flag
 from vidiff.pipeline.input_checks import check_frames
 from vidiff.pipeline.layout import FILL_NAMES
 from vidiff.pipeline.timeline import place_keyframes
-from vidiff.pipeline.trained_layouts import check_layout
+from vidiff.pipeline.trained_layouts import check_layout, up_conversion_passes
 from vidiff.pipeline.upconvert import pad_edges, round_up
 
 
@@ -40,8 +40,11 @@ def fill(pipe, keyframes, stride: int, seed: int = 0, *, prompt: str, steps, sam
     req = pipe.request(prompt, seed=seed, num_keyframes=keyframes.shape[0], keyframe_stride=stride, steps=steps,
                        sampler=sampler, height=keyframes.shape[1], width=keyframes.shape[2],
                        pixel_multiple=pipe.frame_multiple, names=FILL_NAMES)
-    check_layout(req.layout, pipe.config.interpolation.max_gap, None, pipe.trained.get("interpolation"),
-                 force=force_layout)
+    try:
+        check_layout(req.layout, pipe.config.interpolation.max_gap, None, pipe.trained.get("interpolation"),
+                     force=force_layout)
+    except InputError as e:
+        raise InputError(f"{e}{_in_passes(pipe, stride)}") from None
     anchor = flows = None
     if pipe.config.interpolation.anchor == "known_flow":
         from vidiff.optical_flow import flow_anchor
@@ -62,3 +65,19 @@ def fill(pipe, keyframes, stride: int, seed: int = 0, *, prompt: str, steps, sam
         return carry_keyframe_residual(frames, keyframes, req.layout.keyframe_stride, flows)
     frames[:: req.layout.keyframe_stride] = keyframes
     return frames
+
+
+def _in_passes(pipe, stride: int) -> str:
+    """How a stride past the trained gaps is filled in passes of trained gaps, as `vidiff interpolate --factor`
+    runs it ("" when it does not split so): the refusal offered only force_layout, an untrained layout."""
+    try:
+        passes = up_conversion_passes(stride, pipe.config.interpolation.max_gap, pipe.trained.get("interpolation"))
+    except InputError:
+        return ""
+    if len(passes) < 2:
+        return ""
+    call = "keyframes"
+    for gap in passes:
+        call = f"fill_between({call}, {gap})"
+    return (f"; or fill it in passes of trained gaps ({' x '.join(map(str, passes))}), as `vidiff interpolate "
+            f"--factor {stride}` does: {call}")

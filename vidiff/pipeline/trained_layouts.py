@@ -9,7 +9,7 @@ from typing import Iterable, Mapping
 
 from vidiff.caller_warning import warn_at_caller
 from vidiff.errors import InputError
-from vidiff.pipeline.layout import API_NAMES, Layout, anchored_positions, frames_for, interpolation_levels
+from vidiff.pipeline.layout import API_NAMES, CLI_NAMES, Layout, anchored_positions, frames_for, interpolation_levels
 from vidiff.pipeline.trained import TrainedOn
 
 
@@ -290,4 +290,44 @@ def check_layout(layout: Layout, max_gap: int, keyframes: TrainedOn | None, inte
         return
     cut = f" (cut to {layout.trim_to})" if layout.trim_to else ""
     _refuse_or_warn(f"layout {layout.num_frames} frames{cut} = {layout.num_keyframes} keyframes x stride "
-                    f"{layout.keyframe_stride} needs " + "; ".join(problems), force, names)
+                                        f"{layout.keyframe_stride} needs " + "; ".join(problems), force, names)
+
+
+def up_conversion_passes(factor: int, max_gap: int, trained, force: bool = False, name: str = "--factor",
+                         can_force: bool = True) -> list[int]:
+    """The factors of the passes that up-convert by `factor`: [factor] when one pass of that gap is within the
+    interpolation part's trained layouts; otherwise the fewest passes, then the most even split (16 -> 4 x 4,
+    24 -> 4 x 6), whose gaps each are, every pass up-converting the previous pass's frames as running the command
+    on its own output would. With `force`, or when no split fits, one pass, checked as before (InputError naming
+    `name`, the option that asked for the factor). `can_force`: whether the command has --force-layout, which
+    the refusal then suggests."""
+
+    def gap(f: int) -> Layout:
+        return Layout(f + 1, 2, f)  # one gap: what every chunk repeats
+
+    def fits(f: int) -> bool:
+        return interpolation_levels(f, max_gap) is not None and not layout_problems(gap(f), max_gap, None, trained)
+
+    if not (force or fits(factor)):
+        for count in (2, 3):
+            splits = [s for s in _ordered_factorizations(factor, count) if all(fits(f) for f in s)]
+            if splits:
+                return list(min(splits, key=lambda s: (max(s), s)))
+    if interpolation_levels(factor, max_gap) is None:
+        raise InputError(f"{name} {factor}: the pipeline fills gaps of up to {max_gap} frames in one pass, and "
+                         f"{factor} does not split into such passes")
+    problems = [] if force or can_force else layout_problems(gap(factor), max_gap, None, trained)
+    if problems:  # check_layout's refusal would suggest a --force-layout the command does not have
+        raise InputError(f"{name} {factor}: one pass needs {'; '.join(problems)}, and {factor} does not split "
+                         "into passes that it was trained on")
+    # refuses (or with force warns) what fits() did not
+    check_layout(gap(factor), max_gap, None, trained, force=force, names=CLI_NAMES)
+    return [factor]
+
+
+def _ordered_factorizations(n: int, count: int) -> list[tuple[int, ...]]:
+    """Every (f1, ..., f_count) with each f >= 2 and their product n."""
+    if count == 1:
+        return [(n,)] if n >= 2 else []
+    return [(f, *rest) for f in range(2, n // 2 + 1) if n % f == 0
+            for rest in _ordered_factorizations(n // f, count - 1)]
