@@ -1345,3 +1345,26 @@ def test_library_warnings_point_at_the_callers_line(pipe):
     for name, call in calls.items():
         said = places(call)
         assert said and all(filename == __file__ for filename, _ in said), (name, said)
+
+
+def test_a_callers_autocast_is_honoured_and_said(pipe):
+    """Under the caller's torch.autocast("cpu", bfloat16) the frames moved by up to 14 levels and nothing said so.
+    The pipeline runs under it, as diffusers' pipelines do, and says it once, at the caller's line; fill_between
+    too. Autocast turned off is silent."""
+    import warnings
+
+    kw = dict(seed=0, num_frames=7, progress=False)
+    plain, _ = pipe.text_to_video("a red circle moving left", **kw)
+    with pytest.warns(UserWarning, match=r"torch.autocast\('cpu', bfloat16\) is on around this call: the pipeline "
+                                         r"runs under it, .* in bfloat16 instead of float32") as said:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            cast, _ = pipe.text_to_video("a red circle moving left", **kw)
+    assert said[0].filename == __file__ and not torch.equal(cast, plain)
+    with pytest.warns(UserWarning, match="torch.autocast"):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            pipe.fill_between(plain[[0, -1]], 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+            again, _ = pipe.text_to_video("a red circle moving left", **kw)
+    assert torch.equal(again, plain)

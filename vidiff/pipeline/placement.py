@@ -37,3 +37,27 @@ def check_placement(device, dtype, device_label: str | None = None) -> None:
             raise InputError(f"{label}: CUDA is not available here")
         if (where.index or 0) >= count:
             raise InputError(f"{label}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+
+
+def warn_if_caller_autocast(device: torch.device, dtype: torch.dtype) -> None:
+    """A warning when the caller's torch.autocast is on for `device` in another precision than the pipeline's
+    `dtype`: it is honoured, as diffusers' pipelines honour it, but it changes the frames (bf16 autocast on the CPU
+    moved the bundled Shapes pipeline's frames by up to 9 of 255 levels, mean 0.15, without a word), and the
+    pipeline's own half precision (dtype=) keeps the samplers in fp32."""
+    from vidiff.caller_warning import warn_at_caller
+
+    kind = device.type
+    try:
+        on, cast = torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind)
+    except (TypeError, AttributeError):  # torch before 2.4: one function per device type
+        cpu = kind == "cpu"
+        on = torch.is_autocast_cpu_enabled() if cpu else kind == "cuda" and torch.is_autocast_enabled()
+        cast = torch.get_autocast_cpu_dtype() if cpu else torch.get_autocast_gpu_dtype()
+    if not on or cast == dtype:
+        return
+    name = str(cast).removeprefix("torch.")
+    warn_at_caller(f"torch.autocast({kind!r}, {name}) is on around this call: the pipeline runs under it, its "
+                   f"networks and text encoder computing in {name} instead of {str(dtype).removeprefix('torch.')}, "
+                   "so the frames differ from those without it; VideoPipeline.from_pretrained(..., "
+                   f"dtype=torch.{name}) is the pipeline's own half precision (samplers in float32), and the call "
+                   "outside autocast keeps the pipeline's precision")

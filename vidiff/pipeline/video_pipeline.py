@@ -25,7 +25,7 @@ from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.layout import API_NAMES, Layout, anchored_span, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
-from vidiff.pipeline.placement import check_placement
+from vidiff.pipeline.placement import check_placement, warn_if_caller_autocast
 from vidiff.pipeline.input_checks import check_image
 from vidiff.pipeline.request import (
     Request, StepBar, check_keyframe_images, prompts_and_seeds, warn_prompt_notes,
@@ -374,6 +374,7 @@ class VideoPipeline:
     def _timeline(self, req: Request, gap_lists: list[list[int]], progress: bool, keyframe_stage: bool = True,
                   strength: float = 1.0, control=None, spans: list[tuple[int, int]] | None = None,
                   fill_strength: float | None = None, keyframe_passes: int = 1):
+        warn_if_caller_autocast(self._device, next(self.interpolation.net.parameters()).dtype)
         max_gap = self.config.interpolation.max_gap
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
                             self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength,
