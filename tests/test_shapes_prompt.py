@@ -80,8 +80,15 @@ def test_the_note_for_a_negated_colour_shape_or_direction():
         "the prompt says 'not red': this Shapes pipeline reads the words and not the negation, so the clip will "
         "likely have them (colour red); say what it should show instead")
     note = negated_words_note("a blue box that isn\u2019t moving up, without any green")
-    assert "\"isn't moving up\", 'without any green'" in note and "(direction up, colour green)" in note
-    assert "(shape square)" in negated_words_note("No squares: a red circle moving up")
+    assert "\"isn't moving up\", 'without any green'" in note and "(direction up, colour green or blue)" in note
+    assert "will likely have them (direction up)" in negated_words_note("a box that isn't moving up")
+    # with another value of it named, the clip may show either: "not a circle, a green triangle moving down" drew 8
+    # of 8 circles, "a red circle moving left, not blue" 6 of 8 red; that is no second object, and said once (the
+    # note on more than one object took the first colour, red, while this note said blue)
+    assert "may have them (shape square or circle)" in negated_words_note("No squares: a red circle moving up")
+    for prompt in ("a red circle moving left, not blue", "not a circle, a green triangle moving down"):
+        assert ambiguous_prompt_note(prompt) is None, prompt
+    assert "(direction left or right or up)" in negated_words_note("a red circle moving up, not left, not right")
     assert "'non-red'" in negated_words_note("a non-red circle going left")
     # a negation of something else, or one a comma or another word cuts off, is no note
     for prompt in ("a red circle with no trail moving left", "a red circle that does not stop, moving left",

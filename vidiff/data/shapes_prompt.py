@@ -157,14 +157,12 @@ _NEGATED_FILLER = {"-", "a", "an", "the", "any", "be", "is", "are", "in", "to", 
 _APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\u2032`\u00b4", "'"))
 
 
-def negated_words_note(prompt: str) -> str | None:
-    """A one-line warning when `prompt` negates a colour, shape or direction ("a circle, not red", "a square that
-    isn't moving up", "don't make it red", "anything but blue"): a Shapes pipeline reads the words, not the
-    negation, so the clip shows what they name (4 of 4 clips of "a circle moving left, not red" came out red).
-    None when nothing is negated."""
+def _negations(prompt: str) -> tuple[list[str], dict[str, list[str]], str]:
+    """(the negating phrases as said, {attribute: the values they negate}, the prompt's other words): a
+    negation reaches over _NEGATED_FILLER to the first word naming a colour, shape or direction."""
     # words with their "n't", and punctuation, which ends a negation's reach
     words = re.findall(r"[a-z]+(?:'t)?|[^a-z\s]", prompt.lower().translate(_APOSTROPHES))
-    said, named = [], {}
+    said, negated, taken = [], {}, set()
     for i, word in enumerate(words):
         pair = i > 0 and (words[i - 1], word) in _NEGATION_PAIRS
         if word not in _NEGATIONS and not word.endswith("n't") and not pair:
@@ -173,22 +171,38 @@ def negated_words_note(prompt: str) -> str | None:
             found = {key: values[0] for key, values in _named_values(words[j]).items() if values}
             if found:
                 said.append(" ".join(words[i - pair:j + 1]).replace(" - ", "-"))
-                named.update({key: value for key, value in found.items() if key not in named})
+                for key, value in found.items():
+                    negated.setdefault(key, []).append(value)
+                taken.add(j)
                 break
             if words[j] not in _NEGATED_FILLER:
                 break
+    return said, negated, " ".join(w for j, w in enumerate(words) if j not in taken)
+
+
+def negated_words_note(prompt: str) -> str | None:
+    """A one-line warning when `prompt` negates a colour, shape or direction ("a circle, not red", "a square that
+    isn't moving up", "don't make it red", "anything but blue"): a Shapes pipeline reads the words, not the
+    negation, so the clip shows what they name (4 of 4 clips of "a circle moving left, not red" came out red).
+    Where the prompt also names another value of it, the clip may show either: "not a circle, a green triangle"
+    drew 8 of 8 circles, "a red circle moving left, not blue" 6 of 8 red and 1 blue. None when nothing is negated."""
+    said, negated, rest = _negations(prompt)
     if not said:
         return None
+    also = _named_values(rest)
+    either = any(also[key] for key in negated)
+    named = ", ".join(f"{key} {' or '.join(dict.fromkeys(values + also[key]))}" for key, values in negated.items())
     return (f"the prompt says {', '.join(repr(s) for s in dict.fromkeys(said))}: this Shapes pipeline reads the "
-            f"words and not the negation, so the clip will likely have them "
-            f"({', '.join(f'{key} {value}' for key, value in named.items())}); say what it should show instead")
+            f"words and not the negation, so the clip {'may' if either else 'will likely'} have them ({named}); say "
+            f"what it should show instead")
 
 
 def ambiguous_prompt_note(prompt: str) -> str | None:
     """A one-line warning when `prompt` asks for what one Shapes clip cannot hold: more than one object ("two
     circles", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the pipeline draws
-    one object and reads the first word of each kind. None when the prompt is unambiguous."""
-    named = _named_values(prompt)
+    one object and reads the first word of each kind. A negated word is negated_words_note's. None when the prompt
+    is unambiguous."""
+    named = _named_values(_negations(prompt)[2])  # "a red circle, not blue" asks for one object
     problems = [f"{len(values)} {key}s ({', '.join(values)})" for key, values in named.items() if len(values) > 1]
     counted = [w for w in _words(prompt) if w in _COUNT_WORDS] + _digit_counts(prompt)
     if counted:
