@@ -181,3 +181,42 @@ def test_a_header_that_undercounts_is_stopped_at_the_frame_limit(no_weights, tmp
                    "--quiet"])
         err = capsys.readouterr().err
         assert rc == 2 and "1024" in err and err.count("\n") == 1, (task, err)
+
+
+def _damaged_sps_clip(path: Path) -> Path:
+    """16 frames of H.264 whose SPS (in the avcC of an MKV / MP4) has four bytes overwritten, as a fuzzer's byte
+    flips left it: FFmpeg decodes the first frame (at a size the damaged SPS states) and drops the other 15
+    without an error."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8, options={"bframes": "0"})
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for i in range(16):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(_square(i, 64), format="rgb24")))
+        container.mux(stream.encode(None))
+    data = bytearray(path.read_bytes())
+    sps = data.index(b"\xff\xe1") + 4  # avcC: one SPS (0xe1), its 2-byte length, then the NAL unit
+    assert data[sps] == 0x67
+    data[sps + 6 : sps + 10] = b"\xff\xff\xff\x7f"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_stream_that_decodes_one_frame_of_many_is_warned_of(tmp_path, caplog, suffix):
+    """A whole read returned 1 frame of the 16 the header states without a word (the tail check needed two frames
+    to judge); the single frame is now judged against the header as any cut-short read is. A true one-frame clip
+    stays quiet."""
+    path = _damaged_sps_clip(tmp_path / f"sps{suffix}")
+    assert io.probe_video(path).num_frames == 16
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        frames, _ = io.read_video(path)
+    assert frames.shape[0] == 1
+    assert f"{path} looks cut short or damaged: its frames end at 0.0 s of the 2.0 s its header states" in caplog.text
+    caplog.clear()
+    one = io.write_video(tmp_path / "one.mp4", _square(0, 64)[None], fps=8)
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert io.read_video(one)[0].shape[0] == 1
+    assert "cut short" not in caplog.text

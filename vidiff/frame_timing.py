@@ -75,8 +75,10 @@ def is_sparse(timing: FrameTiming, header: Header) -> bool:
 
 def missing_tail(timing: FrameTiming, header: Header) -> str | None:
     """How the frames there are fall short of what the header states ("they end at 6.2 s of the 12.5 s its header
-    states"), or None when they do not (or the header states too little to tell). Sparse frames are not short."""
-    if timing.frames < 2 or is_sparse(timing, header):
+    states"), or None when they do not (or the header states too little to tell). Sparse frames are not short. One
+    frame is judged too: an H.264 stream whose SPS is damaged decodes its first frame and drops the rest without an
+    error, and a clip of one frame covers no more than one interval of the header's rate."""
+    if timing.frames < 1 or is_sparse(timing, header):
         return None
     interval = 1 / header.fps if header.fps else 0.0
     if header.duration and timing.covered < SHORT_RATIO * header.duration - interval:
