@@ -220,3 +220,20 @@ def test_a_stream_that_decodes_one_frame_of_many_is_warned_of(tmp_path, caplog, 
     with caplog.at_level("WARNING", logger="vidiff.io"):
         assert io.read_video(one)[0].shape[0] == 1
     assert "cut short" not in caplog.text
+
+
+def test_decord_says_nothing_on_stderr_about_a_damaged_stream(tmp_path, capfd):
+    """decord's own FFmpeg printed each damaged frame's errors ("Invalid UE golomb code", "[h264 @ 0x...] error while
+    decoding MB") on stderr, under a command's one line or a successful `eval reconstruction`; PyAV's stays quiet.
+    Its errors lose their log prefixes ("[21:38:48] /github/workspace/src/video/video_reader.cc:270: ")."""
+    if not io._decord_available():
+        pytest.skip("decord is not installed")
+    path = _damaged_sps_clip(tmp_path / "sps.mp4")
+    capfd.readouterr()
+    with pytest.raises(io.VideoDecodeError, match="the video has 1 frames"):
+        io.read_video(path, num_frames=4)  # decord fails, PyAV decides
+    assert capfd.readouterr().err == ""
+    gif = io.write_video(tmp_path / "a.gif", np.stack([_square(i, 64) for i in range(4)]), fps=8)
+    with pytest.raises(io.VideoDecodeError) as refused:
+        io.read_video(gif, num_frames=2, backend="decord")  # decord cannot open GIFs
+    assert "decode failed (decord): [" in str(refused.value) and "/github/" not in str(refused.value)

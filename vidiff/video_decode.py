@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -96,6 +97,8 @@ def _not_enough(path, num_frames, start, step, total) -> VideoDecodeError:
 def _read_decord(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
     import decord
 
+    decord.logging.set_level(decord.logging.QUIET)  # its own FFmpeg's lines about a damaged frame on stderr ("Invalid
+    # UE golomb code"), which PyAV's keeps quiet: the command's one line is the error
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=num_threads)
         total = len(reader)
@@ -106,7 +109,8 @@ def _read_decord(path: Path, num_frames, start: int, step: float, num_threads: i
     except VideoDecodeError:
         raise
     except (decord.DECORDError, RuntimeError, ValueError, IndexError) as e:
-        raise VideoDecodeError(path, f"decode failed (decord): {_short(e)}") from None
+        reason = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", _short(e))  # its log prefixes: "[21:38:48] /github/..cc:292: "
+        raise VideoDecodeError(path, f"decode failed (decord): {reason}") from None
     return frames
 
 
