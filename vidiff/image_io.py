@@ -56,7 +56,45 @@ def _open_image(path: Path, limits: VideoLimits):
         mode = img.mode
         img.close()
         raise InputError(f"image {path}: pixel mode {mode!r} is not supported; save it as 8-bit or 16-bit RGB / grey")
+    if img.format == "JPEG":
+        short = _jpeg_data_short(path, img.width, img.height)
+        if short:
+            img.close()
+            raise InputError(f"image {path}: {short}; the file is cut short or damaged")
     return img
+
+
+# Markers of a JPEG frame header (SOFn; not DHT C4, JPG C8, DAC CC) whose scans are Huffman-coded: every 8x8 block of
+# the picture costs at least 1 bit there (its DC code). Arithmetic coding (SOF9-15) can spend less on flat pictures.
+_HUFFMAN_SOF = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7)
+
+
+def _jpeg_data_short(path: Path, width: int, height: int) -> str | None:
+    """Why a JPEG's compressed data cannot hold its picture, or None. libjpeg decodes a scan that ends early (at the
+    EOI marker of a cut file, or under a frame header whose size was made huge) as grey and only warns, which PIL
+    keeps quiet: a 974-byte file claiming 11000x11000 decoded to 363 MB of grey. Its data (the bytes from the first
+    scan on) is measured here, from the header, before anything is decoded."""
+    marker, scan_at = None, None
+    with open(path, "rb") as f:
+        f.seek(2)  # SOI
+        while (head := f.read(4)) and len(head) == 4 and head[0] == 0xFF:
+            if head[1] == 0xFF:  # fill byte before a marker
+                f.seek(-3, os.SEEK_CUR)
+                continue
+            if head[1] == 0xDA:  # start of scan: the compressed data follows
+                scan_at = f.tell()
+                break
+            if 0xC0 <= head[1] <= 0xCF and head[1] not in (0xC4, 0xC8, 0xCC):
+                marker = head[1]
+            f.seek(int.from_bytes(head[2:], "big") - 2, os.SEEK_CUR)
+        size = os.fstat(f.fileno()).st_size
+    if marker not in _HUFFMAN_SOF or scan_at is None:
+        return None  # PIL's decoder says what else is wrong
+    need = -(-width // 8) * -(-height // 8) // 8  # bytes for 1 bit per block
+    have = size - scan_at
+    if have >= need:
+        return None
+    return f"its compressed data ({have} bytes) is too short for a {width}x{height} picture (at least {need} bytes)"
 
 
 def check_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> None:
