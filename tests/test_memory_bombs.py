@@ -68,3 +68,58 @@ def test_animate_refuses_the_jpeg_in_one_line(no_weights, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "too short for a 11000x11000 picture" in err, err
     assert not list(tmp_path.glob("o.*"))
+
+
+def _gif_of_dots(path: Path, frames: int, width: int = 1920, height: int = 1080) -> Path:
+    """A GIF of `frames` frames, each one pixel drawn on a width x height canvas (11 bytes of LZW each, 25 fps):
+    every frame decodes to the whole canvas."""
+    data = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + bytes([0, 0, 0, 255, 0, 0]))
+    for i in range(frames):
+        data += b"\x21\xf9\x04\x04" + struct.pack("<H", 4) + b"\x00\x00"  # kept under the next frame, 4 cs
+        data += b"\x2c" + struct.pack("<HHHHB", i % width, height // 2, 1, 1, 0)  # 1x1 at (i, middle)
+        data += b"\x02\x02\x44\x01\x00"  # LZW (min code size 2): clear, index 1, end
+    path.write_bytes(bytes(data + b"\x3b"))
+    return path
+
+
+def test_a_small_gif_that_decodes_to_gigabytes_is_refused_before_decoding(tmp_path, monkeypatch):
+    """A 14 KB GIF of 600 frames on a 1920x1080 canvas decoded to 3.5 GiB (6000 frames, 140 KB: 35 GiB) when
+    read whole, as the eval commands read clips; the header's count and size are now checked against
+    limits.MAX_CLIP_BYTES (2 GiB) before a frame is decoded."""
+    from vidiff import video_decode
+    from vidiff.limits import MAX_CLIP_BYTES
+
+    path = _gif_of_dots(tmp_path / "dots.gif", 600)
+    assert path.stat().st_size < 16_000 and io.probe_video(path).num_frames == 600
+    assert io.read_video(path, num_frames=2)[0].shape == (2, 1080, 1920, 3)  # a window reads
+    monkeypatch.setattr(video_decode, "checked_frames", lambda *a, **k: pytest.fail("decoded before refused"))
+    assert MAX_CLIP_BYTES == 2 * 2**30
+    for kwargs in ({}, {"num_frames": 400}, {"fps": 50}):  # fps 50: every frame twice, 1200 kept
+        with pytest.raises(io.VideoDecodeError, match=r"dots.gif: \d+ frames of 1920x1080 would take \d\.\d\d GiB "
+                                                      r"decoded; the frames one read keeps are bounded at 2 GiB"):
+            io.read_video(path, **kwargs)
+    small = _gif_of_dots(tmp_path / "dots16.gif", 16, 64, 64)  # 16 frames of 64x64: 192 KiB
+    with pytest.raises(io.VideoDecodeError, match="16 frames of 64x64 would take 0.00 GiB"):
+        io.read_video(small, limits=io.VideoLimits(max_bytes=15 * 64 * 64 * 3))
+
+
+def test_frames_past_the_bound_are_counted_while_decoding(tmp_path):
+    """A header that understates its frames (an AVI of 40 frames whose header says 16) is stopped when the frames
+    kept reach the bound, before they are held."""
+    from test_hostile_streams import _undercounting_avi
+
+    path = _undercounting_avi(tmp_path / "long.avi", 40, 16)
+    limits = io.VideoLimits(max_bytes=20 * 64 * 64 * 3)
+    assert io.read_video(path, num_frames=20, limits=limits)[0].shape[0] == 20  # at the bound: read
+    with pytest.raises(io.VideoDecodeError, match="long.avi: more than 20 frames of 64x64 would take over the bound"):
+        io.read_video(path, limits=limits)
+
+
+def test_eval_shapes_counts_the_gif_as_unreadable(tmp_path, capsys):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    _gif_of_dots(folder / "bomb.gif", 600)
+    (folder / "bomb.txt").write_text("a red square moving left")
+    assert main(["eval", "shapes", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "1 clip could not be decoded" in out and "bomb.gif: 600 frames of 1920x1080 would take 3.48 GiB" in out

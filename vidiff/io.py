@@ -42,10 +42,10 @@ import numpy as np
 
 from vidiff.errors import InputError, VideoDecodeError
 from vidiff.frame_timing import stated_fps
-from vidiff.limits import is_int, plain_number
+from vidiff.limits import MAX_CLIP_BYTES, is_int, plain_number
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
     _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, first_frame_facts,
-    frame_index, frame_step, gif_rate, iter_pyav, moving_streams, select_indices, video_stream,
+    frame_index, frame_step, gif_rate, iter_pyav, moving_streams, select_indices, too_large, video_stream,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class VideoLimits:
     max_pixels: int = 4096 * 2304  # width * height of one frame (covers 4K UHD and DCI 4K)
     max_frames: int = 100_000  # frames in the stream (about 55 min at 30 fps)
     max_duration: float = 3600.0  # seconds
+    max_bytes: int = MAX_CLIP_BYTES  # decoded frames one read_video keeps (F x W x H x 3); iter_video keeps one
 
 
 DEFAULT_LIMITS = VideoLimits()
@@ -286,7 +287,9 @@ def read_video(
     so frames repeat when fps exceeds the source rate). `num_frames=None` reads every selected frame to the
     end; asking for more frames than the file has raises VideoDecodeError. `num_threads=0` lets the
     codec choose. The file is probed against `limits` first, and no more than `limits.max_frames` frames are
-    decoded whatever its header claims. `source_fps`: the clip's rate where the caller measured it from its frames'
+    decoded whatever its header claims; frames whose decoded size (frames x width x height x 3 bytes) would pass
+    `limits.max_bytes` are refused before decoding (from the header's count) or while decoding (a count that is an
+    estimate or an undercount). `source_fps`: the clip's rate where the caller measured it from its frames'
     timestamps (a header's can be far off them: an AVI whose index skips frame slots); default the header's.
 
     `backend="auto"` reads a window (`num_frames` given) of a DECORD_SUFFIXES file with one video stream with
@@ -309,6 +312,15 @@ def read_video(
         info = replace(info, fps=float(source_fps))
     step = frame_step(info.fps, stride, fps)
     out_fps = info.fps / step
+    frame_bytes = 3 * info.width * info.height
+    if num_frames is not None:
+        kept = num_frames
+    elif info.estimated:  # no stated count (duration x fps can be far off): counted while decoding instead
+        kept = 0
+    else:  # the frames select_indices gives, counted without listing them (a high target fps repeats frames)
+        kept = max(0, math.ceil((info.num_frames - start - 1e-6) / step))
+    if kept * frame_bytes > limits.max_bytes:
+        raise too_large(path, kept, info.width, info.height, limits.max_bytes)
     if backend == "decord" and not _decord_available():
         raise InputError("backend='decord' was requested but decord is not installed")
     if backend == "decord" and info.video_streams > 1:  # decord takes FFmpeg's "best" stream, not the first
@@ -316,7 +328,8 @@ def read_video(
                          "another than the first; use backend='pyav'")
 
     def pyav():
-        return _read_pyav(path, num_frames, start, step, num_threads, info.width, info.height, limits.max_frames)
+        return _read_pyav(path, num_frames, start, step, num_threads, info.width, info.height, limits.max_frames,
+                          limits.max_bytes)
 
     use_decord = backend == "decord" or (
         backend == "auto" and num_frames is not None and info.video_streams == 1

@@ -20,6 +20,10 @@ MAX_WIDTH = 8192  # channels of a model level, attention head or context feature
 MAX_LAYERS_PER_LEVEL = 32  # residual blocks per U-Net / VAE level
 MAX_LEVELS = 8  # resolution levels of a U-Net or VAE
 MAX_VALUE_CHARS = 200  # characters of a user value quoted in an error message
+# bytes of decoded frames one read keeps (uint8 RGB: frames x width x height x 3); a 14 KB GIF of 600 one-pixel frames
+# on a 1920x1080 canvas decodes to 3.5 GiB. 2 GiB is twice the largest sample clip (vtest.avi, 795 frames of
+# 768x576) and 40 times a 1024-frame clip of the bundled pipelines (128x128); interpolate streams, unbounded
+MAX_CLIP_BYTES = 2 * 2**30
 SEED_LIMIT = 2**63  # every seed is an integer in [0, 2**63): each command's --seed, the Python API, train.seed
 
 

@@ -94,6 +94,15 @@ def _not_enough(path, num_frames, start, step, total) -> VideoDecodeError:
     )
 
 
+def too_large(path, frames: int, width: int, height: int, max_bytes: int, more: bool = False) -> VideoDecodeError:
+    """The error of a read whose decoded frames would pass VideoLimits.max_bytes (limits.MAX_CLIP_BYTES); `more`:
+    found while decoding, `frames` being as many as fit."""
+    took = "over the bound" if more else f"{frames * width * height * 3 / 2**30:.2f} GiB"
+    return VideoDecodeError(path, f"{'more than ' if more else ''}{frames} frames of {width}x{height} would take "
+                                  f"{took} decoded; the frames one read keeps are bounded at {max_bytes / 2**30:g} "
+                                  "GiB: cut or downscale the clip first")
+
+
 def _read_decord(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
     import decord
 
@@ -293,9 +302,11 @@ def iter_pyav(path: Path, width: int, height: int, max_frames: int, num_threads:
 
 
 def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int, width: int, height: int,
-               max_frames: int) -> np.ndarray:
+               max_frames: int, max_bytes: int) -> np.ndarray:
     """The selected frames (select_indices) as uint8 (F,H,W,3); each decoded frame is checked (checked_frames),
-    so a stream that changes size or runs past `max_frames` fails here in one VideoDecodeError."""
+    so a stream that changes size, runs past `max_frames` or makes more than `max_bytes` of kept frames (a header
+    that undercounts, or states no count) fails here in one VideoDecodeError."""
+    most = max_bytes // (3 * width * height)  # frames kept at most
     frames: list[np.ndarray] = []
     wanted = _wanted(num_frames, start, step)
     target = next(wanted)
@@ -307,6 +318,8 @@ def _read_pyav(path: Path, num_frames, start: int, step: float, num_threads: int
                 continue
             rgb = upright_rgb(frame)  # (H,W,3)
             while target == i:  # a target fps above the source rate repeats frames
+                if len(frames) == most:
+                    raise too_large(path, most, width, height, max_bytes, more=True)
                 frames.append(rgb)
                 target = next(wanted, -1)
             if target < 0:
