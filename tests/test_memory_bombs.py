@@ -123,3 +123,21 @@ def test_eval_shapes_counts_the_gif_as_unreadable(tmp_path, capsys):
     assert main(["eval", "shapes", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "1 clip could not be decoded" in out and "bomb.gif: 600 frames of 1920x1080 would take 3.48 GiB" in out
+
+
+def test_extend_says_a_decode_error_as_its_other_errors(no_weights, tmp_path, capsys):
+    """extend's errors name 'video PATH: ...'; one found while decoding (here past the 1024-frame limit of a header
+    that says 16) lacked the 'video ' its probe's errors have."""
+    from test_hostile_streams import _undercounting_avi
+
+    path = _undercounting_avi(tmp_path / "long.avi", 1100, 16)
+    rc = main(["extend", str(path), "a red square moving right", "--frames", "4", "-o", str(tmp_path / "o.mp4"),
+               "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and f"video {path}: more than max_frames=1024 frames" in err, err
+
+
+def test_a_one_frame_clip_is_said_in_the_singular(tmp_path):
+    path = _gif_of_dots(tmp_path / "one.gif", 1, 16, 16)
+    with pytest.raises(io.VideoDecodeError, match="but the video has 1 frame$"):
+        io.read_video(path, num_frames=2)

@@ -90,7 +90,8 @@ def _decord_available() -> bool:
 
 def _not_enough(path, num_frames, start, step, total) -> VideoDecodeError:
     return VideoDecodeError(
-        path, f"asked for {num_frames} frames from {start} every {step:g}, but the video has {total} frames"
+        path, f"asked for {num_frames} frames from {start} every {step:g}, but the video has {total} "
+        f"frame{'' if total == 1 else 's'}"
     )
 
 

@@ -67,7 +67,7 @@ def read_control(args, config, layout):
         return None
     from vidiff.commands.inputs import read_clip
 
-    frames, _ = read_clip(args.control)  # (F,H,W,3)
+    frames, _ = read_clip(args.control, "--control")  # (F,H,W,3)
     _check_size(args.control, frames.shape[0], frames.shape[2], frames.shape[1], layout, config)
     return frames
 

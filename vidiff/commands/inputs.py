@@ -29,14 +29,19 @@ def probe_clip(path, what: str = "video"):
         raise InputError(f"{what} {e}") from None
 
 
-def read_clip(path) -> tuple:
+def read_clip(path, what: str = "video") -> tuple:
     """A user's clip (extend, edit, --mask, --control) as (uint8 (F,H,W,3), fps), decoded whole with at most
     limits.MAX_FRAMES frames whatever its header says (a header that undercounts is refused while decoding, not
-    after holding every frame)."""
+    after holding every frame). A clip that does not decode is an InputError `{what} PATH: reason`, as probe_clip
+    says it (extend said its decode errors without the `video ` its other errors have)."""
     from vidiff import io
+    from vidiff.errors import InputError, VideoDecodeError
     from vidiff.limits import MAX_FRAMES
 
-    return io.read_video(path, limits=io.VideoLimits(max_frames=MAX_FRAMES))
+    try:
+        return io.read_video(path, limits=io.VideoLimits(max_frames=MAX_FRAMES))
+    except VideoDecodeError as e:
+        raise InputError(f"{what} {e}") from None
 
 
 def count_clip_frames(path, what: str = "video") -> int:
@@ -173,7 +178,7 @@ def read_mask(path: str, frames):
 
         mask = torch.from_numpy(maps_from_frames(read_image_rgba(path)[None].numpy())[0] > 0.5)  # (H,W)
     else:
-        mask = torch.from_numpy(maps_from_frames(read_clip(path)[0].numpy()) > 0.5)  # (F,H,W): > 127 in any channel
+        mask = torch.from_numpy(maps_from_frames(read_clip(path, "mask")[0].numpy()) > 0.5)  # (F,H,W): > 127 in any channel
     if not bool(mask.any()):
         raise InputError(f"--mask {path}: no pixel is white (> 127), so nothing would be redrawn; white marks the "
                          "region to redraw")
