@@ -318,6 +318,19 @@ def test_arrays_of_objects_or_strings_are_refused_naming_the_argument(pipe):
         pipe.edit_video(frames, "x", mask=np.full((64, 64), True, dtype=object), progress=False)
 
 
+def test_a_prompt_that_is_no_string_is_refused_naming_it(pipe):
+    # the prompt notes deduplicated the prompts first: a list, dict or array (or a list holding one) raised
+    # TypeError "unhashable type" before request() could name the prompt
+    frames = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    calls = {"text_to_video": lambda p: pipe.text_to_video(p, progress=False),
+             "image_to_video": lambda p: pipe.image_to_video(frames[0], p, progress=False),
+             "edit_video": lambda p: pipe.edit_video(frames, p, progress=False)}
+    for name, call in calls.items():
+        for prompt in (np.array(["x"]), [["x"]], {"x": 1}, ["x", {"y"}]):
+            with pytest.raises(InputError, match=r"^prompt: expected a string, got (ndarray|list|dict|set) "):
+                call(prompt)
+
+
 def test_tensors_on_the_meta_device_are_refused_before_encoding(pipe):
     # they have a shape but no values: torch failed with NotImplementedError once the VAE encoded them
     meta = lambda *shape: torch.empty(*shape, dtype=torch.uint8, device="meta")  # noqa: E731

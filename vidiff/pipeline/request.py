@@ -72,10 +72,11 @@ def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by
     """prompt_notes of each distinct prompt (a str or a list) as warnings, said at the caller's call."""
     from vidiff.caller_warning import warn_at_caller
 
-    for text in dict.fromkeys(prompt if isinstance(prompt, (list, tuple)) else [prompt]):
-        if isinstance(text, str):  # anything else is request()'s to refuse
-            for note in prompt_notes(config, text, task, by_maps):
-                warn_at_caller(note)
+    texts = prompt if isinstance(prompt, (list, tuple)) else [prompt]
+    # anything but a str is request()'s to refuse; dict.fromkeys of a list or an array raised "unhashable type"
+    for text in dict.fromkeys(t for t in texts if isinstance(t, str)):
+        for note in prompt_notes(config, text, task, by_maps):
+            warn_at_caller(note)
 
 
 def check_zero_text_guidance(negative: bool, negative_name: str = "negative_prompt",
