@@ -285,6 +285,13 @@ def test_user_keyframe_images_are_checked(pipe):
         pipe.text_to_video("x", keyframes={7: image[:, :32]}, progress=False)
     with pytest.raises(InputError, match="^keyframes: expected a dict of frame index -> image, got list"):
         pipe.image_to_video(image, "x", keyframes=[image], progress=False)
+    # a stack of images asked for its truth value (`keyframes or {}`): RuntimeError / ValueError "ambiguous"
+    stack = torch.zeros(4, 64, 64, 3, dtype=torch.uint8)
+    for given, named in ((stack, "Tensor"), (stack.numpy(), "ndarray")):
+        with pytest.raises(InputError, match=f"^keyframes: expected a dict of frame index -> image, got {named}$"):
+            pipe.text_to_video("x", keyframes=given, progress=False)
+        with pytest.raises(InputError, match=f"^keyframes: expected a dict of frame index -> image, got {named}$"):
+            pipe.image_to_video(image, "x", keyframes=given, progress=False)
 
 
 def test_numpy_scalars_are_taken_as_the_numbers_they_hold(pipe):

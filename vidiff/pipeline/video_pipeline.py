@@ -125,7 +125,7 @@ class VideoPipeline:
         check_flag(progress, "progress")
         self._check_settings(settings, "text_to_video")
         req = self.request(prompt, **settings)
-        pixels = check_keyframe_images(keyframes or {}, req)
+        pixels = check_keyframe_images({} if keyframes is None else keyframes, req)  # `or`: an array's truth value
         if settings.get("num_frames") is not None and settings.get("num_keyframes") is None and not req.force_layout:
             # longer than one pass: continued as `vidiff generate` continues it (the keyframes in the first pass)
             first, extend_by = split_long_layout(self.trained.get("keyframes"), req.layout, pixels, control is not None)
@@ -184,7 +184,7 @@ class VideoPipeline:
         """The frames the keyframe stage makes or takes for `req` with user `keyframes` ({index: image}): the grid,
         or, with one off it, the layout laid around them (as _around_keyframes runs it). For a clip's record: the
         request's grid alone did not say which layout ran."""
-        pixels = check_keyframe_images(keyframes or {}, req)
+        pixels = check_keyframe_images({} if keyframes is None else keyframes, req)
         if not any(index % req.layout.keyframe_stride for index in pixels):
             return list(range(0, req.layout.num_frames, req.layout.keyframe_stride))
         return lay_keyframes_around(sorted(pixels), anchored_span(req.layout), req.layout.keyframe_stride,
@@ -194,7 +194,8 @@ class VideoPipeline:
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
         # first: an interpolation-only pipeline said "resize the image" to an image of another size
         self._need_keyframe_part("animating an image")
-        keyframes = settings.pop("keyframes", None) or {}
+        keyframes = settings.pop("keyframes", None)
+        keyframes = {} if keyframes is None else keyframes  # `or {}` asked an array of keyframes its truth value
         if not isinstance(keyframes, dict):  # dict() of a list of images raised "dictionary update sequence ..."
             raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
         keyframes = dict(keyframes)
