@@ -174,6 +174,19 @@ def test_bool_control_maps_are_taken_as_on_and_off():
         check_control_maps(np.zeros((2, 8, 8, 3), bool), 2, 8, 8)
 
 
+
+def test_half_precision_control_maps_are_taken_as_their_values():
+    """A bfloat16 tensor of maps (a model's output in bf16) raised TypeError "Got unsupported ScalarType BFloat16"
+    (numpy has no bf16); half and bf16 values are exact in float32, so the maps equal the float32 ones."""
+    from vidiff.pipeline.control import check_control_maps
+
+    maps = torch.zeros(2, 8, 8)
+    maps[0, 2:4, 3:5], maps[1, 5, 5] = 1.0, 0.5
+    for dtype in (torch.bfloat16, torch.float16):
+        assert torch.equal(check_control_maps(maps.to(dtype), 2, 8, 8), maps)
+    with pytest.raises(InputError, match=r"^control: float maps must be finite and in \[0, 1\]$"):
+        check_control_maps((maps * 2).to(torch.bfloat16), 2, 8, 8)
+
 # ---- the pipeline -----------------------------------------------------------------------------------------------
 
 from test_pipeline import HashText  # noqa: E402  (the fixed random text encoder of the pipeline tests)

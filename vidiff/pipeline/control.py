@@ -137,7 +137,10 @@ def check_control_maps(control, num_frames: int, height: int, width: int, what: 
 
     if torch.is_tensor(control):
         check_has_data(control, what)
-    arr = control.detach().cpu().numpy() if torch.is_tensor(control) else np.asarray(control)
+        control = control.detach().cpu()
+        if control.is_floating_point() and control.dtype != torch.float64:  # bf16 has no numpy dtype (TypeError);
+            control = control.float()  # every half / bf16 value is exact in float32, as the maps are kept
+    arr = control.numpy() if torch.is_tensor(control) else np.asarray(control)
     if arr.dtype == np.uint8:
         maps = maps_from_frames(arr)
     elif arr.dtype.kind == "f" and arr.ndim == 3:
