@@ -555,8 +555,11 @@ def test_save_and_load_round_trip(pipe, tmp_path):
     from vidiff.pipeline import VideoPipeline
 
     pipe.save_pretrained(tmp_path / "p")
+    rng = torch.get_rng_state()
     loaded = VideoPipeline.from_pretrained(tmp_path / "p")
     assert loaded.config == pipe.config
+    # building the modules drew their initial weights from the caller's torch.manual_seed stream
+    assert torch.equal(torch.get_rng_state(), rng)
     for a, b in zip(pipe.keyframes.net.state_dict().values(), loaded.keyframes.net.state_dict().values()):
         assert torch.equal(a, b)
     assert json.loads(json.dumps(loaded.request("x").settings(loaded.config)))["num_frames"] == 16

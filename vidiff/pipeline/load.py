@@ -49,10 +49,13 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
             raise InputError(f"{paths[name] / 'model.safetensors'}: does not fit {name}/config.yaml's model ({why})")
     # after the headers: a control part's check hashes its U-Net's file, so a broken file is named as such first
     control_cfgs = control_part_configs(config, paths, vae_cfg, net_cfgs)
-    text_encoder = TextEncoder.load(text_encoder_ref(folder, config))
-    vae = _load_weights(lambda: AutoencoderKL.load(paths["vae"]), paths["vae"])
-    nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
-    attach_control_parts(nets, paths, control_cfgs, _load_weights)
+    # building each module draws its initial weights (then overwritten) from torch's global generator: forked, so
+    # that loading leaves a caller's torch.manual_seed stream where it was
+    with torch.random.fork_rng(devices=[]):
+        text_encoder = TextEncoder.load(text_encoder_ref(folder, config))
+        vae = _load_weights(lambda: AutoencoderKL.load(paths["vae"]), paths["vae"])
+        nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
+        attach_control_parts(nets, paths, control_cfgs, _load_weights)
     return config, vae, nets.get("keyframes"), nets["interpolation"], text_encoder, records
 
 
