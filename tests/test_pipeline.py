@@ -314,6 +314,23 @@ def test_numpy_scalars_are_taken_as_the_numbers_they_hold(pipe):
     assert torch.equal(a, b) and torch.equal(a[5], frames[0])
 
 
+def test_numpy_and_tensor_bools_are_taken_as_the_flags_they_hold(pipe):
+    # progress=np.False_ (a numpy comparison, a flag read from an array) was refused as "expected True or False,
+    # got np.False_"; the flag is kept as a Python bool, and a value that is no bool is still refused
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
+    a, _ = pipe.text_to_video("x", seed=3, progress=np.False_, force_layout=np.bool_(False))
+    b, _ = pipe.text_to_video("x", seed=3, progress=False, force_layout=False)
+    assert torch.equal(a, b)
+    assert pipe.request("x", force_layout=torch.tensor(True)).force_layout is True
+    assert torch.equal(pipe.fill_between(frames[::5], 5, progress=np.False_, force_layout=np.array(False)),
+                       pipe.fill_between(frames[::5], 5))
+    a, _ = pipe.edit_video(frames, "x", strength=0.0, progress=torch.tensor(False))
+    assert torch.equal(a, pipe.edit_video(frames, "x", strength=0.0, progress=False)[0])
+    for flag in (np.int64(0), np.array([False]), torch.tensor([True])):
+        with pytest.raises(InputError, match="^progress: expected True or False, got "):
+            pipe.text_to_video("x", progress=flag)
+
+
 def test_arrays_of_objects_or_strings_are_refused_naming_the_argument(pipe):
     # torch.from_numpy raised TypeError "can't convert np.ndarray of type numpy.object_"
     with pytest.raises(InputError, match=r"image: expected a uint8 image \(H,W,3\), got numpy object \(64, 64, 3\)"):

@@ -79,9 +79,14 @@ def offset_seed(seed: int, offset: int) -> int:
 
 
 def check_flag(value, name: str) -> bool:
-    """`value` when it is True or False; InputError otherwise ("no" and 0.0 were taken by truth value)."""
+    """`value` as a Python bool when it is True or False, numpy's np.True_ / np.False_ or a 0-dim bool tensor
+    included (np.False_ was refused as "expected True or False, got np.False_"); InputError otherwise ("no" and 0.0
+    were taken by truth value). Callers keep the returned bool."""
     from vidiff.errors import InputError
 
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and value.dtype.kind == "b":
+        value = bool(value)
+    value = plain_number(value)  # a 0-dim bool tensor gives a bool
     if not isinstance(value, bool):
         raise InputError(f"{name}: expected True or False, got {short_repr(value)}")
     return value

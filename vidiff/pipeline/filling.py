@@ -19,8 +19,8 @@ from vidiff.pipeline.upconvert import pad_edges, round_up
 def fill(pipe, keyframes, stride: int, seed: int = 0, *, prompt: str, steps, sampler, progress: bool,
          force_layout: bool):
     """The body of VideoPipeline.fill_between: uint8 ((K-1)*stride+1,H,W,3), the keyframes kept as given."""
-    check_flag(force_layout, "force_layout")  # "no" was taken as True: an untrained layout ran with a warning
-    check_flag(progress, "progress")
+    force_layout = check_flag(force_layout, "force_layout")  # "no" was taken as True: an untrained layout ran with a warning
+    progress = check_flag(progress, "progress")
     for name, value in (("seed", seed), ("prompt", prompt)):
         if isinstance(value, (list, tuple)):  # a batched request: every row was sampled and all but the first lost
             raise InputError(f"{name}: fill_between fills one clip, give one {name} (got a list of {len(value)})")

@@ -156,7 +156,7 @@ class Request:
         fps = config.fps if fps is None else fps
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not FPS_MIN <= fps <= FPS_MAX:
             raise InputError(f"fps: must be a number in [{FPS_MIN:g}, {FPS_MAX:g}], got {short_repr(fps)}")
-        check_flag(force_layout, "force_layout")
+        force_layout = check_flag(force_layout, "force_layout")
         negatives = None
         if negative_prompt is not None:
             if isinstance(negative_prompt, (list, tuple)) and len(negative_prompt) not in (1, len(prompts)):

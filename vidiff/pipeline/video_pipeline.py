@@ -52,7 +52,7 @@ class VideoPipeline:
         """batch_invariant: run the networks one batch row at a time, so that a sample is bit-identical whatever
         the batch around it; False batches the rows (faster on a GPU, same results up to rounding).
         trained: each diffusion part's training record (trained.py); requests outside them are refused."""
-        check_flag(batch_invariant, "batch_invariant")
+        batch_invariant = check_flag(batch_invariant, "batch_invariant")
         self.config, self.vae, self.text_encoder = config, for_inference(vae), text_encoder  # as loading gives it
         # keyframe_net None: an interpolation-only pipeline (parts.keyframes null); only fill_between runs
         self.keyframes = (DiffusionStage(keyframe_net, config.keyframes, batch_invariant, "pipeline.yaml: keyframes")
@@ -69,7 +69,7 @@ class VideoPipeline:
                         batch_invariant: bool = True) -> VideoPipeline:
         """Checks pipeline.yaml, every part config and training record (cheap), then loads the weights."""
         check_placement(device, dtype)
-        check_flag(batch_invariant, "batch_invariant")
+        batch_invariant = check_flag(batch_invariant, "batch_invariant")
         config, vae, keyframe_net, interpolation_net, text, trained = load_pipeline(folder, batch_invariant)
         pipe = cls(config, vae, keyframe_net, interpolation_net, text, folder, batch_invariant, trained)
         return pipe.to(device, dtype)
@@ -122,7 +122,7 @@ class VideoPipeline:
                        control_scale: float | None = None, progress: bool = True, **settings):
         """text_to_video without the prompt notes (animate, an edit at strength 1, a long clip's first pass)."""
         self._need_keyframe_part("text to video")
-        check_flag(progress, "progress")
+        progress = check_flag(progress, "progress")
         self._check_settings(settings, "text_to_video")
         req = self.request(prompt, **settings)
         pixels = check_keyframe_images({} if keyframes is None else keyframes, req)  # `or`: an array's truth value
@@ -225,7 +225,7 @@ class VideoPipeline:
         None: pipeline.yaml's `extension_strength`."""
         from vidiff.pipeline.extension import extend
 
-        check_flag(progress, "progress")
+        progress = check_flag(progress, "progress")
         self._check_settings(settings, "extend_video", fixed=("height", "width"))
         return extend(self, frames, prompt, num_frames=num_frames, seam_fade=seam_fade, progress=progress,
                       settings=settings, strength=strength)
@@ -250,7 +250,7 @@ class VideoPipeline:
 
         # first: an interpolation-only pipeline refused a clip's length and named "this request"
         self._need_keyframe_part("editing a video")
-        check_flag(progress, "progress")  # strength 0 returns before any sampling, where it was checked
+        progress = check_flag(progress, "progress")  # strength 0 returns before any sampling, where it was checked
         warn_prompt_notes(self.config, prompt, task="edit")
         self._check_settings(settings, "edit_video", fixed=("num_frames", "height", "width", "exact_frames"))
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
