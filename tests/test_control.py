@@ -175,7 +175,7 @@ def test_bool_control_maps_are_taken_as_on_and_off():
 
 
 
-def test_half_precision_control_maps_are_taken_as_their_values():
+def test_half_precision_control_maps_are_taken_as_their_values_and_a_string_is_named():
     """A bfloat16 tensor of maps (a model's output in bf16) raised TypeError "Got unsupported ScalarType BFloat16"
     (numpy has no bf16); half and bf16 values are exact in float32, so the maps equal the float32 ones."""
     from vidiff.pipeline.control import check_control_maps
@@ -186,6 +186,9 @@ def test_half_precision_control_maps_are_taken_as_their_values():
         assert torch.equal(check_control_maps(maps.to(dtype), 2, 8, 8), maps)
     with pytest.raises(InputError, match=r"^control: float maps must be finite and in \[0, 1\]$"):
         check_control_maps((maps * 2).to(torch.bfloat16), 2, 8, 8)
+    # a map kind is read off a clip (edit_video); text_to_video named it in numpy's words, "got <U4 ()"
+    with pytest.raises(InputError, match=r"^control: expected maps, got the string 'blob' \(maps of a kind"):
+        check_control_maps("blob", 2, 8, 8)
 
 # ---- the pipeline -----------------------------------------------------------------------------------------------
 

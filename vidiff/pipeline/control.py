@@ -135,6 +135,9 @@ def check_control_maps(control, num_frames: int, height: int, width: int, what: 
 
     from vidiff.data.control_maps import maps_from_frames
 
+    if isinstance(control, str):  # was "got <U4 ()", numpy's reading of the string
+        raise InputError(f"{what}: expected maps, got the string {short_repr(control)} (maps of a kind, 'blob' or "
+                         "'silhouette', are read off a clip by edit_video; here give the maps themselves)")
     if torch.is_tensor(control):
         check_has_data(control, what)
         control = control.detach().cpu()
