@@ -1175,6 +1175,22 @@ def test_a_side_the_unets_cannot_halve_is_named(pipe):
         pipe.text_to_video("a red circle", height=60, progress=False)
 
 
+def test_a_clip_size_the_networks_cannot_take_is_named_as_the_frames(pipe):
+    # extend_video / edit_video of a 60x60 clip said "height: 60 is not a multiple of 16", a setting both refuse
+    # ("height: ... takes it from the frames it is given; leave it out")
+    m = pipe.size_multiple
+    side = 4 * m - 4
+    clip = torch.zeros(16, side, 4 * m, 3, dtype=torch.uint8)
+    expected = (rf"^frames: {4 * m}x{side} pixels; each side must be a multiple of {m} \(the VAE's factor times the "
+                rf"U-Nets' downsampling\): crop or resize them, e\.g\. to {4 * m}x{3 * m}$")
+    with pytest.raises(InputError, match=expected):
+        pipe.extend_video(clip[:6], "x", num_frames=5, progress=False)
+    with pytest.raises(InputError, match=expected):
+        pipe.edit_video(clip, "x", progress=False)
+    with pytest.raises(InputError, match=expected):
+        pipe.edit_video(clip, "x", mask=np.ones((side, 4 * m), bool), progress=False)
+
+
 def test_a_part_folder_or_the_pipeline_yaml_given_for_the_pipeline_names_its_folder():
     """from_pretrained(".../shapes/keyframes") said only "is not a pipeline folder (missing pipeline.yaml)", and
     ".../shapes/pipeline.yaml" "is a file, not a folder": neither named the folder that loads."""

@@ -37,7 +37,7 @@ from vidiff.errors import InputError
 from vidiff.limits import plain_number
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.region import check_region_mask, composite, feather_weights, latent_keep_mask
-from vidiff.pipeline.input_checks import check_edit_options, check_frames
+from vidiff.pipeline.input_checks import check_clip_sides, check_edit_options, check_frames
 from vidiff.pipeline.timeline import place_keyframes
 from vidiff.pipeline.trained_layouts import check_edit_length, edit_misfit
 
@@ -69,6 +69,7 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
          control_scale=None, repeats: int | None = None):
     """The body of VideoPipeline.edit_video (checked before the VAE encodes anything)."""
     frames = check_frames(frames, "frames")
+    check_clip_sides(frames, pipe.size_multiple, "frames")
     n, height, width = frames.shape[:3]
     user_mask = mask is not None and not isinstance(mask, str)
     if isinstance(mask, str):

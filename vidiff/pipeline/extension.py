@@ -15,7 +15,7 @@ import torch
 from vidiff.limits import plain_number
 from vidiff.motion import carry_forward, clip_velocity
 from vidiff.pipeline.layout import extension_windows
-from vidiff.pipeline.input_checks import check_frames, check_new_frames, check_strength
+from vidiff.pipeline.input_checks import check_clip_sides, check_frames, check_new_frames, check_strength
 from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 from vidiff.pipeline.timeline import extension_gaps
 
@@ -31,6 +31,7 @@ def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, setti
     """The body of VideoPipeline.extend_video: input + new frames (B,F+N,H,W,3) unbatched, and the fps."""
     pipe._need_keyframe_part("extending a video")
     frames = check_frames(frames, "frames")
+    check_clip_sides(frames, pipe.size_multiple, "frames")
     seam_fade, num_frames = check_seam_fade(plain_number(seam_fade)), check_new_frames(plain_number(num_frames))
     strength = extension_strength(pipe.config, strength, len(frames))
     req = pipe.request(prompt, height=frames.shape[1], width=frames.shape[2], **settings)

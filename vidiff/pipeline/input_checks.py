@@ -4,7 +4,7 @@ the command line runs the same checks before any weights load."""
 from __future__ import annotations
 
 from vidiff.errors import InputError
-from vidiff.limits import MAX_EDIT_REPEATS, MAX_FRAMES, is_int, plain_number, short_repr
+from vidiff.limits import MAX_EDIT_REPEATS, MAX_FRAMES, MAX_SIDE, is_int, plain_number, short_repr
 
 NUMERIC_KINDS = "biufc"  # numpy dtype kinds torch.from_numpy takes; it raised TypeError on object and str arrays
 
@@ -57,6 +57,20 @@ def check_frames(frames, name: str):
     if frames.shape[0] < 1:
         raise InputError(f"{name}: no frames")
     return frames
+
+
+def check_clip_sides(frames, multiple: int, name: str) -> None:
+    """The frames of a clip a pipeline continues or redraws at their own size (extend, edit): each side at most
+    MAX_SIDE and a multiple of `multiple`, named as the frames (request() named "height", a setting extend_video and
+    edit_video refuse because the frames give it)."""
+    height, width = frames.shape[1:3]
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise InputError(f"{name}: {width}x{height} pixels; each side must be at most {MAX_SIDE}")
+    if height % multiple or width % multiple:
+        fit = lambda side: max(multiple, side // multiple * multiple)  # noqa: E731
+        raise InputError(f"{name}: {width}x{height} pixels; each side must be a multiple of {multiple} (the VAE's "
+                         f"factor times the U-Nets' downsampling): crop or resize them, e.g. to "
+                         f"{fit(width)}x{fit(height)}")
 
 
 def check_image(image, name: str):
