@@ -13,3 +13,8 @@ def __getattr__(name):
 
         return VideoPipeline
     raise AttributeError(f"module 'vidiff' has no attribute {name!r}")
+
+
+def __dir__():
+    """The lazy names too: dir() (and a notebook's tab completion) listed no VideoPipeline."""
+    return sorted({*globals(), *__all__})

@@ -22,3 +22,8 @@ def __getattr__(name: str):
 
         return VideoPipeline
     raise AttributeError(f"module 'vidiff.pipeline' has no attribute {name!r}")
+
+
+def __dir__():
+    """The lazy names too: dir() (and a notebook's tab completion) listed no VideoPipeline."""
+    return sorted({*globals(), *__all__})
