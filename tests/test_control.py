@@ -175,6 +175,21 @@ def test_bool_control_maps_are_taken_as_on_and_off():
 
 
 
+def test_uint8_maps_of_zeros_and_ones_are_read_as_masks_read_them():
+    """uint8 maps of 0/1 ((d < r).astype(np.uint8)) were read "on above 127": every pixel off, and the clip
+    followed empty maps without a word; 0..255 maps, and RGBA alpha, keep the 127 threshold."""
+    from vidiff.pipeline.control import check_control_maps
+
+    on = np.zeros((2, 8, 8), bool)
+    on[0, 2:4, 3:5], on[1, 6, 1] = True, True
+    expected = torch.from_numpy(on.astype(np.float32))
+    assert torch.equal(check_control_maps(on.astype(np.uint8), 2, 8, 8), expected)
+    assert torch.equal(check_control_maps(np.repeat(on[..., None], 3, -1).astype(np.uint8), 2, 8, 8), expected)
+    assert torch.equal(check_control_maps(on.astype(np.uint8) * 255, 2, 8, 8), expected)
+    assert check_control_maps(on.astype(np.uint8) * 100, 2, 8, 8).sum() == 0  # 0..255: 100 is off
+    assert check_control_maps(np.zeros((2, 8, 8), np.uint8), 2, 8, 8).sum() == 0
+
+
 def test_half_precision_control_maps_are_taken_as_their_values_and_a_string_is_named():
     """A bfloat16 tensor of maps (a model's output in bf16) raised TypeError "Got unsupported ScalarType BFloat16"
     (numpy has no bf16); half and bf16 values are exact in float32, so the maps equal the float32 ones."""

@@ -129,8 +129,9 @@ def check_control_scale(scale, what: str = "control_scale") -> float:
 
 
 def check_control_maps(control, num_frames: int, height: int, width: int, what: str = "control") -> torch.Tensor:
-    """float32 (F, H, W) maps in [0, 1] from uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on) / (F,H,W,4) (RGBA:
-    transparent = off), float (F,H,W) or bool (F,H,W) (True = on, as edit masks take it; it was refused)."""
+    """float32 (F, H, W) maps in [0, 1] from uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on; 0/1 when no value
+    is above 1) / (F,H,W,4) (RGBA: transparent = off), float (F,H,W) or bool (F,H,W) (True = on, as edit masks take
+    it; it was refused)."""
     import numpy as np
 
     from vidiff.data.control_maps import maps_from_frames
@@ -145,7 +146,9 @@ def check_control_maps(control, num_frames: int, height: int, width: int, what: 
             control = control.float()  # every half / bf16 value is exact in float32, as the maps are kept
     arr = control.numpy() if torch.is_tensor(control) else np.asarray(control)
     if arr.dtype == np.uint8:
-        maps = maps_from_frames(arr)
+        # maps of 0 and 1 only are 0/1, as edit masks read them: "> 127" found every pixel off, and the clip
+        # followed empty maps without a word
+        maps = maps_from_frames(arr * np.uint8(255) if arr.size and arr.max() == 1 else arr)
     elif arr.dtype.kind == "f" and arr.ndim == 3:
         if not np.isfinite(arr).all() or arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
             raise InputError(f"{what}: float maps must be finite and in [0, 1]")
