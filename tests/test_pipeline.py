@@ -1276,6 +1276,10 @@ def test_settings_a_method_does_not_take_are_named(pipe):
         (lambda: pipe.extend_video(clip, "a", num_frames=4, keyframes={0: clip[0]}, progress=False),
          "^keyframes: not a setting of extend_video"),
         (lambda: pipe.edit_video(clip, "a", num_frames=16, progress=False), "^num_frames: edit_video takes it"),
+        # named text_to_video, which the caller never called, and only after the image and the prompt were read
+        (lambda: pipe.image_to_video(clip[0, :8], "a", output_type="np", progress=False),
+         "^output_type: not a setting of image_to_video; it takes keyframes, control, control_scale, progress, "
+         "seed, num_frames, "),
         # fill_between raised Python's TypeError ("got an unexpected keyword argument 'negative_prompt'")
         (lambda: pipe.fill_between(clip[:2].numpy(), 5, negative_prompt="x"),
          "^negative_prompt: not a setting of fill_between; it takes seed, prompt, steps, sampler, progress, "

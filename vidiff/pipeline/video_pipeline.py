@@ -190,11 +190,15 @@ class VideoPipeline:
         return lay_keyframes_around(sorted(pixels), anchored_span(req.layout), req.layout.keyframe_stride,
                                     self.config.interpolation.max_gap)  # as _around_keyframes lays them, unchecked
 
-    def image_to_video(self, image, prompt, **settings):
-        """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result."""
+    def image_to_video(self, image, prompt, *, keyframes: dict | None = None, control=None,
+                       control_scale: float | None = None, progress: bool = True, **settings):
+        """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result. `keyframes`
+        (further frames the clip must show, not frame 0), `control`, `control_scale`, `progress` and the settings
+        are text_to_video's."""
         # first: an interpolation-only pipeline said "resize the image" to an image of another size
         self._need_keyframe_part("animating an image")
-        keyframes = settings.pop("keyframes", None)
+        # named as this method (text_to_video's check named text_to_video), before the image is looked at
+        self._check_settings(settings, "image_to_video")
         keyframes = {} if keyframes is None else keyframes  # `or {}` asked an array of keyframes its truth value
         if not isinstance(keyframes, dict):  # dict() of a list of images raised "dictionary update sequence ..."
             raise InputError(f"keyframes: expected a dict of frame index -> image, got {type(keyframes).__name__}")
@@ -202,7 +206,7 @@ class VideoPipeline:
         if 0 in keyframes:  # it was dropped for `image` without a word
             raise InputError("keyframes: frame 0 is the image being animated; give it as `image`, not in keyframes")
         keyframes[0] = check_image(image, "image")
-        warn_prompt_notes(self.config, prompt, task="animate", by_maps=settings.get("control") is not None)
+        warn_prompt_notes(self.config, prompt, task="animate", by_maps=control is not None)
         height, width = (plain_number(settings.get(name)) for name in ("height", "width"))
         size = (self.config.height if height is None else height, self.config.width if width is None else width)
         # a height or width that is no positive integer is request()'s to refuse: compared here, height="64" read
@@ -210,7 +214,8 @@ class VideoPipeline:
         if all(type(v) is int and v >= 1 for v in size) and tuple(keyframes[0].shape[:2]) != size:
             raise InputError(f"image: {keyframes[0].shape[1]}x{keyframes[0].shape[0]} pixels, the clip is "
                              f"{size[1]}x{size[0]} (resize it, or pass height= and width=)")
-        return self._text_to_video(prompt, keyframes=keyframes, **settings)
+        return self._text_to_video(prompt, keyframes=keyframes, control=control, control_scale=control_scale,
+                                   progress=progress, **settings)
 
     @torch.no_grad()
     def extend_video(self, frames, prompt, *, num_frames: int, seam_fade: int = 4, progress: bool = True,
