@@ -340,6 +340,9 @@ def test_arrays_of_objects_or_strings_are_refused_naming_the_argument(pipe):
     frames = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
     with pytest.raises(InputError, match="mask: expected a bool, uint8 or float array, got object"):
         pipe.edit_video(frames, "x", mask=np.full((64, 64), True, dtype=object), progress=False)
+    # a uint16 image in big-endian order: torch's ValueError "byte order different from the native byte order"
+    with pytest.raises(InputError, match=r"^image: expected a uint8 image \(H,W,3\), got numpy >u2 \(64, 64, 3\)$"):
+        pipe.image_to_video(np.zeros((64, 64, 3), ">u2"), "x", progress=False)
 
 
 def test_a_prompt_that_is_no_string_is_refused_naming_it(pipe):

@@ -44,6 +44,19 @@ def test_integer_masks_are_0_1_or_0_255_and_an_empty_one_is_refused():
         check_region_mask(np.full((64, 64), 300, np.int64), 16, 64, 64)
 
 
+def test_masks_of_any_byte_order_and_integer_width_are_read_or_refused_by_value():
+    """A big-endian float mask ('>f4', as np.load gives an array saved on such a machine) raised torch's ValueError
+    "byte order different from the native byte order"; a uint16 mask (a 16-bit PNG) NotImplementedError "min_all
+    not implemented for 'UInt16'". Both are read by their values now, as their native uint8 / float twins."""
+    box = check_region_mask(box_mask(), 16, 64, 64)
+    unit = box_mask() / 255
+    for mask in (unit.astype(">f4"), unit.astype(">f8"), (box_mask() // 255).astype(">i4"), box_mask().astype(np.uint16),
+                 torch.from_numpy(box_mask()).to(torch.uint16), (box_mask() // 255).astype(np.uint32)):
+        assert torch.equal(check_region_mask(mask, 16, 64, 64), box), mask.dtype
+    with pytest.raises(InputError, match=r"^mask: integer values must lie in 0\.\.255 \(or 0/1\), got 0\.\.65535$"):
+        check_region_mask(box_mask().astype(np.uint16) * 257, 16, 64, 64)
+
+
 def test_an_image_mask_on_a_clip_with_as_many_frames_as_rows():
     """A 64x64 RGB mask image on a 64-frame clip was read as 64 masks of 64x3 pixels and refused ("3x64 pixels")."""
     m = check_region_mask(np.stack([box_mask()] * 3, axis=-1), 64, 64, 64)

@@ -18,7 +18,7 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
     given = (f"{'numpy ' if isinstance(value, np.ndarray) else ''}{value.dtype} {tuple(value.shape)}"
              if hasattr(value, "shape") and hasattr(value, "dtype") else type(value).__name__)
     if isinstance(value, np.ndarray) and value.dtype.kind in NUMERIC_KINDS:
-        value = torch.from_numpy(np.array(value, copy=True))  # a copy: a read-only array made torch warn
+        value = tensor_copy(value)
     if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.ndim != ndim or value.shape[-1] != 3:
         hint = _float_hint(value) if "float" in given.split(" (")[0] else ""
         if hasattr(value, "getbands"):  # a PIL image: its pixels as the array taken
@@ -29,6 +29,15 @@ def _uint8_tensor(value, ndim: int, name: str, expected: str):
         raise InputError(f"{name}: expected {expected}, got {given}{hint}")
     check_has_data(value, name)
     return value.cpu()  # given on a GPU: the pipeline keeps frames on the CPU and moves what a network reads
+
+
+def tensor_copy(array):
+    """A numeric numpy array as a torch tensor of its own memory in native byte order: torch.from_numpy warned of a
+    read-only array and refused a big-endian one (ValueError "byte order different from the native byte order")."""
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.array(array, dtype=array.dtype.newbyteorder("="), copy=True))
 
 
 def _float_hint(value) -> str:

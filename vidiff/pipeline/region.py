@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidiff.errors import InputError
-from vidiff.pipeline.input_checks import NUMERIC_KINDS, check_has_data
+from vidiff.pipeline.input_checks import NUMERIC_KINDS, check_has_data, tensor_copy
 
 
 def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.Tensor:
@@ -25,7 +25,7 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     if isinstance(mask, np.ndarray):
         if mask.dtype.kind not in NUMERIC_KINDS:
             raise InputError(f"mask: expected a bool, uint8 or float array, got {mask.dtype} {mask.shape}")
-        mask = torch.from_numpy(np.array(mask, copy=True))  # a copy: a read-only array made torch warn
+        mask = tensor_copy(mask)
     if not torch.is_tensor(mask):
         raise InputError(f"mask: expected an array (H,W) or (F,H,W), got {type(mask).__name__}")
     check_has_data(mask, "mask")
@@ -47,11 +47,12 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     if mask.dtype == torch.bool:
         return _selects_some(mask.clone())
     if not mask.dtype.is_floating_point and not mask.dtype.is_complex:  # integers: 0/1, or 0..255 as an image
-        low, high = int(mask.min()), int(mask.max())
+        wide = mask.long()  # torch has no min / max of uint16 / uint32 (a 16-bit PNG mask): NotImplementedError
+        low, high = int(wide.min()), int(wide.max())
         if low < 0 or high > 255:
             raise InputError(f"mask: integer values must lie in 0..255 (or 0/1), got {low}..{high}")
         # a 0/1 mask stored as uint8 read as 0..255 selected nothing: the edit ran and returned the clip unchanged
-        return _selects_some(mask > (0 if high <= 1 else 127))
+        return _selects_some(wide > (0 if high <= 1 else 127))
     mask = mask.float()
     if not bool(torch.isfinite(mask).all()):
         raise InputError("mask: has NaN or infinite values")
