@@ -201,6 +201,9 @@ def test_half_precision_control_maps_are_taken_as_their_values_and_a_string_is_n
         assert torch.equal(check_control_maps(maps.to(dtype), 2, 8, 8), maps)
     with pytest.raises(InputError, match=r"^control: float maps must be finite and in \[0, 1\]$"):
         check_control_maps((maps * 2).to(torch.bfloat16), 2, 8, 8)
+    # maps of two sizes in a list: numpy's ValueError "inhomogeneous shape"
+    with pytest.raises(InputError, match=r"^control: not one array of maps \(setting an array element"):
+        check_control_maps([np.zeros((8, 8)), np.zeros((4, 4))], 2, 8, 8)
     # a map kind is read off a clip (edit_video); text_to_video named it in numpy's words, "got <U4 ()"
     with pytest.raises(InputError, match=r"^control: expected maps, got the string 'blob' \(maps of a kind"):
         check_control_maps("blob", 2, 8, 8)

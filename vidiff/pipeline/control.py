@@ -144,7 +144,10 @@ def check_control_maps(control, num_frames: int, height: int, width: int, what: 
         control = control.detach().cpu()
         if control.is_floating_point() and control.dtype != torch.float64:  # bf16 has no numpy dtype (TypeError);
             control = control.float()  # every half / bf16 value is exact in float32, as the maps are kept
-    arr = control.numpy() if torch.is_tensor(control) else np.asarray(control)
+    try:
+        arr = control.numpy() if torch.is_tensor(control) else np.asarray(control)
+    except ValueError as e:  # a list of maps of different shapes: numpy's "inhomogeneous shape" ValueError
+        raise InputError(f"{what}: not one array of maps ({str(e).splitlines()[0]})") from None
     if arr.dtype == np.uint8:
         # maps of 0 and 1 only are 0/1, as edit masks read them: "> 127" found every pixel off, and the clip
         # followed empty maps without a word
