@@ -345,6 +345,29 @@ def test_arrays_of_objects_or_strings_are_refused_naming_the_argument(pipe):
         pipe.image_to_video(np.zeros((64, 64, 3), ">u2"), "x", progress=False)
 
 
+def test_a_float64_default_dtype_of_the_caller_changes_nothing(pipe):
+    """Under torch.set_default_dtype(torch.float64), text_to_video made other frames (its known latents and noise
+    buffers were float64) and extend_video failed mid-way ("Index put requires the source and destination dtypes
+    match"). Every entry point runs with the float32 default and gives the caller's back, also after an error."""
+    clip = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
+    calls = {"text_to_video": lambda: pipe.text_to_video("x", seed=2, progress=False)[0],
+             "image_to_video": lambda: pipe.image_to_video(clip[0], "x", seed=2, progress=False)[0],
+             "extend_video": lambda: pipe.extend_video(clip[:6], "x", num_frames=5, seed=2, progress=False)[0],
+             "edit_video": lambda: pipe.edit_video(clip, "x", seed=2, progress=False)[0],
+             "fill_between": lambda: pipe.fill_between(clip[::5], 5, seed=2)}
+    expected = {name: call() for name, call in calls.items()}
+    torch.set_default_dtype(torch.float64)
+    try:
+        for name, call in calls.items():
+            assert torch.equal(call(), expected[name]), name
+            assert torch.get_default_dtype() == torch.float64, name
+        with pytest.raises(InputError, match="^steps"):
+            pipe.text_to_video("x", steps=0, progress=False)
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
 def test_a_prompt_that_is_no_string_is_refused_naming_it(pipe):
     # the prompt notes deduplicated the prompts first: a list, dict or array (or a list holding one) raised
     # TypeError "unhashable type" before request() could name the prompt
@@ -580,6 +603,14 @@ def test_save_and_load_round_trip(pipe, tmp_path):
     assert loaded.config == pipe.config
     # building the modules drew their initial weights from the caller's torch.manual_seed stream
     assert torch.equal(torch.get_rng_state(), rng)
+    # under a float64 default (torch.set_default_dtype) the parts were built, loaded and run in float64
+    torch.set_default_dtype(torch.float64)
+    try:
+        again = VideoPipeline.from_pretrained(tmp_path / "p")
+        assert torch.get_default_dtype() == torch.float64  # the caller's, given back
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert {p.dtype for net in (again.vae, *again._stage_nets()) for p in net.parameters()} == {torch.float32}
     for a, b in zip(pipe.keyframes.net.state_dict().values(), loaded.keyframes.net.state_dict().values()):
         assert torch.equal(a, b)
     assert json.loads(json.dumps(loaded.request("x").settings(loaded.config)))["num_frames"] == 16

@@ -10,6 +10,26 @@ from vidiff.limits import short_repr
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
+def float32_default(method):
+    """Runs `method` with torch's default dtype float32, whatever the caller set, and restores theirs after. Under
+    torch.set_default_dtype(torch.float64) (common in scientific notebooks) loading built float64 modules (saved
+    then refused), text_to_video made other frames and extend_video failed mid-way ("Index put requires the source
+    and destination dtypes match"): the pipeline's own tensors are float32 by that default. A plain wrapper, not a
+    contextlib decorator, so that warnings still point at the caller's line (caller_warning.py)."""
+    import functools
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float32)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            torch.set_default_dtype(previous)
+
+    return run
+
+
 def check_placement(device, dtype, device_label: str | None = None) -> None:
     """InputError naming `device` or `dtype` when the parts could not run there (None: keep as is). `device_label`
     names the device in its errors (default "device: <device>"; the CLI's "--device <as given>")."""

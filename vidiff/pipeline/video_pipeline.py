@@ -25,7 +25,7 @@ from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
 from vidiff.pipeline.layout import API_NAMES, Layout, anchored_span, lift_short_layout, resolve_layout
 from vidiff.pipeline.load import check_parts, load_pipeline
-from vidiff.pipeline.placement import check_placement, warn_if_caller_autocast
+from vidiff.pipeline.placement import check_placement, float32_default, warn_if_caller_autocast
 from vidiff.pipeline.input_checks import check_image
 from vidiff.pipeline.request import (
     Request, StepBar, check_keyframe_images, prompts_and_seeds, warn_prompt_notes,
@@ -65,6 +65,7 @@ class VideoPipeline:
                     interpolation_net.config, text_encoder.dim)
 
     @classmethod
+    @float32_default
     def from_pretrained(cls, folder: str | Path, *, device=None, dtype: torch.dtype | None = None,
                         batch_invariant: bool = True) -> VideoPipeline:
         """Checks pipeline.yaml, every part config and training record (cheap), then loads the weights."""
@@ -101,6 +102,7 @@ class VideoPipeline:
         return [stage.net for stage in (self.keyframes, self.interpolation) if stage is not None]
 
     # ---- public generation API ------------------------------------------------------------------------------
+    @float32_default
     def text_to_video(self, prompt, *, keyframes: dict | None = None, control=None, control_scale: float | None = None,
                       progress: bool = True, **settings):
         """prompt (str or list) -> (frames uint8 (F,H,W,3), or (B,F,H,W,3) for lists of prompts / seeds; fps).
@@ -190,6 +192,7 @@ class VideoPipeline:
         return lay_keyframes_around(sorted(pixels), anchored_span(req.layout), req.layout.keyframe_stride,
                                     self.config.interpolation.max_gap)  # as _around_keyframes lays them, unchecked
 
+    @float32_default
     def image_to_video(self, image, prompt, *, keyframes: dict | None = None, control=None,
                        control_scale: float | None = None, progress: bool = True, **settings):
         """Animates a uint8 (H,W,3) image: it is the first keyframe (known) and frame 0 of the result. `keyframes`
@@ -217,6 +220,7 @@ class VideoPipeline:
         return self._text_to_video(prompt, keyframes=keyframes, control=control, control_scale=control_scale,
                                    progress=progress, **settings)
 
+    @float32_default
     @torch.no_grad()
     def extend_video(self, frames, prompt, *, num_frames: int, seam_fade: int = 4, progress: bool = True,
                      strength: float | None = None, **settings):
@@ -235,6 +239,7 @@ class VideoPipeline:
         return extend(self, frames, prompt, num_frames=num_frames, seam_fade=seam_fade, progress=progress,
                       settings=settings, strength=strength)
 
+    @float32_default
     @torch.no_grad()
     def edit_video(self, frames, prompt, *, strength: float | None = None, mask=None, feather: int | None = None,
                    control="auto", control_scale: float | None = None, repeats: int | None = None, progress: bool = True,
@@ -261,6 +266,7 @@ class VideoPipeline:
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
                     settings=settings, control=control, control_scale=control_scale, repeats=repeats)
 
+    @float32_default
     @torch.no_grad()
     def fill_between(self, keyframes, stride: int, seed: int = 0, *, prompt: str = "", steps=None, sampler=None,
                      progress=False, force_layout: bool = False, **unknown):
