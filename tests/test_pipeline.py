@@ -526,6 +526,20 @@ def test_to_names_a_dtype_given_as_a_string(pipe):
         pipe.to(dtype=torch.int8)
 
 
+def test_to_takes_a_dtype_given_in_the_device_place(pipe):
+    """pipe.to(torch.bfloat16), as torch modules and diffusers' pipelines take it, was refused as a device."""
+    from vidiff.pipeline import VideoPipeline
+
+    half = VideoPipeline(pipe.config, copy_module(pipe.vae), copy_module(pipe.keyframes.net),
+                         copy_module(pipe.interpolation.net), pipe.text_encoder)
+    assert half.to(torch.bfloat16) is half
+    assert {p.dtype for p in half.keyframes.net.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in half.vae.parameters()} == {torch.bfloat16}
+    with pytest.raises(InputError, match="^to: two dtypes given, torch.float16 and dtype=torch.float32"):
+        half.to(torch.float16, dtype=torch.float32)
+    assert {p.dtype for p in half.interpolation.net.parameters()} == {torch.bfloat16}  # nothing moved
+
+
 def test_a_device_the_parts_cannot_run_on_is_refused_before_the_weights_load(pipe, monkeypatch):
     from vidiff.pipeline import VideoPipeline
 

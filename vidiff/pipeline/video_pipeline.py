@@ -83,7 +83,12 @@ class VideoPipeline:
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> VideoPipeline:
         """Moves every part to `device`; the VAE and the U-Nets compute in `dtype` (bf16 / fp16 / fp32), while the
-        samplers keep their state, sigmas and guidance in fp32 (stage.py). The text encoder moves, in fp32."""
+        samplers keep their state, sigmas and guidance in fp32 (stage.py). The text encoder moves, in fp32.
+        `pipe.to(torch.bfloat16)` is taken as the dtype, as torch modules and diffusers' pipelines take it."""
+        if isinstance(device, torch.dtype):  # it was refused as "device: torch.bfloat16 is not a device"
+            if dtype is not None:
+                raise InputError(f"to: two dtypes given, {device} and dtype={dtype}")
+            device, dtype = None, device
         check_placement(device, dtype)
         for module in (self.vae, *self._stage_nets()):
             module.to(device=device, dtype=dtype).eval()
