@@ -86,6 +86,16 @@ def test_commands_refuse_a_stream_that_changes_size_in_one_line(no_weights, tmp_
     assert not list(tmp_path.glob("o.*"))
 
 
+def test_interpolate_refuses_a_size_change_late_in_the_clip_before_the_weights_load(no_weights, tmp_path, capsys):
+    """interpolate decoded two frames, loaded the weights and met frame 8 mid-run, after filling the chunks before
+    it (all lost: the output is written whole or not at all); every frame is now decoded once before the load."""
+    path = _size_changing_clip(tmp_path / "joined.avi")
+    rc = main(["interpolate", str(path), "--factor", "2", "-o", str(tmp_path / "o.mp4"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "frame 8 is 32x32, the header says 64x64" in err, err
+    assert not list(tmp_path.glob("o.*"))
+
+
 def test_two_video_streams_read_as_the_first_by_both_readers(tmp_path):
     """decord took FFmpeg's 'best' stream (here the second, 30 frames of noise) where probe and PyAV took the first
     (16 frames of a red square): extend continued the noise."""

@@ -6,7 +6,7 @@ pipeline's interpolation part (`VideoPipeline.fill_between`), in chunks of input
 tiles (vidiff/pipeline/upconvert.py); frames are decoded, filled and encoded chunk by chunk, and the chunk and tile
 follow from --decode-memory and the VAE's decode passes, so memory stays bounded whatever the clip's length and size.
 Every argument, the input's header and the pipeline folder are checked before torch is imported or weights load,
-and the first two frames are decoded before the weights load.
+and every frame is decoded once (not kept) before the weights load.
 """
 from __future__ import annotations
 
@@ -199,7 +199,6 @@ def _timed_frames(video: Path, info):
 
 
 def run(args) -> int:
-    import itertools
     import time
     from collections import deque
 
@@ -229,14 +228,14 @@ def run(args) -> int:
                              BF16_SPEEDUP if dtype == torch.bfloat16 else 1.0)
         if note:
             warnings.warn(note, stacklevel=1)
-    frames = io.iter_video(args.video)  # read as needed: a clip of any length stays in the memory of one chunk
-    try:
-        first = list(itertools.islice(frames, 2))  # a file with no decodable frames fails before the weights load
+    try:  # every frame decoded once (none kept) before the weights load: a damaged frame or a size change late
+        # in the clip was met mid-run, after minutes of sampling, and every chunk filled by then was lost
+        decoded = io.count_frames(args.video)  # milliseconds a frame; filling one takes seconds to minutes
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
-    if len(first) < 2:
-        raise InputError(f"video {args.video}: {len(first)} frame(s) decoded; interpolation needs at least 2")
-    frames = itertools.chain(first, frames)
+    if decoded < 2:
+        raise InputError(f"video {args.video}: {decoded} frame(s) decoded; interpolation needs at least 2")
+    frames = io.iter_video(args.video)  # read as needed: a clip of any length stays in the memory of one chunk
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype)
     parts = {"vae": model / pipe.config.parts.vae, "interpolation": model / pipe.config.parts.interpolation}
     checksums = weights_checksum(model, parts)
