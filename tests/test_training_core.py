@@ -270,6 +270,22 @@ def test_preview_settings_are_checked_with_the_config():
     assert (cfg.train.preview_prompts, cfg.train.preview_every) == ((), 0)
 
 
+def test_a_preview_prompt_that_is_not_utf8_is_refused_with_the_config():
+    """An emoji escaped as in JSON ("\\ud83d\\ude00") in a YAML double-quoted preview prompt is read as two lone
+    surrogates, not text: it passed the config and ended the run at its first preview, after training, in the
+    tokenizer's TypeError traceback."""
+    from vidiff.training.config import load_train_config
+
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "shapes-keyframes.yaml"
+    value = r'train.preview_prompts=["a red circle", "a red circle \ud83d\ude00"]'
+    with pytest.raises(ConfigError, match=r"train.preview_prompts: not valid UTF-8 text \(undecodable byte at "
+                                          r"character 13\)"):
+        load_train_config(recipe, [value])
+    assert load_train_config(recipe, [value, "train.preview_every=0"]).train.preview_every == 0  # not drawn: no check
+    emoji = load_train_config(recipe, [r'train.preview_prompts=["a red circle \U0001F600"]']).train.preview_prompts
+    assert emoji == ("a red circle \U0001F600",)
+
+
 def test_a_frame_size_off_the_vae_grid_is_refused_with_the_config(tmp_path):
     """data.size 62 with a factor-4 VAE was refused at the first step as "video: height and width must be multiples
     of 4", after config.yaml and metrics.jsonl were written (and, in a latent stage, the VAE and text encoder had

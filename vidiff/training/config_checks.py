@@ -58,6 +58,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if not t.preview_prompts:  # a RuntimeError traceback from torch.stack
             raise ConfigError(f"train.preview_prompts: empty, with train.preview_every {t.preview_every}; give "
                               "prompts, or train.preview_every=0 for no previews")
+        from vidiff.errors import InputError
+        from vidiff.pipeline.request import prompts_and_seeds
+
+        try:  # the text encoder's TypeError traceback at the first preview (a Latin-1 byte in --set), after training
+            prompts_and_seeds(list(t.preview_prompts), 0, "train.preview_prompts")
+        except InputError as e:
+            raise ConfigError(str(e)) from None
         if not 1 <= t.preview_steps <= MAX_STEPS:  # was refused naming the sampler's num_steps
             raise ConfigError(f"train.preview_steps: must be in 1..{MAX_STEPS} with train.preview_every "
                               f"{t.preview_every}, got {t.preview_steps}")
