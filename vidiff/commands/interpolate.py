@@ -6,7 +6,7 @@ pipeline's interpolation part (`VideoPipeline.fill_between`), in chunks of input
 tiles (vidiff/pipeline/upconvert.py); frames are decoded, filled and encoded chunk by chunk, and the chunk and tile
 follow from --decode-memory and the VAE's decode passes, so memory stays bounded whatever the clip's length and size.
 Every argument, the input's header and the pipeline folder are checked before torch is imported or weights load,
-and every frame is decoded once (not kept) before the weights load.
+and every frame is decoded once (not kept) before torch is imported.
 """
 from __future__ import annotations
 
@@ -82,8 +82,8 @@ def register(sub) -> None:
 
 
 def validate(args):
-    """Checks every argument, the input's header and the pipeline folder; returns (model folder, probe info,
-    factor, the factors of its passes, output fps). Nothing heavy is imported and no weights load."""
+    """Checks every argument, the input's header and frames and the pipeline folder; returns (model folder, probe
+    info, factor, the factors of its passes, output fps). Nothing heavy is imported and no weights load."""
     from vidiff import io
     from vidiff.commands.inputs import probe_clip, warn_if_anamorphic, warn_if_audio
     from vidiff.errors import InputError, VideoDecodeError
@@ -171,6 +171,13 @@ def validate(args):
     config = read_pipeline_folder(model)
     trained = read_trained_records(model, config)
     passes = up_conversion_passes(factor, config.interpolation.max_gap, trained["interpolation"], args.force_layout)
+    try:  # every frame decoded once (none kept), last: a damaged frame or a size change late in the clip was met
+        # mid-run, after minutes of sampling, and every chunk filled by then was lost (a frame decodes in milliseconds)
+        decoded = io.count_frames(video)
+    except VideoDecodeError as e:
+        raise InputError(f"video {e}") from None
+    if decoded < 2:
+        raise InputError(f"video {shown(video)}: {decoded} frame(s) decoded; interpolation needs at least 2")
     return model, info, factor, passes, out_fps
 
 
@@ -228,13 +235,6 @@ def run(args) -> int:
                              BF16_SPEEDUP if dtype == torch.bfloat16 else 1.0)
         if note:
             warnings.warn(note, stacklevel=1)
-    try:  # every frame decoded once (none kept) before the weights load: a damaged frame or a size change late
-        # in the clip was met mid-run, after minutes of sampling, and every chunk filled by then was lost
-        decoded = io.count_frames(args.video)  # milliseconds a frame; filling one takes seconds to minutes
-    except VideoDecodeError as e:
-        raise InputError(f"video {e}") from None
-    if decoded < 2:
-        raise InputError(f"video {args.video}: {decoded} frame(s) decoded; interpolation needs at least 2")
     frames = io.iter_video(args.video)  # read as needed: a clip of any length stays in the memory of one chunk
     pipe = VideoPipeline.from_pretrained(model, device=device, dtype=dtype)
     parts = {"vae": model / pipe.config.parts.vae, "interpolation": model / pipe.config.parts.interpolation}
