@@ -486,3 +486,32 @@ def test_the_shapes_table_counts_one_clip_in_the_singular():
               "skipped": ["b.mp4"], "clips": []}
     lines = format_shapes_table(result).splitlines()
     assert lines[0] == "Shapes accuracy: 1 clip in out" and "skipped 1 clip without a usable prompt" in lines
+
+
+def test_eval_names_a_clip_whose_frames_change_size_part_way_before_anything_loads(tmp_path, monkeypatch, capsys):
+    """A clip late in the folder whose frames turn 32x32 at frame 8 (joined recordings) passed the header checks;
+    the model (or VAE) loaded and scored the clips before it, then the read failed (12 s with the bundled
+    real-footage pipeline and 3 Shapes clips before it; eval reconstruction after 48 of 72 frames)."""
+    from test_hostile_streams import _size_changing_clip
+
+    from vidiff.commands.interpolate import BUNDLED as BUNDLED_INTERP
+    from vidiff.vae import AutoencoderKL, VAEConfig
+
+    _refuse_to_load(monkeypatch)
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the VAE loaded")
+
+    monkeypatch.setattr(AutoencoderKL, "load", no_load)
+    _write_gifs(tmp_path / "clips", _moving_clips(num=1, frames=9, size=64))
+    _size_changing_clip(tmp_path / "clips" / "z_joined.avi")
+    clips = ["--videos", str(tmp_path / "clips")]
+    for argv in (["interpolation", "--model", str(BUNDLED_INTERP), "--stride", "2", *clips],
+                 ["reconstruction", "--vae", str(tmp_path / "vae"), *clips]):
+        assert main(["eval", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "z_joined.avi: frame 8 is 32x32, the header says 64x64" in err and err.count("\n") == 1, err
+    # the frames a --frames leaves unread are not decoded: the first 8 are whole
+    assert main(["eval", "interpolation", "--stride", "2", "--frames", "8", *clips]) == 0

@@ -205,7 +205,8 @@ def run_interpolation(args) -> int:
         raise InputError(f"--frames {args.frames}: too few for --stride {args.stride} (needs {args.stride + 1})")
     _check_frame_sizes(files, args.videos, 1, check_size=args.size is None,
                        frames_needed=args.frames or args.stride + 1,
-                       needed_by=f"--frames {args.frames}" if args.frames else f"stride {args.stride}")
+                       needed_by=f"--frames {args.frames}" if args.frames else f"stride {args.stride}",
+                       reads=args.frames)
     if args.model is not None and not (check_folder(args.model, "--model") / "pipeline.yaml").is_file():
         raise InputError(f"--model: no pipeline.yaml in {args.model}")
     passes = None
@@ -318,7 +319,8 @@ def run_reconstruction(args) -> int:
         raise InputError(f"--size {args.size}: must be a multiple of the VAE's downsampling factor {factor} "
                          f"(e.g. {max(args.size // factor * factor, -(-11 // factor) * factor)})")
     counts = _check_frame_sizes(files, args.videos, factor, check_size=args.size is None,
-                                frames_needed=args.frames or 1, needed_by=f"--frames {args.frames}")
+                                frames_needed=args.frames or 1, needed_by=f"--frames {args.frames}",
+                                reads=args.frames)
     device, dtype = _device_and_dtype(args)
     vae = AutoencoderKL.load(args.vae, device=device, dtype=dtype)
     from vidiff.data.real_footage import center_square
@@ -336,12 +338,13 @@ def run_reconstruction(args) -> int:
 
 
 def _check_frame_sizes(files, folder, multiple: int, check_size: bool = True, frames_needed: int = 0,
-                       needed_by: str = "") -> list[int]:
+                       needed_by: str = "", reads: int | None = None) -> list[int]:
     """Each clip's frames (from its header, upright) at least the SSIM window and, for a VAE round trip, a multiple
     of its factor (unless not `check_size`: --size resizes them), and at least `frames_needed` frames (what the
-    option `needed_by` asks; counted by decoding where the header has fewer); checked before anything loads,
-    naming the clip by its path in `folder` (a clip late in the folder failed after the earlier ones were scored, its
-    size naming no clip). Returns the frame counts (the header's, or counted up to `frames_needed`)."""
+    option `needed_by` asks); checked before anything loads, naming the clip by its path in `folder` (a clip late in
+    the folder failed after the earlier ones were scored, its size naming no clip). The frames the command reads
+    (the first `reads`, or all) are decoded once, none kept: a damaged frame or a size change part-way through a
+    clip late in the folder was met after the model had scored the clips before it. Returns the decoded counts."""
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.eval.fvd import clip_names
@@ -351,7 +354,7 @@ def _check_frame_sizes(files, folder, multiple: int, check_size: bool = True, fr
     for path, name in zip(files, clip_names(files, folder)):
         try:
             info = io.probe_video(path)
-            count = info.num_frames if info.num_frames >= frames_needed else io.count_frames(path, frames_needed)
+            count = io.count_frames(path, reads)
         except VideoDecodeError as e:
             raise InputError(f"--videos: {e}") from None
         if count < frames_needed:
