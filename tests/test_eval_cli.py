@@ -515,3 +515,31 @@ def test_eval_names_a_clip_whose_frames_change_size_part_way_before_anything_loa
         assert "z_joined.avi: frame 8 is 32x32, the header says 64x64" in err and err.count("\n") == 1, err
     # the frames a --frames leaves unread are not decoded: the first 8 are whole
     assert main(["eval", "interpolation", "--stride", "2", "--frames", "8", *clips]) == 0
+
+
+def test_eval_fvd_names_a_short_or_damaged_clip_before_any_features(tmp_path, monkeypatch, capsys):
+    """A clip late in --fake shorter than --frames, or whose frames change size part-way, was met after every
+    --real clip and the fakes before it had run through the feature network (minutes with an I3D on thousands of
+    clips)."""
+    from test_hostile_streams import _size_changing_clip
+
+    import vidiff.eval.fvd
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("features were computed")
+
+    monkeypatch.setattr(vidiff.eval.fvd, "fvd", no_features)
+    clips = _moving_clips(num=3, frames=9, size=24)
+    _write_gifs(tmp_path / "real", clips)
+    _write_gifs(tmp_path / "fake", clips[:2] + [_clip_of(6, 24, 24)])
+    net = tmp_path / "net.pt"
+    torch.jit.script(_Features()).save(str(net))
+    base = ["eval", "fvd", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--network", str(net),
+            "--frames", "8", "--size", "16"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'fake' / 'clip_02.gif'}: 6 frames is too short for --frames 8 (needs 8)" in err, err
+    (tmp_path / "fake" / "clip_02.gif").unlink()
+    _size_changing_clip(tmp_path / "fake" / "z_joined.avi")  # 8 frames at 64x64, then 32x32
+    assert main(base + ["--frames", "9"]) == 2  # the 9th frame is read
+    assert "--fake: " in (err := capsys.readouterr().err) and "frame 8 is 32x32, the header says 64x64" in err, err

@@ -159,7 +159,7 @@ def run_shapes(args) -> int:
 
 def run_fvd(args) -> int:
     from vidiff.errors import InputError
-    from vidiff.eval.fvd import FeatureProtocol, fvd, load_network, video_files
+    from vidiff.eval.fvd import FeatureProtocol, fvd, load_network
 
     check_eval_device(args.device)
     for name in ("frames", "size", "num", "batch_size"):
@@ -167,8 +167,13 @@ def run_fvd(args) -> int:
     check_json_out(args, args.real, args.fake, args.network)
     if args.num is not None and args.num < 2:
         raise InputError(f"--num must be at least 2 (a covariance needs two clips), got {args.num}")
-    video_files(args.real, "real"), video_files(args.fake, "fake")  # folder errors before the network loads
+    folders = {option: _selected_files(getattr(args, option), args.num, option) for option in ("real", "fake")}
     network = load_network(args.network, args.device)  # a bad network file fails before any video is decoded
+    for option, files in folders.items():  # before any features: a short or damaged clip late in --fake was met
+        # after every --real clip and the fakes before it had run through the network
+        _check_frame_sizes(files, getattr(args, option), 1, check_size=False, frames_needed=args.frames,
+                           needed_by=f"--frames {args.frames}", reads=args.frames, option=option,
+                           names=[str(f) for f in files])
     protocol = FeatureProtocol(clip_length=args.frames, resolution=args.size, num_samples=args.num,
                                layout=args.layout, value_range=args.value_range, batch_size=args.batch_size)
     result = fvd(args.real, args.fake, network, protocol, device=args.device)
@@ -338,25 +343,27 @@ def run_reconstruction(args) -> int:
 
 
 def _check_frame_sizes(files, folder, multiple: int, check_size: bool = True, frames_needed: int = 0,
-                       needed_by: str = "", reads: int | None = None) -> list[int]:
+                       needed_by: str = "", reads: int | None = None, option: str = "videos",
+                       names: list[str] | None = None) -> list[int]:
     """Each clip's frames (from its header, upright) at least the SSIM window and, for a VAE round trip, a multiple
     of its factor (unless not `check_size`: --size resizes them), and at least `frames_needed` frames (what the
     option `needed_by` asks); checked before anything loads, naming the clip by its path in `folder` (a clip late in
     the folder failed after the earlier ones were scored, its size naming no clip). The frames the command reads
     (the first `reads`, or all) are decoded once, none kept: a damaged frame or a size change part-way through a
-    clip late in the folder was met after the model had scored the clips before it. Returns the decoded counts."""
+    clip late in the folder was met after the model had scored the clips before it. `names`: how the clips are
+    named instead (two folders: their paths). Returns the decoded counts."""
     from vidiff import io
     from vidiff.errors import InputError, VideoDecodeError
     from vidiff.eval.fvd import clip_names
     from vidiff.eval.metrics import SSIM_WINDOW
 
     counts = []
-    for path, name in zip(files, clip_names(files, folder)):
+    for path, name in zip(files, names or clip_names(files, folder)):
         try:
             info = io.probe_video(path)
             count = io.count_frames(path, reads)
         except VideoDecodeError as e:
-            raise InputError(f"--videos: {e}") from None
+            raise InputError(f"--{option}: {e}") from None
         if count < frames_needed:
             raise InputError(f"{name}: {count} frames is too short for {needed_by} (needs {frames_needed})")
         counts.append(count)
