@@ -76,3 +76,28 @@ def test_vae_norm_arguments_are_checked_before_the_vae_loads(tmp_path, capsys, f
     rc = main(argv + flags)  # tmp_path holds no VAE: loading it would fail differently
     err = capsys.readouterr().err.strip()
     assert rc == 2 and re.search(message, err) and "\n" not in err, err
+
+
+def test_vae_norm_refuses_a_vae_folder_it_cannot_rewrite_before_measuring(tmp_path, capsys, monkeypatch):
+    """A VAE part folder that cannot be written (read-only, another user's) was refused only when its new config
+    was saved, after the VAE had loaded and encoded every clip (12.7 s for 12 Shapes clips; --num 256 by
+    default)."""
+    import vidiff.output_safety
+    from vidiff.cli import main
+
+    AutoencoderKL(VAEConfig(block_out_channels=(8, 16), layers_per_block=1, norm_groups=4,
+                            mid_attention=False)).save(tmp_path / "vae")
+    (tmp_path / "clips").mkdir()
+    real = vidiff.output_safety._cannot_create_in
+    monkeypatch.setattr(vidiff.output_safety, "_cannot_create_in",
+                        lambda folder: "Operation not permitted" if folder.name == "vae" else real(folder))
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the VAE loaded")
+
+    monkeypatch.setattr(AutoencoderKL, "load", no_load)
+    rc = main(["data", "vae-norm", "--vae", str(tmp_path / "vae"), "--videos", str(tmp_path / "clips"), "--size",
+               "16"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--vae" in err and "cannot write in folder" in err and "Operation not permitted" in err, err
+    assert "\n" not in err

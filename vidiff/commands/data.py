@@ -99,12 +99,12 @@ def _run_cache(args: argparse.Namespace) -> int:
 
 
 def _run_vae_norm(args: argparse.Namespace) -> int:
+    check_vae_norm_args(args)  # before torch is imported or the VAE loads
     from vidiff.data.video_folder import VideoFolderDataset
     from vidiff.parts import load_part_weights, save_part
     from vidiff.training.latent_norm import normalize_vae_config
     from vidiff.vae import AutoencoderKL
 
-    check_vae_norm_args(args)  # before the VAE loads
     vae = AutoencoderKL.load(args.vae)
     dataset = VideoFolderDataset(args.videos, num_frames=args.frames, size=(args.size, args.size))
     config = normalize_vae_config(vae, dataset, args.num)
@@ -125,3 +125,10 @@ def check_vae_norm_args(args: argparse.Namespace) -> None:
             raise InputError(f"{flag} must be in [{lo}, {hi}], got {value}")
     for flag, folder in (("--vae", args.vae), ("--videos", args.videos)):
         check_folder(folder, flag)
+    from pathlib import Path
+
+    from vidiff.output_safety import check_output
+    from vidiff.parts import CONFIG_NAME, WEIGHTS_NAME
+
+    for name in (WEIGHTS_NAME, CONFIG_NAME):  # rewritten last: a read-only part was met after every clip was measured
+        check_output(Path(args.vae).expanduser() / name, what="--vae")
