@@ -483,3 +483,31 @@ def test_a_checkpoint_of_another_run_folder_names_the_keys_that_changed(tmp_path
     with pytest.warns(UserWarning, match="train.max_steps 12 -> 16: resuming at step 8"):
         branch = train(longer, resume=str(checkpoint))
     assert [r["step"] for r in read_metrics(branch / "metrics.jsonl")] == list(range(9, 17))
+
+
+def test_a_run_folder_that_cannot_take_its_files_is_refused_before_the_first_step(tmp_path, monkeypatch):
+    """A resumed run whose checkpoints/ could not be written (another user's, read-only) trained up to its first
+    checkpoint before saying so, and a loss.png that is a folder was met after the last step, with no export
+    written: the steps since the last checkpoint were lost. Both are refused before anything trains now."""
+    import vidiff.output_safety
+
+    run = train(toy(tmp_path, max_steps=4))
+    before = (run / "metrics.jsonl").read_bytes()
+    (run / "loss.png").unlink()
+    (run / "loss.png").mkdir()
+    with pytest.raises(InputError, match=r"output_dir .*loss\.png: is a folder"):
+        train(toy(tmp_path, max_steps=8), resume="auto")
+    assert (run / "metrics.jsonl").read_bytes() == before and (run / "export").is_dir()
+    (run / "loss.png").rmdir()
+    real = vidiff.output_safety._cannot_create_in
+    monkeypatch.setattr(vidiff.output_safety, "_cannot_create_in",
+                        lambda folder: "Permission denied" if folder.name == "checkpoints" else real(folder))
+    with pytest.raises(InputError, match=r"cannot write in folder .*checkpoints \(Permission denied\)"):
+        train(toy(tmp_path, max_steps=8), resume="auto")
+    assert (run / "metrics.jsonl").read_bytes() == before  # not a step was trained
+    assert [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")] == [4] and (run / "export").is_dir()
+    monkeypatch.setattr(vidiff.output_safety, "_cannot_create_in", real)
+    (run / "checkpoints").rename(tmp_path / "aside")
+    (run / "checkpoints").write_text("")
+    with pytest.raises(InputError, match=r"checkpoints is not a folder"):
+        train(toy(tmp_path, max_steps=8), resume="auto", force=True)

@@ -50,6 +50,20 @@ def refuse_foreign_output(run_dir: Path) -> None:
                              "replaces it; choose another output_dir")
 
 
+def check_writable(run_dir: Path, previews: bool) -> None:
+    """Every name a run writes in `run_dir` can be written (tried, as the commands check their outputs), before the
+    first step: a read-only checkpoints/ or previews/ of a resumed run, or a loss.png that is a folder, was met at
+    the first checkpoint, preview or the export, and the steps trained since the last checkpoint were lost."""
+    from vidiff.output_safety import check_output
+
+    folders = ["checkpoints"] + (["previews"] if previews else [])
+    for folder in folders:
+        if (run_dir / folder).exists() and not (run_dir / folder).is_dir():
+            raise InputError(f"output_dir {run_dir}: {folder} is not a folder, and the run writes its {folder} there")
+    for name in ["config.yaml", "metrics.jsonl", "loss.png"] + [f"{folder}/step_00000000" for folder in folders]:
+        check_output(run_dir / name, what="output_dir")  # a folder's own writability: a name in it
+
+
 def _written_before_config(path: Path) -> bool:
     """What a run folder may hold before its config.yaml: the lock, export/ (its files were checked), hidden exports
     being swapped, and checkpoints/ of step folders."""
