@@ -129,8 +129,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
 
 def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, force: bool, stage) -> Path:
     t, o = cfg.train, cfg.optimizer
-    if accelerator.is_main_process:  # before anything loads or trains
-        run_folder.check_writable(run_dir, previews=bool(t.preview_every))
+    run_folder.check_writable(run_dir, previews=bool(t.preview_every))  # every rank, so all stop alike; first
     resume_from = run_folder.find_resume(run_dir, resume, force)
     torch.manual_seed(derive_seed(t.seed, "init"))  # weight init depends on the seed only
     if stage is None:
