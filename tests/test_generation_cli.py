@@ -942,3 +942,23 @@ def test_a_clip_that_does_not_open_is_said_alike_by_every_command(argv, tmp_path
     assert main([argv[0], str(clip), *argv[1:], "-o", str(tmp_path / "o.mp4")]) == 2
     assert capsys.readouterr().err == (f"vidiff: error: video {clip}: cannot open container: Invalid data found when "
                                        "processing input\n")
+
+
+def test_compile_without_a_cpp_compiler_is_refused_before_the_weights_load(tiny_pipeline, tmp_path, capsys,
+                                                                           monkeypatch):
+    """--compile on a CPU machine without a working C++ compiler loaded the weights and began sampling, then ended
+    in torch's InvalidCxxCompiler traceback (96 s into `vidiff generate --compile --steps 2`)."""
+    import torch._inductor.config
+
+    from vidiff.pipeline import VideoPipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the weights were loaded before --compile was checked")
+
+    monkeypatch.setattr(VideoPipeline, "from_pretrained", refuse)
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", (None, str(tmp_path / "no-such-g++")))
+    rc = main(["generate", "a red circle moving left", "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_pipeline),
+               "--compile", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err, err
+    assert err.startswith("vidiff: error: --compile: torch.compile needs a C++ compiler on the CPU and finds none")

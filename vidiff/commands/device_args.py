@@ -91,3 +91,24 @@ def dtype_name(dtype) -> str:
     import torch
 
     return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def check_compile(device: str) -> None:
+    """--compile on the CPU: torch.compile's kernels are C++ built at the first sampling step; without a working
+    compiler that was an InvalidCxxCompiler traceback after the weights had loaded (96 s into `generate --steps 2`).
+    Asked of torch's own compiler lookup now, before anything loads; where that lookup is not there (another torch
+    version), nothing is said here."""
+    if device != "cpu":
+        return
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        from torch._inductor.exc import InvalidCxxCompiler
+    except ImportError:
+        return
+    try:
+        get_cpp_compiler()
+    except InvalidCxxCompiler as e:
+        from vidiff.errors import InputError
+
+        raise InputError(f"--compile: torch.compile needs a C++ compiler on the CPU and finds none ({e}); install "
+                         "g++ (or set CXX), or leave out --compile") from None

@@ -15,7 +15,9 @@ from vidiff.commands.control_args import (
     add_control_arguments, add_structure_arguments, control_settings, read_control, structure_kind,
     structure_settings,
 )
-from vidiff.commands.device_args import add_device_arguments, device_record, resolve_device, torch_dtype
+from vidiff.commands.device_args import (
+    add_device_arguments, check_compile, device_record, resolve_device, torch_dtype,
+)
 from vidiff.commands.generation_checks import BUNDLED, validate
 from vidiff.pipeline.config import SAMPLERS
 
@@ -168,6 +170,8 @@ def run_generation(args) -> int:
         for note in prompt_notes(config, args.prompt, args.task, by_maps=getattr(args, "control", None) is not None):
             warnings.warn(note, stacklevel=1)
     device = resolve_device(args)
+    if args.compile:
+        check_compile(device)
     inputs, source = read_inputs(args, model, video_fps)  # before the weights: a bad file fails fast
     inputs_keyframes = read_keyframe_images(keyframe_paths, model, inputs)
     mask = None
