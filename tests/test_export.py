@@ -140,7 +140,7 @@ def test_a_stop_while_the_old_folder_goes_leaves_a_whole_pipeline(tmp_path, monk
             raise KeyboardInterrupt
         rmtree(folder, *args, **kwargs)
 
-    monkeypatch.setattr(export.shutil, "rmtree", stopped_removing)
+    monkeypatch.setattr(shutil, "rmtree", stopped_removing)
     with pytest.raises(KeyboardInterrupt):
         export.export_pipeline(runs, out, export.SamplingDefaults(keyframe_steps=7), overwrite=True)
     assert read_pipeline_folder(out).keyframes.steps == 7  # the new folder, whole
@@ -202,7 +202,7 @@ def test_a_stop_during_the_swap_leaves_no_old_pipeline_behind(tmp_path, monkeypa
         os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C as the removal starts
         real_rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr(export.shutil, "rmtree", interrupted_rmtree)
+    monkeypatch.setattr(shutil, "rmtree", interrupted_rmtree)
     with pytest.raises(KeyboardInterrupt):
         export.export_pipeline(runs, out, overwrite=True)
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".pipe.")]
