@@ -5,10 +5,11 @@
 2. the interpolation part fills each gap between neighbouring keyframes with both ends known (timeline.py);
 3. the VAE decodes the latents; known frames are returned exactly as given.
 
-This file only orchestrates: requests are checked in request.py (and against what the parts were trained on,
-trained.py), sampling lives in timeline.py and stage.py, loading in load.py, saving in save.py; the bodies of extend_video,
-edit_video and fill_between are extension.py, editing.py and filling.py. Every entry point runs under
-torch.no_grad(): no autograd graph is built and nothing returned or stored carries one. Not inference_mode: its
+This file only orchestrates: requests are checked in request.py (their layout in request_layout.py, against what
+the parts were trained on, trained.py), sampling lives in timeline.py and stage.py, loading in load.py, saving in
+save.py; the bodies of extend_video, edit_video and fill_between are extension.py, editing.py and filling.py, and
+text_to_video's with keyframes off the grid anchored_keyframes.py. Every entry point runs under torch.no_grad():
+no autograd graph is built and nothing returned or stored carries one. Not inference_mode: its
 tensors refuse in-place writes outside it, and users letterbox or normalise the frames they get back.
 """
 from __future__ import annotations
@@ -19,24 +20,24 @@ from typing import Mapping
 import torch
 
 from vidiff.errors import InputError
-from vidiff.limits import check_flag, is_int, plain_number
+from vidiff.limits import check_flag, plain_number
 from vidiff.models.vae import for_inference
 from vidiff.pipeline.config import PipelineConfig
 from vidiff.pipeline.control import request_control
-from vidiff.pipeline.layout import API_NAMES, Layout, anchored_span, lift_short_layout, resolve_layout
+from vidiff.pipeline.layout import API_NAMES, anchored_span
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement, float32_default, warn_if_caller_autocast
 from vidiff.pipeline.input_checks import check_image
 from vidiff.pipeline.request import (
     Request, StepBar, check_keyframe_images, prompts_and_seeds, warn_prompt_notes,
 )
+from vidiff.pipeline.request_layout import request_layout
 from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
 )
 from vidiff.pipeline.trained_layouts import (
-    check_anchored_layout, check_layout, fewest_trained_keyframes, keyframes_misfit, lay_keyframes_around,
-    split_long_layout, user_keyframe_pattern, warn_untrained_size,
+    check_layout, lay_keyframes_around, split_long_layout, user_keyframe_pattern, warn_untrained_size,
 )
 
 
@@ -117,7 +118,7 @@ class VideoPipeline:
         image_guidance_scale, height, width, fps, force_layout, negative_prompt, guidance_rescale, churn, pc_steps,
         pc_snr (request.py). `keyframes` maps frame indices to uint8 (H,W,3) images, which come back unchanged at
         those indices: on the keyframe grid (multiples of the stride) the keyframe part takes them as known;
-        elsewhere the grid is laid around them (_around_keyframes). `control`: structure-control maps of the whole
+        elsewhere the grid is laid around them (anchored_keyframes.py). `control`: structure-control maps of the whole
         clip, uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on), float (F,H,W) in [0, 1] or bool, weighted by
         control_scale (control.py; None: pipeline.yaml's control_scale)."""
         warn_prompt_notes(self.config, prompt, by_maps=control is not None)
@@ -145,7 +146,9 @@ class VideoPipeline:
         control = request_control({"keyframes": self.keyframes, "interpolation": self.interpolation}, control,
                                   control_scale, req, self.config.control_scale)
         if any(index % req.layout.keyframe_stride for index in pixels):
-            return self._around_keyframes(req, pixels, control, progress)
+            from vidiff.pipeline.anchored_keyframes import around_keyframes
+
+            return around_keyframes(self, req, pixels, control, progress)
         self._check_trained(req, known=user_keyframe_pattern(pixels))
         k, s, batch = req.layout.num_keyframes, req.layout.keyframe_stride, len(req.seeds)
         shape = self._latent_shape(req, k)
@@ -161,41 +164,15 @@ class VideoPipeline:
             frames[:, index] = image
         return req.unbatch(frames[:, : req.layout.output_frames]), req.fps  # a trimmed layout: cut to the ask
 
-    def _around_keyframes(self, req: Request, pixels: dict, control, progress: bool):
-        """text_to_video with user keyframes off the keyframe grid: keyframes at layout.anchored_positions (the
-        user's, the clip's ends and, where a stretch is too long, evenly spaced ones), the missing ones sampled
-        by the keyframe part in one pass with the user's known, then every stretch filled at its own gap."""
-        total, anchors, batch = anchored_span(req.layout), sorted(pixels), len(req.seeds)  # a short clip: lifted
-        positions = check_anchored_layout(anchors, total, req.layout.keyframe_stride, self.config.interpolation.max_gap,
-                                          self.trained.get("keyframes"), self.trained.get("interpolation"),
-                                          req.force_layout)
-        latents = torch.zeros((batch, *self._latent_shape(req, total)))  # (B,C,F,h,w)
-        for index, image in pixels.items():
-            latents[:, :, index] = self.vae.encode_frames(image[None].to(self._device))[:, :, 0].cpu().float()
-        sampled = [p for p in positions if p not in pixels]  # keyframes the keyframe part makes
-        spans = [(a, b - a) for a, b in zip(positions, positions[1:]) if b - a > 1]
-        with self._timeline(req, [[0]] if sampled else [], progress, control=control, spans=spans) as timeline:
-            if sampled:
-                known_mask = torch.zeros(batch, len(positions))
-                known_mask[:, [positions.index(a) for a in anchors]] = 1.0
-                shape = self._latent_shape(req, len(positions))
-                latents[:, :, positions] = timeline.keyframes(shape, "keyframes", latents[:, :, positions], known_mask,
-                                                              positions=positions)
-            latents = timeline.fill_spans(latents, spans, "interp")
-        frames = self._decode(latents, progress)  # (B,F,H,W,3)
-        for index, image in pixels.items():
-            frames[:, index] = image
-        return req.unbatch(frames[:, : req.layout.output_frames]), req.fps  # a lifted short clip: cut to the ask
-
     def keyframe_positions(self, req: Request, keyframes: dict) -> list[int]:
         """The frames the keyframe stage makes or takes for `req` with user `keyframes` ({index: image}): the grid,
-        or, with one off it, the layout laid around them (as _around_keyframes runs it). For a clip's record: the
+        or, with one off it, the layout laid around them (as anchored_keyframes.py runs it). For a clip's record: the
         request's grid alone did not say which layout ran."""
         pixels = check_keyframe_images({} if keyframes is None else keyframes, req)
         if not any(index % req.layout.keyframe_stride for index in pixels):
             return list(range(0, req.layout.num_frames, req.layout.keyframe_stride))
         return lay_keyframes_around(sorted(pixels), anchored_span(req.layout), req.layout.keyframe_stride,
-                                    self.config.interpolation.max_gap)  # as _around_keyframes lays them, unchecked
+                                    self.config.interpolation.max_gap)  # as around_keyframes lays them, unchecked
 
     @float32_default
     def image_to_video(self, image, prompt, *, keyframes: dict | None = None, control=None,
@@ -319,33 +296,9 @@ class VideoPipeline:
         guidance_scale, image_guidance_scale, fps, guidance_rescale, churn, pc_steps, pc_snr = map(
             plain_number, (guidance_scale, image_guidance_scale, fps, guidance_rescale, churn, pc_steps, pc_snr))
         prompts, seeds, batched = prompts_and_seeds(prompt, seed)
-        if pixel_multiple is None:
-            strides, strides_of = getattr(self.trained.get("keyframes"), "frame_strides", None), "the keyframe part"
-        else:  # fill_between: the interpolation part alone fills one pass of each stride it was trained on
-            windows = getattr(self.trained.get("interpolation"), "num_frames", None)
-            strides = None if windows is None else (min(windows) - 1, max(windows) - 1)
-            strides_of = "the interpolation part"
-        try:
-            layout = resolve_layout(num_frames, num_keyframes, keyframe_stride,
-                                    default=Layout(cfg.num_frames, cfg.num_keyframes, cfg.keyframe_stride),
-                                    max_gap=cfg.interpolation.max_gap, exact=exact_frames, strides=strides,
-                                    strides_of=strides_of, names=names)
-        except InputError as e:  # a length with a count: say what the length alone makes
-            given = (num_frames, num_keyframes, 1 if keyframe_stride is None else keyframe_stride)
-            if exact_frames or pixel_multiple is not None or not all(is_int(v) and v >= 1 for v in given):
-                raise  # a value that is no count is what the error names
-            raise keyframes_misfit(e, num_frames, num_keyframes, keyframe_stride or cfg.keyframe_stride,
-                                   self.trained.get("keyframes"), force_layout, names) from None
-        if None not in (num_frames, num_keyframes) and keyframe_stride is None and pixel_multiple is None \
-                and not (exact_frames or force_layout):  # a grid that fits the length, not the parts (64 = 4 x 21)
-            try:
-                check_layout(layout, cfg.interpolation.max_gap, self.trained.get("keyframes"),
-                             self.trained.get("interpolation"), names=names)
-            except InputError as e:
-                raise keyframes_misfit(e, num_frames, num_keyframes, cfg.keyframe_stride, self.trained.get("keyframes"),
-                                       force_layout, names, offers_lengths=False) from None
-        if num_frames is not None and num_keyframes is None and not (exact_frames or force_layout):
-            layout = lift_short_layout(layout, fewest_trained_keyframes(self.trained.get("keyframes")))
+        layout = request_layout(cfg, self.trained, num_frames, num_keyframes, keyframe_stride,
+                                force_layout=force_layout, exact_frames=exact_frames, pixel_multiple=pixel_multiple,
+                                names=names)
         return Request.build(prompts, seeds, batched, layout, cfg, pixel_multiple or self.size_multiple, steps=steps,
                              sampler=sampler, guidance_scale=guidance_scale, image_guidance_scale=image_guidance_scale,
                              height=height, width=width, fps=fps, force_layout=force_layout,
