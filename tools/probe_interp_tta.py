@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import torch
 
-from vidiff.commands.evaluate import _interpolation_clips
+from vidiff.commands.eval_heldout import _interpolation_clips
 from vidiff.eval.fvd import read_clips
 from vidiff.eval.interpolation import _split, linear_blend
 from vidiff.eval.metrics import psnr
