@@ -1476,3 +1476,29 @@ def test_a_callers_autocast_is_honoured_and_said(pipe):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
             again, _ = pipe.text_to_video("a red circle moving left", **kw)
     assert torch.equal(again, plain)
+
+
+def test_prompt_notes_come_after_the_other_settings_are_checked():
+    """`text_to_video("a scarlet circle", steps=0)` warned of the prompt and then refused the steps: a notebook
+    showed a note about a request that never ran. The notes now follow the checks of every setting; a request that
+    runs still gets them, at the caller's line (text_to_video, image_to_video, a long clip, edit_video)."""
+    import warnings
+
+    from vidiff.errors import InputError
+    from vidiff.pipeline import VideoPipeline
+
+    shapes = VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes")
+    image = torch.zeros(64, 64, 3, dtype=torch.uint8)
+    clip = torch.zeros(16, 64, 64, 3, dtype=torch.uint8)
+    refused = {"text_to_video": lambda: shapes.text_to_video("a scarlet circle", steps=0, progress=False),
+               "image_to_video": lambda: shapes.image_to_video(image, "a scarlet circle", seed=-5, progress=False),
+               "edit_video": lambda: shapes.edit_video(clip, "a scarlet circle", bogus=1, progress=False)}
+    for name, call in refused.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(InputError):
+                call()
+        assert not caught, (name, [str(w.message) for w in caught])
+    with pytest.warns(UserWarning, match="found no direction it knows") as said:
+        shapes.image_to_video(image, "a scarlet circle", steps=1, progress=False)
+    assert said[0].filename == __file__

@@ -121,19 +121,23 @@ class VideoPipeline:
         elsewhere the grid is laid around them (anchored_keyframes.py). `control`: structure-control maps of the whole
         clip, uint8 (F,H,W) / (F,H,W,3) (a channel > 127 = on), float (F,H,W) in [0, 1] or bool, weighted by
         control_scale (control.py; None: pipeline.yaml's control_scale)."""
-        warn_prompt_notes(self.config, prompt, by_maps=control is not None)
         return self._text_to_video(prompt, keyframes=keyframes, control=control, control_scale=control_scale,
-                                   progress=progress, **settings)
+                                   progress=progress, notes="generate", **settings)
 
     @torch.no_grad()
     def _text_to_video(self, prompt, *, keyframes: dict | None = None, control=None,
-                       control_scale: float | None = None, progress: bool = True, **settings):
-        """text_to_video without the prompt notes (animate, an edit at strength 1, a long clip's first pass)."""
+                       control_scale: float | None = None, progress: bool = True, notes: str | None = None,
+                       **settings):
+        """text_to_video; `notes`: the task whose prompt notes are warned of once the request is checked (None for
+        an edit at strength 1 and a long clip's first pass, whose callers said them): they came before a refusal of
+        another setting (`text_to_video("a cat", steps=0)` warned of the prompt, then refused the steps)."""
         self._need_keyframe_part("text to video")
         progress = check_flag(progress, "progress")
         self._check_settings(settings, "text_to_video")
         req = self.request(prompt, **settings)
         pixels = check_keyframe_images({} if keyframes is None else keyframes, req)  # `or`: an array's truth value
+        if notes is not None:
+            warn_prompt_notes(self.config, prompt, task=notes, by_maps=control is not None)
         if settings.get("num_frames") is not None and settings.get("num_keyframes") is None and not req.force_layout:
             # longer than one pass: continued as `vidiff generate` continues it (the keyframes in the first pass)
             first, extend_by = split_long_layout(self.trained.get("keyframes"), req.layout, pixels, control is not None)
@@ -191,7 +195,6 @@ class VideoPipeline:
         if 0 in keyframes:  # it was dropped for `image` without a word
             raise InputError("keyframes: frame 0 is the image being animated; give it as `image`, not in keyframes")
         keyframes[0] = check_image(image, "image")
-        warn_prompt_notes(self.config, prompt, task="animate", by_maps=control is not None)
         height, width = (plain_number(settings.get(name)) for name in ("height", "width"))
         size = (self.config.height if height is None else height, self.config.width if width is None else width)
         # a height or width that is no positive integer is request()'s to refuse: compared here, height="64" read
@@ -200,7 +203,7 @@ class VideoPipeline:
             raise InputError(f"image: {keyframes[0].shape[1]}x{keyframes[0].shape[0]} pixels, the clip is "
                              f"{size[1]}x{size[0]} (resize it, or pass height= and width=)")
         return self._text_to_video(prompt, keyframes=keyframes, control=control, control_scale=control_scale,
-                                   progress=progress, **settings)
+                                   progress=progress, notes="animate", **settings)
 
     @float32_default
     @torch.no_grad()
@@ -243,8 +246,8 @@ class VideoPipeline:
         # first: an interpolation-only pipeline refused a clip's length and named "this request"
         self._need_keyframe_part("editing a video")
         progress = check_flag(progress, "progress")  # strength 0 returns before any sampling, where it was checked
-        warn_prompt_notes(self.config, prompt, task="edit")
         self._check_settings(settings, "edit_video", fixed=("num_frames", "height", "width", "exact_frames"))
+        warn_prompt_notes(self.config, prompt, task="edit")
         return edit(self, frames, prompt, strength=strength, mask=mask, feather=feather, progress=progress,
                     settings=settings, control=control, control_scale=control_scale, repeats=repeats)
 
