@@ -543,3 +543,27 @@ def test_eval_fvd_names_a_short_or_damaged_clip_before_any_features(tmp_path, mo
     _size_changing_clip(tmp_path / "fake" / "z_joined.avi")  # 8 frames at 64x64, then 32x32
     assert main(base + ["--frames", "9"]) == 2  # the 9th frame is read
     assert "--fake: " in (err := capsys.readouterr().err) and "frame 8 is 32x32, the header says 64x64" in err, err
+
+
+def test_eval_reads_a_clip_resized_while_it_decodes(tmp_path, monkeypatch):
+    """With --size, a clip is centre-cropped and resized frame chunk by chunk as it decodes: read whole at full
+    size first, a 1080p clip of a minute passed read_video's bound on the bytes one read keeps and was refused
+    by eval interpolation / reconstruction, which score 128 x 128. The frames equal the whole read's, resized."""
+    from vidiff import io
+    from vidiff.data.real_footage import center_square
+    from vidiff.eval.fvd import read_clips
+
+    rng = np.random.default_rng(3)
+    clip = torch.from_numpy(rng.integers(0, 256, (70, 48, 80, 3), dtype=np.uint8))
+    path = tmp_path / "c.mp4"
+    io.write_video(path, clip, fps=10)
+    whole = {n: center_square(next(read_clips([path], n))[1], 32)
+             for n in (None, 5)}
+    for n, expected in whole.items():
+        _, got = next(read_clips([path], n, 32))
+        assert got.shape == (expected.shape[0], 32, 32, 3) and torch.equal(got, expected)
+    # a bound on kept bytes that the full-size clip passes and the resized one does not
+    monkeypatch.setattr(io, "DEFAULT_LIMITS", io.VideoLimits(max_bytes=70 * 48 * 80 * 3 - 1))
+    with pytest.raises(Exception, match="would take"):
+        next(read_clips([path], None))
+    assert next(read_clips([path], None, 32))[1].shape == (70, 32, 32, 3)

@@ -34,7 +34,7 @@ def main() -> None:
     pipe = VideoPipeline.from_pretrained(a.model)
     files = [Path(v) for v in a.videos]
     args = SimpleNamespace(size=a.size, windows=a.windows, stride=a.stride)
-    clips, names, _ = _interpolation_clips(read_clips(files, None), [f.name for f in files], args)
+    clips, names, _ = _interpolation_clips(read_clips(files, None, a.size), [f.name for f in files], args)
 
     def m(k, seed):
         return pipe.fill_between(k, a.stride, seed=seed).float()

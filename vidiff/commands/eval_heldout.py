@@ -84,7 +84,8 @@ def run_interpolation(args) -> int:
                             multiple=pipe.frame_multiple, overlap=OVERLAP, progress=not args.no_progress)
         if len(passes) > 1:
             fill = passes_fill(fill, passes, PASS_SEED_STEP)
-    clips, names, groups = _interpolation_clips(read_clips(files, args.frames), clip_names(files, args.videos), args)
+    clips, names, groups = _interpolation_clips(read_clips(files, args.frames, args.size),
+                                                clip_names(files, args.videos), args)
     result = evaluate_interpolation(clips, fill, args.stride, seed=args.seed, names=names, others=others,
                                     groups=groups, progress=not args.no_progress)
     settings = {"model": None if args.model is None else str(args.model), "videos": str(args.videos),
@@ -97,14 +98,11 @@ def run_interpolation(args) -> int:
 
 
 def _interpolation_clips(read, files: list[str], args):
-    """(clips, names, groups): each clip centre-cropped and resized with --size, cut into --windows windows."""
-    from vidiff.data.real_footage import center_square
+    """(clips, names, groups): each clip (read centre-cropped and resized with --size) cut into --windows windows."""
     from vidiff.eval.interpolation import spread_windows
 
     clips, names, groups = [], [], []
     for name, (_, frames) in zip(files, read):
-        if args.size is not None:
-            frames = center_square(frames, args.size)
         if args.windows is None:
             clips.append(frames), names.append(name), groups.append(name)
             continue
@@ -158,10 +156,7 @@ def run_reconstruction(args) -> int:
                                 reads=args.frames)
     device, dtype = device_and_dtype(args)
     vae = AutoencoderKL.load(args.vae, device=device, dtype=dtype)
-    from vidiff.data.real_footage import center_square
-
-    clips = (frames if args.size is None else center_square(frames, args.size)
-             for _, frames in read_clips(files, args.frames))
+    clips = (frames for _, frames in read_clips(files, args.frames, args.size))
     result = evaluate_reconstruction(vae, clips, names=clip_names(files, args.videos), device=device,
                                      progress=not args.no_progress,
                                      total_frames=sum(min(c, args.frames or c) for c in counts))
