@@ -70,10 +70,14 @@ def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
 
 def _named_values(text: str) -> dict[str, list[str]]:
     """Every distinct colour, shape and direction the words of `text` name, in the order they first appear (a
-    direction word that names where the motion starts read as the opposite direction)."""
+    direction word that names where the motion starts read as the opposite direction). A colour said of the
+    background and a direction word that places the object ("in the top left corner") are not the object's."""
     named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
     words = _words(text)
+    scenery = set(background_colour_positions(words)) | _corner_positions(words)
     for i, word in enumerate(words):
+        if i in scenery:
+            continue
         for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
             if word in table:
                 value = table[word]
@@ -88,9 +92,57 @@ parse_caption = parse_prompt  # the name used in docs/architecture.md
 
 
 def attribute_words(text: str, key: str) -> list[tuple[str, str]]:
-    """(word, value) for each word of `text` that names a colour (`key` "colour") or a shape ("shape"), in order."""
+    """(word, value) for each word of `text` that names the object's colour (`key` "colour") or shape ("shape"),
+    in order."""
     table = {"colour": _COLOUR_WORDS, "shape": _SHAPE_WORDS}[key]
-    return [(w, table[w]) for w in _words(text) if w in table]
+    words = _words(text)
+    background = background_colour_positions(words) if key == "colour" else {}
+    return [(w, table[w]) for i, w in enumerate(words) if w in table and i not in background]
+
+
+# The background as people name it: "on a white background", "against a green backdrop", "on white".
+BACKGROUND_NOUNS = {"background", "backgrounds", "backdrop", "backdrops", "bg", "backround"}
+_BACKGROUND_PLACES = {"on", "against", "over"}
+# words that may stand between a colour and "background", or between "on" and the colour ("on a pale blue ...")
+_SHADE_WORDS = {"a", "an", "the", "plain", "solid", "pure", "flat", "uniform", "dark", "light", "pale", "bright",
+                "deep", "coloured", "colored", "grey", "gray", "black"}
+
+
+def background_colour_positions(words: list[str]) -> dict[int, str]:
+    """{index: colour} for each colour word in `words` (as _words gives them) said of the background: followed,
+    over shade words, by a background noun ("a white background", "green-coloured backdrop"), or after "on",
+    "against" or "over" and not followed by a shape ("on white, moving left"; "on a blue box" is an object)."""
+    found = {}
+    for i, word in enumerate(words):
+        if word not in _COLOUR_WORDS:
+            continue
+        j = i + 1
+        while j < len(words) and (words[j] in _SHADE_WORDS or words[j] in _COLOUR_WORDS):
+            j += 1
+        before = i - 1
+        while before >= 0 and words[before] in _SHADE_WORDS:
+            before -= 1
+        after_place = before >= 0 and words[before] in _BACKGROUND_PLACES
+        if (j < len(words) and words[j] in BACKGROUND_NOUNS) or (
+                after_place and not (j < len(words) and words[j] in _SHAPE_WORDS)):
+            found[i] = _COLOUR_WORDS[word]
+    return found
+
+
+def _corner_positions(words: list[str]) -> set[int]:
+    """Indices of direction words that say where the object is, not where it goes: "in the top left corner",
+    "top-right corner" (a start said so, "starts in the bottom corner", is read by _names_the_origin)."""
+    found = set()
+    for k, word in enumerate(words):
+        if word not in ("corner", "corners"):
+            continue
+        i = k - 1
+        while i >= 0 and words[i] in _DIRECTION_WORDS:
+            i -= 1
+        run = range(i + 1, k)
+        if run and not any(_names_the_origin(words, j) for j in run):
+            found.update(run)
+    return found
 
 
 def _names_the_origin(words: list[str], i: int) -> bool:

@@ -48,7 +48,8 @@ def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], li
 def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by_maps: bool = False) -> list[str]:
     """A Shapes pipeline's one-line notes on `prompt` (pipeline.yaml prompt_vocabulary: shapes) for `task`
     ("generate", "edit" or "animate"): colour or shape words no training caption uses and, for a generation, what
-    it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py); an edit keeps from its clip what the
+    it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py), and a background, size,
+    speed, path or place it cannot draw (vidiff/data/shapes_scene_notes.py); an edit keeps from its clip what the
     prompt leaves out, and an animated image sets the colour and shape, so only a missing direction is said.
     `by_maps`: control maps set the motion. The CLI says them before the weights load; text_to_video,
     image_to_video and edit_video warn them too."""
@@ -56,6 +57,7 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
         return []
     from vidiff.data.captions import untrained_words_note
     from vidiff.data.shapes_prompt import ambiguous_prompt_note, negated_words_note, unnamed_attributes_note
+    from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 
     by_maps_known = ("direction",) if by_maps else ()
     if task == "animate":
@@ -63,7 +65,10 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     else:
         notes = [untrained_words_note(prompt)]
     if task == "generate":
-        notes += [unnamed_attributes_note(prompt, by_maps_known), ambiguous_prompt_note(prompt)]
+        notes += [unnamed_attributes_note(prompt, by_maps_known), ambiguous_prompt_note(prompt),
+                  background_note(prompt)]
+        if not by_maps:  # control maps set the object's place, size and path
+            notes.append(unset_words_note(prompt))
     notes.append(negated_words_note(prompt))  # in every task: the model reads a negated word as asked
     return [note for note in notes if note]
 
