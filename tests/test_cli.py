@@ -285,3 +285,28 @@ def test_a_home_path_inside_a_training_recipe_is_the_home_folder(tmp_path, monke
     assert main(["train", "--config", "~/r.yaml"]) == 0
     assert (home / "run" / "export" / "model.safetensors").is_file()
     assert list(cwd.iterdir()) == []
+
+
+def test_integer_options_take_whole_numbers_as_a_config_does(capsys):
+    """`generate --steps 1e3`, `--frames 16.0`, `--seed 1e3` were refused as "invalid int value" while a config
+    setting takes a whole-number float; a fraction or a word is refused naming the option. Every integer option
+    outside eval (whose module is being reorganised) reads its value so."""
+    from vidiff.cli import build_parser, main
+    from vidiff.commands import whole_number
+    from vidiff.cli_parser import parse
+
+    args = parse(build_parser(), ["generate", "x", "-o", "o.mp4", "--steps", "1e3", "--frames", "16.0", "--seed",
+                                  "1e3", "--num", "2"])
+    assert (args.steps, args.frames, args.seed, args.num) == (1000, 16, 1000, 2)
+    assert all(type(v) is int for v in (args.steps, args.frames, args.seed))
+    assert parse(build_parser(), ["generate", "x", "-o", "o.mp4", "--seed", str(2**63 - 1)]).seed == 2**63 - 1
+    for bad in ("1.5", "abc", "1e400", "nan", ""):
+        with pytest.raises(SystemExit) as stop:
+            main(["generate", "x", "-o", "o.mp4", "--steps", bad])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument --steps: expected a whole number, got {bad!r}" in err and err.count("\n") == 1
+    integer_options = [(command, action.option_strings[-1]) for command, action in _options(build_parser())
+                       if action.type is int and not command.startswith("vidiff eval")]
+    assert integer_options == []
+    assert sum(action.type is whole_number for _, action in _options(build_parser())) > 25

@@ -419,7 +419,7 @@ case("bounds-frames-1024-off-the-grid", "--frames 1024 at keyframe stride 5 is s
     lambda ws, o, a: gen("--frames", "1024", "-o", str(ws / "o.mp4")))
 case("bounds-extend-frames-1000000", "--frames must be in [1, 1024]")(
     lambda ws, o, a: ["extend", clip(ws, a), "p", "--frames", "1000000", "-o", str(ws / "o.mp4")])
-case("bounds-steps-1e20", "invalid int value")(lambda ws, o, a: gen("--steps", "1e20", "-o", str(ws / "o.mp4")))
+case("bounds-steps-1e20", "--steps must be in [1, 1000]")(lambda ws, o, a: gen("--steps", "1e20", "-o", str(ws / "o.mp4")))
 case("bounds-steps-huge", "--steps must be in [1, 1000]")(lambda ws, o, a: gen("--steps", str(10**20), "-o", str(ws / "o.mp4")))
 case("bounds-threads-1000000", "--threads must be in [1, 1024]")(lambda ws, o, a: gen("--threads", "1000000", "-o", str(ws / "o.mp4")))
 case("bounds-fps-1e300", "--fps must be a number in [0.1, 240]")(lambda ws, o, a: gen("--fps", "1e300", "-o", str(ws / "o.mp4")))

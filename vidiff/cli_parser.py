@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from vidiff import __version__
-from vidiff.commands import data, evaluate, export, generation, interpolate, report, train
+from vidiff.commands import data, evaluate, export, generation, interpolate, report, train, whole_number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,7 +65,7 @@ def _how_to_give(parser: argparse.ArgumentParser, message: str, token: str) -> s
 
 def _takes_a_path(action: argparse.Action) -> bool:
     """Whether an option's value is a file or folder: not a prompt, a number, a choice or a name (--sampler)."""
-    return (not action.choices and action.type not in (int, float) and "prompt" not in action.dest
+    return (not action.choices and action.type not in (int, float, whole_number) and "prompt" not in action.dest
             and action.dest not in ("device", "sampler"))
 
 

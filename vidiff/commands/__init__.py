@@ -1,6 +1,25 @@
 """Sub-commands of the `vidiff` CLI, one module each (argparse at import, heavy imports inside handlers)."""
 
 
+def whole_number(value: str) -> int:
+    """argparse type of a count, seed or size: "16", "1e3" and "16.0" are whole numbers, as a config setting takes
+    them (config._check_type); "1.5" or "abc" is refused naming the option. argparse's `int` refused "1e3"."""
+    import argparse
+    import math
+
+    try:
+        return int(value)  # exact, also past float precision (a seed near 2**63)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not number.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+    return int(number)
+
+
 def folder_argument(value: str) -> str:
     """argparse type of a --model folder: an empty one ("" from an unset shell variable) was read as "no --model"
     and ran the bundled pipeline without a word."""

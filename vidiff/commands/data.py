@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from vidiff.commands import output_argument, path_argument
+from vidiff.commands import output_argument, path_argument, whole_number
 
 
 def register(sub) -> None:
@@ -13,11 +13,11 @@ def register(sub) -> None:
 
     shapes = data_sub.add_parser("shapes", help="write N Shapes clips (mp4 + caption + ground truth)")
     shapes.add_argument("--out", required=True, type=output_argument, help="output folder")
-    shapes.add_argument("--num", type=int, required=True, help="number of clips")
-    shapes.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    shapes.add_argument("--seed", type=int, default=0,
+    shapes.add_argument("--num", type=whole_number, required=True, help="number of clips")
+    shapes.add_argument("--frames", type=whole_number, default=16, help="frames per clip (default 16)")
+    shapes.add_argument("--seed", type=whole_number, default=0,
                         help="dataset seed; clip i depends only on (seed, i) (default 0)")
-    shapes.add_argument("--size", type=int, default=64, help="frame width and height, px (default 64)")
+    shapes.add_argument("--size", type=whole_number, default=64, help="frame width and height, px (default 64)")
     shapes.add_argument("--fps", type=float, default=8, help="frames per second of the mp4 files (default 8)")
     shapes.add_argument("--min-speed-scale", type=float, default=1.0, metavar="F",
                         help="scale each clip's speed by a factor drawn in [F, 1], so slow clips are in the data "
@@ -33,21 +33,21 @@ def register(sub) -> None:
     cache.add_argument("--text", type=path_argument, default="default",
                        help="text encoder whose caption embeddings are stored: a folder, or 'default' (default: "
                             "default, the embedded MiniLM)")
-    cache.add_argument("--frames", type=int, required=True, help="frames per clip")
-    cache.add_argument("--size", type=int, required=True, help="frame size, px (clips are resized/cropped to it)")
+    cache.add_argument("--frames", type=whole_number, required=True, help="frames per clip")
+    cache.add_argument("--size", type=whole_number, required=True, help="frame size, px (clips are resized/cropped to it)")
     rate = cache.add_mutually_exclusive_group()
-    rate.add_argument("--stride", type=int, default=1, help="source frames between a window's frames (default 1)")
+    rate.add_argument("--stride", type=whole_number, default=1, help="source frames between a window's frames (default 1)")
     rate.add_argument("--fps", type=float, help="resample every video to this frame rate (default: each read at "
                                                 "its own; warned when they differ)")
     windows = cache.add_mutually_exclusive_group()
-    windows.add_argument("--hop", type=int, help="source frames between window starts (default: windows back to "
+    windows.add_argument("--hop", type=whole_number, help="source frames between window starts (default: windows back to "
                                                  "back, then one ending at each video's last frame, covering every "
                                                  "video end to end)")
-    windows.add_argument("--windows", type=int, help="windows per video, spread evenly over it")
+    windows.add_argument("--windows", type=whole_number, help="windows per video, spread evenly over it")
     cache.add_argument("--out", required=True, type=output_argument,
                        help="cache folder (an interrupted run resumes here)")
-    cache.add_argument("--shard-size", type=int, default=256, help="clips per shard (default 256)")
-    cache.add_argument("--batch-size", type=int, default=8, help="clips per VAE batch (default 8)")
+    cache.add_argument("--shard-size", type=whole_number, default=256, help="clips per shard (default 256)")
+    cache.add_argument("--batch-size", type=whole_number, default=8, help="clips per VAE batch (default 8)")
     cache.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                        help="storage dtype of the latents (default float16)")
     cache.add_argument("--sample", action="store_true", help="store a posterior sample instead of the mean")
@@ -58,9 +58,9 @@ def register(sub) -> None:
     norm.add_argument("--vae", type=path_argument, required=True,
                       help="VAE part folder; its config.yaml is rewritten in place")
     norm.add_argument("--videos", type=path_argument, required=True, help="folder of training videos")
-    norm.add_argument("--size", type=int, required=True, help="frame size, px")
-    norm.add_argument("--frames", type=int, default=4, help="frames per clip (default 4)")
-    norm.add_argument("--num", type=int, default=256, help="clips to measure (default 256)")
+    norm.add_argument("--size", type=whole_number, required=True, help="frame size, px")
+    norm.add_argument("--frames", type=whole_number, default=4, help="frames per clip (default 4)")
+    norm.add_argument("--num", type=whole_number, default=256, help="clips to measure (default 256)")
     norm.set_defaults(handler=_run_vae_norm)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from vidiff.commands import whole_number
 from vidiff.cpu_precision import usable_cores
 
 DTYPES = ("fp32", "bf16", "fp16")
@@ -13,7 +14,7 @@ def add_device_arguments(p, dtype: str = "fp32", auto: bool = False, note: str =
     """`dtype`: the --dtype default; "auto" (offered when it is the default or with `auto`) is bf16 where the device
     computes it natively. `note`: said after the --dtype help (what another precision changes)."""
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=whole_number, default=None, help="CPU threads for torch (default: torch's choice)")
     auto = auto or dtype == "auto"
     said = ": bf16 on a GPU or on a CPU with AMX-BF16 or AVX512-BF16, else fp32" if auto else ""
     said = f"; auto{said}" if auto and dtype != "auto" else said

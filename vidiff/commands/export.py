@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidiff.commands import output_argument, path_argument
+from vidiff.commands import output_argument, path_argument, whole_number
 
 from vidiff.pipeline.config import SAMPLERS, PipelineConfig
 
@@ -29,8 +29,8 @@ def register(sub) -> None:
                    help="replace the folder if it exists and is an earlier pipeline folder (or empty); a folder "
                         "holding anything else is kept")
     # the sampling settings pipeline.yaml gets, which generation uses when a request names none
-    p.add_argument("--keyframe-steps", type=int, default=20, help="sampler steps of the keyframe stage (default 20)")
-    p.add_argument("--interpolation-steps", type=int, default=10, help="sampler steps of the fills (default 10)")
+    p.add_argument("--keyframe-steps", type=whole_number, default=20, help="sampler steps of the keyframe stage (default 20)")
+    p.add_argument("--interpolation-steps", type=whole_number, default=10, help="sampler steps of the fills (default 10)")
     p.add_argument("--guidance", type=float, default=4.0, help="text guidance of the keyframe stage (default 4)")
     p.add_argument("--image-guidance", type=float, default=1.5,
                    help="known-frame guidance of the keyframe stage (default 1.5)")

@@ -10,7 +10,7 @@ import warnings
 from fractions import Fraction
 from pathlib import Path
 
-from vidiff.commands import folder_argument, output_argument, path_argument
+from vidiff.commands import folder_argument, output_argument, path_argument, whole_number
 from vidiff.commands.control_args import (
     add_control_arguments, add_structure_arguments, control_settings, read_control, structure_kind,
     structure_settings,
@@ -53,7 +53,7 @@ def register(sub) -> None:
     ext.add_argument("video", type=path_argument, help="clip to continue (its frame size must be the model's)")
     ext.add_argument("prompt", help="what happens next")
     _common(ext, frames_help="number of new frames to add (required)")
-    ext.add_argument("--seam-fade", type=int, default=4,
+    ext.add_argument("--seam-fade", type=whole_number, default=4,
                      help="new frames over which the VAE error of the clip's last frame fades out, so the seam "
                           "does not jump (0: off; default 4)")
     ext.add_argument("--strength", type=float, default=None,
@@ -77,7 +77,7 @@ def register(sub) -> None:
     edit.add_argument("--strength", type=float, default=None,
                       help="how much is redrawn, 0..1: the share of the noise schedule (as SD img2img; default 0.6, "
                            "or 1 with --mask: the region from pure noise)")
-    edit.add_argument("--repeats", type=int, default=None,
+    edit.add_argument("--repeats", type=whole_number, default=None,
                       help="with --strength < 1: noise and redraw the keyframes this many times, each time from the "
                            "last (SDEdit's repeats): the prompt's changes come through more fully (default 2; 1 is "
                            "plain SDEdit)")
@@ -86,7 +86,7 @@ def register(sub) -> None:
                            "masks with the clip's frame count; white = redraw, black = keep; or 'foreground': each "
                            "frame's objects (what is not its flat background), grown by 2 px. Needs parts trained "
                            "with region masks")
-    edit.add_argument("--feather", type=int, default=None,
+    edit.add_argument("--feather", type=whole_number, default=None,
                       help="with --mask: pixels over which the redrawn region blends into the kept clip (default "
                            "3); beyond them every pixel is the input's")
     add_structure_arguments(edit)
@@ -102,11 +102,11 @@ def _keyframe_argument(p: argparse.ArgumentParser, extra: str = "") -> None:
 def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("-o", "--output", required=True, type=output_argument, help="output file: .mp4, .webm or .gif")
     p.add_argument("--model", default=None, type=folder_argument, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=whole_number, default=0,
                    help="seed of the first sample, 0 to 2**63 - 1; sample i uses seed + i, wrapping to 0 at 2**63 "
                         "(default 0)")
-    p.add_argument("--num", type=int, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...; default 1)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps of both stages (default: pipeline.yaml)")
+    p.add_argument("--num", type=whole_number, default=1, help="number of samples (out_000.mp4, out_001.mp4, ...; default 1)")
+    p.add_argument("--steps", type=whole_number, default=None, help="sampler steps of both stages (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None,
                    help=f"sampler of both stages: {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} (default: pipeline.yaml)")
     p.add_argument("--guidance", type=float, default=None,
@@ -121,14 +121,14 @@ def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("--churn", type=float, default=None,
                    help="EDM stochastic sampling: S_churn of the heun sampler (0 = deterministic heun; default: "
                         "pipeline.yaml)")
-    p.add_argument("--pc-steps", type=int, default=None,
+    p.add_argument("--pc-steps", type=whole_number, default=None,
                    help="Langevin corrector steps per level (sampler pc; default: pipeline.yaml)")
     p.add_argument("--pc-snr", type=float, default=None,
                    help="the corrector's signal-to-noise ratio (sampler pc; default: pipeline.yaml)")
-    p.add_argument("--frames", type=int, default=None, help=frames_help)
-    p.add_argument("--keyframes", type=int, default=None,
+    p.add_argument("--frames", type=whole_number, default=None, help=frames_help)
+    p.add_argument("--keyframes", type=whole_number, default=None,
                    help="number of keyframes K (default: pipeline.yaml, or what --frames needs)")
-    p.add_argument("--stride", type=int, default=None,
+    p.add_argument("--stride", type=whole_number, default=None,
                    help="frames between neighbouring keyframes (default: pipeline.yaml)")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate written to the file (default: pipeline.yaml; extend and edit: the clip's)")

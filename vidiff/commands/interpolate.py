@@ -14,7 +14,7 @@ import math
 import warnings
 from pathlib import Path
 
-from vidiff.commands import folder_argument, output_argument, path_argument
+from vidiff.commands import folder_argument, output_argument, path_argument, whole_number
 from vidiff.commands.interpolate_plan import (
     BF16_SPEEDUP,
     PASS_SEED_STEP,
@@ -48,7 +48,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, type=output_argument,
                    help="output file: .mp4, .webm or .gif (+ OUTPUT.json sidecar)")
     rate = p.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--factor", type=int, help="output frames per input frame interval (2 = double the rate); a "
+    rate.add_argument("--factor", type=whole_number, help="output frames per input frame interval (2 = double the rate); a "
                                                  "factor past the pipeline's trained gaps runs as passes within "
                                                  "them (16 = 4 x 4)")
     rate.add_argument("--fps", type=float, help="target frame rate; must be an integer multiple of the clip's")
@@ -57,18 +57,18 @@ def register(sub) -> None:
                         "motion; with --factor), instead of at fps x FACTOR")
     p.add_argument("--model", default=None, type=folder_argument,
                    help=f"interpolation pipeline folder (default: the bundled {BUNDLED.name} pipeline)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first chunk, 0 to 2**63 - 1; chunk i uses seed + i "
+    p.add_argument("--seed", type=whole_number, default=0, help="seed of the first chunk, 0 to 2**63 - 1; chunk i uses seed + i "
                                                            "(default 0)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: pipeline.yaml)")
+    p.add_argument("--steps", type=whole_number, default=None, help="sampler steps (default: pipeline.yaml)")
     p.add_argument("--sampler", default=None,
                    help=f"sampler: {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} (default: pipeline.yaml)")
-    p.add_argument("--tile", type=int, default=None,
+    p.add_argument("--tile", type=whole_number, default=None,
                    help=f"largest tile side in pixels (default: the largest up to {MAX_TILE} that fits "
                         "--decode-memory)")
-    p.add_argument("--overlap", type=int, default=None,
+    p.add_argument("--overlap", type=whole_number, default=None,
                    help=f"pixels neighbouring tiles share, at most half of --tile (default {OVERLAP}, or half of "
                         "--tile when that is less)")
-    p.add_argument("--chunk", type=int, default=None,
+    p.add_argument("--chunk", type=whole_number, default=None,
                    help="input frames per pass (default: what fits --decode-memory with the least decoding)")
     p.add_argument("--decode-memory", type=float, default=DECODE_MEMORY_GIB, metavar="GIB",
                    help="working memory one VAE decode pass may take with the chunk's blend of its tiles (24 "

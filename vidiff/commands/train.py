@@ -5,7 +5,7 @@ import argparse
 import warnings
 from pathlib import Path
 
-from vidiff.commands import path_argument
+from vidiff.commands import path_argument, whole_number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start over in a run folder that has checkpoints, or resume under a changed config")
     parser.add_argument("--dry-run", action="store_true",
                         help="build the model on the meta device; print parameter count and memory per GPU")
-    parser.add_argument("--dry-run-batch", type=int, default=None, help="batch size for --dry-run (default: config)")
+    parser.add_argument("--dry-run-batch", type=whole_number, default=None, help="batch size for --dry-run (default: config)")
 
 
 def register(sub) -> None:
