@@ -232,8 +232,18 @@ def test_data_fps_is_checked_with_the_config(tmp_path):
     with pytest.raises(ConfigError, match="data.fps / data.stride: give one of them .*set data.stride=1"):
         load_train_config(configs / "shapes-vae.yaml", ["data.fps=8"])
     assert load_train_config(configs / "shapes-vae.yaml", ["data.fps=8", "data.stride=1"]).data.fps == 8.0
+    with pytest.raises(ConfigError, match=r"data.stride 3 takes every 3rd frame\)"):  # was "every 3th frame"
+        load_train_config(configs / "shapes-vae.yaml", ["data.fps=8", "data.stride=3"])
     with pytest.raises(InputError, match="fps must be a positive number or None, got 0"):
         VideoFolderDataset(tmp_path, num_frames=2, fps=0)
+
+
+def test_ordinals_are_english():
+    from vidiff.training.config_checks import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 10, 11, 12, 13, 21, 22, 23, 101, 111, 112, 113, 121)] == [
+        "1st", "2nd", "3rd", "4th", "10th", "11th", "12th", "13th", "21st", "22nd", "23rd", "101st", "111th", "112th",
+        "113th", "121st"]
 
 
 def test_own_captions_on_the_keyframe_recipe_name_every_grammar_key_at_once():

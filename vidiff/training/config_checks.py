@@ -48,7 +48,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"data.fps: must be a frame rate > 0 or null (read at the clips' own rate), got {d.fps}")
     if d.fps is not None and d.stride != 1:
         raise ConfigError(f"data.fps / data.stride: give one of them (data.fps {d.fps} resamples in time, data.stride "
-                          f"{d.stride} takes every {d.stride}th frame); set data.stride=1 to read at an fps")
+                          f"{d.stride} takes every {ordinal(d.stride)} frame); set data.stride=1 to read at an fps")
     for key in ("kl_weight", "l1_weight", "l2_weight", "edge_weight", "temporal_weight", "latent_noise_max"):
         if getattr(cfg.loss, key) < 0:
             raise ConfigError(f"loss.{key}: must be >= 0, got {getattr(cfg.loss, key)}")
@@ -352,3 +352,9 @@ def _validate_control(cfg: TrainConfig) -> None:
     need = (k.num_keyframes - 1) * k.keyframe_stride + 1 if c.stage == "keyframes" else k.max_gap + 1
     if c.clip_frames < need:
         raise ConfigError(f"control.clip_frames ({c.clip_frames}) < {need} frames the {c.stage} window spans")
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 111th: "every 3th frame" read wrong."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
