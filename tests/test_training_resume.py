@@ -370,6 +370,30 @@ def test_rolling_back_to_an_earlier_checkpoint_is_refused_while_later_ones_are_t
     train(toy(tmp_path, max_steps=12, keep_checkpoints=3), resume=str(steps[12]))  # the newest: nothing later
 
 
+def test_resuming_a_run_folder_names_what_to_give_instead(tmp_path):
+    """`--resume RUN_FOLDER` said "not a complete checkpoint (... incomplete checkpoint (no manifest.json))", as if
+    the folder were a broken checkpoint: it says it is a run folder and names --resume auto and its newest one."""
+    run = train(toy(tmp_path, max_steps=8))
+    newest = run / "checkpoints" / ckpt.step_dir_name(8)
+    with pytest.raises(InputError, match=rf"--resume {run}: a run folder, not a checkpoint; to continue that run give "
+                                         rf"--resume auto \(.*\), or --resume {newest} \(its newest checkpoint\)$"):
+        train(toy(tmp_path, max_steps=8), resume=str(run))
+    elsewhere = replace(toy(tmp_path, max_steps=8), output_dir=str(tmp_path / "other"))
+    with pytest.raises(InputError, match=rf"--resume auto --set output_dir={run} \("):
+        train(elsewhere, resume=str(run))
+
+
+def test_later_checkpoints_of_the_run_there_are_not_called_this_run_s(tmp_path):
+    """A checkpoint of run A resumed into run B's folder, which holds later checkpoints, was refused as "later
+    checkpoints ... of another course of this run": they are the run trained there, the checkpoint another run's."""
+    a = train(toy(tmp_path, max_steps=8))
+    b_cfg = replace(toy(tmp_path, max_steps=8), output_dir=str(tmp_path / "b"))
+    train(b_cfg)
+    with pytest.raises(InputError, match=rf"later checkpoints \(step_0*8\) of the run trained there, and this "
+                                         rf"checkpoint is another run's \({a}\); move them"):
+        train(b_cfg, resume=str(a / "checkpoints" / ckpt.step_dir_name(4)))
+
+
 def test_a_checkpoint_of_another_model_is_refused_in_one_line(tmp_path):
     run = train(toy(tmp_path, max_steps=4))
     other = replace(toy(tmp_path, max_steps=4, model={"dim": 8, "width": 32}), output_dir=str(tmp_path / "other"))

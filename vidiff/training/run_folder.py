@@ -91,11 +91,27 @@ def find_resume(run_dir: Path, resume: str | None, force: bool) -> Path | None:
     except InputError as e:
         raise InputError(f"{e} (--resume auto takes the newest complete checkpoint of output_dir)") from None
     wrong = ckpt.what_is_wrong(folder)
+    if wrong is not None and _is_run_folder(folder):
+        raise InputError(_resume_run_folder(run_dir, resume, folder))
     if wrong is not None:
         raise InputError(f"--resume {resume}: not a complete checkpoint ({wrong}); --resume auto takes the newest "
                          "complete one")
     _refuse_later_checkpoints(root, folder)
     return folder
+
+
+def _is_run_folder(folder: Path) -> bool:
+    return (folder / "checkpoints").is_dir() or (folder / "config.yaml").is_file()
+
+
+def _resume_run_folder(run_dir: Path, resume: str, folder: Path) -> str:
+    """What to give instead of a run folder to --resume (which takes a checkpoint): said "not a complete checkpoint
+    (... no manifest.json)", as if the folder were a broken checkpoint."""
+    auto = "--resume auto" + ("" if folder.resolve() == run_dir.resolve() else f" --set output_dir={resume}")
+    found = ckpt.list_checkpoints(folder / "checkpoints")
+    newest = f", or --resume {found[-1][1]} (its newest checkpoint)" if found else ""
+    return (f"--resume {resume}: a run folder, not a checkpoint; to continue that run give {auto} (the newest "
+            f"complete checkpoint of output_dir){newest}")
 
 
 def _refuse_finished_without_checkpoints(run_dir: Path, force: bool) -> None:
@@ -113,8 +129,10 @@ def _refuse_later_checkpoints(root: Path, folder: Path) -> None:
     later = [p for s, p in ckpt.list_checkpoints(root) if s > step and p.resolve() != folder.resolve()]
     if later:
         names = ", ".join(p.name for p in later[:3]) + (" ..." if len(later) > 3 else "")
-        raise InputError(f"--resume {folder}: output_dir already holds later checkpoints ({names}) of another "
-                         "course of this run; move them out of checkpoints/ or choose another output_dir")
+        whose = ("of another course of this run" if folder.resolve().parent == root.resolve() else
+                 f"of the run trained there, and this checkpoint is another run's ({folder.parent.parent})")
+        raise InputError(f"--resume {folder}: output_dir already holds later checkpoints ({names}) {whose}; move "
+                         "them out of checkpoints/ or choose another output_dir")
 
 
 # ---- the config a checkpoint was written under ------------------------------------------------------------
