@@ -159,6 +159,33 @@ def test_a_clip_cut_between_packets_reads_its_start_and_says_so(tmp_path, caplog
     assert "of the 5.0 s its header states" in caplog.text and f"the {len(frames)} frames it has were read" in caplog.text
 
 
+def test_a_cut_gif_reads_its_start_and_says_so(tmp_path, caplog):
+    """`head -c 70% clip.gif`: FFmpeg's GIF demuxer counts the frames there are (its header says so too) and ends at
+    the cut without an error, so a cut GIF read as whole where a cut MP4 or WebM was warned of. A GIF ends with its
+    trailer byte, 0x3B: a file without it is warned of the same way, before decoding (interpolate) and after."""
+    import torch
+
+    from vidiff.commands.inputs import clip_timing
+    from vidiff.frame_timing import missing_tail
+
+    whole, cut = tmp_path / "whole.gif", tmp_path / "cut.gif"
+    frames = torch.from_numpy(np.stack(list(shapes_frames(12))))
+    io.write_video(whole, frames, 10)
+    data = whole.read_bytes()
+    assert data[-1:] == b"\x3b"
+    cut.write_bytes(data[: len(data) * 7 // 10])
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert len(list(io.iter_video(whole, num_threads=1))) == 12
+    assert "cut short" not in caplog.text
+    assert missing_tail(*clip_timing(whole, io.probe_video(whole))) is None
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        kept = len(list(io.iter_video(cut, num_threads=1)))
+    assert 4 <= kept < 12
+    assert (f"{cut} looks cut short or damaged: it ends without the GIF trailer (byte 0x3B) that closes a whole "
+            f"file; the {kept} frames it has were read") in caplog.text
+    assert "without the GIF trailer" in missing_tail(*clip_timing(cut, io.probe_video(cut)))
+
+
 def sparse_avi(path, slots, size: int = 64):
     """An MPEG-4 AVI at 15 fps holding frames only at the frame slots `slots` (its index skips the others, as
     opencv-doc's tree.avi does): the header counts every slot."""

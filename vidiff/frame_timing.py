@@ -42,11 +42,13 @@ class FrameTiming:
 @dataclass(frozen=True)
 class Header:
     """What a container states about its video stream: frames (0 when it states none), frames per second, and
-    seconds (0 when unknown)."""
+    seconds (0 when unknown); `cut` says how the file's own format shows it ends early (a GIF with no trailer),
+    None where it does not."""
 
     frames: int
     fps: float
     duration: float
+    cut: str | None = None
 
 
 def header_of(container, stream) -> Header:
@@ -57,7 +59,26 @@ def header_of(container, stream) -> Header:
         duration = float(stream.duration * stream.time_base)
     elif container.duration is not None and not container.streams.audio:
         duration = container.duration / 1e6  # microseconds
-    return Header(frames=max(int(stream.frames or 0), 0), fps=stated_fps(stream), duration=duration)
+    return Header(frames=max(int(stream.frames or 0), 0), fps=stated_fps(stream), duration=duration,
+                  cut=_gif_cut(container))
+
+
+GIF_TRAILER = b"\x3b"  # the byte a GIF file ends with
+
+
+def _gif_cut(container) -> str | None:
+    """How a GIF shows it was cut: it lacks the trailer byte its format ends with. FFmpeg's GIF demuxer counts the
+    frames there are (its header says 26 of a cut 36-frame file) and ends at the cut without an error, so neither
+    the header nor the decoder tells."""
+    if container.format.name != "gif":
+        return None
+    try:
+        with open(container.name, "rb") as f:
+            f.seek(-1, 2)
+            last = f.read(1)
+    except OSError:  # not a file by that name (a pipe): nothing to tell
+        return None
+    return None if last == GIF_TRAILER else "it ends without the GIF trailer (byte 0x3B) that closes a whole file"
 
 
 def stated_fps(stream) -> float:
@@ -75,10 +96,15 @@ def is_sparse(timing: FrameTiming, header: Header) -> bool:
 
 def missing_tail(timing: FrameTiming, header: Header) -> str | None:
     """How the frames there are fall short of what the header states ("they end at 6.2 s of the 12.5 s its header
-    states"), or None when they do not (or the header states too little to tell). Sparse frames are not short. One
+    states") or the file's format shows it cut (Header.cut), or None when they do not (or the header states too
+    little to tell). Sparse frames are not short. One
     frame is judged too: an H.264 stream whose SPS is damaged decodes its first frame and drops the rest without an
     error, and a clip of one frame covers no more than one interval of the header's rate."""
-    if timing.frames < 1 or is_sparse(timing, header):
+    if timing.frames < 1:
+        return None
+    if header.cut:
+        return header.cut
+    if is_sparse(timing, header):
         return None
     interval = 1 / header.fps if header.fps else 0.0
     if header.duration and timing.covered < SHORT_RATIO * header.duration - interval:
