@@ -1280,6 +1280,35 @@ def test_save_pretrained_refuses_paths_that_are_no_folder(pipe, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written into the cwd
 
 
+def test_save_pretrained_does_not_write_into_a_users_own_folder(pipe, tmp_path, monkeypatch):
+    """save_pretrained(".") in a project folder wrote vae/, keyframes/, ... and pipeline.yaml over the user's own
+    (its vae/ replaced): a folder holding what a pipeline folder does not is refused, as `vidiff export -o` refuses
+    it; an empty folder, an earlier pipeline folder, a half-saved one and one with custom part names still take it."""
+    from dataclasses import replace
+
+    from vidiff.pipeline import VideoPipeline
+
+    project = tmp_path / "project"
+    (project / "vae").mkdir(parents=True)
+    (project / "vae" / "notes.txt").write_text("mine")
+    (project / "train.py").write_text("mine")
+    monkeypatch.chdir(project)
+    with pytest.raises(InputError, match=r"^save_pretrained: \.: exists and holds what a pipeline folder does not "
+                                         r"\(train\.py\), so nothing is saved there; give a new folder"):
+        pipe.save_pretrained(".")
+    assert sorted(p.name for p in project.rglob("*")) == ["notes.txt", "train.py", "vae"]  # nothing written
+    (tmp_path / "empty").mkdir()
+    pipe.save_pretrained(tmp_path / "empty")
+    pipe.save_pretrained(tmp_path / "empty")  # an earlier pipeline folder
+    (tmp_path / "empty" / "pipeline.yaml").unlink()  # a save stopped halfway: parts, no pipeline.yaml
+    pipe.save_pretrained(tmp_path / "empty")
+    assert VideoPipeline.from_pretrained(tmp_path / "empty").config == pipe.config
+    custom = replace(pipe.config, parts=replace(pipe.config.parts, vae="weights/vae"))
+    other = VideoPipeline(custom, pipe.vae, pipe.keyframes.net, pipe.interpolation.net, pipe.text_encoder)
+    other.save_pretrained(tmp_path / "custom")
+    VideoPipeline.from_pretrained(tmp_path / "custom").save_pretrained(tmp_path / "custom")  # over where it came from
+
+
 def test_devices_this_torch_lacks_are_refused_before_loading(pipe, monkeypatch):
     import vidiff.pipeline.video_pipeline as vp
 

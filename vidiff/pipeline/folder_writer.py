@@ -42,11 +42,22 @@ def refuse_replacing_other_folders(out: Path) -> None:
     target, here = real_path(out), real_path(Path.cwd())
     if target == here or target in here.parents:
         raise InputError(f"-o {shown(out)}: is the working folder or holds it; give the pipeline folder's own name")
-    others = sorted(p.name for p in out.iterdir() if p.name not in PIPELINE_ENTRIES)
+    refuse_other_entries(out, "-o", "so it is kept (--force too)")
+
+
+def refuse_other_entries(out: Path, what: str, kept: str, entries=PIPELINE_ENTRIES) -> None:
+    """InputError naming `what` (the option or call) when the existing folder `out` holds an entry a pipeline folder
+    does not (`entries`; a temporary a stopped write left is ours): a user's own folder, whose same-named `vae/` or
+    pipeline.yaml writing a pipeline there would replace. An empty folder and an earlier pipeline folder pass."""
+    from vidiff.output_safety import is_our_temporary, shown
+
+    if not out.is_dir():
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name not in entries and not is_our_temporary(p.name))
     if others:
-        raise InputError(f"-o {shown(out)}: exists and holds what a pipeline folder does not ({shown(others[0])}"
-                         f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}), so it is kept (--force "
-                         "too); give a new folder, or an earlier pipeline folder to replace")
+        raise InputError(f"{what} {shown(out)}: exists and holds what a pipeline folder does not ({shown(others[0])}"
+                         f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}), {kept}; give a new folder, "
+                         "or an earlier pipeline folder to replace")
 
 
 def refuse_output_over_inputs(out: Path, inputs) -> None:

@@ -1,6 +1,7 @@
 """VideoPipeline.save_pretrained: a pipeline folder that from_pretrained loads again, or nothing new at all.
 
-Refused before anything is written: a folder that would not load (half-precision parts; a VAE whose encoder is no
+Refused before anything is written: an existing folder holding what a pipeline folder does not (a user's own, as
+`vidiff export -o` refuses it), a folder that would not load (half-precision parts; a VAE whose encoder is no
 longer the one the parts were trained with). pipeline.yaml is removed first and written last, so a save stopped
 halfway leaves a folder from_pretrained refuses, never an old pipeline.yaml over some new parts and some old ones.
 """
@@ -14,6 +15,7 @@ from vidiff.errors import InputError
 from vidiff.limits import short_repr
 from vidiff.pipeline.config import PIPELINE_FILE, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import save_control_parts
+from vidiff.pipeline.folder_writer import PIPELINE_ENTRIES, refuse_other_entries
 from vidiff.pipeline.trained import TrainedOn, latent_space_id, latent_space_id_of, write_trained_on
 
 
@@ -26,6 +28,10 @@ def save_pipeline(pipe, folder: str | Path) -> Path:
     folder = Path(folder).expanduser()  # "~/my-pipe" made a folder named "~" in the working directory
     if folder.exists() and not folder.is_dir():
         raise InputError(f"save_pretrained: {folder} is a file, not a folder")
+    # as `vidiff export -o`: a user's own folder (a project with its own vae/) is not written into; the part folders
+    # pipeline.yaml names (a loaded pipeline's own, which may be other than the usual ones) are a pipeline's
+    own_parts = {Path(path).relative_to(folder).parts[0] for path in part_paths(folder, pipe.config).values()}
+    refuse_other_entries(folder, "save_pretrained:", "so nothing is saved there", PIPELINE_ENTRIES | own_parts)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PIPELINE_FILE).unlink(missing_ok=True)
     paths = part_paths(folder, pipe.config)
