@@ -290,7 +290,7 @@ def test_a_home_path_inside_a_training_recipe_is_the_home_folder(tmp_path, monke
 def test_integer_options_take_whole_numbers_as_a_config_does(capsys):
     """`generate --steps 1e3`, `--frames 16.0`, `--seed 1e3` were refused as "invalid int value" while a config
     setting takes a whole-number float; a fraction or a word is refused naming the option. Every integer option
-    outside eval (whose module is being reorganised) reads its value so."""
+    reads its value so."""
     from vidiff.cli import build_parser, main
     from vidiff.commands import whole_number
     from vidiff.cli_parser import parse
@@ -307,6 +307,6 @@ def test_integer_options_take_whole_numbers_as_a_config_does(capsys):
         err = capsys.readouterr().err
         assert f"argument --steps: expected a whole number, got {bad!r}" in err and err.count("\n") == 1
     integer_options = [(command, action.option_strings[-1]) for command, action in _options(build_parser())
-                       if action.type is int and not command.startswith("vidiff eval")]
+                       if action.type is int]
     assert integer_options == []
     assert sum(action.type is whole_number for _, action in _options(build_parser())) > 25

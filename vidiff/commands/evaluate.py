@@ -7,7 +7,7 @@ interpolation and reconstruction are eval_heldout.py; what every eval checks bef
 """
 from __future__ import annotations
 
-from vidiff.commands import folder_argument, output_argument, path_argument
+from vidiff.commands import folder_argument, output_argument, path_argument, whole_number
 from vidiff.commands.device_args import add_device_arguments
 from vidiff.commands.eval_checks import check_eval_device, check_frame_sizes, check_positive, selected_files
 from vidiff.commands.eval_heldout import run_interpolation, run_reconstruction
@@ -36,10 +36,10 @@ def register(sub) -> None:
     p.add_argument("--fake", type=path_argument, required=True, help="folder of generated clips")
     p.add_argument("--network", type=path_argument, required=True,
                    help="TorchScript feature network (.pt), e.g. an exported I3D")
-    p.add_argument("--frames", type=int, default=16, help="frames per clip fed to the network (default 16)")
-    p.add_argument("--size", type=int, default=224, help="frames are resized to SIZE x SIZE (default 224)")
-    p.add_argument("--num", type=int, default=None, help="clips per set (default: all)")
-    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
+    p.add_argument("--frames", type=whole_number, default=16, help="frames per clip fed to the network (default 16)")
+    p.add_argument("--size", type=whole_number, default=224, help="frames are resized to SIZE x SIZE (default 224)")
+    p.add_argument("--num", type=whole_number, default=None, help="clips per set (default: all)")
+    p.add_argument("--batch-size", type=whole_number, default=8, help="clips per forward pass (default 8)")
     p.add_argument("--layout", choices=("bcthw", "btchw", "bthwc"), default="bcthw",
                    help="input axis order the network expects (default bcthw)")
     p.add_argument("--range", dest="value_range", choices=("signed", "unit", "byte"), default="signed",
@@ -53,18 +53,18 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, type=folder_argument,
                    help="pipeline folder (pipeline.yaml); without it only the baselines run")
     p.add_argument("--videos", type=path_argument, required=True, help="folder of held-out clips")
-    p.add_argument("--stride", type=int, required=True, help="keep every STRIDE-th true frame as a keyframe")
-    p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")
-    p.add_argument("--size", type=int, default=None,
+    p.add_argument("--stride", type=whole_number, required=True, help="keep every STRIDE-th true frame as a keyframe")
+    p.add_argument("--frames", type=whole_number, default=None, help="frames read per clip (default: all)")
+    p.add_argument("--size", type=whole_number, default=None,
                    help="centre square crop of each clip, area-resized to SIZE x SIZE (default: frames as they are)")
-    p.add_argument("--windows", type=int, default=None,
+    p.add_argument("--windows", type=whole_number, default=None,
                    help="score N windows of STRIDE + 1 frames spread evenly over each clip (default: the whole "
                         "clip, keyframes at 0, STRIDE, ...); rows per clip are then added")
     p.add_argument("--flow", action="store_true",
                    help="also score the optical-flow interpolator (OpenCV DIS flow both ways; needs opencv)")
-    p.add_argument("--num", type=int, default=None, help="clips to evaluate (default: all)")
-    p.add_argument("--seed", type=int, default=None, help="with --model: clip i is filled with seed SEED + i (default 0)")
-    p.add_argument("--steps", type=int, default=None, help="with --model: sampling steps (default: the pipeline's)")
+    p.add_argument("--num", type=whole_number, default=None, help="clips to evaluate (default: all)")
+    p.add_argument("--seed", type=whole_number, default=None, help="with --model: clip i is filled with seed SEED + i (default 0)")
+    p.add_argument("--steps", type=whole_number, default=None, help="with --model: sampling steps (default: the pipeline's)")
     p.add_argument("--sampler", default=None,
                    help=f"with --model: {', '.join(SAMPLERS[:-1])} or {SAMPLERS[-1]} (default: the pipeline's)")
     p.add_argument("--prompt", default=None, help="with --model: text prompt for the fill (default empty)")
@@ -76,10 +76,10 @@ def register(sub) -> None:
     p = kinds.add_parser("reconstruction", help="VAE round-trip PSNR/SSIM over a folder of clips")
     p.add_argument("--vae", type=path_argument, required=True, help="VAE part folder (config.yaml + model.safetensors)")
     p.add_argument("--videos", type=path_argument, required=True, help="folder of clips")
-    p.add_argument("--frames", type=int, default=None, help="frames read per clip (default: all)")
-    p.add_argument("--size", type=int, default=None,
+    p.add_argument("--frames", type=whole_number, default=None, help="frames read per clip (default: all)")
+    p.add_argument("--size", type=whole_number, default=None,
                    help="centre square crop of each clip, area-resized to SIZE x SIZE (default: frames as they are)")
-    p.add_argument("--num", type=int, default=None, help="clips to evaluate (default: all)")
+    p.add_argument("--num", type=whole_number, default=None, help="clips to evaluate (default: all)")
     add_device_arguments(p, auto=True, note=DTYPE_NOTE)
     _progress_option(p)
     _json_option(p)
