@@ -100,3 +100,25 @@ def file_size_limit():
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
     return limited
+
+
+@pytest.fixture(scope="session")
+def grammar_captions():
+    """grammar_captions(draws, seed) -> every ((colour, shape, direction), caption) of the Shapes caption grammar:
+    for each attribute set, `draws` training and held-out captions and the plain template, for the checks that a
+    prompt note never fires on what training says (no false alarms)."""
+    import itertools
+
+    def captions(draws: int, seed: int):
+        import torch
+
+        from vidiff.data.captions import draw_caption, heldout_prompt
+        from vidiff.data.shapes import COLOURS, DIRECTIONS, SHAPES, prompt_for
+
+        gen = torch.Generator().manual_seed(seed)
+        for c, s, d in itertools.product(COLOURS, SHAPES, DIRECTIONS):
+            for _ in range(draws):
+                for prompt in (draw_caption(c, s, d, gen), heldout_prompt(c, s, d, gen), prompt_for(c, s, d)):
+                    yield (c, s, d), prompt
+
+    return captions
