@@ -1281,9 +1281,11 @@ def test_save_pretrained_refuses_paths_that_are_no_folder(pipe, tmp_path, monkey
 
 
 def test_save_pretrained_does_not_write_into_a_users_own_folder(pipe, tmp_path, monkeypatch):
-    """save_pretrained(".") in a project folder wrote vae/, keyframes/, ... and pipeline.yaml over the user's own
-    (its vae/ replaced): a folder holding what a pipeline folder does not is refused, as `vidiff export -o` refuses
-    it; an empty folder, an earlier pipeline folder, a half-saved one and one with custom part names still take it."""
+    """save_pretrained(".") in a project folder wrote vae/, keyframes/, ... over the user's own (its vae/ and the
+    notes in it replaced): a part folder the save writes that holds other files, or is a file, is refused before
+    anything is written. The folder's other entries stay as they are (a README, .DS_Store, a text encoder folder
+    pipeline.yaml names: saving over where such a pipeline was loaded from was refused); an empty folder, an earlier
+    pipeline folder, a half-saved one and one with custom part names take the save."""
     from dataclasses import replace
 
     from vidiff.pipeline import VideoPipeline
@@ -1293,10 +1295,19 @@ def test_save_pretrained_does_not_write_into_a_users_own_folder(pipe, tmp_path, 
     (project / "vae" / "notes.txt").write_text("mine")
     (project / "train.py").write_text("mine")
     monkeypatch.chdir(project)
-    with pytest.raises(InputError, match=r"^save_pretrained: \.: exists and holds what a pipeline folder does not "
-                                         r"\(train\.py\), so nothing is saved there; give a new folder"):
+    with pytest.raises(InputError, match=r"^save_pretrained: vae: exists and holds what a part folder does not "
+                                         r"\(notes\.txt\), so nothing is saved there; give a new folder"):
         pipe.save_pretrained(".")
     assert sorted(p.name for p in project.rglob("*")) == ["notes.txt", "train.py", "vae"]  # nothing written
+    (project / "vae" / "notes.txt").unlink()
+    (project / "keyframes").write_text("mine")
+    with pytest.raises(InputError, match=r"^save_pretrained: keyframes: is not a part folder \(a file or a link\)"):
+        pipe.save_pretrained(".")
+    (project / "keyframes").unlink()
+    (project / ".DS_Store").write_text("finder")
+    pipe.save_pretrained(".")  # beside the project's own files, which stay
+    assert (project / "train.py").read_text() == "mine" and (project / ".DS_Store").is_file()
+    assert VideoPipeline.from_pretrained(project).config == pipe.config
     (tmp_path / "empty").mkdir()
     pipe.save_pretrained(tmp_path / "empty")
     pipe.save_pretrained(tmp_path / "empty")  # an earlier pipeline folder

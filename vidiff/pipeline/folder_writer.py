@@ -45,9 +45,10 @@ def refuse_replacing_other_folders(out: Path) -> None:
     refuse_other_entries(out, "-o", "so it is kept (--force too)")
 
 
-def refuse_other_entries(out: Path, what: str, kept: str, entries=PIPELINE_ENTRIES) -> None:
-    """InputError naming `what` (the option or call) when the existing folder `out` holds an entry a pipeline folder
-    does not (`entries`; a temporary a stopped write left is ours): a user's own folder, whose same-named `vae/` or
+def refuse_other_entries(out: Path, what: str, kept: str, entries=PIPELINE_ENTRIES,
+                         holder: str = "a pipeline folder") -> None:
+    """InputError naming `what` (the option or call) when the existing folder `out` holds an entry `holder` does not
+    (`entries`; a temporary a stopped write left is ours): a user's own folder, whose same-named `vae/` or
     pipeline.yaml writing a pipeline there would replace. An empty folder and an earlier pipeline folder pass."""
     from vidiff.output_safety import is_our_temporary, shown
 
@@ -55,7 +56,7 @@ def refuse_other_entries(out: Path, what: str, kept: str, entries=PIPELINE_ENTRI
         return
     others = sorted(p.name for p in out.iterdir() if p.name not in entries and not is_our_temporary(p.name))
     if others:
-        raise InputError(f"{what} {shown(out)}: exists and holds what a pipeline folder does not ({shown(others[0])}"
+        raise InputError(f"{what} {shown(out)}: exists and holds what {holder} does not ({shown(others[0])}"
                          f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}), {kept}; give a new folder, "
                          "or an earlier pipeline folder to replace")
 

@@ -15,7 +15,6 @@ from vidiff.errors import InputError
 from vidiff.limits import short_repr
 from vidiff.pipeline.config import PIPELINE_FILE, part_paths, write_pipeline_yaml
 from vidiff.pipeline.control import save_control_parts
-from vidiff.pipeline.folder_writer import PIPELINE_ENTRIES, refuse_other_entries
 from vidiff.pipeline.trained import TrainedOn, latent_space_id, latent_space_id_of, write_trained_on
 
 
@@ -28,10 +27,7 @@ def save_pipeline(pipe, folder: str | Path) -> Path:
     folder = Path(folder).expanduser()  # "~/my-pipe" made a folder named "~" in the working directory
     if folder.exists() and not folder.is_dir():
         raise InputError(f"save_pretrained: {folder} is a file, not a folder")
-    # as `vidiff export -o`: a user's own folder (a project with its own vae/) is not written into; the part folders
-    # pipeline.yaml names (a loaded pipeline's own, which may be other than the usual ones) are a pipeline's
-    own_parts = {Path(path).relative_to(folder).parts[0] for path in part_paths(folder, pipe.config).values()}
-    refuse_other_entries(folder, "save_pretrained:", "so nothing is saved there", PIPELINE_ENTRIES | own_parts)
+    refuse_replacing_others(part_paths(folder, pipe.config).values())
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PIPELINE_FILE).unlink(missing_ok=True)
     paths = part_paths(folder, pipe.config)
@@ -47,6 +43,22 @@ def save_pipeline(pipe, folder: str | Path) -> Path:
             write_trained_on(paths[name], record)
     write_pipeline_yaml(pipe.config, folder)
     return folder
+
+
+def refuse_replacing_others(part_folders) -> None:
+    """InputError before anything is written when a part folder the save writes exists as something no save left
+    there: a file or a link, or a folder holding other files (a project's own `vae/` with its notes, which
+    save_pretrained(".") replaced). The folder's other entries (a README, a text encoder folder pipeline.yaml names,
+    .DS_Store) are left as they are, as diffusers' save_pretrained leaves them."""
+    from vidiff.output_safety import shown
+    from vidiff.parts import PART_FILES
+    from vidiff.pipeline.folder_writer import refuse_other_entries
+
+    for part in map(Path, part_folders):
+        if part.is_symlink() or (part.exists() and not part.is_dir()):
+            raise InputError(f"save_pretrained: {shown(part)}: is not a part folder (a file or a link) and would be "
+                             "replaced; give a new folder, or an earlier pipeline folder to replace")
+        refuse_other_entries(part, "save_pretrained:", "so nothing is saved there", set(PART_FILES), "a part folder")
 
 
 def check_savable(pipe) -> None:
