@@ -71,3 +71,21 @@ def test_no_caption_of_the_grammar_gets_a_scene_note(grammar_captions):
         assert background_note(prompt) is None, prompt
         assert unset_words_note(prompt) is None, prompt
         assert parse_prompt(prompt) == attributes, prompt
+
+
+def test_a_corner_moved_to_names_the_direction_and_a_thing_over_a_colour_is_no_background():
+    """Two false readings the first version of the scene reader made: a corner the object moves to was taken as a
+    place ("moving to the left corner" read no direction, and the note said the direction was left to chance), and
+    a colour after "over" / "on" was taken as the background whatever followed ("over a white line")."""
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"})
+    for prompt, direction in (("a red circle moving toward the top right corner", "up"),
+                              ("a red circle moving to the left corner", "left"),
+                              ("a red circle moving into the bottom corner", "down"),
+                              ("a red circle in the top left corner moving right", "right")):
+        assert parse_prompt(prompt)[2] == direction, prompt
+    assert not any("left to chance" in n for n in prompt_notes(shapes, "a red circle moving to the left corner"))
+    for prompt in ("a green triangle moving down over a white line", "a red circle on a blue box moving left"):
+        assert background_note(prompt) is None, prompt
+        assert parse_prompt(prompt)[0] in ("green", "red"), prompt
+    for prompt in ("a red circle moving left on the blue", "a red circle on white, moving left"):
+        assert background_note(prompt) is not None, prompt

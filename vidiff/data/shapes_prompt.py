@@ -111,7 +111,8 @@ _SHADE_WORDS = {"a", "an", "the", "plain", "solid", "pure", "flat", "uniform", "
 def background_colour_positions(words: list[str]) -> dict[int, str]:
     """{index: colour} for each colour word in `words` (as _words gives them) said of the background: followed,
     over shade words, by a background noun ("a white background", "green-coloured backdrop"), or after "on",
-    "against" or "over" and not followed by a shape ("on white, moving left"; "on a blue box" is an object)."""
+    "against" or "over" where the phrase ends (_ends_a_place: "on white, moving left"; "on a blue box" and "over a
+    white line" are things)."""
     found = {}
     for i, word in enumerate(words):
         if word not in _COLOUR_WORDS:
@@ -123,15 +124,28 @@ def background_colour_positions(words: list[str]) -> dict[int, str]:
         while before >= 0 and words[before] in _SHADE_WORDS:
             before -= 1
         after_place = before >= 0 and words[before] in _BACKGROUND_PLACES
-        if (j < len(words) and words[j] in BACKGROUND_NOUNS) or (
-                after_place and not (j < len(words) and words[j] in _SHAPE_WORDS)):
+        if (j < len(words) and words[j] in BACKGROUND_NOUNS) or (after_place and _ends_a_place(words, j)):
             found[i] = _COLOUR_WORDS[word]
     return found
 
 
+# words that may follow "on white" when it is the background: the clause ends and the motion or another is said
+_AFTER_A_PLACE = {"and", "with", "while", "that", "which", "as", "where", "it", "is", "goes", "moves", "heads",
+                  "travels", "slides", "drifts", "glides", "rolls", "floats", "flies", "runs", "then"}
+
+
+def _ends_a_place(words: list[str], j: int) -> bool:
+    """Whether "on / against / over COLOUR" ends at words[j] (the end, a verb, a direction or a joining word), so the
+    colour is the place's: "on white, moving left", "against blue and moving up"; not "over a white line" or "on a
+    blue box", where a noun follows."""
+    return j >= len(words) or words[j] in _AFTER_A_PLACE or words[j] in _DIRECTION_WORDS or words[j].endswith("ing")
+
+
 def _corner_positions(words: list[str]) -> set[int]:
     """Indices of direction words that say where the object is, not where it goes: "in the top left corner",
-    "top-right corner" (a start said so, "starts in the bottom corner", is read by _names_the_origin)."""
+    "top-right corner" (a start said so, "starts in the bottom corner", is read by _names_the_origin). A corner it
+    moves to ("toward the top right corner", "to the left corner") names the direction: the reader took no
+    direction from it and the note said the direction was left to chance."""
     found = set()
     for k, word in enumerate(words):
         if word not in ("corner", "corners"):
@@ -140,7 +154,9 @@ def _corner_positions(words: list[str]) -> set[int]:
         while i >= 0 and words[i] in _DIRECTION_WORDS:
             i -= 1
         run = range(i + 1, k)
-        if run and not any(_names_the_origin(words, j) for j in run):
+        before = words[max(0, i - 1):i + 1]
+        towards = bool({"to", "toward", "towards", "into"} & set(before[-1:] if before[-1:] != ["the"] else before))
+        if run and not towards and not any(_names_the_origin(words, j) for j in run):
             found.update(run)
     return found
 
