@@ -184,6 +184,9 @@ def test_a_cut_gif_reads_its_start_and_says_so(tmp_path, caplog):
     assert (f"{cut} looks cut short or damaged: it ends without the GIF trailer (byte 0x3B) that closes a whole "
             f"file; the {kept} frames it has were read") in caplog.text
     assert "without the GIF trailer" in missing_tail(*clip_timing(cut, io.probe_video(cut)))
+    padded = tmp_path / "padded.gif"  # a whole GIF a tool padded after its trailer was warned of as cut
+    padded.write_bytes(data + b"\n\x00\x00")
+    assert missing_tail(*clip_timing(padded, io.probe_video(padded))) is None
 
 
 def sparse_avi(path, slots, size: int = 64):

@@ -74,11 +74,13 @@ def _gif_cut(container) -> str | None:
         return None
     try:
         with open(container.name, "rb") as f:
-            f.seek(-1, 2)
-            last = f.read(1)
+            f.seek(max(0, f.seek(0, 2) - 64))
+            tail = f.read()
     except OSError:  # not a file by that name (a pipe): nothing to tell
         return None
-    return None if last == GIF_TRAILER else "it ends without the GIF trailer (byte 0x3B) that closes a whole file"
+    # padding after the trailer (a newline or NULs a tool appended) is no cut: a whole GIF so padded was warned of
+    whole = tail.rstrip(b"\x00\r\n\t ").endswith(GIF_TRAILER)
+    return None if whole else "it ends without the GIF trailer (byte 0x3B) that closes a whole file"
 
 
 def stated_fps(stream) -> float:
