@@ -47,7 +47,10 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     if mask.dtype == torch.bool:
         return _selects_some(mask.clone())
     if not mask.dtype.is_floating_point and not mask.dtype.is_complex:  # integers: 0/1, or 0..255 as an image
-        wide = mask.long()  # torch has no min / max of uint16 / uint32 (a 16-bit PNG mask): NotImplementedError
+        # torch has no min / max of uint16 / uint32 / uint64 (a 16-bit PNG mask: NotImplementedError); only those
+        # are widened, since a copy as int64 of a clip-long mask takes 8x a uint8 one (+644 MB at 256x512x512)
+        full = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+        wide = mask if mask.dtype in full else mask.long()
         low, high = int(wide.min()), int(wide.max())
         if low < 0 or high > 255:
             raise InputError(f"mask: integer values must lie in 0..255 (or 0/1), got {low}..{high}")
