@@ -1,5 +1,6 @@
 """Inputs as cameras, phones and encoders write them: codecs and pixel formats, display rotation and EXIF
 orientation, files cut short. Both readers (decord, PyAV) and the streaming reader must agree on them."""
+import logging
 import math
 import warnings
 
@@ -184,6 +185,10 @@ def test_a_cut_gif_reads_its_start_and_says_so(tmp_path, caplog):
     assert (f"{cut} looks cut short or damaged: it ends without the GIF trailer (byte 0x3B) that closes a whole "
             f"file; the {kept} frames it has were read") in caplog.text
     assert "without the GIF trailer" in missing_tail(*clip_timing(cut, io.probe_video(cut)))
+    caplog.clear()  # a check that counts the frames after the caller has said the cut says nothing of its own
+    with caplog.at_level("WARNING", logger="vidiff.io"):
+        assert io.count_frames(cut, quiet=True) == kept
+    assert not caplog.records and io.log.level == logging.NOTSET
     padded = tmp_path / "padded.gif"  # a whole GIF a tool padded after its trailer was warned of as cut
     padded.write_bytes(data + b"\n\x00\x00")
     assert missing_tail(*clip_timing(padded, io.probe_video(padded))) is None

@@ -167,10 +167,17 @@ def iter_video(path: str | os.PathLike, *, num_threads: int = 0, limits: VideoLi
     return iter_pyav(path, info.width, info.height, limits.max_frames, num_threads, convert=convert)
 
 
-def count_frames(path: str | os.PathLike, at_most: int | None = None) -> int:
+def count_frames(path: str | os.PathLike, at_most: int | None = None, *, quiet: bool = False) -> int:
     """The frames of `path` counted by decoding them (stopping at `at_most`), for a header whose count is only an
-    estimate (VideoInfo.estimated: MPEG-PS guesses it from the bitrate). VideoDecodeError as iter_video raises it."""
-    return sum(1 for _ in itertools.islice(iter_video(path, convert=False), at_most))  # no RGB copy to count
+    estimate (VideoInfo.estimated: MPEG-PS guesses it from the bitrate). VideoDecodeError as iter_video raises it.
+    `quiet`: without the warnings of the decode (a cut tail), for a check whose caller has said them already."""
+    level = log.level
+    if quiet:
+        log.setLevel(logging.ERROR)
+    try:
+        return sum(1 for _ in itertools.islice(iter_video(path, convert=False), at_most))  # no RGB copy to count
+    finally:
+        log.setLevel(level)
 
 
 # Containers a folder of clips is read from; each was read and up-converted in the format sweeps (docs/reliability.md).

@@ -173,7 +173,7 @@ def validate(args):
     passes = up_conversion_passes(factor, config.interpolation.max_gap, trained["interpolation"], args.force_layout)
     try:  # every frame decoded once (none kept), last: a damaged frame or a size change late in the clip was met
         # mid-run, after minutes of sampling, and every chunk filled by then was lost (a frame decodes in milliseconds)
-        decoded = io.count_frames(video)
+        decoded = io.count_frames(video, quiet=True)  # _timed_frames said a cut tail already, in its own words
     except VideoDecodeError as e:
         raise InputError(f"video {e}") from None
     if decoded < 2:
