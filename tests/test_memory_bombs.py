@@ -141,3 +141,25 @@ def test_a_one_frame_clip_is_said_in_the_singular(tmp_path):
     path = _gif_of_dots(tmp_path / "one.gif", 1, 16, 16)
     with pytest.raises(io.VideoDecodeError, match="but the video has 1 frame$"):
         io.read_video(path, num_frames=2)
+
+
+def test_a_phones_multi_picture_jpeg_reads_as_its_first_picture_without_a_word(tmp_path):
+    """PIL opens a JPEG with a multi-picture block (phones write one with a preview or depth picture) as "MPO": the
+    JPEG data check skipped it, and it was warned of as "an animated image of 2 frames"."""
+    import warnings
+
+    from PIL import Image
+
+    from vidiff.image_io import read_image
+
+    ramp = np.linspace(0, 255, 64).astype(np.uint8)  # smooth, which JPEG keeps within a few levels
+    pixels = np.stack([np.repeat(ramp[:, None], 80, 1), np.full((64, 80), 90, np.uint8),
+                       np.repeat(ramp[::-1, None], 80, 1)], -1)
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(pixels).save(path, "MPO", save_all=True, append_images=[Image.fromarray(pixels[::-1].copy())])
+    assert Image.open(path).format == "MPO"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = read_image(path)
+    assert tuple(image.shape) == (64, 80, 3)
+    assert np.abs(image.numpy().astype(int) - pixels).mean() < 4  # the first picture, through JPEG's loss

@@ -56,7 +56,7 @@ def _open_image(path: Path, limits: VideoLimits):
         mode = img.mode
         img.close()
         raise InputError(f"image {path}: pixel mode {mode!r} is not supported; save it as 8-bit or 16-bit RGB / grey")
-    if img.format == "JPEG":
+    if img.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with a multi-picture block, which PIL names so
         short = _jpeg_data_short(path, img.width, img.height)
         if short:
             img.close()
@@ -200,7 +200,9 @@ def _read(path, limits: VideoLimits | None, convert) -> torch.Tensor:
     try:
         with img:
             frames = getattr(img, "n_frames", 1)
-            if frames > 1:  # an animated GIF / PNG / WebP: said, since the rest of it is dropped
+            # an animated GIF / PNG / WebP: said, since the rest of it is dropped; a phone's MPO photo holds its
+            # picture first and a preview or depth picture after it, which are no frames of a clip
+            if frames > 1 and img.format != "MPO":
                 import warnings
 
                 warnings.warn(f"image {path}: an animated image of {frames} frames; its first frame is used",
