@@ -98,10 +98,15 @@ def _not_enough(path, num_frames, start, step, total) -> VideoDecodeError:
 def too_large(path, frames: int, width: int, height: int, max_bytes: int, more: bool = False) -> VideoDecodeError:
     """The error of a read whose decoded frames would pass VideoLimits.max_bytes (limits.MAX_CLIP_BYTES); `more`:
     found while decoding, `frames` being as many as fit."""
-    took = "over the bound" if more else f"{frames * width * height * 3 / 2**30:.2f} GiB"
+    took = "over the bound" if more else _bytes_text(frames * width * height * 3)
     return VideoDecodeError(path, f"{'more than ' if more else ''}{frames} frames of {width}x{height} would take "
-                                  f"{took} decoded; the frames one read keeps are bounded at {max_bytes / 2**30:g} "
-                                  "GiB: cut or downscale the clip first")
+                                  f"{took} decoded; the frames one read keeps are bounded at {_bytes_text(max_bytes)}"
+                                  ": cut or downscale the clip first")
+
+
+def _bytes_text(count: int) -> str:
+    """"3.48 GiB", "12.0 MiB": a bound set in VideoLimits(max_bytes=) read "0.000976562 GiB"."""
+    return f"{count / 2**30:.3g} GiB" if count >= 2**30 else f"{count / 2**20:.3g} MiB"
 
 
 def _read_decord(path: Path, num_frames, start: int, step: float, num_threads: int) -> np.ndarray:
