@@ -87,4 +87,8 @@ def test_auto_dtype_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch)
     monkeypatch.setattr(cpu_precision, "cpu_flags", lambda: {"amx_bf16"})
     monkeypatch.setattr(cpu_precision, "cpu_has_fast", lambda dtype: False)  # a torch whose oneDNN lacks the kernels
     assert torch_dtype("auto", "cpu") == torch.float32
-    assert torch_dtype("fp32", "cpu") == torch.float32  # an explicit choice is kept
+    import warnings
+
+    with warnings.catch_warnings():  # said "no native float32 kernels ... slower than float32" when the probe said no
+        warnings.simplefilter("error")
+        assert torch_dtype("fp32", "cpu") == torch.float32  # an explicit choice is kept

@@ -28,7 +28,7 @@ def cpu_dtype(dtype, what: str):
     """`dtype`, or torch.float32 with a warning naming `what` asked for it where this CPU would emulate it."""
     import torch
 
-    if cpu_has_fast(dtype):
+    if dtype == torch.float32 or cpu_has_fast(dtype):  # float32 is what it falls back to: never "slower than" itself
         return dtype
     name = str(dtype).removeprefix("torch.")
     warnings.warn(f"{what}: this CPU has no native {name} kernels (oneDNN needs {NEEDS.get(name, 'AMX')}), so {name} "
