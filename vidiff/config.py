@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from vidiff.limits import MAX_VALUE_CHARS, short_repr
+from vidiff.limits import MAX_VALUE_CHARS, short_repr, whole
 
 T = TypeVar("T")
 
@@ -67,10 +67,10 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a finite number, got {value}")
         return float(value)
     if hint is int:
-        if isinstance(value, float) and value.is_integer():  # 1e3 and 1000.0 are floats to YAML: a count written so
-            return int(value)
-        if isinstance(value, float):
-            raise ConfigError(f"{where}: expected a whole number, got {_short(value)}")
+        if isinstance(value, float):  # 1e3 and 1000.0 are floats to YAML: a count written so
+            if whole(value) is None:
+                raise ConfigError(f"{where}: expected a whole number, got {_short(value)}")
+            return whole(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
         return value

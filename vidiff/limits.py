@@ -6,6 +6,8 @@ model needs more.
 """
 from __future__ import annotations
 
+import math
+
 MAX_FRAMES = 1024  # frames of one generated clip, or new frames added by one `extend`
 MAX_KEYFRAMES = 256  # keyframes K sampled at once
 MAX_STRIDE = 256  # frames between neighbouring keyframes; also the interpolation part's max_gap
@@ -40,6 +42,12 @@ def plain_number(value):
     if isinstance(value, numbers.Integral):
         return int(value)
     return float(value) if isinstance(value, numbers.Real) else value
+
+
+def whole(value: float) -> int | None:
+    """The int a float holds when it is a finite whole number (1e3, 1000.0: a count as YAML or a shell writes it),
+    else None; for the config's type check and the command line's integer options alike."""
+    return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
 def is_int(value) -> bool:

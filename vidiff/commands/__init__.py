@@ -5,19 +5,20 @@ def whole_number(value: str) -> int:
     """argparse type of a count, seed or size: "16", "1e3" and "16.0" are whole numbers, as a config setting takes
     them (config._check_type); "1.5" or "abc" is refused naming the option. argparse's `int` refused "1e3"."""
     import argparse
-    import math
 
     try:
         return int(value)  # exact, also past float precision (a seed near 2**63)
     except ValueError:
         pass
+    from vidiff.limits import whole
+
     try:
-        number = float(value)
+        number = whole(float(value))
     except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or not number.is_integer():
+        number = None
+    if number is None:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
-    return int(number)
+    return number
 
 
 def folder_argument(value: str) -> str:
