@@ -196,3 +196,18 @@ def test_report_opens_in_headless_chromium_with_every_image(tmp_path):
         server.server_close()
         thread.join(timeout=5)
         shutil.rmtree(tmp_path / "profile1", ignore_errors=True)
+
+
+def test_metrics_with_numbers_no_float_holds_are_skipped_lines_not_a_traceback(tmp_path):
+    # A 400-digit integer loss was an OverflowError traceback from matplotlib (and from the table's float()), a
+    # 5000-digit step a ValueError traceback from json (over Python's 4300-digit limit); NaN and 1e309 are floats.
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = ['{"step": 0, "loss": 0.5}', '{"step": 1, "loss": 1' + "0" * 400 + "}",
+             '{"step": ' + "1" * 5000 + ', "loss": 0.3}', '{"step": 2, "lr": -1' + "0" * 400 + "}",
+             '{"step": 3, "loss": NaN}', '{"step": 4, "loss": 1e309}', "[1, 2]", '"step"', '{"step": 5, "loss": 0.25}']
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    html = build_report(run).read_text()
+    assert "skipped 5 line(s)" in html
+    assert "<td class=\"num\">5</td>" in html  # the last step, 5, read after the bad lines
+    assert "<td class=\"num\">0.2500</td>" in html  # the last loss

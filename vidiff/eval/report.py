@@ -126,7 +126,8 @@ def _curves_section(page: _Page) -> None:
             rows += [["last loss", float(losses[-1])], ["lowest loss", float(min(losses))]]
         page.add(_table(["", "value"], rows))
     if skipped:
-        page.note(f"metrics.jsonl: skipped {skipped} line(s) that were not JSON objects with a step")
+        page.note(f"metrics.jsonl: skipped {skipped} line(s) that were not JSON objects with a step "
+                  "(or held a number too large for a float)")
     page.add("</section>")
 
 

@@ -51,8 +51,23 @@ def read_inline(path: Path, run_dir: Path, max_bytes: int = INLINE_MAX_BYTES) ->
     return read_run_file(path, run_dir, max_bytes, why="--inline: ")
 
 
+CURVES = ("loss", "lr", "grad_norm")  # what the page draws, besides "step"
+
+
+def _float_number(value) -> bool:
+    """A JSON number a float holds: an integer over ~1e308 is none (the curves and the table's float() overflowed)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def read_metrics(path: Path, run_dir: Path | None = None) -> tuple[list[dict], int]:
-    """The records of metrics.jsonl that have a numeric "step", and how many lines were skipped."""
+    """The records of metrics.jsonl that have a numeric "step", and how many lines were skipped (a line whose step,
+    loss, lr or grad_norm is an integer no float holds among them)."""
     records, skipped = [], 0
     text = read_run_file(path, run_dir or path.parent, TEXT_MAX_BYTES).decode("utf-8", "replace")
     for line in text.splitlines():
@@ -60,10 +75,11 @@ def read_metrics(path: Path, run_dir: Path | None = None) -> tuple[list[dict], i
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, an integer of over 4300 digits, or nested too deep
             skipped += 1
             continue
-        if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
+        if isinstance(record, dict) and _float_number(record.get("step")) and all(
+                _float_number(record[k]) for k in CURVES if isinstance(record.get(k), int)):
             records.append(record)
         else:
             skipped += 1
@@ -88,7 +104,7 @@ def plot_curves(records: list[dict]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("loss", "lr", "grad_norm") if any(isinstance(r.get(k), (int, float)) for r in records)]
+    keys = [k for k in CURVES if any(isinstance(r.get(k), (int, float)) for r in records)]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 2.8), squeeze=False)
     for ax, key in zip(axes[0], keys):
         points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
