@@ -567,3 +567,50 @@ def test_eval_reads_a_clip_resized_while_it_decodes(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="would take"):
         next(read_clips([path], None))
     assert next(read_clips([path], None, 32))[1].shape == (70, 32, 32, 3)
+
+
+@pytest.mark.parametrize("name, data, said", [
+    ("metadata.jsonl", b'{"file_name": "clip_000000.mp4", "text": "a red circle"}\n[1, 2]\n',
+     "metadata.jsonl, line 2: needs a JSON object"),  # was AttributeError: 'list' object has no attribute 'get'
+    ("metadata.jsonl", b'{"file_name": "clip_000000.mp4", "text": "a red circle caf\xe9"}\n',
+     "metadata.jsonl: not UTF-8 text"),  # was a UnicodeDecodeError traceback
+    ("clip_000000.mp4.json", b'{"prompt": "a red circle", "seed": ' + b"9" * 5000 + b"}",
+     "clip_000000.mp4.json: not valid JSON (Exceeds the limit (4300 digits)"),  # was a ValueError traceback
+])
+def test_eval_shapes_refuses_a_hostile_caption_file_in_one_line(tmp_path, capsys, name, data, said):
+    from vidiff.data.shapes_folder import generate_shapes_dataset
+
+    generate_shapes_dataset(tmp_path / "clips", 1, frames=8, progress=False)
+    for extra in ("clip_000000.txt", "clip_000000.json"):
+        (tmp_path / "clips" / extra).unlink()
+    (tmp_path / "clips" / name).write_bytes(data)
+    assert main(["eval", "shapes", str(tmp_path / "clips")]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+
+
+def test_eval_shapes_reads_a_metadata_jsonl_with_a_byte_order_mark_as_training_does(tmp_path, capsys):
+    from vidiff.data.shapes_folder import generate_shapes_dataset
+
+    generate_shapes_dataset(tmp_path / "clips", 1, frames=8, progress=False)
+    caption = (tmp_path / "clips" / "clip_000000.txt").read_text().strip()
+    for extra in ("clip_000000.txt", "clip_000000.json"):
+        (tmp_path / "clips" / extra).unlink()
+    (tmp_path / "clips" / "metadata.jsonl").write_text(
+        "\ufeff" + json.dumps({"file_name": "clip_000000.mp4", "text": caption}) + "\n", encoding="utf-8")
+    assert main(["eval", "shapes", str(tmp_path / "clips")]) == 0  # was "line 1: not valid JSON (Unexpected BOM)"
+    assert "all_correct        1      1    100.0%" in capsys.readouterr().out
+
+
+def test_the_shapes_table_escapes_control_characters_of_file_names(tmp_path, capsys):
+    """A clip named with a terminal escape sequence (clear the screen) or a bidi override reached stdout raw."""
+    from vidiff.data.shapes_folder import generate_shapes_dataset
+
+    generate_shapes_dataset(tmp_path / "clips", 1, frames=8, progress=False)
+    evil = "c\x1b[2J\u202e"
+    (tmp_path / "clips" / "clip_000000.mp4").rename(tmp_path / "clips" / f"{evil}.mp4")
+    (tmp_path / "clips" / f"{evil}.txt").write_text("a blue circle moving left\n")  # wrong: it is listed
+    assert main(["eval", "shapes", str(tmp_path / "clips")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "  wrong: c\\x1b[2J\\u202e.mp4: asked 'a blue circle moving left'" in out

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vidiff.data.video_folder import clip_key, read_sidecar_caption
+from vidiff.data.video_folder import clip_key, read_caption_text, read_sidecar_caption
 from vidiff.errors import InputError, VideoDecodeError
+from vidiff.output_safety import one_line, shown
 
 ATTRIBUTES = ("colour", "shape", "direction", "one_object", "all_correct", "steady")
 
@@ -22,9 +23,9 @@ def _json_prompt(path: Path) -> str | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from e
+        data = json.loads(read_caption_text(path))
+    except (ValueError, RecursionError) as e:  # JSON's errors, and an integer over Python's 4300 digits
+        raise InputError(f"{shown(path)}: not valid JSON ({e})") from None
     prompt = data.get("prompt") if isinstance(data, dict) else None
     return prompt if isinstance(prompt, str) else None
 
@@ -34,13 +35,16 @@ def _metadata_prompts(folder: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     prompts = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    # read as training reads it: UTF-8 (its byte-order mark dropped), anything else refused in one line
+    for n, line in enumerate(read_caption_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}, line {n}: not valid JSON ({e})") from e
+        except (ValueError, RecursionError) as e:
+            raise InputError(f"{shown(path)}, line {n}: not valid JSON ({e})") from None
+        if not isinstance(row, dict):  # a list or a number was an AttributeError traceback
+            raise InputError(f"{shown(path)}, line {n}: needs a JSON object with 'file_name' and 'text'")
         text = row.get("text", row.get("prompt", row.get("caption")))
         if isinstance(row.get("file_name"), str) and isinstance(text, str):
             prompts[clip_key(row["file_name"])] = text  # "./a.mp4" or "sub\\a.mp4" names its clip, as in training
@@ -120,8 +124,9 @@ def _clips(count: int) -> str:
 
 
 def format_shapes_table(result: dict) -> str:
-    """A plain-text table of `evaluate_shapes_folder`'s result."""
-    lines = [f"Shapes accuracy: {_clips(result['num_clips'])} in {result['folder']}",
+    """A plain-text table of `evaluate_shapes_folder`'s result. File names are shown with their control characters
+    escaped (a clip named with a terminal's escape sequence cleared the screen it was printed on)."""
+    lines = [f"Shapes accuracy: {_clips(result['num_clips'])} in {shown(result['folder'])}",
              f"{'attribute':<12} {'correct':>7} {'total':>6} {'accuracy':>9}"]
     for a in ATTRIBUTES:
         c, acc = result["counts"][a], result["accuracy"][a]
@@ -131,7 +136,7 @@ def format_shapes_table(result: dict) -> str:
         negated = [s for s in result["skipped"] if isinstance(s, dict) and "negates" in s["reason"]]
         if negated:
             lines.append(f"  of which {len(negated)} negate{'s' if len(negated) == 1 else ''} a colour, shape or "
-                         f"direction (\"not red\"), which this score cannot judge; e.g. {negated[0]['file']}")
+                         f"direction (\"not red\"), which this score cannot judge; e.g. {shown(negated[0]['file'])}")
     unreadable = [r for r in result["clips"] if r.get("error")]
     if unreadable:  # scored as failures, and said apart from clips the analyzer read
         lines.append(f"{_clips(len(unreadable))} could not be decoded and count{'s' if len(unreadable) == 1 else ''} as "
@@ -140,11 +145,11 @@ def format_shapes_table(result: dict) -> str:
     for r in failed[:10]:
         found = r["found"]
         if r.get("error"):
-            lines.append(f"  unreadable: {r['file']}: {r['error']}")
+            lines.append(f"  unreadable: {shown(r['file'])}: {one_line(r['error'])}")
             continue
         what = (f"{found['colour']} {found['shape']} {found['direction']}, "
                 f"objects/frame {min(found['objects_per_frame'])}..{max(found['objects_per_frame'])}")
-        lines.append(f"  wrong: {r['file']}: asked {r['prompt']!r}, found {what}")
+        lines.append(f"  wrong: {shown(r['file'])}: asked {r['prompt']!r}, found {what}")
     if len(failed) > 10:
         lines.append(f"  ... and {len(failed) - 10} more")
     return "\n".join(lines)
