@@ -294,3 +294,20 @@ def test_a_clip_of_sparse_frames_is_resampled_at_their_own_rate(tmp_path):
     assert ds.items[0][2] == pytest.approx(7 / 3)
     greys = ((ds.read_clip(0, lambda i: 0)["video"] + 1) * 127.5).mean(dim=(0, 2, 3))
     assert greys.tolist() == pytest.approx([0, 0, 20, 20], abs=3)
+
+
+@pytest.mark.parametrize("row, said", [
+    ('{"file_name": "a.mp4", "text": null}', "must be JSON strings (text is null)"),  # trained as the caption "None"
+    ('{"file_name": "a.mp4", "text": ["a red circle"]}', 'text is ["a red circle"]'),  # as "['a red circle']"
+    ('{"file_name": 5, "text": "x"}', "(file_name is 5)"),
+    ('{"file_name": "a.mp4", "text": 1' + "0" * 5000 + "}", "needs a JSON object with 'file_name' and 'text' "
+     "(Exceeds the limit (4300 digits)"),  # a ValueError traceback
+])
+def test_a_metadata_jsonl_row_that_is_not_two_strings_is_refused_naming_its_line(tmp_path, row, said):
+    from vidiff.data.video_folder import read_captions
+    from vidiff.errors import InputError
+
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "b.mp4", "text": "fine"}\n' + row + "\n")
+    with pytest.raises(InputError, match=r"metadata.jsonl:2: ") as caught:
+        read_captions(tmp_path)
+    assert said in str(caught.value)

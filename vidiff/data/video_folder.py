@@ -96,9 +96,14 @@ def _jsonl_rows(path: Path):
             continue
         try:
             row = json.loads(line)
-            yield n, str(row["file_name"]), str(row["text"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            name, text = row["file_name"], row["text"]
+        except (ValueError, RecursionError, KeyError, TypeError) as e:  # ValueError: also a 5000-digit integer
             raise InputError(f"{path}:{n}: needs a JSON object with 'file_name' and 'text' ({e})") from None
+        wrong = [f"{key} is {json.dumps(value)[:40]}" for key, value in (("file_name", name), ("text", text))
+                 if not isinstance(value, str)]
+        if wrong:  # a null text trained as the caption "None", a list as "['a red circle']"
+            raise InputError(f"{path}:{n}: 'file_name' and 'text' must be JSON strings ({', '.join(wrong)})")
+        yield n, name, text
 
 
 def _csv_rows(path: Path):
