@@ -211,3 +211,14 @@ def test_metrics_with_numbers_no_float_holds_are_skipped_lines_not_a_traceback(t
     assert "skipped 5 line(s)" in html
     assert "<td class=\"num\">5</td>" in html  # the last step, 5, read after the bad lines
     assert "<td class=\"num\">0.2500</td>" in html  # the last loss
+
+
+def test_the_wrote_line_escapes_control_characters_of_the_path(tmp_path, capsys):
+    """A run folder named with a terminal escape sequence (clear the screen) was printed raw after `wrote`."""
+    run = tmp_path / "run\x1b[2J\u202e"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 0, "loss": 0.5}\n')
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "run\\x1b[2J\\u202e/report.html" in out
+    assert (run / "report.html").is_file()

@@ -82,7 +82,8 @@ def _run_shapes(args: argparse.Namespace) -> int:
         if name in SHAPES_FLAGS:
             raise InputError(SHAPES_FLAGS[name] + sep + reason) from None
         raise
-    print(f"wrote {args.num} Shapes clips to {out}")
+    from vidiff.output_safety import one_line  # a name's control characters escaped
+    print(f"wrote {args.num} Shapes clips to {one_line(str(out))}")
     return 0
 
 

@@ -38,7 +38,8 @@ def emit(args, name: str, settings: dict, columns: list[str], rows: list[list], 
     if args.json_out:
         doc = {"eval": name, "settings": settings, "columns": columns, "rows": rows, "result": result}
         out = write_text(args.json_out, json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
-        print(f"wrote {out}")
+        from vidiff.output_safety import one_line  # a name's control characters escaped
+        print(f"wrote {one_line(str(out))}")
     return 0
 
 

@@ -57,5 +57,6 @@ def run(args) -> int:
     out = export_pipeline([Path(r) for r in args.run_dirs], Path(args.output), defaults, overwrite=args.force,
                           names=FLAGS)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    print(f"wrote pipeline {out} ({size / 2**20:.1f} MiB)")
+    from vidiff.output_safety import one_line  # a name's control characters escaped
+    print(f"wrote pipeline {one_line(str(out))} ({size / 2**20:.1f} MiB)")
     return 0

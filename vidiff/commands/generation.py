@@ -259,5 +259,6 @@ def run_generation(args) -> int:
         write_sidecar(output, record)
         if args.contact_sheet:
             write_contact_sheet(output, frames.numpy())
-        print(f"wrote {output} ({frames.shape[0]} frames, {fps:g} fps, seed {seed}, {elapsed:.1f} s)")
+        from vidiff.output_safety import one_line  # a name's control characters escaped
+        print(f"wrote {one_line(str(output))} ({frames.shape[0]} frames, {fps:g} fps, seed {seed}, {elapsed:.1f} s)")
     return 0

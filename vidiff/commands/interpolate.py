@@ -322,6 +322,7 @@ def run(args) -> int:
     record["s_per_output_frame"] = round(elapsed / count["out"], 4)
     record["input_frames_exact"] = count["exact"]  # compared before the file's encoding
     write_sidecar(args.output, record)
-    print(f"wrote {args.output} ({count['out']} frames from {count['in']}, {out_fps:g} fps, "
+    from vidiff.output_safety import one_line  # a name's control characters escaped
+    print(f"wrote {one_line(str(args.output))} ({count['out']} frames from {count['in']}, {out_fps:g} fps, "
           f"{elapsed:.1f} s, {elapsed / count['out']:.2f} s per output frame)")
     return 0

@@ -19,5 +19,6 @@ def run(args) -> int:
     from vidiff.eval.report import build_report
 
     out = build_report(args.run_dir, args.output, inline=args.inline)
-    print(f"wrote {out}")
+    from vidiff.output_safety import one_line  # a name's control characters escaped
+    print(f"wrote {one_line(str(out))}")
     return 0
