@@ -310,3 +310,16 @@ def test_integer_options_take_whole_numbers_as_a_config_does(capsys):
                        if action.type is int]
     assert integer_options == []
     assert sum(action.type is whole_number for _, action in _options(build_parser())) > 25
+
+
+def test_the_train_log_escapes_control_characters_and_keeps_one_line(capsys):
+    """Under `vidiff train` the log (not the CLI's warning printer) says the data's warnings: a metadata.jsonl
+    file_name holding a terminal escape sequence reached stderr raw, a newline in it split the line."""
+    import logging
+
+    from vidiff.commands.train import OneLineFormatter
+
+    record = logging.LogRecord("vidiff.data", logging.WARNING, __file__, 1, "the captions name %d clip(s) not in the "
+                               "folder, e.g. %s", (1, "a\x1b[2J\nb\u202e.mp4"), None)
+    line = OneLineFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert line == "WARNING vidiff.data: the captions name 1 clip(s) not in the folder, e.g. a\\x1b[2J\\nb\\u202e.mp4"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import warnings
 from pathlib import Path
 
@@ -38,7 +39,6 @@ def missing_folders(cfg) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
     import os
 
     from vidiff.training.config import load_train_config
@@ -58,12 +58,23 @@ def run(args: argparse.Namespace) -> int:
     from vidiff.training.loop import train
 
     main_process = os.environ.get("RANK", "0") == "0"  # the others' progress lines would repeat the main one's
-    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING, handlers=[handler])
     run_dir = train(cfg, resume=args.resume, force=args.force)
     if main_process:  # one summary, also under `accelerate launch`
         print(f"run folder: {run_dir} ({run_summary(run_dir)})")
     return 0
+
+
+class OneLineFormatter(logging.Formatter):
+    """The run's log lines as the CLI's warnings are: one line each, control characters escaped (a metadata.jsonl
+    file_name holding a terminal escape sequence reached stderr raw in the 'name no clip' warning)."""
+
+    def formatMessage(self, record) -> str:
+        from vidiff.output_safety import one_line
+
+        return one_line(super().formatMessage(record))
 
 
 def run_summary(run_dir) -> str:
