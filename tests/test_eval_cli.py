@@ -614,3 +614,13 @@ def test_the_shapes_table_escapes_control_characters_of_file_names(tmp_path, cap
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out
     assert "  wrong: c\\x1b[2J\\u202e.mp4: asked 'a blue circle moving left'" in out
+
+
+def test_the_eval_tables_escape_control_characters_of_clip_names():
+    """A clip named with a terminal escape sequence reached stdout raw in the eval interpolation / reconstruction /
+    fvd tables (eval shapes' table escaped it already)."""
+    from vidiff.commands.eval_output import format_table
+
+    table = format_table(["clip", "PSNR (dB)"], [["c\x1b[2J\u202e.mp4", 30.5], ["plain.mp4", 28.25]])
+    assert "\x1b" not in table and "\u202e" not in table and "c\\x1b[2J\\u202e.mp4" in table
+    assert table.splitlines()[2].startswith("plain.mp4") and len(table.splitlines()) == 3

@@ -8,10 +8,12 @@ from pathlib import Path
 
 
 def format_table(columns: list[str], rows: list[list]) -> str:
-    """A plain-text table with aligned columns."""
+    """A plain-text table with aligned columns; a cell's control characters escaped (a clip named with a terminal
+    escape sequence cleared the screen the table of eval interpolation / reconstruction was printed on)."""
     from vidiff.eval.report import format_value
+    from vidiff.output_safety import one_line
 
-    cells = [[format_value(v) for v in row] for row in rows]
+    cells = [[one_line(format_value(v), 400) for v in row] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
     for row in cells:
