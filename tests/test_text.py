@@ -178,6 +178,59 @@ def _assert_real_tokens_match(enc, ref, context, mask):
     torch.testing.assert_close(beside[0], context[0], atol=1e-5, rtol=0)
 
 
+def _tiny_clip(folder):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    cfg = CLIPTextConfig(vocab_size=30522, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77, pad_token_id=0, bos_token_id=101,
+                         eos_token_id=102)
+    return CLIPTextModel(cfg).eval()
+
+
+@pytest.mark.parametrize("shard", [None, "400KB"])
+def test_an_fp16_variant_only_folder_loads(tmp_path, shard):
+    # save_pretrained(variant="fp16") writes model.fp16.safetensors (sharded: model.safetensors.index.fp16.json
+    # with model.fp16-0000N-of-...); such a folder was "missing model.safetensors"
+    ref = _tiny_clip(tmp_path)
+    ref.save_pretrained(tmp_path, variant="fp16", **({"max_shard_size": shard} if shard else {}))
+    _copy_minilm_tokenizer(tmp_path)
+    assert not (tmp_path / "model.safetensors").exists()
+    enc = TextEncoder.load(tmp_path)
+    context, mask = enc.encode(PROMPTS)
+    _assert_real_tokens_match(enc, ref, context, mask)
+    shards = sorted(tmp_path.glob("model.fp16*.safetensors"))
+    assert len(shards) > (1 if shard else 0)
+    assert enc.identifier.count("+") == (0 if shard is None else len(shards))  # index + each shard hashed
+    from vidiff.text import same_weights
+
+    assert same_weights(enc.identifier, tmp_path) and not same_weights(enc.identifier, "default")
+
+
+def test_a_stable_diffusion_repository_root_names_its_text_encoder_subfolder(tmp_path):
+    ref = _tiny_clip(tmp_path)
+    ref.save_pretrained(tmp_path / "text_encoder")
+    (tmp_path / "tokenizer").mkdir()
+    _copy_minilm_tokenizer(tmp_path / "tokenizer")
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    with pytest.raises(InputError, match=r"pipeline folder \(model_index.json\).*give its text_encoder/ subfolder"):
+        TextEncoder.load(tmp_path)  # was "missing config.json"
+    enc = TextEncoder.load(tmp_path / "text_encoder")  # its tokenizer is the sibling tokenizer/
+    _assert_real_tokens_match(enc, ref, *enc.encode(PROMPTS))
+
+
+def test_a_bad_shard_index_is_named_before_loading(tmp_path):
+    _tiny_clip(tmp_path).save_pretrained(tmp_path, max_shard_size="400KB")
+    _copy_minilm_tokenizer(tmp_path)
+    index = tmp_path / "model.safetensors.index.json"
+    for weight_map, why in (([], "not a shard index"), ({"w": "../x.safetensors"}, "not a .safetensors file in"),
+                            ({"w": "pytorch_model.bin"}, "not a .safetensors file in"),
+                            ({"w": "gone.safetensors"}, "shard gone.safetensors is missing")):
+        index.write_text(json.dumps({"weight_map": weight_map}))  # a list was a TypeError traceback
+        with pytest.raises(InputError, match=why):
+            TextEncoder.load(tmp_path)
+
+
 def test_bad_folders_are_named(tmp_path):
     with pytest.raises(InputError, match="not found: .*nowhere"):
         TextEncoder.load(tmp_path / "nowhere")

@@ -94,6 +94,33 @@ def test_sharded_diffusers_weights_load(tmp_path):
     assert all(torch.equal(vae.state_dict()[k], v) for k, v in ref.state_dict().items())
 
 
+@pytest.mark.parametrize("shard", [None, "300KB"])
+def test_fp16_variant_only_diffusers_weights_load(tmp_path, shard):
+    # save_pretrained(variant="fp16") writes diffusion_pytorch_model.fp16.safetensors (sharded: .fp16-0000N-of-...
+    # with diffusion_pytorch_model.safetensors.index.fp16.json); such a folder was "missing ...safetensors"
+    ref, folder = _diffusers_folder(tmp_path)
+    (folder / "diffusion_pytorch_model.safetensors").unlink()
+    ref.save_pretrained(folder, variant="fp16", **({"max_shard_size": shard} if shard else {}))
+    assert not (folder / "diffusion_pytorch_model.safetensors").exists()
+    vae = AutoencoderKL.from_diffusers(folder)
+    assert all(torch.equal(vae.state_dict()[k], v) for k, v in ref.state_dict().items())
+
+
+def test_a_stable_diffusion_repository_root_names_its_vae_subfolder(tmp_path):
+    from vidiff.parts import load_part_config
+
+    ref, folder = _diffusers_folder(tmp_path)
+    root = tmp_path / "sd"
+    root.mkdir()
+    folder.rename(root / "vae")
+    (root / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline",
+                                                        "vae": ["diffusers", "AutoencoderKL"]}))
+    with pytest.raises(InputError, match=r"pipeline folder \(model_index.json\).*give its vae/ subfolder: .*sd/vae"):
+        AutoencoderKL.from_diffusers(root)
+    with pytest.raises(InputError, match=r"sd/vae: a diffusers VAE folder.*from_diffusers\(.*sd/vae"):
+        load_part_config(root, VAEConfig)  # where a part folder is read (--vae): the subfolder and its conversion
+
+
 @pytest.mark.parametrize("chunk", [1, 2])
 def test_sliced_equals_unsliced(chunk):
     vae = AutoencoderKL(TINY).eval()

@@ -67,6 +67,8 @@ def refuse_diffusers_folder(folder: Path) -> None:
     import shlex
 
     config = folder / "config.json"
+    if (folder / "model_index.json").is_file() and not config.exists() and (folder / "vae").is_dir():
+        refuse_diffusers_folder(folder / "vae")  # a Stable Diffusion repository's root: name its vae/, converted
     if (folder / CONFIG_NAME).exists() or not config.is_file():
         return
     from vidiff.safe_yaml import read_text

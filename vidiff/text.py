@@ -53,7 +53,10 @@ def default_model_folder() -> Path:
 
 def detect_kind(folder: Path) -> str:
     """'clip' | 't5' | 'bert' from config.json `model_type`; anything else is an InputError naming it."""
+    from vidiff.hub_folder import refuse_pipeline_root
+
     config_path = folder / "config.json"
+    refuse_pipeline_root(folder, "text_encoder")  # a Stable Diffusion repository's root was "missing config.json"
     if not config_path.is_file():
         raise InputError(f"text encoder folder {folder}: missing config.json")
     model_type = _model_type(config_path)
@@ -88,11 +91,14 @@ def _config_json(config_path: Path) -> dict:
     return config
 
 
-def _check_weights(folder: Path) -> Path:
-    """The safetensors weights file (or shard index) of a folder; a pickle-only folder is refused."""
-    for name in ("model.safetensors", "model.safetensors.index.json"):
-        if (folder / name).is_file():
-            return folder / name
+def _check_weights(folder: Path):
+    """The safetensors weights of a folder (a file, a shard index, or only a variant: hub_folder.HubWeights); a
+    pickle-only folder is refused."""
+    from vidiff.hub_folder import find_weights
+
+    weights = find_weights(folder, "model")
+    if weights is not None:
+        return weights
     if (folder / "pytorch_model.bin").is_file() or (folder / "pytorch_model.bin.index.json").is_file():
         raise InputError(f"text encoder folder {folder}: only pytorch_model.bin (a pickle) is present; vidiff "
                          "loads safetensors only. Convert it to model.safetensors in a trusted environment")
@@ -123,8 +129,7 @@ def _weights_digest(folder: Path) -> str:
     from vidiff.parts import file_sha256
 
     weights = _check_weights(folder)
-    files = [weights] if weights.suffix == ".safetensors" else [weights] + sorted(
-        folder / f for f in set(json.loads(weights.read_text())["weight_map"].values()))
+    files = weights.files() if weights.path.suffix == ".safetensors" else [weights.path] + weights.files()
     return "sha256=" + "+".join(file_sha256(f)[:16] for f in files)
 
 
@@ -196,11 +201,12 @@ class TextEncoder:
         detected = detect_kind(folder)
         if config.kind != "auto" and config.kind != detected:
             raise InputError(f"kind: {config.kind!r} requested but {folder}/config.json describes a {detected!r} model")
-        _check_weights(folder)
+        weights = _check_weights(folder)
+        weights.files()  # a bad shard index named before transformers reads it
         tokenizer_folder = _tokenizer_folder(folder)
         max_length = config.max_length or (DEFAULT_MAX_LENGTH if is_default else KIND_MAX_LENGTH[detected])
 
-        tokenizer, model = _load_transformers(folder, tokenizer_folder, detected)
+        tokenizer, model = _load_transformers(folder, tokenizer_folder, detected, weights.variant)
         limit = _position_limit(model.config)
         if limit is not None and max_length > limit:
             raise InputError(f"max_length: {max_length} exceeds the model's {limit} positions ({folder})")
@@ -296,7 +302,7 @@ class TextEncoder:
         return f"TextEncoder(kind={self.kind!r}, path={self.config.path!r}, dim={self.dim}, max_length={self.max_length})"
 
 
-def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str):
+def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str, variant: str | None = None):
     """(tokenizer, model) from local files only, safetensors only, no remote code."""
     import transformers
 
@@ -312,7 +318,7 @@ def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str):
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_folder), local_files_only=True)
         model = classes[kind].from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
-                                              trust_remote_code=False)
+                                              trust_remote_code=False, variant=variant)
     except (OSError, ValueError) as e:
         raise InputError(f"text encoder folder {folder}: cannot load ({e})") from None
     finally:

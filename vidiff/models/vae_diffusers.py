@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from vidiff.errors import InputError
+from vidiff.hub_folder import find_weights, refuse_pipeline_root
 from vidiff.config import ConfigError
 from vidiff.models.vae import DIFFUSERS_SCALING_DEFAULT, DIFFUSERS_WEIGHTS, VAEConfig, load_state
 
@@ -17,6 +18,7 @@ def load_diffusers_vae(cls, folder: str | Path, frame_chunk: int | None = None):
     if not folder.is_dir():
         raise InputError(f"VAE folder not found: {folder}")
     config_path = folder / "config.json"
+    refuse_pipeline_root(folder, "vae")  # a Stable Diffusion repository's root
     if not config_path.is_file():
         raise InputError(f"{folder}: missing config.json (not a diffusers AutoencoderKL folder)")
     try:
@@ -86,16 +88,14 @@ def vae_config_from_diffusers(raw: dict, where: str = "config.json") -> VAEConfi
 
 
 def _read_diffusers_weights(folder: Path) -> dict:
+    """All tensors of the folder's safetensors weights: one file, its shards, or only a variant (`.fp16.`)."""
     from safetensors.torch import load_file
 
-    path = folder / DIFFUSERS_WEIGHTS
-    if path.is_file():
-        return load_file(str(path))
-    index = folder / (DIFFUSERS_WEIGHTS + ".index.json")
-    if index.is_file():  # sharded checkpoint: {"weight_map": {param: shard file}}
+    weights = find_weights(folder, DIFFUSERS_WEIGHTS.removesuffix(".safetensors"))
+    if weights is not None:
         state = {}
-        for shard in sorted(set(json.loads(index.read_text())["weight_map"].values())):
-            state.update(load_file(str(folder / shard)))
+        for path in weights.files():
+            state.update(load_file(str(path)))
         return state
     if (folder / "diffusion_pytorch_model.bin").is_file():
         raise InputError(f"{folder}: only diffusion_pytorch_model.bin (a pickle) is present; vidiff loads "
