@@ -100,8 +100,14 @@ def _check_weights(folder: Path):
     if weights is not None:
         return weights
     if (folder / "pytorch_model.bin").is_file() or (folder / "pytorch_model.bin.index.json").is_file():
+        import shlex
+
+        where = json.dumps(str(folder))
+        code = (f"from transformers import {_model_class_name(folder, detect_kind(folder))} as M; "
+                f"M.from_pretrained({where}).save_pretrained({where})")  # writes model.safetensors beside the .bin
         raise InputError(f"text encoder folder {folder}: only pytorch_model.bin (a pickle) is present; vidiff "
-                         "loads safetensors only. Convert it to model.safetensors in a trusted environment")
+                         "loads safetensors only. Convert it once, in an environment that trusts the file: "
+                         f"python -c {shlex.quote(code)}")
     raise InputError(f"text encoder folder {folder}: missing model.safetensors")
 
 
@@ -306,25 +312,28 @@ def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str, variant:
     """(tokenizer, model) from local files only, safetensors only, no remote code."""
     import transformers
 
-    classes = {"clip": transformers.CLIPTextModel, "t5": transformers.T5EncoderModel, "bert": transformers.AutoModel}
-    model_type = _model_type(folder / "config.json")
-    if model_type == "mt5":
-        classes["t5"] = transformers.MT5EncoderModel
-    elif model_type == "umt5":
-        classes["t5"] = transformers.UMT5EncoderModel
+    model_class = getattr(transformers, _model_class_name(folder, kind))
     hf_logging = transformers.utils.logging
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a pipeline's load shows no bar of its own for a part that loads in < 1 s
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_folder), local_files_only=True)
-        model = classes[kind].from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
-                                              trust_remote_code=False, variant=variant)
+        model = model_class.from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
+                                            trust_remote_code=False, variant=variant)
     except (OSError, ValueError) as e:
         raise InputError(f"text encoder folder {folder}: cannot load ({e})") from None
     finally:
         if bars:
             hf_logging.enable_progress_bar()
     return tokenizer, model
+
+
+def _model_class_name(folder: Path, kind: str) -> str:
+    """The transformers class that loads an encoder folder of this kind (T5's variants by config.json model_type)."""
+    if kind == "t5":
+        return {"mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}.get(_model_type(folder / "config.json"),
+                                                                           "T5EncoderModel")
+    return {"clip": "CLIPTextModel", "bert": "AutoModel"}[kind]
 
 
 def _position_limit(config) -> int | None:

@@ -98,8 +98,13 @@ def _read_diffusers_weights(folder: Path) -> dict:
             state.update(load_file(str(path)))
         return state
     if (folder / "diffusion_pytorch_model.bin").is_file():
-        raise InputError(f"{folder}: only diffusion_pytorch_model.bin (a pickle) is present; vidiff loads "
-                         f"safetensors only. Convert it to {DIFFUSERS_WEIGHTS} in a trusted environment")
+        import shlex
+
+        where = json.dumps(str(folder))
+        code = f"from diffusers import AutoencoderKL as M; M.from_pretrained({where}).save_pretrained({where})"
+        raise InputError(f"{folder}: only diffusion_pytorch_model.bin (a pickle) is present; vidiff loads safetensors "
+                         f"only. Convert it once to {DIFFUSERS_WEIGHTS}, in an environment that trusts the file: "
+                         f"python -c {shlex.quote(code)}")
     raise InputError(f"{folder}: missing {DIFFUSERS_WEIGHTS}")
 
 
