@@ -318,3 +318,17 @@ def test_an_encoder_is_known_by_its_weights_and_its_width_read_without_loading(t
     assert same_weights(default, "default") is True and same_weights(default, a) is False
     assert same_weights("fake-text;max_length=6", a) is None
     assert config_width(a) == 32 and config_width("default") == 384 and config_width(tmp_path) is None
+
+
+def test_a_half_precision_folder_loads_as_float32_unless_asked(tmp_path):
+    """transformers 5 loads a folder in the dtype its config.json states (a Hub CLIP / T5 saved in fp16), so the
+    encoder computed in half precision on the CPU (emulated there: tens of times slower); it loads as float32,
+    the values of the fp16 weights, unless a dtype is asked."""
+    ref = _tiny_clip(tmp_path).half()
+    ref.save_pretrained(tmp_path)
+    _copy_minilm_tokenizer(tmp_path)
+    enc = TextEncoder.load(tmp_path)
+    assert {p.dtype for p in enc.model.parameters()} == {torch.float32}
+    context, mask = enc.encode(PROMPTS)
+    _assert_real_tokens_match(enc, ref.float(), context, mask)
+    assert {p.dtype for p in TextEncoder.load(tmp_path, dtype=torch.bfloat16).model.parameters()} == {torch.bfloat16}

@@ -216,7 +216,9 @@ class TextEncoder:
         limit = _position_limit(model.config)
         if limit is not None and max_length > limit:
             raise InputError(f"max_length: {max_length} exceeds the model's {limit} positions ({folder})")
-        model = model.to(device=device, dtype=dtype)
+        # float32 unless asked: transformers 5 loads a folder in the dtype its config.json states (float16 for many
+        # Hub encoders), and a half-precision encoder on a CPU runs emulated (tens of times slower: cpu_precision.py)
+        model = model.to(device=device, dtype=dtype or torch.float32)
         return cls(config, tokenizer, model, detected, folder, max_length)
 
     # ---- properties ---------------------------------------------------------------------------------------
