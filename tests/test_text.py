@@ -332,3 +332,20 @@ def test_a_half_precision_folder_loads_as_float32_unless_asked(tmp_path):
     context, mask = enc.encode(PROMPTS)
     _assert_real_tokens_match(enc, ref.float(), context, mask)
     assert {p.dtype for p in TextEncoder.load(tmp_path, dtype=torch.bfloat16).model.parameters()} == {torch.bfloat16}
+
+
+def test_a_tokenizer_of_another_kind_is_one_error_naming_the_folder(tmp_path):
+    """A T5 folder holding a WordPiece tokenizer.json (another model's, copied in) ended in transformers' own
+    TypeError traceback ("'dict' object is not an instance of 'Sequence'")."""
+    import shutil
+
+    from transformers import T5Config, T5EncoderModel
+
+    from vidiff.text import default_model_folder
+
+    torch.manual_seed(0)
+    T5EncoderModel(T5Config(vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)).save_pretrained(
+        tmp_path)
+    shutil.copy(default_model_folder() / "tokenizer.json", tmp_path / "tokenizer.json")
+    with pytest.raises(InputError, match=f"^text encoder folder {tmp_path}: cannot load \\(TypeError: "):
+        TextEncoder.load(tmp_path)

@@ -322,8 +322,9 @@ def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str, variant:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_folder), local_files_only=True)
         model = model_class.from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
                                             trust_remote_code=False, variant=variant)
-    except (OSError, ValueError) as e:
-        raise InputError(f"text encoder folder {folder}: cannot load ({e})") from None
+    except (OSError, ValueError, TypeError, KeyError) as e:  # TypeError / KeyError: a tokenizer.json of another
+        # model's kind (a WordPiece one in a T5 folder) fails inside transformers' tokenizer classes
+        raise InputError(f"text encoder folder {folder}: cannot load ({type(e).__name__}: {e})") from None
     finally:
         if bars:
             hf_logging.enable_progress_bar()
