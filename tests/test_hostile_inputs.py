@@ -784,14 +784,6 @@ def _(ws, o, a):
     return ["eval", "shapes", str(ws)]
 
 
-@case("report-metrics-nested-json", "nested too deeply")
-def _(ws, o, a):
-    run = run_dir(ws)
-    with open(run / "metrics.jsonl", "a") as f:
-        f.write(NESTED_JSON + "\n")
-    return ["report", str(run), "-o", str(ws / "page.html")]
-
-
 @case("train-output-dir-holds-a-users-files", "not a training run's (loss.png, metrics.jsonl)")
 def _(ws, o, a):
     (ws / "run").mkdir()

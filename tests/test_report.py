@@ -205,10 +205,11 @@ def test_metrics_with_numbers_no_float_holds_are_skipped_lines_not_a_traceback(t
     run.mkdir()
     lines = ['{"step": 0, "loss": 0.5}', '{"step": 1, "loss": 1' + "0" * 400 + "}",
              '{"step": ' + "1" * 5000 + ', "loss": 0.3}', '{"step": 2, "lr": -1' + "0" * 400 + "}",
-             '{"step": 3, "loss": NaN}', '{"step": 4, "loss": 1e309}', "[1, 2]", '"step"', '{"step": 5, "loss": 0.25}']
+             '{"step": 3, "loss": NaN}', '{"step": 4, "loss": 1e309}', "[1, 2]", '"step"', '{"step": 5, "loss": 0.25}',
+             "[" * 100_000 + "]" * 100_000]  # nested too deep for json: skipped as the others (it was refused whole)
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     html = build_report(run).read_text()
-    assert "skipped 5 line(s)" in html
+    assert "skipped 6 line(s)" in html
     assert "<td class=\"num\">5</td>" in html  # the last step, 5, read after the bad lines
     assert "<td class=\"num\">0.2500</td>" in html  # the last loss
 

@@ -311,3 +311,18 @@ def test_a_metadata_jsonl_row_that_is_not_two_strings_is_refused_naming_its_line
     with pytest.raises(InputError, match=r"metadata.jsonl:2: ") as caught:
         read_captions(tmp_path)
     assert said in str(caught.value)
+
+
+def test_a_caption_holding_a_line_separator_character_is_read_whole(tmp_path):
+    """json.dumps(ensure_ascii=False) leaves U+2028 / U+2029 / U+0085 raw inside a caption; str.splitlines() split
+    the row there, and training and `eval shapes` refused it as "Unterminated string". CRLF line ends still read."""
+    from vidiff.data.video_folder import read_captions
+    from vidiff.eval.shapes import _metadata_prompts
+
+    text = "a red circle\u2028moving left\u0085now"
+    rows = [{"file_name": "a.mp4", "text": text}, {"file_name": "b.mp4", "text": "fine"}]
+    (tmp_path / "metadata.jsonl").write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n",
+                                             encoding="utf-8", newline="")
+    captions = read_captions(tmp_path)
+    assert sorted(captions.values()) == sorted([text, "fine"])
+    assert sorted(_metadata_prompts(tmp_path).values()) == sorted([text, "fine"])

@@ -91,7 +91,9 @@ def _read_metadata(path: Path, rows) -> dict[str, str]:
 
 
 def _jsonl_rows(path: Path):
-    for n, line in enumerate(read_caption_text(path).splitlines(), 1):
+    # lines end at "\n" only: splitlines() also split at U+2028 / U+0085, which json.dumps(ensure_ascii=False)
+    # leaves raw inside a caption, and the row was refused as "Unterminated string"
+    for n, line in enumerate(read_caption_text(path).split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -22,9 +22,12 @@ ATTRIBUTES = ("colour", "shape", "direction", "one_object", "all_correct", "stea
 def _json_prompt(path: Path) -> str | None:
     if not path.is_file():
         return None
+    text = read_caption_text(path)  # its own one-line refusals (not UTF-8, too large) name the file
     try:
-        data = json.loads(read_caption_text(path))
-    except (ValueError, RecursionError) as e:  # JSON's errors, and an integer over Python's 4300 digits
+        data = json.loads(text)
+    except RecursionError:
+        raise InputError(f"{shown(path)}: nested too deeply to read (JSON of thousands of levels)") from None
+    except ValueError as e:  # JSON's errors, and an integer over Python's 4300 digits
         raise InputError(f"{shown(path)}: not valid JSON ({e})") from None
     prompt = data.get("prompt") if isinstance(data, dict) else None
     return prompt if isinstance(prompt, str) else None
@@ -36,12 +39,16 @@ def _metadata_prompts(folder: Path) -> dict[str, str]:
         return {}
     prompts = {}
     # read as training reads it: UTF-8 (its byte-order mark dropped), anything else refused in one line
-    for n, line in enumerate(read_caption_text(path).splitlines(), 1):
+    # lines end at "\n" only: splitlines() also split at U+2028, which json.dumps(ensure_ascii=False) leaves raw
+    # inside a caption, and the row was refused as "Unterminated string"
+    for n, line in enumerate(read_caption_text(path).split("\n"), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except (ValueError, RecursionError) as e:
+        except RecursionError:
+            raise InputError(f"{shown(path)}, line {n}: nested too deeply to read") from None
+        except ValueError as e:
             raise InputError(f"{shown(path)}, line {n}: not valid JSON ({e})") from None
         if not isinstance(row, dict):  # a list or a number was an AttributeError traceback
             raise InputError(f"{shown(path)}, line {n}: needs a JSON object with 'file_name' and 'text'")
