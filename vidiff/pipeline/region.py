@@ -30,6 +30,12 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
         raise InputError(f"mask: expected an array (H,W) or (F,H,W), got {type(mask).__name__}")
     check_has_data(mask, "mask")
     mask = mask.cpu()  # given on a GPU: composited with the CPU-held frames
+    # torch has no min / max / amax of uint16 / uint32 / uint64 (a 16-bit PNG mask: NotImplementedError): those
+    # alone are widened, before the mask is expanded over the frames (an int64 copy of a clip-long uint8 mask took
+    # 8x its size: +644 MB at 256x512x512)
+    wider = {torch.uint16: torch.int32, torch.uint32: torch.int64, torch.uint64: torch.int64}.get(mask.dtype)
+    if wider is not None:
+        mask = mask.to(wider)
     if mask.ndim == 4 and mask.shape[-1] in (1, 3):  # (F,H,W,1|3) frames of a mask video: any channel
         mask = mask.amax(dim=-1)
     if mask.ndim == 3 and mask.shape[-1] in (1, 3) and tuple(mask.shape[:2]) == (height, width) \
@@ -47,15 +53,11 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     if mask.dtype == torch.bool:
         return _selects_some(mask.clone())
     if not mask.dtype.is_floating_point and not mask.dtype.is_complex:  # integers: 0/1, or 0..255 as an image
-        # torch has no min / max of uint16 / uint32 / uint64 (a 16-bit PNG mask: NotImplementedError); only those
-        # are widened, since a copy as int64 of a clip-long mask takes 8x a uint8 one (+644 MB at 256x512x512)
-        full = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-        wide = mask if mask.dtype in full else mask.long()
-        low, high = int(wide.min()), int(wide.max())
+        low, high = int(mask.min()), int(mask.max())
         if low < 0 or high > 255:
             raise InputError(f"mask: integer values must lie in 0..255 (or 0/1), got {low}..{high}")
         # a 0/1 mask stored as uint8 read as 0..255 selected nothing: the edit ran and returned the clip unchanged
-        return _selects_some(wide > (0 if high <= 1 else 127))
+        return _selects_some(mask > (0 if high <= 1 else 127))
     mask = mask.float()
     if not bool(torch.isfinite(mask).all()):
         raise InputError("mask: has NaN or infinite values")
