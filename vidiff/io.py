@@ -171,13 +171,20 @@ def count_frames(path: str | os.PathLike, at_most: int | None = None, *, quiet: 
     """The frames of `path` counted by decoding them (stopping at `at_most`), for a header whose count is only an
     estimate (VideoInfo.estimated: MPEG-PS guesses it from the bitrate). VideoDecodeError as iter_video raises it.
     `quiet`: without the warnings of the decode (a cut tail), for a check whose caller has said them already."""
-    level = log.level
+    hush = _BelowErrors()  # a filter, not a level: a level the caller set on the logger stays theirs
     if quiet:
-        log.setLevel(logging.ERROR)
+        log.addFilter(hush)
     try:
         return sum(1 for _ in itertools.islice(iter_video(path, convert=False), at_most))  # no RGB copy to count
     finally:
-        log.setLevel(level)
+        log.removeFilter(hush)
+
+
+class _BelowErrors(logging.Filter):
+    """Drops the warnings (and below) of the logger it is added to; errors pass."""
+
+    def filter(self, record) -> bool:
+        return record.levelno >= logging.ERROR
 
 
 # Containers a folder of clips is read from; each was read and up-converted in the format sweeps (docs/reliability.md).
