@@ -31,6 +31,8 @@ class HubWeights:
                 raise InputError(str(e)) from None
             raise InputError(f"{self.path}: not a shard index (a JSON object with weight_map: "
                              f"{{tensor: file}}): {short_repr(str(e), 80)}") from None
+        if not names:  # an empty weight_map loaded no tensor at all, and the error came from elsewhere
+            raise InputError(f"{self.path}: the shard index names no shard")
         bad = [n for n in names if not isinstance(n, str) or Path(n).name != n or not n.endswith(".safetensors")]
         if bad:  # a shard outside the folder, or a pickle one, is never read
             raise InputError(f"{self.path}: shard {short_repr(bad[0], 80)} is not a .safetensors file in the folder")
@@ -46,14 +48,17 @@ def find_weights(folder: Path, stem: str) -> HubWeights | None:
     for name in (f"{stem}.safetensors", f"{stem}.safetensors.index.json"):
         if (folder / name).is_file():
             return HubWeights(folder / name, None)
-    pattern = re.compile(rf"{re.escape(stem)}(?:\.safetensors\.index\.(\w+)\.json|\.(\w+)\.safetensors)")
+    # model.fp16.safetensors; its index model.safetensors.index.fp16.json, or diffusers' older
+    # diffusion_pytorch_model.safetensors.fp16.index.json (still loaded by diffusers, with a deprecation warning)
+    pattern = re.compile(rf"{re.escape(stem)}(?:\.safetensors\.index\.(\w+)\.json|\.safetensors\.(\w+)\.index\.json"
+                         rf"|\.(\w+)\.safetensors)")
     found = {}
     for path in sorted(folder.glob(f"{stem}.*")):
         match = pattern.fullmatch(path.name)
         if match and path.is_file():
-            variant = match.group(1) or match.group(2)
-            if variant not in found or path.name.endswith(".json"):  # an index over its own shards' names
-                found[variant] = HubWeights(path, variant)
+            variant = next(group for group in match.groups() if group)
+            if variant not in found or path.name.endswith(".safetensors"):  # a whole file over an index, as for the
+                found[variant] = HubWeights(path, variant)  # plain name and as transformers picks them
     if len(found) > 1:
         raise InputError(f"{folder}: several weight variants ({', '.join(sorted(found))}) and no {stem}.safetensors; "
                          "keep the one to use")
@@ -63,7 +68,12 @@ def find_weights(folder: Path, stem: str) -> HubWeights | None:
 def refuse_pipeline_root(folder: Path, component: str) -> None:
     """InputError naming the subfolder when `folder` is a whole diffusers pipeline (model_index.json with
     text_encoder/, tokenizer/, vae/ ..., as a Stable Diffusion repository is laid out) given for one of its models."""
-    if (folder / "model_index.json").is_file() and not (folder / "config.json").exists():
+    if is_pipeline_root(folder):
         sub = folder / component
         where = f"give its {component}/ subfolder: {sub}" if sub.is_dir() else f"it has no {component}/ subfolder"
         raise InputError(f"{folder}: a diffusers pipeline folder (model_index.json), not one model; {where}")
+
+
+def is_pipeline_root(folder: Path) -> bool:
+    """Whether `folder` is a whole diffusers pipeline (model_index.json and no model config.json of its own)."""
+    return (folder / "model_index.json").is_file() and not (folder / "config.json").exists()

@@ -67,7 +67,9 @@ def refuse_diffusers_folder(folder: Path) -> None:
     import shlex
 
     config = folder / "config.json"
-    if (folder / "model_index.json").is_file() and not config.exists() and (folder / "vae").is_dir():
+    from vidiff.hub_folder import is_pipeline_root
+
+    if is_pipeline_root(folder) and (folder / "vae").is_dir():
         refuse_diffusers_folder(folder / "vae")  # a Stable Diffusion repository's root: name its vae/, converted
     if (folder / CONFIG_NAME).exists() or not config.is_file():
         return
