@@ -68,9 +68,10 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         return float(value)
     if hint is int:
         if isinstance(value, float):  # 1e3 and 1000.0 are floats to YAML: a count written so
-            if whole(value) is None:
+            count = whole(value)
+            if count is None:
                 raise ConfigError(f"{where}: expected a whole number, got {_short(value)}")
-            return whole(value)
+            return count
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {_short(value)}")
         return value

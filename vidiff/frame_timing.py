@@ -74,7 +74,7 @@ def _gif_cut(container) -> str | None:
         return None
     try:
         with open(container.name, "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - 64))
+            f.seek(max(0, f.seek(0, 2) - 4096))  # room for a tool's padding after the trailer
             tail = f.read()
     except OSError:  # not a file by that name (a pipe): nothing to tell
         return None

@@ -43,18 +43,21 @@ class OutputError(VidiffError):
 
 def shown(path) -> str:
     """A path as it appears in an error message: at most ~200 characters, control characters escaped."""
-    text = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    text = _printable(os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path))
     return text if len(text) <= 200 else text[:120] + "..." + text[-77:]
 
 
 def one_line(message: str, limit: int = 1000) -> str:
     """An error message as one printable line of at most `limit` characters (newlines and control characters
     escaped, undecodable bytes shown as \\xNN), so that stderr holds exactly one line per error."""
-    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    text = _printable(message)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _printable(text: str) -> str:
+    """Control characters (newlines, terminal escapes, bidi overrides) escaped, undecodable bytes as \\xNN."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def temporary_name(path: Path) -> str:

@@ -154,8 +154,8 @@ def _corner_positions(words: list[str]) -> set[int]:
         while i >= 0 and words[i] in _DIRECTION_WORDS:
             i -= 1
         run = range(i + 1, k)
-        before = words[max(0, i - 1):i + 1]
-        towards = bool({"to", "toward", "towards", "into"} & set(before[-1:] if before[-1:] != ["the"] else before))
+        # "to the top left corner", "toward a far left corner": a destination word within the three words before
+        towards = bool({"to", "toward", "towards", "into"} & set(words[max(0, i - 2):i + 1]))
         if run and not towards and not any(_names_the_origin(words, j) for j in run):
             found.update(run)
     return found
