@@ -122,3 +122,28 @@ def grammar_captions():
                     yield (c, s, d), prompt
 
     return captions
+
+
+@pytest.fixture(scope="session")
+def run_named_command():
+    """run_named_command(error): runs the `python -c '...'` command an error message names (the step it tells the
+    user to take), in this process, so a test can check that the step does what the message says."""
+    import shlex
+
+    def run(error) -> None:
+        exec(shlex.split(str(error).split("python -c ", 1)[1])[0], {})
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def as_pickle_only():
+    """as_pickle_only(weights, state_dict, bin_name): the folder's safetensors file replaced by a pickle file of
+    the same tensors, as older Hub folders ship them (pytorch_model.bin, diffusion_pytorch_model.bin)."""
+    import torch
+
+    def swap(weights, state_dict, bin_name: str) -> None:
+        weights.unlink()
+        torch.save(state_dict, weights.parent / bin_name)
+
+    return swap

@@ -231,17 +231,14 @@ def test_a_bad_shard_index_is_named_before_loading(tmp_path):
             TextEncoder.load(tmp_path)
 
 
-def test_a_pickle_only_folder_names_the_command_that_converts_it(tmp_path):
-    import shlex
-
+def test_a_pickle_only_folder_names_the_command_that_converts_it(tmp_path, run_named_command, as_pickle_only):
     ref = _tiny_clip(tmp_path)
     ref.save_pretrained(tmp_path)
     _copy_minilm_tokenizer(tmp_path)
-    (tmp_path / "model.safetensors").unlink()
-    torch.save(ref.state_dict(), tmp_path / "pytorch_model.bin")  # as older Hub folders ship it
+    as_pickle_only(tmp_path / "model.safetensors", ref.state_dict(), "pytorch_model.bin")
     with pytest.raises(InputError, match="pytorch_model.bin.*safetensors only.*CLIPTextModel") as refused:
         TextEncoder.load(tmp_path)
-    exec(shlex.split(str(refused.value).split("python -c ", 1)[1])[0], {})  # the command it names (the user's step)
+    run_named_command(refused.value)  # the command it names: the user's step
     enc = TextEncoder.load(tmp_path)
     _assert_real_tokens_match(enc, ref, *enc.encode(PROMPTS))
 

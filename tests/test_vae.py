@@ -167,15 +167,12 @@ def test_save_load_round_trip(tmp_path):
                                    rtol=1e-4)
 
 
-def test_a_pickle_only_folder_names_the_command_that_converts_it(tmp_path):
-    import shlex
-
+def test_a_pickle_only_folder_names_the_command_that_converts_it(tmp_path, run_named_command, as_pickle_only):
     ref, folder = _diffusers_folder(tmp_path)
-    (folder / "diffusion_pytorch_model.safetensors").unlink()
-    torch.save(ref.state_dict(), folder / "diffusion_pytorch_model.bin")  # as older Hub folders ship it
+    as_pickle_only(folder / "diffusion_pytorch_model.safetensors", ref.state_dict(), "diffusion_pytorch_model.bin")
     with pytest.raises(InputError, match="python -c ") as refused:
         AutoencoderKL.from_diffusers(folder)
-    exec(shlex.split(str(refused.value).split("python -c ", 1)[1])[0], {})  # the command it names (the user's step)
+    run_named_command(refused.value)  # the command it names: the user's step
     vae = AutoencoderKL.from_diffusers(folder)
     assert all(torch.equal(vae.state_dict()[k], v) for k, v in ref.state_dict().items())
 
