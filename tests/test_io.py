@@ -82,6 +82,19 @@ def test_odd_sizes_are_padded_with_edge_pixels_in_mp4_and_webm_and_kept_in_gif(t
     assert np.array_equal(padded[:, 33, :47], frames[:, 32]) and np.array_equal(padded[:, :33, 47], frames[:, :, 46])
 
 
+def test_a_gif_keeps_each_frames_colours_when_the_palette_changes(tmp_path):
+    """Each GIF frame has its own palette, but FFmpeg's gif encoder made a pixel transparent (showing the frame
+    before) where its palette index matched the previous frame's: `interpolate` of a 1x64 GIF brought an input
+    frame back 42-44 levels off where it promises it exact. Three 12x1 frames of green levels from that run."""
+    green = bytes.fromhex(
+        "00d80000d80000d80000d80000fc0000d80000fc0000fc0000fc0000fc0000fc0000fc0000a60000b70000ac0000bc"
+        "0000ca0000bc0000d00000d20000d000005d0000540000580000d80000fc0000d80000fc0000fc0000fc0000fc0000"
+        "fc0000fc00000000000000000000")
+    frames = np.frombuffer(green, np.uint8).reshape(3, 12, 1, 3)
+    out, _ = io.read_video(io.write_video(tmp_path / "x.gif", frames, 8))
+    assert np.array_equal(out.numpy(), frames)  # fewer than 256 colours a frame: exact
+
+
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     path = io.write_video(tmp_path / "keep.mp4", shapes_frames(4), 8)
     before = path.read_bytes()

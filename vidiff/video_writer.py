@@ -190,7 +190,10 @@ def _write_gif(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: f
     from PIL import Image
 
     with av.open(file, mode="w", format="gif", container_options=_BITEXACT) as container:
-        stream = container.add_stream("gif", rate=_rate(fps))
+        # FFmpeg's transdiff marks a pixel transparent where its palette index equals the previous frame's, as if
+        # every frame shared one palette; here each frame has its own, so such a pixel kept the last frame's colour
+        # (an input frame 44 levels off in `interpolate` of a 1x64 GIF). Offsetting crops by the same test.
+        stream = container.add_stream("gif", rate=_rate(fps), options={"gifflags": "0"})
         stream.height, stream.width = size
         stream.pix_fmt = "pal8"
         stream.codec_context.time_base = _rate(100) ** -1  # GIF delays are in 1/100 s
