@@ -778,6 +778,9 @@ def test_a_length_with_a_keyframe_count_that_misfits_says_what_the_length_alone_
     assert str(e.value).startswith("layout 64 frames = 4 keyframes x stride 21 needs keyframe stride 21")
     assert str(e.value).endswith("; or without num_keyframes, 64 frames are made as a pass of 41 and extension windows")
     assert shapes.request("a", num_frames=64, num_keyframes=4, force_layout=True).layout.keyframe_stride == 21
+    for count in (2, 12):  # a length that is no clip is what is said, not offered alone ("1 frames are made")
+        with pytest.raises(InputError, match="^num_frames must be an integer >= 2, got 1$"):
+            shapes.request("a", num_frames=1, num_keyframes=count)
 
 
 def test_a_length_past_the_frame_limit_is_named_as_given(pipe):

@@ -28,8 +28,10 @@ def request_layout(cfg, trained: Mapping, num_frames, num_keyframes, keyframe_st
                                 max_gap=cfg.interpolation.max_gap, exact=exact_frames, strides=strides,
                                 strides_of=strides_of, names=names)
     except InputError as e:  # a length with a count: say what the length alone makes
-        given = (num_frames, num_keyframes, 1 if keyframe_stride is None else keyframe_stride)
-        if exact_frames or pixel_multiple is not None or not all(is_int(v) and v >= 1 for v in given):
+        # the lows resolve_layout refuses below, the length's too: num_frames=1 with 2 keyframes was offered
+        # "without num_keyframes, 1 frames are made", itself refused
+        given = ((num_frames, 2), (num_keyframes, 1), (1 if keyframe_stride is None else keyframe_stride, 1))
+        if exact_frames or pixel_multiple is not None or not all(is_int(v) and v >= low for v, low in given):
             raise  # a value that is no count is what the error names
         raise keyframes_misfit(e, num_frames, num_keyframes, keyframe_stride or cfg.keyframe_stride,
                                trained.get("keyframes"), force_layout, names) from None
