@@ -529,10 +529,25 @@ def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsy
     assert "10 keyframes" in err and "trained on 3..9" in err and "(--force-layout runs it anyway)" in err
     assert "force_layout=True" not in err  # the Python keyword was named beside the flag
     # it offered only --force-layout; what it offers now runs inside the training
-    assert ("fits: keyframes on the stride's grid at [5] or a clip of 39 frames with the keyframes where they are"
-            in err), err
+    assert ("fits: keyframe 3 moved to 5 on the stride's grid or a clip of 39 frames with the keyframes where they "
+            "are" in err), err
     for extra in (["--frames", "41", "--keyframe", f"5={still}"], ["--frames", "39", "--keyframe", f"3={still}"]):
         assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--steps", "1", "--quiet", *extra]) == 0, extra
+
+
+def test_animate_offers_moving_its_keyframes_not_the_image(tmp_path, capsys):
+    """animate --frames 41 --keyframe 7=b.png was offered "keyframes on the stride's grid at [0, 5]", and
+    --keyframe 0= is refused for animate (frame 0 is its image): the offer names only the keyframes that move."""
+    from PIL import Image
+
+    still = tmp_path / "still.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(still)
+    out = str(tmp_path / "o.mp4")
+    assert main(["animate", str(still), "x", "-o", out, "--frames", "41", "--keyframe", f"7={still}"]) == 2
+    err = capsys.readouterr().err
+    assert "fits: keyframe 7 moved to 5 on the stride's grid or a clip of 38 frames" in err, err
+    assert main(["animate", str(still), "x", "-o", out, "--steps", "1", "--quiet", "--frames", "41",
+                 "--keyframe", f"5={still}"]) == 0
 
 
 def test_a_negative_prompt_without_text_guidance_is_refused(garbage_pipeline, tmp_path, capsys):

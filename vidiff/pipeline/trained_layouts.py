@@ -122,7 +122,11 @@ def _what_fits(anchors: list[int], num_frames: int, stride: int, problems_at) ->
     offers = []
     grid = [min(round(a / stride) * stride, (num_frames - 1) // stride * stride) for a in anchors]
     if len(set(grid)) == len(grid) and not problems_at(num_frames, sorted(set(grid))):
-        offers.append(f"keyframes on the stride's grid at {sorted(set(grid))}")
+        # only the keyframes that move are named: the full list named frame 0 of animate, its image, which
+        # `--keyframe 0=` refuses (animate --frames 46 --keyframe 7=b.png was offered "[0, 5]")
+        moved = [(a, g) for a, g in zip(anchors, grid) if a != g]
+        offers.append(f"keyframe{'s' if len(moved) > 1 else ''} {', '.join(str(a) for a, _ in moved)} moved to "
+                      f"{', '.join(str(g) for _, g in moved)} on the stride's grid")
     shorter = next((n for n in range(num_frames - 1, max(anchors), -1) if not problems_at(n, anchors)), None)
     if shorter is not None:
         offers.append(f"a clip of {shorter} frames with the keyframes where they are")
