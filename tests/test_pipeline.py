@@ -1545,3 +1545,20 @@ def test_prompt_notes_come_after_the_other_settings_are_checked():
     with pytest.warns(UserWarning, match="found no direction it knows") as said:
         shapes.image_to_video(image, "a scarlet circle", steps=1, progress=False)
     assert said[0].filename == __file__
+
+
+def test_the_shortest_clip_is_offered_only_at_a_trained_stride():
+    """`num_keyframes=2, keyframe_stride=7` was offered "the shortest clip at stride 7 is 15 frames (3 keyframes)",
+    which is refused in turn for its stride (the part was trained on 3..5); at a trained stride the offer runs."""
+    from vidiff.errors import InputError
+    from vidiff.pipeline import VideoPipeline
+
+    shapes = VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes")
+    with pytest.raises(InputError) as refused:
+        shapes.text_to_video("a red circle moving left", num_keyframes=2, keyframe_stride=7, steps=1, progress=False)
+    assert "shortest clip" not in str(refused.value) and "keyframe stride 7" in str(refused.value)
+    with pytest.raises(InputError, match=r"the shortest clip at stride 4 is 9 frames \(3 keyframes\)"):
+        shapes.text_to_video("a red circle moving left", num_keyframes=2, keyframe_stride=4, steps=1, progress=False)
+    frames, _ = shapes.text_to_video("a red circle moving left", num_keyframes=3, keyframe_stride=4, steps=1,
+                                     progress=False)
+    assert frames.shape[0] == 9

@@ -37,7 +37,9 @@ def layout_problems(layout: Layout, max_gap: int, keyframes: TrainedOn | None, i
                 longest = (f"; the longest clip in one pass is {(most - 1) * stride + 1} frames ({most} keyframes at "
                            f"stride {stride}); a longer clip asked by its length alone (num_frames, --frames) "
                            "is continued by extension windows")
-            elif keyframes.num_frames and layout.num_keyframes < keyframes.num_frames[0]:
+            elif keyframes.num_frames and layout.num_keyframes < keyframes.num_frames[0] \
+                    and _within(layout.keyframe_stride, keyframes.frame_strides):  # at an untrained stride the
+                # shortest clip was offered and then refused for its stride
                 fewest, stride = keyframes.num_frames[0], layout.keyframe_stride
                 longest = (f"; the shortest clip at stride {stride} is {(fewest - 1) * stride + 1} frames ({fewest} "
                            "keyframes)")
