@@ -90,12 +90,17 @@ def _read_metadata(path: Path, rows) -> dict[str, str]:
     return captions
 
 
-def _jsonl_rows(path: Path):
-    # lines end at "\n" only: splitlines() also split at U+2028 / U+0085, which json.dumps(ensure_ascii=False)
-    # leaves raw inside a caption, and the row was refused as "Unterminated string"
+def jsonl_lines(path: Path):
+    """(line number from 1, line) of each non-blank line of a JSON-lines caption file, read as captions are read
+    (read_caption_text). Lines end at "\n" only: splitlines() also split at U+2028 / U+0085, which
+    json.dumps(ensure_ascii=False) leaves raw inside a caption, and the row was refused as "Unterminated string"."""
     for n, line in enumerate(read_caption_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
+        if line.strip():
+            yield n, line
+
+
+def _jsonl_rows(path: Path):
+    for n, line in jsonl_lines(path):
         try:
             row = json.loads(line)
             name, text = row["file_name"], row["text"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vidiff.data.video_folder import clip_key, read_caption_text, read_sidecar_caption
+from vidiff.data.video_folder import clip_key, jsonl_lines, read_caption_text, read_sidecar_caption
 from vidiff.errors import InputError, VideoDecodeError
 from vidiff.output_safety import one_line, shown
 
@@ -38,12 +38,7 @@ def _metadata_prompts(folder: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     prompts = {}
-    # read as training reads it: UTF-8 (its byte-order mark dropped), anything else refused in one line
-    # lines end at "\n" only: splitlines() also split at U+2028, which json.dumps(ensure_ascii=False) leaves raw
-    # inside a caption, and the row was refused as "Unterminated string"
-    for n, line in enumerate(read_caption_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
+    for n, line in jsonl_lines(path):  # read as training reads it
         try:
             row = json.loads(line)
         except RecursionError:
