@@ -275,6 +275,9 @@ def main() -> int:
     p.add_argument("--user-keyframes", nargs="*", default=[],
                    help="also text to video with user keyframes, FRAMES@I,J,... (e.g. 16@0,7,15): held-out frames "
                         "at those indices")
+    p.add_argument("--as-written", action="store_true",
+                   help="give the text encoder the prompts as written (pipeline.yaml read_colour_names: false): what "
+                        "the model reads of a colour name on its own")
     args = p.parse_args()
     for spec in args.layouts:
         parse_layout(spec)
@@ -282,7 +285,9 @@ def main() -> int:
         parse_user_keyframes(spec)
     torch.set_num_threads(1)
     pipe = VideoPipeline.from_pretrained(args.model)
-    summary = {"model": args.model}
+    if args.as_written:
+        pipe.config = dataclasses.replace(pipe.config, read_colour_names=False)
+    summary = {"model": args.model, "read_colour_names": pipe.config.read_colour_names}
     steps = {"t2v": lambda: text_to_video(pipe, args.num, args.out / "t2v"),
              "paraphrase": lambda: text_to_video(pipe, args.num, args.out / "t2v_paraphrase", paraphrase=True),
              "user_wording": lambda: {s: text_to_video(pipe, args.num, args.out / ("t2v_user" if s == "a" else f"t2v_user_{s}"),

@@ -140,17 +140,18 @@ def heldout_phrases() -> set[str]:
     return {p for group in groups for p in group}
 
 
-def untrained_words_note(prompt: str) -> str | None:
+def untrained_words_note(prompt: str, attributes: tuple[str, ...] = ("colour", "shape")) -> str | None:
     """A one-line warning for a Shapes pipeline's user when the prompt names its colour or shape only by words no
     training caption uses: "a red cube" came out as a circle or a triangle in 13 of 13 clips, "scarlet" as another
     colour in 4 of 5 (docs/shapes_measured.md, "Solid-shape words taught by a fine-tune"); with the words trained
-    for that value. None when every named colour and shape has a trained word. Directions are not checked: direction words
-    and verbs outside the grammar were read right (tools/probe_unseen_words.py)."""
+    for that value. None when every named colour and shape has a trained word; `attributes`: the ones looked at
+    (a colour name read through colour_names.read_colour_names has its own note). Directions are not checked:
+    direction words and verbs outside the grammar were read right (tools/probe_unseen_words.py)."""
     from vidiff.data.shapes_prompt import attribute_words
 
     untrained, keys, told = [], [], []
     for key, trained in (("colour", TRAIN.colours), ("shape", TRAIN.shapes)):
-        words = attribute_words(prompt, key)
+        words = attribute_words(prompt, key) if key in attributes else []
         if not words:
             continue
         value = words[0][1]  # the reader's: the first word naming this attribute

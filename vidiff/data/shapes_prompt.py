@@ -108,24 +108,27 @@ _SHADE_WORDS = {"a", "an", "the", "plain", "solid", "pure", "flat", "uniform", "
                 "deep", "coloured", "colored", "grey", "gray", "black"}
 
 
-def background_colour_positions(words: list[str]) -> dict[int, str]:
+def background_colour_positions(words: list[str], extra_colours=()) -> dict[int, str]:
     """{index: colour} for each colour word in `words` (as _words gives them) said of the background: followed,
     over shade words, by a background noun ("a white background", "green-coloured backdrop"), or after "on",
     "against" or "over" where the phrase ends (_ends_a_place: "on white, moving left"; "on a blue box" and "over a
-    white line" are things)."""
+    white line" are things). `extra_colours`: more colour names to look at (the word itself is their value)."""
+    def is_colour(word: str) -> bool:
+        return word in _COLOUR_WORDS or word in extra_colours
+
     found = {}
     for i, word in enumerate(words):
-        if word not in _COLOUR_WORDS:
+        if not is_colour(word):
             continue
         j = i + 1
-        while j < len(words) and (words[j] in _SHADE_WORDS or words[j] in _COLOUR_WORDS):
+        while j < len(words) and (words[j] in _SHADE_WORDS or is_colour(words[j])):
             j += 1
         before = i - 1
         while before >= 0 and words[before] in _SHADE_WORDS:
             before -= 1
         after_place = before >= 0 and words[before] in _BACKGROUND_PLACES
         if (j < len(words) and words[j] in BACKGROUND_NOUNS) or (after_place and _ends_a_place(words, j)):
-            found[i] = _COLOUR_WORDS[word]
+            found[i] = _COLOUR_WORDS.get(word, word)
     return found
 
 

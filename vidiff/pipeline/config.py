@@ -108,6 +108,9 @@ class PipelineConfig:
     # "shapes": the keyframe part knows only the Shapes words (colours, shapes, directions), so `vidiff generate`
     # notes which of them a prompt leaves to chance; None for a pipeline trained on open text
     prompt_vocabulary: str | None = None
+    # with prompt_vocabulary shapes: a colour name no training caption used is read as the palette colour it names
+    # ("scarlet" -> red) and the text encoder gets that word (vidiff/data/colour_names.py); false: as written
+    read_colour_names: bool = True
 
     def control_parts(self) -> list[str]:
         """The control parts named in parts (control_keyframes, control_interpolation)."""

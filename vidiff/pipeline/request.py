@@ -47,7 +47,8 @@ def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], li
 
 def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by_maps: bool = False) -> list[str]:
     """A Shapes pipeline's one-line notes on `prompt` (pipeline.yaml prompt_vocabulary: shapes) for `task`
-    ("generate", "edit" or "animate"): colour or shape words no training caption uses and, for a generation, what
+    ("generate", "edit" or "animate"): a colour name read as the palette colour it names (encoder_prompts), colour
+    or shape words no training caption uses and, for a generation, what
     it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py), and a background, size,
     speed, path or place it cannot draw (vidiff/data/shapes_scene_notes.py); an edit keeps from its clip what the
     prompt leaves out, and an animated image sets the colour and shape, so only a missing direction is said.
@@ -56,6 +57,7 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     if config.prompt_vocabulary != "shapes":
         return []
     from vidiff.data.captions import untrained_words_note
+    from vidiff.data.colour_names import colour_reading_note, read_colour_names
     from vidiff.data.shapes_prompt import ambiguous_prompt_note, negated_words_note, unnamed_attributes_note
     from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 
@@ -63,7 +65,9 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     if task == "animate":
         notes = [unnamed_attributes_note(prompt, ("colour", "shape") + by_maps_known)]
     else:
-        notes = [untrained_words_note(prompt)]
+        reading = read_colour_names(prompt)[1] if config.read_colour_names else None
+        notes = [colour_reading_note(reading) if reading else None,
+                 untrained_words_note(prompt, ("shape",) if reading else ("colour", "shape"))]
     if task == "generate":
         notes += [unnamed_attributes_note(prompt, by_maps_known), ambiguous_prompt_note(prompt),
                   background_note(prompt)]
@@ -71,6 +75,17 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
             notes.append(unset_words_note(prompt))
     notes.append(negated_words_note(prompt))  # in every task: the model reads a negated word as asked
     return [note for note in notes if note]
+
+
+def encoder_prompts(config: PipelineConfig, prompts: list[str] | None) -> list[str] | None:
+    """The prompts as the text encoder gets them: a Shapes pipeline (prompt_vocabulary: shapes, read_colour_names)
+    says a colour name it was not trained on as the palette colour that name means ("the scarlet ring" -> "the red
+    ring": vidiff/data/colour_names.py); any other pipeline, or None, as given."""
+    if prompts is None or config.prompt_vocabulary != "shapes" or not config.read_colour_names:
+        return prompts
+    from vidiff.data.colour_names import read_colour_names
+
+    return [read_colour_names(p)[0] for p in prompts]
 
 
 def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by_maps: bool = False) -> None:

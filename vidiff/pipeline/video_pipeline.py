@@ -29,7 +29,7 @@ from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement, float32_default, warn_if_caller_autocast
 from vidiff.pipeline.input_checks import check_image
 from vidiff.pipeline.request import (
-    Request, StepBar, check_keyframe_images, prompts_and_seeds, warn_prompt_notes,
+    Request, StepBar, check_keyframe_images, encoder_prompts, prompts_and_seeds, warn_prompt_notes,
 )
 from vidiff.pipeline.request_layout import request_layout
 from vidiff.pipeline.stage import DiffusionStage
@@ -352,11 +352,11 @@ class VideoPipeline:
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
                             self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength,
                             keyframe_passes)
-        text, null_text = encode_text(self.text_encoder, req.prompts)
+        text, null_text = encode_text(self.text_encoder, encoder_prompts(self.config, req.prompts))
+        negative = encode_negative(self.text_encoder, encoder_prompts(self.config, req.negative_prompts))
         # used as `with pipe._timeline(...) as timeline`: the progress bar closes however the sampling ends
         return Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
-                        StepBar(steps, enabled=progress), encode_negative(self.text_encoder, req.negative_prompts),
-                        strength, fill_strength, control)
+                        StepBar(steps, enabled=progress), negative, strength, fill_strength, control)
 
     def _decode(self, latents: torch.Tensor, progress: bool) -> torch.Tensor:
         """(B,C,F,h,w) -> uint8 (B,F,H,W,3), one sample at a time, frame-sliced by the VAE's frame_chunk."""
