@@ -40,6 +40,22 @@ def test_dry_run_says_which_folders_the_run_would_stop_on(tmp_path, capsys):
     assert f"data.root: {tmp_path / 'nope'} does not exist here" in err and "vae:" not in err
 
 
+def test_dry_run_of_a_fine_tune_whose_start_part_is_not_here_estimates_and_warns(tmp_path, capsys):
+    """configs/shapes-vae-temporal.yaml before its start part (runs/shapes-vae/export) exists: the dry run was refused
+    ("init_weights: part folder not found") where its own check meant to warn, as it does for a missing data.root;
+    a run is still refused."""
+    from vidiff.cli import main
+
+    args = ["train", "--config", str(REPO / "configs/shapes-vae-temporal.yaml"),
+            "--set", f"init_weights={tmp_path / 'nope'}", "--set", f"output_dir={tmp_path / 'run'}"]
+    assert main(args + ["--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert "parameters:" in out and f"init_weights: {tmp_path / 'nope'} does not exist here" in err
+    assert main(args) == 2
+    assert f"init_weights: part folder not found: {tmp_path / 'nope'}" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("batch", ["-3", "0", "100000"])
 def test_dry_run_batch_outside_its_range_is_one_line(capsys, batch):
     """-3 was a traceback (a tensor of negative size), 0 silently meant the config's batch."""

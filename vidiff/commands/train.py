@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         from vidiff.limits import MAX_BATCH, check_int
 
         check_int(args.dry_run_batch, "--dry-run-batch", 1, MAX_BATCH)  # 0 read as "the config's", -3 a traceback
-    cfg = load_train_config(args.config, args.overrides)
+    cfg = load_train_config(args.config, args.overrides, folders_here=not args.dry_run)
     if args.dry_run:
         from vidiff.training.dryrun import estimate, format_estimate
 

@@ -215,7 +215,8 @@ class TrainConfig:
         return from_dict(NoiseScheduleConfig, self.diffusion.noise, "diffusion.noise")
 
 
-def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+def load_train_config(path: str | Path, overrides: list[str] | None = None, *,
+                      folders_here: bool = True) -> TrainConfig:
     path = Path(path).expanduser()  # "~/recipe.yaml", as the other readers take "~"
     if not os.path.lexists(path):
         hint = ""
@@ -229,7 +230,7 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     if data is None or data == {}:  # empty: every key would be its default, and the first check to fail says little
         raise ConfigError(f"{path}: the config is empty; start from one in configs/ (e.g. configs/shapes-vae.yaml)")
     data = apply_overrides(data, overrides or [])
-    return validate(home_expanded(from_dict(TrainConfig, data)))
+    return validate(home_expanded(from_dict(TrainConfig, data)), folders_here=folders_here)
 
 
 def load_run_config(path: str | Path) -> TrainConfig:

@@ -20,8 +20,9 @@ STAGE_DATA = {"vae": ("video_folder", "shapes", "real_corpus"), "keyframes": ("l
               "toy": ("synthetic",)}
 
 
-def validate(cfg: TrainConfig) -> TrainConfig:
-    """Checks values the types cannot express; raises ConfigError naming the key."""
+def validate(cfg: TrainConfig, *, folders_here: bool = True) -> TrainConfig:
+    """Checks values the types cannot express; raises ConfigError naming the key. `folders_here=False` (`--dry-run`,
+    a plan that may be for another machine) leaves out the start part's folder, which the dry run warns of."""
     t, o, c, d = cfg.train, cfg.optimizer, cfg.conditioning, cfg.data
     positive = {
         "train.max_steps": t.max_steps, "train.batch_size": t.batch_size, "train.grad_accum": t.grad_accum,
@@ -74,7 +75,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("train.max_batch_frames: only the keyframe and interpolation stages draw window lengths")
     if cfg.stage == "vae" and t.gradient_checkpointing:
         raise ConfigError("train.gradient_checkpointing: the VAE stage does not support it (U-Net stages only)")
-    if cfg.init_weights is not None and not Path(cfg.init_weights).is_dir():
+    if folders_here and cfg.init_weights is not None and not Path(cfg.init_weights).is_dir():
         raise ConfigError(f"init_weights: part folder not found: {cfg.init_weights}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay: must be in [0, 1), got {t.ema_decay}")
