@@ -82,3 +82,46 @@ def test_yaml_reads_exponent_floats_and_keeps_no_as_a_string():
     data = parse_yaml("eps: 1e-8\nlr: 3.0E+2\nmode: no\nflag: true\nother: off\nversion: 1.5")
     assert data == {"eps": 1e-8, "lr": 300.0, "mode": "no", "flag": True, "other": "off", "version": 1.5}
     assert from_dict(Root, apply_overrides({}, ["lr=2e-5"])).lr == 2e-5
+
+
+def test_every_key_of_the_recipes_in_configs_is_named_in_docs_training():
+    """docs/training.md, "A recipe's keys": each key the shipped recipes set is named there (the recipes set
+    pattern_first_k, min_gap, hidden_channels, grad_clip, num_workers, ... that no page named), and every name there
+    is a key of TrainConfig or of a part config it nests, so the table cannot name a key that does not exist."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from vidiff.diffusion import NoiseScheduleConfig
+    from vidiff.models import UNet3DConfig
+    from vidiff.models.control_adapter import ControlAdapterConfig
+    from vidiff.safe_yaml import load_file
+    from vidiff.training.config import TrainConfig
+    from vidiff.vae import VAEConfig
+
+    repo = Path(__file__).resolve().parents[1]
+    text = (repo / "docs/training.md").read_text()
+    table = text[text.index("## A recipe's keys"):text.index("## Your own videos")]
+    named = set(re.findall(r"`([a-z0-9_]+)`", table))
+
+    def leaves(data, found):
+        for key, value in data.items():
+            found.add(key)
+            if isinstance(value, dict):
+                leaves(value, found)
+        return found
+
+    recipes = sorted(repo.glob("configs/*.yaml")) + sorted(repo.glob("configs/gpu/*.yaml"))
+    assert len(recipes) >= 10
+    keys = set().union(*(leaves(load_file(p), set()) for p in recipes))
+    assert not keys - named, sorted(keys - named)
+
+    def fields(cls):
+        return {f.name for f in dataclasses.fields(cls)}
+
+    known = set().union(*(fields(c) for c in (TrainConfig, UNet3DConfig, VAEConfig, ControlAdapterConfig,
+                                               NoiseScheduleConfig)))
+    for f in dataclasses.fields(TrainConfig):
+        if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory()):
+            known |= fields(type(f.default_factory()))
+    assert not named - known, sorted(named - known)
