@@ -323,3 +323,18 @@ def test_the_train_log_escapes_control_characters_and_keeps_one_line(capsys):
                                "folder, e.g. %s", (1, "a\x1b[2J\nb\u202e.mp4"), None)
     line = OneLineFormatter("%(levelname)s %(name)s: %(message)s").format(record)
     assert line == "WARNING vidiff.data: the captions name 1 clip(s) not in the folder, e.g. a\\x1b[2J\\nb\\u202e.mp4"
+
+
+def test_an_option_a_command_does_not_take_points_at_that_command_s_help(capsys):
+    """`vidiff extend clip.mp4 P --control maps.mp4` said "(see vidiff --help)", a page without extend's options."""
+    from vidiff.cli import main
+
+    for argv, command, unknown in ((["extend", "c.mp4", "p", "--frames", "5", "--control", "m.mp4", "-o", "o.mp4"],
+                                    "vidiff extend", "--control m.mp4"),
+                                   (["eval", "shapes", "outputs", "--frames", "3"], "vidiff eval shapes", "--frames 3"),
+                                   (["--bogus"], "vidiff", "--bogus")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err == (f"{command}: error: unrecognized arguments: {unknown} "
+                                             f"(see {command} --help)\n"), err

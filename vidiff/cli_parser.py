@@ -130,4 +130,18 @@ def join_negative_values(argv: list[str]) -> list[str]:
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """`argv` parsed by `parser` (built by build_parser), with the tokens kept for the dash-token hint."""
     _ARGV[:] = join_negative_values(argv)
-    return parser.parse_args(_ARGV)
+    args, unknown = parser.parse_known_args(_ARGV)
+    if unknown:  # said by the command's own parser: "see vidiff --help" pointed at a page without its options
+        _command_parser(parser, _ARGV).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The parser of the (sub-)command `argv` names: `vidiff data cache ...` -> data cache's."""
+    for token in argv:
+        commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not commands:
+            break
+        if token in commands[0].choices:
+            parser = commands[0].choices[token]
+    return parser
