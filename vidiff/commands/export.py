@@ -41,8 +41,9 @@ def register(sub) -> None:
     p.add_argument("--interpolation-sampler", choices=SAMPLERS, default="dpmpp_2m",
                    help="sampler of the fills (default dpmpp_2m)")
     p.add_argument("--extension-strength", type=float, default=PipelineConfig.extension_strength,
-                   help="strength of `vidiff extend`: how far the new window's copy of the last frames is "
-                        "re-noised (0..1; 1 draws it from noise; default 1)")
+                   help="default --strength of `vidiff extend`, 0..1: below 1, each new keyframe starts (SDEdit) "
+                        "from the clip's last frame moved on at its measured velocity, noised to this share of the "
+                        "schedule; 1 draws them from noise (default 1)")
     p.set_defaults(handler=run)
 
 
