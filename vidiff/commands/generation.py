@@ -101,7 +101,8 @@ def _keyframe_argument(p: argparse.ArgumentParser, extra: str = "") -> None:
 
 def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
     p.add_argument("-o", "--output", required=True, type=output_argument, help="output file: .mp4, .webm or .gif")
-    p.add_argument("--model", default=None, type=folder_argument, help=f"pipeline folder (default: the bundled Shapes pipeline, {BUNDLED.name})")
+    p.add_argument("--model", default=None, type=folder_argument,
+                   help=f"pipeline folder (default: the bundled Shapes pipeline, vidiff/bundled/{BUNDLED.name})")
     p.add_argument("--seed", type=whole_number, default=0,
                    help="seed of the first sample, 0 to 2**63 - 1; sample i uses seed + i, wrapping to 0 at 2**63 "
                         "(default 0)")
