@@ -71,16 +71,17 @@ def test_read_image_applies_the_exif_orientation(tmp_path, orientation, turns):
     assert io.image_size(tmp_path / "photo.png") == got.shape[1::-1]  # (width, height) from the header
 
 
-def _write_turned(path, quarter_turns, frames):
-    """An H.264 mp4 of `frames` tagged to be shown turned `quarter_turns` x 90 degrees counter-clockwise."""
+def _write_turned(path, quarter_turns, frames, hflip=False, vflip=False, degrees=None):
+    """An H.264 mp4 of `frames` tagged to be shown turned `quarter_turns` x 90 degrees counter-clockwise (or
+    `degrees`), then mirrored."""
     import av
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.codec_context.thread_count = 1
-        if quarter_turns:
-            stream.set_display_rotation(90 * quarter_turns)
+        if quarter_turns or hflip or vflip or degrees is not None:
+            stream.set_display_rotation(90 * quarter_turns if degrees is None else degrees, hflip=hflip, vflip=vflip)
         for f in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         container.mux(stream.encode())
@@ -107,6 +108,42 @@ def test_clips_tagged_with_a_display_rotation_read_upright(tmp_path, k):
     assert np.array_equal(np.stack(list(io.iter_video(tmp_path / "turned.mp4"))), want)
     corner = {1: (-1, 0), 2: (-1, -1), 3: (0, -1)}[k]  # where the stored top-left block is shown
     assert want[0][corner].min() > 200 and want[0][0, 0].max() < 50
+
+
+@pytest.mark.parametrize("k, hflip, vflip", [(0, True, False), (0, False, True), (1, False, True), (2, True, False),
+                                             (3, True, False)])
+def test_clips_tagged_mirrored_read_as_a_player_shows_them(tmp_path, k, hflip, vflip):
+    """A display matrix with a mirror (a front camera's clip): FFmpeg's angle of it is the reflection's, so a
+    left-right mirror was read as a half turn and the picture shown upside down (and a turn with a top-bottom
+    mirror a quarter turn the wrong way)."""
+    import av
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+    frames = np.zeros((4, 64, 96, 3), np.uint8)
+    frames[:, :12, :16] = 255  # a white block at the stored top-left corner
+    _write_turned(tmp_path / "plain.mp4", 0, frames)
+    _write_turned(tmp_path / "mirrored.mp4", k, frames, hflip=hflip, vflip=vflip)
+    stored, _ = io.read_video(tmp_path / "plain.mp4", backend="pyav")
+    want = np.rot90(stored.numpy(), k, axes=(1, 2))  # turned counter-clockwise, then mirrored (as PyAV writes it)
+    want = want[:, :, ::-1] if hflip else want[:, ::-1]
+    info = io.probe_video(tmp_path / "mirrored.mp4")
+    assert info.mirrored and (info.width, info.height) == want.shape[2:0:-1]
+    got, _ = io.read_video(tmp_path / "mirrored.mp4", backend="pyav")
+    assert np.array_equal(got.numpy(), want)
+    assert np.array_equal(np.stack(list(io.iter_video(tmp_path / "mirrored.mp4"))), want)
+
+
+@pytest.mark.parametrize("degrees", [45, 135])
+def test_a_display_matrix_off_a_quarter_turn_is_refused(tmp_path, degrees):
+    """45 degrees was read as stored and 135 as a half turn, without a word (FFmpeg shows them rotated freely)."""
+    import av
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+    _write_turned(tmp_path / "odd.mp4", 0, np.zeros((2, 64, 96, 3), np.uint8), degrees=degrees)
+    with pytest.raises(io.VideoDecodeError, match=f"turned {degrees} degrees, which is not a quarter turn"):
+        io.probe_video(tmp_path / "odd.mp4")
 
 
 def test_a_clip_cut_short_reads_its_start_and_says_so(tmp_path, caplog):

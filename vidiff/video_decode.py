@@ -171,31 +171,52 @@ def decode_complete(container, stream, report: dict | None = None):
             report["damaged"] = True
 
 
-def quarter_turns(frame) -> int:
-    """Counter-clockwise quarter turns that show a PyAV frame upright, from its display matrix: phones store
-    portrait video sideways and tag it to be turned. decord turns frames the same way (flips are ignored by
-    both). PyAV before 14 has no `rotation`: frames as stored."""
-    return round(getattr(frame, "rotation", 0) / 90) % 4
+def orientation(frame) -> tuple[int, bool]:
+    """How a PyAV frame is shown upright, from its display matrix: (k, mirrored), the picture being
+    `np.rot90(rgb, k)` (k counter-clockwise quarter turns), then mirrored left-right when `mirrored`. Phones store
+    portrait video sideways and tag it to be turned; a front camera's clip may be tagged mirrored too. FFmpeg's angle
+    of a mirrored matrix is that of the reflection (a left-right mirror reads as 180 degrees), so the turn is taken
+    from the matrix's determinant and that angle, as FFmpeg's own command line does. The nearest quarter turn is
+    taken (probe_video refuses an angle off one: off_quarter_turn). PyAV before 14 has no `rotation`: frames as
+    stored."""
+    degrees = getattr(frame, "rotation", 0)
+    matrix = next((bytes(d) for d in getattr(frame, "side_data", ()) if d.type.name == "DISPLAYMATRIX"), b"")
+    m = np.frombuffer(matrix[:36], "<i4").astype(np.int64) if len(matrix) >= 36 else None
+    mirrored = m is not None and m[0] * m[4] - m[1] * m[3] < 0  # a negative determinant: a reflection
+    turn = 180 - degrees if mirrored else degrees
+    return round(turn / 90) % 4, bool(mirrored)
+
+
+def off_quarter_turn(frame) -> bool:
+    """Whether a frame's display matrix turns it more than a degree off a quarter turn (FFmpeg then rotates the
+    picture freely; the readers here turn by quarters only)."""
+    degrees = getattr(frame, "rotation", 0)
+    return abs(degrees - 90 * round(degrees / 90)) > 1
 
 
 def upright_rgb(frame) -> np.ndarray:
-    """A PyAV frame as uint8 (H,W,3) RGB, turned upright (quarter_turns)."""
+    """A PyAV frame as uint8 (H,W,3) RGB, shown upright (orientation)."""
     rgb = frame.to_ndarray(format="rgb24")
-    k = quarter_turns(frame)
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+    k, mirrored = orientation(frame)
+    if k:
+        rgb = np.rot90(rgb, k)
+    if mirrored:
+        rgb = rgb[:, ::-1]
+    return np.ascontiguousarray(rgb) if k or mirrored else rgb
 
 
-def first_frame_facts(path: Path) -> tuple[int, str | None]:
-    """What the first frame of `path` shows beyond its pixels: the degrees (0, 90, 180, 270) it is turned to show
-    it upright, and a note when it has transparency, which the readers drop (vidiff.transparency); (0, None) when it
-    does not decode (the read that follows reports that)."""
+def first_frame_facts(path: Path) -> tuple[int, bool, str | None]:
+    """What the first frame of `path` shows beyond its pixels: the degrees (0, 90, 180, 270) it is turned and
+    whether it is mirrored to show it upright (orientation), and a note when it has transparency, which the readers
+    drop (vidiff.transparency); (0, False, None) when it does not decode (the read that follows reports that). A
+    display matrix turned off a quarter turn is refused (VideoDecodeError): neither reader turns it."""
     from vidiff.transparency import alpha_layer_note, transparency_note
 
     info: dict = {}
     try:
         frame = next(_av_frames(path, 1, info), None)
         if frame is None:
-            return 0, None
+            return 0, False, None
         if info["alpha_layer"]:  # FFmpeg's VP8 / VP9 decoders give the colour layer only
             note = alpha_layer_note(info["alpha_layer"])
         elif any(c.is_alpha for c in frame.format.components):  # argb, rgba, yuva420p, a GIF's bgra: look
@@ -203,8 +224,13 @@ def first_frame_facts(path: Path) -> tuple[int, str | None]:
         else:
             note = None
     except _av_error_types():
-        return 0, None
-    return 90 * quarter_turns(frame), note
+        return 0, False, None
+    if off_quarter_turn(frame):
+        raise VideoDecodeError(path, f"its display matrix shows it turned {frame.rotation:g} degrees, which is not a "
+                               "quarter turn; only 90, 180 and 270 are applied, so turn the video upright first "
+                               "(e.g. re-encode it with ffmpeg, which applies the rotation)")
+    k, mirrored = orientation(frame)
+    return 90 * k, mirrored, note
 
 
 ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC

@@ -45,7 +45,7 @@ class VideoInfo:
     """Container metadata of a video stream. `num_frames` is the container's count, or duration * fps, or its
     packets counted where the header has neither (a live WebM, an APNG). width and height are the upright
     frame's: a clip stored sideways with a display rotation (`rotation` degrees counter-clockwise, as phones
-    write portrait video) is read turned upright."""
+    write portrait video; then mirrored left-right where `mirrored`) is read turned upright."""
 
     width: int
     height: int
@@ -54,6 +54,7 @@ class VideoInfo:
     duration: float  # seconds
     codec: str
     rotation: int = 0
+    mirrored: bool = False  # the display matrix also mirrors the picture left-right (after the turn): PyAV reads it
     hdr: str = ""  # "PQ" or "HLG" when the stream is tagged with an HDR transfer: read as stored, not tone-mapped
     estimated: bool = False  # num_frames is duration x fps (no stored count): MPEG-PS guesses it from the bitrate
     audio: bool = False  # the file also holds an audio stream (vidiff writes video only)
@@ -126,14 +127,14 @@ def probe_video(path: str | os.PathLike, limits: VideoLimits | None = None) -> V
     if info.hdr:
         log.warning("%s is HDR (%s transfer): its colours are read as stored, without tone mapping, so they look "
                     "flatter and paler than a player shows them", path, info.hdr)
-    rotation, see_through = first_frame_facts(path)  # one frame decoded, within the limits checked
+    rotation, mirrored, see_through = first_frame_facts(path)  # one frame decoded, within the limits checked
     if see_through:
         log.warning("%s %s", path, see_through)
     turned = rotation % 180 != 0
     sar = info.sample_aspect
     return replace(info, width=info.height if turned else info.width,
                                height=info.width if turned else info.height, rotation=rotation,
-                   sample_aspect=1 / sar if turned and sar else sar)
+                   mirrored=mirrored, sample_aspect=1 / sar if turned and sar else sar)
 
 
 def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoInfo:
