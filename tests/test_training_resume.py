@@ -535,3 +535,21 @@ def test_a_run_folder_that_cannot_take_its_files_is_refused_before_the_first_ste
     (run / "checkpoints").write_text("")
     with pytest.raises(InputError, match=r"checkpoints is not a folder"):
         train(toy(tmp_path, max_steps=8), resume="auto", force=True)
+
+
+@pytest.mark.parametrize("resume", [None, "auto"])
+def test_a_run_killed_while_writing_its_config_starts_again(tmp_path, resume):
+    """kill -9 inside the first write of a new run (its config.yaml) leaves the lock and that write's temporary;
+    the folder was then refused for good as 'holds files that are not a training run's (.config.yaml....)', by
+    `--resume auto` and a new start alike. The rerun trains, and the dead writer's temporary is gone."""
+    from vidiff.output_safety import temporary_name
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").touch()
+    left = run / temporary_name(run / "config.yaml")
+    left.write_text("stage: to")  # cut mid-write; its writer's lock died with it
+    os.utime(left, (left.stat().st_atime - 60, left.stat().st_mtime - 60))
+    train(toy(tmp_path), resume=resume)
+    assert len(read_metrics(run / "metrics.jsonl")) == 12 and (run / "export" / "model.safetensors").is_file()
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".lock"]

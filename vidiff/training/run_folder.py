@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vidiff.errors import InputError
 from vidiff.io import check_folder
+from vidiff.output_safety import is_our_temporary
 from vidiff.parts import PART_FILES, WEIGHTS_NAME
 from vidiff.training import checkpoint as ckpt
 
@@ -66,8 +67,11 @@ def check_writable(run_dir: Path, previews: bool) -> None:
 
 def _written_before_config(path: Path) -> bool:
     """What a run folder may hold before its config.yaml: the lock, export/ (its files were checked), hidden exports
-    being swapped, and checkpoints/ of step folders."""
+    being swapped, checkpoints/ of step folders, and the temporary of a config.yaml write the run was killed in
+    (the write that follows removes it; it made `--resume auto` refuse the run folder for good)."""
     if path.name in (LOCK_NAME, "export") or path.name.startswith(".export-"):
+        return True
+    if is_our_temporary(path.name) and path.is_file() and not path.is_symlink():
         return True
     return (path.name == "checkpoints" and path.is_dir() and not path.is_symlink()
             and all(p.name.startswith(("step_", ".tmp-")) for p in path.iterdir()))
