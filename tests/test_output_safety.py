@@ -513,3 +513,22 @@ def test_a_folder_that_exists_but_makes_no_files_is_said_so():
     with pytest.raises(InputError) as e:
         check_output("/proc/x.mp4")
     assert str(e.value) == "-o /proc/x.mp4: cannot write in folder /proc (the folder takes no new files)"
+
+
+@pytest.mark.parametrize("suffix, size, limit", [(".mp4", 32, 100), (".mp4", 32, 2000), (".webm", 64, 100),
+                                                 (".gif", 64, 100), (".gif", 64, 1000)])
+def test_a_full_disk_while_a_clip_is_encoded_is_one_output_error(tmp_path, capfd, file_size_limit, suffix, size,
+                                                                 limit):
+    """A write past the file-size limit in the middle of an encode: PyAV keeps one error of its file callbacks at a
+    time, so the next failing write or the mp4 muxer's seek back printed "PyAV library exception being dropped:"
+    and a traceback on stderr (under `vidiff generate`'s one line), and one met while the trailer was written came
+    out as PyAVCallbackError ("Error in PyAV callback"), a traceback. Now: the OutputError naming the file, nothing
+    on stderr, nothing left, and the next write in the process is whole."""
+    from vidiff.video_writer import write_video
+
+    clip, out = frames(count=8, size=size), tmp_path / f"clip{suffix}"
+    with file_size_limit(limit), pytest.raises(OutputError, match=r"clip\.\w+: write failed \(file too large"):
+        write_video(out, clip, 8)
+    assert capfd.readouterr().err == "" and list(tmp_path.iterdir()) == []
+    write_video(out, clip, 8)
+    assert io.read_video(out)[0].shape[0] == 8

@@ -152,6 +152,44 @@ def _rate(fps: float):
     return Fraction(fps).limit_denominator(1001)
 
 
+class _FirstErrorOnly:
+    """The temporary file as PyAV writes it, on a full disk: the first failing write or seek raises its OSError,
+    later ones do nothing, and leaving the `with` raises that OSError whatever PyAV made of it. PyAV holds one error
+    of its callbacks at a time: a second one (FFmpeg writes on, and the mp4 muxer seeks back for its trailer)
+    printed "PyAV library exception being dropped:" and a traceback under the one line, and one met while the
+    trailer was written came out as PyAVCallbackError ("Error in PyAV callback"), which is no OSError, as a
+    traceback. No `close`: the file stays the caller's."""
+
+    def __init__(self, file):
+        self._file, self.error = file, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if self.error is not None:
+            raise self.error from None
+
+    def _call(self, method, *args):
+        if self.error is not None:
+            return None
+        try:
+            return method(*args)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def write(self, data):
+        written = self._call(self._file.write, data)
+        return len(data) if written is None else written
+
+    def seek(self, offset, whence=0):
+        return self._call(self._file.seek, offset, whence)
+
+    def tell(self):
+        return self._file.tell()
+
+
 def _write_yuv(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: float, suffix: str,
                quality: int | None, sample_aspect=None, state_matrix: bool = True) -> None:
     import av
@@ -163,7 +201,7 @@ def _write_yuv(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: f
         fmt, codec, crf = "mp4", "libx264", 18 if quality is None else quality
     else:
         fmt, codec, crf, extra = "webm", "libvpx-vp9", 30 if quality is None else quality, {"b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
-    with av.open(file, mode="w", format=fmt, container_options=_BITEXACT) as container:
+    with _FirstErrorOnly(file) as sink, av.open(sink, mode="w", format=fmt, container_options=_BITEXACT) as container:
         stream = container.add_stream(codec, rate=_rate(fps), options={"crf": str(crf), **extra})
         stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"
@@ -189,7 +227,7 @@ def _write_gif(file, frames: Iterator[np.ndarray], size: tuple[int, int], fps: f
     import av
     from PIL import Image
 
-    with av.open(file, mode="w", format="gif", container_options=_BITEXACT) as container:
+    with _FirstErrorOnly(file) as sink, av.open(sink, mode="w", format="gif", container_options=_BITEXACT) as container:
         # FFmpeg's transdiff marks a pixel transparent where its palette index equals the previous frame's, as if
         # every frame shared one palette; here each frame has its own, so such a pixel kept the last frame's colour
         # (an input frame 44 levels off in `interpolate` of a 1x64 GIF). Offsetting crops by the same test.
