@@ -553,3 +553,24 @@ def test_a_run_killed_while_writing_its_config_starts_again(tmp_path, resume):
     train(toy(tmp_path), resume=resume)
     assert len(read_metrics(run / "metrics.jsonl")) == 12 and (run / "export" / "model.safetensors").is_file()
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".lock"]
+
+
+def test_a_full_disk_at_the_lock_file_names_it_and_leaves_no_folder(tmp_path, monkeypatch):
+    """The pid written into a new run's .lock on a full disk: os.write's OSError names no file, so the CLI said
+    "vidiff: error: cannot write (no space left on the device)", and the run folder was left holding the lock."""
+    import errno
+
+    write = os.write
+
+    def full_at_the_lock(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("/.lock"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(fd, data)
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd")
+    monkeypatch.setattr(os, "write", full_at_the_lock)
+    with pytest.raises(InputError, match=r"run\b.*: cannot write the run folder's lock file \.lock \(no space left "):
+        train(toy(tmp_path))
+    monkeypatch.undo()
+    assert not (tmp_path / "run").exists()

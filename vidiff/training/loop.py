@@ -114,9 +114,9 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"output_dir {run_dir}: is a file, not a folder")
     run_folder.refuse_foreign_output(run_dir)  # before the lock file: a user's folder is left as it was
-    created = not run_dir.exists()
-    lock = run_folder.lock_for_all_ranks(accelerator, run_dir)
+    created, lock = not run_dir.exists(), None
     try:
+        lock = run_folder.lock_for_all_ranks(accelerator, run_dir)  # in here: a lock file that cannot be written
         return _train_in(run_dir, cfg, accelerator, resume, force, stage)
     except BaseException:
         if created and accelerator.is_main_process:  # refused before anything was written: no empty folder left

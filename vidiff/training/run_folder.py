@@ -253,8 +253,15 @@ class RunFolderLock:
             os.close(fd)
             raise InputError(f"output_dir {self.run_dir}: another training run (pid {holder}) is using this folder; "
                              "wait for it to end or choose another output_dir") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as e:  # a full disk: os.write's error names no file, and the line said "cannot write (...)"
+            os.close(fd)
+            from vidiff.output_safety import describe_write_error
+
+            raise InputError(f"output_dir {self.run_dir}: cannot write the run folder's lock file {LOCK_NAME} "
+                             f"({describe_write_error(e)})") from None
         self._fd = fd
         return self
 
