@@ -673,7 +673,8 @@ def test_a_shapes_pipeline_warns_when_the_prompt_leaves_attributes_to_chance(tin
         else:
             assert len(warned) == 1 and expected in warned[0] and "colour" not in warned[0], warned
     # an edit's prompt sets the new colour: its words are told too; what it leaves out the clip keeps (no note)
-    for prompt, expected in (("a scarlet circle", "'scarlet' (red) is not a word"), ("a red circle", None)):
+    for prompt, expected in (("a milky circle", "'milky' (white) is not a word"), ("a red circle", None),
+                             ("a scarlet circle", "'scarlet' is read as red")):
         capsys.readouterr()
         assert main(["edit", str(tmp_path / "g.mp4"), prompt, "-o", str(tmp_path / "e.mp4"), "--model", str(shapes),
                      "--quiet", "--steps", "1"]) == 0
@@ -825,8 +826,10 @@ def test_the_python_api_warns_of_a_shapes_prompt_as_the_command_line_does(tiny_p
     assert len(notes) == 1 and "found no colour, shape or direction" in notes[0], notes
     assert said(lambda: pipe.text_to_video("a red circle moving left", **run)) == []
     clip, _ = pipe.text_to_video("a red circle moving left", **run)
-    notes = said(lambda: pipe.edit_video(clip, "a scarlet circle", **run))
-    assert len(notes) == 1 and "'scarlet' (red) is not a word" in notes[0], notes
+    notes = said(lambda: pipe.edit_video(clip, "a milky circle", **run))
+    assert len(notes) == 1 and "'milky' (white) is not a word" in notes[0], notes
+    notes = said(lambda: pipe.edit_video(clip, "a scarlet circle", **run))  # a colour the xkcd survey names
+    assert len(notes) == 1 and "'scarlet' is read as red" in notes[0], notes
     assert said(lambda: pipe.image_to_video(clip[0], "moving up", **run)) == []  # the image sets colour and shape
     # `vidiff animate still.png "a red circle"` said the direction is left to chance; image_to_video said nothing
     notes = said(lambda: pipe.image_to_video(clip[0], "a red circle", **run))
