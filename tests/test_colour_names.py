@@ -41,7 +41,7 @@ def test_every_training_colour_word_the_survey_names_reads_as_its_trained_colour
     ("maroon", "red", True), ("teal", "green", True), ("cerulean", "blue", True), ("mustard", "yellow", True),
     ("cream", "white", True), ("silver", "white", True),
     ("orange", "red", False), ("purple", "blue", False), ("pink", "red", False),  # other basic colours: nearest
-    ("black", None, False), ("grey", None, False), ("charcoal", None, False),  # greys: no palette colour
+    ("black", None, False), ("grey", None, False), ("gray", None, False), ("charcoal", None, False),  # greys
 ])
 def test_survey_names_read_by_hue(word, colour, shade):
     assert palette_colour(word) == palette_colour(word.upper())

@@ -35,6 +35,7 @@ BASIC_HUED_TERMS = ("red", "orange", "yellow", "green", "blue", "purple", "pink"
 
 # The survey's "dark" and "pale" are shade words before a colour, not colours of their own.
 _NOT_COLOURS = {"dark", "pale"}
+_SPELLINGS = {"gray": "grey", "grayish": "greyish"}  # the survey spells these the British way
 # After one of these (articles and shade words between) a colour name is a place: "toward the sky", "over the sea".
 _PLACE_PREPOSITIONS = {"to", "toward", "towards", "into", "onto", "across", "over", "through", "under", "above",
                        "below", "beneath", "past", "at", "near", "by", "from", "beyond", "along", "around",
@@ -87,9 +88,10 @@ def _hue_distance(a: float, b: float) -> float:
 def palette_colour(word: str) -> ColourReading | None:
     """How a Shapes pipeline draws the colour `word` names in the xkcd survey; None if the survey has no such name."""
     word = word.lower()
-    if word in _NOT_COLOURS or word not in XKCD_COLOURS:
+    name = _SPELLINGS.get(word, word)
+    if name in _NOT_COLOURS or name not in XKCD_COLOURS:
         return None
-    lightness, chroma, hue = _oklch(XKCD_COLOURS[word])
+    lightness, chroma, hue = _oklch(XKCD_COLOURS[name])
     if lightness == 0 or chroma / lightness < GREY_SATURATION:
         return ColourReading(word, "white" if lightness >= LIGHT_GREY else None, lightness >= LIGHT_GREY)
     nearest = min(_HUES, key=lambda name: _hue_distance(hue, _HUES[name]))
