@@ -36,11 +36,13 @@ BASIC_HUED_TERMS = ("red", "orange", "yellow", "green", "blue", "purple", "pink"
 # The survey's "dark" and "pale" are shade words before a colour, not colours of their own.
 _NOT_COLOURS = {"dark", "pale"}
 _SPELLINGS = {"gray": "grey", "grayish": "greyish"}  # the survey spells these the British way
-# After one of these (articles and shade words between) a colour name is a place: "toward the sky", "over the sea".
-_PLACE_PREPOSITIONS = {"to", "toward", "towards", "into", "onto", "across", "over", "through", "under", "above",
-                       "below", "beneath", "past", "at", "near", "by", "from", "beyond", "along", "around",
-                       "inside", "within", "behind", "out", "off", "in"}
-_SKIPPED = {"a", "an", "the", "dark", "light", "pale", "bright", "deep", "very"}
+# What may stand between a colour name and the object it colours: "a light teal-coloured square", "the ring, jade,
+# ...", "a square that is deep teal", "a pyramid in cobalt".
+_SHADES = {"dark", "light", "pale", "bright", "deep", "very", "vivid", "pastel", "soft", "rich", "pure", "solid",
+           "plain", "neon", "dull", "muted", "warm", "cool", "hot", "dusty", "faded", "coloured", "colored", "toned",
+           "tinted", "hued", "ish"}
+_LINKS = {"in", "is", "are", "that", "which", "coloured", "colored", "painted", "all"}
+_OBJECT_NOUNS = {"shape", "shapes", "object", "objects", "thing", "things"}
 
 
 @dataclass(frozen=True)
@@ -102,50 +104,68 @@ def palette_colour(word: str) -> ColourReading | None:
 def read_colour_names(prompt: str) -> tuple[str, ColourReading | None]:
     """(the prompt as the text encoder gets it, the reading) for a Shapes pipeline: the first colour name of the
     object that is not a training word ("scarlet", not "crimson") replaced by its palette colour's word
-    ("A scarlet ring" -> "A red ring"). Unchanged, with no reading, when the prompt names the object's colour in a
-    training word; a colour said of the background ("on a teal background") or of a place ("toward the sky") is not
-    the object's. A grey or black name is read (its note says so) but left as written: no palette colour is near."""
+    ("A scarlet ring" -> "A red ring"). A name is the object's when it stands with an object noun: before it ("a
+    light teal square", "a teal-coloured ball") or after it ("the ring, jade, that ...", "a ball in deep teal", "a
+    square that is teal"); "like a leaf", "into the night sky" and "a box of chocolate" name no colour of the
+    object. Unchanged, with no reading, when the object's colour is said in a training word; a colour of the
+    background ("on a teal background") or negated ("not orange") is not the object's. A grey or black name, with
+    no other, is read (its note says so) but left as written: no palette colour is near."""
     from vidiff.data.captions import TRAIN
-    from vidiff.data.shapes_prompt import background_colour_positions
+    from vidiff.data.shapes_prompt import background_colour_positions, negated_spans
 
     tokens = [(m.group().lower(), m.span()) for m in re.finditer(r"[A-Za-z]+", prompt)]
     words = [w for w, _ in tokens]
     trained = {w for names in TRAIN.colours.values() for w in names}
-    scenery = background_colour_positions(words, extra_colours=XKCD_COLOURS)
-    if any(w in trained for i, w in enumerate(words) if i not in scenery):
+    negated = negated_spans(prompt, XKCD_COLOURS)
+    scenery = set(background_colour_positions(words, extra_colours=XKCD_COLOURS))
+    scenery |= {i for i, (_, span) in enumerate(tokens) if span in negated}
+    if any(w in trained and i not in scenery and _of_the_object(words, i) for i, w in enumerate(words)):
         return prompt, None
+    grey = None
     for i, word in enumerate(words):
-        reading = None if i in scenery or _names_a_place(words, i) else palette_colour(word)
-        if reading is None:
-            continue
-        if reading.colour is None:
-            return prompt, reading
-        return _replaced(prompt, tokens, i, reading.colour), reading
-    return prompt, None
+        reading = None if i in scenery or not _of_the_object(words, i) else palette_colour(word)
+        if reading is not None and reading.colour is not None:
+            return _replaced(prompt, tokens, i, reading.colour), reading
+        grey = grey or reading
+    return prompt, grey
+
+
+def _is_colour(word: str) -> bool:
+    return word in XKCD_COLOURS or _SPELLINGS.get(word, "") in XKCD_COLOURS
+
+
+def _is_object(word: str) -> bool:
+    from vidiff.data.shapes_prompt import _SHAPE_WORDS
+
+    return word in _SHAPE_WORDS or word in _OBJECT_NOUNS
+
+
+def _of_the_object(words: list[str], i: int) -> bool:
+    """Whether the colour word words[i] stands with an object noun (the prompt reader's shape nouns, "shape",
+    "object", "thing"): before it over shade words and other colours, or after it over shade and linking words."""
+    j = i + 1
+    while j < len(words) and (words[j] in _SHADES or _is_colour(words[j])):
+        j += 1
+    if j < len(words) and _is_object(words[j]):
+        return True
+    j = i - 1
+    while j >= max(0, i - 4) and (words[j] in _SHADES or words[j] in _LINKS):
+        j -= 1
+    return j >= 0 and _is_object(words[j])
 
 
 def _replaced(prompt: str, tokens: list[tuple[str, tuple[int, int]]], i: int, colour: str) -> str:
     """`prompt` with token i said as `colour`, in its capitals, and an article right before it agreeing ("an
     orange ball" -> "a red ball")."""
+    def cased(new: str, old: str) -> str:
+        return new.upper() if old.isupper() and len(old) > 1 else new.capitalize() if old[0].isupper() else new
+
     start, end = tokens[i][1]
-    text = prompt[:start] + (colour.capitalize() if prompt[start].isupper() else colour) + prompt[end:]
-    if i and tokens[i - 1][0] in ("a", "an") and not prompt[tokens[i - 1][1][1]:start].strip():
+    text = prompt[:start] + cased(colour, prompt[start:end]) + prompt[end:]
+    if i and tokens[i - 1][0] in ("a", "an") and not prompt[tokens[i - 1][1][1]:start].strip(" '\"\u2018\u201c"):
         a_start, a_end = tokens[i - 1][1]
-        article = "an" if colour[0] in "aeiou" else "a"
-        article = article.capitalize() if prompt[a_start].isupper() else article
-        text = text[:a_start] + article + text[a_end:]
+        text = text[:a_start] + cased("an" if colour[0] in "aeiou" else "a", prompt[a_start:a_end]) + text[a_end:]
     return text
-
-
-def _names_a_place(words: list[str], i: int) -> bool:
-    """Whether words[i] follows a place preposition ("toward the sky", "over the sea"); "in" counts only with an
-    article or shade word between ("in the sky"), since "a circle in scarlet" names the colour."""
-    j = i - 1
-    while j >= 0 and words[j] in _SKIPPED:
-        j -= 1
-    if j < 0 or words[j] not in _PLACE_PREPOSITIONS:
-        return False
-    return words[j] != "in" or j < i - 1
 
 
 def colour_reading_note(reading: ColourReading) -> str:

@@ -47,8 +47,9 @@ def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], li
 
 def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by_maps: bool = False) -> list[str]:
     """A Shapes pipeline's one-line notes on `prompt` (pipeline.yaml prompt_vocabulary: shapes) for `task`
-    ("generate", "edit" or "animate"): a colour name read as the palette colour it names (encoder_prompts), colour
-    or shape words no training caption uses and, for a generation, what
+    ("generate", "edit" or "animate"): a colour name read as the palette colour it names (encoder_prompts; animate's
+    image sets the colour, so it is not said there), colour or shape words no training caption uses and, for a
+    generation, what
     it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py), and a background, size,
     speed, path or place it cannot draw (vidiff/data/shapes_scene_notes.py); an edit keeps from its clip what the
     prompt leaves out, and an animated image sets the colour and shape, so only a missing direction is said.
@@ -62,14 +63,16 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 
     by_maps_known = ("direction",) if by_maps else ()
+    # what the model reads: a colour name said as its palette colour ("a teal box" names green, not no colour)
+    read, reading = read_colour_names(prompt) if config.read_colour_names else (prompt, None)
     if task == "animate":
         notes = [unnamed_attributes_note(prompt, ("colour", "shape") + by_maps_known)]
     else:
-        reading = read_colour_names(prompt)[1] if config.read_colour_names else None
         notes = [colour_reading_note(reading) if reading else None,
-                 untrained_words_note(prompt, ("shape",) if reading else ("colour", "shape"))]
+                 untrained_words_note(prompt, ("shape",) if reading and reading.colour else ("colour", "shape"))]
     if task == "generate":
-        notes += [unnamed_attributes_note(prompt, by_maps_known), ambiguous_prompt_note(prompt),
+        grey_said = ("colour",) if reading and reading.colour is None else ()  # its own note says it is left open
+        notes += [unnamed_attributes_note(read, by_maps_known + grey_said), ambiguous_prompt_note(read),
                   background_note(prompt)]
         if not by_maps:  # control maps set the object's place, size and path
             notes.append(unset_words_note(prompt))
@@ -80,7 +83,8 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
 def encoder_prompts(config: PipelineConfig, prompts: list[str] | None) -> list[str] | None:
     """The prompts as the text encoder gets them: a Shapes pipeline (prompt_vocabulary: shapes, read_colour_names)
     says a colour name it was not trained on as the palette colour that name means ("the scarlet ring" -> "the red
-    ring": vidiff/data/colour_names.py); any other pipeline, or None, as given."""
+    ring": vidiff/data/colour_names.py); any other pipeline, or None, as given. Not for negative prompts: "orange"
+    read as red there would steer a red object away from red."""
     if prompts is None or config.prompt_vocabulary != "shapes" or not config.read_colour_names:
         return prompts
     from vidiff.data.colour_names import read_colour_names

@@ -353,7 +353,7 @@ class VideoPipeline:
                             self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength,
                             keyframe_passes)
         text, null_text = encode_text(self.text_encoder, encoder_prompts(self.config, req.prompts))
-        negative = encode_negative(self.text_encoder, encoder_prompts(self.config, req.negative_prompts))
+        negative = encode_negative(self.text_encoder, req.negative_prompts)  # as written: encoder_prompts
         # used as `with pipe._timeline(...) as timeline`: the progress bar closes however the sampling ends
         return Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
                         StepBar(steps, enabled=progress), negative, strength, fill_strength, control)
