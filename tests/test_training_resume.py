@@ -330,6 +330,35 @@ def test_a_second_trainer_in_the_same_folder_is_refused(tmp_path):
     assert (train(toy(tmp_path)) / "export" / "model.safetensors").exists()
 
 
+def test_a_run_refused_the_lock_of_a_folder_made_at_the_same_moment_leaves_it_to_its_holder(tmp_path, monkeypatch):
+    """Two runs started at once on a new output_dir both saw it missing; the one refused the lock then removed the
+    holder's .lock and folder as 'a folder this run created', and a third run could lock it too."""
+    from vidiff.training import run_folder
+
+    run, holder = tmp_path / "run", None
+    take = run_folder.lock_for_all_ranks
+
+    def another_run_locks_first(accelerator, run_dir):
+        nonlocal holder
+        holder = subprocess.Popen([sys.executable, "-c",
+                                   "import fcntl, os, sys\n"
+                                   f"os.makedirs({str(run)!r})\n"
+                                   f"fd = os.open({str(run / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+                                   "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'4242'); print('held', flush=True)\n"
+                                   "sys.stdin.readline()\n"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        return take(accelerator, run_dir)
+
+    monkeypatch.setattr(run_folder, "lock_for_all_ranks", another_run_locks_first)
+    try:
+        with pytest.raises(InputError, match=r"another training run \(pid 4242\) is using this folder"):
+            train(toy(tmp_path))
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # the holder's, left where it is
+    finally:
+        if holder is not None:
+            holder.communicate("\n", timeout=30)
+
+
 def test_a_run_refused_before_writing_leaves_no_folder(tmp_path):
     cfg = toy(tmp_path)
     with pytest.raises(InputError, match="ftw"):

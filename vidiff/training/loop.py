@@ -119,7 +119,9 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
         lock = run_folder.lock_for_all_ranks(accelerator, run_dir)  # in here: a lock file that cannot be written
         return _train_in(run_dir, cfg, accelerator, resume, force, stage)
     except BaseException:
-        if created and accelerator.is_main_process:  # refused before anything was written: no empty folder left
+        # refused before anything was written: no empty folder left. Only by the lock's holder: a run refused the
+        # lock of a folder made at the same moment removed the holder's lock file and folder under it
+        if created and lock is not None and accelerator.is_main_process:
             run_folder.remove_if_unused(run_dir)
         raise
     finally:

@@ -240,6 +240,7 @@ class RunFolderLock:
             import fcntl
         except ImportError:  # not POSIX: no lock, as before
             return self
+        created = not self.run_dir.exists()
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -257,6 +258,8 @@ class RunFolderLock:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         except OSError as e:  # a full disk: os.write's error names no file, and the line said "cannot write (...)"
+            if created:  # still holding the lock: no other run is in the folder this one made
+                remove_if_unused(self.run_dir)
             os.close(fd)
             from vidiff.output_safety import describe_write_error
 
