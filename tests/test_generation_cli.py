@@ -535,6 +535,33 @@ def test_user_keyframes_outside_the_bundled_training_are_refused(tmp_path, capsy
         assert main(["generate", "x", "-o", str(tmp_path / "o.mp4"), "--steps", "1", "--quiet", *extra]) == 0, extra
 
 
+def test_a_long_clip_with_a_keyframe_off_the_grid_is_made_at_the_length_asked(tmp_path, capsys):
+    """--frames 64 --keyframe 7=k.png was refused ("need 10 keyframes ... or a clip of 38 frames"): the first pass
+    is now the longest that holds the keyframe laid around (36 frames), then extension windows to 64; the sidecar
+    records that pass and its keyframes. A keyframe no first pass holds (38) is refused before any weights load."""
+    from PIL import Image
+
+    from vidiff.io import read_video
+
+    key = np.full((64, 64, 3), 60, np.uint8)
+    key[16:48, 8:40] = (230, 30, 30)
+    Image.fromarray(key).save(tmp_path / "k.png")
+    out = tmp_path / "o.mp4"
+    args = ["generate", "a red circle moving left", "-o", str(out), "--frames", "64", "--steps", "1", "--quiet"]
+    assert main([*args, "--keyframe", f"7={tmp_path / 'k.png'}"]) == 0
+    assert "the first pass is 36 frames (keyframes laid around them); the other 28 frames" in capsys.readouterr().err
+    frames = read_video(out)[0]
+    assert frames.shape[0] == 64 and (frames[7].float() - torch.from_numpy(key).float()).abs().mean() < 6
+    settings = json.loads(Path(f"{out}.json").read_text())["settings"]
+    assert (settings["num_frames"], settings["extended_by"], settings["frames_written"]) == (36, 28, 64)
+    assert settings["keyframe_positions"] == [0, 4, 7, 12, 16, 21, 26, 30, 35]
+    assert main([*args, "--keyframe", f"38={tmp_path / 'k.png'}", "-o", str(tmp_path / "p.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none holds keyframes at [38] off the stride's grid" in err, err
+    assert err.rstrip().endswith("fits: keyframe 38 moved to 40 on the stride's grid") and "frames with the" not in err
+    assert not (tmp_path / "p.mp4").exists()
+
+
 def test_animate_offers_moving_its_keyframes_not_the_image(tmp_path, capsys):
     """animate --frames 41 --keyframe 7=b.png was offered "keyframes on the stride's grid at [0, 5]", and
     --keyframe 0= is refused for animate (frame 0 is its image): the offer names only the keyframes that move."""

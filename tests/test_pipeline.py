@@ -860,6 +860,48 @@ def test_a_clip_longer_than_one_pass_is_continued_by_extension_windows(pipe):
     assert rows.shape == (2, 31, 64, 64, 3) and torch.equal(rows[0], long)
 
 
+def test_a_long_clip_with_a_keyframe_off_the_grid_has_a_first_pass_that_holds_it():
+    """num_frames=64 with a keyframe at 7 was refused: laid around it, the longest pass (41 frames) needs 10
+    keyframes where the bundle's part was trained on 3..9, and the refusal offered 38 frames. The first pass is now
+    the longest that holds it (36 frames, 8 + 1 keyframes), then extension windows to the 64 asked; the image comes
+    back unchanged at 7. A keyframe past every such pass (38) is still refused, offered the grid, not a shorter clip."""
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.pipeline.layout import Layout
+    from vidiff.pipeline.trained_layouts import split_long_layout
+
+    shapes = VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes")
+    record, interp = shapes.trained["keyframes"], shapes.trained["interpolation"]
+    ask = shapes.request("a", num_frames=64).layout
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        split = lambda keys: split_long_layout(record, ask, keys, max_gap=8, interpolation=interp)  # noqa: E731
+        assert split([]) == split([5, 40]) == (Layout(41, 9, 5), 23)  # on the grid: the longest pass, as before
+        assert split([7]) == split([7, 30]) == split([2, 7, 12]) == (Layout(36, 8, 5), 28)
+        assert split([2, 23]) == (Layout(31, 7, 5), 33)  # a keyframe more for each: the next shorter pass
+        with pytest.raises(InputError, match=r"keyframes at \[3, 34\] off the stride's grid .*11 keyframes"):
+            split([3, 34])  # 36 frames need 10 keyframes around them, and 31 do not hold 34
+        with pytest.raises(InputError, match=r"keyframes at \[5, 38\] \(\[38\] off the stride's grid\)"):
+            split([5, 38])
+    key = np.zeros((64, 64, 3), np.uint8)
+    key[20:40, 10:30] = (230, 30, 30)
+    with pytest.warns(UserWarning, match=r"64 frames: longer than one pass of this pipeline \(41 frames, 9 keyframes "
+                                         r"at stride 5\); with keyframes off the stride's grid, the first pass is 36 "
+                                         r"frames \(keyframes laid around them\); the other 28 frames are made"):
+        clip, _ = shapes.text_to_video("a red circle moving left", num_frames=64, keyframes={7: key}, seed=2,
+                                       steps=1, progress=False)
+    assert clip.shape == (64, 64, 64, 3) and torch.equal(clip[7], torch.from_numpy(key))
+    first, _ = shapes.text_to_video("a red circle moving left", num_frames=36, keyframes={7: key}, seed=2, steps=1,
+                                    progress=False)
+    assert torch.equal(clip[:36], first)  # the first pass, kept as extend_video keeps its input
+    with pytest.raises(InputError) as e:
+        shapes.text_to_video("a red circle moving left", num_frames=64, keyframes={38: key}, progress=False)
+    assert str(e.value) == (
+        "64 frames: longer than one pass of this pipeline (41 frames, 9 keyframes at stride 5), so the keyframes "
+        "must lie in a first pass, and none holds keyframes at [38] off the stride's grid within the parts' "
+        "training: laid around them, 41 frames need 10 keyframes at [0, 5, 10, 14, 19, 24, 28, 33, 38, 40] (the "
+        "keyframe part was trained on 3..9); fits: keyframe 38 moved to 40 on the stride's grid")
+
+
 def test_a_clip_shorter_than_the_fewest_trained_keyframes_is_cut_from_the_shortest_trained_grid(pipe):
     """num_frames 2..15 at stride 5 has 2-3 keyframes where the part was trained on 4: the 16-frame grid of the same
     stride is made and cut (it was refused); the frames are that clip's first ones. Explicit counts stay refused."""

@@ -230,8 +230,9 @@ def run_generation(args) -> int:
                     **device_record(device, dtype), "batch_invariant": invariant,
                     "compiled": args.compile, "force_layout": args.force_layout,
                     "frames_written": int(frames.shape[0]), **control_settings(args, pipe.config)}
-        if inputs_keyframes and args.task in ("generate", "animate") and not extend_by:
+        if inputs_keyframes and args.task in ("generate", "animate"):
             # the layout that ran: keyframes off the grid get one laid around them, which the grid above does not say
+            # (with extend_by, that of the first pass: a shorter one than the longest when they are off the grid)
             known = {**inputs_keyframes, **({0: source} if args.task == "animate" else {})}
             settings["keyframe_positions"] = pipe.keyframe_positions(req, known)
         if extend_by:

@@ -189,7 +189,9 @@ def validate(args) -> CheckedRun:
     if args.task in ("generate", "animate") and args.frames is not None and args.keyframes is None \
             and not args.force_layout:  # as text_to_video: the keyframes in the first pass, no control maps
         layout, extend_by = split_long_layout(trained["keyframes"], layout, keyframe_paths,
-                                              getattr(args, "control", None) is not None)
+                                              getattr(args, "control", None) is not None,
+                                              max_gap=config.interpolation.max_gap,
+                                              interpolation=trained["interpolation"])
         layout = lift_short_layout(layout, fewest_trained_keyframes(trained["keyframes"]))
     user_keyframes = dict(keyframe_paths)
     if args.task == "animate":

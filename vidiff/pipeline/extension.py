@@ -66,9 +66,9 @@ def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, setti
 
 
 def long_clip(pipe, prompt, first, extend_by: int, progress: bool, settings: dict, keyframes: dict):
-    """text_to_video past the longest trained pass (`first`, split_long_layout): that pass, with the user's
-    `keyframes` (all in it), then `extend_by` frames of extension windows on each clip, the same frames `vidiff
-    generate --frames` writes."""
+    """text_to_video past the longest trained pass: the first pass `first` (split_long_layout: that longest one,
+    or a shorter one that holds keyframes off the grid), with the user's `keyframes` (all in it), then `extend_by`
+    frames of extension windows on each clip, the same frames `vidiff generate --frames` writes."""
     head = {**settings, "num_frames": first.num_frames, "num_keyframes": first.num_keyframes,
             "keyframe_stride": first.keyframe_stride}
     frames, fps = pipe._text_to_video(prompt, keyframes=keyframes, progress=progress, **head)

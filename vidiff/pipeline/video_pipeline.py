@@ -140,7 +140,9 @@ class VideoPipeline:
             warn_prompt_notes(self.config, prompt, task=notes, by_maps=control is not None)
         if settings.get("num_frames") is not None and settings.get("num_keyframes") is None and not req.force_layout:
             # longer than one pass: continued as `vidiff generate` continues it (the keyframes in the first pass)
-            first, extend_by = split_long_layout(self.trained.get("keyframes"), req.layout, pixels, control is not None)
+            first, extend_by = split_long_layout(self.trained.get("keyframes"), req.layout, pixels, control is not None,
+                                                 max_gap=self.config.interpolation.max_gap,
+                                                 interpolation=self.trained.get("interpolation"))
             if extend_by:
                 from vidiff.pipeline.extension import long_clip
 
