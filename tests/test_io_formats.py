@@ -134,6 +134,78 @@ def test_clips_tagged_mirrored_read_as_a_player_shows_them(tmp_path, k, hflip, v
     assert np.array_equal(np.stack(list(io.iter_video(tmp_path / "mirrored.mp4"))), want)
 
 
+def _write_turned_any(path, quarter_turns, frames, hflip, vflip):
+    """_write_turned for any container: VP9 for .webm, H.264 otherwise."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx-vp9" if path.suffix == ".webm" else "libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.thread_count = 1
+        if quarter_turns or hflip or vflip:
+            stream.set_display_rotation(90 * quarter_turns, hflip=hflip, vflip=vflip)
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+
+
+TURNS = [(k, hflip, vflip) for k in range(4) for hflip in (False, True) for vflip in (False, True)]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
+def test_a_window_of_a_turned_or_mirrored_clip_is_the_whole_read_s_frames(tmp_path, suffix):
+    """decord turns an MP4 / MOV by its display matrix's angle alone (no mirror: a left-right mirror read upside
+    down) and an MKV / WebM not at all, so `read_video(num_frames=...)`, `data cache` and training showed such a clip
+    otherwise than the whole-clip read (PyAV), up to 255 levels off."""
+    import av
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+    frames = np.zeros((6, 64, 96, 3), np.uint8)
+    frames[:, :12, :16] = 255  # a white block at the stored top-left corner
+    for i in range(6):
+        frames[i, 40:, 10 * i : 10 * i + 10, 1] = 255  # a green square moving right: which frame it is
+    backends = ["auto", "decord"] if io._decord_available() else ["auto"]
+    for k, hflip, vflip in TURNS if suffix == ".mp4" else TURNS[::3]:
+        path = tmp_path / f"k{k}{'h' * hflip}{'v' * vflip}{suffix}"
+        _write_turned_any(path, k, frames, hflip, vflip)
+        whole, _ = io.read_video(path, backend="pyav")
+        info = io.probe_video(path)
+        assert whole.shape[1:3] == (info.height, info.width)
+        for backend in backends:
+            for kw in ({}, {"orientation": (info.rotation, info.mirrored)}):  # learnt, or given by a folder scan
+                got, _ = io.read_video(path, num_frames=3, start=2, backend=backend, **kw)
+                assert np.array_equal(got.numpy(), whole[2:5].numpy()), (path.name, backend, kw)
+
+
+def test_a_folder_reads_a_mirrored_clip_as_its_whole_read_without_decoding_its_first_frame_again(tmp_path,
+                                                                                             monkeypatch):
+    """Training's and `data cache`'s windows (VideoFolderDataset, decord) of a front camera's clip: the turn and
+    mirror come from the folder scan's probe, so a window read decodes no extra frame for them."""
+    import av
+
+    from vidiff import video_decode
+    from vidiff.data.video_folder import VideoFolderDataset, VideoWindows
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+    frames = np.zeros((6, 64, 96, 3), np.uint8)
+    frames[:, :12, :16] = 255
+    (tmp_path / "clips").mkdir()
+    _write_turned_any(tmp_path / "clips" / "selfie.mp4", 1, frames, hflip=True, vflip=False)
+    whole, _ = io.read_video(tmp_path / "clips" / "selfie.mp4", backend="pyav")  # (6, 96, 64, 3)
+    folder = VideoFolderDataset(tmp_path / "clips", num_frames=3, size=(96, 64), scan_workers=1)
+    monkeypatch.setattr(video_decode, "first_frame_facts", None)  # a first frame decoded again: a TypeError
+    video = VideoWindows(folder, hop=3)[1]["video"]  # frames 3..5
+    assert _is_frames(video, whole[3:6])
+
+
+def _is_frames(video, frames) -> bool:
+    """A dataset's float (3,F,H,W) in [-1,1] at the frames' own size is those uint8 (F,H,W,3) frames."""
+    back = ((video.permute(1, 2, 3, 0) + 1) * 127.5).round().to(frames.dtype)
+    return bool((back.int() - frames.int()).abs().max() <= 1)
+
+
 @pytest.mark.parametrize("degrees", [45, 135])
 def test_a_display_matrix_off_a_quarter_turn_is_refused(tmp_path, degrees):
     """45 degrees was read as stored and 135 as a half turn, without a word (FFmpeg shows them rotated freely)."""

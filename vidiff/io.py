@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Iterator, Literal
 from vidiff.errors import InputError, VideoDecodeError  # noqa: F401  (VideoDecodeError: public here)
 from vidiff.limits import is_int, plain_number
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
-    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, frame_index, frame_step,
-    iter_pyav, select_indices, too_large, video_stream,
+    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, decord_upright,
+    first_frame_turn, frame_index, frame_step, iter_pyav, select_indices, too_large, video_stream,
 )
 from vidiff.video_probe import (  # noqa: F401  (the probe side, public here: vidiff.io stays the one entry point)
     DEFAULT_LIMITS, VideoInfo, VideoLimits, _probe_header, check_file, check_folder, probe_video,
@@ -88,6 +88,7 @@ def read_video(
     num_threads: int = 0,
     limits: VideoLimits | None = None,
     source_fps: float | None = None,
+    orientation: tuple[int, bool] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Decodes frames `start, start+step, ...` as uint8 `(F,H,W,3)` and returns them with their fps.
 
@@ -99,6 +100,9 @@ def read_video(
     `limits.max_bytes` are refused before decoding (from the header's count) or while decoding (a count that is an
     estimate or an undercount). `source_fps`: the clip's rate where the caller measured it from its frames'
     timestamps (a header's can be far off them: an AVI whose index skips frame slots); default the header's.
+    `orientation`: the clip's (rotation, mirrored) where the caller probed it (probe_video's VideoInfo: a folder
+    scan); a decord read otherwise learns them from the first frame, once per file and process (first_frame_turn).
+    Both readers give the frames as the whole-clip read shows them (video_decode.orientation).
 
     `backend="auto"` reads a window (`num_frames` given) of a DECORD_SUFFIXES file with one video stream with
     decord, whose seeking pays there (PyAV when decord fails on a file), and everything else with PyAV, which
@@ -118,6 +122,9 @@ def read_video(
         if isinstance(source_fps, bool) or not isinstance(source_fps, (int, float)) or not 0 < source_fps < math.inf:
             raise InputError(f"source_fps must be a positive number or None, got {source_fps!r}")
         info = replace(info, fps=float(source_fps))
+    if orientation is not None and (not isinstance(orientation, tuple) or len(orientation) != 2
+                                    or orientation[0] not in (0, 90, 180, 270) or not isinstance(orientation[1], bool)):
+        raise InputError(f"orientation must be (rotation in 0, 90, 180, 270, mirrored), got {orientation!r}")
     step = frame_step(info.fps, stride, fps)
     out_fps = info.fps / step
     frame_bytes = 3 * info.width * info.height
@@ -139,16 +146,20 @@ def read_video(
         return _read_pyav(path, num_frames, start, step, num_threads, info.width, info.height, limits.max_frames,
                           limits.max_bytes)
 
+    def with_decord():  # decord turns some clips itself, and never mirrors: upright as PyAV's (decord_upright)
+        frames = _read_decord(path, num_frames, start, step, num_threads)
+        return decord_upright(frames, *(orientation or first_frame_turn(path)), info.container)
+
     use_decord = backend == "decord" or (
         backend == "auto" and num_frames is not None and info.video_streams == 1
         and path.suffix.lower() in DECORD_SUFFIXES and _decord_available())
     if not use_decord:
         frames = pyav()
     elif backend == "decord":
-        frames = _read_decord(path, num_frames, start, step, num_threads)
+        frames = with_decord()
     else:
         try:
-            frames = _read_decord(path, num_frames, start, step, num_threads)
+            frames = with_decord()
         except VideoDecodeError as e:  # decord 0.6 fails on some frame sizes (e.g. 48x34): PyAV decides
             log.debug("decord could not read %s (%s); using PyAV", path, e.reason)
             frames = pyav()

@@ -3,8 +3,10 @@
 and checks the file first; nothing here is called on a file io.py has not probed."""
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
 import re
 from pathlib import Path
 from typing import Iterator
@@ -231,6 +233,37 @@ def first_frame_facts(path: Path) -> tuple[int, bool, str | None]:
                                "(e.g. re-encode it with ffmpeg, which applies the rotation)")
     k, mirrored = orientation(frame)
     return 90 * k, mirrored, note
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_frame_turn(path: str, stamp: tuple) -> tuple[int, bool]:
+    rotation, mirrored, _ = first_frame_facts(Path(path))
+    return rotation, mirrored
+
+
+def first_frame_turn(path: Path) -> tuple[int, bool]:
+    """(rotation, mirrored) of first_frame_facts, decoded once per file (by its identity, size and time of change)
+    and process: decoding the first frame cost a window of 4 frames half again (a 320x240 clip)."""
+    st = os.stat(path)
+    return _first_frame_turn(str(path), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+# decord 0.6 turns a clip by the "rotate" tag its own FFmpeg (4.1) sets from an MP4 / MOV display matrix: FFmpeg's
+# angle of the matrix, without its mirror; it reads no Matroska / WebM display matrix
+DECORD_TURNS = "mov,mp4,m4a,3gp,3g2,mj2"
+
+
+def decord_upright(frames: np.ndarray, rotation: int, mirrored: bool, container: str) -> np.ndarray:
+    """decord's frames (F,H,W,3) of a clip shown turned `rotation` degrees, then `mirrored` (first_frame_facts), as
+    upright_rgb shows PyAV's. decord turned an MP4 / MOV (`container`, VideoInfo.container) by FFmpeg's angle, which
+    for a mirrored matrix is the reflection's (orientation): the rest of the turn, then the mirror, is done here."""
+    done = (180 - rotation if mirrored else rotation) if container == DECORD_TURNS else 0
+    k = (rotation - done) // 90 % 4
+    if k:
+        frames = np.rot90(frames, k, axes=(1, 2))
+    if mirrored:
+        frames = frames[:, :, ::-1]
+    return np.ascontiguousarray(frames) if k or mirrored else frames
 
 
 ATTACHED_PIC = 0x400  # AV_DISPOSITION_ATTACHED_PIC

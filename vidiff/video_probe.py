@@ -66,6 +66,7 @@ class VideoInfo:
     # a YUV stream that states no colour matrix: read as BT.601 (FFmpeg's default), where players guess BT.709 for HD
     # sizes; an up-conversion then states none either, so that players show it as they show the clip
     unstated_matrix: bool = False
+    container: str = ""  # FFmpeg's name of the container format: "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", ...
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -189,6 +190,7 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         sar = stream.sample_aspect_ratio or ctx.sample_aspect_ratio  # None (or 0/1) when the file states none
         sample_aspect = Fraction(sar) if sar and sar > 0 and sar != 1 else None
         unstated_matrix = str(ctx.pix_fmt or "").startswith("yuv") and int(ctx.colorspace) == 2  # AVCOL_SPC_UNSPECIFIED
+        container_format = container.format.name
     except VideoDecodeError:
         raise
     except _av_error_types() as e:
@@ -213,4 +215,4 @@ def _probe_header(path: str | os.PathLike, limits: VideoLimits | None) -> VideoI
         raise VideoDecodeError(path, "header gives no frame count or duration")
     return VideoInfo(width, height, num_frames, fps, duration, codec, hdr=hdr, estimated=estimated, audio=audio,
                      video_streams=video_streams, still=still, sample_aspect=sample_aspect,
-                     unstated_matrix=unstated_matrix)
+                     unstated_matrix=unstated_matrix, container=container_format)

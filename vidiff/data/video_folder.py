@@ -175,6 +175,7 @@ class VideoFolderDataset(Dataset):
         captions = read_captions(self.root)
         self.items: list[tuple[Path, int, float, str]] = []  # (path, usable start positions, source fps, caption)
         self.spans: list[int] = []  # source frames one clip of item i covers
+        self.orientations: list[tuple[int, bool]] = []  # item i's (rotation, mirrored), from the scan's probe
         self.skipped: list[tuple[Path, str]] = list(scan.skipped)
         for path, info in scan.good:
             step = frame_step(info.fps, stride, fps)
@@ -189,6 +190,7 @@ class VideoFolderDataset(Dataset):
             caption = read_sidecar_caption(sidecar) if sidecar.is_file() else captions.get(rel, "").strip()
             self.items.append((path, info.num_frames - span + 1, info.fps, caption))
             self.spans.append(span)
+            self.orientations.append((info.rotation, info.mirrored))
         if not self.items:
             raise InputError(f"video folder {self.root}: no usable clips" + _skip_summary(self.skipped))
         if fps is None:  # a stride keeps the rates' ratio (30 and 8 fps at stride 2 read as 15 and 4)
@@ -231,7 +233,8 @@ class VideoFolderDataset(Dataset):
             path, _, _, caption = self.items[i]
             try:
                 frames, _ = read_video(path, self.num_frames, self.stride, start_of(i), self.fps, limits=self.limits,
-                                       source_fps=self.items[i][2])  # the scan's: the frames' own where it differs
+                                       source_fps=self.items[i][2],  # the scan's: the frames' own where it differs
+                                       orientation=self.orientations[i])  # the scan's: no first frame decoded again
             except VideoDecodeError as e:
                 self.read_failures += 1
                 log_skip(path, e.reason, stage="read", replaced_by=(i + 1) % len(self.items))
