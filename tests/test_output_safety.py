@@ -428,6 +428,29 @@ def test_a_checkpoint_past_the_file_size_limit_says_why_in_words(tmp_path, file_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000001"] and ckpt.verify(tmp_path / "step_00000001")
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o007])
+def test_checkpoints_clips_and_sidecars_get_the_mode_open_would_give(tmp_path, mask):
+    """A checkpoint's .safetensors came out 0600 (safetensors' save_file) and every atomic write 0644 whatever the
+    umask: a run folder shared with a group was unreadable, or not group-writable under umask 002 / 007."""
+    import stat
+
+    import torch
+
+    from vidiff.training import checkpoint as ckpt
+
+    before = os.umask(mask)
+    try:
+        folder = ckpt.save_checkpoint(tmp_path / "ckpt", 1, {"model": {"w": torch.arange(4.0)}},
+                                      {"state": {"step": 1}}, "h", keep=2)
+        clip = io.write_video(tmp_path / "a.gif", frames(3, 16), fps=8)
+        sidecar = write_text(tmp_path / "a.json", "{}\n")
+    finally:
+        os.umask(before)
+    files = [*folder.iterdir(), clip, sidecar]
+    assert {p.name for p in files} >= {"model.safetensors", "state.json", "manifest.json", "a.gif", "a.json"}
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {p.name: oct(0o666 & ~mask) for p in files}
+
+
 def test_a_corrupt_newest_checkpoint_never_counts_toward_keep(tmp_path):
     import torch
 

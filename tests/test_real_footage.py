@@ -106,6 +106,10 @@ def test_window_cache_lists_every_window_with_its_source_frames(corpus, tmp_path
         assert seq["time_stride"] == 1 or clip["fps"] >= 20  # strides of 2 only for clips of 20 fps or more
         expected += (len(seq["frames"]) - 5) // 2 + 1
     assert len(index["sequences"]) == 6 and len(index["windows"]) == expected
+    # safetensors' save_file made the cache 0600; it has the mode open() gives, like the index beside it
+    from vidiff.output_safety import current_umask
+
+    assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {oct(0o666 & ~current_umask())}
     data = WindowCacheDataset(out, seed=0, reverse_prob=0.0)
     clip, frames = data.frame_indices(1)
     seq = index["sequences"][index["windows"][1][0]]

@@ -69,6 +69,18 @@ def temporary_name(path: Path) -> str:
     return f".{stem}.{secrets.token_hex(8)}.{TMP_TAG}{suffix}"
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def give_default_mode(path) -> None:
+    """Gives a file another library created (safetensors' save_file makes it 0600) the mode open() would have:
+    0666 less the umask, so that a shared folder's files are readable by the people it is shared with."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
 def is_our_temporary(name: str) -> bool:
     return bool(_TMP_NAME.match(name) or _LEGACY_TMP_NAME.match(name))
 
@@ -265,7 +277,7 @@ def open_temporary(path) -> Iterator[tuple[object, Path]]:
             # named before it exists: Ctrl-C or SIGTERM right after os.open (before the lock) still removes it
             tmp = folder / temporary_name(path)
             try:
-                fd = os.open(tmp, NEW_FILE_FLAGS, 0o644)
+                fd = os.open(tmp, NEW_FILE_FLAGS, 0o666)  # less the umask, as open() makes a file
                 break
             except FileExistsError:
                 tmp = None  # someone else's: never removed

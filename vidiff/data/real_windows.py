@@ -56,7 +56,7 @@ def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64,
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
-    from vidiff.output_safety import write_text
+    from vidiff.output_safety import give_default_mode, write_text
     from vidiff.text import TextEncoder
 
     corpus, out = Path(corpus), Path(out)
@@ -91,6 +91,7 @@ def build_window_cache(corpus: str | Path, vae, out: str | Path, size: int = 64,
     context, mask = text_encoder.encode([""])  # the model is told nothing: the encoding of ""
     tensors["null_context"], tensors["null_context_mask"] = context[0].float(), mask[0].bool()
     save_file(tensors, str(out / CACHE_FILE))
+    give_default_mode(out / CACHE_FILE)  # save_file makes it 0600
     index = {"size": size, "window": window, "hop": hop, "variants": variants, "seed": seed, "pixels": pixels,
              "text_encoder": text_encoder.identifier, "vae_scaling_factor": vae.config.scaling_factor,
              "vae_shift_factor": vae.config.shift_factor, "sequences": sequences, "windows": windows}

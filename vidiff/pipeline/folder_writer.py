@@ -8,7 +8,6 @@ swap; hidden folders a killed export left are removed on the next one.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -133,11 +132,12 @@ def write_pipeline_folder(out: Path, parts: dict[str, Path], cfg: PipelineConfig
 
 
 def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) -> None:
+    from vidiff.output_safety import current_umask
     from vidiff.pipeline.trained import read_trained_records
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     # mkdtemp makes it 0700, which the renamed pipeline kept: other users of a shared folder could not read it
-    tmp.chmod(0o777 & ~_umask())
+    tmp.chmod(0o777 & ~current_umask())
     old = None
     try:
         for name, src in parts.items():
@@ -174,12 +174,6 @@ def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) 
                 old.rename(out)
             elif old is not None:
                 shutil.rmtree(old)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _copy(src: Path, dst: Path, named: Path) -> None:

@@ -109,11 +109,14 @@ class CheckpointWriteError(InputError):
 def _write_checkpoint(root: Path, tmp: Path, step: int, tensors: dict, jsons: dict, config_hash: str) -> Path:
     from safetensors.torch import save_file
 
+    from vidiff.output_safety import give_default_mode
+
     final = root / step_dir_name(step)
     files = {}
     for stem, sd in tensors.items():
         path = tmp / f"{stem}.safetensors"
         save_file({k: v.detach().contiguous().cpu() for k, v in sd.items()}, str(path))
+        give_default_mode(path)  # save_file makes it 0600: teammates sharing the run folder could not read it
         files[path.name] = path
     for stem, obj in jsons.items():
         path = tmp / f"{stem}.json"

@@ -52,7 +52,7 @@ class MetricsLogger:
             truncate_metrics(self.path, resume_step)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.fd = os.open(self.path, flags, 0o644)  # appends only; a symlink is refused
+            self.fd = os.open(self.path, flags, 0o666)  # appends only; a symlink is refused
         except OSError as e:
             raise OutputError(f"{shown(self.path)}: cannot open for appending ({e.strerror})") from None
         self.tb = None
