@@ -1007,3 +1007,20 @@ def test_compile_without_a_cpp_compiler_is_refused_before_the_weights_load(tiny_
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err, err
     assert err.startswith("vidiff: error: --compile: torch.compile needs a C++ compiler on the CPU and finds none")
+
+
+def test_an_output_inside_a_file_says_the_file_is_not_a_folder_before_the_weights_load(tiny_pipeline, tmp_path,
+                                                                                     capsys, monkeypatch):
+    """`-o in.mp4/x.mp4` with in.mp4 an existing clip said "cannot check the output (Not a directory)"."""
+    from vidiff.pipeline import VideoPipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the weights were loaded before -o was checked")
+
+    monkeypatch.setattr(VideoPipeline, "from_pretrained", refuse)
+    (tmp_path / "in.mp4").write_bytes(b"a clip")
+    out = tmp_path / "in.mp4" / "x.mp4"
+    rc = main(["generate", "a red circle moving left", "-o", str(out), "--model", str(tiny_pipeline)])
+    assert rc == 2
+    assert capsys.readouterr().err == f"vidiff: error: -o {out}: {tmp_path / 'in.mp4'} is a file, not a folder\n"
+    assert (tmp_path / "in.mp4").read_bytes() == b"a clip"

@@ -61,6 +61,12 @@ def test_check_output_refuses_folders_fifos_long_names_and_unwritable_places(tmp
     with pytest.raises(InputError, match="does not exist"):
         check_output(tmp_path / "missing" / "x.mp4", create_folder=False)
     assert check_output(tmp_path / "missing" / "x.mp4") and not (tmp_path / "missing").exists()
+    # a file where a folder of the path should be: os.stat's ENOTDIR read "cannot check the output (Not a directory)"
+    (tmp_path / "in.mp4").write_bytes(b"a clip")
+    for out, create in ((tmp_path / "in.mp4" / "x.mp4", True), (tmp_path / "in.mp4" / "sub" / "x.mp4", False)):
+        with pytest.raises(InputError) as e:
+            check_output(out, create_folder=create)
+        assert str(e.value) == f"-o {out}: {tmp_path / 'in.mp4'} is a file, not a folder"
     # "-o out.mp4/" names a folder that does not exist yet; Path() would drop the slash and write a file
     with pytest.raises(InputError, match="ends with /, so it names a folder"):
         check_output(f"{tmp_path}/new.mp4/")

@@ -135,7 +135,7 @@ def check_output(path, inputs: Iterable = (), what: str = "-o", create_folder: b
                              "input, give another output name")
     try:
         st = os.stat(path)  # follows a symlink: a link to a folder is a folder
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the latter: a folder on the way is a file, said below
         st = None
     except OSError as e:
         raise InputError(f"{what} {shown(path)}: cannot check the output ({e.strerror})") from None
@@ -145,10 +145,11 @@ def check_output(path, inputs: Iterable = (), what: str = "-o", create_folder: b
         raise InputError(f"{what} {shown(path)}: exists and is not a regular file (FIFO, device or socket)")
     folder = path.parent if str(path.parent) else Path(".")
     existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        kind = "a file, not a folder" if existing.is_file() else "not a folder"
+        raise InputError(f"{what} {shown(path)}: {shown(existing)} is {kind}")
     if existing != folder and not create_folder:
         raise InputError(f"{what} {shown(path)}: folder {shown(folder)} does not exist")
-    if not existing.is_dir():
-        raise InputError(f"{what} {shown(path)}: {shown(existing)} is not a folder")
     why = _cannot_create_in(existing)
     if why:
         raise InputError(f"{what} {shown(path)}: cannot write in folder {shown(existing)} ({why})")
