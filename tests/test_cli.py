@@ -27,6 +27,23 @@ def test_top_level_help_lists_the_common_generation_options():
         assert set(common) <= {o for a in sub._actions for o in a.option_strings}, command
 
 
+def test_every_command_that_writes_a_clip_says_an_existing_one_is_replaced():
+    """Running `generate -o a.mp4` twice replaces a.mp4 (by design, tests/test_generation_cli.py); neither --help nor
+    the docs said so."""
+    from vidiff.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    clip_writers = {name for name, sub in commands.items() for a in sub._actions
+                    if "-o" in a.option_strings and ".mp4" in (a.help or "")}
+    assert clip_writers == {"generate", "animate", "extend", "edit", "interpolate"}
+    for name in clip_writers:
+        output = next(a for a in commands[name]._actions if "-o" in a.option_strings)
+        assert output.help.endswith("; an existing one is replaced"), (name, output.help)
+    docs = " ".join((Path(__file__).resolve().parents[1] / "docs" / "pipeline.md").read_text().split())
+    assert "An existing output clip is replaced, its sidecar with it." in docs
+    assert "-o OUT` (an existing OUT is replaced;" in docs
+
+
 def test_import_is_cheap():
     """`import vidiff` must not pull torch / transformers (under 2 s on this CPU; we check the modules, not the clock)."""
     # dir() lists the lazily imported VideoPipeline (a notebook's tab completion reads it), still without torch

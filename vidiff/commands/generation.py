@@ -100,7 +100,7 @@ def _keyframe_argument(p: argparse.ArgumentParser, extra: str = "") -> None:
 
 
 def _common(p: argparse.ArgumentParser, frames_help: str) -> None:
-    p.add_argument("-o", "--output", required=True, type=output_argument, help="output file: .mp4, .webm or .gif")
+    p.add_argument("-o", "--output", required=True, type=output_argument, help="output file: .mp4, .webm or .gif; an existing one is replaced")
     p.add_argument("--model", default=None, type=folder_argument,
                    help=f"pipeline folder (default: the bundled Shapes pipeline, vidiff/bundled/{BUNDLED.name})")
     p.add_argument("--seed", type=whole_number, default=0,

@@ -46,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("video", type=path_argument,
                    help="clip to up-convert (any size; padded to the model's multiple and cropped back)")
     p.add_argument("-o", "--output", required=True, type=output_argument,
-                   help="output file: .mp4, .webm or .gif (+ OUTPUT.json sidecar)")
+                   help="output file: .mp4, .webm or .gif (+ OUTPUT.json sidecar); an existing one is replaced")
     rate = p.add_mutually_exclusive_group(required=True)
     rate.add_argument("--factor", type=whole_number, help="output frames per input frame interval (2 = double the rate); a "
                                                  "factor past the pipeline's trained gaps runs as passes within "
