@@ -278,6 +278,18 @@ def test_the_truncation_warning_names_the_words_the_encoder_drops(default_encode
                             "'please please a red circle'")
 
 
+def test_a_long_negative_prompt_is_warned_about_as_a_negative_prompt(default_encoder):
+    """encode_negative's too-long text was warned about as "prompt '...'", as if the prompt were cut."""
+    from vidiff.pipeline.timeline import encode_negative, encode_text
+
+    negative, prompt = "blurry " * 40, "sharp " * 40
+    with pytest.warns(UserWarning) as caught:
+        encode_negative(default_encoder, [negative])
+        encode_text(default_encoder, [prompt])
+    said = [str(w.message).split("...:")[0] for w in caught if "tokens" in str(w.message)]
+    assert said == [f"negative prompt {negative[:40]!r}", f"prompt {prompt[:40]!r}"]
+
+
 def test_bad_arguments_are_named(default_encoder):
     with pytest.raises(InputError, match="prompts"):
         default_encoder.encode("a red circle")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,6 +34,19 @@ _BERT_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "electra
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
 
 Kind = Literal["auto", "clip", "t5", "bert"]
+# what the truncation warning calls the text being encoded; set with `read_as`, not an encode() argument, so that
+# any object with encode(prompts) still serves as a pipeline's text encoder
+_READ_AS: ContextVar[str] = ContextVar("vidiff_text_read_as", default="prompt")
+
+
+@contextmanager
+def read_as(what: str):
+    """Within the block, a too-long text is warned about as `what` ("negative prompt"), not as "prompt"."""
+    token = _READ_AS.set(what)
+    try:
+        yield
+    finally:
+        _READ_AS.reset(token)
 
 
 @dataclass(frozen=True)
@@ -285,7 +300,7 @@ class TextEncoder:
                 # to chance while the prompt notes, which read the whole prompt, said nothing. Truncation keeps the
                 # first max_length - 1 ids and the closing special token, so the rest starts at max_length - 1.
                 dropped = self.tokenizer.decode(ids[self.max_length - 1:], skip_special_tokens=True)
-                warn_at_caller(f"prompt {prompt[:40]!r}...: {len(ids)} tokens, the text encoder reads the first "
+                warn_at_caller(f"{_READ_AS.get()} {prompt[:40]!r}...: {len(ids)} tokens, the text encoder reads the first "
                                f"{self.max_length}; the rest is ignored: {short_repr(dropped, 80)}")
         # The encoder runs on the batch's longest prompt, not on max_length tokens: no real token attends to padding,
         # so its output is the same either way (to float rounding), and padded places are masked wherever the

@@ -34,9 +34,12 @@ def encode_text(text_encoder, prompts: list[str]) -> tuple[Cond, tuple[torch.Ten
 
 def encode_negative(text_encoder, prompts: list[str] | None) -> Cond | None:
     """Per-row negative prompts as one Cond (B,L,D), padded to the longest; None when there are none."""
+    from vidiff.text import read_as
+
     if prompts is None:
         return None
-    rows = [text_encoder.encode([p]) for p in prompts]
+    with read_as("negative prompt"):  # a too-long one was warned about as "prompt '...'"
+        rows = [text_encoder.encode([p]) for p in prompts]
     return Cond.cat([Cond(context=c, context_mask=m) for c, m in rows])
 
 
