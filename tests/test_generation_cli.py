@@ -850,7 +850,13 @@ def test_the_python_api_warns_of_a_shapes_prompt_as_the_command_line_does(tiny_p
 
     run = dict(steps=1, progress=False)
     notes = said(lambda: pipe.text_to_video(["a cat walking", "a red circle moving left"], seed=[0, 1], **run))
-    assert len(notes) == 1 and "found no colour, shape or direction" in notes[0], notes
+    assert len(notes) == 1 and notes[0].startswith("prompt 'a cat walking': this Shapes pipeline found no colour, "
+                                                   "shape or direction"), notes
+    # two prompts with the same note: each names its own (they read alike, and the default filter showed one)
+    notes = said(lambda: pipe.text_to_video(["", "  ", ""], seed=[0, 1, 2], **run))
+    assert [n.split(": this Shapes")[0] for n in notes] == ["prompt ''", "prompt '  '"], notes
+    notes = said(lambda: pipe.text_to_video(["a cat walking", "a cat walking"], seed=[0, 1], **run))
+    assert len(notes) == 1 and notes[0].startswith("this Shapes pipeline"), notes  # one prompt: worded as ever
     assert said(lambda: pipe.text_to_video("a red circle moving left", **run)) == []
     clip, _ = pipe.text_to_video("a red circle moving left", **run)
     notes = said(lambda: pipe.edit_video(clip, "a milky circle", **run))

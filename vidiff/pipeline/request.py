@@ -93,14 +93,17 @@ def encoder_prompts(config: PipelineConfig, prompts: list[str] | None) -> list[s
 
 
 def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by_maps: bool = False) -> None:
-    """prompt_notes of each distinct prompt (a str or a list) as warnings, said at the caller's call."""
+    """prompt_notes of each distinct prompt (a str or a list) as warnings, said at the caller's call. With more than
+    one distinct prompt each note names its own: two prompts' same note read alike (and Python's warning filter
+    showed it once)."""
     from vidiff.caller_warning import warn_at_caller
 
     texts = prompt if isinstance(prompt, (list, tuple)) else [prompt]
     # anything but a str is request()'s to refuse; dict.fromkeys of a list or an array raised "unhashable type"
-    for text in dict.fromkeys(t for t in texts if isinstance(t, str)):
+    distinct = list(dict.fromkeys(t for t in texts if isinstance(t, str)))
+    for text in distinct:
         for note in prompt_notes(config, text, task, by_maps):
-            warn_at_caller(note)
+            warn_at_caller(f"prompt {short_repr(text, 60)}: {note}" if len(distinct) > 1 else note)
 
 
 def check_zero_text_guidance(negative: bool, negative_name: str = "negative_prompt",
