@@ -48,7 +48,9 @@ def garbage_pipeline(tiny_pipeline, tmp_path_factory) -> Path:
     return folder
 
 
-def test_generate_writes_mp4_and_sidecar(tiny_pipeline, tmp_path):
+def test_generate_writes_mp4_and_sidecar(tiny_pipeline, tmp_path, capsys):
+    import re
+
     from vidiff.io import read_video
     from vidiff.parts import file_sha256
 
@@ -56,6 +58,10 @@ def test_generate_writes_mp4_and_sidecar(tiny_pipeline, tmp_path):
     rc = main(["generate", "a red circle moving left", "-o", str(out), "--model", str(tiny_pipeline),
                "--seed", "5", "--num", "2", "--contact-sheet", "--quiet"])
     assert rc == 0
+    # the seconds are the time it took, not the clip's length ("seed 5, 84.5 s)" read as a clip of 84.5 s)
+    lines = capsys.readouterr().out.splitlines()
+    assert [re.sub(r"made in \d+\.\d s\)$", "made in T s)", line) for line in lines] == [
+        f"wrote {out.with_name(f'out_{i:03d}.mp4')} (16 frames, 8 fps, seed {5 + i}, made in T s)" for i in range(2)]
     for i in range(2):
         path = out.with_name(f"out_{i:03d}.mp4")
         frames, fps = read_video(path)

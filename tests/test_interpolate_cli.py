@@ -1,6 +1,7 @@
 """`vidiff interpolate`: its checks (exit 2, one line, before weights load), the bundled real-footage pipeline as
 its default, the written clip and sidecar, and streaming that gives the file the in-memory up-conversion gives."""
 import json
+import re
 import subprocess
 import sys
 import time
@@ -78,6 +79,8 @@ def test_interpolate_writes_the_upconverted_clip_and_sidecar(interp_only, small_
     proc = _cli("interpolate", small_video, "-o", out, "--fps", "20", "--model", interp_only, "--seed", "5",
                 "--quiet", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(rf"wrote {re.escape(str(out))} \(5 frames from 3, 20 fps, made in \d+\.\d s, \d+\.\d\d s per "
+                        r"output frame\)\n", proc.stdout), proc.stdout  # the time it took, not the clip's length
     frames, fps = read_video(out)
     assert frames.shape == (5, 20, 36, 3) and fps == pytest.approx(20)
     record = json.loads(Path(str(out) + ".json").read_text())

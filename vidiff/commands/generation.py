@@ -262,5 +262,5 @@ def run_generation(args) -> int:
         if args.contact_sheet:
             write_contact_sheet(output, frames.numpy())
         from vidiff.output_safety import one_line  # a name's control characters escaped
-        print(f"wrote {one_line(str(output))} ({frames.shape[0]} frames, {fps:g} fps, seed {seed}, {elapsed:.1f} s)")
+        print(f"wrote {one_line(str(output))} ({frames.shape[0]} frames, {fps:g} fps, seed {seed}, made in {elapsed:.1f} s)")
     return 0

@@ -324,5 +324,5 @@ def run(args) -> int:
     write_sidecar(args.output, record)
     from vidiff.output_safety import one_line  # a name's control characters escaped
     print(f"wrote {one_line(str(args.output))} ({count['out']} frames from {count['in']}, {out_fps:g} fps, "
-          f"{elapsed:.1f} s, {elapsed / count['out']:.2f} s per output frame)")
+          f"made in {elapsed:.1f} s, {elapsed / count['out']:.2f} s per output frame)")
     return 0
