@@ -65,6 +65,7 @@ def test_words_that_are_no_survey_colour_are_not_read():
     ("a teal square on a grey background moving up", "a green square on a grey background moving up"),
     ("a square in deep teal moving up", "a square in deep green moving up"),  # a shade word after "in"
     ("a ball that is orange, moving up", "a ball that is red, moving up"),
+    ("a square that's teal moving up", "a square that's green moving up"),
     ("a teal-coloured box moving right", "a green-coloured box moving right"),
     ("AN ORANGE BALL", "A RED BALL"), ("an 'orange' ball", "a 'red' ball"),
     ("a black and scarlet ball moving left", "a black and red ball moving left"),  # past a grey to a colour
@@ -90,6 +91,8 @@ def test_a_colour_name_of_the_object_is_said_as_the_palette_word(prompt, encoded
     "a box of chocolate, sliding left",
     "a milky ball moving like a leaf",
     "a circle moving left, not orange",  # negated: the model reads the word, and the negation note says so
+    "a circle, not a bright teal square",  # negated over a shade word
+    "a red one, not a dark teal ball",
     "a square moving up on a teal background",  # the background's colour
     "a milky circle moving left",  # not a survey name
     "a cat walking",

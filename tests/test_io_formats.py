@@ -2,6 +2,7 @@
 orientation, files cut short. Both readers (decord, PyAV) and the streaming reader must agree on them."""
 import logging
 import math
+import os
 import warnings
 
 import numpy as np
@@ -657,3 +658,30 @@ def test_an_opaque_clip_with_an_alpha_channel_says_nothing(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="vidiff.io"):
         io.probe_video(path)
     assert caplog.text == ""
+
+
+def test_a_clip_rewritten_in_place_with_its_old_size_and_mtime_is_read_as_it_is_now(tmp_path):
+    """first_frame_turn's cache was keyed by inode, size and mtime: a clip rewritten in place (ffmpeg -y keeps the
+    inode) as its mirrored twin, the same size, with its mtime set back, was read as the old, unmirrored clip."""
+    import av
+
+    from vidiff.video_decode import first_frame_turn
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("this PyAV cannot write a display matrix")
+    frames = np.zeros((4, 64, 96, 3), np.uint8)
+    frames[:, :12, :16] = 255
+    _write_turned(tmp_path / "plain.mp4", 0, frames)
+    _write_turned(tmp_path / "mirrored.mp4", 0, frames, hflip=True)
+    plain, mirrored = (tmp_path / "plain.mp4").read_bytes(), (tmp_path / "mirrored.mp4").read_bytes()
+    if len(plain) != len(mirrored):
+        pytest.skip("the display matrix changed the file's size here")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(plain)
+    assert first_frame_turn(clip) == (0, False)
+    before = clip.stat()
+    with open(clip, "r+b") as f:  # in place: the same inode
+        f.write(mirrored)
+    os.utime(clip, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert clip.stat().st_ino == before.st_ino and clip.stat().st_mtime_ns == before.st_mtime_ns
+    assert first_frame_turn(clip)[1] is True

@@ -359,6 +359,26 @@ def test_a_run_refused_the_lock_of_a_folder_made_at_the_same_moment_leaves_it_to
             holder.communicate("\n", timeout=30)
 
 
+def test_a_lock_file_that_cannot_be_created_leaves_no_folder(tmp_path, monkeypatch):
+    """Out of inodes or over quota at .lock: the folder the run had just made was left behind."""
+    import errno
+
+    from vidiff.training import run_folder
+
+    real_open = os.open
+
+    def no_lock(path, *args, **kwargs):
+        if str(path).endswith("/.lock"):
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(run_folder.os, "open", no_lock)
+    with pytest.raises(InputError, match=r"cannot create the run folder's lock file \(Disk quota exceeded\)"):
+        train(toy(tmp_path))
+    monkeypatch.undo()
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_refused_before_writing_leaves_no_folder(tmp_path):
     cfg = toy(tmp_path)
     with pytest.raises(InputError, match="ftw"):

@@ -70,6 +70,15 @@ def temporary_name(path: Path) -> str:
 
 
 def current_umask() -> int:
+    """The process's umask: read from /proc where Linux gives it, since setting it to read it back is process-wide
+    (another thread's files made in between would get the wrong mode)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -245,7 +245,8 @@ def first_frame_turn(path: Path) -> tuple[int, bool]:
     """(rotation, mirrored) of first_frame_facts, decoded once per file (by its identity, size and time of change)
     and process: decoding the first frame cost a window of 4 frames half again (a 320x240 clip)."""
     st = os.stat(path)
-    return _first_frame_turn(str(path), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    # ctime too: a file rewritten in place at its old size keeps its inode, and its mtime can be set back (utime)
+    return _first_frame_turn(str(path), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 
 
 # decord 0.6 turns a clip by the "rotate" tag its own FFmpeg (4.1) sets from an MP4 / MOV display matrix: FFmpeg's

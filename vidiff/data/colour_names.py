@@ -41,7 +41,7 @@ _SPELLINGS = {"gray": "grey", "grayish": "greyish"}  # the survey spells these t
 _SHADES = {"dark", "light", "pale", "bright", "deep", "very", "vivid", "pastel", "soft", "rich", "pure", "solid",
            "plain", "neon", "dull", "muted", "warm", "cool", "hot", "dusty", "faded", "coloured", "colored", "toned",
            "tinted", "hued", "ish"}
-_LINKS = {"in", "is", "are", "that", "which", "coloured", "colored", "painted", "all"}
+_LINKS = {"in", "is", "are", "s", "that", "which", "coloured", "colored", "painted", "all"}  # "s": "that's teal"
 _OBJECT_NOUNS = {"shape", "shapes", "object", "objects", "thing", "things"}
 
 
@@ -116,7 +116,7 @@ def read_colour_names(prompt: str) -> tuple[str, ColourReading | None]:
     tokens = [(m.group().lower(), m.span()) for m in re.finditer(r"[A-Za-z]+", prompt)]
     words = [w for w, _ in tokens]
     trained = {w for names in TRAIN.colours.values() for w in names}
-    negated = negated_spans(prompt, XKCD_COLOURS)
+    negated = negated_spans(prompt, XKCD_COLOURS, shades=_SHADES | _NOT_COLOURS)
     scenery = set(background_colour_positions(words, extra_colours=XKCD_COLOURS))
     scenery |= {i for i, (_, span) in enumerate(tokens) if span in negated}
     if any(w in trained and i not in scenery and _of_the_object(words, i) for i, w in enumerate(words)):

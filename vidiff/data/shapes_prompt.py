@@ -251,10 +251,11 @@ def _negations(prompt: str) -> tuple[list[str], dict[str, list[str]], str]:
     return said, negated, " ".join(w for j, w in enumerate(words) if j not in taken)
 
 
-def negated_spans(prompt: str, names) -> set[tuple[int, int]]:
+def negated_spans(prompt: str, names, shades=()) -> set[tuple[int, int]]:
     """Character spans in `prompt` of the words a negation reaches, as _negations reaches them ("a ball, not
     orange", "isn't teal"), where a word counts as naming something when it is in `names` or names a colour, shape
-    or direction here (vidiff/data/colour_names.py asks this of the colour survey's names)."""
+    or direction here (vidiff/data/colour_names.py asks this of the colour survey's names); `shades`: words the
+    negation reaches over too ("not a bright teal square")."""
     tokens = list(re.finditer(r"[A-Za-z]+(?:'[tT])?|[^A-Za-z\s]", prompt.translate(_APOSTROPHES)))
     words = [m.group().lower() for m in tokens]
     spans = set()
@@ -262,7 +263,9 @@ def negated_spans(prompt: str, names) -> set[tuple[int, int]]:
         pair = i > 0 and (words[i - 1], word) in _NEGATION_PAIRS
         if word not in _NEGATIONS and not word.endswith("n't") and not pair:
             continue
-        for j in range(i + 1, min(i + 5, len(words))):
+        for j in range(i + 1, min(i + 6, len(words))):
+            if words[j] in shades:
+                continue
             if words[j] in names or any(_named_values(words[j]).values()):
                 spans.add(tokens[j].span())
                 break

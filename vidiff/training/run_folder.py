@@ -245,6 +245,8 @@ class RunFolderLock:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as e:
+            if created:  # the folder this run just made, e.g. out of inodes or over quota at the lock file
+                remove_if_unused(self.run_dir)
             raise InputError(f"output_dir {self.run_dir}: cannot create the run folder's lock file ({e.strerror})") \
                 from None
         try:
