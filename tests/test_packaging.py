@@ -3,8 +3,11 @@ import glob
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from vidiff.cli import main
+from vidiff.io import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "vidiff" / "bundled"
@@ -41,3 +44,60 @@ def test_pyproject_builds_without_setuptools_deprecations():
         from setuptools.dist import Distribution
 
         apply_configuration(Distribution(), REPO / "pyproject.toml")
+
+
+def _here(tmp_path, part):
+    installed = (BUNDLED / part).resolve()
+    steps = " / ".join(f'"{p}"' for p in ("bundled", *Path(part).parts))
+    return f' here ({tmp_path}); the bundled one is importlib.resources.files("vidiff") / {steps}: {installed}'
+
+
+def _recipe(tmp_path, name, **keys):
+    text = (REPO / "configs" / name).read_text() + "".join(f"{k}: {v}\n" for k, v in keys.items())
+    (tmp_path / name).write_text(text)
+    return name
+
+
+def test_the_docs_bundled_paths_say_where_the_installed_folder_is_in_every_command(tmp_path, monkeypatch, capsys):
+    """The docs write bundled folders from a clone's root (`--vae vidiff/bundled/shapes/vae`, `init_weights:
+    vidiff/bundled/real-interp/vae`, configs/shapes-control-keyframes.yaml's `base:`). From a project folder only
+    `--model` of generate / interpolate said where the installed one is; `eval`, `data cache`, `export` and
+    `train` said "no such folder", and a latent stage's `vae:` "model.safetensors not found"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips" / "a.gif", np.zeros((4, 64, 64, 3), np.uint8), fps=8)
+    cases = [
+        (["eval", "reconstruction", "--vae", "vidiff/bundled/shapes/vae", "--videos", "clips"],
+         "--vae vidiff/bundled/shapes/vae: no such folder" + _here(tmp_path, "shapes/vae")),
+        (["eval", "interpolation", "--model", "vidiff/bundled/real-interp", "--videos", "clips", "--stride", "2"],
+         "--model vidiff/bundled/real-interp: no such folder" + _here(tmp_path, "real-interp")),
+        (["data", "cache", "--videos", "clips", "--vae", "vidiff/bundled/shapes/vae", "--frames", "4", "--size", "64",
+          "--out", "latents"],
+         "--vae vidiff/bundled/shapes/vae: no such folder" + _here(tmp_path, "shapes/vae")),
+        (["export", "vidiff/bundled/shapes/vae", "runs/kf", "runs/it", "-o", "pipe"],
+         "RUN_DIR vidiff/bundled/shapes/vae: no such folder" + _here(tmp_path, "shapes/vae")),
+        (["train", "--config", _recipe(tmp_path, "shapes-vae.yaml", init_weights="vidiff/bundled/shapes/vae")],
+         "init_weights: part folder not found: vidiff/bundled/shapes/vae" + _here(tmp_path, "shapes/vae")),
+        (["train", "--config", _recipe(tmp_path, "shapes-control-keyframes.yaml")],
+         "base: stage control needs a part folder (the frozen U-Net / VAE), got 'vidiff/bundled/shapes/keyframes'"
+         + _here(tmp_path, "shapes/keyframes")),
+        # a path under vidiff/bundled that no bundle has: nothing more to say
+        (["eval", "reconstruction", "--vae", "vidiff/bundled/shapes/nope", "--videos", "clips"],
+         "--vae vidiff/bundled/shapes/nope: no such folder"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err.strip() == f"vidiff: error: {message}", argv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips", "shapes-control-keyframes.yaml", "shapes-vae.yaml"]
+
+
+def test_a_latent_stage_vae_from_the_docs_names_the_installed_one(tmp_path, monkeypatch):
+    """configs/shapes-one-stage.yaml's `vae: vidiff/bundled/shapes/vae` in a project folder was refused as
+    "VAE part folder ...: model.safetensors not found", as if the folder were there and incomplete."""
+    from vidiff.errors import InputError
+    from vidiff.pipeline.trained import latent_space_id
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as e:
+        latent_space_id("vidiff/bundled/shapes/vae")
+    assert str(e.value) == "VAE part folder vidiff/bundled/shapes/vae: no such folder" + _here(tmp_path, "shapes/vae")

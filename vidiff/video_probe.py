@@ -96,13 +96,14 @@ def check_folder(path: str | os.PathLike, what: str) -> Path:
     """Returns `path` as a Path if it is a folder (through symlinks); InputError naming `what` (the option or
     argument: "--videos", "RUN_DIR") and what is there instead: nothing ("no such folder"), a file, or a FIFO /
     device; one rule for every folder a command takes."""
+    from vidiff.bundled_paths import where_installed
     from vidiff.output_safety import shown
 
     path = Path(path).expanduser()
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):  # NotADirectoryError: a file on the way (clip.mp4/x)
-        raise InputError(f"{what} {shown(path)}: no such folder") from None
+        raise InputError(f"{what} {shown(path)}: no such folder{where_installed(path)}") from None
     except OSError as e:
         raise InputError(f"{what} {shown(path)}: cannot read it ({e.strerror})") from None
     if stat.S_ISREG(st.st_mode):

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+from vidiff import bundled_paths
 from vidiff.commands.control_args import check_control_args, structure_kind
 from vidiff.commands.device_args import check_device_args
 
-BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "shapes"
+BUNDLED = bundled_paths.BUNDLED / "shapes"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 # Request.build's keywords whose errors the command line reports under the flag the user typed
 SAMPLING_FLAGS = {"guidance_rescale": "--guidance-rescale", "churn": "--churn", "pc_steps": "--pc-steps",

@@ -14,6 +14,7 @@ import math
 import warnings
 from pathlib import Path
 
+from vidiff import bundled_paths
 from vidiff.commands import folder_argument, output_argument, path_argument, whole_number
 from vidiff.commands.interpolate_plan import (
     BF16_SPEEDUP,
@@ -31,7 +32,7 @@ from vidiff.commands.device_args import (
 )
 from vidiff.pipeline.config import SAMPLERS
 
-BUNDLED = Path(__file__).resolve().parents[1] / "bundled" / "real-interp"
+BUNDLED = bundled_paths.BUNDLED / "real-interp"
 OUTPUT_SUFFIXES = (".mp4", ".webm", ".gif")
 FPS_TOLERANCE = 0.02  # --fps must be within 2% of an integer multiple of the clip's rate
 MAX_TILE = 384  # largest automatic tile side: the U-Net's attention grows with the square of the tile's area

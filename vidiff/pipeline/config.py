@@ -231,14 +231,6 @@ def text_encoder_ref(folder: Path, cfg: PipelineConfig) -> str:
     return str(path if path.is_absolute() else folder / path)
 
 
-def _bundled_in_place_of(given: Path) -> Path | None:
-    """The installed bundled pipeline that a missing relative `vidiff/bundled/NAME` means, if there is one."""
-    if given.is_absolute() or os.path.lexists(given) or given.parent.parts[-2:] != ("vidiff", "bundled"):
-        return None
-    bundled = Path(__file__).resolve().parents[1] / "bundled" / given.name
-    return bundled if (bundled / PIPELINE_FILE).is_file() else None
-
-
 def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     """Reads pipeline.yaml and checks that every part folder has its two files; touches no weights."""
     from vidiff.io import check_folder
@@ -248,10 +240,6 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     if given.name == PIPELINE_FILE and given.is_file():  # the file, not its folder
         raise InputError(f"pipeline folder {given}: is its {PIPELINE_FILE}; give the folder that holds it, "
                          f"{given.parent}")
-    bundled = _bundled_in_place_of(given)
-    if bundled is not None:  # the docs' "vidiff/bundled/..." is relative to the repository root, not a notebook's
-        raise InputError(f"pipeline folder {given}: no such folder here ({Path.cwd()}); the bundled one is "
-                         f"importlib.resources.files(\"vidiff\") / \"bundled\" / \"{given.name}\": {bundled}")
     folder = check_folder(folder, "pipeline folder")
     path = folder / PIPELINE_FILE
     if not os.path.lexists(path):

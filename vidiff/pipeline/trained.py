@@ -147,14 +147,15 @@ def latent_space_id(vae_folder: str | Path) -> str:
     import json
     import struct
 
+    from vidiff.io import check_folder
     from vidiff.parts import (CONFIG_NAME, WEIGHTS_NAME, check_safetensors_header, refuse_diffusers_folder,
                               refuse_run_folder)
     from vidiff.safe_yaml import load_file
 
-    folder = Path(vae_folder)
+    folder = check_folder(vae_folder, "VAE part folder")  # a missing one was "model.safetensors not found"
     refuse_diffusers_folder(folder)  # a training run's `vae:` reaches it first
     refuse_run_folder(folder)
-    if not (folder / WEIGHTS_NAME).is_file():  # a missing folder or file: one line too
+    if not (folder / WEIGHTS_NAME).is_file():  # a missing file: one line too
         raise InputError(f"VAE part folder {folder}: {WEIGHTS_NAME} not found")
     check_safetensors_header(folder / WEIGHTS_NAME)  # an empty, garbage or cut file: one line, not a traceback
     cfg = load_file(folder / CONFIG_NAME) or {}

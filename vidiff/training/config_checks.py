@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vidiff.bundled_paths import where_installed
 from vidiff.config import ConfigError
 from vidiff.limits import MAX_BATCH, MAX_FRAMES, MAX_SIDE, MAX_STEPS
 
@@ -76,7 +77,7 @@ def validate(cfg: TrainConfig, *, folders_here: bool = True) -> TrainConfig:
     if cfg.stage == "vae" and t.gradient_checkpointing:
         raise ConfigError("train.gradient_checkpointing: the VAE stage does not support it (U-Net stages only)")
     if folders_here and cfg.init_weights is not None and not Path(cfg.init_weights).is_dir():
-        raise ConfigError(f"init_weights: part folder not found: {cfg.init_weights}")
+        raise ConfigError(f"init_weights: part folder not found: {cfg.init_weights}{where_installed(cfg.init_weights)}")
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay: must be in [0, 1), got {t.ema_decay}")
     if o.lr <= 0:
@@ -332,7 +333,8 @@ def _validate_decoded_loss(cfg: TrainConfig) -> None:
         raise ConfigError(f"decoded_loss.sigma: must be a finite number > 0, got {e.sigma}")
     folder = e.vae or cfg.vae
     if not folder or not Path(folder).is_dir():
-        raise ConfigError(f"decoded_loss.vae (or vae): the VAE part folder to decode with was not found: {folder}")
+        raise ConfigError(f"decoded_loss.vae (or vae): the VAE part folder to decode with was not found: {folder}"
+                          f"{where_installed(folder)}")
 
 
 def _validate_control(cfg: TrainConfig) -> None:
@@ -341,7 +343,8 @@ def _validate_control(cfg: TrainConfig) -> None:
     c = cfg.control
     for key, folder in (("base", cfg.base), ("vae", cfg.vae)):
         if not folder or not Path(folder).is_dir():
-            raise ConfigError(f"{key}: stage control needs a part folder (the frozen U-Net / VAE), got {folder!r}")
+            raise ConfigError(f"{key}: stage control needs a part folder (the frozen U-Net / VAE), got {folder!r}"
+                              f"{where_installed(folder)}")
     if not c.map_kinds or set(c.map_kinds) - set(MAP_KINDS) or not c.paths or set(c.paths) - set(PATH_KINDS):
         raise ConfigError(f"control.map_kinds / control.paths: non-empty subsets of {MAP_KINDS} / {PATH_KINDS}")
     set_by_base = {"block_out_channels", "downsample_factor", "map_kinds", "base_sha256"} & set(cfg.model)
