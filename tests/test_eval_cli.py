@@ -624,3 +624,29 @@ def test_the_eval_tables_escape_control_characters_of_clip_names():
     table = format_table(["clip", "PSNR (dB)"], [["c\x1b[2J\u202e.mp4", 30.5], ["plain.mp4", 28.25]])
     assert "\x1b" not in table and "\u202e" not in table and "c\\x1b[2J\\u202e.mp4" in table
     assert table.splitlines()[2].startswith("plain.mp4") and len(table.splitlines()) == 3
+
+
+def test_fvd_refuses_a_folder_short_of_num_before_the_network_or_any_features(tmp_path, monkeypatch, capsys):
+    """--num over a folder's clip count was found by the feature extraction, after the network had loaded and run
+    over every --real clip, in an error naming no folder ("only 2 clips available, fewer than num_samples=3")."""
+    import vidiff.eval.fvd
+    from vidiff.eval.fvd import FeatureProtocol, fvd
+
+    _write_gifs(tmp_path / "real", _moving_clips(num=3, frames=8, size=16))
+    _write_gifs(tmp_path / "fake", _moving_clips(num=2, frames=8, size=16, seed=1))
+    net = tmp_path / "net.pt"
+    torch.jit.script(_Features()).save(str(net))
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("features were computed")
+
+    monkeypatch.setattr(vidiff.eval.fvd, "extract_features", no_features)
+    with pytest.raises(InputError, match=r"^--fake: 2 video files in .*fake, fewer than --num 3$"):
+        fvd(tmp_path / "real", tmp_path / "fake", net, FeatureProtocol(clip_length=8, resolution=16, num_samples=3))
+    monkeypatch.setattr(vidiff.eval.fvd, "load_network", no_features)
+    base = ["eval", "fvd", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "fake"), "--network", str(net),
+            "--frames", "8", "--size", "16", "--num"]
+    assert main(base + ["3"]) == 2
+    err = capsys.readouterr().err
+    assert f"--fake: 2 video files in {tmp_path / 'fake'}, fewer than --num 3" in err and err.count("\n") == 1, err
+    assert main(base + ["4"]) == 2 and "--real: 3 video files" in capsys.readouterr().err

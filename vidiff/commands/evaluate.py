@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vidiff.commands import folder_argument, output_argument, path_argument, whole_number
 from vidiff.commands.device_args import add_device_arguments
-from vidiff.commands.eval_checks import check_eval_device, check_frame_sizes, check_positive, selected_files
+from vidiff.commands.eval_checks import check_eval_device, check_frame_sizes, check_positive
 from vidiff.commands.eval_heldout import run_interpolation, run_reconstruction
 from vidiff.commands.eval_output import check_json_out, emit
 from vidiff.pipeline.config import SAMPLERS
@@ -118,7 +118,7 @@ def run_shapes(args) -> int:
 
 def run_fvd(args) -> int:
     from vidiff.errors import InputError
-    from vidiff.eval.fvd import FeatureProtocol, fvd, load_network
+    from vidiff.eval.fvd import FeatureProtocol, clip_set, fvd, load_network
 
     check_eval_device(args.device)
     for name in ("frames", "size", "num", "batch_size"):
@@ -126,7 +126,7 @@ def run_fvd(args) -> int:
     check_json_out(args, args.real, args.fake, args.network)
     if args.num is not None and args.num < 2:
         raise InputError(f"--num must be at least 2 (a covariance needs two clips), got {args.num}")
-    folders = {option: selected_files(getattr(args, option), args.num, option) for option in ("real", "fake")}
+    folders = {option: clip_set(getattr(args, option), option, args.num) for option in ("real", "fake")}
     network = load_network(args.network, args.device)  # a bad network file fails before any video is decoded
     for option, files in folders.items():  # before any features: a short or damaged clip late in --fake was met
         # after every --real clip and the fakes before it had run through the network

@@ -203,6 +203,17 @@ def video_files(folder: str | os.PathLike, name: str = "videos") -> list[Path]:
     return files
 
 
+def clip_set(folder: str | os.PathLike, which: str, num_samples: int | None) -> list[Path]:
+    """The first `num_samples` video files of `folder` (all with None), `which` naming it in errors ("real",
+    "fake"). A folder with fewer is refused here, before any features: it was found once the network had run over
+    it, and over the whole other set first, in an error naming neither folder."""
+    files = video_files(folder, which)
+    if num_samples is not None and len(files) < num_samples:
+        raise InputError(f"--{which}: {len(files)} video file{'' if len(files) == 1 else 's'} in {folder}, fewer "
+                         f"than --num {num_samples}")
+    return files[:num_samples] if num_samples is not None else files
+
+
 def clip_names(files: Iterable[Path], folder: str | os.PathLike) -> list[str]:
     """Each of `video_files(folder)` by its path in `folder`, '/'-separated: sub/a.mp4 is told from a.mp4."""
     return [Path(f).relative_to(Path(folder).expanduser()).as_posix() for f in files]  # video_files expands "~"
@@ -248,14 +259,10 @@ def fvd(
     """
     if not isinstance(network, torch.nn.Module):
         network = load_network(network, device)
-    features = []
-    for which, clips in (("real", set_a), ("fake", set_b)):
-        if isinstance(clips, (str, os.PathLike)):
-            files = video_files(clips, which)
-            if protocol.num_samples is not None:
-                files = files[: protocol.num_samples]
-            clips = (frames for _, frames in read_clips(files, protocol.clip_length))
-        features.append(extract_features(clips, network, protocol, network_kwargs, device))
+    sets = [(frames for _, frames in read_clips(clip_set(clips, which, protocol.num_samples), protocol.clip_length))
+            if isinstance(clips, (str, os.PathLike)) else clips
+            for which, clips in (("real", set_a), ("fake", set_b))]  # both folders listed before any features
+    features = [extract_features(clips, network, protocol, network_kwargs, device) for clips in sets]
     stats_a, stats_b = feature_statistics(features[0]), feature_statistics(features[1])
     return {
         "fvd": frechet_distance(*stats_a, *stats_b),
