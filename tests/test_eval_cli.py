@@ -485,7 +485,7 @@ def test_the_shapes_table_counts_one_clip_in_the_singular():
     result = {"folder": "out", "num_clips": 1, "accuracy": {a: 1.0 for a in ATTRIBUTES}, "counts": counts,
               "skipped": ["b.mp4"], "clips": []}
     lines = format_shapes_table(result).splitlines()
-    assert lines[0] == "Shapes accuracy: 1 clip in out" and "skipped 1 clip without a usable prompt" in lines
+    assert lines[0] == "Shapes accuracy: 1 clip in out" and "skipped 1 clip without a usable prompt: b.mp4" in lines
 
 
 def test_eval_names_a_clip_whose_frames_change_size_part_way_before_anything_loads(tmp_path, monkeypatch, capsys):
@@ -650,3 +650,33 @@ def test_fvd_refuses_a_folder_short_of_num_before_the_network_or_any_features(tm
     err = capsys.readouterr().err
     assert f"--fake: 2 video files in {tmp_path / 'fake'}, fewer than --num 3" in err and err.count("\n") == 1, err
     assert main(base + ["4"]) == 2 and "--real: 3 video files" in capsys.readouterr().err
+
+
+def test_eval_shapes_names_what_it_skipped_and_metadata_rows_without_a_clip(tmp_path, capsys):
+    """A metadata.jsonl row whose clip is not in the folder (a generation that crashed before writing it, a name
+    written another way) left the score without a word, and the table said "skipped 1 clip" naming none."""
+    import shutil
+
+    from vidiff.data.shapes_folder import generate_shapes_dataset
+
+    clips = tmp_path / "clips"
+    generate_shapes_dataset(clips, 3, frames=8, progress=False)
+    captions = [(clips / f"clip_00000{i}.txt").read_text().strip() for i in range(3)]
+    for path in [*clips.glob("*.txt"), *clips.glob("clip_*.json")]:
+        path.unlink()
+    (clips / "sub").mkdir()
+    shutil.move(clips / "clip_000002.mp4", clips / "sub" / "clip_000002.mp4")  # and no row names it
+    rows = [{"file_name": "clip_000000.mp4", "text": captions[0]}, {"file_name": "clip_000001.mp4", "text": captions[1]},
+            {"file_name": "crashed.mp4", "text": captions[2]}]
+    (clips / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["eval", "shapes", str(clips), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 clip without a usable prompt: sub/clip_000002.mp4: no prompt" in out, out
+    assert "metadata.jsonl names 1 clip not in the folder (not scored): crashed.mp4\n" in out, out
+    assert json.loads((tmp_path / "r.json").read_text())["result"]["metadata_without_clip"] == ["crashed.mp4"]
+    # every row misnamed: the refusal names a row, the likely cause
+    (clips / "metadata.jsonl").write_text("".join(json.dumps({**r, "file_name": f"c{i}.mp4"}) + "\n"
+                                                  for i, r in enumerate(rows)))
+    assert main(["eval", "shapes", str(clips)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was scored" in err and "metadata.jsonl names 3 file(s) not in it, e.g. c0.mp4" in err, err

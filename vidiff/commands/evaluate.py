@@ -106,9 +106,11 @@ def run_shapes(args) -> int:
     if not result["num_clips"]:  # a table of zeros and exit 0 read as an evaluation that ran
         from vidiff.errors import InputError
 
-        first = result["skipped"][0]
+        first, absent = result["skipped"][0], result["metadata_without_clip"]
+        # rows naming other files are the likely cause: names written another way ("clip_1.mp4" for clip_000001.mp4)
+        rows = f"; metadata.jsonl names {len(absent)} file(s) not in it, e.g. {absent[0]}" if absent else ""
         raise InputError(f"FOLDER {args.folder}: none of its {len(result['skipped'])} video files has a usable "
-                         f"prompt, so nothing was scored ({first['file']}: {first['reason']})")
+                         f"prompt, so nothing was scored ({first['file']}: {first['reason']}){rows}")
     counts = result.get("counts", {})
     rows = [[a, counts.get(a, {}).get("correct"), counts.get(a, {}).get("total"), acc]
             for a, acc in result.get("accuracy", {}).items()]

@@ -78,9 +78,10 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
     folder = Path(folder)
     videos = video_files(folder, "FOLDER")
     metadata = _metadata_prompts(folder)
+    names = clip_names(videos, folder)
     counts = {a: {"correct": 0, "total": 0} for a in ATTRIBUTES}
     rows, skipped = [], []
-    for video, name in tqdm(list(zip(videos, clip_names(videos, folder))), desc="shapes eval", unit="clip",
+    for video, name in tqdm(list(zip(videos, names)), desc="shapes eval", unit="clip",
                             disable=not progress):
         prompt = find_prompt(video, metadata, name)
         if prompt is None:
@@ -116,13 +117,20 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
             counts[a]["total"] += 1
             counts[a]["correct"] += int(bool(matches[a]))
     accuracy = {a: (c["correct"] / c["total"] if c["total"] else None) for a, c in counts.items()}
+    # a generation that wrote its row but no clip (or a renamed clip) dropped out of the score without a word
+    absent = sorted(set(metadata) - set(names))
     return {"folder": str(folder), "num_clips": len(rows), "accuracy": accuracy, "counts": counts,
-            "skipped": skipped, "clips": rows}
+            "skipped": skipped, "clips": rows, "metadata_without_clip": absent}
 
 
 def _clips(count: int) -> str:
     """'1 clip', '2 clips' (the table's header said '1 clips')."""
     return f"{count} clip{'' if count == 1 else 's'}"
+
+
+def _first(items: list) -> str:
+    """What leads the first of `items` named in a line: ': ' when it is the only one, ', e.g. ' otherwise."""
+    return ": " if len(items) == 1 else ", e.g. "
 
 
 def format_shapes_table(result: dict) -> str:
@@ -134,11 +142,19 @@ def format_shapes_table(result: dict) -> str:
         c, acc = result["counts"][a], result["accuracy"][a]
         lines.append(f"{a:<12} {c['correct']:>7} {c['total']:>6} {'-' if acc is None else f'{100 * acc:.1f}%':>9}")
     if result["skipped"]:
-        lines.append(f"skipped {_clips(len(result['skipped']))} without a usable prompt")
+        first = result["skipped"][0]
+        example = (f"{shown(first['file'])}: {one_line(first['reason'], 200)}" if isinstance(first, dict)
+                   else shown(first))
+        lines.append(f"skipped {_clips(len(result['skipped']))} without a usable prompt{_first(result['skipped'])}"
+                     f"{example}")
         negated = [s for s in result["skipped"] if isinstance(s, dict) and "negates" in s["reason"]]
         if negated:
             lines.append(f"  of which {len(negated)} negate{'s' if len(negated) == 1 else ''} a colour, shape or "
                          f"direction (\"not red\"), which this score cannot judge; e.g. {shown(negated[0]['file'])}")
+    absent = result.get("metadata_without_clip", [])
+    if absent:
+        lines.append(f"metadata.jsonl names {_clips(len(absent))} not in the folder (not scored)"
+                     f"{_first(absent)}{shown(absent[0])}")
     unreadable = [r for r in result["clips"] if r.get("error")]
     if unreadable:  # scored as failures, and said apart from clips the analyzer read
         lines.append(f"{_clips(len(unreadable))} could not be decoded and count{'s' if len(unreadable) == 1 else ''} as "
