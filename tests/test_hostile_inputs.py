@@ -250,6 +250,23 @@ def _(ws, o, a):
     return ["eval", "shapes", str(folder), "--json", str(folder / "c.mp4")]
 
 
+@case("output-eval-json-onto-a-clip-in-a-subfolder", "is the input")
+def _(ws, o, a):  # the clip folders are read with their subfolders: the clip was scored, then written over
+    (ws / "clips" / "sub").mkdir(parents=True)
+    clip(ws / "clips" / "sub", a, "c.mp4")
+    return ["eval", "interpolation", "--videos", str(ws / "clips"), "--stride", "2", "--no-progress", "--json",
+            str(ws / "clips" / "sub" / "c.mp4")]
+
+
+@case("output-eval-json-onto-the-model-weights", "is the input")
+def _(ws, o, a):  # a part folder of --model: the weights were written over after the fills
+    shutil.copytree(BUNDLED, ws / "model")
+    (ws / "clips").mkdir()
+    clip(ws / "clips", a, "c.mp4")
+    return ["eval", "interpolation", "--model", str(ws / "model"), "--videos", str(ws / "clips"), "--stride", "2",
+            "--steps", "1", "--no-progress", "--json", str(ws / "model" / "interpolation" / "model.safetensors")]
+
+
 @case("output-eval-json-into-a-folder", "is a folder")
 def _(ws, o, a):
     (ws / "clips").mkdir()

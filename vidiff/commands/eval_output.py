@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from vidiff.errors import InputError
+
 
 def format_table(columns: list[str], rows: list[list]) -> str:
     """A plain-text table with aligned columns; a cell's control characters escaped (a clip named with a terminal
@@ -46,8 +48,8 @@ def emit(args, name: str, settings: dict, columns: list[str], rows: list[list], 
 
 
 def check_json_out(args, *inputs) -> None:
-    """Before any work: --json must be writable and must not be one of the inputs (a file given, or a file
-    directly inside a folder given)."""
+    """Before any work: --json must be writable and must not be one of the inputs (a file given, or a file a folder
+    given holds: see `_folder_inputs`)."""
     from vidiff.output_safety import check_output
 
     if not args.json_out:
@@ -59,5 +61,31 @@ def check_json_out(args, *inputs) -> None:
         path = Path(item)
         files.append(path)
         if path.is_dir():
-            files += [p for p in path.iterdir()][:100_000]
+            files += _folder_inputs(path)
     check_output(args.json_out, files, what="--json")
+
+
+def _folder_inputs(folder: Path) -> list[Path]:
+    """What an eval may read of a folder given: its own files, each clip under it (as `vidiff.io.list_video_files`
+    reads a clip folder: subfolders too) with the prompt files beside it, and a pipeline's part folders' files.
+    Only the folder's own files were counted: --json sub/a.mp4 wrote over a clip it had just scored, --json
+    MODEL/vae/model.safetensors over the weights."""
+    from vidiff.config import ConfigError
+    from vidiff.io import list_video_files
+    from vidiff.pipeline.config import PIPELINE_FILE, part_paths, read_pipeline_folder
+
+    files = list(folder.iterdir())[:100_000]
+    try:
+        clips = list_video_files(folder)[:100_000]
+    except OSError:  # an unreadable subfolder: the eval names it when it reads the folder
+        clips = []
+    for clip in clips:
+        files += [clip, *(p for p in (clip.with_suffix(".json"), clip.with_name(clip.name + ".json"),
+                                      clip.with_suffix(".txt")) if p.is_file())]
+    if (folder / PIPELINE_FILE).is_file():
+        try:
+            parts = part_paths(folder, read_pipeline_folder(folder)).values()
+        except (InputError, ConfigError):  # a broken pipeline folder is refused by name when the model is checked
+            parts = []
+        files += [file for part in parts if part.is_dir() for file in part.iterdir()]
+    return files
