@@ -117,8 +117,10 @@ def test_refuses_non_torchscript(tmp_path, network_file):
     text.write_text("hello")
     with pytest.raises(InputError, match="not a zip"):
         load_network(text)
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="missing.pt: file not found"):
         load_network(tmp_path / "missing.pt")
+    with pytest.raises(InputError, match=f"^--network: {tmp_path}: is a directory, not a file$"):
+        load_network(tmp_path)  # was "feature network file not found"
     assert isinstance(load_network(network_file), torch.jit.ScriptModule)
 
 

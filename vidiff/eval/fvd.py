@@ -81,9 +81,13 @@ def load_network(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     serialized TorchScript source) and `<name>/constants.pkl`; a torch.save file has neither. The check runs
     before torch.jit.load, which only rebuilds TorchScript types and never runs Python's unpickler.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise InputError(f"--network: feature network file not found: {path}")
+    from vidiff.errors import VideoDecodeError
+    from vidiff.video_probe import check_file
+
+    try:  # a folder or a FIFO given was "file not found"
+        path = check_file(path)
+    except VideoDecodeError as e:
+        raise InputError(f"--network: {e}") from None
     if not zipfile.is_zipfile(path):
         raise InputError(f"--network: {path} is not a TorchScript archive (not a zip file)")
     with zipfile.ZipFile(path) as archive:
