@@ -6,7 +6,6 @@ import json
 import math
 from pathlib import Path
 
-from vidiff.errors import InputError
 
 
 def format_table(columns: list[str], rows: list[list]) -> str:
@@ -67,14 +66,15 @@ def check_json_out(args, *inputs) -> None:
 
 def _folder_inputs(folder: Path) -> list[Path]:
     """What an eval may read of a folder given: its own files, each clip under it (as `vidiff.io.list_video_files`
-    reads a clip folder: subfolders too) with the prompt files beside it, and a pipeline's part folders' files.
-    Only the folder's own files were counted: --json sub/a.mp4 wrote over a clip it had just scored, --json
-    MODEL/vae/model.safetensors over the weights."""
-    from vidiff.config import ConfigError
+    reads a clip folder: subfolders too) with the prompt files beside it, and the files of its part folders (a
+    pipeline's vae/, interpolation/, ...: the subfolders with a model.safetensors). Only the folder's own files
+    were counted: --json sub/a.mp4 wrote over a clip it had just scored, --json MODEL/vae/model.safetensors over the
+    weights."""
     from vidiff.io import list_video_files
-    from vidiff.pipeline.config import PIPELINE_FILE, part_paths, read_pipeline_folder
+    from vidiff.pipeline.config import PIPELINE_FILE
 
-    files = list(folder.iterdir())[:100_000]
+    own = list(folder.iterdir())[:100_000]
+    files = list(own)
     try:
         clips = list_video_files(folder)[:100_000]
     except OSError:  # an unreadable subfolder: the eval names it when it reads the folder
@@ -83,9 +83,5 @@ def _folder_inputs(folder: Path) -> list[Path]:
         files += [clip, *(p for p in (clip.with_suffix(".json"), clip.with_name(clip.name + ".json"),
                                       clip.with_suffix(".txt")) if p.is_file())]
     if (folder / PIPELINE_FILE).is_file():
-        try:
-            parts = part_paths(folder, read_pipeline_folder(folder)).values()
-        except (InputError, ConfigError):  # a broken pipeline folder is refused by name when the model is checked
-            parts = []
-        files += [file for part in parts if part.is_dir() for file in part.iterdir()]
+        files += [file for part in own if (part / "model.safetensors").is_file() for file in part.iterdir()]
     return files
