@@ -368,6 +368,77 @@ def test_cli_cache_resamples_clips_at_several_rates_to_fps(tmp_path, capsys, cap
     assert not (tmp_path / "bad").exists()
 
 
+class SecondBuildMeanwhile(FakeClips):
+    """Clips whose clip `at` starts, while the build reading them is under way, a build of the same folder with
+    other settings (it must be refused), and a reader of the unfinished cache (told a build is at work)."""
+
+    def __init__(self, n, folder, at):
+        super().__init__(n)
+        self.folder, self.at, self.refusals = folder, at, []
+
+    def __getitem__(self, i):
+        if i == self.at and not self.refusals:
+            with pytest.raises(InputError, match=r"another `vidiff data cache` is building a cache in this folder"):
+                build_latent_cache(FakeClips(self.n), FakeVAE(), FakeText(), self.folder, shard_size=4, batch_size=2,
+                                   sample=True, progress=False)
+            with pytest.raises(InputError, match=r"incomplete: a `vidiff data cache` is building it now; wait"):
+                LatentCacheDataset(self.folder)
+            self.refusals.append(i)
+        return super().__getitem__(i)
+
+
+def test_a_second_build_in_the_same_folder_is_refused_and_the_first_finishes(tmp_path):
+    """Two `vidiff data cache --out X` with other settings started together both found no index.json, wrote their
+    shards over each other's and both said the cache was ready (it held the last one's, or a mix). The second is
+    refused now (a lock on the folder), and a reader of the cache meanwhile is told a build is at work rather than
+    "run `vidiff data cache` again" (which that lock would refuse)."""
+    kwargs = dict(shard_size=4, batch_size=2, dtype="float32", progress=False)
+    build_latent_cache(FakeClips(10), FakeVAE(), FakeText(), tmp_path / "alone", **kwargs)
+    clips = SecondBuildMeanwhile(10, tmp_path / "c", at=5)  # in the second shard: the first is listed
+    build_latent_cache(clips, FakeVAE(), FakeText(), tmp_path / "c", **kwargs)
+    assert clips.refusals == [5]
+    built, alone = _files(tmp_path / "c"), _files(tmp_path / "alone")
+    assert sorted(built) == sorted(alone) and all(built[k] == alone[k] for k in built if k != INDEX_NAME)
+    index = json.loads(built[INDEX_NAME])
+    assert index["shards"] == json.loads(alone[INDEX_NAME])["shards"] and index["complete"] and not index["sample"]
+    assert len(LatentCacheDataset(tmp_path / "c", verify=True)) == 10
+
+
+def test_cli_refuses_a_folder_another_build_holds_before_reading_the_clips(tmp_path, capsys, monkeypatch):
+    """The lock is asked at the arguments: the second build is refused before it scans --videos and loads the VAE
+    (another process holds the folder's lock here, as a running `vidiff data cache` does)."""
+    import subprocess
+    import sys
+
+    from vidiff.cli import main
+    from vidiff.data import video_folder
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("clips", "vae"):
+        (tmp_path / name).mkdir()
+
+    def no_scan(*a, **k):
+        raise AssertionError("the video folder was read")
+
+    monkeypatch.setattr(video_folder, "VideoFolderDataset", no_scan)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys\n"
+                               f"fd = os.open({str(cache)!r}, os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True); sys.stdin.readline()\n"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        args = ["data", "cache", "--videos", str(tmp_path / "clips"), "--vae", str(tmp_path / "vae"), "--frames",
+                "8", "--size", "64", "--out", str(cache), "--no-progress"]
+        assert main(args) == 2
+    finally:
+        holder.communicate("\n", timeout=30)
+    err = capsys.readouterr().err.strip()
+    assert err == (f"vidiff: error: --out {cache}: another `vidiff data cache` is building a cache in this folder; "
+                   "wait for it to end or choose another folder")
+    assert list(cache.iterdir()) == []
+
+
 def test_a_fifo_named_index_json_is_refused_without_blocking(tmp_path):
     import os
 

@@ -244,6 +244,9 @@ def test_a_second_run_writing_the_same_folder_is_refused_and_the_first_finishes(
             with pytest.raises(InputError, match=r"another `vidiff data shapes` .* is writing this folder") as e:
                 shapes_folder.generate_shapes_dataset(tmp_path, 3, frames=4, size=32, seed=9, progress=False)
             refusals.append(str(e.value))
+            # a reader meanwhile is told the run is at work, not "did not finish ... run the same command again"
+            with pytest.raises(InputError, match=r"a `vidiff data shapes` run is writing this folder now .*wait"):
+                VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))
         return render(params)
 
     monkeypatch.setattr(shapes_folder, "render_clip", second_run_meanwhile)

@@ -3,8 +3,11 @@
 The lock is taken on a descriptor of the folder, so no lock file is left behind, and the kernel drops it when the
 process dies, so a killed writer never blocks the next one. `vidiff export` waits for its turn in the folder it
 writes beside; `vidiff data shapes` refuses a folder another one is writing (two runs at once interleaved their
-clips, and the first to finish declared the folder complete while the other still wrote). Without flock (Windows),
-or on a file system that does not lock folders, there is no lock, as before.
+clips, and the first to finish declared the folder complete while the other still wrote), and so does `vidiff data
+cache` (two builds with other settings that started together each said the cache was ready, and it held one build's
+shards, or both). A reader that finds such a folder unfinished asks `folder_busy` whether a writer is still at work,
+to say so rather than "run it again". Without flock (Windows), or on a file system that does not lock folders,
+there is no lock, as before.
 """
 from __future__ import annotations
 
@@ -16,6 +19,13 @@ from typing import Iterator
 from vidiff.errors import InputError
 
 
+def _open_folder(folder: Path) -> int | None:
+    try:
+        return os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # a folder that can be written but not listed (mode -wx), or none: no lock
+        return None
+
+
 @contextmanager
 def folder_lock(folder: Path, busy: str | None = None) -> Iterator[None]:
     """Holds the lock on the existing folder `folder` for the block. `busy`: the refusal raised at once (an
@@ -25,9 +35,8 @@ def folder_lock(folder: Path, busy: str | None = None) -> Iterator[None]:
     except ImportError:
         yield
         return
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError:  # a folder that can be written but not listed (mode -wx): no lock, as without flock
+    fd = _open_folder(folder)
+    if fd is None:  # as without flock
         yield
         return
     try:
@@ -40,3 +49,24 @@ def folder_lock(folder: Path, busy: str | None = None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing drops the lock
+
+
+def folder_busy(folder: Path) -> bool:
+    """Whether another process holds `folder`'s lock now (a writer at work in it). The probe is a shared lock taken
+    and dropped at once: probes never block each other, and a writer starting in that instant is refused as busy."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    fd = _open_folder(folder)
+    if fd is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system that does not lock folders
+        return False
+    finally:
+        os.close(fd)
+    return False

@@ -24,7 +24,9 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import InputError
+from vidiff.folder_lock import folder_busy, folder_lock
 from vidiff.limits import short_repr
+from vidiff.output_safety import shown
 from vidiff.data.latent_cache_index import (  # noqa: F401  (the index's readers and format: public here too)
     FORMAT_VERSION, INDEX_MAX_BYTES, INDEX_NAME, _difference, build_settings, cache_index, cached_latent_shape,
     latent_shape_of, latent_space_of, resume_point, shard_name, weights_checksum, write_index,
@@ -68,6 +70,21 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = build_settings(dataset, vae, text_encoder, shard_size, batch_size, dtype, sample, seed)
+    # one build per folder: two that both found no index.json each wrote their shards over the other's, and both
+    # said the cache was ready
+    with folder_lock(out, busy=_busy(out)):
+        _build_locked(dataset, vae, text_encoder, out, settings, shard_size, batch_size, dtype, sample, seed,
+                      progress, latent_space)
+    return out
+
+
+def _busy(out: Path) -> str:
+    return (f"--out {shown(out)}: another `vidiff data cache` is building a cache in this folder; wait for it to end "
+            "or choose another folder")
+
+
+def _build_locked(dataset, vae, text_encoder, out: Path, settings: dict, shard_size: int, batch_size: int,
+                  dtype: str, sample: bool, seed: int, progress: bool, latent_space: str | None) -> None:
     shards = resume_point(out, settings)
     fresh = not (out / INDEX_NAME).exists()
     index = {**settings, "latent_space": latent_space, "complete": False, "shapes": None, "shards": shards}
@@ -86,7 +103,6 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
         raise
     index["complete"] = True
     write_index(out / INDEX_NAME, index)
-    return out
 
 
 def _stand_in(dataset, number: int, item: dict) -> list | None:
@@ -175,7 +191,7 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
 
     from vidiff.io import check_folder
     from vidiff.limits import MAX_FRAMES, MAX_SIDE, check_int
-    from vidiff.output_safety import check_output, real_path, shown
+    from vidiff.output_safety import check_output, real_path
 
     check_int(frames, "--frames", 1, MAX_FRAMES)
     check_int(size, "--size", 8, MAX_SIDE)
@@ -202,6 +218,8 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     if text != "default":  # TextEncoder.load's "text encoder folder not found: nowhere" did not say --text
         check_folder(text, "--text")
     check_output(Path(out_dir) / INDEX_NAME, what="--out")  # writable, before the VAE loads
+    if folder_busy(Path(out_dir)):  # said before the scan and the weights; build_latent_cache's lock decides
+        raise InputError(_busy(Path(out_dir)))
     from vidiff.models.vae import VAEConfig
     from vidiff.parts import load_part_config
 

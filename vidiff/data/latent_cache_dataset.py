@@ -34,6 +34,11 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         if self.index.get("format_version") != FORMAT_VERSION:
             raise InputError(f"{path}: unknown format_version {self.index.get('format_version')!r}")
         if not self.index.get("complete"):
+            from vidiff.folder_lock import folder_busy
+
+            if folder_busy(self.folder):  # "run it again" would be refused while the build goes on
+                raise InputError(f"{self.folder}: the cache is incomplete: a `vidiff data cache` is building it now; "
+                                 "wait for it to end")
             raise InputError(f"{self.folder}: the cache is incomplete; run `vidiff data cache` again to finish it")
         self.shards = self.index["shards"]
         self.captions: list[str] = []

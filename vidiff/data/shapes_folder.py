@@ -85,6 +85,11 @@ def refuse_unfinished(folder: Path) -> None:
     from vidiff.output_safety import shown
 
     if os.path.lexists(folder / UNFINISHED_NAME):
+        from vidiff.folder_lock import folder_busy
+
+        if folder_busy(folder):  # "run it again" would be refused while the run goes on
+            raise InputError(f"{shown(folder)}: a `vidiff data shapes` run is writing this folder now (it holds some "
+                             "of the clips); wait for it to end")
         raise InputError(f"{shown(folder)}: a `vidiff data shapes` run writing this folder did not finish (it "
                          f"holds some of the clips; {UNFINISHED_NAME} is there): run the same command again")
 
