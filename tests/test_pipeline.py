@@ -663,7 +663,8 @@ def test_a_save_stopped_halfway_does_not_load(pipe, tmp_path, load_tool, monkeyp
     monkeypatch.setattr(parts, "save_part", stopped_after_the_vae)
     with pytest.raises(KeyboardInterrupt):
         other.save_pretrained(tmp_path / "p")
-    with pytest.raises(InputError, match="missing pipeline.yaml"):
+    with pytest.raises(InputError, match=r"missing pipeline.yaml\); it holds part folders, as it does while a "
+                                         r"save_pretrained writes it .* or save again if one was stopped$"):
         VideoPipeline.from_pretrained(tmp_path / "p")
     monkeypatch.setattr(parts, "save_part", save_part)
     other.save_pretrained(tmp_path / "p")  # the next save completes it
@@ -1282,6 +1283,50 @@ def test_a_clip_size_the_networks_cannot_take_is_named_as_the_frames(pipe):
         pipe.edit_video(clip, "x", progress=False)
     with pytest.raises(InputError, match=expected):
         pipe.edit_video(clip, "x", mask=np.ones((side, 4 * m), bool), progress=False)
+
+
+@pytest.mark.parametrize("writer", ["save_pretrained", "export_swap", "yaml_written_meanwhile"])
+def test_a_pipeline_folder_rewritten_while_it_loads_is_refused(pipe, tmp_path, load_tool, monkeypatch, writer):
+    """A generation loading a folder while a colleague's save_pretrained (or `vidiff export --force`) rewrote it got
+    one pipeline's VAE with the other's U-Nets, without a word (7 of 125 loads beside a loop of saves). Here the
+    other pipeline is written between the VAE and the U-Nets; the load is refused in one line, then loads whole."""
+    import shutil
+
+    from vidiff.pipeline import VideoPipeline, load
+
+    folder = tmp_path / "p"
+    pipe.save_pretrained(folder)
+    vae, kf, it = load_tool("make_random_pipeline").random_parts(tiny=True, seed=1)
+    other = VideoPipeline(pipe.config, vae, kf, it, HashText())
+    load_net, read, done = load._load_net, load.read_pipeline_folder, []
+
+    def rewritten_before_the_nets(net, part):
+        if not done and writer == "save_pretrained":
+            other.save_pretrained(folder)
+        elif not done and writer == "export_swap":  # a whole new folder renamed in, the old one set aside
+            other.save_pretrained(tmp_path / "new")
+            folder.rename(tmp_path / "old")
+            (tmp_path / "new").rename(folder)
+        done.append(part)
+        return load_net(net, part)
+
+    def read_after_a_save_ended(path):  # the load started while a save had removed pipeline.yaml
+        if not done:
+            done.append(path)
+            other.save_pretrained(folder)
+        return read(path)
+
+    if writer == "yaml_written_meanwhile":
+        (folder / "pipeline.yaml").unlink()
+        monkeypatch.setattr(load, "read_pipeline_folder", read_after_a_save_ended)
+    else:
+        monkeypatch.setattr(load, "_load_net", rewritten_before_the_nets)
+    with pytest.raises(InputError, match=rf"^{folder}: the pipeline folder was rewritten while it loaded \(by a "
+                                         r"`vidiff export` or save_pretrained into it\).*run again once it is written$"):
+        VideoPipeline.from_pretrained(folder)
+    again = VideoPipeline.from_pretrained(folder)  # nothing writes it now
+    for mine, theirs in ((again.vae, vae), (again.keyframes.net, kf), (again.interpolation.net, it)):
+        assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
 
 
 def test_a_part_folder_or_the_pipeline_yaml_given_for_the_pipeline_names_its_folder():

@@ -247,6 +247,10 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
         around = folder.resolve().parent
         inside = f"; it is inside the pipeline folder {around}, give that" if os.path.isfile(around / PIPELINE_FILE) \
             else ""
+        if not inside and any((folder / part).is_dir() for part in ("vae", "keyframes", "interpolation")):
+            # save_pretrained removes pipeline.yaml first and writes it last: one is at work, or was stopped
+            inside = ("; it holds part folders, as it does while a save_pretrained writes it (pipeline.yaml comes "
+                      "last): wait for the save to end, or save again if one was stopped")
         raise InputError(f"{folder} is not a pipeline folder (missing {PIPELINE_FILE}){inside}")
     data = load_file(path)
     if data is None:  # a truncated save or an emptied file: the defaults would run in its place without a word

@@ -4,7 +4,9 @@ weights load."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -12,7 +14,7 @@ from vidiff.errors import InputError
 from vidiff.limits import short_repr
 from vidiff.pipeline.control import attach_control_parts, control_part_configs
 from vidiff.parts import check_safetensors_header, weights_mismatch
-from vidiff.pipeline.config import PipelineConfig, part_paths, read_pipeline_folder, text_encoder_ref
+from vidiff.pipeline.config import PIPELINE_FILE, PipelineConfig, part_paths, read_pipeline_folder, text_encoder_ref
 from vidiff.pipeline.trained import read_trained_records
 
 DIFFUSION_PARTS = ("keyframes", "interpolation")
@@ -22,6 +24,14 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     """(config, vae, keyframe net, interpolation net, text encoder, training records) of a pipeline folder; the
     keyframe net is None for an interpolation-only pipeline (parts.keyframes null). Control parts, if named, come
     attached to their U-Nets (control.py)."""
+    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):  # None: a pathlib TypeError before
+        raise InputError(f"from_pretrained: expected a pipeline folder path, got {short_repr(folder)}")
+    folder = Path(folder).expanduser()  # as save_pretrained writes "~/my-pipe", and a text_encoder folder is read
+    with _unchanged_pipeline_file(folder):
+        return _load_pipeline(folder, batch_invariant)
+
+
+def _load_pipeline(folder: Path, batch_invariant: bool):
     from vidiff.config import from_dict
     from vidiff.diffusion import NoiseScheduleConfig
     from vidiff.models import UNet3D, UNet3DConfig
@@ -29,9 +39,6 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     from vidiff.text import TextEncoder
     from vidiff.vae import AutoencoderKL, VAEConfig
 
-    if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):  # None: a pathlib TypeError before
-        raise InputError(f"from_pretrained: expected a pipeline folder path, got {short_repr(folder)}")
-    folder = Path(folder).expanduser()  # as save_pretrained writes "~/my-pipe", and a text_encoder folder is read
     config = read_pipeline_folder(folder)
     paths = part_paths(folder, config)
     vae_cfg = load_part_config(paths["vae"], VAEConfig)
@@ -57,6 +64,39 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
         nets = {name: _load_net(UNet3D(cfg), paths[name]) for name, cfg in net_cfgs.items()}
         attach_control_parts(nets, paths, control_cfgs, _load_weights)
     return config, vae, nets.get("keyframes"), nets["interpolation"], text_encoder, records
+
+
+@contextmanager
+def _unchanged_pipeline_file(folder: Path) -> Iterator[None]:
+    """Refuses a pipeline folder rewritten while the block loaded it, which gave a pipeline of two (one's VAE, the
+    other's U-Nets, no error: 7 of 125 loads beside a loop of save_pretrained). Both writers make a new
+    pipeline.yaml: save_pretrained removes it first and writes it last, `vidiff export` swaps in a whole new folder.
+    So a pipeline.yaml that is the same file before the first read and after the last means no part was rewritten in
+    between. The file stays open meanwhile: a removed file's inode number was given to its successor."""
+    import stat
+
+    path, fd = folder / PIPELINE_FILE, None
+    try:
+        if stat.S_ISREG(os.stat(path).st_mode):  # else read_pipeline_folder names what is wrong
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        pass
+    try:
+        yield  # it read pipeline.yaml: none at the start means it was written since
+        held = os.fstat(fd) if fd is not None else None
+        try:
+            now = os.stat(path)
+        except OSError:
+            now = None
+        if held is None or now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            from vidiff.output_safety import shown
+
+            raise InputError(f"{shown(folder)}: the pipeline folder was rewritten while it loaded (by a `vidiff "
+                             "export` or save_pretrained into it), so its parts may come from two pipelines; run "
+                             "again once it is written")
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def check_parts(config: PipelineConfig, vae_cfg, keyframe_cfg, interpolation_cfg, text_dim: int | None) -> None:
