@@ -69,6 +69,21 @@ def test_page_content_and_escaping(tmp_path):
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html
 
 
+def test_a_preview_or_eval_being_written_is_not_on_the_page(tmp_path):
+    """`vidiff report` of a run while training writes a preview (or `eval --json` its file): the writer's hidden
+    temporary matched previews/*.gif and eval/*.json, and the page showed it as a broken clip and a "not readable
+    JSON" note (as it did a temporary a killed writer left, kept a day)."""
+    from vidiff.output_safety import temporary_name
+
+    run = make_run(tmp_path)
+    gif, doc = run / "previews" / "step_000300.gif", run / "eval" / "fvd.json"
+    (run / "previews" / temporary_name(gif)).write_bytes((run / "previews" / "step_000100.gif").read_bytes()[:40])
+    (run / "eval" / temporary_name(doc)).write_text('{"eval": "fvd", "rows": [')
+    html = build_report(run).read_text()
+    assert "vidiff-tmp" not in html and "not readable JSON" not in html
+    assert html.count('<figure class="clip">') == 2 and html.count('<div class="eval"') == 2
+
+
 def test_a_page_without_matplotlib_says_so_and_a_runs_summary_names_what_is_there(tmp_path, monkeypatch):
     """matplotlib is an extra ('vidiff[plots]'): without it `vidiff report` ended in a ModuleNotFoundError traceback
     and wrote no page, and `vidiff train` said it had written loss.png."""

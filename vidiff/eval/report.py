@@ -150,9 +150,16 @@ def _listing(meta: dict, *keys: str) -> list:
 _SHOWN_KEYS = ("step", "prompts", "prompt", "seeds", "seed")
 
 
+def _listed(folder: Path, pattern: str) -> list[Path]:
+    """The files of `folder` matching `pattern`, sorted, without hidden names: pathlib's glob returns them, and the
+    temporary of a preview or eval JSON being written (or left by a killed writer) was shown as a broken clip or "not
+    readable JSON"; the folder readers skip them too (io.list_video_files)."""
+    return sorted(p for p in folder.glob(pattern) if not p.name.startswith(".")) if folder.is_dir() else []
+
+
 def _samples_section(page: _Page) -> None:
     page.add('<section id="samples"><h2>Sample clips</h2>')
-    gifs = sorted((page.run_dir / "previews").glob("*.gif")) if (page.run_dir / "previews").is_dir() else []
+    gifs = _listed(page.run_dir / "previews", "*.gif")
     entries = []
     for gif in gifs:
         meta, error = _sidecar(gif, page.run_dir)
@@ -184,7 +191,7 @@ def _samples_section(page: _Page) -> None:
 
 def _evals_section(page: _Page) -> None:
     page.add('<section id="evals"><h2>Evaluations</h2>')
-    files = sorted((page.run_dir / "eval").glob("*.json")) if (page.run_dir / "eval").is_dir() else []
+    files = _listed(page.run_dir / "eval", "*.json")
     if not files:
         page.note("no eval/*.json in this run (write them with `vidiff eval ... --json RUN_DIR/eval/NAME.json`)")
     for path in files:
