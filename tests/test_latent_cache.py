@@ -219,6 +219,9 @@ def test_resume_refuses_different_settings(tmp_path):
         build_latent_cache(FakeClips(5), FakeVAE(), FakeText(), tmp_path, shard_size=2, progress=False)
     with pytest.raises(InputError, match="dtype"):
         build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, dtype="bfloat16", progress=False)
+    # --sample is named, not the batch size it brings into the settings ("None in the cache, 8 now")
+    with pytest.raises(InputError, match=r"different sample \(sample \(--sample\): False in the cache, True now\)"):
+        build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, shard_size=2, sample=True, progress=False)
 
 
 def test_a_refused_resume_names_the_setting_in_one_short_line():

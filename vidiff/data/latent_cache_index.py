@@ -128,9 +128,15 @@ _FLAGS = {"dataset.root": "--videos", "dataset.num_frames": "--frames", "dataset
           "vae_config": "--vae", "vae_weights_sha256": "--vae", "text_encoder": "--text"}
 
 
+# what decides other settings, named first: batch_size and seed are recorded only with --sample (None without), so
+# a build with --sample beside one without was told "batch_size (--batch-size): None in the cache, 1 now"
+_DECIDING = ("sample",)
+
+
 def _setting_order(keys) -> list:
     keys = list(keys)
-    return [k for k in keys if k not in _DERIVED] + [k for k in _DERIVED if k in keys]
+    return ([k for k in _DECIDING if k in keys] + [k for k in keys if k not in _DERIVED and k not in _DECIDING]
+            + [k for k in _DERIVED if k in keys])
 
 
 def _difference(key: str, cached, wanted) -> str:
