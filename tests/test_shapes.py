@@ -257,6 +257,32 @@ def test_a_second_run_writing_the_same_folder_is_refused_and_the_first_finishes(
     assert len(VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))) == 3  # finished: the marker is gone
 
 
+def test_a_folder_being_read_is_not_rewritten_under_its_reader(tmp_path):
+    """`vidiff data shapes --out X` while a training run or `vidiff data cache` read X: the reader had taken the old
+    captions at its start and read the new clips after (a cache said "ready" with 30 of its 60 windows encoded
+    from the new clips under the old captions). A video folder dataset holds the folder (a shared lock) while it
+    lives; the rewrite is refused meanwhile and goes ahead once the reader is gone. A copy of the dataset sent to a
+    DataLoader worker (pickled) holds nothing."""
+    import gc
+    import pickle
+
+    from vidiff.data.video_folder import VideoFolderDataset
+
+    shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=4, size=32, seed=1, progress=False)
+    reader = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))
+    second = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))  # readers share the folder
+    with pytest.raises(InputError, match=r"--out .*: another `vidiff data shapes` \(or other vidiff command\) is "
+                                         r"writing this folder, or a training run or `vidiff data cache` is reading it"):
+        shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=4, size=32, seed=9, progress=False)
+    captions = [p.caption + "\n" for p in shapes_folder.iter_clip_params(2, 4, 32, 1, 1.0)]
+    assert [(tmp_path / f"clip_{i:06d}.txt").read_text() for i in range(2)] == captions  # left as it was
+    copy = pickle.loads(pickle.dumps(reader))
+    del reader, second
+    gc.collect()
+    shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=4, size=32, seed=9, progress=False)
+    assert len(copy) == 2
+
+
 def test_a_file_system_that_does_not_lock_folders_still_gets_the_dataset(tmp_path, monkeypatch):
     """flock on a folder fails on some NFS mounts (EBADF / ENOLCK): the run goes on without the lock, as where there
     is no flock at all, instead of ending in an OSError traceback."""

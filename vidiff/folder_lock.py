@@ -70,3 +70,46 @@ def folder_busy(folder: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+class ReadLock:
+    """A shared lock on a folder for as long as this object lives: readers of a folder of clips hold it, so that a
+    writer's exclusive lock (`vidiff data shapes` rewriting the folder) is refused while they read. Without it, a
+    training run or a cache build read the captions of one dataset at its start and the clips of the next one
+    after. A copy sent to another process (a DataLoader worker) holds nothing; the lock stays with this one."""
+
+    def __init__(self, folder: Path, busy: str):
+        self._fd = None
+        try:
+            import fcntl
+        except ImportError:
+            return
+        fd = _open_folder(folder)
+        if fd is None:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(busy) from None
+        except OSError:  # a file system that does not lock folders
+            os.close(fd)
+            return
+        self._fd = fd
+
+    def __reduce__(self):
+        return (_unheld, ())
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+    def __del__(self):
+        self.release()
+
+
+def _unheld() -> ReadLock:
+    lock = ReadLock.__new__(ReadLock)
+    lock._fd = None
+    return lock

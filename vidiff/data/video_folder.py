@@ -160,6 +160,12 @@ class VideoFolderDataset(Dataset):
         from vidiff.data.shapes_folder import refuse_unfinished
 
         refuse_unfinished(self.root)
+        from vidiff.folder_lock import ReadLock
+        from vidiff.output_safety import shown
+
+        # held while this dataset lives: `vidiff data shapes` into the folder is refused meanwhile
+        self._read_lock = ReadLock(self.root, f"{shown(self.root)}: a `vidiff data shapes` (or other vidiff command) "
+                                              "is writing this folder now; wait for it to end")
         if not isinstance(num_frames, int) or num_frames < 1:
             raise InputError(f"num_frames must be a positive integer, got {num_frames!r}")
         if len(size) != 2 or min(size) < 1:
