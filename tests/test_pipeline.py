@@ -1,6 +1,7 @@
 """VideoPipeline: keyframe layout, pipeline.yaml, sidecars, seeding, and generation with tiny random parts."""
 import dataclasses
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -1286,47 +1287,51 @@ def test_a_clip_size_the_networks_cannot_take_is_named_as_the_frames(pipe):
 
 
 @pytest.mark.parametrize("writer", ["save_pretrained", "export_swap", "yaml_written_meanwhile"])
-def test_a_pipeline_folder_rewritten_while_it_loads_is_refused(pipe, tmp_path, load_tool, monkeypatch, writer):
+def test_a_pipeline_folder_rewritten_while_it_loads_is_loaded_again_or_refused(pipe, tmp_path, load_tool, monkeypatch,
+                                                                                writer):
     """A generation loading a folder while a colleague's save_pretrained (or `vidiff export --force`) rewrote it got
-    one pipeline's VAE with the other's U-Nets, without a word (7 of 125 loads beside a loop of saves). Here the
-    other pipeline is written between the VAE and the U-Nets; the load is refused in one line, then loads whole."""
-    import shutil
-
+    one pipeline's VAE with the other's U-Nets, without a word (7 of 125 loads beside a loop of saves). Here another
+    pipeline is written between the VAE and the U-Nets: the folder is loaded again, whole; rewritten during that load
+    too, it is refused in one line."""
     from vidiff.pipeline import VideoPipeline, load
 
     folder = tmp_path / "p"
-    pipe.save_pretrained(folder)
-    vae, kf, it = load_tool("make_random_pipeline").random_parts(tiny=True, seed=1)
-    other = VideoPipeline(pipe.config, vae, kf, it, HashText())
-    load_net, read, done = load._load_net, load.read_pipeline_folder, []
+    tool = load_tool("make_random_pipeline")
+    pipelines = [VideoPipeline(pipe.config, *tool.random_parts(tiny=True, seed=s), HashText()) for s in (1, 2)]
+    load_net, read, writes = load._load_net, load.read_pipeline_folder, []
 
-    def rewritten_before_the_nets(net, part):
-        if not done and writer == "save_pretrained":
-            other.save_pretrained(folder)
-        elif not done and writer == "export_swap":  # a whole new folder renamed in, the old one set aside
-            other.save_pretrained(tmp_path / "new")
-            folder.rename(tmp_path / "old")
-            (tmp_path / "new").rename(folder)
-        done.append(part)
-        return load_net(net, part)
+    def write(times):
+        if len(writes) < times:
+            other = pipelines[len(writes) % 2]
+            writes.append(other)
+            if writer == "export_swap":  # a whole new folder renamed in, the old one set aside
+                shutil.rmtree(tmp_path / "new", ignore_errors=True)
+                other.save_pretrained(tmp_path / "new")
+                folder.rename(tmp_path / f"old{times}-{len(writes)}")
+                (tmp_path / "new").rename(folder)
+            else:
+                other.save_pretrained(folder)
 
-    def read_after_a_save_ended(path):  # the load started while a save had removed pipeline.yaml
-        if not done:
-            done.append(path)
-            other.save_pretrained(folder)
-        return read(path)
-
-    if writer == "yaml_written_meanwhile":
-        (folder / "pipeline.yaml").unlink()
-        monkeypatch.setattr(load, "read_pipeline_folder", read_after_a_save_ended)
-    else:
-        monkeypatch.setattr(load, "_load_net", rewritten_before_the_nets)
-    with pytest.raises(InputError, match=rf"^{folder}: the pipeline folder was rewritten while it loaded \(by a "
-                                         r"`vidiff export` or save_pretrained into it\).*run again once it is written$"):
-        VideoPipeline.from_pretrained(folder)
-    again = VideoPipeline.from_pretrained(folder)  # nothing writes it now
-    for mine, theirs in ((again.vae, vae), (again.keyframes.net, kf), (again.interpolation.net, it)):
-        assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
+    for times in (1, 2):
+        shutil.rmtree(folder, ignore_errors=True)
+        pipe.save_pretrained(folder)
+        writes.clear()
+        if writer == "yaml_written_meanwhile":  # the load started while a save had removed pipeline.yaml
+            (folder / "pipeline.yaml").unlink()
+            monkeypatch.setattr(load, "read_pipeline_folder", lambda path: (write(times), read(path))[1])
+        else:
+            monkeypatch.setattr(load, "_load_net", lambda net, part: (  # once a load, before its first U-Net
+                part.name == "keyframes" and write(times), load_net(net, part))[1])
+        if times == 2:
+            with pytest.raises(InputError, match=rf"^{folder}: the pipeline folder was rewritten while it loaded, "
+                                                 r"twice \(by a `vidiff export` or save_pretrained into it\).*run "
+                                                 r"again once it is written$"):
+                VideoPipeline.from_pretrained(folder)
+            continue
+        loaded = VideoPipeline.from_pretrained(folder)
+        for mine, theirs in ((loaded.vae, writes[-1].vae), (loaded.keyframes.net, writes[-1].keyframes.net),
+                             (loaded.interpolation.net, writes[-1].interpolation.net)):
+            assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
 
 
 def test_a_part_folder_or_the_pipeline_yaml_given_for_the_pipeline_names_its_folder():

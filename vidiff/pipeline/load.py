@@ -27,8 +27,12 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     if not isinstance(folder, (str, os.PathLike)) or not os.fspath(folder):  # None: a pathlib TypeError before
         raise InputError(f"from_pretrained: expected a pipeline folder path, got {short_repr(folder)}")
     folder = Path(folder).expanduser()  # as save_pretrained writes "~/my-pipe", and a text_encoder folder is read
-    with _unchanged_pipeline_file(folder):
-        return _load_pipeline(folder, batch_invariant)
+    try:
+        with _unchanged_pipeline_file(folder):
+            return _load_pipeline(folder, batch_invariant)
+    except _Rewritten:  # once more: an export's swap is one rename, so the folder is whole again by now
+        with _unchanged_pipeline_file(folder):
+            return _load_pipeline(folder, batch_invariant)
 
 
 def _load_pipeline(folder: Path, batch_invariant: bool):
@@ -66,13 +70,18 @@ def _load_pipeline(folder: Path, batch_invariant: bool):
     return config, vae, nets.get("keyframes"), nets["interpolation"], text_encoder, records
 
 
+class _Rewritten(InputError):
+    pass
+
+
 @contextmanager
 def _unchanged_pipeline_file(folder: Path) -> Iterator[None]:
     """Refuses a pipeline folder rewritten while the block loaded it, which gave a pipeline of two (one's VAE, the
     other's U-Nets, no error: 7 of 125 loads beside a loop of save_pretrained). Both writers make a new
     pipeline.yaml: save_pretrained removes it first and writes it last, `vidiff export` swaps in a whole new folder.
     So a pipeline.yaml that is the same file before the first read and after the last means no part was rewritten in
-    between. The file stays open meanwhile: a removed file's inode number was given to its successor."""
+    between. The file stays open meanwhile: a removed file's inode number was given to its successor. load_pipeline
+    loads a rewritten folder once more before it refuses it."""
     import stat
 
     path, fd = folder / PIPELINE_FILE, None
@@ -91,9 +100,9 @@ def _unchanged_pipeline_file(folder: Path) -> Iterator[None]:
         if held is None or now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
             from vidiff.output_safety import shown
 
-            raise InputError(f"{shown(folder)}: the pipeline folder was rewritten while it loaded (by a `vidiff "
-                             "export` or save_pretrained into it), so its parts may come from two pipelines; run "
-                             "again once it is written")
+            raise _Rewritten(f"{shown(folder)}: the pipeline folder was rewritten while it loaded, twice (by a "
+                             "`vidiff export` or save_pretrained into it), so its parts may come from two pipelines; "
+                             "run again once it is written")
     finally:
         if fd is not None:
             os.close(fd)
