@@ -100,9 +100,9 @@ class ReadLock:
     def __reduce__(self):
         return (_unheld, ())
 
-    def release(self) -> None:
+    def release(self, _close=os.close) -> None:  # bound early: __del__ may run while the interpreter tears down
         if self._fd is not None:
-            os.close(self._fd)  # closing drops the lock
+            _close(self._fd)  # closing drops the lock
             self._fd = None
 
     def __del__(self):
