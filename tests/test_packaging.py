@@ -20,6 +20,19 @@ def _pyproject():
     return read_configuration(REPO / "pyproject.toml")
 
 
+def _package_files() -> list[Path]:
+    """The files under vidiff/ that a clean clone has (git's list where this is a checkout: a stray .DS_Store or a
+    local scratch file is no package data); every file found, elsewhere."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "vidiff"], cwd=REPO, capture_output=True, check=True,
+                                timeout=30).stdout.decode().split("\0")
+    except (OSError, subprocess.SubprocessError):
+        return list((REPO / "vidiff").rglob("*"))
+    return [REPO / name for name in listed if name] or list((REPO / "vidiff").rglob("*"))
+
+
 def test_every_data_file_in_the_package_is_declared_as_package_data():
     """The wheel holds a package's non-Python files only where pyproject's package-data names them: the bundled
     pipelines (weights, pipeline.yaml, config.yaml, trained_on.yaml) must all be in it, or `vidiff generate`
@@ -27,7 +40,7 @@ def test_every_data_file_in_the_package_is_declared_as_package_data():
     patterns = _pyproject()["tool"]["setuptools"]["package-data"]["vidiff"]
     declared = {p for pattern in patterns for p in glob.glob(pattern, root_dir=REPO / "vidiff", recursive=True)
                 if (REPO / "vidiff" / p).is_file()}
-    data = {str(p.relative_to(REPO / "vidiff")) for p in (REPO / "vidiff").rglob("*")
+    data = {str(p.relative_to(REPO / "vidiff")) for p in _package_files()
             if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
     assert "bundled/shapes/keyframes/trained_on.yaml" in data and "bundled/real-interp/pipeline.yaml" in data
     assert data - declared == set()

@@ -1334,6 +1334,42 @@ def test_a_pipeline_folder_rewritten_while_it_loads_is_loaded_again_or_refused(p
             assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
 
 
+def test_a_load_that_fails_mid_swap_is_loaded_again_and_a_plain_failure_is_said_as_it_is(pipe, tmp_path, load_tool,
+                                                                                         monkeypatch):
+    """A load that met a part of the other pipeline mid-swap (export renames the old folder away, then the new one
+    in) raised that part's error ("p/keyframes: not a model part folder"), not the reload it gets when the load
+    ends whole. A load that fails in an unchanged folder says its own error, once."""
+    from vidiff.pipeline import VideoPipeline, load
+
+    folder = tmp_path / "p"
+    tool = load_tool("make_random_pipeline")
+    other = VideoPipeline(pipe.config, *tool.random_parts(tiny=True, seed=3), HashText())
+    pipe.save_pretrained(folder)
+    load_net, calls = load._load_net, []
+
+    def swap_then_fail(net, part):
+        calls.append(part.name)
+        if part.name == "keyframes" and calls.count("keyframes") == 1:
+            other.save_pretrained(tmp_path / "new")
+            folder.rename(tmp_path / "old")
+            (tmp_path / "new").rename(folder)
+            raise InputError(f"{part}: not a model part folder (missing config.yaml)")
+        return load_net(net, part)
+
+    monkeypatch.setattr(load, "_load_net", swap_then_fail)
+    loaded = VideoPipeline.from_pretrained(folder)
+    assert calls.count("keyframes") == 2
+    assert all(torch.equal(a, b) for a, b in zip(loaded.keyframes.net.state_dict().values(),
+                                                 other.keyframes.net.state_dict().values()))
+
+    def fail(net, part):
+        raise InputError(f"{part}: broken")
+
+    monkeypatch.setattr(load, "_load_net", fail)
+    with pytest.raises(InputError, match=r"/p/(keyframes|interpolation): broken$"):
+        VideoPipeline.from_pretrained(folder)
+
+
 def test_a_part_folder_or_the_pipeline_yaml_given_for_the_pipeline_names_its_folder():
     """from_pretrained(".../shapes/keyframes") said only "is not a pipeline folder (missing pipeline.yaml)", and
     ".../shapes/pipeline.yaml" "is a file, not a folder": neither named the folder that loads."""

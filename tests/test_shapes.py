@@ -272,7 +272,8 @@ def test_a_folder_being_read_is_not_rewritten_under_its_reader(tmp_path):
     reader = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))
     second = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))  # readers share the folder
     with pytest.raises(InputError, match=r"--out .*: another `vidiff data shapes` \(or other vidiff command\) is "
-                                         r"writing this folder, or a training run or `vidiff data cache` is reading it"):
+                                         r"writing this folder, or a training run, `vidiff data cache` or a dataset "
+                                         r"in a Python session is reading it"):
         shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=4, size=32, seed=9, progress=False)
     captions = [p.caption + "\n" for p in shapes_folder.iter_clip_params(2, 4, 32, 1, 1.0)]
     assert [(tmp_path / f"clip_{i:06d}.txt").read_text() for i in range(2)] == captions  # left as it was
@@ -281,6 +282,37 @@ def test_a_folder_being_read_is_not_rewritten_under_its_reader(tmp_path):
     gc.collect()
     shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=4, size=32, seed=9, progress=False)
     assert len(copy) == 2
+
+
+def test_a_refused_dataset_and_a_forked_child_leave_the_folder_to_its_writer(tmp_path):
+    """A dataset refused after taking the folder's read lock (clips too short) kept it while a notebook held the
+    traceback, so regenerating the clips longer was refused for the session; a forked child (a persistent
+    DataLoader worker) kept the lock after the parent dropped its dataset."""
+    import gc
+    import os
+
+    from vidiff.data.video_folder import VideoFolderDataset
+
+    shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=4, size=32, seed=1, progress=False)
+    with pytest.raises(InputError, match="no usable clips") as refused:
+        VideoFolderDataset(tmp_path, num_frames=64, size=(32, 32))
+    shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=8, size=32, seed=2, progress=False)  # refused.tb held
+    assert refused.value is not None
+    reader = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32))
+    go_on, wait = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child holds its copy of the dataset until the parent has rewritten the folder
+        os.close(wait)
+        os.read(go_on, 1)
+        os._exit(0)
+    os.close(go_on)
+    try:
+        del reader
+        gc.collect()
+        shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=8, size=32, seed=3, progress=False)
+    finally:
+        os.close(wait)
+        os.waitpid(child, 0)
 
 
 def test_a_file_system_that_does_not_lock_folders_still_gets_the_dataset(tmp_path, monkeypatch):
@@ -295,3 +327,30 @@ def test_a_file_system_that_does_not_lock_folders_still_gets_the_dataset(tmp_pat
     monkeypatch.setattr(fcntl, "flock", no_folder_locks)
     shapes_folder.generate_shapes_dataset(tmp_path, 2, frames=4, size=32, progress=False)
     assert (tmp_path / "metadata.jsonl").is_file() and not (tmp_path / shapes_folder.UNFINISHED_NAME).exists()
+
+
+def test_a_writer_that_waits_for_a_folder_says_so(tmp_path, caplog):
+    """An export waits its turn in the folder it writes beside; behind a dataset a notebook still held there, the
+    wait said nothing and looked like a hang."""
+    import logging
+    import threading
+
+    from vidiff.folder_lock import ReadLock, folder_lock
+
+    reader = ReadLock(tmp_path, "busy")
+    done = threading.Event()
+
+    def write():
+        with folder_lock(tmp_path):
+            done.set()
+
+    with caplog.at_level(logging.WARNING, logger="vidiff.folder_lock"):
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(0.5)
+        assert not done.is_set()  # still waiting for the reader
+        reader.release()
+        writer.join(30)
+    assert done.is_set()
+    assert any("waiting for another vidiff command or a dataset reading this folder" in r.getMessage()
+               for r in caplog.records)

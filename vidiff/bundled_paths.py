@@ -32,4 +32,8 @@ def where_installed(given: str | os.PathLike | None) -> str:
     if installed is None:
         return ""
     steps = " / ".join(f'"{part}"' for part in installed.relative_to(BUNDLED.parent).parts)
-    return f' here ({Path.cwd()}); the bundled one is importlib.resources.files("vidiff") / {steps}: {installed}'
+    try:
+        here = f" here ({Path.cwd()})"
+    except OSError:  # the current folder was removed
+        here = " here"
+    return f'{here}; the bundled one is importlib.resources.files("vidiff") / {steps}: {installed}'

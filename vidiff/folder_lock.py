@@ -11,12 +11,16 @@ there is no lock, as before.
 """
 from __future__ import annotations
 
+import logging
 import os
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from vidiff.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def _open_folder(folder: Path) -> int | None:
@@ -41,9 +45,15 @@ def folder_lock(folder: Path, busy: str | None = None) -> Iterator[None]:
         return
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy is not None else 0))
-        except BlockingIOError:
-            raise InputError(busy) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if busy is not None:
+                    raise InputError(busy) from None
+                # a wait with no word looked like a hang (an export beside a dataset a notebook still holds)
+                log.warning("%s: waiting for another vidiff command or a dataset reading this folder to let it go",
+                            folder)
+                fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:  # a file system that does not lock folders (some NFS mounts): no lock, as without flock
             pass
         yield
@@ -76,7 +86,9 @@ class ReadLock:
     """A shared lock on a folder for as long as this object lives: readers of a folder of clips hold it, so that a
     writer's exclusive lock (`vidiff data shapes` rewriting the folder) is refused while they read. Without it, a
     training run or a cache build read the captions of one dataset at its start and the clips of the next one
-    after. A copy sent to another process (a DataLoader worker) holds nothing; the lock stays with this one."""
+    after. A copy sent to another process (a DataLoader worker) holds nothing, forked or spawned: a forked child
+    closes its inherited descriptor, which would otherwise keep the folder locked after this process let it go
+    (a persistent worker pool)."""
 
     def __init__(self, folder: Path, busy: str):
         self._fd = None
@@ -96,6 +108,7 @@ class ReadLock:
             os.close(fd)
             return
         self._fd = fd
+        _HELD.add(self)
 
     def __reduce__(self):
         return (_unheld, ())
@@ -107,6 +120,21 @@ class ReadLock:
 
     def __del__(self):
         self.release()
+
+
+_HELD: "weakref.WeakSet[ReadLock]" = weakref.WeakSet()
+
+
+def _close_inherited() -> None:
+    """In a forked child: drop the descriptors of the parent's read locks (the lock stays the parent's)."""
+    for lock in list(_HELD):
+        if lock._fd is not None:
+            os.close(lock._fd)
+            lock._fd = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited)
 
 
 def _unheld() -> ReadLock:

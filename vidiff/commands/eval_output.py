@@ -83,5 +83,10 @@ def _folder_inputs(folder: Path) -> list[Path]:
         files += [clip, *(p for p in (clip.with_suffix(".json"), clip.with_name(clip.name + ".json"),
                                       clip.with_suffix(".txt")) if p.is_file())]
     if (folder / PIPELINE_FILE).is_file():
-        files += [file for part in own if (part / "model.safetensors").is_file() for file in part.iterdir()]
+        for part in own:
+            try:
+                if (part / "model.safetensors").is_file():
+                    files += list(part.iterdir())
+            except OSError:  # an unreadable part folder: loading the model names it
+                pass
     return files

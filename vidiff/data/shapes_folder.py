@@ -54,7 +54,8 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
     from vidiff.folder_lock import folder_lock
 
     with folder_lock(out, busy=f"--out {shown(out)}: another `vidiff data shapes` (or other vidiff command) is "
-                               "writing this folder, or a training run or `vidiff data cache` is reading it; wait "
+                               "writing this folder, or a training run, `vidiff data cache` or a dataset in a Python "
+                               "session is reading it; wait "
                                "for it to end or choose another folder"):
         # present until metadata.jsonl is written: a stopped run's folder (some clips, maybe an earlier run's others)
         # is refused by the video folder reader instead of being read as a whole dataset

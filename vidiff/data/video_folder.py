@@ -166,6 +166,14 @@ class VideoFolderDataset(Dataset):
         # held while this dataset lives: `vidiff data shapes` into the folder is refused meanwhile
         self._read_lock = ReadLock(self.root, f"{shown(self.root)}: a `vidiff data shapes` (or other vidiff command) "
                                               "is writing this folder now; wait for it to end")
+        try:
+            self._scan(num_frames, stride, fps, size, seed, limits, scan_workers, scan_timeout, max_retries)
+        except BaseException:  # a refused dataset held in a traceback (a notebook's) kept the folder locked
+            self._read_lock.release()
+            raise
+
+    def _scan(self, num_frames, stride, fps, size, seed, limits, scan_workers, scan_timeout, max_retries) -> None:
+        """The rest of __init__, with the folder's read lock held: checks the settings, scans the clips."""
         if not isinstance(num_frames, int) or num_frames < 1:
             raise InputError(f"num_frames must be a positive integer, got {num_frames!r}")
         if len(size) != 2 or min(size) < 1:

@@ -30,7 +30,7 @@ def load_pipeline(folder: str | Path, batch_invariant: bool):
     try:
         with _unchanged_pipeline_file(folder):
             return _load_pipeline(folder, batch_invariant)
-    except _Rewritten:  # once more: an export's swap is one rename, so the folder is whole again by now
+    except _Rewritten:  # once more: a save or an export's swap (two renames) is most likely over by now
         with _unchanged_pipeline_file(folder):
             return _load_pipeline(folder, batch_invariant)
 
@@ -90,22 +90,35 @@ def _unchanged_pipeline_file(folder: Path) -> Iterator[None]:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         pass
-    try:
-        yield  # it read pipeline.yaml: none at the start means it was written since
-        held = os.fstat(fd) if fd is not None else None
-        try:
-            now = os.stat(path)
-        except OSError:
-            now = None
-        if held is None or now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
-            from vidiff.output_safety import shown
+    from vidiff.output_safety import shown
 
-            raise _Rewritten(f"{shown(folder)}: the pipeline folder was rewritten while it loaded, twice (by a "
-                             "`vidiff export` or save_pretrained into it), so its parts may come from two pipelines; "
-                             "run again once it is written")
+    rewritten = (f"{shown(folder)}: the pipeline folder was rewritten while it loaded, twice (by a `vidiff export` "
+                 "or save_pretrained into it), so its parts may come from two pipelines; run again once it is written")
+    try:
+        try:
+            yield  # it read pipeline.yaml: none at the start means it was written since
+        except (InputError, OSError) as error:  # a part missing or of another pipeline, met mid-swap
+            if _replaced(fd, path):
+                raise _Rewritten(rewritten) from error
+            raise
+        if _replaced(fd, path):
+            raise _Rewritten(rewritten)
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _replaced(fd: int | None, path: Path) -> bool:
+    """Whether pipeline.yaml at `path` is no longer the file open as `fd` (None: there was none): removed, written
+    anew, or there now."""
+    held = os.fstat(fd) if fd is not None else None
+    try:
+        now = os.stat(path)
+    except OSError:
+        now = None
+    if held is None or now is None:
+        return (held is None) != (now is None)
+    return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
 
 
 def check_parts(config: PipelineConfig, vae_cfg, keyframe_cfg, interpolation_cfg, text_dim: int | None) -> None:
