@@ -185,7 +185,7 @@ def test_a_folder_reads_a_mirrored_clip_as_its_whole_read_without_decoding_its_f
     mirror come from the folder scan's probe, so a window read decodes no extra frame for them."""
     import av
 
-    from vidiff import video_decode
+    from vidiff import video_orientation
     from vidiff.data.video_folder import VideoFolderDataset, VideoWindows
 
     if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
@@ -196,7 +196,7 @@ def test_a_folder_reads_a_mirrored_clip_as_its_whole_read_without_decoding_its_f
     _write_turned_any(tmp_path / "clips" / "selfie.mp4", 1, frames, hflip=True, vflip=False)
     whole, _ = io.read_video(tmp_path / "clips" / "selfie.mp4", backend="pyav")  # (6, 96, 64, 3)
     folder = VideoFolderDataset(tmp_path / "clips", num_frames=3, size=(96, 64), scan_workers=1)
-    monkeypatch.setattr(video_decode, "first_frame_facts", None)  # a first frame decoded again: a TypeError
+    monkeypatch.setattr(video_orientation, "first_frame_facts", None)  # a first frame decoded again: a TypeError
     video = VideoWindows(folder, hop=3)[1]["video"]  # frames 3..5
     assert _is_frames(video, whole[3:6])
 
@@ -665,7 +665,7 @@ def test_a_clip_rewritten_in_place_with_its_old_size_and_mtime_is_read_as_it_is_
     inode) as its mirrored twin, the same size, with its mtime set back, was read as the old, unmirrored clip."""
     import av
 
-    from vidiff.video_decode import first_frame_turn
+    from vidiff.video_orientation import first_frame_turn
 
     if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
         pytest.skip("this PyAV cannot write a display matrix")

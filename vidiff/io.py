@@ -39,9 +39,10 @@ from typing import TYPE_CHECKING, Iterator, Literal
 from vidiff.errors import InputError, VideoDecodeError  # noqa: F401  (VideoDecodeError: public here)
 from vidiff.limits import is_int, plain_number
 from vidiff.video_decode import (  # noqa: F401  (frame_index, frame_step, select_indices, decode_complete: public)
-    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, decord_upright,
-    first_frame_turn, frame_index, frame_step, iter_pyav, select_indices, too_large, video_stream,
+    _av_error_types, _decord_available, _read_decord, _read_pyav, _short, decode_complete, frame_index, frame_step,
+    iter_pyav, select_indices, too_large, video_stream,
 )
+from vidiff.video_orientation import decord_upright, first_frame_turn
 from vidiff.video_probe import (  # noqa: F401  (the probe side, public here: vidiff.io stays the one entry point)
     DEFAULT_LIMITS, VideoInfo, VideoLimits, _probe_header, check_file, check_folder, probe_video,
 )
@@ -102,7 +103,7 @@ def read_video(
     timestamps (a header's can be far off them: an AVI whose index skips frame slots); default the header's.
     `orientation`: the clip's (rotation, mirrored) where the caller probed it (probe_video's VideoInfo: a folder
     scan); a decord read otherwise learns them from the first frame, once per file and process (first_frame_turn).
-    Both readers give the frames as the whole-clip read shows them (video_decode.orientation).
+    Both readers give the frames as the whole-clip read shows them (video_orientation.orientation).
 
     `backend="auto"` reads a window (`num_frames` given) of a DECORD_SUFFIXES file with one video stream with
     decord, whose seeking pays there (PyAV when decord fails on a file), and everything else with PyAV, which

@@ -19,7 +19,8 @@ from pathlib import Path
 from vidiff.errors import InputError, VideoDecodeError
 from vidiff.frame_timing import stated_fps
 from vidiff.limits import MAX_CLIP_BYTES
-from vidiff.video_decode import _av_error_types, _short, first_frame_facts, gif_rate, moving_streams, video_stream
+from vidiff.video_decode import _av_error_types, _short, gif_rate, moving_streams, video_stream
+from vidiff.video_orientation import first_frame_facts
 
 log = logging.getLogger("vidiff.io")  # one logger for reading video, whichever module says it
 
