@@ -869,7 +869,7 @@ def test_a_long_clip_with_a_keyframe_off_the_grid_has_a_first_pass_that_holds_it
     back unchanged at 7. A keyframe past every such pass (38) is still refused, offered the grid, not a shorter clip."""
     from vidiff.pipeline import VideoPipeline
     from vidiff.pipeline.layout import Layout
-    from vidiff.pipeline.trained_layouts import split_long_layout
+    from vidiff.pipeline.long_layout import split_long_layout
 
     shapes = VideoPipeline.from_pretrained(REPO / "vidiff" / "bundled" / "shapes")
     record, interp = shapes.trained["keyframes"], shapes.trained["interpolation"]

@@ -183,7 +183,8 @@ def validate(args) -> CheckedRun:
                          f"{reason}") from None
     check_layout_limit(layout, CLI_NAMES)
     from vidiff.pipeline.layout import lift_short_layout
-    from vidiff.pipeline.trained_layouts import fewest_trained_keyframes, longest_pass_frames, split_long_layout
+    from vidiff.pipeline.long_layout import longest_pass_frames, split_long_layout
+    from vidiff.pipeline.trained_layouts import fewest_trained_keyframes
 
     extend_by = 0
     keyframe_paths = parse_keyframe_args(getattr(args, "keyframe", []), layout.output_frames)  # -1: the last

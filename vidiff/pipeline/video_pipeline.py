@@ -36,8 +36,9 @@ from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
     Timeline, encode_negative, encode_text, place_keyframes, total_steps,
 )
+from vidiff.pipeline.long_layout import split_long_layout
 from vidiff.pipeline.trained_layouts import (
-    check_layout, lay_keyframes_around, split_long_layout, user_keyframe_pattern, warn_untrained_size,
+    check_layout, lay_keyframes_around, user_keyframe_pattern, warn_untrained_size,
 )
 
 
