@@ -249,3 +249,22 @@ def test_flow_on_wide_frames_under_16_px_tall_measures_the_shift():
         shape_ok, dx = line.split()
         assert shape_ok == "True" and float(dx) == pytest.approx(-2.0, abs=0.3)
     assert len(proc.stdout.splitlines()) == len(sizes)
+
+
+def test_flow_gives_the_callers_opencv_thread_count_back():
+    """The flow ran OpenCV on torch's thread count and left it there: a notebook's cv2.setNumThreads(3) was 1 after
+    a fill_between of a flow-anchored pipeline under torch.set_num_threads(1)."""
+    import cv2
+
+    before, threads = cv2.getNumThreads(), torch.get_num_threads()
+    seen = []
+    real_create = cv2.DISOpticalFlow_create
+    try:
+        cv2.setNumThreads(threads + 2)
+        cv2.DISOpticalFlow_create = lambda *a: (seen.append(cv2.getNumThreads()), real_create(*a))[1]
+        flow_timeline(_moving(2, 3), 4)
+        assert seen and set(seen) == {threads}  # the flow itself ran on torch's count
+        assert cv2.getNumThreads() == threads + 2
+    finally:
+        cv2.DISOpticalFlow_create = real_create
+        cv2.setNumThreads(before)

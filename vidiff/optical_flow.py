@@ -17,19 +17,28 @@ Needs opencv-python-headless (`pip install 'vidiff[flow]'`).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
 from vidiff.errors import InputError
 
 
+@contextmanager
 def _cv2():
+    """OpenCV on torch's thread count (`--threads`; OpenCV's own default is every core), the caller's OpenCV
+    thread count given back after: it was left at torch's, a process-wide setting changed under a notebook."""
     try:
         import cv2
     except ImportError:
         raise InputError("optical flow needs OpenCV: pip install opencv-python-headless (or 'vidiff[flow]')") from None
+    before = cv2.getNumThreads()
     cv2.setNumThreads(max(1, torch.get_num_threads()))
-    return cv2
+    try:
+        yield cv2
+    finally:
+        cv2.setNumThreads(before)
 
 
 def flow_available() -> bool:
@@ -46,22 +55,22 @@ DIS_MIN_SIDE = 16
 
 def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Float32 (H,W,2) flow (dx, dy) from uint8 RGB frame a to b: a(y, x) ~ b(y + dy, x + dx)."""
-    cv2 = _cv2()
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     h, w = a.shape[:2]
     pad = ((0, max(0, DIS_MIN_SIDE - h)), (0, max(0, DIS_MIN_SIDE - w)), (0, 0))
-    gray_a, gray_b = (cv2.cvtColor(np.ascontiguousarray(np.pad(x, pad, mode="edge")), cv2.COLOR_RGB2GRAY)
-                      for x in (a, b))
-    return dis.calc(gray_a, gray_b, None)[:h, :w]
+    with _cv2() as cv2:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        gray_a, gray_b = (cv2.cvtColor(np.ascontiguousarray(np.pad(x, pad, mode="edge")), cv2.COLOR_RGB2GRAY)
+                          for x in (a, b))
+        return dis.calc(gray_a, gray_b, None)[:h, :w]
 
 
 def backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """float32 (H,W,C): image sampled at (x + dx, y + dy) for every pixel, bilinear, edge pixels repeated."""
-    cv2 = _cv2()
     h, w = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    out = cv2.remap(np.ascontiguousarray(image, dtype=np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1],
-                    interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    with _cv2() as cv2:
+        out = cv2.remap(np.ascontiguousarray(image, dtype=np.float32), grid_x + flow[..., 0], grid_y + flow[..., 1],
+                        interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(image.shape)  # remap drops a single channel axis
 
 
