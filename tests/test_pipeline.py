@@ -541,6 +541,27 @@ def test_to_takes_a_dtype_given_in_the_device_place(pipe):
     assert {p.dtype for p in half.interpolation.net.parameters()} == {torch.bfloat16}  # nothing moved
 
 
+def test_a_cast_back_to_float32_says_the_weights_stay_rounded(pipe):
+    """pipe.to(torch.bfloat16) then .to(torch.float32) made frames that differed from the float32 pipeline's (up to 3
+    levels on the bundled Shapes pipeline) without a word; the cast back now says so, at the caller's line, once."""
+    from vidiff.pipeline import VideoPipeline
+
+    half = VideoPipeline(pipe.config, copy_module(pipe.vae), copy_module(pipe.keyframes.net),
+                         copy_module(pipe.interpolation.net), pipe.text_encoder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        half.to(torch.float32)  # float32 to float32: nothing rounded, nothing said
+        half.to(torch.bfloat16)
+    with pytest.warns(UserWarning, match=r"^to\(torch.float32\): the parts hold torch.bfloat16 weights, whose "
+                                         r"rounding a cast does not undo") as said:
+        half.to(torch.float32)
+    assert len(said) == 1 and said[0].filename == __file__
+    assert {p.dtype for p in half.vae.parameters()} == {torch.float32}  # cast all the same
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        half.to(dtype=torch.float32)  # the parts are float32 now: said once, not at every later cast
+
+
 def test_a_device_the_parts_cannot_run_on_is_refused_before_the_weights_load(pipe, monkeypatch):
     from vidiff.pipeline import VideoPipeline
 

@@ -92,11 +92,25 @@ class VideoPipeline:
                 raise InputError(f"to: two dtypes given, {device} and dtype={dtype}")
             device, dtype = None, device
         check_placement(device, dtype)
+        self._warn_if_rounded(dtype)
         for module in (self.vae, *self._stage_nets()):
             module.to(device=device, dtype=dtype).eval()
         if device is not None and hasattr(self.text_encoder, "to"):
             self.text_encoder.to(device)
         return self
+
+    def _warn_if_rounded(self, dtype: torch.dtype | None) -> None:
+        """A cast up from half precision keeps the rounded weights, as torch modules do: the frames of a pipeline cast
+        to bfloat16 and back differed from the float32 pipeline's (Shapes: up to 3 of 255 levels) without a word."""
+        if dtype != torch.float32:
+            return
+        low = {p.dtype for m in (self.vae, *self._stage_nets()) for p in m.parameters()} - {torch.float32}
+        if low:
+            from vidiff.caller_warning import warn_at_caller
+
+            warn_at_caller(f"to({dtype}): the parts hold {', '.join(sorted(map(str, low)))} weights, whose rounding a "
+                           "cast does not undo: the frames differ a little from the float32 pipeline's, and "
+                           "save_pretrained refuses it; load the pipeline again for its float32 weights")
 
     def compile(self) -> VideoPipeline:
         """torch.compile's the two U-Nets (the first call of each shape compiles; later calls are faster)."""
