@@ -444,6 +444,26 @@ def test_region_edit_through_the_cli(tiny_pipeline, tmp_path, capsys):
     assert not (tmp_path / "bad.mp4").exists()
 
 
+def test_a_foreground_edit_of_a_clip_without_objects_is_refused_before_the_weights_load(tmp_path, capsys,
+                                                                                        monkeypatch):
+    """`edit --mask foreground` on a flat clip (nothing apart from its background) loaded the weights before the
+    pipeline refused it (4.6 s instead of a check before torch's weights)."""
+    from vidiff.io import write_video
+    from vidiff.pipeline import VideoPipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the weights were loaded before --mask foreground was checked")
+
+    monkeypatch.setattr(VideoPipeline, "from_pretrained", refuse)
+    write_video(tmp_path / "flat.mp4", np.full((16, 64, 64, 3), 60, dtype=np.uint8), 8)
+    rc = main(["edit", str(tmp_path / "flat.mp4"), "a blue circle", "--mask", "foreground", "--quiet",
+               "-o", str(tmp_path / "o.mp4")])
+    assert rc == 2
+    assert capsys.readouterr().err == ("vidiff: error: mask 'foreground': no frame of the clip shows anything apart "
+                                       "from its background\n")
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_region_edit_with_parts_not_trained_for_it_is_refused_before_weights(tmp_path):
     """Parts whose trained_on.yaml lists no region training: `edit --mask` exits 2 naming it (here the bundle's
     parts with "region" taken out of their records; the weights are never read)."""

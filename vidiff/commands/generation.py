@@ -177,7 +177,13 @@ def run_generation(args) -> int:
     inputs_keyframes = read_keyframe_images(keyframe_paths, model, inputs)
     mask = None
     if args.task == "edit" and args.mask is not None:
-        mask = "foreground" if args.mask == "foreground" else read_mask(args.mask, source)
+        if args.mask == "foreground":  # the pipeline reads it off the clip; checked here before the weights load
+            from vidiff.pipeline.editing import clip_foreground
+
+            clip_foreground(source)
+            mask = "foreground"
+        else:
+            mask = read_mask(args.mask, source)
     control = read_control(args, config, layout)  # uint8 (F,H,W,3) maps or None
     structure = structure_kind(args, config) if args.task == "edit" else None  # the map kind an edit follows
     dtype = torch_dtype(args.dtype, device)

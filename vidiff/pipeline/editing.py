@@ -50,6 +50,15 @@ def foreground_mask(frames: torch.Tensor, grow: int = FOREGROUND_GROW) -> torch.
     return F.max_pool2d(fg, 2 * grow + 1, stride=1, padding=grow)[:, 0] > 0.5
 
 
+def clip_foreground(frames: torch.Tensor) -> torch.Tensor:
+    """mask="foreground": foreground_mask of `frames`, refused when it selects nothing (the edit would redraw
+    nothing). The CLI calls it too, so a flat clip is refused before the weights load."""
+    mask = foreground_mask(frames)
+    if not mask.any():
+        raise InputError("mask 'foreground': no frame of the clip shows anything apart from its background")
+    return mask
+
+
 def structure_maps(pipe, frames: torch.Tensor, control, user_mask: bool):
     """The control maps an edit follows: None, the maps given, or maps of a kind read off `frames` (see above)."""
     if isinstance(control, str):
@@ -75,9 +84,7 @@ def edit(pipe, frames, prompt, *, strength, mask, feather: int | None, progress:
     if isinstance(mask, str):
         if mask != "foreground":
             raise InputError(f"mask: an array (H,W) or (F,H,W), or 'foreground'; got {mask[:40]!r}")
-        mask = foreground_mask(frames)
-        if not mask.any():
-            raise InputError("mask 'foreground': no frame of the clip shows anything apart from its background")
+        mask = clip_foreground(frames)
     region = None if mask is None else check_region_mask(mask, n, height, width)
     strength, feather, repeats = check_edit_options(strength, feather, repeats, masked=region is not None)
     keyframes, interpolation = pipe.trained.get("keyframes"), pipe.trained.get("interpolation")
