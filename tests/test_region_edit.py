@@ -65,6 +65,24 @@ def test_an_image_mask_on_a_clip_with_as_many_frames_as_rows():
     assert m.shape == (64, 64, 64) and int(m[0].sum()) == 256 and bool((m == m[:1]).all())
 
 
+def test_an_rgba_mask_array_is_read_as_the_cli_reads_an_rgba_mask_file():
+    """np.array of an RGBA PNG, (H,W,4), was taken for 64 masks of 64x4 pixels ("64 frames, the clip has 16"), and
+    (F,H,W,4) frames were refused: colour > 127 where alpha > 127 redraws, a transparent pixel is kept."""
+    drawn = np.zeros((64, 64, 4), np.uint8)
+    drawn[..., :3] = 255  # white everywhere, opaque only in the box: an alpha-only drawing
+    drawn[16:32, 16:32, 3] = 255
+    box = torch.from_numpy(box_mask() > 127)[None].expand(16, -1, -1)
+    assert torch.equal(check_region_mask(drawn, 16, 64, 64), box)
+    assert torch.equal(check_region_mask(np.stack([drawn] * 16), 16, 64, 64), box)
+    assert torch.equal(check_region_mask(drawn / 255.0, 16, 64, 64), box)  # floats in [0, 1]
+    assert torch.equal(check_region_mask(np.dstack([box_mask()] * 4), 64, 64, 64)[:16], box)  # 64 frames of 64
+    with pytest.raises(InputError, match="^mask: 3 frames, the clip has 16"):
+        check_region_mask(np.stack([drawn] * 3), 16, 64, 64)
+    drawn[..., 3] = 0
+    with pytest.raises(InputError, match="^mask: selects no pixel"):
+        check_region_mask(drawn, 16, 64, 64)
+
+
 def test_the_mask_file_of_the_cli(tmp_path):
     """`vidiff edit --mask`: a transparent pixel is "keep" whatever its colour (an alpha-only drawing redrew the
     whole frame), as in control maps; a mask that selects nothing is refused (the edit returned the clip as it was

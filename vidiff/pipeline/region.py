@@ -36,11 +36,14 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
     wider = {torch.uint16: torch.int32, torch.uint32: torch.int64, torch.uint64: torch.int64}.get(mask.dtype)
     if wider is not None:
         mask = mask.to(wider)
-    if mask.ndim == 4 and mask.shape[-1] in (1, 3):  # (F,H,W,1|3) frames of a mask video: any channel
-        mask = mask.amax(dim=-1)
-    if mask.ndim == 3 and mask.shape[-1] in (1, 3) and tuple(mask.shape[:2]) == (height, width) \
-            and tuple(mask.shape[1:]) != (height, width):  # one (H,W,C) image, even when H equals the frame count
-        mask = mask.amax(dim=-1)
+    image = mask.ndim == 3 and mask.shape[-1] in (1, 3, 4) and tuple(mask.shape[:2]) == (height, width) \
+        and tuple(mask.shape[1:]) != (height, width)  # one (H,W,C) image, even when H equals the frame count
+    if image or (mask.ndim == 4 and mask.shape[-1] in (1, 3, 4)):  # or (F,H,W,C) frames of a mask video
+        if mask.shape[-1] == 4:  # RGBA (np.array of an RGBA PNG): transparent is "keep" whatever its colour, as the
+            # CLI reads a mask file and as control maps are read (it was taken for 64 frames of 64x4 pixels)
+            mask = _redraw(mask[..., :3].amax(dim=-1)) & _redraw(mask[..., 3])
+        else:
+            mask = mask.amax(dim=-1)  # any colour channel
     if mask.ndim == 2:
         mask = mask[None].expand(num_frames, -1, -1)
     if mask.ndim != 3:
@@ -50,21 +53,26 @@ def check_region_mask(mask, num_frames: int, height: int, width: int) -> torch.T
                          "or one per frame)")
     if tuple(mask.shape[1:]) != (height, width):
         raise InputError(f"mask: {mask.shape[2]}x{mask.shape[1]} pixels, the clip is {width}x{height}")
+    return _selects_some(_redraw(mask))
+
+
+def _redraw(mask: torch.Tensor) -> torch.Tensor:
+    """A mask's values -> bool: True, 1 of 0/1 integers, > 127 of 0..255 or > 0.5 of [0, 1]."""
     if mask.dtype == torch.bool:
-        return _selects_some(mask.clone())
+        return mask.clone()
     if not mask.dtype.is_floating_point and not mask.dtype.is_complex:  # integers: 0/1, or 0..255 as an image
         low, high = int(mask.min()), int(mask.max())
         if low < 0 or high > 255:
             raise InputError(f"mask: integer values must lie in 0..255 (or 0/1), got {low}..{high}")
         # a 0/1 mask stored as uint8 read as 0..255 selected nothing: the edit ran and returned the clip unchanged
-        return _selects_some(mask > (0 if high <= 1 else 127))
+        return mask > (0 if high <= 1 else 127)
     mask = mask.float()
     if not bool(torch.isfinite(mask).all()):
         raise InputError("mask: has NaN or infinite values")
     if bool((mask < 0).any() | (mask > 1).any()):  # 0..255 given as floats would redraw every pixel above 0.5
         raise InputError(f"mask: float values must lie in [0, 1] (white = 1), got {float(mask.min()):g}.."
                          f"{float(mask.max()):g}; give uint8 for 0..255")
-    return _selects_some(mask > 0.5)
+    return mask > 0.5
 
 
 def _selects_some(mask: torch.Tensor) -> torch.Tensor:
