@@ -252,6 +252,21 @@ def test_edit_of_a_misfit_length_offers_what_the_bundled_pipeline_was_trained_on
                  "-o", str(tmp_path / "o.mp4")]) == 0
 
 
+def test_edit_of_a_clip_longer_than_every_trained_layout_says_so(tmp_path, capsys):
+    """A 46-frame clip was told that "a longer clip asked by its length alone (num_frames, --frames) is continued
+    by extension windows", which edit (no --frames; it keeps the clip's length) does not do."""
+    from vidiff.io import write_video
+
+    write_video(tmp_path / "long.mp4", np.zeros((46, 64, 64, 3), dtype=np.uint8), 8)
+    for stride in ([], ["--stride", "3"]):
+        assert main(["edit", str(tmp_path / "long.mp4"), "x", "-o", str(tmp_path / "o.mp4"), *stride]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("long.mp4 has 46 frames: too long for this pipeline, which edits clips of up to 41 "
+                            "frames (9 keyframes at stride 5, the longest layout its parts were trained on); edit "
+                            "it in parts of at most that length"), err
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_edit_of_a_clip_shorter_than_every_trained_layout_says_so(tmp_path, capsys):
     """A 2-frame clip was offered "clip lengths that fit at stride 5: 11" (before that 6, 11, and 6 frames is 2
     keyframes, refused as untrained); no --stride makes it fit, so it is called too short, with the shortest

@@ -199,18 +199,39 @@ def _within_records(k: int, s: int, max_gap: int, keyframes: TrainedOn | None, i
         Layout(frames_for(k, s), k, s), max_gap, keyframes, interpolation)
 
 
+def longest_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None
+                           ) -> Layout | None:
+    """The longest keyframe grid within the parts' training records: the most trained keyframes at the largest
+    trained stride that passes layout_problems (None without a record of the keyframe part's counts and strides)."""
+    if keyframes is None or not keyframes.num_frames or not keyframes.frame_strides:
+        return None
+    k = keyframes.num_frames[1]
+    for s in range(keyframes.frame_strides[1], keyframes.frame_strides[0] - 1, -1):
+        if _within_records(k, s, max_gap, keyframes, interpolation):
+            return Layout(frames_for(k, s), k, s)
+    return None
+
+
 def check_edit_length(frames: int, what: str, max_gap: int, keyframes: TrainedOn | None,
                       interpolation: TrainedOn | None) -> None:
-    """An edit keeps its clip's length: a clip shorter than every grid the parts were trained on is refused as too
-    short, with the shortest length the pipeline takes (a 2-frame clip was offered 6 frames, 2 keyframes, which the
-    layout check then refused). Without a record (or `keyframes` None: a forced layout) the shortest grid is 2
-    frames. One check for every short clip: a 1-frame one was told 2 frames, and at 2 frames then 7."""
+    """An edit keeps its clip's length: a clip shorter (longer) than every grid the parts were trained on is refused
+    as too short (long), with the shortest (longest) length the pipeline takes (a 2-frame clip was offered 6
+    frames, 2 keyframes, which the layout check then refused). Without a record (or `keyframes` None: a forced
+    layout) the shortest grid is 2 frames. One check for every short clip: a 1-frame one was told 2 frames, and at
+    2 frames then 7."""
     shortest = shortest_trained_layout(max_gap, keyframes, interpolation)
     counted = f"{frames} frame{'' if frames == 1 else 's'}"
     if shortest is not None and frames < shortest.num_frames:
         raise InputError(f"{what} has {counted}: too short for this pipeline, which edits clips of "
                          f"{shortest.num_frames} frames or more ({shortest.num_keyframes} keyframes at stride "
                          f"{shortest.keyframe_stride}, the shortest layout its parts were trained on)")
+    longest = longest_trained_layout(max_gap, keyframes, interpolation)
+    if longest is not None and frames > longest.num_frames:  # the layout check offered extension windows, which
+        # continue a clip asked by its length (generate), not one an edit keeps
+        raise InputError(f"{what} has {counted}: too long for this pipeline, which edits clips of up to "
+                         f"{longest.num_frames} frames ({longest.num_keyframes} keyframes at stride "
+                         f"{longest.keyframe_stride}, the longest layout its parts were trained on); edit it in parts "
+                         "of at most that length")
     if frames < 2:  # 2 keyframes at stride 1; the layout check would name num_frames, which an edit does not take
         raise InputError(f"{what} has {counted}: too short; an edit redraws clips of 2 frames or more")
 
