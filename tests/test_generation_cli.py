@@ -479,6 +479,30 @@ def test_a_foreground_edit_of_a_clip_without_objects_is_refused_before_the_weigh
     assert not (tmp_path / "o.mp4").exists()
 
 
+def test_a_gif_mask_or_maps_with_repeated_frames_merged_says_why_it_is_short(tmp_path, capsys):
+    """Pillow (as ImageMagick) stores a GIF frame repeated in a row once: 16 mask frames, white for 8 then black,
+    became 2 frames of 1 s, refused as "2 frames, the clip has 16" with nothing saying where the frames went."""
+    from PIL import Image
+
+    from vidiff.io import write_video
+
+    write_video(tmp_path / "in.mp4", np.zeros((16, 64, 64, 3), dtype=np.uint8), 8)
+    frames = [Image.fromarray(np.full((64, 64), 255 if i < 8 else 0, np.uint8)) for i in range(16)]
+    frames[0].save(tmp_path / "m.gif", save_all=True, append_images=frames[1:], duration=125, loop=0)
+    note = ("; it lasts 2 s, as the clip's 16 frames at 8 fps do: a GIF writer stores a frame repeated in a row once, "
+            "so give one frame per clip frame in another format (.mp4)\n")
+    for command, flag in ((["edit", str(tmp_path / "in.mp4"), "a blue circle", "--mask"], "--mask"),
+                          (["generate", "a red circle", "--control"], "--control")):
+        assert main(command + [str(tmp_path / "m.gif"), "-o", str(tmp_path / "o.mp4")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"vidiff: error: {flag} {tmp_path / 'm.gif'}: 2 frames, the clip has 16 ") and \
+            err.endswith(note) and err.count("\n") == 1, err
+    assert main(["generate", "a red circle", "--control", str(tmp_path / "m.gif"), "--fps", "4",  # lasts 4 s then
+                 "-o", str(tmp_path / "o.mp4")]) == 2
+    assert "GIF writer" not in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_region_edit_with_parts_not_trained_for_it_is_refused_before_weights(tmp_path):
     """Parts whose trained_on.yaml lists no region training: `edit --mask` exits 2 naming it (here the bundle's
     parts with "region" taken out of their records; the weights are never read)."""

@@ -36,7 +36,8 @@ def check_control_args(args, config, layout, model, longest: int | None = None) 
                          "parts.control_keyframes / control_interpolation; tools/train_control.sh adds them)")
     check_file(Path(control), "--control")
     info = probe_clip(control, "--control")  # header only
-    _check_size(control, info.num_frames, info.width, info.height, layout, config, longest)
+    _check_size(control, info.num_frames, info.width, info.height, layout, config, longest, info,
+                getattr(args, "fps", None) or config.fps)
 
 
 def _check_scale_arg(scale) -> None:
@@ -48,7 +49,8 @@ def _check_scale_arg(scale) -> None:
         raise InputError(f"--control-scale must be a finite number in [0, {MAX_CONTROL_SCALE:g}], got {scale}")
 
 
-def _check_size(path, frames: int, width: int, height: int, layout, config, longest: int | None = None) -> None:
+def _check_size(path, frames: int, width: int, height: int, layout, config, longest: int | None = None, info=None,
+                fps: float | None = None) -> None:
     from vidiff.commands.inputs import check_fits_clip
     from vidiff.limits import MAX_FRAMES
 
@@ -58,7 +60,7 @@ def _check_size(path, frames: int, width: int, height: int, layout, config, long
     fits = (f"--frames {frames} makes a clip as long as the maps" if 2 <= frames <= most else
             f"control maps for 2 to {most} frames fit this pipeline, one per frame of the clip")
     check_fits_clip("--control", path, (width, height), frames, (config.width, config.height), layout.output_frames,
-                    f"(from --frames, or --keyframes and --stride; {fits})")
+                    f"(from --frames, or --keyframes and --stride; {fits})", info, fps)
 
 
 def read_control(args, config, layout):

@@ -132,16 +132,30 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def check_fits_clip(flag: str, path, size: tuple[int, int], frames: int | None, clip_size: tuple[int, int],
-                    clip_frames: int, frames_hint: str) -> None:
+                    clip_frames: int, frames_hint: str, info=None, clip_fps: float | None = None) -> None:
     """A per-frame input file (mask, control maps) against the clip: its (width, height) and, unless None, its
-    frame count; InputError naming the flag and the file otherwise."""
+    frame count; InputError naming the flag and the file otherwise. `info` (the file's io.VideoInfo) and
+    `clip_fps`: to say when a GIF lasts as long as the clip in fewer frames (merged_gif_note)."""
     from vidiff.errors import InputError
 
     if tuple(size) != tuple(clip_size):
         raise InputError(f"{flag} {path}: {size[0]}x{size[1]} pixels, the clip is {clip_size[0]}x{clip_size[1]}")
     if frames is not None and frames != clip_frames:
         raise InputError(f"{flag} {path}: {frames} frame{'s' if frames != 1 else ''}, the clip has {clip_frames} "
-                         f"{frames_hint}")
+                         f"{frames_hint}{merged_gif_note(info, clip_frames, clip_fps)}")
+
+
+def merged_gif_note(info, clip_frames: int, clip_fps: float | None) -> str:
+    """'' unless `info` is a GIF that lasts as long as the clip in another frame count: GIF writers (Pillow,
+    ImageMagick) store a frame repeated in a row once with the delays added, so a mask or maps GIF written frame
+    by frame holds fewer frames than were written (a mask still for 8 frames, then another: 2 frames)."""
+    if info is None or info.container != "gif" or not info.duration or not clip_fps:
+        return ""
+    if abs(info.duration * clip_fps - clip_frames) >= 1:
+        return ""
+    return (f"; it lasts {info.duration:g} s, as the clip's {clip_frames} frames at {clip_fps:g} fps do: a GIF "
+            "writer stores a frame repeated in a row once, so give one frame per clip frame in another format "
+            "(.mp4)")
 
 
 def check_mask_file(path: Path, clip) -> None:
@@ -158,7 +172,7 @@ def check_mask_file(path: Path, clip) -> None:
         info = probe_clip(path, "mask")
         width, height, frames = info.width, info.height, info.num_frames
     check_fits_clip("--mask", path, (width, height), frames, (clip.width, clip.height), clip.num_frames,
-                    "(or give one image for every frame)")
+                    "(or give one image for every frame)", None if frames is None else info, clip.fps)
 
 
 def read_mask(path: str, frames):
