@@ -183,10 +183,23 @@ def shortest_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpola
                             ) -> Layout | None:
     """The shortest keyframe grid within the parts' training records: the fewest trained keyframes at the smallest
     trained stride that passes layout_problems (None without a record of the keyframe part's counts and strides)."""
+    return _end_trained_layout(max_gap, keyframes, interpolation, longest=False)
+
+
+def longest_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None
+                           ) -> Layout | None:
+    """The longest keyframe grid within the parts' training records: the most trained keyframes at the largest
+    trained stride that passes layout_problems (None without a record of the keyframe part's counts and strides)."""
+    return _end_trained_layout(max_gap, keyframes, interpolation, longest=True)
+
+
+def _end_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None,
+                        longest: bool) -> Layout | None:
     if keyframes is None or not keyframes.num_frames or not keyframes.frame_strides:
         return None
-    k = keyframes.num_frames[0]
-    for s in range(keyframes.frame_strides[0], keyframes.frame_strides[1] + 1):
+    k = keyframes.num_frames[1 if longest else 0]
+    low, high = keyframes.frame_strides
+    for s in (range(high, low - 1, -1) if longest else range(low, high + 1)):
         if _within_records(k, s, max_gap, keyframes, interpolation):
             return Layout(frames_for(k, s), k, s)
     return None
@@ -197,19 +210,6 @@ def _within_records(k: int, s: int, max_gap: int, keyframes: TrainedOn | None, i
     """Whether k keyframes at stride s can be filled and lie inside the parts' training records."""
     return interpolation_levels(s, max_gap) is not None and not layout_problems(
         Layout(frames_for(k, s), k, s), max_gap, keyframes, interpolation)
-
-
-def longest_trained_layout(max_gap: int, keyframes: TrainedOn | None, interpolation: TrainedOn | None
-                           ) -> Layout | None:
-    """The longest keyframe grid within the parts' training records: the most trained keyframes at the largest
-    trained stride that passes layout_problems (None without a record of the keyframe part's counts and strides)."""
-    if keyframes is None or not keyframes.num_frames or not keyframes.frame_strides:
-        return None
-    k = keyframes.num_frames[1]
-    for s in range(keyframes.frame_strides[1], keyframes.frame_strides[0] - 1, -1):
-        if _within_records(k, s, max_gap, keyframes, interpolation):
-            return Layout(frames_for(k, s), k, s)
-    return None
 
 
 def check_edit_length(frames: int, what: str, max_gap: int, keyframes: TrainedOn | None,
