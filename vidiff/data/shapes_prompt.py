@@ -228,26 +228,36 @@ _NEGATED_FILLER = {"-", "a", "an", "the", "any", "be", "is", "are", "in", "to", 
 _APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\u2032`\u00b4", "'"))
 
 
+def _negation_reaches(words: list[str], names=(), shades=(), reach: int = 4):
+    """(i, pair, j) for each negation at words[i] (of two words, "anything but", when `pair`) and the word words[j]
+    it reaches: over _NEGATED_FILLER (and `shades`), within `reach` words, the first naming a colour, shape or
+    direction, or in `names`."""
+    for i, word in enumerate(words):
+        pair = i > 0 and (words[i - 1], word) in _NEGATION_PAIRS
+        if word not in _NEGATIONS and not word.endswith("n't") and not pair:
+            continue
+        for j in range(i + 1, min(i + 1 + reach, len(words))):
+            if words[j] in shades:
+                continue
+            if words[j] in names or any(_named_values(words[j]).values()):
+                yield i, pair, j
+                break
+            if words[j] not in _NEGATED_FILLER:
+                break
+
+
 def _negations(prompt: str) -> tuple[list[str], dict[str, list[str]], str]:
     """(the negating phrases as said, {attribute: the values they negate}, the prompt's other words): a
     negation reaches over _NEGATED_FILLER to the first word naming a colour, shape or direction."""
     # words with their "n't", and punctuation, which ends a negation's reach
     words = re.findall(r"[a-z]+(?:'t)?|[^a-z\s]", prompt.lower().translate(_APOSTROPHES))
     said, negated, taken = [], {}, set()
-    for i, word in enumerate(words):
-        pair = i > 0 and (words[i - 1], word) in _NEGATION_PAIRS
-        if word not in _NEGATIONS and not word.endswith("n't") and not pair:
-            continue
-        for j in range(i + 1, min(i + 5, len(words))):
-            found = {key: values[0] for key, values in _named_values(words[j]).items() if values}
-            if found:
-                said.append(" ".join(words[i - pair:j + 1]).replace(" - ", "-"))
-                for key, value in found.items():
-                    negated.setdefault(key, []).append(value)
-                taken.add(j)
-                break
-            if words[j] not in _NEGATED_FILLER:
-                break
+    for i, pair, j in _negation_reaches(words):
+        said.append(" ".join(words[i - pair:j + 1]).replace(" - ", "-"))
+        for key, values in _named_values(words[j]).items():
+            if values:
+                negated.setdefault(key, []).append(values[0])
+        taken.add(j)
     return said, negated, " ".join(w for j, w in enumerate(words) if j not in taken)
 
 
@@ -255,23 +265,10 @@ def negated_spans(prompt: str, names, shades=()) -> set[tuple[int, int]]:
     """Character spans in `prompt` of the words a negation reaches, as _negations reaches them ("a ball, not
     orange", "isn't teal"), where a word counts as naming something when it is in `names` or names a colour, shape
     or direction here (vidiff/data/colour_names.py asks this of the colour survey's names); `shades`: words the
-    negation reaches over too ("not a bright teal square")."""
+    negation reaches over too ("not a bright teal square"), one word further."""
     tokens = list(re.finditer(r"[A-Za-z]+(?:'[tT])?|[^A-Za-z\s]", prompt.translate(_APOSTROPHES)))
     words = [m.group().lower() for m in tokens]
-    spans = set()
-    for i, word in enumerate(words):
-        pair = i > 0 and (words[i - 1], word) in _NEGATION_PAIRS
-        if word not in _NEGATIONS and not word.endswith("n't") and not pair:
-            continue
-        for j in range(i + 1, min(i + 6, len(words))):
-            if words[j] in shades:
-                continue
-            if words[j] in names or any(_named_values(words[j]).values()):
-                spans.add(tokens[j].span())
-                break
-            if words[j] not in _NEGATED_FILLER:
-                break
-    return spans
+    return {tokens[j].span() for _, _, j in _negation_reaches(words, names, shades, reach=5)}
 
 
 def negated_words_note(prompt: str) -> str | None:
