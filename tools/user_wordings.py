@@ -18,6 +18,11 @@ Set "e" (2026-12-05, written before any part was measured on it): colour words w
 moves ("rolls", "glides", "sinks"), "of the frame", "up the screen". Some of its words are held out ("scarlet",
 "block", "pyramid"), and "sphere", "orb" and "cube" were put in the training grammar for a fine-tune that day and
 taken out again (docs/shapes_measured.md), so this set measures what a user meets, not held-out generalization.
+Set "f" (2026-12-06, written by hand before any model or prompt reader was run on it, and without looking at the
+training vocabularies): a new user describing the clip in their own words; questions and two-sentence prompts,
+everyday things for the shapes, flat and solid ("coin", "bubble", "dice", "crate", "wedge", "cone"), colour
+names with modifiers ("cherry red", "sky blue", "lemon yellow", "silver"), plain and path motions ("goes left",
+"moves from the bottom up").
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import torch
 
 # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
-SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82}
+SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83}
 
 TEMPLATES = {
     "a": (
@@ -74,18 +79,36 @@ TEMPLATES = {
         "simple clip: a {colour} {shape} {move}",
         "the {colour} {shape} {move}, nothing else moves",
     ),
+    "f": (
+        "{Colour} {shape} {move} on a dark background.",
+        "there's a {colour} {shape} and it {move}",
+        "can you make a {colour} {shape} that {move}?",
+        "a dark screen with a {colour} {shape} that {move}",
+        "the {shape}, which is {colour}, {move}",
+        "just one {colour} {shape} that {move}, nothing else",
+        "I see a {colour} {shape}. It {move}.",
+        "a tiny {colour} {shape} {move}, the background is black",
+    ),
 }
 # the sets that say a colour in several ways draw {colour} from here; the others say its plain name
 COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
                  "blue": ("blue", "dark blue", "navy blue", "royal blue"), "yellow": ("yellow", "golden", "gold"),
-                 "white": ("white", "pure white", "snow white")}}
+                 "white": ("white", "pure white", "snow white")},
+           "f": {"red": ("red", "bright red", "cherry red", "dark red"),
+                 "green": ("green", "lime green", "forest green", "dark green"),
+                 "blue": ("blue", "light blue", "sky blue", "deep blue"),
+                 "yellow": ("yellow", "lemon yellow", "bright yellow", "canary yellow"),
+                 "white": ("white", "bright white", "milky white", "silver")}}
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "d": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "e": {"circle": ("sphere", "orb", "ball", "circle"), "square": ("cube", "block", "square"),
-                "triangle": ("triangle", "pyramid")}}
-# set a: a direction completing "moves ..."; sets b to e: the whole motion, often a path or a verb that
+                "triangle": ("triangle", "pyramid")},
+          "f": {"circle": ("circle", "disc", "dot", "coin", "ball", "bubble", "globe"),
+                "square": ("square", "box", "cube", "tile", "crate", "block", "dice"),
+                "triangle": ("triangle", "pyramid", "wedge", "arrowhead", "cone", "prism", "tent")}}
+# set a: a direction completing "moves ..."; sets b to f: the whole motion, often a path or a verb that
 # implies it
 DIRECTIONS = {
     "a": {"left": ("left", "to the left", "leftwards"), "right": ("right", "to the right", "rightwards"),
@@ -122,6 +145,14 @@ DIRECTIONS = {
                  "goes up the screen", "moves upward"),
           "down": ("sinks to the bottom of the frame", "drops down", "travels from the top to the bottom",
                    "goes down the screen", "moves downward")},
+    "f": {"left": ("goes left", "slides toward the left", "drifts across to the left side",
+                   "moves right to left across the screen", "makes its way to the left"),
+          "right": ("goes right", "slides toward the right", "drifts across to the right side",
+                    "moves left to right across the screen", "makes its way to the right"),
+          "up": ("goes up", "floats upward", "rises toward the top", "moves from the bottom up",
+                 "climbs up the screen"),
+          "down": ("goes down", "falls downward", "drops toward the bottom", "moves from the top down",
+                   "slides down the screen")},
 }
 
 
