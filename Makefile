@@ -28,7 +28,8 @@ generate: $(VENV)/.ready
 samples:
 	bash tools/fetch_sample_videos.sh
 
-# Headless Chromium for the report page test (Debian package; skipped where apt is unavailable).
+# Headless Chromium for the report page test and WordNet for the shape-noun table test (Debian packages; those
+# tests skip where apt is unavailable).
 test-tools:
 	bash tools/install_test_tools.sh
 

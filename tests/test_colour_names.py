@@ -133,11 +133,11 @@ def test_negative_prompts_go_to_the_encoder_as_written(load_tool):
 
 def test_notes_say_the_reading_instead_of_the_untrained_colour_word():
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
-    notes = prompt_notes(shapes, "a scarlet orb moving left")
+    notes = prompt_notes(shapes, "a scarlet ring moving left")  # "ring": a noun WordNet does not read as a shape
     assert notes[0] == ("'scarlet' is read as red: this Shapes pipeline was not trained on the word, and the xkcd "
                         "colour survey's scarlet is a shade of red")
     untrained = [n for n in notes if "not a word" in n or "not words" in n]
-    assert len(untrained) == 1 and "'orb' (circle)" in untrained[0] and "scarlet" not in untrained[0]
+    assert len(untrained) == 1 and "'ring' (circle)" in untrained[0] and "scarlet" not in untrained[0]
     assert "drawn as the nearest, blue" in prompt_notes(shapes, "a purple circle moving left")[0]
     # a held-out colour the survey does not name keeps the untrained-word note; off, scarlet gets it again
     assert any("'milky' (white)" in n for n in prompt_notes(shapes, "a milky circle moving left"))

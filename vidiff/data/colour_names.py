@@ -19,9 +19,9 @@ the held-out words (captions.HELD_OUT) played no part.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
+from vidiff.data.prompt_words import prompt_tokens, replace_word
 from vidiff.data.xkcd_colours import XKCD_COLOURS
 
 # A name reads as grey when its OKLCh chroma is under this share of its lightness: ivory 0.07 (white), navy 0.38
@@ -113,7 +113,7 @@ def read_colour_names(prompt: str) -> tuple[str, ColourReading | None]:
     from vidiff.data.captions import TRAIN
     from vidiff.data.shapes_prompt import background_colour_positions, negated_spans
 
-    tokens = [(m.group().lower(), m.span()) for m in re.finditer(r"[A-Za-z]+", prompt)]
+    tokens = prompt_tokens(prompt)
     words = [w for w, _ in tokens]
     trained = {w for names in TRAIN.colours.values() for w in names}
     negated = negated_spans(prompt, XKCD_COLOURS, shades=_SHADES | _NOT_COLOURS)
@@ -125,7 +125,7 @@ def read_colour_names(prompt: str) -> tuple[str, ColourReading | None]:
     for i, word in enumerate(words):
         reading = None if i in scenery or not _of_the_object(words, i) else palette_colour(word)
         if reading is not None and reading.colour is not None:
-            return _replaced(prompt, tokens, i, reading.colour), reading
+            return replace_word(prompt, tokens, i, reading.colour), reading
         grey = grey or reading
     return prompt, grey
 
@@ -135,9 +135,10 @@ def _is_colour(word: str) -> bool:
 
 
 def _is_object(word: str) -> bool:
+    from vidiff.data.shape_nouns import is_shape_noun
     from vidiff.data.shapes_prompt import _SHAPE_WORDS
 
-    return word in _SHAPE_WORDS or word in _OBJECT_NOUNS
+    return word in _SHAPE_WORDS or word in _OBJECT_NOUNS or is_shape_noun(word)
 
 
 def _of_the_object(words: list[str], i: int) -> bool:
@@ -152,20 +153,6 @@ def _of_the_object(words: list[str], i: int) -> bool:
     while j >= max(0, i - 4) and (words[j] in _SHADES or words[j] in _LINKS):
         j -= 1
     return j >= 0 and _is_object(words[j])
-
-
-def _replaced(prompt: str, tokens: list[tuple[str, tuple[int, int]]], i: int, colour: str) -> str:
-    """`prompt` with token i said as `colour`, in its capitals, and an article right before it agreeing ("an
-    orange ball" -> "a red ball")."""
-    def cased(new: str, old: str) -> str:
-        return new.upper() if old.isupper() and len(old) > 1 else new.capitalize() if old[0].isupper() else new
-
-    start, end = tokens[i][1]
-    text = prompt[:start] + cased(colour, prompt[start:end]) + prompt[end:]
-    if i and tokens[i - 1][0] in ("a", "an") and not prompt[tokens[i - 1][1][1]:start].strip(" '\"\u2018\u201c"):
-        a_start, a_end = tokens[i - 1][1]
-        text = text[:a_start] + cased("an" if colour[0] in "aeiou" else "a", prompt[a_start:a_end]) + text[a_end:]
-    return text
 
 
 def colour_reading_note(reading: ColourReading) -> str:

@@ -111,6 +111,9 @@ class PipelineConfig:
     # with prompt_vocabulary shapes: a colour name no training caption used is read as the palette colour it names
     # ("scarlet" -> red) and the text encoder gets that word (vidiff/data/colour_names.py); false: as written
     read_colour_names: bool = True
+    # with prompt_vocabulary shapes: a shape noun no training caption used is read as the shape WordNet defines it as
+    # ("cube" -> square) and the text encoder gets that shape's word (vidiff/data/shape_nouns.py); false: as written
+    read_shape_nouns: bool = True
 
     def control_parts(self) -> list[str]:
         """The control parts named in parts (control_keyframes, control_interpolation)."""

@@ -47,10 +47,9 @@ def prompts_and_seeds(prompt, seed, name: str = "prompt") -> tuple[list[str], li
 
 def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by_maps: bool = False) -> list[str]:
     """A Shapes pipeline's one-line notes on `prompt` (pipeline.yaml prompt_vocabulary: shapes) for `task`
-    ("generate", "edit" or "animate"): a colour name read as the palette colour it names (encoder_prompts; animate's
-    image sets the colour, so it is not said there), colour or shape words no training caption uses and, for a
-    generation, what
-    it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py), and a background, size,
+    ("generate", "edit" or "animate"): a colour name read as the palette colour it names and a shape noun as the
+    shape WordNet defines it as (read_prompt; animate's image sets both, so they are not said there), colour or
+    shape words no training caption uses and, for a generation, what it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py), and a background, size,
     speed, path or place it cannot draw (vidiff/data/shapes_scene_notes.py); an edit keeps from its clip what the
     prompt leaves out, and an animated image sets the colour and shape, so only a missing direction is said.
     `by_maps`: control maps set the motion. The CLI says them before the weights load; text_to_video,
@@ -58,18 +57,21 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     if config.prompt_vocabulary != "shapes":
         return []
     from vidiff.data.captions import untrained_words_note
-    from vidiff.data.colour_names import colour_reading_note, read_colour_names
+    from vidiff.data.colour_names import colour_reading_note
+    from vidiff.data.shape_nouns import shape_reading_note
     from vidiff.data.shapes_prompt import ambiguous_prompt_note, negated_words_note, unnamed_attributes_note
     from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 
     by_maps_known = ("direction",) if by_maps else ()
-    # what the model reads: a colour name said as its palette colour ("a teal box" names green, not no colour)
-    read, reading = read_colour_names(prompt) if config.read_colour_names else (prompt, None)
+    # what the model reads: a colour name said as its palette colour ("a teal box" names green, not no colour), a
+    # shape noun as its shape
+    read, reading, shape = read_prompt(config, prompt)
     if task == "animate":
         notes = [unnamed_attributes_note(prompt, ("colour", "shape") + by_maps_known)]
     else:
-        notes = [colour_reading_note(reading) if reading else None,
-                 untrained_words_note(prompt, ("shape",) if reading and reading.colour else ("colour", "shape"))]
+        looked_at = tuple(key for key, known in (("colour", reading and reading.colour), ("shape", shape)) if not known)
+        notes = [colour_reading_note(reading) if reading else None, shape_reading_note(shape) if shape else None,
+                 untrained_words_note(prompt, looked_at)]
     if task == "generate":
         grey_said = ("colour",) if reading and reading.colour is None else ()  # its own note says it is left open
         notes += [unnamed_attributes_note(read, by_maps_known + grey_said), ambiguous_prompt_note(read),
@@ -80,16 +82,27 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     return [note for note in notes if note]
 
 
-def encoder_prompts(config: PipelineConfig, prompts: list[str] | None) -> list[str] | None:
-    """The prompts as the text encoder gets them: a Shapes pipeline (prompt_vocabulary: shapes, read_colour_names)
-    says a colour name it was not trained on as the palette colour that name means ("the scarlet ring" -> "the red
-    ring": vidiff/data/colour_names.py); any other pipeline, or None, as given. Not for negative prompts: "orange"
-    read as red there would steer a red object away from red."""
-    if prompts is None or config.prompt_vocabulary != "shapes" or not config.read_colour_names:
-        return prompts
+def read_prompt(config: PipelineConfig, prompt: str):
+    """(the prompt as a Shapes pipeline's text encoder gets it, the colour reading, the shape reading): a colour
+    name it was not trained on said as the palette colour that name means ("the scarlet ring" -> "the red ring":
+    vidiff/data/colour_names.py, pipeline.yaml read_colour_names), a shape noun as the shape WordNet defines it as
+    ("a cube" -> "a square": vidiff/data/shape_nouns.py, read_shape_nouns). Both read the prompt as written."""
     from vidiff.data.colour_names import read_colour_names
+    from vidiff.data.shape_nouns import read_shape_nouns
 
-    return [read_colour_names(p)[0] for p in prompts]
+    read, shape = read_shape_nouns(prompt) if config.read_shape_nouns else (prompt, None)
+    # the noun's rewrite keeps every colour word where it was, so the colour is read of the same object
+    read, reading = read_colour_names(read) if config.read_colour_names else (read, None)
+    return read, reading, shape
+
+
+def encoder_prompts(config: PipelineConfig, prompts: list[str] | None) -> list[str] | None:
+    """The prompts as the text encoder gets them: a Shapes pipeline (prompt_vocabulary: shapes) says a colour name
+    or a shape noun it was not trained on in its trained words (read_prompt); any other pipeline, or None, as
+    given. Not for negative prompts: "orange" read as red there would steer a red object away from red."""
+    if prompts is None or config.prompt_vocabulary != "shapes":
+        return prompts
+    return [read_prompt(config, p)[0] for p in prompts]
 
 
 def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by_maps: bool = False) -> None:

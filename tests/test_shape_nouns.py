@@ -1,0 +1,110 @@
+"""Shape nouns outside the training vocabulary, read as the shape WordNet defines them as
+(vidiff/data/shape_nouns.py, vidiff/data/wordnet_shapes.py, tools/wordnet_shape_nouns.py)."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from vidiff.config import ConfigError
+from vidiff.data.captions import TRAIN
+from vidiff.data.shape_nouns import read_shape_nouns
+from vidiff.data.wordnet_shapes import WORDNET_SHAPE_NOUNS
+from vidiff.pipeline.config import pipeline_config_from_dict
+from vidiff.pipeline.request import encoder_prompts, prompt_notes
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDNET = Path("/usr/share/wordnet")
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("wordnet_shape_nouns", ROOT / "tools" / "wordnet_shape_nouns.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not (WORDNET / "data.noun").is_file(),
+                    reason="WordNet's files are not here (Debian: apt-get install wordnet-base; make test-tools)")
+def test_the_shipped_table_is_what_the_rule_builds_from_wordnet():
+    builder = _builder()
+    nouns = builder.shape_nouns(builder.WordNet(WORDNET))
+    assert nouns == WORDNET_SHAPE_NOUNS
+    assert builder.module_text(nouns) == (ROOT / "vidiff" / "data" / "wordnet_shapes.py").read_text()
+
+
+def test_every_training_noun_wordnet_places_reads_as_its_trained_shape():
+    """The rule was written before it was run on any noun; the training nouns are its check."""
+    placed = [(noun, shape) for shape, nouns in TRAIN.shapes.items() for noun in nouns if noun in WORDNET_SHAPE_NOUNS]
+    assert all(WORDNET_SHAPE_NOUNS[noun] == shape for noun, shape in placed), placed
+    assert len(placed) == 8  # all but "tile", whose senses are no shape in WordNet (a slab)
+
+
+@pytest.mark.parametrize("gloss, shapes", [
+    ("a hexahedron with six equal squares as faces", {"square"}),
+    ("a polyhedron having a polygonal base and triangular sides with a common vertex", {"triangle"}),
+    ("a shape whose base is a circle and whose sides taper up to a point", set()),  # a cone: its base's shape
+    ("a solid figure bounded by a spherical surface; \"the triangle in the quote is an example\"", {"circle"}),
+])
+def test_a_definition_names_the_shape_of_the_body_not_of_its_base(gloss, shapes):
+    assert _builder().definition_shapes(gloss) == shapes
+
+
+@pytest.mark.parametrize("prompt, encoded, word", [
+    ("a red cube moving left", "a red square moving left", "cube"),
+    ("An orb rises", "A circle rises", "orb"),  # the article agrees, the capital is kept
+    ("two cubes moving up", "two squares moving up", "cubes"),
+    ("Cube, red, moving left", "Square, red, moving left", "cube"),
+    ("the jade pyramid cruises skyward", "the jade triangle cruises skyward", "pyramid"),
+    ("a small teal globe moving toward the point", "a small teal circle moving toward the point", "globe"),
+    ("a red rectangle moving right", "a red square moving right", "rectangle"),
+])
+def test_a_shape_noun_of_the_object_is_said_as_the_shape_word(prompt, encoded, word):
+    text, reading = read_shape_nouns(prompt)
+    assert text == encoded and reading.word == word and reading.shape in encoded.lower()
+
+
+@pytest.mark.parametrize("prompt", [
+    "a red ball rolls left",  # a training noun: the shape is said in the model's words ("roll" is not read)
+    "boxes moving left",
+    "a scarlet thing rolls to the left",  # a verb, not the object's noun
+    "a green thing drops down",
+    "a red shape, not a cube, moving left",  # negated
+    "a pearl moving left",  # a colour name ("pearl" white) is not read as a shape
+    "a blue cone moving up",  # WordNet gives a cone no one shape
+    "a red star moving left",
+    "a yellow shape moving into the sphere",  # after a preposition: a place, not the object
+])
+def test_prompts_read_as_written(prompt):
+    assert read_shape_nouns(prompt) == (prompt, None)
+
+
+def test_the_encoder_gets_both_readings_and_each_can_be_turned_off():
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    prompts = ["one scarlet block sails west", "a teal globe moving up", "a red circle moving left"]
+    assert encoder_prompts(shapes, prompts) == [
+        "one red square sails west", "a green circle moving up", "a red circle moving left"]
+    no_shapes = dataclasses.replace(shapes, read_shape_nouns=False)
+    assert encoder_prompts(no_shapes, prompts[:2]) == ["one red block sails west", "a green globe moving up"]
+    open_text = pipeline_config_from_dict({}, where="p.yaml")
+    assert encoder_prompts(open_text, prompts) == prompts
+
+
+def test_notes_say_the_reading_instead_of_the_untrained_noun():
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    notes = prompt_notes(shapes, "a red cube moving left")
+    assert notes == ["'cube' is read as square: this Shapes pipeline was not trained on the word, and WordNet "
+                     "defines it as that shape"]
+    off = dataclasses.replace(shapes, read_shape_nouns=False)
+    assert any("'cube' (square) is not a word" in n for n in prompt_notes(off, "a red cube moving left"))
+    # both read: each says its own, and no note calls either word untrained or the shape unnamed
+    both = prompt_notes(shapes, "a scarlet orb moving left")
+    assert len(both) == 2 and "'scarlet' is read as red" in both[0] and "'orb' is read as circle" in both[1]
+
+
+def test_read_shape_nouns_in_pipeline_yaml_is_a_bool():
+    assert pipeline_config_from_dict({"read_shape_nouns": False}, where="p.yaml").read_shape_nouns is False
+    with pytest.raises(ConfigError, match="read_shape_nouns"):
+        pipeline_config_from_dict({"read_shape_nouns": "yes please"}, where="p.yaml")

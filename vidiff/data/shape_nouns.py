@@ -1,0 +1,100 @@
+"""Shape nouns a Shapes prompt uses that no training caption did, read as the shape WordNet defines them as.
+
+The bundled Shapes model learned its three shapes from a few nouns each (`captions.TRAIN`: circle, disc, ball,
+dot; square, box, tile; triangle, wedge). Another noun goes through the frozen text encoder alone, which carries
+shape nouns least of all ("cube" came out a circle or a triangle in 13 of 13 clips; docs/shapes_measured.md,
+"Solid-shape words taught by a fine-tune"). What a noun's shape is, is known outside the model: WordNet defines
+it ("cube: a hexahedron with six equal squares as faces"). So a Shapes pipeline reads such a noun as the shape
+WordNet gives it (vidiff/data/wordnet_shapes.py, built by one rule from WordNet 3.0: tools/wordnet_shape_nouns.py)
+and gives the text encoder that shape's plain word ("a red cube moving left" -> "a red square moving left"), with
+a note. Every training noun WordNet places reads as its trained shape (tests/test_shape_nouns.py).
+
+A noun counts as the object's where a noun phrase ends in it: after an article, a number, a colour, a size or
+shade word ("a cube", "two red cubes", "the small teal orb"), or first in the prompt ("Cube, red, ..."), and with no
+place word before the phrase. So a verb ("it drops", "rolls left"), a place ("moving into the sphere") and a
+likeness ("like a cube") are not read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vidiff.data.prompt_words import prompt_tokens, replace_word
+from vidiff.data.wordnet_shapes import WORDNET_SHAPE_NOUNS
+
+# the plain template's word for each shape: the one the model was trained on most
+_PLAIN_NOUN = {"circle": "circle", "square": "square", "triangle": "triangle"}
+_DETERMINERS = {"a", "an", "the", "one", "single", "some", "this", "that", "its", "two", "three", "four", "several",
+                "many", "few", "lone", "solitary"}
+_SIZES = {"small", "little", "tiny", "mini", "big", "large", "huge", "giant", "medium", "sized", "massive", "d"}  # "3D"
+# before a noun phrase, these make it a place or a likeness ("into the sphere", "like a cube"), not the object;
+# "of" and "with" are left out: "a video of a cube", "a screen with a cube"
+_PLACES = {"to", "into", "onto", "toward", "towards", "at", "from", "past", "through", "across", "over", "under",
+           "near", "around", "behind", "inside", "beside", "beneath", "above", "below", "like", "on", "off", "out",
+           "by", "than"}
+
+
+@dataclass(frozen=True)
+class ShapeReading:
+    word: str  # the noun as the prompt says it, lower-case
+    shape: str  # the Shapes shape WordNet defines it as
+
+
+def _singular(word: str) -> str:
+    for suffix in ("es", "s"):  # "boxes", "cubes"
+        if word.endswith(suffix) and word[:-len(suffix)] in WORDNET_SHAPE_NOUNS:
+            return word[:-len(suffix)]
+    return word
+
+
+def is_shape_noun(word: str) -> bool:
+    """Whether WordNet defines `word` (lower case, singular or plural) as a Shapes shape."""
+    return _singular(word) in WORDNET_SHAPE_NOUNS
+
+
+def _starts_noun(words: list[str], i: int, colours: set[str]) -> bool:
+    """Whether words[i] is where the object's noun stands: first, or after a determiner, size, shade or colour
+    that no place word stands before."""
+    from vidiff.data.colour_names import _SHADES, _is_colour
+
+    def modifies(word: str) -> bool:
+        return word in _DETERMINERS or word in _SIZES or word in _SHADES or word in colours or _is_colour(word)
+
+    j = i - 1
+    while j >= 0 and modifies(words[j]):
+        j -= 1
+    return (j < i - 1 or i == 0) and (j < 0 or words[j] not in _PLACES)
+
+
+def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
+    """(the prompt as the text encoder gets it, the reading) for a Shapes pipeline: the first noun of the object
+    that no training caption used and WordNet defines as a shape, said as that shape's word ("An orb rises" -> "A
+    circle rises", "two cubes" -> "two squares"). Unchanged, with no reading, when the prompt names the shape in a
+    training noun, and for a negated noun ("not a cube"), a colour name ("a pearl ...": the survey's colour) or a
+    word that is no noun of the object here."""
+    from vidiff.data.captions import TRAIN
+    from vidiff.data.colour_names import _is_colour
+    from vidiff.data.shapes_prompt import negated_spans
+
+    tokens = prompt_tokens(prompt)
+    words = [w for w, _ in tokens]
+    trained = {w for nouns in TRAIN.shapes.values() for w in nouns}
+    colours = {w for names in TRAIN.colours.values() for w in names}
+    negated = negated_spans(prompt, set(WORDNET_SHAPE_NOUNS) | {w + "s" for w in WORDNET_SHAPE_NOUNS})
+    said = [i for i, (w, span) in enumerate(tokens) if span not in negated and _starts_noun(words, i, colours)]
+    if any(words[i] in trained or words[i].removesuffix("s") in trained or words[i].removesuffix("es") in trained
+           for i in said):
+        return prompt, None
+    for i in said:
+        noun = _singular(words[i])
+        if noun not in WORDNET_SHAPE_NOUNS or noun in colours or _is_colour(noun):
+            continue
+        shape = WORDNET_SHAPE_NOUNS[noun]
+        plain = _PLAIN_NOUN[shape] + ("s" if noun != words[i] else "")
+        return replace_word(prompt, tokens, i, plain), ShapeReading(words[i], shape)
+    return prompt, None
+
+
+def shape_reading_note(reading: ShapeReading) -> str:
+    """The one-line note `vidiff generate` gives for a reading of read_shape_nouns."""
+    return (f"{reading.word!r} is read as {reading.shape}: this Shapes pipeline was not trained on the word, and "
+            f"WordNet defines it as that shape")
