@@ -369,3 +369,31 @@ def test_a_tokenizer_of_another_kind_is_one_error_naming_the_folder(tmp_path):
     shutil.copy(default_model_folder() / "tokenizer.json", tmp_path / "tokenizer.json")
     with pytest.raises(InputError, match=f"^text encoder folder {tmp_path}: cannot load \\(TypeError: "):
         TextEncoder.load(tmp_path)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused_not_drawn_at_random(tmp_path, capfd):
+    """transformers fills each tensor a folder lacks with random values: a CLIP config.json beside a BERT's weights
+    loaded as a random encoder with no error, and a config.json whose width the weights lack was a RuntimeError
+    after a table of every tensor. Another head's tensors (a whole CLIP's vision tower) and a missing pooler (an MLM
+    checkpoint's, never run) still load."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    clip = tmp_path / "clip"
+    _tiny_clip(clip).save_pretrained(clip)
+    _copy_minilm_tokenizer(clip)
+    shutil.copy(_tiny_bert(tmp_path / "bert", 0) / "model.safetensors", clip / "model.safetensors")
+    with pytest.raises(InputError, match=r"clip: its weights do not fit its config.json \(\d+ missing \(e.g. "):
+        TextEncoder.load(clip)
+    wide = _tiny_bert(tmp_path / "wide", 0)
+    config = json.loads((wide / "config.json").read_text())
+    (wide / "config.json").write_text(json.dumps({**config, "hidden_size": 64}))
+    with pytest.raises(InputError, match=r"wide: .*of another shape \(e.g. .*: \((\d+, )?32,?\) in the file, "
+                                         r"\((\d+, )?64,?\) in the model\)"):
+        TextEncoder.load(wide)
+    assert "LOAD REPORT" not in capfd.readouterr().err  # the one line, not transformers' table
+    mlm = tmp_path / "mlm"
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=30522, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                               num_attention_heads=2)).save_pretrained(mlm)
+    _copy_minilm_tokenizer(mlm)
+    assert TextEncoder.load(mlm).encode(PROMPTS)[0].shape == (2, 77, 32)

@@ -336,19 +336,39 @@ def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str, variant:
 
     model_class = getattr(transformers, _model_class_name(folder, kind))
     hf_logging = transformers.utils.logging
-    bars = hf_logging.is_progress_bar_enabled()
+    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()  # a pipeline's load shows no bar of its own for a part that loads in < 1 s
+    hf_logging.set_verbosity_error()  # its table of missing weights is replaced by the one-line error below
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_folder), local_files_only=True)
-        model = model_class.from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
-                                            trust_remote_code=False, variant=variant)
+        model, info = model_class.from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
+                                                  trust_remote_code=False, variant=variant, output_loading_info=True,
+                                                  ignore_mismatched_sizes=True)  # sizes checked below, by name
     except (OSError, ValueError, TypeError, KeyError) as e:  # TypeError / KeyError: a tokenizer.json of another
         # model's kind (a WordPiece one in a T5 folder) fails inside transformers' tokenizer classes
         raise InputError(f"text encoder folder {folder}: cannot load ({type(e).__name__}: {e})") from None
     finally:
+        hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+    why = _unfitting_weights(info)
+    if why:
+        raise InputError(f"text encoder folder {folder}: its weights do not fit its config.json ({why})")
     return tokenizer, model
+
+
+def _unfitting_weights(info: dict) -> str:
+    """How the loaded weights miss the model config.json builds: transformers fills a missing or resized tensor with
+    random values and goes on (a BERT's weights under a CLIP config.json gave a random encoder, no error), "" when all
+    fit. Tensors of other heads (a full CLIP's vision tower, an MLM head) are not read; the pooler is never run."""
+    missing = sorted(k for k in info.get("missing_keys", ()) if not k.split(".")[0] == "pooler")
+    resized = sorted(info.get("mismatched_keys", ()))
+    parts = [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
+    if resized:
+        name, found, wanted = resized[0]
+        parts.append(f"{len(resized)} of another shape (e.g. {name}: {tuple(found)} in the file, "
+                     f"{tuple(wanted)} in the model)")
+    return "; ".join(parts)
 
 
 def _model_class_name(folder: Path, kind: str) -> str:
