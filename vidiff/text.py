@@ -10,6 +10,7 @@ transformers is imported inside functions so `import vidiff` stays cheap.
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -217,7 +218,9 @@ class TextEncoder:
         if config.cache_size < 0:
             raise InputError(f"cache_size: must be >= 0, got {config.cache_size}")
         is_default = config.path == "default"
-        folder = default_model_folder() if is_default else Path(config.path).expanduser()
+        # absolute: a folder named relative to the working directory is still this one after a chdir (a save
+        # writes it into pipeline.yaml)
+        folder = default_model_folder() if is_default else Path(os.path.abspath(Path(config.path).expanduser()))
         if not folder.is_dir():
             raise InputError(f"text encoder folder not found: {folder}")
         detected = detect_kind(folder)

@@ -7,6 +7,7 @@ halfway leaves a folder from_pretrained refuses, never an old pipeline.yaml over
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ def save_pipeline(pipe, folder: str | Path) -> Path:
     folder = Path(folder).expanduser()  # "~/my-pipe" made a folder named "~" in the working directory
     if folder.exists() and not folder.is_dir():
         raise InputError(f"save_pretrained: {folder} is a file, not a folder")
+    config = replace(pipe.config, text_encoder=saved_text_encoder(pipe, folder))
     refuse_replacing_others(part_paths(folder, pipe.config).values())
     folder.mkdir(parents=True, exist_ok=True)
     (folder / PIPELINE_FILE).unlink(missing_ok=True)
@@ -41,8 +43,40 @@ def save_pipeline(pipe, folder: str | Path) -> Path:
     for name, record in pipe.trained.items():  # the diffusion and control parts' records go with them
         if record is not None and name in paths and (paths[name] / WEIGHTS_NAME).is_file():
             write_trained_on(paths[name], record)
-    write_pipeline_yaml(pipe.config, folder)
+    write_pipeline_yaml(config, folder)
     return folder
+
+
+def saved_text_encoder(pipe, folder: Path) -> str:
+    """pipeline.yaml's text_encoder for a save into `folder`: the folder of the encoder the pipeline runs with,
+    relative when it lies inside `folder` (an encoder shipped with the pipeline), else absolute. pipeline.yaml's
+    relative paths are read from the pipeline folder, so the name as given (one relative to the working directory,
+    or to the folder the pipeline was loaded from) wrote a pipeline whose encoder was "not found". The encoder is
+    referenced, not copied; one that is no longer there is refused, as the saved folder would not load."""
+    import os
+
+    from vidiff.output_safety import shown
+    from vidiff.pipeline.config import text_encoder_ref
+    from vidiff.text import TextEncoder
+
+    encoder = pipe.text_encoder
+    if isinstance(encoder, TextEncoder):  # what it runs with, whatever pipeline.yaml said
+        if encoder.config.path == "default":
+            return "default"
+        source = encoder.folder
+    elif pipe.config.text_encoder == "default":
+        return "default"
+    else:  # another object with encode(): the folder pipeline.yaml names, from where it was read
+        source = Path(text_encoder_ref(pipe.folder, pipe.config) if pipe.folder is not None
+                      else pipe.config.text_encoder).expanduser()
+    source = Path(os.path.abspath(source))
+    if not source.is_dir():
+        raise InputError(f"save_pretrained: the text encoder folder {shown(source)} is no longer there, so the saved "
+                         "pipeline would not load; put it back (or load the encoder from where it is now) and save")
+    inside = source.resolve(), folder.expanduser().resolve()
+    if inside[0].is_relative_to(inside[1]):
+        return inside[0].relative_to(inside[1]).as_posix()
+    return str(source)
 
 
 def refuse_replacing_others(part_folders) -> None:
