@@ -397,3 +397,13 @@ def test_weights_that_do_not_fit_the_config_are_refused_not_drawn_at_random(tmp_
                                num_attention_heads=2)).save_pretrained(mlm)
     _copy_minilm_tokenizer(mlm)
     assert TextEncoder.load(mlm).encode(PROMPTS)[0].shape == (2, 77, 32)
+
+
+def test_a_tokenizer_that_cannot_be_built_is_named_in_one_line(tmp_path):
+    """A CLIP folder whose only tokenizer file is a vocab.json (no merges.txt, no tokenizer.json): transformers'
+    message lists its three causes on five lines, which came out as a five-line error."""
+    _tiny_clip(tmp_path).save_pretrained(tmp_path)
+    (tmp_path / "vocab.json").write_text("{}")
+    with pytest.raises(InputError, match=f"^text encoder folder {tmp_path}: cannot load \\(ValueError: ") as refused:
+        TextEncoder.load(tmp_path)
+    assert "\n" not in str(refused.value) and len(str(refused.value)) - len(str(tmp_path)) < 360

@@ -349,7 +349,9 @@ def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str, variant:
                                                   ignore_mismatched_sizes=True)  # sizes checked below, by name
     except (OSError, ValueError, TypeError, KeyError) as e:  # TypeError / KeyError: a tokenizer.json of another
         # model's kind (a WordPiece one in a T5 folder) fails inside transformers' tokenizer classes
-        raise InputError(f"text encoder folder {folder}: cannot load ({type(e).__name__}: {e})") from None
+        said = " ".join(str(e).split())  # one line: transformers' tokenizer errors list their causes on several
+        said = said if len(said) <= 300 else said[:297] + "..."
+        raise InputError(f"text encoder folder {folder}: cannot load ({type(e).__name__}: {said})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
