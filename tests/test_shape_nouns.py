@@ -81,6 +81,29 @@ def test_prompts_read_as_written(prompt):
     assert read_shape_nouns(prompt) == (prompt, None)
 
 
+@pytest.mark.parametrize("prompt, encoded", [
+    # nouns that are verbs too: an imperative, a third person after a colour or "one", and an animate prompt that
+    # names only the motion were said as "circle" / "square"
+    ("Roll a red cube to the left", "Roll a red square to the left"),
+    ("Drop the red orb down", "Drop the red circle down"),
+    ("roll left", "roll left"),
+    ("drop down", "drop down"),
+    ("Point it up", "Point it up"),
+    ("Roll to the left", "Roll to the left"),
+    ("the red one drops down", "the red one drops down"),
+    ("a yellow one rolls to the left", "a yellow one rolls to the left"),
+    ("Blue rolls to the left", "Blue rolls to the left"),
+    ("this drops down", "this drops down"),
+    # a bare noun is still the object's before its verb, punctuation or a trained place phrase
+    ("Orb rises", "Circle rises"),
+    ("Cube, the red one, moving left", "Square, the red one, moving left"),
+    ("red cube to the left", "red square to the left"),
+    ("a red cube drops down", "a red square drops down"),
+])
+def test_a_verb_spelled_like_a_shape_noun_is_not_read(prompt, encoded):
+    assert read_shape_nouns(prompt)[0] == encoded
+
+
 def test_the_encoder_gets_both_readings_and_each_can_be_turned_off():
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
     prompts = ["one scarlet block sails west", "a teal globe moving up", "a red circle moving left"]

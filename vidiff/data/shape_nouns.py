@@ -12,7 +12,10 @@ a note. Every training noun WordNet places reads as its trained shape (tests/tes
 A noun counts as the object's where a noun phrase ends in it: after an article, a number, a colour, a size or
 shade word ("a cube", "two red cubes", "the small teal orb"), or first in the prompt ("Cube, red, ..."), and with no
 place word before the phrase. So a verb ("it drops", "rolls left"), a place ("moving into the sphere") and a
-likeness ("like a cube") are not read.
+likeness ("like a cube") are not read. Many of these nouns are verbs too ("drop", "roll", "point", "block"): one with
+no article before it ("Roll a cube left", "drop down", "red drops down", "this drops") is a verb where a determiner,
+a pronoun or a direction comes next, or a place for an imperative or a plural ("Roll to the left", "Blue rolls to
+the left"), and "one" after a colour or size is a pronoun ("the red one drops").
 """
 from __future__ import annotations
 
@@ -26,6 +29,14 @@ _PLAIN_NOUN = {"circle": "circle", "square": "square", "triangle": "triangle"}
 _DETERMINERS = {"a", "an", "the", "one", "single", "some", "this", "that", "its", "two", "three", "four", "several",
                 "many", "few", "lone", "solitary"}
 _SIZES = {"small", "little", "tiny", "mini", "big", "large", "huge", "giant", "medium", "sized", "massive", "d"}  # "3D"
+# determiners after which a noun is no verb ("a drop", "the rolls"); "this", "that", "one" are pronouns too
+_ARTICLES = _DETERMINERS - {"this", "that", "one", "some"}
+_PRONOUNS = {"it", "them", "itself", "me", "us", "him", "her", "everything", "something"}
+# a direction or particle right after a verb ("roll left", "drop down"); no direction verb: "Orb rises" is a noun's
+_DIRECTIONS = {"left", "right", "up", "down", "away", "off", "out", "back", "around", "along", "forward", "forwards",
+               "over", "west", "east", "north", "south", "skyward", "downhill",
+               *(d + s for d in ("left", "right", "up", "down", "west", "east", "north", "south")
+                 for s in ("ward", "wards"))}
 # before a noun phrase, these make it a place or a likeness ("into the sphere", "like a cube"), not the object;
 # "of" and "with" are left out: "a video of a cube", "a screen with a cube"
 _PLACES = {"to", "into", "onto", "toward", "towards", "at", "from", "past", "through", "across", "over", "under",
@@ -51,18 +62,31 @@ def is_shape_noun(word: str) -> bool:
     return _singular(word) in WORDNET_SHAPE_NOUNS
 
 
-def _starts_noun(words: list[str], i: int, colours: set[str]) -> bool:
+def _starts_noun(words: list[str], i: int, colours: set[str], ends: bool = False) -> bool:
     """Whether words[i] is where the object's noun stands: first, or after a determiner, size, shade or colour
-    that no place word stands before."""
+    that no place word stands before, and no verb (module docstring). `ends`: punctuation follows it ("Cube, the
+    red one")."""
     from vidiff.data.colour_names import _SHADES, _is_colour
 
     def modifies(word: str) -> bool:
         return word in _DETERMINERS or word in _SIZES or word in _SHADES or word in colours or _is_colour(word)
 
-    j = i - 1
+    j, article = i - 1, False
     while j >= 0 and modifies(words[j]):
+        if words[j] in _DETERMINERS:
+            article = article or words[j] in _ARTICLES
+        elif any(w in _DETERMINERS for w in words[j + 1:i]):
+            return False  # a determiner after a colour or size is a pronoun: "the red one drops"
         j -= 1
-    return (j < i - 1 or i == 0) and (j < 0 or words[j] not in _PLACES)
+    if not ((j < i - 1 or i == 0) and (j < 0 or words[j] not in _PLACES)):
+        return False
+    after = words[i + 1] if i + 1 < len(words) else None
+    if article or after is None or ends:
+        return True
+    # no article: a verb where what follows is its object or its direction ("Drop the orb", "roll left",
+    # "Point it up", "red drops down"), or its place for an imperative or a plural ("Roll to the left")
+    verb_next = after in _DETERMINERS or after in _PRONOUNS or after in _DIRECTIONS
+    return not (verb_next or (after in _PLACES and (i == 0 or _singular(words[i]) != words[i])))
 
 
 def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
@@ -80,7 +104,10 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
     trained = {w for nouns in TRAIN.shapes.values() for w in nouns}
     colours = {w for names in TRAIN.colours.values() for w in names}
     negated = negated_spans(prompt, set(WORDNET_SHAPE_NOUNS) | {w + "s" for w in WORDNET_SHAPE_NOUNS})
-    said = [i for i, (w, span) in enumerate(tokens) if span not in negated and _starts_noun(words, i, colours)]
+    ends = [i + 1 == len(tokens) or prompt[span[1]:tokens[i + 1][1][0]].strip() != "" for i, (_, span) in
+            enumerate(tokens)]
+    said = [i for i, (w, span) in enumerate(tokens)
+            if span not in negated and _starts_noun(words, i, colours, ends[i])]
     if any(words[i] in trained or words[i].removesuffix("s") in trained or words[i].removesuffix("es") in trained
            for i in said):
         return prompt, None
