@@ -99,6 +99,13 @@ def test_prompts_read_as_written(prompt):
     ("Cube, the red one, moving left", "Square, the red one, moving left"),
     ("red cube to the left", "red square to the left"),
     ("a red cube drops down", "a red square drops down"),
+    # "one" before a colour is a determiner, "that" after the noun a relative pronoun (held-out eval prompts)
+    ("one gold pyramid that sails south", "one gold triangle that sails south"),
+    ("cobalt block that sails skyward", "cobalt square that sails skyward"),
+    ("one drop falls", "one circle falls"),
+    ("one flat jade block over a dark background, cruising south",
+     "one flat jade square over a dark background, cruising south"),
+    ("a glowing orb moving up", "a glowing circle moving up"),
 ])
 def test_a_verb_spelled_like_a_shape_noun_is_not_read(prompt, encoded):
     assert read_shape_nouns(prompt)[0] == encoded

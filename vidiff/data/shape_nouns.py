@@ -9,8 +9,8 @@ WordNet gives it (vidiff/data/wordnet_shapes.py, built by one rule from WordNet 
 and gives the text encoder that shape's plain word ("a red cube moving left" -> "a red square moving left"), with
 a note. Every training noun WordNet places reads as its trained shape (tests/test_shape_nouns.py).
 
-A noun counts as the object's where a noun phrase ends in it: after an article, a number, a colour, a size or
-shade word ("a cube", "two red cubes", "the small teal orb"), or first in the prompt ("Cube, red, ..."), and with no
+A noun counts as the object's where a noun phrase ends in it: after an article, a number, a colour, a size,
+shade or look word ("a cube", "two red cubes", "the small teal orb", "a glowing cube"), or first in the prompt ("Cube, red, ..."), and with no
 place word before the phrase. So a verb ("it drops", "rolls left"), a place ("moving into the sphere") and a
 likeness ("like a cube") are not read. Many of these nouns are verbs too ("drop", "roll", "point", "block"): one with
 no article before it ("Roll a cube left", "drop down", "red drops down", "this drops") is a verb where a determiner,
@@ -29,8 +29,12 @@ _PLAIN_NOUN = {"circle": "circle", "square": "square", "triangle": "triangle"}
 _DETERMINERS = {"a", "an", "the", "one", "single", "some", "this", "that", "its", "two", "three", "four", "several",
                 "many", "few", "lone", "solitary"}
 _SIZES = {"small", "little", "tiny", "mini", "big", "large", "huge", "giant", "medium", "sized", "massive", "d"}  # "3D"
-# determiners after which a noun is no verb ("a drop", "the rolls"); "this", "that", "one" are pronouns too
-_ARTICLES = _DETERMINERS - {"this", "that", "one", "some"}
+# how an object looks or what it is made of, said before its noun ("a flat jade block", "a glowing orb")
+_LOOKS = {"flat", "shiny", "glossy", "glowing", "simple", "smooth", "hollow", "filled", "outlined", "perfect",
+          "geometric", "metal", "metallic", "glass", "wooden", "plastic", "rubber", "spinning", "rolling", "bouncing",
+          "floating", "lone", "single"}
+# determiners that are pronouns too: right before a verb's third person ("this drops", "one rolls") they stand alone
+_PRONOUN_DETERMINERS = {"this", "that", "one", "some"}
 _PRONOUNS = {"it", "them", "itself", "me", "us", "him", "her", "everything", "something"}
 # a direction or particle right after a verb ("roll left", "drop down"); no direction verb: "Orb rises" is a noun's
 _DIRECTIONS = {"left", "right", "up", "down", "away", "off", "out", "back", "around", "along", "forward", "forwards",
@@ -69,12 +73,15 @@ def _starts_noun(words: list[str], i: int, colours: set[str], ends: bool = False
     from vidiff.data.colour_names import _SHADES, _is_colour
 
     def modifies(word: str) -> bool:
-        return word in _DETERMINERS or word in _SIZES or word in _SHADES or word in colours or _is_colour(word)
+        return (word in _DETERMINERS or word in _SIZES or word in _LOOKS or word in _SHADES or word in colours
+                or _is_colour(word))
 
+    if i and words[i - 1] in _PRONOUN_DETERMINERS and _singular(words[i]) != words[i]:
+        return False  # "this drops", "one rolls": the pronoun and its verb
     j, article = i - 1, False
     while j >= 0 and modifies(words[j]):
         if words[j] in _DETERMINERS:
-            article = article or words[j] in _ARTICLES
+            article = True
         elif any(w in _DETERMINERS for w in words[j + 1:i]):
             return False  # a determiner after a colour or size is a pronoun: "the red one drops"
         j -= 1
@@ -85,7 +92,8 @@ def _starts_noun(words: list[str], i: int, colours: set[str], ends: bool = False
         return True
     # no article: a verb where what follows is its object or its direction ("Drop the orb", "roll left",
     # "Point it up", "red drops down"), or its place for an imperative or a plural ("Roll to the left")
-    verb_next = after in _DETERMINERS or after in _PRONOUNS or after in _DIRECTIONS
+    # "that" next is a relative pronoun far more often than a verb's object: "cobalt block that sails"
+    verb_next = (after in _DETERMINERS and after != "that") or after in _PRONOUNS or after in _DIRECTIONS
     return not (verb_next or (after in _PLACES and (i == 0 or _singular(words[i]) != words[i])))
 
 
