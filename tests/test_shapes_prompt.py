@@ -15,6 +15,9 @@ def test_the_note_names_what_the_prompt_leaves_to_chance():
     assert "found no direction it knows" in note and "that is left to chance" in note and "shape:" not in note
     assert unnamed_attributes_note("a red circle moving left") is None
     assert unnamed_attributes_note("the ring, jade, that sails west") is None  # held-out words are read too
+    # a training noun's plural names its shape ("boxes" named none, and the note said the shape was left to chance)
+    for prompt in ("red boxes moving left", "green balls going up", "white wedges moving down", "blue discs, left"):
+        assert unnamed_attributes_note(prompt) is None and untrained_words_note(prompt) is None, prompt
 
 
 def test_the_note_for_prompts_one_clip_cannot_hold():

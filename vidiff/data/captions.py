@@ -156,7 +156,8 @@ def untrained_words_note(prompt: str, attributes: tuple[str, ...] = ("colour", "
             continue
         value = words[0][1]  # the reader's: the first word naming this attribute
         said = [w for w, v in words if v == value]
-        if any(w in trained[value] or w.removesuffix("s") in trained[value] for w in said):
+        if any(w in trained[value] or w.removesuffix("s") in trained[value] or w.removesuffix("es") in trained[value]
+               for w in said):  # "boxes"
             continue
         untrained += [f"{w!r} ({value})" for w in dict.fromkeys(said)]
         keys.append(key)

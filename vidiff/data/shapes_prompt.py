@@ -29,6 +29,9 @@ _SHAPE_WORDS = {
     "triangle": "triangle", "triangles": "triangle", "triangular": "triangle", "pyramid": "triangle",
     "ring": "circle", "tile": "square", "wedge": "triangle",
 }
+# and their plurals: "red boxes moving left" named no shape the reader knew
+_SHAPE_WORDS.update({noun + ("es" if noun.endswith(("x", "s")) else "s"): shape for noun, shape in list(_SHAPE_WORDS.items())
+                     if not noun.endswith("s") and noun not in ("round", "circular", "triangular")})
 _DIRECTION_WORDS = {
     "left": "left", "leftward": "left", "leftwards": "left", "west": "left", "westward": "left",
     "right": "right", "rightward": "right", "rightwards": "right", "east": "right", "eastward": "right",
