@@ -1,5 +1,6 @@
 """Training building blocks: config, LR schedule, EMA, per-sample randomness, checkpoint files."""
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,35 @@ def test_config_hash_ignores_only_reporting_keys():
     assert config_hash(a) == config_hash(toy_config(output_dir="elsewhere", train={"log_every": 7}))
     # a speed-for-memory switch with the same values: a run may resume with it changed (another machine)
     assert config_hash(a) == config_hash(toy_config(train={"activation_recompute": False}))
+    # how long a process waits for the others does not change what they train (a resume may set it)
+    assert config_hash(a) == config_hash(toy_config(train={"process_timeout_s": 60}))
     assert config_hash(a) != config_hash(toy_config(optimizer={"lr": 1e-3}))
     grammar = {"captions": "shapes_grammar"}
     assert config_hash(toy_config(conditioning=grammar)) != config_hash(
         toy_config(conditioning={**grammar, "path_captions_from_step": 100}))
+
+
+def test_a_process_timeout_that_never_ends_is_refused():
+    assert toy_config(train={"process_timeout_s": 2.5}).train.process_timeout_s == 2.5
+    for bad in (0, -3, 1e300):  # a wait of 0 never ended, 1e300 s overflowed a timedelta
+        with pytest.raises(ConfigError, match=r"train.process_timeout_s: must be seconds > 0, at most 1e6, or null "
+                           rf"\(the backend's default\), got {re.escape(str(float(bad)))}$"):
+            toy_config(train={"process_timeout_s": bad})
+    with pytest.raises(ConfigError, match="train.process_timeout_s: expected a finite number, got inf"):
+        toy_config(train={"process_timeout_s": float("inf")})
+
+
+def test_a_collectives_failure_is_told_as_the_other_processes_and_nothing_else_is():
+    from vidiff.training.sharding import peer_failure
+
+    gloo = "[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:1"
+    assert peer_failure(RuntimeError(gloo), 2) == "the connection to the others closed"
+    assert peer_failure(RuntimeError(gloo), 1) is None  # one process has no others
+    waited = "[../gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 8000ms for recv operation to complete"
+    assert peer_failure(RuntimeError(waited), 4) == "the others did not answer within 8 s (train.process_timeout_s)"
+    assert peer_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), 2) is None
+    nccl = torch.distributed.DistBackendError("NCCL error in: ProcessGroupNCCL.cpp:1, unhandled system error")
+    assert peer_failure(nccl, 2).startswith("a collective with the others failed (NCCL error in")
 
 
 def test_lr_warmup_then_cosine_to_floor():

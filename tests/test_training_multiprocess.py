@@ -91,3 +91,59 @@ def test_a_cpu_launch_of_two_processes_is_refused_before_anything_is_written(tmp
     proc = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)  # one process, as asked
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [r["processes"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl")] == [1] * 20
+
+
+def _faulty(path: Path, out: Path, **model) -> Path:
+    """A 2-process toy run whose rank 1 dies or hangs at a step (ToyConfig's fault injection)."""
+    config = yaml.safe_load(_config(path, out, batch=2).read_text())
+    config["model"].update(model)
+    config["train"].update(checkpoint_every=2, max_steps=8)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_killed_process_stops_the_other_with_one_line(tmp_path, free_port):
+    """A process of the run killed (SIGKILL) mid-run: the other's collective fails at once, and it printed gloo's
+    page of traceback ("Connection closed by peer ... GLHF"). Launched by hand, as torchrun would, so that no launcher
+    stops the survivor first: it must stop by itself, with one line naming the last checkpoint."""
+    config = _faulty(tmp_path / "die.yaml", tmp_path / "die", die_at_step=3)
+    port = str(free_port())
+    procs = []
+    for rank in (0, 1):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), RANK=str(rank), LOCAL_RANK=str(rank),
+                   WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        procs.append(subprocess.Popen([sys.executable, "-m", "vidiff.train", "--config", str(config)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        _, err = procs[0].communicate(timeout=120)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert procs[1].returncode == -9
+    assert procs[0].returncode == 2, err[-3000:]
+    assert "Traceback" not in err
+    last = tmp_path / "die" / "checkpoints" / "step_00000002"
+    assert (f"vidiff: error: process 0 of 2: the connection to the others closed: one was killed, crashed or hangs, "
+            f"its own output says why; last checkpoint: {last}, go on with --resume auto") in err
+
+
+def test_a_hung_process_stops_the_run_after_process_timeout_s(tmp_path, free_port):
+    """A process that hangs held the others at their next collective for the backend's default, 30 minutes on
+    gloo, with no say in it; train.process_timeout_s bounds the wait and the run ends naming it."""
+    import time
+
+    config = _faulty(tmp_path / "stall.yaml", tmp_path / "stall", stall_at_step=3)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    accelerate = Path(sys.executable).parent / "accelerate"
+    start = time.monotonic()
+    proc = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend",
+                           "no", "-m", "vidiff.train", "--config", str(config), "--set",
+                           "train.process_timeout_s=3"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert time.monotonic() - start < 120  # the stalled process sleeps an hour
+    assert "vidiff: error: process 0 of 2: the others did not answer within 3 s (train.process_timeout_s): one was " \
+           "killed, crashed or hangs" in proc.stderr, proc.stderr[-3000:]
+    assert "[rank0]: Traceback" not in proc.stderr
+    assert [r["step"] for r in read_metrics(tmp_path / "stall" / "metrics.jsonl")] == [1, 2, 3]

@@ -172,6 +172,9 @@ class TrainSection:
     preview_steps: int = 20  # sampling steps for previews
     max_nonfinite_in_a_row: int = 5  # abort after this many skipped (inf/NaN) steps in a row
     num_workers: int = 0  # DataLoader worker processes per rank
+    # several processes: seconds one waits for the others at a collective before the run stops, naming it (a
+    # process that hangs); null: the backend's default, 30 minutes for gloo (CPU), 10 for NCCL
+    process_timeout_s: Optional[float] = None
     # parameter-name prefixes of the model part kept fixed, e.g. [encoder, quant_conv] to fine-tune a VAE's
     # decoder on the latent space the diffusion models were trained in
     freeze: tuple[str, ...] = ()
@@ -264,7 +267,8 @@ def home_expanded(cfg: TrainConfig) -> TrainConfig:
                    decoded_loss=replace(cfg.decoded_loss, vae=home(cfg.decoded_loss.vae)))
 
 
-HASH_IGNORED = ("output_dir", "train.num_workers", "train.log_every", "train.preview_every", "train.activation_recompute")
+HASH_IGNORED = ("output_dir", "train.num_workers", "train.log_every", "train.preview_every", "train.activation_recompute",
+                "train.process_timeout_s")
 
 
 def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:

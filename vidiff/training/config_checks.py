@@ -46,6 +46,10 @@ def validate(cfg: TrainConfig, *, folders_here: bool = True) -> TrainConfig:
                            ("train.preview_every", t.preview_every, None), ("train.preview_steps", t.preview_steps, None)):
         if value < 0 or (hi is not None and value > hi):
             raise ConfigError(f"{key}: must be in 0..{hi}, got {value}" if hi else f"{key}: must be >= 0, got {value}")
+    # 0 never ended a wait; 1e300 overflowed the timedelta handed to the process group
+    if t.process_timeout_s is not None and not 0 < t.process_timeout_s <= 1e6:
+        raise ConfigError(f"train.process_timeout_s: must be seconds > 0, at most 1e6, or null (the backend's "
+                          f"default), got {t.process_timeout_s}")
     if d.fps is not None and not d.fps > 0:  # 0 divided by zero at the first clip, -3 failed in a loader worker
         raise ConfigError(f"data.fps: must be a frame rate > 0 or null (read at the clips' own rate), got {d.fps}")
     if d.fps is not None and d.stride != 1:

@@ -32,8 +32,8 @@ from vidiff.training.logging import MetricsLogger
 from vidiff.training.lr import lr_at, set_lr
 from vidiff.training.optimizer import adamw_implementation, align_gradients, keep_implementation
 from vidiff.training.sample_stream import check_same_data, data_record, make_loader
-from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, shard_model,
-                                      shard_optimizer_state)
+from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, peer_failure,
+                                      shard_model, shard_optimizer_state)
 from vidiff.training.stage import Stage
 from vidiff.random import SampleDraws, derive_seed
 
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(VidiffError):
     """Too many non-finite steps in a row; the last good checkpoint is left as it was."""
+
+
+class ProcessesLost(VidiffError):
+    """A collective failed because another process of the run died or stopped answering."""
 
 
 # ---- the loop --------------------------------------------------------------------------------------------
@@ -64,8 +68,15 @@ def make_accelerator(cfg: TrainConfig):
         # a shipped config's bf16 is for CPUs with bf16 kernels (AMX, AVX-512); emulated it runs ~60x slower
         precision = "bf16" if cpu_dtype(torch.bfloat16, "train.mixed_precision=bf16") == torch.bfloat16 else "no"
     # Without CUDA, force the CPU path: under `accelerate launch --multi_gpu` this gives a gloo process group.
-    accelerator = Accelerator(mixed_precision=precision,
-                              gradient_accumulation_steps=cfg.train.grad_accum, cpu=not torch.cuda.is_available())
+    handlers = []
+    if cfg.train.process_timeout_s is not None:  # else the backend's default wait for a silent process (gloo 30 min)
+        from datetime import timedelta
+
+        from accelerate import InitProcessGroupKwargs
+
+        handlers.append(InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.train.process_timeout_s)))
+    accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.train.grad_accum,
+                              cpu=not torch.cuda.is_available(), kwargs_handlers=handlers)
     if cfg.train.mixed_precision == "fp16" and accelerator.scaler is None and accelerator.is_main_process:
         # Accelerate has no fp16 autocast or loss scaler on CPU: say so instead of training in fp32 silently
         log.warning("train.mixed_precision=fp16 needs a CUDA device; on %s this run computes in fp32 (bf16 does "
@@ -117,7 +128,17 @@ def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, s
     created, lock = not run_dir.exists(), None
     try:
         lock = run_folder.lock_for_all_ranks(accelerator, run_dir)  # in here: a lock file that cannot be written
-        return _train_in(run_dir, cfg, accelerator, resume, force, stage)
+        try:
+            return _train_in(run_dir, cfg, accelerator, resume, force, stage)
+        except RuntimeError as e:  # a collective whose peer was killed or hung: gloo's traceback said only that
+            why = peer_failure(e, accelerator.num_processes)
+            if why is None:
+                raise
+            last = ckpt.latest_checkpoint(run_dir / "checkpoints")
+            raise ProcessesLost(
+                f"process {accelerator.process_index} of {accelerator.num_processes}: {why}: one was killed, "
+                f"crashed or hangs, its own output says why; last checkpoint: "
+                f"{last or 'none'}{', go on with --resume auto' if last else ''}") from None
     except BaseException:
         # refused before anything was written: no empty folder left. Only by the lock's holder: a run refused the
         # lock of a folder made at the same moment removed the holder's lock file and folder under it

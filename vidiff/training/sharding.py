@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import torch
 
@@ -49,6 +50,24 @@ def check_processes(accelerator, env=None) -> None:
     if str(accelerator.distributed_type).endswith("DEEPSPEED") or _flag(env, "ACCELERATE_USE_DEEPSPEED"):
         raise InputError("DeepSpeed is not supported by `vidiff train` (docs/training.md, 'DeepSpeed'): use "
                          "configs/accelerate/fsdp.yaml for sharded training or configs/accelerate/ddp.yaml")
+
+
+def peer_failure(error: BaseException, processes: int) -> str | None:
+    """What a collective's error says of the other processes, in words, or None when it is not about them. gloo
+    raises a plain RuntimeError ("Connection closed by peer", "Timed out waiting 8000ms for recv"), NCCL a
+    DistBackendError; both came out as a page of traceback on the process left running."""
+    if processes < 2:
+        return None
+    text = str(error)
+    timed_out = re.search(r"Timed out waiting (\d+)ms", text)
+    if timed_out:
+        return f"the others did not answer within {int(timed_out.group(1)) / 1000:g} s (train.process_timeout_s)"
+    if any(s in text for s in ("Connection closed by peer", "Connection reset by peer")):
+        return "the connection to the others closed"
+    dist_error = getattr(torch.distributed, "DistError", None)
+    if (dist_error is not None and isinstance(error, dist_error)) or "/gloo/" in text:
+        return f"a collective with the others failed ({text.splitlines()[0][:160] if text else type(error).__name__})"
+    return None
 
 
 def fsdp_requested(env=None) -> bool:

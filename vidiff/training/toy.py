@@ -24,6 +24,10 @@ class ToyConfig:
     nan_loss_steps: tuple[int, ...] = ()  # steps whose loss is NaN (fault injection)
     sleep_s: float = 0.0  # extra seconds per step, so a stress test can kill at a chosen moment
     dropout: float = 0.0  # dropout on the hidden layer (draws from the global RNG, which the loop keys per step)
+    # several processes: the process of rank fault_rank kills itself (SIGKILL) or hangs at these steps
+    fault_rank: int = 1
+    die_at_step: int = -1
+    stall_at_step: int = -1
 
 
 class ToyNet(nn.Module):
@@ -72,10 +76,17 @@ class ToyStage:
         return self
 
     def loss(self, model, batch: dict, draws: SampleDraws, step: int) -> torch.Tensor:
+        import os
+        import signal
         import time
 
         if self.model_cfg.sleep_s:
             time.sleep(self.model_cfg.sleep_s)
+        c = self.model_cfg
+        if step in (c.die_at_step, c.stall_at_step) and int(os.environ.get("RANK", "0")) == c.fault_rank:
+            if step == c.die_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(3600)  # a hung process: the others wait at the step's collective
         x0 = batch["x"]  # (B, dim)
         sigma = (draws.randn((), "sigma") * 0.5 - 1.0).exp().to(x0.device)  # (B,) log-normal noise level
         noise = draws.randn(tuple(x0.shape[1:]), "noise", device=x0.device)  # (B, dim)
