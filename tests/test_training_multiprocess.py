@@ -62,7 +62,8 @@ def test_a_run_of_two_processes_is_not_resumed_by_one_at_half_the_batch(tmp_path
     proc = subprocess.run(resume, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert "its run trained on 4 samples a step (train.batch_size x train.grad_accum x processes), this launch on " \
-           "2 (2 x 1 x 1): launch it with as many processes as before" in proc.stderr
+           "2 (2 x 1 x 1): launch it with as many processes as before; or, for the same samples a step, " \
+           "train.batch_size x train.grad_accum = 4 with --force; or pass --force to go on at 2" in proc.stderr
     assert read_metrics(run / "metrics.jsonl") == full  # nothing written
     proc = subprocess.run([*resume, "--set", "train.batch_size=4", "--force"], env=env, capture_output=True, text=True,
                           timeout=600)

@@ -211,10 +211,14 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
         # 2-process run resumed by one process went on at half the batch, its config hash unchanged
         per_step, offset = t.batch_size * t.grad_accum * accelerator.num_processes, state.get("sample_offset")
         if not force and state["step"] and isinstance(offset, int) and offset != state["step"] * per_step:
-            raise InputError(f"{resume_from}: its run trained on {offset // state['step']} samples a step "
+            before, world = offset // state["step"], accelerator.num_processes
+            # the same samples a step with this many processes: the run goes on as it was (docs/training.md)
+            same = (f"; or, for the same samples a step, train.batch_size x train.grad_accum = {before // world} "
+                    f"with --force" if before % world == 0 else "")
+            raise InputError(f"{resume_from}: its run trained on {before} samples a step "
                              f"(train.batch_size x train.grad_accum x processes), this launch on {per_step} "
-                             f"({t.batch_size} x {t.grad_accum} x {accelerator.num_processes}): launch it with as many "
-                             "processes as before, or pass --force to go on anyway")
+                             f"({t.batch_size} x {t.grad_accum} x {world}): launch it with as many "
+                             f"processes as before{same}; or pass --force to go on at {per_step}")
         check_same_data(resume_from, state.pop("data", None), stage.dataset, force)
         log.info("resumed from %s at step %d", resume_from, state["step"])
         del tensors
