@@ -239,6 +239,41 @@ def test_fp16_on_cpu_says_it_computes_in_fp32(tmp_path):
     assert [r["loss"] for r in rows] == [r["loss"] for r in plain]
 
 
+def test_a_launchers_gradient_accumulation_gives_way_to_the_configs(tmp_path, monkeypatch, caplog):
+    """ACCELERATE_GRADIENT_ACCUMULATION_STEPS (Accelerate's own setting, also from a DeepSpeed accelerate config)
+    overrode the accelerator's count while the loop ran train.grad_accum micro-steps a step: the first step stopped
+    with UnboundLocalError (grad_norm), as the accelerator had not synced yet."""
+    plain = read_metrics(train(toy(tmp_path / "plain", grad_accum=2)) / "metrics.jsonl")
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4")
+    rows = read_metrics(train(toy(tmp_path / "env", grad_accum=2)) / "metrics.jsonl")
+    assert [r["loss"] for r in rows] == [r["loss"] for r in plain] and rows[-1]["opt_steps"] == 12
+    assert "the launcher's gradient accumulation 4 (ACCELERATE_GRADIENT_ACCUMULATION_STEPS) is not used: the " \
+           "training config's train.grad_accum decides (2)" in caplog.text
+
+
+def test_a_launchers_dynamo_backend_compiles_and_the_run_saves_plain_names(tmp_path):
+    """`accelerate launch --dynamo_backend X` (or an accelerate config's dynamo_backend) has prepare() compile the
+    model; the EMA update then met the compiled wrapper's "_orig_mod." names and stopped at the first step with a
+    KeyError. A fresh process: Accelerate reads the backend once. The eager backend needs no compiler."""
+    from safetensors.torch import load_file
+
+    from vidiff.config import save_yaml
+
+    cfg = toy(tmp_path / "dynamo")
+    save_yaml(cfg, tmp_path / "dynamo.yaml")
+    env = dict(os.environ, OMP_NUM_THREADS="1", ACCELERATE_DYNAMO_BACKEND="EAGER")
+    proc = subprocess.run([sys.executable, "-m", "vidiff.train", "--config", str(tmp_path / "dynamo.yaml")],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = Path(cfg.output_dir)
+    plain = train(toy(tmp_path / "plain"))
+    assert [r["loss"] for r in read_metrics(run / "metrics.jsonl")] == \
+        [r["loss"] for r in read_metrics(plain / "metrics.jsonl")]
+    exported, expected = load_file(run / "export" / "model.safetensors"), load_file(plain / "export" / "model.safetensors")
+    assert sorted(exported) == sorted(expected) == ["net.0.bias", "net.0.weight", "net.3.bias", "net.3.weight"]
+    assert all(float((exported[k] - expected[k]).abs().max()) <= 1e-6 for k in expected)
+
+
 def test_a_users_folder_with_its_own_export_or_config_is_not_overwritten(tmp_path):
     """train() into a folder holding export/my_video.mp4 and the user's config.yaml removed the one and replaced
     the other, without a word."""

@@ -54,6 +54,7 @@ def make_accelerator(cfg: TrainConfig):
     import os
 
     from accelerate import Accelerator
+    from accelerate.utils import GradientAccumulationPlugin
 
     precision = cfg.train.mixed_precision
     launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()  # accelerate config / --mixed_precision
@@ -68,6 +69,12 @@ def make_accelerator(cfg: TrainConfig):
         # a shipped config's bf16 is for CPUs with bf16 kernels (AMX, AVX-512); emulated it runs ~60x slower
         precision = "bf16" if cpu_dtype(torch.bfloat16, "train.mixed_precision=bf16") == torch.bfloat16 else "no"
     # Without CUDA, force the CPU path: under `accelerate launch --multi_gpu` this gives a gloo process group.
+    accum = os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")  # accelerate's env, or a DeepSpeed config's
+    if accum not in (None, str(cfg.train.grad_accum)) and os.environ.get("RANK", "0") == "0":
+        # Accelerator(gradient_accumulation_steps=...) gave way to it: the accelerator synced and stepped on its own
+        # count while the loop ran train.grad_accum micro-steps a step (UnboundLocalError at the first step)
+        log.warning("the launcher's gradient accumulation %s (ACCELERATE_GRADIENT_ACCUMULATION_STEPS) is not used: "
+                    "the training config's train.grad_accum decides (%d)", accum, cfg.train.grad_accum)
     handlers = []
     if cfg.train.process_timeout_s is not None:  # else the backend's default wait for a silent process (gloo 30 min)
         from datetime import timedelta
@@ -75,8 +82,8 @@ def make_accelerator(cfg: TrainConfig):
         from accelerate import InitProcessGroupKwargs
 
         handlers.append(InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.train.process_timeout_s)))
-    accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.train.grad_accum,
-                              cpu=not torch.cuda.is_available(), kwargs_handlers=handlers)
+    accelerator = Accelerator(mixed_precision=precision, kwargs_handlers=handlers, cpu=not torch.cuda.is_available(),
+                              gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=cfg.train.grad_accum))
     if cfg.train.mixed_precision == "fp16" and accelerator.scaler is None and accelerator.is_main_process:
         # Accelerate has no fp16 autocast or loss scaler on CPU: say so instead of training in fp32 silently
         log.warning("train.mixed_precision=fp16 needs a CUDA device; on %s this run computes in fp32 (bf16 does "
@@ -182,7 +189,9 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
                                   **adamw_flags)
     ema = EMA(model, t.ema_decay)  # sharded like the parameters under FSDP
     model, optimizer = prepare_for_accelerate(accelerator, model, optimizer, sharded)
-    raw = raw if sharded else accelerator.unwrap_model(model)
+    # the plain module: the EMA, checkpoints and export name its tensors (a launcher's dynamo_backend compiles the
+    # model, and the compiled wrapper's "_orig_mod." names stopped the EMA update at the first step)
+    raw = raw if sharded else accelerator.unwrap_model(model, keep_torch_compile=False)
 
     state = {"step": 0, "opt_steps": 0, "ema_updates": 0, "nonfinite_in_a_row": 0}
     logged = None
