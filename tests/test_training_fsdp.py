@@ -61,6 +61,33 @@ def test_train_refuses_before_writing_anything(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("env, refusal", [
+    ({"FSDP_VERSION": "1", "FSDP_SYNC_MODULE_STATES": "true"}, "fsdp_version: 1: `vidiff train` shards with FSDP2"),
+    ({"FSDP_VERSION": "2", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}, "fsdp_cpu_ram_efficient_loading: true: "),
+    ({"FSDP_VERSION": "2", "FSDP_OFFLOAD_PARAMS": "true"}, "fsdp_offload_params: parameter offloading"),
+])
+def test_fsdp_settings_the_loop_does_not_take_are_refused_before_accelerate_acts_on_them(tmp_path, monkeypatch, env,
+                                                                                        refusal):
+    """An FSDP accelerate config with fsdp_version: 1 (Accelerate's launcher then sets sync_module_states) or
+    fsdp_cpu_ram_efficient_loading: true stopped in Accelerator() with a RuntimeError traceback ("FSDP parameter
+    initialization with `sync_module_states=True` is not supported on cpu"), not with the refusal by name."""
+    from vidiff.config import from_dict
+    from vidiff.training.config import TrainConfig, validate
+    from vidiff.training.loop import train
+
+    for key, value in {"ACCELERATE_USE_FSDP": "true", **env}.items():
+        monkeypatch.setenv(key, value)
+    cfg = validate(from_dict(TrainConfig, {"stage": "toy", "output_dir": str(tmp_path / "run"),
+                                           "data": {"kind": "synthetic", "num_samples": 8},
+                                           "train": {"max_steps": 2, "batch_size": 2}}))
+    with pytest.raises(InputError, match=f"^{refusal}"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # refused before Accelerate looks for the package
+    with pytest.raises(InputError, match="^DeepSpeed is not supported by `vidiff train`"):
+        train(cfg)
+
+
 # ---- FSDP vs DDP on the keyframe stage, kill -9 and resume ---------------------------------------------
 
 TINY_UNET = {"in_channels": 4, "out_channels": 4, "block_out_channels": [16, 32], "layers_per_block": 1,

@@ -32,8 +32,8 @@ from vidiff.training.logging import MetricsLogger
 from vidiff.training.lr import lr_at, set_lr
 from vidiff.training.optimizer import adamw_implementation, align_gradients, keep_implementation
 from vidiff.training.sample_stream import check_same_data, data_record, make_loader
-from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, peer_failure,
-                                      shard_model, shard_optimizer_state)
+from vidiff.training.sharding import (check_launch_settings, check_processes, fsdp_requested, full_state,
+                                      full_tensor, peer_failure, shard_model, shard_optimizer_state)
 from vidiff.training.stage import Stage
 from vidiff.random import SampleDraws, derive_seed
 
@@ -56,6 +56,7 @@ def make_accelerator(cfg: TrainConfig):
     from accelerate import Accelerator
     from accelerate.utils import GradientAccumulationPlugin
 
+    check_launch_settings()  # before Accelerate acts on them
     precision = cfg.train.mixed_precision
     launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()  # accelerate config / --mixed_precision
     if launcher not in ("no", precision) and os.environ.get("RANK", "0") == "0":

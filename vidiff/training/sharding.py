@@ -48,8 +48,33 @@ def check_processes(accelerator, env=None) -> None:
                          "runs a --cpu launch once); for N processes on CPU launch `accelerate launch --multi_gpu "
                          "--num_processes N` without --cpu (DDP, gloo), for one drop --num_processes")
     if str(accelerator.distributed_type).endswith("DEEPSPEED") or _flag(env, "ACCELERATE_USE_DEEPSPEED"):
+        check_launch_settings({"ACCELERATE_USE_DEEPSPEED": "true"})
+
+
+def check_launch_settings(env=None) -> None:
+    """Refuses, before the Accelerator is built, what the launcher asks that `vidiff train` does not do: Accelerate
+    acts on these settings while it is set up, so an FSDP config with fsdp_version 1 or fsdp_cpu_ram_efficient_loading,
+    or DeepSpeed without the package, stopped there with its own traceback ("FSDP parameter initialization with
+    `sync_module_states=True` is not supported on cpu") before these refusals were met."""
+    env = os.environ if env is None else env
+    if _flag(env, "ACCELERATE_USE_DEEPSPEED"):
         raise InputError("DeepSpeed is not supported by `vidiff train` (docs/training.md, 'DeepSpeed'): use "
                          "configs/accelerate/fsdp.yaml for sharded training or configs/accelerate/ddp.yaml")
+    if not fsdp_requested(env):
+        return
+    if _flag(env, "FSDP_OFFLOAD_PARAMS"):
+        raise InputError("fsdp_offload_params: parameter offloading is not supported by `vidiff train`; set it "
+                         "to false in the accelerate config")
+    if env.get("FSDP_VERSION", "2") != "2":
+        raise InputError(f"fsdp_version: {env.get('FSDP_VERSION')}: `vidiff train` shards with FSDP2; set "
+                         "fsdp_version: 2 in the accelerate config")
+    policy = env.get("FSDP_AUTO_WRAP_POLICY", "SIZE_BASED_WRAP")
+    if policy not in ("SIZE_BASED_WRAP", "NO_WRAP"):
+        raise InputError(f"fsdp_auto_wrap_policy: {policy}: `vidiff train` supports SIZE_BASED_WRAP and NO_WRAP")
+    if _flag(env, "FSDP_CPU_RAM_EFFICIENT_LOADING"):  # turns on sync_module_states, which FSDP2 here never uses
+        raise InputError("fsdp_cpu_ram_efficient_loading: true: `vidiff train` builds the whole model in every "
+                         "process and shards it itself (FSDP2, docs/training.md); set it to false in the accelerate "
+                         "config")
 
 
 def peer_failure(error: BaseException, processes: int) -> str | None:
@@ -81,15 +106,8 @@ def shard_model(model: torch.nn.Module, device: torch.device, world: int, env=No
     from torch.distributed.fsdp import fully_shard
 
     env = os.environ if env is None else env
-    if _flag(env, "FSDP_OFFLOAD_PARAMS"):
-        raise InputError("fsdp_offload_params: parameter offloading is not supported by `vidiff train`; set it "
-                         "to false in the accelerate config")
-    if env.get("FSDP_VERSION", "2") != "2":
-        raise InputError(f"fsdp_version: {env.get('FSDP_VERSION')}: `vidiff train` shards with FSDP2; set "
-                         "fsdp_version: 2 in the accelerate config")
+    check_launch_settings({**env, "ACCELERATE_USE_FSDP": "true"})  # make_accelerator did, for the launcher's env
     policy = env.get("FSDP_AUTO_WRAP_POLICY", "SIZE_BASED_WRAP")
-    if policy not in ("SIZE_BASED_WRAP", "NO_WRAP"):
-        raise InputError(f"fsdp_auto_wrap_policy: {policy}: `vidiff train` supports SIZE_BASED_WRAP and NO_WRAP")
     min_params = int(env.get("FSDP_MIN_NUM_PARAMS", "100000000")) if policy == "SIZE_BASED_WRAP" else None
     reshard = _flag(env, "FSDP_RESHARD_AFTER_FORWARD", "true")
     mesh = init_device_mesh(device.type, (world,))
