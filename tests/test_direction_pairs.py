@@ -8,7 +8,7 @@ from vidiff.data.shapes import parse_caption
 from vidiff.random import SampleDraws
 from vidiff.training.direction_pairs import pair_batch, partner_starts, start_range
 
-from test_training_layouts import RANGES, cfg_for, frame_index_latents, stage_for
+from test_training_layouts import RANGES, TINY_UNET, cfg_for, frame_index_latents, stage_for
 
 CAPTIONS = ["a red circle moving left", "a blue square moving up", "a green triangle moving right",
             "a yellow circle moving down", "a red square moving left"]
@@ -71,6 +71,31 @@ def test_direction_pairs_start_at_their_step_and_need_the_keyframe_stage_and_the
         cfg_for(tmp_path, "interpolation", {**RANGES, "captions": "shapes_grammar", "direction_pairs_from_step": 0})
     with pytest.raises(ConfigError, match="must be >= 0"):
         cfg_for(tmp_path, "keyframes", {**RANGES, "captions": "shapes_grammar", "direction_pairs_from_step": -1})
+
+
+def test_direction_pairs_of_one_sample_a_micro_batch_are_refused(tmp_path):
+    """A pair is made within one process's micro-batch: at train.batch_size 1 (one sample per GPU) or a frame budget
+    that keeps one sample of the longest layout, pair_batch made none and the run trained without pairs, unsaid."""
+    from vidiff.config import from_dict
+    from vidiff.training.config import TrainConfig, validate
+
+    def cfg(**train):
+        return validate(from_dict(TrainConfig, {
+            "stage": "keyframes", "output_dir": str(tmp_path / "run"), "model": TINY_UNET,
+            "data": {"kind": "latent_cache", "root": "unused", "num_frames": 41},
+            "conditioning": {**RANGES, "captions": "shapes_grammar", "direction_pairs_from_step": 0},
+            "train": {"max_steps": 3, **train}}))
+
+    with pytest.raises(ConfigError, match=r"^conditioning.direction_pairs_from_step: pairs are made within each "
+                       r"process's micro-batch and need 2 samples in it, but train.batch_size is 1; give "):
+        cfg(batch_size=1)
+    longest = max(RANGES["num_keyframes"], RANGES["max_keyframes"])
+    with pytest.raises(ConfigError, match=f"train.max_batch_frames {2 * longest - 1} keeps 1 sample of {longest} "
+                       f"keyframes; give train.batch_size >= 2 per process \\(and train.max_batch_frames >= "
+                       f"{2 * longest}\\)"):
+        cfg(batch_size=8, max_batch_frames=2 * longest - 1)
+    assert cfg(batch_size=8, max_batch_frames=2 * longest).train.max_batch_frames == 2 * longest
+    assert stage_for(tmp_path, captions="shapes_grammar", direction_pairs_from_step=0).cfg.train.batch_size == 2
 
 
 def test_grammar_captions_of_a_caption_the_grammar_cannot_read_is_a_user_error(tmp_path):

@@ -137,6 +137,17 @@ def validate(cfg: TrainConfig, *, folders_here: bool = True) -> TrainConfig:
         raise ConfigError("conditioning.direction_pairs_from_step: pairs clips with their time reversal and the opposite "
                           "direction word, which only the keyframe stage with conditioning.captions: shapes_grammar "
                           f"knows (stage {cfg.stage!r}, captions {c.captions!r})")
+    if c.direction_pairs_from_step is not None:
+        # a pair is made within one process's micro-batch: of 1 sample (batch_size 1 per GPU, or 1 left by the frame
+        # budget at the longest layout) no pair is made, and the steps trained without one, unsaid
+        longest = max(c.num_keyframes, c.max_keyframes or 0)
+        kept = t.batch_size if t.max_batch_frames is None else min(t.batch_size, max(1, t.max_batch_frames // longest))
+        if kept < 2:
+            why = (f"train.batch_size is {t.batch_size}" if t.batch_size < 2 else
+                   f"train.max_batch_frames {t.max_batch_frames} keeps 1 sample of {longest} keyframes")
+            raise ConfigError(f"conditioning.direction_pairs_from_step: pairs are made within each process's micro-batch "
+                              f"and need 2 samples in it, but {why}; give train.batch_size >= 2 per process (and "
+                              f"train.max_batch_frames >= {2 * longest})")
     if d.kind == "real_corpus" and cfg.stage != "vae":
         raise ConfigError("data.kind: real_corpus feeds the VAE stage (crops of frames); the interpolation stage "
                           "reads a window_cache built from the corpus")
