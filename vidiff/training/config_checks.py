@@ -145,9 +145,9 @@ def validate(cfg: TrainConfig, *, folders_here: bool = True) -> TrainConfig:
         if kept < 2:
             why = (f"train.batch_size is {t.batch_size}" if t.batch_size < 2 else
                    f"train.max_batch_frames {t.max_batch_frames} keeps 1 sample of {longest} keyframes")
-            raise ConfigError(f"conditioning.direction_pairs_from_step: pairs are made within each process's micro-batch "
-                              f"and need 2 samples in it, but {why}; give train.batch_size >= 2 per process (and "
-                              f"train.max_batch_frames >= {2 * longest})")
+            raise ConfigError(f"conditioning.direction_pairs_from_step: pairs are made within each process's "
+                              f"micro-batch and need 2 samples in it, but {why}; give train.batch_size >= 2 per "
+                              f"process (and train.max_batch_frames >= {2 * longest})")
     if d.kind == "real_corpus" and cfg.stage != "vae":
         raise ConfigError("data.kind: real_corpus feeds the VAE stage (crops of frames); the interpolation stage "
                           "reads a window_cache built from the corpus")
