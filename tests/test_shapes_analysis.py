@@ -142,6 +142,32 @@ def test_evaluate_folder_with_every_prompt_source(tmp_path):
     assert "all_correct" in table and "60.0%" in table and "clip_000001.mp4" in table
 
 
+def test_evaluate_judges_a_prompt_as_a_shapes_pipeline_reads_it(tmp_path):
+    """A colour name or a shape noun the pipeline reads ("teal" -> green, "cube" -> square) is judged as read: the
+    judge's own words left "a teal cube moving left" asking for no colour and no shape, so a clip of any colour and
+    shape counted right."""
+    from vidiff.eval.shapes import evaluate_shapes_folder
+
+    shapes_folder.generate_shapes_dataset(tmp_path, 6, seed=2, progress=False)
+    truth = [json.loads((tmp_path / f"clip_{i:06d}.json").read_text()) for i in range(6)]
+    colour_word = {"red": "maroon", "green": "teal", "blue": "cerulean", "yellow": "mustard", "white": "cream"}
+    noun = {"circle": "globe", "square": "cube", "triangle": "pyramid"}
+
+    def after(values, value):
+        return values[(values.index(value) + 1) % len(values)]
+
+    for i, t in enumerate(truth):
+        (tmp_path / f"clip_{i:06d}.txt").unlink()
+        # clips 0-2 said in the readers' words as they are, 3-5 with another colour and another shape
+        colour, shape = (t["colour"], t["shape"]) if i < 3 else (after(S.COLOURS, t["colour"]), after(S.SHAPES, t["shape"]))
+        prompt = f"a {colour_word[colour]} {noun[shape]} moving {t['direction']}"
+        (tmp_path / f"clip_{i:06d}.json").write_text(json.dumps({"prompt": prompt}))
+    result = evaluate_shapes_folder(tmp_path)
+    assert result["counts"]["colour"]["total"] == 6 and result["counts"]["shape"]["total"] == 6
+    assert result["counts"]["all_correct"] == {"correct": 3, "total": 6}
+    assert [c["matches"]["all_correct"] for c in result["clips"]] == [True] * 3 + [False] * 3
+
+
 def test_evaluate_counts_unreadable_clip_as_wrong(tmp_path):
     from vidiff.eval.shapes import evaluate_shapes_folder
 

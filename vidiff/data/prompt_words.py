@@ -1,5 +1,5 @@
 """A prompt's words, and one of them said another way: what the Shapes readers of colour names and shape nouns
-(colour_names.py, shape_nouns.py) give the text encoder."""
+(colour_names.py, shape_nouns.py) give the text encoder, and `vidiff eval shapes` judges a clip by."""
 from __future__ import annotations
 
 import re
@@ -24,3 +24,17 @@ def replace_word(prompt: str, tokens: list[Token], i: int, word: str) -> str:
         a_start, a_end = tokens[i - 1][1]
         text = text[:a_start] + cased("an" if word[0] in "aeiou" else "a", prompt[a_start:a_end]) + text[a_end:]
     return text
+
+
+def read_untrained_words(prompt: str, colours: bool = True, shapes: bool = True):
+    """(the prompt in a Shapes model's trained words, the colour reading, the shape reading): a shape noun no
+    training caption used said as the shape WordNet defines it as ("a cube" -> "a square": shape_nouns.py), then a
+    colour name as the palette colour it names ("the scarlet ring" -> "the red ring": colour_names.py); `colours`,
+    `shapes` False leave that kind as written (pipeline.yaml read_colour_names, read_shape_nouns)."""
+    from vidiff.data.colour_names import read_colour_names
+    from vidiff.data.shape_nouns import read_shape_nouns
+
+    read, shape = read_shape_nouns(prompt) if shapes else (prompt, None)
+    # the noun's rewrite keeps every colour word where it was, so the colour is read of the same object
+    read, reading = read_colour_names(read) if colours else (read, None)
+    return read, reading, shape

@@ -69,6 +69,7 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
     """Shapes accuracy of every clip in `folder` that has a prompt; returns accuracies, counts and rows."""
     from tqdm.auto import tqdm
 
+    from vidiff.data.prompt_words import read_untrained_words
     from vidiff.data.shapes import parse_prompt
     from vidiff.data.shapes_analysis import analyze_clip
     from vidiff.data.shapes_prompt import negated_words_note
@@ -87,7 +88,9 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
         if prompt is None:
             skipped.append({"file": name, "reason": "no prompt (.json sidecar, .txt or metadata.jsonl)"})
             continue
-        asked = dict(zip(("colour", "shape", "direction"), parse_prompt(prompt)))
+        # judged as a Shapes pipeline reads it: "a teal cube" asks for a green square (read_untrained_words)
+        read = read_untrained_words(prompt)[0]
+        asked = dict(zip(("colour", "shape", "direction"), parse_prompt(read)))
         if all(v is None for v in asked.values()):
             skipped.append({"file": name, "reason": f"prompt names no colour, shape or direction: {prompt!r}"})
             continue
@@ -103,7 +106,7 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
             matches = {a: False for a in ATTRIBUTES}
             row.update(found=None, error=str(e))
         else:
-            matches = analysis.matches(prompt)
+            matches = analysis.matches(read)
             row["found"] = {
                 "colour": analysis.colour, "shape": analysis.shape, "direction": analysis.direction,
                 "objects_per_frame": analysis.objects_per_frame, "speed": analysis.speed,

@@ -87,13 +87,9 @@ def read_prompt(config: PipelineConfig, prompt: str):
     name it was not trained on said as the palette colour that name means ("the scarlet ring" -> "the red ring":
     vidiff/data/colour_names.py, pipeline.yaml read_colour_names), a shape noun as the shape WordNet defines it as
     ("a cube" -> "a square": vidiff/data/shape_nouns.py, read_shape_nouns). Both read the prompt as written."""
-    from vidiff.data.colour_names import read_colour_names
-    from vidiff.data.shape_nouns import read_shape_nouns
+    from vidiff.data.prompt_words import read_untrained_words
 
-    read, shape = read_shape_nouns(prompt) if config.read_shape_nouns else (prompt, None)
-    # the noun's rewrite keeps every colour word where it was, so the colour is read of the same object
-    read, reading = read_colour_names(read) if config.read_colour_names else (read, None)
-    return read, reading, shape
+    return read_untrained_words(prompt, colours=config.read_colour_names, shapes=config.read_shape_nouns)
 
 
 def encoder_prompts(config: PipelineConfig, prompts: list[str] | None) -> list[str] | None:
