@@ -247,3 +247,56 @@ def test_decord_says_nothing_on_stderr_about_a_damaged_stream(tmp_path, capfd):
     with pytest.raises(io.VideoDecodeError) as refused:
         io.read_video(gif, num_frames=2, backend="decord")  # decord cannot open GIFs
     assert "decode failed (decord): [" in str(refused.value) and "/github/" not in str(refused.value)
+
+
+def _mjpeg_avi_with_exif(path: Path, frames: int = 5) -> Path:
+    """A camera's MJPEG AVI: every frame a JPEG holding an EXIF block (FFmpeg 8 puts it on each decoded frame as side
+    data of a type PyAV 18 does not know)."""
+    import io as pyio
+
+    import av
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "Camera"  # Make
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuvj420p"
+        for i in range(frames):
+            jpeg = pyio.BytesIO()
+            Image.new("RGB", (32, 24), (50 * i, 0, 0)).save(jpeg, "JPEG", exif=exif, quality=95)
+            packet = av.Packet(jpeg.getvalue())
+            packet.stream, packet.time_base, packet.pts = stream, Fraction(1, 10), i
+            container.mux(packet)
+    return path
+
+
+def test_frames_with_side_data_pyav_does_not_know_read_as_any_other(tmp_path):
+    """A camera's MJPEG clip with EXIF in each frame was refused by the whole read ("decode failed (pyav): 31 is not a
+    valid Type") and was a ValueError traceback from probe_video."""
+    clip = _mjpeg_avi_with_exif(tmp_path / "camera.avi")
+    assert io.probe_video(clip).num_frames == 5
+    frames, fps = io.read_video(clip, backend="pyav")
+    assert fps == 10 and frames.shape == (5, 24, 32, 3)
+    assert [int(v) for v in frames[:, 12, 16, 0]] == pytest.approx([0, 50, 100, 150, 200], abs=3)
+    assert sum(1 for _ in io.iter_video(clip)) == 5
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_an_exif_photo_read_as_a_video_is_upright_as_read_as_an_image(tmp_path, orientation):
+    """FFmpeg turns a photo by its EXIF Orientation (a display matrix beside the EXIF side data): the video readers
+    show it as read_image does, mirrors included."""
+    from PIL import Image
+
+    from vidiff.image_io import read_image
+
+    pixels = np.zeros((24, 32, 3), np.uint8)
+    pixels[:4, :6] = 255  # a marked corner: every turn and mirror moves it elsewhere
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"photo{orientation}.png"
+    Image.fromarray(pixels).save(path, exif=exif)
+    info = io.probe_video(path)
+    frames, _ = io.read_video(path)
+    assert (info.width, info.height) == (frames.shape[2], frames.shape[1])
+    assert np.array_equal(frames[0].numpy(), read_image(path).numpy())

@@ -25,11 +25,35 @@ def orientation(frame) -> tuple[int, bool]:
     taken (probe_video refuses an angle off one: off_quarter_turn). PyAV before 14 has no `rotation`: frames as
     stored."""
     degrees = getattr(frame, "rotation", 0)
-    matrix = next((bytes(d) for d in getattr(frame, "side_data", ()) if d.type.name == "DISPLAYMATRIX"), b"")
+    matrix = next((bytes(d) for d in _side_data(frame) if d.type.name == "DISPLAYMATRIX"), b"")
     m = np.frombuffer(matrix[:36], "<i4").astype(np.int64) if len(matrix) >= 36 else None
     mirrored = m is not None and m[0] * m[4] - m[1] * m[3] < 0  # a negative determinant: a reflection
     turn = 180 - degrees if mirrored else degrees
     return round(turn / 90) % 4, bool(mirrored)
+
+
+def _side_data(frame) -> list:
+    """A PyAV frame's side data. PyAV 18 names each entry by an enum of the types it knows and refuses a frame holding
+    any other ("ValueError: 31 is not a valid Type"): FFmpeg 8 puts an image's EXIF block (type 31) on every frame a
+    JPEG, PNG, WebP or TIFF decoder gives, so a photo, or an MJPEG clip from a camera, failed every read. Types it does
+    not know are then named UNKNOWN_<n>, once per process."""
+    try:
+        return list(getattr(frame, "side_data", ()))
+    except ValueError:
+        from av.sidedata.sidedata import Type
+
+        if "_missing_" in vars(Type):  # already named: the error is another one
+            raise
+
+        def unknown(cls, value):
+            if not isinstance(value, int):
+                return None
+            member = object.__new__(cls)
+            member._name_, member._value_ = f"UNKNOWN_{value}", value
+            return member
+
+        Type._missing_ = classmethod(unknown)
+        return list(frame.side_data)
 
 
 def off_quarter_turn(frame) -> bool:
