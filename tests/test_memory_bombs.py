@@ -163,3 +163,59 @@ def test_a_phones_multi_picture_jpeg_reads_as_its_first_picture_without_a_word(t
         image = read_image(path)
     assert tuple(image.shape) == (64, 80, 3)
     assert np.abs(image.numpy().astype(int) - pixels).mean() < 4  # the first picture, through JPEG's loss
+
+
+@pytest.mark.parametrize("kind", ["16-bit grey", "8-bit RGB"])
+def test_reading_a_still_keeps_little_more_than_the_picture_it_returns(tmp_path, kind):
+    """A still up to 2**27 pixels is read (phone photos); a 235 KB 16-bit PNG of 11000x11000 took 2.7 GB (int64
+    arithmetic over every sample) and an 8-bit one 2.4 GB (a made-up alpha channel and copies), 6 and 5 times what
+    read_image returns. numpy's allocations are traced here (PIL's own buffers are not)."""
+    import tracemalloc
+
+    from PIL import Image
+
+    from vidiff.image_io import read_image
+
+    pixels = np.full((500, 1000), 40000, np.uint16) if kind == "16-bit grey" else np.full((500, 1000, 3), 7, np.uint8)
+    path = tmp_path / "still.png"
+    Image.fromarray(pixels).save(path)
+    read_image(path)  # imports and caches outside the measure
+    tracemalloc.start()
+    try:
+        out = read_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (500, 1000, 3)
+    assert int(out[0, 0, 0]) == (156 if kind == "16-bit grey" else 7)  # 40000 * 255 / 65535 = 155.6
+    assert peak <= 2.2 * out.numel()  # the array PIL hands over and the returned copy
+
+
+def test_an_image_without_a_turn_is_not_copied_to_be_turned(tmp_path):
+    from PIL import Image
+
+    from vidiff.image_io import _upright
+
+    Image.new("RGB", (16, 8)).save(tmp_path / "plain.png")
+    with Image.open(tmp_path / "plain.png") as img:
+        assert _upright(img) is img
+
+
+def test_a_damaged_tiff_page_is_one_line_naming_the_file(tmp_path):
+    """Counting an animated image's frames reads every page: a TIFF whose second page lost its width was PIL's
+    TypeError traceback ("Missing dimensions")."""
+    from PIL import Image
+
+    from vidiff.image_io import read_image
+
+    path = tmp_path / "pages.tif"
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(path, save_all=True, append_images=[Image.new("RGB", (8, 8))])
+    data = bytearray(path.read_bytes())
+    first = struct.unpack_from("<I", data, 4)[0]  # "II": little-endian offsets
+    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    for k in range(struct.unpack_from("<H", data, second)[0]):
+        if struct.unpack_from("<H", data, second + 2 + 12 * k)[0] == 256:  # ImageWidth
+            struct.pack_into("<H", data, second + 2 + 12 * k, 0xC000)  # a private tag: the page has no width
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"pages\.tif: not a readable image \(Missing dimensions\)"):
+        read_image(path)

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("vidiff.io")
 # what PIL raises on a malformed EXIF block
 _EXIF_ERRORS = (SyntaxError, ValueError, TypeError, KeyError, OSError, struct.error)
+# what PIL's format plugins raise on a damaged file besides OSError (UnidentifiedImageError is one): a TIFF page
+# without its dimensions is a TypeError ("Missing dimensions"), met while counting an animated image's frames
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, TypeError, EOFError, IndexError, KeyError, struct.error,
+               ZeroDivisionError)
 
 
 # PIL modes whose samples are 16 bits: scaled to 8 bits (v * 255 / 65535, rounded), never clipped.
@@ -38,7 +42,7 @@ def _open_image(path: Path, limits: VideoLimits):
     """An opened PIL image (header read only) within `limits`; InputError for anything else."""
     import warnings
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with warnings.catch_warnings():
@@ -46,7 +50,7 @@ def _open_image(path: Path, limits: VideoLimits):
             img = Image.open(path)  # lazy: reads the header only
     except Image.DecompressionBombError:
         raise InputError(f"image {path}: too many pixels (PIL decompression-bomb limit)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except _PIL_ERRORS as e:
         raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
     if img.width * img.height > limits.max_pixels:
         img.close()
@@ -99,13 +103,11 @@ def _jpeg_data_short(path: Path, width: int, height: int) -> str | None:
 
 def check_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> None:
     """Checks a still image's header and structure without decoding it (size, pixel mode, bombs, PNG CRCs)."""
-    from PIL import UnidentifiedImageError
-
     path = _checked_image_file(path)
     img = _open_image(path, limits or IMAGE_LIMITS)
     try:
         img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except _PIL_ERRORS as e:
         raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
     finally:
         img.close()
@@ -121,14 +123,18 @@ def _checked_image_file(path) -> Path:
 def image_to_rgb(img) -> np.ndarray:
     """uint8 (H,W,3) RGB of a PIL image: 16-bit samples scaled to 8 bits (not clipped), alpha dropped."""
     if img.mode in _MODES_16BIT or img.mode == "I":  # "I": a 16-bit PNG as older PIL versions open it
-        values = np.asarray(img).astype(np.int64)
+        values = np.asarray(img)
         if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
             raise InputError(f"image: {img.mode} samples outside 0..65535; save it as 8-bit or 16-bit")
-        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        # a table, not arithmetic: int64 arithmetic over an 11000x11000 picture took 2.7 GB for a 235 KB PNG
+        grey = _SCALE_16_TO_8[values]
         return np.repeat(grey[..., None], 3, axis=-1)
     if _has_alpha(img):
         return np.asarray(img.convert("RGBA"))[..., :3]
-    return np.asarray(img.convert("RGB"))
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+_SCALE_16_TO_8 = ((np.arange(65536, dtype=np.int64) * 255 + 32767) // 65535).astype(np.uint8)  # v * 255 / 65535, rounded
 
 
 def _has_alpha(img) -> bool:
@@ -142,6 +148,8 @@ def _upright(img):
     from PIL import ImageOps
 
     try:
+        if img.getexif().get(0x0112, 1) == 1:
+            return img  # exif_transpose copies an image it does not turn: 484 MB more for 11000x11000 RGB
         return ImageOps.exif_transpose(img)
     except _EXIF_ERRORS:
         log.warning("image %s: unreadable EXIF orientation; using the pixels as stored", img.filename)
@@ -170,11 +178,18 @@ def read_image(path: str | os.PathLike, limits: VideoLimits | None = None) -> to
     from vidiff.caller_warning import warn_at_caller
     from vidiff.transparency import transparency_note
 
-    rgba = _read(path, limits, image_to_rgba)  # image_to_rgb's colours, and the alpha to say what is dropped
-    note = transparency_note(rgba.numpy())
+    pixels = _read(path, limits, _rgb_or_rgba)  # image_to_rgb's colours, and any alpha to say what is dropped
+    if pixels.shape[-1] == 3:  # opaque: no alpha made up for the check (a picture of 2**27 pixels took 2.4 GB)
+        return pixels
+    note = transparency_note(pixels.numpy())
     if note:
         warn_at_caller(f"image {path} {note}")
-    return rgba[..., :3].contiguous()
+    return pixels[..., :3].contiguous()
+
+
+def _rgb_or_rgba(img) -> np.ndarray:
+    """uint8 (H,W,4) of an image with alpha (image_to_rgba), else (H,W,3) (image_to_rgb)."""
+    return image_to_rgba(img) if _has_alpha(img) else image_to_rgb(img)
 
 
 def read_image_rgba(path: str | os.PathLike, limits: VideoLimits | None = None) -> torch.Tensor:
@@ -193,7 +208,7 @@ def image_to_rgba(img) -> np.ndarray:
 
 def _read(path, limits: VideoLimits | None, convert) -> torch.Tensor:
     import torch
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = _checked_image_file(path)
     img = _open_image(path, limits or IMAGE_LIMITS)
@@ -211,6 +226,7 @@ def _read(path, limits: VideoLimits | None, convert) -> torch.Tensor:
             pixels = convert(_upright(img))  # (H,W,C)
     except InputError as e:
         raise InputError(f"image {path}: {e}".replace(": image:", ":")) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (*_PIL_ERRORS, Image.DecompressionBombError) as e:
         raise InputError(f"image {path}: not a readable image ({_short(e)})") from None
-    return torch.from_numpy(np.ascontiguousarray(pixels).copy())
+    owned = pixels.flags.c_contiguous and pixels.flags.writeable and pixels.flags.owndata
+    return torch.from_numpy(pixels if owned else np.ascontiguousarray(pixels).copy())
