@@ -219,3 +219,25 @@ def test_a_damaged_tiff_page_is_one_line_naming_the_file(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"pages\.tif: not a readable image \(Missing dimensions\)"):
         read_image(path)
+
+
+def test_an_icon_larger_than_its_directory_says_is_refused_in_one_line(tmp_path):
+    """PIL decodes an ICO's picture while opening it and warns when it is not the size its directory states: the
+    Python warning printed three lines (file, line, source) above the command's error."""
+    import warnings
+
+    from PIL import Image
+
+    from vidiff.image_io import read_image
+    from vidiff.io import VideoLimits
+
+    picture = pyio.BytesIO()
+    Image.new("RGBA", (300, 200), (255, 0, 0, 255)).save(picture, "PNG")
+    png = picture.getvalue()
+    entry = struct.pack("<BBBBHHII", 16, 16, 0, 0, 1, 32, len(png), 22)  # the directory says 16x16
+    path = tmp_path / "icon.ico"
+    path.write_bytes(struct.pack("<HHH", 0, 1, 1) + entry + png)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the read
+        with pytest.raises(InputError, match=r"icon\.ico: 300x200 exceeds max_pixels=10000"):
+            read_image(path, limits=VideoLimits(max_pixels=10_000))

@@ -46,8 +46,11 @@ def _open_image(path: Path, limits: VideoLimits):
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)  # lazy: reads the header only
+            # PIL's warnings as Python prints them (file, line and source: three lines beside the command's one): an
+            # ICO's picture is decoded by the open itself, and one larger than its directory says is warned of
+            # ("Image was not the expected size") before its size is refused below
+            warnings.simplefilter("ignore")
+            img = Image.open(path)  # lazy: reads the header only (an ICO / ICNS: its picture too)
     except Image.DecompressionBombError:
         raise InputError(f"image {path}: too many pixels (PIL decompression-bomb limit)") from None
     except _PIL_ERRORS as e:
