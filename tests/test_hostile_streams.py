@@ -300,3 +300,30 @@ def test_an_exif_photo_read_as_a_video_is_upright_as_read_as_an_image(tmp_path, 
     frames, _ = io.read_video(path)
     assert (info.width, info.height) == (frames.shape[2], frames.shape[1])
     assert np.array_equal(frames[0].numpy(), read_image(path).numpy())
+
+
+def test_a_clip_none_of_whose_frames_demux_says_so(tmp_path):
+    """An MP4 whose sample size table claims 10**9 samples (FFmpeg drops its index, so no packet demuxes) while its
+    time table states 16 frames: the whole read said "asked for None frames from 0 every 1, but the video has 0
+    frames" (extend's error)."""
+    import torch
+
+    path = tmp_path / "clip.mp4"
+    io.write_video(path, torch.zeros(16, 64, 64, 3, dtype=torch.uint8), 8)
+    data = bytearray(path.read_bytes())
+    stsz = data.index(b"stsz")
+    struct.pack_into(">II", data, stsz + 8, 1, 10**9)  # every sample 1 byte, 10**9 of them
+    path.write_bytes(bytes(data))
+    assert io.probe_video(path).num_frames == 16  # the time table's count
+    for read in (lambda: io.read_video(path), lambda: io.read_video(path, num_frames=4, backend="pyav")):
+        with pytest.raises(io.VideoDecodeError, match=r"clip\.mp4: no frame could be decoded$"):
+            read()
+
+
+def test_a_whole_read_starting_past_the_end_names_the_start(tmp_path):
+    import torch
+
+    path = tmp_path / "clip.mp4"
+    io.write_video(path, torch.zeros(16, 64, 64, 3, dtype=torch.uint8), 8)
+    with pytest.raises(io.VideoDecodeError, match=r"asked for the frames from 20 on, but the video has 16 frames$"):
+        io.read_video(path, start=20, backend="pyav")

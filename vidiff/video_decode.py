@@ -90,6 +90,11 @@ def _decord_available() -> bool:
 
 
 def _not_enough(path, num_frames, start, step, total) -> VideoDecodeError:
+    if not total:  # a whole read ("asked for None frames") as well as a window
+        return VideoDecodeError(path, "no frame could be decoded")
+    if num_frames is None:  # a whole read from `start` on: past the end
+        return VideoDecodeError(path, f"asked for the frames from {start} on, but the video has {total} "
+                                      f"frame{'' if total == 1 else 's'}")
     return VideoDecodeError(
         path, f"asked for {num_frames} frames from {start} every {step:g}, but the video has {total} "
         f"frame{'' if total == 1 else 's'}"
