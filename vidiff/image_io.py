@@ -137,7 +137,8 @@ def image_to_rgb(img) -> np.ndarray:
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-_SCALE_16_TO_8 = ((np.arange(65536, dtype=np.int64) * 255 + 32767) // 65535).astype(np.uint8)  # v * 255 / 65535, rounded
+# v * 255 / 65535, rounded
+_SCALE_16_TO_8 = ((np.arange(65536, dtype=np.int64) * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def _has_alpha(img) -> bool:
