@@ -274,6 +274,23 @@ def test_a_launchers_dynamo_backend_compiles_and_the_run_saves_plain_names(tmp_p
     assert all(float((exported[k] - expected[k]).abs().max()) <= 1e-6 for k in expected)
 
 
+def test_a_run_trains_under_an_accelerate_without_keep_torch_compile(tmp_path, monkeypatch):
+    """pyproject allows accelerate>=0.30; unwrap_model's keep_torch_compile came in 1.3, and the loop's call with it
+    stopped every run there with a TypeError. The plain module is taken out of the compiled wrapper and DDP by the
+    loop itself (plain_module), with no call to unwrap_model."""
+    import torch
+    from accelerate import Accelerator
+
+    from vidiff.training.loop import plain_module
+
+    plain = read_metrics(train(toy(tmp_path / "plain")) / "metrics.jsonl")
+    monkeypatch.setattr(Accelerator, "unwrap_model", lambda self, model, keep_fp32_wrapper=True: model)  # 1.2's
+    rows = read_metrics(train(toy(tmp_path / "old")) / "metrics.jsonl")
+    assert [r["loss"] for r in rows] == [r["loss"] for r in plain]
+    net = torch.nn.Linear(2, 2)
+    assert plain_module(torch.compile(net, backend="eager")) is net and plain_module(net) is net
+
+
 def test_a_users_folder_with_its_own_export_or_config_is_not_overwritten(tmp_path):
     """train() into a folder holding export/my_video.mp4 and the user's config.yaml removed the one and replaced
     the other, without a word."""

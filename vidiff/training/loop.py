@@ -123,6 +123,23 @@ def prepare_for_accelerate(accelerator, model, optimizer, sharded: bool):
     return accelerator.prepare(model, optimizer)
 
 
+def plain_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The module under what prepare() wrapped it in: torch.compile's wrapper (a launcher's dynamo_backend) and
+    DDP. Not accelerator.unwrap_model(model, keep_torch_compile=False): the keyword came in Accelerate 1.3, and
+    pyproject allows 0.30, where it was a TypeError at every run's start; before 1.3 the unwrap also kept the compiled
+    wrapper and pointed it at the bare module, so the training forward lost DDP's gradient sync."""
+    from torch._dynamo.eval_frame import OptimizedModule
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+    while True:
+        if isinstance(model, OptimizedModule):
+            model = model._orig_mod
+        elif isinstance(model, (DistributedDataParallel, DataParallel)):
+            model = model.module
+        else:
+            return model
+
+
 def train(cfg: TrainConfig, *, resume: str | None = None, force: bool = False, stage=None) -> Path:
     """Runs (or resumes) the stage described by `cfg`; returns the run folder. `stage` overrides the one
     built from the config (tests)."""
@@ -192,7 +209,7 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
     model, optimizer = prepare_for_accelerate(accelerator, model, optimizer, sharded)
     # the plain module: the EMA, checkpoints and export name its tensors (a launcher's dynamo_backend compiles the
     # model, and the compiled wrapper's "_orig_mod." names stopped the EMA update at the first step)
-    raw = raw if sharded else accelerator.unwrap_model(model, keep_torch_compile=False)
+    raw = raw if sharded else plain_module(model)
 
     state = {"step": 0, "opt_steps": 0, "ema_updates": 0, "nonfinite_in_a_row": 0}
     logged = None
