@@ -71,10 +71,14 @@ def check_launch_settings(env=None) -> None:
     policy = env.get("FSDP_AUTO_WRAP_POLICY", "SIZE_BASED_WRAP")
     if policy not in ("SIZE_BASED_WRAP", "NO_WRAP"):
         raise InputError(f"fsdp_auto_wrap_policy: {policy}: `vidiff train` supports SIZE_BASED_WRAP and NO_WRAP")
-    if _flag(env, "FSDP_CPU_RAM_EFFICIENT_LOADING"):  # turns on sync_module_states, which FSDP2 here never uses
+    # With FSDP2 Accelerate accepts it, but transformers then loads the text encoder's weights in local rank 0
+    # only, leaving the other processes' empty for an FSDP broadcast this loop never makes (it shards the U-Net
+    # itself); with fsdp_version 1 Accelerator() stopped on CPU ("sync_module_states=True is not supported on cpu").
+    if _flag(env, "FSDP_CPU_RAM_EFFICIENT_LOADING"):
         raise InputError("fsdp_cpu_ram_efficient_loading: true: `vidiff train` builds the whole model in every "
-                         "process and shards it itself (FSDP2, docs/training.md); set it to false in the accelerate "
-                         "config")
+                         "process and shards it itself (FSDP2, docs/training.md), and with it transformers would "
+                         "load the text encoder in one process only; set it to false in the accelerate config "
+                         "(`accelerate launch --use_fsdp` sets it true unless told)")
 
 
 def peer_failure(error: BaseException, processes: int) -> str | None:
