@@ -241,3 +241,27 @@ def test_an_icon_larger_than_its_directory_says_is_refused_in_one_line(tmp_path)
         warnings.simplefilter("error")  # any warning fails the read
         with pytest.raises(InputError, match=r"icon\.ico: 300x200 exceeds max_pixels=10000"):
             read_image(path, limits=VideoLimits(max_pixels=10_000))
+
+
+def test_opening_an_image_keeps_pils_warnings_other_than_its_size(tmp_path, monkeypatch):
+    """Only the warnings about size are kept quiet while an image is opened (the pixel bound is vidiff's own one-line
+    check): a JPEG whose EXIF block PIL finds corrupt, which may have lost the photo's orientation, was read without a
+    word once every warning of the open was ignored."""
+    import warnings
+
+    from PIL import Image
+
+    from vidiff.image_io import image_size, read_image
+
+    path = tmp_path / "photo.jpg"
+    cut_exif = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03"  # 5 entries said, the first cut short
+    Image.new("RGB", (8, 5), (9, 9, 9)).save(path, exif=cut_exif)
+    with pytest.warns(UserWarning, match="Corrupt EXIF data"):
+        assert read_image(path).shape == (5, 8, 3)
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30)  # 8x5 = 40 pixels: PIL's bomb warning, not its error
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 5)).save(plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert image_size(plain) == (8, 5)

@@ -46,10 +46,11 @@ def _open_image(path: Path, limits: VideoLimits):
 
     try:
         with warnings.catch_warnings():
-            # PIL's warnings as Python prints them (file, line and source: three lines beside the command's one): an
-            # ICO's picture is decoded by the open itself, and one larger than its directory says is warned of
-            # ("Image was not the expected size") before its size is refused below
-            warnings.simplefilter("ignore")
+            # the pixel bound is checked below, in one line. An ICO's picture is decoded by the open itself, and one
+            # larger than its directory says is warned of before its size is refused there. PIL's other warnings
+            # stay: a corrupt EXIF block may have lost the photo's orientation
+            warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", "Image was not the expected size", UserWarning)
             img = Image.open(path)  # lazy: reads the header only (an ICO / ICNS: its picture too)
     except Image.DecompressionBombError:
         raise InputError(f"image {path}: too many pixels (PIL decompression-bomb limit)") from None
