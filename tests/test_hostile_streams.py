@@ -327,3 +327,37 @@ def test_a_whole_read_starting_past_the_end_names_the_start(tmp_path):
     io.write_video(path, torch.zeros(16, 64, 64, 3, dtype=torch.uint8), 8)
     with pytest.raises(io.VideoDecodeError, match=r"asked for the frames from 20 on, but the video has 16 frames$"):
         io.read_video(path, start=20, backend="pyav")
+
+
+def test_side_data_read_when_another_thread_named_the_unknown_types_meanwhile():
+    """Two threads meeting their first frame with unknown side data at once: this one's read failed before the other
+    named the unknown types, and it found them named when it looked. It took that as another error and raised
+    "31 is not a valid Type" for a frame that reads."""
+    from av.sidedata.sidedata import Type
+
+    from vidiff import video_orientation
+
+    class Frame:  # the first read of side_data fails as PyAV's does before the naming, the next ones read
+        def __init__(self, meanwhile=None):
+            self.reads, self.meanwhile = 0, meanwhile
+
+        @property
+        def side_data(self):
+            self.reads += 1
+            if self.reads > 1:
+                return ["entry"]
+            if self.meanwhile:
+                video_orientation._side_data(self.meanwhile)  # the other thread, between the failure and the look
+            raise ValueError("31 is not a valid Type")
+
+    named = vars(Type).get("_missing_")
+    try:
+        if named:
+            delattr(Type, "_missing_")  # as before any frame of this process met an unknown type
+        assert video_orientation._side_data(Frame(meanwhile=Frame())) == ["entry"]
+        assert Type(31).name == "UNKNOWN_31"
+    finally:
+        if named:
+            Type._missing_ = named
+        elif "_missing_" in vars(Type):
+            delattr(Type, "_missing_")

@@ -40,20 +40,26 @@ def _side_data(frame) -> list:
     try:
         return list(getattr(frame, "side_data", ()))
     except ValueError:
-        from av.sidedata.sidedata import Type
-
-        if "_missing_" in vars(Type):  # already named: the error is another one
-            raise
-
-        def unknown(cls, value):
-            if not isinstance(value, int):
-                return None
-            member = object.__new__(cls)
-            member._name_, member._value_ = f"UNKNOWN_{value}", value
-            return member
-
-        Type._missing_ = classmethod(unknown)
+        _name_unknown_side_data_types()
+        # tried again even where the naming was there already: another thread may have put it there after this
+        # frame's try failed. A ValueError now is another one
         return list(frame.side_data)
+
+
+def _name_unknown_side_data_types() -> None:
+    from av.sidedata.sidedata import Type
+
+    if "_missing_" in vars(Type):
+        return
+
+    def unknown(cls, value):
+        if not isinstance(value, int):
+            return None
+        member = object.__new__(cls)
+        member._name_, member._value_ = f"UNKNOWN_{value}", value
+        return member
+
+    Type._missing_ = classmethod(unknown)  # two threads setting it at once set the same
 
 
 def off_quarter_turn(frame) -> bool:
