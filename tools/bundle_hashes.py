@@ -17,7 +17,10 @@ extension speed (2026-12-03, tools/finetune_speed.sh), which changed every frame
 The bundle's extensions then started from the clip's motion (`extension_strength: 0.2`, 2026-12-03 afternoon),
 which changed the extend case's frames only: recorded again. The keyframe part and its control adapter were
 fine-tuned on captions that say the motion as a path ("from right to left", 2026-12-03 evening), which changed every
-frame but the fill's: recorded again.
+frame but the fill's: recorded again. On 2026-12-06 another "AMD EPYC / AVX512" (family 25 model 17, AVX512-BF16)
+gave other frames than the one on record for the same commit (c158147, and this day's commits gave its own frames
+bit for bit): a cloud CPU's name says too little, so the key gained the family, model number and cache size, the
+older set (whose machine's are not known) was dropped and this machine's recorded.
 """
 from __future__ import annotations
 
@@ -69,15 +72,23 @@ def run_case(pipe, kind: str, prompt: str, seed: int) -> torch.Tensor:
 
 
 def platform() -> str:
-    """What decides the low bits of the frames: CPU model, AMX, torch's CPU capability and torch's version."""
-    model, amx = _platform.processor() or "unknown CPU", False
+    """What decides the low bits of the frames: CPU model (with its family, model number and cache size: a cloud
+    "AMD EPYC" names several), AMX, torch's CPU capability and torch's version."""
+    model, amx, detail = _platform.processor() or "unknown CPU", False, ""
     try:
         info = Path("/proc/cpuinfo").read_text()
-        model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), model)
+        fields = {}
+        for line in info.splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        model = fields.get("model name", model)
+        detail = f" (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, " \
+                 f"cache {fields.get('cache size', '?')})"
         amx = " amx_tile" in info
     except OSError:
         pass
-    return f"{model} / {torch.backends.cpu.get_cpu_capability()}{' + AMX' if amx else ''} / torch {torch.__version__}"
+    return (f"{model}{detail} / {torch.backends.cpu.get_cpu_capability()}{' + AMX' if amx else ''} / "
+            f"torch {torch.__version__}")
 
 
 def frame_hash(frames: torch.Tensor) -> str:
