@@ -399,3 +399,17 @@ def test_an_exported_pipeline_is_as_readable_as_any_new_folder(tmp_path):
         os.umask(mask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert all(stat.S_IMODE(p.stat().st_mode) & 0o004 for p in out.rglob("*"))  # every part file readable by others
+
+
+def test_only_this_outputs_leftovers_go_whatever_its_name(tmp_path):
+    """The leftovers were found by a glob of the output's name: a killed export of "pipe[2]" left its copy for good
+    (the `[2]` read as a pattern), and an export of "pipe" removed `.pipe.v2.*.old`, the only copy of the pipeline
+    "pipe.v2" when a stop in its swap had left no "pipe.v2"."""
+    from vidiff.pipeline.export import remove_stale_exports
+
+    for name in (".pipe[2].k3j_x9qa.tmp", ".pipe.v2.ab12cd34.old", ".pipe.v2.ef56gh78.tmp", ".pipe.qq11ww22.old"):
+        (tmp_path / name / "vae").mkdir(parents=True)
+    (tmp_path / "pipe").mkdir()
+    assert remove_stale_exports(tmp_path / "pipe[2]", older_than_s=-1) == [tmp_path / ".pipe[2].k3j_x9qa.tmp"]
+    assert remove_stale_exports(tmp_path / "pipe", older_than_s=-1) == [tmp_path / ".pipe.qq11ww22.old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".pipe.v2.ab12cd34.old", ".pipe.v2.ef56gh78.tmp", "pipe"]

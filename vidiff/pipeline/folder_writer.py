@@ -80,14 +80,20 @@ def remove_stale_exports(out: Path, older_than_s: float | None = None) -> list[P
     day, as output_safety does with its temporaries; a younger one may be another export's, still running (an
     export holds the folder's lock, vidiff/folder_lock.py, under which it removes them whatever their age:
     `older_than_s` < 0)."""
+    import re
     import time
 
     from vidiff.output_safety import STALE_AFTER_S
 
     limit = STALE_AFTER_S if older_than_s is None else older_than_s
+    suffixes = "|".join(re.escape(s) for s in ((".tmp", ".old") if out.exists() else (".tmp",)))
+    # exactly the names mkdtemp gives this output's copies (random letters, digits and _, no dot): a glob of the name
+    # took the `[` of "pipe[2]" for a pattern (a killed export's copy was never removed), and `.pipe.*.old` matched
+    # the set-aside copy of a sibling "pipe.v2", the only one of that pipeline while "pipe.v2" itself is missing
+    ours = re.compile(re.escape(f".{out.name}.") + r"[A-Za-z0-9_]+(" + suffixes + ")")
     gone = []
-    for suffix in (".tmp", ".old") if out.exists() else (".tmp",):
-        for folder in out.parent.glob(f".{out.name}.*{suffix}"):
+    for folder in sorted(out.parent.iterdir()) if out.parent.is_dir() else ():
+        if ours.fullmatch(folder.name):
             try:
                 if folder.is_dir() and not folder.is_symlink() and time.time() - folder.stat().st_mtime > limit:
                     shutil.rmtree(folder)
