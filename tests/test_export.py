@@ -413,3 +413,26 @@ def test_only_this_outputs_leftovers_go_whatever_its_name(tmp_path):
     assert remove_stale_exports(tmp_path / "pipe[2]", older_than_s=-1) == [tmp_path / ".pipe[2].k3j_x9qa.tmp"]
     assert remove_stale_exports(tmp_path / "pipe", older_than_s=-1) == [tmp_path / ".pipe.qq11ww22.old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".pipe.v2.ab12cd34.old", ".pipe.v2.ef56gh78.tmp", "pipe"]
+
+
+def test_leftovers_are_not_looked_for_in_a_folder_that_cannot_be_listed(tmp_path, monkeypatch):
+    """An export beside others in a folder it may write but not list (mode -wx, a drop box; folder_lock takes no lock
+    there) went on, as a glob finds nothing there; listing it by name raised PermissionError before the export."""
+    import os
+
+    from vidiff.pipeline.export import remove_stale_exports
+
+    (tmp_path / ".pipe.ab12cd34.tmp").mkdir()
+    real_listdir, real_scandir = os.listdir, os.scandir
+
+    def refused(real):
+        def call(path="."):
+            if Path(path) == tmp_path:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+        return call
+
+    monkeypatch.setattr(os, "listdir", refused(real_listdir))
+    monkeypatch.setattr(os, "scandir", refused(real_scandir))
+    assert remove_stale_exports(tmp_path / "pipe", older_than_s=-1) == []
+    assert (tmp_path / ".pipe.ab12cd34.tmp").is_dir()

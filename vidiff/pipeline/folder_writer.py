@@ -91,8 +91,12 @@ def remove_stale_exports(out: Path, older_than_s: float | None = None) -> list[P
     # took the `[` of "pipe[2]" for a pattern (a killed export's copy was never removed), and `.pipe.*.old` matched
     # the set-aside copy of a sibling "pipe.v2", the only one of that pipeline while "pipe.v2" itself is missing
     ours = re.compile(re.escape(f".{out.name}.") + r"[A-Za-z0-9_]+(" + suffixes + ")")
+    try:
+        entries = sorted(out.parent.iterdir())
+    except OSError:  # no such folder, or one that can be written but not listed (mode -wx): none to find, as glob
+        return []
     gone = []
-    for folder in sorted(out.parent.iterdir()) if out.parent.is_dir() else ():
+    for folder in entries:
         if ours.fullmatch(folder.name):
             try:
                 if folder.is_dir() and not folder.is_symlink() and time.time() - folder.stat().st_mtime > limit:
