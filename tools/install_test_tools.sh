@@ -22,10 +22,12 @@ else
   echo "install_test_tools: need root (or passwordless sudo) to install ${missing[*]}; the tests that need them will skip"
   exit 0
 fi
-export DEBIAN_FRONTEND=noninteractive
+# the frontend set through env: sudo's env_reset drops an exported one, and a debconf or dpkg question asked with
+# its output in /dev/null would wait for ever; stdin from /dev/null makes any other question fail, not wait
+apt_get() { $as_root env DEBIAN_FRONTEND=noninteractive apt-get "$@" </dev/null >/dev/null 2>&1; }
 for package in "${missing[@]}"; do
-  if $as_root apt-get install -y -qq --no-install-recommends "$package" >/dev/null 2>&1 \
-    || { $as_root apt-get update -qq >/dev/null 2>&1 && $as_root apt-get install -y -qq --no-install-recommends "$package" >/dev/null 2>&1; }; then
+  if apt_get install -y -qq --no-install-recommends "$package" \
+    || { apt_get update -qq && apt_get install -y -qq --no-install-recommends "$package"; }; then
     echo "install_test_tools: installed $package"
   else
     echo "install_test_tools: apt-get could not install $package; the tests that need it will skip"
