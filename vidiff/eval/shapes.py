@@ -88,7 +88,7 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
         if prompt is None:
             skipped.append({"file": name, "reason": "no prompt (.json sidecar, .txt or metadata.jsonl)"})
             continue
-        # judged as a Shapes pipeline reads it: "a teal cube" asks for a green square (read_untrained_words)
+        # judged as a Shapes pipeline reads it: "a teal globe" asks for a green circle (read_untrained_words)
         read = read_untrained_words(prompt)[0]
         asked = dict(zip(("colour", "shape", "direction"), parse_prompt(read)))
         if all(v is None for v in asked.values()):
