@@ -82,7 +82,7 @@ def _starts_noun(words: list[str], i: int, colours: set[str], ends: bool = False
     while j >= 0 and modifies(words[j]):
         if words[j] in _DETERMINERS:
             article = True
-        elif any(w in _DETERMINERS for w in words[j + 1:i]):
+        elif article:  # a determiner stands between this word and the noun
             return False  # a determiner after a colour or size is a pronoun: "the red one drops"
         j -= 1
     if not ((j < i - 1 or i == 0) and (j < 0 or words[j] not in _PLACES)):
@@ -114,10 +114,14 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
     negated = negated_spans(prompt, set(WORDNET_SHAPE_NOUNS) | {w + "s" for w in WORDNET_SHAPE_NOUNS})
     ends = [i + 1 == len(tokens) or prompt[span[1]:tokens[i + 1][1][0]].strip() != "" for i, (_, span) in
             enumerate(tokens)]
-    said = [i for i, (w, span) in enumerate(tokens)
-            if span not in negated and _starts_noun(words, i, colours, ends[i])]
-    if any(words[i] in trained or words[i].removesuffix("s") in trained or words[i].removesuffix("es") in trained
-           for i in said):
+
+    def is_trained(word: str) -> bool:
+        return word in trained or word.removesuffix("s") in trained or word.removesuffix("es") in trained
+
+    # only a noun is looked at as the object's: walking back from every word took seconds on a long prompt
+    said = [i for i, (w, span) in enumerate(tokens) if (is_trained(w) or is_shape_noun(w)) and span not in negated
+            and _starts_noun(words, i, colours, ends[i])]
+    if any(is_trained(words[i]) for i in said):
         return prompt, None
     for i in said:
         noun = _singular(words[i])

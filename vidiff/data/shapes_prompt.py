@@ -119,16 +119,23 @@ def background_colour_positions(words: list[str], extra_colours=()) -> dict[int,
     def is_colour(word: str) -> bool:
         return word in _COLOUR_WORDS or word in extra_colours
 
+    # where each word's run of shade and colour words ends, and where its run of shade words before it starts,
+    # found once: walking them from every colour took minutes on a prompt of a few thousand colour words
+    run_end, end = [0] * len(words), len(words)
+    for k in range(len(words) - 1, -1, -1):
+        run_end[k] = end
+        if not (words[k] in _SHADE_WORDS or is_colour(words[k])):
+            end = k
+    before_shades, start = [0] * len(words), -1
+    for k, word in enumerate(words):
+        before_shades[k] = start
+        if word not in _SHADE_WORDS:
+            start = k
     found = {}
     for i, word in enumerate(words):
         if not is_colour(word):
             continue
-        j = i + 1
-        while j < len(words) and (words[j] in _SHADE_WORDS or is_colour(words[j])):
-            j += 1
-        before = i - 1
-        while before >= 0 and words[before] in _SHADE_WORDS:
-            before -= 1
+        j, before = run_end[i], before_shades[i]
         after_place = before >= 0 and words[before] in _BACKGROUND_PLACES
         if (j < len(words) and words[j] in BACKGROUND_NOUNS) or (after_place and _ends_a_place(words, j)):
             found[i] = _COLOUR_WORDS.get(word, word)
