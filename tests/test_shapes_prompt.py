@@ -106,3 +106,42 @@ def test_the_note_for_a_negated_colour_shape_or_direction():
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
     for task in ("generate", "edit", "animate"):  # the model reads the word as asked in every task
         assert any("not the negation" in n for n in prompt_notes(shapes, "a circle moving left, not red", task)), task
+
+
+def test_a_place_said_with_at_in_or_on_is_not_the_direction():
+    """"a red circle at the bottom moving up" read down (the place's word came first) and said the prompt named two
+    directions; a start and an end said there still name the motion."""
+    from vidiff.data.shapes_prompt import parse_prompt
+
+    for prompt, direction in (("a red circle at the bottom moving up", "up"),
+                              ("a red circle at the top moving down", "down"),
+                              ("a red circle in the upper left, moving right", "right"),
+                              ("a circle on the left moving right", "right"),
+                              ("a ball that ends at the bottom", "down"), ("enters at the top", "down"),
+                              ("moving in the left direction", "left")):
+        assert parse_prompt(prompt)[2] == direction, prompt
+        assert ambiguous_prompt_note(prompt) is None, prompt
+    assert parse_prompt("a red circle at the bottom") == ("red", "circle", None)
+
+
+def test_the_wards_spellings_of_compass_words_name_a_direction():
+    from vidiff.data.shapes_prompt import parse_prompt
+
+    for word, direction in (("eastwards", "right"), ("westwards", "left"), ("northwards", "up"),
+                            ("southwards", "down")):
+        assert parse_prompt(f"a green triangle moving {word}")[2] == direction, word
+
+
+def test_a_long_prompt_is_read_at_once():
+    """A prompt of a few hundred colour words took seconds (every word walked back over the run before it, each
+    step looking over the run again), and a few thousand minutes."""
+    import time
+
+    from vidiff.pipeline.request import prompt_notes
+
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    prompt_notes(shapes, "a red circle moving left")  # the readers' imports
+    start = time.perf_counter()
+    notes = prompt_notes(shapes, "red " * 2000 + "circle moving left")
+    assert time.perf_counter() - start < 1.0
+    assert notes == []

@@ -39,6 +39,8 @@ _DIRECTION_WORDS = {
     "down": "down", "downward": "down", "downwards": "down", "south": "down", "southward": "down",
     "downhill": "down",
     "top": "up", "bottom": "down",  # "toward the top"
+    # the "-wards" spellings of the compass words ("eastwards" named no direction while "leftwards" did)
+    "westwards": "left", "eastwards": "right", "northwards": "up", "southwards": "down", "skywards": "up",
 }
 # verbs that carry the direction themselves, in the forms a prompt uses ("rises", "rising", "rise")
 _DIRECTION_WORDS.update(dict.fromkeys(
@@ -74,10 +76,11 @@ def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
 def _named_values(text: str) -> dict[str, list[str]]:
     """Every distinct colour, shape and direction the words of `text` name, in the order they first appear (a
     direction word that names where the motion starts read as the opposite direction). A colour said of the
-    background and a direction word that places the object ("in the top left corner") are not the object's."""
+    background and a direction word that places the object ("in the top left corner", "at the bottom") are not the
+    object's."""
     named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
     words = _words(text)
-    scenery = set(background_colour_positions(words)) | _corner_positions(words)
+    scenery = set(background_colour_positions(words)) | _corner_positions(words) | _place_positions(words)
     for i, word in enumerate(words):
         if i in scenery:
             continue
@@ -171,6 +174,30 @@ def _corner_positions(words: list[str]) -> set[int]:
         towards = bool({"to", "toward", "towards", "into"} & set(words[max(0, i - 2):i + 1]))
         if run and not towards and not any(_names_the_origin(words, j) for j in run):
             found.update(run)
+    return found
+
+
+# words that say where the motion ends: "ends at the bottom" names the direction (down), "at the bottom" alone a place
+_END_VERBS = {"end", "ends", "ending", "stop", "stops", "stopping", "finish", "finishes", "finishing", "arrive",
+              "arrives", "arriving", "land", "lands", "landing"}
+
+
+def _place_positions(words: list[str]) -> set[int]:
+    """Indices of direction words that say where the object is, said after "at", "in" or "on" ("a red circle at
+    the bottom moving up", "in the upper left, moving right"): read as directions, they were the motion's, so
+    "at the bottom moving up" read down. Not a start ("starts at the top": _names_the_origin reads it), an end
+    ("ends at the bottom"), or "in the left direction"."""
+    found = set()
+    for k, word in enumerate(words):
+        if word not in _DIRECTION_WORDS or _names_the_origin(words, k):
+            continue
+        i = k - 1
+        while i >= 0 and (words[i] in _DIRECTION_WORDS or words[i] in ("the", "upper", "lower", "far")):
+            i -= 1
+        at = i >= 0 and words[i] in ("at", "in", "on")
+        ends = i >= 1 and (words[i - 1] in _END_VERBS or words[i - 1] in _ORIGIN_VERBS)
+        if at and not ends and words[k + 1:k + 2] not in (["direction"], ["to"]):
+            found.add(k)
     return found
 
 
