@@ -137,7 +137,7 @@ def test_a_long_prompt_is_read_at_once():
     step looking over the run again), and a few thousand minutes."""
     import time
 
-    from vidiff.pipeline.request import prompt_notes
+    from vidiff.pipeline.request import prompt_notes, read_prompt
 
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
     prompt_notes(shapes, "a red circle moving left")  # the readers' imports
@@ -145,3 +145,7 @@ def test_a_long_prompt_is_read_at_once():
     notes = prompt_notes(shapes, "red " * 2000 + "circle moving left")
     assert time.perf_counter() - start < 1.0
     assert notes == []
+    start = time.perf_counter()  # every word walked forward over the shade words after it for a colour name
+    read = read_prompt(shapes, "a " + "very " * 3000 + "teal square moving left")
+    assert time.perf_counter() - start < 0.1
+    assert read[0].endswith("very green square moving left")
