@@ -8,7 +8,7 @@ from vidiff import cpu_precision
 from vidiff.commands.device_args import dtype_name, torch_dtype
 from vidiff.config import from_dict
 from vidiff.training.config import TrainConfig, validate
-from vidiff.training.loop import make_accelerator
+from vidiff.training.accelerator import make_accelerator
 
 
 @pytest.fixture

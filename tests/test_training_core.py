@@ -409,7 +409,7 @@ def test_processes_launched_for_gpus_on_a_cpu_are_told_so(monkeypatch):
     a word; CPU processes asked for as such, no more than the cores, are not warned of."""
     import os
 
-    from vidiff.training.loop import cpu_processes_note
+    from vidiff.training.accelerator import cpu_processes_note
 
     cores = len(os.sched_getaffinity(0))
     monkeypatch.setenv("ACCELERATE_USE_CPU", "False")

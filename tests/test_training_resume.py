@@ -281,7 +281,7 @@ def test_a_run_trains_under_an_accelerate_without_keep_torch_compile(tmp_path, m
     import torch
     from accelerate import Accelerator
 
-    from vidiff.training.loop import plain_module
+    from vidiff.training.accelerator import plain_module
 
     plain = read_metrics(train(toy(tmp_path / "plain")) / "metrics.jsonl")
     monkeypatch.setattr(Accelerator, "unwrap_model", lambda self, model, keep_fp32_wrapper=True: model)  # 1.2's
@@ -527,18 +527,18 @@ def test_a_launcher_mixed_precision_the_config_overrides_is_warned_of(tmp_path, 
     the launcher's. The run now says which one decides and how to ask for the other."""
     import logging
 
-    from vidiff.training.loop import make_accelerator
+    from vidiff.training.accelerator import make_accelerator
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     monkeypatch.delenv("RANK", raising=False)
-    with caplog.at_level(logging.WARNING, logger="vidiff.training.loop"):
+    with caplog.at_level(logging.WARNING, logger="vidiff.training.accelerator"):
         make_accelerator(toy(tmp_path))
     assert "the launcher's mixed precision bf16 (accelerate config or --mixed_precision) is not used: the training " \
            "config's train.mixed_precision decides (no); to train in bf16, --set train.mixed_precision=bf16" \
            in caplog.text
     caplog.clear()
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # what the launcher sets when nothing was asked
-    with caplog.at_level(logging.WARNING, logger="vidiff.training.loop"):
+    with caplog.at_level(logging.WARNING, logger="vidiff.training.accelerator"):
         make_accelerator(toy(tmp_path))
     assert "launcher" not in caplog.text
 
