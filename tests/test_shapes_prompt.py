@@ -124,6 +124,21 @@ def test_a_place_said_with_at_in_or_on_is_not_the_direction():
     assert parse_prompt("a red circle at the bottom") == ("red", "circle", None)
 
 
+def test_a_motion_said_after_on_or_in_is_the_direction():
+    """Only a word that names a place is one after "at", "in" or "on": "heading on up", "keeps on falling" and "in
+    upward motion" read no direction (taken for places), and "comes to rest at the bottom" none either."""
+    from vidiff.data.shapes_prompt import parse_prompt
+
+    for prompt, direction in (("a red ball heading on up", "up"), ("a ball moving on down", "down"),
+                              ("a ball that keeps on falling", "down"), ("a ball on the rise", "up"),
+                              ("a ball in upward motion", "up"), ("a square that goes on rightward", "right"),
+                              ("a ball comes to rest at the bottom", "down"), ("a ball settles at the bottom", "down"),
+                              ("a ball on the far right moving left", "left")):
+        assert parse_prompt(prompt)[2] == direction, prompt
+        assert ambiguous_prompt_note(prompt) is None, prompt
+    assert parse_prompt("a ball at rest at the top")[2] is None
+
+
 def test_the_wards_spellings_of_compass_words_name_a_direction():
     from vidiff.data.shapes_prompt import parse_prompt
 
@@ -137,6 +152,7 @@ def test_a_long_prompt_is_read_at_once():
     step looking over the run again), and a few thousand minutes."""
     import time
 
+    from vidiff.data.shapes_prompt import parse_prompt
     from vidiff.pipeline.request import prompt_notes, read_prompt
 
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
@@ -149,3 +165,6 @@ def test_a_long_prompt_is_read_at_once():
     read = read_prompt(shapes, "a " + "very " * 3000 + "teal square moving left")
     assert time.perf_counter() - start < 0.1
     assert read[0].endswith("very green square moving left")
+    start = time.perf_counter()  # every direction word walked back over the direction words before it for "at"
+    assert parse_prompt("a ball moving " + "up " * 5000) == (None, "circle", "up")
+    assert time.perf_counter() - start < 0.2

@@ -178,26 +178,30 @@ def _corner_positions(words: list[str]) -> set[int]:
 
 
 # words that say where the motion ends: "ends at the bottom" names the direction (down), "at the bottom" alone a place
-_END_VERBS = {"end", "ends", "ending", "stop", "stops", "stopping", "finish", "finishes", "finishing", "arrive",
-              "arrives", "arriving", "land", "lands", "landing"}
+_END_VERBS = {"end", "ends", "ending", "ended", "stop", "stops", "stopping", "stopped", "finish", "finishes",
+              "finishing", "finished", "arrive", "arrives", "arriving", "arrived", "land", "lands", "landing", "landed",
+              "settle", "settles", "settling", "settled"}
+# the direction words that name a place too ("at the bottom", "on the left"); "on up", "keeps on rising", "in upward
+# motion" say the motion, and read as a place they named no direction
+_PLACE_NOUNS = {"left", "right", "top", "bottom", "west", "east", "north", "south"}
+_PLACE_FILLERS = {"the", "upper", "lower", "far"}
 
 
 def _place_positions(words: list[str]) -> set[int]:
     """Indices of direction words that say where the object is, said after "at", "in" or "on" ("a red circle at
     the bottom moving up", "in the upper left, moving right"): read as directions, they were the motion's, so
-    "at the bottom moving up" read down. Not a start ("starts at the top": _names_the_origin reads it), an end
-    ("ends at the bottom"), or "in the left direction"."""
-    found = set()
+    "at the bottom moving up" read down. Only a word that names a place (_PLACE_NOUNS); not a start ("starts at the
+    top": _names_the_origin reads it), an end ("ends at the bottom"), or "in the left direction"."""
+    found, before = set(), -1  # before: the last word before k that is no direction or filler word
     for k, word in enumerate(words):
-        if word not in _DIRECTION_WORDS or _names_the_origin(words, k):
-            continue
-        i = k - 1
-        while i >= 0 and (words[i] in _DIRECTION_WORDS or words[i] in ("the", "upper", "lower", "far")):
-            i -= 1
-        at = i >= 0 and words[i] in ("at", "in", "on")
-        ends = i >= 1 and (words[i - 1] in _END_VERBS or words[i - 1] in _ORIGIN_VERBS)
-        if at and not ends and words[k + 1:k + 2] not in (["direction"], ["to"]):
-            found.add(k)
+        if word in _PLACE_NOUNS and not _names_the_origin(words, k):
+            at = before >= 0 and words[before] in ("at", "in", "on")
+            ends = before >= 1 and (words[before - 1] in _END_VERBS or words[before - 1] in _ORIGIN_VERBS
+                                    or words[max(0, before - 2):before] == ["to", "rest"])  # "comes to rest at"
+            if at and not ends and words[k + 1:k + 2] not in (["direction"], ["to"]):
+                found.add(k)
+        if word not in _DIRECTION_WORDS and word not in _PLACE_FILLERS:
+            before = k  # found once as the words go: walking back from each took a second on 'up ' * 5000
     return found
 
 
