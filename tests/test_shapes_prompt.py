@@ -25,6 +25,12 @@ def test_the_note_for_prompts_one_clip_cannot_hold():
         "the prompt names 2 colours (red, blue); 2 shapes (circle, square): this Shapes pipeline draws one object "
         "and takes the first of each (colour red, shape circle)")
     assert ambiguous_prompt_note("two red circles moving left").startswith("the prompt names more than one object")
+    # a plural said without a count asks for several too; a negated plural and a verb ("drops") do not
+    assert ambiguous_prompt_note("red balls moving left") == (
+        "the prompt names more than one object ('balls'): this Shapes pipeline draws one object")
+    assert ambiguous_prompt_note("green boxes drifting up").startswith("the prompt names more than one object ('boxes')")
+    for prompt in ("a red ball, not balls, moving left", "a red ball drops down", "a blue square moving up"):
+        assert ambiguous_prompt_note(prompt) is None, prompt
     assert "2 directions (up, down)" in ambiguous_prompt_note("a green triangle moving up and down")
     # one direction said as a path, or twice, is no contradiction; nor is a synonym of the same colour
     for prompt in ("a blue square moving from left to right", "a box that starts at the top and sinks to the bottom",
