@@ -31,6 +31,11 @@ def test_the_note_for_prompts_one_clip_cannot_hold():
     assert ambiguous_prompt_note("green boxes drifting up").startswith("the prompt names more than one object ('boxes')")
     for prompt in ("a red ball, not balls, moving left", "a red ball drops down", "a blue square moving up"):
         assert ambiguous_prompt_note(prompt) is None, prompt
+    # a plural shape noun said as a verb, a place or a likeness asks for one object
+    for prompt in ("a ball that circles left", "a red ball circles to the left", "a blue square squares off left",
+                   "a red ball moving left past rings of colour", "a red ball moving left, like billiard balls",
+                   "a red ball moving left, no other balls"):
+        assert ambiguous_prompt_note(prompt) is None, prompt
     assert "2 directions (up, down)" in ambiguous_prompt_note("a green triangle moving up and down")
     # one direction said as a path, or twice, is no contradiction; nor is a synonym of the same colour
     for prompt in ("a blue square moving from left to right", "a box that starts at the top and sinks to the bottom",

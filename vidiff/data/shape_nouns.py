@@ -97,6 +97,14 @@ def _starts_noun(words: list[str], i: int, colours: set[str], ends: bool = False
     return not (verb_next or (after in _PLACES and (i == 0 or _singular(words[i]) != words[i])))
 
 
+def starts_noun(words: list[str], i: int) -> bool:
+    """Whether words[i] (lower case) stands where the object's noun does, as read_shape_nouns reads it: not a verb
+    ("a ball that circles left"), a place ("over a tiles pattern") or a likeness. For the note on plural nouns."""
+    from vidiff.data.captions import TRAIN
+
+    return _starts_noun(words, i, {w for names in TRAIN.colours.values() for w in names})
+
+
 def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
     """(the prompt as the text encoder gets it, the reading) for a Shapes pipeline: the first noun of the object
     that no training caption used and WordNet defines as a shape, said as that shape's word ("An orb rises" -> "A

@@ -331,16 +331,20 @@ def negated_words_note(prompt: str) -> str | None:
 
 def ambiguous_prompt_note(prompt: str) -> str | None:
     """A one-line warning when `prompt` asks for what one Shapes clip cannot hold: more than one object ("two
-    circles", "red balls", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the pipeline draws
-    one object and reads the first word of each kind. A negated word is negated_words_note's. None when the prompt
-    is unambiguous."""
+    circles", "red balls", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the
+    pipeline draws one object and reads the first word of each kind. A negated word is negated_words_note's. None
+    when the prompt is unambiguous."""
+    from vidiff.data.shape_nouns import starts_noun
+
     rest = _negations(prompt)[2]
     named = _named_values(rest)  # "a red circle, not blue" asks for one object
     problems = [f"{len(values)} {key}s ({', '.join(values)})" for key, values in named.items() if len(values) > 1]
-    # a count, or a shape noun said in the plural ("red balls moving left")
+    # a count, or a shape noun said in the plural ("red balls moving left") where the object's noun stands: not
+    # the verb of "a ball that circles left", nor a place ("over a tiles pattern", "past rings of colour")
     counted = [w for w in _words(prompt) if w in _COUNT_WORDS] + _digit_counts(prompt)
-    counted += [w for w in _words(rest) if w in _SHAPE_WORDS and w.endswith("s")
-                and (w[:-1] in _SHAPE_WORDS or w[:-2] in _SHAPE_WORDS)]
+    words = _words(rest)
+    counted += [w for i, w in enumerate(words) if w in _SHAPE_WORDS and w.endswith("s")
+                and (w[:-1] in _SHAPE_WORDS or w[:-2] in _SHAPE_WORDS) and starts_noun(words, i)]
     if counted:
         problems.insert(0, f"more than one object ({counted[0]!r})")
     if not problems:
