@@ -234,7 +234,7 @@ def test_a_self_sharded_model_is_not_handed_to_accelerate(monkeypatch):
     from accelerate import Accelerator
     from accelerate.optimizer import AcceleratedOptimizer
 
-    from vidiff.training.loop import prepare_for_accelerate
+    from vidiff.training.accelerator import prepare_for_accelerate
 
     accelerator = Accelerator(cpu=True)
     real_prepare = accelerator.prepare

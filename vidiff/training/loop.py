@@ -26,13 +26,13 @@ from vidiff.errors import InputError, VidiffError
 from vidiff.models.recompute import set_activation_recompute
 from vidiff.training import checkpoint as ckpt
 from vidiff.training import run_folder
+from vidiff.training.accelerator import make_accelerator, plain_module, prepare_for_accelerate
 from vidiff.training.config import TrainConfig, config_hash
 from vidiff.training.ema import EMA
 from vidiff.training.logging import MetricsLogger
 from vidiff.training.lr import lr_at, set_lr
 from vidiff.training.optimizer import adamw_implementation, align_gradients, keep_implementation
 from vidiff.training.sample_stream import check_same_data, data_record, make_loader
-from vidiff.training.accelerator import make_accelerator, plain_module, prepare_for_accelerate
 from vidiff.training.sharding import (check_processes, fsdp_requested, full_state, full_tensor, peer_failure,
                                       shard_model, shard_optimizer_state)
 from vidiff.training.stage import Stage
