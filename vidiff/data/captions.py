@@ -147,6 +147,7 @@ def untrained_words_note(prompt: str, attributes: tuple[str, ...] = ("colour", "
     for that value. None when every named colour and shape has a trained word; `attributes`: the ones looked at
     (a colour name read through colour_names.read_colour_names has its own note). Directions are not checked:
     direction words and verbs outside the grammar were read right (tools/probe_unseen_words.py)."""
+    from vidiff.data.prompt_words import singular
     from vidiff.data.shapes_prompt import attribute_words
 
     untrained, keys, told = [], [], []
@@ -156,8 +157,7 @@ def untrained_words_note(prompt: str, attributes: tuple[str, ...] = ("colour", "
             continue
         value = words[0][1]  # the reader's: the first word naming this attribute
         said = [w for w, v in words if v == value]
-        if any(w in trained[value] or w.removesuffix("s") in trained[value] or w.removesuffix("es") in trained[value]
-               for w in said):  # "boxes"
+        if any(singular(w, trained[value]) for w in said):  # a training word, or its plural ("boxes")
             continue
         untrained += [f"{w!r} ({value})" for w in dict.fromkeys(said)]
         keys.append(key)

@@ -12,6 +12,19 @@ def prompt_tokens(prompt: str) -> list[Token]:
     return [(m.group().lower(), m.span()) for m in re.finditer(r"[A-Za-z]+", prompt)]
 
 
+def plural_of(word: str, nouns) -> str | None:
+    """The noun of `nouns` that `word` says in the plural ("cubes" -> cube, "boxes" -> box), else None."""
+    for suffix in ("es", "s"):
+        if word.endswith(suffix) and word[:-len(suffix)] in nouns:
+            return word[:-len(suffix)]
+    return None
+
+
+def singular(word: str, nouns) -> str | None:
+    """The noun of `nouns` that `word` is or says in the plural, else None."""
+    return word if word in nouns else plural_of(word, nouns)
+
+
 def replace_word(prompt: str, tokens: list[Token], i: int, word: str) -> str:
     """`prompt` with token i said as `word`, in its capitals, and an article right before it agreeing ("an
     orange ball" -> "a red ball", "an orb" -> "a circle")."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vidiff.data.prompt_words import prompt_tokens, replace_word
+from vidiff.data.prompt_words import plural_of, prompt_tokens, replace_word, singular
 from vidiff.data.wordnet_shapes import WORDNET_SHAPE_NOUNS
 
 # the plain template's word for each shape: the one the model was trained on most
@@ -55,10 +55,8 @@ class ShapeReading:
 
 
 def _singular(word: str) -> str:
-    for suffix in ("es", "s"):  # "boxes", "cubes"
-        if word.endswith(suffix) and word[:-len(suffix)] in WORDNET_SHAPE_NOUNS:
-            return word[:-len(suffix)]
-    return word
+    """`word`'s singular where it is a WordNet shape noun's plural ("boxes", "cubes"), else `word`."""
+    return plural_of(word, WORDNET_SHAPE_NOUNS) or word
 
 
 def is_shape_noun(word: str) -> bool:
@@ -124,7 +122,7 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
             enumerate(tokens)]
 
     def is_trained(word: str) -> bool:
-        return word in trained or word.removesuffix("s") in trained or word.removesuffix("es") in trained
+        return singular(word, trained) is not None
 
     # only a noun is looked at as the object's: walking back from every word took seconds on a long prompt
     said = [i for i, (w, span) in enumerate(tokens) if (is_trained(w) or is_shape_noun(w)) and span not in negated

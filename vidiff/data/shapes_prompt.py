@@ -334,6 +334,7 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     circles", "red balls", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the
     pipeline draws one object and reads the first word of each kind. A negated word is negated_words_note's. None
     when the prompt is unambiguous."""
+    from vidiff.data.prompt_words import plural_of
     from vidiff.data.shape_nouns import starts_noun
 
     rest = _negations(prompt)[2]
@@ -343,8 +344,8 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     # the verb of "a ball that circles left", nor a place ("over a tiles pattern", "past rings of colour")
     counted = [w for w in _words(prompt) if w in _COUNT_WORDS] + _digit_counts(prompt)
     words = _words(rest)
-    counted += [w for i, w in enumerate(words) if w in _SHAPE_WORDS and w.endswith("s")
-                and (w[:-1] in _SHAPE_WORDS or w[:-2] in _SHAPE_WORDS) and starts_noun(words, i)]
+    counted += [w for i, w in enumerate(words) if w in _SHAPE_WORDS and plural_of(w, _SHAPE_WORDS)
+                and starts_noun(words, i)]
     if counted:
         problems.insert(0, f"more than one object ({counted[0]!r})")
     if not problems:
