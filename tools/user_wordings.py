@@ -23,6 +23,10 @@ training vocabularies): a new user describing the clip in their own words; quest
 everyday things for the shapes, flat and solid ("coin", "bubble", "dice", "crate", "wedge", "cone"), colour
 names with modifiers ("cherry red", "sky blue", "lemon yellow", "silver"), plain and path motions ("goes left",
 "moves from the bottom up").
+Set "g" (2026-12-06, written by a helper session that read no file of the repository, before any model or prompt
+reader ran on it): requests and questions ("Can you generate a clip where ...", "Video where ..., please."), colour
+names with modifiers ("royal blue", "cream", "snow-white"), nouns with and without a shape word ("three-sided shape",
+"tent shape", "orb"), and eight motions per direction: compass words, paths, starts and ends, "of the frame".
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ from __future__ import annotations
 import torch
 
 # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
-SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83}
+SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84}
 
 TEMPLATES = {
     "a": (
@@ -89,6 +93,20 @@ TEMPLATES = {
         "I see a {colour} {shape}. It {move}.",
         "a tiny {colour} {shape} {move}, the background is black",
     ),
+    "g": (
+        'Show me a {colour} {shape} that {move}.',
+        'make a video of a {colour} {shape} that {move}',
+        'A {colour} {shape} {move}.',
+        'Can you generate a clip where a {colour} {shape} {move}?',
+        '{Colour} {shape}. It {move}.',
+        'i want to see a {colour} {shape} as it {move}',
+        'Animation: a single {colour} {shape} {move}',
+        'A short clip in which one {colour} {shape} {move}.',
+        'Could you show a {colour} {shape} that {move}?',
+        "there's a {colour} {shape} and it {move}",
+        'Video where a {colour} {shape} {move}, please.',
+        'Watch the {colour} {shape} as it {move}!',
+    ),
 }
 # the sets that say a colour in several ways draw {colour} from here; the others say its plain name
 COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
@@ -98,7 +116,12 @@ COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("
                  "green": ("green", "lime green", "forest green", "dark green"),
                  "blue": ("blue", "light blue", "sky blue", "deep blue"),
                  "yellow": ("yellow", "lemon yellow", "bright yellow", "canary yellow"),
-                 "white": ("white", "bright white", "milky white", "silver")}}
+                 "white": ("white", "bright white", "milky white", "silver")},
+           "g": {"red": ('crimson', 'scarlet', 'deep red', 'cherry red'),
+                 "green": ('green', 'lime green', 'forest green', 'grass-green'),
+                 "blue": ('royal blue', 'baby blue', 'navy', 'cobalt blue'),
+                 "yellow": ('lemon yellow', 'pale yellow', 'canary yellow', 'bright yellow'),
+                 "white": ('white', 'snow-white', 'cream', 'pure white')}}
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
@@ -107,7 +130,10 @@ SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "tria
                 "triangle": ("triangle", "pyramid")},
           "f": {"circle": ("circle", "disc", "dot", "coin", "ball", "bubble", "globe"),
                 "square": ("square", "box", "cube", "tile", "crate", "block", "dice"),
-                "triangle": ("triangle", "pyramid", "wedge", "arrowhead", "cone", "prism", "tent")}}
+                "triangle": ("triangle", "pyramid", "wedge", "arrowhead", "cone", "prism", "tent")},
+          "g": {"circle": ('circle', 'disc', 'dot', 'ball', 'orb', 'round shape'),
+                "square": ('square', 'box', 'block', 'cube', 'tile', 'square shape'),
+                "triangle": ('triangle', 'pyramid', 'wedge', 'tent shape', 'three-sided shape', 'pointy triangle')}}
 # set a: a direction completing "moves ..."; sets b to f: the whole motion, often a path or a verb that
 # implies it
 DIRECTIONS = {
@@ -153,6 +179,10 @@ DIRECTIONS = {
                  "climbs up the screen"),
           "down": ("goes down", "falls downward", "drops toward the bottom", "moves from the top down",
                    "slides down the screen")},
+    "g": {"left": ('moves to the left', 'drifts leftward', 'slides from the right edge to the left edge', 'travels west', 'heads toward the left side of the frame', 'glides across the screen from right to left', 'starts on the right and ends up on the left', 'scoots off to the left'),
+          "right": ('moves to the right', 'drifts rightward', 'slides from the left edge to the right edge', 'travels east', 'heads toward the right side of the frame', 'glides across the screen from left to right', 'starts on the left and finishes on the right', 'zips off to the right'),
+          "up": ('rises toward the top', 'floats upward', 'climbs from the bottom of the frame to the top', 'travels north', 'moves up the screen', 'drifts up toward the top edge', 'starts near the bottom and ends near the top', 'shoots straight up'),
+          "down": ('falls toward the bottom', 'sinks downward', 'drops from the top of the frame to the bottom', 'travels south', 'moves down the screen', 'slides down toward the bottom edge', 'starts near the top and ends near the bottom', 'descends steadily')},
 }
 
 
