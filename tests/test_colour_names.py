@@ -109,7 +109,7 @@ def test_a_grey_is_read_but_left_as_written():
 
 
 def test_a_prompt_whose_colour_is_read_is_not_told_its_colour_is_left_to_chance():
-    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes", "read_as_template": False}, where="p.yaml")
     assert prompt_notes(shapes, "a teal square moving up") == [
         "'teal' is read as green: this Shapes pipeline was not trained on the word, and the xkcd colour survey's teal "
         "is a shade of green"]
@@ -132,7 +132,7 @@ def test_negative_prompts_go_to_the_encoder_as_written(load_tool):
 
 
 def test_notes_say_the_reading_instead_of_the_untrained_colour_word():
-    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes", "read_as_template": False}, where="p.yaml")
     notes = prompt_notes(shapes, "a scarlet ring moving left")  # "ring": a noun WordNet does not read as a shape
     assert notes[0] == ("'scarlet' is read as red: this Shapes pipeline was not trained on the word, and the xkcd "
                         "colour survey's scarlet is a shade of red")
@@ -193,7 +193,8 @@ def test_the_text_encoder_gets_the_palette_word_and_the_clip_is_the_palette_word
     assert "a red circle moving left" in text.seen and not any("scarlet" in seen for seen in text.seen)
     red, _ = pipe.text_to_video("a red circle moving left", seed=1, negative_prompt="a blue box", progress=False)
     assert torch.equal(scarlet, red)
-    pipe.config = dataclasses.replace(config, read_colour_names=False)
+    # the prompt template reads "scarlet" too (the prompt reader knows the held-out words): both off, as written
+    pipe.config = dataclasses.replace(config, read_colour_names=False, read_as_template=False)
     text.seen.clear()
     with pytest.warns(UserWarning, match="not a word this Shapes pipeline was trained with"):
         pipe.text_to_video("a scarlet circle moving left", seed=1, progress=False)

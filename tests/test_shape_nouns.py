@@ -112,7 +112,8 @@ def test_a_verb_spelled_like_a_shape_noun_is_not_read(prompt, encoded):
 
 
 def test_the_encoder_gets_both_readings_and_each_can_be_turned_off():
-    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    # the words' readings, before the prompt template (tests/test_prompt_template.py) says the prompt whole
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes", "read_as_template": False}, where="p.yaml")
     prompts = ["one scarlet block sails west", "a teal globe moving up", "a red circle moving left"]
     assert encoder_prompts(shapes, prompts) == [
         "one red square sails west", "a green circle moving up", "a red circle moving left"]
@@ -123,7 +124,7 @@ def test_the_encoder_gets_both_readings_and_each_can_be_turned_off():
 
 
 def test_notes_say_the_reading_instead_of_the_untrained_noun():
-    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes", "read_as_template": False}, where="p.yaml")
     notes = prompt_notes(shapes, "a red cube moving left")
     assert notes == ["'cube' is read as square: this Shapes pipeline was not trained on the word, and WordNet "
                      "defines it as that shape"]

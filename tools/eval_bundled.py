@@ -293,8 +293,11 @@ def main() -> int:
                    help="also text to video with user keyframes, FRAMES@I,J,... (e.g. 16@0,7,15): held-out frames "
                         "at those indices")
     p.add_argument("--as-written", action="store_true",
-                   help="give the text encoder the prompts as written (pipeline.yaml read_colour_names and "
-                        "read_shape_nouns: false): what the model reads of a colour name or a shape noun on its own")
+                   help="give the text encoder the prompts as written (pipeline.yaml read_colour_names, "
+                        "read_shape_nouns and read_as_template: false): what the model reads of the words on its own")
+    p.add_argument("--no-template", action="store_true",
+                   help="read colour names and shape nouns but give no prompt in the plain template "
+                        "(pipeline.yaml read_as_template: false)")
     args = p.parse_args()
     for spec in args.layouts:
         parse_layout(spec)
@@ -303,9 +306,12 @@ def main() -> int:
     torch.set_num_threads(1)
     pipe = VideoPipeline.from_pretrained(args.model)
     if args.as_written:
-        pipe.config = dataclasses.replace(pipe.config, read_colour_names=False, read_shape_nouns=False)
+        pipe.config = dataclasses.replace(pipe.config, read_colour_names=False, read_shape_nouns=False,
+                                          read_as_template=False)
+    if args.no_template:
+        pipe.config = dataclasses.replace(pipe.config, read_as_template=False)
     summary = {"model": args.model, "read_colour_names": pipe.config.read_colour_names,
-               "read_shape_nouns": pipe.config.read_shape_nouns}
+               "read_shape_nouns": pipe.config.read_shape_nouns, "read_as_template": pipe.config.read_as_template}
     steps = {"t2v": lambda: text_to_video(pipe, args.num, args.out / "t2v"),
              "paraphrase": lambda: text_to_video(pipe, args.num, args.out / "t2v_paraphrase", paraphrase=True),
              "user_wording": lambda: {s: text_to_video(pipe, args.num, args.out / ("t2v_user" if s == "a" else f"t2v_user_{s}"),

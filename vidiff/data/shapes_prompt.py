@@ -97,6 +97,12 @@ def _named_values(text: str) -> dict[str, list[str]]:
 parse_caption = parse_prompt  # the name used in docs/architecture.md
 
 
+def named_values(text: str) -> dict[str, list[str]]:
+    """{"colour": [...], "shape": [...], "direction": [...]}: every distinct value `text` names of each, in the order
+    they first appear, as parse_prompt reads them (it takes the first of each)."""
+    return _named_values(text)
+
+
 def attribute_words(text: str, key: str) -> list[tuple[str, str]]:
     """(word, value) for each word of `text` that names the object's colour (`key` "colour") or shape ("shape"),
     in order."""

@@ -114,6 +114,10 @@ class PipelineConfig:
     # with prompt_vocabulary shapes: a shape noun no training caption used is read as the shape WordNet defines it as
     # ("cube" -> square) and the text encoder gets that shape's word (vidiff/data/shape_nouns.py); false: as written
     read_shape_nouns: bool = True
+    # with prompt_vocabulary shapes: a prompt whose one colour, shape and direction the prompt reader finds goes to the
+    # text encoder in the plain template, "a red circle moving left" (vidiff/data/prompt_template.py); false: the
+    # prompt with its colour names and shape nouns read
+    read_as_template: bool = True
 
     def control_parts(self) -> list[str]:
         """The control parts named in parts (control_keyframes, control_interpolation)."""

@@ -58,6 +58,7 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
         return []
     from vidiff.data.captions import untrained_words_note
     from vidiff.data.colour_names import colour_reading_note
+    from vidiff.data.prompt_template import template_reading, template_reading_note
     from vidiff.data.shape_nouns import shape_reading_note
     from vidiff.data.shapes_prompt import ambiguous_prompt_note, negated_words_note, unnamed_attributes_note
     from vidiff.data.shapes_scene_notes import background_note, unset_words_note
@@ -70,8 +71,10 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
         notes = [unnamed_attributes_note(prompt, ("colour", "shape") + by_maps_known)]
     else:
         looked_at = tuple(key for key, known in (("colour", reading and reading.colour), ("shape", shape)) if not known)
+        template = template_reading(read) if config.read_as_template else None
         notes = [colour_reading_note(reading) if reading else None, shape_reading_note(shape) if shape else None,
-                 untrained_words_note(prompt, looked_at)]
+                 # the template says each attribute in a trained word
+                 template_reading_note(prompt, template) if template else untrained_words_note(prompt, looked_at)]
     if task == "generate":
         grey_said = ("colour",) if reading and reading.colour is None else ()  # its own note says it is left open
         notes += [unnamed_attributes_note(read, by_maps_known + grey_said), ambiguous_prompt_note(read),
@@ -94,11 +97,22 @@ def read_prompt(config: PipelineConfig, prompt: str):
 
 def encoder_prompts(config: PipelineConfig, prompts: list[str] | None) -> list[str] | None:
     """The prompts as the text encoder gets them: a Shapes pipeline (prompt_vocabulary: shapes) says a colour name
-    or a shape noun it was not trained on in its trained words (read_prompt); any other pipeline, or None, as
+    or a shape noun it was not trained on in its trained words, and a prompt read whole in its plain template
+    (encoder_text); any other pipeline, or None, as
     given. Not for negative prompts: "orange" read as red there would steer a red object away from red."""
     if prompts is None or config.prompt_vocabulary != "shapes":
         return prompts
-    return [read_prompt(config, p)[0] for p in prompts]
+    return [encoder_text(config, p) for p in prompts]
+
+
+def encoder_text(config: PipelineConfig, prompt: str) -> str:
+    """One prompt as a Shapes pipeline's text encoder gets it: read_prompt's reading, said in the plain template
+    where the prompt reader finds its one colour, shape and direction ("Show me a scarlet orb that floats skyward."
+    -> "a red circle moving up": vidiff/data/prompt_template.py, pipeline.yaml read_as_template)."""
+    from vidiff.data.prompt_template import template_reading
+
+    read = read_prompt(config, prompt)[0]
+    return (template_reading(read) if config.read_as_template else None) or read
 
 
 def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by_maps: bool = False) -> None:

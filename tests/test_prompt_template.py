@@ -1,0 +1,99 @@
+"""A Shapes prompt read whole goes to the text encoder in the plain template (vidiff/data/prompt_template.py,
+pipeline.yaml read_as_template)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from vidiff.config import ConfigError
+from vidiff.data.prompt_template import template_reading
+from vidiff.data.shapes import prompt_for
+from vidiff.pipeline.config import pipeline_config_from_dict
+from vidiff.pipeline.request import encoder_prompts, encoder_text, prompt_notes
+
+from test_colour_names import RecordingText  # noqa: E402 (tests/ is on the path: pytest's rootdir imports)
+
+SHAPES = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+
+
+def test_every_grammar_caption_goes_to_the_encoder_as_the_plain_template_of_its_attributes(grammar_captions):
+    """Training, held-out and plain captions of every attribute set: the encoder gets exactly the template of the
+    attributes the caption was drawn for, and the plain template itself goes through unchanged."""
+    for (colour, shape, direction), caption in grammar_captions(10, 3):
+        assert encoder_text(SHAPES, caption) == prompt_for(colour, shape, direction), caption
+
+
+@pytest.mark.parametrize("prompt, template", [
+    ("Show me a scarlet orb that floats skyward.", "a red circle moving up"),  # colour name, shape noun, motion
+    ("A red circle moves left.", "a red circle moving left"),
+    ("a box, lemon, that enters from the left", "a yellow square moving right"),  # where the motion starts
+    ("starts on the right and ends on the left: a teal triangle", "a green triangle moving left"),
+    ("a blue cube in the top left corner sinking", "a blue square moving down"),  # a place is not the motion
+    ("an orange ball moving east", "a red circle moving right"),  # drawn as the nearest palette colour
+    ("a red ball on a white background moving up", "a red circle moving up"),  # the background is not drawn
+])
+def test_a_prompt_read_whole_is_said_in_the_template(prompt, template):
+    assert encoder_text(SHAPES, prompt) == template
+
+
+@pytest.mark.parametrize("prompt", [
+    "a red coin moving left",  # a noun the reader gives no shape
+    "a grey ball moving left",  # a colour the pipeline does not draw: left to the model
+    "a circle moving left",  # no colour
+    "a red ball",  # no direction
+    "a red ball, not blue, moving left",  # a negation
+    "two red balls moving up",  # more than one object
+    "red balls moving up",
+    "a red ball moving up and down",  # two directions
+    "a red ball and a blue box moving left",  # two colours and shapes
+])
+def test_a_prompt_not_read_whole_keeps_its_words(prompt):
+    read = encoder_text(dataclasses.replace(SHAPES, read_as_template=False), prompt)
+    assert encoder_text(SHAPES, prompt) == read
+    assert template_reading(read) is None
+
+
+def test_it_can_be_turned_off_and_an_open_text_pipeline_never_reads_it():
+    prompts = ["a scarlet orb floats skyward", "A red circle moves left."]
+    assert encoder_prompts(SHAPES, prompts) == ["a red circle moving up", "a red circle moving left"]
+    off = dataclasses.replace(SHAPES, read_as_template=False)
+    assert encoder_prompts(off, prompts) == ["a red circle floats skyward", "A red circle moves left."]
+    open_text = pipeline_config_from_dict({}, where="p.yaml")
+    assert encoder_prompts(open_text, prompts) == prompts
+    assert pipeline_config_from_dict({"read_as_template": False}, where="p.yaml").read_as_template is False
+    with pytest.raises(ConfigError, match="read_as_template"):
+        pipeline_config_from_dict({"read_as_template": "always"}, where="p.yaml")
+
+
+def test_the_notes_say_what_the_encoder_gets_instead_of_calling_read_words_untrained():
+    notes = prompt_notes(SHAPES, "a jade ring cruising west")
+    assert notes == ["'jade' is read as green: this Shapes pipeline was not trained on the word, and the xkcd "
+                     "colour survey's jade is a shade of green",
+                     "the text encoder gets 'a green circle moving left': this Shapes pipeline draws an object's "
+                     "colour, shape and direction, and reads them best in the wording it was trained on "
+                     "(pipeline.yaml read_as_template)"]
+    assert prompt_notes(SHAPES, "A red circle moving left.") == []  # the template but for capitals and a stop
+    off = prompt_notes(dataclasses.replace(SHAPES, read_as_template=False), "a jade ring cruising west")
+    assert any("'ring' (circle) is not a word" in n for n in off) and not any("text encoder gets" in n for n in off)
+    # an animated image sets the colour and shape: nothing is said of them there
+    assert prompt_notes(SHAPES, "a jade ring cruising west", task="animate") == []
+
+
+def test_the_pipeline_draws_a_prompt_read_whole_as_its_template(load_tool):
+    pytest.importorskip("vidiff.models.unet3d")
+    from vidiff.pipeline import VideoPipeline
+
+    tool = load_tool("make_random_pipeline")
+    vae, kf, it = tool.random_parts(tiny=True, seed=0)
+    config = dataclasses.replace(tool.pipeline_config(steps=1), prompt_vocabulary="shapes")
+    text = RecordingText()
+    pipe = VideoPipeline(config, vae, kf, it, text)
+    with pytest.warns(UserWarning, match="the text encoder gets 'a red circle moving up'"):
+        said, _ = pipe.text_to_video("Show me a crimson ball that rises.", seed=2, progress=False)
+    plain, _ = pipe.text_to_video("a red circle moving up", seed=2, progress=False)
+    assert torch.equal(said, plain) and "Show me a crimson ball that rises." not in text.seen
+    pipe.config = dataclasses.replace(config, read_as_template=False)
+    as_read, _ = pipe.text_to_video("Show me a crimson ball that rises.", seed=2, progress=False)
+    assert not torch.equal(as_read, plain)
