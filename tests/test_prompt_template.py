@@ -77,6 +77,12 @@ def test_the_notes_say_what_the_encoder_gets_instead_of_calling_read_words_untra
     assert prompt_notes(SHAPES, "A red circle moving left.") == []  # the template but for capitals and a stop
     off = prompt_notes(dataclasses.replace(SHAPES, read_as_template=False), "a jade ring cruising west")
     assert any("'ring' (circle) is not a word" in n for n in off) and not any("text encoder gets" in n for n in off)
+    # the template leaves a background's colour word out, so it cannot become the object's
+    background = prompt_notes(SHAPES, "A white background with a red circle moving left")[1]
+    assert background.startswith("the prompt asks for a white background") and "may become" not in background
+    off_background = prompt_notes(dataclasses.replace(SHAPES, read_as_template=False), "A white background with a "
+                                  "red circle moving left")
+    assert len(off_background) == 1 and "may become the object's" in off_background[0]
     # an animated image sets the colour and shape: nothing is said of them there
     assert prompt_notes(SHAPES, "a jade ring cruising west", task="animate") == []
 

@@ -36,13 +36,14 @@ _WHAT_HAPPENS = {
 }
 
 
-def background_note(prompt: str) -> str | None:
+def background_note(prompt: str, read_whole: bool = False) -> str | None:
     """A one-line warning when `prompt` asks for a background other than the domain's dark grey ("on a white
     background", "against a green backdrop", "on white"): the bundled pipeline draws every clip on its own. The
     model reads a colour word said of the background as the object's colour now and then: "A white background
     with a red circle moving left" drew a white circle in 3 of 4 clips, "a red circle on white, moving left" a
-    yellow one in 2 of 4 (docs/shapes_measured.md, "Prompts as users type them"). None when no other background
-    is asked."""
+    yellow one in 2 of 4 (docs/shapes_measured.md, "Prompts as users type them"); not so where the text encoder gets
+    the prompt in the plain template (`read_whole`: prompt_template.py), which leaves the background out. None when
+    no other background is asked."""
     words = _words(prompt)
     coloured = background_colour_positions(words)
     said = set(coloured)
@@ -60,7 +61,7 @@ def background_note(prompt: str) -> str | None:
     note = (f"the prompt asks for a {' '.join(dict.fromkeys(words[i] for i in sorted(said)))} background: this "
             f"Shapes pipeline draws every clip on its own plain dark grey one (grey level "
             f"{BACKGROUND_RANGE[0]}-{BACKGROUND_RANGE[1]} of 255)")
-    if coloured:  # measured on the bundled pipeline, 4 seeds each (docs/shapes_measured.md)
+    if coloured and not read_whole:  # measured on the bundled pipeline, 4 seeds each (docs/shapes_measured.md)
         note += (", and a colour word said of the background may become the object's (\"A white background with a "
                  "red circle moving left\" drew a white circle in 3 of 4 clips, \"a red circle on white, moving "
                  "left\" a yellow one in 2 of 4): leave the background out")

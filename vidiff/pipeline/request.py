@@ -78,7 +78,7 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     if task == "generate":
         grey_said = ("colour",) if reading and reading.colour is None else ()  # its own note says it is left open
         notes += [unnamed_attributes_note(read, by_maps_known + grey_said), ambiguous_prompt_note(read),
-                  background_note(prompt)]
+                  background_note(prompt, read_whole=template is not None)]
         if not by_maps:  # control maps set the object's place, size and path
             notes.append(unset_words_note(prompt))
     notes.append(negated_words_note(prompt))  # in every task: the model reads a negated word as asked
