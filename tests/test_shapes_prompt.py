@@ -135,6 +135,23 @@ def test_a_place_said_with_at_in_or_on_is_not_the_direction():
     assert parse_prompt("a red circle at the bottom") == ("red", "circle", None)
 
 
+def test_near_places_and_starts_and_ends_up_is_an_arrival():
+    """User set g: "starts near the bottom and ends near the top" read down (a start said with "near" was taken for
+    the motion), and "starts on the right and ends up on the left" named two directions (the "up" of "ends up")."""
+    from vidiff.data.shapes_prompt import parse_prompt
+
+    for prompt, direction in (("a red orb starts near the bottom and ends near the top", "up"),
+                              ("a box that starts near the left edge", "right"),
+                              ("a red ball near the bottom moving up", "up"),
+                              ("starts on the right and ends up on the left", "left"),
+                              ("a ball that ends up at the top", "up"), ("a ball that winds up on the right", "right"),
+                              ("a ball that goes up", "up"), ("a ball moving up and ending up on the left", "up")):
+        assert parse_prompt(prompt)[2] == direction, prompt
+    assert ambiguous_prompt_note("starts on the right and ends up on the left") is None
+    assert "2 directions" in ambiguous_prompt_note("a ball moving up and ending up on the left")
+    assert parse_prompt("a red ball near the bottom")[2] is None
+
+
 def test_a_motion_said_after_on_or_in_is_the_direction():
     """Only a word that names a place is one after "at", "in" or "on": "heading on up", "keeps on falling" and "in
     upward motion" read no direction (taken for places), and "comes to rest at the bottom" none either."""

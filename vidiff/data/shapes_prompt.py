@@ -52,7 +52,7 @@ _DIRECTION_WORDS.update(dict.fromkeys(
 # words after which a direction is where the motion starts: "from (the) left", "starts on the right",
 # "enters at the top", "beginning in the bottom ..."
 _ORIGIN_VERBS = {"start", "starts", "starting", "begin", "begins", "beginning", "enter", "enters", "entering"}
-_PLACE_WORDS = {"on", "at", "in", "from"}
+_PLACE_WORDS = {"on", "at", "in", "from", "near"}  # "starts near the bottom" (user set g)
 
 
 def _words(text: str) -> list[str]:
@@ -80,7 +80,8 @@ def _named_values(text: str) -> dict[str, list[str]]:
     object's."""
     named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
     words = _words(text)
-    scenery = set(background_colour_positions(words)) | _corner_positions(words) | _place_positions(words)
+    scenery = (set(background_colour_positions(words)) | _corner_positions(words) | _place_positions(words)
+               | _end_particles(words))
     for i, word in enumerate(words):
         if i in scenery:
             continue
@@ -187,23 +188,34 @@ def _corner_positions(words: list[str]) -> set[int]:
 _END_VERBS = {"end", "ends", "ending", "ended", "stop", "stops", "stopping", "stopped", "finish", "finishes",
               "finishing", "finished", "arrive", "arrives", "arriving", "arrived", "land", "lands", "landing", "landed",
               "settle", "settles", "settling", "settled"}
+# "winds up on the left": with the end verbs, what an "up" after them is a particle of (_end_particles)
+_ARRIVE_VERBS = _END_VERBS | {"wind", "winds", "winding", "wound"}
 # the direction words that name a place too ("at the bottom", "on the left"); "on up", "keeps on rising", "in upward
 # motion" say the motion, and read as a place they named no direction
 _PLACE_NOUNS = {"left", "right", "top", "bottom", "west", "east", "north", "south"}
 _PLACE_FILLERS = {"the", "upper", "lower", "far"}
 
 
+def _end_particles(words: list[str]) -> set[int]:
+    """Indices of an "up" that ends a verb of arriving ("ends up on the left", "winds up at the top"), not a
+    direction: read as one, "starts on the right and ends up on the left" named two directions (user set g)."""
+    return {i for i, word in enumerate(words) if word == "up" and i and words[i - 1] in _ARRIVE_VERBS}
+
+
 def _place_positions(words: list[str]) -> set[int]:
-    """Indices of direction words that say where the object is, said after "at", "in" or "on" ("a red circle at
+    """Indices of direction words that say where the object is, said after "at", "in", "on" or "near" ("a red circle at
     the bottom moving up", "in the upper left, moving right"): read as directions, they were the motion's, so
     "at the bottom moving up" read down. Only a word that names a place (_PLACE_NOUNS); not a start ("starts at the
     top": _names_the_origin reads it), an end ("ends at the bottom"), or "in the left direction"."""
     found, before = set(), -1  # before: the last word before k that is no direction or filler word
     for k, word in enumerate(words):
         if word in _PLACE_NOUNS and not _names_the_origin(words, k):
-            at = before >= 0 and words[before] in ("at", "in", "on")
-            ends = before >= 1 and (words[before - 1] in _END_VERBS or words[before - 1] in _ORIGIN_VERBS
-                                    or words[max(0, before - 2):before] == ["to", "rest"])  # "comes to rest at"
+            at = before >= 0 and words[before] in ("at", "in", "on", "near")
+            verb = before - 1
+            if verb >= 1 and words[verb] == "up" and words[verb - 1] in _ARRIVE_VERBS:
+                verb -= 1  # "ends up at the top": the verb stands before "up"
+            ends = verb >= 0 and (words[verb] in _ARRIVE_VERBS or words[verb] in _ORIGIN_VERBS
+                                  or words[max(0, before - 2):before] == ["to", "rest"])  # "comes to rest at"
             if at and not ends and words[k + 1:k + 2] not in (["direction"], ["to"]):
                 found.add(k)
         if word not in _DIRECTION_WORDS and word not in _PLACE_FILLERS:
