@@ -27,6 +27,9 @@ Set "g" (2026-12-06, written by a helper session that read no file of the reposi
 reader ran on it): requests and questions ("Can you generate a clip where ...", "Video where ..., please."), colour
 names with modifiers ("royal blue", "cream", "snow-white"), nouns with and without a shape word ("three-sided shape",
 "tent shape", "orb"), and eight motions per direction: compass words, paths, starts and ends, "of the frame".
+Set "h" (2026-12-06, written as set g was, after set g was measured, for a last blind figure of the day's readers):
+users of several kinds (a child, a fast typist, a designer, a storyboard line), "Flat fill, constant speed.",
+everyday things for the shapes ("warning-sign triangle", "mountain shape", "square patch"), leaving the frame.
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
@@ -34,7 +37,7 @@ from __future__ import annotations
 import torch
 
 # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
-SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84}
+SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84, "h": 85}
 
 TEMPLATES = {
     "a": (
@@ -107,6 +110,20 @@ TEMPLATES = {
         'Video where a {colour} {shape} {move}, please.',
         'Watch the {colour} {shape} as it {move}!',
     ),
+    "h": (
+        'a {colour} {shape} {move}',
+        '{Colour} {shape} {move}, flat and simple.',
+        'Can you show a {colour} {shape} that {move}?',
+        'Please make a video where a {colour} {shape} {move}.',
+        'Look, it {move}! A {colour} {shape}!',
+        'There is one {shape}, colour is {colour}, and it {move}.',
+        'Picture a {colour} {shape}. It {move}.',
+        'On an otherwise empty stage, a flat {colour} {shape} {move} at an even, unhurried pace.',
+        'Animate a {colour} {shape} as it {move}.',
+        '{Shape}, {colour}, {move}. Flat fill, constant speed.',
+        'my {colour} {shape} {move}!!',
+        'Scene: a {colour} {shape} {move}, in one smooth straight line.',
+    ),
 }
 # the sets that say a colour in several ways draw {colour} from here; the others say its plain name
 COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
@@ -121,7 +138,12 @@ COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("
                  "green": ('green', 'lime green', 'forest green', 'grass-green'),
                  "blue": ('royal blue', 'baby blue', 'navy', 'cobalt blue'),
                  "yellow": ('lemon yellow', 'pale yellow', 'canary yellow', 'bright yellow'),
-                 "white": ('white', 'snow-white', 'cream', 'pure white')}}
+                 "white": ('white', 'snow-white', 'cream', 'pure white')},
+           "h": {"red": ('red', 'crimson', 'cherry red', 'fire-engine red'),
+                 "green": ('green', 'lime green', 'grass green', 'leaf green'),
+                 "blue": ('blue', 'sky blue', 'cobalt blue', 'navy blue'),
+                 "yellow": ('yellow', 'lemon yellow', 'sunflower yellow', 'canary yellow'),
+                 "white": ('white', 'snow white', 'pure white', 'chalk white')}}
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
@@ -133,7 +155,10 @@ SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "tria
                 "triangle": ("triangle", "pyramid", "wedge", "arrowhead", "cone", "prism", "tent")},
           "g": {"circle": ('circle', 'disc', 'dot', 'ball', 'orb', 'round shape'),
                 "square": ('square', 'box', 'block', 'cube', 'tile', 'square shape'),
-                "triangle": ('triangle', 'pyramid', 'wedge', 'tent shape', 'three-sided shape', 'pointy triangle')}}
+                "triangle": ('triangle', 'pyramid', 'wedge', 'tent shape', 'three-sided shape', 'pointy triangle')},
+          "h": {"circle": ('circle', 'disc', 'dot', 'ball', 'coin', 'round blob'),
+                "square": ('square', 'box', 'block', 'tile', 'solid square', 'square patch'),
+                "triangle": ('triangle', 'solid triangle', 'pyramid shape', 'tent shape', 'mountain shape', 'warning-sign triangle')}}
 # set a: a direction completing "moves ..."; sets b to f: the whole motion, often a path or a verb that
 # implies it
 DIRECTIONS = {
@@ -183,6 +208,10 @@ DIRECTIONS = {
           "right": ('moves to the right', 'drifts rightward', 'slides from the left edge to the right edge', 'travels east', 'heads toward the right side of the frame', 'glides across the screen from left to right', 'starts on the left and finishes on the right', 'zips off to the right'),
           "up": ('rises toward the top', 'floats upward', 'climbs from the bottom of the frame to the top', 'travels north', 'moves up the screen', 'drifts up toward the top edge', 'starts near the bottom and ends near the top', 'shoots straight up'),
           "down": ('falls toward the bottom', 'sinks downward', 'drops from the top of the frame to the bottom', 'travels south', 'moves down the screen', 'slides down toward the bottom edge', 'starts near the top and ends near the bottom', 'descends steadily')},
+    "h": {"left": ('moves left', 'drifts to the left', 'slides from the right edge to the left edge', 'travels west across the screen', 'heads toward the left side of the frame', 'glides leftward', 'starts on the right and ends up on the left', 'slips out of the frame on the left side'),
+          "right": ('moves right', 'scoots over to the right', 'travels from the left edge to the right edge', 'heads east', 'makes its way toward the right-hand side of the screen', 'drifts rightward', 'enters on the left and crosses to the right', 'goes off the right edge of the frame'),
+          "up": ('moves up', 'rises toward the top of the frame', 'floats upward', 'travels north', 'climbs from the bottom of the screen to the top', 'heads for the top edge', 'starts near the bottom and finishes at the top', 'leaves the frame through the top'),
+          "down": ('moves down', 'falls straight down', 'sinks downward', 'heads south', 'drops from the top of the screen to the bottom', 'travels toward the bottom edge', 'starts at the top and finishes near the bottom', 'exits through the bottom of the frame')},
 }
 
 
