@@ -48,11 +48,26 @@ def test_a_prompt_read_whole_is_said_in_the_template(prompt, template):
     "red balls moving up",
     "a red ball moving up and down",  # two directions
     "a red ball and a blue box moving left",  # two colours and shapes
+    # a colour said only of something else: the template made the object that colour
+    "a ball flying up into the blue sky",
+    "a ball rolling left across green grass",
+    "a square sliding left over a white line",
+    "a blue car driving left in a circle",
 ])
 def test_a_prompt_not_read_whole_keeps_its_words(prompt):
     read = encoder_text(dataclasses.replace(SHAPES, read_as_template=False), prompt)
     assert encoder_text(SHAPES, prompt) == read
     assert template_reading(read) is None
+
+
+@pytest.mark.parametrize("prompt, template", [
+    ("a red shiny ball moving left", "a red circle moving left"),  # a word between colour and noun
+    ("a ball painted red rolls left", "a red circle moving left"),  # the colour after the noun
+    ("a ball, red in colour, moving up", "a red circle moving up"),
+    ("a red circle moving left past a red wall", "a red circle moving left"),  # one of its colour words is the object's
+])
+def test_the_object_colour_said_around_its_noun_is_read_whole(prompt, template):
+    assert encoder_text(SHAPES, prompt) == template
 
 
 def test_it_can_be_turned_off_and_an_open_text_pipeline_never_reads_it():
