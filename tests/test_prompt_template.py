@@ -118,3 +118,13 @@ def test_the_pipeline_draws_a_prompt_read_whole_as_its_template(load_tool):
     pipe.config = dataclasses.replace(config, read_as_template=False)
     as_read, _ = pipe.text_to_video("Show me a crimson ball that rises.", seed=2, progress=False)
     assert not torch.equal(as_read, plain)
+
+
+@pytest.mark.parametrize("prompt", [
+    "a red ball and another red ball moving left",  # two objects of one colour and shape
+    "a red ball moving left and back again",  # a motion back
+    "a ball moving left, no longer red",  # a negation
+])
+def test_what_the_template_could_not_carry_keeps_its_words(prompt):
+    assert encoder_text(SHAPES, prompt) == encoder_text(dataclasses.replace(SHAPES, read_as_template=False), prompt)
+    assert encoder_text(SHAPES, prompt) == prompt

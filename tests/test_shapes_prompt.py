@@ -198,3 +198,32 @@ def test_a_long_prompt_is_read_at_once():
     # the walk back for every word took 1.1 s at 5000 words, growing as the square of the length
     assert parse_prompt("a ball moving " + "up " * 20000) == (None, "circle", "up")
     assert time.perf_counter() - start < 1.0
+
+
+def test_a_second_object_of_the_same_colour_and_shape_or_a_motion_back_is_no_one_clip():
+    """"a red ball and another red ball moving left" and "a red ball moving left and back again" named one colour,
+    shape and direction, so the text encoder got "a red circle moving left" with no word of the rest."""
+    assert ambiguous_prompt_note("a red ball and another red ball moving left") == (
+        "the prompt names more than one object ('another'): this Shapes pipeline draws one object")
+    assert "more than one object ('second')" in ambiguous_prompt_note("a red ball and a second ball moving left")
+    assert "more than one object ('twin')" in ambiguous_prompt_note("a red ball with its twin moving left")
+    assert ambiguous_prompt_note("a red ball moving left and back again") == (
+        "the prompt names a motion back ('back'): this Shapes pipeline draws one object moving one way")
+    for prompt, word in (("a red ball moving left and returning", "returning"),
+                         ("a red ball moving up then turning around", "around"),
+                         ("a red ball goes left, then reverses", "reverses")):
+        assert f"a motion back ({word!r})" in ambiguous_prompt_note(prompt), prompt
+    # a time, a direction said with "back" and a place are none of them
+    for prompt in ("a red ball moving left in a second", "a red ball heading back up",
+                   "a red ball near the back wall moving left", "one red ball moving left"):
+        assert ambiguous_prompt_note(prompt) is None, prompt
+
+
+def test_a_negation_said_with_ever_no_longer_lacking_or_minus():
+    from vidiff.data.shapes_prompt import negated_words_note
+
+    for prompt, said in (("a ball that should not ever be red moving left", "'not ever be red'"),
+                         ("a ball moving left, no longer red", "'no longer red'"),
+                         ("a ball lacking red moving left", "'lacking red'"),
+                         ("a ball moving left, minus the red", "'minus the red'")):
+        assert f"the prompt says {said}:" in negated_words_note(prompt), prompt

@@ -255,6 +255,32 @@ def unnamed_attributes_note(prompt: str, set_otherwise: tuple[str, ...] = ()) ->
 
 
 _COUNT_WORDS = {"two", "three", "four", "five", "several", "many", "multiple", "pair", "both", "couple"}
+_TWIN_WORDS = {"twin", "twins"}
+_SECOND_WORDS = {"another", "second"}  # an object when a shape noun or "one" follows: not "in a second"
+
+
+def _second_objects(words: list[str]) -> list[str]:
+    """Words that add an object of the same colour and shape: "a red ball and another red ball", "a second ball",
+    "with its twin"; the colour and shape counts saw one of each, and the template drew one."""
+    return [w for i, w in enumerate(words) if w in _TWIN_WORDS or (
+        w in _SECOND_WORDS and any(v in _SHAPE_WORDS or v in ("one", "ones") for v in words[i + 1:i + 4]))]
+
+
+_RETURN_WORDS = {"return", "returns", "returning", "returned", "reverse", "reverses", "reversing", "reversed"}
+
+
+def _return_motions(words: list[str]) -> list[str]:
+    """Words that turn the motion back without naming a direction: "moving left and back again", "then returns",
+    "turns around", "a u-turn"; one clip moves one way, and the template said only the first."""
+    found = []
+    for i, w in enumerate(words):
+        nxt, prev = words[i + 1:i + 2], words[i - 1:i]
+        if w in _RETURN_WORDS or (w == "around" and prev and prev[0].startswith("turn")) or (w == "turn" and prev == ["u"]):
+            found.append(w)
+        # "back" of a motion: not "heading back up" (a direction), "the back wall" or "in back"
+        elif w == "back" and not (nxt and nxt[0] in _DIRECTION_WORDS) and prev[:1] not in (["the"], ["its"], ["in"], ["at"]):
+            found.append(w)
+    return found
 
 
 def _digit_counts(prompt: str) -> list[str]:
@@ -273,7 +299,7 @@ def _digit_counts(prompt: str) -> list[str]:
 # it and the word it negates; anything else (a comma, "but", "stop") ends its reach, so "does not stop, moving left"
 # negates nothing. "nothing" is not one: "nothing but red" asks for red.
 _NEGATIONS = {"not", "no", "never", "without", "nor", "neither", "non", "cannot", "except", "excluding", "avoid",
-              "avoiding",
+              "avoiding", "lacking", "minus",
               # and every "...n't", with or without its apostrophe ("dont make it red")
               "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "cant", "shouldnt", "mustnt"}
 _NEGATION_PAIRS = {("anything", "but"), ("everything", "but"), ("other", "than"), ("rather", "than"),
@@ -282,7 +308,8 @@ _NEGATED_FILLER = {"-", "a", "an", "the", "any", "be", "is", "are", "in", "to", 
                    "colored", "move", "moves", "moving", "go", "goes", "going", "head", "heads", "heading", "travel",
                    "travels", "travelling", "traveling", "drift", "drifts", "drifting", "slide", "slides", "sliding",
                    "make", "makes", "made", "it", "its", "colour", "color", "for", "one", "single", "really", "very",
-                   "too", "use", "show", "want", "have", "has", "being", "shade", "of"}
+                   "too", "use", "show", "want", "have", "has", "being", "shade", "of",
+                   "ever", "longer"}  # "should not ever be red", "no longer red"
 # every apostrophe a keyboard or an editor writes in "don't"
 _APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\u2032`\u00b4", "'"))
 
@@ -364,10 +391,14 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     words = _words(rest)
     counted += [w for i, w in enumerate(words) if w in _SHAPE_WORDS and plural_of(w, _SHAPE_WORDS)
                 and starts_noun(words, i)]
+    counted += _second_objects(words)
+    back = _return_motions(words)
     if counted:
         problems.insert(0, f"more than one object ({counted[0]!r})")
+    if back:
+        problems.append(f"a motion back ({back[0]!r})")
     if not problems:
         return None
     took = ", ".join(f"{key} {values[0]}" for key, values in named.items() if len(values) > 1)
     return (f"the prompt names {'; '.join(problems)}: this Shapes pipeline draws one object"
-            + (f" and takes the first of each ({took})" if took else ""))
+            + (" moving one way" if back else "") + (f" and takes the first of each ({took})" if took else ""))
