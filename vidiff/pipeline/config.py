@@ -109,10 +109,12 @@ class PipelineConfig:
     # notes which of them a prompt leaves to chance; None for a pipeline trained on open text
     prompt_vocabulary: str | None = None
     # with prompt_vocabulary shapes: a colour name no training caption used is read as the palette colour it names
-    # ("scarlet" -> red) and the text encoder gets that word (vidiff/data/colour_names.py); false: as written
+    # ("scarlet" -> red) and the text encoder gets that word (vidiff/data/colour_names.py); false: as written (with
+    # read_as_template false too: its reader knows some colour names itself)
     read_colour_names: bool = True
     # with prompt_vocabulary shapes: a shape noun no training caption used is read as the shape WordNet defines it as
     # ("cube" -> square) and the text encoder gets that shape's word (vidiff/data/shape_nouns.py); false: as written
+    # (with read_as_template false too)
     read_shape_nouns: bool = True
     # with prompt_vocabulary shapes: a prompt whose one colour, shape and direction the prompt reader finds goes to the
     # text encoder in the plain template, "a red circle moving left" (vidiff/data/prompt_template.py); false: the
