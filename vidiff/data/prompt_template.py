@@ -41,7 +41,8 @@ def template_reading_note(prompt: str, template: str) -> str | None:
             f"direction, and reads them best in the wording it was trained on (pipeline.yaml read_as_template)")
 
 
-# words that may follow the object's colour: "a ball, red, moving left", "the ball is red and rolls left", "red in colour"
+# words that may follow the object's colour: "a ball, red, moving left", "the ball is red and rolls left", "red in
+# colour"
 _AFTER_THE_COLOUR = _AFTER_A_PLACE | {"in", "colour", "color", "coloured", "colored", "one", "object", "thing", "shape"}
 
 

@@ -275,10 +275,12 @@ def _return_motions(words: list[str]) -> list[str]:
     found = []
     for i, w in enumerate(words):
         nxt, prev = words[i + 1:i + 2], words[i - 1:i]
-        if w in _RETURN_WORDS or (w == "around" and prev and prev[0].startswith("turn")) or (w == "turn" and prev == ["u"]):
+        turn = (w == "around" and prev and prev[0].startswith("turn")) or (w == "turn" and prev == ["u"])
+        if w in _RETURN_WORDS or turn:
             found.append(w)
         # "back" of a motion: not "heading back up" (a direction), "the back wall" or "in back"
-        elif w == "back" and not (nxt and nxt[0] in _DIRECTION_WORDS) and prev[:1] not in (["the"], ["its"], ["in"], ["at"]):
+        elif w == "back" and not (nxt and nxt[0] in _DIRECTION_WORDS) and prev[:1] not in (["the"], ["its"], ["in"],
+                                                                                            ["at"]):
             found.append(w)
     return found
 
