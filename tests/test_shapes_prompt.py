@@ -152,6 +152,36 @@ def test_near_places_and_starts_and_ends_up_is_an_arrival():
     assert parse_prompt("a red ball near the bottom")[2] is None
 
 
+def test_entering_leaving_and_the_sky_and_floor_name_the_motion():
+    """A corpus of 426 motion phrases written apart from the reader: "comes out of the left side" and "enters frame
+    right" read the side as the goal (wrong where the prompt template draws it), "exits on the left" and "leaves the
+    screen at the top" read no direction (a place), and "into the sky", "toward the floor", "from below",
+    "westbound", "plummeting" none at all."""
+    from vidiff.data.shapes_prompt import parse_prompt
+
+    for prompt, direction in (("a purple ball comes out of the left side of the frame", "right"),
+                              ("a cube that comes out of the top of the frame", "down"),
+                              ("A brown cube enters frame right and crosses the screen.", "left"),
+                              ("a square appears at the right edge and slides across", "left"),
+                              ("The green cube exits on the left.", "left"),
+                              ("a square leaving the frame on the left side", "left"),
+                              ("a star that leaves the screen at the top", "up"),
+                              ("a ball soaring into the sky", "up"), ("The square moves toward the floor.", "down"),
+                              ("a ball falls from the ceiling", "down"), ("a ball rising from the floor", "up"),
+                              ("a triangle begins near the ceiling and ends up on the floor", "down"),
+                              ("a ball lands on the ground", "down"), ("a ball entering the shot from below", "up"),
+                              ("a ball comes in from above", "down"), ("a square moving westbound", "left"),
+                              ("a ball plummeting earthward", "down"), ("a dot plunging", "down"),
+                              # a place stays a place
+                              ("a ball on the ground moving left", "left"), ("a red ball in the sky moving right", "right"),
+                              ("A gold ball rolling along the floor to the left.", "left"),
+                              ("a ball above the line moving left", "left"),
+                              ("a ball in the frame on the left moving right", "right")):
+        assert parse_prompt(prompt)[2] == direction, prompt
+        assert ambiguous_prompt_note(prompt) is None, prompt
+    assert parse_prompt("a red ball on the floor")[2] is None
+
+
 def test_a_motion_said_after_on_or_in_is_the_direction():
     """Only a word that names a place is one after "at", "in" or "on": "heading on up", "keeps on falling" and "in
     upward motion" read no direction (taken for places), and "comes to rest at the bottom" none either."""

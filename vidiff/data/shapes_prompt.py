@@ -48,10 +48,25 @@ _DIRECTION_WORDS.update(dict.fromkeys(
 _DIRECTION_WORDS.update(dict.fromkeys(
     ("fall", "falls", "falling", "descend", "descends", "descending", "sink", "sinks", "sinking",
      "drop", "drops", "dropping"), "down"))
+# compass "-bound" words, and the steep motions (a corpus of motion phrases written apart from this reader)
+_DIRECTION_WORDS.update({"westbound": "left", "eastbound": "right", "northbound": "up", "southbound": "down",
+                         "earthward": "down", "earthwards": "down", "heavenward": "up", "heavenwards": "up"})
+_DIRECTION_WORDS.update(dict.fromkeys(("soar", "soars", "soaring"), "up"))
+_DIRECTION_WORDS.update(dict.fromkeys(("plunge", "plunges", "plunging", "plummet", "plummets", "plummeting"), "down"))
+# where up and down are, said as things: a direction only as a goal ("into the sky", "toward the floor"), a start
+# ("from the ceiling") or an end ("lands on the ground"), not as a place ("across the floor to the left")
+_GOAL_NOUNS = {"sky": "up", "ceiling": "up", "air": "up", "heavens": "up", "floor": "down", "ground": "down",
+               "earth": "down"}
+_GOAL_WORDS = {"to", "toward", "towards", "into", "onto"}
+# a start said by where it is from, not by a direction word: "enters from below" moves up
+_FROM_SIDES = {"below": "up", "beneath": "up", "underneath": "up", "above": "down"}
+# the picture itself, between a verb and its side: "enters frame right", "leaves the screen at the top"
+_FRAME_NOUNS = {"frame", "screen", "shot", "view", "picture", "scene", "image", "canvas", "video", "clip"}
 
 # words after which a direction is where the motion starts: "from (the) left", "starts on the right",
 # "enters at the top", "beginning in the bottom ..."
-_ORIGIN_VERBS = {"start", "starts", "starting", "begin", "begins", "beginning", "enter", "enters", "entering"}
+_ORIGIN_VERBS = {"start", "starts", "starting", "begin", "begins", "beginning", "enter", "enters", "entering",
+                 "appear", "appears", "appearing", "emerge", "emerges", "emerging"}
 _PLACE_WORDS = {"on", "at", "in", "from", "near"}  # "starts near the bottom" (user set g)
 
 
@@ -92,7 +107,29 @@ def _named_values(text: str) -> dict[str, list[str]]:
                     value = OPPOSITE_DIRECTION[value]
                 if value not in named[key]:
                     named[key].append(value)
+        value = _side_said(words, i)
+        if value and value not in named["direction"]:
+            named["direction"].append(value)
     return named
+
+
+def _side_said(words: list[str], i: int) -> str | None:
+    """The direction words[i] names where it is no direction word: a goal noun as a goal, start or end ("soars into
+    the sky", "from the ceiling", "lands on the floor"), or "from below" / "from above"."""
+    word = words[i]
+    if word in _FROM_SIDES:
+        return _FROM_SIDES[word] if words[i - 1:i] == ["from"] else None
+    if word not in _GOAL_NOUNS:
+        return None
+    j = i - 1 if words[i - 1:i] == ["the"] else i
+    before = words[max(0, j - 2):j]
+    if before[-1:] == ["from"] or (len(before) == 2 and before[1] in _PLACE_WORDS and before[0] in _ORIGIN_VERBS):
+        return OPPOSITE_DIRECTION[_GOAL_NOUNS[word]]  # "falls from the ceiling", "begins near the ceiling"
+    if before[-1:] and before[-1] in _GOAL_WORDS:
+        return _GOAL_NOUNS[word]
+    at = j and words[j - 1] in ("on", "at", "in", "near")
+    verb = _verb_before(words, j - 1) if at else -1
+    return _GOAL_NOUNS[word] if verb >= 0 and words[verb] in _ARRIVE_VERBS else None
 
 
 parse_caption = parse_prompt  # the name used in docs/architecture.md
@@ -190,10 +227,23 @@ _END_VERBS = {"end", "ends", "ending", "ended", "stop", "stops", "stopping", "st
               "settle", "settles", "settling", "settled"}
 # "winds up on the left": with the end verbs, what an "up" after them is a particle of (_end_particles)
 _ARRIVE_VERBS = _END_VERBS | {"wind", "winds", "winding", "wound"}
+# leaving the picture at a side is going that way: "exits on the left", "leaves the screen at the top"
+_ARRIVE_VERBS |= {"exit", "exits", "exiting", "exited", "leave", "leaves", "leaving", "disappear", "disappears",
+                  "disappearing", "disappeared", "vanish", "vanishes", "vanishing", "vanished"}
 # the direction words that name a place too ("at the bottom", "on the left"); "on up", "keeps on rising", "in upward
 # motion" say the motion, and read as a place they named no direction
 _PLACE_NOUNS = {"left", "right", "top", "bottom", "west", "east", "north", "south"}
 _PLACE_FILLERS = {"the", "upper", "lower", "far"}
+
+
+def _verb_before(words: list[str], j: int) -> int:
+    """Index of the verb whose place word stands at j, over an "up" ("ends up at the top") and the picture it
+    leaves ("leaves the frame on the left"); -1 where there is none."""
+    k = j - 1
+    while k >= 0 and (words[k] in _FRAME_NOUNS or words[k] == "the"
+                      or (words[k] == "up" and k and words[k - 1] in _ARRIVE_VERBS)):
+        k -= 1
+    return k
 
 
 def _end_particles(words: list[str]) -> set[int]:
@@ -211,9 +261,7 @@ def _place_positions(words: list[str]) -> set[int]:
     for k, word in enumerate(words):
         if word in _PLACE_NOUNS and not _names_the_origin(words, k):
             at = before >= 0 and words[before] in ("at", "in", "on", "near")
-            verb = before - 1
-            if verb >= 1 and words[verb] == "up" and words[verb - 1] in _ARRIVE_VERBS:
-                verb -= 1  # "ends up at the top": the verb stands before "up"
+            verb = _verb_before(words, before) if before >= 0 else -1
             ends = verb >= 0 and (words[verb] in _ARRIVE_VERBS or words[verb] in _ORIGIN_VERBS
                                   or words[max(0, before - 2):before] == ["to", "rest"])  # "comes to rest at"
             if at and not ends and words[k + 1:k + 2] not in (["direction"], ["to"]):
@@ -229,8 +277,8 @@ def _names_the_origin(words: list[str], i: int) -> bool:
     if before[-1:] == ["the"]:
         before = before[:-1]
     after_from = before[-1:] == ["from"]
-    after_start = (len(before) >= 2 and before[-1] in _PLACE_WORDS and before[-2] in _ORIGIN_VERBS) \
-        or before[-1:] in (["starts"], ["starting"])
+    after_start = (len(before) >= 2 and before[-1] in _PLACE_WORDS | _FRAME_NOUNS and before[-2] in _ORIGIN_VERBS) \
+        or before[-1:] in (["starts"], ["starting"]) or before[-2:] == ["out", "of"]  # "comes out of the left side"
     rest = words[i + 1:i + 4]
     to_another = rest[:1] == ["to"] and any(_DIRECTION_WORDS.get(w) not in (None, _DIRECTION_WORDS[words[i]])
                                             for w in rest[1:3])
