@@ -173,7 +173,8 @@ def test_entering_leaving_and_the_sky_and_floor_name_the_motion():
                               ("a ball comes in from above", "down"), ("a square moving westbound", "left"),
                               ("a ball plummeting earthward", "down"), ("a dot plunging", "down"),
                               # a place stays a place
-                              ("a ball on the ground moving left", "left"), ("a red ball in the sky moving right", "right"),
+                              ("a ball on the ground moving left", "left"),
+                              ("a red ball in the sky moving right", "right"),
                               ("A gold ball rolling along the floor to the left.", "left"),
                               ("a ball above the line moving left", "left"),
                               ("a ball in the frame on the left moving right", "right")):
