@@ -258,3 +258,27 @@ def test_a_negation_said_with_ever_no_longer_lacking_or_minus():
                          ("a ball lacking red moving left", "'lacking red'"),
                          ("a ball moving left, minus the red", "'minus the red'")):
         assert f"the prompt says {said}:" in negated_words_note(prompt), prompt
+
+
+def test_a_shape_described_by_its_sides_or_a_shape_adjective_is_read():
+    """A corpus of 337 shape phrases written apart from the reader: "a three-sided shape", "with four equal sides",
+    "a rectangular object", "boxy" named no shape (and "three" was counted as three objects); each goes to the
+    encoder as the template now."""
+    from vidiff.data.shapes_prompt import parse_prompt
+    from vidiff.pipeline.config import pipeline_config_from_dict
+    from vidiff.pipeline.request import encoder_text
+
+    for prompt, shape in (("a red three-sided shape moving down", "triangle"),
+                          ("a blue three-cornered object moving up", "triangle"),
+                          ("a yellow shape with four equal sides moving down", "square"),
+                          ("a white shape with four corners moving left", "square"),
+                          ("a green shape with three straight sides moving left", "triangle"),
+                          ("a rectangular red object moving left", "square"), ("a blue boxy thing", "square"),
+                          ("a spherical red object floating upward", "circle"), ("a squarish tile", "square")):
+        assert parse_prompt(prompt)[1] == shape, prompt
+        assert ambiguous_prompt_note(prompt) is None, prompt
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    assert encoder_text(shapes, "Cobalt blue three-sided shape. It moves up the screen.") == "a blue triangle moving up"
+    # a count is still a count
+    assert "more than one object ('three')" in ambiguous_prompt_note("three red squares moving left")
+    assert "more than one object ('four')" in ambiguous_prompt_note("four triangles with sharp corners")

@@ -15,7 +15,7 @@ import re
 
 from vidiff.data.shapes import prompt_for
 from vidiff.data.shapes_prompt import (
-    _AFTER_A_PLACE, _COLOUR_WORDS, _DIRECTION_WORDS, _SHADE_WORDS, _SHAPE_WORDS, ambiguous_prompt_note,
+    _AFTER_A_PLACE, _COLOUR_WORDS, _DIRECTION_WORDS, _POLYGONS, _SHADE_WORDS, _SHAPE_WORDS, ambiguous_prompt_note,
     background_colour_positions, named_values, negated_words_note,
 )
 
@@ -46,6 +46,10 @@ def template_reading_note(prompt: str, template: str) -> str | None:
 _AFTER_THE_COLOUR = _AFTER_A_PLACE | {"in", "colour", "color", "coloured", "colored", "one", "object", "thing", "shape"}
 
 
+# a noun of the object, or the number of a polygon's sides ("a pale yellow three-sided shape")
+_OBJECT_WORDS = set(_SHAPE_WORDS) | set(_POLYGONS) | {"shape", "object", "thing"}
+
+
 def _colour_of_the_object(read: str) -> bool:
     """Whether a colour word of `read` may be the object's: followed, over shade words, by the shape noun (within two
     more words: "a red shiny ball"), a stop, a verb or a direction. One said only of something else ("a ball flying
@@ -66,6 +70,6 @@ def _colour_of_the_object(read: str) -> bool:
             j += 1
         after = tokens[j:j + 3]
         if (not after or not after[0].isalpha() or after[0] in _AFTER_THE_COLOUR or after[0] in _DIRECTION_WORDS
-                or after[0].endswith("ing") or any(w in _SHAPE_WORDS for w in after)):
+                or after[0].endswith("ing") or any(w in _OBJECT_WORDS for w in after)):
             return True
     return False

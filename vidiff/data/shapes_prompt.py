@@ -29,6 +29,11 @@ _SHAPE_WORDS = {
     "triangle": "triangle", "triangles": "triangle", "triangular": "triangle", "pyramid": "triangle",
     "ring": "circle", "tile": "square", "wedge": "triangle",
 }
+# how a shape is described rather than named (a corpus of shape phrases written apart from this reader): a rectangle
+# is drawn as the square, the nearest shape
+_SHAPE_WORDS.update({"spherical": "circle", "globular": "circle", "roundish": "circle", "squarish": "square",
+                     "boxy": "square", "boxlike": "square", "blocky": "square", "cubic": "square", "cubical": "square",
+                     "rectangular": "square", "rectangle": "square", "pyramidal": "triangle"})
 # and their plurals: "red boxes moving left" named no shape the reader knew
 _SHAPE_WORDS.update({noun + ("es" if noun.endswith(("x", "s")) else "s"): shape for noun, shape in list(_SHAPE_WORDS.items())
                      if not noun.endswith("s") and noun not in ("round", "circular", "triangular")})
@@ -110,6 +115,9 @@ def _named_values(text: str) -> dict[str, list[str]]:
         value = _side_said(words, i)
         if value and value not in named["direction"]:
             named["direction"].append(value)
+        shape = _polygon_at(words, i)
+        if shape and shape not in named["shape"]:
+            named["shape"].append(shape)
     return named
 
 
@@ -303,6 +311,21 @@ def unnamed_attributes_note(prompt: str, set_otherwise: tuple[str, ...] = ()) ->
 
 
 _COUNT_WORDS = {"two", "three", "four", "five", "several", "many", "multiple", "pair", "both", "couple"}
+# a polygon said by its sides or corners: "a three-sided shape", "with four equal sides", "three-cornered"; its
+# number counts parts of the one object, not objects
+_POLYGONS = {"three": "triangle", "four": "square"}
+_POLYGON_PARTS = {"sided", "cornered", "pointed", "angled", "sides", "corners", "points", "angles", "edges", "vertices"}
+_PART_SHADES = {"equal", "straight", "sharp", "right", "even", "identical", "same"}
+
+
+def _polygon_at(words: list[str], i: int) -> str | None:
+    """The shape words[i] begins to say as a polygon ("three" of "three-sided", "with four equal sides"), else None."""
+    if words[i] not in _POLYGONS:
+        return None
+    j = i + 1
+    while j < min(len(words), i + 3) and words[j] in _PART_SHADES:
+        j += 1
+    return _POLYGONS[words[i]] if j < len(words) and words[j] in _POLYGON_PARTS else None
 _TWIN_WORDS = {"twin", "twins"}
 _SECOND_WORDS = {"another", "second"}  # an object when a shape noun or "one" follows: not "in a second"
 
@@ -437,7 +460,9 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     problems = [f"{len(values)} {key}s ({', '.join(values)})" for key, values in named.items() if len(values) > 1]
     # a count, or a shape noun said in the plural ("red balls moving left") where the object's noun stands: not
     # the verb of "a ball that circles left", nor a place ("over a tiles pattern", "past rings of colour")
-    counted = [w for w in _words(prompt) if w in _COUNT_WORDS] + _digit_counts(prompt)
+    all_words = _words(prompt)
+    counted = [w for i, w in enumerate(all_words) if w in _COUNT_WORDS and not _polygon_at(all_words, i)]
+    counted += _digit_counts(prompt)
     words = _words(rest)
     counted += [w for i, w in enumerate(words) if w in _SHAPE_WORDS and plural_of(w, _SHAPE_WORDS)
                 and starts_noun(words, i)]
