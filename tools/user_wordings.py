@@ -30,6 +30,9 @@ names with modifiers ("royal blue", "cream", "snow-white"), nouns with and witho
 Set "h" (2026-12-06, written as set g was, after set g was measured, for a last blind figure of the day's readers):
 users of several kinds (a child, a fast typist, a designer, a storyboard line), "Flat fill, constant speed.",
 everyday things for the shapes ("warning-sign triangle", "mountain shape", "square patch"), leaving the frame.
+Set "i" (2026-12-06, written as sets g and h were, after the reader fixes that corpora of motion and shape phrases
+led to, for the last blind figure): a teacher, a game developer, a kid, dictation without punctuation, things for
+the shapes ("pizza-slice shape", "filled-in circle"), "the" or "one" before the colour.
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
@@ -37,7 +40,7 @@ from __future__ import annotations
 import torch
 
 # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
-SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84, "h": 85}
+SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84, "h": 85, "i": 86}
 
 TEMPLATES = {
     "a": (
@@ -124,6 +127,20 @@ TEMPLATES = {
         'my {colour} {shape} {move}!!',
         'Scene: a {colour} {shape} {move}, in one smooth straight line.',
     ),
+    "i": (
+        '{Colour} {shape} {move}.',
+        'Make a video where the {colour} {shape} {move}.',
+        'can u make a vid where the {colour} {shape} {move} plz',
+        'ok so theres this {colour} {shape} and it {move}',
+        'For my class slide: one {colour} {shape} that {move}.',
+        'Prototype sprite: one {colour} {shape} that {move} at constant speed.',
+        'Hello! If it is not too much trouble, I would love an animation in which the {colour} {shape} {move}. Many thanks in advance.',
+        'Picture this: the {shape}, {colour} all over, {move}.',
+        'There is one {shape} in the clip. It is {colour}, and it {move}.',
+        'Watch the {colour} {shape} as it steadily {move}.',
+        '{Shape}, colour {colour}, {move} in a straight line.',
+        'Could you please generate a short clip in which one {colour} {shape} {move}? Thank you so much!',
+    ),
 }
 # the sets that say a colour in several ways draw {colour} from here; the others say its plain name
 COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
@@ -143,7 +160,12 @@ COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("
                  "green": ('green', 'lime green', 'grass green', 'leaf green'),
                  "blue": ('blue', 'sky blue', 'cobalt blue', 'navy blue'),
                  "yellow": ('yellow', 'lemon yellow', 'sunflower yellow', 'canary yellow'),
-                 "white": ('white', 'snow white', 'pure white', 'chalk white')}}
+                 "white": ('white', 'snow white', 'pure white', 'chalk white')},
+           "i": {"red": ('red', 'crimson', 'scarlet', 'cherry red'),
+                 "green": ('green', 'emerald', 'lime green', 'grass-green'),
+                 "blue": ('blue', 'navy', 'sky blue', 'royal blue'),
+                 "yellow": ('yellow', 'lemon yellow', 'canary yellow', 'sunshine yellow'),
+                 "white": ('white', 'snow white', 'chalk white', 'pure white')}}
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
@@ -158,7 +180,10 @@ SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "tria
                 "triangle": ('triangle', 'pyramid', 'wedge', 'tent shape', 'three-sided shape', 'pointy triangle')},
           "h": {"circle": ('circle', 'disc', 'dot', 'ball', 'coin', 'round blob'),
                 "square": ('square', 'box', 'block', 'tile', 'solid square', 'square patch'),
-                "triangle": ('triangle', 'solid triangle', 'pyramid shape', 'tent shape', 'mountain shape', 'warning-sign triangle')}}
+                "triangle": ('triangle', 'solid triangle', 'pyramid shape', 'tent shape', 'mountain shape', 'warning-sign triangle')},
+          "i": {"circle": ('circle', 'disc', 'dot', 'coin', 'ball', 'filled-in circle'),
+                "square": ('square', 'block', 'tile', 'box', 'sticky-note shape', 'shape with four equal sides'),
+                "triangle": ('triangle', 'upright triangle', 'pyramid', 'three-cornered shape', 'pizza-slice shape', 'tent shape')}}
 # set a: a direction completing "moves ..."; sets b to f: the whole motion, often a path or a verb that
 # implies it
 DIRECTIONS = {
@@ -212,6 +237,10 @@ DIRECTIONS = {
           "right": ('moves right', 'scoots over to the right', 'travels from the left edge to the right edge', 'heads east', 'makes its way toward the right-hand side of the screen', 'drifts rightward', 'enters on the left and crosses to the right', 'goes off the right edge of the frame'),
           "up": ('moves up', 'rises toward the top of the frame', 'floats upward', 'travels north', 'climbs from the bottom of the screen to the top', 'heads for the top edge', 'starts near the bottom and finishes at the top', 'leaves the frame through the top'),
           "down": ('moves down', 'falls straight down', 'sinks downward', 'heads south', 'drops from the top of the screen to the bottom', 'travels toward the bottom edge', 'starts at the top and finishes near the bottom', 'exits through the bottom of the frame')},
+    "i": {"left": ('moves left', 'drifts to the left', 'slides toward the left edge', 'travels west', 'glides from right to left', 'heads leftward', 'enters from the right and exits on the left', 'scoots over to the left side'),
+          "right": ('moves right', 'slides to the right', 'drifts toward the right edge', 'travels east', 'glides from left to right', 'heads rightward', 'enters from the left and exits on the right', 'zips across to the right side'),
+          "up": ('moves up', 'rises', 'floats upward', 'climbs toward the top of the screen', 'travels north', 'drifts from bottom to top', 'rises and leaves through the top edge', 'slides straight up'),
+          "down": ('moves down', 'falls', 'sinks downward', 'drops toward the bottom of the screen', 'travels south', 'slides from top to bottom', 'descends and leaves through the bottom edge', 'drifts straight down')},
 }
 
 
