@@ -20,7 +20,9 @@ fine-tuned on captions that say the motion as a path ("from right to left", 2026
 frame but the fill's: recorded again. On 2026-12-06 another "AMD EPYC / AVX512" (family 25 model 17, AVX512-BF16)
 gave other frames than the one on record for the same commit (c158147, and this day's commits gave its own frames
 bit for bit): a cloud CPU's name says too little, so the key gained the family, model number and cache size, the
-older set (whose machine's are not known) was dropped and this machine's recorded.
+older set (whose machine's are not known) was dropped and this machine's recorded. Later that day an Intel Xeon
+with AMX (family 6 model 207) gave the same frames at the day's first and last commits (501313d, and after the prompt
+template, whose plain-template requests here go to the encoder as written), and its set was added.
 """
 from __future__ import annotations
 
