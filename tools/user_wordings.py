@@ -33,6 +33,9 @@ everyday things for the shapes ("warning-sign triangle", "mountain shape", "squa
 Set "i" (2026-12-06, written as sets g and h were, after the reader fixes that corpora of motion and shape phrases
 led to, for the last blind figure): a teacher, a game developer, a kid, dictation without punctuation, things for
 the shapes ("pizza-slice shape", "filled-in circle"), "the" or "one" before the colour.
+Set "j" (2026-12-06, written as sets g-i were, after everyday things were read by their outline
+(vidiff/data/object_shapes.py), for the figure of that list): an intern, a retired engineer, a spec line, a toddler's
+cartoon, a terse animator, formal second-language English.
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
@@ -40,7 +43,7 @@ from __future__ import annotations
 import torch
 
 # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
-SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84, "h": 85, "i": 86}
+SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84, "h": 85, "i": 86, "j": 87}
 
 TEMPLATES = {
     "a": (
@@ -141,6 +144,20 @@ TEMPLATES = {
         '{Shape}, colour {colour}, {move} in a straight line.',
         'Could you please generate a short clip in which one {colour} {shape} {move}? Thank you so much!',
     ),
+    "j": (
+        'A {colour} {shape} {move}.',
+        'Show one {colour} {shape} that {move}.',
+        'Animation: a {colour} {shape} {move} at a steady pace.',
+        '{Colour} {shape} {move}.',
+        'Please make a video where a {colour} {shape} {move}.',
+        'Look, a {colour} {shape}! It {move}.',
+        'Kindly generate a clip in which a {colour} {shape} {move}.',
+        'Spec: object = {colour} {shape}; motion: it {move}.',
+        "I'd like to see a {colour} {shape} that {move}.",
+        'Picture a {colour} {shape} as it {move}.',
+        'There is a {colour} {shape}, and it {move}.',
+        '{Shape}, coloured {colour}, {move}.',
+    ),
 }
 # the sets that say a colour in several ways draw {colour} from here; the others say its plain name
 COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
@@ -165,7 +182,12 @@ COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("
                  "green": ('green', 'emerald', 'lime green', 'grass-green'),
                  "blue": ('blue', 'navy', 'sky blue', 'royal blue'),
                  "yellow": ('yellow', 'lemon yellow', 'canary yellow', 'sunshine yellow'),
-                 "white": ('white', 'snow white', 'chalk white', 'pure white')}}
+                 "white": ('white', 'snow white', 'chalk white', 'pure white')},
+           "j": {"red": ('red', 'cherry red', 'scarlet', 'tomato red'),
+                 "green": ('grass green', 'lime green', 'forest green', 'green'),
+                 "blue": ('sky blue', 'blue', 'royal blue', 'cobalt'),
+                 "yellow": ('lemon yellow', 'sunflower yellow', 'yellow', 'canary yellow'),
+                 "white": ('snow white', 'chalk white', 'paper white', 'white')}}
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
@@ -183,7 +205,10 @@ SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "tria
                 "triangle": ('triangle', 'solid triangle', 'pyramid shape', 'tent shape', 'mountain shape', 'warning-sign triangle')},
           "i": {"circle": ('circle', 'disc', 'dot', 'coin', 'ball', 'filled-in circle'),
                 "square": ('square', 'block', 'tile', 'box', 'sticky-note shape', 'shape with four equal sides'),
-                "triangle": ('triangle', 'upright triangle', 'pyramid', 'three-cornered shape', 'pizza-slice shape', 'tent shape')}}
+                "triangle": ('triangle', 'upright triangle', 'pyramid', 'three-cornered shape', 'pizza-slice shape', 'tent shape')},
+          "j": {"circle": ('circle', 'disc', 'dot', 'ball', 'filled-in circle', 'round coin shape'),
+                "square": ('square', 'box', 'square tile', 'block', 'four-cornered square', 'square patch'),
+                "triangle": ('triangle', 'three-sided shape', 'pyramid shape', 'tent shape', 'upright triangle', 'little mountain shape')}}
 # set a: a direction completing "moves ..."; sets b to f: the whole motion, often a path or a verb that
 # implies it
 DIRECTIONS = {
@@ -241,6 +266,10 @@ DIRECTIONS = {
           "right": ('moves right', 'slides to the right', 'drifts toward the right edge', 'travels east', 'glides from left to right', 'heads rightward', 'enters from the left and exits on the right', 'zips across to the right side'),
           "up": ('moves up', 'rises', 'floats upward', 'climbs toward the top of the screen', 'travels north', 'drifts from bottom to top', 'rises and leaves through the top edge', 'slides straight up'),
           "down": ('moves down', 'falls', 'sinks downward', 'drops toward the bottom of the screen', 'travels south', 'slides from top to bottom', 'descends and leaves through the bottom edge', 'drifts straight down')},
+    "j": {"left": ('drifts left', 'moves to the left', 'slides toward the left edge', 'travels westward', 'glides from right to left', 'heads leftwards', 'exits through the left side of the frame', 'starts on the right and finishes on the left'),
+          "right": ('drifts right', 'moves to the right', 'slides toward the right edge', 'travels eastward', 'glides from left to right', 'heads rightwards', 'enters from the left and crosses to the right', 'sweeps across to the right side of the screen'),
+          "up": ('rises', 'floats upward', 'moves up', 'climbs toward the top of the frame', 'travels north', 'glides from the bottom to the top', 'ascends', 'drifts up and out through the top edge'),
+          "down": ('falls', 'sinks downward', 'moves down', 'drops toward the bottom of the frame', 'travels south', 'glides from top to bottom', 'descends', 'slides down and out through the bottom edge')},
 }
 
 
