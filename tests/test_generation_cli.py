@@ -740,7 +740,7 @@ def test_a_shapes_pipeline_warns_when_the_prompt_leaves_attributes_to_chance(tin
     for model, prompt, expected in ((shapes, "a cat walking", "found no colour, shape or direction"),
                                     (shapes, "a red circle moving left", None),
                                     (shapes, "a red ring moving left", "the text encoder gets 'a red circle moving"),
-                                    (shapes, "a red coin moving left", "found no shape it knows"),
+                                    (shapes, "a red star moving left", "found no shape it knows"),
                                     (tiny_pipeline, "a red cube moving left", None),
                                     (tiny_pipeline, "a cat walking", None)):
         capsys.readouterr()

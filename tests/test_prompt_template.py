@@ -39,7 +39,7 @@ def test_a_prompt_read_whole_is_said_in_the_template(prompt, template):
 
 
 @pytest.mark.parametrize("prompt", [
-    "a red coin moving left",  # a noun the reader gives no shape
+    "a red star moving left",  # a noun the reader gives no shape
     "a grey ball moving left",  # a colour the pipeline does not draw: left to the model
     "a circle moving left",  # no colour
     "a red ball",  # no direction

@@ -73,7 +73,7 @@ def test_a_shape_noun_of_the_object_is_said_as_the_shape_word(prompt, encoded, w
     "a green thing drops down",
     "a red shape, not a cube, moving left",  # negated
     "a pearl moving left",  # a colour name ("pearl" white) is not read as a shape
-    "a blue cone moving up",  # WordNet gives a cone no one shape
+    "a blue star moving up",  # neither WordNet nor the list of everyday things gives a star one shape
     "a red star moving left",
     "a yellow shape moving into the sphere",  # after a preposition: a place, not the object
 ])
@@ -139,3 +139,22 @@ def test_read_shape_nouns_in_pipeline_yaml_is_a_bool():
     assert pipeline_config_from_dict({"read_shape_nouns": False}, where="p.yaml").read_shape_nouns is False
     with pytest.raises(ConfigError, match="read_shape_nouns"):
         pipeline_config_from_dict({"read_shape_nouns": "yes please"}, where="p.yaml")
+
+
+def test_everyday_things_are_read_by_their_outline():
+    from vidiff.data.object_shapes import OBJECT_SHAPES
+    from vidiff.data.shape_nouns import shape_reading_note
+
+    assert read_shape_nouns("a white coin sliding down")[0] == "a white circle sliding down"
+    assert read_shape_nouns("Two red tents moving up")[0] == "Two red triangles moving up"
+    assert read_shape_nouns("a tiny deep blue dice goes right")[0] == "a tiny deep blue square goes right"
+    text, reading = read_shape_nouns("a crimson tent shape rises")
+    assert text == "a crimson triangle shape rises"
+    assert shape_reading_note(reading).endswith("the thing it names has that outline")
+    assert shape_reading_note(read_shape_nouns("a red cube")[1]).endswith("WordNet defines it as that shape")
+    # a thing that is not the object, and a training noun, keep their words
+    for prompt in ("a ball rolls past a tent to the left", "a red ball shaped like a coin", "a red box on a plate"):
+        assert read_shape_nouns(prompt) == (prompt, None), prompt
+    # no word of the list says another shape than a training noun or WordNet does
+    trained = {noun: shape for shape, nouns in TRAIN.shapes.items() for noun in nouns}
+    assert not {w for w, s in OBJECT_SHAPES.items() if trained.get(w, s) != s or WORDNET_SHAPE_NOUNS.get(w, s) != s}

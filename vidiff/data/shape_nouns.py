@@ -7,7 +7,9 @@ shape nouns least of all ("cube" came out a circle or a triangle in 13 of 13 cli
 it ("cube: a hexahedron with six equal squares as faces"). So a Shapes pipeline reads such a noun as the shape
 WordNet gives it (vidiff/data/wordnet_shapes.py, built by one rule from WordNet 3.0: tools/wordnet_shape_nouns.py)
 and gives the text encoder that shape's plain word ("a red cube moving left" -> "a red square moving left"), with
-a note. Every training noun WordNet places reads as its trained shape (tests/test_shape_nouns.py).
+a note. Every training noun WordNet places reads as its trained shape (tests/test_shape_nouns.py). Everyday things
+whose outline is one shape ("coin", "dice", "tent") are read the same way, from a list written by hand
+(object_shapes.py).
 
 A noun counts as the object's where a noun phrase ends in it: after an article, a number, a colour, a size,
 shade or look word ("a cube", "two red cubes", "the small teal orb", "a glowing cube"), or first in the prompt ("Cube, red, ..."), and with no
@@ -22,7 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidiff.data.prompt_words import plural_of, prompt_tokens, replace_word, singular
+from vidiff.data.object_shapes import OBJECT_SHAPES
 from vidiff.data.wordnet_shapes import WORDNET_SHAPE_NOUNS
+
+# the nouns read: WordNet's shape nouns, and everyday things by their outline (WordNet's shape wins where both say)
+_NOUNS = {**OBJECT_SHAPES, **WORDNET_SHAPE_NOUNS}
 
 # the plain template's word for each shape: the one the model was trained on most
 _PLAIN_NOUN = {"circle": "circle", "square": "square", "triangle": "triangle"}
@@ -51,17 +57,18 @@ _PLACES = {"to", "into", "onto", "toward", "towards", "at", "from", "past", "thr
 @dataclass(frozen=True)
 class ShapeReading:
     word: str  # the noun as the prompt says it, lower-case
-    shape: str  # the Shapes shape WordNet defines it as
+    shape: str  # the Shapes shape WordNet defines it as, or the thing's outline is (object_shapes.py)
 
 
 def _singular(word: str) -> str:
-    """`word`'s singular where it is a WordNet shape noun's plural ("boxes", "cubes"), else `word`."""
-    return plural_of(word, WORDNET_SHAPE_NOUNS) or word
+    """`word`'s singular where it is a read noun's plural ("boxes", "cubes", "tents"), else `word`."""
+    return plural_of(word, _NOUNS) or word
 
 
 def is_shape_noun(word: str) -> bool:
-    """Whether WordNet defines `word` (lower case, singular or plural) as a Shapes shape."""
-    return _singular(word) in WORDNET_SHAPE_NOUNS
+    """Whether `word` (lower case, singular or plural) is read as a Shapes shape: WordNet defines it as one, or it
+    names an everyday thing of that outline (object_shapes.py)."""
+    return _singular(word) in _NOUNS
 
 
 def _starts_noun(words: list[str], i: int, colours: set[str], ends: bool = False) -> bool:
@@ -117,7 +124,7 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
     words = [w for w, _ in tokens]
     trained = {w for nouns in TRAIN.shapes.values() for w in nouns}
     colours = {w for names in TRAIN.colours.values() for w in names}
-    negated = negated_spans(prompt, set(WORDNET_SHAPE_NOUNS) | {w + "s" for w in WORDNET_SHAPE_NOUNS})
+    negated = negated_spans(prompt, set(_NOUNS) | {w + "s" for w in _NOUNS})
     ends = [i + 1 == len(tokens) or prompt[span[1]:tokens[i + 1][1][0]].strip() != "" for i, (_, span) in
             enumerate(tokens)]
 
@@ -131,9 +138,9 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
         return prompt, None
     for i in said:
         noun = _singular(words[i])
-        if noun not in WORDNET_SHAPE_NOUNS or noun in colours or _is_colour(noun):
+        if noun not in _NOUNS or noun in colours or _is_colour(noun):
             continue
-        shape = WORDNET_SHAPE_NOUNS[noun]
+        shape = _NOUNS[noun]
         plain = _PLAIN_NOUN[shape] + ("s" if noun != words[i] else "")
         return replace_word(prompt, tokens, i, plain), ShapeReading(words[i], shape)
     return prompt, None
@@ -141,5 +148,6 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
 
 def shape_reading_note(reading: ShapeReading) -> str:
     """The one-line note `vidiff generate` gives for a reading of read_shape_nouns."""
-    return (f"{reading.word!r} is read as {reading.shape}: this Shapes pipeline was not trained on the word, and "
-            f"WordNet defines it as that shape")
+    why = ("WordNet defines it as that shape" if _singular(reading.word) in WORDNET_SHAPE_NOUNS
+           else "the thing it names has that outline")
+    return f"{reading.word!r} is read as {reading.shape}: this Shapes pipeline was not trained on the word, and {why}"
