@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-OPPOSITE_DIRECTION = {"left": "right", "right": "left", "up": "down", "down": "up"}
+from vidiff.data.direction_phrases import DIRECTION_WORDS as _DIRECTION_WORDS
+from vidiff.data.direction_phrases import OPPOSITE_DIRECTION, direction_at, direction_scenery  # noqa: F401
 
 _COLOUR_WORDS = {
     "red": "red", "crimson": "red", "scarlet": "red",
@@ -37,44 +38,6 @@ _SHAPE_WORDS.update({"spherical": "circle", "globular": "circle", "roundish": "c
 # and their plurals: "red boxes moving left" named no shape the reader knew
 _SHAPE_WORDS.update({noun + ("es" if noun.endswith(("x", "s")) else "s"): shape for noun, shape in list(_SHAPE_WORDS.items())
                      if not noun.endswith("s") and noun not in ("round", "circular", "triangular")})
-_DIRECTION_WORDS = {
-    "left": "left", "leftward": "left", "leftwards": "left", "west": "left", "westward": "left",
-    "right": "right", "rightward": "right", "rightwards": "right", "east": "right", "eastward": "right",
-    "up": "up", "upward": "up", "upwards": "up", "north": "up", "northward": "up", "skyward": "up",
-    "down": "down", "downward": "down", "downwards": "down", "south": "down", "southward": "down",
-    "downhill": "down",
-    "top": "up", "bottom": "down",  # "toward the top"
-    # the "-wards" spellings of the compass words ("eastwards" named no direction while "leftwards" did)
-    "westwards": "left", "eastwards": "right", "northwards": "up", "southwards": "down", "skywards": "up",
-}
-# verbs that carry the direction themselves, in the forms a prompt uses ("rises", "rising", "rise")
-_DIRECTION_WORDS.update(dict.fromkeys(
-    ("rise", "rises", "rising", "ascend", "ascends", "ascending", "climb", "climbs", "climbing"), "up"))
-_DIRECTION_WORDS.update(dict.fromkeys(
-    ("fall", "falls", "falling", "descend", "descends", "descending", "sink", "sinks", "sinking",
-     "drop", "drops", "dropping"), "down"))
-# compass "-bound" words, and the steep motions (a corpus of motion phrases written apart from this reader)
-_DIRECTION_WORDS.update({"westbound": "left", "eastbound": "right", "northbound": "up", "southbound": "down",
-                         "earthward": "down", "earthwards": "down", "heavenward": "up", "heavenwards": "up"})
-_DIRECTION_WORDS.update(dict.fromkeys(("soar", "soars", "soaring"), "up"))
-_DIRECTION_WORDS.update(dict.fromkeys(("plunge", "plunges", "plunging", "plummet", "plummets", "plummeting"), "down"))
-# where up and down are, said as things: a direction only as a goal ("into the sky", "toward the floor"), a start
-# ("from the ceiling") or an end ("lands on the ground"), not as a place ("across the floor to the left")
-_GOAL_NOUNS = {"sky": "up", "ceiling": "up", "air": "up", "heavens": "up", "floor": "down", "ground": "down",
-               "earth": "down"}
-_GOAL_WORDS = {"to", "toward", "towards", "into", "onto"}
-# a start said by where it is from, not by a direction word: "enters from below" moves up
-_FROM_SIDES = {"below": "up", "beneath": "up", "underneath": "up", "above": "down"}
-# the picture itself, between a verb and its side: "enters frame right", "leaves the screen at the top"
-_FRAME_NOUNS = {"frame", "screen", "shot", "view", "picture", "scene", "image", "canvas", "video", "clip"}
-
-# words after which a direction is where the motion starts: "from (the) left", "starts on the right",
-# "enters at the top", "beginning in the bottom ..."
-_ORIGIN_VERBS = {"start", "starts", "starting", "begin", "begins", "beginning", "enter", "enters", "entering",
-                 "appear", "appears", "appearing", "emerge", "emerges", "emerging"}
-_PLACE_WORDS = {"on", "at", "in", "from", "near"}  # "starts near the bottom" (user set g)
-
-
 def _words(text: str) -> list[str]:
     """The words of a prompt as the reader sees them: lower-case letter runs ("Right-to-left." -> right, to, left)."""
     return re.findall(r"[a-z]+", text.lower())
@@ -100,44 +63,16 @@ def _named_values(text: str) -> dict[str, list[str]]:
     object's."""
     named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
     words = _words(text)
-    scenery = (set(background_colour_positions(words)) | _corner_positions(words) | _place_positions(words)
-               | _end_particles(words))
+    scenery = set(background_colour_positions(words)) | direction_scenery(words)
     for i, word in enumerate(words):
         if i in scenery:
             continue
-        for key, table in (("colour", _COLOUR_WORDS), ("shape", _SHAPE_WORDS), ("direction", _DIRECTION_WORDS)):
-            if word in table:
-                value = table[word]
-                if key == "direction" and _names_the_origin(words, i):
-                    value = OPPOSITE_DIRECTION[value]
-                if value not in named[key]:
-                    named[key].append(value)
-        value = _side_said(words, i)
-        if value and value not in named["direction"]:
-            named["direction"].append(value)
-        shape = _polygon_at(words, i)
-        if shape and shape not in named["shape"]:
-            named["shape"].append(shape)
+        found = {"colour": _COLOUR_WORDS.get(word), "shape": _SHAPE_WORDS.get(word) or _polygon_at(words, i),
+                 "direction": direction_at(words, i)}
+        for key, value in found.items():
+            if value and value not in named[key]:
+                named[key].append(value)
     return named
-
-
-def _side_said(words: list[str], i: int) -> str | None:
-    """The direction words[i] names where it is no direction word: a goal noun as a goal, start or end ("soars into
-    the sky", "from the ceiling", "lands on the floor"), or "from below" / "from above"."""
-    word = words[i]
-    if word in _FROM_SIDES:
-        return _FROM_SIDES[word] if words[i - 1:i] == ["from"] else None
-    if word not in _GOAL_NOUNS:
-        return None
-    j = i - 1 if words[i - 1:i] == ["the"] else i
-    before = words[max(0, j - 2):j]
-    if before[-1:] == ["from"] or (len(before) == 2 and before[1] in _PLACE_WORDS and before[0] in _ORIGIN_VERBS):
-        return OPPOSITE_DIRECTION[_GOAL_NOUNS[word]]  # "falls from the ceiling", "begins near the ceiling"
-    if before[-1:] and before[-1] in _GOAL_WORDS:
-        return _GOAL_NOUNS[word]
-    at = j and words[j - 1] in ("on", "at", "in", "near")
-    verb = _verb_before(words, j - 1) if at else -1
-    return _GOAL_NOUNS[word] if verb >= 0 and words[verb] in _ARRIVE_VERBS else None
 
 
 parse_caption = parse_prompt  # the name used in docs/architecture.md
@@ -209,90 +144,6 @@ def _ends_a_place(words: list[str], j: int) -> bool:
     return j >= len(words) or words[j] in _AFTER_A_PLACE or words[j] in _DIRECTION_WORDS or words[j].endswith("ing")
 
 
-def _corner_positions(words: list[str]) -> set[int]:
-    """Indices of direction words that say where the object is, not where it goes: "in the top left corner",
-    "top-right corner" (a start said so, "starts in the bottom corner", is read by _names_the_origin). A corner it
-    moves to ("toward the top right corner", "to the left corner") names the direction: the reader took no
-    direction from it and the note said the direction was left to chance."""
-    found = set()
-    for k, word in enumerate(words):
-        if word not in ("corner", "corners"):
-            continue
-        i = k - 1
-        while i >= 0 and words[i] in _DIRECTION_WORDS:
-            i -= 1
-        run = range(i + 1, k)
-        # "to the top left corner", "toward a far left corner": a destination word within the three words before
-        towards = bool({"to", "toward", "towards", "into"} & set(words[max(0, i - 2):i + 1]))
-        if run and not towards and not any(_names_the_origin(words, j) for j in run):
-            found.update(run)
-    return found
-
-
-# words that say where the motion ends: "ends at the bottom" names the direction (down), "at the bottom" alone a place
-_END_VERBS = {"end", "ends", "ending", "ended", "stop", "stops", "stopping", "stopped", "finish", "finishes",
-              "finishing", "finished", "arrive", "arrives", "arriving", "arrived", "land", "lands", "landing", "landed",
-              "settle", "settles", "settling", "settled"}
-# "winds up on the left": with the end verbs, what an "up" after them is a particle of (_end_particles)
-_ARRIVE_VERBS = _END_VERBS | {"wind", "winds", "winding", "wound"}
-# leaving the picture at a side is going that way: "exits on the left", "leaves the screen at the top"
-_ARRIVE_VERBS |= {"exit", "exits", "exiting", "exited", "leave", "leaves", "leaving", "disappear", "disappears",
-                  "disappearing", "disappeared", "vanish", "vanishes", "vanishing", "vanished"}
-# the direction words that name a place too ("at the bottom", "on the left"); "on up", "keeps on rising", "in upward
-# motion" say the motion, and read as a place they named no direction
-_PLACE_NOUNS = {"left", "right", "top", "bottom", "west", "east", "north", "south"}
-_PLACE_FILLERS = {"the", "upper", "lower", "far"}
-
-
-def _verb_before(words: list[str], j: int) -> int:
-    """Index of the verb whose place word stands at j, over an "up" ("ends up at the top") and the picture it
-    leaves ("leaves the frame on the left"); -1 where there is none."""
-    k = j - 1
-    while k >= 0 and (words[k] in _FRAME_NOUNS or words[k] == "the"
-                      or (words[k] == "up" and k and words[k - 1] in _ARRIVE_VERBS)):
-        k -= 1
-    return k
-
-
-def _end_particles(words: list[str]) -> set[int]:
-    """Indices of an "up" that ends a verb of arriving ("ends up on the left", "winds up at the top"), not a
-    direction: read as one, "starts on the right and ends up on the left" named two directions (user set g)."""
-    return {i for i, word in enumerate(words) if word == "up" and i and words[i - 1] in _ARRIVE_VERBS}
-
-
-def _place_positions(words: list[str]) -> set[int]:
-    """Indices of direction words that say where the object is, said after "at", "in", "on" or "near" ("a red circle at
-    the bottom moving up", "in the upper left, moving right"): read as directions, they were the motion's, so
-    "at the bottom moving up" read down. Only a word that names a place (_PLACE_NOUNS); not a start ("starts at the
-    top": _names_the_origin reads it), an end ("ends at the bottom"), or "in the left direction"."""
-    found, before = set(), -1  # before: the last word before k that is no direction or filler word
-    for k, word in enumerate(words):
-        if word in _PLACE_NOUNS and not _names_the_origin(words, k):
-            at = before >= 0 and words[before] in ("at", "in", "on", "near")
-            verb = _verb_before(words, before) if before >= 0 else -1
-            ends = verb >= 0 and (words[verb] in _ARRIVE_VERBS or words[verb] in _ORIGIN_VERBS
-                                  or words[max(0, before - 2):before] == ["to", "rest"])  # "comes to rest at"
-            if at and not ends and words[k + 1:k + 2] not in (["direction"], ["to"]):
-                found.add(k)
-        if word not in _DIRECTION_WORDS and word not in _PLACE_FILLERS:
-            before = k  # found once as the words go: walking back from each took a second on 'up ' * 5000
-    return found
-
-
-def _names_the_origin(words: list[str], i: int) -> bool:
-    """Whether words[i] is where the motion starts: "from (the) left ...", "starts on the left", "left to right"."""
-    before = words[max(0, i - 3):i]
-    if before[-1:] == ["the"]:
-        before = before[:-1]
-    after_from = before[-1:] == ["from"]
-    after_start = (len(before) >= 2 and before[-1] in _PLACE_WORDS | _FRAME_NOUNS and before[-2] in _ORIGIN_VERBS) \
-        or before[-1:] in (["starts"], ["starting"]) or before[-2:] == ["out", "of"]  # "comes out of the left side"
-    rest = words[i + 1:i + 4]
-    to_another = rest[:1] == ["to"] and any(_DIRECTION_WORDS.get(w) not in (None, _DIRECTION_WORDS[words[i]])
-                                            for w in rest[1:3])
-    return after_from or after_start or to_another
-
-
 def unnamed_attributes_note(prompt: str, set_otherwise: tuple[str, ...] = ()) -> str | None:
     """A one-line warning for a Shapes pipeline's user when `prompt` names no colour, shape or direction it knows
     ("a cat walking" -> all three are drawn at random), naming the words that would set them; None if it names all.
@@ -326,6 +177,40 @@ def _polygon_at(words: list[str], i: int) -> str | None:
     while j < min(len(words), i + 3) and words[j] in _PART_SHADES:
         j += 1
     return _POLYGONS[words[i]] if j < len(words) and words[j] in _POLYGON_PARTS else None
+# words that may follow the object's colour: "a ball, red, moving left", "the ball is red and rolls left", "red in
+# colour"
+_AFTER_THE_COLOUR = _AFTER_A_PLACE | {"in", "colour", "color", "coloured", "colored", "one", "object", "thing", "shape"}
+
+
+# a noun of the object, or the number of a polygon's sides ("a pale yellow three-sided shape")
+_OBJECT_WORDS = set(_SHAPE_WORDS) | set(_POLYGONS) | {"shape", "object", "thing"}
+
+
+def colour_said_of_the_object(read: str) -> bool:
+    """Whether a colour word of `read` may be the object's: followed, over shade words, by the shape noun (within two
+    more words: "a red shiny ball"), a stop, a verb or a direction. One said only of something else ("a ball flying
+    up into the blue sky", "a ball rolling left across green grass", "a blue car driving left in a circle") is not:
+    the prompt template made the object that colour (prompt_template.py). A prompt that names no colour is not asked here (named_values is)."""
+    tokens = re.findall(r"[a-z]+|[^a-z\s]", read.lower())
+    words = [t for t in tokens if t.isalpha()]
+    background = background_colour_positions(words)
+    k = -1  # index among the words
+    for i, token in enumerate(tokens):
+        if not token.isalpha():
+            continue
+        k += 1
+        if token not in _COLOUR_WORDS or k in background:
+            continue
+        j = i + 1
+        while j < len(tokens) and (tokens[j] in _SHADE_WORDS or tokens[j] in _COLOUR_WORDS):
+            j += 1
+        after = tokens[j:j + 3]
+        if (not after or not after[0].isalpha() or after[0] in _AFTER_THE_COLOUR or after[0] in _DIRECTION_WORDS
+                or after[0].endswith("ing") or any(w in _OBJECT_WORDS for w in after)):
+            return True
+    return False
+
+
 _TWIN_WORDS = {"twin", "twins"}
 _SECOND_WORDS = {"another", "second"}  # an object when a shape noun or "one" follows: not "in a second"
 
