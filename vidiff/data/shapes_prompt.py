@@ -190,7 +190,8 @@ def colour_said_of_the_object(read: str) -> bool:
     """Whether a colour word of `read` may be the object's: followed, over shade words, by the shape noun (within two
     more words: "a red shiny ball"), a stop, a verb or a direction. One said only of something else ("a ball flying
     up into the blue sky", "a ball rolling left across green grass", "a blue car driving left in a circle") is not:
-    the prompt template made the object that colour (prompt_template.py). A prompt that names no colour is not asked here (named_values is)."""
+    the prompt template made the object that colour (prompt_template.py). A prompt that names no colour is not asked
+    here (named_values is)."""
     tokens = re.findall(r"[a-z]+|[^a-z\s]", read.lower())
     words = [t for t in tokens if t.isalpha()]
     background = background_colour_positions(words)
