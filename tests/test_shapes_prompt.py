@@ -282,3 +282,25 @@ def test_a_shape_described_by_its_sides_or_a_shape_adjective_is_read():
     # a count is still a count
     assert "more than one object ('three')" in ambiguous_prompt_note("three red squares moving left")
     assert "more than one object ('four')" in ambiguous_prompt_note("four triangles with sharp corners")
+
+
+def test_departing_a_side_opposite_and_a_motion_that_does_not_happen():
+    """A reviewer's prompts the prompt template drew as the person did not mean: "fleeing the right side" as right,
+    "moving opposite to left" as left, "refuses to go left" as left, "toward the upper left corner" as left."""
+    from vidiff.data.shapes_prompt import negated_words_note, parse_prompt
+    from vidiff.pipeline.config import pipeline_config_from_dict
+    from vidiff.pipeline.request import encoder_text
+
+    for prompt, direction in (("a red ball fleeing the right side", "left"),
+                              ("a red ball leaving the left edge", "right"),
+                              ("a red ball leaves the screen at the top", "up"),  # a goal, said with a place word
+                              ("a red ball moving opposite to left", "right"),
+                              ("a red ball in the upper left, moving right", "right")):
+        assert parse_prompt(prompt)[2] == direction, prompt
+        assert ambiguous_prompt_note(prompt) is None, prompt
+    assert "2 directions (up, left)" in ambiguous_prompt_note("a triangle sliding toward the upper left corner")
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    for prompt in ("a red square that refuses to go left", "a red square is unable to move left",
+                   "a red triangle sliding toward the upper left corner"):
+        assert encoder_text(shapes, prompt) == prompt, prompt
+    assert "'refuses to go left'" in negated_words_note("a red square that refuses to go left")

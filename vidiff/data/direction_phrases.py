@@ -47,6 +47,12 @@ _FRAME_NOUNS = {"frame", "screen", "shot", "view", "picture", "scene", "image", 
 _ORIGIN_VERBS = {"start", "starts", "starting", "begin", "begins", "beginning", "enter", "enters", "entering",
                  "appear", "appears", "appearing", "emerge", "emerges", "emerging"}
 _PLACE_WORDS = {"on", "at", "in", "from", "near"}  # "starts near the bottom" (user set g)
+# leaving a side by name is starting there: "fleeing the right side", "leaving the left edge" (not "leaves the screen
+# at the top", whose side is a goal: _ARRIVE_VERBS)
+_DEPART_VERBS = {"leave", "leaves", "leaving", "flee", "flees", "fleeing", "fled", "escape", "escapes", "escaping",
+                 "escaped", "depart", "departs", "departing", "departed"}
+# "the upper left": a corner, so two directions where it is a goal, none where it is a place
+_VERTICAL_SIDES = {"upper": "up", "lower": "down"}
 
 
 def _corner_positions(words: list[str]) -> set[int]:
@@ -127,10 +133,12 @@ def _names_the_origin(words: list[str], i: int) -> bool:
     after_from = before[-1:] == ["from"]
     after_start = (len(before) >= 2 and before[-1] in _PLACE_WORDS | _FRAME_NOUNS and before[-2] in _ORIGIN_VERBS) \
         or before[-1:] in (["starts"], ["starting"]) or before[-2:] == ["out", "of"]  # "comes out of the left side"
+    departs = words[i - 1:i] == ["the"] and i >= 2 and words[i - 2] in _DEPART_VERBS
+    opposite = before[-1:] == ["opposite"] or before[-2:] in (["opposite", "to"], ["opposite", "of"])
     rest = words[i + 1:i + 4]
     to_another = rest[:1] == ["to"] and any(DIRECTION_WORDS.get(w) not in (None, DIRECTION_WORDS[words[i]])
                                             for w in rest[1:3])
-    return after_from or after_start or to_another
+    return after_from or after_start or to_another or departs or opposite
 
 
 def _side_said(words: list[str], i: int) -> str | None:
@@ -158,10 +166,13 @@ def direction_at(words: list[str], i: int) -> str | None:
     word = words[i]
     if word in DIRECTION_WORDS:
         return OPPOSITE_DIRECTION[DIRECTION_WORDS[word]] if _names_the_origin(words, i) else DIRECTION_WORDS[word]
+    if word in _VERTICAL_SIDES and words[i + 1:i + 2] in (["left"], ["right"]):  # a start or a goal as its side is
+        return OPPOSITE_DIRECTION[_VERTICAL_SIDES[word]] if _names_the_origin(words, i + 1) else _VERTICAL_SIDES[word]
     return _side_said(words, i)
 
 
 def direction_scenery(words: list[str]) -> set[int]:
     """Indices of direction words that are not the motion's: where the object is ("in the top left corner", "at the
-    bottom") and the "up" of "ends up"."""
-    return _corner_positions(words) | _place_positions(words) | _end_particles(words)
+    bottom", "in the upper left") and the "up" of "ends up"."""
+    found = _corner_positions(words) | _place_positions(words) | _end_particles(words)
+    return found | {i for i, word in enumerate(words) if word in _VERTICAL_SIDES and i + 1 in found}

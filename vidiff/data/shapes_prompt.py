@@ -259,6 +259,8 @@ def _digit_counts(prompt: str) -> list[str]:
 # negates nothing. "nothing" is not one: "nothing but red" asks for red.
 _NEGATIONS = {"not", "no", "never", "without", "nor", "neither", "non", "cannot", "except", "excluding", "avoid",
               "avoiding", "lacking", "minus",
+              # a motion that does not happen: "refuses to go left", "is unable to move left"
+              "refuse", "refuses", "refusing", "refused", "unable", "fail", "fails", "failing", "failed",
               # and every "...n't", with or without its apostrophe ("dont make it red")
               "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "cant", "shouldnt", "mustnt"}
 _NEGATION_PAIRS = {("anything", "but"), ("everything", "but"), ("other", "than"), ("rather", "than"),
