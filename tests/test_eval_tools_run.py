@@ -44,3 +44,10 @@ def test_eval_control_and_the_fills_ceiling_run(tmp_path):
     assert json.loads((tmp_path / "c.json").read_text())
     out = _run("tools/interp_gap_ceiling.py", "--model", BUNDLE, "--num", "1", "--first", "0")
     assert json.loads(out.strip().splitlines()[-1])["num"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["--no-still"]])
+def test_eval_animate_motion_runs(extra):
+    out = _run("tools/eval_animate_motion.py", "--model", BUNDLE, "--trials", "1", *extra)
+    assert out.strip().splitlines()[-1].endswith("of 1")

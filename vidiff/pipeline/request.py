@@ -95,24 +95,26 @@ def read_prompt(config: PipelineConfig, prompt: str):
     return read_untrained_words(prompt, colours=config.read_colour_names, shapes=config.read_shape_nouns)
 
 
-def encoder_prompts(config: PipelineConfig, prompts: list[str] | None) -> list[str] | None:
+def encoder_prompts(config: PipelineConfig, prompts: list[str] | None,
+                    still: tuple[str, str] | None = None) -> list[str] | None:
     """The prompts as the text encoder gets them: a Shapes pipeline (prompt_vocabulary: shapes) says a colour name
     or a shape noun it was not trained on in its trained words, and a prompt read whole in its plain template
     (encoder_text); any other pipeline, or None, as
     given. Not for negative prompts: "orange" read as red there would steer a red object away from red."""
     if prompts is None or config.prompt_vocabulary != "shapes":
         return prompts
-    return [encoder_text(config, p) for p in prompts]
+    return [encoder_text(config, p, still) for p in prompts]
 
 
-def encoder_text(config: PipelineConfig, prompt: str) -> str:
+def encoder_text(config: PipelineConfig, prompt: str, still: tuple[str, str] | None = None) -> str:
     """One prompt as a Shapes pipeline's text encoder gets it: read_prompt's reading, said in the plain template
     where the prompt reader finds its one colour, shape and direction ("Show me a scarlet orb that floats skyward."
-    -> "a red circle moving up": vidiff/data/prompt_template.py, pipeline.yaml read_as_template)."""
+    -> "a red circle moving up": vidiff/data/prompt_template.py, pipeline.yaml read_as_template). `still`: the
+    (colour, shape) of an image being animated, for a prompt that names only the motion ("make it float up")."""
     from vidiff.data.prompt_template import template_reading
 
     read = read_prompt(config, prompt)[0]
-    return (template_reading(read) if config.read_as_template else None) or read
+    return (template_reading(read, still) if config.read_as_template else None) or read
 
 
 def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by_maps: bool = False) -> None:
@@ -178,6 +180,7 @@ class Request:
     churn: float | None = None  # overrides both stages' EDM churn (heun sampler)
     pc_steps: int | None = None  # overrides both stages' corrector steps (pc sampler)
     pc_snr: float | None = None  # overrides both stages' corrector signal-to-noise ratio (pc sampler)
+    still: tuple[str, str] | None = None  # animate: the image's (colour, shape), for the prompt template
 
     @classmethod
     def build(cls, prompts, seeds, batched, layout: Layout, config: PipelineConfig, downsample: int | None, *,

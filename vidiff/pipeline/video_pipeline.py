@@ -14,6 +14,7 @@ tensors refuse in-place writes outside it, and users letterbox or normalise the 
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Mapping
 
@@ -142,14 +143,17 @@ class VideoPipeline:
     @torch.no_grad()
     def _text_to_video(self, prompt, *, keyframes: dict | None = None, control=None,
                        control_scale: float | None = None, progress: bool = True, notes: str | None = None,
-                       **settings):
+                       still: tuple[str, str] | None = None, **settings):
         """text_to_video; `notes`: the task whose prompt notes are warned of once the request is checked (None for
         an edit at strength 1 and a long clip's first pass, whose callers said them): they came before a refusal of
-        another setting (`text_to_video("a cat", steps=0)` warned of the prompt, then refused the steps)."""
+        another setting (`text_to_video("a cat", steps=0)` warned of the prompt, then refused the steps). `still`: an
+        animated image's (colour, shape) for the prompt template (image_to_video)."""
         self._need_keyframe_part("text to video")
         progress = check_flag(progress, "progress")
         self._check_settings(settings, "text_to_video")
         req = self.request(prompt, **settings)
+        if still is not None:
+            req = dataclasses.replace(req, still=still)
         pixels = check_keyframe_images({} if keyframes is None else keyframes, req)  # `or`: an array's truth value
         if notes is not None:
             warn_prompt_notes(self.config, prompt, task=notes, by_maps=control is not None)
@@ -219,8 +223,15 @@ class VideoPipeline:
         if all(type(v) is int and v >= 1 for v in size) and tuple(keyframes[0].shape[:2]) != size:
             raise InputError(f"image: {keyframes[0].shape[1]}x{keyframes[0].shape[0]} pixels, the clip is "
                              f"{size[1]}x{size[0]} (resize it, or pass height= and width=)")
+        # a Shapes prompt that names only the motion ("make it float up") is said in the plain template with the
+        # image's colour and shape: the model was trained on captions that name all three (prompt_template.py)
+        still = None
+        if self.config.prompt_vocabulary == "shapes" and self.config.read_as_template:
+            from vidiff.data.prompt_template import still_attributes
+
+            still = still_attributes(keyframes[0])
         return self._text_to_video(prompt, keyframes=keyframes, control=control, control_scale=control_scale,
-                                   progress=progress, notes="animate", **settings)
+                                   progress=progress, notes="animate", still=still, **settings)
 
     @float32_default
     @torch.no_grad()
@@ -369,7 +380,7 @@ class VideoPipeline:
         steps = total_steps(req, gap_lists, self.keyframes.settings(req.steps).steps if keyframe_stage else 0,
                             self.interpolation.settings(req.steps).steps, max_gap, strength, spans, fill_strength,
                             keyframe_passes)
-        text, null_text = encode_text(self.text_encoder, encoder_prompts(self.config, req.prompts))
+        text, null_text = encode_text(self.text_encoder, encoder_prompts(self.config, req.prompts, req.still))
         negative = encode_negative(self.text_encoder, req.negative_prompts)  # as written: encoder_prompts
         # used as `with pipe._timeline(...) as timeline`: the progress bar closes however the sampling ends
         return Timeline(self.keyframes, self.interpolation, max_gap, req, text, null_text,
