@@ -47,6 +47,9 @@ _FRAME_NOUNS = {"frame", "screen", "shot", "view", "picture", "scene", "image", 
 _ORIGIN_VERBS = {"start", "starts", "starting", "begin", "begins", "beginning", "enter", "enters", "entering",
                  "appear", "appears", "appearing", "emerge", "emerges", "emerging"}
 _PLACE_WORDS = {"on", "at", "in", "from", "near"}  # "starts near the bottom" (user set g)
+# the words before a place ("at the bottom", "on the left"): a side said after them is where the object is, unless a
+# verb of starting or arriving stands before them
+_AT_WORDS = {"on", "at", "in", "near"}
 # leaving a side by name is starting there: "fleeing the right side", "leaving the left edge" (not "leaves the screen
 # at the top", whose side is a goal: _ARRIVE_VERBS)
 _DEPART_VERBS = {"leave", "leaves", "leaving", "flee", "flees", "fleeing", "fled", "escape", "escapes", "escaping",
@@ -114,7 +117,7 @@ def _place_positions(words: list[str]) -> set[int]:
     found, before = set(), -1  # before: the last word before k that is no direction or filler word
     for k, word in enumerate(words):
         if word in _PLACE_NOUNS and not _names_the_origin(words, k):
-            at = before >= 0 and words[before] in ("at", "in", "on", "near")
+            at = before >= 0 and words[before] in _AT_WORDS
             verb = _verb_before(words, before) if before >= 0 else -1
             ends = verb >= 0 and (words[verb] in _ARRIVE_VERBS or words[verb] in _ORIGIN_VERBS
                                   or words[max(0, before - 2):before] == ["to", "rest"])  # "comes to rest at"
@@ -155,7 +158,7 @@ def _side_said(words: list[str], i: int) -> str | None:
         return OPPOSITE_DIRECTION[_GOAL_NOUNS[word]]  # "falls from the ceiling", "begins near the ceiling"
     if before[-1:] and before[-1] in _GOAL_WORDS:
         return _GOAL_NOUNS[word]
-    at = j and words[j - 1] in ("on", "at", "in", "near")
+    at = j and words[j - 1] in _AT_WORDS
     verb = _verb_before(words, j - 1) if at else -1
     return _GOAL_NOUNS[word] if verb >= 0 and words[verb] in _ARRIVE_VERBS else None
 

@@ -52,11 +52,11 @@ def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
     "left-to-right"). So "moving from left to right", "coming in from the left" and "starts on the left and ends
     on the right" all read "right".
     """
-    named = _named_values(text)
+    named = named_values(text)
     return tuple(values[0] if values else None for values in named.values())
 
 
-def _named_values(text: str) -> dict[str, list[str]]:
+def named_values(text: str) -> dict[str, list[str]]:
     """Every distinct colour, shape and direction the words of `text` name, in the order they first appear (a
     direction word that names where the motion starts read as the opposite direction). A colour said of the
     background and a direction word that places the object ("in the top left corner", "at the bottom") are not the
@@ -76,12 +76,6 @@ def _named_values(text: str) -> dict[str, list[str]]:
 
 
 parse_caption = parse_prompt  # the name used in docs/architecture.md
-
-
-def named_values(text: str) -> dict[str, list[str]]:
-    """{"colour": [...], "shape": [...], "direction": [...]}: every distinct value `text` names of each, in the order
-    they first appear, as parse_prompt reads them (it takes the first of each)."""
-    return _named_values(text)
 
 
 def attribute_words(text: str, key: str) -> list[tuple[str, str]]:
@@ -177,11 +171,11 @@ def _polygon_at(words: list[str], i: int) -> str | None:
     while j < min(len(words), i + 3) and words[j] in _PART_SHADES:
         j += 1
     return _POLYGONS[words[i]] if j < len(words) and words[j] in _POLYGON_PARTS else None
+
+
 # words that may follow the object's colour: "a ball, red, moving left", "the ball is red and rolls left", "red in
 # colour"
 _AFTER_THE_COLOUR = _AFTER_A_PLACE | {"in", "colour", "color", "coloured", "colored", "one", "object", "thing", "shape"}
-
-
 # a noun of the object, or the number of a polygon's sides ("a pale yellow three-sided shape")
 _OBJECT_WORDS = set(_SHAPE_WORDS) | set(_POLYGONS) | {"shape", "object", "thing"}
 
@@ -249,7 +243,7 @@ def _digit_counts(prompt: str) -> list[str]:
         if int(m.group(1)) < 2:
             continue
         words = m.group(2).split()
-        if any(_named_values(v)["shape"] for w in words for v in (w, w[:-1], w[:-2]) if v):
+        if any(named_values(v)["shape"] for w in words for v in (w, w[:-1], w[:-2]) if v):
             found.append(m.group(1))
     return found
 
@@ -286,7 +280,7 @@ def _negation_reaches(words: list[str], names=(), shades=(), reach: int = 4):
         for j in range(i + 1, min(i + 1 + reach, len(words))):
             if words[j] in shades:
                 continue
-            if words[j] in names or any(_named_values(words[j]).values()):
+            if words[j] in names or any(named_values(words[j]).values()):
                 yield i, pair, j
                 break
             if words[j] not in _NEGATED_FILLER:
@@ -301,7 +295,7 @@ def _negations(prompt: str) -> tuple[list[str], dict[str, list[str]], str]:
     said, negated, taken = [], {}, set()
     for i, pair, j in _negation_reaches(words):
         said.append(" ".join(words[i - pair:j + 1]).replace(" - ", "-"))
-        for key, values in _named_values(words[j]).items():
+        for key, values in named_values(words[j]).items():
             if values:
                 negated.setdefault(key, []).append(values[0])
         taken.add(j)
@@ -327,7 +321,7 @@ def negated_words_note(prompt: str) -> str | None:
     said, negated, rest = _negations(prompt)
     if not said:
         return None
-    also = _named_values(rest)
+    also = named_values(rest)
     either = any(also[key] for key in negated)
     named = ", ".join(f"{key} {' or '.join(dict.fromkeys(values + also[key]))}" for key, values in negated.items())
     return (f"the prompt says {', '.join(repr(s) for s in dict.fromkeys(said))}: this Shapes pipeline reads the "
@@ -344,7 +338,7 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     from vidiff.data.shape_nouns import starts_noun
 
     rest = _negations(prompt)[2]
-    named = _named_values(rest)  # "a red circle, not blue" asks for one object
+    named = named_values(rest)  # "a red circle, not blue" asks for one object
     problems = [f"{len(values)} {key}s ({', '.join(values)})" for key, values in named.items() if len(values) > 1]
     # a count, or a shape noun said in the plural ("red balls moving left") where the object's noun stands: not
     # the verb of "a ball that circles left", nor a place ("over a tiles pattern", "past rings of colour")

@@ -99,8 +99,8 @@ def encoder_prompts(config: PipelineConfig, prompts: list[str] | None,
                     still: tuple[str, str] | None = None) -> list[str] | None:
     """The prompts as the text encoder gets them: a Shapes pipeline (prompt_vocabulary: shapes) says a colour name
     or a shape noun it was not trained on in its trained words, and a prompt read whole in its plain template
-    (encoder_text); any other pipeline, or None, as
-    given. Not for negative prompts: "orange" read as red there would steer a red object away from red."""
+    (encoder_text); any other pipeline, or None, as given. Not for negative prompts: "orange" read as red there
+    would steer a red object away from red."""
     if prompts is None or config.prompt_vocabulary != "shapes":
         return prompts
     return [encoder_text(config, p, still) for p in prompts]
