@@ -119,14 +119,7 @@ def test_a_prompt_whose_colour_is_read_is_not_told_its_colour_is_left_to_chance(
 
 def test_negative_prompts_go_to_the_encoder_as_written(load_tool):
     """A negative "orange" read as red would steer a red object away from red."""
-    pytest.importorskip("vidiff.models.unet3d")
-    from vidiff.pipeline import VideoPipeline
-
-    tool = load_tool("make_random_pipeline")
-    vae, kf, it = tool.random_parts(tiny=True, seed=0)
-    text = RecordingText()
-    pipe = VideoPipeline(dataclasses.replace(tool.pipeline_config(steps=1), prompt_vocabulary="shapes"), vae, kf, it,
-                         text)
+    pipe, text = recording_shapes_pipeline(load_tool)
     pipe.text_to_video("a red circle moving left", seed=1, negative_prompt="an orange box", progress=False)
     assert "an orange box" in text.seen and "a red box" not in text.seen
 
@@ -178,15 +171,21 @@ class RecordingText:
         return torch.stack(rows), torch.ones(len(prompts), 5, dtype=torch.bool)
 
 
-def test_the_text_encoder_gets_the_palette_word_and_the_clip_is_the_palette_words_clip(load_tool):
+def recording_shapes_pipeline(load_tool):
+    """(a tiny random Shapes pipeline of one step a stage, its RecordingText encoder): what the encoder is given."""
     pytest.importorskip("vidiff.models.unet3d")
     from vidiff.pipeline import VideoPipeline
 
     tool = load_tool("make_random_pipeline")
     vae, kf, it = tool.random_parts(tiny=True, seed=0)
-    config = dataclasses.replace(tool.pipeline_config(steps=1), prompt_vocabulary="shapes")
     text = RecordingText()
-    pipe = VideoPipeline(config, vae, kf, it, text)
+    config = dataclasses.replace(tool.pipeline_config(steps=1), prompt_vocabulary="shapes")
+    return VideoPipeline(config, vae, kf, it, text), text
+
+
+def test_the_text_encoder_gets_the_palette_word_and_the_clip_is_the_palette_words_clip(load_tool):
+    pipe, text = recording_shapes_pipeline(load_tool)
+    config = pipe.config
     with pytest.warns(UserWarning, match="'scarlet' is read as red"):
         scarlet, _ = pipe.text_to_video("a scarlet circle moving left", seed=1, negative_prompt="a blue box",
                                         progress=False)

@@ -13,7 +13,7 @@ from vidiff.data.shapes import prompt_for
 from vidiff.pipeline.config import pipeline_config_from_dict
 from vidiff.pipeline.request import encoder_prompts, encoder_text, prompt_notes
 
-from test_colour_names import RecordingText  # noqa: E402 (tests/ is on the path: pytest's rootdir imports)
+from test_colour_names import recording_shapes_pipeline  # noqa: E402 (tests/ is on the path: pytest's rootdir imports)
 
 SHAPES = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
 
@@ -103,14 +103,8 @@ def test_the_notes_say_what_the_encoder_gets_instead_of_calling_read_words_untra
 
 
 def test_the_pipeline_draws_a_prompt_read_whole_as_its_template(load_tool):
-    pytest.importorskip("vidiff.models.unet3d")
-    from vidiff.pipeline import VideoPipeline
-
-    tool = load_tool("make_random_pipeline")
-    vae, kf, it = tool.random_parts(tiny=True, seed=0)
-    config = dataclasses.replace(tool.pipeline_config(steps=1), prompt_vocabulary="shapes")
-    text = RecordingText()
-    pipe = VideoPipeline(config, vae, kf, it, text)
+    pipe, text = recording_shapes_pipeline(load_tool)
+    config = pipe.config
     with pytest.warns(UserWarning, match="the text encoder gets 'a red circle moving up'"):
         said, _ = pipe.text_to_video("Show me a crimson ball that rises.", seed=2, progress=False)
     plain, _ = pipe.text_to_video("a red circle moving up", seed=2, progress=False)
@@ -154,17 +148,12 @@ def test_an_animated_still_gives_the_colour_and_shape_a_motion_prompt_leaves_out
 
 
 def test_image_to_video_says_the_still_in_the_template(load_tool):
-    pytest.importorskip("vidiff.models.unet3d")
     import numpy as np
 
     from vidiff.data.shapes import render_clip, sample_clip_params
-    from vidiff.pipeline import VideoPipeline
 
-    tool = load_tool("make_random_pipeline")
-    vae, kf, it = tool.random_parts(tiny=True, seed=0)
-    config = dataclasses.replace(tool.pipeline_config(steps=1), prompt_vocabulary="shapes")
-    text = RecordingText()
-    pipe = VideoPipeline(config, vae, kf, it, text)
+    pipe, text = recording_shapes_pipeline(load_tool)
+    config = pipe.config
     params = sample_clip_params(1000, 3)
     still = np.asarray(render_clip(params)[0])
     pipe.image_to_video(still, "make it float up", seed=1, progress=False)
