@@ -304,3 +304,67 @@ def test_departing_a_side_opposite_and_a_motion_that_does_not_happen():
                    "a red triangle sliding toward the upper left corner"):
         assert encoder_text(shapes, prompt) == prompt, prompt
     assert "'refuses to go left'" in negated_words_note("a red square that refuses to go left")
+
+
+def test_nothing_and_free_of_negate_and_nothing_but_asks():
+    """"a ball moving left, nothing red" and "a red-free square" went to the encoder as a red object (the template
+    of what they negate); "nothing but red" asks for red."""
+    from vidiff.data.shapes_prompt import negated_words_note
+    from vidiff.pipeline.request import encoder_text
+
+    shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
+    for prompt, said in (("a ball moving left, nothing red", "'nothing red'"),
+                         ("a red-free square moving up", "'red-free'"),
+                         ("a circle free of red moving up", "'free of red'"),
+                         ("a blue-less box moving up", "'blue-less'")):
+        assert f"the prompt says {said}:" in negated_words_note(prompt), prompt
+        assert encoder_text(shapes, prompt) == prompt, prompt
+    assert negated_words_note("nothing but red: a circle moving left") is None
+    assert encoder_text(shapes, "nothing but red: a circle moving left") == "a red circle moving left"
+    assert negated_words_note("a carefree red ball moving left") is None  # "free" of no colour
+
+
+def test_clock_positions_name_the_direction_they_point_to():
+    from vidiff.data.shapes_prompt import parse_prompt
+
+    for prompt, direction in (("a red circle heading toward 3 o'clock", "right"),
+                              ("a ball moving from 9 o'clock to 3 o'clock", "right"),
+                              ("a ball going to twelve o clock", "up"),
+                              ("a box sliding towards 6 o\u2019clock", "down"),
+                              ("a ball that starts at 3 o'clock", "left"),  # a start: the other way
+                              ("a red ball rolling left at 3 o'clock in the afternoon", "left")):  # a time of day
+        assert parse_prompt(prompt)[2] == direction, prompt
+    assert "2 directions (up, right)" in ambiguous_prompt_note("a blue box heading to 2 o'clock")
+    assert ambiguous_prompt_note("two o'clock, a red ball moving up") is None  # a time is not a count
+
+
+def test_a_circle_said_of_the_path_is_not_the_shape():
+    """"a red square moving left in a circle" named two shapes; the circle is the path, which a note says the
+    pipeline does not draw."""
+    from vidiff.data.shapes_prompt import parse_prompt
+    from vidiff.data.shapes_scene_notes import unset_words_note
+
+    assert parse_prompt("a red square moving left in a circle") == ("red", "square", "left")
+    assert ambiguous_prompt_note("a red square moving left in a circle") is None
+    assert "a path ('in a circle')" in unset_words_note("a red square moving left in a circle")
+    assert parse_prompt("a blue car driving round in big circles")[1] is None  # "round" too: how it moves
+    assert "path ('round', 'in circles')" in unset_words_note("a blue car driving round in big circles")
+    # the object itself
+    assert parse_prompt("a red circle in a corner moving up")[1] == "circle"
+    assert parse_prompt("a red object moving left in a circle shape")[1] == "circle"
+    assert parse_prompt("a round red thing spinning round, moving up")[1] == "circle"
+
+
+def test_a_colour_said_of_the_light_or_the_ground_is_not_the_object():
+    from vidiff.data.shapes_prompt import parse_prompt
+
+    assert parse_prompt("a red ball under a white light moving left") == ("red", "circle", "left")
+    assert parse_prompt("a ball rolling left across bright green grass")[0] is None
+    assert parse_prompt("a light blue ball moving up")[0] == "blue"  # "light" a shade
+    assert parse_prompt("a white light box moving up")[0] == "white"  # a noun of the object follows
+
+
+def test_a_count_said_as_a_multiplier():
+    assert "more than one object ('x2')" in ambiguous_prompt_note("red circle x2 moving left")
+    assert "more than one object ('2')" in ambiguous_prompt_note("2x red circles moving left")
+    assert ambiguous_prompt_note("a red circle moving left at 2x speed") is None

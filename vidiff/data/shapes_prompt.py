@@ -38,9 +38,29 @@ _SHAPE_WORDS.update({"spherical": "circle", "globular": "circle", "roundish": "c
 # and their plurals: "red boxes moving left" named no shape the reader knew
 _SHAPE_WORDS.update({noun + ("es" if noun.endswith(("x", "s")) else "s"): shape for noun, shape in list(_SHAPE_WORDS.items())
                      if not noun.endswith("s") and noun not in ("round", "circular", "triangular")})
+# a clock face's hours as the directions they point to from its centre ("heads toward 3 o'clock" moves right); the hours
+# between say two directions, which the reader then names both of
+_CLOCK_HOURS = {"12": "up", "twelve": "up", "1": "up right", "one": "up right", "2": "up right", "two": "up right",
+                "3": "right", "three": "right", "4": "down right", "four": "down right", "5": "down right",
+                "five": "down right", "6": "down", "six": "down", "7": "down left", "seven": "down left",
+                "8": "down left", "eight": "down left", "9": "left", "nine": "left", "10": "up left", "ten": "up left",
+                "11": "up left", "eleven": "up left"}
+# a position where it follows a word of going or starting ("toward 3 o'clock", "from the 9 o'clock position"), and not a
+# time of day ("at 3 o'clock in the afternoon", "3 o'clock pm")
+_CLOCK = re.compile(r"\b(to|toward|towards|into|from|at|past|the)(\s+)(" + "|".join(_CLOCK_HOURS)
+                    + r")\s*o\s*['\u2019\u2018`]?\s*clock\b(?!\s*(?:in the (?:morning|afternoon|evening)|at night|[ap]\.?m\b))")
+
+
+def clock_said_as_directions(text: str) -> str:
+    """`text`, lower-cased, with each clock position said as the direction it points to: "from 9 o'clock to 3
+    o'clock" -> "from left to right"."""
+    return _CLOCK.sub(lambda m: m.group(1) + m.group(2) + _CLOCK_HOURS[m.group(3)], text.lower())
+
+
 def _words(text: str) -> list[str]:
-    """The words of a prompt as the reader sees them: lower-case letter runs ("Right-to-left." -> right, to, left)."""
-    return re.findall(r"[a-z]+", text.lower())
+    """The words of a prompt as the reader sees them: lower-case letter runs ("Right-to-left." -> right, to, left),
+    clock positions said as directions."""
+    return re.findall(r"[a-z]+", clock_said_as_directions(text))
 
 
 def parse_prompt(text: str) -> tuple[str | None, str | None, str | None]:
@@ -63,7 +83,8 @@ def named_values(text: str) -> dict[str, list[str]]:
     object's."""
     named: dict[str, list[str]] = {"colour": [], "shape": [], "direction": []}
     words = _words(text)
-    scenery = set(background_colour_positions(words)) | direction_scenery(words)
+    scenery = (set(background_colour_positions(words)) | set(scenery_colour_positions(words)) | direction_scenery(words)
+               | set(path_shape_positions(words)))
     for i, word in enumerate(words):
         if i in scenery:
             continue
@@ -76,6 +97,35 @@ def named_values(text: str) -> dict[str, list[str]]:
 
 
 parse_caption = parse_prompt  # the name used in docs/architecture.md
+
+# a motion's path said by a shape: "driving in a circle", "going round in circles", "moves left in a big circle"
+_PATH_SHAPES = {"circle", "circles", "loop", "loops"}
+_PATH_SIZES = {"a", "big", "small", "wide", "tight", "large", "little", "full", "perfect", "slow", "fast"}
+_MOTION_VERBS = {"move", "moves", "go", "goes", "run", "runs", "drive", "drives", "fly", "flies", "travel", "travels",
+                 "roll", "rolls", "spin", "spins", "turn", "turns", "swim", "swims", "walk", "walks", "around"}
+
+
+def _says_motion(word: str) -> bool:
+    return word in _MOTION_VERBS or word in _DIRECTION_WORDS or word.endswith("ing")
+
+
+def path_shape_positions(words: list[str]) -> list[int]:
+    """Indices of the words in `words` that say the path of a motion by a shape, not the object: "circle" or "loop"
+    after "in" (over size words) where a motion is said before it ("driving in a circle", "moves left in big
+    circles"), and "round" right after a motion ("goes round", "spinning round"). Not "a red circle in a corner",
+    "in a circle shape" or "a round ball"."""
+    found, motion_seen = [], False
+    for i, word in enumerate(words):
+        if word == "round" and i and _says_motion(words[i - 1]):
+            found.append(i)
+        elif word in _PATH_SHAPES and motion_seen and words[i + 1:i + 2] not in (["shape"], ["shaped"], ["form"]):
+            j = i - 1
+            while j >= 0 and words[j] in _PATH_SIZES:
+                j -= 1
+            if j >= 1 and words[j] == "in":
+                found.append(i)
+        motion_seen = motion_seen or _says_motion(word)
+    return found
 
 
 def attribute_words(text: str, key: str) -> list[tuple[str, str]]:
@@ -123,6 +173,36 @@ def background_colour_positions(words: list[str], extra_colours=()) -> dict[int,
         after_place = before >= 0 and words[before] in _BACKGROUND_PLACES
         if (j < len(words) and words[j] in BACKGROUND_NOUNS) or (after_place and _ends_a_place(words, j)):
             found[i] = _COLOUR_WORDS.get(word, word)
+    return found
+
+
+# things around the object that a colour may be said of: "under a white light", "across green grass", "into the blue
+# sky"; the object is not that colour
+_SCENERY_NOUNS = {"light", "lights", "lighting", "spotlight", "glow", "lamp", "sunlight", "sky", "skies", "grass",
+                  "lawn", "water", "sea", "ocean", "river", "sand", "wall", "walls", "floor", "ground", "table", "stage",
+                  "carpet", "haze", "fog", "mist", "smoke", "clouds", "cloud", "trail", "shadow", "shadows"}
+
+
+def scenery_colour_positions(words: list[str]) -> list[int]:
+    """Indices of colour words in `words` said of a thing around the object (_SCENERY_NOUNS), over shade words:
+    "under a white light", "across bright green grass". "light" ends such a run only where no noun of the object
+    follows ("a white light moving left" is a light; "a light blue ball" and "a white light ball" are not)."""
+    # where the run of shade and colour words after each word ends ("light" ends one), found once: walking it from
+    # every colour took seconds on a prompt of a few thousand colour words
+    run_end, end = [0] * (len(words) + 1), len(words)
+    for k in range(len(words) - 1, -1, -1):
+        run_end[k + 1] = end
+        if not (words[k] in _SHADE_WORDS or words[k] in _COLOUR_WORDS) or words[k] == "light":
+            end = k
+    found = []
+    for i, word in enumerate(words):
+        if word not in _COLOUR_WORDS:
+            continue
+        j = run_end[i + 1]
+        if j < len(words) and words[j] in _SCENERY_NOUNS and not (
+                words[j] == "light" and j + 1 < len(words) and (words[j + 1] in _OBJECT_WORDS
+                                                                or words[j + 1] in _COLOUR_WORDS)):
+            found.append(i)
     return found
 
 
@@ -236,29 +316,34 @@ def _return_motions(words: list[str]) -> list[str]:
     return found
 
 
+def _names_a_shape(words: list[str]) -> bool:
+    return any(named_values(v)["shape"] for w in words for v in (w, w[:-1], w[:-2]) if v)
+
+
 def _digit_counts(prompt: str) -> list[str]:
-    """Counts said in digits before a shape noun ("2 red circles", "3 boxes"); not "in 2 seconds"."""
-    found = []
-    for m in re.finditer(r"\b(\d+)\s+((?:[a-z-]+\s+){0,2}[a-z-]+)", prompt.lower()):
-        if int(m.group(1)) < 2:
-            continue
-        words = m.group(2).split()
-        if any(named_values(v)["shape"] for w in words for v in (w, w[:-1], w[:-2]) if v):
+    """Counts said in digits before a shape noun ("2 red circles", "3 boxes", "2x red circle") or as a multiplier after
+    one ("red circle x2"); not "in 2 seconds" nor "at 2x speed"."""
+    found, text = [], prompt.lower()
+    for m in re.finditer(r"\b(\d+)\s*[x\u00d7]?\s+((?:[a-z-]+\s+){0,2}[a-z-]+)", text):
+        if int(m.group(1)) >= 2 and _names_a_shape(m.group(2).split()):
             found.append(m.group(1))
+    for m in re.finditer(r"([a-z]+)\s*[x\u00d7]\s*(\d+)\b", text):
+        if int(m.group(2)) >= 2 and _names_a_shape([m.group(1)]):
+            found.append(f"x{m.group(2)}")
     return found
 
 
 # A negation ("not red", "isn't moving up", "no squares", "anything but red"), and the words that may stand between
 # it and the word it negates; anything else (a comma, "but", "stop") ends its reach, so "does not stop, moving left"
-# negates nothing. "nothing" is not one: "nothing but red" asks for red.
+# negates nothing. "nothing" is one unless a word of "only" follows it: "nothing red", but "nothing but red".
 _NEGATIONS = {"not", "no", "never", "without", "nor", "neither", "non", "cannot", "except", "excluding", "avoid",
-              "avoiding", "lacking", "minus",
+              "avoiding", "lacking", "minus", "nothing",
               # a motion that does not happen: "refuses to go left", "is unable to move left"
               "refuse", "refuses", "refusing", "refused", "unable", "fail", "fails", "failing", "failed",
               # and every "...n't", with or without its apostrophe ("dont make it red")
               "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "wont", "cant", "shouldnt", "mustnt"}
 _NEGATION_PAIRS = {("anything", "but"), ("everything", "but"), ("other", "than"), ("rather", "than"),
-                   ("instead", "of"), ("apart", "from")}
+                   ("instead", "of"), ("apart", "from"), ("free", "of"), ("free", "from")}
 _NEGATED_FILLER = {"-", "a", "an", "the", "any", "be", "is", "are", "in", "to", "toward", "towards", "coloured",
                    "colored", "move", "moves", "moving", "go", "goes", "going", "head", "heads", "heading", "travel",
                    "travels", "travelling", "traveling", "drift", "drifts", "drifting", "slide", "slides", "sliding",
@@ -269,19 +354,33 @@ _NEGATED_FILLER = {"-", "a", "an", "the", "any", "be", "is", "are", "in", "to", 
 _APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\u2032`\u00b4", "'"))
 
 
+_ONLY_AFTER_NOTHING = {"but", "except", "other", "save", "besides"}  # "nothing but red" asks for red
+_NEGATING_SUFFIXES = {"free", "less"}  # said after what they negate, hyphenated: "red-free", "a red-less square"
+
+
+def _names(word: str, names) -> bool:
+    return word in names or any(named_values(word).values())
+
+
 def _negation_reaches(words: list[str], names=(), shades=(), reach: int = 4):
-    """(i, pair, j) for each negation at words[i] (of two words, "anything but", when `pair`) and the word words[j]
-    it reaches: over _NEGATED_FILLER (and `shades`), within `reach` words, the first naming a colour, shape or
-    direction, or in `names`."""
+    """(first, last, j) for each negation and the word words[j] it reaches, words[first:last + 1] said together: a
+    negation before (of two words, "anything but") reaches over _NEGATED_FILLER (and `shades`), within `reach`
+    words, the first naming a colour, shape or direction, or in `names`; "-free" negates the word before it."""
     for i, word in enumerate(words):
+        if word in _NEGATING_SUFFIXES:
+            if i >= 2 and words[i - 1] == "-" and _names(words[i - 2], names):
+                yield i - 2, i, i - 2
+            continue
         pair = i > 0 and (words[i - 1], word) in _NEGATION_PAIRS
         if word not in _NEGATIONS and not word.endswith("n't") and not pair:
+            continue
+        if word == "nothing" and words[i + 1:i + 2] and words[i + 1] in _ONLY_AFTER_NOTHING:
             continue
         for j in range(i + 1, min(i + 1 + reach, len(words))):
             if words[j] in shades:
                 continue
-            if words[j] in names or any(named_values(words[j]).values()):
-                yield i, pair, j
+            if _names(words[j], names):
+                yield i - pair, j, j
                 break
             if words[j] not in _NEGATED_FILLER:
                 break
@@ -293,8 +392,8 @@ def _negations(prompt: str) -> tuple[list[str], dict[str, list[str]], str]:
     # words with their "n't", and punctuation, which ends a negation's reach
     words = re.findall(r"[a-z]+(?:'t)?|[^a-z\s]", prompt.lower().translate(_APOSTROPHES))
     said, negated, taken = [], {}, set()
-    for i, pair, j in _negation_reaches(words):
-        said.append(" ".join(words[i - pair:j + 1]).replace(" - ", "-"))
+    for first, last, j in _negation_reaches(words):
+        said.append(" ".join(words[first:last + 1]).replace(" - ", "-"))
         for key, values in named_values(words[j]).items():
             if values:
                 negated.setdefault(key, []).append(values[0])
@@ -343,7 +442,8 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     # a count, or a shape noun said in the plural ("red balls moving left") where the object's noun stands: not
     # the verb of "a ball that circles left", nor a place ("over a tiles pattern", "past rings of colour")
     all_words = _words(prompt)
-    counted = [w for i, w in enumerate(all_words) if w in _COUNT_WORDS and not _polygon_at(all_words, i)]
+    counted = [w for i, w in enumerate(all_words) if w in _COUNT_WORDS and not _polygon_at(all_words, i)
+               and all_words[i + 1:i + 3] != ["o", "clock"]]  # "at two o'clock": a time
     counted += _digit_counts(prompt)
     words = _words(rest)
     counted += [w for i, w in enumerate(words) if w in _SHAPE_WORDS and plural_of(w, _SHAPE_WORDS)

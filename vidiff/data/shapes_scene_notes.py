@@ -7,7 +7,8 @@ so the model cannot follow them. These notes tell the user so before the weights
 from __future__ import annotations
 
 from vidiff.data.shapes import BACKGROUND_RANGE, SIZE_RANGE
-from vidiff.data.shapes_prompt import BACKGROUND_NOUNS, _COLOUR_WORDS, _words, background_colour_positions
+from vidiff.data.shapes_prompt import (BACKGROUND_NOUNS, _COLOUR_WORDS, _words, background_colour_positions,
+                                      path_shape_positions)
 
 # Background words that fit the domain's own background (the grammar says "dark grey", "grey", "dark")
 _DOMAIN_SHADES = {"a", "an", "the", "plain", "solid", "uniform", "flat", "dark", "deep", "grey", "gray", "black"}
@@ -74,6 +75,8 @@ def unset_words_note(prompt: str) -> str | None:
     left corner"), and what the clip does instead; None when there are none."""
     words = _words(prompt)
     asked = {what: [w for w in dict.fromkeys(words) if w in table] for what, table in _UNSET_WORDS.items()}
+    asked["path"] += [words[i] if words[i] == "round" else f"in {words[i]}" if words[i].endswith("s")
+                      else f"in a {words[i]}" for i in path_shape_positions(words)]  # "driving in a circle"
     asked = {what: found for what, found in asked.items() if found}
     if not asked:
         return None
