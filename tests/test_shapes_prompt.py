@@ -63,7 +63,7 @@ def test_the_note_for_colour_and_shape_words_no_training_caption_uses():
 
 def test_no_caption_of_the_grammar_reads_as_negated(grammar_captions):
     """The negation words must not fire on ordinary prompts: every training and held-out caption form."""
-    from vidiff.data.shapes_prompt import negated_words_note
+    from vidiff.data.prompt_negations import negated_words_note
 
     for _, prompt in grammar_captions(20, 0):
         assert negated_words_note(prompt) is None, prompt
@@ -78,7 +78,7 @@ def test_an_unknown_prompt_vocabulary_is_refused():
 def test_the_note_for_a_negated_colour_shape_or_direction():
     """"a circle moving left, not red" came out red in 4 of 4 clips, and "a square that is not moving up" moved up,
     without a word: the reader takes 'red' and 'up' as asked."""
-    from vidiff.data.shapes_prompt import negated_words_note
+    from vidiff.data.prompt_negations import negated_words_note
     from vidiff.pipeline.request import prompt_notes
 
     assert negated_words_note("a circle moving left, not red") == (
@@ -251,7 +251,7 @@ def test_a_second_object_of_the_same_colour_and_shape_or_a_motion_back_is_no_one
 
 
 def test_a_negation_said_with_ever_no_longer_lacking_or_minus():
-    from vidiff.data.shapes_prompt import negated_words_note
+    from vidiff.data.prompt_negations import negated_words_note
 
     for prompt, said in (("a ball that should not ever be red moving left", "'not ever be red'"),
                          ("a ball moving left, no longer red", "'no longer red'"),
@@ -287,7 +287,8 @@ def test_a_shape_described_by_its_sides_or_a_shape_adjective_is_read():
 def test_departing_a_side_opposite_and_a_motion_that_does_not_happen():
     """A reviewer's prompts the prompt template drew as the person did not mean: "fleeing the right side" as right,
     "moving opposite to left" as left, "refuses to go left" as left, "toward the upper left corner" as left."""
-    from vidiff.data.shapes_prompt import negated_words_note, parse_prompt
+    from vidiff.data.prompt_negations import negated_words_note
+    from vidiff.data.shapes_prompt import parse_prompt
     from vidiff.pipeline.config import pipeline_config_from_dict
     from vidiff.pipeline.request import encoder_text
 
@@ -309,7 +310,7 @@ def test_departing_a_side_opposite_and_a_motion_that_does_not_happen():
 def test_nothing_and_free_of_negate_and_nothing_but_asks():
     """"a ball moving left, nothing red" and "a red-free square" went to the encoder as a red object (the template
     of what they negate); "nothing but red" asks for red."""
-    from vidiff.data.shapes_prompt import negated_words_note
+    from vidiff.data.prompt_negations import negated_words_note
     from vidiff.pipeline.request import encoder_text
 
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")

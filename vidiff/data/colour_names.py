@@ -111,7 +111,8 @@ def read_colour_names(prompt: str) -> tuple[str, ColourReading | None]:
     background ("on a teal background") or negated ("not orange") is not the object's. A grey or black name, with
     no other, is read (its note says so) but left as written: no palette colour is near."""
     from vidiff.data.captions import TRAIN
-    from vidiff.data.shapes_prompt import background_colour_positions, negated_spans
+    from vidiff.data.prompt_negations import negated_spans
+    from vidiff.data.shapes_prompt import background_colour_positions
 
     tokens = prompt_tokens(prompt)
     words = [w for w, _ in tokens]

@@ -118,7 +118,7 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
     word that is no noun of the object here."""
     from vidiff.data.captions import TRAIN
     from vidiff.data.colour_names import _is_colour
-    from vidiff.data.shapes_prompt import negated_spans
+    from vidiff.data.prompt_negations import negated_spans
 
     tokens = prompt_tokens(prompt)
     words = [w for w, _ in tokens]

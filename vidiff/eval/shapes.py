@@ -72,7 +72,7 @@ def evaluate_shapes_folder(folder: str | Path, progress: bool = False) -> dict:
     from vidiff.data.prompt_words import read_untrained_words
     from vidiff.data.shapes import parse_prompt
     from vidiff.data.shapes_analysis import analyze_clip
-    from vidiff.data.shapes_prompt import negated_words_note
+    from vidiff.data.prompt_negations import negated_words_note
     from vidiff.eval.fvd import clip_names, video_files
     from vidiff.io import read_video
 
