@@ -162,3 +162,23 @@ def test_image_to_video_says_the_still_in_the_template(load_tool):
     pipe.config = dataclasses.replace(config, read_as_template=False)
     pipe.image_to_video(still, "make it float up", seed=1, progress=False)
     assert "make it float up" in text.seen and not any("moving up" in s for s in text.seen)
+
+
+def test_extend_video_says_the_clips_colour_and_shape_in_the_template(load_tool):
+    """"keep going up" for a clip of a red square: the clip's last frame sets the colour and shape, as an animated
+    image's do; a clip of more than one object (real footage) gives none, and the words go as written."""
+    import numpy as np
+
+    from vidiff.data.shapes import render_clip, sample_clip_params
+
+    pipe, text = recording_shapes_pipeline(load_tool)
+    params = sample_clip_params(1000, 3)
+    clip = np.asarray(render_clip(params))[:5]
+    pipe.extend_video(clip, "keep going up", num_frames=4, seed=1, progress=False)
+    assert f"a {params.colour} {params.shape} moving up" in text.seen
+    text.seen.clear()
+    busy = clip.copy()
+    busy[:, :8, :8] = (230, 210, 40)  # a second object in a corner
+    busy[:, -8:, -8:] = (50, 80, 230)
+    pipe.extend_video(busy, "keep going up", num_frames=4, seed=1, progress=False)
+    assert "keep going up" in text.seen and not any("moving up" in s for s in text.seen)

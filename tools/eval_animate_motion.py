@@ -1,12 +1,13 @@
 """Animate held-out Shapes stills with prompts that name only the motion, as people write them for an image they give
 ("make it float up", "it drifts east"), judged by the Shapes analyzer from the frames.
 
-    .venv/bin/python tools/eval_animate_motion.py [--trials 40] [--no-still]
+    .venv/bin/python tools/eval_animate_motion.py [--trials 40] [--no-still] [--extend]
 
 --no-still: the prompt template without the still's colour and shape (read_as_template as before 2026-12-06):
 the prompt reaches the encoder as its words are read. The phrases were written here, five per direction, before
 the still's colour and shape were put in the template; results in docs/shapes_measured.md, "Animate: the image's
-colour and shape in the template".
+colour and shape in the template". --extend: the same prompts continue the clip's first 8 frames by 8 (extend_video),
+judged on the 8 new frames; the clip's last frame gives the colour and shape.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def main() -> int:
     p.add_argument("--model", default="vidiff/bundled/shapes")
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--no-still", action="store_true", help="leave the still's colour and shape out of the template")
+    p.add_argument("--extend", action="store_true", help="extend the clip's first 8 frames by 8 instead of animating")
     args = p.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")  # the prompt notes, once per clip
@@ -52,9 +54,12 @@ def main() -> int:
     right = 0
     for i in range(args.trials):
         params = sample_clip_params(HELD_OUT_SEED, i)
-        still = torch.as_tensor(render_clip(params))[0]
+        clip = torch.as_tensor(render_clip(params))
         prompt = PHRASES[params.direction][i % 5]
-        frames, _ = pipe.image_to_video(still, prompt, seed=i, progress=False)
+        if args.extend:
+            frames = pipe.extend_video(clip[:8], prompt, num_frames=8, seed=i, progress=False)[0][8:]
+        else:
+            frames, _ = pipe.image_to_video(clip[0], prompt, seed=i, progress=False)
         ok = analyze_clip(frames.numpy()).matches(prompt_for(params.colour, params.shape, params.direction))
         right += all(ok.values())
         print(f"{i:3d} {all(ok.values())!s:5} {prompt!r} ({params.colour} {params.shape})")

@@ -4,7 +4,7 @@ extend (colour, shape and direction kept, no jump at the seam), plus the time pe
 
     .venv/bin/python tools/eval_bundled.py [--model vidiff/bundled/shapes] [--num 100] [--trials 50] --out DIR
         [--paraphrase] [--layouts 16:4x5 16:6x3 31:7x5 33:9x4 --layout-num 30] [--skip t2v animate extend]
-        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64 [--extend-given 8]] [--user-wording [a b c d e f g h i j]]
+        [--user-keyframes 16@0,7,15 16@7] [--extend-long 64 [--extend-given 8]] [--user-wording [a b c d e f g h i j k]]
 
 Held-out stills and clips come from Shapes seed 1000 (training used seed 1). Writes the text-to-video clips
 with their sidecars into DIR/t2v (so `vidiff eval shapes DIR/t2v` re-scores them) and a summary DIR/summary.json.

@@ -36,6 +36,9 @@ the shapes ("pizza-slice shape", "filled-in circle"), "the" or "one" before the 
 Set "j" (2026-12-06, written as sets g-i were, after everyday things were read by their outline
 (vidiff/data/object_shapes.py), for the figure of that list): an intern, a retired engineer, a spec line, a toddler's
 cartoon, a terse animator, formal second-language English.
+Set "k" (2026-12-06, written as sets g-j were, by a session that read no repository file, after the prompt reader's
+negations, clock positions, paths said by a shape and colours of the light were added, and measured once after them):
+a marketer, a physics teacher, someone on a phone, a screenplay line, a bug report, a search query and others.
 No set is used to train; words in them may or may not be in the training vocabulary.
 """
 from __future__ import annotations
@@ -43,7 +46,7 @@ from __future__ import annotations
 import torch
 
 # the wording of prompt i in set s is drawn from generator(SEEDS[s], i)
-SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84, "h": 85, "i": 86, "j": 87}
+SEEDS = {"a": 78, "b": 79, "c": 80, "d": 81, "e": 82, "f": 83, "g": 84, "h": 85, "i": 86, "j": 87, "k": 88}
 
 TEMPLATES = {
     "a": (
@@ -158,6 +161,20 @@ TEMPLATES = {
         'There is a {colour} {shape}, and it {move}.',
         '{Shape}, coloured {colour}, {move}.',
     ),
+    "k": (
+        'Eye-catching ad loop: a bold {colour} {shape} {move} on a clean, minimal background. Simple, punchy, on-brand.',
+        'Consider one {colour} {shape} in uniform motion: it {move} at constant speed, with nothing else in the scene.',
+        'pls make a vid where the {colour} {shape} {move} thx',
+        'Please I want video of one {colour} {shape}, it {move} on the plain background only.',
+        'INT. EMPTY VOID - CONTINUOUS. A lone {colour} {shape} {move}. Nothing else in frame.',
+        'Test case #14 - expected output: the {colour} {shape} {move} on an empty background, single object only.',
+        'Alone in the quiet emptiness, a small {colour} {shape} {move}, patient and silent.',
+        'And here it comes - the {colour} {shape} {move}, clean and straight, what a line!',
+        'As a viewer, I want to see the {colour} {shape} {move} so that the motion is easy to follow.',
+        '{Colour} {shape} {move}, plain background, simple animation, minimal',
+        "Gallery label: 'Passage', 2026. A solitary {colour} {shape} {move}; a meditation on stillness and direction.",
+        'Hi! Could you put together a short clip where a single {colour} {shape} {move}? A plain background is fine. Thanks so much!',
+    ),
 }
 # the sets that say a colour in several ways draw {colour} from here; the others say its plain name
 COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("green", "bright green", "emerald"),
@@ -187,7 +204,12 @@ COLOURS = {"e": {"red": ("red", "bright red", "crimson", "scarlet"), "green": ("
                  "green": ('grass green', 'lime green', 'forest green', 'green'),
                  "blue": ('sky blue', 'blue', 'royal blue', 'cobalt'),
                  "yellow": ('lemon yellow', 'sunflower yellow', 'yellow', 'canary yellow'),
-                 "white": ('snow white', 'chalk white', 'paper white', 'white')}}
+                 "white": ('snow white', 'chalk white', 'paper white', 'white')},
+           "k": {"red": ('red', 'bright red', 'fire-engine red', 'cherry red'),
+                 "green": ('green', 'lime green', 'grass green', 'emerald green'),
+                 "blue": ('blue', 'sky blue', 'navy blue', 'royal blue'),
+                 "yellow": ('yellow', 'lemon yellow', 'bright yellow', 'sunflower yellow'),
+                 "white": ('white', 'pure white', 'snow-white', 'milky white')}}
 SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
           "b": {"circle": ("circle", "ball", "dot"), "square": ("square", "box"), "triangle": ("triangle",)},
           "c": {"circle": ("circle", "ball"), "square": ("square", "box"), "triangle": ("triangle",)},
@@ -208,7 +230,10 @@ SHAPES = {"a": {"circle": ("circle", "ball"), "square": ("square", "box"), "tria
                 "triangle": ('triangle', 'upright triangle', 'pyramid', 'three-cornered shape', 'pizza-slice shape', 'tent shape')},
           "j": {"circle": ('circle', 'disc', 'dot', 'ball', 'filled-in circle', 'round coin shape'),
                 "square": ('square', 'box', 'square tile', 'block', 'four-cornered square', 'square patch'),
-                "triangle": ('triangle', 'three-sided shape', 'pyramid shape', 'tent shape', 'upright triangle', 'little mountain shape')}}
+                "triangle": ('triangle', 'three-sided shape', 'pyramid shape', 'tent shape', 'upright triangle', 'little mountain shape')},
+          "k": {"circle": ('circle', 'dot', 'disc', 'ball', 'round shape', 'coin'),
+                "square": ('square', 'box', 'block', 'tile', 'sticky note', 'four-sided box'),
+                "triangle": ('triangle', 'wedge', 'pyramid shape', 'three-sided shape', 'arrowhead', 'delta')}}
 # set a: a direction completing "moves ..."; sets b to f: the whole motion, often a path or a verb that
 # implies it
 DIRECTIONS = {
@@ -270,6 +295,10 @@ DIRECTIONS = {
           "right": ('drifts right', 'moves to the right', 'slides toward the right edge', 'travels eastward', 'glides from left to right', 'heads rightwards', 'enters from the left and crosses to the right', 'sweeps across to the right side of the screen'),
           "up": ('rises', 'floats upward', 'moves up', 'climbs toward the top of the frame', 'travels north', 'glides from the bottom to the top', 'ascends', 'drifts up and out through the top edge'),
           "down": ('falls', 'sinks downward', 'moves down', 'drops toward the bottom of the frame', 'travels south', 'glides from top to bottom', 'descends', 'slides down and out through the bottom edge')},
+    "k": {"left": ('moves to the left', 'drifts slowly leftward', 'slides from right to left', 'travels west', 'glides toward the left edge of the frame', 'starts on the right side and ends on the left side', 'exits through the left side of the screen', 'scrolls steadily leftwards across the screen'),
+          "right": ('moves to the right', 'drifts rightward', 'slides from left to right', 'heads east', 'travels toward the right edge of the frame', 'starts at the left and finishes at the right', 'slides off the right side of the screen', 'glides steadily rightwards across the frame'),
+          "up": ('moves up', 'rises slowly', 'floats from the bottom to the top', 'heads north', 'climbs toward the top edge of the frame', 'starts near the bottom and ends near the top', 'drifts upward and out through the top of the screen', 'ascends steadily'),
+          "down": ('moves down', 'sinks slowly', 'drops from the top to the bottom', 'heads south', 'falls toward the bottom edge of the frame', 'starts near the top and ends near the bottom', 'slides downward and out through the bottom of the screen', 'descends steadily')},
 }
 
 
