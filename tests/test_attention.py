@@ -81,3 +81,34 @@ def test_unknown_backend_and_bad_mask_raise():
         attention(q, q, q, mask=torch.ones(1, 1, 1, 4))
     with pytest.raises(ValueError, match="heads"):
         attention(q[0], q[0], q[0])
+
+
+def test_cpu_training_in_half_computes_sdpa_in_fp32():
+    """The CPU flash kernel's bf16 backward ran 5-14x slower than fp32 (docs/benchmarks.md): in training on the CPU a
+    half-precision SDPA is computed in fp32 from the half inputs, and returned in their dtype; sampling keeps it."""
+    import sys
+
+    from vidiff.models.attention import attention
+
+    module = sys.modules["vidiff.models.attention"]  # vidiff.models' `attention` is the function
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 16, 8).bfloat16().requires_grad_() for _ in range(3))
+    bias = torch.randn(16, 16)
+    ref = torch.softmax((q.float() @ k.float().transpose(-1, -2)) / 8 ** 0.5 + bias, -1) @ v.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(q, k, v, bias=bias)
+    assert out.dtype == torch.bfloat16
+    # fp32 arithmetic on the bf16 inputs: off only by the output's own rounding to bf16
+    assert (out.float() - ref).abs().max() <= ref.abs().max() * 2 ** -8
+    out.float().sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in (q, k, v))
+    calls = []
+    real = module.F.scaled_dot_product_attention
+    try:
+        module.F.scaled_dot_product_attention = lambda *a, **kw: calls.append(a[0].dtype) or real(*a, **kw)
+        with torch.no_grad():
+            attention(q, k, v)
+        attention(q, k, v)
+    finally:
+        module.F.scaled_dot_product_attention = real
+    assert calls == [torch.bfloat16, torch.float32]

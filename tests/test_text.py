@@ -87,6 +87,16 @@ def test_a_prompt_encodes_the_same_alone_and_beside_a_longer_one(default_encoder
     assert alone.shape == batch[:1].shape == (1, enc.max_length, enc.dim)
 
 
+def test_a_training_steps_autocast_does_not_reach_the_encoder():
+    """Under a bf16 training step's autocast the context came out of bf16 matmuls: not what sampling gives the
+    model. It is now the same, bit for bit, inside and outside autocast."""
+    enc = TextEncoder.load("default", cache_size=0)
+    plain, mask = enc.encode(["a red circle moving left", "a blue box"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under, under_mask = enc.encode(["a red circle moving left", "a blue box"])
+    assert torch.equal(plain, under) and torch.equal(mask, under_mask)
+
+
 def test_cache_is_lru_and_not_aliased():
     enc = TextEncoder.load("default", cache_size=2)
     calls = []

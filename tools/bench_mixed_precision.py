@@ -1,7 +1,8 @@
 """bf16 against fp32 training of the bundled keyframe recipe's U-Net on this CPU (docs/benchmarks.md).
 
     # step time: forward + backward + AdamW of the recipe's model (configs/shapes-keyframes.yaml), batch 8,
-    # 4 keyframes of 4x16x16 latents, fp32 and bf16 (autocast) alternating in one process
+    # 4 keyframes of 4x16x16 latents, fp32, bf16 (autocast) and bf16 with torch's own CPU kernels ("bf16-stock")
+    # alternating in one process
     OMP_NUM_THREADS=2 .venv/bin/python tools/bench_mixed_precision.py time --rounds 6
 
     # loss curves: `vidiff train` (the real loop) of the same model, mixed_precision no / bf16, on latents of
@@ -47,9 +48,17 @@ def time_steps(args) -> None:
                 known=torch.zeros_like(x), known_mask=torch.zeros(b, k), frame_stride=torch.full((b,), 5.0),
                 cond_sigma=torch.zeros(b))
 
+    import vidiff.models.attention as attention_module
+    import vidiff.models.group_norm as group_norm_module
+
     def step(dtype) -> float:
+        # "bf16-stock": torch's own kernel choice, without vidiff's half-precision paths on the CPU (group_norm.py's
+        # contiguous layout for small planes, attention.py's fp32 SDPA in training)
+        stock = dtype == "bf16-stock"
+        group_norm_module.SMALL_PLANE = 0 if stock else 256
+        attention_module.TRAIN_SDPA_IN_FP32 = not stock
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype != "fp32"):
             out = net(x, c_noise, cond)  # (B, C, K, h, w)
         loss = (out.float() - x).square().mean()
         loss.backward()
@@ -57,16 +66,19 @@ def time_steps(args) -> None:
         opt.zero_grad(set_to_none=True)
         return time.perf_counter() - t0
 
-    times = {"fp32": [], "bf16": []}
+    order = ["fp32", "bf16", "bf16-stock"]
+    times = {name: [] for name in order}
     for r in range(args.rounds + 1):
-        for dtype in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
+        for dtype in order[r % 3:] + order[:r % 3]:  # each first in turn
             t = [step(dtype) for _ in range(args.steps)]
-            if r > 0:  # round 0 warms up both
+            if r > 0:  # round 0 warms up all
                 times[dtype] += t
-    fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
+    median = {name: statistics.median(v) for name, v in times.items()}
     params = sum(p.numel() for p in net.parameters())
     print(json.dumps({"params": params, "batch": b, "keyframes": k, "threads": torch.get_num_threads(),
-                      "fp32_s": round(fp32, 4), "bf16_s": round(bf16, 4), "bf16_speedup": round(fp32 / bf16, 3),
+                      **{f"{name}_s": round(v, 4) for name, v in median.items()},
+                      "bf16_speedup": round(median["fp32"] / median["bf16"], 3),
+                      "bf16_stock_speedup": round(median["fp32"] / median["bf16-stock"], 3),
                       "steps_each": len(times["fp32"])}))
 
 

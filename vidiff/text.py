@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,7 +312,11 @@ class TextEncoder:
                                 return_tensors="pt")
         input_ids = tokens["input_ids"].to(self.device)  # (B, T), T <= L
         mask = tokens["attention_mask"].to(self.device)  # (B, T), 1 on real tokens
-        with torch.no_grad():  # not inference_mode: the context later feeds graphs that need grad
+        # not inference_mode: the context later feeds graphs that need grad. Not under a training step's autocast
+        # either: the encoder computes in its own dtype, as when sampling, or the model trains on bf16-rounded text
+        # it never gets at sampling
+        off = torch.is_autocast_enabled(self.device.type)
+        with torch.no_grad(), (torch.autocast(self.device.type, enabled=False) if off else nullcontext()):
             hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (B, T, D)
         real = mask.bool()
         hidden = hidden.float().masked_fill(~real[:, :, None], 0.0)  # the shorter prompts' pad places too

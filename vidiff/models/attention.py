@@ -62,6 +62,24 @@ def _additive_mask(mask: torch.Tensor | None, bias: torch.Tensor | None, dtype: 
     return term if bias is None else term + bias.to(dtype)
 
 
+# CPU training in bf16 / fp16 runs SDPA in fp32: the CPU flash kernel's half-precision backward took 5-14x the fp32
+# time for the U-Net's attention shapes on a Xeon with AMX, one thread (docs/benchmarks.md, "bf16 on a CPU: the norms
+# and the attention"); its forward alone (sampling) is as fast in bf16, so sampling keeps it
+TRAIN_SDPA_IN_FP32 = True
+
+
+def _trains_in_half_on_cpu(q, k, v) -> bool:
+    return (TRAIN_SDPA_IN_FP32 and q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16)
+            and torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
+
+
+def _sdpa_in_fp32(q, k, v, mask, bias):
+    with torch.autocast("cpu", enabled=False):  # autocast would cast SDPA's inputs back to half
+        attn_mask = mask if bias is None else _additive_mask(mask, bias, torch.float32)
+        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask)
+    return out.to(q.dtype)
+
+
 def _math(q, k, v, mask, bias):
     scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, h, N, M)
     if bias is not None:
@@ -87,6 +105,8 @@ def attention(
     if mask is not None and mask.dtype != torch.bool:
         raise ValueError(f"attention: mask must be boolean (True = attend), got {mask.dtype}")
     if backend == "sdpa":
+        if _trains_in_half_on_cpu(q, k, v):
+            return _sdpa_in_fp32(q, k, v, mask, bias)
         attn_mask = mask if bias is None else _additive_mask(mask, bias, q.dtype)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     if backend == "math":

@@ -17,6 +17,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from vidiff.models.group_norm import GroupNorm
 from vidiff.models.resnet import norm_silu, silu_fresh
 
 
@@ -29,9 +30,9 @@ class TemporalConv(nn.Module):
         super().__init__()
         hidden = channels * mult
         self.frame_norm = frame_norm
-        self.norm1 = nn.GroupNorm(groups, channels, eps=eps)
+        self.norm1 = GroupNorm(groups, channels, eps=eps)
         self.conv1 = nn.Conv2d(channels, hidden, (3, 1), padding=(1, 0))  # over (frames, pixels): 1-D in time
-        self.norm2 = nn.GroupNorm(groups, hidden, eps=eps)
+        self.norm2 = GroupNorm(groups, hidden, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(hidden, channels, (3, 1), padding=(1, 0))
         nn.init.zeros_(self.conv2.weight)

@@ -19,6 +19,7 @@ from torch import nn
 
 from vidiff.models.attention import attention
 from vidiff.models.embeddings import RelativePositionBias
+from vidiff.models.group_norm import GroupNorm
 
 
 class _GatedProjection(torch.autograd.Function):
@@ -126,7 +127,7 @@ class SpatialTransformer(nn.Module):
 
     def __init__(self, dim: int, heads: int, context_dim: int, groups: int, backend: str, dropout: float = 0.0):
         super().__init__()
-        self.norm = nn.GroupNorm(groups, dim, eps=1e-6)
+        self.norm = GroupNorm(groups, dim, eps=1e-6)
         self.proj_in = nn.Linear(dim, dim)
         self.norm1 = nn.LayerNorm(dim)
         self.attn1 = SelfAttention(dim, heads, backend)

@@ -23,6 +23,7 @@ from vidiff.config import ConfigError
 from vidiff.limits import MAX_LAYERS_PER_LEVEL, MAX_LEVELS, MAX_WIDTH
 from vidiff.diffusion.cond import Cond, known_volume
 from vidiff.models.embeddings import ConditioningEmbedding, PooledTextEmbedding, ScalarEmbedding
+from vidiff.models.group_norm import GroupNorm
 from vidiff.models.resnet import CL, Downsample, ResBlock, Upsample
 from vidiff.models.temporal_conv import TemporalConv
 from vidiff.models.transformer import SpatialTransformer, TemporalTransformer
@@ -164,7 +165,7 @@ class UNet3D(nn.Module):
             self.up.append(layers)
             self.upsample.append(Upsample(ch) if level > 0 else nn.Identity())
 
-        self.norm_out = nn.GroupNorm(cfg.norm_groups, ch)
+        self.norm_out = GroupNorm(cfg.norm_groups, ch)
         self.conv_out = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # the network starts by predicting zero
         nn.init.zeros_(self.conv_out.bias)
