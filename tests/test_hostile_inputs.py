@@ -365,6 +365,11 @@ case("part-config-negative-distance", "temporal_max_distance")(
     part_config_edit("keyframes", "temporal_max_distance", "-1"))
 case("part-config-vae-huge-depth", "layers_per_block: must be in 1..32")(
     part_config_edit("vae", "layers_per_block", "100000"))
+# a part config's own checks named the key only, not which of the pipeline's config.yaml files held it
+case("part-config-attention-levels-short", "interpolation/config.yaml.attention_levels: needs 2 entries")(
+    part_config_edit("interpolation", "attention_levels", "[false]"))
+case("part-config-heads-not-dividing", "keyframes/config.yaml.num_head_channels: 7 does not divide")(
+    part_config_edit("keyframes", "num_head_channels", "7"))
 @case("part-trained-on-fifo", "not a regular file")  # was taken for no record: the layout checks were skipped
 def _(ws, o, a):
     folder = make_pipeline(ws, a)
