@@ -365,6 +365,31 @@ case("part-config-negative-distance", "temporal_max_distance")(
     part_config_edit("keyframes", "temporal_max_distance", "-1"))
 case("part-config-vae-huge-depth", "layers_per_block: must be in 1..32")(
     part_config_edit("vae", "layers_per_block", "100000"))
+# a part config's own checks named the key only, not which of the pipeline's config.yaml files held it
+case("part-config-attention-levels-short", "interpolation/config.yaml.attention_levels: needs 2 entries")(
+    part_config_edit("interpolation", "attention_levels", "[false]"))
+case("part-config-heads-not-dividing", "keyframes/config.yaml.num_head_channels: 7 does not divide")(
+    part_config_edit("keyframes", "num_head_channels", "7"))
+
+
+def without_records(build):
+    """The case's pipeline without its training records and control parts, which hash the parts' files and
+    configs (an edited part is "of another VAE" there first)."""
+    def bare(ws, o, a):
+        argv = build(ws, o, a)
+        folder = ws / "pipe"
+        for record in folder.glob("*/trained_on.yaml"):
+            record.unlink()
+        text = (folder / "pipeline.yaml").read_text()
+        text = re.sub(r"(control_(keyframes|interpolation)): \S+", r"\1: null", text)
+        (folder / "pipeline.yaml").write_text(re.sub(r"control_maps:\n(- \w+\n)+", "control_maps: []\n", text))
+        return argv
+    return bare
+
+
+# decoded every frame to NaN, written black with exit code 0
+case("part-config-vae-scaling-tiny", "vae/config.yaml.scaling_factor: must be within 1e-6 and 1e6 in size, got -1e-30")(
+    without_records(part_config_edit("vae", "scaling_factor", "-1.0e-30")))
 @case("part-trained-on-fifo", "not a regular file")  # was taken for no record: the layout checks were skipped
 def _(ws, o, a):
     folder = make_pipeline(ws, a)
@@ -668,6 +693,33 @@ case("pipeline-vae-weights-empty", "not a safetensors file (bad header length)")
 case("pipeline-vae-weights-truncated", "truncated or damaged safetensors file")(cut_weights("vae", lambda n: n // 2))
 case("pipeline-keyframes-weights-truncated", "truncated or damaged safetensors file")(
     cut_weights("keyframes", lambda n: n - 1000))
+
+
+def rewrite_weights(part: str, change):
+    """The pipeline with `part`'s weights file rewritten by change(header, data) -> (header, data)."""
+    def build(ws, o, a):
+        import json
+        import struct
+
+        folder = make_pipeline(ws, a)
+        raw = (a / "weights" / part / "model.safetensors").read_bytes()
+        n = struct.unpack("<Q", raw[:8])[0]
+        header, data = change(json.loads(raw[8:8 + n]), bytearray(raw[8 + n:]))
+        text = json.dumps(header).encode()
+        os.unlink(folder / part / "model.safetensors")
+        (folder / part / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + bytes(data))
+        return gen("--model", str(folder), "-o", str(ws / "o.mp4"))
+    return build
+
+
+def _as_int32(header, data, name="decoder.conv_out.bias"):
+    header[name]["dtype"] = "I32"  # same bytes, read as integers
+    return header, data
+
+
+# integer weights were cast into the float model without a word (NaN weights: tests/test_damaged_weights.py)
+case("pipeline-vae-weights-int32", "tensor 'decoder.conv_out.bias' is stored as 'I32'")(
+    rewrite_weights("vae", _as_int32))
 
 
 @case("pipeline-text-encoder-config-is-a-list", "expected a JSON object")

@@ -361,3 +361,42 @@ def test_side_data_read_when_another_thread_named_the_unknown_types_meanwhile():
             Type._missing_ = named
         elif "_missing_" in vars(Type):
             delattr(Type, "_missing_")
+
+
+def _uneven_mkv(path: Path, frames: int = 16) -> Path:
+    """`frames` white-on-black maps in an MKV whose frames are 10 ms to 1 s apart at a stated 30 fps: Matroska
+    states no frame count, so the probe estimates it from the duration (4 s x 30 fps = 120)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30, options={"bframes": "0"})
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.where(_square(i, 64) > 100, 255, 0).astype(np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            pts += (10, 200, 33, 1000)[i % 4]
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("task", ["edit --mask", "generate --control"])
+def test_maps_whose_frame_count_the_header_only_estimates_are_counted(no_weights, tmp_path, capsys, task):
+    """A 16-frame mask / control-maps MKV with uneven timestamps was refused as "120 frames, the clip has 16" (the
+    probe's duration x fps estimate); its frames are now counted, and the command goes on to load the weights."""
+    maps = _uneven_mkv(tmp_path / "maps.mkv")
+    assert io.probe_video(maps).estimated and io.probe_video(maps).num_frames != 16
+    command, flag = task.split()
+    if command == "edit":
+        clip = tmp_path / "clip.mp4"
+        io.write_video(clip, np.stack([_square(i, 64) for i in range(16)]), 8)
+        argv = ["edit", str(clip), "a blue square moving right", flag, str(maps)]
+    else:
+        argv = ["generate", "a red square moving right", flag, str(maps)]
+    with pytest.raises(AssertionError, match="the weights were loaded"):
+        main([*argv, "-o", str(tmp_path / "o.mp4"), "--quiet"])
+    assert "120 frames" not in capsys.readouterr().err
+    assert not list(tmp_path.glob("o.*"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -109,6 +110,14 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
         return cls(**kwargs)
     except TypeError as e:  # a required field is missing
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
+    except ConfigError as e:
+        # a __post_init__ check names its key only ("norm_groups: 3 does not divide ..."): say where it sits, or
+        # a pipeline's error did not say which of its part config.yaml files held it
+        message = str(e)
+        if not where or message.startswith(where):
+            raise
+        key = re.match(r"[A-Za-z_][\w/]*:", message)
+        raise ConfigError(f"{where}.{message}" if key else f"{where}: {message}") from None
 
 
 def to_dict(cfg: Any) -> Any:

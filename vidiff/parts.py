@@ -18,6 +18,7 @@ CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "model.safetensors"
 TRAINED_NAME = "trained_on.yaml"  # what the part was trained on (vidiff/pipeline/trained.py); optional
 PART_FILES = (CONFIG_NAME, WEIGHTS_NAME, TRAINED_NAME)
+FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")  # safetensors dtypes a part's weights may be saved in
 
 
 def save_part(folder: str | Path, config, state_dict: dict) -> Path:
@@ -122,9 +123,18 @@ def _part_kind(data) -> str | None:
 
 
 def load_part_weights(folder: str | Path) -> dict:
+    """The part's tensors by name; InputError when any holds a NaN or an infinity (a run that diverged, or bytes
+    damaged in place): such weights sampled every frame black and exited 0."""
+    import torch
     from safetensors.torch import load_file
 
-    return load_file(str(Path(folder).expanduser() / WEIGHTS_NAME))
+    path = Path(folder).expanduser() / WEIGHTS_NAME
+    state = load_file(str(path))
+    bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise InputError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite weights (e.g. {short_repr(bad[0], 80)}); "
+                         "the part diverged in training or the file is damaged")
+    return state
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -162,6 +172,10 @@ def check_safetensors_header(path: str | Path) -> dict[str, tuple[int, ...]]:
                for name, entry in header.items() if name != "__metadata__"]
     if not all(isinstance(o, list) and len(o) == 2 and all(type(v) is int for v in o) for o in offsets):
         raise InputError(f"{path}: not a safetensors file (a tensor entry has no data_offsets)")
+    for name, entry in header.items():  # integer / bool weights were cast into the float model without a word
+        if name != "__metadata__" and entry.get("dtype") not in FLOAT_DTYPES:
+            raise InputError(f"{path}: tensor {short_repr(name, 80)} is stored as {short_repr(entry.get('dtype'), 20)}; "
+                             f"a part's weights are floating point ({', '.join(FLOAT_DTYPES)})")
     data = max((o[1] for o in offsets), default=0)
     if data != size - 8 - length:
         raise InputError(f"{path}: truncated or damaged safetensors file (its tensors take {data} bytes after the "

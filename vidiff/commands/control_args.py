@@ -20,7 +20,7 @@ def add_control_arguments(parser) -> None:
 def check_control_args(args, config, layout, model, longest: int | None = None) -> None:
     """Every check of --control / --control-scale that needs no torch: exit 2 with one line when one fails.
     longest: the most frames a clip with control maps may have (one pass of the keyframe part), None: the limit."""
-    from vidiff.commands.inputs import check_file, probe_clip
+    from vidiff.commands.inputs import check_file, probe_clip, stated_frames
     from vidiff.errors import InputError
     from vidiff.output_safety import shown
 
@@ -36,7 +36,8 @@ def check_control_args(args, config, layout, model, longest: int | None = None) 
                          "parts.control_keyframes / control_interpolation; tools/train_control.sh adds them)")
     check_file(Path(control), "--control")
     info = probe_clip(control, "--control")  # header only
-    _check_size(control, info.num_frames, info.width, info.height, layout, config, longest, info,
+    frames = stated_frames(control, info, "--control")
+    _check_size(control, frames, info.width, info.height, layout, config, longest, info,
                 getattr(args, "fps", None) or config.fps)
 
 

@@ -158,6 +158,13 @@ def merged_gif_note(info, clip_frames: int, clip_fps: float | None) -> str:
             "(.mp4)")
 
 
+def stated_frames(path, info, what: str) -> int:
+    """The frame count of a per-frame input file (mask, control maps): the header's, or counted by decoding (bounded)
+    where the header has none and `info` only estimates it from duration x fps (Matroska / WebM): a 16-frame WebM
+    whose frames are unevenly spaced was refused as "120 frames, the clip has 16"."""
+    return count_clip_frames(path, what) if info.estimated else info.num_frames
+
+
 def check_mask_file(path: Path, clip) -> None:
     """`vidiff edit --mask`: an image of the clip's size, or a video of its size and frame count (headers only).
     clip: the edited video's io.VideoInfo."""
@@ -170,7 +177,7 @@ def check_mask_file(path: Path, clip) -> None:
         frames = None
     else:
         info = probe_clip(path, "mask")
-        width, height, frames = info.width, info.height, info.num_frames
+        width, height, frames = info.width, info.height, stated_frames(path, info, "mask")
     check_fits_clip("--mask", path, (width, height), frames, (clip.width, clip.height), clip.num_frames,
                     "(or give one image for every frame)", None if frames is None else info, clip.fps)
 

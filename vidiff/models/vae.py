@@ -69,8 +69,10 @@ class VAEConfig:
                 raise ConfigError(f"{name}: must be in 1..{hi}, got {getattr(self, name)}")
         if self.frame_chunk < 0:
             raise ConfigError(f"frame_chunk: must be >= 0 (0 = no slicing), got {self.frame_chunk}")
-        if self.scaling_factor == 0:
-            raise ConfigError("scaling_factor: must be non-zero")
+        if not 1e-6 <= abs(self.scaling_factor) <= 1e6:  # 1e-30 overflowed the decoder: every frame black, exit 0
+            raise ConfigError(f"scaling_factor: must be within 1e-6 and 1e6 in size, got {self.scaling_factor}")
+        if not abs(self.shift_factor) <= 1e6:
+            raise ConfigError(f"shift_factor: must be within -1e6 and 1e6, got {self.shift_factor}")
 
     @property
     def downsample_factor(self) -> int:

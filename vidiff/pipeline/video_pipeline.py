@@ -388,5 +388,10 @@ class VideoPipeline:
 
     def _decode(self, latents: torch.Tensor, progress: bool) -> torch.Tensor:
         """(B,C,F,h,w) -> uint8 (B,F,H,W,3), one sample at a time, frame-sliced by the VAE's frame_chunk."""
+        if not bool(torch.isfinite(latents).all()):  # NaN decodes to black frames, which were written with exit 0
+            from vidiff.errors import VidiffError
+
+            raise VidiffError("sampling gave NaN or infinite latents (the pipeline's weights or settings overflow); "
+                              "no frames were written")
         return torch.cat([self.vae.decode_to_frames(z[None].to(self._device), progress=progress) for z in latents])
 
