@@ -355,3 +355,18 @@ def test_an_option_a_command_does_not_take_points_at_that_command_s_help(capsys)
         err = capsys.readouterr().err
         assert e.value.code == 2 and err == (f"{command}: error: unrecognized arguments: {unknown} "
                                              f"(see {command} --help)\n"), err
+
+
+def test_an_empty_input_path_is_refused_by_name(capsys):
+    """`vidiff animate "" ...` (an unset shell variable) said "image .: is a directory"."""
+    from vidiff.cli import main
+
+    for argv, name in ((["animate", "", "a red ball moving up", "-o", "o.mp4"], "image"),
+                       (["edit", " ", "a red ball", "-o", "o.mp4"], "video"),
+                       (["edit", "v.mp4", "a red ball", "--mask", "", "-o", "o.mp4"], "--mask"),
+                       (["interpolate", "", "--factor", "2", "-o", "o.mp4"], "video"),
+                       (["eval", "shapes", ""], "folder")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and f"argument {name}: empty path; give the file or folder to read" in err, (argv, err)

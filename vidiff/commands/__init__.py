@@ -46,7 +46,11 @@ def _non_empty_path(value: str, refusal: str) -> str:
 def path_argument(value: str) -> str:
     """argparse type of a file or folder: a leading "~" is the home folder, as the shell reads it unquoted and the
     library reads it (`--model "~/pipe"` read pipeline.yaml from the home folder and then its weights from a
-    folder named "~")."""
+    folder named "~"). An empty or blank one ("" from an unset shell variable) is refused: it was the working
+    folder, and `vidiff animate "" ...` said "image .: is a directory"."""
+    import argparse
     import os
 
+    if not value.strip():
+        raise argparse.ArgumentTypeError("empty path; give the file or folder to read")
     return os.path.expanduser(value)
