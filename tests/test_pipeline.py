@@ -1,6 +1,7 @@
 """VideoPipeline: keyframe layout, pipeline.yaml, sidecars, seeding, and generation with tiny random parts."""
 import dataclasses
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -152,6 +153,13 @@ def test_pipeline_yaml_round_trip_and_errors(tmp_path):
         pipeline_config_from_dict({"interpolation": {"steps": 0}})
     (tmp_path / "keyframes" / "model.safetensors").unlink()
     with pytest.raises(InputError, match="part 'keyframes' is missing"):
+        read_pipeline_folder(tmp_path)
+    (tmp_path / "keyframes" / "model.safetensors").mkdir()  # was called missing too
+    with pytest.raises(InputError, match="part 'keyframes': .*model.safetensors is a folder, not a file"):
+        read_pipeline_folder(tmp_path)
+    (tmp_path / "keyframes" / "model.safetensors").rmdir()
+    os.mkfifo(tmp_path / "keyframes" / "model.safetensors")
+    with pytest.raises(InputError, match="model.safetensors is not a regular file"):
         read_pipeline_folder(tmp_path)
 
 

@@ -269,7 +269,11 @@ def read_pipeline_folder(folder: str | Path) -> PipelineConfig:
     for name, part in part_paths(folder, cfg).items():
         for file in ("config.yaml", "model.safetensors"):
             if not (part / file).is_file():
-                raise InputError(f"{folder}: part {name!r} is missing {part / file}")
+                there = part / file  # a folder or a pipe in its place was called missing
+                what = ("is a folder, not a file" if there.is_dir() else "is not a regular file" if there.exists()
+                        else None)
+                raise InputError(f"{folder}: part {name!r}: {there} {what}" if what else
+                                 f"{folder}: part {name!r} is missing {there}")
     ref = text_encoder_ref(folder, cfg)
     if ref != "default" and not Path(ref).exists():
         raise InputError(f"{path}: text_encoder folder {ref} not found")
