@@ -675,3 +675,32 @@ def test_a_full_disk_at_the_lock_file_names_it_and_leaves_no_folder(tmp_path, mo
         train(toy(tmp_path))
     monkeypatch.undo()
     assert not (tmp_path / "run").exists()
+
+
+def test_a_stop_while_a_preview_is_drawn_leaves_it_to_the_resumed_run(tmp_path):
+    """Stopped while drawing the preview of a step that is also a checkpoint step: the checkpoint used to be written
+    first, so `--resume auto` started after that step and its preview was never drawn (previews/ of the resumed
+    run lacked step 8, which the uninterrupted run has)."""
+    from vidiff.training.stages import build_stage
+
+    def run(stop_at=None):
+        cfg = toy(tmp_path, preview_every=4)
+        stage = build_stage(cfg)
+
+        def preview(model, folder, step):
+            if step == stop_at:
+                raise KeyboardInterrupt
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"step_{step:08d}.txt").write_text("drawn\n")
+
+        stage.preview = preview
+        return cfg, stage
+
+    cfg, stage = run(stop_at=8)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, stage=stage)
+    assert ckpt.latest_checkpoint(tmp_path / "run" / "checkpoints").name == ckpt.step_dir_name(4)
+    cfg, stage = run()
+    folder = train(cfg, resume="auto", stage=stage)
+    assert sorted(p.name for p in (folder / "previews").iterdir()) == [
+        f"step_{s:08d}.txt" for s in (4, 8, 12)]
