@@ -704,3 +704,53 @@ def test_a_stop_while_a_preview_is_drawn_leaves_it_to_the_resumed_run(tmp_path):
     folder = train(cfg, resume="auto", stage=stage)
     assert sorted(p.name for p in (folder / "previews").iterdir()) == [
         f"step_{s:08d}.txt" for s in (4, 8, 12)]
+
+
+def test_a_forked_worker_that_outlives_a_killed_trainer_does_not_hold_its_folder(tmp_path):
+    """A DataLoader worker is a fork of the trainer and shared its open .lock, so after a kill -9 of the trainer
+    `--resume auto` was refused ("another training run (pid N)", N dead) until the workers noticed, up to 5 s
+    later, or for good if one hung. A forked child now closes the lock's descriptor; the trainer keeps the lock."""
+    import signal
+    import time
+
+    from vidiff.training.run_folder import RunFolderLock
+
+    run = tmp_path / "run"
+    lock = RunFolderLock(run).acquire()
+    started, ready = os.pipe()
+    child = os.fork()
+    if child == 0:  # the worker: outlives the trainer's lock
+        os.write(ready, b"1")  # fork's after-fork handlers have run
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert os.read(started, 1) == b"1"
+        with pytest.raises(InputError, match="another training run"):  # still the trainer's while it lives
+            RunFolderLock(run).acquire()
+        lock.release()  # as the kernel does when the trainer is killed
+        RunFolderLock(run).acquire().release()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_a_forked_child_does_not_hold_a_folder_lock(tmp_path):
+    """The same for the folder lock of `vidiff data shapes` / `data cache` / `export`."""
+    import signal
+    import time
+
+    from vidiff.folder_lock import folder_busy, folder_lock
+
+    started, ready = os.pipe()
+    with folder_lock(tmp_path):
+        child = os.fork()
+        if child == 0:
+            os.write(ready, b"1")
+            time.sleep(30)
+            os._exit(0)
+        assert os.read(started, 1) == b"1"
+    try:
+        assert not folder_busy(tmp_path)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
