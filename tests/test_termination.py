@@ -4,6 +4,7 @@ stays as it was; a training stopped so resumes to the same weights (`slow`)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -327,3 +328,48 @@ def test_ctrl_c_under_the_accelerate_entry_point_is_one_line(tmp_path, monkeypat
     # bar was drawn again below it)
     assert err.endswith("\nvidiff: interrupted\n") or err == "vidiff: interrupted\n", err
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stop_while_a_scan_worker_starts_waits_until_it_is_handed_what_it_runs(capfd):
+    """Ctrl-C to the process group while `data cache` (or any folder scan) started its workers: the parent's thread
+    mask did not hold it off, since another thread (torch's) takes the signal and the main thread runs the handler
+    at its next bytecode; KeyboardInterrupt then landed between the worker's exec and the hand-over of what it
+    runs, and the worker printed `EOFError: Ran out of input` with a traceback under "vidiff: interrupted"."""
+    import multiprocessing as mp
+    import threading
+
+    from vidiff.data import safe_decode
+
+    idle = threading.Event()
+    helper = threading.Thread(target=idle.wait)  # a thread that takes the process-directed signal
+    helper.start()
+    ctx = mp.get_context("spawn")
+    started = []
+
+    def interrupted(*args, **kwargs):
+        process = ctx.Process(*args, **kwargs)
+
+        def start():  # the signal arrives as the worker is being started
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)
+            del process.start  # the process object goes to the worker pickled
+            process.start()
+            started.append(process)
+
+        process.start = start
+        return process
+
+    class Context:
+        Process = staticmethod(interrupted)
+        Pipe = staticmethod(ctx.Pipe)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            safe_decode._Worker(Context(), 0, safe_decode.check_video)
+    finally:
+        idle.set()
+        helper.join()
+    assert len(started) == 1  # handed over whole, then stopped
+    started[0].join(10)  # and not left running
+    assert started[0].exitcode is not None
+    assert "Traceback" not in capfd.readouterr().err
