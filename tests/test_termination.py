@@ -225,6 +225,48 @@ def test_a_loader_worker_leaves_ctrl_c_to_the_main_process_and_reports_only_real
     assert "ConnectionResetError" not in run.stderr and "BrokenPipeError" not in run.stderr
 
 
+_LOADER_SIGTERM = """
+import os, signal, time, torch
+from vidiff.cli_signals import Terminated, catch_sigterm
+from vidiff.training.sample_stream import quiet_worker
+
+class Slow(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1000
+
+    def __getitem__(self, i):
+        time.sleep(0.05)
+        return torch.zeros(2)
+
+catch_sigterm()
+batches = iter(torch.utils.data.DataLoader(Slow(), num_workers=2, worker_init_fn=quiet_worker))
+next(batches)  # the workers run
+try:
+    print("running", flush=True)
+    for _ in batches:
+        pass
+except Terminated:
+    time.sleep(1)  # the cleanup of a command: a worker's death would be reported in it
+    print("stopped", flush=True)
+# the loader is still held at exit (as by a traceback), so multiprocessing ends its workers with SIGTERM and waits
+"""
+
+
+def test_sigterm_to_the_process_group_is_left_to_the_main_process_by_loader_workers():
+    """`vidiff train` with train.num_workers, SIGTERM to its process group: the workers died of it, and torch's
+    SIGCHLD handler raised "DataLoader worker (pid N) is killed by signal: Terminated" wherever the main process was
+    in its cleanup (a traceback above "vidiff: terminated", in 10 of 15 such stops); they now leave SIGTERM to the
+    main process, which stops them, as Ctrl-C. Not by ignoring it: a worker still running at exit is ended with
+    SIGTERM and waited for without a limit (that hung)."""
+    run = subprocess.Popen([sys.executable, "-c", _LOADER_SIGTERM], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=REPO, env=_env(), start_new_session=True)
+    assert run.stdout.readline() == "running\n"
+    os.killpg(run.pid, signal.SIGTERM)  # a container stop or `kill -TERM -PGID`: every process of the group
+    out, err = run.communicate(timeout=60)
+    assert out == "stopped\n" and run.returncode == 0, err
+    assert "Traceback" not in err and "killed by signal" not in err, err
+
+
 @pytest.mark.slow
 def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp_path):
     """`vidiff train` stopped by SIGTERM after its first checkpoint exits 143; `--resume auto` then finishes with
