@@ -267,6 +267,41 @@ def test_sigterm_to_the_process_group_is_left_to_the_main_process_by_loader_work
     assert "Traceback" not in err and "killed by signal" not in err, err
 
 
+_LOADER_ORPHAN = """
+import os, signal, time, torch
+from vidiff.training.sample_stream import quiet_worker
+
+def slow_start(worker_id):  # a loaded machine: the trainer is killed before the worker is set up
+    time.sleep(1.5)
+    quiet_worker(worker_id)
+
+batches = iter(torch.utils.data.DataLoader(range(100), num_workers=2, worker_init_fn=slow_start))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_loader_workers_of_a_trainer_killed_as_they_start_end_too():
+    """kill -9 of `vidiff train` just after it forked its loader workers: torch's watchdog in a worker takes the pid
+    of its parent when it is set up, and by then that was init's, so the workers polled an empty queue for ever
+    (240 MB each, found 40 minutes after such a kill). A worker now ends when its trainer is gone."""
+    run = subprocess.Popen([sys.executable, "-c", _LOADER_ORPHAN], stderr=subprocess.DEVNULL, cwd=REPO, env=_env(),
+                           start_new_session=True)
+    assert run.wait(timeout=60) == -signal.SIGKILL
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            left = subprocess.run(["ps", "-o", "pid=", "-g", str(run.pid)], capture_output=True, text=True).stdout
+            if not left.split():
+                break
+            time.sleep(0.2)
+        assert not left.split(), f"workers left running: {left.split()}"
+    finally:
+        try:
+            os.killpg(run.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.mark.slow
 def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp_path):
     """`vidiff train` stopped by SIGTERM after its first checkpoint exits 143; `--resume auto` then finishes with

@@ -4,6 +4,7 @@ of ranks, and the position in the stream is given by the step alone, which makes
 from __future__ import annotations
 
 import logging
+import signal
 from typing import TYPE_CHECKING
 
 import torch
@@ -126,6 +127,25 @@ def _end_quietly(signum, frame) -> None:
     timer.start()
 
 
+def _end_with_the_trainer() -> None:
+    """A worker ends with the process that forked it. torch's watchdog takes the worker's parent pid when the worker
+    is set up, after this runs: a trainer killed before that left it init's pid, and the worker polled an empty
+    queue for ever. So the kernel is asked to kill the worker when its parent dies (Linux), and a parent already
+    gone (the worker now a child of init) ends it here."""
+    import multiprocessing
+    import os
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: torch's watchdog alone, as before
+        pass
+    parent = multiprocessing.parent_process()  # the pid that forked us, whoever adopted us since
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(0)
+
+
 def quiet_worker(worker_id: int) -> None:
     """A loader worker leaves Ctrl-C to the main process, which stops the workers when the command ends, and ends
     quietly on SIGTERM; a batch the main process stopped receiving (interrupted mid-transfer) is not reported as a
@@ -139,6 +159,7 @@ def quiet_worker(worker_id: int) -> None:
     # cleanup; a worker now ends quietly (exit 0, as torch's own handler does for its parent's SIGTERM). Not ignored:
     # multiprocessing ends workers left at exit with SIGTERM and then waits for them without a limit.
     signal.signal(signal.SIGTERM, _end_quietly)
+    _end_with_the_trainer()
     hook = sys.excepthook
 
     def quiet(kind, value, tb):
