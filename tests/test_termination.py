@@ -4,6 +4,7 @@ stays as it was; a training stopped so resumes to the same weights (`slow`)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -224,6 +225,83 @@ def test_a_loader_worker_leaves_ctrl_c_to_the_main_process_and_reports_only_real
     assert "ConnectionResetError" not in run.stderr and "BrokenPipeError" not in run.stderr
 
 
+_LOADER_SIGTERM = """
+import os, signal, time, torch
+from vidiff.cli_signals import Terminated, catch_sigterm
+from vidiff.training.sample_stream import quiet_worker
+
+class Slow(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1000
+
+    def __getitem__(self, i):
+        time.sleep(0.05)
+        return torch.zeros(2)
+
+catch_sigterm()
+batches = iter(torch.utils.data.DataLoader(Slow(), num_workers=2, worker_init_fn=quiet_worker))
+next(batches)  # the workers run
+try:
+    print("running", flush=True)
+    for _ in batches:
+        pass
+except Terminated:
+    time.sleep(1)  # the cleanup of a command: a worker's death would be reported in it
+    print("stopped", flush=True)
+# the loader is still held at exit (as by a traceback), so multiprocessing ends its workers with SIGTERM and waits
+"""
+
+
+def test_sigterm_to_the_process_group_is_left_to_the_main_process_by_loader_workers():
+    """`vidiff train` with train.num_workers, SIGTERM to its process group: the workers died of it, and torch's
+    SIGCHLD handler raised "DataLoader worker (pid N) is killed by signal: Terminated" wherever the main process was
+    in its cleanup (a traceback above "vidiff: terminated", in 10 of 15 such stops); they now leave SIGTERM to the
+    main process, which stops them, as Ctrl-C. Not by ignoring it: a worker still running at exit is ended with
+    SIGTERM and waited for without a limit (that hung)."""
+    run = subprocess.Popen([sys.executable, "-c", _LOADER_SIGTERM], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, cwd=REPO, env=_env(), start_new_session=True)
+    assert run.stdout.readline() == "running\n"
+    os.killpg(run.pid, signal.SIGTERM)  # a container stop or `kill -TERM -PGID`: every process of the group
+    out, err = run.communicate(timeout=60)
+    assert out == "stopped\n" and run.returncode == 0, err
+    assert "Traceback" not in err and "killed by signal" not in err, err
+
+
+_LOADER_ORPHAN = """
+import os, signal, time, torch
+from vidiff.training.sample_stream import quiet_worker
+
+def slow_start(worker_id):  # a loaded machine: the trainer is killed before the worker is set up
+    time.sleep(1.5)
+    quiet_worker(worker_id)
+
+batches = iter(torch.utils.data.DataLoader(range(100), num_workers=2, worker_init_fn=slow_start))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_loader_workers_of_a_trainer_killed_as_they_start_end_too():
+    """kill -9 of `vidiff train` just after it forked its loader workers: torch's watchdog in a worker takes the pid
+    of its parent when it is set up, and by then that was init's, so the workers polled an empty queue for ever
+    (240 MB each, found 40 minutes after such a kill). A worker now ends when its trainer is gone."""
+    run = subprocess.Popen([sys.executable, "-c", _LOADER_ORPHAN], stderr=subprocess.DEVNULL, cwd=REPO, env=_env(),
+                           start_new_session=True)
+    assert run.wait(timeout=60) == -signal.SIGKILL
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            left = subprocess.run(["ps", "-o", "pid=", "-g", str(run.pid)], capture_output=True, text=True).stdout
+            if not left.split():
+                break
+            time.sleep(0.2)
+        assert not left.split(), f"workers left running: {left.split()}"
+    finally:
+        try:
+            os.killpg(run.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.mark.slow
 def test_sigterm_during_training_then_resume_gives_the_uninterrupted_weights(tmp_path):
     """`vidiff train` stopped by SIGTERM after its first checkpoint exits 143; `--resume auto` then finishes with
@@ -327,3 +405,48 @@ def test_ctrl_c_under_the_accelerate_entry_point_is_one_line(tmp_path, monkeypat
     # bar was drawn again below it)
     assert err.endswith("\nvidiff: interrupted\n") or err == "vidiff: interrupted\n", err
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stop_while_a_scan_worker_starts_waits_until_it_is_handed_what_it_runs(capfd):
+    """Ctrl-C to the process group while `data cache` (or any folder scan) started its workers: the parent's thread
+    mask did not hold it off, since another thread (torch's) takes the signal and the main thread runs the handler
+    at its next bytecode; KeyboardInterrupt then landed between the worker's exec and the hand-over of what it
+    runs, and the worker printed `EOFError: Ran out of input` with a traceback under "vidiff: interrupted"."""
+    import multiprocessing as mp
+    import threading
+
+    from vidiff.data import safe_decode
+
+    idle = threading.Event()
+    helper = threading.Thread(target=idle.wait)  # a thread that takes the process-directed signal
+    helper.start()
+    ctx = mp.get_context("spawn")
+    started = []
+
+    def interrupted(*args, **kwargs):
+        process = ctx.Process(*args, **kwargs)
+
+        def start():  # the signal arrives as the worker is being started
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)
+            del process.start  # the process object goes to the worker pickled
+            process.start()
+            started.append(process)
+
+        process.start = start
+        return process
+
+    class Context:
+        Process = staticmethod(interrupted)
+        Pipe = staticmethod(ctx.Pipe)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            safe_decode._Worker(Context(), 0, safe_decode.check_video)
+    finally:
+        idle.set()
+        helper.join()
+    assert len(started) == 1  # handed over whole, then stopped
+    started[0].join(10)  # and not left running
+    assert started[0].exitcode is not None
+    assert "Traceback" not in capfd.readouterr().err

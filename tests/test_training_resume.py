@@ -675,3 +675,82 @@ def test_a_full_disk_at_the_lock_file_names_it_and_leaves_no_folder(tmp_path, mo
         train(toy(tmp_path))
     monkeypatch.undo()
     assert not (tmp_path / "run").exists()
+
+
+def test_a_stop_while_a_preview_is_drawn_leaves_it_to_the_resumed_run(tmp_path):
+    """Stopped while drawing the preview of a step that is also a checkpoint step: the checkpoint used to be written
+    first, so `--resume auto` started after that step and its preview was never drawn (previews/ of the resumed
+    run lacked step 8, which the uninterrupted run has)."""
+    from vidiff.training.stages import build_stage
+
+    def run(stop_at=None):
+        cfg = toy(tmp_path, preview_every=4)
+        stage = build_stage(cfg)
+
+        def preview(model, folder, step):
+            if step == stop_at:
+                raise KeyboardInterrupt
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"step_{step:08d}.txt").write_text("drawn\n")
+
+        stage.preview = preview
+        return cfg, stage
+
+    cfg, stage = run(stop_at=8)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, stage=stage)
+    assert ckpt.latest_checkpoint(tmp_path / "run" / "checkpoints").name == ckpt.step_dir_name(4)
+    cfg, stage = run()
+    folder = train(cfg, resume="auto", stage=stage)
+    assert sorted(p.name for p in (folder / "previews").iterdir()) == [
+        f"step_{s:08d}.txt" for s in (4, 8, 12)]
+
+
+def test_a_forked_worker_that_outlives_a_killed_trainer_does_not_hold_its_folder(tmp_path):
+    """A DataLoader worker is a fork of the trainer and shared its open .lock, so after a kill -9 of the trainer
+    `--resume auto` was refused ("another training run (pid N)", N dead) until the workers noticed, up to 5 s
+    later, or for good if one hung. A forked child now closes the lock's descriptor; the trainer keeps the lock."""
+    import signal
+    import time
+
+    from vidiff.training.run_folder import RunFolderLock
+
+    run = tmp_path / "run"
+    lock = RunFolderLock(run).acquire()
+    started, ready = os.pipe()
+    child = os.fork()
+    if child == 0:  # the worker: outlives the trainer's lock
+        os.write(ready, b"1")  # fork's after-fork handlers have run
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert os.read(started, 1) == b"1"
+        with pytest.raises(InputError, match="another training run"):  # still the trainer's while it lives
+            RunFolderLock(run).acquire()
+        lock.release()  # as the kernel does when the trainer is killed
+        RunFolderLock(run).acquire().release()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_a_forked_child_does_not_hold_a_folder_lock(tmp_path):
+    """The same for the folder lock of `vidiff data shapes` / `data cache` / `export`."""
+    import signal
+    import time
+
+    from vidiff.folder_lock import folder_busy, folder_lock
+
+    started, ready = os.pipe()
+    with folder_lock(tmp_path):
+        child = os.fork()
+        if child == 0:
+            os.write(ready, b"1")
+            time.sleep(30)
+            os._exit(0)
+        assert os.read(started, 1) == b"1"
+    try:
+        assert not folder_busy(tmp_path)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)

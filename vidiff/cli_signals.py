@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 
 
 class Terminated(BaseException):
@@ -105,3 +106,25 @@ def restore(previous_term, previous_interrupt) -> None:
         signal.signal(signal.SIGTERM, previous_term)
     if previous_interrupt is not None and signal.getsignal(signal.SIGINT) is _first_interrupt:
         signal.signal(signal.SIGINT, previous_interrupt)
+
+
+@contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait until the block ends, then act as usual (main thread only). The Python-level handlers
+    are swapped for ones that note the signal: a thread mask would not do, since another thread (torch's) takes a
+    process-directed signal and the main thread still runs the handler at its next bytecode."""
+    import threading
+
+    names = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    before = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in names}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])  # handled now, by the handler that was in place

@@ -56,8 +56,10 @@ def folder_lock(folder: Path, busy: str | None = None) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:  # a file system that does not lock folders (some NFS mounts): no lock, as without flock
             pass
+        hold_in_this_process_only(fd)
         yield
     finally:
+        let_go(fd)
         os.close(fd)  # closing drops the lock
 
 
@@ -125,12 +127,32 @@ class ReadLock:
 _HELD: "weakref.WeakSet[ReadLock]" = weakref.WeakSet()
 
 
+_HELD_FDS: set[int] = set()  # descriptors of the other locks this process holds (hold_in_this_process_only)
+
+
+def hold_in_this_process_only(fd: int) -> None:
+    """A forked child (a DataLoader worker) closes `fd`, a descriptor an flock is held on: the lock belongs to the
+    open file, which a fork shares, so a child that outlived a killed parent (a worker notices within 5 s, a hung one
+    never) kept it held, and the rerun was refused naming the dead pid. Call `let_go(fd)` before closing it."""
+    _HELD_FDS.add(fd)
+
+
+def let_go(fd: int) -> None:
+    _HELD_FDS.discard(fd)
+
+
 def _close_inherited() -> None:
-    """In a forked child: drop the descriptors of the parent's read locks (the lock stays the parent's)."""
+    """In a forked child: drop the descriptors of the parent's locks (the lock stays the parent's)."""
     for lock in list(_HELD):
         if lock._fd is not None:
             os.close(lock._fd)
             lock._fd = None
+    for fd in list(_HELD_FDS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_FDS.clear()
 
 
 if hasattr(os, "register_at_fork"):

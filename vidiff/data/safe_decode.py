@@ -156,13 +156,26 @@ class _Worker:
         # it: started here first, or the first worker would not inherit the mask. SIGTERM waits out the start too
         # (the worker unblocks it): raised between the worker's exec and the hand-over of what it runs, the worker
         # printed an `EOFError: Ran out of input` traceback.
+        # The mask holds off only this thread: another (torch's) takes the signal and this one ran the handler in
+        # the middle of start(), between the exec and the hand-over (the same traceback), so the Python-level
+        # handlers wait too; a stop noted meanwhile ends the started worker.
+        from vidiff.cli_signals import signals_held
+
         resource_tracker.ensure_running()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
-            self.proc.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        child.close()
+            with signals_held():
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                try:
+                    self.proc.start()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                child.close()
+        except BaseException:
+            if self.proc.pid is not None:
+                self.proc.kill()
+                self.proc.join(5)
+            self.conn.close()
+            raise
         self.path: Path | None = None
         self.deadline = 0.0
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
+from vidiff.cli_signals import signals_held
 from vidiff.errors import InputError
 from vidiff.parts import PART_FILES, WEIGHTS_NAME
 from vidiff.pipeline.config import PIPELINE_FILE, PipelineConfig, write_pipeline_yaml
@@ -171,13 +171,13 @@ def _write_locked(out: Path, parts: dict[str, Path], cfg: PipelineConfig, edit) 
                 if message.startswith(f"{name}/"):
                     message = shown(src) + message[len(name):]
             raise InputError(message) from None
-        with _signals_held():  # the swap: a stop between its two renames would leave no folder under the name
+        with signals_held():  # the swap: a stop between its two renames would leave no folder under the name
             if out.exists():  # set aside, then removed: a stop mid-removal left part of the old folder under its name
                 old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
                 out.rename(old)
             tmp.rename(out)
     finally:
-        with _signals_held():  # a Ctrl-C inside rmtree left the old pipeline (or the copy) as a hidden folder
+        with signals_held():  # a Ctrl-C inside rmtree left the old pipeline (or the copy) as a hidden folder
             if tmp.exists():
                 shutil.rmtree(tmp)
             if old is not None and not out.exists():  # the new folder did not take its place: the old one goes back
@@ -197,26 +197,3 @@ def _copy(src: Path, dst: Path, named: Path) -> None:
         if e.filename2 is None and str(e.filename) == str(src):  # the part's own file could not be opened
             raise InputError(f"{shown(src)}: cannot read ({e.strerror})") from None
         raise OutputError(f"{shown(named)}: cannot write ({describe_write_error(e)}); nothing was exported") from None
-
-
-@contextmanager
-def _signals_held():
-    """Ctrl-C and SIGTERM wait until the block ends, then act as usual (main thread only). The Python-level handlers
-    are swapped for ones that note the signal: a thread mask would not do, since another thread (torch's) takes a
-    process-directed signal and the main thread still runs the handler at its next bytecode."""
-    import signal
-    import threading
-
-    names = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    before = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in names}
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
-        if pending:
-            signal.raise_signal(pending[0])  # handled now, by the handler that was in place

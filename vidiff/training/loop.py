@@ -269,14 +269,16 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
             bar.set_postfix(loss=f"{row['loss']:.4g}", lr=f"{row['lr']:.2e}")
             window = {"losses": [], "skipped": 0, "t0": time.perf_counter(), "steps": 0, "samples": 0,
                       "grad_norm": grad_norm}
-        if step_done % t.checkpoint_every == 0 or step_done == t.max_steps:
-            save(step_done)
+        # the preview before the checkpoint of the same step: a stop while it is drawn then resumes before that step
+        # and draws it again, where a checkpoint written first left that step's preview missing for good
         if main and t.preview_every and stage.preview is not None and step_done % t.preview_every == 0 \
                 and not sharded:  # under FSDP no rank holds a whole model to copy: no previews (docs/training.md)
             ema_model = copy.deepcopy(raw)
             ema.copy_to(ema_model)
             stage.preview(ema_model.eval(), run_dir / "previews", step_done)
             del ema_model
+        if step_done % t.checkpoint_every == 0 or step_done == t.max_steps:
+            save(step_done)
     bar.close()
     if t.max_steps <= state["step"]:
         log.info("nothing to do: the run is already at step %d", state["step"])

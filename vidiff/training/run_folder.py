@@ -268,10 +268,16 @@ class RunFolderLock:
             raise InputError(f"output_dir {self.run_dir}: cannot write the run folder's lock file {LOCK_NAME} "
                              f"({describe_write_error(e)})") from None
         self._fd = fd
+        from vidiff.folder_lock import hold_in_this_process_only
+
+        hold_in_this_process_only(fd)  # not by forked DataLoader workers, which outlive a killed trainer
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            from vidiff.folder_lock import let_go
+
+            let_go(self._fd)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 

@@ -4,6 +4,7 @@ of ranks, and the position in the stream is given by the step alone, which makes
 from __future__ import annotations
 
 import logging
+import signal
 from typing import TYPE_CHECKING
 
 import torch
@@ -111,13 +112,54 @@ def check_same_data(checkpoint, recorded, dataset, force: bool) -> None:
                      "drawing other samples than it was; pass --force to go on with the data as it is")
 
 
+_SIGTERM_GRACE_S = 2.0
+
+
+def _end_quietly(signum, frame) -> None:
+    """A worker's SIGTERM: exit 0 a little later, by when the main process has taken its own (a group's SIGTERM)
+    and stopped the workers; a worker gone at once made the batch being handed over fail first ("DataLoader worker
+    (pid(s) N) exited unexpectedly", a traceback and exit 1)."""
+    import os
+    import threading
+
+    timer = threading.Timer(_SIGTERM_GRACE_S, os._exit, args=(0,))
+    timer.daemon = True
+    timer.start()
+
+
+def _end_with_the_trainer() -> None:
+    """A worker ends with the process that forked it. torch's watchdog takes the worker's parent pid when the worker
+    is set up, after this runs: a trainer killed before that left it init's pid, and the worker polled an empty
+    queue for ever. So the kernel is asked to kill the worker when its parent dies (Linux), and a parent already
+    gone (the worker now a child of init) ends it here."""
+    import multiprocessing
+    import os
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: torch's watchdog alone, as before
+        pass
+    parent = multiprocessing.parent_process()  # the pid that forked us, whoever adopted us since
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(0)
+
+
 def quiet_worker(worker_id: int) -> None:
-    """A loader worker leaves Ctrl-C to the main process, which stops the workers when the command ends; and a
-    batch the main process stopped receiving (interrupted mid-transfer) is not reported as a traceback."""
+    """A loader worker leaves Ctrl-C to the main process, which stops the workers when the command ends, and ends
+    quietly on SIGTERM; a batch the main process stopped receiving (interrupted mid-transfer) is not reported as a
+    traceback."""
     import signal
     import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM to the process group (a container stop, `kill -TERM -PGID`) killed the workers by the signal, and
+    # torch's SIGCHLD handler raised "DataLoader worker ... killed by signal" in the middle of the main process's
+    # cleanup; a worker now ends quietly (exit 0, as torch's own handler does for its parent's SIGTERM). Not ignored:
+    # multiprocessing ends workers left at exit with SIGTERM and then waits for them without a limit.
+    signal.signal(signal.SIGTERM, _end_quietly)
+    _end_with_the_trainer()
     hook = sys.excepthook
 
     def quiet(kind, value, tb):
