@@ -5,6 +5,9 @@
     # alternating in one process
     OMP_NUM_THREADS=2 .venv/bin/python tools/bench_mixed_precision.py time --rounds 6
 
+    # the whole step as `vidiff train` takes it (captions, text encoder, conditioning), on the recipe's cache
+    OMP_NUM_THREADS=1 .venv/bin/python tools/bench_mixed_precision.py loop --cache WORK/latents
+
     # loss curves: `vidiff train` (the real loop) of the same model, mixed_precision no / bf16, on latents of
     # Shapes clips encoded once with the bundled VAE; then the comparison of the last 100 steps
     .venv/bin/python tools/bench_mixed_precision.py cache --out runs/bench-mp/latents
@@ -82,6 +85,60 @@ def time_steps(args) -> None:
                       "steps_each": len(times["fp32"])}))
 
 
+def time_loop(args) -> None:
+    """The recipe's whole training step as `vidiff train` takes it (stage.loss: captions, the text encoder, the
+    conditioning draws; backward, clipping, fused AdamW), each batch of the latent cache taken in fp32, bf16 and
+    bf16-stock in turn: the same batch, so the three do the same work."""
+    import math
+
+    import vidiff.models.attention as attention_module
+    import vidiff.models.group_norm as group_norm_module
+    from vidiff.random import SampleDraws
+    from vidiff.training.config import load_train_config
+    from vidiff.training.optimizer import adamw_implementation, align_gradients
+    from vidiff.training.sample_stream import make_loader
+    from vidiff.training.stages import build_stage
+
+    cfg = load_train_config(str(RECIPE), [f"data.root={args.cache}", f"vae={args.vae}", "train.preview_every=0",
+                                          "output_dir=runs/bench-mp/unused"], folders_here=True)
+    torch.manual_seed(0)
+    stage = build_stage(cfg)
+    model = stage.model
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-4, **adamw_implementation(trainable, sharded=False, loss_scaling=False))
+    batches = iter(make_loader(stage.dataset, cfg, args.from_step, 0, 1))
+
+    def step(batch, step_index, dtype) -> float:
+        stock = dtype == "bf16-stock"
+        group_norm_module.SMALL_PLANE = 0 if stock else 256
+        attention_module.TRAIN_SDPA_IN_FP32 = not stock
+        draws = SampleDraws(cfg.train.seed, batch["epoch"], step_index, batch["sample_id"])
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype != "fp32"):
+            per_sample = stage.loss(model, batch, draws, step_index)
+        per_sample.float().mean().backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf)
+        align_gradients(trainable)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    order = ["fp32", "bf16", "bf16-stock"]
+    times = {name: [] for name in order}
+    for r in range(args.rounds + 1):
+        batch = next(batches)
+        for dtype in order[r % 3:] + order[:r % 3]:
+            t = step(batch, args.from_step + r, dtype)
+            if r > 0:
+                times[dtype].append(t)
+    median = {name: statistics.median(v) for name, v in times.items()}
+    print(json.dumps({"threads": torch.get_num_threads(), "from_step": args.from_step,
+                      **{f"{name}_s": round(v, 4) for name, v in median.items()},
+                      "bf16_speedup": round(median["fp32"] / median["bf16"], 3),
+                      "bf16_stock_speedup": round(median["fp32"] / median["bf16-stock"], 3),
+                      "steps_each": len(times["fp32"])}))
+
+
 def build_cache(args) -> None:
     from vidiff.data.latent_cache import build_latent_cache
     from vidiff.data.shapes_dataset import ShapesDataset
@@ -134,6 +191,11 @@ def main() -> None:
     t.add_argument("--steps", type=int, default=2, help="steps per precision per round")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--keyframes", type=int, default=4)
+    lp = sub.add_parser("loop")
+    lp.add_argument("--cache", required=True, help="the recipe's latent cache (tools/train_bundled.sh: WORK/latents)")
+    lp.add_argument("--vae", default=str(BUNDLE / "vae"))
+    lp.add_argument("--rounds", type=int, default=30)
+    lp.add_argument("--from-step", type=int, default=5000, help="the recipe's step: paths and pairs from 4000")
     c = sub.add_parser("cache")
     c.add_argument("--out", default="runs/bench-mp/latents")
     c.add_argument("--num", type=int, default=256)
@@ -147,7 +209,7 @@ def main() -> None:
     m.add_argument("fp32")
     m.add_argument("bf16")
     args = p.parse_args()
-    {"time": time_steps, "cache": build_cache, "curve": curve, "compare": compare}[args.cmd](args)
+    {"time": time_steps, "loop": time_loop, "cache": build_cache, "curve": curve, "compare": compare}[args.cmd](args)
 
 
 if __name__ == "__main__":
