@@ -37,6 +37,14 @@ def recipe_model() -> dict:
     return yaml.safe_load(RECIPE.read_text())["model"]
 
 
+def use_kernels(dtype: str) -> None:
+    """"bf16-stock": torch's own kernel choice, without vidiff's half-precision paths on the CPU (group_norm.py's
+    contiguous layout for small planes, attention.py's fp32 SDPA in training); any other: vidiff's."""
+    stock = dtype == "bf16-stock"
+    sys.modules["vidiff.models.group_norm"].SMALL_PLANE = 0 if stock else 256  # vidiff.models' `attention` is a function
+    sys.modules["vidiff.models.attention"].TRAIN_SDPA_IN_FP32 = not stock
+
+
 def time_steps(args) -> None:
     from vidiff.diffusion.cond import Cond
     from vidiff.models import UNet3D, UNet3DConfig
@@ -51,15 +59,8 @@ def time_steps(args) -> None:
                 known=torch.zeros_like(x), known_mask=torch.zeros(b, k), frame_stride=torch.full((b,), 5.0),
                 cond_sigma=torch.zeros(b))
 
-    import vidiff.models.attention as attention_module
-    import vidiff.models.group_norm as group_norm_module
-
     def step(dtype) -> float:
-        # "bf16-stock": torch's own kernel choice, without vidiff's half-precision paths on the CPU (group_norm.py's
-        # contiguous layout for small planes, attention.py's fp32 SDPA in training)
-        stock = dtype == "bf16-stock"
-        group_norm_module.SMALL_PLANE = 0 if stock else 256
-        attention_module.TRAIN_SDPA_IN_FP32 = not stock
+        use_kernels(dtype)
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype != "fp32"):
             out = net(x, c_noise, cond)  # (B, C, K, h, w)
@@ -91,8 +92,6 @@ def time_loop(args) -> None:
     bf16-stock in turn: the same batch, so the three do the same work."""
     import math
 
-    import vidiff.models.attention as attention_module
-    import vidiff.models.group_norm as group_norm_module
     from vidiff.random import SampleDraws
     from vidiff.training.config import load_train_config
     from vidiff.training.optimizer import adamw_implementation, align_gradients
@@ -109,9 +108,7 @@ def time_loop(args) -> None:
     batches = iter(make_loader(stage.dataset, cfg, args.from_step, 0, 1))
 
     def step(batch, step_index, dtype) -> float:
-        stock = dtype == "bf16-stock"
-        group_norm_module.SMALL_PLANE = 0 if stock else 256
-        attention_module.TRAIN_SDPA_IN_FP32 = not stock
+        use_kernels(dtype)
         draws = SampleDraws(cfg.train.seed, batch["epoch"], step_index, batch["sample_id"])
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype != "fp32"):
