@@ -51,9 +51,8 @@ else
 fi
 mark "vae"
 
-# The two diffusion models train under bf16 autocast where the CPU has AMX-BF16: the whole training step ran 1.15x
-# faster than in fp32 on a 2-core Xeon with AMX, the U-Net's own 1.6x (docs/benchmarks.md, "bf16 on a CPU: the norms
-# and the attention"). Elsewhere fp32 (AVX-512 alone converts, AVX2 emulates). MIXED_PRECISION=no|bf16 chooses; the
+# The two diffusion models train under bf16 autocast where the CPU has AMX-BF16: the whole training step ran 1.29x
+# faster than in fp32 on a 2-core Xeon with AMX (docs/benchmarks.md, "bf16 on a CPU: the norms and the attention"). Elsewhere fp32 (AVX-512 alone converts, AVX2 emulates). MIXED_PRECISION=no|bf16 chooses; the
 # VAE stays fp32.
 MP=${MIXED_PRECISION:-$($V/python -c "import torch; from vidiff.cpu_precision import cpu_flags, cpu_has_fast
 print('bf16' if 'amx_bf16' in cpu_flags() and cpu_has_fast(torch.bfloat16) else 'no')")}
