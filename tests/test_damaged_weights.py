@@ -14,21 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "TQDM_DISABLE": "1", "PYTHONPATH": str(REPO)}
-
-
-@pytest.fixture(scope="module")
-def tiny_pipeline(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("pipe") / "tiny"
-    subprocess.run([sys.executable, str(REPO / "tools" / "make_random_pipeline.py"), str(folder), "--tiny",
-                    "--steps", "2"], check=True, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    return folder
+from test_generation_safety import _env, tiny_pipeline  # noqa: F401  (the tiny random pipeline fixture)
 
 
 def _with_tensor(pipeline: Path, dest: Path, part: str, name: str, value: float) -> Path:
