@@ -145,6 +145,18 @@ _SHADE_WORDS = {"a", "an", "the", "plain", "solid", "pure", "flat", "uniform", "
                 "deep", "coloured", "colored", "grey", "gray", "black"}
 
 
+def _run_ends(words: list[str], in_run) -> list[int]:
+    """For each index k, the first index after k whose word is not `in_run` (len(words) where there is none): where the
+    run of words after each word ends, found in one pass; walking it from every word took minutes on a prompt of a
+    few thousand colour words."""
+    ends, end = [0] * len(words), len(words)
+    for k in range(len(words) - 1, -1, -1):
+        ends[k] = end
+        if not in_run(words[k]):
+            end = k
+    return ends
+
+
 def background_colour_positions(words: list[str], extra_colours=()) -> dict[int, str]:
     """{index: colour} for each colour word in `words` (as _words gives them) said of the background: followed,
     over shade words, by a background noun ("a white background", "green-coloured backdrop"), or after "on",
@@ -153,13 +165,8 @@ def background_colour_positions(words: list[str], extra_colours=()) -> dict[int,
     def is_colour(word: str) -> bool:
         return word in _COLOUR_WORDS or word in extra_colours
 
-    # where each word's run of shade and colour words ends, and where its run of shade words before it starts,
-    # found once: walking them from every colour took minutes on a prompt of a few thousand colour words
-    run_end, end = [0] * len(words), len(words)
-    for k in range(len(words) - 1, -1, -1):
-        run_end[k] = end
-        if not (words[k] in _SHADE_WORDS or is_colour(words[k])):
-            end = k
+    # where each word's run of shade and colour words ends, and where its run of shade words before it starts
+    run_end = _run_ends(words, lambda word: word in _SHADE_WORDS or is_colour(word))
     before_shades, start = [0] * len(words), -1
     for k, word in enumerate(words):
         before_shades[k] = start
@@ -187,18 +194,13 @@ def scenery_colour_positions(words: list[str]) -> list[int]:
     """Indices of colour words in `words` said of a thing around the object (_SCENERY_NOUNS), over shade words:
     "under a white light", "across bright green grass". "light" ends such a run only where no noun of the object
     follows ("a white light moving left" is a light; "a light blue ball" and "a white light ball" are not)."""
-    # where the run of shade and colour words after each word ends ("light" ends one), found once: walking it from
-    # every colour took seconds on a prompt of a few thousand colour words
-    run_end, end = [0] * (len(words) + 1), len(words)
-    for k in range(len(words) - 1, -1, -1):
-        run_end[k + 1] = end
-        if not (words[k] in _SHADE_WORDS or words[k] in _COLOUR_WORDS) or words[k] == "light":
-            end = k
+    # "light" ends a run here: it is the thing lit ("a white light") or a shade before the next colour
+    run_end = _run_ends(words, lambda word: (word in _SHADE_WORDS or word in _COLOUR_WORDS) and word != "light")
     found = []
     for i, word in enumerate(words):
         if word not in _COLOUR_WORDS:
             continue
-        j = run_end[i + 1]
+        j = run_end[i]
         if j < len(words) and words[j] in _SCENERY_NOUNS and not (
                 words[j] == "light" and j + 1 < len(words) and (words[j + 1] in _OBJECT_WORDS
                                                                 or words[j + 1] in _COLOUR_WORDS)):
