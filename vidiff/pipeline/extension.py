@@ -18,6 +18,7 @@ from vidiff.limits import plain_number
 from vidiff.motion import carry_forward, clip_velocity
 from vidiff.pipeline.layout import extension_windows
 from vidiff.pipeline.input_checks import check_clip_sides, check_frames, check_new_frames, check_strength
+from vidiff.pipeline.request import template_still
 from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 from vidiff.pipeline.timeline import extension_gaps
 
@@ -37,11 +38,8 @@ def extend(pipe, frames, prompt, *, num_frames, seam_fade, progress: bool, setti
     seam_fade, num_frames = check_seam_fade(plain_number(seam_fade)), check_new_frames(plain_number(num_frames))
     strength = extension_strength(pipe.config, strength, len(frames))
     req = pipe.request(prompt, height=frames.shape[1], width=frames.shape[2], **settings)
-    if pipe.config.prompt_vocabulary == "shapes" and pipe.config.read_as_template:
-        # "keep going left": the clip's colour and shape fill the template, as an animated image's do
-        from vidiff.data.prompt_template import still_attributes
-
-        req = dataclasses.replace(req, still=still_attributes(frames[-1].numpy()))
+    # "keep going left": the clip's colour and shape fill the template, as an animated image's do
+    req = dataclasses.replace(req, still=template_still(pipe.config, frames[-1].numpy()))
     k, s = req.layout.num_keyframes, req.layout.keyframe_stride
     windows = extension_windows(frames.shape[0], num_frames, k, s)
     pipe._check_trained(req, known="first_k", num_known=max(w.num_known for w in windows))

@@ -118,6 +118,18 @@ def encoder_text(config: PipelineConfig, prompt: str, still: tuple[str, str] | N
     return (template_reading(read, still) if config.read_as_template else None) or read
 
 
+def template_still(config: PipelineConfig, image) -> tuple[str, str] | None:
+    """The (colour, shape) of a uint8 (H,W,3) image's one Shapes object for encoder_text's `still`, where a Shapes
+    pipeline says prompts in the template: an animated image, or the last frame of a clip being extended, fills what
+    a prompt naming only the motion leaves out ("make it float up"; the model was trained on captions naming all
+    three). None elsewhere, or where the image holds no one such object (prompt_template.still_attributes)."""
+    if config.prompt_vocabulary != "shapes" or not config.read_as_template:
+        return None
+    from vidiff.data.prompt_template import still_attributes
+
+    return still_attributes(image)
+
+
 def warn_prompt_notes(config: PipelineConfig, prompt, task: str = "generate", by_maps: bool = False) -> None:
     """prompt_notes of each distinct prompt (a str or a list) as warnings, said at the caller's call. With more than
     one distinct prompt each note names its own: two prompts' same note read alike (and Python's warning filter

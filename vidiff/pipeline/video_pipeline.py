@@ -30,7 +30,7 @@ from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement, float32_default, warn_if_caller_autocast
 from vidiff.pipeline.input_checks import check_image
 from vidiff.pipeline.request import (
-    Request, StepBar, check_keyframe_images, encoder_prompts, prompts_and_seeds, warn_prompt_notes,
+    Request, StepBar, check_keyframe_images, encoder_prompts, prompts_and_seeds, template_still, warn_prompt_notes,
 )
 from vidiff.pipeline.request_layout import request_layout
 from vidiff.pipeline.stage import DiffusionStage
@@ -223,15 +223,9 @@ class VideoPipeline:
         if all(type(v) is int and v >= 1 for v in size) and tuple(keyframes[0].shape[:2]) != size:
             raise InputError(f"image: {keyframes[0].shape[1]}x{keyframes[0].shape[0]} pixels, the clip is "
                              f"{size[1]}x{size[0]} (resize it, or pass height= and width=)")
-        # a Shapes prompt that names only the motion ("make it float up") is said in the plain template with the
-        # image's colour and shape: the model was trained on captions that name all three (prompt_template.py)
-        still = None
-        if self.config.prompt_vocabulary == "shapes" and self.config.read_as_template:
-            from vidiff.data.prompt_template import still_attributes
-
-            still = still_attributes(keyframes[0])
         return self._text_to_video(prompt, keyframes=keyframes, control=control, control_scale=control_scale,
-                                   progress=progress, notes="animate", still=still, **settings)
+                                   progress=progress, notes="animate", still=template_still(self.config, keyframes[0]),
+                                   **settings)
 
     @float32_default
     @torch.no_grad()
