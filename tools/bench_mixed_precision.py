@@ -45,6 +45,24 @@ def use_kernels(dtype: str) -> None:
     sys.modules["vidiff.models.attention"].TRAIN_SDPA_IN_FP32 = not stock
 
 
+PRECISIONS = ("fp32", "bf16", "bf16-stock")
+
+
+def interleaved(rounds: int, run) -> dict:
+    """run(r, precision) -> step times, for rounds 0..rounds, the precisions each first in turn; round 0 warms all up.
+    The median step of each precision and the speed-ups against fp32."""
+    times = {name: [] for name in PRECISIONS}
+    for r in range(rounds + 1):
+        for dtype in PRECISIONS[r % 3:] + PRECISIONS[:r % 3]:
+            t = run(r, dtype)
+            if r > 0:
+                times[dtype] += t
+    median = {name: statistics.median(v) for name, v in times.items()}
+    return {**{f"{name}_s": round(v, 4) for name, v in median.items()},
+            "bf16_speedup": round(median["fp32"] / median["bf16"], 3),
+            "bf16_stock_speedup": round(median["fp32"] / median["bf16-stock"], 3), "steps_each": len(times["fp32"])}
+
+
 def time_steps(args) -> None:
     from vidiff.diffusion.cond import Cond
     from vidiff.models import UNet3D, UNet3DConfig
@@ -70,20 +88,9 @@ def time_steps(args) -> None:
         opt.zero_grad(set_to_none=True)
         return time.perf_counter() - t0
 
-    order = ["fp32", "bf16", "bf16-stock"]
-    times = {name: [] for name in order}
-    for r in range(args.rounds + 1):
-        for dtype in order[r % 3:] + order[:r % 3]:  # each first in turn
-            t = [step(dtype) for _ in range(args.steps)]
-            if r > 0:  # round 0 warms up all
-                times[dtype] += t
-    median = {name: statistics.median(v) for name, v in times.items()}
     params = sum(p.numel() for p in net.parameters())
     print(json.dumps({"params": params, "batch": b, "keyframes": k, "threads": torch.get_num_threads(),
-                      **{f"{name}_s": round(v, 4) for name, v in median.items()},
-                      "bf16_speedup": round(median["fp32"] / median["bf16"], 3),
-                      "bf16_stock_speedup": round(median["fp32"] / median["bf16-stock"], 3),
-                      "steps_each": len(times["fp32"])}))
+                      **interleaved(args.rounds, lambda r, dtype: [step(dtype) for _ in range(args.steps)])}))
 
 
 def time_loop(args) -> None:
@@ -120,20 +127,9 @@ def time_loop(args) -> None:
         opt.zero_grad(set_to_none=True)
         return time.perf_counter() - t0
 
-    order = ["fp32", "bf16", "bf16-stock"]
-    times = {name: [] for name in order}
-    for r in range(args.rounds + 1):
-        batch = next(batches)
-        for dtype in order[r % 3:] + order[:r % 3]:
-            t = step(batch, args.from_step + r, dtype)
-            if r > 0:
-                times[dtype].append(t)
-    median = {name: statistics.median(v) for name, v in times.items()}
+    batch_of_round = [next(batches) for _ in range(args.rounds + 1)]  # one a round, the same for the three
     print(json.dumps({"threads": torch.get_num_threads(), "from_step": args.from_step,
-                      **{f"{name}_s": round(v, 4) for name, v in median.items()},
-                      "bf16_speedup": round(median["fp32"] / median["bf16"], 3),
-                      "bf16_stock_speedup": round(median["fp32"] / median["bf16-stock"], 3),
-                      "steps_each": len(times["fp32"])}))
+                      **interleaved(args.rounds, lambda r, dtype: [step(batch_of_round[r], args.from_step + r, dtype)])}))
 
 
 def build_cache(args) -> None:
