@@ -27,8 +27,6 @@ _NEGATED_FILLER = {"-", "a", "an", "the", "any", "be", "is", "are", "in", "to", 
                    "ever", "longer"}  # "should not ever be red", "no longer red"
 # every apostrophe a keyboard or an editor writes in "don't"
 _APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc\u2032`\u00b4", "'"))
-
-
 _ONLY_AFTER_NOTHING = {"but", "except", "other", "save", "besides"}  # "nothing but red" asks for red
 _NEGATING_SUFFIXES = {"free", "less"}  # said after what they negate, hyphenated: "red-free", "a red-less square"
 

@@ -340,10 +340,9 @@ def ambiguous_prompt_note(prompt: str) -> str | None:
     circles", "red balls", "a red ball and a blue box") or contradicting attributes ("moving up and down"); the
     pipeline draws one object and reads the first word of each kind. A negated word is the note of
     prompt_negations.py. None when the prompt is unambiguous."""
+    from vidiff.data.prompt_negations import negations  # here, not at the top: that module imports this one
     from vidiff.data.prompt_words import plural_of
     from vidiff.data.shape_nouns import starts_noun
-
-    from vidiff.data.prompt_negations import negations
 
     rest = negations(prompt)[2]
     named = named_values(rest)  # "a red circle, not blue" asks for one object
