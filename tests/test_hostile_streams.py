@@ -2,6 +2,7 @@
 edit list that hides frames, a header that undercounts. Every reader and every command must read the same frames
 from them, or refuse them in one line before any weights load (the bundled pipeline's, whose loading the tests
 refuse)."""
+import re
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -207,8 +208,11 @@ def _damaged_sps_clip(path: Path) -> Path:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(_square(i, 64), format="rgb24")))
         container.mux(stream.encode(None))
     data = bytearray(path.read_bytes())
-    sps = data.index(b"\xff\xe1") + 4  # avcC: one SPS (0xe1), its 2-byte length, then the NAL unit
-    assert data[sps] == 0x67
+    # avcC: version 1, profile, compatibility, level, 0xff, one SPS (0xe1), its 2-byte length, then the NAL unit
+    # (0x67). The whole pattern, not 0xff 0xe1 alone: MKV's random SegmentUID can hold those two bytes earlier.
+    found = [m.start() for m in re.finditer(rb"\x01...\xff\xe1..\x67", bytes(data), re.DOTALL)]
+    assert len(found) == 1, found
+    sps = found[0] + 8
     data[sps + 6 : sps + 10] = b"\xff\xff\xff\x7f"
     path.write_bytes(bytes(data))
     return path
