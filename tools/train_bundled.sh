@@ -32,6 +32,14 @@ mark() { echo "[train_bundled] $1 at $(( $(date +%s) - t0 )) s"; }
 [ -f "$W/shapes/metadata.jsonl" ] || $V/vidiff data shapes --out "$W/shapes" --num 2000 --frames 41 --seed 1
 mark "shapes"
 
+# Every training stage runs under bf16 autocast where the CPU has AMX-BF16 (weights, gradients and AdamW stay
+# fp32): on a 2-core Xeon with AMX the diffusion models' whole step ran 1.29x the fp32 speed, the VAE's step 2.0x
+# (docs/benchmarks.md, "bf16 on a CPU: the norms and the attention"). Elsewhere fp32 (AVX-512 alone converts, AVX2
+# emulates). MIXED_PRECISION=no|bf16 chooses. The latent cache (the encoder's inference) stays fp32.
+MP=${MIXED_PRECISION:-$($V/python -c "import torch; from vidiff.cpu_precision import cpu_flags, cpu_has_fast
+print('bf16' if 'amx_bf16' in cpu_flags() and cpu_has_fast(torch.bfloat16) else 'no')")}
+echo "[train_bundled] train.mixed_precision=$MP"
+
 tdec_cmd=()
 if [ -n "${VAE_FROM:-}" ]; then
   # a run folder around the given part, so that `vidiff export` takes it like a trained one
@@ -42,21 +50,15 @@ if [ -n "${VAE_FROM:-}" ]; then
   VAE_ENC="$W/vae_temporal/export"
 else
   [ -f "$W/vae/export/model.safetensors" ] || OMP_NUM_THREADS=2 $V/vidiff train --config configs/shapes-vae.yaml \
-    --set data.root="$W/shapes" --set output_dir="$W/vae" --resume auto
+    --set data.root="$W/shapes" --set output_dir="$W/vae" --set train.mixed_precision="$MP" --resume auto
   VAE_ENC="$W/vae/export"
   # the decoder learns on clips; the encoder, so the latent space the cache holds, stays as trained above
   [ -f "$W/vae_temporal/export/model.safetensors" ] || tdec_cmd=($V/vidiff train
     --config configs/shapes-vae-temporal.yaml --set init_weights="$W/vae/export" --set output_dir="$W/vae_temporal"
-    --resume auto)
+    --set train.mixed_precision="$MP" --resume auto)
 fi
 mark "vae"
 
-# The two diffusion models train under bf16 autocast where the CPU has AMX-BF16: the whole training step ran 1.29x
-# faster than in fp32 on a 2-core Xeon with AMX (docs/benchmarks.md, "bf16 on a CPU: the norms and the attention"). Elsewhere fp32 (AVX-512 alone converts, AVX2 emulates). MIXED_PRECISION=no|bf16 chooses; the
-# VAE stays fp32.
-MP=${MIXED_PRECISION:-$($V/python -c "import torch; from vidiff.cpu_precision import cpu_flags, cpu_has_fast
-print('bf16' if 'amx_bf16' in cpu_flags() and cpu_has_fast(torch.bfloat16) else 'no')")}
-echo "[train_bundled] keyframe and interpolation models: train.mixed_precision=$MP"
 common=(--set data.root="$W/latents" --set vae="$VAE_ENC" --set train.mixed_precision="$MP" --resume auto)
 [ -n "${FORCE:-}" ] && common+=(--force)
 kf_extra=() it_extra=()
