@@ -8,6 +8,11 @@
     # the whole step as `vidiff train` takes it (captions, text encoder, conditioning), on the recipe's cache
     OMP_NUM_THREADS=1 .venv/bin/python tools/bench_mixed_precision.py loop --cache WORK/latents
 
+    # the VAE recipes' step (configs/shapes-vae.yaml at two threads, as tools/train_bundled.sh trains it; the
+    # temporal decoder at one, beside the latent cache)
+    OMP_NUM_THREADS=2 .venv/bin/python tools/bench_mixed_precision.py vae --recipe vae
+    OMP_NUM_THREADS=1 .venv/bin/python tools/bench_mixed_precision.py vae --recipe temporal-decoder
+
     # loss curves: `vidiff train` (the real loop) of the same model, mixed_precision no / bf16, on latents of
     # Shapes clips encoded once with the bundled VAE; then the comparison of the last 100 steps
     .venv/bin/python tools/bench_mixed_precision.py cache --out runs/bench-mp/latents
@@ -132,6 +137,44 @@ def time_loop(args) -> None:
                       **interleaved(args.rounds, lambda r, dtype: [step(batch_of_round[r], args.from_step + r, dtype)])}))
 
 
+VAE_RECIPES = {"vae": REPO / "configs" / "shapes-vae.yaml", "temporal-decoder": REPO / "configs" / "shapes-vae-temporal.yaml"}
+
+
+def time_vae(args) -> None:
+    """The VAE recipes' training step (VAELoss: encode, decode, the recipe's losses; backward, AdamW) on random
+    64 x 64 frames, at the recipe's batch: the per-frame VAE 4 clips x 2 frames, the temporal decoder 2 clips x 8
+    frames with its encoder frozen as the recipe freezes it."""
+    from vidiff.training.config import load_train_config
+    from vidiff.training.finetune import freeze_parameters
+    from vidiff.training.vae_stage import VAEStage
+
+    path = VAE_RECIPES[args.recipe]
+    cfg = load_train_config(str(path), ["init_weights=null", "output_dir=runs/bench-mp/unused"], folders_here=True)
+    torch.manual_seed(0)
+    stage = VAEStage(cfg, dataset=[])
+    freeze_parameters(stage.model.vae, cfg.train.freeze)
+    model = stage.model
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    b, f = cfg.train.batch_size, cfg.data.num_frames
+    c, s = stage.model_cfg.latent_channels, 64 // stage.model_cfg.downsample_factor
+    video = torch.rand(b, 3, f, 64, 64) * 2 - 1  # (B, 3, F, H, W) in [-1, 1]
+    noise = torch.randn(b, c, f, s, s)
+    latent_noise = 0.1 * torch.randn(b, c, f, s, s) if cfg.loss.latent_noise_max else None
+
+    def step(dtype) -> float:
+        use_kernels(dtype)
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype != "fp32"):
+            loss = model(video, noise, latent_noise).float().mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    print(json.dumps({"recipe": path.name, "batch": b, "frames": f, "threads": torch.get_num_threads(),
+                      **interleaved(args.rounds, lambda r, dtype: [step(dtype) for _ in range(args.steps)])}))
+
+
 def build_cache(args) -> None:
     from vidiff.data.latent_cache import build_latent_cache
     from vidiff.data.shapes_dataset import ShapesDataset
@@ -189,6 +232,10 @@ def main() -> None:
     lp.add_argument("--vae", default=str(BUNDLE / "vae"))
     lp.add_argument("--rounds", type=int, default=30)
     lp.add_argument("--from-step", type=int, default=5000, help="the recipe's step: paths and pairs from 4000")
+    v = sub.add_parser("vae")
+    v.add_argument("--recipe", choices=sorted(VAE_RECIPES), default="vae")
+    v.add_argument("--rounds", type=int, default=6)
+    v.add_argument("--steps", type=int, default=2, help="steps per precision per round")
     c = sub.add_parser("cache")
     c.add_argument("--out", default="runs/bench-mp/latents")
     c.add_argument("--num", type=int, default=256)
@@ -202,7 +249,7 @@ def main() -> None:
     m.add_argument("fp32")
     m.add_argument("bf16")
     args = p.parse_args()
-    {"time": time_steps, "loop": time_loop, "cache": build_cache, "curve": curve, "compare": compare}[args.cmd](args)
+    {"time": time_steps, "loop": time_loop, "vae": time_vae, "cache": build_cache, "curve": curve, "compare": compare}[args.cmd](args)
 
 
 if __name__ == "__main__":
