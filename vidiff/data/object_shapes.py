@@ -7,6 +7,10 @@ noun of each first definition ("die: a small cube ...", "crate: a rugged box ...
 as circles, by "point". Each word here names a thing whose outline, seen as such a thing is drawn, is one shape;
 a word that is as often something else ("sail", a verb; "pizza", round whole and a triangle sliced; "flag"; "star")
 is left out. Every blind user set had such things among its nouns (docs/shapes_measured.md, "Everyday things").
+
+A thing named by a noun before one of these ("a pizza slice", "a traffic cone", "a hockey puck") is read by its last
+word (shape_nouns.py). OBJECT_PHRASES holds the names whose last word is no such noun ("sticky note"), or says
+another shape than the name does ("floppy disk": WordNet's disk is round).
 """
 from __future__ import annotations
 
@@ -16,4 +20,11 @@ OBJECT_SHAPES = {
     **dict.fromkeys(("dice", "die", "crate", "brick", "pixel"), "square"),
     **dict.fromkeys(("tent", "cone", "mountain", "arrowhead", "roof", "pennant", "nacho", "slice", "delta"),
                     "triangle"),
+}
+
+# several words naming one thing, as prompt_tokens splits them ("post-it" -> post, it; "Rubik's" -> rubik, s)
+OBJECT_PHRASES = {
+    **dict.fromkeys((("sticky", "note"), ("post", "it"), ("post", "it", "note"), ("floppy", "disk"),
+                     ("rubik", "s", "cube")), "square"),
+    **dict.fromkeys((("ice", "cream", "cone"), ("party", "hat")), "triangle"),
 }

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidiff.data.prompt_words import plural_of, prompt_tokens, replace_word, singular
-from vidiff.data.object_shapes import OBJECT_SHAPES
+from vidiff.data.object_shapes import OBJECT_PHRASES, OBJECT_SHAPES
 from vidiff.data.wordnet_shapes import WORDNET_SHAPE_NOUNS
 
 # the nouns read: WordNet's shape nouns, and everyday things by their outline (WordNet's shape wins where both say)
@@ -124,7 +124,8 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
     words = [w for w, _ in tokens]
     trained = {w for nouns in TRAIN.shapes.values() for w in nouns}
     colours = {w for names in TRAIN.colours.values() for w in names}
-    negated = negated_spans(prompt, set(_NOUNS) | {w + "s" for w in _NOUNS})
+    nouns = set(_NOUNS) | {phrase[-1] for phrase in OBJECT_PHRASES}
+    negated = negated_spans(prompt, nouns | {w + "s" for w in nouns})
     ends = [i + 1 == len(tokens) or prompt[span[1]:tokens[i + 1][1][0]].strip() != "" for i, (_, span) in
             enumerate(tokens)]
 
@@ -133,9 +134,12 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
 
     # only a noun is looked at as the object's: walking back from every word took seconds on a long prompt
     said = [i for i, (w, span) in enumerate(tokens) if (is_trained(w) or is_shape_noun(w)) and span not in negated
-            and _starts_noun(words, i, colours, ends[i])]
+            and (_starts_noun(words, i, colours, ends[i]) or _after_a_noun_modifier(words, i, colours, ends[i]))]
     if any(is_trained(words[i]) for i in said):
         return prompt, None
+    read = _read_phrase(prompt, tokens, colours, ends, negated)  # first: "floppy disk" is no round disk
+    if read[1]:
+        return read
     for i in said:
         noun = _singular(words[i])
         if noun not in _NOUNS or noun in colours or _is_colour(noun):
@@ -143,6 +147,50 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
         shape = _NOUNS[noun]
         plain = _PLAIN_NOUN[shape] + ("s" if noun != words[i] else "")
         return replace_word(prompt, tokens, i, plain), ShapeReading(words[i], shape)
+    return prompt, None
+
+
+# words that do not modify a noun standing after them: "a ball and coin" names no "and coin"
+# ("a red shape drops": "shape", "thing", "object" name no kind of thing)
+_NOT_NOUN_MODIFIERS = _DETERMINERS | _PLACES | _DIRECTIONS | _PRONOUNS | {
+    "and", "or", "then", "but", "with", "of", "is", "are", "s", "thing", "shape", "object", "item", "figure",
+    "crescent", "half", "quarter", "broken"}  # ... and a crescent moon is no circle
+_PLURAL_COUNTS = {"two", "three", "four", "five", "several", "many", "some", "few", "multiple"}
+
+
+def _after_a_noun_modifier(words: list[str], i: int, colours: set[str], ends: bool) -> bool:
+    """Whether words[i] ends a noun phrase with one noun before it that names what kind of thing it is ("a pizza
+    slice", "the red traffic cone", "Hockey puck sliding left"): the pair stands where the object's noun does."""
+    if i == 0 or words[i - 1] in _NOT_NOUN_MODIFIERS or is_shape_noun(words[i - 1]):
+        return False
+    if _singular(words[i]) != words[i] and not _PLURAL_COUNTS.intersection(words[max(0, i - 4):i - 1]):
+        return False  # "a red thing drops down": a verb after the object's noun; "two pizza slices" is counted
+    from vidiff.data.captions import TRAIN
+
+    if any(singular(words[i - 1], nouns) for nouns in TRAIN.shapes.values()):
+        return False  # "a circle tent": two shapes, not a kind of tent
+    return _starts_noun(words[:i - 1] + words[i:], i - 1, colours, ends)
+
+
+def _read_phrase(prompt: str, tokens, colours: set[str], ends: list[bool], negated) -> tuple[str, ShapeReading | None]:
+    """read_shape_nouns for a thing named by several words (object_shapes.OBJECT_PHRASES: "a yellow sticky note"
+    -> "a yellow square"), where it stands as the object's noun does."""
+    words = [w for w, _ in tokens]
+    for phrase, shape in sorted(OBJECT_PHRASES.items(), key=lambda item: -len(item[0])):  # "post it note" first
+        n = len(phrase)
+        for start in range(len(words) - n + 1):
+            head = words[start + n - 1]
+            plural = head != phrase[-1]
+            if (words[start:start + n - 1] != list(phrase[:-1]) or (plural and plural_of(head, {phrase[-1]}) is None)
+                    or tokens[start + n - 1][1] in negated):
+                continue
+            joined = " ".join(phrase)
+            if not _starts_noun(words[:start] + [joined] + words[start + n:], start, colours, ends[start + n - 1]):
+                continue
+            span = (tokens[start][1][0], tokens[start + n - 1][1][1])
+            merged = tokens[:start] + [(joined, span)] + tokens[start + n:]
+            plain = _PLAIN_NOUN[shape] + ("s" if plural else "")
+            return replace_word(prompt, merged, start, plain), ShapeReading(prompt[span[0]:span[1]].lower(), shape)
     return prompt, None
 
 
