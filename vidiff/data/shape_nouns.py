@@ -124,8 +124,7 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
     words = [w for w, _ in tokens]
     trained = {w for nouns in TRAIN.shapes.values() for w in nouns}
     colours = {w for names in TRAIN.colours.values() for w in names}
-    nouns = set(_NOUNS) | {phrase[-1] for phrase in OBJECT_PHRASES}
-    negated = negated_spans(prompt, nouns | {w + "s" for w in nouns})
+    negated = negated_spans(prompt, _NEGATABLE)
     ends = [i + 1 == len(tokens) or prompt[span[1]:tokens[i + 1][1][0]].strip() != "" for i, (_, span) in
             enumerate(tokens)]
 
@@ -134,10 +133,11 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
 
     # only a noun is looked at as the object's: walking back from every word took seconds on a long prompt
     said = [i for i, (w, span) in enumerate(tokens) if (is_trained(w) or is_shape_noun(w)) and span not in negated
-            and (_starts_noun(words, i, colours, ends[i]) or _after_a_noun_modifier(words, i, colours, ends[i]))]
+            and (_starts_noun(words, i, colours, ends[i])
+                 or _after_a_noun_modifier(words, i, colours, ends[i], is_trained))]
     if any(is_trained(words[i]) for i in said):
         return prompt, None
-    read = _read_phrase(prompt, tokens, colours, ends, negated)  # first: "floppy disk" is no round disk
+    read = _read_phrase(prompt, tokens, words, colours, ends, negated)  # first: "floppy disk" is no round disk
     if read[1]:
         return read
     for i in said:
@@ -158,25 +158,27 @@ _NOT_NOUN_MODIFIERS = _DETERMINERS | _PLACES | _DIRECTIONS | _PRONOUNS | {
 _PLURAL_COUNTS = {"two", "three", "four", "five", "several", "many", "some", "few", "multiple"}
 
 
-def _after_a_noun_modifier(words: list[str], i: int, colours: set[str], ends: bool) -> bool:
+def _after_a_noun_modifier(words: list[str], i: int, colours: set[str], ends: bool, is_trained) -> bool:
     """Whether words[i] ends a noun phrase with one noun before it that names what kind of thing it is ("a pizza
-    slice", "the red traffic cone", "Hockey puck sliding left"): the pair stands where the object's noun does."""
-    if i == 0 or words[i - 1] in _NOT_NOUN_MODIFIERS or is_shape_noun(words[i - 1]):
-        return False
+    slice", "the red traffic cone", "Hockey puck sliding left"): the pair stands where the object's noun does.
+    `is_trained`: whether a word is a training caption's shape noun."""
+    if i == 0 or words[i - 1] in _NOT_NOUN_MODIFIERS or is_shape_noun(words[i - 1]) or is_trained(words[i - 1]):
+        return False  # ... "a circle tent": two shapes, not a kind of tent
     if _singular(words[i]) != words[i] and not _PLURAL_COUNTS.intersection(words[max(0, i - 4):i - 1]):
         return False  # "a red thing drops down": a verb after the object's noun; "two pizza slices" is counted
-    from vidiff.data.captions import TRAIN
-
-    if any(singular(words[i - 1], nouns) for nouns in TRAIN.shapes.values()):
-        return False  # "a circle tent": two shapes, not a kind of tent
     return _starts_noun(words[:i - 1] + words[i:], i - 1, colours, ends)
 
 
-def _read_phrase(prompt: str, tokens, colours: set[str], ends: list[bool], negated) -> tuple[str, ShapeReading | None]:
+# the listed names, longest first ("post it note" before "post it"), and the nouns a negation may stand before
+_PHRASES = sorted(OBJECT_PHRASES.items(), key=lambda item: -len(item[0]))
+_NEGATABLE = {w + s for w in set(_NOUNS) | {phrase[-1] for phrase in OBJECT_PHRASES} for s in ("", "s")}
+
+
+def _read_phrase(prompt: str, tokens, words: list[str], colours: set[str], ends: list[bool], negated
+                 ) -> tuple[str, ShapeReading | None]:
     """read_shape_nouns for a thing named by several words (object_shapes.OBJECT_PHRASES: "a yellow sticky note"
     -> "a yellow square"), where it stands as the object's noun does."""
-    words = [w for w, _ in tokens]
-    for phrase, shape in sorted(OBJECT_PHRASES.items(), key=lambda item: -len(item[0])):  # "post it note" first
+    for phrase, shape in _PHRASES:
         n = len(phrase)
         for start in range(len(words) - n + 1):
             head = words[start + n - 1]
