@@ -142,22 +142,20 @@ VAE_RECIPES = {"vae": REPO / "configs" / "shapes-vae.yaml", "temporal-decoder": 
 
 def time_vae(args) -> None:
     """The VAE recipes' training step (VAELoss: encode, decode, the recipe's losses; backward, AdamW) on random
-    64 x 64 frames, at the recipe's batch: the per-frame VAE 4 clips x 2 frames, the temporal decoder 2 clips x 8
+    frames of the recipe's size (64 x 64), at its batch: the per-frame VAE 4 clips x 2 frames, the temporal decoder 2 clips x 8
     frames with its encoder frozen as the recipe freezes it."""
     from vidiff.training.config import load_train_config
-    from vidiff.training.finetune import freeze_parameters
     from vidiff.training.vae_stage import VAEStage
 
     path = VAE_RECIPES[args.recipe]
     cfg = load_train_config(str(path), ["init_weights=null", "output_dir=runs/bench-mp/unused"], folders_here=True)
     torch.manual_seed(0)
-    stage = VAEStage(cfg, dataset=[])
-    freeze_parameters(stage.model.vae, cfg.train.freeze)
+    stage = VAEStage(cfg, dataset=[])  # freezes what the recipe's train.freeze names
     model = stage.model
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    b, f = cfg.train.batch_size, cfg.data.num_frames
-    c, s = stage.model_cfg.latent_channels, 64 // stage.model_cfg.downsample_factor
-    video = torch.rand(b, 3, f, 64, 64) * 2 - 1  # (B, 3, F, H, W) in [-1, 1]
+    b, f, size = cfg.train.batch_size, cfg.data.num_frames, cfg.data.size
+    c, s = stage.model_cfg.latent_channels, size // stage.model_cfg.downsample_factor
+    video = torch.rand(b, 3, f, size, size) * 2 - 1  # (B, 3, F, H, W) in [-1, 1]
     noise = torch.randn(b, c, f, s, s)
     latent_noise = 0.1 * torch.randn(b, c, f, s, s) if cfg.loss.latent_noise_max else None
 
