@@ -194,6 +194,7 @@ class TextEncoder:
         self.tokenizer = tokenizer
         self.model = model.eval().requires_grad_(False)
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._pinned: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._identifier: str | None = None
 
     # ---- loading ------------------------------------------------------------------------------------------
@@ -256,6 +257,7 @@ class TextEncoder:
         too (a batch of one cached and one new prompt would otherwise stack two devices)."""
         self.model.to(device)
         self._cache = OrderedDict((p, (c.to(device), m.to(device))) for p, (c, m) in self._cache.items())
+        self._pinned = {p: (c.to(device), m.to(device)) for p, (c, m) in self._pinned.items()}
         return self
 
     @property
@@ -283,12 +285,14 @@ class TextEncoder:
         if not prompts:
             return (torch.zeros(0, self.max_length, self.dim, device=self.device),
                     torch.zeros(0, self.max_length, dtype=torch.bool, device=self.device))
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache and p not in self._pinned))
         fresh = dict(zip(missing, zip(*self._run(missing)))) if missing else {}
         rows = []
         for p in prompts:
             if p in fresh:
                 rows.append(fresh[p])
+            elif p in self._pinned:
+                rows.append(self._pinned[p])
             else:
                 self._cache.move_to_end(p)
                 rows.append(self._cache[p])
@@ -329,6 +333,16 @@ class TextEncoder:
         self._cache[prompt] = (row[0].clone(), row[1].clone())  # own storage: a view would pin the whole batch
         while len(self._cache) > self.config.cache_size:
             self._cache.popitem(last=False)
+
+    def pin(self, prompts: list[str]) -> None:
+        """Encodes `prompts` now, in one batch, and serves them from these rows from then on, whatever cache_size
+        (clear_cache keeps them). A training stage pins the captions it draws again and again, so that a step
+        encodes only the others; unlike the LRU cache, what a step gets does not depend on the steps before it,
+        so a resumed run gets the bytes of an uninterrupted one."""
+        unique = list(dict.fromkeys(prompts))
+        if unique:
+            for p, c, m in zip(unique, *self._run(unique)):
+                self._pinned[p] = (c.clone(), m.clone())  # own storage, as _remember's
 
     def clear_cache(self) -> None:
         self._cache.clear()

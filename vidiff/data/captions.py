@@ -127,6 +127,12 @@ def draw_caption(colour: str, shape: str, direction: str, gen: torch.Generator,
     return compose(colour, shape, direction, gen, TRAIN if paths else TRAIN_NO_PATHS)
 
 
+def plain_captions() -> tuple[str, ...]:
+    """Every plain-template caption ("a red circle moving left"): draw_caption gives one of these to a
+    `plain_prob` share of the samples."""
+    return tuple(prompt_for(c, s, d) for c in COLOURS for s in SHAPES for d in DIRECTIONS)
+
+
 def heldout_prompt(colour: str, shape: str, direction: str, gen: torch.Generator) -> str:
     """An evaluation prompt whose colour, shape, verb and direction words all come from HELD_OUT."""
     _check(colour, shape, direction)

@@ -114,6 +114,14 @@ class FrozenHelpers:
             # float rounding) with the batch it was first encoded in, and a cached one made a step depend on the
             # steps before it, which a resumed run had not seen (its weights drifted from the uninterrupted run's)
             self._text = TextEncoder.load(self.cfg.text_encoder, device=self.device, cache_size=0)
+            conditioning = getattr(self.cfg, "conditioning", None)
+            if getattr(conditioning, "captions", None) == "shapes_grammar":
+                from vidiff.data.captions import plain_captions
+
+                # Pinned instead, encoded once at load, the same on every run: the plain template is about half the
+                # grammar's captions, and the encoder on the other half alone cost a 1-thread step 28 ms against
+                # 43 (docs/benchmarks.md, "The training loop's own overhead")
+                self._text.pin(list(plain_captions()))
         return self._text
 
     def vae(self):
