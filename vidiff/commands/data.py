@@ -50,6 +50,10 @@ def register(sub) -> None:
     cache.add_argument("--batch-size", type=whole_number, default=8, help="clips per VAE batch (default 8)")
     cache.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                        help="storage dtype of the latents (default float16)")
+    cache.add_argument("--encode-dtype", choices=("float32", "bfloat16"), default="float32",
+                       help="the VAE encoder's arithmetic: bfloat16 (autocast) is about twice as fast on a CPU with "
+                            "AMX or a GPU, its latents 0.6%% of their spread from float32's on the Shapes VAE "
+                            "(default float32)")
     cache.add_argument("--sample", action="store_true", help="store a posterior sample instead of the mean")
     cache.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     cache.set_defaults(handler=_run_cache)
@@ -94,6 +98,7 @@ def _run_cache(args: argparse.Namespace) -> int:
         videos=args.videos, vae=args.vae, text=args.text, frames=args.frames, size=args.size, out_dir=args.out,
         shard_size=args.shard_size, batch_size=args.batch_size, dtype=args.dtype, sample=args.sample,
         progress=not args.no_progress, stride=args.stride, fps=args.fps, hop=args.hop, windows=args.windows,
+        encode_dtype=args.encode_dtype,
     )
     print(f"latent cache ready in {out}")
     return 0
