@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the bundled Shapes pipeline (vidiff/bundled/shapes) with the project's own commands:
 #   bash tools/train_bundled.sh [WORK_DIR [OUT]]   (defaults: runs/bundle, vidiff/bundled/shapes)
-# 1. 2000 Shapes clips of 41 frames (seed 1; evaluation uses other seeds)  2. the VAE (per-frame)  3. on one core
-# the latent cache (its encoder), then the keyframe model; on the other the VAE's temporal decoder (encoder
-# frozen, so the cached latent space stays valid), then the interpolation model  4. the pipeline.
+# 1. 2000 Shapes clips of 41 frames (seed 1; evaluation uses other seeds)  2. the VAE (per-frame)  3. the latent
+# cache (its encoder)  4. on one core the keyframe model; on the other the VAE's temporal decoder (encoder frozen, so
+# the cached latent space stays valid), then the interpolation model  5. the pipeline.
 # Layouts, grammar captions and region masks are training inputs (configs/shapes-keyframes.yaml, -interpolation.yaml).
 # Each training step resumes from its newest complete checkpoint if the script is run again.
 #
@@ -70,20 +70,20 @@ if [ -n "${INIT_FROM:-}" ]; then
   it_extra=(--set init_weights="$INIT_FROM/interpolation" --set train.max_steps="${IT_STEPS:-1200}"
             --set optimizer.lr="$lr" --set optimizer.warmup_steps=50)
 fi
-# Two lanes, one core each. Lane A: the latent cache (the encoder), then the keyframe model. Lane B: the temporal
-# decoder (it needs the VAE, not the cache), then the interpolation model once the cache is there. The cache and
-# the decoder are the two short jobs, the keyframe and interpolation models the two long ones. Since the keyframe
-# model takes 8400 steps (6500 before) its lane is the longer one: by 7.6 minutes on a 2-core Xeon, where the
-# whole recipe took 78 minutes (docs/training.md, "The recipe at 8400 keyframe steps from an empty folder"), with
-# 4000 interpolation steps; the 4850 the recipe now takes fill that slack (850 steps at 1.89 steps/s there).
-cache_done="$W/.latent_cache_done"
-rm -f "$cache_done"
+# The latent cache on both cores first, its encoder in bf16 where the stages train in bf16: 2000 clips took 638 s
+# on one core in fp32 beside the temporal decoder, an encoder step ran 0.098 s a clip at 2 threads in bf16 against
+# 0.195 in fp32, its latents 0.6% of their spread (RMS) from fp32's (docs/training.md, "The latent cache in bf16").
+# The VAE's decoder learnt on bf16-encoded latents already: the VAE stage trains under the same autocast.
+ENC=$([ "$MP" = bf16 ] && echo bfloat16 || echo float32)
+# resumes at the first missing shard; a finished cache returns at once
+OMP_NUM_THREADS=2 $V/vidiff data cache --videos "$W/shapes" --vae "$VAE_ENC" --frames 41 --size 64 --out "$W/latents" \
+  --encode-dtype "$ENC" > "$W/latent_cache.log" 2>&1 || { echo "train_bundled: the latent cache failed (see $W/latent_cache.log)" >&2; exit 1; }
+mark "latent cache"
+# Then two lanes, one core each: the keyframe model; the temporal decoder (it needs the VAE, not the cache), then
+# the interpolation model. 8000 keyframe steps against 1200 decoder + 4850 interpolation steps: on a 2-core Xeon the
+# lanes took 3392 s and 1190 + 2197 s at 8400 / 1500 + 4850 steps (docs/training.md, "Every stage in bf16"), so
+# that at these counts they end together.
 (
-  # resumes at the first missing shard; a finished cache returns at once
-  $V/vidiff data cache --videos "$W/shapes" --vae "$VAE_ENC" --frames 41 --size 64 --out "$W/latents" \
-    > "$W/latent_cache.log" 2>&1
-  touch "$cache_done"
-  echo "[train_bundled] latent cache at $(( $(date +%s) - t0 )) s"
   $V/vidiff train --config configs/shapes-keyframes.yaml --set output_dir="$W/keyframes" "${common[@]}" \
     --set train.preview_every=0 "${kf_extra[@]}" > "$W/keyframes.log" 2>&1
   echo "[train_bundled] keyframes at $(( $(date +%s) - t0 )) s"
@@ -94,16 +94,14 @@ lane_a=$!
     "${tdec_cmd[@]}" > "$W/vae_temporal.log" 2>&1
     echo "[train_bundled] temporal decoder at $(( $(date +%s) - t0 )) s"
   fi
-  while [ ! -f "$cache_done" ] && kill -0 $lane_a 2>/dev/null; do sleep 2; done
-  [ -f "$cache_done" ] || exit 1  # lane A failed before the cache was complete
   $V/vidiff train --config configs/shapes-interpolation.yaml --set output_dir="$W/interpolation" "${common[@]}" \
     "${it_extra[@]}" > "$W/interpolation.log" 2>&1
   echo "[train_bundled] interpolation at $(( $(date +%s) - t0 )) s"
 ) &
 lane_b=$!
-wait_jobs "train_bundled: a step failed (see $W/latent_cache.log, keyframes.log, vae_temporal.log, interpolation.log)" \
+wait_jobs "train_bundled: a step failed (see $W/keyframes.log, vae_temporal.log, interpolation.log)" \
   $lane_a $lane_b
-mark "latent cache + keyframes | temporal decoder + interpolation"
+mark "keyframes | temporal decoder + interpolation"
 
 # keyframe guidance 2: the Shapes analyzer measured squares kept square and 100% plain prompts at 2, 94% at 4
 # (docs/shapes_measured.md, "Keyframe guidance and square corners"); fills by euler_ancestral: 4.3-5.5 dB over the blend
