@@ -224,6 +224,33 @@ def test_resume_refuses_different_settings(tmp_path):
         build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path, shard_size=2, sample=True, progress=False)
 
 
+def test_a_bf16_encoder_is_recorded_and_its_latents_are_the_float32_ones_to_bf16_rounding(tmp_path):
+    from safetensors.torch import load_file
+
+    kwargs = dict(shard_size=4, batch_size=2, dtype="float32", progress=False)
+    build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path / "fp32", **kwargs)
+    build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path / "bf16", encode_dtype="bfloat16", **kwargs)
+    assert json.loads((tmp_path / "fp32" / INDEX_NAME).read_text())["encode_dtype"] == "float32"
+    assert json.loads((tmp_path / "bf16" / INDEX_NAME).read_text())["encode_dtype"] == "bfloat16"
+    full, half = (load_file(str(tmp_path / name / "shard_00000.safetensors")) for name in ("fp32", "bf16"))
+    assert not torch.equal(full["latents"], half["latents"])  # the autocast reached the encoder
+    torch.testing.assert_close(half["latents"], full["latents"], rtol=2 ** -7, atol=2 ** -7)
+    assert torch.equal(full["context"], half["context"])  # the text encoder is not under the autocast
+    with pytest.raises(InputError, match=r"encode_dtype \(--encode-dtype\)"):  # a resume in other arithmetic: refused
+        build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path / "bf16", **kwargs)
+    # a cache built before the setting was recorded was built in float32: continued as such, refused in bf16
+    index = json.loads((tmp_path / "fp32" / INDEX_NAME).read_text())
+    del index["encode_dtype"]
+    (tmp_path / "fp32" / INDEX_NAME).write_text(json.dumps(index))
+    with pytest.raises(InputError, match=r"'float32' in the cache, 'bfloat16' now"):
+        build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path / "fp32", encode_dtype="bfloat16", **kwargs)
+    vae = FakeVAE()
+    build_latent_cache(FakeClips(4), vae, FakeText(), tmp_path / "fp32", **kwargs)
+    assert vae.clips_encoded == 0  # complete, and taken as it is
+    with pytest.raises(InputError, match="encode_dtype must be one of"):
+        build_latent_cache(FakeClips(4), FakeVAE(), FakeText(), tmp_path / "x", encode_dtype="float16", **kwargs)
+
+
 def test_a_refused_resume_names_the_setting_in_one_short_line():
     from vidiff.data.latent_cache import _difference
 

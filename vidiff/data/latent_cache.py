@@ -76,9 +76,8 @@ def build_latent_cache(dataset, vae, text_encoder, out_dir: str | Path, shard_si
         raise InputError("dataset is empty: nothing to cache")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    settings = build_settings(dataset, vae, text_encoder, shard_size, batch_size, dtype, sample, seed)
-    if encode_dtype != "float32":  # only then: a float32 cache's settings stay as caches before the option had them
-        settings["encode_dtype"] = encode_dtype
+    settings = {**build_settings(dataset, vae, text_encoder, shard_size, batch_size, dtype, sample, seed),
+                "encode_dtype": encode_dtype}  # an index without it was built in float32 (resume_point)
     # one build per folder: two that both found no index.json each wrote their shards over the other's, and both
     # said the cache was ready
     with folder_lock(out, busy=_busy(out)):

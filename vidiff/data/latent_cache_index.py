@@ -125,6 +125,7 @@ _FLAGS = {"dataset.root": "--videos", "dataset.num_frames": "--frames", "dataset
           "dataset.windows": "where each window of --videos starts; by default back to back, then one ending at "
                              "each video's last frame",
           "shard_size": "--shard-size", "batch_size": "--batch-size", "dtype": "--dtype", "sample": "--sample",
+          "encode_dtype": "--encode-dtype",
           "vae_config": "--vae", "vae_weights_sha256": "--vae", "text_encoder": "--text"}
 
 
@@ -157,6 +158,10 @@ def _difference(key: str, cached, wanted) -> str:
     return f"{named}: {short_repr(cached, 80)} in the cache, {short_repr(wanted, 80)} now"
 
 
+# settings that caches built before they were recorded held implicitly
+_BEFORE_RECORDED = {"encode_dtype": "float32"}
+
+
 def resume_point(out: Path, settings: dict) -> list[dict]:
     """Shards already done (a prefix of the shard list), or [] for a fresh cache."""
     path = out / INDEX_NAME
@@ -166,10 +171,10 @@ def resume_point(out: Path, settings: dict) -> list[dict]:
         return []
     index = json.loads(read_text(path, str(path), max_bytes=INDEX_MAX_BYTES))
     for key in _setting_order(settings):
-        value = settings[key]
-        if index.get(key) != value:
+        value, cached = settings[key], index.get(key, _BEFORE_RECORDED.get(key))
+        if cached != value:
             raise InputError(f"{out}: existing cache was built with a different {key} "
-                             f"({_difference(key, index.get(key), value)}); use a new folder or delete it")
+                             f"({_difference(key, cached, value)}); use a new folder or delete it")
     done = []
     for shard in index["shards"]:
         file = out / shard["file"]
