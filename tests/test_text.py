@@ -112,6 +112,38 @@ def test_cache_is_lru_and_not_aliased():
     assert calls == [["", "x"], ["y"], ["x"]]
 
 
+def test_pinned_prompts_are_encoded_once_and_kept_without_a_cache():
+    """A training stage pins the plain captions: a step then encodes only its other captions, and with cache_size=0
+    nothing else is ever kept (the rows a step gets do not depend on the steps before it)."""
+    enc = TextEncoder.load("default", cache_size=0)
+    reference = TextEncoder.load("default", cache_size=0)
+    pinned = ["a red circle moving left", "a blue square moving up"]
+    enc.pin(pinned + pinned[:1])
+    calls = []
+    run = enc._run
+    enc._run = lambda prompts: calls.append(list(prompts)) or run(prompts)
+    prompts = ["a blue square moving up", "a crimson disc drifting west", "a red circle moving left",
+               "a crimson disc drifting west"]
+    context, mask = enc.encode(prompts)
+    assert calls == [["a crimson disc drifting west"]]  # the pinned two not encoded again, the new one once
+    enc.clear_cache()
+    enc.encode(prompts)
+    assert calls[-1] == ["a crimson disc drifting west"] and len(calls) == 2  # cache_size=0: the new one again
+    expected, expected_mask = reference.encode(prompts)
+    assert torch.equal(mask, expected_mask)
+    torch.testing.assert_close(context, expected, atol=1e-5, rtol=0)
+    context[0].zero_()  # the caller's rows are its own: the pinned one is not changed
+    assert enc.encode(["a blue square moving up"])[0].abs().max() > 0
+
+
+def test_pinned_prompts_move_with_the_encoder():
+    enc = TextEncoder.load("default", cache_size=0)
+    enc.pin(["a red circle moving left"])
+    enc.to("meta")
+    context, mask = enc.encode(["a red circle moving left"])
+    assert context.device.type == "meta" and mask.device.type == "meta"
+
+
 def test_cached_prompts_move_with_the_encoder():
     """A pipeline moved after it had generated kept its cached encodings on the old device, and a batch of a
     cached and a new prompt stacked two devices. The meta device stands in for a GPU."""

@@ -89,6 +89,37 @@ def test_ema_matches_closed_form():
     assert ema.shadow["weight"].item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_ema_averages_every_parameter_and_copies_buffers_tied_weights_included():
+    """The update runs as one foreach call: each float parameter (a tied one under every name) is averaged, a
+    buffer is copied, and the shadow loads back into a model."""
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(2, 2, bias=True)
+            self.b = torch.nn.Linear(2, 2, bias=False)
+            self.b.weight = self.a.weight  # tied: state_dict holds it as a.weight and b.weight
+            self.norm = torch.nn.BatchNorm1d(2)  # running stats (float) and num_batches_tracked (int) buffers
+
+    model = Tied()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    ema = EMA(model, decay=0.5)
+    with torch.no_grad():
+        model.a.weight.add_(1.0)
+        model.a.bias.add_(2.0)
+        model.norm.running_mean.fill_(3.0)
+        model.norm.num_batches_tracked.fill_(7)
+    ema.update(model)
+    d = min(0.5, 1 / 10)  # the warm-up decay of the first update
+    for name in ("a.weight", "b.weight"):
+        torch.testing.assert_close(ema.shadow[name], d * start[name] + (1 - d) * (start[name] + 1.0))
+    torch.testing.assert_close(ema.shadow["a.bias"], d * start["a.bias"] + (1 - d) * (start["a.bias"] + 2.0))
+    assert torch.equal(ema.shadow["norm.running_mean"], torch.full((2,), 3.0))
+    assert int(ema.shadow["norm.num_batches_tracked"]) == 7
+    copy = Tied()
+    ema.copy_to(copy)
+    torch.testing.assert_close(copy.b.weight, ema.shadow["b.weight"])
+
+
 def test_draws_do_not_depend_on_batch_split():
     ids_one = global_sample_ids(step=3, micro=0, rank=0, batch_size=4, grad_accum=1, world=1)
     ids_two = [global_sample_ids(3, 0, r, 2, 1, 2) for r in range(2)]
