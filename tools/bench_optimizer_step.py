@@ -7,6 +7,11 @@ interleaved in one process, and reports the largest weight difference from the s
 (and what the fused kernel does with gradients laid out otherwise than their parameters).
 
     OMP_NUM_THREADS=1 .venv/bin/python tools/bench_optimizer_step.py --config configs/shapes-keyframes.yaml
+
+Also timed, as the training loop calls them: vidiff's EMA.update (one foreach lerp) against the former update (a
+per-tensor walk over a state_dict, kept here), on the config's model; and the text encoder on a step's 8 grammar
+captions, half of them the plain template, as the grammar draws them, with the plain captions pinned
+(TextEncoder.pin, what a training stage does) and without.
 """
 from __future__ import annotations
 
@@ -38,6 +43,71 @@ def ema_loop(shadow, params, w):
 
 def ema_foreach(shadow, params, w):
     torch._foreach_lerp_(shadow, params, w)
+
+
+class StateDictWalkEMA:
+    """vidiff's EMA update before 2026-12-06: a per-tensor lerp over the model's state_dict, for the comparison."""
+
+    def __init__(self, model):
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model, d):
+        params = dict(model.named_parameters())
+        for name, value in model.state_dict().items():
+            target = self.shadow[name]
+            if name in params and value.is_floating_point():
+                target.lerp_(value.detach().float(), 1.0 - d)
+            else:
+                target.copy_(value.detach())
+
+
+def time_ema_update(config: str, rounds: int) -> None:
+    from vidiff.models import UNet3D
+    from vidiff.training.config import load_train_config
+    from vidiff.training.ema import EMA
+
+    torch.manual_seed(0)
+    model = UNet3D(load_train_config(config).model_config())
+    new, old = EMA(model, 0.998), StateDictWalkEMA(model)
+    times = {"state_dict walk": [], "EMA.update": []}
+    for _ in range(rounds):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 1e-3)
+        d = new.current_decay()
+        t = time.perf_counter()
+        old.update(model, d)
+        times["state_dict walk"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        new.update(model)
+        times["EMA.update"].append(time.perf_counter() - t)
+    same = all(torch.equal(old.shadow[k], new.shadow[k]) for k in new.shadow)
+    for name, ts in times.items():
+        print(f"EMA update as the loop calls it, {name:16s}: median {statistics.median(ts) * 1e3:6.2f} ms")
+    print(f"after {rounds} updates the two shadows are {'bitwise equal' if same else 'DIFFERENT'}")
+
+
+def time_text(rounds: int) -> None:
+    from vidiff.data.captions import draw_caption, plain_captions
+    from vidiff.text import TextEncoder
+
+    plain, pinned = TextEncoder.load("default", cache_size=0), TextEncoder.load("default", cache_size=0)
+    pinned.pin(list(plain_captions()))
+    gen = torch.Generator().manual_seed(0)
+    attributes = [("red", "circle", "left"), ("blue", "square", "up"), ("green", "triangle", "down"),
+                  ("yellow", "circle", "right")] * 2
+    batches = [[draw_caption(*a, gen, 0.5, True) for a in attributes] for _ in range(rounds)]
+    times = {"no pin": [], "plain pinned": []}
+    for batch in batches:
+        for name, enc in (("no pin", plain), ("plain pinned", pinned)):
+            t = time.perf_counter()
+            enc.encode(batch)
+            times[name].append(time.perf_counter() - t)
+    share = sum(c in set(plain_captions()) for b in batches for c in b) / sum(map(len, batches))
+    for name, ts in times.items():
+        print(f"text encoder, 8 grammar captions ({share:.0%} plain), {name:12s}: median "
+              f"{statistics.median(ts[1:]) * 1e3:6.2f} ms")
 
 
 def main() -> None:
@@ -99,6 +169,8 @@ def main() -> None:
     for name, ts in ema_times.items():
         print(f"EMA update, {name:8s}: median {statistics.median(ts) * 1e3:6.2f} ms")
     print(f"EMA loop vs foreach after {len(ema_times['loop'])} updates: max |difference| {diff:.2e}")
+    time_ema_update(args.config, args.rounds * args.steps)
+    time_text(args.rounds * 8)
 
 
 if __name__ == "__main__":
