@@ -218,7 +218,8 @@ def test_a_run_stopped_between_files_never_leaves_a_clip_without_its_caption(tmp
     with pytest.raises(KeyboardInterrupt):
         shapes_folder.generate_shapes_dataset(tmp_path, 4, frames=4, size=32, progress=False)
     videos = sorted(p.stem for p in tmp_path.glob("*.mp4"))
-    assert videos == ["clip_000000", "clip_000001"]
+    # clips are written by several threads: clip 3 may be done before clip 2's stop, clip 2 never is
+    assert videos[:2] == ["clip_000000", "clip_000001"] and "clip_000002" not in videos
     assert all((tmp_path / f"{v}.txt").is_file() and (tmp_path / f"{v}.json").is_file() for v in videos)
     # and the stopped run's folder is not read as a whole dataset (a cache of its 2 clips said complete: true)
     from vidiff.data.video_folder import VideoFolderDataset

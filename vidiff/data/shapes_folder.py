@@ -27,10 +27,6 @@ MAX_DATASET_SIZE = 1024  # frame side in px
 def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, size: int = 64, fps: float = 8,
                             seed: int = 0, progress: bool = True, min_speed_scale: float = 1.0) -> Path:
     """Writes `num` clips as clip_XXXXXX.mp4 + .txt (caption) + .json (ground truth), and metadata.jsonl."""
-    from tqdm.auto import tqdm
-
-    from vidiff.io import write_video
-
     from vidiff.limits import MAX_FRAMES, check_int, check_seed, short_repr
     from vidiff.output_safety import OutputError, check_output, shown
     from vidiff.video_writer import check_fps
@@ -60,16 +56,8 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
         # present until metadata.jsonl is written: a stopped run's folder (some clips, maybe an earlier run's others)
         # is refused by the video folder reader instead of being read as a whole dataset
         _atomic_write_text(out / UNFINISHED_NAME, f"vidiff data shapes --num {num} --frames {frames} --seed {seed}\n")
-        rows = []
         clips = iter_clip_params(num, frames, size, seed, min_speed_scale)
-        for params in tqdm(clips, total=num, desc="shapes", unit="clip", disable=not progress):
-            stem = f"clip_{params.index:06d}"
-            # caption and ground truth first: a run killed between files never leaves a video (which a video folder
-            # reads as a clip) without its caption
-            _atomic_write_text(out / f"{stem}.txt", params.caption + "\n")
-            _atomic_write_text(out / f"{stem}.json", json.dumps(ground_truth(params, fps), indent=1) + "\n")
-            write_video(out / f"{stem}.mp4", render_clip(params), fps)
-            rows.append(json.dumps({"file_name": f"{stem}.mp4", "text": params.caption}))
+        rows = _write_clips(out, clips, num, fps, progress)
         stale = remove_clips_from(out, num)
         if stale:
             warnings.warn(f"--out {shown(out)}: removed {stale} clip(s) numbered {num} and up, left by an earlier, "
@@ -77,6 +65,51 @@ def generate_shapes_dataset(out_dir: str | Path, num: int, frames: int = 16, siz
         _atomic_write_text(out / "metadata.jsonl", "\n".join(rows) + "\n")
         (out / UNFINISHED_NAME).unlink()
     return out
+
+
+def _write_clip(out: Path, params, fps: float) -> str:
+    """One clip's three files; its metadata.jsonl row."""
+    from vidiff.io import write_video
+
+    stem = f"clip_{params.index:06d}"
+    # caption and ground truth first: a run killed between files never leaves a video (which a video folder reads as
+    # a clip) without its caption
+    _atomic_write_text(out / f"{stem}.txt", params.caption + "\n")
+    _atomic_write_text(out / f"{stem}.json", json.dumps(ground_truth(params, fps), indent=1) + "\n")
+    write_video(out / f"{stem}.mp4", render_clip(params), fps)
+    return json.dumps({"file_name": f"{stem}.mp4", "text": params.caption})
+
+
+# threads that write clips: the encoder and each file's fsync release the GIL. 2000 clips of 41 frames took 50.5 s at
+# 2 threads, 75.8 at one and 62.4 at 4 on a 2-core CPU (docs/benchmarks.md, "Writing a Shapes dataset")
+WRITE_THREADS = min(4, os.cpu_count() or 1)
+
+
+def _write_clips(out: Path, clips, num: int, fps: float, progress: bool) -> list[str]:
+    """The clips written by WRITE_THREADS threads; their metadata.jsonl rows in clip order. A clip depends only on
+    (seed, index), whichever thread writes it."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="shapes")
+    pending, rows = deque(), []  # a few clips ahead of the one awaited, not all of a million-clip run
+    with tqdm(total=num, desc="shapes", unit="clip", disable=not progress) as bar:
+        try:
+            for params in clips:
+                pending.append(pool.submit(_write_clip, out, params, fps))
+                if len(pending) >= 4 * WRITE_THREADS:
+                    rows.append(pending.popleft().result())
+                    bar.update(1)
+            while pending:
+                rows.append(pending.popleft().result())
+                bar.update(1)
+        except BaseException:  # Ctrl-C, SIGTERM or a failed clip: the clips not started are not written
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    pool.shutdown(wait=True)
+    return rows
 
 
 UNFINISHED_NAME = ".shapes-unfinished"
