@@ -5,6 +5,12 @@
 Writes N Shapes clips (64x64, 16 frames) to a temporary folder, then times the cache build end to end
 (mp4 decode, VAE mean, text embeddings, shard writes) and, separately, each stage on one batch, and
 reports clips/s. The weights are random: the point is throughput, not the latents.
+
+    OMP_NUM_THREADS=2 .venv/bin/python tools/bench_cache.py --encode-dtypes WORK/vae/export --num 16
+
+instead times a trained VAE part's encoder on Shapes clips of the bundled recipe (41 frames, seed 1), float32 and
+bf16 autocast (`vidiff data cache --encode-dtype`) in turn at 1 and 2 threads, and gives the bf16 latents' RMS and
+largest difference from float32's beside the latents' spread and float16 storage's own rounding.
 """
 from __future__ import annotations
 
@@ -25,7 +31,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--dtype", default="float16", choices=("float16", "float32"))
+    parser.add_argument("--encode-dtypes", metavar="VAE_PART", help="compare the encoder's float32 and bf16")
+    parser.add_argument("--rounds", type=int, default=2, help="--encode-dtypes: rounds of each")
     args = parser.parse_args()
+    if args.encode_dtypes:
+        return compare_encode_dtypes(args)
     torch.set_num_threads(args.threads)
 
     from vidiff.data.latent_cache import LatentCacheDataset, build_latent_cache
@@ -84,6 +94,34 @@ def main() -> None:
     print(f"build_latent_cache CPU time: {cpu_cache:.1f} s = {cpu_cache / args.num:.2f} CPU-s per clip; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"LatentCacheDataset: {args.num} items in {t_read:.3f} s = {args.num / t_read:.0f} items/s")
+
+
+def compare_encode_dtypes(args) -> None:
+    from vidiff.data.shapes_dataset import ShapesDataset
+    from vidiff.vae import AutoencoderKL
+
+    vae = AutoencoderKL.load(args.encode_dtypes).eval()
+    data = ShapesDataset(1, args.num, 41, 64)
+    video = torch.stack([data[i]["video"] for i in range(args.num)])  # (N, 3, 41, 64, 64) in [-1, 1]
+
+    def encode(bf16: bool) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return torch.cat([vae.encode(b).float() for b in video.split(args.batch_size)])
+
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        times = {"float32": [], "bfloat16": []}
+        for _ in range(args.rounds):
+            for name in times:
+                t0 = time.perf_counter()
+                encode(name == "bfloat16")
+                times[name].append((time.perf_counter() - t0) / args.num)
+        print(f"{threads} thread(s): " + ", ".join(f"{k} {min(v):.3f} s a clip (rounds {', '.join(f'{t:.3f}' for t in v)})"
+                                                for k, v in times.items()))
+    full, half = encode(False), encode(True)
+    print(f"latents std {full.std():.4f}; bf16 - float32: RMS {(half - full).square().mean().sqrt():.5f}, largest "
+          f"{(half - full).abs().max():.4f}; float16 storage of the float32 latents: RMS "
+          f"{(full.half().float() - full).square().mean().sqrt():.5f}")
 
 
 if __name__ == "__main__":

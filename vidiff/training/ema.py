@@ -35,8 +35,8 @@ class EMA:
                 sources.append(value if value.dtype == torch.float32 else value.float())
             else:
                 self.shadow[name].lerp_(value.float(), 1.0 - d)
-        # one call for all: the per-tensor loop over a state_dict cost the recipe's keyframe model 5-9 ms a step
-        # on this CPU, against 1.3 ms (docs/benchmarks.md, "The training loop's own overhead")
+        # one call for all: the update as a per-tensor walk over a state_dict took the recipe's keyframe model 6.8 ms
+        # a step on one thread of a 2-core Xeon, this one 4.7 (docs/benchmarks.md, "The training loop's own overhead")
         if targets:
             torch._foreach_lerp_(targets, sources, 1.0 - d)  # ema += (1 - d) * (p - ema)
         for name, value in rest:

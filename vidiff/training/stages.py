@@ -119,8 +119,8 @@ class FrozenHelpers:
                 from vidiff.data.captions import plain_captions
 
                 # Pinned instead, encoded once at load, the same on every run: the plain template is about half the
-                # grammar's captions, and the encoder on the other half alone cost a 1-thread step 28 ms against
-                # 43 (docs/benchmarks.md, "The training loop's own overhead")
+                # grammar's captions, and a step's 8 captions took 19.8 ms with them pinned against 27.1 on one
+                # thread (docs/benchmarks.md, "The training loop's own overhead")
                 self._text.pin(list(plain_captions()))
         return self._text
 
