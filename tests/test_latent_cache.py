@@ -611,3 +611,24 @@ def test_a_window_that_cannot_be_read_is_listed_with_the_clip_in_its_place(tmp_p
     captions = LatentCacheDataset(tmp_path / "cache").captions
     assert [captions[int(k)] for k in replaced] == ["a blue square going up"] * len(replaced)
     assert f"{len(replaced)} window(s) could not be read and hold another clip's window" in caplog.text
+
+
+def test_a_bf16_encoder_where_the_cpu_would_emulate_it_falls_back_to_float32_with_a_warning(tmp_path, monkeypatch):
+    """`vidiff data cache --encode-dtype bfloat16` on a CPU without native bf16 kernels would encode tens of times
+    slower than float32: it says so, encodes in float32, and index.json records float32."""
+    from pathlib import Path
+
+    import vidiff.cpu_precision as cpu_precision
+    from vidiff.data.latent_cache import build_latent_cache_from_folders
+    from vidiff.data.shapes_folder import generate_shapes_dataset
+
+    generate_shapes_dataset(tmp_path / "clips", 2, frames=4, progress=False)
+    vae = Path(__file__).resolve().parents[1] / "vidiff" / "bundled" / "shapes" / "vae"
+    monkeypatch.setattr(cpu_precision, "cpu_has_fast", lambda dtype: False)
+    with pytest.warns(UserWarning, match=r"--encode-dtype bfloat16: this CPU has no native bfloat16 kernels"):
+        build_latent_cache_from_folders(tmp_path / "clips", vae, "default", 4, 64, tmp_path / "cache",
+                                        progress=False, encode_dtype="bfloat16")
+    assert json.loads((tmp_path / "cache" / INDEX_NAME).read_text())["encode_dtype"] == "float32"
+    with pytest.raises(InputError, match="--encode-dtype must be one of"):
+        build_latent_cache_from_folders(tmp_path / "clips", vae, "default", 4, 64, tmp_path / "c2",
+                                        progress=False, encode_dtype="half")

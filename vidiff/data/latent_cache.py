@@ -239,6 +239,13 @@ def build_latent_cache_from_folders(videos, vae, text, frames: int, size: int, o
     if size % factor:
         raise InputError(f"--size {size}: must be a multiple of the VAE's downsampling factor {factor} "
                          f"(e.g. {size // factor * factor or factor})")
+    if encode_dtype not in ENCODE_DTYPES:
+        raise InputError(f"--encode-dtype must be one of {list(ENCODE_DTYPES)}, got {short_repr(encode_dtype)}")
+    if encode_dtype == "bfloat16":  # the encoder runs on the CPU here: emulated bf16 would be tens of times slower
+        from vidiff.cpu_precision import cpu_dtype
+
+        if cpu_dtype(torch.bfloat16, "--encode-dtype bfloat16") == torch.float32:
+            encode_dtype = "float32"  # and index.json says so
     dataset = VideoWindows(VideoFolderDataset(videos, num_frames=frames, stride=stride, fps=fps, size=(size, size)),
                            hop=hop, per_video=windows)
     vae_model = AutoencoderKL.load(vae)
