@@ -71,8 +71,8 @@ if [ -n "${INIT_FROM:-}" ]; then
             --set optimizer.lr="$lr" --set optimizer.warmup_steps=50)
 fi
 # The latent cache on both cores first, its encoder in bf16 where the stages train in bf16: 2000 clips took 638 s
-# on one core in fp32 beside the temporal decoder, an encoder step ran 0.098 s a clip at 2 threads in bf16 against
-# 0.195 in fp32, its latents 0.6% of their spread (RMS) from fp32's (docs/training.md, "The latent cache in bf16").
+# on one core in fp32 beside the temporal decoder, the encoder ran 0.076 s a clip at 2 threads in bf16 against
+# 0.143 in fp32, its latents 0.6% of their spread (RMS) from fp32's (docs/training.md, "The latent cache in bf16").
 # The VAE's decoder learnt on bf16-encoded latents already: the VAE stage trains under the same autocast.
 ENC=$([ "$MP" = bf16 ] && echo bfloat16 || echo float32)
 # resumes at the first missing shard; a finished cache returns at once

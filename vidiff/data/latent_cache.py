@@ -38,7 +38,7 @@ DTYPES = {"float16": torch.float16, "float32": torch.float32}
 ENCODE_DTYPES = ("float32", "bfloat16")  # the encoder's arithmetic: fp32, or bf16 autocast
 
 
-def _encode_batch(items: list[dict], vae, text_encoder, sample: bool, generator, encode_dtype: str = "float32") -> tuple:
+def _encode_batch(items: list[dict], vae, text_encoder, sample: bool, generator, encode_dtype: str) -> tuple:
     """A batch's latents and caption embeddings. The captions are encoded with their batch every time, never taken
     from an earlier batch: the encoder runs a batch at its longest caption, so an embedding carries its batch's
     rounding, and a resumed build (the same batches from its first missing shard) must give the same bytes."""
@@ -93,7 +93,7 @@ def _busy(out: Path) -> str:
 
 def _build_locked(dataset, vae, text_encoder, out: Path, settings: dict, shard_size: int, batch_size: int,
                   dtype: str, sample: bool, seed: int, progress: bool, latent_space: str | None,
-                  encode_dtype: str = "float32") -> None:
+                  encode_dtype: str) -> None:
     shards = resume_point(out, settings)
     fresh = not (out / INDEX_NAME).exists()
     index = {**settings, "latent_space": latent_space, "complete": False, "shapes": None, "shards": shards}
@@ -129,7 +129,7 @@ def _stand_in(dataset, number: int, item: dict) -> list | None:
 
 
 def _encode_shards(dataset, vae, text_encoder, out: Path, index: dict, shard_size: int, batch_size: int, dtype: str,
-                   sample: bool, seed: int, progress: bool, encode_dtype: str = "float32") -> None:
+                   sample: bool, seed: int, progress: bool, encode_dtype: str) -> None:
     """Encodes the shards after those `index` lists, appending each to it and rewriting index.json."""
     from safetensors.torch import save as save_tensors
     from tqdm.auto import tqdm

@@ -24,12 +24,12 @@ class EMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         d = self.current_decay()
-        targets, sources, rest = [], [], []
+        targets, sources = [], []
         # remove_duplicate=False: a tied weight's every name is in the shadow (state_dict lists them all)
         for name, param in model.named_parameters(remove_duplicate=False):
             value = param.detach()
             if not value.is_floating_point():
-                rest.append((name, value))
+                self.shadow[name].copy_(value)
             elif type(value) is torch.Tensor:  # a DTensor shard (FSDP) takes the one-by-one update below
                 targets.append(self.shadow[name])
                 sources.append(value if value.dtype == torch.float32 else value.float())
@@ -39,8 +39,6 @@ class EMA:
         # a step on one thread of a 2-core Xeon, this one 4.7 (docs/benchmarks.md, "The training loop's own overhead")
         if targets:
             torch._foreach_lerp_(targets, sources, 1.0 - d)  # ema += (1 - d) * (p - ema)
-        for name, value in rest:
-            self.shadow[name].copy_(value)
         for name, value in model.named_buffers(remove_duplicate=False):
             if name in self.shadow:  # persistent buffers: those state_dict holds
                 self.shadow[name].copy_(value.detach())

@@ -114,8 +114,7 @@ class FrozenHelpers:
             # float rounding) with the batch it was first encoded in, and a cached one made a step depend on the
             # steps before it, which a resumed run had not seen (its weights drifted from the uninterrupted run's)
             self._text = TextEncoder.load(self.cfg.text_encoder, device=self.device, cache_size=0)
-            conditioning = getattr(self.cfg, "conditioning", None)
-            if getattr(conditioning, "captions", None) == "shapes_grammar":
+            if self.cfg.conditioning.captions == "shapes_grammar":
                 from vidiff.data.captions import plain_captions
 
                 # Pinned instead, encoded once at load, the same on every run: the plain template is about half the
