@@ -2,14 +2,15 @@
 the model with the keyframe residual carried (pipeline.yaml interpolation.carry_residual) and the linear blend.
 
     OMP_NUM_THREADS=1 .venv/bin/python tools/interp_gap_ceiling.py [--model vidiff/bundled/shapes] [--num 50]
-        [--gaps 2 4 6 8] [--steps N] [--sampler S] [--image-guidance W] [--first I]
+        [--gaps 2 4 6 8] [--steps N] [--sampler S] [--image-guidance W] [--first I] [--no-carry]
 
 Clip i is held-out Shapes clip FIRST + i (seed 1000, 16 frames; FIRST defaults to 0, and the figures of
 docs/shapes_measured.md use clips 0..49: choose settings on another range, e.g. --first 100). At gap G the keyframes are
 frames 0, G, 2G, ... up to the last multiple of G in the clip, and the frames between them are scored (PSNR, dB, mean over frames):
 - blend: the linear blend of the two neighbouring keyframes;
 - model: `fill_between` from the true keyframes (seed i), the keyframes pasted back;
-- model + carry: the same with the keyframes' VAE error carried to the frames between (vidiff/pipeline/residual.py);
+- model + carry: the same with the keyframes' VAE error carried to the frames between (vidiff/pipeline/residual.py;
+  --no-carry leaves it out, half the time);
 - VAE ceiling: the true in-between frames encoded (posterior mean) and decoded, what a perfect latent
   interpolator would give without the carry.
 Prints a table and JSON last.
@@ -42,6 +43,7 @@ def main() -> int:
     ap.add_argument("--image-guidance", type=float, default=None,
                     help="interpolation known-frame guidance scale (default: pipeline.yaml's)")
     ap.add_argument("--first", type=int, default=0, help="first held-out clip index")
+    ap.add_argument("--no-carry", action="store_true", help="leave out the model + carry row (half the time)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     pipe = VideoPipeline.from_pretrained(args.model)
@@ -51,7 +53,8 @@ def main() -> int:
     plain_cfg = pipe.config
     carry_cfg = dataclasses.replace(plain_cfg, interpolation=dataclasses.replace(plain_cfg.interpolation,
                                                                                   carry_residual=True))
-    scores = {g: {k: [] for k in ("blend", "model", "model + carry", "VAE ceiling")} for g in args.gaps}
+    rows = ("blend", "model") + (() if args.no_carry else ("model + carry",)) + ("VAE ceiling",)
+    scores = {g: {k: [] for k in rows} for g in args.gaps}
     for i in range(args.first, args.first + args.num):
         clip = torch.as_tensor(render_clip(sample_clip_params(1000, i)))
         with torch.inference_mode():
@@ -64,8 +67,10 @@ def main() -> int:
             filled = {"blend": linear_blend(keyframes, g)}
             pipe.config = plain_cfg
             filled["model"] = pipe.fill_between(keyframes, g, seed=i, steps=args.steps, sampler=args.sampler)
-            pipe.config = carry_cfg
-            filled["model + carry"] = pipe.fill_between(keyframes, g, seed=i, steps=args.steps, sampler=args.sampler)
+            if not args.no_carry:
+                pipe.config = carry_cfg
+                filled["model + carry"] = pipe.fill_between(keyframes, g, seed=i, steps=args.steps,
+                                                            sampler=args.sampler)
             filled["VAE ceiling"] = recon[:n]
             for k, frames in filled.items():
                 scores[g][k].append(psnr(frames[between], truth[between], per_frame=True))
