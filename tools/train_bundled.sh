@@ -35,7 +35,7 @@ mark "shapes"
 # Every training stage runs under bf16 autocast where the CPU has AMX-BF16 (weights, gradients and AdamW stay
 # fp32): on a 2-core Xeon with AMX the diffusion models' whole step ran 1.25-1.29x the fp32 speed, the VAE's 1.78x and
 # the temporal decoder's 1.75x (docs/benchmarks.md, "bf16 on a CPU: the norms and the attention", "The VAE recipes
-# in bf16"); the recipe took 62 minutes so (docs/training.md, "The latent cache first, on both cores"). Elsewhere
+# in bf16"); the recipe took 58.5 minutes so (docs/training.md, "The recipe in under an hour"). Elsewhere
 # fp32 (AVX-512 alone converts, AVX2 emulates). MIXED_PRECISION=no|bf16 chooses, the latent cache's encoder too.
 MP=${MIXED_PRECISION:-$($V/python -c "import torch; from vidiff.cpu_precision import cpu_flags, cpu_has_fast
 print('bf16' if 'amx_bf16' in cpu_flags() and cpu_has_fast(torch.bfloat16) else 'no')")}
