@@ -96,6 +96,39 @@ def test_proportional_gap_weighting_draws_gap_g_with_probability_g_over_the_sum(
         cfg_for(tmp_path, "interpolation", {**RANGES, "gap_weighting": "long"})
 
 
+def test_proportional_keyframe_count_weighting_draws_k_with_probability_k_over_the_sum(tmp_path):
+    from vidiff.training.config import config_hash
+
+    stage = stage_for(tmp_path, keyframe_count_weighting="proportional", default_layout_prob=0.0)
+    n = 7000
+    layouts = [stage.keyframe_layout(0, step) for step in range(n)]
+    counts = torch.bincount(torch.tensor([k for k, _ in layouts]), minlength=10)
+    expected = torch.arange(10, dtype=torch.float64) / sum(range(3, 10))  # K in 3..9 sums to 42
+    expected[:3] = 0
+    sd = (expected * (1 - expected) / n).sqrt()
+    assert bool(((counts / n - expected).abs() <= 4 * sd + 1e-12).all()), counts  # 4 standard errors
+    assert counts[9] > 2.5 * counts[3]  # uniform draws would give about equal counts
+    assert {s for _, s in layouts} == {3, 4, 5}  # the stride stays uniform over its range
+    assert stage.keyframe_layout(0, 5) == stage.keyframe_layout(0, 5)  # from (seed, step): a resume replays it
+    # the default share still comes first: all of it at probability 1
+    assert {stage_for(tmp_path, keyframe_count_weighting="proportional", default_layout_prob=1.0)
+            .keyframe_layout(0, step) for step in range(50)} == {(4, 5)}
+    uniform = stage_for(tmp_path, default_layout_prob=0.0)
+    assert config_hash(stage.cfg) != config_hash(uniform.cfg)
+    # a uniform run replays the draws of the runs from before the key existed: one rand, then K, then the stride
+    from vidiff.random import generator
+
+    def before(step):
+        g = generator(0, step, "layout")
+        torch.rand((), generator=g)
+        return int(torch.randint(3, 10, (1,), generator=g)), int(torch.randint(3, 6, (1,), generator=g))
+    assert [uniform.keyframe_layout(0, step) for step in range(200)] == [before(step) for step in range(200)]
+    with pytest.raises(ConfigError, match="keyframe_count_weighting: only the keyframe stage"):
+        cfg_for(tmp_path, "interpolation", {**RANGES, "keyframe_count_weighting": "proportional"})
+    with pytest.raises(ConfigError, match="keyframe_count_weighting"):
+        cfg_for(tmp_path, "keyframes", {**RANGES, "keyframe_count_weighting": "long"})
+
+
 def test_trained_on_records_the_ranges(tmp_path):
     kf, it = stage_for(tmp_path).trained_on(), stage_for(tmp_path, "interpolation").trained_on()
     assert kf.num_frames == (3, 9) and kf.frame_strides == (3, 5)

@@ -74,6 +74,10 @@ class ConditioningSection:
     min_keyframe_stride: Optional[int] = None
     max_keyframe_stride: Optional[int] = None
     default_layout_prob: float = 0.0  # share of steps at exactly (num_keyframes, keyframe_stride) instead
+    # keyframe stage: how K is drawn in the other steps: "uniform", or "proportional" (K with probability
+    # proportional to K). Under train.max_batch_frames a step of K keyframes holds about 1/K as many clips, so
+    # "proportional" gives each K about the same number of training clips: the long layouts get more of them
+    keyframe_count_weighting: Literal["uniform", "proportional"] = "uniform"
     # captions the model learns from: the dataset's own ("dataset"), or for Shapes clips one caption per sample
     # drawn from the caption grammar (vidiff/data/captions.py) for the attributes the clip's caption names
     captions: Literal["dataset", "shapes_grammar"] = "dataset"
@@ -280,7 +284,7 @@ def config_hash(cfg: TrainConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str
     if cfg.train.max_batch_frames is None:  # likewise for runs from before the key existed
         data["train"].pop("max_batch_frames")
     for key, default in (("path_captions_from_step", 0), ("gap_weighting", "uniform"),
-                         ("direction_pairs_from_step", None)):  # likewise
+                         ("keyframe_count_weighting", "uniform"), ("direction_pairs_from_step", None)):  # likewise
         if getattr(cfg.conditioning, key) == default:
             data["conditioning"].pop(key)
     for key in ignore:

@@ -117,6 +117,9 @@ def validate(cfg: TrainConfig, *, folders_here: bool = True) -> TrainConfig:
             raise ConfigError(f"conditioning.{key}: must be in [0, 1]")
     if c.gap_weighting != "uniform" and cfg.stage != "interpolation":
         raise ConfigError(f"conditioning.gap_weighting: only the interpolation stage draws gaps (stage is {cfg.stage!r})")
+    if c.keyframe_count_weighting != "uniform" and cfg.stage != "keyframes":
+        raise ConfigError("conditioning.keyframe_count_weighting: only the keyframe stage draws keyframe counts "
+                          f"(stage is {cfg.stage!r})")
     if c.path_captions_from_step < 0:
         raise ConfigError(f"conditioning.path_captions_from_step: must be >= 0, got {c.path_captions_from_step}")
     # the keys only the grammar's captions serve, and the value that turns each off: named all at once (the

@@ -11,27 +11,32 @@ from vidiff.training.direction_pairs import partner_starts, start_range
 from vidiff.training.sample_stream import take_rows
 
 
+def _draw(lo: int, hi: int, weighting: str, g: torch.Generator) -> int:
+    """An integer in lo..hi: uniform, or "proportional" (n with probability n / sum). The uniform draw is the one
+    runs from before the weightings made, so their resumes replay it."""
+    if weighting == "uniform":
+        return int(torch.randint(lo, hi + 1, (1,), generator=g))
+    values = torch.arange(lo, hi + 1, dtype=torch.float64)
+    return int(values[torch.multinomial(values, 1, generator=g)])
+
+
 class TrainingWindows:
     def keyframe_layout(self, seed: int, step: int) -> tuple[int, int]:
         """(K, stride) of the keyframe stage at `step`: the default layout with probability default_layout_prob,
-        else K and the stride uniform over their ranges; drawn from (seed, step) alone, so a resume replays it."""
+        else K drawn by keyframe_count_weighting and the stride uniform over their ranges; drawn from (seed, step) alone, so a resume replays it."""
         c = self.cfg.conditioning
         g = generator(seed, step, "layout")
         if float(torch.rand((), generator=g)) < c.default_layout_prob:
             return c.num_keyframes, c.keyframe_stride
         (k_lo, k_hi), (s_lo, s_hi) = c.keyframe_counts(), c.keyframe_strides()
-        k = int(torch.randint(k_lo, k_hi + 1, (1,), generator=g))
+        k = _draw(k_lo, k_hi, c.keyframe_count_weighting, g)
         return k, int(torch.randint(s_lo, s_hi + 1, (1,), generator=g))
 
     def interpolation_gap(self, seed: int, step: int, total: int) -> int:
         """The interpolation stage's gap at `step` (one per step: a batch needs one window length)."""
         c = self.cfg.conditioning
         g = generator(seed, step, "gap")
-        hi = min(c.max_gap, total - 1)
-        if c.gap_weighting == "uniform":
-            return int(torch.randint(c.min_gap, hi + 1, (1,), generator=g))
-        gaps = torch.arange(c.min_gap, hi + 1, dtype=torch.float64)
-        return int(gaps[torch.multinomial(gaps, 1, generator=g)])
+        return _draw(c.min_gap, min(c.max_gap, total - 1), c.gap_weighting, g)
 
     def window_length(self, seed: int, step: int, total: int) -> int:
         """Model frames per sample at `step`: K keyframes, or gap + 1 for an interpolation window."""
