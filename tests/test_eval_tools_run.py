@@ -22,8 +22,10 @@ def _run(*args: str) -> str:
 def test_eval_bundled_runs_every_check(tmp_path):
     _run("tools/eval_bundled.py", "--model", BUNDLE, "--num", "1", "--paraphrase", "--user-wording", "d", "e",
          "--layouts", "16:6x3", "--layout-num", "1", "--trials", "1", "--extend-long", "16",
-         "--user-keyframes", "16@0,7,15", "--out", str(tmp_path / "eb"))
+         "--user-keyframes", "16@0,7,15", "--first-seed", "20000", "--out", str(tmp_path / "eb"))
     summary = json.loads((tmp_path / "eb" / "summary.json").read_text())
+    for clip in ("t2v/t2v_000.mp4.json", "layout_16_6x3/t2v_000.mp4.json"):  # the tuning seeds, not the reported
+        assert json.loads((tmp_path / "eb" / clip).read_text())["seed"] == 20000
     assert {"t2v", "paraphrase", "user_wording", "layouts", "user_keyframes", "animate", "extend",
             "extend_long"} <= set(summary)
     assert set(summary["user_wording"]) >= {"d", "e"}
