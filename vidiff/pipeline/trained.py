@@ -80,9 +80,9 @@ def same_text_encoder(recorded: str, ref: str) -> bool:
         return True
     if not (a.is_dir() and b.is_dir()):  # trained elsewhere (another machine), or recorded relative to training:
         return a.name == b.name  # the folder shipped beside the pipeline under its name cannot be compared
-    from vidiff.text import _weights_digest
+    from vidiff.text_folder import weights_digest
 
-    return _weights_digest(a) == _weights_digest(b)
+    return weights_digest(a) == weights_digest(b)
 
 
 def read_trained_records(folder: Path, config) -> dict[str, TrainedOn | None]:

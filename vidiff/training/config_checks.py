@@ -233,7 +233,7 @@ def _check_latent_model(cfg: TrainConfig, cached: tuple[int, ...] | None) -> Non
 def _check_text_width(cfg: TrainConfig) -> None:
     """The text encoder's width against the model's model.context_dim: another one failed at the first step, after
     the model was built, in a size-mismatch traceback. Read from the encoder's config.json, nothing loaded."""
-    from vidiff.text import config_width
+    from vidiff.text_folder import config_width
 
     if not _encoder_here(cfg):
         return  # said where it is loaded
@@ -252,7 +252,7 @@ def _check_cache_text(cfg: TrainConfig, index: dict | None) -> None:
     """A latent cache's stored caption embeddings (read by conditioning.captions: dataset) against `text_encoder`:
     another encoder of the same width trained on the cached embeddings while the part recorded the configured one,
     without a word; another width failed at the first step in a traceback."""
-    from vidiff.text import same_weights
+    from vidiff.text_folder import same_weights
 
     if cfg.conditioning.captions != "dataset" or not isinstance(index, dict):
         return  # shapes_grammar encodes every caption afresh with text_encoder
