@@ -94,6 +94,18 @@ def test_prompts_read_as_written(prompt):
     ("a yellow one rolls to the left", "a yellow one rolls to the left"),
     ("Blue rolls to the left", "Blue rolls to the left"),
     ("this drops down", "this drops down"),
+    # a command with no article before its object: the verb first, then the object's noun ("Roll" and "Drop" were
+    # read as round things: "Circle square left")
+    ("Roll coin left", "Roll circle left"),
+    ("Roll square left", "Roll square left"),
+    ("Drop cube down", "Drop square down"),
+    ("drop red cube down", "drop red square down"),
+    ("Push orb left", "Push circle left"),
+    ("Move cube to the left", "Move square to the left"),
+    # ... but a noun first, with a verb-like noun after it, stays the object's
+    ("Block drop down", "Square drop down"),
+    ("Box drop down", "Box drop down"),
+    ("Roll moving left", "Circle moving left"),
     # a bare noun is still the object's before its verb, punctuation or a trained place phrase
     ("Orb rises", "Circle rises"),
     ("Cube, the red one, moving left", "Square, the red one, moving left"),

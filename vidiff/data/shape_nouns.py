@@ -17,7 +17,8 @@ place word before the phrase. So a verb ("it drops", "rolls left"), a place ("mo
 likeness ("like a cube") are not read. Many of these nouns are verbs too ("drop", "roll", "point", "block"): one with
 no article before it ("Roll a cube left", "drop down", "red drops down", "this drops") is a verb where a determiner,
 a pronoun or a direction comes next, or a place for an imperative or a plural ("Roll to the left", "Blue rolls to
-the left"), and "one" after a colour or size is a pronoun ("the red one drops").
+the left"), and "one" after a colour or size is a pronoun ("the red one drops"). A command said first, with its
+object and no article ("Roll coin left", "Drop cube down", "Push orb left"), is read as the verb and its object.
 """
 from __future__ import annotations
 
@@ -52,6 +53,30 @@ _DIRECTIONS = {"left", "right", "up", "down", "away", "off", "out", "back", "aro
 _PLACES = {"to", "into", "onto", "toward", "towards", "at", "from", "past", "through", "across", "over", "under",
            "near", "around", "behind", "inside", "beside", "beneath", "above", "below", "like", "on", "off", "out",
            "by", "than"}
+
+
+# commands said first with no article before their object ("Roll coin left", "Drop cube down", "Push orb left"):
+# the first word is the verb (WordNet reads "roll" and "drop" as round things), the next noun the object's
+_COMMAND_VERBS = {"roll", "drop", "wheel", "bowl", "tip", "push", "pull", "move", "slide", "send", "shift", "drag",
+                  "throw", "toss", "launch", "fly", "float", "spin", "bounce", "glide", "drift", "lift", "raise",
+                  "lower", "carry", "steer", "guide", "make", "show", "animate", "draw", "render"}
+
+
+def _command_first(words: list[str], colours: set[str]) -> bool:
+    """Whether the prompt opens with a command whose verb is also a shape noun and whose object follows without an
+    article ("Roll coin left", "drop red cube down"): the next word names the object or describes it."""
+    if len(words) < 2 or words[0] not in _COMMAND_VERBS:
+        return False
+    after = words[1]  # not another command word: "Block drop down" is a block dropping
+    return after not in _COMMAND_VERBS and (
+        after in colours or after in _SIZES or after in _LOOKS
+        or (_singular(after) == after and (after in _NOUNS or after in _trained_nouns())))
+
+
+def _trained_nouns() -> set[str]:
+    from vidiff.data.captions import TRAIN
+
+    return {w for nouns in TRAIN.shapes.values() for w in nouns}
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,10 @@ def _starts_noun(words: list[str], i: int, colours: set[str], ends: bool = False
         elif article:  # a determiner stands between this word and the noun
             return False  # a determiner after a colour or size is a pronoun: "the red one drops"
         j -= 1
+    if i == 0 and _command_first(words, colours):
+        return False  # "Roll coin left": the command's verb
+    if j == 0 and _command_first(words, colours):
+        return True  # "Roll coin left", "drop red cube down": the command's object
     if not ((j < i - 1 or i == 0) and (j < 0 or words[j] not in _PLACES)):
         return False
     after = words[i + 1] if i + 1 < len(words) else None
