@@ -97,6 +97,8 @@ def test_prompts_read_as_written(prompt):
     # a command with no article before its object: the verb first, then the object's noun ("Roll" and "Drop" were
     # read as round things: "Circle square left")
     ("Roll coin left", "Roll circle left"),
+    ("a blue Rubik's cube going down", "a blue square going down"),  # the name's capital, not the square's
+    ("Rubik's cube going down", "Square going down"),
     ("Roll square left", "Roll square left"),
     ("Drop cube down", "Drop square down"),
     ("drop red cube down", "drop red square down"),

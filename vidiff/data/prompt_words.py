@@ -25,14 +25,14 @@ def singular(word: str, nouns) -> str | None:
     return word if word in nouns else plural_of(word, nouns)
 
 
-def replace_word(prompt: str, tokens: list[Token], i: int, word: str) -> str:
-    """`prompt` with token i said as `word`, in its capitals, and an article right before it agreeing ("an
-    orange ball" -> "a red ball", "an orb" -> "a circle")."""
+def replace_word(prompt: str, tokens: list[Token], i: int, word: str, keep_case: bool = True) -> str:
+    """`prompt` with token i said as `word`, in its capitals (`keep_case` False: as `word` is), and an article right
+    before it agreeing ("an orange ball" -> "a red ball", "an orb" -> "a circle")."""
     def cased(new: str, old: str) -> str:
         return new.upper() if old.isupper() and len(old) > 1 else new.capitalize() if old[0].isupper() else new
 
     start, end = tokens[i][1]
-    text = prompt[:start] + cased(word, prompt[start:end]) + prompt[end:]
+    text = prompt[:start] + (cased(word, prompt[start:end]) if keep_case else word) + prompt[end:]
     if i and tokens[i - 1][0] in ("a", "an") and not prompt[tokens[i - 1][1][1]:start].strip(" '\"\u2018\u201c"):
         a_start, a_end = tokens[i - 1][1]
         text = text[:a_start] + cased("an" if word[0] in "aeiou" else "a", prompt[a_start:a_end]) + text[a_end:]

@@ -221,7 +221,9 @@ def _read_phrase(prompt: str, tokens, words: list[str], colours: set[str], ends:
             span = (tokens[start][1][0], tokens[start + n - 1][1][1])
             merged = tokens[:start] + [(joined, span)] + tokens[start + n:]
             plain = _PLAIN_NOUN[shape] + ("s" if plural else "")
-            return replace_word(prompt, merged, start, plain), ShapeReading(prompt[span[0]:span[1]].lower(), shape)
+            # a name's capital inside the prompt is the name's ("a blue Rubik's cube" -> "a blue square")
+            read = replace_word(prompt, merged, start, plain, keep_case=start == 0)
+            return read, ShapeReading(prompt[span[0]:span[1]].lower(), shape)
     return prompt, None
 
 
