@@ -63,8 +63,8 @@ _COMMAND_VERBS = {"roll", "drop", "wheel", "bowl", "tip", "push", "pull", "move"
 
 
 def _command_first(words: list[str], colours: set[str]) -> bool:
-    """Whether the prompt opens with a command whose verb is also a shape noun and whose object follows without an
-    article ("Roll coin left", "drop red cube down"): the next word names the object or describes it."""
+    """Whether the prompt opens with a command whose object follows without an article ("Roll coin left", "drop red
+    cube down", "Push orb left"): the next word names the object or describes it."""
     if len(words) < 2 or words[0] not in _COMMAND_VERBS:
         return False
     after = words[1]  # not another command word: "Block drop down" is a block dropping

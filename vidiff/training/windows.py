@@ -23,7 +23,8 @@ def _draw(lo: int, hi: int, weighting: str, g: torch.Generator) -> int:
 class TrainingWindows:
     def keyframe_layout(self, seed: int, step: int) -> tuple[int, int]:
         """(K, stride) of the keyframe stage at `step`: the default layout with probability default_layout_prob,
-        else K drawn by keyframe_count_weighting and the stride uniform over their ranges; drawn from (seed, step) alone, so a resume replays it."""
+        else K drawn by keyframe_count_weighting and the stride uniform over their ranges; drawn from (seed, step)
+        alone, so a resume replays it."""
         c = self.cfg.conditioning
         g = generator(seed, step, "layout")
         if float(torch.rand((), generator=g)) < c.default_layout_prob:
