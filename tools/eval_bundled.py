@@ -16,8 +16,9 @@ written apart from the caption grammar), into DIR/t2v_user (set a) or DIR/t2v_us
 (FRAMES:KxSTRIDE, frames = (K - 1) * stride + 1), --layout-num clips each, into DIR/layout_FRAMES_KxS.
 --user-keyframes adds text to video with held-out frames given at any indices (FRAMES@I,J,...), --layout-num clips
 each. --first-seed S (default 10000) seeds text-to-video clip i, at every layout, with S + i: the reported figures
-use 10000, a comparison that chooses a setting 20000 or more. --extend-long N extends --trials held-out clips by N frames (extend_long: speed of the last 16 frames, a seam
-check a perfect generator passes, and three oracles beside the model) of clips given --extend-given frames.
+use 10000, a comparison that chooses a setting 20000 or more. --extend-long N extends --trials held-out clips by N
+frames (extend_long: speed of the last 16 frames, a seam check a perfect generator passes, and three oracles beside
+the model) of clips given --extend-given frames.
 """
 from __future__ import annotations
 

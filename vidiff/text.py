@@ -55,7 +55,6 @@ class TextEncoderConfig:
     cache_size: int = 256  # prompts whose embeddings are kept (LRU); 0 disables the cache
 
 
-
 class TextEncoder:
     """Frozen text encoder. `encode(prompts) -> (context (B,L,D) float32, context_mask (B,L) bool)`."""
 
@@ -265,8 +264,6 @@ def _unfitting_weights(info: dict) -> str:
         parts.append(f"{len(resized)} of another shape (e.g. {name}: {tuple(found)} in the file, "
                      f"{tuple(wanted)} in the model)")
     return "; ".join(parts)
-
-
 
 
 def _position_limit(config) -> int | None:

@@ -23,6 +23,7 @@ object and no article ("Roll coin left", "Drop cube down", "Push orb left"), is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from vidiff.data.prompt_words import plural_of, prompt_tokens, replace_word, singular
 from vidiff.data.object_shapes import OBJECT_PHRASES, OBJECT_SHAPES
@@ -73,10 +74,11 @@ def _command_first(words: list[str], colours: set[str]) -> bool:
         or (_singular(after) == after and (after in _NOUNS or after in _trained_nouns())))
 
 
-def _trained_nouns() -> set[str]:
+@cache
+def _trained_nouns() -> frozenset[str]:
     from vidiff.data.captions import TRAIN
 
-    return {w for nouns in TRAIN.shapes.values() for w in nouns}
+    return frozenset(w for nouns in TRAIN.shapes.values() for w in nouns)
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,8 @@ def _starts_noun(words: list[str], i: int, colours: set[str], ends: bool = False
         elif article:  # a determiner stands between this word and the noun
             return False  # a determiner after a colour or size is a pronoun: "the red one drops"
         j -= 1
-    if i == 0 and _command_first(words, colours):
-        return False  # "Roll coin left": the command's verb
-    if j == 0 and _command_first(words, colours):
-        return True  # "Roll coin left", "drop red cube down": the command's object
+    if (i == 0 or j == 0) and _command_first(words, colours):  # the first word, or the noun after it (j == 0)
+        return i > 0  # "Roll coin left", "drop red cube down": "roll" the verb, "coin" and "cube" the object
     if not ((j < i - 1 or i == 0) and (j < 0 or words[j] not in _PLACES)):
         return False
     after = words[i + 1] if i + 1 < len(words) else None
@@ -151,7 +151,7 @@ def read_shape_nouns(prompt: str) -> tuple[str, ShapeReading | None]:
 
     tokens = prompt_tokens(prompt)
     words = [w for w, _ in tokens]
-    trained = {w for nouns in TRAIN.shapes.values() for w in nouns}
+    trained = _trained_nouns()
     colours = {w for names in TRAIN.colours.values() for w in names}
     negated = negated_spans(prompt, _NEGATABLE)
     ends = [i + 1 == len(tokens) or prompt[span[1]:tokens[i + 1][1][0]].strip() != "" for i, (_, span) in
