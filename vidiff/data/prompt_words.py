@@ -39,15 +39,19 @@ def replace_word(prompt: str, tokens: list[Token], i: int, word: str, keep_case:
     return text
 
 
-def read_untrained_words(prompt: str, colours: bool = True, shapes: bool = True):
-    """(the prompt in a Shapes model's trained words, the colour reading, the shape reading): a shape noun no
-    training caption used said as the shape WordNet defines it as ("a cube" -> "a square": shape_nouns.py), then a
-    colour name as the palette colour it names ("the scarlet ring" -> "the red ring": colour_names.py); `colours`,
-    `shapes` False leave that kind as written (pipeline.yaml read_colour_names, read_shape_nouns)."""
+def read_untrained_words(prompt: str, colours: bool = True, shapes: bool = True, spelling: bool = True):
+    """(the prompt in a Shapes model's trained words, the colour reading, the shape reading, the spelling reading): a
+    misspelt colour, shape or direction word said as the word meant ("a yelow squre" -> "a yellow square":
+    prompt_spelling.py), a shape noun no training caption used as the shape WordNet defines it as ("a cube" -> "a
+    square": shape_nouns.py), then a colour name as the palette colour it names ("the scarlet ring" -> "the red ring":
+    colour_names.py); `colours`, `shapes`, `spelling` False leave that kind as written (pipeline.yaml
+    read_colour_names, read_shape_nouns, read_misspellings)."""
     from vidiff.data.colour_names import read_colour_names
+    from vidiff.data.prompt_spelling import read_misspellings
     from vidiff.data.shape_nouns import read_shape_nouns
 
-    read, shape = read_shape_nouns(prompt) if shapes else (prompt, None)
+    read, spelt = read_misspellings(prompt) if spelling else (prompt, None)
+    read, shape = read_shape_nouns(read) if shapes else (read, None)
     # the noun's rewrite keeps every colour word where it was, so the colour is read of the same object
     read, reading = read_colour_names(read) if colours else (read, None)
-    return read, reading, shape
+    return read, reading, shape, spelt

@@ -116,6 +116,9 @@ class PipelineConfig:
     # ("cube" -> square) and the text encoder gets that shape's word (vidiff/data/shape_nouns.py); false: as written
     # (with read_as_template false too)
     read_shape_nouns: bool = True
+    # with prompt_vocabulary shapes: a word no vocabulary holds, one letter from one colour, shape or direction word
+    # ("squre", "yelow"), is read as that word (vidiff/data/prompt_spelling.py); false: as written
+    read_misspellings: bool = True
     # with prompt_vocabulary shapes: a prompt whose one colour, shape and direction the prompt reader finds goes to the
     # text encoder in the plain template, "a red circle moving left" (vidiff/data/prompt_template.py); false: the
     # prompt with its colour names and shape nouns read

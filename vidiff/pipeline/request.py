@@ -61,19 +61,21 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     from vidiff.data.prompt_template import template_reading, template_reading_note
     from vidiff.data.shape_nouns import shape_reading_note
     from vidiff.data.prompt_negations import negated_words_note
+    from vidiff.data.prompt_spelling import spelling_reading_note
     from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
     from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 
     by_maps_known = ("direction",) if by_maps else ()
     # what the model reads: a colour name said as its palette colour ("a teal box" names green, not no colour), a
     # shape noun as its shape
-    read, reading, shape = read_prompt(config, prompt)
+    read, reading, shape, spelt = read_prompt(config, prompt)
     if task == "animate":
         notes = [unnamed_attributes_note(prompt, ("colour", "shape") + by_maps_known)]
     else:
         looked_at = tuple(key for key, known in (("colour", reading and reading.colour), ("shape", shape)) if not known)
         template = template_reading(read) if config.read_as_template else None
-        notes = [colour_reading_note(reading) if reading else None, shape_reading_note(shape) if shape else None,
+        notes = [spelling_reading_note(spelt) if spelt else None,
+                 colour_reading_note(reading) if reading else None, shape_reading_note(shape) if shape else None,
                  # the template says each attribute in a trained word
                  template_reading_note(prompt, template) if template else untrained_words_note(prompt, looked_at)]
     if task == "generate":
@@ -87,13 +89,16 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
 
 
 def read_prompt(config: PipelineConfig, prompt: str):
-    """(the prompt as a Shapes pipeline's text encoder gets it, the colour reading, the shape reading): a colour
-    name it was not trained on said as the palette colour that name means ("the scarlet ring" -> "the red ring":
-    vidiff/data/colour_names.py, pipeline.yaml read_colour_names), a shape noun as the shape WordNet defines it as
-    ("a cube" -> "a square": vidiff/data/shape_nouns.py, read_shape_nouns). Both read the prompt as written."""
+    """(the prompt as a Shapes pipeline's text encoder gets it, the colour reading, the shape reading, the spelling
+    reading): a misspelt colour, shape or direction word said as the word meant ("a yelow squre" -> "a yellow
+    square": vidiff/data/prompt_spelling.py, pipeline.yaml read_misspellings), a colour name it was not trained on
+    as the palette colour that name means ("the scarlet ring" -> "the red ring": vidiff/data/colour_names.py,
+    read_colour_names), a shape noun as the shape WordNet defines it as ("a cube" -> "a square":
+    vidiff/data/shape_nouns.py, read_shape_nouns)."""
     from vidiff.data.prompt_words import read_untrained_words
 
-    return read_untrained_words(prompt, colours=config.read_colour_names, shapes=config.read_shape_nouns)
+    return read_untrained_words(prompt, colours=config.read_colour_names, shapes=config.read_shape_nouns,
+                                spelling=config.read_misspellings)
 
 
 def encoder_prompts(config: PipelineConfig, prompts: list[str] | None,
