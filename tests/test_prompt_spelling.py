@@ -3,7 +3,6 @@ tools/wordnet_near_words.py)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import random
 import string
 import time
@@ -105,19 +104,12 @@ def test_a_long_prompt_of_unknown_words_is_read_quickly():
     assert time.perf_counter() - start < 5  # 0.2 s here: an index of deletions, not a scan of every word
 
 
-def _builder():
-    spec = importlib.util.spec_from_file_location("wordnet_near_words", ROOT / "tools" / "wordnet_near_words.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(not (WORDNET / "index.noun").is_file(),
                     reason="WordNet's files are not here (Debian: apt-get install wordnet-base; make test-tools)")
-def test_the_shipped_stop_list_is_what_the_tool_builds_from_wordnet():
-    builder = _builder()
+def test_the_shipped_stop_list_is_what_the_tool_builds_from_wordnet(load_tool):
+    builder = load_tool("wordnet_near_words")
     words = builder.english_words(WORDNET)
     assert {"mellow", "preen", "rinsing", "paler", "berries"} <= words  # lemmas and their regular forms
-    near = {w for w in words if len(w) >= 4 and w not in shapes_words() and builder.near_shapes_words(w)}
+    near = builder.near_words(words)
     assert near == WORDNET_NEAR_WORDS
     assert builder.module_text(near) == (ROOT / "vidiff" / "data" / "wordnet_near_words.py").read_text()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 WORDNET = Path("/usr/share/wordnet")
 
 
-def _builder():
-    spec = importlib.util.spec_from_file_location("wordnet_shape_nouns", ROOT / "tools" / "wordnet_shape_nouns.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(not (WORDNET / "data.noun").is_file(),
                     reason="WordNet's files are not here (Debian: apt-get install wordnet-base; make test-tools)")
-def test_the_shipped_table_is_what_the_rule_builds_from_wordnet():
-    builder = _builder()
+def test_the_shipped_table_is_what_the_rule_builds_from_wordnet(load_tool):
+    builder = load_tool("wordnet_shape_nouns")
     nouns = builder.shape_nouns(builder.WordNet(WORDNET))
     assert nouns == WORDNET_SHAPE_NOUNS
     assert builder.module_text(nouns) == (ROOT / "vidiff" / "data" / "wordnet_shapes.py").read_text()
@@ -48,8 +40,8 @@ def test_every_training_noun_wordnet_places_reads_as_its_trained_shape():
     ("a shape whose base is a circle and whose sides taper up to a point", set()),  # a cone: its base's shape
     ("a solid figure bounded by a spherical surface; \"the triangle in the quote is an example\"", {"circle"}),
 ])
-def test_a_definition_names_the_shape_of_the_body_not_of_its_base(gloss, shapes):
-    assert _builder().definition_shapes(gloss) == shapes
+def test_a_definition_names_the_shape_of_the_body_not_of_its_base(gloss, shapes, load_tool):
+    assert load_tool("wordnet_shape_nouns").definition_shapes(gloss) == shapes
 
 
 @pytest.mark.parametrize("prompt, encoded, word", [

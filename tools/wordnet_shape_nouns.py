@@ -128,18 +128,21 @@ documentation shall at all times remain with Princeton University and LICENSEE a
 '''
 
 
+def wrapped_rows(items: list[str]) -> list[str]:
+    """`items` (each a Python literal and its comma) as rows of a module's table, indented 4, at most 118 wide."""
+    rows, row = [], "   "
+    for item in items:
+        if len(row) + len(item) + 1 > 118:
+            rows.append(row)
+            row = "   "
+        row += " " + item
+    return rows + [row]
+
+
 def module_text(nouns: dict[str, str]) -> str:
     lines = [HEADER, "WORDNET_SHAPE_NOUNS = {"]
     for shape in ("circle", "square", "triangle"):
-        words = [w for w, s in nouns.items() if s == shape]
-        row = "   "
-        for word in words:
-            item = f' "{word}": "{shape}",'
-            if len(row) + len(item) > 118:
-                lines.append(row)
-                row = "   "
-            row += item
-        lines.append(row)
+        lines += wrapped_rows([f'"{w}": "{shape}",' for w, s in nouns.items() if s == shape])
     lines.append("}")
     return "\n".join(lines) + "\n"
 
