@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from vidiff.data.prompt_words import read_untrained_words
-from vidiff.data.shapes_prompt import ambiguous_prompt_note, parse_prompt
+from vidiff.data.prompt_ambiguity import ambiguous_prompt_note
+from vidiff.data.shapes_prompt import parse_prompt
 
 CORPORA = Path(__file__).parent / "data" / "prompt_corpora"
 

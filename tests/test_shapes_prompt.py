@@ -3,7 +3,8 @@ import pytest
 
 from vidiff.config import ConfigError
 from vidiff.data.captions import HELD_OUT, TRAIN, untrained_words_note
-from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
+from vidiff.data.prompt_ambiguity import ambiguous_prompt_note
+from vidiff.data.shapes_prompt import unnamed_attributes_note
 from vidiff.pipeline.config import pipeline_config_from_dict
 
 

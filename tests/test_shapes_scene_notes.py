@@ -2,7 +2,8 @@
 or a place the domain does not take from words; and that a background colour is not read as the object's."""
 import pytest
 
-from vidiff.data.shapes_prompt import ambiguous_prompt_note, parse_prompt
+from vidiff.data.prompt_ambiguity import ambiguous_prompt_note
+from vidiff.data.shapes_prompt import parse_prompt
 from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 from vidiff.pipeline.config import pipeline_config_from_dict
 from vidiff.pipeline.request import prompt_notes

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 
+from vidiff.data.prompt_ambiguity import ambiguous_prompt_note
 from vidiff.data.prompt_negations import negated_words_note
 from vidiff.data.shapes import prompt_for
-from vidiff.data.shapes_prompt import ambiguous_prompt_note, colour_said_of_the_object, named_values
+from vidiff.data.shapes_prompt import colour_said_of_the_object, named_values
 
 
 def template_reading(read: str, still: tuple[str, str] | None = None) -> str | None:

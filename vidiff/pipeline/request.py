@@ -62,7 +62,8 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     from vidiff.data.shape_nouns import shape_reading_note
     from vidiff.data.prompt_negations import negated_words_note
     from vidiff.data.prompt_spelling import spelling_reading_note
-    from vidiff.data.shapes_prompt import ambiguous_prompt_note, unnamed_attributes_note
+    from vidiff.data.prompt_ambiguity import ambiguous_prompt_note
+    from vidiff.data.shapes_prompt import unnamed_attributes_note
     from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 
     by_maps_known = ("direction",) if by_maps else ()
