@@ -46,6 +46,7 @@ def test_one_edit_is_damerau_s_four_errors(a, b, one):
     ("a red pyramd sliding right", "a red triangle moving right"),
     ("a turquiose ball heading east", "a green circle moving right"),
     ("a red circle rissing", "a red circle moving up"),
+    ("a gol square moving lft", "a yellow square moving left"),  # 3 letters: a letter dropped from a 4-letter word
 ])
 def test_a_misspelt_word_reaches_the_encoder_as_the_word_meant(prompt, encoded):
     assert encoder_prompts(SHAPES, [prompt]) == [encoded]
@@ -57,7 +58,8 @@ def test_a_misspelt_word_reaches_the_encoder_as_the_word_meant(prompt, encoded):
     "pointy", "bluey", "cubed",  # made from a Shapes word, not a slip of one
     "gren",  # one letter from green and from grey
     "teal", "mauve", "skyward", "orbs", "cubes",  # words (and plurals) the readers know
-    "blu", "rde",  # too short to say which word
+    "bu", "rd",  # too short to say which word
+    "eft", "bock",  # WordNet's (a newt, a beer)
 ])
 def test_words_that_are_no_misspelling_of_one_shapes_word_stay(word):
     assert meant_word(word) is None
@@ -68,6 +70,17 @@ def test_no_shapes_word_and_no_wordnet_word_near_one_is_read_as_another():
     assert all(meant_word(w) is None for w in shapes_words())
     assert all(meant_word(w) is None for w in WORDNET_NEAR_WORDS)
     assert {"mellow", "preen", "deft"} <= WORDNET_NEAR_WORDS
+
+
+@pytest.mark.parametrize("prompt, read", [
+    ("a blue square moving letf", "a blue square moving left"),  # left, not the colour leaf: the colour is named
+    ("a red blck moving up", "a red block moving up"),  # block, not black
+    ("a blck square moving up", "a black square moving up"),
+    ("a gren box moving left", "a gren box moving left"),  # green or grey: both colours
+    ("a red ringg moving up", "a red ring moving up"),  # ring or rings: one noun
+])
+def test_a_word_one_edit_from_several_is_read_as_what_the_prompt_lacks(prompt, read):
+    assert read_misspellings(prompt)[0] == read
 
 
 def test_the_reading_keeps_the_rest_of_the_prompt_and_its_capitals():
@@ -113,3 +126,10 @@ def test_the_shipped_stop_list_is_what_the_tool_builds_from_wordnet(load_tool):
     near = builder.near_words(words)
     assert near == WORDNET_NEAR_WORDS
     assert builder.module_text(near) == (ROOT / "vidiff" / "data" / "wordnet_near_words.py").read_text()
+
+
+def test_the_typo_benchmark_makes_one_edit_each_time(load_tool):
+    tool = load_tool("typo_readings")
+    rng = random.Random(3)
+    for word in ("left", "square", "cobalt", "east") * 50:
+        assert _one_edit(word, tool.one_edit(word, rng))

@@ -56,7 +56,7 @@ def english_words(folder: Path) -> set[str]:
 
 
 def near_words(words: set[str]) -> set[str]:
-    """The words of `words` that the spelling reader would read as a Shapes word: 4 letters or more, no Shapes word,
+    """The words of `words` that the spelling reader would read as a Shapes word: 3 letters or more, no Shapes word,
     one edit from one."""
     return {w for w in words if len(w) >= SHORTEST and w not in shapes_words() and near_shapes_words(w)}
 

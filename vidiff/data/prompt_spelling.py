@@ -7,10 +7,11 @@ shape or direction word some reader knows, of 4 letters or more) when
 - it is no word the readers know and no English word: not a whole word of the default text encoder's WordPiece
   vocabulary (about 22,000 lower-case words: "greet", "glue", "light") nor one of WordNet's words one edit from a
   Shapes word, which that vocabulary lacks ("mellow", "preen", "deft": wordnet_near_words.py);
-- it has 4 letters or more; and
-- it is one edit from that Shapes word and from no other: a letter added, dropped or changed, or two neighbours
-  swapped. Damerau (1964) found over 80% of misspellings to be one such edit. "gren" is one letter from both green
-  and grey, so it stays as written.
+- it has 3 letters or more ("gol", "lft"); and
+- it is one edit from that Shapes word: a letter added, dropped or changed, or two neighbours swapped. Damerau (1964)
+  found over 80% of misspellings to be one such edit. A word one edit from several is read as the one that names
+  what the rest of the prompt does not ("a blue square moving letf": left, not the colour leaf), else left as
+  written ("gren": green or grey).
 
 Each word so read gets a one-line note, and every reader after this one sees the word meant.
 """
@@ -24,7 +25,8 @@ from pathlib import Path
 from vidiff.data.prompt_words import plural_of, prompt_tokens, replace_word
 
 _SUFFIXES = "ydrs"
-SHORTEST = 4  # "rde" or "bue" could be many words; and a 3-letter word one edit off "red" is often another word
+SHORTEST = 3  # a misspelt word: "rd" or "bu" could be many words ("gol", "lft": gold, left)
+TARGET_SHORTEST = 4  # a Shapes word: a 3-letter word one edit off "red" or "box" is often another word
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,9 @@ class SpellingReading:
 
 
 @cache
-def shapes_words() -> frozenset[str]:
-    """The one-word colour, shape and direction names the prompt readers know."""
+def _word_kinds() -> dict[str, frozenset[str]]:
+    """The one-word colour, shape and direction names the prompt readers know, each with what it names of the three
+    ("drop" names a shape, WordNet's, and a direction)."""
     from vidiff.data.captions import HELD_OUT, TRAIN
     from vidiff.data.direction_phrases import DIRECTION_WORDS
     from vidiff.data.object_shapes import OBJECT_SHAPES
@@ -43,12 +46,23 @@ def shapes_words() -> frozenset[str]:
     from vidiff.data.wordnet_shapes import WORDNET_SHAPE_NOUNS
     from vidiff.data.xkcd_colours import XKCD_COLOURS
 
-    words = set(_COLOUR_WORDS) | set(_SHAPE_WORDS) | set(DIRECTION_WORDS) | set(OBJECT_SHAPES)
-    words |= set(WORDNET_SHAPE_NOUNS) | set(XKCD_COLOURS)
+    kinds: dict[str, set[str]] = defaultdict(set)
+    named = {"colour": [_COLOUR_WORDS, XKCD_COLOURS], "shape": [_SHAPE_WORDS, OBJECT_SHAPES, WORDNET_SHAPE_NOUNS],
+             "direction": [DIRECTION_WORDS]}
     for vocab in (TRAIN, HELD_OUT):
-        for names in (*vocab.colours.values(), *vocab.shapes.values()):
-            words.update(names)
-    return frozenset(w for w in words if w.isalpha())
+        named["colour"] += list(vocab.colours.values())
+        named["shape"] += list(vocab.shapes.values())
+    for kind, tables in named.items():
+        for table in tables:
+            for word in table:
+                if word.isalpha():
+                    kinds[word].add(kind)
+    return {word: frozenset(k) for word, k in kinds.items()}
+
+
+def shapes_words() -> frozenset[str]:
+    """The one-word colour, shape and direction names the prompt readers know."""
+    return frozenset(_word_kinds())
 
 
 @cache
@@ -75,7 +89,7 @@ def _by_deletion() -> dict[str, frozenset[str]]:
     edit from it shares one of these keys (a symmetric-deletion index; the edit distance then decides)."""
     index: dict[str, set[str]] = defaultdict(set)
     for word in shapes_words():
-        if len(word) >= SHORTEST:
+        if len(word) >= TARGET_SHORTEST:
             for key in _deletions(word) | {word}:
                 index[key].add(word)
     return {key: frozenset(words) for key, words in index.items()}
@@ -101,30 +115,57 @@ def near_shapes_words(word: str) -> set[str]:
     return {w for w in near if _one_edit(word, w) and not (word[:-1] == w and word[-1] in _SUFFIXES)}
 
 
-def meant_word(word: str) -> str | None:
-    """The Shapes word a misspelt `word` (lower case) is read as, or None: a word the readers, the vocabulary or
-    WordNet know, a short one, or one that is one edit from no Shapes word or from several."""
+def _candidates(word: str) -> set[str]:
+    """The Shapes words a misspelt `word` (lower case) may mean: none for a word the readers, the vocabulary or
+    WordNet know, or a short one."""
     from vidiff.data.wordnet_near_words import WORDNET_NEAR_WORDS
 
     known = shapes_words()
     if (len(word) < SHORTEST or word in known or plural_of(word, known) or word in _english_words()
             or word in WORDNET_NEAR_WORDS):
-        return None
+        return set()
     near = near_shapes_words(word)
+    # a noun and its plural ("blockk": block or blocks) say one thing: the noun, as the word is as often one
+    nouns = {w for w in near if not plural_of(w, near)}
+    return nouns if len(nouns) == 1 and all(plural_of(w, nouns) for w in near - nouns) else near
+
+
+def meant_word(word: str) -> str | None:
+    """The Shapes word a misspelt `word` (lower case) is read as on its own, or None: a word the readers, the
+    vocabulary or WordNet know, a short one, or one that is one edit from no Shapes word or from several."""
+    near = _candidates(word)
     return near.pop() if len(near) == 1 else None
 
 
+def _named_kinds(prompt: str) -> set[str]:
+    """Which of colour, shape and direction the prompt reader finds in `prompt`, its colour names and shape nouns read."""
+    from vidiff.data.prompt_words import read_untrained_words
+    from vidiff.data.shapes_prompt import named_values
+
+    return {kind for kind, values in named_values(read_untrained_words(prompt, spelling=False)[0]).items() if values}
+
+
 def read_misspellings(prompt: str) -> tuple[str, SpellingReading | None]:
-    """(the prompt with each misspelt Shapes word said as the word meant, the reading; None where there is none)."""
+    """(the prompt with each misspelt Shapes word said as the word meant, the reading; None where there is none).
+    A word one edit from several is read as the one of them that names what the rest of the prompt does not ("a
+    blue square moving letf": left, not the colour leaf; "a red blck": block, not black)."""
     tokens = prompt_tokens(prompt)
-    said, meant = [], []
+    near = [_candidates(word) for word, _ in tokens]
+    meant = [next(iter(n)) if len(n) == 1 else None for n in near]
+    if any(len(n) > 1 for n in near):
+        read = prompt
+        for i in reversed(range(len(tokens))):
+            if meant[i]:
+                read = replace_word(read, tokens, i, meant[i])
+        named, kinds = _named_kinds(read), _word_kinds()
+        for i, n in enumerate(near):
+            missing = {w for w in n if kinds[w] - named} if len(n) > 1 else set()
+            meant[i] = missing.pop() if len(missing) == 1 else meant[i]
     for i in reversed(range(len(tokens))):  # from the end, so the spans before stay where they are
-        word = meant_word(tokens[i][0])
-        if word:
-            prompt = replace_word(prompt, tokens, i, word)
-            said.insert(0, tokens[i][0])
-            meant.insert(0, word)
-    return (prompt, SpellingReading(tuple(said), tuple(meant))) if said else (prompt, None)
+        if meant[i]:
+            prompt = replace_word(prompt, tokens, i, meant[i])
+    said = tuple(tokens[i][0] for i in range(len(tokens)) if meant[i])
+    return (prompt, SpellingReading(said, tuple(m for m in meant if m))) if said else (prompt, None)
 
 
 def spelling_reading_note(reading: SpellingReading, most: int = 5) -> str:
