@@ -91,8 +91,8 @@ def test_the_reading_keeps_the_rest_of_the_prompt_and_its_capitals():
 
 def test_the_note_names_each_word_read():
     notes = prompt_notes(SHAPES, "a blue squre moving up")
-    assert notes[0] == ("read as misspelt: 'squre' as 'square' (no word the prompt reader or the text encoder's "
-                        "vocabulary knows, and one letter from that word alone)")
+    assert notes[0] == ("read as misspelt: 'squre' as 'square' (a word neither the prompt reader, the text "
+                        "encoder's vocabulary nor WordNet knows, one letter from a colour, shape or direction word)")
     many = SpellingReading(tuple("abcdefg"), tuple("ABCDEFG"))
     assert "'e' as 'E' and 2 more" in spelling_reading_note(many)
     # the shape is read, so no note leaves it to chance

@@ -172,5 +172,5 @@ def spelling_reading_note(reading: SpellingReading, most: int = 5) -> str:
     """The one-line note `vidiff generate` gives for a reading of read_misspellings (the first `most` words)."""
     pairs = ", ".join(f"{s!r} as {m!r}" for s, m in list(zip(reading.said, reading.meant))[:most])
     more = f" and {len(reading.said) - most} more" if len(reading.said) > most else ""
-    return (f"read as misspelt: {pairs}{more} (no word the prompt reader or the text encoder's vocabulary knows, and "
-            "one letter from that word alone)")
+    return (f"read as misspelt: {pairs}{more} (a word neither the prompt reader, the text encoder's vocabulary nor "
+            "WordNet knows, one letter from a colour, shape or direction word)")
