@@ -138,7 +138,8 @@ def meant_word(word: str) -> str | None:
 
 
 def _named_kinds(prompt: str) -> set[str]:
-    """Which of colour, shape and direction the prompt reader finds in `prompt`, its colour names and shape nouns read."""
+    """Which of colour, shape and direction the prompt reader finds in `prompt` (its colour names and shape nouns
+    read)."""
     from vidiff.data.prompt_words import read_untrained_words
     from vidiff.data.shapes_prompt import named_values
 

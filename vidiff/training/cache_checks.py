@@ -48,8 +48,8 @@ def _check_cache_frames(cfg: TrainConfig, shape: tuple[int, ...] | None) -> None
     # recorded them as trained (trained_on.yaml: num_frames up to max_gap + 1) and the pipeline filled them
     if cfg.stage == "interpolation" and c.max_gap + 1 > frames:
         raise ConfigError(f"data.root: the latent cache's clips have {frames} frames, fewer than the "
-                          f"{c.max_gap + 1} of the largest window (conditioning.max_gap + 1); lower conditioning.max_gap "
-                          "or cache longer clips (--frames)")
+                          f"{c.max_gap + 1} of the largest window (conditioning.max_gap + 1); lower "
+                          "conditioning.max_gap or cache longer clips (--frames)")
 
 
 def _check_cache_size(cfg: TrainConfig, index: dict | None) -> None:
