@@ -133,3 +133,10 @@ def test_the_typo_benchmark_makes_one_edit_each_time(load_tool):
     rng = random.Random(3)
     for word in ("left", "square", "cobalt", "east") * 50:
         assert _one_edit(word, tool.one_edit(word, rng))
+
+
+def test_an_animate_prompt_s_misspelt_direction_is_read_and_noted():
+    # the image sets the colour and shape; before, the note left the read direction "to chance"
+    notes = prompt_notes(SHAPES, "make it float upwrd", task="animate")
+    assert len(notes) == 1 and notes[0].startswith("read as misspelt: 'upwrd' as 'upward'")
+    assert encoder_prompts(SHAPES, ["make it float upwrd"], ("red", "circle")) == ["a red circle moving up"]

@@ -61,8 +61,8 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     from vidiff.data.prompt_template import template_reading, template_reading_note
     from vidiff.data.shape_nouns import shape_reading_note
     from vidiff.data.prompt_negations import negated_words_note
-    from vidiff.data.prompt_spelling import spelling_reading_note
     from vidiff.data.prompt_ambiguity import ambiguous_prompt_note
+    from vidiff.data.prompt_spelling import spelling_reading_note
     from vidiff.data.shapes_prompt import unnamed_attributes_note
     from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 
@@ -70,8 +70,9 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     # what the model reads: a colour name said as its palette colour ("a teal box" names green, not no colour), a
     # shape noun as its shape
     read, reading, shape, spelt = read_prompt(config, prompt)
-    if task == "animate":
-        notes = [unnamed_attributes_note(prompt, ("colour", "shape") + by_maps_known)]
+    if task == "animate":  # the image sets the colour and shape; a misspelt direction word is read
+        notes = [spelling_reading_note(spelt) if spelt else None,
+                 unnamed_attributes_note(read, ("colour", "shape") + by_maps_known)]
     else:
         looked_at = tuple(key for key, known in (("colour", reading and reading.colour), ("shape", shape)) if not known)
         template = template_reading(read) if config.read_as_template else None
