@@ -60,6 +60,7 @@ def _word_kinds() -> dict[str, frozenset[str]]:
     return {word: frozenset(k) for word, k in kinds.items()}
 
 
+@cache
 def shapes_words() -> frozenset[str]:
     """The one-word colour, shape and direction names the prompt readers know."""
     return frozenset(_word_kinds())
@@ -154,19 +155,21 @@ def read_misspellings(prompt: str) -> tuple[str, SpellingReading | None]:
     near = [_candidates(word) for word, _ in tokens]
     meant = [next(iter(n)) if len(n) == 1 else None for n in near]
     if any(len(n) > 1 for n in near):
-        read = prompt
-        for i in reversed(range(len(tokens))):
-            if meant[i]:
-                read = replace_word(read, tokens, i, meant[i])
-        named, kinds = _named_kinds(read), _word_kinds()
+        named, kinds = _named_kinds(_said_as(prompt, tokens, meant)), _word_kinds()
         for i, n in enumerate(near):
             missing = {w for w in n if kinds[w] - named} if len(n) > 1 else set()
             meant[i] = missing.pop() if len(missing) == 1 else meant[i]
+    said = tuple(tokens[i][0] for i in range(len(tokens)) if meant[i])
+    read = _said_as(prompt, tokens, meant)
+    return (read, SpellingReading(said, tuple(m for m in meant if m))) if said else (prompt, None)
+
+
+def _said_as(prompt: str, tokens, meant: list[str | None]) -> str:
+    """`prompt` with each token i whose meant[i] is set said as that word."""
     for i in reversed(range(len(tokens))):  # from the end, so the spans before stay where they are
         if meant[i]:
             prompt = replace_word(prompt, tokens, i, meant[i])
-    said = tuple(tokens[i][0] for i in range(len(tokens)) if meant[i])
-    return (prompt, SpellingReading(said, tuple(m for m in meant if m))) if said else (prompt, None)
+    return prompt
 
 
 def spelling_reading_note(reading: SpellingReading, most: int = 5) -> str:
