@@ -287,4 +287,7 @@ def _train_in(run_dir: Path, cfg: TrainConfig, accelerator, resume: str | None, 
         metrics.close()
         run_folder.write_export(run_dir, stage, ema_full)
     accelerator.wait_for_everyone()
+    # the process group torn down here, every rank past the last barrier: left to interpreter exit, Gloo's threads
+    # aborted a finished rank ("terminate called without an active exception", 1 of a CI run's 2-process runs)
+    accelerator.end_training()
     return run_dir
