@@ -1,5 +1,6 @@
 """VideoFolderDataset: captions, skipping, exact epoch replay across instances and DataLoader workers."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -156,6 +157,16 @@ def test_captions_as_users_save_them(tmp_path, caplog):
     assert captions == {"a.mp4": "un cacatoès blanc", "b.mp4": "two", "c.mpg": "three", "d.mp4": ""}
     assert "name 1 clip(s) not in the folder or not readable, e.g. ghost.mp4" in caplog.text
     assert "1 of 4 clips have no caption" in caplog.text
+    os.mkfifo(tmp_path / "b.txt")  # a FIFO, never opened (it would block): b.mp4 keeps its metadata caption
+    (tmp_path / "d.txt").symlink_to(tmp_path / "nowhere.txt")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vidiff"):
+        ds = VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32), scan_workers=1)
+    assert {p.name: c for p, _, _, c in ds.items} == captions
+    assert "2 caption file(s) are not regular files" in caplog.text
+    assert "b.txt: read as no sidecar caption" in caplog.text
+    (tmp_path / "b.txt").unlink()
+    (tmp_path / "d.txt").unlink()
     (tmp_path / "a.txt").write_bytes("un cacatoès".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"a.txt: not UTF-8 text \(byte 0xe8"):
         VideoFolderDataset(tmp_path, num_frames=4, size=(32, 32), scan_workers=1)

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 from pathlib import Path
 
@@ -191,6 +192,7 @@ class VideoFolderDataset(Dataset):
         self.spans: list[int] = []  # source frames one clip of item i covers
         self.orientations: list[tuple[int, bool]] = []  # item i's (rotation, mirrored), from the scan's probe
         self.skipped: list[tuple[Path, str]] = list(scan.skipped)
+        odd_sidecars: list[Path] = []  # a <clip>.txt that is a folder, FIFO, device or dangling link
         for path, info in scan.good:
             step = frame_step(info.fps, stride, fps)
             span = frame_index(num_frames - 1, 0, step) + 1  # source frames one clip covers
@@ -201,6 +203,8 @@ class VideoFolderDataset(Dataset):
                 continue
             sidecar = path.with_suffix(".txt")
             rel = path.relative_to(self.root).as_posix()
+            if not sidecar.is_file() and os.path.lexists(sidecar):
+                odd_sidecars.append(sidecar)
             caption = read_sidecar_caption(sidecar) if sidecar.is_file() else captions.get(rel, "").strip()
             self.items.append((path, info.num_frames - span + 1, info.fps, caption))
             self.spans.append(span)
@@ -210,6 +214,9 @@ class VideoFolderDataset(Dataset):
         if fps is None:  # a stride keeps the rates' ratio (30 and 8 fps at stride 2 read as 15 and 4)
             _say_mixed_rates(self.root, [item[2] / stride for item in self.items])
         named = {p.relative_to(self.root).as_posix() for p, _ in [*scan.good, *scan.skipped]}
+        if odd_sidecars:  # they counted silently as "no caption" (a FIFO is never opened: it would block)
+            log.warning("%s: %d caption file(s) are not regular files (a folder, FIFO, device or dangling link), "
+                        "e.g. %s: read as no sidecar caption", self.root, len(odd_sidecars), odd_sidecars[0])
         _say_caption_gaps(self.root, captions, named, sum(1 for item in self.items if not item[3]), len(self.items))
         self.read_failures = 0  # per process (each DataLoader worker counts its own)
 
