@@ -143,6 +143,29 @@ def test_a_dying_worker_costs_only_its_file(tmp_path):
     assert [p.name for p, _ in result.good] == ["ok.mp4"]
 
 
+def test_a_scan_workers_warnings_are_said_by_the_parent(tmp_path, caplog, capfd):
+    """A transparent clip's warning was logged in the scan worker, where no handler is set up: it reached stderr
+    bare (logging's last resort), without the CLI's `vidiff: warning:` and outside the parent's log."""
+    import av
+    import numpy as np
+
+    path = tmp_path / "cut.mov"
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., 0], rgba[:, :16, 3] = 255, 255  # the right half transparent
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("qtrle", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "argb"
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgba, format="rgba")))
+        container.mux(stream.encode())
+    with caplog.at_level("WARNING", logger="vidiff"):
+        result = safe_decode.scan_videos(tmp_path, num_workers=1, progress=False)
+    assert [p.name for p, _ in result.good] == ["cut.mov"]
+    said = [r for r in caplog.records if "has transparency" in r.getMessage()]
+    assert len(said) == 1 and said[0].getMessage().startswith(f"{path} has transparency (50% of its first frame's")
+    assert "has transparency" not in capfd.readouterr().err  # not also printed by the worker
+
+
 _CTRL_C_SCRIPT = """
 import multiprocessing as mp, os, signal, sys
 from vidiff import io

@@ -112,6 +112,17 @@ def _own_rate(info: VideoInfo, packets: int, lowest, highest, base) -> float:
     return timing.mean_fps if is_sparse(timing, header) else info.fps
 
 
+class _KeptWarnings(logging.Handler):
+    """A worker's logged warnings, kept to be sent with its answer."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _worker_main(conn, memory_limit: int, check=check_video) -> None:
     import resource
 
@@ -120,7 +131,10 @@ def _worker_main(conn, memory_limit: int, check=check_video) -> None:
     if memory_limit:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     logging.getLogger("libav").setLevel(logging.CRITICAL)
+    said = _KeptWarnings()  # the probe's warnings (transparency, HDR) go to the parent, which says them as a
+    logging.getLogger("vidiff").addHandler(said)  # command does; here they reached stderr bare (logging's last resort)
     while True:
+        said.messages = []
         try:
             task = conn.recv()
         except (EOFError, ConnectionResetError):  # the parent closed its end, or died (kill -9, a second Ctrl-C)
@@ -137,7 +151,7 @@ def _worker_main(conn, memory_limit: int, check=check_video) -> None:
         except Exception as e:  # noqa: BLE001 - any other failure of a hostile file is a skip reason
             reply = ("bad", f"{type(e).__name__}: {str(e)[:200]}")
         try:
-            conn.send(reply)
+            conn.send((*reply, said.messages))
         except OSError:  # the parent is gone (killed): nobody waits for the answer, and no traceback is due
             return
 
@@ -257,9 +271,11 @@ def _run_pool(todo, limits, num_workers, timeout, memory_limit, good, bad, progr
                     continue
                 if w.conn in ready:
                     try:
-                        status, payload = w.conn.recv()
+                        status, payload, said = w.conn.recv()
                     except (EOFError, OSError):
-                        status, payload = "dead", None
+                        status, payload, said = "dead", None, []
+                    for message in said:
+                        log.warning("%s", message)
                 else:
                     status, payload = ("dead", None) if w.proc.sentinel in ready else ("wait", None)
                 if status == "wait" and time.monotonic() < w.deadline:
