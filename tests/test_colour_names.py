@@ -12,7 +12,7 @@ from vidiff.data.colour_names import (
 )
 from vidiff.config import ConfigError
 from vidiff.pipeline.config import pipeline_config_from_dict
-from vidiff.pipeline.request import encoder_prompts, prompt_notes
+from vidiff.pipeline.prompt_reading import encoder_prompts, prompt_notes
 
 
 def test_oklch_matches_the_published_oklab_values():

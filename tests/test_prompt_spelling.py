@@ -15,7 +15,7 @@ from vidiff.data.prompt_spelling import (SpellingReading, _one_edit, meant_word,
                                          spelling_reading_note)
 from vidiff.data.wordnet_near_words import WORDNET_NEAR_WORDS
 from vidiff.pipeline.config import pipeline_config_from_dict
-from vidiff.pipeline.request import encoder_prompts, prompt_notes
+from vidiff.pipeline.prompt_reading import encoder_prompts, prompt_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDNET = Path("/usr/share/wordnet")

@@ -11,7 +11,7 @@ from vidiff.config import ConfigError
 from vidiff.data.prompt_template import template_reading
 from vidiff.data.shapes import prompt_for
 from vidiff.pipeline.config import pipeline_config_from_dict
-from vidiff.pipeline.request import encoder_prompts, encoder_text, prompt_notes
+from vidiff.pipeline.prompt_reading import encoder_prompts, encoder_text, prompt_notes
 
 from test_colour_names import recording_shapes_pipeline  # noqa: E402 (tests/ is on the path: pytest's rootdir imports)
 

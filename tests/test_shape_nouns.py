@@ -12,7 +12,7 @@ from vidiff.data.captions import TRAIN
 from vidiff.data.shape_nouns import read_shape_nouns
 from vidiff.data.wordnet_shapes import WORDNET_SHAPE_NOUNS
 from vidiff.pipeline.config import pipeline_config_from_dict
-from vidiff.pipeline.request import encoder_prompts, prompt_notes
+from vidiff.pipeline.prompt_reading import encoder_prompts, prompt_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDNET = Path("/usr/share/wordnet")

@@ -80,7 +80,7 @@ def test_the_note_for_a_negated_colour_shape_or_direction():
     """"a circle moving left, not red" came out red in 4 of 4 clips, and "a square that is not moving up" moved up,
     without a word: the reader takes 'red' and 'up' as asked."""
     from vidiff.data.prompt_negations import negated_words_note
-    from vidiff.pipeline.request import prompt_notes
+    from vidiff.pipeline.prompt_reading import prompt_notes
 
     assert negated_words_note("a circle moving left, not red") == (
         "the prompt says 'not red': this Shapes pipeline reads the words and not the negation, so the clip will "
@@ -213,7 +213,7 @@ def test_a_long_prompt_is_read_at_once():
     import time
 
     from vidiff.data.shapes_prompt import parse_prompt
-    from vidiff.pipeline.request import prompt_notes, read_prompt
+    from vidiff.pipeline.prompt_reading import prompt_notes, read_prompt
 
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
     prompt_notes(shapes, "a red circle moving left")  # the readers' imports
@@ -267,7 +267,7 @@ def test_a_shape_described_by_its_sides_or_a_shape_adjective_is_read():
     encoder as the template now."""
     from vidiff.data.shapes_prompt import parse_prompt
     from vidiff.pipeline.config import pipeline_config_from_dict
-    from vidiff.pipeline.request import encoder_text
+    from vidiff.pipeline.prompt_reading import encoder_text
 
     for prompt, shape in (("a red three-sided shape moving down", "triangle"),
                           ("a blue three-cornered object moving up", "triangle"),
@@ -291,7 +291,7 @@ def test_departing_a_side_opposite_and_a_motion_that_does_not_happen():
     from vidiff.data.prompt_negations import negated_words_note
     from vidiff.data.shapes_prompt import parse_prompt
     from vidiff.pipeline.config import pipeline_config_from_dict
-    from vidiff.pipeline.request import encoder_text
+    from vidiff.pipeline.prompt_reading import encoder_text
 
     for prompt, direction in (("a red ball fleeing the right side", "left"),
                               ("a red ball leaving the left edge", "right"),
@@ -312,7 +312,7 @@ def test_nothing_and_free_of_negate_and_nothing_but_asks():
     """"a ball moving left, nothing red" and "a red-free square" went to the encoder as a red object (the template
     of what they negate); "nothing but red" asks for red."""
     from vidiff.data.prompt_negations import negated_words_note
-    from vidiff.pipeline.request import encoder_text
+    from vidiff.pipeline.prompt_reading import encoder_text
 
     shapes = pipeline_config_from_dict({"prompt_vocabulary": "shapes"}, where="p.yaml")
     for prompt, said in (("a ball moving left, nothing red", "'nothing red'"),

@@ -6,7 +6,7 @@ from vidiff.data.prompt_ambiguity import ambiguous_prompt_note
 from vidiff.data.shapes_prompt import parse_prompt
 from vidiff.data.shapes_scene_notes import background_note, unset_words_note
 from vidiff.pipeline.config import pipeline_config_from_dict
-from vidiff.pipeline.request import prompt_notes
+from vidiff.pipeline.prompt_reading import prompt_notes
 
 # (prompt, what the reader must take from it, words the unset-words note must name or None)
 USER_PROMPTS = [

@@ -26,7 +26,7 @@ from vidiff.data.prompt_words import prompt_tokens  # noqa: E402
 from vidiff.data.shapes import all_combinations  # noqa: E402
 from vidiff.data.shapes_prompt import named_values  # noqa: E402
 from vidiff.pipeline.config import read_pipeline_folder  # noqa: E402
-from vidiff.pipeline.request import encoder_text  # noqa: E402
+from vidiff.pipeline.prompt_reading import encoder_text  # noqa: E402
 from vidiff.random import generator  # noqa: E402
 
 BUNDLE = Path(__file__).resolve().parents[1] / "vidiff" / "bundled" / "shapes"

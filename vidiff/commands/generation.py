@@ -166,7 +166,7 @@ def run_generation(args) -> int:
 
     model = Path(args.model) if args.model else BUNDLED
     if args.task in ("generate", "edit", "animate"):  # before the weights load; the library says the same (said once)
-        from vidiff.pipeline.request import prompt_notes
+        from vidiff.pipeline.prompt_reading import prompt_notes
 
         for note in prompt_notes(config, args.prompt, args.task, by_maps=getattr(args, "control", None) is not None):
             warnings.warn(note, stacklevel=1)

@@ -18,7 +18,7 @@ from vidiff.limits import plain_number
 from vidiff.motion import carry_forward, clip_velocity
 from vidiff.pipeline.layout import extension_windows
 from vidiff.pipeline.input_checks import check_clip_sides, check_frames, check_new_frames, check_strength
-from vidiff.pipeline.request import template_still
+from vidiff.pipeline.prompt_reading import template_still
 from vidiff.pipeline.seam import carry_seam_residual, check_seam_fade
 from vidiff.pipeline.timeline import extension_gaps
 

@@ -29,9 +29,8 @@ from vidiff.pipeline.layout import API_NAMES, anchored_span
 from vidiff.pipeline.load import check_parts, load_pipeline
 from vidiff.pipeline.placement import check_placement, float32_default, warn_if_caller_autocast
 from vidiff.pipeline.input_checks import check_image
-from vidiff.pipeline.request import (
-    Request, StepBar, check_keyframe_images, encoder_prompts, prompts_and_seeds, template_still, warn_prompt_notes,
-)
+from vidiff.pipeline.prompt_reading import encoder_prompts, template_still, warn_prompt_notes
+from vidiff.pipeline.request import Request, StepBar, check_keyframe_images, prompts_and_seeds
 from vidiff.pipeline.request_layout import request_layout
 from vidiff.pipeline.stage import DiffusionStage
 from vidiff.pipeline.timeline import (
@@ -128,7 +127,7 @@ class VideoPipeline:
     def text_to_video(self, prompt, *, keyframes: dict | None = None, control=None, control_scale: float | None = None,
                       progress: bool = True, **settings):
         """prompt (str or list) -> (frames uint8 (F,H,W,3), or (B,F,H,W,3) for lists of prompts / seeds; fps).
-        A Shapes pipeline warns of what a prompt leaves to chance, as `vidiff generate` does (request.prompt_notes).
+        A Shapes pipeline warns of what a prompt leaves to chance, as `vidiff generate` does (prompt_reading.prompt_notes).
 
         settings: seed, num_frames, num_keyframes, keyframe_stride, steps, sampler, guidance_scale,
         image_guidance_scale, height, width, fps, force_layout, negative_prompt, guidance_rescale, churn, pc_steps,
