@@ -56,10 +56,13 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     assert main(["export", *map(str, runs), "-o", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (cfg.keyframes.sampler, cfg.interpolation.sampler) == ("dpmpp_2m", "dpmpp_2m")
+    assert cfg.keyframes.guidance_interval is None
     assert main(["export", *map(str, runs), "-o", str(out), "--force", "--keyframe-steps", "7",
-                 "--interpolation-sampler", "euler_ancestral", "--extension-strength", "0.2"]) == 0
+                 "--interpolation-sampler", "euler_ancestral", "--extension-strength", "0.2",
+                 "--guidance-interval", "1", "1000"]) == 0
     assert "steps: 7" in (out / "pipeline.yaml").read_text()
     again = read_pipeline_folder(out)
+    assert (again.keyframes.guidance_interval, again.interpolation.guidance_interval) == ((1.0, 1000.0), None)
     assert (again.keyframes.sampler, again.interpolation.sampler) == ("dpmpp_2m", "euler_ancestral")
     assert (cfg.extension_strength, again.extension_strength) == (1.0, 0.2)
     # a strength outside [0, 1] is refused, naming the key, and the folder written before stays
@@ -85,7 +88,8 @@ def test_export_takes_every_training_setting_from_the_runs(tmp_path, capsys):
     ("--image-guidance", "-1", "--image-guidance must be a finite number in [0, "),
     ("--sigma-max", "0.001", "--sigma-max: need 0 < sigma_min < sigma_max"),
     ("--sigma-max", "inf", "--sigma-max must be finite"),
-    ("--extension-strength", "5", "--extension-strength must be in [0, 1], got 5")])
+    ("--extension-strength", "5", "--extension-strength must be in [0, 1], got 5"),
+    ("--guidance-interval", "5 1", "--guidance-interval must be [lo, hi] with 0 <= lo < hi, got [5.0, 1.0]")])
 def test_sampling_options_are_checked_first_under_their_own_names(tmp_path, capsys, flag, value, message):
     """They were checked once pipeline.yaml was built, after the runs were read: `--fps 0` said
     "pipeline.yaml: fps must be in [0.1, 240]", naming a file the user never wrote."""
@@ -96,7 +100,7 @@ def test_sampling_options_are_checked_first_under_their_own_names(tmp_path, caps
 
     assert set(FLAGS) == set(DEFAULT_KEYS) == {f.name for f in fields(SamplingDefaults)}  # every option is checked
     missing = [str(tmp_path / f"run{i}") for i in range(3)]  # no run is read before the options are checked
-    assert main(["export", *missing, "-o", str(tmp_path / "pipe"), flag, value]) == 2
+    assert main(["export", *missing, "-o", str(tmp_path / "pipe"), flag, *value.split()]) == 2
     err = capsys.readouterr().err
     assert message in err and "pipeline.yaml" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "pipe").exists()

@@ -12,7 +12,7 @@ from vidiff.pipeline.config import SAMPLERS, PipelineConfig
 FLAGS = {"keyframe_steps": "--keyframe-steps", "interpolation_steps": "--interpolation-steps",
          "guidance_scale": "--guidance", "image_guidance_scale": "--image-guidance", "sigma_max": "--sigma-max",
          "fps": "--fps", "keyframe_sampler": "--keyframe-sampler", "interpolation_sampler": "--interpolation-sampler",
-         "extension_strength": "--extension-strength"}
+         "extension_strength": "--extension-strength", "guidance_interval": "--guidance-interval"}
 
 
 def register(sub) -> None:
@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--keyframe-steps", type=whole_number, default=20, help="sampler steps of the keyframe stage (default 20)")
     p.add_argument("--interpolation-steps", type=whole_number, default=10, help="sampler steps of the fills (default 10)")
     p.add_argument("--guidance", type=float, default=4.0, help="text guidance of the keyframe stage (default 4)")
+    p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="apply the keyframe stage's text guidance only at noise levels sigma in [LO, HI] (e.g. 1 1000: "
+                        "the coarse layout and motion are guided, the outline is not; default: at every level)")
     p.add_argument("--image-guidance", type=float, default=1.5,
                    help="known-frame guidance of the keyframe stage (default 1.5)")
     p.add_argument("--sigma-max", type=float, default=80.0, help="largest sampling noise level (default 80)")
@@ -54,7 +57,8 @@ def run(args) -> int:
                                 guidance_scale=args.guidance, image_guidance_scale=args.image_guidance,
                                 sigma_max=args.sigma_max, fps=args.fps, keyframe_sampler=args.keyframe_sampler,
                                 interpolation_sampler=args.interpolation_sampler,
-                                extension_strength=args.extension_strength)
+                                extension_strength=args.extension_strength,
+                                guidance_interval=tuple(args.guidance_interval) if args.guidance_interval else None)
     out = export_pipeline([Path(r) for r in args.run_dirs], Path(args.output), defaults, overwrite=args.force,
                           names=FLAGS)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

@@ -34,6 +34,7 @@ class SamplingDefaults:
     keyframe_sampler: str = "dpmpp_2m"
     interpolation_sampler: str = "dpmpp_2m"
     extension_strength: float = PipelineConfig.extension_strength  # how far `extend` re-noises (1: from noise)
+    guidance_interval: tuple[float, float] | None = None  # the keyframe stage's text guidance only for sigma in it
 
 
 # SamplingDefaults field -> the pipeline.yaml keys pipeline_config sets from it
@@ -42,7 +43,7 @@ DEFAULT_KEYS = {"keyframe_steps": ("keyframes.steps",), "interpolation_steps": (
                 "image_guidance_scale": ("keyframes.image_guidance_scale",),
                 "sigma_max": ("keyframes.sigma_max", "interpolation.sigma_max"), "fps": ("fps",),
                 "keyframe_sampler": ("keyframes.sampler",), "interpolation_sampler": ("interpolation.sampler",),
-                "extension_strength": ("extension_strength",)}
+                "extension_strength": ("extension_strength",), "guidance_interval": ("keyframes.guidance_interval",)}
 
 
 def check_sampling_defaults(defaults: SamplingDefaults, names: dict[str, str] | None = None) -> SamplingDefaults:
@@ -161,6 +162,7 @@ def pipeline_config(runs: dict, defaults: SamplingDefaults) -> PipelineConfig:
         height=kf.data.size, width=kf.data.size,
         keyframes=StageConfig(**_stage_settings(kf), sigma_max=defaults.sigma_max, steps=defaults.keyframe_steps,
                               guidance_scale=defaults.guidance_scale, image_guidance_scale=defaults.image_guidance_scale,
+                              guidance_interval=defaults.guidance_interval,
                               cond_sigma=min(0.02, c.cond_noise_max_sigma), sampler=defaults.keyframe_sampler),
         interpolation=_interpolation_settings(it, defaults),
         # trained on the Shapes caption grammar: the keyframe part reads only Shapes words (vidiff generate warns)
