@@ -203,9 +203,10 @@ class VideoFolderDataset(Dataset):
                 continue
             sidecar = path.with_suffix(".txt")
             rel = path.relative_to(self.root).as_posix()
-            if not sidecar.is_file() and os.path.lexists(sidecar):
+            has_sidecar = sidecar.is_file()
+            if not has_sidecar and os.path.lexists(sidecar):
                 odd_sidecars.append(sidecar)
-            caption = read_sidecar_caption(sidecar) if sidecar.is_file() else captions.get(rel, "").strip()
+            caption = read_sidecar_caption(sidecar) if has_sidecar else captions.get(rel, "").strip()
             self.items.append((path, info.num_frames - span + 1, info.fps, caption))
             self.spans.append(span)
             self.orientations.append((info.rotation, info.mirrored))

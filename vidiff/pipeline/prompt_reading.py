@@ -15,9 +15,10 @@ def prompt_notes(config: PipelineConfig, prompt: str, task: str = "generate", by
     """A Shapes pipeline's one-line notes on `prompt` (pipeline.yaml prompt_vocabulary: shapes) for `task`
     ("generate", "edit" or "animate"): a colour name read as the palette colour it names and a shape noun as the
     shape WordNet defines it as (read_prompt; animate's image sets both, so they are not said there), colour or
-    shape words no training caption uses and, for a generation, what it leaves to chance or asks beyond one clip (vidiff/data/shapes_prompt.py), and a background, size,
-    speed, path or place it cannot draw (vidiff/data/shapes_scene_notes.py); an edit keeps from its clip what the
-    prompt leaves out, and an animated image sets the colour and shape, so only a missing direction is said.
+    shape words no training caption uses and, for a generation, what it leaves to chance or asks beyond one clip
+    (vidiff/data/shapes_prompt.py), and a background, size, speed, path or place it cannot draw
+    (vidiff/data/shapes_scene_notes.py); an edit keeps from its clip what the prompt leaves out, and an animated
+    image sets the colour and shape, so only a missing direction is said.
     `by_maps`: control maps set the motion. The CLI says them before the weights load; text_to_video,
     image_to_video and edit_video warn them too."""
     if config.prompt_vocabulary != "shapes":

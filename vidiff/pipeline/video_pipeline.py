@@ -127,7 +127,8 @@ class VideoPipeline:
     def text_to_video(self, prompt, *, keyframes: dict | None = None, control=None, control_scale: float | None = None,
                       progress: bool = True, **settings):
         """prompt (str or list) -> (frames uint8 (F,H,W,3), or (B,F,H,W,3) for lists of prompts / seeds; fps).
-        A Shapes pipeline warns of what a prompt leaves to chance, as `vidiff generate` does (prompt_reading.prompt_notes).
+        A Shapes pipeline warns of what a prompt leaves to chance, as `vidiff generate` does
+        (prompt_reading.prompt_notes).
 
         settings: seed, num_frames, num_keyframes, keyframe_stride, steps, sampler, guidance_scale,
         image_guidance_scale, height, width, fps, force_layout, negative_prompt, guidance_rescale, churn, pc_steps,
